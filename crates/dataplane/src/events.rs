@@ -1,0 +1,85 @@
+//! Events the data plane reports to the control plane (MAC learned or changed,
+//! conflicts), queued in a bounded ring the runtime drains between batches.
+//!
+//! Invariant: pushing never allocates and never blocks; when the ring is full the
+//! event is dropped and counted in `dropped`.
+
+use crate::types::{Instant, MacAddr, PortId};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// Who changed a port's effective MAC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacChangeSource {
+    /// The guest sent from a new source MAC under `mac_changes = accept`.
+    Guest,
+    /// The hypervisor (or an operator) reported it through the API.
+    Report,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A port without a configured MAC learned its initial MAC from its first frame.
+    InitialMacLearned { port: PortId, mac: MacAddr },
+    /// A port's effective MAC changed.
+    EffectiveMacChanged {
+        port: PortId,
+        old: MacAddr,
+        new: MacAddr,
+        source: MacChangeSource,
+        blocked: bool,
+    },
+    /// A port tried to take a MAC another port holds.
+    MacConflict {
+        port: PortId,
+        mac: MacAddr,
+        owner: PortId,
+    },
+    /// The MAC table could not hold a guest's MAC.
+    MacTableFull { port: PortId, mac: MacAddr },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub struct Event {
+    /// Data-plane time, nanoseconds.
+    pub at_ns: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A bounded FIFO of events.
+#[derive(Debug)]
+pub struct EventRing {
+    q: VecDeque<Event>,
+    cap: usize,
+    pub dropped: u64,
+}
+
+impl EventRing {
+    pub fn new(cap: usize) -> EventRing {
+        EventRing {
+            q: VecDeque::with_capacity(cap),
+            cap,
+            dropped: 0,
+        }
+    }
+    #[inline]
+    pub fn push(&mut self, now: Instant, kind: EventKind) {
+        if self.q.len() < self.cap {
+            self.q.push_back(Event { at_ns: now.0, kind });
+        } else {
+            self.dropped += 1;
+        }
+    }
+    pub fn drain(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.q.drain(..)
+    }
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+}

@@ -1,0 +1,103 @@
+//! The vSwitch forwarding model (DESIGN.md §2): where a classified, admitted frame
+//! goes.
+//!
+//! From a guest: known local unicast → that port; broadcast/multicast → the other
+//! guest ports of the VLAN and exactly one uplink; unknown unicast → one uplink.
+//! From an uplink: local unicast → that port; broadcast/multicast → the VLAN's guest
+//! ports; unknown unicast → nobody (promiscuous ports still get their copy).
+//! Promiscuous (accept) ports of the VLAN get a copy of every frame.
+//!
+//! Invariants: the output set never contains the ingress port, never an uplink when
+//! the frame came from an uplink, and only ports that carry the frame's VLAN and are
+//! up; MAC-change-blocked ports are skipped and counted.
+
+use crate::frame::FrameView;
+use crate::mac_table::MacKind;
+use crate::pipeline::DropSide;
+use crate::spec::PortRole;
+use crate::switch::{Switch, VlanState};
+use crate::types::{Instant, PortId, PortSet, Vid};
+use crate::verdict::{DropReason, Forward};
+
+/// The uplink a guest's traffic leaves by: originating-port teaming over the
+/// uplinks of the VLAN that are up.
+#[inline]
+pub(crate) fn uplink_for(vlan: &VlanState, ingress: PortId) -> Option<PortId> {
+    match vlan.uplinks.len() {
+        0 => None,
+        n => Some(vlan.uplinks[ingress.index() % n]),
+    }
+}
+
+#[inline]
+pub(crate) fn forward(
+    sw: &mut Switch,
+    now: Instant,
+    ingress: PortId,
+    role: PortRole,
+    vid: Vid,
+    view: &FrameView,
+) -> Result<Forward, (DropReason, DropSide)> {
+    let fwd = |out: PortSet| Forward {
+        vid,
+        pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
+        body_offset: view.body_offset,
+        out,
+    };
+    let Some(vlan) = sw.vlan(vid) else {
+        return Err((DropReason::NoDestination, DropSide::Ingress));
+    };
+    let from_guest = role == PortRole::Guest;
+
+    if view.dst.is_group() {
+        let mut out = vlan.guests;
+        out.remove(ingress);
+        if from_guest && let Some(up) = uplink_for(vlan, ingress) {
+            out.insert(up);
+        }
+        if vlan.any_blocked {
+            let blocked = vlan.blocked;
+            for p in blocked.iter().filter(|p| *p != ingress) {
+                sw.counters[p.index()].tx_drop(DropReason::MacChangeBlocked);
+            }
+        }
+        return if out.is_empty() {
+            Err((DropReason::NoDestination, DropSide::Ingress))
+        } else {
+            Ok(fwd(out))
+        };
+    }
+
+    let mut copies = vlan.promiscuous;
+    copies.remove(ingress);
+    let uplink = if from_guest {
+        uplink_for(vlan, ingress)
+    } else {
+        None
+    };
+    match sw.macs.lookup(vid, view.dst, now) {
+        Some(e) if e.kind == MacKind::Guest => {
+            if e.port == ingress {
+                return Err((DropReason::Hairpin, DropSide::Ingress));
+            }
+            let dst = &sw.ports[e.port.index()];
+            if !dst.is_up() {
+                return Err((DropReason::PortDown, DropSide::Egress(e.port)));
+            }
+            if dst.mac_change_blocked() {
+                return Err((DropReason::MacChangeBlocked, DropSide::Egress(e.port)));
+            }
+            copies.insert(e.port);
+            Ok(fwd(copies))
+        }
+        _ => match uplink {
+            Some(up) => {
+                copies.insert(up);
+                Ok(fwd(copies))
+            }
+            None if !copies.is_empty() => Ok(fwd(copies)),
+            None if from_guest => Err((DropReason::NoUplink, DropSide::Ingress)),
+            None => Err((DropReason::UnknownUnicast, DropSide::Ingress)),
+        },
+    }
+}

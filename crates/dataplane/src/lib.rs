@@ -1,0 +1,29 @@
+//! Portcullis data plane: a pure function of (switch state, now, ingress port, frame)
+//! → verdict. No I/O, no clock reads, no locks, and no allocation per frame.
+//!
+//! The runtime (daemon crate) owns a [`Switch`], feeds it batches of received frames
+//! with the current time, and applies the returned verdicts with an I/O backend.
+//! `pipeline.rs` lists the stages in order; each security concern is a module under
+//! `stages/`.
+
+pub mod counters;
+pub mod events;
+pub mod forwarding;
+pub mod frame;
+pub mod mac_table;
+pub mod pipeline;
+pub mod spec;
+pub mod stages;
+pub mod switch;
+pub mod types;
+pub mod verdict;
+pub mod vlan;
+
+pub use counters::PortCounters;
+pub use events::{Event, EventKind, MacChangeSource};
+pub use frame::{FrameView, RxFrame, TagMeta};
+pub use mac_table::{MacEntry, MacKind, MacTable};
+pub use spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+pub use switch::{ControlError, Port, Switch};
+pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
+pub use verdict::{DropReason, Forward, Verdict};

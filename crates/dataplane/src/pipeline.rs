@@ -1,0 +1,112 @@
+//! The pipeline: the ordered stages one frame goes through, and the batch entry
+//! point. A pure function of (switch state, now, ingress port, frame) → verdict.
+//!
+//! Order, from a guest port: port up → parse → reserved link-local → source MAC
+//! valid → VLAN classification → vSwitch policy (forged transmits / MAC changes) →
+//! forwarding (with egress filters: MAC-change block, promiscuous copies).
+//! From an uplink: port up → parse → reserved link-local → source MAC valid →
+//! VLAN classification → reflection filter (learns the source) → forwarding.
+//!
+//! Invariants: every frame is counted as received on its ingress port, and its
+//! outcome is counted exactly once (forwarded copies per output port, or one drop
+//! under one reason on the port where it was decided). No allocation per frame.
+
+use crate::forwarding;
+use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
+use crate::spec::PortRole;
+use crate::stages::vswitch_policy;
+use crate::switch::Switch;
+use crate::types::{Instant, PortId};
+use crate::verdict::{DropReason, Forward, Verdict};
+use crate::vlan;
+
+/// Where a drop was decided: on the way in (ingress port) or at an output port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DropSide {
+    Ingress,
+    Egress(PortId),
+}
+
+impl Switch {
+    /// Decides one frame received on `ingress` at `now`, and counts it.
+    #[inline]
+    pub fn process(&mut self, now: Instant, ingress: PortId, frame: &RxFrame<'_>) -> Verdict {
+        let Some(counters) = self.counters.get_mut(ingress.index()) else {
+            // Not a port of this switch: the runtime's bug, but never a panic.
+            return Verdict::Drop(DropReason::PortDown);
+        };
+        counters.rx_frames += 1;
+        counters.rx_bytes += frame.data.len() as u64 + if frame.tag.is_some() { 4 } else { 0 };
+        match self.decide(now, ingress, frame) {
+            Ok(fwd) => {
+                let body = (frame.data.len() - fwd.body_offset as usize) as u64 + 12;
+                for out in fwd.out.iter() {
+                    let tag = self.ports[out.index()].egress_tag_len(fwd.vid) as u64;
+                    let c = &mut self.counters[out.index()];
+                    c.tx_frames += 1;
+                    c.tx_bytes += body + tag;
+                }
+                Verdict::Forward(fwd)
+            }
+            Err((reason, DropSide::Ingress)) => {
+                self.counters[ingress.index()].rx_drop(reason);
+                Verdict::Drop(reason)
+            }
+            Err((reason, DropSide::Egress(port))) => {
+                self.counters[port.index()].tx_drop(reason);
+                Verdict::Drop(reason)
+            }
+        }
+    }
+
+    /// Decides a batch of frames received on one port. `verdicts` is cleared and
+    /// filled with one verdict per frame, in order (reuse it: no allocation once it
+    /// has grown to the batch size).
+    pub fn process_batch<'a>(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        frames: impl Iterator<Item = RxFrame<'a>>,
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        verdicts.clear();
+        for f in frames {
+            let v = self.process(now, ingress, &f);
+            verdicts.push(v);
+        }
+    }
+
+    #[inline]
+    fn decide(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        frame: &RxFrame<'_>,
+    ) -> Result<Forward, (DropReason, DropSide)> {
+        let ing = |r| (r, DropSide::Ingress);
+        let port = &self.ports[ingress.index()];
+        if !port.is_up() {
+            return Err(ing(DropReason::PortDown));
+        }
+        let role = port.role;
+        let view = FrameView::parse(frame).map_err(ing)?;
+        if is_reserved_link_local(view.dst) {
+            return Err(ing(DropReason::LinkLocalReserved));
+        }
+        if !view.src.is_valid_source() {
+            return Err(ing(DropReason::InvalidSourceMac));
+        }
+        let vid = vlan::classify(&port.vlan, &view).map_err(ing)?;
+        match role {
+            PortRole::Guest => {
+                vswitch_policy::check_source(self, ingress, view.src, now).map_err(ing)?;
+            }
+            PortRole::Uplink => {
+                if self.macs.learn(vid, view.src, ingress, now).is_some() {
+                    return Err(ing(DropReason::Reflection));
+                }
+            }
+        }
+        forwarding::forward(self, now, ingress, role, vid, &view)
+    }
+}

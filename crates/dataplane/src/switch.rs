@@ -1,0 +1,372 @@
+//! The switch state: ports (with their initial and effective MACs and up/down
+//! state), per-VLAN membership sets derived from them, the MAC table, counters and
+//! the event ring. The pipeline (`pipeline.rs`) reads and updates it per frame; the
+//! runtime changes it through the control methods here, between batches.
+//!
+//! Invariant: the derived per-VLAN sets (`VlanState`) always agree with the ports'
+//! state: every control method that changes a port ends with `rebuild_vlans`. They
+//! are rebuilt on the control path only, never per frame.
+
+use crate::counters::PortCounters;
+use crate::events::{EventKind, EventRing, MacChangeSource};
+use crate::mac_table::{MacInsertError, MacTable};
+use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
+
+/// Capacity of the event ring between two drains.
+pub const EVENT_RING_CAPACITY: usize = 4096;
+
+/// Runtime state of one port.
+#[derive(Clone, Debug)]
+pub struct Port {
+    pub id: PortId,
+    pub name: String,
+    pub role: PortRole,
+    pub vlan: VlanMode,
+    pub security: SecurityPolicy,
+    /// The guest's initial MAC (configured, or learned from its first frame).
+    pub initial_mac: Option<MacAddr>,
+    /// The MAC the guest uses now (DESIGN.md §3).
+    pub effective_mac: Option<MacAddr>,
+    /// Administratively up (false: every frame in or out is dropped as PortDown).
+    pub admin_up: bool,
+    /// Link (carrier) up; uplinks only, guests are always up.
+    pub link_up: bool,
+    pub(crate) untagged_vid: Option<Vid>,
+}
+
+impl Port {
+    /// mac_changes = reject and the guest's effective MAC is not its initial MAC:
+    /// frames to the port are dropped.
+    pub fn mac_change_blocked(&self) -> bool {
+        self.role == PortRole::Guest
+            && self.security.mac_changes == Policy::Reject
+            && self.effective_mac.is_some()
+            && self.effective_mac != self.initial_mac
+    }
+    /// Forwarding frames in and out.
+    pub fn is_up(&self) -> bool {
+        self.admin_up && self.link_up
+    }
+    /// 4 if frames of `vid` leave this port tagged, else 0.
+    #[inline]
+    pub(crate) fn egress_tag_len(&self, vid: Vid) -> u32 {
+        if self.untagged_vid == Some(vid) { 0 } else { 4 }
+    }
+    /// The tag (TCI) frames of `vid` carry when they leave this port, if any.
+    #[inline]
+    pub fn egress_tci(&self, vid: Vid, pcp_dei: u8) -> Option<u16> {
+        if self.untagged_vid == Some(vid) {
+            None
+        } else {
+            Some((pcp_dei as u16) << 12 | vid.get())
+        }
+    }
+}
+
+/// Membership of one VLAN, derived from the ports.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct VlanState {
+    /// Guest ports of the VLAN that are up and not MAC-change blocked: flood targets.
+    pub guests: PortSet,
+    /// Of those, the ones with promiscuous = accept.
+    pub promiscuous: PortSet,
+    /// Guest ports of the VLAN blocked by mac_changes = reject (counted when skipped).
+    pub blocked: PortSet,
+    pub any_blocked: bool,
+    /// Uplinks that carry the VLAN and are up, in port order.
+    pub uplinks: Vec<PortId>,
+}
+
+/// A control-plane request the switch refuses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ControlError {
+    NoSuchPort,
+    NotAGuestPort,
+    InvalidMac,
+    MacInUse(PortId),
+    MacTableFull,
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::NoSuchPort => f.write_str("no such port"),
+            ControlError::NotAGuestPort => f.write_str("not a guest port"),
+            ControlError::InvalidMac => f.write_str("not a unicast MAC address"),
+            ControlError::MacInUse(p) => write!(f, "the MAC is in use by port {}", p.0),
+            ControlError::MacTableFull => f.write_str("the MAC table is full"),
+        }
+    }
+}
+impl std::error::Error for ControlError {}
+
+/// One logical switch.
+#[derive(Debug)]
+pub struct Switch {
+    pub(crate) name: String,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) counters: Vec<PortCounters>,
+    /// VID → index into `vlans`, plus one (0: the switch carries no such VLAN).
+    pub(crate) vlan_index: Box<[u16; 4096]>,
+    pub(crate) vlans: Vec<VlanState>,
+    pub(crate) macs: MacTable,
+    pub(crate) events: EventRing,
+}
+
+impl Switch {
+    /// Builds a switch from a checked spec; `now` stamps the configured MACs.
+    pub fn new(spec: &SwitchSpec, now: Instant) -> Result<Switch, SpecError> {
+        spec.check()?;
+        let ports: Vec<Port> = spec
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Port::from_spec(PortId(i as u16), p))
+            .collect();
+        let mut macs = MacTable::new(spec.mac_table_size, spec.mac_aging_secs);
+        let guests = ports.iter().filter(|p| p.role == PortRole::Guest).count();
+        macs.set_guest_reserve(guests);
+        let mut sw = Switch {
+            name: spec.name.clone(),
+            counters: vec![PortCounters::default(); ports.len()],
+            ports,
+            vlan_index: Box::new([0; 4096]),
+            vlans: Vec::new(),
+            macs,
+            events: EventRing::new(EVENT_RING_CAPACITY),
+        };
+        for i in 0..sw.ports.len() {
+            let p = &sw.ports[i];
+            if let (PortRole::Guest, Some(mac)) = (p.role, p.initial_mac) {
+                for vid in p.vlan.vids() {
+                    // check() proved the MACs distinct and the table large enough.
+                    sw.macs.insert_guest(vid, mac, p.id, now).map_err(|_| {
+                        SpecError::MacTableTooSmall {
+                            needed: spec.ports.len(),
+                            size: spec.mac_table_size,
+                        }
+                    })?;
+                }
+            }
+        }
+        sw.rebuild_vlans();
+        Ok(sw)
+    }
+
+    /// Recomputes the per-VLAN sets from the ports. Control path only.
+    pub(crate) fn rebuild_vlans(&mut self) {
+        let mut vids: Vec<Vid> = self.ports.iter().flat_map(|p| p.vlan.vids()).collect();
+        vids.sort();
+        vids.dedup();
+        self.vlan_index.fill(0);
+        self.vlans = vids.iter().map(|_| VlanState::default()).collect();
+        for (i, vid) in vids.iter().enumerate() {
+            self.vlan_index[vid.get() as usize] = i as u16 + 1;
+        }
+        for p in &self.ports {
+            for vid in p.vlan.vids() {
+                let v = &mut self.vlans[self.vlan_index[vid.get() as usize] as usize - 1];
+                match p.role {
+                    PortRole::Uplink if p.is_up() => v.uplinks.push(p.id),
+                    PortRole::Uplink => {}
+                    PortRole::Guest if !p.is_up() => {}
+                    PortRole::Guest if p.mac_change_blocked() => {
+                        v.blocked.insert(p.id);
+                        v.any_blocked = true;
+                    }
+                    PortRole::Guest => {
+                        v.guests.insert(p.id);
+                        if p.security.promiscuous == Policy::Accept {
+                            v.promiscuous.insert(p.id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn vlan(&self, vid: Vid) -> Option<&VlanState> {
+        match self.vlan_index[vid.get() as usize] {
+            0 => None,
+            i => Some(&self.vlans[i as usize - 1]),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn ports(&self) -> &[Port] {
+        &self.ports
+    }
+    pub fn port(&self, id: PortId) -> Option<&Port> {
+        self.ports.get(id.index())
+    }
+    pub fn port_id(&self, name: &str) -> Option<PortId> {
+        self.ports.iter().find(|p| p.name == name).map(|p| p.id)
+    }
+    pub fn counters(&self, id: PortId) -> Option<&PortCounters> {
+        self.counters.get(id.index())
+    }
+    pub fn mac_table(&self) -> &MacTable {
+        &self.macs
+    }
+    /// Events queued since the last drain.
+    pub fn drain_events(&mut self) -> impl Iterator<Item = crate::events::Event> + '_ {
+        self.events.drain()
+    }
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped
+    }
+
+    /// Housekeeping between batches: ages the MAC table (at most once a second).
+    pub fn tick(&mut self, now: Instant) {
+        self.macs.maybe_sweep(now);
+    }
+
+    /// Sets a port administratively up or down.
+    pub fn set_admin_up(&mut self, id: PortId, up: bool) -> Result<(), ControlError> {
+        self.ports
+            .get_mut(id.index())
+            .ok_or(ControlError::NoSuchPort)?
+            .admin_up = up;
+        self.rebuild_vlans();
+        Ok(())
+    }
+
+    /// Records an uplink's carrier state.
+    pub fn set_link_up(&mut self, id: PortId, up: bool) -> Result<(), ControlError> {
+        self.ports
+            .get_mut(id.index())
+            .ok_or(ControlError::NoSuchPort)?
+            .link_up = up;
+        self.rebuild_vlans();
+        Ok(())
+    }
+
+    /// The hypervisor reports the guest's effective MAC (DESIGN.md §3, way (a)).
+    /// Under mac_changes = reject a MAC other than the initial one blocks the port's
+    /// receive side until the initial MAC is reported back.
+    pub fn report_effective_mac(
+        &mut self,
+        id: PortId,
+        mac: MacAddr,
+        now: Instant,
+    ) -> Result<(), ControlError> {
+        let port = self.ports.get(id.index()).ok_or(ControlError::NoSuchPort)?;
+        if port.role != PortRole::Guest {
+            return Err(ControlError::NotAGuestPort);
+        }
+        if !mac.is_valid_source() {
+            return Err(ControlError::InvalidMac);
+        }
+        self.change_effective_mac(id, mac, now, MacChangeSource::Report)
+            .map_err(|e| match e {
+                MacInsertError::Full => ControlError::MacTableFull,
+                MacInsertError::OwnedBy(p) => ControlError::MacInUse(p),
+            })?;
+        self.rebuild_vlans();
+        Ok(())
+    }
+
+    /// Moves a guest port's MAC table entries from its effective MAC to `new`. On a
+    /// conflict nothing changes. Does not rebuild the VLAN sets.
+    pub(crate) fn change_effective_mac(
+        &mut self,
+        id: PortId,
+        new: MacAddr,
+        now: Instant,
+        source: MacChangeSource,
+    ) -> Result<(), MacInsertError> {
+        let port = &self.ports[id.index()];
+        let old = port.effective_mac;
+        if old == Some(new) {
+            return Ok(());
+        }
+        let vids = port.vlan.vids();
+        for (i, vid) in vids.iter().enumerate() {
+            if let Err(e) = self.macs.insert_guest(*vid, new, id, now) {
+                for undo in &vids[..i] {
+                    self.macs.remove_guest(*undo, new, id);
+                }
+                let kind = match e {
+                    MacInsertError::OwnedBy(owner) => EventKind::MacConflict {
+                        port: id,
+                        mac: new,
+                        owner,
+                    },
+                    MacInsertError::Full => EventKind::MacTableFull { port: id, mac: new },
+                };
+                self.events.push(now, kind);
+                return Err(e);
+            }
+        }
+        if let Some(old) = old {
+            for vid in &vids {
+                self.macs.remove_guest(*vid, old, id);
+            }
+        }
+        let port = &mut self.ports[id.index()];
+        port.effective_mac = Some(new);
+        match old {
+            None => {
+                port.initial_mac = Some(new);
+                self.events
+                    .push(now, EventKind::InitialMacLearned { port: id, mac: new });
+            }
+            Some(old) => {
+                let blocked = port.mac_change_blocked();
+                self.events.push(
+                    now,
+                    EventKind::EffectiveMacChanged {
+                        port: id,
+                        old,
+                        new,
+                        source,
+                        blocked,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeroes every port's counters.
+    pub fn clear_counters(&mut self) {
+        for c in &mut self.counters {
+            *c = PortCounters::default();
+        }
+    }
+}
+
+impl Port {
+    fn from_spec(id: PortId, s: &PortSpec) -> Port {
+        let untagged_vid = s.vlan.untagged_vid();
+        Port {
+            id,
+            name: s.name.clone(),
+            role: s.role,
+            vlan: s.vlan.clone(),
+            security: s.security,
+            initial_mac: s.initial_mac,
+            effective_mac: s.initial_mac,
+            admin_up: true,
+            link_up: true,
+            untagged_vid,
+        }
+    }
+}
+
+impl Switch {
+    /// The uplink a guest port's traffic in its (first) VLAN leaves by now, if any
+    /// (esxtop's TEAM-PNIC).
+    pub fn uplink_of(&self, id: PortId) -> Option<PortId> {
+        let p = self.ports.get(id.index())?;
+        if p.role != PortRole::Guest {
+            return None;
+        }
+        let vid = *p.vlan.vids().first()?;
+        crate::forwarding::uplink_for(self.vlan(vid)?, id)
+    }
+}

@@ -1,0 +1,107 @@
+//! What the pipeline decides for one frame: a [`Verdict`] (forward to a set of ports,
+//! or drop with a [`DropReason`]).
+//!
+//! Invariant: `DropReason` is a closed enum; every drop the data plane makes carries
+//! exactly one reason and is counted under it (see `counters.rs`). A forwarded frame
+//! never lists its ingress port, never goes uplink → uplink, and only lists ports that
+//! carry its VLAN.
+
+use crate::types::{PortSet, Vid};
+use serde::Serialize;
+
+macro_rules! drop_reasons {
+    ($( $(#[doc = $doc:literal])* $name:ident => $text:literal, )*) => {
+        /// Why a frame was dropped. Counted per port and direction.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord, Serialize)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( $(#[doc = $doc])* $name, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            /// Number of reasons (size of a per-reason counter array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A short, stable snake_case name for APIs, metrics and logs.
+            pub const fn name(self) -> &'static str {
+                match self { $(DropReason::$name => $text,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than its Ethernet (14 bytes) or 802.1Q (18 bytes) header.
+    Truncated => "truncated",
+    /// EtherType/length field in the undefined range 1501..=1535 (IEEE 802.3 §3.2.6).
+    BadEthertype => "bad_ethertype",
+    /// Source MAC is a group (multicast/broadcast) address or all zeros.
+    InvalidSourceMac => "invalid_source_mac",
+    /// IEEE 802.1D reserved link-local group address 01:80:c2:00:00:0x (STP, LACP,
+    /// 802.1X, LLDP …): a bridge never forwards these.
+    LinkLocalReserved => "link_local_reserved",
+    /// The port is administratively down or error-disabled.
+    PortDown => "port_down",
+    /// A tagged frame (not priority-tagged) arrived on an access port, or a double-tagged one.
+    TaggedOnAccessPort => "tagged_on_access_port",
+    /// The frame's VLAN is not carried by the port (trunk allowed list, no native VLAN).
+    VlanNotAllowed => "vlan_not_allowed",
+    /// forged_transmits = reject: the source MAC is not the port's effective MAC.
+    ForgedTransmit => "forged_transmit",
+    /// mac_changes = reject and the port's effective MAC differs from its initial MAC:
+    /// frames to the port are dropped.
+    MacChangeBlocked => "mac_change_blocked",
+    /// The guest moved to (or the first frame claims) a MAC another port owns in this VLAN.
+    MacConflict => "mac_conflict",
+    /// A frame from an uplink whose source MAC is a local guest MAC (a loop or a spoof).
+    Reflection => "reflection",
+    /// Unicast from an uplink to a MAC that is not local, and no promiscuous port.
+    UnknownUnicast => "unknown_unicast",
+    /// The frame needs an uplink and none that carries its VLAN is up.
+    NoUplink => "no_uplink",
+    /// Unicast to the MAC of the port it came from.
+    Hairpin => "hairpin",
+    /// Nowhere to deliver it (a flood with no other member of the VLAN).
+    NoDestination => "no_destination",
+    /// The MAC table is full: the guest's MAC could not be recorded.
+    MacTableFull => "mac_table_full",
+}
+
+/// Where a forwarded frame goes and how it is encapsulated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Forward {
+    /// The VLAN the frame belongs to.
+    pub vid: Vid,
+    /// 802.1p priority (PCP) and DEI bits from the ingress tag, kept on egress tags.
+    pub pcp_dei: u8,
+    /// Offset in the received bytes of the EtherType that follows the VLAN tag the
+    /// switch consumed: egress bytes are `data[..12]`, the egress tag (if any), then
+    /// `data[body_offset..]`.
+    pub body_offset: u16,
+    /// The output ports.
+    pub out: PortSet,
+}
+
+/// The pipeline's decision for one frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    Forward(Forward),
+    Drop(DropReason),
+}
+
+impl Verdict {
+    pub fn drop_reason(&self) -> Option<DropReason> {
+        match self {
+            Verdict::Drop(r) => Some(*r),
+            Verdict::Forward(_) => None,
+        }
+    }
+    pub fn out_ports(&self) -> PortSet {
+        match self {
+            Verdict::Forward(f) => f.out,
+            Verdict::Drop(_) => PortSet::EMPTY,
+        }
+    }
+}
