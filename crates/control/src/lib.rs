@@ -1,1 +1,12 @@
-//! placeholder
+//! Portcullis control plane: the configuration model (profile + host binding),
+//! its validation with precise, located errors, and its compilation into the
+//! [`portcullis_dataplane::SwitchSpec`] the data plane runs.
+//!
+//! See `docs/config.md` for the user-facing reference of the configuration.
+
+pub mod config;
+
+pub use config::{
+    CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, example_profile, load,
+    parse_str,
+};

@@ -1,0 +1,134 @@
+//! The configuration exactly as written: serde structures that check the shape
+//! (known keys, value types, required keys) and nothing else. Value domains (VLAN
+//! ranges, MAC syntax, policy words) are checked afterwards, so that all of those
+//! errors are reported at once.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::fmt;
+
+/// A profile file: the profile, and optionally the host binding.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProfileFile {
+    pub switch: RawSwitch,
+    pub uplink_policy: Option<RawUplinkPolicy>,
+    #[serde(default)]
+    pub port_group: Vec<RawPortGroup>,
+    pub host: Option<RawHost>,
+}
+
+/// A separate host-binding file: only `[host]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHostFile {
+    pub host: RawHost,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSwitch {
+    pub name: String,
+    pub mac_table_size: Option<i64>,
+    pub mac_aging_secs: Option<i64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUplinkPolicy {
+    pub uplinks: Vec<String>,
+    pub allowed_vlans: Vec<RawVlan>,
+    pub native_vlan: Option<i64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPortGroup {
+    pub name: String,
+    pub vlan: Option<i64>,
+    pub vlans: Option<Vec<RawVlan>>,
+    pub native_vlan: Option<i64>,
+    #[serde(default)]
+    pub security: RawSecurity,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecurity {
+    pub promiscuous: Option<String>,
+    pub mac_changes: Option<String>,
+    pub forged_transmits: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    #[serde(default)]
+    pub uplinks: RawUplinkMap,
+    #[serde(default)]
+    pub port: Vec<RawHostPort>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHostPort {
+    pub name: String,
+    pub interface: String,
+    pub port_group: String,
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub security: RawSecurity,
+}
+
+/// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.
+#[derive(Debug, Default)]
+pub(crate) struct RawUplinkMap(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RawUplinkMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawUplinkMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of logical uplink = \"NIC name\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawUplinkMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    out.push((k, v));
+                }
+                Ok(RawUplinkMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One element of a VLAN list: an ID, or a string holding an ID or a range.
+#[derive(Debug, Clone)]
+pub(crate) enum RawVlan {
+    Id(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawVlan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawVlan;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a VLAN ID like 10 or a range string like \"100-199\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawVlan, E> {
+                Ok(RawVlan::Id(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawVlan, E> {
+                Ok(RawVlan::Id(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawVlan, E> {
+                Ok(RawVlan::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,1094 @@
+//! Tests of loading, validation and compilation. Every error test checks the
+//! file, the line and the key of the error, through its displayed form.
+
+use super::*;
+use portcullis_dataplane::{MAX_PORTS, Policy, PortRole, SecurityPolicy, Vid, VlanMode, VlanSet};
+use proptest::prelude::*;
+
+const P: &str = "profile.toml";
+
+/// A small valid configuration; tests append to it or replace parts of it.
+const BASE: &str = r#"[switch]
+name = "t"
+
+[uplink_policy]
+uplinks = ["uplink1"]
+allowed_vlans = [10, 20]
+
+[[port_group]]
+name = "web"
+vlan = 10
+
+[[port_group]]
+name = "db"
+vlan = 20
+
+[host.uplinks]
+uplink1 = "eth0"
+
+[[host.port]]
+name = "vm1"
+interface = "tap1"
+port_group = "web"
+"#;
+
+fn vid(v: u16) -> Vid {
+    Vid::new(v).unwrap()
+}
+
+fn errors_of(src: &str) -> Vec<ConfigError> {
+    match parse_str(src, P, None) {
+        Ok(_) => panic!("accepted:\n{src}"),
+        Err(e) => e.into_vec(),
+    }
+}
+
+/// The 1-based line of the first line of `src` containing `marker`.
+fn line_of(src: &str, marker: &str) -> usize {
+    src.lines()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("{marker:?} not in source"))
+        + 1
+}
+
+/// The 1-based line of the last line of `src` satisfying `f`.
+fn last_line_where(src: &str, f: impl Fn(&str) -> bool) -> usize {
+    let lines: Vec<&str> = src.lines().collect();
+    lines.iter().rposition(|l| f(l)).expect("no such line") + 1
+}
+
+/// Asserts that `src` is refused with an error in `file` at the line holding
+/// `marker`, about `key`, whose message contains `needle`.
+#[track_caller]
+fn expect_in(
+    errors: &[ConfigError],
+    file: &str,
+    line: usize,
+    key: &str,
+    needle: &str,
+) -> ConfigError {
+    let prefix = format!("{file}:{line}:");
+    let infix = format!(": {key}: ");
+    errors
+        .iter()
+        .find(|e| {
+            let shown = e.to_string();
+            shown.starts_with(&prefix) && shown.contains(&infix) && e.message.contains(needle)
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "expected `{prefix}..{infix}..{needle}`; got:\n{}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
+}
+
+#[track_caller]
+fn expect(src: &str, marker: &str, key: &str, needle: &str) -> ConfigError {
+    expect_in(&errors_of(src), P, line_of(src, marker), key, needle)
+}
+
+fn with(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+#[test]
+fn base_is_valid() {
+    let c = parse_str(BASE, P, None).unwrap().compile().unwrap();
+    assert_eq!(c.interfaces, ["eth0", "tap1"]);
+}
+
+// ---- the documented example ---------------------------------------------------
+
+#[test]
+fn example_parses_and_compiles_to_the_expected_spec() {
+    let config = parse_str(example_profile(), "example.toml", None).unwrap();
+    let c = config.compile().unwrap();
+    let spec = &c.spec;
+    assert_eq!(spec.name, "prod");
+    assert_eq!(spec.mac_table_size, 65536);
+    assert_eq!(spec.mac_aging_secs, 300);
+
+    let names: Vec<&str> = spec.ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["uplink1", "uplink2", "vm1", "vm2", "lb1"]);
+    assert_eq!(
+        c.interfaces,
+        ["eth0", "eth1", "tap-vm1", "tap-vm2", "veth-lb1"]
+    );
+    assert_eq!(
+        c.groups,
+        [
+            None,
+            None,
+            Some("web".into()),
+            Some("db".into()),
+            Some("router".into())
+        ]
+    );
+    assert_eq!(
+        c.interface_keys,
+        [
+            "host.uplinks.uplink1",
+            "host.uplinks.uplink2",
+            "host.port[0].interface",
+            "host.port[1].interface",
+            "host.port[2].interface"
+        ]
+    );
+
+    let trunk_vids = VlanSet::from_vids([10, 20, 100, 101, 102, 103].map(vid));
+    let uplink_mode = VlanMode::Trunk {
+        allowed: trunk_vids.clone(),
+        native: Some(vid(1)),
+    };
+    for p in &spec.ports[..2] {
+        assert_eq!(p.role, PortRole::Uplink);
+        assert_eq!(p.vlan, uplink_mode);
+        assert_eq!(p.initial_mac, None);
+    }
+    let hardened = SecurityPolicy::default();
+    let vm1 = &spec.ports[2];
+    assert_eq!(vm1.role, PortRole::Guest);
+    assert_eq!(vm1.vlan, VlanMode::Access(vid(10)));
+    assert_eq!(vm1.security, hardened);
+    assert_eq!(vm1.initial_mac, Some("52:54:00:12:34:56".parse().unwrap()));
+    let vm2 = &spec.ports[3];
+    assert_eq!(vm2.vlan, VlanMode::Access(vid(20)));
+    assert_eq!(vm2.initial_mac, Some("52:54:00:12:34:57".parse().unwrap()));
+    // The group says mac_changes = accept, the port adds forged_transmits = accept.
+    let lb1 = &spec.ports[4];
+    assert_eq!(lb1.role, PortRole::Guest);
+    assert_eq!(
+        lb1.vlan,
+        VlanMode::Trunk {
+            allowed: trunk_vids,
+            native: Some(vid(1))
+        }
+    );
+    assert_eq!(
+        lb1.security,
+        SecurityPolicy {
+            promiscuous: Policy::Reject,
+            mac_changes: Policy::Accept,
+            forged_transmits: Policy::Accept,
+        }
+    );
+    assert_eq!(lb1.initial_mac, None);
+    spec.check().unwrap();
+
+    // The model keeps what was written.
+    let router = &config.profile.port_groups[2];
+    assert_eq!(
+        router.vlan,
+        GroupVlan::Trunk {
+            vlans: vec![
+                VlanRange::single(vid(10)),
+                VlanRange::single(vid(20)),
+                VlanRange {
+                    first: vid(100),
+                    last: vid(103)
+                }
+            ],
+            native_vlan: Some(vid(1)),
+        }
+    );
+    assert_eq!(config.host.uplinks[1].interface, "eth1");
+}
+
+#[test]
+fn docs_contain_the_example_verbatim() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
+    let docs = std::fs::read_to_string(path).expect("docs/config.md");
+    assert!(
+        docs.contains(example_profile()),
+        "docs/config.md must contain src/config/example.toml verbatim"
+    );
+}
+
+#[test]
+fn defaults_apply() {
+    let src = "[switch]\nname = \"s\"\n";
+    let c = parse_str(src, P, None).unwrap().compile().unwrap();
+    assert_eq!(c.spec.mac_table_size, 65536);
+    assert_eq!(c.spec.mac_aging_secs, 300);
+    assert!(c.spec.ports.is_empty());
+}
+
+#[test]
+fn security_overrides_merge_field_by_field() {
+    let src = with(
+        r#"
+[[port_group]]
+name = "open"
+vlan = 30
+security = { promiscuous = "accept", forged_transmits = "accept" }
+
+[[host.port]]
+name = "vm2"
+interface = "tap2"
+port_group = "open"
+security = { promiscuous = "reject", mac_changes = "accept" }
+
+[[host.port]]
+name = "vm3"
+interface = "tap3"
+port_group = "web"
+security.mac_changes = "accept"
+"#,
+    );
+    let c = parse_str(&src, P, None).unwrap().compile().unwrap();
+    let by_name = |n: &str| c.spec.ports.iter().find(|p| p.name == n).unwrap().security;
+    use Policy::{Accept, Reject};
+    let sp = |promiscuous, mac_changes, forged_transmits| SecurityPolicy {
+        promiscuous,
+        mac_changes,
+        forged_transmits,
+    };
+    assert_eq!(by_name("vm1"), sp(Reject, Reject, Reject));
+    assert_eq!(by_name("vm2"), sp(Reject, Accept, Accept));
+    assert_eq!(by_name("vm3"), sp(Reject, Accept, Reject));
+}
+
+#[test]
+fn vlan_ranges_and_native_vlan_compile() {
+    let src = BASE.replace(
+        "allowed_vlans = [10, 20]",
+        "allowed_vlans = [\"1-3\", 3, \"7\"]\nnative_vlan = 99",
+    ) + "\n[[port_group]]\nname = \"vgt\"\nvlans = [\"5-6\"]\n";
+    let c = parse_str(&src, P, None).unwrap().compile().unwrap();
+    assert_eq!(
+        c.spec.ports[0].vlan,
+        VlanMode::Trunk {
+            allowed: VlanSet::from_vids([1, 2, 3, 7].map(vid)),
+            native: Some(vid(99))
+        }
+    );
+}
+
+// ---- syntax and shape errors --------------------------------------------------
+
+#[test]
+fn syntax_error_names_file_line_and_key() {
+    let src = "[switch]\nname = \"t\"\n[[port_group]]\nname = \"web\nvlan = 10\n";
+    let errs = errors_of(src);
+    assert_eq!(errs.len(), 1);
+    let e = expect_in(&errs, P, 4, "port_group[0].name", "syntax");
+    assert!(e.column.is_some());
+}
+
+#[test]
+fn duplicate_toml_key_is_a_syntax_error() {
+    let src = "[switch]\nname = \"t\"\nname = \"u\"\n";
+    expect_in(&errors_of(src), P, 3, "switch.name", "duplicate key");
+}
+
+#[test]
+fn unknown_key_names_the_key() {
+    let src = BASE.replace("name = \"t\"", "name = \"t\"\nmac_tabel_size = 10");
+    let e = expect(
+        &src,
+        "mac_tabel_size",
+        "switch.mac_tabel_size",
+        "unknown field",
+    );
+    assert!(e.message.contains("mac_table_size"), "{e}");
+    assert_eq!(e.column, Some(1));
+}
+
+#[test]
+fn unknown_key_in_inline_table_and_unknown_table() {
+    let src = BASE.replace(
+        "vlan = 10",
+        "vlan = 10\nsecurity = { promiscuous = \"accept\", arp = \"x\" }",
+    );
+    expect(&src, "arp =", "port_group[0].security.arp", "unknown field");
+    let src = with("\n[[mac_acl]]\nname = \"x\"\n");
+    expect(&src, "[[mac_acl]]", "mac_acl", "unknown field `mac_acl`");
+    let src = with("dhcp_snooping = true\n");
+    expect(
+        &src,
+        "dhcp_snooping",
+        "host.port[0].dhcp_snooping",
+        "unknown field",
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let src = BASE.replace("vlan = 10", "vlan = \"10\"");
+    expect(
+        &src,
+        "vlan = \"10\"",
+        "port_group[0].vlan",
+        "expected an integer",
+    );
+    let src = BASE.replace("allowed_vlans = [10, 20]", "allowed_vlans = [10, 2.5]");
+    expect(
+        &src,
+        "allowed_vlans",
+        "uplink_policy.allowed_vlans[1]",
+        "VLAN ID",
+    );
+    let src = BASE.replace("uplink1 = \"eth0\"", "uplink1 = 3");
+    expect(
+        &src,
+        "uplink1 = 3",
+        "host.uplinks.uplink1",
+        "expected a string",
+    );
+    let src = BASE.replace(
+        "[[port_group]]\nname = \"db\"",
+        "[port_group2]\nname = \"db\"",
+    );
+    expect(&src, "[port_group2]", "port_group2", "unknown field");
+}
+
+#[test]
+fn missing_required_key_names_the_key() {
+    let src = with("\n[[host.port]]\nname = \"vm2\"\nport_group = \"web\"\n");
+    let errs = errors_of(&src);
+    // At the header of the second [[host.port]].
+    let line = last_line_where(&src, |l| l == "[[host.port]]");
+    expect_in(
+        &errs,
+        P,
+        line,
+        "host.port[1].interface",
+        "missing field `interface`",
+    );
+
+    let errs = errors_of("");
+    expect_in(&errs, P, 1, "switch", "missing field `switch`");
+    let src = "[switch]\nmac_aging_secs = 30\n";
+    expect(src, "[switch]", "switch.name", "missing field `name`");
+}
+
+// ---- values -------------------------------------------------------------------
+
+#[test]
+fn vlan_out_of_range() {
+    let src = BASE.replace("vlan = 10", "vlan = 4095");
+    expect(&src, "vlan = 4095", "port_group[0].vlan", "reserved");
+    let src = BASE.replace("vlan = 10", "vlan = 0");
+    expect(&src, "vlan = 0", "port_group[0].vlan", "outside 1..=4094");
+    let src = BASE.replace("vlan = 10", "vlan = -70000");
+    expect(
+        &src,
+        "vlan = -70000",
+        "port_group[0].vlan",
+        "outside 1..=4094",
+    );
+    let src = BASE.replace("[10, 20]", "[10, 0, \"4000-5000\"]\nnative_vlan = 5000");
+    let errs = errors_of(&src);
+    let line = line_of(&src, "allowed_vlans");
+    expect_in(&errs, P, line, "uplink_policy.allowed_vlans[1]", "VLAN 0");
+    expect_in(
+        &errs,
+        P,
+        line,
+        "uplink_policy.allowed_vlans[2]",
+        "VLAN 5000",
+    );
+    expect_in(&errs, P, line + 1, "uplink_policy.native_vlan", "VLAN 5000");
+}
+
+#[test]
+fn malformed_vlan_ranges() {
+    let src = BASE.replace("[10, 20]", "[\"10-\", \"abc\", \"20-10\", \"5 6\"]");
+    let errs = errors_of(&src);
+    let line = line_of(&src, "allowed_vlans");
+    expect_in(
+        &errs,
+        P,
+        line,
+        "uplink_policy.allowed_vlans[0]",
+        "not a VLAN ID or range",
+    );
+    expect_in(
+        &errs,
+        P,
+        line,
+        "uplink_policy.allowed_vlans[1]",
+        "not a VLAN ID or range",
+    );
+    let e = expect_in(&errs, P, line, "uplink_policy.allowed_vlans[2]", "reversed");
+    assert!(e.message.contains("\"10-20\""), "{e}");
+    expect_in(
+        &errs,
+        P,
+        line,
+        "uplink_policy.allowed_vlans[3]",
+        "not a VLAN ID or range",
+    );
+    assert_eq!(errs.len(), 4);
+}
+
+#[test]
+fn vlan_and_vlans_exactly_one() {
+    let src = BASE.replace("vlan = 10", "vlan = 10\nvlans = [10]");
+    expect(&src, "vlans = [10]", "port_group[0].vlans", "not both");
+    let src = BASE.replace("vlan = 10\n", "");
+    let e = expect(&src, "[[port_group]]", "port_group[0]", "needs `vlan");
+    assert!(e.message.contains("\"web\""));
+    // The port in the broken group is not reported as in an unknown group.
+    assert_eq!(errors_of(&src).len(), 1);
+    let src = BASE.replace("vlan = 10", "vlan = 10\nnative_vlan = 1");
+    expect(
+        &src,
+        "native_vlan",
+        "port_group[0].native_vlan",
+        "only to a guest-tagging trunk",
+    );
+    let src = BASE.replace("vlan = 10", "vlans = []");
+    expect(&src, "vlans = []", "port_group[0].vlans", "empty");
+}
+
+#[test]
+fn invalid_macs() {
+    let src = with("mac = \"52:54:00:12:34\"\n");
+    expect(&src, "mac =", "host.port[0].mac", "not a MAC address");
+    let src = with("mac = \"01:00:5e:00:00:01\"\n");
+    expect(&src, "mac =", "host.port[0].mac", "multicast");
+    let src = with("mac = \"ff:ff:ff:ff:ff:ff\"\n");
+    expect(&src, "mac =", "host.port[0].mac", "multicast");
+    let src = with("mac = \"00:00:00:00:00:00\"\n");
+    expect(&src, "mac =", "host.port[0].mac", "not a usable MAC");
+}
+
+#[test]
+fn duplicate_mac_in_one_vlan() {
+    let port = |name: &str, ifname: &str, group: &str| {
+        format!(
+            "\n[[host.port]]\nname = \"{name}\"\ninterface = \"{ifname}\"\nport_group = \"{group}\"\nmac = \"52:54:00:00:00:01\"\n"
+        )
+    };
+    let src = with(&format!(
+        "mac = \"52:54:00:00:00:01\"\n{}",
+        port("vm2", "tap2", "web")
+    ));
+    let errs = errors_of(&src);
+    let line = last_line_where(&src, |l| l.starts_with("mac ="));
+    let e = expect_in(&errs, P, line, "host.port[1].mac", "VLAN 10");
+    assert!(e.message.contains("\"vm1\""), "{e}");
+    // One MAC in two VLANs is fine.
+    let src = with(&format!(
+        "mac = \"52:54:00:00:00:01\"\n{}",
+        port("vm2", "tap2", "db")
+    ));
+    parse_str(&src, P, None).unwrap();
+    // A trunk overlaps an access VLAN.
+    let src = with(&format!(
+        "mac = \"52:54:00:00:00:01\"\n[[port_group]]\nname = \"vgt\"\nvlans = [\"5-15\"]\n{}",
+        port("vm2", "tap2", "vgt")
+    ));
+    let line = last_line_where(&src, |l| l.starts_with("mac ="));
+    expect_in(&errors_of(&src), P, line, "host.port[1].mac", "VLAN 10");
+}
+
+#[test]
+fn bad_policy_words() {
+    let src = BASE.replace(
+        "vlan = 10",
+        "vlan = 10\nsecurity = { promiscuous = \"Accept\" }",
+    );
+    let e = expect(
+        &src,
+        "security",
+        "port_group[0].security.promiscuous",
+        "not a policy",
+    );
+    assert!(e.message.contains("\"accept\" or \"reject\""));
+    let src = with("security = { forged_transmits = \"allow\", mac_changes = \"deny\" }\n");
+    let errs = errors_of(&src);
+    let line = line_of(&src, "forged_transmits");
+    expect_in(
+        &errs,
+        P,
+        line,
+        "host.port[0].security.forged_transmits",
+        "\"allow\"",
+    );
+    expect_in(
+        &errs,
+        P,
+        line,
+        "host.port[0].security.mac_changes",
+        "\"deny\"",
+    );
+}
+
+#[test]
+fn numeric_bounds() {
+    for (v, needle) in [
+        ("0", "0 is out of range"),
+        ("2000000", "2000000"),
+        ("-1", "-1"),
+    ] {
+        let src = BASE.replace(
+            "name = \"t\"",
+            &format!("name = \"t\"\nmac_table_size = {v}"),
+        );
+        expect(&src, "mac_table_size", "switch.mac_table_size", needle);
+    }
+    let src = BASE.replace("name = \"t\"", "name = \"t\"\nmac_aging_secs = 5");
+    let e = expect(
+        &src,
+        "mac_aging_secs",
+        "switch.mac_aging_secs",
+        "10..=1000000",
+    );
+    assert!(e.message.contains('5'));
+}
+
+#[test]
+fn interface_names() {
+    let src = BASE.replace("\"tap1\"", "\"tap-with-a-long-name\"");
+    expect(&src, "interface", "host.port[0].interface", "at most 15");
+    let src = BASE.replace("\"tap1\"", "\"tap/1\"");
+    expect(&src, "interface", "host.port[0].interface", "'/'");
+    let src = BASE.replace("\"tap1\"", "\"tap 1\"");
+    expect(&src, "interface", "host.port[0].interface", "whitespace");
+    let src = BASE.replace("\"eth0\"", "\"eth0:1\"");
+    expect(&src, "uplink1 =", "host.uplinks.uplink1", "':'");
+    let src = BASE.replace("\"tap1\"", "\"\"");
+    expect(&src, "interface", "host.port[0].interface", "empty");
+    // 15 bytes is fine.
+    let src = BASE.replace("\"tap1\"", "\"tap-0123456789a\"");
+    parse_str(&src, P, None).unwrap();
+}
+
+// ---- cross-references ----------------------------------------------------------
+
+#[test]
+fn duplicate_port_group_names() {
+    let src = BASE.replace("name = \"db\"", "name = \"web\"");
+    let errs = errors_of(&src);
+    let e = expect_in(
+        &errs,
+        P,
+        13,
+        "port_group[1].name",
+        "already defined by port_group[0]",
+    );
+    let first = line_of(&src, "[[port_group]]");
+    assert!(e.message.contains(&format!("at line {first}")), "{e}");
+}
+
+#[test]
+fn duplicate_port_names() {
+    let src = with("\n[[host.port]]\nname = \"vm1\"\ninterface = \"tap2\"\nport_group = \"db\"\n");
+    let line = last_line_where(&src, |l| l == "name = \"vm1\"");
+    expect_in(
+        &errors_of(&src),
+        P,
+        line,
+        "host.port[1].name",
+        "already used by host.port[0]",
+    );
+}
+
+#[test]
+fn port_name_colliding_with_uplink() {
+    let src = BASE.replace("name = \"vm1\"", "name = \"uplink1\"");
+    expect(
+        &src,
+        "name = \"uplink1\"",
+        "host.port[0].name",
+        "logical uplink",
+    );
+}
+
+#[test]
+fn unknown_port_group_lists_known_groups() {
+    let src = BASE.replace("port_group = \"web\"", "port_group = \"wbe\"");
+    let e = expect(
+        &src,
+        "port_group = \"wbe\"",
+        "host.port[0].port_group",
+        "unknown port group \"wbe\"",
+    );
+    assert!(e.message.contains("\"web\", \"db\""), "{e}");
+}
+
+#[test]
+fn duplicate_interfaces() {
+    let src = with("\n[[host.port]]\nname = \"vm2\"\ninterface = \"tap1\"\nport_group = \"db\"\n");
+    let line = last_line_where(&src, |l| l.contains("\"tap1\""));
+    expect_in(
+        &errors_of(&src),
+        P,
+        line,
+        "host.port[1].interface",
+        "already used by host.port[0].interface",
+    );
+    let src = BASE.replace("\"tap1\"", "\"eth0\"");
+    expect(
+        &src,
+        "interface",
+        "host.port[0].interface",
+        "already used by host.uplinks.uplink1",
+    );
+}
+
+#[test]
+fn uplinks_and_their_nics_match() {
+    let src = BASE.replace("[\"uplink1\"]", "[\"uplink1\", \"uplink2\"]");
+    expect(
+        &src,
+        "uplinks = [",
+        "uplink_policy.uplinks[1]",
+        "no NIC on this host",
+    );
+    let src = BASE.replace(
+        "uplink1 = \"eth0\"",
+        "uplink1 = \"eth0\"\nuplink3 = \"eth1\"",
+    );
+    expect(
+        &src,
+        "uplink3",
+        "host.uplinks.uplink3",
+        "not a logical uplink",
+    );
+    let src = BASE.replace("[\"uplink1\"]", "[\"uplink1\", \"uplink1\"]");
+    expect(
+        &src,
+        "uplinks = [",
+        "uplink_policy.uplinks[1]",
+        "listed twice",
+    );
+    // No [uplink_policy] at all.
+    let src = BASE.replace(
+        "[uplink_policy]\nuplinks = [\"uplink1\"]\nallowed_vlans = [10, 20]\n",
+        "",
+    );
+    expect(
+        &src,
+        "uplink1 =",
+        "host.uplinks.uplink1",
+        "no [uplink_policy]",
+    );
+}
+
+#[test]
+fn too_many_ports() {
+    let mut src = BASE.to_owned();
+    for i in 1..MAX_PORTS {
+        src.push_str(&format!(
+            "[[host.port]]\nname = \"p{i}\"\ninterface = \"t{i}\"\nport_group = \"web\"\n"
+        ));
+    }
+    // 1 uplink + 1024 guests.
+    let errs = errors_of(&src);
+    let line = line_of(&src, "name = \"p1023\"") - 1;
+    let e = expect_in(&errs, P, line, "host.port[1023]", "at most 1024");
+    assert!(e.message.contains("1025 ports"), "{e}");
+}
+
+#[test]
+fn spec_check_errors_are_located() {
+    let src = BASE.replace("name = \"t\"", "name = \"t\"\nmac_table_size = 1")
+        + "mac = \"52:54:00:00:00:01\"\n[[host.port]]\nname = \"vm2\"\ninterface = \"tap2\"\nport_group = \"db\"\nmac = \"52:54:00:00:00:02\"\n";
+    expect(
+        &src,
+        "mac_table_size",
+        "switch.mac_table_size",
+        "do not fit a MAC table of 1",
+    );
+}
+
+#[test]
+fn all_semantic_errors_are_reported_in_file_order() {
+    let src = r#"[switch]
+name = "t"
+mac_aging_secs = 1
+
+[[port_group]]
+name = "web"
+vlan = 5000
+
+[[host.port]]
+name = "vm1"
+interface = "tap1"
+port_group = "nope"
+mac = "xx"
+security = { promiscuous = "maybe" }
+"#;
+    let errs = errors_of(src);
+    let lines: Vec<usize> = errs.iter().map(|e| e.line.unwrap()).collect();
+    assert_eq!(lines, [3, 7, 12, 13, 14], "{errs:#?}");
+    let shown = ConfigErrors::from_vec(errs).unwrap().to_string();
+    assert_eq!(shown.lines().count(), 5);
+}
+
+#[test]
+fn display_format() {
+    let src = BASE.replace("port_group = \"web\"", "port_group = \"x\"");
+    let e = expect(
+        &src,
+        "port_group = \"x\"",
+        "host.port[0].port_group",
+        "unknown",
+    );
+    assert_eq!(
+        e.to_string(),
+        "profile.toml:22:1: host.port[0].port_group: unknown port group \"x\"; known groups: \"web\", \"db\""
+    );
+}
+
+#[test]
+fn config_built_in_code_is_checked_by_compile() {
+    let mut config = parse_str(BASE, P, None).unwrap();
+    config.host.ports[0].port_group = "gone".into();
+    let errs = config.compile().unwrap_err();
+    // Still located: the key exists in the file.
+    expect_in(errs.errors(), P, 22, "host.port[0].port_group", "\"gone\"");
+
+    let bare = Config::new(config.profile.clone(), HostBinding::default());
+    let errs = bare.compile().unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(e.key, "uplink_policy.uplinks[0]");
+    assert_eq!(e.line, None);
+    assert!(
+        e.to_string()
+            .starts_with("<memory>: uplink_policy.uplinks[0]: ")
+    );
+}
+
+#[test]
+fn error_at_locates_keys_for_the_daemon() {
+    let config = parse_str(BASE, P, None).unwrap();
+    let c = config.compile().unwrap();
+    let e = config.error_at(&c.interface_keys[1], "no such interface");
+    assert_eq!(
+        e.to_string(),
+        "profile.toml:21:1: host.port[0].interface: no such interface"
+    );
+}
+
+// ---- two files -----------------------------------------------------------------
+
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, text: &str) -> TempFile {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "portcullis-control-{}-{}-{tag}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const SPLIT_PROFILE: &str = r#"[switch]
+name = "t"
+
+[uplink_policy]
+uplinks = ["uplink1"]
+allowed_vlans = [10]
+
+[[port_group]]
+name = "web"
+vlan = 10
+"#;
+
+const SPLIT_HOST: &str = r#"[host.uplinks]
+uplink1 = "eth3"
+
+[[host.port]]
+name = "vm1"
+interface = "tap1"
+port_group = "web"
+"#;
+
+#[test]
+fn two_file_loading() {
+    let profile = TempFile::new("profile", SPLIT_PROFILE);
+    let host = TempFile::new("host", SPLIT_HOST);
+    let config = load(&profile.0, Some(&host.0)).unwrap();
+    let c = config.compile().unwrap();
+    assert_eq!(c.interfaces, ["eth3", "tap1"]);
+    assert_eq!(config.sources.host.as_ref().unwrap().name, host.0);
+    // A host-side error names the host file and its line.
+    let e = config.error_at("host.port[0].interface", "x");
+    assert_eq!(e.file, host.0);
+    assert_eq!(e.line, Some(6));
+
+    let bad_host = TempFile::new("badhost", &SPLIT_HOST.replace("\"web\"", "\"db\""));
+    let errs = load(&profile.0, Some(&bad_host.0)).unwrap_err();
+    let file = bad_host.0.display().to_string();
+    expect_in(
+        errs.errors(),
+        &file,
+        7,
+        "host.port[0].port_group",
+        "unknown port group \"db\"",
+    );
+
+    // The profile's uplinks are checked against the host file's NICs.
+    let bad_host = TempFile::new("nonic", &SPLIT_HOST.replace("uplink1 = \"eth3\"", ""));
+    let errs = load(&profile.0, Some(&bad_host.0)).unwrap_err();
+    let file = profile.0.display().to_string();
+    expect_in(
+        errs.errors(),
+        &file,
+        5,
+        "uplink_policy.uplinks[0]",
+        "no NIC",
+    );
+}
+
+#[test]
+fn two_file_shape_errors() {
+    // The host file holds only [host].
+    let errs = parse_str(
+        SPLIT_PROFILE,
+        "p.toml",
+        Some((&format!("{SPLIT_HOST}[switch]\nname = \"x\"\n"), "h.toml")),
+    )
+    .unwrap_err();
+    expect_in(
+        errs.errors(),
+        "h.toml",
+        8,
+        "switch",
+        "unknown field `switch`",
+    );
+    // A host file without [host].
+    let errs = parse_str(SPLIT_PROFILE, "p.toml", Some(("", "h.toml"))).unwrap_err();
+    expect_in(errs.errors(), "h.toml", 1, "host", "missing field `host`");
+    // Both files bind the host.
+    let errs = parse_str(
+        &format!("{SPLIT_PROFILE}{SPLIT_HOST}"),
+        "p.toml",
+        Some((SPLIT_HOST, "h.toml")),
+    )
+    .unwrap_err();
+    expect_in(errs.errors(), "p.toml", 11, "host", "given twice");
+    // Syntax errors in both files are both reported.
+    let errs = parse_str("[switch\n", "p.toml", Some(("[host\n", "h.toml"))).unwrap_err();
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs.errors()[0].file.as_os_str(), "p.toml");
+    expect_in(errs.errors(), "p.toml", 1, "switch", "syntax");
+    expect_in(errs.errors(), "h.toml", 1, "host", "syntax");
+}
+
+#[test]
+fn unreadable_file_is_named() {
+    let missing = std::env::temp_dir().join(format!(
+        "portcullis-control-{}-missing.toml",
+        std::process::id()
+    ));
+    let errs = load(&missing, None).unwrap_err();
+    let e = &errs.errors()[0];
+    assert_eq!(e.file, missing);
+    assert!(e.message.contains("cannot read"), "{e}");
+}
+
+// ---- robustness ----------------------------------------------------------------
+
+/// One edit of a text: replace a span, or delete, duplicate or swap lines.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(usize, usize, String),
+    DeleteLine(usize),
+    DuplicateLine(usize),
+    SwapLines(usize, usize),
+}
+
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("[".to_owned()),
+        Just("]".to_owned()),
+        Just("[[host.port]]\n".to_owned()),
+        Just("[[port_group]]\n".to_owned()),
+        Just("[host]\n".to_owned()),
+        Just("=".to_owned()),
+        Just("\"".to_owned()),
+        Just("{".to_owned()),
+        Just("}".to_owned()),
+        Just("\n".to_owned()),
+        Just("-".to_owned()),
+        Just(".".to_owned()),
+        Just("vlan = 5000\n".to_owned()),
+        Just("vlans = [\"1-4094\"]\n".to_owned()),
+        Just("mac = \"01:00:5e:00:00:01\"\n".to_owned()),
+        Just("name = \"vm1\"\n".to_owned()),
+        Just("security = { promiscuous = \"accept\" }\n".to_owned()),
+        Just("é".to_owned()),
+        "[ -~\n]{0,12}",
+        any::<String>(),
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        3 => (any::<usize>(), 0usize..40, token()).prop_map(|(a, n, t)| Mutation::Replace(a, n, t)),
+        1 => any::<usize>().prop_map(Mutation::DeleteLine),
+        1 => any::<usize>().prop_map(Mutation::DuplicateLine),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+    ]
+}
+
+fn apply(text: &str, m: &Mutation) -> String {
+    match m {
+        Mutation::Replace(at, len, with) => {
+            let chars: Vec<char> = text.chars().collect();
+            let at = at % (chars.len() + 1);
+            let end = (at + len).min(chars.len());
+            let mut s: String = chars[..at].iter().collect();
+            s.push_str(with);
+            s.extend(&chars[end..]);
+            s
+        }
+        Mutation::DeleteLine(i) | Mutation::DuplicateLine(i) | Mutation::SwapLines(i, _) => {
+            let mut lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                return text.to_owned();
+            }
+            let i = i % lines.len();
+            match m {
+                Mutation::DeleteLine(_) => {
+                    lines.remove(i);
+                }
+                Mutation::DuplicateLine(_) => lines.insert(i, lines[i]),
+                Mutation::SwapLines(_, j) => {
+                    let j = j % lines.len();
+                    lines.swap(i, j);
+                }
+                Mutation::Replace(..) => {}
+            }
+            lines.join("\n")
+        }
+    }
+}
+
+/// Whatever the input, parsing returns; if it fails, every error names the file.
+fn never_panics(profile: &str, host: Option<&str>) {
+    match parse_str(profile, P, host.map(|h| (h, "host.toml"))) {
+        Ok(config) => {
+            let c = config.compile().expect("a loaded config compiles");
+            assert_eq!(c.spec.ports.len(), c.interfaces.len());
+            c.spec
+                .check()
+                .expect("a loaded config passes SwitchSpec::check");
+        }
+        Err(errs) => {
+            assert!(!errs.is_empty());
+            for e in errs.iter() {
+                assert!(e.file.as_os_str() == P || e.file.as_os_str() == "host.toml");
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_strings_never_panic(s in any::<String>(), t in "[ -~\n]{0,200}") {
+        never_panics(&s, None);
+        never_panics(&t, None);
+        never_panics(example_profile(), Some(&t));
+    }
+
+    #[test]
+    fn mutated_example_never_panics(ms in proptest::collection::vec(mutation(), 1..5)) {
+        let mut text = example_profile().to_owned();
+        for m in &ms {
+            text = apply(&text, m);
+        }
+        never_panics(&text, None);
+        // The same edits applied to a separate host file.
+        let split = example_profile().find("[host.uplinks]").unwrap();
+        let (profile, host) = example_profile().split_at(split);
+        let mut host = host.to_owned();
+        for m in &ms {
+            host = apply(&host, m);
+        }
+        never_panics(profile, Some(&host));
+    }
+}
+
+/// The error example of docs/config.md §6 is real output.
+#[test]
+fn docs_error_example_is_real() {
+    const PROD: &str = r#"[switch]
+name = "prod"
+mac_aging_secs = 1
+
+[uplink_policy]
+uplinks = ["uplink1"]
+allowed_vlans = [10, 20]
+
+[[port_group]]
+name = "web"
+vlan = 10
+
+[[port_group]]
+name = "db"
+vlan = 4095
+"#;
+    const HOST: &str = r#"[host.uplinks]
+uplink1 = "eth0"
+
+[[host.port]]
+name = "vm1"
+interface = "tap-vm1"
+port_group = "web"
+mac = "52:54:00:12:34:56"
+
+[[host.port]]
+name = "vm2"
+interface = "tap-vm2"
+port_group = "web"
+mac = "52:54:00:12:34:56"
+
+[[host.port]]
+name = "vm3"
+interface = "tap-customer-0042"
+port_group = "wbe"
+"#;
+    let shown = parse_str(PROD, "prod.toml", Some((HOST, "host-a.toml")))
+        .unwrap_err()
+        .to_string();
+    println!("{shown}");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
+    let docs = std::fs::read_to_string(path).expect("docs/config.md");
+    assert!(
+        docs.contains(&format!("```text\n{shown}\n```")),
+        "docs/config.md §6 must show:\n{shown}"
+    );
+}
+
+/// The shape-error examples of docs/config.md §6 are real output.
+#[test]
+fn docs_shape_error_examples_are_real() {
+    let src = "[switch]\nname = \"prod\"\nmac_tabel_size = 1\n";
+    let shown = parse_str(src, "prod.toml", None).unwrap_err().to_string();
+    assert_eq!(
+        shown,
+        "prod.toml:3:1: switch.mac_tabel_size: unknown field `mac_tabel_size`, expected one of `name`, `mac_table_size`, `mac_aging_secs`"
+    );
+    let src = "[switch]\nname = \"prod\"\n\n[uplink_policy]\nuplinks = []\nallowed_vlans = []\n\n\n[[port_group]]\nname = \"web\"\nvlan = \"10\"\n";
+    let shown = parse_str(src, "prod.toml", None).unwrap_err().to_string();
+    assert_eq!(
+        shown,
+        "prod.toml:11:8: port_group[0].vlan: invalid type: string \"10\", expected an integer"
+    );
+}
