@@ -1,1 +1,157 @@
-fn main() {}
+//! `portcullis`: the daemon, the API client commands and the demo.
+
+mod demo;
+mod labtools;
+mod show;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use portcullis_daemon::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A secure virtual switch for Linux hosts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the switch in the foreground until SIGINT/SIGTERM.
+    Daemon {
+        /// The profile (TOML); it may also hold the host binding.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The host binding (TOML with a [host] table), if not in --config.
+        #[arg(long)]
+        host: Option<PathBuf>,
+        #[arg(long, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration without starting anything.
+    Validate {
+        config: PathBuf,
+        #[arg(long)]
+        host: Option<PathBuf>,
+    },
+    /// Show the running switch's state (a client of the daemon's API).
+    Show {
+        #[command(subcommand)]
+        what: show::What,
+        /// Print the API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Port operations.
+    Port {
+        #[command(subcommand)]
+        op: PortOp,
+        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Build a lab of network namespaces, run the switch on it, show what it blocks
+    /// and why, and remove everything again. Needs root, the kernel and iproute2.
+    Demo {
+        /// Keep the lab and the switch running until Ctrl-C after the report.
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Traffic tools used inside lab namespaces by the demo and the tests.
+    #[command(hide = true)]
+    Lab {
+        #[command(subcommand)]
+        tool: labtools::Tool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PortOp {
+    /// Report a guest's effective MAC (as a hypervisor hook does when the guest
+    /// reprograms its NIC). Under mac_changes = reject a MAC other than the initial
+    /// one blocks frames to the port until the initial MAC is reported back.
+    ReportMac { port: String, mac: String },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Daemon {
+            config,
+            host,
+            socket,
+            state_dir,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let opts = DaemonOptions {
+                config,
+                host,
+                socket,
+                state_dir,
+            };
+            match portcullis_daemon::start(&opts) {
+                Ok(d) => {
+                    d.wait_for_signal();
+                    d.shutdown();
+                    tracing::info!("stopped");
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("portcullis daemon did not start:\n{e}")),
+            }
+        }
+        Cmd::Validate { config, host } => portcullis_control::load(&config, host.as_deref())
+            .and_then(|c| c.compile())
+            .map(|c| println!("{}: valid ({} ports)", config.display(), c.spec.ports.len()))
+            .map_err(|e| anyhow::anyhow!("{e}")),
+        Cmd::Show { what, json, socket } => show::run(what, json, &socket),
+        Cmd::Port {
+            op: PortOp::ReportMac { port, mac },
+            socket,
+        } => portcullis_daemon::client::call_blocking(
+            &socket,
+            hyper::Method::PUT,
+            &format!("/v1/ports/{port}/effective-mac"),
+            Some(serde_json::json!({ "mac": mac })),
+        )
+        .map(|_| println!("port {port}: effective MAC {mac} reported"))
+        .map_err(Into::into),
+        Cmd::Demo { hold } => demo::run(hold),
+        Cmd::Lab { tool } => labtools::run(tool),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

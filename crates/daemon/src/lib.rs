@@ -1,1 +1,305 @@
-//! placeholder
+//! The Portcullis runtime: loads and checks the configuration, opens every port's
+//! interface, runs the data-plane thread and serves the control API on a Unix
+//! socket. `portcullis daemon` and `portcullis demo` both start it through
+//! [`start`].
+//!
+//! Invariant: nothing is half-started. Every check (configuration, interfaces,
+//! socket) happens before the first port is opened, a failure while opening ports
+//! closes the ones already opened (RAII), and [`RunningDaemon::shutdown`] stops the
+//! data-plane thread, the API and removes the socket.
+
+pub mod api;
+pub mod client;
+pub mod runtime;
+pub mod snapshot;
+
+use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
+use portcullis_control::{ConfigError, ConfigErrors};
+use portcullis_dataplane::{Event, Instant, Switch};
+use runtime::{Command, DataPlane, PortIo};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::SystemTime;
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/portcullis/portcullis.sock";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
+
+/// How to start the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The profile (and host binding, unless `host` is given).
+    pub config: PathBuf,
+    pub host: Option<PathBuf>,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+/// Why the daemon did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("cannot open port {port:?} on interface {interface:?}: {source}")]
+    Port {
+        port: String,
+        interface: String,
+        source: portcullis_io::IoError,
+    },
+    #[error("another daemon is already serving {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("cannot prepare {path}: {source}")]
+    Fs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the data plane refused the configuration: {0}")]
+    Spec(#[from] portcullis_dataplane::SpecError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A started daemon.
+#[derive(Debug)]
+pub struct RunningDaemon {
+    stop: Arc<AtomicBool>,
+    dataplane: Option<std::thread::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown_api: Option<tokio::sync::oneshot::Sender<()>>,
+    socket: PathBuf,
+    /// Port names in port-id order.
+    pub port_names: Vec<String>,
+}
+
+fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Fs {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Loads the configuration, checks every interface, opens the ports and starts the
+/// data plane and the API.
+pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
+    let config = portcullis_control::load(&opts.config, opts.host.as_deref())
+        .map_err(DaemonError::Config)?;
+    let compiled = config.compile().map_err(DaemonError::Config)?;
+
+    // Every interface must exist before anything starts.
+    let missing: Vec<ConfigError> = compiled
+        .interfaces
+        .iter()
+        .zip(&compiled.interface_keys)
+        .filter(|(ifname, _)| !portcullis_io::interface_exists(ifname))
+        .map(|(ifname, key)| {
+            config.error_at(
+                key,
+                format!("interface {ifname:?} does not exist on this host"),
+            )
+        })
+        .collect();
+    if let Some(errors) = ConfigErrors::from_vec(missing) {
+        return Err(DaemonError::Config(errors));
+    }
+
+    std::fs::create_dir_all(&opts.state_dir).map_err(fs_err(&opts.state_dir))?;
+    if let Some(dir) = opts.socket.parent() {
+        std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
+    }
+    if opts.socket.exists() {
+        if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
+            return Err(DaemonError::AlreadyRunning(opts.socket.clone()));
+        }
+        std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
+    }
+
+    let mut ports = Vec::with_capacity(compiled.interfaces.len());
+    for (spec, ifname) in compiled.spec.ports.iter().zip(&compiled.interfaces) {
+        let port_err = |source| DaemonError::Port {
+            port: spec.name.clone(),
+            interface: ifname.clone(),
+            source,
+        };
+        portcullis_io::set_link_up(ifname).map_err(port_err)?;
+        let (rx, tx) =
+            portcullis_io::open_af_packet(ifname, &Default::default()).map_err(port_err)?;
+        ports.push(PortIo {
+            rx: Box::new(rx),
+            tx: Box::new(tx),
+        });
+    }
+
+    let epoch = std::time::Instant::now();
+    let switch = Switch::new(&compiled.spec, Instant(0))?;
+    let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("portcullis-ctl")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
+    };
+
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<Event>(4096);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dp = DataPlane {
+        switch,
+        ports,
+        interfaces: compiled.interfaces.clone(),
+        groups: compiled
+            .groups
+            .iter()
+            .map(|g| g.clone().unwrap_or_default())
+            .collect(),
+        commands: cmd_rx,
+        events: ev_tx,
+        stop: stop.clone(),
+        epoch,
+    };
+    let dataplane = std::thread::Builder::new()
+        .name("portcullis-dp".into())
+        .spawn(move || dp.run())
+        .map_err(DaemonError::Runtime)?;
+
+    let history: Arc<Mutex<VecDeque<EventRecord>>> =
+        Arc::new(Mutex::new(VecDeque::with_capacity(EVENT_HISTORY)));
+    let names = Arc::new(port_names.clone());
+    {
+        let history = history.clone();
+        let names = names.clone();
+        runtime.spawn(async move {
+            while let Some(ev) = ev_rx.recv().await {
+                let rec = event_record(&ev, &names);
+                tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
+                if let Ok(mut q) = history.lock() {
+                    if q.len() == EVENT_HISTORY {
+                        q.pop_front();
+                    }
+                    q.push_back(rec);
+                }
+            }
+        });
+    }
+
+    let state = ApiState {
+        commands: cmd_tx,
+        port_names: names,
+        events: history,
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        owner_uid: unsafe { libc::geteuid() },
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<Peer>();
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = shutdown_rx.await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "control API stopped");
+        }
+    });
+    tracing::info!(switch = %compiled.spec.name, ports = port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
+    Ok(RunningDaemon {
+        stop,
+        dataplane: Some(dataplane),
+        runtime: Some(runtime),
+        shutdown_api: Some(shutdown_tx),
+        socket: opts.socket.clone(),
+        port_names,
+    })
+}
+
+fn event_record(ev: &Event, names: &[String]) -> EventRecord {
+    let mut detail = serde_json::to_value(ev).unwrap_or_default();
+    let mut port = String::new();
+    let mut event = String::new();
+    if let Some(obj) = detail.as_object_mut() {
+        obj.remove("at_ns");
+        event = obj
+            .remove("event")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        for key in ["port", "owner"] {
+            if let Some(id) = obj.get(key).and_then(|v| v.as_u64()) {
+                let name = names
+                    .get(id as usize)
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                if key == "port" {
+                    port = name.clone();
+                }
+                obj.insert(key.into(), serde_json::Value::String(name));
+            }
+        }
+    }
+    let time_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    EventRecord {
+        time_ms,
+        port,
+        event,
+        detail,
+    }
+}
+
+impl RunningDaemon {
+    /// The control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        let Some(rt) = &self.runtime else { return };
+        rt.block_on(async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            }
+        });
+    }
+
+    /// Stops the data plane and the API, and removes the socket.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(tx) = self.shutdown_api.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.dataplane.take() {
+            let _ = h.join();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for RunningDaemon {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -85,7 +85,7 @@ impl FromStr for MacAddr {
         let mut parts = s.split([':', '-']);
         for byte in &mut out {
             let p = parts.next().ok_or(MacParseError)?;
-            if p.len() != 2 {
+            if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(MacParseError);
             }
             *byte = u8::from_str_radix(p, 16).map_err(|_| MacParseError)?;
@@ -305,6 +305,7 @@ mod tests {
         assert!("52:54:00:12:34".parse::<MacAddr>().is_err());
         assert!("52:54:00:12:34:56:78".parse::<MacAddr>().is_err());
         assert!("zz:54:00:12:34:56".parse::<MacAddr>().is_err());
+        assert!("+f:54:00:12:34:56".parse::<MacAddr>().is_err());
         assert!(MacAddr::BROADCAST.is_group());
         assert!(!m.is_group());
     }

@@ -1,1 +1,118 @@
-//! placeholder
+//! Port I/O backends of Portcullis: how the switch runtime receives and sends raw
+//! Ethernet frames.
+//!
+//! Every port is a pair of queues behind two traits:
+//! - [`RxQueue`]: `recv` returns an [`RxBatch`] of the frames that arrived since the
+//!   previous call, borrowed from the backend's buffer (for AF_PACKET, straight from the
+//!   kernel's ring) until the next `recv`. It never blocks; poll [`RxQueue::fd`] for
+//!   readability.
+//! - [`TxQueue`]: `push` copies one frame (addresses, optional VLAN tag, rest) into the
+//!   backend's ring or buffer, so the received batch can be released afterwards;
+//!   `flush` hands every queued frame to the kernel. Per-frame failures are
+//!   [`TxError`]s the caller counts; [`IoError`] is reserved for set-up and for a queue
+//!   that stopped working.
+//!
+//! Frames start at the destination MAC and carry no FCS. A VLAN tag travels outside
+//! the bytes when the kernel delivers it as metadata ([`RxFrame::tag`]) and is written
+//! in-band on transmit when given to `push`.
+//!
+//! Modules:
+//! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings (veth, tap netdev,
+//!   physical NIC); also interface helpers (index, MAC, MTU, link up, TX checksum
+//!   offload — see [`set_tx_checksum_offload`] for why the last one matters).
+//! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`).
+//! - [`memory`]: an in-memory port for tests.
+//!
+//! The main entry points are re-exported at the crate root (`open_af_packet`,
+//! `create_tap`, `memory_port`, the interface helpers).
+//!
+//! Each queue is `Send` and used by one data-plane thread at a time (`&mut self`).
+//! The halves of one port share their kernel object (socket or tun fd) through an
+//! `Arc`; it is closed when both halves are dropped.
+
+pub mod afpacket;
+mod error;
+mod frame;
+pub mod memory;
+mod netdev;
+pub mod tap;
+
+use std::os::fd::RawFd;
+
+pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
+pub use error::{IoError, TxError};
+pub use frame::{ETH_HLEN, RxBatch, RxBatchIter, RxFrame, VLAN_HLEN, VlanTag};
+pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
+pub use netdev::{
+    interface_exists, interface_index, interface_mac, interface_mtu, is_link_up, set_link_down,
+    set_link_up, set_tx_checksum_offload, tx_checksum_offload,
+};
+pub use tap::{TapRx, TapTx, create_persistent_tap, create_tap, delete_persistent_tap, open_tap};
+
+/// The receiving side of a port.
+pub trait RxQueue: Send {
+    /// The fd to poll(2) for readability, if any.
+    fn fd(&self) -> Option<RawFd>;
+
+    /// Releases the frames of the previous call back to the kernel/buffer and returns
+    /// the frames that arrived since (possibly none). Never blocks.
+    fn recv(&mut self) -> Result<RxBatch<'_>, IoError>;
+}
+
+/// The sending side of a port.
+pub trait TxQueue: Send {
+    /// Queues one frame for sending: the bytes are `head` (destination and source MAC,
+    /// 12 bytes), then the 4-byte tag `tpid, tci` if `tag` is `Some`, then `body` (from
+    /// the ethertype on). Copies the bytes, so borrowed frames may be released
+    /// afterwards. A full ring or a frame outside the port's size limits is an error
+    /// the caller counts; never panics.
+    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError>;
+
+    /// Hands every queued frame to the kernel (one syscall per flush on AF_PACKET).
+    fn flush(&mut self) -> Result<(), IoError>;
+}
+
+impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
+    fn fd(&self) -> Option<RawFd> {
+        (**self).fd()
+    }
+    fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
+        (**self).recv()
+    }
+}
+
+impl<T: TxQueue + ?Sized> TxQueue for Box<T> {
+    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+        (**self).push(head, tag, body)
+    }
+    fn flush(&mut self) -> Result<(), IoError> {
+        (**self).flush()
+    }
+}
+
+/// Counters of a transmit queue, since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxStats {
+    /// Frames handed to the kernel by successful flushes.
+    pub sent: u64,
+    /// `push` calls refused with [`TxError::RingFull`].
+    pub ring_full: u64,
+    /// `push` calls refused with [`TxError::TooBig`].
+    pub too_big: u64,
+    /// Failed send system calls (a failed AF_PACKET flush counts once; its frames are
+    /// retried by the next flush) or frames the kernel refused (TAP).
+    pub send_errors: u64,
+}
+
+/// Counters of a receive queue, since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxStats {
+    /// Frames returned by `recv`.
+    pub frames: u64,
+    /// Non-empty batches returned by `recv` (AF_PACKET: retired blocks).
+    pub batches: u64,
+    /// Frames skipped because they arrived truncated.
+    pub truncated: u64,
+    /// Frames the kernel dropped because the ring was full (AF_PACKET only).
+    pub kernel_drops: u64,
+}

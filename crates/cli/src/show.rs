@@ -1,0 +1,207 @@
+//! `portcullis show …`: fetch a view from the daemon's API and print it as a table
+//! (or the API's JSON with --json).
+
+use clap::Subcommand;
+use portcullis_daemon::api::{CountersResponse, EventRecord};
+use portcullis_daemon::client::call_blocking;
+use portcullis_daemon::snapshot::{MacTableView, PortView};
+use std::path::Path;
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum What {
+    /// Ports: role, VLAN, state, MACs, uplink in use, frame counts.
+    Ports,
+    /// The MAC table.
+    Mac,
+    /// Counters per port and drops per reason.
+    Counters,
+    /// Recent switch events.
+    Events,
+}
+
+/// Prints rows as aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        s.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn drops_text(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn ports_table(ports: &[PortView]) -> String {
+    let rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|p| {
+            let mac = match (&p.initial_mac, &p.effective_mac) {
+                (Some(i), Some(e)) if i != e => format!("{e} (initial {i})"),
+                (_, Some(e)) => e.clone(),
+                _ => "-".into(),
+            };
+            let state = if p.mac_change_blocked {
+                format!("{} blocked:mac-change", p.state)
+            } else {
+                p.state.clone()
+            };
+            vec![
+                p.name.clone(),
+                p.role.clone(),
+                p.interface.clone(),
+                if p.port_group.is_empty() {
+                    "-".into()
+                } else {
+                    p.port_group.clone()
+                },
+                p.vlan.clone(),
+                state,
+                mac,
+                p.uplink.clone().unwrap_or_else(|| "-".into()),
+                p.counters.rx_frames.to_string(),
+                p.counters.tx_frames.to_string(),
+                (p.counters.rx_dropped + p.counters.tx_dropped).to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PORT",
+            "ROLE",
+            "INTERFACE",
+            "GROUP",
+            "VLAN",
+            "STATE",
+            "MAC",
+            "UPLINK",
+            "RX",
+            "TX",
+            "DROPPED",
+        ],
+        &rows,
+    )
+}
+
+pub fn counters_table(c: &CountersResponse) -> String {
+    let rows: Vec<Vec<String>> = c
+        .ports
+        .iter()
+        .map(|p| {
+            let k = &p.counters;
+            vec![
+                p.name.clone(),
+                k.rx_frames.to_string(),
+                k.rx_bytes.to_string(),
+                k.tx_frames.to_string(),
+                k.tx_bytes.to_string(),
+                k.rx_dropped.to_string(),
+                k.tx_dropped.to_string(),
+                drops_text(&k.rx_drops),
+                drops_text(&k.tx_drops),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "PORT",
+            "RX-FRAMES",
+            "RX-BYTES",
+            "TX-FRAMES",
+            "TX-BYTES",
+            "RX-DROP",
+            "TX-DROP",
+            "RX-DROP-REASONS",
+            "TX-DROP-REASONS",
+        ],
+        &rows,
+    );
+    out.push_str(&format!("\ndrops by reason: {}\n", drops_text(&c.drops)));
+    out
+}
+
+pub fn mac_table(m: &MacTableView) -> String {
+    let rows: Vec<Vec<String>> = m
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.vlan.to_string(),
+                e.mac.clone(),
+                e.port.clone(),
+                e.kind.clone(),
+                e.age_secs.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["VLAN", "MAC", "PORT", "KIND", "AGE(s)"], &rows);
+    out.push_str(&format!(
+        "\n{} of {} entries; learning refused (table full): {}; aged out: {}\n",
+        m.entries.len(),
+        m.capacity,
+        m.learn_refused,
+        m.aged_out
+    ));
+    out
+}
+
+pub fn events_table(ev: &[EventRecord]) -> String {
+    let rows: Vec<Vec<String>> = ev
+        .iter()
+        .map(|e| {
+            let mut d = e.detail.clone();
+            if let Some(o) = d.as_object_mut() {
+                o.remove("port");
+            }
+            vec![
+                e.time_ms.to_string(),
+                e.port.clone(),
+                e.event.clone(),
+                d.to_string(),
+            ]
+        })
+        .collect();
+    table(&["TIME(ms)", "PORT", "EVENT", "DETAIL"], &rows)
+}
+
+pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
+    let path = match what {
+        What::Ports => "/v1/ports",
+        What::Mac => "/v1/mac",
+        What::Counters => "/v1/counters",
+        What::Events => "/v1/events",
+    };
+    let v = call_blocking(socket, hyper::Method::GET, path, None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let text = match what {
+        What::Ports => ports_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::Mac => mac_table(&serde_json::from_value(v)?),
+        What::Counters => counters_table(&serde_json::from_value(v)?),
+        What::Events => events_table(&serde_json::from_value::<Vec<_>>(v)?),
+    };
+    print!("{text}");
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Test support for lab tests of the `portcullis` binary: start the real daemon as
+//! a lab-tracked process (ended by PID when the lab is dropped), wait for its API,
+//! and query it.
+
+#![allow(dead_code)]
+
+use portcullis_lab::{Guest, Lab};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running daemon started by a test.
+#[derive(Debug)]
+pub struct Switchd {
+    pub pid: u32,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Switchd {
+    /// GET a path of the API and parse the JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        portcullis_daemon::client::call_blocking(&self.socket, hyper::Method::GET, path, None)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- daemon log ---\n{}", self.log_text()))
+    }
+
+    /// The counters of one port.
+    pub fn port(&self, name: &str) -> serde_json::Value {
+        self.get(&format!("/v1/ports/{name}"))
+    }
+
+    /// Drops of one port for one reason, both directions.
+    pub fn drops(&self, port: &str, reason: &str) -> u64 {
+        let c = &self.port(port)["counters"];
+        c["rx_drops"][reason].as_u64().unwrap_or(0) + c["tx_drops"][reason].as_u64().unwrap_or(0)
+    }
+
+    pub fn counter(&self, port: &str, key: &str) -> u64 {
+        self.port(port)["counters"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {key}"))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(EXE)
+            .args(args)
+            .env("PORTCULLIS_SOCKET", &self.socket)
+            .output()
+            .expect("run portcullis")
+    }
+}
+
+/// Creates a lab, failing loudly (never skipping) without root or tools.
+pub fn lab(tag: &str, tools: &[&str]) -> Lab {
+    Lab::require_root().expect("lab tests need root: run the suite as root (scripts/test.sh)");
+    Lab::require_tools(tools)
+        .expect("the lab tests need these tools (scripts/test.sh installs them)");
+    Lab::new(tag).expect("create lab")
+}
+
+/// Starts `portcullis daemon` on `config` (in `guest`'s namespace if given).
+pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&Guest>) -> Switchd {
+    let dir = lab.scratch_dir().expect("scratch dir");
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, config).expect("write config");
+    let socket = dir.join(format!("{name}.sock"));
+    let log = dir.join(format!("{name}.log"));
+    let mut cmd = match guest {
+        Some(g) => g.command(EXE),
+        None => Command::new(EXE),
+    };
+    cmd.arg("daemon")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join(format!("{name}-state")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let pid = lab.spawn(cmd).expect("spawn daemon");
+    let d = Switchd { pid, socket, log };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::os::unix::net::UnixStream::connect(&d.socket).is_ok() {
+            break;
+        }
+        if let Ok(Some(status)) = lab.wait_exit(pid, Duration::from_millis(50)) {
+            panic!("daemon {name} exited with {status}:\n{}", d.log_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon {name} did not open its socket:\n{}",
+            d.log_text()
+        );
+    }
+    // Let the RX rings settle before traffic.
+    std::thread::sleep(Duration::from_millis(100));
+    d
+}
+
+pub fn start_daemon(lab: &mut Lab, name: &str, config: &str) -> Switchd {
+    start_daemon_in(lab, name, config, None)
+}
+
+/// `[[host.port]]` for a guest.
+pub fn port(name: &str, g: &Guest, group: &str) -> String {
+    let mac = g.mac().expect("guest mac");
+    format!(
+        "\n[[host.port]]\nname = \"{name}\"\ninterface = \"{}\"\nport_group = \"{group}\"\nmac = \"{mac}\"\n",
+        g.host_if
+    )
+}
+
+/// Runs a scapy script with Debian's /usr/bin/python3 inside `g`.
+pub fn scapy(g: &Guest, script: &str) {
+    let out = g
+        .command("/usr/bin/python3")
+        .args([
+            "-c",
+            &format!("from scapy.all import *\nconf.verb = 0\n{script}"),
+        ])
+        .output()
+        .expect("run scapy");
+    assert!(
+        out.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,290 @@
+//! The control API: HTTP/JSON on a Unix socket, versioned under `/v1`. Reads come
+//! from snapshots the data-plane thread builds between batches; the one write so far
+//! (the hypervisor's report of a guest's effective MAC) is a command to that thread.
+//!
+//! Invariants: the API never touches the switch directly (command channel only);
+//! every error is one JSON shape `{"error": {"code", "message"}}`; a write is
+//! accepted only from a caller whose Unix peer credentials are root's or the
+//! daemon's own user (roles and audit come with the management plane).
+
+use crate::runtime::Command;
+use crate::snapshot::{MacTableView, PortView, Snapshot};
+use axum::extract::connect_info::{self, ConnectInfo};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::serve::IncomingStream;
+use axum::{Json, Router};
+use portcullis_dataplane::{ControlError, MacAddr, PortId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::net::UnixListener;
+use tokio::sync::oneshot;
+
+/// Events kept for `GET /v1/events`.
+pub const EVENT_HISTORY: usize = 1024;
+
+/// One event as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventRecord {
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub port: String,
+    pub event: String,
+    pub detail: serde_json::Value,
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub commands: mpsc::Sender<Command>,
+    pub port_names: Arc<Vec<String>>,
+    pub events: Arc<Mutex<VecDeque<EventRecord>>>,
+    pub owner_uid: u32,
+}
+
+/// The caller, from SO_PEERCRED.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+impl connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        Peer {
+            uid: cred.map(|c| c.uid()),
+            pid: cred.and_then(|c| c.pid()),
+        }
+    }
+}
+
+/// An API error: HTTP status, a stable code, a message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dataplane_unavailable",
+            "the data plane is not answering",
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The routes of API version 1.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/ports", get(ports))
+        .route("/v1/ports/{name}", get(port))
+        .route("/v1/ports/{name}/effective-mac", put(report_mac))
+        .route("/v1/mac", get(mac_table))
+        .route("/v1/counters", get(counters))
+        .route("/v1/events", get(events))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
+        .with_state(state)
+}
+
+async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Snapshot(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    rx.await.map_err(|_| ApiError::unavailable())
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct StatusView {
+    pub switch: String,
+    pub uptime_secs: u64,
+    pub ports: usize,
+    pub mac_entries: usize,
+    pub drops: BTreeMap<String, u64>,
+    pub events_lost: u64,
+}
+
+async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
+    let s = snapshot(&st).await?;
+    Ok(Json(StatusView {
+        switch: s.switch,
+        uptime_secs: s.uptime_secs,
+        ports: s.ports.len(),
+        mac_entries: s.mac_table.entries.len(),
+        drops: s.drops,
+        events_lost: s.events_lost,
+    }))
+}
+
+async fn ports(State(st): State<ApiState>) -> Result<Json<Vec<PortView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.ports))
+}
+
+async fn port(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<PortView>, ApiError> {
+    snapshot(&st)
+        .await?
+        .ports
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_port",
+                format!("no port named {name:?}"),
+            )
+        })
+}
+
+async fn mac_table(State(st): State<ApiState>) -> Result<Json<MacTableView>, ApiError> {
+    Ok(Json(snapshot(&st).await?.mac_table))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct CountersResponse {
+    pub ports: Vec<PortCountersEntry>,
+    /// All ports, both directions, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PortCountersEntry {
+    pub name: String,
+    pub counters: crate::snapshot::CountersView,
+}
+
+async fn counters(State(st): State<ApiState>) -> Result<Json<CountersResponse>, ApiError> {
+    let s = snapshot(&st).await?;
+    Ok(Json(CountersResponse {
+        ports: s
+            .ports
+            .into_iter()
+            .map(|p| PortCountersEntry {
+                name: p.name,
+                counters: p.counters,
+            })
+            .collect(),
+        drops: s.drops,
+    }))
+}
+
+async fn events(State(st): State<ApiState>) -> Json<Vec<EventRecord>> {
+    Json(
+        st.events
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default(),
+    )
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ReportMac {
+    pub mac: String,
+}
+
+async fn report_mac(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(name): Path<String>,
+    Json(body): Json<ReportMac>,
+) -> Result<StatusCode, ApiError> {
+    match peer.uid {
+        Some(uid) if uid == 0 || uid == st.owner_uid => {}
+        _ => {
+            tracing::warn!(?peer, port = %name, "refused effective-MAC report: caller is neither root nor the daemon's user");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only root or the daemon's user may report MAC changes",
+            ));
+        }
+    }
+    let mac: MacAddr = body.mac.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_mac",
+            format!("{:?}: {e}", body.mac),
+        )
+    })?;
+    let port = st
+        .port_names
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_port",
+                format!("no port named {name:?}"),
+            )
+        })?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::ReportEffectiveMac {
+            port: PortId(port as u16),
+            mac,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    match rx.await.map_err(|_| ApiError::unavailable())? {
+        Ok(()) => {
+            tracing::info!(?peer, port = %name, %mac, "effective MAC reported");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e @ ControlError::MacInUse(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "mac_in_use",
+            e.to_string(),
+        )),
+        Err(e @ ControlError::MacTableFull) => Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "mac_table_full",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "refused",
+            e.to_string(),
+        )),
+    }
+}

@@ -1,0 +1,220 @@
+//! The data-plane thread: owns the [`Switch`] and every port's RX/TX queue, and
+//! runs the loop poll → receive a batch → `Switch::process_batch` → queue each copy
+//! on its output port → flush. Between batches it answers control commands, hands
+//! events to the control plane and does housekeeping.
+//!
+//! Invariants: the switch is touched by this thread only (single writer); the loop
+//! never blocks on the control plane (commands are `try_recv`'d, events `try_send`'d
+//! into a bounded channel and counted when it is full); it reads the clock once per
+//! batch, never per frame.
+
+use crate::snapshot::{IoStats, Snapshot};
+use portcullis_dataplane::{
+    ControlError, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
+};
+use portcullis_io::{RxQueue, TxError, TxQueue, VlanTag};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// How long the loop sleeps in poll(2) when no frame arrives (bounds command latency).
+const POLL_TIMEOUT_MS: i32 = 10;
+
+/// Requests from the control plane, answered between batches.
+#[derive(Debug)]
+pub enum Command {
+    Snapshot(oneshot::Sender<Snapshot>),
+    ReportEffectiveMac {
+        port: PortId,
+        mac: MacAddr,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    SetAdminUp {
+        port: PortId,
+        up: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    ClearCounters(oneshot::Sender<()>),
+}
+
+/// One port's queues.
+pub struct PortIo {
+    pub rx: Box<dyn RxQueue>,
+    pub tx: Box<dyn TxQueue>,
+}
+
+impl std::fmt::Debug for PortIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortIo").field("fd", &self.rx.fd()).finish()
+    }
+}
+
+/// Everything the data-plane thread owns.
+pub struct DataPlane {
+    pub switch: Switch,
+    pub ports: Vec<PortIo>,
+    /// Interface name of each port, for snapshots.
+    pub interfaces: Vec<String>,
+    pub groups: Vec<String>,
+    pub commands: mpsc::Receiver<Command>,
+    pub events: tokio::sync::mpsc::Sender<Event>,
+    pub stop: Arc<AtomicBool>,
+    pub epoch: std::time::Instant,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane")
+            .field("ports", &self.ports.len())
+            .finish()
+    }
+}
+
+/// Counters the runtime keeps beside the switch's own.
+#[derive(Debug, Default, Clone)]
+pub struct RuntimeCounters {
+    pub io: Vec<IoStats>,
+    pub events_lost: u64,
+    pub batches: u64,
+}
+
+impl DataPlane {
+    fn now(&self) -> Instant {
+        Instant(self.epoch.elapsed().as_nanos() as u64)
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(mut self) {
+        let mut stats = RuntimeCounters {
+            io: vec![IoStats::default(); self.ports.len()],
+            ..Default::default()
+        };
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(1024);
+        let mut dirty = vec![false; self.ports.len()];
+        let mut pollfds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .filter_map(|p| p.rx.fd())
+            .map(|fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        while !self.stop.load(Ordering::Relaxed) {
+            // SAFETY: `pollfds` is a live, correctly sized array of pollfd for the
+            // duration of the call; the fds belong to queues this thread owns.
+            let _ = unsafe {
+                libc::poll(
+                    pollfds.as_mut_ptr(),
+                    pollfds.len() as libc::nfds_t,
+                    POLL_TIMEOUT_MS,
+                )
+            };
+            let now = self.now();
+            for i in 0..self.ports.len() {
+                self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats);
+            }
+            for (i, d) in dirty.iter_mut().enumerate() {
+                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
+                    stats.io[i].tx_errors += 1;
+                }
+            }
+            self.switch.tick(now);
+            for ev in self.switch.drain_events() {
+                if self.events.try_send(ev).is_err() {
+                    stats.events_lost += 1;
+                }
+            }
+            self.answer_commands(now, &stats);
+        }
+    }
+
+    /// Drains the RX queue of port `i` (a bounded number of batches) and queues the
+    /// forwarded copies.
+    fn service_port(
+        &mut self,
+        i: usize,
+        now: Instant,
+        verdicts: &mut Vec<Verdict>,
+        dirty: &mut [bool],
+        stats: &mut RuntimeCounters,
+    ) {
+        let ingress = PortId(i as u16);
+        // A few batches per port per loop, so one busy port cannot starve the others.
+        for _ in 0..4 {
+            let (ports_before, rest) = self.ports.split_at_mut(i);
+            let (this, ports_after) = rest.split_first_mut().expect("i < ports.len()");
+            let batch = match this.rx.recv() {
+                Ok(b) => b,
+                Err(_) => {
+                    stats.io[i].rx_errors += 1;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                return;
+            }
+            stats.batches += 1;
+            stats.io[i].rx_frames += batch.len() as u64;
+            let frames = batch.iter().map(|f| RxFrame {
+                data: f.data,
+                tag: f.tag.map(|t| TagMeta {
+                    tpid: t.tpid,
+                    tci: t.tci,
+                }),
+            });
+            self.switch.process_batch(now, ingress, frames, verdicts);
+            for (frame, verdict) in batch.iter().zip(verdicts.iter()) {
+                let Verdict::Forward(fwd) = verdict else {
+                    continue;
+                };
+                let head = &frame.data[..12];
+                let body = &frame.data[fwd.body_offset as usize..];
+                for out in fwd.out.iter() {
+                    let o = out.index();
+                    if o == i {
+                        continue; // never on its ingress port (the pipeline guarantees it)
+                    }
+                    let tag = self.switch.ports()[o]
+                        .egress_tci(fwd.vid, fwd.pcp_dei)
+                        .map(|tci| VlanTag { tpid: 0x8100, tci });
+                    let tx = if o < i {
+                        &mut ports_before[o].tx
+                    } else {
+                        &mut ports_after[o - i - 1].tx
+                    };
+                    match tx.push(head, tag, body) {
+                        Ok(()) => dirty[o] = true,
+                        Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
+                        Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer_commands(&mut self, now: Instant, stats: &RuntimeCounters) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Snapshot(reply) => {
+                    let snap =
+                        Snapshot::build(&self.switch, &self.interfaces, &self.groups, stats, now);
+                    let _ = reply.send(snap);
+                }
+                Command::ReportEffectiveMac { port, mac, reply } => {
+                    let _ = reply.send(self.switch.report_effective_mac(port, mac, now));
+                }
+                Command::SetAdminUp { port, up, reply } => {
+                    let _ = reply.send(self.switch.set_admin_up(port, up));
+                }
+                Command::ClearCounters(reply) => {
+                    self.switch.clear_counters();
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+}

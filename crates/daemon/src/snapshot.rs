@@ -1,0 +1,224 @@
+//! Read-only views of the running switch, built by the data-plane thread on request
+//! and served by the API as JSON. These types are the API's response schema.
+
+use crate::runtime::RuntimeCounters;
+use portcullis_dataplane::{
+    DropReason, Instant, MacKind, PortCounters, PortRole, Switch, VlanMode,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// I/O counters of one port, kept by the runtime.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IoStats {
+    pub rx_frames: u64,
+    pub rx_errors: u64,
+    pub tx_ring_full: u64,
+    pub tx_too_big: u64,
+    pub tx_errors: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortView {
+    pub id: u16,
+    pub name: String,
+    pub role: String,
+    pub interface: String,
+    pub port_group: String,
+    /// "access 10" or "trunk 10,20 native 1".
+    pub vlan: String,
+    /// "up", "down" (admin), "link-down".
+    pub state: String,
+    pub initial_mac: Option<String>,
+    pub effective_mac: Option<String>,
+    /// mac_changes = reject and effective ≠ initial.
+    pub mac_change_blocked: bool,
+    pub security: BTreeMap<String, String>,
+    /// The uplink this port's traffic leaves by (esxtop's TEAM-PNIC).
+    pub uplink: Option<String>,
+    pub counters: CountersView,
+    pub io: IoStats,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct CountersView {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    /// Non-zero ingress drops by reason name.
+    pub rx_drops: BTreeMap<String, u64>,
+    /// Non-zero egress drops by reason name.
+    pub tx_drops: BTreeMap<String, u64>,
+}
+
+impl From<&PortCounters> for CountersView {
+    fn from(c: &PortCounters) -> Self {
+        let by_reason = |d: &[u64; DropReason::COUNT]| {
+            DropReason::ALL
+                .iter()
+                .filter(|r| d[**r as usize] != 0)
+                .map(|r| (r.name().to_string(), d[*r as usize]))
+                .collect()
+        };
+        CountersView {
+            rx_frames: c.rx_frames,
+            rx_bytes: c.rx_bytes,
+            tx_frames: c.tx_frames,
+            tx_bytes: c.tx_bytes,
+            rx_dropped: c.rx_dropped(),
+            tx_dropped: c.tx_dropped(),
+            rx_drops: by_reason(&c.rx_drops),
+            tx_drops: by_reason(&c.tx_drops),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MacView {
+    pub vlan: u16,
+    pub mac: String,
+    pub port: String,
+    /// "guest" (known) or "learned" (seen on an uplink; ages).
+    pub kind: String,
+    /// Seconds since last seen (learned entries).
+    pub age_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MacTableView {
+    pub capacity: usize,
+    pub entries: Vec<MacView>,
+    pub learn_refused: u64,
+    pub aged_out: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    pub switch: String,
+    pub uptime_secs: u64,
+    pub ports: Vec<PortView>,
+    pub mac_table: MacTableView,
+    /// Drops over all ports and both directions, by reason (non-zero only).
+    pub drops: BTreeMap<String, u64>,
+    pub events_lost: u64,
+    pub batches: u64,
+}
+
+fn vlan_text(m: &VlanMode) -> String {
+    match m {
+        VlanMode::Access(v) => format!("access {v}"),
+        VlanMode::Trunk { allowed, native } => {
+            let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+            let mut s = format!(
+                "trunk {}",
+                if list.is_empty() {
+                    "-".into()
+                } else {
+                    list.join(",")
+                }
+            );
+            if let Some(n) = native {
+                s.push_str(&format!(" native {n}"));
+            }
+            s
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn build(
+        sw: &Switch,
+        interfaces: &[String],
+        groups: &[String],
+        rt: &RuntimeCounters,
+        now: Instant,
+    ) -> Snapshot {
+        let name_of = |id: portcullis_dataplane::PortId| {
+            sw.port(id).map(|p| p.name.clone()).unwrap_or_default()
+        };
+        let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+        let ports = sw
+            .ports()
+            .iter()
+            .map(|p| {
+                let c = sw.counters(p.id).expect("every port has counters");
+                for r in DropReason::ALL {
+                    let n = c.drops(*r);
+                    if n != 0 {
+                        *drops.entry(r.name().to_string()).or_default() += n;
+                    }
+                }
+                let state = if !p.admin_up {
+                    "down"
+                } else if !p.link_up {
+                    "link-down"
+                } else {
+                    "up"
+                };
+                let pol = |v: portcullis_dataplane::Policy| format!("{v:?}").to_lowercase();
+                let security = if p.role == PortRole::Guest {
+                    [
+                        ("promiscuous".to_string(), pol(p.security.promiscuous)),
+                        ("mac_changes".to_string(), pol(p.security.mac_changes)),
+                        (
+                            "forged_transmits".to_string(),
+                            pol(p.security.forged_transmits),
+                        ),
+                    ]
+                    .into_iter()
+                    .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                PortView {
+                    id: p.id.0,
+                    name: p.name.clone(),
+                    role: format!("{:?}", p.role).to_lowercase(),
+                    interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
+                    port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
+                    vlan: vlan_text(&p.vlan),
+                    state: state.into(),
+                    initial_mac: p.initial_mac.map(|m| m.to_string()),
+                    effective_mac: p.effective_mac.map(|m| m.to_string()),
+                    mac_change_blocked: p.mac_change_blocked(),
+                    security,
+                    uplink: sw.uplink_of(p.id).map(name_of),
+                    counters: c.into(),
+                    io: rt.io.get(p.id.index()).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let t = sw.mac_table();
+        let entries = t
+            .entries(now)
+            .into_iter()
+            .map(|(vid, mac, e)| MacView {
+                vlan: vid.get(),
+                mac: mac.to_string(),
+                port: name_of(e.port),
+                kind: match e.kind {
+                    MacKind::Guest => "guest".into(),
+                    MacKind::Learned => "learned".into(),
+                },
+                age_secs: now.saturating_since(e.last_seen) / 1_000_000_000,
+            })
+            .collect();
+        Snapshot {
+            switch: sw.name().to_string(),
+            uptime_secs: now.0 / 1_000_000_000,
+            ports,
+            mac_table: MacTableView {
+                capacity: t.capacity(),
+                entries,
+                learn_refused: t.learn_refused,
+                aged_out: t.aged_out,
+            },
+            drops,
+            events_lost: rt.events_lost + sw.events_dropped(),
+            batches: rt.batches,
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! AF_PACKET backend: one `SOCK_RAW` packet socket per interface with a TPACKET_V3 RX
+//! ring and a TPACKET_V3 TX ring in one shared mapping.
+//!
+//! Works on any Ethernet-like interface (veth, tap netdev, physical NIC). The socket is
+//! bound to the interface index with `ETH_P_ALL` and set up so that
+//! - our own transmissions (and anything else the host sends on the interface) are
+//!   never received back (`PACKET_IGNORE_OUTGOING`);
+//! - the interface is promiscuous for as long as the socket lives
+//!   (`PACKET_MR_PROMISC` membership, dropped by the kernel on close);
+//! - a malformed TX slot is skipped by the kernel instead of stalling the ring
+//!   (`PACKET_LOSS`).
+//!
+//! Layout of the mapping: `[ RX ring: rx_block_count blocks | TX ring ]`.
+//!
+//! Ownership invariants (the kernel/user hand-over protocol):
+//! - RX: a block belongs to user space while its `block_status` has `TP_STATUS_USER`.
+//!   [`AfPacketRx`] holds at most one block at a time (the one behind the last
+//!   [`RxBatch`](crate::RxBatch)), and gives it back (`TP_STATUS_KERNEL`, release
+//!   store) at the start of the next `recv`, after the batch's borrow has ended. Blocks
+//!   are consumed strictly in ring order, as the kernel fills them.
+//! - TX: a slot belongs to user space while its `tp_status` is `TP_STATUS_AVAILABLE`.
+//!   [`AfPacketTx`] fills slots strictly in ring order (so it stays in step with the
+//!   kernel's TX head), publishes each with a release store of
+//!   `TP_STATUS_SEND_REQUEST`, and never writes a slot the kernel owns.
+//! - The socket and the mapping are shared by the RX and TX halves through one `Arc`;
+//!   they touch disjoint parts of the mapping. The mapping is unmapped before the
+//!   socket is closed.
+
+mod rx;
+mod tx;
+
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+pub use rx::AfPacketRx;
+pub use tx::AfPacketTx;
+
+pub use crate::netdev::{
+    interface_exists, interface_index, interface_mac, interface_mtu, is_link_up, set_link_down,
+    set_link_up, set_tx_checksum_offload, tx_checksum_offload,
+};
+use crate::{IoError, netdev};
+
+/// Sizes of the rings and socket behaviour for [`open_af_packet`].
+///
+/// Construct with struct-update syntax: `AfPacketOptions { rx_block_count: 32,
+/// ..AfPacketOptions::default() }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AfPacketOptions {
+    /// Size of one RX block in bytes; a multiple of the page size. A block is the unit
+    /// of hand-over (one `recv` returns at most one block). Default 256 KiB.
+    pub rx_block_size: u32,
+    /// Number of RX blocks. Default 16 (4 MiB of ring with the default block size).
+    pub rx_block_count: u32,
+    /// Nominal RX frame size (TPACKET_V3 packs frames of variable size into blocks; this
+    /// only sets the kernel's frame count). Multiple of 16. Default 2048.
+    pub rx_frame_size: u32,
+    /// Block retire timeout in milliseconds: a partly filled block is handed over
+    /// after this long. 0 lets the kernel choose (from the link speed; usually ~8 ms).
+    /// Default 1 (DESIGN §9: 1–2 ms).
+    pub rx_block_timeout_ms: u32,
+    /// Size of one TX slot in bytes, including the 48-byte slot header; multiple of 16.
+    /// Bounds the largest frame that can be sent. Default 2048.
+    pub tx_frame_size: u32,
+    /// Number of TX slots (rounded up to fill whole TX blocks). Default 256.
+    pub tx_frame_count: u32,
+    /// Put the interface into promiscuous mode while the socket is open. Default true.
+    pub promiscuous: bool,
+    /// Bypass the interface's qdisc on transmit (`PACKET_QDISC_BYPASS`): faster, but
+    /// frames are dropped instead of queued when the driver queue is full. Default
+    /// false.
+    pub qdisc_bypass: bool,
+}
+
+impl Default for AfPacketOptions {
+    fn default() -> Self {
+        AfPacketOptions {
+            rx_block_size: 256 * 1024,
+            rx_block_count: 16,
+            rx_frame_size: 2048,
+            rx_block_timeout_ms: 1,
+            tx_frame_size: 2048,
+            tx_frame_count: 256,
+            promiscuous: true,
+            qdisc_bypass: false,
+        }
+    }
+}
+
+/// Size of the TX blocks the TX ring is allocated in (the kernel has no use for TX
+/// blocks beyond allocation).
+const TX_BLOCK_TARGET: usize = 64 * 1024;
+
+/// Offset of the frame data inside a TX slot: the kernel reads the frame at
+/// `tp_hdrlen - sizeof(sockaddr_ll)` = `TPACKET_ALIGN(sizeof(tpacket3_hdr))`.
+pub(crate) const TX_DATA_OFFSET: usize = libc::TPACKET3_HDRLEN - size_of::<libc::sockaddr_ll>();
+
+/// The validated geometry of both rings.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    rx_block_size: usize,
+    rx_block_count: usize,
+    rx_frame_size: usize,
+    tx_block_size: usize,
+    tx_block_count: usize,
+    tx_frame_size: usize,
+    tx_frames_per_block: usize,
+}
+
+impl Geometry {
+    fn new(opts: &AfPacketOptions, page: usize, iface: &str) -> Result<Geometry, IoError> {
+        let bad = |reason: String| IoError::InvalidOptions {
+            iface: iface.to_owned(),
+            reason,
+        };
+        let rx_block_size = opts.rx_block_size as usize;
+        let rx_frame_size = opts.rx_frame_size as usize;
+        let tx_frame_size = opts.tx_frame_size as usize;
+        if rx_block_size == 0 || !rx_block_size.is_multiple_of(page) {
+            return Err(bad(format!(
+                "rx_block_size {rx_block_size} is not a positive multiple of the page size {page}"
+            )));
+        }
+        if opts.rx_block_count == 0 {
+            return Err(bad("rx_block_count is 0".into()));
+        }
+        if rx_frame_size < libc::TPACKET3_HDRLEN
+            || !rx_frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT)
+            || rx_frame_size > rx_block_size
+        {
+            return Err(bad(format!(
+                "rx_frame_size {rx_frame_size} must be a multiple of 16, at least {} and at most rx_block_size",
+                libc::TPACKET3_HDRLEN
+            )));
+        }
+        let min_tx = TX_DATA_OFFSET + crate::frame::ETH_HLEN;
+        if tx_frame_size < min_tx || !tx_frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT) {
+            return Err(bad(format!(
+                "tx_frame_size {tx_frame_size} must be a multiple of 16 and at least {min_tx}"
+            )));
+        }
+        if opts.tx_frame_count == 0 {
+            return Err(bad("tx_frame_count is 0".into()));
+        }
+        let tx_block_size = TX_BLOCK_TARGET.max(tx_frame_size).next_multiple_of(page);
+        let tx_frames_per_block = tx_block_size / tx_frame_size;
+        let tx_block_count = (opts.tx_frame_count as usize).div_ceil(tx_frames_per_block);
+        let g = Geometry {
+            rx_block_size,
+            rx_block_count: opts.rx_block_count as usize,
+            rx_frame_size,
+            tx_block_size,
+            tx_block_count,
+            tx_frame_size,
+            tx_frames_per_block,
+        };
+        if u32::try_from(g.rx_len() + g.tx_len()).is_err() {
+            return Err(bad("rings larger than 4 GiB".into()));
+        }
+        Ok(g)
+    }
+
+    fn rx_len(&self) -> usize {
+        self.rx_block_size * self.rx_block_count
+    }
+
+    fn tx_len(&self) -> usize {
+        self.tx_block_size * self.tx_block_count
+    }
+
+    fn tx_frame_count(&self) -> usize {
+        self.tx_frames_per_block * self.tx_block_count
+    }
+}
+
+/// A shared `mmap(2)` of the socket's rings.
+struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; which parts of it a
+// thread may touch is governed by the ring protocol (RX half and TX half use disjoint
+// ranges, and each half is used through `&mut self`), not by thread identity.
+unsafe impl Send for Mmap {}
+// SAFETY: as above; `Mmap` itself only exposes the base pointer and the length.
+unsafe impl Sync for Mmap {}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping created by mmap(2) in `open_af_packet`
+        // that nothing references any more (both ring halves are gone).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+impl std::fmt::Debug for Mmap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mmap")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// What the RX and TX halves share. Field order matters: the mapping is dropped
+/// (unmapped) before the socket is closed.
+#[derive(Debug)]
+struct Shared {
+    map: Mmap,
+    fd: OwnedFd,
+    ifname: String,
+}
+
+impl Shared {
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    iface: &str,
+    op: &'static str,
+) -> Result<(), IoError> {
+    // SAFETY: `value` points to a live, initialised `T` of exactly the length passed;
+    // the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(IoError::last_os(iface, op));
+    }
+    Ok(())
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf takes no pointers.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(p).ok().filter(|p| *p > 0).unwrap_or(4096)
+}
+
+/// Opens an AF_PACKET socket on `ifname` with TPACKET_V3 RX and TX rings and returns
+/// its two halves (they share the socket).
+///
+/// Errors: [`IoError::NoSuchInterface`] when `ifname` does not exist,
+/// [`IoError::InvalidOptions`] for bad ring sizes, [`IoError::Os`] for a failing system
+/// call (e.g. `EPERM` without `CAP_NET_RAW`).
+pub fn open_af_packet(
+    ifname: &str,
+    opts: &AfPacketOptions,
+) -> Result<(AfPacketRx, AfPacketTx), IoError> {
+    let ifindex = netdev::interface_index(ifname)?;
+    let mtu = netdev::interface_mtu(ifname)? as usize;
+    let geo = Geometry::new(opts, page_size(), ifname)?;
+
+    // Protocol 0: the socket receives nothing until it is bound below, after the rings
+    // exist.
+    let fd = netdev::socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        0,
+        ifname,
+        "socket(AF_PACKET, SOCK_RAW)",
+    )?;
+    let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_VERSION,
+        &version,
+        ifname,
+        "setsockopt(PACKET_VERSION=TPACKET_V3)",
+    )?;
+    let one: libc::c_int = 1;
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_IGNORE_OUTGOING,
+        &one,
+        ifname,
+        "setsockopt(PACKET_IGNORE_OUTGOING)",
+    )?;
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_LOSS,
+        &one,
+        ifname,
+        "setsockopt(PACKET_LOSS)",
+    )?;
+    if opts.qdisc_bypass {
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            &one,
+            ifname,
+            "setsockopt(PACKET_QDISC_BYPASS)",
+        )?;
+    }
+    let rx_req = libc::tpacket_req3 {
+        tp_block_size: geo.rx_block_size as u32,
+        tp_block_nr: geo.rx_block_count as u32,
+        tp_frame_size: geo.rx_frame_size as u32,
+        tp_frame_nr: ((geo.rx_block_size / geo.rx_frame_size) * geo.rx_block_count) as u32,
+        tp_retire_blk_tov: opts.rx_block_timeout_ms,
+        tp_sizeof_priv: 0,
+        tp_feature_req_word: 0,
+    };
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_RX_RING,
+        &rx_req,
+        ifname,
+        "setsockopt(PACKET_RX_RING)",
+    )?;
+    // The kernel rejects a non-zero timeout, private area or feature word on TX rings.
+    let tx_req = libc::tpacket_req3 {
+        tp_block_size: geo.tx_block_size as u32,
+        tp_block_nr: geo.tx_block_count as u32,
+        tp_frame_size: geo.tx_frame_size as u32,
+        tp_frame_nr: geo.tx_frame_count() as u32,
+        tp_retire_blk_tov: 0,
+        tp_sizeof_priv: 0,
+        tp_feature_req_word: 0,
+    };
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_TX_RING,
+        &tx_req,
+        ifname,
+        "setsockopt(PACKET_TX_RING)",
+    )?;
+
+    let len = geo.rx_len() + geo.tx_len();
+    // SAFETY: a fresh shared mapping of the socket's rings (RX then TX, as the kernel
+    // lays them out); no existing memory is affected.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(IoError::last_os(ifname, "mmap of the packet rings"));
+    }
+    let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
+        return Err(IoError::os(
+            ifname,
+            "mmap of the packet rings",
+            std::io::Error::other("null mapping"),
+        ));
+    };
+    let map = Mmap { ptr, len };
+
+    // SAFETY: `sockaddr_ll` is a plain C struct; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a valid `sockaddr_ll` and the length passed is its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENODEV) {
+            return Err(IoError::NoSuchInterface(ifname.to_owned()));
+        }
+        return Err(IoError::os(ifname, "bind(AF_PACKET)", err));
+    }
+    if opts.promiscuous {
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex as libc::c_int,
+            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+            ifname,
+            "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)",
+        )?;
+    }
+
+    let shared = Arc::new(Shared {
+        map,
+        fd,
+        ifname: ifname.to_owned(),
+    });
+    tracing::debug!(
+        iface = ifname,
+        ifindex,
+        mtu,
+        rx_ring = geo.rx_len(),
+        tx_slots = geo.tx_frame_count(),
+        "opened AF_PACKET TPACKET_V3 rings"
+    );
+    let rx = AfPacketRx::new(Arc::clone(&shared), geo.rx_block_size, geo.rx_block_count);
+    let tx = AfPacketTx::new(
+        shared,
+        tx::TxGeometry {
+            ring_offset: geo.rx_len(),
+            block_size: geo.tx_block_size,
+            frame_size: geo.tx_frame_size,
+            frames_per_block: geo.tx_frames_per_block,
+            frame_count: geo.tx_frame_count(),
+        },
+        mtu,
+    );
+    Ok((rx, tx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_geometry() {
+        let g = Geometry::new(&AfPacketOptions::default(), 4096, "x").unwrap();
+        assert_eq!(g.rx_len(), 4 << 20);
+        assert_eq!(g.tx_block_size, 64 * 1024);
+        assert_eq!(g.tx_frames_per_block, 32);
+        assert_eq!(g.tx_frame_count(), 256);
+        assert_eq!(TX_DATA_OFFSET, 48);
+    }
+
+    #[test]
+    fn tx_count_rounds_up_to_whole_blocks_and_big_slots_get_big_blocks() {
+        let o = AfPacketOptions {
+            tx_frame_count: 33,
+            ..AfPacketOptions::default()
+        };
+        assert_eq!(Geometry::new(&o, 4096, "x").unwrap().tx_frame_count(), 64);
+        let o = AfPacketOptions {
+            tx_frame_size: 70_000,
+            tx_frame_count: 3,
+            ..AfPacketOptions::default()
+        };
+        let g = Geometry::new(&o, 4096, "x").unwrap();
+        assert_eq!(g.tx_block_size, 73_728);
+        assert_eq!(g.tx_frame_count(), 3);
+    }
+
+    #[test]
+    fn bad_options_name_the_interface() {
+        for o in [
+            AfPacketOptions {
+                rx_block_size: 5000,
+                ..AfPacketOptions::default()
+            },
+            AfPacketOptions {
+                rx_block_count: 0,
+                ..AfPacketOptions::default()
+            },
+            AfPacketOptions {
+                rx_frame_size: 100,
+                ..AfPacketOptions::default()
+            },
+            AfPacketOptions {
+                tx_frame_size: 32,
+                ..AfPacketOptions::default()
+            },
+            AfPacketOptions {
+                tx_frame_count: 0,
+                ..AfPacketOptions::default()
+            },
+        ] {
+            let err = Geometry::new(&o, 4096, "veth7").unwrap_err();
+            assert!(matches!(err, IoError::InvalidOptions { .. }), "{err:?}");
+            assert!(err.to_string().contains("veth7"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Frame views shared by every backend: [`VlanTag`], [`RxFrame`], [`RxBatch`] and the
+//! byte layout used when a frame is queued for sending.
+//!
+//! Invariants:
+//! - A [`RxBatch`] is a base byte slice plus a slice of descriptors; every descriptor
+//!   lies inside the base slice (the backend that builds the batch guarantees it), so
+//!   [`RxBatch::get`] never slices out of bounds for an index below [`RxBatch::len`].
+//! - A frame handed to a [`crate::TxQueue`] is laid out as `head`, then the 4-byte tag
+//!   (`tpid`, `tci`, both big-endian) when a tag is given, then `body`
+//!   ([`write_frame`]).
+
+use std::iter::FusedIterator;
+
+/// Length of an Ethernet header without VLAN tags (destination, source, ethertype).
+pub const ETH_HLEN: usize = 14;
+/// Length of one 802.1Q/802.1ad tag on the wire.
+pub const VLAN_HLEN: usize = 4;
+
+/// An 802.1Q/802.1ad tag as recovered from packet metadata (or parsed in-band by the
+/// caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VlanTag {
+    /// Tag protocol identifier (0x8100 for 802.1Q, 0x88a8 for 802.1ad).
+    pub tpid: u16,
+    /// Tag control information: PCP (3 bits), DEI (1 bit), VID (12 bits).
+    pub tci: u16,
+}
+
+impl VlanTag {
+    /// TPID of an 802.1Q customer tag.
+    pub const TPID_8021Q: u16 = 0x8100;
+    /// TPID of an 802.1ad service tag.
+    pub const TPID_8021AD: u16 = 0x88a8;
+
+    /// An 802.1Q tag with the given VLAN id (low 12 bits used) and priority (low 3 bits).
+    pub fn dot1q(vid: u16, pcp: u8) -> VlanTag {
+        VlanTag {
+            tpid: Self::TPID_8021Q,
+            tci: (u16::from(pcp & 0x7) << 13) | (vid & 0x0fff),
+        }
+    }
+
+    /// The VLAN id (low 12 bits of the TCI).
+    pub fn vid(self) -> u16 {
+        self.tci & 0x0fff
+    }
+
+    /// The priority code point (top 3 bits of the TCI).
+    pub fn pcp(self) -> u8 {
+        (self.tci >> 13) as u8
+    }
+
+    /// The tag as it appears on the wire: TPID then TCI, big-endian.
+    pub fn to_bytes(self) -> [u8; VLAN_HLEN] {
+        let [a, b] = self.tpid.to_be_bytes();
+        let [c, d] = self.tci.to_be_bytes();
+        [a, b, c, d]
+    }
+}
+
+/// One received frame. `tag` is `Some` when the kernel stripped an outer VLAN tag into
+/// metadata (AF_PACKET on veth does this); the tag is then absent from `data`. `data`
+/// starts at the destination MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxFrame<'a> {
+    /// The frame bytes from the destination MAC on (no FCS).
+    pub data: &'a [u8],
+    /// The outer VLAN tag the kernel removed from `data`, if any.
+    pub tag: Option<VlanTag>,
+}
+
+/// Where one frame of a batch lies in the batch's base slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameDesc {
+    pub(crate) offset: u32,
+    pub(crate) len: u32,
+    pub(crate) tag: Option<VlanTag>,
+}
+
+impl FrameDesc {
+    fn end(self) -> usize {
+        self.offset as usize + self.len as usize
+    }
+}
+
+/// Frames handed over by one [`crate::RxQueue::recv`] call; valid until the next `recv`
+/// on that queue (the borrow checker enforces it). Cheap to copy and to iterate more
+/// than once.
+#[derive(Clone, Copy, Debug)]
+pub struct RxBatch<'a> {
+    base: &'a [u8],
+    descs: &'a [FrameDesc],
+}
+
+impl<'a> RxBatch<'a> {
+    /// A batch without frames.
+    pub fn empty() -> RxBatch<'a> {
+        RxBatch {
+            base: &[],
+            descs: &[],
+        }
+    }
+
+    /// Builds a batch; every descriptor must lie inside `base`.
+    pub(crate) fn new(base: &'a [u8], descs: &'a [FrameDesc]) -> RxBatch<'a> {
+        debug_assert!(descs.iter().all(|d| d.end() <= base.len()));
+        RxBatch { base, descs }
+    }
+
+    /// Number of frames in the batch.
+    pub fn len(&self) -> usize {
+        self.descs.len()
+    }
+
+    /// Whether the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.descs.is_empty()
+    }
+
+    /// The `i`-th frame.
+    ///
+    /// # Panics
+    /// If `i >= self.len()` (like slice indexing).
+    pub fn get(&self, i: usize) -> RxFrame<'a> {
+        frame_at(self.base, self.descs[i])
+    }
+
+    /// Iterates the frames in arrival order.
+    pub fn iter(&self) -> RxBatchIter<'a> {
+        RxBatchIter {
+            base: self.base,
+            descs: self.descs.iter(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for RxBatch<'a> {
+    type Item = RxFrame<'a>;
+    type IntoIter = RxBatchIter<'a>;
+    fn into_iter(self) -> RxBatchIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &RxBatch<'a> {
+    type Item = RxFrame<'a>;
+    type IntoIter = RxBatchIter<'a>;
+    fn into_iter(self) -> RxBatchIter<'a> {
+        self.iter()
+    }
+}
+
+fn frame_at(base: &[u8], d: FrameDesc) -> RxFrame<'_> {
+    RxFrame {
+        data: &base[d.offset as usize..d.end()],
+        tag: d.tag,
+    }
+}
+
+/// Iterator over the frames of an [`RxBatch`].
+#[derive(Clone, Debug)]
+pub struct RxBatchIter<'a> {
+    base: &'a [u8],
+    descs: std::slice::Iter<'a, FrameDesc>,
+}
+
+impl<'a> Iterator for RxBatchIter<'a> {
+    type Item = RxFrame<'a>;
+    fn next(&mut self) -> Option<RxFrame<'a>> {
+        self.descs.next().map(|d| frame_at(self.base, *d))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.descs.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for RxBatchIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.descs.next_back().map(|d| frame_at(self.base, *d))
+    }
+}
+
+impl ExactSizeIterator for RxBatchIter<'_> {}
+impl FusedIterator for RxBatchIter<'_> {}
+
+/// Length on the wire of `head`, the optional tag and `body`.
+pub(crate) fn frame_len(head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> usize {
+    head.len() + if tag.is_some() { VLAN_HLEN } else { 0 } + body.len()
+}
+
+/// Writes `head`, the tag (if any) and `body` to the start of `dst`; returns the number
+/// of bytes written, or `None` (writing nothing) when `dst` is too short.
+pub(crate) fn write_frame(
+    dst: &mut [u8],
+    head: &[u8],
+    tag: Option<VlanTag>,
+    body: &[u8],
+) -> Option<usize> {
+    let total = frame_len(head, tag, body);
+    let dst = dst.get_mut(..total)?;
+    let (h, rest) = dst.split_at_mut(head.len());
+    h.copy_from_slice(head);
+    let rest = match tag {
+        Some(t) => {
+            let (t_bytes, rest) = rest.split_at_mut(VLAN_HLEN);
+            t_bytes.copy_from_slice(&t.to_bytes());
+            rest
+        }
+        None => rest,
+    };
+    rest.copy_from_slice(body);
+    Some(total)
+}
+
+/// Whether the frame's outer ethertype is 802.1Q (0x8100): the kernel lets such frames
+/// exceed MTU + Ethernet header by one tag (`packet_extra_vlan_len_allowed`); other
+/// frames, 802.1ad-tagged ones included, get no extra room.
+pub(crate) fn outer_is_tagged(tag: Option<VlanTag>, body: &[u8]) -> bool {
+    match tag {
+        Some(t) => t.tpid == VlanTag::TPID_8021Q,
+        None => matches!(body, [0x81, 0x00, ..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+
+    #[test]
+    fn untagged_frame_is_head_then_body() {
+        let mut buf = [0xffu8; 32];
+        let n = write_frame(&mut buf, &HEAD, None, &[0x08, 0x00, 0xaa]).unwrap();
+        assert_eq!(n, 15);
+        assert_eq!(&buf[..12], &HEAD);
+        assert_eq!(&buf[12..15], &[0x08, 0x00, 0xaa]);
+        assert_eq!(buf[15], 0xff, "nothing written past the frame");
+    }
+
+    #[test]
+    fn tag_is_inserted_after_the_addresses() {
+        let mut buf = [0u8; 32];
+        let tag = VlanTag::dot1q(10, 5);
+        assert_eq!(tag.tci, 0xa00a);
+        let n = write_frame(&mut buf, &HEAD, Some(tag), &[0x08, 0x06, 0xbb]).unwrap();
+        assert_eq!(n, 19);
+        assert_eq!(&buf[..12], &HEAD);
+        assert_eq!(&buf[12..16], &[0x81, 0x00, 0xa0, 0x0a]);
+        assert_eq!(&buf[16..19], &[0x08, 0x06, 0xbb]);
+    }
+
+    #[test]
+    fn qinq_tag_bytes() {
+        let t = VlanTag {
+            tpid: 0x88a8,
+            tci: 0x0123,
+        };
+        assert_eq!(t.to_bytes(), [0x88, 0xa8, 0x01, 0x23]);
+        assert_eq!(t.vid(), 0x123);
+        assert_eq!(t.pcp(), 0);
+    }
+
+    #[test]
+    fn too_short_destination_writes_nothing() {
+        let mut buf = [0u8; 18];
+        assert_eq!(
+            write_frame(&mut buf, &HEAD, Some(VlanTag::dot1q(1, 0)), &[1, 2, 3]),
+            None
+        );
+        assert_eq!(buf, [0u8; 18]);
+        assert_eq!(frame_len(&HEAD, Some(VlanTag::dot1q(1, 0)), &[1, 2, 3]), 19);
+    }
+
+    #[test]
+    fn outer_tag_detection() {
+        assert!(outer_is_tagged(Some(VlanTag::dot1q(1, 0)), &[8, 0]));
+        assert!(outer_is_tagged(None, &[0x81, 0x00, 0, 1, 8, 0]));
+        assert!(!outer_is_tagged(None, &[0x88, 0xa8, 0, 1]));
+        let stag = VlanTag {
+            tpid: VlanTag::TPID_8021AD,
+            tci: 1,
+        };
+        assert!(!outer_is_tagged(Some(stag), &[0x81, 0x00]));
+        assert!(!outer_is_tagged(None, &[0x08, 0x00]));
+        assert!(!outer_is_tagged(None, &[0x81]));
+    }
+
+    #[test]
+    fn batch_views_and_iteration() {
+        let base = b"aaaabbbbbbcc";
+        let descs = [
+            FrameDesc {
+                offset: 0,
+                len: 4,
+                tag: None,
+            },
+            FrameDesc {
+                offset: 4,
+                len: 6,
+                tag: Some(VlanTag::dot1q(7, 0)),
+            },
+            FrameDesc {
+                offset: 10,
+                len: 2,
+                tag: None,
+            },
+        ];
+        let batch = RxBatch::new(base, &descs);
+        assert_eq!(batch.len(), 3);
+        assert!(!batch.is_empty());
+        assert_eq!(batch.get(1).data, b"bbbbbb");
+        assert_eq!(batch.get(1).tag.map(VlanTag::vid), Some(7));
+        let it = batch.iter();
+        let mut again = it.clone();
+        assert_eq!(it.len(), 3);
+        let datas: Vec<&[u8]> = it.map(|f| f.data).collect();
+        assert_eq!(datas, vec![&b"aaaa"[..], b"bbbbbb", b"cc"]);
+        assert_eq!(again.next_back().unwrap().data, b"cc");
+        assert_eq!((&batch).into_iter().count(), 3);
+        assert!(RxBatch::empty().is_empty());
+        assert_eq!(RxBatch::empty().iter().next(), None);
+    }
+}

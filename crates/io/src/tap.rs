@@ -1,0 +1,347 @@
+//! TAP backend: the switch holds the character-device side (`/dev/net/tun`) of a TAP
+//! interface, so the TAP netdev becomes a kernel interface wired to a switch port.
+//!
+//! Direction: a frame the switch writes ([`TapTx`]) is *received* by the kernel on the
+//! TAP netdev; a frame the kernel *transmits* on the TAP netdev is read by the switch
+//! ([`TapRx`]). VLAN tags are always in-band here (`RxFrame::tag` is `None`).
+//!
+//! Two ways to connect a QEMU guest, and which one this module is for:
+//! - The guest's tap is owned by QEMU (QEMU opened `/dev/net/tun` itself, or libvirt
+//!   passed it an fd). A non-multi-queue TAP has exactly one fd, so the switch cannot
+//!   also attach to it: use [`crate::afpacket`] on the TAP netdev instead, like a veth.
+//!   For QEMU to open a TAP the switch created (`-netdev
+//!   tap,id=n0,ifname=NAME,script=no,downscript=no`), the TAP must exist and be free:
+//!   create it with [`create_persistent_tap`] (owner = QEMU's uid when QEMU does not
+//!   run as root) *before* QEMU starts, and do not hold its fd.
+//! - The switch itself is the peer of the TAP netdev ([`create_tap`], [`open_tap`]):
+//!   e.g. a host-internal port (the host's stack on the switch), or a test peer.
+//!   While the switch holds the fd nobody else (QEMU) can attach to that TAP.
+//!
+//! Invariants: the fd is non-blocking (`recv` and `flush` never block); TAPs are
+//! created with `IFF_TAP | IFF_NO_PI` (no packet-information prefix, no vnet header),
+//! single-queue. A TAP made by [`create_tap`] is not persistent: it disappears when
+//! both halves are dropped.
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+
+use crate::frame::{ETH_HLEN, FrameDesc, frame_len, write_frame};
+use crate::netdev::{self, ifreq_for};
+use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
+
+/// Largest frame [`TapTx::push`] accepts and [`TapRx`] is sure to read whole.
+pub const TAP_MAX_FRAME: usize = 65_535;
+/// Most frames one `recv` returns.
+const RX_BATCH: usize = 64;
+/// RX buffer: room for a full batch of 1518-byte frames plus one maximal frame.
+const RX_BUF: usize = 256 * 1024;
+/// Most frames queued between flushes.
+const TX_FRAMES: usize = 256;
+/// Most bytes queued between flushes.
+const TX_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+struct TapShared {
+    fd: OwnedFd,
+    name: String,
+}
+
+fn tun_attach(name: &str, flags: libc::c_int) -> Result<OwnedFd, IoError> {
+    let mut ifr = ifreq_for(name)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/net/tun")
+        .map_err(|e| IoError::os(name, "open(/dev/net/tun)", e))?;
+    let fd = OwnedFd::from(file);
+    ifr.ifr_ifru.ifru_flags = flags as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one `struct ifreq`; `ifr` is a valid,
+    // exclusively borrowed one.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TUNSETIFF,
+            &mut ifr as *mut libc::ifreq,
+        )
+    };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(match err.raw_os_error() {
+            Some(libc::EBUSY) if flags & libc::IFF_TUN_EXCL != 0 => {
+                IoError::InterfaceExists(name.to_owned())
+            }
+            Some(libc::EBUSY) => IoError::os(
+                name,
+                "ioctl(TUNSETIFF) (the TAP is attached to another process)",
+                err,
+            ),
+            Some(libc::EINVAL) => IoError::os(
+                name,
+                "ioctl(TUNSETIFF) (the interface exists and is not a TAP)",
+                err,
+            ),
+            _ => IoError::os(name, "ioctl(TUNSETIFF)", err),
+        });
+    }
+    Ok(fd)
+}
+
+fn tun_ioctl_int(
+    fd: &OwnedFd,
+    request: libc::c_ulong,
+    value: libc::c_ulong,
+    name: &str,
+    op: &'static str,
+) -> Result<(), IoError> {
+    // SAFETY: TUNSETPERSIST and TUNSETOWNER take their argument by value (no pointer).
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, value) };
+    if rc < 0 {
+        return Err(IoError::last_os(name, op));
+    }
+    Ok(())
+}
+
+fn halves(fd: OwnedFd, name: &str) -> (TapRx, TapTx) {
+    let shared = Arc::new(TapShared {
+        fd,
+        name: name.to_owned(),
+    });
+    tracing::debug!(iface = name, "attached to TAP");
+    (
+        TapRx {
+            shared: Arc::clone(&shared),
+            buf: vec![0; RX_BUF],
+            descs: Vec::with_capacity(RX_BATCH),
+            stats: RxStats::default(),
+        },
+        TapTx {
+            shared,
+            buf: Vec::with_capacity(64 * 1024),
+            frames: Vec::with_capacity(TX_FRAMES),
+            stats: TxStats::default(),
+        },
+    )
+}
+
+/// Creates the TAP interface `name` (`IFF_TAP | IFF_NO_PI`, not persistent) and returns
+/// the two halves of its character-device side. Fails with
+/// [`IoError::InterfaceExists`] if an interface of that name exists. The interface
+/// starts administratively down (see [`crate::set_link_up`]).
+pub fn create_tap(name: &str) -> Result<(TapRx, TapTx), IoError> {
+    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL)?;
+    Ok(halves(fd, name))
+}
+
+/// Attaches to the existing, currently unattached (persistent) TAP `name`. Fails with
+/// [`IoError::NoSuchInterface`] if it does not exist.
+pub fn open_tap(name: &str) -> Result<(TapRx, TapTx), IoError> {
+    netdev::validate_name(name)?;
+    if !netdev::interface_exists(name) {
+        return Err(IoError::NoSuchInterface(name.to_owned()));
+    }
+    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI)?;
+    Ok(halves(fd, name))
+}
+
+/// Creates the persistent TAP `name` (`IFF_TAP | IFF_NO_PI`) without keeping it
+/// attached, so another process may attach to it later (QEMU `-netdev
+/// tap,ifname=NAME,script=no`, or [`open_tap`]). `owner` lets that uid attach without
+/// `CAP_NET_ADMIN`. Remove it with [`delete_persistent_tap`].
+pub fn create_persistent_tap(name: &str, owner: Option<u32>) -> Result<(), IoError> {
+    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL)?;
+    if let Some(uid) = owner {
+        tun_ioctl_int(
+            &fd,
+            libc::TUNSETOWNER as libc::c_ulong,
+            libc::c_ulong::from(uid),
+            name,
+            "ioctl(TUNSETOWNER)",
+        )?;
+    }
+    tun_ioctl_int(
+        &fd,
+        libc::TUNSETPERSIST as libc::c_ulong,
+        1,
+        name,
+        "ioctl(TUNSETPERSIST)",
+    )
+}
+
+/// Removes the persistent TAP `name` (it must not be attached to another process).
+pub fn delete_persistent_tap(name: &str) -> Result<(), IoError> {
+    netdev::validate_name(name)?;
+    if !netdev::interface_exists(name) {
+        return Err(IoError::NoSuchInterface(name.to_owned()));
+    }
+    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI)?;
+    tun_ioctl_int(
+        &fd,
+        libc::TUNSETPERSIST as libc::c_ulong,
+        0,
+        name,
+        "ioctl(TUNSETPERSIST)",
+    )
+}
+
+/// Receiving half of a TAP port: reads the frames the kernel transmitted on the TAP.
+#[derive(Debug)]
+pub struct TapRx {
+    shared: Arc<TapShared>,
+    buf: Vec<u8>,
+    descs: Vec<FrameDesc>,
+    stats: RxStats,
+}
+
+impl TapRx {
+    /// The TAP interface name.
+    pub fn ifname(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Counters of this queue.
+    pub fn stats(&self) -> RxStats {
+        self.stats
+    }
+}
+
+impl RxQueue for TapRx {
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.shared.fd.as_raw_fd())
+    }
+
+    /// Reads frames until the fd has none left, 64 frames were read or the buffer is
+    /// too full to be sure the next frame fits.
+    fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
+        self.descs.clear();
+        let mut off = 0usize;
+        while self.descs.len() < RX_BATCH && self.buf.len() - off > TAP_MAX_FRAME {
+            let dst = &mut self.buf[off..];
+            // SAFETY: `dst` is a valid, exclusively borrowed buffer of `dst.len()` bytes.
+            let n = unsafe {
+                libc::read(
+                    self.shared.fd.as_raw_fd(),
+                    dst.as_mut_ptr().cast(),
+                    dst.len(),
+                )
+            };
+            if n > 0 {
+                let len = n as usize;
+                self.descs.push(FrameDesc {
+                    offset: off as u32,
+                    len: len as u32,
+                    tag: None,
+                });
+                off += len;
+                continue;
+            }
+            if n == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => break,
+                Some(libc::EINTR) => continue,
+                // Report the error with the next call; hand over what was read.
+                _ if !self.descs.is_empty() => break,
+                _ => return Err(IoError::os(&self.shared.name, "read(TAP)", err)),
+            }
+        }
+        if !self.descs.is_empty() {
+            self.stats.batches += 1;
+            self.stats.frames += self.descs.len() as u64;
+        }
+        Ok(RxBatch::new(&self.buf[..off], &self.descs))
+    }
+}
+
+/// Sending half of a TAP port: frames written here are received by the kernel on the
+/// TAP interface.
+#[derive(Debug)]
+pub struct TapTx {
+    shared: Arc<TapShared>,
+    buf: Vec<u8>,
+    frames: Vec<(usize, usize)>,
+    stats: TxStats,
+}
+
+impl TapTx {
+    /// The TAP interface name.
+    pub fn ifname(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Counters of this queue.
+    pub fn stats(&self) -> TxStats {
+        self.stats
+    }
+}
+
+impl TxQueue for TapTx {
+    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+        let len = frame_len(head, tag, body);
+        if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        if self.frames.len() >= TX_FRAMES || self.buf.len() + len > TX_BYTES {
+            self.stats.ring_full += 1;
+            return Err(TxError::RingFull);
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + len, 0);
+        if write_frame(&mut self.buf[start..], head, tag, body).is_none() {
+            // Cannot happen: the buffer was sized for the frame.
+            self.buf.truncate(start);
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        self.frames.push((start, len));
+        Ok(())
+    }
+
+    /// Writes every queued frame. Frames the kernel refuses (link down, no buffers)
+    /// are counted in `send_errors` and dropped; an error that means the TAP is gone
+    /// (e.g. `EBADFD` after the interface was deleted) is returned, after dropping the
+    /// queued frames.
+    fn flush(&mut self) -> Result<(), IoError> {
+        let mut result = Ok(());
+        for &(start, len) in &self.frames {
+            let frame = &self.buf[start..start + len];
+            // SAFETY: `frame` is a valid buffer of `frame.len()` bytes; write(2) only
+            // reads it.
+            let n = unsafe {
+                libc::write(
+                    self.shared.fd.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                )
+            };
+            if n >= 0 {
+                self.stats.sent += 1;
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            self.stats.send_errors += 1;
+            match err.raw_os_error() {
+                Some(
+                    libc::EAGAIN
+                    | libc::EINTR
+                    | libc::ENOBUFS
+                    | libc::ENOMEM
+                    | libc::EIO
+                    | libc::EINVAL,
+                ) => {}
+                _ => {
+                    result = Err(IoError::os(&self.shared.name, "write(TAP)", err));
+                    break;
+                }
+            }
+        }
+        self.frames.clear();
+        self.buf.clear();
+        result
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (Debian packages), then runs
+# formatting and lint checks and every test, lab tests with real programs included.
+# Needs root (the lab tests create network namespaces). Never skips: a missing
+# privilege or tool fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the lab tests create network namespaces and need root; run: sudo scripts/test.sh" >&2
+  exit 1
+fi
+
+# Debian packages the tests use: iproute2 (ip), iputils-ping (ping), tcpdump,
+# python3-scapy (forged frames; for /usr/bin/python3), procps (sysctl).
+packages=(iproute2 iputils-ping tcpdump python3-scapy procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked -- --test-threads=2
