@@ -1,0 +1,143 @@
+//! The daemon's life: a bad configuration or a missing interface stops it before
+//! anything starts, with an error naming file, line and key; SIGTERM stops it
+//! cleanly; the demo runs end to end and refuses to run without root.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn run_daemon(dir: &std::path::Path, config: &str) -> (std::process::Output, std::path::PathBuf) {
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let socket = dir.join("bad.sock");
+    let out = Command::new(EXE)
+        .arg("daemon")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    (out, socket)
+}
+
+#[test]
+fn a_missing_interface_is_a_located_error_and_nothing_starts() {
+    let mut lab = lab("badif", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    let cfg = format!(
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n{}\n[[host.port]]\nname = \"ghost\"\ninterface = \"pclnosuchif0\"\nport_group = \"web\"\n",
+        port("a", &a, "web")
+    );
+    let (out, socket) = run_daemon(&dir, &cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.toml:16:"), "file and line: {err}");
+    assert!(err.contains("host.port[1].interface"), "key: {err}");
+    assert!(err.contains("\"pclnosuchif0\" does not exist"), "{err}");
+    assert!(!socket.exists(), "no socket left behind");
+    // Nothing was opened: a's host end is not promiscuous (the daemon never touched it).
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", a.host_if)).unwrap();
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 0x100, 0, "IFF_PROMISC must not be set");
+}
+
+#[test]
+fn an_unknown_port_group_and_an_unknown_key_are_located_errors() {
+    let mut lab = lab("badcfg", &[]);
+    let dir = lab.scratch_dir().unwrap();
+    let (out, _) = run_daemon(
+        &dir,
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n[[host.port]]\nname = \"vm1\"\ninterface = \"lo\"\nport_group = \"webb\"\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.toml:11:")
+            && err.contains("host.port[0].port_group")
+            && err.contains("webb"),
+        "{err}"
+    );
+
+    let (out, _) = run_daemon(&dir, "[switch]\nname = \"s\"\nmac_table_sise = 10\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.toml:3:") && err.contains("mac_table_sise"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_removes_its_socket() {
+    let mut lab = lab("sigterm", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let cfg = format!(
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n{}",
+        port("a", &a, "web")
+    );
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    // Signal by the PID this test started.
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("daemon exit status");
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        sw.log_text()
+    );
+    assert!(!sw.socket.exists(), "socket removed");
+    assert!(
+        sw.log_text().contains("SIGTERM"),
+        "log says why it stopped:\n{}",
+        sw.log_text()
+    );
+}
+
+#[test]
+fn the_demo_runs_end_to_end_and_cleans_up() {
+    Lab::require_root().expect("the demo test needs root");
+    let out = Command::new(EXE).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("All 7 checks behaved as a secure switch should."),
+        "{text}"
+    );
+    assert!(text.contains("5 dropped as forged_transmit"), "{text}");
+    assert!(text.contains("Lab removed."));
+    // Nothing of the demo's is left: no namespace whose name carries the demo tag.
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ns.stdout).contains("-demo-"),
+        "demo namespaces left behind"
+    );
+}
+
+#[test]
+fn the_demo_without_root_says_so_and_fails() {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            EXE,
+            "demo",
+        ])
+        .output()
+        .expect("setpriv (util-linux) runs the demo as nobody");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+}
+
+use portcullis_lab::Lab;
