@@ -272,3 +272,64 @@ fn a_reported_mac_change_under_reject_blocks_frames_to_the_guest() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("blocked:mac-change"), "{text}");
 }
+
+/// Removes a TAP the daemon created for the test, even when the test fails.
+struct TapGuard(String);
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        let _ = portcullis_io::delete_persistent_tap(&self.0);
+    }
+}
+
+#[test]
+fn a_qemu_style_tap_port_is_created_and_switched() {
+    use portcullis_io::{RxQueue, TxQueue};
+    let mut lab = lab("tap", &[]);
+    let b = lab.add_guest("b").unwrap();
+    b.set_addr("198.18.10.2/16").unwrap();
+    let tap = format!("{}t0", lab.id());
+    let _guard = TapGuard(tap.clone());
+    assert!(!portcullis_io::interface_exists(&tap));
+    let vm_mac = "52:54:00:12:34:56";
+    let cfg = format!(
+        "{GROUPS}\n[[host.port]]\nname = \"vm\"\ninterface = \"{tap}\"\nport_group = \"web\"\nmac = \"{vm_mac}\"\ntap = true\n{}",
+        port("b", &b, "web")
+    );
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    assert!(
+        portcullis_io::interface_exists(&tap),
+        "the daemon created the TAP"
+    );
+
+    // Play QEMU: attach to the TAP as `-netdev tap,ifname=…,script=no` does, and ask
+    // for b's MAC with an ARP request (RFC 826) from the VM's MAC.
+    let (mut rx, mut tx) = portcullis_io::open_tap(&tap).expect("attach like QEMU");
+    let vm: portcullis_dataplane::MacAddr = vm_mac.parse().unwrap();
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&vm.0);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&vm.0);
+    arp.extend_from_slice(&[198, 18, 10, 1, 0, 0, 0, 0, 0, 0, 198, 18, 10, 2]);
+    arp.resize(60, 0);
+    tx.push(&arp[..12], None, &arp[12..]).unwrap();
+    tx.flush().unwrap();
+
+    let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut reply = None;
+    while reply.is_none() && std::time::Instant::now() < deadline {
+        for f in rx.recv().unwrap().iter() {
+            if f.data.len() >= 42 && f.data[12..14] == [0x08, 0x06] && f.data[20..22] == [0, 2] {
+                reply = Some((f.data[..6].to_vec(), f.data[6..12].to_vec()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (dst, src) = reply.expect("b's kernel answered the VM's ARP request through the switch");
+    assert_eq!(dst, vm.0);
+    assert_eq!(src, b_mac.0);
+    assert!(sw.counter("vm", "rx_frames") >= 1);
+    assert!(sw.counter("vm", "tx_frames") >= 1);
+    assert_eq!(sw.port("vm")["interface"], tap.as_str());
+    drop((rx, tx));
+}

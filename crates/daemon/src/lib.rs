@@ -88,13 +88,14 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         .map_err(DaemonError::Config)?;
     let compiled = config.compile().map_err(DaemonError::Config)?;
 
-    // Every interface must exist before anything starts.
+    // Every interface must exist before anything starts (TAP ports may be created).
     let missing: Vec<ConfigError> = compiled
         .interfaces
         .iter()
         .zip(&compiled.interface_keys)
-        .filter(|(ifname, _)| !portcullis_io::interface_exists(ifname))
-        .map(|(ifname, key)| {
+        .zip(&compiled.create_tap)
+        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
+        .map(|((ifname, key), _)| {
             config.error_at(
                 key,
                 format!("interface {ifname:?} does not exist on this host"),
@@ -116,13 +117,25 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
     }
 
+    let mut created_taps = CreatedTaps(Vec::new());
     let mut ports = Vec::with_capacity(compiled.interfaces.len());
-    for (spec, ifname) in compiled.spec.ports.iter().zip(&compiled.interfaces) {
+    let wanted = compiled
+        .spec
+        .ports
+        .iter()
+        .zip(&compiled.interfaces)
+        .zip(&compiled.create_tap);
+    for ((spec, ifname), tap) in wanted {
         let port_err = |source| DaemonError::Port {
             port: spec.name.clone(),
             interface: ifname.clone(),
             source,
         };
+        if *tap && !portcullis_io::interface_exists(ifname) {
+            portcullis_io::create_persistent_tap(ifname, None).map_err(port_err)?;
+            created_taps.0.push(ifname.clone());
+            tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
+        }
         portcullis_io::set_link_up(ifname).map_err(port_err)?;
         let (rx, tx) =
             portcullis_io::open_af_packet(ifname, &Default::default()).map_err(port_err)?;
@@ -206,6 +219,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             tracing::error!(error = %e, "control API stopped");
         }
     });
+    // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
+    created_taps.0.clear();
     tracing::info!(switch = %compiled.spec.name, ports = port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
     Ok(RunningDaemon {
         stop,
@@ -215,6 +230,20 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         socket: opts.socket.clone(),
         port_names,
     })
+}
+
+/// TAPs created by a start that has not finished: removed if the start fails, so
+/// that nothing is left half-started.
+struct CreatedTaps(Vec<String>);
+
+impl Drop for CreatedTaps {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            if let Err(e) = portcullis_io::delete_persistent_tap(t) {
+                tracing::warn!(interface = %t, error = %e, "cannot remove a TAP of a failed start");
+            }
+        }
+    }
 }
 
 fn event_record(ev: &Event, names: &[String]) -> EventRecord {

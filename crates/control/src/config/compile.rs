@@ -326,6 +326,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             ports: Vec::new(),
         },
         interfaces: Vec::new(),
+        create_tap: Vec::new(),
         groups: Vec::new(),
         interface_keys: Vec::new(),
     };
@@ -349,6 +350,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 initial_mac: None,
             });
             out.interfaces.push(interface);
+            out.create_tap.push(false);
             out.groups.push(None);
             out.interface_keys.push(join_key("host.uplinks", u));
         }
@@ -367,6 +369,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             initial_mac: p.mac,
         });
         out.interfaces.push(p.interface.clone());
+        out.create_tap.push(p.tap);
         out.groups.push(Some(g.name.clone()));
         out.interface_keys.push(format!("host.port[{i}].interface"));
     }

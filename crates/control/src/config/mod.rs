@@ -49,6 +49,8 @@ pub struct CompiledConfig {
     pub spec: SwitchSpec,
     /// The interface each port attaches to.
     pub interfaces: Vec<String>,
+    /// For each port: create the interface as a persistent TAP if it is missing.
+    pub create_tap: Vec<bool>,
     /// The port group of each port; `None` for uplinks.
     pub groups: Vec<Option<String>>,
     /// The dotted key that names each interface (`host.uplinks.uplink1`,

@@ -148,4 +148,7 @@ pub struct HostPort {
     pub mac: Option<MacAddr>,
     /// Per-port overrides of the group's security policy.
     pub security: SecurityOverride,
+    /// The switch creates `interface` as a persistent TAP device when it does not
+    /// exist (for QEMU's `-netdev tap,ifname=…,script=no`).
+    pub tap: bool,
 }

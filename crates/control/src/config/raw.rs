@@ -78,6 +78,8 @@ pub(crate) struct RawHostPort {
     pub mac: Option<String>,
     #[serde(default)]
     pub security: RawSecurity,
+    #[serde(default)]
+    pub tap: bool,
 }
 
 /// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.

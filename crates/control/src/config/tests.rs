@@ -1092,3 +1092,20 @@ fn docs_shape_error_examples_are_real() {
         "prod.toml:11:8: port_group[0].vlan: invalid type: string \"10\", expected an integer"
     );
 }
+
+#[test]
+fn tap_ports_compile_to_create_tap_and_a_wrong_type_is_located() {
+    let src = format!("{BASE}tap = true\n");
+    let c = parse_str(&src, P, None).unwrap().compile().unwrap();
+    assert_eq!(c.create_tap, vec![false, true], "the uplink never, vm1 yes");
+    let c = parse_str(BASE, P, None).unwrap().compile().unwrap();
+    assert_eq!(c.create_tap, vec![false, false]);
+    let bad = format!("{BASE}tap = \"yes\"\n");
+    let e = errors_of(&bad);
+    let text = e[0].to_string();
+    assert!(
+        text.starts_with(&format!("{P}:{}:", line_of(&bad, "tap = \"yes\""))),
+        "{text}"
+    );
+    assert!(text.contains("host.port[0].tap"), "{text}");
+}

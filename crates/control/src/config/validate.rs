@@ -151,6 +151,7 @@ impl<'a> Converter<'a> {
                     name: p.name,
                     interface: p.interface,
                     port_group: p.port_group,
+                    tap: p.tap,
                 }
             })
             .collect();
