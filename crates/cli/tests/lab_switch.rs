@@ -281,30 +281,12 @@ impl Drop for TapGuard {
     }
 }
 
-#[test]
-fn a_qemu_style_tap_port_is_created_and_switched() {
+/// Plays QEMU on `tap`: attaches as `-netdev tap,ifname=…,script=no` does, sends an
+/// ARP request (RFC 826) for 198.18.10.2 from `vm`, and returns the (destination,
+/// source) MACs of the ARP reply that comes back through the switch, if any.
+fn arp_through_tap(tap: &str, vm: portcullis_dataplane::MacAddr) -> Option<([u8; 6], [u8; 6])> {
     use portcullis_io::{RxQueue, TxQueue};
-    let mut lab = lab("tap", &[]);
-    let b = lab.add_guest("b").unwrap();
-    b.set_addr("198.18.10.2/16").unwrap();
-    let tap = format!("{}t0", lab.id());
-    let _guard = TapGuard(tap.clone());
-    assert!(!portcullis_io::interface_exists(&tap));
-    let vm_mac = "52:54:00:12:34:56";
-    let cfg = format!(
-        "{GROUPS}\n[[host.port]]\nname = \"vm\"\ninterface = \"{tap}\"\nport_group = \"web\"\nmac = \"{vm_mac}\"\ntap = true\n{}",
-        port("b", &b, "web")
-    );
-    let sw = start_daemon(&mut lab, "sw", &cfg);
-    assert!(
-        portcullis_io::interface_exists(&tap),
-        "the daemon created the TAP"
-    );
-
-    // Play QEMU: attach to the TAP as `-netdev tap,ifname=…,script=no` does, and ask
-    // for b's MAC with an ARP request (RFC 826) from the VM's MAC.
-    let (mut rx, mut tx) = portcullis_io::open_tap(&tap).expect("attach like QEMU");
-    let vm: portcullis_dataplane::MacAddr = vm_mac.parse().unwrap();
+    let (mut rx, mut tx) = portcullis_io::open_tap(tap).expect("attach like QEMU");
     let mut arp = vec![0xff; 6];
     arp.extend_from_slice(&vm.0);
     arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
@@ -313,23 +295,95 @@ fn a_qemu_style_tap_port_is_created_and_switched() {
     arp.resize(60, 0);
     tx.push(&arp[..12], None, &arp[12..]).unwrap();
     tx.flush().unwrap();
-
-    let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    let mut reply = None;
-    while reply.is_none() && std::time::Instant::now() < deadline {
+    while std::time::Instant::now() < deadline {
         for f in rx.recv().unwrap().iter() {
             if f.data.len() >= 42 && f.data[12..14] == [0x08, 0x06] && f.data[20..22] == [0, 2] {
-                reply = Some((f.data[..6].to_vec(), f.data[6..12].to_vec()));
+                let mut dst = [0; 6];
+                let mut src = [0; 6];
+                dst.copy_from_slice(&f.data[..6]);
+                src.copy_from_slice(&f.data[6..12]);
+                return Some((dst, src));
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (dst, src) = reply.expect("b's kernel answered the VM's ARP request through the switch");
-    assert_eq!(dst, vm.0);
-    assert_eq!(src, b_mac.0);
+    None
+}
+
+/// Waits until the API shows `port` in `state`.
+fn wait_state(sw: &Switchd, port: &str, state: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sw.port(port)["state"] != state {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{port} never became {state}: {}",
+            sw.port(port)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const VM_MAC: &str = "52:54:00:12:34:56";
+
+fn tap_lab(tag: &str) -> (Lab, Switchd, String, TapGuard, portcullis_lab::Guest) {
+    let mut lab = lab(tag, &[]);
+    let b = lab.add_guest("b").unwrap();
+    b.set_addr("198.18.10.2/16").unwrap();
+    let tap = format!("{}t0", lab.id());
+    let guard = TapGuard(tap.clone());
+    assert!(!portcullis_io::interface_exists(&tap));
+    let cfg = format!(
+        "{GROUPS}\n[[host.port]]\nname = \"vm\"\ninterface = \"{tap}\"\nport_group = \"web\"\nmac = \"{VM_MAC}\"\ntap = true\n{}",
+        port("b", &b, "web")
+    );
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    (lab, sw, tap, guard, b)
+}
+
+#[test]
+fn a_qemu_style_tap_port_is_created_and_switched() {
+    let (_lab, sw, tap, _guard, b) = tap_lab("tap");
+    assert!(
+        portcullis_io::interface_exists(&tap),
+        "the daemon created the TAP"
+    );
+    let vm: portcullis_dataplane::MacAddr = VM_MAC.parse().unwrap();
+    let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
+    let (dst, src) = arp_through_tap(&tap, vm).expect("b's kernel answered the VM's ARP request");
+    assert_eq!((dst, src), (vm.0, b_mac.0));
     assert!(sw.counter("vm", "rx_frames") >= 1);
     assert!(sw.counter("vm", "tx_frames") >= 1);
     assert_eq!(sw.port("vm")["interface"], tap.as_str());
-    drop((rx, tx));
+}
+
+#[test]
+fn a_port_whose_interface_vanishes_goes_link_down_and_is_reattached_when_it_returns() {
+    let (_lab, sw, tap, _guard, b) = tap_lab("vanish");
+    Lab::require_tools(&["ping"]).unwrap();
+    let vm: portcullis_dataplane::MacAddr = VM_MAC.parse().unwrap();
+    // The VM stops: its TAP disappears.
+    portcullis_io::delete_persistent_tap(&tap).unwrap();
+    wait_state(&sw, "vm", "link-down");
+    assert!(
+        sw.get("/v1/events")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "link_state_changed" && e["port"] == "vm"),
+        "link change reported"
+    );
+    // While it is away it is out of VLAN 10's floods: b's ARP for it goes nowhere.
+    let tx_before = sw.counter("vm", "tx_frames");
+    let out = b
+        .run_status("ping", &["-c", "1", "-W", "1", "198.18.10.1"])
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(sw.counter("vm", "tx_frames"), tx_before);
+    // The VM starts again: same TAP name; the switch reattaches within its recheck.
+    portcullis_io::create_persistent_tap(&tap, None).unwrap();
+    wait_state(&sw, "vm", "up");
+    let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
+    let (dst, src) = arp_through_tap(&tap, vm).expect("switching resumes after reattach");
+    assert_eq!((dst, src), (vm.0, b_mac.0));
 }

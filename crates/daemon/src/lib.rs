@@ -16,7 +16,7 @@ pub mod snapshot;
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
 use portcullis_control::{ConfigError, ConfigErrors};
 use portcullis_dataplane::{Event, Instant, Switch};
-use runtime::{Command, DataPlane, PortIo};
+use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,6 +176,9 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         events: ev_tx,
         stop: stop.clone(),
         epoch,
+        links: Box::new(AfPacketLinks {
+            interfaces: compiled.interfaces.clone(),
+        }),
     };
     let dataplane = std::thread::Builder::new()
         .name("portcullis-dp".into())
@@ -230,6 +233,34 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         socket: opts.socket.clone(),
         port_names,
     })
+}
+
+/// AF_PACKET ports: probed and reopened by interface name.
+struct AfPacketLinks {
+    interfaces: Vec<String>,
+}
+
+impl PortLinks for AfPacketLinks {
+    fn state(&self, port: usize) -> LinkState {
+        let name = &self.interfaces[port];
+        match portcullis_io::is_link_up(name) {
+            Ok(true) => LinkState::Up,
+            Ok(false) => LinkState::Down,
+            Err(_) if !portcullis_io::interface_exists(name) => LinkState::Gone,
+            Err(_) => LinkState::Down,
+        }
+    }
+
+    fn reopen(&self, port: usize) -> Result<PortIo, String> {
+        let name = &self.interfaces[port];
+        portcullis_io::set_link_up(name).map_err(|e| e.to_string())?;
+        let (rx, tx) =
+            portcullis_io::open_af_packet(name, &Default::default()).map_err(|e| e.to_string())?;
+        Ok(PortIo {
+            rx: Box::new(rx),
+            tx: Box::new(tx),
+        })
+    }
 }
 
 /// TAPs created by a start that has not finished: removed if the start fails, so

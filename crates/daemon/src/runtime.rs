@@ -13,7 +13,6 @@ use portcullis_dataplane::{
     ControlError, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
 };
 use portcullis_io::{RxQueue, TxError, TxQueue, VlanTag};
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -39,6 +38,25 @@ pub enum Command {
     ClearCounters(oneshot::Sender<()>),
 }
 
+/// What the runtime can learn about, and do with, a port's interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    Down,
+    /// The interface no longer exists (a VM stopped, a container went away).
+    Gone,
+}
+
+/// The interfaces behind the ports: probed when poll(2) flags an error, and reopened
+/// when an interface that went away comes back.
+pub trait PortLinks: Send {
+    fn state(&self, port: usize) -> LinkState;
+    fn reopen(&self, port: usize) -> Result<PortIo, String>;
+}
+
+/// How often ports that are down or gone are probed again.
+const LINK_RECHECK_NS: u64 = 1_000_000_000;
+
 /// One port's queues.
 pub struct PortIo {
     pub rx: Box<dyn RxQueue>,
@@ -62,6 +80,7 @@ pub struct DataPlane {
     pub events: tokio::sync::mpsc::Sender<Event>,
     pub stop: Arc<AtomicBool>,
     pub epoch: std::time::Instant,
+    pub links: Box<dyn PortLinks>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -87,22 +106,25 @@ impl DataPlane {
 
     /// Runs until `stop` is set.
     pub fn run(mut self) {
+        let n = self.ports.len();
         let mut stats = RuntimeCounters {
-            io: vec![IoStats::default(); self.ports.len()],
+            io: vec![IoStats::default(); n],
             ..Default::default()
         };
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(1024);
-        let mut dirty = vec![false; self.ports.len()];
+        let mut dirty = vec![false; n];
+        let mut gone = vec![false; n];
+        // One pollfd per port (fd -1, which poll ignores, for a port without one).
         let mut pollfds: Vec<libc::pollfd> = self
             .ports
             .iter()
-            .filter_map(|p| p.rx.fd())
-            .map(|fd: RawFd| libc::pollfd {
-                fd,
+            .map(|p| libc::pollfd {
+                fd: p.rx.fd().unwrap_or(-1),
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
+        let mut last_recheck = self.now();
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: `pollfds` is a live, correctly sized array of pollfd for the
             // duration of the call; the fds belong to queues this thread owns.
@@ -114,13 +136,22 @@ impl DataPlane {
                 )
             };
             let now = self.now();
-            for i in 0..self.ports.len() {
-                self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats);
+            for i in 0..n {
+                if pollfds[i].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    self.port_error(i, now, &mut pollfds[i], &mut gone[i]);
+                }
+                if !gone[i] {
+                    self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats);
+                }
             }
             for (i, d) in dirty.iter_mut().enumerate() {
                 if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
                     stats.io[i].tx_errors += 1;
                 }
+            }
+            if now.saturating_since(last_recheck) >= LINK_RECHECK_NS {
+                last_recheck = now;
+                self.recheck_links(now, &mut pollfds, &mut gone);
             }
             self.switch.tick(now);
             for ev in self.switch.drain_events() {
@@ -129,6 +160,58 @@ impl DataPlane {
                 }
             }
             self.answer_commands(now, &stats);
+        }
+    }
+
+    /// poll(2) flagged port `i`: take the error, and find out whether its interface
+    /// went down or away. A port whose interface is gone is no longer polled (its
+    /// socket would report the error forever) until [`Self::recheck_links`] reopens it.
+    fn port_error(&mut self, i: usize, now: Instant, pfd: &mut libc::pollfd, gone: &mut bool) {
+        let err = self.ports[i].rx.take_error();
+        let id = PortId(i as u16);
+        let name = self.interfaces[i].as_str();
+        let state = self.links.state(i);
+        match state {
+            LinkState::Gone => {
+                tracing::warn!(interface = name, error = ?err, "interface is gone; the port is down until it returns");
+                *gone = true;
+                pfd.fd = -1;
+            }
+            LinkState::Down | LinkState::Up => {
+                tracing::info!(interface = name, error = ?err, ?state, "port interface reported an error");
+            }
+        }
+        let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
+    }
+
+    /// Probes the ports that are down or gone; reopens an interface that came back.
+    fn recheck_links(&mut self, now: Instant, pollfds: &mut [libc::pollfd], gone: &mut [bool]) {
+        for i in 0..self.ports.len() {
+            let id = PortId(i as u16);
+            let down = !self.switch.ports()[i].link_up;
+            if !gone[i] && !down {
+                continue;
+            }
+            match self.links.state(i) {
+                LinkState::Gone => {}
+                LinkState::Down if !gone[i] => {}
+                state if gone[i] => match self.links.reopen(i) {
+                    Ok(io) => {
+                        pollfds[i].fd = io.rx.fd().unwrap_or(-1);
+                        self.ports[i] = io;
+                        gone[i] = false;
+                        tracing::info!(interface = %self.interfaces[i], "interface is back; port reattached");
+                        let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
+                    }
+                    Err(e) => {
+                        tracing::debug!(interface = %self.interfaces[i], error = %e, "cannot reattach yet")
+                    }
+                },
+                LinkState::Up => {
+                    let _ = self.switch.set_link_up(id, true, now);
+                }
+                LinkState::Down => {}
+            }
         }
     }
 

@@ -39,6 +39,8 @@ pub enum EventKind {
     },
     /// The MAC table could not hold a guest's MAC.
     MacTableFull { port: PortId, mac: MacAddr },
+    /// A port's link went down (or its interface disappeared) or came back.
+    LinkStateChanged { port: PortId, up: bool },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]

@@ -235,13 +235,20 @@ impl Switch {
         Ok(())
     }
 
-    /// Records an uplink's carrier state.
-    pub fn set_link_up(&mut self, id: PortId, up: bool) -> Result<(), ControlError> {
-        self.ports
+    /// Records a port's link state (carrier, or its interface gone and back). A port
+    /// whose link is down is left out of every flood, and unicast to it is dropped as
+    /// `port_down`. A change is reported as an event.
+    pub fn set_link_up(&mut self, id: PortId, up: bool, now: Instant) -> Result<(), ControlError> {
+        let port = self
+            .ports
             .get_mut(id.index())
-            .ok_or(ControlError::NoSuchPort)?
-            .link_up = up;
-        self.rebuild_vlans();
+            .ok_or(ControlError::NoSuchPort)?;
+        if port.link_up != up {
+            port.link_up = up;
+            self.events
+                .push(now, EventKind::LinkStateChanged { port: id, up });
+            self.rebuild_vlans();
+        }
         Ok(())
     }
 

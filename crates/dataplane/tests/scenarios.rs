@@ -524,11 +524,39 @@ fn an_admin_down_port_neither_sends_nor_receives() {
     assert_eq!(c(&sw, WEB2).rx_drops[DropReason::PortDown as usize], 1);
     assert_eq!(c(&sw, WEB2).tx_drops[DropReason::PortDown as usize], 1);
     // An uplink whose link is down: unknown unicast from a guest has nowhere to go.
-    sw.set_link_up(UPLINK, false).unwrap();
+    sw.set_link_up(UPLINK, false, Instant::from_secs(2))
+        .unwrap();
     assert_eq!(
         send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800)),
         Verdict::Drop(DropReason::NoUplink)
     );
+    // A guest whose interface went away: out of floods, unicast to it dropped as port_down.
+    sw.set_link_up(WEB1, false, Instant::from_secs(3)).unwrap();
+    assert_eq!(
+        ports(&send(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
+        Vec::<u16>::new()
+    );
+    assert_eq!(
+        send(&mut sw, 3, SNIFF, &eth(W1, SN, 0x0800)),
+        Verdict::Drop(DropReason::PortDown)
+    );
+    assert_eq!(c(&sw, WEB1).tx_drops[DropReason::PortDown as usize], 1);
+    let ev: Vec<_> = sw.drain_events().map(|e| e.kind).collect();
+    assert_eq!(
+        ev,
+        vec![
+            EventKind::LinkStateChanged {
+                port: UPLINK,
+                up: false
+            },
+            EventKind::LinkStateChanged {
+                port: WEB1,
+                up: false
+            }
+        ]
+    );
+    sw.set_link_up(WEB1, false, Instant::from_secs(4)).unwrap();
+    assert_eq!(sw.drain_events().count(), 0, "no change, no event");
 }
 
 #[test]

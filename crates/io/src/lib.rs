@@ -57,6 +57,13 @@ pub trait RxQueue: Send {
     /// Releases the frames of the previous call back to the kernel/buffer and returns
     /// the frames that arrived since (possibly none). Never blocks.
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError>;
+
+    /// Takes (and clears) the error the kernel flagged on the port — poll(2) reports
+    /// it as POLLERR, e.g. ENETDOWN when the interface went down or away. `None` when
+    /// there is none or the backend has no such notion.
+    fn take_error(&mut self) -> Option<std::io::Error> {
+        None
+    }
 }
 
 /// The sending side of a port.
@@ -78,6 +85,9 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
     }
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         (**self).recv()
+    }
+    fn take_error(&mut self) -> Option<std::io::Error> {
+        (**self).take_error()
     }
 }
 

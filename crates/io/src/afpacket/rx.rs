@@ -200,6 +200,27 @@ impl RxQueue for AfPacketRx {
         Some(self.shared.raw_fd())
     }
 
+    fn take_error(&mut self) -> Option<std::io::Error> {
+        let mut err: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes and describe an int-sized
+        // buffer, as SO_ERROR expects; the fd is owned by `shared` and open.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.shared.raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        match (rc, err) {
+            (0, 0) => None,
+            (0, e) => Some(std::io::Error::from_raw_os_error(e)),
+            _ => Some(std::io::Error::last_os_error()),
+        }
+    }
+
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         if let Some(idx) = self.held.take() {
             // The previous batch borrowed `self`, so nothing reads the block any more.
