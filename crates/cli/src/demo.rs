@@ -137,66 +137,35 @@ security = { promiscuous = "accept" }
 uplink1 = "@upstream"
 "#;
 
-const UPSTREAM_CONFIG: &str = r#"
-[switch]
-name = "upstream"
-
-[uplink_policy]
-uplinks = ["trunk"]
-allowed_vlans = [10]
-
-[[port_group]]
-name = "router"
-vlan = 10
-
-[host.uplinks]
-trunk = "eth0"
-
-[[host.port]]
-name = "router"
-interface = "r0"
-port_group = "router"
-"#;
-
 /// The upstream "physical switch and router": a second Portcullis in the upstream
-/// namespace terminates the 802.1Q trunk (these kernels may lack 802.1Q devices), and
-/// delivers VLAN 10 untagged to a veth holding the router address 198.18.10.254.
+/// namespace terminates the 802.1Q trunk and holds the router address 198.18.10.254
+/// in VLAN 10 (see `portcullis_lab::trunk_router`).
 fn start_upstream(lab: &mut Lab, up: &Guest, dir: &std::path::Path) -> anyhow::Result<()> {
-    up.run(
-        "ip",
-        &["link", "add", "r0", "type", "veth", "peer", "name", "r1"],
-    )?;
-    up.run("ip", &["link", "set", "r0", "up"])?;
-    up.run("ip", &["link", "set", "r1", "up"])?;
-    up.add_addr("r1", "198.18.10.254/16")?;
     let cfg = dir.join("upstream.toml");
-    std::fs::write(&cfg, UPSTREAM_CONFIG)?;
+    std::fs::write(
+        &cfg,
+        portcullis_lab::trunk_router(up, 10, "198.18.10.254/16")?,
+    )?;
     let socket = dir.join("upstream.sock");
+    let log = dir.join("upstream.log");
     let mut cmd = up.command(std::env::current_exe()?.to_str().context("exe path")?);
     cmd.arg("daemon")
         .arg("--config")
         .arg(&cfg)
         .arg("--socket")
-        .arg(&socket)
-        .arg("--state-dir")
-        .arg(dir.join("upstream-state"));
+        .arg(&socket);
+    cmd.arg("--state-dir").arg(dir.join("upstream-state"));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("upstream.log"))?);
+        .stderr(std::fs::File::create(&log)?);
     let pid = lab.spawn(cmd)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        if let Ok(Some(status)) = lab.wait_exit(pid, Duration::from_millis(50)) {
-            bail!(
-                "the upstream switch exited ({status}): {}",
-                std::fs::read_to_string(dir.join("upstream.log")).unwrap_or_default()
-            );
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("the upstream switch did not start");
-        }
-    }
-    Ok(())
+    lab.wait_for_socket(pid, &socket, Duration::from_secs(10))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the upstream switch did not start: {e}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
 }
 
 pub fn run(hold: bool) -> anyhow::Result<()> {

@@ -65,37 +65,8 @@ fn guests_of_one_vlan_talk_and_other_vlans_stay_isolated() {
 /// (these kernels have no 802.1Q devices): its uplink is the namespace's eth0, its one
 /// guest port a veth whose peer holds the router address.
 fn upstream_router(lab: &mut Lab, up: &portcullis_lab::Guest) -> Switchd {
-    up.run(
-        "ip",
-        &["link", "add", "r0", "type", "veth", "peer", "name", "r1"],
-    )
-    .unwrap();
-    up.run("sysctl", &["-q", "-w", "net.ipv6.conf.r0.disable_ipv6=1"])
-        .unwrap();
-    up.run("ip", &["link", "set", "r0", "up"]).unwrap();
-    up.run("ip", &["link", "set", "r1", "up"]).unwrap();
-    up.add_addr("r1", "198.18.10.254/16").unwrap();
-    let cfg = r#"
-[switch]
-name = "upstream"
-
-[uplink_policy]
-uplinks = ["trunk"]
-allowed_vlans = [10]
-
-[[port_group]]
-name = "router"
-vlan = 10
-
-[host.uplinks]
-trunk = "eth0"
-
-[[host.port]]
-name = "router"
-interface = "r0"
-port_group = "router"
-"#;
-    start_daemon_in(lab, "upstream", cfg, Some(up))
+    let cfg = portcullis_lab::trunk_router(up, 10, "198.18.10.254/16").unwrap();
+    start_daemon_in(lab, "upstream", &cfg, Some(up))
 }
 
 #[test]

@@ -140,7 +140,9 @@ pub fn interface_mtu(ifname: &str) -> Result<u32, IoError> {
     Ok(u32::try_from(mtu).unwrap_or(0))
 }
 
-fn update_flags(ifname: &str, set: libc::c_int, clear: libc::c_int) -> Result<(), IoError> {
+/// Reads the interface flags (SIOCGIFFLAGS); returns the control socket and the
+/// filled request for a following SIOCSIFFLAGS, and the flags.
+fn read_flags(ifname: &str) -> Result<(OwnedFd, libc::ifreq, libc::c_int), IoError> {
     let mut ifr = ifreq_for(ifname)?;
     let fd = control_socket(ifname)?;
     ifreq_ioctl(
@@ -153,6 +155,11 @@ fn update_flags(ifname: &str, set: libc::c_int, clear: libc::c_int) -> Result<()
     // SAFETY: SIOCGIFFLAGS succeeded, so the kernel filled `ifru_flags` (a plain
     // integer).
     let flags = libc::c_int::from(unsafe { ifr.ifr_ifru.ifru_flags }) & 0xffff;
+    Ok((fd, ifr, flags))
+}
+
+fn update_flags(ifname: &str, set: libc::c_int, clear: libc::c_int) -> Result<(), IoError> {
+    let (fd, mut ifr, flags) = read_flags(ifname)?;
     let wanted = (flags | set) & !clear;
     if wanted == flags {
         return Ok(());
@@ -179,18 +186,7 @@ pub fn set_link_down(ifname: &str) -> Result<(), IoError> {
 
 /// Whether `ifname` is administratively up (`IFF_UP`).
 pub fn is_link_up(ifname: &str) -> Result<bool, IoError> {
-    let mut ifr = ifreq_for(ifname)?;
-    let fd = control_socket(ifname)?;
-    ifreq_ioctl(
-        &fd,
-        libc::SIOCGIFFLAGS,
-        &mut ifr,
-        ifname,
-        "ioctl(SIOCGIFFLAGS)",
-    )?;
-    // SAFETY: SIOCGIFFLAGS succeeded, so the kernel filled `ifru_flags`.
-    let flags = libc::c_int::from(unsafe { ifr.ifr_ifru.ifru_flags });
-    Ok(flags & libc::IFF_UP != 0)
+    Ok(read_flags(ifname)?.2 & libc::IFF_UP != 0)
 }
 
 /// `ETHTOOL_GTXCSUM`: get TX checksum offload (legacy ethtool command).

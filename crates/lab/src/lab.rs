@@ -445,6 +445,34 @@ impl Lab {
         }
     }
 
+    /// Waits up to `timeout` until the Unix socket `path` accepts a connection — a
+    /// server the lab spawned as `pid` is ready. Fails with the exit status if the
+    /// process exits first, or with [`LabError::Timeout`].
+    pub fn wait_for_socket(
+        &mut self,
+        pid: u32,
+        path: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        let deadline = Instant::now() + timeout;
+        while std::os::unix::net::UnixStream::connect(path).is_err() {
+            if let Some(status) = self.wait_exit(pid, Duration::from_millis(50))? {
+                return Err(LabError::CommandFailed {
+                    cmd: format!("process {pid} serving {}", path.display()),
+                    status: status.to_string(),
+                    stderr: String::new(),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(LabError::Timeout(format!(
+                    "process {pid} did not open {} within {timeout:?}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Tears everything down now and reports what could not be removed.
     pub fn close(mut self) -> Result<(), LabError> {
         let errors = self.teardown();

@@ -38,6 +38,7 @@ mod guest;
 mod lab;
 mod names;
 mod ping;
+mod router;
 mod tools;
 
 pub use addr::{LAB_NET, LAB_PREFIX, check_addr, check_cidr, in_lab_range};
@@ -47,4 +48,5 @@ pub use guest::{GUEST_IF, Guest};
 pub use lab::{KILL_GRACE, Lab};
 pub use names::{IFNAME_MAX, NAME_PREFIX, parse_pid, pid_prefix};
 pub use ping::{PingResult, parse_ping_summary};
+pub use router::trunk_router;
 pub use tools::{SYSTEM_PYTHON3, debian_package, find_tool};

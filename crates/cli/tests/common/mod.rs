@@ -7,7 +7,7 @@
 use portcullis_lab::{Guest, Lab};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -88,19 +88,8 @@ pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&G
         .stderr(std::fs::File::create(&log).expect("log file"));
     let pid = lab.spawn(cmd).expect("spawn daemon");
     let d = Switchd { pid, socket, log };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if std::os::unix::net::UnixStream::connect(&d.socket).is_ok() {
-            break;
-        }
-        if let Ok(Some(status)) = lab.wait_exit(pid, Duration::from_millis(50)) {
-            panic!("daemon {name} exited with {status}:\n{}", d.log_text());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon {name} did not open its socket:\n{}",
-            d.log_text()
-        );
+    if let Err(e) = lab.wait_for_socket(pid, &d.socket, Duration::from_secs(10)) {
+        panic!("daemon {name} did not start: {e}\n{}", d.log_text());
     }
     // Let the RX rings settle before traffic.
     std::thread::sleep(Duration::from_millis(100));
