@@ -65,20 +65,35 @@ impl VlanMode {
             VlanMode::Trunk { native, .. } => *native,
         }
     }
-    pub fn vids(&self) -> Vec<Vid> {
-        match self {
-            VlanMode::Access(v) => vec![*v],
-            VlanMode::Trunk { allowed, native } => {
-                let mut v: Vec<Vid> = allowed.iter().collect();
-                if let Some(n) = native
-                    && !v.contains(n)
-                {
-                    v.push(*n);
-                    v.sort();
-                }
-                v
+    /// The VLANs the port carries, ascending, without allocating.
+    pub fn iter_vids(&self) -> impl Iterator<Item = Vid> + Clone + '_ {
+        let (access, allowed, native) = match self {
+            VlanMode::Access(v) => (Some(*v), None, None),
+            VlanMode::Trunk { allowed, native } => (
+                None,
+                Some(allowed),
+                native.filter(|n| !allowed.contains(*n)),
+            ),
+        };
+        let mut native = native;
+        let mut allowed = allowed.into_iter().flat_map(|a| a.iter()).peekable();
+        let mut access = access;
+        std::iter::from_fn(move || {
+            if let Some(v) = access.take() {
+                return Some(v);
             }
-        }
+            // Merge the native VLAN into the ascending allowed list.
+            match (native, allowed.peek()) {
+                (Some(n), Some(a)) if n < *a => native.take(),
+                (Some(_), None) => native.take(),
+                _ => allowed.next(),
+            }
+        })
+    }
+
+    /// The VLANs the port carries, ascending (allocates: control path).
+    pub fn vids(&self) -> Vec<Vid> {
+        self.iter_vids().collect()
     }
 }
 
@@ -203,5 +218,39 @@ impl SwitchSpec {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vid(v: u16) -> Vid {
+        Vid::new(v).unwrap()
+    }
+
+    #[test]
+    fn vids_merge_the_native_vlan_in_order() {
+        let t = VlanMode::Trunk {
+            allowed: VlanSet::from_vids([vid(10), vid(4094), vid(64)]),
+            native: Some(vid(20)),
+        };
+        assert_eq!(t.vids(), vec![vid(10), vid(20), vid(64), vid(4094)]);
+        let t = VlanMode::Trunk {
+            allowed: VlanSet::from_vids([vid(10)]),
+            native: Some(vid(10)),
+        };
+        assert_eq!(t.vids(), vec![vid(10)], "native already allowed: once");
+        let t = VlanMode::Trunk {
+            allowed: VlanSet::default(),
+            native: Some(vid(1)),
+        };
+        assert_eq!(t.vids(), vec![vid(1)]);
+        let t = VlanMode::Trunk {
+            allowed: VlanSet::from_vids([vid(1), vid(2)]),
+            native: Some(vid(3)),
+        };
+        assert_eq!(t.vids(), vec![vid(1), vid(2), vid(3)]);
+        assert_eq!(VlanMode::Access(vid(7)).vids(), vec![vid(7)]);
     }
 }

@@ -291,11 +291,12 @@ impl Switch {
         if old == Some(new) {
             return Ok(());
         }
-        let vids = port.vlan.vids();
-        for (i, vid) in vids.iter().enumerate() {
-            if let Err(e) = self.macs.insert_guest(*vid, new, id, now) {
-                for undo in &vids[..i] {
-                    self.macs.remove_guest(*undo, new, id);
+        // No allocation: this runs on the packet path when a guest moves its MAC.
+        let vids = port.vlan.iter_vids();
+        for (i, vid) in vids.clone().enumerate() {
+            if let Err(e) = self.macs.insert_guest(vid, new, id, now) {
+                for undo in vids.take(i) {
+                    self.macs.remove_guest(undo, new, id);
                 }
                 let kind = match e {
                     MacInsertError::OwnedBy(owner) => EventKind::MacConflict {
@@ -309,9 +310,9 @@ impl Switch {
                 return Err(e);
             }
         }
-        if let Some(old) = old {
-            for vid in &vids {
-                self.macs.remove_guest(*vid, old, id);
+        for vid in vids {
+            if let Some(old) = old {
+                self.macs.remove_guest(vid, old, id);
             }
         }
         let port = &mut self.ports[id.index()];

@@ -263,10 +263,20 @@ impl VlanSet {
     pub fn contains(&self, v: Vid) -> bool {
         self.0[v.get() as usize / 64] & (1 << (v.get() % 64)) != 0
     }
-    pub fn iter(&self) -> impl Iterator<Item = Vid> + '_ {
-        (Vid::MIN..=Vid::MAX)
+    /// The VLANs in ascending order, by set bits (no allocation).
+    pub fn iter(&self) -> impl Iterator<Item = Vid> + Clone + '_ {
+        self.0.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let bit = w.trailing_zeros() as u16;
+                w &= w - 1;
+                Some(wi as u16 * 64 + bit)
+            })
             .filter_map(Vid::new)
-            .filter(|v| self.contains(*v))
+        })
     }
 }
 

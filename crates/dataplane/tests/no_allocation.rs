@@ -1,0 +1,151 @@
+//! The data plane's promise: no allocation per frame. A counting global allocator
+//! watches the pipeline process batches of every kind of frame — known unicast,
+//! broadcast, unknown unicast, uplink traffic, forged and malformed frames, and
+//! guests changing their MAC (the event path) — after a warm-up batch.
+
+use portcullis_dataplane::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn vid(v: u16) -> Vid {
+    Vid::new(v).unwrap()
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6], tag: Option<u16>) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    if let Some(v) = tag {
+        f.extend_from_slice(&[0x81, 0x00, (v >> 8) as u8, v as u8]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(60, 0);
+    f
+}
+
+#[test]
+fn the_pipeline_does_not_allocate_per_frame() {
+    let mac = |i: u8| [0x52, 0x54, 0, 0, 0, i];
+    let accept_all = SecurityPolicy {
+        promiscuous: Policy::Accept,
+        mac_changes: Policy::Accept,
+        forged_transmits: Policy::Reject,
+    };
+    let mut ports = vec![PortSpec {
+        name: "uplink".into(),
+        role: PortRole::Uplink,
+        vlan: VlanMode::Trunk {
+            allowed: VlanSet::from_vids([vid(10), vid(20)]),
+            native: None,
+        },
+        security: SecurityPolicy::default(),
+        initial_mac: None,
+    }];
+    for i in 1..=8u8 {
+        ports.push(PortSpec {
+            name: format!("g{i}"),
+            role: PortRole::Guest,
+            vlan: if i == 8 {
+                VlanMode::Trunk {
+                    allowed: VlanSet::from_vids([vid(10), vid(20)]),
+                    native: None,
+                }
+            } else {
+                VlanMode::Access(vid(10))
+            },
+            security: if i >= 7 {
+                accept_all
+            } else {
+                SecurityPolicy::default()
+            },
+            initial_mac: (i < 6).then_some(MacAddr(mac(i))),
+        });
+    }
+    let spec = SwitchSpec {
+        name: "a".into(),
+        mac_table_size: 64,
+        mac_aging_secs: 10,
+        ports,
+    };
+    let mut sw = Switch::new(&spec, Instant(0)).unwrap();
+
+    let mut batch: Vec<(PortId, Vec<u8>)> = Vec::new();
+    for round in 0..4u8 {
+        batch.push((PortId(1), frame(mac(2), mac(1), None))); // known unicast
+        batch.push((PortId(2), frame([0xff; 6], mac(2), None))); // broadcast
+        batch.push((PortId(3), frame(mac(99), mac(3), None))); // unknown unicast
+        batch.push((
+            PortId(0),
+            frame(mac(1), [0, 0x1b, 0x21, 0, 0, round], Some(10)),
+        )); // uplink, learning
+        batch.push((PortId(0), frame([0xff; 6], mac(2), Some(10)))); // reflection
+        batch.push((PortId(4), frame(mac(2), mac(77), None))); // forged
+        batch.push((PortId(5), vec![1, 2, 3])); // runt
+        batch.push((PortId(6), frame([0xff; 6], mac(60 + round), None))); // learns, then forged
+        batch.push((PortId(7), frame([0xff; 6], mac(100 + round), None))); // MAC change (accept)
+        batch.push((PortId(8), frame([0xff; 6], mac(120 + round), Some(20)))); // trunk guest changes MAC
+    }
+    let mut verdicts = Vec::with_capacity(batch.len());
+    let mut run = |sw: &mut Switch, t: u64| {
+        for (port, data) in &batch {
+            verdicts.push(sw.process(Instant::from_secs(t), *port, &RxFrame { data, tag: None }));
+        }
+        verdicts.clear();
+        sw.tick(Instant::from_secs(t));
+    };
+    run(&mut sw, 1); // warm-up: first-frame learning
+    let _ = sw.drain_events().count();
+
+    COUNTING.with(|c| c.set(true));
+    run(&mut sw, 2);
+    run(&mut sw, 30); // the learned uplink MACs age out during the sweep
+    COUNTING.with(|c| c.set(false));
+
+    assert_eq!(
+        ALLOCS.with(|a| a.get()),
+        0,
+        "allocations on the packet path"
+    );
+    assert!(
+        sw.drain_events().count() > 0,
+        "the batch did exercise the event path"
+    );
+    let forged: u64 = sw
+        .ports()
+        .iter()
+        .map(|p| sw.counters(p.id).unwrap().rx_drops[DropReason::ForgedTransmit as usize])
+        .sum();
+    assert!(forged > 0);
+}
