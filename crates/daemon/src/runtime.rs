@@ -30,12 +30,6 @@ pub enum Command {
         mac: MacAddr,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
-    SetAdminUp {
-        port: PortId,
-        up: bool,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    ClearCounters(oneshot::Sender<()>),
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -289,13 +283,6 @@ impl DataPlane {
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {
                     let _ = reply.send(self.switch.report_effective_mac(port, mac, now));
-                }
-                Command::SetAdminUp { port, up, reply } => {
-                    let _ = reply.send(self.switch.set_admin_up(port, up));
-                }
-                Command::ClearCounters(reply) => {
-                    self.switch.clear_counters();
-                    let _ = reply.send(());
                 }
             }
         }
