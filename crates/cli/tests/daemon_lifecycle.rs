@@ -141,3 +141,64 @@ fn the_demo_without_root_says_so_and_fails() {
 }
 
 use portcullis_lab::Lab;
+
+/// Starts `portcullis demo ARGS`, waits for `line` on its stdout, sends SIGINT by PID,
+/// and returns the exit status and the whole output. Then checks that nothing the
+/// demo created is left (its names carry its PID).
+fn interrupt_demo(args: &[&str], line: &str) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader, Read};
+    Lab::require_root().expect("the demo test needs root");
+    let mut child = Command::new(EXE)
+        .arg("demo")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            panic!("demo ended before {line:?}:\n{seen}");
+        }
+        seen.push_str(&l);
+        if l.contains(line) {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on the PID of the child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    out.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let prefix = portcullis_lab::pid_prefix(pid);
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ns.stdout).contains(&prefix),
+        "namespaces left behind"
+    );
+    let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(links.is_empty(), "links left behind: {links:?}");
+    (status, seen)
+}
+
+#[test]
+fn ctrl_c_on_a_held_demo_removes_the_lab() {
+    let (status, out) = interrupt_demo(&["--hold"], "Holding the lab");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("Lab removed."), "{out}");
+}
+
+#[test]
+fn ctrl_c_in_the_middle_of_the_demo_removes_the_lab_and_fails() {
+    let (status, out) = interrupt_demo(&[], "1. Ordinary traffic");
+    assert!(
+        !status.success(),
+        "an interrupted demo reports failure: {out}"
+    );
+}

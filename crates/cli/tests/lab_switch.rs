@@ -59,6 +59,35 @@ fn guests_of_one_vlan_talk_and_other_vlans_stay_isolated() {
     let entries = macs["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3, "three guest MACs: {macs}");
     assert!(entries.iter().all(|e| e["kind"] == "guest"));
+
+    // The CLI is a client of the same API: tables and JSON.
+    let text = |args: &[&str]| {
+        let out = sw.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mac_table = text(&["show", "mac"]);
+    assert!(mac_table.starts_with("VLAN"), "{mac_table}");
+    for (g, v) in [(&a, "10"), (&b, "10"), (&c, "20")] {
+        let m = g.mac().unwrap();
+        assert!(
+            mac_table
+                .lines()
+                .any(|l| l.starts_with(v) && l.contains(&m) && l.contains("guest")),
+            "{mac_table}"
+        );
+    }
+    let counters = text(&["show", "counters"]);
+    assert!(counters.lines().any(|l| l.starts_with("a ")), "{counters}");
+    assert!(counters.contains("drops by reason:"), "{counters}");
+    let ports: serde_json::Value =
+        serde_json::from_str(&text(&["show", "ports", "--json"])).unwrap();
+    assert_eq!(ports.as_array().unwrap().len(), 3);
+    assert_eq!(ports[2]["vlan"], "access 20");
 }
 
 /// The upstream "physical switch" is a second Portcullis in the upstream namespace
