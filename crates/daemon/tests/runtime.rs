@@ -84,6 +84,7 @@ fn start() -> Running {
                 },
                 security: SecurityPolicy::default(),
                 initial_mac: None,
+                features: Default::default(),
             },
             PortSpec {
                 name: "g1".into(),
@@ -91,6 +92,7 @@ fn start() -> Running {
                 vlan: VlanMode::Access(vid(10)),
                 security: SecurityPolicy::default(),
                 initial_mac: Some(MacAddr(G1)),
+                features: Default::default(),
             },
             PortSpec {
                 name: "g2".into(),
@@ -98,8 +100,10 @@ fn start() -> Running {
                 vlan: VlanMode::Access(vid(10)),
                 security: SecurityPolicy::default(),
                 initial_mac: Some(MacAddr(G2)),
+                features: Default::default(),
             },
         ],
+        mac_acls: Vec::new(),
     };
     let mut ports = Vec::new();
     let mut handles = Vec::new();

@@ -33,6 +33,7 @@ fn spec(policy: Policy) -> SwitchSpec {
             },
             security,
             initial_mac: None,
+            features: Default::default(),
         })
         .collect();
     for g in 0..GUESTS {
@@ -47,6 +48,7 @@ fn spec(policy: Policy) -> SwitchSpec {
                 ..security
             },
             initial_mac: Some(mac(g)),
+            features: Default::default(),
         });
     }
     SwitchSpec {
@@ -54,6 +56,7 @@ fn spec(policy: Policy) -> SwitchSpec {
         mac_table_size: 4096,
         mac_aging_secs: 300,
         ports,
+        mac_acls: Vec::new(),
     }
 }
 

@@ -23,7 +23,11 @@ pub use counters::PortCounters;
 pub use events::{Event, EventKind, MacChangeSource};
 pub use frame::{FrameView, RxFrame, TagMeta};
 pub use mac_table::{MacEntry, MacKind, MacTable};
-pub use spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+pub use spec::{
+    AclAction, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Policy, PortFeatures, PortRole,
+    PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec,
+    SwitchSpec, Violation, VlanMode,
+};
 pub use switch::{ControlError, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
 pub use verdict::{DropReason, Forward, Verdict};

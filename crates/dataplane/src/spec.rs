@@ -119,7 +119,124 @@ pub struct PortSpec {
     /// The guest's initial MAC from the VM configuration; `None` → learned from the
     /// first valid frame the guest sends.
     pub initial_mac: Option<MacAddr>,
+    /// The Layer-2 security features in force on the port (group settings with the
+    /// port's overrides applied). Later features add fields here, with defaults.
+    pub features: PortFeatures,
 }
+
+/// Per-port security features beyond the vSwitch policy (Nexus-1000V class).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct PortFeatures {
+    pub port_security: Option<PortSecuritySpec>,
+    pub storm_control: Option<StormControlSpec>,
+    /// Name of the MAC ACL applied to frames the port receives (from its guest or
+    /// the network).
+    pub mac_acl_in: Option<String>,
+    /// Name of the MAC ACL applied to frames the port sends.
+    pub mac_acl_out: Option<String>,
+    /// An error-disabled port recovers by itself after this long; `None`: only by
+    /// command (`portcullis port recover`).
+    pub errdisable_recovery_secs: Option<u64>,
+}
+
+/// What a port-security violation does (Cisco's violation modes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Violation {
+    /// Drop the frame (counted).
+    Protect,
+    /// Drop the frame, count it and report an event.
+    Restrict,
+    /// Error-disable the port: nothing in or out until it recovers.
+    #[default]
+    Shutdown,
+}
+
+/// How dynamic secure MACs age.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureAging {
+    /// Never: a dynamic secure MAC stays until the port is recovered or reconfigured.
+    #[default]
+    None,
+    /// `aging_secs` after it was learned.
+    Absolute,
+    /// `aging_secs` after it was last seen as a source.
+    Inactivity,
+}
+
+/// Port security: the MACs a port may use as sources (its secure MACs).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PortSecuritySpec {
+    /// Most secure MACs the port may have, its effective MAC included (≥ 1).
+    pub max_macs: u16,
+    pub violation: Violation,
+    /// Learned secure MACs are sticky (kept for good, persisted by the daemon)
+    /// instead of dynamic.
+    pub sticky: bool,
+    pub aging: SecureAging,
+    pub aging_secs: u64,
+    /// Secure MACs from the configuration.
+    pub static_macs: Vec<MacAddr>,
+    /// Sticky MACs learned earlier (restored from the daemon's state store).
+    pub sticky_macs: Vec<MacAddr>,
+}
+
+/// Storm control: frames per second a port may receive of each kind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StormControlSpec {
+    pub broadcast_pps: Option<u32>,
+    pub multicast_pps: Option<u32>,
+    pub unknown_unicast_pps: Option<u32>,
+    /// Error-disable the port when a limit is exceeded (else drop the excess).
+    pub shutdown: bool,
+}
+
+/// Permit or deny.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    Permit,
+    Deny,
+}
+
+/// A MAC address with a mask: the bits set in `mask` must equal those of `mac`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct MacMatch {
+    pub mac: MacAddr,
+    pub mask: MacAddr,
+}
+
+impl MacMatch {
+    #[inline]
+    pub fn matches(&self, m: MacAddr) -> bool {
+        (m.to_u64() & self.mask.to_u64()) == (self.mac.to_u64() & self.mask.to_u64())
+    }
+}
+
+/// One rule of a MAC ACL; every field that is set must match.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct MacAclRule {
+    pub action: AclAction,
+    pub src: Option<MacMatch>,
+    pub dst: Option<MacMatch>,
+    /// The EtherType after the VLAN tag (or the 802.3 length for LLC frames).
+    pub ethertype: Option<u16>,
+    pub vlan: Option<Vid>,
+    /// 802.1p priority (PCP); untagged frames have CoS 0.
+    pub cos: Option<u8>,
+}
+
+/// A named, ordered MAC ACL. The first matching rule decides; a frame no rule
+/// matches is denied (the implicit deny at the end of a bound ACL).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MacAclSpec {
+    pub name: String,
+    pub rules: Vec<MacAclRule>,
+}
+
+/// The most rules one MAC ACL may hold.
+pub const MAX_ACL_RULES: usize = 4096;
 
 /// The whole switch.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -130,6 +247,8 @@ pub struct SwitchSpec {
     /// Idle time after which a learned (uplink-side) MAC table entry expires.
     pub mac_aging_secs: u64,
     pub ports: Vec<PortSpec>,
+    /// The MAC ACLs ports refer to by name.
+    pub mac_acls: Vec<MacAclSpec>,
 }
 
 /// Why a switch specification cannot run.
@@ -151,6 +270,21 @@ pub enum SpecError {
         needed: usize,
         size: usize,
     },
+    /// A port's port-security settings cannot work.
+    PortSecurity {
+        port: String,
+        reason: String,
+    },
+    /// A port names a MAC ACL that does not exist.
+    UnknownAcl {
+        port: String,
+        acl: String,
+    },
+    /// A MAC ACL is malformed (duplicate name, too many rules, CoS above 7).
+    BadAcl {
+        acl: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -169,6 +303,16 @@ impl fmt::Display for SpecError {
                 )
             }
             SpecError::UplinkNotTrunk(n) => write!(f, "uplink {n:?} must be an 802.1Q trunk"),
+            SpecError::PortSecurity { port, reason } => {
+                write!(f, "port {port:?}: port security: {reason}")
+            }
+            SpecError::UnknownAcl { port, acl } => {
+                write!(
+                    f,
+                    "port {port:?} names MAC ACL {acl:?}, which does not exist"
+                )
+            }
+            SpecError::BadAcl { acl, reason } => write!(f, "MAC ACL {acl:?}: {reason}"),
             SpecError::MacTableTooSmall { needed, size } => {
                 write!(
                     f,
@@ -199,16 +343,37 @@ impl SwitchSpec {
             if p.role == PortRole::Uplink && matches!(p.vlan, VlanMode::Access(_)) {
                 return Err(SpecError::UplinkNotTrunk(p.name.clone()));
             }
-            if let (PortRole::Guest, Some(mac)) = (p.role, p.initial_mac) {
-                for vid in p.vlan.vids() {
-                    if let Some(first) = macs.insert((vid.get(), mac), &p.name) {
+            let own = p.configured_macs();
+            for vid in p.vlan.vids() {
+                for mac in &own {
+                    if let Some(first) = macs.insert((vid.get(), *mac), &p.name) {
                         return Err(SpecError::DuplicateMac {
-                            mac,
+                            mac: *mac,
                             first: first.to_string(),
                             second: p.name.clone(),
                         });
                     }
                 }
+            }
+            self.check_features(p, own.len())?;
+        }
+        let mut acl_names = std::collections::HashSet::new();
+        for acl in &self.mac_acls {
+            let bad = |reason: &str| SpecError::BadAcl {
+                acl: acl.name.clone(),
+                reason: reason.into(),
+            };
+            if !acl_names.insert(acl.name.as_str()) {
+                return Err(bad("the name is used twice"));
+            }
+            if acl.rules.len() > MAX_ACL_RULES {
+                return Err(bad(&format!(
+                    "{} rules; at most {MAX_ACL_RULES}",
+                    acl.rules.len()
+                )));
+            }
+            if acl.rules.iter().any(|r| r.cos.is_some_and(|c| c > 7)) {
+                return Err(bad("CoS is 0..=7"));
             }
         }
         if macs.len() > self.mac_table_size {
@@ -216,6 +381,61 @@ impl SwitchSpec {
                 needed: macs.len(),
                 size: self.mac_table_size,
             });
+        }
+        Ok(())
+    }
+}
+
+impl PortSpec {
+    /// The guest MACs the configuration gives this port: its initial MAC, and its
+    /// static and sticky secure MACs, each once. Empty for an uplink.
+    pub fn configured_macs(&self) -> Vec<MacAddr> {
+        if self.role != PortRole::Guest {
+            return Vec::new();
+        }
+        let mut v: Vec<MacAddr> = self.initial_mac.into_iter().collect();
+        if let Some(ps) = &self.features.port_security {
+            for m in ps.static_macs.iter().chain(&ps.sticky_macs) {
+                if !v.contains(m) {
+                    v.push(*m);
+                }
+            }
+        }
+        v
+    }
+}
+
+impl SwitchSpec {
+    fn check_features(&self, p: &PortSpec, configured: usize) -> Result<(), SpecError> {
+        let f = &p.features;
+        if let Some(ps) = &f.port_security {
+            let err = |reason: String| SpecError::PortSecurity {
+                port: p.name.clone(),
+                reason,
+            };
+            if p.role != PortRole::Guest {
+                return Err(err("applies to guest ports only".into()));
+            }
+            if ps.max_macs == 0 {
+                return Err(err("max_macs must be at least 1".into()));
+            }
+            if configured > ps.max_macs as usize {
+                return Err(err(format!(
+                    "{configured} MACs configured (initial, static, sticky) but max_macs is {}",
+                    ps.max_macs
+                )));
+            }
+            if ps.aging != SecureAging::None && ps.aging_secs == 0 {
+                return Err(err("aging_secs must be at least 1".into()));
+            }
+        }
+        for acl in [&f.mac_acl_in, &f.mac_acl_out].into_iter().flatten() {
+            if !self.mac_acls.iter().any(|a| &a.name == acl) {
+                return Err(SpecError::UnknownAcl {
+                    port: p.name.clone(),
+                    acl: acl.clone(),
+                });
+            }
         }
         Ok(())
     }

@@ -72,6 +72,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         },
         security: SecurityPolicy::default(),
         initial_mac: None,
+        features: Default::default(),
     }];
     for i in 1..=8u8 {
         ports.push(PortSpec {
@@ -91,6 +92,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
                 SecurityPolicy::default()
             },
             initial_mac: (i < 6).then_some(MacAddr(mac(i))),
+            features: Default::default(),
         });
     }
     let spec = SwitchSpec {
@@ -98,6 +100,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         mac_table_size: 64,
         mac_aging_secs: 10,
         ports,
+        mac_acls: Vec::new(),
     };
     let mut sw = Switch::new(&spec, Instant(0)).unwrap();
 

@@ -55,6 +55,7 @@ fn arb_port(i: usize) -> impl Strategy<Value = PortSpec> {
                     vlan,
                     security,
                     initial_mac,
+                    features: Default::default(),
                 }
             },
         )
@@ -68,6 +69,7 @@ fn arb_spec() -> impl Strategy<Value = SwitchSpec> {
             mac_table_size: table.max(n),
             mac_aging_secs: 10,
             ports,
+            mac_acls: Vec::new(),
         })
     })
 }

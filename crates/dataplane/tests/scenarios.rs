@@ -23,6 +23,7 @@ fn guest(name: &str, v: u16, m: Option<&str>, security: SecurityPolicy) -> PortS
         vlan: VlanMode::Access(vid(v)),
         security,
         initial_mac: m.map(mac),
+        features: Default::default(),
     }
 }
 
@@ -43,12 +44,14 @@ fn lab(sniff_security: SecurityPolicy) -> Switch {
                 },
                 security: hardened,
                 initial_mac: None,
+                features: Default::default(),
             },
             guest("web1", 10, Some("52:54:00:00:00:01"), hardened),
             guest("web2", 10, Some("52:54:00:00:00:02"), hardened),
             guest("db1", 20, Some("52:54:00:00:00:03"), hardened),
             guest("sniff", 10, Some("52:54:00:00:00:04"), sniff_security),
         ],
+        mac_acls: Vec::new(),
     };
     Switch::new(&spec, Instant::from_secs(1)).unwrap()
 }
@@ -472,6 +475,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
         ports: (0..3)
             .map(|i| guest(&format!("g{i}"), 10, None, SecurityPolicy::default()))
             .collect(),
+        mac_acls: Vec::new(),
     };
     let mut sw = Switch::new(&spec, Instant::from_secs(0)).unwrap();
     assert_eq!(

@@ -324,6 +324,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             mac_table_size: usize::try_from(profile.switch.mac_table_size).unwrap_or(usize::MAX),
             mac_aging_secs: profile.switch.mac_aging_secs,
             ports: Vec::new(),
+            mac_acls: Vec::new(),
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),
@@ -348,6 +349,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 },
                 security: SecurityPolicy::default(),
                 initial_mac: None,
+                features: Default::default(),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);
@@ -367,6 +369,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 .security
                 .apply(g.security.apply(SecurityPolicy::default())),
             initial_mac: p.mac,
+            features: Default::default(),
         });
         out.interfaces.push(p.interface.clone());
         out.create_tap.push(p.tap);
@@ -398,6 +401,8 @@ fn spec_error(e: &SpecError, c: &CompiledConfig, sources: &Sources) -> ConfigErr
         }
         SpecError::DuplicatePortName(n) | SpecError::UplinkNotTrunk(n) => port_key(n),
         SpecError::DuplicateMac { second, .. } => format!("{}.mac", port_key(second)),
+        SpecError::PortSecurity { port, .. } | SpecError::UnknownAcl { port, .. } => port_key(port),
+        SpecError::BadAcl { .. } => "mac_acl".to_owned(),
     };
     sources.error(&key, e.to_string())
 }
