@@ -87,6 +87,8 @@ enum PortOp {
     /// reprograms its NIC). Under mac_changes = reject a MAC other than the initial
     /// one blocks frames to the port until the initial MAC is reported back.
     ReportMac { port: String, mac: String },
+    /// Bring an error-disabled port back (port security shutdown, storm control).
+    Recover { port: String },
 }
 
 fn init_logging(format: LogFormat) {
@@ -144,6 +146,20 @@ fn main() -> ExitCode {
             Some(serde_json::json!({ "mac": mac })),
         )
         .map(|_| println!("port {port}: effective MAC {mac} reported"))
+        .map_err(Into::into),
+        Cmd::Port { op: PortOp::Recover { port }, socket } => portcullis_daemon::client::call_blocking(
+            &socket,
+            hyper::Method::POST,
+            &format!("/v1/ports/{port}/recover"),
+            None,
+        )
+        .map(|v| {
+            if v["recovered"] == true {
+                println!("port {port}: recovered");
+            } else {
+                println!("port {port}: was not error-disabled");
+            }
+        })
         .map_err(Into::into),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),

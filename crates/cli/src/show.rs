@@ -17,6 +17,8 @@ pub enum What {
     Counters,
     /// Recent switch events.
     Events,
+    /// Port security per port: limits, secure MACs, violations, err-disable.
+    PortSecurity,
 }
 
 /// Prints rows as aligned columns.
@@ -165,6 +167,26 @@ pub fn mac_table(m: &MacTableView) -> String {
     out
 }
 
+pub fn port_security_table(ps: &[portcullis_daemon::snapshot::PortSecurityView]) -> String {
+    let rows: Vec<Vec<String>> = ps
+        .iter()
+        .map(|p| {
+            let macs: Vec<String> = p.secure_macs.iter().map(|m| format!("{}({})", m.mac, m.kind)).collect();
+            vec![
+                p.port.clone(),
+                format!("{}/{}", p.count, p.max_macs),
+                p.violation.clone(),
+                if p.sticky { "sticky".into() } else { format!("{} {}s", p.aging, p.aging_secs) },
+                p.violations.to_string(),
+                p.last_violation.clone().unwrap_or_else(|| "-".into()),
+                p.err_disabled.clone().map_or("no".into(), |c| format!("yes ({c})")),
+                if macs.is_empty() { "-".into() } else { macs.join(" ") },
+            ]
+        })
+        .collect();
+    table(&["PORT", "MACS", "VIOLATION", "LEARNING", "VIOLATIONS", "LAST-VIOLATION", "ERR-DISABLED", "SECURE-MACS"], &rows)
+}
+
 pub fn events_table(ev: &[EventRecord]) -> String {
     let rows: Vec<Vec<String>> = ev
         .iter()
@@ -190,6 +212,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Mac => "/v1/mac",
         What::Counters => "/v1/counters",
         What::Events => "/v1/events",
+        What::PortSecurity => "/v1/port-security",
     };
     let v = call_blocking(socket, hyper::Method::GET, path, None)?;
     if json {
@@ -201,6 +224,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Mac => mac_table(&serde_json::from_value(v)?),
         What::Counters => counters_table(&serde_json::from_value(v)?),
         What::Events => events_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::PortSecurity => port_security_table(&serde_json::from_value::<Vec<_>>(v)?),
     };
     print!("{text}");
     Ok(())

@@ -13,7 +13,7 @@ use axum::extract::connect_info::{self, ConnectInfo};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use portcullis_dataplane::{ControlError, MacAddr, PortId};
@@ -119,6 +119,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/mac", get(mac_table))
         .route("/v1/counters", get(counters))
         .route("/v1/events", get(events))
+        .route("/v1/port-security", get(port_security))
+        .route("/v1/ports/{name}/recover", post(recover))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })
@@ -229,17 +231,7 @@ async fn report_mac(
     Path(name): Path<String>,
     Json(body): Json<ReportMac>,
 ) -> Result<StatusCode, ApiError> {
-    match peer.uid {
-        Some(uid) if uid == 0 || uid == st.owner_uid => {}
-        _ => {
-            tracing::warn!(?peer, port = %name, "refused effective-MAC report: caller is neither root nor the daemon's user");
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only root or the daemon's user may report MAC changes",
-            ));
-        }
-    }
+    require_writer(&st, &peer, "report a MAC change", &name)?;
     let mac: MacAddr = body.mac.parse().map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -247,21 +239,11 @@ async fn report_mac(
             format!("{:?}: {e}", body.mac),
         )
     })?;
-    let port = st
-        .port_names
-        .iter()
-        .position(|n| *n == name)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_such_port",
-                format!("no port named {name:?}"),
-            )
-        })?;
+    let port = port_id(&st, &name)?;
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::ReportEffectiveMac {
-            port: PortId(port as u16),
+            port,
             mac,
             reply: tx,
         })
@@ -287,4 +269,56 @@ async fn report_mac(
             e.to_string(),
         )),
     }
+}
+
+/// Writes are for root and the daemon's own user until roles exist; refusals are
+/// logged.
+fn require_writer(st: &ApiState, peer: &Peer, action: &str, port: &str) -> Result<(), ApiError> {
+    match peer.uid {
+        Some(uid) if uid == 0 || uid == st.owner_uid => Ok(()),
+        _ => {
+            tracing::warn!(?peer, port, action, "refused: caller is neither root nor the daemon's user");
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("only root or the daemon's user may {action}"),
+            ))
+        }
+    }
+}
+
+fn port_id(st: &ApiState, name: &str) -> Result<PortId, ApiError> {
+    st.port_names
+        .iter()
+        .position(|n| n == name)
+        .map(|i| PortId(i as u16))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_port", format!("no port named {name:?}")))
+}
+
+async fn port_security(State(st): State<ApiState>) -> Result<Json<Vec<crate::snapshot::PortSecurityView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.port_security))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RecoverAnswer {
+    pub port: String,
+    /// Whether the port was error-disabled.
+    pub recovered: bool,
+}
+
+async fn recover(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(name): Path<String>,
+) -> Result<Json<RecoverAnswer>, ApiError> {
+    require_writer(&st, &peer, "recover a port", &name)?;
+    let port = port_id(&st, &name)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands.send(Command::Recover { port, reply: tx }).map_err(|_| ApiError::unavailable())?;
+    let recovered = rx
+        .await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "refused", e.to_string()))?;
+    tracing::info!(?peer, port = %name, recovered, "port recover");
+    Ok(Json(RecoverAnswer { port: name, recovered }))
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod client;
 pub mod runtime;
 pub mod snapshot;
+pub mod store;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
 use portcullis_control::{ConfigError, ConfigErrors};
@@ -60,6 +61,8 @@ pub enum DaemonError {
     Spec(#[from] portcullis_dataplane::SpecError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
 }
 
 /// A started daemon.
@@ -86,7 +89,7 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
-    let compiled = config.compile().map_err(DaemonError::Config)?;
+    let mut compiled = config.compile().map_err(DaemonError::Config)?;
 
     // Every interface must exist before anything starts (TAP ports may be created).
     let missing: Vec<ConfigError> = compiled
@@ -107,6 +110,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     }
 
     std::fs::create_dir_all(&opts.state_dir).map_err(fs_err(&opts.state_dir))?;
+    let store = Arc::new(store::StateStore::open(&opts.state_dir)?);
+    restore_sticky(&store, &mut compiled.spec)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
     }
@@ -191,8 +196,10 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     {
         let history = history.clone();
         let names = names.clone();
+        let store = store.clone();
         runtime.spawn(async move {
             while let Some(ev) = ev_rx.recv().await {
+                persist(&store, &ev, &names);
                 let rec = event_record(&ev, &names);
                 tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
                 if let Ok(mut q) = history.lock() {
@@ -273,6 +280,35 @@ impl Drop for CreatedTaps {
             if let Err(e) = portcullis_io::delete_persistent_tap(t) {
                 tracing::warn!(interface = %t, error = %e, "cannot remove a TAP of a failed start");
             }
+        }
+    }
+}
+
+/// Puts the sticky MACs the store remembers back into the spec, up to each port's
+/// maximum (a port whose configuration no longer makes it sticky gets none).
+fn restore_sticky(store: &store::StateStore, spec: &mut portcullis_dataplane::SwitchSpec) -> Result<(), DaemonError> {
+    for p in &mut spec.ports {
+        let configured = p.configured_macs().len();
+        let Some(ps) = p.features.port_security.as_mut().filter(|ps| ps.sticky) else { continue };
+        let room = (ps.max_macs as usize).saturating_sub(configured);
+        let mut macs = store.sticky(&p.name)?;
+        macs.retain(|m| Some(*m) != p.initial_mac && !ps.static_macs.contains(m));
+        if macs.len() > room {
+            tracing::warn!(port = %p.name, stored = macs.len(), room, "more sticky MACs stored than the port may have; keeping the oldest");
+            macs.truncate(room);
+        }
+        ps.sticky_macs = macs;
+    }
+    Ok(())
+}
+
+/// Writes what an event means for the state store (sticky MACs).
+fn persist(store: &store::StateStore, ev: &Event, names: &[String]) {
+    if let portcullis_dataplane::EventKind::SecureMacLearned { port, mac, sticky: true, .. } = ev.kind {
+        let name = names.get(port.index()).map(String::as_str).unwrap_or("");
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = store.add_sticky(name, mac, now) {
+            tracing::error!(error = %e, port = name, %mac, "cannot persist a sticky MAC");
         }
     }
 }

@@ -30,6 +30,11 @@ pub enum Command {
         mac: MacAddr,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
+    /// Bring an error-disabled port back; answers whether it was error-disabled.
+    Recover {
+        port: PortId,
+        reply: oneshot::Sender<Result<bool, ControlError>>,
+    },
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -283,6 +288,9 @@ impl DataPlane {
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {
                     let _ = reply.send(self.switch.report_effective_mac(port, mac, now));
+                }
+                Command::Recover { port, reply } => {
+                    let _ = reply.send(self.switch.recover(port, now));
                 }
             }
         }

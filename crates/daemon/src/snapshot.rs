@@ -2,9 +2,7 @@
 //! and served by the API as JSON. These types are the API's response schema.
 
 use crate::runtime::RuntimeCounters;
-use portcullis_dataplane::{
-    DropReason, Instant, MacKind, PortCounters, PortRole, Switch, VlanMode,
-};
+use portcullis_dataplane::{DropReason, Instant, PortCounters, PortRole, Switch, VlanMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,8 +25,10 @@ pub struct PortView {
     pub port_group: String,
     /// "access 10" or "trunk 10,20 native 1".
     pub vlan: String,
-    /// "up", "down" (admin), "link-down".
+    /// "up", "down" (admin), "link-down", "err-disabled".
     pub state: String,
+    /// Why the port is error-disabled (port_security, storm_control), if it is.
+    pub err_disabled: Option<String>,
     pub initial_mac: Option<String>,
     pub effective_mac: Option<String>,
     /// mac_changes = reject and effective ≠ initial.
@@ -81,7 +81,8 @@ pub struct MacView {
     pub vlan: u16,
     pub mac: String,
     pub port: String,
-    /// "guest" (known) or "learned" (seen on an uplink; ages).
+    /// "guest" (a port's effective MAC), "static", "sticky", "dynamic" (secure
+    /// MACs), or "learned" (seen on an uplink; ages).
     pub kind: String,
     /// Seconds since last seen (learned entries).
     pub age_secs: u64,
@@ -105,6 +106,25 @@ pub struct Snapshot {
     pub drops: BTreeMap<String, u64>,
     pub events_lost: u64,
     pub batches: u64,
+    pub port_security: Vec<PortSecurityView>,
+}
+
+/// Port security of one port (`show port-security`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortSecurityView {
+    pub port: String,
+    pub max_macs: u16,
+    /// Secure MACs in use, the effective MAC included.
+    pub count: u16,
+    pub violation: String,
+    pub sticky: bool,
+    pub aging: String,
+    pub aging_secs: u64,
+    pub violations: u64,
+    /// "MAC in VLAN N" of the last violation.
+    pub last_violation: Option<String>,
+    pub err_disabled: Option<String>,
+    pub secure_macs: Vec<MacView>,
 }
 
 fn vlan_text(m: &VlanMode) -> String {
@@ -155,6 +175,8 @@ impl Snapshot {
                     "down"
                 } else if !p.link_up {
                     "link-down"
+                } else if p.err_disabled.is_some() {
+                    "err-disabled"
                 } else {
                     "up"
                 };
@@ -181,6 +203,7 @@ impl Snapshot {
                     port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                     vlan: vlan_text(&p.vlan),
                     state: state.into(),
+                    err_disabled: p.err_disabled.map(|e| cause_name(e.cause)),
                     initial_mac: p.initial_mac.map(|m| m.to_string()),
                     effective_mac: p.effective_mac.map(|m| m.to_string()),
                     mac_change_blocked: p.mac_change_blocked(),
@@ -199,14 +222,43 @@ impl Snapshot {
                 vlan: vid.get(),
                 mac: mac.to_string(),
                 port: name_of(e.port),
-                kind: match e.kind {
-                    MacKind::Guest => "guest".into(),
-                    MacKind::Learned => "learned".into(),
-                },
+                kind: e.kind.name().into(),
                 age_secs: now.saturating_since(e.last_seen) / 1_000_000_000,
             })
             .collect();
+        let port_security = sw
+            .ports()
+            .iter()
+            .filter_map(|p| {
+                let s = p.secure?;
+                let word = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
+                Some(PortSecurityView {
+                    port: p.name.clone(),
+                    max_macs: s.max_macs,
+                    count: s.count,
+                    violation: word(&s.violation),
+                    sticky: s.sticky,
+                    aging: word(&s.aging),
+                    aging_secs: s.aging_ns / 1_000_000_000,
+                    violations: s.violations,
+                    last_violation: s.last_violation.map(|(m, v)| format!("{m} in VLAN {v}")),
+                    err_disabled: p.err_disabled.map(|e| cause_name(e.cause)),
+                    secure_macs: t
+                        .entries_of(p.id)
+                        .into_iter()
+                        .map(|(vid, mac, e)| MacView {
+                            vlan: vid.get(),
+                            mac: mac.to_string(),
+                            port: p.name.clone(),
+                            kind: e.kind.name().into(),
+                            age_secs: now.saturating_since(e.learned_at) / 1_000_000_000,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
         Snapshot {
+            port_security,
             switch: sw.name().to_string(),
             uptime_secs: now.0 / 1_000_000_000,
             ports,
@@ -221,4 +273,11 @@ impl Snapshot {
             batches: rt.batches,
         }
     }
+}
+
+fn cause_name(c: portcullis_dataplane::ErrDisableCause) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -8,6 +8,19 @@ use crate::types::{Instant, MacAddr, PortId};
 use serde::Serialize;
 use std::collections::VecDeque;
 
+use crate::spec::Violation;
+use crate::switch::ErrDisableCause;
+
+/// What kind of port-security violation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A new MAC beyond the port's maximum.
+    TooMany,
+    /// A MAC local to another port of the VLAN.
+    MacMove,
+}
+
 /// Who changed a port's effective MAC.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +54,34 @@ pub enum EventKind {
     MacTableFull { port: PortId, mac: MacAddr },
     /// A port's link went down (or its interface disappeared) or came back.
     LinkStateChanged { port: PortId, up: bool },
+    /// Port security learned a secure MAC.
+    SecureMacLearned {
+        port: PortId,
+        vid: u16,
+        mac: MacAddr,
+        sticky: bool,
+    },
+    /// A dynamic secure MAC aged out.
+    SecureMacAged {
+        port: PortId,
+        vid: u16,
+        mac: MacAddr,
+    },
+    /// A port-security violation (restrict and shutdown report them).
+    PortSecurityViolation {
+        port: PortId,
+        vid: u16,
+        mac: MacAddr,
+        kind: ViolationKind,
+        action: Violation,
+    },
+    /// The port was error-disabled: nothing in or out until it recovers.
+    ErrDisabled {
+        port: PortId,
+        cause: ErrDisableCause,
+    },
+    /// An error-disabled port recovered (by command or after its interval).
+    ErrDisableRecovered { port: PortId, by_timer: bool },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]

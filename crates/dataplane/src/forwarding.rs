@@ -12,9 +12,9 @@
 //! up; MAC-change-blocked ports are skipped and counted.
 
 use crate::frame::FrameView;
-use crate::mac_table::MacKind;
 use crate::pipeline::DropSide;
 use crate::spec::PortRole;
+use crate::stages::storm_control::StormClass;
 use crate::switch::{Switch, VlanState};
 use crate::types::{Instant, PortId, PortSet, Vid};
 use crate::verdict::{DropReason, Forward};
@@ -76,13 +76,13 @@ pub(crate) fn forward(
         None
     };
     match sw.macs.lookup(vid, view.dst, now) {
-        Some(e) if e.kind == MacKind::Guest => {
+        Some(e) if e.kind.is_local() => {
             if e.port == ingress {
                 return Err((DropReason::Hairpin, DropSide::Ingress));
             }
             let dst = &sw.ports[e.port.index()];
-            if !dst.is_up() {
-                return Err((DropReason::PortDown, DropSide::Egress(e.port)));
+            if let Some(r) = dst.down_reason() {
+                return Err((r, DropSide::Egress(e.port)));
             }
             if dst.mac_change_blocked() {
                 return Err((DropReason::MacChangeBlocked, DropSide::Egress(e.port)));
@@ -90,14 +90,28 @@ pub(crate) fn forward(
             copies.insert(e.port);
             Ok(fwd(copies))
         }
-        _ => match uplink {
-            Some(up) => {
-                copies.insert(up);
-                Ok(fwd(copies))
-            }
-            None if !copies.is_empty() => Ok(fwd(copies)),
-            None if from_guest => Err((DropReason::NoUplink, DropSide::Ingress)),
-            None => Err((DropReason::UnknownUnicast, DropSide::Ingress)),
-        },
+        _ => {
+            crate::pipeline::storm_control(sw, ingress, StormClass::UnknownUnicast, now)
+                .map_err(|r| (r, DropSide::Ingress))?;
+            unknown_unicast(from_guest, uplink, copies).map(fwd)
+        }
+    }
+}
+
+/// Where unknown unicast goes: one uplink from a guest, and the promiscuous copies.
+#[inline]
+fn unknown_unicast(
+    from_guest: bool,
+    uplink: Option<PortId>,
+    mut copies: PortSet,
+) -> Result<PortSet, (DropReason, DropSide)> {
+    match uplink {
+        Some(up) => {
+            copies.insert(up);
+            Ok(copies)
+        }
+        None if !copies.is_empty() => Ok(copies),
+        None if from_guest => Err((DropReason::NoUplink, DropSide::Ingress)),
+        None => Err((DropReason::UnknownUnicast, DropSide::Ingress)),
     }
 }

@@ -20,14 +20,14 @@ pub mod verdict;
 pub mod vlan;
 
 pub use counters::PortCounters;
-pub use events::{Event, EventKind, MacChangeSource};
+pub use events::{Event, EventKind, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};
-pub use mac_table::{MacEntry, MacKind, MacTable};
+pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
 pub use spec::{
     AclAction, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Policy, PortFeatures, PortRole,
     PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec,
     SwitchSpec, Violation, VlanMode,
 };
-pub use switch::{ControlError, Port, Switch};
+pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
 pub use verdict::{DropReason, Forward, Verdict};

@@ -3,7 +3,9 @@
 //!
 //! Guest MACs are *known*: the initial or effective MAC of each guest port, entered
 //! from configuration, from the guest's first frame, or by a MAC change; they never
-//! age and live as long as the port holds them. MACs seen as sources on uplinks are
+//! age and live as long as the port holds them. Port security's secure MACs are
+//! local too: static and sticky ones never age, dynamic ones are removed by the
+//! switch's sweep when their port's aging rule says so. MACs seen as sources on uplinks are
 //! *learned* for visibility (`show mac`) and age out after `aging` of inactivity;
 //! forwarding never depends on them (unknown unicast from a guest goes to its uplink
 //! by teaming anyway).
@@ -19,21 +21,59 @@ use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// How a secure MAC (port security) came to be.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureKind {
+    /// From the configuration.
+    Static,
+    /// Learned and kept for good (persisted by the daemon).
+    Sticky,
+    /// Learned; ages by the port's rule.
+    Dynamic,
+}
+
 /// How an entry came to be.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum MacKind {
-    /// A guest port's MAC (configured, first frame, or MAC change). Never ages.
+    /// A guest port's effective MAC (configured, first frame, or MAC change). Never
+    /// ages.
     Guest,
     /// Seen as a source on an uplink. Ages.
     Learned,
+    /// A secure MAC of a guest port (port security).
+    Secure(SecureKind),
+}
+
+impl MacKind {
+    /// Owned by a guest port (frames to it are delivered there), as opposed to
+    /// learned from the network.
+    #[inline]
+    pub fn is_local(self) -> bool {
+        !matches!(self, MacKind::Learned)
+    }
+
+    /// A stable name for APIs: guest, learned, static, sticky, dynamic.
+    pub fn name(self) -> &'static str {
+        match self {
+            MacKind::Guest => "guest",
+            MacKind::Learned => "learned",
+            MacKind::Secure(SecureKind::Static) => "static",
+            MacKind::Secure(SecureKind::Sticky) => "sticky",
+            MacKind::Secure(SecureKind::Dynamic) => "dynamic",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct MacEntry {
     pub port: PortId,
     pub kind: MacKind,
+    /// Last time the MAC was seen as a source (learned and secure entries).
     pub last_seen: Instant,
+    /// When the entry was made.
+    pub learned_at: Instant,
 }
 
 /// Why an insert failed.
@@ -47,6 +87,12 @@ pub enum MacInsertError {
 #[inline]
 fn key(vid: Vid, mac: MacAddr) -> u64 {
     (vid.get() as u64) << 48 | mac.to_u64()
+}
+
+fn split_key(k: u64) -> Option<(Vid, MacAddr)> {
+    let vid = Vid::new((k >> 48) as u16)?;
+    let b = k.to_be_bytes();
+    Some((vid, MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])))
 }
 
 /// Bounded (VLAN, MAC) → port table.
@@ -93,9 +139,11 @@ impl MacTable {
         self.capacity
     }
 
+    /// Learned entries age lazily here; local entries live until removed (the
+    /// switch's sweep removes aged dynamic secure MACs, keeping its counts exact).
     #[inline]
     fn live(&self, e: &MacEntry, now: Instant) -> bool {
-        e.kind == MacKind::Guest || now.saturating_since(e.last_seen) < self.aging_ns
+        e.kind.is_local() || now.saturating_since(e.last_seen) < self.aging_ns
     }
 
     /// The entry for (vid, mac), if present and not aged out.
@@ -107,23 +155,26 @@ impl MacTable {
             .filter(|e| self.live(e, now))
     }
 
-    /// Records `mac` as a guest MAC of `port` in `vid`. Replaces a learned entry;
-    /// refuses a MAC another port holds as a guest MAC.
-    pub fn insert_guest(
+    /// Records `mac` as a local MAC of `port` in `vid` (its effective MAC, or a
+    /// secure MAC of `kind`). Replaces a learned entry and refreshes the port's own;
+    /// refuses a MAC another port holds.
+    pub fn insert_local(
         &mut self,
         vid: Vid,
         mac: MacAddr,
         port: PortId,
+        kind: MacKind,
         now: Instant,
     ) -> Result<(), MacInsertError> {
+        debug_assert!(kind.is_local());
         let k = key(vid, mac);
         match self.map.get(&k) {
-            Some(e) if e.kind == MacKind::Guest && e.port != port => {
+            Some(e) if e.kind.is_local() && e.port != port => {
                 return Err(MacInsertError::OwnedBy(e.port));
             }
             Some(_) => {}
             None if self.map.len() >= self.capacity => {
-                self.sweep(now);
+                self.sweep_learned(now);
                 if self.map.len() >= self.capacity {
                     return Err(MacInsertError::Full);
                 }
@@ -134,27 +185,48 @@ impl MacTable {
             k,
             MacEntry {
                 port,
-                kind: MacKind::Guest,
+                kind,
                 last_seen: now,
+                learned_at: now,
             },
         );
         Ok(())
     }
 
-    /// Removes the guest entry of `port` for (vid, mac), if it holds it.
-    pub fn remove_guest(&mut self, vid: Vid, mac: MacAddr, port: PortId) {
+    /// Records `mac` as the effective MAC of guest `port` in `vid`.
+    pub fn insert_guest(
+        &mut self,
+        vid: Vid,
+        mac: MacAddr,
+        port: PortId,
+        now: Instant,
+    ) -> Result<(), MacInsertError> {
+        self.insert_local(vid, mac, port, MacKind::Guest, now)
+    }
+
+    /// Removes the local entry of `port` for (vid, mac), if it holds one; returns it.
+    pub fn remove_local(&mut self, vid: Vid, mac: MacAddr, port: PortId) -> Option<MacEntry> {
         let k = key(vid, mac);
         if self
             .map
             .get(&k)
-            .is_some_and(|e| e.kind == MacKind::Guest && e.port == port)
+            .is_some_and(|e| e.kind.is_local() && e.port == port)
         {
-            self.map.remove(&k);
+            return self.map.remove(&k);
+        }
+        None
+    }
+
+    /// Notes a local entry's MAC seen as a source again (inactivity aging).
+    #[inline]
+    pub fn touch(&mut self, vid: Vid, mac: MacAddr, now: Instant) {
+        if let Some(e) = self.map.get_mut(&key(vid, mac)) {
+            e.last_seen = now;
         }
     }
 
-    /// Notes `mac` seen as a source on uplink `port`. Returns the guest entry when the
-    /// MAC is a local guest's (the caller treats that as a reflection).
+    /// Notes `mac` seen as a source on uplink `port`. Returns the local entry when
+    /// the MAC is a guest's (the caller treats that as a reflection).
     #[inline]
     pub fn learn(
         &mut self,
@@ -167,7 +239,7 @@ impl MacTable {
         let len = self.map.len();
         let limit = self.capacity - self.reserve;
         match self.map.get_mut(&k) {
-            Some(e) if e.kind == MacKind::Guest => Some(*e),
+            Some(e) if e.kind.is_local() => Some(*e),
             Some(e) => {
                 e.port = port;
                 e.last_seen = now;
@@ -181,6 +253,7 @@ impl MacTable {
                             port,
                             kind: MacKind::Learned,
                             last_seen: now,
+                            learned_at: now,
                         },
                     );
                 } else {
@@ -191,22 +264,48 @@ impl MacTable {
         }
     }
 
-    /// Removes aged-out learned entries. O(capacity): the runtime calls it at most
-    /// once a second (see [`MacTable::maybe_sweep`]).
-    pub fn sweep(&mut self, now: Instant) {
+    /// Removes aged-out learned entries. O(capacity).
+    pub fn sweep_learned(&mut self, now: Instant) {
+        self.sweep(now, |_, _, _| false);
+    }
+
+    /// Removes aged-out learned entries, and the local entries for which `expire`
+    /// returns true (it is called for every local entry, and does what removing
+    /// one means to its caller). O(capacity): the switch calls it at most once a
+    /// second.
+    pub fn sweep(&mut self, now: Instant, mut expire: impl FnMut(Vid, MacAddr, &MacEntry) -> bool) {
         let aging = self.aging_ns;
-        let before = self.map.len();
-        self.map
-            .retain(|_, e| e.kind == MacKind::Guest || now.saturating_since(e.last_seen) < aging);
-        self.aged_out += (before - self.map.len()) as u64;
+        let mut aged = 0;
+        self.map.retain(|k, e| {
+            if e.kind.is_local() {
+                return match split_key(*k) {
+                    Some((vid, mac)) => !expire(vid, mac, e),
+                    None => true,
+                };
+            }
+            let keep = now.saturating_since(e.last_seen) < aging;
+            aged += !keep as u64;
+            keep
+        });
+        self.aged_out += aged;
         self.last_sweep = now;
     }
 
-    /// Sweeps if the last sweep is at least a second old.
-    pub fn maybe_sweep(&mut self, now: Instant) {
-        if now.saturating_since(self.last_sweep) >= 1_000_000_000 {
-            self.sweep(now);
-        }
+    /// Whether the last sweep is at least a second old.
+    pub fn sweep_due(&self, now: Instant) -> bool {
+        now.saturating_since(self.last_sweep) >= 1_000_000_000
+    }
+
+    /// Removes the local entries of `port` that `f` picks; returns how many.
+    pub fn remove_local_where(
+        &mut self,
+        port: PortId,
+        mut f: impl FnMut(&MacEntry) -> bool,
+    ) -> usize {
+        let before = self.map.len();
+        self.map
+            .retain(|_, e| !(e.kind.is_local() && e.port == port && f(e)));
+        before - self.map.len()
     }
 
     /// Removes every entry of `port`.
@@ -220,11 +319,19 @@ impl MacTable {
             .map
             .iter()
             .filter(|(_, e)| self.live(e, now))
-            .filter_map(|(k, e)| {
-                let vid = Vid::new((k >> 48) as u16)?;
-                let b = k.to_be_bytes();
-                Some((vid, MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]), *e))
-            })
+            .filter_map(|(k, e)| split_key(*k).map(|(vid, mac)| (vid, mac, *e)))
+            .collect();
+        v.sort_by_key(|(vid, mac, _)| (*vid, *mac));
+        v
+    }
+
+    /// The local entries of `port` as (vid, mac, entry). Allocates: control path only.
+    pub fn entries_of(&self, port: PortId) -> Vec<(Vid, MacAddr, MacEntry)> {
+        let mut v: Vec<_> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.kind.is_local() && e.port == port)
+            .filter_map(|(k, e)| split_key(*k).map(|(vid, mac)| (vid, mac, *e)))
             .collect();
         v.sort_by_key(|(vid, mac, _)| (*vid, *mac));
         v
@@ -271,7 +378,7 @@ mod tests {
             t.lookup(vid(10), mac(1), later).is_some(),
             "guest entry stays"
         );
-        t.sweep(later);
+        t.sweep_learned(later);
         assert_eq!(t.len(), 1);
         assert_eq!(t.aged_out, 1);
     }

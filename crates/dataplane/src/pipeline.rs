@@ -14,7 +14,9 @@
 use crate::forwarding;
 use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
 use crate::spec::PortRole;
-use crate::stages::vswitch_policy;
+use crate::stages::storm_control::StormClass;
+use crate::stages::{port_security, vswitch_policy};
+use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
 use crate::types::{Instant, PortId};
 use crate::verdict::{DropReason, Forward, Verdict};
@@ -25,6 +27,25 @@ use crate::vlan;
 pub enum DropSide {
     Ingress,
     Egress(PortId),
+}
+
+/// Storm control: a frame of `class` over the port's rate is dropped (and, with
+/// action shutdown, the port error-disabled).
+#[inline]
+pub(crate) fn storm_control(
+    sw: &mut Switch,
+    port: PortId,
+    class: StormClass,
+    now: Instant,
+) -> Result<(), DropReason> {
+    let p = &mut sw.ports[port.index()];
+    if p.storm.admit(class, now) {
+        return Ok(());
+    }
+    if p.storm.shutdown {
+        sw.err_disable(port, ErrDisableCause::StormControl, now);
+    }
+    Err(DropReason::StormControl)
 }
 
 impl Switch {
@@ -85,8 +106,8 @@ impl Switch {
     ) -> Result<Forward, (DropReason, DropSide)> {
         let ing = |r| (r, DropSide::Ingress);
         let port = &self.ports[ingress.index()];
-        if !port.is_up() {
-            return Err(ing(DropReason::PortDown));
+        if let Some(r) = port.down_reason() {
+            return Err(ing(r));
         }
         let role = port.role;
         let view = FrameView::parse(frame).map_err(ing)?;
@@ -97,9 +118,19 @@ impl Switch {
             return Err(ing(DropReason::InvalidSourceMac));
         }
         let vid = vlan::classify(&port.vlan, &view).map_err(ing)?;
+        if view.dst.is_group() {
+            let class = if view.dst.is_broadcast() {
+                StormClass::Broadcast
+            } else {
+                StormClass::Multicast
+            };
+            storm_control(self, ingress, class, now).map_err(ing)?;
+        }
         match role {
             PortRole::Guest => {
-                vswitch_policy::check_source(self, ingress, view.src, now).map_err(ing)?;
+                port_security::check_move(self, ingress, vid, view.src, now).map_err(ing)?;
+                vswitch_policy::check_source(self, ingress, vid, view.src, now).map_err(ing)?;
+                port_security::admit(self, ingress, vid, view.src, now).map_err(ing)?;
             }
             PortRole::Uplink => {
                 if self.macs.learn(vid, view.src, ingress, now).is_some() {

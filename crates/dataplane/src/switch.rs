@@ -10,8 +10,14 @@
 use crate::counters::PortCounters;
 use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::mac_table::{MacInsertError, MacTable};
+use crate::mac_table::{MacKind, SecureKind};
+use crate::spec::PortFeatures;
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+use crate::stages::port_security::SecureState;
+use crate::stages::storm_control::StormState;
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
+use crate::verdict::DropReason;
+use serde::Serialize;
 
 /// Capacity of the event ring between two drains.
 pub const EVENT_RING_CAPACITY: usize = 4096;
@@ -32,7 +38,30 @@ pub struct Port {
     pub admin_up: bool,
     /// Link (carrier) up; uplinks only, guests are always up.
     pub link_up: bool,
+    /// Error-disabled: nothing in or out until recovery.
+    pub err_disabled: Option<ErrDisabled>,
+    /// The features in force (from the spec), for display.
+    pub features: PortFeatures,
+    /// Port security state, when enabled.
+    pub secure: Option<SecureState>,
+    pub(crate) storm: StormState,
+    pub(crate) recovery_ns: Option<u64>,
     pub(crate) untagged_vid: Option<Vid>,
+}
+
+/// Why a port was error-disabled.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrDisableCause {
+    PortSecurity,
+    StormControl,
+}
+
+/// An error-disabled port's state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ErrDisabled {
+    pub cause: ErrDisableCause,
+    pub since: Instant,
 }
 
 impl Port {
@@ -45,8 +74,20 @@ impl Port {
             && self.effective_mac != self.initial_mac
     }
     /// Forwarding frames in and out.
+    #[inline]
     pub fn is_up(&self) -> bool {
-        self.admin_up && self.link_up
+        self.admin_up && self.link_up && self.err_disabled.is_none()
+    }
+    /// Why frames cannot go in or out of the port, if they cannot.
+    #[inline]
+    pub fn down_reason(&self) -> Option<DropReason> {
+        if !self.admin_up || !self.link_up {
+            Some(DropReason::PortDown)
+        } else if self.err_disabled.is_some() {
+            Some(DropReason::ErrDisabled)
+        } else {
+            None
+        }
     }
     /// 4 if frames of `vid` leave this port tagged, else 0.
     #[inline]
@@ -112,6 +153,8 @@ pub struct Switch {
     pub(crate) vlans: Vec<VlanState>,
     pub(crate) macs: MacTable,
     pub(crate) events: EventRing,
+    /// Next time error-disabled ports are checked for automatic recovery.
+    next_recovery_check: Instant,
 }
 
 impl Switch {
@@ -122,7 +165,7 @@ impl Switch {
             .ports
             .iter()
             .enumerate()
-            .map(|(i, p)| Port::from_spec(PortId(i as u16), p))
+            .map(|(i, p)| Port::from_spec(PortId(i as u16), p, now))
             .collect();
         let mut macs = MacTable::new(spec.mac_table_size, spec.mac_aging_secs);
         let guests = ports.iter().filter(|p| p.role == PortRole::Guest).count();
@@ -135,18 +178,31 @@ impl Switch {
             vlans: Vec::new(),
             macs,
             events: EventRing::new(EVENT_RING_CAPACITY),
+            next_recovery_check: now,
         };
-        for i in 0..sw.ports.len() {
-            let p = &sw.ports[i];
-            if let (PortRole::Guest, Some(mac)) = (p.role, p.initial_mac) {
-                for vid in p.vlan.vids() {
-                    // check() proved the MACs distinct and the table large enough.
-                    sw.macs.insert_guest(vid, mac, p.id, now).map_err(|_| {
-                        SpecError::MacTableTooSmall {
-                            needed: spec.ports.len(),
-                            size: spec.mac_table_size,
+        let too_small = |_| SpecError::MacTableTooSmall {
+            needed: spec.ports.iter().map(|p| p.configured_macs().len()).sum(),
+            size: spec.mac_table_size,
+        };
+        for (i, ps) in spec.ports.iter().enumerate() {
+            let id = PortId(i as u16);
+            // check() proved the MACs distinct and the table large enough.
+            for vid in ps.vlan.iter_vids() {
+                if let (PortRole::Guest, Some(mac)) = (ps.role, ps.initial_mac) {
+                    sw.macs.insert_guest(vid, mac, id, now).map_err(too_small)?;
+                }
+                if let Some(sec) = &ps.features.port_security {
+                    let secure = |k| MacKind::Secure(k);
+                    for (macs, kind) in [
+                        (&sec.static_macs, SecureKind::Static),
+                        (&sec.sticky_macs, SecureKind::Sticky),
+                    ] {
+                        for mac in macs.iter().filter(|m| Some(**m) != ps.initial_mac) {
+                            sw.macs
+                                .insert_local(vid, *mac, id, secure(kind), now)
+                                .map_err(too_small)?;
                         }
-                    })?;
+                    }
                 }
             }
         }
@@ -220,9 +276,86 @@ impl Switch {
         self.events.dropped
     }
 
-    /// Housekeeping between batches: ages the MAC table (at most once a second).
+    /// Housekeeping between batches, at most once a second: ages the MAC table
+    /// (learned entries, and dynamic secure MACs by their port's rule) and recovers
+    /// error-disabled ports whose recovery interval has passed.
     pub fn tick(&mut self, now: Instant) {
-        self.macs.maybe_sweep(now);
+        if self.macs.sweep_due(now) {
+            let ports = &mut self.ports;
+            let events = &mut self.events;
+            self.macs.sweep(now, |vid, mac, e| {
+                let Some(s) = ports[e.port.index()].secure.as_mut() else {
+                    return false;
+                };
+                let aged = e.kind == MacKind::Secure(SecureKind::Dynamic)
+                    && s.expired(e.learned_at, e.last_seen, now);
+                if aged {
+                    s.count = s.count.saturating_sub(1);
+                    events.push(
+                        now,
+                        EventKind::SecureMacAged {
+                            port: e.port,
+                            vid: vid.get(),
+                            mac,
+                        },
+                    );
+                }
+                aged
+            });
+        }
+        if now >= self.next_recovery_check {
+            self.next_recovery_check = Instant(now.0 + 1_000_000_000);
+            for i in 0..self.ports.len() {
+                let p = &self.ports[i];
+                if let (Some(ed), Some(after)) = (p.err_disabled, p.recovery_ns)
+                    && now.saturating_since(ed.since) >= after
+                {
+                    self.recover_port(PortId(i as u16), now, true);
+                }
+            }
+        }
+    }
+
+    /// Error-disables a port: nothing in or out until recovery; its dynamic secure
+    /// MACs are forgotten.
+    pub(crate) fn err_disable(&mut self, id: PortId, cause: ErrDisableCause, now: Instant) {
+        let port = &mut self.ports[id.index()];
+        if port.err_disabled.is_some() {
+            return;
+        }
+        port.err_disabled = Some(ErrDisabled { cause, since: now });
+        let removed = self
+            .macs
+            .remove_local_where(id, |e| e.kind == MacKind::Secure(SecureKind::Dynamic));
+        if let Some(s) = self.ports[id.index()].secure.as_mut() {
+            s.count = s.count.saturating_sub(removed as u16);
+        }
+        self.events
+            .push(now, EventKind::ErrDisabled { port: id, cause });
+        self.rebuild_vlans();
+    }
+
+    fn recover_port(&mut self, id: PortId, now: Instant, by_timer: bool) {
+        let port = &mut self.ports[id.index()];
+        if port.err_disabled.take().is_some() {
+            port.storm = StormState::new(port.features.storm_control.as_ref(), now);
+            self.events
+                .push(now, EventKind::ErrDisableRecovered { port: id, by_timer });
+            self.rebuild_vlans();
+        }
+    }
+
+    /// Brings an error-disabled port back (`portcullis port recover`). Returns
+    /// whether it was error-disabled.
+    pub fn recover(&mut self, id: PortId, now: Instant) -> Result<bool, ControlError> {
+        let was = self
+            .ports
+            .get(id.index())
+            .ok_or(ControlError::NoSuchPort)?
+            .err_disabled
+            .is_some();
+        self.recover_port(id, now, false);
+        Ok(was)
     }
 
     /// Sets a port administratively up or down.
@@ -296,7 +429,7 @@ impl Switch {
         for (i, vid) in vids.clone().enumerate() {
             if let Err(e) = self.macs.insert_guest(vid, new, id, now) {
                 for undo in vids.take(i) {
-                    self.macs.remove_guest(undo, new, id);
+                    self.macs.remove_local(undo, new, id);
                 }
                 let kind = match e {
                     MacInsertError::OwnedBy(owner) => EventKind::MacConflict {
@@ -312,7 +445,7 @@ impl Switch {
         }
         for vid in vids {
             if let Some(old) = old {
-                self.macs.remove_guest(vid, old, id);
+                self.macs.remove_local(vid, old, id);
             }
         }
         let port = &mut self.ports[id.index()];
@@ -320,6 +453,9 @@ impl Switch {
         match old {
             None => {
                 port.initial_mac = Some(new);
+                if let Some(sec) = port.secure.as_mut() {
+                    sec.count += 1; // the learned initial MAC is the port's first secure MAC
+                }
                 self.events
                     .push(now, EventKind::InitialMacLearned { port: id, mac: new });
             }
@@ -349,8 +485,9 @@ impl Switch {
 }
 
 impl Port {
-    fn from_spec(id: PortId, s: &PortSpec) -> Port {
+    fn from_spec(id: PortId, s: &PortSpec, now: Instant) -> Port {
         let untagged_vid = s.vlan.untagged_vid();
+        let f = &s.features;
         Port {
             id,
             name: s.name.clone(),
@@ -361,6 +498,16 @@ impl Port {
             effective_mac: s.initial_mac,
             admin_up: true,
             link_up: true,
+            err_disabled: None,
+            secure: f
+                .port_security
+                .as_ref()
+                .map(|ps| SecureState::new(ps, s.configured_macs().len())),
+            storm: StormState::new(f.storm_control.as_ref(), now),
+            recovery_ns: f
+                .errdisable_recovery_secs
+                .map(|s| s.saturating_mul(1_000_000_000)),
+            features: f.clone(),
             untagged_vid,
         }
     }

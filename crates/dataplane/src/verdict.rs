@@ -67,6 +67,16 @@ drop_reasons! {
     NoDestination => "no_destination",
     /// The MAC table is full: the guest's MAC could not be recorded.
     MacTableFull => "mac_table_full",
+    /// The port is error-disabled (port security shutdown, storm control …).
+    ErrDisabled => "err_disabled",
+    /// Port security: a new source MAC beyond the port's maximum.
+    SecureMacLimit => "secure_mac_limit",
+    /// Port security: a source MAC that is local to another port of the VLAN.
+    SecureMacMove => "secure_mac_move",
+    /// Storm control: over the port's broadcast/multicast/unknown-unicast rate.
+    StormControl => "storm_control",
+    /// A MAC ACL denied the frame (a deny rule or the implicit deny).
+    MacAclDeny => "mac_acl_deny",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

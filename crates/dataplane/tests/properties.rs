@@ -168,3 +168,110 @@ proptest! {
         prop_assert!(counted_drops >= drops);
     }
 }
+
+fn arb_features() -> impl Strategy<Value = PortFeatures> {
+    let ps = (1u16..4, 0u8..3, any::<bool>(), 0u8..3, 1u64..5).prop_map(
+        |(max, v, sticky, aging, secs)| PortSecuritySpec {
+            max_macs: max,
+            violation: [Violation::Protect, Violation::Restrict, Violation::Shutdown][v as usize],
+            sticky,
+            aging: [
+                SecureAging::None,
+                SecureAging::Absolute,
+                SecureAging::Inactivity,
+            ][aging as usize],
+            aging_secs: secs,
+            static_macs: vec![],
+            sticky_macs: vec![],
+        },
+    );
+    let storm = (
+        proptest::option::of(0u32..20),
+        proptest::option::of(0u32..20),
+        any::<bool>(),
+    )
+        .prop_map(|(b, u, shutdown)| StormControlSpec {
+            broadcast_pps: b,
+            multicast_pps: b,
+            unknown_unicast_pps: u,
+            shutdown,
+        });
+    (
+        proptest::option::of(ps),
+        proptest::option::of(storm),
+        proptest::option::of(1u64..4),
+    )
+        .prop_map(|(port_security, storm_control, rec)| PortFeatures {
+            port_security,
+            storm_control,
+            errdisable_recovery_secs: rec,
+            ..Default::default()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Port security and storm control under random frames and clock steps: no port
+    /// ever holds more secure MACs than its maximum (and on an access port its count
+    /// is exactly its entries in the MAC table); an error-disabled port sends and
+    /// receives nothing.
+    #[test]
+    fn port_security_bounds_and_err_disabled_ports_are_silent(
+        features in proptest::collection::vec(arb_features(), 3),
+        forged_accept in proptest::collection::vec(any::<bool>(), 3),
+        frames in proptest::collection::vec((0usize..4, 0u8..12, 0u8..12, 0u64..800), 1..120),
+    ) {
+        let v10 = Vid::new(10).unwrap();
+        let mut ports = vec![PortSpec {
+            name: "up".into(),
+            role: PortRole::Uplink,
+            vlan: VlanMode::Trunk { allowed: VlanSet::from_vids([v10]), native: None },
+            security: SecurityPolicy::default(),
+            initial_mac: None,
+            features: PortFeatures::default(),
+        }];
+        for i in 0..3 {
+            let mut f = features[i].clone();
+            if i == 2 { f.port_security = None; }
+            ports.push(PortSpec {
+                name: format!("g{i}"),
+                role: PortRole::Guest,
+                vlan: VlanMode::Access(v10),
+                security: SecurityPolicy {
+                    forged_transmits: if forged_accept[i] { Policy::Accept } else { Policy::Reject },
+                    ..Default::default()
+                },
+                initial_mac: (i != 1).then_some(MacAddr([0x52, 0x54, 0, 0, 1, i as u8])),
+                features: f,
+            });
+        }
+        let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![] };
+        let mut sw = Switch::new(&spec, Instant(0)).unwrap();
+        let mut now = Instant(0);
+        for (p, src, dst, step_ms) in frames {
+            now = Instant(now.0 + step_ms * 1_000_000);
+            sw.tick(now);
+            let ingress = PortId(p as u16);
+            let disabled_before: Vec<bool> = sw.ports().iter().map(|p| p.err_disabled.is_some()).collect();
+            let mut f = if dst == 11 { vec![0xff; 6] } else { vec![0x52, 0x54, 0, 0, 1, dst] };
+            f.extend_from_slice(&[0x52, 0x54, 0, 0, 1, src]);
+            if p == 0 { f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]); }
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.resize(60, 0);
+            let v = sw.process(now, ingress, &RxFrame { data: &f, tag: None });
+            if disabled_before[p] {
+                prop_assert_eq!(v, Verdict::Drop(DropReason::ErrDisabled));
+            }
+            for out in v.out_ports().iter() {
+                prop_assert!(sw.port(out).unwrap().err_disabled.is_none(), "sent to an error-disabled port");
+            }
+            for port in sw.ports() {
+                if let Some(s) = port.secure {
+                    prop_assert!(s.count <= s.max_macs, "{}: {} > {}", port.name, s.count, s.max_macs);
+                    prop_assert_eq!(sw.mac_table().entries_of(port.id).len(), s.count as usize, "{}", &port.name);
+                }
+            }
+        }
+    }
+}

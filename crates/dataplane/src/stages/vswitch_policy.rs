@@ -13,7 +13,7 @@ use crate::events::MacChangeSource;
 use crate::mac_table::MacInsertError;
 use crate::spec::Policy;
 use crate::switch::Switch;
-use crate::types::{Instant, MacAddr, PortId};
+use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::DropReason;
 
 /// Checks (and, where the policy says so, follows) the source MAC of a frame from
@@ -22,16 +22,26 @@ use crate::verdict::DropReason;
 pub fn check_source(
     sw: &mut Switch,
     port: PortId,
+    vid: Vid,
     src: MacAddr,
     now: Instant,
 ) -> Result<(), DropReason> {
     let p = &sw.ports[port.index()];
+    let forged_ok = p.security.forged_transmits == Policy::Accept;
     match p.effective_mac {
         Some(eff) if eff == src => Ok(()),
-        Some(_) if p.security.mac_changes == Policy::Accept => {
+        // With forged transmits accepted and port security on, extra source MACs
+        // are port security's to admit (capped learning), not MAC changes.
+        Some(_)
+            if p.security.mac_changes == Policy::Accept && !(forged_ok && p.secure.is_some()) =>
+        {
             follow(sw, port, src, now, MacChangeSource::Guest)
         }
-        Some(_) if p.security.forged_transmits == Policy::Accept => Ok(()),
+        Some(_) if forged_ok => match sw.macs.lookup(vid, src, now) {
+            // Accepting forged transmits never lets a guest use another port's MAC.
+            Some(e) if e.kind.is_local() && e.port != port => Err(DropReason::MacConflict),
+            _ => Ok(()),
+        },
         Some(_) => Err(DropReason::ForgedTransmit),
         None => follow(sw, port, src, now, MacChangeSource::Guest),
     }

@@ -1,0 +1,197 @@
+//! Port security (Cisco Nexus 1000V `switchport port-security`, DESIGN.md §3): a
+//! guest port may use at most `max_macs` source MACs — its effective MAC, static and
+//! sticky secure MACs from the configuration, and MACs it learns up to the limit
+//! (dynamic, aging `absolute` or `inactivity`, or sticky, kept for good). Learned
+//! secure MACs are *known*: frames to them are delivered to the port (capped
+//! learning for nested hypervisors and container bridges).
+//!
+//! Violations: a new MAC beyond the maximum (`secure_mac_limit`), or a MAC that is
+//! local to another port of the VLAN (`secure_mac_move`). Actions: protect (drop,
+//! counted), restrict (drop, counted, event), shutdown (error-disable the port).
+//!
+//! Invariants: a port never holds more than `max_macs` secure MACs (its `count`
+//! equals its local entries in the MAC table, its effective MAC included); the
+//! pipeline calls [`check_move`] before the vSwitch policy and [`admit`] after it.
+
+use crate::events::{EventKind, ViolationKind};
+use crate::mac_table::{MacInsertError, MacKind, SecureKind};
+use crate::spec::{PortSecuritySpec, SecureAging, Violation};
+use crate::switch::{ErrDisableCause, Switch};
+use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::verdict::DropReason;
+
+/// Port security state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecureState {
+    pub max_macs: u16,
+    /// Secure MACs in use: effective, static, sticky and learned ones.
+    pub count: u16,
+    pub violation: Violation,
+    pub sticky: bool,
+    pub aging: SecureAging,
+    pub aging_ns: u64,
+    /// Violations so far, whatever the action.
+    pub violations: u64,
+    /// The last violation: offending MAC and VLAN.
+    pub last_violation: Option<(MacAddr, Vid)>,
+}
+
+impl SecureState {
+    pub fn new(spec: &PortSecuritySpec, configured: usize) -> SecureState {
+        SecureState {
+            max_macs: spec.max_macs,
+            count: configured.min(u16::MAX as usize) as u16,
+            violation: spec.violation,
+            sticky: spec.sticky,
+            aging: spec.aging,
+            aging_ns: spec.aging_secs.saturating_mul(1_000_000_000),
+            violations: 0,
+            last_violation: None,
+        }
+    }
+
+    /// Whether a dynamic secure MAC learned at `learned_at` and last seen at
+    /// `last_seen` has aged out at `now`.
+    pub fn expired(&self, learned_at: Instant, last_seen: Instant, now: Instant) -> bool {
+        match self.aging {
+            SecureAging::None => false,
+            SecureAging::Absolute => now.saturating_since(learned_at) >= self.aging_ns,
+            SecureAging::Inactivity => now.saturating_since(last_seen) >= self.aging_ns,
+        }
+    }
+}
+
+/// Before the vSwitch policy: a source MAC that is local to another port of the
+/// VLAN is a MAC-move violation on a secure port.
+#[inline]
+pub fn check_move(
+    sw: &mut Switch,
+    port: PortId,
+    vid: Vid,
+    src: MacAddr,
+    now: Instant,
+) -> Result<(), DropReason> {
+    let p = &sw.ports[port.index()];
+    if p.secure.is_none() || p.effective_mac == Some(src) {
+        return Ok(());
+    }
+    match sw.macs.lookup(vid, src, now) {
+        Some(e) if e.kind.is_local() && e.port != port => {
+            Err(violation(sw, port, vid, src, ViolationKind::MacMove, now))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After the vSwitch policy: a known secure MAC is refreshed; a new one is learned
+/// while the port is under its maximum; beyond it, a violation.
+#[inline]
+pub fn admit(
+    sw: &mut Switch,
+    port: PortId,
+    vid: Vid,
+    src: MacAddr,
+    now: Instant,
+) -> Result<(), DropReason> {
+    let p = &sw.ports[port.index()];
+    let Some(sec) = p.secure else { return Ok(()) };
+    if p.effective_mac == Some(src) {
+        return Ok(());
+    }
+    match sw.macs.lookup(vid, src, now) {
+        Some(e) if e.kind.is_local() && e.port == port => {
+            sw.macs.touch(vid, src, now);
+            return Ok(());
+        }
+        Some(e) if e.kind.is_local() => {
+            return Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+        }
+        _ => {}
+    }
+    if sec.count >= sec.max_macs {
+        return Err(violation(sw, port, vid, src, ViolationKind::TooMany, now));
+    }
+    let kind = if sec.sticky {
+        SecureKind::Sticky
+    } else {
+        SecureKind::Dynamic
+    };
+    match sw
+        .macs
+        .insert_local(vid, src, port, MacKind::Secure(kind), now)
+    {
+        Ok(()) => {}
+        Err(MacInsertError::Full) => {
+            sw.events
+                .push(now, EventKind::MacTableFull { port, mac: src });
+            return Err(DropReason::MacTableFull);
+        }
+        Err(MacInsertError::OwnedBy(_)) => {
+            return Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+        }
+    }
+    if let Some(s) = sw.ports[port.index()].secure.as_mut() {
+        s.count += 1;
+    }
+    sw.events.push(
+        now,
+        EventKind::SecureMacLearned {
+            port,
+            vid: vid.get(),
+            mac: src,
+            sticky: sec.sticky,
+        },
+    );
+    Ok(())
+}
+
+/// Counts a violation and applies the port's action; returns the drop reason.
+#[cold]
+pub fn violation(
+    sw: &mut Switch,
+    port: PortId,
+    vid: Vid,
+    mac: MacAddr,
+    kind: ViolationKind,
+    now: Instant,
+) -> DropReason {
+    let reason = match kind {
+        ViolationKind::TooMany => DropReason::SecureMacLimit,
+        ViolationKind::MacMove => DropReason::SecureMacMove,
+    };
+    let Some(sec) = sw.ports[port.index()].secure.as_mut() else {
+        return reason;
+    };
+    sec.violations += 1;
+    sec.last_violation = Some((mac, vid));
+    let action = sec.violation;
+    match action {
+        Violation::Protect => {}
+        Violation::Restrict => {
+            sw.events.push(
+                now,
+                EventKind::PortSecurityViolation {
+                    port,
+                    vid: vid.get(),
+                    mac,
+                    kind,
+                    action,
+                },
+            );
+        }
+        Violation::Shutdown => {
+            sw.events.push(
+                now,
+                EventKind::PortSecurityViolation {
+                    port,
+                    vid: vid.get(),
+                    mac,
+                    kind,
+                    action,
+                },
+            );
+            sw.err_disable(port, ErrDisableCause::PortSecurity, now);
+        }
+    }
+    reason
+}
