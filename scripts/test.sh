@@ -12,8 +12,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests use: iproute2 (ip), iputils-ping (ping), tcpdump,
-# python3-scapy (forged frames; for /usr/bin/python3), procps (sysctl).
-packages=(iproute2 iputils-ping tcpdump python3-scapy procps)
+# python3-scapy (forged frames; for /usr/bin/python3), procps (sysctl), dsniff
+# (macof MAC floods).
+packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

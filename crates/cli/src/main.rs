@@ -147,7 +147,10 @@ fn main() -> ExitCode {
         )
         .map(|_| println!("port {port}: effective MAC {mac} reported"))
         .map_err(Into::into),
-        Cmd::Port { op: PortOp::Recover { port }, socket } => portcullis_daemon::client::call_blocking(
+        Cmd::Port {
+            op: PortOp::Recover { port },
+            socket,
+        } => portcullis_daemon::client::call_blocking(
             &socket,
             hyper::Method::POST,
             &format!("/v1/ports/{port}/recover"),

@@ -19,6 +19,8 @@ pub enum What {
     Events,
     /// Port security per port: limits, secure MACs, violations, err-disable.
     PortSecurity,
+    /// MAC ACLs: rules with hit counts, and where they are bound.
+    MacAcl,
 }
 
 /// Prints rows as aligned columns.
@@ -171,20 +173,82 @@ pub fn port_security_table(ps: &[portcullis_daemon::snapshot::PortSecurityView])
     let rows: Vec<Vec<String>> = ps
         .iter()
         .map(|p| {
-            let macs: Vec<String> = p.secure_macs.iter().map(|m| format!("{}({})", m.mac, m.kind)).collect();
+            let macs: Vec<String> = p
+                .secure_macs
+                .iter()
+                .map(|m| format!("{}({})", m.mac, m.kind))
+                .collect();
             vec![
                 p.port.clone(),
                 format!("{}/{}", p.count, p.max_macs),
                 p.violation.clone(),
-                if p.sticky { "sticky".into() } else { format!("{} {}s", p.aging, p.aging_secs) },
+                if p.sticky {
+                    "sticky".into()
+                } else {
+                    format!("{} {}s", p.aging, p.aging_secs)
+                },
                 p.violations.to_string(),
                 p.last_violation.clone().unwrap_or_else(|| "-".into()),
-                p.err_disabled.clone().map_or("no".into(), |c| format!("yes ({c})")),
-                if macs.is_empty() { "-".into() } else { macs.join(" ") },
+                p.err_disabled
+                    .clone()
+                    .map_or("no".into(), |c| format!("yes ({c})")),
+                if macs.is_empty() {
+                    "-".into()
+                } else {
+                    macs.join(" ")
+                },
             ]
         })
         .collect();
-    table(&["PORT", "MACS", "VIOLATION", "LEARNING", "VIOLATIONS", "LAST-VIOLATION", "ERR-DISABLED", "SECURE-MACS"], &rows)
+    table(
+        &[
+            "PORT",
+            "MACS",
+            "VIOLATION",
+            "LEARNING",
+            "VIOLATIONS",
+            "LAST-VIOLATION",
+            "ERR-DISABLED",
+            "SECURE-MACS",
+        ],
+        &rows,
+    )
+}
+
+pub fn mac_acl_table(acls: &[portcullis_daemon::snapshot::MacAclView]) -> String {
+    let mut out = String::new();
+    for a in acls {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(",")
+            }
+        };
+        out.push_str(&format!(
+            "mac acl {} (in: {}; out: {})\n",
+            a.name,
+            list(&a.bound_in),
+            list(&a.bound_out)
+        ));
+        let mut rows: Vec<Vec<String>> = a
+            .rules
+            .iter()
+            .map(|r| vec![r.seq.to_string(), r.rule.clone(), r.hits.to_string()])
+            .collect();
+        rows.push(vec![
+            "-".into(),
+            "deny any (implicit)".into(),
+            a.implicit_deny_hits.to_string(),
+        ]);
+        for line in table(&["SEQ", "RULE", "HITS"], &rows).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if acls.is_empty() {
+        out.push_str("no MAC ACLs configured\n");
+    }
+    out
 }
 
 pub fn events_table(ev: &[EventRecord]) -> String {
@@ -213,6 +277,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Counters => "/v1/counters",
         What::Events => "/v1/events",
         What::PortSecurity => "/v1/port-security",
+        What::MacAcl => "/v1/mac-acls",
     };
     let v = call_blocking(socket, hyper::Method::GET, path, None)?;
     if json {
@@ -225,6 +290,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Counters => counters_table(&serde_json::from_value(v)?),
         What::Events => events_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::PortSecurity => port_security_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::MacAcl => mac_acl_table(&serde_json::from_value::<Vec<_>>(v)?),
     };
     print!("{text}");
     Ok(())

@@ -7,6 +7,6 @@
 pub mod config;
 
 pub use config::{
-    CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, example_profile, load,
-    parse_str,
+    CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,
+    example_profile, load, parse_str,
 };

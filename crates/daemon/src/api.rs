@@ -120,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/counters", get(counters))
         .route("/v1/events", get(events))
         .route("/v1/port-security", get(port_security))
+        .route("/v1/mac-acls", get(mac_acls))
         .route("/v1/ports/{name}/recover", post(recover))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
@@ -277,7 +278,12 @@ fn require_writer(st: &ApiState, peer: &Peer, action: &str, port: &str) -> Resul
     match peer.uid {
         Some(uid) if uid == 0 || uid == st.owner_uid => Ok(()),
         _ => {
-            tracing::warn!(?peer, port, action, "refused: caller is neither root nor the daemon's user");
+            tracing::warn!(
+                ?peer,
+                port,
+                action,
+                "refused: caller is neither root nor the daemon's user"
+            );
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -292,10 +298,18 @@ fn port_id(st: &ApiState, name: &str) -> Result<PortId, ApiError> {
         .iter()
         .position(|n| n == name)
         .map(|i| PortId(i as u16))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_port", format!("no port named {name:?}")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_port",
+                format!("no port named {name:?}"),
+            )
+        })
 }
 
-async fn port_security(State(st): State<ApiState>) -> Result<Json<Vec<crate::snapshot::PortSecurityView>>, ApiError> {
+async fn port_security(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::PortSecurityView>>, ApiError> {
     Ok(Json(snapshot(&st).await?.port_security))
 }
 
@@ -314,11 +328,22 @@ async fn recover(
     require_writer(&st, &peer, "recover a port", &name)?;
     let port = port_id(&st, &name)?;
     let (tx, rx) = oneshot::channel();
-    st.commands.send(Command::Recover { port, reply: tx }).map_err(|_| ApiError::unavailable())?;
+    st.commands
+        .send(Command::Recover { port, reply: tx })
+        .map_err(|_| ApiError::unavailable())?;
     let recovered = rx
         .await
         .map_err(|_| ApiError::unavailable())?
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "refused", e.to_string()))?;
     tracing::info!(?peer, port = %name, recovered, "port recover");
-    Ok(Json(RecoverAnswer { port: name, recovered }))
+    Ok(Json(RecoverAnswer {
+        port: name,
+        recovered,
+    }))
+}
+
+async fn mac_acls(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::MacAclView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.mac_acls))
 }

@@ -111,7 +111,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
 
     std::fs::create_dir_all(&opts.state_dir).map_err(fs_err(&opts.state_dir))?;
     let store = Arc::new(store::StateStore::open(&opts.state_dir)?);
-    restore_sticky(&store, &mut compiled.spec)?;
+    restore_sticky(&store, &mut compiled)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
     }
@@ -284,29 +284,47 @@ impl Drop for CreatedTaps {
     }
 }
 
-/// Puts the sticky MACs the store remembers back into the spec, up to each port's
-/// maximum (a port whose configuration no longer makes it sticky gets none).
-fn restore_sticky(store: &store::StateStore, spec: &mut portcullis_dataplane::SwitchSpec) -> Result<(), DaemonError> {
-    for p in &mut spec.ports {
-        let configured = p.configured_macs().len();
-        let Some(ps) = p.features.port_security.as_mut().filter(|ps| ps.sticky) else { continue };
-        let room = (ps.max_macs as usize).saturating_sub(configured);
-        let mut macs = store.sticky(&p.name)?;
-        macs.retain(|m| Some(*m) != p.initial_mac && !ps.static_macs.contains(m));
-        if macs.len() > room {
-            tracing::warn!(port = %p.name, stored = macs.len(), room, "more sticky MACs stored than the port may have; keeping the oldest");
-            macs.truncate(room);
+/// Puts the sticky MACs the store remembers back into the spec; the ones that no
+/// longer fit the configuration are logged and left out.
+fn restore_sticky(
+    store: &store::StateStore,
+    compiled: &mut portcullis_control::CompiledConfig,
+) -> Result<(), DaemonError> {
+    let sticky_ports: Vec<String> = compiled
+        .spec
+        .ports
+        .iter()
+        .filter(|p| {
+            p.features
+                .port_security
+                .as_ref()
+                .is_some_and(|ps| ps.sticky)
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    for port in sticky_ports {
+        let macs = store.sticky(&port)?;
+        for (mac, why) in compiled.restore_sticky(&port, &macs) {
+            tracing::warn!(%port, %mac, reason = %why, "stored sticky MAC not restored");
         }
-        ps.sticky_macs = macs;
     }
     Ok(())
 }
 
 /// Writes what an event means for the state store (sticky MACs).
 fn persist(store: &store::StateStore, ev: &Event, names: &[String]) {
-    if let portcullis_dataplane::EventKind::SecureMacLearned { port, mac, sticky: true, .. } = ev.kind {
+    if let portcullis_dataplane::EventKind::SecureMacLearned {
+        port,
+        mac,
+        sticky: true,
+        ..
+    } = ev.kind
+    {
         let name = names.get(port.index()).map(String::as_str).unwrap_or("");
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if let Err(e) = store.add_sticky(name, mac, now) {
             tracing::error!(error = %e, port = name, %mac, "cannot persist a sticky MAC");
         }

@@ -107,6 +107,65 @@ pub struct Snapshot {
     pub events_lost: u64,
     pub batches: u64,
     pub port_security: Vec<PortSecurityView>,
+    pub mac_acls: Vec<MacAclView>,
+}
+
+/// One MAC ACL with its hit counters (`show mac-acl`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MacAclView {
+    pub name: String,
+    pub rules: Vec<AclRuleView>,
+    /// Frames no rule matched (denied).
+    pub implicit_deny_hits: u64,
+    pub bound_in: Vec<String>,
+    pub bound_out: Vec<String>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AclRuleView {
+    /// 1-based, as in the configuration.
+    pub seq: usize,
+    /// e.g. "deny ethertype 0x86dd", "permit src 52:54:00:00:00:00/ff:ff:ff:00:00:00".
+    pub rule: String,
+    pub hits: u64,
+}
+
+/// A rule in words, fields in configuration order.
+pub fn rule_text(r: &portcullis_dataplane::MacAclRule) -> String {
+    let mut s = format!("{:?}", r.action).to_lowercase();
+    let mac = |m: &portcullis_dataplane::MacMatch| {
+        if m.mask == portcullis_dataplane::MacAddr([0xff; 6]) {
+            m.mac.to_string()
+        } else {
+            format!("{}/{}", m.mac, m.mask)
+        }
+    };
+    if let Some(m) = &r.src {
+        s.push_str(&format!(" src {}", mac(m)));
+    }
+    if let Some(m) = &r.dst {
+        s.push_str(&format!(" dst {}", mac(m)));
+    }
+    if let Some(e) = r.ethertype {
+        s.push_str(&format!(" ethertype 0x{e:04x}"));
+    }
+    if let Some(v) = r.vlan {
+        s.push_str(&format!(" vlan {v}"));
+    }
+    if let Some(c) = r.cos {
+        s.push_str(&format!(" cos {c}"));
+    }
+    if r.src.is_none()
+        && r.dst.is_none()
+        && r.ethertype.is_none()
+        && r.vlan.is_none()
+        && r.cos.is_none()
+    {
+        s.push_str(" any");
+    }
+    s
 }
 
 /// Port security of one port (`show port-security`).
@@ -257,7 +316,43 @@ impl Snapshot {
                 })
             })
             .collect();
+        let mac_acls = sw
+            .mac_acls()
+            .iter()
+            .map(|a| {
+                let bound = |dir: usize| {
+                    sw.ports()
+                        .iter()
+                        .filter(|p| {
+                            let (i, o) = sw.port_acls(p.id);
+                            [i, o][dir] == Some(a.spec.name.as_str())
+                        })
+                        .map(|p| p.name.clone())
+                        .collect()
+                };
+                MacAclView {
+                    name: a.spec.name.clone(),
+                    rules: a
+                        .spec
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| AclRuleView {
+                            seq: i + 1,
+                            rule: rule_text(r),
+                            hits: a.hits[i],
+                        })
+                        .collect(),
+                    implicit_deny_hits: a.hits.last().copied().unwrap_or(0),
+                    bound_in: bound(0),
+                    bound_out: bound(1),
+                    cache_hits: a.cache_hits,
+                    cache_misses: a.cache_misses,
+                }
+            })
+            .collect();
         Snapshot {
+            mac_acls,
             port_security,
             switch: sw.name().to_string(),
             uptime_secs: now.0 / 1_000_000_000,

@@ -36,9 +36,15 @@ impl StateStore {
     /// Opens (or creates) `state.redb` in `dir`.
     pub fn open(dir: &Path) -> Result<StateStore, StoreError> {
         let path = dir.join("state.redb");
-        let err = |e: &dyn std::fmt::Display| StoreError { path: path.clone(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| StoreError {
+            path: path.clone(),
+            message: e.to_string(),
+        };
         let db = Database::create(&path).map_err(|e| err(&e))?;
-        let store = StateStore { db, path: path.clone() };
+        let store = StateStore {
+            db,
+            path: path.clone(),
+        };
         // Make sure the table exists, so reads never fail on a fresh store.
         let txn = store.db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(STICKY).map_err(|e| err(&e))?;
@@ -47,7 +53,10 @@ impl StateStore {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError { path: self.path.clone(), message: e.to_string() }
+        StoreError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 
     /// Records a sticky secure MAC of `port`; committed when this returns.
@@ -55,7 +64,8 @@ impl StateStore {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = txn.open_table(STICKY).map_err(|e| self.err(e))?;
-            t.insert(key(port, mac).as_str(), at_unix).map_err(|e| self.err(e))?;
+            t.insert(key(port, mac).as_str(), at_unix)
+                .map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
@@ -104,7 +114,8 @@ mod tests {
 
     #[test]
     fn sticky_macs_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("portcullis-store-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("portcullis-store-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let m1: MacAddr = "52:54:00:00:00:01".parse().unwrap();
         let m2: MacAddr = "52:54:00:00:00:02".parse().unwrap();
@@ -115,7 +126,11 @@ mod tests {
             s.add_sticky("vm10", m1, 5).unwrap();
         }
         let s = StateStore::open(&dir).unwrap();
-        assert_eq!(s.sticky("vm1").unwrap(), vec![m1, m2], "oldest first, vm10 not mixed in");
+        assert_eq!(
+            s.sticky("vm1").unwrap(),
+            vec![m1, m2],
+            "oldest first, vm10 not mixed in"
+        );
         assert_eq!(s.clear_sticky("vm1").unwrap(), 2);
         assert!(s.sticky("vm1").unwrap().is_empty());
         assert_eq!(s.sticky("vm10").unwrap(), vec![m1]);

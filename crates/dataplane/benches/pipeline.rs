@@ -1,6 +1,7 @@
 //! The pipeline alone: 64-byte frames, 64 ports (62 guests + 2 uplinks) on 4 VLANs,
 //! ~90% known unicast / 10% broadcast, with the vSwitch policies on (all reject)
-//! and off (all accept). Throughput is reported in frames (elements) per second on
+//! and off (all accept), and with port security plus a 10/50/100/1000-rule inbound
+//! MAC ACL on every port. Throughput is reported in frames (elements) per second on
 //! one core; compare the two in the same run.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -16,13 +17,58 @@ fn mac(i: usize) -> MacAddr {
     MacAddr([0x52, 0x54, 0, 0, (i >> 8) as u8, i as u8])
 }
 
-fn spec(policy: Policy) -> SwitchSpec {
+/// A 10/50/100/1000-rule ACL that the bench traffic walks to the end of: deny rules
+/// for other hosts and other EtherTypes, then a final permit.
+fn acl(rules: usize) -> MacAclSpec {
+    let mut r: Vec<MacAclRule> = (0..rules.saturating_sub(1))
+        .map(|i| MacAclRule {
+            action: AclAction::Deny,
+            src: (i % 2 == 0).then_some(MacMatch {
+                mac: MacAddr([0x02, 0, 0, 0, (i >> 8) as u8, i as u8]),
+                mask: MacAddr([0xff; 6]),
+            }),
+            dst: None,
+            ethertype: (i % 2 == 1).then_some(0x9000 + i as u16),
+            vlan: None,
+            cos: None,
+        })
+        .collect();
+    r.push(MacAclRule {
+        action: AclAction::Permit,
+        src: None,
+        dst: None,
+        ethertype: None,
+        vlan: None,
+        cos: None,
+    });
+    MacAclSpec {
+        name: format!("acl{rules}"),
+        rules: r,
+    }
+}
+
+/// `secure_acl`: port security (max 1 MAC, shutdown) on every guest and an inbound
+/// ACL of that many rules on every port.
+fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
     let security = SecurityPolicy {
         promiscuous: policy,
         mac_changes: policy,
         forged_transmits: policy,
     };
     let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
+    let features = |guest: bool| PortFeatures {
+        port_security: (guest && secure_acl.is_some()).then(|| PortSecuritySpec {
+            max_macs: 1,
+            violation: Violation::Shutdown,
+            sticky: false,
+            aging: SecureAging::None,
+            aging_secs: 0,
+            static_macs: vec![],
+            sticky_macs: vec![],
+        }),
+        mac_acl_in: secure_acl.map(|n| format!("acl{n}")),
+        ..Default::default()
+    };
     let mut ports: Vec<PortSpec> = (0..UPLINKS)
         .map(|u| PortSpec {
             name: format!("uplink{u}"),
@@ -33,7 +79,7 @@ fn spec(policy: Policy) -> SwitchSpec {
             },
             security,
             initial_mac: None,
-            features: Default::default(),
+            features: features(false),
         })
         .collect();
     for g in 0..GUESTS {
@@ -48,7 +94,7 @@ fn spec(policy: Policy) -> SwitchSpec {
                 ..security
             },
             initial_mac: Some(mac(g)),
-            features: Default::default(),
+            features: features(true),
         });
     }
     SwitchSpec {
@@ -56,7 +102,7 @@ fn spec(policy: Policy) -> SwitchSpec {
         mac_table_size: 4096,
         mac_aging_secs: 300,
         ports,
-        mac_acls: Vec::new(),
+        mac_acls: secure_acl.map(acl).into_iter().collect(),
     }
 }
 
@@ -84,11 +130,24 @@ fn bench(c: &mut Criterion) {
     let frames = traffic();
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (label, policy) in [
-        ("policies_on", Policy::Reject),
-        ("policies_off", Policy::Accept),
-    ] {
-        let mut sw = Switch::new(&spec(policy), Instant(0)).unwrap();
+    let runs = [
+        ("policies_off", Policy::Accept, None),
+        ("policies_on", Policy::Reject, None),
+        ("policies_on+port_security+acl10", Policy::Reject, Some(10)),
+        ("policies_on+port_security+acl50", Policy::Reject, Some(50)),
+        (
+            "policies_on+port_security+acl100",
+            Policy::Reject,
+            Some(100),
+        ),
+        (
+            "policies_on+port_security+acl1000",
+            Policy::Reject,
+            Some(1000),
+        ),
+    ];
+    for (label, policy, secure_acl) in runs {
+        let mut sw = Switch::new(&spec(policy, secure_acl), Instant(0)).unwrap();
         let mut t = 0u64;
         group.bench_function(label, |b| {
             b.iter(|| {

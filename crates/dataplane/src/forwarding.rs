@@ -13,6 +13,7 @@
 
 use crate::frame::FrameView;
 use crate::pipeline::DropSide;
+use crate::spec::AclAction;
 use crate::spec::PortRole;
 use crate::stages::storm_control::StormClass;
 use crate::switch::{Switch, VlanState};
@@ -38,12 +39,64 @@ pub(crate) fn forward(
     vid: Vid,
     view: &FrameView,
 ) -> Result<Forward, (DropReason, DropSide)> {
-    let fwd = |out: PortSet| Forward {
+    let out = output_ports(sw, now, ingress, role, vid, view)?;
+    let out = acl_out(sw, out, vid, view)?;
+    Ok(Forward {
         vid,
         pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
         body_offset: view.body_offset,
         out,
-    };
+    })
+}
+
+/// Outbound MAC ACLs: each output port with an ACL keeps the frame only if its ACL
+/// permits it (evaluated once per distinct ACL); a refusal is counted on that port.
+#[inline]
+fn acl_out(
+    sw: &mut Switch,
+    mut out: PortSet,
+    vid: Vid,
+    view: &FrameView,
+) -> Result<PortSet, (DropReason, DropSide)> {
+    let filtered = out.intersect(&sw.acl_out_ports);
+    if filtered.is_empty() {
+        return Ok(out);
+    }
+    let key = crate::pipeline::acl_key(view, vid);
+    let mut last: Option<(u16, bool)> = None;
+    for p in filtered.iter() {
+        let Some(a) = sw.ports[p.index()].acl_out else {
+            continue;
+        };
+        let permit = match last {
+            Some((id, permit)) if id == a => permit,
+            _ => {
+                let permit = sw.acls[a as usize].decide(&key).action == AclAction::Permit;
+                last = Some((a, permit));
+                permit
+            }
+        };
+        if !permit {
+            out.remove(p);
+            sw.counters[p.index()].tx_drop(DropReason::MacAclDeny);
+        }
+    }
+    if out.is_empty() {
+        return Err((DropReason::MacAclDeny, DropSide::Counted));
+    }
+    Ok(out)
+}
+
+/// The ports a frame goes to by the forwarding model, before outbound ACLs.
+#[inline]
+fn output_ports(
+    sw: &mut Switch,
+    now: Instant,
+    ingress: PortId,
+    role: PortRole,
+    vid: Vid,
+    view: &FrameView,
+) -> Result<PortSet, (DropReason, DropSide)> {
     let Some(vlan) = sw.vlan(vid) else {
         return Err((DropReason::NoDestination, DropSide::Ingress));
     };
@@ -64,7 +117,7 @@ pub(crate) fn forward(
         return if out.is_empty() {
             Err((DropReason::NoDestination, DropSide::Ingress))
         } else {
-            Ok(fwd(out))
+            Ok(out)
         };
     }
 
@@ -88,12 +141,12 @@ pub(crate) fn forward(
                 return Err((DropReason::MacChangeBlocked, DropSide::Egress(e.port)));
             }
             copies.insert(e.port);
-            Ok(fwd(copies))
+            Ok(copies)
         }
         _ => {
             crate::pipeline::storm_control(sw, ingress, StormClass::UnknownUnicast, now)
                 .map_err(|r| (r, DropSide::Ingress))?;
-            unknown_unicast(from_guest, uplink, copies).map(fwd)
+            unknown_unicast(from_guest, uplink, copies)
         }
     }
 }

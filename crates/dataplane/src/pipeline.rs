@@ -1,11 +1,15 @@
 //! The pipeline: the ordered stages one frame goes through, and the batch entry
 //! point. A pure function of (switch state, now, ingress port, frame) → verdict.
 //!
-//! Order, from a guest port: port up → parse → reserved link-local → source MAC
-//! valid → VLAN classification → vSwitch policy (forged transmits / MAC changes) →
-//! forwarding (with egress filters: MAC-change block, promiscuous copies).
-//! From an uplink: port up → parse → reserved link-local → source MAC valid →
-//! VLAN classification → reflection filter (learns the source) → forwarding.
+//! Order, from a guest port: port up (admin, link, err-disable) → parse → reserved
+//! link-local → source MAC valid → VLAN classification → storm control (broadcast,
+//! multicast) → port security source check (MAC move, limit) → vSwitch policy (forged transmits / MAC
+//! changes) → inbound MAC ACL → port security admission (secure MACs, maximum) →
+//! forwarding (unknown-unicast storm control; egress filters: down ports, MAC-change
+//! block, promiscuous copies; outbound MAC ACLs).
+//! From an uplink: port up → parse → reserved link-local → source MAC valid → VLAN
+//! classification → storm control → reflection filter (learns the source) → inbound
+//! MAC ACL → forwarding.
 //!
 //! Invariants: every frame is counted as received on its ingress port, and its
 //! outcome is counted exactly once (forwarded copies per output port, or one drop
@@ -13,7 +17,9 @@
 
 use crate::forwarding;
 use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
+use crate::spec::AclAction;
 use crate::spec::PortRole;
+use crate::stages::mac_acl::AclKey;
 use crate::stages::storm_control::StormClass;
 use crate::stages::{port_security, vswitch_policy};
 use crate::switch::ErrDisableCause;
@@ -27,6 +33,37 @@ use crate::vlan;
 pub enum DropSide {
     Ingress,
     Egress(PortId),
+    /// Already counted on the ports concerned (outbound ACLs refusing every copy).
+    Counted,
+}
+
+/// The fields a MAC ACL looks at.
+#[inline]
+pub(crate) fn acl_key(view: &FrameView, vid: crate::types::Vid) -> AclKey {
+    AclKey {
+        src: view.src,
+        dst: view.dst,
+        ethertype: view.ethertype,
+        vid,
+        cos: view.outer.map_or(0, |t| t.pcp_dei >> 1),
+    }
+}
+
+/// The inbound MAC ACL of `port`, if it has one.
+#[inline]
+fn acl_in(
+    sw: &mut Switch,
+    port: PortId,
+    vid: crate::types::Vid,
+    view: &FrameView,
+) -> Result<(), DropReason> {
+    let Some(a) = sw.ports[port.index()].acl_in else {
+        return Ok(());
+    };
+    match sw.acls[a as usize].decide(&acl_key(view, vid)).action {
+        AclAction::Permit => Ok(()),
+        AclAction::Deny => Err(DropReason::MacAclDeny),
+    }
 }
 
 /// Storm control: a frame of `class` over the port's rate is dropped (and, with
@@ -77,6 +114,7 @@ impl Switch {
                 self.counters[port.index()].tx_drop(reason);
                 Verdict::Drop(reason)
             }
+            Err((reason, DropSide::Counted)) => Verdict::Drop(reason),
         }
     }
 
@@ -128,14 +166,16 @@ impl Switch {
         }
         match role {
             PortRole::Guest => {
-                port_security::check_move(self, ingress, vid, view.src, now).map_err(ing)?;
+                port_security::check_source(self, ingress, vid, view.src, now).map_err(ing)?;
                 vswitch_policy::check_source(self, ingress, vid, view.src, now).map_err(ing)?;
+                acl_in(self, ingress, vid, &view).map_err(ing)?;
                 port_security::admit(self, ingress, vid, view.src, now).map_err(ing)?;
             }
             PortRole::Uplink => {
                 if self.macs.learn(vid, view.src, ingress, now).is_some() {
                     return Err(ing(DropReason::Reflection));
                 }
+                acl_in(self, ingress, vid, &view).map_err(ing)?;
             }
         }
         forwarding::forward(self, now, ingress, role, vid, &view)

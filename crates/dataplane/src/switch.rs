@@ -13,6 +13,7 @@ use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
 use crate::spec::PortFeatures;
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+use crate::stages::mac_acl::BoundAcl;
 use crate::stages::port_security::SecureState;
 use crate::stages::storm_control::StormState;
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
@@ -46,6 +47,9 @@ pub struct Port {
     pub secure: Option<SecureState>,
     pub(crate) storm: StormState,
     pub(crate) recovery_ns: Option<u64>,
+    /// Index into the switch's ACLs of the ACL on frames the port receives / sends.
+    pub(crate) acl_in: Option<u16>,
+    pub(crate) acl_out: Option<u16>,
     pub(crate) untagged_vid: Option<Vid>,
 }
 
@@ -155,6 +159,10 @@ pub struct Switch {
     pub(crate) events: EventRing,
     /// Next time error-disabled ports are checked for automatic recovery.
     next_recovery_check: Instant,
+    /// The MAC ACLs, compiled, with their caches and hit counters.
+    pub(crate) acls: Vec<BoundAcl>,
+    /// Ports with an outbound ACL.
+    pub(crate) acl_out_ports: PortSet,
 }
 
 impl Switch {
@@ -179,7 +187,21 @@ impl Switch {
             macs,
             events: EventRing::new(EVENT_RING_CAPACITY),
             next_recovery_check: now,
+            acls: spec.mac_acls.iter().map(BoundAcl::new).collect(),
+            acl_out_ports: PortSet::EMPTY,
         };
+        let acl_index = |name: &Option<String>| {
+            name.as_ref()
+                .and_then(|n| spec.mac_acls.iter().position(|a| &a.name == n))
+                .map(|i| i as u16)
+        };
+        for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
+            p.acl_in = acl_index(&ps.features.mac_acl_in);
+            p.acl_out = acl_index(&ps.features.mac_acl_out);
+            if p.acl_out.is_some() {
+                sw.acl_out_ports.insert(p.id);
+            }
+        }
         let too_small = |_| SpecError::MacTableTooSmall {
             needed: spec.ports.iter().map(|p| p.configured_macs().len()).sum(),
             size: spec.mac_table_size,
@@ -267,6 +289,20 @@ impl Switch {
     }
     pub fn mac_table(&self) -> &MacTable {
         &self.macs
+    }
+    /// The MAC ACLs with their hit counters.
+    pub fn mac_acls(&self) -> &[BoundAcl] {
+        &self.acls
+    }
+    /// The names of the ACLs bound to a port (in, out).
+    pub fn port_acls(&self, id: PortId) -> (Option<&str>, Option<&str>) {
+        let name = |i: Option<u16>| {
+            i.and_then(|i| self.acls.get(i as usize))
+                .map(|a| a.spec.name.as_str())
+        };
+        self.ports
+            .get(id.index())
+            .map_or((None, None), |p| (name(p.acl_in), name(p.acl_out)))
     }
     /// Events queued since the last drain.
     pub fn drain_events(&mut self) -> impl Iterator<Item = crate::events::Event> + '_ {
@@ -481,6 +517,9 @@ impl Switch {
         for c in &mut self.counters {
             *c = PortCounters::default();
         }
+        for a in &mut self.acls {
+            a.hits.fill(0);
+        }
     }
 }
 
@@ -508,6 +547,8 @@ impl Port {
                 .errdisable_recovery_secs
                 .map(|s| s.saturating_mul(1_000_000_000)),
             features: f.clone(),
+            acl_in: None,
+            acl_out: None,
             untagged_vid,
         }
     }

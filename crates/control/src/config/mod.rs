@@ -20,6 +20,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use compile::StickyRefused;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use source::{SourceFile, Sources};

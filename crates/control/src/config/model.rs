@@ -2,7 +2,9 @@
 //! shape the user wrote them (so they can be shown and diffed), with every value
 //! in its domain type.
 
-use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, Vid, VlanSet};
+use portcullis_dataplane::{
+    MacAclRule, MacAddr, Policy, SecureAging, SecurityPolicy, Vid, Violation, VlanSet,
+};
 use std::fmt;
 
 /// Default of `switch.mac_table_size`.
@@ -17,6 +19,23 @@ pub const MAC_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 10..=1_000_000;
 pub const MAX_NAME_LEN: usize = 64;
 /// The longest Linux interface name, in bytes (IFNAMSIZ 16 less the NUL).
 pub const MAX_IFNAME_LEN: usize = 15;
+/// Default of `port_security.max_macs`.
+pub const DEFAULT_MAX_MACS: u16 = 1;
+/// Bounds of `port_security.max_macs`.
+pub const MAX_MACS_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
+/// Bounds of `port_security.aging_secs`.
+pub const SECURE_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+/// Bounds of `recovery_secs` (err-disable auto-recovery), in `port_security` and
+/// `storm_control`.
+pub const RECOVERY_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
+/// Bounds of the storm-control limits (`*_pps`).
+pub const STORM_PPS_RANGE: std::ops::RangeInclusive<u64> = 0..=10_000_000;
+/// The smallest EtherType a MAC ACL rule may match: below it, the field of an
+/// Ethernet frame is an 802.3 length, not a type.
+pub const MIN_ETHERTYPE: u16 = 0x0600;
+/// The word that unbinds an inherited MAC ACL (`mac_acl_in = "none"`); no ACL may
+/// have this name.
+pub const NO_ACL: &str = "none";
 
 /// The golden, host-independent part: `[switch]`, `[uplink_policy]`, `[[port_group]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +45,8 @@ pub struct Profile {
     pub uplink_policy: Option<UplinkPolicy>,
     /// In file order.
     pub port_groups: Vec<PortGroup>,
+    /// `[[mac_acl]]`, in file order.
+    pub mac_acls: Vec<MacAcl>,
 }
 
 /// `[switch]`.
@@ -43,6 +64,12 @@ pub struct UplinkPolicy {
     pub uplinks: Vec<String>,
     pub allowed_vlans: Vec<VlanRange>,
     pub native_vlan: Option<Vid>,
+    /// Storm control on every uplink (frames the uplinks receive).
+    pub storm_control: Option<StormControlOverride>,
+    /// MAC ACL for frames every uplink receives from the network.
+    pub mac_acl_in: Option<AclRef>,
+    /// MAC ACL for frames every uplink sends to the network.
+    pub mac_acl_out: Option<AclRef>,
 }
 
 /// `[[port_group]]`: where policy lives.
@@ -52,6 +79,14 @@ pub struct PortGroup {
     pub vlan: GroupVlan,
     /// The group's security policy; unset settings are `reject`.
     pub security: SecurityOverride,
+    /// `port_security = {...}`: `None` when the group has no such table.
+    pub port_security: Option<PortSecurityOverride>,
+    /// `storm_control = {...}`: `None` when the group has no such table.
+    pub storm_control: Option<StormControlOverride>,
+    /// MAC ACL for frames the group's ports receive from their guests.
+    pub mac_acl_in: Option<AclRef>,
+    /// MAC ACL for frames the group's ports send to their guests.
+    pub mac_acl_out: Option<AclRef>,
 }
 
 /// How a port group's ports carry VLANs.
@@ -151,4 +186,225 @@ pub struct HostPort {
     /// The switch creates `interface` as a persistent TAP device when it does not
     /// exist (for QEMU's `-netdev tap,ifname=…,script=no`).
     pub tap: bool,
+    /// Static secure MACs of the port, in file order (they need port security).
+    pub secure_macs: Vec<MacAddr>,
+    /// Per-port overrides of the group's port security, field by field.
+    pub port_security: Option<PortSecurityOverride>,
+    /// Per-port overrides of the group's storm control, field by field.
+    pub storm_control: Option<StormControlOverride>,
+    /// Replaces the group's `mac_acl_in` (`AclRef::None` unbinds it).
+    pub mac_acl_in: Option<AclRef>,
+    /// Replaces the group's `mac_acl_out` (`AclRef::None` unbinds it).
+    pub mac_acl_out: Option<AclRef>,
+}
+
+/// A partial port-security table: the settings a group or port states. A port's
+/// settings are merged over its group's, field by field; unstated fields take the
+/// defaults ([`PortSecurityOverride::resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct PortSecurityOverride {
+    /// Default `true`: the table's presence enables port security.
+    pub enabled: Option<bool>,
+    pub max_macs: Option<u16>,
+    pub violation: Option<Violation>,
+    pub sticky: Option<bool>,
+    pub aging: Option<SecureAging>,
+    pub aging_secs: Option<u64>,
+    /// Err-disable auto-recovery interval.
+    pub recovery_secs: Option<u64>,
+}
+
+/// Port security in force on a port, the static and sticky MACs aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResolvedPortSecurity {
+    pub max_macs: u16,
+    pub violation: Violation,
+    pub sticky: bool,
+    pub aging: SecureAging,
+    /// 0 when not stated (meaningless while `aging` is `None`).
+    pub aging_secs: u64,
+    pub recovery_secs: Option<u64>,
+}
+
+impl PortSecurityOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &PortSecurityOverride) -> PortSecurityOverride {
+        PortSecurityOverride {
+            enabled: self.enabled.or(base.enabled),
+            max_macs: self.max_macs.or(base.max_macs),
+            violation: self.violation.or(base.violation),
+            sticky: self.sticky.or(base.sticky),
+            aging: self.aging.or(base.aging),
+            aging_secs: self.aging_secs.or(base.aging_secs),
+            recovery_secs: self.recovery_secs.or(base.recovery_secs),
+        }
+    }
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    pub fn merge(
+        group: Option<&PortSecurityOverride>,
+        port: Option<&PortSecurityOverride>,
+    ) -> Option<PortSecurityOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.copied()
+                    .unwrap_or_default()
+                    .over(&g.copied().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// With the defaults applied; `None` when `enabled = false`.
+    pub fn resolve(&self) -> Option<ResolvedPortSecurity> {
+        if !self.enabled.unwrap_or(true) {
+            return None;
+        }
+        Some(ResolvedPortSecurity {
+            max_macs: self.max_macs.unwrap_or(DEFAULT_MAX_MACS),
+            violation: self.violation.unwrap_or_default(),
+            sticky: self.sticky.unwrap_or(false),
+            aging: self.aging.unwrap_or_default(),
+            aging_secs: self.aging_secs.unwrap_or(0),
+            recovery_secs: self.recovery_secs,
+        })
+    }
+}
+
+/// What storm control does with traffic over a limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum StormAction {
+    /// Drop the excess (the default).
+    #[default]
+    Drop,
+    /// Error-disable the port.
+    Shutdown,
+}
+
+/// A partial storm-control table, merged like [`PortSecurityOverride`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct StormControlOverride {
+    /// Default `true`: the table's presence enables storm control.
+    pub enabled: Option<bool>,
+    pub broadcast_pps: Option<u32>,
+    pub multicast_pps: Option<u32>,
+    pub unknown_unicast_pps: Option<u32>,
+    pub action: Option<StormAction>,
+    /// Err-disable auto-recovery interval.
+    pub recovery_secs: Option<u64>,
+}
+
+impl StormControlOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &StormControlOverride) -> StormControlOverride {
+        StormControlOverride {
+            enabled: self.enabled.or(base.enabled),
+            broadcast_pps: self.broadcast_pps.or(base.broadcast_pps),
+            multicast_pps: self.multicast_pps.or(base.multicast_pps),
+            unknown_unicast_pps: self.unknown_unicast_pps.or(base.unknown_unicast_pps),
+            action: self.action.or(base.action),
+            recovery_secs: self.recovery_secs.or(base.recovery_secs),
+        }
+    }
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    pub fn merge(
+        group: Option<&StormControlOverride>,
+        port: Option<&StormControlOverride>,
+    ) -> Option<StormControlOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.copied()
+                    .unwrap_or_default()
+                    .over(&g.copied().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// Whether storm control is on: enabled (by default) and at least one limit.
+    pub fn is_active(&self) -> bool {
+        self.enabled.unwrap_or(true) && self.has_limit()
+    }
+
+    /// Whether any of the three limits is stated.
+    pub fn has_limit(&self) -> bool {
+        self.broadcast_pps.is_some()
+            || self.multicast_pps.is_some()
+            || self.unknown_unicast_pps.is_some()
+    }
+}
+
+/// A MAC ACL binding as written: an ACL's name, or `"none"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AclRef {
+    /// `mac_acl_in = "name"`.
+    Named(String),
+    /// `mac_acl_in = "none"`: no ACL, even if the group binds one.
+    None,
+}
+
+impl AclRef {
+    /// The named ACL, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            AclRef::Named(n) => Some(n),
+            AclRef::None => None,
+        }
+    }
+    /// The binding in force: the port's if it states one, else the group's.
+    pub fn merge<'a>(group: Option<&'a AclRef>, port: Option<&'a AclRef>) -> Option<&'a str> {
+        port.or(group).and_then(AclRef::name)
+    }
+}
+
+/// `[[mac_acl]]`: a named, ordered list of rules. The first matching rule decides;
+/// a frame no rule matches is denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacAcl {
+    pub name: String,
+    /// In file order.
+    pub rules: Vec<MacAclRule>,
+}
+
+/// The EtherType names a MAC ACL rule understands, with their values.
+pub const ETHERTYPE_NAMES: &[(&str, u16)] = &[
+    ("ipv4", 0x0800),
+    ("arp", 0x0806),
+    ("wol", 0x0842),
+    ("rarp", 0x8035),
+    ("appletalk", 0x809b),
+    ("aarp", 0x80f3),
+    ("vlan", 0x8100),
+    ("ipx", 0x8137),
+    ("ipv6", 0x86dd),
+    ("flow-control", 0x8808),
+    ("lacp", 0x8809),
+    ("mpls", 0x8847),
+    ("mpls-multicast", 0x8848),
+    ("pppoe-discovery", 0x8863),
+    ("pppoe-session", 0x8864),
+    ("eapol", 0x888e),
+    ("profinet", 0x8892),
+    ("aoe", 0x88a2),
+    ("ethercat", 0x88a4),
+    ("qinq", 0x88a8),
+    ("lldp", 0x88cc),
+    ("macsec", 0x88e5),
+    ("pbb", 0x88e7),
+    ("ptp", 0x88f7),
+    ("cfm", 0x8902),
+    ("fcoe", 0x8906),
+    ("fip", 0x8914),
+    ("roce", 0x8915),
+    ("hsr", 0x892f),
+    ("nsh", 0x894f),
+];
+
+/// The value of EtherType `name` (see [`ETHERTYPE_NAMES`]).
+pub fn ethertype_by_name(name: &str) -> Option<u16> {
+    ETHERTYPE_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
 }

@@ -15,6 +15,8 @@ pub(crate) struct RawProfileFile {
     pub uplink_policy: Option<RawUplinkPolicy>,
     #[serde(default)]
     pub port_group: Vec<RawPortGroup>,
+    #[serde(default)]
+    pub mac_acl: Vec<RawMacAcl>,
     pub host: Option<RawHost>,
 }
 
@@ -39,6 +41,12 @@ pub(crate) struct RawUplinkPolicy {
     pub uplinks: Vec<String>,
     pub allowed_vlans: Vec<RawVlan>,
     pub native_vlan: Option<i64>,
+    pub storm_control: Option<RawStormControl>,
+    pub mac_acl_in: Option<String>,
+    pub mac_acl_out: Option<String>,
+    /// Accepted by the shape only to be refused with a precise message: port
+    /// security applies to guest ports.
+    pub port_security: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -50,6 +58,53 @@ pub(crate) struct RawPortGroup {
     pub native_vlan: Option<i64>,
     #[serde(default)]
     pub security: RawSecurity,
+    pub port_security: Option<RawPortSecurity>,
+    pub storm_control: Option<RawStormControl>,
+    pub mac_acl_in: Option<String>,
+    pub mac_acl_out: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPortSecurity {
+    pub enabled: Option<bool>,
+    pub max_macs: Option<i64>,
+    pub violation: Option<String>,
+    pub sticky: Option<bool>,
+    pub aging: Option<String>,
+    pub aging_secs: Option<i64>,
+    pub recovery_secs: Option<i64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStormControl {
+    pub enabled: Option<bool>,
+    pub broadcast_pps: Option<i64>,
+    pub multicast_pps: Option<i64>,
+    pub unknown_unicast_pps: Option<i64>,
+    pub action: Option<String>,
+    pub recovery_secs: Option<i64>,
+}
+
+/// `[[mac_acl]]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMacAcl {
+    pub name: String,
+    pub rules: Vec<RawAclRule>,
+}
+
+/// One element of `mac_acl.rules`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAclRule {
+    pub action: String,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub ethertype: Option<RawEthertype>,
+    pub vlan: Option<i64>,
+    pub cos: Option<i64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -80,6 +135,12 @@ pub(crate) struct RawHostPort {
     pub security: RawSecurity,
     #[serde(default)]
     pub tap: bool,
+    #[serde(default)]
+    pub secure_macs: Vec<String>,
+    pub port_security: Option<RawPortSecurity>,
+    pub storm_control: Option<RawStormControl>,
+    pub mac_acl_in: Option<String>,
+    pub mac_acl_out: Option<String>,
 }
 
 /// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.
@@ -129,6 +190,35 @@ impl<'de> Deserialize<'de> for RawVlan {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawVlan, E> {
                 Ok(RawVlan::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An EtherType: a number, or a string holding a name or a `0x` number.
+#[derive(Debug, Clone)]
+pub(crate) enum RawEthertype {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawEthertype {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawEthertype;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an EtherType like 0x86dd or a name like \"ipv4\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawEthertype, E> {
+                Ok(RawEthertype::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawEthertype, E> {
+                Ok(RawEthertype::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEthertype, E> {
+                Ok(RawEthertype::Text(v.to_owned()))
             }
         }
         d.deserialize_any(V)

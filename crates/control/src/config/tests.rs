@@ -2,8 +2,15 @@
 //! file, the line and the key of the error, through its displayed form.
 
 use super::*;
-use portcullis_dataplane::{MAX_PORTS, Policy, PortRole, SecurityPolicy, Vid, VlanMode, VlanSet};
+use portcullis_dataplane::{
+    AclAction, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Policy, PortFeatures,
+    PortRole, PortSecuritySpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec, Vid,
+    Violation, VlanMode, VlanSet,
+};
 use proptest::prelude::*;
+
+/// Port security, storm control and MAC ACLs.
+mod features;
 
 const P: &str = "profile.toml";
 
@@ -34,6 +41,10 @@ port_group = "web"
 
 fn vid(v: u16) -> Vid {
     Vid::new(v).unwrap()
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
 }
 
 fn errors_of(src: &str) -> Vec<ConfigError> {
@@ -115,10 +126,10 @@ fn example_parses_and_compiles_to_the_expected_spec() {
     assert_eq!(spec.mac_aging_secs, 300);
 
     let names: Vec<&str> = spec.ports.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["uplink1", "uplink2", "vm1", "vm2", "lb1"]);
+    assert_eq!(names, ["uplink1", "uplink2", "vm1", "vm2", "lb1", "kvm1"]);
     assert_eq!(
         c.interfaces,
-        ["eth0", "eth1", "tap-vm1", "tap-vm2", "veth-lb1"]
+        ["eth0", "eth1", "tap-vm1", "tap-vm2", "veth-lb1", "tap-kvm1"]
     );
     assert_eq!(
         c.groups,
@@ -127,7 +138,8 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             None,
             Some("web".into()),
             Some("db".into()),
-            Some("router".into())
+            Some("router".into()),
+            Some("nested".into())
         ]
     );
     assert_eq!(
@@ -137,7 +149,8 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             "host.uplinks.uplink2",
             "host.port[0].interface",
             "host.port[1].interface",
-            "host.port[2].interface"
+            "host.port[2].interface",
+            "host.port[3].interface"
         ]
     );
 
@@ -179,6 +192,110 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         }
     );
     assert_eq!(lb1.initial_mac, None);
+    assert_eq!(lb1.features, PortFeatures::default());
+    assert_eq!(
+        spec.ports[3].features,
+        PortFeatures::default(),
+        "vm2: db has none"
+    );
+
+    // Storm control on every uplink; no ACL there.
+    for p in &spec.ports[..2] {
+        assert_eq!(
+            p.features,
+            PortFeatures {
+                storm_control: Some(StormControlSpec {
+                    broadcast_pps: Some(20000),
+                    multicast_pps: Some(50000),
+                    unknown_unicast_pps: None,
+                    shutdown: false,
+                }),
+                ..PortFeatures::default()
+            }
+        );
+    }
+    // vm1: the web group's port security, storm control and ingress ACL.
+    assert_eq!(
+        vm1.features,
+        PortFeatures {
+            port_security: Some(PortSecuritySpec {
+                max_macs: 1,
+                violation: Violation::Shutdown,
+                sticky: false,
+                aging: SecureAging::None,
+                aging_secs: 0,
+                static_macs: vec![],
+                sticky_macs: vec![],
+            }),
+            storm_control: Some(StormControlSpec {
+                broadcast_pps: Some(100),
+                multicast_pps: Some(1000),
+                unknown_unicast_pps: Some(100),
+                shutdown: false,
+            }),
+            mac_acl_in: Some("guests-in".into()),
+            mac_acl_out: None,
+            errdisable_recovery_secs: Some(300),
+        }
+    );
+    // kvm1: capped learning from the nested group, max_macs and storm control
+    // from the port.
+    let kvm1 = &spec.ports[5];
+    assert_eq!(kvm1.vlan, VlanMode::Access(vid(100)));
+    assert_eq!(
+        kvm1.security,
+        SecurityPolicy {
+            forged_transmits: Policy::Accept,
+            ..SecurityPolicy::default()
+        }
+    );
+    assert_eq!(
+        kvm1.features,
+        PortFeatures {
+            port_security: Some(PortSecuritySpec {
+                max_macs: 16,
+                violation: Violation::Restrict,
+                sticky: false,
+                aging: SecureAging::Inactivity,
+                aging_secs: 300,
+                static_macs: vec![mac("52:54:00:aa:00:01")],
+                sticky_macs: vec![],
+            }),
+            storm_control: Some(StormControlSpec {
+                broadcast_pps: Some(500),
+                ..StormControlSpec::default()
+            }),
+            ..PortFeatures::default()
+        }
+    );
+    // The ACL, rules in file order.
+    assert_eq!(spec.mac_acls.len(), 1);
+    let acl = &spec.mac_acls[0];
+    assert_eq!(acl.name, "guests-in");
+    let rule = |action, ethertype| MacAclRule {
+        action,
+        src: None,
+        dst: None,
+        ethertype,
+        vlan: None,
+        cos: None,
+    };
+    assert_eq!(
+        acl.rules,
+        [
+            MacAclRule {
+                dst: Some(MacMatch {
+                    mac: mac("01:80:c2:00:00:00"),
+                    mask: mac("ff:ff:ff:ff:ff:f0"),
+                }),
+                ..rule(AclAction::Deny, None)
+            },
+            rule(AclAction::Permit, Some(0x0800)),
+            rule(AclAction::Permit, Some(0x0806)),
+            rule(AclAction::Permit, Some(0x86dd)),
+            rule(AclAction::Deny, None),
+        ]
+    );
     spec.check().unwrap();
 
     // The model keeps what was written.
@@ -307,8 +424,8 @@ fn unknown_key_in_inline_table_and_unknown_table() {
         "vlan = 10\nsecurity = { promiscuous = \"accept\", arp = \"x\" }",
     );
     expect(&src, "arp =", "port_group[0].security.arp", "unknown field");
-    let src = with("\n[[mac_acl]]\nname = \"x\"\n");
-    expect(&src, "[[mac_acl]]", "mac_acl", "unknown field `mac_acl`");
+    let src = with("\n[[arp_acl]]\nname = \"x\"\n");
+    expect(&src, "[[arp_acl]]", "arp_acl", "unknown field `arp_acl`");
     let src = with("dhcp_snooping = true\n");
     expect(
         &src,
@@ -929,6 +1046,15 @@ fn token() -> impl Strategy<Value = String> {
         Just("mac = \"01:00:5e:00:00:01\"\n".to_owned()),
         Just("name = \"vm1\"\n".to_owned()),
         Just("security = { promiscuous = \"accept\" }\n".to_owned()),
+        Just("[[mac_acl]]\n".to_owned()),
+        Just("port_security = { max_macs = 0 }\n".to_owned()),
+        Just("port_security = { aging = \"inactivity\", recovery_secs = 7 }\n".to_owned()),
+        Just("port_security.enabled = false\n".to_owned()),
+        Just("secure_macs = [\"52:54:00:12:34:56\", \"52:54:00:aa:00:01\"]\n".to_owned()),
+        Just("storm_control = { action = \"shutdown\", recovery_secs = 9 }\n".to_owned()),
+        Just("mac_acl_in = \"nope\"\n".to_owned()),
+        Just("mac_acl_out = \"none\"\n".to_owned()),
+        Just("rules = [{ action = \"deny\", cos = 9, ethertype = 0x0042 }]\n".to_owned()),
         Just("é".to_owned()),
         "[ -~\n]{0,12}",
         any::<String>(),
@@ -1025,7 +1151,7 @@ proptest! {
     }
 }
 
-/// The error example of docs/config.md §6 is real output.
+/// The error example of docs/config.md §7 is real output.
 #[test]
 fn docs_error_example_is_real() {
     const PROD: &str = r#"[switch]
@@ -1072,11 +1198,11 @@ port_group = "wbe"
     let docs = std::fs::read_to_string(path).expect("docs/config.md");
     assert!(
         docs.contains(&format!("```text\n{shown}\n```")),
-        "docs/config.md §6 must show:\n{shown}"
+        "docs/config.md §7 must show:\n{shown}"
     );
 }
 
-/// The shape-error examples of docs/config.md §6 are real output.
+/// The shape-error examples of docs/config.md §7 are real output.
 #[test]
 fn docs_shape_error_examples_are_real() {
     let src = "[switch]\nname = \"prod\"\nmac_tabel_size = 1\n";

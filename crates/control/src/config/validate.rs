@@ -7,8 +7,10 @@ use super::error::ConfigError;
 use super::model::*;
 use super::raw::*;
 use super::source::{Sources, join_key};
-use portcullis_dataplane::{MacAddr, Policy, Vid};
-use std::collections::HashSet;
+use portcullis_dataplane::{
+    AclAction, MacAclRule, MacAddr, MacMatch, Policy, SecureAging, Vid, Violation,
+};
+use std::collections::{HashMap, HashSet};
 
 /// What stage 1 could not convert and stage 2 must therefore not judge.
 #[derive(Debug, Default)]
@@ -16,6 +18,28 @@ pub(crate) struct Poison {
     /// Port groups whose VLAN setting is invalid: the VLANs of their ports are
     /// unknown, so duplicate-MAC checks skip them.
     pub groups: HashSet<String>,
+    /// `port_security` and `storm_control` tables (dotted keys) with a value that
+    /// could not be converted: their merged settings are unknown, so the checks
+    /// that combine them (MAC count, aging, limits, recovery) skip them.
+    pub tables: HashSet<String>,
+    /// For a `[[host.port]]` (by index) whose `secure_macs` lost unparsable
+    /// elements: the file index of each element kept.
+    pub secure_mac_index: HashMap<usize, Vec<usize>>,
+}
+
+impl Poison {
+    /// Whether stage 1 already refused a value of a feature table, so the spec
+    /// built from the placeholders must not be judged.
+    pub fn any_table(&self) -> bool {
+        !self.tables.is_empty()
+    }
+    /// The index in the file of element `j` of port `port`'s `secure_macs`.
+    pub fn secure_mac_file_index(&self, port: usize, j: usize) -> usize {
+        self.secure_mac_index
+            .get(&port)
+            .and_then(|v| v.get(j).copied())
+            .unwrap_or(j)
+    }
 }
 
 pub(crate) struct Converter<'a> {
@@ -53,12 +77,24 @@ impl<'a> Converter<'a> {
                 MAC_AGING_SECS_RANGE,
             ),
         };
-        let uplink_policy = raw.uplink_policy.map(|u| UplinkPolicy {
-            uplinks: u.uplinks,
-            allowed_vlans: self.vlan_list("uplink_policy.allowed_vlans", &u.allowed_vlans),
-            native_vlan: u
-                .native_vlan
-                .and_then(|v| self.vid("uplink_policy.native_vlan", v)),
+        let uplink_policy = raw.uplink_policy.map(|u| {
+            if u.port_security.is_some() {
+                self.error(
+                    "uplink_policy.port_security",
+                    "port security applies to guest ports only: uplinks carry the MACs of the whole network (set it on a [[port_group]] or [[host.port]])",
+                );
+            }
+            UplinkPolicy {
+                uplinks: u.uplinks,
+                allowed_vlans: self.vlan_list("uplink_policy.allowed_vlans", &u.allowed_vlans),
+                native_vlan: u
+                    .native_vlan
+                    .and_then(|v| self.vid("uplink_policy.native_vlan", v)),
+                storm_control: self
+                    .storm_control("uplink_policy.storm_control", u.storm_control.as_ref()),
+                mac_acl_in: u.mac_acl_in.map(acl_ref),
+                mac_acl_out: u.mac_acl_out.map(acl_ref),
+            }
         });
         let port_groups = raw
             .port_group
@@ -66,11 +102,223 @@ impl<'a> Converter<'a> {
             .enumerate()
             .map(|(i, g)| self.port_group(i, g))
             .collect();
+        let mac_acls = raw
+            .mac_acl
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.mac_acl(i, a))
+            .collect();
         Profile {
             switch,
             uplink_policy,
             port_groups,
+            mac_acls,
         }
+    }
+
+    fn mac_acl(&mut self, i: usize, raw: RawMacAcl) -> MacAcl {
+        let rules = raw
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(j, r)| self.acl_rule(&format!("mac_acl[{i}].rules[{j}]"), r))
+            .collect();
+        MacAcl {
+            name: raw.name,
+            rules,
+        }
+    }
+
+    /// One rule; a field that cannot be converted is left out (the configuration
+    /// is refused anyway).
+    fn acl_rule(&mut self, key: &str, r: &RawAclRule) -> MacAclRule {
+        let action = self
+            .word(
+                &format!("{key}.action"),
+                &r.action,
+                "rule action",
+                &[("permit", AclAction::Permit), ("deny", AclAction::Deny)],
+            )
+            .unwrap_or(AclAction::Deny);
+        let mut mac_match = |field: &str, s: &Option<String>| {
+            let s = s.as_deref()?;
+            match parse_mac_match(s) {
+                Ok(m) => Some(m),
+                Err(msg) => {
+                    self.error(&format!("{key}.{field}"), msg);
+                    None
+                }
+            }
+        };
+        let src = mac_match("src", &r.src);
+        let dst = mac_match("dst", &r.dst);
+        let ethertype = r
+            .ethertype
+            .as_ref()
+            .and_then(|e| self.ethertype(&format!("{key}.ethertype"), e));
+        let vlan = r.vlan.and_then(|v| self.vid(&format!("{key}.vlan"), v));
+        let cos = r.cos.and_then(|c| {
+            let cos = u8::try_from(c).ok();
+            if cos.is_none() {
+                self.error(&format!("{key}.cos"), bad_cos(c));
+            }
+            cos
+        });
+        MacAclRule {
+            action,
+            src,
+            dst,
+            ethertype,
+            vlan,
+            cos,
+        }
+    }
+
+    fn ethertype(&mut self, key: &str, raw: &RawEthertype) -> Option<u16> {
+        match raw {
+            RawEthertype::Number(v) => {
+                let t = u16::try_from(*v).ok();
+                if t.is_none() {
+                    self.error(key, bad_ethertype(v));
+                }
+                t
+            }
+            RawEthertype::Text(s) => match parse_ethertype(s) {
+                Ok(t) => Some(t),
+                Err(msg) => {
+                    self.error(key, msg);
+                    None
+                }
+            },
+        }
+    }
+
+    /// `port_security = {...}` at dotted `key`.
+    fn port_security(
+        &mut self,
+        key: &str,
+        raw: Option<&RawPortSecurity>,
+    ) -> Option<PortSecurityOverride> {
+        let raw = raw?;
+        let before = self.errors.len();
+        let out = PortSecurityOverride {
+            enabled: raw.enabled,
+            max_macs: raw
+                .max_macs
+                .and_then(|v| self.int(&format!("{key}.max_macs"), v, &MAX_MACS_RANGE)),
+            violation: raw.violation.as_ref().and_then(|w| {
+                self.word(
+                    &format!("{key}.violation"),
+                    w,
+                    "violation action",
+                    &[
+                        ("protect", Violation::Protect),
+                        ("restrict", Violation::Restrict),
+                        ("shutdown", Violation::Shutdown),
+                    ],
+                )
+            }),
+            sticky: raw.sticky,
+            aging: raw.aging.as_ref().and_then(|w| {
+                self.word(
+                    &format!("{key}.aging"),
+                    w,
+                    "secure-MAC aging",
+                    &[
+                        ("none", SecureAging::None),
+                        ("absolute", SecureAging::Absolute),
+                        ("inactivity", SecureAging::Inactivity),
+                    ],
+                )
+            }),
+            aging_secs: raw
+                .aging_secs
+                .and_then(|v| self.int(&format!("{key}.aging_secs"), v, &SECURE_AGING_SECS_RANGE)),
+            recovery_secs: raw
+                .recovery_secs
+                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
+    /// `storm_control = {...}` at dotted `key`.
+    fn storm_control(
+        &mut self,
+        key: &str,
+        raw: Option<&RawStormControl>,
+    ) -> Option<StormControlOverride> {
+        let raw = raw?;
+        let before = self.errors.len();
+        let mut pps = |field: &str, v: Option<i64>| {
+            v.and_then(|v| self.int(&format!("{key}.{field}"), v, &STORM_PPS_RANGE))
+        };
+        let out = StormControlOverride {
+            enabled: raw.enabled,
+            broadcast_pps: pps("broadcast_pps", raw.broadcast_pps),
+            multicast_pps: pps("multicast_pps", raw.multicast_pps),
+            unknown_unicast_pps: pps("unknown_unicast_pps", raw.unknown_unicast_pps),
+            action: raw.action.as_ref().and_then(|w| {
+                self.word(
+                    &format!("{key}.action"),
+                    w,
+                    "storm-control action",
+                    &[
+                        ("drop", StormAction::Drop),
+                        ("shutdown", StormAction::Shutdown),
+                    ],
+                )
+            }),
+            recovery_secs: raw
+                .recovery_secs
+                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
+    /// `v` in the integer type `T`; out of `T`'s range is an error in `range`'s
+    /// words. (Whether `v` is in `range` is checked in stage 2, which also sees
+    /// configurations built in code.)
+    fn int<T: TryFrom<i64>>(
+        &mut self,
+        key: &str,
+        v: i64,
+        range: &std::ops::RangeInclusive<u64>,
+    ) -> Option<T> {
+        let out = T::try_from(v).ok();
+        if out.is_none() {
+            self.error(key, out_of_range(v, range));
+        }
+        out
+    }
+
+    /// One of the lower-case `choices`.
+    fn word<T: Copy>(
+        &mut self,
+        key: &str,
+        word: &str,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        if let Some((_, v)) = choices.iter().find(|(w, _)| *w == word) {
+            return Some(*v);
+        }
+        let names: Vec<String> = choices.iter().map(|(w, _)| format!("{w:?}")).collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.error(
+            key,
+            format!("{word:?} is not a {what}: expected {expected}"),
+        );
+        None
     }
 
     fn port_group(&mut self, i: usize, g: RawPortGroup) -> PortGroup {
@@ -116,6 +364,12 @@ impl<'a> Converter<'a> {
         }
         PortGroup {
             security: self.security(&format!("{key}.security"), &g.security),
+            port_security: self
+                .port_security(&format!("{key}.port_security"), g.port_security.as_ref()),
+            storm_control: self
+                .storm_control(&format!("{key}.storm_control"), g.storm_control.as_ref()),
+            mac_acl_in: g.mac_acl_in.map(acl_ref),
+            mac_acl_out: g.mac_acl_out.map(acl_ref),
             name: g.name,
             // Placeholder for an invalid setting; the group is poisoned.
             vlan: vlan.unwrap_or(GroupVlan::Trunk {
@@ -145,9 +399,27 @@ impl<'a> Converter<'a> {
             .enumerate()
             .map(|(i, p)| {
                 let key = format!("host.port[{i}]");
+                let mut secure_macs = Vec::new();
+                let mut index = Vec::new();
+                for (j, m) in p.secure_macs.iter().enumerate() {
+                    if let Some(m) = self.mac(&format!("{key}.secure_macs[{j}]"), m) {
+                        secure_macs.push(m);
+                        index.push(j);
+                    }
+                }
+                if index.len() != p.secure_macs.len() {
+                    self.poison.secure_mac_index.insert(i, index);
+                }
                 HostPort {
                     mac: p.mac.and_then(|m| self.mac(&format!("{key}.mac"), &m)),
                     security: self.security(&format!("{key}.security"), &p.security),
+                    secure_macs,
+                    port_security: self
+                        .port_security(&format!("{key}.port_security"), p.port_security.as_ref()),
+                    storm_control: self
+                        .storm_control(&format!("{key}.storm_control"), p.storm_control.as_ref()),
+                    mac_acl_in: p.mac_acl_in.map(acl_ref),
+                    mac_acl_out: p.mac_acl_out.map(acl_ref),
                     name: p.name,
                     interface: p.interface,
                     port_group: p.port_group,
@@ -252,6 +524,77 @@ pub(crate) fn out_of_range(
     )
 }
 
+/// `"none"` unbinds; anything else names an ACL (checked in stage 2).
+fn acl_ref(name: String) -> AclRef {
+    if name == NO_ACL {
+        AclRef::None
+    } else {
+        AclRef::Named(name)
+    }
+}
+
+pub(crate) fn bad_cos(v: impl std::fmt::Display) -> String {
+    format!("CoS {v} is out of range: allowed 0..=7 (the 802.1p priority)")
+}
+
+pub(crate) fn bad_ethertype(v: impl std::fmt::Display) -> String {
+    format!(
+        "{v} is not an EtherType: allowed 0x0600..=0xffff (values below 0x0600 are 802.3 lengths; match LLC frames such as STP by destination MAC instead)"
+    )
+}
+
+/// A name of [`ETHERTYPE_NAMES`] or a hexadecimal `0x` number.
+fn parse_ethertype(s: &str) -> Result<u16, String> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if hex.is_empty() || hex.len() > 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad_ethertype(format!("{s:?}")));
+        }
+        return u16::from_str_radix(hex, 16).map_err(|_| bad_ethertype(format!("{s:?}")));
+    }
+    ethertype_by_name(s).ok_or_else(|| {
+        let names: Vec<&str> = ETHERTYPE_NAMES.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown EtherType name {s:?}; known names: {} (or a number like 0x86dd)",
+            names.join(", ")
+        )
+    })
+}
+
+/// `"MAC"` (exact), `"MAC/MASK"` with the mask written as a MAC, or `"MAC/LEN"`
+/// with a prefix length 0..=48.
+pub(crate) fn parse_mac_match(s: &str) -> Result<MacMatch, String> {
+    let bad = || {
+        format!(
+            "{s:?} is not a MAC address or MAC/mask: expected e.g. \"52:54:00:12:34:56\", \"52:54:00:00:00:00/ff:ff:ff:00:00:00\" or \"52:54:00:00:00:00/24\""
+        )
+    };
+    let (mac, mask) = match s.split_once('/') {
+        None => (s, None),
+        Some((m, k)) => (m, Some(k)),
+    };
+    let mac = parse_mac(mac.trim()).ok_or_else(bad)?;
+    let mask = match mask.map(str::trim) {
+        None => MacAddr::BROADCAST,
+        Some(k) if !k.is_empty() && k.len() <= 2 && k.bytes().all(|b| b.is_ascii_digit()) => {
+            let len: u32 = k.parse().map_err(|_| bad())?;
+            if len > 48 {
+                return Err(format!(
+                    "{s:?}: prefix length {len} is out of range: allowed 0..=48"
+                ));
+            }
+            let bits = if len == 0 {
+                0
+            } else {
+                (u64::MAX << (64 - len)) >> 16
+            };
+            let b = bits.to_be_bytes();
+            MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+        }
+        Some(k) => parse_mac(k).ok_or_else(bad)?,
+    };
+    Ok(MacMatch { mac, mask })
+}
+
 fn bad_vid(v: i64) -> String {
     let why = match v {
         0 => " (0 means priority-tagged only)",
@@ -328,6 +671,60 @@ mod tests {
             assert!(parse_vlan_range(bad).is_err(), "{bad:?} accepted");
         }
         assert!(parse_vlan_range("20-10").unwrap_err().contains("reversed"));
+    }
+
+    #[test]
+    fn mac_matches() {
+        let m = |s: &str| parse_mac_match(s).unwrap();
+        let exact = m("52:54:00:12:34:56");
+        assert_eq!(exact.mask, MacAddr::BROADCAST);
+        let oui = m("52:54:00:00:00:00/ff:ff:ff:00:00:00");
+        assert_eq!(oui, m("52:54:00:00:00:00/24"));
+        assert_eq!(oui, m("52-54-00-00-00-00 / FF-FF-FF-00-00-00"));
+        assert!(oui.matches("52:54:00:aa:bb:cc".parse().unwrap()));
+        assert_eq!(m("00:00:00:00:00:00/0").mask, MacAddr::ZERO);
+        assert_eq!(m("01:00:00:00:00:00/1").mask.0, [0x80, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            m("01:00:00:00:00:00/47").mask.0,
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]
+        );
+        assert_eq!(m("01:00:00:00:00:00/48").mask, MacAddr::BROADCAST);
+        // Any mask, not only prefixes.
+        assert_eq!(
+            m("01:00:00:00:00:00/01:00:00:00:00:00").mask.0,
+            [1, 0, 0, 0, 0, 0]
+        );
+        for bad in [
+            "",
+            "/24",
+            "52:54:00:00:00:00/",
+            "52:54:00:00:00:00/49",
+            "52:54:00/24",
+            "52:54:00:00:00:00/ff:ff",
+            "52:54:00:00:00:00/24/24",
+            "52:54:00:00:00:00/-1",
+        ] {
+            assert!(parse_mac_match(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn ethertypes() {
+        assert_eq!(parse_ethertype("ipv6"), Ok(0x86dd));
+        assert_eq!(parse_ethertype("0x88CC"), Ok(0x88cc));
+        assert_eq!(
+            parse_ethertype("0x0042"),
+            Ok(0x42),
+            "the range is stage 2's"
+        );
+        for bad in ["IPv4", "ip", "0x", "0x12345", "0xg0", "2048", ""] {
+            assert!(parse_ethertype(bad).is_err(), "{bad:?} accepted");
+        }
+        let e = parse_ethertype("ip").unwrap_err();
+        assert!(e.contains("ipv4, arp"), "{e}");
+        for (n, _) in ETHERTYPE_NAMES {
+            assert!(parse_ethertype(n).unwrap() >= MIN_ETHERTYPE, "{n}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!
 //! Invariants: a port never holds more than `max_macs` secure MACs (its `count`
 //! equals its local entries in the MAC table, its effective MAC included); the
-//! pipeline calls [`check_move`] before the vSwitch policy and [`admit`] after it.
+//! pipeline calls [`check_source`] before the vSwitch policy and [`admit`] after it.
 
 use crate::events::{EventKind, ViolationKind};
 use crate::mac_table::{MacInsertError, MacKind, SecureKind};
@@ -61,10 +61,14 @@ impl SecureState {
     }
 }
 
-/// Before the vSwitch policy: a source MAC that is local to another port of the
-/// VLAN is a MAC-move violation on a secure port.
+/// Before the vSwitch policy, for a source MAC other than the port's effective MAC:
+/// a MAC that is local to another port of the VLAN is a MAC-move violation, and a new
+/// MAC on a port that already has its maximum is a limit violation. So a secure port
+/// meets a MAC flood with its violation action (protect, restrict, shutdown) whatever
+/// its forged-transmits setting; new MACs *below* the limit still go through the
+/// vSwitch policy, and are learned only if it lets them pass.
 #[inline]
-pub fn check_move(
+pub fn check_source(
     sw: &mut Switch,
     port: PortId,
     vid: Vid,
@@ -72,12 +76,17 @@ pub fn check_move(
     now: Instant,
 ) -> Result<(), DropReason> {
     let p = &sw.ports[port.index()];
-    if p.secure.is_none() || p.effective_mac == Some(src) {
+    let Some(sec) = p.secure else { return Ok(()) };
+    if p.effective_mac == Some(src) {
         return Ok(());
     }
     match sw.macs.lookup(vid, src, now) {
-        Some(e) if e.kind.is_local() && e.port != port => {
+        Some(e) if e.kind.is_local() && e.port == port => Ok(()),
+        Some(e) if e.kind.is_local() => {
             Err(violation(sw, port, vid, src, ViolationKind::MacMove, now))
+        }
+        _ if sec.count >= sec.max_macs => {
+            Err(violation(sw, port, vid, src, ViolationKind::TooMany, now))
         }
         _ => Ok(()),
     }
