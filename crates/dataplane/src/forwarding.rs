@@ -58,6 +58,9 @@ fn acl_out(
     vid: Vid,
     view: &FrameView,
 ) -> Result<PortSet, (DropReason, DropSide)> {
+    if !sw.any_acl_out {
+        return Ok(out);
+    }
     let filtered = out.intersect(&sw.acl_out_ports);
     if filtered.is_empty() {
         return Ok(out);

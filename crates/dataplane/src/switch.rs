@@ -163,6 +163,8 @@ pub struct Switch {
     pub(crate) acls: Vec<BoundAcl>,
     /// Ports with an outbound ACL.
     pub(crate) acl_out_ports: PortSet,
+    /// Whether any port has one (skips the per-frame set arithmetic when none does).
+    pub(crate) any_acl_out: bool,
 }
 
 impl Switch {
@@ -189,6 +191,7 @@ impl Switch {
             next_recovery_check: now,
             acls: spec.mac_acls.iter().map(BoundAcl::new).collect(),
             acl_out_ports: PortSet::EMPTY,
+            any_acl_out: false,
         };
         let acl_index = |name: &Option<String>| {
             name.as_ref()
@@ -200,6 +203,7 @@ impl Switch {
             p.acl_out = acl_index(&ps.features.mac_acl_out);
             if p.acl_out.is_some() {
                 sw.acl_out_ports.insert(p.id);
+                sw.any_acl_out = true;
             }
         }
         let too_small = |_| SpecError::MacTableTooSmall {
