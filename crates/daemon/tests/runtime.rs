@@ -104,6 +104,9 @@ fn start() -> Running {
             },
         ],
         mac_acls: Vec::new(),
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     let mut ports = Vec::new();
     let mut handles = Vec::new();

@@ -103,6 +103,9 @@ fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
         mac_aging_secs: 300,
         ports,
         mac_acls: secure_acl.map(acl).into_iter().collect(),
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     }
 }
 

@@ -24,9 +24,10 @@ pub use events::{Event, EventKind, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};
 pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
 pub use spec::{
-    AclAction, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Policy, PortFeatures, PortRole,
-    PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec,
-    SwitchSpec, Violation, VlanMode,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec,
+    EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Option82,
+    Policy, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy,
+    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, Violation, VlanMode,
 };
 pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};

@@ -137,6 +137,109 @@ pub struct PortFeatures {
     /// An error-disabled port recovers by itself after this long; `None`: only by
     /// command (`portcullis port recover`).
     pub errdisable_recovery_secs: Option<u64>,
+    /// DHCP snooping on this port (`None`: snooping is not enabled on it).
+    pub dhcp_snooping: Option<DhcpSnoopingSpec>,
+    /// Dynamic ARP inspection on this port.
+    pub arp_inspection: Option<ArpInspectionSpec>,
+    /// IP Source Guard on this port.
+    pub ip_source_guard: Option<IpSourceGuardSpec>,
+}
+
+/// Enforce a feature, or only count and report what it would drop (DESIGN.md §3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EnforceMode {
+    #[default]
+    Enforce,
+    Observe,
+}
+
+/// DHCP option 82 (relay agent information, RFC 3046) handling.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Option82 {
+    /// Leave messages as they are.
+    #[default]
+    Keep,
+    /// Insert circuit-id (switch/port) and remote-id (switch) into client messages
+    /// from untrusted ports; strip it from server messages to them.
+    Insert,
+}
+
+/// DHCP snooping on a port (Cisco `ip dhcp snooping`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DhcpSnoopingSpec {
+    /// Trusted ports may carry server messages and are not policed.
+    pub trusted: bool,
+    /// DHCP messages per second an untrusted port may send; above it the port is
+    /// error-disabled. `None`: no limit.
+    pub rate_limit_pps: Option<u32>,
+    pub option82: Option82,
+    /// Drop client messages from untrusted ports that already carry option 82.
+    pub drop_untrusted_option82: bool,
+    pub mode: EnforceMode,
+}
+
+/// Dynamic ARP inspection on a port (Cisco `ip arp inspection`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ArpInspectionSpec {
+    pub trusted: bool,
+    /// Ethernet source = ARP sender MAC.
+    pub validate_src_mac: bool,
+    /// Replies: Ethernet destination = ARP target MAC.
+    pub validate_dst_mac: bool,
+    /// No 0.0.0.0 / broadcast / multicast sender (or reply target).
+    pub validate_ip: bool,
+    /// ARP messages per second (1 s burst); above it the port is error-disabled.
+    pub rate_limit_pps: Option<u32>,
+    /// An ARP ACL checked before the bindings.
+    pub acl: Option<String>,
+    pub mode: EnforceMode,
+}
+
+/// What IP Source Guard checks on an untrusted port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceGuard {
+    /// The source IPv4 address must be bound to the port.
+    Ip,
+    /// Source IPv4 address and source MAC must match a binding of the port.
+    IpMac,
+}
+
+/// IP Source Guard on a port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IpSourceGuardSpec {
+    pub check: SourceGuard,
+    pub mode: EnforceMode,
+}
+
+/// A binding from the configuration: this MAC uses this IP in this VLAN on this port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct StaticBindingSpec {
+    pub mac: MacAddr,
+    pub ip: std::net::IpAddr,
+    pub vid: Vid,
+    /// Index of the port in `SwitchSpec::ports`.
+    pub port: usize,
+}
+
+/// One rule of an ARP ACL: the sender IP (in a prefix) and, optionally, the sender MAC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct ArpAclRule {
+    pub action: AclAction,
+    pub ip: std::net::Ipv4Addr,
+    pub prefix_len: u8,
+    pub mac: Option<MacMatch>,
+}
+
+/// An ARP ACL (Cisco `arp access-list`). With `static_only`, a sender no rule
+/// permits is dropped without looking at the bindings.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ArpAclSpec {
+    pub name: String,
+    pub static_only: bool,
+    pub rules: Vec<ArpAclRule>,
 }
 
 /// What a port-security violation does (Cisco's violation modes).
@@ -249,7 +352,15 @@ pub struct SwitchSpec {
     pub ports: Vec<PortSpec>,
     /// The MAC ACLs ports refer to by name.
     pub mac_acls: Vec<MacAclSpec>,
+    /// The most bindings (DHCP snooping, static) the switch holds.
+    pub max_bindings: usize,
+    pub static_bindings: Vec<StaticBindingSpec>,
+    /// The ARP ACLs ports refer to by name.
+    pub arp_acls: Vec<ArpAclSpec>,
 }
+
+/// Default of `SwitchSpec::max_bindings`.
+pub const DEFAULT_MAX_BINDINGS: usize = 1 << 20;
 
 /// Why a switch specification cannot run.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -90,6 +90,9 @@ fn switch() -> Switch {
             port("c", 3, None, None),
         ],
         mac_acls: acls,
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     Switch::new(&spec, Instant(0)).unwrap()
 }

@@ -101,6 +101,9 @@ fn the_pipeline_does_not_allocate_per_frame() {
         mac_aging_secs: 10,
         ports,
         mac_acls: Vec::new(),
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     let mut sw = Switch::new(&spec, Instant(0)).unwrap();
 

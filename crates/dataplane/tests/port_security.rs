@@ -66,6 +66,9 @@ fn switch(a_security: SecurityPolicy, features: PortFeatures) -> Switch {
             guest("c", 3, SecurityPolicy::default(), PortFeatures::default()),
         ],
         mac_acls: vec![],
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }

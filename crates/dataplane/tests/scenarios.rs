@@ -52,6 +52,9 @@ fn lab(sniff_security: SecurityPolicy) -> Switch {
             guest("sniff", 10, Some("52:54:00:00:00:04"), sniff_security),
         ],
         mac_acls: Vec::new(),
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     Switch::new(&spec, Instant::from_secs(1)).unwrap()
 }
@@ -476,6 +479,9 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
             .map(|i| guest(&format!("g{i}"), 10, None, SecurityPolicy::default()))
             .collect(),
         mac_acls: Vec::new(),
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
     };
     let mut sw = Switch::new(&spec, Instant::from_secs(0)).unwrap();
     assert_eq!(

@@ -742,6 +742,7 @@ fn guest_features(g: &PortGroup, p: &HostPort) -> PortFeatures {
         errdisable_recovery_secs: ps
             .and_then(|r| r.recovery_secs)
             .or(sc.and_then(|s| s.recovery_secs)),
+        ..Default::default()
     }
 }
 
@@ -762,6 +763,7 @@ fn uplink_features(up: &UplinkPolicy) -> PortFeatures {
             .and_then(AclRef::name)
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
+        ..Default::default()
     }
 }
 
@@ -791,6 +793,9 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                     rules: a.rules.clone(),
                 })
                 .collect(),
+            max_bindings: portcullis_dataplane::DEFAULT_MAX_BINDINGS,
+            static_bindings: Vec::new(),
+            arp_acls: Vec::new(),
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),

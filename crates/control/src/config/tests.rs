@@ -236,6 +236,7 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             mac_acl_in: Some("guests-in".into()),
             mac_acl_out: None,
             errdisable_recovery_secs: Some(300),
+            ..Default::default()
         }
     );
     // kvm1: capped learning from the nested group, max_macs and storm control

@@ -128,6 +128,7 @@ mac_acl_out = "b"
             mac_acl_in: Some("a".into()),
             mac_acl_out: Some("b".into()),
             errdisable_recovery_secs: Some(300),
+            ..Default::default()
         }
     );
     assert_eq!(
@@ -146,6 +147,7 @@ mac_acl_out = "b"
             mac_acl_in: None,
             mac_acl_out: Some("a".into()),
             errdisable_recovery_secs: Some(300),
+            ..Default::default()
         }
     );
     assert_eq!(
@@ -176,6 +178,7 @@ mac_acl_out = "b"
             mac_acl_in: None,
             mac_acl_out: Some("b".into()),
             errdisable_recovery_secs: None,
+            ..Default::default()
         }
     );
     // The model keeps what was written.
@@ -223,6 +226,7 @@ fn uplink_policy_features_apply_to_every_uplink() {
             mac_acl_in: Some("a".into()),
             mac_acl_out: Some("b".into()),
             errdisable_recovery_secs: Some(60),
+            ..Default::default()
         }
     );
     assert_eq!(features(&c, "vm1"), &PortFeatures::default());
