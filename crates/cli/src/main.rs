@@ -66,6 +66,13 @@ enum Cmd {
         #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Add or remove bindings (DHCP snooping's table) at runtime.
+    Binding {
+        #[command(subcommand)]
+        op: BindingOp,
+        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Build a lab of network namespaces, run the switch on it, show what it blocks
     /// and why, and remove everything again. Needs root, the kernel and iproute2.
     Demo {
@@ -89,6 +96,29 @@ enum PortOp {
     ReportMac { port: String, mac: String },
     /// Bring an error-disabled port back (port security shutdown, storm control).
     Recover { port: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum BindingOp {
+    /// Add a binding that never expires (DAI and IP Source Guard accept it); it is
+    /// committed to the binding store before the command returns.
+    Add {
+        #[arg(long)]
+        mac: String,
+        #[arg(long)]
+        ip: String,
+        #[arg(long)]
+        vlan: u16,
+        #[arg(long)]
+        port: String,
+    },
+    /// Remove a binding.
+    Remove {
+        #[arg(long)]
+        vlan: u16,
+        #[arg(long)]
+        ip: String,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -163,6 +193,34 @@ fn main() -> ExitCode {
                 println!("port {port}: was not error-disabled");
             }
         })
+        .map_err(Into::into),
+        Cmd::Binding {
+            op:
+                BindingOp::Add {
+                    mac,
+                    ip,
+                    vlan,
+                    port,
+                },
+            socket,
+        } => portcullis_daemon::client::call_blocking(
+            &socket,
+            hyper::Method::POST,
+            "/v1/bindings",
+            Some(serde_json::json!({ "mac": mac, "ip": ip, "vlan": vlan, "port": port })),
+        )
+        .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added"))
+        .map_err(Into::into),
+        Cmd::Binding {
+            op: BindingOp::Remove { vlan, ip },
+            socket,
+        } => portcullis_daemon::client::call_blocking(
+            &socket,
+            hyper::Method::DELETE,
+            &format!("/v1/bindings/{vlan}/{ip}"),
+            None,
+        )
+        .map(|_| println!("binding {ip} in VLAN {vlan}: removed"))
         .map_err(Into::into),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),

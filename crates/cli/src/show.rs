@@ -21,6 +21,8 @@ pub enum What {
     PortSecurity,
     /// MAC ACLs: rules with hit counts, and where they are bound.
     MacAcl,
+    /// DHCP snooping / static / API bindings.
+    Bindings,
 }
 
 /// Prints rows as aligned columns.
@@ -251,6 +253,38 @@ pub fn mac_acl_table(acls: &[portcullis_daemon::snapshot::MacAclView]) -> String
     out
 }
 
+pub fn bindings_table(b: &portcullis_daemon::snapshot::BindingsView) -> String {
+    let rows: Vec<Vec<String>> = b
+        .bindings
+        .iter()
+        .map(|e| {
+            vec![
+                e.vlan.to_string(),
+                e.ip.clone(),
+                e.mac.clone(),
+                e.port.clone(),
+                e.source.clone(),
+                e.lease_left_secs
+                    .map_or("infinite".into(), |s| format!("{s}s")),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["VLAN", "IP", "MAC", "PORT", "SOURCE", "LEASE-LEFT"],
+        &rows,
+    );
+    out.push_str(&format!(
+        "\n{} of {} bindings; ACKs held {}, released {}, dropped (store failed or full) {}, waiting {}\n",
+        b.bindings.len(),
+        b.capacity,
+        b.held.held,
+        b.held.released,
+        b.held.failed + b.held.queue_full,
+        b.held.waiting
+    ));
+    out
+}
+
 pub fn events_table(ev: &[EventRecord]) -> String {
     let rows: Vec<Vec<String>> = ev
         .iter()
@@ -278,6 +312,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Events => "/v1/events",
         What::PortSecurity => "/v1/port-security",
         What::MacAcl => "/v1/mac-acls",
+        What::Bindings => "/v1/bindings",
     };
     let v = call_blocking(socket, hyper::Method::GET, path, None)?;
     if json {
@@ -291,6 +326,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Events => events_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::PortSecurity => port_security_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::MacAcl => mac_acl_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::Bindings => bindings_table(&serde_json::from_value(v)?),
     };
     print!("{text}");
     Ok(())

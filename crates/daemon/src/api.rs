@@ -121,6 +121,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/port-security", get(port_security))
         .route("/v1/mac-acls", get(mac_acls))
+        .route("/v1/bindings", get(bindings).post(add_binding))
+        .route(
+            "/v1/bindings/{vlan}/{ip}",
+            axum::routing::delete(remove_binding),
+        )
         .route("/v1/ports/{name}/recover", post(recover))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
@@ -346,4 +351,91 @@ async fn mac_acls(
     State(st): State<ApiState>,
 ) -> Result<Json<Vec<crate::snapshot::MacAclView>>, ApiError> {
     Ok(Json(snapshot(&st).await?.mac_acls))
+}
+
+async fn bindings(
+    State(st): State<ApiState>,
+) -> Result<Json<crate::snapshot::BindingsView>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Bindings(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
+}
+
+/// `POST /v1/bindings`: a binding that never expires (source api).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct NewBinding {
+    pub mac: String,
+    pub ip: String,
+    pub vlan: u16,
+    pub port: String,
+}
+
+fn bad(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+async fn add_binding(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Json(b): Json<NewBinding>,
+) -> Result<StatusCode, ApiError> {
+    require_writer(&st, &peer, "add a binding", &b.port)?;
+    let mac: MacAddr = b
+        .mac
+        .parse()
+        .map_err(|e| bad("invalid_mac", format!("{:?}: {e}", b.mac)))?;
+    let ip: std::net::IpAddr =
+        b.ip.parse()
+            .map_err(|e| bad("invalid_ip", format!("{:?}: {e}", b.ip)))?;
+    let vid = portcullis_dataplane::Vid::new(b.vlan).ok_or_else(|| {
+        bad(
+            "invalid_vlan",
+            format!("VLAN {} is outside 1..=4094", b.vlan),
+        )
+    })?;
+    let port = port_id(&st, &b.port)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::AddBinding {
+            vid,
+            ip,
+            mac,
+            port,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    rx.await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "binding_refused", e))?;
+    tracing::info!(?peer, %ip, %mac, vlan = b.vlan, port = %b.port, "binding added");
+    Ok(StatusCode::CREATED)
+}
+
+async fn remove_binding(
+    State(st): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path((vlan, ip)): Path<(u16, String)>,
+) -> Result<StatusCode, ApiError> {
+    require_writer(&st, &peer, "remove a binding", "")?;
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|e| bad("invalid_ip", format!("{ip:?}: {e}")))?;
+    let vid = portcullis_dataplane::Vid::new(vlan)
+        .ok_or_else(|| bad("invalid_vlan", format!("VLAN {vlan} is outside 1..=4094")))?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::RemoveBinding { vid, ip, reply: tx })
+        .map_err(|_| ApiError::unavailable())?;
+    if rx.await.map_err(|_| ApiError::unavailable())? {
+        tracing::info!(?peer, %ip, vlan, "binding removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_binding",
+            format!("no binding of {ip} in VLAN {vlan}"),
+        ))
+    }
 }

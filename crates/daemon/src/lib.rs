@@ -9,7 +9,9 @@
 //! data-plane thread, the API and removes the socket.
 
 pub mod api;
+pub mod bindings_store;
 pub mod client;
+pub mod held;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
@@ -63,6 +65,8 @@ pub enum DaemonError {
     Runtime(std::io::Error),
     #[error("{0}")]
     Store(#[from] store::StoreError),
+    #[error("binding store: {0}")]
+    Bindings(String),
 }
 
 /// A started daemon.
@@ -151,7 +155,14 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     }
 
     let epoch = std::time::Instant::now();
-    let switch = Switch::new(&compiled.spec, Instant(0))?;
+    let mut switch = Switch::new(&compiled.spec, Instant(0))?;
+    let bstore = bindings_store::BindingStore::open(&opts.state_dir)
+        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let loaded = bstore
+        .load_live(held::unix_now())
+        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    restore_bindings(&mut switch, &loaded);
+    let (committer, commit_results) = bindings_store::Committer::start(bstore);
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -181,6 +192,10 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         events: ev_tx,
         stop: stop.clone(),
         epoch,
+        held: held::Held::new(
+            Some((committer, commit_results)),
+            compiled.spec.ports.iter().map(|p| p.name.clone()).collect(),
+        ),
         links: Box::new(AfPacketLinks {
             interfaces: compiled.interfaces.clone(),
         }),
@@ -282,6 +297,40 @@ impl Drop for CreatedTaps {
             }
         }
     }
+}
+
+/// Puts the bindings the store holds back into the switch's index, with the lease
+/// time they have left; ones whose port or VLAN no longer exists are logged and
+/// skipped (they stay on disk until they expire).
+fn restore_bindings(switch: &mut Switch, records: &[bindings_store::BindingRecord]) {
+    let now = held::unix_now();
+    let mut restored = 0usize;
+    for r in records {
+        let port = switch.port_id(&r.port);
+        let vid = portcullis_dataplane::Vid::new(r.vlan);
+        let (Some(port), Some(vid)) = (port, vid) else {
+            tracing::warn!(port = %r.port, vlan = r.vlan, ip = %r.ip, "stored binding for a port or VLAN that no longer exists; not restored");
+            continue;
+        };
+        let left = r
+            .lease_end_unix
+            .map(|end| u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX));
+        let new = portcullis_dataplane::bindings::NewBinding {
+            vid,
+            ip: r.ip,
+            mac: r.mac,
+            port,
+            lease_secs: left,
+            source: r.source,
+        };
+        match switch.install_binding(new, Instant(0)) {
+            Ok(()) => restored += 1,
+            Err(e) => tracing::warn!(ip = %r.ip, error = %e, "stored binding not restored"),
+        }
+    }
+    // Loading is not news: keep the event ring for what happens next.
+    let _ = switch.drain_events().count();
+    tracing::info!(restored, stored = records.len(), "bindings loaded");
 }
 
 /// Puts the sticky MACs the store remembers back into the spec; the ones that no

@@ -9,10 +9,13 @@
 //! batch, never per frame.
 
 use crate::snapshot::{IoStats, Snapshot};
+use portcullis_dataplane::bindings::{BindingSource, NewBinding};
+use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
     ControlError, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
 };
-use portcullis_io::{RxQueue, TxError, TxQueue, VlanTag};
+use portcullis_dataplane::{EventKind, Forward, Vid};
+use portcullis_io::{RxQueue, TxError, TxOptions, TxQueue, VlanTag};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -35,6 +38,22 @@ pub enum Command {
         port: PortId,
         reply: oneshot::Sender<Result<bool, ControlError>>,
     },
+    /// Add a binding (source api); answered once it is committed and installed.
+    AddBinding {
+        vid: Vid,
+        ip: std::net::IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The bindings (built on request only: there may be a million).
+    Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
+    /// Remove a binding; answers whether there was one.
+    RemoveBinding {
+        vid: Vid,
+        ip: std::net::IpAddr,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -55,6 +74,31 @@ pub trait PortLinks: Send {
 
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
+
+/// Queues one copy of a frame on output port `o`, with the tag that port needs.
+#[inline]
+fn push_copy(
+    tx: &mut dyn TxQueue,
+    switch: &Switch,
+    o: usize,
+    fwd: &Forward,
+    frame: portcullis_io::RxFrame<'_>,
+    dirty: &mut [bool],
+    stats: &mut RuntimeCounters,
+) {
+    let data = frame.data;
+    let tag = switch.ports()[o]
+        .egress_tci(fwd.vid, fwd.pcp_dei)
+        .map(|tci| VlanTag { tpid: 0x8100, tci });
+    let opts = TxOptions {
+        complete_checksum: frame.csum_partial,
+    };
+    match tx.push_with(&data[..12], tag, &data[fwd.body_offset as usize..], opts) {
+        Ok(()) => dirty[o] = true,
+        Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
+        Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
+    }
+}
 
 /// One port's queues.
 pub struct PortIo {
@@ -80,6 +124,8 @@ pub struct DataPlane {
     pub stop: Arc<AtomicBool>,
     pub epoch: std::time::Instant,
     pub links: Box<dyn PortLinks>,
+    /// Held DHCPACKs and the binding store's commits.
+    pub held: crate::held::Held,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -94,6 +140,8 @@ impl std::fmt::Debug for DataPlane {
 #[derive(Debug, Default, Clone)]
 pub struct RuntimeCounters {
     pub io: Vec<IoStats>,
+    /// Held ACKs dropped because their binding could not be committed or installed.
+    pub held_dropped: u64,
     pub events_lost: u64,
     pub batches: u64,
 }
@@ -152,8 +200,19 @@ impl DataPlane {
                 last_recheck = now;
                 self.recheck_links(now, &mut pollfds, &mut gone);
             }
+            self.release_committed(now, &mut dirty, &mut stats);
+            for (i, d) in dirty.iter_mut().enumerate() {
+                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
+                    stats.io[i].tx_errors += 1;
+                }
+            }
             self.switch.tick(now);
             for ev in self.switch.drain_events() {
+                if let EventKind::BindingRemoved { vid, ip, .. } = ev.kind
+                    && let Some(vid) = Vid::new(vid)
+                {
+                    self.held.remove(vid, ip);
+                }
                 if self.events.try_send(ev).is_err() {
                     stats.events_lost += 1;
                 }
@@ -250,31 +309,75 @@ impl DataPlane {
             });
             self.switch.process_batch(now, ingress, frames, verdicts);
             for (frame, verdict) in batch.iter().zip(verdicts.iter()) {
-                let Verdict::Forward(fwd) = verdict else {
-                    continue;
+                let fwd = match verdict {
+                    Verdict::Forward(fwd) => fwd,
+                    Verdict::Hold(fwd, binding) => {
+                        self.held
+                            .hold(&mut self.switch, ingress, frame, fwd, binding, now);
+                        continue;
+                    }
+                    Verdict::Drop(_) => continue,
                 };
-                let head = &frame.data[..12];
-                let body = &frame.data[fwd.body_offset as usize..];
                 for out in fwd.out.iter() {
                     let o = out.index();
                     if o == i {
                         continue; // never on its ingress port (the pipeline guarantees it)
                     }
-                    let tag = self.switch.ports()[o]
-                        .egress_tci(fwd.vid, fwd.pcp_dei)
-                        .map(|tci| VlanTag { tpid: 0x8100, tci });
                     let tx = if o < i {
                         &mut ports_before[o].tx
                     } else {
                         &mut ports_after[o - i - 1].tx
                     };
-                    match tx.push(head, tag, body) {
-                        Ok(()) => dirty[o] = true,
-                        Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
-                        Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
-                    }
+                    push_copy(tx.as_mut(), &self.switch, o, fwd, frame, dirty, stats);
                 }
             }
+        }
+    }
+
+    /// Releases the held ACKs whose bindings the store has committed (or failed).
+    fn release_committed(&mut self, now: Instant, dirty: &mut [bool], stats: &mut RuntimeCounters) {
+        let (frames, api) = self.held.drain();
+        for (h, ok) in frames {
+            if self
+                .switch
+                .release_held(h.ingress, &h.fwd, &h.binding, h.data.len(), ok, now)
+            {
+                for out in h.fwd.out.iter() {
+                    let o = out.index();
+                    if o != h.ingress.index() {
+                        push_copy(
+                            self.ports[o].tx.as_mut(),
+                            &self.switch,
+                            o,
+                            &h.fwd,
+                            portcullis_io::RxFrame {
+                                data: &h.data,
+                                tag: None,
+                                csum_partial: h.csum_partial,
+                            },
+                            dirty,
+                            stats,
+                        );
+                    }
+                }
+            } else {
+                stats.held_dropped += 1;
+            }
+        }
+        for (reply, result) in api {
+            let _ = reply.send(result.and_then(|(vid, ip, mac, port)| {
+                let new = NewBinding {
+                    vid,
+                    ip,
+                    mac,
+                    port,
+                    lease_secs: None,
+                    source: BindingSource::Api,
+                };
+                self.switch
+                    .install_binding(new, now)
+                    .map_err(|e| e.to_string())
+            }));
         }
     }
 
@@ -291,6 +394,29 @@ impl DataPlane {
                 }
                 Command::Recover { port, reply } => {
                     let _ = reply.send(self.switch.recover(port, now));
+                }
+                Command::Bindings(reply) => {
+                    let _ = reply.send(crate::snapshot::BindingsView::build(
+                        &self.switch,
+                        now,
+                        self.held.stats,
+                    ));
+                }
+                Command::AddBinding {
+                    vid,
+                    ip,
+                    mac,
+                    port,
+                    reply,
+                } => {
+                    self.held.add_api_binding(vid, ip, mac, port, reply);
+                }
+                Command::RemoveBinding { vid, ip, reply } => {
+                    let _ =
+                        reply.send(
+                            self.switch
+                                .remove_binding(vid, ip, BindingRemoval::Api, now),
+                        );
                 }
             }
         }

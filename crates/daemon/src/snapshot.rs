@@ -376,3 +376,55 @@ fn cause_name(c: portcullis_dataplane::ErrDisableCause) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+/// One binding (`show bindings`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BindingView {
+    pub vlan: u16,
+    pub ip: String,
+    pub mac: String,
+    pub port: String,
+    /// dhcp, static, api …
+    pub source: String,
+    /// Seconds left on the lease; `None`: no expiry.
+    pub lease_left_secs: Option<u64>,
+}
+
+/// The binding table and the hold path's counters.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BindingsView {
+    pub capacity: usize,
+    pub bindings: Vec<BindingView>,
+    pub held: crate::held::HeldStats,
+}
+
+impl BindingsView {
+    pub fn build(sw: &Switch, now: Instant, held: crate::held::HeldStats) -> BindingsView {
+        let bindings = sw
+            .bindings()
+            .into_iter()
+            .map(|e| BindingView {
+                vlan: e.vid.get(),
+                ip: e.ip.to_string(),
+                mac: e.binding.mac.to_string(),
+                port: sw
+                    .port(e.binding.port)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                source: serde_json::to_value(e.binding.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                lease_left_secs: e
+                    .binding
+                    .lease_end
+                    .map(|end| end.saturating_since(now) / 1_000_000_000),
+            })
+            .collect();
+        BindingsView {
+            capacity: sw.binding_capacity(),
+            bindings,
+            held,
+        }
+    }
+}

@@ -131,6 +131,10 @@ fn start() -> Running {
         stop: stop.clone(),
         epoch: WallClock::now(),
         links: Box::new(AlwaysUp),
+        held: portcullis_daemon::held::Held::new(
+            None,
+            vec!["uplink".into(), "g1".into(), "g2".into()],
+        ),
     };
     let thread = std::thread::spawn(move || dp.run());
     Running {

@@ -20,6 +20,9 @@ pub struct PortCounters {
     pub rx_drops: [u64; DropReason::COUNT],
     #[serde(serialize_with = "ser_drops")]
     pub tx_drops: [u64; DropReason::COUNT],
+    /// Frames a feature in observe mode would have dropped (and forwarded), by reason.
+    #[serde(serialize_with = "ser_drops")]
+    pub observed: [u64; DropReason::COUNT],
 }
 
 impl Default for PortCounters {
@@ -31,6 +34,7 @@ impl Default for PortCounters {
             tx_bytes: 0,
             rx_drops: [0; DropReason::COUNT],
             tx_drops: [0; DropReason::COUNT],
+            observed: [0; DropReason::COUNT],
         }
     }
 }

@@ -21,6 +21,18 @@ pub enum ViolationKind {
     MacMove,
 }
 
+/// Why a binding was removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingRemoval {
+    Release,
+    Decline,
+    Nak,
+    Expired,
+    /// By the API (an operator or the hypervisor).
+    Api,
+}
+
 /// Who changed a port's effective MAC.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,6 +94,23 @@ pub enum EventKind {
     },
     /// An error-disabled port recovered (by command or after its interval).
     ErrDisableRecovered { port: PortId, by_timer: bool },
+    /// A binding entered the index (after it was committed, for DHCP).
+    BindingAdded {
+        vid: u16,
+        ip: std::net::IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        source: crate::bindings::BindingSource,
+        lease_secs: Option<u32>,
+    },
+    /// A binding left the index.
+    BindingRemoved {
+        vid: u16,
+        ip: std::net::IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        why: BindingRemoval,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]

@@ -6,7 +6,10 @@
 //! `pipeline.rs` lists the stages in order; each security concern is a module under
 //! `stages/`.
 
+pub mod arp;
+pub mod bindings;
 pub mod counters;
+pub mod dhcp;
 pub mod events;
 pub mod forwarding;
 pub mod frame;

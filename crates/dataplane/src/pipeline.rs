@@ -19,9 +19,15 @@ use crate::forwarding;
 use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
 use crate::spec::AclAction;
 use crate::spec::PortRole;
+use crate::stages::dhcp_snooping::{BindingUpdate, DhcpAction};
 use crate::stages::mac_acl::AclKey;
 use crate::stages::storm_control::StormClass;
-use crate::stages::{port_security, vswitch_policy};
+use crate::stages::{
+    arp_inspection, dhcp_snooping, ip_source_guard, port_security, vswitch_policy,
+};
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
 use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
 use crate::types::{Instant, PortId};
@@ -96,7 +102,8 @@ impl Switch {
         counters.rx_frames += 1;
         counters.rx_bytes += frame.data.len() as u64 + if frame.tag.is_some() { 4 } else { 0 };
         match self.decide(now, ingress, frame) {
-            Ok(fwd) => {
+            Ok((fwd, Some(binding))) => Verdict::Hold(fwd, binding),
+            Ok((fwd, None)) => {
                 let body = (frame.data.len() - fwd.body_offset as usize) as u64 + 12;
                 for out in fwd.out.iter() {
                     let tag = self.ports[out.index()].egress_tag_len(fwd.vid) as u64;
@@ -141,7 +148,7 @@ impl Switch {
         now: Instant,
         ingress: PortId,
         frame: &RxFrame<'_>,
-    ) -> Result<Forward, (DropReason, DropSide)> {
+    ) -> Result<(Forward, Option<BindingUpdate>), (DropReason, DropSide)> {
         let ing = |r| (r, DropSide::Ingress);
         let port = &self.ports[ingress.index()];
         if let Some(r) = port.down_reason() {
@@ -178,6 +185,28 @@ impl Switch {
                 acl_in(self, ingress, vid, &view).map_err(ing)?;
             }
         }
-        forwarding::forward(self, now, ingress, role, vid, &view)
+        let l3 = frame
+            .data
+            .get(view.body_offset as usize + 2..)
+            .unwrap_or(&[]);
+        let mut hold = None;
+        match view.ethertype {
+            ETHERTYPE_IPV4 => {
+                if self.vlan(vid).is_some_and(|v| v.dhcp_snooping)
+                    && let Some(payload) = dhcp_snooping::is_dhcp(l3)
+                    && let DhcpAction::Hold(b) =
+                        dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now)
+                            .map_err(ing)?
+                {
+                    hold = Some(b);
+                }
+                ip_source_guard::check(self, ingress, vid, &view, l3).map_err(ing)?;
+            }
+            ETHERTYPE_ARP => {
+                arp_inspection::inspect(self, ingress, vid, &view, l3, now).map_err(ing)?
+            }
+            _ => {}
+        }
+        forwarding::forward(self, now, ingress, role, vid, &view).map(|f| (f, hold))
     }
 }

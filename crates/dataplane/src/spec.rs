@@ -396,6 +396,10 @@ pub enum SpecError {
         acl: String,
         reason: String,
     },
+    /// Static bindings that cannot be held.
+    BadBinding {
+        reason: String,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -424,6 +428,7 @@ impl fmt::Display for SpecError {
                 )
             }
             SpecError::BadAcl { acl, reason } => write!(f, "MAC ACL {acl:?}: {reason}"),
+            SpecError::BadBinding { reason } => write!(f, "static bindings: {reason}"),
             SpecError::MacTableTooSmall { needed, size } => {
                 write!(
                     f,

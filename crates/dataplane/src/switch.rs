@@ -7,17 +7,24 @@
 //! state: every control method that changes a port ends with `rebuild_vlans`. They
 //! are rebuilt on the control path only, never per frame.
 
+use crate::bindings::{Binding, BindingEntry, BindingSource, BindingTable, NewBinding};
 use crate::counters::PortCounters;
+use crate::events::BindingRemoval;
 use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
 use crate::spec::PortFeatures;
+use crate::spec::{ArpAclSpec, IpSourceGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
+use crate::stages::arp_inspection::DaiPortState;
+use crate::stages::dhcp_snooping::{BindingUpdate, DhcpPortState};
 use crate::stages::mac_acl::BoundAcl;
 use crate::stages::port_security::SecureState;
 use crate::stages::storm_control::StormState;
+use crate::stages::storm_control::TokenBucket;
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
 use crate::verdict::DropReason;
+use crate::verdict::Forward;
 use serde::Serialize;
 
 /// Capacity of the event ring between two drains.
@@ -50,6 +57,9 @@ pub struct Port {
     /// Index into the switch's ACLs of the ACL on frames the port receives / sends.
     pub(crate) acl_in: Option<u16>,
     pub(crate) acl_out: Option<u16>,
+    pub(crate) dhcp: Option<DhcpPortState>,
+    pub(crate) dai: Option<DaiPortState>,
+    pub(crate) ipsg: Option<IpSourceGuardSpec>,
     pub(crate) untagged_vid: Option<Vid>,
 }
 
@@ -59,6 +69,8 @@ pub struct Port {
 pub enum ErrDisableCause {
     PortSecurity,
     StormControl,
+    DhcpRateLimit,
+    ArpRateLimit,
 }
 
 /// An error-disabled port's state.
@@ -121,6 +133,8 @@ pub(crate) struct VlanState {
     pub any_blocked: bool,
     /// Uplinks that carry the VLAN and are up, in port order.
     pub uplinks: Vec<PortId>,
+    /// DHCP snooping is on in this VLAN (some port of it has it configured).
+    pub dhcp_snooping: bool,
 }
 
 /// A control-plane request the switch refuses.
@@ -131,6 +145,7 @@ pub enum ControlError {
     InvalidMac,
     MacInUse(PortId),
     MacTableFull,
+    BindingTableFull,
 }
 
 impl std::fmt::Display for ControlError {
@@ -141,6 +156,7 @@ impl std::fmt::Display for ControlError {
             ControlError::InvalidMac => f.write_str("not a unicast MAC address"),
             ControlError::MacInUse(p) => write!(f, "the MAC is in use by port {}", p.0),
             ControlError::MacTableFull => f.write_str("the MAC table is full"),
+            ControlError::BindingTableFull => f.write_str("the binding table is full"),
         }
     }
 }
@@ -165,6 +181,10 @@ pub struct Switch {
     pub(crate) acl_out_ports: PortSet,
     /// Whether any port has one (skips the per-frame set arithmetic when none does).
     pub(crate) any_acl_out: bool,
+    /// DHCP snooping, static and API bindings.
+    pub(crate) bindings: BindingTable,
+    pub(crate) arp_acls: Vec<ArpAclSpec>,
+    next_binding_sweep: Instant,
 }
 
 impl Switch {
@@ -192,7 +212,37 @@ impl Switch {
             acls: spec.mac_acls.iter().map(BoundAcl::new).collect(),
             acl_out_ports: PortSet::EMPTY,
             any_acl_out: false,
+            bindings: BindingTable::new(spec.max_bindings),
+            arp_acls: spec.arp_acls.clone(),
+            next_binding_sweep: now,
         };
+        for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
+            p.dai = ps.features.arp_inspection.as_ref().map(|d| DaiPortState {
+                spec: d.clone(),
+                bucket: d.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+                acl: d
+                    .acl
+                    .as_ref()
+                    .and_then(|n| spec.arp_acls.iter().position(|a| &a.name == n))
+                    .map(|i| i as u16),
+            });
+        }
+        for sb in &spec.static_bindings {
+            let b = Binding {
+                mac: sb.mac,
+                port: PortId(sb.port as u16),
+                lease_end: None,
+                source: BindingSource::Static,
+            };
+            sw.bindings
+                .upsert(sb.vid, sb.ip, b)
+                .map_err(|_| SpecError::BadBinding {
+                    reason: format!(
+                        "more static bindings than max_bindings ({})",
+                        spec.max_bindings
+                    ),
+                })?;
+        }
         let acl_index = |name: &Option<String>| {
             name.as_ref()
                 .and_then(|n| spec.mac_acls.iter().position(|a| &a.name == n))
@@ -249,6 +299,9 @@ impl Switch {
         for p in &self.ports {
             for vid in p.vlan.vids() {
                 let v = &mut self.vlans[self.vlan_index[vid.get() as usize] as usize - 1];
+                if p.role == PortRole::Guest && p.dhcp.is_some() {
+                    v.dhcp_snooping = true;
+                }
                 match p.role {
                     PortRole::Uplink if p.is_up() => v.uplinks.push(p.id),
                     PortRole::Uplink => {}
@@ -343,6 +396,21 @@ impl Switch {
                 aged
             });
         }
+        if self.bindings_sweep_due(now) {
+            let events = &mut self.events;
+            self.bindings.sweep(now, |e| {
+                events.push(
+                    now,
+                    crate::stages::dhcp_snooping::removed_event(
+                        e.vid,
+                        e.ip,
+                        e.binding.mac,
+                        e.binding.port,
+                        BindingRemoval::Expired,
+                    ),
+                );
+            });
+        }
         if now >= self.next_recovery_check {
             self.next_recovery_check = Instant(now.0 + 1_000_000_000);
             for i in 0..self.ports.len() {
@@ -354,6 +422,14 @@ impl Switch {
                 }
             }
         }
+    }
+
+    fn bindings_sweep_due(&mut self, now: Instant) -> bool {
+        if now >= self.next_binding_sweep {
+            self.next_binding_sweep = Instant(now.0 + 1_000_000_000);
+            return !self.bindings.is_empty();
+        }
+        false
     }
 
     /// Error-disables a port: nothing in or out until recovery; its dynamic secure
@@ -516,6 +592,114 @@ impl Switch {
         Ok(())
     }
 
+    /// The bindings (DHCP snooping, static, API), sorted. Allocates: control path.
+    pub fn bindings(&self) -> Vec<BindingEntry> {
+        self.bindings.entries()
+    }
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
+    }
+    pub fn binding_capacity(&self) -> usize {
+        self.bindings.capacity()
+    }
+
+    /// Puts a committed binding into the index (and reports it).
+    pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
+        if b.port.index() >= self.ports.len() {
+            return Err(ControlError::NoSuchPort);
+        }
+        if !b.mac.is_valid_source() {
+            return Err(ControlError::InvalidMac);
+        }
+        let lease_end = b
+            .lease_secs
+            .map(|s| Instant(now.0.saturating_add(u64::from(s) * 1_000_000_000)));
+        let binding = Binding {
+            mac: b.mac,
+            port: b.port,
+            lease_end,
+            source: b.source,
+        };
+        self.bindings
+            .upsert(b.vid, b.ip, binding)
+            .map_err(|_| ControlError::BindingTableFull)?;
+        self.events.push(
+            now,
+            EventKind::BindingAdded {
+                vid: b.vid.get(),
+                ip: b.ip,
+                mac: b.mac,
+                port: b.port,
+                source: b.source,
+                lease_secs: b.lease_secs,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a binding (and reports it); returns whether there was one.
+    pub fn remove_binding(
+        &mut self,
+        vid: Vid,
+        ip: std::net::IpAddr,
+        why: BindingRemoval,
+        now: Instant,
+    ) -> bool {
+        match self.bindings.remove(vid, ip) {
+            Some(b) => {
+                self.events.push(
+                    now,
+                    crate::stages::dhcp_snooping::removed_event(vid, ip, b.mac, b.port, why),
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A held DHCPACK's binding was committed (`committed`) or could not be: installs
+    /// the binding and counts the frame as sent to `fwd.out`, or counts it dropped
+    /// (`binding_store_failed`, fail closed) on `ingress`. `frame_len` is the
+    /// received length. Returns whether the runtime should send the frame.
+    pub fn release_held(
+        &mut self,
+        ingress: PortId,
+        fwd: &Forward,
+        binding: &BindingUpdate,
+        frame_len: usize,
+        committed: bool,
+        now: Instant,
+    ) -> bool {
+        let new = NewBinding {
+            vid: binding.vid,
+            ip: std::net::IpAddr::V4(binding.ip),
+            mac: binding.mac,
+            port: binding.port,
+            lease_secs: binding.lease_secs,
+            source: BindingSource::Dhcp,
+        };
+        let installed = committed && self.install_binding(new, now).is_ok();
+        let Some(c) = self.counters.get_mut(ingress.index()) else {
+            return false;
+        };
+        if !installed {
+            c.rx_drop(if committed {
+                DropReason::BindingTableFull
+            } else {
+                DropReason::BindingStoreFailed
+            });
+            return false;
+        }
+        let body = frame_len.saturating_sub(fwd.body_offset as usize) as u64 + 12;
+        for out in fwd.out.iter() {
+            let tag = self.ports[out.index()].egress_tag_len(fwd.vid) as u64;
+            let c = &mut self.counters[out.index()];
+            c.tx_frames += 1;
+            c.tx_bytes += body + tag;
+        }
+        true
+    }
+
     /// Zeroes every port's counters.
     pub fn clear_counters(&mut self) {
         for c in &mut self.counters {
@@ -553,6 +737,9 @@ impl Port {
             features: f.clone(),
             acl_in: None,
             acl_out: None,
+            dhcp: f.dhcp_snooping.map(|d| DhcpPortState::new(d, now)),
+            dai: None,
+            ipsg: f.ip_source_guard,
             untagged_vid,
         }
     }

@@ -77,6 +77,34 @@ drop_reasons! {
     StormControl => "storm_control",
     /// A MAC ACL denied the frame (a deny rule or the implicit deny).
     MacAclDeny => "mac_acl_deny",
+    /// DHCP snooping: a server message (OFFER, ACK, NAK …) from an untrusted port.
+    DhcpServerUntrusted => "dhcp_server_untrusted",
+    /// DHCP snooping: client hardware address ≠ Ethernet source on an untrusted port.
+    DhcpChaddrMismatch => "dhcp_chaddr_mismatch",
+    /// DHCP snooping: a client message from an untrusted port already carries option 82.
+    DhcpOption82Untrusted => "dhcp_option82_untrusted",
+    /// DHCP snooping: RELEASE/DECLINE for a binding held by another port.
+    DhcpReleaseForeignPort => "dhcp_release_foreign_port",
+    /// DHCP snooping: over the port's DHCP rate (the port is error-disabled).
+    DhcpRateLimit => "dhcp_rate_limit",
+    /// DHCP snooping: a DHCP message that does not parse.
+    DhcpMalformed => "dhcp_malformed",
+    /// The binding table is full: the ACK that would create a binding is dropped.
+    BindingTableFull => "binding_table_full",
+    /// The binding store could not commit: the ACK is dropped (fail closed).
+    BindingStoreFailed => "binding_store_failed",
+    /// Dynamic ARP inspection: no binding (or ACL entry) for the sender (MAC, IP).
+    ArpNoBinding => "arp_no_binding",
+    /// Dynamic ARP inspection: a validate check failed (src-mac, dst-mac, ip).
+    ArpInvalid => "arp_invalid",
+    /// Dynamic ARP inspection: an ARP ACL denied it.
+    ArpAclDeny => "arp_acl_deny",
+    /// Dynamic ARP inspection: over the port's ARP rate (the port is error-disabled).
+    ArpRateLimit => "arp_rate_limit",
+    /// Dynamic ARP inspection: an ARP message that does not parse.
+    ArpMalformed => "arp_malformed",
+    /// IP Source Guard: the IPv4 source (and MAC) is not bound to the port.
+    IpSourceGuard => "ip_source_guard",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.
@@ -99,18 +127,23 @@ pub struct Forward {
 pub enum Verdict {
     Forward(Forward),
     Drop(DropReason),
+    /// A DHCPACK to hold until its binding is durable (DESIGN.md §3, durability
+    /// rule): the runtime commits the binding, then calls
+    /// [`crate::Switch::release_held`] and sends the frame as `Forward` says — or
+    /// drops it if the commit failed. Not yet counted as sent.
+    Hold(Forward, crate::stages::dhcp_snooping::BindingUpdate),
 }
 
 impl Verdict {
     pub fn drop_reason(&self) -> Option<DropReason> {
         match self {
             Verdict::Drop(r) => Some(*r),
-            Verdict::Forward(_) => None,
+            Verdict::Forward(_) | Verdict::Hold(..) => None,
         }
     }
     pub fn out_ports(&self) -> PortSet {
         match self {
-            Verdict::Forward(f) => f.out,
+            Verdict::Forward(f) | Verdict::Hold(f, _) => f.out,
             Verdict::Drop(_) => PortSet::EMPTY,
         }
     }

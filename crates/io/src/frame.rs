@@ -67,6 +67,9 @@ pub struct RxFrame<'a> {
     pub data: &'a [u8],
     /// The outer VLAN tag the kernel removed from `data`, if any.
     pub tag: Option<VlanTag>,
+    /// The TCP/UDP checksum is not filled in yet (`TP_STATUS_CSUMNOTREADY`: the
+    /// sender offloaded it). Send copies with [`TxOptions::complete_checksum`].
+    pub csum_partial: bool,
 }
 
 /// Where one frame of a batch lies in the batch's base slice.
@@ -75,6 +78,7 @@ pub(crate) struct FrameDesc {
     pub(crate) offset: u32,
     pub(crate) len: u32,
     pub(crate) tag: Option<VlanTag>,
+    pub(crate) csum_partial: bool,
 }
 
 impl FrameDesc {
@@ -154,6 +158,7 @@ fn frame_at(base: &[u8], d: FrameDesc) -> RxFrame<'_> {
     RxFrame {
         data: &base[d.offset as usize..d.end()],
         tag: d.tag,
+        csum_partial: d.csum_partial,
     }
 }
 
@@ -294,16 +299,19 @@ mod tests {
                 offset: 0,
                 len: 4,
                 tag: None,
+                csum_partial: false,
             },
             FrameDesc {
                 offset: 4,
                 len: 6,
                 tag: Some(VlanTag::dot1q(7, 0)),
+                csum_partial: false,
             },
             FrameDesc {
                 offset: 10,
                 len: 2,
                 tag: None,
+                csum_partial: false,
             },
         ];
         let batch = RxBatch::new(base, &descs);
@@ -320,5 +328,205 @@ mod tests {
         assert_eq!((&batch).into_iter().count(), 3);
         assert!(RxBatch::empty().is_empty());
         assert_eq!(RxBatch::empty().iter().next(), None);
+    }
+}
+
+/// Options for one queued copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOptions {
+    /// Fill in the TCP or UDP checksum of the copy. For frames received with a
+    /// partial checksum ([`RxFrame::csum_partial`]): their sender left the checksum
+    /// to the NIC (TX checksum offload on a veth or TAP), and a frame sent on through
+    /// an AF_PACKET socket or a TAP would otherwise arrive with a wrong one.
+    pub complete_checksum: bool,
+}
+
+/// RFC 1071 one's-complement sum of `data`, added to `sum`.
+fn ones_sum(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Computes and writes the TCP or UDP checksum (RFC 793, RFC 768, RFC 8200 §8.1) of
+/// an Ethernet frame carrying IPv4 or IPv6 (no extension headers), with at most one
+/// VLAN tag. Returns false — and changes nothing — for anything else or anything
+/// that does not fit. Never panics.
+pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
+    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]]));
+    let Some(mut ethertype) = be16(frame, 12) else {
+        return false;
+    };
+    let mut l3 = 14;
+    if ethertype == 0x8100 || ethertype == 0x88a8 {
+        let Some(inner) = be16(frame, 16) else {
+            return false;
+        };
+        ethertype = inner;
+        l3 = 18;
+    }
+    let (proto, l4, l4_len, pseudo) = match ethertype {
+        0x0800 => {
+            let Some(&vihl) = frame.get(l3) else {
+                return false;
+            };
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            let (Some(total), Some(frag)) = (be16(frame, l3 + 2), be16(frame, l3 + 6)) else {
+                return false;
+            };
+            if vihl >> 4 != 4 || ihl < 20 || frag & 0x3fff != 0 || usize::from(total) < ihl {
+                return false;
+            }
+            let Some(addrs) = frame.get(l3 + 12..l3 + 20) else {
+                return false;
+            };
+            let Some(&proto) = frame.get(l3 + 9) else {
+                return false;
+            };
+            let l4_len = usize::from(total) - ihl;
+            let sum = ones_sum(u32::from(proto) + l4_len as u32, addrs);
+            (proto, l3 + ihl, l4_len, sum)
+        }
+        0x86dd => {
+            let (Some(plen), Some(&proto)) = (be16(frame, l3 + 4), frame.get(l3 + 6)) else {
+                return false;
+            };
+            let Some(addrs) = frame.get(l3 + 8..l3 + 40) else {
+                return false;
+            };
+            let l4_len = usize::from(plen);
+            let sum = ones_sum(u32::from(proto) + l4_len as u32, addrs);
+            (proto, l3 + 40, l4_len, sum)
+        }
+        _ => return false,
+    };
+    let field = match proto {
+        6 if l4_len >= 20 => l4 + 16,
+        17 if l4_len >= 8 => l4 + 6,
+        _ => return false,
+    };
+    if frame.len() < l4 + l4_len {
+        return false;
+    }
+    frame[field] = 0;
+    frame[field + 1] = 0;
+    let mut c = fold(ones_sum(pseudo, &frame[l4..l4 + l4_len]));
+    if proto == 17 && c == 0 {
+        c = 0xffff; // RFC 768: a computed 0 is sent as all ones
+    }
+    frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod checksum_tests {
+    use super::*;
+
+    /// A UDP/IPv4 frame as a sender with checksum offload hands it over: the field
+    /// holds only the pseudo-header sum.
+    fn udp_frame(tagged: bool) -> (Vec<u8>, u16) {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        if tagged {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let payload = b"portcullis!";
+        let udp_len = 8 + payload.len() as u16;
+        let total = 20 + udp_len;
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+            198,
+            18,
+            0,
+            1,
+            198,
+            18,
+            0,
+            2,
+        ];
+        let c = fold(ones_sum(0, &ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[
+            0x13,
+            0x88,
+            0x00,
+            0x09,
+            (udp_len >> 8) as u8,
+            udp_len as u8,
+            0xab,
+            0xcd,
+        ]);
+        f.extend_from_slice(payload);
+        // The right checksum, computed the long way for comparison.
+        let mut pseudo = vec![
+            198,
+            18,
+            0,
+            1,
+            198,
+            18,
+            0,
+            2,
+            0,
+            17,
+            (udp_len >> 8) as u8,
+            udp_len as u8,
+        ];
+        let l4 = f.len() - udp_len as usize;
+        let mut seg = f[l4..].to_vec();
+        seg[6] = 0;
+        seg[7] = 0;
+        pseudo.extend_from_slice(&seg);
+        (f, fold(ones_sum(0, &pseudo)))
+    }
+
+    #[test]
+    fn fills_in_udp_checksums_tagged_or_not() {
+        for tagged in [false, true] {
+            let (mut f, want) = udp_frame(tagged);
+            assert!(complete_l4_checksum(&mut f));
+            let at = f.len() - 11 - 2;
+            assert_eq!(u16::from_be_bytes([f[at], f[at + 1]]), want);
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do_and_never_panics() {
+        let (f, _) = udp_frame(false);
+        for cut in 0..f.len() {
+            let mut g = f[..cut].to_vec();
+            let before = g.clone();
+            if !complete_l4_checksum(&mut g) {
+                assert_eq!(g, before, "unchanged when refused");
+            }
+        }
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        arp.resize(60, 0);
+        assert!(!complete_l4_checksum(&mut arp));
     }
 }

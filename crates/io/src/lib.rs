@@ -41,7 +41,9 @@ use std::os::fd::RawFd;
 
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
 pub use error::{IoError, TxError};
-pub use frame::{ETH_HLEN, RxBatch, RxBatchIter, RxFrame, VLAN_HLEN, VlanTag};
+pub use frame::{
+    ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, complete_l4_checksum,
+};
 pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
 pub use netdev::{
     interface_exists, interface_index, interface_mac, interface_mtu, is_link_up, set_link_down,
@@ -73,7 +75,18 @@ pub trait TxQueue: Send {
     /// the ethertype on). Copies the bytes, so borrowed frames may be released
     /// afterwards. A full ring or a frame outside the port's size limits is an error
     /// the caller counts; never panics.
-    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError>;
+    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+        self.push_with(head, tag, body, TxOptions::default())
+    }
+
+    /// [`TxQueue::push`], with options for the copy (see [`TxOptions`]).
+    fn push_with(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError>;
 
     /// Hands every queued frame to the kernel (one syscall per flush on AF_PACKET).
     fn flush(&mut self) -> Result<(), IoError>;
@@ -92,8 +105,14 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
 }
 
 impl<T: TxQueue + ?Sized> TxQueue for Box<T> {
-    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
-        (**self).push(head, tag, body)
+    fn push_with(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError> {
+        (**self).push_with(head, tag, body, opts)
     }
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()

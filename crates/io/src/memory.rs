@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::frame::{ETH_HLEN, FrameDesc, frame_len, write_frame};
+use crate::frame::{ETH_HLEN, FrameDesc, TxOptions, complete_l4_checksum, frame_len, write_frame};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
 
 /// Limits of a memory port, mirroring the finite rings of the real backends.
@@ -183,6 +183,7 @@ impl RxQueue for MemoryRx {
                     offset: self.buf.len() as u32,
                     len: frame.len() as u32,
                     tag,
+                    csum_partial: false,
                 });
                 self.buf.extend_from_slice(&frame);
             }
@@ -216,7 +217,13 @@ impl MemoryTx {
 }
 
 impl TxQueue for MemoryTx {
-    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+    fn push_with(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError> {
         let len = frame_len(head, tag, body);
         if len < ETH_HLEN || len > self.limits.max_frame {
             self.stats.too_big += 1;
@@ -230,6 +237,9 @@ impl TxQueue for MemoryTx {
         if write_frame(&mut frame, head, tag, body).is_none() {
             self.stats.too_big += 1;
             return Err(TxError::TooBig);
+        }
+        if opts.complete_checksum {
+            complete_l4_checksum(&mut frame);
         }
         self.pending.push(frame);
         Ok(())

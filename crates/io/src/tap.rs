@@ -27,7 +27,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-use crate::frame::{ETH_HLEN, FrameDesc, frame_len, write_frame};
+use crate::frame::{ETH_HLEN, FrameDesc, TxOptions, complete_l4_checksum, frame_len, write_frame};
 use crate::netdev::{self, ifreq_for};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
 
@@ -233,6 +233,7 @@ impl RxQueue for TapRx {
                     offset: off as u32,
                     len: len as u32,
                     tag: None,
+                    csum_partial: false,
                 });
                 off += len;
                 continue;
@@ -280,7 +281,13 @@ impl TapTx {
 }
 
 impl TxQueue for TapTx {
-    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+    fn push_with(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError> {
         let len = frame_len(head, tag, body);
         if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
             self.stats.too_big += 1;
@@ -297,6 +304,9 @@ impl TxQueue for TapTx {
             self.buf.truncate(start);
             self.stats.too_big += 1;
             return Err(TxError::TooBig);
+        }
+        if opts.complete_checksum {
+            complete_l4_checksum(&mut self.buf[start..start + len]);
         }
         self.frames.push((start, len));
         Ok(())

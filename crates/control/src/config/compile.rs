@@ -7,10 +7,12 @@ use super::model::*;
 use super::source::{Sources, join_key};
 use super::validate::{Poison, bad_cos, bad_ethertype, out_of_range};
 use portcullis_dataplane::{
-    MAX_ACL_RULES, MAX_PORTS, MacAclSpec, MacAddr, PortFeatures, PortRole, PortSecuritySpec,
-    PortSpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec, SwitchSpec, Vid, VlanMode,
+    ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
+    MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
+    SecurityPolicy, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 pub(crate) fn compile(
     profile: &Profile,
@@ -63,6 +65,12 @@ impl Checker<'_> {
                 out_of_range(sw.mac_aging_secs, &MAC_AGING_SECS_RANGE),
             );
         }
+        if !MAX_BINDINGS_RANGE.contains(&sw.max_bindings) {
+            self.error(
+                "switch.max_bindings",
+                out_of_range(sw.max_bindings, &MAX_BINDINGS_RANGE),
+            );
+        }
 
         // Port groups.
         let mut groups: HashMap<&str, usize> = HashMap::new();
@@ -93,8 +101,13 @@ impl Checker<'_> {
             }
         }
 
-        // MAC ACLs, then every binding of one and the features of groups and uplinks.
-        let acls = self.mac_acls(profile);
+        // ACLs, then every binding of one and the features of groups and uplinks.
+        let mac_acls = self.mac_acls(profile);
+        let arp_acls = self.arp_acls(profile);
+        let acls = Acls {
+            mac: mac_acls,
+            arp: arp_acls,
+        };
         for (i, g) in profile.port_groups.iter().enumerate() {
             let key = format!("port_group[{i}]");
             self.group_features(&key, g, &acls, poison);
@@ -318,6 +331,8 @@ impl Checker<'_> {
             }
         }
 
+        self.static_bindings(profile, host, &ports, &uplinks, &macs, poison);
+
         let total = listed.len() + host.ports.len();
         if total > MAX_PORTS {
             self.error(
@@ -377,18 +392,16 @@ impl Checker<'_> {
         acls
     }
 
-    /// `mac_acl_in` / `mac_acl_out` at `key` names a defined ACL (or is "none").
-    fn acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &HashMap<&str, usize>) {
+    /// `mac_acl_in` / `mac_acl_out` at `key` names a defined MAC ACL (or is "none").
+    fn acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
         let Some(AclRef::Named(name)) = r else {
             return;
         };
-        if acls.contains_key(name.as_str()) {
+        if acls.mac.contains_key(name.as_str()) {
             return;
         }
-        let mut known: Vec<(&str, usize)> = acls.iter().map(|(n, i)| (*n, *i)).collect();
-        known.sort_by_key(|(_, i)| *i);
-        let known: Vec<&str> = known.into_iter().map(|(n, _)| n).collect();
-        let msg = if known.is_empty() {
+        let known = names_in_order(&acls.mac);
+        let mut msg = if known.is_empty() {
             format!(
                 "unknown MAC ACL {name:?}: the profile defines no [[mac_acl]] (or \"{NO_ACL}\" for no ACL)"
             )
@@ -398,7 +411,286 @@ impl Checker<'_> {
                 quoted_list(&known)
             )
         };
+        if acls.arp.contains_key(name.as_str()) {
+            msg.push_str(&format!(
+                "; {name:?} is an [[arp_acl]], which `arp_inspection.acl` binds"
+            ));
+        }
         self.error(key, msg);
+    }
+
+    /// `arp_inspection.acl` at `key` names a defined ARP ACL (or is "none").
+    fn arp_acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
+        let Some(AclRef::Named(name)) = r else {
+            return;
+        };
+        if acls.arp.contains_key(name.as_str()) {
+            return;
+        }
+        let known = names_in_order(&acls.arp);
+        let mut msg = if known.is_empty() {
+            format!(
+                "unknown ARP ACL {name:?}: the profile defines no [[arp_acl]] (or \"{NO_ACL}\" for no ACL)"
+            )
+        } else {
+            format!(
+                "unknown ARP ACL {name:?}; known ARP ACLs: {} (or \"{NO_ACL}\" for no ACL)",
+                quoted_list(&known)
+            )
+        };
+        if acls.mac.contains_key(name.as_str()) {
+            msg.push_str(&format!(
+                "; {name:?} is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]"
+            ));
+        }
+        self.error(key, msg);
+    }
+
+    /// `[[arp_acl]]`: names, limits and rule values. Returns name → index.
+    fn arp_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
+        let mut acls: HashMap<&str, usize> = HashMap::new();
+        for (i, acl) in profile.arp_acls.iter().enumerate() {
+            let key = format!("arp_acl[{i}]");
+            self.name(&format!("{key}.name"), "ARP ACL", &acl.name);
+            if acl.name == NO_ACL {
+                self.error(
+                    &format!("{key}.name"),
+                    format!("{NO_ACL:?} is reserved (`acl = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
+                );
+            }
+            if let Some(&first) = acls.get(acl.name.as_str()) {
+                let msg = format!(
+                    "ARP ACL {:?} is already defined by {}",
+                    acl.name,
+                    self.sources.describe(&format!("arp_acl[{first}]"))
+                );
+                self.error(&format!("{key}.name"), msg);
+            } else {
+                acls.insert(&acl.name, i);
+            }
+            if acl.rules.len() > MAX_ACL_RULES {
+                self.error(
+                    &format!("{key}.rules"),
+                    format!(
+                        "{} rules; an ARP ACL holds at most {MAX_ACL_RULES}",
+                        acl.rules.len()
+                    ),
+                );
+            }
+            for (j, r) in acl.rules.iter().enumerate() {
+                let ikey = format!("{key}.rules[{j}].ip");
+                if r.prefix_len > 32 {
+                    self.error(
+                        &ikey,
+                        format!(
+                            "prefix length {} is out of range: allowed 0..=32",
+                            r.prefix_len
+                        ),
+                    );
+                } else if let Some(net) = host_bits_set(r.ip, r.prefix_len) {
+                    self.error(
+                        &ikey,
+                        format!(
+                            "\"{}/{}\" has host bits set: write \"{net}/{}\" for the network, or \"{}\" for the one address",
+                            r.ip, r.prefix_len, r.prefix_len, r.ip
+                        ),
+                    );
+                }
+            }
+        }
+        acls
+    }
+
+    /// A rate limit at `key.rate_limit_pps` is in range.
+    fn rate_limit(&mut self, key: &str, r: Option<RateLimit>) {
+        let Some(RateLimit::Pps(n)) = r else {
+            return;
+        };
+        if RATE_LIMIT_PPS_RANGE.contains(&u64::from(n)) {
+            return;
+        }
+        let mut msg = out_of_range(n, &RATE_LIMIT_PPS_RANGE);
+        if n == 0 {
+            msg.push_str(&format!(
+                "; for no limit write rate_limit_pps = \"{NO_LIMIT_WORD}\""
+            ));
+        }
+        self.error(&format!("{key}.rate_limit_pps"), msg);
+    }
+
+    /// `recovery_secs` at `key.recovery_secs` is in range.
+    fn recovery_range(&mut self, key: &str, r: Option<u64>) {
+        if let Some(r) = r.filter(|r| !RECOVERY_SECS_RANGE.contains(r)) {
+            self.error(
+                &format!("{key}.recovery_secs"),
+                out_of_range(r, &RECOVERY_SECS_RANGE),
+            );
+        }
+    }
+
+    /// The values of one `dhcp_snooping` table at `key`.
+    fn dhcp_table(&mut self, key: &str, t: &DhcpSnoopingOverride) {
+        self.rate_limit(key, t.rate_limit_pps);
+        self.recovery_range(key, t.recovery_secs);
+    }
+
+    /// The values of one `arp_inspection` table at `key`.
+    fn arp_table(&mut self, key: &str, t: &ArpInspectionOverride, acls: &Acls) {
+        self.rate_limit(key, t.rate_limit_pps);
+        self.recovery_range(key, t.recovery_secs);
+        self.arp_acl_ref(&format!("{key}.acl"), t.acl.as_ref(), acls);
+    }
+
+    /// `[[host.static_binding]]`: unicast MAC, a host address, a known port that
+    /// carries the VLAN, no (VLAN, IP) twice, no MAC of another port, and no more
+    /// than `max_bindings`.
+    fn static_bindings(
+        &mut self,
+        profile: &Profile,
+        host: &HostBinding,
+        ports: &HashMap<&str, usize>,
+        uplinks: &HashMap<&str, usize>,
+        macs: &HashMap<(Vid, MacAddr), MacClaim>,
+        poison: &Poison,
+    ) {
+        let mut seen: HashMap<(Vid, IpAddr), String> = HashMap::new();
+        for (j, b) in host.static_bindings.iter().enumerate() {
+            let key = format!(
+                "host.static_binding[{}]",
+                poison.static_binding_file_index(j)
+            );
+            if b.mac.is_group() {
+                self.error(
+                    &format!("{key}.mac"),
+                    format!("{} is a multicast address; a binding's MAC must be unicast (low bit of the first octet clear)", b.mac),
+                );
+            } else if b.mac == MacAddr::ZERO {
+                self.error(
+                    &format!("{key}.mac"),
+                    "00:00:00:00:00:00 is not a usable MAC address",
+                );
+            }
+            if let Err(m) = check_binding_ip(b.ip) {
+                self.error(&format!("{key}.ip"), m);
+            }
+            // The port and the VLANs it carries (None: unknown, already reported).
+            let guest = ports.get(b.port.as_str()).copied();
+            let vlan_mode: Option<VlanMode> = if let Some(i) = guest {
+                profile
+                    .port_groups
+                    .iter()
+                    .find(|g| g.name == host.ports[i].port_group)
+                    .filter(|g| !poison.groups.contains(&g.name))
+                    .map(|g| group_vlan_mode(&g.vlan))
+            } else if uplinks.contains_key(b.port.as_str()) {
+                profile.uplink_policy.as_ref().map(uplink_vlan_mode)
+            } else {
+                let mut known: Vec<&str> = host.ports.iter().map(|p| p.name.as_str()).collect();
+                known.extend(names_in_order(uplinks));
+                let msg = if known.is_empty() {
+                    format!(
+                        "unknown port {:?}: the switch has no ports ([[host.port]] or uplinks)",
+                        b.port
+                    )
+                } else {
+                    const SHOWN: usize = 12;
+                    let more = if known.len() > SHOWN {
+                        format!(" and {} more", known.len() - SHOWN)
+                    } else {
+                        String::new()
+                    };
+                    known.truncate(SHOWN);
+                    format!(
+                        "unknown port {:?}; a binding names a [[host.port]] or a logical uplink: {}{more}",
+                        b.port,
+                        quoted_list(&known)
+                    )
+                };
+                self.error(&format!("{key}.port"), msg);
+                None
+            };
+            let Some(mode) = vlan_mode else {
+                continue;
+            };
+            let vids = mode.vids();
+            let vid = match b.vlan {
+                Some(v) if mode.carries(v) => v,
+                Some(v) => {
+                    let msg = if vids.is_empty() {
+                        format!("port {:?} carries no VLAN", b.port)
+                    } else {
+                        format!(
+                            "port {:?} does not carry VLAN {v}; it carries {}",
+                            b.port,
+                            vid_list(&vids)
+                        )
+                    };
+                    self.error(&format!("{key}.vlan"), msg);
+                    continue;
+                }
+                None => match vids.as_slice() {
+                    [only] => *only,
+                    [] => {
+                        self.error(
+                            &format!("{key}.vlan"),
+                            format!("port {:?} carries no VLAN", b.port),
+                        );
+                        continue;
+                    }
+                    _ => {
+                        self.error(
+                            &format!("{key}.vlan"),
+                            format!(
+                                "port {:?} carries several VLANs ({}): state the binding's `vlan`",
+                                b.port,
+                                vid_list(&vids)
+                            ),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some(first) = seen.get(&(vid, b.ip)) {
+                let msg = format!(
+                    "{} in VLAN {vid} is already bound by {}",
+                    b.ip,
+                    self.sources.describe(first)
+                );
+                self.error(&format!("{key}.ip"), msg);
+            } else {
+                seen.insert((vid, b.ip), key.clone());
+            }
+            if let Some(claim) = macs.get(&(vid, b.mac))
+                && guest != Some(claim.port)
+            {
+                let what = match claim.kind {
+                    MacKindWord::Initial => "the initial MAC",
+                    MacKindWord::Secure => "a secure MAC",
+                };
+                let msg = format!(
+                    "MAC {} is {what} of port {:?} ({}) in VLAN {vid}; a binding of port {:?} cannot use it",
+                    b.mac,
+                    host.ports[claim.port].name,
+                    self.sources.describe(&claim.key),
+                    b.port
+                );
+                self.error(&format!("{key}.mac"), msg);
+            }
+        }
+        let max = profile.switch.max_bindings;
+        let count = host.static_bindings.len() as u64;
+        if MAX_BINDINGS_RANGE.contains(&max) && count > max {
+            let first_over = usize::try_from(max).unwrap_or(usize::MAX);
+            let key = format!(
+                "host.static_binding[{}]",
+                poison.static_binding_file_index(first_over)
+            );
+            let msg = format!(
+                "{count} static bindings, but the switch holds at most {max} bindings ({}); raise max_bindings or bind fewer",
+                self.sources.describe("switch.max_bindings")
+            );
+            self.error(&key, msg);
+        }
     }
 
     /// The values of one `port_security` table at `key` (ranges; stage 1 checked
@@ -479,13 +771,7 @@ impl Checker<'_> {
     }
 
     /// A group's port security, storm control and ACL bindings, on their own.
-    fn group_features(
-        &mut self,
-        key: &str,
-        g: &PortGroup,
-        acls: &HashMap<&str, usize>,
-        poison: &Poison,
-    ) {
+    fn group_features(&mut self, key: &str, g: &PortGroup, acls: &Acls, poison: &Poison) {
         let ps_key = format!("{key}.port_security");
         if let Some(ps) = &g.port_security {
             self.port_security_table(&ps_key, ps);
@@ -500,9 +786,23 @@ impl Checker<'_> {
                 self.error(&sc_key, NO_LIMIT);
             }
         }
-        if let Some((a, b)) = recovery_conflict(g.port_security.as_ref(), g.storm_control.as_ref())
-        {
-            self.error(&format!("{sc_key}.recovery_secs"), recovery_message(a, b));
+        if let Some(t) = &g.dhcp_snooping {
+            self.dhcp_table(&format!("{key}.dhcp_snooping"), t);
+        }
+        if let Some(t) = &g.arp_inspection {
+            self.arp_table(&format!("{key}.arp_inspection"), t, acls);
+        }
+        let tables = Tables {
+            ps: g.port_security.as_ref(),
+            sc: g.storm_control.as_ref(),
+            dhcp: g.dhcp_snooping.as_ref(),
+            arp: g.arp_inspection.as_ref(),
+        };
+        if let Some((a, b)) = tables.recovery_conflict() {
+            self.error(
+                &format!("{key}.{}.recovery_secs", b.0),
+                recovery_message(a, b),
+            );
         }
         self.acl_ref(&format!("{key}.mac_acl_in"), g.mac_acl_in.as_ref(), acls);
         self.acl_ref(&format!("{key}.mac_acl_out"), g.mac_acl_out.as_ref(), acls);
@@ -515,7 +815,7 @@ impl Checker<'_> {
         key: &str,
         p: &HostPort,
         group: Option<(usize, &PortGroup)>,
-        acls: &HashMap<&str, usize>,
+        acls: &Acls,
         poison: &Poison,
     ) -> SecureState {
         let ps_key = format!("{key}.port_security");
@@ -548,20 +848,56 @@ impl Checker<'_> {
                 self.error(&sc_key, NO_LIMIT);
             }
         }
+        if let Some(t) = &p.dhcp_snooping {
+            self.dhcp_table(&format!("{key}.dhcp_snooping"), t);
+        }
+        if let Some(t) = &p.arp_inspection {
+            self.arp_table(&format!("{key}.arp_inspection"), t, acls);
+        }
         // The group's own conflict is reported at the group; a port that states a
         // table of its own is checked with the merged values.
-        if (p.port_security.is_some() || p.storm_control.is_some())
-            && let Some((a, b)) = recovery_conflict(merged_ps.as_ref(), merged_sc.as_ref())
+        let merged_dhcp = DhcpSnoopingOverride::merge(
+            group.and_then(|(_, g)| g.dhcp_snooping.as_ref()),
+            p.dhcp_snooping.as_ref(),
+        );
+        let merged_arp = ArpInspectionOverride::merge(
+            group.and_then(|(_, g)| g.arp_inspection.as_ref()),
+            p.arp_inspection.as_ref(),
+        );
+        let merged = Tables {
+            ps: merged_ps.as_ref(),
+            sc: merged_sc.as_ref(),
+            dhcp: merged_dhcp.as_ref(),
+            arp: merged_arp.as_ref(),
+        };
+        // The port's own tables, and whether each states recovery_secs.
+        let own = [
+            (
+                "port_security",
+                p.port_security.map(|t| t.recovery_secs.is_some()),
+            ),
+            (
+                "storm_control",
+                p.storm_control.map(|t| t.recovery_secs.is_some()),
+            ),
+            (
+                "dhcp_snooping",
+                p.dhcp_snooping.map(|t| t.recovery_secs.is_some()),
+            ),
+            (
+                "arp_inspection",
+                p.arp_inspection.as_ref().map(|t| t.recovery_secs.is_some()),
+            ),
+        ];
+        if own.iter().any(|(_, t)| t.is_some())
+            && let Some((a, b)) = merged.recovery_conflict()
         {
-            let stated = |t: Option<&Option<u64>>| t.is_some_and(Option::is_some);
-            let at = if stated(p.port_security.as_ref().map(|t| &t.recovery_secs)) {
-                format!("{ps_key}.recovery_secs")
-            } else if stated(p.storm_control.as_ref().map(|t| &t.recovery_secs)) {
-                format!("{sc_key}.recovery_secs")
-            } else if p.port_security.is_some() {
-                ps_key.clone()
-            } else {
-                sc_key.clone()
+            let at = match own.iter().find(|(_, t)| *t == Some(true)) {
+                Some((table, _)) => format!("{key}.{table}.recovery_secs"),
+                None => {
+                    let table = own.iter().find(|(_, t)| t.is_some()).map_or("", |t| t.0);
+                    format!("{key}.{table}")
+                }
             };
             self.error(&at, recovery_message(a, b));
         }
@@ -693,21 +1029,132 @@ fn quoted_list(names: &[&str]) -> String {
         .join(", ")
 }
 
-/// Port security and storm control (both in force) stating different err-disable
-/// recovery intervals: (port security's, storm control's).
-fn recovery_conflict(
-    ps: Option<&PortSecurityOverride>,
-    sc: Option<&StormControlOverride>,
-) -> Option<(u64, u64)> {
-    let a = ps.and_then(PortSecurityOverride::resolve)?.recovery_secs?;
-    let b = sc.filter(|s| s.is_active())?.recovery_secs?;
-    (a != b).then_some((a, b))
+/// The MAC ACLs and ARP ACLs by name (→ index in the file).
+struct Acls<'p> {
+    mac: HashMap<&'p str, usize>,
+    arp: HashMap<&'p str, usize>,
 }
 
-fn recovery_message(a: u64, b: u64) -> String {
+/// The names of `map` (name → index) in index order.
+fn names_in_order<'a>(map: &HashMap<&'a str, usize>) -> Vec<&'a str> {
+    let mut known: Vec<(&str, usize)> = map.iter().map(|(n, i)| (*n, *i)).collect();
+    known.sort_by_key(|(_, i)| *i);
+    known.into_iter().map(|(n, _)| n).collect()
+}
+
+/// A feature table that states an err-disable recovery interval: (table name,
+/// seconds).
+type Recovery = (&'static str, u64);
+
+/// The feature tables that can error-disable a port (a group's, or a port's merged
+/// over its group's).
+#[derive(Clone, Copy, Default)]
+struct Tables<'a> {
+    ps: Option<&'a PortSecurityOverride>,
+    sc: Option<&'a StormControlOverride>,
+    dhcp: Option<&'a DhcpSnoopingOverride>,
+    arp: Option<&'a ArpInspectionOverride>,
+}
+
+impl Tables<'_> {
+    /// The err-disable recovery intervals the features in force state, as (table,
+    /// seconds), in table order.
+    fn recoveries(&self) -> Vec<Recovery> {
+        let ps = self
+            .ps
+            .and_then(PortSecurityOverride::resolve)
+            .and_then(|r| r.recovery_secs);
+        let sc = self
+            .sc
+            .filter(|s| s.is_active())
+            .and_then(|s| s.recovery_secs);
+        let dhcp = self
+            .dhcp
+            .filter(|d| d.enabled != Some(false))
+            .and_then(|d| d.recovery_secs);
+        let arp = self
+            .arp
+            .filter(|a| a.enabled != Some(false))
+            .and_then(|a| a.recovery_secs);
+        [
+            ("port_security", ps),
+            ("storm_control", sc),
+            ("dhcp_snooping", dhcp),
+            ("arp_inspection", arp),
+        ]
+        .into_iter()
+        .filter_map(|(t, r)| r.map(|r| (t, r)))
+        .collect()
+    }
+
+    /// Two features in force stating different err-disable recovery intervals: the
+    /// first one stated, and the first that differs from it.
+    fn recovery_conflict(&self) -> Option<(Recovery, Recovery)> {
+        let all = self.recoveries();
+        let first = *all.first()?;
+        all.iter().find(|r| r.1 != first.1).map(|r| (first, *r))
+    }
+}
+
+fn recovery_message(a: Recovery, b: Recovery) -> String {
     format!(
-        "a port has one err-disable recovery interval, but port_security.recovery_secs is {a} and storm_control.recovery_secs is {b}: state it in one table, or the same in both"
+        "a port has one err-disable recovery interval, but {}.recovery_secs is {} and {}.recovery_secs is {}: state it in one table, or the same in each",
+        a.0, a.1, b.0, b.1
     )
+}
+
+/// Why `ip` cannot be a binding's address, if it cannot.
+fn check_binding_ip(ip: IpAddr) -> Result<(), String> {
+    let what = match ip {
+        IpAddr::V4(a) if a.is_unspecified() => "the unspecified address",
+        IpAddr::V4(a) if a.is_broadcast() => "the broadcast address",
+        IpAddr::V4(a) if a.is_multicast() => "a multicast address (224.0.0.0/4)",
+        IpAddr::V4(a) if a.is_loopback() => "a loopback address (127.0.0.0/8)",
+        IpAddr::V6(a) if a.is_unspecified() => "the unspecified address",
+        IpAddr::V6(a) if a.is_multicast() => "a multicast address (ff00::/8)",
+        IpAddr::V6(a) if a.is_loopback() => "the loopback address",
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            return Err(format!(
+                "{ip} is an IPv4-mapped IPv6 address: write the IPv4 address ({})",
+                a.to_ipv4_mapped()
+                    .map_or(String::new(), |v4| v4.to_string())
+            ));
+        }
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "{ip} is {what}; a binding's IP must be a unicast host address"
+    ))
+}
+
+/// The network address of `ip/len` when `ip` has bits set outside the prefix.
+fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    };
+    let bits = u32::from(ip);
+    (bits & !mask != 0).then(|| std::net::Ipv4Addr::from(bits & mask))
+}
+
+/// VLANs as a short list with ranges: `10, 20, 100-103`.
+fn vid_list(vids: &[Vid]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < vids.len() {
+        let mut j = i;
+        while j + 1 < vids.len() && vids[j + 1].get() == vids[j].get() + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            vids[i].to_string()
+        } else {
+            format!("{}-{}", vids[i], vids[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
 }
 
 fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {
@@ -721,10 +1168,19 @@ fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {
 
 /// The features in force on a guest port of group `g`.
 fn guest_features(g: &PortGroup, p: &HostPort) -> PortFeatures {
-    let ps = PortSecurityOverride::merge(g.port_security.as_ref(), p.port_security.as_ref())
-        .and_then(|m| m.resolve());
+    let ps_table = PortSecurityOverride::merge(g.port_security.as_ref(), p.port_security.as_ref());
+    let ps = ps_table.and_then(|m| m.resolve());
     let sc = StormControlOverride::merge(g.storm_control.as_ref(), p.storm_control.as_ref())
         .filter(StormControlOverride::is_active);
+    let dhcp = DhcpSnoopingOverride::merge(g.dhcp_snooping.as_ref(), p.dhcp_snooping.as_ref());
+    let arp = ArpInspectionOverride::merge(g.arp_inspection.as_ref(), p.arp_inspection.as_ref());
+    let ipsg = IpSourceGuardOverride::merge(g.ip_source_guard.as_ref(), p.ip_source_guard.as_ref());
+    let tables = Tables {
+        ps: ps_table.as_ref(),
+        sc: sc.as_ref(),
+        dhcp: dhcp.as_ref(),
+        arp: arp.as_ref(),
+    };
     PortFeatures {
         port_security: ps.map(|r| PortSecuritySpec {
             max_macs: r.max_macs,
@@ -739,15 +1195,21 @@ fn guest_features(g: &PortGroup, p: &HostPort) -> PortFeatures {
         mac_acl_in: AclRef::merge(g.mac_acl_in.as_ref(), p.mac_acl_in.as_ref()).map(str::to_owned),
         mac_acl_out: AclRef::merge(g.mac_acl_out.as_ref(), p.mac_acl_out.as_ref())
             .map(str::to_owned),
-        errdisable_recovery_secs: ps
-            .and_then(|r| r.recovery_secs)
-            .or(sc.and_then(|s| s.recovery_secs)),
-        ..Default::default()
+        errdisable_recovery_secs: tables.recoveries().first().map(|r| r.1),
+        dhcp_snooping: dhcp.and_then(|d| d.resolve()),
+        arp_inspection: arp.and_then(|a| a.resolve()),
+        ip_source_guard: ipsg.and_then(|i| i.resolve()),
     }
 }
 
-/// The features in force on every uplink.
-fn uplink_features(up: &UplinkPolicy) -> PortFeatures {
+/// The features in force on every uplink. `dhcp` and `arp`: the mode of DHCP
+/// snooping and ARP inspection on the uplinks when a port group or port enables
+/// them.
+fn uplink_features(
+    up: &UplinkPolicy,
+    dhcp: Option<EnforceMode>,
+    arp: Option<EnforceMode>,
+) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
         port_security: None,
@@ -763,8 +1225,39 @@ fn uplink_features(up: &UplinkPolicy) -> PortFeatures {
             .and_then(AclRef::name)
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
-        ..Default::default()
+        // An untrusted uplink is never policed (it carries a whole network) and
+        // keeps option 82 (relay agents upstream add it).
+        dhcp_snooping: dhcp.map(|mode| DhcpSnoopingSpec {
+            trusted: up.dhcp_trusted,
+            rate_limit_pps: None,
+            option82: Option82::Keep,
+            drop_untrusted_option82: false,
+            mode,
+        }),
+        arp_inspection: arp.map(|mode| ArpInspectionSpec {
+            trusted: up.arp_trusted,
+            validate_src_mac: false,
+            validate_dst_mac: false,
+            validate_ip: false,
+            rate_limit_pps: None,
+            acl: None,
+            mode,
+        }),
+        ip_source_guard: None,
     }
+}
+
+/// The uplinks' mode for a feature that these ports and groups (`modes`: the mode
+/// of each that enables it) run: enforce if any enforces, observe if all observe,
+/// `None` if none enables it.
+fn uplink_mode(modes: impl IntoIterator<Item = EnforceMode>) -> Option<EnforceMode> {
+    modes.into_iter().reduce(|a, b| {
+        if a == EnforceMode::Enforce || b == EnforceMode::Enforce {
+            EnforceMode::Enforce
+        } else {
+            EnforceMode::Observe
+        }
+    })
 }
 
 fn group_vlan_mode(v: &GroupVlan) -> VlanMode {
@@ -774,6 +1267,13 @@ fn group_vlan_mode(v: &GroupVlan) -> VlanMode {
             allowed: vlan_set(vlans),
             native: *native_vlan,
         },
+    }
+}
+
+fn uplink_vlan_mode(up: &UplinkPolicy) -> VlanMode {
+    VlanMode::Trunk {
+        allowed: vlan_set(&up.allowed_vlans),
+        native: up.native_vlan,
     }
 }
 
@@ -793,17 +1293,57 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                     rules: a.rules.clone(),
                 })
                 .collect(),
-            max_bindings: portcullis_dataplane::DEFAULT_MAX_BINDINGS,
+            max_bindings: usize::try_from(profile.switch.max_bindings).unwrap_or(usize::MAX),
             static_bindings: Vec::new(),
-            arp_acls: Vec::new(),
+            arp_acls: profile
+                .arp_acls
+                .iter()
+                .map(|a| ArpAclSpec {
+                    name: a.name.clone(),
+                    static_only: a.static_only,
+                    rules: a.rules.clone(),
+                })
+                .collect(),
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),
         groups: Vec::new(),
         interface_keys: Vec::new(),
     };
+    // Guest ports first (the uplinks' features depend on them), placed after the
+    // uplinks.
+    let mut guests = Vec::new();
+    for (i, p) in host.ports.iter().enumerate() {
+        let Some(g) = profile.port_groups.iter().find(|g| g.name == p.port_group) else {
+            continue; // unreachable after check()
+        };
+        let spec = PortSpec {
+            name: p.name.clone(),
+            role: PortRole::Guest,
+            vlan: group_vlan_mode(&g.vlan),
+            security: p
+                .security
+                .apply(g.security.apply(SecurityPolicy::default())),
+            initial_mac: p.mac,
+            features: guest_features(g, p),
+        };
+        guests.push((spec, p, g, i));
+    }
     if let Some(up) = &profile.uplink_policy {
-        let allowed = vlan_set(&up.allowed_vlans);
+        let groups_dhcp = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.dhcp_snooping.as_ref()?.resolve());
+        let ports_dhcp = guests.iter().filter_map(|g| g.0.features.dhcp_snooping);
+        let dhcp = uplink_mode(groups_dhcp.chain(ports_dhcp).map(|d| d.mode));
+        let groups_arp = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.arp_inspection.as_ref()?.resolve());
+        let ports_arp = guests
+            .iter()
+            .filter_map(|g| g.0.features.arp_inspection.clone());
+        let arp = uplink_mode(groups_arp.chain(ports_arp).map(|a| a.mode));
         for u in &up.uplinks {
             let interface = host
                 .uplinks
@@ -814,13 +1354,10 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             out.spec.ports.push(PortSpec {
                 name: u.clone(),
                 role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: allowed.clone(),
-                    native: up.native_vlan,
-                },
+                vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up),
+                features: uplink_features(up, dhcp, arp),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);
@@ -828,24 +1365,29 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             out.interface_keys.push(join_key("host.uplinks", u));
         }
     }
-    for (i, p) in host.ports.iter().enumerate() {
-        let Some(g) = profile.port_groups.iter().find(|g| g.name == p.port_group) else {
-            continue; // unreachable after check()
-        };
-        out.spec.ports.push(PortSpec {
-            name: p.name.clone(),
-            role: PortRole::Guest,
-            vlan: group_vlan_mode(&g.vlan),
-            security: p
-                .security
-                .apply(g.security.apply(SecurityPolicy::default())),
-            initial_mac: p.mac,
-            features: guest_features(g, p),
-        });
+    for (spec, p, g, i) in guests {
+        out.spec.ports.push(spec);
         out.interfaces.push(p.interface.clone());
         out.create_tap.push(p.tap);
         out.groups.push(Some(g.name.clone()));
         out.interface_keys.push(format!("host.port[{i}].interface"));
+    }
+    for b in &host.static_bindings {
+        let Some(port) = out.spec.ports.iter().position(|p| p.name == b.port) else {
+            continue; // unreachable after check()
+        };
+        let vid = match b.vlan {
+            Some(v) => Some(v),
+            None => out.spec.ports[port].vlan.iter_vids().next(),
+        };
+        if let Some(vid) = vid {
+            out.spec.static_bindings.push(StaticBindingSpec {
+                mac: b.mac,
+                ip: b.ip,
+                vid,
+                port,
+            });
+        }
     }
     out
 }
@@ -991,6 +1533,17 @@ pub(super) fn spec_error(
                 None => "mac_acl".to_owned(),
             }
         }
+        SpecError::BadBinding { .. } => {
+            if host.static_bindings.is_empty() {
+                "switch.max_bindings".to_owned()
+            } else {
+                "host.static_binding".to_owned()
+            }
+        }
+        // Checks the data plane may add later: located at the top level until this
+        // function learns them.
+        #[allow(unreachable_patterns)]
+        _ => String::new(),
     };
     sources.error(&key, e.to_string())
 }

@@ -3,9 +3,11 @@
 //! in its domain type.
 
 use portcullis_dataplane::{
-    MacAclRule, MacAddr, Policy, SecureAging, SecurityPolicy, Vid, Violation, VlanSet,
+    ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
+    MacAddr, Option82, Policy, SecureAging, SecurityPolicy, SourceGuard, Vid, Violation, VlanSet,
 };
 use std::fmt;
+use std::net::IpAddr;
 
 /// Default of `switch.mac_table_size`.
 pub const DEFAULT_MAC_TABLE_SIZE: u64 = 65_536;
@@ -33,6 +35,16 @@ pub const STORM_PPS_RANGE: std::ops::RangeInclusive<u64> = 0..=10_000_000;
 /// The smallest EtherType a MAC ACL rule may match: below it, the field of an
 /// Ethernet frame is an 802.3 length, not a type.
 pub const MIN_ETHERTYPE: u16 = 0x0600;
+/// Default of `switch.max_bindings` (the data plane's default).
+pub const DEFAULT_MAX_BINDINGS: u64 = portcullis_dataplane::DEFAULT_MAX_BINDINGS as u64;
+/// Bounds of `switch.max_bindings`.
+pub const MAX_BINDINGS_RANGE: std::ops::RangeInclusive<u64> = 1..=16_777_216;
+/// Bounds of the DHCP-snooping and ARP-inspection rate limits (`rate_limit_pps`).
+pub const RATE_LIMIT_PPS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
+/// Default ARP-inspection rate limit of an untrusted port (Cisco's default).
+pub const DEFAULT_ARP_RATE_LIMIT_PPS: u32 = 15;
+/// The word that removes an inherited rate limit (`rate_limit_pps = "none"`).
+pub const NO_LIMIT_WORD: &str = "none";
 /// The word that unbinds an inherited MAC ACL (`mac_acl_in = "none"`); no ACL may
 /// have this name.
 pub const NO_ACL: &str = "none";
@@ -47,6 +59,8 @@ pub struct Profile {
     pub port_groups: Vec<PortGroup>,
     /// `[[mac_acl]]`, in file order.
     pub mac_acls: Vec<MacAcl>,
+    /// `[[arp_acl]]`, in file order.
+    pub arp_acls: Vec<ArpAcl>,
 }
 
 /// `[switch]`.
@@ -55,6 +69,8 @@ pub struct SwitchSettings {
     pub name: String,
     pub mac_table_size: u64,
     pub mac_aging_secs: u64,
+    /// The most bindings (DHCP snooping, static, API) the switch holds.
+    pub max_bindings: u64,
 }
 
 /// `[uplink_policy]`: every logical uplink is an 802.1Q trunk with this policy.
@@ -70,6 +86,12 @@ pub struct UplinkPolicy {
     pub mac_acl_in: Option<AclRef>,
     /// MAC ACL for frames every uplink sends to the network.
     pub mac_acl_out: Option<AclRef>,
+    /// The uplinks are trusted DHCP-snooping ports (default `true`). Takes effect
+    /// when a port group or port enables DHCP snooping.
+    pub dhcp_trusted: bool,
+    /// The uplinks are trusted ARP-inspection ports (default `true`). Takes effect
+    /// when a port group or port enables ARP inspection.
+    pub arp_trusted: bool,
 }
 
 /// `[[port_group]]`: where policy lives.
@@ -87,6 +109,12 @@ pub struct PortGroup {
     pub mac_acl_in: Option<AclRef>,
     /// MAC ACL for frames the group's ports send to their guests.
     pub mac_acl_out: Option<AclRef>,
+    /// `dhcp_snooping = {...}`: `None` when the group has no such table.
+    pub dhcp_snooping: Option<DhcpSnoopingOverride>,
+    /// `arp_inspection = {...}`: `None` when the group has no such table.
+    pub arp_inspection: Option<ArpInspectionOverride>,
+    /// `ip_source_guard = "..."` or `{...}`: `None` when the group does not state it.
+    pub ip_source_guard: Option<IpSourceGuardOverride>,
 }
 
 /// How a port group's ports carry VLANs.
@@ -156,13 +184,28 @@ impl SecurityOverride {
     }
 }
 
-/// The host-specific part: `[host.uplinks]` and `[[host.port]]`.
+/// The host-specific part: `[host.uplinks]`, `[[host.port]]` and
+/// `[[host.static_binding]]`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HostBinding {
     /// In file order.
     pub uplinks: Vec<UplinkBinding>,
     /// In file order; the spec's guest ports follow this order.
     pub ports: Vec<HostPort>,
+    /// `[[host.static_binding]]`, in file order.
+    pub static_bindings: Vec<StaticBinding>,
+}
+
+/// One `[[host.static_binding]]`: this MAC uses this IP address in this VLAN on
+/// this port, for good (DHCP snooping, ARP inspection and IP Source Guard accept it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StaticBinding {
+    pub mac: MacAddr,
+    pub ip: IpAddr,
+    /// `None`: the port's only VLAN (an access port's VLAN).
+    pub vlan: Option<Vid>,
+    /// A `[[host.port]]` or logical uplink name.
+    pub port: String,
 }
 
 /// One `[host.uplinks]` entry: `uplink = "interface"`.
@@ -196,6 +239,12 @@ pub struct HostPort {
     pub mac_acl_in: Option<AclRef>,
     /// Replaces the group's `mac_acl_out` (`AclRef::None` unbinds it).
     pub mac_acl_out: Option<AclRef>,
+    /// Per-port overrides of the group's DHCP snooping, field by field.
+    pub dhcp_snooping: Option<DhcpSnoopingOverride>,
+    /// Per-port overrides of the group's ARP inspection, field by field.
+    pub arp_inspection: Option<ArpInspectionOverride>,
+    /// Per-port overrides of the group's IP Source Guard, field by field.
+    pub ip_source_guard: Option<IpSourceGuardOverride>,
 }
 
 /// A partial port-security table: the settings a group or port states. A port's
@@ -407,4 +456,247 @@ pub fn ethertype_by_name(name: &str) -> Option<u16> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| *v)
+}
+
+/// A rate limit as written: a number of packets per second, or `"none"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateLimit {
+    /// `rate_limit_pps = "none"`: no limit, even if the group states one.
+    Unlimited,
+    /// `rate_limit_pps = N`.
+    Pps(u32),
+}
+
+impl RateLimit {
+    /// The limit in force: `None` for no limit.
+    pub fn pps(self) -> Option<u32> {
+        match self {
+            RateLimit::Unlimited => None,
+            RateLimit::Pps(n) => Some(n),
+        }
+    }
+}
+
+/// A partial `dhcp_snooping` table, merged like [`PortSecurityOverride`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct DhcpSnoopingOverride {
+    /// Default `true`: the table's presence enables DHCP snooping.
+    pub enabled: Option<bool>,
+    /// Default `false`: guest ports are untrusted.
+    pub trusted: Option<bool>,
+    /// Default: no limit.
+    pub rate_limit_pps: Option<RateLimit>,
+    /// Default `keep`.
+    pub option82: Option<Option82>,
+    /// Default `true`.
+    pub drop_untrusted_option82: Option<bool>,
+    /// Default `enforce`.
+    pub mode: Option<EnforceMode>,
+    /// Err-disable auto-recovery interval (after the rate limit).
+    pub recovery_secs: Option<u64>,
+}
+
+impl DhcpSnoopingOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &DhcpSnoopingOverride) -> DhcpSnoopingOverride {
+        DhcpSnoopingOverride {
+            enabled: self.enabled.or(base.enabled),
+            trusted: self.trusted.or(base.trusted),
+            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
+            option82: self.option82.or(base.option82),
+            drop_untrusted_option82: self
+                .drop_untrusted_option82
+                .or(base.drop_untrusted_option82),
+            mode: self.mode.or(base.mode),
+            recovery_secs: self.recovery_secs.or(base.recovery_secs),
+        }
+    }
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    pub fn merge(
+        group: Option<&DhcpSnoopingOverride>,
+        port: Option<&DhcpSnoopingOverride>,
+    ) -> Option<DhcpSnoopingOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.copied()
+                    .unwrap_or_default()
+                    .over(&g.copied().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// With the defaults applied; `None` when `enabled = false`.
+    pub fn resolve(&self) -> Option<DhcpSnoopingSpec> {
+        if !self.enabled.unwrap_or(true) {
+            return None;
+        }
+        Some(DhcpSnoopingSpec {
+            trusted: self.trusted.unwrap_or(false),
+            rate_limit_pps: self.rate_limit_pps.and_then(RateLimit::pps),
+            option82: self.option82.unwrap_or_default(),
+            drop_untrusted_option82: self.drop_untrusted_option82.unwrap_or(true),
+            mode: self.mode.unwrap_or_default(),
+        })
+    }
+}
+
+/// The checks `arp_inspection.validate` turns on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct ArpValidation {
+    /// `"src-mac"`: Ethernet source = ARP sender MAC.
+    pub src_mac: bool,
+    /// `"dst-mac"`: in replies, Ethernet destination = ARP target MAC.
+    pub dst_mac: bool,
+    /// `"ip"`: no 0.0.0.0, broadcast or multicast sender (or reply target) IP.
+    pub ip: bool,
+}
+
+/// The words of `arp_inspection.validate`, in documentation order.
+pub const ARP_VALIDATE_WORDS: &[&str] = &["src-mac", "dst-mac", "ip"];
+
+impl ArpValidation {
+    /// Turns on the check named `word` (see [`ARP_VALIDATE_WORDS`]); `false` for an
+    /// unknown word.
+    pub fn set(&mut self, word: &str) -> bool {
+        match word {
+            "src-mac" => self.src_mac = true,
+            "dst-mac" => self.dst_mac = true,
+            "ip" => self.ip = true,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// A partial `arp_inspection` table, merged field by field; `validate` and `acl`
+/// are replaced whole.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct ArpInspectionOverride {
+    /// Default `true`: the table's presence enables ARP inspection.
+    pub enabled: Option<bool>,
+    /// Default `false`: guest ports are untrusted.
+    pub trusted: Option<bool>,
+    /// Default: no extra validation.
+    pub validate: Option<ArpValidation>,
+    /// Default: [`DEFAULT_ARP_RATE_LIMIT_PPS`] on an untrusted port, none on a
+    /// trusted one.
+    pub rate_limit_pps: Option<RateLimit>,
+    /// An `[[arp_acl]]` checked before the bindings, or `"none"`.
+    pub acl: Option<AclRef>,
+    /// Default `enforce`.
+    pub mode: Option<EnforceMode>,
+    /// Err-disable auto-recovery interval (after the rate limit).
+    pub recovery_secs: Option<u64>,
+}
+
+impl ArpInspectionOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &ArpInspectionOverride) -> ArpInspectionOverride {
+        ArpInspectionOverride {
+            enabled: self.enabled.or(base.enabled),
+            trusted: self.trusted.or(base.trusted),
+            validate: self.validate.or(base.validate),
+            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
+            acl: self.acl.clone().or_else(|| base.acl.clone()),
+            mode: self.mode.or(base.mode),
+            recovery_secs: self.recovery_secs.or(base.recovery_secs),
+        }
+    }
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    pub fn merge(
+        group: Option<&ArpInspectionOverride>,
+        port: Option<&ArpInspectionOverride>,
+    ) -> Option<ArpInspectionOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.cloned()
+                    .unwrap_or_default()
+                    .over(&g.cloned().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// With the defaults applied; `None` when `enabled = false`.
+    pub fn resolve(&self) -> Option<ArpInspectionSpec> {
+        if !self.enabled.unwrap_or(true) {
+            return None;
+        }
+        let trusted = self.trusted.unwrap_or(false);
+        let validate = self.validate.unwrap_or_default();
+        let default_limit = (!trusted).then_some(DEFAULT_ARP_RATE_LIMIT_PPS);
+        Some(ArpInspectionSpec {
+            trusted,
+            validate_src_mac: validate.src_mac,
+            validate_dst_mac: validate.dst_mac,
+            validate_ip: validate.ip,
+            rate_limit_pps: self.rate_limit_pps.map_or(default_limit, RateLimit::pps),
+            acl: self.acl.as_ref().and_then(AclRef::name).map(str::to_owned),
+            mode: self.mode.unwrap_or_default(),
+        })
+    }
+}
+
+/// A partial IP Source Guard setting: `"off"` is `enabled = false`, `"ip"` and
+/// `"ip-mac"` are `check` (and `enabled = true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct IpSourceGuardOverride {
+    /// Default `true`: stating the guard enables it.
+    pub enabled: Option<bool>,
+    /// Default `ip-mac`.
+    pub check: Option<SourceGuard>,
+    /// Default `enforce`.
+    pub mode: Option<EnforceMode>,
+}
+
+impl IpSourceGuardOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &IpSourceGuardOverride) -> IpSourceGuardOverride {
+        IpSourceGuardOverride {
+            enabled: self.enabled.or(base.enabled),
+            check: self.check.or(base.check),
+            mode: self.mode.or(base.mode),
+        }
+    }
+
+    /// The port's setting merged over its group's; `None` when neither states one.
+    pub fn merge(
+        group: Option<&IpSourceGuardOverride>,
+        port: Option<&IpSourceGuardOverride>,
+    ) -> Option<IpSourceGuardOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.copied()
+                    .unwrap_or_default()
+                    .over(&g.copied().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// With the defaults applied; `None` when off.
+    pub fn resolve(&self) -> Option<IpSourceGuardSpec> {
+        if !self.enabled.unwrap_or(true) {
+            return None;
+        }
+        Some(IpSourceGuardSpec {
+            check: self.check.unwrap_or(SourceGuard::IpMac),
+            mode: self.mode.unwrap_or_default(),
+        })
+    }
+}
+
+/// `[[arp_acl]]`: a named, ordered list of rules on the ARP sender (IP, MAC),
+/// checked by ARP inspection before the bindings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArpAcl {
+    pub name: String,
+    /// `static = true`: a sender no rule matches is dropped without looking at the
+    /// bindings.
+    pub static_only: bool,
+    /// In file order.
+    pub rules: Vec<ArpAclRule>,
 }

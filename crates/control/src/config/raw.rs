@@ -17,7 +17,12 @@ pub(crate) struct RawProfileFile {
     pub port_group: Vec<RawPortGroup>,
     #[serde(default)]
     pub mac_acl: Vec<RawMacAcl>,
+    #[serde(default)]
+    pub arp_acl: Vec<RawArpAcl>,
     pub host: Option<RawHost>,
+    /// Accepted by the shape only to be refused with a precise message: static
+    /// bindings name ports, so they belong to the host binding.
+    pub static_binding: Option<de::IgnoredAny>,
 }
 
 /// A separate host-binding file: only `[host]`.
@@ -33,6 +38,7 @@ pub(crate) struct RawSwitch {
     pub name: String,
     pub mac_table_size: Option<i64>,
     pub mac_aging_secs: Option<i64>,
+    pub max_bindings: Option<i64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -44,9 +50,16 @@ pub(crate) struct RawUplinkPolicy {
     pub storm_control: Option<RawStormControl>,
     pub mac_acl_in: Option<String>,
     pub mac_acl_out: Option<String>,
+    pub dhcp_trusted: Option<bool>,
+    pub arp_trusted: Option<bool>,
     /// Accepted by the shape only to be refused with a precise message: port
     /// security applies to guest ports.
     pub port_security: Option<de::IgnoredAny>,
+    /// Likewise: the uplinks' part in DHCP snooping and ARP inspection is
+    /// `dhcp_trusted` / `arp_trusted`, and IP Source Guard is for guest ports.
+    pub dhcp_snooping: Option<de::IgnoredAny>,
+    pub arp_inspection: Option<de::IgnoredAny>,
+    pub ip_source_guard: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -62,6 +75,9 @@ pub(crate) struct RawPortGroup {
     pub storm_control: Option<RawStormControl>,
     pub mac_acl_in: Option<String>,
     pub mac_acl_out: Option<String>,
+    pub dhcp_snooping: Option<RawDhcpSnooping>,
+    pub arp_inspection: Option<RawArpInspection>,
+    pub ip_source_guard: Option<RawIpSourceGuard>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -109,6 +125,86 @@ pub(crate) struct RawAclRule {
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawDhcpSnooping {
+    pub enabled: Option<bool>,
+    pub trusted: Option<bool>,
+    pub rate_limit_pps: Option<RawRate>,
+    pub option82: Option<String>,
+    pub drop_untrusted_option82: Option<bool>,
+    pub mode: Option<String>,
+    pub recovery_secs: Option<i64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArpInspection {
+    pub enabled: Option<bool>,
+    pub trusted: Option<bool>,
+    pub validate: Option<Vec<String>>,
+    pub rate_limit_pps: Option<RawRate>,
+    pub acl: Option<String>,
+    pub mode: Option<String>,
+    pub recovery_secs: Option<i64>,
+}
+
+/// `ip_source_guard`: a word, or a table.
+#[derive(Debug)]
+pub(crate) enum RawIpSourceGuard {
+    Word(String),
+    Table(RawIpSourceGuardTable),
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpSourceGuardTable {
+    pub enabled: Option<bool>,
+    pub check: Option<String>,
+    pub mode: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawIpSourceGuard {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawIpSourceGuard;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "\"off\", \"ip\", \"ip-mac\" or a table like { check = \"ip-mac\", mode = \"observe\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawIpSourceGuard, E> {
+                Ok(RawIpSourceGuard::Word(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawIpSourceGuard, A::Error> {
+                RawIpSourceGuardTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawIpSourceGuard::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[[arp_acl]]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArpAcl {
+    pub name: String,
+    #[serde(rename = "static", default)]
+    pub static_only: bool,
+    pub rules: Vec<RawArpAclRule>,
+}
+
+/// One element of `arp_acl.rules`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArpAclRule {
+    pub action: String,
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawSecurity {
     pub promiscuous: Option<String>,
     pub mac_changes: Option<String>,
@@ -122,6 +218,8 @@ pub(crate) struct RawHost {
     pub uplinks: RawUplinkMap,
     #[serde(default)]
     pub port: Vec<RawHostPort>,
+    #[serde(default)]
+    pub static_binding: Vec<RawStaticBinding>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -141,6 +239,19 @@ pub(crate) struct RawHostPort {
     pub storm_control: Option<RawStormControl>,
     pub mac_acl_in: Option<String>,
     pub mac_acl_out: Option<String>,
+    pub dhcp_snooping: Option<RawDhcpSnooping>,
+    pub arp_inspection: Option<RawArpInspection>,
+    pub ip_source_guard: Option<RawIpSourceGuard>,
+}
+
+/// `[[host.static_binding]]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStaticBinding {
+    pub mac: String,
+    pub ip: String,
+    pub vlan: Option<i64>,
+    pub port: String,
 }
 
 /// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.
@@ -219,6 +330,35 @@ impl<'de> Deserialize<'de> for RawEthertype {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEthertype, E> {
                 Ok(RawEthertype::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A rate limit: a number, or a string (`"none"`).
+#[derive(Debug, Clone)]
+pub(crate) enum RawRate {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawRate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("packets per second like 15, or \"none\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawRate, E> {
+                Ok(RawRate::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRate, E> {
+                Ok(RawRate::Text(v.to_owned()))
             }
         }
         d.deserialize_any(V)

@@ -3,14 +3,17 @@
 
 use super::*;
 use portcullis_dataplane::{
-    AclAction, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Policy, PortFeatures,
-    PortRole, PortSecuritySpec, SecureAging, SecurityPolicy, SpecError, StormControlSpec, Vid,
-    Violation, VlanMode, VlanSet,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
+    IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Option82, Policy,
+    PortFeatures, PortRole, PortSecuritySpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
+    StaticBindingSpec, StormControlSpec, SwitchSpec, Vid, Violation, VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
 /// Port security, storm control and MAC ACLs.
 mod features;
+/// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.
+mod snooping;
 
 const P: &str = "profile.toml";
 
@@ -124,12 +127,24 @@ fn example_parses_and_compiles_to_the_expected_spec() {
     assert_eq!(spec.name, "prod");
     assert_eq!(spec.mac_table_size, 65536);
     assert_eq!(spec.mac_aging_secs, 300);
+    assert_eq!(spec.max_bindings, 262_144);
 
     let names: Vec<&str> = spec.ports.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["uplink1", "uplink2", "vm1", "vm2", "lb1", "kvm1"]);
+    assert_eq!(
+        names,
+        ["uplink1", "uplink2", "vm1", "vm2", "lb1", "kvm1", "dhcp1"]
+    );
     assert_eq!(
         c.interfaces,
-        ["eth0", "eth1", "tap-vm1", "tap-vm2", "veth-lb1", "tap-kvm1"]
+        [
+            "eth0",
+            "eth1",
+            "tap-vm1",
+            "tap-vm2",
+            "veth-lb1",
+            "tap-kvm1",
+            "tap-dhcp1"
+        ]
     );
     assert_eq!(
         c.groups,
@@ -139,7 +154,8 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             Some("web".into()),
             Some("db".into()),
             Some("router".into()),
-            Some("nested".into())
+            Some("nested".into()),
+            Some("web".into())
         ]
     );
     assert_eq!(
@@ -150,7 +166,8 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             "host.port[0].interface",
             "host.port[1].interface",
             "host.port[2].interface",
-            "host.port[3].interface"
+            "host.port[3].interface",
+            "host.port[4].interface"
         ]
     );
 
@@ -193,13 +210,37 @@ fn example_parses_and_compiles_to_the_expected_spec() {
     );
     assert_eq!(lb1.initial_mac, None);
     assert_eq!(lb1.features, PortFeatures::default());
+    // vm2: the db group rolls DHCP snooping, ARP inspection and IP Source Guard out
+    // in observe mode, ARP without a rate limit.
     assert_eq!(
         spec.ports[3].features,
-        PortFeatures::default(),
-        "vm2: db has none"
+        PortFeatures {
+            dhcp_snooping: Some(DhcpSnoopingSpec {
+                trusted: false,
+                rate_limit_pps: None,
+                option82: Option82::Keep,
+                drop_untrusted_option82: true,
+                mode: EnforceMode::Observe,
+            }),
+            arp_inspection: Some(ArpInspectionSpec {
+                trusted: false,
+                validate_src_mac: false,
+                validate_dst_mac: false,
+                validate_ip: false,
+                rate_limit_pps: None,
+                acl: None,
+                mode: EnforceMode::Observe,
+            }),
+            ip_source_guard: Some(IpSourceGuardSpec {
+                check: SourceGuard::Ip,
+                mode: EnforceMode::Observe,
+            }),
+            ..PortFeatures::default()
+        },
     );
 
-    // Storm control on every uplink; no ACL there.
+    // Storm control on every uplink; no ACL there. Trusted for DHCP snooping and
+    // ARP inspection, which groups enable (web enforcing, so the uplinks enforce).
     for p in &spec.ports[..2] {
         assert_eq!(
             p.features,
@@ -210,33 +251,82 @@ fn example_parses_and_compiles_to_the_expected_spec() {
                     unknown_unicast_pps: None,
                     shutdown: false,
                 }),
+                dhcp_snooping: Some(DhcpSnoopingSpec {
+                    trusted: true,
+                    rate_limit_pps: None,
+                    option82: Option82::Keep,
+                    drop_untrusted_option82: false,
+                    mode: EnforceMode::Enforce,
+                }),
+                arp_inspection: Some(ArpInspectionSpec {
+                    trusted: true,
+                    validate_src_mac: false,
+                    validate_dst_mac: false,
+                    validate_ip: false,
+                    rate_limit_pps: None,
+                    acl: None,
+                    mode: EnforceMode::Enforce,
+                }),
                 ..PortFeatures::default()
             }
         );
     }
-    // vm1: the web group's port security, storm control and ingress ACL.
+    // vm1: the web group's port security, storm control, ingress ACL, DHCP
+    // snooping, ARP inspection (default 15 pps) and IP Source Guard.
+    let web_dhcp = DhcpSnoopingSpec {
+        trusted: false,
+        rate_limit_pps: Some(20),
+        option82: Option82::Insert,
+        drop_untrusted_option82: true,
+        mode: EnforceMode::Enforce,
+    };
+    let web_features = PortFeatures {
+        port_security: Some(PortSecuritySpec {
+            max_macs: 1,
+            violation: Violation::Shutdown,
+            sticky: false,
+            aging: SecureAging::None,
+            aging_secs: 0,
+            static_macs: vec![],
+            sticky_macs: vec![],
+        }),
+        storm_control: Some(StormControlSpec {
+            broadcast_pps: Some(100),
+            multicast_pps: Some(1000),
+            unknown_unicast_pps: Some(100),
+            shutdown: false,
+        }),
+        mac_acl_in: Some("guests-in".into()),
+        mac_acl_out: None,
+        errdisable_recovery_secs: Some(300),
+        dhcp_snooping: Some(web_dhcp),
+        arp_inspection: Some(ArpInspectionSpec {
+            trusted: false,
+            validate_src_mac: true,
+            validate_dst_mac: false,
+            validate_ip: true,
+            rate_limit_pps: Some(15),
+            acl: Some("web-arp".into()),
+            mode: EnforceMode::Enforce,
+        }),
+        ip_source_guard: Some(IpSourceGuardSpec {
+            check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
+    };
+    assert_eq!(vm1.features, web_features);
+    // dhcp1: the same, trusted for DHCP snooping (its own override; the rest of
+    // the table comes from the group).
+    let dhcp1 = &spec.ports[6];
+    assert_eq!(dhcp1.initial_mac, Some(mac("52:54:00:12:34:59")));
     assert_eq!(
-        vm1.features,
+        dhcp1.features,
         PortFeatures {
-            port_security: Some(PortSecuritySpec {
-                max_macs: 1,
-                violation: Violation::Shutdown,
-                sticky: false,
-                aging: SecureAging::None,
-                aging_secs: 0,
-                static_macs: vec![],
-                sticky_macs: vec![],
+            dhcp_snooping: Some(DhcpSnoopingSpec {
+                trusted: true,
+                ..web_dhcp
             }),
-            storm_control: Some(StormControlSpec {
-                broadcast_pps: Some(100),
-                multicast_pps: Some(1000),
-                unknown_unicast_pps: Some(100),
-                shutdown: false,
-            }),
-            mac_acl_in: Some("guests-in".into()),
-            mac_acl_out: None,
-            errdisable_recovery_secs: Some(300),
-            ..Default::default()
+            ..web_features.clone()
         }
     );
     // kvm1: capped learning from the nested group, max_macs and storm control
@@ -297,7 +387,42 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             rule(AclAction::Deny, None),
         ]
     );
+    // The ARP ACL, and vm1's static binding (port index 2: after the two uplinks).
+    assert_eq!(
+        spec.arp_acls,
+        [ArpAclSpec {
+            name: "web-arp".into(),
+            static_only: false,
+            rules: vec![
+                ArpAclRule {
+                    action: AclAction::Permit,
+                    ip: "198.18.10.2".parse().unwrap(),
+                    prefix_len: 32,
+                    mac: Some(MacMatch {
+                        mac: mac("52:54:00:12:34:59"),
+                        mask: MacAddr::BROADCAST,
+                    }),
+                },
+                ArpAclRule {
+                    action: AclAction::Deny,
+                    ip: "198.18.10.0".parse().unwrap(),
+                    prefix_len: 28,
+                    mac: None,
+                },
+            ],
+        }]
+    );
+    assert_eq!(
+        spec.static_bindings,
+        [StaticBindingSpec {
+            mac: mac("52:54:00:12:34:56"),
+            ip: "198.18.10.20".parse().unwrap(),
+            vid: vid(10),
+            port: 2,
+        }]
+    );
     spec.check().unwrap();
+    check_new_invariants(spec);
 
     // The model keeps what was written.
     let router = &config.profile.port_groups[2];
@@ -316,6 +441,70 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         }
     );
     assert_eq!(config.host.uplinks[1].interface, "eth1");
+    assert_eq!(
+        config.host.ports[4].dhcp_snooping,
+        Some(DhcpSnoopingOverride {
+            trusted: Some(true),
+            ..Default::default()
+        })
+    );
+    assert_eq!(
+        config.host.static_bindings,
+        [StaticBinding {
+            mac: mac("52:54:00:12:34:56"),
+            ip: "198.18.10.20".parse().unwrap(),
+            vlan: Some(vid(10)),
+            port: "vm1".into(),
+        }]
+    );
+    assert_eq!(
+        config.profile.port_groups[1].ip_source_guard,
+        Some(IpSourceGuardOverride {
+            enabled: None,
+            check: Some(SourceGuard::Ip),
+            mode: Some(EnforceMode::Observe),
+        })
+    );
+    assert_eq!(
+        config.profile.port_groups[1]
+            .arp_inspection
+            .as_ref()
+            .unwrap()
+            .rate_limit_pps,
+        Some(RateLimit::Unlimited)
+    );
+}
+
+/// What the data plane will need of the parts of a spec that
+/// [`SwitchSpec::check`] does not (yet) check: static bindings on existing ports
+/// and VLANs they carry, one per (VLAN, IP), within `max_bindings`; ARP ACLs bound
+/// by name exist, with prefixes of at most 32 bits.
+fn check_new_invariants(spec: &SwitchSpec) {
+    assert!(spec.max_bindings >= 1);
+    assert!(spec.static_bindings.len() <= spec.max_bindings);
+    let mut seen = std::collections::HashSet::new();
+    for b in &spec.static_bindings {
+        let p = &spec.ports[b.port];
+        assert!(p.vlan.carries(b.vid), "{b:?} on {}", p.name);
+        assert!(seen.insert((b.vid, b.ip)), "{b:?} twice");
+        assert!(b.mac.is_valid_source(), "{b:?}");
+    }
+    for p in &spec.ports {
+        if let Some(acl) = p
+            .features
+            .arp_inspection
+            .as_ref()
+            .and_then(|a| a.acl.as_ref())
+        {
+            assert!(spec.arp_acls.iter().any(|a| &a.name == acl), "{acl}");
+        }
+        if p.role == PortRole::Uplink {
+            assert_eq!(p.features.ip_source_guard, None);
+        }
+    }
+    for a in &spec.arp_acls {
+        assert!(a.rules.iter().all(|r| r.prefix_len <= 32));
+    }
 }
 
 #[test]
@@ -425,15 +614,10 @@ fn unknown_key_in_inline_table_and_unknown_table() {
         "vlan = 10\nsecurity = { promiscuous = \"accept\", arp = \"x\" }",
     );
     expect(&src, "arp =", "port_group[0].security.arp", "unknown field");
-    let src = with("\n[[arp_acl]]\nname = \"x\"\n");
-    expect(&src, "[[arp_acl]]", "arp_acl", "unknown field `arp_acl`");
-    let src = with("dhcp_snooping = true\n");
-    expect(
-        &src,
-        "dhcp_snooping",
-        "host.port[0].dhcp_snooping",
-        "unknown field",
-    );
+    let src = with("\n[[ip_acl]]\nname = \"x\"\n");
+    expect(&src, "[[ip_acl]]", "ip_acl", "unknown field `ip_acl`");
+    let src = with("ra_guard = true\n");
+    expect(&src, "ra_guard", "host.port[0].ra_guard", "unknown field");
 }
 
 #[test]
@@ -1056,6 +1240,24 @@ fn token() -> impl Strategy<Value = String> {
         Just("mac_acl_in = \"nope\"\n".to_owned()),
         Just("mac_acl_out = \"none\"\n".to_owned()),
         Just("rules = [{ action = \"deny\", cos = 9, ethertype = 0x0042 }]\n".to_owned()),
+        Just("[[arp_acl]]\n".to_owned()),
+        Just("[[host.static_binding]]\n".to_owned()),
+        Just("max_bindings = 1\n".to_owned()),
+        Just("dhcp_trusted = false\n".to_owned()),
+        Just("arp_trusted = false\n".to_owned()),
+        Just("dhcp_snooping = { trusted = true, rate_limit_pps = 0 }\n".to_owned()),
+        Just("dhcp_snooping = { option82 = \"strip\", mode = \"observe\", recovery_secs = 9 }\n".to_owned()),
+        Just("dhcp_snooping.enabled = false\n".to_owned()),
+        Just("arp_inspection = { validate = [\"ip\", \"ip\", \"mac\"], acl = \"nope\" }\n".to_owned()),
+        Just("arp_inspection = { rate_limit_pps = \"none\", acl = \"web-arp\", recovery_secs = 7 }\n".to_owned()),
+        Just("ip_source_guard = \"ip-mac\"\n".to_owned()),
+        Just("ip_source_guard = { check = \"off\", mode = \"observe\" }\n".to_owned()),
+        Just("mac = \"52:54:00:12:34:57\"\nip = \"198.18.10.20\"\nport = \"vm2\"\n".to_owned()),
+        Just("ip = \"::ffff:198.18.10.2\"\n".to_owned()),
+        Just("vlan = 20\n".to_owned()),
+        Just("port = \"uplink1\"\n".to_owned()),
+        Just("{ action = \"permit\", ip = \"198.18.10.5/24\", mac = \"52:54:00:00:00:00/24\" }".to_owned()),
+        Just("static = true\n".to_owned()),
         Just("é".to_owned()),
         "[ -~\n]{0,12}",
         any::<String>(),
@@ -1113,6 +1315,7 @@ fn never_panics(profile: &str, host: Option<&str>) {
             c.spec
                 .check()
                 .expect("a loaded config passes SwitchSpec::check");
+            check_new_invariants(&c.spec);
         }
         Err(errs) => {
             assert!(!errs.is_empty());
@@ -1210,7 +1413,7 @@ fn docs_shape_error_examples_are_real() {
     let shown = parse_str(src, "prod.toml", None).unwrap_err().to_string();
     assert_eq!(
         shown,
-        "prod.toml:3:1: switch.mac_tabel_size: unknown field `mac_tabel_size`, expected one of `name`, `mac_table_size`, `mac_aging_secs`"
+        "prod.toml:3:1: switch.mac_tabel_size: unknown field `mac_tabel_size`, expected one of `name`, `mac_table_size`, `mac_aging_secs`, `max_bindings`"
     );
     let src = "[switch]\nname = \"prod\"\n\n[uplink_policy]\nuplinks = []\nallowed_vlans = []\n\n\n[[port_group]]\nname = \"web\"\nvlan = \"10\"\n";
     let shown = parse_str(src, "prod.toml", None).unwrap_err().to_string();

@@ -8,9 +8,11 @@ use super::model::*;
 use super::raw::*;
 use super::source::{Sources, join_key};
 use portcullis_dataplane::{
-    AclAction, MacAclRule, MacAddr, MacMatch, Policy, SecureAging, Vid, Violation,
+    AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
+    SecureAging, SourceGuard, Vid, Violation,
 };
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// What stage 1 could not convert and stage 2 must therefore not judge.
 #[derive(Debug, Default)]
@@ -25,6 +27,9 @@ pub(crate) struct Poison {
     /// For a `[[host.port]]` (by index) whose `secure_macs` lost unparsable
     /// elements: the file index of each element kept.
     pub secure_mac_index: HashMap<usize, Vec<usize>>,
+    /// When `[[host.static_binding]]` lost unconvertible entries: the file index of
+    /// each entry kept.
+    pub static_binding_index: Option<Vec<usize>>,
 }
 
 impl Poison {
@@ -32,6 +37,13 @@ impl Poison {
     /// built from the placeholders must not be judged.
     pub fn any_table(&self) -> bool {
         !self.tables.is_empty()
+    }
+    /// The index in the file of static binding `j` of the model.
+    pub fn static_binding_file_index(&self, j: usize) -> usize {
+        self.static_binding_index
+            .as_ref()
+            .and_then(|v| v.get(j).copied())
+            .unwrap_or(j)
     }
     /// The index in the file of element `j` of port `port`'s `secure_macs`.
     pub fn secure_mac_file_index(&self, port: usize, j: usize) -> usize {
@@ -76,12 +88,42 @@ impl<'a> Converter<'a> {
                 DEFAULT_MAC_AGING_SECS,
                 MAC_AGING_SECS_RANGE,
             ),
+            max_bindings: self.bounded(
+                "switch.max_bindings",
+                raw.switch.max_bindings,
+                DEFAULT_MAX_BINDINGS,
+                MAX_BINDINGS_RANGE,
+            ),
         };
+        if raw.static_binding.is_some() {
+            self.error(
+                "static_binding",
+                "static bindings name ports, which are host-specific: write them as [[host.static_binding]] in the host binding",
+            );
+        }
         let uplink_policy = raw.uplink_policy.map(|u| {
             if u.port_security.is_some() {
                 self.error(
                     "uplink_policy.port_security",
                     "port security applies to guest ports only: uplinks carry the MACs of the whole network (set it on a [[port_group]] or [[host.port]])",
+                );
+            }
+            if u.dhcp_snooping.is_some() {
+                self.error(
+                    "uplink_policy.dhcp_snooping",
+                    "DHCP snooping is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `dhcp_trusted = true` (the default) or `false`",
+                );
+            }
+            if u.arp_inspection.is_some() {
+                self.error(
+                    "uplink_policy.arp_inspection",
+                    "ARP inspection is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `arp_trusted = true` (the default) or `false`",
+                );
+            }
+            if u.ip_source_guard.is_some() {
+                self.error(
+                    "uplink_policy.ip_source_guard",
+                    "IP Source Guard applies to guest ports only: uplinks carry the addresses of the whole network (set it on a [[port_group]] or [[host.port]])",
                 );
             }
             UplinkPolicy {
@@ -94,6 +136,8 @@ impl<'a> Converter<'a> {
                     .storm_control("uplink_policy.storm_control", u.storm_control.as_ref()),
                 mac_acl_in: u.mac_acl_in.map(acl_ref),
                 mac_acl_out: u.mac_acl_out.map(acl_ref),
+                dhcp_trusted: u.dhcp_trusted.unwrap_or(true),
+                arp_trusted: u.arp_trusted.unwrap_or(true),
             }
         });
         let port_groups = raw
@@ -108,11 +152,67 @@ impl<'a> Converter<'a> {
             .enumerate()
             .map(|(i, a)| self.mac_acl(i, a))
             .collect();
+        let arp_acls = raw
+            .arp_acl
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.arp_acl(i, a))
+            .collect();
         Profile {
             switch,
             uplink_policy,
             port_groups,
             mac_acls,
+            arp_acls,
+        }
+    }
+
+    fn arp_acl(&mut self, i: usize, raw: RawArpAcl) -> ArpAcl {
+        let rules = raw
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(j, r)| self.arp_acl_rule(&format!("arp_acl[{i}].rules[{j}]"), r))
+            .collect();
+        ArpAcl {
+            name: raw.name,
+            static_only: raw.static_only,
+            rules,
+        }
+    }
+
+    /// One ARP ACL rule; a field that cannot be converted matches anything (the
+    /// configuration is refused anyway).
+    fn arp_acl_rule(&mut self, key: &str, r: &RawArpAclRule) -> ArpAclRule {
+        let action = self
+            .word(
+                &format!("{key}.action"),
+                &r.action,
+                "rule action",
+                &[("permit", AclAction::Permit), ("deny", AclAction::Deny)],
+            )
+            .unwrap_or(AclAction::Deny);
+        let (ip, prefix_len) = match r.ip.as_deref().map(parse_ipv4_prefix) {
+            None => (Ipv4Addr::UNSPECIFIED, 0),
+            Some(Ok(p)) => p,
+            Some(Err(msg)) => {
+                self.error(&format!("{key}.ip"), msg);
+                (Ipv4Addr::UNSPECIFIED, 0)
+            }
+        };
+        let mac = match r.mac.as_deref().map(parse_mac_match) {
+            None => None,
+            Some(Ok(m)) => Some(m),
+            Some(Err(msg)) => {
+                self.error(&format!("{key}.mac"), msg);
+                None
+            }
+        };
+        ArpAclRule {
+            action,
+            ip,
+            prefix_len,
+            mac,
         }
     }
 
@@ -281,6 +381,188 @@ impl<'a> Converter<'a> {
         Some(out)
     }
 
+    /// `dhcp_snooping = {...}` at dotted `key`.
+    fn dhcp_snooping(
+        &mut self,
+        key: &str,
+        raw: Option<&RawDhcpSnooping>,
+    ) -> Option<DhcpSnoopingOverride> {
+        let raw = raw?;
+        let before = self.errors.len();
+        let out = DhcpSnoopingOverride {
+            enabled: raw.enabled,
+            trusted: raw.trusted,
+            rate_limit_pps: raw
+                .rate_limit_pps
+                .as_ref()
+                .and_then(|r| self.rate(&format!("{key}.rate_limit_pps"), r)),
+            option82: raw.option82.as_ref().and_then(|w| {
+                self.word(
+                    &format!("{key}.option82"),
+                    w,
+                    "policy for option 82",
+                    &[("keep", Option82::Keep), ("insert", Option82::Insert)],
+                )
+            }),
+            drop_untrusted_option82: raw.drop_untrusted_option82,
+            mode: raw
+                .mode
+                .as_ref()
+                .and_then(|w| self.mode(&format!("{key}.mode"), w)),
+            recovery_secs: raw
+                .recovery_secs
+                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
+    /// `arp_inspection = {...}` at dotted `key`.
+    fn arp_inspection(
+        &mut self,
+        key: &str,
+        raw: Option<&RawArpInspection>,
+    ) -> Option<ArpInspectionOverride> {
+        let raw = raw?;
+        let before = self.errors.len();
+        let validate = raw.validate.as_ref().map(|words| {
+            let mut v = ArpValidation::default();
+            for (j, w) in words.iter().enumerate() {
+                let wkey = format!("{key}.validate[{j}]");
+                if let Some(k) = words[..j].iter().position(|x| x == w) {
+                    self.error(
+                        &wkey,
+                        format!("{w:?} is listed twice (first as {key}.validate[{k}])"),
+                    );
+                } else if !v.set(w) {
+                    self.error(
+                        &wkey,
+                        format!(
+                            "{w:?} is not an ARP validation check; known checks: {}",
+                            ARP_VALIDATE_WORDS
+                                .iter()
+                                .map(|w| format!("{w:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+            }
+            v
+        });
+        let out = ArpInspectionOverride {
+            enabled: raw.enabled,
+            trusted: raw.trusted,
+            validate,
+            rate_limit_pps: raw
+                .rate_limit_pps
+                .as_ref()
+                .and_then(|r| self.rate(&format!("{key}.rate_limit_pps"), r)),
+            acl: raw.acl.clone().map(acl_ref),
+            mode: raw
+                .mode
+                .as_ref()
+                .and_then(|w| self.mode(&format!("{key}.mode"), w)),
+            recovery_secs: raw
+                .recovery_secs
+                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
+    /// `ip_source_guard = "..."` or `{...}` at dotted `key`.
+    fn ip_source_guard(
+        &mut self,
+        key: &str,
+        raw: Option<&RawIpSourceGuard>,
+    ) -> Option<IpSourceGuardOverride> {
+        let before = self.errors.len();
+        let out = match raw? {
+            RawIpSourceGuard::Word(w) => {
+                let word = self.word(
+                    key,
+                    w,
+                    "source-guard setting",
+                    &[
+                        ("off", None),
+                        ("ip", Some(SourceGuard::Ip)),
+                        ("ip-mac", Some(SourceGuard::IpMac)),
+                    ],
+                );
+                match word {
+                    Some(None) => IpSourceGuardOverride {
+                        enabled: Some(false),
+                        ..Default::default()
+                    },
+                    Some(Some(check)) => IpSourceGuardOverride {
+                        enabled: Some(true),
+                        check: Some(check),
+                        mode: None,
+                    },
+                    None => IpSourceGuardOverride::default(),
+                }
+            }
+            RawIpSourceGuard::Table(t) => IpSourceGuardOverride {
+                enabled: t.enabled,
+                check: t.check.as_ref().and_then(|w| {
+                    let ckey = format!("{key}.check");
+                    if w == "off" {
+                        self.error(
+                            &ckey,
+                            "\"off\" is not a check: the check is \"ip\" or \"ip-mac\"; turn the guard off with `enabled = false` (or `ip_source_guard = \"off\"`)",
+                        );
+                        return None;
+                    }
+                    self.word(
+                        &ckey,
+                        w,
+                        "source-guard check",
+                        &[("ip", SourceGuard::Ip), ("ip-mac", SourceGuard::IpMac)],
+                    )
+                }),
+                mode: t
+                    .mode
+                    .as_ref()
+                    .and_then(|w| self.mode(&format!("{key}.mode"), w)),
+            },
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
+    fn mode(&mut self, key: &str, word: &str) -> Option<EnforceMode> {
+        self.word(
+            key,
+            word,
+            "mode",
+            &[
+                ("enforce", EnforceMode::Enforce),
+                ("observe", EnforceMode::Observe),
+            ],
+        )
+    }
+
+    /// A rate limit: packets per second, or `"none"`. (The range is stage 2's.)
+    fn rate(&mut self, key: &str, raw: &RawRate) -> Option<RateLimit> {
+        match raw {
+            RawRate::Number(v) => self
+                .int::<u32>(key, *v, &RATE_LIMIT_PPS_RANGE)
+                .map(RateLimit::Pps),
+            RawRate::Text(t) if t == NO_LIMIT_WORD => Some(RateLimit::Unlimited),
+            RawRate::Text(t) => {
+                self.error(key, bad_rate(&format!("{t:?}")));
+                None
+            }
+        }
+    }
+
     /// `v` in the integer type `T`; out of `T`'s range is an error in `range`'s
     /// words. (Whether `v` is in `range` is checked in stage 2, which also sees
     /// configurations built in code.)
@@ -368,6 +650,14 @@ impl<'a> Converter<'a> {
                 .port_security(&format!("{key}.port_security"), g.port_security.as_ref()),
             storm_control: self
                 .storm_control(&format!("{key}.storm_control"), g.storm_control.as_ref()),
+            dhcp_snooping: self
+                .dhcp_snooping(&format!("{key}.dhcp_snooping"), g.dhcp_snooping.as_ref()),
+            arp_inspection: self
+                .arp_inspection(&format!("{key}.arp_inspection"), g.arp_inspection.as_ref()),
+            ip_source_guard: self.ip_source_guard(
+                &format!("{key}.ip_source_guard"),
+                g.ip_source_guard.as_ref(),
+            ),
             mac_acl_in: g.mac_acl_in.map(acl_ref),
             mac_acl_out: g.mac_acl_out.map(acl_ref),
             name: g.name,
@@ -418,6 +708,16 @@ impl<'a> Converter<'a> {
                         .port_security(&format!("{key}.port_security"), p.port_security.as_ref()),
                     storm_control: self
                         .storm_control(&format!("{key}.storm_control"), p.storm_control.as_ref()),
+                    dhcp_snooping: self
+                        .dhcp_snooping(&format!("{key}.dhcp_snooping"), p.dhcp_snooping.as_ref()),
+                    arp_inspection: self.arp_inspection(
+                        &format!("{key}.arp_inspection"),
+                        p.arp_inspection.as_ref(),
+                    ),
+                    ip_source_guard: self.ip_source_guard(
+                        &format!("{key}.ip_source_guard"),
+                        p.ip_source_guard.as_ref(),
+                    ),
                     mac_acl_in: p.mac_acl_in.map(acl_ref),
                     mac_acl_out: p.mac_acl_out.map(acl_ref),
                     name: p.name,
@@ -427,7 +727,40 @@ impl<'a> Converter<'a> {
                 }
             })
             .collect();
-        HostBinding { uplinks, ports }
+        let mut static_bindings = Vec::new();
+        let mut index = Vec::new();
+        for (j, b) in raw.static_binding.iter().enumerate() {
+            let key = format!("host.static_binding[{j}]");
+            let mac = self.mac(&format!("{key}.mac"), &b.mac);
+            let ip = match parse_ip(&b.ip) {
+                Ok(ip) => Some(ip),
+                Err(msg) => {
+                    self.error(&format!("{key}.ip"), msg);
+                    None
+                }
+            };
+            let vlan = match b.vlan {
+                None => Some(None),
+                Some(v) => self.vid(&format!("{key}.vlan"), v).map(Some),
+            };
+            if let (Some(mac), Some(ip), Some(vlan)) = (mac, ip, vlan) {
+                static_bindings.push(StaticBinding {
+                    mac,
+                    ip,
+                    vlan,
+                    port: b.port.clone(),
+                });
+                index.push(j);
+            }
+        }
+        if index.len() != raw.static_binding.len() {
+            self.poison.static_binding_index = Some(index);
+        }
+        HostBinding {
+            uplinks,
+            ports,
+            static_bindings,
+        }
     }
 
     fn bounded(
@@ -522,6 +855,65 @@ pub(crate) fn out_of_range(
         range.start(),
         range.end()
     )
+}
+
+pub(crate) fn bad_rate(v: &str) -> String {
+    format!(
+        "{v} is not a rate limit: expected packets per second ({}..={}) or \"{NO_LIMIT_WORD}\" for no limit",
+        RATE_LIMIT_PPS_RANGE.start(),
+        RATE_LIMIT_PPS_RANGE.end()
+    )
+}
+
+/// An IPv4 or IPv6 address, for a static binding.
+pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    if s.contains('/') {
+        return Err(format!(
+            "{s:?} is not an IP address: a binding holds one address, not a prefix"
+        ));
+    }
+    Err(format!(
+        "{s:?} is not an IP address: expected IPv4 like \"198.18.10.5\" or IPv6 like \"2001:db8::5\""
+    ))
+}
+
+/// `"a.b.c.d"` (one address, /32) or `"a.b.c.d/len"` with `len` 0..=32. (Host
+/// bits under the prefix are stage 2's.)
+pub(crate) fn parse_ipv4_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, len) = match s.split_once('/') {
+        None => (s, None),
+        Some((a, l)) => (a, Some(l)),
+    };
+    let ip = addr.trim().parse::<Ipv4Addr>().map_err(|_| {
+        if addr.trim().parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("{s:?} is IPv6; ARP carries IPv4 addresses only")
+        } else {
+            format!(
+                "{s:?} is not an IPv4 address or prefix: expected e.g. \"198.18.10.1\" or \"198.18.0.0/15\""
+            )
+        }
+    })?;
+    let len = match len.map(str::trim) {
+        None => 32,
+        Some(l) if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: u8 = l.parse().unwrap_or(u8::MAX);
+            if n > 32 {
+                return Err(format!(
+                    "{s:?}: prefix length {n} is out of range: allowed 0..=32"
+                ));
+            }
+            n
+        }
+        Some(_) => {
+            return Err(format!(
+                "{s:?} is not an IPv4 address or prefix: expected e.g. \"198.18.10.1\" or \"198.18.0.0/15\""
+            ));
+        }
+    };
+    Ok((ip, len))
 }
 
 /// `"none"` unbinds; anything else names an ACL (checked in stage 2).
@@ -724,6 +1116,50 @@ mod tests {
         assert!(e.contains("ipv4, arp"), "{e}");
         for (n, _) in ETHERTYPE_NAMES {
             assert!(parse_ethertype(n).unwrap() >= MIN_ETHERTYPE, "{n}");
+        }
+    }
+
+    #[test]
+    fn ipv4_prefixes() {
+        let p = |s: &str| parse_ipv4_prefix(s).unwrap();
+        assert_eq!(p("198.18.10.1"), (Ipv4Addr::new(198, 18, 10, 1), 32));
+        assert_eq!(p("198.18.0.0/15"), (Ipv4Addr::new(198, 18, 0, 0), 15));
+        assert_eq!(p(" 10.0.0.0 / 8 "), (Ipv4Addr::new(10, 0, 0, 0), 8));
+        assert_eq!(p("0.0.0.0/0"), (Ipv4Addr::UNSPECIFIED, 0));
+        assert_eq!(p("10.1.2.3/8").1, 8, "host bits are stage 2's");
+        for bad in [
+            "",
+            "/8",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "10.0.0.0/-1",
+            "10.0.0.0/8/8",
+            "010.0.0.1",
+            "10.0.0.0/100",
+            "::1",
+        ] {
+            assert!(parse_ipv4_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_ipv4_prefix("::1").unwrap_err().contains("IPv6"));
+        assert!(
+            parse_ipv4_prefix("10.0.0.0/33")
+                .unwrap_err()
+                .contains("0..=32")
+        );
+    }
+
+    #[test]
+    fn binding_ips() {
+        assert!(parse_ip("198.18.10.5").unwrap().is_ipv4());
+        assert!(parse_ip("2001:db8::5").unwrap().is_ipv6());
+        assert!(
+            parse_ip("198.18.10.0/24")
+                .unwrap_err()
+                .contains("not a prefix")
+        );
+        for bad in ["", "198.18.10", "fe80::1%eth0", "[::1]", "1.2.3.4 "] {
+            assert!(parse_ip(bad).is_err(), "{bad:?} accepted");
         }
     }
 

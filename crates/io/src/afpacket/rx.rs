@@ -86,6 +86,7 @@ pub(crate) fn parse_block(block: &[u8], descs: &mut Vec<FrameDesc>) -> u64 {
                 offset: start as u32,
                 len: snaplen,
                 tag,
+                csum_partial: status & libc::TP_STATUS_CSUMNOTREADY != 0,
             });
         }
         if i + 1 < num {

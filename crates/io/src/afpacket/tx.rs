@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{Shared, TX_DATA_OFFSET};
-use crate::frame::{ETH_HLEN, VLAN_HLEN, frame_len, outer_is_tagged, write_frame};
-use crate::{IoError, TxError, TxQueue, TxStats, VlanTag};
+use crate::frame::{
+    ETH_HLEN, VLAN_HLEN, complete_l4_checksum, frame_len, outer_is_tagged, write_frame,
+};
+use crate::{IoError, TxError, TxOptions, TxQueue, TxStats, VlanTag};
 
 const SLOT_NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
 const SLOT_LEN: usize = offset_of!(libc::tpacket3_hdr, tp_len);
@@ -107,7 +109,13 @@ impl AfPacketTx {
 }
 
 impl TxQueue for AfPacketTx {
-    fn push(&mut self, head: &[u8], tag: Option<VlanTag>, body: &[u8]) -> Result<(), TxError> {
+    fn push_with(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError> {
         let len = frame_len(head, tag, body);
         let max = if outer_is_tagged(tag, body) {
             self.max_tagged
@@ -144,6 +152,9 @@ impl TxQueue for AfPacketTx {
         if write_frame(data, head, tag, body).is_none() {
             self.stats.too_big += 1;
             return Err(TxError::TooBig);
+        }
+        if opts.complete_checksum {
+            complete_l4_checksum(&mut data[..len]);
         }
         // SAFETY: as above the slot header is user-owned; the three fields are 4-byte
         // aligned `u32`s inside it, disjoint from the status word and the data area.

@@ -11,18 +11,18 @@ fn with_acls(extra: &str) -> String {
 }
 
 /// BASE with `line` added to the "web" port group.
-fn web_group(line: &str) -> String {
+pub(super) fn web_group(line: &str) -> String {
     BASE.replacen("vlan = 10\n", &format!("vlan = 10\n{line}\n"), 1)
 }
 
-fn compile(src: &str) -> CompiledConfig {
+pub(super) fn compile(src: &str) -> CompiledConfig {
     match parse_str(src, P, None) {
         Ok(c) => c.compile().unwrap(),
         Err(e) => panic!("refused:\n{e}\n---\n{src}"),
     }
 }
 
-fn features<'a>(c: &'a CompiledConfig, port: &str) -> &'a PortFeatures {
+pub(super) fn features<'a>(c: &'a CompiledConfig, port: &str) -> &'a PortFeatures {
     &c.spec
         .ports
         .iter()
@@ -1235,7 +1235,10 @@ fn word_of(good: &'static [&'static str], bad: &'static str) -> impl Strategy<Va
     ]
 }
 
-fn opt_kv(key: &'static str, v: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+pub(super) fn opt_kv(
+    key: &'static str,
+    v: impl Strategy<Value = String>,
+) -> impl Strategy<Value = String> {
     proptest::option::of(v).prop_map(move |v| v.map_or(String::new(), |v| format!("{key} = {v}, ")))
 }
 

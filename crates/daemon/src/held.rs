@@ -1,0 +1,221 @@
+//! Held DHCPACKs (DESIGN.md §3, durability rule): an ACK that creates or renews a
+//! binding is copied aside, its binding goes to the binding store's group
+//! committer, and the ACK is sent only once the commit is reported — or dropped
+//! if it failed (fail closed). Bindings added through the API take the same path.
+//!
+//! Invariants: at most [`MAX_HELD`] ACKs wait at once (more are dropped and
+//! counted, the client retries); nothing here blocks the data-plane thread: submits
+//! never wait and results are polled between batches.
+
+use crate::bindings_store::{BindingOp, BindingRecord, CommitResult, Committer};
+use portcullis_dataplane::bindings::BindingSource;
+use portcullis_dataplane::stages::dhcp_snooping::BindingUpdate;
+use portcullis_dataplane::{Forward, Instant, MacAddr, PortId, Switch, Vid};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc::Receiver;
+use std::time::SystemTime;
+use tokio::sync::oneshot;
+
+/// ACKs that may wait for their commit at once.
+pub const MAX_HELD: usize = 4096;
+
+/// One held ACK.
+#[derive(Debug)]
+pub struct HeldFrame {
+    pub ingress: PortId,
+    pub fwd: Forward,
+    pub binding: BindingUpdate,
+    /// The frame as received (the tag the backend took out is re-added from `fwd`).
+    pub data: Vec<u8>,
+    /// Its checksum was left to offload (see `portcullis_io::RxFrame::csum_partial`).
+    pub csum_partial: bool,
+}
+
+/// A binding the API asked for, waiting for its commit.
+type ApiBinding = (Vid, IpAddr, MacAddr, PortId);
+type ApiReply = oneshot::Sender<Result<(), String>>;
+/// What [`Held::drain`] hands back: held ACKs with their commit outcome, and API
+/// requests with theirs.
+pub type Drained = (
+    Vec<(HeldFrame, bool)>,
+    Vec<(ApiReply, Result<ApiBinding, String>)>,
+);
+
+/// Counters of the hold path.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct HeldStats {
+    pub held: u64,
+    pub released: u64,
+    pub failed: u64,
+    pub queue_full: u64,
+    pub waiting: u64,
+}
+
+/// The hold path of the data-plane thread.
+#[derive(Debug)]
+pub struct Held {
+    committer: Option<Committer>,
+    results: Option<Receiver<CommitResult>>,
+    frames: HashMap<u64, HeldFrame>,
+    api: HashMap<u64, (ApiReply, ApiBinding)>,
+    next_ticket: u64,
+    port_names: Vec<String>,
+    pub stats: HeldStats,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Held {
+    /// `committer` None: no binding store — every held ACK is dropped (fail closed).
+    pub fn new(
+        committer: Option<(Committer, Receiver<CommitResult>)>,
+        port_names: Vec<String>,
+    ) -> Held {
+        let (committer, results) = committer.map_or((None, None), |(c, r)| (Some(c), Some(r)));
+        Held {
+            committer,
+            results,
+            frames: HashMap::new(),
+            api: HashMap::new(),
+            next_ticket: 1,
+            port_names,
+            stats: HeldStats::default(),
+        }
+    }
+
+    fn submit(&mut self, op: BindingOp) -> Option<u64> {
+        let c = self.committer.as_ref()?;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        c.submit(ticket, op).ok().map(|_| ticket)
+    }
+
+    /// Holds an ACK whose binding must be committed first.
+    pub fn hold(
+        &mut self,
+        switch: &mut Switch,
+        ingress: PortId,
+        frame: portcullis_io::RxFrame<'_>,
+        fwd: &Forward,
+        b: &BindingUpdate,
+        now: Instant,
+    ) {
+        let data = frame.data;
+        if self.frames.len() >= MAX_HELD {
+            self.stats.queue_full += 1;
+            switch.release_held(ingress, fwd, b, data.len(), false, now);
+            return;
+        }
+        let unix = unix_now();
+        let record = BindingRecord {
+            ip: IpAddr::V4(b.ip),
+            mac: b.mac,
+            vlan: b.vid.get(),
+            port: self
+                .port_names
+                .get(b.port.index())
+                .cloned()
+                .unwrap_or_default(),
+            lease_end_unix: b.lease_secs.map(|l| unix + u64::from(l)),
+            source: BindingSource::Dhcp,
+            updated_unix: unix,
+        };
+        match self.submit(BindingOp::Upsert(record)) {
+            Some(ticket) => {
+                self.stats.held += 1;
+                self.frames.insert(
+                    ticket,
+                    HeldFrame {
+                        ingress,
+                        fwd: *fwd,
+                        binding: *b,
+                        data: data.to_vec(),
+                        csum_partial: frame.csum_partial,
+                    },
+                );
+            }
+            None => {
+                self.stats.failed += 1;
+                switch.release_held(ingress, fwd, b, data.len(), false, now);
+            }
+        }
+    }
+
+    /// Asks for a binding through the API; `reply` is answered after its commit.
+    pub fn add_api_binding(
+        &mut self,
+        vid: Vid,
+        ip: IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        reply: ApiReply,
+    ) {
+        let unix = unix_now();
+        let record = BindingRecord {
+            ip,
+            mac,
+            vlan: vid.get(),
+            port: self
+                .port_names
+                .get(port.index())
+                .cloned()
+                .unwrap_or_default(),
+            lease_end_unix: None,
+            source: BindingSource::Api,
+            updated_unix: unix,
+        };
+        match self.submit(BindingOp::Upsert(record)) {
+            Some(ticket) => {
+                self.api.insert(ticket, (reply, (vid, ip, mac, port)));
+            }
+            None => {
+                let _ = reply.send(Err("the binding store is not available".into()));
+            }
+        }
+    }
+
+    /// Makes a removal durable (no one waits for it: a removal lost in a crash
+    /// leaves a binding that expires with its lease).
+    pub fn remove(&mut self, vid: Vid, ip: IpAddr) {
+        let _ = self.submit(BindingOp::Remove {
+            vlan: vid.get(),
+            ip,
+        });
+    }
+
+    /// The commits reported since the last call: held ACKs with whether their
+    /// binding is durable, and API requests with their outcome.
+    pub fn drain(&mut self) -> Drained {
+        let (mut frames, mut api) = (Vec::new(), Vec::new());
+        let Some(rx) = &self.results else {
+            return (frames, api);
+        };
+        while let Ok(r) = rx.try_recv() {
+            if let Some(h) = self.frames.remove(&r.ticket) {
+                if r.ok {
+                    self.stats.released += 1;
+                } else {
+                    self.stats.failed += 1;
+                }
+                frames.push((h, r.ok));
+            } else if let Some((reply, b)) = self.api.remove(&r.ticket) {
+                api.push((
+                    reply,
+                    if r.ok {
+                        Ok(b)
+                    } else {
+                        Err("the binding store could not commit".into())
+                    },
+                ));
+            }
+        }
+        self.stats.waiting = self.frames.len() as u64;
+        (frames, api)
+    }
+}

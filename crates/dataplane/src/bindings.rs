@@ -1,0 +1,247 @@
+//! The in-memory binding index (DHCP snooping, static and API bindings): (VLAN, IP)
+//! → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
+//! store; the data plane reads only this index, never the disk.
+//!
+//! Invariants: at most `capacity` bindings (a full table refuses and the caller
+//! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC) → IP holds the
+//! latest DHCP address of each client so a NAK finds it without a scan. Records are
+//! the same for IPv4 and IPv6 (IPv4 is stored as an IPv4-mapped IPv6 key).
+
+use crate::types::{Instant, MacAddr, PortId, Vid};
+use rustc_hash::FxBuildHasher;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Where a binding came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingSource {
+    Dhcp,
+    Static,
+    Api,
+    Dhcpv6,
+    Nd,
+}
+
+/// One binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub mac: MacAddr,
+    pub port: PortId,
+    /// `None`: never expires (static and API bindings).
+    pub lease_end: Option<Instant>,
+    pub source: BindingSource,
+}
+
+/// A binding to install: what DHCP snooping, the store or the API knows of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewBinding {
+    pub vid: Vid,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    pub port: PortId,
+    /// `None`: never expires.
+    pub lease_secs: Option<u32>,
+    pub source: BindingSource,
+}
+
+/// A binding as the switch reports it: with its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingEntry {
+    pub vid: Vid,
+    pub ip: IpAddr,
+    pub binding: Binding,
+}
+
+#[inline]
+fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn key_ip(k: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// The table is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingTableFull;
+
+/// Bounded (VLAN, IP) → binding index.
+#[derive(Debug)]
+pub struct BindingTable {
+    by_ip: HashMap<(u16, u128), Binding, FxBuildHasher>,
+    by_mac: HashMap<(u16, MacAddr), u128, FxBuildHasher>,
+    capacity: usize,
+}
+
+impl BindingTable {
+    pub fn new(capacity: usize) -> BindingTable {
+        BindingTable {
+            by_ip: HashMap::default(),
+            by_mac: HashMap::default(),
+            capacity,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The binding of `ip` in `vid`, if any (expired ones are removed by the sweep;
+    /// until then they still count as bound for at most a second).
+    #[inline]
+    pub fn lookup(&self, vid: Vid, ip: IpAddr) -> Option<&Binding> {
+        self.by_ip.get(&(vid.get(), ip_key(ip)))
+    }
+
+    /// Adds or replaces the binding of `ip` in `vid`. Control path (called when a
+    /// binding is committed); may allocate while the table grows to its capacity.
+    pub fn upsert(
+        &mut self,
+        vid: Vid,
+        ip: IpAddr,
+        b: Binding,
+    ) -> Result<Option<Binding>, BindingTableFull> {
+        let k = (vid.get(), ip_key(ip));
+        if !self.by_ip.contains_key(&k) && self.by_ip.len() >= self.capacity {
+            return Err(BindingTableFull);
+        }
+        let old = self.by_ip.insert(k, b);
+        if let Some(o) = old
+            && o.mac != b.mac
+            && self.by_mac.get(&(vid.get(), o.mac)) == Some(&k.1)
+        {
+            self.by_mac.remove(&(vid.get(), o.mac));
+        }
+        self.by_mac.insert((vid.get(), b.mac), k.1);
+        Ok(old)
+    }
+
+    /// Removes the binding of `ip` in `vid`.
+    pub fn remove(&mut self, vid: Vid, ip: IpAddr) -> Option<Binding> {
+        let k = (vid.get(), ip_key(ip));
+        let old = self.by_ip.remove(&k)?;
+        if self.by_mac.get(&(vid.get(), old.mac)) == Some(&k.1) {
+            self.by_mac.remove(&(vid.get(), old.mac));
+        }
+        Some(old)
+    }
+
+    /// The latest address bound to `mac` in `vid`.
+    pub fn ip_of(&self, vid: Vid, mac: MacAddr) -> Option<IpAddr> {
+        let k = *self.by_mac.get(&(vid.get(), mac))?;
+        self.by_ip.contains_key(&(vid.get(), k)).then(|| key_ip(k))
+    }
+
+    /// Removes the bindings whose lease has ended, calling `removed` for each.
+    /// O(len): the switch calls it at most once a second.
+    pub fn sweep(&mut self, now: Instant, mut removed: impl FnMut(BindingEntry)) {
+        let by_mac = &mut self.by_mac;
+        self.by_ip.retain(|(vid, ip), b| {
+            let live = b.lease_end.is_none_or(|end| now < end);
+            if !live {
+                if by_mac.get(&(*vid, b.mac)) == Some(ip) {
+                    by_mac.remove(&(*vid, b.mac));
+                }
+                if let Some(vid) = Vid::new(*vid) {
+                    removed(BindingEntry {
+                        vid,
+                        ip: key_ip(*ip),
+                        binding: *b,
+                    });
+                }
+            }
+            live
+        });
+    }
+
+    /// Every binding, sorted by VLAN and IP. Allocates: control path only.
+    pub fn entries(&self) -> Vec<BindingEntry> {
+        let mut v: Vec<BindingEntry> = self
+            .by_ip
+            .iter()
+            .filter_map(|((vid, ip), b)| {
+                Some(BindingEntry {
+                    vid: Vid::new(*vid)?,
+                    ip: key_ip(*ip),
+                    binding: *b,
+                })
+            })
+            .collect();
+        v.sort_by_key(|e| (e.vid, ip_key(e.ip)));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(mac: u8, port: u16, end: Option<u64>) -> Binding {
+        Binding {
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, mac]),
+            port: PortId(port),
+            lease_end: end.map(Instant::from_secs),
+            source: BindingSource::Dhcp,
+        }
+    }
+    fn vid(v: u16) -> Vid {
+        Vid::new(v).unwrap()
+    }
+
+    #[test]
+    fn upsert_lookup_remove_and_the_mac_index() {
+        let mut t = BindingTable::new(2);
+        let ip: IpAddr = "198.18.10.5".parse().unwrap();
+        let ip6: IpAddr = "2001:db8::5".parse().unwrap();
+        t.upsert(vid(10), ip, b(1, 3, Some(100))).unwrap();
+        assert_eq!(t.lookup(vid(10), ip).unwrap().port, PortId(3));
+        assert!(t.lookup(vid(20), ip).is_none());
+        assert_eq!(
+            t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])),
+            Some(ip)
+        );
+        t.upsert(vid(10), ip6, b(2, 4, None)).unwrap();
+        assert_eq!(t.upsert(vid(20), ip, b(1, 3, None)), Err(BindingTableFull));
+        // Renewal of an existing key is not refused when full.
+        assert!(t.upsert(vid(10), ip, b(1, 3, Some(200))).unwrap().is_some());
+        assert_eq!(
+            t.remove(vid(10), ip).unwrap().lease_end,
+            Some(Instant::from_secs(200))
+        );
+        assert_eq!(t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])), None);
+        assert_eq!(t.entries().len(), 1);
+        assert_eq!(t.entries()[0].ip, ip6);
+    }
+
+    #[test]
+    fn the_sweep_removes_ended_leases_only() {
+        let mut t = BindingTable::new(10);
+        let a: IpAddr = "198.18.10.1".parse().unwrap();
+        let c: IpAddr = "198.18.10.2".parse().unwrap();
+        let s: IpAddr = "198.18.10.3".parse().unwrap();
+        t.upsert(vid(10), a, b(1, 1, Some(10))).unwrap();
+        t.upsert(vid(10), c, b(2, 1, Some(20))).unwrap();
+        t.upsert(vid(10), s, b(3, 1, None)).unwrap();
+        let mut gone = vec![];
+        t.sweep(Instant::from_secs(10), |e| gone.push(e.ip));
+        assert_eq!(gone, vec![a]);
+        assert_eq!(t.len(), 2);
+        t.sweep(Instant::from_secs(1_000_000), |e| gone.push(e.ip));
+        assert_eq!(gone, vec![a, c]);
+        assert!(t.lookup(vid(10), s).is_some());
+    }
+}

@@ -1,0 +1,215 @@
+//! DHCP snooping (RFC 2131; Cisco `ip dhcp snooping`, DESIGN.md §3): in a VLAN where
+//! snooping is on, ports are untrusted unless marked trusted (uplinks are, by
+//! default). On untrusted ports: server messages are dropped; client messages whose
+//! chaddr is not the Ethernet source are dropped; client messages that already carry
+//! option 82 may be dropped; RELEASE/DECLINE is accepted only from the port that
+//! holds the binding; a per-port rate above its limit error-disables the port.
+//! From trusted ports: a DHCPACK for a client on a snooping port creates or renews
+//! its binding — the ACK is *held* (a [`crate::Verdict::Hold`]) until the runtime
+//! has made the binding durable; a DHCPNAK removes the client's binding.
+//!
+//! Invariant: no binding enters the index before it is committed (the runtime
+//! installs it with [`crate::Switch::install_binding`]); observe mode counts what it
+//! would drop and drops nothing.
+
+use crate::bindings::BindingSource;
+use crate::dhcp::{self, DhcpMessageType};
+use crate::events::{BindingRemoval, EventKind};
+use crate::frame::FrameView;
+use crate::spec::{DhcpSnoopingSpec, EnforceMode};
+use crate::stages::storm_control::TokenBucket;
+use crate::switch::{ErrDisableCause, Switch};
+use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::verdict::DropReason;
+use std::net::{IpAddr, Ipv4Addr};
+
+pub use crate::dhcp::{CLIENT_PORT, SERVER_PORT};
+
+/// Snooping state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpPortState {
+    pub spec: DhcpSnoopingSpec,
+    pub bucket: Option<TokenBucket>,
+}
+
+impl DhcpPortState {
+    pub fn new(spec: DhcpSnoopingSpec, now: Instant) -> DhcpPortState {
+        DhcpPortState {
+            spec,
+            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+        }
+    }
+}
+
+/// A binding a held ACK creates or renews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingUpdate {
+    pub vid: Vid,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub port: PortId,
+    /// `None`: an infinite lease (0xffffffff) or no lease-time option.
+    pub lease_secs: Option<u32>,
+}
+
+/// What snooping wants besides forwarding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhcpAction {
+    Forward,
+    /// Hold the frame until this binding is committed.
+    Hold(BindingUpdate),
+}
+
+/// Whether `l3` (an IPv4 datagram) is DHCP — UDP 68 → 67, 67 → 68 or 67 → 67 (a
+/// relay) — and where its UDP payload lies.
+#[inline]
+pub fn is_dhcp(l3: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (_, _, sport, dport, _) = dhcp::udp_ports(l3)?;
+    if !matches!(
+        (sport, dport),
+        (CLIENT_PORT, SERVER_PORT) | (SERVER_PORT, CLIENT_PORT) | (SERVER_PORT, SERVER_PORT)
+    ) {
+        return None;
+    }
+    dhcp::ipv4_udp(l3).ok().map(|u| u.payload)
+}
+
+/// Drops, or in observe mode counts and lets pass.
+#[inline]
+pub(crate) fn refuse(
+    sw: &mut Switch,
+    port: PortId,
+    mode: EnforceMode,
+    reason: DropReason,
+) -> Result<(), DropReason> {
+    match mode {
+        EnforceMode::Enforce => Err(reason),
+        EnforceMode::Observe => {
+            sw.counters[port.index()].observed[reason as usize] += 1;
+            Ok(())
+        }
+    }
+}
+
+/// Inspects a DHCP message (`payload` is the UDP payload offset in `l3`) received on
+/// `port` in snooping VLAN `vid`.
+pub fn inspect(
+    sw: &mut Switch,
+    port: PortId,
+    vid: Vid,
+    view: &FrameView,
+    l3: &[u8],
+    payload: std::ops::Range<usize>,
+    now: Instant,
+) -> Result<DhcpAction, DropReason> {
+    let st = sw.ports[port.index()].dhcp;
+    let trusted = st.is_some_and(|s| s.spec.trusted);
+    let mode = st.map_or(EnforceMode::Enforce, |s| s.spec.mode);
+    if !trusted
+        && let Some(b) = sw.ports[port.index()]
+            .dhcp
+            .as_mut()
+            .and_then(|s| s.bucket.as_mut())
+        && !b.admit(now)
+    {
+        if mode == EnforceMode::Enforce {
+            sw.err_disable(port, ErrDisableCause::DhcpRateLimit, now);
+        }
+        refuse(sw, port, mode, DropReason::DhcpRateLimit)?;
+    }
+    let Ok(msg) = l3
+        .get(payload)
+        .ok_or(dhcp::WireError::Truncated)
+        .and_then(dhcp::parse)
+    else {
+        refuse(sw, port, mode, DropReason::DhcpMalformed)?;
+        return Ok(DhcpAction::Forward);
+    };
+    let mtype = msg.message_type;
+    let server = msg.op == 2 || mtype.is_some_and(|t| t.is_server_message());
+    if !trusted {
+        if server {
+            refuse(sw, port, mode, DropReason::DhcpServerUntrusted)?;
+            return Ok(DhcpAction::Forward);
+        }
+        if msg.chaddr != view.src {
+            refuse(sw, port, mode, DropReason::DhcpChaddrMismatch)?;
+        }
+        if msg.relay_agent_info.is_some() && st.is_some_and(|s| s.spec.drop_untrusted_option82) {
+            refuse(sw, port, mode, DropReason::DhcpOption82Untrusted)?;
+        }
+        let released = match mtype {
+            Some(DhcpMessageType::Release) => Some((msg.ciaddr, BindingRemoval::Release)),
+            Some(DhcpMessageType::Decline) => {
+                msg.requested_ip.map(|ip| (ip, BindingRemoval::Decline))
+            }
+            _ => None,
+        };
+        if let Some((ip, why)) = released {
+            match sw.bindings.lookup(vid, IpAddr::V4(ip)) {
+                Some(b) if b.port != port => {
+                    refuse(sw, port, mode, DropReason::DhcpReleaseForeignPort)?
+                }
+                Some(b) if b.source == BindingSource::Dhcp && mode == EnforceMode::Enforce => {
+                    sw.remove_binding(vid, IpAddr::V4(ip), why, now);
+                }
+                _ => {}
+            }
+        }
+        return Ok(DhcpAction::Forward);
+    }
+    match mtype {
+        Some(DhcpMessageType::Ack) if msg.yiaddr != Ipv4Addr::UNSPECIFIED => {
+            // The client must be local, on a port that is not trusted.
+            let Some(e) = sw
+                .macs
+                .lookup(vid, msg.chaddr, now)
+                .filter(|e| e.kind.is_local())
+            else {
+                return Ok(DhcpAction::Forward);
+            };
+            if sw.ports[e.port.index()]
+                .dhcp
+                .is_some_and(|s| s.spec.trusted)
+            {
+                return Ok(DhcpAction::Forward);
+            }
+            let ip = IpAddr::V4(msg.yiaddr);
+            if sw.bindings.lookup(vid, ip).is_none() && sw.bindings.len() >= sw.bindings.capacity()
+            {
+                return Err(DropReason::BindingTableFull);
+            }
+            Ok(DhcpAction::Hold(BindingUpdate {
+                vid,
+                ip: msg.yiaddr,
+                mac: msg.chaddr,
+                port: e.port,
+                lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
+            }))
+        }
+        Some(DhcpMessageType::Nak) => {
+            if let Some(ip) = sw.bindings.ip_of(vid, msg.chaddr) {
+                sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
+            }
+            Ok(DhcpAction::Forward)
+        }
+        _ => Ok(DhcpAction::Forward),
+    }
+}
+
+/// Reports a removed binding (the runtime makes the removal durable).
+pub(crate) fn removed_event(
+    vid: Vid,
+    ip: IpAddr,
+    mac: MacAddr,
+    port: PortId,
+    why: BindingRemoval,
+) -> EventKind {
+    EventKind::BindingRemoved {
+        vid: vid.get(),
+        ip,
+        mac,
+        port,
+        why,
+    }
+}

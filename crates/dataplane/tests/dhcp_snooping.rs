@@ -1,0 +1,485 @@
+//! DHCP snooping, dynamic ARP inspection and IP Source Guard as a network engineer
+//! walks through them: a client gets its lease through a trusted uplink (the ACK is
+//! held until its binding is committed), then a rogue server, a spoofer and an ARP
+//! poisoner on untrusted ports are refused — each step asserting verdicts, counters,
+//! bindings and events.
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use dhcproto::{Encodable, Encoder};
+use etherparse::PacketBuilder;
+use portcullis_dataplane::bindings::BindingSource;
+use portcullis_dataplane::events::BindingRemoval;
+use portcullis_dataplane::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+const UPLINK: PortId = PortId(0);
+const A: PortId = PortId(1);
+const B: PortId = PortId(2);
+const ROGUE: PortId = PortId(3);
+
+fn vid(v: u16) -> Vid {
+    Vid::new(v).unwrap()
+}
+fn mac(i: u8) -> MacAddr {
+    MacAddr([0x52, 0x54, 0, 0, 0, i])
+}
+const SERVER: MacAddr = MacAddr([0, 0x1b, 0x21, 0, 0, 1]);
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 254);
+const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 1);
+const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 2);
+
+fn snooping(trusted: bool, mode: EnforceMode) -> DhcpSnoopingSpec {
+    DhcpSnoopingSpec {
+        trusted,
+        rate_limit_pps: Some(20),
+        option82: Option82::Keep,
+        drop_untrusted_option82: true,
+        mode,
+    }
+}
+
+fn dai(trusted: bool) -> ArpInspectionSpec {
+    ArpInspectionSpec {
+        trusted,
+        validate_src_mac: true,
+        validate_dst_mac: true,
+        validate_ip: true,
+        rate_limit_pps: Some(15),
+        acl: None,
+        mode: EnforceMode::Enforce,
+    }
+}
+
+fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
+    let guest = |name: &str, i: u8, mode| PortSpec {
+        name: name.into(),
+        role: PortRole::Guest,
+        vlan: VlanMode::Access(vid(10)),
+        security: SecurityPolicy::default(),
+        initial_mac: Some(mac(i)),
+        features: PortFeatures {
+            dhcp_snooping: Some(snooping(false, mode)),
+            arp_inspection: Some(dai(false)),
+            ip_source_guard: Some(IpSourceGuardSpec {
+                check: SourceGuard::IpMac,
+                mode,
+            }),
+            ..Default::default()
+        },
+    };
+    let spec = SwitchSpec {
+        name: "snoop".into(),
+        mac_table_size: 64,
+        mac_aging_secs: 300,
+        ports: vec![
+            PortSpec {
+                name: "uplink".into(),
+                role: PortRole::Uplink,
+                vlan: VlanMode::Trunk {
+                    allowed: VlanSet::from_vids([vid(10)]),
+                    native: Some(vid(10)),
+                },
+                security: SecurityPolicy::default(),
+                initial_mac: None,
+                features: PortFeatures {
+                    dhcp_snooping: Some(snooping(true, EnforceMode::Enforce)),
+                    arp_inspection: Some(dai(true)),
+                    ..Default::default()
+                },
+            },
+            guest("a", 1, EnforceMode::Enforce),
+            guest("b", 2, EnforceMode::Enforce),
+            guest("rogue", 3, rogue_mode),
+        ],
+        mac_acls: vec![],
+        max_bindings: 8,
+        static_bindings: if static_b {
+            vec![StaticBindingSpec {
+                mac: mac(2),
+                ip: IpAddr::V4(B_IP),
+                vid: vid(10),
+                port: 2,
+            }]
+        } else {
+            vec![]
+        },
+        arp_acls: vec![],
+    };
+    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+}
+
+/// A DHCP message from `src` (MAC) with client hardware address `chaddr`.
+fn dhcp(
+    kind: MessageType,
+    src: MacAddr,
+    chaddr: MacAddr,
+    ciaddr: Ipv4Addr,
+    yiaddr: Ipv4Addr,
+) -> Vec<u8> {
+    let server = matches!(
+        kind,
+        MessageType::Offer | MessageType::Ack | MessageType::Nak
+    );
+    let mut m = Message::new_with_id(
+        7,
+        ciaddr,
+        yiaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &chaddr.0,
+    );
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    if server {
+        m.set_opcode(Opcode::BootReply);
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER_IP));
+        m.opts_mut().insert(DhcpOption::AddressLeaseTime(3600));
+    }
+    let mut payload = Vec::new();
+    m.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let (sip, dip, sport, dport) = if server {
+        (SERVER_IP, yiaddr, 67, 68)
+    } else {
+        (ciaddr, Ipv4Addr::BROADCAST, 68, 67)
+    };
+    let dst = if server { chaddr } else { MacAddr::BROADCAST };
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(sip.octets(), dip.octets(), 64)
+        .udp(sport, dport)
+        .write(&mut out, &payload)
+        .unwrap();
+    out
+}
+
+fn ipv4(src: MacAddr, sip: Ipv4Addr, dst: MacAddr, dip: Ipv4Addr) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(sip.octets(), dip.octets(), 64)
+        .udp(5000, 9)
+        .write(&mut out, b"x")
+        .unwrap();
+    out
+}
+
+fn arp(
+    oper: u16,
+    src: MacAddr,
+    sender: (MacAddr, Ipv4Addr),
+    target: (MacAddr, Ipv4Addr),
+    dst: MacAddr,
+) -> Vec<u8> {
+    let mut f = dst.0.to_vec();
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
+    f.extend_from_slice(&oper.to_be_bytes());
+    f.extend_from_slice(&sender.0.0);
+    f.extend_from_slice(&sender.1.octets());
+    f.extend_from_slice(&target.0.0);
+    f.extend_from_slice(&target.1.octets());
+    f.resize(60, 0);
+    f
+}
+
+fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
+    sw.process(Instant::from_millis(t), port, &RxFrame { data, tag: None })
+}
+
+fn out(v: &Verdict) -> Vec<u16> {
+    v.out_ports().iter().map(|p| p.0).collect()
+}
+
+fn drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
+    sw.counters(p).unwrap().rx_drops[r as usize]
+}
+
+fn events(sw: &mut Switch) -> Vec<EventKind> {
+    sw.drain_events().map(|e| e.kind).collect()
+}
+
+/// Runs a's DORA; the ACK is held and committed (or not). Returns the ACK verdict.
+fn lease(sw: &mut Switch, committed: bool) -> Verdict {
+    let u = Ipv4Addr::UNSPECIFIED;
+    assert_eq!(
+        out(&send(
+            sw,
+            1000,
+            A,
+            &dhcp(MessageType::Discover, mac(1), mac(1), u, u)
+        )),
+        vec![0, 2, 3]
+    );
+    assert_eq!(
+        out(&send(
+            sw,
+            1001,
+            UPLINK,
+            &dhcp(MessageType::Offer, SERVER, mac(1), u, A_IP)
+        )),
+        vec![1]
+    );
+    assert_eq!(
+        out(&send(
+            sw,
+            1002,
+            A,
+            &dhcp(MessageType::Request, mac(1), mac(1), u, u)
+        )),
+        vec![0, 2, 3]
+    );
+    let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
+    let v = send(sw, 1003, UPLINK, &ack);
+    let Verdict::Hold(fwd, b) = v else {
+        panic!("the ACK must be held: {v:?}")
+    };
+    assert_eq!(
+        (b.vid, b.ip, b.mac, b.port, b.lease_secs),
+        (vid(10), A_IP, mac(1), A, Some(3600))
+    );
+    assert_eq!(sw.binding_count(), 0, "nothing is bound before the commit");
+    let tx_before = sw.counters(A).unwrap().tx_frames;
+    let send_it = sw.release_held(
+        UPLINK,
+        &fwd,
+        &b,
+        ack.len(),
+        committed,
+        Instant::from_millis(1004),
+    );
+    assert_eq!(send_it, committed);
+    assert_eq!(
+        sw.counters(A).unwrap().tx_frames,
+        tx_before + committed as u64
+    );
+    v
+}
+
+#[test]
+fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
+    let mut sw = switch(EnforceMode::Enforce, false);
+    lease(&mut sw, true);
+    let bound = sw.bindings();
+    assert_eq!(bound.len(), 1);
+    assert_eq!(
+        (bound[0].ip, bound[0].binding.mac, bound[0].binding.port),
+        (IpAddr::V4(A_IP), mac(1), A)
+    );
+    assert_eq!(bound[0].binding.source, BindingSource::Dhcp);
+    assert!(events(&mut sw).iter().any(|e| matches!(
+        e,
+        EventKind::BindingAdded {
+            port: A,
+            lease_secs: Some(3600),
+            ..
+        }
+    )));
+
+    // IP Source Guard: a's own address passes, another address or a's address with
+    // another MAC (ip-mac) does not.
+    assert_eq!(
+        out(&send(
+            &mut sw,
+            2000,
+            A,
+            &ipv4(mac(1), A_IP, SERVER, SERVER_IP)
+        )),
+        vec![0]
+    );
+    assert_eq!(
+        send(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
+        Verdict::Drop(DropReason::IpSourceGuard)
+    );
+    assert_eq!(drops(&sw, A, DropReason::IpSourceGuard), 1);
+    // b has no lease: its IPv4 is refused, but its DHCP is exempt.
+    assert_eq!(
+        send(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        Verdict::Drop(DropReason::IpSourceGuard)
+    );
+    let u = Ipv4Addr::UNSPECIFIED;
+    assert_eq!(
+        out(&send(
+            &mut sw,
+            2000,
+            B,
+            &dhcp(MessageType::Discover, mac(2), mac(2), u, u)
+        )),
+        vec![0, 1, 3]
+    );
+
+    // ARP inspection: a's ARP for the router passes; b claiming a's address does not.
+    let who_has = arp(
+        1,
+        mac(1),
+        (mac(1), A_IP),
+        (MacAddr::ZERO, SERVER_IP),
+        MacAddr::BROADCAST,
+    );
+    assert_eq!(out(&send(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
+    let poison = arp(2, mac(2), (mac(2), A_IP), (SERVER, SERVER_IP), SERVER);
+    assert_eq!(
+        send(&mut sw, 2001, B, &poison),
+        Verdict::Drop(DropReason::ArpNoBinding)
+    );
+    // Validation: Ethernet source ≠ sender MAC.
+    let lying = arp(
+        1,
+        mac(2),
+        (mac(1), A_IP),
+        (MacAddr::ZERO, SERVER_IP),
+        MacAddr::BROADCAST,
+    );
+    assert_eq!(
+        send(&mut sw, 2002, B, &lying),
+        Verdict::Drop(DropReason::ArpInvalid)
+    );
+    // The router's ARP from the trusted uplink is not inspected.
+    let router = arp(2, SERVER, (SERVER, SERVER_IP), (mac(1), A_IP), mac(1));
+    assert_eq!(out(&send(&mut sw, 2003, UPLINK, &router)), vec![1]);
+    assert_eq!(
+        (
+            drops(&sw, B, DropReason::ArpNoBinding),
+            drops(&sw, B, DropReason::ArpInvalid)
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, false);
+    let offer = dhcp(MessageType::Offer, mac(3), mac(1), u, B_IP);
+    assert_eq!(
+        send(&mut sw, 1, ROGUE, &offer),
+        Verdict::Drop(DropReason::DhcpServerUntrusted)
+    );
+    let ack = dhcp(MessageType::Ack, mac(3), mac(1), u, B_IP);
+    assert_eq!(
+        send(&mut sw, 1, ROGUE, &ack),
+        Verdict::Drop(DropReason::DhcpServerUntrusted)
+    );
+    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
+    assert_eq!(
+        sw.counters(A).unwrap().tx_frames,
+        0,
+        "a never sees the rogue's messages"
+    );
+    assert_eq!(sw.binding_count(), 0);
+
+    let mut sw = switch(EnforceMode::Observe, false);
+    assert_eq!(out(&send(&mut sw, 1, ROGUE, &offer)), vec![1]);
+    let c = sw.counters(ROGUE).unwrap();
+    assert_eq!(c.rx_dropped(), 0);
+    assert_eq!(c.observed[DropReason::DhcpServerUntrusted as usize], 1);
+    assert_eq!(
+        c.observed[DropReason::IpSourceGuard as usize],
+        1,
+        "its source guard observes too"
+    );
+}
+
+#[test]
+fn client_messages_are_checked_on_untrusted_ports() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, false);
+    // chaddr ≠ Ethernet source (a DHCP starvation tool's trick).
+    let spoofed = dhcp(MessageType::Discover, mac(1), mac(0x77), u, u);
+    assert_eq!(
+        send(&mut sw, 1, A, &spoofed),
+        Verdict::Drop(DropReason::DhcpChaddrMismatch)
+    );
+    // Over 20 DHCP messages a second from one port: error-disabled.
+    let discover = dhcp(MessageType::Discover, mac(2), mac(2), u, u);
+    let passed = (0..25)
+        .filter(|_| matches!(send(&mut sw, 5000, B, &discover), Verdict::Forward(_)))
+        .count();
+    assert_eq!(passed, 20);
+    assert_eq!(
+        sw.port(B).unwrap().err_disabled.map(|e| e.cause),
+        Some(ErrDisableCause::DhcpRateLimit)
+    );
+    assert_eq!(drops(&sw, B, DropReason::DhcpRateLimit), 1);
+    assert_eq!(drops(&sw, B, DropReason::ErrDisabled), 4);
+}
+
+#[test]
+fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, false);
+    lease(&mut sw, true);
+    let _ = events(&mut sw);
+    // b releases a's lease (chaddr = its own MAC, ciaddr = a's IP): refused.
+    let foreign = dhcp(MessageType::Release, mac(2), mac(2), A_IP, u);
+    assert_eq!(
+        send(&mut sw, 3000, B, &foreign),
+        Verdict::Drop(DropReason::DhcpReleaseForeignPort)
+    );
+    assert_eq!(sw.binding_count(), 1, "the binding survives");
+    // a releases it: gone, and reported for the store.
+    let own = dhcp(MessageType::Release, mac(1), mac(1), A_IP, u);
+    assert!(matches!(send(&mut sw, 3001, A, &own), Verdict::Forward(_)));
+    assert_eq!(sw.binding_count(), 0);
+    assert!(matches!(
+        events(&mut sw)[..],
+        [EventKind::BindingRemoved {
+            why: BindingRemoval::Release,
+            port: A,
+            ..
+        }]
+    ));
+    // A new lease, then a NAK from the server.
+    lease(&mut sw, true);
+    assert!(matches!(
+        send(
+            &mut sw,
+            4000,
+            UPLINK,
+            &dhcp(MessageType::Nak, SERVER, mac(1), u, u)
+        ),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(sw.binding_count(), 0);
+    // And one that simply runs out (3600 s).
+    lease(&mut sw, true);
+    sw.tick(Instant::from_secs(3000));
+    assert_eq!(sw.binding_count(), 1);
+    sw.tick(Instant::from_secs(3606));
+    assert_eq!(sw.binding_count(), 0);
+    assert!(events(&mut sw).iter().any(|e| matches!(
+        e,
+        EventKind::BindingRemoved {
+            why: BindingRemoval::Expired,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn an_ack_whose_binding_cannot_be_committed_is_dropped() {
+    let mut sw = switch(EnforceMode::Enforce, false);
+    lease(&mut sw, false);
+    assert_eq!(sw.binding_count(), 0);
+    assert_eq!(drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
+    // Without a binding, a's traffic stays blocked by IP Source Guard.
+    assert_eq!(
+        send(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
+        Verdict::Drop(DropReason::IpSourceGuard)
+    );
+}
+
+#[test]
+fn static_bindings_serve_arp_inspection_and_source_guard() {
+    let mut sw = switch(EnforceMode::Enforce, true);
+    assert_eq!(
+        out(&send(&mut sw, 1, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP))),
+        vec![0]
+    );
+    let announce = arp(
+        1,
+        mac(2),
+        (mac(2), B_IP),
+        (MacAddr::ZERO, B_IP),
+        MacAddr::BROADCAST,
+    );
+    assert_eq!(out(&send(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
+    assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
+}
