@@ -30,6 +30,11 @@ arp_inspection = { validate = ["src-mac"] }
 ip_source_guard = "ip-mac"
 
 [[port_group]]
+name = "relayed"
+vlan = 10
+dhcp_snooping = { option82 = "insert" }
+
+[[port_group]]
 name = "loose"
 vlan = 10
 security = { forged_transmits = "accept" }
@@ -347,4 +352,115 @@ fn a_dhcp_starvation_flood_error_disables_the_port_and_others_still_get_leases()
         "the flood bound nothing"
     );
     assert!(udhcpc(&mut lab, &g[1]).is_some(), "a still gets a lease");
+}
+
+#[test]
+fn option_82_is_inserted_towards_the_server_and_stripped_towards_the_client() {
+    let (mut lab, sw, g) = setup(&[("dhcpd", "servers"), ("c", "relayed")]);
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    let at_server = Capture::start(&mut lab, &g[0], "eth0", &["udp", "port", "67"]).unwrap();
+    let at_client = Capture::start(&mut lab, &g[1], "eth0", &["udp", "port", "68"]).unwrap();
+    let ip = udhcpc(&mut lab, &g[1]).expect("c gets a lease through the relay agent option");
+    let (server, client) = (
+        at_server.stop(&mut lab).unwrap(),
+        at_client.stop(&mut lab).unwrap(),
+    );
+    let circuit = b"snoop/c";
+    let has = |f: &Vec<u8>| f.windows(circuit.len()).any(|w| w == circuit);
+    let requests: Vec<&Vec<u8>> = server
+        .frames
+        .iter()
+        .filter(|f| f.len() > 300 && f[36..38] == [0, 67])
+        .collect();
+    assert!(!requests.is_empty(), "the server saw the client's messages");
+    assert!(
+        requests.iter().all(|f| has(f)),
+        "every client message reached the server with circuit-id {:?}",
+        String::from_utf8_lossy(circuit)
+    );
+    // The server echoes option 82 in its replies (RFC 3046 §2.2) …
+    let echoed: Vec<&Vec<u8>> = server
+        .frames
+        .iter()
+        .filter(|f| f.len() > 300 && f[36..38] == [0, 68])
+        .collect();
+    assert!(
+        !echoed.is_empty() && echoed.iter().all(|f| has(f)),
+        "the server echoed option 82"
+    );
+    // … and the switch strips it before the client sees them.
+    let replies: Vec<&Vec<u8>> = client
+        .frames
+        .iter()
+        .filter(|f| f.len() > 300 && f[36..38] == [0, 68])
+        .collect();
+    assert!(!replies.is_empty());
+    assert!(
+        replies.iter().all(|f| !has(f)),
+        "no reply reached the client with option 82"
+    );
+    assert!(binding_of(&sw, "c").is_some_and(|b| b["ip"] == ip.as_str()));
+}
+
+#[test]
+fn bindings_added_through_the_api_open_the_guard_survive_a_restart_and_can_be_removed() {
+    let (mut lab, sw, g) = setup(&[("dhcpd", "servers"), ("fixed", "guests")]);
+    g[0].set_addr("198.18.10.254/16").unwrap();
+    g[1].set_addr("198.18.10.77/16").unwrap();
+    // No lease, no binding: IP Source Guard and ARP inspection refuse it.
+    assert_eq!(g[1].ping(SERVER_IP, 1, 1).unwrap().received, 0);
+    let mac = g[1].mac().unwrap();
+    let out = sw.cli(&[
+        "binding",
+        "add",
+        "--mac",
+        &mac,
+        "--ip",
+        "198.18.10.77",
+        "--vlan",
+        "10",
+        "--port",
+        "fixed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = binding_of(&sw, "fixed").expect("the binding");
+    assert_eq!(
+        (b["source"].as_str(), b["lease_left_secs"].is_null()),
+        (Some("api"), true)
+    );
+    assert_eq!(g[1].ping(SERVER_IP, 2, 1).unwrap().received, 2);
+
+    // It was committed before the command returned: a restart keeps it.
+    let status = lab
+        .kill_with(sw.pid, libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    assert!(!status.success());
+    let mut cfg = CONFIG.to_string();
+    cfg.push_str(&port("dhcpd", &g[0], "servers"));
+    cfg.push_str(&port("fixed", &g[1], "guests"));
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    assert!(binding_of(&sw, "fixed").is_some(), "restored after SIGKILL");
+    assert_eq!(g[1].ping(SERVER_IP, 2, 1).unwrap().received, 2);
+
+    let out = sw.cli(&["binding", "remove", "--vlan", "10", "--ip", "198.18.10.77"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(binding_of(&sw, "fixed").is_none());
+    assert_eq!(g[1].ping(SERVER_IP, 1, 1).unwrap().received, 0);
+    // Removing it again is an error the CLI reports.
+    let out = sw.cli(&["binding", "remove", "--vlan", "10", "--ip", "198.18.10.77"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_binding"));
 }

@@ -192,6 +192,13 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         events: ev_tx,
         stop: stop.clone(),
         epoch,
+        circuit_ids: compiled
+            .spec
+            .ports
+            .iter()
+            .map(|p| format!("{}/{}", compiled.spec.name, p.name))
+            .collect(),
+        scratch: runtime::RewriteScratch::default(),
         held: held::Held::new(
             Some((committer, commit_results)),
             compiled.spec.ports.iter().map(|p| p.name.clone()).collect(),

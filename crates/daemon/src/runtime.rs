@@ -10,11 +10,12 @@
 
 use crate::snapshot::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingSource, NewBinding};
+use portcullis_dataplane::dhcp;
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
     ControlError, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
 };
-use portcullis_dataplane::{EventKind, Forward, Vid};
+use portcullis_dataplane::{EventKind, Forward, Rewrite, Vid};
 use portcullis_io::{RxQueue, TxError, TxOptions, TxQueue, VlanTag};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +101,60 @@ fn push_copy(
     }
 }
 
+/// Scratch space for frames the runtime rewrites (DHCP option 82).
+#[derive(Debug)]
+pub struct RewriteScratch {
+    copy: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Default for RewriteScratch {
+    fn default() -> Self {
+        RewriteScratch {
+            copy: vec![0; 2048],
+            out: vec![0; 2048],
+        }
+    }
+}
+
+/// Applies a DHCP option-82 rewrite to a copy of `frame`: the checksums are
+/// completed first (the rewriter refuses a datagram whose checksums do not verify),
+/// then option 82 is inserted or stripped. `None`: the frame does not lend itself
+/// (too big, already has option 82, malformed) — the caller sends it unchanged.
+fn rewrite<'s>(
+    scratch: &'s mut RewriteScratch,
+    frame: portcullis_io::RxFrame<'_>,
+    fwd: &Forward,
+    what: Rewrite,
+    circuit_id: &str,
+    remote_id: &str,
+) -> Option<portcullis_io::RxFrame<'s>> {
+    let data = frame.data;
+    let copy = scratch.copy.get_mut(..data.len())?;
+    copy.copy_from_slice(data);
+    if frame.csum_partial {
+        portcullis_io::complete_l4_checksum(copy);
+    }
+    let body = fwd.body_offset as usize;
+    let n = match what {
+        Rewrite::InsertOption82 => dhcp::insert_option82(
+            copy,
+            body,
+            circuit_id.as_bytes(),
+            remote_id.as_bytes(),
+            &mut scratch.out,
+        )
+        .ok()?,
+        Rewrite::StripOption82 => dhcp::strip_option82(copy, body, &mut scratch.out).ok()?,
+        Rewrite::None => return None,
+    };
+    Some(portcullis_io::RxFrame {
+        data: &scratch.out[..n],
+        tag: frame.tag,
+        csum_partial: false,
+    })
+}
+
 /// One port's queues.
 pub struct PortIo {
     pub rx: Box<dyn RxQueue>,
@@ -126,6 +181,9 @@ pub struct DataPlane {
     pub links: Box<dyn PortLinks>,
     /// Held DHCPACKs and the binding store's commits.
     pub held: crate::held::Held,
+    /// Option 82 circuit-id of each port: "switch/port".
+    pub circuit_ids: Vec<String>,
+    pub scratch: RewriteScratch,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -142,6 +200,8 @@ pub struct RuntimeCounters {
     pub io: Vec<IoStats>,
     /// Held ACKs dropped because their binding could not be committed or installed.
     pub held_dropped: u64,
+    /// Option-82 rewrites that could not be made (the frame went unchanged).
+    pub rewrite_failed: u64,
     pub events_lost: u64,
     pub batches: u64,
 }
@@ -318,6 +378,23 @@ impl DataPlane {
                     }
                     Verdict::Drop(_) => continue,
                 };
+                let frame = match fwd.rewrite {
+                    Rewrite::None => frame,
+                    r => match rewrite(
+                        &mut self.scratch,
+                        frame,
+                        fwd,
+                        r,
+                        &self.circuit_ids[i],
+                        self.switch.name(),
+                    ) {
+                        Some(f) => f,
+                        None => {
+                            stats.rewrite_failed += 1;
+                            frame
+                        }
+                    },
+                };
                 for out in fwd.out.iter() {
                     let o = out.index();
                     if o == i {
@@ -342,19 +419,36 @@ impl DataPlane {
                 .switch
                 .release_held(h.ingress, &h.fwd, &h.binding, h.data.len(), ok, now)
             {
+                let original = portcullis_io::RxFrame {
+                    data: &h.data,
+                    tag: None,
+                    csum_partial: h.csum_partial,
+                };
+                let i = h.ingress.index();
+                let frame = match h.fwd.rewrite {
+                    Rewrite::None => original,
+                    r => rewrite(
+                        &mut self.scratch,
+                        original,
+                        &h.fwd,
+                        r,
+                        &self.circuit_ids[i],
+                        self.switch.name(),
+                    )
+                    .unwrap_or_else(|| {
+                        stats.rewrite_failed += 1;
+                        original
+                    }),
+                };
                 for out in h.fwd.out.iter() {
                     let o = out.index();
-                    if o != h.ingress.index() {
+                    if o != i {
                         push_copy(
                             self.ports[o].tx.as_mut(),
                             &self.switch,
                             o,
                             &h.fwd,
-                            portcullis_io::RxFrame {
-                                data: &h.data,
-                                tag: None,
-                                csum_partial: h.csum_partial,
-                            },
+                            frame,
                             dirty,
                             stats,
                         );

@@ -18,7 +18,7 @@ use crate::spec::PortRole;
 use crate::stages::storm_control::StormClass;
 use crate::switch::{Switch, VlanState};
 use crate::types::{Instant, PortId, PortSet, Vid};
-use crate::verdict::{DropReason, Forward};
+use crate::verdict::{DropReason, Forward, Rewrite};
 
 /// The uplink a guest's traffic leaves by: originating-port teaming over the
 /// uplinks of the VLAN that are up.
@@ -46,6 +46,7 @@ pub(crate) fn forward(
         pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
         body_offset: view.body_offset,
         out,
+        rewrite: Rewrite::None,
     })
 }
 

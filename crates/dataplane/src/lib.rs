@@ -34,4 +34,4 @@ pub use spec::{
 };
 pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
-pub use verdict::{DropReason, Forward, Verdict};
+pub use verdict::{DropReason, Forward, Rewrite, Verdict};

@@ -31,7 +31,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
 use crate::types::{Instant, PortId};
-use crate::verdict::{DropReason, Forward, Verdict};
+use crate::verdict::{DropReason, Forward, Rewrite, Verdict};
 use crate::vlan;
 
 /// Where a drop was decided: on the way in (ingress port) or at an output port.
@@ -190,15 +190,21 @@ impl Switch {
             .get(view.body_offset as usize + 2..)
             .unwrap_or(&[]);
         let mut hold = None;
+        let mut rewrite = Rewrite::None;
         match view.ethertype {
             ETHERTYPE_IPV4 => {
                 if self.vlan(vid).is_some_and(|v| v.dhcp_snooping)
                     && let Some(payload) = dhcp_snooping::is_dhcp(l3)
-                    && let DhcpAction::Hold(b) =
-                        dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now)
-                            .map_err(ing)?
                 {
-                    hold = Some(b);
+                    match dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now)
+                        .map_err(ing)?
+                    {
+                        DhcpAction::Forward(r) => rewrite = r,
+                        DhcpAction::Hold(b, r) => {
+                            hold = Some(b);
+                            rewrite = r;
+                        }
+                    }
                 }
                 ip_source_guard::check(self, ingress, vid, &view, l3).map_err(ing)?;
             }
@@ -207,6 +213,9 @@ impl Switch {
             }
             _ => {}
         }
-        forwarding::forward(self, now, ingress, role, vid, &view).map(|f| (f, hold))
+        forwarding::forward(self, now, ingress, role, vid, &view).map(|mut f| {
+            f.rewrite = rewrite;
+            (f, hold)
+        })
     }
 }

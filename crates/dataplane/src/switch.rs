@@ -135,6 +135,8 @@ pub(crate) struct VlanState {
     pub uplinks: Vec<PortId>,
     /// DHCP snooping is on in this VLAN (some port of it has it configured).
     pub dhcp_snooping: bool,
+    /// Some port of the VLAN inserts option 82 (so server replies are stripped).
+    pub option82_insert: bool,
 }
 
 /// A control-plane request the switch refuses.
@@ -301,6 +303,11 @@ impl Switch {
                 let v = &mut self.vlans[self.vlan_index[vid.get() as usize] as usize - 1];
                 if p.role == PortRole::Guest && p.dhcp.is_some() {
                     v.dhcp_snooping = true;
+                }
+                if p.dhcp.is_some_and(|d| {
+                    !d.spec.trusted && d.spec.option82 == crate::spec::Option82::Insert
+                }) {
+                    v.option82_insert = true;
                 }
                 match p.role {
                     PortRole::Uplink if p.is_up() => v.uplinks.push(p.id),

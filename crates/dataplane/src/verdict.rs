@@ -120,6 +120,22 @@ pub struct Forward {
     pub body_offset: u16,
     /// The output ports.
     pub out: PortSet,
+    /// A change the runtime makes to the copies it sends (DHCP option 82).
+    pub rewrite: Rewrite,
+}
+
+/// A change to a forwarded frame's bytes. Only DHCP snooping asks for one; the
+/// runtime applies it to its copy (`portcullis_dataplane::dhcp::insert_option82`,
+/// `strip_option82`) — the data plane itself never writes frames.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Rewrite {
+    #[default]
+    None,
+    /// Insert option 82 (circuit-id: switch/port of the ingress port; remote-id:
+    /// the switch name) into a client message from an untrusted port.
+    InsertOption82,
+    /// Strip option 82 from a server message going to untrusted ports.
+    StripOption82,
 }
 
 /// The pipeline's decision for one frame.

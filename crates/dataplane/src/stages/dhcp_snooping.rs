@@ -16,11 +16,11 @@ use crate::bindings::BindingSource;
 use crate::dhcp::{self, DhcpMessageType};
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
-use crate::spec::{DhcpSnoopingSpec, EnforceMode};
+use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
 use crate::stages::storm_control::TokenBucket;
 use crate::switch::{ErrDisableCause, Switch};
 use crate::types::{Instant, MacAddr, PortId, Vid};
-use crate::verdict::DropReason;
+use crate::verdict::{DropReason, Rewrite};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub use crate::dhcp::{CLIENT_PORT, SERVER_PORT};
@@ -55,9 +55,9 @@ pub struct BindingUpdate {
 /// What snooping wants besides forwarding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpAction {
-    Forward,
+    Forward(Rewrite),
     /// Hold the frame until this binding is committed.
-    Hold(BindingUpdate),
+    Hold(BindingUpdate, Rewrite),
 }
 
 /// Whether `l3` (an IPv4 datagram) is DHCP — UDP 68 → 67, 67 → 68 or 67 → 67 (a
@@ -123,14 +123,14 @@ pub fn inspect(
         .and_then(dhcp::parse)
     else {
         refuse(sw, port, mode, DropReason::DhcpMalformed)?;
-        return Ok(DhcpAction::Forward);
+        return Ok(DhcpAction::Forward(Rewrite::None));
     };
     let mtype = msg.message_type;
     let server = msg.op == 2 || mtype.is_some_and(|t| t.is_server_message());
     if !trusted {
         if server {
             refuse(sw, port, mode, DropReason::DhcpServerUntrusted)?;
-            return Ok(DhcpAction::Forward);
+            return Ok(DhcpAction::Forward(Rewrite::None));
         }
         if msg.chaddr != view.src {
             refuse(sw, port, mode, DropReason::DhcpChaddrMismatch)?;
@@ -145,6 +145,14 @@ pub fn inspect(
             }
             _ => None,
         };
+        let insert = st.is_some_and(|s| s.spec.option82 == Option82::Insert)
+            && msg.op == dhcp::BOOTREQUEST
+            && msg.relay_agent_info.is_none();
+        let rewrite = if insert {
+            Rewrite::InsertOption82
+        } else {
+            Rewrite::None
+        };
         if let Some((ip, why)) = released {
             match sw.bindings.lookup(vid, IpAddr::V4(ip)) {
                 Some(b) if b.port != port => {
@@ -156,8 +164,15 @@ pub fn inspect(
                 _ => {}
             }
         }
-        return Ok(DhcpAction::Forward);
+        return Ok(DhcpAction::Forward(rewrite));
     }
+    // From a trusted port: option 82 a server echoes back is not for untrusted eyes.
+    let strip = msg.relay_agent_info.is_some() && sw.vlan(vid).is_some_and(|v| v.option82_insert);
+    let rewrite = if strip {
+        Rewrite::StripOption82
+    } else {
+        Rewrite::None
+    };
     match mtype {
         Some(DhcpMessageType::Ack) if msg.yiaddr != Ipv4Addr::UNSPECIFIED => {
             // The client must be local, on a port that is not trusted.
@@ -166,34 +181,37 @@ pub fn inspect(
                 .lookup(vid, msg.chaddr, now)
                 .filter(|e| e.kind.is_local())
             else {
-                return Ok(DhcpAction::Forward);
+                return Ok(DhcpAction::Forward(rewrite));
             };
             if sw.ports[e.port.index()]
                 .dhcp
                 .is_some_and(|s| s.spec.trusted)
             {
-                return Ok(DhcpAction::Forward);
+                return Ok(DhcpAction::Forward(rewrite));
             }
             let ip = IpAddr::V4(msg.yiaddr);
             if sw.bindings.lookup(vid, ip).is_none() && sw.bindings.len() >= sw.bindings.capacity()
             {
                 return Err(DropReason::BindingTableFull);
             }
-            Ok(DhcpAction::Hold(BindingUpdate {
-                vid,
-                ip: msg.yiaddr,
-                mac: msg.chaddr,
-                port: e.port,
-                lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
-            }))
+            Ok(DhcpAction::Hold(
+                BindingUpdate {
+                    vid,
+                    ip: msg.yiaddr,
+                    mac: msg.chaddr,
+                    port: e.port,
+                    lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
+                },
+                rewrite,
+            ))
         }
         Some(DhcpMessageType::Nak) => {
             if let Some(ip) = sw.bindings.ip_of(vid, msg.chaddr) {
                 sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
             }
-            Ok(DhcpAction::Forward)
+            Ok(DhcpAction::Forward(rewrite))
         }
-        _ => Ok(DhcpAction::Forward),
+        _ => Ok(DhcpAction::Forward(rewrite)),
     }
 }
 
