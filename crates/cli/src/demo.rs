@@ -1,8 +1,9 @@
 //! `portcullis demo`: the newcomer's tour. As root, with only the kernel and
-//! iproute2, it builds a lab of network namespaces (five guests on two VLANs and an
+//! iproute2, it builds a lab of network namespaces (six guests on two VLANs and an
 //! "upstream" router behind the uplink), runs the switch on it, sends traffic — pings,
-//! a forged ARP reply, a promiscuous listener, a MAC change — and prints what passed,
-//! what was blocked and why, with the switch's own counters. Everything it created is
+//! a forged ARP reply, ARP poisoning, a promiscuous listener, a MAC change, a MAC
+//! flood — and prints what passed, what was blocked and why, with the switch's own
+//! counters. Everything it created is
 //! removed at the end, also on Ctrl-C or failure.
 
 use crate::show;
@@ -96,6 +97,48 @@ impl Demo {
         });
     }
 
+    fn send_frames(
+        &self,
+        from: &Guest,
+        src: &str,
+        ip: &str,
+        count: u32,
+        vary: bool,
+    ) -> anyhow::Result<()> {
+        let mut cmd = from.command(self.exe.to_str().context("exe")?);
+        cmd.args([
+            "lab",
+            "send-frame",
+            "--src",
+            src,
+            "--ip",
+            ip,
+            "--count",
+            &count.to_string(),
+        ]);
+        if vary {
+            cmd.arg("--vary-src");
+        }
+        cmd.stdout(Stdio::null()).status()?;
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(())
+    }
+
+    fn port_state(&self, port: &str) -> anyhow::Result<String> {
+        let v = call_blocking(
+            &self.socket,
+            hyper::Method::GET,
+            &format!("/v1/ports/{port}"),
+            None,
+        )?;
+        Ok(v["state"].as_str().unwrap_or("?").to_string())
+    }
+
+    fn mac_entries(&self) -> anyhow::Result<usize> {
+        let v = call_blocking(&self.socket, hyper::Method::GET, "/v1/mac", None)?;
+        Ok(v["entries"].as_array().map_or(0, Vec::len))
+    }
+
     fn port_drops(&self, port: &str, reason: &str) -> anyhow::Result<u64> {
         let v = call_blocking(
             &self.socket,
@@ -123,6 +166,8 @@ allowed_vlans = [10, 20]
 name = "web"
 vlan = 10
 security = { promiscuous = "reject", mac_changes = "reject", forged_transmits = "reject" }
+arp_inspection = { validate = ["src-mac"] }
+ip_source_guard = "ip-mac"
 
 [[port_group]]
 name = "db"
@@ -132,6 +177,11 @@ vlan = 20
 name = "monitor"
 vlan = 10
 security = { promiscuous = "accept" }
+
+[[port_group]]
+name = "guarded"
+vlan = 10
+port_security = { max_macs = 1, violation = "shutdown" }
 
 [host.uplinks]
 uplink1 = "@upstream"
@@ -187,6 +237,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         ("db1", "db", "198.18.10.3/16"),
         ("mallory", "web", "198.18.10.66/16"),
         ("monitor", "monitor", "198.18.10.99/16"),
+        ("flooder", "guarded", "198.18.10.50/16"),
     ];
     let mut config = CONFIG.replace("@upstream", &upstream.host_if);
     let mut handles = Vec::new();
@@ -199,11 +250,19 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
             "\n[[host.port]]\nname = \"{name}\"\ninterface = \"{}\"\nport_group = \"{group}\"\nmac = \"{mac}\"\n",
             g.host_if
         ));
+        if *group == "web" {
+            // The web servers have fixed addresses: static bindings for ARP
+            // inspection and IP Source Guard (a DHCP server would make them itself).
+            let ip = addr.split('/').next().unwrap_or(addr);
+            config.push_str(&format!(
+                "\n[[host.static_binding]]\nmac = \"{mac}\"\nip = \"{ip}\"\nvlan = 10\nport = \"{name}\"\n"
+            ));
+        }
         handles.push(g);
     }
     let dir = lab.scratch_dir()?;
     start_upstream(&mut lab, &upstream, &dir)?;
-    let [web1, web2, _db1, mallory, monitor] = &handles[..] else {
+    let [web1, web2, _db1, mallory, monitor, flooder] = &handles[..] else {
         unreachable!()
     };
 
@@ -230,7 +289,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         socket: socket.clone(),
         checks: Vec::new(),
     };
-    let result = scenario(&mut demo, web1, web2, mallory, monitor);
+    let result = scenario(&mut demo, web1, web2, mallory, monitor, flooder);
 
     if result.is_ok() {
         println!("\nThe switch's own view (portcullis show ports / counters):\n");
@@ -291,6 +350,7 @@ fn scenario(
     web2: &Guest,
     mallory: &Guest,
     monitor: &Guest,
+    flooder: &Guest,
 ) -> anyhow::Result<()> {
     println!("1. Ordinary traffic");
     let n = d.ping(web1, "198.18.10.2", 3)?;
@@ -345,6 +405,18 @@ fn scenario(
     );
     check_interrupt()?;
 
+    println!("   … then poisons ARP with its own MAC: replies claiming web2's address 198.18.10.2");
+    let before = d.port_drops("mallory", "arp_no_binding")?;
+    d.send_frames(mallory, &mallory.mac()?, "198.18.10.2", 5, false)?;
+    let poison = d.port_drops("mallory", "arp_no_binding")? - before;
+    d.record(
+        "ARP replies from mallory claiming web2's IP",
+        "5 dropped by ARP inspection (no binding for that IP and MAC)",
+        format!("{poison} dropped as arp_no_binding"),
+        poison == 5,
+    );
+    check_interrupt()?;
+
     println!(
         "3. Listening in: mallory (promiscuous reject) and monitor (promiscuous accept) sniff while web1 pings web2"
     );
@@ -394,6 +466,26 @@ fn scenario(
         "0 answered; frames to mallory dropped as mac_change_blocked",
         format!("{n} answered; {blocked} frames dropped as mac_change_blocked"),
         n == 0 && blocked > 0,
+    );
+    check_interrupt()?;
+
+    println!("5. A MAC flood (macof-style) from a port with port security (max 1 MAC, shutdown)");
+    let table_before = d.mac_entries()?;
+    d.send_frames(flooder, &flooder.mac()?, "198.18.10.50", 50, true)?;
+    let state = d.port_state("flooder")?;
+    let table_after = d.mac_entries()?;
+    d.record(
+        "50 frames from 50 made-up source MACs",
+        "the port is error-disabled on the first one; the MAC table does not grow",
+        format!("port {state}; MAC table {table_before} → {table_after} entries"),
+        state == "err-disabled" && table_after == table_before,
+    );
+    let n = d.ping(web1, "198.18.10.2", 2)?;
+    d.record(
+        "web1 pings web2 after the flood",
+        "2 of 2 answered",
+        format!("{n} of 2 answered"),
+        n == 2,
     );
     Ok(())
 }

@@ -32,6 +32,10 @@ pub enum Tool {
         ip: Ipv4Addr,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Use a different made-up source MAC for every frame (a MAC flood, as
+        /// macof does), derived from `--src`.
+        #[arg(long)]
+        vary_src: bool,
     },
     /// Count frames for `secs` seconds: prints {"frames":N,"unicast_to_others":M}.
     Sniff {
@@ -61,10 +65,18 @@ pub fn run(tool: Tool) -> anyhow::Result<()> {
             dst,
             ip,
             count,
+            vary_src,
         } => {
             let (_rx, mut tx) = portcullis_io::open_af_packet(&iface, &Default::default())?;
-            let frame = arp_reply(src, dst, ip);
-            for _ in 0..count {
+            for i in 0..count {
+                let mut src = src;
+                if vary_src {
+                    // Locally administered unicast MACs, one per frame.
+                    src.0[0] = 0x02;
+                    src.0[4] = (i >> 8) as u8;
+                    src.0[5] = i as u8;
+                }
+                let frame = arp_reply(src, dst, ip);
                 tx.push(&frame[..12], None, &frame[12..])
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 tx.flush()?;

@@ -110,7 +110,7 @@ fn the_demo_runs_end_to_end_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("All 7 checks behaved as a secure switch should."),
+        text.contains("All 10 checks behaved as a secure switch should."),
         "{text}"
     );
     assert!(text.contains("5 dropped as forged_transmit"), "{text}");
