@@ -9,40 +9,11 @@ use portcullis_dataplane::stages::mac_acl::{AclDecision, AclKey, CompiledMacAcl,
 use portcullis_dataplane::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: defers every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 const MACS: [[u8; 6]; 6] = [
     [0x52, 0x54, 0x00, 0x00, 0x00, 0x01],
@@ -288,13 +259,12 @@ fn evaluate_does_not_allocate() {
         }))
         .collect();
     let compiled = CompiledMacAcl::compile(&spec);
-    let mut permits = 0usize;
-    COUNTING.with(|c| c.set(true));
-    for k in &keys {
-        permits += (compiled.evaluate(k).action == AclAction::Permit) as usize;
-    }
-    COUNTING.with(|c| c.set(false));
-    assert_eq!(ALLOCS.with(|a| a.get()), 0, "evaluate allocated");
+    let (permits, allocs) = support::allocations_in(|| {
+        keys.iter()
+            .filter(|k| compiled.evaluate(k).action == AclAction::Permit)
+            .count()
+    });
+    assert_eq!(allocs, 0, "evaluate allocated");
     assert!(
         permits > 0 && permits < keys.len(),
         "{permits} of {} permitted; {} rules",

@@ -4,40 +4,11 @@
 //! guests changing their MAC (the event path) — after a warm-up batch.
 
 use portcullis_dataplane::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: defers every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(|c| c.get()) {
-            ALLOCS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 fn vid(v: u16) -> Vid {
     Vid::new(v).unwrap()
@@ -134,16 +105,11 @@ fn the_pipeline_does_not_allocate_per_frame() {
     run(&mut sw, 1); // warm-up: first-frame learning
     let _ = sw.drain_events().count();
 
-    COUNTING.with(|c| c.set(true));
-    run(&mut sw, 2);
-    run(&mut sw, 30); // the learned uplink MACs age out during the sweep
-    COUNTING.with(|c| c.set(false));
-
-    assert_eq!(
-        ALLOCS.with(|a| a.get()),
-        0,
-        "allocations on the packet path"
-    );
+    let ((), allocs) = support::allocations_in(|| {
+        run(&mut sw, 2);
+        run(&mut sw, 30); // the learned uplink MACs age out during the sweep
+    });
+    assert_eq!(allocs, 0, "allocations on the packet path");
     assert!(
         sw.drain_events().count() > 0,
         "the batch did exercise the event path"
