@@ -191,6 +191,7 @@ impl Switch {
             .unwrap_or(&[]);
         let mut hold = None;
         let mut rewrite = Rewrite::None;
+        let mut trusted_only = false;
         match view.ethertype {
             ETHERTYPE_IPV4 => {
                 if self.vlan(vid).is_some_and(|v| v.dhcp_snooping)
@@ -200,6 +201,10 @@ impl Switch {
                         .map_err(ing)?
                     {
                         DhcpAction::Forward(r) => rewrite = r,
+                        DhcpAction::ForwardTrustedOnly(r) => {
+                            rewrite = r;
+                            trusted_only = true;
+                        }
                         DhcpAction::Hold(b, r) => {
                             hold = Some(b);
                             rewrite = r;
@@ -213,9 +218,14 @@ impl Switch {
             }
             _ => {}
         }
-        forwarding::forward(self, now, ingress, role, vid, &view).map(|mut f| {
-            f.rewrite = rewrite;
-            (f, hold)
-        })
+        let mut f = forwarding::forward(self, now, ingress, role, vid, &view)?;
+        f.rewrite = rewrite;
+        if trusted_only && let Some(v) = self.vlan(vid) {
+            f.out = f.out.minus(&v.dhcp_untrusted);
+            if f.out.is_empty() {
+                return Err(ing(DropReason::DhcpAckUnknownClient));
+            }
+        }
+        Ok((f, hold))
     }
 }

@@ -137,6 +137,8 @@ pub(crate) struct VlanState {
     pub dhcp_snooping: bool,
     /// Some port of the VLAN inserts option 82 (so server replies are stripped).
     pub option82_insert: bool,
+    /// Guest ports of the VLAN that are not trusted for DHCP.
+    pub dhcp_untrusted: PortSet,
 }
 
 /// A control-plane request the switch refuses.
@@ -303,6 +305,9 @@ impl Switch {
                 let v = &mut self.vlans[self.vlan_index[vid.get() as usize] as usize - 1];
                 if p.role == PortRole::Guest && p.dhcp.is_some() {
                     v.dhcp_snooping = true;
+                }
+                if p.role == PortRole::Guest && !p.dhcp.is_some_and(|d| d.spec.trusted) {
+                    v.dhcp_untrusted.insert(p.id);
                 }
                 if p.dhcp.is_some_and(|d| {
                     !d.spec.trusted && d.spec.option82 == crate::spec::Option82::Insert

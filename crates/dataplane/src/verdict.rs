@@ -89,6 +89,9 @@ drop_reasons! {
     DhcpRateLimit => "dhcp_rate_limit",
     /// DHCP snooping: a DHCP message that does not parse.
     DhcpMalformed => "dhcp_malformed",
+    /// DHCP snooping: an ACK for a client the switch does not know, which would
+    /// have reached only untrusted ports (a lease without a binding).
+    DhcpAckUnknownClient => "dhcp_ack_unknown_client",
     /// The binding table is full: the ACK that would create a binding is dropped.
     BindingTableFull => "binding_table_full",
     /// The binding store could not commit: the ACK is dropped (fail closed).

@@ -483,3 +483,29 @@ fn static_bindings_serve_arp_inspection_and_source_guard() {
     assert_eq!(out(&send(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
     assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
 }
+
+#[test]
+fn an_ack_for_a_client_the_switch_does_not_know_never_reaches_untrusted_ports() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, false);
+    // Right after a restart the switch has not seen the client yet; a broadcast ACK
+    // would give it a lease without a binding.
+    let stranger = MacAddr([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]);
+    let mut ack = dhcp(
+        MessageType::Ack,
+        SERVER,
+        stranger,
+        u,
+        Ipv4Addr::new(198, 18, 10, 77),
+    );
+    ack[..6].copy_from_slice(&[0xff; 6]);
+    assert_eq!(
+        send(&mut sw, 1, UPLINK, &ack),
+        Verdict::Drop(DropReason::DhcpAckUnknownClient)
+    );
+    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
+    assert_eq!(sw.binding_count(), 0);
+    for p in [A, B, ROGUE] {
+        assert_eq!(sw.counters(p).unwrap().tx_frames, 0);
+    }
+}

@@ -56,6 +56,8 @@ pub struct BindingUpdate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpAction {
     Forward(Rewrite),
+    /// Forward, but not to untrusted ports of the VLAN.
+    ForwardTrustedOnly(Rewrite),
     /// Hold the frame until this binding is committed.
     Hold(BindingUpdate, Rewrite),
 }
@@ -175,13 +177,17 @@ pub fn inspect(
     };
     match mtype {
         Some(DhcpMessageType::Ack) if msg.yiaddr != Ipv4Addr::UNSPECIFIED => {
-            // The client must be local, on a port that is not trusted.
+            // The client must be local, on a port that is not trusted. An ACK for a
+            // client the switch does not know (yet: e.g. right after a restart) may
+            // go to trusted ports and uplinks, never to untrusted ones — it would
+            // give a lease without a binding. The client retries; its REQUEST
+            // teaches the switch where it is.
             let Some(e) = sw
                 .macs
                 .lookup(vid, msg.chaddr, now)
                 .filter(|e| e.kind.is_local())
             else {
-                return Ok(DhcpAction::Forward(rewrite));
+                return Ok(DhcpAction::ForwardTrustedOnly(rewrite));
             };
             if sw.ports[e.port.index()]
                 .dhcp
