@@ -1,0 +1,434 @@
+//! The cost of the DHCP-snooping family on the pipeline. Same traffic model as
+//! `benches/pipeline.rs` — 64-byte frames, 64 ports (62 guests + 2 uplinks) on 4
+//! VLANs, ~90% known unicast / 10% broadcast — but the unicast frames are IPv4/UDP
+//! from each guest's own bound address and the broadcasts are ARP requests from the
+//! guest's own (MAC, IP), so every stage has real work and passes every frame.
+//!
+//! Variants, cumulative, in one run:
+//! (a) `a_foundation`: the vSwitch policies (all reject), nothing else;
+//! (b) `b_snooping`: + DHCP snooping on every guest port (untrusted), uplinks trusted;
+//! (c) `c_snooping_dai`: + dynamic ARP inspection, validate src-mac, dst-mac and ip;
+//! (d) `d_snooping_dai_ipsg`: + IP Source Guard ip-mac.
+//!
+//! One binding per guest is installed with `Switch::install_binding` in every variant
+//! (only (c) and (d) read them). Rate limits are off: the bench sends millions of
+//! DHCP-free frames and ARP requests per second per port, which any real limit would
+//! (rightly) error-disable. Every variant asserts that no frame was dropped (nor
+//! would have been, in observe terms), so a broken variant cannot report the speed
+//! of its drops.
+//!
+//! After criterion's figures (and `security_parts`, the stages' building blocks
+//! alone), a drift-resistant comparison runs the variants interleaved through
+//! `Switch::process_batch`, the daemon's entry point (round-robin, many short cells;
+//! see `interleaved`) and prints Mpps and the cost of each variant against (a)
+//! measured in the same rounds. `security_process_batch` gives criterion's figures
+//! for (a) and (d) on that path: the main group calls `Switch::process` in a loop,
+//! as `benches/pipeline.rs` does, and where the compiler inlines `process` changes
+//! the absolute figures (not much the ratios). Without
+//! `--bench` (clippy's and `cargo test --all-targets`' builds) that pass is tiny;
+//! with `--profile-time` (for `perf record`) it is skipped.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use etherparse::{ArpEthIpv4Packet, ArpOperation, PacketBuilder};
+use portcullis_dataplane::bindings::{BindingSource, NewBinding};
+use portcullis_dataplane::*;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant as Clock;
+
+const GUESTS: usize = 62;
+const UPLINKS: usize = 2;
+const VLANS: u16 = 4;
+const BATCH: usize = 256;
+/// Frame length without FCS (a 64-byte frame on the wire).
+const FRAME_LEN: usize = 60;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Variant {
+    Foundation,
+    DhcpSnooping,
+    Dai,
+    Ipsg,
+}
+
+const VARIANTS: [(Variant, &str); 4] = [
+    (Variant::Foundation, "a_foundation"),
+    (Variant::DhcpSnooping, "b_snooping"),
+    (Variant::Dai, "c_snooping_dai"),
+    (Variant::Ipsg, "d_snooping_dai_ipsg"),
+];
+
+fn mac(g: usize) -> MacAddr {
+    MacAddr([0x52, 0x54, 0, 0, (g >> 8) as u8, g as u8])
+}
+
+fn vid_of(g: usize) -> Vid {
+    Vid::new((g % VLANS as usize + 1) as u16 * 10).unwrap()
+}
+
+/// Guest g's address: 198.18.<vid>.<g+1>.
+fn ip(g: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, vid_of(g).get() as u8, g as u8 + 1)
+}
+
+fn spec(v: Variant) -> SwitchSpec {
+    let security = SecurityPolicy {
+        promiscuous: Policy::Reject,
+        mac_changes: Policy::Reject,
+        forged_transmits: Policy::Reject,
+    };
+    let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
+    let features = |guest: bool| PortFeatures {
+        dhcp_snooping: (v >= Variant::DhcpSnooping).then_some(DhcpSnoopingSpec {
+            trusted: !guest,
+            rate_limit_pps: None,
+            option82: Option82::Keep,
+            drop_untrusted_option82: false,
+            mode: EnforceMode::Enforce,
+        }),
+        arp_inspection: (v >= Variant::Dai).then_some(ArpInspectionSpec {
+            trusted: !guest,
+            validate_src_mac: true,
+            validate_dst_mac: true,
+            validate_ip: true,
+            rate_limit_pps: None,
+            acl: None,
+            mode: EnforceMode::Enforce,
+        }),
+        ip_source_guard: (v >= Variant::Ipsg && guest).then_some(IpSourceGuardSpec {
+            check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
+        ..Default::default()
+    };
+    let mut ports: Vec<PortSpec> = (0..UPLINKS)
+        .map(|u| PortSpec {
+            name: format!("uplink{u}"),
+            role: PortRole::Uplink,
+            vlan: VlanMode::Trunk {
+                allowed: VlanSet::from_vids(vids.clone()),
+                native: None,
+            },
+            security,
+            initial_mac: None,
+            features: features(false),
+        })
+        .collect();
+    for g in 0..GUESTS {
+        ports.push(PortSpec {
+            name: format!("vm{g}"),
+            role: PortRole::Guest,
+            vlan: VlanMode::Access(vid_of(g)),
+            security,
+            initial_mac: Some(mac(g)),
+            features: features(true),
+        });
+    }
+    SwitchSpec {
+        name: "bench".into(),
+        mac_table_size: 4096,
+        mac_aging_secs: 300,
+        ports,
+        mac_acls: vec![],
+        max_bindings: DEFAULT_MAX_BINDINGS,
+        static_bindings: vec![],
+        arp_acls: vec![],
+    }
+}
+
+fn switch(v: Variant) -> Switch {
+    let mut sw = Switch::new(&spec(v), Instant(0)).unwrap();
+    for g in 0..GUESTS {
+        sw.install_binding(
+            NewBinding {
+                vid: vid_of(g),
+                ip: IpAddr::V4(ip(g)),
+                mac: mac(g),
+                port: PortId((UPLINKS + g) as u16),
+                lease_secs: Some(86_400),
+                source: BindingSource::Dhcp,
+            },
+            Instant(0),
+        )
+        .unwrap();
+    }
+    sw.drain_events().for_each(drop);
+    sw
+}
+
+/// (ingress port, frame bytes): guest g sends UDP to guest g+4 (same VLAN) from its
+/// bound address, or broadcasts an ARP request for g+4's address.
+fn traffic() -> Vec<(PortId, Vec<u8>)> {
+    (0..BATCH)
+        .map(|i| {
+            let g = i % GUESTS;
+            let peer = (g + VLANS as usize) % GUESTS;
+            let mut f = Vec::with_capacity(FRAME_LEN);
+            if i % 10 == 9 {
+                let arp = ArpEthIpv4Packet {
+                    operation: ArpOperation::REQUEST,
+                    sender_mac: mac(g).0,
+                    sender_ipv4: ip(g).octets(),
+                    target_mac: [0; 6],
+                    target_ipv4: ip(peer).octets(),
+                };
+                PacketBuilder::ethernet2(mac(g).0, MacAddr::BROADCAST.0)
+                    .arp(arp.to_arp_packet())
+                    .write(&mut f)
+                    .unwrap();
+            } else {
+                // 14 + 20 + 8 header bytes, the rest UDP payload: 60 bytes in all.
+                let payload = [0u8; FRAME_LEN - 42];
+                PacketBuilder::ethernet2(mac(g).0, mac(peer).0)
+                    .ipv4(ip(g).octets(), ip(peer).octets(), 64)
+                    .udp(40_000 + g as u16, 5001)
+                    .write(&mut f, &payload)
+                    .unwrap();
+            }
+            f.resize(FRAME_LEN, 0); // Ethernet padding (ARP is 42 bytes)
+            (PortId((UPLINKS + g) as u16), f)
+        })
+        .collect()
+}
+
+/// One batch through the switch.
+#[inline]
+fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Instant) {
+    for (port, data) in frames {
+        black_box(sw.process(now, *port, &RxFrame { data, tag: None }));
+    }
+}
+
+/// The batch as the daemon hands it over: per ingress port, its frames in order.
+type PortBatches = Vec<(PortId, Vec<usize>)>;
+
+fn by_port(frames: &[(PortId, Vec<u8>)]) -> PortBatches {
+    let mut out: PortBatches = Vec::new();
+    for (i, (port, _)) in frames.iter().enumerate() {
+        match out.iter_mut().find(|(p, _)| p == port) {
+            Some((_, v)) => v.push(i),
+            None => out.push((*port, vec![i])),
+        }
+    }
+    out
+}
+
+/// One batch through `Switch::process_batch`, the daemon's entry point (runtime.rs),
+/// one call per ingress port; `verdicts` is reused, as the daemon does.
+#[inline]
+fn run_batch_daemon(
+    sw: &mut Switch,
+    frames: &[(PortId, Vec<u8>)],
+    ports: &PortBatches,
+    verdicts: &mut Vec<Verdict>,
+    now: Instant,
+) {
+    for (port, idx) in ports {
+        let rx = idx.iter().map(|&i| RxFrame {
+            data: &frames[i].1,
+            tag: None,
+        });
+        sw.process_batch(now, *port, rx, verdicts);
+        black_box(&verdicts);
+    }
+}
+
+/// Every frame forwarded, nothing dropped, nothing that observe mode would drop.
+fn assert_no_drops(sw: &Switch, label: &str) {
+    let mut dropped = 0;
+    for p in sw.ports() {
+        let c = sw.counters(p.id).unwrap();
+        dropped += c.rx_dropped() + c.tx_dropped() + c.observed.iter().sum::<u64>();
+    }
+    assert_eq!(dropped, 0, "{label}: the bench traffic is all legitimate");
+}
+
+/// Checks the verdicts of one batch before timing anything.
+fn check_verdicts(v: Variant, label: &str, frames: &[(PortId, Vec<u8>)]) {
+    let mut sw = switch(v);
+    for (port, data) in frames {
+        let verdict = sw.process(Instant(1), *port, &RxFrame { data, tag: None });
+        assert!(
+            matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
+            "{label}: {verdict:?}"
+        );
+    }
+    assert_no_drops(&sw, label);
+}
+
+fn bench(c: &mut Criterion) {
+    let frames = traffic();
+    for (v, label) in VARIANTS {
+        check_verdicts(v, label, &frames);
+    }
+    let mut group = c.benchmark_group("security");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (v, label) in VARIANTS {
+        let mut sw = switch(v);
+        let mut t = 0u64;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                t += 1000;
+                run_batch(&mut sw, &frames, Instant(t));
+            })
+        });
+        assert_no_drops(&sw, label);
+    }
+    group.finish();
+
+    // The same, through the daemon's entry point: the figure depends on where the
+    // compiler puts `process` (see docs/performance.md).
+    let ports = by_port(&frames);
+    let mut group = c.benchmark_group("security_process_batch");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (v, label) in [VARIANTS[0], VARIANTS[3]] {
+        let mut sw = switch(v);
+        let mut verdicts = Vec::with_capacity(BATCH);
+        let mut t = 0u64;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                t += 1000;
+                run_batch_daemon(&mut sw, &frames, &ports, &mut verdicts, Instant(t));
+            })
+        });
+        assert_no_drops(&sw, label);
+    }
+    group.finish();
+    parts(c, &frames);
+    interleaved(&frames);
+}
+
+/// The building blocks the stages run per frame, each alone: where a stage's cost
+/// comes from. Per call, over the IPv4 (or ARP) frames of the batch.
+fn parts(c: &mut Criterion, frames: &[(PortId, Vec<u8>)]) {
+    let l3 = |ethertype: u16| -> Vec<&[u8]> {
+        frames
+            .iter()
+            .filter(|(_, f)| f[12..14] == ethertype.to_be_bytes())
+            .map(|(_, f)| &f[14..])
+            .collect()
+    };
+    let (ipv4, arps) = (l3(0x0800), l3(0x0806));
+    let sw = switch(Variant::Ipsg);
+    let mut table = bindings::BindingTable::new(GUESTS);
+    for e in sw.bindings() {
+        table.upsert(e.vid, e.ip, e.binding).unwrap();
+    }
+    let keys: Vec<(Vid, IpAddr)> = (0..ipv4.len())
+        .map(|i| (vid_of(i % GUESTS), IpAddr::V4(ip(i % GUESTS))))
+        .collect();
+    let mut group = c.benchmark_group("security_parts");
+    group.throughput(Throughput::Elements(ipv4.len() as u64));
+    group.bench_function("is_dhcp(ipv4)", |b| {
+        b.iter(|| {
+            for l in &ipv4 {
+                black_box(stages::dhcp_snooping::is_dhcp(black_box(l)));
+            }
+        })
+    });
+    group.bench_function("udp_ports(ipv4)", |b| {
+        b.iter(|| {
+            for l in &ipv4 {
+                black_box(dhcp::udp_ports(black_box(l)));
+            }
+        })
+    });
+    group.bench_function("ipv4_source(ipv4)", |b| {
+        b.iter(|| {
+            for l in &ipv4 {
+                black_box(dhcp::ipv4_source(black_box(l)));
+            }
+        })
+    });
+    group.bench_function("binding_lookup(62)", |b| {
+        b.iter(|| {
+            for (vid, ip) in &keys {
+                black_box(table.lookup(*vid, black_box(*ip)));
+            }
+        })
+    });
+    group.throughput(Throughput::Elements(arps.len() as u64));
+    group.bench_function("arp_parse(arp)", |b| {
+        b.iter(|| {
+            for l in &arps {
+                black_box(arp::parse(black_box(l)).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Through `process_batch` (the daemon's path), round-robin over the variants (the
+/// starting variant rotates each round), many
+/// short cells of `batches` batches each. On a shared machine most cells of a long
+/// run are preempted at some point; short cells leave most of them clean, and the
+/// 10th percentile per variant estimates the uncontended cost. The cost against (a)
+/// is also given per round (the same few milliseconds of load), as a median with its
+/// interquartile range.
+fn interleaved(frames: &[(PortId, Vec<u8>)]) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--profile-time") {
+        return; // profiling one variant under perf: no comparison wanted
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let (rounds, batches) = if full { (401, 200) } else { (3, 10) };
+    let n = VARIANTS.len();
+    let ports = by_port(frames);
+    let mut verdicts = Vec::with_capacity(BATCH);
+    let mut switches: Vec<Switch> = VARIANTS.iter().map(|(v, _)| switch(*v)).collect();
+    let mut ns_per_frame: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    let mut t = 0u64;
+    for r in 0..rounds {
+        for k in 0..n {
+            let i = (r + k) % n;
+            let sw = &mut switches[i];
+            let start = Clock::now();
+            for _ in 0..batches {
+                t += 1000;
+                run_batch_daemon(sw, frames, &ports, &mut verdicts, Instant(t));
+            }
+            let ns = start.elapsed().as_nanos() as f64;
+            ns_per_frame[i].push(ns / (batches * frames.len()) as f64);
+        }
+    }
+    for (sw, (_, label)) in switches.iter().zip(VARIANTS) {
+        assert_no_drops(sw, label);
+    }
+    let pct = |v: &[f64], p: usize| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() * p / 100]
+    };
+    println!();
+    println!(
+        "security, interleaved, process_batch: {rounds} rounds x {batches} batches x {} frames per variant",
+        frames.len()
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>22}",
+        "variant", "ns p10", "ns p50", "Mpps p10", "vs (a)", "vs (a) per round p50"
+    );
+    let a10 = pct(&ns_per_frame[0], 10);
+    for (i, (_, label)) in VARIANTS.iter().enumerate() {
+        let (p10, p50) = (pct(&ns_per_frame[i], 10), pct(&ns_per_frame[i], 50));
+        let cost: Vec<f64> = ns_per_frame[i]
+            .iter()
+            .zip(&ns_per_frame[0])
+            .map(|(x, a)| (x / a - 1.0) * 100.0)
+            .collect();
+        println!(
+            "{:<20} {:>9.1} {:>9.1} {:>9.2} {:>+8.1}% {:>+7.1}% [{:+.1}..{:+.1}]",
+            label,
+            p10,
+            p50,
+            1e3 / p10,
+            (p10 / a10 - 1.0) * 100.0,
+            pct(&cost, 50),
+            pct(&cost, 25),
+            pct(&cost, 75),
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
