@@ -30,7 +30,7 @@ pub(crate) fn uplink_for(vlan: &VlanState, ingress: PortId) -> Option<PortId> {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn forward(
     sw: &mut Switch,
     now: Instant,
@@ -92,7 +92,7 @@ fn acl_out(
 }
 
 /// The ports a frame goes to by the forwarding model, before outbound ACLs.
-#[inline]
+#[inline(always)]
 fn output_ports(
     sw: &mut Switch,
     now: Instant,

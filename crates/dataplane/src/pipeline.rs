@@ -93,7 +93,7 @@ pub(crate) fn storm_control(
 
 impl Switch {
     /// Decides one frame received on `ingress` at `now`, and counts it.
-    #[inline]
+    #[inline(always)]
     pub fn process(&mut self, now: Instant, ingress: PortId, frame: &RxFrame<'_>) -> Verdict {
         let Some(counters) = self.counters.get_mut(ingress.index()) else {
             // Not a port of this switch: the runtime's bug, but never a panic.
@@ -142,7 +142,7 @@ impl Switch {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decide(
         &mut self,
         now: Instant,
