@@ -23,6 +23,8 @@ pub enum What {
     MacAcl,
     /// DHCP snooping / static / API bindings.
     Bindings,
+    /// Uplinks: state, VLANs, and the guests whose traffic each carries now.
+    Uplinks,
 }
 
 /// Prints rows as aligned columns.
@@ -285,6 +287,39 @@ pub fn bindings_table(b: &portcullis_daemon::snapshot::BindingsView) -> String {
     out
 }
 
+pub fn uplinks_table(u: &[portcullis_daemon::snapshot::UplinkView]) -> String {
+    let rows: Vec<Vec<String>> = u
+        .iter()
+        .map(|x| {
+            vec![
+                x.name.clone(),
+                x.interface.clone(),
+                x.state.clone(),
+                x.vlan.clone(),
+                x.rx_frames.to_string(),
+                x.tx_frames.to_string(),
+                if x.guests.is_empty() {
+                    "-".into()
+                } else {
+                    x.guests.join(",")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "UPLINK",
+            "INTERFACE",
+            "STATE",
+            "VLAN",
+            "RX",
+            "TX",
+            "GUESTS (TEAM-PNIC)",
+        ],
+        &rows,
+    )
+}
+
 pub fn events_table(ev: &[EventRecord]) -> String {
     let rows: Vec<Vec<String>> = ev
         .iter()
@@ -313,6 +348,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::PortSecurity => "/v1/port-security",
         What::MacAcl => "/v1/mac-acls",
         What::Bindings => "/v1/bindings",
+        What::Uplinks => "/v1/uplinks",
     };
     let v = call_blocking(socket, hyper::Method::GET, path, None)?;
     if json {
@@ -327,6 +363,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::PortSecurity => port_security_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::MacAcl => mac_acl_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::Bindings => bindings_table(&serde_json::from_value(v)?),
+        What::Uplinks => uplinks_table(&serde_json::from_value::<Vec<_>>(v)?),
     };
     print!("{text}");
     Ok(())

@@ -121,6 +121,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/port-security", get(port_security))
         .route("/v1/mac-acls", get(mac_acls))
+        .route("/v1/uplinks", get(uplinks))
         .route("/v1/bindings", get(bindings).post(add_binding))
         .route(
             "/v1/bindings/{vlan}/{ip}",
@@ -438,4 +439,10 @@ async fn remove_binding(
             format!("no binding of {ip} in VLAN {vlan}"),
         ))
     }
+}
+
+async fn uplinks(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::UplinkView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.uplinks))
 }

@@ -18,7 +18,7 @@ pub mod store;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
 use portcullis_control::{ConfigError, ConfigErrors};
-use portcullis_dataplane::{Event, Instant, Switch};
+use portcullis_dataplane::{Event, Instant, PortId, Switch};
 use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -156,6 +156,21 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
 
     let epoch = std::time::Instant::now();
     let mut switch = Switch::new(&compiled.spec, Instant(0))?;
+    // Uplinks without carrier start down (teaming uses the others).
+    for (i, (p, ifname)) in compiled
+        .spec
+        .ports
+        .iter()
+        .zip(&compiled.interfaces)
+        .enumerate()
+    {
+        if p.role == portcullis_dataplane::PortRole::Uplink
+            && !portcullis_io::is_link_running(ifname).unwrap_or(true)
+        {
+            let _ = switch.set_link_up(PortId(i as u16), false, Instant(0));
+        }
+    }
+    let _ = switch.drain_events().count();
     let bstore = bindings_store::BindingStore::open(&opts.state_dir)
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     let loaded = bstore
@@ -192,6 +207,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         events: ev_tx,
         stop: stop.clone(),
         epoch,
+        link_monitor: uplink_monitor(&compiled),
+        event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
         circuit_ids: compiled
             .spec
             .ports
@@ -205,6 +222,12 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         ),
         links: Box::new(AfPacketLinks {
             interfaces: compiled.interfaces.clone(),
+            uplink: compiled
+                .spec
+                .ports
+                .iter()
+                .map(|p| p.role == portcullis_dataplane::PortRole::Uplink)
+                .collect(),
         }),
     };
     let dataplane = std::thread::Builder::new()
@@ -264,15 +287,55 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     })
 }
 
+/// The carrier monitor for the uplinks (teaming failover): `None`, with a warning,
+/// if the kernel refuses the subscription.
+fn uplink_monitor(
+    c: &portcullis_control::CompiledConfig,
+) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
+    let uplinks: Vec<(u32, PortId)> = c
+        .spec
+        .ports
+        .iter()
+        .zip(&c.interfaces)
+        .enumerate()
+        .filter(|(_, (p, _))| p.role == portcullis_dataplane::PortRole::Uplink)
+        .filter_map(|(i, (_, ifname))| {
+            Some((
+                portcullis_io::interface_index(ifname).ok()?,
+                PortId(i as u16),
+            ))
+        })
+        .collect();
+    if uplinks.is_empty() {
+        return None;
+    }
+    match portcullis_io::LinkMonitor::open() {
+        Ok(m) => Some((m, uplinks)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no link-state notifications: uplink failover only on socket errors");
+            None
+        }
+    }
+}
+
 /// AF_PACKET ports: probed and reopened by interface name.
 struct AfPacketLinks {
     interfaces: Vec<String>,
+    /// Uplinks are up only with carrier (a pulled cable fails them over); guest
+    /// ports only need to be administratively up (a TAP has no carrier until its VM
+    /// attaches).
+    uplink: Vec<bool>,
 }
 
 impl PortLinks for AfPacketLinks {
     fn state(&self, port: usize) -> LinkState {
         let name = &self.interfaces[port];
-        match portcullis_io::is_link_up(name) {
+        let up = if self.uplink[port] {
+            portcullis_io::is_link_running(name)
+        } else {
+            portcullis_io::is_link_up(name)
+        };
+        match up {
             Ok(true) => LinkState::Up,
             Ok(false) => LinkState::Down,
             Err(_) if !portcullis_io::interface_exists(name) => LinkState::Gone,

@@ -101,6 +101,19 @@ fn push_copy(
     }
 }
 
+/// A RARP request (RFC 903) from `mac`: how a switch tells the physical network
+/// that `mac` is now behind another uplink (vSphere's "notify switches").
+fn rarp_announce(mac: MacAddr) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac.0);
+    f[12..14].copy_from_slice(&[0x80, 0x35]);
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 3]);
+    f[22..28].copy_from_slice(&mac.0);
+    f[32..38].copy_from_slice(&mac.0);
+    f
+}
+
 /// Scratch space for frames the runtime rewrites (DHCP option 82).
 #[derive(Debug)]
 pub struct RewriteScratch {
@@ -183,6 +196,12 @@ pub struct DataPlane {
     pub held: crate::held::Held,
     /// Option 82 circuit-id of each port: "switch/port".
     pub circuit_ids: Vec<String>,
+    /// Carrier notifications for the uplinks (teaming failover), with each uplink's
+    /// interface index. `None`: no monitor (links are then only seen failing by their
+    /// sockets' errors).
+    pub link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
+    /// Reused between loop iterations (no allocation once grown).
+    pub event_buf: Vec<Event>,
     pub scratch: RewriteScratch,
 }
 
@@ -202,6 +221,8 @@ pub struct RuntimeCounters {
     pub held_dropped: u64,
     /// Option-82 rewrites that could not be made (the frame went unchanged).
     pub rewrite_failed: u64,
+    /// RARP announcements sent for guests moved to another uplink.
+    pub announcements: u64,
     pub events_lost: u64,
     pub batches: u64,
 }
@@ -231,6 +252,13 @@ impl DataPlane {
                 revents: 0,
             })
             .collect();
+        if let Some((m, _)) = &self.link_monitor {
+            pollfds.push(libc::pollfd {
+                fd: m.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         let mut last_recheck = self.now();
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: `pollfds` is a live, correctly sized array of pollfd for the
@@ -243,6 +271,9 @@ impl DataPlane {
                 )
             };
             let now = self.now();
+            if pollfds.get(n).is_some_and(|p| p.revents != 0) {
+                self.link_changes(now);
+            }
             for i in 0..n {
                 if pollfds[i].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
                     self.port_error(i, now, &mut pollfds[i], &mut gone[i]);
@@ -267,17 +298,69 @@ impl DataPlane {
                 }
             }
             self.switch.tick(now);
-            for ev in self.switch.drain_events() {
+            let mut announced = false;
+            let mut events = std::mem::take(&mut self.event_buf);
+            events.extend(self.switch.drain_events());
+            for ev in events.drain(..) {
                 if let EventKind::BindingRemoved { vid, ip, .. } = ev.kind
                     && let Some(vid) = Vid::new(vid)
                 {
                     self.held.remove(vid, ip);
                 }
+                if let EventKind::UplinkMoved { port, vid, to, .. } = ev.kind
+                    && let (Some(vid), Some(mac)) = (
+                        Vid::new(vid),
+                        self.switch.port(port).and_then(|p| p.effective_mac),
+                    )
+                {
+                    // vSphere's "notify switches": a RARP from the guest's MAC on its
+                    // new uplink, so the physical network relearns where it is.
+                    let rarp = rarp_announce(mac);
+                    let tag = self.switch.ports()[to.index()]
+                        .egress_tci(vid, 0)
+                        .map(|tci| VlanTag { tpid: 0x8100, tci });
+                    match self.ports[to.index()]
+                        .tx
+                        .push(&rarp[..12], tag, &rarp[12..])
+                    {
+                        Ok(()) => {
+                            announced = true;
+                            stats.announcements += 1;
+                        }
+                        Err(_) => stats.io[to.index()].tx_ring_full += 1,
+                    }
+                    tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid = vid.get(), "guest moved to another uplink; announced");
+                }
                 if self.events.try_send(ev).is_err() {
                     stats.events_lost += 1;
                 }
             }
+            self.event_buf = events;
+            if announced {
+                for p in &mut self.ports {
+                    let _ = p.tx.flush();
+                }
+            }
             self.answer_commands(now, &stats);
+        }
+    }
+
+    /// Applies the carrier changes the kernel reported to the uplinks they concern.
+    fn link_changes(&mut self, now: Instant) {
+        let Some((monitor, uplinks)) = self.link_monitor.as_mut() else {
+            return;
+        };
+        let mut changes: Vec<(PortId, bool)> = Vec::new();
+        monitor.read(|c| {
+            if let Some((_, port)) = uplinks.iter().find(|(ix, _)| *ix == c.ifindex) {
+                changes.push((*port, c.up));
+            }
+        });
+        for (port, up) in changes {
+            if self.switch.port(port).is_some_and(|p| p.link_up != up) {
+                tracing::warn!(uplink = %self.interfaces[port.index()], up, "uplink carrier changed");
+            }
+            let _ = self.switch.set_link_up(port, up, now);
         }
     }
 

@@ -108,6 +108,21 @@ pub struct Snapshot {
     pub batches: u64,
     pub port_security: Vec<PortSecurityView>,
     pub mac_acls: Vec<MacAclView>,
+    pub uplinks: Vec<UplinkView>,
+}
+
+/// One uplink (`show uplinks`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UplinkView {
+    pub name: String,
+    pub interface: String,
+    /// "up", "down", "link-down".
+    pub state: String,
+    pub vlan: String,
+    /// Guest ports whose traffic leaves by this uplink now (TEAM-PNIC).
+    pub guests: Vec<String>,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
 }
 
 /// One MAC ACL with its hit counters (`show mac-acl`).
@@ -351,7 +366,36 @@ impl Snapshot {
                 }
             })
             .collect();
+        let uplinks = sw
+            .ports()
+            .iter()
+            .filter(|p| p.role == PortRole::Uplink)
+            .map(|u| {
+                let c = sw.counters(u.id).expect("every port has counters");
+                UplinkView {
+                    name: u.name.clone(),
+                    interface: interfaces.get(u.id.index()).cloned().unwrap_or_default(),
+                    state: if !u.admin_up {
+                        "down".into()
+                    } else if !u.link_up {
+                        "link-down".into()
+                    } else {
+                        "up".into()
+                    },
+                    vlan: vlan_text(&u.vlan),
+                    guests: sw
+                        .ports()
+                        .iter()
+                        .filter(|g| g.role == PortRole::Guest && sw.uplink_of(g.id) == Some(u.id))
+                        .map(|g| g.name.clone())
+                        .collect(),
+                    rx_frames: c.rx_frames,
+                    tx_frames: c.tx_frames,
+                }
+            })
+            .collect();
         Snapshot {
+            uplinks,
             mac_acls,
             port_security,
             switch: sw.name().to_string(),

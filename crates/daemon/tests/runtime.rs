@@ -131,6 +131,8 @@ fn start() -> Running {
         stop: stop.clone(),
         epoch: WallClock::now(),
         links: Box::new(AlwaysUp),
+        link_monitor: None,
+        event_buf: Vec::new(),
         circuit_ids: vec!["mem/uplink".into(), "mem/g1".into(), "mem/g2".into()],
         scratch: Default::default(),
         held: portcullis_daemon::held::Held::new(

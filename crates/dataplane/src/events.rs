@@ -103,6 +103,14 @@ pub enum EventKind {
         source: crate::bindings::BindingSource,
         lease_secs: Option<u32>,
     },
+    /// A guest's traffic in a VLAN moved to another uplink (failover, failback, an
+    /// uplink returning); the runtime announces its MAC there (RARP).
+    UplinkMoved {
+        port: PortId,
+        vid: u16,
+        from: Option<PortId>,
+        to: PortId,
+    },
     /// A binding left the index.
     BindingRemoved {
         vid: u16,

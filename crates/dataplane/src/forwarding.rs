@@ -20,13 +20,21 @@ use crate::switch::{Switch, VlanState};
 use crate::types::{Instant, PortId, PortSet, Vid};
 use crate::verdict::{DropReason, Forward, Rewrite};
 
-/// The uplink a guest's traffic leaves by: originating-port teaming over the
-/// uplinks of the VLAN that are up.
+/// The uplink a frame from guest `ingress` leaves by (teaming, see `teaming.rs`).
 #[inline]
-pub(crate) fn uplink_for(vlan: &VlanState, ingress: PortId) -> Option<PortId> {
-    match vlan.uplinks.len() {
-        0 => None,
-        n => Some(vlan.uplinks[ingress.index() % n]),
+pub(crate) fn uplink_for(
+    sw: &Switch,
+    vlan: &VlanState,
+    ingress: PortId,
+    view: &FrameView,
+    l3: &[u8],
+) -> Option<PortId> {
+    match vlan.pin.get(ingress.index()) {
+        Some(&pin) if pin != crate::teaming::NO_PIN => Some(PortId(pin)),
+        _ => {
+            let policy = sw.ports[ingress.index()].team.as_ref()?.policy;
+            crate::teaming::per_frame_uplink(policy, vlan.sets.get(ingress.index())?, view, l3)
+        }
     }
 }
 
@@ -38,8 +46,9 @@ pub(crate) fn forward(
     role: PortRole,
     vid: Vid,
     view: &FrameView,
+    l3: &[u8],
 ) -> Result<Forward, (DropReason, DropSide)> {
-    let out = output_ports(sw, now, ingress, role, vid, view)?;
+    let out = output_ports(sw, now, ingress, role, vid, view, l3)?;
     let out = acl_out(sw, out, vid, view)?;
     Ok(Forward {
         vid,
@@ -100,6 +109,7 @@ fn output_ports(
     role: PortRole,
     vid: Vid,
     view: &FrameView,
+    l3: &[u8],
 ) -> Result<PortSet, (DropReason, DropSide)> {
     let Some(vlan) = sw.vlan(vid) else {
         return Err((DropReason::NoDestination, DropSide::Ingress));
@@ -108,9 +118,15 @@ fn output_ports(
 
     if view.dst.is_group() {
         let mut out = vlan.guests;
-        out.remove(ingress);
-        if from_guest && let Some(up) = uplink_for(vlan, ingress) {
-            out.insert(up);
+        if from_guest {
+            out.remove(ingress);
+            if let Some(up) = uplink_for(sw, vlan, ingress, view, l3) {
+                out.insert(up);
+            }
+        } else {
+            // From the network, a guest accepts broadcasts only on its pinned uplink.
+            let from = vlan.uplinks.iter().position(|u| *u == ingress);
+            out = from.map_or(PortSet::EMPTY, |k| out.intersect(&vlan.flood_from[k]));
         }
         if vlan.any_blocked {
             let blocked = vlan.blocked;
@@ -128,7 +144,7 @@ fn output_ports(
     let mut copies = vlan.promiscuous;
     copies.remove(ingress);
     let uplink = if from_guest {
-        uplink_for(vlan, ingress)
+        uplink_for(sw, vlan, ingress, view, l3)
     } else {
         None
     };

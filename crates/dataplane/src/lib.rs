@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod spec;
 pub mod stages;
 pub mod switch;
+pub mod teaming;
 pub mod types;
 pub mod verdict;
 pub mod vlan;
@@ -30,7 +31,8 @@ pub use spec::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec,
     EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Option82,
     Policy, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy,
-    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, Violation, VlanMode,
+    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy,
+    TeamingSpec, Violation, VlanMode,
 };
 pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};

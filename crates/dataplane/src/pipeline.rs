@@ -218,7 +218,7 @@ impl Switch {
             }
             _ => {}
         }
-        let mut f = forwarding::forward(self, now, ingress, role, vid, &view)?;
+        let mut f = forwarding::forward(self, now, ingress, role, vid, &view, l3)?;
         f.rewrite = rewrite;
         if trusted_only && let Some(v) = self.vlan(vid) {
             f.out = f.out.minus(&v.dhcp_untrusted);

@@ -143,6 +143,37 @@ pub struct PortFeatures {
     pub arp_inspection: Option<ArpInspectionSpec>,
     /// IP Source Guard on this port.
     pub ip_source_guard: Option<IpSourceGuardSpec>,
+    /// NIC teaming: which uplink the port's traffic leaves by (`None`:
+    /// originating-port over every uplink, failback on).
+    pub teaming: Option<TeamingSpec>,
+}
+
+/// How a guest port's traffic is spread over the uplinks (vSphere teaming policies).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TeamingPolicy {
+    /// By port: each port is pinned to one uplink (port id modulo the uplinks up).
+    #[default]
+    OriginatingPort,
+    /// By the frame's source MAC.
+    SourceMacHash,
+    /// By source and destination IP (IPv4/IPv6); other frames by source MAC. Needs
+    /// a static EtherChannel upstream: broadcasts are accepted on every uplink.
+    IpHash,
+    /// The first uplink that is up in `active` order, else in `standby` order.
+    ExplicitFailover,
+}
+
+/// A port group's teaming.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TeamingSpec {
+    pub policy: TeamingPolicy,
+    /// Uplinks (by name) the traffic uses while they are up.
+    pub active: Vec<String>,
+    /// Uplinks used only when no active one is up.
+    pub standby: Vec<String>,
+    /// When a failed active uplink returns, move the traffic back to it.
+    pub failback: bool,
 }
 
 /// Enforce a feature, or only count and report what it would drop (DESIGN.md §3).
@@ -400,6 +431,11 @@ pub enum SpecError {
     BadBinding {
         reason: String,
     },
+    /// A port's teaming names no usable uplink.
+    BadTeam {
+        port: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -429,6 +465,7 @@ impl fmt::Display for SpecError {
             }
             SpecError::BadAcl { acl, reason } => write!(f, "MAC ACL {acl:?}: {reason}"),
             SpecError::BadBinding { reason } => write!(f, "static bindings: {reason}"),
+            SpecError::BadTeam { port, reason } => write!(f, "port {port:?}: teaming: {reason}"),
             SpecError::MacTableTooSmall { needed, size } => {
                 write!(
                     f,
@@ -543,6 +580,28 @@ impl SwitchSpec {
             }
             if ps.aging != SecureAging::None && ps.aging_secs == 0 {
                 return Err(err("aging_secs must be at least 1".into()));
+            }
+        }
+        if let Some(t) = &f.teaming {
+            let err = |reason: String| SpecError::BadTeam {
+                port: p.name.clone(),
+                reason,
+            };
+            if t.active.is_empty() {
+                return Err(err("the active list is empty".into()));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for u in t.active.iter().chain(&t.standby) {
+                if !self
+                    .ports
+                    .iter()
+                    .any(|q| q.role == PortRole::Uplink && &q.name == u)
+                {
+                    return Err(err(format!("{u:?} is not an uplink")));
+                }
+                if !seen.insert(u) {
+                    return Err(err(format!("{u:?} is listed twice")));
+                }
             }
         }
         for acl in [&f.mac_acl_in, &f.mac_acl_out].into_iter().flatten() {

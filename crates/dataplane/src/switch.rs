@@ -22,6 +22,7 @@ use crate::stages::mac_acl::BoundAcl;
 use crate::stages::port_security::SecureState;
 use crate::stages::storm_control::StormState;
 use crate::stages::storm_control::TokenBucket;
+use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
 use crate::verdict::DropReason;
 use crate::verdict::Forward;
@@ -57,6 +58,8 @@ pub struct Port {
     /// Index into the switch's ACLs of the ACL on frames the port receives / sends.
     pub(crate) acl_in: Option<u16>,
     pub(crate) acl_out: Option<u16>,
+    /// The port's teaming (guests only; `None`: originating-port over every uplink).
+    pub team: Option<Team>,
     pub(crate) dhcp: Option<DhcpPortState>,
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
@@ -139,6 +142,12 @@ pub(crate) struct VlanState {
     pub option82_insert: bool,
     /// Guest ports of the VLAN that are not trusted for DHCP.
     pub dhcp_untrusted: PortSet,
+    /// Per port (by index): the uplink it is pinned to in this VLAN, or NO_PIN.
+    pub pin: Vec<u16>,
+    /// Per port: the uplinks a per-frame policy (source-mac-hash, ip-hash) picks from.
+    pub sets: Vec<Vec<PortId>>,
+    /// Per entry of `uplinks`: the guests that accept broadcasts from that uplink.
+    pub flood_from: Vec<PortSet>,
 }
 
 /// A control-plane request the switch refuses.
@@ -189,6 +198,9 @@ pub struct Switch {
     pub(crate) bindings: BindingTable,
     pub(crate) arp_acls: Vec<ArpAclSpec>,
     next_binding_sweep: Instant,
+    /// The latest time the runtime told the switch (stamps events of control-path
+    /// changes).
+    last_now: Instant,
 }
 
 impl Switch {
@@ -219,6 +231,7 @@ impl Switch {
             bindings: BindingTable::new(spec.max_bindings),
             arp_acls: spec.arp_acls.clone(),
             next_binding_sweep: now,
+            last_now: now,
         };
         for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
             p.dai = ps.features.arp_inspection.as_ref().map(|d| DaiPortState {
@@ -252,7 +265,18 @@ impl Switch {
                 .and_then(|n| spec.mac_acls.iter().position(|a| &a.name == n))
                 .map(|i| i as u16)
         };
+        let uplink_id = |n: &str| {
+            spec.ports
+                .iter()
+                .position(|q| q.role == PortRole::Uplink && q.name == n)
+                .map(|i| PortId(i as u16))
+        };
         for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
+            p.team = ps
+                .features
+                .teaming
+                .as_ref()
+                .map(|t| Team::resolve(t, uplink_id));
             p.acl_in = acl_index(&ps.features.mac_acl_in);
             p.acl_out = acl_index(&ps.features.mac_acl_out);
             if p.acl_out.is_some() {
@@ -290,8 +314,19 @@ impl Switch {
         Ok(sw)
     }
 
-    /// Recomputes the per-VLAN sets from the ports. Control path only.
+    /// Recomputes the per-VLAN sets from the ports, and the teaming pins; reports
+    /// every pin that moved. Control path only.
     pub(crate) fn rebuild_vlans(&mut self) {
+        let old_index = std::mem::replace(&mut self.vlan_index, Box::new([0; 4096]));
+        let old_vlans = std::mem::take(&mut self.vlans);
+        let old_pin = |vid: Vid, p: PortId| -> Option<PortId> {
+            let i = old_index[vid.get() as usize];
+            let pin = *old_vlans
+                .get((i as usize).checked_sub(1)?)?
+                .pin
+                .get(p.index())?;
+            (pin != NO_PIN).then_some(PortId(pin))
+        };
         let mut vids: Vec<Vid> = self.ports.iter().flat_map(|p| p.vlan.vids()).collect();
         vids.sort();
         vids.dedup();
@@ -328,6 +363,57 @@ impl Switch {
                             v.promiscuous.insert(p.id);
                         }
                     }
+                }
+            }
+        }
+        let first_build = old_vlans.is_empty();
+        let now = self.last_now;
+        for (vi, vid) in vids.iter().enumerate() {
+            let v = &mut self.vlans[vi];
+            v.pin = vec![NO_PIN; self.ports.len()];
+            v.sets = vec![Vec::new(); self.ports.len()];
+            v.flood_from = vec![PortSet::EMPTY; v.uplinks.len()];
+            for p in self
+                .ports
+                .iter()
+                .filter(|p| p.role == PortRole::Guest && p.vlan.carries(*vid))
+            {
+                let team = p.team.as_ref();
+                let cands = teaming::candidates(team, &v.uplinks);
+                let old = old_pin(*vid, p.id);
+                let failback = team.is_none_or(|t| t.failback);
+                let pin = match old {
+                    Some(o) if !failback && teaming::team_usable(team, &v.uplinks, o) => Some(o),
+                    _ => teaming::preferred_pin(p, &cands),
+                };
+                if let Some(u) = pin {
+                    v.pin[p.id.index()] = u.0;
+                    if let Some(k) = v.uplinks.iter().position(|x| *x == u) {
+                        v.flood_from[k].insert(p.id);
+                    }
+                }
+                if teaming::accepts_all(p) {
+                    for f in &mut v.flood_from {
+                        f.insert(p.id);
+                    }
+                }
+                if teaming::per_frame(p) {
+                    v.sets[p.id.index()] = cands;
+                }
+                if !first_build
+                    && pin != old
+                    && let Some(to) = pin
+                    && p.is_up()
+                {
+                    self.events.push(
+                        now,
+                        EventKind::UplinkMoved {
+                            port: p.id,
+                            vid: vid.get(),
+                            from: old,
+                            to,
+                        },
+                    );
                 }
             }
         }
@@ -385,6 +471,7 @@ impl Switch {
     /// (learned entries, and dynamic secure MACs by their port's rule) and recovers
     /// error-disabled ports whose recovery interval has passed.
     pub fn tick(&mut self, now: Instant) {
+        self.last_now = now;
         if self.macs.sweep_due(now) {
             let ports = &mut self.ports;
             let events = &mut self.events;
@@ -500,6 +587,7 @@ impl Switch {
     /// whose link is down is left out of every flood, and unicast to it is dropped as
     /// `port_down`. A change is reported as an event.
     pub fn set_link_up(&mut self, id: PortId, up: bool, now: Instant) -> Result<(), ControlError> {
+        self.last_now = self.last_now.max(now);
         let port = self
             .ports
             .get_mut(id.index())
@@ -749,6 +837,7 @@ impl Port {
             features: f.clone(),
             acl_in: None,
             acl_out: None,
+            team: None,
             dhcp: f.dhcp_snooping.map(|d| DhcpPortState::new(d, now)),
             dai: None,
             ipsg: f.ip_source_guard,
@@ -766,6 +855,7 @@ impl Switch {
             return None;
         }
         let vid = *p.vlan.vids().first()?;
-        crate::forwarding::uplink_for(self.vlan(vid)?, id)
+        let pin = *self.vlan(vid)?.pin.get(id.index())?;
+        (pin != NO_PIN).then_some(PortId(pin))
     }
 }

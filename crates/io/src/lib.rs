@@ -33,6 +33,7 @@
 pub mod afpacket;
 mod error;
 mod frame;
+pub mod linkmon;
 pub mod memory;
 mod netdev;
 pub mod tap;
@@ -44,10 +45,11 @@ pub use error::{IoError, TxError};
 pub use frame::{
     ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, complete_l4_checksum,
 };
+pub use linkmon::{LinkChange, LinkMonitor};
 pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
 pub use netdev::{
-    interface_exists, interface_index, interface_mac, interface_mtu, is_link_up, set_link_down,
-    set_link_up, set_tx_checksum_offload, tx_checksum_offload,
+    interface_exists, interface_index, interface_mac, interface_mtu, is_link_running, is_link_up,
+    set_link_down, set_link_up, set_tx_checksum_offload, tx_checksum_offload,
 };
 pub use tap::{TapRx, TapTx, create_persistent_tap, create_tap, delete_persistent_tap, open_tap};
 

@@ -184,6 +184,13 @@ pub fn set_link_down(ifname: &str) -> Result<(), IoError> {
     update_flags(ifname, 0, libc::IFF_UP)
 }
 
+/// Whether `ifname` can carry frames: administratively up and with carrier
+/// (`IFF_UP` and `IFF_RUNNING`).
+pub fn is_link_running(ifname: &str) -> Result<bool, IoError> {
+    let flags = read_flags(ifname)?.2;
+    Ok(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+}
+
 /// Whether `ifname` is administratively up (`IFF_UP`).
 pub fn is_link_up(ifname: &str) -> Result<bool, IoError> {
     Ok(read_flags(ifname)?.2 & libc::IFF_UP != 0)

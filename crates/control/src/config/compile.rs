@@ -9,7 +9,8 @@ use super::validate::{Poison, bad_cos, bad_ethertype, out_of_range};
 use portcullis_dataplane::{
     ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
     MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
-    SecurityPolicy, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, Vid, VlanMode,
+    SecurityPolicy, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingSpec, Vid,
+    VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -332,6 +333,7 @@ impl Checker<'_> {
         }
 
         self.static_bindings(profile, host, &ports, &uplinks, &macs, poison);
+        self.teaming(profile, host, &groups, poison);
 
         let total = listed.len() + host.ports.len();
         if total > MAX_PORTS {
@@ -344,6 +346,217 @@ impl Checker<'_> {
                 ),
             );
         }
+    }
+
+    /// `teaming` of the port groups and guest ports: uplinks that exist, each listed
+    /// once in one list, at least one active; and, for a group (or port) that
+    /// states a team, the group's VLANs carried by the uplinks.
+    fn teaming(
+        &mut self,
+        profile: &Profile,
+        host: &HostBinding,
+        groups: &HashMap<&str, usize>,
+        poison: &Poison,
+    ) {
+        let uplinks: &[String] = profile
+            .uplink_policy
+            .as_ref()
+            .map_or(&[], |u| u.uplinks.as_slice());
+        for (i, g) in profile.port_groups.iter().enumerate() {
+            let Some(t) = &g.teaming else {
+                continue;
+            };
+            let key = format!("port_group[{i}].teaming");
+            if !self.team_table(&key, t, profile) {
+                continue;
+            }
+            self.team_lists(&key, t, None, uplinks);
+            let who = format!("port group {:?}", g.name);
+            self.team_vlans(&key, &who, g, &t.resolve(uplinks), profile, poison);
+        }
+        for (i, p) in host.ports.iter().enumerate() {
+            let Some(t) = &p.teaming else {
+                continue;
+            };
+            let key = format!("host.port[{i}].teaming");
+            if !self.team_table(&key, t, profile) {
+                continue;
+            }
+            let group = groups
+                .get(p.port_group.as_str())
+                .map(|&g| (g, &profile.port_groups[g]));
+            let group_team = group.and_then(|(gi, g)| {
+                let t = g.teaming.as_ref()?;
+                Some((format!("port_group[{gi}].teaming"), t))
+            });
+            let base = group_team.as_ref().map(|(k, t)| (k.as_str(), *t));
+            self.team_lists(&key, t, base, uplinks);
+            // A group with a team of its own has had its VLANs checked.
+            if let Some((_, g)) = group.filter(|(_, g)| g.teaming.is_none()) {
+                let who = format!("port {:?} (port group {:?})", p.name, g.name);
+                self.team_vlans(&key, &who, g, &t.resolve(uplinks), profile, poison);
+            }
+        }
+    }
+
+    /// One `teaming` table at `key` on its own: the switch has uplinks, and the
+    /// lists name them, each once, `active` not empty. Returns `false` when the
+    /// switch has no uplinks (nothing else is worth checking).
+    fn team_table(&mut self, key: &str, t: &TeamingOverride, profile: &Profile) -> bool {
+        let uplinks: &[String] = match &profile.uplink_policy {
+            None => {
+                self.error(
+                    key,
+                    "teaming chooses among the uplinks, and the profile has no [uplink_policy]: add one with `uplinks = [...]`, or remove `teaming`",
+                );
+                return false;
+            }
+            Some(u) if u.uplinks.is_empty() => {
+                let msg = format!(
+                    "teaming chooses among the uplinks, and uplink_policy.uplinks is empty ({}): list the uplinks there, or remove `teaming`",
+                    self.sources.describe("uplink_policy.uplinks")
+                );
+                self.error(key, msg);
+                return false;
+            }
+            Some(u) => &u.uplinks,
+        };
+        if t.active.as_ref().is_some_and(Vec::is_empty) {
+            self.error(
+                &format!("{key}.active"),
+                "the active list is empty: name at least one uplink, or leave `active` out for every uplink that `standby` does not list",
+            );
+        }
+        for (field, list) in [("active", &t.active), ("standby", &t.standby)] {
+            let Some(list) = list else {
+                continue;
+            };
+            for (j, u) in list.iter().enumerate() {
+                let ukey = format!("{key}.{field}[{j}]");
+                if !uplinks.contains(u) {
+                    let known: Vec<&str> = uplinks.iter().map(String::as_str).collect();
+                    self.error(
+                        &ukey,
+                        format!(
+                            "unknown uplink {u:?}; known uplinks: {} (uplink_policy.uplinks)",
+                            quoted_list(&known)
+                        ),
+                    );
+                } else if let Some(k) = list[..j].iter().position(|x| x == u) {
+                    self.error(
+                        &ukey,
+                        format!("uplink {u:?} is listed twice (first as {key}.{field}[{k}])"),
+                    );
+                }
+            }
+        }
+        true
+    }
+
+    /// The team in force at `key` (a port's table over its group's, `base`: the
+    /// group's key and table): no uplink both active and standby, and at least one
+    /// active uplink. Reported at the table that states the offending list; what
+    /// comes only from the group is the group's to report.
+    fn team_lists(
+        &mut self,
+        key: &str,
+        own: &TeamingOverride,
+        base: Option<(&str, &TeamingOverride)>,
+        uplinks: &[String],
+    ) {
+        let list = |field: &str, pick: fn(&TeamingOverride) -> Option<&Vec<String>>| match pick(own)
+        {
+            Some(l) => Some((format!("{key}.{field}"), l, true)),
+            None => base.and_then(|(bk, b)| Some((format!("{bk}.{field}"), pick(b)?, false))),
+        };
+        let active = list("active", |t| t.active.as_ref());
+        let standby = list("standby", |t| t.standby.as_ref());
+        match (active, standby) {
+            (Some((ak, a, a_own)), Some((sk, s, s_own))) if a_own || s_own => {
+                for (j, u) in s.iter().enumerate() {
+                    if !uplinks.contains(u) || s[..j].contains(u) {
+                        continue;
+                    }
+                    let Some(k) = a.iter().position(|x| x == u) else {
+                        continue;
+                    };
+                    let (at, other) = if s_own {
+                        (format!("{sk}[{j}]"), format!("{ak}[{k}]"))
+                    } else {
+                        (format!("{ak}[{k}]"), format!("{sk}[{j}]"))
+                    };
+                    let msg = format!(
+                        "uplink {u:?} is both active and standby ({} lists it too): an uplink is in one list or the other",
+                        self.sources.describe(&other)
+                    );
+                    self.error(&at, msg);
+                }
+            }
+            (None, Some((sk, s, true))) if uplinks.iter().all(|u| s.contains(u)) => {
+                self.error(
+                    &sk,
+                    "standby lists every uplink, which leaves none active: state `active` (the uplinks used while they are up)",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The VLANs of group `g` are carried by the uplinks of `team` (all uplinks
+    /// share `uplink_policy`'s allowed VLANs and native VLAN). `who` names the
+    /// group or port in the message.
+    fn team_vlans(
+        &mut self,
+        key: &str,
+        who: &str,
+        g: &PortGroup,
+        team: &TeamingSpec,
+        profile: &Profile,
+        poison: &Poison,
+    ) {
+        let Some(up) = &profile.uplink_policy else {
+            return;
+        };
+        if poison.groups.contains(&g.name) || poison.uplink_vlans {
+            return;
+        }
+        let carried = uplink_vlan_mode(up);
+        let missing: Vec<Vid> = group_vlan_mode(&g.vlan)
+            .vids()
+            .into_iter()
+            .filter(|v| !carried.carries(*v))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for u in team.active.iter().chain(&team.standby) {
+            if up.uplinks.contains(u) && !names.contains(&u.as_str()) {
+                names.push(u);
+            }
+        }
+        if names.is_empty() {
+            names = up.uplinks.iter().map(String::as_str).collect();
+        }
+        let (vlans, them) = match missing.as_slice() {
+            [one] => (format!("VLAN {one} of {who} is"), "it"),
+            _ => (format!("VLANs {} of {who} are", vid_list(&missing)), "them"),
+        };
+        let carries = carried.vids();
+        let carries = if carries.is_empty() {
+            "no VLAN".to_owned()
+        } else {
+            vid_list(&carries)
+        };
+        let mut from = self.sources.describe("uplink_policy.allowed_vlans");
+        if let Some(n) = up.native_vlan {
+            from.push_str(&format!(", native_vlan {n}"));
+        }
+        let msg = format!(
+            "{vlans} not allowed on the uplinks of its team ({}): the uplinks carry {carries} ({from}); add {them} to uplink_policy.allowed_vlans, or remove `teaming` to keep {them} host-local",
+            quoted_list(&names)
+        );
+        self.error(key, msg);
     }
 
     /// `[[mac_acl]]`: names, limits and rule values. Returns name → index.
@@ -1166,8 +1379,9 @@ fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {
     }
 }
 
-/// The features in force on a guest port of group `g`.
-fn guest_features(g: &PortGroup, p: &HostPort) -> PortFeatures {
+/// The features in force on a guest port of group `g`, on a switch with these
+/// logical `uplinks`.
+fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatures {
     let ps_table = PortSecurityOverride::merge(g.port_security.as_ref(), p.port_security.as_ref());
     let ps = ps_table.and_then(|m| m.resolve());
     let sc = StormControlOverride::merge(g.storm_control.as_ref(), p.storm_control.as_ref())
@@ -1199,6 +1413,8 @@ fn guest_features(g: &PortGroup, p: &HostPort) -> PortFeatures {
         dhcp_snooping: dhcp.and_then(|d| d.resolve()),
         arp_inspection: arp.and_then(|a| a.resolve()),
         ip_source_guard: ipsg.and_then(|i| i.resolve()),
+        teaming: TeamingOverride::merge(g.teaming.as_ref(), p.teaming.as_ref())
+            .map(|t| t.resolve(uplinks)),
     }
 }
 
@@ -1244,6 +1460,7 @@ fn uplink_features(
             mode,
         }),
         ip_source_guard: None,
+        teaming: None,
     }
 }
 
@@ -1312,6 +1529,10 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
     };
     // Guest ports first (the uplinks' features depend on them), placed after the
     // uplinks.
+    let uplinks: &[String] = profile
+        .uplink_policy
+        .as_ref()
+        .map_or(&[], |u| u.uplinks.as_slice());
     let mut guests = Vec::new();
     for (i, p) in host.ports.iter().enumerate() {
         let Some(g) = profile.port_groups.iter().find(|g| g.name == p.port_group) else {
@@ -1325,7 +1546,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 .security
                 .apply(g.security.apply(SecurityPolicy::default())),
             initial_mac: p.mac,
-            features: guest_features(g, p),
+            features: guest_features(g, p, uplinks),
         };
         guests.push((spec, p, g, i));
     }
@@ -1533,6 +1754,19 @@ pub(super) fn spec_error(
                 None => "mac_acl".to_owned(),
             }
         }
+        SpecError::BadTeam { port, .. } => match guest(port) {
+            Some((i, g)) => {
+                let gr = g.map(|g| (g, &profile.port_groups[g]));
+                if host.ports[i].teaming.is_some() {
+                    format!("host.port[{i}].teaming")
+                } else if let Some((g, _)) = gr.filter(|(_, gr)| gr.teaming.is_some()) {
+                    format!("port_group[{g}].teaming")
+                } else {
+                    format!("host.port[{i}]")
+                }
+            }
+            None => port_key(port),
+        },
         SpecError::BadBinding { .. } => {
             if host.static_bindings.is_empty() {
                 "switch.max_bindings".to_owned()

@@ -4,7 +4,8 @@
 
 use portcullis_dataplane::{
     ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
-    MacAddr, Option82, Policy, SecureAging, SecurityPolicy, SourceGuard, Vid, Violation, VlanSet,
+    MacAddr, Option82, Policy, SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy,
+    TeamingSpec, Vid, Violation, VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -115,6 +116,9 @@ pub struct PortGroup {
     pub arp_inspection: Option<ArpInspectionOverride>,
     /// `ip_source_guard = "..."` or `{...}`: `None` when the group does not state it.
     pub ip_source_guard: Option<IpSourceGuardOverride>,
+    /// `teaming = {...}`: `None` when the group does not state it (the data plane's
+    /// default: originating-port over every uplink, failback on).
+    pub teaming: Option<TeamingOverride>,
 }
 
 /// How a port group's ports carry VLANs.
@@ -245,6 +249,9 @@ pub struct HostPort {
     pub arp_inspection: Option<ArpInspectionOverride>,
     /// Per-port overrides of the group's IP Source Guard, field by field.
     pub ip_source_guard: Option<IpSourceGuardOverride>,
+    /// Per-port overrides of the group's teaming, field by field (`active` and
+    /// `standby` replaced whole).
+    pub teaming: Option<TeamingOverride>,
 }
 
 /// A partial port-security table: the settings a group or port states. A port's
@@ -686,6 +693,75 @@ impl IpSourceGuardOverride {
             check: self.check.unwrap_or(SourceGuard::IpMac),
             mode: self.mode.unwrap_or_default(),
         })
+    }
+}
+
+/// The words of `teaming.policy`, in documentation order.
+pub const TEAMING_POLICY_WORDS: &[(&str, TeamingPolicy)] = &[
+    ("originating-port", TeamingPolicy::OriginatingPort),
+    ("source-mac-hash", TeamingPolicy::SourceMacHash),
+    ("ip-hash", TeamingPolicy::IpHash),
+    ("explicit-failover", TeamingPolicy::ExplicitFailover),
+];
+
+/// A partial `teaming` table, merged field by field; `active` and `standby` are
+/// replaced whole.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+pub struct TeamingOverride {
+    /// Default `originating-port`.
+    pub policy: Option<TeamingPolicy>,
+    /// Logical uplink names, in order. Default: every uplink of
+    /// `uplink_policy.uplinks` (in that order) that `standby` does not list.
+    pub active: Option<Vec<String>>,
+    /// Default: none.
+    pub standby: Option<Vec<String>>,
+    /// Default `true`.
+    pub failback: Option<bool>,
+}
+
+impl TeamingOverride {
+    /// `self`'s stated fields over `base`'s.
+    pub fn over(&self, base: &TeamingOverride) -> TeamingOverride {
+        TeamingOverride {
+            policy: self.policy.or(base.policy),
+            active: self.active.clone().or_else(|| base.active.clone()),
+            standby: self.standby.clone().or_else(|| base.standby.clone()),
+            failback: self.failback.or(base.failback),
+        }
+    }
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    pub fn merge(
+        group: Option<&TeamingOverride>,
+        port: Option<&TeamingOverride>,
+    ) -> Option<TeamingOverride> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.cloned()
+                    .unwrap_or_default()
+                    .over(&g.cloned().unwrap_or_default()),
+            ),
+        }
+    }
+
+    /// With the defaults applied, over the switch's logical `uplinks` (in
+    /// `uplink_policy.uplinks` order).
+    pub fn resolve(&self, uplinks: &[String]) -> TeamingSpec {
+        let standby = self.standby.clone().unwrap_or_default();
+        let active = self.active.clone().unwrap_or_else(|| {
+            uplinks
+                .iter()
+                .filter(|u| !standby.contains(u))
+                .cloned()
+                .collect()
+        });
+        TeamingSpec {
+            policy: self.policy.unwrap_or_default(),
+            active,
+            standby,
+            failback: self.failback.unwrap_or(true),
+        }
     }
 }
 

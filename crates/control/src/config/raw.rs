@@ -60,6 +60,8 @@ pub(crate) struct RawUplinkPolicy {
     pub dhcp_snooping: Option<de::IgnoredAny>,
     pub arp_inspection: Option<de::IgnoredAny>,
     pub ip_source_guard: Option<de::IgnoredAny>,
+    /// Likewise: teaming is a guest port's choice among the uplinks.
+    pub teaming: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -78,6 +80,7 @@ pub(crate) struct RawPortGroup {
     pub dhcp_snooping: Option<RawDhcpSnooping>,
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
+    pub teaming: Option<RawTeaming>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -145,6 +148,16 @@ pub(crate) struct RawArpInspection {
     pub acl: Option<String>,
     pub mode: Option<String>,
     pub recovery_secs: Option<i64>,
+}
+
+/// `teaming = {...}`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTeaming {
+    pub policy: Option<String>,
+    pub active: Option<Vec<String>>,
+    pub standby: Option<Vec<String>>,
+    pub failback: Option<bool>,
 }
 
 /// `ip_source_guard`: a word, or a table.
@@ -242,6 +255,7 @@ pub(crate) struct RawHostPort {
     pub dhcp_snooping: Option<RawDhcpSnooping>,
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
+    pub teaming: Option<RawTeaming>,
 }
 
 /// `[[host.static_binding]]`.

@@ -6,7 +6,8 @@ use portcullis_dataplane::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
     IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Option82, Policy,
     PortFeatures, PortRole, PortSecuritySpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
-    StaticBindingSpec, StormControlSpec, SwitchSpec, Vid, Violation, VlanMode, VlanSet,
+    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Vid, Violation,
+    VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
@@ -14,6 +15,8 @@ use proptest::prelude::*;
 mod features;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.
 mod snooping;
+/// NIC teaming: policies, active and standby uplinks, the VLANs the team carries.
+mod teaming;
 
 const P: &str = "profile.toml";
 
@@ -211,7 +214,8 @@ fn example_parses_and_compiles_to_the_expected_spec() {
     assert_eq!(lb1.initial_mac, None);
     assert_eq!(lb1.features, PortFeatures::default());
     // vm2: the db group rolls DHCP snooping, ARP inspection and IP Source Guard out
-    // in observe mode, ARP without a rate limit.
+    // in observe mode, ARP without a rate limit, and pins its traffic to uplink2
+    // (explicit failover to uplink1, no failback).
     assert_eq!(
         spec.ports[3].features,
         PortFeatures {
@@ -234,6 +238,12 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             ip_source_guard: Some(IpSourceGuardSpec {
                 check: SourceGuard::Ip,
                 mode: EnforceMode::Observe,
+            }),
+            teaming: Some(TeamingSpec {
+                policy: TeamingPolicy::ExplicitFailover,
+                active: vec!["uplink2".into()],
+                standby: vec!["uplink1".into()],
+                failback: false,
             }),
             ..PortFeatures::default()
         },
@@ -313,6 +323,7 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             check: SourceGuard::IpMac,
             mode: EnforceMode::Enforce,
         }),
+        teaming: None,
     };
     assert_eq!(vm1.features, web_features);
     // dhcp1: the same, trusted for DHCP snooping (its own override; the rest of
@@ -473,6 +484,18 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             .rate_limit_pps,
         Some(RateLimit::Unlimited)
     );
+    assert_eq!(
+        config.profile.port_groups[1].teaming,
+        Some(TeamingOverride {
+            policy: Some(TeamingPolicy::ExplicitFailover),
+            active: Some(vec!["uplink2".into()]),
+            standby: Some(vec!["uplink1".into()]),
+            failback: Some(false),
+        })
+    );
+    // The other groups state no teaming: originating-port over both uplinks,
+    // failback on (the data plane's default).
+    assert_eq!(config.profile.port_groups[0].teaming, None);
 }
 
 /// What the data plane will need of the parts of a spec that
@@ -500,6 +523,7 @@ fn check_new_invariants(spec: &SwitchSpec) {
         }
         if p.role == PortRole::Uplink {
             assert_eq!(p.features.ip_source_guard, None);
+            assert_eq!(p.features.teaming, None);
         }
     }
     for a in &spec.arp_acls {
@@ -1258,6 +1282,13 @@ fn token() -> impl Strategy<Value = String> {
         Just("port = \"uplink1\"\n".to_owned()),
         Just("{ action = \"permit\", ip = \"198.18.10.5/24\", mac = \"52:54:00:00:00:00/24\" }".to_owned()),
         Just("static = true\n".to_owned()),
+        Just("teaming = { policy = \"ip-hash\", active = [\"uplink2\", \"uplink3\"] }\n".to_owned()),
+        Just("teaming = { policy = \"explicit-failover\", standby = [\"uplink1\", \"uplink2\"], failback = true }\n".to_owned()),
+        Just("teaming = { active = [\"uplink1\"], standby = [\"uplink1\"], mode = \"lacp\" }\n".to_owned()),
+        Just("teaming.active = []\n".to_owned()),
+        Just("teaming = {}\n".to_owned()),
+        Just("uplinks = []\n".to_owned()),
+        Just("allowed_vlans = [10]\n".to_owned()),
         Just("é".to_owned()),
         "[ -~\n]{0,12}",
         any::<String>(),
@@ -1355,7 +1386,7 @@ proptest! {
     }
 }
 
-/// The error example of docs/config.md §7 is real output.
+/// The error example of docs/config.md §9 is real output.
 #[test]
 fn docs_error_example_is_real() {
     const PROD: &str = r#"[switch]
@@ -1402,11 +1433,11 @@ port_group = "wbe"
     let docs = std::fs::read_to_string(path).expect("docs/config.md");
     assert!(
         docs.contains(&format!("```text\n{shown}\n```")),
-        "docs/config.md §7 must show:\n{shown}"
+        "docs/config.md §9 must show:\n{shown}"
     );
 }
 
-/// The shape-error examples of docs/config.md §7 are real output.
+/// The shape-error examples of docs/config.md §9 are real output.
 #[test]
 fn docs_shape_error_examples_are_real() {
     let src = "[switch]\nname = \"prod\"\nmac_tabel_size = 1\n";

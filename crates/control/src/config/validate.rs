@@ -30,6 +30,10 @@ pub(crate) struct Poison {
     /// When `[[host.static_binding]]` lost unconvertible entries: the file index of
     /// each entry kept.
     pub static_binding_index: Option<Vec<usize>>,
+    /// `uplink_policy.allowed_vlans` or `native_vlan` lost a value that could not
+    /// be converted: which VLANs the uplinks carry is unknown, so the teaming
+    /// check of a group's VLANs against them is skipped.
+    pub uplink_vlans: bool,
 }
 
 impl Poison {
@@ -126,12 +130,24 @@ impl<'a> Converter<'a> {
                     "IP Source Guard applies to guest ports only: uplinks carry the addresses of the whole network (set it on a [[port_group]] or [[host.port]])",
                 );
             }
+            if u.teaming.is_some() {
+                self.error(
+                    "uplink_policy.teaming",
+                    "teaming is set per [[port_group]] or [[host.port]]: it chooses which uplink a guest's traffic leaves by (the uplinks themselves are `uplinks` here)",
+                );
+            }
+            let vlans_before = self.errors.len();
+            let allowed_vlans = self.vlan_list("uplink_policy.allowed_vlans", &u.allowed_vlans);
+            let native_vlan = u
+                .native_vlan
+                .and_then(|v| self.vid("uplink_policy.native_vlan", v));
+            if self.errors.len() != vlans_before {
+                self.poison.uplink_vlans = true;
+            }
             UplinkPolicy {
                 uplinks: u.uplinks,
-                allowed_vlans: self.vlan_list("uplink_policy.allowed_vlans", &u.allowed_vlans),
-                native_vlan: u
-                    .native_vlan
-                    .and_then(|v| self.vid("uplink_policy.native_vlan", v)),
+                allowed_vlans,
+                native_vlan,
                 storm_control: self
                     .storm_control("uplink_policy.storm_control", u.storm_control.as_ref()),
                 mac_acl_in: u.mac_acl_in.map(acl_ref),
@@ -537,6 +553,29 @@ impl<'a> Converter<'a> {
         Some(out)
     }
 
+    /// `teaming = {...}` at dotted `key`. (The uplink names are stage 2's.)
+    fn teaming(&mut self, key: &str, raw: Option<&RawTeaming>) -> Option<TeamingOverride> {
+        let raw = raw?;
+        let before = self.errors.len();
+        let out = TeamingOverride {
+            policy: raw.policy.as_ref().and_then(|w| {
+                self.word(
+                    &format!("{key}.policy"),
+                    w,
+                    "teaming policy",
+                    TEAMING_POLICY_WORDS,
+                )
+            }),
+            active: raw.active.clone(),
+            standby: raw.standby.clone(),
+            failback: raw.failback,
+        };
+        if self.errors.len() != before {
+            self.poison.tables.insert(key.to_owned());
+        }
+        Some(out)
+    }
+
     fn mode(&mut self, key: &str, word: &str) -> Option<EnforceMode> {
         self.word(
             key,
@@ -658,6 +697,7 @@ impl<'a> Converter<'a> {
                 &format!("{key}.ip_source_guard"),
                 g.ip_source_guard.as_ref(),
             ),
+            teaming: self.teaming(&format!("{key}.teaming"), g.teaming.as_ref()),
             mac_acl_in: g.mac_acl_in.map(acl_ref),
             mac_acl_out: g.mac_acl_out.map(acl_ref),
             name: g.name,
@@ -718,6 +758,7 @@ impl<'a> Converter<'a> {
                         &format!("{key}.ip_source_guard"),
                         p.ip_source_guard.as_ref(),
                     ),
+                    teaming: self.teaming(&format!("{key}.teaming"), p.teaming.as_ref()),
                     mac_acl_in: p.mac_acl_in.map(acl_ref),
                     mac_acl_out: p.mac_acl_out.map(acl_ref),
                     name: p.name,
