@@ -292,89 +292,56 @@ impl<'de> Deserialize<'de> for RawUplinkMap {
     }
 }
 
-/// One element of a VLAN list: an ID, or a string holding an ID or a range.
-#[derive(Debug, Clone)]
-pub(crate) enum RawVlan {
-    Id(i64),
-    Text(String),
-}
+/// A value the file may give as a number or as a string: the enum, and a
+/// `Deserialize` that keeps either as it is for the validation step to judge.
+macro_rules! number_or_text {
+    ($(#[$doc:meta])* $name:ident, $number:ident, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) enum $name {
+            $number(i64),
+            Text(String),
+        }
 
-impl<'de> Deserialize<'de> for RawVlan {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = RawVlan;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a VLAN ID like 10 or a range string like \"100-199\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawVlan, E> {
-                Ok(RawVlan::Id(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawVlan, E> {
-                Ok(RawVlan::Id(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawVlan, E> {
-                Ok(RawVlan::Text(v.to_owned()))
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$name, E> {
+                        Ok($name::$number(v))
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
+                        Ok($name::$number(i64::try_from(v).unwrap_or(i64::MAX)))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok($name::Text(v.to_owned()))
+                    }
+                }
+                d.deserialize_any(V)
             }
         }
-        d.deserialize_any(V)
-    }
+    };
 }
 
-/// An EtherType: a number, or a string holding a name or a `0x` number.
-#[derive(Debug, Clone)]
-pub(crate) enum RawEthertype {
-    Number(i64),
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for RawEthertype {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = RawEthertype;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an EtherType like 0x86dd or a name like \"ipv4\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawEthertype, E> {
-                Ok(RawEthertype::Number(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawEthertype, E> {
-                Ok(RawEthertype::Number(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEthertype, E> {
-                Ok(RawEthertype::Text(v.to_owned()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A rate limit: a number, or a string (`"none"`).
-#[derive(Debug, Clone)]
-pub(crate) enum RawRate {
-    Number(i64),
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for RawRate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = RawRate;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("packets per second like 15, or \"none\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawRate, E> {
-                Ok(RawRate::Number(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawRate, E> {
-                Ok(RawRate::Number(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRate, E> {
-                Ok(RawRate::Text(v.to_owned()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+number_or_text!(
+    /// One element of a VLAN list: an ID, or a string holding an ID or a range.
+    RawVlan,
+    Id,
+    "a VLAN ID like 10 or a range string like \"100-199\""
+);
+number_or_text!(
+    /// An EtherType: a number, or a string holding a name or a `0x` number.
+    RawEthertype,
+    Number,
+    "an EtherType like 0x86dd or a name like \"ipv4\""
+);
+number_or_text!(
+    /// A rate limit: a number, or a string (`"none"`).
+    RawRate,
+    Number,
+    "packets per second like 15, or \"none\""
+);
