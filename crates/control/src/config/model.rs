@@ -296,21 +296,6 @@ impl PortSecurityOverride {
         }
     }
 
-    /// The port's table merged over its group's; `None` when neither has one.
-    pub fn merge(
-        group: Option<&PortSecurityOverride>,
-        port: Option<&PortSecurityOverride>,
-    ) -> Option<PortSecurityOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.copied()
-                    .unwrap_or_default()
-                    .over(&g.copied().unwrap_or_default()),
-            ),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<ResolvedPortSecurity> {
         if !self.enabled.unwrap_or(true) {
@@ -360,21 +345,6 @@ impl StormControlOverride {
             unknown_unicast_pps: self.unknown_unicast_pps.or(base.unknown_unicast_pps),
             action: self.action.or(base.action),
             recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
-    /// The port's table merged over its group's; `None` when neither has one.
-    pub fn merge(
-        group: Option<&StormControlOverride>,
-        port: Option<&StormControlOverride>,
-    ) -> Option<StormControlOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.copied()
-                    .unwrap_or_default()
-                    .over(&g.copied().unwrap_or_default()),
-            ),
         }
     }
 
@@ -519,21 +489,6 @@ impl DhcpSnoopingOverride {
         }
     }
 
-    /// The port's table merged over its group's; `None` when neither has one.
-    pub fn merge(
-        group: Option<&DhcpSnoopingOverride>,
-        port: Option<&DhcpSnoopingOverride>,
-    ) -> Option<DhcpSnoopingOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.copied()
-                    .unwrap_or_default()
-                    .over(&g.copied().unwrap_or_default()),
-            ),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<DhcpSnoopingSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -612,21 +567,6 @@ impl ArpInspectionOverride {
         }
     }
 
-    /// The port's table merged over its group's; `None` when neither has one.
-    pub fn merge(
-        group: Option<&ArpInspectionOverride>,
-        port: Option<&ArpInspectionOverride>,
-    ) -> Option<ArpInspectionOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.cloned()
-                    .unwrap_or_default()
-                    .over(&g.cloned().unwrap_or_default()),
-            ),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<ArpInspectionSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -666,21 +606,6 @@ impl IpSourceGuardOverride {
             enabled: self.enabled.or(base.enabled),
             check: self.check.or(base.check),
             mode: self.mode.or(base.mode),
-        }
-    }
-
-    /// The port's setting merged over its group's; `None` when neither states one.
-    pub fn merge(
-        group: Option<&IpSourceGuardOverride>,
-        port: Option<&IpSourceGuardOverride>,
-    ) -> Option<IpSourceGuardOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.copied()
-                    .unwrap_or_default()
-                    .over(&g.copied().unwrap_or_default()),
-            ),
         }
     }
 
@@ -730,21 +655,6 @@ impl TeamingOverride {
         }
     }
 
-    /// The port's table merged over its group's; `None` when neither has one.
-    pub fn merge(
-        group: Option<&TeamingOverride>,
-        port: Option<&TeamingOverride>,
-    ) -> Option<TeamingOverride> {
-        match (group, port) {
-            (None, None) => None,
-            (g, p) => Some(
-                p.cloned()
-                    .unwrap_or_default()
-                    .over(&g.cloned().unwrap_or_default()),
-            ),
-        }
-    }
-
     /// With the defaults applied, over the switch's logical `uplinks` (in
     /// `uplink_policy.uplinks` order).
     pub fn resolve(&self, uplinks: &[String]) -> TeamingSpec {
@@ -776,3 +686,40 @@ pub struct ArpAcl {
     /// In file order.
     pub rules: Vec<ArpAclRule>,
 }
+
+/// A per-feature table a port may state over its group's, field by field.
+pub trait Override: Clone + Default {
+    /// `self`'s stated fields over `base`'s.
+    fn over_base(&self, base: &Self) -> Self;
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    fn merge(group: Option<&Self>, port: Option<&Self>) -> Option<Self> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.cloned()
+                    .unwrap_or_default()
+                    .over_base(&g.cloned().unwrap_or_default()),
+            ),
+        }
+    }
+}
+
+macro_rules! impl_override {
+    ($($t:ty),*) => {
+        $(impl Override for $t {
+            fn over_base(&self, base: &Self) -> Self {
+                self.over(base)
+            }
+        })*
+    };
+}
+
+impl_override!(
+    PortSecurityOverride,
+    StormControlOverride,
+    DhcpSnoopingOverride,
+    ArpInspectionOverride,
+    IpSourceGuardOverride,
+    TeamingOverride
+);
