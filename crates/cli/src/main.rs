@@ -1,5 +1,6 @@
 //! `portcullis`: the daemon, the API client commands and the demo.
 
+mod audit;
 mod demo;
 mod labtools;
 mod show;
@@ -72,6 +73,11 @@ enum Cmd {
         op: BindingOp,
         #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+    },
+    /// Read the audit log directly (root only: the file is 0600).
+    Audit {
+        #[command(subcommand)]
+        op: audit::AuditOp,
     },
     /// Build a lab of network namespaces, run the switch on it, show what it blocks
     /// and why, and remove everything again. Needs root, the kernel and iproute2.
@@ -222,6 +228,7 @@ fn main() -> ExitCode {
         )
         .map(|_| println!("binding {ip} in VLAN {vlan}: removed"))
         .map_err(Into::into),
+        Cmd::Audit { op } => audit::run(op),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
     };

@@ -463,4 +463,83 @@ fn bindings_added_through_the_api_open_the_guard_survive_a_restart_and_can_be_re
     let out = sw.cli(&["binding", "remove", "--vlan", "10", "--ip", "198.18.10.77"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_binding"));
+
+    // A caller that is neither root nor the daemon's user is refused, and audited.
+    // The socket is root's (0755 by umask): let nobody connect to it, so that the
+    // refusal comes from the API's own check.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sw.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", EXE])
+        .args(["binding", "add", "--mac", &mac, "--ip", "198.18.10.78"])
+        .args(["--vlan", "10", "--port", "fixed"])
+        .env("PORTCULLIS_SOCKET", &sw.socket)
+        .output()
+        .expect("setpriv (util-linux) runs the CLI as nobody");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("forbidden"), "{err}");
+    assert!(binding_of(&sw, "fixed").is_none());
+
+    // Every write, across the SIGKILL and restart, is in one intact chain.
+    let log = lab
+        .scratch_dir()
+        .unwrap()
+        .join("sw-state")
+        .join("audit.log");
+    let log_arg = log.to_str().unwrap();
+    let out = sw.cli(&["audit", "verify", "--file", log_arg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("4 records, chain intact"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sw.cli(&["audit", "show", "--file", log_arg, "--json"]);
+    assert!(out.status.success());
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["user"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary[..2],
+        [
+            ("binding.add", "uid:0", "ok"),
+            ("binding.remove", "uid:0", "ok")
+        ]
+    );
+    assert!(
+        summary[2].2.starts_with("error: no_such_binding"),
+        "{summary:?}"
+    );
+    assert_eq!((summary[3].0, summary[3].1), ("binding.add", "uid:65534"));
+    assert!(summary[3].2.starts_with("refused: "), "{summary:?}");
+    assert_eq!(records[3]["role"], "none");
+    assert_eq!(records[3]["args"]["ip"], "198.18.10.78");
+    let out = sw.cli(&[
+        "audit", "show", "--file", log_arg, "--user", "65534", "--json",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+
+    // An edited record is found and named.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let edited = lines[1].replace("\"result\":\"ok\"", "\"result\":\"error: no\"");
+    assert_ne!(edited, lines[1]);
+    lines[1] = &edited;
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = sw.cli(&["audit", "verify", "--file", log_arg]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("record at line 2 (seq 2)"), "{err}");
 }

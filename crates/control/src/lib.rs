@@ -3,7 +3,9 @@
 //! [`portcullis_dataplane::SwitchSpec`] the data plane runs.
 //!
 //! See `docs/config.md` for the user-facing reference of the configuration.
+//! [`audit`] is the hash-chained audit log of mutating API calls.
 
+pub mod audit;
 pub mod config;
 
 pub use config::{

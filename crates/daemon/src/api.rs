@@ -5,7 +5,9 @@
 //! Invariants: the API never touches the switch directly (command channel only);
 //! every error is one JSON shape `{"error": {"code", "message"}}`; a write is
 //! accepted only from a caller whose Unix peer credentials are root's or the
-//! daemon's own user (roles and audit come with the management plane).
+//! daemon's own user (roles come with the management plane); every write, accepted,
+//! failed or refused, is appended to the audit log (fsync'd) before it is answered,
+//! and a write that cannot be audited is answered 500 `audit_failed`.
 
 use crate::runtime::Command;
 use crate::snapshot::{MacTableView, PortView, Snapshot};
@@ -16,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
+use portcullis_control::audit::AuditLog;
 use portcullis_dataplane::{ControlError, MacAddr, PortId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -43,6 +46,8 @@ pub struct ApiState {
     pub port_names: Arc<Vec<String>>,
     pub events: Arc<Mutex<VecDeque<EventRecord>>>,
     pub owner_uid: u32,
+    /// The audit log (API thread only; appends run on the blocking pool).
+    pub audit: Arc<Mutex<AuditLog>>,
 }
 
 /// The caller, from SO_PEERCRED.
@@ -238,7 +243,22 @@ async fn report_mac(
     Path(name): Path<String>,
     Json(body): Json<ReportMac>,
 ) -> Result<StatusCode, ApiError> {
-    require_writer(&st, &peer, "report a MAC change", &name)?;
+    let args = serde_json::json!({ "port": name, "mac": body.mac });
+    let action = "port.report_mac";
+    detached(async move {
+        require_writer(&st, &peer, action, "report a MAC change", &args).await?;
+        let r = report_mac_inner(&st, &peer, name, body).await;
+        audited(&st, &peer, action, args, r).await
+    })
+    .await
+}
+
+async fn report_mac_inner(
+    st: &ApiState,
+    peer: &Peer,
+    name: String,
+    body: ReportMac,
+) -> Result<StatusCode, ApiError> {
     let mac: MacAddr = body.mac.parse().map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -246,7 +266,7 @@ async fn report_mac(
             format!("{:?}: {e}", body.mac),
         )
     })?;
-    let port = port_id(&st, &name)?;
+    let port = port_id(st, &name)?;
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::ReportEffectiveMac {
@@ -279,21 +299,92 @@ async fn report_mac(
 }
 
 /// Writes are for root and the daemon's own user until roles exist; refusals are
-/// logged.
-fn require_writer(st: &ApiState, peer: &Peer, action: &str, port: &str) -> Result<(), ApiError> {
-    match peer.uid {
-        Some(uid) if uid == 0 || uid == st.owner_uid => Ok(()),
-        _ => {
-            tracing::warn!(
-                ?peer,
-                port,
-                action,
-                "refused: caller is neither root nor the daemon's user"
-            );
+/// logged and audited.
+async fn require_writer(
+    st: &ApiState,
+    peer: &Peer,
+    action: &'static str,
+    what: &str,
+    args: &serde_json::Value,
+) -> Result<(), ApiError> {
+    if is_writer(st, peer) {
+        return Ok(());
+    }
+    tracing::warn!(
+        ?peer,
+        action,
+        %args,
+        "refused: caller is neither root nor the daemon's user"
+    );
+    let refusal = ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("only root or the daemon's user may {what}"),
+    );
+    audited::<()>(st, peer, action, args.clone(), Err(refusal)).await
+}
+
+/// Runs a write to its end (including its audit record) on its own task, so that a
+/// client hanging up cannot cancel it between the change and the record.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the call's task failed: {e}"),
+        ))
+    })
+}
+
+fn is_writer(st: &ApiState, peer: &Peer) -> bool {
+    matches!(peer.uid, Some(uid) if uid == 0 || uid == st.owner_uid)
+}
+
+/// Appends the audit record of a write (`ok`, `refused: …` for 403, `error: …`)
+/// and passes its outcome on, or answers 500 `audit_failed` if the record cannot
+/// be written (fail closed: the change, if any, was applied but is not confirmed).
+async fn audited<T>(
+    st: &ApiState,
+    peer: &Peer,
+    action: &'static str,
+    args: serde_json::Value,
+    outcome: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let result = match &outcome {
+        Ok(_) => "ok".to_string(),
+        Err(e) if e.status == StatusCode::FORBIDDEN => format!("refused: {}", e.message),
+        Err(e) => format!("error: {}: {}", e.code, e.message),
+    };
+    let user = peer
+        .uid
+        .map_or_else(|| "uid:unknown".to_string(), |u| format!("uid:{u}"));
+    let role = if is_writer(st, peer) { "admin" } else { "none" };
+    let source = format!(
+        "unix:pid={},uid={}",
+        peer.pid.map_or_else(|| "?".to_string(), |p| p.to_string()),
+        peer.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
+    );
+    let log = st.audit.clone();
+    let appended = tokio::task::spawn_blocking(move || {
+        let mut log = log
+            .lock()
+            .map_err(|_| "the audit log lock is poisoned".to_string())?;
+        log.append(&user, role, &source, action, args, &result)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match appended {
+        Ok(_) => outcome,
+        Err(e) => {
+            tracing::error!(error = %e, action, "cannot write the audit record");
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("only root or the daemon's user may {action}"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "audit_failed",
+                format!("the call could not be audited ({e}); its outcome is not confirmed"),
             ))
         }
     }
@@ -331,8 +422,22 @@ async fn recover(
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path(name): Path<String>,
 ) -> Result<Json<RecoverAnswer>, ApiError> {
-    require_writer(&st, &peer, "recover a port", &name)?;
-    let port = port_id(&st, &name)?;
+    let args = serde_json::json!({ "port": name });
+    let action = "port.recover";
+    detached(async move {
+        require_writer(&st, &peer, action, "recover a port", &args).await?;
+        let r = recover_inner(&st, &peer, name).await;
+        audited(&st, &peer, action, args, r).await
+    })
+    .await
+}
+
+async fn recover_inner(
+    st: &ApiState,
+    peer: &Peer,
+    name: String,
+) -> Result<Json<RecoverAnswer>, ApiError> {
+    let port = port_id(st, &name)?;
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::Recover { port, reply: tx })
@@ -382,7 +487,21 @@ async fn add_binding(
     ConnectInfo(peer): ConnectInfo<Peer>,
     Json(b): Json<NewBinding>,
 ) -> Result<StatusCode, ApiError> {
-    require_writer(&st, &peer, "add a binding", &b.port)?;
+    let args = serde_json::json!({ "mac": b.mac, "ip": b.ip, "vlan": b.vlan, "port": b.port });
+    let action = "binding.add";
+    detached(async move {
+        require_writer(&st, &peer, action, "add a binding", &args).await?;
+        let r = add_binding_inner(&st, &peer, b).await;
+        audited(&st, &peer, action, args, r).await
+    })
+    .await
+}
+
+async fn add_binding_inner(
+    st: &ApiState,
+    peer: &Peer,
+    b: NewBinding,
+) -> Result<StatusCode, ApiError> {
     let mac: MacAddr = b
         .mac
         .parse()
@@ -396,7 +515,7 @@ async fn add_binding(
             format!("VLAN {} is outside 1..=4094", b.vlan),
         )
     })?;
-    let port = port_id(&st, &b.port)?;
+    let port = port_id(st, &b.port)?;
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::AddBinding {
@@ -419,7 +538,22 @@ async fn remove_binding(
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path((vlan, ip)): Path<(u16, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_writer(&st, &peer, "remove a binding", "")?;
+    let args = serde_json::json!({ "vlan": vlan, "ip": ip });
+    let action = "binding.remove";
+    detached(async move {
+        require_writer(&st, &peer, action, "remove a binding", &args).await?;
+        let r = remove_binding_inner(&st, &peer, vlan, ip).await;
+        audited(&st, &peer, action, args, r).await
+    })
+    .await
+}
+
+async fn remove_binding_inner(
+    st: &ApiState,
+    peer: &Peer,
+    vlan: u16,
+    ip: String,
+) -> Result<StatusCode, ApiError> {
     let ip: std::net::IpAddr = ip
         .parse()
         .map_err(|e| bad("invalid_ip", format!("{ip:?}: {e}")))?;

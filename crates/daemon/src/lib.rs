@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod store;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
+use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::{ConfigError, ConfigErrors};
 use portcullis_dataplane::{Event, Instant, PortId, Switch};
 use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
@@ -30,6 +31,9 @@ use std::time::SystemTime;
 pub const DEFAULT_SOCKET: &str = "/run/portcullis/portcullis.sock";
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
+
+/// The audit log's file name in the state directory.
+pub const AUDIT_LOG: &str = "audit.log";
 
 /// How to start the daemon.
 #[derive(Clone, Debug)]
@@ -65,6 +69,8 @@ pub enum DaemonError {
     Runtime(std::io::Error),
     #[error("{0}")]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Audit(#[from] AuditError),
     #[error("binding store: {0}")]
     Bindings(String),
 }
@@ -115,6 +121,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
 
     std::fs::create_dir_all(&opts.state_dir).map_err(fs_err(&opts.state_dir))?;
     let store = Arc::new(store::StateStore::open(&opts.state_dir)?);
+    let audit = Arc::new(Mutex::new(AuditLog::open(&opts.state_dir.join(AUDIT_LOG))?));
     restore_sticky(&store, &mut compiled)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
@@ -263,6 +270,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         events: history,
         // SAFETY: geteuid has no preconditions and cannot fail.
         owner_uid: unsafe { libc::geteuid() },
+        audit,
     };
     let app = api::router(state).into_make_service_with_connect_info::<Peer>();
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
