@@ -559,37 +559,51 @@ impl Checker<'_> {
         self.error(key, msg);
     }
 
+    /// The checks every ACL table shares: a valid, unreserved, unique name and at
+    /// most `MAX_ACL_RULES` rules. Records the name in `acls`.
+    fn acl_header<'p>(
+        &mut self,
+        key: &str,
+        kind: AclKind,
+        name: &'p str,
+        rules: usize,
+        i: usize,
+        acls: &mut HashMap<&'p str, usize>,
+    ) {
+        let (what, table, bind, article) = match kind {
+            AclKind::Mac => ("MAC ACL", "mac_acl", "mac_acl_in", "a"),
+            AclKind::Arp => ("ARP ACL", "arp_acl", "acl", "an"),
+        };
+        self.name(&format!("{key}.name"), what, name);
+        if name == NO_ACL {
+            self.error(
+                &format!("{key}.name"),
+                format!("{NO_ACL:?} is reserved (`{bind} = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
+            );
+        }
+        if let Some(&first) = acls.get(name) {
+            let msg = format!(
+                "{what} {name:?} is already defined by {}",
+                self.sources.describe(&format!("{table}[{first}]"))
+            );
+            self.error(&format!("{key}.name"), msg);
+        } else {
+            acls.insert(name, i);
+        }
+        if rules > MAX_ACL_RULES {
+            self.error(
+                &format!("{key}.rules"),
+                format!("{rules} rules; {article} {what} holds at most {MAX_ACL_RULES}"),
+            );
+        }
+    }
+
     /// `[[mac_acl]]`: names, limits and rule values. Returns name → index.
     fn mac_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
         let mut acls: HashMap<&str, usize> = HashMap::new();
         for (i, acl) in profile.mac_acls.iter().enumerate() {
             let key = format!("mac_acl[{i}]");
-            self.name(&format!("{key}.name"), "MAC ACL", &acl.name);
-            if acl.name == NO_ACL {
-                self.error(
-                    &format!("{key}.name"),
-                    format!("{NO_ACL:?} is reserved (`mac_acl_in = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
-                );
-            }
-            if let Some(&first) = acls.get(acl.name.as_str()) {
-                let msg = format!(
-                    "MAC ACL {:?} is already defined by {}",
-                    acl.name,
-                    self.sources.describe(&format!("mac_acl[{first}]"))
-                );
-                self.error(&format!("{key}.name"), msg);
-            } else {
-                acls.insert(&acl.name, i);
-            }
-            if acl.rules.len() > MAX_ACL_RULES {
-                self.error(
-                    &format!("{key}.rules"),
-                    format!(
-                        "{} rules; a MAC ACL holds at most {MAX_ACL_RULES}",
-                        acl.rules.len()
-                    ),
-                );
-            }
+            self.acl_header(&key, AclKind::Mac, &acl.name, acl.rules.len(), i, &mut acls);
             for (j, r) in acl.rules.iter().enumerate() {
                 if let Some(cos) = r.cos.filter(|c| *c > 7) {
                     self.error(&format!("{key}.rules[{j}].cos"), bad_cos(cos));
@@ -664,32 +678,7 @@ impl Checker<'_> {
         let mut acls: HashMap<&str, usize> = HashMap::new();
         for (i, acl) in profile.arp_acls.iter().enumerate() {
             let key = format!("arp_acl[{i}]");
-            self.name(&format!("{key}.name"), "ARP ACL", &acl.name);
-            if acl.name == NO_ACL {
-                self.error(
-                    &format!("{key}.name"),
-                    format!("{NO_ACL:?} is reserved (`acl = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
-                );
-            }
-            if let Some(&first) = acls.get(acl.name.as_str()) {
-                let msg = format!(
-                    "ARP ACL {:?} is already defined by {}",
-                    acl.name,
-                    self.sources.describe(&format!("arp_acl[{first}]"))
-                );
-                self.error(&format!("{key}.name"), msg);
-            } else {
-                acls.insert(&acl.name, i);
-            }
-            if acl.rules.len() > MAX_ACL_RULES {
-                self.error(
-                    &format!("{key}.rules"),
-                    format!(
-                        "{} rules; an ARP ACL holds at most {MAX_ACL_RULES}",
-                        acl.rules.len()
-                    ),
-                );
-            }
+            self.acl_header(&key, AclKind::Arp, &acl.name, acl.rules.len(), i, &mut acls);
             for (j, r) in acl.rules.iter().enumerate() {
                 let ikey = format!("{key}.rules[{j}].ip");
                 if r.prefix_len > 32 {
@@ -1875,4 +1864,11 @@ impl CompiledConfig {
         }
         refused
     }
+}
+
+/// Which kind of ACL table.
+#[derive(Clone, Copy, Debug)]
+enum AclKind {
+    Mac,
+    Arp,
 }
