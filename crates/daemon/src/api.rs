@@ -50,11 +50,14 @@ pub struct ApiState {
     pub audit: Arc<Mutex<AuditLog>>,
 }
 
-/// The caller, from SO_PEERCRED.
-#[derive(Clone, Copy, Debug)]
+/// The caller's transport: a Unix-socket peer (SO_PEERCRED) or a TCP peer (TLS).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Peer {
     pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub pid: Option<i32>,
+    /// Set for callers over TCP+TLS (who then authenticate with a bearer token).
+    pub tcp: Option<std::net::SocketAddr>,
 }
 
 impl connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
@@ -62,7 +65,9 @@ impl connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
         let cred = stream.io().peer_cred().ok();
         Peer {
             uid: cred.map(|c| c.uid()),
+            gid: cred.map(|c| c.gid()),
             pid: cred.and_then(|c| c.pid()),
+            tcp: None,
         }
     }
 }
