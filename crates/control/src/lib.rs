@@ -6,7 +6,10 @@
 //! [`audit`] is the hash-chained audit log of mutating API calls.
 
 pub mod audit;
+pub mod compliance;
 pub mod config;
+pub mod diff;
+pub mod export;
 
 pub use config::{
     CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,
