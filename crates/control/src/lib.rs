@@ -3,13 +3,15 @@
 //! [`portcullis_dataplane::SwitchSpec`] the data plane runs.
 //!
 //! See `docs/config.md` for the user-facing reference of the configuration.
-//! [`audit`] is the hash-chained audit log of mutating API calls.
+//! [`audit`] is the hash-chained audit log of mutating API calls; [`rbac`] the
+//! roles of the management API and the checks of its callers.
 
 pub mod audit;
 pub mod compliance;
 pub mod config;
 pub mod diff;
 pub mod export;
+pub mod rbac;
 
 pub use config::{
     CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,
