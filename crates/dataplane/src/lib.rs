@@ -20,6 +20,7 @@ pub mod spec;
 pub mod stages;
 pub mod switch;
 pub mod teaming;
+pub mod trace;
 pub mod types;
 pub mod verdict;
 pub mod vlan;

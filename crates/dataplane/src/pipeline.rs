@@ -11,6 +11,10 @@
 //! classification → storm control → reflection filter (learns the source) → inbound
 //! MAC ACL → forwarding.
 //!
+//! Every stage reports what it saw and decided to an observer (`trace.rs`): nothing
+//! on the fast path ([`crate::trace::NoTrace`]), the steps of `portcullis trace`
+//! with [`Switch::process_traced`].
+//!
 //! Invariants: every frame is counted as received on its ingress port, and its
 //! outcome is counted exactly once (forwarded copies per output port, or one drop
 //! under one reason on the port where it was decided). No allocation per frame.
@@ -30,6 +34,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
+use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
 use crate::types::{Instant, PortId};
 use crate::verdict::{DropReason, Forward, Rewrite, Verdict};
 use crate::vlan;
@@ -62,14 +67,31 @@ fn acl_in(
     port: PortId,
     vid: crate::types::Vid,
     view: &FrameView,
+    t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let Some(a) = sw.ports[port.index()].acl_in else {
+        t.note(|| Step::new(Stage::MacAclIn, Outcome::Skip, Detail::None));
         return Ok(());
     };
-    match sw.acls[a as usize].decide(&acl_key(view, vid)).action {
+    let d = sw.acls[a as usize].decide(&acl_key(view, vid));
+    let r = match d.action {
         AclAction::Permit => Ok(()),
         AclAction::Deny => Err(DropReason::MacAclDeny),
-    }
+    };
+    t.note(|| {
+        let (acl, rule, action) = (a, d.rule, d.action);
+        Step::of(
+            Stage::MacAclIn,
+            &r,
+            Detail::Acl {
+                port,
+                acl,
+                rule,
+                action,
+            },
+        )
+    });
+    r
 }
 
 /// Storm control: a frame of `class` over the port's rate is dropped (and, with
@@ -91,17 +113,82 @@ pub(crate) fn storm_control(
     Err(DropReason::StormControl)
 }
 
+/// [`storm_control`], reported to `t` with the port's limit for `class`.
+#[inline(always)]
+fn storm_control_observed(
+    sw: &mut Switch,
+    port: PortId,
+    class: StormClass,
+    now: Instant,
+    t: &mut impl Observer,
+) -> Result<(), DropReason> {
+    let r = storm_control(sw, port, class, now);
+    t.note(|| {
+        let spec = sw.ports[port.index()].features.storm_control;
+        let limit_pps = spec.and_then(|s| match class {
+            StormClass::Broadcast => s.broadcast_pps,
+            StormClass::Multicast => s.multicast_pps,
+            StormClass::UnknownUnicast => s.unknown_unicast_pps,
+        });
+        let shutdown = spec.is_some_and(|s| s.shutdown);
+        let detail = Detail::Storm {
+            class,
+            limit_pps,
+            shutdown,
+        };
+        match (r, limit_pps) {
+            (Ok(()), None) => Step::new(Stage::StormControl, Outcome::Skip, detail),
+            _ => Step::of(Stage::StormControl, &r, detail),
+        }
+    });
+    r
+}
+
 impl Switch {
     /// Decides one frame received on `ingress` at `now`, and counts it.
     #[inline(always)]
     pub fn process(&mut self, now: Instant, ingress: PortId, frame: &RxFrame<'_>) -> Verdict {
+        self.process_observed(now, ingress, frame, &mut NoTrace)
+    }
+
+    /// [`Switch::process`], recording every stage's decision in `trace` (cleared
+    /// first). Returns the same verdict and changes the switch exactly as `process`
+    /// does: the frame is processed, not simulated (see `trace.rs`). To trace without
+    /// changing a running switch, trace on a copy of it.
+    pub fn process_traced(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        frame: &RxFrame<'_>,
+        trace: &mut Trace,
+    ) -> Verdict {
+        trace.clear();
+        trace.ingress = ingress;
+        trace.now = now;
+        let v = self.process_observed(now, ingress, frame, trace);
+        trace.verdict = Some(v);
+        v
+    }
+
+    #[inline(always)]
+    fn process_observed<O: Observer>(
+        &mut self,
+        now: Instant,
+        ingress: PortId,
+        frame: &RxFrame<'_>,
+        t: &mut O,
+    ) -> Verdict {
         let Some(counters) = self.counters.get_mut(ingress.index()) else {
             // Not a port of this switch: the runtime's bug, but never a panic.
+            t.note(|| {
+                let r = DropReason::PortDown;
+                Step::new(Stage::Port, Outcome::Drop(r), Detail::NoSuchPort)
+            });
             return Verdict::Drop(DropReason::PortDown);
         };
         counters.rx_frames += 1;
         counters.rx_bytes += frame.data.len() as u64 + if frame.tag.is_some() { 4 } else { 0 };
-        match self.decide(now, ingress, frame) {
+        match self.decide(now, ingress, frame, t) {
             Ok((fwd, Some(binding))) => Verdict::Hold(fwd, binding),
             Ok((fwd, None)) => {
                 let body = (frame.data.len() - fwd.body_offset as usize) as u64 + 12;
@@ -143,46 +230,98 @@ impl Switch {
     }
 
     #[inline(always)]
-    fn decide(
+    fn decide<O: Observer>(
         &mut self,
         now: Instant,
         ingress: PortId,
         frame: &RxFrame<'_>,
+        t: &mut O,
     ) -> Result<(Forward, Option<BindingUpdate>), (DropReason, DropSide)> {
         let ing = |r| (r, DropSide::Ingress);
         let port = &self.ports[ingress.index()];
-        if let Some(r) = port.down_reason() {
-            return Err(ing(r));
-        }
+        let r = port.down_reason().map_or(Ok(()), Err);
+        t.note(|| {
+            let (role, admin_up, link_up) = (port.role, port.admin_up, port.link_up);
+            let err_disabled = port.err_disabled;
+            let detail = Detail::Port {
+                role,
+                admin_up,
+                link_up,
+                err_disabled,
+            };
+            Step::of(Stage::Port, &r, detail)
+        });
+        r.map_err(ing)?;
         let role = port.role;
-        let view = FrameView::parse(frame).map_err(ing)?;
-        if is_reserved_link_local(view.dst) {
+        let view = FrameView::parse(frame);
+        t.note(|| match view {
+            Ok(v) => Step::new(Stage::Parse, Outcome::Pass, Detail::Frame(v)),
+            Err(r) => Step::new(Stage::Parse, Outcome::Drop(r), Detail::None),
+        });
+        let view = view.map_err(ing)?;
+        let reserved = is_reserved_link_local(view.dst);
+        t.note(|| {
+            let r = if reserved {
+                Err(DropReason::LinkLocalReserved)
+            } else {
+                Ok(())
+            };
+            Step::of(Stage::LinkLocal, &r, Detail::Mac(view.dst))
+        });
+        if reserved {
             return Err(ing(DropReason::LinkLocalReserved));
         }
-        if !view.src.is_valid_source() {
+        let valid_src = view.src.is_valid_source();
+        t.note(|| {
+            let r = if valid_src {
+                Ok(())
+            } else {
+                Err(DropReason::InvalidSourceMac)
+            };
+            Step::of(Stage::SourceMac, &r, Detail::Mac(view.src))
+        });
+        if !valid_src {
             return Err(ing(DropReason::InvalidSourceMac));
         }
-        let vid = vlan::classify(&port.vlan, &view).map_err(ing)?;
+        let vid = vlan::classify(&port.vlan, &view);
+        t.note(|| {
+            let detail = Detail::Vlan {
+                tag: view.outer,
+                vid: vid.ok(),
+            };
+            Step::of(Stage::Vlan, &vid, detail)
+        });
+        let vid = vid.map_err(ing)?;
         if view.dst.is_group() {
             let class = if view.dst.is_broadcast() {
                 StormClass::Broadcast
             } else {
                 StormClass::Multicast
             };
-            storm_control(self, ingress, class, now).map_err(ing)?;
+            storm_control_observed(self, ingress, class, now, t).map_err(ing)?;
         }
         match role {
             PortRole::Guest => {
-                port_security::check_source(self, ingress, vid, view.src, now).map_err(ing)?;
-                vswitch_policy::check_source(self, ingress, vid, view.src, now).map_err(ing)?;
-                acl_in(self, ingress, vid, &view).map_err(ing)?;
-                port_security::admit(self, ingress, vid, view.src, now).map_err(ing)?;
+                port_security::check_source(self, ingress, vid, view.src, now, t).map_err(ing)?;
+                vswitch_policy::check_source(self, ingress, vid, view.src, now, t).map_err(ing)?;
+                acl_in(self, ingress, vid, &view, t).map_err(ing)?;
+                port_security::admit(self, ingress, vid, view.src, now, t).map_err(ing)?;
             }
             PortRole::Uplink => {
-                if self.macs.learn(vid, view.src, ingress, now).is_some() {
+                let owner = self.macs.learn(vid, view.src, ingress, now);
+                t.note(|| {
+                    let r = owner.map_or(Ok(()), |_| Err(DropReason::Reflection));
+                    let mac = view.src;
+                    Step::of(
+                        Stage::ReflectionFilter,
+                        &r,
+                        Detail::Reflection { mac, owner },
+                    )
+                });
+                if owner.is_some() {
                     return Err(ing(DropReason::Reflection));
                 }
-                acl_in(self, ingress, vid, &view).map_err(ing)?;
+                acl_in(self, ingress, vid, &view, t).map_err(ing)?;
             }
         }
         let l3 = frame
@@ -197,7 +336,7 @@ impl Switch {
                 if self.vlan(vid).is_some_and(|v| v.dhcp_snooping)
                     && let Some(payload) = dhcp_snooping::is_dhcp(l3)
                 {
-                    match dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now)
+                    match dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now, t)
                         .map_err(ing)?
                     {
                         DhcpAction::Forward(r) => rewrite = r,
@@ -211,21 +350,144 @@ impl Switch {
                         }
                     }
                 }
-                ip_source_guard::check(self, ingress, vid, &view, l3).map_err(ing)?;
+                ip_source_guard::check(self, ingress, vid, &view, l3, t).map_err(ing)?;
             }
             ETHERTYPE_ARP => {
-                arp_inspection::inspect(self, ingress, vid, &view, l3, now).map_err(ing)?
+                arp_inspection::inspect(self, ingress, vid, &view, l3, now, t).map_err(ing)?
             }
             _ => {}
         }
-        let mut f = forwarding::forward(self, now, ingress, role, vid, &view, l3)?;
+        let check =
+            O::ACTIVE.then(|| self.before_forwarding(now, ingress, role, vid, &view, l3, t));
+        let f = forwarding::forward(self, now, ingress, role, vid, &view, l3);
+        if let Some(check) = check {
+            self.after_forwarding(check, vid, &view, &f, t);
+        }
+        let mut f = f?;
         f.rewrite = rewrite;
         if trusted_only && let Some(v) = self.vlan(vid) {
             f.out = f.out.minus(&v.dhcp_untrusted);
-            if f.out.is_empty() {
-                return Err(ing(DropReason::DhcpAckUnknownClient));
-            }
+            let r = if f.out.is_empty() {
+                Err(DropReason::DhcpAckUnknownClient)
+            } else {
+                Ok(())
+            };
+            t.note(|| Step::of(Stage::DhcpAckDelivery, &r, Detail::None));
+            r.map_err(ing)?;
         }
         Ok((f, hold))
+    }
+
+    /// Tracing only: what forwarding is about to look at — the destination's
+    /// MAC-table entry and the uplink teaming gives a frame from a guest — read with
+    /// forwarding's own functions on the state it is about to read; and the outbound
+    /// ACL drop counters, to tell afterwards which copies an outbound ACL refused.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn before_forwarding<O: Observer>(
+        &self,
+        now: Instant,
+        ingress: PortId,
+        role: PortRole,
+        vid: crate::types::Vid,
+        view: &FrameView,
+        l3: &[u8],
+        t: &mut O,
+    ) -> ForwardingCheck {
+        let group = view.dst.is_group();
+        let entry = if group {
+            None
+        } else {
+            self.macs.lookup(vid, view.dst, now)
+        };
+        let vlan = self.vlan(vid);
+        let (uplink, pinned) = match vlan {
+            Some(v) if role == PortRole::Guest => (
+                forwarding::uplink_for(self, v, ingress, view, l3),
+                v.pin
+                    .get(ingress.index())
+                    .is_some_and(|p| *p != crate::teaming::NO_PIN),
+            ),
+            _ => (None, false),
+        };
+        let policy = self.ports[ingress.index()]
+            .team
+            .as_ref()
+            .map_or(crate::spec::TeamingPolicy::OriginatingPort, |t| t.policy);
+        if let Some(w) = t.acl_out_watch() {
+            w.len = 0;
+            for p in self.acl_out_ports.iter() {
+                let Some(slot) = w.ports.get_mut(w.len) else {
+                    break;
+                };
+                let c = self.counters[p.index()].tx_drops[DropReason::MacAclDeny as usize];
+                *slot = (p, c);
+                w.len += 1;
+            }
+        }
+        ForwardingCheck {
+            vid,
+            group,
+            entry,
+            uplink,
+            policy,
+            pinned,
+        }
+    }
+
+    /// Tracing only: forwarding's outcome with what `before_forwarding` saw, and
+    /// each outbound ACL's decision on the copies.
+    #[cold]
+    fn after_forwarding<O: Observer>(
+        &self,
+        check: ForwardingCheck,
+        vid: crate::types::Vid,
+        view: &FrameView,
+        result: &Result<Forward, (DropReason, DropSide)>,
+        t: &mut O,
+    ) {
+        let outcome = match result {
+            Ok(_) | Err((DropReason::MacAclDeny, DropSide::Counted)) => Outcome::Pass,
+            Err((r, _)) => Outcome::Drop(*r),
+        };
+        t.note(|| Step::new(Stage::Forwarding, outcome, Detail::Forwarding(check)));
+        let out = result
+            .as_ref()
+            .map_or(crate::types::PortSet::EMPTY, |f| f.out);
+        let key = acl_key(view, vid);
+        let Some(w) = t.acl_out_watch() else {
+            return;
+        };
+        let watch = *w;
+        for &(p, before) in &watch.ports[..watch.len] {
+            let Some(a) = self.ports[p.index()].acl_out else {
+                continue;
+            };
+            let now_count = self.counters[p.index()].tx_drops[DropReason::MacAclDeny as usize];
+            let refused = now_count != before;
+            if !refused && !out.contains(p) {
+                continue;
+            }
+            // The compiled classifier the ACL's decision cache sits in front of.
+            let d = self.acls[a as usize].acl.evaluate(&key);
+            let r = if refused {
+                Err(DropReason::MacAclDeny)
+            } else {
+                Ok(())
+            };
+            let (acl, rule, action) = (a, d.rule, d.action);
+            t.note(|| {
+                Step::of(
+                    Stage::MacAclOut,
+                    &r,
+                    Detail::Acl {
+                        port: p,
+                        acl,
+                        rule,
+                        action,
+                    },
+                )
+            });
+        }
     }
 }

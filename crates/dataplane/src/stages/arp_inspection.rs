@@ -16,6 +16,7 @@ use crate::spec::{AclAction, ArpAclSpec, ArpInspectionSpec, EnforceMode};
 use crate::stages::dhcp_snooping::refuse;
 use crate::stages::storm_control::TokenBucket;
 use crate::switch::{ErrDisableCause, Switch};
+use crate::trace::{ArpCheck, ArpNote, Detail, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, PortId, Vid};
 use crate::verdict::DropReason;
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,9 +34,10 @@ fn bad_ip(ip: Ipv4Addr) -> bool {
     ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast()
 }
 
-/// The ACL's verdict for a sender: Some(permit?) for the first matching rule.
-fn acl_match(acl: &ArpAclSpec, ip: Ipv4Addr, mac: crate::types::MacAddr) -> Option<bool> {
-    acl.rules.iter().find_map(|r| {
+/// The ACL's verdict for a sender: Some((rule index, permit?)) for the first
+/// matching rule.
+fn acl_match(acl: &ArpAclSpec, ip: Ipv4Addr, mac: crate::types::MacAddr) -> Option<(u16, bool)> {
+    acl.rules.iter().enumerate().find_map(|(i, r)| {
         let mask = if r.prefix_len == 0 {
             0
         } else {
@@ -43,33 +45,46 @@ fn acl_match(acl: &ArpAclSpec, ip: Ipv4Addr, mac: crate::types::MacAddr) -> Opti
         };
         let ip_ok = u32::from(ip) & mask == u32::from(r.ip) & mask;
         let mac_ok = r.mac.is_none_or(|m| m.matches(mac));
-        (ip_ok && mac_ok).then_some(r.action == AclAction::Permit)
+        (ip_ok && mac_ok).then_some((i as u16, r.action == AclAction::Permit))
     })
 }
 
 /// Inspects an ARP frame (`l3` is the ARP message) received on `port`.
-pub fn inspect(
+pub fn inspect<O: Observer>(
     sw: &mut Switch,
     port: PortId,
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
     now: Instant,
+    t: &mut O,
 ) -> Result<(), DropReason> {
+    let step = |outcome, mode, arp, note| {
+        Step::new(
+            Stage::ArpInspection,
+            outcome,
+            Detail::Arp { mode, arp, note },
+        )
+    };
     let Some(st) = sw.ports[port.index()].dai.as_mut() else {
+        t.note(|| step(Outcome::Skip, EnforceMode::Enforce, None, ArpNote::Off));
         return Ok(());
     };
+    let mode = st.spec.mode;
     if st.spec.trusted {
+        t.note(|| step(Outcome::Skip, mode, None, ArpNote::Trusted));
         return Ok(());
     }
-    let mode = st.spec.mode;
     if let Some(b) = st.bucket.as_mut()
         && !b.admit(now)
     {
+        let pps = st.spec.rate_limit_pps.unwrap_or(0);
         if mode == EnforceMode::Enforce {
             sw.err_disable(port, ErrDisableCause::ArpRateLimit, now);
         }
-        return refuse(sw, port, mode, DropReason::ArpRateLimit);
+        return refuse(sw, port, mode, DropReason::ArpRateLimit, t, |o| {
+            step(o, mode, None, ArpNote::RateLimit { pps })
+        });
     }
     let st = sw.ports[port.index()].dai.as_ref().expect("checked above");
     let (v_src, v_dst, v_ip, acl) = (
@@ -79,28 +94,62 @@ pub fn inspect(
         st.acl,
     );
     let Ok(a) = arp::parse(l3) else {
-        return refuse(sw, port, mode, DropReason::ArpMalformed);
+        return refuse(sw, port, mode, DropReason::ArpMalformed, t, |o| {
+            step(o, mode, None, ArpNote::Malformed)
+        });
     };
+    let arp = Some(a);
     let reply = a.oper == ArpOp::Reply;
-    if (v_src && view.src != a.sender_mac)
-        || (v_dst && reply && view.dst != a.target_mac)
-        || (v_ip && (bad_ip(a.sender_ip) || (reply && bad_ip(a.target_ip))))
-    {
-        return refuse(sw, port, mode, DropReason::ArpInvalid);
+    let invalid = if v_src && view.src != a.sender_mac {
+        Some(ArpCheck::SrcMac)
+    } else if v_dst && reply && view.dst != a.target_mac {
+        Some(ArpCheck::DstMac)
+    } else if v_ip && (bad_ip(a.sender_ip) || (reply && bad_ip(a.target_ip))) {
+        Some(ArpCheck::Ip)
+    } else {
+        None
+    };
+    if let Some(check) = invalid {
+        return refuse(sw, port, mode, DropReason::ArpInvalid, t, |o| {
+            step(o, mode, arp, ArpNote::Invalid { check })
+        });
     }
     if a.is_probe() {
+        t.note(|| step(Outcome::Pass, mode, arp, ArpNote::Probe));
         return Ok(());
     }
-    if let Some(acl) = acl.and_then(|i| sw.arp_acls.get(i as usize)) {
-        match acl_match(acl, a.sender_ip, a.sender_mac) {
-            Some(true) => return Ok(()),
-            Some(false) => return refuse(sw, port, mode, DropReason::ArpAclDeny),
-            None if acl.static_only => return refuse(sw, port, mode, DropReason::ArpAclDeny),
+    if let Some((i, acl)) = acl.and_then(|i| sw.arp_acls.get(i as usize).map(|a| (i, a))) {
+        let m = acl_match(acl, a.sender_ip, a.sender_mac);
+        let note = |rule: Option<u16>, permit| ArpNote::Acl {
+            acl: i,
+            rule,
+            permit,
+        };
+        match m {
+            Some((r, true)) => {
+                t.note(|| step(Outcome::Pass, mode, arp, note(Some(r), true)));
+                return Ok(());
+            }
+            Some((r, false)) => {
+                return refuse(sw, port, mode, DropReason::ArpAclDeny, t, |o| {
+                    step(o, mode, arp, note(Some(r), false))
+                });
+            }
+            None if acl.static_only => {
+                return refuse(sw, port, mode, DropReason::ArpAclDeny, t, |o| {
+                    step(o, mode, arp, note(None, false))
+                });
+            }
             None => {}
         }
     }
-    match sw.bindings.lookup(vid, IpAddr::V4(a.sender_ip)) {
-        Some(b) if b.mac == a.sender_mac => Ok(()),
-        _ => refuse(sw, port, mode, DropReason::ArpNoBinding),
+    match sw.bindings.lookup(vid, IpAddr::V4(a.sender_ip)).copied() {
+        Some(b) if b.mac == a.sender_mac => {
+            t.note(|| step(Outcome::Pass, mode, arp, ArpNote::Binding(Some(b))));
+            Ok(())
+        }
+        b => refuse(sw, port, mode, DropReason::ArpNoBinding, t, |o| {
+            step(o, mode, arp, ArpNote::Binding(b))
+        }),
     }
 }

@@ -19,6 +19,7 @@ use crate::frame::FrameView;
 use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
 use crate::stages::storm_control::TokenBucket;
 use crate::switch::{ErrDisableCause, Switch};
+use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite};
 use std::net::{IpAddr, Ipv4Addr};
@@ -76,26 +77,45 @@ pub fn is_dhcp(l3: &[u8]) -> Option<std::ops::Range<usize>> {
     dhcp::ipv4_udp(l3).ok().map(|u| u.payload)
 }
 
-/// Drops, or in observe mode counts and lets pass.
+/// Drops, or in observe mode counts and lets pass; reports it to `t` as the step
+/// `step` builds from the outcome.
 #[inline]
-pub(crate) fn refuse(
+pub(crate) fn refuse<O: Observer>(
     sw: &mut Switch,
     port: PortId,
     mode: EnforceMode,
     reason: DropReason,
+    t: &mut O,
+    step: impl FnOnce(Outcome) -> Step,
 ) -> Result<(), DropReason> {
     match mode {
-        EnforceMode::Enforce => Err(reason),
+        EnforceMode::Enforce => {
+            t.note(|| step(Outcome::Drop(reason)));
+            Err(reason)
+        }
         EnforceMode::Observe => {
             sw.counters[port.index()].observed[reason as usize] += 1;
+            t.note(|| step(Outcome::Observe(reason)));
             Ok(())
         }
     }
 }
 
+/// What a trace shows of a DHCP message.
+fn summary(msg: &dhcp::DhcpView) -> DhcpSummary {
+    DhcpSummary {
+        op: msg.op,
+        message_type: msg.message_type,
+        chaddr: msg.chaddr,
+        ciaddr: msg.ciaddr,
+        yiaddr: msg.yiaddr,
+    }
+}
+
 /// Inspects a DHCP message (`payload` is the UDP payload offset in `l3`) received on
 /// `port` in snooping VLAN `vid`.
-pub fn inspect(
+#[allow(clippy::too_many_arguments)]
+pub fn inspect<O: Observer>(
     sw: &mut Switch,
     port: PortId,
     vid: Vid,
@@ -103,10 +123,21 @@ pub fn inspect(
     l3: &[u8],
     payload: std::ops::Range<usize>,
     now: Instant,
+    t: &mut O,
 ) -> Result<DhcpAction, DropReason> {
     let st = sw.ports[port.index()].dhcp;
     let trusted = st.is_some_and(|s| s.spec.trusted);
     let mode = st.map_or(EnforceMode::Enforce, |s| s.spec.mode);
+    // One step of this stage: `msg` as read so far, what was done.
+    let step = move |outcome, msg, note| {
+        let detail = Detail::Dhcp {
+            trusted,
+            mode,
+            msg,
+            note,
+        };
+        Step::new(Stage::DhcpSnooping, outcome, detail)
+    };
     if !trusted
         && let Some(b) = sw.ports[port.index()]
             .dhcp
@@ -117,28 +148,40 @@ pub fn inspect(
         if mode == EnforceMode::Enforce {
             sw.err_disable(port, ErrDisableCause::DhcpRateLimit, now);
         }
-        refuse(sw, port, mode, DropReason::DhcpRateLimit)?;
+        let pps = st.and_then(|s| s.spec.rate_limit_pps).unwrap_or(0);
+        refuse(sw, port, mode, DropReason::DhcpRateLimit, t, |o| {
+            step(o, None, DhcpNote::RateLimit { pps })
+        })?;
     }
     let Ok(msg) = l3
         .get(payload)
         .ok_or(dhcp::WireError::Truncated)
         .and_then(dhcp::parse)
     else {
-        refuse(sw, port, mode, DropReason::DhcpMalformed)?;
+        refuse(sw, port, mode, DropReason::DhcpMalformed, t, |o| {
+            step(o, None, DhcpNote::Malformed)
+        })?;
         return Ok(DhcpAction::Forward(Rewrite::None));
     };
+    let read = || Some(summary(&msg));
     let mtype = msg.message_type;
     let server = msg.op == 2 || mtype.is_some_and(|t| t.is_server_message());
     if !trusted {
         if server {
-            refuse(sw, port, mode, DropReason::DhcpServerUntrusted)?;
+            refuse(sw, port, mode, DropReason::DhcpServerUntrusted, t, |o| {
+                step(o, read(), DhcpNote::ServerUntrusted)
+            })?;
             return Ok(DhcpAction::Forward(Rewrite::None));
         }
         if msg.chaddr != view.src {
-            refuse(sw, port, mode, DropReason::DhcpChaddrMismatch)?;
+            refuse(sw, port, mode, DropReason::DhcpChaddrMismatch, t, |o| {
+                step(o, read(), DhcpNote::ChaddrMismatch)
+            })?;
         }
         if msg.relay_agent_info.is_some() && st.is_some_and(|s| s.spec.drop_untrusted_option82) {
-            refuse(sw, port, mode, DropReason::DhcpOption82Untrusted)?;
+            refuse(sw, port, mode, DropReason::DhcpOption82Untrusted, t, |o| {
+                step(o, read(), DhcpNote::Option82Untrusted)
+            })?;
         }
         let released = match mtype {
             Some(DhcpMessageType::Release) => Some((msg.ciaddr, BindingRemoval::Release)),
@@ -158,14 +201,23 @@ pub fn inspect(
         if let Some((ip, why)) = released {
             match sw.bindings.lookup(vid, IpAddr::V4(ip)) {
                 Some(b) if b.port != port => {
-                    refuse(sw, port, mode, DropReason::DhcpReleaseForeignPort)?
+                    let holder = b.port;
+                    refuse(sw, port, mode, DropReason::DhcpReleaseForeignPort, t, |o| {
+                        step(o, read(), DhcpNote::ReleaseForeign { ip, holder })
+                    })?
                 }
                 Some(b) if b.source == BindingSource::Dhcp && mode == EnforceMode::Enforce => {
                     sw.remove_binding(vid, IpAddr::V4(ip), why, now);
+                    let note = DhcpNote::BindingRemoved {
+                        ip: IpAddr::V4(ip),
+                        why,
+                    };
+                    t.note(|| step(Outcome::Pass, read(), note));
                 }
                 _ => {}
             }
         }
+        t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
         return Ok(DhcpAction::Forward(rewrite));
     }
     // From a trusted port: option 82 a server echoes back is not for untrusted eyes.
@@ -187,37 +239,47 @@ pub fn inspect(
                 .lookup(vid, msg.chaddr, now)
                 .filter(|e| e.kind.is_local())
             else {
+                t.note(|| step(Outcome::Pass, read(), DhcpNote::AckUnknownClient));
                 return Ok(DhcpAction::ForwardTrustedOnly(rewrite));
             };
             if sw.ports[e.port.index()]
                 .dhcp
                 .is_some_and(|s| s.spec.trusted)
             {
+                let note = DhcpNote::AckClientTrusted { port: e.port };
+                t.note(|| step(Outcome::Pass, read(), note));
                 return Ok(DhcpAction::Forward(rewrite));
             }
             let ip = IpAddr::V4(msg.yiaddr);
             if sw.bindings.lookup(vid, ip).is_none() && sw.bindings.len() >= sw.bindings.capacity()
             {
-                return Err(DropReason::BindingTableFull);
+                let r = DropReason::BindingTableFull;
+                t.note(|| step(Outcome::Drop(r), read(), DhcpNote::TableFull));
+                return Err(r);
             }
-            Ok(DhcpAction::Hold(
-                BindingUpdate {
-                    vid,
-                    ip: msg.yiaddr,
-                    mac: msg.chaddr,
-                    port: e.port,
-                    lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
-                },
-                rewrite,
-            ))
+            let binding = BindingUpdate {
+                vid,
+                ip: msg.yiaddr,
+                mac: msg.chaddr,
+                port: e.port,
+                lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
+            };
+            t.note(|| step(Outcome::Pass, read(), DhcpNote::Hold(binding)));
+            Ok(DhcpAction::Hold(binding, rewrite))
         }
         Some(DhcpMessageType::Nak) => {
             if let Some(ip) = sw.bindings.ip_of(vid, msg.chaddr) {
                 sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
+                let why = BindingRemoval::Nak;
+                t.note(|| step(Outcome::Pass, read(), DhcpNote::BindingRemoved { ip, why }));
             }
+            t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
             Ok(DhcpAction::Forward(rewrite))
         }
-        _ => Ok(DhcpAction::Forward(rewrite)),
+        _ => {
+            t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
+            Ok(DhcpAction::Forward(rewrite))
+        }
     }
 }
 

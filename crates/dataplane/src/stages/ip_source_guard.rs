@@ -13,6 +13,7 @@ use crate::frame::FrameView;
 use crate::spec::SourceGuard;
 use crate::stages::dhcp_snooping::{CLIENT_PORT, SERVER_PORT, refuse};
 use crate::switch::Switch;
+use crate::trace::{Detail, IpsgNote, Observer, Outcome, Stage, Step};
 use crate::types::{PortId, Vid};
 use crate::verdict::DropReason;
 use std::net::IpAddr;
@@ -25,23 +26,44 @@ pub fn check(
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
+    t: &mut impl Observer,
 ) -> Result<(), DropReason> {
+    let step =
+        |outcome, mode, note| Step::new(Stage::IpSourceGuard, outcome, Detail::Ipsg { mode, note });
     let p = &sw.ports[port.index()];
-    let Some(g) = p.ipsg else { return Ok(()) };
+    let Some(g) = p.ipsg else {
+        t.note(|| {
+            step(
+                Outcome::Skip,
+                crate::spec::EnforceMode::Enforce,
+                IpsgNote::Off,
+            )
+        });
+        return Ok(());
+    };
     if p.dhcp.is_some_and(|d| d.spec.trusted) {
+        t.note(|| step(Outcome::Skip, g.mode, IpsgNote::Trusted));
         return Ok(());
     }
     if let Some((_, _, CLIENT_PORT, SERVER_PORT, _)) = dhcp::udp_ports(l3) {
+        t.note(|| step(Outcome::Pass, g.mode, IpsgNote::DhcpExempt));
         return Ok(());
     }
-    let ok = dhcp::ipv4_source(l3).is_some_and(|src| {
-        sw.bindings
-            .lookup(vid, IpAddr::V4(src))
-            .is_some_and(|b| b.port == port && (g.check == SourceGuard::Ip || b.mac == view.src))
-    });
+    let src = dhcp::ipv4_source(l3);
+    let binding = src.and_then(|src| sw.bindings.lookup(vid, IpAddr::V4(src)).copied());
+    let ok = binding
+        .is_some_and(|b| b.port == port && (g.check == SourceGuard::Ip || b.mac == view.src));
+    let note = IpsgNote::Lookup {
+        src,
+        binding,
+        check: g.check,
+    };
     if ok {
+        t.note(|| step(Outcome::Pass, g.mode, note));
         Ok(())
     } else {
-        refuse(sw, port, g.mode, DropReason::IpSourceGuard)
+        refuse(sw, port, g.mode, DropReason::IpSourceGuard, t, |o| {
+            step(o, g.mode, note)
+        })
     }
 }

@@ -17,6 +17,7 @@ use crate::events::{EventKind, ViolationKind};
 use crate::mac_table::{MacInsertError, MacKind, SecureKind};
 use crate::spec::{PortSecuritySpec, SecureAging, Violation};
 use crate::switch::{ErrDisableCause, Switch};
+use crate::trace::{Detail, Observer, Outcome, SecureCheck, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::DropReason;
 
@@ -74,22 +75,77 @@ pub fn check_source(
     vid: Vid,
     src: MacAddr,
     now: Instant,
+    t: &mut impl Observer,
 ) -> Result<(), DropReason> {
+    let note = |t: &mut _, r: &Result<(), DropReason>, check| {
+        observe(t, Stage::PortSecurity, r, src, vid, check)
+    };
     let p = &sw.ports[port.index()];
-    let Some(sec) = p.secure else { return Ok(()) };
+    let Some(sec) = p.secure else {
+        note(t, &Ok(()), SecureCheck::Off);
+        return Ok(());
+    };
     if p.effective_mac == Some(src) {
+        note(t, &Ok(()), SecureCheck::EffectiveMac);
         return Ok(());
     }
-    match sw.macs.lookup(vid, src, now) {
-        Some(e) if e.kind.is_local() && e.port == port => Ok(()),
+    let (count, max, action) = (sec.count, sec.max_macs, sec.violation);
+    let (r, check) = match sw.macs.lookup(vid, src, now) {
+        Some(e) if e.kind.is_local() && e.port == port => {
+            (Ok(()), SecureCheck::KnownSecure(e.kind))
+        }
         Some(e) if e.kind.is_local() => {
-            Err(violation(sw, port, vid, src, ViolationKind::MacMove, now))
+            let r = Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+            let (kind, owner) = (ViolationKind::MacMove, Some(e.port));
+            (
+                r,
+                SecureCheck::Violation {
+                    kind,
+                    owner,
+                    count,
+                    max,
+                    action,
+                },
+            )
         }
         _ if sec.count >= sec.max_macs => {
-            Err(violation(sw, port, vid, src, ViolationKind::TooMany, now))
+            let r = Err(violation(sw, port, vid, src, ViolationKind::TooMany, now));
+            let (kind, owner) = (ViolationKind::TooMany, None);
+            (
+                r,
+                SecureCheck::Violation {
+                    kind,
+                    owner,
+                    count,
+                    max,
+                    action,
+                },
+            )
         }
-        _ => Ok(()),
-    }
+        _ => (Ok(()), SecureCheck::Room { count, max }),
+    };
+    note(t, &r, check);
+    r
+}
+
+/// Reports port security's view of `mac` to `t` (when tracing).
+#[inline(always)]
+fn observe(
+    t: &mut impl Observer,
+    stage: Stage,
+    r: &Result<(), DropReason>,
+    mac: MacAddr,
+    vid: Vid,
+    check: SecureCheck,
+) {
+    t.note(|| {
+        let outcome = match (r, check) {
+            (Ok(()), SecureCheck::Off) => Outcome::Skip,
+            (Ok(()), _) => Outcome::Pass,
+            (Err(e), _) => Outcome::Drop(*e),
+        };
+        Step::new(stage, outcome, Detail::Secure { mac, vid, check })
+    });
 }
 
 /// After the vSwitch policy: a known secure MAC is refreshed; a new one is learned
@@ -101,24 +157,57 @@ pub fn admit(
     vid: Vid,
     src: MacAddr,
     now: Instant,
+    t: &mut impl Observer,
 ) -> Result<(), DropReason> {
+    let note = |t: &mut _, r: &Result<(), DropReason>, check| {
+        observe(t, Stage::PortSecurityAdmit, r, src, vid, check)
+    };
     let p = &sw.ports[port.index()];
     let Some(sec) = p.secure else { return Ok(()) };
     if p.effective_mac == Some(src) {
+        note(t, &Ok(()), SecureCheck::EffectiveMac);
         return Ok(());
     }
+    let (count, max, action) = (sec.count, sec.max_macs, sec.violation);
     match sw.macs.lookup(vid, src, now) {
         Some(e) if e.kind.is_local() && e.port == port => {
             sw.macs.touch(vid, src, now);
+            note(t, &Ok(()), SecureCheck::KnownSecure(e.kind));
             return Ok(());
         }
         Some(e) if e.kind.is_local() => {
-            return Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+            let r = Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+            let (kind, owner) = (ViolationKind::MacMove, Some(e.port));
+            note(
+                t,
+                &r,
+                SecureCheck::Violation {
+                    kind,
+                    owner,
+                    count,
+                    max,
+                    action,
+                },
+            );
+            return r;
         }
         _ => {}
     }
     if sec.count >= sec.max_macs {
-        return Err(violation(sw, port, vid, src, ViolationKind::TooMany, now));
+        let r = Err(violation(sw, port, vid, src, ViolationKind::TooMany, now));
+        let (kind, owner) = (ViolationKind::TooMany, None);
+        note(
+            t,
+            &r,
+            SecureCheck::Violation {
+                kind,
+                owner,
+                count,
+                max,
+                action,
+            },
+        );
+        return r;
     }
     let kind = if sec.sticky {
         SecureKind::Sticky
@@ -133,15 +222,32 @@ pub fn admit(
         Err(MacInsertError::Full) => {
             sw.events
                 .push(now, EventKind::MacTableFull { port, mac: src });
-            return Err(DropReason::MacTableFull);
+            let r = Err(DropReason::MacTableFull);
+            note(t, &r, SecureCheck::TableFull);
+            return r;
         }
-        Err(MacInsertError::OwnedBy(_)) => {
-            return Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+        Err(MacInsertError::OwnedBy(owner)) => {
+            let r = Err(violation(sw, port, vid, src, ViolationKind::MacMove, now));
+            let (kind, owner) = (ViolationKind::MacMove, Some(owner));
+            note(
+                t,
+                &r,
+                SecureCheck::Violation {
+                    kind,
+                    owner,
+                    count,
+                    max,
+                    action,
+                },
+            );
+            return r;
         }
     }
     if let Some(s) = sw.ports[port.index()].secure.as_mut() {
         s.count += 1;
     }
+    let (sticky, count) = (sec.sticky, count + 1);
+    note(t, &Ok(()), SecureCheck::Learned { sticky, count, max });
     sw.events.push(
         now,
         EventKind::SecureMacLearned {

@@ -13,6 +13,7 @@ use crate::events::MacChangeSource;
 use crate::mac_table::MacInsertError;
 use crate::spec::Policy;
 use crate::switch::Switch;
+use crate::trace::{Detail, Observer, PolicyCheck, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::DropReason;
 
@@ -25,26 +26,35 @@ pub fn check_source(
     vid: Vid,
     src: MacAddr,
     now: Instant,
+    t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let p = &sw.ports[port.index()];
     let forged_ok = p.security.forged_transmits == Policy::Accept;
-    match p.effective_mac {
-        Some(eff) if eff == src => Ok(()),
+    let (r, check) = match p.effective_mac {
+        Some(eff) if eff == src => (Ok(()), PolicyCheck::EffectiveMac),
         // With forged transmits accepted and port security on, extra source MACs
         // are port security's to admit (capped learning), not MAC changes.
-        Some(_)
+        Some(eff)
             if p.security.mac_changes == Policy::Accept && !(forged_ok && p.secure.is_some()) =>
         {
-            follow(sw, port, src, now, MacChangeSource::Guest)
+            follow(sw, port, src, now, MacChangeSource::Guest, Some(eff))
         }
-        Some(_) if forged_ok => match sw.macs.lookup(vid, src, now) {
+        Some(effective) if forged_ok => match sw.macs.lookup(vid, src, now) {
             // Accepting forged transmits never lets a guest use another port's MAC.
-            Some(e) if e.kind.is_local() && e.port != port => Err(DropReason::MacConflict),
-            _ => Ok(()),
+            Some(e) if e.kind.is_local() && e.port != port => (
+                Err(DropReason::MacConflict),
+                PolicyCheck::ForgedConflict { owner: e.port },
+            ),
+            _ => (Ok(()), PolicyCheck::ForgedAccepted { effective }),
         },
-        Some(_) => Err(DropReason::ForgedTransmit),
-        None => follow(sw, port, src, now, MacChangeSource::Guest),
-    }
+        Some(effective) => (
+            Err(DropReason::ForgedTransmit),
+            PolicyCheck::Forged { effective },
+        ),
+        None => follow(sw, port, src, now, MacChangeSource::Guest, None),
+    };
+    t.note(|| Step::of(Stage::VswitchPolicy, &r, Detail::Policy { mac: src, check }));
+    r
 }
 
 #[cold]
@@ -54,10 +64,12 @@ fn follow(
     src: MacAddr,
     now: Instant,
     source: MacChangeSource,
-) -> Result<(), DropReason> {
-    sw.change_effective_mac(port, src, now, source)
-        .map_err(|e| match e {
-            MacInsertError::Full => DropReason::MacTableFull,
-            MacInsertError::OwnedBy(_) => DropReason::MacConflict,
-        })
+    from: Option<MacAddr>,
+) -> (Result<(), DropReason>, PolicyCheck) {
+    let (r, owner) = match sw.change_effective_mac(port, src, now, source) {
+        Ok(()) => (Ok(()), None),
+        Err(MacInsertError::Full) => (Err(DropReason::MacTableFull), None),
+        Err(MacInsertError::OwnedBy(o)) => (Err(DropReason::MacConflict), Some(o)),
+    };
+    (r, PolicyCheck::MacChange { from, owner })
 }

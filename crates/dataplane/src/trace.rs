@@ -1,0 +1,1379 @@
+//! Tracing one frame through the pipeline (`portcullis trace`; OVS's
+//! `ofproto/trace` in network-engineer words): which stages the frame passed, what
+//! each decided, and what decided it — the port's policy values, the ACL rule, the
+//! binding looked up, the MAC-table entry found, the uplink teaming chose.
+//!
+//! The pipeline and its stages are generic over an [`Observer`] and report what they
+//! see and decide at the points where they already have it. [`Switch::process`]
+//! runs them with [`NoTrace`], whose `ACTIVE` is `false`: every hook is a closure
+//! that is never called, so the fast path compiles to what it was (no allocation,
+//! no extra work). [`Switch::process_traced`] runs them with a [`Trace`], a
+//! fixed-capacity list of [`Step`]s (no allocation either).
+//!
+//! Invariants: a trace is a record of the real pipeline's decisions, not a second
+//! implementation: `process_traced` returns exactly the verdict `process` returns
+//! for the same switch state, frame and time, and changes the switch exactly as
+//! `process` does — a traced frame *is* processed (counted, learned, rate-limited,
+//! …). To trace without touching a running switch's state, trace on a copy of it.
+//! Steps are recorded in pipeline order; a trace never holds more than
+//! [`TRACE_CAPACITY`] steps (the rest are counted in [`Trace::lost`]).
+//!
+//! The explanations ([`Trace::explain`]) read the switch only for names and the
+//! configuration (port names, policy values, ACL rules); the decisions and the state
+//! they looked at come from the steps.
+//!
+//! [`Switch::process`]: crate::Switch::process
+//! [`Switch::process_traced`]: crate::Switch::process_traced
+
+use crate::arp::{ArpOp, ArpView};
+use crate::bindings::Binding;
+use crate::dhcp::DhcpMessageType;
+use crate::events::{BindingRemoval, ViolationKind};
+use crate::frame::{FrameView, OuterTag};
+use crate::mac_table::{MacEntry, MacKind};
+use crate::spec::{
+    AclAction, EnforceMode, MacAclRule, MacMatch, Policy, PortRole, SourceGuard, TeamingPolicy,
+    Violation, VlanMode,
+};
+use crate::stages::dhcp_snooping::BindingUpdate;
+use crate::stages::storm_control::StormClass;
+use crate::switch::{ErrDisableCause, ErrDisabled, Switch};
+use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::verdict::{DropReason, Rewrite, Verdict};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The most steps one trace keeps.
+pub const TRACE_CAPACITY: usize = 48;
+
+/// Ports with an outbound ACL whose refusals one trace can attribute.
+pub(crate) const ACL_OUT_WATCH: usize = 64;
+
+/// What the pipeline reports to. Implemented by [`NoTrace`] (the fast path) and
+/// [`Trace`].
+pub trait Observer {
+    /// Whether steps are kept. `false` makes every hook dead code.
+    const ACTIVE: bool;
+
+    /// Keeps one step.
+    fn push(&mut self, step: Step);
+
+    /// Keeps the step `f` builds — `f` runs only when tracing.
+    #[inline(always)]
+    fn note(&mut self, f: impl FnOnce() -> Step) {
+        if Self::ACTIVE {
+            self.push(f());
+        }
+    }
+
+    /// The outbound-ACL watch list of a [`Trace`]; `None` for observers without one.
+    #[inline(always)]
+    fn acl_out_watch(&mut self) -> Option<&mut AclOutWatch> {
+        None
+    }
+}
+
+/// The observer of the fast path: keeps nothing, costs nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTrace;
+
+impl Observer for NoTrace {
+    const ACTIVE: bool = false;
+    #[inline(always)]
+    fn push(&mut self, _: Step) {}
+}
+
+/// A pipeline stage, in pipeline order (see `pipeline.rs`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The ingress port is admin up, link up, not error-disabled.
+    Port,
+    /// The Ethernet header and outer VLAN tag parse.
+    Parse,
+    /// The destination is not an IEEE 802.1D reserved link-local group.
+    LinkLocal,
+    /// The source MAC is a unicast address.
+    SourceMac,
+    /// 802.1Q ingress classification.
+    Vlan,
+    /// Broadcast/multicast storm control on ingress.
+    StormControl,
+    /// Port security's source check (before the vSwitch policy).
+    PortSecurity,
+    /// The vSwitch security policy: forged transmits, MAC changes.
+    VswitchPolicy,
+    /// The ingress port's inbound MAC ACL.
+    MacAclIn,
+    /// Port security's admission (after the vSwitch policy): learns or refreshes.
+    PortSecurityAdmit,
+    /// From an uplink: learning the source, refusing a local guest's MAC.
+    ReflectionFilter,
+    /// DHCP snooping.
+    DhcpSnooping,
+    /// IP Source Guard.
+    IpSourceGuard,
+    /// Dynamic ARP inspection.
+    ArpInspection,
+    /// The forwarding model: MAC table, flood set, teaming, egress filters.
+    Forwarding,
+    /// The outbound MAC ACL of one output port.
+    MacAclOut,
+    /// A DHCP ACK for a client the switch does not know reaches trusted ports only.
+    DhcpAckDelivery,
+}
+
+impl Stage {
+    /// A short, stable snake_case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Port => "port",
+            Stage::Parse => "parse",
+            Stage::LinkLocal => "link_local",
+            Stage::SourceMac => "source_mac",
+            Stage::Vlan => "vlan",
+            Stage::StormControl => "storm_control",
+            Stage::PortSecurity => "port_security",
+            Stage::VswitchPolicy => "vswitch_policy",
+            Stage::MacAclIn => "mac_acl_in",
+            Stage::PortSecurityAdmit => "port_security_admit",
+            Stage::ReflectionFilter => "reflection_filter",
+            Stage::DhcpSnooping => "dhcp_snooping",
+            Stage::IpSourceGuard => "ip_source_guard",
+            Stage::ArpInspection => "arp_inspection",
+            Stage::Forwarding => "forwarding",
+            Stage::MacAclOut => "mac_acl_out",
+            Stage::DhcpAckDelivery => "dhcp_ack_delivery",
+        }
+    }
+
+    /// The stage in words, for a trace's left column.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Stage::Port => "ingress port",
+            Stage::Parse => "frame",
+            Stage::LinkLocal => "link-local filter",
+            Stage::SourceMac => "source MAC",
+            Stage::Vlan => "VLAN",
+            Stage::StormControl => "storm control",
+            Stage::PortSecurity => "port security",
+            Stage::VswitchPolicy => "vSwitch policy",
+            Stage::MacAclIn => "MAC ACL in",
+            Stage::PortSecurityAdmit => "port security",
+            Stage::ReflectionFilter => "reflection filter",
+            Stage::DhcpSnooping => "DHCP snooping",
+            Stage::IpSourceGuard => "IP Source Guard",
+            Stage::ArpInspection => "ARP inspection",
+            Stage::Forwarding => "forwarding",
+            Stage::MacAclOut => "MAC ACL out",
+            Stage::DhcpAckDelivery => "DHCP ACK delivery",
+        }
+    }
+}
+
+/// What one stage decided.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// The frame goes on.
+    Pass,
+    /// The stage does not apply (not configured, trusted port, other EtherType).
+    Skip,
+    /// The frame is dropped here.
+    Drop(DropReason),
+    /// Observe mode: the stage would have dropped the frame for this reason (counted
+    /// as observed), and lets it pass.
+    Observe(DropReason),
+}
+
+impl Outcome {
+    /// "pass", "skip", "drop" or "observe".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Skip => "skip",
+            Outcome::Drop(_) => "drop",
+            Outcome::Observe(_) => "observe",
+        }
+    }
+    /// The drop reason of a drop or an observed drop.
+    pub const fn reason(self) -> Option<DropReason> {
+        match self {
+            Outcome::Drop(r) | Outcome::Observe(r) => Some(r),
+            Outcome::Pass | Outcome::Skip => None,
+        }
+    }
+}
+
+/// Port security's view of one source MAC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SecureCheck {
+    /// Port security is off on the port.
+    Off,
+    /// The source is the port's effective MAC.
+    EffectiveMac,
+    /// The source is already a secure MAC of this port (refreshed on admission).
+    KnownSecure(MacKind),
+    /// A new source MAC, and the port has room for it (`count` of `max` in use).
+    Room { count: u16, max: u16 },
+    /// Admission learned the source as a secure MAC.
+    Learned { sticky: bool, count: u16, max: u16 },
+    /// A violation: a MAC local to `owner`, or one MAC too many.
+    Violation {
+        kind: ViolationKind,
+        owner: Option<PortId>,
+        count: u16,
+        max: u16,
+        action: Violation,
+    },
+    /// The MAC table had no room for the new secure MAC.
+    TableFull,
+}
+
+/// The vSwitch policy's view of one source MAC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PolicyCheck {
+    /// The source is the port's effective MAC.
+    EffectiveMac,
+    /// mac_changes = accept (or the port had no MAC yet): the effective MAC moves
+    /// from `from` to the source; `owner` holds it when that failed.
+    MacChange {
+        from: Option<MacAddr>,
+        owner: Option<PortId>,
+    },
+    /// forged_transmits = accept: a source other than `effective` passes (not learned).
+    ForgedAccepted { effective: MacAddr },
+    /// forged_transmits = accept, but the source is local to `owner`.
+    ForgedConflict { owner: PortId },
+    /// forged_transmits = reject and the source is not `effective`.
+    Forged { effective: MacAddr },
+}
+
+/// A DHCP message as snooping read it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DhcpSummary {
+    pub op: u8,
+    pub message_type: Option<DhcpMessageType>,
+    pub chaddr: MacAddr,
+    pub ciaddr: Ipv4Addr,
+    pub yiaddr: Ipv4Addr,
+}
+
+/// What DHCP snooping did with a message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DhcpNote {
+    /// Over the port's DHCP rate.
+    RateLimit { pps: u32 },
+    /// The message does not parse.
+    Malformed,
+    /// A server message from an untrusted port.
+    ServerUntrusted,
+    /// chaddr is not the Ethernet source.
+    ChaddrMismatch,
+    /// A client message from an untrusted port already carries option 82.
+    Option82Untrusted,
+    /// RELEASE/DECLINE of an address bound to another port.
+    ReleaseForeign { ip: Ipv4Addr, holder: PortId },
+    /// RELEASE/DECLINE/NAK removed the client's binding.
+    BindingRemoved { ip: IpAddr, why: BindingRemoval },
+    /// A message that passes, with the change made to the copies.
+    Forward { rewrite: Rewrite },
+    /// An ACK for a client the switch does not know: trusted ports only.
+    AckUnknownClient,
+    /// An ACK for a client on a trusted port: no binding.
+    AckClientTrusted { port: PortId },
+    /// An ACK creating or renewing this binding: held until it is committed.
+    Hold(BindingUpdate),
+    /// The binding table is full: the ACK is dropped.
+    TableFull,
+}
+
+/// What ARP inspection concluded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ArpNote {
+    /// Inspection is off on the port.
+    Off,
+    /// The port is trusted for ARP.
+    Trusted,
+    /// Over the port's ARP rate.
+    RateLimit { pps: u32 },
+    /// The ARP message does not parse.
+    Malformed,
+    /// A `validate` check failed.
+    Invalid { check: ArpCheck },
+    /// An ARP probe (sender 0.0.0.0) claims nothing.
+    Probe,
+    /// An ARP ACL rule (0-based) permitted or denied the sender.
+    Acl {
+        acl: u16,
+        rule: Option<u16>,
+        permit: bool,
+    },
+    /// The binding of the sender IP (if any) and whether it names the sender MAC.
+    Binding(Option<Binding>),
+}
+
+/// The `validate` check of ARP inspection that failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ArpCheck {
+    SrcMac,
+    DstMac,
+    Ip,
+}
+
+/// What IP Source Guard concluded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IpsgNote {
+    Off,
+    /// Trusted for DHCP: exempt.
+    Trusted,
+    /// DHCP client traffic (UDP 68 → 67) is exempt.
+    DhcpExempt,
+    /// The source address and the binding found for it, if any.
+    Lookup {
+        src: Option<Ipv4Addr>,
+        binding: Option<Binding>,
+        check: SourceGuard,
+    },
+}
+
+/// What forwarding looked at: the MAC-table entry of the destination, the uplink
+/// teaming picked (from a guest), and how.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ForwardingCheck {
+    pub vid: Vid,
+    /// Broadcast or multicast: flooded.
+    pub group: bool,
+    /// The destination's entry (unicast), as forwarding found it.
+    pub entry: Option<MacEntry>,
+    /// The uplink a frame from a guest leaves by, if it needs one.
+    pub uplink: Option<PortId>,
+    /// The ingress port's teaming policy (guests).
+    pub policy: TeamingPolicy,
+    /// The port is pinned to `uplink` (else the policy chose per frame).
+    pub pinned: bool,
+}
+
+/// The facts a stage decided on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Detail {
+    None,
+    /// Not a port of this switch.
+    NoSuchPort,
+    Port {
+        role: PortRole,
+        admin_up: bool,
+        link_up: bool,
+        err_disabled: Option<ErrDisabled>,
+    },
+    Frame(FrameView),
+    Mac(MacAddr),
+    Vlan {
+        tag: Option<OuterTag>,
+        vid: Option<Vid>,
+    },
+    Storm {
+        class: StormClass,
+        limit_pps: Option<u32>,
+        shutdown: bool,
+    },
+    Secure {
+        mac: MacAddr,
+        vid: Vid,
+        check: SecureCheck,
+    },
+    Policy {
+        mac: MacAddr,
+        check: PolicyCheck,
+    },
+    /// A MAC ACL's decision: `rule` is the 0-based index of the first matching rule
+    /// (`None`: the implicit deny).
+    Acl {
+        port: PortId,
+        acl: u16,
+        rule: Option<u32>,
+        action: AclAction,
+    },
+    /// From an uplink: the source MAC's local entry, when it is a guest's.
+    Reflection {
+        mac: MacAddr,
+        owner: Option<MacEntry>,
+    },
+    Dhcp {
+        trusted: bool,
+        mode: EnforceMode,
+        msg: Option<DhcpSummary>,
+        note: DhcpNote,
+    },
+    Arp {
+        mode: EnforceMode,
+        arp: Option<ArpView>,
+        note: ArpNote,
+    },
+    Ipsg {
+        mode: EnforceMode,
+        note: IpsgNote,
+    },
+    Forwarding(ForwardingCheck),
+}
+
+/// One record of a trace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Step {
+    pub stage: Stage,
+    pub outcome: Outcome,
+    pub detail: Detail,
+}
+
+impl Step {
+    const EMPTY: Step = Step {
+        stage: Stage::Port,
+        outcome: Outcome::Skip,
+        detail: Detail::None,
+    };
+    #[inline(always)]
+    pub fn new(stage: Stage, outcome: Outcome, detail: Detail) -> Step {
+        Step {
+            stage,
+            outcome,
+            detail,
+        }
+    }
+    /// `Pass` if `result` is `Ok`, else `Drop` with its reason.
+    #[inline(always)]
+    pub fn of<T>(stage: Stage, result: &Result<T, DropReason>, detail: Detail) -> Step {
+        let outcome = match result {
+            Ok(_) => Outcome::Pass,
+            Err(r) => Outcome::Drop(*r),
+        };
+        Step::new(stage, outcome, detail)
+    }
+}
+
+/// Before forwarding, the outbound-ACL drop counters of the ports that have an
+/// outbound ACL; after it, the ports whose counter moved are the ones an outbound ACL
+/// took out of the output set.
+#[derive(Clone, Copy, Debug)]
+pub struct AclOutWatch {
+    pub(crate) ports: [(PortId, u64); ACL_OUT_WATCH],
+    pub(crate) len: usize,
+}
+
+/// The steps of one traced frame (fixed capacity: tracing allocates nothing).
+#[derive(Clone, Debug)]
+pub struct Trace {
+    steps: [Step; TRACE_CAPACITY],
+    len: usize,
+    lost: usize,
+    /// The ingress port and time of the traced frame.
+    pub ingress: PortId,
+    pub now: Instant,
+    /// What `process_traced` returned.
+    pub verdict: Option<Verdict>,
+    pub(crate) watch: AclOutWatch,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace::new()
+    }
+}
+
+impl Observer for Trace {
+    const ACTIVE: bool = true;
+    fn push(&mut self, step: Step) {
+        match self.steps.get_mut(self.len) {
+            Some(slot) => {
+                *slot = step;
+                self.len += 1;
+            }
+            None => self.lost += 1,
+        }
+    }
+    fn acl_out_watch(&mut self) -> Option<&mut AclOutWatch> {
+        Some(&mut self.watch)
+    }
+}
+
+impl Trace {
+    pub fn new() -> Trace {
+        Trace {
+            steps: [Step::EMPTY; TRACE_CAPACITY],
+            len: 0,
+            lost: 0,
+            ingress: PortId(0),
+            now: Instant(0),
+            verdict: None,
+            watch: AclOutWatch {
+                ports: [(PortId(0), 0); ACL_OUT_WATCH],
+                len: 0,
+            },
+        }
+    }
+
+    /// Forgets the previous frame.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.lost = 0;
+        self.verdict = None;
+        self.watch.len = 0;
+    }
+
+    /// The steps, in pipeline order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps[..self.len]
+    }
+
+    /// Steps that did not fit.
+    pub fn lost(&self) -> usize {
+        self.lost
+    }
+
+    /// The steps in words. `sw` is the switch the frame was traced on (for names
+    /// and configuration only).
+    pub fn explain(&self, sw: &Switch) -> Vec<Explained> {
+        let frame = self.steps().iter().find_map(|s| match s.detail {
+            Detail::Frame(v) => Some(v),
+            _ => None,
+        });
+        let names = Names {
+            sw,
+            out: self
+                .verdict
+                .map_or(crate::types::PortSet::EMPTY, |v| v.out_ports()),
+        };
+        let mut out: Vec<Explained> = self
+            .steps()
+            .iter()
+            .map(|s| Explained {
+                stage: s.stage.name(),
+                title: s.stage.title(),
+                decision: s.outcome.name(),
+                reason: s.outcome.reason().map(DropReason::name),
+                text: names.explain(self.ingress, frame.as_ref(), s),
+            })
+            .collect();
+        if self.lost > 0 {
+            out.push(Explained {
+                stage: "trace",
+                title: "trace",
+                decision: "skip",
+                reason: None,
+                text: format!("{} more steps did not fit in the trace", self.lost),
+            });
+        }
+        out
+    }
+}
+
+/// One step in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explained {
+    /// [`Stage::name`].
+    pub stage: &'static str,
+    /// [`Stage::title`].
+    #[serde(skip)]
+    pub title: &'static str,
+    /// [`Outcome::name`].
+    pub decision: &'static str,
+    /// The drop reason of a drop or an observed drop.
+    pub reason: Option<&'static str>,
+    pub text: String,
+}
+
+/// A verdict in words: `forward → vm2,uplink1 (VLAN 10)`, `drop: forged_transmit`,
+/// `hold (DHCP ACK until its binding is committed) → vm1 (VLAN 10)`.
+pub fn describe_verdict(sw: &Switch, v: &Verdict) -> String {
+    let names = Names {
+        sw,
+        out: v.out_ports(),
+    };
+    let out = |f: &crate::verdict::Forward| {
+        let ports: Vec<&str> = f.out.iter().map(|p| names.port(p)).collect();
+        let mut s = format!("{} (VLAN {})", ports.join(","), f.vid);
+        match f.rewrite {
+            Rewrite::None => {}
+            Rewrite::InsertOption82 => s.push_str(", option 82 inserted"),
+            Rewrite::StripOption82 => s.push_str(", option 82 stripped"),
+        }
+        s
+    };
+    match v {
+        Verdict::Forward(f) => format!("forward → {}", out(f)),
+        Verdict::Drop(r) => format!("drop: {}", r.name()),
+        Verdict::Hold(f, _) => format!(
+            "hold (DHCP ACK until its binding is committed) → {}",
+            out(f)
+        ),
+    }
+}
+
+/// Renders steps with the switch's names and configuration.
+struct Names<'a> {
+    sw: &'a Switch,
+    /// The verdict's output ports.
+    out: crate::types::PortSet,
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "up" } else { "down" }
+}
+
+fn policy(p: Policy) -> &'static str {
+    match p {
+        Policy::Accept => "accept",
+        Policy::Reject => "reject",
+    }
+}
+
+fn violation_action(v: Violation) -> &'static str {
+    match v {
+        Violation::Protect => "protect: drop",
+        Violation::Restrict => "restrict: drop and report",
+        Violation::Shutdown => "shutdown: error-disable the port",
+    }
+}
+
+fn mode_suffix(mode: EnforceMode) -> &'static str {
+    match mode {
+        EnforceMode::Enforce => "",
+        EnforceMode::Observe => " (observe mode: counted, not dropped)",
+    }
+}
+
+fn cause(c: ErrDisableCause) -> &'static str {
+    match c {
+        ErrDisableCause::PortSecurity => "port security",
+        ErrDisableCause::StormControl => "storm control",
+        ErrDisableCause::DhcpRateLimit => "the DHCP rate limit",
+        ErrDisableCause::ArpRateLimit => "the ARP rate limit",
+    }
+}
+
+fn class(c: StormClass) -> &'static str {
+    match c {
+        StormClass::Broadcast => "broadcast",
+        StormClass::Multicast => "multicast",
+        StormClass::UnknownUnicast => "unknown unicast",
+    }
+}
+
+/// The name of a well-known EtherType.
+pub fn ethertype_name(t: u16) -> Option<&'static str> {
+    Some(match t {
+        0x0800 => "IPv4",
+        0x0806 => "ARP",
+        0x86dd => "IPv6",
+        0x8035 => "RARP",
+        0x8100 => "802.1Q",
+        0x88a8 => "802.1ad",
+        0x88cc => "LLDP",
+        0x888e => "EAPoL",
+        0x8809 => "slow protocols",
+        0x88f7 => "PTP",
+        0x8847 => "MPLS",
+        0x8863 => "PPPoE discovery",
+        0x8864 => "PPPoE session",
+        t if t <= 1500 => "802.3 length",
+        _ => return None,
+    })
+}
+
+fn mac_match(m: &MacMatch) -> String {
+    if m.mask == MacAddr([0xff; 6]) {
+        m.mac.to_string()
+    } else {
+        format!("{}/{}", m.mac, m.mask)
+    }
+}
+
+/// A MAC ACL rule in words, fields in configuration order ("deny ethertype
+/// 0x86dd", "permit any").
+pub fn rule_text(r: &MacAclRule) -> String {
+    let mut s = policy_action(r.action).to_string();
+    if let Some(m) = &r.src {
+        let _ = write!(s, " src {}", mac_match(m));
+    }
+    if let Some(m) = &r.dst {
+        let _ = write!(s, " dst {}", mac_match(m));
+    }
+    if let Some(e) = r.ethertype {
+        let _ = write!(s, " ethertype 0x{e:04x}");
+    }
+    if let Some(v) = r.vlan {
+        let _ = write!(s, " vlan {v}");
+    }
+    if let Some(c) = r.cos {
+        let _ = write!(s, " cos {c}");
+    }
+    if r.src.is_none()
+        && r.dst.is_none()
+        && r.ethertype.is_none()
+        && r.vlan.is_none()
+        && r.cos.is_none()
+    {
+        s.push_str(" any");
+    }
+    s
+}
+
+fn policy_action(a: AclAction) -> &'static str {
+    match a {
+        AclAction::Permit => "permit",
+        AclAction::Deny => "deny",
+    }
+}
+
+/// VLAN IDs as ranges: "10,20,100-103".
+fn vid_list(vids: impl Iterator<Item = Vid>) -> String {
+    let mut out = String::new();
+    let mut run: Option<(u16, u16)> = None;
+    let flush = |out: &mut String, (a, b): (u16, u16)| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if a == b {
+            let _ = write!(out, "{a}");
+        } else {
+            let _ = write!(out, "{a}-{b}");
+        }
+    };
+    for v in vids.map(|v| v.get()) {
+        run = match run {
+            Some((a, b)) if v == b + 1 => Some((a, v)),
+            Some(r) => {
+                flush(&mut out, r);
+                Some((v, v))
+            }
+            None => Some((v, v)),
+        };
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    if out.is_empty() {
+        out.push_str("none");
+    }
+    out
+}
+
+fn vlan_mode(m: &VlanMode) -> String {
+    match m {
+        VlanMode::Access(v) => format!("access VLAN {v}"),
+        VlanMode::Trunk { allowed, native } => {
+            let mut s = format!("trunk, allowed {}", vid_list(allowed.iter()));
+            match native {
+                Some(n) => {
+                    let _ = write!(s, ", native VLAN {n}");
+                }
+                None => s.push_str(", no native VLAN"),
+            }
+            s
+        }
+    }
+}
+
+fn tag_text(tag: Option<OuterTag>) -> String {
+    match tag {
+        None => "untagged".into(),
+        Some(t) if t.tpid == 0x8100 && t.vid == 0 => {
+            format!("priority-tagged (PCP {})", t.pcp_dei >> 1)
+        }
+        Some(t) if t.tpid == 0x8100 => format!("802.1Q tag VID {} PCP {}", t.vid, t.pcp_dei >> 1),
+        Some(t) => format!("tag TPID 0x{:04x} VID {}", t.tpid, t.vid),
+    }
+}
+
+fn dhcp_type(m: &DhcpSummary) -> String {
+    match m.message_type {
+        Some(t) => format!("DHCP{}", dhcp_type_name(t)),
+        None if m.op == crate::dhcp::BOOTREPLY => "BOOTREPLY".into(),
+        None => "BOOTREQUEST".into(),
+    }
+}
+
+fn dhcp_type_name(t: DhcpMessageType) -> String {
+    match t {
+        DhcpMessageType::Discover => "DISCOVER".into(),
+        DhcpMessageType::Offer => "OFFER".into(),
+        DhcpMessageType::Request => "REQUEST".into(),
+        DhcpMessageType::Decline => "DECLINE".into(),
+        DhcpMessageType::Ack => "ACK".into(),
+        DhcpMessageType::Nak => "NAK".into(),
+        DhcpMessageType::Release => "RELEASE".into(),
+        DhcpMessageType::Inform => "INFORM".into(),
+        other => format!(" message type {}", other.code()),
+    }
+}
+
+fn binding_text(ip: impl std::fmt::Display, b: &Binding, names: &Names<'_>) -> String {
+    format!(
+        "{ip} → {} on {} ({})",
+        b.mac,
+        names.port(b.port),
+        match b.source {
+            crate::bindings::BindingSource::Dhcp => "DHCP",
+            crate::bindings::BindingSource::Static => "static",
+            crate::bindings::BindingSource::Api => "API",
+            crate::bindings::BindingSource::Dhcpv6 => "DHCPv6",
+            crate::bindings::BindingSource::Nd => "ND",
+        }
+    )
+}
+
+impl Names<'_> {
+    fn port(&self, p: PortId) -> &str {
+        self.sw.port(p).map_or("?", |p| p.name.as_str())
+    }
+
+    fn acl(&self, acl: u16, rule: Option<u32>, action: AclAction) -> String {
+        let Some(a) = self.sw.mac_acls().get(acl as usize) else {
+            return format!("ACL #{acl}: {}", policy_action(action));
+        };
+        match rule.and_then(|r| a.spec.rules.get(r as usize).map(|x| (r, x))) {
+            Some((r, rule)) => format!(
+                "ACL \"{}\" rule {} ({}) → {}",
+                a.spec.name,
+                r + 1,
+                rule_text(rule),
+                policy_action(action)
+            ),
+            None => format!(
+                "ACL \"{}\": no rule matched ({} rules) → implicit deny",
+                a.spec.name,
+                a.spec.rules.len()
+            ),
+        }
+    }
+
+    fn explain(&self, ingress: PortId, frame: Option<&FrameView>, s: &Step) -> String {
+        let sw = self.sw;
+        let port = sw.port(ingress);
+        match (s.stage, s.detail) {
+            (_, Detail::NoSuchPort) => format!("port #{} is not a port of this switch", ingress.0),
+            (_, Detail::Port {
+                role,
+                admin_up,
+                link_up,
+                err_disabled,
+            }) => {
+                let role = match role {
+                    PortRole::Guest => "guest",
+                    PortRole::Uplink => "uplink",
+                };
+                let mut t = format!(
+                    "{} ({role}): admin {}, link {}",
+                    self.port(ingress),
+                    on_off(admin_up),
+                    on_off(link_up)
+                );
+                if let Some(e) = err_disabled {
+                    let _ = write!(
+                        t,
+                        ", error-disabled by {} at {:.3} s",
+                        cause(e.cause),
+                        e.since.0 as f64 / 1e9
+                    );
+                }
+                t
+            }
+            (_, Detail::Frame(v)) => {
+                let et = match ethertype_name(v.ethertype) {
+                    Some(n) => format!("EtherType 0x{:04x} ({n})", v.ethertype),
+                    None => format!("EtherType 0x{:04x}", v.ethertype),
+                };
+                format!(
+                    "{} → {}, {}, {et}, {} bytes",
+                    v.src,
+                    v.dst,
+                    tag_text(v.outer),
+                    v.wire_len
+                )
+            }
+            (Stage::Parse, _) => match s.outcome {
+                Outcome::Drop(DropReason::BadEthertype) => {
+                    "the EtherType/length field is in the undefined range 1501..=1535".into()
+                }
+                _ => "shorter than its Ethernet (14 bytes) or 802.1Q (18 bytes) header".into(),
+            },
+            (Stage::LinkLocal, Detail::Mac(dst)) => match s.outcome {
+                Outcome::Drop(_) => format!(
+                    "{dst} is an IEEE 802.1D reserved link-local group (STP, LACP, 802.1X, LLDP …): a bridge never forwards it"
+                ),
+                _ => format!("{dst} is not a reserved link-local group"),
+            },
+            (Stage::SourceMac, Detail::Mac(src)) => match s.outcome {
+                Outcome::Drop(_) => {
+                    format!("{src} is a group address or all zeros: no frame comes from it")
+                }
+                _ => format!("{src} is a unicast address"),
+            },
+            (_, Detail::Vlan { tag, vid }) => {
+                let mode = port.map_or(String::new(), |p| vlan_mode(&p.vlan));
+                match (s.outcome, vid) {
+                    (Outcome::Drop(DropReason::TaggedOnAccessPort), _) => {
+                        format!("{} on an {mode}: refused", tag_text(tag))
+                    }
+                    (Outcome::Drop(_), _) => {
+                        format!("{}: not a VLAN of this port ({mode})", tag_text(tag))
+                    }
+                    (_, Some(v)) => format!("{} → VLAN {v} (port: {mode})", tag_text(tag)),
+                    (_, None) => tag_text(tag),
+                }
+            }
+            (_, Detail::Storm {
+                class: c,
+                limit_pps,
+                shutdown,
+            }) => match (s.outcome, limit_pps) {
+                (Outcome::Drop(_), Some(l)) => format!(
+                    "{} over the port's limit of {l} frames/s: dropped{}",
+                    class(c),
+                    if shutdown {
+                        ", and the port error-disabled"
+                    } else {
+                        ""
+                    }
+                ),
+                (_, Some(l)) => format!("{} within the port's limit of {l} frames/s", class(c)),
+                (_, None) => format!("{}: no limit on this port", class(c)),
+            },
+            (_, Detail::Secure { mac, vid, check }) => match check {
+                SecureCheck::Off => "port security is off on this port".into(),
+                SecureCheck::EffectiveMac => format!("{mac} is the port's effective MAC"),
+                SecureCheck::KnownSecure(k) => {
+                    format!("{mac} is a secure MAC of this port ({})", k.name())
+                }
+                SecureCheck::Room { count, max } => format!(
+                    "{mac} is a new source MAC; {count} of {max} secure MACs in use: room for it"
+                ),
+                SecureCheck::Learned { sticky, count, max } => format!(
+                    "{mac} learned as a {} secure MAC ({count} of {max})",
+                    if sticky { "sticky" } else { "dynamic" }
+                ),
+                SecureCheck::TableFull => {
+                    format!("the MAC table is full: {mac} cannot be recorded")
+                }
+                SecureCheck::Violation {
+                    kind,
+                    owner,
+                    count,
+                    max,
+                    action,
+                } => match kind {
+                    ViolationKind::MacMove => format!(
+                        "{mac} is local to port {} in VLAN {vid}: MAC-move violation ({})",
+                        owner.map_or("?", |o| self.port(o)),
+                        violation_action(action)
+                    ),
+                    ViolationKind::TooMany => format!(
+                        "{mac} would be secure MAC {} of at most {max} ({count} in use): violation ({})",
+                        count + 1,
+                        violation_action(action)
+                    ),
+                },
+            },
+            (_, Detail::Policy { mac, check }) => {
+                let mut t = port.map_or(String::new(), |p| {
+                    format!(
+                        "promiscuous={} mac_changes={} forged_transmits={}: ",
+                        policy(p.security.promiscuous),
+                        policy(p.security.mac_changes),
+                        policy(p.security.forged_transmits)
+                    )
+                });
+                match check {
+                    PolicyCheck::EffectiveMac => {
+                        let _ = write!(t, "source {mac} is the port's effective MAC");
+                    }
+                    PolicyCheck::MacChange { from: None, owner } => {
+                        let _ = write!(t, "first frame: {mac} becomes the port's initial MAC");
+                        if let Some(o) = owner {
+                            let _ = write!(t, ", but port {} holds it", self.port(o));
+                        }
+                    }
+                    PolicyCheck::MacChange {
+                        from: Some(f),
+                        owner,
+                    } => {
+                        let _ = write!(t, "MAC change {f} → {mac}");
+                        if let Some(o) = owner {
+                            let _ = write!(t, ", but port {} holds {mac}", self.port(o));
+                        }
+                    }
+                    PolicyCheck::ForgedAccepted { effective } => {
+                        let _ = write!(
+                            t,
+                            "source {mac} is not the effective MAC {effective}; forged transmits accepted (not learned)"
+                        );
+                    }
+                    PolicyCheck::ForgedConflict { owner } => {
+                        let _ = write!(
+                            t,
+                            "source {mac} is local to port {}: never usable by another port",
+                            self.port(owner)
+                        );
+                    }
+                    PolicyCheck::Forged { effective } => {
+                        let _ = write!(
+                            t,
+                            "source {mac} is not the port's effective MAC {effective}: forged transmit"
+                        );
+                    }
+                }
+                t
+            }
+            (_, Detail::Acl {
+                port: p,
+                acl,
+                rule,
+                action,
+            }) => match s.stage {
+                Stage::MacAclOut => {
+                    let mut t = format!("{}: {}", self.port(p), self.acl(acl, rule, action));
+                    if action == AclAction::Deny {
+                        t.push_str(" (this copy is not sent)");
+                    }
+                    t
+                }
+                _ => self.acl(acl, rule, action),
+            },
+            (Stage::MacAclIn, Detail::None) => "no inbound MAC ACL on this port".into(),
+            (_, Detail::Reflection { mac, owner }) => match owner {
+                Some(e) => format!(
+                    "{mac} is local to port {} ({}): a frame from the network cannot come from it (a loop or a spoof)",
+                    self.port(e.port),
+                    e.kind.name()
+                ),
+                None => format!("{mac} learned on this uplink"),
+            },
+            (_, Detail::Dhcp {
+                trusted,
+                mode,
+                msg,
+                note,
+            }) => {
+                let mut t = String::new();
+                if let Some(m) = &msg {
+                    let _ = write!(t, "{} from client {}", dhcp_type(m), m.chaddr);
+                    if m.yiaddr != Ipv4Addr::UNSPECIFIED {
+                        let _ = write!(t, ", yiaddr {}", m.yiaddr);
+                    }
+                    if m.ciaddr != Ipv4Addr::UNSPECIFIED {
+                        let _ = write!(t, ", ciaddr {}", m.ciaddr);
+                    }
+                    t.push_str("; ");
+                }
+                t.push_str(if trusted {
+                    "trusted port: "
+                } else {
+                    "untrusted port: "
+                });
+                let body = match note {
+                    DhcpNote::RateLimit { pps } => format!(
+                        "over the port's DHCP rate of {pps} messages/s{}",
+                        if mode == EnforceMode::Enforce {
+                            ", the port is error-disabled"
+                        } else {
+                            ""
+                        }
+                    ),
+                    DhcpNote::Malformed => "the DHCP message does not parse".into(),
+                    DhcpNote::ServerUntrusted => {
+                        "a server message from an untrusted port (a rogue DHCP server?)".into()
+                    }
+                    DhcpNote::ChaddrMismatch => {
+                        let src = frame.map_or(String::from("?"), |f| f.src.to_string());
+                        format!("chaddr is not the Ethernet source {src}")
+                    }
+                    DhcpNote::Option82Untrusted => {
+                        "a client message that already carries option 82".into()
+                    }
+                    DhcpNote::ReleaseForeign { ip, holder } => {
+                        format!("{ip} is bound to port {}, not this one", self.port(holder))
+                    }
+                    DhcpNote::BindingRemoved { ip, why } => {
+                        format!("binding of {ip} removed ({why:?})").to_lowercase()
+                    }
+                    DhcpNote::Forward { rewrite } => match rewrite {
+                        Rewrite::None => "passes".into(),
+                        Rewrite::InsertOption82 => "passes; option 82 inserted".into(),
+                        Rewrite::StripOption82 => "passes; option 82 stripped".into(),
+                    },
+                    DhcpNote::AckUnknownClient => {
+                        "ACK for a client the switch does not know: trusted ports and uplinks only"
+                            .into()
+                    }
+                    DhcpNote::AckClientTrusted { port } => format!(
+                        "ACK for a client on trusted port {}: no binding",
+                        self.port(port)
+                    ),
+                    DhcpNote::Hold(b) => format!(
+                        "ACK binds {} → {} on {} in VLAN {} ({}): held until the binding is committed",
+                        b.ip,
+                        b.mac,
+                        self.port(b.port),
+                        b.vid,
+                        b.lease_secs
+                            .map_or("infinite lease".into(), |l| format!("lease {l} s"))
+                    ),
+                    DhcpNote::TableFull => "the binding table is full".into(),
+                };
+                t.push_str(&body);
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (_, Detail::Arp { mode, arp, note }) => {
+                let mut t = String::new();
+                if let Some(a) = &arp {
+                    let op = match a.oper {
+                        ArpOp::Request => "request".to_string(),
+                        ArpOp::Reply => "reply".to_string(),
+                        ArpOp::Other(n) => format!("op {n}"),
+                    };
+                    let _ = write!(
+                        t,
+                        "ARP {op} sender {} {} → target {}: ",
+                        a.sender_ip, a.sender_mac, a.target_ip
+                    );
+                }
+                let body = match note {
+                    ArpNote::Off => "ARP inspection is off on this port".into(),
+                    ArpNote::Trusted => "trusted port: not inspected".into(),
+                    ArpNote::RateLimit { pps } => format!(
+                        "over the port's ARP rate of {pps} messages/s{}",
+                        if mode == EnforceMode::Enforce {
+                            ", the port is error-disabled"
+                        } else {
+                            ""
+                        }
+                    ),
+                    ArpNote::Malformed => "not an Ethernet/IPv4 ARP message".into(),
+                    ArpNote::Invalid { check } => match check {
+                        ArpCheck::SrcMac => "validate src-mac: the Ethernet source is not the sender MAC".into(),
+                        ArpCheck::DstMac => "validate dst-mac: the Ethernet destination of the reply is not the target MAC".into(),
+                        ArpCheck::Ip => "validate ip: a 0.0.0.0, broadcast or multicast address".into(),
+                    },
+                    ArpNote::Probe => "an ARP probe (sender 0.0.0.0) claims no address".into(),
+                    ArpNote::Acl { acl, rule, permit } => {
+                        let name = sw
+                            .arp_acls
+                            .get(acl as usize)
+                            .map_or("?", |a| a.name.as_str());
+                        match rule {
+                            Some(r) => format!(
+                                "ARP ACL \"{name}\" rule {} → {}",
+                                r + 1,
+                                if permit { "permit" } else { "deny" }
+                            ),
+                            None => format!(
+                                "ARP ACL \"{name}\" is static: no rule matched → deny"
+                            ),
+                        }
+                    }
+                    ArpNote::Binding(b) => {
+                        let sender = arp.map(|a| (a.sender_ip, a.sender_mac));
+                        match (b, sender) {
+                            (Some(b), Some((ip, mac))) if b.mac == mac => {
+                                format!("binding {}: matches", binding_text(ip, &b, self))
+                            }
+                            (Some(b), Some((ip, mac))) => format!(
+                                "binding {}: the sender claims {mac}",
+                                binding_text(ip, &b, self)
+                            ),
+                            (_, Some((ip, _))) => format!("no binding for {ip} in this VLAN"),
+                            _ => "no binding".into(),
+                        }
+                    }
+                };
+                t.push_str(&body);
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (_, Detail::Ipsg { mode, note }) => {
+                let mut t = match note {
+                    IpsgNote::Off => "IP Source Guard is off on this port".into(),
+                    IpsgNote::Trusted => "the port is trusted for DHCP: not checked".into(),
+                    IpsgNote::DhcpExempt => "DHCP client traffic (UDP 68 → 67) is exempt".into(),
+                    IpsgNote::Lookup {
+                        src,
+                        binding,
+                        check,
+                    } => {
+                        let what = match check {
+                            SourceGuard::Ip => "ip",
+                            SourceGuard::IpMac => "ip-mac",
+                        };
+                        let fmac = frame.map(|f| f.src);
+                        match (src, binding) {
+                            (None, _) => format!("check {what}: no valid IPv4 header"),
+                            (Some(ip), None) => {
+                                format!("check {what}: no binding for source {ip} in this VLAN")
+                            }
+                            (Some(ip), Some(b)) => {
+                                let mut t =
+                                    format!("check {what}: binding {}", binding_text(ip, &b, self));
+                                if b.port != ingress {
+                                    t.push_str(": another port's address");
+                                } else if check == SourceGuard::IpMac && Some(b.mac) != fmac {
+                                    let _ = write!(
+                                        t,
+                                        ": the frame's source MAC is {}",
+                                        fmac.map_or("?".into(), |m| m.to_string())
+                                    );
+                                } else {
+                                    t.push_str(": matches");
+                                }
+                                t
+                            }
+                        }
+                    }
+                };
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
+            (Stage::DhcpAckDelivery, _) => match s.outcome {
+                Outcome::Drop(_) => {
+                    "ACK for an unknown client: every output port is untrusted, nowhere to deliver it".into()
+                }
+                _ => "ACK for an unknown client: untrusted ports left out".into(),
+            },
+            _ => String::new(),
+        }
+    }
+
+    fn forwarding(
+        &self,
+        ingress: PortId,
+        frame: Option<&FrameView>,
+        outcome: Outcome,
+        f: &ForwardingCheck,
+    ) -> String {
+        let dst = frame.map_or(String::from("?"), |v| v.dst.to_string());
+        let from_guest = self
+            .sw
+            .port(ingress)
+            .is_some_and(|p| p.role == PortRole::Guest);
+        let mut t = if f.group {
+            let what = if frame.is_some_and(|v| v.dst.is_broadcast()) {
+                "broadcast"
+            } else {
+                "multicast"
+            };
+            if from_guest {
+                format!("{what}: flooded to the guests of VLAN {}", f.vid)
+            } else {
+                format!(
+                    "{what} from the network: to the guests of VLAN {} that accept broadcasts on this uplink",
+                    f.vid
+                )
+            }
+        } else {
+            match &f.entry {
+                Some(e) if e.kind.is_local() => format!(
+                    "MAC table: {dst} in VLAN {} is on {} ({})",
+                    f.vid,
+                    self.port(e.port),
+                    e.kind.name()
+                ),
+                Some(e) => format!(
+                    "MAC table: {dst} in VLAN {} was learned on {} (not local: unknown unicast)",
+                    f.vid,
+                    self.port(e.port)
+                ),
+                None => format!("MAC table: {dst} unknown in VLAN {}", f.vid),
+            }
+        };
+        if from_guest && (f.group || !f.entry.is_some_and(|e| e.kind.is_local())) {
+            let policy = match f.policy {
+                TeamingPolicy::OriginatingPort => "originating-port",
+                TeamingPolicy::SourceMacHash => "source-mac-hash",
+                TeamingPolicy::IpHash => "ip-hash",
+                TeamingPolicy::ExplicitFailover => "explicit-failover",
+            };
+            let team = self.sw.port(ingress).and_then(|p| p.team.as_ref());
+            let list = |l: &[PortId]| -> String {
+                let names: Vec<&str> = l.iter().map(|u| self.port(*u)).collect();
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(",")
+                }
+            };
+            let policy = match team {
+                Some(tm) => format!(
+                    "{policy} (active {}; standby {})",
+                    list(&tm.active),
+                    list(&tm.standby)
+                ),
+                None => policy.to_string(),
+            };
+            match f.uplink {
+                Some(u) => {
+                    let _ = write!(
+                        t,
+                        "; teaming {policy}: uplink {} ({})",
+                        self.port(u),
+                        if f.pinned {
+                            "the port's pinned uplink in this VLAN"
+                        } else {
+                            "chosen for this frame"
+                        }
+                    );
+                }
+                None => {
+                    let _ = write!(t, "; teaming {policy}: no usable uplink in this VLAN");
+                }
+            }
+        }
+        match outcome {
+            Outcome::Drop(r) => {
+                let why = match r {
+                    DropReason::Hairpin => "the destination is the port the frame came from",
+                    DropReason::NoDestination => "no other port of the VLAN to deliver to",
+                    DropReason::UnknownUnicast => {
+                        "unknown unicast from the network goes nowhere (no promiscuous port)"
+                    }
+                    DropReason::NoUplink => {
+                        "it needs an uplink and none that carries the VLAN is up"
+                    }
+                    DropReason::MacChangeBlocked => {
+                        "the destination port is blocked (mac_changes = reject, its MAC changed)"
+                    }
+                    DropReason::PortDown | DropReason::ErrDisabled => {
+                        "the destination port is down or error-disabled"
+                    }
+                    DropReason::StormControl => {
+                        "unknown unicast over the port's storm-control limit"
+                    }
+                    DropReason::MacAclDeny => "every copy refused by an outbound MAC ACL",
+                    _ => "",
+                };
+                if !why.is_empty() {
+                    let _ = write!(t, ": {why}");
+                }
+            }
+            _ => {
+                // Ports in the output only because they are promiscuous.
+                let copies: Vec<&str> = self
+                    .out
+                    .iter()
+                    .filter(|p| {
+                        Some(*p) != f.uplink
+                            && f.entry.is_none_or(|e| e.port != *p)
+                            && self.sw.port(*p).is_some_and(|x| {
+                                x.role == PortRole::Guest
+                                    && x.security.promiscuous == Policy::Accept
+                            })
+                    })
+                    .map(|p| self.port(p))
+                    .collect();
+                if !f.group && !copies.is_empty() {
+                    let _ = write!(t, "; promiscuous copies: {}", copies.join(","));
+                }
+            }
+        }
+        t
+    }
+}
