@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod syslog;
 
 pub use config::{
     CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,
