@@ -8,6 +8,7 @@
 
 pub mod arp;
 pub mod bindings;
+mod carry_over;
 pub mod counters;
 pub mod dhcp;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod types;
 pub mod verdict;
 pub mod vlan;
 
+pub use carry_over::CarryOver;
 pub use counters::PortCounters;
 pub use events::{Event, EventKind, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};

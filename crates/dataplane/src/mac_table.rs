@@ -308,6 +308,36 @@ impl MacTable {
         before - self.map.len()
     }
 
+    /// Puts `entry` in place as given, kind and timestamps included: a configuration
+    /// apply carrying an entry over from the running switch's table
+    /// (`carry_over.rs`). Replaces an entry of the same port and locality (so a
+    /// carried guest entry can take over its configured twin); refuses, returning
+    /// false, a key another port or the other locality holds, a new key when the
+    /// table is full, and a learned entry already aged out at `now` under this
+    /// table's aging. Control path; no allocation beyond the table's own.
+    pub(crate) fn restore(
+        &mut self,
+        vid: Vid,
+        mac: MacAddr,
+        entry: MacEntry,
+        now: Instant,
+    ) -> bool {
+        if !self.live(&entry, now) {
+            return false;
+        }
+        let k = key(vid, mac);
+        match self.map.get(&k) {
+            Some(e) if e.port != entry.port || e.kind.is_local() != entry.kind.is_local() => {
+                return false;
+            }
+            Some(_) => {}
+            None if self.map.len() >= self.capacity => return false,
+            None => {}
+        }
+        self.map.insert(k, entry);
+        true
+    }
+
     /// Removes every entry of `port`.
     pub fn flush_port(&mut self, port: PortId) {
         self.map.retain(|_, e| e.port != port);
