@@ -6,7 +6,11 @@
 //! [`audit`] is the hash-chained audit log of mutating API calls.
 
 pub mod audit;
+pub mod compliance;
 pub mod config;
+pub mod diff;
+pub mod export;
+pub mod rbac;
 pub mod syslog;
 
 pub use config::{
