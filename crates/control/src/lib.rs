@@ -3,7 +3,8 @@
 //! [`portcullis_dataplane::SwitchSpec`] the data plane runs.
 //!
 //! See `docs/config.md` for the user-facing reference of the configuration.
-//! [`audit`] is the hash-chained audit log of mutating API calls.
+//! [`audit`] is the hash-chained audit log of mutating API calls; [`rbac`] the
+//! roles of the management API and the checks of its callers.
 
 pub mod audit;
 pub mod compliance;

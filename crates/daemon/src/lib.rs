@@ -15,6 +15,8 @@ pub mod held;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
+pub mod tls;
+pub mod unix_users;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
 use portcullis_control::audit::{AuditError, AuditLog};

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A profile file: the profile, and optionally the host binding.
@@ -23,6 +24,8 @@ pub(crate) struct RawProfileFile {
     /// Accepted by the shape only to be refused with a precise message: static
     /// bindings name ports, so they belong to the host binding.
     pub static_binding: Option<de::IgnoredAny>,
+    /// Likewise: management identities and keys are host-specific.
+    pub management: Option<de::IgnoredAny>,
 }
 
 /// A separate host-binding file: only `[host]`.
@@ -233,6 +236,43 @@ pub(crate) struct RawHost {
     pub port: Vec<RawHostPort>,
     #[serde(default)]
     pub static_binding: Vec<RawStaticBinding>,
+    pub management: Option<RawManagement>,
+}
+
+/// `[host.management]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManagement {
+    pub tcp_listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub audit_syslog: Option<String>,
+    /// Role name → members; the role names are checked in validation.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RawMembers>,
+    #[serde(default)]
+    pub token: Vec<RawToken>,
+}
+
+/// One role of `[host.management.roles]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMembers {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[[host.management.token]]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToken {
+    pub name: String,
+    pub role: String,
+    pub hash: String,
+    pub expires: Option<toml::value::Datetime>,
 }
 
 #[derive(Deserialize, Debug)]

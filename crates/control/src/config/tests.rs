@@ -1470,3 +1470,495 @@ fn tap_ports_compile_to_create_tap_and_a_wrong_type_is_located() {
     );
     assert!(text.contains("host.port[0].tap"), "{text}");
 }
+
+// ---- [host.management] ---------------------------------------------------------
+
+/// A token and its hash, made by `portcullis token new` for these tests only.
+const MGMT_TOKEN: &str =
+    "pcl_ci-bot_00e39a7c9a89daf3cbecbafd96821557cfd292d5e4531aa1069aa39cf594fcca";
+const MGMT_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$BJoUot0jaZOGtf8NFi+dNg$SC2Qmwnaf0ZgZNdHKjFw6jZZfJJgm8s+5Mbw+RzG4aw";
+
+/// BASE with a complete `[host.management]`.
+fn with_management() -> String {
+    with(&format!(
+        r#"
+[host.management]
+tcp_listen = "127.0.0.1:8443"
+tls_cert = "/etc/portcullis/tls/cert.pem"
+tls_key = "/etc/portcullis/tls/key.pem"
+metrics_listen = "[::1]:9477"
+audit_syslog = "unix:/dev/log"
+
+[host.management.roles]
+admin = {{ users = ["alice"], groups = ["portcullis-admin"] }}
+operator = {{ users = [], groups = ["portcullis-operator", "netops"] }}
+auditor = {{ groups = ["portcullis-auditor"] }}
+
+[[host.management.token]]
+name = "ci-bot"
+role = "operator"
+hash = "{MGMT_HASH}"
+expires = 2027-01-01T00:00:00Z
+
+[[host.management.token]]
+name = "audit-export"
+role = "auditor"
+hash = "{MGMT_HASH}"
+"#
+    ))
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn management_round_trips_into_the_model() {
+    use crate::rbac::Role;
+    let config = parse_str(&with_management(), P, None).unwrap();
+    let m = &config.host.management;
+    assert_eq!(m.tcp_listen, Some("127.0.0.1:8443".parse().unwrap()));
+    assert_eq!(
+        m.tls,
+        Some(TlsFiles {
+            cert: "/etc/portcullis/tls/cert.pem".into(),
+            key: "/etc/portcullis/tls/key.pem".into(),
+        })
+    );
+    assert_eq!(m.metrics_listen, Some("[::1]:9477".parse().unwrap()));
+    assert_eq!(m.audit_syslog, Some(SyslogTarget::Unix("/dev/log".into())));
+    assert_eq!(
+        m.roles,
+        RoleMembers {
+            admin: Members {
+                users: strings(&["alice"]),
+                groups: strings(&["portcullis-admin"]),
+            },
+            operator: Members {
+                users: vec![],
+                groups: strings(&["portcullis-operator", "netops"]),
+            },
+            auditor: Members {
+                users: vec![],
+                groups: strings(&["portcullis-auditor"]),
+            },
+        }
+    );
+    assert_eq!(
+        m.tokens,
+        [
+            TokenSpec {
+                name: "ci-bot".into(),
+                role: Role::Operator,
+                hash: MGMT_HASH.into(),
+                expires_unix: Some(1_798_761_600),
+            },
+            TokenSpec {
+                name: "audit-export".into(),
+                role: Role::Auditor,
+                hash: MGMT_HASH.into(),
+                expires_unix: None,
+            },
+        ]
+    );
+    // Management does not change the switch.
+    let plain = parse_str(BASE, P, None).unwrap();
+    assert_eq!(plain.host.management, Management::default());
+    assert_eq!(config.compile().unwrap(), plain.compile().unwrap());
+    // The hash printed with a token verifies it, with the configured role.
+    let a = crate::rbac::Authorizer::new(m, 990);
+    assert_eq!(
+        a.verify_token(MGMT_TOKEN, 1_798_761_599),
+        Ok(("ci-bot".into(), Role::Operator))
+    );
+    assert_eq!(
+        a.verify_token(MGMT_TOKEN, 1_798_761_600),
+        Err(crate::rbac::TokenError::Expired("ci-bot".into()))
+    );
+    assert_eq!(
+        a.role_of_local(1000, "bob", &strings(&["users", "netops"])),
+        Some(Role::Operator)
+    );
+}
+
+#[test]
+fn management_in_a_host_file() {
+    let host = format!(
+        "{SPLIT_HOST}\n[host.management]\naudit_syslog = \"udp:198.18.0.1:514\"\n[host.management.roles]\nauditor = {{ users = [\"carol\"] }}\n"
+    );
+    let config = parse_str(SPLIT_PROFILE, "p.toml", Some((&host, "h.toml"))).unwrap();
+    let m = &config.host.management;
+    assert_eq!(
+        m.audit_syslog,
+        Some(SyslogTarget::Udp("198.18.0.1:514".parse().unwrap()))
+    );
+    assert_eq!(m.roles.auditor.users, ["carol"]);
+    assert_eq!(m.tcp_listen, None);
+
+    // Errors are located in the host file.
+    let bad = host.replace("udp:198.18.0.1:514", "udp:syslog.example:514");
+    let errs = parse_str(SPLIT_PROFILE, "p.toml", Some((&bad, "h.toml"))).unwrap_err();
+    expect_in(
+        errs.errors(),
+        "h.toml",
+        line_of(&bad, "audit_syslog"),
+        "host.management.audit_syslog",
+        "not an IP address and port",
+    );
+}
+
+#[test]
+fn management_in_the_profile_is_refused() {
+    let src = BASE.replace(
+        "[uplink_policy]",
+        "[management]\ntcp_listen = \"127.0.0.1:8443\"\n\n[uplink_policy]",
+    );
+    expect(&src, "[management]", "management", "[host.management]");
+}
+
+#[test]
+fn management_tcp_needs_tls_and_tls_needs_tcp() {
+    let src = with("\n[host.management]\ntcp_listen = \"127.0.0.1:8443\"\n");
+    expect(
+        &src,
+        "tcp_listen",
+        "host.management.tcp_listen",
+        "TLS only: set tls_cert and tls_key",
+    );
+    let src = with(
+        "\n[host.management]\ntls_cert = \"/etc/pc/cert.pem\"\ntls_key = \"/etc/pc/key.pem\"\n",
+    );
+    expect(
+        &src,
+        "tls_cert",
+        "host.management.tls_cert",
+        "set tcp_listen too",
+    );
+    // One TLS file without the other: that error alone, not also "TLS only".
+    let src = with(
+        "\n[host.management]\ntcp_listen = \"127.0.0.1:8443\"\ntls_key = \"/etc/pc/key.pem\"\n",
+    );
+    let errs = errors_of(&src);
+    expect_in(
+        &errs,
+        P,
+        line_of(&src, "tls_key"),
+        "host.management.tls_key",
+        "tls_key without tls_cert",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let src = with("\n[host.management]\ntls_cert = \"/etc/pc/cert.pem\"\n");
+    expect(
+        &src,
+        "tls_cert",
+        "host.management.tls_cert",
+        "tls_cert without tls_key",
+    );
+    // Relative paths.
+    let src = with_management().replace("/etc/portcullis/tls/key.pem", "tls/key.pem");
+    expect(
+        &src,
+        "tls_key",
+        "host.management.tls_key",
+        "not an absolute path",
+    );
+}
+
+#[test]
+fn management_addresses() {
+    let m = with_management();
+    for (from, to, marker, key, needle) in [
+        (
+            "127.0.0.1:8443",
+            "localhost:8443",
+            "tcp_listen",
+            "host.management.tcp_listen",
+            "not an IP address and port",
+        ),
+        (
+            "127.0.0.1:8443",
+            "127.0.0.1",
+            "tcp_listen",
+            "host.management.tcp_listen",
+            "not an IP address and port",
+        ),
+        (
+            "[::1]:9477",
+            "::1:9477",
+            "metrics_listen",
+            "host.management.metrics_listen",
+            "[::1]:8443",
+        ),
+        (
+            "127.0.0.1:8443",
+            "127.0.0.1:0",
+            "tcp_listen",
+            "host.management.tcp_listen",
+            "port 0",
+        ),
+        (
+            "[::1]:9477",
+            "127.0.0.1:8443",
+            "metrics_listen",
+            "host.management.metrics_listen",
+            "also tcp_listen",
+        ),
+    ] {
+        let src = m.replace(from, to);
+        let errs = errors_of(&src);
+        expect_in(&errs, P, line_of(&src, marker), key, needle);
+        assert_eq!(errs.len(), 1, "{to}: {errs:?}");
+    }
+}
+
+#[test]
+fn management_syslog_targets() {
+    let m = with_management();
+    for (target, needle) in [
+        ("tcp:198.18.0.1:514", "not a syslog target"),
+        ("/dev/log", "not a syslog target"),
+        ("udp:198.18.0.1", "not an IP address and port"),
+        ("udp:198.18.0.1:0", "port 0"),
+        ("unix:dev/log", "must be absolute"),
+        ("unix:", "must be absolute"),
+    ] {
+        let src = m.replace("unix:/dev/log", target);
+        expect(&src, "audit_syslog", "host.management.audit_syslog", needle);
+    }
+    let src = m.replace("unix:/dev/log", "udp:[2001:db8::1]:514");
+    let c = parse_str(&src, P, None).unwrap();
+    assert_eq!(
+        c.host.management.audit_syslog.unwrap().to_string(),
+        "udp:[2001:db8::1]:514"
+    );
+}
+
+#[test]
+fn management_roles() {
+    let m = with_management();
+    // An unknown role, as a key of [host.management.roles] or of a token.
+    let src = m.replace("auditor = {", "superuser = {");
+    expect(
+        &src,
+        "superuser",
+        "host.management.roles.superuser",
+        "not a role: expected \"admin\", \"operator\" or \"auditor\"",
+    );
+    let src = m.replace("role = \"operator\"", "role = \"root\"");
+    expect(
+        &src,
+        "role = \"root\"",
+        "host.management.token[0].role",
+        "\"root\" is not a role",
+    );
+    // A user under two roles: reported at the later one.
+    let src = m.replace(
+        "operator = { users = []",
+        "operator = { users = [\"alice\"]",
+    );
+    let e = expect(
+        &src,
+        "operator = {",
+        "host.management.roles.operator.users[0]",
+        "user \"alice\" already has role admin (host.management.roles.admin.users[0] at line",
+    );
+    assert!(e.message.contains("a user has one role"), "{e}");
+    // A group under two roles.
+    let src = m.replace(
+        "groups = [\"portcullis-auditor\"]",
+        "groups = [\"portcullis-auditor\", \"netops\"]",
+    );
+    expect(
+        &src,
+        "auditor = {",
+        "host.management.roles.auditor.groups[1]",
+        "group \"netops\" already has role operator",
+    );
+    // Twice under one role.
+    let src = m.replace("users = [\"alice\"]", "users = [\"alice\", \"alice\"]");
+    expect(
+        &src,
+        "admin = {",
+        "host.management.roles.admin.users[1]",
+        "listed twice under admin",
+    );
+    // A user and a group of the same name are different things.
+    let src = m.replace("users = [\"alice\"]", "users = [\"netops\"]");
+    parse_str(&src, P, None).unwrap();
+    // Names.
+    for bad in ["uid:1000", "", "al ice"] {
+        let src = m.replace("users = [\"alice\"]", &format!("users = [{bad:?}]"));
+        expect(
+            &src,
+            "admin = {",
+            "host.management.roles.admin.users[0]",
+            "user ",
+        );
+    }
+    // Unknown keys in a role's table.
+    let src = m.replace("auditor = { groups", "auditor = { group");
+    expect(
+        &src,
+        "auditor = {",
+        "host.management.roles.auditor.group",
+        "unknown field `group`",
+    );
+}
+
+#[test]
+fn management_tokens() {
+    let m = with_management();
+    // Names.
+    for bad in ["ci_bot", "", "ci bot", &"x".repeat(33)] {
+        let src = m.replacen("name = \"ci-bot\"", &format!("name = {bad:?}"), 1);
+        expect(
+            &src,
+            &format!("name = {bad:?}"),
+            "host.management.token[0].name",
+            "token name",
+        );
+    }
+    // Duplicates.
+    let src = m.replace("name = \"audit-export\"", "name = \"ci-bot\"");
+    let errs = errors_of(&src);
+    let second = last_line_where(&src, |l| l == "name = \"ci-bot\"");
+    let e = expect_in(
+        &errs,
+        P,
+        second,
+        "host.management.token[1].name",
+        "token name \"ci-bot\" is already used by host.management.token[0] at line",
+    );
+    assert_eq!(errs.len(), 1, "{e}");
+    // Hashes.
+    for (bad, needle) in [
+        ("hunter2", "not an argon2 PHC string"),
+        (
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "not an argon2 PHC string",
+        ),
+        (
+            "$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+            "not \"argon2id\"",
+        ),
+        ("$argon2id$v=19$m=19456,t=2,p=1", "lacks its salt or hash"),
+    ] {
+        let src = m.replacen(MGMT_HASH, bad, 1);
+        expect(&src, "hash = ", "host.management.token[0].hash", needle);
+    }
+    // Expiry: an offset date-time only.
+    for (bad, needle) in [
+        ("2027-01-01T00:00:00", "no UTC offset"),
+        ("2027-01-01", "no UTC offset"),
+        ("1969-07-20T20:17:00Z", "before 1970"),
+    ] {
+        let src = m.replace("2027-01-01T00:00:00Z", bad);
+        expect(&src, "expires", "host.management.token[0].expires", needle);
+    }
+    let src = m.replace("2027-01-01T00:00:00Z", "\"2027-01-01T00:00:00Z\"");
+    expect(
+        &src,
+        "expires",
+        "host.management.token[0].expires",
+        "invalid type",
+    );
+    let src = m.replace(
+        "expires = 2027-01-01T00:00:00Z",
+        "expires = 2027-01-01T01:00:00+01:00",
+    );
+    let c = parse_str(&src, P, None).unwrap();
+    assert_eq!(
+        c.host.management.tokens[0].expires_unix,
+        Some(1_798_761_600)
+    );
+    // Required keys and unknown keys.
+    let src = m.replacen("role = \"operator\"\n", "", 1);
+    expect(
+        &src,
+        "[[host.management.token]]",
+        "host.management.token[0].role",
+        "missing field `role`",
+    );
+    let src = m.replacen(
+        "role = \"operator\"",
+        "role = \"operator\"\nsecret = \"x\"",
+        1,
+    );
+    expect(
+        &src,
+        "secret",
+        "host.management.token[0].secret",
+        "unknown field `secret`",
+    );
+}
+
+#[test]
+fn management_unknown_keys() {
+    let src = with_management().replace("tls_cert =", "tls_certificate =");
+    let e = expect(
+        &src,
+        "tls_certificate",
+        "host.management.tls_certificate",
+        "unknown field `tls_certificate`",
+    );
+    assert!(e.message.contains("`tls_cert`"), "{e}");
+}
+
+#[test]
+fn management_built_in_code_is_checked_by_compile() {
+    use crate::rbac::Role;
+    let mut config = parse_str(BASE, P, None).unwrap();
+    config.host.management = Management {
+        tcp_listen: Some("127.0.0.1:8443".parse().unwrap()),
+        tokens: vec![TokenSpec {
+            name: "a_b".into(),
+            role: Role::Admin,
+            hash: "x".into(),
+            expires_unix: None,
+        }],
+        ..Management::default()
+    };
+    let shown = config.compile().unwrap_err().to_string();
+    for needle in [
+        "host.management.tcp_listen: the API over TCP is served with TLS only",
+        "host.management.token[0].name: token name \"a_b\" contains '_'",
+        "host.management.token[0].hash: not an argon2 PHC string",
+    ] {
+        assert!(shown.contains(needle), "{needle}\n{shown}");
+    }
+}
+
+/// The `[host.management]` example of docs/config.md is valid.
+#[test]
+fn docs_management_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md");
+    let docs = std::fs::read_to_string(path).expect("docs/config.md");
+    let start = docs
+        .find("```toml\n[host.management]\n")
+        .expect("docs/config.md shows a [host.management] example");
+    let block = &docs[start + "```toml\n".len()..];
+    let block = &block[..block.find("```").expect("closed block")];
+    let config = parse_str(&format!("{BASE}{block}"), P, None).unwrap();
+    let m = &config.host.management;
+    assert!(m.tcp_listen.is_some() && m.tls.is_some() && m.audit_syslog.is_some());
+    assert!(!m.roles.admin.groups.is_empty());
+    assert_eq!(m.tokens.len(), 1);
+}
+
+proptest! {
+    /// Arbitrary values in [host.management] never panic the loader.
+    #[test]
+    fn management_values_never_panic(
+        field in prop::sample::select(vec![
+            "tcp_listen", "metrics_listen", "audit_syslog", "tls_cert", "tls_key",
+        ]),
+        value in "[ -~]{0,40}",
+        name in "[ -~]{0,40}",
+        hash in "[ -~]{0,120}",
+    ) {
+        let src = with(&format!(
+            "\n[host.management]\n{field} = {value:?}\n[[host.management.token]]\nname = {name:?}\nrole = \"admin\"\nhash = {hash:?}\n"
+        ));
+        let _ = parse_str(&src, P, None);
+    }
+}

@@ -7,12 +7,13 @@ use super::error::ConfigError;
 use super::model::*;
 use super::raw::*;
 use super::source::{Sources, join_key};
+use crate::rbac::{Role, expiry_unix};
 use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
     SecureAging, SourceGuard, Vid, Violation,
 };
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// What stage 1 could not convert and stage 2 must therefore not judge.
 #[derive(Debug, Default)]
@@ -34,6 +35,11 @@ pub(crate) struct Poison {
     /// be converted: which VLANs the uplinks carry is unknown, so the teaming
     /// check of a group's VLANs against them is skipped.
     pub uplink_vlans: bool,
+    /// `host.management.tcp_listen` is present but unparsable: whether TCP is
+    /// wanted is known, so the TLS files are not "without tcp_listen".
+    pub management_listen: bool,
+    /// Only one of `tls_cert` and `tls_key` is present (already an error).
+    pub management_tls: bool,
 }
 
 impl Poison {
@@ -103,6 +109,12 @@ impl<'a> Converter<'a> {
             self.error(
                 "static_binding",
                 "static bindings name ports, which are host-specific: write them as [[host.static_binding]] in the host binding",
+            );
+        }
+        if raw.management.is_some() {
+            self.error(
+                "management",
+                "management identities, TLS keys and listeners are host-specific: write them as [host.management] in the host binding",
             );
         }
         let uplink_policy = raw.uplink_policy.map(|u| {
@@ -797,10 +809,128 @@ impl<'a> Converter<'a> {
         if index.len() != raw.static_binding.len() {
             self.poison.static_binding_index = Some(index);
         }
+        let management = match raw.management {
+            Some(m) => self.management(m),
+            None => Management::default(),
+        };
         HostBinding {
             uplinks,
             ports,
             static_bindings,
+            management,
+        }
+    }
+
+    /// `[host.management]`. (Names, hashes, paths and the pairing of the listener
+    /// with its TLS files are stage 2's.)
+    fn management(&mut self, raw: RawManagement) -> Management {
+        const KEY: &str = "host.management";
+        let tcp_listen = raw
+            .tcp_listen
+            .as_deref()
+            .and_then(|s| self.socket_addr(&format!("{KEY}.tcp_listen"), s));
+        if raw.tcp_listen.is_some() && tcp_listen.is_none() {
+            self.poison.management_listen = true;
+        }
+        let metrics_listen = raw
+            .metrics_listen
+            .as_deref()
+            .and_then(|s| self.socket_addr(&format!("{KEY}.metrics_listen"), s));
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(_), None) => {
+                self.error(
+                    &format!("{KEY}.tls_cert"),
+                    "tls_cert without tls_key: give both the certificate chain and its private key",
+                );
+                self.poison.management_tls = true;
+                None
+            }
+            (None, Some(_)) => {
+                self.error(
+                    &format!("{KEY}.tls_key"),
+                    "tls_key without tls_cert: give both the certificate chain and its private key",
+                );
+                self.poison.management_tls = true;
+                None
+            }
+            (None, None) => None,
+        };
+        let audit_syslog = raw.audit_syslog.as_deref().and_then(|s| {
+            parse_syslog_target(s)
+                .map_err(|m| self.error(&format!("{KEY}.audit_syslog"), m))
+                .ok()
+        });
+        let mut roles = RoleMembers::default();
+        for (name, members) in raw.roles {
+            match name.parse::<Role>() {
+                Ok(role) => {
+                    *roles.of_mut(role) = Members {
+                        users: members.users,
+                        groups: members.groups,
+                    }
+                }
+                Err(e) => self.error(&join_key(&format!("{KEY}.roles"), &name), e.to_string()),
+            }
+        }
+        let tokens = raw
+            .token
+            .into_iter()
+            .enumerate()
+            .map(|(j, t)| {
+                let key = format!("{KEY}.token[{j}]");
+                let role = self
+                    .word(
+                        &format!("{key}.role"),
+                        &t.role,
+                        "role",
+                        &[
+                            ("admin", Role::Admin),
+                            ("operator", Role::Operator),
+                            ("auditor", Role::Auditor),
+                        ],
+                    )
+                    // Placeholder: the configuration is refused anyway.
+                    .unwrap_or(Role::Auditor);
+                let expires_unix = t.expires.as_ref().and_then(|dt| {
+                    expiry_unix(dt)
+                        .map_err(|m| self.error(&format!("{key}.expires"), m))
+                        .ok()
+                });
+                TokenSpec {
+                    name: t.name,
+                    role,
+                    hash: t.hash,
+                    expires_unix,
+                }
+            })
+            .collect();
+        Management {
+            tcp_listen,
+            tls,
+            metrics_listen,
+            audit_syslog,
+            roles,
+            tokens,
+        }
+    }
+
+    /// A listener's `address:port` (IPv6 in brackets). (Port 0 is stage 2's.)
+    fn socket_addr(&mut self, key: &str, s: &str) -> Option<SocketAddr> {
+        match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    key,
+                    format!(
+                        "{s:?} is not an IP address and port: expected e.g. \"127.0.0.1:8443\" or \"[::1]:8443\""
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -904,6 +1034,21 @@ pub(crate) fn bad_rate(v: &str) -> String {
         RATE_LIMIT_PPS_RANGE.start(),
         RATE_LIMIT_PPS_RANGE.end()
     )
+}
+
+/// `"unix:/absolute/path"` or `"udp:address:port"` (IPv6 in brackets).
+pub(crate) fn parse_syslog_target(s: &str) -> Result<SyslogTarget, String> {
+    let expected = "expected \"unix:/dev/log\" (a local socket) or \"udp:198.18.0.1:514\" (a collector's address and port)";
+    if let Some(path) = s.strip_prefix("unix:") {
+        return Ok(SyslogTarget::Unix(path.into()));
+    }
+    if let Some(addr) = s.strip_prefix("udp:") {
+        return addr
+            .parse::<SocketAddr>()
+            .map(SyslogTarget::Udp)
+            .map_err(|_| format!("{addr:?} is not an IP address and port; {expected}"));
+    }
+    Err(format!("{s:?} is not a syslog target: {expected}"))
 }
 
 /// An IPv4 or IPv6 address, for a static binding.
