@@ -113,7 +113,10 @@ mod tests {
         let mut buf = [0u8; 9000];
         let n = rx.recv(&mut buf).unwrap();
         let text = std::str::from_utf8(&buf[..n]).unwrap();
-        assert!(text.starts_with("<85>1 2026-11-26T22:00:00.000Z "), "{text}");
+        assert!(
+            text.starts_with("<85>1 2026-11-26T22:00:00.000Z "),
+            "{text}"
+        );
         assert!(text.ends_with(" audit - {\"seq\":1}"), "{text}");
         assert_eq!(f.failed, 0);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -121,8 +124,8 @@ mod tests {
 
     #[test]
     fn a_missing_receiver_is_counted_not_an_error() {
-        let mut f = SyslogForwarder::new(&SyslogDest::Unix("/nonexistent/portcullis.sock".into()))
-            .unwrap();
+        let mut f =
+            SyslogForwarder::new(&SyslogDest::Unix("/nonexistent/portcullis.sock".into())).unwrap();
         f.send("2026-11-26T22:00:00.000Z", "{}");
         f.send("2026-11-26T22:00:00.000Z", "{}");
         assert_eq!(f.failed, 2);
