@@ -12,6 +12,7 @@ pub mod api;
 pub mod bindings_store;
 pub mod client;
 pub mod held;
+pub mod metrics;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
