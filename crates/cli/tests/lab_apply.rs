@@ -27,8 +27,12 @@ fn guests(lab: &mut Lab, names: &[&str]) -> Vec<Guest> {
 /// The profile of round `i`: group "web" (a and b) never changes; "lab" and
 /// "lab2" (c moves between them), an ACL and storm limits change every round.
 fn profile(i: u32) -> String {
-    let acl_rule = if i % 2 == 0 { "ipv4" } else { "arp" };
-    let forged = if i % 3 == 0 { "accept" } else { "reject" };
+    let acl_rule = if i.is_multiple_of(2) { "ipv4" } else { "arp" };
+    let forged = if i.is_multiple_of(3) {
+        "accept"
+    } else {
+        "reject"
+    };
     format!(
         r#"
 [switch]
@@ -103,14 +107,14 @@ fn twenty_applies_and_a_phased_migration_lose_no_ping_between_untouched_guests()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     for i in 1..=20u32 {
-        let group = if i % 2 == 0 { "lab" } else { "lab2" };
+        let group = if i.is_multiple_of(2) { "lab" } else { "lab2" };
         let file = dir.join(format!("round{i}.toml"));
         std::fs::write(&file, format!("{}{}", profile(i), host(&g, group))).unwrap();
         let out = sw.cli(&["apply", file.to_str().unwrap()]);
         let text = ok(&out, &format!("apply round {i}"));
         assert!(text.contains("applied"), "round {i}: {text}");
         assert!(
-            text.contains(&format!("port.c.port_group: ")),
+            text.contains("port.c.port_group: "),
             "round {i}: the diff shows c's move: {text}"
         );
         assert!(

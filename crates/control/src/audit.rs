@@ -291,6 +291,11 @@ impl AuditLog {
         self.forward = forward;
     }
 
+    /// The sequence number of the last record (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Records that could not be forwarded.
     pub fn forward_failures(&self) -> u64 {
         self.forward.as_ref().map_or(0, |f| f.failed)

@@ -61,6 +61,8 @@ pub struct Running {
     pub epoch: std::time::Instant,
     /// The daemon's own user (always admin, like root).
     pub owner_uid: u32,
+    /// Ports are in-memory queues (tests): no interfaces to check or open.
+    pub in_memory: bool,
 }
 
 /// Why the daemon did not start.
@@ -173,6 +175,15 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
         None => None,
     };
+    let metrics = match config.host.management.metrics_listen {
+        Some(addr) => {
+            let _guard = runtime.enter();
+            let l = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
+            l.set_nonblocking(true).map_err(DaemonError::Runtime)?;
+            Some(tokio::net::TcpListener::from_std(l).map_err(DaemonError::Runtime)?)
+        }
+        None => None,
+    };
     let switch_name = compiled.spec.name.clone();
     let launched = launch(
         config,
@@ -205,6 +216,34 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             let _ = rx.changed().await;
         }));
         tracing::info!(address = ?addr, "control API on TCP+TLS");
+    }
+    if let Some(listener) = metrics {
+        let st = launched.state.clone();
+        let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (audit_records, audit_forward_failures) = st
+                .audit
+                .lock()
+                .map(|l| (l.last_seq(), l.forward_failures()))
+                .unwrap_or_default();
+            metrics::ControlStats {
+                applies_ok: st.applies.ok.load(Relaxed),
+                applies_failed: st.applies.failed.load(Relaxed),
+                audit_records,
+                audit_forward_failures,
+            }
+        });
+        let addr = listener.local_addr().ok();
+        let mut rx = shutdown_rx.clone();
+        runtime.spawn(metrics::serve(
+            listener,
+            launched.state.commands.clone(),
+            control,
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
+        tracing::info!(address = ?addr, "Prometheus metrics on /metrics");
     }
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
     created_taps.keep();
@@ -331,12 +370,14 @@ fn launch(
         events: history,
         auth: Arc::new(std::sync::RwLock::new(Arc::new(auth))),
         audit,
+        applies: Arc::default(),
         running: Arc::new(tokio::sync::Mutex::new(Running {
             config,
             compiled,
             store,
             epoch,
             owner_uid,
+            in_memory: !probe_carrier,
         })),
     };
     Ok(Launched {

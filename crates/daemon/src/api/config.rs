@@ -134,6 +134,21 @@ pub async fn apply(
     Extension(caller): Extension<Caller>,
     Json(req): Json<ApplyRequest>,
 ) -> Result<Response, ApiError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let applies = st.applies.clone();
+    let r = apply_inner(st, caller, req).await;
+    match &r {
+        Ok(_) => applies.ok.fetch_add(1, Relaxed),
+        Err(_) => applies.failed.fetch_add(1, Relaxed),
+    };
+    r
+}
+
+async fn apply_inner(
+    st: ApiState,
+    caller: Caller,
+    req: ApplyRequest,
+) -> Result<Response, ApiError> {
     check_label(&req.profile)?;
     if let Some(h) = &req.host {
         check_label(h)?;
@@ -157,7 +172,9 @@ pub async fn apply(
     let config = portcullis_control::parse_str(&req.profile.text, &req.profile.name, host)
         .map_err(|e| invalid(e.to_string()))?;
     let mut compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
-    crate::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
+    if !running.in_memory {
+        crate::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
+    }
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
     let mut notes = Vec::new();
@@ -210,7 +227,14 @@ pub async fn apply(
             .iter()
             .zip(&old.interfaces)
             .any(|(p, ifn)| p.name == spec.name && ifn == ifname);
-        if !kept {
+        if !kept && running.in_memory {
+            let (rx, tx, _) = portcullis_io::memory_port();
+            let io = crate::runtime::PortIo {
+                rx: Box::new(rx),
+                tx: Box::new(tx),
+            };
+            new_io.push((i, io));
+        } else if !kept {
             let io = crate::open_port(spec, ifname, compiled.create_tap[i], &mut created).map_err(
                 |e| {
                     ApiError::new(
@@ -247,6 +271,12 @@ pub async fn apply(
     drop(names);
     if let Ok(mut a) = st.auth.write() {
         *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
+    }
+    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
+        let forward = crate::syslog_forwarder(&config.host.management);
+        if let Ok(mut log) = st.audit.lock() {
+            log.set_forward(forward);
+        }
     }
     running.config = config;
     running.compiled = compiled;

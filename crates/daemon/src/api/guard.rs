@@ -183,6 +183,27 @@ pub async fn guard(
             .find(|r| r.path == m.as_str() && r.method == req.method())
     });
     let action = action_of(route, &path);
+    // A write's body is read first (bounded), so that even a refusal records
+    // what was asked.
+    let write_action = route.and_then(|r| r.action);
+    let (req, body) = match write_action {
+        Some(_) => {
+            let (parts, body) = req.into_parts();
+            match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                Ok(b) => (Request::from_parts(parts, Body::empty()), Some(b)),
+                Err(_) => (Request::from_parts(parts, Body::empty()), None),
+            }
+        }
+        None => (req, None),
+    };
+    let mut args = serde_json::json!({ "path": path });
+    if let Some(bytes) = &body
+        && !bytes.is_empty()
+    {
+        args["body"] = serde_json::from_slice::<serde_json::Value>(bytes)
+            .map(summarize)
+            .unwrap_or_else(|_| serde_json::json!({ "invalid_body_bytes": bytes.len() }));
+    }
     let caller = match identify(&st, &peer, req.headers()) {
         Ok(c) => c,
         Err(e) => {
@@ -194,7 +215,7 @@ pub async fn guard(
                 },
                 error: e,
             };
-            return refuse(&st, refusal, &action, &path).await;
+            return refuse(&st, refusal, &action, args).await;
         }
     };
     // Unknown routes and wrong methods need an identified caller too.
@@ -211,7 +232,7 @@ pub async fn guard(
         };
         tracing::warn!(user = %caller.user, source = %caller.source, %action, "refused: {message}");
         let error = ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
-        return refuse(&st, Refusal { caller, error }, &action, &path).await;
+        return refuse(&st, Refusal { caller, error }, &action, args).await;
     }
     let Some(RouteSpec {
         action: Some(write_action),
@@ -220,32 +241,20 @@ pub async fn guard(
     else {
         return normalize(next.run(with_caller(req, caller)).await).await;
     };
-    // A write: read the body (bounded), record the intent, run detached, record the outcome.
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let error = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            );
-            let args = serde_json::json!({ "path": path });
-            let result = format!("error: {}: {}", error.code, error.message);
-            return match append(&st, &caller, write_action, args, result).await {
-                Ok(_) => error.into_response(),
-                Err(e) => e.into_response(),
-            };
-        }
+    // A write: record the intent, run detached, record the outcome.
+    let Some(bytes) = body else {
+        let error = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        );
+        let result = format!("error: {}: {}", error.code, error.message);
+        return match append(&st, &caller, write_action, args, result).await {
+            Ok(_) => error.into_response(),
+            Err(e) => e.into_response(),
+        };
     };
-    let body_args = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .map(summarize)
-            .unwrap_or_else(|_| serde_json::json!({ "invalid_body_bytes": bytes.len() }))
-    };
-    let args = serde_json::json!({ "path": path, "body": body_args });
+    let (parts, _) = req.into_parts();
     let intent = match append(&st, &caller, write_action, args, "pending".into()).await {
         Ok(seq) => seq,
         Err(e) => return e.into_response(),
@@ -294,8 +303,7 @@ fn with_caller(mut req: Request, caller: Caller) -> Request {
     req
 }
 
-async fn refuse(st: &ApiState, r: Refusal, action: &str, path: &str) -> Response {
-    let args = serde_json::json!({ "path": path });
+async fn refuse(st: &ApiState, r: Refusal, action: &str, args: serde_json::Value) -> Response {
     let result = format!("refused: {}", r.error.message);
     match append(st, &r.caller, action, args, result).await {
         Ok(_) => r.error.into_response(),

@@ -195,6 +195,15 @@ pub struct ApiState {
     pub audit: Arc<Mutex<AuditLog>>,
     /// The running configuration; locked for the whole of an apply (one at a time).
     pub running: Arc<tokio::sync::Mutex<crate::Running>>,
+    /// Applies done and refused (for the metrics).
+    pub applies: Arc<ApplyCounters>,
+}
+
+/// Applies since start.
+#[derive(Debug, Default)]
+pub struct ApplyCounters {
+    pub ok: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
 }
 
 /// The caller's transport: a Unix-socket peer (SO_PEERCRED) or a TCP peer (TLS).
