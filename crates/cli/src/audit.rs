@@ -23,7 +23,7 @@ pub enum AuditOp {
     Show {
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Only this user (`uid:0`, or just `0`).
+        /// Only this user: a name (`alice`, `token:ci-bot`) or a uid (`0`, `uid:0`).
         #[arg(long)]
         user: Option<String>,
         /// Only this action (`binding.add`), or a prefix ending in `.` (`binding.`).
@@ -64,21 +64,24 @@ pub fn run(op: AuditOp) -> anyhow::Result<()> {
                         .with_context(|| format!("--since {s:?} is not an RFC 3339 time or date"))
                 })
                 .transpose()?;
-            let user = user.map(|u| {
-                if u.starts_with("uid:") {
-                    u
-                } else {
-                    format!("uid:{u}")
-                }
-            });
+            // A name (`alice`, `token:ci-bot`), or a uid (`65534`, `uid:65534`)
+            // matched against the record's source.
+            let uid = user
+                .as_deref()
+                .map(|u| u.strip_prefix("uid:").unwrap_or(u))
+                .filter(|u| u.parse::<u32>().is_ok())
+                .map(|u| format!("uid={u}"));
             let (records, unparsed) = audit::read_records(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let keep = |r: &AuditRecord| {
-                user.as_ref().is_none_or(|u| &r.user == u)
-                    && action.as_ref().is_none_or(|a| {
-                        &r.action == a || (a.ends_with('.') && r.action.starts_with(a.as_str()))
-                    })
-                    && since.is_none_or(|t| audit::parse_rfc3339(&r.time).is_some_and(|rt| rt >= t))
+                user.as_ref().is_none_or(|u| {
+                    &r.user == u
+                        || uid
+                            .as_ref()
+                            .is_some_and(|id| r.source.split([',', ':']).any(|part| part == id))
+                }) && action.as_ref().is_none_or(|a| {
+                    &r.action == a || (a.ends_with('.') && r.action.starts_with(a.as_str()))
+                }) && since.is_none_or(|t| audit::parse_rfc3339(&r.time).is_some_and(|rt| rt >= t))
             };
             let shown: Vec<&AuditRecord> = records.iter().filter(|r| keep(r)).collect();
             if json {

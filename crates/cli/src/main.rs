@@ -3,7 +3,10 @@
 mod audit;
 mod demo;
 mod labtools;
+mod manage;
 mod show;
+mod token;
+mod top;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis_daemon::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions};
@@ -57,22 +60,76 @@ enum Cmd {
         /// Print the API's JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
-        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        #[command(flatten)]
+        api: manage::ApiOpts,
     },
     /// Port operations.
     Port {
         #[command(subcommand)]
-        op: PortOp,
-        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        op: manage::PortCmd,
+        #[command(flatten)]
+        api: manage::ApiOpts,
     },
     /// Add or remove bindings (DHCP snooping's table) at runtime.
     Binding {
         #[command(subcommand)]
         op: BindingOp,
-        #[arg(long, global = true, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Zero every port's counters.
+    ClearCounters {
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Validate a configuration, show its diff against the running one and apply it
+    /// without interrupting traffic (state that is still valid is kept).
+    Apply {
+        /// The profile (TOML); it may also hold the host binding.
+        file: PathBuf,
+        /// The host binding, if not in FILE (default: the running one).
+        #[arg(long)]
+        host: Option<PathBuf>,
+        /// Validate and show the diff only.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Golden profiles: export the running one.
+    Profile {
+        #[command(subcommand)]
+        op: manage::ProfileOp,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Compliance: compare the running configuration with a golden profile or a
+    /// hardening template. Exit 0 compliant, 1 drift, 2 error.
+    Check {
+        #[command(flatten)]
+        against: manage::CheckAgainst,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// The caller's identity and role, as the daemon sees them.
+    Whoami {
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Bearer tokens for the TCP+TLS API.
+    Token {
+        #[command(subcommand)]
+        op: token::TokenCmd,
+    },
+    /// Live per-port rates, like esxtop's network screen.
+    Top {
+        #[command(flatten)]
+        args: top::TopArgs,
+        #[command(flatten)]
+        api: manage::ApiOpts,
     },
     /// Read the audit log directly (root only: the file is 0600).
     Audit {
@@ -92,16 +149,6 @@ enum Cmd {
         #[command(subcommand)]
         tool: labtools::Tool,
     },
-}
-
-#[derive(Subcommand, Debug)]
-enum PortOp {
-    /// Report a guest's effective MAC (as a hypervisor hook does when the guest
-    /// reprograms its NIC). Under mac_changes = reject a MAC other than the initial
-    /// one blocks frames to the port until the initial MAC is reported back.
-    ReportMac { port: String, mac: String },
-    /// Bring an error-disabled port back (port security shutdown, storm control).
-    Recover { port: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,35 +218,8 @@ fn main() -> ExitCode {
             .and_then(|c| c.compile())
             .map(|c| println!("{}: valid ({} ports)", config.display(), c.spec.ports.len()))
             .map_err(|e| anyhow::anyhow!("{e}")),
-        Cmd::Show { what, json, socket } => show::run(what, json, &socket),
-        Cmd::Port {
-            op: PortOp::ReportMac { port, mac },
-            socket,
-        } => portcullis_daemon::client::call_blocking(
-            &socket,
-            hyper::Method::PUT,
-            &format!("/v1/ports/{port}/effective-mac"),
-            Some(serde_json::json!({ "mac": mac })),
-        )
-        .map(|_| println!("port {port}: effective MAC {mac} reported"))
-        .map_err(Into::into),
-        Cmd::Port {
-            op: PortOp::Recover { port },
-            socket,
-        } => portcullis_daemon::client::call_blocking(
-            &socket,
-            hyper::Method::POST,
-            &format!("/v1/ports/{port}/recover"),
-            None,
-        )
-        .map(|v| {
-            if v["recovered"] == true {
-                println!("port {port}: recovered");
-            } else {
-                println!("port {port}: was not error-disabled");
-            }
-        })
-        .map_err(Into::into),
+        Cmd::Show { what, json, api } => show::run(what, json, &api),
+        Cmd::Port { op, api } => manage::port(op, &api),
         Cmd::Binding {
             op:
                 BindingOp::Add {
@@ -208,26 +228,55 @@ fn main() -> ExitCode {
                     vlan,
                     port,
                 },
-            socket,
-        } => portcullis_daemon::client::call_blocking(
-            &socket,
-            hyper::Method::POST,
-            "/v1/bindings",
-            Some(serde_json::json!({ "mac": mac, "ip": ip, "vlan": vlan, "port": port })),
-        )
-        .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added"))
-        .map_err(Into::into),
+            api,
+        } => api
+            .call(
+                hyper::Method::POST,
+                "/v1/bindings",
+                Some(serde_json::json!({ "mac": mac, "ip": ip, "vlan": vlan, "port": port })),
+            )
+            .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added")),
         Cmd::Binding {
             op: BindingOp::Remove { vlan, ip },
-            socket,
-        } => portcullis_daemon::client::call_blocking(
-            &socket,
-            hyper::Method::DELETE,
-            &format!("/v1/bindings/{vlan}/{ip}"),
-            None,
-        )
-        .map(|_| println!("binding {ip} in VLAN {vlan}: removed"))
-        .map_err(Into::into),
+            api,
+        } => api
+            .call(
+                hyper::Method::DELETE,
+                &format!("/v1/bindings/{vlan}/{ip}"),
+                None,
+            )
+            .map(|_| println!("binding {ip} in VLAN {vlan}: removed")),
+        Cmd::ClearCounters { api } => api
+            .call(hyper::Method::POST, "/v1/counters/clear", None)
+            .map(|_| println!("counters cleared")),
+        Cmd::Apply {
+            file,
+            host,
+            dry_run,
+            api,
+        } => manage::apply(&file, host.as_deref(), dry_run, &api),
+        Cmd::Profile { op, api } => manage::profile(op, &api),
+        Cmd::Check { against, json, api } => return manage::check(&against, json, &api),
+        Cmd::Whoami { api } => api.call(hyper::Method::GET, "/v1/whoami", None).map(|v| {
+            println!(
+                "{} ({}) via {}",
+                v["user"].as_str().unwrap_or("?"),
+                v["role"].as_str().unwrap_or("no role"),
+                v["source"].as_str().unwrap_or("?")
+            )
+        }),
+        Cmd::Token { op } => {
+            return token::run(op).unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
+        Cmd::Top { args, api } => {
+            return top::run(&api.socket, &args).unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
         Cmd::Audit { op } => audit::run(op),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),

@@ -3,9 +3,7 @@
 
 use clap::Subcommand;
 use portcullis_daemon::api::{CountersResponse, EventRecord};
-use portcullis_daemon::client::call_blocking;
 use portcullis_daemon::snapshot::{MacTableView, PortView};
-use std::path::Path;
 
 #[derive(Subcommand, Debug, Clone, Copy)]
 pub enum What {
@@ -339,7 +337,7 @@ pub fn events_table(ev: &[EventRecord]) -> String {
     table(&["TIME(ms)", "PORT", "EVENT", "DETAIL"], &rows)
 }
 
-pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
+pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result<()> {
     let path = match what {
         What::Ports => "/v1/ports",
         What::Mac => "/v1/mac",
@@ -350,7 +348,7 @@ pub fn run(what: What, json: bool, socket: &Path) -> anyhow::Result<()> {
         What::Bindings => "/v1/bindings",
         What::Uplinks => "/v1/uplinks",
     };
-    let v = call_blocking(socket, hyper::Method::GET, path, None)?;
+    let v = api.call(hyper::Method::GET, path, None)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

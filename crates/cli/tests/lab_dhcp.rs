@@ -491,7 +491,7 @@ fn bindings_added_through_the_api_open_the_guard_survive_a_restart_and_can_be_re
     let out = sw.cli(&["audit", "verify", "--file", log_arg]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("4 records, chain intact"),
+        out.status.success() && stdout.contains("7 records, chain intact"),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -511,21 +511,26 @@ fn bindings_added_through_the_api_open_the_guard_survive_a_restart_and_can_be_re
             )
         })
         .collect();
+    // Writes are recorded in two phases: the intent, then the outcome.
     assert_eq!(
-        summary[..2],
+        summary[..4],
         [
-            ("binding.add", "uid:0", "ok"),
-            ("binding.remove", "uid:0", "ok")
+            ("binding.add", "root", "pending"),
+            ("binding.add", "root", "ok"),
+            ("binding.remove", "root", "pending"),
+            ("binding.remove", "root", "ok"),
         ]
     );
+    assert_eq!(records[1]["args"]["intent"], records[0]["seq"]);
+    assert_eq!(records[0]["args"]["body"]["ip"], "198.18.10.77");
     assert!(
-        summary[2].2.starts_with("error: no_such_binding"),
+        summary[5].2.starts_with("error: no_such_binding"),
         "{summary:?}"
     );
-    assert_eq!((summary[3].0, summary[3].1), ("binding.add", "uid:65534"));
-    assert!(summary[3].2.starts_with("refused: "), "{summary:?}");
-    assert_eq!(records[3]["role"], "none");
-    assert_eq!(records[3]["args"]["ip"], "198.18.10.78");
+    assert_eq!((summary[6].0, summary[6].1), ("binding.add", "nobody"));
+    assert!(summary[6].2.starts_with("refused: "), "{summary:?}");
+    assert_eq!(records[6]["role"], "none");
+    assert_eq!(records[6]["args"]["body"]["ip"], "198.18.10.78");
     let out = sw.cli(&[
         "audit", "show", "--file", log_arg, "--user", "65534", "--json",
     ]);

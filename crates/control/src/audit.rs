@@ -100,6 +100,8 @@ pub struct AuditLog {
     prev: String,
     /// Set after a failed write: the file may hold a partial line.
     broken: Option<String>,
+    /// A copy of each record, sent after it is on disk.
+    forward: Option<crate::syslog::SyslogForwarder>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -280,7 +282,23 @@ impl AuditLog {
             next_seq,
             prev,
             broken: None,
+            forward: None,
         })
+    }
+
+    /// Forwards a copy of every record appended from now on (None: stop).
+    pub fn set_forward(&mut self, forward: Option<crate::syslog::SyslogForwarder>) {
+        self.forward = forward;
+    }
+
+    /// The sequence number of the last record (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Records that could not be forwarded.
+    pub fn forward_failures(&self) -> u64 {
+        self.forward.as_ref().map_or(0, |f| f.failed)
     }
 
     /// The log's path.
@@ -333,6 +351,9 @@ impl AuditLog {
         }
         self.next_seq += 1;
         self.prev = rec.hash.clone();
+        if let Some(f) = &mut self.forward {
+            f.send(&rec.time, &line);
+        }
         Ok(rec)
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod diff;
 pub mod export;
 pub mod rbac;
+pub mod syslog;
 
 pub use config::{
     CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,

@@ -189,6 +189,49 @@ impl Held {
         });
     }
 
+    /// An apply renumbered the ports: `new_of_old[i]` is the new id of old port `i`
+    /// (`None`: removed). Held ACKs keep waiting with their ports renumbered; one
+    /// whose ingress or binding port was removed is dropped (counted as failed: its
+    /// client retries), and outputs to removed ports are left out. Pending API
+    /// bindings on a removed port are answered with an error.
+    pub fn renumber_ports(&mut self, new_of_old: &[Option<PortId>], port_names: Vec<String>) {
+        let map = |p: PortId| new_of_old.get(p.index()).copied().flatten();
+        let mut dropped = 0;
+        self.frames.retain(|_, h| {
+            let (Some(ingress), Some(bport)) = (map(h.ingress), map(h.binding.port)) else {
+                dropped += 1;
+                return false;
+            };
+            h.ingress = ingress;
+            h.binding.port = bport;
+            let mut out = portcullis_dataplane::PortSet::default();
+            for o in h.fwd.out.iter().filter_map(map) {
+                out.insert(o);
+            }
+            h.fwd.out = out;
+            true
+        });
+        self.stats.failed += dropped;
+        let tickets: Vec<u64> = self.api.keys().copied().collect();
+        for t in tickets {
+            let port = self.api[&t].1.3;
+            match map(port) {
+                Some(p) => {
+                    if let Some(e) = self.api.get_mut(&t) {
+                        e.1.3 = p;
+                    }
+                }
+                None => {
+                    if let Some((reply, _)) = self.api.remove(&t) {
+                        let _ = reply.send(Err("the port was removed by an apply".into()));
+                    }
+                }
+            }
+        }
+        self.port_names = port_names;
+        self.stats.waiting = self.frames.len() as u64;
+    }
+
     /// The commits reported since the last call: held ACKs with whether their
     /// binding is durable, and API requests with their outcome.
     pub fn drain(&mut self) -> Drained {

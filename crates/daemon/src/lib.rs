@@ -20,10 +20,12 @@ pub mod tls;
 pub mod unix_users;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
+use portcullis_control::CompiledConfig;
 use portcullis_control::audit::{AuditError, AuditLog};
+use portcullis_control::rbac::Authorizer;
 use portcullis_control::{ConfigError, ConfigErrors};
 use portcullis_dataplane::{Event, Instant, PortId, Switch};
-use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
+use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, ToControl};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,21 @@ pub struct DaemonOptions {
     pub host: Option<PathBuf>,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+}
+
+/// The running configuration, as the API's apply and export see it.
+#[derive(Debug)]
+pub struct Running {
+    pub config: portcullis_control::Config,
+    pub compiled: CompiledConfig,
+    /// Sticky MACs (restored into every configuration applied).
+    pub store: Arc<store::StateStore>,
+    /// The data plane's clock origin.
+    pub epoch: std::time::Instant,
+    /// The daemon's own user (always admin, like root).
+    pub owner_uid: u32,
+    /// Ports are in-memory queues (tests): no interfaces to check or open.
+    pub in_memory: bool,
 }
 
 /// Why the daemon did not start.
@@ -76,6 +93,8 @@ pub enum DaemonError {
     Audit(#[from] AuditError),
     #[error("binding store: {0}")]
     Bindings(String),
+    #[error("TLS for the API: {0}")]
+    Tls(String),
 }
 
 /// A started daemon.
@@ -84,7 +103,7 @@ pub struct RunningDaemon {
     stop: Arc<AtomicBool>,
     dataplane: Option<std::thread::JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
-    shutdown_api: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown_api: Option<tokio::sync::watch::Sender<bool>>,
     socket: PathBuf,
     /// Port names in port-id order.
     pub port_names: Vec<String>,
@@ -102,9 +121,376 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
-    let mut compiled = config.compile().map_err(DaemonError::Config)?;
+    let compiled = config.compile().map_err(DaemonError::Config)?;
+    check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
+    if let Some(dir) = opts.socket.parent() {
+        std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
+    }
+    if opts.socket.exists() {
+        if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
+            return Err(DaemonError::AlreadyRunning(opts.socket.clone()));
+        }
+        std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
+    }
+    let tls = match (
+        &config.host.management.tcp_listen,
+        &config.host.management.tls,
+    ) {
+        (Some(addr), Some(files)) => Some((
+            *addr,
+            tls::server_config(&files.cert, &files.key).map_err(DaemonError::Tls)?,
+        )),
+        _ => None,
+    };
 
-    // Every interface must exist before anything starts (TAP ports may be created).
+    let mut created_taps = CreatedTaps::default();
+    let mut ports = Vec::with_capacity(compiled.interfaces.len());
+    for ((spec, ifname), tap) in compiled
+        .spec
+        .ports
+        .iter()
+        .zip(&compiled.interfaces)
+        .zip(&compiled.create_tap)
+    {
+        ports.push(open_port(spec, ifname, *tap, &mut created_taps)?);
+    }
+    let links = af_packet_links(&compiled);
+    let monitor = uplink_monitor(&compiled);
+    let runtime = control_runtime()?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
+    };
+    let tcp = match tls {
+        Some((addr, cfg)) => {
+            let _guard = runtime.enter();
+            let std_listener = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
+            std_listener
+                .set_nonblocking(true)
+                .map_err(DaemonError::Runtime)?;
+            Some((
+                tokio::net::TcpListener::from_std(std_listener).map_err(DaemonError::Runtime)?,
+                cfg,
+            ))
+        }
+        None => None,
+    };
+    let metrics = match config.host.management.metrics_listen {
+        Some(addr) => {
+            let _guard = runtime.enter();
+            let l = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
+            l.set_nonblocking(true).map_err(DaemonError::Runtime)?;
+            Some(tokio::net::TcpListener::from_std(l).map_err(DaemonError::Runtime)?)
+        }
+        None => None,
+    };
+    let switch_name = compiled.spec.name.clone();
+    let launched = launch(
+        config,
+        compiled,
+        ports,
+        links,
+        monitor,
+        &opts.state_dir,
+        &runtime,
+        true,
+    )?;
+    let app = api::router(launched.state.clone());
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    {
+        let app = app.clone().into_make_service_with_connect_info::<Peer>();
+        let mut rx = shutdown_rx.clone();
+        runtime.spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.changed().await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "control API stopped");
+            }
+        });
+    }
+    if let Some((tcp, cfg)) = tcp {
+        let addr = tcp.local_addr().ok();
+        let mut rx = shutdown_rx.clone();
+        runtime.spawn(tls::serve_tls(tcp, cfg, app, async move {
+            let _ = rx.changed().await;
+        }));
+        tracing::info!(address = ?addr, "control API on TCP+TLS");
+    }
+    if let Some(listener) = metrics {
+        let st = launched.state.clone();
+        let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (audit_records, audit_forward_failures) = st
+                .audit
+                .lock()
+                .map(|l| (l.last_seq(), l.forward_failures()))
+                .unwrap_or_default();
+            metrics::ControlStats {
+                applies_ok: st.applies.ok.load(Relaxed),
+                applies_failed: st.applies.failed.load(Relaxed),
+                audit_records,
+                audit_forward_failures,
+            }
+        });
+        let addr = listener.local_addr().ok();
+        let mut rx = shutdown_rx.clone();
+        runtime.spawn(metrics::serve(
+            listener,
+            launched.state.commands.clone(),
+            control,
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
+        tracing::info!(address = ?addr, "Prometheus metrics on /metrics");
+    }
+    // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
+    created_taps.keep();
+    tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
+    Ok(RunningDaemon {
+        stop: launched.stop,
+        dataplane: Some(launched.dataplane),
+        runtime: Some(runtime),
+        shutdown_api: Some(shutdown_tx),
+        socket: opts.socket.clone(),
+        port_names: launched.port_names,
+    })
+}
+
+fn control_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("portcullis-ctl")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)
+}
+
+/// A started data plane and the API state that drives it.
+struct Launched {
+    state: ApiState,
+    stop: Arc<AtomicBool>,
+    dataplane: std::thread::JoinHandle<()>,
+    port_names: Vec<String>,
+}
+
+/// Opens the state (sticky MACs, bindings, audit log), builds the switch, starts the
+/// data-plane thread on `ports` and the event task; returns the API's state.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    config: portcullis_control::Config,
+    mut compiled: CompiledConfig,
+    ports: Vec<PortIo>,
+    links: Box<dyn PortLinks>,
+    link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
+    state_dir: &Path,
+    runtime: &tokio::runtime::Runtime,
+    probe_carrier: bool,
+) -> Result<Launched, DaemonError> {
+    std::fs::create_dir_all(state_dir).map_err(fs_err(state_dir))?;
+    let store = Arc::new(store::StateStore::open(state_dir)?);
+    let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
+    audit_log.set_forward(syslog_forwarder(&config.host.management));
+    let audit = Arc::new(Mutex::new(audit_log));
+    restore_sticky(&store, &mut compiled)?;
+    let epoch = std::time::Instant::now();
+    let mut switch = Switch::new(&compiled.spec, Instant(0))?;
+    if probe_carrier {
+        initial_carrier(&mut switch, &compiled);
+    }
+    let _ = switch.drain_events().count();
+    let bstore = bindings_store::BindingStore::open(state_dir)
+        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let loaded = bstore
+        .load_live(held::unix_now())
+        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    restore_bindings(&mut switch, &loaded);
+    let (committer, commit_results) = bindings_store::Committer::start(bstore);
+    let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
+
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<ToControl>(4096);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dp = DataPlane {
+        switch,
+        ports,
+        interfaces: compiled.interfaces.clone(),
+        groups: group_names(&compiled),
+        commands: cmd_rx,
+        events: ev_tx,
+        stop: stop.clone(),
+        epoch,
+        link_monitor,
+        event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
+        circuit_ids: circuit_ids(&compiled),
+        scratch: runtime::RewriteScratch::default(),
+        held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
+        links,
+    };
+    let dataplane = std::thread::Builder::new()
+        .name("portcullis-dp".into())
+        .spawn(move || dp.run())
+        .map_err(DaemonError::Runtime)?;
+
+    let history: Arc<Mutex<VecDeque<EventRecord>>> =
+        Arc::new(Mutex::new(VecDeque::with_capacity(EVENT_HISTORY)));
+    let names = Arc::new(port_names.clone());
+    {
+        let history = history.clone();
+        let mut names = names.clone();
+        let store = store.clone();
+        runtime.spawn(async move {
+            while let Some(msg) = ev_rx.recv().await {
+                let ev = match msg {
+                    ToControl::Event(ev) => ev,
+                    ToControl::PortNames(n) => {
+                        names = n;
+                        continue;
+                    }
+                };
+                persist(&store, &ev, &names);
+                let rec = event_record(&ev, &names);
+                tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
+                if let Ok(mut q) = history.lock() {
+                    if q.len() == EVENT_HISTORY {
+                        q.pop_front();
+                    }
+                    q.push_back(rec);
+                }
+            }
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let owner_uid = unsafe { libc::geteuid() };
+    let auth = Authorizer::new(&config.host.management, owner_uid);
+    let state = ApiState {
+        commands: cmd_tx,
+        port_names: Arc::new(tokio::sync::RwLock::new(names)),
+        events: history,
+        auth: Arc::new(std::sync::RwLock::new(Arc::new(auth))),
+        audit,
+        applies: Arc::default(),
+        running: Arc::new(tokio::sync::Mutex::new(Running {
+            config,
+            compiled,
+            store,
+            epoch,
+            owner_uid,
+            in_memory: !probe_carrier,
+        })),
+    };
+    Ok(Launched {
+        state,
+        stop,
+        dataplane,
+        port_names,
+    })
+}
+
+/// The audit log's syslog copy, if configured (a socket that cannot be created is
+/// logged and forwarding stays off: the local log is the record of truth).
+pub(crate) fn syslog_forwarder(
+    m: &portcullis_control::config::Management,
+) -> Option<portcullis_control::syslog::SyslogForwarder> {
+    use portcullis_control::config::SyslogTarget;
+    use portcullis_control::syslog::{SyslogDest, SyslogForwarder};
+    let dest = match m.audit_syslog.as_ref()? {
+        SyslogTarget::Unix(p) => SyslogDest::Unix(p.clone()),
+        SyslogTarget::Udp(a) => SyslogDest::Udp(*a),
+    };
+    match SyslogForwarder::new(&dest) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, ?dest, "cannot forward audit records to syslog");
+            None
+        }
+    }
+}
+
+/// A daemon on in-memory ports, without sockets or privileges: the API's state for
+/// tests that drive the router directly (`tower::ServiceExt::oneshot`), and the
+/// memory ports' handles to inject and collect frames.
+#[doc(hidden)]
+pub struct MemoryDaemon {
+    pub state: ApiState,
+    pub handles: Vec<portcullis_io::MemoryHandle>,
+    pub runtime: tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    dataplane: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MemoryDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryDaemon").finish_non_exhaustive()
+    }
+}
+
+impl Drop for MemoryDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.dataplane.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct MemoryLinks;
+impl PortLinks for MemoryLinks {
+    fn state(&self, _: usize) -> LinkState {
+        LinkState::Up
+    }
+    fn reopen(&self, _: usize) -> Result<PortIo, String> {
+        Err("memory ports do not go away".into())
+    }
+}
+
+#[doc(hidden)]
+pub fn start_in_memory(
+    config: portcullis_control::Config,
+    state_dir: &Path,
+) -> Result<MemoryDaemon, DaemonError> {
+    let compiled = config.compile().map_err(DaemonError::Config)?;
+    let mut handles = Vec::new();
+    let ports = compiled
+        .spec
+        .ports
+        .iter()
+        .map(|_| {
+            let (rx, tx, h) = portcullis_io::memory_port();
+            handles.push(h);
+            PortIo {
+                rx: Box::new(rx),
+                tx: Box::new(tx),
+            }
+        })
+        .collect();
+    let runtime = control_runtime()?;
+    let l = launch(
+        config,
+        compiled,
+        ports,
+        Box::new(MemoryLinks),
+        None,
+        state_dir,
+        &runtime,
+        false,
+    )?;
+    Ok(MemoryDaemon {
+        state: l.state,
+        handles,
+        runtime,
+        stop: l.stop,
+        dataplane: Some(l.dataplane),
+    })
+}
+
+/// Every interface must exist (or be a TAP the daemon may create), each missing one
+/// a located error.
+pub(crate) fn check_interfaces(
+    config: &portcullis_control::Config,
+    compiled: &CompiledConfig,
+) -> Result<(), ConfigErrors> {
     let missing: Vec<ConfigError> = compiled
         .interfaces
         .iter()
@@ -118,55 +504,40 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             )
         })
         .collect();
-    if let Some(errors) = ConfigErrors::from_vec(missing) {
-        return Err(DaemonError::Config(errors));
+    match ConfigErrors::from_vec(missing) {
+        Some(errors) => Err(errors),
+        None => Ok(()),
     }
+}
 
-    std::fs::create_dir_all(&opts.state_dir).map_err(fs_err(&opts.state_dir))?;
-    let store = Arc::new(store::StateStore::open(&opts.state_dir)?);
-    let audit = Arc::new(Mutex::new(AuditLog::open(&opts.state_dir.join(AUDIT_LOG))?));
-    restore_sticky(&store, &mut compiled)?;
-    if let Some(dir) = opts.socket.parent() {
-        std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
+/// Opens one port's interface (creating it as a persistent TAP if so configured and
+/// missing; `created` removes it again unless the start or apply completes).
+pub(crate) fn open_port(
+    spec: &portcullis_dataplane::PortSpec,
+    ifname: &str,
+    tap: bool,
+    created: &mut CreatedTaps,
+) -> Result<PortIo, DaemonError> {
+    let port_err = |source| DaemonError::Port {
+        port: spec.name.clone(),
+        interface: ifname.to_string(),
+        source,
+    };
+    if tap && !portcullis_io::interface_exists(ifname) {
+        portcullis_io::create_persistent_tap(ifname, None).map_err(port_err)?;
+        created.0.push(ifname.to_string());
+        tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
     }
-    if opts.socket.exists() {
-        if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
-            return Err(DaemonError::AlreadyRunning(opts.socket.clone()));
-        }
-        std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
-    }
+    portcullis_io::set_link_up(ifname).map_err(port_err)?;
+    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default()).map_err(port_err)?;
+    Ok(PortIo {
+        rx: Box::new(rx),
+        tx: Box::new(tx),
+    })
+}
 
-    let mut created_taps = CreatedTaps(Vec::new());
-    let mut ports = Vec::with_capacity(compiled.interfaces.len());
-    let wanted = compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .zip(&compiled.create_tap);
-    for ((spec, ifname), tap) in wanted {
-        let port_err = |source| DaemonError::Port {
-            port: spec.name.clone(),
-            interface: ifname.clone(),
-            source,
-        };
-        if *tap && !portcullis_io::interface_exists(ifname) {
-            portcullis_io::create_persistent_tap(ifname, None).map_err(port_err)?;
-            created_taps.0.push(ifname.clone());
-            tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
-        }
-        portcullis_io::set_link_up(ifname).map_err(port_err)?;
-        let (rx, tx) =
-            portcullis_io::open_af_packet(ifname, &Default::default()).map_err(port_err)?;
-        ports.push(PortIo {
-            rx: Box::new(rx),
-            tx: Box::new(tx),
-        });
-    }
-
-    let epoch = std::time::Instant::now();
-    let mut switch = Switch::new(&compiled.spec, Instant(0))?;
-    // Uplinks without carrier start down (teaming uses the others).
+/// Uplinks without carrier start down (teaming uses the others).
+pub(crate) fn initial_carrier(switch: &mut Switch, compiled: &CompiledConfig) {
     for (i, (p, ifname)) in compiled
         .spec
         .ports
@@ -180,127 +551,40 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             let _ = switch.set_link_up(PortId(i as u16), false, Instant(0));
         }
     }
-    let _ = switch.drain_events().count();
-    let bstore = bindings_store::BindingStore::open(&opts.state_dir)
-        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
-    let loaded = bstore
-        .load_live(held::unix_now())
-        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
-    restore_bindings(&mut switch, &loaded);
-    let (committer, commit_results) = bindings_store::Committer::start(bstore);
-    let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("portcullis-ctl")
-        .enable_all()
-        .build()
-        .map_err(DaemonError::Runtime)?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
-    };
+/// The port group of each port ("" for uplinks), for snapshots.
+pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
+    c.groups
+        .iter()
+        .map(|g| g.clone().unwrap_or_default())
+        .collect()
+}
 
-    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<Event>(4096);
-    let stop = Arc::new(AtomicBool::new(false));
-    let dp = DataPlane {
-        switch,
-        ports,
-        interfaces: compiled.interfaces.clone(),
-        groups: compiled
-            .groups
-            .iter()
-            .map(|g| g.clone().unwrap_or_default())
-            .collect(),
-        commands: cmd_rx,
-        events: ev_tx,
-        stop: stop.clone(),
-        epoch,
-        link_monitor: uplink_monitor(&compiled),
-        event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
-        circuit_ids: compiled
+/// Option 82 circuit-id of each port: "switch/port".
+pub(crate) fn circuit_ids(c: &CompiledConfig) -> Vec<String> {
+    c.spec
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", c.spec.name, p.name))
+        .collect()
+}
+
+pub(crate) fn af_packet_links(c: &CompiledConfig) -> Box<dyn PortLinks> {
+    Box::new(AfPacketLinks {
+        interfaces: c.interfaces.clone(),
+        uplink: c
             .spec
             .ports
             .iter()
-            .map(|p| format!("{}/{}", compiled.spec.name, p.name))
+            .map(|p| p.role == portcullis_dataplane::PortRole::Uplink)
             .collect(),
-        scratch: runtime::RewriteScratch::default(),
-        held: held::Held::new(
-            Some((committer, commit_results)),
-            compiled.spec.ports.iter().map(|p| p.name.clone()).collect(),
-        ),
-        links: Box::new(AfPacketLinks {
-            interfaces: compiled.interfaces.clone(),
-            uplink: compiled
-                .spec
-                .ports
-                .iter()
-                .map(|p| p.role == portcullis_dataplane::PortRole::Uplink)
-                .collect(),
-        }),
-    };
-    let dataplane = std::thread::Builder::new()
-        .name("portcullis-dp".into())
-        .spawn(move || dp.run())
-        .map_err(DaemonError::Runtime)?;
-
-    let history: Arc<Mutex<VecDeque<EventRecord>>> =
-        Arc::new(Mutex::new(VecDeque::with_capacity(EVENT_HISTORY)));
-    let names = Arc::new(port_names.clone());
-    {
-        let history = history.clone();
-        let names = names.clone();
-        let store = store.clone();
-        runtime.spawn(async move {
-            while let Some(ev) = ev_rx.recv().await {
-                persist(&store, &ev, &names);
-                let rec = event_record(&ev, &names);
-                tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
-                if let Ok(mut q) = history.lock() {
-                    if q.len() == EVENT_HISTORY {
-                        q.pop_front();
-                    }
-                    q.push_back(rec);
-                }
-            }
-        });
-    }
-
-    let state = ApiState {
-        commands: cmd_tx,
-        port_names: names,
-        events: history,
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        owner_uid: unsafe { libc::geteuid() },
-        audit,
-    };
-    let app = api::router(state).into_make_service_with_connect_info::<Peer>();
-    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    runtime.spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = shutdown_rx.await;
-        });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "control API stopped");
-        }
-    });
-    // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
-    created_taps.0.clear();
-    tracing::info!(switch = %compiled.spec.name, ports = port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
-    Ok(RunningDaemon {
-        stop,
-        dataplane: Some(dataplane),
-        runtime: Some(runtime),
-        shutdown_api: Some(shutdown_tx),
-        socket: opts.socket.clone(),
-        port_names,
     })
 }
 
 /// The carrier monitor for the uplinks (teaming failover): `None`, with a warning,
 /// if the kernel refuses the subscription.
-fn uplink_monitor(
+pub(crate) fn uplink_monitor(
     c: &portcullis_control::CompiledConfig,
 ) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
     let uplinks: Vec<(u32, PortId)> = c
@@ -366,9 +650,17 @@ impl PortLinks for AfPacketLinks {
     }
 }
 
-/// TAPs created by a start that has not finished: removed if the start fails, so
-/// that nothing is left half-started.
-struct CreatedTaps(Vec<String>);
+/// TAPs created by a start (or apply) that has not finished: removed if it fails,
+/// so that nothing is left half-started.
+#[derive(Debug, Default)]
+pub(crate) struct CreatedTaps(Vec<String>);
+
+impl CreatedTaps {
+    /// The start or apply completed: the TAPs stay.
+    pub(crate) fn keep(&mut self) {
+        self.0.clear();
+    }
+}
 
 impl Drop for CreatedTaps {
     fn drop(&mut self) {
@@ -416,7 +708,7 @@ fn restore_bindings(switch: &mut Switch, records: &[bindings_store::BindingRecor
 
 /// Puts the sticky MACs the store remembers back into the spec; the ones that no
 /// longer fit the configuration are logged and left out.
-fn restore_sticky(
+pub(crate) fn restore_sticky(
     store: &store::StateStore,
     compiled: &mut portcullis_control::CompiledConfig,
 ) -> Result<(), DaemonError> {
@@ -530,7 +822,7 @@ impl RunningDaemon {
     fn stop_all(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(tx) = self.shutdown_api.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(h) = self.dataplane.take() {
             let _ = h.join();

@@ -55,6 +55,50 @@ pub enum Command {
         ip: std::net::IpAddr,
         reply: oneshot::Sender<bool>,
     },
+    /// Administratively shut a port down (`false`) or enable it (`true`).
+    SetAdminUp {
+        port: PortId,
+        up: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Zero every port's counters.
+    ClearCounters(oneshot::Sender<()>),
+    /// Swap in a new configuration between two batches (hitless apply).
+    Apply(Box<ApplyPlan>),
+}
+
+/// What the data-plane thread tells the control plane, in order.
+#[derive(Debug)]
+pub enum ToControl {
+    Event(Event),
+    /// An apply renumbered the ports: events after this one use these names.
+    PortNames(Arc<Vec<String>>),
+}
+
+/// A new configuration, prepared off the data-plane thread: the switch built from
+/// the new spec, and the I/O of the ports it adds. The data-plane thread moves the
+/// running state into it ([`Switch::carry_over_from`]), keeps the sockets of the
+/// ports that stay (they are never closed, so their traffic is not interrupted),
+/// and swaps — all between two batches.
+pub struct ApplyPlan {
+    pub switch: Switch,
+    pub interfaces: Vec<String>,
+    pub groups: Vec<String>,
+    pub circuit_ids: Vec<String>,
+    /// The opened I/O of ports that are new, by their index in the new switch.
+    pub new_io: Vec<(usize, PortIo)>,
+    pub links: Box<dyn PortLinks>,
+    pub link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
+    pub reply: oneshot::Sender<portcullis_dataplane::CarryOver>,
+}
+
+impl std::fmt::Debug for ApplyPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyPlan")
+            .field("ports", &self.interfaces)
+            .field("new_io", &self.new_io.len())
+            .finish()
+    }
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -188,7 +232,7 @@ pub struct DataPlane {
     pub interfaces: Vec<String>,
     pub groups: Vec<String>,
     pub commands: mpsc::Receiver<Command>,
-    pub events: tokio::sync::mpsc::Sender<Event>,
+    pub events: tokio::sync::mpsc::Sender<ToControl>,
     pub stop: Arc<AtomicBool>,
     pub epoch: std::time::Instant,
     pub links: Box<dyn PortLinks>,
@@ -234,7 +278,7 @@ impl DataPlane {
 
     /// Runs until `stop` is set.
     pub fn run(mut self) {
-        let n = self.ports.len();
+        let mut n = self.ports.len();
         let mut stats = RuntimeCounters {
             io: vec![IoStats::default(); n],
             ..Default::default()
@@ -243,22 +287,7 @@ impl DataPlane {
         let mut dirty = vec![false; n];
         let mut gone = vec![false; n];
         // One pollfd per port (fd -1, which poll ignores, for a port without one).
-        let mut pollfds: Vec<libc::pollfd> = self
-            .ports
-            .iter()
-            .map(|p| libc::pollfd {
-                fd: p.rx.fd().unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if let Some((m, _)) = &self.link_monitor {
-            pollfds.push(libc::pollfd {
-                fd: m.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        let mut pollfds = self.pollfds(&gone);
         let mut last_recheck = self.now();
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: `pollfds` is a live, correctly sized array of pollfd for the
@@ -331,7 +360,7 @@ impl DataPlane {
                     }
                     tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid = vid.get(), "guest moved to another uplink; announced");
                 }
-                if self.events.try_send(ev).is_err() {
+                if self.events.try_send(ToControl::Event(ev)).is_err() {
                     stats.events_lost += 1;
                 }
             }
@@ -341,8 +370,133 @@ impl DataPlane {
                     let _ = p.tx.flush();
                 }
             }
-            self.answer_commands(now, &stats);
+            if let Some(plan) = self.answer_commands(now, &stats) {
+                self.apply(*plan, now, &mut stats, &mut dirty, &mut gone);
+                n = self.ports.len();
+                pollfds = self.pollfds(&gone);
+            }
         }
+    }
+
+    /// One pollfd per port (fd -1, which poll ignores, for a port without one or
+    /// whose interface is gone), then the link monitor's.
+    fn pollfds(&self, gone: &[bool]) -> Vec<libc::pollfd> {
+        let mut pollfds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .zip(gone)
+            .map(|(p, gone)| libc::pollfd {
+                fd: if *gone { -1 } else { p.rx.fd().unwrap_or(-1) },
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if let Some((m, _)) = &self.link_monitor {
+            pollfds.push(libc::pollfd {
+                fd: m.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        pollfds
+    }
+
+    /// Swaps in a new configuration (see [`ApplyPlan`]). Frames already queued for
+    /// sending are flushed first; the held ACKs keep waiting, renumbered.
+    fn apply(
+        &mut self,
+        plan: ApplyPlan,
+        now: Instant,
+        stats: &mut RuntimeCounters,
+        dirty: &mut Vec<bool>,
+        gone: &mut Vec<bool>,
+    ) {
+        for (i, d) in dirty.iter_mut().enumerate() {
+            if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
+                stats.io[i].tx_errors += 1;
+            }
+        }
+        for ev in self.switch.drain_events() {
+            if self.events.try_send(ToControl::Event(ev)).is_err() {
+                stats.events_lost += 1;
+            }
+        }
+        let ApplyPlan {
+            switch,
+            interfaces,
+            groups,
+            circuit_ids,
+            mut new_io,
+            links,
+            link_monitor,
+            reply,
+        } = plan;
+        let old = std::mem::replace(&mut self.switch, switch);
+        let old_n = self.ports.len();
+        let report = self.switch.carry_over_from(old, now);
+        let new_n = report.port_map.len();
+        let mut old_ports: Vec<Option<PortIo>> = std::mem::take(&mut self.ports)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let old_gone = std::mem::take(gone);
+        let old_io = std::mem::take(&mut stats.io);
+        let mut new_of_old = vec![None; old_n];
+        *gone = vec![false; new_n];
+        *dirty = vec![false; new_n];
+        stats.io = vec![IoStats::default(); new_n];
+        for (i, from) in report.port_map.iter().enumerate() {
+            // A port the control plane opened anew (new, or moved to another
+            // interface) takes that I/O; a kept one keeps its socket.
+            let opened = new_io
+                .iter()
+                .position(|(k, _)| *k == i)
+                .map(|k| new_io.swap_remove(k).1);
+            if let Some(o) = from {
+                new_of_old[o.index()] = Some(PortId(i as u16));
+                stats.io[i] = old_io[o.index()].clone();
+            }
+            let io = match (opened, from) {
+                (Some(io), _) => Some(io),
+                (None, Some(o)) => {
+                    gone[i] = old_gone[o.index()];
+                    old_ports[o.index()].take()
+                }
+                (None, None) => None,
+            };
+            let io = io.unwrap_or_else(|| {
+                // Not opened by the control plane: the port waits, like one whose
+                // interface is gone, until `recheck_links` opens it.
+                gone[i] = true;
+                let (rx, tx, _) = portcullis_io::memory_port();
+                PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                }
+            });
+            self.ports.push(io);
+        }
+        self.interfaces = interfaces;
+        self.groups = groups;
+        self.circuit_ids = circuit_ids;
+        self.links = links;
+        self.link_monitor = link_monitor;
+        let names: Vec<String> = self.switch.ports().iter().map(|p| p.name.clone()).collect();
+        self.held.renumber_ports(&new_of_old, names.clone());
+        // Ordered after every event of the old numbering (blocking here is fine:
+        // an apply is rare, and the control plane drains this channel continuously).
+        let _ = self
+            .events
+            .blocking_send(ToControl::PortNames(Arc::new(names)));
+        tracing::info!(
+            ports = new_n,
+            added = ?report.ports_added,
+            removed = ?report.ports_removed,
+            macs_kept = report.macs_kept,
+            bindings_kept = report.bindings_kept,
+            "configuration applied"
+        );
+        let _ = reply.send(report);
     }
 
     /// Applies the carrier changes the kernel reported to the uplinks they concern.
@@ -558,9 +712,19 @@ impl DataPlane {
         }
     }
 
-    fn answer_commands(&mut self, now: Instant, stats: &RuntimeCounters) {
+    /// Answers the control plane's commands; stops at an apply and hands it back (the
+    /// loop's own state must be rebuilt with it).
+    fn answer_commands(&mut self, now: Instant, stats: &RuntimeCounters) -> Option<Box<ApplyPlan>> {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
+                Command::Apply(plan) => return Some(plan),
+                Command::SetAdminUp { port, up, reply } => {
+                    let _ = reply.send(self.switch.set_admin_up(port, up));
+                }
+                Command::ClearCounters(reply) => {
+                    self.switch.clear_counters();
+                    let _ = reply.send(());
+                }
                 Command::Snapshot(reply) => {
                     let snap =
                         Snapshot::build(&self.switch, &self.interfaces, &self.groups, stats, now);
@@ -597,5 +761,6 @@ impl DataPlane {
                 }
             }
         }
+        None
     }
 }

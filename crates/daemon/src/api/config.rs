@@ -1,0 +1,296 @@
+//! `GET /v1/config` and `POST /v1/config/apply`: the running configuration, and the
+//! hitless apply of a new one.
+//!
+//! An apply validates the whole configuration first (syntax, shape, values,
+//! cross-references, the data plane's own check, interfaces on this host); any
+//! error refuses it with every located error and changes nothing. Otherwise the new
+//! switch is built here, the I/O of the ports it adds is opened here, and the
+//! data-plane thread swaps between two batches, moving the state that is still
+//! valid (MAC table, bindings, counters, error-disabled ports, carrier) into it
+//! (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
+//! never stops. Applies are serialized by the `running` lock.
+//!
+//! File names in a request are labels for error messages only; the daemon never
+//! opens a path a caller sends.
+
+use super::guard::{AuditDetail, Caller};
+use super::{ApiError, ApiState};
+use crate::runtime::{ApplyPlan, Command};
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_control::diff::{self, Change};
+use portcullis_control::rbac::Authorizer;
+use portcullis_control::{Config, export};
+use portcullis_dataplane::CarryOver;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A configuration file's text and the name that labels it in errors.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceText {
+    pub name: String,
+    pub text: String,
+}
+
+/// `POST /v1/config/apply`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    pub profile: SourceText,
+    /// The host binding; omitted: the profile's own `[host]`, or else the running one.
+    #[serde(default)]
+    pub host: Option<SourceText>,
+    /// Validate and show the diff only.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer of an apply.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApplyAnswer {
+    pub applied: bool,
+    pub changes: Vec<Change>,
+    /// `changes`, rendered one per line.
+    pub diff: String,
+    /// What the swap kept and dropped (absent for a dry run or no change).
+    pub carry_over: Option<serde_json::Value>,
+    /// Changes that take effect only at the next daemon start.
+    pub notes: Vec<String>,
+}
+
+/// `GET /v1/config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigView {
+    /// The profile, without the host binding (golden, host-independent).
+    pub profile: SourceText,
+    /// The host binding, as a file whose only table is `[host]`.
+    pub host: SourceText,
+    /// Every effective setting as `key = value` (profile and per port).
+    pub flat: std::collections::BTreeMap<String, String>,
+}
+
+/// Every effective setting of a configuration, profile and host.
+pub fn flatten(c: &Config) -> diff::Flat {
+    let mut flat = diff::flatten_config(c);
+    let m = &c.host.management;
+    let onoff = |b: bool| if b { "on" } else { "off" }.to_string();
+    flat.insert(
+        "management.tls".into(),
+        onoff(m.tcp_listen.is_none() || m.tls.is_some()),
+    );
+    flat.insert("management.tcp".into(), onoff(m.tcp_listen.is_some()));
+    flat.insert(
+        "management.audit_syslog".into(),
+        onoff(m.audit_syslog.is_some()),
+    );
+    flat
+}
+
+pub async fn get_config(State(st): State<ApiState>) -> Json<ConfigView> {
+    let running = st.running.lock().await;
+    let c = &running.config;
+    Json(ConfigView {
+        profile: SourceText {
+            name: c.sources.profile.name.display().to_string(),
+            text: export::export_profile(c),
+        },
+        host: SourceText {
+            name: c
+                .sources
+                .host
+                .as_ref()
+                .unwrap_or(&c.sources.profile)
+                .name
+                .display()
+                .to_string(),
+            text: export::export_host(c),
+        },
+        flat: flatten(c),
+    })
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", message)
+}
+
+fn check_label(s: &SourceText) -> Result<(), ApiError> {
+    if s.name.is_empty() || s.name.len() > 255 || s.name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            "a file name must be 1..=255 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn apply(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<ApplyRequest>,
+) -> Result<Response, ApiError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let applies = st.applies.clone();
+    let r = apply_inner(st, caller, req).await;
+    match &r {
+        Ok(_) => applies.ok.fetch_add(1, Relaxed),
+        Err(_) => applies.failed.fetch_add(1, Relaxed),
+    };
+    r
+}
+
+async fn apply_inner(
+    st: ApiState,
+    caller: Caller,
+    req: ApplyRequest,
+) -> Result<Response, ApiError> {
+    check_label(&req.profile)?;
+    if let Some(h) = &req.host {
+        check_label(h)?;
+    }
+    let mut running = st.running.lock().await;
+    // The host binding: given, in the profile, or the running one.
+    let profile_has_host = req
+        .profile
+        .text
+        .parse::<toml_edit::DocumentMut>()
+        .is_ok_and(|d| d.contains_key("host"));
+    let running_host;
+    let host = match (&req.host, profile_has_host) {
+        (Some(h), _) => Some((h.text.as_str(), h.name.as_str())),
+        (None, true) => None,
+        (None, false) => {
+            running_host = export::export_host(&running.config);
+            Some((running_host.as_str(), "<running host binding>"))
+        }
+    };
+    let config = portcullis_control::parse_str(&req.profile.text, &req.profile.name, host)
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
+    if !running.in_memory {
+        crate::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
+    }
+    let changes = diff::diff(&flatten(&running.config), &flatten(&config));
+    let rendered = diff::render(&changes);
+    let mut notes = Vec::new();
+    let (old_m, new_m) = (&running.config.host.management, &config.host.management);
+    if old_m.tcp_listen != new_m.tcp_listen
+        || old_m.tls != new_m.tls
+        || old_m.metrics_listen != new_m.metrics_listen
+    {
+        notes.push(
+            "listener changes (tcp_listen, tls_*, metrics_listen) take effect at the next daemon start"
+                .to_string(),
+        );
+    }
+    if req.dry_run || changes.is_empty() {
+        let answer = ApplyAnswer {
+            applied: false,
+            changes,
+            diff: rendered,
+            carry_over: None,
+            notes,
+        };
+        return Ok(Json(answer).into_response());
+    }
+
+    crate::restore_sticky(&running.store, &mut compiled).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "state_store",
+            e.to_string(),
+        )
+    })?;
+    let now = portcullis_dataplane::Instant(running.epoch.elapsed().as_nanos() as u64);
+    let mut switch = portcullis_dataplane::Switch::new(&compiled.spec, now)
+        .map_err(|e| invalid(e.to_string()))?;
+    // The ports this apply adds (or moves to another interface) get their I/O now;
+    // the others keep theirs.
+    let old = &running.compiled;
+    let mut new_io = Vec::new();
+    let mut created = crate::CreatedTaps::default();
+    for (i, (spec, ifname)) in compiled
+        .spec
+        .ports
+        .iter()
+        .zip(&compiled.interfaces)
+        .enumerate()
+    {
+        let kept = old
+            .spec
+            .ports
+            .iter()
+            .zip(&old.interfaces)
+            .any(|(p, ifn)| p.name == spec.name && ifn == ifname);
+        if !kept && running.in_memory {
+            let (rx, tx, _) = portcullis_io::memory_port();
+            let io = crate::runtime::PortIo {
+                rx: Box::new(rx),
+                tx: Box::new(tx),
+            };
+            new_io.push((i, io));
+        } else if !kept {
+            let io = crate::open_port(spec, ifname, compiled.create_tap[i], &mut created).map_err(
+                |e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "port_open_failed",
+                        e.to_string(),
+                    )
+                },
+            )?;
+            new_io.push((i, io));
+        }
+    }
+    crate::initial_carrier(&mut switch, &compiled);
+    let _ = switch.drain_events().count();
+    let plan = ApplyPlan {
+        switch,
+        interfaces: compiled.interfaces.clone(),
+        groups: crate::group_names(&compiled),
+        circuit_ids: crate::circuit_ids(&compiled),
+        new_io,
+        links: crate::af_packet_links(&compiled),
+        link_monitor: crate::uplink_monitor(&compiled),
+        reply: oneshot::channel().0,
+    };
+    let (tx, rx) = oneshot::channel::<CarryOver>();
+    let plan = ApplyPlan { reply: tx, ..plan };
+    let mut names = st.port_names.write().await;
+    st.commands
+        .send(Command::Apply(Box::new(plan)))
+        .map_err(|_| ApiError::unavailable())?;
+    let report = rx.await.map_err(|_| ApiError::unavailable())?;
+    created.keep();
+    *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
+    drop(names);
+    if let Ok(mut a) = st.auth.write() {
+        *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
+    }
+    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
+        let forward = crate::syslog_forwarder(&config.host.management);
+        if let Ok(mut log) = st.audit.lock() {
+            log.set_forward(forward);
+        }
+    }
+    running.config = config;
+    running.compiled = compiled;
+    tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
+    let carry = serde_json::to_value(&report).unwrap_or_default();
+    let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
+    let answer = ApplyAnswer {
+        applied: true,
+        changes,
+        diff: rendered,
+        carry_over: Some(carry),
+        notes,
+    };
+    let mut resp = Json(answer).into_response();
+    resp.extensions_mut().insert(AuditDetail(detail));
+    Ok(resp)
+}

@@ -1,0 +1,459 @@
+//! The handlers of the API's routes (see [`super::ROUTES`]). They run behind the
+//! guard, which has already identified the caller, checked their role and, for a
+//! write, recorded the intent in the audit log.
+
+use super::guard::Caller;
+use super::{ApiError, ApiState, EventRecord};
+use crate::runtime::Command;
+use crate::snapshot::{MacTableView, PortView, Snapshot};
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use portcullis_dataplane::{ControlError, MacAddr, PortId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Snapshot(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    rx.await.map_err(|_| ApiError::unavailable())
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct StatusView {
+    pub switch: String,
+    pub uptime_secs: u64,
+    pub ports: usize,
+    pub mac_entries: usize,
+    pub drops: BTreeMap<String, u64>,
+    pub events_lost: u64,
+}
+
+pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
+    let s = snapshot(&st).await?;
+    Ok(Json(StatusView {
+        switch: s.switch,
+        uptime_secs: s.uptime_secs,
+        ports: s.ports.len(),
+        mac_entries: s.mac_table.entries.len(),
+        drops: s.drops,
+        events_lost: s.events_lost,
+    }))
+}
+
+pub async fn ports(State(st): State<ApiState>) -> Result<Json<Vec<PortView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.ports))
+}
+
+pub async fn port(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<PortView>, ApiError> {
+    snapshot(&st)
+        .await?
+        .ports
+        .into_iter()
+        .find(|p| p.name == name)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_port",
+                format!("no port named {name:?}"),
+            )
+        })
+}
+
+pub async fn mac_table(State(st): State<ApiState>) -> Result<Json<MacTableView>, ApiError> {
+    Ok(Json(snapshot(&st).await?.mac_table))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct CountersResponse {
+    pub ports: Vec<PortCountersEntry>,
+    /// All ports, both directions, by reason.
+    pub drops: BTreeMap<String, u64>,
+}
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PortCountersEntry {
+    pub name: String,
+    pub counters: crate::snapshot::CountersView,
+}
+
+pub async fn counters(State(st): State<ApiState>) -> Result<Json<CountersResponse>, ApiError> {
+    let s = snapshot(&st).await?;
+    Ok(Json(CountersResponse {
+        ports: s
+            .ports
+            .into_iter()
+            .map(|p| PortCountersEntry {
+                name: p.name,
+                counters: p.counters,
+            })
+            .collect(),
+        drops: s.drops,
+    }))
+}
+
+pub async fn events(State(st): State<ApiState>) -> Json<Vec<EventRecord>> {
+    Json(
+        st.events
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default(),
+    )
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReportMac {
+    pub mac: String,
+}
+
+pub async fn report_mac(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(body): Json<ReportMac>,
+) -> Result<StatusCode, ApiError> {
+    let peer = &caller.user;
+    let mac: MacAddr = body.mac.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_mac",
+            format!("{:?}: {e}", body.mac),
+        )
+    })?;
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &name)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::ReportEffectiveMac {
+            port,
+            mac,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    match rx.await.map_err(|_| ApiError::unavailable())? {
+        Ok(()) => {
+            tracing::info!(%peer, port = %name, %mac, "effective MAC reported");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e @ ControlError::MacInUse(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "mac_in_use",
+            e.to_string(),
+        )),
+        Err(e @ ControlError::MacTableFull) => Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "mac_table_full",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "refused",
+            e.to_string(),
+        )),
+    }
+}
+
+fn port_id(names: &[String], name: &str) -> Result<PortId, ApiError> {
+    names
+        .iter()
+        .position(|n| n == name)
+        .map(|i| PortId(i as u16))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_port",
+                format!("no port named {name:?}"),
+            )
+        })
+}
+
+pub async fn port_security(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::PortSecurityView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.port_security))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RecoverAnswer {
+    pub port: String,
+    /// Whether the port was error-disabled.
+    pub recovered: bool,
+}
+
+pub async fn recover(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<RecoverAnswer>, ApiError> {
+    let peer = &caller.user;
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &name)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Recover { port, reply: tx })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    let recovered = rx
+        .await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "refused", e.to_string()))?;
+    tracing::info!(%peer, port = %name, recovered, "port recover");
+    Ok(Json(RecoverAnswer {
+        port: name,
+        recovered,
+    }))
+}
+
+pub async fn mac_acls(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::MacAclView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.mac_acls))
+}
+
+pub async fn bindings(
+    State(st): State<ApiState>,
+) -> Result<Json<crate::snapshot::BindingsView>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Bindings(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
+}
+
+/// `POST /v1/bindings`: a binding that never expires (source api).
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct NewBinding {
+    pub mac: String,
+    pub ip: String,
+    pub vlan: u16,
+    pub port: String,
+}
+
+fn bad(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+pub async fn add_binding(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(b): Json<NewBinding>,
+) -> Result<StatusCode, ApiError> {
+    let peer = &caller.user;
+    let mac: MacAddr = b
+        .mac
+        .parse()
+        .map_err(|e| bad("invalid_mac", format!("{:?}: {e}", b.mac)))?;
+    let ip: std::net::IpAddr =
+        b.ip.parse()
+            .map_err(|e| bad("invalid_ip", format!("{:?}: {e}", b.ip)))?;
+    let vid = portcullis_dataplane::Vid::new(b.vlan).ok_or_else(|| {
+        bad(
+            "invalid_vlan",
+            format!("VLAN {} is outside 1..=4094", b.vlan),
+        )
+    })?;
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &b.port)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::AddBinding {
+            vid,
+            ip,
+            mac,
+            port,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    rx.await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "binding_refused", e))?;
+    tracing::info!(%peer, %ip, %mac, vlan = b.vlan, port = %b.port, "binding added");
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn remove_binding(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((vlan, ip)): Path<(u16, String)>,
+) -> Result<StatusCode, ApiError> {
+    let peer = &caller.user;
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|e| bad("invalid_ip", format!("{ip:?}: {e}")))?;
+    let vid = portcullis_dataplane::Vid::new(vlan)
+        .ok_or_else(|| bad("invalid_vlan", format!("VLAN {vlan} is outside 1..=4094")))?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::RemoveBinding { vid, ip, reply: tx })
+        .map_err(|_| ApiError::unavailable())?;
+    if rx.await.map_err(|_| ApiError::unavailable())? {
+        tracing::info!(%peer, %ip, vlan, "binding removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_binding",
+            format!("no binding of {ip} in VLAN {vlan}"),
+        ))
+    }
+}
+
+pub async fn uplinks(
+    State(st): State<ApiState>,
+) -> Result<Json<Vec<crate::snapshot::UplinkView>>, ApiError> {
+    Ok(Json(snapshot(&st).await?.uplinks))
+}
+
+/// `GET /v1/whoami`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct WhoAmI {
+    pub user: String,
+    pub role: Option<String>,
+    pub source: String,
+}
+
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        role: caller.role.map(|r| r.name().to_string()),
+        user: caller.user,
+        source: caller.source,
+    })
+}
+
+/// `POST /v1/ports/{name}/shutdown|enable` answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AdminStateAnswer {
+    pub port: String,
+    pub admin_up: bool,
+}
+
+async fn set_admin_up(
+    st: &ApiState,
+    caller: &Caller,
+    name: String,
+    up: bool,
+) -> Result<Json<AdminStateAnswer>, ApiError> {
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &name)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::SetAdminUp {
+            port,
+            up,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    rx.await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "refused", e.to_string()))?;
+    tracing::info!(user = %caller.user, port = %name, up, "port admin state");
+    Ok(Json(AdminStateAnswer {
+        port: name,
+        admin_up: up,
+    }))
+}
+
+pub async fn shutdown(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<AdminStateAnswer>, ApiError> {
+    set_admin_up(&st, &caller, name, false).await
+}
+
+pub async fn enable(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<AdminStateAnswer>, ApiError> {
+    set_admin_up(&st, &caller, name, true).await
+}
+
+pub async fn clear_counters(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<StatusCode, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::ClearCounters(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    rx.await.map_err(|_| ApiError::unavailable())?;
+    tracing::info!(user = %caller.user, "counters cleared");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/audit` filters.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub user: Option<String>,
+    pub action: Option<String>,
+    /// RFC 3339.
+    pub since: Option<String>,
+    /// The last N matching records (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/audit` answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AuditView {
+    /// `null` when the chain verifies, else the first bad record.
+    pub verify_error: Option<String>,
+    pub total: usize,
+    pub records: Vec<portcullis_control::audit::AuditRecord>,
+}
+
+pub async fn audit_records(
+    State(st): State<ApiState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditView>, ApiError> {
+    use portcullis_control::audit;
+    let since = match &q.since {
+        Some(s) => Some(
+            audit::parse_rfc3339(s)
+                .ok_or_else(|| bad("invalid_time", format!("{s:?} is not an RFC 3339 time")))?,
+        ),
+        None => None,
+    };
+    let path = st
+        .audit
+        .lock()
+        .map(|l| l.path().to_path_buf())
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"))?;
+    let limit = q.limit.unwrap_or(1000);
+    let view = tokio::task::spawn_blocking(move || -> Result<AuditView, String> {
+        let verify_error = audit::verify(&path).err().map(|e| e.to_string());
+        let (records, _) = audit::read_records(&path).map_err(|e| e.to_string())?;
+        let total = records.len();
+        let mut records: Vec<_> = records
+            .into_iter()
+            .filter(|r| q.user.as_ref().is_none_or(|u| &r.user == u))
+            .filter(|r| q.action.as_ref().is_none_or(|a| &r.action == a))
+            .filter(|r| {
+                since.is_none_or(|t| audit::parse_rfc3339(&r.time).is_some_and(|rt| rt >= t))
+            })
+            .collect();
+        let skip = records.len().saturating_sub(limit);
+        records.drain(..skip);
+        Ok(AuditView {
+            verify_error,
+            total,
+            records,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e))?;
+    Ok(Json(view))
+}

@@ -1,0 +1,488 @@
+//! The API's guard, route by route: every route × every role is allowed or refused
+//! as documented in docs/api.md (the table below is written out by hand, not derived
+//! from the route table it checks); TCP callers need a valid, unexpired bearer
+//! token; every refusal is audited; bad input gets the one error shape and changes
+//! nothing. Runs on in-memory ports: no root needed.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use portcullis_control::rbac::new_token;
+use portcullis_daemon::api::{self, Peer};
+use portcullis_daemon::{MemoryDaemon, start_in_memory};
+use std::path::PathBuf;
+use tower::ServiceExt;
+
+const PROFILE: &str = r#"
+[switch]
+name = "rbac"
+
+[[port_group]]
+name = "web"
+vlan = 10
+"#;
+
+fn host(tokens: &str) -> String {
+    format!(
+        r#"
+[[host.port]]
+name = "vm1"
+interface = "mem-vm1"
+port_group = "web"
+mac = "52:54:00:00:00:01"
+
+[[host.port]]
+name = "vm2"
+interface = "mem-vm2"
+port_group = "web"
+
+[host.management.roles]
+operator = {{ users = ["daemon"] }}
+auditor = {{ users = ["bin"] }}
+{tokens}
+"#
+    )
+}
+
+struct Harness {
+    daemon: MemoryDaemon,
+    dir: PathBuf,
+    app: axum::Router,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn harness(tag: &str, tokens: &str) -> Harness {
+    let dir = std::env::temp_dir().join(format!("pcl-api-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!("{PROFILE}{}", host(tokens));
+    let config = portcullis_control::parse_str(&text, "rbac.toml", None).expect("valid config");
+    let daemon = start_in_memory(config, &dir).expect("in-memory daemon");
+    let app = api::router(daemon.state.clone());
+    Harness { daemon, dir, app }
+}
+
+/// Callers: the Unix users of a Debian system.
+const ROOT: Peer = local(0);
+const OPERATOR: Peer = local(1); // daemon
+const AUDITOR: Peer = local(2); // bin
+const NOBODY: Peer = local(65534);
+
+const fn local(uid: u32) -> Peer {
+    Peer {
+        uid: Some(uid),
+        gid: Some(uid),
+        pid: Some(4242),
+        tcp: None,
+    }
+}
+
+fn tcp() -> Peer {
+    Peer {
+        tcp: Some("198.18.0.7:40000".parse().unwrap()),
+        ..Peer::default()
+    }
+}
+
+impl Harness {
+    fn call(
+        &self,
+        peer: Peer,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        self.raw(peer, req.body(Body::from(bytes)).unwrap())
+    }
+
+    fn raw(&self, peer: Peer, mut req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = self.app.clone();
+        self.daemon.runtime.block_on(async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+                .await
+                .unwrap();
+            let v = if bytes.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+                })
+            };
+            (status, v)
+        })
+    }
+
+    fn audit(&self) -> Vec<portcullis_control::audit::AuditRecord> {
+        let path = self.dir.join(portcullis_daemon::AUDIT_LOG);
+        portcullis_control::audit::read_records(&path).unwrap().0
+    }
+}
+
+fn apply_body(dry_run: bool) -> serde_json::Value {
+    serde_json::json!({
+        "profile": { "name": "rbac.toml", "text": format!("{PROFILE}{}", host("")) },
+        "dry_run": dry_run,
+    })
+}
+
+/// Every route, with a concrete request and the roles documented to be allowed.
+fn routes() -> Vec<(
+    Method,
+    String,
+    Option<serde_json::Value>,
+    &'static [&'static str],
+)> {
+    const ANYONE: &[&str] = &["admin", "operator", "auditor", "none"];
+    const ALL: &[&str] = &["admin", "operator", "auditor"];
+    const OPS: &[&str] = &["admin", "operator"];
+    const AUD: &[&str] = &["admin", "auditor"];
+    const ADMIN: &[&str] = &["admin"];
+    let mac = serde_json::json!({ "mac": "52:54:00:00:00:01" });
+    let binding = serde_json::json!({ "mac": "52:54:00:00:00:01", "ip": "198.18.10.1", "vlan": 10, "port": "vm1" });
+    vec![
+        (Method::GET, "/v1/whoami".into(), None, ANYONE),
+        (Method::GET, "/v1/status".into(), None, ALL),
+        (Method::GET, "/v1/ports".into(), None, ALL),
+        (Method::GET, "/v1/ports/vm1".into(), None, ALL),
+        (
+            Method::PUT,
+            "/v1/ports/vm1/effective-mac".into(),
+            Some(mac),
+            OPS,
+        ),
+        (Method::POST, "/v1/ports/vm1/recover".into(), None, OPS),
+        (Method::POST, "/v1/ports/vm2/shutdown".into(), None, OPS),
+        (Method::POST, "/v1/ports/vm2/enable".into(), None, OPS),
+        (Method::GET, "/v1/mac".into(), None, ALL),
+        (Method::GET, "/v1/counters".into(), None, ALL),
+        (Method::POST, "/v1/counters/clear".into(), None, OPS),
+        (Method::GET, "/v1/events".into(), None, ALL),
+        (Method::GET, "/v1/port-security".into(), None, ALL),
+        (Method::GET, "/v1/mac-acls".into(), None, ALL),
+        (Method::GET, "/v1/uplinks".into(), None, ALL),
+        (Method::GET, "/v1/bindings".into(), None, ALL),
+        (Method::POST, "/v1/bindings".into(), Some(binding), OPS),
+        (
+            Method::DELETE,
+            "/v1/bindings/10/198.18.10.1".into(),
+            None,
+            OPS,
+        ),
+        (Method::GET, "/v1/config".into(), None, ALL),
+        (
+            Method::POST,
+            "/v1/config/apply".into(),
+            Some(apply_body(true)),
+            ADMIN,
+        ),
+        (Method::GET, "/v1/audit".into(), None, AUD),
+    ]
+}
+
+#[test]
+fn every_route_times_every_role_is_allowed_or_refused_as_documented() {
+    let h = harness("roles", "");
+    assert_eq!(
+        routes().len(),
+        api::ROUTES.len(),
+        "the table covers every route"
+    );
+    let mut refused = 0;
+    for (peer, role) in [
+        (ROOT, "admin"),
+        (OPERATOR, "operator"),
+        (AUDITOR, "auditor"),
+        (NOBODY, "none"),
+    ] {
+        let (_, me) = h.call(peer, Method::GET, "/v1/whoami", None, &[]);
+        assert_eq!(me["role"].as_str().unwrap_or("none"), role, "{me}");
+        for (method, path, body, allowed) in routes() {
+            let (status, v) = h.call(peer, method.clone(), &path, body, &[]);
+            let ok = allowed.contains(&role);
+            if ok {
+                assert!(
+                    status.is_success() || status == StatusCode::NOT_FOUND,
+                    "{role} {method} {path}: {status} {v}"
+                );
+            } else {
+                refused += 1;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role} {method} {path}: {v}");
+                assert_eq!(v["error"]["code"], "forbidden", "{v}");
+            }
+        }
+    }
+    let records = h.audit();
+    let refusals = records
+        .iter()
+        .filter(|r| r.result.starts_with("refused:"))
+        .count();
+    assert_eq!(refusals, refused, "every refusal is audited");
+    // Writes: an intent record before, an outcome record after, for every role allowed.
+    let intents = records.iter().filter(|r| r.result == "pending").count();
+    let outcomes = records
+        .iter()
+        .filter(|r| r.args.get("intent").is_some())
+        .count();
+    assert_eq!(intents, outcomes, "every intent has its outcome");
+    assert_eq!(
+        intents,
+        2 * 7 + 1,
+        "7 operator writes × 2 roles + apply by admin"
+    );
+    assert_eq!(
+        portcullis_control::audit::verify(&h.dir.join(portcullis_daemon::AUDIT_LOG)).unwrap(),
+        records.len()
+    );
+}
+
+#[test]
+fn tcp_callers_need_a_valid_unexpired_token() {
+    let (good, good_hash) = new_token("ci-bot").unwrap();
+    let (old, old_hash) = new_token("old-bot").unwrap();
+    let tokens = format!(
+        "\n[[host.management.token]]\nname = \"ci-bot\"\nrole = \"operator\"\nhash = \"{good_hash}\"\n\n[[host.management.token]]\nname = \"old-bot\"\nrole = \"admin\"\nhash = \"{old_hash}\"\nexpires = 2020-01-01T00:00:00Z\n"
+    );
+    let h = harness("tokens", &tokens);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let cases: Vec<(Vec<(&str, String)>, StatusCode)> = vec![
+        (vec![], StatusCode::UNAUTHORIZED),
+        (
+            vec![("authorization", "Basic Zm9vOmJhcg==".into())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![("authorization", bearer("pcl_ci-bot_0000"))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![("authorization", bearer("garbage"))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![("authorization", bearer(&old))],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (vec![("authorization", bearer(&good))], StatusCode::OK),
+    ];
+    for (headers, want) in cases {
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, v) = h.call(tcp(), Method::GET, "/v1/status", None, &hs);
+        assert_eq!(status, want, "{headers:?}: {v}");
+        if want == StatusCode::UNAUTHORIZED {
+            assert_eq!(v["error"]["code"], "unauthenticated");
+            assert!(!v.to_string().contains(&good[8..]), "never echoes a secret");
+        }
+    }
+    // The operator token may operate but not apply; root on the socket may.
+    let auth = [("authorization", bearer(&good))];
+    let hs: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _) = h.call(tcp(), Method::POST, "/v1/counters/clear", None, &hs);
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = h.call(
+        tcp(),
+        Method::POST,
+        "/v1/config/apply",
+        Some(apply_body(true)),
+        &hs,
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, me) = h.call(tcp(), Method::GET, "/v1/whoami", None, &hs);
+    assert_eq!(me["user"], "token:ci-bot");
+    assert_eq!(me["source"], "tcp:198.18.0.7:40000");
+    let unauth = h
+        .audit()
+        .iter()
+        .filter(|r| r.result.starts_with("refused:") && r.source == "tcp:198.18.0.7:40000")
+        .count();
+    assert_eq!(unauth, 6, "5 unauthenticated + 1 forbidden, all audited");
+}
+
+#[test]
+fn bad_input_gets_the_error_shape_changes_nothing_and_is_audited() {
+    let h = harness("badinput", "");
+    let before = h.call(ROOT, Method::GET, "/v1/config", None, &[]).1;
+    let bindings_before = h.call(ROOT, Method::GET, "/v1/bindings", None, &[]).1;
+    let raw = |method: Method, path: &str, ctype: Option<&str>, body: Vec<u8>| {
+        let mut r = Request::builder().method(method).uri(path);
+        if let Some(c) = ctype {
+            r = r.header("content-type", c);
+        }
+        h.raw(ROOT, r.body(Body::from(body)).unwrap())
+    };
+    let cases = [
+        (
+            raw(Method::POST, "/v1/bindings", Some("application/json"), b"{\"mac\": ".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            raw(Method::POST, "/v1/bindings", Some("text/plain"), b"{}".to_vec()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/bindings",
+                Some("application/json"),
+                br#"{"mac":"52:54:00:00:00:01","ip":"198.18.10.1","vlan":10,"port":"vm1","lease":5}"#.to_vec(),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/config/apply",
+                Some("application/json"),
+                vec![b' '; 2 << 20],
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            raw(Method::PATCH, "/v1/ports", None, vec![]),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            raw(Method::GET, "/v1/../etc/passwd", None, vec![]),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for ((status, v), want, code) in cases {
+        assert_eq!(status, want, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // An invalid profile is refused with located errors; the label is never opened.
+    let (status, v) = h.call(
+        ROOT,
+        Method::POST,
+        "/v1/config/apply",
+        Some(serde_json::json!({
+            "profile": { "name": "../../../etc/shadow", "text": "[switch]\nname = 7\n" }
+        })),
+        &[],
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("../../../etc/shadow:2:"), "{msg}");
+    assert!(msg.contains("switch.name"), "{msg}");
+    assert_eq!(h.call(ROOT, Method::GET, "/v1/config", None, &[]).1, before);
+    assert_eq!(
+        h.call(ROOT, Method::GET, "/v1/bindings", None, &[]).1,
+        bindings_before
+    );
+    let records = h.audit();
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.result.starts_with("error:"))
+        .map(|r| r.result.clone())
+        .collect();
+    assert_eq!(
+        failed.len(),
+        5,
+        "the four bad writes and the bad apply: {failed:#?}"
+    );
+    assert!(failed.iter().any(|r| r.contains("invalid_config")));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("vm1".to_string()),
+            Just("10".to_string()),
+            Just("198.18.10.1".to_string()),
+            "[a-zA-Z0-9%._:-]{0,12}",
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~]{0,16}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("mac".to_string()),
+                        Just("ip".to_string()),
+                        Just("vlan".to_string()),
+                        Just("port".to_string()),
+                        Just("profile".to_string()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        /// Random calls on every route (paths with random segments, random JSON
+        /// bodies) by a random caller: never a 5xx, always the error shape for a
+        /// 4xx, and the running configuration never changes (no valid apply is
+        /// generated).
+        #[test]
+        fn random_calls_never_fail_the_server_or_change_the_config(
+            calls in prop::collection::vec((0..api::ROUTES.len(), segment(), segment(), prop::option::of(json()), 0..4usize), 1..12)
+        ) {
+            let h = HARNESS.with(|h| h.clone());
+            let before = h.call(ROOT, Method::GET, "/v1/config", None, &[]).1;
+            for (r, a, b, body, who) in calls {
+                let route = &api::ROUTES[r];
+                let path = route.path.replace("{name}", &a).replace("{vlan}", &a).replace("{ip}", &b);
+                if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace()) {
+                    continue;
+                }
+                let Ok(uri) = path.parse::<axum::http::Uri>() else { continue };
+                let peer = [ROOT, OPERATOR, AUDITOR, NOBODY][who];
+                let (status, v) = h.call(peer, route.method.clone(), &uri.to_string(), body, &[]);
+                prop_assert!(!status.is_server_error(), "{} {path}: {status} {v}", route.method);
+                if status.is_client_error() {
+                    prop_assert!(v["error"]["code"].is_string(), "{v}");
+                    prop_assert!(v["error"]["message"].is_string(), "{v}");
+                }
+            }
+            prop_assert_eq!(h.call(ROOT, Method::GET, "/v1/config", None, &[]).1, before);
+            prop_assert!(portcullis_control::audit::verify(&h.dir.join(portcullis_daemon::AUDIT_LOG)).is_ok());
+        }
+    }
+
+    thread_local! {
+        static HARNESS: std::rc::Rc<Harness> = std::rc::Rc::new(harness("props", ""));
+    }
+}
