@@ -136,19 +136,26 @@ pub async fn apply(
 ) -> Result<Response, ApiError> {
     use std::sync::atomic::Ordering::Relaxed;
     let applies = st.applies.clone();
-    let r = apply_inner(st, caller, req).await;
-    match &r {
-        Ok(_) => applies.ok.fetch_add(1, Relaxed),
-        Err(_) => applies.failed.fetch_add(1, Relaxed),
-    };
-    r
+    // Counted: applies made, and applies refused (a dry run or "nothing to apply" is neither).
+    match apply_inner(st, caller, req).await {
+        Ok((resp, applied)) => {
+            if applied {
+                applies.ok.fetch_add(1, Relaxed);
+            }
+            Ok(resp)
+        }
+        Err(e) => {
+            applies.failed.fetch_add(1, Relaxed);
+            Err(e)
+        }
+    }
 }
 
 async fn apply_inner(
     st: ApiState,
     caller: Caller,
     req: ApplyRequest,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, bool), ApiError> {
     check_label(&req.profile)?;
     if let Some(h) = &req.host {
         check_label(h)?;
@@ -196,7 +203,7 @@ async fn apply_inner(
             carry_over: None,
             notes,
         };
-        return Ok(Json(answer).into_response());
+        return Ok((Json(answer).into_response(), false));
     }
 
     crate::restore_sticky(&running.store, &mut compiled).map_err(|e| {
@@ -292,5 +299,5 @@ async fn apply_inner(
     };
     let mut resp = Json(answer).into_response();
     resp.extensions_mut().insert(AuditDetail(detail));
-    Ok(resp)
+    Ok((resp, true))
 }
