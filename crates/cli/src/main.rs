@@ -131,10 +131,12 @@ enum Cmd {
         #[command(flatten)]
         api: manage::ApiOpts,
     },
-    /// Read the audit log directly (root only: the file is 0600).
+    /// The audit log: verify its hash chain, show records (through the daemon, or a file with --file).
     Audit {
         #[command(subcommand)]
         op: audit::AuditOp,
+        #[command(flatten)]
+        api: manage::ApiOpts,
     },
     /// Build a lab of network namespaces, run the switch on it, show what it blocks
     /// and why, and remove everything again. Needs root, the kernel and iproute2.
@@ -277,7 +279,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             });
         }
-        Cmd::Audit { op } => audit::run(op),
+        Cmd::Audit { op, api } => audit::run(op, &api),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
     };

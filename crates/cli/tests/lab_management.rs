@@ -219,6 +219,29 @@ hash = "{admin_hash}"
     assert!(String::from_utf8_lossy(&out.stdout).contains("nobody (auditor)"));
     let out = as_user("65534", &["port", "shutdown", "a"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
+    // The auditor verifies and reads the log through the API (the file is root's).
+    let out = as_user("65534", &["audit", "verify"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("records, chain intact"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_user(
+        "65534",
+        &["audit", "show", "--user", "token:ops-bot", "--json"],
+    );
+    assert!(out.status.success());
+    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        shown.iter().any(|r| r["action"] == "config.apply"
+            && r["result"].as_str().unwrap().starts_with("refused:")),
+        "the operator's refused apply: {shown:?}"
+    );
+    let out = as_user("65534", &["apply", golden.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
     let out = as_user("1", &["show", "ports"]); // daemon: no role
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no role"));
 
