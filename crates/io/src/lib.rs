@@ -36,6 +36,7 @@ mod frame;
 pub mod linkmon;
 pub mod memory;
 mod netdev;
+pub mod pcap;
 pub mod tap;
 
 use std::os::fd::RawFd;
