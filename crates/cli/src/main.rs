@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod hosts;
 mod labtools;
 mod manage;
 mod show;
@@ -123,6 +124,14 @@ enum Cmd {
     Token {
         #[command(subcommand)]
         op: token::TokenCmd,
+    },
+    /// The hosts behind each VLAN and subnet: bindings, addresses seen by ARP, and
+    /// guest MACs without a known address.
+    Hosts {
+        #[command(flatten)]
+        args: hosts::HostsArgs,
+        #[command(flatten)]
+        api: manage::ApiOpts,
     },
     /// Live per-port rates, like esxtop's network screen.
     Top {
@@ -273,6 +282,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             });
         }
+        Cmd::Hosts { args, api } => hosts::run(&args, &api),
         Cmd::Top { args, api } => {
             return top::run(&api.socket, &args).unwrap_or_else(|e| {
                 eprintln!("error: {e:#}");

@@ -13,8 +13,13 @@ pub enum What {
     Mac,
     /// Counters per port and drops per reason.
     Counters,
-    /// Recent switch events.
-    Events,
+    /// Recent switch events (with --follow: then each new one, until Ctrl-C).
+    Events {
+        /// Keep printing new events as they come (with --json: one JSON object per
+        /// line).
+        #[arg(long)]
+        follow: bool,
+    },
     /// Port security per port: limits, secure MACs, violations, err-disable.
     PortSecurity,
     /// MAC ACLs: rules with hit counts, and where they are bound.
@@ -337,12 +342,80 @@ pub fn events_table(ev: &[EventRecord]) -> String {
     table(&["TIME(ms)", "PORT", "EVENT", "DETAIL"], &rows)
 }
 
+/// How often `show events --follow` asks for new events.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One event on one line: time, port, event, detail (without the port again).
+pub fn event_line(e: &EventRecord) -> String {
+    let mut d = e.detail.clone();
+    if let Some(o) = d.as_object_mut() {
+        o.remove("port");
+    }
+    let port = if e.port.is_empty() { "-" } else { &e.port };
+    format!("{:<13}  {:<10}  {:<24}  {d}", e.time_ms, port, e.event)
+}
+
+/// The events after `after` (all of them without): the records, and the raw JSON
+/// objects `--json` prints.
+fn events_after(
+    api: &crate::manage::ApiOpts,
+    after: Option<u64>,
+) -> anyhow::Result<Vec<(EventRecord, serde_json::Value)>> {
+    let path = match after {
+        Some(n) => format!("/v1/events?after_seq={n}"),
+        None => "/v1/events".to_string(),
+    };
+    let v = api.call(hyper::Method::GET, &path, None)?;
+    let raw: Vec<serde_json::Value> = serde_json::from_value(v)?;
+    raw.into_iter()
+        .map(|r| Ok((serde_json::from_value(r.clone())?, r)))
+        .collect()
+}
+
+/// `show events --follow`: the history, then every new event as the daemon records
+/// it, polling `?after_seq=` (no event twice, none skipped while the daemon keeps
+/// running), until the process is interrupted. A failed poll is reported on stderr
+/// and retried; the first must succeed.
+pub fn follow_events(json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result<()> {
+    let mut last = None;
+    let mut first = true;
+    if !json {
+        println!(
+            "{:<13}  {:<10}  {:<24}  DETAIL",
+            "TIME(ms)", "PORT", "EVENT"
+        );
+    }
+    loop {
+        match events_after(api, last) {
+            Ok(events) => {
+                for (rec, raw) in &events {
+                    if json {
+                        println!("{raw}");
+                    } else {
+                        println!("{}", event_line(rec));
+                    }
+                }
+                if let Some((rec, _)) = events.last() {
+                    last = Some(rec.seq);
+                }
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => eprintln!("portcullis: {e:#} (retrying)"),
+        }
+        first = false;
+        std::thread::sleep(FOLLOW_INTERVAL);
+    }
+}
+
 pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result<()> {
+    if let What::Events { follow: true } = what {
+        return follow_events(json, api);
+    }
     let path = match what {
         What::Ports => "/v1/ports",
         What::Mac => "/v1/mac",
         What::Counters => "/v1/counters",
-        What::Events => "/v1/events",
+        What::Events { .. } => "/v1/events",
         What::PortSecurity => "/v1/port-security",
         What::MacAcl => "/v1/mac-acls",
         What::Bindings => "/v1/bindings",
@@ -357,7 +430,7 @@ pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Resu
         What::Ports => ports_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::Mac => mac_table(&serde_json::from_value(v)?),
         What::Counters => counters_table(&serde_json::from_value(v)?),
-        What::Events => events_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::Events { .. } => events_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::PortSecurity => port_security_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::MacAcl => mac_acl_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::Bindings => bindings_table(&serde_json::from_value(v)?),
@@ -365,4 +438,38 @@ pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Resu
     };
     print!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_line_names_time_port_event_and_the_rest_of_the_detail() {
+        let e = EventRecord {
+            seq: 7,
+            time_ms: 1_795_733_653_512,
+            port: "vm2".into(),
+            event: "ip_conflict".into(),
+            detail: serde_json::json!({"port": "vm2", "ip": "198.18.10.5", "owner": "vm1"}),
+        };
+        let line = event_line(&e);
+        assert!(
+            line.starts_with("1795733653512  vm2         ip_conflict "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(r#"{"ip":"198.18.10.5","owner":"vm1"}"#),
+            "{line}"
+        );
+        let no_port = EventRecord {
+            port: String::new(),
+            ..e
+        };
+        assert!(
+            event_line(&no_port).contains("  -  "),
+            "{}",
+            event_line(&no_port)
+        );
+    }
 }

@@ -350,12 +350,13 @@ fn launch(
                     }
                 };
                 persist(&store, &ev, &names);
-                let rec = event_record(&ev, &names);
+                let mut rec = event_record(&ev, &names);
                 tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
                 if let Ok(mut q) = history.lock() {
                     if q.len() == EVENT_HISTORY {
                         q.pop_front();
                     }
+                    rec.seq = q.back().map_or(0, |e| e.seq) + 1;
                     q.push_back(rec);
                 }
             }
@@ -781,6 +782,7 @@ fn event_record(ev: &Event, names: &[String]) -> EventRecord {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     EventRecord {
+        seq: 0, // numbered when it enters the history
         time_ms,
         port,
         event,

@@ -49,6 +49,11 @@ pub enum Command {
     },
     /// The bindings (built on request only: there may be a million).
     Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
+    /// The hosts behind each VLAN (of one VLAN with `vlan`), built on request.
+    Hosts {
+        vlan: Option<u16>,
+        reply: oneshot::Sender<crate::snapshot::HostsView>,
+    },
     /// Remove a binding; answers whether there was one.
     RemoveBinding {
         vid: Vid,
@@ -742,6 +747,9 @@ impl DataPlane {
                         now,
                         self.held.stats,
                     ));
+                }
+                Command::Hosts { vlan, reply } => {
+                    let _ = reply.send(crate::snapshot::HostsView::build(&self.switch, now, vlan));
                 }
                 Command::AddBinding {
                     vid,

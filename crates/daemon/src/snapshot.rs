@@ -52,6 +52,10 @@ pub struct CountersView {
     pub rx_drops: BTreeMap<String, u64>,
     /// Non-zero egress drops by reason name.
     pub tx_drops: BTreeMap<String, u64>,
+    /// Non-zero counts of what a feature in observe mode would have dropped, and of
+    /// detections that never drop (`ip_conflict`), by reason name.
+    #[serde(default)]
+    pub observed: BTreeMap<String, u64>,
 }
 
 impl From<&PortCounters> for CountersView {
@@ -72,6 +76,7 @@ impl From<&PortCounters> for CountersView {
             tx_dropped: c.tx_dropped(),
             rx_drops: by_reason(&c.rx_drops),
             tx_drops: by_reason(&c.tx_drops),
+            observed: by_reason(&c.observed),
         }
     }
 }
@@ -469,6 +474,194 @@ impl BindingsView {
             capacity: sw.binding_capacity(),
             bindings,
             held,
+        }
+    }
+}
+
+/// One host (`portcullis hosts`): an address with the MAC that holds it, or a MAC
+/// the switch knows without an address.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostView {
+    /// `None` for a MAC-only host.
+    pub ip: Option<String>,
+    pub mac: String,
+    pub port: String,
+    /// `binding-dhcp`, `binding-static`, `binding-api`, `binding-dhcpv6`,
+    /// `binding-nd` (the binding table), `arp` (seen as an ARP sender), `mac-only`
+    /// (a guest's MAC-table entry with no address known).
+    pub source: String,
+    /// Seconds since the host was last seen with the address (IP-seen table) or,
+    /// for a MAC-only host, since its MAC-table entry was refreshed; `None` when the
+    /// switch has no such time (a binding never seen on the wire, a guest MAC).
+    pub age_secs: Option<u64>,
+}
+
+/// The hosts of one subnet of a VLAN.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubnetHostsView {
+    /// The /24 (IPv4) or /64 (IPv6) the addresses fall in, e.g. `198.18.10.0/24`.
+    pub subnet: String,
+    /// Hosts listed (an address two MACs claim is listed once per MAC).
+    pub count: usize,
+    pub hosts: Vec<HostView>,
+}
+
+/// The hosts behind one VLAN.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VlanHostsView {
+    pub vlan: u16,
+    /// All hosts of the VLAN: the subnets' counts plus the MAC-only hosts.
+    pub count: usize,
+    pub subnets: Vec<SubnetHostsView>,
+    pub mac_only: Vec<HostView>,
+}
+
+/// `GET /v1/hosts`: the hosts behind each VLAN and subnet, from the switch's own
+/// tables (bindings, the IP-seen table, the MAC table), and the IP-seen table's
+/// counters.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostsView {
+    pub vlans: Vec<VlanHostsView>,
+    pub table: portcullis_dataplane::HostStats,
+}
+
+/// The /24 of an IPv4 address, the /64 of an IPv6 one.
+pub fn subnet_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let n = u32::from(v4) & 0xffff_ff00;
+            format!("{}/24", std::net::Ipv4Addr::from(n))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let n = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(n))
+        }
+    }
+}
+
+impl HostsView {
+    /// Builds the view (of one VLAN only with `vlan`). Allocates: control path.
+    pub fn build(sw: &Switch, now: Instant, vlan: Option<u16>) -> HostsView {
+        use portcullis_dataplane::MacKind;
+        use std::net::IpAddr;
+        let name_of = |id: portcullis_dataplane::PortId| {
+            sw.port(id).map(|p| p.name.clone()).unwrap_or_default()
+        };
+        let secs = |t: Instant| now.saturating_since(t) / 1_000_000_000;
+        let wanted = |v: u16| vlan.is_none_or(|w| w == v);
+        // (vlan) → (ip → hosts), in address order.
+        type ByIp = BTreeMap<(u8, u128), (IpAddr, Vec<HostView>)>;
+        let mut vlans: BTreeMap<u16, ByIp> = BTreeMap::new();
+        let key = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => (4, u128::from(u32::from(a))),
+            IpAddr::V6(a) => (6, u128::from(a)),
+        };
+        let seen = sw.hosts().entries(now);
+        let seen_at: std::collections::HashMap<(u16, IpAddr), portcullis_dataplane::HostEntry> =
+            seen.iter()
+                .map(|h| ((h.vid.get(), h.ip), h.entry))
+                .collect();
+        let bindings = sw.bindings();
+        let bound: std::collections::HashMap<(u16, IpAddr), portcullis_dataplane::MacAddr> =
+            bindings
+                .iter()
+                .map(|b| ((b.vid.get(), b.ip), b.binding.mac))
+                .collect();
+        let mut with_ip: std::collections::BTreeSet<(u16, portcullis_dataplane::MacAddr)> =
+            Default::default();
+        for b in bindings.iter().filter(|b| wanted(b.vid.get())) {
+            let vid = b.vid.get();
+            let source = serde_json::to_value(b.binding.source)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| format!("binding-{s}")))
+                .unwrap_or_else(|| "binding".into());
+            let age = seen_at
+                .get(&(vid, b.ip))
+                .filter(|h| h.mac == b.binding.mac)
+                .map(|h| secs(h.last_seen));
+            with_ip.insert((vid, b.binding.mac));
+            vlans
+                .entry(vid)
+                .or_default()
+                .entry(key(b.ip))
+                .or_insert_with(|| (b.ip, Vec::new()))
+                .1
+                .push(HostView {
+                    ip: Some(b.ip.to_string()),
+                    mac: b.binding.mac.to_string(),
+                    port: name_of(b.binding.port),
+                    source,
+                    age_secs: age,
+                });
+        }
+        for h in seen.iter().filter(|h| wanted(h.vid.get())) {
+            let vid = h.vid.get();
+            let bound_same = bound.get(&(vid, h.ip)) == Some(&h.entry.mac);
+            with_ip.insert((vid, h.entry.mac));
+            if bound_same {
+                continue;
+            }
+            vlans
+                .entry(vid)
+                .or_default()
+                .entry(key(h.ip))
+                .or_insert_with(|| (h.ip, Vec::new()))
+                .1
+                .push(HostView {
+                    ip: Some(h.ip.to_string()),
+                    mac: h.entry.mac.to_string(),
+                    port: name_of(h.entry.port),
+                    source: "arp".into(),
+                    age_secs: Some(secs(h.entry.last_seen)),
+                });
+        }
+        let mut mac_only: BTreeMap<u16, Vec<HostView>> = BTreeMap::new();
+        for (vid, mac, e) in sw.mac_table().entries(now) {
+            let vid = vid.get();
+            if !e.kind.is_local() || !wanted(vid) || with_ip.contains(&(vid, mac)) {
+                continue;
+            }
+            mac_only.entry(vid).or_default().push(HostView {
+                ip: None,
+                mac: mac.to_string(),
+                port: name_of(e.port),
+                source: "mac-only".into(),
+                age_secs: (e.kind != MacKind::Guest).then(|| secs(e.last_seen)),
+            });
+        }
+        let mut vids: Vec<u16> = vlans.keys().chain(mac_only.keys()).copied().collect();
+        vids.sort_unstable();
+        vids.dedup();
+        let vlans = vids
+            .into_iter()
+            .map(|vid| {
+                let mut subnets: Vec<SubnetHostsView> = Vec::new();
+                for (ip, hosts) in vlans.remove(&vid).unwrap_or_default().into_values() {
+                    let subnet = subnet_of(ip);
+                    match subnets.last_mut() {
+                        Some(s) if s.subnet == subnet => s.hosts.extend(hosts),
+                        _ => subnets.push(SubnetHostsView {
+                            subnet,
+                            count: 0,
+                            hosts,
+                        }),
+                    }
+                }
+                for s in &mut subnets {
+                    s.count = s.hosts.len();
+                }
+                let mac_only = mac_only.remove(&vid).unwrap_or_default();
+                VlanHostsView {
+                    vlan: vid,
+                    count: subnets.iter().map(|s| s.count).sum::<usize>() + mac_only.len(),
+                    subnets,
+                    mac_only,
+                }
+            })
+            .collect();
+        HostsView {
+            vlans,
+            table: sw.hosts().stats(),
         }
     }
 }

@@ -153,6 +153,7 @@ fn start() -> Running {
             ],
         }],
         max_bindings: 64,
+        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![StaticBindingSpec {
             mac: MacAddr(G1),
             ip: "198.18.0.11".parse().unwrap(),

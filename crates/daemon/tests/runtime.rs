@@ -105,6 +105,7 @@ fn start() -> Running {
         ],
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };

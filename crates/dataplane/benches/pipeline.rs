@@ -104,6 +104,7 @@ fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
         ports,
         mac_acls: secure_acl.map(acl).into_iter().collect(),
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     }

@@ -131,6 +131,7 @@ fn spec(v: Variant) -> SwitchSpec {
         ports,
         mac_acls: vec![],
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     }

@@ -50,6 +50,12 @@
 //! is dropped (static is configuration). When the new capacity is short, bindings
 //! without a lease end (API) go first, then the longest leases.
 //!
+//! IP-seen table (`hosts.rs`): entries move, least recently seen first so their
+//! recency order is kept, while their port exists as a guest port that carries
+//! their VLAN (PortIds re-mapped), up to the new capacity (the least recent go);
+//! they then age under the new aging time. The duplicate-IP hold-downs and the
+//! table's counters move too.
+//!
 //! MAC ACL hit counters move for an ACL of the same name and rules; its decision
 //! cache starts empty. Storm-control, DHCP and ARP rate-limit token buckets start
 //! fresh (full: one second of burst), as after a recovery.
@@ -164,6 +170,12 @@ impl Switch {
         let (macs_kept, macs_dropped) = self.count_carried_macs(&old, &old_to_new, now);
         self.recount_secure_macs();
         let (bindings_kept, bindings_dropped) = self.carry_bindings(&old, &old_to_new);
+        let ports = &self.ports;
+        self.hosts.carry_from(&old.hosts, |p, vid| {
+            let n = (*old_to_new.get(p.index())?)?;
+            let np = ports.get(n.index())?;
+            (np.role == PortRole::Guest && np.vlan.carries(vid)).then_some(n)
+        });
         for acl in &mut self.acls {
             if let Some(o) = old.acls.iter().find(|o| o.spec == acl.spec)
                 && o.hits.len() == acl.hits.len()
@@ -601,6 +613,7 @@ mod tests {
             ],
             mac_acls: vec![],
             max_bindings: 8,
+            host_table_size: crate::spec::DEFAULT_HOST_TABLE_SIZE,
             static_bindings: vec![],
             arp_acls: vec![],
         }

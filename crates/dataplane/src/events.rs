@@ -33,6 +33,17 @@ pub enum BindingRemoval {
     Api,
 }
 
+/// How the switch knows who claims an address, on either side of an
+/// [`EventKind::IpConflict`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpClaimSource {
+    /// A binding: DHCP snooping (the ACK), a static or an API binding.
+    Binding,
+    /// The sender fields of an ARP request or reply (gratuitous ARP included).
+    Arp,
+}
+
 /// Who changed a port's effective MAC.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +129,24 @@ pub enum EventKind {
         mac: MacAddr,
         port: PortId,
         why: BindingRemoval,
+    },
+    /// Duplicate IP address: `mac` on `port` claims `ip` in VLAN `vid`, which is
+    /// bound to, or was recently seen from, `owner_mac` on `owner` (the "ghost
+    /// adapter" conflict). Detection only: no frame is dropped for it. At most one
+    /// per (VLAN, IP) per [`crate::hosts::IP_CONFLICT_HOLD_DOWN_SECS`].
+    IpConflict {
+        vid: u16,
+        ip: std::net::IpAddr,
+        /// The claimant.
+        port: PortId,
+        mac: MacAddr,
+        /// How the claim was made.
+        claim: IpClaimSource,
+        /// The holder the switch knew of.
+        owner: PortId,
+        owner_mac: MacAddr,
+        /// How the switch knew the holder.
+        owner_by: IpClaimSource,
     },
 }
 

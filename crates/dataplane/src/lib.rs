@@ -14,6 +14,7 @@ pub mod dhcp;
 pub mod events;
 pub mod forwarding;
 pub mod frame;
+pub mod hosts;
 pub mod mac_table;
 pub mod pipeline;
 pub mod spec;
@@ -27,15 +28,17 @@ pub mod vlan;
 
 pub use carry_over::CarryOver;
 pub use counters::PortCounters;
-pub use events::{Event, EventKind, MacChangeSource, ViolationKind};
+pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};
+pub use hosts::{HostEntry, HostSeen, HostStats, HostTable};
 pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
 pub use spec::{
-    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec,
-    EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch, Option82,
-    Policy, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy,
-    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy,
-    TeamingSpec, Violation, VlanMode,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_HOST_TABLE_SIZE,
+    DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES,
+    MAX_HOST_TABLE_SIZE, MacAclRule, MacAclSpec, MacMatch, Option82, Policy, PortFeatures,
+    PortRole, PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
+    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Violation,
+    VlanMode,
 };
 pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};

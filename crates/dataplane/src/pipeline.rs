@@ -5,6 +5,8 @@
 //! link-local → source MAC valid → VLAN classification → storm control (broadcast,
 //! multicast) → port security source check (MAC move, limit) → vSwitch policy (forged transmits / MAC
 //! changes) → inbound MAC ACL → port security admission (secure MACs, maximum) →
+//! DHCP snooping and IP Source Guard (IPv4) or ARP inspection, then duplicate-IP
+//! detection and the IP-seen table (ARP; detection only, not traced) →
 //! forwarding (unknown-unicast storm control; egress filters: down ports, MAC-change
 //! block, promiscuous copies; outbound MAC ACLs).
 //! From an uplink: port up → parse → reserved link-local → source MAC valid → VLAN
@@ -27,7 +29,7 @@ use crate::stages::dhcp_snooping::{BindingUpdate, DhcpAction};
 use crate::stages::mac_acl::AclKey;
 use crate::stages::storm_control::StormClass;
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_source_guard, port_security, vswitch_policy,
+    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -353,7 +355,11 @@ impl Switch {
                 ip_source_guard::check(self, ingress, vid, &view, l3, t).map_err(ing)?;
             }
             ETHERTYPE_ARP => {
-                arp_inspection::inspect(self, ingress, vid, &view, l3, now, t).map_err(ing)?
+                arp_inspection::inspect(self, ingress, vid, &view, l3, now, t).map_err(ing)?;
+                if role == PortRole::Guest {
+                    // Detection only: never changes the verdict.
+                    ip_conflict::arp_claim(self, ingress, vid, l3, now);
+                }
             }
             _ => {}
         }

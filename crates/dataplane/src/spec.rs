@@ -388,10 +388,18 @@ pub struct SwitchSpec {
     pub static_bindings: Vec<StaticBindingSpec>,
     /// The ARP ACLs ports refer to by name.
     pub arp_acls: Vec<ArpAclSpec>,
+    /// Capacity of the IP-seen table (`crate::hosts`): addresses seen on guest
+    /// ports, least recently seen evicted first; 0 tracks none. Values above
+    /// [`MAX_HOST_TABLE_SIZE`] are taken as that.
+    pub host_table_size: usize,
 }
 
 /// Default of `SwitchSpec::max_bindings`.
 pub const DEFAULT_MAX_BINDINGS: usize = 1 << 20;
+/// Default of `SwitchSpec::host_table_size`.
+pub const DEFAULT_HOST_TABLE_SIZE: usize = 16_384;
+/// The largest IP-seen table (its slots are allocated up front).
+pub const MAX_HOST_TABLE_SIZE: usize = 1 << 22;
 
 /// Why a switch specification cannot run.
 #[derive(Clone, PartialEq, Eq, Debug)]

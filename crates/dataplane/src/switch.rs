@@ -11,6 +11,7 @@ use crate::bindings::{Binding, BindingEntry, BindingSource, BindingTable, NewBin
 use crate::counters::PortCounters;
 use crate::events::BindingRemoval;
 use crate::events::{EventKind, EventRing, MacChangeSource};
+use crate::hosts::HostTable;
 use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
 use crate::spec::PortFeatures;
@@ -197,6 +198,8 @@ pub struct Switch {
     /// DHCP snooping, static and API bindings.
     pub(crate) bindings: BindingTable,
     pub(crate) arp_acls: Vec<ArpAclSpec>,
+    /// Addresses seen on guest ports, and the duplicate-IP hold-down.
+    pub(crate) hosts: HostTable,
     next_binding_sweep: Instant,
     /// The latest time the runtime told the switch (stamps events of control-path
     /// changes).
@@ -230,6 +233,10 @@ impl Switch {
             any_acl_out: false,
             bindings: BindingTable::new(spec.max_bindings),
             arp_acls: spec.arp_acls.clone(),
+            hosts: HostTable::new(
+                spec.host_table_size.min(crate::spec::MAX_HOST_TABLE_SIZE),
+                spec.mac_aging_secs,
+            ),
             next_binding_sweep: now,
             last_now: now,
         };
@@ -469,7 +476,8 @@ impl Switch {
 
     /// Housekeeping between batches, at most once a second: ages the MAC table
     /// (learned entries, and dynamic secure MACs by their port's rule) and recovers
-    /// error-disabled ports whose recovery interval has passed.
+    /// error-disabled ports whose recovery interval has passed. The IP-seen table's
+    /// aged entries are removed on every call (O(removed)).
     pub fn tick(&mut self, now: Instant) {
         self.last_now = now;
         if self.macs.sweep_due(now) {
@@ -510,6 +518,7 @@ impl Switch {
                 );
             });
         }
+        self.hosts.sweep(now);
         if now >= self.next_recovery_check {
             self.next_recovery_check = Instant(now.0 + 1_000_000_000);
             for i in 0..self.ports.len() {
@@ -692,6 +701,11 @@ impl Switch {
         Ok(())
     }
 
+    /// The IP-seen table (addresses seen on guest ports) and its counters.
+    pub fn hosts(&self) -> &HostTable {
+        &self.hosts
+    }
+
     /// The bindings (DHCP snooping, static, API), sorted. Allocates: control path.
     pub fn bindings(&self) -> Vec<BindingEntry> {
         self.bindings.entries()
@@ -703,7 +717,8 @@ impl Switch {
         self.bindings.capacity()
     }
 
-    /// Puts a committed binding into the index (and reports it).
+    /// Puts a committed binding into the index (and reports it, and a duplicate IP
+    /// if another MAC held the address: `stages/ip_conflict.rs`).
     pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
         if b.port.index() >= self.ports.len() {
             return Err(ControlError::NoSuchPort);
@@ -720,9 +735,11 @@ impl Switch {
             lease_end,
             source: b.source,
         };
-        self.bindings
+        let replaced = self
+            .bindings
             .upsert(b.vid, b.ip, binding)
             .map_err(|_| ControlError::BindingTableFull)?;
+        crate::stages::ip_conflict::binding_claim(self, b.vid, b.ip, b.mac, b.port, replaced, now);
         self.events.push(
             now,
             EventKind::BindingAdded {
@@ -747,6 +764,14 @@ impl Switch {
     ) -> bool {
         match self.bindings.remove(vid, ip) {
             Some(b) => {
+                // The host gave the address up (or was refused it): it no longer
+                // counts as seen with it.
+                if matches!(
+                    why,
+                    BindingRemoval::Release | BindingRemoval::Decline | BindingRemoval::Nak
+                ) {
+                    self.hosts.forget(vid, ip, b.mac);
+                }
                 self.events.push(
                     now,
                     crate::stages::dhcp_snooping::removed_event(vid, ip, b.mac, b.port, why),
@@ -779,6 +804,10 @@ impl Switch {
             source: BindingSource::Dhcp,
         };
         let installed = committed && self.install_binding(new, now).is_ok();
+        if installed {
+            // The ACK is a sighting of the client with its address.
+            self.hosts.saw(new.vid, new.ip, new.mac, new.port, now);
+        }
         let Some(c) = self.counters.get_mut(ingress.index()) else {
             return false;
         };

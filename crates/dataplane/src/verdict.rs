@@ -108,6 +108,11 @@ drop_reasons! {
     ArpMalformed => "arp_malformed",
     /// IP Source Guard: the IPv4 source (and MAC) is not bound to the port.
     IpSourceGuard => "ip_source_guard",
+    /// Duplicate IP detection: a claim (ARP sender, binding) of an address bound to
+    /// or recently seen from another MAC. Never a drop — detection only: counted in
+    /// `observed` on the claimant's port, the frame goes on (see
+    /// `stages/ip_conflict.rs`).
+    IpConflict => "ip_conflict",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

@@ -54,6 +54,7 @@ fn switch_spec(ports: Vec<PortSpec>, table: usize) -> SwitchSpec {
         ports,
         mac_acls: vec![],
         max_bindings: 16,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     }

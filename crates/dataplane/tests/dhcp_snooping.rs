@@ -93,6 +93,7 @@ fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
         ],
         mac_acls: vec![],
         max_bindings: 8,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: if static_b {
             vec![StaticBindingSpec {
                 mac: mac(2),

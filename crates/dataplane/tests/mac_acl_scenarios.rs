@@ -91,6 +91,7 @@ fn switch() -> Switch {
         ],
         mac_acls: acls,
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };

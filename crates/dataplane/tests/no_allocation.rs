@@ -1,7 +1,9 @@
 //! The data plane's promise: no allocation per frame. A counting global allocator
 //! watches the pipeline process batches of every kind of frame — known unicast,
 //! broadcast, unknown unicast, uplink traffic, forged and malformed frames, and
-//! guests changing their MAC (the event path) — after a warm-up batch.
+//! guests changing their MAC (the event path) — after a warm-up batch; and ARP
+//! from guests feeding the IP-seen table past its capacity (evictions) with two
+//! guests claiming the same addresses (duplicate-IP events and hold-downs).
 
 use portcullis_dataplane::*;
 
@@ -73,6 +75,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         ports,
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: 4,
         static_bindings: vec![],
         arp_acls: vec![],
     };
@@ -94,22 +97,58 @@ fn the_pipeline_does_not_allocate_per_frame() {
         batch.push((PortId(7), frame([0xff; 6], mac(100 + round), None))); // MAC change (accept)
         batch.push((PortId(8), frame([0xff; 6], mac(120 + round), Some(20)))); // trunk guest changes MAC
     }
-    let mut verdicts = Vec::with_capacity(batch.len());
-    let mut run = |sw: &mut Switch, t: u64| {
-        for (port, data) in &batch {
+    // ARP who-has from g1 and g2 (both access VLAN 10, configured MACs) claiming the
+    // same 8 addresses: every address is new to the table (capacity 4: evictions),
+    // and g2's claims conflict with g1's (events, hold-down entries). One set of
+    // addresses for the warm-up, another for the measured runs.
+    let arp_batch = |first: u8| -> Vec<(PortId, Vec<u8>)> {
+        let mut v = Vec::new();
+        for k in 0..8u8 {
+            for (port, i) in [(PortId(1), 1u8), (PortId(2), 2u8)] {
+                let mut f = vec![0xff; 6];
+                f.extend_from_slice(&mac(i));
+                f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+                f.extend_from_slice(&mac(i));
+                f.extend_from_slice(&[198, 18, 10, first + k]);
+                f.extend_from_slice(&[0; 6]);
+                f.extend_from_slice(&[198, 18, 10, 254]);
+                f.resize(60, 0);
+                v.push((port, f));
+            }
+        }
+        v
+    };
+    let (arps_warm, arps) = (arp_batch(1), arp_batch(100));
+    let mut verdicts = Vec::with_capacity(batch.len() + arps.len());
+    let mut run = |sw: &mut Switch, t: u64, arps: &[(PortId, Vec<u8>)]| {
+        for (port, data) in batch.iter().chain(arps) {
             verdicts.push(sw.process(Instant::from_secs(t), *port, &RxFrame { data, tag: None }));
         }
         verdicts.clear();
         sw.tick(Instant::from_secs(t));
     };
-    run(&mut sw, 1); // warm-up: first-frame learning
+    run(&mut sw, 1, &arps_warm); // warm-up: first-frame learning
     let _ = sw.drain_events().count();
+    let before = sw.hosts().stats();
 
-    let ((), allocs) = support::allocations_in(|| {
-        run(&mut sw, 2);
-        run(&mut sw, 30); // the learned uplink MACs age out during the sweep
+    let (after, allocs) = support::allocations_in(|| {
+        run(&mut sw, 2, &arps);
+        run(&mut sw, 30, &arps); // the learned uplink MACs age out during the sweep
+        run(&mut sw, 400, &arps); // past the hold-downs: conflicts reported again
+        let after = sw.hosts().stats();
+        sw.tick(Instant::from_secs(800)); // the IP-seen entries age out
+        after
     });
     assert_eq!(allocs, 0, "allocations on the packet path");
+    assert_eq!(after.entries, 4, "the IP-seen table stayed at its capacity");
+    assert!(after.evicted > before.evicted, "{before:?} → {after:?}");
+    let swept = sw.hosts().stats();
+    assert_eq!((swept.entries, swept.aged_out), (0, 4), "{swept:?}");
+    assert_eq!(
+        after.conflicts_reported - before.conflicts_reported,
+        16,
+        "8 addresses at t=2 and again after their hold-down (t=400)"
+    );
     assert!(
         sw.drain_events().count() > 0,
         "the batch did exercise the event path"

@@ -67,6 +67,7 @@ fn switch(a_security: SecurityPolicy, features: PortFeatures) -> Switch {
         ],
         mac_acls: vec![],
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };

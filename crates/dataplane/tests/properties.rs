@@ -71,6 +71,7 @@ fn arb_spec() -> impl Strategy<Value = SwitchSpec> {
             ports,
             mac_acls: Vec::new(),
             max_bindings: DEFAULT_MAX_BINDINGS,
+            host_table_size: DEFAULT_HOST_TABLE_SIZE,
             static_bindings: vec![],
             arp_acls: vec![],
         })
@@ -250,7 +251,7 @@ proptest! {
                 features: f,
             });
         }
-        let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![], max_bindings: DEFAULT_MAX_BINDINGS, static_bindings: vec![], arp_acls: vec![] };
+        let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![], max_bindings: DEFAULT_MAX_BINDINGS, static_bindings: vec![], arp_acls: vec![], host_table_size: DEFAULT_HOST_TABLE_SIZE };
         let mut sw = Switch::new(&spec, Instant(0)).unwrap();
         let mut now = Instant(0);
         for (p, src, dst, step_ms) in frames {

@@ -53,6 +53,7 @@ fn lab(sniff_security: SecurityPolicy) -> Switch {
         ],
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };
@@ -480,6 +481,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
             .collect(),
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };

@@ -49,6 +49,7 @@ fn switch(team: Option<TeamingSpec>, guests: u8) -> Switch {
         ports,
         mac_acls: vec![],
         max_bindings: DEFAULT_MAX_BINDINGS,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
         arp_acls: vec![],
     };

@@ -69,6 +69,7 @@ fn lab(edit: impl FnOnce(&mut SwitchSpec)) -> SwitchSpec {
         ],
         mac_acls: vec![],
         max_bindings: 16,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![StaticBindingSpec {
             mac: mac(1),
             ip: IpAddr::V4(ip(1)),
@@ -1032,6 +1033,7 @@ fn arb_spec() -> impl Strategy<Value = SwitchSpec> {
                 ports,
                 mac_acls: vec![acl("acl0", 0x86dd), acl("acl1", 0x0806)],
                 max_bindings: 4,
+                host_table_size: DEFAULT_HOST_TABLE_SIZE,
                 static_bindings: bindings
                     .into_iter()
                     .map(|(m, i, p)| StaticBindingSpec {

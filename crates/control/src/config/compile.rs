@@ -1623,6 +1623,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 })
                 .collect(),
             max_bindings: usize::try_from(profile.switch.max_bindings).unwrap_or(usize::MAX),
+            host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
             static_bindings: Vec::new(),
             arp_acls: profile
                 .arp_acls

@@ -98,11 +98,30 @@ pub async fn counters(State(st): State<ApiState>) -> Result<Json<CountersRespons
     }))
 }
 
-pub async fn events(State(st): State<ApiState>) -> Json<Vec<EventRecord>> {
+/// `GET /v1/events` filter.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only the events after this sequence number (what a follower saw last). A
+    /// number beyond the newest event — the daemon restarted since — answers the
+    /// whole history.
+    pub after_seq: Option<u64>,
+}
+
+pub async fn events(
+    State(st): State<ApiState>,
+    Query(q): Query<EventsQuery>,
+) -> Json<Vec<EventRecord>> {
     Json(
         st.events
             .lock()
-            .map(|q| q.iter().cloned().collect())
+            .map(|h| {
+                let newest = h.back().map_or(0, |e| e.seq);
+                match q.after_seq {
+                    Some(n) if n <= newest => h.iter().filter(|e| e.seq > n).cloned().collect(),
+                    _ => h.iter().cloned().collect(),
+                }
+            })
             .unwrap_or_default(),
     )
 }
@@ -224,6 +243,33 @@ pub async fn bindings(
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::Bindings(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
+}
+
+/// `GET /v1/hosts` filter.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HostsQuery {
+    /// Only this VLAN.
+    pub vlan: Option<u16>,
+}
+
+pub async fn hosts(
+    State(st): State<ApiState>,
+    Query(q): Query<HostsQuery>,
+) -> Result<Json<crate::snapshot::HostsView>, ApiError> {
+    if let Some(v) = q.vlan
+        && portcullis_dataplane::Vid::new(v).is_none()
+    {
+        return Err(bad("invalid_vlan", format!("VLAN {v} is outside 1..=4094")));
+    }
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Hosts {
+            vlan: q.vlan,
+            reply: tx,
+        })
         .map_err(|_| ApiError::unavailable())?;
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
 }

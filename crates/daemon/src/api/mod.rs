@@ -136,6 +136,10 @@ pub const ROUTES: &[RouteSpec] = &[
         "Uplinks, their state and the guests pinned to them",
     ),
     read("/v1/bindings", "The binding table"),
+    read(
+        "/v1/hosts",
+        "Hosts per VLAN and subnet: bindings, addresses seen by ARP, MACs without an address",
+    ),
     write(
         Method::POST,
         "/v1/bindings",
@@ -173,6 +177,10 @@ pub const ROUTES: &[RouteSpec] = &[
 /// One event as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EventRecord {
+    /// Position in the daemon's event stream: 1, 2, 3 … since it started
+    /// (`GET /v1/events?after_seq=N` answers the events after N).
+    #[serde(default)]
+    pub seq: u64,
     /// Wall-clock time, milliseconds since the Unix epoch.
     pub time_ms: u64,
     pub port: String,
@@ -298,6 +306,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/v1/mac-acls") => m(get(h::mac_acls)),
             ("GET", "/v1/uplinks") => m(get(h::uplinks)),
             ("GET", "/v1/bindings") => m(get(h::bindings)),
+            ("GET", "/v1/hosts") => m(get(h::hosts)),
             ("POST", "/v1/bindings") => m(post(h::add_binding)),
             ("DELETE", "/v1/bindings/{vlan}/{ip}") => m(delete(h::remove_binding)),
             ("GET", "/v1/config") => m(get(config::get_config)),

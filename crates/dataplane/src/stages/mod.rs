@@ -3,6 +3,7 @@
 
 pub mod arp_inspection;
 pub mod dhcp_snooping;
+pub mod ip_conflict;
 pub mod ip_source_guard;
 pub mod mac_acl;
 pub mod port_security;
