@@ -1055,7 +1055,7 @@ impl Names<'_> {
             }) => {
                 let mut t = String::new();
                 if let Some(m) = &msg {
-                    let _ = write!(t, "{} from client {}", dhcp_type(m), m.chaddr);
+                    let _ = write!(t, "{} chaddr {}", dhcp_type(m), m.chaddr);
                     if m.yiaddr != Ipv4Addr::UNSPECIFIED {
                         let _ = write!(t, ", yiaddr {}", m.yiaddr);
                     }

@@ -469,7 +469,7 @@ fn dhcp_snooping_refuses_a_server_reply_from_an_untrusted_port() {
     ));
     assert_eq!(
         t.text(Stage::DhcpSnooping),
-        "DHCPOFFER from client 52:54:00:00:00:01, yiaddr 198.18.10.50; untrusted port: a server \
+        "DHCPOFFER chaddr 52:54:00:00:00:01, yiaddr 198.18.10.50; untrusted port: a server \
          message from an untrusted port (a rogue DHCP server?)"
     );
     // From the trusted uplink, an ACK for vm2 is held until its binding is committed.
