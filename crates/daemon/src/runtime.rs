@@ -125,7 +125,9 @@ pub trait PortLinks: Send {
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
 
-/// Queues one copy of a frame on output port `o`, with the tag that port needs.
+/// Queues one copy of a frame on output port `o`, with the tag that port needs and
+/// the offloads the frame still needs (a GSO super-frame goes whole to a port that
+/// takes it, else the port's backend cuts it into segments).
 #[inline]
 fn push_copy(
     tx: &mut dyn TxQueue,
@@ -142,11 +144,23 @@ fn push_copy(
         .map(|tci| VlanTag { tpid: 0x8100, tci });
     let opts = TxOptions {
         complete_checksum: frame.csum_partial,
+        offload: frame.vnet,
     };
-    match tx.push_with(&data[..12], tag, &data[fwd.body_offset as usize..], opts) {
+    let gso = frame.is_gso();
+    let segments_before = if gso { tx.tx_stats().gso_segments } else { 0 };
+    let result = tx.push_with(&data[..12], tag, &data[fwd.body_offset as usize..], opts);
+    if gso {
+        let cut = tx.tx_stats().gso_segments.saturating_sub(segments_before);
+        stats.io[o].tx_gso_segments += cut;
+        if cut > 0 {
+            dirty[o] = true; // some segments may be queued even if a later one failed
+        }
+    }
+    match result {
         Ok(()) => dirty[o] = true,
         Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
         Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
+        Err(TxError::BadOffload(_)) => stats.io[o].tx_bad_offload += 1,
     }
 }
 
@@ -214,6 +228,7 @@ fn rewrite<'s>(
         data: &scratch.out[..n],
         tag: frame.tag,
         csum_partial: false,
+        vnet: None,
     })
 }
 
@@ -611,6 +626,9 @@ impl DataPlane {
             });
             self.switch.process_batch(now, ingress, frames, verdicts);
             for (frame, verdict) in batch.iter().zip(verdicts.iter()) {
+                if frame.is_gso() {
+                    stats.io[i].rx_gso_frames += 1;
+                }
                 let fwd = match verdict {
                     Verdict::Forward(fwd) => fwd,
                     Verdict::Hold(fwd, binding) => {
@@ -665,6 +683,7 @@ impl DataPlane {
                     data: &h.data,
                     tag: None,
                     csum_partial: h.csum_partial,
+                    vnet: None,
                 };
                 let i = h.ingress.index();
                 let frame = match h.fwd.rewrite {

@@ -14,6 +14,16 @@ pub struct IoStats {
     pub tx_ring_full: u64,
     pub tx_too_big: u64,
     pub tx_errors: u64,
+    /// GSO super-frames received (up to 64 KiB of TCP/UDP as one frame).
+    #[serde(default)]
+    pub rx_gso_frames: u64,
+    /// Segments this port's backend cut from super-frames in software (the port
+    /// does not take them whole).
+    #[serde(default)]
+    pub tx_gso_segments: u64,
+    /// Frames whose offload request did not fit their headers (dropped).
+    #[serde(default)]
+    pub tx_bad_offload: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

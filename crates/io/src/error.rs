@@ -76,4 +76,8 @@ pub enum TxError {
     /// allows, or shorter than an Ethernet header (14 bytes).
     #[error("frame size outside the port's limits")]
     TooBig,
+    /// The frame's offload request (GSO or a partial checksum, [`crate::VnetHdr`])
+    /// does not fit its headers, so it can be neither segmented nor handed on.
+    #[error("offload request refused: {0}")]
+    BadOffload(crate::gso::OffloadError),
 }

@@ -1,5 +1,5 @@
-//! Frame views shared by every backend: [`VlanTag`], [`RxFrame`], [`RxBatch`] and the
-//! byte layout used when a frame is queued for sending.
+//! Frame views shared by every backend: [`VlanTag`], [`VnetHdr`], [`RxFrame`],
+//! [`RxBatch`] and the byte layout used when a frame is queued for sending.
 //!
 //! Invariants:
 //! - A [`RxBatch`] is a base byte slice plus a slice of descriptors; every descriptor
@@ -70,6 +70,108 @@ pub struct RxFrame<'a> {
     /// The TCP/UDP checksum is not filled in yet (`TP_STATUS_CSUMNOTREADY`: the
     /// sender offloaded it). Send copies with [`TxOptions::complete_checksum`].
     pub csum_partial: bool,
+    /// The virtio-net header the kernel delivered with the frame, when the port
+    /// receives them (AF_PACKET with `PACKET_VNET_HDR`): a GSO super-frame's
+    /// segmentation request and/or a partial checksum. Pass it on with
+    /// [`TxOptions::offload`]. Its offsets are the sender's claims, not checked.
+    pub vnet: Option<VnetHdr>,
+}
+
+impl RxFrame<'_> {
+    /// Whether the frame is a GSO super-frame (to be cut into segments of
+    /// `gso_size` payload bytes before it reaches a wire or a stack that cannot take
+    /// it whole).
+    pub fn is_gso(&self) -> bool {
+        self.vnet.is_some_and(VnetHdr::is_gso)
+    }
+}
+
+/// `struct virtio_net_hdr` (10 bytes, the legacy layout in host byte order, as
+/// AF_PACKET's `PACKET_VNET_HDR` and TAP's `IFF_VNET_HDR` use it): the offloads a
+/// frame still needs, carried beside the frame bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VnetHdr {
+    /// [`VnetHdr::F_NEEDS_CSUM`], [`VnetHdr::F_DATA_VALID`].
+    pub flags: u8,
+    /// [`VnetHdr::GSO_NONE`], [`VnetHdr::GSO_TCPV4`], [`VnetHdr::GSO_TCPV6`],
+    /// [`VnetHdr::GSO_UDP_L4`] (or [`VnetHdr::GSO_UDP`]), possibly with
+    /// [`VnetHdr::GSO_ECN`].
+    pub gso_type: u8,
+    /// Length of the headers (Ethernet to the end of TCP/UDP) of a GSO frame.
+    pub hdr_len: u16,
+    /// Payload bytes per segment (the MSS for TCP).
+    pub gso_size: u16,
+    /// Where checksumming starts (the L4 header), from the destination MAC.
+    pub csum_start: u16,
+    /// Where, from `csum_start`, the checksum is stored.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Size on the wire of the header (`sizeof(struct virtio_net_hdr)`).
+    pub const LEN: usize = 10;
+    /// The L4 checksum is partial: sum from `csum_start`, store at `csum_offset`.
+    pub const F_NEEDS_CSUM: u8 = 1;
+    /// The checksum was verified already (receive side only).
+    pub const F_DATA_VALID: u8 = 2;
+    /// Not a GSO frame.
+    pub const GSO_NONE: u8 = 0;
+    /// TCP over IPv4 segmentation.
+    pub const GSO_TCPV4: u8 = 1;
+    /// UDP fragmentation (UFO, obsolete: refused).
+    pub const GSO_UDP: u8 = 3;
+    /// TCP over IPv6 segmentation.
+    pub const GSO_TCPV6: u8 = 4;
+    /// UDP segmentation (USO: one datagram per segment).
+    pub const GSO_UDP_L4: u8 = 5;
+    /// Flag bit: the TCP sender set ECN's CWR (kept on the first segment only).
+    pub const GSO_ECN: u8 = 0x80;
+
+    /// Reads a header from the first [`VnetHdr::LEN`] bytes of `b`.
+    pub fn from_bytes(b: &[u8]) -> Option<VnetHdr> {
+        let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
+        let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u16_at(2),
+            gso_size: u16_at(4),
+            csum_start: u16_at(6),
+            csum_offset: u16_at(8),
+        })
+    }
+
+    /// The header as the kernel reads it.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+
+    /// The segmentation type without the ECN bit.
+    pub fn gso_kind(self) -> u8 {
+        self.gso_type & !Self::GSO_ECN
+    }
+
+    /// Whether the frame is to be segmented.
+    pub fn is_gso(self) -> bool {
+        self.gso_kind() != Self::GSO_NONE
+    }
+
+    /// Whether the L4 checksum is left partial.
+    pub fn needs_csum(self) -> bool {
+        self.flags & Self::F_NEEDS_CSUM != 0
+    }
+
+    /// Whether the frame needs anything done (segmentation or a checksum).
+    pub fn needs_work(self) -> bool {
+        self.is_gso() || self.needs_csum()
+    }
 }
 
 /// Where one frame of a batch lies in the batch's base slice.
@@ -79,6 +181,7 @@ pub(crate) struct FrameDesc {
     pub(crate) len: u32,
     pub(crate) tag: Option<VlanTag>,
     pub(crate) csum_partial: bool,
+    pub(crate) vnet: Option<VnetHdr>,
 }
 
 impl FrameDesc {
@@ -159,6 +262,7 @@ fn frame_at(base: &[u8], d: FrameDesc) -> RxFrame<'_> {
         data: &base[d.offset as usize..d.end()],
         tag: d.tag,
         csum_partial: d.csum_partial,
+        vnet: d.vnet,
     }
 }
 
@@ -300,18 +404,21 @@ mod tests {
                 len: 4,
                 tag: None,
                 csum_partial: false,
+                vnet: None,
             },
             FrameDesc {
                 offset: 4,
                 len: 6,
                 tag: Some(VlanTag::dot1q(7, 0)),
                 csum_partial: false,
+                vnet: None,
             },
             FrameDesc {
                 offset: 10,
                 len: 2,
                 tag: None,
                 csum_partial: false,
+                vnet: None,
             },
         ];
         let batch = RxBatch::new(base, &descs);
@@ -339,6 +446,12 @@ pub struct TxOptions {
     /// to the NIC (TX checksum offload on a veth or TAP), and a frame sent on through
     /// an AF_PACKET socket or a TAP would otherwise arrive with a wrong one.
     pub complete_checksum: bool,
+    /// The offloads the frame still needs, as received ([`RxFrame::vnet`]): a port
+    /// that takes virtio-net headers gets the frame whole with a header the backend
+    /// derives from the frame's own headers (the received offsets are not trusted);
+    /// any other port gets it segmented ([`crate::gso`]) and/or checksummed in
+    /// software. `None` or a header asking for nothing: a plain frame.
+    pub offload: Option<VnetHdr>,
 }
 
 /// RFC 1071 one's-complement sum of `data`, added to `sum`.

@@ -16,12 +16,21 @@
 //! the bytes when the kernel delivers it as metadata ([`RxFrame::tag`]) and is written
 //! in-band on transmit when given to `push`.
 //!
+//! Offloads travel beside the frame too: a port that receives virtio-net headers
+//! (AF_PACKET with `PACKET_VNET_HDR`) hands over GSO super-frames (up to 64 KiB of TCP
+//! as one frame) and partially checksummed frames with their [`VnetHdr`]
+//! ([`RxFrame::vnet`]); given back to `push_with` ([`TxOptions::offload`]), the
+//! sending port either passes the work on whole (its own virtio-net header) or does
+//! it in software ([`gso`]: segmentation, checksums).
+//!
 //! Modules:
 //! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings (veth, tap netdev,
 //!   physical NIC); also interface helpers (index, MAC, MTU, link up, TX checksum
 //!   offload — see [`set_tx_checksum_offload`] for why the last one matters).
 //! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`).
 //! - [`memory`]: an in-memory port for tests.
+//! - [`gso`]: software segmentation and checksum completion for ports that cannot
+//!   take a frame's offloads along.
 //!
 //! The main entry points are re-exported at the crate root (`open_af_packet`,
 //! `create_tap`, `memory_port`, the interface helpers).
@@ -33,6 +42,7 @@
 pub mod afpacket;
 mod error;
 mod frame;
+pub mod gso;
 pub mod linkmon;
 pub mod memory;
 mod netdev;
@@ -44,13 +54,16 @@ use std::os::fd::RawFd;
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
 pub use error::{IoError, TxError};
 pub use frame::{
-    ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, complete_l4_checksum,
+    ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, VnetHdr,
+    complete_l4_checksum,
 };
+pub use gso::{OffloadError, Segmenter};
 pub use linkmon::{LinkChange, LinkMonitor};
 pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
 pub use netdev::{
     interface_exists, interface_index, interface_mac, interface_mtu, is_link_running, is_link_up,
-    set_link_down, set_link_up, set_tx_checksum_offload, tx_checksum_offload,
+    set_link_down, set_link_up, set_tcp_segmentation_offload, set_tx_checksum_offload,
+    tcp_segmentation_offload, tx_checksum_offload,
 };
 pub use tap::{TapRx, TapTx, create_persistent_tap, create_tap, delete_persistent_tap, open_tap};
 
@@ -93,6 +106,11 @@ pub trait TxQueue: Send {
 
     /// Hands every queued frame to the kernel (one syscall per flush on AF_PACKET).
     fn flush(&mut self) -> Result<(), IoError>;
+
+    /// The queue's counters (all zero for a backend that keeps none).
+    fn tx_stats(&self) -> TxStats {
+        TxStats::default()
+    }
 }
 
 impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
@@ -120,6 +138,9 @@ impl<T: TxQueue + ?Sized> TxQueue for Box<T> {
     fn flush(&mut self) -> Result<(), IoError> {
         (**self).flush()
     }
+    fn tx_stats(&self) -> TxStats {
+        (**self).tx_stats()
+    }
 }
 
 /// Counters of a transmit queue, since it was opened.
@@ -134,6 +155,13 @@ pub struct TxStats {
     /// Failed send system calls (a failed AF_PACKET flush counts once; its frames are
     /// retried by the next flush) or frames the kernel refused (TAP).
     pub send_errors: u64,
+    /// GSO super-frames handed to the kernel whole, with a virtio-net header.
+    pub gso_whole: u64,
+    /// Segments cut from GSO super-frames in software (each also counts in `sent`
+    /// once flushed).
+    pub gso_segments: u64,
+    /// `push` calls refused with [`TxError::BadOffload`].
+    pub bad_offload: u64,
 }
 
 /// Counters of a receive queue, since it was opened.
@@ -147,4 +175,6 @@ pub struct RxStats {
     pub truncated: u64,
     /// Frames the kernel dropped because the ring was full (AF_PACKET only).
     pub kernel_drops: u64,
+    /// GSO super-frames among `frames`.
+    pub gso_frames: u64,
 }

@@ -3,7 +3,9 @@
 //!
 //! Invariants: injected frames are delivered in order, at most
 //! [`MemoryLimits::rx_batch`] per `recv`; transmitted frames become visible to the handle
-//! only after `flush`, as complete frame bytes (tag inserted in-band). [`MemoryRx::fd`]
+//! only after `flush`, as complete frame bytes (tag inserted in-band). A memory port
+//! takes no virtio-net headers: GSO super-frames pushed to it are segmented and partial
+//! checksums completed in software, as on any such port. [`MemoryRx::fd`]
 //! is an eventfd that is readable whenever injected frames are waiting (it may also
 //! wake up spuriously), so a poll(2)-driven runtime can use memory ports unchanged.
 
@@ -12,7 +14,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::frame::{ETH_HLEN, FrameDesc, TxOptions, complete_l4_checksum, frame_len, write_frame};
-use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
+use crate::gso::Segmenter;
+use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag, VnetHdr};
 
 /// Limits of a memory port, mirroring the finite rings of the real backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +41,7 @@ impl Default for MemoryLimits {
 
 #[derive(Debug, Default)]
 struct State {
-    rx: VecDeque<(Vec<u8>, Option<VlanTag>)>,
+    rx: VecDeque<(Vec<u8>, Option<VlanTag>, Option<VnetHdr>)>,
     tx: Vec<Vec<u8>>,
 }
 
@@ -114,6 +117,7 @@ pub fn memory_port_with(limits: MemoryLimits) -> (MemoryRx, MemoryTx, MemoryHand
             inner: Arc::clone(&inner),
             limits,
             pending: Vec::new(),
+            segmenter: Segmenter::new(),
             stats: TxStats::default(),
         },
         MemoryHandle { inner },
@@ -130,7 +134,13 @@ impl MemoryHandle {
     /// Queues `frame` for the port's [`MemoryRx`], with `tag` as the VLAN tag the
     /// kernel would have stripped into metadata.
     pub fn inject(&self, frame: &[u8], tag: Option<VlanTag>) {
-        self.inner.state().rx.push_back((frame.to_vec(), tag));
+        self.inject_with_vnet(frame, tag, None);
+    }
+
+    /// [`MemoryHandle::inject`] with the virtio-net header a kernel would have
+    /// delivered beside the frame (a GSO super-frame, a partial checksum).
+    pub fn inject_with_vnet(&self, frame: &[u8], tag: Option<VlanTag>, vnet: Option<VnetHdr>) {
+        self.inner.state().rx.push_back((frame.to_vec(), tag, vnet));
         self.inner.signal();
     }
 
@@ -176,15 +186,19 @@ impl RxQueue for MemoryRx {
         let more = {
             let mut st = self.inner.state();
             while self.descs.len() < self.limits.rx_batch {
-                let Some((frame, tag)) = st.rx.pop_front() else {
+                let Some((frame, tag, vnet)) = st.rx.pop_front() else {
                     break;
                 };
                 self.descs.push(FrameDesc {
                     offset: self.buf.len() as u32,
                     len: frame.len() as u32,
                     tag,
-                    csum_partial: false,
+                    csum_partial: vnet.is_some_and(VnetHdr::needs_csum),
+                    vnet,
                 });
+                if vnet.is_some_and(VnetHdr::is_gso) {
+                    self.stats.gso_frames += 1;
+                }
                 self.buf.extend_from_slice(&frame);
             }
             !st.rx.is_empty()
@@ -206,6 +220,7 @@ pub struct MemoryTx {
     inner: Arc<Inner>,
     limits: MemoryLimits,
     pending: Vec<Vec<u8>>,
+    segmenter: Segmenter,
     stats: TxStats,
 }
 
@@ -224,6 +239,49 @@ impl TxQueue for MemoryTx {
         body: &[u8],
         opts: TxOptions,
     ) -> Result<(), TxError> {
+        match opts.offload {
+            Some(v) if v.is_gso() => {
+                let mut seg = std::mem::take(&mut self.segmenter);
+                let r = seg.segment(head, tag, body, v, |s| {
+                    self.push_plain(&s[..12], None, &s[12..], false)?;
+                    self.stats.gso_segments += 1;
+                    Ok(())
+                });
+                self.segmenter = seg;
+                if let Err(TxError::BadOffload(_)) = r {
+                    self.stats.bad_offload += 1;
+                }
+                r.map(|_| ())
+            }
+            v => {
+                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
+                self.push_plain(head, tag, body, complete)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.stats.sent += self.pending.len() as u64;
+        self.inner.state().tx.append(&mut self.pending);
+        Ok(())
+    }
+
+    fn tx_stats(&self) -> TxStats {
+        self.stats
+    }
+}
+
+impl MemoryTx {
+    fn push_plain(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError> {
         let len = frame_len(head, tag, body);
         if len < ETH_HLEN || len > self.limits.max_frame {
             self.stats.too_big += 1;
@@ -238,19 +296,10 @@ impl TxQueue for MemoryTx {
             self.stats.too_big += 1;
             return Err(TxError::TooBig);
         }
-        if opts.complete_checksum {
+        if complete_checksum {
             complete_l4_checksum(&mut frame);
         }
         self.pending.push(frame);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), IoError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.stats.sent += self.pending.len() as u64;
-        self.inner.state().tx.append(&mut self.pending);
         Ok(())
     }
 }
@@ -362,6 +411,54 @@ mod tests {
         assert_eq!(h.take_transmitted().len(), 3);
         let s = tx.stats();
         assert_eq!((s.sent, s.ring_full, s.too_big), (3, 1, 3));
+    }
+
+    #[test]
+    fn super_frames_are_segmented_and_vnet_headers_delivered() {
+        // A TCP/IPv4 super-frame: 3000 payload bytes behind 54 bytes of headers.
+        let mut f = HEAD.to_vec();
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0x0b, 0xe0, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2, 0x9c, 0x40, 0x00, 0x50]);
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.resize(54 + 3000, 0x5a);
+        let gso = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_TCPV4,
+            gso_size: 1400,
+            ..VnetHdr::default()
+        };
+        let (mut rx, mut tx, h) = memory_port();
+        h.inject_with_vnet(&f, None, Some(gso));
+        {
+            let b = rx.recv().unwrap();
+            assert!(b.get(0).is_gso() && b.get(0).csum_partial);
+            assert_eq!(b.get(0).vnet, Some(gso));
+        }
+        assert_eq!(rx.stats().gso_frames, 1);
+        let opts = TxOptions {
+            offload: Some(gso),
+            ..TxOptions::default()
+        };
+        tx.push_with(&f[..12], None, &f[12..], opts).unwrap();
+        tx.flush().unwrap();
+        let out = h.take_transmitted();
+        let sizes: Vec<usize> = out.iter().map(|s| s.len() - 54).collect();
+        assert_eq!(sizes, vec![1400, 1400, 200]);
+        assert_eq!(tx.stats().gso_segments, 3);
+        assert_eq!(tx.tx_stats().sent, 3);
+        // A request that does not match the frame is refused, not sent.
+        let bad = TxOptions {
+            offload: Some(VnetHdr {
+                gso_type: VnetHdr::GSO_TCPV6,
+                ..gso
+            }),
+            ..TxOptions::default()
+        };
+        assert!(matches!(
+            tx.push_with(&f[..12], None, &f[12..], bad),
+            Err(TxError::BadOffload(_))
+        ));
+        assert_eq!(tx.stats().bad_offload, 1);
     }
 
     #[test]

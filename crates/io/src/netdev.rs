@@ -201,6 +201,11 @@ const ETHTOOL_GTXCSUM: u32 = 0x16;
 /// `ETHTOOL_STXCSUM`: set TX checksum offload (legacy ethtool command).
 const ETHTOOL_STXCSUM: u32 = 0x17;
 
+/// `ETHTOOL_GTSO`: get TCP segmentation offload (legacy ethtool command).
+const ETHTOOL_GTSO: u32 = 0x1e;
+/// `ETHTOOL_STSO`: set TCP segmentation offload (legacy ethtool command).
+const ETHTOOL_STSO: u32 = 0x1f;
+
 /// `struct ethtool_value` from `<linux/ethtool.h>`.
 #[repr(C)]
 struct EthtoolValue {
@@ -216,7 +221,7 @@ fn ethtool_value(ifname: &str, cmd: u32, data: u32, op: &'static str) -> Result<
     let mut value = EthtoolValue { cmd, data };
     ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
     // SAFETY: SIOCETHTOOL reads `ifr` (a valid, exclusively borrowed `ifreq`) and,
-    // for the GTXCSUM/STXCSUM commands, reads/writes exactly one `ethtool_value`
+    // for the GTXCSUM/STXCSUM/GTSO/STSO commands, reads/writes exactly one `ethtool_value`
     // through `ifru_data`, which points to `value`, alive and unaliased until the call
     // returns.
     let rc = unsafe {
@@ -262,6 +267,26 @@ pub fn set_tx_checksum_offload(ifname: &str, enabled: bool) -> Result<(), IoErro
         ETHTOOL_STXCSUM,
         u32::from(enabled),
         "ioctl(SIOCETHTOOL, ETHTOOL_STXCSUM)",
+    )
+    .map(|_| ())
+}
+
+/// Whether `ifname` does TCP segmentation offload (`ethtool -k IF`,
+/// "tcp-segmentation-offload": any of TSO/TSO6/… on). An AF_PACKET port hands GSO
+/// super-frames whole only to an interface that does (see
+/// [`crate::AfPacketTx::takes_gso`]).
+pub fn tcp_segmentation_offload(ifname: &str) -> Result<bool, IoError> {
+    ethtool_value(ifname, ETHTOOL_GTSO, 0, "ioctl(SIOCETHTOOL, ETHTOOL_GTSO)").map(|v| v != 0)
+}
+
+/// Turns TCP segmentation offload of `ifname` on or off, like `ethtool -K IF tso
+/// on|off`.
+pub fn set_tcp_segmentation_offload(ifname: &str, enabled: bool) -> Result<(), IoError> {
+    ethtool_value(
+        ifname,
+        ETHTOOL_STSO,
+        u32::from(enabled),
+        "ioctl(SIOCETHTOOL, ETHTOOL_STSO)",
     )
     .map(|_| ())
 }

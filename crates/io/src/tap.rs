@@ -19,7 +19,9 @@
 //!
 //! Invariants: the fd is non-blocking (`recv` and `flush` never block); TAPs are
 //! created with `IFF_TAP | IFF_NO_PI` (no packet-information prefix, no vnet header),
-//! single-queue. A TAP made by [`create_tap`] is not persistent: it disappears when
+//! single-queue. Without a vnet header a TAP takes no offloads: GSO super-frames
+//! pushed to [`TapTx`] are segmented and partial checksums completed in software
+//! ([`crate::gso`]). A TAP made by [`create_tap`] is not persistent: it disappears when
 //! both halves are dropped.
 
 use std::fs::OpenOptions;
@@ -27,7 +29,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-use crate::frame::{ETH_HLEN, FrameDesc, TxOptions, complete_l4_checksum, frame_len, write_frame};
+use crate::frame::{
+    ETH_HLEN, FrameDesc, TxOptions, VnetHdr, complete_l4_checksum, frame_len, write_frame,
+};
+use crate::gso::Segmenter;
 use crate::netdev::{self, ifreq_for};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
 
@@ -121,6 +126,7 @@ fn halves(fd: OwnedFd, name: &str) -> (TapRx, TapTx) {
             shared,
             buf: Vec::with_capacity(64 * 1024),
             frames: Vec::with_capacity(TX_FRAMES),
+            segmenter: Segmenter::new(),
             stats: TxStats::default(),
         },
     )
@@ -234,6 +240,7 @@ impl RxQueue for TapRx {
                     len: len as u32,
                     tag: None,
                     csum_partial: false,
+                    vnet: None,
                 });
                 off += len;
                 continue;
@@ -265,6 +272,7 @@ pub struct TapTx {
     shared: Arc<TapShared>,
     buf: Vec<u8>,
     frames: Vec<(usize, usize)>,
+    segmenter: Segmenter,
     stats: TxStats,
 }
 
@@ -288,30 +296,30 @@ impl TxQueue for TapTx {
         body: &[u8],
         opts: TxOptions,
     ) -> Result<(), TxError> {
-        let len = frame_len(head, tag, body);
-        if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
-            self.stats.too_big += 1;
-            return Err(TxError::TooBig);
+        match opts.offload {
+            Some(v) if v.is_gso() => {
+                let mut seg = std::mem::take(&mut self.segmenter);
+                let r = seg.segment(head, tag, body, v, |s| {
+                    self.push_plain(&s[..12], None, &s[12..], false)?;
+                    self.stats.gso_segments += 1;
+                    Ok(())
+                });
+                self.segmenter = seg;
+                if let Err(TxError::BadOffload(_)) = r {
+                    self.stats.bad_offload += 1;
+                }
+                r.map(|_| ())
+            }
+            v => {
+                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
+                self.push_plain(head, tag, body, complete)
+            }
         }
-        if self.frames.len() >= TX_FRAMES || self.buf.len() + len > TX_BYTES {
-            self.stats.ring_full += 1;
-            return Err(TxError::RingFull);
-        }
-        let start = self.buf.len();
-        self.buf.resize(start + len, 0);
-        if write_frame(&mut self.buf[start..], head, tag, body).is_none() {
-            // Cannot happen: the buffer was sized for the frame.
-            self.buf.truncate(start);
-            self.stats.too_big += 1;
-            return Err(TxError::TooBig);
-        }
-        if opts.complete_checksum {
-            complete_l4_checksum(&mut self.buf[start..start + len]);
-        }
-        self.frames.push((start, len));
-        Ok(())
     }
 
+    fn tx_stats(&self) -> TxStats {
+        self.stats
+    }
     /// Writes every queued frame. Frames the kernel refuses (link down, no buffers)
     /// are counted in `send_errors` and dropped; an error that means the TAP is gone
     /// (e.g. `EBADFD` after the interface was deleted) is returned, after dropping the
@@ -353,5 +361,38 @@ impl TxQueue for TapTx {
         self.frames.clear();
         self.buf.clear();
         result
+    }
+}
+
+impl TapTx {
+    fn push_plain(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError> {
+        let len = frame_len(head, tag, body);
+        if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        if self.frames.len() >= TX_FRAMES || self.buf.len() + len > TX_BYTES {
+            self.stats.ring_full += 1;
+            return Err(TxError::RingFull);
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + len, 0);
+        if write_frame(&mut self.buf[start..], head, tag, body).is_none() {
+            // Cannot happen: the buffer was sized for the frame.
+            self.buf.truncate(start);
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        if complete_checksum {
+            complete_l4_checksum(&mut self.buf[start..start + len]);
+        }
+        self.frames.push((start, len));
+        Ok(())
     }
 }

@@ -8,7 +8,21 @@
 //! - the interface is promiscuous for as long as the socket lives
 //!   (`PACKET_MR_PROMISC` membership, dropped by the kernel on close);
 //! - a malformed TX slot is skipped by the kernel instead of stalling the ring
-//!   (`PACKET_LOSS`).
+//!   (`PACKET_LOSS`);
+//! - with [`AfPacketOptions::vnet_hdr`] (the default, when the kernel accepts it),
+//!   every frame carries a `struct virtio_net_hdr` (`PACKET_VNET_HDR`): on RX it
+//!   precedes the frame in its ring slot, on TX it precedes the frame in the TX slot.
+//!   GSO super-frames (up to 64 KiB of TCP from a guest with TSO) then cross the
+//!   switch whole. A TPACKET_V3 RX frame may be as large as a block (less its 48-byte
+//!   header), so the default 256 KiB blocks hold super-frames without any change of
+//!   ring size; a super-frame larger than a block arrives truncated and is counted.
+//!   A super-frame goes out whole only if the interface does TSO (read when the port
+//!   opens and again at most once a second while super-frames flow: a VM's TAP gets
+//!   its offloads when QEMU attaches); else the switch segments it in software.
+//!   TX slots stay small (2 KiB): a super-frame that does not fit one is sent by
+//!   `sendmsg(2)` on a second, send-only packet socket of the same interface (a
+//!   socket with a TX ring sends only from its ring), after the ring's queued frames
+//!   are flushed, so the order of frames is kept.
 //!
 //! Layout of the mapping: `[ RX ring: rx_block_count blocks | TX ring ]`.
 //!
@@ -39,7 +53,8 @@ pub use tx::AfPacketTx;
 
 pub use crate::netdev::{
     interface_exists, interface_index, interface_mac, interface_mtu, is_link_up, set_link_down,
-    set_link_up, set_tx_checksum_offload, tx_checksum_offload,
+    set_link_up, set_tcp_segmentation_offload, set_tx_checksum_offload, tcp_segmentation_offload,
+    tx_checksum_offload,
 };
 use crate::{IoError, netdev};
 
@@ -72,6 +87,11 @@ pub struct AfPacketOptions {
     /// frames are dropped instead of queued when the driver queue is full. Default
     /// false.
     pub qdisc_bypass: bool,
+    /// Receive and send virtio-net headers (`PACKET_VNET_HDR`), so that GSO
+    /// super-frames and partially checksummed frames cross the switch whole (see the
+    /// [module docs](self)). When the kernel refuses it the port opens without (a
+    /// warning is logged; [`AfPacketRx::vnet_hdr`] tells). Default true.
+    pub vnet_hdr: bool,
 }
 
 impl Default for AfPacketOptions {
@@ -85,6 +105,7 @@ impl Default for AfPacketOptions {
             tx_frame_count: 256,
             promiscuous: true,
             qdisc_bypass: false,
+            vnet_hdr: true,
         }
     }
 }
@@ -214,6 +235,8 @@ struct Shared {
     map: Mmap,
     fd: OwnedFd,
     ifname: String,
+    /// The socket carries virtio-net headers (`PACKET_VNET_HDR` accepted).
+    vnet_hdr: bool,
 }
 
 impl Shared {
@@ -286,6 +309,22 @@ pub fn open_af_packet(
         "setsockopt(PACKET_VERSION=TPACKET_V3)",
     )?;
     let one: libc::c_int = 1;
+    // Before the rings: the kernel refuses the option on a socket that has them.
+    let vnet_hdr = opts.vnet_hdr
+        && match setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VNET_HDR,
+            &one,
+            ifname,
+            "setsockopt(PACKET_VNET_HDR)",
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(iface = ifname, error = %e, "no virtio-net headers: GSO super-frames will be dropped as too big");
+                false
+            }
+        };
     setsockopt(
         &fd,
         libc::SOL_PACKET,
@@ -414,16 +453,33 @@ pub fn open_af_packet(
         map,
         fd,
         ifname: ifname.to_owned(),
+        vnet_hdr,
     });
+    // Super-frames go whole only to an interface that segments (or passes them on:
+    // veth, TAP) — TSO on, re-read while super-frames flow. Elsewhere the switch
+    // cuts them itself.
+    let bulk = if vnet_hdr {
+        match open_bulk_socket(ifname, ifindex, opts.qdisc_bypass) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::warn!(iface = ifname, error = %e, "super-frames will be segmented in software");
+                None
+            }
+        }
+    } else {
+        None
+    };
     tracing::debug!(
         iface = ifname,
         ifindex,
         mtu,
         rx_ring = geo.rx_len(),
         tx_slots = geo.tx_frame_count(),
+        vnet_hdr,
         "opened AF_PACKET TPACKET_V3 rings"
     );
     let rx = AfPacketRx::new(Arc::clone(&shared), geo.rx_block_size, geo.rx_block_count);
+
     let tx = AfPacketTx::new(
         shared,
         tx::TxGeometry {
@@ -434,8 +490,70 @@ pub fn open_af_packet(
             frame_count: geo.tx_frame_count(),
         },
         mtu,
+        bulk,
     );
     Ok((rx, tx))
+}
+
+/// Socket-buffer size asked for on the send-only socket: room for a few dozen
+/// super-frames in flight (`SO_SNDBUFFORCE`; the default is ~200 KiB).
+const BULK_SNDBUF: libc::c_int = 4 << 20;
+
+/// The send-only packet socket for super-frames: bound with protocol 0 (it receives
+/// nothing), with virtio-net headers.
+fn open_bulk_socket(ifname: &str, ifindex: u32, qdisc_bypass: bool) -> Result<OwnedFd, IoError> {
+    let fd = netdev::socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        0,
+        ifname,
+        "socket(AF_PACKET, SOCK_RAW) for super-frames",
+    )?;
+    let one: libc::c_int = 1;
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_VNET_HDR,
+        &one,
+        ifname,
+        "setsockopt(PACKET_VNET_HDR)",
+    )?;
+    if qdisc_bypass {
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            &one,
+            ifname,
+            "setsockopt(PACKET_QDISC_BYPASS)",
+        )?;
+    }
+    // Best effort: without it, bursts of super-frames meet EAGAIN sooner.
+    let _ = setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDBUFFORCE,
+        &BULK_SNDBUF,
+        ifname,
+        "setsockopt(SO_SNDBUFFORCE)",
+    );
+    // SAFETY: `sockaddr_ll` is a plain C struct; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a valid `sockaddr_ll` and the length passed is its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(IoError::last_os(ifname, "bind(AF_PACKET) for super-frames"));
+    }
+    Ok(fd)
 }
 
 #[cfg(test)]

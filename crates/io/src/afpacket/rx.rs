@@ -4,6 +4,8 @@
 //! Invariant: at most one block is held by user space (`held`); it is returned to the
 //! kernel at the start of the next `recv`, before the next block is looked at. Blocks
 //! are visited in ring order (`next`), which is the order the kernel retires them in.
+//! With virtio-net headers on, each frame's header is the 10 bytes before the frame
+//! (`tp_mac - 10`), inside the block.
 
 use std::cell::Cell;
 use std::mem::{offset_of, size_of};
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::Shared;
 use crate::frame::FrameDesc;
-use crate::{IoError, RxBatch, RxQueue, RxStats, VlanTag};
+use crate::{IoError, RxBatch, RxQueue, RxStats, VlanTag, VnetHdr};
 
 const BLOCK_HDR: usize = offset_of!(libc::tpacket_block_desc, hdr);
 const BLOCK_STATUS: usize = BLOCK_HDR + offset_of!(libc::tpacket_hdr_v1, block_status);
@@ -41,8 +43,9 @@ fn read_u16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Appends a descriptor for every complete frame of a retired TPACKET_V3 block and
 /// returns the number of truncated frames skipped. Stops at the first header that does
-/// not fit the block (never happens with a sane kernel).
-pub(crate) fn parse_block(block: &[u8], descs: &mut Vec<FrameDesc>) -> u64 {
+/// not fit the block (never happens with a sane kernel). `vnet`: a virtio-net header
+/// precedes each frame.
+pub(crate) fn parse_block(block: &[u8], descs: &mut Vec<FrameDesc>, vnet: bool) -> u64 {
     let mut truncated = 0;
     let (Some(num), Some(first)) = (
         read_u32(block, BLOCK_NUM_PKTS),
@@ -82,11 +85,20 @@ pub(crate) fn parse_block(block: &[u8], descs: &mut Vec<FrameDesc>) -> u64 {
                 },
                 tci: tci as u16,
             });
+            let vnet = if vnet {
+                start
+                    .checked_sub(VnetHdr::LEN)
+                    .filter(|h| *h >= at)
+                    .and_then(|h| VnetHdr::from_bytes(&block[h..start]))
+            } else {
+                None
+            };
             descs.push(FrameDesc {
                 offset: start as u32,
                 len: snaplen,
                 tag,
                 csum_partial: status & libc::TP_STATUS_CSUMNOTREADY != 0,
+                vnet,
             });
         }
         if i + 1 < num {
@@ -117,6 +129,7 @@ pub struct AfPacketRx {
     frames: u64,
     blocks: u64,
     truncated: u64,
+    gso_frames: u64,
     kernel_drops: Cell<u64>,
 }
 
@@ -132,6 +145,7 @@ impl AfPacketRx {
             frames: 0,
             blocks: 0,
             truncated: 0,
+            gso_frames: 0,
             kernel_drops: Cell::new(0),
         }
     }
@@ -139,6 +153,11 @@ impl AfPacketRx {
     /// The interface this queue receives from.
     pub fn ifname(&self) -> &str {
         &self.shared.ifname
+    }
+
+    /// Whether frames come with their virtio-net header ([`crate::RxFrame::vnet`]).
+    pub fn vnet_hdr(&self) -> bool {
+        self.shared.vnet_hdr
     }
 
     fn block_ptr(&self, idx: usize) -> *mut u8 {
@@ -192,6 +211,7 @@ impl AfPacketRx {
             batches: self.blocks,
             truncated: self.truncated,
             kernel_drops: self.kernel_drops(),
+            gso_frames: self.gso_frames,
         }
     }
 }
@@ -242,8 +262,15 @@ impl RxQueue for AfPacketRx {
         // TP_STATUS_KERNEL, which happens only in a later `recv` (it takes `&mut self`,
         // so the batch returned here, which borrows `self`, is gone by then).
         let block = unsafe { std::slice::from_raw_parts(self.block_ptr(idx), self.block_size) };
-        self.truncated += parse_block(block, &mut self.descs);
+        self.truncated += parse_block(block, &mut self.descs, self.shared.vnet_hdr);
         self.frames += self.descs.len() as u64;
+        if self.shared.vnet_hdr {
+            self.gso_frames += self
+                .descs
+                .iter()
+                .filter(|d| d.vnet.is_some_and(VnetHdr::is_gso))
+                .count() as u64;
+        }
         Ok(RxBatch::new(block, &self.descs))
     }
 }
@@ -288,7 +315,7 @@ mod tests {
         put_pkt(&mut b, 304, 256, &[2; 64], Some((0x88a8, 0x2005, true)));
         put_pkt(&mut b, 560, 0, &[3; 70], Some((0, 10, false)));
         let mut descs = Vec::new();
-        assert_eq!(parse_block(&b, &mut descs), 0);
+        assert_eq!(parse_block(&b, &mut descs, false), 0);
         let batch = RxBatch::new(&b, &descs);
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.get(0).data, &[1; 60][..]);
@@ -318,7 +345,7 @@ mod tests {
         b[48 + PKT_LEN..48 + PKT_LEN + 4].copy_from_slice(&9000u32.to_ne_bytes());
         put_pkt(&mut b, 304, 0, &[2; 60], None);
         let mut descs = Vec::new();
-        assert_eq!(parse_block(&b, &mut descs), 1);
+        assert_eq!(parse_block(&b, &mut descs, false), 1);
         assert_eq!(descs.len(), 1);
         assert_eq!(descs[0].offset, 304 + 80);
     }
@@ -328,7 +355,7 @@ mod tests {
         let mut b = block_with(5);
         put_pkt(&mut b, 48, 100_000, &[1; 60], None);
         let mut descs = Vec::new();
-        parse_block(&b, &mut descs);
+        parse_block(&b, &mut descs, false);
         assert_eq!(descs.len(), 1);
 
         let mut b = block_with(2);
@@ -336,11 +363,38 @@ mod tests {
         b[48 + PKT_SNAPLEN..48 + PKT_SNAPLEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
         b[48 + PKT_LEN..48 + PKT_LEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
         descs.clear();
-        parse_block(&b, &mut descs);
+        parse_block(&b, &mut descs, false);
         assert!(descs.is_empty());
 
         descs.clear();
-        assert_eq!(parse_block(&[0u8; 8], &mut descs), 0);
+        assert_eq!(parse_block(&[0u8; 8], &mut descs, false), 0);
         assert!(descs.is_empty());
+    }
+
+    #[test]
+    fn vnet_headers_are_read_before_each_frame() {
+        let mut b = block_with(2);
+        put_pkt(&mut b, 48, 256, &[1; 60], None);
+        put_pkt(&mut b, 304, 0, &[2; 60], None);
+        let h = VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_TCPV4,
+            hdr_len: 66,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        b[304 + 80 - VnetHdr::LEN..304 + 80].copy_from_slice(&h.to_bytes());
+        let mut descs = Vec::new();
+        assert_eq!(parse_block(&b, &mut descs, true), 0);
+        let batch = RxBatch::new(&b, &descs);
+        assert_eq!(batch.get(0).vnet, Some(VnetHdr::default()));
+        assert!(!batch.get(0).is_gso());
+        assert_eq!(batch.get(1).vnet, Some(h));
+        assert!(batch.get(1).is_gso());
+        assert_eq!(batch.get(1).data, &[2; 60][..]);
+        descs.clear();
+        parse_block(&b, &mut descs, false);
+        assert_eq!(descs[1].vnet, None);
     }
 }
