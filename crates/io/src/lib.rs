@@ -27,7 +27,8 @@
 //! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings (veth, tap netdev,
 //!   physical NIC); also interface helpers (index, MAC, MTU, link up, TX checksum
 //!   offload — see [`set_tx_checksum_offload`] for why the last one matters).
-//! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`).
+//! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`), with or
+//!   without virtio-net headers ([`TapOptions`]).
 //! - [`memory`]: an in-memory port for tests.
 //! - [`gso`]: software segmentation and checksum completion for ports that cannot
 //!   take a frame's offloads along.
@@ -65,7 +66,10 @@ pub use netdev::{
     set_link_down, set_link_up, set_tcp_segmentation_offload, set_tx_checksum_offload,
     tcp_segmentation_offload, tx_checksum_offload,
 };
-pub use tap::{TapRx, TapTx, create_persistent_tap, create_tap, delete_persistent_tap, open_tap};
+pub use tap::{
+    TapOptions, TapRx, TapTx, create_persistent_tap, create_tap, create_tap_with,
+    delete_persistent_tap, open_tap, open_tap_with,
+};
 
 /// The receiving side of a port.
 pub trait RxQueue: Send {

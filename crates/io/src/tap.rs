@@ -18,10 +18,14 @@
 //!   While the switch holds the fd nobody else (QEMU) can attach to that TAP.
 //!
 //! Invariants: the fd is non-blocking (`recv` and `flush` never block); TAPs are
-//! created with `IFF_TAP | IFF_NO_PI` (no packet-information prefix, no vnet header),
-//! single-queue. Without a vnet header a TAP takes no offloads: GSO super-frames
-//! pushed to [`TapTx`] are segmented and partial checksums completed in software
-//! ([`crate::gso`]). A TAP made by [`create_tap`] is not persistent: it disappears when
+//! created with `IFF_TAP | IFF_NO_PI` (no packet-information prefix), single-queue.
+//! Without a virtio-net header (the default) a TAP takes no offloads: GSO
+//! super-frames pushed to [`TapTx`] are segmented and partial checksums completed in
+//! software ([`crate::gso`]). With [`TapOptions::vnet_hdr`] (`IFF_VNET_HDR` plus
+//! `TUNSETOFFLOAD` for checksums, TSO and USO, as QEMU's vhost-less virtio-net does)
+//! every frame read or written is preceded by its 10-byte `struct virtio_net_hdr`:
+//! super-frames and partial checksums cross whole both ways, and the header written
+//! is derived from the frame ([`crate::gso::prepare_offload`]). A TAP made by [`create_tap`] is not persistent: it disappears when
 //! both halves are dropped.
 
 use std::fs::OpenOptions;
@@ -32,7 +36,7 @@ use std::sync::Arc;
 use crate::frame::{
     ETH_HLEN, FrameDesc, TxOptions, VnetHdr, complete_l4_checksum, frame_len, write_frame,
 };
-use crate::gso::Segmenter;
+use crate::gso::{MAX_GSO_FRAME, Segmenter, prepare_offload};
 use crate::netdev::{self, ifreq_for};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
 
@@ -47,10 +51,46 @@ const TX_FRAMES: usize = 256;
 /// Most bytes queued between flushes.
 const TX_BYTES: usize = 1024 * 1024;
 
+/// How to attach to a TAP ([`create_tap_with`], [`open_tap_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TapOptions {
+    /// Frames carry a virtio-net header both ways (`IFF_VNET_HDR`), and the kernel is
+    /// told the switch takes checksum, TSO and USO offloads (`TUNSETOFFLOAD`), so the
+    /// TAP netdev hands over GSO super-frames and takes them. Default false.
+    pub vnet_hdr: bool,
+}
+
 #[derive(Debug)]
 struct TapShared {
     fd: OwnedFd,
     name: String,
+    vnet_hdr: bool,
+}
+
+/// Offloads the switch takes from the TAP when it reads virtio-net headers.
+const TAP_OFFLOADS: libc::c_uint =
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+
+/// Turns virtio-net headers' offloads on for an fd attached with `IFF_VNET_HDR`
+/// (USO too where the kernel knows it).
+fn tun_set_offloads(fd: &OwnedFd, name: &str) -> Result<(), IoError> {
+    let with_uso = TAP_OFFLOADS | libc::TUN_F_USO4 | libc::TUN_F_USO6;
+    tun_ioctl_int(
+        fd,
+        libc::TUNSETOFFLOAD as libc::c_ulong,
+        libc::c_ulong::from(with_uso),
+        name,
+        "ioctl(TUNSETOFFLOAD)",
+    )
+    .or_else(|_| {
+        tun_ioctl_int(
+            fd,
+            libc::TUNSETOFFLOAD as libc::c_ulong,
+            libc::c_ulong::from(TAP_OFFLOADS),
+            name,
+            "ioctl(TUNSETOFFLOAD)",
+        )
+    })
 }
 
 fn tun_attach(name: &str, flags: libc::c_int) -> Result<OwnedFd, IoError> {
@@ -101,7 +141,8 @@ fn tun_ioctl_int(
     name: &str,
     op: &'static str,
 ) -> Result<(), IoError> {
-    // SAFETY: TUNSETPERSIST and TUNSETOWNER take their argument by value (no pointer).
+    // SAFETY: TUNSETPERSIST, TUNSETOWNER and TUNSETOFFLOAD take their argument by
+    // value (no pointer).
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, value) };
     if rc < 0 {
         return Err(IoError::last_os(name, op));
@@ -109,10 +150,11 @@ fn tun_ioctl_int(
     Ok(())
 }
 
-fn halves(fd: OwnedFd, name: &str) -> (TapRx, TapTx) {
+fn halves(fd: OwnedFd, name: &str, vnet_hdr: bool) -> (TapRx, TapTx) {
     let shared = Arc::new(TapShared {
         fd,
         name: name.to_owned(),
+        vnet_hdr,
     });
     tracing::debug!(iface = name, "attached to TAP");
     (
@@ -137,19 +179,42 @@ fn halves(fd: OwnedFd, name: &str) -> (TapRx, TapTx) {
 /// [`IoError::InterfaceExists`] if an interface of that name exists. The interface
 /// starts administratively down (see [`crate::set_link_up`]).
 pub fn create_tap(name: &str) -> Result<(TapRx, TapTx), IoError> {
-    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL)?;
-    Ok(halves(fd, name))
+    create_tap_with(name, &TapOptions::default())
+}
+
+/// [`create_tap`] with options (virtio-net headers).
+pub fn create_tap_with(name: &str, opts: &TapOptions) -> Result<(TapRx, TapTx), IoError> {
+    let fd = tun_attach(
+        name,
+        libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_TUN_EXCL | vnet_flag(opts),
+    )?;
+    if opts.vnet_hdr {
+        tun_set_offloads(&fd, name)?;
+    }
+    Ok(halves(fd, name, opts.vnet_hdr))
+}
+
+fn vnet_flag(opts: &TapOptions) -> libc::c_int {
+    if opts.vnet_hdr { libc::IFF_VNET_HDR } else { 0 }
 }
 
 /// Attaches to the existing, currently unattached (persistent) TAP `name`. Fails with
 /// [`IoError::NoSuchInterface`] if it does not exist.
 pub fn open_tap(name: &str) -> Result<(TapRx, TapTx), IoError> {
+    open_tap_with(name, &TapOptions::default())
+}
+
+/// [`open_tap`] with options (virtio-net headers).
+pub fn open_tap_with(name: &str, opts: &TapOptions) -> Result<(TapRx, TapTx), IoError> {
     netdev::validate_name(name)?;
     if !netdev::interface_exists(name) {
         return Err(IoError::NoSuchInterface(name.to_owned()));
     }
-    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI)?;
-    Ok(halves(fd, name))
+    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI | vnet_flag(opts))?;
+    if opts.vnet_hdr {
+        tun_set_offloads(&fd, name)?;
+    }
+    Ok(halves(fd, name, opts.vnet_hdr))
 }
 
 /// Creates the persistent TAP `name` (`IFF_TAP | IFF_NO_PI`) without keeping it
@@ -222,8 +287,14 @@ impl RxQueue for TapRx {
     /// too full to be sure the next frame fits.
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         self.descs.clear();
+        let vnet = self.shared.vnet_hdr;
+        let max_read = if vnet {
+            VnetHdr::LEN + MAX_GSO_FRAME
+        } else {
+            TAP_MAX_FRAME
+        };
         let mut off = 0usize;
-        while self.descs.len() < RX_BATCH && self.buf.len() - off > TAP_MAX_FRAME {
+        while self.descs.len() < RX_BATCH && self.buf.len() - off > max_read {
             let dst = &mut self.buf[off..];
             // SAFETY: `dst` is a valid, exclusively borrowed buffer of `dst.len()` bytes.
             let n = unsafe {
@@ -235,13 +306,25 @@ impl RxQueue for TapRx {
             };
             if n > 0 {
                 let len = n as usize;
-                self.descs.push(FrameDesc {
-                    offset: off as u32,
-                    len: len as u32,
-                    tag: None,
-                    csum_partial: false,
-                    vnet: None,
-                });
+                let (hdr, skip) = if vnet {
+                    (VnetHdr::from_bytes(&self.buf[off..off + len]), VnetHdr::LEN)
+                } else {
+                    (None, 0)
+                };
+                if len >= skip + ETH_HLEN {
+                    self.descs.push(FrameDesc {
+                        offset: (off + skip) as u32,
+                        len: (len - skip) as u32,
+                        tag: None,
+                        csum_partial: hdr.is_some_and(VnetHdr::needs_csum),
+                        vnet: hdr,
+                    });
+                    if hdr.is_some_and(VnetHdr::is_gso) {
+                        self.stats.gso_frames += 1;
+                    }
+                } else {
+                    self.stats.truncated += 1;
+                }
                 off += len;
                 continue;
             }
@@ -296,6 +379,16 @@ impl TxQueue for TapTx {
         body: &[u8],
         opts: TxOptions,
     ) -> Result<(), TxError> {
+        if self.shared.vnet_hdr {
+            let req = opts
+                .offload
+                .filter(|v| v.needs_work())
+                .or(opts.complete_checksum.then_some(VnetHdr {
+                    flags: VnetHdr::F_NEEDS_CSUM,
+                    ..VnetHdr::default()
+                }));
+            return self.push_vnet(head, tag, body, req);
+        }
         match opts.offload {
             Some(v) if v.is_gso() => {
                 let mut seg = std::mem::take(&mut self.segmenter);
@@ -393,6 +486,58 @@ impl TapTx {
             complete_l4_checksum(&mut self.buf[start..start + len]);
         }
         self.frames.push((start, len));
+        Ok(())
+    }
+
+    /// Queues `[virtio-net header][frame]` (a TAP with `IFF_VNET_HDR`): the header
+    /// derived from the frame for `req`, all zero without a request.
+    fn push_vnet(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        req: Option<VnetHdr>,
+    ) -> Result<(), TxError> {
+        let len = frame_len(head, tag, body);
+        let max = if req.is_some_and(VnetHdr::is_gso) {
+            MAX_GSO_FRAME
+        } else {
+            TAP_MAX_FRAME
+        };
+        if !(ETH_HLEN..=max).contains(&len) || head.len() != 12 {
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        let total = VnetHdr::LEN + len;
+        if self.frames.len() >= TX_FRAMES || self.buf.len() + total > TX_BYTES {
+            self.stats.ring_full += 1;
+            return Err(TxError::RingFull);
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + total, 0);
+        let (hdr_bytes, frame) = self.buf[start..start + total].split_at_mut(VnetHdr::LEN);
+        if write_frame(frame, head, tag, body).is_none() {
+            // Cannot happen: the buffer was sized for the frame.
+            self.buf.truncate(start);
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        let hdr = match req.map(|r| (r, prepare_offload(frame, len, r))) {
+            None => VnetHdr::default(),
+            Some((_, Ok(h))) => h,
+            Some((r, Err(e))) if r.is_gso() => {
+                self.buf.truncate(start);
+                self.stats.bad_offload += 1;
+                return Err(TxError::BadOffload(e));
+            }
+            // A checksum the kernel could not finish: sent as it is.
+            Some((_, Err(_))) => VnetHdr::default(),
+        };
+        hdr_bytes.copy_from_slice(&hdr.to_bytes());
+        if hdr.is_gso() {
+            self.stats.gso_whole += 1;
+        }
+        self.frames.push((start, total));
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use portcullis_io::{RxQueue, VlanTag};
+use portcullis_io::{RxQueue, VlanTag, VnetHdr};
 
 /// Fails (never skips) when not root or when iproute2 is missing.
 pub fn require_root() {
@@ -192,4 +192,79 @@ fn wait_readable(fd: Option<std::os::fd::RawFd>, timeout: Duration) {
     unsafe {
         libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int);
     }
+}
+
+/// Sum of 16-bit words (RFC 1071), not complemented.
+pub fn sum16(data: &[u8]) -> u32 {
+    data.chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+pub fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// A TCP super-frame as a sender with TSO hands it over: IP lengths for the whole
+/// payload, checksum field = pseudo-header sum. `sport` tells test frames apart.
+pub fn super_frame(ipv6: bool, sport: u16, payload: usize, flags: u8) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0x5e, 0x10, 0, 2, 0x02, 0, 0x5e, 0x10, 0, 1];
+    let tcp_hlen = 32;
+    let l4_len = tcp_hlen + payload;
+    let pseudo_addrs = if ipv6 {
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        f.extend_from_slice(&[6, 64]);
+        let a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let b = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        f.extend_from_slice(&a);
+        f.extend_from_slice(&b);
+        [&a[..], &b[..]].concat()
+    } else {
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        f.extend_from_slice(&[
+            0xab, 0xcd, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+        ]);
+        let c = !fold(sum16(&f[14..34]));
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[26..34].to_vec()
+    };
+    let l4 = f.len();
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&5201u16.to_be_bytes());
+    f.extend_from_slice(&0x1000_0000u32.to_be_bytes());
+    f.extend_from_slice(&99u32.to_be_bytes());
+    f.extend_from_slice(&[(tcp_hlen as u8 / 4) << 4, flags, 0x01, 0xf5, 0, 0, 0, 0]);
+    f.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+    f.extend((0..payload).map(|i| (i % 253) as u8));
+    let pseudo = fold(sum16(&pseudo_addrs) + 6 + l4_len as u32);
+    f[l4 + 16..l4 + 18].copy_from_slice(&pseudo.to_be_bytes());
+    f
+}
+
+pub fn gso(ipv6: bool, mss: u16) -> VnetHdr {
+    VnetHdr {
+        flags: VnetHdr::F_NEEDS_CSUM,
+        gso_type: if ipv6 {
+            VnetHdr::GSO_TCPV6
+        } else {
+            VnetHdr::GSO_TCPV4
+        },
+        gso_size: mss,
+        ..VnetHdr::default()
+    }
+}
+
+/// Whether `d` is a TCP frame from `sport` (IPv4 or IPv6, untagged).
+pub fn from_port(d: &[u8], sport: u16) -> bool {
+    let l4 = match d.get(12..14) {
+        Some([0x08, 0x00]) => 34,
+        Some([0x86, 0xdd]) => 54,
+        _ => return false,
+    };
+    d.get(l4..l4 + 2) == Some(&sport.to_be_bytes()[..])
 }
