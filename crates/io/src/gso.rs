@@ -204,7 +204,7 @@ fn check_gso(req: VnetHdr, lay: &L4Layout) -> Result<(), OffloadError> {
 /// The virtio-net header to send a frame with to a port that takes one, for the
 /// offloads `req` asks for; sets the frame's L4 checksum field to the pseudo-header
 /// sum (what a partially checksummed frame carries). `hdrs` is the frame's start (at
-/// least its headers, e.g. [`MAX_HEADERS`] bytes), `frame_len` its full length. A
+/// least its headers: up to 192 bytes), `frame_len` its full length. A
 /// request for nothing gives the all-zero header and changes nothing.
 pub fn prepare_offload(
     hdrs: &mut [u8],

@@ -24,9 +24,10 @@
 //! it in software ([`gso`]: segmentation, checksums).
 //!
 //! Modules:
-//! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings (veth, tap netdev,
-//!   physical NIC); also interface helpers (index, MAC, MTU, link up, TX checksum
-//!   offload — see [`set_tx_checksum_offload`] for why the last one matters).
+//! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings and virtio-net headers
+//!   (veth, tap netdev, physical NIC); also interface helpers (index, MAC, MTU, link
+//!   up, TX checksum offload and TSO — see [`set_tx_checksum_offload`] and
+//!   [`tcp_segmentation_offload`] for why they matter).
 //! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`), with or
 //!   without virtio-net headers ([`TapOptions`]).
 //! - [`memory`]: an in-memory port for tests.

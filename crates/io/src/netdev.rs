@@ -259,8 +259,11 @@ pub fn tx_checksum_offload(ifname: &str) -> Result<bool, IoError> {
 /// TX offloads reaches the peer's AF_PACKET socket with its L4 checksum not yet
 /// computed (and, with TSO, as one super-frame of up to 64 KiB). A userspace switch
 /// that forwards such frames without virtio-net headers delivers corrupt or oversize
-/// frames. Turning the offload off on the *sending* end (e.g. the namespace or
-/// container side of a veth port) makes its kernel finish every frame in software.
+/// frames. Portcullis's AF_PACKET ports carry virtio-net headers
+/// ([`crate::AfPacketOptions::vnet_hdr`]), so guests keep their offloads; turning the
+/// offload off on the *sending* end (e.g. the namespace or container side of a veth
+/// port) makes its kernel finish every frame in software, which a port without
+/// virtio-net headers needs (and the tests use to compare both ways).
 pub fn set_tx_checksum_offload(ifname: &str, enabled: bool) -> Result<(), IoError> {
     ethtool_value(
         ifname,
