@@ -5,9 +5,11 @@ mod demo;
 mod hosts;
 mod labtools;
 mod manage;
+mod replay;
 mod show;
 mod token;
 mod top;
+mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis_daemon::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions};
@@ -130,6 +132,16 @@ enum Cmd {
     Hosts {
         #[command(flatten)]
         args: hosts::HostsArgs,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Run a pcap file through a configuration offline: the verdict of every frame.
+    Replay(replay::ReplayArgs),
+    /// One frame through every stage of the pipeline, with each decision: offline
+    /// against a configuration, or `--live` against the running switch.
+    Trace {
+        #[command(flatten)]
+        args: trace::TraceArgs,
         #[command(flatten)]
         api: manage::ApiOpts,
     },
@@ -283,6 +295,23 @@ fn main() -> ExitCode {
             });
         }
         Cmd::Hosts { args, api } => hosts::run(&args, &api),
+        Cmd::Replay(a) => {
+            return replay::run(&a).unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
+        Cmd::Trace { args, api } => {
+            let r = if args.live {
+                manage::trace_live(&args, &api)
+            } else {
+                trace::run(&args)
+            };
+            return r.unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            });
+        }
         Cmd::Top { args, api } => {
             return top::run(&api.socket, &args).unwrap_or_else(|e| {
                 eprintln!("error: {e:#}");

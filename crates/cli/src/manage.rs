@@ -9,6 +9,7 @@ use portcullis_control::compliance::{self, Template};
 use portcullis_daemon::DEFAULT_SOCKET;
 use portcullis_daemon::api::{ApplyAnswer, ConfigView};
 use portcullis_daemon::client::{Endpoint, call_endpoint_blocking};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -269,4 +270,60 @@ pub fn port(op: PortCmd, api: &ApiOpts) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `portcullis trace --live`: the frame through a copy of the running switch, asked
+/// of the daemon (`POST /v1/trace`), printed as the offline trace is.
+pub fn trace_live(args: &crate::trace::TraceArgs, api: &ApiOpts) -> anyhow::Result<ExitCode> {
+    let frame = match (&args.hex, &args.frame) {
+        (Some(h), _) => crate::trace::parse_hex(h).map_err(|e| anyhow::anyhow!("--hex: {e}")),
+        (_, Some(d)) => crate::trace::build_frame(d).map_err(|e| anyhow::anyhow!("--frame: {e}")),
+        _ => Err(anyhow::anyhow!(
+            "--live traces a frame given with --hex or --frame"
+        )),
+    };
+    let frame = match frame {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let v = api.call(
+        hyper::Method::POST,
+        "/v1/trace",
+        Some(serde_json::json!({ "port": args.port, "hex": hex })),
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{v}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "frame: {} ({} bytes) on {} (live, on a copy of the running switch)",
+        crate::replay::describe_frame(&frame),
+        frame.len(),
+        args.port
+    )?;
+    for (i, s) in v["stages"].as_array().into_iter().flatten().enumerate() {
+        let decision = match s["reason"].as_str() {
+            Some(r) => format!("{} {r}", s["decision"].as_str().unwrap_or("")),
+            None => s["decision"].as_str().unwrap_or("").to_string(),
+        };
+        writeln!(
+            out,
+            "{:>3}. {:<18} {:<8} {}",
+            i + 1,
+            s["title"].as_str().unwrap_or(""),
+            decision,
+            s["text"].as_str().unwrap_or("")
+        )?;
+    }
+    for e in v["events"].as_array().into_iter().flatten() {
+        writeln!(out, "     event {}", e["kind"])?;
+    }
+    writeln!(out, "verdict: {}", v["verdict"].as_str().unwrap_or("?"))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -29,8 +29,12 @@ use std::process::ExitCode;
 #[command(group(clap::ArgGroup::new("input").required(true).args(["hex", "frame", "pcap"])))]
 pub struct TraceArgs {
     /// The profile (TOML); it may also hold the host binding.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[arg(long, short, required_unless_present = "live", conflicts_with = "live")]
+    pub config: Option<PathBuf>,
+    /// Trace against the running daemon's live state instead (on a copy of the
+    /// switch: nothing is learned or counted); `--hex` or `--frame` only.
+    #[arg(long)]
+    pub live: bool,
     /// The host binding (TOML with a [host] table), if not in --config.
     #[arg(long)]
     pub host: Option<PathBuf>,
@@ -63,7 +67,12 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
 
 /// The trace itself; output to `out`.
 pub(crate) fn trace(args: &TraceArgs, out: &mut dyn Write) -> Result<(), Failure> {
-    let mut sw = OfflineSwitch::load(&args.config, args.host.as_deref())?;
+    let Some(config) = &args.config else {
+        return Err(bad(anyhow!(
+            "--config is needed to trace offline (or --live)"
+        )));
+    };
+    let mut sw = OfflineSwitch::load(config, args.host.as_deref())?;
     let port = sw.port(&args.port)?;
     let mut context = None;
     let frame = match (&args.hex, &args.frame, &args.pcap, args.index) {

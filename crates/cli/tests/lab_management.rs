@@ -3,7 +3,7 @@
 //! CA, without a token and with an operator's token for an admin's call; every
 //! audit record copied to syslog (a Unix datagram socket the test listens on);
 //! Prometheus metrics scraped after a known exchange (exact drop counters);
-//! roles from Unix users through the socket (setpriv).
+//! roles from Unix users through the socket (setpriv); a live trace.
 
 mod common;
 
@@ -258,6 +258,27 @@ hash = "{admin_hash}"
         assert!(msg.contains(&format!("\"seq\":{},", r.seq)), "{msg}");
         assert!(msg.contains(&r.hash), "{msg}");
     }
+
+    // A live trace explains a's forged frame without the switch counting it.
+    let out = sw.cli(&[
+        "trace",
+        "--live",
+        "--port",
+        "a",
+        "--frame",
+        "src=02:00:00:00:00:99 dst=ff:ff:ff:ff:ff:ff type=arp sender-ip=198.18.0.9 target-ip=198.18.0.1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("verdict: drop: forged_transmit"), "{text}");
+    assert!(
+        text.contains("(live, on a copy of the running switch)"),
+        "{text}"
+    );
 
     // Metrics after a known exchange: 4 forged frames from a, 3 honest ones to b.
     let before = scrape(metrics_port);

@@ -49,6 +49,13 @@ pub enum Command {
     },
     /// The bindings (built on request only: there may be a million).
     Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
+    /// One frame through the pipeline of a copy of the switch (the live state is not
+    /// changed): the trace, as `portcullis trace --json` prints it.
+    Trace {
+        port: PortId,
+        frame: Vec<u8>,
+        reply: oneshot::Sender<serde_json::Value>,
+    },
     /// The hosts behind each VLAN (of one VLAN with `vlan`), built on request.
     Hosts {
         vlan: Option<u16>,
@@ -767,6 +774,9 @@ impl DataPlane {
                         self.held.stats,
                     ));
                 }
+                Command::Trace { port, frame, reply } => {
+                    let _ = reply.send(trace_live(&self.switch, now, port, &frame));
+                }
                 Command::Hosts { vlan, reply } => {
                     let _ = reply.send(crate::snapshot::HostsView::build(&self.switch, now, vlan));
                 }
@@ -790,4 +800,44 @@ impl DataPlane {
         }
         None
     }
+}
+
+/// Traces one frame through a copy of `switch` (so the frame is learned, counted and
+/// rate-limited in the copy only). The copy costs time in proportion to the tables.
+fn trace_live(switch: &Switch, now: Instant, port: PortId, frame: &[u8]) -> serde_json::Value {
+    use portcullis_dataplane::trace::{Trace, describe_verdict};
+    let mut copy = switch.clone();
+    let _ = copy.drain_events().count();
+    let mut t = Trace::new();
+    let v = copy.process_traced(
+        now,
+        port,
+        &RxFrame {
+            data: frame,
+            tag: None,
+        },
+        &mut t,
+    );
+    let stages: Vec<serde_json::Value> = t
+        .explain(&copy)
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "stage": s.stage,
+                "title": s.title,
+                "decision": s.decision,
+                "reason": s.reason,
+                "text": s.text,
+            })
+        })
+        .collect();
+    let events: Vec<Event> = copy.drain_events().collect();
+    serde_json::json!({
+        "port": copy.port(port).map(|p| p.name.clone()),
+        "time_ns": now.0,
+        "bytes": frame.len(),
+        "stages": stages,
+        "verdict": describe_verdict(&copy, &v),
+        "events": serde_json::to_value(&events).unwrap_or_default(),
+    })
 }

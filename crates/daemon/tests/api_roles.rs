@@ -194,6 +194,12 @@ fn routes() -> Vec<(
             ADMIN,
         ),
         (Method::GET, "/v1/audit".into(), None, AUD),
+        (
+            Method::POST,
+            "/v1/trace".into(),
+            Some(serde_json::json!({ "port": "vm1", "hex": "ffffffffffff525400000001080600" })),
+            OPS,
+        ),
     ]
 }
 
@@ -486,4 +492,75 @@ mod props {
     thread_local! {
         static HARNESS: std::rc::Rc<Harness> = std::rc::Rc::new(harness("props", ""));
     }
+}
+
+#[test]
+fn a_live_trace_explains_the_decision_and_changes_nothing() {
+    let h = harness("trace", "");
+    let before = h.call(ROOT, Method::GET, "/v1/counters", None, &[]).1;
+    // vm1 (configured 52:54:00:00:00:01) sends a broadcast from another source MAC.
+    let forged = "ffffffffffff 020000000099 0806 0001080006040001";
+    let (status, v) = h.call(
+        ROOT,
+        Method::POST,
+        "/v1/trace",
+        Some(serde_json::json!({ "port": "vm1", "hex": forged })),
+        &[],
+    );
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "drop: forged_transmit", "{v}");
+    let stages = v["stages"].as_array().unwrap();
+    let last = stages.last().unwrap();
+    assert_eq!(last["decision"], "drop", "{v}");
+    assert_eq!(last["reason"], "forged_transmit", "{v}");
+    assert!(
+        last["text"].as_str().unwrap().contains("52:54:00:00:00:01"),
+        "{v}"
+    );
+    // The honest frame floods to vm2.
+    let honest = "ffffffffffff 525400000001 0806 0001080006040001";
+    let (_, v) = h.call(
+        ROOT,
+        Method::POST,
+        "/v1/trace",
+        Some(serde_json::json!({ "port": "vm1", "hex": honest })),
+        &[],
+    );
+    assert!(
+        v["verdict"].as_str().unwrap().starts_with("forward → vm2"),
+        "{v}"
+    );
+    // The live switch counted nothing: traces run on a copy.
+    assert_eq!(
+        h.call(ROOT, Method::GET, "/v1/counters", None, &[]).1,
+        before
+    );
+    // Bad frames and ports: the error shape.
+    for (body, code) in [
+        (
+            serde_json::json!({ "port": "vm1", "hex": "abc" }),
+            "invalid_frame",
+        ),
+        (
+            serde_json::json!({ "port": "vm1", "hex": "zz" }),
+            "invalid_frame",
+        ),
+        (
+            serde_json::json!({ "port": "vm9", "hex": honest }),
+            "no_such_port",
+        ),
+    ] {
+        let (status, v) = h.call(ROOT, Method::POST, "/v1/trace", Some(body), &[]);
+        assert!(status.is_client_error(), "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+    }
+    // Auditors may not trace (a trace copies the tables: operators' tool).
+    let (status, _) = h.call(
+        AUDITOR,
+        Method::POST,
+        "/v1/trace",
+        Some(serde_json::json!({ "port": "vm1", "hex": honest })),
+        &[],
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -75,7 +75,7 @@ fn key_ip(k: u128) -> IpAddr {
 pub struct BindingTableFull;
 
 /// Bounded (VLAN, IP) → binding index.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BindingTable {
     by_ip: HashMap<(u16, u128), Binding, FxBuildHasher>,
     by_mac: HashMap<(u16, MacAddr), u128, FxBuildHasher>,

@@ -159,7 +159,7 @@ pub struct Event {
 }
 
 /// A bounded FIFO of events.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct EventRing {
     q: VecDeque<Event>,
     cap: usize,

@@ -63,7 +63,7 @@ struct Slot<V> {
 /// A bounded map in recency order: a doubly linked list threaded through a slab of
 /// `capacity` slots, indexed by a hash map. Every operation is O(1) and none
 /// allocates once the table is built.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Lru<V> {
     map: HashMap<Key, u32, FxBuildHasher>,
     slots: Vec<Slot<V>>,
@@ -230,7 +230,7 @@ pub struct HostStats {
 }
 
 /// The IP-seen table and the duplicate-IP hold-down table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HostTable {
     seen: Lru<HostEntry>,
     aging_ns: u64,

@@ -96,7 +96,7 @@ fn split_key(k: u64) -> Option<(Vid, MacAddr)> {
 }
 
 /// Bounded (VLAN, MAC) → port table.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MacTable {
     map: HashMap<u64, MacEntry, FxBuildHasher>,
     capacity: usize,

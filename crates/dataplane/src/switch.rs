@@ -177,7 +177,7 @@ impl std::fmt::Display for ControlError {
 impl std::error::Error for ControlError {}
 
 /// One logical switch.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Switch {
     pub(crate) name: String,
     pub(crate) ports: Vec<Port>,

@@ -503,3 +503,58 @@ pub async fn audit_records(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e))?;
     Ok(Json(view))
 }
+
+/// `POST /v1/trace`.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRequest {
+    pub port: String,
+    /// The frame from its destination MAC on, as hex.
+    pub hex: String,
+}
+
+/// The largest frame a trace takes (a GSO super-frame).
+const MAX_TRACE_FRAME: usize = 65_535;
+
+pub async fn trace(
+    State(st): State<ApiState>,
+    Json(req): Json<TraceRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let hex: Vec<u8> = req
+        .hex
+        .bytes()
+        .filter(|c| !matches!(c, b' ' | b':' | b'-' | b'\n'))
+        .collect();
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() / 2 > MAX_TRACE_FRAME {
+        return Err(bad(
+            "invalid_frame",
+            format!("hex must be 1..={MAX_TRACE_FRAME} bytes, two digits each"),
+        ));
+    }
+    let frame = hex
+        .chunks(2)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| {
+            bad(
+                "invalid_frame",
+                "hex has a character that is not a hex digit".into(),
+            )
+        })?;
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &req.port)?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Trace {
+            port,
+            frame,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
+}

@@ -166,6 +166,13 @@ pub const ROUTES: &[RouteSpec] = &[
         "Validate, diff and (unless dry_run) apply a configuration hitlessly",
     ),
     RouteSpec {
+        method: Method::POST,
+        path: "/v1/trace",
+        permission: Some(Permission::Operate),
+        action: None,
+        summary: "One frame through the pipeline of a copy of the live switch, stage by stage",
+    },
+    RouteSpec {
         method: Method::GET,
         path: "/v1/audit",
         permission: Some(Permission::ReadAudit),
@@ -307,6 +314,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/v1/uplinks") => m(get(h::uplinks)),
             ("GET", "/v1/bindings") => m(get(h::bindings)),
             ("GET", "/v1/hosts") => m(get(h::hosts)),
+            ("POST", "/v1/trace") => m(post(h::trace)),
             ("POST", "/v1/bindings") => m(post(h::add_binding)),
             ("DELETE", "/v1/bindings/{vlan}/{ip}") => m(delete(h::remove_binding)),
             ("GET", "/v1/config") => m(get(config::get_config)),
