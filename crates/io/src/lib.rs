@@ -28,6 +28,9 @@
 //!   (veth, tap netdev, physical NIC); also interface helpers (index, MAC, MTU, link
 //!   up, TX checksum offload and TSO — see [`set_tx_checksum_offload`] and
 //!   [`tcp_segmentation_offload`] for why they matter).
+//! - [`af_xdp`]: AF_XDP (copy mode) with a tiny XDP redirect program attached
+//!   through a BPF link, detached when the port closes; no offloads (frames are
+//!   segmented/checksummed in software on transmit).
 //! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`), with or
 //!   without virtio-net headers ([`TapOptions`]).
 //! - [`memory`]: an in-memory port for tests.
@@ -41,6 +44,7 @@
 //! The halves of one port share their kernel object (socket or tun fd) through an
 //! `Arc`; it is closed when both halves are dropped.
 
+pub mod af_xdp;
 pub mod afpacket;
 mod error;
 mod frame;
@@ -53,6 +57,7 @@ pub mod tap;
 
 use std::os::fd::RawFd;
 
+pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpMode, open_af_xdp};
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
 pub use error::{IoError, TxError};
 pub use frame::{
