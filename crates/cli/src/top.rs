@@ -958,6 +958,7 @@ mod tests {
             name: name.into(),
             role: role.into(),
             interface: interface.into(),
+            backend: "af_packet".into(),
             port_group: String::new(),
             vlan: "access 10".into(),
             state: "up".into(),

@@ -22,11 +22,12 @@ pub mod unix_users;
 use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
 use portcullis_control::CompiledConfig;
 use portcullis_control::audit::{AuditError, AuditLog};
+use portcullis_control::config::Backend;
 use portcullis_control::rbac::Authorizer;
 use portcullis_control::{ConfigError, ConfigErrors};
 use portcullis_dataplane::{Event, Instant, PortId, Switch};
 use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, ToControl};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -145,14 +146,21 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
 
     let mut created_taps = CreatedTaps::default();
     let mut ports = Vec::with_capacity(compiled.interfaces.len());
-    for ((spec, ifname), tap) in compiled
+    for (((spec, ifname), tap), backend) in compiled
         .spec
         .ports
         .iter()
         .zip(&compiled.interfaces)
         .zip(&compiled.create_tap)
+        .zip(&compiled.backends)
     {
-        ports.push(open_port(spec, ifname, *tap, &mut created_taps)?);
+        ports.push(open_port_with(
+            spec,
+            ifname,
+            *tap,
+            *backend,
+            &mut created_taps,
+        )?);
     }
     let links = af_packet_links(&compiled);
     let monitor = uplink_monitor(&compiled);
@@ -511,12 +519,75 @@ pub(crate) fn check_interfaces(
     }
 }
 
-/// Opens one port's interface (creating it as a persistent TAP if so configured and
-/// missing; `created` removes it again unless the start or apply completes).
+/// Opens one port's interface over AF_PACKET ([`open_port_with`]).
 pub(crate) fn open_port(
     spec: &portcullis_dataplane::PortSpec,
     ifname: &str,
     tap: bool,
+    created: &mut CreatedTaps,
+) -> Result<PortIo, DaemonError> {
+    open_port_with(spec, ifname, tap, Backend::AfPacket, created)
+}
+
+/// The I/O backend each interface was last opened with, by interface name, for the
+/// port view (`GET /v1/ports`): AF_XDP may have fallen back to AF_PACKET. One
+/// daemon per process opens real interfaces, so the name is key enough.
+static BACKENDS_IN_USE: Mutex<BTreeMap<String, Backend>> = Mutex::new(BTreeMap::new());
+
+/// The backend `ifname` was last opened with; `None` for a port that never opened
+/// one (in-memory ports).
+pub(crate) fn backend_in_use(ifname: &str) -> Option<Backend> {
+    BACKENDS_IN_USE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(ifname)
+        .copied()
+}
+
+/// Opens `ifname` with `backend`. AF_XDP that cannot be opened (old kernel, no
+/// permission, a driver that refuses, another XDP program on the interface) falls
+/// back to AF_PACKET with a warning; the backend used is recorded for the port view.
+fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcullis_io::IoError> {
+    let record = |b: Backend| {
+        BACKENDS_IN_USE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ifname.to_owned(), b);
+    };
+    if backend == Backend::AfXdp {
+        match portcullis_io::open_af_xdp(ifname, &portcullis_io::AfXdpOptions::default()) {
+            Ok((rx, tx)) => {
+                tracing::info!(port, interface = %ifname, mode = ?rx.mode(), "port on AF_XDP");
+                record(Backend::AfXdp);
+                return Ok(PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                });
+            }
+            Err(e) => tracing::warn!(
+                port,
+                interface = %ifname,
+                error = %e,
+                "AF_XDP cannot be opened; falling back to AF_PACKET"
+            ),
+        }
+    }
+    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default())?;
+    record(Backend::AfPacket);
+    Ok(PortIo {
+        rx: Box::new(rx),
+        tx: Box::new(tx),
+    })
+}
+
+/// Opens one port's interface with `backend` (creating it as a persistent TAP if so
+/// configured and missing; `created` removes it again unless the start or apply
+/// completes).
+pub(crate) fn open_port_with(
+    spec: &portcullis_dataplane::PortSpec,
+    ifname: &str,
+    tap: bool,
+    backend: Backend,
     created: &mut CreatedTaps,
 ) -> Result<PortIo, DaemonError> {
     let port_err = |source| DaemonError::Port {
@@ -530,11 +601,7 @@ pub(crate) fn open_port(
         tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
     }
     portcullis_io::set_link_up(ifname).map_err(port_err)?;
-    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default()).map_err(port_err)?;
-    Ok(PortIo {
-        rx: Box::new(rx),
-        tx: Box::new(tx),
-    })
+    open_io(&spec.name, ifname, backend).map_err(port_err)
 }
 
 /// Uplinks without carrier start down (teaming uses the others).
@@ -574,6 +641,8 @@ pub(crate) fn circuit_ids(c: &CompiledConfig) -> Vec<String> {
 pub(crate) fn af_packet_links(c: &CompiledConfig) -> Box<dyn PortLinks> {
     Box::new(AfPacketLinks {
         interfaces: c.interfaces.clone(),
+        names: c.spec.ports.iter().map(|p| p.name.clone()).collect(),
+        backends: c.backends.clone(),
         uplink: c
             .spec
             .ports
@@ -614,9 +683,13 @@ pub(crate) fn uplink_monitor(
     }
 }
 
-/// AF_PACKET ports: probed and reopened by interface name.
+/// Ports on real interfaces (AF_PACKET or AF_XDP): probed and reopened by interface
+/// name, with the backend the configuration asks for.
 struct AfPacketLinks {
     interfaces: Vec<String>,
+    /// Port names, for the logs.
+    names: Vec<String>,
+    backends: Vec<Backend>,
     /// Uplinks are up only with carrier (a pulled cable fails them over); guest
     /// ports only need to be administratively up (a TAP has no carrier until its VM
     /// attaches).
@@ -642,12 +715,9 @@ impl PortLinks for AfPacketLinks {
     fn reopen(&self, port: usize) -> Result<PortIo, String> {
         let name = &self.interfaces[port];
         portcullis_io::set_link_up(name).map_err(|e| e.to_string())?;
-        let (rx, tx) =
-            portcullis_io::open_af_packet(name, &Default::default()).map_err(|e| e.to_string())?;
-        Ok(PortIo {
-            rx: Box::new(rx),
-            tx: Box::new(tx),
-        })
+        let backend = self.backends.get(port).copied().unwrap_or_default();
+        let port_name = self.names.get(port).map_or("", String::as_str);
+        open_io(port_name, name, backend).map_err(|e| e.to_string())
     }
 }
 

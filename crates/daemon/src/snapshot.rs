@@ -32,6 +32,11 @@ pub struct PortView {
     pub name: String,
     pub role: String,
     pub interface: String,
+    /// The I/O backend actually in use: "af_packet", "af_xdp" (an AF_XDP port that
+    /// could not be opened falls back to "af_packet"), or "memory" (in-memory
+    /// ports).
+    #[serde(default)]
+    pub backend: String,
     pub port_group: String,
     /// "access 10" or "trunk 10,20 native 1".
     pub vlan: String,
@@ -289,6 +294,11 @@ impl Snapshot {
                     name: p.name.clone(),
                     role: format!("{:?}", p.role).to_lowercase(),
                     interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
+                    backend: interfaces
+                        .get(p.id.index())
+                        .and_then(|i| crate::backend_in_use(i))
+                        .map_or("memory", |b| b.name())
+                        .to_string(),
                     port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                     vlan: vlan_text(&p.vlan),
                     state: state.into(),

@@ -666,6 +666,7 @@ fn port(id: u16, name: &str, role: &str) -> PortView {
         name: name.into(),
         role: role.into(),
         interface: format!("if{id}"),
+        backend: "af_packet".into(),
         port_group: String::new(),
         vlan: "access 10".into(),
         state: "up".into(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Lab, collect, has_marker, marker, seq_of, test_frame};
 use portcullis_io::afpacket::{AfPacketOptions, open_af_packet};
-use portcullis_io::{AfXdpOptions, TxQueue, VlanTag, XdpMode, open_af_xdp};
+use portcullis_io::{AfXdpOptions, RxQueue, TxQueue, VlanTag, XdpMode, open_af_xdp};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -112,4 +112,24 @@ fn second_program_on_the_same_interface_is_refused() {
     assert!(e.raw_os_error().is_some(), "{e}");
     drop(first);
     assert!(!xdp_attached(&lab.host_if));
+}
+
+/// The kernel flags ENETDOWN on an AF_XDP socket whose interface is deleted
+/// (`take_error`), but — unlike AF_PACKET — poll(2) does not report POLLERR for it.
+#[test]
+fn a_vanished_interface_leaves_enetdown_for_take_error() {
+    let lab = Lab::new("g");
+    let (mut rx, _tx) = open_af_xdp(&lab.host_if, &AfXdpOptions::default()).expect("open");
+    assert!(
+        rx.take_error().is_none(),
+        "no error while the interface is there"
+    );
+    common::ip(&["link", "del", &lab.host_if]);
+    let err = rx
+        .take_error()
+        .expect("an error once the interface is gone");
+    assert_eq!(err.raw_os_error(), Some(libc::ENETDOWN), "{err}");
+    assert!(rx.take_error().is_none(), "taking the error clears it");
+    let batch = rx.recv().expect("recv still works on the orphaned socket");
+    assert!(batch.is_empty());
 }

@@ -1637,6 +1637,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),
+        backends: Vec::new(),
         groups: Vec::new(),
         interface_keys: Vec::new(),
     };
@@ -1679,12 +1680,8 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             .filter_map(|g| g.0.features.arp_inspection.clone());
         let arp = uplink_mode(groups_arp.chain(ports_arp).map(|a| a.mode));
         for u in &up.uplinks {
-            let interface = host
-                .uplinks
-                .iter()
-                .find(|b| &b.uplink == u)
-                .map(|b| b.interface.clone())
-                .unwrap_or_default();
+            let binding = host.uplinks.iter().find(|b| &b.uplink == u);
+            let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
             out.spec.ports.push(PortSpec {
                 name: u.clone(),
                 role: PortRole::Uplink,
@@ -1695,6 +1692,8 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);
+            out.backends
+                .push(binding.map(|b| b.backend).unwrap_or_default());
             out.groups.push(None);
             out.interface_keys.push(join_key("host.uplinks", u));
         }
@@ -1703,6 +1702,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         out.spec.ports.push(spec);
         out.interfaces.push(p.interface.clone());
         out.create_tap.push(p.tap);
+        out.backends.push(p.backend);
         out.groups.push(Some(g.name.clone()));
         out.interface_keys.push(format!("host.port[{i}].interface"));
     }

@@ -52,6 +52,8 @@ pub struct CompiledConfig {
     pub interfaces: Vec<String>,
     /// For each port: create the interface as a persistent TAP if it is missing.
     pub create_tap: Vec<bool>,
+    /// For each port: the I/O backend asked for (`backend`, `[host.uplink_backend]`).
+    pub backends: Vec<Backend>,
     /// The port group of each port; `None` for uplinks.
     pub groups: Vec<Option<String>>,
     /// The dotted key that names each interface (`host.uplinks.uplink1`,

@@ -319,11 +319,44 @@ pub struct StaticBinding {
     pub port: String,
 }
 
-/// One `[host.uplinks]` entry: `uplink = "interface"`.
+/// One `[host.uplinks]` entry: `uplink = "interface"`, with its backend from
+/// `[host.uplink_backend]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UplinkBinding {
     pub uplink: String,
     pub interface: String,
+    /// `[host.uplink_backend] <uplink> = "..."`; AF_PACKET when not given.
+    pub backend: Backend,
+}
+
+/// How the switch receives and sends a port's frames (`backend = "af_packet" |
+/// "af_xdp"` on a `[[host.port]]`, or under `[host.uplink_backend]`). The daemon falls
+/// back to AF_PACKET, with a warning, when AF_XDP cannot be opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An AF_PACKET socket with TPACKET_V3 rings (offloads through virtio-net headers).
+    #[default]
+    AfPacket,
+    /// An AF_XDP socket (copy mode) fed by an XDP program on the interface.
+    AfXdp,
+}
+
+impl Backend {
+    /// Every backend, in the order the documentation lists them.
+    pub const ALL: [Backend; 2] = [Backend::AfPacket, Backend::AfXdp];
+
+    /// The name used in the configuration and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::AfPacket => "af_packet",
+            Backend::AfXdp => "af_xdp",
+        }
+    }
+
+    /// The backend of a configuration name.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 /// One `[[host.port]]`: a guest NIC.
@@ -340,6 +373,8 @@ pub struct HostPort {
     /// The switch creates `interface` as a persistent TAP device when it does not
     /// exist (for QEMU's `-netdev tap,ifname=…,script=no`).
     pub tap: bool,
+    /// The I/O backend (`backend`); AF_PACKET when not given.
+    pub backend: Backend,
     /// Static secure MACs of the port, in file order (they need port security).
     pub secure_macs: Vec<MacAddr>,
     /// Per-port overrides of the group's port security, field by field.

@@ -234,6 +234,9 @@ pub(crate) struct RawHost {
     pub uplinks: RawUplinkMap,
     #[serde(default)]
     pub port: Vec<RawHostPort>,
+    /// `[host.uplink_backend]`: logical uplink → I/O backend name.
+    #[serde(default)]
+    pub uplink_backend: RawUplinkMap,
     #[serde(default)]
     pub static_binding: Vec<RawStaticBinding>,
     pub management: Option<RawManagement>,
@@ -296,6 +299,8 @@ pub(crate) struct RawHostPort {
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
     pub teaming: Option<RawTeaming>,
+    /// The I/O backend name (`"af_packet"`, `"af_xdp"`), checked in validation.
+    pub backend: Option<String>,
 }
 
 /// `[[host.static_binding]]`.

@@ -11,6 +11,8 @@ use portcullis_dataplane::{
 };
 use proptest::prelude::*;
 
+/// The I/O backend of ports and uplinks (`backend`, `[host.uplink_backend]`).
+mod backend;
 /// Port security, storm control and MAC ACLs.
 mod features;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.

@@ -83,6 +83,22 @@ impl<'a> Converter<'a> {
         self.errors.push(self.sources.error(key, message));
     }
 
+    /// A `backend` name at `key`.
+    fn backend(&mut self, key: &str, name: &str) -> Option<Backend> {
+        let b = Backend::from_name(name);
+        if b.is_none() {
+            let names: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
+            self.error(
+                key,
+                format!(
+                    "unknown I/O backend {name:?}; backends: {}",
+                    names.join(", ")
+                ),
+            );
+        }
+        b
+    }
+
     pub fn profile(&mut self, raw: RawProfileFile) -> Profile {
         let switch = SwitchSettings {
             name: raw.switch.name,
@@ -727,7 +743,11 @@ impl<'a> Converter<'a> {
             .uplinks
             .0
             .into_iter()
-            .map(|(uplink, interface)| UplinkBinding { uplink, interface })
+            .map(|(uplink, interface)| UplinkBinding {
+                uplink,
+                interface,
+                backend: Backend::default(),
+            })
             .collect();
         // Serde hands table entries over sorted; restore the order of the file.
         let file = self.sources.file_of("host");
@@ -735,12 +755,36 @@ impl<'a> Converter<'a> {
             file.offset_exact(&join_key("host.uplinks", &u.uplink))
                 .unwrap_or(usize::MAX)
         });
+        for (uplink, name) in raw.uplink_backend.0 {
+            let key = join_key("host.uplink_backend", &uplink);
+            let Some(backend) = self.backend(&key, &name) else {
+                continue;
+            };
+            match uplinks.iter_mut().find(|u| u.uplink == uplink) {
+                Some(u) => u.backend = backend,
+                None => {
+                    let known: Vec<&str> = uplinks.iter().map(|u| u.uplink.as_str()).collect();
+                    self.error(
+                        &key,
+                        format!(
+                            "{uplink:?} has no NIC under [host.uplinks] (uplinks there: {known:?}): a backend is set per bound uplink"
+                        ),
+                    );
+                }
+            }
+        }
         let ports = raw
             .port
             .into_iter()
             .enumerate()
             .map(|(i, p)| {
                 let key = format!("host.port[{i}]");
+                let backend = match &p.backend {
+                    Some(b) => self
+                        .backend(&format!("{key}.backend"), b)
+                        .unwrap_or_default(),
+                    None => Backend::default(),
+                };
                 let mut secure_macs = Vec::new();
                 let mut index = Vec::new();
                 for (j, m) in p.secure_macs.iter().enumerate() {
@@ -777,6 +821,7 @@ impl<'a> Converter<'a> {
                     interface: p.interface,
                     port_group: p.port_group,
                     tap: p.tap,
+                    backend,
                 }
             })
             .collect();
