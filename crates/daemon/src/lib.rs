@@ -154,13 +154,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         .zip(&compiled.create_tap)
         .zip(&compiled.backends)
     {
-        ports.push(open_port_with(
-            spec,
-            ifname,
-            *tap,
-            *backend,
-            &mut created_taps,
-        )?);
+        ports.push(open_port(spec, ifname, *tap, *backend, &mut created_taps)?);
     }
     let links = af_packet_links(&compiled);
     let monitor = uplink_monitor(&compiled);
@@ -519,16 +513,6 @@ pub(crate) fn check_interfaces(
     }
 }
 
-/// Opens one port's interface over AF_PACKET ([`open_port_with`]).
-pub(crate) fn open_port(
-    spec: &portcullis_dataplane::PortSpec,
-    ifname: &str,
-    tap: bool,
-    created: &mut CreatedTaps,
-) -> Result<PortIo, DaemonError> {
-    open_port_with(spec, ifname, tap, Backend::AfPacket, created)
-}
-
 /// The I/O backend each interface was last opened with, by interface name, for the
 /// port view (`GET /v1/ports`): AF_XDP may have fallen back to AF_PACKET. One
 /// daemon per process opens real interfaces, so the name is key enough.
@@ -583,7 +567,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
 /// Opens one port's interface with `backend` (creating it as a persistent TAP if so
 /// configured and missing; `created` removes it again unless the start or apply
 /// completes).
-pub(crate) fn open_port_with(
+pub(crate) fn open_port(
     spec: &portcullis_dataplane::PortSpec,
     ifname: &str,
     tap: bool,

@@ -242,15 +242,15 @@ async fn apply_inner(
             };
             new_io.push((i, io));
         } else if !kept {
-            let io = crate::open_port(spec, ifname, compiled.create_tap[i], &mut created).map_err(
-                |e| {
+            let backend = compiled.backends[i];
+            let io = crate::open_port(spec, ifname, compiled.create_tap[i], backend, &mut created)
+                .map_err(|e| {
                     ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "port_open_failed",
                         e.to_string(),
                     )
-                },
-            )?;
+                })?;
             new_io.push((i, io));
         }
     }
