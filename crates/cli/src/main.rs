@@ -1,6 +1,7 @@
 //! `portcullis`: the daemon, the API client commands and the demo.
 
 mod audit;
+mod capture;
 mod demo;
 mod hosts;
 mod labtools;
@@ -142,6 +143,14 @@ enum Cmd {
     Trace {
         #[command(flatten)]
         args: trace::TraceArgs,
+        #[command(flatten)]
+        api: manage::ApiOpts,
+    },
+    /// Capture the frames the running switch drops on a port's ingress to a pcap
+    /// file (and their reasons to FILE.reasons).
+    Capture {
+        #[command(flatten)]
+        args: capture::CaptureArgs,
         #[command(flatten)]
         api: manage::ApiOpts,
     },
@@ -318,6 +327,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             });
         }
+        Cmd::Capture { args, api } => capture::run(&args, &api),
         Cmd::Audit { op, api } => audit::run(op, &api),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),

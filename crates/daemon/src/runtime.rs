@@ -7,13 +7,18 @@
 //! never blocks on the control plane (commands are `try_recv`'d, events `try_send`'d
 //! into a bounded channel and counted when it is full); it reads the clock once per
 //! batch, never per frame.
+//!
+//! Live capture ([`PortCapture`]): while a capture is armed on a port, the frames
+//! that port's ingress verdict drops are copied (their first `snaplen` bytes) into
+//! slots preallocated by the control plane; with no capture armed a dropped frame
+//! costs one check of a per-port `Option`, and an armed one never allocates.
 
 use crate::snapshot::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::dhcp;
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
-    ControlError, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
+    ControlError, DropReason, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
 };
 use portcullis_dataplane::{EventKind, Forward, Rewrite, Vid};
 use portcullis_io::{RxQueue, TxError, TxOptions, TxQueue, VlanTag};
@@ -77,6 +82,226 @@ pub enum Command {
     ClearCounters(oneshot::Sender<()>),
     /// Swap in a new configuration between two batches (hitless apply).
     Apply(Box<ApplyPlan>),
+    /// Arm a capture of the frames dropped on `port`'s ingress; answered when it
+    /// is done (count seen, time up, or an apply renumbered the ports) with the
+    /// capture, or at once if the port already has one.
+    Capture {
+        port: PortId,
+        capture: Box<PortCapture>,
+        reply: CaptureReply,
+    },
+}
+
+/// The most bytes the slots of one capture may take (slots × snaplen); drops
+/// beyond the slots a capture could afford are counted as lost.
+pub const CAPTURE_MAX_BYTES: usize = 32 << 20;
+
+/// Why a capture was not armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureRefused {
+    /// The port already has a capture armed (one per port at a time).
+    Busy,
+    /// No such port (the ports were renumbered by an apply).
+    NoSuchPort,
+}
+
+/// How the data-plane thread hands a finished capture back.
+pub type CaptureReply = oneshot::Sender<Result<Box<PortCapture>, CaptureRefused>>;
+
+/// One dropped frame a capture copied.
+#[derive(Clone, Debug)]
+pub struct CapturedFrame {
+    /// When its batch was received (the data plane's clock: ns since start).
+    pub time: Instant,
+    pub reason: DropReason,
+    /// The frame's length on the wire (with its VLAN tag, if it had one).
+    pub orig_len: u32,
+    /// Its number among the drops the capture saw: 0, 1, 2 … (lost ones leave gaps).
+    pub seq: u64,
+    /// Its first `snaplen` bytes, the VLAN tag put back after the MACs.
+    pub data: Vec<u8>,
+}
+
+/// A capture of the frames dropped on one port's ingress. Built (and its slots
+/// allocated) by the control plane; filled by the data-plane thread without
+/// allocating.
+///
+/// Invariant: `filled <= slots.len()`, every slot's buffer has capacity `snaplen`
+/// and never holds more; `seen == filled + lost <= count`.
+#[derive(Debug)]
+pub struct PortCapture {
+    count: u64,
+    snaplen: usize,
+    duration_ns: u64,
+    deadline: Instant,
+    slots: Vec<CapturedFrame>,
+    filled: usize,
+    seen: u64,
+    lost: u64,
+    finished_at: Instant,
+}
+
+impl PortCapture {
+    /// A capture of up to `count` drops (at least 1) over at most `duration_ns`,
+    /// `snaplen` (at least 1) bytes of each: preallocates `min(count,
+    /// CAPTURE_MAX_BYTES / snaplen)` slots.
+    pub fn new(count: u64, snaplen: usize, duration_ns: u64) -> PortCapture {
+        let count = count.max(1);
+        let snaplen = snaplen.max(1);
+        let n = count.min((CAPTURE_MAX_BYTES / snaplen).max(1) as u64) as usize;
+        let slots = (0..n)
+            .map(|_| CapturedFrame {
+                time: Instant(0),
+                reason: DropReason::Truncated,
+                orig_len: 0,
+                seq: 0,
+                data: Vec::with_capacity(snaplen),
+            })
+            .collect();
+        PortCapture {
+            count,
+            snaplen,
+            duration_ns,
+            deadline: Instant(u64::MAX),
+            slots,
+            filled: 0,
+            seen: 0,
+            lost: 0,
+            finished_at: Instant(0),
+        }
+    }
+
+    /// The frames captured, in arrival order.
+    pub fn frames(&self) -> &[CapturedFrame] {
+        &self.slots[..self.filled]
+    }
+
+    /// Drops seen but not copied (the slots were full).
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// The bytes kept of each frame.
+    pub fn snaplen(&self) -> usize {
+        self.snaplen
+    }
+
+    /// When the data-plane thread handed it back (its clock).
+    pub fn finished_at(&self) -> Instant {
+        self.finished_at
+    }
+
+    /// Copies one dropped frame, or counts it lost when the slots are full; ignores
+    /// it once `count` drops were seen (the capture is handed back after the batch).
+    #[inline]
+    fn record(&mut self, now: Instant, reason: DropReason, frame: &portcullis_io::RxFrame<'_>) {
+        if self.seen >= self.count {
+            return;
+        }
+        let seq = self.seen;
+        self.seen += 1;
+        let Some(slot) = self.slots.get_mut(self.filled) else {
+            self.lost += 1;
+            return;
+        };
+        self.filled += 1;
+        let data = frame.data;
+        let snap = self.snaplen;
+        slot.time = now;
+        slot.reason = reason;
+        slot.seq = seq;
+        slot.data.clear();
+        match frame.tag {
+            Some(t) if data.len() >= 12 => {
+                slot.orig_len = (data.len() + 4) as u32;
+                let mut tag = [0u8; 4];
+                tag[..2].copy_from_slice(&t.tpid.to_be_bytes());
+                tag[2..].copy_from_slice(&t.tci.to_be_bytes());
+                for part in [&data[..12], &tag[..], &data[12..]] {
+                    let room = snap - slot.data.len();
+                    slot.data.extend_from_slice(&part[..part.len().min(room)]);
+                }
+            }
+            _ => {
+                slot.orig_len = data.len() as u32;
+                slot.data.extend_from_slice(&data[..data.len().min(snap)]);
+            }
+        }
+    }
+
+    fn done(&self, now: Instant) -> bool {
+        self.seen >= self.count || now >= self.deadline
+    }
+}
+
+/// The captures armed, one slot per port (the data-plane thread's own state).
+#[derive(Debug, Default)]
+struct Captures {
+    ports: Vec<Option<(Box<PortCapture>, CaptureReply)>>,
+    armed: usize,
+}
+
+impl Captures {
+    fn new(n: usize) -> Captures {
+        Captures {
+            ports: (0..n).map(|_| None).collect(),
+            armed: 0,
+        }
+    }
+
+    /// A frame dropped on port `i`'s ingress: copied if a capture is armed there.
+    #[inline]
+    fn on_drop(
+        &mut self,
+        i: usize,
+        now: Instant,
+        reason: DropReason,
+        frame: &portcullis_io::RxFrame<'_>,
+    ) {
+        if let Some(Some((c, _))) = self.ports.get_mut(i) {
+            c.record(now, reason, frame);
+        }
+    }
+
+    fn arm(
+        &mut self,
+        port: PortId,
+        mut capture: Box<PortCapture>,
+        reply: CaptureReply,
+        now: Instant,
+    ) {
+        match self.ports.get_mut(port.index()) {
+            None => {
+                let _ = reply.send(Err(CaptureRefused::NoSuchPort));
+            }
+            Some(Some(_)) => {
+                let _ = reply.send(Err(CaptureRefused::Busy));
+            }
+            Some(slot) => {
+                capture.deadline = Instant(now.0.saturating_add(capture.duration_ns));
+                *slot = Some((capture, reply));
+                self.armed += 1;
+            }
+        }
+    }
+
+    /// Hands back the captures that are done (all of them with `all`); drops those
+    /// whose caller went away.
+    fn finish(&mut self, now: Instant, all: bool) {
+        if self.armed == 0 {
+            return;
+        }
+        for slot in &mut self.ports {
+            let due = slot
+                .as_ref()
+                .is_some_and(|(c, reply)| all || c.done(now) || reply.is_closed());
+            if due && let Some((mut c, reply)) = slot.take() {
+                self.armed -= 1;
+                c.finished_at = now;
+                let _ = reply.send(Ok(c));
+            }
+        }
+    }
 }
 
 /// What the data-plane thread tells the control plane, in order.
@@ -311,6 +536,7 @@ impl DataPlane {
             ..Default::default()
         };
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(1024);
+        let mut captures = Captures::new(n);
         let mut dirty = vec![false; n];
         let mut gone = vec![false; n];
         // One pollfd per port (fd -1, which poll ignores, for a port without one).
@@ -335,7 +561,7 @@ impl DataPlane {
                     self.port_error(i, now, &mut pollfds[i], &mut gone[i]);
                 }
                 if !gone[i] {
-                    self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats);
+                    self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats, &mut captures);
                 }
             }
             for (i, d) in dirty.iter_mut().enumerate() {
@@ -397,9 +623,14 @@ impl DataPlane {
                     let _ = p.tx.flush();
                 }
             }
-            if let Some(plan) = self.answer_commands(now, &stats) {
+            let plan = self.answer_commands(now, &stats, &mut captures);
+            captures.finish(now, false);
+            if let Some(plan) = plan {
+                // Captures name ports by number: an apply may renumber them.
+                captures.finish(now, true);
                 self.apply(*plan, now, &mut stats, &mut dirty, &mut gone);
                 n = self.ports.len();
+                captures = Captures::new(n);
                 pollfds = self.pollfds(&gone);
             }
         }
@@ -606,6 +837,7 @@ impl DataPlane {
         verdicts: &mut Vec<Verdict>,
         dirty: &mut [bool],
         stats: &mut RuntimeCounters,
+        captures: &mut Captures,
     ) {
         let ingress = PortId(i as u16);
         // A few batches per port per loop, so one busy port cannot starve the others.
@@ -643,7 +875,10 @@ impl DataPlane {
                             .hold(&mut self.switch, ingress, frame, fwd, binding, now);
                         continue;
                     }
-                    Verdict::Drop(_) => continue,
+                    Verdict::Drop(reason) => {
+                        captures.on_drop(i, now, *reason, &frame);
+                        continue;
+                    }
                 };
                 let frame = match fwd.rewrite {
                     Rewrite::None => frame,
@@ -745,13 +980,23 @@ impl DataPlane {
 
     /// Answers the control plane's commands; stops at an apply and hands it back (the
     /// loop's own state must be rebuilt with it).
-    fn answer_commands(&mut self, now: Instant, stats: &RuntimeCounters) -> Option<Box<ApplyPlan>> {
+    fn answer_commands(
+        &mut self,
+        now: Instant,
+        stats: &RuntimeCounters,
+        captures: &mut Captures,
+    ) -> Option<Box<ApplyPlan>> {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Apply(plan) => return Some(plan),
                 Command::SetAdminUp { port, up, reply } => {
                     let _ = reply.send(self.switch.set_admin_up(port, up));
                 }
+                Command::Capture {
+                    port,
+                    capture,
+                    reply,
+                } => captures.arm(port, capture, reply, now),
                 Command::ClearCounters(reply) => {
                     self.switch.clear_counters();
                     let _ = reply.send(());
@@ -840,4 +1085,62 @@ fn trace_live(switch: &Switch, now: Instant, port: PortId, frame: &[u8]) -> serd
         "verdict": describe_verdict(&copy, &v),
         "events": serde_json::to_value(&events).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+
+    fn rx(data: &[u8]) -> portcullis_io::RxFrame<'_> {
+        portcullis_io::RxFrame {
+            data,
+            tag: None,
+            csum_partial: false,
+            vnet: None,
+        }
+    }
+
+    /// Slots are bounded by the memory budget; drops beyond them are counted lost,
+    /// and the capture is done once `count` drops were seen.
+    #[test]
+    fn drops_beyond_the_slots_are_counted_lost() {
+        let snaplen = CAPTURE_MAX_BYTES / 3;
+        let mut c = PortCapture::new(5, snaplen, 1_000);
+        assert_eq!(c.slots.len(), 3);
+        c.deadline = Instant(1_000);
+        let f = [7u8; 60];
+        for t in 0..4 {
+            assert!(!c.done(Instant(t)));
+            c.record(Instant(t), DropReason::ForgedTransmit, &rx(&f));
+        }
+        assert_eq!(c.frames().len(), 3);
+        assert_eq!(c.lost(), 1);
+        assert_eq!(c.frames()[2].seq, 2);
+        assert_eq!(c.frames()[0].data, f);
+        c.record(Instant(5), DropReason::MacAclDeny, &rx(&f));
+        assert!(c.done(Instant(5)), "5 drops seen");
+        c.record(Instant(6), DropReason::MacAclDeny, &rx(&f));
+        assert_eq!(
+            (c.frames().len(), c.lost()),
+            (3, 2),
+            "past the count: ignored"
+        );
+        assert!(
+            PortCapture::new(5, 4, 10).done(Instant(u64::MAX)),
+            "time up"
+        );
+    }
+
+    /// A frame is cut to the snaplen, without reallocating the slot.
+    #[test]
+    fn frames_are_cut_to_the_snaplen_in_place() {
+        let mut c = PortCapture::new(2, 16, 1_000);
+        let cap = c.slots[0].data.capacity();
+        let f: Vec<u8> = (0..100).collect();
+        c.record(Instant(1), DropReason::Truncated, &rx(&f));
+        let got = &c.frames()[0];
+        assert_eq!(got.data, &f[..16]);
+        assert_eq!(got.orig_len, 100);
+        assert_eq!(c.slots[0].data.capacity(), cap);
+    }
 }

@@ -170,6 +170,12 @@ fn routes() -> Vec<(
         (Method::POST, "/v1/ports/vm1/recover".into(), None, OPS),
         (Method::POST, "/v1/ports/vm2/shutdown".into(), None, OPS),
         (Method::POST, "/v1/ports/vm2/enable".into(), None, OPS),
+        (
+            Method::POST,
+            "/v1/ports/vm2/capture".into(),
+            Some(serde_json::json!({ "count": 1, "seconds": 1 })),
+            OPS,
+        ),
         (Method::GET, "/v1/mac".into(), None, ALL),
         (Method::GET, "/v1/counters".into(), None, ALL),
         (Method::POST, "/v1/counters/clear".into(), None, OPS),
@@ -250,8 +256,8 @@ fn every_route_times_every_role_is_allowed_or_refused_as_documented() {
     assert_eq!(intents, outcomes, "every intent has its outcome");
     assert_eq!(
         intents,
-        2 * 7 + 1,
-        "7 operator writes × 2 roles + apply by admin"
+        2 * 8 + 1,
+        "8 operator writes × 2 roles + apply by admin"
     );
     assert_eq!(
         portcullis_control::audit::verify(&h.dir.join(portcullis_daemon::AUDIT_LOG)).unwrap(),

@@ -558,3 +558,170 @@ pub async fn trace(
     drop(names);
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
 }
+
+/// `POST /v1/ports/{name}/capture`: every field optional.
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// Stop after this many drops (1..=100000, default 1000).
+    pub count: Option<u64>,
+    /// Stop after this many seconds (1..=300, default 10).
+    pub seconds: Option<u64>,
+    /// Bytes kept of each frame (1..=65535, default 256).
+    pub snaplen: Option<u32>,
+}
+
+/// The bounds of a capture request.
+pub const CAPTURE_MAX_COUNT: u64 = 100_000;
+pub const CAPTURE_MAX_SECONDS: u64 = 300;
+pub const CAPTURE_MAX_SNAPLEN: u32 = 65_535;
+pub const CAPTURE_DEFAULT_COUNT: u64 = 1000;
+pub const CAPTURE_DEFAULT_SECONDS: u64 = 10;
+pub const CAPTURE_DEFAULT_SNAPLEN: u32 = 256;
+
+/// One captured frame.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CapturedFrameView {
+    /// Wall-clock receive time, ns since the Unix epoch.
+    pub time_ns: u64,
+    /// The drop reason (`DropReason::name`).
+    pub reason: String,
+    /// Length on the wire (the frame may be cut to `snaplen` in `hex`).
+    pub orig_len: u32,
+    /// Its number among the drops the capture saw (lost frames leave gaps).
+    pub seq: u64,
+    /// The frame from its destination MAC on, as hex (VLAN tag included).
+    pub hex: String,
+}
+
+/// `POST /v1/ports/{name}/capture` answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct CaptureAnswer {
+    pub port: String,
+    pub snaplen: u32,
+    pub frames: Vec<CapturedFrameView>,
+    /// Drops seen but not copied (the capture's slots were full).
+    pub lost: u64,
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    v: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ApiError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        return Err(bad(
+            "invalid_capture",
+            format!("{field} must be in {min}..={max} (got {v})"),
+        ));
+    }
+    Ok(v)
+}
+
+fn to_hex(data: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(data.len() * 2);
+    for b in data {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Arms a capture of the frames dropped on the port's ingress and answers when it
+/// is done (count seen or time up).
+pub async fn capture(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Option<Json<CaptureRequest>>,
+) -> Result<Json<CaptureAnswer>, ApiError> {
+    use crate::runtime::{CaptureRefused, PortCapture};
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let count = in_range(
+        "count",
+        req.count,
+        CAPTURE_DEFAULT_COUNT,
+        1,
+        CAPTURE_MAX_COUNT,
+    )?;
+    let seconds = in_range(
+        "seconds",
+        req.seconds,
+        CAPTURE_DEFAULT_SECONDS,
+        1,
+        CAPTURE_MAX_SECONDS,
+    )?;
+    let snaplen = in_range(
+        "snaplen",
+        req.snaplen,
+        CAPTURE_DEFAULT_SNAPLEN,
+        1,
+        CAPTURE_MAX_SNAPLEN,
+    )?;
+    let names = st.port_names.read().await;
+    let port = port_id(&names, &name)?;
+    // The slots are allocated here, off the data-plane thread.
+    let slots = tokio::task::spawn_blocking(move || {
+        Box::new(PortCapture::new(
+            count,
+            snaplen as usize,
+            seconds * 1_000_000_000,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Capture {
+            port,
+            capture: slots,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    drop(names);
+    tracing::info!(user = %caller.user, port = %name, count, seconds, snaplen, "capture armed");
+    let done = match rx.await.map_err(|_| ApiError::unavailable())? {
+        Ok(c) => c,
+        Err(CaptureRefused::Busy) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "capture_busy",
+                format!("port {name:?} already has a capture running"),
+            ));
+        }
+        Err(CaptureRefused::NoSuchPort) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ports_renumbered",
+                format!("port {name:?} changed under an apply; try again"),
+            ));
+        }
+    };
+    // The data plane's clock → wall clock, by the time it handed the capture back.
+    let wall_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mono_now = done.finished_at().0;
+    let frames = done
+        .frames()
+        .iter()
+        .map(|f| CapturedFrameView {
+            time_ns: wall_now.saturating_sub(mono_now.saturating_sub(f.time.0)),
+            reason: f.reason.name().to_string(),
+            orig_len: f.orig_len,
+            seq: f.seq,
+            hex: to_hex(&f.data),
+        })
+        .collect::<Vec<_>>();
+    tracing::info!(user = %caller.user, port = %name, frames = frames.len(), lost = done.lost(), "capture done");
+    Ok(Json(CaptureAnswer {
+        port: name,
+        snaplen,
+        frames,
+        lost: done.lost(),
+    }))
+}

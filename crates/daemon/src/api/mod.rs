@@ -119,6 +119,13 @@ pub const ROUTES: &[RouteSpec] = &[
         "port.enable",
         "Enable an administratively down port",
     ),
+    write(
+        Method::POST,
+        "/v1/ports/{name}/capture",
+        Permission::Operate,
+        "port.capture",
+        "Capture the frames dropped on a port's ingress (answered when done)",
+    ),
     read("/v1/mac", "The MAC address table"),
     read("/v1/counters", "Per-port counters and drops by reason"),
     write(
@@ -305,6 +312,7 @@ pub fn router(state: ApiState) -> Router {
             ("POST", "/v1/ports/{name}/recover") => m(post(h::recover)),
             ("POST", "/v1/ports/{name}/shutdown") => m(post(h::shutdown)),
             ("POST", "/v1/ports/{name}/enable") => m(post(h::enable)),
+            ("POST", "/v1/ports/{name}/capture") => m(post(h::capture)),
             ("GET", "/v1/mac") => m(get(h::mac_table)),
             ("GET", "/v1/counters") => m(get(h::counters)),
             ("POST", "/v1/counters/clear") => m(post(h::clear_counters)),
