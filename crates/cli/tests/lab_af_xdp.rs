@@ -334,3 +334,64 @@ fn an_unavailable_af_xdp_falls_back_to_af_packet_and_says_so() {
     let ifs = [a.host_if.as_str(), b.host_if.as_str()];
     stop_and_check_detached(&mut lab, &sw, &ifs, libc::SIGTERM);
 }
+
+/// `iperf3 -c <b_ip> -t 3 --json` from `a` to a one-shot server in `b`: bytes received.
+fn iperf3_bytes(lab: &mut Lab, a: &Guest, b: &Guest, b_ip: &str) -> u64 {
+    let mut server = b.command("iperf3");
+    server
+        .args(["-s", "-1", "-B", b_ip])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let pid = lab.spawn(server).expect("start iperf3 -s");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = a
+            .run_status("iperf3", &["-c", b_ip, "-t", "3", "--json"])
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !text.contains("Connection refused") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "iperf3 server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = lab.wait_exit(pid, Duration::from_secs(5));
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("iperf3 JSON ({e}): {out}"));
+    assert!(v.get("error").is_none(), "iperf3 failed: {}", v["error"]);
+    v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn af_xdp_tcp_with_the_guests_default_offloads() {
+    let mut lab = lab("xtcp", &["iperf3"]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    a.set_addr("198.18.10.1/16").unwrap();
+    b.set_addr("198.18.10.2/16").unwrap();
+    let cfg = format!(
+        "{GROUPS}{}{}",
+        xdp_port("a", &a, "web"),
+        xdp_port("b", &b, "web")
+    );
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    assert_on_xdp(&sw, &[("a", &a.host_if), ("b", &b.host_if)]);
+    let bytes = iperf3_bytes(&mut lab, &a, &b, "198.18.10.2");
+    println!("{bytes} bytes\na: {}\nb: {}", sw.port("a"), sw.port("b"));
+    assert!(
+        bytes > 20_000_000,
+        "TCP through AF_XDP ports: {bytes} bytes\n{}",
+        sw.log_text()
+    );
+    assert_eq!(
+        sw.port("a")["io"]["rx_gso_frames"],
+        0,
+        "AF_XDP never delivers super-frames"
+    );
+    let ifs = [a.host_if.as_str(), b.host_if.as_str()];
+    stop_and_check_detached(&mut lab, &sw, &ifs, libc::SIGTERM);
+}

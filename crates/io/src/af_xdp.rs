@@ -25,12 +25,20 @@
 //! 802.1ad tag is in the bytes. To keep the switch's view identical to AF_PACKET
 //! (where the kernel moves the outer tag to packet metadata), `recv` takes it out of
 //! the bytes into [`RxFrame::tag`](crate::RxFrame::tag). There is no virtio-net header
-//! on AF_XDP: `vnet` is always `None`, and no GSO super-frame ever arrives (XDP runs
-//! on single frames: in native mode before any GRO, in skb mode the kernel linearises
-//! or segments GSO skbs before the program sees them — a frame larger than a UMEM
-//! chunk is dropped by the kernel and counted in `kernel_drops`). On transmit, GSO
-//! super-frames are segmented in software and partial checksums completed
-//! ([`crate::gso`]).
+//! on AF_XDP: `vnet` is always `None`, and no GSO super-frame is ever delivered. In
+//! native mode on veth the kernel takes GSO away from the peer while the (non-frags)
+//! program is attached, so senders segment before the wire; in skb (generic) mode a
+//! GSO or GRO skb reaches the program linearised, as one frame larger than a UMEM
+//! chunk, and the kernel drops it (counted in `kernel_drops`; io test
+//! `gso_super_frames_per_mode`) — hence a warning when a port ends up in skb mode.
+//! On transmit, GSO super-frames are segmented in software and partial checksums
+//! completed ([`crate::gso`]).
+//!
+//! Checksums: a sender with checksum offload leaves TCP/UDP checksums partial, and XDP
+//! hands such frames over without AF_PACKET's `TP_STATUS_CSUMNOTREADY`; `recv`
+//! recognises them ([`l4_checksum_is_partial`]) and sets
+//! [`RxFrame::csum_partial`](crate::RxFrame::csum_partial) so that the egress port
+//! completes them.
 //!
 //! Ownership invariants (the UMEM hand-over protocol):
 //! - every RX chunk is in exactly one place: the fill ring, the kernel, the RX ring,
@@ -620,6 +628,14 @@ pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpT
         ?mode,
         "AF_XDP port open (copy mode)"
     );
+    if mode == XdpMode::Skb {
+        tracing::warn!(
+            iface = ifname,
+            "AF_XDP in generic (skb) mode: GRO/GSO super-frames arriving on this interface \
+             reach XDP as single frames larger than a UMEM chunk and are dropped by the \
+             kernel; turn GRO off on it (ethtool -K IFACE gro off) or use AF_PACKET"
+        );
+    }
 
     let shared = Arc::new(Shared {
         ifname: ifname.to_owned(),
@@ -687,6 +703,82 @@ pub(crate) fn copy_untagged(dst: &mut [u8], src: &[u8]) -> (usize, Option<VlanTa
         dst[..src.len()].copy_from_slice(src);
         (src.len(), None)
     }
+}
+
+/// Whether the TCP/UDP checksum field of `frame` (IPv4 or IPv6 without extension
+/// headers, at most one VLAN tag left in the bytes) holds only the folded
+/// pseudo-header sum: what a sender with checksum offload leaves for the NIC
+/// (`CHECKSUM_PARTIAL`). XDP hands such frames over without the kernel's
+/// `TP_STATUS_CSUMNOTREADY`, so this is how `recv` tells the switch to complete the
+/// checksum on the way out. A complete checksum that happens to equal the partial one
+/// (1 in 65536) is recomputed to the same value: harmless.
+pub(crate) fn l4_checksum_is_partial(frame: &[u8]) -> bool {
+    let be16 = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|s| u16::from_be_bytes([s[0], s[1]]))
+    };
+    let sum_of = |b: &[u8]| -> u32 {
+        b.chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum()
+    };
+    let Some(mut ethertype) = be16(12) else {
+        return false;
+    };
+    let mut l3 = ETH_HLEN;
+    if ethertype == VlanTag::TPID_8021Q || ethertype == VlanTag::TPID_8021AD {
+        let Some(inner) = be16(16) else {
+            return false;
+        };
+        ethertype = inner;
+        l3 += VLAN_HLEN;
+    }
+    let (proto, l4, pseudo) = match ethertype {
+        0x0800 => {
+            let (Some(&vihl), Some(total), Some(frag), Some(&proto), Some(addrs)) = (
+                frame.get(l3),
+                be16(l3 + 2),
+                be16(l3 + 6),
+                frame.get(l3 + 9),
+                frame.get(l3 + 12..l3 + 20),
+            ) else {
+                return false;
+            };
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 || frag & 0x3fff != 0 || usize::from(total) < ihl {
+                return false;
+            }
+            let l4_len = (usize::from(total) - ihl) as u32;
+            (proto, l3 + ihl, sum_of(addrs) + u32::from(proto) + l4_len)
+        }
+        0x86dd => {
+            let (Some(plen), Some(&proto), Some(addrs)) =
+                (be16(l3 + 4), frame.get(l3 + 6), frame.get(l3 + 8..l3 + 40))
+            else {
+                return false;
+            };
+            (
+                proto,
+                l3 + 40,
+                sum_of(addrs) + u32::from(proto) + u32::from(plen),
+            )
+        }
+        _ => return false,
+    };
+    let field = match proto {
+        6 => l4 + 16,
+        17 => l4 + 6,
+        _ => return false,
+    };
+    let Some(check) = be16(field) else {
+        return false;
+    };
+    let mut folded = pseudo;
+    while folded > 0xffff {
+        folded = (folded & 0xffff) + (folded >> 16);
+    }
+    check == folded as u16
 }
 
 /// The receiving half of an AF_XDP port (see the [module docs](self)).
@@ -800,11 +892,12 @@ impl RxQueue for AfXdpRx {
             // (checked by `range`), which lives as long as `shared`.
             let src = unsafe { std::slice::from_raw_parts(src, len) };
             let (n, tag) = copy_untagged(&mut self.buf[at..at + len], src);
+            let csum_partial = l4_checksum_is_partial(&self.buf[at..at + n]);
             self.descs.push(FrameDesc {
                 offset: at as u32,
                 len: n as u32,
                 tag,
-                csum_partial: false,
+                csum_partial,
                 vnet: None,
             });
             at += n;
@@ -1077,6 +1170,59 @@ mod tests {
         assert_eq!((n, tag), (15, None));
         let (n, tag) = copy_untagged(&mut dst, &[5u8; 3]);
         assert_eq!((n, tag), (3, None));
+    }
+
+    /// A UDP/IPv4 frame (optionally 802.1Q-tagged) whose checksum field holds what a
+    /// sender with checksum offload leaves: the folded pseudo-header sum.
+    fn partial_udp(tagged: bool) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        if tagged {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        let l3 = f.len() + 2;
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 39, 0, 1, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+        f.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 19, 0, 0]);
+        f.extend_from_slice(b"portcullis!");
+        // 198.18 + 0.1 + 198.18 + 0.2 + proto 17 + UDP length 19
+        let pseudo: u32 = 0xc612 + 0x0001 + 0xc612 + 0x0002 + 17 + 19;
+        let folded = ((pseudo & 0xffff) + (pseudo >> 16)) as u16;
+        let at = l3 + 20 + 6;
+        f[at..at + 2].copy_from_slice(&folded.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn partial_checksums_are_recognised_and_complete_ones_are_not() {
+        for tagged in [false, true] {
+            let mut f = partial_udp(tagged);
+            assert!(l4_checksum_is_partial(&f), "tagged {tagged}");
+            assert!(crate::complete_l4_checksum(&mut f));
+            assert!(
+                !l4_checksum_is_partial(&f),
+                "complete now (tagged {tagged})"
+            );
+        }
+        // Not TCP/UDP, truncated, or not IP: never partial, never a panic.
+        let f = partial_udp(false);
+        let mut icmp = f.clone();
+        icmp[23] = 1;
+        assert!(!l4_checksum_is_partial(&icmp));
+        for n in 0..f.len() {
+            let _ = l4_checksum_is_partial(&f[..n]);
+        }
+        assert!(!l4_checksum_is_partial(&f[..40]));
+        assert!(!l4_checksum_is_partial(&[0u8; 60]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn partial_check_and_untagging_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = l4_checksum_is_partial(&data);
+            let mut dst = vec![0u8; data.len()];
+            let (n, tag) = copy_untagged(&mut dst, &data);
+            proptest::prop_assert_eq!(n + if tag.is_some() { VLAN_HLEN } else { 0 }, data.len());
+        }
     }
 
     #[test]
