@@ -4,14 +4,13 @@
 //! token; every refusal is audited; bad input gets the one error shape and changes
 //! nothing. Runs on in-memory ports: no root needed.
 
+mod common;
+
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
+use common::{ApiHarness, ROOT, local_peer};
 use portcullis_control::rbac::new_token;
 use portcullis_daemon::api::{self, Peer};
-use portcullis_daemon::{MemoryDaemon, start_in_memory};
-use std::path::PathBuf;
-use tower::ServiceExt;
 
 const PROFILE: &str = r#"
 [switch]
@@ -44,94 +43,20 @@ auditor = {{ users = ["bin"] }}
     )
 }
 
-struct Harness {
-    daemon: MemoryDaemon,
-    dir: PathBuf,
-    app: axum::Router,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn harness(tag: &str, tokens: &str) -> Harness {
-    let dir = std::env::temp_dir().join(format!("pcl-api-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn harness(tag: &str, tokens: &str) -> ApiHarness {
     let text = format!("{PROFILE}{}", host(tokens));
-    let config = portcullis_control::parse_str(&text, "rbac.toml", None).expect("valid config");
-    let daemon = start_in_memory(config, &dir).expect("in-memory daemon");
-    let app = api::router(daemon.state.clone());
-    Harness { daemon, dir, app }
+    ApiHarness::start(&format!("api-{tag}"), &text, "rbac.toml")
 }
 
 /// Callers: the Unix users of a Debian system.
-const ROOT: Peer = local(0);
-const OPERATOR: Peer = local(1); // daemon
-const AUDITOR: Peer = local(2); // bin
-const NOBODY: Peer = local(65534);
-
-const fn local(uid: u32) -> Peer {
-    Peer {
-        uid: Some(uid),
-        gid: Some(uid),
-        pid: Some(4242),
-        tcp: None,
-    }
-}
+const OPERATOR: Peer = local_peer(1); // daemon
+const AUDITOR: Peer = local_peer(2); // bin
+const NOBODY: Peer = local_peer(65534);
 
 fn tcp() -> Peer {
     Peer {
         tcp: Some("198.18.0.7:40000".parse().unwrap()),
         ..Peer::default()
-    }
-}
-
-impl Harness {
-    fn call(
-        &self,
-        peer: Peer,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, serde_json::Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        self.raw(peer, req.body(Body::from(bytes)).unwrap())
-    }
-
-    fn raw(&self, peer: Peer, mut req: Request<Body>) -> (StatusCode, serde_json::Value) {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let app = self.app.clone();
-        self.daemon.runtime.block_on(async move {
-            let resp = app.oneshot(req).await.unwrap();
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-                .await
-                .unwrap();
-            let v = if bytes.is_empty() {
-                serde_json::Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
-                })
-            };
-            (status, v)
-        })
-    }
-
-    fn audit(&self) -> Vec<portcullis_control::audit::AuditRecord> {
-        let path = self.dir.join(portcullis_daemon::AUDIT_LOG);
-        portcullis_control::audit::read_records(&path).unwrap().0
     }
 }
 
@@ -260,7 +185,7 @@ fn every_route_times_every_role_is_allowed_or_refused_as_documented() {
         "8 operator writes × 2 roles + apply by admin"
     );
     assert_eq!(
-        portcullis_control::audit::verify(&h.dir.join(portcullis_daemon::AUDIT_LOG)).unwrap(),
+        portcullis_control::audit::verify(&h.audit_log()).unwrap(),
         records.len()
     );
 }
@@ -491,12 +416,12 @@ mod props {
                 }
             }
             prop_assert_eq!(h.call(ROOT, Method::GET, "/v1/config", None, &[]).1, before);
-            prop_assert!(portcullis_control::audit::verify(&h.dir.join(portcullis_daemon::AUDIT_LOG)).is_ok());
+            prop_assert!(portcullis_control::audit::verify(&h.audit_log()).is_ok());
         }
     }
 
     thread_local! {
-        static HARNESS: std::rc::Rc<Harness> = std::rc::Rc::new(harness("props", ""));
+        static HARNESS: std::rc::Rc<ApiHarness> = std::rc::Rc::new(harness("props", ""));
     }
 }
 

@@ -4,15 +4,12 @@
 //! forwarded, and drops on other ports, do not; one capture per port at a time; bad
 //! input gets the one error shape.
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
-use portcullis_daemon::api::{self, Peer};
-use portcullis_daemon::{MemoryDaemon, start_in_memory};
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{ApiHarness, ROOT};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
 const CONFIG: &str = r#"
 [switch]
@@ -44,63 +41,15 @@ const VM1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
 const VM2: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
 const FORGED: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0x66];
 
-struct Harness {
-    daemon: MemoryDaemon,
-    dir: PathBuf,
-    app: axum::Router,
+fn harness(tag: &str) -> ApiHarness {
+    ApiHarness::start(&format!("capture-{tag}"), CONFIG, "cap.toml")
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn harness(tag: &str) -> Harness {
-    let dir = std::env::temp_dir().join(format!("pcl-capture-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = portcullis_control::parse_str(CONFIG, "cap.toml", None).expect("valid config");
-    let daemon = start_in_memory(config, &dir).expect("in-memory daemon");
-    let app = api::router(daemon.state.clone());
-    Harness { daemon, dir, app }
-}
-
-const ROOT: Peer = Peer {
-    uid: Some(0),
-    gid: Some(0),
-    pid: Some(4242),
-    tcp: None,
-};
-
-async fn call(app: axum::Router, path: String, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(Method::POST).uri(path);
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let mut req = req
-        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
-        .unwrap();
-    req.extensions_mut().insert(ConnectInfo(ROOT));
-    let resp = app.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26)
-        .await
-        .unwrap();
-    let v = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, v)
-}
-
-impl Harness {
+/// The capture calls, as root.
+impl ApiHarness {
     fn capture(&self, port: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let app = self.app.clone();
-        self.daemon
-            .runtime
-            .block_on(call(app, format!("/v1/ports/{port}/capture"), body))
+        let path = format!("/v1/ports/{port}/capture");
+        self.call(ROOT, Method::POST, &path, body, &[])
     }
 
     /// Starts a capture in the background; returns once it is armed (a probe, a
@@ -112,13 +61,8 @@ impl Harness {
         body: Value,
     ) -> tokio::task::JoinHandle<(StatusCode, Value)> {
         let t0 = Instant::now();
-        let spawn = || {
-            self.daemon.runtime.spawn(call(
-                self.app.clone(),
-                format!("/v1/ports/{port}/capture"),
-                Some(body.clone()),
-            ))
-        };
+        let path = format!("/v1/ports/{port}/capture");
+        let spawn = || self.spawn_call(ROOT, Method::POST, &path, Some(body.clone()));
         let mut task = spawn();
         loop {
             assert!(
@@ -235,7 +179,7 @@ fn a_capture_gets_exactly_the_ports_dropped_frames_with_their_reasons() {
     let (status, v) = h.capture("vm1", Some(json!({ "count": 1, "seconds": 1 })));
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["frames"].as_array().map(Vec::len), Some(0), "{v}");
-    let log = std::fs::read_to_string(h.dir.join(portcullis_daemon::AUDIT_LOG)).unwrap();
+    let log = std::fs::read_to_string(h.audit_log()).unwrap();
     assert!(log.contains("\"action\":\"port.capture\""), "{log}");
 }
 
@@ -255,10 +199,7 @@ fn a_capture_ends_when_its_time_is_up_and_defaults_apply_without_a_body() {
     assert_eq!(v["frames"], json!([]));
     // No body at all: the defaults (count 1000, 10 s): a burst of drops beyond the
     // count ends it early, the drops past it are not kept.
-    let task = h
-        .daemon
-        .runtime
-        .spawn(call(h.app.clone(), "/v1/ports/vm2/capture".into(), None));
+    let task = h.spawn_call(ROOT, Method::POST, "/v1/ports/vm2/capture", None);
     std::thread::sleep(Duration::from_millis(300));
     for i in 0..1100u32 {
         h.send(1, &frame(VM1, FORGED, 0x0800, (i % 250) as u8), None);

@@ -3,15 +3,12 @@
 //! subnet, a duplicate address shows up once as an `ip_conflict` event naming both
 //! MACs, and a follower polling with `after_seq` gets each event exactly once.
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
-use portcullis_daemon::api::{self, Peer};
-use portcullis_daemon::{MemoryDaemon, start_in_memory};
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{ApiHarness, ROOT};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
 const CONFIG: &str = r#"
 [switch]
@@ -49,62 +46,14 @@ port_group = "db"
 mac = "52:54:00:00:00:04"
 "#;
 
-const ROOT: Peer = Peer {
-    uid: Some(0),
-    gid: Some(0),
-    pid: Some(4242),
-    tcp: None,
-};
-
-struct Harness {
-    daemon: MemoryDaemon,
-    dir: PathBuf,
-    app: axum::Router,
+fn harness(tag: &str) -> ApiHarness {
+    ApiHarness::start(&format!("hosts-{tag}"), CONFIG, "hosts.toml")
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn harness(tag: &str) -> Harness {
-    let dir = std::env::temp_dir().join(format!("pcl-hosts-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = portcullis_control::parse_str(CONFIG, "hosts.toml", None).expect("valid config");
-    let daemon = start_in_memory(config, &dir).expect("in-memory daemon");
-    let app = api::router(daemon.state.clone());
-    Harness { daemon, dir, app }
-}
-
-impl Harness {
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = req.body(Body::from(bytes)).unwrap();
-        req.extensions_mut().insert(ConnectInfo(ROOT));
-        let app = self.app.clone();
-        self.daemon.runtime.block_on(async move {
-            let resp = app.oneshot(req).await.unwrap();
-            let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-                .await
-                .unwrap();
-            let v = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).unwrap()
-            };
-            (status, v)
-        })
-    }
-
+/// What the host tests do with the daemon: reads as root, ARP from the guests.
+impl ApiHarness {
     fn get(&self, path: &str) -> Value {
-        let (status, v) = self.call(Method::GET, path, None);
+        let (status, v) = self.call(ROOT, Method::GET, path, None, &[]);
         assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
         v
     }
@@ -157,9 +106,11 @@ fn hosts_are_grouped_per_vlan_and_subnet_with_their_source() {
     h.arp(0, mac(1), [198, 18, 10, 1], [198, 18, 10, 254]);
     h.arp(1, mac(2), [198, 18, 11, 2], [198, 18, 11, 254]);
     let (status, v) = h.call(
+        ROOT,
         Method::POST,
         "/v1/bindings",
         Some(json!({"mac": "52:54:00:00:00:03", "ip": "198.18.10.3", "vlan": 10, "port": "vm3"})),
+        &[],
     );
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let hosts = h.wait_for("/v1/hosts", |v| v["table"]["entries"] == 2);
@@ -190,10 +141,10 @@ fn hosts_are_grouped_per_vlan_and_subnet_with_their_source() {
     // One VLAN only; a VLAN out of range is refused with the one error shape.
     let only = h.get("/v1/hosts?vlan=20");
     assert_eq!(only["vlans"].as_array().unwrap().len(), 1);
-    let (status, v) = h.call(Method::GET, "/v1/hosts?vlan=5000", None);
+    let (status, v) = h.call(ROOT, Method::GET, "/v1/hosts?vlan=5000", None, &[]);
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["code"], "invalid_vlan");
-    let (status, v) = h.call(Method::GET, "/v1/hosts?vlans=20", None);
+    let (status, v) = h.call(ROOT, Method::GET, "/v1/hosts?vlans=20", None, &[]);
     assert_eq!(status, StatusCode::BAD_REQUEST, "unknown parameter: {v}");
 }
 
@@ -278,6 +229,6 @@ fn a_duplicate_address_is_one_event_naming_both_macs_and_followers_see_it_once()
     // A position beyond the newest event (another daemon's) gets the whole history.
     let all = h.get("/v1/events?after_seq=999999");
     assert_eq!(all, h.get("/v1/events"));
-    let (status, v) = h.call(Method::GET, "/v1/events?after_seq=soon", None);
+    let (status, v) = h.call(ROOT, Method::GET, "/v1/events?after_seq=soon", None, &[]);
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }

@@ -5,117 +5,33 @@
 //! endpoint answers GET /metrics only (404 elsewhere, 405 for other methods, 503
 //! when the data plane does not answer). No root needed.
 
+mod common;
+
+use common::{G1, G2, Running, start_data_plane, three_port_switch, vid};
 use portcullis_daemon::metrics::{self, CONTENT_TYPE, ControlStats, SCRAPE_TIMEOUT};
-use portcullis_daemon::runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
+use portcullis_daemon::runtime::Command;
 use portcullis_daemon::snapshot::{
-    AclRuleView, BindingsView, CountersView, MacAclView, MacTableView, PortView, Snapshot,
-    UplinkView,
+    AclRuleView, CountersView, MacAclView, MacTableView, PortView, Snapshot, UplinkView,
 };
-use portcullis_dataplane::*;
-use portcullis_io::{MemoryHandle, memory_port};
+use portcullis_dataplane::{AclAction, MacAclRule, MacAclSpec, MacAddr, StaticBindingSpec};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as WallClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-// ---- a data plane on in-memory ports (as in tests/runtime.rs) ------------------
+// ---- a data plane on in-memory ports (tests/common) -----------------------------
 
-struct AlwaysUp;
-impl PortLinks for AlwaysUp {
-    fn state(&self, _: usize) -> LinkState {
-        LinkState::Up
-    }
-    fn reopen(&self, _: usize) -> Result<PortIo, String> {
-        Err("memory ports do not go away".into())
-    }
-}
-
-const G1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
-const G2: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
 const FORGED: [u8; 6] = [0x52, 0x54, 0, 0, 0, 66];
 const IPV4: u16 = 0x0800;
 const IPV6: u16 = 0x86dd;
 /// The local experimental EtherType: no rule of the test ACL permits it.
 const EXPERIMENTAL: u16 = 0x88b5;
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-
-struct Running {
-    handles: Vec<MemoryHandle>,
-    commands: std::sync::mpsc::Sender<Command>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Running {
-    /// Waits for the next frame transmitted on port `i`.
-    fn next_tx(&self, i: usize) -> Vec<u8> {
-        let deadline = WallClock::now() + Duration::from_secs(5);
-        loop {
-            let mut tx = self.handles[i].take_transmitted();
-            if !tx.is_empty() {
-                assert_eq!(tx.len(), 1, "exactly one copy on port {i}: {tx:?}");
-                return tx.remove(0);
-            }
-            assert!(
-                WallClock::now() < deadline,
-                "nothing transmitted on port {i}"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commands.send(Command::Snapshot(tx)).unwrap();
-        rx.blocking_recv().unwrap()
-    }
-
-    fn bindings(&self) -> BindingsView {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commands.send(Command::Bindings(tx)).unwrap();
-        rx.blocking_recv().unwrap()
-    }
-
-    /// The first snapshot that satisfies `done` (frames are counted between batches).
-    fn snapshot_when(&self, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let deadline = WallClock::now() + Duration::from_secs(5);
-        loop {
-            let s = self.snapshot();
-            if done(&s) {
-                return s;
-            }
-            assert!(WallClock::now() < deadline, "never reached: {s:#?}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
 /// Ports: 0 `uplink` (trunk 10, native 1), 1 `g1` and 2 `g2` (access 10). `g1` has
 /// the MAC ACL `guest-in` on ingress: 1 deny IPv6, 2 permit IPv4, implicit deny.
 /// One static binding (G1, 198.18.0.11, VLAN 10) in a table of 64.
 fn start() -> Running {
-    let guest = |name: &str, mac: [u8; 6]| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(MacAddr(mac)),
-        features: Default::default(),
-    };
     let ethertype_rule = |action, ethertype| MacAclRule {
         action,
         src: None,
@@ -124,83 +40,23 @@ fn start() -> Running {
         vlan: None,
         cos: None,
     };
-    let mut g1 = guest("g1", G1);
-    g1.features.mac_acl_in = Some("guest-in".into());
-    let spec = SwitchSpec {
-        name: "mem".into(),
-        mac_table_size: 16,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10)]),
-                    native: Some(vid(1)),
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: Default::default(),
-            },
-            g1,
-            guest("g2", G2),
+    let mut spec = three_port_switch();
+    spec.ports[1].features.mac_acl_in = Some("guest-in".into());
+    spec.mac_acls = vec![MacAclSpec {
+        name: "guest-in".into(),
+        rules: vec![
+            ethertype_rule(AclAction::Deny, IPV6),
+            ethertype_rule(AclAction::Permit, IPV4),
         ],
-        mac_acls: vec![MacAclSpec {
-            name: "guest-in".into(),
-            rules: vec![
-                ethertype_rule(AclAction::Deny, IPV6),
-                ethertype_rule(AclAction::Permit, IPV4),
-            ],
-        }],
-        max_bindings: 64,
-        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![StaticBindingSpec {
-            mac: MacAddr(G1),
-            ip: "198.18.0.11".parse().unwrap(),
-            vid: vid(10),
-            port: 1,
-        }],
-        arp_acls: vec![],
-    };
-    let mut ports = Vec::new();
-    let mut handles = Vec::new();
-    for _ in 0..3 {
-        let (rx, tx, h) = memory_port();
-        ports.push(PortIo {
-            rx: Box::new(rx),
-            tx: Box::new(tx),
-        });
-        handles.push(h);
-    }
-    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(64);
-    let stop = Arc::new(AtomicBool::new(false));
-    let dp = DataPlane {
-        switch: Switch::new(&spec, Instant(0)).unwrap(),
-        ports,
-        interfaces: vec!["mem0".into(), "mem1".into(), "mem2".into()],
-        groups: vec![String::new(), "web".into(), "web".into()],
-        commands: cmd_rx,
-        events: ev_tx,
-        stop: stop.clone(),
-        epoch: WallClock::now(),
-        links: Box::new(AlwaysUp),
-        link_monitor: None,
-        event_buf: Vec::new(),
-        circuit_ids: vec!["mem/uplink".into(), "mem/g1".into(), "mem/g2".into()],
-        scratch: Default::default(),
-        held: portcullis_daemon::held::Held::new(
-            None,
-            vec!["uplink".into(), "g1".into(), "g2".into()],
-        ),
-    };
-    let thread = std::thread::spawn(move || dp.run());
-    Running {
-        handles,
-        commands: cmd_tx,
-        stop,
-        thread: Some(thread),
-    }
+    }];
+    spec.max_bindings = 64;
+    spec.static_bindings = vec![StaticBindingSpec {
+        mac: MacAddr(G1),
+        ip: "198.18.0.11".parse().unwrap(),
+        vid: vid(10),
+        port: 1,
+    }];
+    start_data_plane(&spec)
 }
 
 /// An untagged frame of 60 bytes (14 header + 46 payload).
@@ -232,12 +88,7 @@ fn run_known_exchange(sw: &Running) -> Snapshot {
         };
         rx("g1") == 4 && rx("g2") == 1
     });
-    for i in 0..3 {
-        assert!(
-            sw.handles[i].take_transmitted().is_empty(),
-            "no stray copies on port {i}"
-        );
-    }
+    sw.assert_no_stray_copies();
     snap
 }
 
