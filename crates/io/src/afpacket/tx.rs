@@ -377,8 +377,8 @@ impl TxQueue for AfPacketTx {
                 }
                 r.map(|_| ())
             }
-            Some(v) => self.push_slot(head, tag, body, max, Some(v)),
-            None if opts.complete_checksum => self.push_slot(
+            Some(v) => self.push_or_flush(head, tag, body, max, Some(v)),
+            None if opts.complete_checksum => self.push_or_flush(
                 head,
                 tag,
                 body,
@@ -388,7 +388,7 @@ impl TxQueue for AfPacketTx {
                     ..VnetHdr::default()
                 }),
             ),
-            None => self.push_slot(head, tag, body, max, None),
+            None => self.push_or_flush(head, tag, body, max, None),
         }
     }
 
@@ -432,6 +432,28 @@ impl TxQueue for AfPacketTx {
 }
 
 impl AfPacketTx {
+    /// [`Self::push_slot`]; when the ring is full of frames not yet handed to the
+    /// kernel, hands them over (one flush) and tries once more, rather than dropping
+    /// the frame: a batch larger than the ring (several RX blocks forwarded to one
+    /// port) then costs an extra send(2) instead of losses.
+    fn push_or_flush(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        limit: usize,
+        offload: Option<VnetHdr>,
+    ) -> Result<(), TxError> {
+        match self.push_slot(head, tag, body, limit, offload) {
+            Err(TxError::RingFull) if self.pending != 0 => {
+                self.stats.ring_full -= 1;
+                self.flush().map_err(|_| TxError::RingFull)?;
+                self.push_slot(head, tag, body, limit, offload)
+            }
+            r => r,
+        }
+    }
+
     /// The socket fd (shared with the RX half).
     pub fn fd(&self) -> RawFd {
         self.shared.raw_fd()
