@@ -195,7 +195,11 @@ fn a_full_tx_ring_is_handed_to_the_kernel_rather_than_dropping_a_frame() {
     // The ring is full of frames not yet sent: the 33rd push flushes them first.
     let (h, b) = test_frame(&m, 99, 60);
     tx.push(&h, None, &b).unwrap();
-    assert_eq!(tx.stats().sent, 32, "the full ring went out on the 33rd push");
+    assert_eq!(
+        tx.stats().sent,
+        32,
+        "the full ring went out on the 33rd push"
+    );
     tx.flush().unwrap();
     let got = collect(&mut ns_rx, 33, WAIT, |d, _| has_marker(d, &m));
     let seqs: Vec<u32> = got.iter().map(|(d, _)| seq_of(d)).collect();
