@@ -395,3 +395,50 @@ fn af_xdp_tcp_with_the_guests_default_offloads() {
     let ifs = [a.host_if.as_str(), b.host_if.as_str()];
     stop_and_check_detached(&mut lab, &sw, &ifs, libc::SIGTERM);
 }
+
+#[test]
+fn an_af_xdp_port_whose_interface_vanishes_goes_link_down() {
+    let mut lab = lab("xvanish", &["ping"]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    a.set_addr("198.18.10.1/16").unwrap();
+    b.set_addr("198.18.10.2/16").unwrap();
+    let cfg = format!(
+        "{GROUPS}{}{}",
+        xdp_port("a", &a, "web"),
+        xdp_port("b", &b, "web")
+    );
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    assert_on_xdp(&sw, &[("a", &a.host_if), ("b", &b.host_if)]);
+    assert_eq!(a.ping("198.18.10.2", 2, 1).unwrap().received, 2);
+    // b's VM stops: its host-side interface disappears (poll(2) says nothing for
+    // AF_XDP; the once-a-second error check notices).
+    let out = std::process::Command::new("ip")
+        .args(["link", "del", &b.host_if])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sw.port("b")["state"] != "link-down" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never went link-down: {}",
+            sw.port("b")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        sw.get("/v1/events")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "link_state_changed" && e["port"] == "b"),
+        "link change reported"
+    );
+    assert_eq!(sw.port("a")["state"], "up", "the other port is untouched");
+    stop_and_check_detached(&mut lab, &sw, &[a.host_if.as_str()], libc::SIGTERM);
+}

@@ -781,6 +781,18 @@ impl DataPlane {
     /// socket would report the error forever) until [`Self::recheck_links`] reopens it.
     fn port_error(&mut self, i: usize, now: Instant, pfd: &mut libc::pollfd, gone: &mut bool) {
         let err = self.ports[i].rx.take_error();
+        self.port_failed(i, err, now, pfd, gone);
+    }
+
+    /// A port's socket reported `err`: find out whether its interface went down or away.
+    fn port_failed(
+        &mut self,
+        i: usize,
+        err: Option<std::io::Error>,
+        now: Instant,
+        pfd: &mut libc::pollfd,
+        gone: &mut bool,
+    ) {
         let id = PortId(i as u16);
         let name = self.interfaces[i].as_str();
         let state = self.links.state(i);
@@ -798,11 +810,17 @@ impl DataPlane {
     }
 
     /// Probes the ports that are down or gone; reopens an interface that came back.
+    /// The ports that are up are asked for a pending socket error (one getsockopt
+    /// each): an AF_XDP socket records ENETDOWN when its interface vanishes without
+    /// poll(2) ever flagging it.
     fn recheck_links(&mut self, now: Instant, pollfds: &mut [libc::pollfd], gone: &mut [bool]) {
         for i in 0..self.ports.len() {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
             if !gone[i] && !down {
+                if let Some(err) = self.ports[i].rx.take_error() {
+                    self.port_failed(i, Some(err), now, &mut pollfds[i], &mut gone[i]);
+                }
                 continue;
             }
             match self.links.state(i) {
