@@ -149,6 +149,19 @@ fn twenty_applies_and_a_phased_migration_lose_no_ping_between_untouched_guests()
     // c works in its new VLAN: it reaches nobody in web (VLAN 10 ≠ 20).
     assert_eq!(g[2].ping("198.18.10.1", 1, 1).unwrap().received, 0);
 
+    // Every apply is an event (`show events`), with who made it and what it changed.
+    let applied: Vec<serde_json::Value> = sw
+        .get("/v1/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "config_applied")
+        .cloned()
+        .collect();
+    assert_eq!(applied.len(), 20, "{applied:?}");
+    assert_eq!(applied[0]["detail"]["user"], "root");
+    assert!(applied[0]["detail"]["changes"].as_u64().unwrap() >= 1);
+
     // An invalid profile: refused, located, nothing changed, audited.
     let before = sw.get("/v1/config");
     let bad = dir.join("bad.toml");

@@ -352,15 +352,9 @@ fn launch(
                     }
                 };
                 persist(&store, &ev, &names);
-                let mut rec = event_record(&ev, &names);
+                let rec = event_record(&ev, &names);
                 tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
-                if let Ok(mut q) = history.lock() {
-                    if q.len() == EVENT_HISTORY {
-                        q.pop_front();
-                    }
-                    rec.seq = q.back().map_or(0, |e| e.seq) + 1;
-                    q.push_back(rec);
-                }
+                record_event(&history, rec);
             }
         });
     }
@@ -486,6 +480,17 @@ pub fn start_in_memory(
         stop: l.stop,
         dataplane: Some(l.dataplane),
     })
+}
+
+/// Appends an event to the bounded history, numbering it (the oldest goes when full).
+pub(crate) fn record_event(history: &Mutex<VecDeque<EventRecord>>, mut rec: EventRecord) {
+    if let Ok(mut q) = history.lock() {
+        if q.len() == EVENT_HISTORY {
+            q.pop_front();
+        }
+        rec.seq = q.back().map_or(0, |e| e.seq) + 1;
+        q.push_back(rec);
+    }
 }
 
 /// Every interface must exist (or be a TAP the daemon may create), each missing one

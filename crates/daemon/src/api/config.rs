@@ -288,6 +288,23 @@ async fn apply_inner(
     running.config = config;
     running.compiled = compiled;
     tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
+    crate::record_event(
+        &st.events,
+        super::EventRecord {
+            seq: 0,
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            port: String::new(),
+            event: "config_applied".into(),
+            detail: serde_json::json!({
+                "user": caller.user,
+                "changes": changes.len(),
+                "ports_added": report.ports_added,
+                "ports_removed": report.ports_removed,
+            }),
+        },
+    );
     let carry = serde_json::to_value(&report).unwrap_or_default();
     let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
     let answer = ApplyAnswer {
