@@ -32,3 +32,6 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads=2
+# The lab suite again with every guest port on AF_XDP (the fast path is covered by
+# the same lab tests as the slow one; a port that falls back to AF_PACKET fails).
+PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked --test 'lab_*' --test daemon_lifecycle -- --test-threads=2

@@ -37,7 +37,7 @@ fn a_missing_interface_is_a_located_error_and_nothing_starts() {
     let (out, socket) = run_daemon(&dir, &cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("bad.toml:16:"), "file and line: {err}");
+    assert!(err.contains("bad.toml:17:"), "file and line: {err}");
     assert!(err.contains("host.port[1].interface"), "key: {err}");
     assert!(err.contains("\"pclnosuchif0\" does not exist"), "{err}");
     assert!(!socket.exists(), "no socket left behind");

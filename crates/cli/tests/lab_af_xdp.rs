@@ -28,7 +28,7 @@ const BACKEND: &str = "af_xdp";
 
 /// `[[host.port]]` for a guest, on the backend under test.
 fn xdp_port(name: &str, g: &Guest, group: &str) -> String {
-    format!("{}backend = \"{BACKEND}\"\n", port(name, g, group))
+    port_on(name, g, group, BACKEND)
 }
 
 /// Whether `ip link show` reports an XDP program on the host side of `g`.
@@ -313,7 +313,7 @@ fn an_unavailable_af_xdp_falls_back_to_af_packet_and_says_so() {
     let squatter = portcullis_io::open_af_xdp(&b.host_if, &portcullis_io::AfXdpOptions::default())
         .expect("an AF_XDP socket holding b's interface");
     let cfg = format!(
-        "{GROUPS}{}{}",
+        "{GROUPS}{}{}{FALLBACK_EXPECTED}",
         xdp_port("a", &a, "web"),
         xdp_port("b", &b, "web")
     );

@@ -39,7 +39,13 @@ fn two_guests(lab: &mut Lab) -> (Guest, Guest) {
 }
 
 fn config(a: &Guest, b: &Guest) -> String {
-    format!("{GROUPS}{}{}", port("a", a, "web"), port("b", b, "web"))
+    // The virtio-net offload path is AF_PACKET's (AF_XDP carries no offload
+    // metadata; its TCP test is in lab_af_xdp.rs): always on AF_PACKET.
+    format!(
+        "{GROUPS}{}{}",
+        port_on("a", a, "web", "af_packet"),
+        port_on("b", b, "web", "af_packet")
+    )
 }
 
 /// `ethtool -k eth0` of a guest: the value of one feature ("on"/"off").

@@ -91,6 +91,15 @@ pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&G
     if let Err(e) = lab.wait_for_socket(pid, &d.socket, Duration::from_secs(10)) {
         panic!("daemon {name} did not start: {e}\n{}", d.log_text());
     }
+    // On the AF_XDP pass of the suite every AF_XDP port must really be on AF_XDP
+    // (a silent fallback would run the test on AF_PACKET again).
+    if config.contains("backend = \"af_xdp\"") && !config.contains(FALLBACK_EXPECTED) {
+        assert!(
+            !d.log_text().contains("falling back to AF_PACKET"),
+            "an AF_XDP port fell back to AF_PACKET:\n{}",
+            d.log_text()
+        );
+    }
     // Let the RX rings settle before traffic.
     std::thread::sleep(Duration::from_millis(100));
     d
@@ -100,12 +109,27 @@ pub fn start_daemon(lab: &mut Lab, name: &str, config: &str) -> Switchd {
     start_daemon_in(lab, name, config, None)
 }
 
-/// `[[host.port]]` for a guest.
+/// A comment a test puts in its configuration when it expects an AF_XDP port to
+/// fall back to AF_PACKET (otherwise a fallback fails the test).
+pub const FALLBACK_EXPECTED: &str = "\n# lab: an AF_XDP fallback is expected\n";
+
+/// The port backend the lab suite runs on: `PORTCULLIS_LAB_BACKEND` (`af_packet`,
+/// the default, or `af_xdp`; `scripts/test.sh` runs the lab tests once per backend).
+pub fn lab_backend() -> String {
+    std::env::var("PORTCULLIS_LAB_BACKEND").unwrap_or_else(|_| "af_packet".into())
+}
+
+/// `[[host.port]]` for a guest, on the lab suite's backend.
 pub fn port(name: &str, g: &Guest, group: &str) -> String {
+    port_on(name, g, group, &lab_backend())
+}
+
+/// `[[host.port]]` for a guest on `backend`.
+pub fn port_on(name: &str, g: &Guest, group: &str, backend: &str) -> String {
     let mac = g.mac().expect("guest mac");
     format!(
-        "\n[[host.port]]\nname = \"{name}\"\ninterface = \"{}\"\nport_group = \"{group}\"\nmac = \"{mac}\"\n",
-        g.host_if
+        "\n[[host.port]]\nname = \"{name}\"\ninterface = \"{}\"\nport_group = \"{group}\"\nmac = \"{mac}\"\nbackend = \"{backend}\"\n",
+        g.host_if,
     )
 }
 
