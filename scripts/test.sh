@@ -31,6 +31,7 @@ fi
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo check -p portcullis --no-default-features --locked # the build without AF_XDP (no EUPL code, docs/licences.md)
 cargo test --workspace --locked -- --test-threads=2
 # The lab suite again with every guest port on AF_XDP (the fast path is covered by
 # the same lab tests as the slow one; a port that falls back to AF_PACKET fails).

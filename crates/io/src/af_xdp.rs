@@ -1,21 +1,44 @@
-//! AF_XDP backend: one XDP socket (copy mode) per interface queue, its UMEM, and the
-//! tiny XDP program that steers the queue's frames into the socket.
+//! AF_XDP backend: one XDP socket per interface queue (zero-copy where the driver has
+//! it, copy mode otherwise), its UMEM, and the tiny XDP program that steers the
+//! queue's frames into the socket.
 //!
 //! Set-up ([`open_af_xdp`]):
-//! 1. an anonymous, page-aligned mapping of `frames` chunks of [`FRAME_SIZE`] bytes is
-//!    registered as the socket's UMEM (`xdpilone`); the first half of the chunks is for
-//!    RX (all of them handed to the kernel through the fill ring), the second half for
-//!    TX (a free list in user space);
-//! 2. the socket is bound to `(ifindex, queue)` with `XDP_COPY`: the kernel copies
-//!    frames into and out of the UMEM, which works on any driver (veth, physical NICs)
-//!    in both XDP modes;
-//! 3. an `XSKMAP` (`bpf(BPF_MAP_CREATE)`) gets the socket at key `queue`, and a
-//!    six-instruction XDP program written here as raw BPF
+//! 1. an `XSKMAP` (`bpf(BPF_MAP_CREATE)`) is created and a six-instruction XDP
+//!    program written here as raw BPF
 //!    (`return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)`, see
 //!    [`redirect_program`]) is loaded (`BPF_PROG_LOAD`) and attached to the interface
 //!    with a BPF link (`BPF_LINK_CREATE`, attach type `BPF_XDP`, `XDP_FLAGS_DRV_MODE` or
-//!    `XDP_FLAGS_SKB_MODE`). Frames of other queues (a multi-queue NIC) go to the
-//!    kernel stack (`XDP_PASS`).
+//!    `XDP_FLAGS_SKB_MODE`). Until step 4 the map is empty and every frame goes to the
+//!    kernel stack (`XDP_PASS`), as do frames of other queues (a multi-queue NIC);
+//! 2. an anonymous, page-aligned mapping of `frames` chunks of [`FRAME_SIZE`] bytes is
+//!    registered as the socket's UMEM (`xdpilone`); the first half of the chunks is for
+//!    RX (all of them handed to the kernel through the fill ring), the second half for
+//!    TX (a free list in user space);
+//! 3. the socket is bound to `(ifindex, queue)`. With the program attached in native
+//!    (driver) mode the bind asks for `XDP_ZEROCOPY` first: the driver then DMAs
+//!    frames straight into and out of the UMEM. A driver without zero-copy refuses
+//!    (`EOPNOTSUPP`, or `EINVAL` when it dislikes the UMEM — veth always refuses), and
+//!    the socket is bound again with `XDP_COPY`: the kernel copies frames into and out
+//!    of the UMEM, which works on any driver in both XDP modes. In skb (generic) mode
+//!    the bind is `XDP_COPY` directly (generic XDP has an skb already; zero-copy would
+//!    gain nothing). What the socket got is read back from the kernel
+//!    (`XDP_OPTIONS_ZEROCOPY`), logged once, and kept ([`AfXdpRx::xdp_bind_mode`]);
+//! 4. the socket goes into the map at key `queue`.
+//!
+//! UMEM layout and zero-copy drivers: the UMEM is in aligned-chunk mode (no
+//! `XDP_UMEM_UNALIGNED_CHUNK_FLAG`), with 2048-byte chunks (a power of two, the
+//! kernel's minimum `XDP_UMEM_MIN_CHUNK_SIZE`, and e.g. mlx5's minimum too) and no
+//! user headroom, in page-aligned memory: the kernel accepts it for zero-copy and
+//! zero-copy drivers take it as long as a frame fits a chunk after the kernel's
+//! `XDP_PACKET_HEADROOM` (256): 1792 bytes of frame. That covers a 1500-byte MTU with
+//! two VLAN tags. A larger MTU needs 4096-byte chunks: mlx5, which counts MTU + 22
+//! bytes of L2 + 256 of headroom against the chunk, refuses the zero-copy bind above
+//! MTU 1770 (`EINVAL`, so the socket falls back to copy mode); other drivers bind and
+//! drop the longer frames. Copy mode drops frames over 1792 bytes too: jumbo frames
+//! need another UMEM layout in any mode. Zero-copy has not been exercised on this
+//! project's machines (veth has none); its only code differences are the bind flag,
+//! and one wake-up `sendto` per flush instead of the copy-mode loop (the driver sends
+//! from its NAPI context, not inside the call).
 //!
 //! Detaching: the attachment lives exactly as long as the link's fd. It is closed when
 //! both halves of the port are dropped, and the kernel closes it when the process
@@ -51,6 +74,11 @@
 //!   ring;
 //! - the rings (and their mappings) are dropped before the UMEM mapping is unmapped,
 //!   and the mapping outlives the socket (the [`Shared`] `Arc` is dropped last).
+//!
+//! This module is built with the `af-xdp` cargo feature (on by default), the only user
+//! of the EUPL-1.2 crate `xdpilone`. Without it, `af_xdp_unavailable.rs` stands in with
+//! the same public names and an [`open_af_xdp`] that always fails, so callers fall back
+//! to AF_PACKET (docs/licences.md).
 
 use std::ffi::CString;
 use std::num::NonZeroU32;
@@ -61,6 +89,7 @@ use std::sync::Arc;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{
     CompletionQueue, FillQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
+    User,
 };
 
 use crate::frame::{
@@ -72,9 +101,10 @@ use crate::{
     netdev,
 };
 
-/// Size of one UMEM chunk. In copy mode a received frame may be at most
-/// `FRAME_SIZE - XDP_PACKET_HEADROOM` (256) = 1792 bytes: enough for a 1500-byte MTU
-/// with two VLAN tags.
+/// Size of one UMEM chunk. A received frame may be at most
+/// `FRAME_SIZE - XDP_PACKET_HEADROOM` (256) = 1792 bytes, in copy and zero-copy mode:
+/// enough for a 1500-byte MTU with two VLAN tags (see the module docs for what
+/// zero-copy drivers require of it).
 pub const FRAME_SIZE: u32 = 2048;
 
 /// `bind` attempts while the queue is still busy (10 ms apart).
@@ -84,7 +114,8 @@ const BIND_TRIES: u32 = 100;
 const RX_BATCH: u32 = 64;
 
 /// `sendto` kicks per flush at most: in copy mode the kernel sends at most 32 frames
-/// per kick and answers `EAGAIN` when more wait.
+/// per kick and answers `EAGAIN` when more wait. In zero-copy mode one kick wakes the
+/// driver, which sends from its own context.
 const MAX_KICKS: usize = 64;
 
 /// The XDP attach mode of [`AfXdpOptions::mode`].
@@ -99,6 +130,18 @@ pub enum XdpMode {
     /// Native if the driver accepts it, else skb.
     #[default]
     Auto,
+}
+
+/// How an XDP socket moves frames between the driver and its UMEM (the bind mode the
+/// kernel granted, read back with `XDP_OPTIONS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XdpBindMode {
+    /// `XDP_ZEROCOPY`: the driver DMAs frames straight into and out of the UMEM. Only
+    /// with the program in native mode, on drivers that support it (not veth).
+    ZeroCopy,
+    /// `XDP_COPY`: the kernel copies each frame between its own buffers and the UMEM.
+    /// Works on every driver in both XDP modes.
+    Copy,
 }
 
 /// Options of [`open_af_xdp`].
@@ -453,6 +496,7 @@ impl Drop for Area {
 struct Shared {
     ifname: String,
     attachment: Attachment,
+    bind_mode: XdpBindMode,
     area: Area,
     fd: RawFd,
 }
@@ -462,6 +506,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("ifname", &self.ifname)
             .field("attachment", &self.attachment)
+            .field("bind_mode", &self.bind_mode)
             .field("area", &self.area)
             .field("fd", &self.fd)
             .finish_non_exhaustive()
@@ -530,16 +575,120 @@ fn xsk_err(iface: &str, op: &'static str, e: xdpilone::Errno) -> IoError {
     )
 }
 
+const XDP_OPTIONS: libc::c_int = 8;
+const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
+
+/// Whether the bound XDP socket `fd` is in zero-copy mode (`XDP_OPTIONS`, Linux ≥ 5.3);
+/// `None` if the kernel cannot say.
+fn socket_is_zero_copy(fd: RawFd) -> Option<bool> {
+    let mut flags: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `flags` and `len` are valid for writes and describe the 4-byte
+    // `struct xdp_options` the kernel writes; `fd` is an open XDP socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&mut flags as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(flags & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// Binds the socket of `user` (the flags are `user`'s), retrying while its queue is
+/// still busy: a queue's previous socket is released by the kernel asynchronously (a
+/// deferred work item), so right after a port closed, binding its queue again is
+/// `EBUSY` for a moment.
+fn bind_retrying(umem: &Umem, user: &User) -> Result<(), xdpilone::Errno> {
+    let mut tries = 0;
+    loop {
+        match umem.bind(user) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.get_raw().abs() == libc::EBUSY && tries + 1 < BIND_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a refused `XDP_ZEROCOPY` bind means "this driver (or this UMEM) cannot do
+/// zero-copy" — try copy mode — rather than a failure copy mode would share.
+fn zero_copy_unsupported(errno: i32) -> bool {
+    matches!(errno, libc::EOPNOTSUPP | libc::EINVAL)
+}
+
+/// Binds the socket whose rings `user` holds, with `user`'s bind flags; if those ask
+/// for zero-copy and the driver refuses it, binds again in copy mode (a failed bind
+/// leaves the socket unbound, its rings in place, ready for another).
+fn bind_socket(
+    ifname: &str,
+    umem: &Umem,
+    sock: &Socket,
+    user: &User,
+    zero_copy: bool,
+) -> Result<XdpBindMode, IoError> {
+    if !zero_copy {
+        bind_retrying(umem, user).map_err(|e| xsk_err(ifname, "bind(AF_XDP, XDP_COPY)", e))?;
+        return Ok(XdpBindMode::Copy);
+    }
+    match bind_retrying(umem, user) {
+        Ok(()) => return Ok(XdpBindMode::ZeroCopy),
+        Err(e) if zero_copy_unsupported(e.get_raw().abs()) => {
+            let e = xsk_err(ifname, "bind(AF_XDP, XDP_ZEROCOPY)", e);
+            tracing::debug!(iface = ifname, error = %e, "zero-copy refused; binding in copy mode");
+        }
+        Err(e) => return Err(xsk_err(ifname, "bind(AF_XDP, XDP_ZEROCOPY)", e)),
+    }
+    // The same socket with other bind flags: no ring sizes, so nothing is set up again
+    // (the rings made for `user` are the socket's); only the flags are recorded.
+    let copy = umem
+        .rx_tx(
+            sock,
+            &SocketConfig {
+                rx_size: None,
+                tx_size: None,
+                bind_flags: SocketConfig::XDP_BIND_COPY,
+            },
+        )
+        .map_err(|e| xsk_err(ifname, "getsockopt(XDP_MMAP_OFFSETS)", e))?;
+    bind_retrying(umem, &copy).map_err(|e| xsk_err(ifname, "bind(AF_XDP, XDP_COPY)", e))?;
+    Ok(XdpBindMode::Copy)
+}
+
 /// Opens an AF_XDP port on queue `opts.queue` of `ifname` (see the
-/// [module docs](self)). Needs `CAP_NET_ADMIN` and `CAP_BPF`/`CAP_SYS_ADMIN` (root).
-/// Fails when the interface already has an XDP program, when the driver refuses the
-/// mode, or when the kernel lacks AF_XDP: callers fall back to AF_PACKET.
+/// [module docs](self)): zero-copy if the program is attached in native mode and the
+/// driver has it, copy mode otherwise ([`AfXdpRx::xdp_bind_mode`] says which). Needs
+/// `CAP_NET_ADMIN` and `CAP_BPF`/`CAP_SYS_ADMIN` (root). Fails when the interface
+/// already has an XDP program, when the driver refuses the mode, or when the kernel
+/// lacks AF_XDP: callers fall back to AF_PACKET.
 pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpTx), IoError> {
     netdev::validate_name(ifname)?;
     check_options(ifname, opts)?;
     let ifindex = netdev::interface_index(ifname)?;
     let mtu = netdev::interface_mtu(ifname)? as usize;
 
+    // The program first: its attach mode decides the bind flags. Until the socket is in
+    // the map, the program passes every frame to the kernel stack. Any error below
+    // drops the link, which detaches it again.
+    let map = XskMap::new(ifname, opts.queue + 1)?;
+    let prog = load_program(ifname, &map)?;
+    let (link, mode) = match opts.mode {
+        XdpMode::Auto => match attach(ifname, ifindex, &prog, XdpMode::Native) {
+            Ok(l) => (l, XdpMode::Native),
+            Err(native) => {
+                tracing::debug!(iface = ifname, error = %native, "native XDP refused; trying skb mode");
+                (attach(ifname, ifindex, &prog, XdpMode::Skb)?, XdpMode::Skb)
+            }
+        },
+        m => (attach(ifname, ifindex, &prog, m)?, m),
+    };
+
+    // Zero-copy only pays (and only exists) in the driver's receive path.
+    let zero_copy = mode == XdpMode::Native;
     let half = opts.frames / 2;
     let area = Area::new(ifname, opts.frames as usize * FRAME_SIZE as usize)?;
     let config = UmemConfig {
@@ -572,7 +721,11 @@ pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpT
             &SocketConfig {
                 rx_size: NonZeroU32::new(half),
                 tx_size: NonZeroU32::new(half),
-                bind_flags: SocketConfig::XDP_BIND_COPY,
+                bind_flags: if zero_copy {
+                    SocketConfig::XDP_BIND_ZEROCOPY
+                } else {
+                    SocketConfig::XDP_BIND_COPY
+                },
             },
         )
         .map_err(|e| xsk_err(ifname, "setsockopt(XDP_RX/TX_RING)", e))?;
@@ -582,19 +735,15 @@ pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpT
     let tx_ring = user
         .map_tx()
         .map_err(|e| xsk_err(ifname, "mmap(XDP TX ring)", e))?;
-    // A queue's previous socket is released by the kernel asynchronously (a deferred
-    // work item): right after a port closed, binding its queue again is EBUSY for a
-    // moment.
-    let mut tries = 0;
-    while let Err(e) = umem.bind(&user) {
-        tries += 1;
-        if e.get_raw().abs() != libc::EBUSY || tries >= BIND_TRIES {
-            return Err(xsk_err(ifname, "bind(AF_XDP, XDP_COPY)", e));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let (mut fill, comp) = device.into_parts();
+    let bound = bind_socket(ifname, &umem, &sock, &user, zero_copy)?;
     let fd = user.as_raw_fd();
+    // What the kernel says wins over what the bind asked for.
+    let bind_mode = match socket_is_zero_copy(fd) {
+        Some(true) => XdpBindMode::ZeroCopy,
+        Some(false) => XdpBindMode::Copy,
+        None => bound,
+    };
+    let (mut fill, comp) = device.into_parts();
 
     // Every RX chunk to the kernel.
     {
@@ -608,25 +757,14 @@ pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpT
             });
         }
     }
-
-    let map = XskMap::new(ifname, opts.queue + 1)?;
     map.insert(ifname, opts.queue, fd)?;
-    let prog = load_program(ifname, &map)?;
-    let (link, mode) = match opts.mode {
-        XdpMode::Auto => match attach(ifname, ifindex, &prog, XdpMode::Native) {
-            Ok(l) => (l, XdpMode::Native),
-            Err(native) => {
-                tracing::debug!(iface = ifname, error = %native, "native XDP refused; trying skb mode");
-                (attach(ifname, ifindex, &prog, XdpMode::Skb)?, XdpMode::Skb)
-            }
-        },
-        m => (attach(ifname, ifindex, &prog, m)?, m),
-    };
+
     tracing::info!(
         iface = ifname,
         queue = opts.queue,
         ?mode,
-        "AF_XDP port open (copy mode)"
+        ?bind_mode,
+        "AF_XDP port open"
     );
     if mode == XdpMode::Skb {
         tracing::warn!(
@@ -645,6 +783,7 @@ pub fn open_af_xdp(ifname: &str, opts: &AfXdpOptions) -> Result<(AfXdpRx, AfXdpT
             _map: map,
             mode,
         },
+        bind_mode,
         area,
         fd,
     });
@@ -816,6 +955,11 @@ impl AfXdpRx {
         self.shared.attachment.mode
     }
 
+    /// Whether the socket is in zero-copy or copy mode (as the kernel reports it).
+    pub fn xdp_bind_mode(&self) -> XdpBindMode {
+        self.shared.bind_mode
+    }
+
     /// Counters of this queue. `kernel_drops` is what the kernel dropped for want of
     /// room (`rx_dropped`, `rx_ring_full`, `rx_fill_ring_empty_descs` of
     /// `XDP_STATISTICS`); `truncated` counts descriptors outside the UMEM (never with a
@@ -951,6 +1095,11 @@ impl AfXdpTx {
         self.stats
     }
 
+    /// Whether the socket is in zero-copy or copy mode (the same for both halves).
+    pub fn xdp_bind_mode(&self) -> XdpBindMode {
+        self.shared.bind_mode
+    }
+
     /// The largest frame `push` accepts: (outer ethertype not 802.1Q, 802.1Q).
     pub fn max_frame_len(&self) -> (usize, usize) {
         (self.max_untagged, self.max_tagged)
@@ -1010,7 +1159,8 @@ impl AfXdpTx {
     }
 
     /// Wakes the kernel until it has taken every descriptor on the TX ring (copy mode
-    /// sends at most 32 per call), or it stops making progress.
+    /// sends at most 32 per call), or it stops making progress. In zero-copy mode one
+    /// successful wake-up is all: the driver takes the descriptors asynchronously.
     fn kick(&mut self) -> Result<(), IoError> {
         for _ in 0..MAX_KICKS {
             let before = self.ring.pending();
@@ -1030,6 +1180,10 @@ impl AfXdpTx {
                 )
             };
             if rc >= 0 {
+                if self.shared.bind_mode == XdpBindMode::ZeroCopy {
+                    // The driver sends from its own context; the ring drains later.
+                    return Ok(());
+                }
                 continue;
             }
             let err = std::io::Error::last_os_error();
@@ -1242,6 +1396,18 @@ mod tests {
         assert!(matches!(e, IoError::InvalidName(_)), "{e}");
         let e = open_af_xdp("pcls-nosuch0", &AfXdpOptions::default()).unwrap_err();
         assert!(matches!(e, IoError::NoSuchInterface(_)), "{e}");
+    }
+
+    #[test]
+    fn only_a_driver_without_zero_copy_leads_to_copy_mode() {
+        // veth answers EOPNOTSUPP; a driver that dislikes the UMEM, EINVAL.
+        assert!(zero_copy_unsupported(libc::EOPNOTSUPP));
+        assert!(zero_copy_unsupported(libc::EINVAL));
+        // A busy queue, missing privileges or a vanished interface are not about
+        // zero-copy: copy mode would fail the same way, so the error is reported.
+        for errno in [libc::EBUSY, libc::EPERM, libc::ENODEV, libc::ENOMEM] {
+            assert!(!zero_copy_unsupported(errno), "{errno}");
+        }
     }
 
     #[test]

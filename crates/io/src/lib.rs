@@ -28,9 +28,10 @@
 //!   (veth, tap netdev, physical NIC); also interface helpers (index, MAC, MTU, link
 //!   up, TX checksum offload and TSO — see [`set_tx_checksum_offload`] and
 //!   [`tcp_segmentation_offload`] for why they matter).
-//! - [`af_xdp`]: AF_XDP (copy mode) with a tiny XDP redirect program attached
-//!   through a BPF link, detached when the port closes; no offloads (frames are
-//!   segmented/checksummed in software on transmit).
+//! - [`af_xdp`]: AF_XDP (zero-copy where the driver has it, else copy mode) with a
+//!   tiny XDP redirect program attached through a BPF link, detached when the port
+//!   closes; no offloads (frames are segmented/checksummed in software on transmit).
+//!   Cargo feature `af-xdp` (default); without it, opening always fails.
 //! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`), with or
 //!   without virtio-net headers ([`TapOptions`]).
 //! - [`memory`]: an in-memory port for tests.
@@ -44,6 +45,10 @@
 //! The halves of one port share their kernel object (socket or tun fd) through an
 //! `Arc`; it is closed when both halves are dropped.
 
+#[cfg(feature = "af-xdp")]
+pub mod af_xdp;
+#[cfg(not(feature = "af-xdp"))]
+#[path = "af_xdp_unavailable.rs"]
 pub mod af_xdp;
 pub mod afpacket;
 mod error;
@@ -57,7 +62,7 @@ pub mod tap;
 
 use std::os::fd::RawFd;
 
-pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpMode, open_af_xdp};
+pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpBindMode, XdpMode, open_af_xdp};
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
 pub use error::{IoError, TxError};
 pub use frame::{

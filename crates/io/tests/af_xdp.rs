@@ -1,6 +1,8 @@
 //! AF_XDP backend against real veth pairs in network namespaces (needs root), in both
 //! XDP modes: frames both ways, in-band tags moved to metadata like AF_PACKET, batches
 //! larger than one copy-mode kick, and nothing left attached after the port closes.
+//! veth has no zero-copy: in native mode the zero-copy bind is refused and the socket
+//! ends up in copy mode; in skb mode it is bound in copy mode directly.
 
 mod common;
 
@@ -8,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Lab, collect, has_marker, marker, seq_of, test_frame};
+use portcullis_io::af_xdp::XdpBindMode;
 use portcullis_io::afpacket::{AfPacketOptions, open_af_packet};
 use portcullis_io::{AfXdpOptions, RxQueue, TxQueue, VlanTag, XdpMode, open_af_xdp};
 
@@ -30,6 +33,9 @@ fn both_ways(tag: &str, mode: XdpMode) {
     let (mut rx, mut tx) = open_af_xdp(&lab.host_if, &opts)
         .unwrap_or_else(|e| panic!("open_af_xdp({}, {mode:?}): {e}", lab.host_if));
     assert_eq!(rx.mode(), mode);
+    // veth has no zero-copy: native mode tried it and fell back, skb mode never tried.
+    assert_eq!(rx.xdp_bind_mode(), XdpBindMode::Copy, "{mode:?}");
+    assert_eq!(tx.xdp_bind_mode(), XdpBindMode::Copy, "{mode:?}");
     assert!(xdp_attached(&lab.host_if), "program attached while open");
     let ns_if = lab.ns_if.clone();
     let (mut ns_rx, mut ns_tx) = lab.in_ns(move || {
