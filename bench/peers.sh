@@ -9,17 +9,24 @@
 #                  source MAC and source IPv4 allow-lists (forged transmits + IPSG)
 #   ovs-netdev     Open vSwitch, userspace datapath (datapath_type=netdev), ports of
 #                  type system (AF_PACKET), daemons started by hand in a private dir
+#   ovs-afxdp      the same datapath with ports of type afxdp (XDP program + AF_XDP
+#                  socket per port; xdp-mode native, else generic: no zero copy on
+#                  veth), one PMD thread busy-polling the switch core
 #   portcullis     target/release/portcullis daemon, full security profile, AF_PACKET
 #   portcullis-afxdp  the same with backend = "af_xdp" on both ports; its row reads
 #                  "n/a (not implemented)" when the binary has no AF_XDP backend, and
 #                  "failed: ..." when the daemon fell back to AF_PACKET
 # and measures TCP with iperf3 (offloads on; tx offload off on both guests), 64-byte
 # UDP packets per second delivered (trafgen, pinned), and the CPU the switch and the
-# generator use. Prints one table (Markdown) with the medians and the ratios to the
-# Linux bridge, and keeps raw results and logs in $PEERS_OUT.
+# generator use (for ovs-afxdp also the share of its PMD's cycles spent processing
+# packets, since a busy-polling thread always uses its whole core). Prints one table
+# (Markdown) with the medians and the ratios to the Linux bridge, then the issue's
+# targets (ratios to the bridge, OVS netdev and OVS with AF_XDP ports), and keeps raw
+# results and logs in $PEERS_OUT.
 #
 # Owns: the lab it creates (namespaces pcb<PID>-*, removed on exit, with everything
-# in them) and the processes it starts (ended by PID on exit). Touches nothing else:
+# in them), the processes it starts (ended by PID on exit) and the XDP programs on
+# its switch-side veth ends (detached after each switch and on exit). Touches nothing else:
 # no system service, no host interface, no address outside the namespaces.
 #
 # Usage (root; not part of CI):
@@ -30,7 +37,7 @@
 #   PEERS_UDP_SECS=3        UDP measurement window (trafgen runs 1 s before, ~1 s after)
 #   PEERS_GEN_CPU=1         the core trafgen is pinned to
 #   PEERS_SWITCH_CPU=0      the core the userspace switches are pinned to
-#   PEERS_SWITCHES="linux-bridge bridge-nft ovs-netdev portcullis portcullis-afxdp"
+#   PEERS_SWITCHES="linux-bridge bridge-nft ovs-netdev ovs-afxdp portcullis portcullis-afxdp"
 #   PEERS_PERF=1            one more UDP run per switch under `perf record -g`
 #                           (report in $PEERS_OUT/perf-<switch>.txt; not in the table)
 #   PEERS_MAX_LOAD=1.0      first wait (up to PEERS_LOAD_WAIT_SECS=1800) for the
@@ -53,7 +60,7 @@ TCP_SECS=${PEERS_TCP_SECS:-5}
 UDP_SECS=${PEERS_UDP_SECS:-3}
 GEN_CPU=${PEERS_GEN_CPU:-1}
 SWITCH_CPU=${PEERS_SWITCH_CPU:-0}
-SWITCHES=${PEERS_SWITCHES:-linux-bridge bridge-nft ovs-netdev portcullis portcullis-afxdp}
+SWITCHES=${PEERS_SWITCHES:-linux-bridge bridge-nft ovs-netdev ovs-afxdp portcullis portcullis-afxdp}
 PERF=${PEERS_PERF:-0}
 PORTCULLIS=${PORTCULLIS:-$PWD/target/release/portcullis}
 OUT=${PEERS_OUT:-$PWD/target/bench-peers/$(date +%Y%m%d-%H%M%S)}
@@ -71,7 +78,7 @@ if [ "$GEN_CPU" -ge "$ncpu" ] || [ "$SWITCH_CPU" -ge "$ncpu" ]; then
 fi
 for s in $SWITCHES; do
   case $s in
-    linux-bridge | bridge-nft | ovs-netdev | portcullis | portcullis-afxdp) ;;
+    linux-bridge | bridge-nft | ovs-netdev | ovs-afxdp | portcullis | portcullis-afxdp) ;;
     *) die "unknown switch '$s' in PEERS_SWITCHES" ;;
   esac
 done
@@ -80,7 +87,7 @@ done
 # command:package. openvswitch-switch's own service is never used: on a host with
 # systemd, installing the package starts it; this script runs private daemons anyway.
 tools=(iperf3:iperf3 trafgen:netsniff-ng ovs-vswitchd:openvswitch-switch ovsdb-server:openvswitch-switch
-  ovs-vsctl:openvswitch-switch nft:nftables ethtool:ethtool ip:iproute2 ss:iproute2 ping:iputils-ping
+  ovs-vsctl:openvswitch-switch ovs-appctl:openvswitch-common nft:nftables ethtool:ethtool ip:iproute2 ss:iproute2 ping:iputils-ping
   python3:python3 taskset:util-linux timeout:coreutils perf:linux-perf)
 missing=()
 for t in "${tools[@]}"; do
@@ -153,11 +160,26 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# Detaches any XDP program (driver or generic mode) from the switch-side veth ends,
+# so that no switch inherits one its predecessor left (ovs-vswitchd or a Portcullis
+# daemon ended by KILL does not detach its own). Prints the links it found one on.
+detach_xdp() {
+  local p
+  for p in pcbs1 pcbs2; do
+    ip -n "$SW" link show dev "$p" 2>/dev/null | grep -qE '\bxdp(generic|drv|offload|multi)?\b' || continue
+    echo "$p"
+    ip -n "$SW" link set dev "$p" xdpgeneric off 2>/dev/null
+    ip -n "$SW" link set dev "$p" xdpdrv off 2>/dev/null
+  done
+  return 0
+}
+
 cleanup() {
   local rc=$? i
   set +e
   trap - EXIT INT TERM
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_pid "${STARTED[i]}"; done
+  detach_xdp >/dev/null
   for ns in "$G1" "$G2" "$SW"; do ip netns del "$ns" 2>/dev/null; done
   rm -rf "$WORK"
   exit "$rc"
@@ -197,7 +219,7 @@ switch_counters() {
     portcullis | portcullis-afxdp)
       PORTCULLIS_SOCKET=$PC_SOCKET timeout 5 "$PORTCULLIS" show ports --json 2>/dev/null |
         python3 "$HELPER" portcullis-io g1 g2 2>/dev/null || true ;;
-    ovs-netdev)
+    ovs-netdev | ovs-afxdp)
       timeout 5 ovs-appctl -t "$OVS_DIR/ovs-vswitchd.ctl" dpctl/show -s 2>/dev/null |
         awk '/lookups:/ { for (i = 1; i <= NF; i++) { split($i, kv, ":"); if (kv[1] == "hit" || kv[1] == "missed") n += kv[2] }
                           print n; exit }' || true ;;
@@ -320,39 +342,124 @@ wait_socket() { # PID SOCKET SECONDS
   return 1
 }
 
-up_ovs-netdev() {
+ovsctl() { timeout 10 ovs-appctl -t "$OVS_DIR/ovs-vswitchd.ctl" "$@"; }
+
+# Starts ovsdb-server and ovs-vswitchd (pinned to the switch core) in the switch
+# namespace, with a fresh database, and adds bridge br0 of the userspace datapath.
+ovs_start() { # NAME (of the row: names the logs)
+  rm -rf "$OVS_DIR"
   mkdir -p "$OVS_DIR" || return 1
   # Everything in the private directory: never the system's /var/run/openvswitch.
   export OVS_RUNDIR=$OVS_DIR OVS_DBDIR=$OVS_DIR OVS_SYSCONFDIR=$OVS_DIR OVS_LOGDIR=$LOGS
   ovsdb-tool create "$OVS_DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema || return 1
   ip netns exec "$SW" ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
-    --unixctl="$OVS_DIR/ovsdb-server.ctl" --no-chdir --log-file="$LOGS/ovsdb-server.log" \
+    --unixctl="$OVS_DIR/ovsdb-server.ctl" --no-chdir --log-file="$LOGS/$1-ovsdb-server.log" \
     </dev/null >/dev/null 2>&1 &
   OVSDB_PID=$!
   STARTED+=("$OVSDB_PID")
   wait_socket "$OVSDB_PID" "$OVS_DIR/db.sock" 10 || { echo "ovsdb-server did not start"; return 1; }
   vsctl --no-wait init || return 1
   ip netns exec "$SW" taskset -c "$SWITCH_CPU" ovs-vswitchd "unix:$OVS_DIR/db.sock" \
-    --unixctl="$OVS_DIR/ovs-vswitchd.ctl" --no-chdir --log-file="$LOGS/ovs-vswitchd.log" \
+    --unixctl="$OVS_DIR/ovs-vswitchd.ctl" --no-chdir --log-file="$LOGS/$1-ovs-vswitchd.log" \
     </dev/null >/dev/null 2>&1 &
   VSWITCHD_PID=$!
   STARTED+=("$VSWITCHD_PID")
   SWITCH_PID=$VSWITCHD_PID
   wait_socket "$VSWITCHD_PID" "$OVS_DIR/ovs-vswitchd.ctl" 10 || { echo "ovs-vswitchd did not start"; return 1; }
-  vsctl add-br br0 -- set bridge br0 datapath_type=netdev || return 1
-  vsctl add-port br0 pcbs1 -- set Interface pcbs1 type=system || return 1
-  vsctl add-port br0 pcbs2 -- set Interface pcbs2 type=system || return 1
-  vsctl show >"$LOGS/ovs-show.txt" 2>&1
+  vsctl add-br br0 -- set bridge br0 datapath_type=netdev
 }
-down_ovs-netdev() {
+
+# Stops what ovs_start started, after saving its datapath (and PMD) statistics.
+ovs_stop() { # NAME
   if [ -n "$VSWITCHD_PID" ]; then
-    timeout 10 ovs-appctl -t "$OVS_DIR/ovs-vswitchd.ctl" dpctl/show -s >"$LOGS/ovs-dpctl.txt" 2>&1 || true
+    {
+      ovsctl dpctl/show -s
+      ovsctl dpif-netdev/pmd-stats-show
+      ovsctl dpif-netdev/pmd-rxq-show
+      vsctl --columns=name,type,options,status,statistics,error list Interface
+    } >"$LOGS/$1-dpctl.txt" 2>&1 || true
     stop_pid "$VSWITCHD_PID"
   fi
   [ -n "$OVSDB_PID" ] && stop_pid "$OVSDB_PID"
   ip -n "$SW" link del br0 2>/dev/null || true # the netdev datapath's local port (a TAP)
   unset OVS_RUNDIR OVS_DBDIR OVS_SYSCONFDIR OVS_LOGDIR
   OVSDB_PID="" VSWITCHD_PID=""
+}
+
+up_ovs-netdev() {
+  ovs_start ovs-netdev || return 1
+  vsctl add-port br0 pcbs1 -- set Interface pcbs1 type=system || return 1
+  vsctl add-port br0 pcbs2 -- set Interface pcbs2 type=system || return 1
+  vsctl show >"$LOGS/ovs-netdev-show.txt" 2>&1
+}
+down_ovs-netdev() { ovs_stop ovs-netdev; }
+
+# Whether ports pcbs1 and pcbs2 of br0 opened as afxdp ports with an XDP program
+# attached in MODE (native: "xdp" on the link, generic: "xdpgeneric").
+ovs_afxdp_ports_ok() { # MODE
+  local p err ofport want=xdp
+  [ "$1" = generic ] && want=xdpgeneric
+  for p in pcbs1 pcbs2; do
+    err=$(vsctl get Interface "$p" error 2>&1) || { echo "$p: $err"; return 1; }
+    [ "$err" = '[]' ] || [ -z "$err" ] || { echo "$p: $err"; return 1; }
+    ofport=$(vsctl get Interface "$p" ofport 2>&1) || { echo "$p: $ofport"; return 1; }
+    if ! [[ $ofport =~ ^[0-9]+$ ]] || [ "$ofport" -le 0 ]; then
+      echo "$p: no OpenFlow port ($ofport)"
+      return 1
+    fi
+    # One line: "... mtu 1500 xdp qdisc ..." (driver mode) or "... xdpgeneric ...".
+    ip -n "$SW" -o link show dev "$p" | grep -qE "mtu [0-9]+ $want " ||
+      { echo "$p: no $want program on the link: $(ip -n "$SW" -o link show dev "$p")"; return 1; }
+  done
+}
+
+# OVS userspace datapath with the switch-side veth ends as type=afxdp ports: an XDP
+# program on each redirects into an AF_XDP socket that one PMD thread busy-polls on
+# the switch core (pmd-cpu-mask). One RX queue per port (a veth has one active), so
+# the single PMD polls both and pmd-rxq-affinity/-isolate change nothing. Zero copy
+# is not possible on veth: xdp-mode native (driver-mode XDP, copy) first, generic
+# (skb-mode XDP) if native does not open.
+OVS_XDP_MODE=""
+up_ovs-afxdp() {
+  local mode why
+  OVS_XDP_MODE=""
+  ovs_start ovs-afxdp || return 1
+  vsctl get Open_vSwitch . iface_types | grep -qw afxdp ||
+    { echo "this ovs-vswitchd has no afxdp port type (built without AF_XDP)"; return 1; }
+  vsctl set Open_vSwitch . other_config:pmd-cpu-mask="$(printf '0x%x' $((1 << SWITCH_CPU)))" || return 1
+  for mode in native generic; do
+    why=""
+    # add-port waits until ovs-vswitchd has reconfigured: the error column is current.
+    if vsctl add-port br0 pcbs1 -- set Interface pcbs1 type=afxdp options:xdp-mode=$mode options:n_rxq=1 &&
+      vsctl add-port br0 pcbs2 -- set Interface pcbs2 type=afxdp options:xdp-mode=$mode options:n_rxq=1 &&
+      why=$(ovs_afxdp_ports_ok $mode); then
+      OVS_XDP_MODE=$mode
+      break
+    fi
+    echo "xdp-mode=$mode did not work: $why"
+    record note ovs-afxdp "xdp-mode=$mode did not work: ${why:-add-port failed}"
+    vsctl --if-exists del-port br0 pcbs1 -- --if-exists del-port br0 pcbs2
+    detach_xdp
+  done
+  [ -n "$OVS_XDP_MODE" ] || { echo "afxdp ports did not open in native nor generic mode"; return 1; }
+  record note ovs-afxdp "ports type=afxdp, xdp-mode=$OVS_XDP_MODE, n_rxq=1, one PMD thread on CPU $SWITCH_CPU (pmd-cpu-mask), busy-polling"
+  {
+    vsctl show
+    ovsctl dpif-netdev/pmd-rxq-show
+    ip -n "$SW" -d link show dev pcbs1
+    ip -n "$SW" -d link show dev pcbs2
+  } >"$LOGS/ovs-afxdp-show.txt" 2>&1
+}
+# ovs-vswitchd detaches its XDP programs when it ends by TERM; the main loop
+# detaches (and reports) whatever is left after a KILL.
+down_ovs-afxdp() { ovs_stop ovs-afxdp; }
+
+# The share of its cycles OVS's PMD thread spent processing packets (not polling
+# idle) since the last pmd-stats-clear, in %; empty without a PMD thread.
+pmd_stats_clear() { ovsctl dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true; }
+pmd_busy_pct() {
+  ovsctl dpif-netdev/pmd-stats-show 2>/dev/null |
+    awk '/^pmd thread/ { pmd = 1 } pmd && /processing cycles:/ { gsub(/[()%]/, "", $4); print $4; exit }' || true
 }
 
 PC_SOCKET=$WORK/portcullis.sock
@@ -528,7 +635,7 @@ slow_sample() { # SWITCH
 # offered packets per second and the CPU of the switch and of the generator.
 udp_run() { # SWITCH RUN [perf]
   local sw=$1 run=$2 perf=${3:-} tpid tg="" tgc="" i
-  local t0 tx0 rx0 vd0 sw0 gen0 si0 t1 tx1 rx1 vd1 sw1 gen1 si1 s0 in0 tl0 s1 in1 tl1
+  local t0 tx0 rx0 vd0 sw0 gen0 si0 t1 tx1 rx1 vd1 sw1 gen1 si1 s0 in0 tl0 s1 in1 tl1 pmd=""
   # timeout(1) runs taskset, which becomes trafgen; trafgen forks one sender, which
   # pins itself to CPU 0 (trafgen's own default): re-pin it to GEN_CPU.
   ip netns exec "$G1" timeout -k 2 $((UDP_SECS + 3)) taskset -c "$GEN_CPU" \
@@ -549,6 +656,7 @@ udp_run() { # SWITCH RUN [perf]
   STARTED+=("$tg" "$tgc")
   taskset -pc "$GEN_CPU" "$tgc" >/dev/null 2>&1 || true
   sleep 1
+  [ "$sw" = ovs-afxdp ] && pmd_stats_clear
   IFS=$'\t' read -r s0 in0 tl0 < <(slow_sample "$sw")
   read -r t0 tx0 rx0 vd0 sw0 gen0 si0 < <(fast_sample "$tg" "$tgc")
   if [ -n "$perf" ]; then
@@ -561,6 +669,7 @@ udp_run() { # SWITCH RUN [perf]
   fi
   read -r t1 tx1 rx1 vd1 sw1 gen1 si1 < <(fast_sample "$tg" "$tgc")
   IFS=$'\t' read -r s1 in1 tl1 < <(slow_sample "$sw")
+  [ "$sw" = ovs-afxdp ] && pmd=$(pmd_busy_pct)
   # trafgen quits on a send error (e.g. ENOBUFS when a backlog overflows): a window
   # it did not cover measures nothing.
   local gen_alive=1
@@ -599,8 +708,9 @@ udp_run() { # SWITCH RUN [perf]
       tlp = (tl0 == "" || tl1 == "" ? "" : sprintf("%.0f", (tl1 - tl0) / ss))
       printf "ok\t%.0f\t%.0f\t%s\t%.1f\t%.1f\t%.3f\t%s\t%.0f\t%s", rx / s, tx / s, swc, g / hz / s * 100, si / hz / s * 100, s, inp, vd / s, tlp
     }')
+  line+=$'\t'"$pmd"
   record udp "$sw" "$run" "$line"
-  say "  udp run $run: $(awk -F'\t' '{ printf "delivered %.3f Mpps, offered %.3f Mpps, taken in by the switch %s pps, not sent by it %s pps, dropped at g2'"'"'s veth %s pps, switch CPU %s %%, generator %s %%, softirq %s %%", $2/1e6, $3/1e6, ($8 == "" ? "-" : $8), ($10 == "" ? "-" : $10), $9, ($4 == "" ? "-" : $4), $5, $6 }' <<<"$line")"
+  say "  udp run $run: $(awk -F'\t' '{ printf "delivered %.3f Mpps, offered %.3f Mpps, taken in by the switch %s pps, not sent by it %s pps, dropped at g2'"'"'s veth %s pps, switch CPU %s %%, generator %s %%, softirq %s %%", $2/1e6, $3/1e6, ($8 == "" ? "-" : $8), ($10 == "" ? "-" : $10), $9, ($4 == "" ? "-" : $4), $5, $6; if ($11 != "") printf ", PMD processing %s %% of its cycles", $11 }' <<<"$line")"
 }
 
 measure() { # SWITCH
@@ -626,7 +736,7 @@ measure() { # SWITCH
   echo "kernel: $(uname -r); nproc: $ncpu; CPU: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
   echo "load before: $(cat /proc/loadavg)"
   echo "portcullis: $PORTCULLIS, built $(date -r "$PORTCULLIS" -Iseconds 2>/dev/null || echo '?'); HEAD now $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo ', crates/ modified in the work tree')"
-  echo "iperf3: $(iperf3 --version | head -1); trafgen: $(trafgen -v 2>/dev/null | head -1); $(ovs-vswitchd --version | head -1)"
+  echo "iperf3: $(iperf3 --version | head -1); trafgen: $(trafgen -v 2>/dev/null | head -1); $(ovs-vswitchd --version | head -1) ($(dpkg-query -W -f '${Package} ${Version}' libxdp1 2>/dev/null || echo 'libxdp ?'))"
   echo "runs $RUNS, TCP ${TCP_SECS} s, UDP window ${UDP_SECS} s; trafgen on CPU $GEN_CPU, userspace switches on CPU $SWITCH_CPU"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
@@ -653,6 +763,8 @@ for sw in $SWITCHES; do
     done
   fi
   down_"$sw" >/dev/null 2>&1 || true
+  left=$(detach_xdp | xargs)
+  [ -z "$left" ] || say "  $sw left an XDP program on $left: detached"
 done
 echo "load after: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
 

@@ -5,8 +5,9 @@ This file only reads what the script wrote:
 
   peers_report.py iperf FILE.json   one iperf3 client result -> "ok\t<Gbit/s>\t<retransmits>"
                                     or "failed\t<reason>" (never raises on a bad file)
-  peers_report.py table RESULTS.tsv the comparison table (Markdown), then the
-                                    bottleneck notes and the issue's targets, met or not
+  peers_report.py table RESULTS.tsv the comparison table (Markdown), then the notes
+                                    of the run, the ratios to OVS with AF_XDP ports and
+                                    the issue's targets, met or not
   peers_report.py backends          reads `portcullis show ports --json` on stdin and
                                     prints each port's backend in use, space-separated
   peers_report.py portcullis-io IN OUT
@@ -19,14 +20,18 @@ RESULTS.tsv holds one record per line, tab-separated (written by peers.sh):
 
   tcp_on|tcp_off  SWITCH RUN ok GBPS RETRANSMITS [NOT_SENT]  |  ... RUN failed REASON
   udp   SWITCH RUN ok DELIVERED_PPS OFFERED_PPS SWITCH_CPU_PCT GEN_CPU_PCT SOFTIRQ_PCT SECS
-        TAKEN_IN_PPS VETH_DROP_PPS TX_LOST_PPS
+        TAKEN_IN_PPS VETH_DROP_PPS TX_LOST_PPS [PMD_BUSY_PCT]
                                  (per second: frames the userspace switch took in, by
                                   its own counter, empty for the kernel's; frames the
                                   veth to g2 dropped, its tx_dropped; frames the
-                                  switch forwarded but could not send, empty if unknown)
+                                  switch forwarded but could not send, empty if unknown;
+                                  then, for a switch whose PMD thread busy-polls its
+                                  core (OVS with AF_XDP ports), the % of the PMD's
+                                  cycles spent processing packets, empty otherwise)
   udp   SWITCH RUN failed REASON
   na    SWITCH REASON                   (a row that cannot be measured, e.g. AF_XDP)
   kind  SWITCH kernel|userspace         (how to read the switch's CPU)
+  note  SWITCH TEXT                     (how the switch was set up, printed under the table)
 
 Invariant: every figure in the table is a median over the runs of one switch, and
 every ratio divides two figures of the same results file (the same run of peers.sh).
@@ -38,6 +43,7 @@ import sys
 
 BASELINE = "linux-bridge"
 OVS = "ovs-netdev"
+OVS_AFXDP = "ovs-afxdp"
 PORTCULLIS = "portcullis"
 PORTCULLIS_AFXDP = "portcullis-afxdp"
 
@@ -80,6 +86,7 @@ class Switch:
         self.tcp_failed = {"tcp_on": [], "tcp_off": []}
         self.udp = []  # dicts
         self.udp_failed = []
+        self.notes = []
 
     def tcp_median(self, which):
         ok = self.tcp[which]
@@ -113,6 +120,8 @@ def read_results(path):
                 sw.kind = fields[2]
             elif kind == "na":
                 sw.na = fields[2]
+            elif kind == "note":
+                sw.notes.append(fields[2])
             elif kind in ("tcp_on", "tcp_off") and len(fields) >= 5:
                 if fields[3] == "ok":
                     sw.tcp[kind].append(float(fields[4]))
@@ -129,6 +138,7 @@ def read_results(path):
                             "softirq": float(fields[8]),
                             "taken_in": optional(fields, 10),
                             "tx_lost": optional(fields, 12),
+                            "pmd_busy": optional(fields, 13),
                         }
                     )
                 else:
@@ -154,26 +164,37 @@ def switch_cpu(sw, run):
     return run["switch_cpu"]
 
 
+def switch_load(sw, run):
+    """How busy the switch is, in % of one core, and how to say it: for a
+    busy-polling PMD the share of its cycles spent processing (its CPU time is a
+    whole core whatever the load), otherwise its CPU."""
+    pmd = run.get("pmd_busy")
+    if pmd is not None:
+        return pmd, f"PMD processing {pmd:.0f} % of its cycles"
+    cpu = switch_cpu(sw, run)
+    return cpu, (f"{cpu:.0f} % of a core" if cpu is not None else "")
+
+
 def bottleneck(sw, run):
     delivered, offered = run["delivered"], run["offered"]
     share = delivered / offered if offered > 0 else 0.0
-    cpu = switch_cpu(sw, run)
-    saturated = cpu is not None and cpu >= SATURATED_PCT
+    load, load_text = switch_load(sw, run)
+    saturated = load is not None and load >= SATURATED_PCT
     if share >= DELIVERED_ALL:
         if saturated:
-            return f"both: switch at {cpu:.0f} % of a core, keeping up with the generator"
+            return f"both: switch at {load_text}, keeping up with the generator"
         return "generator"
     if saturated or share < DELIVERED_LOSSY:
         taken_in, tx_lost = run.get("taken_in"), run.get("tx_lost")
         notes = []
         if saturated:
-            notes.append(f"{cpu:.0f} % of a core")
+            notes.append(load_text)
         if taken_in is not None and offered > 0:
             notes.append(f"takes in {min(taken_in / offered, 1.0):.0%} of offered")
         if tx_lost and taken_in:
             notes.append(f"cannot send {tx_lost / taken_in:.0%} of those")
         return "switch" + (f" ({', '.join(notes)})" if notes else "")
-    return f"unclear ({share:.0%} delivered, switch {cpu:.0f} %)"
+    return f"unclear ({share:.0%} delivered, switch {load_text or 'CPU unknown'})"
 
 
 def ratio(a, b):
@@ -212,6 +233,8 @@ def table(path):
                 cpu_cell = f"softirq {cpu:.0f}"
             else:
                 cpu_cell = f"{cpu:.0f} ({run['softirq']:.0f})"
+                if run.get("pmd_busy") is not None:
+                    cpu_cell += f"; PMD processing {run['pmd_busy']:.0f}"
             udp_cells = [
                 f"{run['delivered'] / 1e6:.3f}",
                 f"{run['offered'] / 1e6:.3f}",
@@ -239,14 +262,22 @@ def table(path):
     print()
     print(
         "switch CPU: the switch process (utime+stime over the UDP window, % of one core),"
-        " in brackets the whole machine's softirq; for the kernel's switches softirq only."
+        " in brackets the whole machine's softirq; for the kernel's switches softirq only;"
+        " for a switch whose PMD thread busy-polls its core (OVS with AF_XDP ports), also"
+        " the % of the PMD's cycles spent processing packets (dpif-netdev/pmd-stats-show),"
+        " which the bottleneck column uses instead of its CPU."
     )
+    notes = [f"- {sw.name}: {note}" for sw in switches for note in sw.notes]
+    if notes:
+        print()
+        print("notes of the run:")
+        print("\n".join(notes))
     print(targets(switches))
 
 
 def targets(switches):
     by = {s.name: s for s in switches}
-    base, ovs = by.get(BASELINE), by.get(OVS)
+    base, ovs, ovs_afxdp = by.get(BASELINE), by.get(OVS), by.get(OVS_AFXDP)
     ours = [by[n] for n in (PORTCULLIS, PORTCULLIS_AFXDP) if n in by and by[n].na is None]
     if base is None or not ours:
         return "targets: not evaluated (needs the linux-bridge row and a portcullis row)"
@@ -258,8 +289,22 @@ def targets(switches):
     lines = []
     for pc in ours:
         lines += ["", f"targets of the issue, {pc.name} (same run):"]
+        if ovs_afxdp is not None:
+            lines.append(
+                "- against OVS with AF_XDP ports, TCP on / TCP tx off / UDP: "
+                + " / ".join(
+                    [
+                        ratio(pc.tcp_median("tcp_on"), ovs_afxdp.tcp_median("tcp_on")),
+                        ratio(pc.tcp_median("tcp_off"), ovs_afxdp.tcp_median("tcp_off")),
+                        ratio(udp(pc), udp(ovs_afxdp)),
+                    ]
+                )
+            )
 
-        def check(label, a, b, goal):
+        def check(label, a, b, goal, against=base):
+            if against is None:
+                lines.append(f"- {label}: not measured (no such row in this run)")
+                return
             if a is None or b is None or b == 0:
                 lines.append(f"- {label}: not measurable (a run failed) — not met")
                 return
@@ -267,7 +312,14 @@ def targets(switches):
             lines.append(f"- {label}: {r:.2f}× — {'met' if r >= goal else 'not met'}")
 
         check("64-byte UDP ≥ 1.0× Linux bridge", udp(pc), udp(base), 1.0)
-        check("64-byte UDP ≥ 2× OVS netdev", udp(pc), udp(ovs), 2.0)
+        check("64-byte UDP ≥ 2× OVS netdev", udp(pc), udp(ovs), 2.0, ovs)
+        check(
+            "64-byte UDP ≥ 1.0× OVS with AF_XDP ports",
+            udp(pc),
+            udp(ovs_afxdp),
+            1.0,
+            ovs_afxdp,
+        )
         check(
             "TCP with offloads ≥ 0.8× Linux bridge",
             pc.tcp_median("tcp_on"),
