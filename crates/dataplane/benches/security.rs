@@ -8,7 +8,10 @@
 //! (a) `a_foundation`: the vSwitch policies (all reject), nothing else;
 //! (b) `b_snooping`: + DHCP snooping on every guest port (untrusted), uplinks trusted;
 //! (c) `c_snooping_dai`: + dynamic ARP inspection, validate src-mac, dst-mac and ip;
-//! (d) `d_snooping_dai_ipsg`: + IP Source Guard ip-mac.
+//! (d) `d_snooping_dai_ipsg`: + IP Source Guard ip-mac;
+//! (e) `e_full`: + port security (maximum 1 MAC, shutdown) on every guest and a
+//!     10-rule inbound MAC ACL on every port (the traffic walks to its final permit):
+//!     the full security profile, the configuration of the 20 Mpps target.
 //!
 //! One binding per guest is installed with `Switch::install_binding` in every variant
 //! (only (c) and (d) read them). Rate limits are off: the bench sends millions of
@@ -36,6 +39,8 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant as Clock;
 
+mod common;
+
 const GUESTS: usize = 62;
 const UPLINKS: usize = 2;
 const VLANS: u16 = 4;
@@ -49,13 +54,15 @@ enum Variant {
     DhcpSnooping,
     Dai,
     Ipsg,
+    Full,
 }
 
-const VARIANTS: [(Variant, &str); 4] = [
+const VARIANTS: [(Variant, &str); 5] = [
     (Variant::Foundation, "a_foundation"),
     (Variant::DhcpSnooping, "b_snooping"),
     (Variant::Dai, "c_snooping_dai"),
     (Variant::Ipsg, "d_snooping_dai_ipsg"),
+    (Variant::Full, "e_full"),
 ];
 
 fn mac(g: usize) -> MacAddr {
@@ -99,6 +106,16 @@ fn spec(v: Variant) -> SwitchSpec {
             check: SourceGuard::IpMac,
             mode: EnforceMode::Enforce,
         }),
+        port_security: (v >= Variant::Full && guest).then(|| PortSecuritySpec {
+            max_macs: 1,
+            violation: Violation::Shutdown,
+            sticky: false,
+            aging: SecureAging::None,
+            aging_secs: 0,
+            static_macs: vec![],
+            sticky_macs: vec![],
+        }),
+        mac_acl_in: (v >= Variant::Full).then(|| "acl10".to_string()),
         ..Default::default()
     };
     let mut ports: Vec<PortSpec> = (0..UPLINKS)
@@ -129,7 +146,11 @@ fn spec(v: Variant) -> SwitchSpec {
         mac_table_size: 4096,
         mac_aging_secs: 300,
         ports,
-        mac_acls: vec![],
+        mac_acls: if v >= Variant::Full {
+            vec![common::acl(10)]
+        } else {
+            vec![]
+        },
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
@@ -192,8 +213,9 @@ fn traffic() -> Vec<(PortId, Vec<u8>)> {
         .collect()
 }
 
-/// One batch through the switch.
-#[inline]
+/// One batch through the switch. Never inlined, so that callgrind can count it alone
+/// (`--toggle-collect='*run_batch*'`, see docs/performance.md).
+#[inline(never)]
 fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Instant) {
     for (port, data) in frames {
         black_box(sw.process(now, *port, &RxFrame { data, tag: None }));
@@ -215,8 +237,9 @@ fn by_port(frames: &[(PortId, Vec<u8>)]) -> PortBatches {
 }
 
 /// One batch through `Switch::process_batch`, the daemon's entry point (runtime.rs),
-/// one call per ingress port; `verdicts` is reused, as the daemon does.
-#[inline]
+/// one call per ingress port; `verdicts` is reused, as the daemon does. Never
+/// inlined (callgrind: `--toggle-collect='*run_batch_daemon*'`).
+#[inline(never)]
 fn run_batch_daemon(
     sw: &mut Switch,
     frames: &[(PortId, Vec<u8>)],
@@ -282,7 +305,7 @@ fn bench(c: &mut Criterion) {
     let ports = by_port(&frames);
     let mut group = c.benchmark_group("security_process_batch");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (v, label) in [VARIANTS[0], VARIANTS[3]] {
+    for (v, label) in [VARIANTS[0], VARIANTS[3], VARIANTS[4]] {
         let mut sw = switch(v);
         let mut verdicts = Vec::with_capacity(BATCH);
         let mut t = 0u64;

@@ -229,6 +229,76 @@ pub fn ipv4_udp(l3: &[u8]) -> Result<Ipv4Udp, WireError> {
     })
 }
 
+/// What the IPv4 stages (DHCP snooping, IP Source Guard) read of one datagram, parsed
+/// once per frame by [`Ipv4Facts::parse`] and handed to each stage.
+///
+/// Invariant: `src` is [`ipv4_source`]`(l3)` and `udp` is what [`ipv4_udp`]`(l3)`
+/// gives (ports and payload) — the same answers as the separate parsers
+/// (`tests/wire_props.rs` checks it on random bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Ipv4Facts {
+    /// The source address of a valid IPv4 header, fragments included.
+    pub src: Option<Ipv4Addr>,
+    /// For an unfragmented, well-formed UDP datagram: its ports and payload.
+    pub udp: Option<UdpFacts>,
+}
+
+/// The UDP ports and the payload's place of an IPv4/UDP datagram (see [`Ipv4Facts`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct UdpFacts {
+    pub sport: u16,
+    pub dport: u16,
+    /// The UDP payload within `l3`: `payload_start..payload_end`.
+    pub payload_start: u32,
+    pub payload_end: u32,
+}
+
+impl UdpFacts {
+    /// The UDP payload's range within `l3`.
+    pub fn payload(&self) -> Range<usize> {
+        self.payload_start as usize..self.payload_end as usize
+    }
+}
+
+impl Ipv4Facts {
+    /// Parses the IPv4 header (and the UDP header, when there is one) of `l3` once.
+    ///
+    /// Read by hand on the frame path (this is every IPv4 frame of a guarded port):
+    /// the same checks as [`ipv4_header`] and [`ipv4_udp`], which use etherparse —
+    /// version 4, IHL ≥ 5 (RFC 791 §3.1), header and total length inside `l3`, total
+    /// length ≥ header length; for UDP, not a fragment, protocol 17, UDP length ≥ 8
+    /// and inside the IPv4 payload (RFC 768). `tests/wire_props.rs` checks that the
+    /// answers are etherparse's on random datagrams.
+    #[inline]
+    pub fn parse(l3: &[u8]) -> Ipv4Facts {
+        let none = Ipv4Facts::default();
+        let Some(h) = l3.first_chunk::<20>() else {
+            return none;
+        };
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        if h[0] >> 4 != 4 || ihl < 20 || ihl > l3.len() || total < ihl || total > l3.len() {
+            return none;
+        }
+        let src = Some(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+        let unfragmented = u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0;
+        if !unfragmented || h[9] != 17 {
+            return Ipv4Facts { src, udp: None };
+        }
+        let udp = l3.get(ihl..total).and_then(|d| {
+            let u = d.first_chunk::<UDP_HEADER_LEN>()?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            (UDP_HEADER_LEN..=d.len()).contains(&len).then(|| UdpFacts {
+                sport: u16::from_be_bytes([u[0], u[1]]),
+                dport: u16::from_be_bytes([u[2], u[3]]),
+                payload_start: (ihl + UDP_HEADER_LEN) as u32,
+                payload_end: (ihl + len) as u32,
+            })
+        });
+        Ipv4Facts { src, udp }
+    }
+}
+
 /// Source and destination address, source and destination port, and the offset of
 /// the UDP payload within `l3`, for an unfragmented IPv4/UDP packet (see
 /// [`ipv4_udp`], which also gives where the payload ends).

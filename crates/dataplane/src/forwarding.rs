@@ -18,7 +18,7 @@ use crate::spec::PortRole;
 use crate::stages::storm_control::StormClass;
 use crate::switch::{Switch, VlanState};
 use crate::types::{Instant, PortId, PortSet, Vid};
-use crate::verdict::{DropReason, Forward, Rewrite};
+use crate::verdict::DropReason;
 
 /// The uplink a frame from guest `ingress` leaves by (teaming, see `teaming.rs`).
 #[inline]
@@ -38,6 +38,10 @@ pub(crate) fn uplink_for(
     }
 }
 
+/// Decides where the frame goes: fills `out` with its output ports (whatever `out`
+/// held before is replaced). The set is built in place: a port set is 136 bytes,
+/// and moving it through `Result`s cost several copies per frame.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn forward(
     sw: &mut Switch,
@@ -47,16 +51,10 @@ pub(crate) fn forward(
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
-) -> Result<Forward, (DropReason, DropSide)> {
-    let out = output_ports(sw, now, ingress, role, vid, view, l3)?;
-    let out = acl_out(sw, out, vid, view)?;
-    Ok(Forward {
-        vid,
-        pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
-        body_offset: view.body_offset,
-        out,
-        rewrite: Rewrite::None,
-    })
+    out: &mut PortSet,
+) -> Result<(), (DropReason, DropSide)> {
+    output_ports(sw, now, ingress, role, vid, view, l3, out)?;
+    acl_out(sw, out, vid, view)
 }
 
 /// Outbound MAC ACLs: each output port with an ACL keeps the frame only if its ACL
@@ -64,16 +62,16 @@ pub(crate) fn forward(
 #[inline]
 fn acl_out(
     sw: &mut Switch,
-    mut out: PortSet,
+    out: &mut PortSet,
     vid: Vid,
     view: &FrameView,
-) -> Result<PortSet, (DropReason, DropSide)> {
+) -> Result<(), (DropReason, DropSide)> {
     if !sw.any_acl_out {
-        return Ok(out);
+        return Ok(());
     }
     let filtered = out.intersect(&sw.acl_out_ports);
     if filtered.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let key = crate::pipeline::acl_key(view, vid);
     let mut last: Option<(u16, bool)> = None;
@@ -97,10 +95,11 @@ fn acl_out(
     if out.is_empty() {
         return Err((DropReason::MacAclDeny, DropSide::Counted));
     }
-    Ok(out)
+    Ok(())
 }
 
-/// The ports a frame goes to by the forwarding model, before outbound ACLs.
+/// The ports a frame goes to by the forwarding model, before outbound ACLs, into `out`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn output_ports(
     sw: &mut Switch,
@@ -110,23 +109,26 @@ fn output_ports(
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
-) -> Result<PortSet, (DropReason, DropSide)> {
+    out: &mut PortSet,
+) -> Result<(), (DropReason, DropSide)> {
     let Some(vlan) = sw.vlan(vid) else {
         return Err((DropReason::NoDestination, DropSide::Ingress));
     };
     let from_guest = role == PortRole::Guest;
 
     if view.dst.is_group() {
-        let mut out = vlan.guests;
         if from_guest {
+            out.assign(&vlan.guests);
             out.remove(ingress);
             if let Some(up) = uplink_for(sw, vlan, ingress, view, l3) {
                 out.insert(up);
             }
         } else {
             // From the network, a guest accepts broadcasts only on its pinned uplink.
-            let from = vlan.uplinks.iter().position(|u| *u == ingress);
-            out = from.map_or(PortSet::EMPTY, |k| out.intersect(&vlan.flood_from[k]));
+            match vlan.uplinks.iter().position(|u| *u == ingress) {
+                Some(k) => out.assign_intersection(&vlan.guests, &vlan.flood_from[k]),
+                None => out.assign(&PortSet::EMPTY),
+            }
         }
         if vlan.any_blocked {
             let blocked = vlan.blocked;
@@ -137,12 +139,12 @@ fn output_ports(
         return if out.is_empty() {
             Err((DropReason::NoDestination, DropSide::Ingress))
         } else {
-            Ok(out)
+            Ok(())
         };
     }
 
-    let mut copies = vlan.promiscuous;
-    copies.remove(ingress);
+    out.assign(&vlan.promiscuous);
+    out.remove(ingress);
     let uplink = if from_guest {
         uplink_for(sw, vlan, ingress, view, l3)
     } else {
@@ -160,30 +162,31 @@ fn output_ports(
             if dst.mac_change_blocked() {
                 return Err((DropReason::MacChangeBlocked, DropSide::Egress(e.port)));
             }
-            copies.insert(e.port);
-            Ok(copies)
+            out.insert(e.port);
+            Ok(())
         }
         _ => {
             crate::pipeline::storm_control(sw, ingress, StormClass::UnknownUnicast, now)
                 .map_err(|r| (r, DropSide::Ingress))?;
-            unknown_unicast(from_guest, uplink, copies)
+            unknown_unicast(from_guest, uplink, out)
         }
     }
 }
 
-/// Where unknown unicast goes: one uplink from a guest, and the promiscuous copies.
+/// Where unknown unicast goes: one uplink from a guest, and the promiscuous copies
+/// already in `copies`.
 #[inline]
 fn unknown_unicast(
     from_guest: bool,
     uplink: Option<PortId>,
-    mut copies: PortSet,
-) -> Result<PortSet, (DropReason, DropSide)> {
+    copies: &mut PortSet,
+) -> Result<(), (DropReason, DropSide)> {
     match uplink {
         Some(up) => {
             copies.insert(up);
-            Ok(copies)
+            Ok(())
         }
-        None if !copies.is_empty() => Ok(copies),
+        None if !copies.is_empty() => Ok(()),
         None if from_guest => Err((DropReason::NoUplink, DropSide::Ingress)),
         None => Err((DropReason::UnknownUnicast, DropSide::Ingress)),
     }

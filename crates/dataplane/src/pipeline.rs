@@ -37,9 +37,18 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
 use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
-use crate::types::{Instant, PortId};
+use crate::types::{Instant, PortId, PortSet};
 use crate::verdict::{DropReason, Forward, Rewrite, Verdict};
 use crate::vlan;
+
+/// A forwarded frame's verdict but its output ports, as `decide` returns it.
+struct Decided {
+    vid: crate::types::Vid,
+    pcp_dei: u8,
+    body_offset: u16,
+    rewrite: Rewrite,
+    hold: Option<BindingUpdate>,
+}
 
 /// Where a drop was decided: on the way in (ingress port) or at an output port.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -190,9 +199,19 @@ impl Switch {
         };
         counters.rx_frames += 1;
         counters.rx_bytes += frame.data.len() as u64 + if frame.tag.is_some() { 4 } else { 0 };
-        match self.decide(now, ingress, frame, t) {
-            Ok((fwd, Some(binding))) => Verdict::Hold(fwd, binding),
-            Ok((fwd, None)) => {
+        let mut out = PortSet::EMPTY;
+        match self.decide(now, ingress, frame, &mut out, t) {
+            Ok(d) => {
+                let fwd = Forward {
+                    vid: d.vid,
+                    pcp_dei: d.pcp_dei,
+                    body_offset: d.body_offset,
+                    out,
+                    rewrite: d.rewrite,
+                };
+                if let Some(binding) = d.hold {
+                    return Verdict::Hold(fwd, binding);
+                }
                 let body = (frame.data.len() - fwd.body_offset as usize) as u64 + 12;
                 for out in fwd.out.iter() {
                     let tag = self.ports[out.index()].egress_tag_len(fwd.vid) as u64;
@@ -231,14 +250,17 @@ impl Switch {
         }
     }
 
+    /// Decides one frame: its output ports into `out`, the rest of its verdict
+    /// returned (small, so that nothing large moves through the `Result`s).
     #[inline(always)]
     fn decide<O: Observer>(
         &mut self,
         now: Instant,
         ingress: PortId,
         frame: &RxFrame<'_>,
+        out: &mut PortSet,
         t: &mut O,
-    ) -> Result<(Forward, Option<BindingUpdate>), (DropReason, DropSide)> {
+    ) -> Result<Decided, (DropReason, DropSide)> {
         let ing = |r| (r, DropSide::Ingress);
         let port = &self.ports[ingress.index()];
         let r = port.down_reason().map_or(Ok(()), Err);
@@ -335,9 +357,14 @@ impl Switch {
         let mut trusted_only = false;
         match view.ethertype {
             ETHERTYPE_IPV4 => {
-                if self.vlan(vid).is_some_and(|v| v.dhcp_snooping)
-                    && let Some(payload) = dhcp_snooping::is_dhcp(l3)
-                {
+                // Parsed once, for both stages, and only when one of them is on.
+                let snooping = self.vlan(vid).is_some_and(|v| v.dhcp_snooping);
+                let ip = if snooping || self.ports[ingress.index()].ipsg.is_some() {
+                    crate::dhcp::Ipv4Facts::parse(l3)
+                } else {
+                    crate::dhcp::Ipv4Facts::default()
+                };
+                if snooping && let Some(payload) = dhcp_snooping::dhcp_payload(&ip) {
                     match dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now, t)
                         .map_err(ing)?
                     {
@@ -352,7 +379,7 @@ impl Switch {
                         }
                     }
                 }
-                ip_source_guard::check(self, ingress, vid, &view, l3, t).map_err(ing)?;
+                ip_source_guard::check(self, ingress, vid, &view, &ip, t).map_err(ing)?;
             }
             ETHERTYPE_ARP => {
                 arp_inspection::inspect(self, ingress, vid, &view, l3, now, t).map_err(ing)?;
@@ -365,15 +392,14 @@ impl Switch {
         }
         let check =
             O::ACTIVE.then(|| self.before_forwarding(now, ingress, role, vid, &view, l3, t));
-        let f = forwarding::forward(self, now, ingress, role, vid, &view, l3);
+        let f = forwarding::forward(self, now, ingress, role, vid, &view, l3, out);
         if let Some(check) = check {
-            self.after_forwarding(check, vid, &view, &f, t);
+            self.after_forwarding(check, vid, &view, &f, out, t);
         }
-        let mut f = f?;
-        f.rewrite = rewrite;
+        f?;
         if trusted_only && let Some(v) = self.vlan(vid) {
-            f.out = f.out.minus(&v.dhcp_untrusted);
-            let r = if f.out.is_empty() {
+            out.remove_all(&v.dhcp_untrusted);
+            let r = if out.is_empty() {
                 Err(DropReason::DhcpAckUnknownClient)
             } else {
                 Ok(())
@@ -381,7 +407,13 @@ impl Switch {
             t.note(|| Step::of(Stage::DhcpAckDelivery, &r, Detail::None));
             r.map_err(ing)?;
         }
-        Ok((f, hold))
+        Ok(Decided {
+            vid,
+            pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
+            body_offset: view.body_offset,
+            rewrite,
+            hold,
+        })
     }
 
     /// Tracing only: what forwarding is about to look at — the destination's
@@ -449,7 +481,8 @@ impl Switch {
         check: ForwardingCheck,
         vid: crate::types::Vid,
         view: &FrameView,
-        result: &Result<Forward, (DropReason, DropSide)>,
+        result: &Result<(), (DropReason, DropSide)>,
+        out: &crate::types::PortSet,
         t: &mut O,
     ) {
         let outcome = match result {
@@ -457,9 +490,11 @@ impl Switch {
             Err((r, _)) => Outcome::Drop(*r),
         };
         t.note(|| Step::new(Stage::Forwarding, outcome, Detail::Forwarding(check)));
-        let out = result
-            .as_ref()
-            .map_or(crate::types::PortSet::EMPTY, |f| f.out);
+        let out = if result.is_ok() {
+            *out
+        } else {
+            crate::types::PortSet::EMPTY
+        };
         let key = acl_key(view, vid);
         let Some(w) = t.acl_out_watch() else {
             return;

@@ -158,12 +158,25 @@ impl PortId {
     }
 }
 
-/// A set of ports: a fixed bitmap of [`MAX_PORTS`] bits.
+/// A set of ports: a fixed bitmap of [`MAX_PORTS`] bits, with a summary of which
+/// 64-bit words hold any port.
+///
+/// Invariant: bit `w` of `live` is set exactly when `words[w]` is not zero, so that
+/// emptiness, size and iteration touch only the words in use — on a switch of up to
+/// 64 ports, one word — instead of all 16 on every frame.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct PortSet([u64; PORT_WORDS]);
+pub struct PortSet {
+    words: [u64; PORT_WORDS],
+    live: u16,
+}
+
+const _: () = assert!(PORT_WORDS <= 16, "`live` has one bit per word");
 
 impl PortSet {
-    pub const EMPTY: PortSet = PortSet([0; PORT_WORDS]);
+    pub const EMPTY: PortSet = PortSet {
+        words: [0; PORT_WORDS],
+        live: 0,
+    };
 
     #[inline]
     pub fn single(p: PortId) -> PortSet {
@@ -173,61 +186,142 @@ impl PortSet {
     }
     #[inline]
     pub fn insert(&mut self, p: PortId) {
-        self.0[p.index() / 64] |= 1 << (p.index() % 64);
+        let w = p.index() / 64;
+        self.words[w] |= 1 << (p.index() % 64);
+        self.live |= 1 << w;
     }
     #[inline]
     pub fn remove(&mut self, p: PortId) {
-        self.0[p.index() / 64] &= !(1 << (p.index() % 64));
+        let w = p.index() / 64;
+        self.words[w] &= !(1 << (p.index() % 64));
+        if self.words[w] == 0 {
+            self.live &= !(1 << w);
+        }
     }
     #[inline]
     pub fn contains(&self, p: PortId) -> bool {
-        self.0[p.index() / 64] & (1 << (p.index() % 64)) != 0
+        self.words[p.index() / 64] & (1 << (p.index() % 64)) != 0
     }
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
+        self.live == 0
     }
     #[inline]
     pub fn len(&self) -> usize {
-        self.0.iter().map(|w| w.count_ones() as usize).sum()
+        live_words(self.live)
+            .map(|w| self.words[w].count_ones() as usize)
+            .sum()
     }
     #[inline]
     pub fn union(&self, o: &PortSet) -> PortSet {
         let mut r = *self;
-        for (a, b) in r.0.iter_mut().zip(o.0.iter()) {
-            *a |= *b;
+        for w in live_words(o.live) {
+            r.words[w] |= o.words[w];
         }
+        r.live |= o.live;
         r
     }
     #[inline]
     pub fn intersect(&self, o: &PortSet) -> PortSet {
-        let mut r = *self;
-        for (a, b) in r.0.iter_mut().zip(o.0.iter()) {
-            *a &= *b;
+        let mut r = PortSet::EMPTY;
+        for w in live_words(self.live & o.live) {
+            r.words[w] = self.words[w] & o.words[w];
+            r.live |= u16::from(r.words[w] != 0) << w;
         }
         r
     }
     #[inline]
     pub fn minus(&self, o: &PortSet) -> PortSet {
         let mut r = *self;
-        for (a, b) in r.0.iter_mut().zip(o.0.iter()) {
-            *a &= !*b;
+        for w in live_words(self.live & o.live) {
+            r.words[w] &= !o.words[w];
+            r.live &= !(u16::from(r.words[w] == 0) << w);
         }
         r
     }
+    /// Makes this set equal to `o`, touching only the words either uses (cheaper
+    /// than a copy of the whole bitmap on a switch of few ports).
+    #[inline]
+    pub fn assign(&mut self, o: &PortSet) {
+        for w in live_words(self.live & !o.live) {
+            self.words[w] = 0;
+        }
+        for w in live_words(o.live) {
+            self.words[w] = o.words[w];
+        }
+        self.live = o.live;
+    }
+    /// Makes this set `a ∩ b`, touching only the words in use (see [`PortSet::assign`]).
+    #[inline]
+    pub fn assign_intersection(&mut self, a: &PortSet, b: &PortSet) {
+        for w in live_words(self.live) {
+            self.words[w] = 0;
+        }
+        self.live = 0;
+        for w in live_words(a.live & b.live) {
+            self.words[w] = a.words[w] & b.words[w];
+            self.live |= u16::from(self.words[w] != 0) << w;
+        }
+    }
+    /// Removes the ports of `o` from this set, in place.
+    #[inline]
+    pub fn remove_all(&mut self, o: &PortSet) {
+        for w in live_words(self.live & o.live) {
+            self.words[w] &= !o.words[w];
+            self.live &= !(u16::from(self.words[w] == 0) << w);
+        }
+    }
     /// The ports in ascending order.
-    pub fn iter(&self) -> impl Iterator<Item = PortId> + '_ {
-        self.0.iter().enumerate().flat_map(|(wi, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let bit = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(PortId((wi * 64 + bit) as u16))
-            })
-        })
+    #[inline]
+    pub fn iter(&self) -> PortSetIter<'_> {
+        PortSetIter {
+            words: &self.words,
+            live: self.live,
+            word: 0,
+            bits: 0,
+        }
+    }
+}
+
+/// The indexes of the set bits of `live`, ascending.
+#[inline]
+fn live_words(mut live: u16) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if live == 0 {
+            return None;
+        }
+        let w = live.trailing_zeros() as usize;
+        live &= live - 1;
+        Some(w)
+    })
+}
+
+/// The ports of a [`PortSet`] in ascending order (see [`PortSet::iter`]).
+#[derive(Clone, Debug)]
+pub struct PortSetIter<'a> {
+    words: &'a [u64; PORT_WORDS],
+    /// The words not yet started.
+    live: u16,
+    /// The word being walked, and its bits not yet returned.
+    word: usize,
+    bits: u64,
+}
+
+impl Iterator for PortSetIter<'_> {
+    type Item = PortId;
+    #[inline]
+    fn next(&mut self) -> Option<PortId> {
+        while self.bits == 0 {
+            if self.live == 0 {
+                return None;
+            }
+            self.word = self.live.trailing_zeros() as usize;
+            self.live &= self.live - 1;
+            self.bits = self.words[self.word];
+        }
+        let bit = self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(PortId((self.word * 64 + bit) as u16))
     }
 }
 
@@ -338,5 +432,66 @@ mod tests {
         let b = PortSet::single(PortId(64));
         assert_eq!(a.minus(&b).len(), 2);
         assert_eq!(a.intersect(&b), b);
+    }
+
+    /// A set built by any sequence of operations agrees with a `BTreeSet` model, and
+    /// its word summary is exact (so `==` and emptiness are by content).
+    fn check_model(s: &PortSet, m: &std::collections::BTreeSet<u16>) {
+        assert_eq!(
+            s.iter().map(|p| p.0).collect::<Vec<_>>(),
+            m.iter().copied().collect::<Vec<_>>()
+        );
+        assert_eq!(s.len(), m.len());
+        assert_eq!(s.is_empty(), m.is_empty());
+        for w in 0..PORT_WORDS {
+            assert_eq!(
+                s.live & (1 << w) != 0,
+                s.words[w] != 0,
+                "summary of word {w}"
+            );
+        }
+    }
+
+    fn build(ops: &[(bool, u16)]) -> (PortSet, std::collections::BTreeSet<u16>) {
+        let (mut s, mut m) = (PortSet::EMPTY, std::collections::BTreeSet::new());
+        for &(add, p) in ops {
+            let p = p % MAX_PORTS as u16;
+            if add {
+                s.insert(PortId(p));
+                m.insert(p);
+            } else {
+                s.remove(PortId(p));
+                m.remove(&p);
+            }
+        }
+        (s, m)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn portset_agrees_with_a_model(
+            a in proptest::collection::vec((proptest::bool::weighted(0.7), 0u16..1024), 0..40),
+            b in proptest::collection::vec((proptest::bool::weighted(0.7), 0u16..1024), 0..40),
+        ) {
+            let ((sa, ma), (sb, mb)) = (build(&a), build(&b));
+            check_model(&sa, &ma);
+            check_model(&sb, &mb);
+            check_model(&sa.union(&sb), &ma.union(&mb).copied().collect());
+            check_model(&sa.intersect(&sb), &ma.intersection(&mb).copied().collect());
+            check_model(&sa.minus(&sb), &ma.difference(&mb).copied().collect());
+            proptest::prop_assert_eq!(sa == sb, ma == mb);
+            let mut x = sb;
+            x.assign(&sa);
+            check_model(&x, &ma);
+            let mut x = sb;
+            x.assign_intersection(&sa, &sb);
+            check_model(&x, &ma.intersection(&mb).copied().collect());
+            let mut x = sa;
+            x.remove_all(&sb);
+            check_model(&x, &ma.difference(&mb).copied().collect());
+            for p in mb.iter().take(4) {
+                proptest::prop_assert_eq!(sa.contains(PortId(*p)), ma.contains(p));
+            }
+        }
     }
 }

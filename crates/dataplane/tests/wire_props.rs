@@ -428,6 +428,15 @@ fn check_everything(f: &[u8], body: usize, circuit: &[u8], remote: &[u8], out_le
     if let Some(s) = src {
         assert_eq!(s.octets(), l3[12..16]);
     }
+    // Parsed once for the pipeline: the same answers as the separate parsers.
+    let facts = dhcp::Ipv4Facts::parse(l3);
+    assert_eq!(facts.src, src);
+    assert_eq!(
+        facts.udp.map(|u| (u.sport, u.dport, u.payload())),
+        dhcp::ipv4_udp(l3)
+            .ok()
+            .map(|u| (u.sport, u.dport, u.payload))
+    );
     // Any byte string as a DHCP message, too.
     check_dhcp(l3);
 
@@ -873,6 +882,42 @@ fn config() -> ProptestConfig {
 
 proptest! {
     #![proptest_config(config())]
+
+    /// IPv4/UDP headers near every boundary the pipeline's one-pass parser checks
+    /// (header, total and UDP lengths around the buffer's, fragments, protocol,
+    /// version): the same answers as the etherparse-based parsers.
+    #[test]
+    fn ipv4_facts_agree_with_the_parsers_at_the_edges(
+        version in prop_oneof![Just(4u8), 0u8..16],
+        ihl in 0u8..16,
+        frag in prop_oneof![Just(0u16), Just(0x4000u16), any::<u16>()],
+        udp in any::<bool>(),
+        buf_len in 0usize..80,
+        total_delta in -3i32..4,
+        udp_len_delta in -3i32..4,
+        fill in any::<u8>(),
+    ) {
+        let ihl_bytes = usize::from(ihl) * 4;
+        let mut l3 = vec![fill; buf_len];
+        if let Some(h) = l3.get_mut(..20) {
+            h[0] = version << 4 | ihl;
+            let total = (buf_len as i32 + total_delta).clamp(0, 0xffff) as u16;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[6..8].copy_from_slice(&frag.to_be_bytes());
+            h[9] = if udp { 17 } else { 6 };
+            let udp_len =
+                (i32::from(total) - ihl_bytes as i32 + udp_len_delta).clamp(0, 0xffff) as u16;
+            if let Some(u) = l3.get_mut(ihl_bytes + 4..ihl_bytes + 6) {
+                u.copy_from_slice(&udp_len.to_be_bytes());
+            }
+        }
+        let facts = dhcp::Ipv4Facts::parse(&l3);
+        prop_assert_eq!(facts.src, dhcp::ipv4_source(&l3));
+        prop_assert_eq!(
+            facts.udp.map(|u| (u.sport, u.dport, u.payload())),
+            dhcp::ipv4_udp(&l3).ok().map(|u| (u.sport, u.dport, u.payload))
+        );
+    }
 
     #[test]
     fn random_bytes_never_panic(

@@ -67,14 +67,18 @@ pub enum DhcpAction {
 /// relay) — and where its UDP payload lies.
 #[inline]
 pub fn is_dhcp(l3: &[u8]) -> Option<std::ops::Range<usize>> {
-    let (_, _, sport, dport, _) = dhcp::udp_ports(l3)?;
-    if !matches!(
-        (sport, dport),
+    dhcp_payload(&dhcp::Ipv4Facts::parse(l3))
+}
+
+/// [`is_dhcp`] on a datagram already parsed.
+#[inline]
+pub fn dhcp_payload(ip: &dhcp::Ipv4Facts) -> Option<std::ops::Range<usize>> {
+    let u = ip.udp?;
+    matches!(
+        (u.sport, u.dport),
         (CLIENT_PORT, SERVER_PORT) | (SERVER_PORT, CLIENT_PORT) | (SERVER_PORT, SERVER_PORT)
-    ) {
-        return None;
-    }
-    dhcp::ipv4_udp(l3).ok().map(|u| u.payload)
+    )
+    .then(|| u.payload())
 }
 
 /// Drops, or in observe mode counts and lets pass; reports it to `t` as the step

@@ -18,14 +18,14 @@ use crate::types::{PortId, Vid};
 use crate::verdict::DropReason;
 use std::net::IpAddr;
 
-/// Checks an IPv4 frame (`l3` is the datagram) from `port`.
+/// Checks an IPv4 frame from `port` (`ip`: its datagram, parsed once by the pipeline).
 #[inline]
 pub fn check(
     sw: &mut Switch,
     port: PortId,
     vid: Vid,
     view: &FrameView,
-    l3: &[u8],
+    ip: &dhcp::Ipv4Facts,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let step =
@@ -45,11 +45,14 @@ pub fn check(
         t.note(|| step(Outcome::Skip, g.mode, IpsgNote::Trusted));
         return Ok(());
     }
-    if let Some((_, _, CLIENT_PORT, SERVER_PORT, _)) = dhcp::udp_ports(l3) {
+    if ip
+        .udp
+        .is_some_and(|u| u.sport == CLIENT_PORT && u.dport == SERVER_PORT)
+    {
         t.note(|| step(Outcome::Pass, g.mode, IpsgNote::DhcpExempt));
         return Ok(());
     }
-    let src = dhcp::ipv4_source(l3);
+    let src = ip.src;
     let binding = src.and_then(|src| sw.bindings.lookup(vid, IpAddr::V4(src)).copied());
     let ok = binding
         .is_some_and(|b| b.port == port && (g.check == SourceGuard::Ip || b.mac == view.src));
