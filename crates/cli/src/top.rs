@@ -959,6 +959,7 @@ mod tests {
             role: role.into(),
             interface: interface.into(),
             backend: "af_packet".into(),
+            xdp_mode: None,
             port_group: String::new(),
             vlan: "access 10".into(),
             state: "up".into(),

@@ -54,6 +54,8 @@ fn assert_on_xdp(sw: &Switchd, ports: &[(&str, &str)]) {
             sw.log_text()
         );
         assert!(xdp_attached(ifname), "{ifname} has no XDP program");
+        // veth: the program runs in the driver, and veth has no zero-copy.
+        assert_eq!(view["xdp_mode"], "native, copy", "port {name}: {view}");
     }
 }
 
@@ -232,6 +234,10 @@ fn an_unavailable_af_xdp_falls_back_to_af_packet_and_says_so() {
     let sw = start_daemon(&mut lab, "sw", &cfg);
     assert_eq!(sw.port("a")["backend"], "af_xdp");
     assert_eq!(sw.port("b")["backend"], "af_packet", "fell back");
+    assert!(
+        sw.port("b").get("xdp_mode").is_none(),
+        "no XDP mode on AF_PACKET"
+    );
     assert!(
         sw.log_text().contains("falling back to AF_PACKET"),
         "warned: {}",

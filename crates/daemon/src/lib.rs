@@ -521,11 +521,14 @@ pub(crate) fn check_interfaces(
 /// The I/O backend each interface was last opened with, by interface name, for the
 /// port view (`GET /v1/ports`): AF_XDP may have fallen back to AF_PACKET. One
 /// daemon per process opens real interfaces, so the name is key enough.
-static BACKENDS_IN_USE: Mutex<BTreeMap<String, Backend>> = Mutex::new(BTreeMap::new());
+/// With it, for AF_XDP, how the kernel runs the socket: "native, copy" (veth),
+/// "native, zero-copy" (a NIC whose driver supports it) or "skb, copy".
+static BACKENDS_IN_USE: Mutex<BTreeMap<String, (Backend, Option<&'static str>)>> =
+    Mutex::new(BTreeMap::new());
 
-/// The backend `ifname` was last opened with; `None` for a port that never opened
-/// one (in-memory ports).
-pub(crate) fn backend_in_use(ifname: &str) -> Option<Backend> {
+/// The backend `ifname` was last opened with and, for AF_XDP, its XDP and bind
+/// modes; `None` for a port that never opened one (in-memory ports).
+pub(crate) fn backend_in_use(ifname: &str) -> Option<(Backend, Option<&'static str>)> {
     BACKENDS_IN_USE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -533,21 +536,33 @@ pub(crate) fn backend_in_use(ifname: &str) -> Option<Backend> {
         .copied()
 }
 
+/// How an AF_XDP socket runs, for the port view.
+fn xdp_mode_name(mode: portcullis_io::XdpMode, bind: portcullis_io::XdpBindMode) -> &'static str {
+    use portcullis_io::{XdpBindMode, XdpMode};
+    match (mode, bind) {
+        (XdpMode::Skb, XdpBindMode::ZeroCopy) => "skb, zero-copy",
+        (XdpMode::Skb, XdpBindMode::Copy) => "skb, copy",
+        (_, XdpBindMode::ZeroCopy) => "native, zero-copy",
+        (_, XdpBindMode::Copy) => "native, copy",
+    }
+}
+
 /// Opens `ifname` with `backend`. AF_XDP that cannot be opened (old kernel, no
 /// permission, a driver that refuses, another XDP program on the interface) falls
 /// back to AF_PACKET with a warning; the backend used is recorded for the port view.
 fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcullis_io::IoError> {
-    let record = |b: Backend| {
+    let record = |b: Backend, xdp: Option<&'static str>| {
         BACKENDS_IN_USE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ifname.to_owned(), b);
+            .insert(ifname.to_owned(), (b, xdp));
     };
     if backend == Backend::AfXdp {
         match portcullis_io::open_af_xdp(ifname, &portcullis_io::AfXdpOptions::default()) {
             Ok((rx, tx)) => {
-                tracing::info!(port, interface = %ifname, mode = ?rx.mode(), "port on AF_XDP");
-                record(Backend::AfXdp);
+                let xdp = xdp_mode_name(rx.mode(), rx.xdp_bind_mode());
+                tracing::info!(port, interface = %ifname, mode = xdp, "port on AF_XDP");
+                record(Backend::AfXdp, Some(xdp));
                 return Ok(PortIo {
                     rx: Box::new(rx),
                     tx: Box::new(tx),
@@ -562,7 +577,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
         }
     }
     let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default())?;
-    record(Backend::AfPacket);
+    record(Backend::AfPacket, None);
     Ok(PortIo {
         rx: Box::new(rx),
         tx: Box::new(tx),

@@ -37,6 +37,10 @@ pub struct PortView {
     /// ports).
     #[serde(default)]
     pub backend: String,
+    /// For an AF_XDP port, how the kernel runs its socket: "native, copy" (veth),
+    /// "native, zero-copy" (a NIC driver with zero-copy), "skb, copy".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_mode: Option<String>,
     pub port_group: String,
     /// "access 10" or "trunk 10,20 native 1".
     pub vlan: String,
@@ -274,6 +278,9 @@ impl Snapshot {
                 } else {
                     "up"
                 };
+                let in_use = interfaces
+                    .get(p.id.index())
+                    .and_then(|i| crate::backend_in_use(i));
                 let pol = |v: portcullis_dataplane::Policy| format!("{v:?}").to_lowercase();
                 let security = if p.role == PortRole::Guest {
                     [
@@ -294,11 +301,8 @@ impl Snapshot {
                     name: p.name.clone(),
                     role: format!("{:?}", p.role).to_lowercase(),
                     interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
-                    backend: interfaces
-                        .get(p.id.index())
-                        .and_then(|i| crate::backend_in_use(i))
-                        .map_or("memory", |b| b.name())
-                        .to_string(),
+                    backend: in_use.map_or("memory", |(b, _)| b.name()).to_string(),
+                    xdp_mode: in_use.and_then(|(_, x)| x).map(str::to_string),
                     port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                     vlan: vlan_text(&p.vlan),
                     state: state.into(),

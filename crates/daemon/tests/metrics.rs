@@ -518,6 +518,7 @@ fn port(id: u16, name: &str, role: &str) -> PortView {
         role: role.into(),
         interface: format!("if{id}"),
         backend: "af_packet".into(),
+        xdp_mode: None,
         port_group: String::new(),
         vlan: "access 10".into(),
         state: "up".into(),
