@@ -106,15 +106,7 @@ fn spec(v: Variant) -> SwitchSpec {
             check: SourceGuard::IpMac,
             mode: EnforceMode::Enforce,
         }),
-        port_security: (v >= Variant::Full && guest).then(|| PortSecuritySpec {
-            max_macs: 1,
-            violation: Violation::Shutdown,
-            sticky: false,
-            aging: SecureAging::None,
-            aging_secs: 0,
-            static_macs: vec![],
-            sticky_macs: vec![],
-        }),
+        port_security: (v >= Variant::Full && guest).then(common::port_security_one_mac),
         mac_acl_in: (v >= Variant::Full).then(|| "acl10".to_string()),
         ..Default::default()
     };

@@ -1,8 +1,8 @@
 //! The `af_xdp` module of a build without the `af-xdp` cargo feature: no AF_XDP, and
 //! none of the EUPL-1.2 code (`xdpilone`) it needs (docs/licences.md).
 //!
-//! It keeps the port-facing names of the real module (`af_xdp.rs`) — options, modes,
-//! the two halves, [`open_af_xdp`] — so that callers compile unchanged under both
+//! It keeps the port-facing names of the real module (`af_xdp.rs`) — options and
+//! modes (`af_xdp_options.rs`, shared), the two halves, [`open_af_xdp`] — so that callers compile unchanged under both
 //! builds. Invariant: [`open_af_xdp`] always fails, with an error saying why, so a
 //! caller that falls back to AF_PACKET when AF_XDP cannot be opened does so here too;
 //! [`AfXdpRx`] and [`AfXdpTx`] have no values (their methods cannot be reached).
@@ -17,51 +17,7 @@ use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxOptions, TxQueue, TxS
 /// What [`open_af_xdp`] answers in this build.
 pub const UNAVAILABLE: &str = "this build has no AF_XDP support (built without the af-xdp feature)";
 
-/// Size of one UMEM chunk in builds with AF_XDP (kept for callers that size frames by
-/// it).
-pub const FRAME_SIZE: u32 = 2048;
-
-/// The XDP attach mode of [`AfXdpOptions::mode`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum XdpMode {
-    /// Generic XDP (`XDP_FLAGS_SKB_MODE`).
-    Skb,
-    /// Driver XDP (`XDP_FLAGS_DRV_MODE`).
-    Native,
-    /// Native if the driver accepts it, else skb.
-    #[default]
-    Auto,
-}
-
-/// How an XDP socket moves frames between the driver and its UMEM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum XdpBindMode {
-    /// `XDP_ZEROCOPY`.
-    ZeroCopy,
-    /// `XDP_COPY`.
-    Copy,
-}
-
-/// Options of [`open_af_xdp`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AfXdpOptions {
-    /// How the XDP program would be attached. Default [`XdpMode::Auto`].
-    pub mode: XdpMode,
-    /// The interface's receive queue served. Default 0.
-    pub queue: u32,
-    /// UMEM chunks. Default 2048.
-    pub frames: u32,
-}
-
-impl Default for AfXdpOptions {
-    fn default() -> Self {
-        AfXdpOptions {
-            mode: XdpMode::Auto,
-            queue: 0,
-            frames: 2048,
-        }
-    }
-}
+pub use crate::af_xdp_options::{AfXdpOptions, FRAME_SIZE, XdpBindMode, XdpMode};
 
 /// Always fails in this build: [`UNAVAILABLE`], as an [`IoError::Os`] about `ifname`
 /// (no OS error number; nothing is touched).

@@ -50,6 +50,7 @@ pub mod af_xdp;
 #[cfg(not(feature = "af-xdp"))]
 #[path = "af_xdp_unavailable.rs"]
 pub mod af_xdp;
+mod af_xdp_options;
 pub mod afpacket;
 mod error;
 mod frame;

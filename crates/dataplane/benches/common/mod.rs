@@ -44,6 +44,19 @@ pub fn acl(rules: usize) -> MacAclSpec {
     }
 }
 
+/// Port security as the benches set it on every guest: one MAC, shutdown on violation.
+pub fn port_security_one_mac() -> PortSecuritySpec {
+    PortSecuritySpec {
+        max_macs: 1,
+        violation: Violation::Shutdown,
+        sticky: false,
+        aging: SecureAging::None,
+        aging_secs: 0,
+        static_macs: vec![],
+        sticky_macs: vec![],
+    }
+}
+
 /// `secure_acl`: port security (max 1 MAC, shutdown) on every guest and an inbound
 /// ACL of that many rules on every port.
 pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
@@ -54,15 +67,7 @@ pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
     };
     let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
     let features = |guest: bool| PortFeatures {
-        port_security: (guest && secure_acl.is_some()).then(|| PortSecuritySpec {
-            max_macs: 1,
-            violation: Violation::Shutdown,
-            sticky: false,
-            aging: SecureAging::None,
-            aging_secs: 0,
-            static_macs: vec![],
-            sticky_macs: vec![],
-        }),
+        port_security: (guest && secure_acl.is_some()).then(port_security_one_mac),
         mac_acl_in: secure_acl.map(|n| format!("acl{n}")),
         ..Default::default()
     };
