@@ -24,7 +24,7 @@
 //! it in software ([`gso`]: segmentation, checksums).
 //!
 //! Modules:
-//! - [`afpacket`]: AF_PACKET with TPACKET_V3 RX and TX rings and virtio-net headers
+//! - [`afpacket`]: AF_PACKET with TPACKET_V2 RX and TX rings and virtio-net headers
 //!   (veth, tap netdev, physical NIC); also interface helpers (index, MAC, MTU, link
 //!   up, TX checksum offload and TSO — see [`set_tx_checksum_offload`] and
 //!   [`tcp_segmentation_offload`] for why they matter).

@@ -334,7 +334,7 @@ pub struct UplinkBinding {
 /// back to AF_PACKET, with a warning, when AF_XDP cannot be opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// An AF_PACKET socket with TPACKET_V3 rings (offloads through virtio-net headers).
+    /// An AF_PACKET socket with TPACKET_V2 rings (offloads through virtio-net headers).
     #[default]
     AfPacket,
     /// An AF_XDP socket (copy mode) fed by an XDP program on the interface.

@@ -1,5 +1,6 @@
-//! AF_PACKET backend: one `SOCK_RAW` packet socket per interface with a TPACKET_V3 RX
-//! ring and a TPACKET_V3 TX ring in one shared mapping.
+//! AF_PACKET backend: one `SOCK_RAW` packet socket per interface with a TPACKET_V2 RX
+//! ring and a TPACKET_V2 TX ring in one shared mapping (V2 rather than V3: a V3 RX ring
+//! hands frames over per block, a millisecond late at low rates — see `rx.rs`).
 //!
 //! Works on any Ethernet-like interface (veth, tap netdev, physical NIC). The socket is
 //! bound to the interface index with `ETH_P_ALL` and set up so that
@@ -13,9 +14,11 @@
 //!   every frame carries a `struct virtio_net_hdr` (`PACKET_VNET_HDR`): on RX it
 //!   precedes the frame in its ring slot, on TX it precedes the frame in the TX slot.
 //!   GSO super-frames (up to 64 KiB of TCP from a guest with TSO) then cross the
-//!   switch whole. A TPACKET_V3 RX frame may be as large as a block (less its 48-byte
-//!   header), so the default 256 KiB blocks hold super-frames without any change of
-//!   ring size; a super-frame larger than a block arrives truncated and is counted.
+//!   switch whole. RX slots stay small (2 KiB): a frame that does not fit one arrives
+//!   by the kernel's copy path (`PACKET_COPY_THRESH`: a truncated copy in the slot
+//!   marked `TP_STATUS_COPY`, the whole frame read by `recv(2)` from the socket's
+//!   receive queue, kept in order); one the receive queue had no room for arrives
+//!   truncated and is counted.
 //!   A super-frame goes out whole only if the interface does TSO (read when the port
 //!   opens and again at most once a second while super-frames flow: a VM's TAP gets
 //!   its offloads when QEMU attaches); else the switch segments it in software.
@@ -27,11 +30,11 @@
 //! Layout of the mapping: `[ RX ring: rx_block_count blocks | TX ring ]`.
 //!
 //! Ownership invariants (the kernel/user hand-over protocol):
-//! - RX: a block belongs to user space while its `block_status` has `TP_STATUS_USER`.
-//!   [`AfPacketRx`] holds at most one block at a time (the one behind the last
-//!   [`RxBatch`](crate::RxBatch)), and gives it back (`TP_STATUS_KERNEL`, release
-//!   store) at the start of the next `recv`, after the batch's borrow has ended. Blocks
-//!   are consumed strictly in ring order, as the kernel fills them.
+//! - RX: a slot belongs to user space while its `tp_status` has `TP_STATUS_USER`.
+//!   [`AfPacketRx`] holds only the slots behind the last [`RxBatch`](crate::RxBatch),
+//!   and gives them back (`TP_STATUS_KERNEL`, release store) at the start of the next
+//!   `recv`, after the batch's borrow has ended. Slots are consumed strictly in ring
+//!   order, as the kernel fills them.
 //! - TX: a slot belongs to user space while its `tp_status` is `TP_STATUS_AVAILABLE`.
 //!   [`AfPacketTx`] fills slots strictly in ring order (so it stays in step with the
 //!   kernel's TX head), publishes each with a release store of
@@ -64,18 +67,16 @@ use crate::{IoError, netdev};
 /// ..AfPacketOptions::default() }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfPacketOptions {
-    /// Size of one RX block in bytes; a multiple of the page size. A block is the unit
-    /// of hand-over (one `recv` returns at most one block). Default 256 KiB.
+    /// Size of one RX block in bytes (the unit the ring is allocated in); a multiple of
+    /// the page size. Default 256 KiB.
     pub rx_block_size: u32,
-    /// Number of RX blocks. Default 16 (4 MiB of ring with the default block size).
+    /// Number of RX blocks. Default 16 (4 MiB of ring with the default block size:
+    /// 2048 slots).
     pub rx_block_count: u32,
-    /// Nominal RX frame size (TPACKET_V3 packs frames of variable size into blocks; this
-    /// only sets the kernel's frame count). Multiple of 16. Default 2048.
+    /// Size of one RX slot, its 32-byte header included; a multiple of 16. Frames
+    /// that do not fit (with their virtio-net header, about 76 bytes of headroom in
+    /// all) take the slower copy path. Default 2048: a 1500-byte MTU with two tags.
     pub rx_frame_size: u32,
-    /// Block retire timeout in milliseconds: a partly filled block is handed over
-    /// after this long. 0 lets the kernel choose (from the link speed; usually ~8 ms).
-    /// Default 1 (DESIGN §9: 1–2 ms).
-    pub rx_block_timeout_ms: u32,
     /// Size of one TX slot in bytes, including the 48-byte slot header; multiple of 16.
     /// Bounds the largest frame that can be sent. Default 2048.
     pub tx_frame_size: u32,
@@ -100,7 +101,6 @@ impl Default for AfPacketOptions {
             rx_block_size: 256 * 1024,
             rx_block_count: 16,
             rx_frame_size: 2048,
-            rx_block_timeout_ms: 1,
             tx_frame_size: 2048,
             tx_frame_count: 256,
             promiscuous: true,
@@ -115,8 +115,11 @@ impl Default for AfPacketOptions {
 const TX_BLOCK_TARGET: usize = 64 * 1024;
 
 /// Offset of the frame data inside a TX slot: the kernel reads the frame at
-/// `tp_hdrlen - sizeof(sockaddr_ll)` = `TPACKET_ALIGN(sizeof(tpacket3_hdr))`.
-pub(crate) const TX_DATA_OFFSET: usize = libc::TPACKET3_HDRLEN - size_of::<libc::sockaddr_ll>();
+/// `tp_hdrlen - sizeof(sockaddr_ll)` = `TPACKET_ALIGN(sizeof(tpacket2_hdr))`.
+pub(crate) const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
+
+/// The smallest RX slot: header, headroom and a minimal Ethernet frame.
+const MIN_RX_FRAME: usize = 128;
 
 /// The validated geometry of both rings.
 #[derive(Clone, Copy, Debug)]
@@ -147,13 +150,12 @@ impl Geometry {
         if opts.rx_block_count == 0 {
             return Err(bad("rx_block_count is 0".into()));
         }
-        if rx_frame_size < libc::TPACKET3_HDRLEN
+        if rx_frame_size < MIN_RX_FRAME
             || !rx_frame_size.is_multiple_of(libc::TPACKET_ALIGNMENT)
             || rx_frame_size > rx_block_size
         {
             return Err(bad(format!(
-                "rx_frame_size {rx_frame_size} must be a multiple of 16, at least {} and at most rx_block_size",
-                libc::TPACKET3_HDRLEN
+                "rx_frame_size {rx_frame_size} must be a multiple of 16, at least {MIN_RX_FRAME} and at most rx_block_size"
             )));
         }
         let min_tx = TX_DATA_OFFSET + crate::frame::ETH_HLEN;
@@ -185,6 +187,14 @@ impl Geometry {
 
     fn rx_len(&self) -> usize {
         self.rx_block_size * self.rx_block_count
+    }
+
+    fn rx_frames_per_block(&self) -> usize {
+        self.rx_block_size / self.rx_frame_size
+    }
+
+    fn rx_frame_count(&self) -> usize {
+        self.rx_frames_per_block() * self.rx_block_count
     }
 
     fn tx_len(&self) -> usize {
@@ -276,7 +286,7 @@ fn page_size() -> usize {
     usize::try_from(p).ok().filter(|p| *p > 0).unwrap_or(4096)
 }
 
-/// Opens an AF_PACKET socket on `ifname` with TPACKET_V3 RX and TX rings and returns
+/// Opens an AF_PACKET socket on `ifname` with TPACKET_V2 RX and TX rings and returns
 /// its two halves (they share the socket).
 ///
 /// Errors: [`IoError::NoSuchInterface`] when `ifname` does not exist,
@@ -299,14 +309,14 @@ pub fn open_af_packet(
         ifname,
         "socket(AF_PACKET, SOCK_RAW)",
     )?;
-    let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+    let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
     setsockopt(
         &fd,
         libc::SOL_PACKET,
         libc::PACKET_VERSION,
         &version,
         ifname,
-        "setsockopt(PACKET_VERSION=TPACKET_V3)",
+        "setsockopt(PACKET_VERSION=TPACKET_V2)",
     )?;
     let one: libc::c_int = 1;
     // Before the rings: the kernel refuses the option on a socket that has them.
@@ -351,14 +361,30 @@ pub fn open_af_packet(
             "setsockopt(PACKET_QDISC_BYPASS)",
         )?;
     }
-    let rx_req = libc::tpacket_req3 {
+    // Frames too big for a slot take the copy path (see the module docs), into a
+    // receive buffer with room for a few dozen of them (best effort: without it,
+    // bursts of super-frames arrive truncated sooner, and are counted).
+    setsockopt(
+        &fd,
+        libc::SOL_PACKET,
+        libc::PACKET_COPY_THRESH,
+        &one,
+        ifname,
+        "setsockopt(PACKET_COPY_THRESH)",
+    )?;
+    let _ = setsockopt(
+        &fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        &rx::COPY_RCVBUF,
+        ifname,
+        "setsockopt(SO_RCVBUFFORCE)",
+    );
+    let rx_req = libc::tpacket_req {
         tp_block_size: geo.rx_block_size as u32,
         tp_block_nr: geo.rx_block_count as u32,
         tp_frame_size: geo.rx_frame_size as u32,
-        tp_frame_nr: ((geo.rx_block_size / geo.rx_frame_size) * geo.rx_block_count) as u32,
-        tp_retire_blk_tov: opts.rx_block_timeout_ms,
-        tp_sizeof_priv: 0,
-        tp_feature_req_word: 0,
+        tp_frame_nr: geo.rx_frame_count() as u32,
     };
     setsockopt(
         &fd,
@@ -368,15 +394,11 @@ pub fn open_af_packet(
         ifname,
         "setsockopt(PACKET_RX_RING)",
     )?;
-    // The kernel rejects a non-zero timeout, private area or feature word on TX rings.
-    let tx_req = libc::tpacket_req3 {
+    let tx_req = libc::tpacket_req {
         tp_block_size: geo.tx_block_size as u32,
         tp_block_nr: geo.tx_block_count as u32,
         tp_frame_size: geo.tx_frame_size as u32,
         tp_frame_nr: geo.tx_frame_count() as u32,
-        tp_retire_blk_tov: 0,
-        tp_sizeof_priv: 0,
-        tp_feature_req_word: 0,
     };
     setsockopt(
         &fd,
@@ -476,9 +498,17 @@ pub fn open_af_packet(
         rx_ring = geo.rx_len(),
         tx_slots = geo.tx_frame_count(),
         vnet_hdr,
-        "opened AF_PACKET TPACKET_V3 rings"
+        "opened AF_PACKET TPACKET_V2 rings"
     );
-    let rx = AfPacketRx::new(Arc::clone(&shared), geo.rx_block_size, geo.rx_block_count);
+    let rx = AfPacketRx::new(
+        Arc::clone(&shared),
+        rx::RxGeometry {
+            block_size: geo.rx_block_size,
+            frame_size: geo.rx_frame_size,
+            frames_per_block: geo.rx_frames_per_block(),
+            frame_count: geo.rx_frame_count(),
+        },
+    );
 
     let tx = AfPacketTx::new(
         shared,
@@ -567,7 +597,8 @@ mod tests {
         assert_eq!(g.tx_block_size, 64 * 1024);
         assert_eq!(g.tx_frames_per_block, 32);
         assert_eq!(g.tx_frame_count(), 256);
-        assert_eq!(TX_DATA_OFFSET, 48);
+        assert_eq!(TX_DATA_OFFSET, 32);
+        assert_eq!(g.rx_frame_count(), 2048);
     }
 
     #[test]

@@ -1,11 +1,27 @@
-//! RX half of the AF_PACKET backend: walks the TPACKET_V3 RX ring one retired block per
-//! `recv`.
+//! RX half of the AF_PACKET backend: walks the TPACKET_V2 RX ring, one run of
+//! user-owned slots per `recv`.
 //!
-//! Invariant: at most one block is held by user space (`held`); it is returned to the
-//! kernel at the start of the next `recv`, before the next block is looked at. Blocks
-//! are visited in ring order (`next`), which is the order the kernel retires them in.
-//! With virtio-net headers on, each frame's header is the 10 bytes before the frame
-//! (`tp_mac - 10`), inside the block.
+//! TPACKET_V2, not V3: a V3 ring hands frames over a block at a time, and a block
+//! that does not fill is handed over only when its retire timer fires (1 ms at the
+//! least) — every frame of a quiet flow, and every TCP ACK, waited for it (ping through
+//! the switch: 1.6 ms, against 0.13 ms through a Linux bridge; TCP with offloads fell
+//! from 15 to 5.6 Gbit/s when the timer was 4 ms instead of 1: docs/performance.md). A
+//! V2 slot belongs to user space as soon as the kernel has written it, and `poll(2)`
+//! wakes per frame.
+//!
+//! Slots are `rx_frame_size` bytes: a frame that does not fit one — a GSO super-frame
+//! of up to 64 KiB, or a jumbo frame — is handed over by the kernel's copy path
+//! (`PACKET_COPY_THRESH`): its slot holds a truncated copy marked `TP_STATUS_COPY`, and
+//! the whole frame waits in the socket's receive queue, in ring order, for
+//! `recvmsg(2)` into a buffer of this half. Such a frame is a batch of its own.
+//!
+//! Invariant: user space owns exactly the slots of the last batch (`held` slots from
+//! `held_from`, consecutive, never wrapping the ring end); they are given back
+//! (`TP_STATUS_KERNEL`, release store) at the start of the next `recv`, before any
+//! other slot is looked at. Slots are visited in ring order (`next`), the order the
+//! kernel fills them in. With virtio-net headers on, each frame's header is the 10
+//! bytes before the frame (`tp_mac - 10`) inside its slot, or the first 10 bytes
+//! `recvmsg` returns for a copied frame.
 
 use std::cell::Cell;
 use std::mem::{offset_of, size_of};
@@ -15,21 +31,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::Shared;
 use crate::frame::FrameDesc;
+use crate::gso::MAX_GSO_FRAME;
 use crate::{IoError, RxBatch, RxQueue, RxStats, VlanTag, VnetHdr};
 
-const BLOCK_HDR: usize = offset_of!(libc::tpacket_block_desc, hdr);
-const BLOCK_STATUS: usize = BLOCK_HDR + offset_of!(libc::tpacket_hdr_v1, block_status);
-const BLOCK_NUM_PKTS: usize = BLOCK_HDR + offset_of!(libc::tpacket_hdr_v1, num_pkts);
-const BLOCK_FIRST_PKT: usize = BLOCK_HDR + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt);
+const SLOT_STATUS: usize = offset_of!(libc::tpacket2_hdr, tp_status);
+const SLOT_LEN: usize = offset_of!(libc::tpacket2_hdr, tp_len);
+const SLOT_SNAPLEN: usize = offset_of!(libc::tpacket2_hdr, tp_snaplen);
+const SLOT_MAC: usize = offset_of!(libc::tpacket2_hdr, tp_mac);
+const SLOT_VLAN_TCI: usize = offset_of!(libc::tpacket2_hdr, tp_vlan_tci);
+const SLOT_VLAN_TPID: usize = offset_of!(libc::tpacket2_hdr, tp_vlan_tpid);
 
-const PKT_NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
-const PKT_SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
-const PKT_LEN: usize = offset_of!(libc::tpacket3_hdr, tp_len);
-const PKT_STATUS: usize = offset_of!(libc::tpacket3_hdr, tp_status);
-const PKT_MAC: usize = offset_of!(libc::tpacket3_hdr, tp_mac);
-const PKT_HV1: usize = offset_of!(libc::tpacket3_hdr, hv1);
-const PKT_VLAN_TCI: usize = PKT_HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci);
-const PKT_VLAN_TPID: usize = PKT_HV1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid);
+/// Slots handed over per `recv` at most.
+const RX_BATCH: usize = 1024;
+
+/// The receive buffer asked for (`SO_RCVBUFFORCE`) for frames on the copy path: room
+/// for a few dozen super-frames waiting for `recvmsg` (the default, ~200 KiB, holds
+/// two or three; a frame the queue has no room for arrives truncated and is counted).
+pub(super) const COPY_RCVBUF: libc::c_int = 8 << 20;
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {
     let bytes: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
@@ -41,109 +59,124 @@ fn read_u16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(bytes))
 }
 
-/// Appends a descriptor for every complete frame of a retired TPACKET_V3 block and
-/// returns the number of truncated frames skipped. Stops at the first header that does
-/// not fit the block (never happens with a sane kernel). `vnet`: a virtio-net header
-/// precedes each frame.
-pub(crate) fn parse_block(block: &[u8], descs: &mut Vec<FrameDesc>, vnet: bool) -> u64 {
-    let mut truncated = 0;
-    let (Some(num), Some(first)) = (
-        read_u32(block, BLOCK_NUM_PKTS),
-        read_u32(block, BLOCK_FIRST_PKT),
-    ) else {
-        return 0;
+/// What one user-owned slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A whole frame, at `desc.offset` within the slot.
+    Frame(FrameDesc),
+    /// A frame too big for the slot, whole in the socket's receive queue
+    /// (`TP_STATUS_COPY`); the slot tells its tag and checksum state.
+    Copied {
+        tag: Option<VlanTag>,
+        csum_partial: bool,
+    },
+    /// A frame the kernel cut short (no room on the copy path), or a header that does
+    /// not fit the slot (never with a sane kernel): skipped and counted.
+    Truncated,
+}
+
+/// Reads a user-owned TPACKET_V2 slot. `vnet`: a virtio-net header precedes each
+/// frame.
+pub(crate) fn parse_slot(slot: &[u8], vnet: bool) -> Slot {
+    let hdr = (
+        read_u32(slot, SLOT_STATUS),
+        read_u32(slot, SLOT_LEN),
+        read_u32(slot, SLOT_SNAPLEN),
+        read_u16(slot, SLOT_MAC),
+        read_u16(slot, SLOT_VLAN_TCI),
+        read_u16(slot, SLOT_VLAN_TPID),
+    );
+    let (Some(status), Some(len), Some(snaplen), Some(mac), Some(tci), Some(tpid)) = hdr else {
+        return Slot::Truncated;
     };
-    let mut at = first as usize;
-    for i in 0..num {
-        let hdr = (
-            read_u32(block, at + PKT_SNAPLEN),
-            read_u32(block, at + PKT_LEN),
-            read_u32(block, at + PKT_STATUS),
-            read_u16(block, at + PKT_MAC),
-            read_u32(block, at + PKT_VLAN_TCI),
-            read_u16(block, at + PKT_VLAN_TPID),
-            read_u32(block, at + PKT_NEXT),
-        );
-        let (Some(snaplen), Some(len), Some(status), Some(mac), Some(tci), Some(tpid), Some(next)) =
-            hdr
-        else {
-            break;
-        };
-        let start = at + mac as usize;
-        let end = start + snaplen as usize;
-        if end > block.len() {
-            break;
-        }
-        if snaplen < len {
-            truncated += 1;
+    let tag = (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(VlanTag {
+        tpid: if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+            tpid
         } else {
-            let tag = (status & libc::TP_STATUS_VLAN_VALID != 0).then_some(VlanTag {
-                tpid: if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                    tpid
-                } else {
-                    VlanTag::TPID_8021Q
-                },
-                tci: tci as u16,
-            });
-            let vnet = if vnet {
-                start
-                    .checked_sub(VnetHdr::LEN)
-                    .filter(|h| *h >= at)
-                    .and_then(|h| VnetHdr::from_bytes(&block[h..start]))
-            } else {
-                None
-            };
-            descs.push(FrameDesc {
-                offset: start as u32,
-                len: snaplen,
-                tag,
-                csum_partial: status & libc::TP_STATUS_CSUMNOTREADY != 0,
-                vnet,
-            });
-        }
-        if i + 1 < num {
-            if next == 0 {
-                break;
-            }
-            at += next as usize;
-        }
+            VlanTag::TPID_8021Q
+        },
+        tci,
+    });
+    let csum_partial = status & libc::TP_STATUS_CSUMNOTREADY != 0;
+    if status & libc::TP_STATUS_COPY != 0 {
+        return Slot::Copied { tag, csum_partial };
     }
-    truncated
+    let start = usize::from(mac);
+    let end = start.saturating_add(snaplen as usize);
+    if snaplen < len || end > slot.len() {
+        return Slot::Truncated;
+    }
+    let vnet = if vnet {
+        start
+            .checked_sub(VnetHdr::LEN)
+            .filter(|h| *h >= size_of::<libc::tpacket2_hdr>())
+            .and_then(|h| VnetHdr::from_bytes(&slot[h..start]))
+    } else {
+        None
+    };
+    Slot::Frame(FrameDesc {
+        offset: start as u32,
+        len: snaplen,
+        tag,
+        csum_partial,
+        vnet,
+    })
+}
+
+/// Where the RX ring's slots lie in the mapping (the ring starts at offset 0).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RxGeometry {
+    pub(super) block_size: usize,
+    pub(super) frame_size: usize,
+    pub(super) frames_per_block: usize,
+    pub(super) frame_count: usize,
+}
+
+impl RxGeometry {
+    /// Offset of slot `i` in the mapping: slots never straddle blocks.
+    fn slot_offset(&self, i: usize) -> usize {
+        (i / self.frames_per_block) * self.block_size
+            + (i % self.frames_per_block) * self.frame_size
+    }
 }
 
 /// The receiving half of an AF_PACKET port (see the [module docs](super)).
 ///
-/// `recv` hands over one retired block per call. `poll(2)` on [`RxQueue::fd`] may
-/// report readability once more after a batch while that block is still held; the
-/// `recv` that follows returns the block to the kernel and an empty batch.
+/// `recv` hands over the slots the kernel has filled since the last call (at most
+/// [`RX_BATCH`], not across the ring's end). `poll(2)` on [`RxQueue::fd`] may report
+/// readability once more after a batch while its slots are still held; the `recv`
+/// that follows gives them back and returns what is new, maybe nothing.
 #[derive(Debug)]
 pub struct AfPacketRx {
     shared: Arc<Shared>,
-    block_size: usize,
-    block_count: usize,
-    /// The next block to look at.
+    geo: RxGeometry,
+    /// The next slot to look at.
     next: usize,
-    /// The block behind the last batch, still owned by user space.
-    held: Option<usize>,
+    /// The slots behind the last batch, still owned by user space.
+    held_from: usize,
+    held: usize,
     descs: Vec<FrameDesc>,
+    /// Where a frame on the copy path is read to: virtio-net header and frame.
+    copied: Vec<u8>,
     frames: u64,
-    blocks: u64,
+    batches: u64,
     truncated: u64,
     gso_frames: u64,
     kernel_drops: Cell<u64>,
 }
 
 impl AfPacketRx {
-    pub(super) fn new(shared: Arc<Shared>, block_size: usize, block_count: usize) -> AfPacketRx {
+    pub(super) fn new(shared: Arc<Shared>, geo: RxGeometry) -> AfPacketRx {
         AfPacketRx {
             shared,
-            block_size,
-            block_count,
+            geo,
             next: 0,
-            held: None,
-            descs: Vec::with_capacity(256),
+            held_from: 0,
+            held: 0,
+            descs: Vec::with_capacity(RX_BATCH),
+            copied: vec![0; VnetHdr::LEN + MAX_GSO_FRAME],
             frames: 0,
-            blocks: 0,
+            batches: 0,
             truncated: 0,
             gso_frames: 0,
             kernel_drops: Cell::new(0),
@@ -160,31 +193,31 @@ impl AfPacketRx {
         self.shared.vnet_hdr
     }
 
-    fn block_ptr(&self, idx: usize) -> *mut u8 {
-        debug_assert!(idx < self.block_count);
+    fn slot_ptr(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < self.geo.frame_count);
         self.shared
             .map
             .ptr
             .as_ptr()
-            .wrapping_add(idx * self.block_size)
+            .wrapping_add(self.geo.slot_offset(i))
     }
 
-    fn block_status(&self, idx: usize) -> &AtomicU32 {
-        // SAFETY: the status word of block `idx` lies inside the mapping (the RX ring
-        // starts at offset 0 and `idx < block_count`), is 4-byte aligned (blocks are
-        // page-aligned, the field is at offset 8), stays mapped while `self.shared`
+    fn slot_status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: the status word of slot `i` lies inside the mapping (the RX ring
+        // starts at offset 0 and `i < frame_count`), is 4-byte aligned (slots are
+        // 16-byte aligned, the field is at offset 0), stays mapped while `self.shared`
         // lives (which outlives the returned borrow of `self`), and is only accessed
         // atomically: by us through this `AtomicU32`, by the kernel with
         // READ_ONCE/WRITE_ONCE-style accesses.
-        unsafe { AtomicU32::from_ptr(self.block_ptr(idx).wrapping_add(BLOCK_STATUS).cast()) }
+        unsafe { AtomicU32::from_ptr(self.slot_ptr(i).wrapping_add(SLOT_STATUS).cast()) }
     }
 
     /// Frames dropped by the kernel because the ring was full, since the socket was
     /// opened (`PACKET_STATISTICS`, accumulated across reads).
     pub fn kernel_drops(&self) -> u64 {
-        // SAFETY: `tpacket_stats_v3` is a plain C struct of integers; all-zero is valid.
-        let mut st: libc::tpacket_stats_v3 = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `tpacket_stats` is a plain C struct of integers; all-zero is valid.
+        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
         // SAFETY: `st` and `len` are valid for writes and `len` holds the size of `st`;
         // the kernel writes at most `len` bytes. The call resets the kernel's counters,
         // hence the accumulation below.
@@ -193,7 +226,7 @@ impl AfPacketRx {
                 self.shared.raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
+                (&mut st as *mut libc::tpacket_stats).cast(),
                 &mut len,
             )
         };
@@ -208,11 +241,48 @@ impl AfPacketRx {
     pub fn stats(&self) -> RxStats {
         RxStats {
             frames: self.frames,
-            batches: self.blocks,
+            batches: self.batches,
             truncated: self.truncated,
             kernel_drops: self.kernel_drops(),
             gso_frames: self.gso_frames,
         }
+    }
+
+    /// Reads the frame of a `TP_STATUS_COPY` slot from the socket's receive queue into
+    /// `copied`: its descriptor there, or `None` (counted as truncated) if the queue
+    /// did not have it whole.
+    fn read_copied(&mut self, tag: Option<VlanTag>, csum_partial: bool) -> Option<FrameDesc> {
+        // SAFETY: `copied` is valid for writes of its whole length; MSG_TRUNC makes the
+        // kernel return the frame's real length without writing past the buffer.
+        let n = unsafe {
+            libc::recv(
+                self.shared.raw_fd(),
+                self.copied.as_mut_ptr().cast(),
+                self.copied.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        let head = if self.shared.vnet_hdr {
+            VnetHdr::LEN
+        } else {
+            0
+        };
+        if n > self.copied.len() || n <= head {
+            return None;
+        }
+        let vnet = if self.shared.vnet_hdr {
+            VnetHdr::from_bytes(&self.copied[..head])
+        } else {
+            None
+        };
+        Some(FrameDesc {
+            offset: head as u32,
+            len: (n - head) as u32,
+            tag,
+            csum_partial,
+            vnet,
+        })
     }
 }
 
@@ -243,35 +313,81 @@ impl RxQueue for AfPacketRx {
     }
 
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
-        if let Some(idx) = self.held.take() {
-            // The previous batch borrowed `self`, so nothing reads the block any more.
-            self.block_status(idx)
+        // The previous batch borrowed `self`, so nothing reads its slots any more.
+        for i in self.held_from..self.held_from + self.held {
+            self.slot_status(i)
                 .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         }
+        self.held = 0;
         self.descs.clear();
-        let idx = self.next;
-        if self.block_status(idx).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+        let start = self.next;
+        let frame_size = self.geo.frame_size;
+        let vnet = self.shared.vnet_hdr;
+        let mut n = 0;
+        let mut copied = None;
+        while n < RX_BATCH && start + n < self.geo.frame_count {
+            let i = start + n;
+            if self.slot_status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            // SAFETY: slot `i` lies inside the mapping and is owned by user space: we
+            // observed TP_STATUS_USER with acquire ordering, so the kernel's writes to
+            // it are visible, and the kernel does not write it again until we store
+            // TP_STATUS_KERNEL, which happens only in a later `recv` (it takes
+            // `&mut self`, so the batch returned here, which borrows `self`, is gone
+            // by then).
+            let slot = unsafe { std::slice::from_raw_parts(self.slot_ptr(i), frame_size) };
+            match parse_slot(slot, vnet) {
+                Slot::Frame(mut d) => {
+                    d.offset += (self.geo.slot_offset(i) - self.geo.slot_offset(start)) as u32;
+                    self.descs.push(d);
+                }
+                Slot::Truncated => self.truncated += 1,
+                // A frame on the copy path is a batch of its own.
+                Slot::Copied { .. } if n > 0 => break,
+                Slot::Copied { tag, csum_partial } => {
+                    copied = Some((tag, csum_partial));
+                    n = 1;
+                    break;
+                }
+            }
+            n += 1;
+        }
+        self.held_from = start;
+        self.held = n;
+        self.next = (start + n) % self.geo.frame_count;
+        if n == 0 {
             return Ok(RxBatch::empty());
         }
-        self.held = Some(idx);
-        self.next = (idx + 1) % self.block_count;
-        self.blocks += 1;
-        // SAFETY: block `idx` lies inside the mapping and is owned by user space: we
-        // observed TP_STATUS_USER with acquire ordering, so the kernel's writes to it are
-        // visible, and the kernel does not write it again until we store
-        // TP_STATUS_KERNEL, which happens only in a later `recv` (it takes `&mut self`,
-        // so the batch returned here, which borrows `self`, is gone by then).
-        let block = unsafe { std::slice::from_raw_parts(self.block_ptr(idx), self.block_size) };
-        self.truncated += parse_block(block, &mut self.descs, self.shared.vnet_hdr);
+        self.batches += 1;
+        if let Some((tag, csum_partial)) = copied {
+            match self.read_copied(tag, csum_partial) {
+                Some(d) => self.descs.push(d),
+                None => self.truncated += 1,
+            }
+        }
         self.frames += self.descs.len() as u64;
-        if self.shared.vnet_hdr {
+        if vnet {
             self.gso_frames += self
                 .descs
                 .iter()
                 .filter(|d| d.vnet.is_some_and(VnetHdr::is_gso))
                 .count() as u64;
         }
-        Ok(RxBatch::new(block, &self.descs))
+        if copied.is_some() {
+            return Ok(RxBatch::new(&self.copied, &self.descs));
+        }
+        let base = self.geo.slot_offset(start);
+        let len = self.geo.slot_offset(start + n - 1) + frame_size - base;
+        // SAFETY: slots `start..start + n` are consecutive in ring order without
+        // wrapping, so they and the slack between blocks (which the kernel never
+        // writes) form one range of the mapping; every slot in it is user-owned, as
+        // established above, until the next `recv`, which the returned borrow of
+        // `self` precludes.
+        let ring = unsafe {
+            std::slice::from_raw_parts(self.shared.map.ptr.as_ptr().wrapping_add(base), len)
+        };
+        Ok(RxBatch::new(ring, &self.descs))
     }
 }
 
@@ -279,103 +395,111 @@ impl RxQueue for AfPacketRx {
 mod tests {
     use super::*;
 
-    /// Writes a TPACKET_V3 packet header at `at` and the frame after it.
-    fn put_pkt(block: &mut [u8], at: usize, next: u32, data: &[u8], tag: Option<(u16, u16, bool)>) {
+    /// A 2048-byte TPACKET_V2 slot holding `data` at offset 80.
+    fn slot_with(data: &[u8], status: u32, tag: Option<(u16, u16)>) -> Vec<u8> {
         let mac = 80usize;
-        block[at + PKT_NEXT..at + PKT_NEXT + 4].copy_from_slice(&next.to_ne_bytes());
+        let mut s = vec![0u8; 2048];
         let n = data.len() as u32;
-        block[at + PKT_SNAPLEN..at + PKT_SNAPLEN + 4].copy_from_slice(&n.to_ne_bytes());
-        block[at + PKT_LEN..at + PKT_LEN + 4].copy_from_slice(&n.to_ne_bytes());
-        let mut status = libc::TP_STATUS_USER;
-        if let Some((tpid, tci, tpid_valid)) = tag {
-            status |= libc::TP_STATUS_VLAN_VALID;
-            if tpid_valid {
-                status |= libc::TP_STATUS_VLAN_TPID_VALID;
-            }
-            block[at + PKT_VLAN_TCI..at + PKT_VLAN_TCI + 4]
-                .copy_from_slice(&u32::from(tci).to_ne_bytes());
-            block[at + PKT_VLAN_TPID..at + PKT_VLAN_TPID + 2].copy_from_slice(&tpid.to_ne_bytes());
+        s[SLOT_LEN..SLOT_LEN + 4].copy_from_slice(&n.to_ne_bytes());
+        s[SLOT_SNAPLEN..SLOT_SNAPLEN + 4].copy_from_slice(&n.to_ne_bytes());
+        s[SLOT_MAC..SLOT_MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
+        if let Some((tpid, tci)) = tag {
+            s[SLOT_VLAN_TCI..SLOT_VLAN_TCI + 2].copy_from_slice(&tci.to_ne_bytes());
+            s[SLOT_VLAN_TPID..SLOT_VLAN_TPID + 2].copy_from_slice(&tpid.to_ne_bytes());
         }
-        block[at + PKT_STATUS..at + PKT_STATUS + 4].copy_from_slice(&status.to_ne_bytes());
-        block[at + PKT_MAC..at + PKT_MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
-        block[at + mac..at + mac + data.len()].copy_from_slice(data);
+        s[SLOT_STATUS..SLOT_STATUS + 4].copy_from_slice(&status.to_ne_bytes());
+        s[mac..mac + data.len()].copy_from_slice(data);
+        s
     }
 
-    fn block_with(num: u32) -> Vec<u8> {
-        let mut b = vec![0u8; 4096];
-        b[BLOCK_NUM_PKTS..BLOCK_NUM_PKTS + 4].copy_from_slice(&num.to_ne_bytes());
-        b[BLOCK_FIRST_PKT..BLOCK_FIRST_PKT + 4].copy_from_slice(&48u32.to_ne_bytes());
-        b
+    fn frame(slot: &[u8], vnet: bool) -> (FrameDesc, Vec<u8>) {
+        match parse_slot(slot, vnet) {
+            Slot::Frame(d) => (d, slot[d.offset as usize..][..d.len as usize].to_vec()),
+            other => panic!("not a frame: {other:?}"),
+        }
     }
 
     #[test]
-    fn walks_frames_and_recovers_tags() {
-        let mut b = block_with(3);
-        put_pkt(&mut b, 48, 256, &[1; 60], None);
-        put_pkt(&mut b, 304, 256, &[2; 64], Some((0x88a8, 0x2005, true)));
-        put_pkt(&mut b, 560, 0, &[3; 70], Some((0, 10, false)));
-        let mut descs = Vec::new();
-        assert_eq!(parse_block(&b, &mut descs, false), 0);
-        let batch = RxBatch::new(&b, &descs);
-        assert_eq!(batch.len(), 3);
-        assert_eq!(batch.get(0).data, &[1; 60][..]);
-        assert_eq!(batch.get(0).tag, None);
-        assert_eq!(batch.get(1).data, &[2; 64][..]);
-        assert_eq!(
-            batch.get(1).tag,
-            Some(VlanTag {
-                tpid: 0x88a8,
-                tci: 0x2005
-            })
+    fn reads_frames_and_recovers_tags() {
+        let user = libc::TP_STATUS_USER;
+        let (d, data) = frame(&slot_with(&[1; 60], user, None), false);
+        assert_eq!((data, d.tag, d.csum_partial), (vec![1; 60], None, false));
+
+        let s = slot_with(
+            &[2; 64],
+            user | libc::TP_STATUS_VLAN_VALID | libc::TP_STATUS_VLAN_TPID_VALID,
+            Some((0x88a8, 0x2005)),
         );
+        let (d, _) = frame(&s, false);
+        let want = VlanTag {
+            tpid: 0x88a8,
+            tci: 0x2005,
+        };
+        assert_eq!(d.tag, Some(want));
+
+        let s = slot_with(&[3; 70], user | libc::TP_STATUS_VLAN_VALID, Some((0, 10)));
+        let (d, _) = frame(&s, false);
+        let want = VlanTag {
+            tpid: 0x8100,
+            tci: 10,
+        };
         assert_eq!(
-            batch.get(2).tag,
-            Some(VlanTag {
-                tpid: 0x8100,
-                tci: 10
-            }),
+            d.tag,
+            Some(want),
             "TPID defaults to 0x8100 when the kernel does not report it"
         );
+
+        let s = slot_with(&[4; 60], user | libc::TP_STATUS_CSUMNOTREADY, None);
+        assert!(frame(&s, false).0.csum_partial);
     }
 
     #[test]
-    fn truncated_frames_are_skipped_and_counted() {
-        let mut b = block_with(2);
-        put_pkt(&mut b, 48, 256, &[1; 60], None);
-        b[48 + PKT_LEN..48 + PKT_LEN + 4].copy_from_slice(&9000u32.to_ne_bytes());
-        put_pkt(&mut b, 304, 0, &[2; 60], None);
-        let mut descs = Vec::new();
-        assert_eq!(parse_block(&b, &mut descs, false), 1);
-        assert_eq!(descs.len(), 1);
-        assert_eq!(descs[0].offset, 304 + 80);
+    fn truncated_and_corrupt_slots_are_counted_not_read() {
+        let mut s = slot_with(&[1; 60], libc::TP_STATUS_USER, None);
+        s[SLOT_LEN..SLOT_LEN + 4].copy_from_slice(&9000u32.to_ne_bytes());
+        assert_eq!(parse_slot(&s, false), Slot::Truncated, "cut short");
+
+        let mut s = slot_with(&[1; 60], libc::TP_STATUS_USER, None);
+        s[SLOT_SNAPLEN..SLOT_SNAPLEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        s[SLOT_LEN..SLOT_LEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(parse_slot(&s, false), Slot::Truncated, "beyond the slot");
+
+        let mut s = slot_with(&[1; 60], libc::TP_STATUS_USER, None);
+        s[SLOT_MAC..SLOT_MAC + 2].copy_from_slice(&2040u16.to_ne_bytes());
+        assert_eq!(
+            parse_slot(&s, false),
+            Slot::Truncated,
+            "offset beyond the slot"
+        );
+
+        assert_eq!(parse_slot(&[0u8; 8], false), Slot::Truncated, "short slot");
     }
 
     #[test]
-    fn corrupt_offsets_stop_the_walk_without_panicking() {
-        let mut b = block_with(5);
-        put_pkt(&mut b, 48, 100_000, &[1; 60], None);
-        let mut descs = Vec::new();
-        parse_block(&b, &mut descs, false);
-        assert_eq!(descs.len(), 1);
-
-        let mut b = block_with(2);
-        put_pkt(&mut b, 48, 0, &[1; 60], None);
-        b[48 + PKT_SNAPLEN..48 + PKT_SNAPLEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        b[48 + PKT_LEN..48 + PKT_LEN + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        descs.clear();
-        parse_block(&b, &mut descs, false);
-        assert!(descs.is_empty());
-
-        descs.clear();
-        assert_eq!(parse_block(&[0u8; 8], &mut descs, false), 0);
-        assert!(descs.is_empty());
+    fn a_frame_on_the_copy_path_keeps_its_tag_and_checksum_state() {
+        let s = slot_with(
+            &[5; 60],
+            libc::TP_STATUS_USER
+                | libc::TP_STATUS_COPY
+                | libc::TP_STATUS_VLAN_VALID
+                | libc::TP_STATUS_CSUMNOTREADY,
+            Some((0x8100, 20)),
+        );
+        assert_eq!(
+            parse_slot(&s, true),
+            Slot::Copied {
+                tag: Some(VlanTag {
+                    tpid: 0x8100,
+                    tci: 20
+                }),
+                csum_partial: true
+            }
+        );
     }
 
     #[test]
-    fn vnet_headers_are_read_before_each_frame() {
-        let mut b = block_with(2);
-        put_pkt(&mut b, 48, 256, &[1; 60], None);
-        put_pkt(&mut b, 304, 0, &[2; 60], None);
+    fn vnet_headers_are_read_before_the_frame() {
+        let mut s = slot_with(&[2; 60], libc::TP_STATUS_USER, None);
         let h = VnetHdr {
             flags: VnetHdr::F_NEEDS_CSUM,
             gso_type: VnetHdr::GSO_TCPV4,
@@ -384,17 +508,22 @@ mod tests {
             csum_start: 34,
             csum_offset: 16,
         };
-        b[304 + 80 - VnetHdr::LEN..304 + 80].copy_from_slice(&h.to_bytes());
-        let mut descs = Vec::new();
-        assert_eq!(parse_block(&b, &mut descs, true), 0);
-        let batch = RxBatch::new(&b, &descs);
-        assert_eq!(batch.get(0).vnet, Some(VnetHdr::default()));
-        assert!(!batch.get(0).is_gso());
-        assert_eq!(batch.get(1).vnet, Some(h));
-        assert!(batch.get(1).is_gso());
-        assert_eq!(batch.get(1).data, &[2; 60][..]);
-        descs.clear();
-        parse_block(&b, &mut descs, false);
-        assert_eq!(descs[1].vnet, None);
+        s[80 - VnetHdr::LEN..80].copy_from_slice(&h.to_bytes());
+        let (d, data) = frame(&s, true);
+        assert_eq!(d.vnet, Some(h));
+        assert_eq!(data, vec![2; 60]);
+        assert_eq!(frame(&s, false).0.vnet, None);
+    }
+
+    #[test]
+    fn slots_never_straddle_blocks() {
+        let g = RxGeometry {
+            block_size: 8192,
+            frame_size: 3072,
+            frames_per_block: 2,
+            frame_count: 8,
+        };
+        let offsets: Vec<usize> = (0..5).map(|i| g.slot_offset(i)).collect();
+        assert_eq!(offsets, vec![0, 3072, 8192, 8192 + 3072, 16384]);
     }
 }

@@ -1,4 +1,4 @@
-//! TX half of the AF_PACKET backend: copies frames into TPACKET_V3 TX slots and hands
+//! TX half of the AF_PACKET backend: copies frames into TPACKET_V2 TX slots and hands
 //! them to the kernel with one `send(fd, NULL, 0, MSG_DONTWAIT)` per flush.
 //!
 //! Invariant: slots are filled strictly in ring order starting at `next`, and a slot is
@@ -27,10 +27,9 @@ use crate::frame::{
 use crate::gso::{MAX_GSO_FRAME, MAX_HEADERS, Segmenter, frame_prefix, prepare_offload};
 use crate::{IoError, TxError, TxOptions, TxQueue, TxStats, VlanTag, VnetHdr};
 
-const SLOT_NEXT: usize = offset_of!(libc::tpacket3_hdr, tp_next_offset);
-const SLOT_LEN: usize = offset_of!(libc::tpacket3_hdr, tp_len);
-const SLOT_SNAPLEN: usize = offset_of!(libc::tpacket3_hdr, tp_snaplen);
-const SLOT_STATUS: usize = offset_of!(libc::tpacket3_hdr, tp_status);
+const SLOT_LEN: usize = offset_of!(libc::tpacket2_hdr, tp_len);
+const SLOT_SNAPLEN: usize = offset_of!(libc::tpacket2_hdr, tp_snaplen);
+const SLOT_STATUS: usize = offset_of!(libc::tpacket2_hdr, tp_status);
 
 /// How often, at most, the interface's TSO is read again while super-frames flow.
 const TSO_RECHECK: Duration = Duration::from_secs(1);
@@ -238,12 +237,11 @@ impl AfPacketTx {
             vnet_area.fill(0);
         }
         let tp_len = (self.vnet_len + len) as u32;
-        // SAFETY: as above the slot header is user-owned; the three fields are 4-byte
+        // SAFETY: as above the slot header is user-owned; the two fields are 4-byte
         // aligned `u32`s inside it, disjoint from the status word and the data area.
         unsafe {
             slot.wrapping_add(SLOT_LEN).cast::<u32>().write(tp_len);
             slot.wrapping_add(SLOT_SNAPLEN).cast::<u32>().write(tp_len);
-            slot.wrapping_add(SLOT_NEXT).cast::<u32>().write(0);
         }
         // Release: the frame and header writes above are visible before the kernel
         // can see the slot as a send request.
