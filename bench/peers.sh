@@ -720,6 +720,17 @@ measure() { # SWITCH
   else
     say "  ping g1 → g2: FAILED (measuring anyway; see $LOGS/$sw-ping.txt)"
   fi
+  # Latency through the idle switch: 50 pings, 20 ms apart (ARP already resolved).
+  local rtt
+  if in_ns "$G1" ping -c 50 -i 0.02 -W 1 -q $IP2 >"$LOGS/$sw-rtt.txt" 2>&1 &&
+    rtt=$(awk -F' = ' '/^rtt/ { split($2, v, "/"); printf "%s\t%s\t%s", v[1], v[2], v[3] }' "$LOGS/$sw-rtt.txt") &&
+    [ -n "$rtt" ]; then
+    record rtt "$sw" 1 ok "$rtt"
+    say "  ping RTT (min/avg/max ms): ${rtt//$'\t'//}"
+  else
+    record rtt "$sw" 1 failed "ping lost replies (see $LOGS/$sw-rtt.txt)"
+    say "  ping RTT: FAILED"
+  fi
   set_tx on
   for run in $(seq "$RUNS"); do tcp_run tcp_on "$sw" "$run"; done
   set_tx off

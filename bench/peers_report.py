@@ -87,6 +87,7 @@ class Switch:
         self.udp = []  # dicts
         self.udp_failed = []
         self.notes = []
+        self.rtt = None  # (min, avg, max) ms of ping through the idle switch
 
     def tcp_median(self, which):
         ok = self.tcp[which]
@@ -122,6 +123,8 @@ def read_results(path):
                 sw.na = fields[2]
             elif kind == "note":
                 sw.notes.append(fields[2])
+            elif kind == "rtt" and len(fields) >= 7 and fields[3] == "ok":
+                sw.rtt = (float(fields[4]), float(fields[5]), float(fields[6]))
             elif kind in ("tcp_on", "tcp_off") and len(fields) >= 5:
                 if fields[3] == "ok":
                     sw.tcp[kind].append(float(fields[4]))
@@ -215,6 +218,7 @@ def table(path):
         "switch CPU % (softirq %)",
         "generator CPU %",
         "bottleneck",
+        "ping RTT ms, idle (avg / max)",
         "vs Linux bridge: TCP on / TCP tx off / UDP",
     ]
     out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -256,7 +260,12 @@ def table(path):
             )
         else:
             ratios = "1" if sw is base else "—"
-        cells = [sw.name, tcp_cell(sw, "tcp_on"), tcp_cell(sw, "tcp_off")] + udp_cells + [ratios]
+        rtt = f"{sw.rtt[1]:.3f} / {sw.rtt[2]:.3f}" if sw.rtt else "—"
+        cells = (
+            [sw.name, tcp_cell(sw, "tcp_on"), tcp_cell(sw, "tcp_off")]
+            + udp_cells
+            + [rtt, ratios]
+        )
         out.append("| " + " | ".join(cells) + " |")
     print("\n".join(out))
     print()
