@@ -226,6 +226,23 @@ pub fn render(s: &Snapshot, b: Option<&BindingsView>, c: &ControlStats) -> Strin
 
     let mut f = family(
         o,
+        "portcullis_port_io_losses_total",
+        MetricType::Counter,
+        "Frames lost on the port's receive path before the switch saw them, by kind (kernel_drop: the receive ring was full; truncated: cut short, skipped); not in portcullis_port_drops_total.",
+    );
+    for p in &s.ports {
+        f.sample(
+            &[("port", &p.name), ("kind", "kernel_drop")],
+            p.io.rx_kernel_drops,
+        );
+        f.sample(
+            &[("port", &p.name), ("kind", "truncated")],
+            p.io.rx_truncated,
+        );
+    }
+
+    let mut f = family(
+        o,
         "portcullis_drops_total",
         MetricType::Counter,
         "Frames dropped by the switch over all ports and both directions, by reason; reasons that never occurred are left out.",

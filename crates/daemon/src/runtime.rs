@@ -1020,8 +1020,15 @@ impl DataPlane {
                     let _ = reply.send(());
                 }
                 Command::Snapshot(reply) => {
+                    // The receive paths' own losses, read now (a syscall per port on
+                    // AF_PACKET: fine for a status view, never done per frame).
+                    let mut stats = stats.clone();
+                    for (io, port) in stats.io.iter_mut().zip(&self.ports) {
+                        let l = port.rx.losses();
+                        (io.rx_kernel_drops, io.rx_truncated) = (l.kernel_drops, l.truncated);
+                    }
                     let snap =
-                        Snapshot::build(&self.switch, &self.interfaces, &self.groups, stats, now);
+                        Snapshot::build(&self.switch, &self.interfaces, &self.groups, &stats, now);
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {

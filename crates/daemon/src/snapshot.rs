@@ -24,6 +24,14 @@ pub struct IoStats {
     /// Frames whose offload request did not fit their headers (dropped).
     #[serde(default)]
     pub tx_bad_offload: u64,
+    /// Frames the kernel dropped because the port's receive ring was full (the
+    /// switch never saw them), since the port was opened.
+    #[serde(default)]
+    pub rx_kernel_drops: u64,
+    /// Frames that arrived cut short (bigger than the receive path takes whole) and
+    /// were skipped, since the port was opened.
+    #[serde(default)]
+    pub rx_truncated: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -324,6 +324,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("portcullis_port_frames_total", "counter"),
     ("portcullis_port_bytes_total", "counter"),
     ("portcullis_port_drops_total", "counter"),
+    ("portcullis_port_io_losses_total", "counter"),
     ("portcullis_drops_total", "counter"),
     ("portcullis_mac_table_entries", "gauge"),
     ("portcullis_mac_table_capacity", "gauge"),

@@ -940,6 +940,14 @@ impl RxQueue for AfXdpRx {
         Some(self.shared.fd)
     }
 
+    fn losses(&self) -> crate::RxLosses {
+        let s = self.stats();
+        crate::RxLosses {
+            kernel_drops: s.kernel_drops,
+            truncated: s.truncated,
+        }
+    }
+
     fn take_error(&mut self) -> Option<std::io::Error> {
         let mut err: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

@@ -98,6 +98,23 @@ pub trait RxQueue: Send {
     fn take_error(&mut self) -> Option<std::io::Error> {
         None
     }
+
+    /// Frames this queue lost before the switch saw them, since it was opened: for a
+    /// status view, not the frame path (it may ask the kernel). Backends without
+    /// such counters report none.
+    fn losses(&self) -> RxLosses {
+        RxLosses::default()
+    }
+}
+
+/// Frames a receive queue lost before the pipeline saw them (see
+/// [`RxQueue::losses`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxLosses {
+    /// Dropped by the kernel for want of room in the receive ring.
+    pub kernel_drops: u64,
+    /// Arrived cut short (larger than the queue could take whole) and skipped.
+    pub truncated: u64,
 }
 
 /// The sending side of a port.

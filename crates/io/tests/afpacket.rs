@@ -10,7 +10,7 @@ use portcullis_io::afpacket::{
     AfPacketOptions, interface_exists, interface_mac, interface_mtu, is_link_up, open_af_packet,
     set_link_down, set_link_up, set_tx_checksum_offload, tx_checksum_offload,
 };
-use portcullis_io::{IoError, TxError, TxQueue, VlanTag};
+use portcullis_io::{IoError, RxQueue, TxError, TxQueue, VlanTag};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -243,6 +243,46 @@ fn bursts_span_many_blocks_in_order_without_loss() {
     assert_eq!(st.kernel_drops, 0);
     assert_eq!(st.truncated, 0);
     assert_eq!(tx.stats().sent, 1000);
+}
+
+/// A receive ring nobody empties fills up: the kernel drops what does not fit and the
+/// queue reports it as its own loss (`RxQueue::losses`, shown by the daemon as
+/// `io.rx_kernel_drops`); what did fit is still delivered, in order.
+#[test]
+fn a_full_receive_ring_reports_the_frames_the_kernel_dropped() {
+    let lab = Lab::new("r");
+    let (_rx, mut tx) = open(&lab.host_if);
+    let ns_if = lab.ns_if.clone();
+    // One page-sized block of 2 KiB slots: a ring of two frames.
+    let (mut ns_rx, _ns_tx) = lab.in_ns(move || {
+        open_af_packet(
+            &ns_if,
+            &AfPacketOptions {
+                rx_block_size: 4096,
+                rx_block_count: 1,
+                ..AfPacketOptions::default()
+            },
+        )
+        .unwrap()
+    });
+    assert_eq!(ns_rx.losses().kernel_drops, 0);
+    let m = marker(b'r');
+    for seq in 0..10 {
+        let (h, b) = test_frame(&m, seq, 60);
+        tx.push(&h, None, &b).unwrap();
+    }
+    tx.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let got = collect(&mut ns_rx, 2, WAIT, |d, _| has_marker(d, &m));
+    let seqs: Vec<u32> = got.iter().map(|(d, _)| seq_of(d)).collect();
+    assert_eq!(seqs, vec![0, 1], "the two that fit, first come");
+    let l = ns_rx.losses();
+    assert_eq!(
+        (l.kernel_drops, l.truncated),
+        (8, 0),
+        "eight of ten did not fit"
+    );
+    assert_eq!(ns_rx.losses().kernel_drops, 8, "reading does not reset it");
 }
 
 #[test]

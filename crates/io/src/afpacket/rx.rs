@@ -312,6 +312,13 @@ impl RxQueue for AfPacketRx {
         }
     }
 
+    fn losses(&self) -> crate::RxLosses {
+        crate::RxLosses {
+            kernel_drops: self.kernel_drops(),
+            truncated: self.truncated,
+        }
+    }
+
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         // The previous batch borrowed `self`, so nothing reads its slots any more.
         for i in self.held_from..self.held_from + self.held {
