@@ -522,6 +522,41 @@ mod tests {
         assert_eq!(frame(&s, false).0.vnet, None);
     }
 
+    proptest::proptest! {
+        /// Any slot contents — a confused or hostile writer of the ring — give a
+        /// frame that lies inside the slot, after the slot header, or a counted skip;
+        /// never a panic.
+        #[test]
+        fn any_slot_parses_to_a_frame_inside_it_or_a_skip(
+            mut bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..2200),
+            status in proptest::arbitrary::any::<u32>(),
+            len in 0u32..2200,
+            snaplen in 0u32..2200,
+            mac in 0u16..2200,
+            vnet in proptest::arbitrary::any::<bool>(),
+        ) {
+            // Plausible header fields half the time, so that frames are found too.
+            if bytes.len() >= 32 && status % 2 == 0 {
+                bytes[SLOT_STATUS..SLOT_STATUS + 4].copy_from_slice(&(status >> 1).to_ne_bytes());
+                bytes[SLOT_LEN..SLOT_LEN + 4].copy_from_slice(&len.to_ne_bytes());
+                bytes[SLOT_SNAPLEN..SLOT_SNAPLEN + 4].copy_from_slice(&snaplen.to_ne_bytes());
+                bytes[SLOT_MAC..SLOT_MAC + 2].copy_from_slice(&mac.to_ne_bytes());
+            }
+            match parse_slot(&bytes, vnet) {
+                Slot::Frame(d) => {
+                    let end = d.offset as usize + d.len as usize;
+                    proptest::prop_assert!(end <= bytes.len());
+                    if d.vnet.is_some() {
+                        proptest::prop_assert!(
+                            d.offset as usize >= size_of::<libc::tpacket2_hdr>() + VnetHdr::LEN
+                        );
+                    }
+                }
+                Slot::Copied { .. } | Slot::Truncated => {}
+            }
+        }
+    }
+
     #[test]
     fn slots_never_straddle_blocks() {
         let g = RxGeometry {
