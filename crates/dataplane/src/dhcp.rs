@@ -264,7 +264,7 @@ impl Ipv4Facts {
     /// Parses the IPv4 header (and the UDP header, when there is one) of `l3` once.
     ///
     /// Read by hand on the frame path (this is every IPv4 frame of a guarded port):
-    /// the same checks as [`ipv4_header`] and [`ipv4_udp`], which use etherparse —
+    /// the same checks as `ipv4_header` and [`ipv4_udp`], which use etherparse —
     /// version 4, IHL ≥ 5 (RFC 791 §3.1), header and total length inside `l3`, total
     /// length ≥ header length; for UDP, not a fragment, protocol 17, UDP length ≥ 8
     /// and inside the IPv4 payload (RFC 768). `tests/wire_props.rs` checks that the

@@ -6,7 +6,7 @@
 //! 1. an `XSKMAP` (`bpf(BPF_MAP_CREATE)`) is created and a six-instruction XDP
 //!    program written here as raw BPF
 //!    (`return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)`, see
-//!    [`redirect_program`]) is loaded (`BPF_PROG_LOAD`) and attached to the interface
+//!    `redirect_program`) is loaded (`BPF_PROG_LOAD`) and attached to the interface
 //!    with a BPF link (`BPF_LINK_CREATE`, attach type `BPF_XDP`, `XDP_FLAGS_DRV_MODE` or
 //!    `XDP_FLAGS_SKB_MODE`). Until step 4 the map is empty and every frame goes to the
 //!    kernel stack (`XDP_PASS`), as do frames of other queues (a multi-queue NIC);
@@ -59,7 +59,7 @@
 //!
 //! Checksums: a sender with checksum offload leaves TCP/UDP checksums partial, and XDP
 //! hands such frames over without AF_PACKET's `TP_STATUS_CSUMNOTREADY`; `recv`
-//! recognises them ([`l4_checksum_is_partial`]) and sets
+//! recognises them (`l4_checksum_is_partial`) and sets
 //! [`RxFrame::csum_partial`](crate::RxFrame::csum_partial) so that the egress port
 //! completes them.
 //!
@@ -73,7 +73,7 @@
 //!   TX ring or in the kernel; it returns to the free list through the completion
 //!   ring;
 //! - the rings (and their mappings) are dropped before the UMEM mapping is unmapped,
-//!   and the mapping outlives the socket (the [`Shared`] `Arc` is dropped last).
+//!   and the mapping outlives the socket (the `Shared` `Arc` is dropped last).
 //!
 //! This module is built with the `af-xdp` cargo feature (on by default), the only user
 //! of the EUPL-1.2 crate `xdpilone`. Without it, `af_xdp_unavailable.rs` stands in with

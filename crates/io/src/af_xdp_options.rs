@@ -36,7 +36,7 @@ pub enum XdpBindMode {
     Copy,
 }
 
-/// Options of [`open_af_xdp`].
+/// Options of [`open_af_xdp`](crate::open_af_xdp).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AfXdpOptions {
     /// How the XDP program is attached. Default [`XdpMode::Auto`].

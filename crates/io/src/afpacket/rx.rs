@@ -143,7 +143,7 @@ impl RxGeometry {
 /// The receiving half of an AF_PACKET port (see the [module docs](super)).
 ///
 /// `recv` hands over the slots the kernel has filled since the last call (at most
-/// [`RX_BATCH`], not across the ring's end). `poll(2)` on [`RxQueue::fd`] may report
+/// 1024, not across the ring's end). `poll(2)` on [`RxQueue::fd`] may report
 /// readability once more after a batch while its slots are still held; the `recv`
 /// that follows gives them back and returns what is new, maybe nothing.
 #[derive(Debug)]
