@@ -17,20 +17,23 @@
 //! | column            | guest port (vNIC, TAP, veth) | uplink port (host NIC)   |
 //! |-------------------|------------------------------|--------------------------|
 //! | PKTTX/s, MbTX/s   | `rx_frames`, `rx_bytes`      | `tx_frames`, `tx_bytes`  |
-//! | %DRPTX            | `rx_dropped` / `rx_frames`   | `tx_dropped` / (`tx_frames` + `tx_dropped`) |
+//! | %DRPTX            | (`rx_dropped` + lost) / (`rx_frames` + lost) | `tx_dropped` / (`tx_frames` + `tx_dropped`) |
 //! | PKTRX/s, MbRX/s   | `tx_frames`, `tx_bytes`      | `rx_frames`, `rx_bytes`  |
-//! | %DRPRX            | `tx_dropped` / (`tx_frames` + `tx_dropped`) | `rx_dropped` / `rx_frames` |
+//! | %DRPRX            | `tx_dropped` / (`tx_frames` + `tx_dropped`) | (`rx_dropped` + lost) / (`rx_frames` + lost) |
 //!
 //! A guest transmits into the switch (our ingress, `rx_*`) and receives what the switch
 //! delivers to it (our egress, `tx_*`); a host NIC transmits onto the wire what the
 //! switch sends it. `rx_frames` counts every frame received, ingress drops included
 //! (see the dataplane's counters); `tx_frames` counts only copies forwarded, so egress
-//! drops are added to it. See `docs/top.md`.
+//! drops are added to it. "lost" is what the port's receive path lost before the
+//! switch saw it (`io.rx_kernel_drops`: ring full, `io.rx_truncated`); it is in the
+//! packet rate too, and a TOP-DROP candidate as `ring_full` / `truncated`. See
+//! `docs/top.md`.
 
 use anyhow::Context as _;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use portcullis_daemon::client::call;
-use portcullis_daemon::snapshot::{CountersView, PortView};
+use portcullis_daemon::snapshot::{CountersView, IoStats, PortView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -284,20 +287,29 @@ pub fn rates(prev: &Sample, cur: &Sample) -> Vec<PortRow> {
             0.0
         }
     };
-    let before: BTreeMap<&str, &CountersView> = prev
-        .ports
-        .iter()
-        .map(|p| (p.name.as_str(), &p.counters))
-        .collect();
+    let before: BTreeMap<&str, &PortView> =
+        prev.ports.iter().map(|p| (p.name.as_str(), p)).collect();
     cur.ports
         .iter()
         .map(|p| {
-            let d = deltas(before.get(p.name.as_str()).copied(), &p.counters);
+            let was = before.get(p.name.as_str()).copied();
+            let mut d = deltas(was.map(|w| &w.counters), &p.counters);
+            // Frames the port's receive path lost before the switch saw them (ring
+            // full, cut short) were sent by the device and dropped: esxtop counts
+            // them in the device's %DRPTX (guest) or %DRPRX (uplink).
+            let (ring_full, truncated) = io_losses(was.map(|w| &w.io), &p.io);
+            for (reason, n) in [("ring_full", ring_full), ("truncated", truncated)] {
+                if n > 0 {
+                    *d.drops.entry(reason.to_string()).or_default() += n;
+                }
+            }
+            let lost = ring_full.saturating_add(truncated);
             // rx_frames already counts the frames dropped on ingress.
+            let offered = d.rx_frames.saturating_add(lost);
             let switch_in = Flow {
-                frames: d.rx_frames,
+                frames: offered,
                 bytes: d.rx_bytes,
-                drop_pct: drop_pct(d.rx_dropped, d.rx_frames.max(d.rx_dropped)),
+                drop_pct: drop_pct(d.rx_dropped.saturating_add(lost), offered),
             };
             // tx_frames counts only the copies forwarded.
             let switch_out = Flow {
@@ -335,6 +347,23 @@ pub fn rates(prev: &Sample, cur: &Sample) -> Vec<PortRow> {
             }
         })
         .collect()
+}
+
+/// The receive-path losses (ring full, truncated) over the interval: counted since
+/// the port's socket opened, so a port new to this sample, or whose counters went
+/// down (reopened by an apply), counts from zero.
+fn io_losses(prev: Option<&IoStats>, cur: &IoStats) -> (u64, u64) {
+    match prev {
+        Some(p)
+            if cur.rx_kernel_drops >= p.rx_kernel_drops && cur.rx_truncated >= p.rx_truncated =>
+        {
+            (
+                cur.rx_kernel_drops - p.rx_kernel_drops,
+                cur.rx_truncated - p.rx_truncated,
+            )
+        }
+        _ => (cur.rx_kernel_drops, cur.rx_truncated),
+    }
 }
 
 fn used_by(p: &PortView) -> String {
@@ -1085,6 +1114,38 @@ mod tests {
         let r = &rates(&prev, &cur)[0];
         assert_eq!(r.drp_tx_pct, 25.0);
         assert_eq!(r.drp_rx_pct, 50.0);
+    }
+
+    #[test]
+    fn receive_ring_losses_count_as_the_devices_drops() {
+        // A guest sent 40 frames: the switch received 30 (none dropped by it), the
+        // port's receive ring lost 10 — 25 % of what the guest transmitted.
+        let prev = sample(0.0, vec![guest(0, "web1", CountersView::default())]);
+        let mut g = guest(0, "web1", counters((30, 1_920), (0, 0)));
+        g.io.rx_kernel_drops = 10;
+        let cur = sample(1.0, vec![g.clone()]);
+        let r = &rates(&prev, &cur)[0];
+        assert_eq!((r.pkt_tx_s, r.drp_tx_pct, r.drp_rx_pct), (40.0, 25.0, 0.0));
+        assert_eq!(r.top_drop, "ring_full");
+        // Next interval: nothing new lost, 10 more frames; then the port is reopened
+        // (its io counters restart lower): what it reports counts from zero.
+        let mut g2 = guest(0, "web1", counters((40, 2_560), (0, 0)));
+        g2.io.rx_kernel_drops = 10;
+        let r = &rates(&cur, &sample(2.0, vec![g2.clone()]))[0];
+        assert_eq!(
+            (r.pkt_tx_s, r.drp_tx_pct, r.top_drop.as_str()),
+            (10.0, 0.0, "-")
+        );
+        let mut g3 = guest(0, "web1", counters((50, 3_200), (0, 0)));
+        g3.io.rx_truncated = 2;
+        let r = &rates(&sample(2.0, vec![g2]), &sample(3.0, vec![g3]))[0];
+        assert_eq!((r.pkt_tx_s, r.top_drop.as_str()), (12.0, "truncated"));
+        // An uplink's losses are the wire side's: %DRPRX.
+        let prev = sample(0.0, vec![uplink(0, "up", CountersView::default())]);
+        let mut u = uplink(0, "up", counters((90, 0), (0, 0)));
+        u.io.rx_kernel_drops = 10;
+        let r = &rates(&prev, &sample(1.0, vec![u]))[0];
+        assert_eq!((r.pkt_rx_s, r.drp_rx_pct, r.drp_tx_pct), (100.0, 10.0, 0.0));
     }
 
     #[test]
