@@ -41,10 +41,8 @@ use std::time::Instant as Clock;
 
 mod common;
 
-const GUESTS: usize = 62;
-const UPLINKS: usize = 2;
-const VLANS: u16 = 4;
-const BATCH: usize = 256;
+use common::{BATCH, GUESTS, UPLINKS, VLANS, mac};
+
 /// Frame length without FCS (a 64-byte frame on the wire).
 const FRAME_LEN: usize = 60;
 
@@ -65,10 +63,6 @@ const VARIANTS: [(Variant, &str); 5] = [
     (Variant::Full, "e_full"),
 ];
 
-fn mac(g: usize) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, (g >> 8) as u8, g as u8])
-}
-
 fn vid_of(g: usize) -> Vid {
     Vid::new((g % VLANS as usize + 1) as u16 * 10).unwrap()
 }
@@ -84,7 +78,6 @@ fn spec(v: Variant) -> SwitchSpec {
         mac_changes: Policy::Reject,
         forged_transmits: Policy::Reject,
     };
-    let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
     let features = |guest: bool| PortFeatures {
         dhcp_snooping: (v >= Variant::DhcpSnooping).then_some(DhcpSnoopingSpec {
             trusted: !guest,
@@ -110,44 +103,12 @@ fn spec(v: Variant) -> SwitchSpec {
         mac_acl_in: (v >= Variant::Full).then(|| "acl10".to_string()),
         ..Default::default()
     };
-    let mut ports: Vec<PortSpec> = (0..UPLINKS)
-        .map(|u| PortSpec {
-            name: format!("uplink{u}"),
-            role: PortRole::Uplink,
-            vlan: VlanMode::Trunk {
-                allowed: VlanSet::from_vids(vids.clone()),
-                native: None,
-            },
-            security,
-            initial_mac: None,
-            features: features(false),
-        })
-        .collect();
-    for g in 0..GUESTS {
-        ports.push(PortSpec {
-            name: format!("vm{g}"),
-            role: PortRole::Guest,
-            vlan: VlanMode::Access(vid_of(g)),
-            security,
-            initial_mac: Some(mac(g)),
-            features: features(true),
-        });
-    }
-    SwitchSpec {
-        name: "bench".into(),
-        mac_table_size: 4096,
-        mac_aging_secs: 300,
-        ports,
-        mac_acls: if v >= Variant::Full {
-            vec![common::acl(10)]
-        } else {
-            vec![]
-        },
-        max_bindings: DEFAULT_MAX_BINDINGS,
-        host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    }
+    let acls = if v >= Variant::Full {
+        vec![common::acl(10)]
+    } else {
+        vec![]
+    };
+    common::switch_spec(security, security, features, acls)
 }
 
 fn switch(v: Variant) -> Switch {

@@ -1,4 +1,4 @@
-//! The bench model shared by `pipeline` and `workers`: 64 ports (62 guests + 2
+//! The bench model shared by `pipeline`, `workers` and `security`: 64 ports (62 guests + 2
 //! uplinks) on 4 VLANs, 64-byte frames, ~90% known unicast / 10% broadcast.
 
 #![allow(dead_code)]
@@ -65,12 +65,31 @@ pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
         mac_changes: policy,
         forged_transmits: policy,
     };
-    let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
     let features = |guest: bool| PortFeatures {
         port_security: (guest && secure_acl.is_some()).then(port_security_one_mac),
         mac_acl_in: secure_acl.map(|n| format!("acl{n}")),
         ..Default::default()
     };
+    // promiscuous accept would copy every unicast to every port: the "off" run keeps
+    // promiscuous reject on the guests and turns the MAC policing off.
+    let guest_security = SecurityPolicy {
+        promiscuous: Policy::Reject,
+        ..security
+    };
+    let acls = secure_acl.map(acl).into_iter().collect();
+    switch_spec(security, guest_security, features, acls)
+}
+
+/// The bench switch: `UPLINKS` trunks carrying the `VLANS` VLANs 10, 20, … and
+/// `GUESTS` guest ports, guest g with MAC [`mac`]`(g)` on access VLAN
+/// `(g % VLANS + 1) × 10`; `features(guest)` for each port.
+pub fn switch_spec(
+    uplink_security: SecurityPolicy,
+    guest_security: SecurityPolicy,
+    features: impl Fn(bool) -> PortFeatures,
+    mac_acls: Vec<MacAclSpec>,
+) -> SwitchSpec {
+    let vids: Vec<Vid> = (1..=VLANS).map(|v| Vid::new(v * 10).unwrap()).collect();
     let mut ports: Vec<PortSpec> = (0..UPLINKS)
         .map(|u| PortSpec {
             name: format!("uplink{u}"),
@@ -79,7 +98,7 @@ pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
                 allowed: VlanSet::from_vids(vids.clone()),
                 native: None,
             },
-            security,
+            security: uplink_security,
             initial_mac: None,
             features: features(false),
         })
@@ -89,12 +108,7 @@ pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
             name: format!("vm{g}"),
             role: PortRole::Guest,
             vlan: VlanMode::Access(vids[g % VLANS as usize]),
-            // promiscuous accept would copy every unicast to every port: the "off" run
-            // keeps promiscuous reject and turns the MAC policing off.
-            security: SecurityPolicy {
-                promiscuous: Policy::Reject,
-                ..security
-            },
+            security: guest_security,
             initial_mac: Some(mac(g)),
             features: features(true),
         });
@@ -104,7 +118,7 @@ pub fn spec(policy: Policy, secure_acl: Option<usize>) -> SwitchSpec {
         mac_table_size: 4096,
         mac_aging_secs: 300,
         ports,
-        mac_acls: secure_acl.map(acl).into_iter().collect(),
+        mac_acls,
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
         static_bindings: vec![],
