@@ -224,19 +224,13 @@ impl PortSet {
     #[inline]
     pub fn intersect(&self, o: &PortSet) -> PortSet {
         let mut r = PortSet::EMPTY;
-        for w in live_words(self.live & o.live) {
-            r.words[w] = self.words[w] & o.words[w];
-            r.live |= u16::from(r.words[w] != 0) << w;
-        }
+        r.assign_intersection(self, o);
         r
     }
     #[inline]
     pub fn minus(&self, o: &PortSet) -> PortSet {
         let mut r = *self;
-        for w in live_words(self.live & o.live) {
-            r.words[w] &= !o.words[w];
-            r.live &= !(u16::from(r.words[w] == 0) << w);
-        }
+        r.remove_all(o);
         r
     }
     /// Makes this set equal to `o`, touching only the words either uses (cheaper
