@@ -63,14 +63,8 @@ pub enum DhcpAction {
     Hold(BindingUpdate, Rewrite),
 }
 
-/// Whether `l3` (an IPv4 datagram) is DHCP — UDP 68 → 67, 67 → 68 or 67 → 67 (a
-/// relay) — and where its UDP payload lies.
-#[inline]
-pub fn is_dhcp(l3: &[u8]) -> Option<std::ops::Range<usize>> {
-    dhcp_payload(&dhcp::Ipv4Facts::parse(l3))
-}
-
-/// [`is_dhcp`] on a datagram already parsed.
+/// Whether an IPv4 datagram, parsed once by the pipeline ([`dhcp::Ipv4Facts`]), is
+/// DHCP — UDP 68 → 67, 67 → 68 or 67 → 67 (a relay) — and where its UDP payload lies.
 #[inline]
 pub fn dhcp_payload(ip: &dhcp::Ipv4Facts) -> Option<std::ops::Range<usize>> {
     let u = ip.udp?;

@@ -118,6 +118,27 @@ const TX_BLOCK_TARGET: usize = 64 * 1024;
 /// `tp_hdrlen - sizeof(sockaddr_ll)` = `TPACKET_ALIGN(sizeof(tpacket2_hdr))`.
 pub(crate) const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
 
+/// Where one ring (RX or TX) lies in the mapping and how it is cut into slots: the
+/// kernel allocates a ring in blocks and never lets a slot straddle two.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RingGeometry {
+    /// Where the ring starts in the mapping.
+    pub(super) offset: usize,
+    pub(super) block_size: usize,
+    pub(super) frame_size: usize,
+    pub(super) frames_per_block: usize,
+    pub(super) frame_count: usize,
+}
+
+impl RingGeometry {
+    /// Offset of slot `i` in the mapping.
+    pub(super) fn slot_offset(&self, i: usize) -> usize {
+        self.offset
+            + (i / self.frames_per_block) * self.block_size
+            + (i % self.frames_per_block) * self.frame_size
+    }
+}
+
 /// The smallest RX slot: header, headroom and a minimal Ethernet frame.
 const MIN_RX_FRAME: usize = 128;
 
@@ -502,7 +523,8 @@ pub fn open_af_packet(
     );
     let rx = AfPacketRx::new(
         Arc::clone(&shared),
-        rx::RxGeometry {
+        RingGeometry {
+            offset: 0,
             block_size: geo.rx_block_size,
             frame_size: geo.rx_frame_size,
             frames_per_block: geo.rx_frames_per_block(),
@@ -512,8 +534,8 @@ pub fn open_af_packet(
 
     let tx = AfPacketTx::new(
         shared,
-        tx::TxGeometry {
-            ring_offset: geo.rx_len(),
+        RingGeometry {
+            offset: geo.rx_len(),
             block_size: geo.tx_block_size,
             frame_size: geo.tx_frame_size,
             frames_per_block: geo.tx_frames_per_block,
@@ -589,6 +611,28 @@ fn open_bulk_socket(ifname: &str, ifindex: u32, qdisc_bypass: bool) -> Result<Ow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_never_straddle_blocks() {
+        let g = RingGeometry {
+            offset: 0,
+            block_size: 8192,
+            frame_size: 3072,
+            frames_per_block: 2,
+            frame_count: 8,
+        };
+        let offsets: Vec<usize> = (0..5).map(|i| g.slot_offset(i)).collect();
+        assert_eq!(offsets, vec![0, 3072, 8192, 8192 + 3072, 16384]);
+        let tx = RingGeometry {
+            offset: 4 << 20,
+            ..g
+        };
+        assert_eq!(
+            tx.slot_offset(3),
+            (4 << 20) + 8192 + 3072,
+            "the TX ring follows RX"
+        );
+    }
 
     #[test]
     fn default_geometry() {

@@ -29,7 +29,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::Shared;
+use super::{RingGeometry, Shared};
 use crate::frame::FrameDesc;
 use crate::gso::MAX_GSO_FRAME;
 use crate::{IoError, RxBatch, RxQueue, RxStats, VlanTag, VnetHdr};
@@ -123,23 +123,6 @@ pub(crate) fn parse_slot(slot: &[u8], vnet: bool) -> Slot {
     })
 }
 
-/// Where the RX ring's slots lie in the mapping (the ring starts at offset 0).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct RxGeometry {
-    pub(super) block_size: usize,
-    pub(super) frame_size: usize,
-    pub(super) frames_per_block: usize,
-    pub(super) frame_count: usize,
-}
-
-impl RxGeometry {
-    /// Offset of slot `i` in the mapping: slots never straddle blocks.
-    fn slot_offset(&self, i: usize) -> usize {
-        (i / self.frames_per_block) * self.block_size
-            + (i % self.frames_per_block) * self.frame_size
-    }
-}
-
 /// The receiving half of an AF_PACKET port (see the [module docs](super)).
 ///
 /// `recv` hands over the slots the kernel has filled since the last call (at most
@@ -149,7 +132,7 @@ impl RxGeometry {
 #[derive(Debug)]
 pub struct AfPacketRx {
     shared: Arc<Shared>,
-    geo: RxGeometry,
+    geo: RingGeometry,
     /// The next slot to look at.
     next: usize,
     /// The slots behind the last batch, still owned by user space.
@@ -166,7 +149,7 @@ pub struct AfPacketRx {
 }
 
 impl AfPacketRx {
-    pub(super) fn new(shared: Arc<Shared>, geo: RxGeometry) -> AfPacketRx {
+    pub(super) fn new(shared: Arc<Shared>, geo: RingGeometry) -> AfPacketRx {
         AfPacketRx {
             shared,
             geo,
@@ -193,23 +176,21 @@ impl AfPacketRx {
         self.shared.vnet_hdr
     }
 
-    fn slot_ptr(&self, i: usize) -> *mut u8 {
-        debug_assert!(i < self.geo.frame_count);
-        self.shared
-            .map
-            .ptr
-            .as_ptr()
-            .wrapping_add(self.geo.slot_offset(i))
+    /// The slot at offset `off` of the mapping (a [`RingGeometry::slot_offset`]).
+    fn slot_ptr(&self, off: usize) -> *mut u8 {
+        debug_assert!(off + self.geo.frame_size <= self.shared.map.len);
+        self.shared.map.ptr.as_ptr().wrapping_add(off)
     }
 
-    fn slot_status(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: the status word of slot `i` lies inside the mapping (the RX ring
-        // starts at offset 0 and `i < frame_count`), is 4-byte aligned (slots are
-        // 16-byte aligned, the field is at offset 0), stays mapped while `self.shared`
-        // lives (which outlives the returned borrow of `self`), and is only accessed
-        // atomically: by us through this `AtomicU32`, by the kernel with
-        // READ_ONCE/WRITE_ONCE-style accesses.
-        unsafe { AtomicU32::from_ptr(self.slot_ptr(i).wrapping_add(SLOT_STATUS).cast()) }
+    /// The status word of the slot at offset `off` of the mapping.
+    fn slot_status(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: `off` is the offset of a slot of the RX ring (callers pass
+        // `geo.slot_offset(i)` with `i < frame_count`), so its status word lies inside
+        // the mapping; it is 4-byte aligned (slots are 16-byte aligned, the field is at
+        // offset 0), stays mapped while `self.shared` lives (which outlives the
+        // returned borrow of `self`), and is only accessed atomically: by us through
+        // this `AtomicU32`, by the kernel with READ_ONCE/WRITE_ONCE-style accesses.
+        unsafe { AtomicU32::from_ptr(self.slot_ptr(off).wrapping_add(SLOT_STATUS).cast()) }
     }
 
     /// Frames dropped by the kernel because the ring was full, since the socket was
@@ -322,31 +303,32 @@ impl RxQueue for AfPacketRx {
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         // The previous batch borrowed `self`, so nothing reads its slots any more.
         for i in self.held_from..self.held_from + self.held {
-            self.slot_status(i)
+            self.slot_status(self.geo.slot_offset(i))
                 .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         }
         self.held = 0;
         self.descs.clear();
         let start = self.next;
+        let base = self.geo.slot_offset(start);
         let frame_size = self.geo.frame_size;
         let vnet = self.shared.vnet_hdr;
         let mut n = 0;
         let mut copied = None;
         while n < RX_BATCH && start + n < self.geo.frame_count {
-            let i = start + n;
-            if self.slot_status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+            let off = self.geo.slot_offset(start + n);
+            if self.slot_status(off).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                 break;
             }
-            // SAFETY: slot `i` lies inside the mapping and is owned by user space: we
+            // SAFETY: the slot at `off` lies inside the mapping and is owned by user space: we
             // observed TP_STATUS_USER with acquire ordering, so the kernel's writes to
             // it are visible, and the kernel does not write it again until we store
             // TP_STATUS_KERNEL, which happens only in a later `recv` (it takes
             // `&mut self`, so the batch returned here, which borrows `self`, is gone
             // by then).
-            let slot = unsafe { std::slice::from_raw_parts(self.slot_ptr(i), frame_size) };
+            let slot = unsafe { std::slice::from_raw_parts(self.slot_ptr(off), frame_size) };
             match parse_slot(slot, vnet) {
                 Slot::Frame(mut d) => {
-                    d.offset += (self.geo.slot_offset(i) - self.geo.slot_offset(start)) as u32;
+                    d.offset += (off - base) as u32;
                     self.descs.push(d);
                 }
                 Slot::Truncated => self.truncated += 1,
@@ -384,7 +366,6 @@ impl RxQueue for AfPacketRx {
         if copied.is_some() {
             return Ok(RxBatch::new(&self.copied, &self.descs));
         }
-        let base = self.geo.slot_offset(start);
         let len = self.geo.slot_offset(start + n - 1) + frame_size - base;
         // SAFETY: slots `start..start + n` are consecutive in ring order without
         // wrapping, so they and the slack between blocks (which the kernel never
@@ -555,17 +536,5 @@ mod tests {
                 Slot::Copied { .. } | Slot::Truncated => {}
             }
         }
-    }
-
-    #[test]
-    fn slots_never_straddle_blocks() {
-        let g = RxGeometry {
-            block_size: 8192,
-            frame_size: 3072,
-            frames_per_block: 2,
-            frame_count: 8,
-        };
-        let offsets: Vec<usize> = (0..5).map(|i| g.slot_offset(i)).collect();
-        assert_eq!(offsets, vec![0, 3072, 8192, 8192 + 3072, 16384]);
     }
 }

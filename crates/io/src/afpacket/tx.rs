@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Shared, TX_DATA_OFFSET, tcp_segmentation_offload};
+use super::{RingGeometry, Shared, TX_DATA_OFFSET, tcp_segmentation_offload};
 use crate::frame::{
     ETH_HLEN, VLAN_HLEN, complete_l4_checksum, frame_len, outer_is_tagged, write_frame,
 };
@@ -37,21 +37,11 @@ const TSO_RECHECK: Duration = Duration::from_secs(1);
 /// Status bits meaning the kernel owns the slot.
 const KERNEL_OWNED: u32 = libc::TP_STATUS_SEND_REQUEST | libc::TP_STATUS_SENDING;
 
-/// Where the TX ring lies in the mapping and how it is cut into slots.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct TxGeometry {
-    pub(super) ring_offset: usize,
-    pub(super) block_size: usize,
-    pub(super) frame_size: usize,
-    pub(super) frames_per_block: usize,
-    pub(super) frame_count: usize,
-}
-
 /// The sending half of an AF_PACKET port (see the [module docs](super)).
 #[derive(Debug)]
 pub struct AfPacketTx {
     shared: Arc<Shared>,
-    geo: TxGeometry,
+    geo: RingGeometry,
     /// The next slot to fill.
     next: usize,
     /// Slots filled since the last successful flush.
@@ -77,7 +67,7 @@ pub struct AfPacketTx {
 impl AfPacketTx {
     pub(super) fn new(
         shared: Arc<Shared>,
-        geo: TxGeometry,
+        geo: RingGeometry,
         mtu: usize,
         bulk: Option<OwnedFd>,
     ) -> AfPacketTx {
@@ -154,10 +144,11 @@ impl AfPacketTx {
 
     fn slot_ptr(&self, idx: usize) -> *mut u8 {
         debug_assert!(idx < self.geo.frame_count);
-        let off = self.geo.ring_offset
-            + (idx / self.geo.frames_per_block) * self.geo.block_size
-            + (idx % self.geo.frames_per_block) * self.geo.frame_size;
-        self.shared.map.ptr.as_ptr().wrapping_add(off)
+        self.shared
+            .map
+            .ptr
+            .as_ptr()
+            .wrapping_add(self.geo.slot_offset(idx))
     }
 
     fn slot_status(&self, idx: usize) -> &AtomicU32 {
