@@ -13,8 +13,24 @@
 //!
 //! Decisions (each is fail-closed: a message we cannot read unambiguously is an
 //! error, and the snooping stage drops what it cannot read):
-//! - IPv4 fragments (MF set or a non-zero offset) are not DHCP to us: a DHCP message
-//!   is never fragmented in practice, and a fragment's options cannot be checked.
+//! - What is DHCP is decided by where it could go, not by where it says it comes
+//!   from: any UDP datagram to port 67 (servers, relay agents) or 68 (clients),
+//!   whatever its source port ([`DhcpCandidate`]). A client listening on 68 — with a
+//!   kernel socket or a raw one (udhcpc, dhclient) — reads a reply from any source
+//!   port, so recognising only the pairs 67 → 68 and 68 → 67 let a rogue server
+//!   answer from port 1067 unseen.
+//! - IPv4 fragments of such datagrams are never DHCP to us, and never let through
+//!   from untrusted ports: a DHCP message is never fragmented in practice, a
+//!   fragment's options cannot be checked, and a raw-socket client that checks only
+//!   the fragment offset (ISC dhclient's filter) takes a "first fragment" with MF set
+//!   that holds the whole message. Every fragment whose bytes after the IPv4 header
+//!   read as UDP to 67/68 is a [`DhcpCandidate::Fragment`] — non-first fragments
+//!   too, since a raw-socket client that ignores the fragment fields altogether
+//!   would read them the same way — and so is a first fragment too short to show its
+//!   UDP ports (RFC 1858's tiny fragment). A non-first fragment that does not read as
+//!   UDP to 67/68 cannot complete a datagram to 67/68: the ports are in the first 8
+//!   bytes, which only an offset-0 fragment carries, and every offset-0 fragment is
+//!   classified.
 //! - Option overload (option 52, RFC 2132 §9.3) is refused ([`WireError::OptionOverload`]):
 //!   options hidden in `sname`/`file` could carry a second option 53 or 82 that a
 //!   server would read and the switch would not see. Real clients and servers do not
@@ -234,13 +250,35 @@ pub fn ipv4_udp(l3: &[u8]) -> Result<Ipv4Udp, WireError> {
 ///
 /// Invariant: `src` is [`ipv4_source`]`(l3)` and `udp` is what [`ipv4_udp`]`(l3)`
 /// gives (ports and payload) — the same answers as the separate parsers
-/// (`tests/wire_props.rs` checks it on random bytes).
+/// (`tests/wire_props.rs` checks it on random bytes); `dhcp` is
+/// [`DhcpCandidate::Message`] exactly when `udp` is a datagram to port 67 or 68.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Ipv4Facts {
     /// The source address of a valid IPv4 header, fragments included.
     pub src: Option<Ipv4Addr>,
     /// For an unfragmented, well-formed UDP datagram: its ports and payload.
     pub udp: Option<UdpFacts>,
+    /// Whether the datagram could be a DHCP message to a client or a server.
+    pub dhcp: DhcpCandidate,
+}
+
+/// Whether an IPv4 datagram could be a DHCP message to a client or a server — UDP to
+/// port 67 or 68, whatever its source port — read from the bytes where its UDP
+/// header is or would be (see the module documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum DhcpCandidate {
+    /// Not IPv4 with a valid header, or not UDP, or UDP to another port.
+    #[default]
+    No,
+    /// An unfragmented, well-formed UDP datagram to port 67 or 68: its payload
+    /// ([`Ipv4Facts::udp`]) is the DHCP message to inspect.
+    Message,
+    /// An unfragmented datagram whose bytes read as UDP to 67/68 but whose UDP
+    /// length is below 8 or past the IPv4 payload.
+    BadUdp,
+    /// A fragment (MF set or a non-zero offset) whose bytes after the IPv4 header
+    /// read as UDP to 67/68, or a first fragment of UDP too short to show its ports.
+    Fragment,
 }
 
 /// The UDP ports and the payload's place of an IPv4/UDP datagram (see [`Ipv4Facts`]).
@@ -281,9 +319,34 @@ impl Ipv4Facts {
             return none;
         }
         let src = Some(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
-        let unfragmented = u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0;
-        if !unfragmented || h[9] != 17 {
-            return Ipv4Facts { src, udp: None };
+        if h[9] != 17 {
+            return Ipv4Facts {
+                src,
+                udp: None,
+                dhcp: DhcpCandidate::No,
+            };
+        }
+        let frag = u16::from_be_bytes([h[6], h[7]]) & 0x3fff;
+        // The destination port where a UDP header would carry it: read past the
+        // IPv4 total length too (fail closed: a raw-socket reader might).
+        let to_dhcp = l3
+            .get(ihl..)
+            .and_then(|d| d.first_chunk::<4>())
+            .map(|p| matches!(u16::from_be_bytes([p[2], p[3]]), SERVER_PORT | CLIENT_PORT));
+        if frag != 0 {
+            // A first fragment (offset 0) without a whole UDP header hides it
+            // (RFC 1858 §3.1: a tiny fragment).
+            let first_too_short = frag & 0x1fff == 0 && total < ihl + UDP_HEADER_LEN;
+            let dhcp = if first_too_short || to_dhcp == Some(true) {
+                DhcpCandidate::Fragment
+            } else {
+                DhcpCandidate::No
+            };
+            return Ipv4Facts {
+                src,
+                udp: None,
+                dhcp,
+            };
         }
         let udp = l3.get(ihl..total).and_then(|d| {
             let u = d.first_chunk::<UDP_HEADER_LEN>()?;
@@ -295,7 +358,12 @@ impl Ipv4Facts {
                 payload_end: (ihl + len) as u32,
             })
         });
-        Ipv4Facts { src, udp }
+        let dhcp = match (to_dhcp, udp) {
+            (Some(true), Some(_)) => DhcpCandidate::Message,
+            (Some(true), None) => DhcpCandidate::BadUdp,
+            _ => DhcpCandidate::No,
+        };
+        Ipv4Facts { src, udp, dhcp }
     }
 }
 

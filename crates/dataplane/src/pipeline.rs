@@ -354,7 +354,8 @@ impl Switch {
             .unwrap_or(&[]);
         let mut hold = None;
         let mut rewrite = Rewrite::None;
-        let mut trusted_only = false;
+        let mut trusted_only = None;
+        let mut release = None;
         match view.ethertype {
             ETHERTYPE_IPV4 => {
                 // Parsed once, for both stages, and only when one of them is on.
@@ -364,14 +365,19 @@ impl Switch {
                 } else {
                     crate::dhcp::Ipv4Facts::default()
                 };
-                if snooping && let Some(payload) = dhcp_snooping::dhcp_payload(&ip) {
-                    match dhcp_snooping::inspect(self, ingress, vid, &view, l3, payload, now, t)
+                if snooping && dhcp_snooping::concerns(&ip) {
+                    match dhcp_snooping::inspect(self, ingress, vid, &view, l3, &ip, now, t)
                         .map_err(ing)?
                     {
                         DhcpAction::Forward(r) => rewrite = r,
-                        DhcpAction::ForwardTrustedOnly(r) => {
+                        DhcpAction::ForwardTrustedOnly(r, none_left) => {
                             rewrite = r;
-                            trusted_only = true;
+                            trusted_only = Some(none_left);
+                        }
+                        DhcpAction::Release(r, ip, why) => {
+                            rewrite = r;
+                            trusted_only = Some(DropReason::DhcpNoTrustedPort);
+                            release = Some((ip, why));
                         }
                         DhcpAction::Hold(b, r) => {
                             hold = Some(b);
@@ -397,15 +403,20 @@ impl Switch {
             self.after_forwarding(check, vid, &view, &f, out, t);
         }
         f?;
-        if trusted_only && let Some(v) = self.vlan(vid) {
+        if let Some(none_left) = trusted_only
+            && let Some(v) = self.vlan(vid)
+        {
             out.remove_all(&v.dhcp_untrusted);
             let r = if out.is_empty() {
-                Err(DropReason::DhcpAckUnknownClient)
+                Err(none_left)
             } else {
                 Ok(())
             };
-            t.note(|| Step::of(Stage::DhcpAckDelivery, &r, Detail::None));
+            t.note(|| Step::of(Stage::DhcpTrustedDelivery, &r, Detail::None));
             r.map_err(ing)?;
+        }
+        if let Some((ip, why)) = release {
+            self.remove_binding(vid, std::net::IpAddr::V4(ip), why, now);
         }
         Ok(Decided {
             vid,

@@ -141,7 +141,7 @@ pub(crate) struct VlanState {
     pub dhcp_snooping: bool,
     /// Some port of the VLAN inserts option 82 (so server replies are stripped).
     pub option82_insert: bool,
-    /// Guest ports of the VLAN that are not trusted for DHCP.
+    /// Ports of the VLAN (guests and uplinks) that are not trusted for DHCP.
     pub dhcp_untrusted: PortSet,
     /// Per port (by index): the uplink it is pinned to in this VLAN, or NO_PIN.
     pub pin: Vec<u16>,
@@ -348,7 +348,9 @@ impl Switch {
                 if p.role == PortRole::Guest && p.dhcp.is_some() {
                     v.dhcp_snooping = true;
                 }
-                if p.role == PortRole::Guest && !p.dhcp.is_some_and(|d| d.spec.trusted) {
+                // Uplinks too: an untrusted uplink has no server behind it that
+                // snooping would let answer.
+                if !p.dhcp.is_some_and(|d| d.spec.trusted) {
                     v.dhcp_untrusted.insert(p.id);
                 }
                 if p.dhcp.is_some_and(|d| {

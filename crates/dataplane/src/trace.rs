@@ -120,8 +120,9 @@ pub enum Stage {
     Forwarding,
     /// The outbound MAC ACL of one output port.
     MacAclOut,
-    /// A DHCP ACK for a client the switch does not know reaches trusted ports only.
-    DhcpAckDelivery,
+    /// A DHCP client message, or an ACK for a client the switch does not know,
+    /// reaches trusted ports and uplinks only.
+    DhcpTrustedDelivery,
 }
 
 impl Stage {
@@ -144,7 +145,7 @@ impl Stage {
             Stage::ArpInspection => "arp_inspection",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "mac_acl_out",
-            Stage::DhcpAckDelivery => "dhcp_ack_delivery",
+            Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
         }
     }
 
@@ -167,7 +168,7 @@ impl Stage {
             Stage::ArpInspection => "ARP inspection",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "MAC ACL out",
-            Stage::DhcpAckDelivery => "DHCP ACK delivery",
+            Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
         }
     }
 }
@@ -264,8 +265,14 @@ pub struct DhcpSummary {
 pub enum DhcpNote {
     /// Over the port's DHCP rate.
     RateLimit { pps: u32 },
-    /// The message does not parse.
+    /// The message does not parse, or its UDP length is wrong.
     Malformed,
+    /// A fragment of UDP to 67/68 (or a first fragment too short to show its ports).
+    Fragment,
+    /// An IPv4 header that does not parse.
+    Ipv4Malformed,
+    /// A BOOTREQUEST of a type no client sends.
+    UnexpectedMessage,
     /// A server message from an untrusted port.
     ServerUntrusted,
     /// chaddr is not the Ethernet source.
@@ -274,6 +281,9 @@ pub enum DhcpNote {
     Option82Untrusted,
     /// RELEASE/DECLINE of an address bound to another port.
     ReleaseForeign { ip: Ipv4Addr, holder: PortId },
+    /// A RELEASE/DECLINE from the binding's port: the binding goes once the message
+    /// is delivered.
+    Releases { ip: Ipv4Addr, why: BindingRemoval },
     /// RELEASE/DECLINE/NAK removed the client's binding.
     BindingRemoved { ip: IpAddr, why: BindingRemoval },
     /// A message that passes, with the change made to the copies.
@@ -327,7 +337,7 @@ pub enum IpsgNote {
     Off,
     /// Trusted for DHCP: exempt.
     Trusted,
-    /// DHCP client traffic (UDP 68 → 67) is exempt.
+    /// A client without an address getting its lease (0.0.0.0 → UDP 67) is exempt.
     DhcpExempt,
     /// The source address and the binding found for it, if any.
     Lookup {
@@ -851,12 +861,15 @@ impl Names<'_> {
         let port = sw.port(ingress);
         match (s.stage, s.detail) {
             (_, Detail::NoSuchPort) => format!("port #{} is not a port of this switch", ingress.0),
-            (_, Detail::Port {
-                role,
-                admin_up,
-                link_up,
-                err_disabled,
-            }) => {
+            (
+                _,
+                Detail::Port {
+                    role,
+                    admin_up,
+                    link_up,
+                    err_disabled,
+                },
+            ) => {
                 let role = match role {
                     PortRole::Guest => "guest",
                     PortRole::Uplink => "uplink",
@@ -921,11 +934,14 @@ impl Names<'_> {
                     (_, None) => tag_text(tag),
                 }
             }
-            (_, Detail::Storm {
-                class: c,
-                limit_pps,
-                shutdown,
-            }) => match (s.outcome, limit_pps) {
+            (
+                _,
+                Detail::Storm {
+                    class: c,
+                    limit_pps,
+                    shutdown,
+                },
+            ) => match (s.outcome, limit_pps) {
                 (Outcome::Drop(_), Some(l)) => format!(
                     "{} over the port's limit of {l} frames/s: dropped{}",
                     class(c),
@@ -1023,12 +1039,15 @@ impl Names<'_> {
                 }
                 t
             }
-            (_, Detail::Acl {
-                port: p,
-                acl,
-                rule,
-                action,
-            }) => match s.stage {
+            (
+                _,
+                Detail::Acl {
+                    port: p,
+                    acl,
+                    rule,
+                    action,
+                },
+            ) => match s.stage {
                 Stage::MacAclOut => {
                     let mut t = format!("{}: {}", self.port(p), self.acl(acl, rule, action));
                     if action == AclAction::Deny {
@@ -1047,12 +1066,15 @@ impl Names<'_> {
                 ),
                 None => format!("{mac} learned on this uplink"),
             },
-            (_, Detail::Dhcp {
-                trusted,
-                mode,
-                msg,
-                note,
-            }) => {
+            (
+                _,
+                Detail::Dhcp {
+                    trusted,
+                    mode,
+                    msg,
+                    note,
+                },
+            ) => {
                 let mut t = String::new();
                 if let Some(m) = &msg {
                     let _ = write!(t, "{} chaddr {}", dhcp_type(m), m.chaddr);
@@ -1079,6 +1101,15 @@ impl Names<'_> {
                         }
                     ),
                     DhcpNote::Malformed => "the DHCP message does not parse".into(),
+                    DhcpNote::Fragment => {
+                        "a fragment of UDP to port 67/68: a fragmented DHCP message cannot be checked".into()
+                    }
+                    DhcpNote::Ipv4Malformed => {
+                        "the IPv4 header does not parse: it could be read as anything, DHCP included".into()
+                    }
+                    DhcpNote::UnexpectedMessage => {
+                        "a BOOTREQUEST of a type no client sends".into()
+                    }
                     DhcpNote::ServerUntrusted => {
                         "a server message from an untrusted port (a rogue DHCP server?)".into()
                     }
@@ -1091,6 +1122,10 @@ impl Names<'_> {
                     }
                     DhcpNote::ReleaseForeign { ip, holder } => {
                         format!("{ip} is bound to port {}, not this one", self.port(holder))
+                    }
+                    DhcpNote::Releases { ip, why } => {
+                        format!("the binding of {ip} is removed ({why:?}) once this is delivered")
+                            .to_lowercase()
                     }
                     DhcpNote::BindingRemoved { ip, why } => {
                         format!("binding of {ip} removed ({why:?})").to_lowercase()
@@ -1194,7 +1229,9 @@ impl Names<'_> {
                 let mut t = match note {
                     IpsgNote::Off => "IP Source Guard is off on this port".into(),
                     IpsgNote::Trusted => "the port is trusted for DHCP: not checked".into(),
-                    IpsgNote::DhcpExempt => "DHCP client traffic (UDP 68 → 67) is exempt".into(),
+                    IpsgNote::DhcpExempt => {
+                        "a DHCP client without an address (0.0.0.0 → UDP 67) is exempt".into()
+                    }
                     IpsgNote::Lookup {
                         src,
                         binding,
@@ -1233,11 +1270,11 @@ impl Names<'_> {
                 t
             }
             (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
-            (Stage::DhcpAckDelivery, _) => match s.outcome {
+            (Stage::DhcpTrustedDelivery, _) => match s.outcome {
                 Outcome::Drop(_) => {
-                    "ACK for an unknown client: every output port is untrusted, nowhere to deliver it".into()
+                    "every output port is untrusted for DHCP: nowhere to deliver it".into()
                 }
-                _ => "ACK for an unknown client: untrusted ports left out".into(),
+                _ => "untrusted ports left out".into(),
             },
             _ => String::new(),
         }

@@ -87,11 +87,26 @@ drop_reasons! {
     DhcpReleaseForeignPort => "dhcp_release_foreign_port",
     /// DHCP snooping: over the port's DHCP rate (the port is error-disabled).
     DhcpRateLimit => "dhcp_rate_limit",
-    /// DHCP snooping: a DHCP message that does not parse.
+    /// DHCP snooping: a DHCP message that does not parse, or, from an untrusted
+    /// port, UDP to port 67/68 whose UDP length is wrong.
     DhcpMalformed => "dhcp_malformed",
     /// DHCP snooping: an ACK for a client the switch does not know, which would
     /// have reached only untrusted ports (a lease without a binding).
     DhcpAckUnknownClient => "dhcp_ack_unknown_client",
+    /// DHCP snooping: from an untrusted port, an IPv4 fragment of UDP to port 67 or
+    /// 68 (or a first fragment too short to show its UDP ports): a fragmented DHCP
+    /// message cannot be checked (see `dhcp.rs`).
+    DhcpFragment => "dhcp_fragment",
+    /// DHCP snooping: from an untrusted port, a BOOTREQUEST whose message type no
+    /// client sends (LEASEQUERY and its kin, or an unknown type).
+    DhcpUnexpectedMessage => "dhcp_unexpected_message",
+    /// DHCP snooping: a client message with no trusted port to deliver it to
+    /// (client messages reach trusted ports and uplinks only).
+    DhcpNoTrustedPort => "dhcp_no_trusted_port",
+    /// DHCP snooping: from an untrusted port, an IPv4 packet whose header does not
+    /// parse (version, header length, total length): it could be read as anything,
+    /// DHCP included.
+    Ipv4Malformed => "ipv4_malformed",
     /// The binding table is full: the ACK that would create a binding is dropped.
     BindingTableFull => "binding_table_full",
     /// The binding store could not commit: the ACK is dropped (fail closed).

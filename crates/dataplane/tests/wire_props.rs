@@ -437,6 +437,7 @@ fn check_everything(f: &[u8], body: usize, circuit: &[u8], remote: &[u8], out_le
             .ok()
             .map(|u| (u.sport, u.dport, u.payload))
     );
+    assert_eq!(facts.dhcp, naive_candidate(l3));
     // Any byte string as a DHCP message, too.
     check_dhcp(l3);
 
@@ -872,6 +873,33 @@ fn arb_dhcp_frame() -> impl Strategy<Value = (Vec<u8>, usize)> {
 }
 
 /// 4096 cases per property, or `PROPTEST_CASES` for a longer hunt.
+/// Whether an IPv4 datagram could be DHCP, read naively: a valid IPv4 header
+/// (etherparse), protocol UDP, and the two bytes after the header (wherever the
+/// total length ends) naming port 67 or 68 — or a first fragment too short for a
+/// UDP header. Fragments are `Fragment`; an unfragmented one is `Message` if
+/// etherparse-based `ipv4_udp` reads it, `BadUdp` otherwise.
+fn naive_candidate(l3: &[u8]) -> dhcp::DhcpCandidate {
+    use dhcp::DhcpCandidate::*;
+    let Some(_) = dhcp::ipv4_source(l3) else {
+        return No;
+    };
+    let ihl = usize::from(l3[0] & 0x0f) * 4;
+    if l3[9] != 17 {
+        return No;
+    }
+    let to_dhcp = l3.len() >= ihl + 4 && matches!(be16(l3, ihl + 2), 67 | 68);
+    let frag = be16(l3, 6) & 0x3fff;
+    if frag != 0 {
+        let tiny = frag & 0x1fff == 0 && be16(l3, 2) < ihl + 8;
+        return if to_dhcp || tiny { Fragment } else { No };
+    }
+    match (to_dhcp, dhcp::ipv4_udp(l3)) {
+        (true, Ok(_)) => Message,
+        (true, Err(_)) => BadUdp,
+        (false, _) => No,
+    }
+}
+
 fn config() -> ProptestConfig {
     let mut c = ProptestConfig::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
@@ -917,6 +945,7 @@ proptest! {
             facts.udp.map(|u| (u.sport, u.dport, u.payload())),
             dhcp::ipv4_udp(&l3).ok().map(|u| (u.sport, u.dport, u.payload))
         );
+        prop_assert_eq!(facts.dhcp, naive_candidate(&l3));
     }
 
     #[test]

@@ -1,19 +1,28 @@
 //! DHCP snooping (RFC 2131; Cisco `ip dhcp snooping`, DESIGN.md §3): in a VLAN where
 //! snooping is on, ports are untrusted unless marked trusted (uplinks are, by
-//! default). On untrusted ports: server messages are dropped; client messages whose
-//! chaddr is not the Ethernet source are dropped; client messages that already carry
-//! option 82 may be dropped; RELEASE/DECLINE is accepted only from the port that
-//! holds the binding; a per-port rate above its limit error-disables the port.
-//! From trusted ports: a DHCPACK for a client on a snooping port creates or renews
-//! its binding — the ACK is *held* (a [`crate::Verdict::Hold`]) until the runtime
-//! has made the binding durable; a DHCPNAK removes the client's binding.
+//! default). DHCP is any UDP datagram to port 67 or 68, whatever its source port
+//! ([`dhcp::DhcpCandidate`]). On untrusted ports: server messages are dropped, and
+//! so is every fragment of UDP to 67/68, every unreadable one, every IPv4 packet
+//! whose header does not parse, and every BOOTREQUEST of a type no client sends;
+//! client messages whose chaddr is not the Ethernet source are dropped; client
+//! messages that already carry option 82 may be dropped; RELEASE/DECLINE is accepted
+//! only from the port that holds the binding; a per-port rate above its limit
+//! error-disables the port. Client messages, from any port, are delivered to trusted
+//! ports and uplinks only (other clients never see an xid, a client id or an
+//! inserted option 82). From trusted ports: a DHCPACK for a client on a snooping
+//! port creates or renews its binding — the ACK is *held* (a
+//! [`crate::Verdict::Hold`]) until the runtime has made the binding durable; a
+//! DHCPNAK removes the client's binding.
 //!
-//! Invariant: no binding enters the index before it is committed (the runtime
-//! installs it with [`crate::Switch::install_binding`]); observe mode counts what it
-//! would drop and drops nothing.
+//! Invariants: no server message from an untrusted port reaches any port, and no
+//! client message reaches an untrusted port (observe mode aside;
+//! `tests/wire_props.rs` checks both on random datagrams); no binding enters the
+//! index before it is committed (the runtime installs it with
+//! [`crate::Switch::install_binding`]); observe mode counts what it would drop and
+//! drops nothing.
 
 use crate::bindings::BindingSource;
-use crate::dhcp::{self, DhcpMessageType};
+use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
 use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
@@ -23,8 +32,6 @@ use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite};
 use std::net::{IpAddr, Ipv4Addr};
-
-pub use crate::dhcp::{CLIENT_PORT, SERVER_PORT};
 
 /// Snooping state of one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,22 +64,24 @@ pub struct BindingUpdate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpAction {
     Forward(Rewrite),
-    /// Forward, but not to untrusted ports of the VLAN.
-    ForwardTrustedOnly(Rewrite),
+    /// Forward, but not to untrusted ports of the VLAN; dropped under this reason
+    /// if no port is left.
+    ForwardTrustedOnly(Rewrite, DropReason),
+    /// A client's RELEASE or DECLINE from the port that holds this DHCP binding:
+    /// forwarded as `ForwardTrustedOnly` (dropped as `dhcp_no_trusted_port` if no
+    /// port is left), and the binding removed only when the frame is — a message a
+    /// later stage drops releases nothing.
+    Release(Rewrite, Ipv4Addr, BindingRemoval),
     /// Hold the frame until this binding is committed.
     Hold(BindingUpdate, Rewrite),
 }
 
-/// Whether an IPv4 datagram, parsed once by the pipeline ([`dhcp::Ipv4Facts`]), is
-/// DHCP — UDP 68 → 67, 67 → 68 or 67 → 67 (a relay) — and where its UDP payload lies.
+/// Whether snooping looks at an IPv4 datagram, parsed once by the pipeline
+/// ([`dhcp::Ipv4Facts`]): anything that could be DHCP, and an IPv4 header that does
+/// not parse (which only untrusted ports are refused).
 #[inline]
-pub fn dhcp_payload(ip: &dhcp::Ipv4Facts) -> Option<std::ops::Range<usize>> {
-    let u = ip.udp?;
-    matches!(
-        (u.sport, u.dport),
-        (CLIENT_PORT, SERVER_PORT) | (SERVER_PORT, CLIENT_PORT) | (SERVER_PORT, SERVER_PORT)
-    )
-    .then(|| u.payload())
+pub fn concerns(ip: &dhcp::Ipv4Facts) -> bool {
+    ip.dhcp != DhcpCandidate::No || ip.src.is_none()
 }
 
 /// Drops, or in observe mode counts and lets pass; reports it to `t` as the step
@@ -110,8 +119,8 @@ fn summary(msg: &dhcp::DhcpView) -> DhcpSummary {
     }
 }
 
-/// Inspects a DHCP message (`payload` is the UDP payload offset in `l3`) received on
-/// `port` in snooping VLAN `vid`.
+/// Inspects an IPv4 datagram that [`concerns`] snooping (`ip`: what the pipeline
+/// parsed of `l3`), received on `port` in snooping VLAN `vid`.
 #[allow(clippy::too_many_arguments)]
 pub fn inspect<O: Observer>(
     sw: &mut Switch,
@@ -119,7 +128,7 @@ pub fn inspect<O: Observer>(
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
-    payload: std::ops::Range<usize>,
+    ip: &dhcp::Ipv4Facts,
     now: Instant,
     t: &mut O,
 ) -> Result<DhcpAction, DropReason> {
@@ -136,6 +145,19 @@ pub fn inspect<O: Observer>(
         };
         Step::new(Stage::DhcpSnooping, outcome, detail)
     };
+    let pass = Ok(DhcpAction::Forward(Rewrite::None));
+    if trusted {
+        // From a trusted port only whole messages are read (for bindings); the
+        // rest is the network's own business.
+        if ip.dhcp != DhcpCandidate::Message {
+            return pass;
+        }
+    } else if ip.src.is_none() {
+        refuse(sw, port, mode, DropReason::Ipv4Malformed, t, |o| {
+            step(o, None, DhcpNote::Ipv4Malformed)
+        })?;
+        return pass;
+    }
     if !trusted
         && let Some(b) = sw.ports[port.index()]
             .dhcp
@@ -151,8 +173,25 @@ pub fn inspect<O: Observer>(
             step(o, None, DhcpNote::RateLimit { pps })
         })?;
     }
-    let Ok(msg) = l3
-        .get(payload)
+    match ip.dhcp {
+        DhcpCandidate::Message => {}
+        DhcpCandidate::Fragment => {
+            refuse(sw, port, mode, DropReason::DhcpFragment, t, |o| {
+                step(o, None, DhcpNote::Fragment)
+            })?;
+            return pass;
+        }
+        DhcpCandidate::BadUdp => {
+            refuse(sw, port, mode, DropReason::DhcpMalformed, t, |o| {
+                step(o, None, DhcpNote::Malformed)
+            })?;
+            return pass;
+        }
+        DhcpCandidate::No => return pass,
+    }
+    let Ok(msg) = ip
+        .udp
+        .and_then(|u| l3.get(u.payload()))
         .ok_or(dhcp::WireError::Truncated)
         .and_then(dhcp::parse)
     else {
@@ -163,13 +202,19 @@ pub fn inspect<O: Observer>(
     };
     let read = || Some(summary(&msg));
     let mtype = msg.message_type;
-    let server = msg.op == 2 || mtype.is_some_and(|t| t.is_server_message());
+    let server = msg.op == dhcp::BOOTREPLY || mtype.is_some_and(|t| t.is_server_message());
     if !trusted {
         if server {
             refuse(sw, port, mode, DropReason::DhcpServerUntrusted, t, |o| {
                 step(o, read(), DhcpNote::ServerUntrusted)
             })?;
-            return Ok(DhcpAction::Forward(Rewrite::None));
+            return pass;
+        }
+        if mtype.is_some_and(|t| !t.is_client_message()) {
+            refuse(sw, port, mode, DropReason::DhcpUnexpectedMessage, t, |o| {
+                step(o, read(), DhcpNote::UnexpectedMessage)
+            })?;
+            return pass;
         }
         if msg.chaddr != view.src {
             refuse(sw, port, mode, DropReason::DhcpChaddrMismatch, t, |o| {
@@ -205,18 +250,20 @@ pub fn inspect<O: Observer>(
                     })?
                 }
                 Some(b) if b.source == BindingSource::Dhcp && mode == EnforceMode::Enforce => {
-                    sw.remove_binding(vid, IpAddr::V4(ip), why, now);
-                    let note = DhcpNote::BindingRemoved {
-                        ip: IpAddr::V4(ip),
-                        why,
-                    };
-                    t.note(|| step(Outcome::Pass, read(), note));
+                    // Removed once the message is on its way (every later check
+                    // passed), by the pipeline.
+                    t.note(|| step(Outcome::Pass, read(), DhcpNote::Releases { ip, why }));
+                    t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
+                    return Ok(DhcpAction::Release(rewrite, ip, why));
                 }
                 _ => {}
             }
         }
         t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
-        return Ok(DhcpAction::Forward(rewrite));
+        return Ok(DhcpAction::ForwardTrustedOnly(
+            rewrite,
+            DropReason::DhcpNoTrustedPort,
+        ));
     }
     // From a trusted port: option 82 a server echoes back is not for untrusted eyes.
     let strip = msg.relay_agent_info.is_some() && sw.vlan(vid).is_some_and(|v| v.option82_insert);
@@ -238,7 +285,10 @@ pub fn inspect<O: Observer>(
                 .filter(|e| e.kind.is_local())
             else {
                 t.note(|| step(Outcome::Pass, read(), DhcpNote::AckUnknownClient));
-                return Ok(DhcpAction::ForwardTrustedOnly(rewrite));
+                return Ok(DhcpAction::ForwardTrustedOnly(
+                    rewrite,
+                    DropReason::DhcpAckUnknownClient,
+                ));
             };
             if sw.ports[e.port.index()]
                 .dhcp
@@ -276,7 +326,15 @@ pub fn inspect<O: Observer>(
         }
         _ => {
             t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
-            Ok(DhcpAction::Forward(rewrite))
+            if server {
+                Ok(DhcpAction::Forward(rewrite))
+            } else {
+                // A client's message, from a trusted port too: for servers only.
+                Ok(DhcpAction::ForwardTrustedOnly(
+                    rewrite,
+                    DropReason::DhcpNoTrustedPort,
+                ))
+            }
         }
     }
 }
