@@ -206,11 +206,13 @@ fn a_rogue_dhcp_server_never_reaches_the_clients() {
         "no rogue reply reached the victim: {:#?}",
         seen.lines
     );
-    let rogue = sw.port("rogue");
-    let dropped = rogue["counters"]["rx_drops"]["dhcp_server_untrusted"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(dropped >= 1, "the rogue answered and was refused: {rogue}");
+    // Client messages reach trusted ports only: the rogue never heard the victim,
+    // so it handed out nothing (a rogue that answers anyway is refused: see
+    // a_rogue_server_that_knows_the_xid_…).
+    let rogue_leases = lab.scratch_dir().unwrap().join("rogue.leases");
+    let handed_out = std::fs::read_to_string(&rogue_leases).unwrap_or_default();
+    assert_eq!(handed_out, "", "the rogue leased nothing");
+    assert_eq!(sw.drops("victim", "dhcp_no_trusted_port"), 0);
 }
 
 #[test]
@@ -547,4 +549,329 @@ fn bindings_added_through_the_api_open_the_guard_survive_a_restart_and_can_be_re
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("record at line 2 (seq 2)"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------
+// An attacker's DHCP (issue 13, items 1–3): odd source ports, fragments, spoofed
+// sources, and what other guests may see of a client's messages.
+// ---------------------------------------------------------------------------------
+
+/// A rogue DHCP server in scapy. It sends from the namespace it is started in and
+/// learns its victims' xids by sniffing DISCOVER/REQUEST in `watch_ns` — its own
+/// namespace (what the switch lets it see), or the victim's (an attacker that knows
+/// the xid however it may). It answers each with an OFFER/ACK naming itself router
+/// and DNS server: once from UDP source port 1067, once from 67 with MF set (a
+/// "fragment" holding the whole message). Every xid it saw is written to `seen`;
+/// `ready` is created once it sniffs.
+const ROGUE_SERVER: &str = r#"
+import ctypes, os, sys
+from scapy.all import *
+conf.verb = 0
+rogue_mac, rogue_ip, offer_ip, watch_ns, seen_path, ready_path = sys.argv[1:7]
+out = conf.L2socket(iface='eth0')
+if watch_ns:
+    libc = ctypes.CDLL('libc.so.6', use_errno=True)
+    fd = os.open('/var/run/netns/' + watch_ns, os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), 'setns')
+seen = open(seen_path, 'a')
+def answer(p):
+    if not p.haslayer(BOOTP) or p[BOOTP].op != 1 or not p.haslayer(DHCP):
+        return
+    t = dict(o for o in p[DHCP].options if isinstance(o, tuple)).get('message-type')
+    kind = {1: 'offer', 3: 'ack'}.get(t)
+    if kind is None:
+        return
+    seen.write('%d\n' % p[BOOTP].xid)
+    seen.flush()
+    for sport, flags in [(1067, 0), (67, 'MF')]:
+        out.send(Ether(src=rogue_mac, dst=p[Ether].src)
+            / IP(src=rogue_ip, dst='255.255.255.255', flags=flags)
+            / UDP(sport=sport, dport=68)
+            / BOOTP(op=2, xid=p[BOOTP].xid, yiaddr=offer_ip, siaddr=rogue_ip, chaddr=p[BOOTP].chaddr)
+            / DHCP(options=[('message-type', kind), ('server_id', rogue_ip), ('lease_time', 3600),
+                            ('subnet_mask', '255.255.0.0'), ('router', rogue_ip),
+                            ('name_server', rogue_ip), 'end']))
+sniff(iface='eth0', filter='udp and dst port 67', prn=answer, store=0,
+      started_callback=lambda: open(ready_path, 'w').close())
+"#;
+
+/// Starts [`ROGUE_SERVER`] in `rogue`, watching `watch` (a guest's namespace, or
+/// the rogue's own with `None`); returns the file of xids it saw.
+fn rogue_server(
+    lab: &mut Lab,
+    rogue: &Guest,
+    watch: Option<&Guest>,
+    rogue_ip: &str,
+) -> std::path::PathBuf {
+    Lab::require_tools(&["scapy"]).unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    let (seen, ready) = (dir.join("rogue-seen"), dir.join("rogue-ready"));
+    let mut cmd = rogue.command("/usr/bin/python3");
+    cmd.args(["-c", ROGUE_SERVER, &rogue.mac().unwrap(), rogue_ip, "198.18.10.66"])
+        .arg(watch.map_or("", |g| g.netns.as_str()))
+        .args([&seen, &ready])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let pid = lab.spawn(cmd).unwrap();
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the rogue server (pid {pid}) did not start sniffing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&seen, "").unwrap();
+    seen
+}
+
+/// Runs udhcpc once in `g` with a script that records the lease; returns the
+/// address and the router it was given.
+fn udhcpc_lease(lab: &mut Lab, g: &Guest) -> Option<(String, String)> {
+    let dir = lab.scratch_dir().unwrap();
+    let record = dir.join(format!("{}.lease", g.name));
+    let _ = std::fs::remove_file(&record);
+    let script = dir.join(format!("{}-udhcpc.sh", g.name));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  bound|renew) echo \"$ip $router\" > {} ;;\nesac\nexit 0\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let args = ["-i", "eth0", "-f", "-q", "-n", "-t", "3", "-T", "1", "-s"];
+    g.run_status("udhcpc", &[&args[..], &[script.to_str().unwrap()]].concat())
+        .unwrap();
+    let text = std::fs::read_to_string(&record).ok()?;
+    let mut words = text.split_whitespace().map(str::to_owned);
+    Some((words.next()?, words.next().unwrap_or_default()))
+}
+
+#[test]
+fn a_rogue_server_that_knows_the_xid_still_cannot_lease_from_odd_ports_or_fragments() {
+    let (mut lab, sw, g) = setup(&[
+        ("dhcpd", "servers"),
+        ("rogue", "guests"),
+        ("victim", "guests"),
+    ]);
+    // The rogue's own address is bound, so IP Source Guard does not judge for
+    // snooping; it learns every xid from the victim's own interface.
+    g[1].set_addr("198.18.10.9/16").unwrap();
+    let out = sw.cli(&[
+        "binding",
+        "add",
+        "--mac",
+        &g[1].mac().unwrap(),
+        "--ip",
+        "198.18.10.9",
+        "--vlan",
+        "10",
+        "--port",
+        "rogue",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let seen = rogue_server(&mut lab, &g[1], Some(&g[2]), "198.18.10.9");
+    let cap = Capture::start(&mut lab, &g[2], "eth0", &["ip"]).unwrap();
+    // No real server yet: the rogue's answers are the only ones.
+    assert_eq!(
+        udhcpc_lease(&mut lab, &g[2]),
+        None,
+        "the victim took a lease from the rogue; rogue: {}",
+        sw.port("rogue")
+    );
+    let xids = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        xids.lines().count() >= 2,
+        "the rogue saw the victim's xids and answered: {xids:?}"
+    );
+    let refused = sw.drops("rogue", "dhcp_server_untrusted");
+    let fragments = sw.drops("rogue", "dhcp_fragment");
+    assert!(
+        refused >= 2 && fragments >= 2,
+        "refused from port 1067 ({refused}) and as fragments ({fragments}): {}",
+        sw.port("rogue")
+    );
+    // The real server comes up: the victim's lease and router are its.
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    let (ip, router) = udhcpc_lease(&mut lab, &g[2]).expect("a lease from the real server");
+    assert!(ip.starts_with("198.18.10.1"), "{ip}");
+    assert_ne!(ip, "198.18.10.66");
+    assert_ne!(router, "198.18.10.9", "the rogue is not the victim's router");
+    let rogue_mac = g[1].mac().unwrap();
+    let got = cap.stop(&mut lab).unwrap();
+    assert!(
+        got.lines_containing(&rogue_mac).is_empty(),
+        "nothing of the rogue's reached the victim: {:#?}",
+        got.lines_containing(&rogue_mac)
+    );
+}
+
+#[test]
+fn a_clients_broadcasts_reach_the_servers_side_and_no_other_guest() {
+    let (mut lab, sw, g) = setup(&[
+        ("dhcpd", "servers"),
+        ("rogue", "guests"),
+        ("victim", "guests"),
+    ]);
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    // A rogue that listens where it stands: it must never learn an xid.
+    let seen = rogue_server(&mut lab, &g[1], None, "198.18.20.1");
+    let at_rogue = Capture::start(&mut lab, &g[1], "eth0", &["udp"]).unwrap();
+    let at_server = Capture::start(&mut lab, &g[0], "eth0", &["udp", "port", "67"]).unwrap();
+    let (ip, _) = udhcpc_lease(&mut lab, &g[2]).expect("the victim gets its lease");
+    assert!(ip.starts_with("198.18.10.1"), "{ip}");
+    let victim_mac = g[2].mac().unwrap();
+    let (rogue_saw, server_saw) = (
+        at_rogue.stop(&mut lab).unwrap(),
+        at_server.stop(&mut lab).unwrap(),
+    );
+    assert!(
+        !server_saw.lines_containing(&victim_mac).is_empty(),
+        "the server saw the client"
+    );
+    assert!(
+        rogue_saw.lines_containing(&victim_mac).is_empty(),
+        "another guest saw the client's messages: {:#?}",
+        rogue_saw.lines
+    );
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "", "no xid leaked");
+    assert_eq!(sw.drops("victim", "dhcp_no_trusted_port"), 0);
+}
+
+#[test]
+fn fragmented_requests_cannot_drain_the_pool() {
+    let (mut lab, sw, g) = setup(&[("dhcpd", "servers"), ("a", "guests"), ("starver", "guests")]);
+    Lab::require_tools(&["scapy"]).unwrap();
+    // A pool of five addresses.
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.104",
+    );
+    let s_mac = g[2].mac().unwrap();
+    // REQUESTs for every address of the pool from made-up clients, each sent as two
+    // IPv4 fragments (the first with MF set), slowly enough for the rate limit.
+    scapy(
+        &g[2],
+        &format!(
+            "import random, time\n\
+             for i in range(10):\n\
+             \x20   ch = bytes([0x02] + [random.randrange(256) for _ in range(5)])\n\
+             \x20   p = IP(src='0.0.0.0', dst='255.255.255.255')/UDP(sport=68, dport=67)/BOOTP(chaddr=ch, xid=random.randrange(1<<32))/DHCP(options=[('message-type', 'request'), ('requested_addr', '198.18.10.%d' % (100 + i % 5)), 'end'])\n\
+             \x20   for f in fragment(p, fragsize=200):\n\
+             \x20       sendp(Ether(src='{s_mac}', dst='ff:ff:ff:ff:ff:ff')/f, iface='eth0')\n\
+             \x20   time.sleep(0.1)"
+        ),
+    );
+    assert_eq!(sw.drops("starver", "dhcp_fragment"), 10, "{}", sw.port("starver"));
+    let leases = lab.scratch_dir().unwrap().join("dhcpd.leases");
+    let taken = std::fs::read_to_string(&leases).unwrap_or_default();
+    assert_eq!(taken.lines().count(), 0, "no lease was taken: {taken}");
+    assert!(udhcpc(&mut lab, &g[1]).is_some(), "a still gets a lease");
+}
+
+#[test]
+fn a_release_from_an_odd_port_cannot_end_another_guests_lease() {
+    let (mut lab, sw, g) = setup(&[("dhcpd", "servers"), ("a", "guests"), ("mallory", "guests")]);
+    Lab::require_tools(&["scapy"]).unwrap();
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    let a_ip = udhcpc(&mut lab, &g[1]).unwrap();
+    let m_ip = udhcpc(&mut lab, &g[2]).unwrap();
+    let (a_mac, m_mac, server_mac) = (
+        g[1].mac().unwrap(),
+        g[2].mac().unwrap(),
+        g[0].mac().unwrap(),
+    );
+    // From mallory's own (bound) address and UDP port 1068: a RELEASE naming a's
+    // address and a's hardware address, unicast to the server.
+    scapy(
+        &g[2],
+        &format!(
+            "sendp(Ether(src='{m_mac}', dst='{server_mac}')/IP(src='{m_ip}', dst='{SERVER_IP}')/UDP(sport=1068, dport=67)/BOOTP(ciaddr='{a_ip}', chaddr=bytes.fromhex('{}'))/DHCP(options=[('message-type', 'release'), ('server_id', '{SERVER_IP}'), 'end']), iface='eth0')",
+            a_mac.replace(':', "")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        sw.drops("mallory", "dhcp_chaddr_mismatch"),
+        1,
+        "{}",
+        sw.port("mallory")
+    );
+    let leases = lab.scratch_dir().unwrap().join("dhcpd.leases");
+    let held = std::fs::read_to_string(&leases).unwrap();
+    assert!(held.contains(&a_ip), "the server still has a's lease: {held}");
+    assert!(binding_of(&sw, "a").is_some(), "and the switch its binding");
+    assert_eq!(g[1].ping(SERVER_IP, 2, 1).unwrap().received, 2);
+}
+
+#[test]
+fn source_guard_lets_only_a_client_without_an_address_reach_port_67() {
+    let (mut lab, sw, g) = setup(&[("dhcpd", "servers"), ("a", "guests"), ("mallory", "guests")]);
+    Lab::require_tools(&["scapy", "tcpdump"]).unwrap();
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    let a_ip = udhcpc(&mut lab, &g[1]).unwrap();
+    let (m_mac, server_mac) = (g[2].mac().unwrap(), g[0].mac().unwrap());
+    let cap = Capture::start(&mut lab, &g[0], "eth0", &["udp", "dst", "port", "67"]).unwrap();
+    // Well-formed DISCOVERs (chaddr = mallory's MAC) from a's address, the server's,
+    // and one nobody holds: none reaches the server. One from 0.0.0.0 does.
+    let send = |src: &str, tag: u32| {
+        scapy(
+            &g[2],
+            &format!(
+                "sendp(Ether(src='{m_mac}', dst='{server_mac}')/IP(src='{src}', dst='{SERVER_IP}')/UDP(sport=68, dport=67)/BOOTP(xid={tag}, chaddr=bytes.fromhex('{}'))/DHCP(options=[('message-type', 'discover'), 'end']), iface='eth0')",
+                m_mac.replace(':', "")
+            ),
+        )
+    };
+    send(&a_ip, 0x5101);
+    send(SERVER_IP, 0x5102);
+    send("198.18.99.9", 0x5103);
+    send("0.0.0.0", 0x5104);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = cap.stop(&mut lab).unwrap();
+    let from_mallory: Vec<&Vec<u8>> = got
+        .frames
+        .iter()
+        .filter(|f| f[6..12] == hex_mac(&m_mac))
+        .collect();
+    assert_eq!(from_mallory.len(), 1, "{:#?}", got.lines);
+    assert_eq!(from_mallory[0][26..30], [0, 0, 0, 0], "the one from 0.0.0.0");
+    assert_eq!(sw.drops("mallory", "ip_source_guard"), 3, "{}", sw.port("mallory"));
+}
+
+fn hex_mac(m: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, part) in out.iter_mut().zip(m.split(':')) {
+        *o = u8::from_str_radix(part, 16).unwrap();
+    }
+    out
 }
