@@ -384,6 +384,53 @@ mod tests {
     }
 
     #[test]
+    fn the_claim_rule() {
+        use BindingSource::{Api, Dhcp, Static};
+        let m = |i| MacAddr([0x52, 0x54, 0, 0, 0, i]);
+        let held = |mac, port, end: Option<u64>, source| Binding {
+            mac,
+            port: PortId(port),
+            lease_end: end.map(Instant::from_secs),
+            source,
+        };
+        let now = Instant::from_secs(50);
+        let c = |e: Binding, mac, port, source| claim(Some(&e), mac, PortId(port), source, now);
+        let h = |e: Binding| {
+            BindingClaim::Held(BindingHolder {
+                mac: e.mac,
+                port: e.port,
+                source: e.source,
+            })
+        };
+        assert_eq!(claim(None, m(1), PortId(1), Dhcp, now), BindingClaim::Free);
+        // Another MAC: a conflict whatever the sources, unless its lease has ended.
+        for (src, end) in [(Dhcp, Some(100)), (Api, None), (Static, None)] {
+            let e = held(m(1), 1, end, src);
+            for by in [Dhcp, Api] {
+                assert_eq!(c(e, m(2), 2, by), h(e), "{src:?} vs {by:?}");
+            }
+        }
+        let ended = held(m(1), 1, Some(50), Dhcp);
+        assert_eq!(c(ended, m(2), 2, Dhcp), BindingClaim::Free);
+        // The same MAC.
+        let lease = held(m(1), 1, Some(100), Dhcp);
+        assert_eq!(c(lease, m(1), 1, Dhcp), BindingClaim::Free, "renewal");
+        assert_eq!(c(lease, m(1), 2, Dhcp), BindingClaim::Free, "migration");
+        assert_eq!(c(lease, m(1), 1, Api), BindingClaim::Free, "pinned");
+        let st = held(m(1), 1, None, Static);
+        assert_eq!(c(st, m(1), 1, Dhcp), BindingClaim::Covered);
+        assert_eq!(c(st, m(1), 2, Dhcp), h(st));
+        assert_eq!(c(st, m(1), 1, Api), h(st), "never shadowed");
+        let api = held(m(1), 1, None, Api);
+        assert_eq!(c(api, m(1), 1, Dhcp), BindingClaim::Covered);
+        assert_eq!(c(api, m(1), 2, Dhcp), h(api));
+        assert_eq!(c(api, m(1), 1, Api), BindingClaim::Free);
+        assert_eq!(c(api, m(1), 2, Api), h(api));
+        // Configuration is the authority.
+        assert_eq!(c(api, m(2), 2, Static), BindingClaim::Free);
+    }
+
+    #[test]
     fn upsert_lookup_remove_and_the_mac_index() {
         let mut t = BindingTable::new(2);
         let ip: IpAddr = "198.18.10.5".parse().unwrap();
