@@ -196,8 +196,13 @@ enum BindingOp {
         vlan: u16,
         #[arg(long)]
         port: String,
+        /// Take the address from the binding that holds it (DHCP or API; never a
+        /// static one). Without it such an address is refused, naming its holder.
+        /// Audited, with the binding replaced.
+        #[arg(long)]
+        replace: bool,
     },
-    /// Remove a binding.
+    /// Remove a binding (DHCP or API; static bindings change with the configuration).
     Remove {
         #[arg(long)]
         vlan: u16,
@@ -259,15 +264,17 @@ fn main() -> ExitCode {
                     ip,
                     vlan,
                     port,
+                    replace,
                 },
             api,
-        } => api
-            .call(
-                hyper::Method::POST,
-                "/v1/bindings",
-                Some(serde_json::json!({ "mac": mac, "ip": ip, "vlan": vlan, "port": port })),
-            )
-            .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added")),
+        } => {
+            let mut body = serde_json::json!({ "mac": mac, "ip": ip, "vlan": vlan, "port": port });
+            if replace {
+                body["replace"] = true.into();
+            }
+            api.call(hyper::Method::POST, "/v1/bindings", Some(body))
+                .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added"))
+        }
         Cmd::Binding {
             op: BindingOp::Remove { vlan, ip },
             api,

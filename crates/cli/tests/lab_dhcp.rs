@@ -123,6 +123,14 @@ fn binding_of(sw: &Switchd, port: &str) -> Option<serde_json::Value> {
 }
 
 fn setup(names: &[(&str, &str)]) -> (Lab, Switchd, Vec<Guest>) {
+    setup_with(names, |_| String::new())
+}
+
+/// [`setup`], with `extra(guests)` appended to the configuration (static bindings).
+fn setup_with(
+    names: &[(&str, &str)],
+    extra: impl Fn(&[Guest]) -> String,
+) -> (Lab, Switchd, Vec<Guest>) {
     let mut lab = lab("dhcp", &["dnsmasq", "udhcpc", "ping"]);
     let guests: Vec<Guest> = names
         .iter()
@@ -132,6 +140,7 @@ fn setup(names: &[(&str, &str)]) -> (Lab, Switchd, Vec<Guest>) {
     for ((n, group), g) in names.iter().zip(&guests) {
         cfg.push_str(&port(n, g, group));
     }
+    cfg.push_str(&extra(&guests));
     let sw = start_daemon(&mut lab, "sw", &cfg);
     (lab, sw, guests)
 }
@@ -320,6 +329,79 @@ fn spoofed_sources_and_foreign_releases_are_refused() {
     );
     assert!(binding_of(&sw, "a").is_some(), "a's binding survives");
     assert_eq!(g[1].ping(SERVER_IP, 2, 1).unwrap().received, 2);
+}
+
+#[test]
+fn a_nak_drawn_for_a_statically_bound_mac_leaves_its_binding_and_the_guest_keeps_talking() {
+    // Issue 13, item 7. The victim has a configured static binding; mallory sits on a
+    // port trusted for DHCP (a relay, or a misconfigured port), where chaddr is not
+    // checked, and sends a REQUEST with the victim's chaddr for an address of another
+    // network: the real dnsmasq NAKs it, broadcast, with the victim's chaddr.
+    const VICTIM_IP: &str = "198.18.10.20";
+    let (mut lab, sw, g) = setup_with(
+        &[
+            ("dhcpd", "servers"),
+            ("victim", "guests"),
+            ("mallory", "servers"),
+        ],
+        |g| {
+            format!(
+                "\n[[host.static_binding]]\nmac = \"{}\"\nip = \"{VICTIM_IP}\"\nport = \"victim\"\n",
+                g[1].mac().unwrap()
+            )
+        },
+    );
+    Lab::require_tools(&["scapy"]).unwrap();
+    dnsmasq(
+        &mut lab,
+        &g[0],
+        "198.18.10.254/16",
+        "198.18.10.100,198.18.10.150",
+    );
+    g[1].set_addr(&format!("{VICTIM_IP}/16")).unwrap();
+    assert_eq!(g[1].ping(SERVER_IP, 2, 1).unwrap().received, 2, "before");
+    let bound = binding_of(&sw, "victim").expect("the static binding");
+    assert_eq!(bound["source"], "static");
+
+    let victim_mac = g[1].mac().unwrap();
+    let m_mac = g[2].mac().unwrap();
+    // srp1 waits for the server's answer (matched by xid) and fails the script
+    // unless it is a NAK (message type 6) for the victim's chaddr.
+    scapy(
+        &g[2],
+        &format!(
+            "import sys\n\
+             conf.checkIPaddr = False\n\
+             chaddr = bytes.fromhex('{}')\n\
+             req = Ether(src='{m_mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='0.0.0.0', dst='255.255.255.255')/UDP(sport=68, dport=67)/BOOTP(chaddr=chaddr, xid=0x1307, flags=0x8000)/DHCP(options=[('message-type', 'request'), ('requested_addr', '198.19.99.99'), 'end'])\n\
+             ans = srp1(req, iface='eth0', timeout=5)\n\
+             mt = [o[1] for o in ans[DHCP].options if isinstance(o, tuple) and o[0] == 'message-type'] if ans is not None and DHCP in ans else []\n\
+             ok = mt == [6] and ans[BOOTP].chaddr[:6] == chaddr\n\
+             sys.stderr.write('answer: %r\\n' % (ans.summary() if ans is not None else None))\n\
+             sys.exit(0 if ok else 3)",
+            victim_mac.replace(':', "")
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let bound = binding_of(&sw, "victim").expect("the static binding survives the NAK");
+    assert_eq!(
+        (bound["ip"].as_str(), bound["source"].as_str()),
+        (Some(VICTIM_IP), Some("static"))
+    );
+    let events = sw.get("/v1/events");
+    assert!(
+        !events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "binding_removed"),
+        "no binding removed: {events}"
+    );
+    assert_eq!(
+        g[1].ping(SERVER_IP, 3, 1).unwrap().received,
+        3,
+        "the victim still talks (IP Source Guard and DAI still know it)"
+    );
 }
 
 #[test]

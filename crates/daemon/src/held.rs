@@ -8,9 +8,9 @@
 //! never wait and results are polled between batches.
 
 use crate::bindings_store::{BindingOp, BindingRecord, CommitResult, Committer};
-use portcullis_dataplane::bindings::BindingSource;
+use portcullis_dataplane::bindings::{Binding, BindingHolder, BindingSource};
 use portcullis_dataplane::stages::dhcp_snooping::BindingUpdate;
-use portcullis_dataplane::{Forward, Instant, MacAddr, PortId, Switch, Vid};
+use portcullis_dataplane::{ControlError, Forward, Instant, MacAddr, PortId, Switch, Vid};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::mpsc::Receiver;
@@ -33,14 +33,38 @@ pub struct HeldFrame {
 }
 
 /// A binding the API asked for, waiting for its commit.
-type ApiBinding = (Vid, IpAddr, MacAddr, PortId);
-type ApiReply = oneshot::Sender<Result<(), String>>;
-/// What [`Held::drain`] hands back: held ACKs with their commit outcome, and API
-/// requests with theirs.
-pub type Drained = (
-    Vec<(HeldFrame, bool)>,
-    Vec<(ApiReply, Result<ApiBinding, String>)>,
-);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiBinding {
+    pub vid: Vid,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    pub port: PortId,
+    /// Replace another (non-static) holder of the address (`binding add --replace`).
+    pub replace: bool,
+}
+
+/// Why the API's binding was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindingRefusal {
+    /// The switch refused it (invalid, held by another binding, static, table full).
+    Refused(ControlError),
+    /// The store is not available or could not commit.
+    Unavailable(String),
+}
+
+/// The answer to an API binding: the holder it replaced, if any.
+pub type ApiReply = oneshot::Sender<Result<Option<BindingHolder>, BindingRefusal>>;
+
+/// One commit outcome [`Held::drain`] hands back, in commit order (so that an API
+/// binding and a held ACK for the same address are installed in the order the
+/// store wrote them).
+#[derive(Debug)]
+pub enum Committed {
+    /// A held ACK and whether its binding is durable.
+    Frame(HeldFrame, bool),
+    /// An API request and whether its binding is durable.
+    Api(ApiReply, ApiBinding, bool),
+}
 
 /// Counters of the hold path.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -147,23 +171,17 @@ impl Held {
         }
     }
 
-    /// Asks for a binding through the API; `reply` is answered after its commit.
-    pub fn add_api_binding(
-        &mut self,
-        vid: Vid,
-        ip: IpAddr,
-        mac: MacAddr,
-        port: PortId,
-        reply: ApiReply,
-    ) {
+    /// Asks for a binding through the API (already checked against the switch);
+    /// `reply` is answered after its commit.
+    pub fn add_api_binding(&mut self, b: ApiBinding, reply: ApiReply) {
         let unix = unix_now();
         let record = BindingRecord {
-            ip,
-            mac,
-            vlan: vid.get(),
+            ip: b.ip,
+            mac: b.mac,
+            vlan: b.vid.get(),
             port: self
                 .port_names
-                .get(port.index())
+                .get(b.port.index())
                 .cloned()
                 .unwrap_or_default(),
             lease_end_unix: None,
@@ -172,12 +190,47 @@ impl Held {
         };
         match self.submit(BindingOp::Upsert(record)) {
             Some(ticket) => {
-                self.api.insert(ticket, (reply, (vid, ip, mac, port)));
+                self.api.insert(ticket, (reply, b));
             }
             None => {
-                let _ = reply.send(Err("the binding store is not available".into()));
+                let _ = reply.send(Err(BindingRefusal::Unavailable(
+                    "the binding store is not available".into(),
+                )));
             }
         }
+    }
+
+    /// Makes the store say what the index says of (`vid`, `ip`) — `current`, read
+    /// at `now` — after a committed binding was refused at installation (another
+    /// binding took the address while it was being written): the holder's record
+    /// is written back, or the key removed. Static bindings are configuration, not
+    /// stored. No one waits for it.
+    pub fn resync(&mut self, vid: Vid, ip: IpAddr, current: Option<Binding>, now: Instant) {
+        let op = match current {
+            Some(b) if b.source != BindingSource::Static => {
+                let unix = unix_now();
+                BindingOp::Upsert(BindingRecord {
+                    ip,
+                    mac: b.mac,
+                    vlan: vid.get(),
+                    port: self
+                        .port_names
+                        .get(b.port.index())
+                        .cloned()
+                        .unwrap_or_default(),
+                    lease_end_unix: b
+                        .lease_end
+                        .map(|end| unix + end.saturating_since(now).div_ceil(1_000_000_000)),
+                    source: b.source,
+                    updated_unix: unix,
+                })
+            }
+            _ => BindingOp::Remove {
+                vlan: vid.get(),
+                ip,
+            },
+        };
+        let _ = self.submit(op);
     }
 
     /// Makes a removal durable (no one waits for it: a removal lost in a crash
@@ -214,16 +267,18 @@ impl Held {
         self.stats.failed += dropped;
         let tickets: Vec<u64> = self.api.keys().copied().collect();
         for t in tickets {
-            let port = self.api[&t].1.3;
+            let port = self.api[&t].1.port;
             match map(port) {
                 Some(p) => {
                     if let Some(e) = self.api.get_mut(&t) {
-                        e.1.3 = p;
+                        e.1.port = p;
                     }
                 }
                 None => {
                     if let Some((reply, _)) = self.api.remove(&t) {
-                        let _ = reply.send(Err("the port was removed by an apply".into()));
+                        let _ = reply.send(Err(BindingRefusal::Unavailable(
+                            "the port was removed by an apply".into(),
+                        )));
                     }
                 }
             }
@@ -232,12 +287,12 @@ impl Held {
         self.stats.waiting = self.frames.len() as u64;
     }
 
-    /// The commits reported since the last call: held ACKs with whether their
-    /// binding is durable, and API requests with their outcome.
-    pub fn drain(&mut self) -> Drained {
-        let (mut frames, mut api) = (Vec::new(), Vec::new());
+    /// The commits reported since the last call, in commit order: held ACKs with
+    /// whether their binding is durable, and API requests with theirs.
+    pub fn drain(&mut self) -> Vec<Committed> {
+        let mut out = Vec::new();
         let Some(rx) = &self.results else {
-            return (frames, api);
+            return out;
         };
         while let Ok(r) = rx.try_recv() {
             if let Some(h) = self.frames.remove(&r.ticket) {
@@ -246,19 +301,12 @@ impl Held {
                 } else {
                     self.stats.failed += 1;
                 }
-                frames.push((h, r.ok));
+                out.push(Committed::Frame(h, r.ok));
             } else if let Some((reply, b)) = self.api.remove(&r.ticket) {
-                api.push((
-                    reply,
-                    if r.ok {
-                        Ok(b)
-                    } else {
-                        Err("the binding store could not commit".into())
-                    },
-                ));
+                out.push(Committed::Api(reply, b, r.ok));
             }
         }
         self.stats.waiting = self.frames.len() as u64;
-        (frames, api)
+        out
     }
 }

@@ -307,7 +307,15 @@ fn launch(
     let loaded = bstore
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
-    restore_bindings(&mut switch, &loaded);
+    let refused = restore_bindings(&mut switch, &loaded);
+    if !refused.is_empty() {
+        // Records the switch refuses (a stored binding that would shadow a configured
+        // static one, or one no binding may be) are deleted, so that they do not
+        // come back if the configuration changes.
+        bstore
+            .apply(&refused)
+            .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    }
     let (committer, commit_results) = bindings_store::Committer::start(bstore);
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
@@ -749,10 +757,17 @@ impl Drop for CreatedTaps {
 
 /// Puts the bindings the store holds back into the switch's index, with the lease
 /// time they have left; ones whose port or VLAN no longer exists are logged and
-/// skipped (they stay on disk until they expire).
-fn restore_bindings(switch: &mut Switch, records: &[bindings_store::BindingRecord]) {
+/// skipped (they stay on disk until they expire). The switch's binding rule applies
+/// as at run time: a stored binding never shadows a configured static one, and one
+/// the configuration would not accept (a group MAC, say) is refused. The refused
+/// ones are returned, as removals for the store.
+fn restore_bindings(
+    switch: &mut Switch,
+    records: &[bindings_store::BindingRecord],
+) -> Vec<bindings_store::BindingOp> {
     let now = held::unix_now();
     let mut restored = 0usize;
+    let mut refused = Vec::new();
     for r in records {
         let port = switch.port_id(&r.port);
         let vid = portcullis_dataplane::Vid::new(r.vlan);
@@ -773,12 +788,22 @@ fn restore_bindings(switch: &mut Switch, records: &[bindings_store::BindingRecor
         };
         match switch.install_binding(new, Instant(0)) {
             Ok(()) => restored += 1,
-            Err(e) => tracing::warn!(ip = %r.ip, error = %e, "stored binding not restored"),
+            Err(portcullis_dataplane::ControlError::BindingTableFull) => {
+                tracing::warn!(ip = %r.ip, "stored binding not restored: the binding table is full");
+            }
+            Err(e) => {
+                tracing::warn!(ip = %r.ip, vlan = r.vlan, mac = %r.mac, port = %r.port, source = r.source.name(), error = %e, "stored binding refused; removed from the store");
+                refused.push(bindings_store::BindingOp::Remove {
+                    vlan: r.vlan,
+                    ip: r.ip,
+                });
+            }
         }
     }
     // Loading is not news: keep the event ring for what happens next.
     let _ = switch.drain_events().count();
     tracing::info!(restored, stored = records.len(), "bindings loaded");
+    refused
 }
 
 /// Puts the sticky MACs the store remembers back into the spec; the ones that no

@@ -13,8 +13,9 @@
 //! slots preallocated by the control plane; with no capture armed a dropped frame
 //! costs one check of a per-port `Option`, and an armed one never allocates.
 
+use crate::held::{ApiBinding, BindingRefusal, Committed};
 use crate::snapshot::{IoStats, Snapshot};
-use portcullis_dataplane::bindings::{BindingSource, NewBinding};
+use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::dhcp;
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
@@ -44,13 +45,12 @@ pub enum Command {
         port: PortId,
         reply: oneshot::Sender<Result<bool, ControlError>>,
     },
-    /// Add a binding (source api); answered once it is committed and installed.
+    /// Add a binding (source api); checked against the switch first (nothing is
+    /// stored for a binding it refuses), answered once it is committed and
+    /// installed, with the holder it replaced (`binding.replace`).
     AddBinding {
-        vid: Vid,
-        ip: std::net::IpAddr,
-        mac: MacAddr,
-        port: PortId,
-        reply: oneshot::Sender<Result<(), String>>,
+        binding: crate::held::ApiBinding,
+        reply: crate::held::ApiReply,
     },
     /// The bindings (built on request only: there may be a million).
     Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
@@ -66,11 +66,12 @@ pub enum Command {
         vlan: Option<u16>,
         reply: oneshot::Sender<crate::snapshot::HostsView>,
     },
-    /// Remove a binding; answers whether there was one.
+    /// Remove a binding; answers whether there was one, or the static binding the
+    /// API may not remove.
     RemoveBinding {
         vid: Vid,
         ip: std::net::IpAddr,
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<bool, BindingHolder>>,
     },
     /// Administratively shut a port down (`false`) or enable it (`true`).
     SetAdminUp {
@@ -933,67 +934,92 @@ impl DataPlane {
 
     /// Releases the held ACKs whose bindings the store has committed (or failed).
     fn release_committed(&mut self, now: Instant, dirty: &mut [bool], stats: &mut RuntimeCounters) {
-        let (frames, api) = self.held.drain();
-        for (h, ok) in frames {
-            if self
+        for c in self.held.drain() {
+            let (h, ok) = match c {
+                Committed::Frame(h, ok) => (h, ok),
+                Committed::Api(reply, b, ok) => {
+                    let _ = reply.send(self.install_api_binding(b, ok, now));
+                    continue;
+                }
+            };
+            if !self
                 .switch
                 .release_held(h.ingress, &h.fwd, &h.binding, h.data.len(), ok, now)
             {
-                let original = portcullis_io::RxFrame {
-                    data: &h.data,
-                    tag: None,
-                    csum_partial: h.csum_partial,
-                    vnet: None,
-                };
-                let i = h.ingress.index();
-                let frame = match h.fwd.rewrite {
-                    Rewrite::None => original,
-                    r => rewrite(
-                        &mut self.scratch,
-                        original,
-                        &h.fwd,
-                        r,
-                        &self.circuit_ids[i],
-                        self.switch.name(),
-                    )
-                    .unwrap_or_else(|| {
-                        stats.rewrite_failed += 1;
-                        original
-                    }),
-                };
-                for out in h.fwd.out.iter() {
-                    let o = out.index();
-                    if o != i {
-                        push_copy(
-                            self.ports[o].tx.as_mut(),
-                            &self.switch,
-                            o,
-                            &h.fwd,
-                            frame,
-                            dirty,
-                            stats,
-                        );
-                    }
-                }
-            } else {
                 stats.held_dropped += 1;
+                if ok {
+                    // Written, then refused (another binding took the address
+                    // meanwhile): the store goes back to what the index holds.
+                    let ip = std::net::IpAddr::V4(h.binding.ip);
+                    let current = self.switch.binding(h.binding.vid, ip);
+                    self.held.resync(h.binding.vid, ip, current, now);
+                }
+                continue;
+            }
+            let original = portcullis_io::RxFrame {
+                data: &h.data,
+                tag: None,
+                csum_partial: h.csum_partial,
+                vnet: None,
+            };
+            let i = h.ingress.index();
+            let frame = match h.fwd.rewrite {
+                Rewrite::None => original,
+                r => rewrite(
+                    &mut self.scratch,
+                    original,
+                    &h.fwd,
+                    r,
+                    &self.circuit_ids[i],
+                    self.switch.name(),
+                )
+                .unwrap_or_else(|| {
+                    stats.rewrite_failed += 1;
+                    original
+                }),
+            };
+            for out in h.fwd.out.iter() {
+                let o = out.index();
+                if o != i {
+                    push_copy(
+                        self.ports[o].tx.as_mut(),
+                        &self.switch,
+                        o,
+                        &h.fwd,
+                        frame,
+                        dirty,
+                        stats,
+                    );
+                }
             }
         }
-        for (reply, result) in api {
-            let _ = reply.send(result.and_then(|(vid, ip, mac, port)| {
-                let new = NewBinding {
-                    vid,
-                    ip,
-                    mac,
-                    port,
-                    lease_secs: None,
-                    source: BindingSource::Api,
-                };
-                self.switch
-                    .install_binding(new, now)
-                    .map_err(|e| e.to_string())
-            }));
+    }
+
+    /// Installs an API binding whose record the store has committed (`ok`); the rule
+    /// is checked again (a lease may have taken the address while it was written),
+    /// and a refused record is taken back out of the store.
+    fn install_api_binding(
+        &mut self,
+        b: ApiBinding,
+        ok: bool,
+        now: Instant,
+    ) -> Result<Option<BindingHolder>, BindingRefusal> {
+        if !ok {
+            return Err(BindingRefusal::Unavailable(
+                "the binding store could not commit".into(),
+            ));
         }
+        let new = api_new_binding(&b);
+        let installed = if b.replace {
+            self.switch.replace_binding(new, now)
+        } else {
+            self.switch.install_binding(new, now).map(|()| None)
+        };
+        installed.map_err(|e| {
+            let current = self.switch.binding(b.vid, b.ip);
+            self.held.resync(b.vid, b.ip, current, now);
+            BindingRefusal::Refused(e)
+        })
     }
 
     /// Answers the control plane's commands; stops at an apply and hands it back (the
@@ -1050,25 +1076,55 @@ impl DataPlane {
                 Command::Hosts { vlan, reply } => {
                     let _ = reply.send(crate::snapshot::HostsView::build(&self.switch, now, vlan));
                 }
-                Command::AddBinding {
-                    vid,
-                    ip,
-                    mac,
-                    port,
-                    reply,
-                } => {
-                    self.held.add_api_binding(vid, ip, mac, port, reply);
+                Command::AddBinding { binding, reply } => {
+                    // Checked before anything is written: an invalid binding, or one
+                    // that conflicts (unless replacing a non-static holder), is
+                    // refused with nothing stored.
+                    let new = api_new_binding(&binding);
+                    let refused = self.switch.check_binding(&new).err().or_else(|| {
+                        match self.switch.binding_conflict(&new, now) {
+                            Some(h) if h.source == BindingSource::Static => {
+                                Some(ControlError::StaticBinding(h))
+                            }
+                            Some(h) if !binding.replace => Some(ControlError::BindingHeld(h)),
+                            _ => None,
+                        }
+                    });
+                    match refused {
+                        Some(e) => {
+                            let _ = reply.send(Err(BindingRefusal::Refused(e)));
+                        }
+                        None => self.held.add_api_binding(binding, reply),
+                    }
                 }
                 Command::RemoveBinding { vid, ip, reply } => {
-                    let _ =
-                        reply.send(
-                            self.switch
-                                .remove_binding(vid, ip, BindingRemoval::Api, now),
-                        );
+                    let answer = match self.switch.binding(vid, ip) {
+                        Some(b) if b.source == BindingSource::Static => Err(BindingHolder {
+                            mac: b.mac,
+                            port: b.port,
+                            source: b.source,
+                        }),
+                        _ => Ok(self
+                            .switch
+                            .remove_binding(vid, ip, BindingRemoval::Api, now)),
+                    };
+                    let _ = reply.send(answer);
                 }
             }
         }
         None
+    }
+}
+
+/// The binding an API request asks for (never expires).
+fn api_new_binding(b: &ApiBinding) -> NewBinding {
+    NewBinding {
+        vid: b.vid,
+        ip: b.ip,
+        mac: b.mac,
+        port: b.port,
+        lease_secs: None,
+        source: BindingSource::Api,
     }
 }
 

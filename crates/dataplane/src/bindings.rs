@@ -6,6 +6,13 @@
 //! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC) → IP holds the
 //! latest DHCP address of each client so a NAK finds it without a scan. Records are
 //! the same for IPv4 and IPv6 (IPv4 is stored as an IPv4-mapped IPv6 key).
+//!
+//! Provenance (docs/decisions.md, "Binding provenance"): who may take an address
+//! another binding holds is decided in one place, [`claim`]. A configured static
+//! binding is never shadowed; a live binding of another MAC, or an API binding on
+//! another port, is a conflict the caller refuses (the API may replace a non-static
+//! holder when asked explicitly); the same MAC moving ports with a learned (DHCP)
+//! binding is a migration; an ended lease the sweep has not yet removed is free.
 
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use rustc_hash::FxBuildHasher;
@@ -22,6 +29,149 @@ pub enum BindingSource {
     Api,
     Dhcpv6,
     Nd,
+}
+
+impl BindingSource {
+    /// Learned from the guest's own traffic (DHCP, DHCPv6, ND): these end with a
+    /// lease, a RELEASE/DECLINE/NAK or a move. Static and API bindings are
+    /// removed only by configuration or the API.
+    pub const fn is_learned(self) -> bool {
+        matches!(
+            self,
+            BindingSource::Dhcp | BindingSource::Dhcpv6 | BindingSource::Nd
+        )
+    }
+
+    /// The lowercase name the API and the store use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BindingSource::Dhcp => "dhcp",
+            BindingSource::Static => "static",
+            BindingSource::Api => "api",
+            BindingSource::Dhcpv6 => "dhcpv6",
+            BindingSource::Nd => "nd",
+        }
+    }
+}
+
+/// Who holds an address another binding claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingHolder {
+    pub mac: MacAddr,
+    pub port: PortId,
+    pub source: BindingSource,
+}
+
+/// What a claim on a (VLAN, IP) finds: see [`claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingClaim {
+    /// Nothing (live) holds the address, or the claimant's own binding of the same
+    /// source (a renewal), or a learned binding of the same MAC (a migration; an
+    /// API binding pinning a lease): install it.
+    Free,
+    /// The same client is already bound there by configuration or the API: the
+    /// learned binding is not needed and must not downgrade it (the ACK passes, the
+    /// binding stays as it is).
+    Covered,
+    /// Another binding holds it: refuse (or, for the API, replace on request
+    /// unless the holder is static).
+    Held(BindingHolder),
+}
+
+/// The conflict rule, in one place: may a binding of `source` for (`mac`, `port`)
+/// take an address whose current binding is `existing`?
+pub fn claim(
+    existing: Option<&Binding>,
+    mac: MacAddr,
+    port: PortId,
+    source: BindingSource,
+    now: Instant,
+) -> BindingClaim {
+    let Some(e) = existing else {
+        return BindingClaim::Free;
+    };
+    if e.lease_end.is_some_and(|end| end <= now) {
+        return BindingClaim::Free; // ended, not yet swept
+    }
+    let holder = BindingClaim::Held(BindingHolder {
+        mac: e.mac,
+        port: e.port,
+        source: e.source,
+    });
+    if source == BindingSource::Static {
+        // Configuration is the authority (only a config apply installs these).
+        return BindingClaim::Free;
+    }
+    if e.mac != mac {
+        return holder;
+    }
+    match (e.source, e.port == port) {
+        (s, true) if s == source => BindingClaim::Free,
+        (BindingSource::Static, _) => {
+            if e.port == port && source.is_learned() {
+                BindingClaim::Covered
+            } else {
+                holder
+            }
+        }
+        // An operator's binding of this client: a lease does not replace it.
+        (BindingSource::Api, true) if source.is_learned() => BindingClaim::Covered,
+        (BindingSource::Api, _) => holder,
+        // A learned binding of the same MAC: renewal on a new port (a migration),
+        // or the API pinning it.
+        _ => BindingClaim::Free,
+    }
+}
+
+/// Why an address cannot be bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadBindingIp {
+    Unspecified,
+    Broadcast,
+    Multicast4,
+    Loopback4,
+    Multicast6,
+    Loopback6,
+    /// An IPv4-mapped IPv6 address (write the IPv4 address).
+    Mapped(std::net::Ipv4Addr),
+}
+
+impl std::fmt::Display for BadBindingIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            BadBindingIp::Mapped(v4) => {
+                return write!(
+                    f,
+                    "an IPv4-mapped IPv6 address: write the IPv4 address ({v4})"
+                );
+            }
+            BadBindingIp::Unspecified => "the unspecified address",
+            BadBindingIp::Broadcast => "the broadcast address",
+            BadBindingIp::Multicast4 => "a multicast address (224.0.0.0/4)",
+            BadBindingIp::Loopback4 => "a loopback address (127.0.0.0/8)",
+            BadBindingIp::Multicast6 => "a multicast address (ff00::/8)",
+            BadBindingIp::Loopback6 => "the loopback address",
+        };
+        write!(f, "{what}; a binding's IP must be a unicast host address")
+    }
+}
+
+/// Whether `ip` can be a binding's address (the configuration and the API check
+/// the same rule).
+pub fn check_binding_ip(ip: IpAddr) -> Result<(), BadBindingIp> {
+    match ip {
+        IpAddr::V4(a) if a.is_unspecified() => Err(BadBindingIp::Unspecified),
+        IpAddr::V4(a) if a.is_broadcast() => Err(BadBindingIp::Broadcast),
+        IpAddr::V4(a) if a.is_multicast() => Err(BadBindingIp::Multicast4),
+        IpAddr::V4(a) if a.is_loopback() => Err(BadBindingIp::Loopback4),
+        IpAddr::V6(a) if a.is_unspecified() => Err(BadBindingIp::Unspecified),
+        IpAddr::V6(a) if a.is_multicast() => Err(BadBindingIp::Multicast6),
+        IpAddr::V6(a) if a.is_loopback() => Err(BadBindingIp::Loopback6),
+        IpAddr::V6(a) => a
+            .to_ipv4_mapped()
+            .map_or(Ok(()), |v4| Err(BadBindingIp::Mapped(v4))),
+        IpAddr::V4(_) => Ok(()),
+    }
 }
 
 /// One binding.
@@ -112,7 +262,23 @@ impl BindingTable {
         self.by_ip.get(&(vid.get(), ip_key(ip)))
     }
 
-    /// Adds or replaces the binding of `ip` in `vid`. Control path (called when a
+    /// What a binding of `source` for (`mac`, `port`) would find at (`vid`, `ip`):
+    /// the conflict rule ([`claim`]).
+    #[inline]
+    pub fn claim(
+        &self,
+        vid: Vid,
+        ip: IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        source: BindingSource,
+        now: Instant,
+    ) -> BindingClaim {
+        claim(self.lookup(vid, ip), mac, port, source, now)
+    }
+
+    /// Adds or replaces the binding of `ip` in `vid` (no provenance check: callers
+    /// decide with [`BindingTable::claim`] first). Control path (called when a
     /// binding is committed); may allocate while the table grows to its capacity.
     pub fn upsert(
         &mut self,
@@ -215,6 +381,53 @@ mod tests {
     }
     fn vid(v: u16) -> Vid {
         Vid::new(v).unwrap()
+    }
+
+    #[test]
+    fn the_claim_rule() {
+        use BindingSource::{Api, Dhcp, Static};
+        let m = |i| MacAddr([0x52, 0x54, 0, 0, 0, i]);
+        let held = |mac, port, end: Option<u64>, source| Binding {
+            mac,
+            port: PortId(port),
+            lease_end: end.map(Instant::from_secs),
+            source,
+        };
+        let now = Instant::from_secs(50);
+        let c = |e: Binding, mac, port, source| claim(Some(&e), mac, PortId(port), source, now);
+        let h = |e: Binding| {
+            BindingClaim::Held(BindingHolder {
+                mac: e.mac,
+                port: e.port,
+                source: e.source,
+            })
+        };
+        assert_eq!(claim(None, m(1), PortId(1), Dhcp, now), BindingClaim::Free);
+        // Another MAC: a conflict whatever the sources, unless its lease has ended.
+        for (src, end) in [(Dhcp, Some(100)), (Api, None), (Static, None)] {
+            let e = held(m(1), 1, end, src);
+            for by in [Dhcp, Api] {
+                assert_eq!(c(e, m(2), 2, by), h(e), "{src:?} vs {by:?}");
+            }
+        }
+        let ended = held(m(1), 1, Some(50), Dhcp);
+        assert_eq!(c(ended, m(2), 2, Dhcp), BindingClaim::Free);
+        // The same MAC.
+        let lease = held(m(1), 1, Some(100), Dhcp);
+        assert_eq!(c(lease, m(1), 1, Dhcp), BindingClaim::Free, "renewal");
+        assert_eq!(c(lease, m(1), 2, Dhcp), BindingClaim::Free, "migration");
+        assert_eq!(c(lease, m(1), 1, Api), BindingClaim::Free, "pinned");
+        let st = held(m(1), 1, None, Static);
+        assert_eq!(c(st, m(1), 1, Dhcp), BindingClaim::Covered);
+        assert_eq!(c(st, m(1), 2, Dhcp), h(st));
+        assert_eq!(c(st, m(1), 1, Api), h(st), "never shadowed");
+        let api = held(m(1), 1, None, Api);
+        assert_eq!(c(api, m(1), 1, Dhcp), BindingClaim::Covered);
+        assert_eq!(c(api, m(1), 2, Dhcp), h(api));
+        assert_eq!(c(api, m(1), 1, Api), BindingClaim::Free);
+        assert_eq!(c(api, m(1), 2, Api), h(api));
+        // Configuration is the authority.
+        assert_eq!(c(api, m(2), 2, Static), BindingClaim::Free);
     }
 
     #[test]

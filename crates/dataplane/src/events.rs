@@ -148,6 +148,20 @@ pub enum EventKind {
         /// How the switch knew the holder.
         owner_by: IpClaimSource,
     },
+    /// DHCP snooping refused a DHCPACK: its address is held by another binding
+    /// (static, API, or a live lease of another MAC). The ACK is dropped
+    /// (`dhcp_binding_conflict`) and the holder's binding stays.
+    BindingRefused {
+        vid: u16,
+        ip: std::net::IpAddr,
+        /// The client the ACK was for.
+        port: PortId,
+        mac: MacAddr,
+        /// The holder.
+        owner: PortId,
+        owner_mac: MacAddr,
+        owner_source: crate::bindings::BindingSource,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]

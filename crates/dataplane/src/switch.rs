@@ -7,7 +7,10 @@
 //! state: every control method that changes a port ends with `rebuild_vlans`. They
 //! are rebuilt on the control path only, never per frame.
 
-use crate::bindings::{Binding, BindingEntry, BindingSource, BindingTable, NewBinding};
+use crate::bindings::{
+    BadBindingIp, Binding, BindingClaim, BindingEntry, BindingHolder, BindingSource, BindingTable,
+    NewBinding,
+};
 use crate::counters::PortCounters;
 use crate::events::BindingRemoval;
 use crate::events::{EventKind, EventRing, MacChangeSource};
@@ -160,6 +163,15 @@ pub enum ControlError {
     MacInUse(PortId),
     MacTableFull,
     BindingTableFull,
+    /// A binding's address cannot be bound.
+    InvalidBindingIp(BadBindingIp),
+    /// A binding's port does not carry its VLAN.
+    VlanNotCarried,
+    /// Another binding holds the address (see `bindings::claim`).
+    BindingHeld(BindingHolder),
+    /// The address is bound by the configuration: neither the API nor a lease may
+    /// replace or remove that binding.
+    StaticBinding(BindingHolder),
 }
 
 impl std::fmt::Display for ControlError {
@@ -171,6 +183,20 @@ impl std::fmt::Display for ControlError {
             ControlError::MacInUse(p) => write!(f, "the MAC is in use by port {}", p.0),
             ControlError::MacTableFull => f.write_str("the MAC table is full"),
             ControlError::BindingTableFull => f.write_str("the binding table is full"),
+            ControlError::InvalidBindingIp(e) => write!(f, "{e}"),
+            ControlError::VlanNotCarried => f.write_str("the port does not carry the VLAN"),
+            ControlError::BindingHeld(h) => write!(
+                f,
+                "the address is bound to {} on port {} ({})",
+                h.mac,
+                h.port.0,
+                h.source.name()
+            ),
+            ControlError::StaticBinding(h) => write!(
+                f,
+                "the address is a configured static binding of {} on port {}: change it in the configuration",
+                h.mac, h.port.0
+            ),
         }
     }
 }
@@ -719,15 +745,79 @@ impl Switch {
         self.bindings.capacity()
     }
 
-    /// Puts a committed binding into the index (and reports it, and a duplicate IP
-    /// if another MAC held the address: `stages/ip_conflict.rs`).
-    pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
-        if b.port.index() >= self.ports.len() {
-            return Err(ControlError::NoSuchPort);
-        }
+    /// Checks what a binding must be whatever its source, as the configuration
+    /// checks static ones: a known port that carries the VLAN, a unicast MAC, a
+    /// unicast host address.
+    pub fn check_binding(&self, b: &NewBinding) -> Result<(), ControlError> {
+        let port = self
+            .ports
+            .get(b.port.index())
+            .ok_or(ControlError::NoSuchPort)?;
         if !b.mac.is_valid_source() {
             return Err(ControlError::InvalidMac);
         }
+        crate::bindings::check_binding_ip(b.ip).map_err(ControlError::InvalidBindingIp)?;
+        if !port.vlan.carries(b.vid) {
+            return Err(ControlError::VlanNotCarried);
+        }
+        Ok(())
+    }
+
+    /// Who holds the address `b` claims, if that is a conflict (the rule:
+    /// `bindings::claim`). `None` also when the same client is already bound there by
+    /// configuration or the API (`BindingClaim::Covered`).
+    pub fn binding_conflict(&self, b: &NewBinding, now: Instant) -> Option<BindingHolder> {
+        match self
+            .bindings
+            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
+        {
+            BindingClaim::Held(h) => Some(h),
+            BindingClaim::Free | BindingClaim::Covered => None,
+        }
+    }
+
+    /// Puts a committed binding into the index (and reports it, and a duplicate IP
+    /// if another MAC held the address: `stages/ip_conflict.rs`). Refuses a binding
+    /// [`Switch::check_binding`] refuses and one that conflicts with the address's
+    /// holder; a learned binding the same client already has by configuration or the
+    /// API changes nothing.
+    pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
+        self.check_binding(&b)?;
+        match self
+            .bindings
+            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
+        {
+            BindingClaim::Held(h) if h.source == BindingSource::Static => {
+                Err(ControlError::StaticBinding(h))
+            }
+            BindingClaim::Held(h) => Err(ControlError::BindingHeld(h)),
+            BindingClaim::Covered => Ok(()),
+            BindingClaim::Free => self.put_binding(b, now).map(|_| ()),
+        }
+    }
+
+    /// Installs `b` even over another holder (the API's explicit `replace`), never
+    /// over a static binding; returns the holder it replaced, if another held it.
+    pub fn replace_binding(
+        &mut self,
+        b: NewBinding,
+        now: Instant,
+    ) -> Result<Option<BindingHolder>, ControlError> {
+        self.check_binding(&b)?;
+        match self
+            .bindings
+            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
+        {
+            BindingClaim::Held(h) if h.source == BindingSource::Static => {
+                Err(ControlError::StaticBinding(h))
+            }
+            BindingClaim::Held(h) => self.put_binding(b, now).map(|_| Some(h)),
+            BindingClaim::Covered => Ok(None),
+            BindingClaim::Free => self.put_binding(b, now).map(|_| None),
+        }
+    }
+
+    fn put_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
         let lease_end = b
             .lease_secs
             .map(|s| Instant(now.0.saturating_add(u64::from(s) * 1_000_000_000)));
@@ -756,7 +846,15 @@ impl Switch {
         Ok(())
     }
 
-    /// Removes a binding (and reports it); returns whether there was one.
+    /// The binding of `ip` in `vid`, if any.
+    pub fn binding(&self, vid: Vid, ip: std::net::IpAddr) -> Option<Binding> {
+        self.bindings.lookup(vid, ip).copied()
+    }
+
+    /// Removes a binding (and reports it); returns whether one was removed. Only
+    /// the binding's own kind of authority removes it: a RELEASE, DECLINE, NAK or
+    /// expiry removes learned (DHCP) bindings only; the API removes API and learned
+    /// ones; a static binding leaves only with the configuration that made it.
     pub fn remove_binding(
         &mut self,
         vid: Vid,
@@ -764,6 +862,16 @@ impl Switch {
         why: BindingRemoval,
         now: Instant,
     ) -> bool {
+        let removable = |b: &Binding| match why {
+            BindingRemoval::Api => b.source != BindingSource::Static,
+            BindingRemoval::Release
+            | BindingRemoval::Decline
+            | BindingRemoval::Nak
+            | BindingRemoval::Expired => b.source.is_learned(),
+        };
+        if !self.bindings.lookup(vid, ip).is_some_and(removable) {
+            return false;
+        }
         match self.bindings.remove(vid, ip) {
             Some(b) => {
                 // The host gave the address up (or was refused it): it no longer
@@ -786,8 +894,11 @@ impl Switch {
 
     /// A held DHCPACK's binding was committed (`committed`) or could not be: installs
     /// the binding and counts the frame as sent to `fwd.out`, or counts it dropped
-    /// (`binding_store_failed`, fail closed) on `ingress`. `frame_len` is the
-    /// received length. Returns whether the runtime should send the frame.
+    /// on `ingress` — `binding_store_failed` (fail closed), `binding_table_full`, or
+    /// `dhcp_binding_conflict` when another binding took the address while the ACK
+    /// was held (an API binding, say: the rule is checked again here, with an
+    /// event). `frame_len` is the received length. Returns whether the runtime
+    /// should send the frame.
     pub fn release_held(
         &mut self,
         ingress: PortId,
@@ -805,20 +916,30 @@ impl Switch {
             lease_secs: binding.lease_secs,
             source: BindingSource::Dhcp,
         };
-        let installed = committed && self.install_binding(new, now).is_ok();
-        if installed {
+        let refused = if committed {
+            match self.install_binding(new, now) {
+                Ok(()) => None,
+                Err(ControlError::BindingHeld(h) | ControlError::StaticBinding(h)) => {
+                    self.binding_refused(&new, h, now);
+                    Some(DropReason::DhcpBindingConflict)
+                }
+                Err(ControlError::BindingTableFull) => Some(DropReason::BindingTableFull),
+                // An address or client no binding can hold (the hold decision
+                // refuses these before they are held).
+                Err(_) => Some(DropReason::DhcpMalformed),
+            }
+        } else {
+            Some(DropReason::BindingStoreFailed)
+        };
+        if refused.is_none() {
             // The ACK is a sighting of the client with its address.
             self.hosts.saw(new.vid, new.ip, new.mac, new.port, now);
         }
         let Some(c) = self.counters.get_mut(ingress.index()) else {
             return false;
         };
-        if !installed {
-            c.rx_drop(if committed {
-                DropReason::BindingTableFull
-            } else {
-                DropReason::BindingStoreFailed
-            });
+        if let Some(reason) = refused {
+            c.rx_drop(reason);
             return false;
         }
         let body = frame_len.saturating_sub(fwd.body_offset as usize) as u64 + 12;
@@ -829,6 +950,22 @@ impl Switch {
             c.tx_bytes += body + tag;
         }
         true
+    }
+
+    /// Reports a learned binding refused because `holder` holds its address.
+    pub(crate) fn binding_refused(&mut self, b: &NewBinding, holder: BindingHolder, now: Instant) {
+        self.events.push(
+            now,
+            EventKind::BindingRefused {
+                vid: b.vid.get(),
+                ip: b.ip,
+                port: b.port,
+                mac: b.mac,
+                owner: holder.port,
+                owner_mac: holder.mac,
+                owner_source: holder.source,
+            },
+        );
     }
 
     /// Zeroes every port's counters.

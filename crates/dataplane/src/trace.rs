@@ -296,6 +296,20 @@ pub enum DhcpNote {
     Hold(BindingUpdate),
     /// The binding table is full: the ACK is dropped.
     TableFull,
+    /// An ACK for an address another binding holds: dropped, the holder stays.
+    BindingConflict {
+        ip: Ipv4Addr,
+        holder: crate::bindings::BindingHolder,
+    },
+    /// An ACK for an address the client already holds by configuration or the
+    /// API: it passes, that binding stays as it is (no lease replaces it).
+    AckCovered {
+        ip: Ipv4Addr,
+        source: crate::bindings::BindingSource,
+    },
+    /// A NAK whose client has no DHCP binding on the port it is on: nothing is
+    /// removed (static and API bindings leave only by configuration or the API).
+    NakNoLearnedBinding,
 }
 
 /// What ARP inspection concluded.
@@ -1153,6 +1167,19 @@ impl Names<'_> {
                             .map_or("infinite lease".into(), |l| format!("lease {l} s"))
                     ),
                     DhcpNote::TableFull => "the binding table is full".into(),
+                    DhcpNote::BindingConflict { ip, holder } => format!(
+                        "{ip} is bound to {} on {} ({}): the ACK is refused, that binding stays",
+                        holder.mac,
+                        self.port(holder.port),
+                        holder.source.name()
+                    ),
+                    DhcpNote::AckCovered { ip, source } => format!(
+                        "{ip} is already bound to this client ({}): passes, no lease replaces that binding",
+                        source.name()
+                    ),
+                    DhcpNote::NakNoLearnedBinding => {
+                        "NAK: the client has no DHCP binding on its port; nothing removed".into()
+                    }
                 };
                 t.push_str(&body);
                 t.push_str(mode_suffix(mode));

@@ -128,6 +128,11 @@ drop_reasons! {
     /// `observed` on the claimant's port, the frame goes on (see
     /// `stages/ip_conflict.rs`).
     IpConflict => "ip_conflict",
+    /// DHCP snooping: a DHCPACK for an address another binding holds — a configured
+    /// static or API binding, or a live lease of another MAC. The ACK is dropped so
+    /// the client gets no lease IP Source Guard would not honour (see
+    /// `bindings::claim`).
+    DhcpBindingConflict => "dhcp_binding_conflict",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

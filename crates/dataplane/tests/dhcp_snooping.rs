@@ -469,6 +469,327 @@ fn an_ack_whose_binding_cannot_be_committed_is_dropped() {
     );
 }
 
+// ---- Binding provenance (issue 13, items 4 and 7): who may take or remove a binding.
+
+/// The static binding of b's address (`switch(_, true)`), as the API reports holders.
+fn static_b() -> bindings::BindingHolder {
+    bindings::BindingHolder {
+        mac: mac(2),
+        port: B,
+        source: BindingSource::Static,
+    }
+}
+
+fn api(m: MacAddr, ip: Ipv4Addr, port: PortId) -> bindings::NewBinding {
+    bindings::NewBinding {
+        vid: vid(10),
+        ip: IpAddr::V4(ip),
+        mac: m,
+        port,
+        lease_secs: None,
+        source: BindingSource::Api,
+    }
+}
+
+/// b, statically bound, is reachable and passes IP Source Guard.
+fn b_passes(sw: &mut Switch, t: u64) -> bool {
+    matches!(
+        send(sw, t, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        Verdict::Forward(_)
+    )
+}
+
+#[test]
+fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, true);
+    assert!(b_passes(&mut sw, 1));
+    // Anyone can draw a NAK for b's MAC (a REQUEST for a wrong address with b's
+    // chaddr, through a relay or from a port where chaddr is not checked).
+    let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
+    assert!(matches!(
+        send(&mut sw, 2, UPLINK, &nak),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(
+        sw.binding(vid(10), IpAddr::V4(B_IP)).map(|b| b.source),
+        Some(BindingSource::Static),
+        "a NAK removes only a DHCP lease"
+    );
+    assert!(
+        !events(&mut sw)
+            .iter()
+            .any(|e| matches!(e, EventKind::BindingRemoved { .. })),
+        "nothing removed"
+    );
+    assert!(b_passes(&mut sw, 3), "b is not cut off");
+    // The same for an API binding (a's address, pinned by the operator).
+    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+        .unwrap();
+    let nak = dhcp(MessageType::Nak, SERVER, mac(1), u, u);
+    assert!(matches!(
+        send(&mut sw, 4, UPLINK, &nak),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(
+        sw.binding(vid(10), IpAddr::V4(A_IP)).map(|b| b.source),
+        Some(BindingSource::Api)
+    );
+}
+
+#[test]
+fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
+    let mut sw = switch(EnforceMode::Enforce, true);
+    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+        .unwrap();
+    for why in [
+        BindingRemoval::Release,
+        BindingRemoval::Decline,
+        BindingRemoval::Nak,
+        BindingRemoval::Expired,
+    ] {
+        for ip in [A_IP, B_IP] {
+            assert!(
+                !sw.remove_binding(vid(10), IpAddr::V4(ip), why, Instant::from_secs(2)),
+                "{why:?} removed the binding of {ip}"
+            );
+        }
+    }
+    // The API removes its own bindings (and DHCP leases), never a static one.
+    assert!(!sw.remove_binding(
+        vid(10),
+        IpAddr::V4(B_IP),
+        BindingRemoval::Api,
+        Instant::from_secs(3)
+    ));
+    assert!(sw.remove_binding(
+        vid(10),
+        IpAddr::V4(A_IP),
+        BindingRemoval::Api,
+        Instant::from_secs(3)
+    ));
+    assert_eq!(sw.binding_count(), 1);
+    // b releases its own statically bound address: it passes, the binding stays.
+    let u = Ipv4Addr::UNSPECIFIED;
+    let release = dhcp(MessageType::Release, mac(2), mac(2), B_IP, u);
+    assert!(matches!(
+        send(&mut sw, 4000, B, &release),
+        Verdict::Forward(_)
+    ));
+    sw.tick(Instant::from_secs(1_000_000));
+    assert_eq!(sw.binding_count(), 1);
+    assert!(b_passes(&mut sw, 1_000_001_000));
+}
+
+#[test]
+fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, true);
+    // a asks; the server leases it b's statically bound address.
+    send(
+        &mut sw,
+        1,
+        A,
+        &dhcp(MessageType::Discover, mac(1), mac(1), u, u),
+    );
+    let _ = events(&mut sw);
+    let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, B_IP);
+    assert_eq!(
+        send(&mut sw, 2, UPLINK, &ack),
+        Verdict::Drop(DropReason::DhcpBindingConflict)
+    );
+    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(
+        events(&mut sw),
+        vec![EventKind::BindingRefused {
+            vid: 10,
+            ip: IpAddr::V4(B_IP),
+            port: A,
+            mac: mac(1),
+            owner: B,
+            owner_mac: mac(2),
+            owner_source: BindingSource::Static,
+        }]
+    );
+    assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
+    assert!(b_passes(&mut sw, 3));
+    // A live lease of another MAC is held just as firmly: a has A_IP, b is offered it.
+    let mut sw = switch(EnforceMode::Enforce, false);
+    lease(&mut sw, true);
+    send(
+        &mut sw,
+        3,
+        B,
+        &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
+    );
+    let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, A_IP);
+    assert_eq!(
+        send(&mut sw, 5000, UPLINK, &ack),
+        Verdict::Drop(DropReason::DhcpBindingConflict)
+    );
+    assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().mac, mac(1));
+    // Once a's lease has ended (not yet swept), the address is free for b.
+    let later = 1_004 + 3_600_000;
+    send(
+        &mut sw,
+        later,
+        B,
+        &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
+    );
+    let v = send(&mut sw, later + 1, UPLINK, &ack);
+    assert!(matches!(v, Verdict::Hold(..)), "{v:?}");
+}
+
+#[test]
+fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, true);
+    send(
+        &mut sw,
+        1,
+        B,
+        &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
+    );
+    let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_IP);
+    let v = send(&mut sw, 2, UPLINK, &ack);
+    assert_eq!(out(&v), vec![2], "forwarded to b, not held: {v:?}");
+    let b = sw.binding(vid(10), IpAddr::V4(B_IP)).unwrap();
+    assert_eq!((b.source, b.lease_end), (BindingSource::Static, None));
+    // Even if such an ACK was held, its release leaves the static binding alone.
+    let fwd = Forward {
+        vid: vid(10),
+        pcp_dei: 0,
+        body_offset: 12,
+        out: PortSet::single(B),
+        rewrite: Rewrite::None,
+    };
+    let upd = stages::dhcp_snooping::BindingUpdate {
+        vid: vid(10),
+        ip: B_IP,
+        mac: mac(2),
+        port: B,
+        lease_secs: Some(60),
+    };
+    assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Instant::from_secs(3)));
+    sw.tick(Instant::from_secs(100));
+    let b = sw.binding(vid(10), IpAddr::V4(B_IP)).unwrap();
+    assert_eq!((b.source, b.lease_end), (BindingSource::Static, None));
+}
+
+#[test]
+fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, false);
+    send(
+        &mut sw,
+        1,
+        A,
+        &dhcp(MessageType::Discover, mac(1), mac(1), u, u),
+    );
+    let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
+    let Verdict::Hold(fwd, held) = send(&mut sw, 2, UPLINK, &ack) else {
+        panic!("held")
+    };
+    // The operator binds A_IP to b meanwhile.
+    sw.install_binding(api(mac(2), A_IP, B), Instant::from_millis(3))
+        .unwrap();
+    let _ = events(&mut sw);
+    assert!(!sw.release_held(
+        UPLINK,
+        &fwd,
+        &held,
+        ack.len(),
+        true,
+        Instant::from_millis(4)
+    ));
+    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
+    let b = sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap();
+    assert_eq!((b.mac, b.port, b.source), (mac(2), B, BindingSource::Api));
+    assert!(matches!(
+        events(&mut sw)[..],
+        [EventKind::BindingRefused {
+            owner: B,
+            owner_source: BindingSource::Api,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
+    let mut sw = switch(EnforceMode::Enforce, true);
+    let t = Instant::from_secs(1);
+    // Validation: what the configuration refuses, the API refuses too.
+    let mut bcast = api(MacAddr::BROADCAST, A_IP, A);
+    assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
+    bcast.mac = MacAddr([0x01, 0, 0x5e, 0, 0, 1]);
+    assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
+    for bad in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "127.0.0.1"] {
+        let mut b = api(mac(1), A_IP, A);
+        b.ip = bad.parse().unwrap();
+        assert!(
+            matches!(
+                sw.install_binding(b, t),
+                Err(ControlError::InvalidBindingIp(_))
+            ),
+            "{bad}"
+        );
+    }
+    let mut other_vlan = api(mac(1), A_IP, A);
+    other_vlan.vid = vid(20);
+    assert_eq!(
+        sw.install_binding(other_vlan, t),
+        Err(ControlError::VlanNotCarried)
+    );
+    assert_eq!(sw.binding_count(), 1, "nothing stored");
+    // The static binding of b's address cannot be shadowed, replaced or taken.
+    for (m, p) in [(mac(1), A), (mac(2), B), (mac(2), A)] {
+        assert_eq!(
+            sw.install_binding(api(m, B_IP, p), t),
+            Err(ControlError::StaticBinding(static_b()))
+        );
+        assert_eq!(
+            sw.replace_binding(api(m, B_IP, p), t),
+            Err(ControlError::StaticBinding(static_b()))
+        );
+    }
+    // Another port's API binding: refused, unless replaced explicitly.
+    sw.install_binding(api(mac(1), A_IP, A), t).unwrap();
+    sw.install_binding(api(mac(1), A_IP, A), t).unwrap(); // the same again: fine
+    let holder = bindings::BindingHolder {
+        mac: mac(1),
+        port: A,
+        source: BindingSource::Api,
+    };
+    assert_eq!(
+        sw.install_binding(api(mac(3), A_IP, ROGUE), t),
+        Err(ControlError::BindingHeld(holder))
+    );
+    assert_eq!(
+        sw.replace_binding(api(mac(3), A_IP, ROGUE), t),
+        Ok(Some(holder))
+    );
+    assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().port, ROGUE);
+    // A DHCP lease of the same MAC moving ports is a migration, not a conflict.
+    let lease = |port| bindings::NewBinding {
+        vid: vid(10),
+        ip: IpAddr::V4(Ipv4Addr::new(198, 18, 10, 9)),
+        mac: mac(1),
+        port,
+        lease_secs: Some(60),
+        source: BindingSource::Dhcp,
+    };
+    sw.install_binding(lease(A), t).unwrap();
+    sw.install_binding(lease(ROGUE), t).unwrap();
+    assert_eq!(
+        sw.binding(vid(10), IpAddr::V4(Ipv4Addr::new(198, 18, 10, 9)))
+            .unwrap()
+            .port,
+        ROGUE
+    );
+}
+
 #[test]
 fn static_bindings_serve_arp_inspection_and_source_guard() {
     let mut sw = switch(EnforceMode::Enforce, true);

@@ -368,7 +368,14 @@ fn a_binding_replacing_another_macs_binding_is_a_conflict() {
     };
     sw.install_binding(nb(mac(1), A), Instant::from_secs(1))
         .unwrap();
-    sw.install_binding(nb(mac(2), B), Instant::from_secs(2))
+    // Another MAC's live lease holds the address: refused, nothing reported …
+    assert!(matches!(
+        sw.install_binding(nb(mac(2), B), Instant::from_secs(2)),
+        Err(ControlError::BindingHeld(_))
+    ));
+    assert!(conflicts(&mut sw).is_empty());
+    // … unless replaced explicitly (the API's `replace`): that is the conflict.
+    sw.replace_binding(nb(mac(2), B), Instant::from_secs(2))
         .unwrap();
     let c = conflicts(&mut sw);
     assert!(

@@ -924,6 +924,8 @@ proptest! {
         total_delta in -3i32..4,
         udp_len_delta in -3i32..4,
         fill in any::<u8>(),
+        sport in prop_oneof![Just(67u16), Just(68u16), Just(1067u16), any::<u16>()],
+        dport in prop_oneof![Just(67u16), Just(68u16), any::<u16>()],
     ) {
         let ihl_bytes = usize::from(ihl) * 4;
         let mut l3 = vec![fill; buf_len];
@@ -937,6 +939,13 @@ proptest! {
                 (i32::from(total) - ihl_bytes as i32 + udp_len_delta).clamp(0, 0xffff) as u16;
             if let Some(u) = l3.get_mut(ihl_bytes + 4..ihl_bytes + 6) {
                 u.copy_from_slice(&udp_len.to_be_bytes());
+            }
+        }
+        // The ports, where they fit (a short buffer keeps what it has).
+        let ports = [sport.to_be_bytes(), dport.to_be_bytes()].concat();
+        for (i, b) in ports.iter().enumerate() {
+            if ihl_bytes >= 20 && let Some(x) = l3.get_mut(ihl_bytes + i) {
+                *x = *b;
             }
         }
         let facts = dhcp::Ipv4Facts::parse(&l3);

@@ -1428,28 +1428,10 @@ fn recovery_message(a: Recovery, b: Recovery) -> String {
     )
 }
 
-/// Why `ip` cannot be a binding's address, if it cannot.
+/// Why `ip` cannot be a binding's address, if it cannot (the data plane's rule,
+/// which the API applies too).
 fn check_binding_ip(ip: IpAddr) -> Result<(), String> {
-    let what = match ip {
-        IpAddr::V4(a) if a.is_unspecified() => "the unspecified address",
-        IpAddr::V4(a) if a.is_broadcast() => "the broadcast address",
-        IpAddr::V4(a) if a.is_multicast() => "a multicast address (224.0.0.0/4)",
-        IpAddr::V4(a) if a.is_loopback() => "a loopback address (127.0.0.0/8)",
-        IpAddr::V6(a) if a.is_unspecified() => "the unspecified address",
-        IpAddr::V6(a) if a.is_multicast() => "a multicast address (ff00::/8)",
-        IpAddr::V6(a) if a.is_loopback() => "the loopback address",
-        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
-            return Err(format!(
-                "{ip} is an IPv4-mapped IPv6 address: write the IPv4 address ({})",
-                a.to_ipv4_mapped()
-                    .map_or(String::new(), |v4| v4.to_string())
-            ));
-        }
-        _ => return Ok(()),
-    };
-    Err(format!(
-        "{ip} is {what}; a binding's IP must be a unicast host address"
-    ))
+    portcullis_dataplane::bindings::check_binding_ip(ip).map_err(|e| format!("{ip} is {e}"))
 }
 
 /// The network address of `ip/len` when `ip` has bits set outside the prefix.

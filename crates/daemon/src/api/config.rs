@@ -195,7 +195,20 @@ async fn apply_inner(
                 .to_string(),
         );
     }
-    if req.dry_run || changes.is_empty() {
+    // Nothing changed, but a configured static binding missing from the switch (or
+    // held by another source) is restored by applying anyway: static bindings are
+    // configuration, and `apply` is how an operator re-asserts it.
+    let missing = if changes.is_empty() && !req.dry_run {
+        missing_static_bindings(&st, &compiled).await?
+    } else {
+        0
+    };
+    if missing > 0 {
+        notes.push(format!(
+            "{missing} configured static binding(s) were missing from the switch: restored"
+        ));
+    }
+    if req.dry_run || (changes.is_empty() && missing == 0) {
         let answer = ApplyAnswer {
             applied: false,
             changes,
@@ -317,4 +330,40 @@ async fn apply_inner(
     let mut resp = Json(answer).into_response();
     resp.extensions_mut().insert(AuditDetail(detail));
     Ok((resp, true))
+}
+
+/// How many of the configuration's static bindings the running switch does not hold
+/// as configured (same MAC and port, source static).
+async fn missing_static_bindings(
+    st: &ApiState,
+    compiled: &portcullis_control::config::CompiledConfig,
+) -> Result<usize, ApiError> {
+    if compiled.spec.static_bindings.is_empty() {
+        return Ok(0);
+    }
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Bindings(tx))
+        .map_err(|_| ApiError::unavailable())?;
+    let view = rx.await.map_err(|_| ApiError::unavailable())?;
+    let held: std::collections::HashSet<(u16, String, String, String)> = view
+        .bindings
+        .into_iter()
+        .filter(|b| b.source == "static")
+        .map(|b| (b.vlan, b.ip, b.mac, b.port))
+        .collect();
+    Ok(compiled
+        .spec
+        .static_bindings
+        .iter()
+        .filter(|sb| {
+            let port = compiled
+                .spec
+                .ports
+                .get(sb.port)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            !held.contains(&(sb.vid.get(), sb.ip.to_string(), sb.mac.to_string(), port))
+        })
+        .count())
 }

@@ -2,13 +2,16 @@
 //! guard, which has already identified the caller, checked their role and, for a
 //! write, recorded the intent in the audit log.
 
-use super::guard::Caller;
+use super::guard::{AuditDetail, Caller};
 use super::{ApiError, ApiState, EventRecord};
+use crate::held::{ApiBinding, BindingRefusal};
 use crate::runtime::Command;
 use crate::snapshot::{MacTableView, PortView, Snapshot};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use portcullis_dataplane::bindings::BindingHolder;
 use portcullis_dataplane::{ControlError, MacAddr, PortId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -282,17 +285,92 @@ pub struct NewBinding {
     pub ip: String,
     pub vlan: u16,
     pub port: String,
+    /// Take the address from another (non-static) binding that holds it; without
+    /// it such a binding is refused (409 `binding_conflict`). Audited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 fn bad(code: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
+/// A binding that holds an address, as the API names it.
+fn holder_text(names: &[String], h: &BindingHolder) -> String {
+    let port = names
+        .get(h.port.index())
+        .map_or_else(|| format!("#{}", h.port.0), |n| format!("{n:?}"));
+    format!("{} on port {port} ({} binding)", h.mac, h.source.name())
+}
+
+fn holder_json(names: &[String], h: &BindingHolder) -> serde_json::Value {
+    serde_json::json!({
+        "mac": h.mac.to_string(),
+        "port": names.get(h.port.index()).cloned().unwrap_or_else(|| h.port.0.to_string()),
+        "source": h.source.name(),
+    })
+}
+
+/// Why the switch refused a binding, as an API error: what the configuration would
+/// refuse is a 400 (nothing is stored), a conflict with the address's holder a 409.
+fn binding_refused(
+    names: &[String],
+    e: BindingRefusal,
+    ip: std::net::IpAddr,
+    vlan: u16,
+    port: &str,
+) -> ApiError {
+    let e = match e {
+        BindingRefusal::Unavailable(m) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "binding_refused", m);
+        }
+        BindingRefusal::Refused(e) => e,
+    };
+    match e {
+        ControlError::InvalidMac => bad(
+            "invalid_mac",
+            "a binding's MAC must be unicast and not all zeros".into(),
+        ),
+        ControlError::InvalidBindingIp(why) => bad("invalid_ip", format!("{ip} is {why}")),
+        ControlError::VlanNotCarried => bad(
+            "vlan_not_carried",
+            format!("port {port:?} does not carry VLAN {vlan}"),
+        ),
+        ControlError::NoSuchPort => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_port",
+            format!("no port named {port:?}"),
+        ),
+        ControlError::StaticBinding(h) => ApiError::new(
+            StatusCode::CONFLICT,
+            "static_binding",
+            format!(
+                "{ip} in VLAN {vlan} is a configured static binding of {}; static bindings change only with the configuration (portcullis apply), never through the API",
+                holder_text(names, &h)
+            ),
+        ),
+        ControlError::BindingHeld(h) => ApiError::new(
+            StatusCode::CONFLICT,
+            "binding_conflict",
+            format!(
+                "{ip} in VLAN {vlan} is bound to {}; remove that binding first, or replace it explicitly (--replace, \"replace\": true)",
+                holder_text(names, &h)
+            ),
+        ),
+        ControlError::BindingTableFull => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "binding_table_full",
+            "the binding table is full",
+        ),
+        e => bad("binding_refused", e.to_string()),
+    }
+}
+
 pub async fn add_binding(
     State(st): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Json(b): Json<NewBinding>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let peer = &caller.user;
     let mac: MacAddr = b
         .mac
@@ -312,19 +390,34 @@ pub async fn add_binding(
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::AddBinding {
-            vid,
-            ip,
-            mac,
-            port,
+            binding: ApiBinding {
+                vid,
+                ip,
+                mac,
+                port,
+                replace: b.replace,
+            },
             reply: tx,
         })
         .map_err(|_| ApiError::unavailable())?;
-    drop(names);
-    rx.await
+    let names = names.clone();
+    let replaced = rx
+        .await
         .map_err(|_| ApiError::unavailable())?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "binding_refused", e))?;
-    tracing::info!(%peer, %ip, %mac, vlan = b.vlan, port = %b.port, "binding added");
-    Ok(StatusCode::CREATED)
+        .map_err(|e| binding_refused(&names, e, ip, b.vlan, &b.port))?;
+    let mut resp = StatusCode::CREATED.into_response();
+    match replaced {
+        Some(h) => {
+            tracing::warn!(%peer, %ip, %mac, vlan = b.vlan, port = %b.port, replaced = %holder_text(&names, &h), "binding added, replacing another");
+            resp.extensions_mut().insert(AuditDetail(
+                serde_json::json!({ "replaced": holder_json(&names, &h) }),
+            ));
+        }
+        None => {
+            tracing::info!(%peer, %ip, %mac, vlan = b.vlan, port = %b.port, "binding added");
+        }
+    }
+    Ok(resp)
 }
 
 pub async fn remove_binding(
@@ -342,15 +435,26 @@ pub async fn remove_binding(
     st.commands
         .send(Command::RemoveBinding { vid, ip, reply: tx })
         .map_err(|_| ApiError::unavailable())?;
-    if rx.await.map_err(|_| ApiError::unavailable())? {
-        tracing::info!(%peer, %ip, vlan, "binding removed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
+    match rx.await.map_err(|_| ApiError::unavailable())? {
+        Ok(true) => {
+            tracing::info!(%peer, %ip, vlan, "binding removed");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_binding",
             format!("no binding of {ip} in VLAN {vlan}"),
-        ))
+        )),
+        Err(h) => {
+            let names = st.port_names.read().await.clone();
+            Err(binding_refused(
+                &names,
+                BindingRefusal::Refused(ControlError::StaticBinding(h)),
+                ip,
+                vlan,
+                "",
+            ))
+        }
     }
 }
 

@@ -63,7 +63,9 @@ pub struct ApiHarness {
 
 impl Drop for ApiHarness {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -74,12 +76,58 @@ impl ApiHarness {
         let dir = std::env::temp_dir().join(format!("pcl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        ApiHarness::start_in(dir, text, label)
+    }
+
+    fn start_in(dir: PathBuf, text: &str, label: &str) -> ApiHarness {
         let config = portcullis_control::parse_str(text, label, None).expect("valid config");
         let daemon = start_in_memory(config, &dir).expect("in-memory daemon");
         let app = api::router(daemon.state.clone());
         ApiHarness { daemon, dir, app }
     }
 
+    /// Stops the daemon (its data plane joined, its stores closed), runs `between`
+    /// on the state directory, and starts a daemon on `text` there: a restart.
+    pub fn restart(
+        mut self,
+        text: &str,
+        label: &str,
+        between: impl FnOnce(&std::path::Path),
+    ) -> ApiHarness {
+        let dir = std::mem::take(&mut self.dir);
+        drop(self);
+        // The directory is ours again: removed if `between` or the start fails.
+        let guard = DirGuard(dir);
+        between(&guard.0);
+        let config = portcullis_control::parse_str(text, label, None).expect("valid config");
+        let daemon = start_in_memory(config, &guard.0).expect("in-memory daemon");
+        let app = api::router(daemon.state.clone());
+        ApiHarness {
+            daemon,
+            dir: guard.keep(),
+            app,
+        }
+    }
+}
+
+/// Removes a state directory between two daemons unless kept.
+struct DirGuard(PathBuf);
+
+impl DirGuard {
+    fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl ApiHarness {
     /// `method path` as `peer`, with `body` as JSON and the extra `headers`; the
     /// answer's status and JSON (`Null` when empty).
     pub fn call(

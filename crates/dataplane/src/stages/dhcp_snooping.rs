@@ -11,8 +11,10 @@
 //! ports and uplinks only (other clients never see an xid, a client id or an
 //! inserted option 82). From trusted ports: a DHCPACK for a client on a snooping
 //! port creates or renews its binding — the ACK is *held* (a
-//! [`crate::Verdict::Hold`]) until the runtime has made the binding durable; a
-//! DHCPNAK removes the client's binding.
+//! [`crate::Verdict::Hold`]) until the runtime has made the binding durable, unless
+//! another binding holds the address (`bindings::claim`: dropped,
+//! `dhcp_binding_conflict`); a DHCPNAK removes the client's DHCP binding on its
+//! port — never a static or API binding.
 //!
 //! Invariants: no server message from an untrusted port reaches any port, and no
 //! client message reaches an untrusted port (observe mode aside;
@@ -21,7 +23,7 @@
 //! [`crate::Switch::install_binding`]); observe mode counts what it would drop and
 //! drops nothing.
 
-use crate::bindings::BindingSource;
+use crate::bindings::{BindingClaim, BindingSource, NewBinding};
 use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
@@ -58,6 +60,20 @@ pub struct BindingUpdate {
     pub port: PortId,
     /// `None`: an infinite lease (0xffffffff) or no lease-time option.
     pub lease_secs: Option<u32>,
+}
+
+impl BindingUpdate {
+    /// The binding this ACK would install.
+    pub fn as_new(&self) -> NewBinding {
+        NewBinding {
+            vid: self.vid,
+            ip: IpAddr::V4(self.ip),
+            mac: self.mac,
+            port: self.port,
+            lease_secs: self.lease_secs,
+            source: BindingSource::Dhcp,
+        }
+    }
 }
 
 /// What snooping wants besides forwarding.
@@ -249,7 +265,11 @@ pub fn inspect<O: Observer>(
                         step(o, read(), DhcpNote::ReleaseForeign { ip, holder })
                     })?
                 }
-                Some(b) if b.source == BindingSource::Dhcp && mode == EnforceMode::Enforce => {
+                Some(b)
+                    if b.source == BindingSource::Dhcp
+                        && b.mac == msg.chaddr
+                        && mode == EnforceMode::Enforce =>
+                {
                     // Removed once the message is on its way (every later check
                     // passed), by the pipeline.
                     t.note(|| step(Outcome::Pass, read(), DhcpNote::Releases { ip, why }));
@@ -299,11 +319,13 @@ pub fn inspect<O: Observer>(
                 return Ok(DhcpAction::Forward(rewrite));
             }
             let ip = IpAddr::V4(msg.yiaddr);
-            if sw.bindings.lookup(vid, ip).is_none() && sw.bindings.len() >= sw.bindings.capacity()
-            {
-                let r = DropReason::BindingTableFull;
-                t.note(|| step(Outcome::Drop(r), read(), DhcpNote::TableFull));
-                return Err(r);
+            if crate::bindings::check_binding_ip(ip).is_err() {
+                // A lease of a broadcast, multicast or loopback address: no binding
+                // can hold it, and no client should take it.
+                refuse(sw, port, mode, DropReason::DhcpMalformed, t, |o| {
+                    step(o, read(), DhcpNote::Malformed)
+                })?;
+                return Ok(DhcpAction::Forward(rewrite));
             }
             let binding = BindingUpdate {
                 vid,
@@ -312,14 +334,71 @@ pub fn inspect<O: Observer>(
                 port: e.port,
                 lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
             };
+            // Provenance (bindings::claim): a lease never takes an address a static
+            // or API binding, or another client's live lease, holds.
+            match sw
+                .bindings
+                .claim(vid, ip, msg.chaddr, e.port, BindingSource::Dhcp, now)
+            {
+                BindingClaim::Held(holder) => {
+                    let new = binding.as_new();
+                    sw.binding_refused(&new, holder, now);
+                    let note = DhcpNote::BindingConflict {
+                        ip: msg.yiaddr,
+                        holder,
+                    };
+                    refuse(sw, port, mode, DropReason::DhcpBindingConflict, t, |o| {
+                        step(o, read(), note)
+                    })?;
+                    // Observe mode: the ACK passes, the holder's binding stays.
+                    return Ok(DhcpAction::Forward(rewrite));
+                }
+                BindingClaim::Covered => {
+                    let source = sw
+                        .bindings
+                        .lookup(vid, ip)
+                        .map_or(BindingSource::Static, |b| b.source);
+                    let note = DhcpNote::AckCovered {
+                        ip: msg.yiaddr,
+                        source,
+                    };
+                    t.note(|| step(Outcome::Pass, read(), note));
+                    return Ok(DhcpAction::Forward(rewrite));
+                }
+                BindingClaim::Free => {}
+            }
+            if sw.bindings.lookup(vid, ip).is_none() && sw.bindings.len() >= sw.bindings.capacity()
+            {
+                let r = DropReason::BindingTableFull;
+                t.note(|| step(Outcome::Drop(r), read(), DhcpNote::TableFull));
+                return Err(r);
+            }
             t.note(|| step(Outcome::Pass, read(), DhcpNote::Hold(binding)));
             Ok(DhcpAction::Hold(binding, rewrite))
         }
         Some(DhcpMessageType::Nak) => {
-            if let Some(ip) = sw.bindings.ip_of(vid, msg.chaddr) {
-                sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
-                let why = BindingRemoval::Nak;
-                t.note(|| step(Outcome::Pass, read(), DhcpNote::BindingRemoved { ip, why }));
+            // A NAK removes only the lease DHCP gave this client (chaddr) in this
+            // VLAN on the port it is on: never a static or API binding — anyone can
+            // draw a NAK for another guest's MAC.
+            let client_port = sw
+                .macs
+                .lookup(vid, msg.chaddr, now)
+                .filter(|e| e.kind.is_local())
+                .map(|e| e.port);
+            let learned = sw.bindings.ip_of(vid, msg.chaddr).filter(|ip| {
+                sw.bindings.lookup(vid, *ip).is_some_and(|b| {
+                    b.source == BindingSource::Dhcp
+                        && b.mac == msg.chaddr
+                        && Some(b.port) == client_port
+                })
+            });
+            match learned {
+                Some(ip) => {
+                    sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
+                    let why = BindingRemoval::Nak;
+                    t.note(|| step(Outcome::Pass, read(), DhcpNote::BindingRemoved { ip, why }));
+                }
+                None => t.note(|| step(Outcome::Pass, read(), DhcpNote::NakNoLearnedBinding)),
             }
             t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
             Ok(DhcpAction::Forward(rewrite))

@@ -15,8 +15,10 @@
 //! claims are read after dynamic ARP inspection, so a frame DAI drops (enforce
 //! mode) neither reaches this stage nor feeds the IP-seen table — DAI's own drop
 //! reason reports it. After a conflicting ARP claim the IP-seen table holds the
-//! latest claimant (what the other hosts' ARP caches now hold); a conflicting
-//! binding replaces the old one, as any binding update does.
+//! latest claimant (what the other hosts' ARP caches now hold). A binding takes an
+//! address another MAC's binding holds only when the API replaces it explicitly
+//! (`bindings::claim` refuses it otherwise): that replacement is the conflict
+//! reported here.
 //!
 //! Invariants: no allocation (fixed-size tables, the preallocated event ring); the
 //! verdict of the frame is never changed here; ARP from uplinks is not read (the
