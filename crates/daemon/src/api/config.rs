@@ -88,6 +88,7 @@ pub fn flatten(c: &Config) -> diff::Flat {
         "management.audit_syslog".into(),
         onoff(m.audit_syslog.is_some()),
     );
+    flat.extend(diff::flatten_management(m));
     flat
 }
 
@@ -206,7 +207,75 @@ async fn apply_inner(
         return Ok((Json(answer).into_response(), false));
     }
 
-    crate::restore_sticky(&running.store, &mut compiled).map_err(|e| {
+    // Management alone (roles, tokens, syslog, the socket) needs no new switch.
+    let switch_changed = changes.iter().any(|c| !c.key.starts_with("management."));
+    let report = if switch_changed {
+        let report = swap_switch(&st, &running, &mut compiled).await?;
+        running.compiled = compiled;
+        Some(report)
+    } else {
+        None
+    };
+    // Roles and tokens are read per request: the next request on every connection,
+    // open ones included, is judged by the new configuration.
+    if let Ok(mut a) = st.auth.write() {
+        *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
+    }
+    if let Some(socket) = &running.socket {
+        let (old_m, new_m) = (&running.config.host.management, &config.host.management);
+        if old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group {
+            if let Err(e) = crate::socket_access(socket, new_m) {
+                notes.push(format!("the control socket's mode or group: {e}"));
+            }
+        }
+    }
+    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
+        let forward = crate::syslog_forwarder(&config.host.management);
+        if let Ok(mut log) = st.audit.lock() {
+            log.set_forward(forward);
+        }
+    }
+    running.config = config;
+    tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
+    crate::record_event(
+        &st.events,
+        super::EventRecord {
+            seq: 0,
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            port: String::new(),
+            event: "config_applied".into(),
+            detail: serde_json::json!({
+                "user": caller.user,
+                "changes": changes.len(),
+                "ports_added": report.as_ref().map(|r| r.ports_added.clone()).unwrap_or_default(),
+                "ports_removed": report.as_ref().map(|r| r.ports_removed.clone()).unwrap_or_default(),
+            }),
+        },
+    );
+    let carry = report.map(|r| serde_json::to_value(&r).unwrap_or_default());
+    let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
+    let answer = ApplyAnswer {
+        applied: true,
+        changes,
+        diff: rendered,
+        carry_over: carry,
+        notes,
+    };
+    let mut resp = Json(answer).into_response();
+    resp.extensions_mut().insert(AuditDetail(detail));
+    Ok((resp, true))
+}
+
+/// Builds the new switch of `compiled`, opens the I/O of the ports it adds and has
+/// the data-plane thread swap it in between two batches; what the swap carried over.
+async fn swap_switch(
+    st: &ApiState,
+    running: &crate::Running,
+    compiled: &mut portcullis_control::CompiledConfig,
+) -> Result<CarryOver, ApiError> {
+    crate::restore_sticky(&running.store, compiled).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "state_store",
@@ -276,45 +345,5 @@ async fn apply_inner(
     created.keep();
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
-    if let Ok(mut a) = st.auth.write() {
-        *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
-    }
-    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
-        let forward = crate::syslog_forwarder(&config.host.management);
-        if let Ok(mut log) = st.audit.lock() {
-            log.set_forward(forward);
-        }
-    }
-    running.config = config;
-    running.compiled = compiled;
-    tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
-    crate::record_event(
-        &st.events,
-        super::EventRecord {
-            seq: 0,
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            port: String::new(),
-            event: "config_applied".into(),
-            detail: serde_json::json!({
-                "user": caller.user,
-                "changes": changes.len(),
-                "ports_added": report.ports_added,
-                "ports_removed": report.ports_removed,
-            }),
-        },
-    );
-    let carry = serde_json::to_value(&report).unwrap_or_default();
-    let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
-    let answer = ApplyAnswer {
-        applied: true,
-        changes,
-        diff: rendered,
-        carry_over: Some(carry),
-        notes,
-    };
-    let mut resp = Json(answer).into_response();
-    resp.extensions_mut().insert(AuditDetail(detail));
-    Ok((resp, true))
+    Ok(report)
 }
