@@ -64,6 +64,9 @@ pub struct Running {
     pub owner_uid: u32,
     /// Ports are in-memory queues (tests): no interfaces to check or open.
     pub in_memory: bool,
+    /// The control socket (its mode and group follow `[host.management]`); `None`
+    /// without one (in-memory daemons).
+    pub socket: Option<PathBuf>,
 }
 
 /// Why the daemon did not start.
@@ -96,6 +99,12 @@ pub enum DaemonError {
     Bindings(String),
     #[error("TLS for the API: {0}")]
     Tls(String),
+    #[error("the control socket {path}: {message}")]
+    SocketAccess { path: PathBuf, message: String },
+    #[error(
+        "the state directory {0} is world-writable: anyone could replace the audit log or the binding database; make it 0700 (chmod 0700 {0}) or choose another"
+    )]
+    InsecureStateDir(PathBuf),
 }
 
 /// A started daemon.
@@ -163,6 +172,13 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         let _guard = runtime.enter();
         tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
     };
+    if let Err(message) = socket_access(&opts.socket, &config.host.management) {
+        let _ = std::fs::remove_file(&opts.socket);
+        return Err(DaemonError::SocketAccess {
+            path: opts.socket.clone(),
+            message,
+        });
+    }
     let tcp = match tls {
         Some((addr, cfg)) => {
             let _guard = runtime.enter();
@@ -194,6 +210,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         links,
         monitor,
         &opts.state_dir,
+        Some(&opts.socket),
         &runtime,
         true,
     )?;
@@ -287,10 +304,11 @@ fn launch(
     links: Box<dyn PortLinks>,
     link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
     state_dir: &Path,
+    socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
     probe_carrier: bool,
 ) -> Result<Launched, DaemonError> {
-    std::fs::create_dir_all(state_dir).map_err(fs_err(state_dir))?;
+    prepare_state_dir(state_dir)?;
     let store = Arc::new(store::StateStore::open(state_dir)?);
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
@@ -308,6 +326,7 @@ fn launch(
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     restore_bindings(&mut switch, &loaded);
+    secure_state_files(state_dir)?;
     let (committer, commit_results) = bindings_store::Committer::start(bstore);
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
@@ -368,6 +387,7 @@ fn launch(
         auth: Arc::new(std::sync::RwLock::new(Arc::new(auth))),
         audit,
         applies: Arc::default(),
+        refusals: Arc::default(),
         running: Arc::new(tokio::sync::Mutex::new(Running {
             config,
             compiled,
@@ -375,14 +395,143 @@ fn launch(
             epoch,
             owner_uid,
             in_memory: !probe_carrier,
+            socket: socket.map(Path::to_path_buf),
         })),
     };
+    runtime.spawn(summarize_refusals(state.clone()));
     Ok(Launched {
         state,
         stop,
         dataplane,
         port_names,
     })
+}
+
+/// Every [`api::refusals::SUMMARY_INTERVAL`], one audit record
+/// (`audit.refusals_suppressed`, by the daemon itself) for the refusals left out of
+/// the audit log since the previous one, if any were.
+async fn summarize_refusals(st: ApiState) {
+    let mut tick = tokio::time::interval(api::refusals::SUMMARY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let summary = st
+            .refusals
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take_summary(std::time::Instant::now()));
+        let Some(summary) = summary else { continue };
+        let args = serde_json::to_value(&summary).unwrap_or_default();
+        let log = st.audit.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut log = log.lock().map_err(|_| "lock".to_string())?;
+            log.append(
+                "portcullis",
+                "none",
+                "daemon",
+                "audit.refusals_suppressed",
+                args,
+                "ok",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(
+                suppressed = summary.suppressed,
+                "cannot write the summary of suppressed refusals"
+            );
+        }
+    }
+}
+
+/// The files of the state directory, each made 0600 once open (redb creates its
+/// files with the umask's mode; the audit log is created 0600).
+const STATE_FILES: [&str; 3] = ["state.redb", bindings_store::BINDINGS_FILE, AUDIT_LOG];
+
+/// Creates the state directory 0700 (and any missing parent, likewise); refuses
+/// an existing one that is world-writable. An existing directory others may read
+/// is used with a warning (its mode is the operator's choice).
+fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if !meta.is_dir() {
+                return Err(DaemonError::Fs {
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "not a directory",
+                    ),
+                });
+            }
+            let mode = meta.permissions().mode();
+            if mode & 0o002 != 0 {
+                return Err(DaemonError::InsecureStateDir(dir.to_path_buf()));
+            }
+            if mode & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), mode = format!("{:04o}", mode & 0o7777), "the state directory is open to other users; 0700 is recommended");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(fs_err(dir))?;
+            // The umask may have taken bits away, never added them; set exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(fs_err(dir))?;
+        }
+        Err(e) => return Err(fs_err(dir)(e)),
+    }
+    Ok(())
+}
+
+/// Makes the state directory's files 0600 (see [`STATE_FILES`]).
+fn secure_state_files(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in STATE_FILES {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(fs_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the control socket its configured mode and group (`socket_mode`,
+/// `socket_group`). The default group, `portcullis`, is used only if it exists
+/// (else the socket keeps the daemon's group, with a warning: only root and the
+/// daemon's user can connect); a group named in the configuration must exist.
+pub(crate) fn socket_access(
+    socket: &Path,
+    m: &portcullis_control::config::Management,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let group = m
+        .socket_group
+        .as_deref()
+        .unwrap_or(portcullis_control::config::DEFAULT_SOCKET_GROUP);
+    match unix_users::group_id(group) {
+        Some(gid) => std::os::unix::fs::chown(socket, None, Some(gid))
+            .map_err(|e| format!("cannot give it to group {group:?}: {e}"))?,
+        None if m.socket_group.is_some() => {
+            return Err(format!(
+                "socket_group {group:?} does not exist on this host (create it with `groupadd --system {group}`)"
+            ));
+        }
+        None => tracing::warn!(
+            socket = %socket.display(),
+            group,
+            "the control socket's default group does not exist: only root and the daemon's user can connect (create it with `groupadd --system portcullis`, or set socket_group)"
+        ),
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(m.socket_mode()))
+        .map_err(|e| format!("cannot set its mode {:04o}: {e}", m.socket_mode()))
 }
 
 /// The audit log's syslog copy, if configured (a socket that cannot be created is
@@ -470,6 +619,7 @@ pub fn start_in_memory(
         Box::new(MemoryLinks),
         None,
         state_dir,
+        None,
         &runtime,
         false,
     )?;
