@@ -11,6 +11,7 @@
 pub mod api;
 pub mod bindings_store;
 pub mod client;
+pub mod conns;
 pub mod held;
 pub mod metrics;
 pub mod runtime;
@@ -19,7 +20,7 @@ pub mod store;
 pub mod tls;
 pub mod unix_users;
 
-use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
+use api::{ApiState, EVENT_HISTORY, EventRecord};
 use portcullis_control::CompiledConfig;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::config::Backend;
@@ -129,6 +130,8 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 /// Loads the configuration, checks every interface, opens the ports and starts the
 /// data plane and the API.
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
+    // First: a service manager's soft limit (1024) is too low to serve from.
+    conns::raise_fd_limit();
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
     let compiled = config.compile().map_err(DaemonError::Config)?;
@@ -216,24 +219,38 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    // The caps, from the descriptors left now that the ports and stores are open.
+    let fd_limit = conns::raise_fd_limit();
+    let caps = conns::caps(fd_limit, conns::open_fds(), tcp.is_some());
+    tracing::info!(
+        fd_limit,
+        unix = caps.unix,
+        tls = tcp.as_ref().map(|_| caps.tls),
+        "API connection caps"
+    );
     {
-        let app = app.clone().into_make_service_with_connect_info::<Peer>();
         let mut rx = shutdown_rx.clone();
-        runtime.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        runtime.spawn(conns::serve(
+            conns::Listener::Unix(listener),
+            app.clone(),
+            conns::Limits::with_cap(caps.unix),
+            async move {
                 let _ = rx.changed().await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "control API stopped");
-            }
-        });
+            },
+        ));
     }
     if let Some((tcp, cfg)) = tcp {
         let addr = tcp.local_addr().ok();
         let mut rx = shutdown_rx.clone();
-        runtime.spawn(tls::serve_tls(tcp, cfg, app, async move {
-            let _ = rx.changed().await;
-        }));
+        runtime.spawn(tls::serve_tls_with(
+            tcp,
+            cfg,
+            app,
+            conns::Limits::with_cap(caps.tls),
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
         tracing::info!(address = ?addr, "control API on TCP+TLS");
     }
     if let Some(listener) = metrics {
