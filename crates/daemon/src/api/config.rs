@@ -223,10 +223,10 @@ async fn apply_inner(
     }
     if let Some(socket) = &running.socket {
         let (old_m, new_m) = (&running.config.host.management, &config.host.management);
-        if old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group {
-            if let Err(e) = crate::socket_access(socket, new_m) {
-                notes.push(format!("the control socket's mode or group: {e}"));
-            }
+        if (old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group)
+            && let Err(e) = crate::socket_access(socket, new_m)
+        {
+            notes.push(format!("the control socket's mode or group: {e}"));
         }
     }
     if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
@@ -323,16 +323,16 @@ async fn swap_switch(
             new_io.push((i, io));
         }
     }
-    crate::initial_carrier(&mut switch, &compiled);
+    crate::initial_carrier(&mut switch, compiled);
     let _ = switch.drain_events().count();
     let plan = ApplyPlan {
         switch,
         interfaces: compiled.interfaces.clone(),
-        groups: crate::group_names(&compiled),
-        circuit_ids: crate::circuit_ids(&compiled),
+        groups: crate::group_names(compiled),
+        circuit_ids: crate::circuit_ids(compiled),
         new_io,
-        links: crate::af_packet_links(&compiled),
-        link_monitor: crate::uplink_monitor(&compiled),
+        links: crate::af_packet_links(compiled),
+        link_monitor: crate::uplink_monitor(compiled),
         reply: oneshot::channel().0,
     };
     let (tx, rx) = oneshot::channel::<CarryOver>();

@@ -85,7 +85,7 @@ pub enum Admit {
 }
 
 /// The refusal-record limiter.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RefusalLimiter {
     global: Option<Bucket>,
     peers: HashMap<String, PeerState>,
@@ -94,17 +94,6 @@ pub struct RefusalLimiter {
     evicted_unsummarized: u64,
     /// Refusals left out since the daemon started.
     pub suppressed_total: u64,
-}
-
-impl Default for RefusalLimiter {
-    fn default() -> Self {
-        RefusalLimiter {
-            global: None,
-            peers: HashMap::new(),
-            evicted_unsummarized: 0,
-            suppressed_total: 0,
-        }
-    }
 }
 
 /// What the summary record says: refusals left out since the previous summary.
