@@ -1310,7 +1310,16 @@ mod tests {
         assert_eq!(super::parse_socket_mode("0660"), Ok(0o660));
         assert_eq!(super::parse_socket_mode("600"), Ok(0o600));
         assert_eq!(super::parse_socket_mode("0o666"), Ok(0o666));
-        for bad in ["", "0o", "066", "0400", "4770", "0999", "rw-rw----", "00660"] {
+        for bad in [
+            "",
+            "0o",
+            "066",
+            "0400",
+            "4770",
+            "0999",
+            "rw-rw----",
+            "00660",
+        ] {
             assert!(super::parse_socket_mode(bad).is_err(), "{bad}");
         }
     }
@@ -1453,4 +1462,3 @@ mod tests {
         }
     }
 }
-
