@@ -80,21 +80,16 @@ pub struct Caps {
 /// Sizes the caps from what is left of the descriptor limit `soft` with `open`
 /// descriptors open: [`RESERVED_FDS`] and the metrics endpoint's kept back, each
 /// cap with its [`CLOSING_SLACK`], three quarters of the rest to the Unix socket
-/// and a quarter to TLS (when TLS is on; else all to the socket), within
-/// [`MIN_CONNECTIONS`] and the maxima.
-pub fn caps(soft: u64, open: u64, tls: bool) -> Caps {
-    let listeners = if tls { 2 } else { 1 };
+/// and a quarter to TLS (kept for it even while TLS is off: an apply may turn it
+/// on), within [`MIN_CONNECTIONS`] and the maxima.
+pub fn caps(soft: u64, open: u64) -> Caps {
     let spare = soft
         .saturating_sub(open)
         .saturating_sub(RESERVED_FDS)
         .saturating_sub((METRICS_CONNECTIONS + CLOSING_SLACK) as u64)
-        .saturating_sub(listeners * CLOSING_SLACK as u64);
+        .saturating_sub(2 * CLOSING_SLACK as u64);
     let spare = usize::try_from(spare).unwrap_or(usize::MAX);
-    let (unix, tls_share) = if tls {
-        (spare / 4 * 3, spare / 4)
-    } else {
-        (spare, 0)
-    };
+    let (unix, tls_share) = (spare / 4 * 3, spare / 4);
     Caps {
         unix: unix.clamp(MIN_CONNECTIONS, MAX_UNIX_CONNECTIONS),
         tls: tls_share.clamp(MIN_CONNECTIONS, MAX_TLS_CONNECTIONS),
@@ -416,19 +411,17 @@ mod tests {
     #[test]
     fn caps_leave_the_reserve_and_share_the_rest() {
         // A service manager's default: 1024, about 30 open at start.
-        let c = caps(1024, 30, true);
+        let c = caps(1024, 30);
         let used = c.unix + c.tls + 3 * CLOSING_SLACK + METRICS_CONNECTIONS;
         assert!(used + 30 + RESERVED_FDS as usize <= 1024, "{c:?}");
-        assert!(c.unix >= 3 * c.tls - 3 && c.tls >= MIN_CONNECTIONS, "{c:?}");
-        // Without TLS the socket gets it all.
-        let c = caps(1024, 30, false);
-        assert_eq!(
-            c.unix,
-            1024 - 30 - RESERVED_FDS as usize - METRICS_CONNECTIONS - 2 * CLOSING_SLACK
+        assert!(
+            used + 30 + RESERVED_FDS as usize >= 1020,
+            "nearly all used: {c:?}"
         );
+        assert!(c.unix >= 3 * c.tls && c.tls >= MIN_CONNECTIONS, "{c:?}");
         // A large limit: the maxima.
         assert_eq!(
-            caps(1 << 20, 30, true),
+            caps(1 << 20, 30),
             Caps {
                 unix: MAX_UNIX_CONNECTIONS,
                 tls: MAX_TLS_CONNECTIONS
@@ -436,7 +429,7 @@ mod tests {
         );
         // A tiny one: the minima (the daemon will fail elsewhere first).
         assert_eq!(
-            caps(64, 30, true),
+            caps(64, 30),
             Caps {
                 unix: MIN_CONNECTIONS,
                 tls: MIN_CONNECTIONS

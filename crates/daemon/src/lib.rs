@@ -68,6 +68,101 @@ pub struct Running {
     /// The control socket (its mode and group follow `[host.management]`); `None`
     /// without one (in-memory daemons).
     pub socket: Option<PathBuf>,
+    /// The TCP listeners an apply opens, moves and closes; `None` in-memory.
+    pub(crate) listeners: Option<TcpListeners>,
+}
+
+/// The TCP listeners — the API over TLS and the metrics endpoint — as an apply
+/// changes them: each runs until its stop sender is dropped or the daemon stops.
+pub(crate) struct TcpListeners {
+    app: axum::Router,
+    tls_cap: usize,
+    commands: mpsc::Sender<Command>,
+    control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync>,
+    daemon_stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<tokio::sync::watch::Sender<()>>,
+    metrics: Option<tokio::sync::watch::Sender<()>>,
+}
+
+impl std::fmt::Debug for TcpListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListeners")
+            .field("tls", &self.tls.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpListeners {
+    /// A stop sender and the future that resolves when it is dropped or the
+    /// daemon stops.
+    fn stop_signal(
+        &self,
+    ) -> (
+        tokio::sync::watch::Sender<()>,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, mut own) = tokio::sync::watch::channel(());
+        let mut daemon = self.daemon_stop.clone();
+        let stop = async move {
+            tokio::select! {
+                _ = own.changed() => {}
+                _ = daemon.changed() => {}
+            }
+        };
+        (tx, stop)
+    }
+
+    /// Serves the API with TLS on `listener` (the one served before stops).
+    /// Must run inside the control runtime.
+    pub(crate) fn serve_tls(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        cfg: Arc<rustls::ServerConfig>,
+    ) {
+        let (tx, stop) = self.stop_signal();
+        tracing::info!(address = ?listener.local_addr().ok(), "control API on TCP+TLS");
+        let limits = conns::Limits::with_cap(self.tls_cap);
+        tokio::spawn(tls::serve_tls_with(
+            listener,
+            cfg,
+            self.app.clone(),
+            limits,
+            stop,
+        ));
+        self.tls = Some(tx);
+    }
+
+    /// Serves the metrics on `listener` (the one served before stops). Must run
+    /// inside the control runtime.
+    pub(crate) fn serve_metrics(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, stop) = self.stop_signal();
+        tracing::info!(address = ?listener.local_addr().ok(), "Prometheus metrics on /metrics");
+        tokio::spawn(metrics::serve(
+            listener,
+            self.commands.clone(),
+            self.control.clone(),
+            stop,
+        ));
+        self.metrics = Some(tx);
+    }
+
+    /// Stops the API over TLS (its open connections get the shutdown grace).
+    pub(crate) fn stop_tls(&mut self) {
+        self.tls = None;
+    }
+
+    /// Stops the metrics endpoint.
+    pub(crate) fn stop_metrics(&mut self) {
+        self.metrics = None;
+    }
+}
+
+/// A non-blocking TCP listener on `addr`, for the control runtime (call inside it).
+pub(crate) fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
 }
 
 /// Why the daemon did not start.
@@ -185,23 +280,14 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let tcp = match tls {
         Some((addr, cfg)) => {
             let _guard = runtime.enter();
-            let std_listener = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
-            std_listener
-                .set_nonblocking(true)
-                .map_err(DaemonError::Runtime)?;
-            Some((
-                tokio::net::TcpListener::from_std(std_listener).map_err(DaemonError::Runtime)?,
-                cfg,
-            ))
+            Some((bind_tcp(addr).map_err(DaemonError::Runtime)?, cfg))
         }
         None => None,
     };
     let metrics = match config.host.management.metrics_listen {
         Some(addr) => {
             let _guard = runtime.enter();
-            let l = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
-            l.set_nonblocking(true).map_err(DaemonError::Runtime)?;
-            Some(tokio::net::TcpListener::from_std(l).map_err(DaemonError::Runtime)?)
+            Some(bind_tcp(addr).map_err(DaemonError::Runtime)?)
         }
         None => None,
     };
@@ -221,11 +307,11 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     // The caps, from the descriptors left now that the ports and stores are open.
     let fd_limit = conns::raise_fd_limit();
-    let caps = conns::caps(fd_limit, conns::open_fds(), tcp.is_some());
+    let caps = conns::caps(fd_limit, conns::open_fds());
     tracing::info!(
         fd_limit,
         unix = caps.unix,
-        tls = tcp.as_ref().map(|_| caps.tls),
+        tls = caps.tls,
         "API connection caps"
     );
     {
@@ -239,48 +325,42 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             },
         ));
     }
-    if let Some((tcp, cfg)) = tcp {
-        let addr = tcp.local_addr().ok();
-        let mut rx = shutdown_rx.clone();
-        runtime.spawn(tls::serve_tls_with(
-            tcp,
-            cfg,
-            app,
-            conns::Limits::with_cap(caps.tls),
-            async move {
-                let _ = rx.changed().await;
-            },
-        ));
-        tracing::info!(address = ?addr, "control API on TCP+TLS");
+    let st = launched.state.clone();
+    let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (audit_records, audit_forward_failures) = st
+            .audit
+            .lock()
+            .map(|l| (l.last_seq(), l.forward_failures()))
+            .unwrap_or_default();
+        metrics::ControlStats {
+            applies_ok: st.applies.ok.load(Relaxed),
+            applies_failed: st.applies.failed.load(Relaxed),
+            audit_records,
+            audit_forward_failures,
+        }
+    });
+    let mut tcp_listeners = TcpListeners {
+        app,
+        tls_cap: caps.tls,
+        commands: launched.state.commands.clone(),
+        control,
+        daemon_stop: shutdown_rx.clone(),
+        tls: None,
+        metrics: None,
+    };
+    {
+        let _guard = runtime.enter();
+        if let Some((tcp, cfg)) = tcp {
+            tcp_listeners.serve_tls(tcp, cfg);
+        }
+        if let Some(listener) = metrics {
+            tcp_listeners.serve_metrics(listener);
+        }
     }
-    if let Some(listener) = metrics {
-        let st = launched.state.clone();
-        let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
-            use std::sync::atomic::Ordering::Relaxed;
-            let (audit_records, audit_forward_failures) = st
-                .audit
-                .lock()
-                .map(|l| (l.last_seq(), l.forward_failures()))
-                .unwrap_or_default();
-            metrics::ControlStats {
-                applies_ok: st.applies.ok.load(Relaxed),
-                applies_failed: st.applies.failed.load(Relaxed),
-                audit_records,
-                audit_forward_failures,
-            }
-        });
-        let addr = listener.local_addr().ok();
-        let mut rx = shutdown_rx.clone();
-        runtime.spawn(metrics::serve(
-            listener,
-            launched.state.commands.clone(),
-            control,
-            async move {
-                let _ = rx.changed().await;
-            },
-        ));
-        tracing::info!(address = ?addr, "Prometheus metrics on /metrics");
-    }
+    runtime.block_on(async {
+        launched.state.running.lock().await.listeners = Some(tcp_listeners);
+    });
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
     created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
@@ -413,6 +493,7 @@ fn launch(
             owner_uid,
             in_memory: !probe_carrier,
             socket: socket.map(Path::to_path_buf),
+            listeners: None,
         })),
     };
     runtime.spawn(summarize_refusals(state.clone()));
@@ -534,8 +615,18 @@ pub(crate) fn socket_access(
         .as_deref()
         .unwrap_or(portcullis_control::config::DEFAULT_SOCKET_GROUP);
     match unix_users::group_id(group) {
-        Some(gid) => std::os::unix::fs::chown(socket, None, Some(gid))
-            .map_err(|e| format!("cannot give it to group {group:?}: {e}"))?,
+        Some(gid) => match std::os::unix::fs::chown(socket, None, Some(gid)) {
+            Ok(()) => {}
+            Err(e) if m.socket_group.is_some() => {
+                return Err(format!("cannot give it to group {group:?}: {e}"));
+            }
+            Err(e) => tracing::warn!(
+                socket = %socket.display(),
+                group,
+                error = %e,
+                "cannot give the control socket to its default group: only root and the daemon's user can connect"
+            ),
+        },
         None if m.socket_group.is_some() => {
             return Err(format!(
                 "socket_group {group:?} does not exist on this host (create it with `groupadd --system {group}`)"

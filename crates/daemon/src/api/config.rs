@@ -186,16 +186,15 @@ async fn apply_inner(
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
     let mut notes = Vec::new();
-    let (old_m, new_m) = (&running.config.host.management, &config.host.management);
-    if old_m.tcp_listen != new_m.tcp_listen
-        || old_m.tls != new_m.tls
-        || old_m.metrics_listen != new_m.metrics_listen
-    {
-        notes.push(
-            "listener changes (tcp_listen, tls_*, metrics_listen) take effect at the next daemon start"
-                .to_string(),
-        );
-    }
+    // The TCP listeners this apply opens or moves, bound before anything changes:
+    // an address that cannot be bound (or TLS files that cannot be read) refuses it.
+    let listener_plan = match (&running.listeners, req.dry_run) {
+        (Some(_), false) => Some(plan_listeners(
+            &running.config.host.management,
+            &config.host.management,
+        )?),
+        _ => None,
+    };
     if req.dry_run || changes.is_empty() {
         let answer = ApplyAnswer {
             applied: false,
@@ -216,6 +215,9 @@ async fn apply_inner(
     } else {
         None
     };
+    if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
+        move_listeners(listeners, plan, &mut notes).await;
+    }
     // Roles and tokens are read per request: the next request on every connection,
     // open ones included, is judged by the new configuration.
     if let Ok(mut a) = st.auth.write() {
@@ -346,4 +348,132 @@ async fn swap_switch(
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
     Ok(report)
+}
+
+/// What an apply does to one TCP listener.
+enum Move<T> {
+    Keep,
+    Stop,
+    /// Serve on `addr`: on `listener`, bound already, or — when the address is the
+    /// running listener's — bound once that one is closed.
+    Start {
+        addr: std::net::SocketAddr,
+        listener: Option<tokio::net::TcpListener>,
+        with: T,
+    },
+}
+
+struct ListenerPlan {
+    tls: Move<Arc<rustls::ServerConfig>>,
+    metrics: Move<()>,
+}
+
+fn listener_error(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "listener_failed", message)
+}
+
+/// The listener changes from `old` to `new`: TLS files read and new addresses
+/// bound now, so that a failure refuses the apply before anything changes.
+fn plan_listeners(
+    old: &portcullis_control::config::Management,
+    new: &portcullis_control::config::Management,
+) -> Result<ListenerPlan, ApiError> {
+    let bind = |addr: std::net::SocketAddr, running: Option<std::net::SocketAddr>, what: &str| {
+        if running == Some(addr) {
+            return Ok(None);
+        }
+        crate::bind_tcp(addr)
+            .map(Some)
+            .map_err(|e| listener_error(format!("cannot listen on {addr} for {what}: {e}")))
+    };
+    let tls = if old.tcp_listen == new.tcp_listen && old.tls == new.tls {
+        Move::Keep
+    } else {
+        match (new.tcp_listen, &new.tls) {
+            (Some(addr), Some(files)) => {
+                let with =
+                    crate::tls::server_config(&files.cert, &files.key).map_err(listener_error)?;
+                let listener = bind(addr, old.tcp_listen, "the API over TLS")?;
+                Move::Start {
+                    addr,
+                    listener,
+                    with,
+                }
+            }
+            _ => Move::Stop,
+        }
+    };
+    let metrics = match new.metrics_listen {
+        m if m == old.metrics_listen => Move::Keep,
+        None => Move::Stop,
+        Some(addr) => Move::Start {
+            addr,
+            listener: bind(addr, old.metrics_listen, "the metrics")?,
+            with: (),
+        },
+    };
+    Ok(ListenerPlan { tls, metrics })
+}
+
+/// Stops, moves and starts the TCP listeners as planned. A listener that keeps its
+/// address but changes otherwise (new TLS files) is rebound once the old one has
+/// closed; if that fails the listener stays off, and the answer's notes say so.
+async fn move_listeners(
+    listeners: &mut crate::TcpListeners,
+    plan: ListenerPlan,
+    notes: &mut Vec<String>,
+) {
+    match plan.tls {
+        Move::Keep => {}
+        Move::Stop => listeners.stop_tls(),
+        Move::Start {
+            addr,
+            listener,
+            with,
+        } => {
+            listeners.stop_tls();
+            match rebound(addr, listener).await {
+                Ok(l) => listeners.serve_tls(l, with),
+                Err(e) => notes.push(format!(
+                    "the API over TLS is off: cannot listen on {addr}: {e}"
+                )),
+            }
+        }
+    }
+    match plan.metrics {
+        Move::Keep => {}
+        Move::Stop => listeners.stop_metrics(),
+        Move::Start { addr, listener, .. } => {
+            listeners.stop_metrics();
+            match rebound(addr, listener).await {
+                Ok(l) => listeners.serve_metrics(l),
+                Err(e) => notes.push(format!(
+                    "the metrics endpoint is off: cannot listen on {addr}: {e}"
+                )),
+            }
+        }
+    }
+}
+
+/// `listener`, or a new one on `addr` once the listener that held it has closed
+/// (its task closes it as soon as it runs: within a second).
+async fn rebound(
+    addr: std::net::SocketAddr,
+    listener: Option<tokio::net::TcpListener>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(l) = listener {
+        return Ok(l);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match crate::bind_tcp(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            r => return r,
+        }
+    }
 }
