@@ -21,10 +21,10 @@
 //! `{ action = permit, ethertype = ipv4 }`.
 
 use crate::config::{
-    AclRef, ArpAcl, ArpInspectionOverride, Config, DhcpSnoopingOverride, ETHERTYPE_NAMES,
-    GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Override, PortGroup,
-    PortSecurityOverride, Profile, StormAction, StormControlOverride, TEAMING_POLICY_WORDS,
-    TeamingOverride, UplinkPolicy, VlanRange,
+    AclRef, ArpAcl, ArpInspectionOverride, Config, DEFAULT_SOCKET_GROUP, DhcpSnoopingOverride,
+    ETHERTYPE_NAMES, GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Management,
+    Override, PortGroup, PortSecurityOverride, Profile, StormAction, StormControlOverride,
+    TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
 };
 use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
@@ -126,6 +126,69 @@ pub fn flatten_host(p: &Profile, h: &HostBinding) -> Flat {
 pub fn flatten_config(config: &Config) -> Flat {
     let mut f = flatten_profile(&config.profile);
     f.extend(flatten_host(&config.profile, &config.host));
+    f
+}
+
+/// `[host.management]`, every setting under `management.…`: the listeners
+/// (`management.tcp_listen`, `.tls_cert`, `.tls_key`, `.metrics_listen`), the
+/// syslog copy (`management.audit_syslog_target`), the control socket
+/// (`management.socket_mode`, `.socket_group`), each role's members
+/// (`management.roles.<role>.users`, `.groups`, sorted) and each token
+/// (`management.token.<name>.role`, `.expires`, `.hash`). A token's hash is shown
+/// as a fingerprint (`sha256:` and the first 16 hex digits of the SHA-256 of its
+/// PHC string): replacing a token changes it, and the hash itself is never shown.
+pub fn flatten_management(m: &Management) -> Flat {
+    let mut f = Flat::new();
+    put(&mut f, "management.tcp_listen", opt(m.tcp_listen));
+    let tls = m.tls.as_ref();
+    put(
+        &mut f,
+        "management.tls_cert",
+        opt(tls.map(|t| t.cert.display())),
+    );
+    put(
+        &mut f,
+        "management.tls_key",
+        opt(tls.map(|t| t.key.display())),
+    );
+    put(&mut f, "management.metrics_listen", opt(m.metrics_listen));
+    put(
+        &mut f,
+        "management.audit_syslog_target",
+        opt(m.audit_syslog.as_ref()),
+    );
+    put(
+        &mut f,
+        "management.socket_mode",
+        format!("{:04o}", m.socket_mode()),
+    );
+    put(
+        &mut f,
+        "management.socket_group",
+        m.socket_group.as_deref().unwrap_or(DEFAULT_SOCKET_GROUP),
+    );
+    for role in crate::rbac::ROLES {
+        let members = m.roles.of(role);
+        for (what, names) in [("users", &members.users), ("groups", &members.groups)] {
+            let mut names = names.clone();
+            names.sort();
+            names.dedup();
+            put(
+                &mut f,
+                &format!("management.roles.{}.{what}", role.name()),
+                list(&names),
+            );
+        }
+    }
+    for t in &m.tokens {
+        let prefix = format!("management.token.{}", key_segment(&t.name));
+        put(&mut f, &format!("{prefix}.role"), t.role.name());
+        put(&mut f, &format!("{prefix}.expires"), opt(t.expires_unix));
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(t.hash.as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        put(&mut f, &format!("{prefix}.hash"), format!("sha256:{hex}"));
+    }
     f
 }
 

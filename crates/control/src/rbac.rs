@@ -394,10 +394,14 @@ impl Authorizer {
         let token = match cached {
             Some(t) => t,
             None => {
-                let entry = self
-                    .tokens
-                    .get(name)
-                    .ok_or_else(|| TokenError::Unknown(name.to_owned()))?;
+                let Some(entry) = self.tokens.get(name) else {
+                    // As much work as a wrong secret, so that the time of the
+                    // answer does not tell which token names exist.
+                    if let Ok(phc) = PasswordHash::new(&DUMMY_HASH) {
+                        let _ = Argon2::default().verify_password(bearer.as_bytes(), &phc);
+                    }
+                    return Err(TokenError::Unknown(name.to_owned()));
+                };
                 let phc = PasswordHash::new(&entry.hash)
                     .map_err(|_| TokenError::Mismatch(name.to_owned()))?;
                 Argon2::default()
@@ -428,6 +432,15 @@ impl Authorizer {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// A hash (the default parameters, like every token's) that an unknown token name is
+/// verified against.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    Argon2::default()
+        .hash_password(b"pcl_unknown-token-name")
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
 
 /// `pcl_<name>_<secret>` → (name, secret) when the name is a valid token name
 /// and the secret is [`TOKEN_SECRET_BYTES`] bytes in lower-case hex.

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod bindings_store;
 pub mod client;
+pub mod conns;
 pub mod held;
 pub mod metrics;
 pub mod runtime;
@@ -19,7 +20,7 @@ pub mod store;
 pub mod tls;
 pub mod unix_users;
 
-use api::{ApiState, EVENT_HISTORY, EventRecord, Peer};
+use api::{ApiState, EVENT_HISTORY, EventRecord};
 use portcullis_control::CompiledConfig;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::config::Backend;
@@ -64,6 +65,104 @@ pub struct Running {
     pub owner_uid: u32,
     /// Ports are in-memory queues (tests): no interfaces to check or open.
     pub in_memory: bool,
+    /// The control socket (its mode and group follow `[host.management]`); `None`
+    /// without one (in-memory daemons).
+    pub socket: Option<PathBuf>,
+    /// The TCP listeners an apply opens, moves and closes; `None` in-memory.
+    pub(crate) listeners: Option<TcpListeners>,
+}
+
+/// The TCP listeners — the API over TLS and the metrics endpoint — as an apply
+/// changes them: each runs until its stop sender is dropped or the daemon stops.
+pub(crate) struct TcpListeners {
+    app: axum::Router,
+    tls_cap: usize,
+    commands: mpsc::Sender<Command>,
+    control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync>,
+    daemon_stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<tokio::sync::watch::Sender<()>>,
+    metrics: Option<tokio::sync::watch::Sender<()>>,
+}
+
+impl std::fmt::Debug for TcpListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListeners")
+            .field("tls", &self.tls.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpListeners {
+    /// A stop sender and the future that resolves when it is dropped or the
+    /// daemon stops.
+    fn stop_signal(
+        &self,
+    ) -> (
+        tokio::sync::watch::Sender<()>,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, mut own) = tokio::sync::watch::channel(());
+        let mut daemon = self.daemon_stop.clone();
+        let stop = async move {
+            tokio::select! {
+                _ = own.changed() => {}
+                _ = daemon.changed() => {}
+            }
+        };
+        (tx, stop)
+    }
+
+    /// Serves the API with TLS on `listener` (the one served before stops).
+    /// Must run inside the control runtime.
+    pub(crate) fn serve_tls(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        cfg: Arc<rustls::ServerConfig>,
+    ) {
+        let (tx, stop) = self.stop_signal();
+        tracing::info!(address = ?listener.local_addr().ok(), "control API on TCP+TLS");
+        let limits = conns::Limits::with_cap(self.tls_cap);
+        tokio::spawn(tls::serve_tls_with(
+            listener,
+            cfg,
+            self.app.clone(),
+            limits,
+            stop,
+        ));
+        self.tls = Some(tx);
+    }
+
+    /// Serves the metrics on `listener` (the one served before stops). Must run
+    /// inside the control runtime.
+    pub(crate) fn serve_metrics(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, stop) = self.stop_signal();
+        tracing::info!(address = ?listener.local_addr().ok(), "Prometheus metrics on /metrics");
+        tokio::spawn(metrics::serve(
+            listener,
+            self.commands.clone(),
+            self.control.clone(),
+            stop,
+        ));
+        self.metrics = Some(tx);
+    }
+
+    /// Stops the API over TLS (its open connections get the shutdown grace).
+    pub(crate) fn stop_tls(&mut self) {
+        self.tls = None;
+    }
+
+    /// Stops the metrics endpoint.
+    pub(crate) fn stop_metrics(&mut self) {
+        self.metrics = None;
+    }
+}
+
+/// A non-blocking TCP listener on `addr`, for the control runtime (call inside it).
+pub(crate) fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
 }
 
 /// Why the daemon did not start.
@@ -96,6 +195,12 @@ pub enum DaemonError {
     Bindings(String),
     #[error("TLS for the API: {0}")]
     Tls(String),
+    #[error("the control socket {path}: {message}")]
+    SocketAccess { path: PathBuf, message: String },
+    #[error(
+        "the state directory {0} is world-writable: anyone could replace the audit log or the binding database; make it 0700 (chmod 0700 {0}) or choose another"
+    )]
+    InsecureStateDir(PathBuf),
 }
 
 /// A started daemon.
@@ -120,6 +225,8 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 /// Loads the configuration, checks every interface, opens the ports and starts the
 /// data plane and the API.
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
+    // First: a service manager's soft limit (1024) is too low to serve from.
+    conns::raise_fd_limit();
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
     let compiled = config.compile().map_err(DaemonError::Config)?;
@@ -163,26 +270,24 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         let _guard = runtime.enter();
         tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
     };
+    if let Err(message) = socket_access(&opts.socket, &config.host.management) {
+        let _ = std::fs::remove_file(&opts.socket);
+        return Err(DaemonError::SocketAccess {
+            path: opts.socket.clone(),
+            message,
+        });
+    }
     let tcp = match tls {
         Some((addr, cfg)) => {
             let _guard = runtime.enter();
-            let std_listener = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
-            std_listener
-                .set_nonblocking(true)
-                .map_err(DaemonError::Runtime)?;
-            Some((
-                tokio::net::TcpListener::from_std(std_listener).map_err(DaemonError::Runtime)?,
-                cfg,
-            ))
+            Some((bind_tcp(addr).map_err(DaemonError::Runtime)?, cfg))
         }
         None => None,
     };
     let metrics = match config.host.management.metrics_listen {
         Some(addr) => {
             let _guard = runtime.enter();
-            let l = std::net::TcpListener::bind(addr).map_err(DaemonError::Runtime)?;
-            l.set_nonblocking(true).map_err(DaemonError::Runtime)?;
-            Some(tokio::net::TcpListener::from_std(l).map_err(DaemonError::Runtime)?)
+            Some(bind_tcp(addr).map_err(DaemonError::Runtime)?)
         }
         None => None,
     };
@@ -194,59 +299,68 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         links,
         monitor,
         &opts.state_dir,
+        Some(&opts.socket),
         &runtime,
         true,
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    // The caps, from the descriptors left now that the ports and stores are open.
+    let fd_limit = conns::raise_fd_limit();
+    let caps = conns::caps(fd_limit, conns::open_fds());
+    tracing::info!(
+        fd_limit,
+        unix = caps.unix,
+        tls = caps.tls,
+        "API connection caps"
+    );
     {
-        let app = app.clone().into_make_service_with_connect_info::<Peer>();
         let mut rx = shutdown_rx.clone();
-        runtime.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.changed().await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "control API stopped");
-            }
-        });
-    }
-    if let Some((tcp, cfg)) = tcp {
-        let addr = tcp.local_addr().ok();
-        let mut rx = shutdown_rx.clone();
-        runtime.spawn(tls::serve_tls(tcp, cfg, app, async move {
-            let _ = rx.changed().await;
-        }));
-        tracing::info!(address = ?addr, "control API on TCP+TLS");
-    }
-    if let Some(listener) = metrics {
-        let st = launched.state.clone();
-        let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
-            use std::sync::atomic::Ordering::Relaxed;
-            let (audit_records, audit_forward_failures) = st
-                .audit
-                .lock()
-                .map(|l| (l.last_seq(), l.forward_failures()))
-                .unwrap_or_default();
-            metrics::ControlStats {
-                applies_ok: st.applies.ok.load(Relaxed),
-                applies_failed: st.applies.failed.load(Relaxed),
-                audit_records,
-                audit_forward_failures,
-            }
-        });
-        let addr = listener.local_addr().ok();
-        let mut rx = shutdown_rx.clone();
-        runtime.spawn(metrics::serve(
-            listener,
-            launched.state.commands.clone(),
-            control,
+        runtime.spawn(conns::serve(
+            conns::Listener::Unix(listener),
+            app.clone(),
+            conns::Limits::with_cap(caps.unix),
             async move {
                 let _ = rx.changed().await;
             },
         ));
-        tracing::info!(address = ?addr, "Prometheus metrics on /metrics");
     }
+    let st = launched.state.clone();
+    let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (audit_records, audit_forward_failures) = st
+            .audit
+            .lock()
+            .map(|l| (l.last_seq(), l.forward_failures()))
+            .unwrap_or_default();
+        metrics::ControlStats {
+            applies_ok: st.applies.ok.load(Relaxed),
+            applies_failed: st.applies.failed.load(Relaxed),
+            audit_records,
+            audit_forward_failures,
+        }
+    });
+    let mut tcp_listeners = TcpListeners {
+        app,
+        tls_cap: caps.tls,
+        commands: launched.state.commands.clone(),
+        control,
+        daemon_stop: shutdown_rx.clone(),
+        tls: None,
+        metrics: None,
+    };
+    {
+        let _guard = runtime.enter();
+        if let Some((tcp, cfg)) = tcp {
+            tcp_listeners.serve_tls(tcp, cfg);
+        }
+        if let Some(listener) = metrics {
+            tcp_listeners.serve_metrics(listener);
+        }
+    }
+    runtime.block_on(async {
+        launched.state.running.lock().await.listeners = Some(tcp_listeners);
+    });
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
     created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
@@ -287,10 +401,11 @@ fn launch(
     links: Box<dyn PortLinks>,
     link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
     state_dir: &Path,
+    socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
     probe_carrier: bool,
 ) -> Result<Launched, DaemonError> {
-    std::fs::create_dir_all(state_dir).map_err(fs_err(state_dir))?;
+    prepare_state_dir(state_dir)?;
     let store = Arc::new(store::StateStore::open(state_dir)?);
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
@@ -316,6 +431,7 @@ fn launch(
             .apply(&refused)
             .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     }
+    secure_state_files(state_dir)?;
     let (committer, commit_results) = bindings_store::Committer::start(bstore);
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
@@ -376,6 +492,7 @@ fn launch(
         auth: Arc::new(std::sync::RwLock::new(Arc::new(auth))),
         audit,
         applies: Arc::default(),
+        refusals: Arc::default(),
         running: Arc::new(tokio::sync::Mutex::new(Running {
             config,
             compiled,
@@ -383,14 +500,154 @@ fn launch(
             epoch,
             owner_uid,
             in_memory: !probe_carrier,
+            socket: socket.map(Path::to_path_buf),
+            listeners: None,
         })),
     };
+    runtime.spawn(summarize_refusals(state.clone()));
     Ok(Launched {
         state,
         stop,
         dataplane,
         port_names,
     })
+}
+
+/// Every [`api::refusals::SUMMARY_INTERVAL`], one audit record
+/// (`audit.refusals_suppressed`, by the daemon itself) for the refusals left out of
+/// the audit log since the previous one, if any were.
+async fn summarize_refusals(st: ApiState) {
+    let mut tick = tokio::time::interval(api::refusals::SUMMARY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let summary = st
+            .refusals
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take_summary(std::time::Instant::now()));
+        let Some(summary) = summary else { continue };
+        let args = serde_json::to_value(&summary).unwrap_or_default();
+        let log = st.audit.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut log = log.lock().map_err(|_| "lock".to_string())?;
+            log.append(
+                "portcullis",
+                "none",
+                "daemon",
+                "audit.refusals_suppressed",
+                args,
+                "ok",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(
+                suppressed = summary.suppressed,
+                "cannot write the summary of suppressed refusals"
+            );
+        }
+    }
+}
+
+/// The files of the state directory, each made 0600 once open (redb creates its
+/// files with the umask's mode; the audit log is created 0600).
+const STATE_FILES: [&str; 3] = ["state.redb", bindings_store::BINDINGS_FILE, AUDIT_LOG];
+
+/// Creates the state directory 0700 (and any missing parent, likewise); refuses
+/// an existing one that is world-writable. An existing directory others may read
+/// is used with a warning (its mode is the operator's choice).
+fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            if !meta.is_dir() {
+                return Err(DaemonError::Fs {
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "not a directory",
+                    ),
+                });
+            }
+            let mode = meta.permissions().mode();
+            if mode & 0o002 != 0 {
+                return Err(DaemonError::InsecureStateDir(dir.to_path_buf()));
+            }
+            if mode & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), mode = format!("{:04o}", mode & 0o7777), "the state directory is open to other users; 0700 is recommended");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(fs_err(dir))?;
+            // The umask may have taken bits away, never added them; set exactly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(fs_err(dir))?;
+        }
+        Err(e) => return Err(fs_err(dir)(e)),
+    }
+    Ok(())
+}
+
+/// Makes the state directory's files 0600 (see [`STATE_FILES`]).
+fn secure_state_files(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in STATE_FILES {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(fs_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the control socket its configured mode and group (`socket_mode`,
+/// `socket_group`). The default group, `portcullis`, is used only if it exists
+/// (else the socket keeps the daemon's group, with a warning: only root and the
+/// daemon's user can connect); a group named in the configuration must exist.
+pub(crate) fn socket_access(
+    socket: &Path,
+    m: &portcullis_control::config::Management,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let group = m
+        .socket_group
+        .as_deref()
+        .unwrap_or(portcullis_control::config::DEFAULT_SOCKET_GROUP);
+    match unix_users::group_id(group) {
+        Some(gid) => match std::os::unix::fs::chown(socket, None, Some(gid)) {
+            Ok(()) => {}
+            Err(e) if m.socket_group.is_some() => {
+                return Err(format!("cannot give it to group {group:?}: {e}"));
+            }
+            Err(e) => tracing::warn!(
+                socket = %socket.display(),
+                group,
+                error = %e,
+                "cannot give the control socket to its default group: only root and the daemon's user can connect"
+            ),
+        },
+        None if m.socket_group.is_some() => {
+            return Err(format!(
+                "socket_group {group:?} does not exist on this host (create it with `groupadd --system {group}`)"
+            ));
+        }
+        None => tracing::warn!(
+            socket = %socket.display(),
+            group,
+            "the control socket's default group does not exist: only root and the daemon's user can connect (create it with `groupadd --system portcullis`, or set socket_group)"
+        ),
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(m.socket_mode()))
+        .map_err(|e| format!("cannot set its mode {:04o}: {e}", m.socket_mode()))
 }
 
 /// The audit log's syslog copy, if configured (a socket that cannot be created is
@@ -478,6 +735,7 @@ pub fn start_in_memory(
         Box::new(MemoryLinks),
         None,
         state_dir,
+        None,
         &runtime,
         false,
     )?;

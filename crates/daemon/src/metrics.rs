@@ -498,11 +498,11 @@ pub async fn serve(
         .route("/metrics", get(scrape).fallback(method_not_allowed))
         .fallback(not_found)
         .with_state(endpoint);
-    let address = listener.local_addr().ok();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, ?address, "metrics endpoint stopped");
-    }
+    crate::conns::serve(
+        crate::conns::Listener::Tcp(listener),
+        app,
+        crate::conns::Limits::with_cap(crate::conns::METRICS_CONNECTIONS),
+        shutdown,
+    )
+    .await;
 }

@@ -6,35 +6,21 @@
 //! `ConnectInfo(Peer { tcp: Some(remote), .. })`, so handlers and the
 //! authorization guard see TCP callers the way they see Unix-socket callers (with
 //! no uid: a TCP caller is only who its bearer token says). A failed handshake, a
-//! slow client or a failed accept costs one connection, never the server; at
-//! most [`MAX_CONNECTIONS`] connections are served at once, and handshakes and
-//! request headers have deadlines.
+//! slow client or a failed accept costs one connection, never the server; the
+//! connections are capped, and handshakes, request headers and idle connections
+//! have deadlines (`crate::conns`).
 
-use crate::api::Peer;
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
-use tower::ServiceExt;
+use tokio::net::TcpListener;
 
-/// The most TCP connections served at once; more are closed on accept.
+/// The most TCP connections [`serve_tls`] serves at once (the daemon sizes its
+/// cap from its descriptor limit: `crate::conns::caps`).
 pub const MAX_CONNECTIONS: usize = 256;
-/// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish their requests after shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub use crate::conns::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, SHUTDOWN_GRACE};
 
 /// The ALPN protocol the listener speaks.
 const HTTP_1_1: &[u8] = b"http/1.1";
@@ -90,114 +76,46 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// Serves `app` on `listener` with TLS until `shutdown` resolves, then stops
-/// accepting and gives open connections [`SHUTDOWN_GRACE`] to finish. Each request
-/// gets the extension `axum::extract::ConnectInfo(crate::api::Peer { tcp:
-/// Some(remote_addr), ..Default::default() })`, so handlers and the guard see the
-/// TCP peer exactly as Unix callers' `ConnectInfo<Peer>`. A failed handshake is
-/// logged (`tracing::warn`) and the connection dropped; it never stops the server.
+/// Serves `app` on `listener` with TLS until `shutdown` resolves, at most
+/// [`MAX_CONNECTIONS`] connections at once; see [`serve_tls_with`].
 pub async fn serve_tls(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        tracing::warn!(%remote, limit = MAX_CONNECTIONS, "API over TLS: too many connections; closing a new one");
-                        continue;
-                    };
-                    let acceptor = acceptor.clone();
-                    let app = app.clone();
-                    let stop = stop_rx.clone();
-                    connections.spawn(async move {
-                        serve_connection(acceptor, stream, remote, app, stop).await;
-                        drop(slot);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, then go on.
-                    tracing::warn!(error = %e, "API over TLS: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    })
+    serve_tls_with(
+        listener,
+        config,
+        app,
+        crate::conns::Limits::with_cap(MAX_CONNECTIONS),
+        shutdown,
+    )
     .await;
-    if drained.is_err() {
-        tracing::warn!(
-            open = connections.len(),
-            "API over TLS: connections still open after the shutdown grace; closing them"
-        );
-    }
-    // Dropping the set aborts what is left.
 }
 
-/// One connection: the handshake (bounded by [`HANDSHAKE_TIMEOUT`]), then HTTP/1.1
-/// until the client closes or `stop` turns true (graceful: the request in
-/// progress finishes).
-async fn serve_connection(
-    acceptor: tokio_rustls::TlsAcceptor,
-    stream: TcpStream,
-    remote: SocketAddr,
+/// Serves `app` on `listener` with TLS within `limits` until `shutdown` resolves,
+/// then stops accepting and gives open connections [`SHUTDOWN_GRACE`] to finish.
+/// Each request gets the extension `axum::extract::ConnectInfo(crate::api::Peer {
+/// tcp: Some(remote_addr), ..Default::default() })`, so handlers and the guard see
+/// the TCP peer exactly as Unix callers' `ConnectInfo<Peer>`. A failed handshake
+/// is logged (`tracing::warn`) and the connection dropped; it never stops the
+/// server (`crate::conns`).
+pub async fn serve_tls_with(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
     app: Router,
-    mut stop: watch::Receiver<bool>,
+    limits: crate::conns::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::warn!(%remote, error = %e, "API over TLS: handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(%remote, "API over TLS: handshake timed out");
-            return;
-        }
-    };
-    let peer = Peer {
-        tcp: Some(remote),
-        ..Peer::default()
-    };
-    let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req
-    });
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let conn = http.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.as_mut().await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%remote, error = %e, "API over TLS: connection ended with an error");
-    }
-}
-
-/// Resolves when `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is dropped here, before any other await.
-    let _ = stop.wait_for(|s| *s).await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    crate::conns::serve(
+        crate::conns::Listener::Tls(listener, acceptor),
+        app,
+        limits,
+        shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

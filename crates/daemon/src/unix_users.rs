@@ -120,6 +120,39 @@ fn group_name(gid: u32) -> Option<String> {
     }
 }
 
+/// The id of the group `name` (`getgrnam_r`), `None` when there is no such group
+/// or the lookup fails.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    let mut buf: Vec<libc::c_char> = vec![0; first_buffer(libc::_SC_GETGR_R_SIZE_MAX)];
+    loop {
+        let mut grp = MaybeUninit::<libc::group>::uninit();
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: `c_name` is a NUL-terminated string; otherwise as in `group_name`:
+        // valid writable storage for one group, a buffer of `buf.len()` bytes, and a
+        // valid out-pointer.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                grp.as_mut_ptr(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < MAX_BUFFER {
+            let len = (buf.len() * 2).min(MAX_BUFFER);
+            buf = vec![0; len];
+            continue;
+        }
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        // SAFETY: `result` is non-null, so `grp` was initialised by the call.
+        return Some(unsafe { (*result).gr_gid });
+    }
+}
+
 /// `getgrouplist(user, gid)`: the ids of the groups `user` is in (including
 /// `gid`), at most [`MAX_GROUPS`]; empty when the lookup fails.
 fn group_ids(user: &str, gid: u32) -> Vec<u32> {

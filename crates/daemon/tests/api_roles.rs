@@ -495,3 +495,274 @@ fn a_live_trace_explains_the_decision_and_changes_nothing() {
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// The `Authorization` header of `token`.
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `[[host.management.token]]` for `name` with `role`, `hash` and an optional
+/// `expires` line.
+fn token_table(name: &str, role: &str, hash: &str, expires: Option<&str>) -> String {
+    let expires = expires.map_or_else(String::new, |e| format!("expires = {e}\n"));
+    format!(
+        "\n[[host.management.token]]\nname = \"{name}\"\nrole = \"{role}\"\nhash = \"{hash}\"\n{expires}"
+    )
+}
+
+#[test]
+fn every_token_failure_gets_one_answer_and_the_audit_record_says_which() {
+    let (good, good_hash) = new_token("ci-bot").unwrap();
+    let (old, old_hash) = new_token("old-bot").unwrap();
+    let (ghost, _) = new_token("ghost").unwrap(); // well formed, never configured
+    let wrong = format!("pcl_ci-bot_{}", "0".repeat(64)); // a known name, a wrong secret
+    let tokens = token_table("ci-bot", "operator", &good_hash, None)
+        + &token_table("old-bot", "admin", &old_hash, Some("2020-01-01T00:00:00Z"));
+    let h = harness("one-answer", &tokens);
+    let failures = [
+        None,
+        Some("Basic Zm9vOmJhcg==".to_string()),
+        Some(bearer("garbage")),
+        Some(bearer(&ghost)),
+        Some(bearer(&wrong)),
+        Some(bearer(&old)),
+    ];
+    let mut answers = Vec::new();
+    for auth in &failures {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let (status, v) = h.call(tcp(), Method::GET, "/v1/status", None, &headers);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}: {v}");
+        answers.push(v);
+    }
+    for (auth, v) in failures.iter().zip(&answers) {
+        assert_eq!(
+            v, &answers[0],
+            "{auth:?} is answered like every other failure"
+        );
+    }
+    assert_eq!(answers[0]["error"]["message"], api::UNAUTHENTICATED);
+    // The valid token still works.
+    let (status, _) = h.call(
+        tcp(),
+        Method::GET,
+        "/v1/status",
+        None,
+        &[("authorization", bearer(&good).as_str())],
+    );
+    assert_eq!(status, StatusCode::OK);
+    // The audit log tells the failures apart (for the operator, not the caller).
+    let results: Vec<String> = h
+        .audit()
+        .into_iter()
+        .filter(|r| r.result.starts_with("refused:"))
+        .map(|r| r.result)
+        .collect();
+    assert_eq!(results.len(), failures.len(), "{results:#?}");
+    for want in [
+        "no bearer token",
+        "not `Bearer TOKEN`",
+        "malformed bearer token",
+        "unknown token \"ghost\"",
+        "token \"ci-bot\" does not match",
+        "token \"old-bot\" has expired",
+    ] {
+        assert!(
+            results.iter().any(|r| r.contains(want)),
+            "{want}: {results:#?}"
+        );
+    }
+}
+
+#[test]
+fn refusals_over_tcp_are_recorded_as_bounded_summaries_at_a_bounded_rate() {
+    use portcullis_daemon::api::refusals::PEER_BURST;
+    use sha2::Digest;
+    let h = harness("refusal-flood", "");
+    // A body of ~1 MiB of short strings (no single long string to digest).
+    let pad: Vec<&str> = vec!["abcdefgh"; 90_000];
+    let body = serde_json::json!({ "profile": { "name": "p", "text": "x" }, "pad": pad });
+    let bytes = body.to_string();
+    assert!(bytes.len() > 900_000 && bytes.len() < api::MAX_BODY_BYTES);
+    let sha: String = sha2::Sha256::digest(bytes.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let log_len = || std::fs::metadata(h.audit_log()).unwrap().len();
+    let before = log_len();
+    let burst = PEER_BURST as usize;
+    for _ in 0..burst {
+        let (status, _) = h.call(
+            tcp(),
+            Method::POST,
+            "/v1/config/apply",
+            Some(body.clone()),
+            &[],
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let grown = log_len() - before;
+    assert!(
+        grown < 8 * 1024,
+        "{burst} refused 1 MB requests added {grown} bytes to the audit log"
+    );
+    let refusals = |source: &str| -> Vec<portcullis_control::audit::AuditRecord> {
+        h.audit()
+            .into_iter()
+            .filter(|r| r.result.starts_with("refused:") && r.source == source)
+            .collect()
+    };
+    let records = refusals("tcp:198.18.0.7:40000");
+    assert_eq!(records.len(), burst);
+    for r in &records {
+        assert_eq!(r.action, "config.apply");
+        assert_eq!(r.args["method"], "POST", "{:?}", r.args);
+        assert_eq!(r.args["path"], "/v1/config/apply");
+        assert_eq!(r.args["body_bytes"], bytes.len());
+        assert_eq!(r.args["body_sha256"], sha.as_str());
+        assert!(r.args.get("body").is_none(), "no body in a refusal record");
+    }
+    // Over the burst: answered the same, counted, not written.
+    let before = log_len();
+    for _ in 0..15 {
+        let (status, _) = h.call(
+            tcp(),
+            Method::POST,
+            "/v1/config/apply",
+            Some(body.clone()),
+            &[],
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(log_len(), before, "suppressed refusals write nothing");
+    assert_eq!(refusals("tcp:198.18.0.7:40000").len(), burst);
+    assert_eq!(h.daemon.state.refusals.lock().unwrap().suppressed_total, 15);
+    // Another peer, and a local caller, are still recorded.
+    let other = Peer {
+        tcp: Some("198.18.0.8:40000".parse().unwrap()),
+        ..Peer::default()
+    };
+    let (status, _) = h.call(other, Method::GET, "/v1/status", None, &[]);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refusals("tcp:198.18.0.8:40000").len(), 1);
+    let (status, _) = h.call(NOBODY, Method::GET, "/v1/status", None, &[]);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The summary names the flooding peer with its count.
+    let summary = h
+        .daemon
+        .state
+        .refusals
+        .lock()
+        .unwrap()
+        .take_summary(std::time::Instant::now())
+        .unwrap();
+    assert_eq!(summary.suppressed, 15);
+    assert_eq!(summary.top, vec![("tcp:198.18.0.7".to_string(), 15)]);
+}
+
+#[test]
+fn revoking_a_member_or_a_token_by_apply_takes_effect_at_once() {
+    let (token, hash) = new_token("ci-bot").unwrap();
+    let tokens = token_table("ci-bot", "operator", &hash, None);
+    let h = harness("revoke", &tokens);
+    let with_token = [("authorization", bearer(&token))];
+    let with_token: Vec<(&str, &str)> = with_token.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let clear = |peer: Peer, headers: &[(&str, &str)]| {
+        h.call(peer, Method::POST, "/v1/counters/clear", None, headers)
+            .0
+    };
+    assert_eq!(clear(OPERATOR, &[]), StatusCode::NO_CONTENT);
+    assert_eq!(clear(tcp(), &with_token), StatusCode::NO_CONTENT);
+
+    // The same host binding without the operator `daemon` and without the token.
+    let revoked =
+        format!("{PROFILE}{}", host("")).replace("operator = { users = [\"daemon\"] }\n", "");
+    assert!(!revoked.contains("daemon"));
+    let apply = |dry_run: bool| {
+        h.call(
+            ROOT,
+            Method::POST,
+            "/v1/config/apply",
+            Some(serde_json::json!({
+                "profile": { "name": "rbac.toml", "text": revoked },
+                "dry_run": dry_run,
+            })),
+            &[],
+        )
+    };
+    let (status, dry) = apply(true);
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let diff = dry["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("~ management.roles.operator.users: [daemon] → []"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("- management.token.ci-bot.role = operator"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("- management.token.ci-bot.hash = sha256:"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains(&hash),
+        "the hash itself is never shown: {diff}"
+    );
+    assert_eq!(dry["applied"], false);
+    assert_eq!(
+        clear(OPERATOR, &[]),
+        StatusCode::NO_CONTENT,
+        "a dry run changes nothing"
+    );
+
+    let (status, done) = apply(false);
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["applied"], true, "{done}");
+    assert_eq!(done["changes"], dry["changes"]);
+    assert_eq!(clear(OPERATOR, &[]), StatusCode::FORBIDDEN);
+    let (_, me) = h.call(OPERATOR, Method::GET, "/v1/whoami", None, &[]);
+    assert!(me["role"].is_null(), "no role any more: {me}");
+    assert_eq!(clear(tcp(), &with_token), StatusCode::UNAUTHORIZED);
+    // The apply is audited with its diff.
+    let applied = h
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|r| r.action == "config.apply" && r.result == "ok")
+        .expect("the apply's outcome record");
+    let keys: Vec<&str> = applied.args["detail"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["key"].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"management.roles.operator.users"),
+        "{keys:?}"
+    );
+
+    // The audit's syslog copy and the metrics listener are in the diff too.
+    let syslog = revoked.replace(
+        "[host.management.roles]",
+        "[host.management]\naudit_syslog = \"udp:127.0.0.1:9\"\nmetrics_listen = \"127.0.0.1:9\"\n\n[host.management.roles]",
+    );
+    let (status, v) = h.call(
+        ROOT,
+        Method::POST,
+        "/v1/config/apply",
+        Some(serde_json::json!({ "profile": { "name": "rbac.toml", "text": syslog } })),
+        &[],
+    );
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let diff = v["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("~ management.audit_syslog_target: none → udp:127.0.0.1:9"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("~ management.metrics_listen: none → 127.0.0.1:9"),
+        "{diff}"
+    );
+    assert_eq!(v["applied"], true);
+}

@@ -232,3 +232,149 @@ async fn shutdown_stops_the_listener() {
         .unwrap_err();
     assert!(matches!(e, ClientError::TcpConnect { .. }), "{e}");
 }
+
+/// Whether something accepts TCP connections on `addr` (polled for up to 2 s when
+/// `want` is false: a stopped listener closes as soon as its task runs).
+fn listening(addr: SocketAddr, want: bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let up = std::net::TcpStream::connect(addr).is_ok();
+        if up == want || std::time::Instant::now() >= deadline {
+            return up;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `GET /metrics` on `addr`: the status line.
+fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// A daemon (no ports: no root needed) whose TLS listener and metrics endpoint an
+/// apply opens, moves to other addresses and closes, each at once.
+#[test]
+fn an_apply_opens_moves_and_closes_the_tcp_listeners_at_once() {
+    use portcullis_daemon::client::call_blocking;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, issuer) = make_ca(dir.path(), "right");
+    let (cert, key) = make_server_cert(dir.path(), &issuer);
+    let (token, hash) = portcullis_control::rbac::new_token("ci-bot").unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (api1, api2, metrics1, metrics2) = (free(), free(), free(), free());
+    // A second certificate, of another CA, in files of other names.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let (other_ca, other_issuer) = make_ca(&other_dir, "other");
+    let (other_cert, other_key) = make_server_cert(&other_dir, &other_issuer);
+    let tls_config = |api: Option<SocketAddr>, metrics: Option<SocketAddr>, other: bool| {
+        let (cert, key) = if other {
+            (&other_cert, &other_key)
+        } else {
+            (&cert, &key)
+        };
+        let mut m = String::new();
+        if let Some(a) = api {
+            m += &format!(
+                "tcp_listen = \"{a}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            );
+        }
+        if let Some(a) = metrics {
+            m += &format!("metrics_listen = \"{a}\"\n");
+        }
+        format!(
+            "[switch]\nname = \"listeners\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n[host.management]\n{m}\n[[host.management.token]]\nname = \"ci-bot\"\nrole = \"auditor\"\nhash = \"{hash}\"\n"
+        )
+    };
+    let config = |api, metrics| tls_config(api, metrics, false);
+    let path = dir.path().join("listeners.toml");
+    std::fs::write(&path, config(None, None)).unwrap();
+    let socket = dir.path().join("api.sock");
+    let daemon = portcullis_daemon::start(&portcullis_daemon::DaemonOptions {
+        config: path,
+        host: None,
+        socket: socket.clone(),
+        state_dir: dir.path().join("state"),
+    })
+    .expect("a daemon without ports starts");
+    let apply = |text: String| {
+        let v = call_blocking(
+            &socket,
+            Method::POST,
+            "/v1/config/apply",
+            Some(serde_json::json!({ "profile": { "name": "listeners.toml", "text": text } })),
+        )
+        .unwrap();
+        assert_eq!(v["applied"], true, "{v}");
+        assert_eq!(v["notes"], serde_json::json!([]), "{v}");
+        v
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let whoami = |addr: SocketAddr| {
+        rt.block_on(call_endpoint(
+            &endpoint(addr, &ca, Some(&token)),
+            Method::GET,
+            "/v1/whoami",
+            None,
+        ))
+    };
+
+    // Opened by apply.
+    let v = apply(config(Some(api1), Some(metrics1)));
+    assert!(
+        v["diff"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("~ management.tcp_listen: none → {api1}")),
+        "{v}"
+    );
+    assert_eq!(whoami(api1).unwrap()["user"], "token:ci-bot");
+    assert_eq!(scrape(metrics1), "HTTP/1.1 200 OK");
+
+    // Moved by apply: the old addresses close, the new ones answer.
+    apply(config(Some(api2), Some(metrics2)));
+    assert!(!listening(api1, false), "the old API address is closed");
+    assert!(
+        !listening(metrics1, false),
+        "the old metrics address is closed"
+    );
+    assert_eq!(whoami(api2).unwrap()["user"], "token:ci-bot");
+    assert_eq!(scrape(metrics2), "HTTP/1.1 200 OK");
+
+    // New TLS files on the same address: the listener is rebound with them.
+    apply(tls_config(Some(api2), Some(metrics2), true));
+    let answer = rt.block_on(call_endpoint(
+        &endpoint(api2, &other_ca, Some(&token)),
+        Method::GET,
+        "/v1/whoami",
+        None,
+    ));
+    assert_eq!(answer.unwrap()["user"], "token:ci-bot");
+    assert!(whoami(api2).is_err(), "the old certificate is gone");
+
+    // Closed by apply.
+    apply(config(None, None));
+    assert!(!listening(api2, false));
+    assert!(!listening(metrics2, false));
+    // The socket still answers.
+    assert!(call_blocking(&socket, Method::GET, "/v1/status", None).is_ok());
+    daemon.shutdown();
+}

@@ -67,15 +67,29 @@ pub fn lab(tag: &str, tools: &[&str]) -> Lab {
 
 /// Starts `portcullis daemon` on `config` (in `guest`'s namespace if given).
 pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&Guest>) -> Switchd {
+    let cmd = match guest {
+        Some(g) => g.command(EXE),
+        None => Command::new(EXE),
+    };
+    start_daemon_cmd(lab, name, config, cmd)
+}
+
+/// Starts `portcullis daemon` on `config` through the program `wrapper` (with its
+/// arguments, ending with the daemon's path), e.g. `prlimit --nofile=1024:8192 --`:
+/// it must exec the daemon, so that the lab's pid is the daemon's.
+pub fn start_daemon_wrapped(lab: &mut Lab, name: &str, config: &str, wrapper: &[&str]) -> Switchd {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(EXE);
+    start_daemon_cmd(lab, name, config, cmd)
+}
+
+/// Starts the daemon with `cmd` (the daemon's program, or a wrapper that execs it).
+fn start_daemon_cmd(lab: &mut Lab, name: &str, config: &str, mut cmd: Command) -> Switchd {
     let dir = lab.scratch_dir().expect("scratch dir");
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, config).expect("write config");
     let socket = dir.join(format!("{name}.sock"));
     let log = dir.join(format!("{name}.log"));
-    let mut cmd = match guest {
-        Some(g) => g.command(EXE),
-        None => Command::new(EXE),
-    };
     cmd.arg("daemon")
         .arg("--config")
         .arg(&cfg)

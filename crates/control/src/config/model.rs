@@ -221,6 +221,26 @@ pub struct Management {
     pub roles: RoleMembers,
     /// `[[host.management.token]]`: bearer tokens for TCP callers, in file order.
     pub tokens: Vec<TokenSpec>,
+    /// `socket_mode`: the control socket's permission bits (`None`:
+    /// [`DEFAULT_SOCKET_MODE`]).
+    pub socket_mode: Option<u32>,
+    /// `socket_group`: the group that owns the control socket (`None`:
+    /// [`DEFAULT_SOCKET_GROUP`], if it exists).
+    pub socket_group: Option<String>,
+}
+
+/// The control socket's mode when `socket_mode` is not set: owner and group may
+/// connect, others may not.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+/// The control socket's group when `socket_group` is not set (used only if the
+/// group exists; else the socket keeps the daemon's group and a warning is logged).
+pub const DEFAULT_SOCKET_GROUP: &str = "portcullis";
+
+impl Management {
+    /// The control socket's permission bits.
+    pub fn socket_mode(&self) -> u32 {
+        self.socket_mode.unwrap_or(DEFAULT_SOCKET_MODE)
+    }
 }
 
 /// `tls_cert` and `tls_key`: PEM files (absolute paths).

@@ -251,6 +251,8 @@ pub(crate) struct RawManagement {
     pub tls_key: Option<String>,
     pub metrics_listen: Option<String>,
     pub audit_syslog: Option<String>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<String>,
     /// Role name → members; the role names are checked in validation.
     #[serde(default)]
     pub roles: BTreeMap<String, RawMembers>,

@@ -909,6 +909,16 @@ impl<'a> Converter<'a> {
                 .map_err(|m| self.error(&format!("{KEY}.audit_syslog"), m))
                 .ok()
         });
+        let socket_mode = raw.socket_mode.as_deref().and_then(|s| {
+            parse_socket_mode(s)
+                .map_err(|m| self.error(&format!("{KEY}.socket_mode"), m))
+                .ok()
+        });
+        if let Some(g) = &raw.socket_group
+            && let Err(m) = crate::rbac::check_member_name(g)
+        {
+            self.error(&format!("{KEY}.socket_group"), format!("group {m}"));
+        }
         let mut roles = RoleMembers::default();
         for (name, members) in raw.roles {
             match name.parse::<Role>() {
@@ -960,6 +970,8 @@ impl<'a> Converter<'a> {
             audit_syslog,
             roles,
             tokens,
+            socket_mode,
+            socket_group: raw.socket_group,
         }
     }
 
@@ -1269,8 +1281,49 @@ pub(crate) fn parse_mac(s: &str) -> Option<MacAddr> {
     s.parse().ok()
 }
 
+/// `socket_mode`: an octal string of permission bits (`"0660"`, `"660"`, `"0o660"`)
+/// that lets the owner read and write (the daemon's user, and root, must connect)
+/// and has no bits beyond `0o777`.
+pub(crate) fn parse_socket_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let mode = u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|_| !digits.is_empty() && digits.len() <= 4)
+        .ok_or_else(|| format!("{s:?} is not an octal mode: expected e.g. \"0660\""))?;
+    if mode > 0o777 {
+        return Err(format!(
+            "{s:?}: only permission bits (at most 0777) apply to a socket"
+        ));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "{s:?}: the owner must be able to read and write the socket (0600 at least)"
+        ));
+    }
+    Ok(mode)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn socket_modes() {
+        assert_eq!(super::parse_socket_mode("0660"), Ok(0o660));
+        assert_eq!(super::parse_socket_mode("600"), Ok(0o600));
+        assert_eq!(super::parse_socket_mode("0o666"), Ok(0o666));
+        for bad in [
+            "",
+            "0o",
+            "066",
+            "0400",
+            "4770",
+            "0999",
+            "rw-rw----",
+            "00660",
+        ] {
+            assert!(super::parse_socket_mode(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

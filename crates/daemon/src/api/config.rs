@@ -88,6 +88,7 @@ pub fn flatten(c: &Config) -> diff::Flat {
         "management.audit_syslog".into(),
         onoff(m.audit_syslog.is_some()),
     );
+    flat.extend(diff::flatten_management(m));
     flat
 }
 
@@ -185,16 +186,15 @@ async fn apply_inner(
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
     let mut notes = Vec::new();
-    let (old_m, new_m) = (&running.config.host.management, &config.host.management);
-    if old_m.tcp_listen != new_m.tcp_listen
-        || old_m.tls != new_m.tls
-        || old_m.metrics_listen != new_m.metrics_listen
-    {
-        notes.push(
-            "listener changes (tcp_listen, tls_*, metrics_listen) take effect at the next daemon start"
-                .to_string(),
-        );
-    }
+    // The TCP listeners this apply opens or moves, bound before anything changes:
+    // an address that cannot be bound (or TLS files that cannot be read) refuses it.
+    let listener_plan = match (&running.listeners, req.dry_run) {
+        (Some(_), false) => Some(plan_listeners(
+            &running.config.host.management,
+            &config.host.management,
+        )?),
+        _ => None,
+    };
     // Nothing changed, but a configured static binding missing from the switch (or
     // held by another source) is restored by applying anyway: static bindings are
     // configuration, and `apply` is how an operator re-asserts it.
@@ -219,7 +219,78 @@ async fn apply_inner(
         return Ok((Json(answer).into_response(), false));
     }
 
-    crate::restore_sticky(&running.store, &mut compiled).map_err(|e| {
+    // Management alone (roles, tokens, syslog, the socket) needs no new switch.
+    let switch_changed = missing > 0 || changes.iter().any(|c| !c.key.starts_with("management."));
+    let report = if switch_changed {
+        let report = swap_switch(&st, &running, &mut compiled).await?;
+        running.compiled = compiled;
+        Some(report)
+    } else {
+        None
+    };
+    if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
+        move_listeners(listeners, plan, &mut notes).await;
+    }
+    // Roles and tokens are read per request: the next request on every connection,
+    // open ones included, is judged by the new configuration.
+    if let Ok(mut a) = st.auth.write() {
+        *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
+    }
+    if let Some(socket) = &running.socket {
+        let (old_m, new_m) = (&running.config.host.management, &config.host.management);
+        if (old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group)
+            && let Err(e) = crate::socket_access(socket, new_m)
+        {
+            notes.push(format!("the control socket's mode or group: {e}"));
+        }
+    }
+    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
+        let forward = crate::syslog_forwarder(&config.host.management);
+        if let Ok(mut log) = st.audit.lock() {
+            log.set_forward(forward);
+        }
+    }
+    running.config = config;
+    tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
+    crate::record_event(
+        &st.events,
+        super::EventRecord {
+            seq: 0,
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            port: String::new(),
+            event: "config_applied".into(),
+            detail: serde_json::json!({
+                "user": caller.user,
+                "changes": changes.len(),
+                "ports_added": report.as_ref().map(|r| r.ports_added.clone()).unwrap_or_default(),
+                "ports_removed": report.as_ref().map(|r| r.ports_removed.clone()).unwrap_or_default(),
+            }),
+        },
+    );
+    let carry = report.map(|r| serde_json::to_value(&r).unwrap_or_default());
+    let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
+    let answer = ApplyAnswer {
+        applied: true,
+        changes,
+        diff: rendered,
+        carry_over: carry,
+        notes,
+    };
+    let mut resp = Json(answer).into_response();
+    resp.extensions_mut().insert(AuditDetail(detail));
+    Ok((resp, true))
+}
+
+/// Builds the new switch of `compiled`, opens the I/O of the ports it adds and has
+/// the data-plane thread swap it in between two batches; what the swap carried over.
+async fn swap_switch(
+    st: &ApiState,
+    running: &crate::Running,
+    compiled: &mut portcullis_control::CompiledConfig,
+) -> Result<CarryOver, ApiError> {
+    crate::restore_sticky(&running.store, compiled).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "state_store",
@@ -267,16 +338,16 @@ async fn apply_inner(
             new_io.push((i, io));
         }
     }
-    crate::initial_carrier(&mut switch, &compiled);
+    crate::initial_carrier(&mut switch, compiled);
     let _ = switch.drain_events().count();
     let plan = ApplyPlan {
         switch,
         interfaces: compiled.interfaces.clone(),
-        groups: crate::group_names(&compiled),
-        circuit_ids: crate::circuit_ids(&compiled),
+        groups: crate::group_names(compiled),
+        circuit_ids: crate::circuit_ids(compiled),
         new_io,
-        links: crate::af_packet_links(&compiled),
-        link_monitor: crate::uplink_monitor(&compiled),
+        links: crate::af_packet_links(compiled),
+        link_monitor: crate::uplink_monitor(compiled),
         reply: oneshot::channel().0,
     };
     let (tx, rx) = oneshot::channel::<CarryOver>();
@@ -289,47 +360,135 @@ async fn apply_inner(
     created.keep();
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
-    if let Ok(mut a) = st.auth.write() {
-        *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
-    }
-    if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
-        let forward = crate::syslog_forwarder(&config.host.management);
-        if let Ok(mut log) = st.audit.lock() {
-            log.set_forward(forward);
+    Ok(report)
+}
+
+/// What an apply does to one TCP listener.
+enum Move<T> {
+    Keep,
+    Stop,
+    /// Serve on `addr`: on `listener`, bound already, or — when the address is the
+    /// running listener's — bound once that one is closed.
+    Start {
+        addr: std::net::SocketAddr,
+        listener: Option<tokio::net::TcpListener>,
+        with: T,
+    },
+}
+
+struct ListenerPlan {
+    tls: Move<Arc<rustls::ServerConfig>>,
+    metrics: Move<()>,
+}
+
+fn listener_error(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "listener_failed", message)
+}
+
+/// The listener changes from `old` to `new`: TLS files read and new addresses
+/// bound now, so that a failure refuses the apply before anything changes.
+fn plan_listeners(
+    old: &portcullis_control::config::Management,
+    new: &portcullis_control::config::Management,
+) -> Result<ListenerPlan, ApiError> {
+    let bind = |addr: std::net::SocketAddr, running: Option<std::net::SocketAddr>, what: &str| {
+        if running == Some(addr) {
+            return Ok(None);
+        }
+        crate::bind_tcp(addr)
+            .map(Some)
+            .map_err(|e| listener_error(format!("cannot listen on {addr} for {what}: {e}")))
+    };
+    let tls = if old.tcp_listen == new.tcp_listen && old.tls == new.tls {
+        Move::Keep
+    } else {
+        match (new.tcp_listen, &new.tls) {
+            (Some(addr), Some(files)) => {
+                let with =
+                    crate::tls::server_config(&files.cert, &files.key).map_err(listener_error)?;
+                let listener = bind(addr, old.tcp_listen, "the API over TLS")?;
+                Move::Start {
+                    addr,
+                    listener,
+                    with,
+                }
+            }
+            _ => Move::Stop,
+        }
+    };
+    let metrics = match new.metrics_listen {
+        m if m == old.metrics_listen => Move::Keep,
+        None => Move::Stop,
+        Some(addr) => Move::Start {
+            addr,
+            listener: bind(addr, old.metrics_listen, "the metrics")?,
+            with: (),
+        },
+    };
+    Ok(ListenerPlan { tls, metrics })
+}
+
+/// Stops, moves and starts the TCP listeners as planned. A listener that keeps its
+/// address but changes otherwise (new TLS files) is rebound once the old one has
+/// closed; if that fails the listener stays off, and the answer's notes say so.
+async fn move_listeners(
+    listeners: &mut crate::TcpListeners,
+    plan: ListenerPlan,
+    notes: &mut Vec<String>,
+) {
+    match plan.tls {
+        Move::Keep => {}
+        Move::Stop => listeners.stop_tls(),
+        Move::Start {
+            addr,
+            listener,
+            with,
+        } => {
+            listeners.stop_tls();
+            match rebound(addr, listener).await {
+                Ok(l) => listeners.serve_tls(l, with),
+                Err(e) => notes.push(format!(
+                    "the API over TLS is off: cannot listen on {addr}: {e}"
+                )),
+            }
         }
     }
-    running.config = config;
-    running.compiled = compiled;
-    tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
-    crate::record_event(
-        &st.events,
-        super::EventRecord {
-            seq: 0,
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            port: String::new(),
-            event: "config_applied".into(),
-            detail: serde_json::json!({
-                "user": caller.user,
-                "changes": changes.len(),
-                "ports_added": report.ports_added,
-                "ports_removed": report.ports_removed,
-            }),
-        },
-    );
-    let carry = serde_json::to_value(&report).unwrap_or_default();
-    let detail = serde_json::json!({ "changes": changes, "carry_over": carry });
-    let answer = ApplyAnswer {
-        applied: true,
-        changes,
-        diff: rendered,
-        carry_over: Some(carry),
-        notes,
-    };
-    let mut resp = Json(answer).into_response();
-    resp.extensions_mut().insert(AuditDetail(detail));
-    Ok((resp, true))
+    match plan.metrics {
+        Move::Keep => {}
+        Move::Stop => listeners.stop_metrics(),
+        Move::Start { addr, listener, .. } => {
+            listeners.stop_metrics();
+            match rebound(addr, listener).await {
+                Ok(l) => listeners.serve_metrics(l),
+                Err(e) => notes.push(format!(
+                    "the metrics endpoint is off: cannot listen on {addr}: {e}"
+                )),
+            }
+        }
+    }
+}
+
+/// `listener`, or a new one on `addr` once the listener that held it has closed
+/// (its task closes it as soon as it runs: within a second).
+async fn rebound(
+    addr: std::net::SocketAddr,
+    listener: Option<tokio::net::TcpListener>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(l) = listener {
+        return Ok(l);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match crate::bind_tcp(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// How many of the configuration's static bindings the running switch does not hold

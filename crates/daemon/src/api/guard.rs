@@ -42,40 +42,64 @@ pub(crate) fn unix_now() -> u64 {
     crate::held::unix_now()
 }
 
-fn identify(st: &ApiState, peer: &Peer, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let auth = st
-        .auth
-        .read()
-        .map(|a| a.clone())
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"))?;
+/// The one answer to a TCP caller whose token is missing, malformed, unknown,
+/// wrong or expired: which of these it was is for the audit record and the log,
+/// never for the caller (it would tell which token names exist).
+pub const UNAUTHENTICATED: &str =
+    "a valid bearer token is required (Authorization: Bearer pcl_<name>_<secret>)";
+
+/// Who is calling; on a refusal, the error to answer and what the audit record
+/// says about it.
+async fn identify(
+    st: &ApiState,
+    peer: &Peer,
+    headers: &HeaderMap,
+) -> Result<Caller, (ApiError, String)> {
+    let auth = st.auth.read().map(|a| a.clone()).map_err(|_| {
+        (
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"),
+            "the authorizer's lock is poisoned".to_string(),
+        )
+    })?;
     if let Some(addr) = peer.tcp {
         let source = format!("tcp:{addr}");
-        let unauthenticated =
-            |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Err(unauthenticated("a bearer token is required".into()));
+        let unauthenticated = |detail: String| {
+            (
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", UNAUTHENTICATED),
+                detail,
+            )
         };
-        let token = value
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(unauthenticated("no bearer token".into()));
+        };
+        let Some(token) = value
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                unauthenticated("the Authorization header is not `Bearer TOKEN`".into())
-            })?;
-        return match auth.verify_token(token.trim(), unix_now()) {
-            Ok((name, role)) => Ok(Caller {
+            .map(|t| t.trim().to_owned())
+        else {
+            return Err(unauthenticated(
+                "the Authorization header is not `Bearer TOKEN`".into(),
+            ));
+        };
+        // argon2 takes tens of milliseconds: off the executor.
+        let verified =
+            tokio::task::spawn_blocking(move || auth.verify_token(&token, unix_now())).await;
+        return match verified {
+            Ok(Ok((name, role))) => Ok(Caller {
                 user: format!("token:{name}"),
                 role: Some(role),
                 source,
             }),
-            Err(e) => Err(unauthenticated(e.to_string())),
+            Ok(Err(e)) => Err(unauthenticated(e.to_string())),
+            Err(e) => Err(unauthenticated(format!("token check failed: {e}"))),
         };
     }
     let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the caller's credentials are unknown",
+        let message = "the caller's credentials are unknown";
+        return Err((
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message),
+            message.to_string(),
         ));
     };
     let (user, groups) = crate::unix_users::user_and_groups(uid, gid);
@@ -89,10 +113,12 @@ fn identify(st: &ApiState, peer: &Peer, headers: &HeaderMap) -> Result<Caller, A
     })
 }
 
-/// A refusal with who it refused (for the audit record).
+/// A refusal with who it refused and why (for the audit record).
 struct Refusal {
     caller: Caller,
     error: ApiError,
+    /// The audit record's reason (may say more than the answer).
+    detail: String,
 }
 
 fn source_of(peer: &Peer) -> String {
@@ -196,6 +222,22 @@ pub async fn guard(
         }
         None => (req, None),
     };
+    // A refusal is recorded by a bounded summary: never the body itself.
+    let mut refusal_args = serde_json::json!({ "method": req.method().as_str(), "path": path });
+    match (write_action, &body) {
+        (Some(_), Some(bytes)) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(bytes);
+            refusal_args["body_bytes"] = bytes.len().into();
+            refusal_args["body_sha256"] = digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into();
+        }
+        (Some(_), None) => refusal_args["body_bytes"] = format!(">{MAX_BODY_BYTES}").into(),
+        (None, _) => {}
+    }
     let mut args = serde_json::json!({ "path": path });
     if let Some(bytes) = &body
         && !bytes.is_empty()
@@ -204,18 +246,19 @@ pub async fn guard(
             .map(summarize)
             .unwrap_or_else(|_| serde_json::json!({ "invalid_body_bytes": bytes.len() }));
     }
-    let caller = match identify(&st, &peer, req.headers()) {
+    let caller = match identify(&st, &peer, req.headers()).await {
         Ok(c) => c,
-        Err(e) => {
+        Err((error, detail)) => {
             let refusal = Refusal {
                 caller: Caller {
                     user: "anonymous".into(),
                     role: None,
                     source: source_of(&peer),
                 },
-                error: e,
+                error,
+                detail,
             };
-            return refuse(&st, refusal, &action, args).await;
+            return refuse(&st, &peer, refusal, &action, refusal_args).await;
         }
     };
     // Unknown routes and wrong methods need an identified caller too.
@@ -230,9 +273,13 @@ pub async fn guard(
             None => format!("{} has no role on this switch", caller.user),
             Some(r) => format!("the {} role may not {}", r.name(), describe(route, &path)),
         };
-        tracing::warn!(user = %caller.user, source = %caller.source, %action, "refused: {message}");
-        let error = ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
-        return refuse(&st, Refusal { caller, error }, &action, args).await;
+        let error = ApiError::new(StatusCode::FORBIDDEN, "forbidden", message.clone());
+        let refusal = Refusal {
+            caller,
+            error,
+            detail: message,
+        };
+        return refuse(&st, &peer, refusal, &action, refusal_args).await;
     }
     let Some(RouteSpec {
         action: Some(write_action),
@@ -303,8 +350,38 @@ fn with_caller(mut req: Request, caller: Caller) -> Request {
     req
 }
 
-async fn refuse(st: &ApiState, r: Refusal, action: &str, args: serde_json::Value) -> Response {
-    let result = format!("refused: {}", r.error.message);
+/// Answers a refusal, and audits it — for a TCP peer, unless its (or all TCP
+/// peers') refusal records are over their rate (see `refusals`): then it is only
+/// counted.
+async fn refuse(
+    st: &ApiState,
+    peer: &Peer,
+    r: Refusal,
+    action: &str,
+    mut args: serde_json::Value,
+) -> Response {
+    use super::refusals::{Admit, peer_key};
+    // Local callers are identified by the kernel and accountable: all recorded.
+    // Over TCP anyone who can reach the port can be refused: rate-limited.
+    let admit = match peer.tcp {
+        None => None,
+        Some(_) => st
+            .refusals
+            .lock()
+            .ok()
+            .map(|mut l| l.admit(&peer_key(peer), std::time::Instant::now())),
+    }
+    .unwrap_or(Admit::Record {
+        suppressed_before: 0,
+    });
+    let Admit::Record { suppressed_before } = admit else {
+        return r.error.into_response();
+    };
+    if suppressed_before > 0 {
+        args["suppressed_before"] = suppressed_before.into();
+    }
+    tracing::warn!(user = %r.caller.user, source = %r.caller.source, %action, suppressed_before, "refused: {}", r.detail);
+    let result = format!("refused: {}", r.detail);
     match append(st, &r.caller, action, args, result).await {
         Ok(_) => r.error.into_response(),
         Err(e) => e.into_response(),

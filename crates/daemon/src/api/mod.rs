@@ -17,8 +17,10 @@
 mod config;
 mod guard;
 mod handlers;
+pub mod refusals;
 
 pub use config::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
+pub use guard::UNAUTHENTICATED;
 pub use handlers::*;
 
 use crate::runtime::Command;
@@ -219,6 +221,8 @@ pub struct ApiState {
     pub running: Arc<tokio::sync::Mutex<crate::Running>>,
     /// Applies done and refused (for the metrics).
     pub applies: Arc<ApplyCounters>,
+    /// How many refusals reach the audit log (per peer and in all).
+    pub refusals: Arc<Mutex<refusals::RefusalLimiter>>,
 }
 
 /// Applies since start.
