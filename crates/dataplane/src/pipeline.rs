@@ -50,6 +50,15 @@ struct Decided {
     hold: Option<BindingUpdate>,
 }
 
+/// What DHCP snooping asks of a frame's copies once forwarding has chosen them:
+/// deliver to trusted ports only (dropped as `none_left` if none is left), and a
+/// binding to release once the message is delivered.
+#[derive(Clone, Copy)]
+struct TrustedDelivery {
+    none_left: DropReason,
+    release: Option<(std::net::Ipv4Addr, crate::events::BindingRemoval)>,
+}
+
 /// Where a drop was decided: on the way in (ingress port) or at an output port.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DropSide {
@@ -355,7 +364,6 @@ impl Switch {
         let mut hold = None;
         let mut rewrite = Rewrite::None;
         let mut trusted_only = None;
-        let mut release = None;
         match view.ethertype {
             ETHERTYPE_IPV4 => {
                 // Parsed once, for both stages, and only when one of them is on.
@@ -372,12 +380,17 @@ impl Switch {
                         DhcpAction::Forward(r) => rewrite = r,
                         DhcpAction::ForwardTrustedOnly(r, none_left) => {
                             rewrite = r;
-                            trusted_only = Some(none_left);
+                            trusted_only = Some(TrustedDelivery {
+                                none_left,
+                                release: None,
+                            });
                         }
                         DhcpAction::Release(r, ip, why) => {
                             rewrite = r;
-                            trusted_only = Some(DropReason::DhcpNoTrustedPort);
-                            release = Some((ip, why));
+                            trusted_only = Some(TrustedDelivery {
+                                none_left: DropReason::DhcpNoTrustedPort,
+                                release: Some((ip, why)),
+                            });
                         }
                         DhcpAction::Hold(b, r) => {
                             hold = Some(b);
@@ -403,20 +416,8 @@ impl Switch {
             self.after_forwarding(check, vid, &view, &f, out, t);
         }
         f?;
-        if let Some(none_left) = trusted_only
-            && let Some(v) = self.vlan(vid)
-        {
-            out.remove_all(&v.dhcp_untrusted);
-            let r = if out.is_empty() {
-                Err(none_left)
-            } else {
-                Ok(())
-            };
-            t.note(|| Step::of(Stage::DhcpTrustedDelivery, &r, Detail::None));
-            r.map_err(ing)?;
-        }
-        if let Some((ip, why)) = release {
-            self.remove_binding(vid, std::net::IpAddr::V4(ip), why, now);
+        if let Some(d) = trusted_only {
+            self.deliver_to_trusted(now, vid, d, out, t).map_err(ing)?;
         }
         Ok(Decided {
             vid,
@@ -425,6 +426,35 @@ impl Switch {
             rewrite,
             hold,
         })
+    }
+
+    /// DHCP messages only (rare): leaves the untrusted ports out of `out`, and
+    /// releases a binding once its RELEASE/DECLINE is on its way. Out of line, so
+    /// that it costs the other frames nothing.
+    #[cold]
+    #[inline(never)]
+    fn deliver_to_trusted<O: Observer>(
+        &mut self,
+        now: Instant,
+        vid: crate::types::Vid,
+        d: TrustedDelivery,
+        out: &mut PortSet,
+        t: &mut O,
+    ) -> Result<(), DropReason> {
+        if let Some(v) = self.vlan(vid) {
+            out.remove_all(&v.dhcp_untrusted);
+        }
+        let r = if out.is_empty() {
+            Err(d.none_left)
+        } else {
+            Ok(())
+        };
+        t.note(|| Step::of(Stage::DhcpTrustedDelivery, &r, Detail::None));
+        r?;
+        if let Some((ip, why)) = d.release {
+            self.remove_binding(vid, std::net::IpAddr::V4(ip), why, now);
+        }
+        Ok(())
     }
 
     /// Tracing only: what forwarding is about to look at — the destination's
