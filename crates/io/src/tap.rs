@@ -241,13 +241,31 @@ pub fn create_persistent_tap(name: &str, owner: Option<u32>) -> Result<(), IoErr
     )
 }
 
-/// Removes the persistent TAP `name` (it must not be attached to another process).
+/// How long [`delete_persistent_tap`] waits for a TAP that is attached elsewhere
+/// for a moment: a child process between `fork` and `exec` holds a copy of every
+/// descriptor of its parent, the TAP's included, until it execs (`O_CLOEXEC` closes
+/// it only then). Any thread of ours that spawns a program opens that window.
+const ATTACHED_ELSEWHERE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Removes the persistent TAP `name` (it must not be attached to another process;
+/// one attached for a moment, by a child between fork and exec, is waited for).
 pub fn delete_persistent_tap(name: &str) -> Result<(), IoError> {
     netdev::validate_name(name)?;
     if !netdev::interface_exists(name) {
         return Err(IoError::NoSuchInterface(name.to_owned()));
     }
-    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI)?;
+    let start = std::time::Instant::now();
+    let fd = loop {
+        match tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && start.elapsed() < ATTACHED_ELSEWHERE_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => break r?,
+        }
+    };
     tun_ioctl_int(
         &fd,
         libc::TUNSETPERSIST as libc::c_ulong,

@@ -138,3 +138,37 @@ fn a_persistent_tap_can_be_attached_later() {
         Err(IoError::NoSuchInterface(n)) if n == name
     ));
 }
+
+#[test]
+fn a_persistent_tap_held_for_a_moment_by_a_forked_child_is_still_deleted() {
+    // Any thread that spawns a program forks first: until the child execs, it holds
+    // a copy of the TAP's descriptor (O_CLOEXEC closes it only at exec). Here a child
+    // that never execs holds it for 100 ms, as a slow fork-to-exec would.
+    let guard = TapGuard::new('f');
+    let name = guard.0.clone();
+    create_persistent_tap(&name, None).unwrap();
+    let (rx, tx) = open_tap(&name).unwrap();
+    // SAFETY: the child calls only async-signal-safe functions (nanosleep, _exit)
+    // before it exits; the parent reaps it with waitpid below.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+    if child == 0 {
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        // SAFETY: nanosleep reads one valid timespec; _exit never returns.
+        unsafe {
+            libc::nanosleep(&pause, std::ptr::null_mut());
+            libc::_exit(0);
+        }
+    }
+    drop((rx, tx));
+    let deleted = delete_persistent_tap(&name);
+    let mut status = 0;
+    // SAFETY: waits for the child forked above, writing its status into `status`.
+    let reaped = unsafe { libc::waitpid(child, &mut status, 0) };
+    assert_eq!(reaped, child);
+    deleted.unwrap();
+    assert!(wait_gone(&name));
+}
