@@ -179,6 +179,10 @@ fn under_protect_a_flood_is_dropped_and_the_port_stays_up() {
         .run_status("macof", &["-i", "eth0", "-n", "3000"])
         .unwrap();
     assert!(flood.status.success());
+    // macof has sent them all; the switch may still have some in the port's ring.
+    wait_until("the switch received all 3000 flood frames", || {
+        sw.counter("mallory", "rx_frames") >= 3000
+    });
     let m = sw.port("mallory");
     assert_eq!(m["state"], "up");
     // macof draws random source MACs: about half are group addresses (refused as
