@@ -13,7 +13,7 @@
 use crate::arp::{self, ArpOp};
 use crate::frame::FrameView;
 use crate::spec::{AclAction, ArpAclSpec, ArpInspectionSpec, EnforceMode};
-use crate::stages::dhcp_snooping::refuse;
+use crate::stages::refuse;
 use crate::stages::storm_control::TokenBucket;
 use crate::switch::{ErrDisableCause, Switch};
 use crate::trace::{ArpCheck, ArpNote, Detail, Observer, Outcome, Stage, Step};

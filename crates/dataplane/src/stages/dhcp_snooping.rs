@@ -28,6 +28,7 @@ use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
 use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
+use crate::stages::refuse;
 use crate::stages::storm_control::TokenBucket;
 use crate::switch::{ErrDisableCause, Switch};
 use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
@@ -98,30 +99,6 @@ pub enum DhcpAction {
 #[inline]
 pub fn concerns(ip: &dhcp::Ipv4Facts) -> bool {
     ip.dhcp != DhcpCandidate::No || ip.src.is_none()
-}
-
-/// Drops, or in observe mode counts and lets pass; reports it to `t` as the step
-/// `step` builds from the outcome.
-#[inline]
-pub(crate) fn refuse<O: Observer>(
-    sw: &mut Switch,
-    port: PortId,
-    mode: EnforceMode,
-    reason: DropReason,
-    t: &mut O,
-    step: impl FnOnce(Outcome) -> Step,
-) -> Result<(), DropReason> {
-    match mode {
-        EnforceMode::Enforce => {
-            t.note(|| step(Outcome::Drop(reason)));
-            Err(reason)
-        }
-        EnforceMode::Observe => {
-            sw.counters[port.index()].observed[reason as usize] += 1;
-            t.note(|| step(Outcome::Observe(reason)));
-            Ok(())
-        }
-    }
 }
 
 /// What a trace shows of a DHCP message.
