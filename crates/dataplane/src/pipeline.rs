@@ -21,11 +21,12 @@
 //! outcome is counted exactly once (forwarded copies per output port, or one drop
 //! under one reason on the port where it was decided). No allocation per frame.
 
+use crate::bindings::BindingUpdate;
 use crate::forwarding;
 use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
 use crate::spec::AclAction;
 use crate::spec::PortRole;
-use crate::stages::dhcp_snooping::{BindingUpdate, DhcpAction};
+use crate::stages::dhcp_snooping::DhcpAction;
 use crate::stages::mac_acl::AclKey;
 use crate::stages::storm_control::StormClass;
 use crate::stages::{

@@ -7,6 +7,7 @@
 //! state: every control method that changes a port ends with `rebuild_vlans`. They
 //! are rebuilt on the control path only, never per frame.
 
+use crate::bindings::BindingUpdate;
 use crate::bindings::{
     BadBindingIp, Binding, BindingClaim, BindingEntry, BindingHolder, BindingSource, BindingTable,
     NewBinding,
@@ -21,7 +22,7 @@ use crate::spec::PortFeatures;
 use crate::spec::{ArpAclSpec, IpSourceGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::arp_inspection::DaiPortState;
-use crate::stages::dhcp_snooping::{BindingUpdate, DhcpPortState};
+use crate::stages::dhcp_snooping::DhcpPortState;
 use crate::stages::mac_acl::BoundAcl;
 use crate::stages::port_security::SecureState;
 use crate::stages::storm_control::StormState;

@@ -27,6 +27,7 @@
 
 use crate::arp::{ArpOp, ArpView};
 use crate::bindings::Binding;
+use crate::bindings::BindingUpdate;
 use crate::dhcp::DhcpMessageType;
 use crate::events::{BindingRemoval, ViolationKind};
 use crate::frame::{FrameView, OuterTag};
@@ -35,7 +36,6 @@ use crate::spec::{
     AclAction, EnforceMode, MacAclRule, MacMatch, Policy, PortRole, SourceGuard, TeamingPolicy,
     Violation, VlanMode,
 };
-use crate::stages::dhcp_snooping::BindingUpdate;
 use crate::stages::storm_control::StormClass;
 use crate::switch::{ErrDisableCause, ErrDisabled, Switch};
 use crate::types::{Instant, MacAddr, PortId, Vid};

@@ -175,7 +175,7 @@ pub enum Verdict {
     /// rule): the runtime commits the binding, then calls
     /// [`crate::Switch::release_held`] and sends the frame as `Forward` says — or
     /// drops it if the commit failed. Not yet counted as sent.
-    Hold(Forward, crate::stages::dhcp_snooping::BindingUpdate),
+    Hold(Forward, crate::bindings::BindingUpdate),
 }
 
 impl Verdict {

@@ -23,7 +23,7 @@
 //! [`crate::Switch::install_binding`]); observe mode counts what it would drop and
 //! drops nothing.
 
-use crate::bindings::{BindingClaim, BindingSource, NewBinding};
+use crate::bindings::{BindingClaim, BindingSource};
 use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
@@ -52,30 +52,9 @@ impl DhcpPortState {
     }
 }
 
-/// A binding a held ACK creates or renews.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BindingUpdate {
-    pub vid: Vid,
-    pub ip: Ipv4Addr,
-    pub mac: MacAddr,
-    pub port: PortId,
-    /// `None`: an infinite lease (0xffffffff) or no lease-time option.
-    pub lease_secs: Option<u32>,
-}
-
-impl BindingUpdate {
-    /// The binding this ACK would install.
-    pub fn as_new(&self) -> NewBinding {
-        NewBinding {
-            vid: self.vid,
-            ip: IpAddr::V4(self.ip),
-            mac: self.mac,
-            port: self.port,
-            lease_secs: self.lease_secs,
-            source: BindingSource::Dhcp,
-        }
-    }
-}
+// The binding a held ACK creates or renews lives in `crate::bindings`; it is
+// re-exported here because `DhcpAction::Hold` carries it.
+pub use crate::bindings::BindingUpdate;
 
 /// What snooping wants besides forwarding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
