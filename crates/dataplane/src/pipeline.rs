@@ -35,7 +35,7 @@ use crate::stages::{
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
-use crate::switch::ErrDisableCause;
+use crate::errdisable::ErrDisableCause;
 use crate::switch::Switch;
 use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
 use crate::types::{Instant, PortId, PortSet};

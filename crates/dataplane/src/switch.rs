@@ -31,7 +31,9 @@ use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
 use crate::verdict::DropReason;
 use crate::verdict::Forward;
-use serde::Serialize;
+
+// Re-exported: the public API has named it `switch::ErrDisableCause`.
+pub use crate::errdisable::ErrDisableCause;
 
 /// Capacity of the event ring between two drains.
 pub const EVENT_RING_CAPACITY: usize = 4096;
@@ -69,16 +71,6 @@ pub struct Port {
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
     pub(crate) untagged_vid: Option<Vid>,
-}
-
-/// Why a port was error-disabled.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrDisableCause {
-    PortSecurity,
-    StormControl,
-    DhcpRateLimit,
-    ArpRateLimit,
 }
 
 /// An error-disabled port's state.

@@ -29,6 +29,7 @@ use crate::arp::{ArpOp, ArpView};
 use crate::bindings::Binding;
 use crate::bindings::BindingUpdate;
 use crate::dhcp::DhcpMessageType;
+use crate::errdisable::ErrDisableCause;
 use crate::events::{BindingRemoval, ViolationKind};
 use crate::frame::{FrameView, OuterTag};
 use crate::mac_table::{MacEntry, MacKind};
@@ -37,7 +38,7 @@ use crate::spec::{
     Violation, VlanMode,
 };
 use crate::stages::storm_control::StormClass;
-use crate::switch::{ErrDisableCause, ErrDisabled, Switch};
+use crate::switch::{ErrDisabled, Switch};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite, Verdict};
 use serde::Serialize;

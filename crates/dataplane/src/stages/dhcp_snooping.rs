@@ -25,12 +25,13 @@
 
 use crate::bindings::{BindingClaim, BindingSource};
 use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
+use crate::errdisable::ErrDisableCause;
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
 use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
 use crate::stages::refuse;
 use crate::stages::storm_control::TokenBucket;
-use crate::switch::{ErrDisableCause, Switch};
+use crate::switch::Switch;
 use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite};
