@@ -8,8 +8,7 @@
 //! never wait and results are polled between batches.
 
 use crate::bindings_store::{BindingOp, BindingRecord, CommitResult, Committer};
-use portcullis_dataplane::bindings::{Binding, BindingHolder, BindingSource};
-use portcullis_dataplane::stages::dhcp_snooping::BindingUpdate;
+use portcullis_dataplane::bindings::{Binding, BindingHolder, BindingSource, BindingUpdate};
 use portcullis_dataplane::{ControlError, Forward, Instant, MacAddr, PortId, Switch, Vid};
 use std::collections::HashMap;
 use std::net::IpAddr;

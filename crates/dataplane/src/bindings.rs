@@ -1,6 +1,8 @@
 //! The in-memory binding index (DHCP snooping, static and API bindings): (VLAN, IP)
 //! → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
-//! store; the data plane reads only this index, never the disk.
+//! store; the data plane reads only this index, never the disk. Also owns the
+//! record types that travel to and from it: [`NewBinding`] and [`BindingUpdate`]
+//! (the binding a held DHCPACK creates or renews).
 //!
 //! Invariants: at most `capacity` bindings (a full table refuses and the caller
 //! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC) → IP holds the
@@ -18,7 +20,7 @@ use crate::types::{Instant, MacAddr, PortId, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Where a binding came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,6 +196,31 @@ pub struct NewBinding {
     /// `None`: never expires.
     pub lease_secs: Option<u32>,
     pub source: BindingSource,
+}
+
+/// A binding a held ACK creates or renews.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingUpdate {
+    pub vid: Vid,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub port: PortId,
+    /// `None`: an infinite lease (0xffffffff) or no lease-time option.
+    pub lease_secs: Option<u32>,
+}
+
+impl BindingUpdate {
+    /// The binding this ACK would install.
+    pub fn as_new(&self) -> NewBinding {
+        NewBinding {
+            vid: self.vid,
+            ip: IpAddr::V4(self.ip),
+            mac: self.mac,
+            port: self.port,
+            lease_secs: self.lease_secs,
+            source: BindingSource::Dhcp,
+        }
+    }
 }
 
 /// A binding as the switch reports it: with its key.

@@ -73,10 +73,11 @@
 //! capacity; every port-security port's count is at most its `max_macs` and equals
 //! the distinct MACs of its local entries. Never panics; allocates (control path).
 
+use crate::errdisable::ErrDisableCause;
 use crate::events::{Event, EventKind};
 use crate::mac_table::{MacEntry, MacKind, SecureKind};
 use crate::spec::{PortFeatures, PortRole};
-use crate::switch::{ErrDisableCause, Switch, VlanState};
+use crate::switch::{Switch, VlanState};
 use crate::teaming::NO_PIN;
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use serde::Serialize;

@@ -8,8 +8,8 @@ use crate::types::{Instant, MacAddr, PortId};
 use serde::Serialize;
 use std::collections::VecDeque;
 
+use crate::errdisable::ErrDisableCause;
 use crate::spec::Violation;
-use crate::switch::ErrDisableCause;
 
 /// What kind of port-security violation.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]

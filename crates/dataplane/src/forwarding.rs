@@ -12,13 +12,13 @@
 //! up; MAC-change-blocked ports are skipped and counted.
 
 use crate::frame::FrameView;
-use crate::pipeline::DropSide;
 use crate::spec::AclAction;
 use crate::spec::PortRole;
-use crate::stages::storm_control::StormClass;
+use crate::stages::mac_acl::acl_key;
+use crate::stages::storm_control::{self, StormClass};
 use crate::switch::{Switch, VlanState};
 use crate::types::{Instant, PortId, PortSet, Vid};
-use crate::verdict::DropReason;
+use crate::verdict::{DropReason, DropSide};
 
 /// The uplink a frame from guest `ingress` leaves by (teaming, see `teaming.rs`).
 #[inline]
@@ -73,7 +73,7 @@ fn acl_out(
     if filtered.is_empty() {
         return Ok(());
     }
-    let key = crate::pipeline::acl_key(view, vid);
+    let key = acl_key(view, vid);
     let mut last: Option<(u16, bool)> = None;
     for p in filtered.iter() {
         let Some(a) = sw.ports[p.index()].acl_out else {
@@ -166,7 +166,7 @@ fn output_ports(
             Ok(())
         }
         _ => {
-            crate::pipeline::storm_control(sw, ingress, StormClass::UnknownUnicast, now)
+            storm_control::check(sw, ingress, StormClass::UnknownUnicast, now)
                 .map_err(|r| (r, DropSide::Ingress))?;
             unknown_unicast(from_guest, uplink, out)
         }

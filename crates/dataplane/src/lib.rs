@@ -11,6 +11,7 @@ pub mod bindings;
 mod carry_over;
 pub mod counters;
 pub mod dhcp;
+pub mod errdisable;
 pub mod events;
 pub mod forwarding;
 pub mod frame;
@@ -28,6 +29,7 @@ pub mod vlan;
 
 pub use carry_over::CarryOver;
 pub use counters::PortCounters;
+pub use errdisable::ErrDisableCause;
 pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};
 pub use hosts::{HostEntry, HostSeen, HostStats, HostTable};
@@ -40,6 +42,6 @@ pub use spec::{
     StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Violation,
     VlanMode,
 };
-pub use switch::{ControlError, ErrDisableCause, ErrDisabled, Port, Switch};
+pub use switch::{ControlError, ErrDisabled, Port, Switch};
 pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
 pub use verdict::{DropReason, Forward, Rewrite, Verdict};

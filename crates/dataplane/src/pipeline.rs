@@ -21,24 +21,27 @@
 //! outcome is counted exactly once (forwarded copies per output port, or one drop
 //! under one reason on the port where it was decided). No allocation per frame.
 
+use crate::bindings::BindingUpdate;
 use crate::forwarding;
 use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
 use crate::spec::AclAction;
 use crate::spec::PortRole;
-use crate::stages::dhcp_snooping::{BindingUpdate, DhcpAction};
-use crate::stages::mac_acl::AclKey;
-use crate::stages::storm_control::StormClass;
+use crate::stages::dhcp_snooping::DhcpAction;
+use crate::stages::mac_acl::acl_key;
+use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
     arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
-use crate::switch::ErrDisableCause;
 use crate::switch::Switch;
 use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
 use crate::types::{Instant, PortId, PortSet};
 use crate::verdict::{DropReason, Forward, Rewrite, Verdict};
+
+// Re-exported: the public API has named it `pipeline::DropSide`.
+pub use crate::verdict::DropSide;
 use crate::vlan;
 
 /// A forwarded frame's verdict but its output ports, as `decide` returns it.
@@ -57,27 +60,6 @@ struct Decided {
 struct TrustedDelivery {
     none_left: DropReason,
     release: Option<(std::net::Ipv4Addr, crate::events::BindingRemoval)>,
-}
-
-/// Where a drop was decided: on the way in (ingress port) or at an output port.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DropSide {
-    Ingress,
-    Egress(PortId),
-    /// Already counted on the ports concerned (outbound ACLs refusing every copy).
-    Counted,
-}
-
-/// The fields a MAC ACL looks at.
-#[inline]
-pub(crate) fn acl_key(view: &FrameView, vid: crate::types::Vid) -> AclKey {
-    AclKey {
-        src: view.src,
-        dst: view.dst,
-        ethertype: view.ethertype,
-        vid,
-        cos: view.outer.map_or(0, |t| t.pcp_dei >> 1),
-    }
 }
 
 /// The inbound MAC ACL of `port`, if it has one.
@@ -114,26 +96,7 @@ fn acl_in(
     r
 }
 
-/// Storm control: a frame of `class` over the port's rate is dropped (and, with
-/// action shutdown, the port error-disabled).
-#[inline]
-pub(crate) fn storm_control(
-    sw: &mut Switch,
-    port: PortId,
-    class: StormClass,
-    now: Instant,
-) -> Result<(), DropReason> {
-    let p = &mut sw.ports[port.index()];
-    if p.storm.admit(class, now) {
-        return Ok(());
-    }
-    if p.storm.shutdown {
-        sw.err_disable(port, ErrDisableCause::StormControl, now);
-    }
-    Err(DropReason::StormControl)
-}
-
-/// [`storm_control`], reported to `t` with the port's limit for `class`.
+/// [`storm_control::check`], reported to `t` with the port's limit for `class`.
 #[inline(always)]
 fn storm_control_observed(
     sw: &mut Switch,
@@ -142,7 +105,7 @@ fn storm_control_observed(
     now: Instant,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
-    let r = storm_control(sw, port, class, now);
+    let r = storm_control::check(sw, port, class, now);
     t.note(|| {
         let spec = sw.ports[port.index()].features.storm_control;
         let limit_pps = spec.and_then(|s| match class {

@@ -7,6 +7,7 @@
 //! state: every control method that changes a port ends with `rebuild_vlans`. They
 //! are rebuilt on the control path only, never per frame.
 
+use crate::bindings::BindingUpdate;
 use crate::bindings::{
     BadBindingIp, Binding, BindingClaim, BindingEntry, BindingHolder, BindingSource, BindingTable,
     NewBinding,
@@ -21,7 +22,7 @@ use crate::spec::PortFeatures;
 use crate::spec::{ArpAclSpec, IpSourceGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::arp_inspection::DaiPortState;
-use crate::stages::dhcp_snooping::{BindingUpdate, DhcpPortState};
+use crate::stages::dhcp_snooping::DhcpPortState;
 use crate::stages::mac_acl::BoundAcl;
 use crate::stages::port_security::SecureState;
 use crate::stages::storm_control::StormState;
@@ -30,7 +31,9 @@ use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
 use crate::verdict::DropReason;
 use crate::verdict::Forward;
-use serde::Serialize;
+
+// Re-exported: the public API has named it `switch::ErrDisableCause`.
+pub use crate::errdisable::ErrDisableCause;
 
 /// Capacity of the event ring between two drains.
 pub const EVENT_RING_CAPACITY: usize = 4096;
@@ -68,16 +71,6 @@ pub struct Port {
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
     pub(crate) untagged_vid: Option<Vid>,
-}
-
-/// Why a port was error-disabled.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrDisableCause {
-    PortSecurity,
-    StormControl,
-    DhcpRateLimit,
-    ArpRateLimit,
 }
 
 /// An error-disabled port's state.

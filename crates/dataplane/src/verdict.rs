@@ -1,12 +1,12 @@
 //! What the pipeline decides for one frame: a [`Verdict`] (forward to a set of ports,
-//! or drop with a [`DropReason`]).
+//! or drop with a [`DropReason`]), and where a drop is counted ([`DropSide`]).
 //!
 //! Invariant: `DropReason` is a closed enum; every drop the data plane makes carries
 //! exactly one reason and is counted under it (see `counters.rs`). A forwarded frame
 //! never lists its ingress port, never goes uplink → uplink, and only lists ports that
 //! carry its VLAN.
 
-use crate::types::{PortSet, Vid};
+use crate::types::{PortId, PortSet, Vid};
 use serde::Serialize;
 
 macro_rules! drop_reasons {
@@ -175,7 +175,7 @@ pub enum Verdict {
     /// rule): the runtime commits the binding, then calls
     /// [`crate::Switch::release_held`] and sends the frame as `Forward` says — or
     /// drops it if the commit failed. Not yet counted as sent.
-    Hold(Forward, crate::stages::dhcp_snooping::BindingUpdate),
+    Hold(Forward, crate::bindings::BindingUpdate),
 }
 
 impl Verdict {
@@ -191,4 +191,13 @@ impl Verdict {
             Verdict::Drop(_) => PortSet::EMPTY,
         }
     }
+}
+
+/// Where a drop was decided: on the way in (ingress port) or at an output port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DropSide {
+    Ingress,
+    Egress(PortId),
+    /// Already counted on the ports concerned (outbound ACLs refusing every copy).
+    Counted,
 }

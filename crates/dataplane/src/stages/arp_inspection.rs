@@ -11,11 +11,12 @@
 //! claim nothing and pass unless `validate ip` is set.
 
 use crate::arp::{self, ArpOp};
+use crate::errdisable::ErrDisableCause;
 use crate::frame::FrameView;
 use crate::spec::{AclAction, ArpAclSpec, ArpInspectionSpec, EnforceMode};
-use crate::stages::dhcp_snooping::refuse;
+use crate::stages::refuse;
 use crate::stages::storm_control::TokenBucket;
-use crate::switch::{ErrDisableCause, Switch};
+use crate::switch::Switch;
 use crate::trace::{ArpCheck, ArpNote, Detail, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, PortId, Vid};
 use crate::verdict::DropReason;

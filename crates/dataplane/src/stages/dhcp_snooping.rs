@@ -23,13 +23,15 @@
 //! [`crate::Switch::install_binding`]); observe mode counts what it would drop and
 //! drops nothing.
 
-use crate::bindings::{BindingClaim, BindingSource, NewBinding};
+use crate::bindings::{BindingClaim, BindingSource};
 use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
+use crate::errdisable::ErrDisableCause;
 use crate::events::{BindingRemoval, EventKind};
 use crate::frame::FrameView;
 use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
+use crate::stages::refuse;
 use crate::stages::storm_control::TokenBucket;
-use crate::switch::{ErrDisableCause, Switch};
+use crate::switch::Switch;
 use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite};
@@ -51,30 +53,9 @@ impl DhcpPortState {
     }
 }
 
-/// A binding a held ACK creates or renews.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BindingUpdate {
-    pub vid: Vid,
-    pub ip: Ipv4Addr,
-    pub mac: MacAddr,
-    pub port: PortId,
-    /// `None`: an infinite lease (0xffffffff) or no lease-time option.
-    pub lease_secs: Option<u32>,
-}
-
-impl BindingUpdate {
-    /// The binding this ACK would install.
-    pub fn as_new(&self) -> NewBinding {
-        NewBinding {
-            vid: self.vid,
-            ip: IpAddr::V4(self.ip),
-            mac: self.mac,
-            port: self.port,
-            lease_secs: self.lease_secs,
-            source: BindingSource::Dhcp,
-        }
-    }
-}
+// The binding a held ACK creates or renews lives in `crate::bindings`; it is
+// re-exported here because `DhcpAction::Hold` carries it.
+pub use crate::bindings::BindingUpdate;
 
 /// What snooping wants besides forwarding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,30 +79,6 @@ pub enum DhcpAction {
 #[inline]
 pub fn concerns(ip: &dhcp::Ipv4Facts) -> bool {
     ip.dhcp != DhcpCandidate::No || ip.src.is_none()
-}
-
-/// Drops, or in observe mode counts and lets pass; reports it to `t` as the step
-/// `step` builds from the outcome.
-#[inline]
-pub(crate) fn refuse<O: Observer>(
-    sw: &mut Switch,
-    port: PortId,
-    mode: EnforceMode,
-    reason: DropReason,
-    t: &mut O,
-    step: impl FnOnce(Outcome) -> Step,
-) -> Result<(), DropReason> {
-    match mode {
-        EnforceMode::Enforce => {
-            t.note(|| step(Outcome::Drop(reason)));
-            Err(reason)
-        }
-        EnforceMode::Observe => {
-            sw.counters[port.index()].observed[reason as usize] += 1;
-            t.note(|| step(Outcome::Observe(reason)));
-            Ok(())
-        }
-    }
 }
 
 /// What a trace shows of a DHCP message.

@@ -14,7 +14,7 @@
 use crate::dhcp;
 use crate::frame::FrameView;
 use crate::spec::SourceGuard;
-use crate::stages::dhcp_snooping::refuse;
+use crate::stages::refuse;
 use crate::switch::Switch;
 use crate::trace::{Detail, IpsgNote, Observer, Outcome, Stage, Step};
 use crate::types::{PortId, Vid};

@@ -4,8 +4,9 @@
 //! match decides; a frame no rule matches is denied (the implicit deny of a bound ACL).
 //!
 //! This module owns the compiled form of one ACL, [`CompiledMacAcl`], built on the
-//! control path from a checked [`MacAclSpec`], and the per-frame decision. It does
-//! not extract the key from a frame, bind ACLs to ports or count: the pipeline does.
+//! control path from a checked [`MacAclSpec`], the per-frame decision, and
+//! `acl_key`, the key a frame presents to an ACL. It does not bind ACLs to ports or
+//! count: the pipeline (inbound) and forwarding (outbound) do.
 //!
 //! Invariant: for every spec `s` and every key `k`,
 //! `CompiledMacAcl::compile(&s).evaluate(&k) == evaluate_linear(&s, &k)` — the same
@@ -47,6 +48,7 @@
 //! `d · n² / 8` bytes for `d` fields of all-distinct values in the worst case (about
 //! 8 MiB at [`MAX_ACL_RULES`]), far less for real ACLs, whose values repeat.
 
+use crate::frame::FrameView;
 use crate::spec::{AclAction, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacMatch};
 use crate::types::{MacAddr, Vid};
 use rustc_hash::FxHashMap;
@@ -70,6 +72,18 @@ pub struct AclKey {
     pub vid: Vid,
     /// 802.1p priority (PCP) 0..=7; 0 for untagged frames.
     pub cos: u8,
+}
+
+/// The fields a MAC ACL looks at.
+#[inline]
+pub(crate) fn acl_key(view: &FrameView, vid: Vid) -> AclKey {
+    AclKey {
+        src: view.src,
+        dst: view.dst,
+        ethertype: view.ethertype,
+        vid,
+        cos: view.outer.map_or(0, |t| t.pcp_dei >> 1),
+    }
 }
 
 /// The outcome: the index of the first matching rule (None = the implicit deny) and the action.

@@ -13,10 +13,11 @@
 //! equals its local entries in the MAC table, its effective MAC included); the
 //! pipeline calls [`check_source`] before the vSwitch policy and [`admit`] after it.
 
+use crate::errdisable::ErrDisableCause;
 use crate::events::{EventKind, ViolationKind};
 use crate::mac_table::{MacInsertError, MacKind, SecureKind};
 use crate::spec::{PortSecuritySpec, SecureAging, Violation};
-use crate::switch::{ErrDisableCause, Switch};
+use crate::switch::Switch;
 use crate::trace::{Detail, Observer, Outcome, SecureCheck, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::DropReason;

@@ -1,13 +1,19 @@
 //! Storm control: per-port token buckets capping the broadcast, multicast and
 //! unknown-unicast frames a port may receive per second (Cisco's `storm-control …
-//! level pps`). The clock is passed in; the bucket holds one second of burst.
+//! level pps`). The clock is passed in; the bucket holds one second of burst. The
+//! stage's check, `check`, drops a frame over its limit and, with action
+//! shutdown, error-disables the port; the pipeline (broadcast, multicast) and
+//! forwarding (unknown unicast) call it.
 //!
 //! Invariant: over any interval of T seconds a bucket admits at most
 //! `rate × (T + 1)` frames (one second of burst plus the rate), and never panics or
 //! overflows for any sequence of (possibly non-monotonic) times.
 
+use crate::errdisable::ErrDisableCause;
 use crate::spec::StormControlSpec;
-use crate::types::Instant;
+use crate::switch::Switch;
+use crate::types::{Instant, PortId};
+use crate::verdict::DropReason;
 
 /// Thousandths of a frame, so that low rates refill smoothly in integers.
 const MILLI: u64 = 1000;
@@ -92,6 +98,25 @@ impl StormState {
         };
         bucket.as_mut().is_none_or(|b| b.admit(now))
     }
+}
+
+/// Storm control: a frame of `class` over the port's rate is dropped (and, with
+/// action shutdown, the port error-disabled).
+#[inline]
+pub(crate) fn check(
+    sw: &mut Switch,
+    port: PortId,
+    class: StormClass,
+    now: Instant,
+) -> Result<(), DropReason> {
+    let p = &mut sw.ports[port.index()];
+    if p.storm.admit(class, now) {
+        return Ok(());
+    }
+    if p.storm.shutdown {
+        sw.err_disable(port, ErrDisableCause::StormControl, now);
+    }
+    Err(DropReason::StormControl)
 }
 
 #[cfg(test)]
