@@ -672,6 +672,14 @@ impl Switch {
         }
         // No allocation: this runs on the packet path when a guest moves its MAC.
         let vids = port.vlan.iter_vids();
+        // `new` may already be one of the port's local MACs (a secure MAC it learned,
+        // or one carried over by an apply): taking it as the effective MAC turns that
+        // entry into the guest entry, so it is not a new secure MAC.
+        let already_local = vids.clone().any(|vid| {
+            self.macs
+                .lookup(vid, new, now)
+                .is_some_and(|e| e.kind.is_local() && e.port == id)
+        });
         for (i, vid) in vids.clone().enumerate() {
             if let Err(e) = self.macs.insert_guest(vid, new, id, now) {
                 for undo in vids.take(i) {
@@ -689,19 +697,25 @@ impl Switch {
                 return Err(e);
             }
         }
+        let mut old_removed = false;
         for vid in vids {
             if let Some(old) = old {
-                self.macs.remove_local(vid, old, id);
+                old_removed |= self.macs.remove_local(vid, old, id).is_some();
             }
         }
         let port = &mut self.ports[id.index()];
         port.effective_mac = Some(new);
+        // Port security counts the port's local MACs: `new` joins them unless it was
+        // one already, and the old effective MAC leaves them.
+        if let Some(sec) = port.secure.as_mut() {
+            sec.count = sec
+                .count
+                .saturating_add(u16::from(!already_local))
+                .saturating_sub(u16::from(old_removed));
+        }
         match old {
             None => {
                 port.initial_mac = Some(new);
-                if let Some(sec) = port.secure.as_mut() {
-                    sec.count += 1; // the learned initial MAC is the port's first secure MAC
-                }
                 self.events
                     .push(now, EventKind::InitialMacLearned { port: id, mac: new });
             }

@@ -1271,3 +1271,77 @@ proptest! {
         check_invariants(&new, now)?;
     }
 }
+
+/// Regression (proptest seed f119a123…): g0 (port security max 2, forged transmits
+/// accepted, no configured MAC) learns :01 as its MAC and :04 as a dynamic secure
+/// MAC. The apply drops :01 (g1's configured MAC) and g0 is left without an effective
+/// MAC but with :04; its next frame from :04 takes :04 as its MAC. That turns the
+/// secure entry into the guest entry: still one local MAC, so the count stays 1
+/// (it was counted twice).
+#[test]
+fn a_carried_secure_mac_taken_as_the_effective_mac_is_counted_once() {
+    let guests = [
+        GuestGen {
+            vlan: 2,
+            configured_mac: false,
+            port_security: Some((2, false)),
+            forged_accept: true,
+            mac_changes_accept: false,
+        },
+        GuestGen {
+            vlan: 2,
+            configured_mac: true,
+            port_security: None,
+            forged_accept: false,
+            mac_changes_accept: true,
+        },
+    ];
+    let spec = random_spec(1, &guests, 8);
+    let mut old = Switch::new(&spec, Instant(0)).unwrap();
+    let mut now = Instant(0);
+    drive(
+        &mut old,
+        &mut now,
+        &[(2, 2, 0, 1, 0), (4, 1, 0, 1, 0), (1, 4, 0, 1, 0)],
+    )
+    .unwrap();
+    check_invariants(&old, now).unwrap();
+    let g0 = id(&old, "g0");
+    assert_eq!(old.port(g0).unwrap().effective_mac, Some(mac(1)));
+    assert_eq!(old.port(g0).unwrap().secure.unwrap().count, 2);
+
+    let edit = Edit {
+        guests: vec![(0, 1, None); 6],
+        drop_uplink2: false,
+        added: vec![],
+        table: 4,
+        max_bindings: 0,
+    };
+    let mut new = Switch::new(&edited(&spec, 1, &edit), now).unwrap();
+    let report = new.carry_over_from(old, now);
+    assert_eq!((report.macs_kept, report.macs_dropped), (2, 1));
+    check_invariants(&new, now).unwrap();
+    let g0 = id(&new, "g0");
+    assert_eq!(new.port(g0).unwrap().effective_mac, None);
+    assert_eq!(
+        state(&new, now).macs_of("g0"),
+        vec![(
+            2,
+            mac(4),
+            "g0".into(),
+            MacKind::Secure(SecureKind::Dynamic),
+            Instant(0),
+            Instant(0)
+        )]
+    );
+
+    drive(&mut new, &mut now, &[(1, 4, 0, 1, 0)]).unwrap();
+    let p = new.port(g0).unwrap();
+    assert_eq!(p.effective_mac, Some(mac(4)));
+    assert_eq!(p.secure.unwrap().count, 1);
+    assert_eq!(
+        state(&new, now).macs_of("g0"),
+        vec![(2, mac(4), "g0".into(), MacKind::Guest, now, now)]
+    );
+    check_invariants(&new, now).unwrap();
+}
