@@ -5,9 +5,12 @@
 //! (the binding a held DHCPACK creates or renews).
 //!
 //! Invariants: at most `capacity` bindings (a full table refuses and the caller
-//! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC) → IP holds the
-//! latest DHCP address of each client so a NAK finds it without a scan. Records are
-//! the same for IPv4 and IPv6 (IPv4 is stored as an IPv4-mapped IPv6 key).
+//! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC, family) →
+//! addresses holds, per client and address family, up to [`MAX_ADDRESSES_PER_MAC`]
+//! of its bound addresses (the most recently installed ones) so a NAK or a carry-over
+//! finds them without a scan. The index is a hint; the (VLAN, IP) table is the
+//! authority. Records are the same for IPv4 and IPv6 (IPv4 is stored as an
+//! IPv4-mapped IPv6 key).
 //!
 //! Provenance (docs/decisions.md, "Binding provenance"): who may take an address
 //! another binding holds is decided in one place, [`claim`]. A configured static
@@ -20,7 +23,7 @@ use crate::types::{Instant, MacAddr, PortId, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// Where a binding came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,11 +205,13 @@ pub struct NewBinding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindingUpdate {
     pub vid: Vid,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: MacAddr,
     pub port: PortId,
     /// `None`: an infinite lease (0xffffffff) or no lease-time option.
     pub lease_secs: Option<u32>,
+    /// Who learned it (DHCP snooping: [`BindingSource::Dhcp`]).
+    pub source: BindingSource,
 }
 
 impl BindingUpdate {
@@ -214,11 +219,11 @@ impl BindingUpdate {
     pub fn as_new(&self) -> NewBinding {
         NewBinding {
             vid: self.vid,
-            ip: IpAddr::V4(self.ip),
+            ip: self.ip,
             mac: self.mac,
             port: self.port,
             lease_secs: self.lease_secs,
-            source: BindingSource::Dhcp,
+            source: self.source,
         }
     }
 }
@@ -247,6 +252,61 @@ fn key_ip(k: u128) -> IpAddr {
     }
 }
 
+/// How many addresses of one family the MAC index keeps per (VLAN, MAC). Beyond
+/// it, installing another address of that client and family drops the least
+/// recently installed one from the index (the binding itself stays in the table, and
+/// still ends with its lease or its removal; only the by-MAC look-ups, the NAK's and
+/// the carry-over's, no longer see it).
+pub const MAX_ADDRESSES_PER_MAC: usize = 8;
+
+/// Whether a table key is an IPv6 address (not IPv4-mapped): the MAC index keeps
+/// the two families apart, so one never evicts the other.
+#[inline]
+fn key_is_v6(k: u128) -> bool {
+    k >> 32 != 0xffff
+}
+
+/// The addresses of one (VLAN, MAC, family), least recently installed first: an
+/// inline array, no allocation per entry beyond the map's slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MacAddrs {
+    len: u8,
+    keys: [u128; MAX_ADDRESSES_PER_MAC],
+}
+
+impl MacAddrs {
+    const EMPTY: MacAddrs = MacAddrs {
+        len: 0,
+        keys: [0; MAX_ADDRESSES_PER_MAC],
+    };
+    fn as_slice(&self) -> &[u128] {
+        &self.keys[..usize::from(self.len)]
+    }
+    /// Removes `k` if present; whether it was.
+    fn remove(&mut self, k: u128) -> bool {
+        let n = usize::from(self.len);
+        let Some(i) = self.keys[..n].iter().position(|&x| x == k) else {
+            return false;
+        };
+        self.keys.copy_within(i + 1..n, i);
+        self.len -= 1;
+        true
+    }
+    /// Makes `k` the most recent (dropping the least recent one when full).
+    fn push(&mut self, k: u128) {
+        self.remove(k);
+        if usize::from(self.len) == MAX_ADDRESSES_PER_MAC {
+            self.keys.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.keys[usize::from(self.len)] = k;
+        self.len += 1;
+    }
+}
+
+/// The MAC index's key: (VLAN, MAC, IPv6?).
+type MacKey = (u16, MacAddr, bool);
+
 /// The table is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindingTableFull;
@@ -255,7 +315,9 @@ pub struct BindingTableFull;
 #[derive(Clone, Debug)]
 pub struct BindingTable {
     by_ip: HashMap<(u16, u128), Binding, FxBuildHasher>,
-    by_mac: HashMap<(u16, MacAddr), u128, FxBuildHasher>,
+    /// (VLAN, MAC, IPv6?) → that client's addresses of that family (at most
+    /// [`MAX_ADDRESSES_PER_MAC`], the most recent; see there).
+    by_mac: HashMap<MacKey, MacAddrs, FxBuildHasher>,
     /// Bindings with a lease end, ordered by it: the sweep pops the ended ones
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
@@ -322,14 +384,17 @@ impl BindingTable {
             if let Some(end) = o.lease_end {
                 self.by_end.remove(&(end, k.0, k.1));
             }
-            if o.mac != b.mac && self.by_mac.get(&(vid.get(), o.mac)) == Some(&k.1) {
-                self.by_mac.remove(&(vid.get(), o.mac));
+            if o.mac != b.mac {
+                self.unindex(k.0, o.mac, k.1);
             }
         }
         if let Some(end) = b.lease_end {
             self.by_end.insert((end, k.0, k.1));
         }
-        self.by_mac.insert((vid.get(), b.mac), k.1);
+        self.by_mac
+            .entry((k.0, b.mac, key_is_v6(k.1)))
+            .or_insert(MacAddrs::EMPTY)
+            .push(k.1);
         Ok(old)
     }
 
@@ -340,16 +405,35 @@ impl BindingTable {
         if let Some(end) = old.lease_end {
             self.by_end.remove(&(end, k.0, k.1));
         }
-        if self.by_mac.get(&(vid.get(), old.mac)) == Some(&k.1) {
-            self.by_mac.remove(&(vid.get(), old.mac));
-        }
+        self.unindex(k.0, old.mac, k.1);
         Some(old)
     }
 
-    /// The latest address bound to `mac` in `vid`.
-    pub fn ip_of(&self, vid: Vid, mac: MacAddr) -> Option<IpAddr> {
-        let k = *self.by_mac.get(&(vid.get(), mac))?;
-        self.by_ip.contains_key(&(vid.get(), k)).then(|| key_ip(k))
+    /// Drops `ip` from `mac`'s index entry (and the entry once empty).
+    fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
+        let mk = (vid, mac, key_is_v6(ip));
+        if let Some(a) = self.by_mac.get_mut(&mk)
+            && a.remove(ip)
+            && a.len == 0
+        {
+            self.by_mac.remove(&mk);
+        }
+    }
+
+    /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
+    /// then its IPv6 ones, each least recently installed first. At most
+    /// [`MAX_ADDRESSES_PER_MAC`] per family (the most recent; see there). Callers
+    /// filter by family, and by source, port or lease with [`BindingTable::lookup`].
+    /// No allocation.
+    pub fn addresses_of(&self, vid: Vid, mac: MacAddr) -> impl Iterator<Item = IpAddr> + '_ {
+        let of = move |v6| {
+            self.by_mac
+                .get(&(vid.get(), mac, v6))
+                .map_or(&[][..], MacAddrs::as_slice)
+                .iter()
+                .map(|&k| key_ip(k))
+        };
+        of(false).chain(of(true))
     }
 
     /// Removes the bindings whose lease has ended, calling `removed` for each.
@@ -363,9 +447,7 @@ impl BindingTable {
             let Some(b) = self.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
-            if self.by_mac.get(&(vid, b.mac)) == Some(&ip) {
-                self.by_mac.remove(&(vid, b.mac));
-            }
+            self.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
                     vid,
@@ -465,10 +547,8 @@ mod tests {
         t.upsert(vid(10), ip, b(1, 3, Some(100))).unwrap();
         assert_eq!(t.lookup(vid(10), ip).unwrap().port, PortId(3));
         assert!(t.lookup(vid(20), ip).is_none());
-        assert_eq!(
-            t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])),
-            Some(ip)
-        );
+        let m1 = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        assert_eq!(t.addresses_of(vid(10), m1).collect::<Vec<_>>(), vec![ip]);
         t.upsert(vid(10), ip6, b(2, 4, None)).unwrap();
         assert_eq!(t.upsert(vid(20), ip, b(1, 3, None)), Err(BindingTableFull));
         // Renewal of an existing key is not refused when full.
@@ -477,7 +557,7 @@ mod tests {
             t.remove(vid(10), ip).unwrap().lease_end,
             Some(Instant::from_secs(200))
         );
-        assert_eq!(t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])), None);
+        assert_eq!(t.addresses_of(vid(10), m1).next(), None);
         assert_eq!(t.entries().len(), 1);
         assert_eq!(t.entries()[0].ip, ip6);
     }

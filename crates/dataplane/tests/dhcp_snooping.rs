@@ -234,8 +234,15 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         panic!("the ACK must be held: {v:?}")
     };
     assert_eq!(
-        (b.vid, b.ip, b.mac, b.port, b.lease_secs),
-        (vid(10), A_IP, mac(1), A, Some(3600))
+        (b.vid, b.ip, b.mac, b.port, b.lease_secs, b.source),
+        (
+            vid(10),
+            IpAddr::V4(A_IP),
+            mac(1),
+            A,
+            Some(3600),
+            BindingSource::Dhcp
+        )
     );
     assert_eq!(sw.binding_count(), 0, "nothing is bound before the commit");
     let tx_before = sw.counters(A).unwrap().tx_frames;
@@ -665,10 +672,11 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
     };
     let upd = stages::dhcp_snooping::BindingUpdate {
         vid: vid(10),
-        ip: B_IP,
+        ip: IpAddr::V4(B_IP),
         mac: mac(2),
         port: B,
         lease_secs: Some(60),
+        source: BindingSource::Dhcp,
     };
     assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Instant::from_secs(3)));
     sw.tick(Instant::from_secs(100));
