@@ -597,4 +597,208 @@ mod tests {
         assert_eq!(gone, vec![a, c]);
         assert!(t.lookup(vid(10), s).is_some());
     }
+
+    fn ips_of(t: &BindingTable, v: u16, mac: u8) -> Vec<IpAddr> {
+        t.addresses_of(vid(v), MacAddr([0x52, 0x54, 0, 0, 0, mac]))
+            .collect()
+    }
+
+    #[test]
+    fn the_mac_index_holds_every_address_of_a_client_each_family_apart() {
+        let mut t = BindingTable::new(100);
+        let a: IpAddr = "198.18.10.1".parse().unwrap();
+        let c: IpAddr = "198.18.10.2".parse().unwrap();
+        let six: IpAddr = "2001:db8::1".parse().unwrap();
+        t.upsert(vid(10), six, b(1, 1, Some(30))).unwrap();
+        t.upsert(vid(10), a, b(1, 1, Some(10))).unwrap();
+        t.upsert(vid(10), c, b(1, 1, None)).unwrap();
+        t.upsert(vid(20), a, b(2, 1, None)).unwrap();
+        // IPv4 first, each family least recently installed first.
+        assert_eq!(ips_of(&t, 10, 1), vec![a, c, six]);
+        assert_eq!(ips_of(&t, 20, 2), vec![a]);
+        assert!(ips_of(&t, 20, 1).is_empty() && ips_of(&t, 10, 2).is_empty());
+        // A renewal makes it the most recent.
+        t.upsert(vid(10), a, b(1, 1, Some(40))).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), vec![c, a, six]);
+        // Removing one leaves the others.
+        t.remove(vid(10), c).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), vec![a, six]);
+        // The sweep too.
+        t.sweep(Instant::from_secs(35), |_| {});
+        assert_eq!(ips_of(&t, 10, 1), vec![a]);
+        // Another MAC taking the address takes it out of the first one's entry.
+        t.upsert(vid(10), a, b(3, 1, None)).unwrap();
+        assert!(ips_of(&t, 10, 1).is_empty());
+        assert_eq!(ips_of(&t, 10, 3), vec![a]);
+        t.remove(vid(10), a).unwrap();
+        t.remove(vid(20), a).unwrap();
+        assert!(t.is_empty() && t.by_mac.is_empty(), "no empty entries left");
+    }
+
+    #[test]
+    fn the_mac_index_keeps_the_most_recent_addresses_up_to_its_cap() {
+        let mut t = BindingTable::new(100);
+        let v4 = |i: u8| IpAddr::from([198, 18, 10, i]);
+        let v6 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]);
+        t.upsert(vid(10), v4(100), b(1, 1, None)).unwrap();
+        let n = MAX_ADDRESSES_PER_MAC as u8 + 2;
+        for i in 1..=n {
+            t.upsert(vid(10), v6(u16::from(i)), b(1, 1, None)).unwrap();
+        }
+        // The oldest two IPv6 addresses left the index, not the IPv4 one; the table
+        // still holds them all.
+        let want: Vec<IpAddr> = std::iter::once(v4(100))
+            .chain((3..=n).map(|i| v6(u16::from(i))))
+            .collect();
+        assert_eq!(ips_of(&t, 10, 1), want);
+        assert_eq!(t.len(), usize::from(n) + 1);
+        assert!(t.lookup(vid(10), v6(1)).is_some());
+        // Removing an address the index had dropped leaves the index as it is.
+        t.remove(vid(10), v6(1)).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), want);
+        // Installing it again brings it back as the most recent.
+        t.upsert(vid(10), v6(2), b(1, 1, None)).unwrap();
+        let mut again = want.clone();
+        again.remove(1); // v6(3), the least recent, dropped for it
+        again.push(v6(2));
+        assert_eq!(ips_of(&t, 10, 1), again);
+        for i in 1..=n {
+            t.upsert(vid(10), v4(i), b(1, 1, None)).unwrap();
+        }
+        let four: Vec<IpAddr> = ips_of(&t, 10, 1)
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .collect();
+        assert_eq!(four, (3..=n).map(v4).collect::<Vec<_>>());
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Upsert {
+            vid: u16,
+            ip: u8,
+            mac: u8,
+            end: Option<u64>,
+        },
+        Remove {
+            vid: u16,
+            ip: u8,
+        },
+        Sweep(u64),
+    }
+
+    fn op(ips: u8) -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (10u16..12, 0..ips, 0u8..3, proptest::option::of(0u64..20))
+                .prop_map(|(vid, ip, mac, end)| Op::Upsert { vid, ip, mac, end }),
+            2 => (10u16..12, 0..ips).prop_map(|(vid, ip)| Op::Remove { vid, ip }),
+            1 => (0u64..20).prop_map(Op::Sweep),
+        ]
+    }
+
+    /// Address `i` of the pool: even ones IPv4, odd ones IPv6.
+    fn pool(i: u8) -> IpAddr {
+        if i.is_multiple_of(2) {
+            IpAddr::from([198, 18, 10, i])
+        } else {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i)])
+        }
+    }
+
+    fn run(ops: &[Op], mut each: impl FnMut(&BindingTable, &Op)) {
+        let mut t = BindingTable::new(1_000);
+        for o in ops {
+            match *o {
+                Op::Upsert {
+                    vid: v,
+                    ip,
+                    mac,
+                    end,
+                } => {
+                    t.upsert(vid(v), pool(ip), b(mac, 1, end)).unwrap();
+                }
+                Op::Remove { vid: v, ip } => {
+                    t.remove(vid(v), pool(ip));
+                }
+                Op::Sweep(now) => t.sweep(Instant::from_secs(now), |_| {}),
+            }
+            each(&t, o);
+        }
+    }
+
+    /// The table's addresses of (`v`, `mac`), by a scan, sorted.
+    fn scan(t: &BindingTable, v: u16, mac: u8) -> Vec<IpAddr> {
+        let mut s: Vec<IpAddr> = t
+            .entries()
+            .into_iter()
+            .filter(|e| e.vid.get() == v && e.binding.mac.0[5] == mac)
+            .map(|e| e.ip)
+            .collect();
+        s.sort_by_key(|ip| ip_key(*ip));
+        s
+    }
+
+    proptest::proptest! {
+        /// With no client over the cap (at most 8 addresses of each family in the
+        /// pool), the index is exactly a scan of the table.
+        #[test]
+        fn the_mac_index_equals_a_scan_of_the_table(
+            ops in proptest::collection::vec(op(2 * MAX_ADDRESSES_PER_MAC as u8), 0..80),
+        ) {
+            let mut ok = Ok(());
+            run(&ops, |t, o| {
+                for v in 10..12 {
+                    for mac in 0..3 {
+                        let mut idx = ips_of(t, v, mac);
+                        idx.sort_by_key(|ip| ip_key(*ip));
+                        if ok.is_ok() && idx != scan(t, v, mac) {
+                            ok = Err(format!("after {o:?}: ({v}, {mac}) index {idx:?}"));
+                        }
+                    }
+                }
+                let entries = t.by_mac.values().map(|a| usize::from(a.len)).sum::<usize>();
+                if ok.is_ok() && entries != t.len() {
+                    ok = Err(format!("after {o:?}: {entries} indexed, {} bound", t.len()));
+                }
+            });
+            proptest::prop_assert!(ok.is_ok(), "{}", ok.unwrap_err());
+        }
+
+        /// Over the cap, the index holds only bound addresses of that client, at
+        /// most the cap per family, each once, the most recently installed always.
+        #[test]
+        fn over_the_cap_the_mac_index_keeps_bound_and_recent_addresses(
+            ops in proptest::collection::vec(op(40), 0..120),
+        ) {
+            let mut last: HashMap<(u16, u8, bool), IpAddr> = HashMap::default();
+            let mut ok = Ok(());
+            run(&ops, |t, o| {
+                if let Op::Upsert { vid: v, ip, mac, .. } = *o {
+                    last.insert((v, mac, pool(ip).is_ipv6()), pool(ip));
+                }
+                for v in 10..12 {
+                    for mac in 0..3 {
+                        let idx = ips_of(t, v, mac);
+                        let bound = scan(t, v, mac);
+                        for six in [false, true] {
+                            let fam: Vec<_> = idx.iter().filter(|ip| ip.is_ipv6() == six).collect();
+                            let mut uniq = fam.clone();
+                            uniq.sort_by_key(|ip| ip_key(**ip));
+                            uniq.dedup();
+                            let recent = last.get(&(v, mac, six));
+                            let fine = fam.len() <= MAX_ADDRESSES_PER_MAC
+                                && uniq.len() == fam.len()
+                                && fam.iter().all(|ip| bound.contains(ip))
+                                && recent.is_none_or(|r| !bound.contains(r) || fam.contains(&r));
+                            if ok.is_ok() && !fine {
+                                ok = Err(format!("after {o:?}: ({v}, {mac}, {six}) {fam:?}"));
+                            }
+                        }
+                    }
+                }
+            });
+            proptest::prop_assert!(ok.is_ok(), "{}", ok.unwrap_err());
+        }
+    }
 }
