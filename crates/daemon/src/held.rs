@@ -137,7 +137,7 @@ impl Held {
         }
         let unix = unix_now();
         let record = BindingRecord {
-            ip: IpAddr::V4(b.ip),
+            ip: b.ip,
             mac: b.mac,
             vlan: b.vid.get(),
             port: self
@@ -146,7 +146,7 @@ impl Held {
                 .cloned()
                 .unwrap_or_default(),
             lease_end_unix: b.lease_secs.map(|l| unix + u64::from(l)),
-            source: BindingSource::Dhcp,
+            source: b.source,
             updated_unix: unix,
         };
         match self.submit(BindingOp::Upsert(record)) {

@@ -950,7 +950,7 @@ impl DataPlane {
                 if ok {
                     // Written, then refused (another binding took the address
                     // meanwhile): the store goes back to what the index holds.
-                    let ip = std::net::IpAddr::V4(h.binding.ip);
+                    let ip = h.binding.ip;
                     let current = self.switch.binding(h.binding.vid, ip);
                     self.held.resync(h.binding.vid, ip, current, now);
                 }

@@ -5,9 +5,12 @@
 //! (the binding a held DHCPACK creates or renews).
 //!
 //! Invariants: at most `capacity` bindings (a full table refuses and the caller
-//! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC) → IP holds the
-//! latest DHCP address of each client so a NAK finds it without a scan. Records are
-//! the same for IPv4 and IPv6 (IPv4 is stored as an IPv4-mapped IPv6 key).
+//! counts); one binding per (VLAN, IP); a secondary index (VLAN, MAC, family) →
+//! addresses holds, per client and address family, up to [`MAX_ADDRESSES_PER_MAC`]
+//! of its bound addresses (the most recently installed ones) so a NAK or a carry-over
+//! finds them without a scan. The index is a hint; the (VLAN, IP) table is the
+//! authority. Records are the same for IPv4 and IPv6 (IPv4 is stored as an
+//! IPv4-mapped IPv6 key).
 //!
 //! Provenance (docs/decisions.md, "Binding provenance"): who may take an address
 //! another binding holds is decided in one place, [`claim`]. A configured static
@@ -20,7 +23,7 @@ use crate::types::{Instant, MacAddr, PortId, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Where a binding came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,11 +205,13 @@ pub struct NewBinding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindingUpdate {
     pub vid: Vid,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub mac: MacAddr,
     pub port: PortId,
     /// `None`: an infinite lease (0xffffffff) or no lease-time option.
     pub lease_secs: Option<u32>,
+    /// Who learned it (DHCP snooping: [`BindingSource::Dhcp`]).
+    pub source: BindingSource,
 }
 
 impl BindingUpdate {
@@ -214,11 +219,11 @@ impl BindingUpdate {
     pub fn as_new(&self) -> NewBinding {
         NewBinding {
             vid: self.vid,
-            ip: IpAddr::V4(self.ip),
+            ip: self.ip,
             mac: self.mac,
             port: self.port,
             lease_secs: self.lease_secs,
-            source: BindingSource::Dhcp,
+            source: self.source,
         }
     }
 }
@@ -247,6 +252,73 @@ fn key_ip(k: u128) -> IpAddr {
     }
 }
 
+/// How many addresses of one family the MAC index keeps per (VLAN, MAC). Beyond
+/// it, installing another address of that client and family drops the least
+/// recently installed one from the index (the binding itself stays in the table, and
+/// still ends with its lease or its removal; only the by-MAC look-ups, the NAK's and
+/// the carry-over's, no longer see it).
+pub const MAX_ADDRESSES_PER_MAC: usize = 8;
+
+/// The IPv4 address of a table key (an IPv4-mapped one), as a `u32`.
+#[inline]
+fn key_v4(k: u128) -> Option<u32> {
+    (k >> 32 == 0xffff).then_some(k as u32)
+}
+
+/// The addresses of one (VLAN, MAC) and family, least recently installed first:
+/// `u32` for IPv4, `u128` for IPv6. An inline array: no allocation beyond the map's
+/// slot (an IPv4 entry, key included, is 44 B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MacAddrs<K> {
+    len: u8,
+    keys: [K; MAX_ADDRESSES_PER_MAC],
+}
+
+impl<K: Copy + PartialEq + Default> MacAddrs<K> {
+    fn empty() -> MacAddrs<K> {
+        MacAddrs {
+            len: 0,
+            keys: [K::default(); MAX_ADDRESSES_PER_MAC],
+        }
+    }
+    fn as_slice(&self) -> &[K] {
+        &self.keys[..usize::from(self.len)]
+    }
+    /// Removes `k` if present; whether it was.
+    fn remove(&mut self, k: K) -> bool {
+        let n = usize::from(self.len);
+        let Some(i) = self.keys[..n].iter().position(|&x| x == k) else {
+            return false;
+        };
+        self.keys.copy_within(i + 1..n, i);
+        self.len -= 1;
+        true
+    }
+    /// Makes `k` the most recent (dropping the least recent one when full).
+    fn push(&mut self, k: K) {
+        self.remove(k);
+        if usize::from(self.len) == MAX_ADDRESSES_PER_MAC {
+            self.keys.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.keys[usize::from(self.len)] = k;
+        self.len += 1;
+    }
+}
+
+/// The MAC index of one family: (VLAN, MAC) → that client's addresses.
+type MacIndex<K> = HashMap<(u16, MacAddr), MacAddrs<K>, FxBuildHasher>;
+
+/// Drops `k` from `mac`'s entry in `index` (and the entry once empty).
+fn unindex<K: Copy + PartialEq + Default>(index: &mut MacIndex<K>, vid: u16, mac: MacAddr, k: K) {
+    if let Some(a) = index.get_mut(&(vid, mac))
+        && a.remove(k)
+        && a.len == 0
+    {
+        index.remove(&(vid, mac));
+    }
+}
+
 /// The table is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindingTableFull;
@@ -255,7 +327,11 @@ pub struct BindingTableFull;
 #[derive(Clone, Debug)]
 pub struct BindingTable {
     by_ip: HashMap<(u16, u128), Binding, FxBuildHasher>,
-    by_mac: HashMap<(u16, MacAddr), u128, FxBuildHasher>,
+    /// (VLAN, MAC) → that client's IPv4 addresses, and its IPv6 ones: the families
+    /// apart, so one never evicts the other (at most [`MAX_ADDRESSES_PER_MAC`] each,
+    /// the most recent; see there).
+    by_mac4: MacIndex<u32>,
+    by_mac6: MacIndex<u128>,
     /// Bindings with a lease end, ordered by it: the sweep pops the ended ones
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
@@ -267,7 +343,8 @@ impl BindingTable {
     pub fn new(capacity: usize) -> BindingTable {
         BindingTable {
             by_ip: HashMap::default(),
-            by_mac: HashMap::default(),
+            by_mac4: HashMap::default(),
+            by_mac6: HashMap::default(),
             by_end: BTreeSet::new(),
             capacity,
         }
@@ -322,14 +399,25 @@ impl BindingTable {
             if let Some(end) = o.lease_end {
                 self.by_end.remove(&(end, k.0, k.1));
             }
-            if o.mac != b.mac && self.by_mac.get(&(vid.get(), o.mac)) == Some(&k.1) {
-                self.by_mac.remove(&(vid.get(), o.mac));
+            if o.mac != b.mac {
+                self.unindex(k.0, o.mac, k.1);
             }
         }
         if let Some(end) = b.lease_end {
             self.by_end.insert((end, k.0, k.1));
         }
-        self.by_mac.insert((vid.get(), b.mac), k.1);
+        match key_v4(k.1) {
+            Some(v4) => self
+                .by_mac4
+                .entry((k.0, b.mac))
+                .or_insert_with(MacAddrs::empty)
+                .push(v4),
+            None => self
+                .by_mac6
+                .entry((k.0, b.mac))
+                .or_insert_with(MacAddrs::empty)
+                .push(k.1),
+        }
         Ok(old)
     }
 
@@ -340,16 +428,30 @@ impl BindingTable {
         if let Some(end) = old.lease_end {
             self.by_end.remove(&(end, k.0, k.1));
         }
-        if self.by_mac.get(&(vid.get(), old.mac)) == Some(&k.1) {
-            self.by_mac.remove(&(vid.get(), old.mac));
-        }
+        self.unindex(k.0, old.mac, k.1);
         Some(old)
     }
 
-    /// The latest address bound to `mac` in `vid`.
-    pub fn ip_of(&self, vid: Vid, mac: MacAddr) -> Option<IpAddr> {
-        let k = *self.by_mac.get(&(vid.get(), mac))?;
-        self.by_ip.contains_key(&(vid.get(), k)).then(|| key_ip(k))
+    /// Drops `ip` from `mac`'s index entry (and the entry once empty).
+    fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
+        match key_v4(ip) {
+            Some(v4) => unindex(&mut self.by_mac4, vid, mac, v4),
+            None => unindex(&mut self.by_mac6, vid, mac, ip),
+        }
+    }
+
+    /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
+    /// then its IPv6 ones, each least recently installed first. At most
+    /// [`MAX_ADDRESSES_PER_MAC`] per family (the most recent; see there). Callers
+    /// filter by family, and by source, port or lease with [`BindingTable::lookup`].
+    /// No allocation.
+    pub fn addresses_of(&self, vid: Vid, mac: MacAddr) -> impl Iterator<Item = IpAddr> + '_ {
+        let k = (vid.get(), mac);
+        let v4 = self.by_mac4.get(&k).map_or(&[][..], MacAddrs::as_slice);
+        let v6 = self.by_mac6.get(&k).map_or(&[][..], MacAddrs::as_slice);
+        v4.iter()
+            .map(|&a| IpAddr::V4(Ipv4Addr::from(a)))
+            .chain(v6.iter().map(|&a| IpAddr::V6(Ipv6Addr::from(a))))
     }
 
     /// Removes the bindings whose lease has ended, calling `removed` for each.
@@ -363,9 +465,7 @@ impl BindingTable {
             let Some(b) = self.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
-            if self.by_mac.get(&(vid, b.mac)) == Some(&ip) {
-                self.by_mac.remove(&(vid, b.mac));
-            }
+            self.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
                     vid,
@@ -465,10 +565,8 @@ mod tests {
         t.upsert(vid(10), ip, b(1, 3, Some(100))).unwrap();
         assert_eq!(t.lookup(vid(10), ip).unwrap().port, PortId(3));
         assert!(t.lookup(vid(20), ip).is_none());
-        assert_eq!(
-            t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])),
-            Some(ip)
-        );
+        let m1 = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        assert_eq!(t.addresses_of(vid(10), m1).collect::<Vec<_>>(), vec![ip]);
         t.upsert(vid(10), ip6, b(2, 4, None)).unwrap();
         assert_eq!(t.upsert(vid(20), ip, b(1, 3, None)), Err(BindingTableFull));
         // Renewal of an existing key is not refused when full.
@@ -477,7 +575,7 @@ mod tests {
             t.remove(vid(10), ip).unwrap().lease_end,
             Some(Instant::from_secs(200))
         );
-        assert_eq!(t.ip_of(vid(10), MacAddr([0x52, 0x54, 0, 0, 0, 1])), None);
+        assert_eq!(t.addresses_of(vid(10), m1).next(), None);
         assert_eq!(t.entries().len(), 1);
         assert_eq!(t.entries()[0].ip, ip6);
     }
@@ -516,5 +614,215 @@ mod tests {
         t.sweep(Instant::from_secs(1_000_000), |e| gone.push(e.ip));
         assert_eq!(gone, vec![a, c]);
         assert!(t.lookup(vid(10), s).is_some());
+    }
+
+    fn ips_of(t: &BindingTable, v: u16, mac: u8) -> Vec<IpAddr> {
+        t.addresses_of(vid(v), MacAddr([0x52, 0x54, 0, 0, 0, mac]))
+            .collect()
+    }
+
+    #[test]
+    fn the_mac_index_holds_every_address_of_a_client_each_family_apart() {
+        let mut t = BindingTable::new(100);
+        let a: IpAddr = "198.18.10.1".parse().unwrap();
+        let c: IpAddr = "198.18.10.2".parse().unwrap();
+        let six: IpAddr = "2001:db8::1".parse().unwrap();
+        t.upsert(vid(10), six, b(1, 1, Some(30))).unwrap();
+        t.upsert(vid(10), a, b(1, 1, Some(10))).unwrap();
+        t.upsert(vid(10), c, b(1, 1, None)).unwrap();
+        t.upsert(vid(20), a, b(2, 1, None)).unwrap();
+        // IPv4 first, each family least recently installed first.
+        assert_eq!(ips_of(&t, 10, 1), vec![a, c, six]);
+        assert_eq!(ips_of(&t, 20, 2), vec![a]);
+        assert!(ips_of(&t, 20, 1).is_empty() && ips_of(&t, 10, 2).is_empty());
+        // A renewal makes it the most recent.
+        t.upsert(vid(10), a, b(1, 1, Some(40))).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), vec![c, a, six]);
+        // Removing one leaves the others.
+        t.remove(vid(10), c).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), vec![a, six]);
+        // The sweep too.
+        t.sweep(Instant::from_secs(35), |_| {});
+        assert_eq!(ips_of(&t, 10, 1), vec![a]);
+        // Another MAC taking the address takes it out of the first one's entry.
+        t.upsert(vid(10), a, b(3, 1, None)).unwrap();
+        assert!(ips_of(&t, 10, 1).is_empty());
+        assert_eq!(ips_of(&t, 10, 3), vec![a]);
+        t.remove(vid(10), a).unwrap();
+        t.remove(vid(20), a).unwrap();
+        assert!(
+            t.is_empty() && t.by_mac4.is_empty() && t.by_mac6.is_empty(),
+            "no empty entries left"
+        );
+    }
+
+    #[test]
+    fn the_mac_index_keeps_the_most_recent_addresses_up_to_its_cap() {
+        // docs/performance.md counts on it: an IPv4 client's index entry is 44 B.
+        assert_eq!(size_of::<((u16, MacAddr), MacAddrs<u32>)>(), 44);
+        let mut t = BindingTable::new(100);
+        let v4 = |i: u8| IpAddr::from([198, 18, 10, i]);
+        let v6 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]);
+        t.upsert(vid(10), v4(100), b(1, 1, None)).unwrap();
+        let n = MAX_ADDRESSES_PER_MAC as u8 + 2;
+        for i in 1..=n {
+            t.upsert(vid(10), v6(u16::from(i)), b(1, 1, None)).unwrap();
+        }
+        // The oldest two IPv6 addresses left the index, not the IPv4 one; the table
+        // still holds them all.
+        let want: Vec<IpAddr> = std::iter::once(v4(100))
+            .chain((3..=n).map(|i| v6(u16::from(i))))
+            .collect();
+        assert_eq!(ips_of(&t, 10, 1), want);
+        assert_eq!(t.len(), usize::from(n) + 1);
+        assert!(t.lookup(vid(10), v6(1)).is_some());
+        // Removing an address the index had dropped leaves the index as it is.
+        t.remove(vid(10), v6(1)).unwrap();
+        assert_eq!(ips_of(&t, 10, 1), want);
+        // Installing it again brings it back as the most recent.
+        t.upsert(vid(10), v6(2), b(1, 1, None)).unwrap();
+        let mut again = want.clone();
+        again.remove(1); // v6(3), the least recent, dropped for it
+        again.push(v6(2));
+        assert_eq!(ips_of(&t, 10, 1), again);
+        for i in 1..=n {
+            t.upsert(vid(10), v4(i), b(1, 1, None)).unwrap();
+        }
+        let four: Vec<IpAddr> = ips_of(&t, 10, 1)
+            .into_iter()
+            .filter(IpAddr::is_ipv4)
+            .collect();
+        assert_eq!(four, (3..=n).map(v4).collect::<Vec<_>>());
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Upsert {
+            vid: u16,
+            ip: u8,
+            mac: u8,
+            end: Option<u64>,
+        },
+        Remove {
+            vid: u16,
+            ip: u8,
+        },
+        Sweep(u64),
+    }
+
+    fn op(ips: u8) -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (10u16..12, 0..ips, 0u8..3, proptest::option::of(0u64..20))
+                .prop_map(|(vid, ip, mac, end)| Op::Upsert { vid, ip, mac, end }),
+            2 => (10u16..12, 0..ips).prop_map(|(vid, ip)| Op::Remove { vid, ip }),
+            1 => (0u64..20).prop_map(Op::Sweep),
+        ]
+    }
+
+    /// Address `i` of the pool: even ones IPv4, odd ones IPv6.
+    fn pool(i: u8) -> IpAddr {
+        if i.is_multiple_of(2) {
+            IpAddr::from([198, 18, 10, i])
+        } else {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i)])
+        }
+    }
+
+    fn run(ops: &[Op], mut each: impl FnMut(&BindingTable, &Op)) {
+        let mut t = BindingTable::new(1_000);
+        for o in ops {
+            match *o {
+                Op::Upsert {
+                    vid: v,
+                    ip,
+                    mac,
+                    end,
+                } => {
+                    t.upsert(vid(v), pool(ip), b(mac, 1, end)).unwrap();
+                }
+                Op::Remove { vid: v, ip } => {
+                    t.remove(vid(v), pool(ip));
+                }
+                Op::Sweep(now) => t.sweep(Instant::from_secs(now), |_| {}),
+            }
+            each(&t, o);
+        }
+    }
+
+    /// The table's addresses of (`v`, `mac`), by a scan, sorted.
+    fn scan(t: &BindingTable, v: u16, mac: u8) -> Vec<IpAddr> {
+        let mut s: Vec<IpAddr> = t
+            .entries()
+            .into_iter()
+            .filter(|e| e.vid.get() == v && e.binding.mac.0[5] == mac)
+            .map(|e| e.ip)
+            .collect();
+        s.sort_by_key(|ip| ip_key(*ip));
+        s
+    }
+
+    proptest::proptest! {
+        /// With no client over the cap (at most 8 addresses of each family in the
+        /// pool), the index is exactly a scan of the table.
+        #[test]
+        fn the_mac_index_equals_a_scan_of_the_table(
+            ops in proptest::collection::vec(op(2 * MAX_ADDRESSES_PER_MAC as u8), 0..80),
+        ) {
+            let mut ok = Ok(());
+            run(&ops, |t, o| {
+                for v in 10..12 {
+                    for mac in 0..3 {
+                        let mut idx = ips_of(t, v, mac);
+                        idx.sort_by_key(|ip| ip_key(*ip));
+                        if ok.is_ok() && idx != scan(t, v, mac) {
+                            ok = Err(format!("after {o:?}: ({v}, {mac}) index {idx:?}"));
+                        }
+                    }
+                }
+                let entries = t.by_mac4.values().map(|a| usize::from(a.len)).sum::<usize>()
+                    + t.by_mac6.values().map(|a| usize::from(a.len)).sum::<usize>();
+                if ok.is_ok() && entries != t.len() {
+                    ok = Err(format!("after {o:?}: {entries} indexed, {} bound", t.len()));
+                }
+            });
+            proptest::prop_assert!(ok.is_ok(), "{}", ok.unwrap_err());
+        }
+
+        /// Over the cap, the index holds only bound addresses of that client, at
+        /// most the cap per family, each once, the most recently installed always.
+        #[test]
+        fn over_the_cap_the_mac_index_keeps_bound_and_recent_addresses(
+            ops in proptest::collection::vec(op(40), 0..120),
+        ) {
+            let mut last: HashMap<(u16, u8, bool), IpAddr> = HashMap::default();
+            let mut ok = Ok(());
+            run(&ops, |t, o| {
+                if let Op::Upsert { vid: v, ip, mac, .. } = *o {
+                    last.insert((v, mac, pool(ip).is_ipv6()), pool(ip));
+                }
+                for v in 10..12 {
+                    for mac in 0..3 {
+                        let idx = ips_of(t, v, mac);
+                        let bound = scan(t, v, mac);
+                        for six in [false, true] {
+                            let fam: Vec<_> = idx.iter().filter(|ip| ip.is_ipv6() == six).collect();
+                            let mut uniq = fam.clone();
+                            uniq.sort_by_key(|ip| ip_key(**ip));
+                            uniq.dedup();
+                            let recent = last.get(&(v, mac, six));
+                            let fine = fam.len() <= MAX_ADDRESSES_PER_MAC
+                                && uniq.len() == fam.len()
+                                && fam.iter().all(|ip| bound.contains(ip))
+                                && recent.is_none_or(|r| !bound.contains(r) || fam.contains(&r));
+                            if ok.is_ok() && !fine {
+                                ok = Err(format!("after {o:?}: ({v}, {mac}, {six}) {fam:?}"));
+                            }
+                        }
+                    }
+                }
+            });
+            proptest::prop_assert!(ok.is_ok(), "{}", ok.unwrap_err());
+        }
     }
 }

@@ -497,11 +497,16 @@ impl Switch {
         });
         let room = self.bindings.capacity().saturating_sub(self.bindings.len());
         candidates.truncate(room);
-        // Each client's latest address last, so the MAC index points where it did.
-        let latest = |c: &crate::bindings::BindingEntry| {
-            old.bindings.ip_of(c.vid, c.binding.mac) == Some(c.ip)
+        // In the order the old MAC index had them (those it had dropped first, each
+        // client's latest last), so the new index keeps the same addresses in the
+        // same order.
+        let recency = |c: &crate::bindings::BindingEntry| {
+            old.bindings
+                .addresses_of(c.vid, c.binding.mac)
+                .filter(|ip| ip.is_ipv4() == c.ip.is_ipv4())
+                .position(|ip| ip == c.ip)
         };
-        candidates.sort_by_key(|c| latest(c));
+        candidates.sort_by_key(|c| recency(c));
         for c in candidates {
             if self.bindings.upsert(c.vid, c.ip, c.binding).is_ok() {
                 kept += 1;

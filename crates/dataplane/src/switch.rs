@@ -915,14 +915,7 @@ impl Switch {
         committed: bool,
         now: Instant,
     ) -> bool {
-        let new = NewBinding {
-            vid: binding.vid,
-            ip: std::net::IpAddr::V4(binding.ip),
-            mac: binding.mac,
-            port: binding.port,
-            lease_secs: binding.lease_secs,
-            source: BindingSource::Dhcp,
-        };
+        let new = binding.as_new();
         let refused = if committed {
             match self.install_binding(new, now) {
                 Ok(()) => None,

@@ -234,8 +234,15 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         panic!("the ACK must be held: {v:?}")
     };
     assert_eq!(
-        (b.vid, b.ip, b.mac, b.port, b.lease_secs),
-        (vid(10), A_IP, mac(1), A, Some(3600))
+        (b.vid, b.ip, b.mac, b.port, b.lease_secs, b.source),
+        (
+            vid(10),
+            IpAddr::V4(A_IP),
+            mac(1),
+            A,
+            Some(3600),
+            BindingSource::Dhcp
+        )
     );
     assert_eq!(sw.binding_count(), 0, "nothing is bound before the commit");
     let tx_before = sw.counters(A).unwrap().tx_frames;
@@ -537,6 +544,86 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     );
 }
 
+/// b, statically bound to `B_IP`, takes a DHCP lease of another address on the same
+/// port; the operator then pins a third one through the API (so the lease is neither
+/// the first nor the last of b's bindings). A NAK for b removes the lease only.
+#[test]
+fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
+    const B_LEASE: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 3);
+    const B_API: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 4);
+    let u = Ipv4Addr::UNSPECIFIED;
+    let mut sw = switch(EnforceMode::Enforce, true);
+    for (t, port, m) in [
+        (1, B, dhcp(MessageType::Discover, mac(2), mac(2), u, u)),
+        (
+            2,
+            UPLINK,
+            dhcp(MessageType::Offer, SERVER, mac(2), u, B_LEASE),
+        ),
+        (3, B, dhcp(MessageType::Request, mac(2), mac(2), u, u)),
+    ] {
+        assert!(matches!(send(&mut sw, t, port, &m), Verdict::Forward(_)));
+    }
+    let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_LEASE);
+    let v = send(&mut sw, 4, UPLINK, &ack);
+    let Verdict::Hold(fwd, held) = v else {
+        panic!("the ACK must be held: {v:?}")
+    };
+    assert_eq!(
+        (held.ip, held.mac, held.port, held.source),
+        (IpAddr::V4(B_LEASE), mac(2), B, BindingSource::Dhcp)
+    );
+    assert!(sw.release_held(
+        UPLINK,
+        &fwd,
+        &held,
+        ack.len(),
+        true,
+        Instant::from_millis(5)
+    ));
+    sw.install_binding(api(mac(2), B_API, B), Instant::from_millis(6))
+        .unwrap();
+    let source = |sw: &Switch, ip| sw.binding(vid(10), IpAddr::V4(ip)).map(|b| b.source);
+    let all = |sw: &Switch| [B_IP, B_LEASE, B_API].map(|ip| source(sw, ip));
+    assert_eq!(
+        all(&sw),
+        [
+            Some(BindingSource::Static),
+            Some(BindingSource::Dhcp),
+            Some(BindingSource::Api)
+        ]
+    );
+    let _ = events(&mut sw);
+    let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
+    assert!(matches!(
+        send(&mut sw, 7, UPLINK, &nak),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(
+        all(&sw),
+        [Some(BindingSource::Static), None, Some(BindingSource::Api)],
+        "the NAK removes the lease only"
+    );
+    assert_eq!(
+        events(&mut sw),
+        vec![EventKind::BindingRemoved {
+            vid: 10,
+            ip: IpAddr::V4(B_LEASE),
+            mac: mac(2),
+            port: B,
+            why: BindingRemoval::Nak,
+        }]
+    );
+    assert!(b_passes(&mut sw, 8), "b keeps its static address");
+    // A second NAK finds nothing to remove.
+    assert!(matches!(
+        send(&mut sw, 9, UPLINK, &nak),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(sw.binding_count(), 2);
+    assert!(events(&mut sw).is_empty());
+}
+
 #[test]
 fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let mut sw = switch(EnforceMode::Enforce, true);
@@ -665,10 +752,11 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
     };
     let upd = stages::dhcp_snooping::BindingUpdate {
         vid: vid(10),
-        ip: B_IP,
+        ip: IpAddr::V4(B_IP),
         mac: mac(2),
         port: B,
         lease_secs: Some(60),
+        source: BindingSource::Dhcp,
     };
     assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Instant::from_secs(3)));
     sw.tick(Instant::from_secs(100));

@@ -291,10 +291,11 @@ fn lease(sw: &mut Switch, secs: u64, i: u8, port: PortId, addr: Ipv4Addr) -> boo
     };
     let ack = portcullis_dataplane::stages::dhcp_snooping::BindingUpdate {
         vid: vid(10),
-        ip: addr,
+        ip: std::net::IpAddr::V4(addr),
         mac: mac(i),
         port,
         lease_secs: Some(3600),
+        source: portcullis_dataplane::bindings::BindingSource::Dhcp,
     };
     sw.release_held(UPLINK, &fwd, &ack, 342, true, Instant::from_secs(secs))
 }

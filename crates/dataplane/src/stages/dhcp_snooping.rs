@@ -286,10 +286,11 @@ pub fn inspect<O: Observer>(
             }
             let binding = BindingUpdate {
                 vid,
-                ip: msg.yiaddr,
+                ip,
                 mac: msg.chaddr,
                 port: e.port,
                 lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
+                source: BindingSource::Dhcp,
             };
             // Provenance (bindings::claim): a lease never takes an address a static
             // or API binding, or another client's live lease, holds.
@@ -342,20 +343,32 @@ pub fn inspect<O: Observer>(
                 .lookup(vid, msg.chaddr, now)
                 .filter(|e| e.kind.is_local())
                 .map(|e| e.port);
-            let learned = sw.bindings.ip_of(vid, msg.chaddr).filter(|ip| {
-                sw.bindings.lookup(vid, *ip).is_some_and(|b| {
-                    b.source == BindingSource::Dhcp
-                        && b.mac == msg.chaddr
-                        && Some(b.port) == client_port
-                })
-            });
-            match learned {
-                Some(ip) => {
-                    sw.remove_binding(vid, ip, BindingRemoval::Nak, now);
-                    let why = BindingRemoval::Nak;
-                    t.note(|| step(Outcome::Pass, read(), DhcpNote::BindingRemoved { ip, why }));
+            // Its DHCP (IPv4) leases there, whatever static or API bindings the same
+            // MAC also has; each removal drops it from the MAC index, so the loop
+            // ends (no allocation).
+            let learned = |sw: &Switch| {
+                sw.bindings
+                    .addresses_of(vid, msg.chaddr)
+                    .filter(IpAddr::is_ipv4)
+                    .find(|ip| {
+                        sw.bindings.lookup(vid, *ip).is_some_and(|b| {
+                            b.source == BindingSource::Dhcp
+                                && b.mac == msg.chaddr
+                                && Some(b.port) == client_port
+                        })
+                    })
+            };
+            let mut removed = false;
+            while let Some(ip) = learned(sw) {
+                if !sw.remove_binding(vid, ip, BindingRemoval::Nak, now) {
+                    break; // a DHCP binding is always removable: not reached
                 }
-                None => t.note(|| step(Outcome::Pass, read(), DhcpNote::NakNoLearnedBinding)),
+                removed = true;
+                let why = BindingRemoval::Nak;
+                t.note(|| step(Outcome::Pass, read(), DhcpNote::BindingRemoved { ip, why }));
+            }
+            if !removed {
+                t.note(|| step(Outcome::Pass, read(), DhcpNote::NakNoLearnedBinding));
             }
             t.note(|| step(Outcome::Pass, read(), DhcpNote::Forward { rewrite }));
             Ok(DhcpAction::Forward(rewrite))
