@@ -4,21 +4,17 @@
 //!
 //! Invariant: a lookup never fails and never panics. An id without a name becomes
 //! `uid:N` / `gid:N` (names with ':' are refused in the configuration, so such a
-//! stand-in never matches a role); buffers grow on `ERANGE` up to a bound, and group
-//! lists are capped at [`MAX_GROUPS`].
+//! stand-in never matches a role); group lists are capped at [`MAX_GROUPS`]. The
+//! reentrant libc lookups and their growing buffers are the `nix` crate's.
 //!
 //! The lookups may block (NSS can ask a directory server): call them from a
 //! blocking thread (`tokio::task::spawn_blocking`).
 
-use std::ffi::{CStr, CString};
-use std::mem::MaybeUninit;
+use nix::unistd::{Gid, Group, Uid, User};
+use std::ffi::CString;
 
 /// The most groups looked up for one user (Linux's `NGROUPS_MAX`).
 pub const MAX_GROUPS: usize = 65_536;
-/// The largest buffer given to `getpwuid_r` / `getgrgid_r`.
-const MAX_BUFFER: usize = 1 << 20;
-/// The first buffer size when `sysconf` gives none.
-const FIRST_BUFFER: usize = 1024;
 
 /// The user name of `uid` (or `uid:N`) and the names of all its groups: the
 /// caller's `gid` first (the peer credentials' group), then the user's primary
@@ -42,115 +38,22 @@ pub fn user_and_groups(uid: u32, gid: u32) -> (String, Vec<String>) {
     (name, groups)
 }
 
-/// The first buffer size for a `_r` lookup, from `sysconf(name)`.
-fn first_buffer(name: libc::c_int) -> usize {
-    // SAFETY: sysconf only reads its argument; it has no memory effects.
-    let n = unsafe { libc::sysconf(name) };
-    usize::try_from(n)
-        .ok()
-        .filter(|n| (1..=MAX_BUFFER).contains(n))
-        .unwrap_or(FIRST_BUFFER)
-}
-
-/// `getpwuid_r(uid)`'s `pw_name` and `pw_gid`, `None` when the uid has no entry
-/// or the lookup fails.
+/// The user database's name and primary group of `uid` (`getpwuid_r`), `None`
+/// when the uid has no entry or the lookup fails.
 fn user_entry(uid: u32) -> Option<(String, u32)> {
-    let mut buf: Vec<libc::c_char> = vec![0; first_buffer(libc::_SC_GETPW_R_SIZE_MAX)];
-    loop {
-        let mut pwd = MaybeUninit::<libc::passwd>::uninit();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: `pwd` is writable storage for
-        // one passwd, `buf` is writable for `buf.len()` bytes, `result` is a valid
-        // out-pointer. On success `result` points to `pwd`, whose string fields
-        // point into `buf`; both outlive their use below.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                pwd.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < MAX_BUFFER {
-            let len = (buf.len() * 2).min(MAX_BUFFER);
-            buf = vec![0; len];
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        // SAFETY: `result` is non-null, so `pwd` was initialised by getpwuid_r and
-        // `pw_name` is a NUL-terminated string inside `buf`, which is still alive.
-        let (name, primary) = unsafe { (CStr::from_ptr((*result).pw_name), (*result).pw_gid) };
-        return Some((name.to_string_lossy().into_owned(), primary));
-    }
+    let u = User::from_uid(Uid::from_raw(uid)).ok()??;
+    Some((u.name, u.gid.as_raw()))
 }
 
-/// `getgrgid_r(gid)`'s `gr_name`, `None` when the gid has no entry or the
-/// lookup fails.
+/// The name of `gid` (`getgrgid_r`), `None` when it has none or the lookup fails.
 fn group_name(gid: u32) -> Option<String> {
-    let mut buf: Vec<libc::c_char> = vec![0; first_buffer(libc::_SC_GETGR_R_SIZE_MAX)];
-    loop {
-        let mut grp = MaybeUninit::<libc::group>::uninit();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in `user_entry`: valid writable storage for one group, a buffer
-        // of `buf.len()` bytes, and a valid out-pointer.
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                grp.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < MAX_BUFFER {
-            let len = (buf.len() * 2).min(MAX_BUFFER);
-            buf = vec![0; len];
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        // SAFETY: `result` is non-null, so `grp` was initialised and `gr_name` is a
-        // NUL-terminated string inside `buf`, which is still alive.
-        let name = unsafe { CStr::from_ptr((*result).gr_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    Some(Group::from_gid(Gid::from_raw(gid)).ok()??.name)
 }
 
-/// The id of the group `name` (`getgrnam_r`), `None` when there is no such group
-/// or the lookup fails.
+/// The id of the group named `name` (`getgrnam_r`), `None` when there is no such
+/// group or the lookup fails.
 pub fn group_id(name: &str) -> Option<u32> {
-    let c_name = CString::new(name).ok()?;
-    let mut buf: Vec<libc::c_char> = vec![0; first_buffer(libc::_SC_GETGR_R_SIZE_MAX)];
-    loop {
-        let mut grp = MaybeUninit::<libc::group>::uninit();
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: `c_name` is a NUL-terminated string; otherwise as in `group_name`:
-        // valid writable storage for one group, a buffer of `buf.len()` bytes, and a
-        // valid out-pointer.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                grp.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < MAX_BUFFER {
-            let len = (buf.len() * 2).min(MAX_BUFFER);
-            buf = vec![0; len];
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        // SAFETY: `result` is non-null, so `grp` was initialised by the call.
-        return Some(unsafe { (*result).gr_gid });
-    }
+    Some(Group::from_name(name).ok()??.gid.as_raw())
 }
 
 /// `getgrouplist(user, gid)`: the ids of the groups `user` is in (including
@@ -159,27 +62,9 @@ fn group_ids(user: &str, gid: u32) -> Vec<u32> {
     let Ok(c_user) = CString::new(user) else {
         return Vec::new();
     };
-    let mut len: usize = 64;
-    loop {
-        let mut groups: Vec<libc::gid_t> = vec![0; len];
-        let mut n = libc::c_int::try_from(len).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `c_user` is a NUL-terminated string; `groups` is writable for `n`
-        // entries, and `n` is a valid in/out count that getgrouplist updates.
-        let rc = unsafe { libc::getgrouplist(c_user.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
-        let wanted = usize::try_from(n).unwrap_or(0);
-        if rc >= 0 {
-            groups.truncate(wanted.min(len));
-            return groups;
-        }
-        // Too small: glibc sets `n` to the number needed (other C libraries may
-        // not, so grow at least twofold), up to the bound.
-        if len >= MAX_GROUPS {
-            // A user in more groups than Linux allows: keep what fits.
-            groups.truncate(len);
-            return groups;
-        }
-        len = wanted.max(len * 2).min(MAX_GROUPS);
-    }
+    nix::unistd::getgrouplist(&c_user, Gid::from_raw(gid))
+        .map(|gs| gs.into_iter().take(MAX_GROUPS).map(Gid::as_raw).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
