@@ -6,15 +6,12 @@
 //! `pipeline.rs` lists the stages in order; each security concern is a module under
 //! `stages/`.
 
-pub mod arp;
 pub mod bindings;
 mod carry_over;
 pub mod counters;
-pub mod dhcp;
 pub mod errdisable;
 pub mod events;
 pub mod forwarding;
-pub mod frame;
 pub mod hosts;
 pub mod mac_table;
 pub mod pipeline;
@@ -26,6 +23,10 @@ pub mod trace;
 pub mod types;
 pub mod verdict;
 pub mod vlan;
+pub mod wire;
+
+// The wire modules keep their old paths (`portcullis_dataplane::dhcp` …).
+pub use wire::{arp, dhcp, frame};
 
 pub use carry_over::CarryOver;
 pub use counters::PortCounters;

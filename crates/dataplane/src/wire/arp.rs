@@ -20,7 +20,7 @@ use crate::types::MacAddr;
 use etherparse::{ArpHardwareId, ArpPacketSlice, EtherType};
 use std::net::Ipv4Addr;
 
-pub use crate::dhcp::WireError;
+pub use crate::wire::WireError;
 
 /// Length of an Ethernet/IPv4 ARP packet (RFC 826): 8 bytes of header, two MACs and
 /// two IPv4 addresses.

@@ -43,8 +43,8 @@
 //! - The rewriters refuse a datagram whose IPv4 header checksum, or non-zero UDP
 //!   checksum, does not verify ([`WireError::BadChecksum`]): they recompute both, and
 //!   must never turn a corrupt datagram into one that looks valid. (Partially
-//!   checksummed frames from offloading guests must be completed by the I/O layer
-//!   first; DESIGN.md §9.) A zero UDP checksum ("none", RFC 768) stays zero.
+//!   checksummed frames from offloading guests are completed first,
+//!   [`complete_udp_checksum`]; DESIGN.md §9.) A zero UDP checksum ("none", RFC 768) stays zero.
 //! - The rewritten frame ends where the UDP datagram ends: Ethernet padding after the
 //!   IPv4 datagram, and IPv4 payload bytes after the UDP datagram, are dropped (the
 //!   IPv4 total length is set to header + UDP length). A DHCP frame is always longer
@@ -69,6 +69,8 @@ use etherparse::checksum::Sum16BitWords;
 use etherparse::err::ipv4::HeaderSliceError;
 use etherparse::{IpNumber, Ipv4HeaderSlice, UdpHeaderSlice};
 use std::net::Ipv4Addr;
+
+pub use crate::wire::WireError;
 
 /// UDP port of DHCP servers (and relay agents).
 pub const SERVER_PORT: u16 = 67;
@@ -108,71 +110,6 @@ pub mod option {
     pub const AGENT_CIRCUIT_ID: u8 = 1;
     /// Option 82 sub-option: Agent Remote ID (RFC 3046 §3.2).
     pub const AGENT_REMOTE_ID: u8 = 2;
-}
-
-macro_rules! wire_errors {
-    ($( $(#[doc = $doc:expr])* $name:ident => $text:literal, )*) => {
-        /// Why bytes are not the packet a parser or rewriter expected. `Copy`, no
-        /// formatting: meant to be counted and mapped to a drop reason.
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub enum WireError {
-            $( $(#[doc = $doc])* $name, )*
-        }
-
-        impl WireError {
-            /// Every error, in a stable order.
-            pub const ALL: &'static [WireError] = &[$(WireError::$name,)*];
-
-            /// A short, stable snake_case name for counters and logs.
-            pub const fn name(self) -> &'static str {
-                match self { $(WireError::$name => $text,)* }
-            }
-        }
-    };
-}
-
-wire_errors! {
-    /// The bytes end before a fixed-size part: the ARP packet (28 bytes), the IPv4
-    /// header or its total length, the UDP header, the DHCP fixed header and cookie
-    /// (240 bytes), or the frame before its EtherType.
-    Truncated => "truncated",
-    /// ARP not for Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4), or a DHCP
-    /// message whose hardware is not Ethernet (htype 1, hlen 6).
-    Unsupported => "unsupported",
-    /// The EtherType is not IPv4, or the IPv4 version is not 4 or its IHL below 5.
-    NotIpv4 => "not_ipv4",
-    /// An IPv4 fragment (MF set or a non-zero fragment offset).
-    Fragmented => "fragmented",
-    /// The IPv4 protocol is not UDP (17).
-    NotUdp => "not_udp",
-    /// IPv4 total length shorter than its header, or UDP length below 8 or past the
-    /// IPv4 payload.
-    BadLength => "bad_length",
-    /// The IPv4 header checksum or a non-zero UDP checksum does not verify.
-    BadChecksum => "bad_checksum",
-    /// The BOOTP `op` is neither BOOTREQUEST (1) nor BOOTREPLY (2).
-    BadOp => "bad_op",
-    /// The options do not start with the magic cookie 99.130.83.99.
-    BadMagicCookie => "bad_magic_cookie",
-    /// An option's length byte is missing, or its value runs past the end.
-    OptionTruncated => "option_truncated",
-    /// The options end without an END (255) option.
-    MissingEnd => "missing_end",
-    /// An option the snooper reads has a length its RFC forbids (53: 1; 50, 51, 54:
-    /// 4; 61: at least 2; 82: well-formed sub-options, at least one).
-    BadOptionLength => "bad_option_length",
-    /// An option repeated with different contents, or option 82 repeated.
-    ConflictingOption => "conflicting_option",
-    /// Option overload (52) is present: options hidden in `sname`/`file` are refused.
-    OptionOverload => "option_overload",
-    /// More than [`MAX_OPTION_WALK`] options and PAD bytes before END.
-    TooManyOptions => "too_many_options",
-    /// Inserting option 82 into a message that already has one.
-    RelayInfoPresent => "relay_info_present",
-    /// The option 82 to insert would be empty or longer than 255 bytes.
-    BadRelayInfo => "bad_relay_info",
-    /// The output buffer is too small, or the grown datagram would exceed 65535 bytes.
-    NoRoom => "no_room",
 }
 
 // ---------------------------------------------------------------------------------
@@ -793,6 +730,33 @@ fn udp_sum(src: [u8; 4], dst: [u8; 4], udp: &[u8]) -> Sum16BitWords {
         .add_2bytes([0, IpNumber::UDP.0])
         .add_2bytes(len.to_be_bytes())
         .add_slice(udp)
+}
+
+/// Completes the UDP checksum of a frame whose sender left it to offload
+/// (CHECKSUM_PARTIAL: the field holds only the pseudo-header sum), so that the
+/// rewriters, which verify checksums, can read it: the checksum over the
+/// pseudo-header and the UDP datagram (its UDP length) is written in place, a
+/// computed 0 as all ones (RFC 768). `body_offset` is the offset of the EtherType.
+///
+/// Errors: the frame is not unfragmented UDP over IPv4 (see [`ipv4_udp`]). Nothing
+/// is changed then.
+pub fn complete_udp_checksum(frame: &mut [u8], body_offset: usize) -> Result<(), WireError> {
+    let l3_off = body_offset.checked_add(2).ok_or(WireError::Truncated)?;
+    if frame.get(body_offset..l3_off).ok_or(WireError::Truncated)? != ETHERTYPE_IPV4 {
+        return Err(WireError::NotIpv4);
+    }
+    let l3 = frame.get_mut(l3_off..).ok_or(WireError::Truncated)?;
+    let udp = ipv4_udp(l3)?;
+    let (src, dst) = (udp.src.octets(), udp.dst.octets());
+    let datagram = l3
+        .get_mut(udp.ip_header_len..udp.payload.end)
+        .ok_or(WireError::Truncated)?;
+    let u: &mut [u8; UDP_HEADER_LEN] = datagram.first_chunk_mut().ok_or(WireError::Truncated)?;
+    [u[6], u[7]] = [0, 0];
+    let sum = udp_sum(src, dst, datagram).to_ones_complement_with_no_zero();
+    let u: &mut [u8; UDP_HEADER_LEN] = datagram.first_chunk_mut().ok_or(WireError::Truncated)?;
+    [u[6], u[7]] = sum.to_ne_bytes();
+    Ok(())
 }
 
 /// Checks the IPv4 header checksum and, unless it is zero, the UDP checksum.
@@ -1441,6 +1405,40 @@ mod tests {
     }
 
     // ---- option 82 -----------------------------------------------------------
+
+    /// A partial checksum (the pseudo-header sum only, as an offloading sender
+    /// leaves it) is completed to the real one; what is not UDP/IPv4 is left alone.
+    #[test]
+    fn a_partial_udp_checksum_is_completed() {
+        for tagged in [false, true] {
+            let body = if tagged { 16 } else { 12 };
+            let good = frame(&message(BOOTREQUEST, &DISCOVER_OPTIONS), tagged, &[], true);
+            let mut partial = good.clone();
+            let udp = body + 2 + 20;
+            let len = (partial.len() - udp) as u16;
+            let pseudo = [
+                &good[body + 14..body + 22],
+                &[0, 17],
+                &len.to_be_bytes()[..],
+            ]
+            .concat();
+            let folded = !naive_checksum(&[&pseudo]);
+            partial[udp + 6..udp + 8].copy_from_slice(&folded.to_be_bytes());
+            assert_ne!(partial, good);
+            assert_eq!(complete_udp_checksum(&mut partial, body), Ok(()));
+            assert_eq!(partial, good, "tagged {tagged}");
+            assert_consistent(&partial, body);
+        }
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        let before = arp.clone();
+        assert_eq!(complete_udp_checksum(&mut arp, 12), Err(WireError::NotIpv4));
+        assert_eq!(arp, before);
+        assert_eq!(
+            complete_udp_checksum(&mut [0; 4], 12),
+            Err(WireError::Truncated)
+        );
+    }
 
     #[test]
     fn insert_then_strip_round_trips() {
