@@ -416,7 +416,7 @@ fn launch(
     if probe_carrier {
         initial_carrier(&mut switch, &compiled);
     }
-    let _ = switch.drain_events().count();
+    switch.discard_events();
     let bstore = bindings_store::BindingStore::open(state_dir)
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     let loaded = bstore
@@ -449,8 +449,6 @@ fn launch(
         epoch,
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
-        circuit_ids: circuit_ids(&compiled),
-        scratch: runtime::RewriteScratch::default(),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
     };
@@ -899,15 +897,6 @@ pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
         .collect()
 }
 
-/// Option 82 circuit-id of each port: "switch/port".
-pub(crate) fn circuit_ids(c: &CompiledConfig) -> Vec<String> {
-    c.spec
-        .ports
-        .iter()
-        .map(|p| format!("{}/{}", c.spec.name, p.name))
-        .collect()
-}
-
 pub(crate) fn af_packet_links(c: &CompiledConfig) -> Box<dyn PortLinks> {
     Box::new(AfPacketLinks {
         interfaces: c.interfaces.clone(),
@@ -1059,7 +1048,7 @@ fn restore_bindings(
         }
     }
     // Loading is not news: keep the event ring for what happens next.
-    let _ = switch.drain_events().count();
+    switch.discard_events();
     tracing::info!(restored, stored = records.len(), "bindings loaded");
     refused
 }

@@ -16,12 +16,12 @@
 use crate::held::{ApiBinding, BindingRefusal, Committed};
 use crate::snapshot::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
-use portcullis_dataplane::dhcp;
+use portcullis_dataplane::egress::{self, Output, TxCopy};
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
     ControlError, DropReason, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
 };
-use portcullis_dataplane::{EventKind, Forward, Rewrite, Vid};
+use portcullis_dataplane::{EventKind, Vid};
 use portcullis_io::{RxQueue, TxError, TxOptions, TxQueue, VlanTag};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -322,7 +322,6 @@ pub struct ApplyPlan {
     pub switch: Switch,
     pub interfaces: Vec<String>,
     pub groups: Vec<String>,
-    pub circuit_ids: Vec<String>,
     /// The opened I/O of ports that are new, by their index in the new switch.
     pub new_io: Vec<(usize, PortIo)>,
     pub links: Box<dyn PortLinks>,
@@ -358,30 +357,25 @@ pub trait PortLinks: Send {
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
 
-/// Queues one copy of a frame on output port `o`, with the tag that port needs and
-/// the offloads the frame still needs (a GSO super-frame goes whole to a port that
-/// takes it, else the port's backend cuts it into segments).
+/// Queues one copy of a frame on output port `o` with its egress tag; `opts` are
+/// the offloads the bytes still need (a GSO super-frame goes whole to a port that
+/// takes it, else the port's backend cuts it into segments). Returns whether it was
+/// queued. The one push of the data-plane thread: forwarded frames, released held
+/// ACKs and the frames the switch originates all go through it.
 #[inline]
 fn push_copy(
     tx: &mut dyn TxQueue,
-    switch: &Switch,
-    o: usize,
-    fwd: &Forward,
-    frame: portcullis_io::RxFrame<'_>,
+    copy: TxCopy,
+    frame: egress::Frame<'_>,
+    opts: TxOptions,
     dirty: &mut [bool],
     stats: &mut RuntimeCounters,
-) {
-    let data = frame.data;
-    let tag = switch.ports()[o]
-        .egress_tci(fwd.vid, fwd.pcp_dei)
-        .map(|tci| VlanTag { tpid: 0x8100, tci });
-    let opts = TxOptions {
-        complete_checksum: frame.csum_partial,
-        offload: frame.vnet,
-    };
-    let gso = frame.is_gso();
+) -> bool {
+    let o = copy.port.index();
+    let tag = copy.tci.map(|tci| VlanTag { tpid: 0x8100, tci });
+    let gso = opts.offload.is_some_and(|v| v.is_gso());
     let segments_before = if gso { tx.tx_stats().gso_segments } else { 0 };
-    let result = tx.push_with(&data[..12], tag, &data[fwd.body_offset as usize..], opts);
+    let result = tx.push_with(frame.head, tag, frame.body, opts);
     if gso {
         let cut = tx.tx_stats().gso_segments.saturating_sub(segments_before);
         stats.io[o].tx_gso_segments += cut;
@@ -390,79 +384,61 @@ fn push_copy(
         }
     }
     match result {
-        Ok(()) => dirty[o] = true,
+        Ok(()) => {
+            dirty[o] = true;
+            return true;
+        }
         Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
         Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
         Err(TxError::BadOffload(_)) => stats.io[o].tx_bad_offload += 1,
     }
+    false
 }
 
-/// A RARP request (RFC 903) from `mac`: how a switch tells the physical network
-/// that `mac` is now behind another uplink (vSphere's "notify switches").
-fn rarp_announce(mac: MacAddr) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    f[..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac.0);
-    f[12..14].copy_from_slice(&[0x80, 0x35]);
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 3]);
-    f[22..28].copy_from_slice(&mac.0);
-    f[32..38].copy_from_slice(&mac.0);
-    f
-}
-
-/// Scratch space for frames the runtime rewrites (DHCP option 82).
-#[derive(Debug)]
-pub struct RewriteScratch {
-    copy: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl Default for RewriteScratch {
-    fn default() -> Self {
-        RewriteScratch {
-            copy: vec![0; 2048],
-            out: vec![0; 2048],
+/// Queues every copy of a forwarded frame (`out`, from [`Switch::output`]) on the
+/// ports around its ingress port `i` (`before`: ports `0..i`, `after`: ports
+/// `i+1..`). `csum_partial` and `vnet` are the offloads the frame arrived with; they
+/// go with the received bytes, not with a rewrite (whose checksums are complete).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn send_output(
+    out: &Output<'_>,
+    csum_partial: bool,
+    vnet: Option<portcullis_io::VnetHdr>,
+    i: usize,
+    before: &mut [PortIo],
+    after: &mut [PortIo],
+    dirty: &mut [bool],
+    stats: &mut RuntimeCounters,
+) {
+    if out.rewrite_failed {
+        stats.rewrite_failed += 1;
+    }
+    let opts = if out.rewritten {
+        TxOptions::default()
+    } else {
+        TxOptions {
+            complete_checksum: csum_partial,
+            offload: vnet,
+        }
+    };
+    for copy in out.copies() {
+        let o = copy.port.index();
+        let port = if o < i {
+            before.get_mut(o)
+        } else {
+            after.get_mut(o - i - 1)
+        };
+        if let Some(port) = port {
+            push_copy(port.tx.as_mut(), copy, out.frame, opts, dirty, stats);
         }
     }
 }
 
-/// Applies a DHCP option-82 rewrite to a copy of `frame`: the checksums are
-/// completed first (the rewriter refuses a datagram whose checksums do not verify),
-/// then option 82 is inserted or stripped. `None`: the frame does not lend itself
-/// (too big, already has option 82, malformed) — the caller sends it unchanged.
-fn rewrite<'s>(
-    scratch: &'s mut RewriteScratch,
-    frame: portcullis_io::RxFrame<'_>,
-    fwd: &Forward,
-    what: Rewrite,
-    circuit_id: &str,
-    remote_id: &str,
-) -> Option<portcullis_io::RxFrame<'s>> {
-    let data = frame.data;
-    let copy = scratch.copy.get_mut(..data.len())?;
-    copy.copy_from_slice(data);
-    if frame.csum_partial {
-        portcullis_io::complete_l4_checksum(copy);
-    }
-    let body = fwd.body_offset as usize;
-    let n = match what {
-        Rewrite::InsertOption82 => dhcp::insert_option82(
-            copy,
-            body,
-            circuit_id.as_bytes(),
-            remote_id.as_bytes(),
-            &mut scratch.out,
-        )
-        .ok()?,
-        Rewrite::StripOption82 => dhcp::strip_option82(copy, body, &mut scratch.out).ok()?,
-        Rewrite::None => return None,
-    };
-    Some(portcullis_io::RxFrame {
-        data: &scratch.out[..n],
-        tag: frame.tag,
-        csum_partial: false,
-        vnet: None,
-    })
+/// The ports before port `i` and after it (both empty sides for an `i` past the end).
+fn around(ports: &mut [PortIo], i: usize) -> (&mut [PortIo], &mut [PortIo]) {
+    let (before, rest) = ports.split_at_mut(i.min(ports.len()));
+    (before, rest.get_mut(1..).unwrap_or_default())
 }
 
 /// One port's queues.
@@ -491,15 +467,12 @@ pub struct DataPlane {
     pub links: Box<dyn PortLinks>,
     /// Held DHCPACKs and the binding store's commits.
     pub held: crate::held::Held,
-    /// Option 82 circuit-id of each port: "switch/port".
-    pub circuit_ids: Vec<String>,
     /// Carrier notifications for the uplinks (teaming failover), with each uplink's
     /// interface index. `None`: no monitor (links are then only seen failing by their
     /// sockets' errors).
     pub link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
     /// Reused between loop iterations (no allocation once grown).
     pub event_buf: Vec<Event>,
-    pub scratch: RewriteScratch,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -581,7 +554,6 @@ impl DataPlane {
                 }
             }
             self.switch.tick(now);
-            let mut announced = false;
             let mut events = std::mem::take(&mut self.event_buf);
             events.extend(self.switch.drain_events());
             for ev in events.drain(..) {
@@ -590,38 +562,33 @@ impl DataPlane {
                 {
                     self.held.remove(vid, ip);
                 }
-                if let EventKind::UplinkMoved { port, vid, to, .. } = ev.kind
-                    && let (Some(vid), Some(mac)) = (
-                        Vid::new(vid),
-                        self.switch.port(port).and_then(|p| p.effective_mac),
-                    )
-                {
-                    // vSphere's "notify switches": a RARP from the guest's MAC on its
-                    // new uplink, so the physical network relearns where it is.
-                    let rarp = rarp_announce(mac);
-                    let tag = self.switch.ports()[to.index()]
-                        .egress_tci(vid, 0)
-                        .map(|tci| VlanTag { tpid: 0x8100, tci });
-                    match self.ports[to.index()]
-                        .tx
-                        .push(&rarp[..12], tag, &rarp[12..])
-                    {
-                        Ok(()) => {
-                            announced = true;
-                            stats.announcements += 1;
-                        }
-                        Err(_) => stats.io[to.index()].tx_ring_full += 1,
-                    }
-                    tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid = vid.get(), "guest moved to another uplink; announced");
+                if let EventKind::UplinkMoved { port, vid, to, .. } = ev.kind {
+                    tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid, "guest moved to another uplink; announced");
                 }
                 if self.events.try_send(ToControl::Event(ev)).is_err() {
                     stats.events_lost += 1;
                 }
             }
             self.event_buf = events;
-            if announced {
-                for p in &mut self.ports {
-                    let _ = p.tx.flush();
+            // The frames the switch originated (RARP announcements of moved guests).
+            let ports = &mut self.ports;
+            self.switch.drain_emitted(|e| {
+                if let Some(p) = ports.get_mut(e.copy.port.index())
+                    && push_copy(
+                        p.tx.as_mut(),
+                        e.copy,
+                        e.frame,
+                        TxOptions::default(),
+                        &mut dirty,
+                        &mut stats,
+                    )
+                {
+                    stats.announcements += 1;
+                }
+            });
+            for (i, d) in dirty.iter_mut().enumerate() {
+                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
+                    stats.io[i].tx_errors += 1;
                 }
             }
             let plan = self.answer_commands(now, &stats, &mut captures);
@@ -684,7 +651,6 @@ impl DataPlane {
             switch,
             interfaces,
             groups,
-            circuit_ids,
             mut new_io,
             links,
             link_monitor,
@@ -737,7 +703,6 @@ impl DataPlane {
         }
         self.interfaces = interfaces;
         self.groups = groups;
-        self.circuit_ids = circuit_ids;
         self.links = links;
         self.link_monitor = link_monitor;
         let names: Vec<String> = self.switch.ports().iter().map(|p| p.name.clone()).collect();
@@ -899,35 +864,19 @@ impl DataPlane {
                         continue;
                     }
                 };
-                let frame = match fwd.rewrite {
-                    Rewrite::None => frame,
-                    r => match rewrite(
-                        &mut self.scratch,
-                        frame,
-                        fwd,
-                        r,
-                        &self.circuit_ids[i],
-                        self.switch.name(),
-                    ) {
-                        Some(f) => f,
-                        None => {
-                            stats.rewrite_failed += 1;
-                            frame
-                        }
-                    },
-                };
-                for out in fwd.out.iter() {
-                    let o = out.index();
-                    if o == i {
-                        continue; // never on its ingress port (the pipeline guarantees it)
-                    }
-                    let tx = if o < i {
-                        &mut ports_before[o].tx
-                    } else {
-                        &mut ports_after[o - i - 1].tx
-                    };
-                    push_copy(tx.as_mut(), &self.switch, o, fwd, frame, dirty, stats);
-                }
+                let out = self
+                    .switch
+                    .output(ingress, fwd, frame.data, frame.csum_partial);
+                send_output(
+                    &out,
+                    frame.csum_partial,
+                    frame.vnet,
+                    i,
+                    ports_before,
+                    ports_after,
+                    dirty,
+                    stats,
+                );
             }
         }
     }
@@ -956,42 +905,12 @@ impl DataPlane {
                 }
                 continue;
             }
-            let original = portcullis_io::RxFrame {
-                data: &h.data,
-                tag: None,
-                csum_partial: h.csum_partial,
-                vnet: None,
-            };
             let i = h.ingress.index();
-            let frame = match h.fwd.rewrite {
-                Rewrite::None => original,
-                r => rewrite(
-                    &mut self.scratch,
-                    original,
-                    &h.fwd,
-                    r,
-                    &self.circuit_ids[i],
-                    self.switch.name(),
-                )
-                .unwrap_or_else(|| {
-                    stats.rewrite_failed += 1;
-                    original
-                }),
-            };
-            for out in h.fwd.out.iter() {
-                let o = out.index();
-                if o != i {
-                    push_copy(
-                        self.ports[o].tx.as_mut(),
-                        &self.switch,
-                        o,
-                        &h.fwd,
-                        frame,
-                        dirty,
-                        stats,
-                    );
-                }
-            }
+            let out = self
+                .switch
+                .output(h.ingress, &h.fwd, &h.data, h.csum_partial);
+            let (before, after) = around(&mut self.ports, i);
+            send_output(&out, h.csum_partial, None, i, before, after, dirty, stats);
         }
     }
 

@@ -64,8 +64,9 @@
 //! err-disable state, starting from the old switch's pins (so a port whose team has
 //! failback off stays where it is while that uplink is usable), and pushes an
 //! `UplinkMoved` event for every up guest port present in both switches whose pin in
-//! a VLAN differs from its old pin there, exactly as a failover does (the runtime
-//! sends its RARP announcement). Events left in the old switch's ring are discarded
+//! a VLAN differs from its old pin there, exactly as a failover does, and queues its
+//! RARP announcement (`egress.rs`; those of ports not carried over are dropped with
+//! their events). Events left in the old switch's ring are discarded
 //! and counted in the new switch's dropped-events count.
 //!
 //! Invariant (as after any control method): the per-VLAN sets agree with the ports;
@@ -572,6 +573,9 @@ impl Switch {
                 kind => self.events.push(now, kind),
             }
         }
+        // Their announcements likewise (a new switch has queued none before this).
+        self.egress
+            .retain_emitted(|p| port_map.get(p.index()).copied().flatten().is_some());
     }
 }
 

@@ -115,7 +115,7 @@ pub enum EventKind {
         lease_secs: Option<u32>,
     },
     /// A guest's traffic in a VLAN moved to another uplink (failover, failback, an
-    /// uplink returning); the runtime announces its MAC there (RARP).
+    /// uplink returning); the switch announces its MAC there (RARP, `Switch::drain_emitted`).
     UplinkMoved {
         port: PortId,
         vid: u16,

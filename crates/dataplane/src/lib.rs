@@ -9,6 +9,7 @@
 pub mod bindings;
 mod carry_over;
 pub mod counters;
+pub mod egress;
 pub mod errdisable;
 pub mod events;
 pub mod forwarding;
@@ -30,6 +31,7 @@ pub use wire::{arp, dhcp, frame};
 
 pub use carry_over::CarryOver;
 pub use counters::PortCounters;
+pub use egress::{Emitted, Output, TxCopy};
 pub use errdisable::ErrDisableCause;
 pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, RxFrame, TagMeta};

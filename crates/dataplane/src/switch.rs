@@ -13,6 +13,7 @@ use crate::bindings::{
     NewBinding,
 };
 use crate::counters::PortCounters;
+use crate::egress::{Egress, TxCopy};
 use crate::events::BindingRemoval;
 use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::hosts::HostTable;
@@ -223,6 +224,8 @@ pub struct Switch {
     /// The latest time the runtime told the switch (stamps events of control-path
     /// changes).
     last_now: Instant,
+    /// Rewrite buffers, option-82 ids and the frames the switch originates.
+    pub(crate) egress: Egress,
 }
 
 impl Switch {
@@ -258,6 +261,7 @@ impl Switch {
             ),
             next_binding_sweep: now,
             last_now: now,
+            egress: Egress::new(&spec.name, spec.ports.iter().map(|p| p.name.as_str())),
         };
         for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
             p.dai = ps.features.arp_inspection.as_ref().map(|d| DaiPortState {
@@ -442,6 +446,13 @@ impl Switch {
                             to,
                         },
                     );
+                    if let (Some(mac), Some(uplink)) = (p.effective_mac, self.ports.get(to.index()))
+                    {
+                        // vSphere's "notify switches": a RARP from the guest's MAC
+                        // on its new uplink, so the physical network relearns it.
+                        let tci = uplink.egress_tci(*vid, 0);
+                        self.egress.announce(TxCopy { port: to, tci }, mac, p.id);
+                    }
                 }
             }
         }
@@ -490,6 +501,13 @@ impl Switch {
     /// Events queued since the last drain.
     pub fn drain_events(&mut self) -> impl Iterator<Item = crate::events::Event> + '_ {
         self.events.drain()
+    }
+    /// Forgets the events queued since the last drain and the frames queued with
+    /// them (the RARP announcements of `UplinkMoved`): a switch being set up (its
+    /// initial carrier, its bindings loaded) has nothing to report or announce.
+    pub fn discard_events(&mut self) {
+        let _ = self.events.drain().count();
+        self.egress.retain_emitted(|_| false);
     }
     pub fn events_dropped(&self) -> u64 {
         self.events.dropped

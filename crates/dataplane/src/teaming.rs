@@ -136,7 +136,7 @@ pub(crate) fn per_frame_uplink(
     }
 }
 
-/// A pin moved (failover, failback, or an uplink returning): the runtime announces
+/// A pin moved (failover, failback, or an uplink returning): the switch announces
 /// the port's MAC on the new uplink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PinMove {

@@ -148,13 +148,13 @@ pub struct Forward {
     pub body_offset: u16,
     /// The output ports.
     pub out: PortSet,
-    /// A change the runtime makes to the copies it sends (DHCP option 82).
+    /// A change to the copies' bytes (DHCP option 82), made by [`crate::Switch::output`].
     pub rewrite: Rewrite,
 }
 
-/// A change to a forwarded frame's bytes. Only DHCP snooping asks for one; the
-/// runtime applies it to its copy (`portcullis_dataplane::dhcp::insert_option82`,
-/// `strip_option82`) — the data plane itself never writes frames.
+/// A change to a forwarded frame's bytes. Only DHCP snooping asks for one;
+/// [`crate::Switch::output`] makes it in the switch's own buffer (`egress.rs`, with
+/// `dhcp::insert_option82`, `strip_option82`) — the received bytes are never written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Rewrite {
     #[default]

@@ -3,7 +3,8 @@
 //! broadcast, unknown unicast, uplink traffic, forged and malformed frames, and
 //! guests changing their MAC (the event path) — after a warm-up batch; and ARP
 //! from guests feeding the IP-seen table past its capacity (evictions) with two
-//! guests claiming the same addresses (duplicate-IP events and hold-downs).
+//! guests claiming the same addresses (duplicate-IP events and hold-downs). Each
+//! forwarded frame also goes through `Switch::output` (its copies and tags).
 
 use portcullis_dataplane::*;
 
@@ -120,9 +121,16 @@ fn the_pipeline_does_not_allocate_per_frame() {
     };
     let (arps_warm, arps) = (arp_batch(1), arp_batch(100));
     let mut verdicts = Vec::with_capacity(batch.len() + arps.len());
+    let mut copies = 0usize;
     let mut run = |sw: &mut Switch, t: u64, arps: &[(PortId, Vec<u8>)]| {
         for (port, data) in batch.iter().chain(arps) {
-            verdicts.push(sw.process(Instant::from_secs(t), *port, &RxFrame { data, tag: None }));
+            let v = sw.process(Instant::from_secs(t), *port, &RxFrame { data, tag: None });
+            if let Verdict::Forward(fwd) = v {
+                // What leaves: the copies with their tags.
+                let out = sw.output(*port, &fwd, data, false);
+                copies += out.copies().filter(|c| c.tci.is_some()).count() + 1;
+            }
+            verdicts.push(v);
         }
         verdicts.clear();
         sw.tick(Instant::from_secs(t));
@@ -140,6 +148,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         after
     });
     assert_eq!(allocs, 0, "allocations on the packet path");
+    assert!(copies > 0, "the batch did exercise the output path");
     assert_eq!(after.entries, 4, "the IP-seen table stayed at its capacity");
     assert!(after.evicted > before.evicted, "{before:?} → {after:?}");
     let swept = sw.hosts().stats();

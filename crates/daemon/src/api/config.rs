@@ -339,12 +339,11 @@ async fn swap_switch(
         }
     }
     crate::initial_carrier(&mut switch, compiled);
-    let _ = switch.drain_events().count();
+    switch.discard_events();
     let plan = ApplyPlan {
         switch,
         interfaces: compiled.interfaces.clone(),
         groups: crate::group_names(compiled),
-        circuit_ids: crate::circuit_ids(compiled),
         new_io,
         links: crate::af_packet_links(compiled),
         link_monitor: crate::uplink_monitor(compiled),

@@ -332,8 +332,6 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
         links: Box::new(AlwaysUp),
         link_monitor: None,
         event_buf: Vec::new(),
-        circuit_ids: names.iter().map(|n| format!("mem/{n}")).collect(),
-        scratch: Default::default(),
         held: portcullis_daemon::held::Held::new(None, names),
     };
     let thread = std::thread::spawn(move || dp.run());

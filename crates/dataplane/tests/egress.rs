@@ -1,0 +1,257 @@
+//! What leaves the switch (`egress.rs`): each copy's port and egress tag, the bytes
+//! as received or as the switch rewrote them (DHCP option 82 with the spec's
+//! circuit-id and remote-id, a partial checksum completed first), and the RARP
+//! announcements the switch originates when a guest moves to another uplink.
+
+use dhcproto::v4::{DhcpOption, Message, MessageType};
+use dhcproto::{Encodable, Encoder};
+use etherparse::PacketBuilder;
+use portcullis_dataplane::*;
+use std::net::Ipv4Addr;
+
+const UP1: PortId = PortId(0);
+const UP2: PortId = PortId(1);
+const A: PortId = PortId(2);
+const B: PortId = PortId(3);
+
+fn vid(v: u16) -> Vid {
+    Vid::new(v).unwrap()
+}
+fn mac(i: u8) -> MacAddr {
+    MacAddr([0x52, 0x54, 0, 0, 0, i])
+}
+
+/// Uplinks up1 (VLAN 10 tagged, untagged 20) and up2 (VLAN 10 tagged), guests a and
+/// b on VLAN 10 (untagged), a inserting option 82.
+fn switch() -> Switch {
+    let uplink = |name: &str, native| PortSpec {
+        name: name.into(),
+        role: PortRole::Uplink,
+        vlan: VlanMode::Trunk {
+            allowed: VlanSet::from_vids([vid(10), vid(20)]),
+            native,
+        },
+        security: SecurityPolicy::default(),
+        initial_mac: None,
+        features: PortFeatures {
+            dhcp_snooping: Some(snooping(true, Option82::Keep)),
+            ..Default::default()
+        },
+    };
+    let guest = |name: &str, i: u8, option82| PortSpec {
+        name: name.into(),
+        role: PortRole::Guest,
+        vlan: VlanMode::Access(vid(10)),
+        security: SecurityPolicy::default(),
+        initial_mac: Some(mac(i)),
+        features: PortFeatures {
+            dhcp_snooping: Some(snooping(false, option82)),
+            teaming: Some(TeamingSpec {
+                policy: TeamingPolicy::ExplicitFailover,
+                active: vec!["up1".into()],
+                standby: vec!["up2".into()],
+                failback: true,
+            }),
+            ..Default::default()
+        },
+    };
+    let spec = SwitchSpec {
+        name: "sw".into(),
+        mac_table_size: 64,
+        mac_aging_secs: 300,
+        ports: vec![
+            uplink("up1", Some(vid(20))),
+            uplink("up2", None),
+            guest("a", 1, Option82::Insert),
+            guest("b", 2, Option82::Keep),
+        ],
+        mac_acls: vec![],
+        max_bindings: 8,
+        host_table_size: DEFAULT_HOST_TABLE_SIZE,
+        static_bindings: vec![],
+        arp_acls: vec![],
+    };
+    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+}
+
+fn snooping(trusted: bool, option82: Option82) -> DhcpSnoopingSpec {
+    DhcpSnoopingSpec {
+        trusted,
+        rate_limit_pps: None,
+        option82,
+        drop_untrusted_option82: true,
+        mode: EnforceMode::Enforce,
+    }
+}
+
+/// A DHCPDISCOVER from guest `i`, UDP checksum computed.
+fn discover(i: u8) -> Vec<u8> {
+    let mut m = Message::new_with_id(
+        7,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac(i).0,
+    );
+    m.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    let mut payload = Vec::new();
+    m.encode(&mut Encoder::new(&mut payload)).unwrap();
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac(i).0, MacAddr::BROADCAST.0)
+        .ipv4([0; 4], [255; 4], 64)
+        .udp(68, 67)
+        .write(&mut out, &payload)
+        .unwrap();
+    out
+}
+
+fn forward(sw: &mut Switch, port: PortId, data: &[u8]) -> Forward {
+    match sw.process(Instant::from_secs(1), port, &RxFrame { data, tag: None }) {
+        Verdict::Forward(f) => f,
+        v => panic!("not forwarded: {v:?}"),
+    }
+}
+
+/// The bytes of one copy as they go on the wire.
+fn wire(o: &Output<'_>, c: TxCopy) -> Vec<u8> {
+    let mut f = o.frame.head.to_vec();
+    if let Some(tci) = c.tci {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(o.frame.body);
+    f
+}
+
+#[test]
+fn a_plain_frame_leaves_as_received_with_each_ports_tag() {
+    let mut sw = switch();
+    let mut f = MacAddr::BROADCAST.0.to_vec();
+    f.extend_from_slice(&mac(1).0);
+    f.extend_from_slice(&[0x08, 0x06]);
+    f.resize(60, 0);
+    let fwd = forward(&mut sw, A, &f);
+    let o = sw.output(A, &fwd, &f, false);
+    assert!(!o.rewritten && !o.rewrite_failed);
+    assert!(std::ptr::eq(o.frame.head.as_ptr(), f.as_ptr()), "no copy");
+    let copies: Vec<TxCopy> = o.copies().collect();
+    assert_eq!(
+        copies,
+        vec![
+            TxCopy {
+                port: UP1,
+                tci: Some(10)
+            },
+            TxCopy { port: B, tci: None },
+        ]
+    );
+    assert_eq!(wire(&o, copies[1]), f);
+    // The frame from up1 tagged 10 reaches a untagged, its priority bits kept on
+    // the way out elsewhere.
+    let mut t = MacAddr::BROADCAST.0.to_vec();
+    t.extend_from_slice(&[0, 0x1b, 0x21, 0, 0, 1]);
+    t.extend_from_slice(&[0x81, 0x00, 0xa0, 0x0a, 0x08, 0x06]);
+    t.resize(64, 0);
+    let fwd = forward(&mut sw, UP1, &t);
+    let o = sw.output(UP1, &fwd, &t, false);
+    assert_eq!(
+        o.copies().collect::<Vec<_>>(),
+        vec![TxCopy { port: A, tci: None }, TxCopy { port: B, tci: None }]
+    );
+    assert_eq!(o.frame.body, &t[16..], "the ingress tag is cut out");
+    // A copy is never listed on its ingress port, whatever `out` says.
+    let mut bad = fwd;
+    bad.out.insert(UP1);
+    assert!(
+        sw.output(UP1, &bad, &t, false)
+            .copies()
+            .all(|c| c.port != UP1)
+    );
+}
+
+#[test]
+fn option_82_is_inserted_with_the_specs_ids_and_a_partial_checksum_completed() {
+    let mut sw = switch();
+    let d = discover(1);
+    let fwd = forward(&mut sw, A, &d);
+    assert_eq!(fwd.rewrite, Rewrite::InsertOption82);
+    let o = sw.output(A, &fwd, &d, false);
+    assert!(o.rewritten && !o.rewrite_failed);
+    let copies: Vec<TxCopy> = o.copies().collect();
+    assert_eq!(
+        copies,
+        vec![TxCopy {
+            port: UP1,
+            tci: Some(10)
+        }],
+        "trusted ports only"
+    );
+    let out = wire(&o, copies[0]);
+    let l3 = &out[18..];
+    let udp = dhcp::ipv4_udp(l3).unwrap();
+    let view = dhcp::parse(&l3[udp.payload.clone()]).unwrap();
+    let relay = &l3[udp.payload][view.relay_agent_info.unwrap()];
+    // Option 82: circuit-id "sw/a", remote-id "sw".
+    assert_eq!(relay, b"\x52\x0a\x01\x04sw/a\x02\x02sw");
+    // Its checksums are right: stripping (which verifies them) gives back d.
+    let mut back = vec![0; 2048];
+    let n = dhcp::strip_option82(&out, 16, &mut back).unwrap();
+    assert_eq!([&back[..12], &back[16..n]].concat(), d);
+
+    // The same frame with its UDP checksum left to offload: completed, then rewritten.
+    let mut partial = d.clone();
+    let l4 = 14 + 20;
+    let pseudo: u32 = [0u16, 0, 0xffff, 0xffff, 17, (d.len() - l4) as u16]
+        .iter()
+        .map(|w| u32::from(*w))
+        .sum();
+    let folded = ((pseudo & 0xffff) + (pseudo >> 16)) as u16;
+    partial[l4 + 6..l4 + 8].copy_from_slice(&folded.to_be_bytes());
+    let o = sw.output(A, &fwd, &partial, true);
+    assert!(o.rewritten, "completed first");
+    assert_eq!(wire(&o, copies[0]), out);
+    // Not marked partial, it does not verify: sent unchanged, flagged.
+    let o = sw.output(A, &fwd, &partial, false);
+    assert!(!o.rewritten && o.rewrite_failed);
+    assert_eq!(o.frame.body, &partial[12..]);
+}
+
+#[test]
+fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
+    let mut sw = switch();
+    let _ = sw.drain_events().count();
+    let mut sent = Vec::new();
+    sw.drain_emitted(|e| sent.push(e.copy));
+    assert!(sent.is_empty());
+    sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    let mut frames = Vec::new();
+    sw.drain_emitted(|e| frames.push((e.copy, [e.frame.head, e.frame.body].concat())));
+    assert_eq!(frames.len(), 2, "a and b: {frames:?}");
+    for ((copy, bytes), i) in frames.iter().zip([1, 2]) {
+        assert_eq!(
+            *copy,
+            TxCopy {
+                port: UP2,
+                tci: Some(10)
+            }
+        );
+        let mut want = [0u8; 60];
+        want[..6].copy_from_slice(&[0xff; 6]);
+        want[6..12].copy_from_slice(&mac(i).0);
+        want[12..22].copy_from_slice(&[0x80, 0x35, 0, 1, 0x08, 0x00, 6, 4, 0, 3]);
+        want[22..28].copy_from_slice(&mac(i).0);
+        want[32..38].copy_from_slice(&mac(i).0);
+        assert_eq!(bytes[..], want[..]);
+    }
+    sw.drain_emitted(|_| panic!("drained once"));
+    // Back to up1, whose VLAN 10 is tagged too; discarded with the events when asked.
+    sw.set_link_up(UP1, true, Instant::from_secs(3)).unwrap();
+    assert_eq!(sw.emitted().count(), 2);
+    assert!(sw.emitted().all(|(c, _, _)| c.port == UP1));
+    sw.discard_events();
+    assert_eq!(sw.emitted().count(), 0);
+    assert_eq!(sw.drain_events().count(), 0);
+    assert_eq!(sw.emit_dropped(), 0);
+}
