@@ -440,9 +440,7 @@ fn launch(
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataPlane {
         switch,
-        ports,
-        interfaces: compiled.interfaces.clone(),
-        groups: group_names(&compiled),
+        ports: runtime::port_slots(ports, compiled.interfaces.clone(), group_names(&compiled)),
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),

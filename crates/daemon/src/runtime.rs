@@ -235,74 +235,82 @@ impl PortCapture {
     }
 }
 
-/// The captures armed, one slot per port (the data-plane thread's own state).
-#[derive(Debug, Default)]
-struct Captures {
-    ports: Vec<Option<(Box<PortCapture>, CaptureReply)>>,
-    armed: usize,
+/// One port as the data-plane thread holds it: its queues and everything the thread
+/// keeps about it beside the switch's own state. An apply renumbers one vector of
+/// these (`DataPlane::apply`), never parallel lists.
+#[derive(Debug)]
+pub struct PortSlot {
+    pub io: PortIo,
+    /// Interface name, for snapshots and logs.
+    pub interface: String,
+    /// Port group name ("" for none), for snapshots.
+    pub group: String,
+    /// The runtime's I/O counters of the port.
+    pub stats: IoStats,
+    /// The capture of dropped frames armed on the port, if any.
+    capture: Option<(Box<PortCapture>, CaptureReply)>,
+    /// Frames were queued since the last flush.
+    dirty: bool,
+    /// The interface is gone: the port is not polled until `recheck_links` reopens it.
+    gone: bool,
 }
 
-impl Captures {
-    fn new(n: usize) -> Captures {
-        Captures {
-            ports: (0..n).map(|_| None).collect(),
-            armed: 0,
+impl PortSlot {
+    pub fn new(io: PortIo, interface: String, group: String) -> PortSlot {
+        PortSlot {
+            io,
+            interface,
+            group,
+            stats: IoStats::default(),
+            capture: None,
+            dirty: false,
+            gone: false,
         }
     }
 
-    /// A frame dropped on port `i`'s ingress: copied if a capture is armed there.
-    #[inline]
-    fn on_drop(
-        &mut self,
-        i: usize,
-        now: Instant,
-        reason: DropReason,
-        frame: &portcullis_io::RxFrame<'_>,
-    ) {
-        if let Some(Some((c, _))) = self.ports.get_mut(i) {
-            c.record(now, reason, frame);
+    /// Hands the frames queued since the last flush to the kernel.
+    fn flush(&mut self) {
+        if std::mem::take(&mut self.dirty) && self.io.tx.flush().is_err() {
+            self.stats.tx_errors += 1;
         }
     }
 
-    fn arm(
-        &mut self,
-        port: PortId,
-        mut capture: Box<PortCapture>,
-        reply: CaptureReply,
-        now: Instant,
-    ) {
-        match self.ports.get_mut(port.index()) {
-            None => {
-                let _ = reply.send(Err(CaptureRefused::NoSuchPort));
-            }
-            Some(Some(_)) => {
-                let _ = reply.send(Err(CaptureRefused::Busy));
-            }
-            Some(slot) => {
-                capture.deadline = Instant(now.0.saturating_add(capture.duration_ns));
-                *slot = Some((capture, reply));
-                self.armed += 1;
-            }
+    /// Arms `capture` on the port, or refuses it if one is armed already.
+    fn arm(&mut self, mut capture: Box<PortCapture>, reply: CaptureReply, now: Instant) -> bool {
+        if self.capture.is_some() {
+            let _ = reply.send(Err(CaptureRefused::Busy));
+            return false;
         }
+        capture.deadline = Instant(now.0.saturating_add(capture.duration_ns));
+        self.capture = Some((capture, reply));
+        true
     }
 
-    /// Hands back the captures that are done (all of them with `all`); drops those
-    /// whose caller went away.
-    fn finish(&mut self, now: Instant, all: bool) {
-        if self.armed == 0 {
-            return;
-        }
-        for slot in &mut self.ports {
-            let due = slot
-                .as_ref()
-                .is_some_and(|(c, reply)| all || c.done(now) || reply.is_closed());
-            if due && let Some((mut c, reply)) = slot.take() {
-                self.armed -= 1;
+    /// Hands back the port's capture if it is done (or `all`), or dropped if its
+    /// caller went away; returns whether it did.
+    fn finish_capture(&mut self, now: Instant, all: bool) -> bool {
+        let due = self
+            .capture
+            .as_ref()
+            .is_some_and(|(c, reply)| all || c.done(now) || reply.is_closed());
+        match self.capture.take_if(|_| due) {
+            Some((mut c, reply)) => {
                 c.finished_at = now;
                 let _ = reply.send(Ok(c));
+                true
             }
+            None => false,
         }
     }
+}
+
+/// The slots of ports given as lists in port order (as start and tests build them).
+pub fn port_slots(io: Vec<PortIo>, interfaces: Vec<String>, groups: Vec<String>) -> Vec<PortSlot> {
+    let mut groups = groups.into_iter();
+    io.into_iter()
+        .zip(interfaces)
+        .map(|(io, interface)| PortSlot::new(io, interface, groups.next().unwrap_or_default()))
+        .collect()
 }
 
 /// What the data-plane thread tells the control plane, in order.
@@ -357,40 +365,33 @@ pub trait PortLinks: Send {
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
 
-/// Queues one copy of a frame on output port `o` with its egress tag; `opts` are
-/// the offloads the bytes still need (a GSO super-frame goes whole to a port that
-/// takes it, else the port's backend cuts it into segments). Returns whether it was
-/// queued. The one push of the data-plane thread: forwarded frames, released held
-/// ACKs and the frames the switch originates all go through it.
+/// Queues one copy of a frame on its output port's slot with its egress tag; `opts`
+/// are the offloads the bytes still need (a GSO super-frame goes whole to a port
+/// that takes it, else the port's backend cuts it into segments). Returns whether
+/// it was queued. The one push of the data-plane thread: forwarded frames, released
+/// held ACKs and the frames the switch originates all go through it.
 #[inline]
-fn push_copy(
-    tx: &mut dyn TxQueue,
-    copy: TxCopy,
-    frame: egress::Frame<'_>,
-    opts: TxOptions,
-    dirty: &mut [bool],
-    stats: &mut RuntimeCounters,
-) -> bool {
-    let o = copy.port.index();
+fn push_copy(slot: &mut PortSlot, copy: TxCopy, frame: egress::Frame<'_>, opts: TxOptions) -> bool {
+    let tx = slot.io.tx.as_mut();
     let tag = copy.tci.map(|tci| VlanTag { tpid: 0x8100, tci });
     let gso = opts.offload.is_some_and(|v| v.is_gso());
     let segments_before = if gso { tx.tx_stats().gso_segments } else { 0 };
     let result = tx.push_with(frame.head, tag, frame.body, opts);
     if gso {
         let cut = tx.tx_stats().gso_segments.saturating_sub(segments_before);
-        stats.io[o].tx_gso_segments += cut;
+        slot.stats.tx_gso_segments += cut;
         if cut > 0 {
-            dirty[o] = true; // some segments may be queued even if a later one failed
+            slot.dirty = true; // some segments may be queued even if a later one failed
         }
     }
     match result {
         Ok(()) => {
-            dirty[o] = true;
+            slot.dirty = true;
             return true;
         }
-        Err(TxError::RingFull) => stats.io[o].tx_ring_full += 1,
-        Err(TxError::TooBig) => stats.io[o].tx_too_big += 1,
-        Err(TxError::BadOffload(_)) => stats.io[o].tx_bad_offload += 1,
+        Err(TxError::RingFull) => slot.stats.tx_ring_full += 1,
+        Err(TxError::TooBig) => slot.stats.tx_too_big += 1,
+        Err(TxError::BadOffload(_)) => slot.stats.tx_bad_offload += 1,
     }
     false
 }
@@ -406,9 +407,8 @@ fn send_output(
     csum_partial: bool,
     vnet: Option<portcullis_io::VnetHdr>,
     i: usize,
-    before: &mut [PortIo],
-    after: &mut [PortIo],
-    dirty: &mut [bool],
+    before: &mut [PortSlot],
+    after: &mut [PortSlot],
     stats: &mut RuntimeCounters,
 ) {
     if out.rewrite_failed {
@@ -424,19 +424,19 @@ fn send_output(
     };
     for copy in out.copies() {
         let o = copy.port.index();
-        let port = if o < i {
+        let slot = if o < i {
             before.get_mut(o)
         } else {
             after.get_mut(o - i - 1)
         };
-        if let Some(port) = port {
-            push_copy(port.tx.as_mut(), copy, out.frame, opts, dirty, stats);
+        if let Some(slot) = slot {
+            push_copy(slot, copy, out.frame, opts);
         }
     }
 }
 
 /// The ports before port `i` and after it (both empty sides for an `i` past the end).
-fn around(ports: &mut [PortIo], i: usize) -> (&mut [PortIo], &mut [PortIo]) {
+fn around(ports: &mut [PortSlot], i: usize) -> (&mut [PortSlot], &mut [PortSlot]) {
     let (before, rest) = ports.split_at_mut(i.min(ports.len()));
     (before, rest.get_mut(1..).unwrap_or_default())
 }
@@ -456,10 +456,8 @@ impl std::fmt::Debug for PortIo {
 /// Everything the data-plane thread owns.
 pub struct DataPlane {
     pub switch: Switch,
-    pub ports: Vec<PortIo>,
-    /// Interface name of each port, for snapshots.
-    pub interfaces: Vec<String>,
-    pub groups: Vec<String>,
+    /// One slot per port of the switch, in port order (see [`PortSlot`]).
+    pub ports: Vec<PortSlot>,
     pub commands: mpsc::Receiver<Command>,
     pub events: tokio::sync::mpsc::Sender<ToControl>,
     pub stop: Arc<AtomicBool>,
@@ -483,7 +481,8 @@ impl std::fmt::Debug for DataPlane {
     }
 }
 
-/// Counters the runtime keeps beside the switch's own.
+/// Counters the runtime keeps beside the switch's own. `io` (per port) lives in the
+/// port slots while the loop runs and is filled in here for a snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct RuntimeCounters {
     pub io: Vec<IoStats>,
@@ -502,19 +501,21 @@ impl DataPlane {
         Instant(self.epoch.elapsed().as_nanos() as u64)
     }
 
+    /// Flushes every port frames were queued on since its last flush.
+    fn flush(&mut self) {
+        for slot in &mut self.ports {
+            slot.flush();
+        }
+    }
+
     /// Runs until `stop` is set.
     pub fn run(mut self) {
-        let mut n = self.ports.len();
-        let mut stats = RuntimeCounters {
-            io: vec![IoStats::default(); n],
-            ..Default::default()
-        };
+        let mut stats = RuntimeCounters::default();
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(1024);
-        let mut captures = Captures::new(n);
-        let mut dirty = vec![false; n];
-        let mut gone = vec![false; n];
+        // Ports with a capture armed (none: a finished-capture check costs nothing).
+        let mut armed = 0usize;
         // One pollfd per port (fd -1, which poll ignores, for a port without one).
-        let mut pollfds = self.pollfds(&gone);
+        let mut pollfds = self.pollfds();
         let mut last_recheck = self.now();
         while !self.stop.load(Ordering::Relaxed) {
             // SAFETY: `pollfds` is a live, correctly sized array of pollfd for the
@@ -527,32 +528,25 @@ impl DataPlane {
                 )
             };
             let now = self.now();
+            let n = self.ports.len();
             if pollfds.get(n).is_some_and(|p| p.revents != 0) {
                 self.link_changes(now);
             }
-            for i in 0..n {
-                if pollfds[i].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                    self.port_error(i, now, &mut pollfds[i], &mut gone[i]);
+            for (i, pfd) in pollfds.iter_mut().enumerate().take(n) {
+                if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    self.port_error(i, now, pfd);
                 }
-                if !gone[i] {
-                    self.service_port(i, now, &mut verdicts, &mut dirty, &mut stats, &mut captures);
-                }
-            }
-            for (i, d) in dirty.iter_mut().enumerate() {
-                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
-                    stats.io[i].tx_errors += 1;
+                if !self.ports[i].gone {
+                    self.service_port(i, now, &mut verdicts, &mut stats);
                 }
             }
+            self.flush();
             if now.saturating_since(last_recheck) >= LINK_RECHECK_NS {
                 last_recheck = now;
-                self.recheck_links(now, &mut pollfds, &mut gone);
+                self.recheck_links(now, &mut pollfds);
             }
-            self.release_committed(now, &mut dirty, &mut stats);
-            for (i, d) in dirty.iter_mut().enumerate() {
-                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
-                    stats.io[i].tx_errors += 1;
-                }
-            }
+            self.release_committed(now, &mut stats);
+            self.flush();
             self.switch.tick(now);
             let mut events = std::mem::take(&mut self.event_buf);
             events.extend(self.switch.drain_events());
@@ -573,46 +567,48 @@ impl DataPlane {
             // The frames the switch originated (RARP announcements of moved guests).
             let ports = &mut self.ports;
             self.switch.drain_emitted(|e| {
-                if let Some(p) = ports.get_mut(e.copy.port.index())
-                    && push_copy(
-                        p.tx.as_mut(),
-                        e.copy,
-                        e.frame,
-                        TxOptions::default(),
-                        &mut dirty,
-                        &mut stats,
-                    )
+                if let Some(slot) = ports.get_mut(e.copy.port.index())
+                    && push_copy(slot, e.copy, e.frame, TxOptions::default())
                 {
                     stats.announcements += 1;
                 }
             });
-            for (i, d) in dirty.iter_mut().enumerate() {
-                if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
-                    stats.io[i].tx_errors += 1;
-                }
+            self.flush();
+            let plan = self.answer_commands(now, &stats, &mut armed);
+            if armed > 0 {
+                self.finish_captures(now, false, &mut armed);
             }
-            let plan = self.answer_commands(now, &stats, &mut captures);
-            captures.finish(now, false);
             if let Some(plan) = plan {
                 // Captures name ports by number: an apply may renumber them.
-                captures.finish(now, true);
-                self.apply(*plan, now, &mut stats, &mut dirty, &mut gone);
-                n = self.ports.len();
-                captures = Captures::new(n);
-                pollfds = self.pollfds(&gone);
+                self.finish_captures(now, true, &mut armed);
+                self.apply(*plan, now, &mut stats);
+                pollfds = self.pollfds();
+            }
+        }
+    }
+
+    /// Hands back the captures that are done (all of them with `all`); drops those
+    /// whose caller went away.
+    fn finish_captures(&mut self, now: Instant, all: bool, armed: &mut usize) {
+        for slot in &mut self.ports {
+            if slot.finish_capture(now, all) {
+                *armed -= 1;
             }
         }
     }
 
     /// One pollfd per port (fd -1, which poll ignores, for a port without one or
     /// whose interface is gone), then the link monitor's.
-    fn pollfds(&self, gone: &[bool]) -> Vec<libc::pollfd> {
+    fn pollfds(&self) -> Vec<libc::pollfd> {
         let mut pollfds: Vec<libc::pollfd> = self
             .ports
             .iter()
-            .zip(gone)
-            .map(|(p, gone)| libc::pollfd {
-                fd: if *gone { -1 } else { p.rx.fd().unwrap_or(-1) },
+            .map(|p| libc::pollfd {
+                fd: if p.gone {
+                    -1
+                } else {
+                    p.io.rx.fd().unwrap_or(-1)
+                },
                 events: libc::POLLIN,
                 revents: 0,
             })
@@ -629,19 +625,8 @@ impl DataPlane {
 
     /// Swaps in a new configuration (see [`ApplyPlan`]). Frames already queued for
     /// sending are flushed first; the held ACKs keep waiting, renumbered.
-    fn apply(
-        &mut self,
-        plan: ApplyPlan,
-        now: Instant,
-        stats: &mut RuntimeCounters,
-        dirty: &mut Vec<bool>,
-        gone: &mut Vec<bool>,
-    ) {
-        for (i, d) in dirty.iter_mut().enumerate() {
-            if std::mem::take(d) && self.ports[i].tx.flush().is_err() {
-                stats.io[i].tx_errors += 1;
-            }
-        }
+    fn apply(&mut self, plan: ApplyPlan, now: Instant, stats: &mut RuntimeCounters) {
+        self.flush();
         for ev in self.switch.drain_events() {
             if self.events.try_send(ToControl::Event(ev)).is_err() {
                 stats.events_lost += 1;
@@ -660,49 +645,52 @@ impl DataPlane {
         let old_n = self.ports.len();
         let report = self.switch.carry_over_from(old, now);
         let new_n = report.port_map.len();
-        let mut old_ports: Vec<Option<PortIo>> = std::mem::take(&mut self.ports)
+        let mut old_slots: Vec<Option<PortSlot>> = std::mem::take(&mut self.ports)
             .into_iter()
             .map(Some)
             .collect();
-        let old_gone = std::mem::take(gone);
-        let old_io = std::mem::take(&mut stats.io);
         let mut new_of_old = vec![None; old_n];
-        *gone = vec![false; new_n];
-        *dirty = vec![false; new_n];
-        stats.io = vec![IoStats::default(); new_n];
-        for (i, from) in report.port_map.iter().enumerate() {
+        let mut groups = groups.into_iter();
+        for ((i, from), interface) in report.port_map.iter().enumerate().zip(interfaces) {
+            let group = groups.next().unwrap_or_default();
             // A port the control plane opened anew (new, or moved to another
-            // interface) takes that I/O; a kept one keeps its socket.
+            // interface) takes that I/O; a kept one keeps its socket (and its gone
+            // state) and, either way, its counters.
             let opened = new_io
                 .iter()
                 .position(|(k, _)| *k == i)
                 .map(|k| new_io.swap_remove(k).1);
-            if let Some(o) = from {
+            let kept = from.and_then(|o| {
                 new_of_old[o.index()] = Some(PortId(i as u16));
-                stats.io[i] = old_io[o.index()].clone();
-            }
-            let io = match (opened, from) {
-                (Some(io), _) => Some(io),
-                (None, Some(o)) => {
-                    gone[i] = old_gone[o.index()];
-                    old_ports[o.index()].take()
-                }
-                (None, None) => None,
-            };
-            let io = io.unwrap_or_else(|| {
-                // Not opened by the control plane: the port waits, like one whose
-                // interface is gone, until `recheck_links` opens it.
-                gone[i] = true;
-                let (rx, tx, _) = portcullis_io::memory_port();
-                PortIo {
-                    rx: Box::new(rx),
-                    tx: Box::new(tx),
-                }
+                old_slots[o.index()].take()
             });
-            self.ports.push(io);
+            let slot = match (opened, kept) {
+                (Some(io), kept) => PortSlot {
+                    stats: kept.map(|k| k.stats).unwrap_or_default(),
+                    ..PortSlot::new(io, interface, group)
+                },
+                (None, Some(k)) => PortSlot {
+                    interface,
+                    group,
+                    ..k
+                },
+                (None, None) => {
+                    // Not opened by the control plane: the port waits, like one whose
+                    // interface is gone, until `recheck_links` opens it.
+                    let (rx, tx, _) = portcullis_io::memory_port();
+                    let io = PortIo {
+                        rx: Box::new(rx),
+                        tx: Box::new(tx),
+                    };
+                    PortSlot {
+                        gone: true,
+                        ..PortSlot::new(io, interface, group)
+                    }
+                }
+            };
+            self.ports.push(slot);
         }
-        self.interfaces = interfaces;
-        self.groups = groups;
+        debug_assert_eq!(self.ports.len(), new_n, "one interface per port");
         self.links = links;
         self.link_monitor = link_monitor;
         let names: Vec<String> = self.switch.ports().iter().map(|p| p.name.clone()).collect();
@@ -736,7 +724,7 @@ impl DataPlane {
         });
         for (port, up) in changes {
             if self.switch.port(port).is_some_and(|p| p.link_up != up) {
-                tracing::warn!(uplink = %self.interfaces[port.index()], up, "uplink carrier changed");
+                tracing::warn!(uplink = %self.ports[port.index()].interface, up, "uplink carrier changed");
             }
             let _ = self.switch.set_link_up(port, up, now);
         }
@@ -745,9 +733,9 @@ impl DataPlane {
     /// poll(2) flagged port `i`: take the error, and find out whether its interface
     /// went down or away. A port whose interface is gone is no longer polled (its
     /// socket would report the error forever) until [`Self::recheck_links`] reopens it.
-    fn port_error(&mut self, i: usize, now: Instant, pfd: &mut libc::pollfd, gone: &mut bool) {
-        let err = self.ports[i].rx.take_error();
-        self.port_failed(i, err, now, pfd, gone);
+    fn port_error(&mut self, i: usize, now: Instant, pfd: &mut libc::pollfd) {
+        let err = self.ports[i].io.rx.take_error();
+        self.port_failed(i, err, now, pfd);
     }
 
     /// A port's socket reported `err`: find out whether its interface went down or away.
@@ -757,15 +745,15 @@ impl DataPlane {
         err: Option<std::io::Error>,
         now: Instant,
         pfd: &mut libc::pollfd,
-        gone: &mut bool,
     ) {
         let id = PortId(i as u16);
-        let name = self.interfaces[i].as_str();
         let state = self.links.state(i);
+        let slot = &mut self.ports[i];
+        let name = slot.interface.as_str();
         match state {
             LinkState::Gone => {
                 tracing::warn!(interface = name, error = ?err, "interface is gone; the port is down until it returns");
-                *gone = true;
+                slot.gone = true;
                 pfd.fd = -1;
             }
             LinkState::Down | LinkState::Up => {
@@ -779,29 +767,31 @@ impl DataPlane {
     /// The ports that are up are asked for a pending socket error (one getsockopt
     /// each): an AF_XDP socket records ENETDOWN when its interface vanishes without
     /// poll(2) ever flagging it.
-    fn recheck_links(&mut self, now: Instant, pollfds: &mut [libc::pollfd], gone: &mut [bool]) {
-        for i in 0..self.ports.len() {
+    fn recheck_links(&mut self, now: Instant, pollfds: &mut [libc::pollfd]) {
+        for (i, pfd) in pollfds.iter_mut().enumerate().take(self.ports.len()) {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
-            if !gone[i] && !down {
-                if let Some(err) = self.ports[i].rx.take_error() {
-                    self.port_failed(i, Some(err), now, &mut pollfds[i], &mut gone[i]);
+            let gone = self.ports[i].gone;
+            if !gone && !down {
+                if let Some(err) = self.ports[i].io.rx.take_error() {
+                    self.port_failed(i, Some(err), now, pfd);
                 }
                 continue;
             }
             match self.links.state(i) {
                 LinkState::Gone => {}
-                LinkState::Down if !gone[i] => {}
-                state if gone[i] => match self.links.reopen(i) {
+                LinkState::Down if !gone => {}
+                state if gone => match self.links.reopen(i) {
                     Ok(io) => {
-                        pollfds[i].fd = io.rx.fd().unwrap_or(-1);
-                        self.ports[i] = io;
-                        gone[i] = false;
-                        tracing::info!(interface = %self.interfaces[i], "interface is back; port reattached");
+                        pfd.fd = io.rx.fd().unwrap_or(-1);
+                        let slot = &mut self.ports[i];
+                        slot.io = io;
+                        slot.gone = false;
+                        tracing::info!(interface = %slot.interface, "interface is back; port reattached");
                         let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
                     }
                     Err(e) => {
-                        tracing::debug!(interface = %self.interfaces[i], error = %e, "cannot reattach yet")
+                        tracing::debug!(interface = %self.ports[i].interface, error = %e, "cannot reattach yet")
                     }
                 },
                 LinkState::Up => {
@@ -819,19 +809,17 @@ impl DataPlane {
         i: usize,
         now: Instant,
         verdicts: &mut Vec<Verdict>,
-        dirty: &mut [bool],
         stats: &mut RuntimeCounters,
-        captures: &mut Captures,
     ) {
         let ingress = PortId(i as u16);
         // A few batches per port per loop, so one busy port cannot starve the others.
         for _ in 0..4 {
             let (ports_before, rest) = self.ports.split_at_mut(i);
             let (this, ports_after) = rest.split_first_mut().expect("i < ports.len()");
-            let batch = match this.rx.recv() {
+            let batch = match this.io.rx.recv() {
                 Ok(b) => b,
                 Err(_) => {
-                    stats.io[i].rx_errors += 1;
+                    this.stats.rx_errors += 1;
                     return;
                 }
             };
@@ -839,7 +827,7 @@ impl DataPlane {
                 return;
             }
             stats.batches += 1;
-            stats.io[i].rx_frames += batch.len() as u64;
+            this.stats.rx_frames += batch.len() as u64;
             let frames = batch.iter().map(|f| RxFrame {
                 data: f.data,
                 tag: f.tag.map(|t| TagMeta {
@@ -850,7 +838,7 @@ impl DataPlane {
             self.switch.process_batch(now, ingress, frames, verdicts);
             for (frame, verdict) in batch.iter().zip(verdicts.iter()) {
                 if frame.is_gso() {
-                    stats.io[i].rx_gso_frames += 1;
+                    this.stats.rx_gso_frames += 1;
                 }
                 let fwd = match verdict {
                     Verdict::Forward(fwd) => fwd,
@@ -860,7 +848,9 @@ impl DataPlane {
                         continue;
                     }
                     Verdict::Drop(reason) => {
-                        captures.on_drop(i, now, *reason, &frame);
+                        if let Some((c, _)) = &mut this.capture {
+                            c.record(now, *reason, &frame);
+                        }
                         continue;
                     }
                 };
@@ -874,7 +864,6 @@ impl DataPlane {
                     i,
                     ports_before,
                     ports_after,
-                    dirty,
                     stats,
                 );
             }
@@ -882,7 +871,7 @@ impl DataPlane {
     }
 
     /// Releases the held ACKs whose bindings the store has committed (or failed).
-    fn release_committed(&mut self, now: Instant, dirty: &mut [bool], stats: &mut RuntimeCounters) {
+    fn release_committed(&mut self, now: Instant, stats: &mut RuntimeCounters) {
         for c in self.held.drain() {
             let (h, ok) = match c {
                 Committed::Frame(h, ok) => (h, ok),
@@ -910,7 +899,7 @@ impl DataPlane {
                 .switch
                 .output(h.ingress, &h.fwd, &h.data, h.csum_partial);
             let (before, after) = around(&mut self.ports, i);
-            send_output(&out, h.csum_partial, None, i, before, after, dirty, stats);
+            send_output(&out, h.csum_partial, None, i, before, after, stats);
         }
     }
 
@@ -947,7 +936,7 @@ impl DataPlane {
         &mut self,
         now: Instant,
         stats: &RuntimeCounters,
-        captures: &mut Captures,
+        armed: &mut usize,
     ) -> Option<Box<ApplyPlan>> {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -959,7 +948,16 @@ impl DataPlane {
                     port,
                     capture,
                     reply,
-                } => captures.arm(port, capture, reply, now),
+                } => match self.ports.get_mut(port.index()) {
+                    None => {
+                        let _ = reply.send(Err(CaptureRefused::NoSuchPort));
+                    }
+                    Some(slot) => {
+                        if slot.arm(capture, reply, now) {
+                            *armed += 1;
+                        }
+                    }
+                },
                 Command::ClearCounters(reply) => {
                     self.switch.clear_counters();
                     let _ = reply.send(());
@@ -968,12 +966,15 @@ impl DataPlane {
                     // The receive paths' own losses, read now (a syscall per port on
                     // AF_PACKET: fine for a status view, never done per frame).
                     let mut stats = stats.clone();
+                    stats.io = self.ports.iter().map(|p| p.stats.clone()).collect();
                     for (io, port) in stats.io.iter_mut().zip(&self.ports) {
-                        let l = port.rx.losses();
+                        let l = port.io.rx.losses();
                         (io.rx_kernel_drops, io.rx_truncated) = (l.kernel_drops, l.truncated);
                     }
-                    let snap =
-                        Snapshot::build(&self.switch, &self.interfaces, &self.groups, &stats, now);
+                    let interfaces: Vec<String> =
+                        self.ports.iter().map(|p| p.interface.clone()).collect();
+                    let groups: Vec<String> = self.ports.iter().map(|p| p.group.clone()).collect();
+                    let snap = Snapshot::build(&self.switch, &interfaces, &groups, &stats, now);
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {

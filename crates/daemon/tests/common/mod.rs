@@ -20,7 +20,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use portcullis_control::audit::AuditRecord;
 use portcullis_daemon::api::{self, Peer};
-use portcullis_daemon::runtime::{Command, DataPlane, LinkState, PortIo, PortLinks};
+use portcullis_daemon::runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, port_slots};
 use portcullis_daemon::snapshot::{BindingsView, Snapshot};
 use portcullis_daemon::{MemoryDaemon, start_in_memory};
 use portcullis_dataplane::{
@@ -315,16 +315,17 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataPlane {
         switch: Switch::new(spec, Instant(0)).unwrap(),
-        ports,
-        interfaces: (0..names.len()).map(|i| format!("mem{i}")).collect(),
-        groups: spec
-            .ports
-            .iter()
-            .map(|p| match p.role {
-                PortRole::Uplink => String::new(),
-                PortRole::Guest => "web".into(),
-            })
-            .collect(),
+        ports: port_slots(
+            ports,
+            (0..names.len()).map(|i| format!("mem{i}")).collect(),
+            spec.ports
+                .iter()
+                .map(|p| match p.role {
+                    PortRole::Uplink => String::new(),
+                    PortRole::Guest => "web".into(),
+                })
+                .collect(),
+        ),
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
