@@ -1049,7 +1049,9 @@ fn api_new_binding(b: &ApiBinding) -> NewBinding {
 }
 
 /// Traces one frame through a copy of `switch` (so the frame is learned, counted and
-/// rate-limited in the copy only). The copy costs time in proportion to the tables.
+/// rate-limited in the copy only). The copy shares the binding table (copy-on-write:
+/// a million bindings cost nothing unless the traced frame itself removes one); the
+/// MAC and IP-seen tables, bounded by their configured sizes, are copied.
 fn trace_live(switch: &Switch, now: Instant, port: PortId, frame: &[u8]) -> serde_json::Value {
     use portcullis_dataplane::trace::{Trace, describe_verdict};
     let mut copy = switch.clone();

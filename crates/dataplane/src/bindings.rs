@@ -10,7 +10,8 @@
 //! of its bound addresses (the most recently installed ones) so a NAK or a carry-over
 //! finds them without a scan. The index is a hint; the (VLAN, IP) table is the
 //! authority. Records are the same for IPv4 and IPv6 (IPv4 is stored as an
-//! IPv4-mapped IPv6 key).
+//! IPv4-mapped IPv6 key). The maps are copy-on-write: a copy of the table (a copy
+//! of the switch, for `trace --live`) shares them until one side changes them.
 //!
 //! Provenance (docs/decisions.md, "Binding provenance"): who may take an address
 //! another binding holds is decided in one place, [`claim`]. A configured static
@@ -24,6 +25,7 @@ use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// Where a binding came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -324,8 +326,19 @@ fn unindex<K: Copy + PartialEq + Default>(index: &mut MacIndex<K>, vid: u16, mac
 pub struct BindingTableFull;
 
 /// Bounded (VLAN, IP) → binding index.
+///
+/// Copy-on-write: a clone shares the maps (an `Arc`) until either side changes
+/// them, so copying the switch (`trace --live` traces on a copy) costs nothing
+/// per binding — a million of them included. The running switch holds the only
+/// reference, so its changes never copy.
 #[derive(Clone, Debug)]
 pub struct BindingTable {
+    maps: Arc<BindingMaps>,
+    capacity: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct BindingMaps {
     by_ip: HashMap<(u16, u128), Binding, FxBuildHasher>,
     /// (VLAN, MAC) → that client's IPv4 addresses, and its IPv6 ones: the families
     /// apart, so one never evicts the other (at most [`MAX_ADDRESSES_PER_MAC`] each,
@@ -336,24 +349,30 @@ pub struct BindingTable {
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
     by_end: BTreeSet<(Instant, u16, u128)>,
-    capacity: usize,
+}
+
+impl BindingMaps {
+    /// Drops `ip` from `mac`'s index entry (and the entry once empty).
+    fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
+        match key_v4(ip) {
+            Some(v4) => unindex(&mut self.by_mac4, vid, mac, v4),
+            None => unindex(&mut self.by_mac6, vid, mac, ip),
+        }
+    }
 }
 
 impl BindingTable {
     pub fn new(capacity: usize) -> BindingTable {
         BindingTable {
-            by_ip: HashMap::default(),
-            by_mac4: HashMap::default(),
-            by_mac6: HashMap::default(),
-            by_end: BTreeSet::new(),
+            maps: Arc::default(),
             capacity,
         }
     }
     pub fn len(&self) -> usize {
-        self.by_ip.len()
+        self.maps.by_ip.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.by_ip.is_empty()
+        self.maps.by_ip.is_empty()
     }
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -363,7 +382,7 @@ impl BindingTable {
     /// until then they still count as bound for at most a second).
     #[inline]
     pub fn lookup(&self, vid: Vid, ip: IpAddr) -> Option<&Binding> {
-        self.by_ip.get(&(vid.get(), ip_key(ip)))
+        self.maps.by_ip.get(&(vid.get(), ip_key(ip)))
     }
 
     /// What a binding of `source` for (`mac`, `port`) would find at (`vid`, `ip`):
@@ -391,28 +410,29 @@ impl BindingTable {
         b: Binding,
     ) -> Result<Option<Binding>, BindingTableFull> {
         let k = (vid.get(), ip_key(ip));
-        if !self.by_ip.contains_key(&k) && self.by_ip.len() >= self.capacity {
+        if !self.maps.by_ip.contains_key(&k) && self.maps.by_ip.len() >= self.capacity {
             return Err(BindingTableFull);
         }
-        let old = self.by_ip.insert(k, b);
+        let m = Arc::make_mut(&mut self.maps);
+        let old = m.by_ip.insert(k, b);
         if let Some(o) = old {
             if let Some(end) = o.lease_end {
-                self.by_end.remove(&(end, k.0, k.1));
+                m.by_end.remove(&(end, k.0, k.1));
             }
             if o.mac != b.mac {
-                self.unindex(k.0, o.mac, k.1);
+                m.unindex(k.0, o.mac, k.1);
             }
         }
         if let Some(end) = b.lease_end {
-            self.by_end.insert((end, k.0, k.1));
+            m.by_end.insert((end, k.0, k.1));
         }
         match key_v4(k.1) {
-            Some(v4) => self
+            Some(v4) => m
                 .by_mac4
                 .entry((k.0, b.mac))
                 .or_insert_with(MacAddrs::empty)
                 .push(v4),
-            None => self
+            None => m
                 .by_mac6
                 .entry((k.0, b.mac))
                 .or_insert_with(MacAddrs::empty)
@@ -424,20 +444,16 @@ impl BindingTable {
     /// Removes the binding of `ip` in `vid`.
     pub fn remove(&mut self, vid: Vid, ip: IpAddr) -> Option<Binding> {
         let k = (vid.get(), ip_key(ip));
-        let old = self.by_ip.remove(&k)?;
+        if !self.maps.by_ip.contains_key(&k) {
+            return None;
+        }
+        let m = Arc::make_mut(&mut self.maps);
+        let old = m.by_ip.remove(&k)?;
         if let Some(end) = old.lease_end {
-            self.by_end.remove(&(end, k.0, k.1));
+            m.by_end.remove(&(end, k.0, k.1));
         }
-        self.unindex(k.0, old.mac, k.1);
+        m.unindex(k.0, old.mac, k.1);
         Some(old)
-    }
-
-    /// Drops `ip` from `mac`'s index entry (and the entry once empty).
-    fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
-        match key_v4(ip) {
-            Some(v4) => unindex(&mut self.by_mac4, vid, mac, v4),
-            None => unindex(&mut self.by_mac6, vid, mac, ip),
-        }
     }
 
     /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
@@ -447,8 +463,16 @@ impl BindingTable {
     /// No allocation.
     pub fn addresses_of(&self, vid: Vid, mac: MacAddr) -> impl Iterator<Item = IpAddr> + '_ {
         let k = (vid.get(), mac);
-        let v4 = self.by_mac4.get(&k).map_or(&[][..], MacAddrs::as_slice);
-        let v6 = self.by_mac6.get(&k).map_or(&[][..], MacAddrs::as_slice);
+        let v4 = self
+            .maps
+            .by_mac4
+            .get(&k)
+            .map_or(&[][..], MacAddrs::as_slice);
+        let v6 = self
+            .maps
+            .by_mac6
+            .get(&k)
+            .map_or(&[][..], MacAddrs::as_slice);
         v4.iter()
             .map(|&a| IpAddr::V4(Ipv4Addr::from(a)))
             .chain(v6.iter().map(|&a| IpAddr::V6(Ipv6Addr::from(a))))
@@ -457,15 +481,19 @@ impl BindingTable {
     /// Removes the bindings whose lease has ended, calling `removed` for each.
     /// O(ended · log n): only the ended leases are visited.
     pub fn sweep(&mut self, now: Instant, mut removed: impl FnMut(BindingEntry)) {
-        while let Some(&(end, vid, ip)) = self.by_end.first() {
+        if self.maps.by_end.first().is_none_or(|(end, ..)| *end > now) {
+            return; // nothing ended: the maps stay shared
+        }
+        let m = Arc::make_mut(&mut self.maps);
+        while let Some(&(end, vid, ip)) = m.by_end.first() {
             if end > now {
                 break;
             }
-            self.by_end.pop_first();
-            let Some(b) = self.by_ip.remove(&(vid, ip)) else {
+            m.by_end.pop_first();
+            let Some(b) = m.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
-            self.unindex(vid, b.mac, ip);
+            m.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
                     vid,
@@ -479,6 +507,7 @@ impl BindingTable {
     /// Every binding, sorted by VLAN and IP. Allocates: control path only.
     pub fn entries(&self) -> Vec<BindingEntry> {
         let mut v: Vec<BindingEntry> = self
+            .maps
             .by_ip
             .iter()
             .filter_map(|((vid, ip), b)| {
@@ -508,6 +537,49 @@ mod tests {
     }
     fn vid(v: u16) -> Vid {
         Vid::new(v).unwrap()
+    }
+
+    /// A copy shares the maps until one side changes them; each side then sees
+    /// only its own changes, and the sole holder changes its maps in place.
+    #[test]
+    fn a_copy_shares_the_maps_until_a_change() {
+        let ip = |i: u8| IpAddr::V4(Ipv4Addr::new(198, 18, 0, i));
+        let mut t = BindingTable::new(8);
+        t.upsert(vid(10), ip(1), b(1, 1, Some(100))).unwrap();
+        let mut copy = t.clone();
+        assert!(Arc::ptr_eq(&t.maps, &copy.maps), "the copy costs no map");
+        copy.sweep(Instant::from_secs(50), |_| panic!("nothing ended"));
+        assert!(
+            Arc::ptr_eq(&t.maps, &copy.maps),
+            "an empty sweep keeps sharing"
+        );
+        assert_eq!(copy.remove(vid(10), ip(9)), None);
+        assert!(
+            Arc::ptr_eq(&t.maps, &copy.maps),
+            "nothing removed, still shared"
+        );
+        assert!(copy.remove(vid(10), ip(1)).is_some());
+        assert!(!Arc::ptr_eq(&t.maps, &copy.maps));
+        assert!(
+            copy.is_empty()
+                && copy
+                    .addresses_of(vid(10), b(1, 1, None).mac)
+                    .next()
+                    .is_none()
+        );
+        assert_eq!(
+            t.lookup(vid(10), ip(1)),
+            Some(&b(1, 1, Some(100))),
+            "the original keeps it"
+        );
+        let before = Arc::as_ptr(&t.maps);
+        t.upsert(vid(10), ip(2), b(2, 2, None)).unwrap();
+        assert_eq!(
+            Arc::as_ptr(&t.maps),
+            before,
+            "the sole holder changes in place"
+        );
+        assert!(copy.lookup(vid(10), ip(2)).is_none());
     }
 
     #[test]
@@ -651,7 +723,7 @@ mod tests {
         t.remove(vid(10), a).unwrap();
         t.remove(vid(20), a).unwrap();
         assert!(
-            t.is_empty() && t.by_mac4.is_empty() && t.by_mac6.is_empty(),
+            t.is_empty() && t.maps.by_mac4.is_empty() && t.maps.by_mac6.is_empty(),
             "no empty entries left"
         );
     }
@@ -780,8 +852,8 @@ mod tests {
                         }
                     }
                 }
-                let entries = t.by_mac4.values().map(|a| usize::from(a.len)).sum::<usize>()
-                    + t.by_mac6.values().map(|a| usize::from(a.len)).sum::<usize>();
+                let entries = t.maps.by_mac4.values().map(|a| usize::from(a.len)).sum::<usize>()
+                    + t.maps.by_mac6.values().map(|a| usize::from(a.len)).sum::<usize>();
                 if ok.is_ok() && entries != t.len() {
                     ok = Err(format!("after {o:?}: {entries} indexed, {} bound", t.len()));
                 }
