@@ -117,19 +117,25 @@ pub fn run(tool: Tool) -> anyhow::Result<()> {
     Ok(())
 }
 
+use portcullis_dataplane::arp::{ArpOp, ArpView};
 use portcullis_io::{RxQueue, TxQueue};
 
 /// An ARP reply (RFC 826) from `src` claiming `ip`.
 fn arp_reply(src: MacAddr, dst: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ip.octets());
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&ip.octets());
-    f.resize(60, 0);
+    let mut f = vec![0; 60];
+    f[..6].copy_from_slice(&dst.0);
+    f[6..12].copy_from_slice(&src.0);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    let reply = ArpView {
+        oper: ArpOp::Reply,
+        sender_mac: src,
+        sender_ip: ip,
+        target_mac: dst,
+        target_ip: ip,
+    };
+    reply
+        .emit(&mut f[14..])
+        .expect("60 bytes hold an ARP packet");
     f
 }
 

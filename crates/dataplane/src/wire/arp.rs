@@ -113,6 +113,26 @@ pub fn parse(l3: &[u8]) -> Result<ArpView, WireError> {
 }
 
 impl ArpView {
+    /// Bytes [`ArpView::emit`] writes.
+    pub const fn buffer_len(&self) -> usize {
+        ARP_ETH_IPV4_LEN
+    }
+
+    /// Writes the Ethernet/IPv4 ARP packet (the L3 payload: hardware type 1,
+    /// protocol type 0x0800, lengths 6 and 4, then the fields) into the start of
+    /// `buf`; returns its length. [`WireError::NoRoom`] for a buffer shorter than
+    /// [`ARP_ETH_IPV4_LEN`]. [`parse`] reads back what it writes.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let p: &mut [u8; ARP_ETH_IPV4_LEN] = buf.first_chunk_mut().ok_or(WireError::NoRoom)?;
+        p[..6].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
+        p[6..8].copy_from_slice(&self.oper.code().to_be_bytes());
+        p[8..14].copy_from_slice(&self.sender_mac.0);
+        p[14..18].copy_from_slice(&self.sender_ip.octets());
+        p[18..24].copy_from_slice(&self.target_mac.0);
+        p[24..28].copy_from_slice(&self.target_ip.octets());
+        Ok(ARP_ETH_IPV4_LEN)
+    }
+
     /// An ARP Probe (RFC 5227 §2.1.1): a request whose sender IP is 0.0.0.0 — a
     /// host checking that an address is free before it uses it. Only requests
     /// count: a reply from 0.0.0.0 is no probe.
@@ -225,6 +245,23 @@ mod tests {
         assert_eq!(v.oper.code(), 0x0103);
         assert_eq!(ArpOp::from(1).code(), 1);
         assert_eq!(ArpOp::from(2), ArpOp::Reply);
+    }
+
+    /// What `emit` writes, `parse` reads back; a short buffer is refused.
+    #[test]
+    fn emit_then_parse_round_trips() {
+        let v = ArpView {
+            oper: ArpOp::Other(3),
+            sender_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            sender_ip: Ipv4Addr::new(198, 18, 0, 1),
+            target_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            target_ip: Ipv4Addr::new(198, 18, 0, 2),
+        };
+        let mut buf = [0xee; 30];
+        assert_eq!(v.emit(&mut buf), Ok(v.buffer_len()));
+        assert_eq!(parse(&buf), Ok(v));
+        assert_eq!(buf[28..], [0xee; 2], "nothing past the packet");
+        assert_eq!(v.emit(&mut [0; 27]), Err(WireError::NoRoom));
     }
 
     #[test]

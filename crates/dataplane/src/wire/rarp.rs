@@ -8,6 +8,8 @@
 
 use crate::types::MacAddr;
 use crate::wire::WireError;
+use crate::wire::arp::{ArpOp, ArpView};
+use std::net::Ipv4Addr;
 
 /// EtherType of RARP.
 pub const ETHERTYPE_RARP: u16 = 0x8035;
@@ -33,15 +35,19 @@ impl Announcement {
     /// `buf`; returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         let f: &mut [u8; ANNOUNCEMENT_LEN] = buf.first_chunk_mut().ok_or(WireError::NoRoom)?;
-        let mac = self.mac.0;
         f.fill(0);
-        f[..6].copy_from_slice(&[0xff; 6]);
-        f[6..12].copy_from_slice(&mac);
+        f[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+        f[6..12].copy_from_slice(&self.mac.0);
         f[12..14].copy_from_slice(&ETHERTYPE_RARP.to_be_bytes());
-        f[14..20].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
-        f[20..22].copy_from_slice(&OP_REQUEST_REVERSE.to_be_bytes());
-        f[22..28].copy_from_slice(&mac); // sender hardware address
-        f[32..38].copy_from_slice(&mac); // target hardware address
+        // The ARP body of RFC 903: sender and target hardware address the guest's.
+        ArpView {
+            oper: ArpOp::Other(OP_REQUEST_REVERSE),
+            sender_mac: self.mac,
+            sender_ip: Ipv4Addr::UNSPECIFIED,
+            target_mac: self.mac,
+            target_ip: Ipv4Addr::UNSPECIFIED,
+        }
+        .emit(&mut f[14..])?;
         Ok(ANNOUNCEMENT_LEN)
     }
 }
