@@ -1,9 +1,9 @@
 //! What leaves the switch, as the runtime sends it: for a forwarded frame
-//! ([`Switch::output`]), each copy's output port and egress tag and the bytes — the
+//! ([`crate::Switch::output`]), each copy's output port and egress tag and the bytes — the
 //! ones received, or a rewrite the switch made in its own buffer (DHCP option 82,
 //! with the circuit-id and remote-id of the spec); and the frames the switch
 //! originates itself (RARP announcements for guests moved to another uplink),
-//! queued until the runtime drains them ([`Switch::drain_emitted`]). The runtime
+//! queued until the runtime drains them ([`crate::Switch::drain_emitted`]). The runtime
 //! only moves these bytes; it never builds, rewrites or tags a frame.
 //!
 //! Invariants: no allocation after construction (the rewrite buffers and the queue
@@ -12,8 +12,7 @@
 //! rewrite that cannot be made leaves the received bytes, flagged
 //! ([`Output::rewrite_failed`]), never partial bytes.
 
-use crate::switch::EVENT_RING_CAPACITY;
-use crate::switch::{Port, Switch};
+use crate::events::EVENT_RING_CAPACITY;
 use crate::types::{MacAddr, PortId, PortSet, Vid};
 use crate::verdict::{Forward, Rewrite};
 use crate::wire::{dhcp, rarp};
@@ -65,7 +64,7 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// What leaves for one forwarded frame ([`Switch::output`]).
+/// What leaves for one forwarded frame ([`crate::Switch::output`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Output<'a> {
     pub frame: Frame<'a>,
@@ -75,7 +74,8 @@ pub struct Output<'a> {
     /// A rewrite was asked for and could not be made (too big, malformed, option 82
     /// already there): the received bytes go unchanged.
     pub rewrite_failed: bool,
-    ports: &'a [Port],
+    /// Each port's untagged VLAN.
+    untagged: &'a [Option<Vid>],
     out: PortSet,
     ingress: PortId,
     vid: Vid,
@@ -91,25 +91,38 @@ impl Output<'_> {
             .iter()
             .filter(move |p| *p != self.ingress)
             .filter_map(move |p| {
-                let port = self.ports.get(p.index())?;
+                let untagged = *self.untagged.get(p.index())?;
                 Some(TxCopy {
                     port: p,
-                    tci: port.egress_tci(self.vid, self.pcp_dei),
+                    tci: egress_tci(untagged, self.vid, self.pcp_dei),
                 })
             })
     }
 }
 
-/// One originated frame as [`Switch::drain_emitted`] hands it over.
+/// One originated frame as [`crate::Switch::drain_emitted`] hands it over.
 #[derive(Clone, Copy, Debug)]
 pub struct Emitted<'a> {
     pub copy: TxCopy,
     pub frame: Frame<'a>,
 }
 
-/// The switch's egress state: rewrite buffers, option-82 ids, originated frames.
+/// The tag (TCI) frames of `vid` carry when they leave a port whose untagged VLAN
+/// is `untagged`: none there, else an 802.1Q tag with the frame's PCP and DEI.
+#[inline]
+pub fn egress_tci(untagged: Option<Vid>, vid: Vid, pcp_dei: u8) -> Option<u16> {
+    if untagged == Some(vid) {
+        None
+    } else {
+        Some((pcp_dei as u16) << 12 | vid.get())
+    }
+}
+
+/// The switch's egress state: each port's untagged VLAN, rewrite buffers, option-82
+/// ids, originated frames.
 #[derive(Clone, Debug)]
 pub(crate) struct Egress {
+    untagged: Vec<Option<Vid>>,
     copy: Box<[u8]>,
     rewritten: Box<[u8]>,
     /// Option 82 circuit-id of each port: "switch/port".
@@ -123,13 +136,17 @@ pub(crate) struct Egress {
 }
 
 impl Egress {
-    /// For a switch `name` with ports `port_names`, in port order.
-    pub(crate) fn new<'n>(name: &str, port_names: impl Iterator<Item = &'n str>) -> Egress {
+    /// For a switch `name` with ports (name, untagged VLAN), in port order.
+    pub(crate) fn new<'n>(
+        name: &str,
+        ports: impl Iterator<Item = (&'n str, Option<Vid>)> + Clone,
+    ) -> Egress {
         Egress {
+            untagged: ports.clone().map(|(_, u)| u).collect(),
             copy: vec![0; REWRITE_MAX].into(),
             rewritten: vec![0; REWRITE_MAX].into(),
-            circuit_ids: port_names
-                .map(|p| format!("{name}/{p}").into_bytes().into())
+            circuit_ids: ports
+                .map(|(p, _)| format!("{name}/{p}").into_bytes().into())
                 .collect(),
             remote_id: name.as_bytes().into(),
             queue: Vec::with_capacity(EMIT_CAPACITY),
@@ -190,15 +207,10 @@ impl Egress {
     }
 }
 
-impl Switch {
-    /// What leaves for a frame the pipeline forwarded from `ingress` (a
-    /// `Verdict::Forward`, or a held ACK [`Switch::release_held`] released): the
-    /// bytes, rewritten here if `fwd.rewrite` asks (`csum_partial`: the frame's L4
-    /// checksum was left to offload), and each copy's port and tag. `data` is the
-    /// frame as received (from the destination MAC; an in-band tag, if any, is cut
-    /// out by `fwd.body_offset`). No allocation.
+impl Egress {
+    /// What leaves for a frame forwarded from `ingress` (see [`crate::Switch::output`]).
     #[inline]
-    pub fn output<'a>(
+    pub(crate) fn output<'a>(
         &'a mut self,
         ingress: PortId,
         fwd: &Forward,
@@ -208,12 +220,9 @@ impl Switch {
         let body_offset = fwd.body_offset as usize;
         let (frame, rewritten, rewrite_failed) = match fwd.rewrite {
             Rewrite::None => (Frame::split(data, body_offset), false, false),
-            what => match self
-                .egress
-                .rewrite(what, ingress, data, body_offset, csum_partial)
-            {
+            what => match self.rewrite(what, ingress, data, body_offset, csum_partial) {
                 Some(n) => {
-                    let bytes = self.egress.rewritten.get(..n).unwrap_or(&[]);
+                    let bytes = self.rewritten.get(..n).unwrap_or(&[]);
                     (Frame::split(bytes, body_offset), true, false)
                 }
                 None => (Frame::split(data, body_offset), false, true),
@@ -223,7 +232,7 @@ impl Switch {
             frame,
             rewritten,
             rewrite_failed,
-            ports: &self.ports,
+            untagged: &self.untagged,
             out: fwd.out,
             ingress,
             vid: fwd.vid,
@@ -231,18 +240,14 @@ impl Switch {
         }
     }
 
-    /// Hands every frame the switch originated since the last drain to `send`, in
-    /// order, and empties the queue. No allocation.
-    pub fn drain_emitted(&mut self, mut send: impl FnMut(Emitted<'_>)) {
-        let Egress {
-            queue, emit_buf, ..
-        } = &mut self.egress;
-        for (copy, frame, _) in queue.drain(..) {
+    /// Hands every queued frame to `send`, in order, and empties the queue.
+    pub(crate) fn drain(&mut self, mut send: impl FnMut(Emitted<'_>)) {
+        for (copy, frame, _) in self.queue.drain(..) {
             let len = match frame {
-                Originated::Rarp(a) => a.emit(emit_buf),
+                Originated::Rarp(a) => a.emit(&mut self.emit_buf),
             };
             if let Ok(len) = len {
-                let bytes = &emit_buf[..len];
+                let bytes = &self.emit_buf[..len];
                 send(Emitted {
                     copy,
                     frame: Frame::split(bytes, 12),
@@ -251,13 +256,8 @@ impl Switch {
         }
     }
 
-    /// The frames waiting to be drained, each with the port it speaks for.
-    pub fn emitted(&self) -> impl Iterator<Item = (TxCopy, Originated, PortId)> + '_ {
-        self.egress.queue.iter().copied()
-    }
-
-    /// Originated frames dropped because the queue was full.
-    pub fn emit_dropped(&self) -> u64 {
-        self.egress.emit_dropped
+    /// The queued frames, each with the port it speaks for.
+    pub(crate) fn queued(&self) -> impl Iterator<Item = (TxCopy, Originated, PortId)> + '_ {
+        self.queue.iter().copied()
     }
 }

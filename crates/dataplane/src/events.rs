@@ -172,6 +172,9 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Capacity of the event ring between two drains.
+pub const EVENT_RING_CAPACITY: usize = 4096;
+
 /// A bounded FIFO of events.
 #[derive(Clone, Debug)]
 pub struct EventRing {

@@ -205,6 +205,24 @@ impl Switch {
         }
     }
 
+    /// What leaves for a frame the pipeline forwarded from `ingress` (a
+    /// `Verdict::Forward`, or a held ACK [`Switch::release_held`] released): the
+    /// bytes, rewritten in the switch's own buffer if `fwd.rewrite` asks
+    /// (`csum_partial`: the frame's L4 checksum was left to offload), and each copy's
+    /// port and tag (`egress.rs`). `data` is the frame as received (from the
+    /// destination MAC; an in-band tag, if any, is cut out by `fwd.body_offset`).
+    /// No allocation.
+    #[inline]
+    pub fn output<'a>(
+        &'a mut self,
+        ingress: PortId,
+        fwd: &Forward,
+        data: &'a [u8],
+        csum_partial: bool,
+    ) -> crate::egress::Output<'a> {
+        self.egress.output(ingress, fwd, data, csum_partial)
+    }
+
     /// Decides a batch of frames received on one port. `verdicts` is cleared and
     /// filled with one verdict per frame, in order (reuse it: no allocation once it
     /// has grown to the batch size).

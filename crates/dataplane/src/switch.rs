@@ -36,8 +36,8 @@ use crate::verdict::Forward;
 // Re-exported: the public API has named it `switch::ErrDisableCause`.
 pub use crate::errdisable::ErrDisableCause;
 
-/// Capacity of the event ring between two drains.
-pub const EVENT_RING_CAPACITY: usize = 4096;
+// Re-exported: the public API has named it `switch::EVENT_RING_CAPACITY`.
+pub use crate::events::EVENT_RING_CAPACITY;
 
 /// Runtime state of one port.
 #[derive(Clone, Debug)]
@@ -114,11 +114,7 @@ impl Port {
     /// The tag (TCI) frames of `vid` carry when they leave this port, if any.
     #[inline]
     pub fn egress_tci(&self, vid: Vid, pcp_dei: u8) -> Option<u16> {
-        if self.untagged_vid == Some(vid) {
-            None
-        } else {
-            Some((pcp_dei as u16) << 12 | vid.get())
-        }
+        crate::egress::egress_tci(self.untagged_vid, vid, pcp_dei)
     }
 }
 
@@ -261,7 +257,12 @@ impl Switch {
             ),
             next_binding_sweep: now,
             last_now: now,
-            egress: Egress::new(&spec.name, spec.ports.iter().map(|p| p.name.as_str())),
+            egress: Egress::new(
+                &spec.name,
+                spec.ports
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.vlan.untagged_vid())),
+            ),
         };
         for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
             p.dai = ps.features.arp_inspection.as_ref().map(|d| DaiPortState {
@@ -501,6 +502,22 @@ impl Switch {
     /// Events queued since the last drain.
     pub fn drain_events(&mut self) -> impl Iterator<Item = crate::events::Event> + '_ {
         self.events.drain()
+    }
+    /// Hands every frame the switch originated since the last drain to `send`, in
+    /// order, each with its port and tag (`egress.rs`), and empties the queue. No
+    /// allocation.
+    pub fn drain_emitted(&mut self, send: impl FnMut(crate::egress::Emitted<'_>)) {
+        self.egress.drain(send);
+    }
+    /// The frames waiting to be drained, each with the port it speaks for.
+    pub fn emitted(
+        &self,
+    ) -> impl Iterator<Item = (TxCopy, crate::egress::Originated, PortId)> + '_ {
+        self.egress.queued()
+    }
+    /// Originated frames dropped because their queue was full.
+    pub fn emit_dropped(&self) -> u64 {
+        self.egress.emit_dropped
     }
     /// Forgets the events queued since the last drain and the frames queued with
     /// them (the RARP announcements of `UplinkMoved`): a switch being set up (its
