@@ -172,6 +172,23 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Reports a removed binding (the runtime makes the removal durable).
+pub(crate) fn binding_removed(
+    vid: crate::types::Vid,
+    ip: std::net::IpAddr,
+    mac: MacAddr,
+    port: PortId,
+    why: BindingRemoval,
+) -> EventKind {
+    EventKind::BindingRemoved {
+        vid: vid.get(),
+        ip,
+        mac,
+        port,
+        why,
+    }
+}
+
 /// Capacity of the event ring between two drains.
 pub const EVENT_RING_CAPACITY: usize = 4096;
 

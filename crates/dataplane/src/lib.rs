@@ -6,6 +6,7 @@
 //! `pipeline.rs` lists the stages in order; each security concern is a module under
 //! `stages/`.
 
+pub mod binding_path;
 pub mod bindings;
 mod carry_over;
 pub mod counters;
@@ -16,6 +17,7 @@ pub mod forwarding;
 pub mod hosts;
 pub mod mac_table;
 pub mod pipeline;
+pub mod port_state;
 pub mod spec;
 pub mod stages;
 pub mod switch;

@@ -7,10 +7,8 @@
 //! state: every control method that changes a port ends with `rebuild_vlans`. They
 //! are rebuilt on the control path only, never per frame.
 
-use crate::bindings::BindingUpdate;
 use crate::bindings::{
-    BadBindingIp, Binding, BindingClaim, BindingEntry, BindingHolder, BindingSource, BindingTable,
-    NewBinding,
+    BadBindingIp, Binding, BindingEntry, BindingHolder, BindingSource, BindingTable,
 };
 use crate::counters::PortCounters;
 use crate::egress::{Egress, TxCopy};
@@ -19,19 +17,14 @@ use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::hosts::HostTable;
 use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
+use crate::port_state::{DaiPortState, DhcpPortState, SecureState, StormState, TokenBucket};
 use crate::spec::PortFeatures;
 use crate::spec::{ArpAclSpec, IpSourceGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
-use crate::stages::arp_inspection::DaiPortState;
-use crate::stages::dhcp_snooping::DhcpPortState;
 use crate::stages::mac_acl::BoundAcl;
-use crate::stages::port_security::SecureState;
-use crate::stages::storm_control::StormState;
-use crate::stages::storm_control::TokenBucket;
 use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
 use crate::verdict::DropReason;
-use crate::verdict::Forward;
 
 // Re-exported: the public API has named it `switch::ErrDisableCause`.
 pub use crate::errdisable::ErrDisableCause;
@@ -417,7 +410,7 @@ impl Switch {
                 let failback = team.is_none_or(|t| t.failback);
                 let pin = match old {
                     Some(o) if !failback && teaming::team_usable(team, &v.uplinks, o) => Some(o),
-                    _ => teaming::preferred_pin(p, &cands),
+                    _ => teaming::preferred_pin(team, p.id, p.effective_mac, &cands),
                 };
                 if let Some(u) = pin {
                     v.pin[p.id.index()] = u.0;
@@ -425,12 +418,12 @@ impl Switch {
                         v.flood_from[k].insert(p.id);
                     }
                 }
-                if teaming::accepts_all(p) {
+                if teaming::accepts_all(team) {
                     for f in &mut v.flood_from {
                         f.insert(p.id);
                     }
                 }
-                if teaming::per_frame(p) {
+                if teaming::per_frame(team) {
                     v.sets[p.id.index()] = cands;
                 }
                 if !first_build
@@ -564,7 +557,7 @@ impl Switch {
             self.bindings.sweep(now, |e| {
                 events.push(
                     now,
-                    crate::stages::dhcp_snooping::removed_event(
+                    crate::events::binding_removed(
                         e.vid,
                         e.ip,
                         e.binding.mac,
@@ -785,222 +778,6 @@ impl Switch {
     }
     pub fn binding_capacity(&self) -> usize {
         self.bindings.capacity()
-    }
-
-    /// Checks what a binding must be whatever its source, as the configuration
-    /// checks static ones: a known port that carries the VLAN, a unicast MAC, a
-    /// unicast host address.
-    pub fn check_binding(&self, b: &NewBinding) -> Result<(), ControlError> {
-        let port = self
-            .ports
-            .get(b.port.index())
-            .ok_or(ControlError::NoSuchPort)?;
-        if !b.mac.is_valid_source() {
-            return Err(ControlError::InvalidMac);
-        }
-        crate::bindings::check_binding_ip(b.ip).map_err(ControlError::InvalidBindingIp)?;
-        if !port.vlan.carries(b.vid) {
-            return Err(ControlError::VlanNotCarried);
-        }
-        Ok(())
-    }
-
-    /// Who holds the address `b` claims, if that is a conflict (the rule:
-    /// `bindings::claim`). `None` also when the same client is already bound there by
-    /// configuration or the API (`BindingClaim::Covered`).
-    pub fn binding_conflict(&self, b: &NewBinding, now: Instant) -> Option<BindingHolder> {
-        match self
-            .bindings
-            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
-        {
-            BindingClaim::Held(h) => Some(h),
-            BindingClaim::Free | BindingClaim::Covered => None,
-        }
-    }
-
-    /// Puts a committed binding into the index (and reports it, and a duplicate IP
-    /// if another MAC held the address: `stages/ip_conflict.rs`). Refuses a binding
-    /// [`Switch::check_binding`] refuses and one that conflicts with the address's
-    /// holder; a learned binding the same client already has by configuration or the
-    /// API changes nothing.
-    pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
-        self.check_binding(&b)?;
-        match self
-            .bindings
-            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
-        {
-            BindingClaim::Held(h) if h.source == BindingSource::Static => {
-                Err(ControlError::StaticBinding(h))
-            }
-            BindingClaim::Held(h) => Err(ControlError::BindingHeld(h)),
-            BindingClaim::Covered => Ok(()),
-            BindingClaim::Free => self.put_binding(b, now).map(|_| ()),
-        }
-    }
-
-    /// Installs `b` even over another holder (the API's explicit `replace`), never
-    /// over a static binding; returns the holder it replaced, if another held it.
-    pub fn replace_binding(
-        &mut self,
-        b: NewBinding,
-        now: Instant,
-    ) -> Result<Option<BindingHolder>, ControlError> {
-        self.check_binding(&b)?;
-        match self
-            .bindings
-            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
-        {
-            BindingClaim::Held(h) if h.source == BindingSource::Static => {
-                Err(ControlError::StaticBinding(h))
-            }
-            BindingClaim::Held(h) => self.put_binding(b, now).map(|_| Some(h)),
-            BindingClaim::Covered => Ok(None),
-            BindingClaim::Free => self.put_binding(b, now).map(|_| None),
-        }
-    }
-
-    fn put_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
-        let lease_end = b
-            .lease_secs
-            .map(|s| Instant(now.0.saturating_add(u64::from(s) * 1_000_000_000)));
-        let binding = Binding {
-            mac: b.mac,
-            port: b.port,
-            lease_end,
-            source: b.source,
-        };
-        let replaced = self
-            .bindings
-            .upsert(b.vid, b.ip, binding)
-            .map_err(|_| ControlError::BindingTableFull)?;
-        crate::stages::ip_conflict::binding_claim(self, b.vid, b.ip, b.mac, b.port, replaced, now);
-        self.events.push(
-            now,
-            EventKind::BindingAdded {
-                vid: b.vid.get(),
-                ip: b.ip,
-                mac: b.mac,
-                port: b.port,
-                source: b.source,
-                lease_secs: b.lease_secs,
-            },
-        );
-        Ok(())
-    }
-
-    /// The binding of `ip` in `vid`, if any.
-    pub fn binding(&self, vid: Vid, ip: std::net::IpAddr) -> Option<Binding> {
-        self.bindings.lookup(vid, ip).copied()
-    }
-
-    /// Removes a binding (and reports it); returns whether one was removed. Only
-    /// the binding's own kind of authority removes it: a RELEASE, DECLINE, NAK or
-    /// expiry removes learned (DHCP) bindings only; the API removes API and learned
-    /// ones; a static binding leaves only with the configuration that made it.
-    pub fn remove_binding(
-        &mut self,
-        vid: Vid,
-        ip: std::net::IpAddr,
-        why: BindingRemoval,
-        now: Instant,
-    ) -> bool {
-        let removable = |b: &Binding| match why {
-            BindingRemoval::Api => b.source != BindingSource::Static,
-            BindingRemoval::Release
-            | BindingRemoval::Decline
-            | BindingRemoval::Nak
-            | BindingRemoval::Expired => b.source.is_learned(),
-        };
-        if !self.bindings.lookup(vid, ip).is_some_and(removable) {
-            return false;
-        }
-        match self.bindings.remove(vid, ip) {
-            Some(b) => {
-                // The host gave the address up (or was refused it): it no longer
-                // counts as seen with it.
-                if matches!(
-                    why,
-                    BindingRemoval::Release | BindingRemoval::Decline | BindingRemoval::Nak
-                ) {
-                    self.hosts.forget(vid, ip, b.mac);
-                }
-                self.events.push(
-                    now,
-                    crate::stages::dhcp_snooping::removed_event(vid, ip, b.mac, b.port, why),
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A held DHCPACK's binding was committed (`committed`) or could not be: installs
-    /// the binding and counts the frame as sent to `fwd.out`, or counts it dropped
-    /// on `ingress` — `binding_store_failed` (fail closed), `binding_table_full`, or
-    /// `dhcp_binding_conflict` when another binding took the address while the ACK
-    /// was held (an API binding, say: the rule is checked again here, with an
-    /// event). `frame_len` is the received length. Returns whether the runtime
-    /// should send the frame.
-    pub fn release_held(
-        &mut self,
-        ingress: PortId,
-        fwd: &Forward,
-        binding: &BindingUpdate,
-        frame_len: usize,
-        committed: bool,
-        now: Instant,
-    ) -> bool {
-        let new = binding.as_new();
-        let refused = if committed {
-            match self.install_binding(new, now) {
-                Ok(()) => None,
-                Err(ControlError::BindingHeld(h) | ControlError::StaticBinding(h)) => {
-                    self.binding_refused(&new, h, now);
-                    Some(DropReason::DhcpBindingConflict)
-                }
-                Err(ControlError::BindingTableFull) => Some(DropReason::BindingTableFull),
-                // An address or client no binding can hold (the hold decision
-                // refuses these before they are held).
-                Err(_) => Some(DropReason::DhcpMalformed),
-            }
-        } else {
-            Some(DropReason::BindingStoreFailed)
-        };
-        if refused.is_none() {
-            // The ACK is a sighting of the client with its address.
-            self.hosts.saw(new.vid, new.ip, new.mac, new.port, now);
-        }
-        let Some(c) = self.counters.get_mut(ingress.index()) else {
-            return false;
-        };
-        if let Some(reason) = refused {
-            c.rx_drop(reason);
-            return false;
-        }
-        let body = frame_len.saturating_sub(fwd.body_offset as usize) as u64 + 12;
-        for out in fwd.out.iter() {
-            let tag = self.ports[out.index()].egress_tag_len(fwd.vid) as u64;
-            let c = &mut self.counters[out.index()];
-            c.tx_frames += 1;
-            c.tx_bytes += body + tag;
-        }
-        true
-    }
-
-    /// Reports a learned binding refused because `holder` holds its address.
-    pub(crate) fn binding_refused(&mut self, b: &NewBinding, holder: BindingHolder, now: Instant) {
-        self.events.push(
-            now,
-            EventKind::BindingRefused {
-                vid: b.vid.get(),
-                ip: b.ip,
-                port: b.port,
-                mac: b.mac,
-                owner: holder.port,
-                owner_mac: holder.mac,
-                owner_source: holder.source,
-            },
-        );
     }
 
     /// Zeroes every port's counters.

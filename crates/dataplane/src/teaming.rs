@@ -18,7 +18,6 @@
 
 use crate::frame::FrameView;
 use crate::spec::{TeamingPolicy, TeamingSpec};
-use crate::switch::Port;
 use crate::types::{MacAddr, PortId, Vid};
 use std::hash::{BuildHasher, Hash};
 
@@ -81,34 +80,34 @@ fn pick(set: &[PortId], h: u64) -> Option<PortId> {
 
 /// The uplink a port is pinned to in a VLAN (for broadcasts from the network, and
 /// the per-port policies' output), before failback is taken into account.
-pub(crate) fn preferred_pin(port: &Port, cands: &[PortId]) -> Option<PortId> {
-    let policy = port
-        .team
-        .as_ref()
-        .map_or(TeamingPolicy::OriginatingPort, |t| t.policy);
+/// `team`, `port` and `mac` are the port's team, id and effective MAC.
+pub(crate) fn preferred_pin(
+    team: Option<&Team>,
+    port: PortId,
+    mac: Option<MacAddr>,
+    cands: &[PortId],
+) -> Option<PortId> {
+    let policy = team.map_or(TeamingPolicy::OriginatingPort, |t| t.policy);
     match policy {
-        TeamingPolicy::OriginatingPort => pick(cands, port.id.0 as u64),
+        TeamingPolicy::OriginatingPort => pick(cands, port.0 as u64),
         TeamingPolicy::ExplicitFailover => cands.first().copied(),
-        TeamingPolicy::SourceMacHash => port
-            .effective_mac
-            .and_then(|m| pick(cands, hash_of(m.to_u64()))),
+        TeamingPolicy::SourceMacHash => mac.and_then(|m| pick(cands, hash_of(m.to_u64()))),
         TeamingPolicy::IpHash => None,
     }
 }
 
-/// Whether the port's policy decides per frame (the candidate set is kept).
-pub(crate) fn per_frame(port: &Port) -> bool {
+/// Whether the policy of a port's `team` decides per frame (the candidate set is
+/// kept).
+pub(crate) fn per_frame(team: Option<&Team>) -> bool {
     matches!(
-        port.team.as_ref().map(|t| t.policy),
+        team.map(|t| t.policy),
         Some(TeamingPolicy::SourceMacHash | TeamingPolicy::IpHash)
     )
 }
 
-/// Whether the port accepts broadcasts from every uplink (ip-hash).
-pub(crate) fn accepts_all(port: &Port) -> bool {
-    port.team
-        .as_ref()
-        .is_some_and(|t| t.policy == TeamingPolicy::IpHash)
+/// Whether a port with `team` accepts broadcasts from every uplink (ip-hash).
+pub(crate) fn accepts_all(team: Option<&Team>) -> bool {
+    team.is_some_and(|t| t.policy == TeamingPolicy::IpHash)
 }
 
 /// The uplink of one frame under a per-frame policy.

@@ -13,23 +13,15 @@
 use crate::arp::{self, ArpOp};
 use crate::errdisable::ErrDisableCause;
 use crate::frame::FrameView;
-use crate::spec::{AclAction, ArpAclSpec, ArpInspectionSpec, EnforceMode};
+use crate::spec::{AclAction, ArpAclSpec, EnforceMode};
 use crate::stages::refuse;
-use crate::stages::storm_control::TokenBucket;
 use crate::switch::Switch;
 use crate::trace::{ArpCheck, ArpNote, Detail, Observer, Outcome, Stage, Step};
 use crate::types::{Instant, PortId, Vid};
 use crate::verdict::DropReason;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// ARP inspection state of one port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DaiPortState {
-    pub spec: ArpInspectionSpec,
-    pub bucket: Option<TokenBucket>,
-    /// Index of the ARP ACL in the switch's list.
-    pub acl: Option<u16>,
-}
+pub use crate::port_state::DaiPortState;
 
 fn bad_ip(ip: Ipv4Addr) -> bool {
     ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast()

@@ -26,32 +26,17 @@
 use crate::bindings::{BindingClaim, BindingSource};
 use crate::dhcp::{self, DhcpCandidate, DhcpMessageType};
 use crate::errdisable::ErrDisableCause;
-use crate::events::{BindingRemoval, EventKind};
+use crate::events::BindingRemoval;
 use crate::frame::FrameView;
-use crate::spec::{DhcpSnoopingSpec, EnforceMode, Option82};
+use crate::spec::{EnforceMode, Option82};
 use crate::stages::refuse;
-use crate::stages::storm_control::TokenBucket;
 use crate::switch::Switch;
 use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{Instant, PortId, Vid};
 use crate::verdict::{DropReason, Rewrite};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Snooping state of one port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DhcpPortState {
-    pub spec: DhcpSnoopingSpec,
-    pub bucket: Option<TokenBucket>,
-}
-
-impl DhcpPortState {
-    pub fn new(spec: DhcpSnoopingSpec, now: Instant) -> DhcpPortState {
-        DhcpPortState {
-            spec,
-            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
-        }
-    }
-}
+pub use crate::port_state::DhcpPortState;
 
 // The binding a held ACK creates or renews lives in `crate::bindings`; it is
 // re-exported here because `DhcpAction::Hold` carries it.
@@ -385,22 +370,5 @@ pub fn inspect<O: Observer>(
                 ))
             }
         }
-    }
-}
-
-/// Reports a removed binding (the runtime makes the removal durable).
-pub(crate) fn removed_event(
-    vid: Vid,
-    ip: IpAddr,
-    mac: MacAddr,
-    port: PortId,
-    why: BindingRemoval,
-) -> EventKind {
-    EventKind::BindingRemoved {
-        vid: vid.get(),
-        ip,
-        mac,
-        port,
-        why,
     }
 }

@@ -16,52 +16,13 @@
 use crate::errdisable::ErrDisableCause;
 use crate::events::{EventKind, ViolationKind};
 use crate::mac_table::{MacInsertError, MacKind, SecureKind};
-use crate::spec::{PortSecuritySpec, SecureAging, Violation};
+use crate::spec::Violation;
 use crate::switch::Switch;
 use crate::trace::{Detail, Observer, Outcome, SecureCheck, Stage, Step};
 use crate::types::{Instant, MacAddr, PortId, Vid};
 use crate::verdict::DropReason;
 
-/// Port security state of one port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SecureState {
-    pub max_macs: u16,
-    /// Secure MACs in use: effective, static, sticky and learned ones.
-    pub count: u16,
-    pub violation: Violation,
-    pub sticky: bool,
-    pub aging: SecureAging,
-    pub aging_ns: u64,
-    /// Violations so far, whatever the action.
-    pub violations: u64,
-    /// The last violation: offending MAC and VLAN.
-    pub last_violation: Option<(MacAddr, Vid)>,
-}
-
-impl SecureState {
-    pub fn new(spec: &PortSecuritySpec, configured: usize) -> SecureState {
-        SecureState {
-            max_macs: spec.max_macs,
-            count: configured.min(u16::MAX as usize) as u16,
-            violation: spec.violation,
-            sticky: spec.sticky,
-            aging: spec.aging,
-            aging_ns: spec.aging_secs.saturating_mul(1_000_000_000),
-            violations: 0,
-            last_violation: None,
-        }
-    }
-
-    /// Whether a dynamic secure MAC learned at `learned_at` and last seen at
-    /// `last_seen` has aged out at `now`.
-    pub fn expired(&self, learned_at: Instant, last_seen: Instant, now: Instant) -> bool {
-        match self.aging {
-            SecureAging::None => false,
-            SecureAging::Absolute => now.saturating_since(learned_at) >= self.aging_ns,
-            SecureAging::Inactivity => now.saturating_since(last_seen) >= self.aging_ns,
-        }
-    }
-}
+pub use crate::port_state::SecureState;
 
 /// Before the vSwitch policy, for a source MAC other than the port's effective MAC:
 /// a MAC that is local to another port of the VLAN is a MAC-move violation, and a new

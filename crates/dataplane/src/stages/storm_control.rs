@@ -10,95 +10,11 @@
 //! overflows for any sequence of (possibly non-monotonic) times.
 
 use crate::errdisable::ErrDisableCause;
-use crate::spec::StormControlSpec;
 use crate::switch::Switch;
 use crate::types::{Instant, PortId};
 use crate::verdict::DropReason;
 
-/// Thousandths of a frame, so that low rates refill smoothly in integers.
-const MILLI: u64 = 1000;
-
-/// A token bucket in frames per second.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TokenBucket {
-    rate_pps: u64,
-    /// Tokens in thousandths of a frame.
-    tokens: u64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket: `rate_pps` frames of burst.
-    pub fn new(rate_pps: u32, now: Instant) -> TokenBucket {
-        let rate_pps = rate_pps as u64;
-        TokenBucket {
-            rate_pps,
-            tokens: rate_pps * MILLI,
-            last: now,
-        }
-    }
-
-    /// Takes one frame's token; false when the bucket is empty.
-    #[inline]
-    pub fn admit(&mut self, now: Instant) -> bool {
-        let cap = self.rate_pps * MILLI;
-        let elapsed = now.saturating_since(self.last);
-        if elapsed > 0 {
-            // rate frames/s = rate × 1000 milli-frames per 1e9 ns.
-            let add = (elapsed as u128 * self.rate_pps as u128 / 1_000_000) as u64;
-            self.tokens = self.tokens.saturating_add(add).min(cap);
-            self.last = now;
-        }
-        if self.tokens >= MILLI {
-            self.tokens -= MILLI;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Which limit a frame counts against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StormClass {
-    Broadcast,
-    Multicast,
-    UnknownUnicast,
-}
-
-/// A port's storm-control state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StormState {
-    pub broadcast: Option<TokenBucket>,
-    pub multicast: Option<TokenBucket>,
-    pub unknown_unicast: Option<TokenBucket>,
-    pub shutdown: bool,
-}
-
-impl StormState {
-    pub fn new(spec: Option<&StormControlSpec>, now: Instant) -> StormState {
-        let Some(s) = spec else {
-            return StormState::default();
-        };
-        StormState {
-            broadcast: s.broadcast_pps.map(|r| TokenBucket::new(r, now)),
-            multicast: s.multicast_pps.map(|r| TokenBucket::new(r, now)),
-            unknown_unicast: s.unknown_unicast_pps.map(|r| TokenBucket::new(r, now)),
-            shutdown: s.shutdown,
-        }
-    }
-
-    /// Whether a frame of `class` is within its limit (always, without one).
-    #[inline]
-    pub fn admit(&mut self, class: StormClass, now: Instant) -> bool {
-        let bucket = match class {
-            StormClass::Broadcast => &mut self.broadcast,
-            StormClass::Multicast => &mut self.multicast,
-            StormClass::UnknownUnicast => &mut self.unknown_unicast,
-        };
-        bucket.as_mut().is_none_or(|b| b.admit(now))
-    }
-}
+pub use crate::port_state::{StormClass, StormState, TokenBucket};
 
 /// Storm control: a frame of `class` over the port's rate is dropped (and, with
 /// action shutdown, the port error-disabled).
