@@ -391,12 +391,15 @@ fn arp_body(f: &mut Fields<'_>, src: MacAddr, dst: MacAddr) -> Result<Vec<u8>, S
         .mac("target-mac")?
         .unwrap_or(if op == 2 { dst } else { MacAddr([0; 6]) });
     let target_ip = need(f.ip4("target-ip")?, "target-ip", "arp")?;
-    let mut a = vec![0, 1, 8, 0, 6, 4];
-    a.extend_from_slice(&op.to_be_bytes());
-    a.extend_from_slice(&sender_mac.0);
-    a.extend_from_slice(&sender_ip.octets());
-    a.extend_from_slice(&target_mac.0);
-    a.extend_from_slice(&target_ip.octets());
+    let arp = portcullis_dataplane::arp::ArpView {
+        oper: op.into(),
+        sender_mac,
+        sender_ip,
+        target_mac,
+        target_ip,
+    };
+    let mut a = vec![0; arp.buffer_len()];
+    arp.emit(&mut a).map_err(|e| e.name().to_string())?;
     Ok(a)
 }
 
