@@ -3,9 +3,12 @@
 //! socket. `portcullis daemon` and `portcullis demo` both start it through
 //! [`start`].
 //!
+//! The switch and its ports come from `plan::prepare`, against nothing running (an
+//! apply prepares against the running ports, `api/config.rs`).
+//!
 //! Invariant: nothing is half-started. Every check (configuration, interfaces,
 //! socket) happens before the first port is opened, a failure while opening ports
-//! closes the ones already opened (RAII), and [`RunningDaemon::shutdown`] stops the
+//! closes the ones already opened (RAII) and removes the TAPs created, and [`RunningDaemon::shutdown`] stops the
 //! data-plane thread, the API and removes the socket.
 
 pub mod api;
@@ -14,6 +17,8 @@ pub mod client;
 pub mod conns;
 pub mod held;
 pub mod metrics;
+pub(crate) mod plan;
+pub mod ports;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
@@ -22,13 +27,12 @@ pub mod unix_users;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord};
 use portcullis_control::CompiledConfig;
+use portcullis_control::ConfigErrors;
 use portcullis_control::audit::{AuditError, AuditLog};
-use portcullis_control::config::Backend;
 use portcullis_control::rbac::Authorizer;
-use portcullis_control::{ConfigError, ConfigErrors};
-use portcullis_dataplane::{Event, Instant, PortId, Switch};
-use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, ToControl};
-use std::collections::{BTreeMap, VecDeque};
+use portcullis_dataplane::{Event, Instant, Switch};
+use runtime::{Command, DataPlane, ToControl};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -203,6 +207,24 @@ pub enum DaemonError {
     InsecureStateDir(PathBuf),
 }
 
+impl From<plan::PrepareError> for DaemonError {
+    fn from(e: plan::PrepareError) -> Self {
+        match e {
+            plan::PrepareError::Store(e) => DaemonError::Store(e),
+            plan::PrepareError::Spec(e) => DaemonError::Spec(e),
+            plan::PrepareError::Port(ports::PortError {
+                port,
+                interface,
+                source,
+            }) => DaemonError::Port {
+                port,
+                interface,
+                source,
+            },
+        }
+    }
+}
+
 /// A started daemon.
 #[derive(Debug)]
 pub struct RunningDaemon {
@@ -230,7 +252,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
     let compiled = config.compile().map_err(DaemonError::Config)?;
-    check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
+    ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
     }
@@ -251,20 +273,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         _ => None,
     };
 
-    let mut created_taps = CreatedTaps::default();
-    let mut ports = Vec::with_capacity(compiled.interfaces.len());
-    for (((spec, ifname), tap), backend) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .zip(&compiled.create_tap)
-        .zip(&compiled.backends)
-    {
-        ports.push(open_port(spec, ifname, *tap, *backend, &mut created_taps)?);
-    }
-    let links = af_packet_links(&compiled);
-    let monitor = uplink_monitor(&compiled);
+    let store = open_state(&opts.state_dir)?;
+    let plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), false))?;
     let runtime = control_runtime()?;
     let listener = {
         let _guard = runtime.enter();
@@ -291,17 +301,15 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
         None => None,
     };
-    let switch_name = compiled.spec.name.clone();
-    let launched = launch(
+    let switch_name = plan.compiled.spec.name.clone();
+    let mut launched = launch(
         config,
-        compiled,
-        ports,
-        links,
-        monitor,
+        plan,
+        store,
         &opts.state_dir,
         Some(&opts.socket),
         &runtime,
-        true,
+        false,
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -362,7 +370,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         launched.state.running.lock().await.listeners = Some(tcp_listeners);
     });
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
-    created_taps.keep();
+    launched.created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
     Ok(RunningDaemon {
         stop: launched.stop,
@@ -389,34 +397,43 @@ struct Launched {
     stop: Arc<AtomicBool>,
     dataplane: std::thread::JoinHandle<()>,
     port_names: Vec<String>,
+    /// The TAPs the start created: removed unless the start completes.
+    created_taps: ports::CreatedTaps,
 }
 
-/// Opens the state (sticky MACs, bindings, audit log), builds the switch, starts the
-/// data-plane thread on `ports` and the event task; returns the API's state.
-#[allow(clippy::too_many_arguments)]
+/// The state directory, made safe, and the sticky-MAC store in it.
+fn open_state(state_dir: &Path) -> Result<Arc<store::StateStore>, DaemonError> {
+    prepare_state_dir(state_dir)?;
+    Ok(Arc::new(store::StateStore::open(state_dir)?))
+}
+
+/// Opens the rest of the state (bindings, audit log), starts the data-plane thread
+/// on `plan` (prepared against nothing running: every port opened) and the event
+/// task; returns the API's state.
 fn launch(
     config: portcullis_control::Config,
-    mut compiled: CompiledConfig,
-    ports: Vec<PortIo>,
-    links: Box<dyn PortLinks>,
-    link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
+    plan: plan::Plan,
+    store: Arc<store::StateStore>,
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
-    probe_carrier: bool,
+    in_memory: bool,
 ) -> Result<Launched, DaemonError> {
-    prepare_state_dir(state_dir)?;
-    let store = Arc::new(store::StateStore::open(state_dir)?);
+    let plan::Plan {
+        compiled,
+        mut switch,
+        opened,
+        links,
+        link_monitor,
+        undo: created_taps,
+        ..
+    } = plan;
+    debug_assert!(opened.iter().enumerate().all(|(k, (i, _))| k == *i));
+    let ports: Vec<_> = opened.into_iter().map(|(_, io)| io).collect();
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
-    restore_sticky(&store, &mut compiled)?;
     let epoch = std::time::Instant::now();
-    let mut switch = Switch::new(&compiled.spec, Instant(0))?;
-    if probe_carrier {
-        initial_carrier(&mut switch, &compiled);
-    }
-    let _ = switch.drain_events().count();
     let bstore = bindings_store::BindingStore::open(state_dir)
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     let loaded = bstore
@@ -442,14 +459,14 @@ fn launch(
         switch,
         ports,
         interfaces: compiled.interfaces.clone(),
-        groups: group_names(&compiled),
+        groups: plan::group_names(&compiled),
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
         epoch,
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
-        circuit_ids: circuit_ids(&compiled),
+        circuit_ids: plan::circuit_ids(&compiled),
         scratch: runtime::RewriteScratch::default(),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
@@ -499,7 +516,7 @@ fn launch(
             store,
             epoch,
             owner_uid,
-            in_memory: !probe_carrier,
+            in_memory,
             socket: socket.map(Path::to_path_buf),
             listeners: None,
         })),
@@ -510,6 +527,7 @@ fn launch(
         stop,
         dataplane,
         port_names,
+        created_taps,
     })
 }
 
@@ -697,48 +715,20 @@ impl Drop for MemoryDaemon {
     }
 }
 
-struct MemoryLinks;
-impl PortLinks for MemoryLinks {
-    fn state(&self, _: usize) -> LinkState {
-        LinkState::Up
-    }
-    fn reopen(&self, _: usize) -> Result<PortIo, String> {
-        Err("memory ports do not go away".into())
-    }
-}
-
 #[doc(hidden)]
 pub fn start_in_memory(
     config: portcullis_control::Config,
     state_dir: &Path,
 ) -> Result<MemoryDaemon, DaemonError> {
     let compiled = config.compile().map_err(DaemonError::Config)?;
-    let mut handles = Vec::new();
-    let ports = compiled
-        .spec
-        .ports
-        .iter()
-        .map(|_| {
-            let (rx, tx, h) = portcullis_io::memory_port();
-            handles.push(h);
-            PortIo {
-                rx: Box::new(rx),
-                tx: Box::new(tx),
-            }
-        })
+    let store = open_state(state_dir)?;
+    let mut plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), true))?;
+    let handles = std::mem::take(&mut plan.handles)
+        .into_iter()
+        .map(|(_, h)| h)
         .collect();
     let runtime = control_runtime()?;
-    let l = launch(
-        config,
-        compiled,
-        ports,
-        Box::new(MemoryLinks),
-        None,
-        state_dir,
-        None,
-        &runtime,
-        false,
-    )?;
+    let l = launch(config, plan, store, state_dir, None, &runtime, true)?;
     Ok(MemoryDaemon {
         state: l.state,
         handles,
@@ -756,260 +746,6 @@ pub(crate) fn record_event(history: &Mutex<VecDeque<EventRecord>>, mut rec: Even
         }
         rec.seq = q.back().map_or(0, |e| e.seq) + 1;
         q.push_back(rec);
-    }
-}
-
-/// Every interface must exist (or be a TAP the daemon may create), each missing one
-/// a located error.
-pub(crate) fn check_interfaces(
-    config: &portcullis_control::Config,
-    compiled: &CompiledConfig,
-) -> Result<(), ConfigErrors> {
-    let missing: Vec<ConfigError> = compiled
-        .interfaces
-        .iter()
-        .zip(&compiled.interface_keys)
-        .zip(&compiled.create_tap)
-        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
-        .map(|((ifname, key), _)| {
-            config.error_at(
-                key,
-                format!("interface {ifname:?} does not exist on this host"),
-            )
-        })
-        .collect();
-    match ConfigErrors::from_vec(missing) {
-        Some(errors) => Err(errors),
-        None => Ok(()),
-    }
-}
-
-/// The I/O backend each interface was last opened with, by interface name, for the
-/// port view (`GET /v1/ports`): AF_XDP may have fallen back to AF_PACKET. One
-/// daemon per process opens real interfaces, so the name is key enough.
-/// With it, for AF_XDP, how the kernel runs the socket: "native, copy" (veth),
-/// "native, zero-copy" (a NIC whose driver supports it) or "skb, copy".
-static BACKENDS_IN_USE: Mutex<BTreeMap<String, (Backend, Option<&'static str>)>> =
-    Mutex::new(BTreeMap::new());
-
-/// The backend `ifname` was last opened with and, for AF_XDP, its XDP and bind
-/// modes; `None` for a port that never opened one (in-memory ports).
-pub(crate) fn backend_in_use(ifname: &str) -> Option<(Backend, Option<&'static str>)> {
-    BACKENDS_IN_USE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(ifname)
-        .copied()
-}
-
-/// How an AF_XDP socket runs, for the port view.
-fn xdp_mode_name(mode: portcullis_io::XdpMode, bind: portcullis_io::XdpBindMode) -> &'static str {
-    use portcullis_io::{XdpBindMode, XdpMode};
-    match (mode, bind) {
-        (XdpMode::Skb, XdpBindMode::ZeroCopy) => "skb, zero-copy",
-        (XdpMode::Skb, XdpBindMode::Copy) => "skb, copy",
-        (_, XdpBindMode::ZeroCopy) => "native, zero-copy",
-        (_, XdpBindMode::Copy) => "native, copy",
-    }
-}
-
-/// Opens `ifname` with `backend`. AF_XDP that cannot be opened (old kernel, no
-/// permission, a driver that refuses, another XDP program on the interface) falls
-/// back to AF_PACKET with a warning; the backend used is recorded for the port view.
-fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcullis_io::IoError> {
-    let record = |b: Backend, xdp: Option<&'static str>| {
-        BACKENDS_IN_USE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ifname.to_owned(), (b, xdp));
-    };
-    if backend == Backend::AfXdp {
-        match portcullis_io::open_af_xdp(ifname, &portcullis_io::AfXdpOptions::default()) {
-            Ok((rx, tx)) => {
-                let xdp = xdp_mode_name(rx.mode(), rx.xdp_bind_mode());
-                tracing::info!(port, interface = %ifname, mode = xdp, "port on AF_XDP");
-                record(Backend::AfXdp, Some(xdp));
-                return Ok(PortIo {
-                    rx: Box::new(rx),
-                    tx: Box::new(tx),
-                });
-            }
-            Err(e) => tracing::warn!(
-                port,
-                interface = %ifname,
-                error = %e,
-                "AF_XDP cannot be opened; falling back to AF_PACKET"
-            ),
-        }
-    }
-    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default())?;
-    record(Backend::AfPacket, None);
-    Ok(PortIo {
-        rx: Box::new(rx),
-        tx: Box::new(tx),
-    })
-}
-
-/// Opens one port's interface with `backend` (creating it as a persistent TAP if so
-/// configured and missing; `created` removes it again unless the start or apply
-/// completes).
-pub(crate) fn open_port(
-    spec: &portcullis_dataplane::PortSpec,
-    ifname: &str,
-    tap: bool,
-    backend: Backend,
-    created: &mut CreatedTaps,
-) -> Result<PortIo, DaemonError> {
-    let port_err = |source| DaemonError::Port {
-        port: spec.name.clone(),
-        interface: ifname.to_string(),
-        source,
-    };
-    if tap && !portcullis_io::interface_exists(ifname) {
-        portcullis_io::create_persistent_tap(ifname, None).map_err(port_err)?;
-        created.0.push(ifname.to_string());
-        tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
-    }
-    portcullis_io::set_link_up(ifname).map_err(port_err)?;
-    open_io(&spec.name, ifname, backend).map_err(port_err)
-}
-
-/// Uplinks without carrier start down (teaming uses the others).
-pub(crate) fn initial_carrier(switch: &mut Switch, compiled: &CompiledConfig) {
-    for (i, (p, ifname)) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .enumerate()
-    {
-        if p.role == portcullis_dataplane::PortRole::Uplink
-            && !portcullis_io::is_link_running(ifname).unwrap_or(true)
-        {
-            let _ = switch.set_link_up(PortId(i as u16), false, Instant(0));
-        }
-    }
-}
-
-/// The port group of each port ("" for uplinks), for snapshots.
-pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
-    c.groups
-        .iter()
-        .map(|g| g.clone().unwrap_or_default())
-        .collect()
-}
-
-/// Option 82 circuit-id of each port: "switch/port".
-pub(crate) fn circuit_ids(c: &CompiledConfig) -> Vec<String> {
-    c.spec
-        .ports
-        .iter()
-        .map(|p| format!("{}/{}", c.spec.name, p.name))
-        .collect()
-}
-
-pub(crate) fn af_packet_links(c: &CompiledConfig) -> Box<dyn PortLinks> {
-    Box::new(AfPacketLinks {
-        interfaces: c.interfaces.clone(),
-        names: c.spec.ports.iter().map(|p| p.name.clone()).collect(),
-        backends: c.backends.clone(),
-        uplink: c
-            .spec
-            .ports
-            .iter()
-            .map(|p| p.role == portcullis_dataplane::PortRole::Uplink)
-            .collect(),
-    })
-}
-
-/// The carrier monitor for the uplinks (teaming failover): `None`, with a warning,
-/// if the kernel refuses the subscription.
-pub(crate) fn uplink_monitor(
-    c: &portcullis_control::CompiledConfig,
-) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
-    let uplinks: Vec<(u32, PortId)> = c
-        .spec
-        .ports
-        .iter()
-        .zip(&c.interfaces)
-        .enumerate()
-        .filter(|(_, (p, _))| p.role == portcullis_dataplane::PortRole::Uplink)
-        .filter_map(|(i, (_, ifname))| {
-            Some((
-                portcullis_io::interface_index(ifname).ok()?,
-                PortId(i as u16),
-            ))
-        })
-        .collect();
-    if uplinks.is_empty() {
-        return None;
-    }
-    match portcullis_io::LinkMonitor::open() {
-        Ok(m) => Some((m, uplinks)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no link-state notifications: uplink failover only on socket errors");
-            None
-        }
-    }
-}
-
-/// Ports on real interfaces (AF_PACKET or AF_XDP): probed and reopened by interface
-/// name, with the backend the configuration asks for.
-struct AfPacketLinks {
-    interfaces: Vec<String>,
-    /// Port names, for the logs.
-    names: Vec<String>,
-    backends: Vec<Backend>,
-    /// Uplinks are up only with carrier (a pulled cable fails them over); guest
-    /// ports only need to be administratively up (a TAP has no carrier until its VM
-    /// attaches).
-    uplink: Vec<bool>,
-}
-
-impl PortLinks for AfPacketLinks {
-    fn state(&self, port: usize) -> LinkState {
-        let name = &self.interfaces[port];
-        let up = if self.uplink[port] {
-            portcullis_io::is_link_running(name)
-        } else {
-            portcullis_io::is_link_up(name)
-        };
-        match up {
-            Ok(true) => LinkState::Up,
-            Ok(false) => LinkState::Down,
-            Err(_) if !portcullis_io::interface_exists(name) => LinkState::Gone,
-            Err(_) => LinkState::Down,
-        }
-    }
-
-    fn reopen(&self, port: usize) -> Result<PortIo, String> {
-        let name = &self.interfaces[port];
-        portcullis_io::set_link_up(name).map_err(|e| e.to_string())?;
-        let backend = self.backends.get(port).copied().unwrap_or_default();
-        let port_name = self.names.get(port).map_or("", String::as_str);
-        open_io(port_name, name, backend).map_err(|e| e.to_string())
-    }
-}
-
-/// TAPs created by a start (or apply) that has not finished: removed if it fails,
-/// so that nothing is left half-started.
-#[derive(Debug, Default)]
-pub(crate) struct CreatedTaps(Vec<String>);
-
-impl CreatedTaps {
-    /// The start or apply completed: the TAPs stay.
-    pub(crate) fn keep(&mut self) {
-        self.0.clear();
-    }
-}
-
-impl Drop for CreatedTaps {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            if let Err(e) = portcullis_io::delete_persistent_tap(t) {
-                tracing::warn!(interface = %t, error = %e, "cannot remove a TAP of a failed start");
-            }
-        }
     }
 }
 
@@ -1062,33 +798,6 @@ fn restore_bindings(
     let _ = switch.drain_events().count();
     tracing::info!(restored, stored = records.len(), "bindings loaded");
     refused
-}
-
-/// Puts the sticky MACs the store remembers back into the spec; the ones that no
-/// longer fit the configuration are logged and left out.
-pub(crate) fn restore_sticky(
-    store: &store::StateStore,
-    compiled: &mut portcullis_control::CompiledConfig,
-) -> Result<(), DaemonError> {
-    let sticky_ports: Vec<String> = compiled
-        .spec
-        .ports
-        .iter()
-        .filter(|p| {
-            p.features
-                .port_security
-                .as_ref()
-                .is_some_and(|ps| ps.sticky)
-        })
-        .map(|p| p.name.clone())
-        .collect();
-    for port in sticky_ports {
-        let macs = store.sticky(&port)?;
-        for (mac, why) in compiled.restore_sticky(&port, &macs) {
-            tracing::warn!(%port, %mac, reason = %why, "stored sticky MAC not restored");
-        }
-    }
-    Ok(())
 }
 
 /// Writes what an event means for the state store (sticky MACs).

@@ -3,9 +3,9 @@
 //!
 //! An apply validates the whole configuration first (syntax, shape, values,
 //! cross-references, the data plane's own check, interfaces on this host); any
-//! error refuses it with every located error and changes nothing. Otherwise the new
-//! switch is built here, the I/O of the ports it adds is opened here, and the
-//! data-plane thread swaps between two batches, moving the state that is still
+//! error refuses it with every located error and changes nothing. Otherwise
+//! `plan::prepare` (off the async runtime) builds the new switch and opens the I/O
+//! of the ports it adds, and the data-plane thread swaps between two batches, moving the state that is still
 //! valid (MAC table, bindings, counters, error-disabled ports, carrier) into it
 //! (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
 //! never stops. Applies are serialized by the `running` lock.
@@ -15,7 +15,8 @@
 
 use super::guard::{AuditDetail, Caller};
 use super::{ApiError, ApiState};
-use crate::runtime::{ApplyPlan, Command};
+use crate::plan::{self, Current, PrepareError};
+use crate::runtime::Command;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -179,9 +180,9 @@ async fn apply_inner(
     };
     let config = portcullis_control::parse_str(&req.profile.text, &req.profile.name, host)
         .map_err(|e| invalid(e.to_string()))?;
-    let mut compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
+    let compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
     if !running.in_memory {
-        crate::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
+        crate::ports::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
     }
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
@@ -222,7 +223,7 @@ async fn apply_inner(
     // Management alone (roles, tokens, syslog, the socket) needs no new switch.
     let switch_changed = missing > 0 || changes.iter().any(|c| !c.key.starts_with("management."));
     let report = if switch_changed {
-        let report = swap_switch(&st, &running, &mut compiled).await?;
+        let (compiled, report) = swap_switch(&st, &running, compiled).await?;
         running.compiled = compiled;
         Some(report)
     } else {
@@ -283,84 +284,48 @@ async fn apply_inner(
     Ok((resp, true))
 }
 
-/// Builds the new switch of `compiled`, opens the I/O of the ports it adds and has
-/// the data-plane thread swap it in between two batches; what the swap carried over.
+/// Prepares `compiled` against the running ports (off the async runtime: it opens
+/// sockets, loads BPF and creates TAPs) and has the data-plane thread swap it in
+/// between two batches; the configuration as prepared (sticky MACs restored) and
+/// what the swap carried over. A failure undoes what the plan created.
 async fn swap_switch(
     st: &ApiState,
     running: &crate::Running,
-    compiled: &mut portcullis_control::CompiledConfig,
-) -> Result<CarryOver, ApiError> {
-    crate::restore_sticky(&running.store, compiled).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "state_store",
-            e.to_string(),
-        )
-    })?;
+    compiled: portcullis_control::CompiledConfig,
+) -> Result<(portcullis_control::CompiledConfig, CarryOver), ApiError> {
     let now = portcullis_dataplane::Instant(running.epoch.elapsed().as_nanos() as u64);
-    let mut switch = portcullis_dataplane::Switch::new(&compiled.spec, now)
-        .map_err(|e| invalid(e.to_string()))?;
-    // The ports this apply adds (or moves to another interface) get their I/O now;
-    // the others keep theirs.
-    let old = &running.compiled;
-    let mut new_io = Vec::new();
-    let mut created = crate::CreatedTaps::default();
-    for (i, (spec, ifname)) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .enumerate()
-    {
-        let kept = old
-            .spec
-            .ports
-            .iter()
-            .zip(&old.interfaces)
-            .any(|(p, ifn)| p.name == spec.name && ifn == ifname);
-        if !kept && running.in_memory {
-            let (rx, tx, _) = portcullis_io::memory_port();
-            let io = crate::runtime::PortIo {
-                rx: Box::new(rx),
-                tx: Box::new(tx),
-            };
-            new_io.push((i, io));
-        } else if !kept {
-            let backend = compiled.backends[i];
-            let io = crate::open_port(spec, ifname, compiled.create_tap[i], backend, &mut created)
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "port_open_failed",
-                        e.to_string(),
-                    )
-                })?;
-            new_io.push((i, io));
-        }
-    }
-    crate::initial_carrier(&mut switch, compiled);
-    let _ = switch.drain_events().count();
-    let plan = ApplyPlan {
-        switch,
-        interfaces: compiled.interfaces.clone(),
-        groups: crate::group_names(compiled),
-        circuit_ids: crate::circuit_ids(compiled),
-        new_io,
-        links: crate::af_packet_links(compiled),
-        link_monitor: crate::uplink_monitor(compiled),
-        reply: oneshot::channel().0,
-    };
-    let (tx, rx) = oneshot::channel::<CarryOver>();
-    let plan = ApplyPlan { reply: tx, ..plan };
+    let current = Current::running(
+        &running.compiled,
+        running.in_memory,
+        running.store.clone(),
+        now,
+    );
+    let plan = tokio::task::spawn_blocking(move || plan::prepare(compiled, &current))
+        .await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| match e {
+            PrepareError::Store(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "state_store",
+                e.to_string(),
+            ),
+            PrepareError::Spec(e) => invalid(e.to_string()),
+            PrepareError::Port(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "port_open_failed",
+                e.to_string(),
+            ),
+        })?;
+    let (plan, answer, compiled, mut undo) = plan.into_apply();
     let mut names = st.port_names.write().await;
     st.commands
         .send(Command::Apply(Box::new(plan)))
         .map_err(|_| ApiError::unavailable())?;
-    let report = rx.await.map_err(|_| ApiError::unavailable())?;
-    created.keep();
+    let report = answer.await.map_err(|_| ApiError::unavailable())?;
+    undo.keep();
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
-    Ok(report)
+    Ok((compiled, report))
 }
 
 /// What an apply does to one TCP listener.
