@@ -240,20 +240,20 @@ async fn apply_inner(
     if let Some(socket) = &running.socket {
         let (old_m, new_m) = (&running.config.host.management, &config.host.management);
         if (old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group)
-            && let Err(e) = crate::socket_access(socket, new_m)
+            && let Err(e) = crate::running::socket_access(socket, new_m)
         {
             notes.push(format!("the control socket's mode or group: {e}"));
         }
     }
     if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
-        let forward = crate::syslog_forwarder(&config.host.management);
+        let forward = crate::running::syslog_forwarder(&config.host.management);
         if let Ok(mut log) = st.audit.lock() {
             log.set_forward(forward);
         }
     }
     running.config = config;
     tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
-    crate::record_event(
+    super::record_event(
         &st.events,
         super::EventRecord {
             seq: 0,
@@ -290,7 +290,7 @@ async fn apply_inner(
 /// what the swap carried over. A failure undoes what the plan created.
 async fn swap_switch(
     st: &ApiState,
-    running: &crate::Running,
+    running: &crate::running::Running,
     compiled: portcullis_control::CompiledConfig,
 ) -> Result<(portcullis_control::CompiledConfig, CarryOver), ApiError> {
     let now = portcullis_dataplane::Instant(running.epoch.elapsed().as_nanos() as u64);
@@ -360,7 +360,7 @@ fn plan_listeners(
         if running == Some(addr) {
             return Ok(None);
         }
-        crate::bind_tcp(addr)
+        crate::running::bind_tcp(addr)
             .map(Some)
             .map_err(|e| listener_error(format!("cannot listen on {addr} for {what}: {e}")))
     };
@@ -397,7 +397,7 @@ fn plan_listeners(
 /// address but changes otherwise (new TLS files) is rebound once the old one has
 /// closed; if that fails the listener stays off, and the answer's notes say so.
 async fn move_listeners(
-    listeners: &mut crate::TcpListeners,
+    listeners: &mut crate::running::TcpListeners,
     plan: ListenerPlan,
     notes: &mut Vec<String>,
 ) {
@@ -444,7 +444,7 @@ async fn rebound(
     }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match crate::bind_tcp(addr) {
+        match crate::running::bind_tcp(addr) {
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrInUse
                     && tokio::time::Instant::now() < deadline =>
