@@ -32,7 +32,7 @@ use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::rbac::Authorizer;
 use portcullis_dataplane::{Event, Instant, Switch};
 pub use running::Running;
-use running::{TcpListeners, bind_tcp, socket_access, syslog_forwarder};
+use running::{ListenerError, ListenerPlan, TcpListeners, socket_access, syslog_forwarder};
 use runtime::{Command, DataPlane, ToControl};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -151,16 +151,11 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
         std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
     }
-    let tls = match (
-        &config.host.management.tcp_listen,
-        &config.host.management.tls,
-    ) {
-        (Some(addr), Some(files)) => Some((
-            *addr,
-            tls::server_config(&files.cert, &files.key).map_err(DaemonError::Tls)?,
-        )),
-        _ => None,
-    };
+    // The TCP listeners, from none running: TLS files read and addresses bound.
+    let listeners = ListenerPlan::new(None, &config.host.management).map_err(|e| match e {
+        ListenerError::Tls(m) => DaemonError::Tls(m),
+        ListenerError::Bind { source, .. } => DaemonError::Runtime(source),
+    })?;
 
     let store = open_state(&opts.state_dir)?;
     let plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), false))?;
@@ -176,20 +171,6 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             message,
         });
     }
-    let tcp = match tls {
-        Some((addr, cfg)) => {
-            let _guard = runtime.enter();
-            Some((bind_tcp(addr).map_err(DaemonError::Runtime)?, cfg))
-        }
-        None => None,
-    };
-    let metrics = match config.host.management.metrics_listen {
-        Some(addr) => {
-            let _guard = runtime.enter();
-            Some(bind_tcp(addr).map_err(DaemonError::Runtime)?)
-        }
-        None => None,
-    };
     let switch_name = plan.compiled.spec.name.clone();
     let mut launched = launch(
         config,
@@ -244,16 +225,13 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         control,
         shutdown_rx.clone(),
     );
-    {
-        let _guard = runtime.enter();
-        if let Some((tcp, cfg)) = tcp {
-            tcp_listeners.serve_tls(tcp, cfg);
-        }
-        if let Some(listener) = metrics {
-            tcp_listeners.serve_metrics(listener);
-        }
-    }
     runtime.block_on(async {
+        // Nothing was running: every listener is bound already, none is rebound.
+        let mut notes = Vec::new();
+        tcp_listeners.change(listeners, &mut notes).await;
+        for note in notes {
+            tracing::error!("{note}");
+        }
         launched.state.running.lock().await.listeners = Some(tcp_listeners);
     });
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).

@@ -140,9 +140,158 @@ impl TcpListeners {
 
 /// A non-blocking TCP listener on `addr`, for the control runtime (call inside it).
 pub(crate) fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::from_std(bind_std(addr)?)
+}
+
+/// A non-blocking TCP listener on `addr`, to hand to the control runtime later.
+fn bind_std(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(l)
+    Ok(l)
+}
+
+/// What a start or an apply does to one TCP listener.
+enum Move<T> {
+    Keep,
+    Stop,
+    /// Serve on `addr`: on `listener`, bound already, or — when the address is the
+    /// running listener's — bound once that one is closed.
+    Start {
+        addr: std::net::SocketAddr,
+        listener: Option<std::net::TcpListener>,
+        with: T,
+    },
+}
+
+/// What a start or an apply does to the TCP listeners.
+pub(crate) struct ListenerPlan {
+    tls: Move<Arc<rustls::ServerConfig>>,
+    metrics: Move<()>,
+}
+
+/// Why the listeners cannot change as configured.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ListenerError {
+    /// The TLS files cannot be read or used.
+    #[error("{0}")]
+    Tls(String),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl ListenerPlan {
+    /// The listener changes from `old` (`None`: none running, at start) to `new`:
+    /// TLS files read and new addresses bound now, so that a failure refuses the
+    /// start or apply before anything changes. Blocks (file reads).
+    pub(crate) fn new(
+        old: Option<&portcullis_control::config::Management>,
+        new: &portcullis_control::config::Management,
+    ) -> Result<ListenerPlan, ListenerError> {
+        let (old_tcp, old_tls, old_metrics) = old.map_or((None, None, None), |o| {
+            (o.tcp_listen, o.tls.as_ref(), o.metrics_listen)
+        });
+        let bind = |addr, running: Option<std::net::SocketAddr>, what| {
+            if running == Some(addr) {
+                return Ok(None);
+            }
+            bind_std(addr)
+                .map(Some)
+                .map_err(|source| ListenerError::Bind { addr, what, source })
+        };
+        let tls = if old_tcp == new.tcp_listen && old_tls == new.tls.as_ref() {
+            Move::Keep
+        } else {
+            match (new.tcp_listen, &new.tls) {
+                (Some(addr), Some(files)) => {
+                    let with =
+                        tls::server_config(&files.cert, &files.key).map_err(ListenerError::Tls)?;
+                    let listener = bind(addr, old_tcp, "the API over TLS")?;
+                    Move::Start {
+                        addr,
+                        listener,
+                        with,
+                    }
+                }
+                _ => Move::Stop,
+            }
+        };
+        let metrics = match new.metrics_listen {
+            m if m == old_metrics => Move::Keep,
+            None => Move::Stop,
+            Some(addr) => Move::Start {
+                addr,
+                listener: bind(addr, old_metrics, "the metrics")?,
+                with: (),
+            },
+        };
+        Ok(ListenerPlan { tls, metrics })
+    }
+}
+
+impl TcpListeners {
+    /// Stops, moves and starts the TCP listeners as planned. A listener that keeps its
+    /// address but changes otherwise (new TLS files) is rebound once the old one has
+    /// closed; if that fails the listener stays off, and `notes` say so. Must run
+    /// inside the control runtime.
+    pub(crate) async fn change(&mut self, plan: ListenerPlan, notes: &mut Vec<String>) {
+        match plan.tls {
+            Move::Keep => {}
+            Move::Stop => self.stop_tls(),
+            Move::Start {
+                addr,
+                listener,
+                with,
+            } => {
+                self.stop_tls();
+                match rebound(addr, listener).await {
+                    Ok(l) => self.serve_tls(l, with),
+                    Err(e) => notes.push(format!(
+                        "the API over TLS is off: cannot listen on {addr}: {e}"
+                    )),
+                }
+            }
+        }
+        match plan.metrics {
+            Move::Keep => {}
+            Move::Stop => self.stop_metrics(),
+            Move::Start { addr, listener, .. } => {
+                self.stop_metrics();
+                match rebound(addr, listener).await {
+                    Ok(l) => self.serve_metrics(l),
+                    Err(e) => notes.push(format!(
+                        "the metrics endpoint is off: cannot listen on {addr}: {e}"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// `listener`, or a new one on `addr` once the listener that held it has closed
+/// (its task closes it as soon as it runs: within a second).
+async fn rebound(
+    addr: std::net::SocketAddr,
+    listener: Option<std::net::TcpListener>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    if let Some(l) = listener {
+        return tokio::net::TcpListener::from_std(l);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match bind_tcp(addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Gives the control socket its configured mode and group (`socket_mode`,
@@ -203,5 +352,55 @@ pub(crate) fn syslog_forwarder(
             tracing::error!(error = %e, ?dest, "cannot forward audit records to syslog");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_control::config::Management;
+
+    fn metrics_on(addr: Option<std::net::SocketAddr>) -> Management {
+        Management {
+            metrics_listen: addr,
+            ..Management::default()
+        }
+    }
+
+    #[test]
+    fn from_nothing_running_a_configured_listener_is_bound_now() {
+        let plan = ListenerPlan::new(None, &metrics_on(Some("127.0.0.1:0".parse().unwrap())))
+            .expect("binds");
+        assert!(matches!(plan.tls, Move::Keep), "no TLS configured");
+        assert!(matches!(
+            plan.metrics,
+            Move::Start {
+                listener: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unchanged_listener_is_kept_a_removed_one_stopped_a_moved_one_rebound_later() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let old = metrics_on(Some(addr));
+        let kept = ListenerPlan::new(Some(&old), &old).expect("nothing to bind");
+        assert!(matches!(kept.metrics, Move::Keep));
+        let stopped = ListenerPlan::new(Some(&old), &metrics_on(None)).expect("nothing to bind");
+        assert!(matches!(stopped.metrics, Move::Stop));
+        // A new address that is taken refuses the plan, before anything changes.
+        let e = ListenerPlan::new(None, &old).err().expect("address in use");
+        assert!(
+            matches!(
+                e,
+                ListenerError::Bind {
+                    what: "the metrics",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! An apply validates the whole configuration first (syntax, shape, values,
 //! cross-references, the data plane's own check, interfaces on this host); any
-//! error refuses it with every located error and changes nothing. Otherwise
-//! `plan::prepare` (off the async runtime) builds the new switch and opens the I/O
-//! of the ports it adds, and the data-plane thread swaps between two batches, moving the state that is still
-//! valid (MAC table, bindings, counters, error-disabled ports, carrier) into it
-//! (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
+//! error refuses it with every located error and changes nothing. Otherwise the
+//! TCP listeners' changes are planned (`running::ListenerPlan`) and
+//! `plan::prepare` builds the new switch and opens the I/O of the ports it adds,
+//! both off the async runtime; the data-plane thread swaps between two batches,
+//! moving the state that is still valid (MAC table, bindings, counters,
+//! error-disabled ports, carrier) into it (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
 //! never stops. Applies are serialized by the `running` lock.
 //!
 //! File names in a request are labels for error messages only; the daemon never
@@ -16,6 +17,7 @@
 use super::guard::{AuditDetail, Caller};
 use super::{ApiError, ApiState};
 use crate::plan::{self, Current, PrepareError};
+use crate::running::ListenerPlan;
 use crate::runtime::Command;
 use axum::Extension;
 use axum::Json;
@@ -190,10 +192,20 @@ async fn apply_inner(
     // The TCP listeners this apply opens or moves, bound before anything changes:
     // an address that cannot be bound (or TLS files that cannot be read) refuses it.
     let listener_plan = match (&running.listeners, req.dry_run) {
-        (Some(_), false) => Some(plan_listeners(
-            &running.config.host.management,
-            &config.host.management,
-        )?),
+        (Some(_), false) => {
+            let old = running.config.host.management.clone();
+            let new = config.host.management.clone();
+            let planned =
+                tokio::task::spawn_blocking(move || ListenerPlan::new(Some(&old), &new)).await;
+            let planned = planned.map_err(|_| ApiError::unavailable())?;
+            Some(planned.map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "listener_failed",
+                    e.to_string(),
+                )
+            })?)
+        }
         _ => None,
     };
     // Nothing changed, but a configured static binding missing from the switch (or
@@ -230,7 +242,7 @@ async fn apply_inner(
         None
     };
     if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
-        move_listeners(listeners, plan, &mut notes).await;
+        listeners.change(plan, &mut notes).await;
     }
     // Roles and tokens are read per request: the next request on every connection,
     // open ones included, is judged by the new configuration.
@@ -326,134 +338,6 @@ async fn swap_switch(
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
     Ok((compiled, report))
-}
-
-/// What an apply does to one TCP listener.
-enum Move<T> {
-    Keep,
-    Stop,
-    /// Serve on `addr`: on `listener`, bound already, or — when the address is the
-    /// running listener's — bound once that one is closed.
-    Start {
-        addr: std::net::SocketAddr,
-        listener: Option<tokio::net::TcpListener>,
-        with: T,
-    },
-}
-
-struct ListenerPlan {
-    tls: Move<Arc<rustls::ServerConfig>>,
-    metrics: Move<()>,
-}
-
-fn listener_error(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "listener_failed", message)
-}
-
-/// The listener changes from `old` to `new`: TLS files read and new addresses
-/// bound now, so that a failure refuses the apply before anything changes.
-fn plan_listeners(
-    old: &portcullis_control::config::Management,
-    new: &portcullis_control::config::Management,
-) -> Result<ListenerPlan, ApiError> {
-    let bind = |addr: std::net::SocketAddr, running: Option<std::net::SocketAddr>, what: &str| {
-        if running == Some(addr) {
-            return Ok(None);
-        }
-        crate::running::bind_tcp(addr)
-            .map(Some)
-            .map_err(|e| listener_error(format!("cannot listen on {addr} for {what}: {e}")))
-    };
-    let tls = if old.tcp_listen == new.tcp_listen && old.tls == new.tls {
-        Move::Keep
-    } else {
-        match (new.tcp_listen, &new.tls) {
-            (Some(addr), Some(files)) => {
-                let with =
-                    crate::tls::server_config(&files.cert, &files.key).map_err(listener_error)?;
-                let listener = bind(addr, old.tcp_listen, "the API over TLS")?;
-                Move::Start {
-                    addr,
-                    listener,
-                    with,
-                }
-            }
-            _ => Move::Stop,
-        }
-    };
-    let metrics = match new.metrics_listen {
-        m if m == old.metrics_listen => Move::Keep,
-        None => Move::Stop,
-        Some(addr) => Move::Start {
-            addr,
-            listener: bind(addr, old.metrics_listen, "the metrics")?,
-            with: (),
-        },
-    };
-    Ok(ListenerPlan { tls, metrics })
-}
-
-/// Stops, moves and starts the TCP listeners as planned. A listener that keeps its
-/// address but changes otherwise (new TLS files) is rebound once the old one has
-/// closed; if that fails the listener stays off, and the answer's notes say so.
-async fn move_listeners(
-    listeners: &mut crate::running::TcpListeners,
-    plan: ListenerPlan,
-    notes: &mut Vec<String>,
-) {
-    match plan.tls {
-        Move::Keep => {}
-        Move::Stop => listeners.stop_tls(),
-        Move::Start {
-            addr,
-            listener,
-            with,
-        } => {
-            listeners.stop_tls();
-            match rebound(addr, listener).await {
-                Ok(l) => listeners.serve_tls(l, with),
-                Err(e) => notes.push(format!(
-                    "the API over TLS is off: cannot listen on {addr}: {e}"
-                )),
-            }
-        }
-    }
-    match plan.metrics {
-        Move::Keep => {}
-        Move::Stop => listeners.stop_metrics(),
-        Move::Start { addr, listener, .. } => {
-            listeners.stop_metrics();
-            match rebound(addr, listener).await {
-                Ok(l) => listeners.serve_metrics(l),
-                Err(e) => notes.push(format!(
-                    "the metrics endpoint is off: cannot listen on {addr}: {e}"
-                )),
-            }
-        }
-    }
-}
-
-/// `listener`, or a new one on `addr` once the listener that held it has closed
-/// (its task closes it as soon as it runs: within a second).
-async fn rebound(
-    addr: std::net::SocketAddr,
-    listener: Option<tokio::net::TcpListener>,
-) -> std::io::Result<tokio::net::TcpListener> {
-    if let Some(l) = listener {
-        return Ok(l);
-    }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        match crate::running::bind_tcp(addr) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AddrInUse
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            r => return r,
-        }
-    }
 }
 
 /// How many of the configuration's static bindings the running switch does not hold
