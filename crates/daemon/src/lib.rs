@@ -7,9 +7,10 @@
 //! apply prepares against the running ports, `api/config.rs`).
 //!
 //! Invariant: nothing is half-started. Every check (configuration, interfaces,
-//! socket) happens before the first port is opened, a failure while opening ports
-//! closes the ones already opened (RAII) and removes the TAPs created, and [`RunningDaemon::shutdown`] stops the
-//! data-plane thread, the API and removes the socket.
+//! socket, TLS files, TCP addresses) happens before the first port is opened, a
+//! failure while opening ports closes the ones already opened (RAII) and removes
+//! the TAPs created, and [`RunningDaemon::shutdown`] stops the data-plane thread,
+//! the API and removes the socket.
 
 pub mod api;
 pub mod bindings_store;
