@@ -371,3 +371,77 @@ impl Drop for CreatedTaps {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled() -> CompiledConfig {
+        let text = "[switch]\nname = \"p\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n[[host.port]]\nname = \"vm1\"\ninterface = \"if1\"\nport_group = \"web\"\n\n[[host.port]]\nname = \"vm2\"\ninterface = \"tap2\"\nport_group = \"web\"\ntap = true\nbackend = \"af_xdp\"\n";
+        portcullis_control::parse_str(text, "p.toml", None)
+            .expect("valid")
+            .compile()
+            .expect("compiles")
+    }
+
+    #[test]
+    fn attachments_follow_the_configuration_or_are_memory_queues() {
+        let c = compiled();
+        assert_eq!(
+            Attachment::of(&c, false),
+            vec![
+                Attachment::Netdev {
+                    ifname: "if1".into(),
+                    backend: Backend::AfPacket
+                },
+                Attachment::Tap {
+                    ifname: "tap2".into(),
+                    backend: Backend::AfXdp
+                },
+            ]
+        );
+        assert_eq!(
+            Attachment::of(&c, true),
+            vec![
+                Attachment::Memory {
+                    ifname: "if1".into()
+                },
+                Attachment::Memory {
+                    ifname: "tap2".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn io_is_kept_on_the_same_interface_whatever_the_backend() {
+        let a = Attachment::Netdev {
+            ifname: "if1".into(),
+            backend: Backend::AfPacket,
+        };
+        let b = Attachment::Tap {
+            ifname: "if1".into(),
+            backend: Backend::AfXdp,
+        };
+        let c = Attachment::Netdev {
+            ifname: "if2".into(),
+            backend: Backend::AfPacket,
+        };
+        assert!(a.keeps_io_of(&b));
+        assert!(!a.keeps_io_of(&c));
+    }
+
+    #[test]
+    fn memory_ports_are_always_up_never_reopened_and_have_no_backend() {
+        let c = compiled();
+        let attachments = Attachment::of(&c, true);
+        let links = links(&c, &attachments);
+        assert_eq!(links.state(0), LinkState::Up);
+        assert!(links.reopen(1).is_err());
+        let mut created = CreatedTaps::default();
+        let (io, handle) = attachments[0].open("vm1", &mut created).expect("memory");
+        assert!(io.in_use.is_none(), "reported as memory");
+        assert!(handle.is_some());
+        assert!(created.names().is_empty());
+    }
+}
