@@ -14,6 +14,7 @@
 //! costs one check of a per-port `Option`, and an armed one never allocates.
 
 use crate::held::{ApiBinding, BindingRefusal, Committed};
+pub use crate::ports::{LinkState, PortIo, PortLinks};
 use crate::snapshot::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::egress::{self, Output, TxCopy};
@@ -346,22 +347,6 @@ impl std::fmt::Debug for ApplyPlan {
     }
 }
 
-/// What the runtime can learn about, and do with, a port's interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkState {
-    Up,
-    Down,
-    /// The interface no longer exists (a VM stopped, a container went away).
-    Gone,
-}
-
-/// The interfaces behind the ports: probed when poll(2) flags an error, and reopened
-/// when an interface that went away comes back.
-pub trait PortLinks: Send {
-    fn state(&self, port: usize) -> LinkState;
-    fn reopen(&self, port: usize) -> Result<PortIo, String>;
-}
-
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
 
@@ -439,18 +424,6 @@ fn send_output(
 fn around(ports: &mut [PortSlot], i: usize) -> (&mut [PortSlot], &mut [PortSlot]) {
     let (before, rest) = ports.split_at_mut(i.min(ports.len()));
     (before, rest.get_mut(1..).unwrap_or_default())
-}
-
-/// One port's queues.
-pub struct PortIo {
-    pub rx: Box<dyn RxQueue>,
-    pub tx: Box<dyn TxQueue>,
-}
-
-impl std::fmt::Debug for PortIo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortIo").field("fd", &self.rx.fd()).finish()
-    }
 }
 
 /// Everything the data-plane thread owns.
@@ -677,14 +650,9 @@ impl DataPlane {
                 (None, None) => {
                     // Not opened by the control plane: the port waits, like one whose
                     // interface is gone, until `recheck_links` opens it.
-                    let (rx, tx, _) = portcullis_io::memory_port();
-                    let io = PortIo {
-                        rx: Box::new(rx),
-                        tx: Box::new(tx),
-                    };
                     PortSlot {
                         gone: true,
-                        ..PortSlot::new(io, interface, group)
+                        ..PortSlot::new(PortIo::placeholder(), interface, group)
                     }
                 }
             };
@@ -974,7 +942,9 @@ impl DataPlane {
                     let interfaces: Vec<String> =
                         self.ports.iter().map(|p| p.interface.clone()).collect();
                     let groups: Vec<String> = self.ports.iter().map(|p| p.group.clone()).collect();
-                    let snap = Snapshot::build(&self.switch, &interfaces, &groups, &stats, now);
+                    let in_use: Vec<_> = self.ports.iter().map(|p| p.io.in_use).collect();
+                    let snap =
+                        Snapshot::build(&self.switch, &interfaces, &in_use, &groups, &stats, now);
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {

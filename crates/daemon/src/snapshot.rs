@@ -258,6 +258,7 @@ impl Snapshot {
     pub fn build(
         sw: &Switch,
         interfaces: &[String],
+        in_use: &[Option<crate::ports::BackendInUse>],
         groups: &[String],
         rt: &RuntimeCounters,
         now: Instant,
@@ -286,9 +287,7 @@ impl Snapshot {
                 } else {
                     "up"
                 };
-                let in_use = interfaces
-                    .get(p.id.index())
-                    .and_then(|i| crate::backend_in_use(i));
+                let in_use = in_use.get(p.id.index()).copied().flatten();
                 let pol = |v: portcullis_dataplane::Policy| format!("{v:?}").to_lowercase();
                 let security = if p.role == PortRole::Guest {
                     [
@@ -309,8 +308,8 @@ impl Snapshot {
                     name: p.name.clone(),
                     role: format!("{:?}", p.role).to_lowercase(),
                     interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
-                    backend: in_use.map_or("memory", |(b, _)| b.name()).to_string(),
-                    xdp_mode: in_use.and_then(|(_, x)| x).map(str::to_string),
+                    backend: in_use.map_or("memory", |u| u.backend.name()).to_string(),
+                    xdp_mode: in_use.and_then(|u| u.xdp_mode).map(str::to_string),
                     port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                     vlan: vlan_text(&p.vlan),
                     state: state.into(),
