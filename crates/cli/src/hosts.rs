@@ -143,7 +143,7 @@ mod tests {
                 }],
                 mac_only: vec![host(None, "52:54:00:00:00:03", "vm3", "mac-only", None)],
             }],
-            table: portcullis_dataplane::HostStats {
+            table: portcullis_api::HostTableStats {
                 entries: 1,
                 capacity: 16384,
                 conflicts_reported: 1,

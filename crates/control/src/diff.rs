@@ -30,8 +30,11 @@ use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
     SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy, Violation,
 };
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// One difference between two flat views (an API type: `before` is `None` for an
+/// added key, `after` for a removed one).
+pub use portcullis_api::Change;
 use std::fmt::Write as _;
 
 /// Dotted key → canonical value text, every effective setting included (defaults
@@ -190,15 +193,6 @@ pub fn flatten_management(m: &Management) -> Flat {
         put(&mut f, &format!("{prefix}.hash"), format!("sha256:{hex}"));
     }
     f
-}
-
-/// One difference between two flat views: `before` is `None` for an added key,
-/// `after` is `None` for a removed one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub key: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
 }
 
 /// The keys added, removed or changed from `before` to `after`, sorted by key.

@@ -65,15 +65,8 @@ pub enum Committed {
     Api(ApiReply, ApiBinding, bool),
 }
 
-/// Counters of the hold path.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct HeldStats {
-    pub held: u64,
-    pub released: u64,
-    pub failed: u64,
-    pub queue_full: u64,
-    pub waiting: u64,
-}
+/// Counters of the hold path (an API view type).
+pub use portcullis_api::HeldStats;
 
 /// The hold path of the data-plane thread.
 #[derive(Debug)]

@@ -10,7 +10,8 @@
 
 pub mod api;
 pub mod bindings_store;
-pub mod client;
+/// The API client (moved to `portcullis-api`; kept here for the daemon's users).
+pub use portcullis_api::client;
 pub mod conns;
 pub mod held;
 pub mod metrics;
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
 /// Default control socket.
-pub const DEFAULT_SOCKET: &str = "/run/portcullis/portcullis.sock";
+pub use portcullis_api::DEFAULT_SOCKET;
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
 

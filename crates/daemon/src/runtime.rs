@@ -14,7 +14,7 @@
 //! costs one check of a per-port `Option`, and an armed one never allocates.
 
 use crate::held::{ApiBinding, BindingRefusal, Committed};
-use crate::snapshot::{IoStats, Snapshot};
+use portcullis_api::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::dhcp;
 use portcullis_dataplane::events::BindingRemoval;
@@ -53,7 +53,7 @@ pub enum Command {
         reply: crate::held::ApiReply,
     },
     /// The bindings (built on request only: there may be a million).
-    Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
+    Bindings(oneshot::Sender<portcullis_api::BindingsView>),
     /// One frame through the pipeline of a copy of the switch (the live state is not
     /// changed): the trace, as `portcullis trace --json` prints it.
     Trace {
@@ -64,7 +64,7 @@ pub enum Command {
     /// The hosts behind each VLAN (of one VLAN with `vlan`), built on request.
     Hosts {
         vlan: Option<u16>,
-        reply: oneshot::Sender<crate::snapshot::HostsView>,
+        reply: oneshot::Sender<portcullis_api::HostsView>,
     },
     /// Remove a binding; answers whether there was one, or the static binding the
     /// API may not remove.
@@ -1053,8 +1053,14 @@ impl DataPlane {
                         let l = port.rx.losses();
                         (io.rx_kernel_drops, io.rx_truncated) = (l.kernel_drops, l.truncated);
                     }
-                    let snap =
-                        Snapshot::build(&self.switch, &self.interfaces, &self.groups, &stats, now);
+                    let snap = crate::snapshot::build(
+                        &self.switch,
+                        &self.interfaces,
+                        &self.groups,
+                        &stats.io,
+                        (stats.events_lost, stats.batches),
+                        now,
+                    );
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {
@@ -1064,7 +1070,7 @@ impl DataPlane {
                     let _ = reply.send(self.switch.recover(port, now));
                 }
                 Command::Bindings(reply) => {
-                    let _ = reply.send(crate::snapshot::BindingsView::build(
+                    let _ = reply.send(crate::snapshot::bindings_view(
                         &self.switch,
                         now,
                         self.held.stats,
@@ -1074,7 +1080,7 @@ impl DataPlane {
                     let _ = reply.send(trace_live(&self.switch, now, port, &frame));
                 }
                 Command::Hosts { vlan, reply } => {
-                    let _ = reply.send(crate::snapshot::HostsView::build(&self.switch, now, vlan));
+                    let _ = reply.send(crate::snapshot::hosts_view(&self.switch, now, vlan));
                 }
                 Command::AddBinding { binding, reply } => {
                     // Checked before anything is written: an invalid binding, or one

@@ -1,6 +1,6 @@
 //! A minimal client of the control API (HTTP/1.1 via hyper), over its Unix socket
-//! or over TCP with TLS ([`Endpoint`]). The CLI uses it for every command: it is a
-//! pure client of the API.
+//! or over TCP with TLS ([`Endpoint`]). The CLI's client commands use it for every
+//! call: they are pure clients of the API.
 //!
 //! Invariants: over TCP the client speaks TLS only and trusts only the CA file it
 //! is given (no system roots); the bearer token is sent only inside TLS, marked
@@ -234,11 +234,13 @@ fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
             .add(cert)
             .map_err(|e| ca_error(format!("not a usable CA certificate: {e}")))?;
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ca_error(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ca_error(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -284,7 +286,7 @@ where
         }
         return Ok(serde_json::from_slice(&body)?);
     }
-    let (code, message) = match serde_json::from_slice::<crate::api::ErrorBody>(&body) {
+    let (code, message) = match serde_json::from_slice::<crate::ErrorBody>(&body) {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => ("http".into(), String::from_utf8_lossy(&body).into_owned()),
     };
