@@ -22,7 +22,7 @@ pub struct Switchd {
 impl Switchd {
     /// GET a path of the API and parse the JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        portcullis_daemon::client::call_blocking(&self.socket, hyper::Method::GET, path, None)
+        portcullis_api::client::call_blocking(&self.socket, portcullis_api::Method::GET, path, None)
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- daemon log ---\n{}", self.log_text()))
     }
 
