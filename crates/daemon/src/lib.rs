@@ -9,6 +9,7 @@
 //! data-plane thread, the API and removes the socket.
 
 pub mod api;
+pub mod binding_log;
 pub mod bindings_store;
 /// The API client (moved to `portcullis-api`; kept here for the daemon's users).
 pub use portcullis_api::client;
@@ -22,6 +23,7 @@ pub mod tls;
 pub mod unix_users;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord};
+use binding_log::BindingLog;
 use portcullis_control::CompiledConfig;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::config::Backend;
@@ -418,8 +420,10 @@ fn launch(
         initial_carrier(&mut switch, &compiled);
     }
     let _ = switch.drain_events().count();
-    let bstore = bindings_store::BindingStore::open(state_dir)
-        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let bstore: Box<dyn BindingLog> = Box::new(
+        bindings_store::BindingStore::open(state_dir)
+            .map_err(|e| DaemonError::Bindings(e.to_string()))?,
+    );
     let loaded = bstore
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
@@ -433,7 +437,7 @@ fn launch(
             .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     }
     secure_state_files(state_dir)?;
-    let (committer, commit_results) = bindings_store::Committer::start(bstore);
+    let (committer, commit_results) = bstore.start_commits();
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
