@@ -634,30 +634,11 @@ fn list(items: &[impl AsRef<str>]) -> String {
 /// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
 /// one range (`[10, 20, 100-103]`).
 fn vlan_list(ranges: &[VlanRange]) -> String {
-    let mut vids: Vec<u16> = ranges
-        .iter()
-        .flat_map(VlanRange::vids)
-        .map(|v| v.get())
-        .collect();
+    let mut vids: Vec<portcullis_dataplane::Vid> =
+        ranges.iter().flat_map(VlanRange::vids).collect();
     vids.sort_unstable();
     vids.dedup();
-    let mut runs: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < vids.len() {
-        let first = vids[i];
-        let mut last = first;
-        while i + 1 < vids.len() && vids[i + 1] == last + 1 {
-            i += 1;
-            last = vids[i];
-        }
-        runs.push(if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        });
-        i += 1;
-    }
-    list(&runs)
+    format!("[{}]", portcullis_dataplane::vid_list(vids, ", "))
 }
 
 fn acl_name(r: Option<&AclRef>) -> &str {

@@ -35,42 +35,6 @@ pub fn counters_view(c: &PortCounters) -> CountersView {
     }
 }
 
-/// A rule in words, fields in configuration order.
-pub fn rule_text(r: &portcullis_dataplane::MacAclRule) -> String {
-    let mut s = format!("{:?}", r.action).to_lowercase();
-    let mac = |m: &portcullis_dataplane::MacMatch| {
-        if m.mask == portcullis_dataplane::MacAddr([0xff; 6]) {
-            m.mac.to_string()
-        } else {
-            format!("{}/{}", m.mac, m.mask)
-        }
-    };
-    if let Some(m) = &r.src {
-        s.push_str(&format!(" src {}", mac(m)));
-    }
-    if let Some(m) = &r.dst {
-        s.push_str(&format!(" dst {}", mac(m)));
-    }
-    if let Some(e) = r.ethertype {
-        s.push_str(&format!(" ethertype 0x{e:04x}"));
-    }
-    if let Some(v) = r.vlan {
-        s.push_str(&format!(" vlan {v}"));
-    }
-    if let Some(c) = r.cos {
-        s.push_str(&format!(" cos {c}"));
-    }
-    if r.src.is_none()
-        && r.dst.is_none()
-        && r.ethertype.is_none()
-        && r.vlan.is_none()
-        && r.cos.is_none()
-    {
-        s.push_str(" any");
-    }
-    s
-}
-
 fn vlan_text(m: &VlanMode) -> String {
     match m {
         VlanMode::Access(v) => format!("access {v}"),
@@ -154,7 +118,7 @@ pub fn build(
                 port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                 vlan: vlan_text(&p.vlan),
                 state: state.into(),
-                err_disabled: p.err_disabled.map(|e| cause_name(e.cause)),
+                err_disabled: p.err_disabled.map(|e| e.cause.name().to_string()),
                 initial_mac: p.initial_mac.map(|m| m.to_string()),
                 effective_mac: p.effective_mac.map(|m| m.to_string()),
                 mac_change_blocked: p.mac_change_blocked(),
@@ -193,7 +157,7 @@ pub fn build(
                 aging_secs: s.aging_ns / 1_000_000_000,
                 violations: s.violations,
                 last_violation: s.last_violation.map(|(m, v)| format!("{m} in VLAN {v}")),
-                err_disabled: p.err_disabled.map(|e| cause_name(e.cause)),
+                err_disabled: p.err_disabled.map(|e| e.cause.name().to_string()),
                 secure_macs: t
                     .entries_of(p.id)
                     .into_iter()
@@ -231,7 +195,7 @@ pub fn build(
                     .enumerate()
                     .map(|(i, r)| AclRuleView {
                         seq: i + 1,
-                        rule: rule_text(r),
+                        rule: r.to_string(),
                         hits: a.hits[i],
                     })
                     .collect(),
@@ -288,13 +252,6 @@ pub fn build(
         events_lost: events_lost + sw.events_dropped(),
         batches,
     }
-}
-
-fn cause_name(c: portcullis_dataplane::ErrDisableCause) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// The binding table and the hold path's counters.
@@ -470,5 +427,24 @@ fn host_table_stats(s: portcullis_dataplane::HostStats) -> HostTableStats {
         conflicts_reported,
         conflicts_suppressed,
         holddown_evicted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_dataplane::ErrDisableCause;
+
+    /// The API shows a port's err-disable cause by its name, which is the name its
+    /// events serialize (the names this file used to take from serde).
+    #[test]
+    fn err_disable_causes_are_named_as_serialized() {
+        for c in [
+            ErrDisableCause::PortSecurity,
+            ErrDisableCause::StormControl,
+            ErrDisableCause::DhcpRateLimit,
+            ErrDisableCause::ArpRateLimit,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
     }
 }
