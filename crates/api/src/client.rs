@@ -69,6 +69,13 @@ pub enum ClientError {
     BadToken,
     #[error("cannot start the client's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("--api needs --ca (the CA certificate that signed the daemon's)")]
+    NoCa,
+    #[error("cannot read the token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where the daemon's API is.
@@ -97,6 +104,55 @@ impl fmt::Debug for Endpoint {
                 .field("token", &token.as_ref().map(|_| "<redacted>"))
                 .finish(),
         }
+    }
+}
+
+/// How to reach the daemon, as a client's options give it: the Unix socket, or
+/// with `api` (`host:port`) TCP+TLS trusting `ca`, with the bearer token from
+/// `token_file` or else the `PORTCULLIS_TOKEN` environment variable.
+#[derive(Clone, Debug, Default)]
+pub struct ApiOpts {
+    pub socket: PathBuf,
+    pub api: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl ApiOpts {
+    /// The endpoint these options name (reads the token file).
+    pub fn endpoint(&self) -> Result<Endpoint, ClientError> {
+        let Some(addr) = &self.api else {
+            return Ok(Endpoint::Unix(self.socket.clone()));
+        };
+        let ca = self.ca.clone().ok_or(ClientError::NoCa)?;
+        let token = match (&self.token_file, std::env::var("PORTCULLIS_TOKEN")) {
+            (Some(f), _) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|source| ClientError::TokenFile {
+                        path: f.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, Ok(t)) => Some(t.trim().to_string()),
+            (None, Err(_)) => None,
+        };
+        Ok(Endpoint::Tls {
+            addr: addr.clone(),
+            ca,
+            token,
+        })
+    }
+
+    /// One blocking call at [`ApiOpts::endpoint`].
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        call_endpoint_blocking(&self.endpoint()?, method, path, body)
     }
 }
 
@@ -358,6 +414,47 @@ mod tests {
             !shown.contains("secret") && shown.contains("redacted"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn options_name_the_socket_or_tls_with_its_ca_and_token() {
+        let dir = std::env::temp_dir().join(format!("portcullis-api-opts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "pcl_ci_secret\n").unwrap();
+        let unix = ApiOpts {
+            socket: "/run/p.sock".into(),
+            ..ApiOpts::default()
+        };
+        assert!(
+            matches!(unix.endpoint().unwrap(), Endpoint::Unix(p) if p == Path::new("/run/p.sock"))
+        );
+        let no_ca = ApiOpts {
+            api: Some("127.0.0.1:8443".into()),
+            ..unix.clone()
+        };
+        assert!(matches!(no_ca.endpoint(), Err(ClientError::NoCa)));
+        let tls = ApiOpts {
+            ca: Some("/etc/ca.pem".into()),
+            token_file: Some(token.clone()),
+            ..no_ca.clone()
+        };
+        match tls.endpoint().unwrap() {
+            Endpoint::Tls { addr, ca, token } => {
+                assert_eq!(addr, "127.0.0.1:8443");
+                assert_eq!(ca, Path::new("/etc/ca.pem"));
+                assert_eq!(token.as_deref(), Some("pcl_ci_secret"));
+            }
+            e => panic!("{e:?}"),
+        }
+        let missing = ApiOpts {
+            token_file: Some(dir.join("absent")),
+            ..tls
+        };
+        let e = missing.endpoint().unwrap_err();
+        assert!(matches!(e, ClientError::TokenFile { .. }), "{e}");
+        assert!(e.to_string().contains("absent"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod views;
 pub use audit::{AuditQuery, AuditRecord, AuditView};
 #[cfg(feature = "client")]
 pub use client::{
-    ClientError, Endpoint, call, call_blocking, call_endpoint, call_endpoint_blocking,
+    ApiOpts, ClientError, Endpoint, call, call_blocking, call_endpoint, call_endpoint_blocking,
 };
 pub use config::{ApplyAnswer, ApplyRequest, Change, ConfigView, SourceText};
 pub use endpoints::*;

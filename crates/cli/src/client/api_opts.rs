@@ -1,13 +1,12 @@
 //! How the client commands reach the daemon: the global `--socket`, `--api`,
-//! `--ca` and `--token-file` options ([`ApiOpts`]) and one call through
-//! `portcullis_api`'s client.
+//! `--ca` and `--token-file` options ([`ApiOpts`]), handed to
+//! `portcullis_api::ApiOpts` for each call.
 //!
 //! Invariant: the token is read from its file or `PORTCULLIS_TOKEN` only when a
 //! call goes over TCP, and never printed.
 
-use anyhow::Context;
 use clap::Args;
-use portcullis_api::{DEFAULT_SOCKET, Endpoint, Method, call_endpoint_blocking};
+use portcullis_api::{DEFAULT_SOCKET, Method};
 use std::path::PathBuf;
 
 /// How to reach the daemon.
@@ -29,29 +28,14 @@ pub struct ApiOpts {
 }
 
 impl ApiOpts {
-    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        let Some(addr) = &self.api else {
-            return Ok(Endpoint::Unix(self.socket.clone()));
-        };
-        let ca = self
-            .ca
-            .clone()
-            .context("--api needs --ca (the CA certificate that signed the daemon's)")?;
-        let token = match (&self.token_file, std::env::var("PORTCULLIS_TOKEN")) {
-            (Some(f), _) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read the token file {}", f.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            (None, Ok(t)) => Some(t.trim().to_string()),
-            (None, Err(_)) => None,
-        };
-        Ok(Endpoint::Tls {
-            addr: addr.clone(),
-            ca,
-            token,
-        })
+    /// The options as `portcullis_api` takes them.
+    fn opts(&self) -> portcullis_api::ApiOpts {
+        portcullis_api::ApiOpts {
+            socket: self.socket.clone(),
+            api: self.api.clone(),
+            ca: self.ca.clone(),
+            token_file: self.token_file.clone(),
+        }
     }
 
     pub fn call(
@@ -60,11 +44,6 @@ impl ApiOpts {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
-        Ok(call_endpoint_blocking(
-            &self.endpoint()?,
-            method,
-            path,
-            body,
-        )?)
+        Ok(self.opts().call(method, path, body)?)
     }
 }
