@@ -11,7 +11,6 @@
 //! one task; a failed one costs itself, never the listener. The file-descriptor
 //! budget the caps are sized from is [`caps`]'s.
 
-use crate::api::Peer;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -25,6 +24,32 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+
+/// The caller's transport: a Unix-socket peer (SO_PEERCRED) or a TCP peer (TLS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub pid: Option<i32>,
+    /// Set for callers over TCP+TLS (who then authenticate with a bearer token).
+    pub tcp: Option<std::net::SocketAddr>,
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        Peer {
+            uid: cred.map(|c| c.uid()),
+            gid: cred.map(|c| c.gid()),
+            pid: cred.and_then(|c| c.pid()),
+            tcp: None,
+        }
+    }
+}
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

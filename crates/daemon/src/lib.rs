@@ -3,10 +3,14 @@
 //! socket. `portcullis daemon` and `portcullis demo` both start it through
 //! [`start`].
 //!
+//! The switch and its ports come from `plan::prepare`, against nothing running (an
+//! apply prepares against the running ports, `api/config.rs`).
+//!
 //! Invariant: nothing is half-started. Every check (configuration, interfaces,
-//! socket) happens before the first port is opened, a failure while opening ports
-//! closes the ones already opened (RAII), and [`RunningDaemon::shutdown`] stops the
-//! data-plane thread, the API and removes the socket.
+//! socket, TLS files, TCP addresses) happens before the first port is opened, a
+//! failure while opening ports closes the ones already opened (RAII) and removes
+//! the TAPs created, and [`RunningDaemon::shutdown`] stops the data-plane thread,
+//! the API and removes the socket.
 
 pub mod api;
 pub mod binding_log;
@@ -16,22 +20,25 @@ pub use portcullis_api::client;
 pub mod conns;
 pub mod held;
 pub mod metrics;
+pub(crate) mod plan;
+pub mod ports;
+pub mod running;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod unix_users;
 
-use api::{ApiState, EVENT_HISTORY, EventRecord};
+use api::{ApiState, EVENT_HISTORY, EventRecord, record_event};
 use binding_log::BindingLog;
-use portcullis_control::CompiledConfig;
+use portcullis_control::ConfigErrors;
 use portcullis_control::audit::{AuditError, AuditLog};
-use portcullis_control::config::Backend;
 use portcullis_control::rbac::Authorizer;
-use portcullis_control::{ConfigError, ConfigErrors};
-use portcullis_dataplane::{Event, Instant, PortId, Switch};
-use runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, ToControl};
-use std::collections::{BTreeMap, VecDeque};
+use portcullis_dataplane::{Event, Instant, Switch};
+pub use running::Running;
+use running::{ListenerError, ListenerPlan, TcpListeners, socket_access, syslog_forwarder};
+use runtime::{Command, DataPlane, ToControl};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -53,119 +60,6 @@ pub struct DaemonOptions {
     pub host: Option<PathBuf>,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
-}
-
-/// The running configuration, as the API's apply and export see it.
-#[derive(Debug)]
-pub struct Running {
-    pub config: portcullis_control::Config,
-    pub compiled: CompiledConfig,
-    /// Sticky MACs (restored into every configuration applied).
-    pub store: Arc<store::StateStore>,
-    /// The data plane's clock origin.
-    pub epoch: std::time::Instant,
-    /// The daemon's own user (always admin, like root).
-    pub owner_uid: u32,
-    /// Ports are in-memory queues (tests): no interfaces to check or open.
-    pub in_memory: bool,
-    /// The control socket (its mode and group follow `[host.management]`); `None`
-    /// without one (in-memory daemons).
-    pub socket: Option<PathBuf>,
-    /// The TCP listeners an apply opens, moves and closes; `None` in-memory.
-    pub(crate) listeners: Option<TcpListeners>,
-}
-
-/// The TCP listeners — the API over TLS and the metrics endpoint — as an apply
-/// changes them: each runs until its stop sender is dropped or the daemon stops.
-pub(crate) struct TcpListeners {
-    app: axum::Router,
-    tls_cap: usize,
-    commands: mpsc::Sender<Command>,
-    control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync>,
-    daemon_stop: tokio::sync::watch::Receiver<bool>,
-    tls: Option<tokio::sync::watch::Sender<()>>,
-    metrics: Option<tokio::sync::watch::Sender<()>>,
-}
-
-impl std::fmt::Debug for TcpListeners {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListeners")
-            .field("tls", &self.tls.is_some())
-            .field("metrics", &self.metrics.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl TcpListeners {
-    /// A stop sender and the future that resolves when it is dropped or the
-    /// daemon stops.
-    fn stop_signal(
-        &self,
-    ) -> (
-        tokio::sync::watch::Sender<()>,
-        impl Future<Output = ()> + Send + 'static,
-    ) {
-        let (tx, mut own) = tokio::sync::watch::channel(());
-        let mut daemon = self.daemon_stop.clone();
-        let stop = async move {
-            tokio::select! {
-                _ = own.changed() => {}
-                _ = daemon.changed() => {}
-            }
-        };
-        (tx, stop)
-    }
-
-    /// Serves the API with TLS on `listener` (the one served before stops).
-    /// Must run inside the control runtime.
-    pub(crate) fn serve_tls(
-        &mut self,
-        listener: tokio::net::TcpListener,
-        cfg: Arc<rustls::ServerConfig>,
-    ) {
-        let (tx, stop) = self.stop_signal();
-        tracing::info!(address = ?listener.local_addr().ok(), "control API on TCP+TLS");
-        let limits = conns::Limits::with_cap(self.tls_cap);
-        tokio::spawn(tls::serve_tls_with(
-            listener,
-            cfg,
-            self.app.clone(),
-            limits,
-            stop,
-        ));
-        self.tls = Some(tx);
-    }
-
-    /// Serves the metrics on `listener` (the one served before stops). Must run
-    /// inside the control runtime.
-    pub(crate) fn serve_metrics(&mut self, listener: tokio::net::TcpListener) {
-        let (tx, stop) = self.stop_signal();
-        tracing::info!(address = ?listener.local_addr().ok(), "Prometheus metrics on /metrics");
-        tokio::spawn(metrics::serve(
-            listener,
-            self.commands.clone(),
-            self.control.clone(),
-            stop,
-        ));
-        self.metrics = Some(tx);
-    }
-
-    /// Stops the API over TLS (its open connections get the shutdown grace).
-    pub(crate) fn stop_tls(&mut self) {
-        self.tls = None;
-    }
-
-    /// Stops the metrics endpoint.
-    pub(crate) fn stop_metrics(&mut self) {
-        self.metrics = None;
-    }
-}
-
-/// A non-blocking TCP listener on `addr`, for the control runtime (call inside it).
-pub(crate) fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(l)
 }
 
 /// Why the daemon did not start.
@@ -206,6 +100,24 @@ pub enum DaemonError {
     InsecureStateDir(PathBuf),
 }
 
+impl From<plan::PrepareError> for DaemonError {
+    fn from(e: plan::PrepareError) -> Self {
+        match e {
+            plan::PrepareError::Store(e) => DaemonError::Store(e),
+            plan::PrepareError::Spec(e) => DaemonError::Spec(e),
+            plan::PrepareError::Port(ports::PortError {
+                port,
+                interface,
+                source,
+            }) => DaemonError::Port {
+                port,
+                interface,
+                source,
+            },
+        }
+    }
+}
+
 /// A started daemon.
 #[derive(Debug)]
 pub struct RunningDaemon {
@@ -233,7 +145,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let config = portcullis_control::load(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
     let compiled = config.compile().map_err(DaemonError::Config)?;
-    check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
+    ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
     }
@@ -243,31 +155,14 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
         std::fs::remove_file(&opts.socket).map_err(fs_err(&opts.socket))?;
     }
-    let tls = match (
-        &config.host.management.tcp_listen,
-        &config.host.management.tls,
-    ) {
-        (Some(addr), Some(files)) => Some((
-            *addr,
-            tls::server_config(&files.cert, &files.key).map_err(DaemonError::Tls)?,
-        )),
-        _ => None,
-    };
+    // The TCP listeners, from none running: TLS files read and addresses bound.
+    let listeners = ListenerPlan::new(None, &config.host.management).map_err(|e| match e {
+        ListenerError::Tls(m) => DaemonError::Tls(m),
+        ListenerError::Bind { source, .. } => DaemonError::Runtime(source),
+    })?;
 
-    let mut created_taps = CreatedTaps::default();
-    let mut ports = Vec::with_capacity(compiled.interfaces.len());
-    for (((spec, ifname), tap), backend) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .zip(&compiled.create_tap)
-        .zip(&compiled.backends)
-    {
-        ports.push(open_port(spec, ifname, *tap, *backend, &mut created_taps)?);
-    }
-    let links = af_packet_links(&compiled);
-    let monitor = uplink_monitor(&compiled);
+    let store = open_state(&opts.state_dir)?;
+    let plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), false))?;
     let runtime = control_runtime()?;
     let listener = {
         let _guard = runtime.enter();
@@ -280,31 +175,15 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             message,
         });
     }
-    let tcp = match tls {
-        Some((addr, cfg)) => {
-            let _guard = runtime.enter();
-            Some((bind_tcp(addr).map_err(DaemonError::Runtime)?, cfg))
-        }
-        None => None,
-    };
-    let metrics = match config.host.management.metrics_listen {
-        Some(addr) => {
-            let _guard = runtime.enter();
-            Some(bind_tcp(addr).map_err(DaemonError::Runtime)?)
-        }
-        None => None,
-    };
-    let switch_name = compiled.spec.name.clone();
-    let launched = launch(
+    let switch_name = plan.compiled.spec.name.clone();
+    let mut launched = launch(
         config,
-        compiled,
-        ports,
-        links,
-        monitor,
+        plan,
+        store,
         &opts.state_dir,
         Some(&opts.socket),
         &runtime,
-        true,
+        false,
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -343,29 +222,24 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             audit_forward_failures,
         }
     });
-    let mut tcp_listeners = TcpListeners {
+    let mut tcp_listeners = TcpListeners::new(
         app,
-        tls_cap: caps.tls,
-        commands: launched.state.commands.clone(),
+        caps.tls,
+        launched.state.commands.clone(),
         control,
-        daemon_stop: shutdown_rx.clone(),
-        tls: None,
-        metrics: None,
-    };
-    {
-        let _guard = runtime.enter();
-        if let Some((tcp, cfg)) = tcp {
-            tcp_listeners.serve_tls(tcp, cfg);
-        }
-        if let Some(listener) = metrics {
-            tcp_listeners.serve_metrics(listener);
-        }
-    }
+        shutdown_rx.clone(),
+    );
     runtime.block_on(async {
+        // Nothing was running: every listener is bound already, none is rebound.
+        let mut notes = Vec::new();
+        tcp_listeners.change(listeners, &mut notes).await;
+        for note in notes {
+            tracing::error!("{note}");
+        }
         launched.state.running.lock().await.listeners = Some(tcp_listeners);
     });
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
-    created_taps.keep();
+    launched.created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
     Ok(RunningDaemon {
         stop: launched.stop,
@@ -392,34 +266,43 @@ struct Launched {
     stop: Arc<AtomicBool>,
     dataplane: std::thread::JoinHandle<()>,
     port_names: Vec<String>,
+    /// The TAPs the start created: removed unless the start completes.
+    created_taps: ports::CreatedTaps,
 }
 
-/// Opens the state (sticky MACs, bindings, audit log), builds the switch, starts the
-/// data-plane thread on `ports` and the event task; returns the API's state.
-#[allow(clippy::too_many_arguments)]
+/// The state directory, made safe, and the sticky-MAC store in it.
+fn open_state(state_dir: &Path) -> Result<Arc<store::StateStore>, DaemonError> {
+    prepare_state_dir(state_dir)?;
+    Ok(Arc::new(store::StateStore::open(state_dir)?))
+}
+
+/// Opens the rest of the state (bindings, audit log), starts the data-plane thread
+/// on `plan` (prepared against nothing running: every port opened) and the event
+/// task; returns the API's state.
 fn launch(
     config: portcullis_control::Config,
-    mut compiled: CompiledConfig,
-    ports: Vec<PortIo>,
-    links: Box<dyn PortLinks>,
-    link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
+    plan: plan::Plan,
+    store: Arc<store::StateStore>,
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
-    probe_carrier: bool,
+    in_memory: bool,
 ) -> Result<Launched, DaemonError> {
-    prepare_state_dir(state_dir)?;
-    let store = Arc::new(store::StateStore::open(state_dir)?);
+    let plan::Plan {
+        compiled,
+        mut switch,
+        opened,
+        links,
+        link_monitor,
+        undo: created_taps,
+        ..
+    } = plan;
+    debug_assert!(opened.iter().enumerate().all(|(k, (i, _))| k == *i));
+    let ports: Vec<_> = opened.into_iter().map(|(_, io)| io).collect();
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
-    restore_sticky(&store, &mut compiled)?;
     let epoch = std::time::Instant::now();
-    let mut switch = Switch::new(&compiled.spec, Instant(0))?;
-    if probe_carrier {
-        initial_carrier(&mut switch, &compiled);
-    }
-    let _ = switch.drain_events().count();
     let bstore: Box<dyn BindingLog> = Box::new(
         bindings_store::BindingStore::open(state_dir)
             .map_err(|e| DaemonError::Bindings(e.to_string()))?,
@@ -447,14 +330,14 @@ fn launch(
         switch,
         ports,
         interfaces: compiled.interfaces.clone(),
-        groups: group_names(&compiled),
+        groups: plan::group_names(&compiled),
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
         epoch,
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
-        circuit_ids: circuit_ids(&compiled),
+        circuit_ids: plan::circuit_ids(&compiled),
         scratch: runtime::RewriteScratch::default(),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
@@ -504,7 +387,7 @@ fn launch(
             store,
             epoch,
             owner_uid,
-            in_memory: !probe_carrier,
+            in_memory,
             socket: socket.map(Path::to_path_buf),
             listeners: None,
         })),
@@ -515,6 +398,7 @@ fn launch(
         stop,
         dataplane,
         port_names,
+        created_taps,
     })
 }
 
@@ -614,67 +498,6 @@ fn secure_state_files(dir: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Gives the control socket its configured mode and group (`socket_mode`,
-/// `socket_group`). The default group, `portcullis`, is used only if it exists
-/// (else the socket keeps the daemon's group, with a warning: only root and the
-/// daemon's user can connect); a group named in the configuration must exist.
-pub(crate) fn socket_access(
-    socket: &Path,
-    m: &portcullis_control::config::Management,
-) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let group = m
-        .socket_group
-        .as_deref()
-        .unwrap_or(portcullis_control::config::DEFAULT_SOCKET_GROUP);
-    match unix_users::group_id(group) {
-        Some(gid) => match std::os::unix::fs::chown(socket, None, Some(gid)) {
-            Ok(()) => {}
-            Err(e) if m.socket_group.is_some() => {
-                return Err(format!("cannot give it to group {group:?}: {e}"));
-            }
-            Err(e) => tracing::warn!(
-                socket = %socket.display(),
-                group,
-                error = %e,
-                "cannot give the control socket to its default group: only root and the daemon's user can connect"
-            ),
-        },
-        None if m.socket_group.is_some() => {
-            return Err(format!(
-                "socket_group {group:?} does not exist on this host (create it with `groupadd --system {group}`)"
-            ));
-        }
-        None => tracing::warn!(
-            socket = %socket.display(),
-            group,
-            "the control socket's default group does not exist: only root and the daemon's user can connect (create it with `groupadd --system portcullis`, or set socket_group)"
-        ),
-    }
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(m.socket_mode()))
-        .map_err(|e| format!("cannot set its mode {:04o}: {e}", m.socket_mode()))
-}
-
-/// The audit log's syslog copy, if configured (a socket that cannot be created is
-/// logged and forwarding stays off: the local log is the record of truth).
-pub(crate) fn syslog_forwarder(
-    m: &portcullis_control::config::Management,
-) -> Option<portcullis_control::syslog::SyslogForwarder> {
-    use portcullis_control::config::SyslogTarget;
-    use portcullis_control::syslog::{SyslogDest, SyslogForwarder};
-    let dest = match m.audit_syslog.as_ref()? {
-        SyslogTarget::Unix(p) => SyslogDest::Unix(p.clone()),
-        SyslogTarget::Udp(a) => SyslogDest::Udp(*a),
-    };
-    match SyslogForwarder::new(&dest) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::error!(error = %e, ?dest, "cannot forward audit records to syslog");
-            None
-        }
-    }
-}
-
 /// A daemon on in-memory ports, without sockets or privileges: the API's state for
 /// tests that drive the router directly (`tower::ServiceExt::oneshot`), and the
 /// memory ports' handles to inject and collect frames.
@@ -702,48 +525,20 @@ impl Drop for MemoryDaemon {
     }
 }
 
-struct MemoryLinks;
-impl PortLinks for MemoryLinks {
-    fn state(&self, _: usize) -> LinkState {
-        LinkState::Up
-    }
-    fn reopen(&self, _: usize) -> Result<PortIo, String> {
-        Err("memory ports do not go away".into())
-    }
-}
-
 #[doc(hidden)]
 pub fn start_in_memory(
     config: portcullis_control::Config,
     state_dir: &Path,
 ) -> Result<MemoryDaemon, DaemonError> {
     let compiled = config.compile().map_err(DaemonError::Config)?;
-    let mut handles = Vec::new();
-    let ports = compiled
-        .spec
-        .ports
-        .iter()
-        .map(|_| {
-            let (rx, tx, h) = portcullis_io::memory_port();
-            handles.push(h);
-            PortIo {
-                rx: Box::new(rx),
-                tx: Box::new(tx),
-            }
-        })
+    let store = open_state(state_dir)?;
+    let mut plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), true))?;
+    let handles = std::mem::take(&mut plan.handles)
+        .into_iter()
+        .map(|(_, h)| h)
         .collect();
     let runtime = control_runtime()?;
-    let l = launch(
-        config,
-        compiled,
-        ports,
-        Box::new(MemoryLinks),
-        None,
-        state_dir,
-        None,
-        &runtime,
-        false,
-    )?;
+    let l = launch(config, plan, store, state_dir, None, &runtime, true)?;
     Ok(MemoryDaemon {
         state: l.state,
         handles,
@@ -751,271 +546,6 @@ pub fn start_in_memory(
         stop: l.stop,
         dataplane: Some(l.dataplane),
     })
-}
-
-/// Appends an event to the bounded history, numbering it (the oldest goes when full).
-pub(crate) fn record_event(history: &Mutex<VecDeque<EventRecord>>, mut rec: EventRecord) {
-    if let Ok(mut q) = history.lock() {
-        if q.len() == EVENT_HISTORY {
-            q.pop_front();
-        }
-        rec.seq = q.back().map_or(0, |e| e.seq) + 1;
-        q.push_back(rec);
-    }
-}
-
-/// Every interface must exist (or be a TAP the daemon may create), each missing one
-/// a located error.
-pub(crate) fn check_interfaces(
-    config: &portcullis_control::Config,
-    compiled: &CompiledConfig,
-) -> Result<(), ConfigErrors> {
-    let missing: Vec<ConfigError> = compiled
-        .interfaces
-        .iter()
-        .zip(&compiled.interface_keys)
-        .zip(&compiled.create_tap)
-        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
-        .map(|((ifname, key), _)| {
-            config.error_at(
-                key,
-                format!("interface {ifname:?} does not exist on this host"),
-            )
-        })
-        .collect();
-    match ConfigErrors::from_vec(missing) {
-        Some(errors) => Err(errors),
-        None => Ok(()),
-    }
-}
-
-/// The I/O backend each interface was last opened with, by interface name, for the
-/// port view (`GET /v1/ports`): AF_XDP may have fallen back to AF_PACKET. One
-/// daemon per process opens real interfaces, so the name is key enough.
-/// With it, for AF_XDP, how the kernel runs the socket: "native, copy" (veth),
-/// "native, zero-copy" (a NIC whose driver supports it) or "skb, copy".
-static BACKENDS_IN_USE: Mutex<BTreeMap<String, (Backend, Option<&'static str>)>> =
-    Mutex::new(BTreeMap::new());
-
-/// The backend `ifname` was last opened with and, for AF_XDP, its XDP and bind
-/// modes; `None` for a port that never opened one (in-memory ports).
-pub(crate) fn backend_in_use(ifname: &str) -> Option<(Backend, Option<&'static str>)> {
-    BACKENDS_IN_USE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(ifname)
-        .copied()
-}
-
-/// How an AF_XDP socket runs, for the port view.
-fn xdp_mode_name(mode: portcullis_io::XdpMode, bind: portcullis_io::XdpBindMode) -> &'static str {
-    use portcullis_io::{XdpBindMode, XdpMode};
-    match (mode, bind) {
-        (XdpMode::Skb, XdpBindMode::ZeroCopy) => "skb, zero-copy",
-        (XdpMode::Skb, XdpBindMode::Copy) => "skb, copy",
-        (_, XdpBindMode::ZeroCopy) => "native, zero-copy",
-        (_, XdpBindMode::Copy) => "native, copy",
-    }
-}
-
-/// Opens `ifname` with `backend`. AF_XDP that cannot be opened (old kernel, no
-/// permission, a driver that refuses, another XDP program on the interface) falls
-/// back to AF_PACKET with a warning; the backend used is recorded for the port view.
-fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcullis_io::IoError> {
-    let record = |b: Backend, xdp: Option<&'static str>| {
-        BACKENDS_IN_USE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ifname.to_owned(), (b, xdp));
-    };
-    if backend == Backend::AfXdp {
-        match portcullis_io::open_af_xdp(ifname, &portcullis_io::AfXdpOptions::default()) {
-            Ok((rx, tx)) => {
-                let xdp = xdp_mode_name(rx.mode(), rx.xdp_bind_mode());
-                tracing::info!(port, interface = %ifname, mode = xdp, "port on AF_XDP");
-                record(Backend::AfXdp, Some(xdp));
-                return Ok(PortIo {
-                    rx: Box::new(rx),
-                    tx: Box::new(tx),
-                });
-            }
-            Err(e) => tracing::warn!(
-                port,
-                interface = %ifname,
-                error = %e,
-                "AF_XDP cannot be opened; falling back to AF_PACKET"
-            ),
-        }
-    }
-    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default())?;
-    record(Backend::AfPacket, None);
-    Ok(PortIo {
-        rx: Box::new(rx),
-        tx: Box::new(tx),
-    })
-}
-
-/// Opens one port's interface with `backend` (creating it as a persistent TAP if so
-/// configured and missing; `created` removes it again unless the start or apply
-/// completes).
-pub(crate) fn open_port(
-    spec: &portcullis_dataplane::PortSpec,
-    ifname: &str,
-    tap: bool,
-    backend: Backend,
-    created: &mut CreatedTaps,
-) -> Result<PortIo, DaemonError> {
-    let port_err = |source| DaemonError::Port {
-        port: spec.name.clone(),
-        interface: ifname.to_string(),
-        source,
-    };
-    if tap && !portcullis_io::interface_exists(ifname) {
-        portcullis_io::create_persistent_tap(ifname, None).map_err(port_err)?;
-        created.0.push(ifname.to_string());
-        tracing::info!(port = %spec.name, interface = %ifname, "created persistent TAP");
-    }
-    portcullis_io::set_link_up(ifname).map_err(port_err)?;
-    open_io(&spec.name, ifname, backend).map_err(port_err)
-}
-
-/// Uplinks without carrier start down (teaming uses the others).
-pub(crate) fn initial_carrier(switch: &mut Switch, compiled: &CompiledConfig) {
-    for (i, (p, ifname)) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .enumerate()
-    {
-        if p.role == portcullis_dataplane::PortRole::Uplink
-            && !portcullis_io::is_link_running(ifname).unwrap_or(true)
-        {
-            let _ = switch.set_link_up(PortId(i as u16), false, Instant(0));
-        }
-    }
-}
-
-/// The port group of each port ("" for uplinks), for snapshots.
-pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
-    c.groups
-        .iter()
-        .map(|g| g.clone().unwrap_or_default())
-        .collect()
-}
-
-/// Option 82 circuit-id of each port: "switch/port".
-pub(crate) fn circuit_ids(c: &CompiledConfig) -> Vec<String> {
-    c.spec
-        .ports
-        .iter()
-        .map(|p| format!("{}/{}", c.spec.name, p.name))
-        .collect()
-}
-
-pub(crate) fn af_packet_links(c: &CompiledConfig) -> Box<dyn PortLinks> {
-    Box::new(AfPacketLinks {
-        interfaces: c.interfaces.clone(),
-        names: c.spec.ports.iter().map(|p| p.name.clone()).collect(),
-        backends: c.backends.clone(),
-        uplink: c
-            .spec
-            .ports
-            .iter()
-            .map(|p| p.role == portcullis_dataplane::PortRole::Uplink)
-            .collect(),
-    })
-}
-
-/// The carrier monitor for the uplinks (teaming failover): `None`, with a warning,
-/// if the kernel refuses the subscription.
-pub(crate) fn uplink_monitor(
-    c: &portcullis_control::CompiledConfig,
-) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
-    let uplinks: Vec<(u32, PortId)> = c
-        .spec
-        .ports
-        .iter()
-        .zip(&c.interfaces)
-        .enumerate()
-        .filter(|(_, (p, _))| p.role == portcullis_dataplane::PortRole::Uplink)
-        .filter_map(|(i, (_, ifname))| {
-            Some((
-                portcullis_io::interface_index(ifname).ok()?,
-                PortId(i as u16),
-            ))
-        })
-        .collect();
-    if uplinks.is_empty() {
-        return None;
-    }
-    match portcullis_io::LinkMonitor::open() {
-        Ok(m) => Some((m, uplinks)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no link-state notifications: uplink failover only on socket errors");
-            None
-        }
-    }
-}
-
-/// Ports on real interfaces (AF_PACKET or AF_XDP): probed and reopened by interface
-/// name, with the backend the configuration asks for.
-struct AfPacketLinks {
-    interfaces: Vec<String>,
-    /// Port names, for the logs.
-    names: Vec<String>,
-    backends: Vec<Backend>,
-    /// Uplinks are up only with carrier (a pulled cable fails them over); guest
-    /// ports only need to be administratively up (a TAP has no carrier until its VM
-    /// attaches).
-    uplink: Vec<bool>,
-}
-
-impl PortLinks for AfPacketLinks {
-    fn state(&self, port: usize) -> LinkState {
-        let name = &self.interfaces[port];
-        let up = if self.uplink[port] {
-            portcullis_io::is_link_running(name)
-        } else {
-            portcullis_io::is_link_up(name)
-        };
-        match up {
-            Ok(true) => LinkState::Up,
-            Ok(false) => LinkState::Down,
-            Err(_) if !portcullis_io::interface_exists(name) => LinkState::Gone,
-            Err(_) => LinkState::Down,
-        }
-    }
-
-    fn reopen(&self, port: usize) -> Result<PortIo, String> {
-        let name = &self.interfaces[port];
-        portcullis_io::set_link_up(name).map_err(|e| e.to_string())?;
-        let backend = self.backends.get(port).copied().unwrap_or_default();
-        let port_name = self.names.get(port).map_or("", String::as_str);
-        open_io(port_name, name, backend).map_err(|e| e.to_string())
-    }
-}
-
-/// TAPs created by a start (or apply) that has not finished: removed if it fails,
-/// so that nothing is left half-started.
-#[derive(Debug, Default)]
-pub(crate) struct CreatedTaps(Vec<String>);
-
-impl CreatedTaps {
-    /// The start or apply completed: the TAPs stay.
-    pub(crate) fn keep(&mut self) {
-        self.0.clear();
-    }
-}
-
-impl Drop for CreatedTaps {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            if let Err(e) = portcullis_io::delete_persistent_tap(t) {
-                tracing::warn!(interface = %t, error = %e, "cannot remove a TAP of a failed start");
-            }
-        }
-    }
 }
 
 /// Puts the bindings the store holds back into the switch's index, with the lease
@@ -1067,33 +597,6 @@ fn restore_bindings(
     let _ = switch.drain_events().count();
     tracing::info!(restored, stored = records.len(), "bindings loaded");
     refused
-}
-
-/// Puts the sticky MACs the store remembers back into the spec; the ones that no
-/// longer fit the configuration are logged and left out.
-pub(crate) fn restore_sticky(
-    store: &store::StateStore,
-    compiled: &mut portcullis_control::CompiledConfig,
-) -> Result<(), DaemonError> {
-    let sticky_ports: Vec<String> = compiled
-        .spec
-        .ports
-        .iter()
-        .filter(|p| {
-            p.features
-                .port_security
-                .as_ref()
-                .is_some_and(|ps| ps.sticky)
-        })
-        .map(|p| p.name.clone())
-        .collect();
-    for port in sticky_ports {
-        let macs = store.sticky(&port)?;
-        for (mac, why) in compiled.restore_sticky(&port, &macs) {
-            tracing::warn!(%port, %mac, reason = %why, "stored sticky MAC not restored");
-        }
-    }
-    Ok(())
 }
 
 /// Writes what an event means for the state store (sticky MACs).

@@ -14,6 +14,7 @@
 //! costs one check of a per-port `Option`, and an armed one never allocates.
 
 use crate::held::{ApiBinding, BindingRefusal, Committed};
+pub use crate::ports::{LinkState, PortIo, PortLinks};
 use portcullis_api::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::dhcp;
@@ -339,22 +340,6 @@ impl std::fmt::Debug for ApplyPlan {
     }
 }
 
-/// What the runtime can learn about, and do with, a port's interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkState {
-    Up,
-    Down,
-    /// The interface no longer exists (a VM stopped, a container went away).
-    Gone,
-}
-
-/// The interfaces behind the ports: probed when poll(2) flags an error, and reopened
-/// when an interface that went away comes back.
-pub trait PortLinks: Send {
-    fn state(&self, port: usize) -> LinkState;
-    fn reopen(&self, port: usize) -> Result<PortIo, String>;
-}
-
 /// How often ports that are down or gone are probed again.
 const LINK_RECHECK_NS: u64 = 1_000_000_000;
 
@@ -463,18 +448,6 @@ fn rewrite<'s>(
         csum_partial: false,
         vnet: None,
     })
-}
-
-/// One port's queues.
-pub struct PortIo {
-    pub rx: Box<dyn RxQueue>,
-    pub tx: Box<dyn TxQueue>,
-}
-
-impl std::fmt::Debug for PortIo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortIo").field("fd", &self.rx.fd()).finish()
-    }
 }
 
 /// Everything the data-plane thread owns.
@@ -727,11 +700,7 @@ impl DataPlane {
                 // Not opened by the control plane: the port waits, like one whose
                 // interface is gone, until `recheck_links` opens it.
                 gone[i] = true;
-                let (rx, tx, _) = portcullis_io::memory_port();
-                PortIo {
-                    rx: Box::new(rx),
-                    tx: Box::new(tx),
-                }
+                PortIo::placeholder()
             });
             self.ports.push(io);
         }
@@ -1053,9 +1022,11 @@ impl DataPlane {
                         let l = port.rx.losses();
                         (io.rx_kernel_drops, io.rx_truncated) = (l.kernel_drops, l.truncated);
                     }
+                    let in_use: Vec<_> = self.ports.iter().map(|p| p.in_use).collect();
                     let snap = crate::snapshot::build(
                         &self.switch,
                         &self.interfaces,
+                        &in_use,
                         &self.groups,
                         &stats.io,
                         (stats.events_lost, stats.batches),

@@ -56,12 +56,14 @@ fn vlan_text(m: &VlanMode) -> String {
     }
 }
 
-/// The whole view of the switch: its ports with their `interfaces`, port
-/// `groups` and the runtime's I/O counters (`io`, by port index), plus the
-/// runtime's lost events and batch count.
+/// The whole view of the switch: its ports with their `interfaces`, the backend
+/// each port's I/O uses (`in_use`; `None`: memory), port `groups` and the
+/// runtime's I/O counters (`io`), all by port index, plus the runtime's lost
+/// events and batch count.
 pub fn build(
     sw: &Switch,
     interfaces: &[String],
+    in_use: &[Option<crate::ports::BackendInUse>],
     groups: &[String],
     io: &[IoStats],
     (events_lost, batches): (u64, u64),
@@ -90,9 +92,7 @@ pub fn build(
             } else {
                 "up"
             };
-            let in_use = interfaces
-                .get(p.id.index())
-                .and_then(|i| crate::backend_in_use(i));
+            let in_use = in_use.get(p.id.index()).copied().flatten();
             let pol = |v: portcullis_dataplane::Policy| format!("{v:?}").to_lowercase();
             let security = if p.role == PortRole::Guest {
                 [
@@ -113,8 +113,8 @@ pub fn build(
                 name: p.name.clone(),
                 role: format!("{:?}", p.role).to_lowercase(),
                 interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
-                backend: in_use.map_or("memory", |(b, _)| b.name()).to_string(),
-                xdp_mode: in_use.and_then(|(_, x)| x).map(str::to_string),
+                backend: in_use.map_or("memory", |u| u.backend.name()).to_string(),
+                xdp_mode: in_use.and_then(|u| u.xdp_mode).map(str::to_string),
                 port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
                 vlan: vlan_text(&p.vlan),
                 state: state.into(),

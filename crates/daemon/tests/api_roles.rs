@@ -576,7 +576,7 @@ fn every_token_failure_gets_one_answer_and_the_audit_record_says_which() {
 
 #[test]
 fn refusals_over_tcp_are_recorded_as_bounded_summaries_at_a_bounded_rate() {
-    use portcullis_daemon::api::refusals::PEER_BURST;
+    use portcullis_daemon::api::refusals::{PEER_BURST, PEER_REFILL};
     use sha2::Digest;
     let h = harness("refusal-flood", "");
     // A body of ~1 MiB of short strings (no single long string to digest).
@@ -591,6 +591,11 @@ fn refusals_over_tcp_are_recorded_as_bounded_summaries_at_a_bounded_rate() {
     let log_len = || std::fs::metadata(h.audit_log()).unwrap().len();
     let before = log_len();
     let burst = PEER_BURST as usize;
+    // The limiter refills one record per PEER_REFILL: on a loaded machine the
+    // calls below may take longer than that, and each interval past may admit one
+    // more record. That many — and no more — are allowed.
+    let t0 = std::time::Instant::now();
+    let earned = || (t0.elapsed().as_secs_f64() / PEER_REFILL.as_secs_f64()).floor() as usize;
     for _ in 0..burst {
         let (status, _) = h.call(
             tcp(),
@@ -634,9 +639,20 @@ fn refusals_over_tcp_are_recorded_as_bounded_summaries_at_a_bounded_rate() {
         );
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(log_len(), before, "suppressed refusals write nothing");
-    assert_eq!(refusals("tcp:198.18.0.7:40000").len(), burst);
-    assert_eq!(h.daemon.state.refusals.lock().unwrap().suppressed_total, 15);
+    let extra = refusals("tcp:198.18.0.7:40000").len() - burst;
+    assert!(
+        extra <= earned(),
+        "{extra} records past the burst after {:?}",
+        t0.elapsed()
+    );
+    if extra == 0 {
+        assert_eq!(log_len(), before, "suppressed refusals write nothing");
+    }
+    let suppressed = 15 - extra as u64;
+    assert_eq!(
+        h.daemon.state.refusals.lock().unwrap().suppressed_total,
+        suppressed
+    );
     // Another peer, and a local caller, are still recorded.
     let other = Peer {
         tcp: Some("198.18.0.8:40000".parse().unwrap()),
@@ -656,8 +672,11 @@ fn refusals_over_tcp_are_recorded_as_bounded_summaries_at_a_bounded_rate() {
         .unwrap()
         .take_summary(std::time::Instant::now())
         .unwrap();
-    assert_eq!(summary.suppressed, 15);
-    assert_eq!(summary.top, vec![("tcp:198.18.0.7".to_string(), 15)]);
+    assert_eq!(summary.suppressed, suppressed);
+    assert_eq!(
+        summary.top,
+        vec![("tcp:198.18.0.7".to_string(), suppressed)]
+    );
 }
 
 #[test]

@@ -95,10 +95,9 @@ use xdpilone::{
 use crate::frame::{
     ETH_HLEN, FrameDesc, VLAN_HLEN, complete_l4_checksum, frame_len, outer_is_tagged, write_frame,
 };
-use crate::gso::Segmenter;
+use crate::gso::{Segmenter, SoftwareOffload};
 use crate::{
-    IoError, RxBatch, RxQueue, RxStats, TxError, TxOptions, TxQueue, TxStats, VlanTag, VnetHdr,
-    netdev,
+    IoError, RxBatch, RxQueue, RxStats, TxError, TxOptions, TxQueue, TxStats, VlanTag, netdev,
 };
 
 /// `bind` attempts while the queue is still busy (10 ms apart).
@@ -1173,31 +1172,7 @@ impl TxQueue for AfXdpTx {
         body: &[u8],
         opts: TxOptions,
     ) -> Result<(), TxError> {
-        let max = if outer_is_tagged(tag, body) {
-            self.max_tagged
-        } else {
-            self.max_untagged
-        };
-        match opts.offload {
-            Some(v) if v.is_gso() => {
-                let mut seg = std::mem::take(&mut self.segmenter);
-                let r = seg.segment(head, tag, body, v, |s| {
-                    let (h, b) = s.split_at(12);
-                    self.push_plain(h, None, b, max, false)?;
-                    self.stats.gso_segments += 1;
-                    Ok(())
-                });
-                self.segmenter = seg;
-                if let Err(TxError::BadOffload(_)) = r {
-                    self.stats.bad_offload += 1;
-                }
-                r.map(|_| ())
-            }
-            v => {
-                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
-                self.push_plain(head, tag, body, max, complete)
-            }
-        }
+        self.push_offloaded(head, tag, body, opts)
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
@@ -1217,6 +1192,29 @@ impl TxQueue for AfXdpTx {
 
     fn tx_stats(&self) -> TxStats {
         self.stats
+    }
+}
+
+impl SoftwareOffload for AfXdpTx {
+    fn segmenter(&mut self) -> &mut Segmenter {
+        &mut self.segmenter
+    }
+    fn tx_counters(&mut self) -> &mut TxStats {
+        &mut self.stats
+    }
+    fn push_plain_frame(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError> {
+        let max = if outer_is_tagged(tag, body) {
+            self.max_tagged
+        } else {
+            self.max_untagged
+        };
+        self.push_plain(head, tag, body, max, complete_checksum)
     }
 }
 

@@ -7,6 +7,9 @@
 //!   count up from the super-frame's; TCP sequence numbers advance by the payload;
 //!   FIN and PSH stay on the last segment, CWR on the first; IP lengths, the IPv4
 //!   header checksum and the TCP/UDP checksum are computed for each segment.
+//! - [`SoftwareOffload`]: the one way a backend that cannot take a super-frame or
+//!   a partial checksum along sends it — cut here, each segment queued by the
+//!   backend, counted in its [`TxStats`].
 //! - [`prepare_offload`]: the virtio-net header to send a frame with to a port that
 //!   takes one, derived from the frame's own headers (the received header's offsets
 //!   are the sending guest's claims and are not trusted), with the checksum field set
@@ -18,8 +21,8 @@
 //! one frame to 1024; [`Segmenter`] reuses one buffer, so once grown to one
 //! segment it does not allocate again.
 
-use crate::TxError;
 use crate::frame::{ETH_HLEN, VLAN_HLEN, VlanTag, VnetHdr};
+use crate::{TxError, TxOptions, TxStats};
 
 /// Smallest segment payload accepted: a guest asking for tinier segments would make
 /// the switch cut a 64 KiB frame into thousands (Linux's TCP never goes below an
@@ -370,6 +373,67 @@ impl Segmenter {
             emit(seg)?;
         }
         Ok(count)
+    }
+}
+
+/// A transmit queue that does the sender's offloads itself: it can queue plain
+/// frames, owns a [`Segmenter`] and counts into [`TxStats`]. AF_XDP, TAP without
+/// virtio-net headers, the in-memory queue and AF_PACKET without TSO all send
+/// through [`SoftwareOffload::push_offloaded`] or
+/// [`SoftwareOffload::push_in_segments`], so the fallback is written once.
+pub(crate) trait SoftwareOffload {
+    fn segmenter(&mut self) -> &mut Segmenter;
+    fn tx_counters(&mut self) -> &mut TxStats;
+    /// Queues one complete frame: `head` is its 12 bytes of addresses, `body` the
+    /// rest (any VLAN tag is already in it); checksums are filled in unless
+    /// `complete_checksum` asks the queue to fill in the TCP/UDP one.
+    fn push_plain_frame(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError>;
+
+    /// Cuts the super-frame into segments ([`Segmenter::segment`]) and queues each;
+    /// counts the segments queued and a refused offload request.
+    fn push_in_segments(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        req: VnetHdr,
+    ) -> Result<(), TxError> {
+        let mut seg = std::mem::take(self.segmenter());
+        let r = seg.segment(head, tag, body, req, |s| {
+            let (h, b) = s.split_at(12);
+            self.push_plain_frame(h, None, b, false)?;
+            self.tx_counters().gso_segments += 1;
+            Ok(())
+        });
+        *self.segmenter() = seg;
+        if let Err(TxError::BadOffload(_)) = r {
+            self.tx_counters().bad_offload += 1;
+        }
+        r.map(|_| ())
+    }
+
+    /// Queues a frame with every offload it asks for done in software: a
+    /// super-frame in segments, a partial checksum completed.
+    fn push_offloaded(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        opts: TxOptions,
+    ) -> Result<(), TxError> {
+        match opts.offload {
+            Some(v) if v.is_gso() => self.push_in_segments(head, tag, body, v),
+            v => {
+                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
+                self.push_plain_frame(head, tag, body, complete)
+            }
+        }
     }
 }
 

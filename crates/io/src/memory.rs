@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::frame::{ETH_HLEN, FrameDesc, TxOptions, complete_l4_checksum, frame_len, write_frame};
-use crate::gso::Segmenter;
+use crate::gso::{Segmenter, SoftwareOffload};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag, VnetHdr};
 
 /// Limits of a memory port, mirroring the finite rings of the real backends.
@@ -239,25 +239,7 @@ impl TxQueue for MemoryTx {
         body: &[u8],
         opts: TxOptions,
     ) -> Result<(), TxError> {
-        match opts.offload {
-            Some(v) if v.is_gso() => {
-                let mut seg = std::mem::take(&mut self.segmenter);
-                let r = seg.segment(head, tag, body, v, |s| {
-                    self.push_plain(&s[..12], None, &s[12..], false)?;
-                    self.stats.gso_segments += 1;
-                    Ok(())
-                });
-                self.segmenter = seg;
-                if let Err(TxError::BadOffload(_)) = r {
-                    self.stats.bad_offload += 1;
-                }
-                r.map(|_| ())
-            }
-            v => {
-                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
-                self.push_plain(head, tag, body, complete)
-            }
-        }
+        self.push_offloaded(head, tag, body, opts)
     }
 
     fn flush(&mut self) -> Result<(), IoError> {
@@ -274,8 +256,14 @@ impl TxQueue for MemoryTx {
     }
 }
 
-impl MemoryTx {
-    fn push_plain(
+impl SoftwareOffload for MemoryTx {
+    fn segmenter(&mut self) -> &mut Segmenter {
+        &mut self.segmenter
+    }
+    fn tx_counters(&mut self) -> &mut TxStats {
+        &mut self.stats
+    }
+    fn push_plain_frame(
         &mut self,
         head: &[u8],
         tag: Option<VlanTag>,

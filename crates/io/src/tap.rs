@@ -36,7 +36,7 @@ use std::sync::Arc;
 use crate::frame::{
     ETH_HLEN, FrameDesc, TxOptions, VnetHdr, complete_l4_checksum, frame_len, write_frame,
 };
-use crate::gso::{MAX_GSO_FRAME, Segmenter, prepare_offload};
+use crate::gso::{MAX_GSO_FRAME, Segmenter, SoftwareOffload, prepare_offload};
 use crate::netdev::{self, ifreq_for};
 use crate::{IoError, RxBatch, RxQueue, RxStats, TxError, TxQueue, TxStats, VlanTag};
 
@@ -407,25 +407,7 @@ impl TxQueue for TapTx {
                 }));
             return self.push_vnet(head, tag, body, req);
         }
-        match opts.offload {
-            Some(v) if v.is_gso() => {
-                let mut seg = std::mem::take(&mut self.segmenter);
-                let r = seg.segment(head, tag, body, v, |s| {
-                    self.push_plain(&s[..12], None, &s[12..], false)?;
-                    self.stats.gso_segments += 1;
-                    Ok(())
-                });
-                self.segmenter = seg;
-                if let Err(TxError::BadOffload(_)) = r {
-                    self.stats.bad_offload += 1;
-                }
-                r.map(|_| ())
-            }
-            v => {
-                let complete = opts.complete_checksum || v.is_some_and(VnetHdr::needs_csum);
-                self.push_plain(head, tag, body, complete)
-            }
-        }
+        self.push_offloaded(head, tag, body, opts)
     }
 
     fn tx_stats(&self) -> TxStats {
@@ -476,37 +458,6 @@ impl TxQueue for TapTx {
 }
 
 impl TapTx {
-    fn push_plain(
-        &mut self,
-        head: &[u8],
-        tag: Option<VlanTag>,
-        body: &[u8],
-        complete_checksum: bool,
-    ) -> Result<(), TxError> {
-        let len = frame_len(head, tag, body);
-        if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
-            self.stats.too_big += 1;
-            return Err(TxError::TooBig);
-        }
-        if self.frames.len() >= TX_FRAMES || self.buf.len() + len > TX_BYTES {
-            self.stats.ring_full += 1;
-            return Err(TxError::RingFull);
-        }
-        let start = self.buf.len();
-        self.buf.resize(start + len, 0);
-        if write_frame(&mut self.buf[start..], head, tag, body).is_none() {
-            // Cannot happen: the buffer was sized for the frame.
-            self.buf.truncate(start);
-            self.stats.too_big += 1;
-            return Err(TxError::TooBig);
-        }
-        if complete_checksum {
-            complete_l4_checksum(&mut self.buf[start..start + len]);
-        }
-        self.frames.push((start, len));
-        Ok(())
-    }
-
     /// Queues `[virtio-net header][frame]` (a TAP with `IFF_VNET_HDR`): the header
     /// derived from the frame for `req`, all zero without a request.
     fn push_vnet(
@@ -556,6 +507,45 @@ impl TapTx {
             self.stats.gso_whole += 1;
         }
         self.frames.push((start, total));
+        Ok(())
+    }
+}
+
+impl SoftwareOffload for TapTx {
+    fn segmenter(&mut self) -> &mut Segmenter {
+        &mut self.segmenter
+    }
+    fn tx_counters(&mut self) -> &mut TxStats {
+        &mut self.stats
+    }
+    fn push_plain_frame(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError> {
+        let len = frame_len(head, tag, body);
+        if !(ETH_HLEN..=TAP_MAX_FRAME).contains(&len) {
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        if self.frames.len() >= TX_FRAMES || self.buf.len() + len > TX_BYTES {
+            self.stats.ring_full += 1;
+            return Err(TxError::RingFull);
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + len, 0);
+        if write_frame(&mut self.buf[start..], head, tag, body).is_none() {
+            // Cannot happen: the buffer was sized for the frame.
+            self.buf.truncate(start);
+            self.stats.too_big += 1;
+            return Err(TxError::TooBig);
+        }
+        if complete_checksum {
+            complete_l4_checksum(&mut self.buf[start..start + len]);
+        }
+        self.frames.push((start, len));
         Ok(())
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! An apply validates the whole configuration first (syntax, shape, values,
 //! cross-references, the data plane's own check, interfaces on this host); any
-//! error refuses it with every located error and changes nothing. Otherwise the new
-//! switch is built here, the I/O of the ports it adds is opened here, and the
-//! data-plane thread swaps between two batches, moving the state that is still
-//! valid (MAC table, bindings, counters, error-disabled ports, carrier) into it
-//! (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
+//! error refuses it with every located error and changes nothing. Otherwise the
+//! TCP listeners' changes are planned (`running::ListenerPlan`) and
+//! `plan::prepare` builds the new switch and opens the I/O of the ports it adds,
+//! both off the async runtime; the data-plane thread swaps between two batches,
+//! moving the state that is still valid (MAC table, bindings, counters,
+//! error-disabled ports, carrier) into it (`Switch::carry_over_from`). Ports that stay keep their sockets: their traffic
 //! never stops. Applies are serialized by the `running` lock.
 //!
 //! File names in a request are labels for error messages only; the daemon never
@@ -15,7 +16,9 @@
 
 use super::guard::{AuditDetail, Caller};
 use super::{ApiError, ApiState};
-use crate::runtime::{ApplyPlan, Command};
+use crate::plan::{self, Current, PrepareError};
+use crate::running::ListenerPlan;
+use crate::runtime::Command;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -134,9 +137,9 @@ async fn apply_inner(
     };
     let config = portcullis_control::parse_str(&req.profile.text, &req.profile.name, host)
         .map_err(|e| invalid(e.to_string()))?;
-    let mut compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
+    let compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
     if !running.in_memory {
-        crate::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
+        crate::ports::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
     }
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
@@ -144,10 +147,20 @@ async fn apply_inner(
     // The TCP listeners this apply opens or moves, bound before anything changes:
     // an address that cannot be bound (or TLS files that cannot be read) refuses it.
     let listener_plan = match (&running.listeners, req.dry_run) {
-        (Some(_), false) => Some(plan_listeners(
-            &running.config.host.management,
-            &config.host.management,
-        )?),
+        (Some(_), false) => {
+            let old = running.config.host.management.clone();
+            let new = config.host.management.clone();
+            let planned =
+                tokio::task::spawn_blocking(move || ListenerPlan::new(Some(&old), &new)).await;
+            let planned = planned.map_err(|_| ApiError::unavailable())?;
+            Some(planned.map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "listener_failed",
+                    e.to_string(),
+                )
+            })?)
+        }
         _ => None,
     };
     // Nothing changed, but a configured static binding missing from the switch (or
@@ -177,14 +190,14 @@ async fn apply_inner(
     // Management alone (roles, tokens, syslog, the socket) needs no new switch.
     let switch_changed = missing > 0 || changes.iter().any(|c| !c.key.starts_with("management."));
     let report = if switch_changed {
-        let report = swap_switch(&st, &running, &mut compiled).await?;
+        let (compiled, report) = swap_switch(&st, &running, compiled).await?;
         running.compiled = compiled;
         Some(report)
     } else {
         None
     };
     if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
-        move_listeners(listeners, plan, &mut notes).await;
+        listeners.change(plan, &mut notes).await;
     }
     // Roles and tokens are read per request: the next request on every connection,
     // open ones included, is judged by the new configuration.
@@ -194,20 +207,20 @@ async fn apply_inner(
     if let Some(socket) = &running.socket {
         let (old_m, new_m) = (&running.config.host.management, &config.host.management);
         if (old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group)
-            && let Err(e) = crate::socket_access(socket, new_m)
+            && let Err(e) = crate::running::socket_access(socket, new_m)
         {
             notes.push(format!("the control socket's mode or group: {e}"));
         }
     }
     if running.config.host.management.audit_syslog != config.host.management.audit_syslog {
-        let forward = crate::syslog_forwarder(&config.host.management);
+        let forward = crate::running::syslog_forwarder(&config.host.management);
         if let Ok(mut log) = st.audit.lock() {
             log.set_forward(forward);
         }
     }
     running.config = config;
     tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
-    crate::record_event(
+    super::record_event(
         &st.events,
         super::EventRecord {
             seq: 0,
@@ -238,212 +251,48 @@ async fn apply_inner(
     Ok((resp, true))
 }
 
-/// Builds the new switch of `compiled`, opens the I/O of the ports it adds and has
-/// the data-plane thread swap it in between two batches; what the swap carried over.
+/// Prepares `compiled` against the running ports (off the async runtime: it opens
+/// sockets, loads BPF and creates TAPs) and has the data-plane thread swap it in
+/// between two batches; the configuration as prepared (sticky MACs restored) and
+/// what the swap carried over. A failure undoes what the plan created.
 async fn swap_switch(
     st: &ApiState,
-    running: &crate::Running,
-    compiled: &mut portcullis_control::CompiledConfig,
-) -> Result<CarryOver, ApiError> {
-    crate::restore_sticky(&running.store, compiled).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "state_store",
-            e.to_string(),
-        )
-    })?;
+    running: &crate::running::Running,
+    compiled: portcullis_control::CompiledConfig,
+) -> Result<(portcullis_control::CompiledConfig, CarryOver), ApiError> {
     let now = portcullis_dataplane::Instant(running.epoch.elapsed().as_nanos() as u64);
-    let mut switch = portcullis_dataplane::Switch::new(&compiled.spec, now)
-        .map_err(|e| invalid(e.to_string()))?;
-    // The ports this apply adds (or moves to another interface) get their I/O now;
-    // the others keep theirs.
-    let old = &running.compiled;
-    let mut new_io = Vec::new();
-    let mut created = crate::CreatedTaps::default();
-    for (i, (spec, ifname)) in compiled
-        .spec
-        .ports
-        .iter()
-        .zip(&compiled.interfaces)
-        .enumerate()
-    {
-        let kept = old
-            .spec
-            .ports
-            .iter()
-            .zip(&old.interfaces)
-            .any(|(p, ifn)| p.name == spec.name && ifn == ifname);
-        if !kept && running.in_memory {
-            let (rx, tx, _) = portcullis_io::memory_port();
-            let io = crate::runtime::PortIo {
-                rx: Box::new(rx),
-                tx: Box::new(tx),
-            };
-            new_io.push((i, io));
-        } else if !kept {
-            let backend = compiled.backends[i];
-            let io = crate::open_port(spec, ifname, compiled.create_tap[i], backend, &mut created)
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "port_open_failed",
-                        e.to_string(),
-                    )
-                })?;
-            new_io.push((i, io));
-        }
-    }
-    crate::initial_carrier(&mut switch, compiled);
-    let _ = switch.drain_events().count();
-    let plan = ApplyPlan {
-        switch,
-        interfaces: compiled.interfaces.clone(),
-        groups: crate::group_names(compiled),
-        circuit_ids: crate::circuit_ids(compiled),
-        new_io,
-        links: crate::af_packet_links(compiled),
-        link_monitor: crate::uplink_monitor(compiled),
-        reply: oneshot::channel().0,
-    };
-    let (tx, rx) = oneshot::channel::<CarryOver>();
-    let plan = ApplyPlan { reply: tx, ..plan };
+    let current = Current::running(
+        &running.compiled,
+        running.in_memory,
+        running.store.clone(),
+        now,
+    );
+    let plan = tokio::task::spawn_blocking(move || plan::prepare(compiled, &current))
+        .await
+        .map_err(|_| ApiError::unavailable())?
+        .map_err(|e| match e {
+            PrepareError::Store(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "state_store",
+                e.to_string(),
+            ),
+            PrepareError::Spec(e) => invalid(e.to_string()),
+            PrepareError::Port(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "port_open_failed",
+                e.to_string(),
+            ),
+        })?;
+    let (plan, answer, compiled, mut undo) = plan.into_apply();
     let mut names = st.port_names.write().await;
     st.commands
         .send(Command::Apply(Box::new(plan)))
         .map_err(|_| ApiError::unavailable())?;
-    let report = rx.await.map_err(|_| ApiError::unavailable())?;
-    created.keep();
+    let report = answer.await.map_err(|_| ApiError::unavailable())?;
+    undo.keep();
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
-    Ok(report)
-}
-
-/// What an apply does to one TCP listener.
-enum Move<T> {
-    Keep,
-    Stop,
-    /// Serve on `addr`: on `listener`, bound already, or — when the address is the
-    /// running listener's — bound once that one is closed.
-    Start {
-        addr: std::net::SocketAddr,
-        listener: Option<tokio::net::TcpListener>,
-        with: T,
-    },
-}
-
-struct ListenerPlan {
-    tls: Move<Arc<rustls::ServerConfig>>,
-    metrics: Move<()>,
-}
-
-fn listener_error(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "listener_failed", message)
-}
-
-/// The listener changes from `old` to `new`: TLS files read and new addresses
-/// bound now, so that a failure refuses the apply before anything changes.
-fn plan_listeners(
-    old: &portcullis_control::config::Management,
-    new: &portcullis_control::config::Management,
-) -> Result<ListenerPlan, ApiError> {
-    let bind = |addr: std::net::SocketAddr, running: Option<std::net::SocketAddr>, what: &str| {
-        if running == Some(addr) {
-            return Ok(None);
-        }
-        crate::bind_tcp(addr)
-            .map(Some)
-            .map_err(|e| listener_error(format!("cannot listen on {addr} for {what}: {e}")))
-    };
-    let tls = if old.tcp_listen == new.tcp_listen && old.tls == new.tls {
-        Move::Keep
-    } else {
-        match (new.tcp_listen, &new.tls) {
-            (Some(addr), Some(files)) => {
-                let with =
-                    crate::tls::server_config(&files.cert, &files.key).map_err(listener_error)?;
-                let listener = bind(addr, old.tcp_listen, "the API over TLS")?;
-                Move::Start {
-                    addr,
-                    listener,
-                    with,
-                }
-            }
-            _ => Move::Stop,
-        }
-    };
-    let metrics = match new.metrics_listen {
-        m if m == old.metrics_listen => Move::Keep,
-        None => Move::Stop,
-        Some(addr) => Move::Start {
-            addr,
-            listener: bind(addr, old.metrics_listen, "the metrics")?,
-            with: (),
-        },
-    };
-    Ok(ListenerPlan { tls, metrics })
-}
-
-/// Stops, moves and starts the TCP listeners as planned. A listener that keeps its
-/// address but changes otherwise (new TLS files) is rebound once the old one has
-/// closed; if that fails the listener stays off, and the answer's notes say so.
-async fn move_listeners(
-    listeners: &mut crate::TcpListeners,
-    plan: ListenerPlan,
-    notes: &mut Vec<String>,
-) {
-    match plan.tls {
-        Move::Keep => {}
-        Move::Stop => listeners.stop_tls(),
-        Move::Start {
-            addr,
-            listener,
-            with,
-        } => {
-            listeners.stop_tls();
-            match rebound(addr, listener).await {
-                Ok(l) => listeners.serve_tls(l, with),
-                Err(e) => notes.push(format!(
-                    "the API over TLS is off: cannot listen on {addr}: {e}"
-                )),
-            }
-        }
-    }
-    match plan.metrics {
-        Move::Keep => {}
-        Move::Stop => listeners.stop_metrics(),
-        Move::Start { addr, listener, .. } => {
-            listeners.stop_metrics();
-            match rebound(addr, listener).await {
-                Ok(l) => listeners.serve_metrics(l),
-                Err(e) => notes.push(format!(
-                    "the metrics endpoint is off: cannot listen on {addr}: {e}"
-                )),
-            }
-        }
-    }
-}
-
-/// `listener`, or a new one on `addr` once the listener that held it has closed
-/// (its task closes it as soon as it runs: within a second).
-async fn rebound(
-    addr: std::net::SocketAddr,
-    listener: Option<tokio::net::TcpListener>,
-) -> std::io::Result<tokio::net::TcpListener> {
-    if let Some(l) = listener {
-        return Ok(l);
-    }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-    loop {
-        match crate::bind_tcp(addr) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AddrInUse
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            r => return r,
-        }
-    }
+    Ok((compiled, report))
 }
 
 /// How many of the configuration's static bindings the running switch does not hold

@@ -24,18 +24,15 @@ pub use guard::UNAUTHENTICATED;
 pub use handlers::*;
 
 use crate::runtime::Command;
-use axum::extract::connect_info;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::serve::IncomingStream;
 use axum::{Json, Router};
 pub use portcullis_api::{ErrorBody, ErrorDetail, EventRecord};
 use portcullis_control::audit::AuditLog;
 use portcullis_control::rbac::{Authorizer, Permission};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock, mpsc};
-use tokio::net::UnixListener;
 
 /// Events kept for `GET /v1/events`.
 pub const EVENT_HISTORY: usize = 1024;
@@ -204,7 +201,7 @@ pub struct ApiState {
     /// The audit log (appends run on the blocking pool).
     pub audit: Arc<Mutex<AuditLog>>,
     /// The running configuration; locked for the whole of an apply (one at a time).
-    pub running: Arc<tokio::sync::Mutex<crate::Running>>,
+    pub running: Arc<tokio::sync::Mutex<crate::running::Running>>,
     /// Applies done and refused (for the metrics).
     pub applies: Arc<ApplyCounters>,
     /// How many refusals reach the audit log (per peer and in all).
@@ -218,27 +215,7 @@ pub struct ApplyCounters {
     pub failed: std::sync::atomic::AtomicU64,
 }
 
-/// The caller's transport: a Unix-socket peer (SO_PEERCRED) or a TCP peer (TLS).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Peer {
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub pid: Option<i32>,
-    /// Set for callers over TCP+TLS (who then authenticate with a bearer token).
-    pub tcp: Option<std::net::SocketAddr>,
-}
-
-impl connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        let cred = stream.io().peer_cred().ok();
-        Peer {
-            uid: cred.map(|c| c.uid()),
-            gid: cred.map(|c| c.gid()),
-            pid: cred.and_then(|c| c.pid()),
-            tcp: None,
-        }
-    }
-}
+pub use crate::conns::Peer;
 
 /// An API error: HTTP status, a stable code, a message.
 #[derive(Debug)]
@@ -318,6 +295,20 @@ pub fn router(state: ApiState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Appends an event to the bounded history, numbering it (the oldest goes when full).
+pub(crate) fn record_event(
+    history: &std::sync::Mutex<std::collections::VecDeque<EventRecord>>,
+    mut rec: EventRecord,
+) {
+    if let Ok(mut q) = history.lock() {
+        if q.len() == EVENT_HISTORY {
+            q.pop_front();
+        }
+        rec.seq = q.back().map_or(0, |e| e.seq) + 1;
+        q.push_back(rec);
+    }
 }
 
 #[cfg(test)]

@@ -327,10 +327,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
     let mut handles = Vec::new();
     for _ in &spec.ports {
         let (rx, tx, h) = memory_port();
-        ports.push(PortIo {
-            rx: Box::new(rx),
-            tx: Box::new(tx),
-        });
+        ports.push(PortIo::new(Box::new(rx), Box::new(tx)));
         handles.push(h);
     }
     let names: Vec<String> = spec.ports.iter().map(|p| p.name.clone()).collect();

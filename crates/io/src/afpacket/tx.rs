@@ -24,7 +24,9 @@ use super::{RingGeometry, Shared, TX_DATA_OFFSET, tcp_segmentation_offload};
 use crate::frame::{
     ETH_HLEN, VLAN_HLEN, complete_l4_checksum, frame_len, outer_is_tagged, write_frame,
 };
-use crate::gso::{MAX_GSO_FRAME, MAX_HEADERS, Segmenter, frame_prefix, prepare_offload};
+use crate::gso::{
+    MAX_GSO_FRAME, MAX_HEADERS, Segmenter, SoftwareOffload, frame_prefix, prepare_offload,
+};
 use crate::{IoError, TxError, TxOptions, TxQueue, TxStats, VlanTag, VnetHdr};
 
 const SLOT_LEN: usize = offset_of!(libc::tpacket2_hdr, tp_len);
@@ -344,27 +346,9 @@ impl TxQueue for AfPacketTx {
                     }
                     return self.send_bulk(head, tag, body, v);
                 }
-                let mut seg = std::mem::take(&mut self.segmenter);
-                let r = seg.segment(head, tag, body, v, |s| {
-                    let (h, b) = s.split_at(12);
-                    match self.push_slot(h, None, b, max, None) {
-                        // One super-frame makes up to ~45 segments: rather than drop
-                        // the rest, hand the ring to the kernel and go on.
-                        Err(TxError::RingFull) if self.pending != 0 => {
-                            self.stats.ring_full -= 1;
-                            self.flush().map_err(|_| TxError::RingFull)?;
-                            self.push_slot(h, None, b, max, None)?;
-                        }
-                        r => r?,
-                    }
-                    self.stats.gso_segments += 1;
-                    Ok(())
-                });
-                self.segmenter = seg;
-                if let Err(TxError::BadOffload(_)) = r {
-                    self.stats.bad_offload += 1;
-                }
-                r.map(|_| ())
+                // One super-frame makes up to ~45 segments: `push_plain_frame`
+                // hands a full ring to the kernel and goes on rather than drop the rest.
+                self.push_in_segments(head, tag, body, v)
             }
             Some(v) => self.push_or_flush(head, tag, body, max, Some(v)),
             None if opts.complete_checksum => self.push_or_flush(
@@ -446,5 +430,32 @@ impl AfPacketTx {
     /// The socket fd (shared with the RX half).
     pub fn fd(&self) -> RawFd {
         self.shared.raw_fd()
+    }
+}
+
+impl SoftwareOffload for AfPacketTx {
+    fn segmenter(&mut self) -> &mut Segmenter {
+        &mut self.segmenter
+    }
+    fn tx_counters(&mut self) -> &mut TxStats {
+        &mut self.stats
+    }
+    fn push_plain_frame(
+        &mut self,
+        head: &[u8],
+        tag: Option<VlanTag>,
+        body: &[u8],
+        complete_checksum: bool,
+    ) -> Result<(), TxError> {
+        let max = if outer_is_tagged(tag, body) {
+            self.max_tagged
+        } else {
+            self.max_untagged
+        };
+        let csum = complete_checksum.then_some(VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            ..VnetHdr::default()
+        });
+        self.push_or_flush(head, tag, body, max, csum)
     }
 }
