@@ -13,25 +13,23 @@ pub use portcullis_api::views::*;
 
 /// A port's counters as the API shows them (drop reasons by name, non-zero only).
 pub fn counters_view(c: &PortCounters) -> CountersView {
-    {
-        let by_reason = |d: &[u64; DropReason::COUNT]| {
-            DropReason::ALL
-                .iter()
-                .filter(|r| d[**r as usize] != 0)
-                .map(|r| (r.name().to_string(), d[*r as usize]))
-                .collect()
-        };
-        CountersView {
-            rx_frames: c.rx_frames,
-            rx_bytes: c.rx_bytes,
-            tx_frames: c.tx_frames,
-            tx_bytes: c.tx_bytes,
-            rx_dropped: c.rx_dropped(),
-            tx_dropped: c.tx_dropped(),
-            rx_drops: by_reason(&c.rx_drops),
-            tx_drops: by_reason(&c.tx_drops),
-            observed: by_reason(&c.observed),
-        }
+    let by_reason = |d: &[u64; DropReason::COUNT]| {
+        DropReason::ALL
+            .iter()
+            .filter(|r| d[**r as usize] != 0)
+            .map(|r| (r.name().to_string(), d[*r as usize]))
+            .collect()
+    };
+    CountersView {
+        rx_frames: c.rx_frames,
+        rx_bytes: c.rx_bytes,
+        tx_frames: c.tx_frames,
+        tx_bytes: c.tx_bytes,
+        rx_dropped: c.rx_dropped(),
+        tx_dropped: c.tx_dropped(),
+        rx_drops: by_reason(&c.rx_drops),
+        tx_drops: by_reason(&c.tx_drops),
+        observed: by_reason(&c.observed),
     }
 }
 
