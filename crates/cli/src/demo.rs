@@ -8,7 +8,7 @@
 
 use crate::show;
 use anyhow::{Context, bail};
-use portcullis_daemon::client::call_blocking;
+use portcullis_api::call_blocking;
 use portcullis_daemon::{DaemonOptions, RunningDaemon};
 use portcullis_lab::{Guest, Lab};
 use std::process::Stdio;
@@ -127,7 +127,7 @@ impl Demo {
     fn port_state(&self, port: &str) -> anyhow::Result<String> {
         let v = call_blocking(
             &self.socket,
-            hyper::Method::GET,
+            portcullis_api::Method::GET,
             &format!("/v1/ports/{port}"),
             None,
         )?;
@@ -135,14 +135,14 @@ impl Demo {
     }
 
     fn mac_entries(&self) -> anyhow::Result<usize> {
-        let v = call_blocking(&self.socket, hyper::Method::GET, "/v1/mac", None)?;
+        let v = call_blocking(&self.socket, portcullis_api::Method::GET, "/v1/mac", None)?;
         Ok(v["entries"].as_array().map_or(0, Vec::len))
     }
 
     fn port_drops(&self, port: &str, reason: &str) -> anyhow::Result<u64> {
         let v = call_blocking(
             &self.socket,
-            hyper::Method::GET,
+            portcullis_api::Method::GET,
             &format!("/v1/ports/{port}"),
             None,
         )?;
@@ -293,13 +293,13 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
 
     if result.is_ok() {
         println!("\nThe switch's own view (portcullis show ports / counters):\n");
-        let ports = call_blocking(&socket, hyper::Method::GET, "/v1/ports", None)?;
+        let ports = call_blocking(&socket, portcullis_api::Method::GET, "/v1/ports", None)?;
         print!(
             "{}",
             show::ports_table(&serde_json::from_value::<Vec<_>>(ports)?)
         );
         println!();
-        let counters = call_blocking(&socket, hyper::Method::GET, "/v1/counters", None)?;
+        let counters = call_blocking(&socket, portcullis_api::Method::GET, "/v1/counters", None)?;
         print!(
             "{}",
             show::counters_table(&serde_json::from_value(counters)?)
@@ -455,7 +455,7 @@ fn scenario(
     mallory.set_mac("52:54:00:66:66:66")?;
     call_blocking(
         &d.socket,
-        hyper::Method::PUT,
+        portcullis_api::Method::PUT,
         "/v1/ports/mallory/effective-mac",
         Some(serde_json::json!({"mac": "52:54:00:66:66:66"})),
     )?;

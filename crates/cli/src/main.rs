@@ -1,16 +1,16 @@
 //! `portcullis`: the daemon, the API client commands and the demo.
 
-mod audit;
+mod audit_file;
 mod capture;
+mod check;
+mod client;
 mod demo;
-mod hosts;
 mod labtools;
-mod manage;
 mod replay;
-mod show;
 mod token;
-mod top;
 mod trace;
+
+use client::{audit, hosts, manage, show, top};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use portcullis_daemon::{DEFAULT_SOCKET, DEFAULT_STATE_DIR, DaemonOptions};
@@ -65,26 +65,26 @@ enum Cmd {
         #[arg(long, global = true)]
         json: bool,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Port operations.
     Port {
         #[command(subcommand)]
         op: manage::PortCmd,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Add or remove bindings (DHCP snooping's table) at runtime.
     Binding {
         #[command(subcommand)]
         op: BindingOp,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Zero every port's counters.
     ClearCounters {
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Validate a configuration, show its diff against the running one and apply it
     /// without interrupting traffic (state that is still valid is kept).
@@ -98,30 +98,30 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Golden profiles: export the running one.
     Profile {
         #[command(subcommand)]
         op: manage::ProfileOp,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Compliance: compare the running configuration with a golden profile or a
     /// hardening template. Exit 0 compliant, 1 drift, 2 error.
     Check {
         #[command(flatten)]
-        against: manage::CheckAgainst,
+        against: check::CheckAgainst,
         /// The report as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// The caller's identity and role, as the daemon sees them.
     Whoami {
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Bearer tokens for the TCP+TLS API.
     Token {
@@ -134,7 +134,7 @@ enum Cmd {
         #[command(flatten)]
         args: hosts::HostsArgs,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Run a pcap file through a configuration offline: the verdict of every frame.
     Replay(replay::ReplayArgs),
@@ -144,29 +144,29 @@ enum Cmd {
         #[command(flatten)]
         args: trace::TraceArgs,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Capture the frames the running switch drops on a port's ingress to a pcap
     /// file (and their reasons to FILE.reasons).
     Capture {
         #[command(flatten)]
-        args: capture::CaptureArgs,
+        args: client::capture::CaptureArgs,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Live per-port rates, like esxtop's network screen.
     Top {
         #[command(flatten)]
         args: top::TopArgs,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// The audit log: verify its hash chain, show records (through the daemon, or a file with --file).
     Audit {
         #[command(subcommand)]
         op: audit::AuditOp,
         #[command(flatten)]
-        api: manage::ApiOpts,
+        api: client::ApiOpts,
     },
     /// Build a lab of network namespaces, run the switch on it, show what it blocks
     /// and why, and remove everything again. Needs root, the kernel and iproute2.
@@ -272,7 +272,7 @@ fn main() -> ExitCode {
             if replace {
                 body["replace"] = true.into();
             }
-            api.call(hyper::Method::POST, "/v1/bindings", Some(body))
+            api.call(portcullis_api::Method::POST, "/v1/bindings", Some(body))
                 .map(|_| println!("binding {ip} ({mac}) on {port}, VLAN {vlan}: added"))
         }
         Cmd::Binding {
@@ -280,13 +280,13 @@ fn main() -> ExitCode {
             api,
         } => api
             .call(
-                hyper::Method::DELETE,
+                portcullis_api::Method::DELETE,
                 &format!("/v1/bindings/{vlan}/{ip}"),
                 None,
             )
             .map(|_| println!("binding {ip} in VLAN {vlan}: removed")),
         Cmd::ClearCounters { api } => api
-            .call(hyper::Method::POST, "/v1/counters/clear", None)
+            .call(portcullis_api::Method::POST, "/v1/counters/clear", None)
             .map(|_| println!("counters cleared")),
         Cmd::Apply {
             file,
@@ -295,15 +295,17 @@ fn main() -> ExitCode {
             api,
         } => manage::apply(&file, host.as_deref(), dry_run, &api),
         Cmd::Profile { op, api } => manage::profile(op, &api),
-        Cmd::Check { against, json, api } => return manage::check(&against, json, &api),
-        Cmd::Whoami { api } => api.call(hyper::Method::GET, "/v1/whoami", None).map(|v| {
-            println!(
-                "{} ({}) via {}",
-                v["user"].as_str().unwrap_or("?"),
-                v["role"].as_str().unwrap_or("no role"),
-                v["source"].as_str().unwrap_or("?")
-            )
-        }),
+        Cmd::Check { against, json, api } => return check::check(&against, json, &api),
+        Cmd::Whoami { api } => api
+            .call(portcullis_api::Method::GET, "/v1/whoami", None)
+            .map(|v| {
+                println!(
+                    "{} ({}) via {}",
+                    v["user"].as_str().unwrap_or("?"),
+                    v["role"].as_str().unwrap_or("no role"),
+                    v["source"].as_str().unwrap_or("?")
+                )
+            }),
         Cmd::Token { op } => {
             return token::run(op).unwrap_or_else(|e| {
                 eprintln!("error: {e:#}");
@@ -319,7 +321,7 @@ fn main() -> ExitCode {
         }
         Cmd::Trace { args, api } => {
             let r = if args.live {
-                manage::trace_live(&args, &api)
+                trace_live(&args, &api)
             } else {
                 trace::run(&args)
             };
@@ -335,7 +337,10 @@ fn main() -> ExitCode {
             });
         }
         Cmd::Capture { args, api } => capture::run(&args, &api),
-        Cmd::Audit { op, api } => audit::run(op, &api),
+        Cmd::Audit { op, api } => match op.file() {
+            Some(_) => audit_file::run(op),
+            None => audit::run(op, &api),
+        },
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
     };
@@ -346,4 +351,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `portcullis trace --live`: the frame built from `--hex` or `--frame` (the
+/// language of `trace.rs`), then traced by the daemon (`client::trace_live`).
+fn trace_live(args: &trace::TraceArgs, api: &client::ApiOpts) -> anyhow::Result<ExitCode> {
+    let frame = match (&args.hex, &args.frame) {
+        (Some(h), _) => trace::parse_hex(h).map_err(|e| anyhow::anyhow!("--hex: {e}")),
+        (_, Some(d)) => trace::build_frame(d).map_err(|e| anyhow::anyhow!("--frame: {e}")),
+        _ => Err(anyhow::anyhow!(
+            "--live traces a frame given with --hex or --frame"
+        )),
+    };
+    let frame = match frame {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    client::trace_live::run(
+        &args.port,
+        &frame,
+        &replay::describe_frame(&frame),
+        args.json,
+        api,
+    )
 }

@@ -46,30 +46,6 @@ ip_source_guard = "ip-mac"
 /// A udhcpc script that configures the leased address (busybox sets $ip, $mask).
 const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in\n  bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/${mask:-16}\" dev \"$interface\" ;;\n  deconfig) ip addr flush dev \"$interface\" ;;\nesac\nexit 0\n";
 
-/// Starts dnsmasq (foreground, tracked by PID) in `g` handing out `range`.
-fn dnsmasq(lab: &mut Lab, g: &Guest, addr: &str, range: &str) {
-    g.set_addr(addr).unwrap();
-    let dir = lab.scratch_dir().unwrap();
-    let leases = dir.join(format!("{}.leases", g.name));
-    let mut cmd = g.command("dnsmasq");
-    cmd.args([
-        "--no-daemon",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--user=root",
-        "--interface=eth0",
-        "--bind-interfaces",
-        "--no-ping",
-    ])
-    .arg(format!("--dhcp-range={range},255.255.0.0,1h"))
-    .arg(format!("--dhcp-leasefile={}", leases.display()))
-    .arg("--dhcp-authoritative")
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    lab.spawn(cmd).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 /// Runs udhcpc once in `g`; returns the address it got, if any.
 fn udhcpc(lab: &mut Lab, g: &Guest) -> Option<String> {
     let dir = lab.scratch_dir().unwrap();

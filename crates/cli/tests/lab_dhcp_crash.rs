@@ -13,7 +13,7 @@
 mod common;
 
 use common::*;
-use portcullis_lab::{Capture, Guest, Lab};
+use portcullis_lab::{Capture, Lab};
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -183,33 +183,6 @@ fn seed() -> u64 {
         })
 }
 
-/// Starts dnsmasq (foreground, tracked by PID) in `g`: 198.18.10.10–198.18.11.250,
-/// 1 h leases, no ping before offering, authoritative.
-fn dnsmasq(lab: &mut Lab, g: &Guest) {
-    g.set_addr(&format!("{SERVER_IP}/16")).unwrap();
-    let dir = lab.scratch_dir().unwrap();
-    let mut cmd = g.command("dnsmasq");
-    cmd.args([
-        "--no-daemon",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--user=root",
-        "--interface=eth0",
-        "--bind-interfaces",
-        "--no-ping",
-        "--dhcp-authoritative",
-        "--dhcp-range=198.18.10.10,198.18.11.250,255.255.0.0,1h",
-    ])
-    .arg(format!(
-        "--dhcp-leasefile={}",
-        dir.join("dnsmasq.leases").display()
-    ))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    lab.spawn(cmd).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 /// The leases the clients hold: complete `mac ip` lines of the results file.
 fn acked(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -337,7 +310,12 @@ fn no_binding_is_lost_when_the_daemon_is_killed_while_200_clients_acquire_leases
         port(CLIENT_PORT, &clients, "many")
     );
     let mut sw = start_daemon(&mut lab, "sw", &cfg);
-    dnsmasq(&mut lab, &server);
+    dnsmasq(
+        &mut lab,
+        &server,
+        &format!("{SERVER_IP}/16"),
+        "198.18.10.10,198.18.11.250",
+    );
 
     let dir = lab.scratch_dir().unwrap();
     let results = dir.join("acked.txt");

@@ -15,7 +15,6 @@
 //! Limitation: removing records from the *end* of the log leaves a valid, shorter
 //! chain; only an external copy of the last hash (or the record count) detects that.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -23,34 +22,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// One audited call: the log's line format, which the API shows as stored.
+pub use portcullis_api::AuditRecord;
+
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// One audited call.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AuditRecord {
-    /// 1 for the first record, then +1 per record.
-    pub seq: u64,
-    /// RFC 3339, UTC, milliseconds (`2026-11-26T21:51:50.123Z`).
-    pub time: String,
-    /// The caller (`uid:0`).
-    pub user: String,
-    /// The caller's role (`admin`, or `none` for a caller without one).
-    pub role: String,
-    /// Where the call came from (`unix:pid=123,uid=0`).
-    pub source: String,
-    /// What was asked (`binding.add`, `port.recover`, …).
-    pub action: String,
-    /// The call's arguments.
-    pub args: serde_json::Value,
-    /// `ok`, `refused: …` or `error: …`.
-    pub result: String,
-    /// `hash` of the previous record.
-    pub prev: String,
-    /// SHA-256 of this record's line with `hash` empty.
-    pub hash: String,
-}
 
 /// Why the audit log cannot be opened or written.
 #[derive(Debug, thiserror::Error)]

@@ -30,8 +30,11 @@ use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
     SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy, Violation,
 };
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// One difference between two flat views (an API type: `before` is `None` for an
+/// added key, `after` for a removed one).
+pub use portcullis_api::Change;
 use std::fmt::Write as _;
 
 /// Dotted key → canonical value text, every effective setting included (defaults
@@ -190,15 +193,6 @@ pub fn flatten_management(m: &Management) -> Flat {
         put(&mut f, &format!("{prefix}.hash"), format!("sha256:{hex}"));
     }
     f
-}
-
-/// One difference between two flat views: `before` is `None` for an added key,
-/// `after` is `None` for a removed one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub key: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
 }
 
 /// The keys added, removed or changed from `before` to `after`, sorted by key.
@@ -640,30 +634,11 @@ fn list(items: &[impl AsRef<str>]) -> String {
 /// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
 /// one range (`[10, 20, 100-103]`).
 fn vlan_list(ranges: &[VlanRange]) -> String {
-    let mut vids: Vec<u16> = ranges
-        .iter()
-        .flat_map(VlanRange::vids)
-        .map(|v| v.get())
-        .collect();
+    let mut vids: Vec<portcullis_dataplane::Vid> =
+        ranges.iter().flat_map(VlanRange::vids).collect();
     vids.sort_unstable();
     vids.dedup();
-    let mut runs: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < vids.len() {
-        let first = vids[i];
-        let mut last = first;
-        while i + 1 < vids.len() && vids[i + 1] == last + 1 {
-            i += 1;
-            last = vids[i];
-        }
-        runs.push(if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        });
-        i += 1;
-    }
-    list(&runs)
+    format!("[{}]", portcullis_dataplane::vid_list(vids, ", "))
 }
 
 fn acl_name(r: Option<&AclRef>) -> &str {

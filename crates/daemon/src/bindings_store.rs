@@ -587,6 +587,34 @@ fn run(
     }
 }
 
+/// redb on this host: the [`BindingLog`](crate::binding_log::BindingLog) of a
+/// daemon without a cluster.
+impl crate::binding_log::BindingLog for BindingStore {
+    fn load_live(&self, now_unix: u64) -> Result<Vec<BindingRecord>, BindingStoreError> {
+        BindingStore::load_live(self, now_unix)
+    }
+
+    fn apply(&self, ops: &[BindingOp]) -> Result<(), BindingStoreError> {
+        BindingStore::apply(self, ops)
+    }
+
+    fn start_commits(
+        self: Box<Self>,
+    ) -> (
+        Box<dyn crate::binding_log::BindingCommits>,
+        Receiver<CommitResult>,
+    ) {
+        let (committer, results) = Committer::start(*self);
+        (Box::new(committer), results)
+    }
+}
+
+impl crate::binding_log::BindingCommits for Committer {
+    fn submit(&self, ticket: u64, op: BindingOp) -> Result<(), SubmitError> {
+        Committer::submit(self, ticket, op)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

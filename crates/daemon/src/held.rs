@@ -1,13 +1,13 @@
 //! Held DHCPACKs (DESIGN.md §3, durability rule): an ACK that creates or renews a
-//! binding is copied aside, its binding goes to the binding store's group
-//! committer, and the ACK is sent only once the commit is reported — or dropped
+//! binding is copied aside, its binding goes to the binding log's group
+//! commit (`crate::binding_log`), and the ACK is sent only once the commit is reported — or dropped
 //! if it failed (fail closed). Bindings added through the API take the same path.
 //!
 //! Invariants: at most [`MAX_HELD`] ACKs wait at once (more are dropped and
 //! counted, the client retries); nothing here blocks the data-plane thread: submits
 //! never wait and results are polled between batches.
 
-use crate::bindings_store::{BindingOp, BindingRecord, CommitResult, Committer};
+use crate::binding_log::{BindingCommits, BindingOp, BindingRecord, CommitResult};
 use portcullis_dataplane::bindings::{Binding, BindingHolder, BindingSource, BindingUpdate};
 use portcullis_dataplane::{ControlError, Forward, Instant, MacAddr, PortId, Switch, Vid};
 use std::collections::HashMap;
@@ -65,20 +65,13 @@ pub enum Committed {
     Api(ApiReply, ApiBinding, bool),
 }
 
-/// Counters of the hold path.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct HeldStats {
-    pub held: u64,
-    pub released: u64,
-    pub failed: u64,
-    pub queue_full: u64,
-    pub waiting: u64,
-}
+/// Counters of the hold path (an API view type).
+pub use portcullis_api::HeldStats;
 
 /// The hold path of the data-plane thread.
 #[derive(Debug)]
 pub struct Held {
-    committer: Option<Committer>,
+    committer: Option<Box<dyn BindingCommits>>,
     results: Option<Receiver<CommitResult>>,
     frames: HashMap<u64, HeldFrame>,
     api: HashMap<u64, (ApiReply, ApiBinding)>,
@@ -97,7 +90,7 @@ pub fn unix_now() -> u64 {
 impl Held {
     /// `committer` None: no binding store — every held ACK is dropped (fail closed).
     pub fn new(
-        committer: Option<(Committer, Receiver<CommitResult>)>,
+        committer: Option<(Box<dyn BindingCommits>, Receiver<CommitResult>)>,
         port_names: Vec<String>,
     ) -> Held {
         let (committer, results) = committer.map_or((None, None), |(c, r)| (Some(c), Some(r)));

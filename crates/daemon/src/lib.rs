@@ -13,8 +13,10 @@
 //! the API and removes the socket.
 
 pub mod api;
+pub mod binding_log;
 pub mod bindings_store;
-pub mod client;
+/// The API client (moved to `portcullis-api`; kept here for the daemon's users).
+pub use portcullis_api::client;
 pub mod conns;
 pub mod held;
 pub mod metrics;
@@ -28,6 +30,7 @@ pub mod tls;
 pub mod unix_users;
 
 use api::{ApiState, EVENT_HISTORY, EventRecord, record_event};
+use binding_log::BindingLog;
 use portcullis_control::ConfigErrors;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::rbac::Authorizer;
@@ -42,7 +45,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::SystemTime;
 
 /// Default control socket.
-pub const DEFAULT_SOCKET: &str = "/run/portcullis/portcullis.sock";
+pub use portcullis_api::DEFAULT_SOCKET;
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/portcullis";
 
@@ -300,8 +303,10 @@ fn launch(
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
     let epoch = std::time::Instant::now();
-    let bstore = bindings_store::BindingStore::open(state_dir)
-        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let bstore: Box<dyn BindingLog> = Box::new(
+        bindings_store::BindingStore::open(state_dir)
+            .map_err(|e| DaemonError::Bindings(e.to_string()))?,
+    );
     let loaded = bstore
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
@@ -315,7 +320,7 @@ fn launch(
             .map_err(|e| DaemonError::Bindings(e.to_string()))?;
     }
     secure_state_files(state_dir)?;
-    let (committer, commit_results) = bindings_store::Committer::start(bstore);
+    let (committer, commit_results) = bstore.start_commits();
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();

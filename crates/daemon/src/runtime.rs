@@ -15,7 +15,7 @@
 
 use crate::held::{ApiBinding, BindingRefusal, Committed};
 pub use crate::ports::{LinkState, PortIo, PortLinks};
-use crate::snapshot::{IoStats, Snapshot};
+use portcullis_api::{IoStats, Snapshot};
 use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::egress::{self, Output, TxCopy};
 use portcullis_dataplane::events::BindingRemoval;
@@ -54,7 +54,7 @@ pub enum Command {
         reply: crate::held::ApiReply,
     },
     /// The bindings (built on request only: there may be a million).
-    Bindings(oneshot::Sender<crate::snapshot::BindingsView>),
+    Bindings(oneshot::Sender<portcullis_api::BindingsView>),
     /// One frame through the pipeline of a copy of the switch (the live state is not
     /// changed): the trace, as `portcullis trace --json` prints it.
     Trace {
@@ -65,7 +65,7 @@ pub enum Command {
     /// The hosts behind each VLAN (of one VLAN with `vlan`), built on request.
     Hosts {
         vlan: Option<u16>,
-        reply: oneshot::Sender<crate::snapshot::HostsView>,
+        reply: oneshot::Sender<portcullis_api::HostsView>,
     },
     /// Remove a binding; answers whether there was one, or the static binding the
     /// API may not remove.
@@ -943,8 +943,15 @@ impl DataPlane {
                         self.ports.iter().map(|p| p.interface.clone()).collect();
                     let groups: Vec<String> = self.ports.iter().map(|p| p.group.clone()).collect();
                     let in_use: Vec<_> = self.ports.iter().map(|p| p.io.in_use).collect();
-                    let snap =
-                        Snapshot::build(&self.switch, &interfaces, &in_use, &groups, &stats, now);
+                    let snap = crate::snapshot::build(
+                        &self.switch,
+                        &interfaces,
+                        &in_use,
+                        &groups,
+                        &stats.io,
+                        (stats.events_lost, stats.batches),
+                        now,
+                    );
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {
@@ -954,7 +961,7 @@ impl DataPlane {
                     let _ = reply.send(self.switch.recover(port, now));
                 }
                 Command::Bindings(reply) => {
-                    let _ = reply.send(crate::snapshot::BindingsView::build(
+                    let _ = reply.send(crate::snapshot::bindings_view(
                         &self.switch,
                         now,
                         self.held.stats,
@@ -964,7 +971,7 @@ impl DataPlane {
                     let _ = reply.send(trace_live(&self.switch, now, port, &frame));
                 }
                 Command::Hosts { vlan, reply } => {
-                    let _ = reply.send(crate::snapshot::HostsView::build(&self.switch, now, vlan));
+                    let _ = reply.send(crate::snapshot::hosts_view(&self.switch, now, vlan));
                 }
                 Command::AddBinding { binding, reply } => {
                     // Checked before anything is written: an invalid binding, or one

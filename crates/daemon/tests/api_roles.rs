@@ -785,3 +785,69 @@ fn revoking_a_member_or_a_token_by_apply_takes_effect_at_once() {
     );
     assert_eq!(v["applied"], true);
 }
+
+/// `GET /v1/audit`: admins and auditors read the records (filtered, the last
+/// `limit`) with the chain's verification; operators and callers without a role
+/// are refused, and the refusal is itself a record.
+#[test]
+fn the_audit_log_is_read_through_the_api_by_admins_and_auditors_only() {
+    let h = harness("audit-read", "");
+    let (status, _) = h.call(ROOT, Method::POST, "/v1/counters/clear", None, &[]);
+    assert!(status.is_success(), "{status}");
+    for peer in [OPERATOR, NOBODY] {
+        let (status, v) = h.call(peer, Method::GET, "/v1/audit", None, &[]);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    }
+    for peer in [ROOT, AUDITOR] {
+        let (status, v) = h.call(peer, Method::GET, "/v1/audit", None, &[]);
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let view: portcullis_api::AuditView = serde_json::from_value(v).unwrap();
+        assert_eq!(view.verify_error, None);
+        assert_eq!(view.records, h.audit(), "every record, as stored");
+        assert_eq!(view.total, view.records.len());
+        assert!(
+            view.records
+                .iter()
+                .any(|r| r.action == "counters.clear" && r.result == "ok"),
+            "{:?}",
+            view.records
+        );
+        assert_eq!(
+            view.records
+                .iter()
+                .filter(|r| r.result.starts_with("refused:"))
+                .count(),
+            2,
+            "the two refusals above"
+        );
+    }
+    // Filters: one action, the last record only, a time; a bad time is refused.
+    let (_, v) = h.call(
+        AUDITOR,
+        Method::GET,
+        "/v1/audit?action=counters.clear",
+        None,
+        &[],
+    );
+    let view: portcullis_api::AuditView = serde_json::from_value(v).unwrap();
+    assert!(!view.records.is_empty());
+    assert!(view.records.iter().all(|r| r.action == "counters.clear"));
+    let (_, v) = h.call(AUDITOR, Method::GET, "/v1/audit?limit=1", None, &[]);
+    let view: portcullis_api::AuditView = serde_json::from_value(v).unwrap();
+    assert_eq!(view.records.len(), 1);
+    assert_eq!(Some(&view.records[0]), h.audit().last());
+    let (_, v) = h.call(
+        AUDITOR,
+        Method::GET,
+        "/v1/audit?since=2999-01-01T00:00:00Z",
+        None,
+        &[],
+    );
+    let view: portcullis_api::AuditView = serde_json::from_value(v).unwrap();
+    assert!(view.records.is_empty(), "{:?}", view.records);
+    assert!(view.total > 0);
+    let (status, v) = h.call(AUDITOR, Method::GET, "/v1/audit?since=yesterday", None, &[]);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_time", "{v}");
+}

@@ -37,8 +37,8 @@ port_group = "web"
 mac = "52:54:00:00:00:02"
 "#;
 
-const VM1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
-const VM2: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+const VM1: [u8; 6] = common::guest_mac(1);
+const VM2: [u8; 6] = common::guest_mac(2);
 const FORGED: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0x66];
 
 fn harness(tag: &str) -> ApiHarness {
@@ -92,11 +92,7 @@ impl ApiHarness {
 
 /// A 60-byte frame; `seq` in its payload tells frames apart.
 fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, seq: u8) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.push(seq);
+    let mut f = common::eth(dst, src, None, ethertype, &[seq]);
     f.resize(60, 0xa5);
     f
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{ApiHarness, ROOT};
+use common::{ApiHarness, ROOT, guest_mac as mac};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -84,10 +84,6 @@ impl ApiHarness {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
-
-fn mac(i: u8) -> [u8; 6] {
-    [0x52, 0x54, 0, 0, 0, i]
 }
 
 fn vlan(h: &Value, v: u64) -> Value {

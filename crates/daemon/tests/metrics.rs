@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{G1, G2, Running, start_data_plane, three_port_switch, vid};
+use common::{G1, G2, Running, eth, start_data_plane, three_port_switch, vid};
 use portcullis_daemon::metrics::{self, CONTENT_TYPE, ControlStats, SCRAPE_TIMEOUT};
 use portcullis_daemon::runtime::Command;
 use portcullis_daemon::snapshot::{
@@ -59,26 +59,20 @@ fn start() -> Running {
     start_data_plane(&spec)
 }
 
-/// An untagged frame of 60 bytes (14 header + 46 payload).
-fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Vec<u8> {
-    let mut f = dst.to_vec();
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(&[0xab; 46]);
-    f
-}
+/// The payload of the untagged frames here: 60 bytes each (14 header + 46).
+const PAYLOAD: [u8; 46] = [0xab; 46];
 
 /// The exchange every data-plane test here scrapes: 3 IPv4 frames g1 → g2
 /// (forwarded), 1 experimental frame g1 → g2 (the ACL's implicit deny), 1 frame from
 /// g2 with a forged source MAC (forged_transmit).
 fn run_known_exchange(sw: &Running) -> Snapshot {
     for _ in 0..3 {
-        let frame = eth(G2, G1, IPV4);
+        let frame = eth(G2, G1, None, IPV4, &PAYLOAD);
         sw.handles[1].inject(&frame, None);
         assert_eq!(sw.next_tx(2), frame);
     }
-    sw.handles[1].inject(&eth(G2, G1, EXPERIMENTAL), None);
-    sw.handles[2].inject(&eth(G1, FORGED, IPV4), None);
+    sw.handles[1].inject(&eth(G2, G1, None, EXPERIMENTAL, &PAYLOAD), None);
+    sw.handles[2].inject(&eth(G1, FORGED, None, IPV4, &PAYLOAD), None);
     let snap = sw.snapshot_when(|s| {
         let rx = |n: &str| {
             s.ports

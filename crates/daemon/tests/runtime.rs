@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{G1, G2, start_data_plane, three_port_switch};
+use common::{G1, G2, eth, start_data_plane, three_port_switch};
 use portcullis_io::VlanTag;
 
 const ROUTER: [u8; 6] = [0, 0x1b, 0x21, 0, 0, 9];
-
-fn eth(dst: [u8; 6], src: [u8; 6], tag: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
-    let mut f = dst.to_vec();
-    f.extend_from_slice(&src);
-    if let Some(t) = tag {
-        f.extend_from_slice(&t);
-    }
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(payload);
-    f
-}
+const IPV4: u16 = 0x0800;
 
 #[test]
 fn frames_leave_with_the_right_encapsulation() {
@@ -27,27 +17,33 @@ fn frames_leave_with_the_right_encapsulation() {
     let payload = [0xabu8; 46];
 
     // A broadcast from g1: g2 gets it untagged, the uplink tagged 10 (PCP 0).
-    let bcast = eth([0xff; 6], G1, None, &payload);
+    let bcast = eth([0xff; 6], G1, None, IPV4, &payload);
     sw.handles[1].inject(&bcast, None);
     assert_eq!(sw.next_tx(2), bcast);
     assert_eq!(
         sw.next_tx(0),
-        eth([0xff; 6], G1, Some([0x81, 0x00, 0x00, 0x0a]), &payload)
+        eth(
+            [0xff; 6],
+            G1,
+            Some([0x81, 0x00, 0x00, 0x0a]),
+            IPV4,
+            &payload
+        )
     );
 
     // A priority-tagged frame (VID 0, PCP 3) from g1 to an unknown MAC: to the uplink,
     // tagged 10 with PCP 3 kept.
     sw.handles[1].inject(
-        &eth(ROUTER, G1, Some([0x81, 0x00, 0x60, 0x00]), &payload),
+        &eth(ROUTER, G1, Some([0x81, 0x00, 0x60, 0x00]), IPV4, &payload),
         None,
     );
     assert_eq!(
         sw.next_tx(0),
-        eth(ROUTER, G1, Some([0x81, 0x00, 0x60, 0x0a]), &payload)
+        eth(ROUTER, G1, Some([0x81, 0x00, 0x60, 0x0a]), IPV4, &payload)
     );
 
     // From the uplink, tag in metadata (as AF_PACKET on veth hands it over): to g2 untagged.
-    let from_router = eth(G2, ROUTER, None, &payload);
+    let from_router = eth(G2, ROUTER, None, IPV4, &payload);
     sw.handles[0].inject(
         &from_router,
         Some(VlanTag {
@@ -59,13 +55,16 @@ fn frames_leave_with_the_right_encapsulation() {
 
     // From the uplink, tag in-band: to g1 with the tag stripped.
     sw.handles[0].inject(
-        &eth(G1, ROUTER, Some([0x81, 0x00, 0x00, 0x0a]), &payload),
+        &eth(G1, ROUTER, Some([0x81, 0x00, 0x00, 0x0a]), IPV4, &payload),
         None,
     );
-    assert_eq!(sw.next_tx(1), eth(G1, ROUTER, None, &payload));
+    assert_eq!(sw.next_tx(1), eth(G1, ROUTER, None, IPV4, &payload));
 
     // A forged frame from g2 goes nowhere.
-    sw.handles[2].inject(&eth(G1, [0x52, 0x54, 0, 0, 0, 66], None, &payload), None);
+    sw.handles[2].inject(
+        &eth(G1, [0x52, 0x54, 0, 0, 0, 66], None, IPV4, &payload),
+        None,
+    );
 
     let snap = sw.snapshot();
     let port = |n: &str| snap.ports.iter().find(|p| p.name == n).unwrap().clone();

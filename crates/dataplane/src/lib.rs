@@ -18,6 +18,7 @@ pub mod hosts;
 pub mod mac_table;
 pub mod pipeline;
 pub mod port_state;
+mod render;
 pub mod spec;
 pub mod stages;
 pub mod switch;
@@ -39,6 +40,7 @@ pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind
 pub use frame::{FrameView, RxFrame, TagMeta};
 pub use hosts::{HostEntry, HostSeen, HostStats, HostTable};
 pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
+pub use render::vid_list;
 pub use spec::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_HOST_TABLE_SIZE,
     DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES,

@@ -22,7 +22,7 @@ pub struct Switchd {
 impl Switchd {
     /// GET a path of the API and parse the JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        portcullis_daemon::client::call_blocking(&self.socket, hyper::Method::GET, path, None)
+        portcullis_api::client::call_blocking(&self.socket, portcullis_api::Method::GET, path, None)
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n--- daemon log ---\n{}", self.log_text()))
     }
 
@@ -162,4 +162,30 @@ pub fn scapy(g: &Guest, script: &str) {
         "scapy failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Starts dnsmasq as the DHCP server in `g` (foreground, tracked by PID), at
+/// `addr` (CIDR), leasing `range` (`first,last`) in a /16 for 1 h, authoritative, no
+/// ping before an offer, its lease file in the lab's scratch directory.
+pub fn dnsmasq(lab: &mut Lab, g: &Guest, addr: &str, range: &str) {
+    g.set_addr(addr).unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    let leases = dir.join(format!("{}.leases", g.name));
+    let mut cmd = g.command("dnsmasq");
+    cmd.args([
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--user=root",
+        "--interface=eth0",
+        "--bind-interfaces",
+        "--no-ping",
+    ])
+    .arg(format!("--dhcp-range={range},255.255.0.0,1h"))
+    .arg(format!("--dhcp-leasefile={}", leases.display()))
+    .arg("--dhcp-authoritative")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    lab.spawn(cmd).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
 }

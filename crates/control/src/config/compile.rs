@@ -1447,21 +1447,7 @@ fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> 
 
 /// VLANs as a short list with ranges: `10, 20, 100-103`.
 fn vid_list(vids: &[Vid]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < vids.len() {
-        let mut j = i;
-        while j + 1 < vids.len() && vids[j + 1].get() == vids[j].get() + 1 {
-            j += 1;
-        }
-        out.push(if i == j {
-            vids[i].to_string()
-        } else {
-            format!("{}-{}", vids[i], vids[j])
-        });
-        i = j + 1;
-    }
-    out.join(", ")
+    portcullis_dataplane::vid_list(vids.iter().copied(), ", ")
 }
 
 fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {

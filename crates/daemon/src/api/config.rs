@@ -24,58 +24,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use portcullis_control::diff::{self, Change};
+pub use portcullis_api::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
+use portcullis_control::diff;
 use portcullis_control::rbac::Authorizer;
 use portcullis_control::{Config, export};
 use portcullis_dataplane::CarryOver;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// A configuration file's text and the name that labels it in errors.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SourceText {
-    pub name: String,
-    pub text: String,
-}
-
-/// `POST /v1/config/apply`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApplyRequest {
-    pub profile: SourceText,
-    /// The host binding; omitted: the profile's own `[host]`, or else the running one.
-    #[serde(default)]
-    pub host: Option<SourceText>,
-    /// Validate and show the diff only.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// The answer of an apply.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ApplyAnswer {
-    pub applied: bool,
-    pub changes: Vec<Change>,
-    /// `changes`, rendered one per line.
-    pub diff: String,
-    /// What the swap kept and dropped (absent for a dry run or no change).
-    pub carry_over: Option<serde_json::Value>,
-    /// Changes that take effect only at the next daemon start.
-    pub notes: Vec<String>,
-}
-
-/// `GET /v1/config`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ConfigView {
-    /// The profile, without the host binding (golden, host-independent).
-    pub profile: SourceText,
-    /// The host binding, as a file whose only table is `[host]`.
-    pub host: SourceText,
-    /// Every effective setting as `key = value` (profile and per port).
-    pub flat: std::collections::BTreeMap<String, String>,
-}
 
 /// Every effective setting of a configuration, profile and host.
 pub fn flatten(c: &Config) -> diff::Flat {

@@ -3,7 +3,7 @@
 //! write, recorded the intent in the audit log.
 
 use super::guard::{AuditDetail, Caller};
-use super::{ApiError, ApiState, EventRecord};
+use super::{ApiError, ApiState};
 use crate::held::{ApiBinding, BindingRefusal};
 use crate::runtime::Command;
 use crate::snapshot::{MacTableView, PortView, Snapshot};
@@ -11,10 +11,10 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+pub use portcullis_api::endpoints::*;
+pub use portcullis_api::{AuditQuery, AuditView};
 use portcullis_dataplane::bindings::BindingHolder;
 use portcullis_dataplane::{ControlError, MacAddr, PortId};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 
 pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
@@ -23,16 +23,6 @@ pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
         .send(Command::Snapshot(tx))
         .map_err(|_| ApiError::unavailable())?;
     rx.await.map_err(|_| ApiError::unavailable())
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct StatusView {
-    pub switch: String,
-    pub uptime_secs: u64,
-    pub ports: usize,
-    pub mac_entries: usize,
-    pub drops: BTreeMap<String, u64>,
-    pub events_lost: u64,
 }
 
 pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
@@ -74,18 +64,6 @@ pub async fn mac_table(State(st): State<ApiState>) -> Result<Json<MacTableView>,
     Ok(Json(snapshot(&st).await?.mac_table))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct CountersResponse {
-    pub ports: Vec<PortCountersEntry>,
-    /// All ports, both directions, by reason.
-    pub drops: BTreeMap<String, u64>,
-}
-#[derive(Serialize, Deserialize, Debug)]
-pub struct PortCountersEntry {
-    pub name: String,
-    pub counters: crate::snapshot::CountersView,
-}
-
 pub async fn counters(State(st): State<ApiState>) -> Result<Json<CountersResponse>, ApiError> {
     let s = snapshot(&st).await?;
     Ok(Json(CountersResponse {
@@ -99,16 +77,6 @@ pub async fn counters(State(st): State<ApiState>) -> Result<Json<CountersRespons
             .collect(),
         drops: s.drops,
     }))
-}
-
-/// `GET /v1/events` filter.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// Only the events after this sequence number (what a follower saw last). A
-    /// number beyond the newest event — the daemon restarted since — answers the
-    /// whole history.
-    pub after_seq: Option<u64>,
 }
 
 pub async fn events(
@@ -127,12 +95,6 @@ pub async fn events(
             })
             .unwrap_or_default(),
     )
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ReportMac {
-    pub mac: String,
 }
 
 pub async fn report_mac(
@@ -203,13 +165,6 @@ pub async fn port_security(
     Ok(Json(snapshot(&st).await?.port_security))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct RecoverAnswer {
-    pub port: String,
-    /// Whether the port was error-disabled.
-    pub recovered: bool,
-}
-
 pub async fn recover(
     State(st): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -250,14 +205,6 @@ pub async fn bindings(
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
 }
 
-/// `GET /v1/hosts` filter.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HostsQuery {
-    /// Only this VLAN.
-    pub vlan: Option<u16>,
-}
-
 pub async fn hosts(
     State(st): State<ApiState>,
     Query(q): Query<HostsQuery>,
@@ -275,20 +222,6 @@ pub async fn hosts(
         })
         .map_err(|_| ApiError::unavailable())?;
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
-}
-
-/// `POST /v1/bindings`: a binding that never expires (source api).
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct NewBinding {
-    pub mac: String,
-    pub ip: String,
-    pub vlan: u16,
-    pub port: String,
-    /// Take the address from another (non-static) binding that holds it; without
-    /// it such a binding is refused (409 `binding_conflict`). Audited.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub replace: bool,
 }
 
 fn bad(code: &'static str, message: String) -> ApiError {
@@ -464,27 +397,12 @@ pub async fn uplinks(
     Ok(Json(snapshot(&st).await?.uplinks))
 }
 
-/// `GET /v1/whoami`.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct WhoAmI {
-    pub user: String,
-    pub role: Option<String>,
-    pub source: String,
-}
-
 pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
     Json(WhoAmI {
         role: caller.role.map(|r| r.name().to_string()),
         user: caller.user,
         source: caller.source,
     })
-}
-
-/// `POST /v1/ports/{name}/shutdown|enable` answer.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct AdminStateAnswer {
-    pub port: String,
-    pub admin_up: bool,
 }
 
 async fn set_admin_up(
@@ -543,27 +461,6 @@ pub async fn clear_counters(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/audit` filters.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    pub user: Option<String>,
-    pub action: Option<String>,
-    /// RFC 3339.
-    pub since: Option<String>,
-    /// The last N matching records (default 1000).
-    pub limit: Option<usize>,
-}
-
-/// `GET /v1/audit` answer.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct AuditView {
-    /// `null` when the chain verifies, else the first bad record.
-    pub verify_error: Option<String>,
-    pub total: usize,
-    pub records: Vec<portcullis_control::audit::AuditRecord>,
-}
-
 pub async fn audit_records(
     State(st): State<ApiState>,
     Query(q): Query<AuditQuery>,
@@ -606,15 +503,6 @@ pub async fn audit_records(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e))?;
     Ok(Json(view))
-}
-
-/// `POST /v1/trace`.
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct TraceRequest {
-    pub port: String,
-    /// The frame from its destination MAC on, as hex.
-    pub hex: String,
 }
 
 /// The largest frame a trace takes (a GSO super-frame).
@@ -661,51 +549,6 @@ pub async fn trace(
         .map_err(|_| ApiError::unavailable())?;
     drop(names);
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
-}
-
-/// `POST /v1/ports/{name}/capture`: every field optional.
-#[derive(Serialize, Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CaptureRequest {
-    /// Stop after this many drops (1..=100000, default 1000).
-    pub count: Option<u64>,
-    /// Stop after this many seconds (1..=300, default 10).
-    pub seconds: Option<u64>,
-    /// Bytes kept of each frame (1..=65535, default 256).
-    pub snaplen: Option<u32>,
-}
-
-/// The bounds of a capture request.
-pub const CAPTURE_MAX_COUNT: u64 = 100_000;
-pub const CAPTURE_MAX_SECONDS: u64 = 300;
-pub const CAPTURE_MAX_SNAPLEN: u32 = 65_535;
-pub const CAPTURE_DEFAULT_COUNT: u64 = 1000;
-pub const CAPTURE_DEFAULT_SECONDS: u64 = 10;
-pub const CAPTURE_DEFAULT_SNAPLEN: u32 = 256;
-
-/// One captured frame.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct CapturedFrameView {
-    /// Wall-clock receive time, ns since the Unix epoch.
-    pub time_ns: u64,
-    /// The drop reason (`DropReason::name`).
-    pub reason: String,
-    /// Length on the wire (the frame may be cut to `snaplen` in `hex`).
-    pub orig_len: u32,
-    /// Its number among the drops the capture saw (lost frames leave gaps).
-    pub seq: u64,
-    /// The frame from its destination MAC on, as hex (VLAN tag included).
-    pub hex: String,
-}
-
-/// `POST /v1/ports/{name}/capture` answer.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct CaptureAnswer {
-    pub port: String,
-    pub snaplen: u32,
-    pub frames: Vec<CapturedFrameView>,
-    /// Drops seen but not copied (the capture's slots were full).
-    pub lost: u64,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(

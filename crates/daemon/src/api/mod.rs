@@ -28,9 +28,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+pub use portcullis_api::{ErrorBody, ErrorDetail, EventRecord};
 use portcullis_control::audit::AuditLog;
 use portcullis_control::rbac::{Authorizer, Permission};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
@@ -187,20 +187,6 @@ pub const ROUTES: &[RouteSpec] = &[
     },
 ];
 
-/// One event as the API shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EventRecord {
-    /// Position in the daemon's event stream: 1, 2, 3 … since it started
-    /// (`GET /v1/events?after_seq=N` answers the events after N).
-    #[serde(default)]
-    pub seq: u64,
-    /// Wall-clock time, milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    pub port: String,
-    pub event: String,
-    pub detail: serde_json::Value,
-}
-
 /// Shared state of the API handlers.
 #[derive(Clone, Debug)]
 pub struct ApiState {
@@ -254,16 +240,6 @@ impl ApiError {
             "the data plane is not answering",
         )
     }
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-#[derive(Serialize, Deserialize, Debug)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
 }
 
 impl IntoResponse for ApiError {

@@ -224,10 +224,34 @@ impl PortLinks for AlwaysUp {
     }
 }
 
+/// The MAC `52:54:00:00:00:i`: guest `i`'s in these tests' configurations.
+pub const fn guest_mac(i: u8) -> [u8; 6] {
+    [0x52, 0x54, 0, 0, 0, i]
+}
+
 /// The configured MAC of the guest `g1` of [`three_port_switch`].
-pub const G1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+pub const G1: [u8; 6] = guest_mac(1);
 /// The configured MAC of the guest `g2` of [`three_port_switch`].
-pub const G2: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+pub const G2: [u8; 6] = guest_mac(2);
+
+/// An Ethernet frame: `dst`, `src`, the 802.1Q tag (TPID and TCI) if any,
+/// `ethertype`, then `payload` as given (not padded).
+pub fn eth(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tag: Option<[u8; 4]>,
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&src);
+    if let Some(t) = tag {
+        f.extend_from_slice(&t);
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
 
 /// The VLAN ID `v` (a valid one: 1 to 4094).
 pub fn vid(v: u16) -> Vid {

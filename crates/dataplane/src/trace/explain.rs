@@ -11,16 +11,15 @@ use super::{
 use crate::arp::ArpOp;
 use crate::bindings::Binding;
 use crate::dhcp::DhcpMessageType;
-use crate::errdisable::ErrDisableCause;
 use crate::events::ViolationKind;
 use crate::frame::{FrameView, OuterTag};
 use crate::spec::{
-    AclAction, EnforceMode, MacAclRule, MacMatch, Policy, PortRole, SourceGuard, TeamingPolicy,
-    Violation, VlanMode,
+    AclAction, EnforceMode, MacAclRule, Policy, PortRole, SourceGuard, TeamingPolicy, Violation,
+    VlanMode,
 };
 use crate::stages::storm_control::StormClass;
 use crate::switch::Switch;
-use crate::types::{MacAddr, PortId, Vid};
+use crate::types::{PortId, Vid};
 use crate::verdict::{DropReason, Rewrite, Verdict};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -139,15 +138,6 @@ fn mode_suffix(mode: EnforceMode) -> &'static str {
     }
 }
 
-fn cause(c: ErrDisableCause) -> &'static str {
-    match c {
-        ErrDisableCause::PortSecurity => "port security",
-        ErrDisableCause::StormControl => "storm control",
-        ErrDisableCause::DhcpRateLimit => "the DHCP rate limit",
-        ErrDisableCause::ArpRateLimit => "the ARP rate limit",
-    }
-}
-
 fn class(c: StormClass) -> &'static str {
     match c {
         StormClass::Broadcast => "broadcast",
@@ -177,82 +167,16 @@ pub fn ethertype_name(t: u16) -> Option<&'static str> {
     })
 }
 
-fn mac_match(m: &MacMatch) -> String {
-    if m.mask == MacAddr([0xff; 6]) {
-        m.mac.to_string()
-    } else {
-        format!("{}/{}", m.mac, m.mask)
-    }
-}
-
 /// A MAC ACL rule in words, fields in configuration order ("deny ethertype
 /// 0x86dd", "permit any").
 pub fn rule_text(r: &MacAclRule) -> String {
-    let mut s = policy_action(r.action).to_string();
-    if let Some(m) = &r.src {
-        let _ = write!(s, " src {}", mac_match(m));
-    }
-    if let Some(m) = &r.dst {
-        let _ = write!(s, " dst {}", mac_match(m));
-    }
-    if let Some(e) = r.ethertype {
-        let _ = write!(s, " ethertype 0x{e:04x}");
-    }
-    if let Some(v) = r.vlan {
-        let _ = write!(s, " vlan {v}");
-    }
-    if let Some(c) = r.cos {
-        let _ = write!(s, " cos {c}");
-    }
-    if r.src.is_none()
-        && r.dst.is_none()
-        && r.ethertype.is_none()
-        && r.vlan.is_none()
-        && r.cos.is_none()
-    {
-        s.push_str(" any");
-    }
-    s
+    r.to_string()
 }
 
-fn policy_action(a: AclAction) -> &'static str {
-    match a {
-        AclAction::Permit => "permit",
-        AclAction::Deny => "deny",
-    }
-}
-
-/// VLAN IDs as ranges: "10,20,100-103".
+/// VLAN IDs as ranges: "10,20,100-103", or "none".
 fn vid_list(vids: impl Iterator<Item = Vid>) -> String {
-    let mut out = String::new();
-    let mut run: Option<(u16, u16)> = None;
-    let flush = |out: &mut String, (a, b): (u16, u16)| {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if a == b {
-            let _ = write!(out, "{a}");
-        } else {
-            let _ = write!(out, "{a}-{b}");
-        }
-    };
-    for v in vids.map(|v| v.get()) {
-        run = match run {
-            Some((a, b)) if v == b + 1 => Some((a, v)),
-            Some(r) => {
-                flush(&mut out, r);
-                Some((v, v))
-            }
-            None => Some((v, v)),
-        };
-    }
-    if let Some(r) = run {
-        flush(&mut out, r);
-    }
-    if out.is_empty() {
-        out.push_str("none");
-    }
-    out
+    let list = crate::vid_list(vids, ",");
+    if list.is_empty() { "none".into() } else { list }
 }
 
 fn vlan_mode(m: &VlanMode) -> String {
@@ -326,7 +250,7 @@ impl Names<'_> {
 
     fn acl(&self, acl: u16, rule: Option<u32>, action: AclAction) -> String {
         let Some(a) = self.sw.mac_acls().get(acl as usize) else {
-            return format!("ACL #{acl}: {}", policy_action(action));
+            return format!("ACL #{acl}: {}", action);
         };
         match rule.and_then(|r| a.spec.rules.get(r as usize).map(|x| (r, x))) {
             Some((r, rule)) => format!(
@@ -334,7 +258,7 @@ impl Names<'_> {
                 a.spec.name,
                 r + 1,
                 rule_text(rule),
-                policy_action(action)
+                action
             ),
             None => format!(
                 "ACL \"{}\": no rule matched ({} rules) → implicit deny",
@@ -372,7 +296,7 @@ impl Names<'_> {
                     let _ = write!(
                         t,
                         ", error-disabled by {} at {:.3} s",
-                        cause(e.cause),
+                        e.cause.words(),
                         e.since.0 as f64 / 1e9
                     );
                 }

@@ -32,8 +32,8 @@
 
 use anyhow::Context as _;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use portcullis_daemon::client::call;
-use portcullis_daemon::snapshot::{CountersView, IoStats, PortView};
+use portcullis_api::call;
+use portcullis_api::{CountersView, IoStats, PortView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -722,17 +722,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Polls `/v1/status` (the switch's name) and `/v1/ports` (the counters) once.
 async fn fetch_sample(socket: &Path, origin: Instant) -> anyhow::Result<Sample> {
     let get = |path: &'static str| async move {
-        tokio::time::timeout(FETCH_TIMEOUT, call(socket, hyper::Method::GET, path, None))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the daemon at {} did not answer {path} within {} s",
-                    socket.display(),
-                    FETCH_TIMEOUT.as_secs()
-                )
-            })?
-            // The client's messages already name their cause: no chain to repeat it.
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        tokio::time::timeout(
+            FETCH_TIMEOUT,
+            call(socket, portcullis_api::Method::GET, path, None),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the daemon at {} did not answer {path} within {} s",
+                socket.display(),
+                FETCH_TIMEOUT.as_secs()
+            )
+        })?
+        // The client's messages already name their cause: no chain to repeat it.
+        .map_err(|e| anyhow::anyhow!("{e}"))
     };
     let status = get("/v1/status").await?;
     let switch = status
@@ -976,7 +979,7 @@ fn run_screen(socket: &Path, args: &TopArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_daemon::snapshot::IoStats;
+    use portcullis_api::IoStats;
     use proptest::prelude::*;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;

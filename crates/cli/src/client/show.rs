@@ -2,8 +2,8 @@
 //! (or the API's JSON with --json).
 
 use clap::Subcommand;
-use portcullis_daemon::api::{CountersResponse, EventRecord};
-use portcullis_daemon::snapshot::{MacTableView, PortView};
+use portcullis_api::{CountersResponse, EventRecord};
+use portcullis_api::{MacTableView, PortView};
 
 #[derive(Subcommand, Debug, Clone, Copy)]
 pub enum What {
@@ -176,7 +176,7 @@ pub fn mac_table(m: &MacTableView) -> String {
     out
 }
 
-pub fn port_security_table(ps: &[portcullis_daemon::snapshot::PortSecurityView]) -> String {
+pub fn port_security_table(ps: &[portcullis_api::PortSecurityView]) -> String {
     let rows: Vec<Vec<String>> = ps
         .iter()
         .map(|p| {
@@ -222,7 +222,7 @@ pub fn port_security_table(ps: &[portcullis_daemon::snapshot::PortSecurityView])
     )
 }
 
-pub fn mac_acl_table(acls: &[portcullis_daemon::snapshot::MacAclView]) -> String {
+pub fn mac_acl_table(acls: &[portcullis_api::MacAclView]) -> String {
     let mut out = String::new();
     for a in acls {
         let list = |v: &[String]| {
@@ -258,7 +258,7 @@ pub fn mac_acl_table(acls: &[portcullis_daemon::snapshot::MacAclView]) -> String
     out
 }
 
-pub fn bindings_table(b: &portcullis_daemon::snapshot::BindingsView) -> String {
+pub fn bindings_table(b: &portcullis_api::BindingsView) -> String {
     let rows: Vec<Vec<String>> = b
         .bindings
         .iter()
@@ -290,7 +290,7 @@ pub fn bindings_table(b: &portcullis_daemon::snapshot::BindingsView) -> String {
     out
 }
 
-pub fn uplinks_table(u: &[portcullis_daemon::snapshot::UplinkView]) -> String {
+pub fn uplinks_table(u: &[portcullis_api::UplinkView]) -> String {
     let rows: Vec<Vec<String>> = u
         .iter()
         .map(|x| {
@@ -358,14 +358,14 @@ pub fn event_line(e: &EventRecord) -> String {
 /// The events after `after` (all of them without): the records, and the raw JSON
 /// objects `--json` prints.
 fn events_after(
-    api: &crate::manage::ApiOpts,
+    api: &super::ApiOpts,
     after: Option<u64>,
 ) -> anyhow::Result<Vec<(EventRecord, serde_json::Value)>> {
     let path = match after {
         Some(n) => format!("/v1/events?after_seq={n}"),
         None => "/v1/events".to_string(),
     };
-    let v = api.call(hyper::Method::GET, &path, None)?;
+    let v = api.call(portcullis_api::Method::GET, &path, None)?;
     let raw: Vec<serde_json::Value> = serde_json::from_value(v)?;
     raw.into_iter()
         .map(|r| Ok((serde_json::from_value(r.clone())?, r)))
@@ -376,7 +376,7 @@ fn events_after(
 /// it, polling `?after_seq=` (no event twice, none skipped while the daemon keeps
 /// running), until the process is interrupted. A failed poll is reported on stderr
 /// and retried; the first must succeed.
-pub fn follow_events(json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result<()> {
+pub fn follow_events(json: bool, api: &super::ApiOpts) -> anyhow::Result<()> {
     let mut last = None;
     let mut first = true;
     if !json {
@@ -407,7 +407,7 @@ pub fn follow_events(json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result
     }
 }
 
-pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Result<()> {
+pub fn run(what: What, json: bool, api: &super::ApiOpts) -> anyhow::Result<()> {
     if let What::Events { follow: true } = what {
         return follow_events(json, api);
     }
@@ -421,7 +421,7 @@ pub fn run(what: What, json: bool, api: &crate::manage::ApiOpts) -> anyhow::Resu
         What::Bindings => "/v1/bindings",
         What::Uplinks => "/v1/uplinks",
     };
-    let v = api.call(hyper::Method::GET, path, None)?;
+    let v = api.call(portcullis_api::Method::GET, path, None)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

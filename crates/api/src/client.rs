@@ -1,6 +1,6 @@
 //! A minimal client of the control API (HTTP/1.1 via hyper), over its Unix socket
-//! or over TCP with TLS ([`Endpoint`]). The CLI uses it for every command: it is a
-//! pure client of the API.
+//! or over TCP with TLS ([`Endpoint`]). The CLI's client commands use it for every
+//! call: they are pure clients of the API.
 //!
 //! Invariants: over TCP the client speaks TLS only and trusts only the CA file it
 //! is given (no system roots); the bearer token is sent only inside TLS, marked
@@ -69,6 +69,13 @@ pub enum ClientError {
     BadToken,
     #[error("cannot start the client's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("--api needs --ca (the CA certificate that signed the daemon's)")]
+    NoCa,
+    #[error("cannot read the token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where the daemon's API is.
@@ -97,6 +104,55 @@ impl fmt::Debug for Endpoint {
                 .field("token", &token.as_ref().map(|_| "<redacted>"))
                 .finish(),
         }
+    }
+}
+
+/// How to reach the daemon, as a client's options give it: the Unix socket, or
+/// with `api` (`host:port`) TCP+TLS trusting `ca`, with the bearer token from
+/// `token_file` or else the `PORTCULLIS_TOKEN` environment variable.
+#[derive(Clone, Debug, Default)]
+pub struct ApiOpts {
+    pub socket: PathBuf,
+    pub api: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl ApiOpts {
+    /// The endpoint these options name (reads the token file).
+    pub fn endpoint(&self) -> Result<Endpoint, ClientError> {
+        let Some(addr) = &self.api else {
+            return Ok(Endpoint::Unix(self.socket.clone()));
+        };
+        let ca = self.ca.clone().ok_or(ClientError::NoCa)?;
+        let token = match (&self.token_file, std::env::var("PORTCULLIS_TOKEN")) {
+            (Some(f), _) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|source| ClientError::TokenFile {
+                        path: f.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, Ok(t)) => Some(t.trim().to_string()),
+            (None, Err(_)) => None,
+        };
+        Ok(Endpoint::Tls {
+            addr: addr.clone(),
+            ca,
+            token,
+        })
+    }
+
+    /// One blocking call at [`ApiOpts::endpoint`].
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        call_endpoint_blocking(&self.endpoint()?, method, path, body)
     }
 }
 
@@ -234,11 +290,13 @@ fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
             .add(cert)
             .map_err(|e| ca_error(format!("not a usable CA certificate: {e}")))?;
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ca_error(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ca_error(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -284,7 +342,7 @@ where
         }
         return Ok(serde_json::from_slice(&body)?);
     }
-    let (code, message) = match serde_json::from_slice::<crate::api::ErrorBody>(&body) {
+    let (code, message) = match serde_json::from_slice::<crate::ErrorBody>(&body) {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => ("http".into(), String::from_utf8_lossy(&body).into_owned()),
     };
@@ -356,6 +414,47 @@ mod tests {
             !shown.contains("secret") && shown.contains("redacted"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn options_name_the_socket_or_tls_with_its_ca_and_token() {
+        let dir = std::env::temp_dir().join(format!("portcullis-api-opts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "pcl_ci_secret\n").unwrap();
+        let unix = ApiOpts {
+            socket: "/run/p.sock".into(),
+            ..ApiOpts::default()
+        };
+        assert!(
+            matches!(unix.endpoint().unwrap(), Endpoint::Unix(p) if p == Path::new("/run/p.sock"))
+        );
+        let no_ca = ApiOpts {
+            api: Some("127.0.0.1:8443".into()),
+            ..unix.clone()
+        };
+        assert!(matches!(no_ca.endpoint(), Err(ClientError::NoCa)));
+        let tls = ApiOpts {
+            ca: Some("/etc/ca.pem".into()),
+            token_file: Some(token.clone()),
+            ..no_ca.clone()
+        };
+        match tls.endpoint().unwrap() {
+            Endpoint::Tls { addr, ca, token } => {
+                assert_eq!(addr, "127.0.0.1:8443");
+                assert_eq!(ca, Path::new("/etc/ca.pem"));
+                assert_eq!(token.as_deref(), Some("pcl_ci_secret"));
+            }
+            e => panic!("{e:?}"),
+        }
+        let missing = ApiOpts {
+            token_file: Some(dir.join("absent")),
+            ..tls
+        };
+        let e = missing.endpoint().unwrap_err();
+        assert!(matches!(e, ClientError::TokenFile { .. }), "{e}");
+        assert!(e.to_string().contains("absent"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

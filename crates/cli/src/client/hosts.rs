@@ -5,10 +5,10 @@
 //! Invariant: everything printed comes from one answer of the API; `--json` prints
 //! that answer unchanged.
 
-use crate::manage::ApiOpts;
-use crate::show::table;
+use super::ApiOpts;
+use super::show::table;
 use clap::Args;
-use portcullis_daemon::snapshot::{HostView, HostsView};
+use portcullis_api::{HostView, HostsView};
 
 /// What `portcullis hosts` takes besides how to reach the daemon.
 #[derive(Args, Debug, Clone)]
@@ -26,7 +26,7 @@ pub fn run(args: &HostsArgs, api: &ApiOpts) -> anyhow::Result<()> {
         Some(v) => format!("/v1/hosts?vlan={v}"),
         None => "/v1/hosts".to_string(),
     };
-    let v = api.call(hyper::Method::GET, &path, None)?;
+    let v = api.call(portcullis_api::Method::GET, &path, None)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -103,7 +103,7 @@ pub fn render(view: &HostsView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_daemon::snapshot::{SubnetHostsView, VlanHostsView};
+    use portcullis_api::{SubnetHostsView, VlanHostsView};
 
     fn host(ip: Option<&str>, mac: &str, port: &str, source: &str, age: Option<u64>) -> HostView {
         HostView {
@@ -143,7 +143,7 @@ mod tests {
                 }],
                 mac_only: vec![host(None, "52:54:00:00:00:03", "vm3", "mac-only", None)],
             }],
-            table: portcullis_dataplane::HostStats {
+            table: portcullis_api::HostTableStats {
                 entries: 1,
                 capacity: 16384,
                 conflicts_reported: 1,
