@@ -454,11 +454,10 @@ impl std::fmt::Debug for DataPlane {
     }
 }
 
-/// Counters the runtime keeps beside the switch's own. `io` (per port) lives in the
-/// port slots while the loop runs and is filled in here for a snapshot.
+/// Counters the runtime keeps beside the switch's own (the per-port I/O counters
+/// are in the port slots, `PortSlot::stats`).
 #[derive(Debug, Default, Clone)]
 pub struct RuntimeCounters {
-    pub io: Vec<IoStats>,
     /// Held ACKs dropped because their binding could not be committed or installed.
     pub held_dropped: u64,
     /// Option-82 rewrites that could not be made (the frame went unchanged).
@@ -933,12 +932,18 @@ impl DataPlane {
                 Command::Snapshot(reply) => {
                     // The receive paths' own losses, read now (a syscall per port on
                     // AF_PACKET: fine for a status view, never done per frame).
-                    let mut stats = stats.clone();
-                    stats.io = self.ports.iter().map(|p| p.stats.clone()).collect();
-                    for (io, port) in stats.io.iter_mut().zip(&self.ports) {
-                        let l = port.io.rx.losses();
-                        (io.rx_kernel_drops, io.rx_truncated) = (l.kernel_drops, l.truncated);
-                    }
+                    let io: Vec<IoStats> = self
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let l = p.io.rx.losses();
+                            IoStats {
+                                rx_kernel_drops: l.kernel_drops,
+                                rx_truncated: l.truncated,
+                                ..p.stats.clone()
+                            }
+                        })
+                        .collect();
                     let interfaces: Vec<String> =
                         self.ports.iter().map(|p| p.interface.clone()).collect();
                     let groups: Vec<String> = self.ports.iter().map(|p| p.group.clone()).collect();
@@ -948,7 +953,7 @@ impl DataPlane {
                         &interfaces,
                         &in_use,
                         &groups,
-                        &stats.io,
+                        &io,
                         (stats.events_lost, stats.batches),
                         now,
                     );
