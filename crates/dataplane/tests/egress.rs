@@ -22,8 +22,14 @@ fn mac(i: u8) -> MacAddr {
 }
 
 /// Uplinks up1 (VLAN 10 tagged, untagged 20) and up2 (VLAN 10 tagged), guests a and
-/// b on VLAN 10 (untagged), a inserting option 82.
+/// b on VLAN 10 (untagged), a inserting option 82, both active on up1, standby up2.
 fn switch() -> Switch {
+    switch_with(&[("a", 1, "up1"), ("b", 2, "up1")])
+}
+
+/// The uplinks of [`switch`] and `guests`: (name, MAC, active uplink; the other is
+/// the standby), the first inserting option 82.
+fn switch_with(guests: &[(&str, u8, &str)]) -> Switch {
     let uplink = |name: &str, native| PortSpec {
         name: name.into(),
         role: PortRole::Uplink,
@@ -38,7 +44,7 @@ fn switch() -> Switch {
             ..Default::default()
         },
     };
-    let guest = |name: &str, i: u8, option82| PortSpec {
+    let guest = |name: &str, i: u8, active: &str, option82| PortSpec {
         name: name.into(),
         role: PortRole::Guest,
         vlan: VlanMode::Access(vid(10)),
@@ -48,8 +54,8 @@ fn switch() -> Switch {
             dhcp_snooping: Some(snooping(false, option82)),
             teaming: Some(TeamingSpec {
                 policy: TeamingPolicy::ExplicitFailover,
-                active: vec!["up1".into()],
-                standby: vec!["up2".into()],
+                active: vec![active.into()],
+                standby: vec![if active == "up1" { "up2" } else { "up1" }.into()],
                 failback: true,
             }),
             ..Default::default()
@@ -59,12 +65,17 @@ fn switch() -> Switch {
         name: "sw".into(),
         mac_table_size: 64,
         mac_aging_secs: 300,
-        ports: vec![
-            uplink("up1", Some(vid(20))),
-            uplink("up2", None),
-            guest("a", 1, Option82::Insert),
-            guest("b", 2, Option82::Keep),
-        ],
+        ports: [uplink("up1", Some(vid(20))), uplink("up2", None)]
+            .into_iter()
+            .chain(guests.iter().enumerate().map(|(k, (name, i, active))| {
+                let option82 = if k == 0 {
+                    Option82::Insert
+                } else {
+                    Option82::Keep
+                };
+                guest(name, *i, active, option82)
+            }))
+            .collect(),
         mac_acls: vec![],
         max_bindings: 8,
         host_table_size: DEFAULT_HOST_TABLE_SIZE,
@@ -254,4 +265,32 @@ fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
     assert_eq!(sw.emitted().count(), 0);
     assert_eq!(sw.drain_events().count(), 0);
     assert_eq!(sw.emit_dropped(), 0);
+}
+
+/// An apply announces the guests it moves to another uplink, as a failover does —
+/// only those it carries over (a port the apply adds has nothing to announce).
+#[test]
+fn an_apply_announces_the_guests_it_moves_and_only_those() {
+    let mut old = switch();
+    old.set_link_up(UP2, false, Instant::from_secs(1)).unwrap();
+    old.set_link_up(UP2, true, Instant::from_secs(1)).unwrap();
+    assert_eq!(old.emitted().count(), 0, "a and b stayed on up1");
+    // a moves to up2 (its active uplink now), b stays, c is new.
+    let mut new = switch_with(&[("a", 1, "up2"), ("b", 2, "up1"), ("c", 3, "up2")]);
+    let c = PortId(4);
+    let report = new.carry_over_from(old, Instant::from_secs(2));
+    assert_eq!(report.ports_added, vec!["c".to_string()]);
+    let queued: Vec<(TxCopy, PortId)> = new.emitted().map(|(t, _, about)| (t, about)).collect();
+    assert_eq!(
+        queued,
+        vec![(
+            TxCopy {
+                port: UP2,
+                tci: Some(10)
+            },
+            A
+        )],
+        "a announced on up2; c, new, not"
+    );
+    assert!(new.uplink_of(c) == Some(UP2) && new.uplink_of(B) == Some(UP1));
 }
