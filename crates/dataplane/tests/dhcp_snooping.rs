@@ -4,27 +4,21 @@
 //! poisoner on untrusted ports are refused — each step asserting verdicts, counters,
 //! bindings and events.
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
-use dhcproto::{Encodable, Encoder};
-use etherparse::PacketBuilder;
+use dhcproto::v4::MessageType;
 use portcullis_dataplane::bindings::BindingSource;
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv4Addr};
+
+mod support;
+use support::*;
 
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
 const ROGUE: PortId = PortId(3);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-const SERVER: MacAddr = MacAddr([0, 0x1b, 0x21, 0, 0, 1]);
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 254);
+const SERVER: MacAddr = ROUTER_MAC;
 const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 2);
 
@@ -50,14 +44,13 @@ fn dai(trusted: bool) -> ArpInspectionSpec {
     }
 }
 
+/// uplink (trusted; trunk, native VLAN 10), guests a, b, rogue (MACs :01..:03) with
+/// snooping, DAI and IP Source Guard (rogue's in `rogue_mode`); `static_b`: b's
+/// address is statically bound.
 fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
-    let guest = |name: &str, i: u8, mode| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures {
+    let guest = |name: &str, i: u8, mode| {
+        let mut p = access(name, 10, Some(mac(i)));
+        p.features = PortFeatures {
             dhcp_snooping: Some(snooping(false, mode)),
             arp_inspection: Some(dai(false)),
             ip_source_guard: Some(IpSourceGuardSpec {
@@ -65,136 +58,44 @@ fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
                 mode,
             }),
             ..Default::default()
-        },
+        };
+        p
     };
-    let spec = SwitchSpec {
-        name: "snoop".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10)]),
-                    native: Some(vid(10)),
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: PortFeatures {
-                    dhcp_snooping: Some(snooping(true, EnforceMode::Enforce)),
-                    arp_inspection: Some(dai(true)),
-                    ..Default::default()
-                },
-            },
+    let mut uplink = trunk("uplink", &[10], Some(10));
+    uplink.features.dhcp_snooping = Some(snooping(true, EnforceMode::Enforce));
+    uplink.features.arp_inspection = Some(dai(true));
+    let mut spec = switch_spec(
+        "snoop",
+        vec![
+            uplink,
             guest("a", 1, EnforceMode::Enforce),
             guest("b", 2, EnforceMode::Enforce),
             guest("rogue", 3, rogue_mode),
         ],
-        mac_acls: vec![],
-        max_bindings: 8,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: if static_b {
-            vec![StaticBindingSpec {
-                mac: mac(2),
-                ip: IpAddr::V4(B_IP),
-                vid: vid(10),
-                port: 2,
-            }]
-        } else {
-            vec![]
-        },
-        arp_acls: vec![],
-    };
+    );
+    spec.max_bindings = 8;
+    if static_b {
+        spec.static_bindings = vec![StaticBindingSpec {
+            mac: mac(2),
+            ip: IpAddr::V4(B_IP),
+            vid: vid(10),
+            port: 2,
+        }];
+    }
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }
 
-/// A DHCP message from `src` (MAC) with client hardware address `chaddr`.
-fn dhcp(
-    kind: MessageType,
-    src: MacAddr,
-    chaddr: MacAddr,
-    ciaddr: Ipv4Addr,
-    yiaddr: Ipv4Addr,
-) -> Vec<u8> {
-    let server = matches!(
-        kind,
-        MessageType::Offer | MessageType::Ack | MessageType::Nak
-    );
-    let mut m = Message::new_with_id(
-        7,
-        ciaddr,
-        yiaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &chaddr.0,
-    );
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if server {
-        m.set_opcode(Opcode::BootReply);
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER_IP));
-        m.opts_mut().insert(DhcpOption::AddressLeaseTime(3600));
-    }
-    let mut payload = Vec::new();
-    m.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let (sip, dip, sport, dport) = if server {
-        (SERVER_IP, yiaddr, 67, 68)
-    } else {
-        (ciaddr, Ipv4Addr::BROADCAST, 68, 67)
-    };
-    let dst = if server { chaddr } else { MacAddr::BROADCAST };
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(sport, dport)
-        .write(&mut out, &payload)
-        .unwrap();
-    out
-}
-
 fn ipv4(src: MacAddr, sip: Ipv4Addr, dst: MacAddr, dip: Ipv4Addr) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(5000, 9)
-        .write(&mut out, b"x")
-        .unwrap();
-    out
-}
-
-fn arp(
-    oper: u16,
-    src: MacAddr,
-    sender: (MacAddr, Ipv4Addr),
-    target: (MacAddr, Ipv4Addr),
-    dst: MacAddr,
-) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
-    f.extend_from_slice(&oper.to_be_bytes());
-    f.extend_from_slice(&sender.0.0);
-    f.extend_from_slice(&sender.1.octets());
-    f.extend_from_slice(&target.0.0);
-    f.extend_from_slice(&target.1.octets());
-    f.resize(60, 0);
-    f
+    udp4(dst, src, (sip, dip), (5000, 9), b"x")
 }
 
 fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_millis(t), port, &RxFrame { data, tag: None })
+    send_at(sw, Instant::from_millis(t), port, data)
 }
 
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
-}
-
-fn drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
+/// Drops of `r` received on `p`.
+fn rx_drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
     sw.counters(p).unwrap().rx_drops[r as usize]
-}
-
-fn events(sw: &mut Switch) -> Vec<EventKind> {
-    sw.drain_events().map(|e| e.kind).collect()
 }
 
 /// Runs a's DORA; the ACK is held and committed (or not). Returns the ACK verdict.
@@ -297,7 +198,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
         send(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
-    assert_eq!(drops(&sw, A, DropReason::IpSourceGuard), 1);
+    assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 1);
     // b has no lease: its IPv4 is refused, but its DHCP is exempt.
     assert_eq!(
         send(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
@@ -316,37 +217,37 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
 
     // ARP inspection: a's ARP for the router passes; b claiming a's address does not.
     let who_has = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(1),
+        1,
         (mac(1), A_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
     assert_eq!(out(&send(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
-    let poison = arp(2, mac(2), (mac(2), A_IP), (SERVER, SERVER_IP), SERVER);
+    let poison = arp(SERVER, mac(2), 2, (mac(2), A_IP), (SERVER, SERVER_IP));
     assert_eq!(
         send(&mut sw, 2001, B, &poison),
         Verdict::Drop(DropReason::ArpNoBinding)
     );
     // Validation: Ethernet source ≠ sender MAC.
     let lying = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(1), A_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
     assert_eq!(
         send(&mut sw, 2002, B, &lying),
         Verdict::Drop(DropReason::ArpInvalid)
     );
     // The router's ARP from the trusted uplink is not inspected.
-    let router = arp(2, SERVER, (SERVER, SERVER_IP), (mac(1), A_IP), mac(1));
+    let router = arp(mac(1), SERVER, 2, (SERVER, SERVER_IP), (mac(1), A_IP));
     assert_eq!(out(&send(&mut sw, 2003, UPLINK, &router)), vec![1]);
     assert_eq!(
         (
-            drops(&sw, B, DropReason::ArpNoBinding),
-            drops(&sw, B, DropReason::ArpInvalid)
+            rx_drops(&sw, B, DropReason::ArpNoBinding),
+            rx_drops(&sw, B, DropReason::ArpInvalid)
         ),
         (1, 1)
     );
@@ -366,7 +267,7 @@ fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
         send(&mut sw, 1, ROGUE, &ack),
         Verdict::Drop(DropReason::DhcpServerUntrusted)
     );
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
     assert_eq!(
         sw.counters(A).unwrap().tx_frames,
         0,
@@ -406,8 +307,8 @@ fn client_messages_are_checked_on_untrusted_ports() {
         sw.port(B).unwrap().err_disabled.map(|e| e.cause),
         Some(ErrDisableCause::DhcpRateLimit)
     );
-    assert_eq!(drops(&sw, B, DropReason::DhcpRateLimit), 1);
-    assert_eq!(drops(&sw, B, DropReason::ErrDisabled), 4);
+    assert_eq!(rx_drops(&sw, B, DropReason::DhcpRateLimit), 1);
+    assert_eq!(rx_drops(&sw, B, DropReason::ErrDisabled), 4);
 }
 
 #[test]
@@ -468,7 +369,7 @@ fn an_ack_whose_binding_cannot_be_committed_is_dropped() {
     let mut sw = switch(EnforceMode::Enforce, false);
     lease(&mut sw, false);
     assert_eq!(sw.binding_count(), 0);
-    assert_eq!(drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
     // Without a binding, a's traffic stays blocked by IP Source Guard.
     assert_eq!(
         send(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
@@ -685,7 +586,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
         send(&mut sw, 2, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpBindingConflict)
     );
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
     assert_eq!(
         events(&mut sw),
         vec![EventKind::BindingRefused {
@@ -790,8 +691,8 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
         true,
         Instant::from_millis(4)
     ));
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
-    assert_eq!(drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
     let b = sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap();
     assert_eq!((b.mac, b.port, b.source), (mac(2), B, BindingSource::Api));
     assert!(matches!(
@@ -886,11 +787,11 @@ fn static_bindings_serve_arp_inspection_and_source_guard() {
         vec![0]
     );
     let announce = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(2), B_IP),
         (MacAddr::ZERO, B_IP),
-        MacAddr::BROADCAST,
     );
     assert_eq!(out(&send(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
     assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
@@ -915,7 +816,7 @@ fn an_ack_for_a_client_the_switch_does_not_know_never_reaches_untrusted_ports() 
         send(&mut sw, 1, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpAckUnknownClient)
     );
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
     assert_eq!(sw.binding_count(), 0);
     for p in [A, B, ROGUE] {
         assert_eq!(sw.counters(p).unwrap().tx_frames, 0);
@@ -986,7 +887,7 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
             );
         }
     }
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 10);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 10);
     // A whole reply with MF set (a raw-socket client that checks only the offset
     // takes it), and one whose MF is set and whose port is odd too.
     assert_eq!(
@@ -1033,7 +934,7 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
         send(&mut sw, 1, ROGUE, &bogus),
         Verdict::Drop(DropReason::Ipv4Malformed)
     );
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpFragment), 6);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpFragment), 6);
     assert_eq!(sent_to_guests(&sw), 0, "no client saw any of it");
     assert_eq!(sw.counters(UPLINK).unwrap().tx_frames, 0);
     assert_eq!(sw.binding_count(), 0);
@@ -1048,12 +949,7 @@ fn ordinary_fragmented_udp_from_a_guest_still_flows() {
     let mut sw = switch(EnforceMode::Enforce, true);
     // b (statically bound) sends a datagram to the server in two fragments, as a
     // DNS server answering with EDNS might.
-    let mut first = Vec::new();
-    PacketBuilder::ethernet2(mac(2).0, SERVER.0)
-        .ipv4(B_IP.octets(), SERVER_IP.octets(), 64)
-        .udp(53, 40000)
-        .write(&mut first, &[0xab; 64])
-        .unwrap();
+    let first = udp4(SERVER, mac(2), (B_IP, SERVER_IP), (53, 40000), &[0xab; 64]);
     let later = fragment(first.clone(), 0x0009);
     let first = fragment(first, 0x2000);
     assert_eq!(out(&send(&mut sw, 1, B, &first)), vec![0]);
@@ -1140,15 +1036,15 @@ fn client_broadcasts_reach_trusted_ports_only() {
         Verdict::Drop(DropReason::DhcpNoTrustedPort)
     );
     assert_eq!(sent_to_guests(&sw), 0);
-    assert_eq!(drops(&sw, A, DropReason::DhcpNoTrustedPort), 1);
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpNoTrustedPort), 1);
+    assert_eq!(rx_drops(&sw, A, DropReason::DhcpNoTrustedPort), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpNoTrustedPort), 1);
     // Ordinary broadcasts still reach everyone.
     let who_has = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(2), B_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
     let v = send(&mut sw, 4, B, &who_has);
     assert_eq!(out(&v), vec![0, 1, 3], "{v:?}");
@@ -1173,7 +1069,7 @@ fn source_guard_exempts_only_a_client_without_an_address() {
         send(&mut sw, 2, A, &ipv4(mac(1), u, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
-    assert_eq!(drops(&sw, A, DropReason::IpSourceGuard), 4);
+    assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 4);
     // Once bound, a renews from its own address, and releases it.
     lease(&mut sw, true);
     let renew = from_ip(dhcp(MessageType::Request, mac(1), mac(1), A_IP, u), A_IP);

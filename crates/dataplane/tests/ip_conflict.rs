@@ -11,88 +11,48 @@ use portcullis_dataplane::hosts::IP_CONFLICT_HOLD_DOWN_SECS;
 use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv4Addr};
 
+mod support;
+use support::*;
+
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-fn ip(last: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 10, last)
-}
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 254);
-const ROUTER_MAC: MacAddr = MacAddr([0, 0x1b, 0x21, 0, 0, 1]);
+const GATEWAY: Ipv4Addr = SERVER_IP;
 
 /// An uplink (trunk, native VLAN 10) and `guests` guest ports g1… in VLAN 10 with
 /// MACs mac(1)…; `dai` turns ARP inspection on (enforce) on the guests.
 fn switch(guests: u8, table: usize, dai: bool) -> Switch {
-    let mut ports = vec![PortSpec {
-        name: "uplink".into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10)]),
-            native: Some(vid(10)),
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    }];
+    let mut ports = vec![trunk("uplink", &[10], Some(10))];
     for i in 1..=guests {
-        ports.push(PortSpec {
-            name: format!("g{i}"),
-            role: PortRole::Guest,
-            vlan: VlanMode::Access(vid(10)),
-            security: SecurityPolicy::default(),
-            initial_mac: Some(mac(i)),
-            features: PortFeatures {
-                arp_inspection: dai.then_some(ArpInspectionSpec {
-                    trusted: false,
-                    validate_src_mac: true,
-                    validate_dst_mac: false,
-                    validate_ip: false,
-                    rate_limit_pps: None,
-                    acl: None,
-                    mode: EnforceMode::Enforce,
-                }),
-                ..Default::default()
-            },
+        let mut p = access(&format!("g{i}"), 10, Some(mac(i)));
+        p.features.arp_inspection = dai.then_some(ArpInspectionSpec {
+            trusted: false,
+            validate_src_mac: true,
+            validate_dst_mac: false,
+            validate_ip: false,
+            rate_limit_pps: None,
+            acl: None,
+            mode: EnforceMode::Enforce,
         });
+        ports.push(p);
     }
-    let spec = SwitchSpec {
-        name: "hosts".into(),
-        mac_table_size: 256,
-        mac_aging_secs: 300,
-        ports,
-        mac_acls: vec![],
-        max_bindings: 64,
-        static_bindings: vec![],
-        arp_acls: vec![],
-        host_table_size: table,
-    };
+    let mut spec = switch_spec("hosts", ports);
+    spec.mac_table_size = 256;
+    spec.max_bindings = 64;
+    spec.host_table_size = table;
     Switch::new(&spec, Instant(0)).unwrap()
 }
 
-/// An ARP message (RFC 826) from Ethernet source `src` to `dst`.
+/// An ARP message (RFC 826) from Ethernet source `src`: requests are broadcast,
+/// replies go to the router; the target MAC is zero.
 fn arp(oper: u16, src: MacAddr, sender: (MacAddr, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     let dst = if oper == 1 {
         MacAddr::BROADCAST
     } else {
         ROUTER_MAC
     };
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
-    f.extend_from_slice(&oper.to_be_bytes());
-    f.extend_from_slice(&sender.0.0);
-    f.extend_from_slice(&sender.1.octets());
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&target.octets());
-    f.resize(60, 0);
-    f
+    support::arp(dst, src, oper, sender, (MacAddr([0; 6]), target))
 }
 
 /// Guest `i` asks for the gateway (who-has), from its own MAC and `addr`.
@@ -106,7 +66,7 @@ fn announce(i: u8, addr: Ipv4Addr) -> Vec<u8> {
 }
 
 fn send(sw: &mut Switch, secs: u64, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_secs(secs), port, &RxFrame { data, tag: None })
+    send_at(sw, Instant::from_secs(secs), port, data)
 }
 
 fn conflicts(sw: &mut Switch) -> Vec<EventKind> {

@@ -3,6 +3,9 @@
 
 use portcullis_dataplane::*;
 
+mod support;
+use support::*;
+
 const UPLINK: PortId = PortId(0);
 const WEB1: PortId = PortId(1);
 const WEB2: PortId = PortId(2);
@@ -12,75 +15,41 @@ const SNIFF: PortId = PortId(4);
 fn mac(s: &str) -> MacAddr {
     s.parse().unwrap()
 }
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
 
 fn guest(name: &str, v: u16, m: Option<&str>, security: SecurityPolicy) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(v)),
-        security,
-        initial_mac: m.map(mac),
-        features: Default::default(),
-    }
+    let mut p = access(name, v, m.map(mac));
+    p.security = security;
+    p
 }
 
 /// uplink (trunk 10,20, native 1), web1+web2 on VLAN 10, db1 on VLAN 20, sniff on VLAN 10.
 fn lab(sniff_security: SecurityPolicy) -> Switch {
     let hardened = SecurityPolicy::default();
-    let spec = SwitchSpec {
-        name: "lab".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink1".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10), vid(20)]),
-                    native: Some(vid(1)),
-                },
-                security: hardened,
-                initial_mac: None,
-                features: Default::default(),
-            },
+    let spec = switch_spec(
+        "lab",
+        vec![
+            trunk("uplink1", &[10, 20], Some(1)),
             guest("web1", 10, Some("52:54:00:00:00:01"), hardened),
             guest("web2", 10, Some("52:54:00:00:00:02"), hardened),
             guest("db1", 20, Some("52:54:00:00:00:03"), hardened),
             guest("sniff", 10, Some("52:54:00:00:00:04"), sniff_security),
         ],
-        mac_acls: Vec::new(),
-        max_bindings: DEFAULT_MAX_BINDINGS,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    };
+    );
     Switch::new(&spec, Instant::from_secs(1)).unwrap()
 }
 
+/// A 60-byte frame of `ethertype` between MACs written out.
 fn eth(dst: &str, src: &str, ethertype: u16) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&mac(dst).0);
-    f.extend_from_slice(&mac(src).0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(&[0u8; 46]);
-    f
+    support::eth(mac(dst), mac(src), ethertype, &[])
 }
 
+/// A 64-byte IPv4-typed frame tagged with VLAN `v`.
 fn tagged(dst: &str, src: &str, v: u16) -> Vec<u8> {
-    let mut f = eth(dst, src, 0x0800);
-    f.splice(12..12, [0x81, 0x00, (v >> 8) as u8, v as u8]);
-    f
+    frame64(mac(dst), mac(src), Some(v))
 }
 
 fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_secs(t), port, &RxFrame { data, tag: None })
-}
-
-fn ports(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
+    send_at(sw, Instant::from_secs(t), port, data)
 }
 
 fn c(sw: &Switch, p: PortId) -> &PortCounters {
@@ -113,7 +82,7 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
 
     // web1 ARPs for web2: the broadcast reaches web2, sniff, and one uplink (tagged 10) — not db1.
     let v = send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806));
-    assert_eq!(ports(&v), vec![0, 2, 4]);
+    assert_eq!(out(&v), vec![0, 2, 4]);
     let Verdict::Forward(f) = v else { panic!() };
     assert_eq!(f.vid, vid(10));
     assert_eq!(
@@ -123,20 +92,17 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     assert_eq!(sw.port(WEB2).unwrap().egress_tci(f.vid, f.pcp_dei), None);
 
     // web2 answers unicast: only web1 gets it (sniff is not promiscuous).
-    assert_eq!(
-        ports(&send(&mut sw, 2, WEB2, &eth(W1, W2, 0x0806))),
-        vec![1]
-    );
+    assert_eq!(out(&send(&mut sw, 2, WEB2, &eth(W1, W2, 0x0806))), vec![1]);
 
     // web1 → router (unknown unicast) leaves by the uplink only.
     assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800))),
+        out(&send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800))),
         vec![0]
     );
 
     // The router answers tagged 10 on the uplink: delivered to web1 untagged, and the router is learned.
     assert_eq!(
-        ports(&send(&mut sw, 2, UPLINK, &tagged(W1, ROUTER, 10))),
+        out(&send(&mut sw, 2, UPLINK, &tagged(W1, ROUTER, 10))),
         vec![1]
     );
     let learned = sw
@@ -165,13 +131,10 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
 fn vlans_are_isolated() {
     let mut sw = lab(SecurityPolicy::default());
     // web1 sends straight to db1's MAC: db1 is in VLAN 20, so in VLAN 10 it is unknown → uplink only.
-    assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(DB, W1, 0x0800))),
-        vec![0]
-    );
+    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(DB, W1, 0x0800))), vec![0]);
     // db1's broadcast stays in VLAN 20: only the uplink carries it.
     assert_eq!(
-        ports(&send(&mut sw, 2, DB1, &eth(BCAST, DB, 0x0806))),
+        out(&send(&mut sw, 2, DB1, &eth(BCAST, DB, 0x0806))),
         vec![0]
     );
     assert_frames(
@@ -224,7 +187,7 @@ fn forged_transmits_accept_lets_any_source_through_without_learning_it() {
         ..Default::default()
     });
     assert_eq!(
-        ports(&send(
+        out(&send(
             &mut sw,
             2,
             SNIFF,
@@ -243,10 +206,7 @@ fn forged_transmits_accept_lets_any_source_through_without_learning_it() {
 #[test]
 fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
     let mut sw = lab(SecurityPolicy::default());
-    assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
-        vec![2]
-    );
+    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))), vec![2]);
     assert_eq!(c(&sw, SNIFF).tx_frames, 0);
 
     let mut sw = lab(SecurityPolicy {
@@ -254,12 +214,12 @@ fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
         ..Default::default()
     });
     assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
+        out(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
         vec![2, 4]
     );
     // Unknown unicast from the uplink reaches only the promiscuous port.
     assert_eq!(
-        ports(&send(
+        out(&send(
             &mut sw,
             2,
             UPLINK,
@@ -269,7 +229,7 @@ fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
     );
     // …but not the promiscuous port of another VLAN's traffic.
     assert_eq!(
-        ports(&send(&mut sw, 2, DB1, &eth(ROUTER, DB, 0x0800))),
+        out(&send(&mut sw, 2, DB1, &eth(ROUTER, DB, 0x0800))),
         vec![0]
     );
     assert_frames(
@@ -317,7 +277,7 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
         Verdict::Drop(DropReason::MacChangeBlocked)
     );
     assert_eq!(
-        ports(&send(&mut sw, 4, WEB1, &eth(BCAST, W1, 0x0806))),
+        out(&send(&mut sw, 4, WEB1, &eth(BCAST, W1, 0x0806))),
         vec![0, 4]
     );
     assert_eq!(
@@ -326,19 +286,13 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
     );
     assert_eq!(c(&sw, WEB2).tx_frames, 0);
     // Its old MAC is unknown now → the frame goes to the uplink.
-    assert_eq!(
-        ports(&send(&mut sw, 4, WEB1, &eth(W2, W1, 0x0800))),
-        vec![0]
-    );
+    assert_eq!(out(&send(&mut sw, 4, WEB1, &eth(W2, W1, 0x0800))), vec![0]);
 
     // Reverting to the initial MAC unblocks it.
     sw.report_effective_mac(WEB2, mac(W2), Instant::from_secs(5))
         .unwrap();
     assert!(!sw.port(WEB2).unwrap().mac_change_blocked());
-    assert_eq!(
-        ports(&send(&mut sw, 6, WEB1, &eth(W2, W1, 0x0800))),
-        vec![2]
-    );
+    assert_eq!(out(&send(&mut sw, 6, WEB1, &eth(W2, W1, 0x0800))), vec![2]);
 }
 
 #[test]
@@ -349,15 +303,12 @@ fn mac_changes_accept_follows_the_guest_and_the_old_mac_becomes_forged() {
     });
     let new = "52:54:00:00:00:44";
     assert_eq!(
-        ports(&send(&mut sw, 2, SNIFF, &eth(BCAST, new, 0x0806))),
+        out(&send(&mut sw, 2, SNIFF, &eth(BCAST, new, 0x0806))),
         vec![0, 1, 2]
     );
     assert_eq!(sw.port(SNIFF).unwrap().effective_mac, Some(mac(new)));
     assert!(!sw.port(SNIFF).unwrap().mac_change_blocked());
-    assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(new, W1, 0x0800))),
-        vec![4]
-    );
+    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(new, W1, 0x0800))), vec![4]);
     assert!(
         sw.mac_table()
             .lookup(vid(10), mac(SN), Instant::from_secs(2))
@@ -416,7 +367,7 @@ fn uplink_rules_reflection_unknown_unicast_and_vlan_filter() {
     );
     // A broadcast in VLAN 20 reaches db1 only — never back to an uplink.
     assert_eq!(
-        ports(&send(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 20))),
+        out(&send(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 20))),
         vec![3]
     );
     let k = c(&sw, UPLINK);
@@ -465,7 +416,7 @@ fn bad_frames_are_counted_drops() {
         Verdict::Drop(DropReason::Hairpin)
     );
     // A priority-tagged frame (VID 0) is the access VLAN's.
-    assert_eq!(ports(&send(&mut sw, 2, WEB1, &tagged(W2, W1, 0))), vec![2]);
+    assert_eq!(out(&send(&mut sw, 2, WEB1, &tagged(W2, W1, 0))), vec![2]);
     let k = c(&sw, WEB1);
     assert_eq!((k.rx_frames, k.rx_dropped(), k.tx_frames), (8, 7, 0));
 }
@@ -487,7 +438,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
     };
     let mut sw = Switch::new(&spec, Instant::from_secs(0)).unwrap();
     assert_eq!(
-        ports(&send(&mut sw, 1, PortId(0), &eth(BCAST, W1, 0x0806))),
+        out(&send(&mut sw, 1, PortId(0), &eth(BCAST, W1, 0x0806))),
         vec![1, 2]
     );
     assert_eq!(sw.port(PortId(0)).unwrap().initial_mac, Some(mac(W1)));
@@ -502,7 +453,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
         Verdict::Drop(DropReason::MacConflict)
     );
     assert_eq!(
-        ports(&send(&mut sw, 1, PortId(1), &eth(BCAST, W2, 0x0806))),
+        out(&send(&mut sw, 1, PortId(1), &eth(BCAST, W2, 0x0806))),
         vec![0, 2]
     );
     // The table holds two MACs: the third guest's MAC does not fit → counted drop.
@@ -530,7 +481,7 @@ fn an_admin_down_port_neither_sends_nor_receives() {
         Verdict::Drop(DropReason::PortDown)
     );
     assert_eq!(
-        ports(&send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806))),
+        out(&send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806))),
         vec![0, 4]
     );
     assert_eq!(c(&sw, WEB2).rx_drops[DropReason::PortDown as usize], 1);
@@ -545,7 +496,7 @@ fn an_admin_down_port_neither_sends_nor_receives() {
     // A guest whose interface went away: out of floods, unicast to it dropped as port_down.
     sw.set_link_up(WEB1, false, Instant::from_secs(3)).unwrap();
     assert_eq!(
-        ports(&send(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
+        out(&send(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
         Vec::<u16>::new()
     );
     assert_eq!(
