@@ -6,9 +6,7 @@
 //! state as one that did not (a traced frame is processed: counted, learned, rate
 //! limited — exactly as `process` does it).
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
-use dhcproto::{Encodable, Encoder};
-use etherparse::PacketBuilder;
+use dhcproto::v4::MessageType;
 use portcullis_dataplane::events::ViolationKind;
 use portcullis_dataplane::trace::{
     ArpNote, Detail, DhcpNote, IpsgNote, Outcome, PolicyCheck, SecureCheck, Stage, Step, Trace,
@@ -18,66 +16,35 @@ use portcullis_dataplane::*;
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 
+mod support;
+use support::*;
+
 const UPLINK1: PortId = PortId(0);
 const UPLINK2: PortId = PortId(1);
 const VM1: PortId = PortId(2);
 const VM2: PortId = PortId(3);
 const VM3: PortId = PortId(4);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-fn ip(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 10, i)
-}
-
 /// uplink1, uplink2 (trunks, native VLAN 10), vm1..vm3 (access VLAN 10, MACs :01..:03,
 /// every policy reject, no feature), changed by `edit`.
 fn lab(edit: impl FnOnce(&mut SwitchSpec)) -> SwitchSpec {
-    let uplink = |name: &str| PortSpec {
-        name: name.into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10)]),
-            native: Some(vid(10)),
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    };
-    let guest = |name: &str, i: u8| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures::default(),
-    };
-    let mut spec = SwitchSpec {
-        name: "lab".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            uplink("uplink1"),
-            uplink("uplink2"),
-            guest("vm1", 1),
-            guest("vm2", 2),
-            guest("vm3", 3),
+    let mut spec = switch_spec(
+        "lab",
+        vec![
+            trunk("uplink1", &[10], Some(10)),
+            trunk("uplink2", &[10], Some(10)),
+            access("vm1", 10, Some(mac(1))),
+            access("vm2", 10, Some(mac(2))),
+            access("vm3", 10, Some(mac(3))),
         ],
-        mac_acls: vec![],
-        max_bindings: 16,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![StaticBindingSpec {
-            mac: mac(1),
-            ip: IpAddr::V4(ip(1)),
-            vid: vid(10),
-            port: VM1.index(),
-        }],
-        arp_acls: vec![],
-    };
+    );
+    spec.max_bindings = 16;
+    spec.static_bindings = vec![StaticBindingSpec {
+        mac: mac(1),
+        ip: IpAddr::V4(ip(1)),
+        vid: vid(10),
+        port: VM1.index(),
+    }];
     edit(&mut spec);
     spec
 }
@@ -86,80 +53,8 @@ fn features(spec: &mut SwitchSpec, port: PortId) -> &mut PortFeatures {
     &mut spec.ports[port.index()].features
 }
 
-/// An Ethernet II frame, padded to 60 bytes.
-fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    if f.len() < 60 {
-        f.resize(60, 0);
-    }
-    f
-}
-
 fn udp(dst: MacAddr, src: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, ports: (u16, u16)) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(ports.0, ports.1);
-    let payload = [0u8; 8];
-    let mut f = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut f, &payload).unwrap();
-    f
-}
-
-/// An Ethernet/IPv4 ARP message (RFC 826).
-fn arp(
-    dst: MacAddr,
-    src: MacAddr,
-    op: u16,
-    sender: (MacAddr, Ipv4Addr),
-    target: (MacAddr, Ipv4Addr),
-) -> Vec<u8> {
-    let mut a = vec![0, 1, 8, 0, 6, 4];
-    a.extend_from_slice(&op.to_be_bytes());
-    a.extend_from_slice(&sender.0.0);
-    a.extend_from_slice(&sender.1.octets());
-    a.extend_from_slice(&target.0.0);
-    a.extend_from_slice(&target.1.octets());
-    eth(dst, src, 0x0806, &a)
-}
-
-/// A DHCP message from `src` about client `chaddr`; server messages (OFFER, ACK,
-/// NAK) go 67 → 68 with a lease.
-fn dhcp(kind: MessageType, src: MacAddr, chaddr: MacAddr, yiaddr: Ipv4Addr) -> Vec<u8> {
-    let server = matches!(
-        kind,
-        MessageType::Offer | MessageType::Ack | MessageType::Nak
-    );
-    let mut m = Message::new_with_id(
-        7,
-        Ipv4Addr::UNSPECIFIED,
-        yiaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &chaddr.0,
-    );
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if server {
-        m.set_opcode(Opcode::BootReply);
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(ip(254)));
-        m.opts_mut().insert(DhcpOption::AddressLeaseTime(3600));
-    }
-    let mut payload = Vec::new();
-    m.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let (sip, dip, sport, dport) = if server {
-        (ip(254), Ipv4Addr::BROADCAST, 67, 68)
-    } else {
-        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 68, 67)
-    };
-    let b = PacketBuilder::ethernet2(src.0, MacAddr::BROADCAST.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(sport, dport);
-    let mut f = Vec::new();
-    b.write(&mut f, &payload).unwrap();
-    f
+    udp4(dst, src, (sip, dip), ports, &[0; 8])
 }
 
 /// What a traced frame gave: the verdict, the trace and the traced switch.
@@ -454,7 +349,7 @@ fn dhcp_snooping_refuses_a_server_reply_from_an_untrusted_port() {
         features(s, UPLINK1).dhcp_snooping = Some(snoop(true));
         features(s, VM2).dhcp_snooping = Some(snoop(false));
     });
-    let offer = dhcp(MessageType::Offer, mac(2), mac(1), ip(50));
+    let offer = dhcp_broadcast(MessageType::Offer, mac(2), mac(1), ip(50));
     let t = trace(&spec, &[], VM2, &offer);
     assert_eq!(t.verdict, Verdict::Drop(DropReason::DhcpServerUntrusted));
     let s = t.step(Stage::DhcpSnooping);
@@ -473,7 +368,7 @@ fn dhcp_snooping_refuses_a_server_reply_from_an_untrusted_port() {
          message from an untrusted port (a rogue DHCP server?)"
     );
     // From the trusted uplink, an ACK for vm2 is held until its binding is committed.
-    let ack = dhcp(
+    let ack = dhcp_broadcast(
         MessageType::Ack,
         MacAddr([0, 0x1b, 0x21, 0, 0, 1]),
         mac(2),
@@ -1102,7 +997,7 @@ fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
             dip,
             (1000, 53)
         )),
-        (kind, m.clone(), m.clone(), a.clone()).prop_map(|(k, s, c, y)| dhcp(k, s, c, y)),
+        (kind, m.clone(), m.clone(), a.clone()).prop_map(|(k, s, c, y)| dhcp_broadcast(k, s, c, y)),
         (m.clone(), m, 1u16..3).prop_map(|(d, s, v)| {
             let mut f = eth(d, s, 0x8100, &[0, v as u8, 8, 0]);
             f.truncate(64);
