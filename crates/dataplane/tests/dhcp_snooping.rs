@@ -388,17 +388,6 @@ fn static_b() -> bindings::BindingHolder {
     }
 }
 
-fn api(m: MacAddr, ip: Ipv4Addr, port: PortId) -> bindings::NewBinding {
-    bindings::NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip),
-        mac: m,
-        port,
-        lease_secs: None,
-        source: BindingSource::Api,
-    }
-}
-
 /// b, statically bound, is reachable and passes IP Source Guard.
 fn b_passes(sw: &mut Switch, t: u64) -> bool {
     matches!(
@@ -432,7 +421,7 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     );
     assert!(b_passes(&mut sw, 3), "b is not cut off");
     // The same for an API binding (a's address, pinned by the operator).
-    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
         .unwrap();
     let nak = dhcp(MessageType::Nak, SERVER, mac(1), u, u);
     assert!(matches!(
@@ -482,7 +471,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
         true,
         Instant::from_millis(5)
     ));
-    sw.install_binding(api(mac(2), B_API, B), Instant::from_millis(6))
+    sw.install_binding(api_binding(mac(2), B_API, B), Instant::from_millis(6))
         .unwrap();
     let source = |sw: &Switch, ip| sw.binding(vid(10), IpAddr::V4(ip)).map(|b| b.source);
     let all = |sw: &Switch| [B_IP, B_LEASE, B_API].map(|ip| source(sw, ip));
@@ -528,7 +517,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
 #[test]
 fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
         .unwrap();
     for why in [
         BindingRemoval::Release,
@@ -680,7 +669,7 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
         panic!("held")
     };
     // The operator binds A_IP to b meanwhile.
-    sw.install_binding(api(mac(2), A_IP, B), Instant::from_millis(3))
+    sw.install_binding(api_binding(mac(2), A_IP, B), Instant::from_millis(3))
         .unwrap();
     let _ = events(&mut sw);
     assert!(!sw.release_held(
@@ -710,12 +699,12 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
     let mut sw = switch(EnforceMode::Enforce, true);
     let t = Instant::from_secs(1);
     // Validation: what the configuration refuses, the API refuses too.
-    let mut bcast = api(MacAddr::BROADCAST, A_IP, A);
+    let mut bcast = api_binding(MacAddr::BROADCAST, A_IP, A);
     assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
     bcast.mac = MacAddr([0x01, 0, 0x5e, 0, 0, 1]);
     assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
     for bad in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "127.0.0.1"] {
-        let mut b = api(mac(1), A_IP, A);
+        let mut b = api_binding(mac(1), A_IP, A);
         b.ip = bad.parse().unwrap();
         assert!(
             matches!(
@@ -725,7 +714,7 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
             "{bad}"
         );
     }
-    let mut other_vlan = api(mac(1), A_IP, A);
+    let mut other_vlan = api_binding(mac(1), A_IP, A);
     other_vlan.vid = vid(20);
     assert_eq!(
         sw.install_binding(other_vlan, t),
@@ -735,28 +724,28 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
     // The static binding of b's address cannot be shadowed, replaced or taken.
     for (m, p) in [(mac(1), A), (mac(2), B), (mac(2), A)] {
         assert_eq!(
-            sw.install_binding(api(m, B_IP, p), t),
+            sw.install_binding(api_binding(m, B_IP, p), t),
             Err(ControlError::StaticBinding(static_b()))
         );
         assert_eq!(
-            sw.replace_binding(api(m, B_IP, p), t),
+            sw.replace_binding(api_binding(m, B_IP, p), t),
             Err(ControlError::StaticBinding(static_b()))
         );
     }
     // Another port's API binding: refused, unless replaced explicitly.
-    sw.install_binding(api(mac(1), A_IP, A), t).unwrap();
-    sw.install_binding(api(mac(1), A_IP, A), t).unwrap(); // the same again: fine
+    sw.install_binding(api_binding(mac(1), A_IP, A), t).unwrap();
+    sw.install_binding(api_binding(mac(1), A_IP, A), t).unwrap(); // the same again: fine
     let holder = bindings::BindingHolder {
         mac: mac(1),
         port: A,
         source: BindingSource::Api,
     };
     assert_eq!(
-        sw.install_binding(api(mac(3), A_IP, ROGUE), t),
+        sw.install_binding(api_binding(mac(3), A_IP, ROGUE), t),
         Err(ControlError::BindingHeld(holder))
     );
     assert_eq!(
-        sw.replace_binding(api(mac(3), A_IP, ROGUE), t),
+        sw.replace_binding(api_binding(mac(3), A_IP, ROGUE), t),
         Ok(Some(holder))
     );
     assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().port, ROGUE);

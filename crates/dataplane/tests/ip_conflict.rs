@@ -5,7 +5,6 @@
 //! staying within its capacity — each step asserting verdicts, events, counters and
 //! the table's contents.
 
-use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::hosts::IP_CONFLICT_HOLD_DOWN_SECS;
 use portcullis_dataplane::*;
@@ -202,14 +201,7 @@ fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
 #[test]
 fn an_arp_claim_on_a_bound_address_names_the_binding() {
     let mut sw = switch(2, 64, false);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(7)),
-        mac: mac(1),
-        port: A,
-        lease_secs: None,
-        source: BindingSource::Api,
-    };
+    let b = api_binding(mac(1), ip(7), A);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(
@@ -319,14 +311,7 @@ fn a_lease_of_an_address_another_mac_answers_for_is_a_conflict() {
 #[test]
 fn a_binding_replacing_another_macs_binding_is_a_conflict() {
     let mut sw = switch(2, 64, false);
-    let nb = |m, p| NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(11)),
-        mac: m,
-        port: p,
-        lease_secs: Some(3600),
-        source: BindingSource::Dhcp,
-    };
+    let nb = |m, p| dhcp_binding(m, ip(11), p, 3600);
     sw.install_binding(nb(mac(1), A), Instant::from_secs(1))
         .unwrap();
     // Another MAC's live lease holds the address: refused, nothing reported …
@@ -357,14 +342,7 @@ fn a_binding_replacing_another_macs_binding_is_a_conflict() {
 #[test]
 fn a_released_address_may_be_taken_by_another_host() {
     let mut sw = switch(2, 64, false);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(12)),
-        mac: mac(1),
-        port: A,
-        lease_secs: Some(3600),
-        source: BindingSource::Dhcp,
-    };
+    let b = dhcp_binding(mac(1), ip(12), A, 3600);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
     send(&mut sw, 2, A, &announce(1, ip(12)));
     assert!(seen(&sw, ip(12), 2).is_some());
@@ -394,14 +372,7 @@ fn a_sighting_older_than_the_aging_time_is_no_conflict() {
 #[test]
 fn dai_drops_the_spoof_before_it_is_seen() {
     let mut sw = switch(2, 64, true);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(5)),
-        mac: mac(1),
-        port: A,
-        lease_secs: None,
-        source: BindingSource::Api,
-    };
+    let b = api_binding(mac(1), ip(5), A);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(matches!(

@@ -9,8 +9,9 @@ use etherparse::{
     ArpHardwareId, ArpOperation, ArpPacket, EtherType, Ethernet2Header, PacketBuilder,
     SingleVlanHeader, VlanId, VlanPcp,
 };
+use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::*;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 // ---------------------------------------------------------------------------------
 // Addresses
@@ -281,4 +282,27 @@ pub fn events(sw: &mut Switch) -> Vec<EventKind> {
 pub fn drops(sw: &Switch, p: PortId, r: DropReason) -> (u64, u64) {
     let c = sw.counters(p).unwrap();
     (c.rx_drops[r as usize], c.tx_drops[r as usize])
+}
+
+/// A binding of `m` to `addr` in VLAN 10 on `port`, made through the API (no lease
+/// end).
+pub fn api_binding(m: MacAddr, addr: Ipv4Addr, port: PortId) -> NewBinding {
+    NewBinding {
+        vid: vid(10),
+        ip: IpAddr::V4(addr),
+        mac: m,
+        port,
+        lease_secs: None,
+        source: BindingSource::Api,
+    }
+}
+
+/// A binding of `m` to `addr` in VLAN 10 on `port` as DHCP snooping learns it, with
+/// a lease of `lease_secs`.
+pub fn dhcp_binding(m: MacAddr, addr: Ipv4Addr, port: PortId, lease_secs: u32) -> NewBinding {
+    NewBinding {
+        lease_secs: Some(lease_secs),
+        source: BindingSource::Dhcp,
+        ..api_binding(m, addr, port)
+    }
 }
