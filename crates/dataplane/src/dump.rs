@@ -157,6 +157,15 @@ pub fn counter_rows(c: &crate::counters::PortCounters) -> Vec<(String, u64)> {
     rows
 }
 
+/// An instant in the coarsest exact unit: `12s`, `1004ms`, `7ns`.
+fn instant(t: Instant) -> String {
+    match t.0 {
+        ns if ns % 1_000_000_000 == 0 => format!("{}s", ns / 1_000_000_000),
+        ns if ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
+        ns => format!("{ns}ns"),
+    }
+}
+
 fn on_off(up: bool) -> &'static str {
     if up { "up" } else { "down" }
 }
@@ -218,7 +227,7 @@ impl SwitchState {
         for b in &self.bindings {
             let lease = b.lease_end.map_or_else(
                 || "no lease end".to_string(),
-                |t| format!("lease end {}ns", t.0),
+                |t| format!("lease end {}", instant(t)),
             );
             out.push(format!(
                 "binding vlan {} {} {} on {} ({}, {lease})",
@@ -245,19 +254,43 @@ impl fmt::Display for SwitchState {
     }
 }
 
-/// What changed from `before` to `after`, line by line: `- line` for each fact gone,
-/// then `+ line` for each fact new, each in dump order. Empty: nothing changed.
+/// What changed from `before` to `after`, line by line, in dump order: `~ fact old
+/// → new` for a fact whose value (its last word) changed, such as a counter; `- fact`
+/// for each fact gone; then `+ fact` for each fact new. Empty: nothing changed.
 pub fn changes(before: &SwitchState, after: &SwitchState) -> Vec<String> {
     let (old, new) = (before.lines(), after.lines());
-    let gone = old
-        .iter()
-        .filter(|l| !new.contains(l))
-        .map(|l| format!("- {l}"));
-    let came = new
-        .iter()
-        .filter(|l| !old.contains(l))
-        .map(|l| format!("+ {l}"));
-    gone.chain(came).collect()
+    let key = |l: &str| {
+        l.rsplit_once(' ')
+            .map_or(l.to_string(), |(k, _)| k.to_string())
+    };
+    let gone: Vec<&String> = old.iter().filter(|l| !new.contains(l)).collect();
+    let came: Vec<&String> = new.iter().filter(|l| !old.contains(l)).collect();
+    // The one new line with the same key as a gone line: a changed value.
+    let successor = |g: &str| {
+        let mut same = came.iter().filter(|c| key(c) == key(g));
+        match (same.next(), same.next()) {
+            (Some(c), None) => Some(*c),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let mut replaced = Vec::new();
+    for g in &gone {
+        match successor(g) {
+            Some(c) => {
+                let value = c.rsplit_once(' ').map_or("", |(_, v)| v);
+                out.push(format!("~ {g} → {value}"));
+                replaced.push(c);
+            }
+            None => out.push(format!("- {g}")),
+        }
+    }
+    out.extend(
+        came.iter()
+            .filter(|c| !replaced.contains(c))
+            .map(|c| format!("+ {c}")),
+    );
+    out
 }
 
 #[cfg(test)]
@@ -352,5 +385,16 @@ mod tests {
             ]
         );
         assert!(!after.port("b").oper_up);
+
+        // A value that changes (a counter) is one `~` line.
+        sw.process(Instant(2), PortId(0), &rx);
+        assert_eq!(
+            changes(&after, &dump(&sw, Instant(2))),
+            [
+                "~ port a: rx_frames 1 → 2",
+                "~ port a: rx_bytes 60 → 120",
+                "+ port b: tx_drop.port_down 1",
+            ]
+        );
     }
 }

@@ -11,6 +11,7 @@ use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv4Addr};
 
 mod support;
+use portcullis_dataplane::dump::dump;
 use support::*;
 
 const UPLINK: PortId = PortId(0);
@@ -166,7 +167,26 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
 #[test]
 fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     let mut sw = switch(EnforceMode::Enforce, false);
+    let start = dump(&sw, Instant::from_secs(1));
     lease(&mut sw, true);
+    // The whole switch after the DORA: a's binding, and the four messages counted.
+    assert_changed(
+        &start,
+        &sw,
+        Instant::from_secs(1),
+        &[
+            "+ port uplink: rx_frames 2",
+            "+ port uplink: rx_bytes 596",
+            "+ port uplink: tx_frames 2",
+            "+ port uplink: tx_bytes 572",
+            "+ port a: rx_frames 2",
+            "+ port a: rx_bytes 572",
+            "+ port a: tx_frames 2",
+            "+ port a: tx_bytes 596",
+            "+ mac vlan 10 00:1b:21:00:00:01 on uplink (learned)",
+            "+ binding vlan 10 198.18.10.1 52:54:00:00:00:01 on a (dhcp, lease end 3601004ms)",
+        ],
+    );
     let bound = sw.bindings();
     assert_eq!(bound.len(), 1);
     assert_eq!(
@@ -216,6 +236,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     );
 
     // ARP inspection: a's ARP for the router passes; b claiming a's address does not.
+    let guarded = dump(&sw, Instant::from_secs(2));
     let who_has = arp(
         MacAddr::BROADCAST,
         mac(1),
@@ -250,6 +271,31 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
             rx_drops(&sw, B, DropReason::ArpInvalid)
         ),
         (1, 1)
+    );
+    // The whole switch: counters only (a's ARP flooded to the uplink, b and rogue;
+    // b's two refused; the router's reply to a); its MAC was learned in the DORA.
+    assert_changed(
+        &guarded,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "~ port uplink: rx_frames 2 → 3",
+            "~ port uplink: rx_bytes 596 → 656",
+            "~ port uplink: tx_frames 4 → 5",
+            "~ port uplink: tx_bytes 901 → 961",
+            "~ port a: rx_frames 4 → 5",
+            "~ port a: rx_bytes 658 → 718",
+            "~ port a: tx_frames 2 → 3",
+            "~ port a: tx_bytes 596 → 656",
+            "~ port b: rx_frames 2 → 4",
+            "~ port b: rx_bytes 329 → 449",
+            "+ port b: tx_frames 1",
+            "+ port b: tx_bytes 60",
+            "+ port b: rx_drop.arp_no_binding 1",
+            "+ port b: rx_drop.arp_invalid 1",
+            "+ port rogue: tx_frames 1",
+            "+ port rogue: tx_bytes 60",
+        ],
     );
 }
 

@@ -4,6 +4,7 @@
 use portcullis_dataplane::*;
 
 mod support;
+use portcullis_dataplane::dump::dump;
 use support::*;
 
 const UPLINK: PortId = PortId(0);
@@ -65,6 +66,7 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
         vec![0, 2, 3]
     );
     assert_eq!(sw.port(A).unwrap().secure.unwrap().count, 2);
+    let within = dump(&sw, at(1000));
     // macof starts: the third source MAC is a violation → error-disabled.
     assert_eq!(
         send(&mut sw, at(1001), A, bcast, mac(0x41)),
@@ -78,6 +80,22 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
         "dynamic secure MACs are forgotten on shutdown"
     );
     assert_eq!(p.secure.unwrap().violations, 1);
+    // The whole switch: a is down for port security, its dynamic MAC is gone.
+    assert_changed(
+        &within,
+        &sw,
+        at(1001),
+        &[
+            "~ port a: guest, admin up, link up, oper up → down",
+            "- port a: secure macs 2/2, violations 0",
+            "~ port a: rx_frames 1 → 2",
+            "~ port a: rx_bytes 60 → 120",
+            "- mac vlan 10 52:54:00:00:00:40 on a (dynamic)",
+            "+ port a: err-disabled by PortSecurity",
+            "+ port a: secure macs 1/2, violations 1",
+            "+ port a: rx_drop.secure_mac_limit 1",
+        ],
+    );
     // The rest of the flood: dropped at the door, nothing learned.
     for i in 0..200u8 {
         assert_eq!(
@@ -112,7 +130,17 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
     );
 
     // The operator recovers it: the guest is back with its own MAC.
+    let disabled = dump(&sw, at(2000));
     assert_eq!(sw.recover(A, at(2000)), Ok(true));
+    assert_changed(
+        &disabled,
+        &sw,
+        at(2000),
+        &[
+            "~ port a: guest, admin up, link up, oper down → up",
+            "- port a: err-disabled by PortSecurity",
+        ],
+    );
     assert_eq!(out(&send(&mut sw, at(2001), A, mac(2), mac(1))), vec![2]);
     assert_eq!(
         events(&mut sw),

@@ -4,6 +4,7 @@
 use portcullis_dataplane::*;
 
 mod support;
+use portcullis_dataplane::dump::dump;
 use support::*;
 
 const UPLINK: PortId = PortId(0);
@@ -79,6 +80,7 @@ const BCAST: &str = "ff:ff:ff:ff:ff:ff";
 #[test]
 fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() {
     let mut sw = lab(SecurityPolicy::default());
+    let start = dump(&sw, Instant::from_secs(2));
 
     // web1 ARPs for web2: the broadcast reaches web2, sniff, and one uplink (tagged 10) — not db1.
     let v = send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806));
@@ -125,6 +127,30 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     for p in [UPLINK, WEB1, WEB2, DB1, SNIFF] {
         assert_eq!(c(&sw, p).rx_dropped() + c(&sw, p).tx_dropped(), 0);
     }
+    // The whole switch: frame and byte counters, and the router learned on the
+    // uplink — nothing else (uplink frames are 4 bytes longer: tagged).
+    assert_changed(
+        &start,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "+ port uplink1: rx_frames 1",
+            "+ port uplink1: rx_bytes 64",
+            "+ port uplink1: tx_frames 2",
+            "+ port uplink1: tx_bytes 128",
+            "+ port web1: rx_frames 2",
+            "+ port web1: rx_bytes 120",
+            "+ port web1: tx_frames 2",
+            "+ port web1: tx_bytes 120",
+            "+ port web2: rx_frames 1",
+            "+ port web2: rx_bytes 60",
+            "+ port web2: tx_frames 1",
+            "+ port web2: tx_bytes 60",
+            "+ port sniff: tx_frames 1",
+            "+ port sniff: tx_bytes 60",
+            "+ mac vlan 10 00:1b:21:aa:bb:cc on uplink1 (learned)",
+        ],
+    );
 }
 
 #[test]
@@ -152,6 +178,7 @@ fn vlans_are_isolated() {
 #[test]
 fn a_guest_forging_another_source_mac_is_dropped_and_counted() {
     let mut sw = lab(SecurityPolicy::default());
+    let start = dump(&sw, Instant::from_secs(2));
     let v = send(&mut sw, 2, WEB1, &eth(W2, "52:54:00:66:66:66", 0x0800));
     assert_eq!(v, Verdict::Drop(DropReason::ForgedTransmit));
     // Impersonating web2 itself is forged too.
@@ -177,6 +204,17 @@ fn a_guest_forging_another_source_mac_is_dropped_and_counted() {
         sw.mac_table()
             .lookup(vid(10), mac("52:54:00:66:66:66"), Instant::from_secs(2))
             .is_none()
+    );
+    // The whole switch: only web1's counters moved, nothing was learned or moved.
+    assert_changed(
+        &start,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "+ port web1: rx_frames 2",
+            "+ port web1: rx_bytes 120",
+            "+ port web1: rx_drop.forged_transmit 2",
+        ],
     );
 }
 
@@ -487,8 +525,23 @@ fn an_admin_down_port_neither_sends_nor_receives() {
     assert_eq!(c(&sw, WEB2).rx_drops[DropReason::PortDown as usize], 1);
     assert_eq!(c(&sw, WEB2).tx_drops[DropReason::PortDown as usize], 1);
     // An uplink whose link is down: unknown unicast from a guest has nowhere to go.
+    let before = dump(&sw, Instant::from_secs(2));
     sw.set_link_up(UPLINK, false, Instant::from_secs(2))
         .unwrap();
+    // The whole switch: the uplink is down and no guest is pinned to it any more.
+    assert_changed(
+        &before,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "- port uplink1: uplink, admin up, link up, oper up",
+            "- port web1: pinned to uplink1",
+            "- port web2: pinned to uplink1",
+            "- port db1: pinned to uplink1",
+            "- port sniff: pinned to uplink1",
+            "+ port uplink1: uplink, admin up, link down, oper down",
+        ],
+    );
     assert_eq!(
         send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800)),
         Verdict::Drop(DropReason::NoUplink)
