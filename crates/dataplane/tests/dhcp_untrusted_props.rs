@@ -218,16 +218,8 @@ fn frame(a: &Attack) -> Vec<u8> {
     f
 }
 
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = 4096;
-    }
-    c
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(many_cases())]
 
     #[test]
     fn no_server_message_from_an_untrusted_port_is_ever_forwarded(
