@@ -76,12 +76,7 @@ fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
     );
     spec.max_bindings = 8;
     if static_b {
-        spec.static_bindings = vec![StaticBindingSpec {
-            mac: mac(2),
-            ip: IpAddr::V4(B_IP),
-            vid: vid(10),
-            port: 2,
-        }];
+        spec.static_bindings = vec![static_binding(mac(2), B_IP, 2)];
     }
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }

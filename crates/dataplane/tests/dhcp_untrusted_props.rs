@@ -20,7 +20,7 @@ use dhcproto::{Encodable, Encoder};
 use etherparse::PacketBuilder;
 use portcullis_dataplane::*;
 use proptest::prelude::*;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 mod support;
 use support::*;
@@ -63,12 +63,7 @@ fn switch(ipsg: bool) -> Switch {
     spec.max_bindings = 8;
     // The attacker's own address is bound, so IP Source Guard lets its
     // datagrams through to snooping's judgement.
-    spec.static_bindings = vec![StaticBindingSpec {
-        mac: mac(1),
-        ip: IpAddr::V4(ATTACKER_IP),
-        vid: vid(10),
-        port: 1,
-    }];
+    spec.static_bindings = vec![static_binding(mac(1), ATTACKER_IP, 1)];
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }
 

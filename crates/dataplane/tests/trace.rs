@@ -14,7 +14,7 @@ use portcullis_dataplane::trace::{
 };
 use portcullis_dataplane::*;
 use proptest::prelude::*;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 mod support;
 use support::*;
@@ -39,12 +39,7 @@ fn lab(edit: impl FnOnce(&mut SwitchSpec)) -> SwitchSpec {
         ],
     );
     spec.max_bindings = 16;
-    spec.static_bindings = vec![StaticBindingSpec {
-        mac: mac(1),
-        ip: IpAddr::V4(ip(1)),
-        vid: vid(10),
-        port: VM1.index(),
-    }];
+    spec.static_bindings = vec![static_binding(mac(1), ip(1), VM1.index())];
     edit(&mut spec);
     spec
 }

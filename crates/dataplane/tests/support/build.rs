@@ -96,6 +96,16 @@ pub fn port_security(max: u16, violation: Violation) -> PortSecuritySpec {
     }
 }
 
+/// A configured binding of `m` to `addr` in VLAN 10 on port number `port`.
+pub fn static_binding(m: MacAddr, addr: Ipv4Addr, port: usize) -> StaticBindingSpec {
+    StaticBindingSpec {
+        mac: m,
+        ip: IpAddr::V4(addr),
+        vid: vid(10),
+        port,
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Frames
 // ---------------------------------------------------------------------------------
