@@ -85,10 +85,6 @@ fn ipv4(src: MacAddr, sip: Ipv4Addr, dst: MacAddr, dip: Ipv4Addr) -> Vec<u8> {
     udp4(dst, src, (sip, dip), (5000, 9), b"x")
 }
 
-fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
-    send_at(sw, Instant::from_millis(t), port, data)
-}
-
 /// Drops of `r` received on `p`.
 fn rx_drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
     sw.counters(p).unwrap().rx_drops[r as usize]
@@ -98,7 +94,7 @@ fn rx_drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
 fn lease(sw: &mut Switch, committed: bool) -> Verdict {
     let u = Ipv4Addr::UNSPECIFIED;
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1000,
             A,
@@ -108,7 +104,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         "a client's broadcast reaches the trusted uplink only"
     );
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1001,
             UPLINK,
@@ -117,7 +113,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         vec![1]
     );
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1002,
             A,
@@ -126,7 +122,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         vec![0]
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
-    let v = send(sw, 1003, UPLINK, &ack);
+    let v = send_ms(sw, 1003, UPLINK, &ack);
     let Verdict::Hold(fwd, b) = v else {
         panic!("the ACK must be held: {v:?}")
     };
@@ -201,7 +197,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     // IP Source Guard: a's own address passes, another address or a's address with
     // another MAC (ip-mac) does not.
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             &mut sw,
             2000,
             A,
@@ -210,18 +206,18 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
         vec![0]
     );
     assert_eq!(
-        send(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 1);
     // b has no lease: its IPv4 is refused, but its DHCP is exempt.
     assert_eq!(
-        send(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     let u = Ipv4Addr::UNSPECIFIED;
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             &mut sw,
             2000,
             B,
@@ -239,10 +235,10 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
         (mac(1), A_IP),
         (MacAddr::ZERO, SERVER_IP),
     );
-    assert_eq!(out(&send(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
+    assert_eq!(out(&send_ms(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
     let poison = arp(SERVER, mac(2), 2, (mac(2), A_IP), (SERVER, SERVER_IP));
     assert_eq!(
-        send(&mut sw, 2001, B, &poison),
+        send_ms(&mut sw, 2001, B, &poison),
         Verdict::Drop(DropReason::ArpNoBinding)
     );
     // Validation: Ethernet source ≠ sender MAC.
@@ -254,12 +250,12 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
         (MacAddr::ZERO, SERVER_IP),
     );
     assert_eq!(
-        send(&mut sw, 2002, B, &lying),
+        send_ms(&mut sw, 2002, B, &lying),
         Verdict::Drop(DropReason::ArpInvalid)
     );
     // The router's ARP from the trusted uplink is not inspected.
     let router = arp(mac(1), SERVER, 2, (SERVER, SERVER_IP), (mac(1), A_IP));
-    assert_eq!(out(&send(&mut sw, 2003, UPLINK, &router)), vec![1]);
+    assert_eq!(out(&send_ms(&mut sw, 2003, UPLINK, &router)), vec![1]);
     assert_eq!(
         (
             rx_drops(&sw, B, DropReason::ArpNoBinding),
@@ -300,12 +296,12 @@ fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
     let mut sw = switch(EnforceMode::Enforce, false);
     let offer = dhcp(MessageType::Offer, mac(3), mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &offer),
+        send_ms(&mut sw, 1, ROGUE, &offer),
         Verdict::Drop(DropReason::DhcpServerUntrusted)
     );
     let ack = dhcp(MessageType::Ack, mac(3), mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &ack),
+        send_ms(&mut sw, 1, ROGUE, &ack),
         Verdict::Drop(DropReason::DhcpServerUntrusted)
     );
     assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
@@ -317,7 +313,7 @@ fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
     assert_eq!(sw.binding_count(), 0);
 
     let mut sw = switch(EnforceMode::Observe, false);
-    assert_eq!(out(&send(&mut sw, 1, ROGUE, &offer)), vec![1]);
+    assert_eq!(out(&send_ms(&mut sw, 1, ROGUE, &offer)), vec![1]);
     let c = sw.counters(ROGUE).unwrap();
     assert_eq!(c.rx_dropped(), 0);
     assert_eq!(c.observed[DropReason::DhcpServerUntrusted as usize], 1);
@@ -335,13 +331,13 @@ fn client_messages_are_checked_on_untrusted_ports() {
     // chaddr ≠ Ethernet source (a DHCP starvation tool's trick).
     let spoofed = dhcp(MessageType::Discover, mac(1), mac(0x77), u, u);
     assert_eq!(
-        send(&mut sw, 1, A, &spoofed),
+        send_ms(&mut sw, 1, A, &spoofed),
         Verdict::Drop(DropReason::DhcpChaddrMismatch)
     );
     // Over 20 DHCP messages a second from one port: error-disabled.
     let discover = dhcp(MessageType::Discover, mac(2), mac(2), u, u);
     let passed = (0..25)
-        .filter(|_| matches!(send(&mut sw, 5000, B, &discover), Verdict::Forward(_)))
+        .filter(|_| matches!(send_ms(&mut sw, 5000, B, &discover), Verdict::Forward(_)))
         .count();
     assert_eq!(passed, 20);
     assert_eq!(
@@ -361,13 +357,13 @@ fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
     // b releases a's lease (chaddr = its own MAC, ciaddr = a's IP): refused.
     let foreign = dhcp(MessageType::Release, mac(2), mac(2), A_IP, u);
     assert_eq!(
-        send(&mut sw, 3000, B, &foreign),
+        send_ms(&mut sw, 3000, B, &foreign),
         Verdict::Drop(DropReason::DhcpReleaseForeignPort)
     );
     assert_eq!(sw.binding_count(), 1, "the binding survives");
     // a releases it: gone, and reported for the store.
     let own = dhcp(MessageType::Release, mac(1), mac(1), A_IP, u);
-    let v = send(&mut sw, 3001, A, &own);
+    let v = send_ms(&mut sw, 3001, A, &own);
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     assert_eq!(sw.binding_count(), 0);
     assert!(matches!(
@@ -381,7 +377,7 @@ fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
     // A new lease, then a NAK from the server.
     lease(&mut sw, true);
     assert!(matches!(
-        send(
+        send_ms(
             &mut sw,
             4000,
             UPLINK,
@@ -413,7 +409,7 @@ fn an_ack_whose_binding_cannot_be_committed_is_dropped() {
     assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
     // Without a binding, a's traffic stays blocked by IP Source Guard.
     assert_eq!(
-        send(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
 }
@@ -432,7 +428,7 @@ fn static_b() -> bindings::BindingHolder {
 /// b, statically bound, is reachable and passes IP Source Guard.
 fn b_passes(sw: &mut Switch, t: u64) -> bool {
     matches!(
-        send(sw, t, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        send_ms(sw, t, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
         Verdict::Forward(_)
     )
 }
@@ -446,7 +442,7 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     // chaddr, through a relay or from a port where chaddr is not checked).
     let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
     assert!(matches!(
-        send(&mut sw, 2, UPLINK, &nak),
+        send_ms(&mut sw, 2, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -466,7 +462,7 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
         .unwrap();
     let nak = dhcp(MessageType::Nak, SERVER, mac(1), u, u);
     assert!(matches!(
-        send(&mut sw, 4, UPLINK, &nak),
+        send_ms(&mut sw, 4, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -493,10 +489,10 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
         ),
         (3, B, dhcp(MessageType::Request, mac(2), mac(2), u, u)),
     ] {
-        assert!(matches!(send(&mut sw, t, port, &m), Verdict::Forward(_)));
+        assert!(matches!(send_ms(&mut sw, t, port, &m), Verdict::Forward(_)));
     }
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_LEASE);
-    let v = send(&mut sw, 4, UPLINK, &ack);
+    let v = send_ms(&mut sw, 4, UPLINK, &ack);
     let Verdict::Hold(fwd, held) = v else {
         panic!("the ACK must be held: {v:?}")
     };
@@ -527,7 +523,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
     let _ = events(&mut sw);
     let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
     assert!(matches!(
-        send(&mut sw, 7, UPLINK, &nak),
+        send_ms(&mut sw, 7, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -548,7 +544,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
     assert!(b_passes(&mut sw, 8), "b keeps its static address");
     // A second NAK finds nothing to remove.
     assert!(matches!(
-        send(&mut sw, 9, UPLINK, &nak),
+        send_ms(&mut sw, 9, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(sw.binding_count(), 2);
@@ -591,7 +587,7 @@ fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let u = Ipv4Addr::UNSPECIFIED;
     let release = dhcp(MessageType::Release, mac(2), mac(2), B_IP, u);
     assert!(matches!(
-        send(&mut sw, 4000, B, &release),
+        send_ms(&mut sw, 4000, B, &release),
         Verdict::Forward(_)
     ));
     sw.tick(Instant::from_secs(1_000_000));
@@ -604,7 +600,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
     // a asks; the server leases it b's statically bound address.
-    send(
+    send_ms(
         &mut sw,
         1,
         A,
@@ -613,7 +609,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     let _ = events(&mut sw);
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &ack),
+        send_ms(&mut sw, 2, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpBindingConflict)
     );
     assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
@@ -634,7 +630,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     // A live lease of another MAC is held just as firmly: a has A_IP, b is offered it.
     let mut sw = switch(EnforceMode::Enforce, false);
     lease(&mut sw, true);
-    send(
+    send_ms(
         &mut sw,
         3,
         B,
@@ -642,19 +638,19 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, A_IP);
     assert_eq!(
-        send(&mut sw, 5000, UPLINK, &ack),
+        send_ms(&mut sw, 5000, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpBindingConflict)
     );
     assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().mac, mac(1));
     // Once a's lease has ended (not yet swept), the address is free for b.
     let later = 1_004 + 3_600_000;
-    send(
+    send_ms(
         &mut sw,
         later,
         B,
         &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
     );
-    let v = send(&mut sw, later + 1, UPLINK, &ack);
+    let v = send_ms(&mut sw, later + 1, UPLINK, &ack);
     assert!(matches!(v, Verdict::Hold(..)), "{v:?}");
 }
 
@@ -662,14 +658,14 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
 fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
-    send(
+    send_ms(
         &mut sw,
         1,
         B,
         &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_IP);
-    let v = send(&mut sw, 2, UPLINK, &ack);
+    let v = send_ms(&mut sw, 2, UPLINK, &ack);
     assert_eq!(out(&v), vec![2], "forwarded to b, not held: {v:?}");
     let b = sw.binding(vid(10), IpAddr::V4(B_IP)).unwrap();
     assert_eq!((b.source, b.lease_end), (BindingSource::Static, None));
@@ -699,14 +695,14 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
 fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, false);
-    send(
+    send_ms(
         &mut sw,
         1,
         A,
         &dhcp(MessageType::Discover, mac(1), mac(1), u, u),
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
-    let Verdict::Hold(fwd, held) = send(&mut sw, 2, UPLINK, &ack) else {
+    let Verdict::Hold(fwd, held) = send_ms(&mut sw, 2, UPLINK, &ack) else {
         panic!("held")
     };
     // The operator binds A_IP to b meanwhile.
@@ -813,7 +809,12 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
 fn static_bindings_serve_arp_inspection_and_source_guard() {
     let mut sw = switch(EnforceMode::Enforce, true);
     assert_eq!(
-        out(&send(&mut sw, 1, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP))),
+        out(&send_ms(
+            &mut sw,
+            1,
+            B,
+            &ipv4(mac(2), B_IP, SERVER, SERVER_IP)
+        )),
         vec![0]
     );
     let announce = arp(
@@ -823,7 +824,7 @@ fn static_bindings_serve_arp_inspection_and_source_guard() {
         (mac(2), B_IP),
         (MacAddr::ZERO, B_IP),
     );
-    assert_eq!(out(&send(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
     assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
 }
 
@@ -843,7 +844,7 @@ fn an_ack_for_a_client_the_switch_does_not_know_never_reaches_untrusted_ports() 
     );
     ack[..6].copy_from_slice(&[0xff; 6]);
     assert_eq!(
-        send(&mut sw, 1, UPLINK, &ack),
+        send_ms(&mut sw, 1, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpAckUnknownClient)
     );
     assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
@@ -911,7 +912,7 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     for (sport, dport) in [(1067, 68), (68, 68), (4242, 68), (67, 67), (53, 67)] {
         for m in [&offer, &ack] {
             assert_eq!(
-                send(&mut sw, 1, ROGUE, &ports(m.clone(), sport, dport)),
+                send_ms(&mut sw, 1, ROGUE, &ports(m.clone(), sport, dport)),
                 Verdict::Drop(DropReason::DhcpServerUntrusted),
                 "{sport} → {dport}"
             );
@@ -921,11 +922,11 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     // A whole reply with MF set (a raw-socket client that checks only the offset
     // takes it), and one whose MF is set and whose port is odd too.
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &fragment(ack.clone(), 0x2000)),
+        send_ms(&mut sw, 1, ROGUE, &fragment(ack.clone(), 0x2000)),
         Verdict::Drop(DropReason::DhcpFragment)
     );
     assert_eq!(
-        send(
+        send_ms(
             &mut sw,
             1,
             ROGUE,
@@ -937,7 +938,7 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     // fragment fields would read it as one), DF set or not.
     for frag in [0x0001, 0x2010, 0x4001] {
         assert_eq!(
-            send(&mut sw, 1, ROGUE, &fragment(ack.clone(), frag)),
+            send_ms(&mut sw, 1, ROGUE, &fragment(ack.clone(), frag)),
             Verdict::Drop(DropReason::DhcpFragment),
             "frag {frag:#06x}"
         );
@@ -947,21 +948,21 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     tiny[16..18].copy_from_slice(&24u16.to_be_bytes());
     let tiny = fragment(tiny, 0x2000);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &tiny),
+        send_ms(&mut sw, 1, ROGUE, &tiny),
         Verdict::Drop(DropReason::DhcpFragment)
     );
     // UDP to 68 whose UDP length runs past the datagram: unreadable, dropped.
     let mut long = ack.clone();
     long[38..40].copy_from_slice(&0xfff0u16.to_be_bytes());
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &long),
+        send_ms(&mut sw, 1, ROGUE, &long),
         Verdict::Drop(DropReason::DhcpMalformed)
     );
     // An IPv4 header that claims more bytes than the frame has.
     let mut bogus = ack.clone();
     bogus[16..18].copy_from_slice(&0xffffu16.to_be_bytes());
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &bogus),
+        send_ms(&mut sw, 1, ROGUE, &bogus),
         Verdict::Drop(DropReason::Ipv4Malformed)
     );
     assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpFragment), 6);
@@ -982,8 +983,8 @@ fn ordinary_fragmented_udp_from_a_guest_still_flows() {
     let first = udp4(SERVER, mac(2), (B_IP, SERVER_IP), (53, 40000), &[0xab; 64]);
     let later = fragment(first.clone(), 0x0009);
     let first = fragment(first, 0x2000);
-    assert_eq!(out(&send(&mut sw, 1, B, &first)), vec![0]);
-    assert_eq!(out(&send(&mut sw, 1, B, &later)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &first)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &later)), vec![0]);
     assert_eq!(sw.counters(B).unwrap().rx_dropped(), 0);
 }
 
@@ -995,7 +996,7 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
     for i in 0..5u8 {
         let req = dhcp(MessageType::Request, mac(1), mac(0x80 + i), u, u);
         assert_eq!(
-            send(&mut sw, 1, A, &fragment(req, 0x2000)),
+            send_ms(&mut sw, 1, A, &fragment(req, 0x2000)),
             Verdict::Drop(DropReason::DhcpFragment)
         );
     }
@@ -1006,14 +1007,14 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
         67,
     );
     assert_eq!(
-        send(&mut sw, 1, A, &spoofed),
+        send_ms(&mut sw, 1, A, &spoofed),
         Verdict::Drop(DropReason::DhcpChaddrMismatch)
     );
     assert_eq!(sw.counters(UPLINK).unwrap().tx_frames, 0);
     // A LEASEQUERY (10) from a guest: no client sends one.
     let query = message_type(dhcp(MessageType::Request, mac(1), mac(1), u, u), 10);
     assert_eq!(
-        send(&mut sw, 1, A, &query),
+        send_ms(&mut sw, 1, A, &query),
         Verdict::Drop(DropReason::DhcpUnexpectedMessage)
     );
 
@@ -1026,13 +1027,13 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
     );
     let foreign = from_ip(foreign, u);
     assert_eq!(
-        send(&mut sw, 3000, B, &foreign),
+        send_ms(&mut sw, 3000, B, &foreign),
         Verdict::Drop(DropReason::DhcpReleaseForeignPort)
     );
     assert_eq!(sw.binding_count(), 1, "a's binding survives");
     // The rate limit counted them all: a is over 20 messages in its second.
     for _ in 0..20 {
-        send(&mut sw, 1, A, &spoofed);
+        send_ms(&mut sw, 1, A, &spoofed);
     }
     assert_eq!(
         sw.port(A).unwrap().err_disabled.map(|e| e.cause),
@@ -1045,19 +1046,19 @@ fn client_broadcasts_reach_trusted_ports_only() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
     let discover = dhcp(MessageType::Discover, mac(1), mac(1), u, u);
-    let v = send(&mut sw, 1, A, &discover);
+    let v = send_ms(&mut sw, 1, A, &discover);
     assert_eq!(out(&v), vec![0], "the server's side only: {v:?}");
     // Unicast to another guest (a client renewing with a rogue server): nowhere.
     let mut to_rogue = dhcp(MessageType::Request, mac(1), mac(1), u, u);
     to_rogue[..6].copy_from_slice(&mac(3).0);
     assert_eq!(
-        send(&mut sw, 2, A, &to_rogue),
+        send_ms(&mut sw, 2, A, &to_rogue),
         Verdict::Drop(DropReason::DhcpNoTrustedPort)
     );
     // A client behind the uplink: its broadcast reaches no untrusted guest either.
     let remote = MacAddr([0x02, 0, 0, 0, 0, 0x42]);
     assert_eq!(
-        send(
+        send_ms(
             &mut sw,
             3,
             UPLINK,
@@ -1076,7 +1077,7 @@ fn client_broadcasts_reach_trusted_ports_only() {
         (mac(2), B_IP),
         (MacAddr::ZERO, SERVER_IP),
     );
-    let v = send(&mut sw, 4, B, &who_has);
+    let v = send_ms(&mut sw, 4, B, &who_has);
     assert_eq!(out(&v), vec![0, 1, 3], "{v:?}");
 }
 
@@ -1085,27 +1086,27 @@ fn source_guard_exempts_only_a_client_without_an_address() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, false);
     let discover = dhcp(MessageType::Discover, mac(1), mac(1), u, u);
-    assert_eq!(out(&send(&mut sw, 1, A, &discover)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, A, &discover)), vec![0]);
     // A BOOTREQUEST from an address a does not hold: checked like any IPv4.
     for spoofed in [B_IP, SERVER_IP, Ipv4Addr::new(198, 18, 99, 9)] {
         assert_eq!(
-            send(&mut sw, 2, A, &from_ip(discover.clone(), spoofed)),
+            send_ms(&mut sw, 2, A, &from_ip(discover.clone(), spoofed)),
             Verdict::Drop(DropReason::IpSourceGuard),
             "from {spoofed}"
         );
     }
     // From 0.0.0.0 to some other port than 67: not a client getting a lease.
     assert_eq!(
-        send(&mut sw, 2, A, &ipv4(mac(1), u, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2, A, &ipv4(mac(1), u, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 4);
     // Once bound, a renews from its own address, and releases it.
     lease(&mut sw, true);
     let renew = from_ip(dhcp(MessageType::Request, mac(1), mac(1), A_IP, u), A_IP);
-    assert_eq!(out(&send(&mut sw, 3000, A, &renew)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 3000, A, &renew)), vec![0]);
     let release = dhcp(MessageType::Release, mac(1), mac(1), A_IP, u);
-    assert_eq!(out(&send(&mut sw, 3001, A, &release)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 3001, A, &release)), vec![0]);
     assert_eq!(sw.binding_count(), 0, "released once it was on its way");
 }
 
@@ -1122,7 +1123,7 @@ fn a_release_that_a_later_check_drops_releases_nothing() {
         Ipv4Addr::new(198, 18, 10, 99),
     );
     assert_eq!(
-        send(&mut sw, 3000, A, &release),
+        send_ms(&mut sw, 3000, A, &release),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     assert_eq!(sw.binding_count(), 1);
@@ -1133,7 +1134,7 @@ fn observe_mode_counts_the_new_checks_and_drops_nothing() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Observe, false);
     let ack = fragment(dhcp(MessageType::Ack, mac(3), mac(1), u, B_IP), 0x2000);
-    let v = send(&mut sw, 1, ROGUE, &ack);
+    let v = send_ms(&mut sw, 1, ROGUE, &ack);
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     let c = sw.counters(ROGUE).unwrap();
     assert_eq!(c.rx_dropped(), 0);

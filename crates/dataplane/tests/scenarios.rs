@@ -49,10 +49,6 @@ fn tagged(dst: &str, src: &str, v: u16) -> Vec<u8> {
     frame64(mac(dst), mac(src), Some(v))
 }
 
-fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
-    send_at(sw, Instant::from_secs(t), port, data)
-}
-
 fn c(sw: &Switch, p: PortId) -> &PortCounters {
     sw.counters(p).unwrap()
 }
@@ -83,7 +79,7 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     let start = dump(&sw, Instant::from_secs(2));
 
     // web1 ARPs for web2: the broadcast reaches web2, sniff, and one uplink (tagged 10) — not db1.
-    let v = send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806));
+    let v = send_secs(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806));
     assert_eq!(out(&v), vec![0, 2, 4]);
     let Verdict::Forward(f) = v else { panic!() };
     assert_eq!(f.vid, vid(10));
@@ -94,17 +90,20 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     assert_eq!(sw.port(WEB2).unwrap().egress_tci(f.vid, f.pcp_dei), None);
 
     // web2 answers unicast: only web1 gets it (sniff is not promiscuous).
-    assert_eq!(out(&send(&mut sw, 2, WEB2, &eth(W1, W2, 0x0806))), vec![1]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 2, WEB2, &eth(W1, W2, 0x0806))),
+        vec![1]
+    );
 
     // web1 → router (unknown unicast) leaves by the uplink only.
     assert_eq!(
-        out(&send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800))),
+        out(&send_secs(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800))),
         vec![0]
     );
 
     // The router answers tagged 10 on the uplink: delivered to web1 untagged, and the router is learned.
     assert_eq!(
-        out(&send(&mut sw, 2, UPLINK, &tagged(W1, ROUTER, 10))),
+        out(&send_secs(&mut sw, 2, UPLINK, &tagged(W1, ROUTER, 10))),
         vec![1]
     );
     let learned = sw
@@ -157,10 +156,13 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
 fn vlans_are_isolated() {
     let mut sw = lab(SecurityPolicy::default());
     // web1 sends straight to db1's MAC: db1 is in VLAN 20, so in VLAN 10 it is unknown → uplink only.
-    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(DB, W1, 0x0800))), vec![0]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 2, WEB1, &eth(DB, W1, 0x0800))),
+        vec![0]
+    );
     // db1's broadcast stays in VLAN 20: only the uplink carries it.
     assert_eq!(
-        out(&send(&mut sw, 2, DB1, &eth(BCAST, DB, 0x0806))),
+        out(&send_secs(&mut sw, 2, DB1, &eth(BCAST, DB, 0x0806))),
         vec![0]
     );
     assert_frames(
@@ -179,10 +181,10 @@ fn vlans_are_isolated() {
 fn a_guest_forging_another_source_mac_is_dropped_and_counted() {
     let mut sw = lab(SecurityPolicy::default());
     let start = dump(&sw, Instant::from_secs(2));
-    let v = send(&mut sw, 2, WEB1, &eth(W2, "52:54:00:66:66:66", 0x0800));
+    let v = send_secs(&mut sw, 2, WEB1, &eth(W2, "52:54:00:66:66:66", 0x0800));
     assert_eq!(v, Verdict::Drop(DropReason::ForgedTransmit));
     // Impersonating web2 itself is forged too.
-    let v = send(&mut sw, 2, WEB1, &eth(BCAST, W2, 0x0806));
+    let v = send_secs(&mut sw, 2, WEB1, &eth(BCAST, W2, 0x0806));
     assert_eq!(v, Verdict::Drop(DropReason::ForgedTransmit));
     assert_eq!(
         c(&sw, WEB1).rx_drops[DropReason::ForgedTransmit as usize],
@@ -225,7 +227,7 @@ fn forged_transmits_accept_lets_any_source_through_without_learning_it() {
         ..Default::default()
     });
     assert_eq!(
-        out(&send(
+        out(&send_secs(
             &mut sw,
             2,
             SNIFF,
@@ -244,7 +246,10 @@ fn forged_transmits_accept_lets_any_source_through_without_learning_it() {
 #[test]
 fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
     let mut sw = lab(SecurityPolicy::default());
-    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))), vec![2]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
+        vec![2]
+    );
     assert_eq!(c(&sw, SNIFF).tx_frames, 0);
 
     let mut sw = lab(SecurityPolicy {
@@ -252,12 +257,12 @@ fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
         ..Default::default()
     });
     assert_eq!(
-        out(&send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
+        out(&send_secs(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800))),
         vec![2, 4]
     );
     // Unknown unicast from the uplink reaches only the promiscuous port.
     assert_eq!(
-        out(&send(
+        out(&send_secs(
             &mut sw,
             2,
             UPLINK,
@@ -267,7 +272,7 @@ fn promiscuous_reject_sees_only_its_own_frames_accept_sees_the_vlan() {
     );
     // …but not the promiscuous port of another VLAN's traffic.
     assert_eq!(
-        out(&send(&mut sw, 2, DB1, &eth(ROUTER, DB, 0x0800))),
+        out(&send_secs(&mut sw, 2, DB1, &eth(ROUTER, DB, 0x0800))),
         vec![0]
     );
     assert_frames(
@@ -288,7 +293,7 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
     let new = mac("52:54:00:00:00:99");
     // The guest reprograms its MAC; before the report, frames from the new MAC are forged.
     assert_eq!(
-        send(&mut sw, 2, WEB2, &eth(BCAST, "52:54:00:00:00:99", 0x0806)),
+        send_secs(&mut sw, 2, WEB2, &eth(BCAST, "52:54:00:00:00:99", 0x0806)),
         Verdict::Drop(DropReason::ForgedTransmit)
     );
 
@@ -311,11 +316,11 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
 
     // Unicast to the new MAC and broadcasts are not delivered to web2; both counted there.
     assert_eq!(
-        send(&mut sw, 4, WEB1, &eth("52:54:00:00:00:99", W1, 0x0800)),
+        send_secs(&mut sw, 4, WEB1, &eth("52:54:00:00:00:99", W1, 0x0800)),
         Verdict::Drop(DropReason::MacChangeBlocked)
     );
     assert_eq!(
-        out(&send(&mut sw, 4, WEB1, &eth(BCAST, W1, 0x0806))),
+        out(&send_secs(&mut sw, 4, WEB1, &eth(BCAST, W1, 0x0806))),
         vec![0, 4]
     );
     assert_eq!(
@@ -324,13 +329,19 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
     );
     assert_eq!(c(&sw, WEB2).tx_frames, 0);
     // Its old MAC is unknown now → the frame goes to the uplink.
-    assert_eq!(out(&send(&mut sw, 4, WEB1, &eth(W2, W1, 0x0800))), vec![0]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 4, WEB1, &eth(W2, W1, 0x0800))),
+        vec![0]
+    );
 
     // Reverting to the initial MAC unblocks it.
     sw.report_effective_mac(WEB2, mac(W2), Instant::from_secs(5))
         .unwrap();
     assert!(!sw.port(WEB2).unwrap().mac_change_blocked());
-    assert_eq!(out(&send(&mut sw, 6, WEB1, &eth(W2, W1, 0x0800))), vec![2]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 6, WEB1, &eth(W2, W1, 0x0800))),
+        vec![2]
+    );
 }
 
 #[test]
@@ -341,12 +352,15 @@ fn mac_changes_accept_follows_the_guest_and_the_old_mac_becomes_forged() {
     });
     let new = "52:54:00:00:00:44";
     assert_eq!(
-        out(&send(&mut sw, 2, SNIFF, &eth(BCAST, new, 0x0806))),
+        out(&send_secs(&mut sw, 2, SNIFF, &eth(BCAST, new, 0x0806))),
         vec![0, 1, 2]
     );
     assert_eq!(sw.port(SNIFF).unwrap().effective_mac, Some(mac(new)));
     assert!(!sw.port(SNIFF).unwrap().mac_change_blocked());
-    assert_eq!(out(&send(&mut sw, 2, WEB1, &eth(new, W1, 0x0800))), vec![4]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 2, WEB1, &eth(new, W1, 0x0800))),
+        vec![4]
+    );
     assert!(
         sw.mac_table()
             .lookup(vid(10), mac(SN), Instant::from_secs(2))
@@ -354,7 +368,7 @@ fn mac_changes_accept_follows_the_guest_and_the_old_mac_becomes_forged() {
     );
     // Moving onto web1's MAC is a conflict: refused, nothing changes.
     assert_eq!(
-        send(&mut sw, 3, SNIFF, &eth(BCAST, W1, 0x0806)),
+        send_secs(&mut sw, 3, SNIFF, &eth(BCAST, W1, 0x0806)),
         Verdict::Drop(DropReason::MacConflict)
     );
     assert_eq!(
@@ -385,27 +399,27 @@ fn uplink_rules_reflection_unknown_unicast_and_vlan_filter() {
     let mut sw = lab(SecurityPolicy::default());
     // Our own guest's MAC coming back from the physical network: reflection.
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &tagged(BCAST, W1, 10)),
+        send_secs(&mut sw, 2, UPLINK, &tagged(BCAST, W1, 10)),
         Verdict::Drop(DropReason::Reflection)
     );
     // Unknown unicast from the uplink: dropped.
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &tagged("52:54:00:99:99:99", ROUTER, 10)),
+        send_secs(&mut sw, 2, UPLINK, &tagged("52:54:00:99:99:99", ROUTER, 10)),
         Verdict::Drop(DropReason::UnknownUnicast)
     );
     // VLAN 30 is not allowed on the trunk.
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 30)),
+        send_secs(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 30)),
         Verdict::Drop(DropReason::VlanNotAllowed)
     );
     // Untagged = native VLAN 1, which has no guests.
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &eth(BCAST, ROUTER, 0x0806)),
+        send_secs(&mut sw, 2, UPLINK, &eth(BCAST, ROUTER, 0x0806)),
         Verdict::Drop(DropReason::NoDestination)
     );
     // A broadcast in VLAN 20 reaches db1 only — never back to an uplink.
     assert_eq!(
-        out(&send(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 20))),
+        out(&send_secs(&mut sw, 2, UPLINK, &tagged(BCAST, ROUTER, 20))),
         vec![3]
     );
     let k = c(&sw, UPLINK);
@@ -424,37 +438,40 @@ fn uplink_rules_reflection_unknown_unicast_and_vlan_filter() {
 fn bad_frames_are_counted_drops() {
     let mut sw = lab(SecurityPolicy::default());
     assert_eq!(
-        send(&mut sw, 2, WEB1, &[0x52; 10]),
+        send_secs(&mut sw, 2, WEB1, &[0x52; 10]),
         Verdict::Drop(DropReason::Truncated)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &tagged(BCAST, W1, 10)),
+        send_secs(&mut sw, 2, WEB1, &tagged(BCAST, W1, 10)),
         Verdict::Drop(DropReason::TaggedOnAccessPort)
     );
     let mut qinq = tagged(BCAST, W1, 0);
     qinq.splice(16..16, [0x81, 0x00, 0x00, 0x0a]);
     assert_eq!(
-        send(&mut sw, 2, WEB1, &qinq),
+        send_secs(&mut sw, 2, WEB1, &qinq),
         Verdict::Drop(DropReason::TaggedOnAccessPort)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x05ff)),
+        send_secs(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x05ff)),
         Verdict::Drop(DropReason::BadEthertype)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth(BCAST, BCAST, 0x0800)),
+        send_secs(&mut sw, 2, WEB1, &eth(BCAST, BCAST, 0x0800)),
         Verdict::Drop(DropReason::InvalidSourceMac)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth("01:80:c2:00:00:00", W1, 0x0026)),
+        send_secs(&mut sw, 2, WEB1, &eth("01:80:c2:00:00:00", W1, 0x0026)),
         Verdict::Drop(DropReason::LinkLocalReserved)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth(W1, W1, 0x0800)),
+        send_secs(&mut sw, 2, WEB1, &eth(W1, W1, 0x0800)),
         Verdict::Drop(DropReason::Hairpin)
     );
     // A priority-tagged frame (VID 0) is the access VLAN's.
-    assert_eq!(out(&send(&mut sw, 2, WEB1, &tagged(W2, W1, 0))), vec![2]);
+    assert_eq!(
+        out(&send_secs(&mut sw, 2, WEB1, &tagged(W2, W1, 0))),
+        vec![2]
+    );
     let k = c(&sw, WEB1);
     assert_eq!((k.rx_frames, k.rx_dropped(), k.tx_frames), (8, 7, 0));
 }
@@ -476,27 +493,27 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
     };
     let mut sw = Switch::new(&spec, Instant::from_secs(0)).unwrap();
     assert_eq!(
-        out(&send(&mut sw, 1, PortId(0), &eth(BCAST, W1, 0x0806))),
+        out(&send_secs(&mut sw, 1, PortId(0), &eth(BCAST, W1, 0x0806))),
         vec![1, 2]
     );
     assert_eq!(sw.port(PortId(0)).unwrap().initial_mac, Some(mac(W1)));
     // Now it is pinned: another source is forged.
     assert_eq!(
-        send(&mut sw, 1, PortId(0), &eth(BCAST, W2, 0x0806)),
+        send_secs(&mut sw, 1, PortId(0), &eth(BCAST, W2, 0x0806)),
         Verdict::Drop(DropReason::ForgedTransmit)
     );
     // A second port may not claim a MAC the first holds.
     assert_eq!(
-        send(&mut sw, 1, PortId(1), &eth(BCAST, W1, 0x0806)),
+        send_secs(&mut sw, 1, PortId(1), &eth(BCAST, W1, 0x0806)),
         Verdict::Drop(DropReason::MacConflict)
     );
     assert_eq!(
-        out(&send(&mut sw, 1, PortId(1), &eth(BCAST, W2, 0x0806))),
+        out(&send_secs(&mut sw, 1, PortId(1), &eth(BCAST, W2, 0x0806))),
         vec![0, 2]
     );
     // The table holds two MACs: the third guest's MAC does not fit → counted drop.
     assert_eq!(
-        send(&mut sw, 1, PortId(2), &eth(BCAST, DB, 0x0806)),
+        send_secs(&mut sw, 1, PortId(2), &eth(BCAST, DB, 0x0806)),
         Verdict::Drop(DropReason::MacTableFull)
     );
     assert_eq!(
@@ -511,15 +528,15 @@ fn an_admin_down_port_neither_sends_nor_receives() {
     let mut sw = lab(SecurityPolicy::default());
     sw.set_admin_up(WEB2, false).unwrap();
     assert_eq!(
-        send(&mut sw, 2, WEB2, &eth(BCAST, W2, 0x0806)),
+        send_secs(&mut sw, 2, WEB2, &eth(BCAST, W2, 0x0806)),
         Verdict::Drop(DropReason::PortDown)
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800)),
+        send_secs(&mut sw, 2, WEB1, &eth(W2, W1, 0x0800)),
         Verdict::Drop(DropReason::PortDown)
     );
     assert_eq!(
-        out(&send(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806))),
+        out(&send_secs(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806))),
         vec![0, 4]
     );
     assert_eq!(c(&sw, WEB2).rx_drops[DropReason::PortDown as usize], 1);
@@ -543,17 +560,17 @@ fn an_admin_down_port_neither_sends_nor_receives() {
         ],
     );
     assert_eq!(
-        send(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800)),
+        send_secs(&mut sw, 2, WEB1, &eth(ROUTER, W1, 0x0800)),
         Verdict::Drop(DropReason::NoUplink)
     );
     // A guest whose interface went away: out of floods, unicast to it dropped as port_down.
     sw.set_link_up(WEB1, false, Instant::from_secs(3)).unwrap();
     assert_eq!(
-        out(&send(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
+        out(&send_secs(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
         Vec::<u16>::new()
     );
     assert_eq!(
-        send(&mut sw, 3, SNIFF, &eth(W1, SN, 0x0800)),
+        send_secs(&mut sw, 3, SNIFF, &eth(W1, SN, 0x0800)),
         Verdict::Drop(DropReason::PortDown)
     );
     assert_eq!(c(&sw, WEB1).tx_drops[DropReason::PortDown as usize], 1);
@@ -578,7 +595,7 @@ fn an_admin_down_port_neither_sends_nor_receives() {
 #[test]
 fn learned_uplink_macs_age_out() {
     let mut sw = lab(SecurityPolicy::default());
-    send(&mut sw, 10, UPLINK, &tagged(W1, ROUTER, 10));
+    send_secs(&mut sw, 10, UPLINK, &tagged(W1, ROUTER, 10));
     assert!(
         sw.mac_table()
             .lookup(vid(10), mac(ROUTER), Instant::from_secs(309))
