@@ -595,7 +595,30 @@ fn an_admin_down_port_neither_sends_nor_receives() {
 #[test]
 fn learned_uplink_macs_age_out() {
     let mut sw = lab(SecurityPolicy::default());
+    // The lab as built: every port up, each guest pinned to the one uplink, the guests'
+    // MACs in the table, no counter moved.
+    assert_eq!(
+        dump(&sw, Instant::from_secs(1)).to_string(),
+        "port uplink1: uplink, admin up, link up, oper up\n\
+         port web1: guest, admin up, link up, oper up\n\
+         port web1: initial mac 52:54:00:00:00:01, effective mac 52:54:00:00:00:01\n\
+         port web1: pinned to uplink1\n\
+         port web2: guest, admin up, link up, oper up\n\
+         port web2: initial mac 52:54:00:00:00:02, effective mac 52:54:00:00:00:02\n\
+         port web2: pinned to uplink1\n\
+         port db1: guest, admin up, link up, oper up\n\
+         port db1: initial mac 52:54:00:00:00:03, effective mac 52:54:00:00:00:03\n\
+         port db1: pinned to uplink1\n\
+         port sniff: guest, admin up, link up, oper up\n\
+         port sniff: initial mac 52:54:00:00:00:04, effective mac 52:54:00:00:00:04\n\
+         port sniff: pinned to uplink1\n\
+         mac vlan 10 52:54:00:00:00:01 on web1 (guest)\n\
+         mac vlan 10 52:54:00:00:00:02 on web2 (guest)\n\
+         mac vlan 10 52:54:00:00:00:04 on sniff (guest)\n\
+         mac vlan 20 52:54:00:00:00:03 on db1 (guest)\n"
+    );
     send_secs(&mut sw, 10, UPLINK, &tagged(W1, ROUTER, 10));
+    let learned = dump(&sw, Instant::from_secs(10));
     assert!(
         sw.mac_table()
             .lookup(vid(10), mac(ROUTER), Instant::from_secs(309))
@@ -609,4 +632,11 @@ fn learned_uplink_macs_age_out() {
     );
     assert_eq!(sw.mac_table().len(), 4);
     assert_eq!(sw.mac_table().aged_out, 1);
+    // The whole switch: the router's entry is gone, and nothing else changed.
+    assert_changed(
+        &learned,
+        &sw,
+        Instant::from_secs(311),
+        &["- mac vlan 10 00:1b:21:aa:bb:cc on uplink1 (learned)"],
+    );
 }
