@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use std::net::Ipv4Addr;
 
 mod support;
+use portcullis_dataplane::dump::dump;
 use support::*;
 
 const UP1: PortId = PortId(0);
@@ -78,7 +79,22 @@ fn originating_port_spreads_eight_guests_and_fails_over_and_back() {
     let _ = sw.drain_events().count();
 
     // uplink1 loses its link: its four guests move to uplink2, each announced.
+    let both_up = dump(&sw, Instant::from_secs(2));
     sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    // The whole switch: uplink1 down and its guests re-pinned; nothing else.
+    assert_changed(
+        &both_up,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "- port uplink1: uplink, admin up, link up, oper up",
+            "~ port vm0: pinned to uplink1 → uplink2",
+            "~ port vm2: pinned to uplink1 → uplink2",
+            "~ port vm4: pinned to uplink1 → uplink2",
+            "~ port vm6: pinned to uplink1 → uplink2",
+            "+ port uplink1: uplink, admin up, link down, oper down",
+        ],
+    );
     assert!(uplinks_of(&sw, 8).iter().all(|p| *p == Some(UP2)));
     let moved = moves(&mut sw);
     assert_eq!(moved.len(), 4);
