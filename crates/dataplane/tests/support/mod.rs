@@ -1,6 +1,11 @@
 //! Test support shared by the data-plane test binaries (each includes it with
-//! `mod support;`): the counting allocator, builders of addresses, specs and frames,
-//! whole-state assertions over the switch dump, proptest strategies. A binary uses what it needs; the rest is dead code there.
+//! `mod support;`):
+//! - `alloc`: the counting allocator of the no-allocation tests;
+//! - `build`: addresses, port and switch specs, frames, sending and reading results;
+//! - `state`: whole-switch-state assertions over `portcullis_dataplane::dump`;
+//! - `strategies`: proptest strategies.
+//!
+//! A binary uses what it needs; the rest is dead code there.
 
 #![allow(dead_code, unused_imports)]
 
