@@ -11,6 +11,7 @@ pub mod bindings;
 mod carry_over;
 pub mod counters;
 pub mod dhcp;
+pub mod dump;
 pub mod errdisable;
 pub mod events;
 pub mod forwarding;
