@@ -10,6 +10,7 @@ pub mod binding_path;
 pub mod bindings;
 mod carry_over;
 pub mod counters;
+pub mod dump;
 pub mod egress;
 pub mod errdisable;
 pub mod events;

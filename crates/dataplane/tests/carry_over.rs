@@ -9,55 +9,21 @@ use portcullis_dataplane::*;
 use proptest::prelude::*;
 use std::net::IpAddr;
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
+mod support;
+use support::*;
+
 fn at(s: u64) -> Instant {
     Instant::from_secs(s)
 }
 const ROUTER: MacAddr = MacAddr([0, 0x1b, 0x21, 0xaa, 0xbb, 0xcc]);
 const BCAST: MacAddr = MacAddr::BROADCAST;
 
-fn uplink(name: &str, vids: &[u16]) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids(vids.iter().map(|v| vid(*v))),
-            native: None,
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    }
-}
-
-fn guest(name: &str, v: u16, m: Option<MacAddr>) -> PortSpec {
-    PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(v)),
-        security: SecurityPolicy::default(),
-        initial_mac: m,
-        features: PortFeatures::default(),
-    }
-}
-
-fn switch_spec(ports: Vec<PortSpec>, table: usize) -> SwitchSpec {
-    SwitchSpec {
-        name: "apply".into(),
-        mac_table_size: table,
-        mac_aging_secs: 300,
-        ports,
-        mac_acls: vec![],
-        max_bindings: 16,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    }
+/// A switch of `ports` ("apply") with a MAC table of `table` entries and 16 bindings.
+fn apply_spec(ports: Vec<PortSpec>, table: usize) -> SwitchSpec {
+    let mut spec = switch_spec("apply", ports);
+    spec.mac_table_size = table;
+    spec.max_bindings = 16;
+    spec
 }
 
 /// Port security with learning beyond the guest's own MAC (forged transmits
@@ -65,39 +31,15 @@ fn switch_spec(ports: Vec<PortSpec>, table: usize) -> SwitchSpec {
 fn capped(mut p: PortSpec, max: u16, sticky: bool) -> PortSpec {
     p.security.forged_transmits = Policy::Accept;
     p.features.port_security = Some(PortSecuritySpec {
-        max_macs: max,
-        violation: Violation::Restrict,
         sticky,
-        aging: SecureAging::None,
-        aging_secs: 0,
-        static_macs: vec![],
-        sticky_macs: vec![],
+        ..port_security(max, Violation::Restrict)
     });
     p
 }
 
-fn frame(dst: MacAddr, src: MacAddr, tag: Option<u16>) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    if let Some(v) = tag {
-        f.extend_from_slice(&[0x81, 0x00, (v >> 8) as u8, v as u8]);
-    }
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.resize(64, 0);
-    f
-}
-
 /// A frame from a guest (untagged).
 fn send(sw: &mut Switch, t: Instant, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
-    let data = frame(dst, src, None);
-    sw.process(
-        t,
-        port,
-        &RxFrame {
-            data: &data,
-            tag: None,
-        },
-    )
+    send_at(sw, t, port, &frame64(dst, src, None))
 }
 
 /// A frame from an uplink, tagged with `v`.
@@ -109,19 +51,7 @@ fn send_tagged(
     dst: MacAddr,
     src: MacAddr,
 ) -> Verdict {
-    let data = frame(dst, src, Some(v));
-    sw.process(
-        t,
-        port,
-        &RxFrame {
-            data: &data,
-            tag: None,
-        },
-    )
-}
-
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
+    send_at(sw, t, port, &frame64(dst, src, Some(v)))
 }
 
 fn id(sw: &Switch, name: &str) -> PortId {
@@ -270,15 +200,15 @@ fn bind(sw: &mut Switch, v: u16, addr: &str, m: MacAddr, port: PortId, lease: Op
 /// learned from its first frame), db1 (20, :03, port security max 3 with capped
 /// learning, a static binding).
 fn lab_spec() -> SwitchSpec {
-    let mut web1 = guest("web1", 10, Some(mac(1)));
+    let mut web1 = access("web1", 10, Some(mac(1)));
     web1.features.mac_acl_in = Some("vm-in".into());
-    let mut s = switch_spec(
+    let mut s = apply_spec(
         vec![
-            uplink("uplink1", &[10, 20]),
-            uplink("uplink2", &[10, 20]),
+            trunk("uplink1", &[10, 20], None),
+            trunk("uplink2", &[10, 20], None),
             web1,
-            guest("web2", 10, None),
-            capped(guest("db1", 20, Some(mac(3))), 3, false),
+            access("web2", 10, None),
+            capped(access("db1", 20, Some(mac(3))), 3, false),
         ],
         32,
     );
@@ -377,13 +307,13 @@ fn applying_the_same_configuration_changes_nothing_and_traffic_flows_on() {
 
 /// Four guests on VLAN 10 (web2 without a configured MAC), db1 on VLAN 20.
 fn group_spec(web2_vlan: u16) -> SwitchSpec {
-    switch_spec(
+    apply_spec(
         vec![
-            uplink("uplink1", &[10, 20]),
-            guest("web1", 10, Some(mac(1))),
-            guest("web2", web2_vlan, None),
-            guest("web3", 10, Some(mac(3))),
-            guest("db1", 20, Some(mac(4))),
+            trunk("uplink1", &[10, 20], None),
+            access("web1", 10, Some(mac(1))),
+            access("web2", web2_vlan, None),
+            access("web3", 10, Some(mac(3))),
+            access("db1", 20, Some(mac(4))),
         ],
         32,
     )
@@ -435,14 +365,14 @@ fn a_port_moved_to_another_port_group_takes_its_mac_along_and_the_rest_is_untouc
 
 #[test]
 fn a_removed_port_takes_its_state_with_it_and_an_added_port_starts_empty() {
-    let spec = |ports: Vec<PortSpec>| switch_spec(ports, 32);
-    let db1 = capped(guest("db1", 10, Some(mac(3))), 2, false);
+    let spec = |ports: Vec<PortSpec>| apply_spec(ports, 32);
+    let db1 = capped(access("db1", 10, Some(mac(3))), 2, false);
     let mut old = Switch::new(
         &spec(vec![
-            uplink("uplink1", &[10]),
-            guest("web1", 10, Some(mac(1))),
+            trunk("uplink1", &[10], None),
+            access("web1", 10, Some(mac(1))),
             db1,
-            guest("web2", 10, Some(mac(2))),
+            access("web2", 10, Some(mac(2))),
         ]),
         at(0),
     )
@@ -458,10 +388,10 @@ fn a_removed_port_takes_its_state_with_it_and_an_added_port_starts_empty() {
     // db1 is deleted; web9 is a new VM.
     let mut new = Switch::new(
         &spec(vec![
-            uplink("uplink1", &[10]),
-            guest("web1", 10, Some(mac(1))),
-            guest("web2", 10, Some(mac(2))),
-            guest("web9", 10, Some(mac(9))),
+            trunk("uplink1", &[10], None),
+            access("web1", 10, Some(mac(1))),
+            access("web2", 10, Some(mac(2))),
+            access("web9", 10, Some(mac(9))),
         ]),
         at(10),
     )
@@ -510,11 +440,11 @@ fn lowering_max_macs_keeps_the_most_recent_secure_macs_and_their_kind() {
     // max_macs counts the guest's own MAC: 4 = own + 3 learned; lowered to 2 = own
     // + the most recent one (and to 1: the guest's own MAC alone).
     let spec = |max_a: u16, max_b: u16| {
-        switch_spec(
+        apply_spec(
             vec![
-                uplink("uplink1", &[10]),
-                capped(guest("a", 10, Some(mac(1))), max_a, false),
-                capped(guest("b", 10, Some(mac(2))), max_b, true),
+                trunk("uplink1", &[10], None),
+                capped(access("a", 10, Some(mac(1))), max_a, false),
+                capped(access("b", 10, Some(mac(2))), max_b, true),
             ],
             32,
         )
@@ -599,14 +529,14 @@ fn err_disabled_switch(spec: &SwitchSpec) -> Switch {
 
 #[test]
 fn err_disabled_by_port_security_stays_while_port_security_does() {
-    let mut a = capped(guest("a", 10, Some(mac(1))), 1, false);
+    let mut a = capped(access("a", 10, Some(mac(1))), 1, false);
     a.features.port_security.as_mut().unwrap().violation = Violation::Shutdown;
     a.features.errdisable_recovery_secs = Some(60);
-    let with = switch_spec(
+    let with = apply_spec(
         vec![
-            uplink("uplink1", &[10]),
+            trunk("uplink1", &[10], None),
             a.clone(),
-            guest("b", 10, Some(mac(2))),
+            access("b", 10, Some(mac(2))),
         ],
         8,
     );
@@ -652,15 +582,15 @@ fn team_spec(active: &[&str]) -> SwitchSpec {
         standby: vec![],
         failback: true,
     };
-    let mut ports = vec![uplink("uplink1", &[10]), uplink("uplink2", &[10])];
+    let mut ports = vec![trunk("uplink1", &[10], None), trunk("uplink2", &[10], None)];
     for i in 0..4u8 {
-        let mut g = guest(&format!("vm{i}"), 10, Some(mac(i)));
+        let mut g = access(&format!("vm{i}"), 10, Some(mac(i)));
         if i < 2 {
             g.features.teaming = Some(team.clone());
         }
         ports.push(g);
     }
-    switch_spec(ports, 16)
+    apply_spec(ports, 16)
 }
 
 #[test]
@@ -729,12 +659,12 @@ fn a_link_down_uplink_stays_down_and_a_new_teaming_order_moves_pins_with_announc
 #[test]
 fn a_smaller_mac_table_keeps_guests_first_then_the_freshest_learned_macs() {
     let spec = |table: usize| {
-        switch_spec(
+        apply_spec(
             vec![
-                uplink("uplink1", &[10]),
-                guest("web1", 10, Some(mac(1))),
-                guest("web2", 10, None),
-                guest("spare", 10, None),
+                trunk("uplink1", &[10], None),
+                access("web1", 10, Some(mac(1))),
+                access("web2", 10, None),
+                access("spare", 10, None),
             ],
             table,
         )
@@ -767,13 +697,13 @@ fn a_smaller_mac_table_keeps_guests_first_then_the_freshest_learned_macs() {
 #[test]
 fn an_effective_mac_reported_at_run_time_survives_the_apply() {
     let spec = || {
-        let mut web1 = guest("web1", 10, Some(mac(1)));
+        let mut web1 = access("web1", 10, Some(mac(1)));
         web1.security.mac_changes = Policy::Accept;
-        switch_spec(
+        apply_spec(
             vec![
-                uplink("uplink1", &[10]),
+                trunk("uplink1", &[10], None),
                 web1,
-                guest("web2", 10, Some(mac(2))),
+                access("web2", 10, Some(mac(2))),
             ],
             16,
         )
@@ -813,11 +743,11 @@ fn an_effective_mac_reported_at_run_time_survives_the_apply() {
 #[test]
 fn bindings_follow_the_configuration_and_a_smaller_table_keeps_api_bindings_and_long_leases() {
     let spec = |statics: Vec<StaticBindingSpec>, max: usize| {
-        let mut s = switch_spec(
+        let mut s = apply_spec(
             vec![
-                uplink("uplink1", &[10]),
-                guest("web1", 10, Some(mac(1))),
-                guest("web2", 10, Some(mac(2))),
+                trunk("uplink1", &[10], None),
+                access("web1", 10, Some(mac(1))),
+                access("web2", 10, Some(mac(2))),
             ],
             16,
         );
@@ -892,11 +822,11 @@ fn acl_hit_counters_move_only_for_an_unchanged_acl() {
         cos: None,
     };
     let spec = |edit_rules: Vec<MacAclRule>| {
-        let mut web1 = guest("web1", 10, Some(mac(1)));
+        let mut web1 = access("web1", 10, Some(mac(1)));
         web1.features.mac_acl_in = Some("keep".into());
-        let mut web2 = guest("web2", 10, Some(mac(2)));
+        let mut web2 = access("web2", 10, Some(mac(2)));
         web2.features.mac_acl_in = Some("edit".into());
-        let mut s = switch_spec(vec![uplink("uplink1", &[10]), web1, web2], 16);
+        let mut s = apply_spec(vec![trunk("uplink1", &[10], None), web1, web2], 16);
         s.mac_acls = vec![
             MacAclSpec {
                 name: "keep".into(),
@@ -995,7 +925,7 @@ fn arb_edit() -> impl Strategy<Value = Edit> {
 }
 
 fn guest_spec(name: String, g: &GuestGen, m: MacAddr) -> PortSpec {
-    let mut p = guest(&name, g.vlan, g.configured_mac.then_some(m));
+    let mut p = access(&name, g.vlan, g.configured_mac.then_some(m));
     p.security.forged_transmits = if g.forged_accept {
         Policy::Accept
     } else {
@@ -1020,12 +950,12 @@ fn guest_spec(name: String, g: &GuestGen, m: MacAddr) -> PortSpec {
 
 fn random_spec(uplinks: usize, guests: &[GuestGen], table: usize) -> SwitchSpec {
     let mut ports: Vec<PortSpec> = (0..uplinks)
-        .map(|i| uplink(&format!("u{i}"), &[1, 2, 3]))
+        .map(|i| trunk(&format!("u{i}"), &[1, 2, 3], None))
         .collect();
     for (i, g) in guests.iter().enumerate() {
         ports.push(guest_spec(format!("g{i}"), g, mac(i as u8)));
     }
-    let mut s = switch_spec(ports, table);
+    let mut s = apply_spec(ports, table);
     s.max_bindings = 6;
     s
 }
@@ -1096,7 +1026,7 @@ fn drive(sw: &mut Switch, now: &mut Instant, frames: &[FrameGen]) -> Result<Sent
         sw.tick(*now);
         let ingress = PortId((p % n) as u16);
         let uplink = sw.port(ingress).unwrap().role == PortRole::Uplink;
-        let data = frame(pool(dst), pool(src), uplink.then_some(v));
+        let data = frame64(pool(dst), pool(src), uplink.then_some(v));
         let verdict = sw.process(
             *now,
             ingress,

@@ -4,27 +4,22 @@
 //! poisoner on untrusted ports are refused — each step asserting verdicts, counters,
 //! bindings and events.
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
-use dhcproto::{Encodable, Encoder};
-use etherparse::PacketBuilder;
+use dhcproto::v4::MessageType;
 use portcullis_dataplane::bindings::BindingSource;
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv4Addr};
+
+mod support;
+use portcullis_dataplane::dump::dump;
+use support::*;
 
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
 const ROGUE: PortId = PortId(3);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-const SERVER: MacAddr = MacAddr([0, 0x1b, 0x21, 0, 0, 1]);
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 254);
+const SERVER: MacAddr = ROUTER_MAC;
 const A_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 2);
 
@@ -50,14 +45,13 @@ fn dai(trusted: bool) -> ArpInspectionSpec {
     }
 }
 
+/// uplink (trusted; trunk, native VLAN 10), guests a, b, rogue (MACs :01..:03) with
+/// snooping, DAI and IP Source Guard (rogue's in `rogue_mode`); `static_b`: b's
+/// address is statically bound.
 fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
-    let guest = |name: &str, i: u8, mode| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures {
+    let guest = |name: &str, i: u8, mode| {
+        let mut p = access(name, 10, Some(mac(i)));
+        p.features = PortFeatures {
             dhcp_snooping: Some(snooping(false, mode)),
             arp_inspection: Some(dai(false)),
             ip_source_guard: Some(IpSourceGuardSpec {
@@ -65,143 +59,42 @@ fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
                 mode,
             }),
             ..Default::default()
-        },
+        };
+        p
     };
-    let spec = SwitchSpec {
-        name: "snoop".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10)]),
-                    native: Some(vid(10)),
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: PortFeatures {
-                    dhcp_snooping: Some(snooping(true, EnforceMode::Enforce)),
-                    arp_inspection: Some(dai(true)),
-                    ..Default::default()
-                },
-            },
+    let mut uplink = trunk("uplink", &[10], Some(10));
+    uplink.features.dhcp_snooping = Some(snooping(true, EnforceMode::Enforce));
+    uplink.features.arp_inspection = Some(dai(true));
+    let mut spec = switch_spec(
+        "snoop",
+        vec![
+            uplink,
             guest("a", 1, EnforceMode::Enforce),
             guest("b", 2, EnforceMode::Enforce),
             guest("rogue", 3, rogue_mode),
         ],
-        mac_acls: vec![],
-        max_bindings: 8,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: if static_b {
-            vec![StaticBindingSpec {
-                mac: mac(2),
-                ip: IpAddr::V4(B_IP),
-                vid: vid(10),
-                port: 2,
-            }]
-        } else {
-            vec![]
-        },
-        arp_acls: vec![],
-    };
+    );
+    spec.max_bindings = 8;
+    if static_b {
+        spec.static_bindings = vec![static_binding(mac(2), B_IP, 2)];
+    }
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }
 
-/// A DHCP message from `src` (MAC) with client hardware address `chaddr`.
-fn dhcp(
-    kind: MessageType,
-    src: MacAddr,
-    chaddr: MacAddr,
-    ciaddr: Ipv4Addr,
-    yiaddr: Ipv4Addr,
-) -> Vec<u8> {
-    let server = matches!(
-        kind,
-        MessageType::Offer | MessageType::Ack | MessageType::Nak
-    );
-    let mut m = Message::new_with_id(
-        7,
-        ciaddr,
-        yiaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &chaddr.0,
-    );
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if server {
-        m.set_opcode(Opcode::BootReply);
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER_IP));
-        m.opts_mut().insert(DhcpOption::AddressLeaseTime(3600));
-    }
-    let mut payload = Vec::new();
-    m.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let (sip, dip, sport, dport) = if server {
-        (SERVER_IP, yiaddr, 67, 68)
-    } else {
-        (ciaddr, Ipv4Addr::BROADCAST, 68, 67)
-    };
-    let dst = if server { chaddr } else { MacAddr::BROADCAST };
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(sport, dport)
-        .write(&mut out, &payload)
-        .unwrap();
-    out
-}
-
 fn ipv4(src: MacAddr, sip: Ipv4Addr, dst: MacAddr, dip: Ipv4Addr) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(5000, 9)
-        .write(&mut out, b"x")
-        .unwrap();
-    out
+    udp4(dst, src, (sip, dip), (5000, 9), b"x")
 }
 
-fn arp(
-    oper: u16,
-    src: MacAddr,
-    sender: (MacAddr, Ipv4Addr),
-    target: (MacAddr, Ipv4Addr),
-    dst: MacAddr,
-) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
-    f.extend_from_slice(&oper.to_be_bytes());
-    f.extend_from_slice(&sender.0.0);
-    f.extend_from_slice(&sender.1.octets());
-    f.extend_from_slice(&target.0.0);
-    f.extend_from_slice(&target.1.octets());
-    f.resize(60, 0);
-    f
-}
-
-fn send(sw: &mut Switch, t: u64, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_millis(t), port, &RxFrame { data, tag: None })
-}
-
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
-}
-
-fn drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
+/// Drops of `r` received on `p`.
+fn rx_drops(sw: &Switch, p: PortId, r: DropReason) -> u64 {
     sw.counters(p).unwrap().rx_drops[r as usize]
-}
-
-fn events(sw: &mut Switch) -> Vec<EventKind> {
-    sw.drain_events().map(|e| e.kind).collect()
 }
 
 /// Runs a's DORA; the ACK is held and committed (or not). Returns the ACK verdict.
 fn lease(sw: &mut Switch, committed: bool) -> Verdict {
     let u = Ipv4Addr::UNSPECIFIED;
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1000,
             A,
@@ -211,7 +104,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         "a client's broadcast reaches the trusted uplink only"
     );
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1001,
             UPLINK,
@@ -220,7 +113,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         vec![1]
     );
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             sw,
             1002,
             A,
@@ -229,7 +122,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         vec![0]
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
-    let v = send(sw, 1003, UPLINK, &ack);
+    let v = send_ms(sw, 1003, UPLINK, &ack);
     let Verdict::Hold(fwd, b) = v else {
         panic!("the ACK must be held: {v:?}")
     };
@@ -265,7 +158,26 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
 #[test]
 fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     let mut sw = switch(EnforceMode::Enforce, false);
+    let start = dump(&sw, Instant::from_secs(1));
     lease(&mut sw, true);
+    // The whole switch after the DORA: a's binding, and the four messages counted.
+    assert_changed(
+        &start,
+        &sw,
+        Instant::from_secs(1),
+        &[
+            "+ port uplink: rx_frames 2",
+            "+ port uplink: rx_bytes 596",
+            "+ port uplink: tx_frames 2",
+            "+ port uplink: tx_bytes 572",
+            "+ port a: rx_frames 2",
+            "+ port a: rx_bytes 572",
+            "+ port a: tx_frames 2",
+            "+ port a: tx_bytes 596",
+            "+ mac vlan 10 00:1b:21:00:00:01 on uplink (learned)",
+            "+ binding vlan 10 198.18.10.1 52:54:00:00:00:01 on a (dhcp, lease end 3601004ms)",
+        ],
+    );
     let bound = sw.bindings();
     assert_eq!(bound.len(), 1);
     assert_eq!(
@@ -285,7 +197,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     // IP Source Guard: a's own address passes, another address or a's address with
     // another MAC (ip-mac) does not.
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             &mut sw,
             2000,
             A,
@@ -294,18 +206,18 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
         vec![0]
     );
     assert_eq!(
-        send(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, A, &ipv4(mac(1), B_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
-    assert_eq!(drops(&sw, A, DropReason::IpSourceGuard), 1);
+    assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 1);
     // b has no lease: its IPv4 is refused, but its DHCP is exempt.
     assert_eq!(
-        send(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     let u = Ipv4Addr::UNSPECIFIED;
     assert_eq!(
-        out(&send(
+        out(&send_ms(
             &mut sw,
             2000,
             B,
@@ -315,40 +227,66 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     );
 
     // ARP inspection: a's ARP for the router passes; b claiming a's address does not.
+    let guarded = dump(&sw, Instant::from_secs(2));
     let who_has = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(1),
+        1,
         (mac(1), A_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
-    assert_eq!(out(&send(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
-    let poison = arp(2, mac(2), (mac(2), A_IP), (SERVER, SERVER_IP), SERVER);
+    assert_eq!(out(&send_ms(&mut sw, 2001, A, &who_has)), vec![0, 2, 3]);
+    let poison = arp(SERVER, mac(2), 2, (mac(2), A_IP), (SERVER, SERVER_IP));
     assert_eq!(
-        send(&mut sw, 2001, B, &poison),
+        send_ms(&mut sw, 2001, B, &poison),
         Verdict::Drop(DropReason::ArpNoBinding)
     );
     // Validation: Ethernet source ≠ sender MAC.
     let lying = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(1), A_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
     assert_eq!(
-        send(&mut sw, 2002, B, &lying),
+        send_ms(&mut sw, 2002, B, &lying),
         Verdict::Drop(DropReason::ArpInvalid)
     );
     // The router's ARP from the trusted uplink is not inspected.
-    let router = arp(2, SERVER, (SERVER, SERVER_IP), (mac(1), A_IP), mac(1));
-    assert_eq!(out(&send(&mut sw, 2003, UPLINK, &router)), vec![1]);
+    let router = arp(mac(1), SERVER, 2, (SERVER, SERVER_IP), (mac(1), A_IP));
+    assert_eq!(out(&send_ms(&mut sw, 2003, UPLINK, &router)), vec![1]);
     assert_eq!(
         (
-            drops(&sw, B, DropReason::ArpNoBinding),
-            drops(&sw, B, DropReason::ArpInvalid)
+            rx_drops(&sw, B, DropReason::ArpNoBinding),
+            rx_drops(&sw, B, DropReason::ArpInvalid)
         ),
         (1, 1)
+    );
+    // The whole switch: counters only (a's ARP flooded to the uplink, b and rogue;
+    // b's two refused; the router's reply to a); its MAC was learned in the DORA.
+    assert_changed(
+        &guarded,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "~ port uplink: rx_frames 2 → 3",
+            "~ port uplink: rx_bytes 596 → 656",
+            "~ port uplink: tx_frames 4 → 5",
+            "~ port uplink: tx_bytes 901 → 961",
+            "~ port a: rx_frames 4 → 5",
+            "~ port a: rx_bytes 658 → 718",
+            "~ port a: tx_frames 2 → 3",
+            "~ port a: tx_bytes 596 → 656",
+            "~ port b: rx_frames 2 → 4",
+            "~ port b: rx_bytes 329 → 449",
+            "+ port b: tx_frames 1",
+            "+ port b: tx_bytes 60",
+            "+ port b: rx_drop.arp_no_binding 1",
+            "+ port b: rx_drop.arp_invalid 1",
+            "+ port rogue: tx_frames 1",
+            "+ port rogue: tx_bytes 60",
+        ],
     );
 }
 
@@ -358,15 +296,15 @@ fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
     let mut sw = switch(EnforceMode::Enforce, false);
     let offer = dhcp(MessageType::Offer, mac(3), mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &offer),
+        send_ms(&mut sw, 1, ROGUE, &offer),
         Verdict::Drop(DropReason::DhcpServerUntrusted)
     );
     let ack = dhcp(MessageType::Ack, mac(3), mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &ack),
+        send_ms(&mut sw, 1, ROGUE, &ack),
         Verdict::Drop(DropReason::DhcpServerUntrusted)
     );
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 2);
     assert_eq!(
         sw.counters(A).unwrap().tx_frames,
         0,
@@ -375,7 +313,7 @@ fn a_rogue_dhcp_server_is_refused_and_observe_mode_only_counts_it() {
     assert_eq!(sw.binding_count(), 0);
 
     let mut sw = switch(EnforceMode::Observe, false);
-    assert_eq!(out(&send(&mut sw, 1, ROGUE, &offer)), vec![1]);
+    assert_eq!(out(&send_ms(&mut sw, 1, ROGUE, &offer)), vec![1]);
     let c = sw.counters(ROGUE).unwrap();
     assert_eq!(c.rx_dropped(), 0);
     assert_eq!(c.observed[DropReason::DhcpServerUntrusted as usize], 1);
@@ -393,21 +331,21 @@ fn client_messages_are_checked_on_untrusted_ports() {
     // chaddr ≠ Ethernet source (a DHCP starvation tool's trick).
     let spoofed = dhcp(MessageType::Discover, mac(1), mac(0x77), u, u);
     assert_eq!(
-        send(&mut sw, 1, A, &spoofed),
+        send_ms(&mut sw, 1, A, &spoofed),
         Verdict::Drop(DropReason::DhcpChaddrMismatch)
     );
     // Over 20 DHCP messages a second from one port: error-disabled.
     let discover = dhcp(MessageType::Discover, mac(2), mac(2), u, u);
     let passed = (0..25)
-        .filter(|_| matches!(send(&mut sw, 5000, B, &discover), Verdict::Forward(_)))
+        .filter(|_| matches!(send_ms(&mut sw, 5000, B, &discover), Verdict::Forward(_)))
         .count();
     assert_eq!(passed, 20);
     assert_eq!(
         sw.port(B).unwrap().err_disabled.map(|e| e.cause),
         Some(ErrDisableCause::DhcpRateLimit)
     );
-    assert_eq!(drops(&sw, B, DropReason::DhcpRateLimit), 1);
-    assert_eq!(drops(&sw, B, DropReason::ErrDisabled), 4);
+    assert_eq!(rx_drops(&sw, B, DropReason::DhcpRateLimit), 1);
+    assert_eq!(rx_drops(&sw, B, DropReason::ErrDisabled), 4);
 }
 
 #[test]
@@ -419,13 +357,13 @@ fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
     // b releases a's lease (chaddr = its own MAC, ciaddr = a's IP): refused.
     let foreign = dhcp(MessageType::Release, mac(2), mac(2), A_IP, u);
     assert_eq!(
-        send(&mut sw, 3000, B, &foreign),
+        send_ms(&mut sw, 3000, B, &foreign),
         Verdict::Drop(DropReason::DhcpReleaseForeignPort)
     );
     assert_eq!(sw.binding_count(), 1, "the binding survives");
     // a releases it: gone, and reported for the store.
     let own = dhcp(MessageType::Release, mac(1), mac(1), A_IP, u);
-    let v = send(&mut sw, 3001, A, &own);
+    let v = send_ms(&mut sw, 3001, A, &own);
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     assert_eq!(sw.binding_count(), 0);
     assert!(matches!(
@@ -439,7 +377,7 @@ fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
     // A new lease, then a NAK from the server.
     lease(&mut sw, true);
     assert!(matches!(
-        send(
+        send_ms(
             &mut sw,
             4000,
             UPLINK,
@@ -468,10 +406,10 @@ fn an_ack_whose_binding_cannot_be_committed_is_dropped() {
     let mut sw = switch(EnforceMode::Enforce, false);
     lease(&mut sw, false);
     assert_eq!(sw.binding_count(), 0);
-    assert_eq!(drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingStoreFailed), 1);
     // Without a binding, a's traffic stays blocked by IP Source Guard.
     assert_eq!(
-        send(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2000, A, &ipv4(mac(1), A_IP, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
 }
@@ -487,21 +425,10 @@ fn static_b() -> bindings::BindingHolder {
     }
 }
 
-fn api(m: MacAddr, ip: Ipv4Addr, port: PortId) -> bindings::NewBinding {
-    bindings::NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip),
-        mac: m,
-        port,
-        lease_secs: None,
-        source: BindingSource::Api,
-    }
-}
-
 /// b, statically bound, is reachable and passes IP Source Guard.
 fn b_passes(sw: &mut Switch, t: u64) -> bool {
     matches!(
-        send(sw, t, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
+        send_ms(sw, t, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP)),
         Verdict::Forward(_)
     )
 }
@@ -515,7 +442,7 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     // chaddr, through a relay or from a port where chaddr is not checked).
     let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
     assert!(matches!(
-        send(&mut sw, 2, UPLINK, &nak),
+        send_ms(&mut sw, 2, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -531,11 +458,11 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     );
     assert!(b_passes(&mut sw, 3), "b is not cut off");
     // The same for an API binding (a's address, pinned by the operator).
-    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
         .unwrap();
     let nak = dhcp(MessageType::Nak, SERVER, mac(1), u, u);
     assert!(matches!(
-        send(&mut sw, 4, UPLINK, &nak),
+        send_ms(&mut sw, 4, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -562,10 +489,10 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
         ),
         (3, B, dhcp(MessageType::Request, mac(2), mac(2), u, u)),
     ] {
-        assert!(matches!(send(&mut sw, t, port, &m), Verdict::Forward(_)));
+        assert!(matches!(send_ms(&mut sw, t, port, &m), Verdict::Forward(_)));
     }
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_LEASE);
-    let v = send(&mut sw, 4, UPLINK, &ack);
+    let v = send_ms(&mut sw, 4, UPLINK, &ack);
     let Verdict::Hold(fwd, held) = v else {
         panic!("the ACK must be held: {v:?}")
     };
@@ -581,7 +508,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
         true,
         Instant::from_millis(5)
     ));
-    sw.install_binding(api(mac(2), B_API, B), Instant::from_millis(6))
+    sw.install_binding(api_binding(mac(2), B_API, B), Instant::from_millis(6))
         .unwrap();
     let source = |sw: &Switch, ip| sw.binding(vid(10), IpAddr::V4(ip)).map(|b| b.source);
     let all = |sw: &Switch| [B_IP, B_LEASE, B_API].map(|ip| source(sw, ip));
@@ -596,7 +523,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
     let _ = events(&mut sw);
     let nak = dhcp(MessageType::Nak, SERVER, mac(2), u, u);
     assert!(matches!(
-        send(&mut sw, 7, UPLINK, &nak),
+        send_ms(&mut sw, 7, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(
@@ -617,7 +544,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
     assert!(b_passes(&mut sw, 8), "b keeps its static address");
     // A second NAK finds nothing to remove.
     assert!(matches!(
-        send(&mut sw, 9, UPLINK, &nak),
+        send_ms(&mut sw, 9, UPLINK, &nak),
         Verdict::Forward(_)
     ));
     assert_eq!(sw.binding_count(), 2);
@@ -627,7 +554,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
 #[test]
 fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    sw.install_binding(api(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
         .unwrap();
     for why in [
         BindingRemoval::Release,
@@ -660,7 +587,7 @@ fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let u = Ipv4Addr::UNSPECIFIED;
     let release = dhcp(MessageType::Release, mac(2), mac(2), B_IP, u);
     assert!(matches!(
-        send(&mut sw, 4000, B, &release),
+        send_ms(&mut sw, 4000, B, &release),
         Verdict::Forward(_)
     ));
     sw.tick(Instant::from_secs(1_000_000));
@@ -673,7 +600,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
     // a asks; the server leases it b's statically bound address.
-    send(
+    send_ms(
         &mut sw,
         1,
         A,
@@ -682,10 +609,10 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     let _ = events(&mut sw);
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, B_IP);
     assert_eq!(
-        send(&mut sw, 2, UPLINK, &ack),
+        send_ms(&mut sw, 2, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpBindingConflict)
     );
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
     assert_eq!(
         events(&mut sw),
         vec![EventKind::BindingRefused {
@@ -703,7 +630,7 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     // A live lease of another MAC is held just as firmly: a has A_IP, b is offered it.
     let mut sw = switch(EnforceMode::Enforce, false);
     lease(&mut sw, true);
-    send(
+    send_ms(
         &mut sw,
         3,
         B,
@@ -711,19 +638,19 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, A_IP);
     assert_eq!(
-        send(&mut sw, 5000, UPLINK, &ack),
+        send_ms(&mut sw, 5000, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpBindingConflict)
     );
     assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().mac, mac(1));
     // Once a's lease has ended (not yet swept), the address is free for b.
     let later = 1_004 + 3_600_000;
-    send(
+    send_ms(
         &mut sw,
         later,
         B,
         &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
     );
-    let v = send(&mut sw, later + 1, UPLINK, &ack);
+    let v = send_ms(&mut sw, later + 1, UPLINK, &ack);
     assert!(matches!(v, Verdict::Hold(..)), "{v:?}");
 }
 
@@ -731,14 +658,14 @@ fn an_ack_for_an_address_another_binding_holds_is_dropped_and_reported() {
 fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
-    send(
+    send_ms(
         &mut sw,
         1,
         B,
         &dhcp(MessageType::Discover, mac(2), mac(2), u, u),
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(2), u, B_IP);
-    let v = send(&mut sw, 2, UPLINK, &ack);
+    let v = send_ms(&mut sw, 2, UPLINK, &ack);
     assert_eq!(out(&v), vec![2], "forwarded to b, not held: {v:?}");
     let b = sw.binding(vid(10), IpAddr::V4(B_IP)).unwrap();
     assert_eq!((b.source, b.lease_end), (BindingSource::Static, None));
@@ -768,18 +695,18 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
 fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, false);
-    send(
+    send_ms(
         &mut sw,
         1,
         A,
         &dhcp(MessageType::Discover, mac(1), mac(1), u, u),
     );
     let ack = dhcp(MessageType::Ack, SERVER, mac(1), u, A_IP);
-    let Verdict::Hold(fwd, held) = send(&mut sw, 2, UPLINK, &ack) else {
+    let Verdict::Hold(fwd, held) = send_ms(&mut sw, 2, UPLINK, &ack) else {
         panic!("held")
     };
     // The operator binds A_IP to b meanwhile.
-    sw.install_binding(api(mac(2), A_IP, B), Instant::from_millis(3))
+    sw.install_binding(api_binding(mac(2), A_IP, B), Instant::from_millis(3))
         .unwrap();
     let _ = events(&mut sw);
     assert!(!sw.release_held(
@@ -790,8 +717,8 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
         true,
         Instant::from_millis(4)
     ));
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
-    assert_eq!(drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
     let b = sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap();
     assert_eq!((b.mac, b.port, b.source), (mac(2), B, BindingSource::Api));
     assert!(matches!(
@@ -809,12 +736,12 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
     let mut sw = switch(EnforceMode::Enforce, true);
     let t = Instant::from_secs(1);
     // Validation: what the configuration refuses, the API refuses too.
-    let mut bcast = api(MacAddr::BROADCAST, A_IP, A);
+    let mut bcast = api_binding(MacAddr::BROADCAST, A_IP, A);
     assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
     bcast.mac = MacAddr([0x01, 0, 0x5e, 0, 0, 1]);
     assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));
     for bad in ["224.0.0.1", "255.255.255.255", "0.0.0.0", "127.0.0.1"] {
-        let mut b = api(mac(1), A_IP, A);
+        let mut b = api_binding(mac(1), A_IP, A);
         b.ip = bad.parse().unwrap();
         assert!(
             matches!(
@@ -824,7 +751,7 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
             "{bad}"
         );
     }
-    let mut other_vlan = api(mac(1), A_IP, A);
+    let mut other_vlan = api_binding(mac(1), A_IP, A);
     other_vlan.vid = vid(20);
     assert_eq!(
         sw.install_binding(other_vlan, t),
@@ -834,28 +761,28 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
     // The static binding of b's address cannot be shadowed, replaced or taken.
     for (m, p) in [(mac(1), A), (mac(2), B), (mac(2), A)] {
         assert_eq!(
-            sw.install_binding(api(m, B_IP, p), t),
+            sw.install_binding(api_binding(m, B_IP, p), t),
             Err(ControlError::StaticBinding(static_b()))
         );
         assert_eq!(
-            sw.replace_binding(api(m, B_IP, p), t),
+            sw.replace_binding(api_binding(m, B_IP, p), t),
             Err(ControlError::StaticBinding(static_b()))
         );
     }
     // Another port's API binding: refused, unless replaced explicitly.
-    sw.install_binding(api(mac(1), A_IP, A), t).unwrap();
-    sw.install_binding(api(mac(1), A_IP, A), t).unwrap(); // the same again: fine
+    sw.install_binding(api_binding(mac(1), A_IP, A), t).unwrap();
+    sw.install_binding(api_binding(mac(1), A_IP, A), t).unwrap(); // the same again: fine
     let holder = bindings::BindingHolder {
         mac: mac(1),
         port: A,
         source: BindingSource::Api,
     };
     assert_eq!(
-        sw.install_binding(api(mac(3), A_IP, ROGUE), t),
+        sw.install_binding(api_binding(mac(3), A_IP, ROGUE), t),
         Err(ControlError::BindingHeld(holder))
     );
     assert_eq!(
-        sw.replace_binding(api(mac(3), A_IP, ROGUE), t),
+        sw.replace_binding(api_binding(mac(3), A_IP, ROGUE), t),
         Ok(Some(holder))
     );
     assert_eq!(sw.binding(vid(10), IpAddr::V4(A_IP)).unwrap().port, ROGUE);
@@ -882,17 +809,22 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
 fn static_bindings_serve_arp_inspection_and_source_guard() {
     let mut sw = switch(EnforceMode::Enforce, true);
     assert_eq!(
-        out(&send(&mut sw, 1, B, &ipv4(mac(2), B_IP, SERVER, SERVER_IP))),
+        out(&send_ms(
+            &mut sw,
+            1,
+            B,
+            &ipv4(mac(2), B_IP, SERVER, SERVER_IP)
+        )),
         vec![0]
     );
     let announce = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(2), B_IP),
         (MacAddr::ZERO, B_IP),
-        MacAddr::BROADCAST,
     );
-    assert_eq!(out(&send(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &announce)), vec![0, 1, 3]);
     assert_eq!(sw.bindings()[0].binding.source, BindingSource::Static);
 }
 
@@ -912,10 +844,10 @@ fn an_ack_for_a_client_the_switch_does_not_know_never_reaches_untrusted_ports() 
     );
     ack[..6].copy_from_slice(&[0xff; 6]);
     assert_eq!(
-        send(&mut sw, 1, UPLINK, &ack),
+        send_ms(&mut sw, 1, UPLINK, &ack),
         Verdict::Drop(DropReason::DhcpAckUnknownClient)
     );
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpAckUnknownClient), 1);
     assert_eq!(sw.binding_count(), 0);
     for p in [A, B, ROGUE] {
         assert_eq!(sw.counters(p).unwrap().tx_frames, 0);
@@ -980,21 +912,21 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     for (sport, dport) in [(1067, 68), (68, 68), (4242, 68), (67, 67), (53, 67)] {
         for m in [&offer, &ack] {
             assert_eq!(
-                send(&mut sw, 1, ROGUE, &ports(m.clone(), sport, dport)),
+                send_ms(&mut sw, 1, ROGUE, &ports(m.clone(), sport, dport)),
                 Verdict::Drop(DropReason::DhcpServerUntrusted),
                 "{sport} → {dport}"
             );
         }
     }
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 10);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpServerUntrusted), 10);
     // A whole reply with MF set (a raw-socket client that checks only the offset
     // takes it), and one whose MF is set and whose port is odd too.
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &fragment(ack.clone(), 0x2000)),
+        send_ms(&mut sw, 1, ROGUE, &fragment(ack.clone(), 0x2000)),
         Verdict::Drop(DropReason::DhcpFragment)
     );
     assert_eq!(
-        send(
+        send_ms(
             &mut sw,
             1,
             ROGUE,
@@ -1006,7 +938,7 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     // fragment fields would read it as one), DF set or not.
     for frag in [0x0001, 0x2010, 0x4001] {
         assert_eq!(
-            send(&mut sw, 1, ROGUE, &fragment(ack.clone(), frag)),
+            send_ms(&mut sw, 1, ROGUE, &fragment(ack.clone(), frag)),
             Verdict::Drop(DropReason::DhcpFragment),
             "frag {frag:#06x}"
         );
@@ -1016,24 +948,24 @@ fn a_rogue_server_answering_from_odd_ports_or_in_fragments_never_reaches_a_clien
     tiny[16..18].copy_from_slice(&24u16.to_be_bytes());
     let tiny = fragment(tiny, 0x2000);
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &tiny),
+        send_ms(&mut sw, 1, ROGUE, &tiny),
         Verdict::Drop(DropReason::DhcpFragment)
     );
     // UDP to 68 whose UDP length runs past the datagram: unreadable, dropped.
     let mut long = ack.clone();
     long[38..40].copy_from_slice(&0xfff0u16.to_be_bytes());
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &long),
+        send_ms(&mut sw, 1, ROGUE, &long),
         Verdict::Drop(DropReason::DhcpMalformed)
     );
     // An IPv4 header that claims more bytes than the frame has.
     let mut bogus = ack.clone();
     bogus[16..18].copy_from_slice(&0xffffu16.to_be_bytes());
     assert_eq!(
-        send(&mut sw, 1, ROGUE, &bogus),
+        send_ms(&mut sw, 1, ROGUE, &bogus),
         Verdict::Drop(DropReason::Ipv4Malformed)
     );
-    assert_eq!(drops(&sw, ROGUE, DropReason::DhcpFragment), 6);
+    assert_eq!(rx_drops(&sw, ROGUE, DropReason::DhcpFragment), 6);
     assert_eq!(sent_to_guests(&sw), 0, "no client saw any of it");
     assert_eq!(sw.counters(UPLINK).unwrap().tx_frames, 0);
     assert_eq!(sw.binding_count(), 0);
@@ -1048,16 +980,11 @@ fn ordinary_fragmented_udp_from_a_guest_still_flows() {
     let mut sw = switch(EnforceMode::Enforce, true);
     // b (statically bound) sends a datagram to the server in two fragments, as a
     // DNS server answering with EDNS might.
-    let mut first = Vec::new();
-    PacketBuilder::ethernet2(mac(2).0, SERVER.0)
-        .ipv4(B_IP.octets(), SERVER_IP.octets(), 64)
-        .udp(53, 40000)
-        .write(&mut first, &[0xab; 64])
-        .unwrap();
+    let first = udp4(SERVER, mac(2), (B_IP, SERVER_IP), (53, 40000), &[0xab; 64]);
     let later = fragment(first.clone(), 0x0009);
     let first = fragment(first, 0x2000);
-    assert_eq!(out(&send(&mut sw, 1, B, &first)), vec![0]);
-    assert_eq!(out(&send(&mut sw, 1, B, &later)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &first)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, B, &later)), vec![0]);
     assert_eq!(sw.counters(B).unwrap().rx_dropped(), 0);
 }
 
@@ -1069,7 +996,7 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
     for i in 0..5u8 {
         let req = dhcp(MessageType::Request, mac(1), mac(0x80 + i), u, u);
         assert_eq!(
-            send(&mut sw, 1, A, &fragment(req, 0x2000)),
+            send_ms(&mut sw, 1, A, &fragment(req, 0x2000)),
             Verdict::Drop(DropReason::DhcpFragment)
         );
     }
@@ -1080,14 +1007,14 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
         67,
     );
     assert_eq!(
-        send(&mut sw, 1, A, &spoofed),
+        send_ms(&mut sw, 1, A, &spoofed),
         Verdict::Drop(DropReason::DhcpChaddrMismatch)
     );
     assert_eq!(sw.counters(UPLINK).unwrap().tx_frames, 0);
     // A LEASEQUERY (10) from a guest: no client sends one.
     let query = message_type(dhcp(MessageType::Request, mac(1), mac(1), u, u), 10);
     assert_eq!(
-        send(&mut sw, 1, A, &query),
+        send_ms(&mut sw, 1, A, &query),
         Verdict::Drop(DropReason::DhcpUnexpectedMessage)
     );
 
@@ -1100,13 +1027,13 @@ fn client_messages_from_odd_ports_or_in_fragments_are_checked_or_dropped() {
     );
     let foreign = from_ip(foreign, u);
     assert_eq!(
-        send(&mut sw, 3000, B, &foreign),
+        send_ms(&mut sw, 3000, B, &foreign),
         Verdict::Drop(DropReason::DhcpReleaseForeignPort)
     );
     assert_eq!(sw.binding_count(), 1, "a's binding survives");
     // The rate limit counted them all: a is over 20 messages in its second.
     for _ in 0..20 {
-        send(&mut sw, 1, A, &spoofed);
+        send_ms(&mut sw, 1, A, &spoofed);
     }
     assert_eq!(
         sw.port(A).unwrap().err_disabled.map(|e| e.cause),
@@ -1119,19 +1046,19 @@ fn client_broadcasts_reach_trusted_ports_only() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, true);
     let discover = dhcp(MessageType::Discover, mac(1), mac(1), u, u);
-    let v = send(&mut sw, 1, A, &discover);
+    let v = send_ms(&mut sw, 1, A, &discover);
     assert_eq!(out(&v), vec![0], "the server's side only: {v:?}");
     // Unicast to another guest (a client renewing with a rogue server): nowhere.
     let mut to_rogue = dhcp(MessageType::Request, mac(1), mac(1), u, u);
     to_rogue[..6].copy_from_slice(&mac(3).0);
     assert_eq!(
-        send(&mut sw, 2, A, &to_rogue),
+        send_ms(&mut sw, 2, A, &to_rogue),
         Verdict::Drop(DropReason::DhcpNoTrustedPort)
     );
     // A client behind the uplink: its broadcast reaches no untrusted guest either.
     let remote = MacAddr([0x02, 0, 0, 0, 0, 0x42]);
     assert_eq!(
-        send(
+        send_ms(
             &mut sw,
             3,
             UPLINK,
@@ -1140,17 +1067,17 @@ fn client_broadcasts_reach_trusted_ports_only() {
         Verdict::Drop(DropReason::DhcpNoTrustedPort)
     );
     assert_eq!(sent_to_guests(&sw), 0);
-    assert_eq!(drops(&sw, A, DropReason::DhcpNoTrustedPort), 1);
-    assert_eq!(drops(&sw, UPLINK, DropReason::DhcpNoTrustedPort), 1);
+    assert_eq!(rx_drops(&sw, A, DropReason::DhcpNoTrustedPort), 1);
+    assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpNoTrustedPort), 1);
     // Ordinary broadcasts still reach everyone.
     let who_has = arp(
-        1,
+        MacAddr::BROADCAST,
         mac(2),
+        1,
         (mac(2), B_IP),
         (MacAddr::ZERO, SERVER_IP),
-        MacAddr::BROADCAST,
     );
-    let v = send(&mut sw, 4, B, &who_has);
+    let v = send_ms(&mut sw, 4, B, &who_has);
     assert_eq!(out(&v), vec![0, 1, 3], "{v:?}");
 }
 
@@ -1159,27 +1086,27 @@ fn source_guard_exempts_only_a_client_without_an_address() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Enforce, false);
     let discover = dhcp(MessageType::Discover, mac(1), mac(1), u, u);
-    assert_eq!(out(&send(&mut sw, 1, A, &discover)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 1, A, &discover)), vec![0]);
     // A BOOTREQUEST from an address a does not hold: checked like any IPv4.
     for spoofed in [B_IP, SERVER_IP, Ipv4Addr::new(198, 18, 99, 9)] {
         assert_eq!(
-            send(&mut sw, 2, A, &from_ip(discover.clone(), spoofed)),
+            send_ms(&mut sw, 2, A, &from_ip(discover.clone(), spoofed)),
             Verdict::Drop(DropReason::IpSourceGuard),
             "from {spoofed}"
         );
     }
     // From 0.0.0.0 to some other port than 67: not a client getting a lease.
     assert_eq!(
-        send(&mut sw, 2, A, &ipv4(mac(1), u, SERVER, SERVER_IP)),
+        send_ms(&mut sw, 2, A, &ipv4(mac(1), u, SERVER, SERVER_IP)),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
-    assert_eq!(drops(&sw, A, DropReason::IpSourceGuard), 4);
+    assert_eq!(rx_drops(&sw, A, DropReason::IpSourceGuard), 4);
     // Once bound, a renews from its own address, and releases it.
     lease(&mut sw, true);
     let renew = from_ip(dhcp(MessageType::Request, mac(1), mac(1), A_IP, u), A_IP);
-    assert_eq!(out(&send(&mut sw, 3000, A, &renew)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 3000, A, &renew)), vec![0]);
     let release = dhcp(MessageType::Release, mac(1), mac(1), A_IP, u);
-    assert_eq!(out(&send(&mut sw, 3001, A, &release)), vec![0]);
+    assert_eq!(out(&send_ms(&mut sw, 3001, A, &release)), vec![0]);
     assert_eq!(sw.binding_count(), 0, "released once it was on its way");
 }
 
@@ -1196,7 +1123,7 @@ fn a_release_that_a_later_check_drops_releases_nothing() {
         Ipv4Addr::new(198, 18, 10, 99),
     );
     assert_eq!(
-        send(&mut sw, 3000, A, &release),
+        send_ms(&mut sw, 3000, A, &release),
         Verdict::Drop(DropReason::IpSourceGuard)
     );
     assert_eq!(sw.binding_count(), 1);
@@ -1207,7 +1134,7 @@ fn observe_mode_counts_the_new_checks_and_drops_nothing() {
     let u = Ipv4Addr::UNSPECIFIED;
     let mut sw = switch(EnforceMode::Observe, false);
     let ack = fragment(dhcp(MessageType::Ack, mac(3), mac(1), u, B_IP), 0x2000);
-    let v = send(&mut sw, 1, ROGUE, &ack);
+    let v = send_ms(&mut sw, 1, ROGUE, &ack);
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     let c = sw.counters(ROGUE).unwrap();
     assert_eq!(c.rx_dropped(), 0);

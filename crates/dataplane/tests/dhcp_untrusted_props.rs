@@ -20,19 +20,16 @@ use dhcproto::{Encodable, Encoder};
 use etherparse::PacketBuilder;
 use portcullis_dataplane::*;
 use proptest::prelude::*;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
+
+mod support;
+use support::*;
 
 const UPLINK: PortId = PortId(0);
 const ATTACKER: PortId = PortId(1);
 const VICTIM: PortId = PortId(2);
 const SERVER_GUEST: PortId = PortId(3);
 
-fn vid() -> Vid {
-    Vid::new(10).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
 const ATTACKER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 3);
 
 fn switch(ipsg: bool) -> Switch {
@@ -43,57 +40,30 @@ fn switch(ipsg: bool) -> Switch {
         drop_untrusted_option82: false,
         mode: EnforceMode::Enforce,
     };
-    let guest = |name: &str, i: u8, trusted: bool| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid()),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures {
-            dhcp_snooping: Some(snooping(trusted)),
-            ip_source_guard: (ipsg && !trusted).then_some(IpSourceGuardSpec {
-                check: SourceGuard::Ip,
-                mode: EnforceMode::Enforce,
-            }),
-            ..Default::default()
-        },
+    let guest = |name: &str, i: u8, trusted: bool| {
+        let mut p = access(name, 10, Some(mac(i)));
+        p.features.dhcp_snooping = Some(snooping(trusted));
+        p.features.ip_source_guard = (ipsg && !trusted).then_some(IpSourceGuardSpec {
+            check: SourceGuard::Ip,
+            mode: EnforceMode::Enforce,
+        });
+        p
     };
-    let spec = SwitchSpec {
-        name: "props".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid()]),
-                    native: Some(vid()),
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: PortFeatures {
-                    dhcp_snooping: Some(snooping(true)),
-                    ..Default::default()
-                },
-            },
+    let mut uplink = trunk("uplink", &[10], Some(10));
+    uplink.features.dhcp_snooping = Some(snooping(true));
+    let mut spec = switch_spec(
+        "props",
+        vec![
+            uplink,
             guest("attacker", 1, false),
             guest("victim", 2, false),
             guest("server", 9, true),
         ],
-        mac_acls: vec![],
-        max_bindings: 8,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        // The attacker's own address is bound, so IP Source Guard lets its
-        // datagrams through to snooping's judgement.
-        static_bindings: vec![StaticBindingSpec {
-            mac: mac(1),
-            ip: IpAddr::V4(ATTACKER_IP),
-            vid: vid(),
-            port: 1,
-        }],
-        arp_acls: vec![],
-    };
+    );
+    spec.max_bindings = 8;
+    // The attacker's own address is bound, so IP Source Guard lets its
+    // datagrams through to snooping's judgement.
+    spec.static_bindings = vec![static_binding(mac(1), ATTACKER_IP, 1)];
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }
 
@@ -243,16 +213,8 @@ fn frame(a: &Attack) -> Vec<u8> {
     f
 }
 
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = 4096;
-    }
-    c
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(many_cases())]
 
     #[test]
     fn no_server_message_from_an_untrusted_port_is_ever_forwarded(

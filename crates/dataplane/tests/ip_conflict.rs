@@ -5,94 +5,53 @@
 //! staying within its capacity — each step asserting verdicts, events, counters and
 //! the table's contents.
 
-use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::hosts::IP_CONFLICT_HOLD_DOWN_SECS;
 use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv4Addr};
 
+mod support;
+use support::*;
+
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-fn ip(last: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 10, last)
-}
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 10, 254);
-const ROUTER_MAC: MacAddr = MacAddr([0, 0x1b, 0x21, 0, 0, 1]);
+const GATEWAY: Ipv4Addr = SERVER_IP;
 
 /// An uplink (trunk, native VLAN 10) and `guests` guest ports g1… in VLAN 10 with
 /// MACs mac(1)…; `dai` turns ARP inspection on (enforce) on the guests.
 fn switch(guests: u8, table: usize, dai: bool) -> Switch {
-    let mut ports = vec![PortSpec {
-        name: "uplink".into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10)]),
-            native: Some(vid(10)),
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    }];
+    let mut ports = vec![trunk("uplink", &[10], Some(10))];
     for i in 1..=guests {
-        ports.push(PortSpec {
-            name: format!("g{i}"),
-            role: PortRole::Guest,
-            vlan: VlanMode::Access(vid(10)),
-            security: SecurityPolicy::default(),
-            initial_mac: Some(mac(i)),
-            features: PortFeatures {
-                arp_inspection: dai.then_some(ArpInspectionSpec {
-                    trusted: false,
-                    validate_src_mac: true,
-                    validate_dst_mac: false,
-                    validate_ip: false,
-                    rate_limit_pps: None,
-                    acl: None,
-                    mode: EnforceMode::Enforce,
-                }),
-                ..Default::default()
-            },
+        let mut p = access(&format!("g{i}"), 10, Some(mac(i)));
+        p.features.arp_inspection = dai.then_some(ArpInspectionSpec {
+            trusted: false,
+            validate_src_mac: true,
+            validate_dst_mac: false,
+            validate_ip: false,
+            rate_limit_pps: None,
+            acl: None,
+            mode: EnforceMode::Enforce,
         });
+        ports.push(p);
     }
-    let spec = SwitchSpec {
-        name: "hosts".into(),
-        mac_table_size: 256,
-        mac_aging_secs: 300,
-        ports,
-        mac_acls: vec![],
-        max_bindings: 64,
-        static_bindings: vec![],
-        arp_acls: vec![],
-        host_table_size: table,
-    };
+    let mut spec = switch_spec("hosts", ports);
+    spec.mac_table_size = 256;
+    spec.max_bindings = 64;
+    spec.host_table_size = table;
     Switch::new(&spec, Instant(0)).unwrap()
 }
 
-/// An ARP message (RFC 826) from Ethernet source `src` to `dst`.
+/// An ARP message (RFC 826) from Ethernet source `src`: requests are broadcast,
+/// replies go to the router; the target MAC is zero.
 fn arp(oper: u16, src: MacAddr, sender: (MacAddr, Ipv4Addr), target: Ipv4Addr) -> Vec<u8> {
     let dst = if oper == 1 {
         MacAddr::BROADCAST
     } else {
         ROUTER_MAC
     };
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
-    f.extend_from_slice(&oper.to_be_bytes());
-    f.extend_from_slice(&sender.0.0);
-    f.extend_from_slice(&sender.1.octets());
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&target.octets());
-    f.resize(60, 0);
-    f
+    support::arp(dst, src, oper, sender, (MacAddr([0; 6]), target))
 }
 
 /// Guest `i` asks for the gateway (who-has), from its own MAC and `addr`.
@@ -103,10 +62,6 @@ fn who_has(i: u8, addr: Ipv4Addr) -> Vec<u8> {
 /// Guest `i` announces `addr` (gratuitous ARP: sender = target).
 fn announce(i: u8, addr: Ipv4Addr) -> Vec<u8> {
     arp(1, mac(i), (mac(i), addr), addr)
-}
-
-fn send(sw: &mut Switch, secs: u64, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_secs(secs), port, &RxFrame { data, tag: None })
 }
 
 fn conflicts(sw: &mut Switch) -> Vec<EventKind> {
@@ -128,7 +83,7 @@ fn seen(sw: &Switch, addr: Ipv4Addr, secs: u64) -> Option<HostEntry> {
 #[test]
 fn two_guests_claiming_one_address_raise_one_conflict_naming_both() {
     let mut sw = switch(2, 64, false);
-    let v = send(&mut sw, 1, A, &who_has(1, ip(5)));
+    let v = send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     assert_eq!(
         seen(&sw, ip(5), 1).map(|e| (e.mac, e.port)),
@@ -137,7 +92,7 @@ fn two_guests_claiming_one_address_raise_one_conflict_naming_both() {
     assert!(conflicts(&mut sw).is_empty(), "one claimant is no conflict");
 
     // The clone comes up with the same static address and announces it.
-    let v = send(&mut sw, 2, B, &announce(2, ip(5)));
+    let v = send_secs(&mut sw, 2, B, &announce(2, ip(5)));
     assert!(
         matches!(v, Verdict::Forward(_)),
         "detection, not enforcement: the announcement still goes out: {v:?}"
@@ -171,14 +126,14 @@ fn two_guests_claiming_one_address_raise_one_conflict_naming_both() {
 #[test]
 fn repeated_claims_within_the_hold_down_are_counted_not_reported() {
     let mut sw = switch(2, 64, false);
-    send(&mut sw, 1, A, &who_has(1, ip(5)));
-    send(&mut sw, 2, B, &who_has(2, ip(5)));
+    send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
+    send_secs(&mut sw, 2, B, &who_has(2, ip(5)));
     assert_eq!(conflicts(&mut sw).len(), 1);
     // Both keep answering for the address: every claim flips the holder and
     // conflicts, but the (VLAN, IP) is in hold-down.
     for t in 3..40 {
         let (port, i) = if t % 2 == 0 { (B, 2) } else { (A, 1) };
-        send(&mut sw, t, port, &announce(i, ip(5)));
+        send_secs(&mut sw, t, port, &announce(i, ip(5)));
     }
     assert!(
         conflicts(&mut sw).is_empty(),
@@ -192,12 +147,12 @@ fn repeated_claims_within_the_hold_down_are_counted_not_reported() {
     let st = sw.hosts().stats();
     assert_eq!((st.conflicts_reported, st.conflicts_suppressed), (1, 37));
     // A different address is not held down by this one.
-    send(&mut sw, 40, A, &who_has(1, ip(6)));
-    send(&mut sw, 41, B, &who_has(2, ip(6)));
+    send_secs(&mut sw, 40, A, &who_has(1, ip(6)));
+    send_secs(&mut sw, 41, B, &who_has(2, ip(6)));
     assert_eq!(conflicts(&mut sw).len(), 1);
     // Once the hold-down has passed, the next claim is reported again.
     let after = 2 + IP_CONFLICT_HOLD_DOWN_SECS;
-    send(&mut sw, after, B, &announce(2, ip(5))); // A answered last (t = 39)
+    send_secs(&mut sw, after, B, &announce(2, ip(5))); // A answered last (t = 39)
     let c = conflicts(&mut sw);
     assert_eq!(c.len(), 1, "{c:?}");
     assert!(matches!(
@@ -213,11 +168,11 @@ fn repeated_claims_within_the_hold_down_are_counted_not_reported() {
 #[test]
 fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
     let mut sw = switch(2, 64, false);
-    send(&mut sw, 1, A, &who_has(1, ip(5)));
-    send(&mut sw, 2, A, &announce(1, ip(5)));
-    send(&mut sw, 3, A, &arp(2, mac(1), (mac(1), ip(5)), GATEWAY));
+    send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
+    send_secs(&mut sw, 2, A, &announce(1, ip(5)));
+    send_secs(&mut sw, 3, A, &arp(2, mac(1), (mac(1), ip(5)), GATEWAY));
     // An RFC 5227 probe from B for .5: sender 0.0.0.0 asks, it does not claim.
-    send(
+    send_secs(
         &mut sw,
         4,
         B,
@@ -234,7 +189,7 @@ fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
         Instant::from_secs(1)
     );
     // B answers for .5 anyway (an ARP reply): that claims it.
-    send(&mut sw, 5, B, &arp(2, mac(2), (mac(2), ip(5)), GATEWAY));
+    send_secs(&mut sw, 5, B, &arp(2, mac(2), (mac(2), ip(5)), GATEWAY));
     assert_eq!(conflicts(&mut sw).len(), 1);
     assert_eq!(sw.hosts().len(), 1, "the probe's 0.0.0.0 was not recorded");
 }
@@ -242,21 +197,14 @@ fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
 #[test]
 fn an_arp_claim_on_a_bound_address_names_the_binding() {
     let mut sw = switch(2, 64, false);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(7)),
-        mac: mac(1),
-        port: A,
-        lease_secs: None,
-        source: BindingSource::Api,
-    };
+    let b = api_binding(mac(1), ip(7), A);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(
         seen(&sw, ip(7), 1).is_none(),
         "an API binding is no sighting"
     );
-    let v = send(&mut sw, 2, B, &announce(2, ip(7)));
+    let v = send_secs(&mut sw, 2, B, &announce(2, ip(7)));
     assert!(matches!(v, Verdict::Forward(_)), "no DAI here: {v:?}");
     assert_eq!(
         conflicts(&mut sw),
@@ -274,7 +222,7 @@ fn an_arp_claim_on_a_bound_address_names_the_binding() {
     // The binding holder's own ARP is no conflict with its binding — but the
     // address was just seen from B, so A's claim conflicts with that sighting
     // (held down here: same address).
-    send(&mut sw, 3, A, &announce(1, ip(7)));
+    send_secs(&mut sw, 3, A, &announce(1, ip(7)));
     assert!(conflicts(&mut sw).is_empty());
     assert_eq!(observed(&sw, A), 1);
 }
@@ -304,7 +252,7 @@ fn lease(sw: &mut Switch, secs: u64, i: u8, port: PortId, addr: Ipv4Addr) -> boo
 fn a_lease_of_an_address_another_mac_answers_for_is_a_conflict() {
     let mut sw = switch(2, 64, false);
     // A uses .9 without a lease (static configuration in the guest).
-    send(&mut sw, 1, A, &who_has(1, ip(9)));
+    send_secs(&mut sw, 1, A, &who_has(1, ip(9)));
     // The DHCP server then leases .9 to B: the held ACK's binding is committed.
     assert!(lease(&mut sw, 2, 2, B, ip(9)));
     assert_eq!(
@@ -335,7 +283,7 @@ fn a_lease_of_an_address_another_mac_answers_for_is_a_conflict() {
     assert!(conflicts(&mut sw).is_empty());
     assert_eq!(observed(&sw, B), 1);
     // A still answering for .9 is the conflict, seen from the other side.
-    send(
+    send_secs(
         &mut sw,
         4 + IP_CONFLICT_HOLD_DOWN_SECS,
         A,
@@ -359,14 +307,7 @@ fn a_lease_of_an_address_another_mac_answers_for_is_a_conflict() {
 #[test]
 fn a_binding_replacing_another_macs_binding_is_a_conflict() {
     let mut sw = switch(2, 64, false);
-    let nb = |m, p| NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(11)),
-        mac: m,
-        port: p,
-        lease_secs: Some(3600),
-        source: BindingSource::Dhcp,
-    };
+    let nb = |m, p| dhcp_binding(m, ip(11), p, 3600);
     sw.install_binding(nb(mac(1), A), Instant::from_secs(1))
         .unwrap();
     // Another MAC's live lease holds the address: refused, nothing reported …
@@ -397,16 +338,9 @@ fn a_binding_replacing_another_macs_binding_is_a_conflict() {
 #[test]
 fn a_released_address_may_be_taken_by_another_host() {
     let mut sw = switch(2, 64, false);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(12)),
-        mac: mac(1),
-        port: A,
-        lease_secs: Some(3600),
-        source: BindingSource::Dhcp,
-    };
+    let b = dhcp_binding(mac(1), ip(12), A, 3600);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
-    send(&mut sw, 2, A, &announce(1, ip(12)));
+    send_secs(&mut sw, 2, A, &announce(1, ip(12)));
     assert!(seen(&sw, ip(12), 2).is_some());
     assert!(sw.remove_binding(
         vid(10),
@@ -415,18 +349,18 @@ fn a_released_address_may_be_taken_by_another_host() {
         Instant::from_secs(3)
     ));
     assert!(seen(&sw, ip(12), 3).is_none(), "A gave the address up");
-    send(&mut sw, 4, B, &announce(2, ip(12)));
+    send_secs(&mut sw, 4, B, &announce(2, ip(12)));
     assert!(conflicts(&mut sw).is_empty());
 }
 
 #[test]
 fn a_sighting_older_than_the_aging_time_is_no_conflict() {
     let mut sw = switch(2, 64, false);
-    send(&mut sw, 1, A, &who_has(1, ip(5)));
+    send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
     sw.tick(Instant::from_secs(301));
     assert_eq!(sw.hosts().len(), 0);
     assert_eq!(sw.hosts().stats().aged_out, 1);
-    send(&mut sw, 302, B, &who_has(2, ip(5)));
+    send_secs(&mut sw, 302, B, &who_has(2, ip(5)));
     assert!(conflicts(&mut sw).is_empty());
     assert_eq!(seen(&sw, ip(5), 302).unwrap().port, B);
 }
@@ -434,21 +368,14 @@ fn a_sighting_older_than_the_aging_time_is_no_conflict() {
 #[test]
 fn dai_drops_the_spoof_before_it_is_seen() {
     let mut sw = switch(2, 64, true);
-    let b = NewBinding {
-        vid: vid(10),
-        ip: IpAddr::V4(ip(5)),
-        mac: mac(1),
-        port: A,
-        lease_secs: None,
-        source: BindingSource::Api,
-    };
+    let b = api_binding(mac(1), ip(5), A);
     sw.install_binding(b, Instant::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(matches!(
-        send(&mut sw, 2, A, &announce(1, ip(5))),
+        send_secs(&mut sw, 2, A, &announce(1, ip(5))),
         Verdict::Forward(_)
     ));
-    let v = send(&mut sw, 3, B, &announce(2, ip(5)));
+    let v = send_secs(&mut sw, 3, B, &announce(2, ip(5)));
     assert_eq!(v, Verdict::Drop(DropReason::ArpNoBinding));
     assert!(conflicts(&mut sw).is_empty(), "DAI reports it, as a drop");
     assert_eq!(observed(&sw, B), 0);
@@ -458,9 +385,9 @@ fn dai_drops_the_spoof_before_it_is_seen() {
 #[test]
 fn arp_from_the_uplink_is_not_tracked() {
     let mut sw = switch(1, 64, false);
-    send(&mut sw, 1, A, &who_has(1, ip(5)));
+    send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
     let reply = arp(2, ROUTER_MAC, (ROUTER_MAC, ip(5)), ip(5));
-    send(&mut sw, 2, UPLINK, &reply);
+    send_secs(&mut sw, 2, UPLINK, &reply);
     assert!(conflicts(&mut sw).is_empty());
     assert_eq!(sw.hosts().len(), 1);
     assert_eq!(seen(&sw, ip(5), 2).unwrap().mac, mac(1));
@@ -470,7 +397,7 @@ fn arp_from_the_uplink_is_not_tracked() {
 fn the_table_stays_within_its_capacity_and_counts_evictions() {
     let mut sw = switch(10, 4, false);
     for i in 1..=10u8 {
-        send(&mut sw, i as u64, PortId(i as u16), &who_has(i, ip(i)));
+        send_secs(&mut sw, i as u64, PortId(i as u16), &who_has(i, ip(i)));
     }
     assert_eq!(sw.hosts().len(), 4);
     assert_eq!(sw.hosts().capacity(), 4);
@@ -484,17 +411,17 @@ fn the_table_stays_within_its_capacity_and_counts_evictions() {
     let newest: Vec<IpAddr> = (7..=10).map(|i| IpAddr::V4(ip(i))).collect();
     assert_eq!(left, newest, "the least recently seen went first");
     // An evicted address claimed by another MAC is not known any more: no conflict.
-    send(&mut sw, 11, PortId(2), &who_has(2, ip(1)));
+    send_secs(&mut sw, 11, PortId(2), &who_has(2, ip(1)));
     assert!(conflicts(&mut sw).is_empty());
 }
 
 #[test]
 fn the_table_survives_an_apply_with_ports_renumbered() {
     let mut old = switch(2, 64, false);
-    send(&mut old, 1, A, &who_has(1, ip(1)));
-    send(&mut old, 1, A, &who_has(1, ip(3)));
-    send(&mut old, 2, B, &who_has(2, ip(2)));
-    send(&mut old, 3, B, &announce(2, ip(1))); // a conflict: .1 now seen from g2
+    send_secs(&mut old, 1, A, &who_has(1, ip(1)));
+    send_secs(&mut old, 1, A, &who_has(1, ip(3)));
+    send_secs(&mut old, 2, B, &who_has(2, ip(2)));
+    send_secs(&mut old, 3, B, &announce(2, ip(1))); // a conflict: .1 now seen from g2
     assert_eq!(conflicts(&mut old).len(), 1);
     // The new spec drops g1: g2 becomes port 1.
     let new_spec = SwitchSpec {

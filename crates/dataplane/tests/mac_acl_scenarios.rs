@@ -3,12 +3,9 @@
 
 use portcullis_dataplane::*;
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
+mod support;
+use support::*;
+
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
@@ -54,71 +51,35 @@ fn switch() -> Switch {
             ],
         },
     ];
-    let port = |name: &str, i: u8, acl_in: Option<&str>, acl_out: Option<&str>| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures {
-            mac_acl_in: acl_in.map(Into::into),
-            mac_acl_out: acl_out.map(Into::into),
-            ..Default::default()
-        },
+    let port = |name: &str, i: u8, acl_in: Option<&str>, acl_out: Option<&str>| {
+        let mut p = access(name, 10, Some(mac(i)));
+        p.features.mac_acl_in = acl_in.map(Into::into);
+        p.features.mac_acl_out = acl_out.map(Into::into);
+        p
     };
-    let spec = SwitchSpec {
-        name: "acl".into(),
-        mac_table_size: 16,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10)]),
-                    native: Some(vid(10)),
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: PortFeatures {
-                    mac_acl_in: Some("edge".into()),
-                    ..Default::default()
-                },
-            },
+    let mut uplink = trunk("uplink", &[10], Some(10));
+    uplink.features.mac_acl_in = Some("edge".into());
+    let mut spec = switch_spec(
+        "acl",
+        vec![
+            uplink,
             port("a", 1, Some("no-ipv6"), None),
             port("b", 2, None, Some("not-from-a")),
             port("c", 3, None, None),
         ],
-        mac_acls: acls,
-        max_bindings: DEFAULT_MAX_BINDINGS,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    };
+    );
+    spec.mac_table_size = 16;
+    spec.mac_acls = acls;
     Switch::new(&spec, Instant(0)).unwrap()
 }
 
-fn frame(dst: MacAddr, src: MacAddr, ethertype: u16) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.resize(60, 0);
-    f
-}
-
 fn send(sw: &mut Switch, port: PortId, dst: MacAddr, src: MacAddr, ethertype: u16) -> Verdict {
-    sw.process(
+    send_at(
+        sw,
         Instant::from_secs(1),
         port,
-        &RxFrame {
-            data: &frame(dst, src, ethertype),
-            tag: None,
-        },
+        &eth(dst, src, ethertype, &[]),
     )
-}
-
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
 }
 
 fn hits(sw: &Switch, name: &str) -> Vec<u64> {

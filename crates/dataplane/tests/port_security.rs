@@ -3,83 +3,34 @@
 
 use portcullis_dataplane::*;
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
+mod support;
+use portcullis_dataplane::dump::dump;
+use support::*;
+
 const UPLINK: PortId = PortId(0);
 const A: PortId = PortId(1);
 const B: PortId = PortId(2);
 const C: PortId = PortId(3);
 
-fn secure(max: u16, violation: Violation) -> PortSecuritySpec {
-    PortSecuritySpec {
-        max_macs: max,
-        violation,
-        sticky: false,
-        aging: SecureAging::None,
-        aging_secs: 0,
-        static_macs: vec![],
-        sticky_macs: vec![],
-    }
-}
-
 /// uplink + guests a, b, c on VLAN 10 with MACs :01, :02, :03; `a` gets `features`
 /// and `a_security`.
 fn switch(a_security: SecurityPolicy, features: PortFeatures) -> Switch {
-    let guest = |name: &str, i: u8, security, features| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security,
-        initial_mac: Some(mac(i)),
-        features,
-    };
-    let spec = SwitchSpec {
-        name: "ps".into(),
-        mac_table_size: 32,
-        mac_aging_secs: 300,
-        ports: vec![
-            PortSpec {
-                name: "uplink".into(),
-                role: PortRole::Uplink,
-                vlan: VlanMode::Trunk {
-                    allowed: VlanSet::from_vids([vid(10)]),
-                    native: None,
-                },
-                security: SecurityPolicy::default(),
-                initial_mac: None,
-                features: PortFeatures::default(),
-            },
-            guest("a", 1, a_security, features),
-            guest(
-                "b",
-                2,
-                SecurityPolicy::default(),
-                PortFeatures {
-                    port_security: Some(secure(1, Violation::Shutdown)),
-                    ..Default::default()
-                },
-            ),
-            guest("c", 3, SecurityPolicy::default(), PortFeatures::default()),
+    let mut a = access("a", 10, Some(mac(1)));
+    a.security = a_security;
+    a.features = features;
+    let mut b = access("b", 10, Some(mac(2)));
+    b.features.port_security = Some(port_security(1, Violation::Shutdown));
+    let mut spec = switch_spec(
+        "ps",
+        vec![
+            trunk("uplink", &[10], None),
+            a,
+            b,
+            access("c", 10, Some(mac(3))),
         ],
-        mac_acls: vec![],
-        max_bindings: DEFAULT_MAX_BINDINGS,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    };
+    );
+    spec.mac_table_size = 32;
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
-}
-
-fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.resize(60, 0);
-    f
 }
 
 fn at(ms: u64) -> Instant {
@@ -87,27 +38,7 @@ fn at(ms: u64) -> Instant {
 }
 
 fn send(sw: &mut Switch, t: Instant, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
-    sw.process(
-        t,
-        port,
-        &RxFrame {
-            data: &frame(dst, src),
-            tag: None,
-        },
-    )
-}
-
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
-}
-
-fn drops(sw: &Switch, p: PortId, r: DropReason) -> (u64, u64) {
-    let c = sw.counters(p).unwrap();
-    (c.rx_drops[r as usize], c.tx_drops[r as usize])
-}
-
-fn events(sw: &mut Switch) -> Vec<EventKind> {
-    sw.drain_events().map(|e| e.kind).collect()
+    send_at(sw, t, port, &frame(dst, src))
 }
 
 fn capped(max: u16, violation: Violation) -> (SecurityPolicy, PortFeatures) {
@@ -117,7 +48,7 @@ fn capped(max: u16, violation: Violation) -> (SecurityPolicy, PortFeatures) {
             ..Default::default()
         },
         PortFeatures {
-            port_security: Some(secure(max, violation)),
+            port_security: Some(port_security(max, violation)),
             errdisable_recovery_secs: Some(30),
             ..Default::default()
         },
@@ -135,6 +66,7 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
         vec![0, 2, 3]
     );
     assert_eq!(sw.port(A).unwrap().secure.unwrap().count, 2);
+    let within = dump(&sw, at(1000));
     // macof starts: the third source MAC is a violation → error-disabled.
     assert_eq!(
         send(&mut sw, at(1001), A, bcast, mac(0x41)),
@@ -148,6 +80,22 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
         "dynamic secure MACs are forgotten on shutdown"
     );
     assert_eq!(p.secure.unwrap().violations, 1);
+    // The whole switch: a is down for port security, its dynamic MAC is gone.
+    assert_changed(
+        &within,
+        &sw,
+        at(1001),
+        &[
+            "~ port a: guest, admin up, link up, oper up → down",
+            "- port a: secure macs 2/2, violations 0",
+            "~ port a: rx_frames 1 → 2",
+            "~ port a: rx_bytes 60 → 120",
+            "- mac vlan 10 52:54:00:00:00:40 on a (dynamic)",
+            "+ port a: err-disabled by PortSecurity",
+            "+ port a: secure macs 1/2, violations 1",
+            "+ port a: rx_drop.secure_mac_limit 1",
+        ],
+    );
     // The rest of the flood: dropped at the door, nothing learned.
     for i in 0..200u8 {
         assert_eq!(
@@ -182,7 +130,17 @@ fn a_mac_flood_on_a_shutdown_port_error_disables_it_and_the_rest_keep_switching(
     );
 
     // The operator recovers it: the guest is back with its own MAC.
+    let disabled = dump(&sw, at(2000));
     assert_eq!(sw.recover(A, at(2000)), Ok(true));
+    assert_changed(
+        &disabled,
+        &sw,
+        at(2000),
+        &[
+            "~ port a: guest, admin up, link up, oper down → up",
+            "- port a: err-disabled by PortSecurity",
+        ],
+    );
     assert_eq!(out(&send(&mut sw, at(2001), A, mac(2), mac(1))), vec![2]);
     assert_eq!(
         events(&mut sw),

@@ -5,125 +5,16 @@
 use portcullis_dataplane::*;
 use proptest::prelude::*;
 
-fn arb_policy() -> impl Strategy<Value = Policy> {
-    prop_oneof![Just(Policy::Accept), Just(Policy::Reject)]
-}
-
-fn arb_security() -> impl Strategy<Value = SecurityPolicy> {
-    (arb_policy(), arb_policy(), arb_policy()).prop_map(
-        |(promiscuous, mac_changes, forged_transmits)| SecurityPolicy {
-            promiscuous,
-            mac_changes,
-            forged_transmits,
-        },
-    )
-}
-
-fn arb_vid() -> impl Strategy<Value = Vid> {
-    (1u16..=5).prop_map(|v| Vid::new(v).unwrap())
-}
-
-fn arb_port(i: usize) -> impl Strategy<Value = PortSpec> {
-    (
-        any::<bool>(),
-        arb_vid(),
-        proptest::collection::vec(arb_vid(), 0..4),
-        proptest::option::of(arb_vid()),
-        arb_security(),
-        any::<bool>(),
-    )
-        .prop_map(
-            move |(uplink, access, allowed, native, security, has_mac)| {
-                let role = if uplink {
-                    PortRole::Uplink
-                } else {
-                    PortRole::Guest
-                };
-                let vlan = if uplink || (allowed.len() > 1 && i.is_multiple_of(3)) {
-                    VlanMode::Trunk {
-                        allowed: VlanSet::from_vids(allowed),
-                        native,
-                    }
-                } else {
-                    VlanMode::Access(access)
-                };
-                let initial_mac =
-                    (has_mac && !uplink).then_some(MacAddr([0x52, 0x54, 0, 0, 0, i as u8]));
-                PortSpec {
-                    name: format!("p{i}"),
-                    role,
-                    vlan,
-                    security,
-                    initial_mac,
-                    features: Default::default(),
-                }
-            },
-        )
-}
-
-fn arb_spec() -> impl Strategy<Value = SwitchSpec> {
-    (1usize..8, 1usize..16).prop_flat_map(|(n, table)| {
-        let ports: Vec<_> = (0..n).map(arb_port).collect();
-        ports.prop_map(move |ports| SwitchSpec {
-            name: "p".into(),
-            mac_table_size: table.max(n),
-            mac_aging_secs: 10,
-            ports,
-            mac_acls: Vec::new(),
-            max_bindings: DEFAULT_MAX_BINDINGS,
-            host_table_size: DEFAULT_HOST_TABLE_SIZE,
-            static_bindings: vec![],
-            arp_acls: vec![],
-        })
-    })
-}
-
-/// Frames that are mostly well-formed so the interesting paths are reached: random
-/// addresses from a small pool, optional tags, random tails — and some pure noise.
-fn arb_frame() -> impl Strategy<Value = (Vec<u8>, Option<TagMeta>)> {
-    let mac = prop_oneof![
-        (0u8..8).prop_map(|i| [0x52, 0x54, 0, 0, 0, i]),
-        Just([0xff; 6]),
-        Just([0x01, 0x00, 0x5e, 0, 0, 1]),
-        Just([0x01, 0x80, 0xc2, 0, 0, 0]),
-        any::<[u8; 6]>(),
-    ];
-    let structured = (
-        mac.clone(),
-        mac,
-        proptest::option::of((
-            prop_oneof![Just(0x8100u16), Just(0x88a8), any::<u16>()],
-            0u16..8,
-        )),
-        prop_oneof![Just(0x0800u16), Just(0x0806), Just(0x8100), any::<u16>()],
-        proptest::collection::vec(any::<u8>(), 0..64),
-        proptest::option::of((Just(0x8100u16), 0u16..8)),
-    )
-        .prop_map(|(dst, src, tag, et, tail, meta)| {
-            let mut f = Vec::new();
-            f.extend_from_slice(&dst);
-            f.extend_from_slice(&src);
-            if let Some((tpid, v)) = tag {
-                f.extend_from_slice(&tpid.to_be_bytes());
-                f.extend_from_slice(&v.to_be_bytes());
-            }
-            f.extend_from_slice(&et.to_be_bytes());
-            f.extend_from_slice(&tail);
-            (f, meta.map(|(tpid, tci)| TagMeta { tpid, tci }))
-        });
-    prop_oneof![
-        4 => structured,
-        1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| (b, None)),
-    ]
-}
+mod support;
+use support::*;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn pipeline_invariants(
-        spec in arb_spec(),
-        frames in proptest::collection::vec((0usize..8, arb_frame(), 0u64..30), 1..64),
+        spec in arb_vlan_spec(),
+        frames in proptest::collection::vec((0usize..8, arb_frame_with_meta(), 0u64..30), 1..64),
         reports in proptest::collection::vec((0usize..8, 0u8..8), 0..3),
     ) {
         let Ok(mut sw) = Switch::new(&spec, Instant(0)) else { return Ok(()) };
@@ -174,46 +65,6 @@ proptest! {
     }
 }
 
-fn arb_features() -> impl Strategy<Value = PortFeatures> {
-    let ps = (1u16..4, 0u8..3, any::<bool>(), 0u8..3, 1u64..5).prop_map(
-        |(max, v, sticky, aging, secs)| PortSecuritySpec {
-            max_macs: max,
-            violation: [Violation::Protect, Violation::Restrict, Violation::Shutdown][v as usize],
-            sticky,
-            aging: [
-                SecureAging::None,
-                SecureAging::Absolute,
-                SecureAging::Inactivity,
-            ][aging as usize],
-            aging_secs: secs,
-            static_macs: vec![],
-            sticky_macs: vec![],
-        },
-    );
-    let storm = (
-        proptest::option::of(0u32..20),
-        proptest::option::of(0u32..20),
-        any::<bool>(),
-    )
-        .prop_map(|(b, u, shutdown)| StormControlSpec {
-            broadcast_pps: b,
-            multicast_pps: b,
-            unknown_unicast_pps: u,
-            shutdown,
-        });
-    (
-        proptest::option::of(ps),
-        proptest::option::of(storm),
-        proptest::option::of(1u64..4),
-    )
-        .prop_map(|(port_security, storm_control, rec)| PortFeatures {
-            port_security,
-            storm_control,
-            errdisable_recovery_secs: rec,
-            ..Default::default()
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -223,7 +74,7 @@ proptest! {
     /// receives nothing.
     #[test]
     fn port_security_bounds_and_err_disabled_ports_are_silent(
-        features in proptest::collection::vec(arb_features(), 3),
+        features in proptest::collection::vec(arb_security_features(), 3),
         forged_accept in proptest::collection::vec(any::<bool>(), 3),
         frames in proptest::collection::vec((0usize..4, 0u8..12, 0u8..12, 0u64..800), 1..120),
     ) {

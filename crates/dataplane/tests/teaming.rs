@@ -5,85 +5,40 @@
 
 use portcullis_dataplane::*;
 use proptest::prelude::*;
+use std::net::Ipv4Addr;
+
+mod support;
+use portcullis_dataplane::dump::dump;
+use support::*;
 
 const UP1: PortId = PortId(0);
 const UP2: PortId = PortId(1);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-
 fn switch(team: Option<TeamingSpec>, guests: u8) -> Switch {
-    let uplink = |name: &str| PortSpec {
-        name: name.into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10)]),
-            native: Some(vid(10)),
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    };
-    let mut ports = vec![uplink("uplink1"), uplink("uplink2")];
+    let mut ports = vec![
+        trunk("uplink1", &[10], Some(10)),
+        trunk("uplink2", &[10], Some(10)),
+    ];
     for i in 0..guests {
-        ports.push(PortSpec {
-            name: format!("vm{i}"),
-            role: PortRole::Guest,
-            vlan: VlanMode::Access(vid(10)),
-            security: SecurityPolicy::default(),
-            initial_mac: Some(mac(i)),
-            features: PortFeatures {
-                teaming: team.clone(),
-                ..Default::default()
-            },
-        });
+        let mut p = access(&format!("vm{i}"), 10, Some(mac(i)));
+        p.features.teaming = team.clone();
+        ports.push(p);
     }
-    let spec = SwitchSpec {
-        name: "team".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports,
-        mac_acls: vec![],
-        max_bindings: DEFAULT_MAX_BINDINGS,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    };
-    Switch::new(&spec, Instant(0)).unwrap()
+    Switch::new(&switch_spec("team", ports), Instant(0)).unwrap()
 }
 
 fn guest(i: u8) -> PortId {
     PortId(2 + i as u16)
 }
 
-fn frame(dst: MacAddr, src: MacAddr) -> Vec<u8> {
-    let mut f = dst.0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.resize(60, 0);
-    f
-}
-
+/// An IPv4/UDP datagram from `src` to the router, padded to 60 bytes.
 fn ipv4(src: MacAddr, sip: [u8; 4], dip: [u8; 4]) -> Vec<u8> {
-    let mut f = MacAddr([0, 0x1b, 0x21, 0, 0, 1]).0.to_vec();
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&sip);
-    f.extend_from_slice(&dip);
-    f.resize(60, 0);
-    f
-}
-
-fn out(v: &Verdict) -> Vec<u16> {
-    v.out_ports().iter().map(|p| p.0).collect()
+    let ends = (Ipv4Addr::from(sip), Ipv4Addr::from(dip));
+    udp4(ROUTER_MAC, src, ends, (9, 9), &[0; 18])
 }
 
 fn send(sw: &mut Switch, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(Instant::from_secs(1), port, &RxFrame { data, tag: None })
+    send_at(sw, Instant::from_secs(1), port, data)
 }
 
 fn uplinks_of(sw: &Switch, n: u8) -> Vec<Option<PortId>> {
@@ -124,7 +79,22 @@ fn originating_port_spreads_eight_guests_and_fails_over_and_back() {
     let _ = sw.drain_events().count();
 
     // uplink1 loses its link: its four guests move to uplink2, each announced.
+    let both_up = dump(&sw, Instant::from_secs(2));
     sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    // The whole switch: uplink1 down and its guests re-pinned; nothing else.
+    assert_changed(
+        &both_up,
+        &sw,
+        Instant::from_secs(2),
+        &[
+            "- port uplink1: uplink, admin up, link up, oper up",
+            "~ port vm0: pinned to uplink1 → uplink2",
+            "~ port vm2: pinned to uplink1 → uplink2",
+            "~ port vm4: pinned to uplink1 → uplink2",
+            "~ port vm6: pinned to uplink1 → uplink2",
+            "+ port uplink1: uplink, admin up, link down, oper down",
+        ],
+    );
     assert!(uplinks_of(&sw, 8).iter().all(|p| *p == Some(UP2)));
     let moved = moves(&mut sw);
     assert_eq!(moved.len(), 4);

@@ -6,9 +6,7 @@
 //! state as one that did not (a traced frame is processed: counted, learned, rate
 //! limited — exactly as `process` does it).
 
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
-use dhcproto::{Encodable, Encoder};
-use etherparse::PacketBuilder;
+use dhcproto::v4::MessageType;
 use portcullis_dataplane::events::ViolationKind;
 use portcullis_dataplane::trace::{
     ArpNote, Detail, DhcpNote, IpsgNote, Outcome, PolicyCheck, SecureCheck, Stage, Step, Trace,
@@ -16,7 +14,10 @@ use portcullis_dataplane::trace::{
 };
 use portcullis_dataplane::*;
 use proptest::prelude::*;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
+
+mod support;
+use support::*;
 
 const UPLINK1: PortId = PortId(0);
 const UPLINK2: PortId = PortId(1);
@@ -24,60 +25,21 @@ const VM1: PortId = PortId(2);
 const VM2: PortId = PortId(3);
 const VM3: PortId = PortId(4);
 
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
-fn ip(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 10, i)
-}
-
 /// uplink1, uplink2 (trunks, native VLAN 10), vm1..vm3 (access VLAN 10, MACs :01..:03,
 /// every policy reject, no feature), changed by `edit`.
 fn lab(edit: impl FnOnce(&mut SwitchSpec)) -> SwitchSpec {
-    let uplink = |name: &str| PortSpec {
-        name: name.into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10)]),
-            native: Some(vid(10)),
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures::default(),
-    };
-    let guest = |name: &str, i: u8| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures::default(),
-    };
-    let mut spec = SwitchSpec {
-        name: "lab".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: vec![
-            uplink("uplink1"),
-            uplink("uplink2"),
-            guest("vm1", 1),
-            guest("vm2", 2),
-            guest("vm3", 3),
+    let mut spec = switch_spec(
+        "lab",
+        vec![
+            trunk("uplink1", &[10], Some(10)),
+            trunk("uplink2", &[10], Some(10)),
+            access("vm1", 10, Some(mac(1))),
+            access("vm2", 10, Some(mac(2))),
+            access("vm3", 10, Some(mac(3))),
         ],
-        mac_acls: vec![],
-        max_bindings: 16,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![StaticBindingSpec {
-            mac: mac(1),
-            ip: IpAddr::V4(ip(1)),
-            vid: vid(10),
-            port: VM1.index(),
-        }],
-        arp_acls: vec![],
-    };
+    );
+    spec.max_bindings = 16;
+    spec.static_bindings = vec![static_binding(mac(1), ip(1), VM1.index())];
     edit(&mut spec);
     spec
 }
@@ -86,80 +48,8 @@ fn features(spec: &mut SwitchSpec, port: PortId) -> &mut PortFeatures {
     &mut spec.ports[port.index()].features
 }
 
-/// An Ethernet II frame, padded to 60 bytes.
-fn eth(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    if f.len() < 60 {
-        f.resize(60, 0);
-    }
-    f
-}
-
 fn udp(dst: MacAddr, src: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, ports: (u16, u16)) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(ports.0, ports.1);
-    let payload = [0u8; 8];
-    let mut f = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut f, &payload).unwrap();
-    f
-}
-
-/// An Ethernet/IPv4 ARP message (RFC 826).
-fn arp(
-    dst: MacAddr,
-    src: MacAddr,
-    op: u16,
-    sender: (MacAddr, Ipv4Addr),
-    target: (MacAddr, Ipv4Addr),
-) -> Vec<u8> {
-    let mut a = vec![0, 1, 8, 0, 6, 4];
-    a.extend_from_slice(&op.to_be_bytes());
-    a.extend_from_slice(&sender.0.0);
-    a.extend_from_slice(&sender.1.octets());
-    a.extend_from_slice(&target.0.0);
-    a.extend_from_slice(&target.1.octets());
-    eth(dst, src, 0x0806, &a)
-}
-
-/// A DHCP message from `src` about client `chaddr`; server messages (OFFER, ACK,
-/// NAK) go 67 → 68 with a lease.
-fn dhcp(kind: MessageType, src: MacAddr, chaddr: MacAddr, yiaddr: Ipv4Addr) -> Vec<u8> {
-    let server = matches!(
-        kind,
-        MessageType::Offer | MessageType::Ack | MessageType::Nak
-    );
-    let mut m = Message::new_with_id(
-        7,
-        Ipv4Addr::UNSPECIFIED,
-        yiaddr,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &chaddr.0,
-    );
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if server {
-        m.set_opcode(Opcode::BootReply);
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(ip(254)));
-        m.opts_mut().insert(DhcpOption::AddressLeaseTime(3600));
-    }
-    let mut payload = Vec::new();
-    m.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let (sip, dip, sport, dport) = if server {
-        (ip(254), Ipv4Addr::BROADCAST, 67, 68)
-    } else {
-        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 68, 67)
-    };
-    let b = PacketBuilder::ethernet2(src.0, MacAddr::BROADCAST.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(sport, dport);
-    let mut f = Vec::new();
-    b.write(&mut f, &payload).unwrap();
-    f
+    udp4(dst, src, (sip, dip), ports, &[0; 8])
 }
 
 /// What a traced frame gave: the verdict, the trace and the traced switch.
@@ -454,7 +344,7 @@ fn dhcp_snooping_refuses_a_server_reply_from_an_untrusted_port() {
         features(s, UPLINK1).dhcp_snooping = Some(snoop(true));
         features(s, VM2).dhcp_snooping = Some(snoop(false));
     });
-    let offer = dhcp(MessageType::Offer, mac(2), mac(1), ip(50));
+    let offer = dhcp_broadcast(MessageType::Offer, mac(2), mac(1), ip(50));
     let t = trace(&spec, &[], VM2, &offer);
     assert_eq!(t.verdict, Verdict::Drop(DropReason::DhcpServerUntrusted));
     let s = t.step(Stage::DhcpSnooping);
@@ -473,7 +363,7 @@ fn dhcp_snooping_refuses_a_server_reply_from_an_untrusted_port() {
          message from an untrusted port (a rogue DHCP server?)"
     );
     // From the trusted uplink, an ACK for vm2 is held until its binding is committed.
-    let ack = dhcp(
+    let ack = dhcp_broadcast(
         MessageType::Ack,
         MacAddr([0, 0x1b, 0x21, 0, 0, 1]),
         mac(2),
@@ -867,251 +757,6 @@ fn a_trace_is_reused_without_leftovers() {
 // Property: tracing is the pipeline.
 // ---------------------------------------------------------------------------------
 
-fn arb_mode() -> impl Strategy<Value = EnforceMode> {
-    prop_oneof![Just(EnforceMode::Enforce), Just(EnforceMode::Observe)]
-}
-
-fn arb_policy() -> impl Strategy<Value = Policy> {
-    prop_oneof![Just(Policy::Accept), Just(Policy::Reject)]
-}
-
-/// Guest features: each one on or off, with small limits so they trigger.
-fn arb_features() -> impl Strategy<Value = PortFeatures> {
-    (
-        proptest::option::of((1u16..3, 0usize..3, any::<bool>())),
-        proptest::option::of((0u32..3, any::<bool>())),
-        proptest::option::of(0usize..2),
-        proptest::option::of(0usize..2),
-        proptest::option::of((any::<bool>(), proptest::option::of(1u32..4), arb_mode())),
-        proptest::option::of((any::<bool>(), any::<bool>(), any::<bool>(), arb_mode())),
-        proptest::option::of((any::<bool>(), arb_mode())),
-        proptest::option::of((0usize..4, any::<bool>())),
-    )
-        .prop_map(|(ps, storm, acl_in, acl_out, dhcp, dai, ipsg, team)| {
-            let violation =
-                |v: usize| [Violation::Protect, Violation::Restrict, Violation::Shutdown][v];
-            PortFeatures {
-                port_security: ps.map(|(max, v, sticky)| PortSecuritySpec {
-                    max_macs: max,
-                    violation: violation(v),
-                    sticky,
-                    aging: SecureAging::None,
-                    aging_secs: 0,
-                    static_macs: vec![],
-                    sticky_macs: vec![],
-                }),
-                storm_control: storm.map(|(pps, shutdown)| StormControlSpec {
-                    broadcast_pps: Some(pps),
-                    multicast_pps: Some(pps),
-                    unknown_unicast_pps: Some(pps + 1),
-                    shutdown,
-                }),
-                mac_acl_in: acl_in.map(|i| format!("acl{i}")),
-                mac_acl_out: acl_out.map(|i| format!("acl{i}")),
-                errdisable_recovery_secs: Some(1),
-                dhcp_snooping: dhcp.map(|(trusted, rate, mode)| DhcpSnoopingSpec {
-                    trusted,
-                    rate_limit_pps: rate,
-                    option82: Option82::Insert,
-                    drop_untrusted_option82: true,
-                    mode,
-                }),
-                arp_inspection: dai.map(|(trusted, v_src, with_acl, mode)| ArpInspectionSpec {
-                    trusted,
-                    validate_src_mac: v_src,
-                    validate_dst_mac: true,
-                    validate_ip: true,
-                    rate_limit_pps: Some(3),
-                    acl: with_acl.then(|| "arp".to_string()),
-                    mode,
-                }),
-                ip_source_guard: ipsg.map(|(ip_mac, mode)| IpSourceGuardSpec {
-                    check: if ip_mac {
-                        SourceGuard::IpMac
-                    } else {
-                        SourceGuard::Ip
-                    },
-                    mode,
-                }),
-                teaming: team.map(|(p, failback)| TeamingSpec {
-                    policy: [
-                        TeamingPolicy::OriginatingPort,
-                        TeamingPolicy::SourceMacHash,
-                        TeamingPolicy::IpHash,
-                        TeamingPolicy::ExplicitFailover,
-                    ][p],
-                    active: vec!["u1".into()],
-                    standby: vec!["u0".into()],
-                    failback,
-                }),
-            }
-        })
-}
-
-fn arb_spec() -> impl Strategy<Value = SwitchSpec> {
-    let guest = (
-        1u16..3,
-        (arb_policy(), arb_policy(), arb_policy()),
-        any::<bool>(),
-        arb_features(),
-    );
-    (
-        proptest::collection::vec(guest, 1..5),
-        any::<bool>(),
-        proptest::collection::vec((0u8..6, 1u8..5, 0usize..5), 0..3),
-    )
-        .prop_map(|(guests, uplink_dhcp_trusted, bindings)| {
-            let trunk = VlanMode::Trunk {
-                allowed: VlanSet::from_vids([vid(1), vid(2)]),
-                native: Some(vid(1)),
-            };
-            let mut ports: Vec<PortSpec> = ["u0", "u1"]
-                .into_iter()
-                .map(|n| PortSpec {
-                    name: n.into(),
-                    role: PortRole::Uplink,
-                    vlan: trunk.clone(),
-                    security: SecurityPolicy::default(),
-                    initial_mac: None,
-                    features: PortFeatures {
-                        dhcp_snooping: Some(DhcpSnoopingSpec {
-                            trusted: uplink_dhcp_trusted,
-                            rate_limit_pps: None,
-                            option82: Option82::Keep,
-                            drop_untrusted_option82: false,
-                            mode: EnforceMode::Enforce,
-                        }),
-                        ..Default::default()
-                    },
-                })
-                .collect();
-            for (i, (v, (promiscuous, mac_changes, forged_transmits), has_mac, features)) in
-                guests.into_iter().enumerate()
-            {
-                ports.push(PortSpec {
-                    name: format!("g{i}"),
-                    role: PortRole::Guest,
-                    vlan: VlanMode::Access(vid(v)),
-                    security: SecurityPolicy {
-                        promiscuous,
-                        mac_changes,
-                        forged_transmits,
-                    },
-                    initial_mac: has_mac.then(|| mac(i as u8)),
-                    features,
-                });
-            }
-            let n = ports.len();
-            let acl = |name: &str, deny: u16| MacAclSpec {
-                name: name.into(),
-                rules: vec![
-                    MacAclRule {
-                        action: AclAction::Deny,
-                        src: None,
-                        dst: None,
-                        ethertype: Some(deny),
-                        vlan: None,
-                        cos: None,
-                    },
-                    MacAclRule {
-                        action: AclAction::Permit,
-                        src: Some(MacMatch {
-                            mac: mac(0),
-                            mask: MacAddr([0xff, 0xff, 0xff, 0xff, 0xff, 0xf8]),
-                        }),
-                        dst: None,
-                        ethertype: None,
-                        vlan: None,
-                        cos: None,
-                    },
-                ],
-            };
-            SwitchSpec {
-                name: "prop".into(),
-                mac_table_size: 16,
-                mac_aging_secs: 10,
-                ports,
-                mac_acls: vec![acl("acl0", 0x86dd), acl("acl1", 0x0806)],
-                max_bindings: 4,
-                host_table_size: DEFAULT_HOST_TABLE_SIZE,
-                static_bindings: bindings
-                    .into_iter()
-                    .map(|(m, i, p)| StaticBindingSpec {
-                        mac: mac(m),
-                        ip: IpAddr::V4(ip(i)),
-                        vid: vid(1 + (p % 2) as u16),
-                        port: p % n,
-                    })
-                    .collect(),
-                arp_acls: vec![ArpAclSpec {
-                    name: "arp".into(),
-                    static_only: false,
-                    rules: vec![ArpAclRule {
-                        action: AclAction::Deny,
-                        ip: ip(4),
-                        prefix_len: 32,
-                        mac: None,
-                    }],
-                }],
-            }
-        })
-}
-
-/// Frames that reach every stage: plain, ARP, IPv4/UDP and DHCP of every kind, from
-/// a small pool of MACs and addresses; some tagged; some noise.
-fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
-    let m = prop_oneof![
-        6 => (0u8..8).prop_map(mac),
-        1 => Just(MacAddr::BROADCAST),
-        1 => Just(MacAddr([1, 0, 0x5e, 0, 0, 1])),
-    ];
-    let a = (1u8..6).prop_map(ip);
-    let kind = prop_oneof![
-        Just(MessageType::Discover),
-        Just(MessageType::Request),
-        Just(MessageType::Offer),
-        Just(MessageType::Ack),
-        Just(MessageType::Nak),
-        Just(MessageType::Release),
-    ];
-    prop_oneof![
-        (
-            m.clone(),
-            m.clone(),
-            prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x88b5)]
-        )
-            .prop_map(|(d, s, t)| eth(d, s, t, &[])),
-        (
-            m.clone(),
-            m.clone(),
-            1u16..3,
-            (m.clone(), a.clone()),
-            a.clone()
-        )
-            .prop_map(|(d, s, op, sender, tip)| arp(
-                d,
-                s,
-                op,
-                sender,
-                (MacAddr([0; 6]), tip)
-            )),
-        (m.clone(), m.clone(), a.clone(), a.clone()).prop_map(|(d, s, sip, dip)| udp(
-            d,
-            s,
-            sip,
-            dip,
-            (1000, 53)
-        )),
-        (kind, m.clone(), m.clone(), a.clone()).prop_map(|(k, s, c, y)| dhcp(k, s, c, y)),
-        (m.clone(), m, 1u16..3).prop_map(|(d, s, v)| {
-            let mut f = eth(d, s, 0x8100, &[0, v as u8, 8, 0]);
-            f.truncate(64);
-            f
-        }),
-        proptest::collection::vec(any::<u8>(), 0..30),
-    ]
-}
-
 /// Everything a frame can change, in comparable form.
 fn state(sw: &mut Switch, now: Instant) -> String {
     let mut s = String::new();
@@ -1145,8 +790,8 @@ proptest! {
 
     #[test]
     fn tracing_is_the_pipeline(
-        spec in arb_spec(),
-        frames in proptest::collection::vec((0usize..6, arb_frame(), 0u64..400_000_000), 1..40),
+        spec in arb_featured_spec(),
+        frames in proptest::collection::vec((0usize..6, arb_stage_frame(), 0u64..400_000_000), 1..40),
     ) {
         let Ok(mut plain) = Switch::new(&spec, Instant(0)) else {
             return Ok(());

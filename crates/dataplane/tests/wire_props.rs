@@ -22,6 +22,9 @@ use proptest::prelude::*;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
+mod support;
+use support::many_cases;
+
 mod regressions;
 
 const CLIENT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
@@ -900,16 +903,8 @@ fn naive_candidate(l3: &[u8]) -> dhcp::DhcpCandidate {
     }
 }
 
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = 4096;
-    }
-    c
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(many_cases())]
 
     /// IPv4/UDP headers near every boundary the pipeline's one-pass parser checks
     /// (header, total and UDP lengths around the buffer's, fragments, protocol,
