@@ -3,23 +3,17 @@
 //! circuit-id and remote-id, a partial checksum completed first), and the RARP
 //! announcements the switch originates when a guest moves to another uplink.
 
-use dhcproto::v4::{DhcpOption, Message, MessageType};
-use dhcproto::{Encodable, Encoder};
-use etherparse::PacketBuilder;
+use dhcproto::v4::MessageType;
 use portcullis_dataplane::*;
 use std::net::Ipv4Addr;
+
+mod support;
+use support::*;
 
 const UP1: PortId = PortId(0);
 const UP2: PortId = PortId(1);
 const A: PortId = PortId(2);
 const B: PortId = PortId(3);
-
-fn vid(v: u16) -> Vid {
-    Vid::new(v).unwrap()
-}
-fn mac(i: u8) -> MacAddr {
-    MacAddr([0x52, 0x54, 0, 0, 0, i])
-}
 
 /// Uplinks up1 (VLAN 10 tagged, untagged 20) and up2 (VLAN 10 tagged), guests a and
 /// b on VLAN 10 (untagged), a inserting option 82, both active on up1, standby up2.
@@ -28,60 +22,34 @@ fn switch() -> Switch {
 }
 
 /// The uplinks of [`switch`] and `guests`: (name, MAC, active uplink; the other is
-/// the standby), the first inserting option 82.
+/// the standby), the first inserting option 82. DHCP snooping everywhere, trusted
+/// on the uplinks.
 fn switch_with(guests: &[(&str, u8, &str)]) -> Switch {
-    let uplink = |name: &str, native| PortSpec {
-        name: name.into(),
-        role: PortRole::Uplink,
-        vlan: VlanMode::Trunk {
-            allowed: VlanSet::from_vids([vid(10), vid(20)]),
-            native,
-        },
-        security: SecurityPolicy::default(),
-        initial_mac: None,
-        features: PortFeatures {
-            dhcp_snooping: Some(snooping(true, Option82::Keep)),
-            ..Default::default()
-        },
-    };
-    let guest = |name: &str, i: u8, active: &str, option82| PortSpec {
-        name: name.into(),
-        role: PortRole::Guest,
-        vlan: VlanMode::Access(vid(10)),
-        security: SecurityPolicy::default(),
-        initial_mac: Some(mac(i)),
-        features: PortFeatures {
-            dhcp_snooping: Some(snooping(false, option82)),
-            teaming: Some(TeamingSpec {
-                policy: TeamingPolicy::ExplicitFailover,
-                active: vec![active.into()],
-                standby: vec![if active == "up1" { "up2" } else { "up1" }.into()],
-                failback: true,
-            }),
-            ..Default::default()
-        },
-    };
-    let spec = SwitchSpec {
-        name: "sw".into(),
-        mac_table_size: 64,
-        mac_aging_secs: 300,
-        ports: [uplink("up1", Some(vid(20))), uplink("up2", None)]
-            .into_iter()
-            .chain(guests.iter().enumerate().map(|(k, (name, i, active))| {
-                let option82 = if k == 0 {
-                    Option82::Insert
-                } else {
-                    Option82::Keep
-                };
-                guest(name, *i, active, option82)
-            }))
-            .collect(),
-        mac_acls: vec![],
-        max_bindings: 8,
-        host_table_size: DEFAULT_HOST_TABLE_SIZE,
-        static_bindings: vec![],
-        arp_acls: vec![],
-    };
+    let mut ports = vec![
+        trunk("up1", &[10, 20], Some(20)),
+        trunk("up2", &[10, 20], None),
+    ];
+    for p in &mut ports {
+        p.features.dhcp_snooping = Some(snooping(true, Option82::Keep));
+    }
+    for (k, (name, i, active)) in guests.iter().enumerate() {
+        let mut p = access(name, 10, Some(mac(*i)));
+        let option82 = if k == 0 {
+            Option82::Insert
+        } else {
+            Option82::Keep
+        };
+        p.features.dhcp_snooping = Some(snooping(false, option82));
+        p.features.teaming = Some(TeamingSpec {
+            policy: TeamingPolicy::ExplicitFailover,
+            active: vec![active.to_string()],
+            standby: vec![if *active == "up1" { "up2" } else { "up1" }.into()],
+            failback: true,
+        });
+        ports.push(p);
+    }
+    let mut spec = switch_spec("sw", ports);
+    spec.max_bindings = 8;
     Switch::new(&spec, Instant::from_secs(0)).unwrap()
 }
 
@@ -95,27 +63,10 @@ fn snooping(trusted: bool, option82: Option82) -> DhcpSnoopingSpec {
     }
 }
 
-/// A DHCPDISCOVER from guest `i`, UDP checksum computed.
+/// A DHCPDISCOVER from guest `i` (from 0.0.0.0, broadcast), UDP checksum computed.
 fn discover(i: u8) -> Vec<u8> {
-    let mut m = Message::new_with_id(
-        7,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
-        &mac(i).0,
-    );
-    m.opts_mut()
-        .insert(DhcpOption::MessageType(MessageType::Discover));
-    let mut payload = Vec::new();
-    m.encode(&mut Encoder::new(&mut payload)).unwrap();
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(mac(i).0, MacAddr::BROADCAST.0)
-        .ipv4([0; 4], [255; 4], 64)
-        .udp(68, 67)
-        .write(&mut out, &payload)
-        .unwrap();
-    out
+    let any = Ipv4Addr::UNSPECIFIED;
+    dhcp(MessageType::Discover, mac(i), mac(i), any, any)
 }
 
 fn forward(sw: &mut Switch, port: PortId, data: &[u8]) -> Forward {
