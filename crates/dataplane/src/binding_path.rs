@@ -56,17 +56,10 @@ impl Switch {
     /// holder; a learned binding the same client already has by configuration or the
     /// API changes nothing.
     pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
-        self.check_binding(&b)?;
-        match self
-            .bindings
-            .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
-        {
-            BindingClaim::Held(h) if h.source == BindingSource::Static => {
-                Err(ControlError::StaticBinding(h))
-            }
+        match self.checked_claim(&b, now)? {
             BindingClaim::Held(h) => Err(ControlError::BindingHeld(h)),
             BindingClaim::Covered => Ok(()),
-            BindingClaim::Free => self.put_binding(b, now).map(|_| ()),
+            BindingClaim::Free => self.put_binding(b, now),
         }
     }
 
@@ -77,7 +70,18 @@ impl Switch {
         b: NewBinding,
         now: Instant,
     ) -> Result<Option<BindingHolder>, ControlError> {
-        self.check_binding(&b)?;
+        match self.checked_claim(&b, now)? {
+            BindingClaim::Held(h) => self.put_binding(b, now).map(|_| Some(h)),
+            BindingClaim::Covered => Ok(None),
+            BindingClaim::Free => self.put_binding(b, now).map(|_| None),
+        }
+    }
+
+    /// `b` checked ([`Switch::check_binding`]) and what it would find at its
+    /// address ([`crate::bindings::claim`]); a static holder refuses it whatever the
+    /// caller (neither a lease nor the API replaces a configured binding).
+    fn checked_claim(&self, b: &NewBinding, now: Instant) -> Result<BindingClaim, ControlError> {
+        self.check_binding(b)?;
         match self
             .bindings
             .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
@@ -85,9 +89,7 @@ impl Switch {
             BindingClaim::Held(h) if h.source == BindingSource::Static => {
                 Err(ControlError::StaticBinding(h))
             }
-            BindingClaim::Held(h) => self.put_binding(b, now).map(|_| Some(h)),
-            BindingClaim::Covered => Ok(None),
-            BindingClaim::Free => self.put_binding(b, now).map(|_| None),
+            claim => Ok(claim),
         }
     }
 
