@@ -20,11 +20,15 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
+pub use crate::config::flat::{Flat, NONE, OFF};
+use crate::config::flat::{list, opt, put};
+pub use crate::config::keys::{key_segment, split_key, unquote_segment};
+pub use crate::config::management::flatten_management;
 use crate::config::{
-    AclRef, ArpAcl, ArpInspectionOverride, Config, DEFAULT_SOCKET_GROUP, DhcpSnoopingOverride,
-    ETHERTYPE_NAMES, GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Management,
-    Override, PortGroup, PortSecurityOverride, Profile, StormAction, StormControlOverride,
-    TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
+    AclRef, ArpAcl, ArpInspectionOverride, Config, DhcpSnoopingOverride, ETHERTYPE_NAMES,
+    GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Override, PortGroup,
+    PortSecurityOverride, Profile, StormAction, StormControlOverride, TEAMING_POLICY_WORDS,
+    TeamingOverride, UplinkPolicy, VlanRange,
 };
 use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
@@ -33,16 +37,6 @@ use portcullis_dataplane::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// Dotted key → canonical value text, every effective setting included (defaults
-/// too), so that two configurations that behave the same flatten the same however
-/// they were written.
-pub type Flat = BTreeMap<String, String>;
-
-/// The value of a feature that is off.
-pub const OFF: &str = "off";
-/// The value of an optional setting that is not set.
-pub const NONE: &str = "none";
 
 /// The profile's settings: `switch.…`, `uplink_policy.…`, `port_group.<name>.…`,
 /// `mac_acl.<name>.…`, `arp_acl.<name>.…`.
@@ -129,69 +123,6 @@ pub fn flatten_config(config: &Config) -> Flat {
     f
 }
 
-/// `[host.management]`, every setting under `management.…`: the listeners
-/// (`management.tcp_listen`, `.tls_cert`, `.tls_key`, `.metrics_listen`), the
-/// syslog copy (`management.audit_syslog_target`), the control socket
-/// (`management.socket_mode`, `.socket_group`), each role's members
-/// (`management.roles.<role>.users`, `.groups`, sorted) and each token
-/// (`management.token.<name>.role`, `.expires`, `.hash`). A token's hash is shown
-/// as a fingerprint (`sha256:` and the first 16 hex digits of the SHA-256 of its
-/// PHC string): replacing a token changes it, and the hash itself is never shown.
-pub fn flatten_management(m: &Management) -> Flat {
-    let mut f = Flat::new();
-    put(&mut f, "management.tcp_listen", opt(m.tcp_listen));
-    let tls = m.tls.as_ref();
-    put(
-        &mut f,
-        "management.tls_cert",
-        opt(tls.map(|t| t.cert.display())),
-    );
-    put(
-        &mut f,
-        "management.tls_key",
-        opt(tls.map(|t| t.key.display())),
-    );
-    put(&mut f, "management.metrics_listen", opt(m.metrics_listen));
-    put(
-        &mut f,
-        "management.audit_syslog_target",
-        opt(m.audit_syslog.as_ref()),
-    );
-    put(
-        &mut f,
-        "management.socket_mode",
-        format!("{:04o}", m.socket_mode()),
-    );
-    put(
-        &mut f,
-        "management.socket_group",
-        m.socket_group.as_deref().unwrap_or(DEFAULT_SOCKET_GROUP),
-    );
-    for role in crate::rbac::ROLES {
-        let members = m.roles.of(role);
-        for (what, names) in [("users", &members.users), ("groups", &members.groups)] {
-            let mut names = names.clone();
-            names.sort();
-            names.dedup();
-            put(
-                &mut f,
-                &format!("management.roles.{}.{what}", role.name()),
-                list(&names),
-            );
-        }
-    }
-    for t in &m.tokens {
-        let prefix = format!("management.token.{}", key_segment(&t.name));
-        put(&mut f, &format!("{prefix}.role"), t.role.name());
-        put(&mut f, &format!("{prefix}.expires"), opt(t.expires_unix));
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(t.hash.as_bytes());
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        put(&mut f, &format!("{prefix}.hash"), format!("sha256:{hex}"));
-    }
-    f
-}
-
 /// One difference between two flat views: `before` is `None` for an added key,
 /// `after` is `None` for a removed one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,76 +161,6 @@ pub fn render(changes: &[Change]) -> String {
             (Some(b), Some(a)) => writeln!(out, "~ {}: {b} → {a}", c.key),
             (None, None) => writeln!(out, "~ {}", c.key),
         };
-    }
-    out
-}
-
-// ---- keys ------------------------------------------------------------------------
-
-/// `name` as one key segment: as is when it is a TOML bare key, else quoted.
-pub fn key_segment(name: &str) -> String {
-    let bare = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        name.to_owned()
-    } else {
-        format!("{name:?}")
-    }
-}
-
-/// The segments of dotted `key`; a quoted segment (`"a.b"`) is one segment, kept
-/// quoted.
-pub fn split_key(key: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in key.char_indices() {
-        if in_quotes {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_quotes = true,
-            '.' => {
-                out.push(&key[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&key[start..]);
-    out
-}
-
-/// A key segment as the name it stands for: `"a.b"` → `a.b`, `web` → `web`.
-pub fn unquote_segment(segment: &str) -> String {
-    let Some(inner) = segment.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return segment.to_owned();
-    };
-    let mut out = String::with_capacity(inner.len());
-    let mut escaped = false;
-    for c in inner.chars() {
-        if escaped {
-            out.push(match c {
-                'n' => '\n',
-                't' => '\t',
-                'r' => '\r',
-                c => c,
-            });
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else {
-            out.push(c);
-        }
     }
     out
 }
@@ -622,21 +483,6 @@ fn mac_from_u64(v: u64) -> MacAddr {
 
 // ---- value texts ---------------------------------------------------------------
 
-fn put(f: &mut Flat, key: &str, value: impl ToString) {
-    f.insert(key.to_owned(), value.to_string());
-}
-
-/// An optional setting: its value, or `none`.
-fn opt(v: Option<impl ToString>) -> String {
-    v.map_or_else(|| NONE.to_owned(), |v| v.to_string())
-}
-
-/// `[a, b]`.
-fn list(items: &[impl AsRef<str>]) -> String {
-    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
 /// one range (`[10, 20, 100-103]`).
 fn vlan_list(ranges: &[VlanRange]) -> String {
@@ -767,27 +613,6 @@ mod tests {
         assert_eq!(render(&d), "- a = 1\n~ b: 2 → 3\n+ c = 5\n");
         assert!(diff(&a, &a).is_empty());
         assert_eq!(render(&[]), "no changes\n");
-    }
-
-    #[test]
-    fn keys_split_on_dots_outside_quotes() {
-        assert_eq!(
-            split_key("port_group.web.vlan"),
-            ["port_group", "web", "vlan"]
-        );
-        assert_eq!(
-            split_key(r#"port_group."a.b".vlan"#),
-            ["port_group", r#""a.b""#, "vlan"]
-        );
-        assert_eq!(
-            split_key(r#"port."x\".y".mac"#),
-            ["port", r#""x\".y""#, "mac"]
-        );
-        assert_eq!(key_segment("web-1"), "web-1");
-        assert_eq!(key_segment("a.b"), r#""a.b""#);
-        assert_eq!(unquote_segment(r#""a.b""#), "a.b");
-        assert_eq!(unquote_segment(&key_segment(r#"x".y"#)), r#"x".y"#);
-        assert_eq!(unquote_segment("web"), "web");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! configuration, then the compilation into a [`SwitchSpec`].
 
 use super::CompiledConfig;
+use super::check::*;
 use super::error::ConfigError;
+use super::keys::join_key;
 use super::model::*;
-use super::source::{Sources, join_key};
-use super::validate::{Poison, bad_cos, bad_ethertype, out_of_range};
-use crate::rbac::Role;
+use super::source::Sources;
+use super::validate::{bad_cos, bad_ethertype};
+use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
     ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
     MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
@@ -42,16 +44,7 @@ pub(crate) fn compile(
     Ok(compiled)
 }
 
-struct Checker<'a> {
-    sources: &'a Sources,
-    errors: Vec<ConfigError>,
-}
-
 impl Checker<'_> {
-    fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.errors.push(self.sources.error(key, message));
-    }
-
     fn check(&mut self, profile: &Profile, host: &HostBinding, poison: &Poison) {
         let sw = &profile.switch;
         self.name("switch.name", "switch", &sw.name);
@@ -1146,149 +1139,6 @@ impl Checker<'_> {
             from,
         }
     }
-
-    /// `[host.management]`: TCP only with TLS (and TLS only for TCP), absolute
-    /// paths, no port 0, distinct listeners; each local user and group under one
-    /// role; token names valid and unique, hashes argon2id PHC strings.
-    fn management(&mut self, m: &Management, poison: &Poison) {
-        const KEY: &str = "host.management";
-        match (&m.tcp_listen, &m.tls) {
-            (Some(_), None) if !poison.management_tls => self.error(
-                &format!("{KEY}.tcp_listen"),
-                "the API over TCP is served with TLS only: set tls_cert and tls_key too",
-            ),
-            (None, Some(_)) if !poison.management_listen => self.error(
-                &format!("{KEY}.tls_cert"),
-                "tls_cert and tls_key are for the API over TCP: set tcp_listen too, or remove them",
-            ),
-            _ => {}
-        }
-        if let Some(tls) = &m.tls {
-            for (field, path) in [("tls_cert", &tls.cert), ("tls_key", &tls.key)] {
-                if !path.is_absolute() {
-                    self.error(
-                        &format!("{KEY}.{field}"),
-                        format!(
-                            "{:?} is not an absolute path; the daemon's working directory is not a place to rely on",
-                            path.display().to_string()
-                        ),
-                    );
-                }
-            }
-        }
-        for (field, addr) in [
-            ("tcp_listen", m.tcp_listen),
-            ("metrics_listen", m.metrics_listen),
-        ] {
-            if addr.is_some_and(|a| a.port() == 0) {
-                self.error(
-                    &format!("{KEY}.{field}"),
-                    "port 0 is not a port to listen on: give the port clients connect to",
-                );
-            }
-        }
-        if let (Some(api), Some(metrics)) = (m.tcp_listen, m.metrics_listen)
-            && api == metrics
-            && api.port() != 0
-        {
-            self.error(
-                &format!("{KEY}.metrics_listen"),
-                format!("{metrics} is also tcp_listen: the API and the metrics need two listeners"),
-            );
-        }
-        match &m.audit_syslog {
-            Some(SyslogTarget::Unix(path)) if !path.is_absolute() => self.error(
-                &format!("{KEY}.audit_syslog"),
-                format!(
-                    "\"unix:{}\": the socket's path must be absolute, like \"unix:/dev/log\"",
-                    path.display()
-                ),
-            ),
-            Some(SyslogTarget::Udp(addr)) if addr.port() == 0 => self.error(
-                &format!("{KEY}.audit_syslog"),
-                format!("\"udp:{addr}\": port 0; syslog collectors listen on 514"),
-            ),
-            _ => {}
-        }
-
-        // Members, in file order, so the later of two entries is the one reported.
-        let mut entries: Vec<(String, &str, &str, Role)> = Vec::new();
-        for role in crate::rbac::ROLES.into_iter().rev() {
-            let members = m.roles.of(role);
-            for (what, list) in [("user", &members.users), ("group", &members.groups)] {
-                for (j, name) in list.iter().enumerate() {
-                    let key = format!("{KEY}.roles.{}.{what}s[{j}]", role.name());
-                    entries.push((key, what, name, role));
-                }
-            }
-        }
-        let file = self.sources.file_of(KEY);
-        entries.sort_by_key(|(key, ..)| file.position_of(key).unwrap_or((usize::MAX, 0)));
-        let mut seen: HashMap<(&str, &str), (Role, &str)> = HashMap::new();
-        for (key, what, name, role) in &entries {
-            if let Err(msg) = crate::rbac::check_member_name(name) {
-                self.error(key, format!("{what} {msg}"));
-                continue;
-            }
-            match seen.get(&(*what, *name)) {
-                Some((first_role, first_key)) => {
-                    let first = self.sources.describe(first_key);
-                    let msg = if first_role == role {
-                        format!("{what} {name:?} is listed twice under {role} (first as {first})")
-                    } else {
-                        format!(
-                            "{what} {name:?} already has role {first_role} ({first}); a {what} has one role"
-                        )
-                    };
-                    self.error(key, msg);
-                }
-                None => {
-                    seen.insert((what, name), (*role, key));
-                }
-            }
-        }
-
-        let mut names: HashMap<&str, usize> = HashMap::new();
-        for (j, t) in m.tokens.iter().enumerate() {
-            let key = format!("{KEY}.token[{j}]");
-            if let Err(msg) = crate::rbac::check_token_name(&t.name) {
-                self.error(&format!("{key}.name"), msg);
-            } else if let Some(first) = names.get(t.name.as_str()) {
-                let first = self.sources.describe(&format!("{KEY}.token[{first}]"));
-                self.error(
-                    &format!("{key}.name"),
-                    format!("token name {:?} is already used by {first}", t.name),
-                );
-            } else {
-                names.insert(&t.name, j);
-            }
-            if let Err(msg) = crate::rbac::check_token_hash(&t.hash) {
-                self.error(&format!("{key}.hash"), msg);
-            }
-        }
-    }
-
-    /// Switch, uplink, port group, port and MAC ACL names: 1..=64 bytes, no
-    /// whitespace or control characters.
-    fn name(&mut self, key: &str, what: &str, name: &str) {
-        let problem = if name.is_empty() {
-            Some(format!("{what} name must not be empty"))
-        } else if name.len() > MAX_NAME_LEN {
-            Some(format!(
-                "{what} name is {} bytes long; at most {MAX_NAME_LEN} allowed",
-                name.len()
-            ))
-        } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            Some(format!(
-                "{what} name {name:?} contains whitespace or control characters"
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = problem {
-            self.error(key, m);
-        }
-    }
 }
 
 /// The kernel's rules for an interface name (`dev_valid_name`): 1..=15 bytes, not
@@ -1345,26 +1195,10 @@ struct MacClaim {
     kind: MacKindWord,
 }
 
-/// `"a", "b", "c"`.
-fn quoted_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|k| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The MAC ACLs and ARP ACLs by name (→ index in the file).
 struct Acls<'p> {
     mac: HashMap<&'p str, usize>,
     arp: HashMap<&'p str, usize>,
-}
-
-/// The names of `map` (name → index) in index order.
-fn names_in_order<'a>(map: &HashMap<&'a str, usize>) -> Vec<&'a str> {
-    let mut known: Vec<(&str, usize)> = map.iter().map(|(n, i)| (*n, *i)).collect();
-    known.sort_by_key(|(_, i)| *i);
-    known.into_iter().map(|(n, _)| n).collect()
 }
 
 /// A feature table that states an err-disable recovery interval: (table name,
@@ -1443,25 +1277,6 @@ fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> 
     };
     let bits = u32::from(ip);
     (bits & !mask != 0).then(|| std::net::Ipv4Addr::from(bits & mask))
-}
-
-/// VLANs as a short list with ranges: `10, 20, 100-103`.
-fn vid_list(vids: &[Vid]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < vids.len() {
-        let mut j = i;
-        while j + 1 < vids.len() && vids[j + 1].get() == vids[j].get() + 1 {
-            j += 1;
-        }
-        out.push(if i == j {
-            vids[i].to_string()
-        } else {
-            format!("{}-{}", vids[i], vids[j])
-        });
-        i = j + 1;
-    }
-    out.join(", ")
 }
 
 fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {

@@ -10,25 +10,34 @@
 //! Nothing here touches the host: interface existence is the daemon's check.
 //! The user-facing reference is `docs/config.md`.
 
+pub(crate) mod check;
 mod compile;
 mod error;
+pub(crate) mod flat;
+pub(crate) mod keys;
+pub(crate) mod management;
 mod model;
 mod raw;
 mod source;
 mod validate;
+pub(crate) mod value;
 
 #[cfg(test)]
 mod tests;
 
 pub use compile::StickyRefused;
 pub use error::{ConfigError, ConfigErrors};
+pub use management::{
+    DEFAULT_SOCKET_GROUP, DEFAULT_SOCKET_MODE, Management, Members, RoleMembers, SyslogTarget,
+    TlsFiles, TokenSpec,
+};
 pub use model::*;
 pub use source::{SourceFile, Sources};
 
 use portcullis_dataplane::SwitchSpec;
 use raw::{RawHostFile, RawProfileFile};
 use std::path::Path;
-use validate::{Converter, Poison};
+use value::{Converter, Poison};
 
 /// A loaded, fully validated configuration.
 #[derive(Clone, Debug)]

@@ -2,15 +2,14 @@
 //! shape the user wrote them (so they can be shown and diffed), with every value
 //! in its domain type.
 
-use crate::rbac::Role;
+use super::management::Management;
 use portcullis_dataplane::{
     ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
     MacAddr, Option82, Policy, SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy,
     TeamingSpec, Vid, Violation, VlanSet,
 };
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 
 /// Default of `switch.mac_table_size`.
 pub const DEFAULT_MAC_TABLE_SIZE: u64 = 65_536;
@@ -203,128 +202,6 @@ pub struct HostBinding {
     /// `[host.management]`: who may use the API, and how it is reached. Never part
     /// of a profile: identities and keys are this host's.
     pub management: Management,
-}
-
-/// `[host.management]`: the API's listeners and identities. `Default` is nothing
-/// configured: the Unix socket only, for root and the daemon's user.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Management {
-    /// The API over TCP, with TLS only (then `tls` is set).
-    pub tcp_listen: Option<SocketAddr>,
-    /// The TCP listener's certificate chain and key (read by the daemon at start).
-    pub tls: Option<TlsFiles>,
-    /// The Prometheus endpoint.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Where audit records are forwarded, besides the audit log.
-    pub audit_syslog: Option<SyslogTarget>,
-    /// Local users and groups (the Unix socket's peer credentials) by role.
-    pub roles: RoleMembers,
-    /// `[[host.management.token]]`: bearer tokens for TCP callers, in file order.
-    pub tokens: Vec<TokenSpec>,
-    /// `socket_mode`: the control socket's permission bits (`None`:
-    /// [`DEFAULT_SOCKET_MODE`]).
-    pub socket_mode: Option<u32>,
-    /// `socket_group`: the group that owns the control socket (`None`:
-    /// [`DEFAULT_SOCKET_GROUP`], if it exists).
-    pub socket_group: Option<String>,
-}
-
-/// The control socket's mode when `socket_mode` is not set: owner and group may
-/// connect, others may not.
-pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
-/// The control socket's group when `socket_group` is not set (used only if the
-/// group exists; else the socket keeps the daemon's group and a warning is logged).
-pub const DEFAULT_SOCKET_GROUP: &str = "portcullis";
-
-impl Management {
-    /// The control socket's permission bits.
-    pub fn socket_mode(&self) -> u32 {
-        self.socket_mode.unwrap_or(DEFAULT_SOCKET_MODE)
-    }
-}
-
-/// `tls_cert` and `tls_key`: PEM files (absolute paths).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
-/// `audit_syslog`: a syslog daemon's socket.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum SyslogTarget {
-    /// `"unix:/dev/log"`: a local datagram socket.
-    Unix(PathBuf),
-    /// `"udp:198.18.0.1:514"`: a remote collector.
-    Udp(SocketAddr),
-}
-
-impl fmt::Display for SyslogTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SyslogTarget::Unix(p) => write!(f, "unix:{}", p.display()),
-            SyslogTarget::Udp(a) => write!(f, "udp:{a}"),
-        }
-    }
-}
-
-/// `[host.management.roles]`: the members of each role.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct RoleMembers {
-    pub admin: Members,
-    pub operator: Members,
-    pub auditor: Members,
-}
-
-impl RoleMembers {
-    /// The members of `role`.
-    pub fn of(&self, role: Role) -> &Members {
-        match role {
-            Role::Admin => &self.admin,
-            Role::Operator => &self.operator,
-            Role::Auditor => &self.auditor,
-        }
-    }
-    /// The members of `role`, to change.
-    pub fn of_mut(&mut self, role: Role) -> &mut Members {
-        match role {
-            Role::Admin => &mut self.admin,
-            Role::Operator => &mut self.operator,
-            Role::Auditor => &mut self.auditor,
-        }
-    }
-}
-
-/// One role's local members, by name, in file order.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Members {
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-}
-
-/// One `[[host.management.token]]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenSpec {
-    /// `[A-Za-z0-9-]{1,32}`, unique; the `<name>` of `pcl_<name>_<secret>`.
-    pub name: String,
-    pub role: Role,
-    /// The argon2id PHC string of the whole token.
-    pub hash: String,
-    /// Seconds since the Unix epoch from which the token is refused.
-    pub expires_unix: Option<u64>,
-}
-
-impl fmt::Debug for TokenSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The hash stays out of logs: it is what an offline guess is checked against.
-        f.debug_struct("TokenSpec")
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .field("expires_unix", &self.expires_unix)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One `[[host.static_binding]]`: this MAC uses this IP address in this VLAN on

@@ -3,9 +3,9 @@
 //! ranges, MAC syntax, policy words) are checked afterwards, so that all of those
 //! errors are reported at once.
 
+use super::management::RawManagement;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// A profile file: the profile, and optionally the host binding.
@@ -240,44 +240,6 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub static_binding: Vec<RawStaticBinding>,
     pub management: Option<RawManagement>,
-}
-
-/// `[host.management]`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawManagement {
-    pub tcp_listen: Option<String>,
-    pub tls_cert: Option<String>,
-    pub tls_key: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub audit_syslog: Option<String>,
-    pub socket_mode: Option<String>,
-    pub socket_group: Option<String>,
-    /// Role name → members; the role names are checked in validation.
-    #[serde(default)]
-    pub roles: BTreeMap<String, RawMembers>,
-    #[serde(default)]
-    pub token: Vec<RawToken>,
-}
-
-/// One role of `[host.management.roles]`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMembers {
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// `[[host.management.token]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawToken {
-    pub name: String,
-    pub role: String,
-    pub hash: String,
-    pub expires: Option<toml::value::Datetime>,
 }
 
 #[derive(Deserialize, Debug)]
