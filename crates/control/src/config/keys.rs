@@ -102,6 +102,14 @@ pub fn unquote_segment(segment: &str) -> String {
     out
 }
 
+/// The first component of dotted `path` (`host.port[1].mac` → `host`).
+pub(crate) fn first_component(path: &str) -> &str {
+    let end = unquoted(path, |c| c == '.' || c == '[')
+        .next()
+        .unwrap_or(path.len());
+    &path[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

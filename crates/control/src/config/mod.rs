@@ -81,6 +81,16 @@ pub fn example_profile() -> &'static str {
 /// host binding at `host_path` (a file whose only top-level table is `[host]`;
 /// without it, `[host]` is read from the profile). All errors found are returned.
 pub fn load(profile_path: &Path, host_path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load_compiled(profile_path, host_path).map(|(config, _)| config)
+}
+
+/// [`load`], with the configuration's compilation: the spec is built once, by the
+/// same pass that validated it (what the daemon runs; [`Config::compile`] is for a
+/// configuration changed in code).
+pub fn load_compiled(
+    profile_path: &Path,
+    host_path: Option<&Path>,
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
@@ -116,6 +126,15 @@ pub fn parse_str(
     profile_name: &str,
     host_src: Option<(&str, &str)>,
 ) -> Result<Config, ConfigErrors> {
+    parse_str_compiled(profile_src, profile_name, host_src).map(|(config, _)| config)
+}
+
+/// [`parse_str`], with the configuration's compilation (see [`load_compiled`]).
+pub fn parse_str_compiled(
+    profile_src: &str,
+    profile_name: &str,
+    host_src: Option<(&str, &str)>,
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     parse_inner(
         profile_src,
         Path::new(profile_name),
@@ -127,7 +146,7 @@ fn parse_inner(
     profile_src: &str,
     profile_name: &Path,
     host_src: Option<(&str, &Path)>,
-) -> Result<Config, ConfigErrors> {
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     // 1. Syntax, with a span index of each file.
     let profile_file = SourceFile::parse(profile_name, profile_src);
     let host_file = host_src.map(|(src, name)| SourceFile::parse(name, src));
@@ -186,17 +205,21 @@ fn parse_inner(
     } = conv;
 
     // 4. Cross-references, limits, and the data plane's own check.
-    if let Err(more) = compile::compile(&profile, &host, &sources, &poison) {
-        errors.extend(more);
-    }
-    if !errors.is_empty() {
-        return Err(finish(errors, &sources.profile.name));
-    }
-    Ok(Config {
+    let compiled = compile::compile(&profile, &host, &sources, &poison);
+    let compiled = match compiled {
+        Ok(compiled) if errors.is_empty() => compiled,
+        Ok(_) => return Err(finish(errors, &sources.profile.name)),
+        Err(more) => {
+            errors.extend(more);
+            return Err(finish(errors, &sources.profile.name));
+        }
+    };
+    let config = Config {
         profile,
         host,
         sources,
-    })
+    };
+    Ok((config, compiled))
 }
 
 /// Sorts errors by file (profile, then host) and position, and wraps them.

@@ -5,7 +5,7 @@
 //! span-preserving parse (toml_edit), maps between the two.
 
 use super::error::{ConfigError, line_col};
-use super::keys::{join_key, parent_path};
+use super::keys::{first_component, join_key, parent_path};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -281,11 +281,6 @@ impl SpanIndex {
             p = parent_path(p)?;
         }
     }
-}
-
-fn first_component(path: &str) -> &str {
-    let end = path.find(['.', '[']).unwrap_or(path.len());
-    &path[..end]
 }
 
 /// The field name in serde's "missing field `x`".
