@@ -20,6 +20,7 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
+use crate::config::features::storm_control;
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
@@ -27,8 +28,8 @@ pub use crate::config::management::flatten_management;
 use crate::config::{
     AclRef, ArpAcl, ArpInspectionOverride, Config, DhcpSnoopingOverride, ETHERTYPE_NAMES,
     GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Override, PortGroup,
-    PortSecurityOverride, Profile, StormAction, StormControlOverride, TEAMING_POLICY_WORDS,
-    TeamingOverride, UplinkPolicy, VlanRange,
+    PortSecurityOverride, Profile, StormControlOverride, TEAMING_POLICY_WORDS, TeamingOverride,
+    UplinkPolicy, VlanRange,
 };
 use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
@@ -203,7 +204,7 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
         "uplink_policy.native_vlan",
         opt(up.native_vlan.map(|v| v.get())),
     );
-    storm(f, "uplink_policy", up.storm_control);
+    storm_control::flatten(f, "uplink_policy", up.storm_control);
     put(
         f,
         "uplink_policy.mac_acl_in",
@@ -275,7 +276,7 @@ fn features(
         g.storm_control.as_ref(),
         port.and_then(|p| p.storm_control.as_ref()),
     );
-    storm(f, prefix, sc);
+    storm_control::flatten(f, prefix, sc);
 
     let acl_in = AclRef::merge(
         g.mac_acl_in.as_ref(),
@@ -366,25 +367,6 @@ fn features(
     put(f, &k("teaming.active"), list(&team.active));
     put(f, &k("teaming.standby"), list(&team.standby));
     put(f, &k("teaming.failback"), team.failback);
-}
-
-/// `<prefix>.storm_control…`: off unless enabled with at least one limit.
-fn storm(f: &mut Flat, prefix: &str, sc: Option<StormControlOverride>) {
-    let k = |field: &str| format!("{prefix}.storm_control{field}");
-    match sc.filter(StormControlOverride::is_active) {
-        None => put(f, &k(""), OFF),
-        Some(sc) => {
-            put(f, &k(".broadcast_pps"), opt(sc.broadcast_pps));
-            put(f, &k(".multicast_pps"), opt(sc.multicast_pps));
-            put(f, &k(".unknown_unicast_pps"), opt(sc.unknown_unicast_pps));
-            let action = match sc.action.unwrap_or_default() {
-                StormAction::Drop => "drop",
-                StormAction::Shutdown => "shutdown",
-            };
-            put(f, &k(".action"), action);
-            put(f, &k(".recovery_secs"), opt(sc.recovery_secs));
-        }
-    }
 }
 
 fn mac_acl(f: &mut Flat, a: &MacAcl) {

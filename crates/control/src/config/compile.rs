@@ -4,6 +4,7 @@
 use super::CompiledConfig;
 use super::check::*;
 use super::error::ConfigError;
+use super::features::*;
 use super::keys::join_key;
 use super::model::*;
 use super::source::Sources;
@@ -12,8 +13,7 @@ use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
     ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
     MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
-    SecurityPolicy, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingSpec, Vid,
-    VlanMode,
+    SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -945,28 +945,6 @@ impl Checker<'_> {
         }
     }
 
-    /// The values of one `storm_control` table at `key`.
-    fn storm_table(&mut self, key: &str, sc: &StormControlOverride) {
-        for (field, v) in [
-            ("broadcast_pps", sc.broadcast_pps),
-            ("multicast_pps", sc.multicast_pps),
-            ("unknown_unicast_pps", sc.unknown_unicast_pps),
-        ] {
-            if let Some(v) = v.filter(|v| !STORM_PPS_RANGE.contains(&u64::from(*v))) {
-                self.error(&format!("{key}.{field}"), out_of_range(v, &STORM_PPS_RANGE));
-            }
-        }
-        if let Some(r) = sc
-            .recovery_secs
-            .filter(|r| !RECOVERY_SECS_RANGE.contains(r))
-        {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
     /// A group's port security, storm control and ACL bindings, on their own.
     fn group_features(&mut self, key: &str, g: &PortGroup, acls: &Acls, poison: &Poison) {
         let ps_key = format!("{key}.port_security");
@@ -1167,8 +1145,6 @@ pub(crate) fn check_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-const NO_LIMIT: &str = "storm control sets no limit: state broadcast_pps, multicast_pps and/or unknown_unicast_pps (or `enabled = false`)";
-
 /// Whether port security is on for a port, as far as stage 2 can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum SecureState {
@@ -1279,15 +1255,6 @@ fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> 
     (bits & !mask != 0).then(|| std::net::Ipv4Addr::from(bits & mask))
 }
 
-fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {
-    StormControlSpec {
-        broadcast_pps: sc.broadcast_pps,
-        multicast_pps: sc.multicast_pps,
-        unknown_unicast_pps: sc.unknown_unicast_pps,
-        shutdown: sc.action == Some(StormAction::Shutdown),
-    }
-}
-
 /// The features in force on a guest port of group `g`, on a switch with these
 /// logical `uplinks`.
 fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatures {
@@ -1314,7 +1281,7 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
             static_macs: p.secure_macs.clone(),
             sticky_macs: Vec::new(),
         }),
-        storm_control: sc.as_ref().map(storm_spec),
+        storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: AclRef::merge(g.mac_acl_in.as_ref(), p.mac_acl_in.as_ref()).map(str::to_owned),
         mac_acl_out: AclRef::merge(g.mac_acl_out.as_ref(), p.mac_acl_out.as_ref())
             .map(str::to_owned),
@@ -1338,7 +1305,7 @@ fn uplink_features(
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
         port_security: None,
-        storm_control: sc.as_ref().map(storm_spec),
+        storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: up
             .mac_acl_in
             .as_ref()

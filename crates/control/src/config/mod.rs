@@ -13,6 +13,7 @@
 pub(crate) mod check;
 mod compile;
 mod error;
+pub(crate) mod features;
 pub(crate) mod flat;
 pub(crate) mod keys;
 pub(crate) mod management;
@@ -27,6 +28,7 @@ mod tests;
 
 pub use compile::StickyRefused;
 pub use error::{ConfigError, ConfigErrors};
+pub use features::*;
 pub use management::{
     DEFAULT_SOCKET_GROUP, DEFAULT_SOCKET_MODE, Management, Members, RoleMembers, SyslogTarget,
     TlsFiles, TokenSpec,

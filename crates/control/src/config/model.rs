@@ -2,6 +2,7 @@
 //! shape the user wrote them (so they can be shown and diffed), with every value
 //! in its domain type.
 
+use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
     ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
@@ -32,8 +33,6 @@ pub const SECURE_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000
 /// Bounds of `recovery_secs` (err-disable auto-recovery), in `port_security` and
 /// `storm_control`.
 pub const RECOVERY_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
-/// Bounds of the storm-control limits (`*_pps`).
-pub const STORM_PPS_RANGE: std::ops::RangeInclusive<u64> = 0..=10_000_000;
 /// The smallest EtherType a MAC ACL rule may match: below it, the field of an
 /// Ethernet frame is an 802.3 length, not a type.
 pub const MIN_ETHERTYPE: u16 = 0x0600;
@@ -348,55 +347,6 @@ impl PortSecurityOverride {
             aging_secs: self.aging_secs.unwrap_or(0),
             recovery_secs: self.recovery_secs,
         })
-    }
-}
-
-/// What storm control does with traffic over a limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub enum StormAction {
-    /// Drop the excess (the default).
-    #[default]
-    Drop,
-    /// Error-disable the port.
-    Shutdown,
-}
-
-/// A partial storm-control table, merged like [`PortSecurityOverride`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct StormControlOverride {
-    /// Default `true`: the table's presence enables storm control.
-    pub enabled: Option<bool>,
-    pub broadcast_pps: Option<u32>,
-    pub multicast_pps: Option<u32>,
-    pub unknown_unicast_pps: Option<u32>,
-    pub action: Option<StormAction>,
-    /// Err-disable auto-recovery interval.
-    pub recovery_secs: Option<u64>,
-}
-
-impl StormControlOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &StormControlOverride) -> StormControlOverride {
-        StormControlOverride {
-            enabled: self.enabled.or(base.enabled),
-            broadcast_pps: self.broadcast_pps.or(base.broadcast_pps),
-            multicast_pps: self.multicast_pps.or(base.multicast_pps),
-            unknown_unicast_pps: self.unknown_unicast_pps.or(base.unknown_unicast_pps),
-            action: self.action.or(base.action),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
-    /// Whether storm control is on: enabled (by default) and at least one limit.
-    pub fn is_active(&self) -> bool {
-        self.enabled.unwrap_or(true) && self.has_limit()
-    }
-
-    /// Whether any of the three limits is stated.
-    pub fn has_limit(&self) -> bool {
-        self.broadcast_pps.is_some()
-            || self.multicast_pps.is_some()
-            || self.unknown_unicast_pps.is_some()
     }
 }
 

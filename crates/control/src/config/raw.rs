@@ -3,6 +3,7 @@
 //! ranges, MAC syntax, policy words) are checked afterwards, so that all of those
 //! errors are reported at once.
 
+use super::features::*;
 use super::management::RawManagement;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -95,17 +96,6 @@ pub(crate) struct RawPortSecurity {
     pub sticky: Option<bool>,
     pub aging: Option<String>,
     pub aging_secs: Option<i64>,
-    pub recovery_secs: Option<i64>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStormControl {
-    pub enabled: Option<bool>,
-    pub broadcast_pps: Option<i64>,
-    pub multicast_pps: Option<i64>,
-    pub unknown_unicast_pps: Option<i64>,
-    pub action: Option<String>,
     pub recovery_secs: Option<i64>,
 }
 

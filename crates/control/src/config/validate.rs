@@ -319,43 +319,6 @@ impl<'a> Converter<'a> {
         Some(out)
     }
 
-    /// `storm_control = {...}` at dotted `key`.
-    fn storm_control(
-        &mut self,
-        key: &str,
-        raw: Option<&RawStormControl>,
-    ) -> Option<StormControlOverride> {
-        let raw = raw?;
-        let before = self.errors.len();
-        let mut pps = |field: &str, v: Option<i64>| {
-            v.and_then(|v| self.int(&format!("{key}.{field}"), v, &STORM_PPS_RANGE))
-        };
-        let out = StormControlOverride {
-            enabled: raw.enabled,
-            broadcast_pps: pps("broadcast_pps", raw.broadcast_pps),
-            multicast_pps: pps("multicast_pps", raw.multicast_pps),
-            unknown_unicast_pps: pps("unknown_unicast_pps", raw.unknown_unicast_pps),
-            action: raw.action.as_ref().and_then(|w| {
-                self.word(
-                    &format!("{key}.action"),
-                    w,
-                    "storm-control action",
-                    &[
-                        ("drop", StormAction::Drop),
-                        ("shutdown", StormAction::Shutdown),
-                    ],
-                )
-            }),
-            recovery_secs: raw
-                .recovery_secs
-                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
-    }
-
     /// `dhcp_snooping = {...}` at dotted `key`.
     fn dhcp_snooping(
         &mut self,

@@ -1,0 +1,15 @@
+//! One module per configuration feature. Each holds the feature's raw shape
+//! (serde), its model, its conversion (`impl Converter`), its checks
+//! (`impl Checker`), its part of the spec and its flattening for diff; the
+//! assembly (`config/mod.rs`, `raw.rs`, `model.rs`, `validate.rs`, `compile.rs`,
+//! `crate::diff`) composes them in a fixed order.
+//!
+//! Invariant: a feature module depends only on the shared leaf (`value`, `check`,
+//! `keys`, `flat`, `error`, `source`) and on the data plane's spec types, never on
+//! the assembly or on another feature, except where a feature's meaning is
+//! defined by another's (noted in its module comment).
+
+pub(crate) mod storm_control;
+
+pub(crate) use storm_control::{NO_LIMIT, RawStormControl};
+pub use storm_control::{STORM_PPS_RANGE, StormAction, StormControlOverride};
