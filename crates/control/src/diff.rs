@@ -20,7 +20,7 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
-use crate::config::features::storm_control;
+use crate::config::features::{port_security, storm_control};
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
@@ -33,7 +33,7 @@ use crate::config::{
 };
 use portcullis_dataplane::{
     AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy, Violation,
+    SecurityPolicy, SourceGuard, TeamingPolicy,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -257,20 +257,7 @@ fn features(
         g.port_security.as_ref(),
         port.and_then(|p| p.port_security.as_ref()),
     );
-    match ps.and_then(|t| t.resolve()) {
-        None => put(f, &k("port_security"), OFF),
-        Some(r) => {
-            put(f, &k("port_security.max_macs"), r.max_macs);
-            put(f, &k("port_security.violation"), violation(r.violation));
-            put(f, &k("port_security.sticky"), r.sticky);
-            put(f, &k("port_security.aging"), aging(r.aging));
-            // The interval means nothing without aging.
-            if r.aging != SecureAging::None {
-                put(f, &k("port_security.aging_secs"), r.aging_secs);
-            }
-            put(f, &k("port_security.recovery_secs"), opt(r.recovery_secs));
-        }
-    }
+    port_security::flatten(f, prefix, ps);
 
     let sc = StormControlOverride::merge(
         g.storm_control.as_ref(),
@@ -502,22 +489,6 @@ fn policy(p: Policy) -> &'static str {
     match p {
         Policy::Accept => "accept",
         Policy::Reject => "reject",
-    }
-}
-
-fn violation(v: Violation) -> &'static str {
-    match v {
-        Violation::Protect => "protect",
-        Violation::Restrict => "restrict",
-        Violation::Shutdown => "shutdown",
-    }
-}
-
-fn aging(a: SecureAging) -> &'static str {
-    match a {
-        SecureAging::None => "none",
-        SecureAging::Absolute => "absolute",
-        SecureAging::Inactivity => "inactivity",
     }
 }
 

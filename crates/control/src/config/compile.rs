@@ -12,8 +12,8 @@ use super::validate::{bad_cos, bad_ethertype};
 use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
     ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
-    MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
-    SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
+    MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSpec, SecureAging, SecurityPolicy,
+    SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -890,61 +890,6 @@ impl Checker<'_> {
         }
     }
 
-    /// The values of one `port_security` table at `key` (ranges; stage 1 checked
-    /// what did not fit the model's types).
-    fn port_security_table(&mut self, key: &str, ps: &PortSecurityOverride) {
-        if let Some(m) = ps
-            .max_macs
-            .filter(|m| !MAX_MACS_RANGE.contains(&u64::from(*m)))
-        {
-            self.error(&format!("{key}.max_macs"), out_of_range(m, &MAX_MACS_RANGE));
-        }
-        if let Some(a) = ps
-            .aging_secs
-            .filter(|a| !SECURE_AGING_SECS_RANGE.contains(a))
-        {
-            self.error(
-                &format!("{key}.aging_secs"),
-                out_of_range(a, &SECURE_AGING_SECS_RANGE),
-            );
-        }
-        if let Some(r) = ps
-            .recovery_secs
-            .filter(|r| !RECOVERY_SECS_RANGE.contains(r))
-        {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
-    /// `aging` stated in the table at `key` needs `aging_secs` in the merged table.
-    fn aging_needs_secs(
-        &mut self,
-        key: &str,
-        stated: &PortSecurityOverride,
-        merged: &PortSecurityOverride,
-    ) {
-        let Some(aging) = stated.aging.filter(|a| *a != SecureAging::None) else {
-            return;
-        };
-        if merged.aging_secs.is_none() {
-            let word = match aging {
-                SecureAging::Absolute => "absolute",
-                _ => "inactivity",
-            };
-            self.error(
-                &format!("{key}.aging"),
-                format!(
-                    "aging = \"{word}\" needs aging_secs ({}..={}): how long a dynamic secure MAC lives",
-                    SECURE_AGING_SECS_RANGE.start(),
-                    SECURE_AGING_SECS_RANGE.end()
-                ),
-            );
-        }
-    }
-
     /// A group's port security, storm control and ACL bindings, on their own.
     fn group_features(&mut self, key: &str, g: &PortGroup, acls: &Acls, poison: &Poison) {
         let ps_key = format!("{key}.port_security");
@@ -1272,15 +1217,7 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         arp: arp.as_ref(),
     };
     PortFeatures {
-        port_security: ps.map(|r| PortSecuritySpec {
-            max_macs: r.max_macs,
-            violation: r.violation,
-            sticky: r.sticky,
-            aging: r.aging,
-            aging_secs: r.aging_secs,
-            static_macs: p.secure_macs.clone(),
-            sticky_macs: Vec::new(),
-        }),
+        port_security: ps.map(|r| port_security::spec(r, &p.secure_macs)),
         storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: AclRef::merge(g.mac_acl_in.as_ref(), p.mac_acl_in.as_ref()).map(str::to_owned),
         mac_acl_out: AclRef::merge(g.mac_acl_out.as_ref(), p.mac_acl_out.as_ref())

@@ -6,8 +6,8 @@ use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
     ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
-    MacAddr, Option82, Policy, SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy,
-    TeamingSpec, Vid, Violation, VlanSet,
+    MacAddr, Option82, Policy, SecurityPolicy, SourceGuard, TeamingPolicy, TeamingSpec, Vid,
+    VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -24,12 +24,6 @@ pub const MAC_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 10..=1_000_000;
 pub const MAX_NAME_LEN: usize = 64;
 /// The longest Linux interface name, in bytes (IFNAMSIZ 16 less the NUL).
 pub const MAX_IFNAME_LEN: usize = 15;
-/// Default of `port_security.max_macs`.
-pub const DEFAULT_MAX_MACS: u16 = 1;
-/// Bounds of `port_security.max_macs`.
-pub const MAX_MACS_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
-/// Bounds of `port_security.aging_secs`.
-pub const SECURE_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 /// Bounds of `recovery_secs` (err-disable auto-recovery), in `port_security` and
 /// `storm_control`.
 pub const RECOVERY_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
@@ -290,64 +284,6 @@ pub struct HostPort {
     /// Per-port overrides of the group's teaming, field by field (`active` and
     /// `standby` replaced whole).
     pub teaming: Option<TeamingOverride>,
-}
-
-/// A partial port-security table: the settings a group or port states. A port's
-/// settings are merged over its group's, field by field; unstated fields take the
-/// defaults ([`PortSecurityOverride::resolve`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct PortSecurityOverride {
-    /// Default `true`: the table's presence enables port security.
-    pub enabled: Option<bool>,
-    pub max_macs: Option<u16>,
-    pub violation: Option<Violation>,
-    pub sticky: Option<bool>,
-    pub aging: Option<SecureAging>,
-    pub aging_secs: Option<u64>,
-    /// Err-disable auto-recovery interval.
-    pub recovery_secs: Option<u64>,
-}
-
-/// Port security in force on a port, the static and sticky MACs aside.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ResolvedPortSecurity {
-    pub max_macs: u16,
-    pub violation: Violation,
-    pub sticky: bool,
-    pub aging: SecureAging,
-    /// 0 when not stated (meaningless while `aging` is `None`).
-    pub aging_secs: u64,
-    pub recovery_secs: Option<u64>,
-}
-
-impl PortSecurityOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &PortSecurityOverride) -> PortSecurityOverride {
-        PortSecurityOverride {
-            enabled: self.enabled.or(base.enabled),
-            max_macs: self.max_macs.or(base.max_macs),
-            violation: self.violation.or(base.violation),
-            sticky: self.sticky.or(base.sticky),
-            aging: self.aging.or(base.aging),
-            aging_secs: self.aging_secs.or(base.aging_secs),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
-    /// With the defaults applied; `None` when `enabled = false`.
-    pub fn resolve(&self) -> Option<ResolvedPortSecurity> {
-        if !self.enabled.unwrap_or(true) {
-            return None;
-        }
-        Some(ResolvedPortSecurity {
-            max_macs: self.max_macs.unwrap_or(DEFAULT_MAX_MACS),
-            violation: self.violation.unwrap_or_default(),
-            sticky: self.sticky.unwrap_or(false),
-            aging: self.aging.unwrap_or_default(),
-            aging_secs: self.aging_secs.unwrap_or(0),
-            recovery_secs: self.recovery_secs,
-        })
-    }
 }
 
 /// A MAC ACL binding as written: an ACL's name, or `"none"`.

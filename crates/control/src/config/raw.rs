@@ -87,18 +87,6 @@ pub(crate) struct RawPortGroup {
     pub teaming: Option<RawTeaming>,
 }
 
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPortSecurity {
-    pub enabled: Option<bool>,
-    pub max_macs: Option<i64>,
-    pub violation: Option<String>,
-    pub sticky: Option<bool>,
-    pub aging: Option<String>,
-    pub aging_secs: Option<i64>,
-    pub recovery_secs: Option<i64>,
-}
-
 /// `[[mac_acl]]`.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]

@@ -8,9 +8,7 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use portcullis_dataplane::{
-    AclAction, ArpAclRule, MacAclRule, Option82, Policy, SecureAging, SourceGuard, Violation,
-};
+use portcullis_dataplane::{AclAction, ArpAclRule, MacAclRule, Option82, Policy, SourceGuard};
 use std::net::{IpAddr, Ipv4Addr};
 
 impl<'a> Converter<'a> {
@@ -266,57 +264,6 @@ impl<'a> Converter<'a> {
                 }
             },
         }
-    }
-
-    /// `port_security = {...}` at dotted `key`.
-    fn port_security(
-        &mut self,
-        key: &str,
-        raw: Option<&RawPortSecurity>,
-    ) -> Option<PortSecurityOverride> {
-        let raw = raw?;
-        let before = self.errors.len();
-        let out = PortSecurityOverride {
-            enabled: raw.enabled,
-            max_macs: raw
-                .max_macs
-                .and_then(|v| self.int(&format!("{key}.max_macs"), v, &MAX_MACS_RANGE)),
-            violation: raw.violation.as_ref().and_then(|w| {
-                self.word(
-                    &format!("{key}.violation"),
-                    w,
-                    "violation action",
-                    &[
-                        ("protect", Violation::Protect),
-                        ("restrict", Violation::Restrict),
-                        ("shutdown", Violation::Shutdown),
-                    ],
-                )
-            }),
-            sticky: raw.sticky,
-            aging: raw.aging.as_ref().and_then(|w| {
-                self.word(
-                    &format!("{key}.aging"),
-                    w,
-                    "secure-MAC aging",
-                    &[
-                        ("none", SecureAging::None),
-                        ("absolute", SecureAging::Absolute),
-                        ("inactivity", SecureAging::Inactivity),
-                    ],
-                )
-            }),
-            aging_secs: raw
-                .aging_secs
-                .and_then(|v| self.int(&format!("{key}.aging_secs"), v, &SECURE_AGING_SECS_RANGE)),
-            recovery_secs: raw
-                .recovery_secs
-                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
     }
 
     /// `dhcp_snooping = {...}` at dotted `key`.

@@ -9,7 +9,13 @@
 //! the assembly or on another feature, except where a feature's meaning is
 //! defined by another's (noted in its module comment).
 
+pub(crate) mod port_security;
 pub(crate) mod storm_control;
 
+pub(crate) use port_security::RawPortSecurity;
+pub use port_security::{
+    DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
+    SECURE_AGING_SECS_RANGE,
+};
 pub(crate) use storm_control::{NO_LIMIT, RawStormControl};
 pub use storm_control::{STORM_PPS_RANGE, StormAction, StormControlOverride};
