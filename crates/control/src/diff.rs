@@ -20,9 +20,9 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
-use crate::config::features::{port_security, storm_control};
+use crate::config::features::{dhcp_snooping, port_security, storm_control};
 pub use crate::config::flat::{Flat, NONE, OFF};
-use crate::config::flat::{list, opt, put};
+use crate::config::flat::{list, mode, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
 pub use crate::config::management::flatten_management;
 use crate::config::{
@@ -32,8 +32,8 @@ use crate::config::{
     UplinkPolicy, VlanRange,
 };
 use portcullis_dataplane::{
-    AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    SecurityPolicy, SourceGuard, TeamingPolicy,
+    AclAction, ArpAclRule, MacAclRule, MacAddr, MacMatch, Policy, SecurityPolicy, SourceGuard,
+    TeamingPolicy,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -280,25 +280,7 @@ fn features(
         g.dhcp_snooping.as_ref(),
         port.and_then(|p| p.dhcp_snooping.as_ref()),
     );
-    match dhcp.as_ref().and_then(DhcpSnoopingOverride::resolve) {
-        None => put(f, &k("dhcp_snooping"), OFF),
-        Some(d) => {
-            put(f, &k("dhcp_snooping.trusted"), d.trusted);
-            put(f, &k("dhcp_snooping.rate_limit_pps"), opt(d.rate_limit_pps));
-            put(f, &k("dhcp_snooping.option82"), option82(d.option82));
-            put(
-                f,
-                &k("dhcp_snooping.drop_untrusted_option82"),
-                d.drop_untrusted_option82,
-            );
-            put(f, &k("dhcp_snooping.mode"), mode(d.mode));
-            put(
-                f,
-                &k("dhcp_snooping.recovery_secs"),
-                opt(dhcp.and_then(|t| t.recovery_secs)),
-            );
-        }
-    }
+    dhcp_snooping::flatten(f, prefix, dhcp);
 
     let arp = ArpInspectionOverride::merge(
         g.arp_inspection.as_ref(),
@@ -489,20 +471,6 @@ fn policy(p: Policy) -> &'static str {
     match p {
         Policy::Accept => "accept",
         Policy::Reject => "reject",
-    }
-}
-
-fn option82(o: Option82) -> &'static str {
-    match o {
-        Option82::Keep => "keep",
-        Option82::Insert => "insert",
-    }
-}
-
-fn mode(m: EnforceMode) -> &'static str {
-    match m {
-        EnforceMode::Enforce => "enforce",
-        EnforceMode::Observe => "observe",
     }
 }
 

@@ -7,8 +7,11 @@
 //! errors before they are sorted by position.
 
 use super::error::ConfigError;
-use super::model::MAX_NAME_LEN;
+use super::model::{
+    MAX_NAME_LEN, NO_LIMIT_WORD, RATE_LIMIT_PPS_RANGE, RECOVERY_SECS_RANGE, RateLimit,
+};
 use super::source::Sources;
+use super::value::out_of_range;
 use portcullis_dataplane::Vid;
 use std::collections::HashMap;
 
@@ -78,4 +81,32 @@ pub(crate) fn vid_list(vids: &[Vid]) -> String {
         i = j + 1;
     }
     out.join(", ")
+}
+impl Checker<'_> {
+    /// A rate limit at `key.rate_limit_pps` is in range.
+    pub(crate) fn rate_limit(&mut self, key: &str, r: Option<RateLimit>) {
+        let Some(RateLimit::Pps(n)) = r else {
+            return;
+        };
+        if RATE_LIMIT_PPS_RANGE.contains(&u64::from(n)) {
+            return;
+        }
+        let mut msg = out_of_range(n, &RATE_LIMIT_PPS_RANGE);
+        if n == 0 {
+            msg.push_str(&format!(
+                "; for no limit write rate_limit_pps = \"{NO_LIMIT_WORD}\""
+            ));
+        }
+        self.error(&format!("{key}.rate_limit_pps"), msg);
+    }
+
+    /// `recovery_secs` at `key.recovery_secs` is in range.
+    pub(crate) fn recovery_range(&mut self, key: &str, r: Option<u64>) {
+        if let Some(r) = r.filter(|r| !RECOVERY_SECS_RANGE.contains(r)) {
+            self.error(
+                &format!("{key}.recovery_secs"),
+                out_of_range(r, &RECOVERY_SECS_RANGE),
+            );
+        }
+    }
 }

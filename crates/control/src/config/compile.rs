@@ -11,9 +11,9 @@ use super::source::Sources;
 use super::validate::{bad_cos, bad_ethertype};
 use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
-    ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
-    MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSpec, SecureAging, SecurityPolicy,
-    SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
+    ArpAclSpec, ArpInspectionSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAclSpec, MacAddr,
+    PortFeatures, PortRole, PortSpec, SecureAging, SecurityPolicy, SpecError, StaticBindingSpec,
+    SwitchSpec, TeamingSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -698,39 +698,6 @@ impl Checker<'_> {
         acls
     }
 
-    /// A rate limit at `key.rate_limit_pps` is in range.
-    fn rate_limit(&mut self, key: &str, r: Option<RateLimit>) {
-        let Some(RateLimit::Pps(n)) = r else {
-            return;
-        };
-        if RATE_LIMIT_PPS_RANGE.contains(&u64::from(n)) {
-            return;
-        }
-        let mut msg = out_of_range(n, &RATE_LIMIT_PPS_RANGE);
-        if n == 0 {
-            msg.push_str(&format!(
-                "; for no limit write rate_limit_pps = \"{NO_LIMIT_WORD}\""
-            ));
-        }
-        self.error(&format!("{key}.rate_limit_pps"), msg);
-    }
-
-    /// `recovery_secs` at `key.recovery_secs` is in range.
-    fn recovery_range(&mut self, key: &str, r: Option<u64>) {
-        if let Some(r) = r.filter(|r| !RECOVERY_SECS_RANGE.contains(r)) {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
-    /// The values of one `dhcp_snooping` table at `key`.
-    fn dhcp_table(&mut self, key: &str, t: &DhcpSnoopingOverride) {
-        self.rate_limit(key, t.rate_limit_pps);
-        self.recovery_range(key, t.recovery_secs);
-    }
-
     /// The values of one `arp_inspection` table at `key`.
     fn arp_table(&mut self, key: &str, t: &ArpInspectionOverride, acls: &Acls) {
         self.rate_limit(key, t.rate_limit_pps);
@@ -1254,15 +1221,7 @@ fn uplink_features(
             .and_then(AclRef::name)
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
-        // An untrusted uplink is never policed (it carries a whole network) and
-        // keeps option 82 (relay agents upstream add it).
-        dhcp_snooping: dhcp.map(|mode| DhcpSnoopingSpec {
-            trusted: up.dhcp_trusted,
-            rate_limit_pps: None,
-            option82: Option82::Keep,
-            drop_untrusted_option82: false,
-            mode,
-        }),
+        dhcp_snooping: dhcp.map(|mode| dhcp_snooping::uplink_spec(up.dhcp_trusted, mode)),
         arp_inspection: arp.map(|mode| ArpInspectionSpec {
             trusted: up.arp_trusted,
             validate_src_mac: false,

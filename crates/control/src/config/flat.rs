@@ -6,6 +6,7 @@
 //! Invariant: one canonical text per value (as in TOML, without quotes), so two
 //! configurations that behave the same flatten to the same map.
 
+use portcullis_dataplane::EnforceMode;
 use std::collections::BTreeMap;
 
 /// Dotted key → canonical value text, every effective setting included (defaults
@@ -32,4 +33,10 @@ pub(crate) fn opt(v: Option<impl ToString>) -> String {
 pub(crate) fn list(items: &[impl AsRef<str>]) -> String {
     let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
     format!("[{}]", items.join(", "))
+}
+pub(crate) fn mode(m: EnforceMode) -> &'static str {
+    match m {
+        EnforceMode::Enforce => "enforce",
+        EnforceMode::Observe => "observe",
+    }
 }

@@ -5,9 +5,8 @@
 use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
-    ArpAclRule, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MacAclRule,
-    MacAddr, Option82, Policy, SecurityPolicy, SourceGuard, TeamingPolicy, TeamingSpec, Vid,
-    VlanSet,
+    ArpAclRule, ArpInspectionSpec, EnforceMode, IpSourceGuardSpec, MacAclRule, MacAddr, Policy,
+    SecurityPolicy, SourceGuard, TeamingPolicy, TeamingSpec, Vid, VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -376,56 +375,6 @@ impl RateLimit {
             RateLimit::Unlimited => None,
             RateLimit::Pps(n) => Some(n),
         }
-    }
-}
-
-/// A partial `dhcp_snooping` table, merged like [`PortSecurityOverride`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct DhcpSnoopingOverride {
-    /// Default `true`: the table's presence enables DHCP snooping.
-    pub enabled: Option<bool>,
-    /// Default `false`: guest ports are untrusted.
-    pub trusted: Option<bool>,
-    /// Default: no limit.
-    pub rate_limit_pps: Option<RateLimit>,
-    /// Default `keep`.
-    pub option82: Option<Option82>,
-    /// Default `true`.
-    pub drop_untrusted_option82: Option<bool>,
-    /// Default `enforce`.
-    pub mode: Option<EnforceMode>,
-    /// Err-disable auto-recovery interval (after the rate limit).
-    pub recovery_secs: Option<u64>,
-}
-
-impl DhcpSnoopingOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &DhcpSnoopingOverride) -> DhcpSnoopingOverride {
-        DhcpSnoopingOverride {
-            enabled: self.enabled.or(base.enabled),
-            trusted: self.trusted.or(base.trusted),
-            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
-            option82: self.option82.or(base.option82),
-            drop_untrusted_option82: self
-                .drop_untrusted_option82
-                .or(base.drop_untrusted_option82),
-            mode: self.mode.or(base.mode),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
-    /// With the defaults applied; `None` when `enabled = false`.
-    pub fn resolve(&self) -> Option<DhcpSnoopingSpec> {
-        if !self.enabled.unwrap_or(true) {
-            return None;
-        }
-        Some(DhcpSnoopingSpec {
-            trusted: self.trusted.unwrap_or(false),
-            rate_limit_pps: self.rate_limit_pps.and_then(RateLimit::pps),
-            option82: self.option82.unwrap_or_default(),
-            drop_untrusted_option82: self.drop_untrusted_option82.unwrap_or(true),
-            mode: self.mode.unwrap_or_default(),
-        })
     }
 }
 

@@ -109,18 +109,6 @@ pub(crate) struct RawAclRule {
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawDhcpSnooping {
-    pub enabled: Option<bool>,
-    pub trusted: Option<bool>,
-    pub rate_limit_pps: Option<RawRate>,
-    pub option82: Option<String>,
-    pub drop_untrusted_option82: Option<bool>,
-    pub mode: Option<String>,
-    pub recovery_secs: Option<i64>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawArpInspection {
     pub enabled: Option<bool>,
     pub trusted: Option<bool>,

@@ -8,7 +8,7 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use portcullis_dataplane::{AclAction, ArpAclRule, MacAclRule, Option82, Policy, SourceGuard};
+use portcullis_dataplane::{AclAction, ArpAclRule, MacAclRule, Policy, SourceGuard};
 use std::net::{IpAddr, Ipv4Addr};
 
 impl<'a> Converter<'a> {
@@ -264,44 +264,6 @@ impl<'a> Converter<'a> {
                 }
             },
         }
-    }
-
-    /// `dhcp_snooping = {...}` at dotted `key`.
-    fn dhcp_snooping(
-        &mut self,
-        key: &str,
-        raw: Option<&RawDhcpSnooping>,
-    ) -> Option<DhcpSnoopingOverride> {
-        let raw = raw?;
-        let before = self.errors.len();
-        let out = DhcpSnoopingOverride {
-            enabled: raw.enabled,
-            trusted: raw.trusted,
-            rate_limit_pps: raw
-                .rate_limit_pps
-                .as_ref()
-                .and_then(|r| self.rate(&format!("{key}.rate_limit_pps"), r)),
-            option82: raw.option82.as_ref().and_then(|w| {
-                self.word(
-                    &format!("{key}.option82"),
-                    w,
-                    "policy for option 82",
-                    &[("keep", Option82::Keep), ("insert", Option82::Insert)],
-                )
-            }),
-            drop_untrusted_option82: raw.drop_untrusted_option82,
-            mode: raw
-                .mode
-                .as_ref()
-                .and_then(|w| self.mode(&format!("{key}.mode"), w)),
-            recovery_secs: raw
-                .recovery_secs
-                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
     }
 
     /// `arp_inspection = {...}` at dotted `key`.

@@ -9,9 +9,12 @@
 //! the assembly or on another feature, except where a feature's meaning is
 //! defined by another's (noted in its module comment).
 
+pub(crate) mod dhcp_snooping;
 pub(crate) mod port_security;
 pub(crate) mod storm_control;
 
+pub use dhcp_snooping::DhcpSnoopingOverride;
+pub(crate) use dhcp_snooping::RawDhcpSnooping;
 pub(crate) use port_security::RawPortSecurity;
 pub use port_security::{
     DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
