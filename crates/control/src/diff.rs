@@ -20,21 +20,19 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
-use crate::config::features::{dhcp_snooping, port_security, storm_control};
+use crate::config::features::acls::acl_name;
+pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
+use crate::config::features::{acls, dhcp_snooping, port_security, storm_control};
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, mode, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
 pub use crate::config::management::flatten_management;
 use crate::config::{
-    AclRef, ArpAcl, ArpInspectionOverride, Config, DhcpSnoopingOverride, ETHERTYPE_NAMES,
-    GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Override, PortGroup,
-    PortSecurityOverride, Profile, StormControlOverride, TEAMING_POLICY_WORDS, TeamingOverride,
-    UplinkPolicy, VlanRange,
+    AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
+    IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
+    StormControlOverride, TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
 };
-use portcullis_dataplane::{
-    AclAction, ArpAclRule, MacAclRule, MacAddr, MacMatch, Policy, SecurityPolicy, SourceGuard,
-    TeamingPolicy,
-};
+use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, SourceGuard, TeamingPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,10 +57,10 @@ pub fn flatten_profile(p: &Profile) -> Flat {
         features(&mut f, &prefix, g, None, uplinks);
     }
     for a in &p.mac_acls {
-        mac_acl(&mut f, a);
+        acls::flatten_mac_acl(&mut f, a);
     }
     for a in &p.arp_acls {
-        arp_acl(&mut f, a);
+        acls::flatten_arp_acl(&mut f, a);
     }
     f
 }
@@ -338,100 +336,6 @@ fn features(
     put(f, &k("teaming.failback"), team.failback);
 }
 
-fn mac_acl(f: &mut Flat, a: &MacAcl) {
-    let prefix = format!("mac_acl.{}", key_segment(&a.name));
-    if a.rules.is_empty() {
-        put(f, &format!("{prefix}.rules"), "[]");
-    }
-    for (i, r) in a.rules.iter().enumerate() {
-        put(f, &format!("{prefix}.rule[{i}]"), mac_acl_rule(r));
-    }
-}
-
-fn arp_acl(f: &mut Flat, a: &ArpAcl) {
-    let prefix = format!("arp_acl.{}", key_segment(&a.name));
-    put(f, &format!("{prefix}.static"), a.static_only);
-    if a.rules.is_empty() {
-        put(f, &format!("{prefix}.rules"), "[]");
-    }
-    for (i, r) in a.rules.iter().enumerate() {
-        put(f, &format!("{prefix}.rule[{i}]"), arp_acl_rule(r));
-    }
-}
-
-/// One MAC ACL rule as an inline table: fields in a fixed order, MACs masked, a
-/// match-anything field left out.
-pub fn mac_acl_rule(r: &MacAclRule) -> String {
-    let mut parts = vec![format!("action = {}", acl_action(r.action))];
-    if let Some(m) = r.src.and_then(mac_match) {
-        parts.push(format!("src = {m}"));
-    }
-    if let Some(m) = r.dst.and_then(mac_match) {
-        parts.push(format!("dst = {m}"));
-    }
-    if let Some(t) = r.ethertype {
-        let name = ETHERTYPE_NAMES.iter().find(|(_, v)| *v == t);
-        match name {
-            Some((n, _)) => parts.push(format!("ethertype = {n}")),
-            None => parts.push(format!("ethertype = 0x{t:04x}")),
-        }
-    }
-    if let Some(v) = r.vlan {
-        parts.push(format!("vlan = {v}"));
-    }
-    if let Some(c) = r.cos {
-        parts.push(format!("cos = {c}"));
-    }
-    format!("{{ {} }}", parts.join(", "))
-}
-
-/// One ARP ACL rule as an inline table (`ip` left out when it matches any sender,
-/// written without `/32` for one address).
-pub fn arp_acl_rule(r: &ArpAclRule) -> String {
-    let mut parts = vec![format!("action = {}", acl_action(r.action))];
-    let len = r.prefix_len.min(32);
-    if len > 0 {
-        let mask = u32::MAX << (32 - u32::from(len));
-        let net = std::net::Ipv4Addr::from(u32::from(r.ip) & mask);
-        if len == 32 {
-            parts.push(format!("ip = {net}"));
-        } else {
-            parts.push(format!("ip = {net}/{len}"));
-        }
-    }
-    if let Some(m) = r.mac.and_then(mac_match) {
-        parts.push(format!("mac = {m}"));
-    }
-    format!("{{ {} }}", parts.join(", "))
-}
-
-/// A MAC match: `mac` for an exact match, `mac/len` for a prefix mask, `mac/mask`
-/// otherwise, with the MAC's bits outside the mask cleared; `None` for a mask of
-/// zero (matches any MAC).
-fn mac_match(m: MacMatch) -> Option<String> {
-    const ALL: u64 = 0xffff_ffff_ffff;
-    let mask = m.mask.to_u64() & ALL;
-    if mask == 0 {
-        return None;
-    }
-    let mac = mac_from_u64(m.mac.to_u64() & mask);
-    if mask == ALL {
-        return Some(mac.to_string());
-    }
-    let len = (mask << 16).leading_ones();
-    let prefix = u64::MAX.checked_shl(64 - len).unwrap_or(0) >> 16;
-    if len > 0 && prefix == mask {
-        Some(format!("{mac}/{len}"))
-    } else {
-        Some(format!("{mac}/{}", mac_from_u64(mask)))
-    }
-}
-
-fn mac_from_u64(v: u64) -> MacAddr {
-    let b = v.to_be_bytes();
-    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
 // ---- value texts ---------------------------------------------------------------
 
 /// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
@@ -463,10 +367,6 @@ fn vlan_list(ranges: &[VlanRange]) -> String {
     list(&runs)
 }
 
-fn acl_name(r: Option<&AclRef>) -> &str {
-    r.and_then(AclRef::name).unwrap_or(NONE)
-}
-
 fn policy(p: Policy) -> &'static str {
     match p {
         Policy::Accept => "accept",
@@ -486,13 +386,6 @@ fn teaming_policy(p: TeamingPolicy) -> &'static str {
         .iter()
         .find(|(_, v)| *v == p)
         .map_or("originating-port", |(w, _)| w)
-}
-
-fn acl_action(a: AclAction) -> &'static str {
-    match a {
-        AclAction::Permit => "permit",
-        AclAction::Deny => "deny",
-    }
 }
 
 #[cfg(test)]
@@ -547,30 +440,5 @@ mod tests {
             "[10-11, 20, 100-103]"
         );
         assert_eq!(vlan_list(&[]), "[]");
-    }
-
-    #[test]
-    fn mac_matches_are_masked_and_named_by_prefix() {
-        let m = |mac: u64, mask: u64| MacMatch {
-            mac: mac_from_u64(mac),
-            mask: mac_from_u64(mask),
-        };
-        assert_eq!(
-            mac_match(m(0x5254_0012_3456, 0xffff_ffff_ffff)).as_deref(),
-            Some("52:54:00:12:34:56")
-        );
-        assert_eq!(
-            mac_match(m(0x5254_0012_3456, 0xffff_ff00_0000)).as_deref(),
-            Some("52:54:00:00:00:00/24")
-        );
-        assert_eq!(
-            mac_match(m(0x0180_c200_0003, 0xffff_ffff_fff0)).as_deref(),
-            Some("01:80:c2:00:00:00/44")
-        );
-        assert_eq!(
-            mac_match(m(0x0100_0000_00ff, 0x0100_0000_000f)).as_deref(),
-            Some("01:00:00:00:00:0f/01:00:00:00:00:0f")
-        );
-        assert_eq!(mac_match(m(0x0100_0000_0000, 0)), None);
     }
 }

@@ -8,12 +8,11 @@ use super::features::*;
 use super::keys::join_key;
 use super::model::*;
 use super::source::Sources;
-use super::validate::{bad_cos, bad_ethertype};
 use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
-    ArpAclSpec, ArpInspectionSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAclSpec, MacAddr,
-    PortFeatures, PortRole, PortSpec, SecureAging, SecurityPolicy, SpecError, StaticBindingSpec,
-    SwitchSpec, TeamingSpec, Vid, VlanMode,
+    ArpInspectionSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAddr, PortFeatures, PortRole,
+    PortSpec, SecureAging, SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec,
+    Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -97,8 +96,8 @@ impl Checker<'_> {
         }
 
         // ACLs, then every binding of one and the features of groups and uplinks.
-        let mac_acls = self.mac_acls(profile);
-        let arp_acls = self.arp_acls(profile);
+        let mac_acls = self.mac_acls(&profile.mac_acls);
+        let arp_acls = self.arp_acls(&profile.arp_acls);
         let acls = Acls {
             mac: mac_acls,
             arp: arp_acls,
@@ -554,150 +553,6 @@ impl Checker<'_> {
         self.error(key, msg);
     }
 
-    /// The checks every ACL table shares: a valid, unreserved, unique name and at
-    /// most `MAX_ACL_RULES` rules. Records the name in `acls`.
-    fn acl_header<'p>(
-        &mut self,
-        key: &str,
-        kind: AclKind,
-        name: &'p str,
-        rules: usize,
-        i: usize,
-        acls: &mut HashMap<&'p str, usize>,
-    ) {
-        let (what, table, bind, article) = match kind {
-            AclKind::Mac => ("MAC ACL", "mac_acl", "mac_acl_in", "a"),
-            AclKind::Arp => ("ARP ACL", "arp_acl", "acl", "an"),
-        };
-        self.name(&format!("{key}.name"), what, name);
-        if name == NO_ACL {
-            self.error(
-                &format!("{key}.name"),
-                format!("{NO_ACL:?} is reserved (`{bind} = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
-            );
-        }
-        if let Some(&first) = acls.get(name) {
-            let msg = format!(
-                "{what} {name:?} is already defined by {}",
-                self.sources.describe(&format!("{table}[{first}]"))
-            );
-            self.error(&format!("{key}.name"), msg);
-        } else {
-            acls.insert(name, i);
-        }
-        if rules > MAX_ACL_RULES {
-            self.error(
-                &format!("{key}.rules"),
-                format!("{rules} rules; {article} {what} holds at most {MAX_ACL_RULES}"),
-            );
-        }
-    }
-
-    /// `[[mac_acl]]`: names, limits and rule values. Returns name → index.
-    fn mac_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
-        let mut acls: HashMap<&str, usize> = HashMap::new();
-        for (i, acl) in profile.mac_acls.iter().enumerate() {
-            let key = format!("mac_acl[{i}]");
-            self.acl_header(&key, AclKind::Mac, &acl.name, acl.rules.len(), i, &mut acls);
-            for (j, r) in acl.rules.iter().enumerate() {
-                if let Some(cos) = r.cos.filter(|c| *c > 7) {
-                    self.error(&format!("{key}.rules[{j}].cos"), bad_cos(cos));
-                }
-                if let Some(t) = r.ethertype.filter(|t| *t < MIN_ETHERTYPE) {
-                    self.error(
-                        &format!("{key}.rules[{j}].ethertype"),
-                        bad_ethertype(format!("{t:#06x}")),
-                    );
-                }
-            }
-        }
-        acls
-    }
-
-    /// `mac_acl_in` / `mac_acl_out` at `key` names a defined MAC ACL (or is "none").
-    fn acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
-        let Some(AclRef::Named(name)) = r else {
-            return;
-        };
-        if acls.mac.contains_key(name.as_str()) {
-            return;
-        }
-        let known = names_in_order(&acls.mac);
-        let mut msg = if known.is_empty() {
-            format!(
-                "unknown MAC ACL {name:?}: the profile defines no [[mac_acl]] (or \"{NO_ACL}\" for no ACL)"
-            )
-        } else {
-            format!(
-                "unknown MAC ACL {name:?}; known ACLs: {} (or \"{NO_ACL}\" for no ACL)",
-                quoted_list(&known)
-            )
-        };
-        if acls.arp.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is an [[arp_acl]], which `arp_inspection.acl` binds"
-            ));
-        }
-        self.error(key, msg);
-    }
-
-    /// `arp_inspection.acl` at `key` names a defined ARP ACL (or is "none").
-    fn arp_acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
-        let Some(AclRef::Named(name)) = r else {
-            return;
-        };
-        if acls.arp.contains_key(name.as_str()) {
-            return;
-        }
-        let known = names_in_order(&acls.arp);
-        let mut msg = if known.is_empty() {
-            format!(
-                "unknown ARP ACL {name:?}: the profile defines no [[arp_acl]] (or \"{NO_ACL}\" for no ACL)"
-            )
-        } else {
-            format!(
-                "unknown ARP ACL {name:?}; known ARP ACLs: {} (or \"{NO_ACL}\" for no ACL)",
-                quoted_list(&known)
-            )
-        };
-        if acls.mac.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]"
-            ));
-        }
-        self.error(key, msg);
-    }
-
-    /// `[[arp_acl]]`: names, limits and rule values. Returns name → index.
-    fn arp_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
-        let mut acls: HashMap<&str, usize> = HashMap::new();
-        for (i, acl) in profile.arp_acls.iter().enumerate() {
-            let key = format!("arp_acl[{i}]");
-            self.acl_header(&key, AclKind::Arp, &acl.name, acl.rules.len(), i, &mut acls);
-            for (j, r) in acl.rules.iter().enumerate() {
-                let ikey = format!("{key}.rules[{j}].ip");
-                if r.prefix_len > 32 {
-                    self.error(
-                        &ikey,
-                        format!(
-                            "prefix length {} is out of range: allowed 0..=32",
-                            r.prefix_len
-                        ),
-                    );
-                } else if let Some(net) = host_bits_set(r.ip, r.prefix_len) {
-                    self.error(
-                        &ikey,
-                        format!(
-                            "\"{}/{}\" has host bits set: write \"{net}/{}\" for the network, or \"{}\" for the one address",
-                            r.ip, r.prefix_len, r.prefix_len, r.ip
-                        ),
-                    );
-                }
-            }
-        }
-        acls
-    }
-
     /// The values of one `arp_inspection` table at `key`.
     fn arp_table(&mut self, key: &str, t: &ArpInspectionOverride, acls: &Acls) {
         self.rate_limit(key, t.rate_limit_pps);
@@ -1083,12 +938,6 @@ struct MacClaim {
     kind: MacKindWord,
 }
 
-/// The MAC ACLs and ARP ACLs by name (→ index in the file).
-struct Acls<'p> {
-    mac: HashMap<&'p str, usize>,
-    arp: HashMap<&'p str, usize>,
-}
-
 /// A feature table that states an err-disable recovery interval: (table name,
 /// seconds).
 type Recovery = (&'static str, u64);
@@ -1154,17 +1003,6 @@ fn recovery_message(a: Recovery, b: Recovery) -> String {
 /// which the API applies too).
 fn check_binding_ip(ip: IpAddr) -> Result<(), String> {
     portcullis_dataplane::bindings::check_binding_ip(ip).map_err(|e| format!("{ip} is {e}"))
-}
-
-/// The network address of `ip/len` when `ip` has bits set outside the prefix.
-fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> {
-    let mask = if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    };
-    let bits = u32::from(ip);
-    (bits & !mask != 0).then(|| std::net::Ipv4Addr::from(bits & mask))
 }
 
 /// The features in force on a guest port of group `g`, on a switch with these
@@ -1274,26 +1112,11 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             mac_table_size: usize::try_from(profile.switch.mac_table_size).unwrap_or(usize::MAX),
             mac_aging_secs: profile.switch.mac_aging_secs,
             ports: Vec::new(),
-            mac_acls: profile
-                .mac_acls
-                .iter()
-                .map(|a| MacAclSpec {
-                    name: a.name.clone(),
-                    rules: a.rules.clone(),
-                })
-                .collect(),
+            mac_acls: acls::mac_acl_specs(&profile.mac_acls),
             max_bindings: usize::try_from(profile.switch.max_bindings).unwrap_or(usize::MAX),
             host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
             static_bindings: Vec::new(),
-            arp_acls: profile
-                .arp_acls
-                .iter()
-                .map(|a| ArpAclSpec {
-                    name: a.name.clone(),
-                    static_only: a.static_only,
-                    rules: a.rules.clone(),
-                })
-                .collect(),
+            arp_acls: acls::arp_acl_specs(&profile.arp_acls),
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),
@@ -1648,11 +1471,4 @@ impl CompiledConfig {
         }
         refused
     }
-}
-
-/// Which kind of ACL table.
-#[derive(Clone, Copy, Debug)]
-enum AclKind {
-    Mac,
-    Arp,
 }

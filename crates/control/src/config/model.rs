@@ -5,8 +5,8 @@
 use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
-    ArpAclRule, ArpInspectionSpec, EnforceMode, IpSourceGuardSpec, MacAclRule, MacAddr, Policy,
-    SecurityPolicy, SourceGuard, TeamingPolicy, TeamingSpec, Vid, VlanSet,
+    ArpInspectionSpec, EnforceMode, IpSourceGuardSpec, MacAddr, Policy, SecurityPolicy,
+    SourceGuard, TeamingPolicy, TeamingSpec, Vid, VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -26,9 +26,6 @@ pub const MAX_IFNAME_LEN: usize = 15;
 /// Bounds of `recovery_secs` (err-disable auto-recovery), in `port_security` and
 /// `storm_control`.
 pub const RECOVERY_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
-/// The smallest EtherType a MAC ACL rule may match: below it, the field of an
-/// Ethernet frame is an 802.3 length, not a type.
-pub const MIN_ETHERTYPE: u16 = 0x0600;
 /// Default of `switch.max_bindings` (the data plane's default).
 pub const DEFAULT_MAX_BINDINGS: u64 = portcullis_dataplane::DEFAULT_MAX_BINDINGS as u64;
 /// Bounds of `switch.max_bindings`.
@@ -308,57 +305,6 @@ impl AclRef {
     }
 }
 
-/// `[[mac_acl]]`: a named, ordered list of rules. The first matching rule decides;
-/// a frame no rule matches is denied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MacAcl {
-    pub name: String,
-    /// In file order.
-    pub rules: Vec<MacAclRule>,
-}
-
-/// The EtherType names a MAC ACL rule understands, with their values.
-pub const ETHERTYPE_NAMES: &[(&str, u16)] = &[
-    ("ipv4", 0x0800),
-    ("arp", 0x0806),
-    ("wol", 0x0842),
-    ("rarp", 0x8035),
-    ("appletalk", 0x809b),
-    ("aarp", 0x80f3),
-    ("vlan", 0x8100),
-    ("ipx", 0x8137),
-    ("ipv6", 0x86dd),
-    ("flow-control", 0x8808),
-    ("lacp", 0x8809),
-    ("mpls", 0x8847),
-    ("mpls-multicast", 0x8848),
-    ("pppoe-discovery", 0x8863),
-    ("pppoe-session", 0x8864),
-    ("eapol", 0x888e),
-    ("profinet", 0x8892),
-    ("aoe", 0x88a2),
-    ("ethercat", 0x88a4),
-    ("qinq", 0x88a8),
-    ("lldp", 0x88cc),
-    ("macsec", 0x88e5),
-    ("pbb", 0x88e7),
-    ("ptp", 0x88f7),
-    ("cfm", 0x8902),
-    ("fcoe", 0x8906),
-    ("fip", 0x8914),
-    ("roce", 0x8915),
-    ("hsr", 0x892f),
-    ("nsh", 0x894f),
-];
-
-/// The value of EtherType `name` (see [`ETHERTYPE_NAMES`]).
-pub fn ethertype_by_name(name: &str) -> Option<u16> {
-    ETHERTYPE_NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-}
-
 /// A rate limit as written: a number of packets per second, or `"none"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RateLimit {
@@ -547,18 +493,6 @@ impl TeamingOverride {
             failback: self.failback.unwrap_or(true),
         }
     }
-}
-
-/// `[[arp_acl]]`: a named, ordered list of rules on the ARP sender (IP, MAC),
-/// checked by ARP inspection before the bindings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArpAcl {
-    pub name: String,
-    /// `static = true`: a sender no rule matches is dropped without looking at the
-    /// bindings.
-    pub static_only: bool,
-    /// In file order.
-    pub rules: Vec<ArpAclRule>,
 }
 
 /// A per-feature table a port may state over its group's, field by field.

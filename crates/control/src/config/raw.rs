@@ -87,26 +87,6 @@ pub(crate) struct RawPortGroup {
     pub teaming: Option<RawTeaming>,
 }
 
-/// `[[mac_acl]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMacAcl {
-    pub name: String,
-    pub rules: Vec<RawAclRule>,
-}
-
-/// One element of `mac_acl.rules`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAclRule {
-    pub action: String,
-    pub src: Option<String>,
-    pub dst: Option<String>,
-    pub ethertype: Option<RawEthertype>,
-    pub vlan: Option<i64>,
-    pub cos: Option<i64>,
-}
-
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawArpInspection {
@@ -164,25 +144,6 @@ impl<'de> Deserialize<'de> for RawIpSourceGuard {
         }
         d.deserialize_any(V)
     }
-}
-
-/// `[[arp_acl]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpAcl {
-    pub name: String,
-    #[serde(rename = "static", default)]
-    pub static_only: bool,
-    pub rules: Vec<RawArpAclRule>,
-}
-
-/// One element of `arp_acl.rules`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpAclRule {
-    pub action: String,
-    pub ip: Option<String>,
-    pub mac: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -8,8 +8,8 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use portcullis_dataplane::{AclAction, ArpAclRule, MacAclRule, Policy, SourceGuard};
-use std::net::{IpAddr, Ipv4Addr};
+use portcullis_dataplane::{Policy, SourceGuard};
+use std::net::IpAddr;
 
 impl<'a> Converter<'a> {
     /// A `backend` name at `key`.
@@ -137,132 +137,6 @@ impl<'a> Converter<'a> {
             port_groups,
             mac_acls,
             arp_acls,
-        }
-    }
-
-    fn arp_acl(&mut self, i: usize, raw: RawArpAcl) -> ArpAcl {
-        let rules = raw
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(j, r)| self.arp_acl_rule(&format!("arp_acl[{i}].rules[{j}]"), r))
-            .collect();
-        ArpAcl {
-            name: raw.name,
-            static_only: raw.static_only,
-            rules,
-        }
-    }
-
-    /// One ARP ACL rule; a field that cannot be converted matches anything (the
-    /// configuration is refused anyway).
-    fn arp_acl_rule(&mut self, key: &str, r: &RawArpAclRule) -> ArpAclRule {
-        let action = self
-            .word(
-                &format!("{key}.action"),
-                &r.action,
-                "rule action",
-                &[("permit", AclAction::Permit), ("deny", AclAction::Deny)],
-            )
-            .unwrap_or(AclAction::Deny);
-        let (ip, prefix_len) = match r.ip.as_deref().map(parse_ipv4_prefix) {
-            None => (Ipv4Addr::UNSPECIFIED, 0),
-            Some(Ok(p)) => p,
-            Some(Err(msg)) => {
-                self.error(&format!("{key}.ip"), msg);
-                (Ipv4Addr::UNSPECIFIED, 0)
-            }
-        };
-        let mac = match r.mac.as_deref().map(parse_mac_match) {
-            None => None,
-            Some(Ok(m)) => Some(m),
-            Some(Err(msg)) => {
-                self.error(&format!("{key}.mac"), msg);
-                None
-            }
-        };
-        ArpAclRule {
-            action,
-            ip,
-            prefix_len,
-            mac,
-        }
-    }
-
-    fn mac_acl(&mut self, i: usize, raw: RawMacAcl) -> MacAcl {
-        let rules = raw
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(j, r)| self.acl_rule(&format!("mac_acl[{i}].rules[{j}]"), r))
-            .collect();
-        MacAcl {
-            name: raw.name,
-            rules,
-        }
-    }
-
-    /// One rule; a field that cannot be converted is left out (the configuration
-    /// is refused anyway).
-    fn acl_rule(&mut self, key: &str, r: &RawAclRule) -> MacAclRule {
-        let action = self
-            .word(
-                &format!("{key}.action"),
-                &r.action,
-                "rule action",
-                &[("permit", AclAction::Permit), ("deny", AclAction::Deny)],
-            )
-            .unwrap_or(AclAction::Deny);
-        let mut mac_match = |field: &str, s: &Option<String>| {
-            let s = s.as_deref()?;
-            match parse_mac_match(s) {
-                Ok(m) => Some(m),
-                Err(msg) => {
-                    self.error(&format!("{key}.{field}"), msg);
-                    None
-                }
-            }
-        };
-        let src = mac_match("src", &r.src);
-        let dst = mac_match("dst", &r.dst);
-        let ethertype = r
-            .ethertype
-            .as_ref()
-            .and_then(|e| self.ethertype(&format!("{key}.ethertype"), e));
-        let vlan = r.vlan.and_then(|v| self.vid(&format!("{key}.vlan"), v));
-        let cos = r.cos.and_then(|c| {
-            let cos = u8::try_from(c).ok();
-            if cos.is_none() {
-                self.error(&format!("{key}.cos"), bad_cos(c));
-            }
-            cos
-        });
-        MacAclRule {
-            action,
-            src,
-            dst,
-            ethertype,
-            vlan,
-            cos,
-        }
-    }
-
-    fn ethertype(&mut self, key: &str, raw: &RawEthertype) -> Option<u16> {
-        match raw {
-            RawEthertype::Number(v) => {
-                let t = u16::try_from(*v).ok();
-                if t.is_none() {
-                    self.error(key, bad_ethertype(v));
-                }
-                t
-            }
-            RawEthertype::Text(s) => match parse_ethertype(s) {
-                Ok(t) => Some(t),
-                Err(msg) => {
-                    self.error(key, msg);
-                    None
-                }
-            },
         }
     }
 
@@ -642,122 +516,10 @@ pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {
     ))
 }
 
-/// `"a.b.c.d"` (one address, /32) or `"a.b.c.d/len"` with `len` 0..=32. (Host
-/// bits under the prefix are stage 2's.)
-pub(crate) fn parse_ipv4_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (addr, len) = match s.split_once('/') {
-        None => (s, None),
-        Some((a, l)) => (a, Some(l)),
-    };
-    let ip = addr.trim().parse::<Ipv4Addr>().map_err(|_| {
-        if addr.trim().parse::<std::net::Ipv6Addr>().is_ok() {
-            format!("{s:?} is IPv6; ARP carries IPv4 addresses only")
-        } else {
-            format!(
-                "{s:?} is not an IPv4 address or prefix: expected e.g. \"198.18.10.1\" or \"198.18.0.0/15\""
-            )
-        }
-    })?;
-    let len = match len.map(str::trim) {
-        None => 32,
-        Some(l) if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
-            let n: u8 = l.parse().unwrap_or(u8::MAX);
-            if n > 32 {
-                return Err(format!(
-                    "{s:?}: prefix length {n} is out of range: allowed 0..=32"
-                ));
-            }
-            n
-        }
-        Some(_) => {
-            return Err(format!(
-                "{s:?} is not an IPv4 address or prefix: expected e.g. \"198.18.10.1\" or \"198.18.0.0/15\""
-            ));
-        }
-    };
-    Ok((ip, len))
-}
-
-pub(crate) fn bad_cos(v: impl std::fmt::Display) -> String {
-    format!("CoS {v} is out of range: allowed 0..=7 (the 802.1p priority)")
-}
-
-pub(crate) fn bad_ethertype(v: impl std::fmt::Display) -> String {
-    format!(
-        "{v} is not an EtherType: allowed 0x0600..=0xffff (values below 0x0600 are 802.3 lengths; match LLC frames such as STP by destination MAC instead)"
-    )
-}
-
-/// A name of [`ETHERTYPE_NAMES`] or a hexadecimal `0x` number.
-fn parse_ethertype(s: &str) -> Result<u16, String> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        if hex.is_empty() || hex.len() > 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad_ethertype(format!("{s:?}")));
-        }
-        return u16::from_str_radix(hex, 16).map_err(|_| bad_ethertype(format!("{s:?}")));
-    }
-    ethertype_by_name(s).ok_or_else(|| {
-        let names: Vec<&str> = ETHERTYPE_NAMES.iter().map(|(n, _)| *n).collect();
-        format!(
-            "unknown EtherType name {s:?}; known names: {} (or a number like 0x86dd)",
-            names.join(", ")
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
 
     use super::*;
-
-    #[test]
-    fn ethertypes() {
-        assert_eq!(parse_ethertype("ipv6"), Ok(0x86dd));
-        assert_eq!(parse_ethertype("0x88CC"), Ok(0x88cc));
-        assert_eq!(
-            parse_ethertype("0x0042"),
-            Ok(0x42),
-            "the range is stage 2's"
-        );
-        for bad in ["IPv4", "ip", "0x", "0x12345", "0xg0", "2048", ""] {
-            assert!(parse_ethertype(bad).is_err(), "{bad:?} accepted");
-        }
-        let e = parse_ethertype("ip").unwrap_err();
-        assert!(e.contains("ipv4, arp"), "{e}");
-        for (n, _) in ETHERTYPE_NAMES {
-            assert!(parse_ethertype(n).unwrap() >= MIN_ETHERTYPE, "{n}");
-        }
-    }
-
-    #[test]
-    fn ipv4_prefixes() {
-        let p = |s: &str| parse_ipv4_prefix(s).unwrap();
-        assert_eq!(p("198.18.10.1"), (Ipv4Addr::new(198, 18, 10, 1), 32));
-        assert_eq!(p("198.18.0.0/15"), (Ipv4Addr::new(198, 18, 0, 0), 15));
-        assert_eq!(p(" 10.0.0.0 / 8 "), (Ipv4Addr::new(10, 0, 0, 0), 8));
-        assert_eq!(p("0.0.0.0/0"), (Ipv4Addr::UNSPECIFIED, 0));
-        assert_eq!(p("10.1.2.3/8").1, 8, "host bits are stage 2's");
-        for bad in [
-            "",
-            "/8",
-            "10.0.0/8",
-            "10.0.0.0/",
-            "10.0.0.0/33",
-            "10.0.0.0/-1",
-            "10.0.0.0/8/8",
-            "010.0.0.1",
-            "10.0.0.0/100",
-            "::1",
-        ] {
-            assert!(parse_ipv4_prefix(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(parse_ipv4_prefix("::1").unwrap_err().contains("IPv6"));
-        assert!(
-            parse_ipv4_prefix("10.0.0.0/33")
-                .unwrap_err()
-                .contains("0..=32")
-        );
-    }
 
     #[test]
     fn binding_ips() {

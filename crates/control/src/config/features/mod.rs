@@ -9,10 +9,13 @@
 //! the assembly or on another feature, except where a feature's meaning is
 //! defined by another's (noted in its module comment).
 
+pub(crate) mod acls;
 pub(crate) mod dhcp_snooping;
 pub(crate) mod port_security;
 pub(crate) mod storm_control;
 
+pub(crate) use acls::{Acls, RawArpAcl, RawMacAcl};
+pub use acls::{ArpAcl, ETHERTYPE_NAMES, MIN_ETHERTYPE, MacAcl, ethertype_by_name};
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
 pub(crate) use port_security::RawPortSecurity;
