@@ -22,7 +22,7 @@
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
-use crate::config::features::{acls, dhcp_snooping, port_security, storm_control};
+use crate::config::features::{acls, arp_inspection, dhcp_snooping, port_security, storm_control};
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, mode, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
@@ -284,35 +284,7 @@ fn features(
         g.arp_inspection.as_ref(),
         port.and_then(|p| p.arp_inspection.as_ref()),
     );
-    match arp.as_ref().and_then(ArpInspectionOverride::resolve) {
-        None => put(f, &k("arp_inspection"), OFF),
-        Some(a) => {
-            put(f, &k("arp_inspection.trusted"), a.trusted);
-            let checks = [
-                (a.validate_src_mac, "src-mac"),
-                (a.validate_dst_mac, "dst-mac"),
-                (a.validate_ip, "ip"),
-            ];
-            let words: Vec<&str> = checks.iter().filter(|c| c.0).map(|c| c.1).collect();
-            put(f, &k("arp_inspection.validate"), list(&words));
-            put(
-                f,
-                &k("arp_inspection.rate_limit_pps"),
-                opt(a.rate_limit_pps),
-            );
-            put(
-                f,
-                &k("arp_inspection.acl"),
-                a.acl.as_deref().unwrap_or(NONE),
-            );
-            put(f, &k("arp_inspection.mode"), mode(a.mode));
-            put(
-                f,
-                &k("arp_inspection.recovery_secs"),
-                opt(arp.and_then(|t| t.recovery_secs)),
-            );
-        }
-    }
+    arp_inspection::flatten(f, prefix, arp);
 
     let ipsg = IpSourceGuardOverride::merge(
         g.ip_source_guard.as_ref(),

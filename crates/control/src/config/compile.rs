@@ -10,9 +10,8 @@ use super::model::*;
 use super::source::Sources;
 use super::value::{Poison, out_of_range};
 use portcullis_dataplane::{
-    ArpInspectionSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAddr, PortFeatures, PortRole,
-    PortSpec, SecureAging, SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec,
-    Vid, VlanMode,
+    EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAddr, PortFeatures, PortRole, PortSpec, SecureAging,
+    SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -553,13 +552,6 @@ impl Checker<'_> {
         self.error(key, msg);
     }
 
-    /// The values of one `arp_inspection` table at `key`.
-    fn arp_table(&mut self, key: &str, t: &ArpInspectionOverride, acls: &Acls) {
-        self.rate_limit(key, t.rate_limit_pps);
-        self.recovery_range(key, t.recovery_secs);
-        self.arp_acl_ref(&format!("{key}.acl"), t.acl.as_ref(), acls);
-    }
-
     /// `[[host.static_binding]]`: unicast MAC, a host address, a known port that
     /// carries the VLAN, no (VLAN, IP) twice, no MAC of another port, and no more
     /// than `max_bindings`.
@@ -1060,15 +1052,7 @@ fn uplink_features(
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
         dhcp_snooping: dhcp.map(|mode| dhcp_snooping::uplink_spec(up.dhcp_trusted, mode)),
-        arp_inspection: arp.map(|mode| ArpInspectionSpec {
-            trusted: up.arp_trusted,
-            validate_src_mac: false,
-            validate_dst_mac: false,
-            validate_ip: false,
-            rate_limit_pps: None,
-            acl: None,
-            mode,
-        }),
+        arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
         teaming: None,
     }

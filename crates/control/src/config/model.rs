@@ -5,8 +5,8 @@
 use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
-    ArpInspectionSpec, EnforceMode, IpSourceGuardSpec, MacAddr, Policy, SecurityPolicy,
-    SourceGuard, TeamingPolicy, TeamingSpec, Vid, VlanSet,
+    EnforceMode, IpSourceGuardSpec, MacAddr, Policy, SecurityPolicy, SourceGuard, TeamingPolicy,
+    TeamingSpec, Vid, VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -32,8 +32,6 @@ pub const DEFAULT_MAX_BINDINGS: u64 = portcullis_dataplane::DEFAULT_MAX_BINDINGS
 pub const MAX_BINDINGS_RANGE: std::ops::RangeInclusive<u64> = 1..=16_777_216;
 /// Bounds of the DHCP-snooping and ARP-inspection rate limits (`rate_limit_pps`).
 pub const RATE_LIMIT_PPS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
-/// Default ARP-inspection rate limit of an untrusted port (Cisco's default).
-pub const DEFAULT_ARP_RATE_LIMIT_PPS: u32 = 15;
 /// The word that removes an inherited rate limit (`rate_limit_pps = "none"`).
 pub const NO_LIMIT_WORD: &str = "none";
 /// The word that unbinds an inherited MAC ACL (`mac_acl_in = "none"`); no ACL may
@@ -321,89 +319,6 @@ impl RateLimit {
             RateLimit::Unlimited => None,
             RateLimit::Pps(n) => Some(n),
         }
-    }
-}
-
-/// The checks `arp_inspection.validate` turns on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct ArpValidation {
-    /// `"src-mac"`: Ethernet source = ARP sender MAC.
-    pub src_mac: bool,
-    /// `"dst-mac"`: in replies, Ethernet destination = ARP target MAC.
-    pub dst_mac: bool,
-    /// `"ip"`: no 0.0.0.0, broadcast or multicast sender (or reply target) IP.
-    pub ip: bool,
-}
-
-/// The words of `arp_inspection.validate`, in documentation order.
-pub const ARP_VALIDATE_WORDS: &[&str] = &["src-mac", "dst-mac", "ip"];
-
-impl ArpValidation {
-    /// Turns on the check named `word` (see [`ARP_VALIDATE_WORDS`]); `false` for an
-    /// unknown word.
-    pub fn set(&mut self, word: &str) -> bool {
-        match word {
-            "src-mac" => self.src_mac = true,
-            "dst-mac" => self.dst_mac = true,
-            "ip" => self.ip = true,
-            _ => return false,
-        }
-        true
-    }
-}
-
-/// A partial `arp_inspection` table, merged field by field; `validate` and `acl`
-/// are replaced whole.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
-pub struct ArpInspectionOverride {
-    /// Default `true`: the table's presence enables ARP inspection.
-    pub enabled: Option<bool>,
-    /// Default `false`: guest ports are untrusted.
-    pub trusted: Option<bool>,
-    /// Default: no extra validation.
-    pub validate: Option<ArpValidation>,
-    /// Default: [`DEFAULT_ARP_RATE_LIMIT_PPS`] on an untrusted port, none on a
-    /// trusted one.
-    pub rate_limit_pps: Option<RateLimit>,
-    /// An `[[arp_acl]]` checked before the bindings, or `"none"`.
-    pub acl: Option<AclRef>,
-    /// Default `enforce`.
-    pub mode: Option<EnforceMode>,
-    /// Err-disable auto-recovery interval (after the rate limit).
-    pub recovery_secs: Option<u64>,
-}
-
-impl ArpInspectionOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &ArpInspectionOverride) -> ArpInspectionOverride {
-        ArpInspectionOverride {
-            enabled: self.enabled.or(base.enabled),
-            trusted: self.trusted.or(base.trusted),
-            validate: self.validate.or(base.validate),
-            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
-            acl: self.acl.clone().or_else(|| base.acl.clone()),
-            mode: self.mode.or(base.mode),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
-    /// With the defaults applied; `None` when `enabled = false`.
-    pub fn resolve(&self) -> Option<ArpInspectionSpec> {
-        if !self.enabled.unwrap_or(true) {
-            return None;
-        }
-        let trusted = self.trusted.unwrap_or(false);
-        let validate = self.validate.unwrap_or_default();
-        let default_limit = (!trusted).then_some(DEFAULT_ARP_RATE_LIMIT_PPS);
-        Some(ArpInspectionSpec {
-            trusted,
-            validate_src_mac: validate.src_mac,
-            validate_dst_mac: validate.dst_mac,
-            validate_ip: validate.ip,
-            rate_limit_pps: self.rate_limit_pps.map_or(default_limit, RateLimit::pps),
-            acl: self.acl.as_ref().and_then(AclRef::name).map(str::to_owned),
-            mode: self.mode.unwrap_or_default(),
-        })
     }
 }
 

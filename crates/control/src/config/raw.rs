@@ -87,18 +87,6 @@ pub(crate) struct RawPortGroup {
     pub teaming: Option<RawTeaming>,
 }
 
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpInspection {
-    pub enabled: Option<bool>,
-    pub trusted: Option<bool>,
-    pub validate: Option<Vec<String>>,
-    pub rate_limit_pps: Option<RawRate>,
-    pub acl: Option<String>,
-    pub mode: Option<String>,
-    pub recovery_secs: Option<i64>,
-}
-
 /// `teaming = {...}`.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]

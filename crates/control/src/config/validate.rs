@@ -140,62 +140,6 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// `arp_inspection = {...}` at dotted `key`.
-    fn arp_inspection(
-        &mut self,
-        key: &str,
-        raw: Option<&RawArpInspection>,
-    ) -> Option<ArpInspectionOverride> {
-        let raw = raw?;
-        let before = self.errors.len();
-        let validate = raw.validate.as_ref().map(|words| {
-            let mut v = ArpValidation::default();
-            for (j, w) in words.iter().enumerate() {
-                let wkey = format!("{key}.validate[{j}]");
-                if let Some(k) = words[..j].iter().position(|x| x == w) {
-                    self.error(
-                        &wkey,
-                        format!("{w:?} is listed twice (first as {key}.validate[{k}])"),
-                    );
-                } else if !v.set(w) {
-                    self.error(
-                        &wkey,
-                        format!(
-                            "{w:?} is not an ARP validation check; known checks: {}",
-                            ARP_VALIDATE_WORDS
-                                .iter()
-                                .map(|w| format!("{w:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    );
-                }
-            }
-            v
-        });
-        let out = ArpInspectionOverride {
-            enabled: raw.enabled,
-            trusted: raw.trusted,
-            validate,
-            rate_limit_pps: raw
-                .rate_limit_pps
-                .as_ref()
-                .and_then(|r| self.rate(&format!("{key}.rate_limit_pps"), r)),
-            acl: raw.acl.clone().map(acl_ref),
-            mode: raw
-                .mode
-                .as_ref()
-                .and_then(|w| self.mode(&format!("{key}.mode"), w)),
-            recovery_secs: raw
-                .recovery_secs
-                .and_then(|v| self.int(&format!("{key}.recovery_secs"), v, &RECOVERY_SECS_RANGE)),
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
-    }
-
     /// `ip_source_guard = "..."` or `{...}` at dotted `key`.
     fn ip_source_guard(
         &mut self,

@@ -10,12 +10,17 @@
 //! defined by another's (noted in its module comment).
 
 pub(crate) mod acls;
+pub(crate) mod arp_inspection;
 pub(crate) mod dhcp_snooping;
 pub(crate) mod port_security;
 pub(crate) mod storm_control;
 
 pub(crate) use acls::{Acls, RawArpAcl, RawMacAcl};
 pub use acls::{ArpAcl, ETHERTYPE_NAMES, MIN_ETHERTYPE, MacAcl, ethertype_by_name};
+pub(crate) use arp_inspection::RawArpInspection;
+pub use arp_inspection::{
+    ARP_VALIDATE_WORDS, ArpInspectionOverride, ArpValidation, DEFAULT_ARP_RATE_LIMIT_PPS,
+};
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
 pub(crate) use port_security::RawPortSecurity;
