@@ -22,9 +22,11 @@
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
-use crate::config::features::{acls, arp_inspection, dhcp_snooping, port_security, storm_control};
+use crate::config::features::{
+    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, storm_control,
+};
 pub use crate::config::flat::{Flat, NONE, OFF};
-use crate::config::flat::{list, mode, opt, put};
+use crate::config::flat::{list, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
 pub use crate::config::management::flatten_management;
 use crate::config::{
@@ -32,7 +34,7 @@ use crate::config::{
     IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
     StormControlOverride, TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
 };
-use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, SourceGuard, TeamingPolicy};
+use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, TeamingPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -290,13 +292,7 @@ fn features(
         g.ip_source_guard.as_ref(),
         port.and_then(|p| p.ip_source_guard.as_ref()),
     );
-    match ipsg.and_then(|i| i.resolve()) {
-        None => put(f, &k("ip_source_guard"), OFF),
-        Some(i) => {
-            put(f, &k("ip_source_guard.check"), source_guard(i.check));
-            put(f, &k("ip_source_guard.mode"), mode(i.mode));
-        }
-    }
+    ip_source_guard::flatten(f, prefix, ipsg);
 
     // No `teaming` behaves as `teaming = {}`: originating-port over every uplink.
     let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()))
@@ -343,13 +339,6 @@ fn policy(p: Policy) -> &'static str {
     match p {
         Policy::Accept => "accept",
         Policy::Reject => "reject",
-    }
-}
-
-fn source_guard(s: SourceGuard) -> &'static str {
-    match s {
-        SourceGuard::Ip => "ip",
-        SourceGuard::IpMac => "ip-mac",
     }
 }
 

@@ -5,8 +5,7 @@
 use super::features::*;
 use super::management::Management;
 use portcullis_dataplane::{
-    EnforceMode, IpSourceGuardSpec, MacAddr, Policy, SecurityPolicy, SourceGuard, TeamingPolicy,
-    TeamingSpec, Vid, VlanSet,
+    MacAddr, Policy, SecurityPolicy, TeamingPolicy, TeamingSpec, Vid, VlanSet,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -319,40 +318,6 @@ impl RateLimit {
             RateLimit::Unlimited => None,
             RateLimit::Pps(n) => Some(n),
         }
-    }
-}
-
-/// A partial IP Source Guard setting: `"off"` is `enabled = false`, `"ip"` and
-/// `"ip-mac"` are `check` (and `enabled = true`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct IpSourceGuardOverride {
-    /// Default `true`: stating the guard enables it.
-    pub enabled: Option<bool>,
-    /// Default `ip-mac`.
-    pub check: Option<SourceGuard>,
-    /// Default `enforce`.
-    pub mode: Option<EnforceMode>,
-}
-
-impl IpSourceGuardOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &IpSourceGuardOverride) -> IpSourceGuardOverride {
-        IpSourceGuardOverride {
-            enabled: self.enabled.or(base.enabled),
-            check: self.check.or(base.check),
-            mode: self.mode.or(base.mode),
-        }
-    }
-
-    /// With the defaults applied; `None` when off.
-    pub fn resolve(&self) -> Option<IpSourceGuardSpec> {
-        if !self.enabled.unwrap_or(true) {
-            return None;
-        }
-        Some(IpSourceGuardSpec {
-            check: self.check.unwrap_or(SourceGuard::IpMac),
-            mode: self.mode.unwrap_or_default(),
-        })
     }
 }
 

@@ -97,43 +97,6 @@ pub(crate) struct RawTeaming {
     pub failback: Option<bool>,
 }
 
-/// `ip_source_guard`: a word, or a table.
-#[derive(Debug)]
-pub(crate) enum RawIpSourceGuard {
-    Word(String),
-    Table(RawIpSourceGuardTable),
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawIpSourceGuardTable {
-    pub enabled: Option<bool>,
-    pub check: Option<String>,
-    pub mode: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for RawIpSourceGuard {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawIpSourceGuard;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "\"off\", \"ip\", \"ip-mac\" or a table like { check = \"ip-mac\", mode = \"observe\" }",
-                )
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawIpSourceGuard, E> {
-                Ok(RawIpSourceGuard::Word(v.to_owned()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawIpSourceGuard, A::Error> {
-                RawIpSourceGuardTable::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawIpSourceGuard::Table)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSecurity {

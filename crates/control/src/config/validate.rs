@@ -8,7 +8,7 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use portcullis_dataplane::{Policy, SourceGuard};
+use portcullis_dataplane::Policy;
 use std::net::IpAddr;
 
 impl<'a> Converter<'a> {
@@ -138,68 +138,6 @@ impl<'a> Converter<'a> {
             mac_acls,
             arp_acls,
         }
-    }
-
-    /// `ip_source_guard = "..."` or `{...}` at dotted `key`.
-    fn ip_source_guard(
-        &mut self,
-        key: &str,
-        raw: Option<&RawIpSourceGuard>,
-    ) -> Option<IpSourceGuardOverride> {
-        let before = self.errors.len();
-        let out = match raw? {
-            RawIpSourceGuard::Word(w) => {
-                let word = self.word(
-                    key,
-                    w,
-                    "source-guard setting",
-                    &[
-                        ("off", None),
-                        ("ip", Some(SourceGuard::Ip)),
-                        ("ip-mac", Some(SourceGuard::IpMac)),
-                    ],
-                );
-                match word {
-                    Some(None) => IpSourceGuardOverride {
-                        enabled: Some(false),
-                        ..Default::default()
-                    },
-                    Some(Some(check)) => IpSourceGuardOverride {
-                        enabled: Some(true),
-                        check: Some(check),
-                        mode: None,
-                    },
-                    None => IpSourceGuardOverride::default(),
-                }
-            }
-            RawIpSourceGuard::Table(t) => IpSourceGuardOverride {
-                enabled: t.enabled,
-                check: t.check.as_ref().and_then(|w| {
-                    let ckey = format!("{key}.check");
-                    if w == "off" {
-                        self.error(
-                            &ckey,
-                            "\"off\" is not a check: the check is \"ip\" or \"ip-mac\"; turn the guard off with `enabled = false` (or `ip_source_guard = \"off\"`)",
-                        );
-                        return None;
-                    }
-                    self.word(
-                        &ckey,
-                        w,
-                        "source-guard check",
-                        &[("ip", SourceGuard::Ip), ("ip-mac", SourceGuard::IpMac)],
-                    )
-                }),
-                mode: t
-                    .mode
-                    .as_ref()
-                    .and_then(|w| self.mode(&format!("{key}.mode"), w)),
-            },
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
     }
 
     /// `teaming = {...}` at dotted `key`. (The uplink names are stage 2's.)

@@ -12,6 +12,7 @@
 pub(crate) mod acls;
 pub(crate) mod arp_inspection;
 pub(crate) mod dhcp_snooping;
+pub(crate) mod ip_source_guard;
 pub(crate) mod port_security;
 pub(crate) mod storm_control;
 
@@ -23,6 +24,8 @@ pub use arp_inspection::{
 };
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
+pub use ip_source_guard::IpSourceGuardOverride;
+pub(crate) use ip_source_guard::RawIpSourceGuard;
 pub(crate) use port_security::RawPortSecurity;
 pub use port_security::{
     DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
