@@ -23,7 +23,7 @@
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::{
-    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, storm_control,
+    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, storm_control, teaming,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -32,9 +32,9 @@ pub use crate::config::management::flatten_management;
 use crate::config::{
     AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
     IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
-    StormControlOverride, TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
+    StormControlOverride, TeamingOverride, UplinkPolicy, VlanRange,
 };
-use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, TeamingPolicy};
+use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -294,14 +294,8 @@ fn features(
     );
     ip_source_guard::flatten(f, prefix, ipsg);
 
-    // No `teaming` behaves as `teaming = {}`: originating-port over every uplink.
-    let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()))
-        .unwrap_or_default()
-        .resolve(uplinks);
-    put(f, &k("teaming.policy"), teaming_policy(team.policy));
-    put(f, &k("teaming.active"), list(&team.active));
-    put(f, &k("teaming.standby"), list(&team.standby));
-    put(f, &k("teaming.failback"), team.failback);
+    let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()));
+    teaming::flatten(f, prefix, team, uplinks);
 }
 
 // ---- value texts ---------------------------------------------------------------
@@ -340,13 +334,6 @@ fn policy(p: Policy) -> &'static str {
         Policy::Accept => "accept",
         Policy::Reject => "reject",
     }
-}
-
-fn teaming_policy(p: TeamingPolicy) -> &'static str {
-    TEAMING_POLICY_WORDS
-        .iter()
-        .find(|(_, v)| *v == p)
-        .map_or("originating-port", |(w, _)| w)
 }
 
 #[cfg(test)]

@@ -360,7 +360,11 @@ impl Checker<'_> {
                 continue;
             };
             let key = format!("port_group[{i}].teaming");
-            if !self.team_table(&key, t, profile) {
+            if !self.team_table(
+                &key,
+                t,
+                profile.uplink_policy.as_ref().map(|u| u.uplinks.as_slice()),
+            ) {
                 continue;
             }
             self.team_lists(&key, t, None, uplinks);
@@ -372,7 +376,11 @@ impl Checker<'_> {
                 continue;
             };
             let key = format!("host.port[{i}].teaming");
-            if !self.team_table(&key, t, profile) {
+            if !self.team_table(
+                &key,
+                t,
+                profile.uplink_policy.as_ref().map(|u| u.uplinks.as_slice()),
+            ) {
                 continue;
             }
             let group = groups
@@ -389,109 +397,6 @@ impl Checker<'_> {
                 let who = format!("port {:?} (port group {:?})", p.name, g.name);
                 self.team_vlans(&key, &who, g, &t.resolve(uplinks), profile, poison);
             }
-        }
-    }
-
-    /// One `teaming` table at `key` on its own: the switch has uplinks, and the
-    /// lists name them, each once, `active` not empty. Returns `false` when the
-    /// switch has no uplinks (nothing else is worth checking).
-    fn team_table(&mut self, key: &str, t: &TeamingOverride, profile: &Profile) -> bool {
-        let uplinks: &[String] = match &profile.uplink_policy {
-            None => {
-                self.error(
-                    key,
-                    "teaming chooses among the uplinks, and the profile has no [uplink_policy]: add one with `uplinks = [...]`, or remove `teaming`",
-                );
-                return false;
-            }
-            Some(u) if u.uplinks.is_empty() => {
-                let msg = format!(
-                    "teaming chooses among the uplinks, and uplink_policy.uplinks is empty ({}): list the uplinks there, or remove `teaming`",
-                    self.sources.describe("uplink_policy.uplinks")
-                );
-                self.error(key, msg);
-                return false;
-            }
-            Some(u) => &u.uplinks,
-        };
-        if t.active.as_ref().is_some_and(Vec::is_empty) {
-            self.error(
-                &format!("{key}.active"),
-                "the active list is empty: name at least one uplink, or leave `active` out for every uplink that `standby` does not list",
-            );
-        }
-        for (field, list) in [("active", &t.active), ("standby", &t.standby)] {
-            let Some(list) = list else {
-                continue;
-            };
-            for (j, u) in list.iter().enumerate() {
-                let ukey = format!("{key}.{field}[{j}]");
-                if !uplinks.contains(u) {
-                    let known: Vec<&str> = uplinks.iter().map(String::as_str).collect();
-                    self.error(
-                        &ukey,
-                        format!(
-                            "unknown uplink {u:?}; known uplinks: {} (uplink_policy.uplinks)",
-                            quoted_list(&known)
-                        ),
-                    );
-                } else if let Some(k) = list[..j].iter().position(|x| x == u) {
-                    self.error(
-                        &ukey,
-                        format!("uplink {u:?} is listed twice (first as {key}.{field}[{k}])"),
-                    );
-                }
-            }
-        }
-        true
-    }
-
-    /// The team in force at `key` (a port's table over its group's, `base`: the
-    /// group's key and table): no uplink both active and standby, and at least one
-    /// active uplink. Reported at the table that states the offending list; what
-    /// comes only from the group is the group's to report.
-    fn team_lists(
-        &mut self,
-        key: &str,
-        own: &TeamingOverride,
-        base: Option<(&str, &TeamingOverride)>,
-        uplinks: &[String],
-    ) {
-        let list = |field: &str, pick: fn(&TeamingOverride) -> Option<&Vec<String>>| match pick(own)
-        {
-            Some(l) => Some((format!("{key}.{field}"), l, true)),
-            None => base.and_then(|(bk, b)| Some((format!("{bk}.{field}"), pick(b)?, false))),
-        };
-        let active = list("active", |t| t.active.as_ref());
-        let standby = list("standby", |t| t.standby.as_ref());
-        match (active, standby) {
-            (Some((ak, a, a_own)), Some((sk, s, s_own))) if a_own || s_own => {
-                for (j, u) in s.iter().enumerate() {
-                    if !uplinks.contains(u) || s[..j].contains(u) {
-                        continue;
-                    }
-                    let Some(k) = a.iter().position(|x| x == u) else {
-                        continue;
-                    };
-                    let (at, other) = if s_own {
-                        (format!("{sk}[{j}]"), format!("{ak}[{k}]"))
-                    } else {
-                        (format!("{ak}[{k}]"), format!("{sk}[{j}]"))
-                    };
-                    let msg = format!(
-                        "uplink {u:?} is both active and standby ({} lists it too): an uplink is in one list or the other",
-                        self.sources.describe(&other)
-                    );
-                    self.error(&at, msg);
-                }
-            }
-            (None, Some((sk, s, true))) if uplinks.iter().all(|u| s.contains(u)) => {
-                self.error(
-                    &sk,
-                    "standby lists every uplink, which leaves none active: state `active` (the uplinks used while they are up)",
-                );
-            }
-            _ => {}
         }
     }
 

@@ -4,9 +4,7 @@
 
 use super::features::*;
 use super::management::Management;
-use portcullis_dataplane::{
-    MacAddr, Policy, SecurityPolicy, TeamingPolicy, TeamingSpec, Vid, VlanSet,
-};
+use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, Vid, VlanSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -317,60 +315,6 @@ impl RateLimit {
         match self {
             RateLimit::Unlimited => None,
             RateLimit::Pps(n) => Some(n),
-        }
-    }
-}
-
-/// The words of `teaming.policy`, in documentation order.
-pub const TEAMING_POLICY_WORDS: &[(&str, TeamingPolicy)] = &[
-    ("originating-port", TeamingPolicy::OriginatingPort),
-    ("source-mac-hash", TeamingPolicy::SourceMacHash),
-    ("ip-hash", TeamingPolicy::IpHash),
-    ("explicit-failover", TeamingPolicy::ExplicitFailover),
-];
-
-/// A partial `teaming` table, merged field by field; `active` and `standby` are
-/// replaced whole.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
-pub struct TeamingOverride {
-    /// Default `originating-port`.
-    pub policy: Option<TeamingPolicy>,
-    /// Logical uplink names, in order. Default: every uplink of
-    /// `uplink_policy.uplinks` (in that order) that `standby` does not list.
-    pub active: Option<Vec<String>>,
-    /// Default: none.
-    pub standby: Option<Vec<String>>,
-    /// Default `true`.
-    pub failback: Option<bool>,
-}
-
-impl TeamingOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &TeamingOverride) -> TeamingOverride {
-        TeamingOverride {
-            policy: self.policy.or(base.policy),
-            active: self.active.clone().or_else(|| base.active.clone()),
-            standby: self.standby.clone().or_else(|| base.standby.clone()),
-            failback: self.failback.or(base.failback),
-        }
-    }
-
-    /// With the defaults applied, over the switch's logical `uplinks` (in
-    /// `uplink_policy.uplinks` order).
-    pub fn resolve(&self, uplinks: &[String]) -> TeamingSpec {
-        let standby = self.standby.clone().unwrap_or_default();
-        let active = self.active.clone().unwrap_or_else(|| {
-            uplinks
-                .iter()
-                .filter(|u| !standby.contains(u))
-                .cloned()
-                .collect()
-        });
-        TeamingSpec {
-            policy: self.policy.unwrap_or_default(),
-            active,
-            standby,
-            failback: self.failback.unwrap_or(true),
         }
     }
 }

@@ -87,16 +87,6 @@ pub(crate) struct RawPortGroup {
     pub teaming: Option<RawTeaming>,
 }
 
-/// `teaming = {...}`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTeaming {
-    pub policy: Option<String>,
-    pub active: Option<Vec<String>>,
-    pub standby: Option<Vec<String>>,
-    pub failback: Option<bool>,
-}
-
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSecurity {

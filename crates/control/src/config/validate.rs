@@ -140,29 +140,6 @@ impl<'a> Converter<'a> {
         }
     }
 
-    /// `teaming = {...}` at dotted `key`. (The uplink names are stage 2's.)
-    fn teaming(&mut self, key: &str, raw: Option<&RawTeaming>) -> Option<TeamingOverride> {
-        let raw = raw?;
-        let before = self.errors.len();
-        let out = TeamingOverride {
-            policy: raw.policy.as_ref().and_then(|w| {
-                self.word(
-                    &format!("{key}.policy"),
-                    w,
-                    "teaming policy",
-                    TEAMING_POLICY_WORDS,
-                )
-            }),
-            active: raw.active.clone(),
-            standby: raw.standby.clone(),
-            failback: raw.failback,
-        };
-        if self.errors.len() != before {
-            self.poison.tables.insert(key.to_owned());
-        }
-        Some(out)
-    }
-
     fn port_group(&mut self, i: usize, g: RawPortGroup) -> PortGroup {
         let key = format!("port_group[{i}]");
         let errors_before = self.errors.len();
