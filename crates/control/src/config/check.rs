@@ -7,11 +7,11 @@
 //! errors before they are sorted by position.
 
 use super::error::ConfigError;
-use super::model::{
-    MAX_NAME_LEN, NO_LIMIT_WORD, RATE_LIMIT_PPS_RANGE, RECOVERY_SECS_RANGE, RateLimit,
-};
 use super::source::Sources;
 use super::value::out_of_range;
+use super::value::{
+    MAX_NAME_LEN, NO_LIMIT_WORD, RATE_LIMIT_PPS_RANGE, RECOVERY_SECS_RANGE, RateLimit,
+};
 use portcullis_dataplane::Vid;
 use std::collections::HashMap;
 

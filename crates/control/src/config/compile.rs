@@ -8,7 +8,7 @@ use super::features::*;
 use super::keys::join_key;
 use super::model::*;
 use super::source::Sources;
-use super::value::{Poison, out_of_range};
+use super::value::*;
 use portcullis_dataplane::{
     EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAddr, PortFeatures, PortRole, PortSpec, SecureAging,
     SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,

@@ -35,6 +35,10 @@ pub use management::{
 };
 pub use model::*;
 pub use source::{SourceFile, Sources};
+pub use value::{
+    AclRef, MAX_NAME_LEN, NO_ACL, NO_LIMIT_WORD, Override, RATE_LIMIT_PPS_RANGE,
+    RECOVERY_SECS_RANGE, RateLimit, VlanRange, vlan_set,
+};
 
 use portcullis_dataplane::SwitchSpec;
 use raw::{RawHostFile, RawProfileFile};

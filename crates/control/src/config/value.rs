@@ -6,16 +6,138 @@
 //!
 //! Invariant: a helper that refuses a value records exactly one located error and
 //! returns `None` (or a documented placeholder); it never judges a cross-reference,
-//! which is stage 2's ([`super::check`]).
+//! which is stage 2's ([`super::check`]). The value types several features share
+//! (VLAN ranges, ACL references, rate limits, the [`Override`] merge) live here too.
 
 use super::error::ConfigError;
-use super::model::{AclRef, NO_ACL, NO_LIMIT_WORD, RATE_LIMIT_PPS_RANGE, RateLimit, VlanRange};
 use super::raw::{RawRate, RawVlan};
 use super::source::Sources;
-use portcullis_dataplane::{EnforceMode, MacAddr, MacMatch, Vid};
+use portcullis_dataplane::{EnforceMode, MacAddr, MacMatch, Vid, VlanSet};
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 /// What stage 1 could not convert and stage 2 must therefore not judge.
+/// The longest switch, uplink, port group or port name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Bounds of `recovery_secs` (err-disable auto-recovery), in `port_security` and
+/// `storm_control`.
+pub const RECOVERY_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+/// Bounds of the DHCP-snooping and ARP-inspection rate limits (`rate_limit_pps`).
+pub const RATE_LIMIT_PPS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
+
+/// The word that removes an inherited rate limit (`rate_limit_pps = "none"`).
+pub const NO_LIMIT_WORD: &str = "none";
+
+/// The word that unbinds an inherited MAC ACL (`mac_acl_in = "none"`); no ACL may
+/// have this name.
+pub const NO_ACL: &str = "none";
+
+/// An inclusive VLAN range as written: `10` is `10-10`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VlanRange {
+    pub first: Vid,
+    pub last: Vid,
+}
+
+impl VlanRange {
+    pub fn single(v: Vid) -> VlanRange {
+        VlanRange { first: v, last: v }
+    }
+    /// The VLANs of the range; empty if `first > last`.
+    pub fn vids(&self) -> impl Iterator<Item = Vid> + use<> {
+        (self.first.get()..=self.last.get()).filter_map(Vid::new)
+    }
+}
+
+impl fmt::Display for VlanRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// The set of VLANs in `ranges`.
+pub fn vlan_set(ranges: &[VlanRange]) -> VlanSet {
+    VlanSet::from_vids(ranges.iter().flat_map(VlanRange::vids))
+}
+
+/// A MAC ACL binding as written: an ACL's name, or `"none"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AclRef {
+    /// `mac_acl_in = "name"`.
+    Named(String),
+    /// `mac_acl_in = "none"`: no ACL, even if the group binds one.
+    None,
+}
+
+impl AclRef {
+    /// The named ACL, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            AclRef::Named(n) => Some(n),
+            AclRef::None => None,
+        }
+    }
+    /// The binding in force: the port's if it states one, else the group's.
+    pub fn merge<'a>(group: Option<&'a AclRef>, port: Option<&'a AclRef>) -> Option<&'a str> {
+        port.or(group).and_then(AclRef::name)
+    }
+}
+
+/// A rate limit as written: a number of packets per second, or `"none"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateLimit {
+    /// `rate_limit_pps = "none"`: no limit, even if the group states one.
+    Unlimited,
+    /// `rate_limit_pps = N`.
+    Pps(u32),
+}
+
+impl RateLimit {
+    /// The limit in force: `None` for no limit.
+    pub fn pps(self) -> Option<u32> {
+        match self {
+            RateLimit::Unlimited => None,
+            RateLimit::Pps(n) => Some(n),
+        }
+    }
+}
+
+/// A per-feature table a port may state over its group's, field by field.
+pub trait Override: Clone + Default {
+    /// `self`'s stated fields over `base`'s.
+    fn over_base(&self, base: &Self) -> Self;
+
+    /// The port's table merged over its group's; `None` when neither has one.
+    fn merge(group: Option<&Self>, port: Option<&Self>) -> Option<Self> {
+        match (group, port) {
+            (None, None) => None,
+            (g, p) => Some(
+                p.cloned()
+                    .unwrap_or_default()
+                    .over_base(&g.cloned().unwrap_or_default()),
+            ),
+        }
+    }
+}
+
+/// `impl Override for T` by `T::over`, for each feature's partial table.
+macro_rules! impl_override {
+    ($($t:ty),*) => {
+        $(impl $crate::config::value::Override for $t {
+            fn over_base(&self, base: &Self) -> Self {
+                self.over(base)
+            }
+        })*
+    };
+}
+pub(crate) use impl_override;
+
 #[derive(Debug, Default)]
 pub(crate) struct Poison {
     /// Port groups whose VLAN setting is invalid: the VLANs of their ports are

@@ -11,8 +11,8 @@
 use crate::config::check::Checker;
 use crate::config::features::acls::Acls;
 use crate::config::flat::{Flat, NONE, OFF, list, mode, opt, put};
-use crate::config::model::{AclRef, RECOVERY_SECS_RANGE, RateLimit};
 use crate::config::raw::RawRate;
+use crate::config::value::{AclRef, RECOVERY_SECS_RANGE, RateLimit};
 use crate::config::value::{Converter, acl_ref};
 use portcullis_dataplane::{ArpInspectionSpec, EnforceMode};
 use serde::Deserialize;
@@ -118,6 +118,8 @@ impl ArpInspectionOverride {
         })
     }
 }
+
+crate::config::value::impl_override!(ArpInspectionOverride);
 
 // ---- conversion ---------------------------------------------------------------------
 

@@ -11,9 +11,9 @@
 
 use crate::config::check::Checker;
 use crate::config::flat::{Flat, OFF, mode, opt, put};
-use crate::config::model::{RECOVERY_SECS_RANGE, RateLimit};
 use crate::config::raw::RawRate;
 use crate::config::value::Converter;
+use crate::config::value::{RECOVERY_SECS_RANGE, RateLimit};
 use portcullis_dataplane::{DhcpSnoopingSpec, EnforceMode, Option82};
 use serde::Deserialize;
 
@@ -82,6 +82,8 @@ impl DhcpSnoopingOverride {
         })
     }
 }
+
+crate::config::value::impl_override!(DhcpSnoopingOverride);
 
 // ---- conversion ---------------------------------------------------------------------
 

@@ -88,6 +88,8 @@ impl IpSourceGuardOverride {
     }
 }
 
+crate::config::value::impl_override!(IpSourceGuardOverride);
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

@@ -10,7 +10,7 @@
 
 use crate::config::check::Checker;
 use crate::config::flat::{Flat, OFF, opt, put};
-use crate::config::model::RECOVERY_SECS_RANGE;
+use crate::config::value::RECOVERY_SECS_RANGE;
 use crate::config::value::{Converter, out_of_range};
 use portcullis_dataplane::StormControlSpec;
 use serde::Deserialize;
@@ -81,6 +81,8 @@ impl StormControlOverride {
             || self.unknown_unicast_pps.is_some()
     }
 }
+
+crate::config::value::impl_override!(StormControlOverride);
 
 // ---- conversion ---------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ impl TeamingOverride {
     }
 }
 
+crate::config::value::impl_override!(TeamingOverride);
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {
