@@ -10,7 +10,6 @@
 //! (VLAN ranges, ACL references, rate limits, the [`Override`] merge) live here too.
 
 use super::error::ConfigError;
-use super::raw::{RawRate, RawVlan};
 use super::source::Sources;
 use portcullis_dataplane::{EnforceMode, MacAddr, MacMatch, Vid, VlanSet};
 use std::collections::{HashMap, HashSet};
@@ -137,6 +136,60 @@ macro_rules! impl_override {
     };
 }
 pub(crate) use impl_override;
+
+/// A value the file may give as a number or as a string: the enum, and a
+/// `Deserialize` that keeps either as it is for the validation step to judge.
+macro_rules! number_or_text {
+    ($(#[$doc:meta])* $name:ident, $number:ident, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub(crate) enum $name {
+            $number(i64),
+            Text(String),
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$name, E> {
+                        Ok($name::$number(v))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$name, E> {
+                        Ok($name::$number(i64::try_from(v).unwrap_or(i64::MAX)))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        Ok($name::Text(v.to_owned()))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+number_or_text!(
+    /// One element of a VLAN list: an ID, or a string holding an ID or a range.
+    RawVlan,
+    Id,
+    "a VLAN ID like 10 or a range string like \"100-199\""
+);
+number_or_text!(
+    /// An EtherType: a number, or a string holding a name or a `0x` number.
+    RawEthertype,
+    Number,
+    "an EtherType like 0x86dd or a name like \"ipv4\""
+);
+number_or_text!(
+    /// A rate limit: a number, or a string (`"none"`).
+    RawRate,
+    Number,
+    "packets per second like 15, or \"none\""
+);
 
 #[derive(Debug, Default)]
 pub(crate) struct Poison {

@@ -13,9 +13,7 @@
 use crate::config::check::{Checker, names_in_order, quoted_list};
 use crate::config::flat::{Flat, NONE, put};
 use crate::config::keys::key_segment;
-use crate::config::raw::RawEthertype;
-use crate::config::value::{AclRef, NO_ACL};
-use crate::config::value::{Converter, parse_mac_match};
+use crate::config::value::{AclRef, Converter, NO_ACL, RawEthertype, parse_mac_match};
 use portcullis_dataplane::{
     AclAction, ArpAclRule, ArpAclSpec, MAX_ACL_RULES, MacAclRule, MacAclSpec, MacAddr, MacMatch,
 };

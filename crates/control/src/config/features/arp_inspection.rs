@@ -11,9 +11,7 @@
 use crate::config::check::Checker;
 use crate::config::features::acls::Acls;
 use crate::config::flat::{Flat, NONE, OFF, list, mode, opt, put};
-use crate::config::raw::RawRate;
-use crate::config::value::{AclRef, RECOVERY_SECS_RANGE, RateLimit};
-use crate::config::value::{Converter, acl_ref};
+use crate::config::value::{AclRef, Converter, RECOVERY_SECS_RANGE, RateLimit, RawRate, acl_ref};
 use portcullis_dataplane::{ArpInspectionSpec, EnforceMode};
 use serde::Deserialize;
 

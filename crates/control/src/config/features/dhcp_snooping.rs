@@ -11,9 +11,7 @@
 
 use crate::config::check::Checker;
 use crate::config::flat::{Flat, OFF, mode, opt, put};
-use crate::config::raw::RawRate;
-use crate::config::value::Converter;
-use crate::config::value::{RECOVERY_SECS_RANGE, RateLimit};
+use crate::config::value::{Converter, RECOVERY_SECS_RANGE, RateLimit, RawRate};
 use portcullis_dataplane::{DhcpSnoopingSpec, EnforceMode, Option82};
 use serde::Deserialize;
 

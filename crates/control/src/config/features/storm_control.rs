@@ -10,8 +10,7 @@
 
 use crate::config::check::Checker;
 use crate::config::flat::{Flat, OFF, opt, put};
-use crate::config::value::RECOVERY_SECS_RANGE;
-use crate::config::value::{Converter, out_of_range};
+use crate::config::value::{Converter, RECOVERY_SECS_RANGE, out_of_range};
 use portcullis_dataplane::StormControlSpec;
 use serde::Deserialize;
 
