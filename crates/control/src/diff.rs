@@ -24,6 +24,7 @@ use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::{
     acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, storm_control, teaming,
+    vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -34,7 +35,7 @@ use crate::config::{
     IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
     StormControlOverride, TeamingOverride, UplinkPolicy, VlanRange,
 };
-use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy};
+use portcullis_dataplane::MacAddr;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -243,15 +244,8 @@ fn features(
 ) {
     let k = |field: &str| format!("{prefix}.{field}");
 
-    let group_policy = g.security.apply(SecurityPolicy::default());
-    let sec = port.map_or(group_policy, |p| p.security.apply(group_policy));
-    put(f, &k("security.promiscuous"), policy(sec.promiscuous));
-    put(f, &k("security.mac_changes"), policy(sec.mac_changes));
-    put(
-        f,
-        &k("security.forged_transmits"),
-        policy(sec.forged_transmits),
-    );
+    let sec = vswitch_policy::spec(&g.security, port.map(|p| &p.security));
+    vswitch_policy::flatten(f, prefix, sec);
 
     let ps = PortSecurityOverride::merge(
         g.port_security.as_ref(),
@@ -327,13 +321,6 @@ fn vlan_list(ranges: &[VlanRange]) -> String {
         i += 1;
     }
     list(&runs)
-}
-
-fn policy(p: Policy) -> &'static str {
-    match p {
-        Policy::Accept => "accept",
-        Policy::Reject => "reject",
-    }
 }
 
 #[cfg(test)]

@@ -1028,9 +1028,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             name: p.name.clone(),
             role: PortRole::Guest,
             vlan: group_vlan_mode(&g.vlan),
-            security: p
-                .security
-                .apply(g.security.apply(SecurityPolicy::default())),
+            security: vswitch_policy::spec(&g.security, Some(&p.security)),
             initial_mac: p.mac,
             features: guest_features(g, p, uplinks),
         };

@@ -5,7 +5,7 @@
 use super::features::*;
 use super::management::Management;
 use super::value::{AclRef, VlanRange};
-use portcullis_dataplane::{MacAddr, Policy, SecurityPolicy, Vid};
+use portcullis_dataplane::{MacAddr, Vid};
 use std::net::IpAddr;
 
 /// Default of `switch.mac_table_size`.
@@ -104,29 +104,6 @@ pub enum GroupVlan {
         vlans: Vec<VlanRange>,
         native_vlan: Option<Vid>,
     },
-}
-
-/// A partial security policy: the settings a group or port states. Unstated
-/// settings come from the level above (port ← group ← `reject`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub struct SecurityOverride {
-    pub promiscuous: Option<Policy>,
-    pub mac_changes: Option<Policy>,
-    pub forged_transmits: Option<Policy>,
-}
-
-impl SecurityOverride {
-    /// `base` with the stated settings replaced.
-    pub fn apply(&self, base: SecurityPolicy) -> SecurityPolicy {
-        SecurityPolicy {
-            promiscuous: self.promiscuous.unwrap_or(base.promiscuous),
-            mac_changes: self.mac_changes.unwrap_or(base.mac_changes),
-            forged_transmits: self.forged_transmits.unwrap_or(base.forged_transmits),
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        *self == SecurityOverride::default()
-    }
 }
 
 /// The host-specific part: `[host.uplinks]`, `[[host.port]]`,

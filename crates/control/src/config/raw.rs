@@ -90,14 +90,6 @@ pub(crate) struct RawPortGroup {
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawSecurity {
-    pub promiscuous: Option<String>,
-    pub mac_changes: Option<String>,
-    pub forged_transmits: Option<String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawHost {
     #[serde(default)]
     pub uplinks: RawUplinkMap,

@@ -8,7 +8,6 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use portcullis_dataplane::Policy;
 use std::net::IpAddr;
 
 impl<'a> Converter<'a> {
@@ -333,29 +332,6 @@ impl<'a> Converter<'a> {
             ports,
             static_bindings,
             management,
-        }
-    }
-
-    fn security(&mut self, key: &str, raw: &RawSecurity) -> SecurityOverride {
-        SecurityOverride {
-            promiscuous: self.policy(&format!("{key}.promiscuous"), &raw.promiscuous),
-            mac_changes: self.policy(&format!("{key}.mac_changes"), &raw.mac_changes),
-            forged_transmits: self
-                .policy(&format!("{key}.forged_transmits"), &raw.forged_transmits),
-        }
-    }
-
-    fn policy(&mut self, key: &str, word: &Option<String>) -> Option<Policy> {
-        match word.as_deref()? {
-            "accept" => Some(Policy::Accept),
-            "reject" => Some(Policy::Reject),
-            other => {
-                self.error(
-                    key,
-                    format!("{other:?} is not a policy: expected \"accept\" or \"reject\""),
-                );
-                None
-            }
         }
     }
 }

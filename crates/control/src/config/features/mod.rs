@@ -16,6 +16,7 @@ pub(crate) mod ip_source_guard;
 pub(crate) mod port_security;
 pub(crate) mod storm_control;
 pub(crate) mod teaming;
+pub(crate) mod vswitch_policy;
 
 pub(crate) use acls::{Acls, RawArpAcl, RawMacAcl};
 pub use acls::{ArpAcl, ETHERTYPE_NAMES, MIN_ETHERTYPE, MacAcl, ethertype_by_name};
@@ -36,3 +37,5 @@ pub(crate) use storm_control::{NO_LIMIT, RawStormControl};
 pub use storm_control::{STORM_PPS_RANGE, StormAction, StormControlOverride};
 pub(crate) use teaming::RawTeaming;
 pub use teaming::{TEAMING_POLICY_WORDS, TeamingOverride};
+pub(crate) use vswitch_policy::RawSecurity;
+pub use vswitch_policy::SecurityOverride;
