@@ -3,6 +3,7 @@
 //! error; all of them are collected. Cross-references are checked in
 //! [`super::compile`].
 
+use super::features::*;
 use super::keys::join_key;
 use super::management::Management;
 use super::model::*;
@@ -11,22 +12,6 @@ use super::value::*;
 use std::net::IpAddr;
 
 impl<'a> Converter<'a> {
-    /// A `backend` name at `key`.
-    fn backend(&mut self, key: &str, name: &str) -> Option<Backend> {
-        let b = Backend::from_name(name);
-        if b.is_none() {
-            let names: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
-            self.error(
-                key,
-                format!(
-                    "unknown I/O backend {name:?}; backends: {}",
-                    names.join(", ")
-                ),
-            );
-        }
-        b
-    }
-
     pub fn profile(&mut self, raw: RawProfileFile) -> Profile {
         let switch = SwitchSettings {
             name: raw.switch.name,

@@ -11,6 +11,7 @@
 
 pub(crate) mod acls;
 pub(crate) mod arp_inspection;
+pub(crate) mod backend;
 pub(crate) mod dhcp_snooping;
 pub(crate) mod ip_source_guard;
 pub(crate) mod port_security;
@@ -24,6 +25,7 @@ pub(crate) use arp_inspection::RawArpInspection;
 pub use arp_inspection::{
     ARP_VALIDATE_WORDS, ArpInspectionOverride, ArpValidation, DEFAULT_ARP_RATE_LIMIT_PPS,
 };
+pub use backend::Backend;
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
 pub use ip_source_guard::IpSourceGuardOverride;
