@@ -23,8 +23,8 @@
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::{
-    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, storm_control, teaming,
-    vswitch_policy,
+    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, static_bindings,
+    storm_control, teaming, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -37,7 +37,6 @@ use crate::config::{
 };
 use portcullis_dataplane::MacAddr;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The profile's settings: `switch.…`, `uplink_policy.…`, `port_group.<name>.…`,
@@ -88,33 +87,16 @@ pub fn flatten_host(p: &Profile, h: &HostBinding) -> Flat {
     for port in &h.ports {
         flatten_port(&mut f, p, port);
     }
-    // Static bindings, one key per port, sorted: their order has no meaning.
-    let mut by_port: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for b in &h.static_bindings {
-        let vlan = b.vlan.or_else(|| {
-            let port = h.ports.iter().find(|x| x.name == b.port)?;
-            let group = p.port_groups.iter().find(|g| g.name == port.port_group)?;
-            match group.vlan {
-                GroupVlan::Access(v) => Some(v),
-                GroupVlan::Trunk { .. } => None,
-            }
-        });
-        let text = format!(
-            "{{ mac = {}, ip = {}, vlan = {} }}",
-            b.mac,
-            b.ip,
-            opt(vlan.map(|v| v.get()))
-        );
-        by_port.entry(&b.port).or_default().push(text);
-    }
-    for (port, mut texts) in by_port {
-        texts.sort();
-        put(
-            &mut f,
-            &format!("host.static_binding.{}", key_segment(port)),
-            list(&texts),
-        );
-    }
+    // A binding without `vlan` on an access port is in the port's VLAN.
+    let access_vlan = |port: &str| {
+        let port = h.ports.iter().find(|x| x.name == port)?;
+        let group = p.port_groups.iter().find(|g| g.name == port.port_group)?;
+        match group.vlan {
+            GroupVlan::Access(v) => Some(v),
+            GroupVlan::Trunk { .. } => None,
+        }
+    };
+    static_bindings::flatten(&mut f, &h.static_bindings, access_vlan);
     f
 }
 

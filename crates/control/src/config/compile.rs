@@ -11,7 +11,7 @@ use super::source::Sources;
 use super::value::*;
 use portcullis_dataplane::{
     EnforceMode, MAX_ACL_RULES, MAX_PORTS, MacAddr, PortFeatures, PortRole, PortSpec, SecureAging,
-    SecurityPolicy, SpecError, StaticBindingSpec, SwitchSpec, TeamingSpec, Vid, VlanMode,
+    SecurityPolicy, SpecError, SwitchSpec, TeamingSpec, Vid, VlanMode,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -486,7 +486,7 @@ impl Checker<'_> {
                     "00:00:00:00:00:00 is not a usable MAC address",
                 );
             }
-            if let Err(m) = check_binding_ip(b.ip) {
+            if let Err(m) = static_bindings::check_binding_ip(b.ip) {
                 self.error(&format!("{key}.ip"), m);
             }
             // The port and the VLANs it carries (None: unknown, already reported).
@@ -896,12 +896,6 @@ fn recovery_message(a: Recovery, b: Recovery) -> String {
     )
 }
 
-/// Why `ip` cannot be a binding's address, if it cannot (the data plane's rule,
-/// which the API applies too).
-fn check_binding_ip(ip: IpAddr) -> Result<(), String> {
-    portcullis_dataplane::bindings::check_binding_ip(ip).map_err(|e| format!("{ip} is {e}"))
-}
-
 /// The features in force on a guest port of group `g`, on a switch with these
 /// logical `uplinks`.
 fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatures {
@@ -1076,23 +1070,13 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         out.groups.push(Some(g.name.clone()));
         out.interface_keys.push(format!("host.port[{i}].interface"));
     }
-    for b in &host.static_bindings {
-        let Some(port) = out.spec.ports.iter().position(|p| p.name == b.port) else {
-            continue; // unreachable after check()
-        };
-        let vid = match b.vlan {
-            Some(v) => Some(v),
-            None => out.spec.ports[port].vlan.iter_vids().next(),
-        };
-        if let Some(vid) = vid {
-            out.spec.static_bindings.push(StaticBindingSpec {
-                mac: b.mac,
-                ip: b.ip,
-                vid,
-                port,
-            });
-        }
-    }
+    let vlans: Vec<(&str, &VlanMode)> = out
+        .spec
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), &p.vlan))
+        .collect();
+    out.spec.static_bindings = static_bindings::spec(&host.static_bindings, &vlans);
     out
 }
 

@@ -6,7 +6,6 @@ use super::features::*;
 use super::management::Management;
 use super::value::{AclRef, VlanRange};
 use portcullis_dataplane::{MacAddr, Vid};
-use std::net::IpAddr;
 
 /// Default of `switch.mac_table_size`.
 pub const DEFAULT_MAC_TABLE_SIZE: u64 = 65_536;
@@ -119,18 +118,6 @@ pub struct HostBinding {
     /// `[host.management]`: who may use the API, and how it is reached. Never part
     /// of a profile: identities and keys are this host's.
     pub management: Management,
-}
-
-/// One `[[host.static_binding]]`: this MAC uses this IP address in this VLAN on
-/// this port, for good (DHCP snooping, ARP inspection and IP Source Guard accept it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StaticBinding {
-    pub mac: MacAddr,
-    pub ip: IpAddr,
-    /// `None`: the port's only VLAN (an access port's VLAN).
-    pub vlan: Option<Vid>,
-    /// A `[[host.port]]` or logical uplink name.
-    pub port: String,
 }
 
 /// One `[host.uplinks]` entry: `uplink = "interface"`, with its backend from

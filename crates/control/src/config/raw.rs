@@ -128,16 +128,6 @@ pub(crate) struct RawHostPort {
     pub backend: Option<String>,
 }
 
-/// `[[host.static_binding]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStaticBinding {
-    pub mac: String,
-    pub ip: String,
-    pub vlan: Option<i64>,
-    pub port: String,
-}
-
 /// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.
 #[derive(Debug, Default)]
 pub(crate) struct RawUplinkMap(pub Vec<(String, String)>);

@@ -9,7 +9,6 @@ use super::management::Management;
 use super::model::*;
 use super::raw::*;
 use super::value::*;
-use std::net::IpAddr;
 
 impl<'a> Converter<'a> {
     pub fn profile(&mut self, raw: RawProfileFile) -> Profile {
@@ -279,35 +278,7 @@ impl<'a> Converter<'a> {
                 }
             })
             .collect();
-        let mut static_bindings = Vec::new();
-        let mut index = Vec::new();
-        for (j, b) in raw.static_binding.iter().enumerate() {
-            let key = format!("host.static_binding[{j}]");
-            let mac = self.mac(&format!("{key}.mac"), &b.mac);
-            let ip = match parse_ip(&b.ip) {
-                Ok(ip) => Some(ip),
-                Err(msg) => {
-                    self.error(&format!("{key}.ip"), msg);
-                    None
-                }
-            };
-            let vlan = match b.vlan {
-                None => Some(None),
-                Some(v) => self.vid(&format!("{key}.vlan"), v).map(Some),
-            };
-            if let (Some(mac), Some(ip), Some(vlan)) = (mac, ip, vlan) {
-                static_bindings.push(StaticBinding {
-                    mac,
-                    ip,
-                    vlan,
-                    port: b.port.clone(),
-                });
-                index.push(j);
-            }
-        }
-        if index.len() != raw.static_binding.len() {
-            self.poison.static_binding_index = Some(index);
-        }
+        let static_bindings = self.static_bindings(&raw.static_binding);
         let management = match raw.management {
             Some(m) => self.management(m),
             None => Management::default(),
@@ -321,37 +292,5 @@ impl<'a> Converter<'a> {
     }
 }
 
-/// An IPv4 or IPv6 address, for a static binding.
-pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    if s.contains('/') {
-        return Err(format!(
-            "{s:?} is not an IP address: a binding holds one address, not a prefix"
-        ));
-    }
-    Err(format!(
-        "{s:?} is not an IP address: expected IPv4 like \"198.18.10.5\" or IPv6 like \"2001:db8::5\""
-    ))
-}
-
 #[cfg(test)]
-mod tests {
-
-    use super::*;
-
-    #[test]
-    fn binding_ips() {
-        assert!(parse_ip("198.18.10.5").unwrap().is_ipv4());
-        assert!(parse_ip("2001:db8::5").unwrap().is_ipv6());
-        assert!(
-            parse_ip("198.18.10.0/24")
-                .unwrap_err()
-                .contains("not a prefix")
-        );
-        for bad in ["", "198.18.10", "fe80::1%eth0", "[::1]", "1.2.3.4 "] {
-            assert!(parse_ip(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-}
+mod tests {}
