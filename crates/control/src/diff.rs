@@ -24,7 +24,7 @@ use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::{
     acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, static_bindings,
-    storm_control, teaming, vswitch_policy,
+    storm_control, switch_identity, teaming, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -43,11 +43,7 @@ use std::fmt::Write as _;
 /// `mac_acl.<name>.…`, `arp_acl.<name>.…`.
 pub fn flatten_profile(p: &Profile) -> Flat {
     let mut f = Flat::new();
-    let sw = &p.switch;
-    put(&mut f, "switch.name", &sw.name);
-    put(&mut f, "switch.mac_table_size", sw.mac_table_size);
-    put(&mut f, "switch.mac_aging_secs", sw.mac_aging_secs);
-    put(&mut f, "switch.max_bindings", sw.max_bindings);
+    switch_identity::flatten(&mut f, &p.switch);
     match &p.uplink_policy {
         None => put(&mut f, "uplink_policy", OFF),
         Some(up) => uplink_policy(&mut f, up),

@@ -44,26 +44,7 @@ pub(crate) fn compile(
 
 impl Checker<'_> {
     fn check(&mut self, profile: &Profile, host: &HostBinding, poison: &Poison) {
-        let sw = &profile.switch;
-        self.name("switch.name", "switch", &sw.name);
-        if !MAC_TABLE_SIZE_RANGE.contains(&sw.mac_table_size) {
-            self.error(
-                "switch.mac_table_size",
-                out_of_range(sw.mac_table_size, &MAC_TABLE_SIZE_RANGE),
-            );
-        }
-        if !MAC_AGING_SECS_RANGE.contains(&sw.mac_aging_secs) {
-            self.error(
-                "switch.mac_aging_secs",
-                out_of_range(sw.mac_aging_secs, &MAC_AGING_SECS_RANGE),
-            );
-        }
-        if !MAX_BINDINGS_RANGE.contains(&sw.max_bindings) {
-            self.error(
-                "switch.max_bindings",
-                out_of_range(sw.max_bindings, &MAX_BINDINGS_RANGE),
-            );
-        }
+        self.switch(&profile.switch);
 
         // Port groups.
         let mut groups: HashMap<&str, usize> = HashMap::new();

@@ -7,20 +7,8 @@ use super::management::Management;
 use super::value::{AclRef, VlanRange};
 use portcullis_dataplane::{MacAddr, Vid};
 
-/// Default of `switch.mac_table_size`.
-pub const DEFAULT_MAC_TABLE_SIZE: u64 = 65_536;
-/// Bounds of `switch.mac_table_size`.
-pub const MAC_TABLE_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1..=1_048_576;
-/// Default of `switch.mac_aging_secs`.
-pub const DEFAULT_MAC_AGING_SECS: u64 = 300;
-/// Bounds of `switch.mac_aging_secs`.
-pub const MAC_AGING_SECS_RANGE: std::ops::RangeInclusive<u64> = 10..=1_000_000;
 /// The longest Linux interface name, in bytes (IFNAMSIZ 16 less the NUL).
 pub const MAX_IFNAME_LEN: usize = 15;
-/// Default of `switch.max_bindings` (the data plane's default).
-pub const DEFAULT_MAX_BINDINGS: u64 = portcullis_dataplane::DEFAULT_MAX_BINDINGS as u64;
-/// Bounds of `switch.max_bindings`.
-pub const MAX_BINDINGS_RANGE: std::ops::RangeInclusive<u64> = 1..=16_777_216;
 
 /// The golden, host-independent part: `[switch]`, `[uplink_policy]`, `[[port_group]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,16 +22,6 @@ pub struct Profile {
     pub mac_acls: Vec<MacAcl>,
     /// `[[arp_acl]]`, in file order.
     pub arp_acls: Vec<ArpAcl>,
-}
-
-/// `[switch]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SwitchSettings {
-    pub name: String,
-    pub mac_table_size: u64,
-    pub mac_aging_secs: u64,
-    /// The most bindings (DHCP snooping, static, API) the switch holds.
-    pub max_bindings: u64,
 }
 
 /// `[uplink_policy]`: every logical uplink is an 802.1Q trunk with this policy.

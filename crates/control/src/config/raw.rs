@@ -39,15 +39,6 @@ pub(crate) struct RawHostFile {
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawSwitch {
-    pub name: String,
-    pub mac_table_size: Option<i64>,
-    pub mac_aging_secs: Option<i64>,
-    pub max_bindings: Option<i64>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawUplinkPolicy {
     pub uplinks: Vec<String>,
     pub allowed_vlans: Vec<RawVlan>,

@@ -12,27 +12,7 @@ use super::value::*;
 
 impl<'a> Converter<'a> {
     pub fn profile(&mut self, raw: RawProfileFile) -> Profile {
-        let switch = SwitchSettings {
-            name: raw.switch.name,
-            mac_table_size: self.bounded(
-                "switch.mac_table_size",
-                raw.switch.mac_table_size,
-                DEFAULT_MAC_TABLE_SIZE,
-                MAC_TABLE_SIZE_RANGE,
-            ),
-            mac_aging_secs: self.bounded(
-                "switch.mac_aging_secs",
-                raw.switch.mac_aging_secs,
-                DEFAULT_MAC_AGING_SECS,
-                MAC_AGING_SECS_RANGE,
-            ),
-            max_bindings: self.bounded(
-                "switch.max_bindings",
-                raw.switch.max_bindings,
-                DEFAULT_MAX_BINDINGS,
-                MAX_BINDINGS_RANGE,
-            ),
-        };
+        let switch = self.switch(raw.switch);
         if raw.static_binding.is_some() {
             self.error(
                 "static_binding",

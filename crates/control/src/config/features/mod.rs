@@ -17,6 +17,7 @@ pub(crate) mod ip_source_guard;
 pub(crate) mod port_security;
 pub(crate) mod static_bindings;
 pub(crate) mod storm_control;
+pub(crate) mod switch_identity;
 pub(crate) mod teaming;
 pub(crate) mod vswitch_policy;
 
@@ -40,6 +41,11 @@ pub(crate) use static_bindings::RawStaticBinding;
 pub use static_bindings::StaticBinding;
 pub(crate) use storm_control::{NO_LIMIT, RawStormControl};
 pub use storm_control::{STORM_PPS_RANGE, StormAction, StormControlOverride};
+pub(crate) use switch_identity::RawSwitch;
+pub use switch_identity::{
+    DEFAULT_MAC_AGING_SECS, DEFAULT_MAC_TABLE_SIZE, DEFAULT_MAX_BINDINGS, MAC_AGING_SECS_RANGE,
+    MAC_TABLE_SIZE_RANGE, MAX_BINDINGS_RANGE, SwitchSettings,
+};
 pub(crate) use teaming::RawTeaming;
 pub use teaming::{TEAMING_POLICY_WORDS, TeamingOverride};
 pub(crate) use vswitch_policy::RawSecurity;
