@@ -20,13 +20,14 @@ pub(crate) mod management;
 mod model;
 mod raw;
 mod source;
+mod spec_error;
+mod sticky;
 mod validate;
 pub(crate) mod value;
 
 #[cfg(test)]
 mod tests;
 
-pub use compile::StickyRefused;
 pub use error::{ConfigError, ConfigErrors};
 pub use features::*;
 pub use management::{
@@ -35,6 +36,7 @@ pub use management::{
 };
 pub use model::*;
 pub use source::{SourceFile, Sources};
+pub use sticky::StickyRefused;
 pub use value::{
     AclRef, MAX_NAME_LEN, NO_ACL, NO_LIMIT_WORD, Override, RATE_LIMIT_PPS_RANGE,
     RECOVERY_SECS_RANGE, RateLimit, VlanRange, vlan_set,
