@@ -1,5 +1,9 @@
 //! Stage 2 of validation: names, cross-references and limits over the whole
-//! configuration, then the compilation into a [`SwitchSpec`].
+//! configuration, then the compilation into a [`SwitchSpec`]. Each feature checks
+//! its own tables (`impl Checker` in `features/`); what stays here spans features
+//! or the whole host binding (names and interfaces, port groups, claimed MACs, a
+//! port's one recovery interval, the team's VLANs on the uplinks, static bindings
+//! against ports), and the spec builder that calls each feature's `spec`.
 
 use super::CompiledConfig;
 use super::check::*;

@@ -7,6 +7,14 @@
 //!                  ─► values (validate.rs) ─► cross-references + SwitchSpec::check (compile.rs)
 //! ```
 //!
+//! The code is cut by feature: `features/<feature>.rs` (and `management.rs`) each
+//! hold a feature's raw shape, model, conversion, checks, spec and flattening;
+//! `raw.rs`, `model.rs`, `validate.rs`, `compile.rs` and `crate::diff` are the
+//! assembly that composes them in a fixed order, over a leaf that depends on no
+//! feature (`error.rs`, `source.rs`, `keys.rs`, `value.rs`, `check.rs`,
+//! `flat.rs`). [`load_compiled`] and [`parse_str_compiled`] return the spec the
+//! validation built, so callers never compile twice.
+//!
 //! Nothing here touches the host: interface existence is the daemon's check.
 //! The user-facing reference is `docs/config.md`.
 

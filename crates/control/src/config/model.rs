@@ -1,6 +1,8 @@
 //! The validated configuration model: the profile and the host binding, in the
 //! shape the user wrote them (so they can be shown and diffed), with every value
-//! in its domain type.
+//! in its domain type. This is the assembly of the model (profile, uplink policy,
+//! port groups, host binding, ports); each feature's own types live in its module
+//! under `features/` and are re-exported from `config`.
 
 use super::features::*;
 use super::management::Management;

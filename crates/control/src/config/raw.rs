@@ -1,7 +1,8 @@
 //! The configuration exactly as written: serde structures that check the shape
 //! (known keys, value types, required keys) and nothing else. Value domains (VLAN
 //! ranges, MAC syntax, policy words) are checked afterwards, so that all of those
-//! errors are reported at once.
+//! errors are reported at once. This is the assembly of the shape: each
+//! feature's own table (`Raw*`) lives in its module under `features/`.
 
 use super::features::*;
 use super::management::RawManagement;

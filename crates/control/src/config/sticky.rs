@@ -33,7 +33,7 @@ impl CompiledConfig {
     /// A MAC the port already has (initial, static or sticky) is skipped. A MAC that
     /// no longer fits the configuration is not restored and is returned with the
     /// reason (the daemon logs it and drops it from its store). A spec that passed
-    /// [`SwitchSpec::check`] still passes it afterwards.
+    /// [`SwitchSpec::check`](portcullis_dataplane::SwitchSpec::check) still passes it afterwards.
     pub fn restore_sticky(
         &mut self,
         port: &str,

@@ -1,7 +1,9 @@
 //! Stage 1 of validation: each value as written → its domain type (VLAN IDs and
 //! ranges, MAC addresses, policy words, numeric bounds). Every bad value is an
 //! error; all of them are collected. Cross-references are checked in
-//! [`super::compile`].
+//! [`super::compile`]. This is the assembly of stage 1: it walks the profile and
+//! the host binding and calls each feature's conversion (`impl Converter` in
+//! `features/`, helpers in `value.rs`) in file order.
 
 use super::features::*;
 use super::keys::join_key;

@@ -31,7 +31,7 @@ pub(crate) struct RawDhcpSnooping {
 
 // ---- model --------------------------------------------------------------------------
 
-/// A partial `dhcp_snooping` table, merged like [`PortSecurityOverride`].
+/// A partial `dhcp_snooping` table, merged like [`PortSecurityOverride`](crate::config::PortSecurityOverride).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct DhcpSnoopingOverride {
     /// Default `true`: the table's presence enables DHCP snooping.

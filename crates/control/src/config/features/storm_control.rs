@@ -42,7 +42,7 @@ pub enum StormAction {
     Shutdown,
 }
 
-/// A partial storm-control table, merged like [`PortSecurityOverride`].
+/// A partial storm-control table, merged like [`PortSecurityOverride`](crate::config::PortSecurityOverride).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct StormControlOverride {
     /// Default `true`: the table's presence enables storm control.
