@@ -22,9 +22,10 @@
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
+use crate::config::features::vlans::vlan_list;
 use crate::config::features::{
     acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, static_bindings,
-    storm_control, switch_identity, teaming, vswitch_policy,
+    storm_control, switch_identity, teaming, vlans, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -33,7 +34,7 @@ pub use crate::config::management::flatten_management;
 use crate::config::{
     AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
     IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
-    StormControlOverride, TeamingOverride, UplinkPolicy, VlanRange,
+    StormControlOverride, TeamingOverride, UplinkPolicy,
 };
 use portcullis_dataplane::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,7 @@ pub fn flatten_profile(p: &Profile) -> Flat {
     let uplinks = uplinks_of(p);
     for g in &p.port_groups {
         let prefix = format!("port_group.{}", key_segment(&g.name));
-        vlan(&mut f, &prefix, &g.vlan);
+        vlans::flatten(&mut f, &prefix, &g.vlan);
         features(&mut f, &prefix, g, None, uplinks);
     }
     for a in &p.mac_acls {
@@ -159,7 +160,7 @@ pub(crate) fn flatten_port(f: &mut Flat, p: &Profile, port: &HostPort) {
     let Some(g) = p.port_groups.iter().find(|g| g.name == port.port_group) else {
         return;
     };
-    vlan(f, &prefix, &g.vlan);
+    vlans::flatten(f, &prefix, &g.vlan);
     features(f, &prefix, g, Some(port), uplinks_of(p));
 }
 
@@ -196,20 +197,6 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
     );
     put(f, "uplink_policy.dhcp_trusted", up.dhcp_trusted);
     put(f, "uplink_policy.arp_trusted", up.arp_trusted);
-}
-
-fn vlan(f: &mut Flat, prefix: &str, v: &GroupVlan) {
-    match v {
-        GroupVlan::Access(vid) => put(f, &format!("{prefix}.vlan"), vid.get()),
-        GroupVlan::Trunk { vlans, native_vlan } => {
-            put(f, &format!("{prefix}.vlans"), vlan_list(vlans));
-            put(
-                f,
-                &format!("{prefix}.native_vlan"),
-                opt(native_vlan.map(|v| v.get())),
-            );
-        }
-    }
 }
 
 /// The features of group `g`, with `port`'s overrides applied when given.
@@ -272,35 +259,6 @@ fn features(
 
 // ---- value texts ---------------------------------------------------------------
 
-/// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
-/// one range (`[10, 20, 100-103]`).
-fn vlan_list(ranges: &[VlanRange]) -> String {
-    let mut vids: Vec<u16> = ranges
-        .iter()
-        .flat_map(VlanRange::vids)
-        .map(|v| v.get())
-        .collect();
-    vids.sort_unstable();
-    vids.dedup();
-    let mut runs: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < vids.len() {
-        let first = vids[i];
-        let mut last = first;
-        while i + 1 < vids.len() && vids[i + 1] == last + 1 {
-            i += 1;
-            last = vids[i];
-        }
-        runs.push(if first == last {
-            first.to_string()
-        } else {
-            format!("{first}-{last}")
-        });
-        i += 1;
-    }
-    list(&runs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,18 +298,5 @@ mod tests {
         assert_eq!(render(&d), "- a = 1\n~ b: 2 → 3\n+ c = 5\n");
         assert!(diff(&a, &a).is_empty());
         assert_eq!(render(&[]), "no changes\n");
-    }
-
-    #[test]
-    fn vlan_lists_are_canonical_sets() {
-        let r = |a: u16, b: u16| VlanRange {
-            first: portcullis_dataplane::Vid::new(a).unwrap(),
-            last: portcullis_dataplane::Vid::new(b).unwrap(),
-        };
-        assert_eq!(
-            vlan_list(&[r(103, 103), r(10, 10), r(100, 102), r(20, 20), r(11, 11)]),
-            "[10-11, 20, 100-103]"
-        );
-        assert_eq!(vlan_list(&[]), "[]");
     }
 }

@@ -66,17 +66,8 @@ impl Checker<'_> {
             } else {
                 groups.insert(&g.name, i);
             }
-            if let GroupVlan::Trunk { vlans, native_vlan } = &g.vlan
-                && vlans.is_empty()
-                && !poison.groups.contains(&g.name)
-            {
-                let msg = match native_vlan {
-                    Some(n) => format!(
-                        "`vlans` is empty: list the tagged VLANs, or use `vlan = {n}` for an access group"
-                    ),
-                    None => "`vlans` is empty: list at least one VLAN".to_owned(),
-                };
-                self.error(&format!("{key}.vlans"), msg);
+            if !poison.groups.contains(&g.name) {
+                self.group_vlan(&key, &g.vlan);
             }
         }
 
@@ -278,7 +269,7 @@ impl Checker<'_> {
                 continue;
             };
             for (mkey, mac, kind) in claims {
-                for vid in group_vlan_mode(&g.vlan).vids() {
+                for vid in vlans::mode(&g.vlan).vids() {
                     if let Some(first) = macs.get(&(vid, mac)) {
                         let what = match first.kind {
                             MacKindWord::Initial => "the initial MAC",
@@ -405,7 +396,7 @@ impl Checker<'_> {
             return;
         }
         let carried = uplink_vlan_mode(up);
-        let missing: Vec<Vid> = group_vlan_mode(&g.vlan)
+        let missing: Vec<Vid> = vlans::mode(&g.vlan)
             .vids()
             .into_iter()
             .filter(|v| !carried.carries(*v))
@@ -483,7 +474,7 @@ impl Checker<'_> {
                     .iter()
                     .find(|g| g.name == host.ports[i].port_group)
                     .filter(|g| !poison.groups.contains(&g.name))
-                    .map(|g| group_vlan_mode(&g.vlan))
+                    .map(|g| vlans::mode(&g.vlan))
             } else if uplinks.contains_key(b.port.as_str()) {
                 profile.uplink_policy.as_ref().map(uplink_vlan_mode)
             } else {
@@ -956,16 +947,6 @@ fn uplink_mode(modes: impl IntoIterator<Item = EnforceMode>) -> Option<EnforceMo
     })
 }
 
-fn group_vlan_mode(v: &GroupVlan) -> VlanMode {
-    match v {
-        GroupVlan::Access(vid) => VlanMode::Access(*vid),
-        GroupVlan::Trunk { vlans, native_vlan } => VlanMode::Trunk {
-            allowed: vlan_set(vlans),
-            native: *native_vlan,
-        },
-    }
-}
-
 fn uplink_vlan_mode(up: &UplinkPolicy) -> VlanMode {
     VlanMode::Trunk {
         allowed: vlan_set(&up.allowed_vlans),
@@ -1007,7 +988,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         let spec = PortSpec {
             name: p.name.clone(),
             role: PortRole::Guest,
-            vlan: group_vlan_mode(&g.vlan),
+            vlan: vlans::mode(&g.vlan),
             security: vswitch_policy::spec(&g.security, Some(&p.security)),
             initial_mac: p.mac,
             features: guest_features(g, p, uplinks),

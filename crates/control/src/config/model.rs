@@ -73,18 +73,6 @@ pub struct PortGroup {
     pub teaming: Option<TeamingOverride>,
 }
 
-/// How a port group's ports carry VLANs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GroupVlan {
-    /// `vlan = N`: untagged frames of one VLAN.
-    Access(Vid),
-    /// `vlans = [...]` (+ `native_vlan`): a guest-tagging trunk (VGT).
-    Trunk {
-        vlans: Vec<VlanRange>,
-        native_vlan: Option<Vid>,
-    },
-}
-
 /// The host-specific part: `[host.uplinks]`, `[[host.port]]`,
 /// `[[host.static_binding]]` and `[host.management]`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

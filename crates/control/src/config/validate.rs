@@ -108,41 +108,7 @@ impl<'a> Converter<'a> {
     fn port_group(&mut self, i: usize, g: RawPortGroup) -> PortGroup {
         let key = format!("port_group[{i}]");
         let errors_before = self.errors.len();
-        let vlan = match (g.vlan, g.vlans) {
-            (Some(_), Some(_)) => {
-                self.error(
-                    &format!("{key}.vlans"),
-                    "a port group has either `vlan` (access) or `vlans` (guest-tagging trunk), not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.error(
-                    &key,
-                    format!(
-                        "port group {:?} needs `vlan = <id>` (access) or `vlans = [...]` (guest-tagging trunk)",
-                        g.name
-                    ),
-                );
-                None
-            }
-            (Some(v), None) => {
-                if g.native_vlan.is_some() {
-                    self.error(
-                        &format!("{key}.native_vlan"),
-                        "native_vlan applies only to a guest-tagging trunk (`vlans = [...]`); an access group's `vlan` is already untagged",
-                    );
-                }
-                self.vid(&format!("{key}.vlan"), v).map(GroupVlan::Access)
-            }
-            (None, Some(list)) => {
-                let vlans = self.vlan_list(&format!("{key}.vlans"), &list);
-                let native_vlan = g
-                    .native_vlan
-                    .and_then(|v| self.vid(&format!("{key}.native_vlan"), v));
-                Some(GroupVlan::Trunk { vlans, native_vlan })
-            }
-        };
+        let vlan = self.group_vlan(&key, &g.name, g.vlan, g.vlans, g.native_vlan);
         if self.errors.len() != errors_before {
             self.poison.groups.insert(g.name.clone());
         }

@@ -19,6 +19,7 @@ pub(crate) mod static_bindings;
 pub(crate) mod storm_control;
 pub(crate) mod switch_identity;
 pub(crate) mod teaming;
+pub(crate) mod vlans;
 pub(crate) mod vswitch_policy;
 
 pub(crate) use acls::{Acls, RawArpAcl, RawMacAcl};
@@ -48,5 +49,6 @@ pub use switch_identity::{
 };
 pub(crate) use teaming::RawTeaming;
 pub use teaming::{TEAMING_POLICY_WORDS, TeamingOverride};
+pub use vlans::GroupVlan;
 pub(crate) use vswitch_policy::RawSecurity;
 pub use vswitch_policy::SecurityOverride;
