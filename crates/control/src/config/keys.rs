@@ -150,4 +150,13 @@ mod tests {
         assert_eq!(join_key("host.uplinks", "up-1"), "host.uplinks.up-1");
         assert_eq!(join_key("host.uplinks", "up.1"), r#"host.uplinks."up.1""#);
     }
+
+    #[test]
+    fn first_components_skip_quoted_separators() {
+        assert_eq!(first_component("host.port[1].mac"), "host");
+        assert_eq!(first_component("port_group[0]"), "port_group");
+        assert_eq!(first_component("switch"), "switch");
+        assert_eq!(first_component(r#""a.b[c".d"#), r#""a.b[c""#);
+        assert_eq!(first_component(""), "");
+    }
 }
