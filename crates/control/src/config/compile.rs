@@ -5,8 +5,8 @@
 //! port's one recovery interval, the team's VLANs on the uplinks, static bindings
 //! against ports), and the spec builder that calls each feature's `spec`.
 
-use super::CompiledConfig;
 use super::check::*;
+use super::compiled::CompiledConfig;
 use super::error::ConfigError;
 use super::features::*;
 use super::keys::join_key;

@@ -20,6 +20,7 @@
 
 pub(crate) mod check;
 mod compile;
+mod compiled;
 mod error;
 pub(crate) mod features;
 pub(crate) mod flat;
@@ -29,13 +30,13 @@ mod model;
 mod raw;
 mod source;
 mod spec_error;
-mod sticky;
 mod validate;
 pub(crate) mod value;
 
 #[cfg(test)]
 mod tests;
 
+pub use compiled::{CompiledConfig, StickyRefused};
 pub use error::{ConfigError, ConfigErrors};
 pub use features::*;
 pub use management::{
@@ -44,13 +45,11 @@ pub use management::{
 };
 pub use model::*;
 pub use source::{SourceFile, Sources};
-pub use sticky::StickyRefused;
 pub use value::{
     AclRef, MAX_NAME_LEN, NO_ACL, NO_LIMIT_WORD, Override, RATE_LIMIT_PPS_RANGE,
     RECOVERY_SECS_RANGE, RateLimit, VlanRange, vlan_set,
 };
 
-use portcullis_dataplane::SwitchSpec;
 use raw::{RawHostFile, RawProfileFile};
 use std::path::Path;
 use value::{Converter, Poison};
@@ -63,28 +62,6 @@ pub struct Config {
     /// The texts it was read from, to locate errors found later (see
     /// [`Config::error_at`]).
     pub sources: Sources,
-}
-
-/// What the runtime needs: the data-plane spec, and for each of its ports (same
-/// order as `spec.ports`) the Linux interface, the port group and the key that
-/// names the interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompiledConfig {
-    /// Ports: the uplinks in `uplink_policy.uplinks` order, then the guest ports in
-    /// `[[host.port]]` order.
-    pub spec: SwitchSpec,
-    /// The interface each port attaches to.
-    pub interfaces: Vec<String>,
-    /// For each port: create the interface as a persistent TAP if it is missing.
-    pub create_tap: Vec<bool>,
-    /// For each port: the I/O backend asked for (`backend`, `[host.uplink_backend]`).
-    pub backends: Vec<Backend>,
-    /// The port group of each port; `None` for uplinks.
-    pub groups: Vec<Option<String>>,
-    /// The dotted key that names each interface (`host.uplinks.uplink1`,
-    /// `host.port[3].interface`), for [`Config::error_at`] when the daemon finds
-    /// that an interface does not exist.
-    pub interface_keys: Vec<String>,
 }
 
 /// The example configuration of `docs/config.md` (profile and host binding in one

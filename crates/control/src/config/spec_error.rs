@@ -6,7 +6,7 @@
 //! the top level for a check this function does not know yet); the message is the
 //! data plane's own.
 
-use super::CompiledConfig;
+use super::compiled::CompiledConfig;
 use super::error::ConfigError;
 use super::features::PortSecurityOverride;
 use super::model::{HostBinding, Profile};

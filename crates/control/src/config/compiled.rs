@@ -1,13 +1,37 @@
-//! Restoring the sticky secure MACs the daemon persisted into a compiled spec:
-//! which MACs still fit the configuration, and why the others do not.
+//! The compiled configuration ([`CompiledConfig`]: the spec and, per port, its
+//! interface, TAP, backend, group and key), and restoring into it the sticky
+//! secure MACs the daemon persisted: which still fit, and why the others do not.
 //!
 //! Invariant: a spec that passed [`portcullis_dataplane::SwitchSpec::check`] still
 //! passes it after [`CompiledConfig::restore_sticky`]; a MAC is restored to one
-//! port only, never past `max_macs` or the MAC table.
+//! port only, never past `max_macs` or the MAC table; the per-port vectors have
+//! one entry per `spec.ports` entry, in its order.
 
-use super::CompiledConfig;
-use portcullis_dataplane::{MacAddr, PortRole};
+use super::features::Backend;
+use portcullis_dataplane::{MacAddr, PortRole, SwitchSpec};
 use std::collections::{HashMap, HashSet};
+
+/// What the runtime needs: the data-plane spec, and for each of its ports (same
+/// order as `spec.ports`) the Linux interface, the port group and the key that
+/// names the interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompiledConfig {
+    /// Ports: the uplinks in `uplink_policy.uplinks` order, then the guest ports in
+    /// `[[host.port]]` order.
+    pub spec: SwitchSpec,
+    /// The interface each port attaches to.
+    pub interfaces: Vec<String>,
+    /// For each port: create the interface as a persistent TAP if it is missing.
+    pub create_tap: Vec<bool>,
+    /// For each port: the I/O backend asked for (`backend`, `[host.uplink_backend]`).
+    pub backends: Vec<Backend>,
+    /// The port group of each port; `None` for uplinks.
+    pub groups: Vec<Option<String>>,
+    /// The dotted key that names each interface (`host.uplinks.uplink1`,
+    /// `host.port[3].interface`), for [`Config::error_at`] when the daemon finds
+    /// that an interface does not exist.
+    pub interface_keys: Vec<String>,
+}
 
 /// Why [`CompiledConfig::restore_sticky`] did not restore a MAC.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
