@@ -389,54 +389,54 @@ impl Checker<'_> {
 
     /// `mac_acl_in` / `mac_acl_out` at `key` names a defined MAC ACL (or is "none").
     pub(crate) fn acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
-        let Some(AclRef::Named(name)) = r else {
-            return;
-        };
-        if acls.mac.contains_key(name.as_str()) {
-            return;
-        }
-        let known = names_in_order(&acls.mac);
-        let mut msg = if known.is_empty() {
-            format!(
-                "unknown MAC ACL {name:?}: the profile defines no [[mac_acl]] (or \"{NO_ACL}\" for no ACL)"
-            )
-        } else {
-            format!(
-                "unknown MAC ACL {name:?}; known ACLs: {} (or \"{NO_ACL}\" for no ACL)",
-                quoted_list(&known)
-            )
-        };
-        if acls.arp.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is an [[arp_acl]], which `arp_inspection.acl` binds"
-            ));
-        }
-        self.error(key, msg);
+        self.acl_reference(AclKind::Mac, key, r, acls);
     }
 
     /// `arp_inspection.acl` at `key` names a defined ARP ACL (or is "none").
     pub(crate) fn arp_acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
+        self.acl_reference(AclKind::Arp, key, r, acls);
+    }
+
+    /// A reference at `key` to an ACL of `kind` names one that is defined (or is
+    /// "none"); naming one of the other kind says so.
+    fn acl_reference(&mut self, kind: AclKind, key: &str, r: Option<&AclRef>, acls: &Acls) {
         let Some(AclRef::Named(name)) = r else {
             return;
         };
-        if acls.arp.contains_key(name.as_str()) {
+        let (own, other, what, table, known_what, other_hint) = match kind {
+            AclKind::Mac => (
+                &acls.mac,
+                &acls.arp,
+                "MAC ACL",
+                "mac_acl",
+                "ACLs",
+                "is an [[arp_acl]], which `arp_inspection.acl` binds",
+            ),
+            AclKind::Arp => (
+                &acls.arp,
+                &acls.mac,
+                "ARP ACL",
+                "arp_acl",
+                "ARP ACLs",
+                "is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]",
+            ),
+        };
+        if own.contains_key(name.as_str()) {
             return;
         }
-        let known = names_in_order(&acls.arp);
+        let known = names_in_order(own);
         let mut msg = if known.is_empty() {
             format!(
-                "unknown ARP ACL {name:?}: the profile defines no [[arp_acl]] (or \"{NO_ACL}\" for no ACL)"
+                "unknown {what} {name:?}: the profile defines no [[{table}]] (or \"{NO_ACL}\" for no ACL)"
             )
         } else {
             format!(
-                "unknown ARP ACL {name:?}; known ARP ACLs: {} (or \"{NO_ACL}\" for no ACL)",
+                "unknown {what} {name:?}; known {known_what}: {} (or \"{NO_ACL}\" for no ACL)",
                 quoted_list(&known)
             )
         };
-        if acls.mac.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]"
-            ));
+        if other.contains_key(name.as_str()) {
+            msg.push_str(&format!("; {name:?} {other_hint}"));
         }
         self.error(key, msg);
     }
@@ -702,5 +702,44 @@ mod tests {
             Some("01:00:00:00:00:0f/01:00:00:00:00:0f")
         );
         assert_eq!(mac_match(m(0x0100_0000_0000, 0)), None);
+    }
+
+    #[test]
+    fn references_name_their_kind_and_the_other_kind() {
+        use crate::config::source::{SourceFile, Sources};
+        let sources = Sources {
+            profile: SourceFile::new("p.toml", ""),
+            host: None,
+        };
+        let mut c = Checker {
+            sources: &sources,
+            errors: Vec::new(),
+        };
+        let acls = Acls {
+            mac: [("m1", 0)].into(),
+            arp: [("a1", 0)].into(),
+        };
+        let none = Acls {
+            mac: HashMap::new(),
+            arp: HashMap::new(),
+        };
+        let named = |n: &str| AclRef::Named(n.into());
+        c.acl_ref("k", Some(&named("a1")), &acls);
+        c.arp_acl_ref("k", Some(&named("m1")), &acls);
+        c.acl_ref("k", Some(&named("x")), &none);
+        c.arp_acl_ref("k", Some(&named("x")), &none);
+        c.acl_ref("k", Some(&named("m1")), &acls);
+        c.arp_acl_ref("k", Some(&named("a1")), &acls);
+        c.arp_acl_ref("k", Some(&AclRef::None), &none);
+        let messages: Vec<&str> = c.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "unknown MAC ACL \"a1\"; known ACLs: \"m1\" (or \"none\" for no ACL); \"a1\" is an [[arp_acl]], which `arp_inspection.acl` binds",
+                "unknown ARP ACL \"m1\"; known ARP ACLs: \"a1\" (or \"none\" for no ACL); \"m1\" is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]",
+                "unknown MAC ACL \"x\": the profile defines no [[mac_acl]] (or \"none\" for no ACL)",
+                "unknown ARP ACL \"x\": the profile defines no [[arp_acl]] (or \"none\" for no ACL)",
+            ]
+        );
     }
 }
