@@ -367,6 +367,9 @@ pub(crate) struct RawToken {
     pub expires: Option<toml::value::Datetime>,
 }
 
+/// Why a top-level `[management]` in the profile is refused.
+pub(crate) const IN_PROFILE: &str = "management identities, TLS keys and listeners are host-specific: write them as [host.management] in the host binding";
+
 // ---- conversion ----------------------------------------------------------------
 
 impl Converter<'_> {

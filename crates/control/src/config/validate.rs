@@ -16,47 +16,29 @@ impl<'a> Converter<'a> {
     pub fn profile(&mut self, raw: RawProfileFile) -> Profile {
         let switch = self.switch(raw.switch);
         if raw.static_binding.is_some() {
-            self.error(
-                "static_binding",
-                "static bindings name ports, which are host-specific: write them as [[host.static_binding]] in the host binding",
-            );
+            self.error("static_binding", static_bindings::IN_PROFILE);
         }
         if raw.management.is_some() {
-            self.error(
-                "management",
-                "management identities, TLS keys and listeners are host-specific: write them as [host.management] in the host binding",
-            );
+            self.error("management", super::management::IN_PROFILE);
         }
         let uplink_policy = raw.uplink_policy.map(|u| {
-            if u.port_security.is_some() {
-                self.error(
-                    "uplink_policy.port_security",
-                    "port security applies to guest ports only: uplinks carry the MACs of the whole network (set it on a [[port_group]] or [[host.port]])",
-                );
-            }
-            if u.dhcp_snooping.is_some() {
-                self.error(
-                    "uplink_policy.dhcp_snooping",
-                    "DHCP snooping is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `dhcp_trusted = true` (the default) or `false`",
-                );
-            }
-            if u.arp_inspection.is_some() {
-                self.error(
-                    "uplink_policy.arp_inspection",
-                    "ARP inspection is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `arp_trusted = true` (the default) or `false`",
-                );
-            }
-            if u.ip_source_guard.is_some() {
-                self.error(
-                    "uplink_policy.ip_source_guard",
-                    "IP Source Guard applies to guest ports only: uplinks carry the addresses of the whole network (set it on a [[port_group]] or [[host.port]])",
-                );
-            }
-            if u.teaming.is_some() {
-                self.error(
-                    "uplink_policy.teaming",
-                    "teaming is set per [[port_group]] or [[host.port]]: it chooses which uplink a guest's traffic leaves by (the uplinks themselves are `uplinks` here)",
-                );
+            // Per-port features that have no place on the uplinks, refused by name.
+            let stated = [
+                ("port_security", u.port_security.is_some()),
+                ("dhcp_snooping", u.dhcp_snooping.is_some()),
+                ("arp_inspection", u.arp_inspection.is_some()),
+                ("ip_source_guard", u.ip_source_guard.is_some()),
+                ("teaming", u.teaming.is_some()),
+            ];
+            let why = [
+                port_security::ON_UPLINKS,
+                dhcp_snooping::ON_UPLINKS,
+                arp_inspection::ON_UPLINKS,
+                ip_source_guard::ON_UPLINKS,
+                teaming::ON_UPLINKS,
+            ];
+            for ((table, _), message) in stated.into_iter().zip(why).filter(|((_, s), _)| *s) {
+                self.error(&format!("uplink_policy.{table}"), message);
             }
             let vlans_before = self.errors.len();
             let allowed_vlans = self.vlan_list("uplink_policy.allowed_vlans", &u.allowed_vlans);

@@ -119,6 +119,9 @@ impl ArpInspectionOverride {
 
 crate::config::value::impl_override!(ArpInspectionOverride);
 
+/// Why `uplink_policy.arp_inspection` is refused.
+pub(crate) const ON_UPLINKS: &str = "ARP inspection is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `arp_trusted = true` (the default) or `false`";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

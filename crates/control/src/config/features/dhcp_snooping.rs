@@ -83,6 +83,9 @@ impl DhcpSnoopingOverride {
 
 crate::config::value::impl_override!(DhcpSnoopingOverride);
 
+/// Why `uplink_policy.dhcp_snooping` is refused.
+pub(crate) const ON_UPLINKS: &str = "DHCP snooping is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `dhcp_trusted = true` (the default) or `false`";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

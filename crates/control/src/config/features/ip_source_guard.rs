@@ -90,6 +90,9 @@ impl IpSourceGuardOverride {
 
 crate::config::value::impl_override!(IpSourceGuardOverride);
 
+/// Why `uplink_policy.ip_source_guard` is refused.
+pub(crate) const ON_UPLINKS: &str = "IP Source Guard applies to guest ports only: uplinks carry the addresses of the whole network (set it on a [[port_group]] or [[host.port]])";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

@@ -99,6 +99,9 @@ impl PortSecurityOverride {
 
 crate::config::value::impl_override!(PortSecurityOverride);
 
+/// Why `uplink_policy.port_security` is refused.
+pub(crate) const ON_UPLINKS: &str = "port security applies to guest ports only: uplinks carry the MACs of the whole network (set it on a [[port_group]] or [[host.port]])";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

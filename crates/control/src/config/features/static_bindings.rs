@@ -41,6 +41,9 @@ pub struct StaticBinding {
     pub port: String,
 }
 
+/// Why a top-level `[[static_binding]]` in the profile is refused.
+pub(crate) const IN_PROFILE: &str = "static bindings name ports, which are host-specific: write them as [[host.static_binding]] in the host binding";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {

@@ -85,6 +85,9 @@ impl TeamingOverride {
 
 crate::config::value::impl_override!(TeamingOverride);
 
+/// Why `uplink_policy.teaming` is refused.
+pub(crate) const ON_UPLINKS: &str = "teaming is set per [[port_group]] or [[host.port]]: it chooses which uplink a guest's traffic leaves by (the uplinks themselves are `uplinks` here)";
+
 // ---- conversion ---------------------------------------------------------------------
 
 impl Converter<'_> {
