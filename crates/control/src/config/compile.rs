@@ -85,10 +85,7 @@ impl Checker<'_> {
         if let Some(up) = &profile.uplink_policy {
             let key = "uplink_policy.storm_control";
             if let Some(sc) = &up.storm_control {
-                self.storm_table(key, sc);
-                if sc.enabled != Some(false) && !sc.has_limit() && !poison.tables.contains(key) {
-                    self.error(key, NO_LIMIT);
-                }
+                self.storm_control_own(key, sc, poison.tables.contains(key));
             }
             self.acl_ref("uplink_policy.mac_acl_in", up.mac_acl_in.as_ref(), &acls);
             self.acl_ref("uplink_policy.mac_acl_out", up.mac_acl_out.as_ref(), &acls);
@@ -590,17 +587,11 @@ impl Checker<'_> {
     fn group_features(&mut self, key: &str, g: &PortGroup, acls: &Acls, poison: &Poison) {
         let ps_key = format!("{key}.port_security");
         if let Some(ps) = &g.port_security {
-            self.port_security_table(&ps_key, ps);
-            if !poison.tables.contains(&ps_key) {
-                self.aging_needs_secs(&ps_key, ps, ps);
-            }
+            self.port_security_over(&ps_key, ps, Some(ps), poison.tables.contains(&ps_key));
         }
         let sc_key = format!("{key}.storm_control");
         if let Some(sc) = &g.storm_control {
-            self.storm_table(&sc_key, sc);
-            if sc.enabled != Some(false) && !sc.has_limit() && !poison.tables.contains(&sc_key) {
-                self.error(&sc_key, NO_LIMIT);
-            }
+            self.storm_control_own(&sc_key, sc, poison.tables.contains(&sc_key));
         }
         if let Some(t) = &g.dhcp_snooping {
             self.dhcp_table(&format!("{key}.dhcp_snooping"), t);
@@ -646,23 +637,11 @@ impl Checker<'_> {
 
         let merged_ps = PortSecurityOverride::merge(gps, p.port_security.as_ref());
         if let Some(ps) = &p.port_security {
-            self.port_security_table(&ps_key, ps);
-            if !ps_poisoned && let Some(m) = &merged_ps {
-                self.aging_needs_secs(&ps_key, ps, m);
-            }
+            self.port_security_over(&ps_key, ps, merged_ps.as_ref(), ps_poisoned);
         }
         let merged_sc = StormControlOverride::merge(gsc, p.storm_control.as_ref());
         if let Some(sc) = &p.storm_control {
-            self.storm_table(&sc_key, sc);
-            let group_reported = gsc.is_some_and(|g| g.enabled != Some(false) && !g.has_limit());
-            if let Some(m) = &merged_sc
-                && m.enabled != Some(false)
-                && !m.has_limit()
-                && !group_reported
-                && !sc_poisoned
-            {
-                self.error(&sc_key, NO_LIMIT);
-            }
+            self.storm_control_port(&sc_key, sc, gsc, sc_poisoned);
         }
         if let Some(t) = &p.dhcp_snooping {
             self.dhcp_table(&format!("{key}.dhcp_snooping"), t);

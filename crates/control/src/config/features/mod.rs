@@ -40,7 +40,7 @@ pub use port_security::{
 };
 pub(crate) use static_bindings::RawStaticBinding;
 pub use static_bindings::StaticBinding;
-pub(crate) use storm_control::{NO_LIMIT, RawStormControl};
+pub(crate) use storm_control::RawStormControl;
 pub use storm_control::{STORM_PPS_RANGE, StormAction, StormControlOverride};
 pub(crate) use switch_identity::RawSwitch;
 pub use switch_identity::{

@@ -162,6 +162,23 @@ impl Converter<'_> {
 impl Checker<'_> {
     /// The values of one `port_security` table at `key` (ranges; stage 1 checked
     /// what did not fit the model's types).
+    /// A table at `key` on its own and over `merged` (the table in force: the
+    /// table itself for a group's, the port's over its group's for a port's):
+    /// its values, and `aging` with `aging_secs` (`poisoned`: a value of either
+    /// table did not convert).
+    pub(crate) fn port_security_over(
+        &mut self,
+        key: &str,
+        ps: &PortSecurityOverride,
+        merged: Option<&PortSecurityOverride>,
+        poisoned: bool,
+    ) {
+        self.port_security_table(key, ps);
+        if !poisoned && let Some(m) = merged {
+            self.aging_needs_secs(key, ps, m);
+        }
+    }
+
     pub(crate) fn port_security_table(&mut self, key: &str, ps: &PortSecurityOverride) {
         if let Some(m) = ps
             .max_macs

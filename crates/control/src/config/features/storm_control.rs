@@ -10,7 +10,7 @@
 
 use crate::config::check::Checker;
 use crate::config::flat::{Flat, OFF, opt, put};
-use crate::config::value::{Converter, RECOVERY_SECS_RANGE, out_of_range};
+use crate::config::value::{Converter, Override, RECOVERY_SECS_RANGE, out_of_range};
 use portcullis_dataplane::StormControlSpec;
 use serde::Deserialize;
 
@@ -128,6 +128,43 @@ impl Converter<'_> {
 
 impl Checker<'_> {
     /// The values of one `storm_control` table at `key`.
+    /// A table of its own at `key` (a group's, or the uplinks'): its values, and a
+    /// limit when it enables storm control (`poisoned`: a value of it did not
+    /// convert, so whether it states a limit is unknown).
+    pub(crate) fn storm_control_own(
+        &mut self,
+        key: &str,
+        sc: &StormControlOverride,
+        poisoned: bool,
+    ) {
+        self.storm_table(key, sc);
+        if sc.enabled != Some(false) && !sc.has_limit() && !poisoned {
+            self.error(key, NO_LIMIT);
+        }
+    }
+
+    /// A port's table at `key` over its group's (`group`): its values, and a limit
+    /// in the merged table when that enables storm control — unless the group's
+    /// own table was already refused for the same reason.
+    pub(crate) fn storm_control_port(
+        &mut self,
+        key: &str,
+        own: &StormControlOverride,
+        group: Option<&StormControlOverride>,
+        poisoned: bool,
+    ) {
+        self.storm_table(key, own);
+        let group_reported = group.is_some_and(|g| g.enabled != Some(false) && !g.has_limit());
+        if let Some(m) = StormControlOverride::merge(group, Some(own))
+            && m.enabled != Some(false)
+            && !m.has_limit()
+            && !group_reported
+            && !poisoned
+        {
+            self.error(key, NO_LIMIT);
+        }
+    }
+
     pub(crate) fn storm_table(&mut self, key: &str, sc: &StormControlOverride) {
         for (field, v) in [
             ("broadcast_pps", sc.broadcast_pps),
