@@ -251,10 +251,13 @@ fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("portcullis daemon did not start:\n{e}")),
             }
         }
-        Cmd::Validate { config, host } => portcullis_control::load(&config, host.as_deref())
-            .and_then(|c| c.compile())
-            .map(|c| println!("{}: valid ({} ports)", config.display(), c.spec.ports.len()))
-            .map_err(|e| anyhow::anyhow!("{e}")),
+        Cmd::Validate { config, host } => {
+            portcullis_control::load_compiled(&config, host.as_deref())
+                .map(|(_, c)| {
+                    println!("{}: valid ({} ports)", config.display(), c.spec.ports.len())
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
         Cmd::Show { what, json, api } => show::run(what, json, &api),
         Cmd::Port { op, api } => manage::port(op, &api),
         Cmd::Binding {

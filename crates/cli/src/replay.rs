@@ -115,9 +115,8 @@ pub(crate) struct OfflineSwitch {
 impl OfflineSwitch {
     /// Loads and compiles the configuration and builds its switch at time 0.
     pub fn load(config: &Path, host: Option<&Path>) -> Result<OfflineSwitch, Failure> {
-        let compiled = portcullis_control::load(config, host)
-            .and_then(|c| c.compile())
-            .map_err(|e| bad(anyhow!("{e}")))?;
+        let (_, compiled) =
+            portcullis_control::load_compiled(config, host).map_err(|e| bad(anyhow!("{e}")))?;
         let sw = Switch::new(&compiled.spec, Instant(0)).map_err(|e| {
             bad(anyhow!(
                 "{}: the switch cannot be built: {e}",

@@ -20,42 +20,30 @@
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
 
+use crate::config::features::acls::acl_name;
+pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
+use crate::config::features::vlans::vlan_list;
+use crate::config::features::{
+    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, static_bindings,
+    storm_control, switch_identity, teaming, vlans, vswitch_policy,
+};
+pub use crate::config::flat::{Flat, NONE, OFF};
+use crate::config::flat::{list, opt, put};
+pub use crate::config::keys::{key_segment, split_key, unquote_segment};
+pub use crate::config::management::flatten_management;
 use crate::config::{
-    AclRef, ArpAcl, ArpInspectionOverride, Config, DEFAULT_SOCKET_GROUP, DhcpSnoopingOverride,
-    ETHERTYPE_NAMES, GroupVlan, HostBinding, HostPort, IpSourceGuardOverride, MacAcl, Management,
-    Override, PortGroup, PortSecurityOverride, Profile, StormAction, StormControlOverride,
-    TEAMING_POLICY_WORDS, TeamingOverride, UplinkPolicy, VlanRange,
+    AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
+    IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
+    StormControlOverride, TeamingOverride, UplinkPolicy,
 };
-use portcullis_dataplane::{
-    AclAction, ArpAclRule, EnforceMode, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    SecureAging, SecurityPolicy, SourceGuard, TeamingPolicy, Violation,
-};
-use std::collections::BTreeMap;
-
-/// One difference between two flat views (an API type: `before` is `None` for an
-/// added key, `after` for a removed one).
-pub use portcullis_api::Change;
+use portcullis_dataplane::MacAddr;
 use std::fmt::Write as _;
-
-/// Dotted key → canonical value text, every effective setting included (defaults
-/// too), so that two configurations that behave the same flatten the same however
-/// they were written.
-pub type Flat = BTreeMap<String, String>;
-
-/// The value of a feature that is off.
-pub const OFF: &str = "off";
-/// The value of an optional setting that is not set.
-pub const NONE: &str = "none";
 
 /// The profile's settings: `switch.…`, `uplink_policy.…`, `port_group.<name>.…`,
 /// `mac_acl.<name>.…`, `arp_acl.<name>.…`.
 pub fn flatten_profile(p: &Profile) -> Flat {
     let mut f = Flat::new();
-    let sw = &p.switch;
-    put(&mut f, "switch.name", &sw.name);
-    put(&mut f, "switch.mac_table_size", sw.mac_table_size);
-    put(&mut f, "switch.mac_aging_secs", sw.mac_aging_secs);
-    put(&mut f, "switch.max_bindings", sw.max_bindings);
+    switch_identity::flatten(&mut f, &p.switch);
     match &p.uplink_policy {
         None => put(&mut f, "uplink_policy", OFF),
         Some(up) => uplink_policy(&mut f, up),
@@ -63,14 +51,14 @@ pub fn flatten_profile(p: &Profile) -> Flat {
     let uplinks = uplinks_of(p);
     for g in &p.port_groups {
         let prefix = format!("port_group.{}", key_segment(&g.name));
-        vlan(&mut f, &prefix, &g.vlan);
+        vlans::flatten(&mut f, &prefix, &g.vlan);
         features(&mut f, &prefix, g, None, uplinks);
     }
     for a in &p.mac_acls {
-        mac_acl(&mut f, a);
+        acls::flatten_mac_acl(&mut f, a);
     }
     for a in &p.arp_acls {
-        arp_acl(&mut f, a);
+        acls::flatten_arp_acl(&mut f, a);
     }
     f
 }
@@ -95,33 +83,16 @@ pub fn flatten_host(p: &Profile, h: &HostBinding) -> Flat {
     for port in &h.ports {
         flatten_port(&mut f, p, port);
     }
-    // Static bindings, one key per port, sorted: their order has no meaning.
-    let mut by_port: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for b in &h.static_bindings {
-        let vlan = b.vlan.or_else(|| {
-            let port = h.ports.iter().find(|x| x.name == b.port)?;
-            let group = p.port_groups.iter().find(|g| g.name == port.port_group)?;
-            match group.vlan {
-                GroupVlan::Access(v) => Some(v),
-                GroupVlan::Trunk { .. } => None,
-            }
-        });
-        let text = format!(
-            "{{ mac = {}, ip = {}, vlan = {} }}",
-            b.mac,
-            b.ip,
-            opt(vlan.map(|v| v.get()))
-        );
-        by_port.entry(&b.port).or_default().push(text);
-    }
-    for (port, mut texts) in by_port {
-        texts.sort();
-        put(
-            &mut f,
-            &format!("host.static_binding.{}", key_segment(port)),
-            list(&texts),
-        );
-    }
+    // A binding without `vlan` on an access port is in the port's VLAN.
+    let access_vlan = |port: &str| {
+        let port = h.ports.iter().find(|x| x.name == port)?;
+        let group = p.port_groups.iter().find(|g| g.name == port.port_group)?;
+        match group.vlan {
+            GroupVlan::Access(v) => Some(v),
+            GroupVlan::Trunk { .. } => None,
+        }
+    };
+    static_bindings::flatten(&mut f, &h.static_bindings, access_vlan);
     f
 }
 
@@ -132,68 +103,9 @@ pub fn flatten_config(config: &Config) -> Flat {
     f
 }
 
-/// `[host.management]`, every setting under `management.…`: the listeners
-/// (`management.tcp_listen`, `.tls_cert`, `.tls_key`, `.metrics_listen`), the
-/// syslog copy (`management.audit_syslog_target`), the control socket
-/// (`management.socket_mode`, `.socket_group`), each role's members
-/// (`management.roles.<role>.users`, `.groups`, sorted) and each token
-/// (`management.token.<name>.role`, `.expires`, `.hash`). A token's hash is shown
-/// as a fingerprint (`sha256:` and the first 16 hex digits of the SHA-256 of its
-/// PHC string): replacing a token changes it, and the hash itself is never shown.
-pub fn flatten_management(m: &Management) -> Flat {
-    let mut f = Flat::new();
-    put(&mut f, "management.tcp_listen", opt(m.tcp_listen));
-    let tls = m.tls.as_ref();
-    put(
-        &mut f,
-        "management.tls_cert",
-        opt(tls.map(|t| t.cert.display())),
-    );
-    put(
-        &mut f,
-        "management.tls_key",
-        opt(tls.map(|t| t.key.display())),
-    );
-    put(&mut f, "management.metrics_listen", opt(m.metrics_listen));
-    put(
-        &mut f,
-        "management.audit_syslog_target",
-        opt(m.audit_syslog.as_ref()),
-    );
-    put(
-        &mut f,
-        "management.socket_mode",
-        format!("{:04o}", m.socket_mode()),
-    );
-    put(
-        &mut f,
-        "management.socket_group",
-        m.socket_group.as_deref().unwrap_or(DEFAULT_SOCKET_GROUP),
-    );
-    for role in crate::rbac::ROLES {
-        let members = m.roles.of(role);
-        for (what, names) in [("users", &members.users), ("groups", &members.groups)] {
-            let mut names = names.clone();
-            names.sort();
-            names.dedup();
-            put(
-                &mut f,
-                &format!("management.roles.{}.{what}", role.name()),
-                list(&names),
-            );
-        }
-    }
-    for t in &m.tokens {
-        let prefix = format!("management.token.{}", key_segment(&t.name));
-        put(&mut f, &format!("{prefix}.role"), t.role.name());
-        put(&mut f, &format!("{prefix}.expires"), opt(t.expires_unix));
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(t.hash.as_bytes());
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        put(&mut f, &format!("{prefix}.hash"), format!("sha256:{hex}"));
-    }
-    f
-}
+/// One difference between two flat views (an API type: `before` is `None` for an
+/// added key, `after` for a removed one).
+pub use portcullis_api::Change;
 
 /// The keys added, removed or changed from `before` to `after`, sorted by key.
 pub fn diff(before: &Flat, after: &Flat) -> Vec<Change> {
@@ -228,76 +140,6 @@ pub fn render(changes: &[Change]) -> String {
     out
 }
 
-// ---- keys ------------------------------------------------------------------------
-
-/// `name` as one key segment: as is when it is a TOML bare key, else quoted.
-pub fn key_segment(name: &str) -> String {
-    let bare = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        name.to_owned()
-    } else {
-        format!("{name:?}")
-    }
-}
-
-/// The segments of dotted `key`; a quoted segment (`"a.b"`) is one segment, kept
-/// quoted.
-pub fn split_key(key: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in key.char_indices() {
-        if in_quotes {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_quotes = true,
-            '.' => {
-                out.push(&key[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&key[start..]);
-    out
-}
-
-/// A key segment as the name it stands for: `"a.b"` → `a.b`, `web` → `web`.
-pub fn unquote_segment(segment: &str) -> String {
-    let Some(inner) = segment.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return segment.to_owned();
-    };
-    let mut out = String::with_capacity(inner.len());
-    let mut escaped = false;
-    for c in inner.chars() {
-        if escaped {
-            out.push(match c {
-                'n' => '\n',
-                't' => '\t',
-                'r' => '\r',
-                c => c,
-            });
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The guest port's effective settings under `port.<name>.…`.
 pub(crate) fn flatten_port(f: &mut Flat, p: &Profile, port: &HostPort) {
     let prefix = format!("port.{}", key_segment(&port.name));
@@ -312,7 +154,7 @@ pub(crate) fn flatten_port(f: &mut Flat, p: &Profile, port: &HostPort) {
     let Some(g) = p.port_groups.iter().find(|g| g.name == port.port_group) else {
         return;
     };
-    vlan(f, &prefix, &g.vlan);
+    vlans::flatten(f, &prefix, &g.vlan);
     features(f, &prefix, g, Some(port), uplinks_of(p));
 }
 
@@ -336,7 +178,7 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
         "uplink_policy.native_vlan",
         opt(up.native_vlan.map(|v| v.get())),
     );
-    storm(f, "uplink_policy", up.storm_control);
+    storm_control::flatten(f, "uplink_policy", up.storm_control);
     put(
         f,
         "uplink_policy.mac_acl_in",
@@ -351,20 +193,6 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
     put(f, "uplink_policy.arp_trusted", up.arp_trusted);
 }
 
-fn vlan(f: &mut Flat, prefix: &str, v: &GroupVlan) {
-    match v {
-        GroupVlan::Access(vid) => put(f, &format!("{prefix}.vlan"), vid.get()),
-        GroupVlan::Trunk { vlans, native_vlan } => {
-            put(f, &format!("{prefix}.vlans"), vlan_list(vlans));
-            put(
-                f,
-                &format!("{prefix}.native_vlan"),
-                opt(native_vlan.map(|v| v.get())),
-            );
-        }
-    }
-}
-
 /// The features of group `g`, with `port`'s overrides applied when given.
 fn features(
     f: &mut Flat,
@@ -375,40 +203,20 @@ fn features(
 ) {
     let k = |field: &str| format!("{prefix}.{field}");
 
-    let group_policy = g.security.apply(SecurityPolicy::default());
-    let sec = port.map_or(group_policy, |p| p.security.apply(group_policy));
-    put(f, &k("security.promiscuous"), policy(sec.promiscuous));
-    put(f, &k("security.mac_changes"), policy(sec.mac_changes));
-    put(
-        f,
-        &k("security.forged_transmits"),
-        policy(sec.forged_transmits),
-    );
+    let sec = vswitch_policy::spec(&g.security, port.map(|p| &p.security));
+    vswitch_policy::flatten(f, prefix, sec);
 
     let ps = PortSecurityOverride::merge(
         g.port_security.as_ref(),
         port.and_then(|p| p.port_security.as_ref()),
     );
-    match ps.and_then(|t| t.resolve()) {
-        None => put(f, &k("port_security"), OFF),
-        Some(r) => {
-            put(f, &k("port_security.max_macs"), r.max_macs);
-            put(f, &k("port_security.violation"), violation(r.violation));
-            put(f, &k("port_security.sticky"), r.sticky);
-            put(f, &k("port_security.aging"), aging(r.aging));
-            // The interval means nothing without aging.
-            if r.aging != SecureAging::None {
-                put(f, &k("port_security.aging_secs"), r.aging_secs);
-            }
-            put(f, &k("port_security.recovery_secs"), opt(r.recovery_secs));
-        }
-    }
+    port_security::flatten(f, prefix, ps);
 
     let sc = StormControlOverride::merge(
         g.storm_control.as_ref(),
         port.and_then(|p| p.storm_control.as_ref()),
     );
-    storm(f, prefix, sc);
+    storm_control::flatten(f, prefix, sc);
 
     let acl_in = AclRef::merge(
         g.mac_acl_in.as_ref(),
@@ -425,283 +233,25 @@ fn features(
         g.dhcp_snooping.as_ref(),
         port.and_then(|p| p.dhcp_snooping.as_ref()),
     );
-    match dhcp.as_ref().and_then(DhcpSnoopingOverride::resolve) {
-        None => put(f, &k("dhcp_snooping"), OFF),
-        Some(d) => {
-            put(f, &k("dhcp_snooping.trusted"), d.trusted);
-            put(f, &k("dhcp_snooping.rate_limit_pps"), opt(d.rate_limit_pps));
-            put(f, &k("dhcp_snooping.option82"), option82(d.option82));
-            put(
-                f,
-                &k("dhcp_snooping.drop_untrusted_option82"),
-                d.drop_untrusted_option82,
-            );
-            put(f, &k("dhcp_snooping.mode"), mode(d.mode));
-            put(
-                f,
-                &k("dhcp_snooping.recovery_secs"),
-                opt(dhcp.and_then(|t| t.recovery_secs)),
-            );
-        }
-    }
+    dhcp_snooping::flatten(f, prefix, dhcp);
 
     let arp = ArpInspectionOverride::merge(
         g.arp_inspection.as_ref(),
         port.and_then(|p| p.arp_inspection.as_ref()),
     );
-    match arp.as_ref().and_then(ArpInspectionOverride::resolve) {
-        None => put(f, &k("arp_inspection"), OFF),
-        Some(a) => {
-            put(f, &k("arp_inspection.trusted"), a.trusted);
-            let checks = [
-                (a.validate_src_mac, "src-mac"),
-                (a.validate_dst_mac, "dst-mac"),
-                (a.validate_ip, "ip"),
-            ];
-            let words: Vec<&str> = checks.iter().filter(|c| c.0).map(|c| c.1).collect();
-            put(f, &k("arp_inspection.validate"), list(&words));
-            put(
-                f,
-                &k("arp_inspection.rate_limit_pps"),
-                opt(a.rate_limit_pps),
-            );
-            put(
-                f,
-                &k("arp_inspection.acl"),
-                a.acl.as_deref().unwrap_or(NONE),
-            );
-            put(f, &k("arp_inspection.mode"), mode(a.mode));
-            put(
-                f,
-                &k("arp_inspection.recovery_secs"),
-                opt(arp.and_then(|t| t.recovery_secs)),
-            );
-        }
-    }
+    arp_inspection::flatten(f, prefix, arp);
 
     let ipsg = IpSourceGuardOverride::merge(
         g.ip_source_guard.as_ref(),
         port.and_then(|p| p.ip_source_guard.as_ref()),
     );
-    match ipsg.and_then(|i| i.resolve()) {
-        None => put(f, &k("ip_source_guard"), OFF),
-        Some(i) => {
-            put(f, &k("ip_source_guard.check"), source_guard(i.check));
-            put(f, &k("ip_source_guard.mode"), mode(i.mode));
-        }
-    }
+    ip_source_guard::flatten(f, prefix, ipsg);
 
-    // No `teaming` behaves as `teaming = {}`: originating-port over every uplink.
-    let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()))
-        .unwrap_or_default()
-        .resolve(uplinks);
-    put(f, &k("teaming.policy"), teaming_policy(team.policy));
-    put(f, &k("teaming.active"), list(&team.active));
-    put(f, &k("teaming.standby"), list(&team.standby));
-    put(f, &k("teaming.failback"), team.failback);
-}
-
-/// `<prefix>.storm_control…`: off unless enabled with at least one limit.
-fn storm(f: &mut Flat, prefix: &str, sc: Option<StormControlOverride>) {
-    let k = |field: &str| format!("{prefix}.storm_control{field}");
-    match sc.filter(StormControlOverride::is_active) {
-        None => put(f, &k(""), OFF),
-        Some(sc) => {
-            put(f, &k(".broadcast_pps"), opt(sc.broadcast_pps));
-            put(f, &k(".multicast_pps"), opt(sc.multicast_pps));
-            put(f, &k(".unknown_unicast_pps"), opt(sc.unknown_unicast_pps));
-            let action = match sc.action.unwrap_or_default() {
-                StormAction::Drop => "drop",
-                StormAction::Shutdown => "shutdown",
-            };
-            put(f, &k(".action"), action);
-            put(f, &k(".recovery_secs"), opt(sc.recovery_secs));
-        }
-    }
-}
-
-fn mac_acl(f: &mut Flat, a: &MacAcl) {
-    let prefix = format!("mac_acl.{}", key_segment(&a.name));
-    if a.rules.is_empty() {
-        put(f, &format!("{prefix}.rules"), "[]");
-    }
-    for (i, r) in a.rules.iter().enumerate() {
-        put(f, &format!("{prefix}.rule[{i}]"), mac_acl_rule(r));
-    }
-}
-
-fn arp_acl(f: &mut Flat, a: &ArpAcl) {
-    let prefix = format!("arp_acl.{}", key_segment(&a.name));
-    put(f, &format!("{prefix}.static"), a.static_only);
-    if a.rules.is_empty() {
-        put(f, &format!("{prefix}.rules"), "[]");
-    }
-    for (i, r) in a.rules.iter().enumerate() {
-        put(f, &format!("{prefix}.rule[{i}]"), arp_acl_rule(r));
-    }
-}
-
-/// One MAC ACL rule as an inline table: fields in a fixed order, MACs masked, a
-/// match-anything field left out.
-pub fn mac_acl_rule(r: &MacAclRule) -> String {
-    let mut parts = vec![format!("action = {}", acl_action(r.action))];
-    if let Some(m) = r.src.and_then(mac_match) {
-        parts.push(format!("src = {m}"));
-    }
-    if let Some(m) = r.dst.and_then(mac_match) {
-        parts.push(format!("dst = {m}"));
-    }
-    if let Some(t) = r.ethertype {
-        let name = ETHERTYPE_NAMES.iter().find(|(_, v)| *v == t);
-        match name {
-            Some((n, _)) => parts.push(format!("ethertype = {n}")),
-            None => parts.push(format!("ethertype = 0x{t:04x}")),
-        }
-    }
-    if let Some(v) = r.vlan {
-        parts.push(format!("vlan = {v}"));
-    }
-    if let Some(c) = r.cos {
-        parts.push(format!("cos = {c}"));
-    }
-    format!("{{ {} }}", parts.join(", "))
-}
-
-/// One ARP ACL rule as an inline table (`ip` left out when it matches any sender,
-/// written without `/32` for one address).
-pub fn arp_acl_rule(r: &ArpAclRule) -> String {
-    let mut parts = vec![format!("action = {}", acl_action(r.action))];
-    let len = r.prefix_len.min(32);
-    if len > 0 {
-        let mask = u32::MAX << (32 - u32::from(len));
-        let net = std::net::Ipv4Addr::from(u32::from(r.ip) & mask);
-        if len == 32 {
-            parts.push(format!("ip = {net}"));
-        } else {
-            parts.push(format!("ip = {net}/{len}"));
-        }
-    }
-    if let Some(m) = r.mac.and_then(mac_match) {
-        parts.push(format!("mac = {m}"));
-    }
-    format!("{{ {} }}", parts.join(", "))
-}
-
-/// A MAC match: `mac` for an exact match, `mac/len` for a prefix mask, `mac/mask`
-/// otherwise, with the MAC's bits outside the mask cleared; `None` for a mask of
-/// zero (matches any MAC).
-fn mac_match(m: MacMatch) -> Option<String> {
-    const ALL: u64 = 0xffff_ffff_ffff;
-    let mask = m.mask.to_u64() & ALL;
-    if mask == 0 {
-        return None;
-    }
-    let mac = mac_from_u64(m.mac.to_u64() & mask);
-    if mask == ALL {
-        return Some(mac.to_string());
-    }
-    let len = (mask << 16).leading_ones();
-    let prefix = u64::MAX.checked_shl(64 - len).unwrap_or(0) >> 16;
-    if len > 0 && prefix == mask {
-        Some(format!("{mac}/{len}"))
-    } else {
-        Some(format!("{mac}/{}", mac_from_u64(mask)))
-    }
-}
-
-fn mac_from_u64(v: u64) -> MacAddr {
-    let b = v.to_be_bytes();
-    MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]])
+    let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()));
+    teaming::flatten(f, prefix, team, uplinks);
 }
 
 // ---- value texts ---------------------------------------------------------------
-
-fn put(f: &mut Flat, key: &str, value: impl ToString) {
-    f.insert(key.to_owned(), value.to_string());
-}
-
-/// An optional setting: its value, or `none`.
-fn opt(v: Option<impl ToString>) -> String {
-    v.map_or_else(|| NONE.to_owned(), |v| v.to_string())
-}
-
-/// `[a, b]`.
-fn list(items: &[impl AsRef<str>]) -> String {
-    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// A VLAN list as the set it stands for: ascending, each run of consecutive VLANs
-/// one range (`[10, 20, 100-103]`).
-fn vlan_list(ranges: &[VlanRange]) -> String {
-    let mut vids: Vec<portcullis_dataplane::Vid> =
-        ranges.iter().flat_map(VlanRange::vids).collect();
-    vids.sort_unstable();
-    vids.dedup();
-    format!("[{}]", portcullis_dataplane::vid_list(vids, ", "))
-}
-
-fn acl_name(r: Option<&AclRef>) -> &str {
-    r.and_then(AclRef::name).unwrap_or(NONE)
-}
-
-fn policy(p: Policy) -> &'static str {
-    match p {
-        Policy::Accept => "accept",
-        Policy::Reject => "reject",
-    }
-}
-
-fn violation(v: Violation) -> &'static str {
-    match v {
-        Violation::Protect => "protect",
-        Violation::Restrict => "restrict",
-        Violation::Shutdown => "shutdown",
-    }
-}
-
-fn aging(a: SecureAging) -> &'static str {
-    match a {
-        SecureAging::None => "none",
-        SecureAging::Absolute => "absolute",
-        SecureAging::Inactivity => "inactivity",
-    }
-}
-
-fn option82(o: Option82) -> &'static str {
-    match o {
-        Option82::Keep => "keep",
-        Option82::Insert => "insert",
-    }
-}
-
-fn mode(m: EnforceMode) -> &'static str {
-    match m {
-        EnforceMode::Enforce => "enforce",
-        EnforceMode::Observe => "observe",
-    }
-}
-
-fn source_guard(s: SourceGuard) -> &'static str {
-    match s {
-        SourceGuard::Ip => "ip",
-        SourceGuard::IpMac => "ip-mac",
-    }
-}
-
-fn teaming_policy(p: TeamingPolicy) -> &'static str {
-    TEAMING_POLICY_WORDS
-        .iter()
-        .find(|(_, v)| *v == p)
-        .map_or("originating-port", |(w, _)| w)
-}
-
-fn acl_action(a: AclAction) -> &'static str {
-    match a {
-        AclAction::Permit => "permit",
-        AclAction::Deny => "deny",
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -742,64 +292,5 @@ mod tests {
         assert_eq!(render(&d), "- a = 1\n~ b: 2 → 3\n+ c = 5\n");
         assert!(diff(&a, &a).is_empty());
         assert_eq!(render(&[]), "no changes\n");
-    }
-
-    #[test]
-    fn keys_split_on_dots_outside_quotes() {
-        assert_eq!(
-            split_key("port_group.web.vlan"),
-            ["port_group", "web", "vlan"]
-        );
-        assert_eq!(
-            split_key(r#"port_group."a.b".vlan"#),
-            ["port_group", r#""a.b""#, "vlan"]
-        );
-        assert_eq!(
-            split_key(r#"port."x\".y".mac"#),
-            ["port", r#""x\".y""#, "mac"]
-        );
-        assert_eq!(key_segment("web-1"), "web-1");
-        assert_eq!(key_segment("a.b"), r#""a.b""#);
-        assert_eq!(unquote_segment(r#""a.b""#), "a.b");
-        assert_eq!(unquote_segment(&key_segment(r#"x".y"#)), r#"x".y"#);
-        assert_eq!(unquote_segment("web"), "web");
-    }
-
-    #[test]
-    fn vlan_lists_are_canonical_sets() {
-        let r = |a: u16, b: u16| VlanRange {
-            first: portcullis_dataplane::Vid::new(a).unwrap(),
-            last: portcullis_dataplane::Vid::new(b).unwrap(),
-        };
-        assert_eq!(
-            vlan_list(&[r(103, 103), r(10, 10), r(100, 102), r(20, 20), r(11, 11)]),
-            "[10-11, 20, 100-103]"
-        );
-        assert_eq!(vlan_list(&[]), "[]");
-    }
-
-    #[test]
-    fn mac_matches_are_masked_and_named_by_prefix() {
-        let m = |mac: u64, mask: u64| MacMatch {
-            mac: mac_from_u64(mac),
-            mask: mac_from_u64(mask),
-        };
-        assert_eq!(
-            mac_match(m(0x5254_0012_3456, 0xffff_ffff_ffff)).as_deref(),
-            Some("52:54:00:12:34:56")
-        );
-        assert_eq!(
-            mac_match(m(0x5254_0012_3456, 0xffff_ff00_0000)).as_deref(),
-            Some("52:54:00:00:00:00/24")
-        );
-        assert_eq!(
-            mac_match(m(0x0180_c200_0003, 0xffff_ffff_fff0)).as_deref(),
-            Some("01:80:c2:00:00:00/44")
-        );
-        assert_eq!(
-            mac_match(m(0x0100_0000_00ff, 0x0100_0000_000f)).as_deref(),
-            Some("01:00:00:00:00:0f/01:00:00:00:00:0f")
-        );
-        assert_eq!(mac_match(m(0x0100_0000_0000, 0)), None);
     }
 }

@@ -10,27 +10,16 @@
 //! and a cached token's expiry is still checked on every call.
 
 use crate::config::Management;
+pub use crate::config::management::{
+    MAX_HASH_LANES, MAX_HASH_MEMORY_KIB, MAX_HASH_PASSES, MAX_TOKEN_NAME_LEN, ROLES, Role,
+    UnknownRole, check_member_name, check_token_hash, check_token_name, expiry_unix, parse_expiry,
+};
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{ARGON2ID_IDENT, Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// What a caller may do, by role.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads state and the audit log.
-    Auditor,
-    /// Reads state and operates the switch (recover ports, bindings, MAC reports).
-    Operator,
-    /// Everything, including the configuration and the management identities.
-    Admin,
-}
 
 /// One kind of API access; each route of the API requires one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +34,6 @@ pub enum Permission {
     Administer,
 }
 
-/// The roles, lowest first.
-pub const ROLES: [Role; 3] = [Role::Auditor, Role::Operator, Role::Admin];
-
 impl Role {
     /// Whether this role grants `p`: admin all four; operator `Read` and `Operate`;
     /// auditor `Read` and `ReadAudit`.
@@ -58,177 +44,15 @@ impl Role {
             Role::Auditor => matches!(p, Permission::Read | Permission::ReadAudit),
         }
     }
-
-    /// The role's name in the configuration and the API: `"admin"`, `"operator"`,
-    /// `"auditor"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Auditor => "auditor",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A word that is not a role.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a role: expected \"admin\", \"operator\" or \"auditor\"")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-    fn from_str(s: &str) -> Result<Role, UnknownRole> {
-        ROLES
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
-    }
 }
 
 /// Every bearer token starts with this.
 pub const TOKEN_PREFIX: &str = "pcl_";
-/// The longest token name, in bytes.
-pub const MAX_TOKEN_NAME_LEN: usize = 32;
 /// Random bytes in a token's secret (written as twice as many hex digits).
 pub const TOKEN_SECRET_BYTES: usize = 32;
 /// How many verified tokens an [`Authorizer`] remembers (by SHA-256 of the bearer
 /// string), to spare the argon2 work on every request.
 pub const TOKEN_CACHE_ENTRIES: usize = 64;
-/// The most memory (KiB) a token hash may ask of each verification: 1 GiB.
-pub const MAX_HASH_MEMORY_KIB: u32 = 1 << 20;
-/// The most passes a token hash may ask of each verification.
-pub const MAX_HASH_PASSES: u32 = 64;
-/// The most lanes a token hash may ask of each verification.
-pub const MAX_HASH_LANES: u32 = 16;
-
-/// A token name: `[A-Za-z0-9-]{1,32}`.
-pub fn check_token_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("token name must not be empty".into());
-    }
-    if name.len() > MAX_TOKEN_NAME_LEN {
-        return Err(format!(
-            "token name is {} bytes long; at most {MAX_TOKEN_NAME_LEN} allowed",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
-        return Err(format!(
-            "token name {name:?} contains {c:?}; allowed are ASCII letters, digits and '-'"
-        ));
-    }
-    Ok(())
-}
-
-/// A configured token hash: an argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`)
-/// with a salt, a hash, and a cost within [`MAX_HASH_MEMORY_KIB`],
-/// [`MAX_HASH_PASSES`] and [`MAX_HASH_LANES`].
-pub fn check_token_hash(hash: &str) -> Result<(), String> {
-    const EXPECTED: &str = "expected the argon2id PHC string printed by `portcullis token new` ($argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>)";
-    let phc = PasswordHash::new(hash)
-        .map_err(|e| format!("not an argon2 PHC string ({e}); {EXPECTED}"))?;
-    if phc.algorithm != ARGON2ID_IDENT {
-        return Err(format!(
-            "the hash's algorithm is {:?}, not \"argon2id\"; {EXPECTED}",
-            phc.algorithm.as_str()
-        ));
-    }
-    if phc.salt.is_none() || phc.hash.is_none() {
-        return Err(format!("the PHC string lacks its salt or hash; {EXPECTED}"));
-    }
-    let params = argon2::Params::try_from(&phc)
-        .map_err(|e| format!("the hash's argon2 parameters are invalid ({e}); {EXPECTED}"))?;
-    if params.m_cost() > MAX_HASH_MEMORY_KIB {
-        return Err(format!(
-            "the hash asks for m={} KiB per verification; at most {MAX_HASH_MEMORY_KIB} (1 GiB) allowed",
-            params.m_cost()
-        ));
-    }
-    if params.t_cost() > MAX_HASH_PASSES {
-        return Err(format!(
-            "the hash asks for t={} passes; at most {MAX_HASH_PASSES} allowed",
-            params.t_cost()
-        ));
-    }
-    if params.p_cost() > MAX_HASH_LANES {
-        return Err(format!(
-            "the hash asks for p={} lanes; at most {MAX_HASH_LANES} allowed",
-            params.p_cost()
-        ));
-    }
-    Ok(())
-}
-
-/// A token's expiry as the configuration writes it (a TOML offset date-time), in
-/// seconds since the Unix epoch. A date-time without offset, a date or a time alone,
-/// and instants before 1970 are refused.
-pub fn expiry_unix(dt: &toml::value::Datetime) -> Result<u64, String> {
-    let (Some(date), Some(time), Some(offset)) = (dt.date, dt.time, dt.offset) else {
-        return Err(format!(
-            "{dt} has no UTC offset: write a full date-time with an offset, e.g. 2027-01-01T00:00:00Z"
-        ));
-    };
-    let offset_minutes = match offset {
-        toml::value::Offset::Z => 0,
-        toml::value::Offset::Custom { minutes } => i32::from(minutes),
-    };
-    let bad = |e: &dyn fmt::Display| format!("{dt} is not a valid date-time: {e}");
-    let month = time::Month::try_from(date.month).map_err(|e| bad(&e))?;
-    let day = time::Date::from_calendar_date(i32::from(date.year), month, date.day)
-        .map_err(|e| bad(&e))?;
-    // A leap second (:60) counts as the second before it.
-    let second = time.second.unwrap_or(0).min(59);
-    let clock = time::Time::from_hms(time.hour, time.minute, second).map_err(|e| bad(&e))?;
-    let utc_offset =
-        time::UtcOffset::from_whole_seconds(offset_minutes * 60).map_err(|e| bad(&e))?;
-    let unix = time::PrimitiveDateTime::new(day, clock)
-        .assume_offset(utc_offset)
-        .unix_timestamp();
-    u64::try_from(unix).map_err(|_| format!("{dt} is before 1970"))
-}
-
-/// [`expiry_unix`] of an RFC 3339 string (`2027-01-01T00:00:00Z`), for the CLI:
-/// the same rules as the configuration's `expires`.
-pub fn parse_expiry(s: &str) -> Result<u64, String> {
-    let dt = toml::value::Datetime::from_str(s.trim()).map_err(|e| {
-        format!("{s:?} is not an RFC 3339 date-time like 2027-01-01T00:00:00Z: {e}")
-    })?;
-    expiry_unix(&dt)
-}
-
-/// A local user or group name in `[host.management.roles]`: 1..=256 bytes, no
-/// whitespace, control characters or ':' (the separator of /etc/passwd and
-/// /etc/group, and of the daemon's `uid:N` / `gid:N` stand-ins for ids without a
-/// name, which therefore can never match).
-pub fn check_member_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("name must not be empty".into());
-    }
-    if name.len() > 256 {
-        return Err(format!(
-            "name is {} bytes long; at most 256 allowed",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == ':')
-    {
-        return Err(format!(
-            "{name:?} contains {c:?}; user and group names have no whitespace, control characters or ':'"
-        ));
-    }
-    Ok(())
-}
 
 /// Why a bearer token was refused. The messages name the token (its name is not
 /// secret) and never contain its secret.

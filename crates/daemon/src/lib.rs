@@ -142,9 +142,8 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     // First: a service manager's soft limit (1024) is too low to serve from.
     conns::raise_fd_limit();
-    let config = portcullis_control::load(&opts.config, opts.host.as_deref())
+    let (config, compiled) = portcullis_control::load_compiled(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
-    let compiled = config.compile().map_err(DaemonError::Config)?;
     ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;

@@ -1,19 +1,24 @@
 //! Stage 2 of validation: names, cross-references and limits over the whole
-//! configuration, then the compilation into a [`SwitchSpec`].
+//! configuration, then the compilation into a [`SwitchSpec`]. Each feature checks
+//! its own tables (`impl Checker` in `features/`); what stays here spans features
+//! or the whole host binding (names and interfaces, port groups, claimed MACs, a
+//! port's one recovery interval, the team's VLANs on the uplinks, static bindings
+//! against ports), and the spec builder that calls each feature's `spec`.
 
-use super::CompiledConfig;
+use super::check::*;
+use super::compiled::CompiledConfig;
 use super::error::ConfigError;
+use super::features::*;
+use super::keys::join_key;
 use super::model::*;
-use super::source::{Sources, join_key};
-use super::validate::{Poison, bad_cos, bad_ethertype, out_of_range};
-use crate::rbac::Role;
+use super::source::Sources;
+use super::spec_error::spec_error;
+use super::value::*;
 use portcullis_dataplane::{
-    ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode, MAX_ACL_RULES, MAX_PORTS,
-    MacAclSpec, MacAddr, Option82, PortFeatures, PortRole, PortSecuritySpec, PortSpec, SecureAging,
-    SecurityPolicy, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingSpec, Vid,
-    VlanMode,
+    EnforceMode, MAX_PORTS, MacAddr, PortFeatures, PortRole, PortSpec, SecurityPolicy, SwitchSpec,
+    TeamingSpec, Vid, VlanMode,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 pub(crate) fn compile(
@@ -42,37 +47,9 @@ pub(crate) fn compile(
     Ok(compiled)
 }
 
-struct Checker<'a> {
-    sources: &'a Sources,
-    errors: Vec<ConfigError>,
-}
-
 impl Checker<'_> {
-    fn error(&mut self, key: &str, message: impl Into<String>) {
-        self.errors.push(self.sources.error(key, message));
-    }
-
     fn check(&mut self, profile: &Profile, host: &HostBinding, poison: &Poison) {
-        let sw = &profile.switch;
-        self.name("switch.name", "switch", &sw.name);
-        if !MAC_TABLE_SIZE_RANGE.contains(&sw.mac_table_size) {
-            self.error(
-                "switch.mac_table_size",
-                out_of_range(sw.mac_table_size, &MAC_TABLE_SIZE_RANGE),
-            );
-        }
-        if !MAC_AGING_SECS_RANGE.contains(&sw.mac_aging_secs) {
-            self.error(
-                "switch.mac_aging_secs",
-                out_of_range(sw.mac_aging_secs, &MAC_AGING_SECS_RANGE),
-            );
-        }
-        if !MAX_BINDINGS_RANGE.contains(&sw.max_bindings) {
-            self.error(
-                "switch.max_bindings",
-                out_of_range(sw.max_bindings, &MAX_BINDINGS_RANGE),
-            );
-        }
+        self.switch(&profile.switch);
 
         // Port groups.
         let mut groups: HashMap<&str, usize> = HashMap::new();
@@ -89,23 +66,14 @@ impl Checker<'_> {
             } else {
                 groups.insert(&g.name, i);
             }
-            if let GroupVlan::Trunk { vlans, native_vlan } = &g.vlan
-                && vlans.is_empty()
-                && !poison.groups.contains(&g.name)
-            {
-                let msg = match native_vlan {
-                    Some(n) => format!(
-                        "`vlans` is empty: list the tagged VLANs, or use `vlan = {n}` for an access group"
-                    ),
-                    None => "`vlans` is empty: list at least one VLAN".to_owned(),
-                };
-                self.error(&format!("{key}.vlans"), msg);
+            if !poison.groups.contains(&g.name) {
+                self.group_vlan(&key, &g.vlan);
             }
         }
 
         // ACLs, then every binding of one and the features of groups and uplinks.
-        let mac_acls = self.mac_acls(profile);
-        let arp_acls = self.arp_acls(profile);
+        let mac_acls = self.mac_acls(&profile.mac_acls);
+        let arp_acls = self.arp_acls(&profile.arp_acls);
         let acls = Acls {
             mac: mac_acls,
             arp: arp_acls,
@@ -117,10 +85,7 @@ impl Checker<'_> {
         if let Some(up) = &profile.uplink_policy {
             let key = "uplink_policy.storm_control";
             if let Some(sc) = &up.storm_control {
-                self.storm_table(key, sc);
-                if sc.enabled != Some(false) && !sc.has_limit() && !poison.tables.contains(key) {
-                    self.error(key, NO_LIMIT);
-                }
+                self.storm_control_own(key, sc, poison.tables.contains(key));
             }
             self.acl_ref("uplink_policy.mac_acl_in", up.mac_acl_in.as_ref(), &acls);
             self.acl_ref("uplink_policy.mac_acl_out", up.mac_acl_out.as_ref(), &acls);
@@ -301,7 +266,7 @@ impl Checker<'_> {
                 continue;
             };
             for (mkey, mac, kind) in claims {
-                for vid in group_vlan_mode(&g.vlan).vids() {
+                for vid in vlans::mode(&g.vlan).vids() {
                     if let Some(first) = macs.get(&(vid, mac)) {
                         let what = match first.kind {
                             MacKindWord::Initial => "the initial MAC",
@@ -369,7 +334,11 @@ impl Checker<'_> {
                 continue;
             };
             let key = format!("port_group[{i}].teaming");
-            if !self.team_table(&key, t, profile) {
+            if !self.team_table(
+                &key,
+                t,
+                profile.uplink_policy.as_ref().map(|u| u.uplinks.as_slice()),
+            ) {
                 continue;
             }
             self.team_lists(&key, t, None, uplinks);
@@ -381,7 +350,11 @@ impl Checker<'_> {
                 continue;
             };
             let key = format!("host.port[{i}].teaming");
-            if !self.team_table(&key, t, profile) {
+            if !self.team_table(
+                &key,
+                t,
+                profile.uplink_policy.as_ref().map(|u| u.uplinks.as_slice()),
+            ) {
                 continue;
             }
             let group = groups
@@ -398,109 +371,6 @@ impl Checker<'_> {
                 let who = format!("port {:?} (port group {:?})", p.name, g.name);
                 self.team_vlans(&key, &who, g, &t.resolve(uplinks), profile, poison);
             }
-        }
-    }
-
-    /// One `teaming` table at `key` on its own: the switch has uplinks, and the
-    /// lists name them, each once, `active` not empty. Returns `false` when the
-    /// switch has no uplinks (nothing else is worth checking).
-    fn team_table(&mut self, key: &str, t: &TeamingOverride, profile: &Profile) -> bool {
-        let uplinks: &[String] = match &profile.uplink_policy {
-            None => {
-                self.error(
-                    key,
-                    "teaming chooses among the uplinks, and the profile has no [uplink_policy]: add one with `uplinks = [...]`, or remove `teaming`",
-                );
-                return false;
-            }
-            Some(u) if u.uplinks.is_empty() => {
-                let msg = format!(
-                    "teaming chooses among the uplinks, and uplink_policy.uplinks is empty ({}): list the uplinks there, or remove `teaming`",
-                    self.sources.describe("uplink_policy.uplinks")
-                );
-                self.error(key, msg);
-                return false;
-            }
-            Some(u) => &u.uplinks,
-        };
-        if t.active.as_ref().is_some_and(Vec::is_empty) {
-            self.error(
-                &format!("{key}.active"),
-                "the active list is empty: name at least one uplink, or leave `active` out for every uplink that `standby` does not list",
-            );
-        }
-        for (field, list) in [("active", &t.active), ("standby", &t.standby)] {
-            let Some(list) = list else {
-                continue;
-            };
-            for (j, u) in list.iter().enumerate() {
-                let ukey = format!("{key}.{field}[{j}]");
-                if !uplinks.contains(u) {
-                    let known: Vec<&str> = uplinks.iter().map(String::as_str).collect();
-                    self.error(
-                        &ukey,
-                        format!(
-                            "unknown uplink {u:?}; known uplinks: {} (uplink_policy.uplinks)",
-                            quoted_list(&known)
-                        ),
-                    );
-                } else if let Some(k) = list[..j].iter().position(|x| x == u) {
-                    self.error(
-                        &ukey,
-                        format!("uplink {u:?} is listed twice (first as {key}.{field}[{k}])"),
-                    );
-                }
-            }
-        }
-        true
-    }
-
-    /// The team in force at `key` (a port's table over its group's, `base`: the
-    /// group's key and table): no uplink both active and standby, and at least one
-    /// active uplink. Reported at the table that states the offending list; what
-    /// comes only from the group is the group's to report.
-    fn team_lists(
-        &mut self,
-        key: &str,
-        own: &TeamingOverride,
-        base: Option<(&str, &TeamingOverride)>,
-        uplinks: &[String],
-    ) {
-        let list = |field: &str, pick: fn(&TeamingOverride) -> Option<&Vec<String>>| match pick(own)
-        {
-            Some(l) => Some((format!("{key}.{field}"), l, true)),
-            None => base.and_then(|(bk, b)| Some((format!("{bk}.{field}"), pick(b)?, false))),
-        };
-        let active = list("active", |t| t.active.as_ref());
-        let standby = list("standby", |t| t.standby.as_ref());
-        match (active, standby) {
-            (Some((ak, a, a_own)), Some((sk, s, s_own))) if a_own || s_own => {
-                for (j, u) in s.iter().enumerate() {
-                    if !uplinks.contains(u) || s[..j].contains(u) {
-                        continue;
-                    }
-                    let Some(k) = a.iter().position(|x| x == u) else {
-                        continue;
-                    };
-                    let (at, other) = if s_own {
-                        (format!("{sk}[{j}]"), format!("{ak}[{k}]"))
-                    } else {
-                        (format!("{ak}[{k}]"), format!("{sk}[{j}]"))
-                    };
-                    let msg = format!(
-                        "uplink {u:?} is both active and standby ({} lists it too): an uplink is in one list or the other",
-                        self.sources.describe(&other)
-                    );
-                    self.error(&at, msg);
-                }
-            }
-            (None, Some((sk, s, true))) if uplinks.iter().all(|u| s.contains(u)) => {
-                self.error(
-                    &sk,
-                    "standby lists every uplink, which leaves none active: state `active` (the uplinks used while they are up)",
-                );
-            }
-            _ => {}
         }
     }
 
@@ -523,7 +393,7 @@ impl Checker<'_> {
             return;
         }
         let carried = uplink_vlan_mode(up);
-        let missing: Vec<Vid> = group_vlan_mode(&g.vlan)
+        let missing: Vec<Vid> = vlans::mode(&g.vlan)
             .vids()
             .into_iter()
             .filter(|v| !carried.carries(*v))
@@ -561,190 +431,6 @@ impl Checker<'_> {
         self.error(key, msg);
     }
 
-    /// The checks every ACL table shares: a valid, unreserved, unique name and at
-    /// most `MAX_ACL_RULES` rules. Records the name in `acls`.
-    fn acl_header<'p>(
-        &mut self,
-        key: &str,
-        kind: AclKind,
-        name: &'p str,
-        rules: usize,
-        i: usize,
-        acls: &mut HashMap<&'p str, usize>,
-    ) {
-        let (what, table, bind, article) = match kind {
-            AclKind::Mac => ("MAC ACL", "mac_acl", "mac_acl_in", "a"),
-            AclKind::Arp => ("ARP ACL", "arp_acl", "acl", "an"),
-        };
-        self.name(&format!("{key}.name"), what, name);
-        if name == NO_ACL {
-            self.error(
-                &format!("{key}.name"),
-                format!("{NO_ACL:?} is reserved (`{bind} = \"{NO_ACL}\"` unbinds an ACL); choose another name"),
-            );
-        }
-        if let Some(&first) = acls.get(name) {
-            let msg = format!(
-                "{what} {name:?} is already defined by {}",
-                self.sources.describe(&format!("{table}[{first}]"))
-            );
-            self.error(&format!("{key}.name"), msg);
-        } else {
-            acls.insert(name, i);
-        }
-        if rules > MAX_ACL_RULES {
-            self.error(
-                &format!("{key}.rules"),
-                format!("{rules} rules; {article} {what} holds at most {MAX_ACL_RULES}"),
-            );
-        }
-    }
-
-    /// `[[mac_acl]]`: names, limits and rule values. Returns name → index.
-    fn mac_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
-        let mut acls: HashMap<&str, usize> = HashMap::new();
-        for (i, acl) in profile.mac_acls.iter().enumerate() {
-            let key = format!("mac_acl[{i}]");
-            self.acl_header(&key, AclKind::Mac, &acl.name, acl.rules.len(), i, &mut acls);
-            for (j, r) in acl.rules.iter().enumerate() {
-                if let Some(cos) = r.cos.filter(|c| *c > 7) {
-                    self.error(&format!("{key}.rules[{j}].cos"), bad_cos(cos));
-                }
-                if let Some(t) = r.ethertype.filter(|t| *t < MIN_ETHERTYPE) {
-                    self.error(
-                        &format!("{key}.rules[{j}].ethertype"),
-                        bad_ethertype(format!("{t:#06x}")),
-                    );
-                }
-            }
-        }
-        acls
-    }
-
-    /// `mac_acl_in` / `mac_acl_out` at `key` names a defined MAC ACL (or is "none").
-    fn acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
-        let Some(AclRef::Named(name)) = r else {
-            return;
-        };
-        if acls.mac.contains_key(name.as_str()) {
-            return;
-        }
-        let known = names_in_order(&acls.mac);
-        let mut msg = if known.is_empty() {
-            format!(
-                "unknown MAC ACL {name:?}: the profile defines no [[mac_acl]] (or \"{NO_ACL}\" for no ACL)"
-            )
-        } else {
-            format!(
-                "unknown MAC ACL {name:?}; known ACLs: {} (or \"{NO_ACL}\" for no ACL)",
-                quoted_list(&known)
-            )
-        };
-        if acls.arp.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is an [[arp_acl]], which `arp_inspection.acl` binds"
-            ));
-        }
-        self.error(key, msg);
-    }
-
-    /// `arp_inspection.acl` at `key` names a defined ARP ACL (or is "none").
-    fn arp_acl_ref(&mut self, key: &str, r: Option<&AclRef>, acls: &Acls) {
-        let Some(AclRef::Named(name)) = r else {
-            return;
-        };
-        if acls.arp.contains_key(name.as_str()) {
-            return;
-        }
-        let known = names_in_order(&acls.arp);
-        let mut msg = if known.is_empty() {
-            format!(
-                "unknown ARP ACL {name:?}: the profile defines no [[arp_acl]] (or \"{NO_ACL}\" for no ACL)"
-            )
-        } else {
-            format!(
-                "unknown ARP ACL {name:?}; known ARP ACLs: {} (or \"{NO_ACL}\" for no ACL)",
-                quoted_list(&known)
-            )
-        };
-        if acls.mac.contains_key(name.as_str()) {
-            msg.push_str(&format!(
-                "; {name:?} is a [[mac_acl]], but ARP inspection needs an [[arp_acl]]"
-            ));
-        }
-        self.error(key, msg);
-    }
-
-    /// `[[arp_acl]]`: names, limits and rule values. Returns name → index.
-    fn arp_acls<'p>(&mut self, profile: &'p Profile) -> HashMap<&'p str, usize> {
-        let mut acls: HashMap<&str, usize> = HashMap::new();
-        for (i, acl) in profile.arp_acls.iter().enumerate() {
-            let key = format!("arp_acl[{i}]");
-            self.acl_header(&key, AclKind::Arp, &acl.name, acl.rules.len(), i, &mut acls);
-            for (j, r) in acl.rules.iter().enumerate() {
-                let ikey = format!("{key}.rules[{j}].ip");
-                if r.prefix_len > 32 {
-                    self.error(
-                        &ikey,
-                        format!(
-                            "prefix length {} is out of range: allowed 0..=32",
-                            r.prefix_len
-                        ),
-                    );
-                } else if let Some(net) = host_bits_set(r.ip, r.prefix_len) {
-                    self.error(
-                        &ikey,
-                        format!(
-                            "\"{}/{}\" has host bits set: write \"{net}/{}\" for the network, or \"{}\" for the one address",
-                            r.ip, r.prefix_len, r.prefix_len, r.ip
-                        ),
-                    );
-                }
-            }
-        }
-        acls
-    }
-
-    /// A rate limit at `key.rate_limit_pps` is in range.
-    fn rate_limit(&mut self, key: &str, r: Option<RateLimit>) {
-        let Some(RateLimit::Pps(n)) = r else {
-            return;
-        };
-        if RATE_LIMIT_PPS_RANGE.contains(&u64::from(n)) {
-            return;
-        }
-        let mut msg = out_of_range(n, &RATE_LIMIT_PPS_RANGE);
-        if n == 0 {
-            msg.push_str(&format!(
-                "; for no limit write rate_limit_pps = \"{NO_LIMIT_WORD}\""
-            ));
-        }
-        self.error(&format!("{key}.rate_limit_pps"), msg);
-    }
-
-    /// `recovery_secs` at `key.recovery_secs` is in range.
-    fn recovery_range(&mut self, key: &str, r: Option<u64>) {
-        if let Some(r) = r.filter(|r| !RECOVERY_SECS_RANGE.contains(r)) {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
-    /// The values of one `dhcp_snooping` table at `key`.
-    fn dhcp_table(&mut self, key: &str, t: &DhcpSnoopingOverride) {
-        self.rate_limit(key, t.rate_limit_pps);
-        self.recovery_range(key, t.recovery_secs);
-    }
-
-    /// The values of one `arp_inspection` table at `key`.
-    fn arp_table(&mut self, key: &str, t: &ArpInspectionOverride, acls: &Acls) {
-        self.rate_limit(key, t.rate_limit_pps);
-        self.recovery_range(key, t.recovery_secs);
-        self.arp_acl_ref(&format!("{key}.acl"), t.acl.as_ref(), acls);
-    }
-
     /// `[[host.static_binding]]`: unicast MAC, a host address, a known port that
     /// carries the VLAN, no (VLAN, IP) twice, no MAC of another port, and no more
     /// than `max_bindings`.
@@ -774,7 +460,7 @@ impl Checker<'_> {
                     "00:00:00:00:00:00 is not a usable MAC address",
                 );
             }
-            if let Err(m) = check_binding_ip(b.ip) {
+            if let Err(m) = static_bindings::check_binding_ip(b.ip) {
                 self.error(&format!("{key}.ip"), m);
             }
             // The port and the VLANs it carries (None: unknown, already reported).
@@ -785,7 +471,7 @@ impl Checker<'_> {
                     .iter()
                     .find(|g| g.name == host.ports[i].port_group)
                     .filter(|g| !poison.groups.contains(&g.name))
-                    .map(|g| group_vlan_mode(&g.vlan))
+                    .map(|g| vlans::mode(&g.vlan))
             } else if uplinks.contains_key(b.port.as_str()) {
                 profile.uplink_policy.as_ref().map(uplink_vlan_mode)
             } else {
@@ -897,98 +583,15 @@ impl Checker<'_> {
         }
     }
 
-    /// The values of one `port_security` table at `key` (ranges; stage 1 checked
-    /// what did not fit the model's types).
-    fn port_security_table(&mut self, key: &str, ps: &PortSecurityOverride) {
-        if let Some(m) = ps
-            .max_macs
-            .filter(|m| !MAX_MACS_RANGE.contains(&u64::from(*m)))
-        {
-            self.error(&format!("{key}.max_macs"), out_of_range(m, &MAX_MACS_RANGE));
-        }
-        if let Some(a) = ps
-            .aging_secs
-            .filter(|a| !SECURE_AGING_SECS_RANGE.contains(a))
-        {
-            self.error(
-                &format!("{key}.aging_secs"),
-                out_of_range(a, &SECURE_AGING_SECS_RANGE),
-            );
-        }
-        if let Some(r) = ps
-            .recovery_secs
-            .filter(|r| !RECOVERY_SECS_RANGE.contains(r))
-        {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
-    /// `aging` stated in the table at `key` needs `aging_secs` in the merged table.
-    fn aging_needs_secs(
-        &mut self,
-        key: &str,
-        stated: &PortSecurityOverride,
-        merged: &PortSecurityOverride,
-    ) {
-        let Some(aging) = stated.aging.filter(|a| *a != SecureAging::None) else {
-            return;
-        };
-        if merged.aging_secs.is_none() {
-            let word = match aging {
-                SecureAging::Absolute => "absolute",
-                _ => "inactivity",
-            };
-            self.error(
-                &format!("{key}.aging"),
-                format!(
-                    "aging = \"{word}\" needs aging_secs ({}..={}): how long a dynamic secure MAC lives",
-                    SECURE_AGING_SECS_RANGE.start(),
-                    SECURE_AGING_SECS_RANGE.end()
-                ),
-            );
-        }
-    }
-
-    /// The values of one `storm_control` table at `key`.
-    fn storm_table(&mut self, key: &str, sc: &StormControlOverride) {
-        for (field, v) in [
-            ("broadcast_pps", sc.broadcast_pps),
-            ("multicast_pps", sc.multicast_pps),
-            ("unknown_unicast_pps", sc.unknown_unicast_pps),
-        ] {
-            if let Some(v) = v.filter(|v| !STORM_PPS_RANGE.contains(&u64::from(*v))) {
-                self.error(&format!("{key}.{field}"), out_of_range(v, &STORM_PPS_RANGE));
-            }
-        }
-        if let Some(r) = sc
-            .recovery_secs
-            .filter(|r| !RECOVERY_SECS_RANGE.contains(r))
-        {
-            self.error(
-                &format!("{key}.recovery_secs"),
-                out_of_range(r, &RECOVERY_SECS_RANGE),
-            );
-        }
-    }
-
     /// A group's port security, storm control and ACL bindings, on their own.
     fn group_features(&mut self, key: &str, g: &PortGroup, acls: &Acls, poison: &Poison) {
         let ps_key = format!("{key}.port_security");
         if let Some(ps) = &g.port_security {
-            self.port_security_table(&ps_key, ps);
-            if !poison.tables.contains(&ps_key) {
-                self.aging_needs_secs(&ps_key, ps, ps);
-            }
+            self.port_security_over(&ps_key, ps, Some(ps), poison.tables.contains(&ps_key));
         }
         let sc_key = format!("{key}.storm_control");
         if let Some(sc) = &g.storm_control {
-            self.storm_table(&sc_key, sc);
-            if sc.enabled != Some(false) && !sc.has_limit() && !poison.tables.contains(&sc_key) {
-                self.error(&sc_key, NO_LIMIT);
-            }
+            self.storm_control_own(&sc_key, sc, poison.tables.contains(&sc_key));
         }
         if let Some(t) = &g.dhcp_snooping {
             self.dhcp_table(&format!("{key}.dhcp_snooping"), t);
@@ -1034,23 +637,11 @@ impl Checker<'_> {
 
         let merged_ps = PortSecurityOverride::merge(gps, p.port_security.as_ref());
         if let Some(ps) = &p.port_security {
-            self.port_security_table(&ps_key, ps);
-            if !ps_poisoned && let Some(m) = &merged_ps {
-                self.aging_needs_secs(&ps_key, ps, m);
-            }
+            self.port_security_over(&ps_key, ps, merged_ps.as_ref(), ps_poisoned);
         }
         let merged_sc = StormControlOverride::merge(gsc, p.storm_control.as_ref());
         if let Some(sc) = &p.storm_control {
-            self.storm_table(&sc_key, sc);
-            let group_reported = gsc.is_some_and(|g| g.enabled != Some(false) && !g.has_limit());
-            if let Some(m) = &merged_sc
-                && m.enabled != Some(false)
-                && !m.has_limit()
-                && !group_reported
-                && !sc_poisoned
-            {
-                self.error(&sc_key, NO_LIMIT);
-            }
+            self.storm_control_port(&sc_key, sc, gsc, sc_poisoned);
         }
         if let Some(t) = &p.dhcp_snooping {
             self.dhcp_table(&format!("{key}.dhcp_snooping"), t);
@@ -1146,149 +737,6 @@ impl Checker<'_> {
             from,
         }
     }
-
-    /// `[host.management]`: TCP only with TLS (and TLS only for TCP), absolute
-    /// paths, no port 0, distinct listeners; each local user and group under one
-    /// role; token names valid and unique, hashes argon2id PHC strings.
-    fn management(&mut self, m: &Management, poison: &Poison) {
-        const KEY: &str = "host.management";
-        match (&m.tcp_listen, &m.tls) {
-            (Some(_), None) if !poison.management_tls => self.error(
-                &format!("{KEY}.tcp_listen"),
-                "the API over TCP is served with TLS only: set tls_cert and tls_key too",
-            ),
-            (None, Some(_)) if !poison.management_listen => self.error(
-                &format!("{KEY}.tls_cert"),
-                "tls_cert and tls_key are for the API over TCP: set tcp_listen too, or remove them",
-            ),
-            _ => {}
-        }
-        if let Some(tls) = &m.tls {
-            for (field, path) in [("tls_cert", &tls.cert), ("tls_key", &tls.key)] {
-                if !path.is_absolute() {
-                    self.error(
-                        &format!("{KEY}.{field}"),
-                        format!(
-                            "{:?} is not an absolute path; the daemon's working directory is not a place to rely on",
-                            path.display().to_string()
-                        ),
-                    );
-                }
-            }
-        }
-        for (field, addr) in [
-            ("tcp_listen", m.tcp_listen),
-            ("metrics_listen", m.metrics_listen),
-        ] {
-            if addr.is_some_and(|a| a.port() == 0) {
-                self.error(
-                    &format!("{KEY}.{field}"),
-                    "port 0 is not a port to listen on: give the port clients connect to",
-                );
-            }
-        }
-        if let (Some(api), Some(metrics)) = (m.tcp_listen, m.metrics_listen)
-            && api == metrics
-            && api.port() != 0
-        {
-            self.error(
-                &format!("{KEY}.metrics_listen"),
-                format!("{metrics} is also tcp_listen: the API and the metrics need two listeners"),
-            );
-        }
-        match &m.audit_syslog {
-            Some(SyslogTarget::Unix(path)) if !path.is_absolute() => self.error(
-                &format!("{KEY}.audit_syslog"),
-                format!(
-                    "\"unix:{}\": the socket's path must be absolute, like \"unix:/dev/log\"",
-                    path.display()
-                ),
-            ),
-            Some(SyslogTarget::Udp(addr)) if addr.port() == 0 => self.error(
-                &format!("{KEY}.audit_syslog"),
-                format!("\"udp:{addr}\": port 0; syslog collectors listen on 514"),
-            ),
-            _ => {}
-        }
-
-        // Members, in file order, so the later of two entries is the one reported.
-        let mut entries: Vec<(String, &str, &str, Role)> = Vec::new();
-        for role in crate::rbac::ROLES.into_iter().rev() {
-            let members = m.roles.of(role);
-            for (what, list) in [("user", &members.users), ("group", &members.groups)] {
-                for (j, name) in list.iter().enumerate() {
-                    let key = format!("{KEY}.roles.{}.{what}s[{j}]", role.name());
-                    entries.push((key, what, name, role));
-                }
-            }
-        }
-        let file = self.sources.file_of(KEY);
-        entries.sort_by_key(|(key, ..)| file.position_of(key).unwrap_or((usize::MAX, 0)));
-        let mut seen: HashMap<(&str, &str), (Role, &str)> = HashMap::new();
-        for (key, what, name, role) in &entries {
-            if let Err(msg) = crate::rbac::check_member_name(name) {
-                self.error(key, format!("{what} {msg}"));
-                continue;
-            }
-            match seen.get(&(*what, *name)) {
-                Some((first_role, first_key)) => {
-                    let first = self.sources.describe(first_key);
-                    let msg = if first_role == role {
-                        format!("{what} {name:?} is listed twice under {role} (first as {first})")
-                    } else {
-                        format!(
-                            "{what} {name:?} already has role {first_role} ({first}); a {what} has one role"
-                        )
-                    };
-                    self.error(key, msg);
-                }
-                None => {
-                    seen.insert((what, name), (*role, key));
-                }
-            }
-        }
-
-        let mut names: HashMap<&str, usize> = HashMap::new();
-        for (j, t) in m.tokens.iter().enumerate() {
-            let key = format!("{KEY}.token[{j}]");
-            if let Err(msg) = crate::rbac::check_token_name(&t.name) {
-                self.error(&format!("{key}.name"), msg);
-            } else if let Some(first) = names.get(t.name.as_str()) {
-                let first = self.sources.describe(&format!("{KEY}.token[{first}]"));
-                self.error(
-                    &format!("{key}.name"),
-                    format!("token name {:?} is already used by {first}", t.name),
-                );
-            } else {
-                names.insert(&t.name, j);
-            }
-            if let Err(msg) = crate::rbac::check_token_hash(&t.hash) {
-                self.error(&format!("{key}.hash"), msg);
-            }
-        }
-    }
-
-    /// Switch, uplink, port group, port and MAC ACL names: 1..=64 bytes, no
-    /// whitespace or control characters.
-    fn name(&mut self, key: &str, what: &str, name: &str) {
-        let problem = if name.is_empty() {
-            Some(format!("{what} name must not be empty"))
-        } else if name.len() > MAX_NAME_LEN {
-            Some(format!(
-                "{what} name is {} bytes long; at most {MAX_NAME_LEN} allowed",
-                name.len()
-            ))
-        } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            Some(format!(
-                "{what} name {name:?} contains whitespace or control characters"
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = problem {
-            self.error(key, m);
-        }
-    }
 }
 
 /// The kernel's rules for an interface name (`dev_valid_name`): 1..=15 bytes, not
@@ -1317,8 +765,6 @@ pub(crate) fn check_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-const NO_LIMIT: &str = "storm control sets no limit: state broadcast_pps, multicast_pps and/or unknown_unicast_pps (or `enabled = false`)";
-
 /// Whether port security is on for a port, as far as stage 2 can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum SecureState {
@@ -1343,28 +789,6 @@ struct MacClaim {
     port: usize,
     key: String,
     kind: MacKindWord,
-}
-
-/// `"a", "b", "c"`.
-fn quoted_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|k| format!("{k:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The MAC ACLs and ARP ACLs by name (→ index in the file).
-struct Acls<'p> {
-    mac: HashMap<&'p str, usize>,
-    arp: HashMap<&'p str, usize>,
-}
-
-/// The names of `map` (name → index) in index order.
-fn names_in_order<'a>(map: &HashMap<&'a str, usize>) -> Vec<&'a str> {
-    let mut known: Vec<(&str, usize)> = map.iter().map(|(n, i)| (*n, *i)).collect();
-    known.sort_by_key(|(_, i)| *i);
-    known.into_iter().map(|(n, _)| n).collect()
 }
 
 /// A feature table that states an err-disable recovery interval: (table name,
@@ -1428,37 +852,6 @@ fn recovery_message(a: Recovery, b: Recovery) -> String {
     )
 }
 
-/// Why `ip` cannot be a binding's address, if it cannot (the data plane's rule,
-/// which the API applies too).
-fn check_binding_ip(ip: IpAddr) -> Result<(), String> {
-    portcullis_dataplane::bindings::check_binding_ip(ip).map_err(|e| format!("{ip} is {e}"))
-}
-
-/// The network address of `ip/len` when `ip` has bits set outside the prefix.
-fn host_bits_set(ip: std::net::Ipv4Addr, len: u8) -> Option<std::net::Ipv4Addr> {
-    let mask = if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    };
-    let bits = u32::from(ip);
-    (bits & !mask != 0).then(|| std::net::Ipv4Addr::from(bits & mask))
-}
-
-/// VLANs as a short list with ranges: `10, 20, 100-103`.
-fn vid_list(vids: &[Vid]) -> String {
-    portcullis_dataplane::vid_list(vids.iter().copied(), ", ")
-}
-
-fn storm_spec(sc: &StormControlOverride) -> StormControlSpec {
-    StormControlSpec {
-        broadcast_pps: sc.broadcast_pps,
-        multicast_pps: sc.multicast_pps,
-        unknown_unicast_pps: sc.unknown_unicast_pps,
-        shutdown: sc.action == Some(StormAction::Shutdown),
-    }
-}
-
 /// The features in force on a guest port of group `g`, on a switch with these
 /// logical `uplinks`.
 fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatures {
@@ -1476,16 +869,8 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         arp: arp.as_ref(),
     };
     PortFeatures {
-        port_security: ps.map(|r| PortSecuritySpec {
-            max_macs: r.max_macs,
-            violation: r.violation,
-            sticky: r.sticky,
-            aging: r.aging,
-            aging_secs: r.aging_secs,
-            static_macs: p.secure_macs.clone(),
-            sticky_macs: Vec::new(),
-        }),
-        storm_control: sc.as_ref().map(storm_spec),
+        port_security: ps.map(|r| port_security::spec(r, &p.secure_macs)),
+        storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: AclRef::merge(g.mac_acl_in.as_ref(), p.mac_acl_in.as_ref()).map(str::to_owned),
         mac_acl_out: AclRef::merge(g.mac_acl_out.as_ref(), p.mac_acl_out.as_ref())
             .map(str::to_owned),
@@ -1509,7 +894,7 @@ fn uplink_features(
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
         port_security: None,
-        storm_control: sc.as_ref().map(storm_spec),
+        storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: up
             .mac_acl_in
             .as_ref()
@@ -1521,24 +906,8 @@ fn uplink_features(
             .and_then(AclRef::name)
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
-        // An untrusted uplink is never policed (it carries a whole network) and
-        // keeps option 82 (relay agents upstream add it).
-        dhcp_snooping: dhcp.map(|mode| DhcpSnoopingSpec {
-            trusted: up.dhcp_trusted,
-            rate_limit_pps: None,
-            option82: Option82::Keep,
-            drop_untrusted_option82: false,
-            mode,
-        }),
-        arp_inspection: arp.map(|mode| ArpInspectionSpec {
-            trusted: up.arp_trusted,
-            validate_src_mac: false,
-            validate_dst_mac: false,
-            validate_ip: false,
-            rate_limit_pps: None,
-            acl: None,
-            mode,
-        }),
+        dhcp_snooping: dhcp.map(|mode| dhcp_snooping::uplink_spec(up.dhcp_trusted, mode)),
+        arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
         teaming: None,
     }
@@ -1557,16 +926,6 @@ fn uplink_mode(modes: impl IntoIterator<Item = EnforceMode>) -> Option<EnforceMo
     })
 }
 
-fn group_vlan_mode(v: &GroupVlan) -> VlanMode {
-    match v {
-        GroupVlan::Access(vid) => VlanMode::Access(*vid),
-        GroupVlan::Trunk { vlans, native_vlan } => VlanMode::Trunk {
-            allowed: vlan_set(vlans),
-            native: *native_vlan,
-        },
-    }
-}
-
 fn uplink_vlan_mode(up: &UplinkPolicy) -> VlanMode {
     VlanMode::Trunk {
         allowed: vlan_set(&up.allowed_vlans),
@@ -1582,26 +941,11 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             mac_table_size: usize::try_from(profile.switch.mac_table_size).unwrap_or(usize::MAX),
             mac_aging_secs: profile.switch.mac_aging_secs,
             ports: Vec::new(),
-            mac_acls: profile
-                .mac_acls
-                .iter()
-                .map(|a| MacAclSpec {
-                    name: a.name.clone(),
-                    rules: a.rules.clone(),
-                })
-                .collect(),
+            mac_acls: acls::mac_acl_specs(&profile.mac_acls),
             max_bindings: usize::try_from(profile.switch.max_bindings).unwrap_or(usize::MAX),
             host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
             static_bindings: Vec::new(),
-            arp_acls: profile
-                .arp_acls
-                .iter()
-                .map(|a| ArpAclSpec {
-                    name: a.name.clone(),
-                    static_only: a.static_only,
-                    rules: a.rules.clone(),
-                })
-                .collect(),
+            arp_acls: acls::arp_acl_specs(&profile.arp_acls),
         },
         interfaces: Vec::new(),
         create_tap: Vec::new(),
@@ -1623,10 +967,8 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         let spec = PortSpec {
             name: p.name.clone(),
             role: PortRole::Guest,
-            vlan: group_vlan_mode(&g.vlan),
-            security: p
-                .security
-                .apply(g.security.apply(SecurityPolicy::default())),
+            vlan: vlans::mode(&g.vlan),
+            security: vswitch_policy::spec(&g.security, Some(&p.security)),
             initial_mac: p.mac,
             features: guest_features(g, p, uplinks),
         };
@@ -1674,293 +1016,12 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         out.groups.push(Some(g.name.clone()));
         out.interface_keys.push(format!("host.port[{i}].interface"));
     }
-    for b in &host.static_bindings {
-        let Some(port) = out.spec.ports.iter().position(|p| p.name == b.port) else {
-            continue; // unreachable after check()
-        };
-        let vid = match b.vlan {
-            Some(v) => Some(v),
-            None => out.spec.ports[port].vlan.iter_vids().next(),
-        };
-        if let Some(vid) = vid {
-            out.spec.static_bindings.push(StaticBindingSpec {
-                mac: b.mac,
-                ip: b.ip,
-                vid,
-                port,
-            });
-        }
-    }
+    let vlans: Vec<(&str, &VlanMode)> = out
+        .spec
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), &p.vlan))
+        .collect();
+    out.spec.static_bindings = static_bindings::spec(&host.static_bindings, &vlans);
     out
-}
-
-/// [`SwitchSpec::check`]'s verdict, located at the key it is about.
-pub(super) fn spec_error(
-    e: &SpecError,
-    c: &CompiledConfig,
-    profile: &Profile,
-    host: &HostBinding,
-    sources: &Sources,
-) -> ConfigError {
-    let port_key = |name: &str| {
-        c.spec
-            .ports
-            .iter()
-            .rposition(|p| p.name == name)
-            .map_or_else(
-                || "host.port".to_owned(),
-                |i| match c.interface_keys[i].strip_suffix(".interface") {
-                    Some(port) => port.to_owned(),
-                    None => c.interface_keys[i].clone(),
-                },
-            )
-    };
-    // A guest port's index in [[host.port]] and its group's in [[port_group]].
-    let guest = |name: &str| {
-        let i = host.ports.iter().rposition(|p| p.name == name)?;
-        let g = profile
-            .port_groups
-            .iter()
-            .position(|g| g.name == host.ports[i].port_group);
-        Some((i, g))
-    };
-    let key = match e {
-        SpecError::TooManyPorts(_) => "host.port".to_owned(),
-        SpecError::EmptyMacTable | SpecError::MacTableTooSmall { .. } => {
-            "switch.mac_table_size".to_owned()
-        }
-        SpecError::DuplicatePortName(n) | SpecError::UplinkNotTrunk(n) => port_key(n),
-        SpecError::DuplicateMac { second, mac, .. } => {
-            let spec = c.spec.ports.iter().rfind(|p| &p.name == second);
-            let ps = spec.and_then(|p| p.features.port_security.as_ref());
-            let initial = spec.is_some_and(|p| p.initial_mac == Some(*mac));
-            let base = port_key(second);
-            match ps {
-                Some(ps) if !initial => match ps.static_macs.iter().position(|m| m == mac) {
-                    Some(j) => format!("{base}.secure_macs[{j}]"),
-                    // A restored sticky MAC: not in the files.
-                    None => format!("{base}.port_security"),
-                },
-                _ => format!("{base}.mac"),
-            }
-        }
-        SpecError::PortSecurity { port, .. } => {
-            let spec = c.spec.ports.iter().rfind(|p| &p.name == port);
-            let ps = spec.and_then(|p| p.features.port_security.as_ref());
-            match (guest(port), spec, ps) {
-                (Some((i, g)), Some(sp), Some(ps)) if sp.role == PortRole::Guest => {
-                    let field = if ps.max_macs == 0 {
-                        "max_macs"
-                    } else if sp.configured_macs().len() > usize::from(ps.max_macs) {
-                        "secure_macs"
-                    } else if ps.aging != SecureAging::None && ps.aging_secs == 0 {
-                        "aging_secs"
-                    } else {
-                        ""
-                    };
-                    let p = &host.ports[i];
-                    let group = g.map(|g| (g, &profile.port_groups[g]));
-                    let states = |t: Option<&PortSecurityOverride>| {
-                        t.is_some_and(|t| match field {
-                            "max_macs" => t.max_macs.is_some(),
-                            "aging_secs" => t.aging_secs.is_some(),
-                            _ => false,
-                        })
-                    };
-                    if field == "secure_macs" {
-                        format!("host.port[{i}].secure_macs")
-                    } else if states(p.port_security.as_ref()) {
-                        format!("host.port[{i}].port_security.{field}")
-                    } else if let Some((g, _)) =
-                        group.filter(|(_, gr)| states(gr.port_security.as_ref()))
-                    {
-                        format!("port_group[{g}].port_security.{field}")
-                    } else if p.port_security.is_some() {
-                        format!("host.port[{i}].port_security")
-                    } else if let Some((g, _)) = group.filter(|(_, gr)| gr.port_security.is_some())
-                    {
-                        format!("port_group[{g}].port_security")
-                    } else {
-                        format!("host.port[{i}]")
-                    }
-                }
-                _ => port_key(port),
-            }
-        }
-        SpecError::UnknownAcl { port, acl } => {
-            let names = |r: &Option<AclRef>| r.as_ref().and_then(AclRef::name) == Some(acl);
-            match guest(port) {
-                Some((i, g)) => {
-                    let p = &host.ports[i];
-                    let gr = g.map(|g| &profile.port_groups[g]);
-                    if names(&p.mac_acl_in) {
-                        format!("host.port[{i}].mac_acl_in")
-                    } else if names(&p.mac_acl_out) {
-                        format!("host.port[{i}].mac_acl_out")
-                    } else if let (Some(g), Some(gr)) = (g, gr) {
-                        if names(&gr.mac_acl_in) {
-                            format!("port_group[{g}].mac_acl_in")
-                        } else {
-                            format!("port_group[{g}].mac_acl_out")
-                        }
-                    } else {
-                        format!("host.port[{i}]")
-                    }
-                }
-                None => match &profile.uplink_policy {
-                    Some(up) if names(&up.mac_acl_out) && !names(&up.mac_acl_in) => {
-                        "uplink_policy.mac_acl_out".to_owned()
-                    }
-                    Some(_) => "uplink_policy.mac_acl_in".to_owned(),
-                    None => port_key(port),
-                },
-            }
-        }
-        SpecError::BadAcl { acl, .. } => {
-            match c.spec.mac_acls.iter().rposition(|a| &a.name == acl) {
-                Some(i) => {
-                    let a = &c.spec.mac_acls[i];
-                    if c.spec.mac_acls[..i].iter().any(|b| &b.name == acl) {
-                        format!("mac_acl[{i}].name")
-                    } else if a.rules.len() > MAX_ACL_RULES {
-                        format!("mac_acl[{i}].rules")
-                    } else if let Some(j) =
-                        a.rules.iter().position(|r| r.cos.is_some_and(|c| c > 7))
-                    {
-                        format!("mac_acl[{i}].rules[{j}].cos")
-                    } else {
-                        format!("mac_acl[{i}]")
-                    }
-                }
-                None => "mac_acl".to_owned(),
-            }
-        }
-        SpecError::BadTeam { port, .. } => match guest(port) {
-            Some((i, g)) => {
-                let gr = g.map(|g| (g, &profile.port_groups[g]));
-                if host.ports[i].teaming.is_some() {
-                    format!("host.port[{i}].teaming")
-                } else if let Some((g, _)) = gr.filter(|(_, gr)| gr.teaming.is_some()) {
-                    format!("port_group[{g}].teaming")
-                } else {
-                    format!("host.port[{i}]")
-                }
-            }
-            None => port_key(port),
-        },
-        SpecError::BadBinding { .. } => {
-            if host.static_bindings.is_empty() {
-                "switch.max_bindings".to_owned()
-            } else {
-                "host.static_binding".to_owned()
-            }
-        }
-        // Checks the data plane may add later: located at the top level until this
-        // function learns them.
-        #[allow(unreachable_patterns)]
-        _ => String::new(),
-    };
-    sources.error(&key, e.to_string())
-}
-
-/// Why [`CompiledConfig::restore_sticky`] did not restore a MAC.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StickyRefused {
-    #[error("no guest port of that name")]
-    UnknownPort,
-    #[error("the port does not have port security with sticky = true")]
-    NotSticky,
-    #[error("not a unicast MAC address")]
-    NotUnicast,
-    #[error("the port already has max_macs ({0}) secure MACs")]
-    MaxMacs(u16),
-    #[error("port {0:?} has this MAC in a VLAN the port carries")]
-    InUse(String),
-    #[error("the MAC table cannot hold it")]
-    TableFull,
-}
-
-impl CompiledConfig {
-    /// Restores the sticky secure MACs that the daemon persisted for guest port
-    /// `port` into `spec.ports[..].features.port_security.sticky_macs`, in order.
-    ///
-    /// A MAC the port already has (initial, static or sticky) is skipped. A MAC that
-    /// no longer fits the configuration is not restored and is returned with the
-    /// reason (the daemon logs it and drops it from its store). A spec that passed
-    /// [`SwitchSpec::check`] still passes it afterwards.
-    pub fn restore_sticky(
-        &mut self,
-        port: &str,
-        macs: &[MacAddr],
-    ) -> Vec<(MacAddr, StickyRefused)> {
-        let spec = &mut self.spec;
-        let refuse_all =
-            |why: StickyRefused| macs.iter().map(|m| (*m, why.clone())).collect::<Vec<_>>();
-        let Some(pi) = spec
-            .ports
-            .iter()
-            .position(|p| p.name == port && p.role == PortRole::Guest)
-        else {
-            return refuse_all(StickyRefused::UnknownPort);
-        };
-        match &spec.ports[pi].features.port_security {
-            Some(ps) if ps.sticky => {}
-            _ => return refuse_all(StickyRefused::NotSticky),
-        }
-        // Who holds each (VLAN, MAC) now, as SwitchSpec::check counts them.
-        let mut owners: HashMap<(u16, MacAddr), usize> = HashMap::new();
-        for (i, p) in spec.ports.iter().enumerate() {
-            for vid in p.vlan.vids() {
-                for mac in p.configured_macs() {
-                    owners.entry((vid.get(), mac)).or_insert(i);
-                }
-            }
-        }
-        let vids: Vec<u16> = spec.ports[pi].vlan.vids().iter().map(|v| v.get()).collect();
-        let mut own: HashSet<MacAddr> = spec.ports[pi].configured_macs().into_iter().collect();
-        let mut refused = Vec::new();
-        for &mac in macs {
-            if own.contains(&mac) {
-                continue;
-            }
-            let max = spec.ports[pi]
-                .features
-                .port_security
-                .as_ref()
-                .map_or(0, |ps| ps.max_macs);
-            let why = if !mac.is_valid_source() {
-                Some(StickyRefused::NotUnicast)
-            } else if let Some(&other) = vids
-                .iter()
-                .find_map(|v| owners.get(&(*v, mac)).filter(|o| **o != pi))
-            {
-                Some(StickyRefused::InUse(spec.ports[other].name.clone()))
-            } else if own.len() >= usize::from(max) {
-                Some(StickyRefused::MaxMacs(max))
-            } else if owners.len() + vids.len() > spec.mac_table_size {
-                Some(StickyRefused::TableFull)
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                refused.push((mac, why));
-                continue;
-            }
-            for v in &vids {
-                owners.insert((*v, mac), pi);
-            }
-            own.insert(mac);
-            if let Some(ps) = spec.ports[pi].features.port_security.as_mut() {
-                ps.sticky_macs.push(mac);
-            }
-        }
-        refused
-    }
-}
-
-/// Which kind of ACL table.
-#[derive(Clone, Copy, Debug)]
-enum AclKind {
-    Mac,
-    Arp,
 }

@@ -7,28 +7,52 @@
 //!                  ─► values (validate.rs) ─► cross-references + SwitchSpec::check (compile.rs)
 //! ```
 //!
+//! The code is cut by feature: `features/<feature>.rs` (and `management.rs`) each
+//! hold a feature's raw shape, model, conversion, checks, spec and flattening;
+//! `raw.rs`, `model.rs`, `validate.rs`, `compile.rs` and `crate::diff` are the
+//! assembly that composes them in a fixed order, over a leaf that depends on no
+//! feature (`error.rs`, `source.rs`, `keys.rs`, `value.rs`, `check.rs`,
+//! `flat.rs`). [`load_compiled`] and [`parse_str_compiled`] return the spec the
+//! validation built, so callers never compile twice.
+//!
 //! Nothing here touches the host: interface existence is the daemon's check.
 //! The user-facing reference is `docs/config.md`.
 
+pub(crate) mod check;
 mod compile;
+mod compiled;
 mod error;
+pub(crate) mod features;
+pub(crate) mod flat;
+pub(crate) mod keys;
+pub(crate) mod management;
 mod model;
 mod raw;
 mod source;
+mod spec_error;
 mod validate;
+pub(crate) mod value;
 
 #[cfg(test)]
 mod tests;
 
-pub use compile::StickyRefused;
+pub use compiled::{CompiledConfig, StickyRefused};
 pub use error::{ConfigError, ConfigErrors};
+pub use features::*;
+pub use management::{
+    DEFAULT_SOCKET_GROUP, DEFAULT_SOCKET_MODE, Management, Members, RoleMembers, SyslogTarget,
+    TlsFiles, TokenSpec,
+};
 pub use model::*;
 pub use source::{SourceFile, Sources};
+pub use value::{
+    AclRef, MAX_NAME_LEN, NO_ACL, NO_LIMIT_WORD, Override, RATE_LIMIT_PPS_RANGE,
+    RECOVERY_SECS_RANGE, RateLimit, VlanRange, vlan_set,
+};
 
-use portcullis_dataplane::SwitchSpec;
 use raw::{RawHostFile, RawProfileFile};
 use std::path::Path;
-use validate::{Converter, Poison};
+use value::{Converter, Poison};
 
 /// A loaded, fully validated configuration.
 #[derive(Clone, Debug)]
@@ -38,28 +62,6 @@ pub struct Config {
     /// The texts it was read from, to locate errors found later (see
     /// [`Config::error_at`]).
     pub sources: Sources,
-}
-
-/// What the runtime needs: the data-plane spec, and for each of its ports (same
-/// order as `spec.ports`) the Linux interface, the port group and the key that
-/// names the interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompiledConfig {
-    /// Ports: the uplinks in `uplink_policy.uplinks` order, then the guest ports in
-    /// `[[host.port]]` order.
-    pub spec: SwitchSpec,
-    /// The interface each port attaches to.
-    pub interfaces: Vec<String>,
-    /// For each port: create the interface as a persistent TAP if it is missing.
-    pub create_tap: Vec<bool>,
-    /// For each port: the I/O backend asked for (`backend`, `[host.uplink_backend]`).
-    pub backends: Vec<Backend>,
-    /// The port group of each port; `None` for uplinks.
-    pub groups: Vec<Option<String>>,
-    /// The dotted key that names each interface (`host.uplinks.uplink1`,
-    /// `host.port[3].interface`), for [`Config::error_at`] when the daemon finds
-    /// that an interface does not exist.
-    pub interface_keys: Vec<String>,
 }
 
 /// The example configuration of `docs/config.md` (profile and host binding in one
@@ -72,6 +74,16 @@ pub fn example_profile() -> &'static str {
 /// host binding at `host_path` (a file whose only top-level table is `[host]`;
 /// without it, `[host]` is read from the profile). All errors found are returned.
 pub fn load(profile_path: &Path, host_path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load_compiled(profile_path, host_path).map(|(config, _)| config)
+}
+
+/// [`load`], with the configuration's compilation: the spec is built once, by the
+/// same pass that validated it (what the daemon runs; [`Config::compile`] is for a
+/// configuration changed in code).
+pub fn load_compiled(
+    profile_path: &Path,
+    host_path: Option<&Path>,
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
@@ -107,6 +119,15 @@ pub fn parse_str(
     profile_name: &str,
     host_src: Option<(&str, &str)>,
 ) -> Result<Config, ConfigErrors> {
+    parse_str_compiled(profile_src, profile_name, host_src).map(|(config, _)| config)
+}
+
+/// [`parse_str`], with the configuration's compilation (see [`load_compiled`]).
+pub fn parse_str_compiled(
+    profile_src: &str,
+    profile_name: &str,
+    host_src: Option<(&str, &str)>,
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     parse_inner(
         profile_src,
         Path::new(profile_name),
@@ -118,7 +139,7 @@ fn parse_inner(
     profile_src: &str,
     profile_name: &Path,
     host_src: Option<(&str, &Path)>,
-) -> Result<Config, ConfigErrors> {
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
     // 1. Syntax, with a span index of each file.
     let profile_file = SourceFile::parse(profile_name, profile_src);
     let host_file = host_src.map(|(src, name)| SourceFile::parse(name, src));
@@ -177,17 +198,21 @@ fn parse_inner(
     } = conv;
 
     // 4. Cross-references, limits, and the data plane's own check.
-    if let Err(more) = compile::compile(&profile, &host, &sources, &poison) {
-        errors.extend(more);
-    }
-    if !errors.is_empty() {
-        return Err(finish(errors, &sources.profile.name));
-    }
-    Ok(Config {
+    let compiled = compile::compile(&profile, &host, &sources, &poison);
+    let compiled = match compiled {
+        Ok(compiled) if errors.is_empty() => compiled,
+        Ok(_) => return Err(finish(errors, &sources.profile.name)),
+        Err(more) => {
+            errors.extend(more);
+            return Err(finish(errors, &sources.profile.name));
+        }
+    };
+    let config = Config {
         profile,
         host,
         sources,
-    })
+    };
+    Ok((config, compiled))
 }
 
 /// Sorts errors by file (profile, then host) and position, and wraps them.

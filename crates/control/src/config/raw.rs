@@ -1,11 +1,14 @@
 //! The configuration exactly as written: serde structures that check the shape
 //! (known keys, value types, required keys) and nothing else. Value domains (VLAN
 //! ranges, MAC syntax, policy words) are checked afterwards, so that all of those
-//! errors are reported at once.
+//! errors are reported at once. This is the assembly of the shape: each
+//! feature's own table (`Raw*`) lives in its module under `features/`.
 
+use super::features::*;
+use super::management::RawManagement;
+use super::value::RawVlan;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// A profile file: the profile, and optionally the host binding.
@@ -33,15 +36,6 @@ pub(crate) struct RawProfileFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHostFile {
     pub host: RawHost,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSwitch {
-    pub name: String,
-    pub mac_table_size: Option<i64>,
-    pub mac_aging_secs: Option<i64>,
-    pub max_bindings: Option<i64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -88,147 +82,6 @@ pub(crate) struct RawPortGroup {
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawPortSecurity {
-    pub enabled: Option<bool>,
-    pub max_macs: Option<i64>,
-    pub violation: Option<String>,
-    pub sticky: Option<bool>,
-    pub aging: Option<String>,
-    pub aging_secs: Option<i64>,
-    pub recovery_secs: Option<i64>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStormControl {
-    pub enabled: Option<bool>,
-    pub broadcast_pps: Option<i64>,
-    pub multicast_pps: Option<i64>,
-    pub unknown_unicast_pps: Option<i64>,
-    pub action: Option<String>,
-    pub recovery_secs: Option<i64>,
-}
-
-/// `[[mac_acl]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMacAcl {
-    pub name: String,
-    pub rules: Vec<RawAclRule>,
-}
-
-/// One element of `mac_acl.rules`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAclRule {
-    pub action: String,
-    pub src: Option<String>,
-    pub dst: Option<String>,
-    pub ethertype: Option<RawEthertype>,
-    pub vlan: Option<i64>,
-    pub cos: Option<i64>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawDhcpSnooping {
-    pub enabled: Option<bool>,
-    pub trusted: Option<bool>,
-    pub rate_limit_pps: Option<RawRate>,
-    pub option82: Option<String>,
-    pub drop_untrusted_option82: Option<bool>,
-    pub mode: Option<String>,
-    pub recovery_secs: Option<i64>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpInspection {
-    pub enabled: Option<bool>,
-    pub trusted: Option<bool>,
-    pub validate: Option<Vec<String>>,
-    pub rate_limit_pps: Option<RawRate>,
-    pub acl: Option<String>,
-    pub mode: Option<String>,
-    pub recovery_secs: Option<i64>,
-}
-
-/// `teaming = {...}`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTeaming {
-    pub policy: Option<String>,
-    pub active: Option<Vec<String>>,
-    pub standby: Option<Vec<String>>,
-    pub failback: Option<bool>,
-}
-
-/// `ip_source_guard`: a word, or a table.
-#[derive(Debug)]
-pub(crate) enum RawIpSourceGuard {
-    Word(String),
-    Table(RawIpSourceGuardTable),
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawIpSourceGuardTable {
-    pub enabled: Option<bool>,
-    pub check: Option<String>,
-    pub mode: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for RawIpSourceGuard {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawIpSourceGuard;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "\"off\", \"ip\", \"ip-mac\" or a table like { check = \"ip-mac\", mode = \"observe\" }",
-                )
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawIpSourceGuard, E> {
-                Ok(RawIpSourceGuard::Word(v.to_owned()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawIpSourceGuard, A::Error> {
-                RawIpSourceGuardTable::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawIpSourceGuard::Table)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `[[arp_acl]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpAcl {
-    pub name: String,
-    #[serde(rename = "static", default)]
-    pub static_only: bool,
-    pub rules: Vec<RawArpAclRule>,
-}
-
-/// One element of `arp_acl.rules`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawArpAclRule {
-    pub action: String,
-    pub ip: Option<String>,
-    pub mac: Option<String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSecurity {
-    pub promiscuous: Option<String>,
-    pub mac_changes: Option<String>,
-    pub forged_transmits: Option<String>,
-}
-
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawHost {
     #[serde(default)]
     pub uplinks: RawUplinkMap,
@@ -240,44 +93,6 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub static_binding: Vec<RawStaticBinding>,
     pub management: Option<RawManagement>,
-}
-
-/// `[host.management]`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawManagement {
-    pub tcp_listen: Option<String>,
-    pub tls_cert: Option<String>,
-    pub tls_key: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub audit_syslog: Option<String>,
-    pub socket_mode: Option<String>,
-    pub socket_group: Option<String>,
-    /// Role name → members; the role names are checked in validation.
-    #[serde(default)]
-    pub roles: BTreeMap<String, RawMembers>,
-    #[serde(default)]
-    pub token: Vec<RawToken>,
-}
-
-/// One role of `[host.management.roles]`.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMembers {
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// `[[host.management.token]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawToken {
-    pub name: String,
-    pub role: String,
-    pub hash: String,
-    pub expires: Option<toml::value::Datetime>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -305,16 +120,6 @@ pub(crate) struct RawHostPort {
     pub backend: Option<String>,
 }
 
-/// `[[host.static_binding]]`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStaticBinding {
-    pub mac: String,
-    pub ip: String,
-    pub vlan: Option<i64>,
-    pub port: String,
-}
-
 /// `[host.uplinks]`: logical uplink name → NIC, as (name, NIC) pairs.
 #[derive(Debug, Default)]
 pub(crate) struct RawUplinkMap(pub Vec<(String, String)>);
@@ -338,57 +143,3 @@ impl<'de> Deserialize<'de> for RawUplinkMap {
         d.deserialize_map(V)
     }
 }
-
-/// A value the file may give as a number or as a string: the enum, and a
-/// `Deserialize` that keeps either as it is for the validation step to judge.
-macro_rules! number_or_text {
-    ($(#[$doc:meta])* $name:ident, $number:ident, $expecting:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub(crate) enum $name {
-            $number(i64),
-            Text(String),
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl Visitor<'_> for V {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$name, E> {
-                        Ok($name::$number(v))
-                    }
-                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
-                        Ok($name::$number(i64::try_from(v).unwrap_or(i64::MAX)))
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
-                        Ok($name::Text(v.to_owned()))
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
-    };
-}
-
-number_or_text!(
-    /// One element of a VLAN list: an ID, or a string holding an ID or a range.
-    RawVlan,
-    Id,
-    "a VLAN ID like 10 or a range string like \"100-199\""
-);
-number_or_text!(
-    /// An EtherType: a number, or a string holding a name or a `0x` number.
-    RawEthertype,
-    Number,
-    "an EtherType like 0x86dd or a name like \"ipv4\""
-);
-number_or_text!(
-    /// A rate limit: a number, or a string (`"none"`).
-    RawRate,
-    Number,
-    "packets per second like 15, or \"none\""
-);

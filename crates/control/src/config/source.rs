@@ -5,6 +5,7 @@
 //! span-preserving parse (toml_edit), maps between the two.
 
 use super::error::{ConfigError, line_col};
+use super::keys::{first_component, join_key, parent_path};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -282,53 +283,6 @@ impl SpanIndex {
     }
 }
 
-/// `prefix.key`, quoting `key` unless it is a TOML bare key.
-pub(crate) fn join_key(prefix: &str, key: &str) -> String {
-    let k = if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
-    };
-    if prefix.is_empty() {
-        k
-    } else {
-        format!("{prefix}.{k}")
-    }
-}
-
-/// The dotted path without its last component (`a.b[2]` → `a.b`, `a.b` → `a`).
-fn parent_path(path: &str) -> Option<&str> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut cut = None;
-    for (i, c) in path.char_indices() {
-        if in_quotes {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_quotes = true,
-            '.' | '[' if i > 0 => cut = Some(i),
-            _ => {}
-        }
-    }
-    cut.map(|i| &path[..i])
-}
-
-fn first_component(path: &str) -> &str {
-    let end = path.find(['.', '[']).unwrap_or(path.len());
-    &path[..end]
-}
-
 /// The field name in serde's "missing field `x`".
 fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
@@ -400,22 +354,6 @@ fn guess_path(src: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parent_paths() {
-        assert_eq!(parent_path("a.b[2]"), Some("a.b"));
-        assert_eq!(parent_path("a.b"), Some("a"));
-        assert_eq!(parent_path("a"), None);
-        assert_eq!(parent_path(r#"host.uplinks."x.y""#), Some("host.uplinks"));
-        assert_eq!(parent_path(r#"host.uplinks."x\"[y""#), Some("host.uplinks"));
-    }
-
-    #[test]
-    fn keys_are_quoted_when_not_bare() {
-        assert_eq!(join_key("", "a"), "a");
-        assert_eq!(join_key("host.uplinks", "up-1"), "host.uplinks.up-1");
-        assert_eq!(join_key("host.uplinks", "up.1"), r#"host.uplinks."up.1""#);
-    }
 
     #[test]
     fn index_locates_nested_keys() {

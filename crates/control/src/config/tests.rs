@@ -117,6 +117,21 @@ fn with(extra: &str) -> String {
 }
 
 #[test]
+fn parsing_returns_the_compilation_it_checked() {
+    let example = example_profile();
+    for src in [BASE, example] {
+        let (config, compiled) = parse_str_compiled(src, P, None).unwrap();
+        assert_eq!(compiled, config.compile().unwrap());
+        assert_eq!(parse_str(src, P, None).unwrap().profile, config.profile);
+    }
+    let bad = with("[[port_group]]\nname = \"web\"\nvlan = 30\n");
+    assert_eq!(
+        parse_str_compiled(&bad, P, None).unwrap_err(),
+        parse_str(&bad, P, None).unwrap_err()
+    );
+}
+
+#[test]
 fn base_is_valid() {
     let c = parse_str(BASE, P, None).unwrap().compile().unwrap();
     assert_eq!(c.interfaces, ["eth0", "tap1"]);

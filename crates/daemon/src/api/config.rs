@@ -135,9 +135,9 @@ async fn apply_inner(
             Some((running_host.as_str(), "<running host binding>"))
         }
     };
-    let config = portcullis_control::parse_str(&req.profile.text, &req.profile.name, host)
-        .map_err(|e| invalid(e.to_string()))?;
-    let compiled = config.compile().map_err(|e| invalid(e.to_string()))?;
+    let (config, compiled) =
+        portcullis_control::parse_str_compiled(&req.profile.text, &req.profile.name, host)
+            .map_err(|e| invalid(e.to_string()))?;
     if !running.in_memory {
         crate::ports::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
     }

@@ -1013,7 +1013,7 @@ mac_acl_out = "b"
     let config = parse_str(&src, P, None).unwrap();
     let c = config.compile().unwrap();
     let located = |e: SpecError| {
-        let err = compile::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
+        let err = spec_error::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
         (err.key.clone(), err.line.unwrap())
     };
     let ps = |port: &str| SpecError::PortSecurity {
@@ -1041,7 +1041,7 @@ mac_acl_out = "b"
         .unwrap()
         .aging_secs = 0;
     let located2 = |e: SpecError| {
-        let err = compile::spec_error(&e, &c2, &config.profile, &config.host, &config.sources);
+        let err = spec_error::spec_error(&e, &c2, &config.profile, &config.host, &config.sources);
         (err.key.clone(), err.line.unwrap())
     };
     assert_eq!(
@@ -1073,7 +1073,7 @@ mac_acl_out = "b"
         .sticky_macs
         .push(mac("52:54:00:00:00:0a"));
     let located3 = |e: SpecError| {
-        compile::spec_error(&e, &c2, &config.profile, &config.host, &config.sources).key
+        spec_error::spec_error(&e, &c2, &config.profile, &config.host, &config.sources).key
     };
     assert_eq!(located3(ps("vm1")), "host.port[0].secure_macs");
     let acl = |port: &str, acl: &str| SpecError::UnknownAcl {
@@ -1102,7 +1102,7 @@ mac_acl_out = "b"
     assert_eq!(located(bad("b")), ("mac_acl[1]".into(), acl_line));
     let mut c3 = c.clone();
     c3.spec.mac_acls[0].rules[0].cos = Some(8);
-    let err = compile::spec_error(
+    let err = spec_error::spec_error(
         &bad("a"),
         &c3,
         &config.profile,
@@ -1111,7 +1111,7 @@ mac_acl_out = "b"
     );
     assert_eq!(err.key, "mac_acl[0].rules[0].cos");
     c3.spec.mac_acls[1].name = "a".into();
-    let err = compile::spec_error(
+    let err = spec_error::spec_error(
         &bad("a"),
         &c3,
         &config.profile,
@@ -1129,7 +1129,7 @@ mac_acl_out = "b"
         .static_macs = vec![mac("52:54:00:00:00:02")];
     let e = c4.spec.check().unwrap_err();
     assert!(matches!(e, SpecError::DuplicateMac { .. }), "{e:?}");
-    let err = compile::spec_error(&e, &c4, &config.profile, &config.host, &config.sources);
+    let err = spec_error::spec_error(&e, &c4, &config.profile, &config.host, &config.sources);
     assert_eq!(err.key, "host.port[1].secure_macs[0]");
 }
 

@@ -1359,7 +1359,7 @@ fn spec_check_binding_errors_are_located() {
     let config = parse_str(&src, P, None).unwrap();
     let c = config.compile().unwrap();
     let e = SpecError::BadBinding { reason: "x".into() };
-    let err = compile::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
+    let err = spec_error::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
     assert_eq!(
         (err.key.as_str(), err.line),
         (
@@ -1370,7 +1370,7 @@ fn spec_check_binding_errors_are_located() {
     assert!(err.message.contains("static bindings: x"), "{err}");
     let config = parse_str(BASE, P, None).unwrap();
     let c = config.compile().unwrap();
-    let err = compile::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
+    let err = spec_error::spec_error(&e, &c, &config.profile, &config.host, &config.sources);
     assert_eq!(err.key, "switch.max_bindings");
 }
 

@@ -651,7 +651,7 @@ port_group = "web"
     let e = c.spec.check().unwrap_err();
     assert!(matches!(e, SpecError::BadTeam { .. }), "{e:?}");
     let located = |e: &SpecError| {
-        let err = compile::spec_error(e, &c, &config.profile, &config.host, &config.sources);
+        let err = spec_error::spec_error(e, &c, &config.profile, &config.host, &config.sources);
         (err.key.clone(), err.line, err.message)
     };
     let (key, line, message) = located(&e);
