@@ -10,7 +10,11 @@
 
 pub mod arp;
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod frame;
+pub mod icmpv6;
+pub mod ipv6;
+pub mod nd;
 pub mod rarp;
 
 macro_rules! wire_errors {
@@ -76,4 +80,17 @@ wire_errors! {
     BadRelayInfo => "bad_relay_info",
     /// The output buffer is too small, or the grown datagram would exceed 65535 bytes.
     NoRoom => "no_room",
+    /// The IPv6 version is not 6.
+    NotIpv6 => "not_ipv6",
+    /// The IPv6 header chain does not lead, inside one whole packet, to the upper
+    /// layer a parser reads (ICMPv6, UDP), or the packet is a fragment.
+    NotIpv6Upper => "not_ipv6_upper",
+    /// The ICMPv6 message is not the Neighbor Discovery message parsed (RFC 4861 §4).
+    NotNd => "not_nd",
+    /// An ND option of length 0 (RFC 4861 §4.6), or a DHCPv6 option whose value runs
+    /// past its container.
+    BadOption => "bad_option",
+    /// DHCPv6 relay messages nested deeper than [`dhcpv6::MAX_RELAY_DEPTH`], or more
+    /// options than [`dhcpv6::MAX_OPTIONS`].
+    TooDeep => "too_deep",
 }
