@@ -626,6 +626,7 @@ fn neighbor_solicitation_and_dad() {
     // DAD: from ::, to the solicited-node group, no SLLAO.
     let p = ns(Ipv6Addr::UNSPECIFIED, sn, target, false);
     let (f, v) = nd::parse_l3(&p).unwrap();
+    assert!(v.is_dad(&f.header));
     assert_eq!(v.message, NdMessage::NeighborSolicitation { target });
     assert_eq!(v.message.target(), Some(target));
     assert_eq!(v.violation(&f.header), None);
@@ -644,6 +645,7 @@ fn neighbor_solicitation_and_dad() {
     // An ordinary NS with SLLAO.
     let p = ns(HOST, sn, ROUTER, true);
     let (f, v) = nd::parse_l3(&p).unwrap();
+    assert!(!v.is_dad(&f.header));
     assert_eq!(v.source_ll, Some(MAC));
     assert_eq!(v.violation(&f.header), None);
     let p = ns(HOST, sn, ALL_NODES, true);
@@ -675,6 +677,9 @@ fn neighbor_advertisement_flags() {
     let p = na(HOST, ALL_NODES, false);
     let (f, v) = nd::parse_l3(&p).unwrap();
     assert_eq!(v.violation(&f.header), None);
+    let p = na(Ipv6Addr::UNSPECIFIED, ALL_NODES, false);
+    let (f, v) = nd::parse_l3(&p).unwrap();
+    assert_eq!(v.violation(&f.header), Some(NdViolation::UnspecifiedSource));
     // Each flag bit on its own.
     for (bit, want) in [(0x80, (true, false, false)), (0x40, (false, true, false))] {
         let mut q = p.clone();
@@ -714,6 +719,38 @@ fn redirect_and_rs() {
     let opts: Vec<_> = v.options.map(Result::unwrap).collect();
     assert_eq!(opts[1], NdOption::RedirectedHeader(&[0x60; 16]));
     assert_eq!(v.violation(&f.header), None);
+    // §8.1: the target is link-local or the destination itself.
+    for (target, want) in [
+        (GLOBAL, None),
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            Some(NdViolation::RedirectTarget),
+        ),
+        (ALL_NODES, Some(NdViolation::TargetMulticast)),
+    ] {
+        let p = emit(&NdEmit {
+            src: ROUTER,
+            dst: HOST,
+            message: NdMessage::Redirect {
+                target,
+                destination: GLOBAL,
+            },
+            options: &[],
+        });
+        let (f, v) = nd::parse_l3(&p).unwrap();
+        assert_eq!(v.violation(&f.header), want, "{target}");
+    }
+    let p = emit(&NdEmit {
+        src: GLOBAL,
+        dst: HOST,
+        message: v.message,
+        options: &[],
+    });
+    let (f, v) = nd::parse_l3(&p).unwrap();
+    assert_eq!(
+        v.violation(&f.header),
+        Some(NdViolation::SourceNotLinkLocal)
+    );
 
     let p = emit(&NdEmit {
         src: Ipv6Addr::UNSPECIFIED,

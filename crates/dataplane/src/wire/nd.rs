@@ -362,6 +362,10 @@ pub enum NdViolation {
     SolicitedToMulticast,
     /// A Redirect whose destination is multicast.
     RedirectToMulticast,
+    /// A Redirect whose target is neither link-local nor its destination (§8.1).
+    RedirectTarget,
+    /// An NA from `::`: only DAD's NS and an RS may use it (RFC 4861 §4.3, §4.1).
+    UnspecifiedSource,
 }
 
 /// Whether `a` is a solicited-node multicast address, ff02::1:ffXX:XXXX (RFC 4291 §2.7.1).
@@ -419,7 +423,9 @@ impl NdView<'_> {
             NdMessage::NeighborAdvertisement {
                 target, solicited, ..
             } => {
-                if target.is_multicast() {
+                if unspecified {
+                    Some(NdViolation::UnspecifiedSource)
+                } else if target.is_multicast() {
                     Some(NdViolation::TargetMulticast)
                 } else if solicited && header.dst.is_multicast() {
                     Some(NdViolation::SolicitedToMulticast)
@@ -437,12 +443,21 @@ impl NdView<'_> {
                     Some(NdViolation::TargetMulticast)
                 } else if destination.is_multicast() {
                     Some(NdViolation::RedirectToMulticast)
+                } else if !target.is_unicast_link_local() && target != destination {
+                    Some(NdViolation::RedirectTarget)
                 } else {
                     None
                 }
             }
             _ => None,
         }
+    }
+
+    /// Duplicate Address Detection (RFC 4862 §5.4.2): an NS from `::`. What it
+    /// claims is the target address.
+    pub fn is_dad(&self, header: &Ipv6Header) -> bool {
+        header.src.is_unspecified()
+            && matches!(self.message, NdMessage::NeighborSolicitation { .. })
     }
 
     /// The Prefix Information options.
