@@ -1228,6 +1228,68 @@ fn check_all(l3: &[u8]) {
     }
 }
 
+/// A reader that ignores the payload length and every bound — the most a careless
+/// receiver could make of the bytes: follows Hop-by-Hop, Routing, Fragment,
+/// Destination Options and AH in any order and number to the end of the buffer,
+/// stopping only at a non-first fragment (no stack reads one as a packet). Returns
+/// the upper layer and its offset.
+fn careless_upper(l3: &[u8]) -> Option<(u8, usize)> {
+    let mut next = *l3.get(6)?;
+    let mut at = 40;
+    loop {
+        let h = l3.get(at..at + 8)?;
+        let len = match next {
+            nh::HOP_BY_HOP | nh::ROUTING | nh::DESTINATION_OPTIONS => (usize::from(h[1]) + 1) * 8,
+            nh::AH => (usize::from(h[1]) + 2) * 4,
+            nh::FRAGMENT => {
+                if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
+                    return None;
+                }
+                8
+            }
+            _ => return Some((next, at)),
+        };
+        next = h[0];
+        at += len;
+    }
+}
+
+/// The stages' guarantee: whenever a careless reader could find ICMPv6, or UDP to
+/// 546/547, in these bytes, the walk either finds the same thing at the same place
+/// or flags the packet (incomplete, unknown, ESP, malformed) — it never says "some
+/// other upper layer", "no next header" or "not DHCPv6".
+fn check_nothing_hidden(l3: &[u8]) {
+    let Ok(f) = Ipv6Facts::parse(l3) else {
+        return;
+    };
+    let Some((proto, at)) = careless_upper(l3) else {
+        return;
+    };
+    let flagged = matches!(
+        f.chain,
+        Chain::IncompleteChain | Chain::Unknown(_) | Chain::Esp { .. } | Chain::Malformed(_)
+    );
+    if proto == nh::ICMPV6 {
+        assert!(
+            flagged || f.upper() == Some((nh::ICMPV6, at)),
+            "ICMPv6 at {at} hidden as {:?}",
+            f.chain
+        );
+    }
+    let to_dhcp = l3
+        .get(at + 2..at + 4)
+        .is_some_and(|p| matches!(u16::from_be_bytes([p[0], p[1]]), 546 | 547));
+    if proto == nh::UDP && to_dhcp {
+        let c = Dhcpv6Facts::classify(l3, &f).candidate;
+        assert_ne!(
+            c,
+            Dhcpv6Candidate::No,
+            "UDP to 546/547 at {at} hidden: {:?}",
+            f.chain
+        );
+    }
+}
+
 fn arb_ext() -> impl Strategy<Value = (u8, Vec<u8>)> {
     prop_oneof![
         (0u8..4).prop_map(|u| opts_ext(nh::DESTINATION_OPTIONS, u)),
@@ -1406,5 +1468,50 @@ proptest! {
             p[4..6].copy_from_slice(&plen.to_be_bytes());
         }
         check_all(&p);
+        check_nothing_hidden(&p);
+    }
+
+    /// Chains whose Next Header and length bytes are rewritten at random (the
+    /// places an attacker aims at): nothing a careless reader finds is hidden.
+    #[test]
+    fn rewritten_chains_hide_nothing(
+        (b, exts) in arb_chain(),
+        edits in proptest::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                any::<bool>(),
+                prop_oneof![
+                    Just(nh::HOP_BY_HOP), Just(nh::ROUTING), Just(nh::FRAGMENT),
+                    Just(nh::ESP), Just(nh::AH), Just(nh::ICMPV6), Just(nh::NO_NEXT_HEADER),
+                    Just(nh::DESTINATION_OPTIONS), Just(nh::UDP), Just(nh::TCP),
+                    Just(nh::MOBILITY), any::<u8>(),
+                ],
+            ),
+            1..4,
+        ),
+        fix in any::<bool>(),
+    ) {
+        let mut p = chain(&base_packet(&b), &exts);
+        // The offsets of the fixed header's Next Header and of each extension header.
+        let mut heads = vec![6usize];
+        let mut at = 40;
+        for (_, h) in &exts {
+            heads.push(at);
+            at += h.len();
+        }
+        for (i, length, v) in &edits {
+            let h = heads[i.index(heads.len())];
+            if *length && h != 6 {
+                p[h + 1] = *v % 8;
+            } else {
+                p[h] = *v;
+            }
+        }
+        if fix {
+            let plen = (p.len() - 40) as u16;
+            p[4..6].copy_from_slice(&plen.to_be_bytes());
+        }
+        check_all(&p);
+        check_nothing_hidden(&p);
     }
 }
