@@ -1423,6 +1423,29 @@ proptest! {
         check_all(&p);
     }
 
+    /// The same chains ending in ESP, No Next Header or an upper layer this module
+    /// does not read: where etherparse says the payload starts, the walk says ESP,
+    /// No Next Header or that upper layer.
+    #[test]
+    fn other_chain_ends_agree_with_etherparse(
+        (b, exts) in arb_chain(),
+        last in prop_oneof![Just(nh::ESP), Just(nh::NO_NEXT_HEADER), Just(nh::TCP), Just(47u8), Just(41u8), Just(132u8)],
+    ) {
+        let mut base = base_packet(&b);
+        base[6] = last;
+        let p = chain(&base, &exts);
+        let offset = p.len() - (base.len() - 40);
+        let want = match last {
+            nh::ESP => Chain::Esp { offset: offset as u32 },
+            nh::NO_NEXT_HEADER => Chain::NoNextHeader { offset: offset as u32 },
+            protocol => Chain::Upper { protocol, offset: offset as u32 },
+        };
+        prop_assert_eq!(walk(&p).chain, want);
+        let fragmented = matches!(walk(&p).fragment_kind(), Some(FragmentKind::First));
+        prop_assert_eq!(etherparse_upper(&p), Some((last, offset, fragmented)));
+        check_all(&p);
+    }
+
     /// The same chains cut anywhere before the end of the upper-layer header: never
     /// "upper layer found"; incomplete only in a first fragment.
     #[test]

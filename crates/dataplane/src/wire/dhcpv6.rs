@@ -293,7 +293,10 @@ impl Dhcpv6Facts {
 }
 
 /// Whether the UDP checksum of `udp` in `l3` verifies (RFC 8200 §8.1: a zero
-/// checksum is invalid over IPv6).
+/// checksum is invalid over IPv6). Verified against the IPv6 header's destination,
+/// as `icmpv6` does: a packet with a Routing header (whose final destination is
+/// elsewhere) does not verify — fail closed. A guest that offloads checksums sends
+/// partial ones (DESIGN.md §9); the stage decides what a failure means.
 pub fn udp_checksum_ok(l3: &[u8], facts: &Ipv6Facts, udp: &Udp6) -> bool {
     let Some(datagram) = l3.get(udp.offset..udp.payload().end) else {
         return false;
