@@ -19,6 +19,11 @@
 //!
 //! A link-layer address option repeated with a different address is
 //! [`WireError::ConflictingOption`]: which one a host would take is not defined.
+//!
+//! Fragments: hosts ignore ND messages that arrive in fragments (RFC 6980 §5), and
+//! [`parse`] reads only whole packets (its [`Icmpv6View`] comes from
+//! `icmpv6::parse`, which refuses fragments). A stage learns the ICMPv6 type of a
+//! first fragment from `icmpv6::type_code` (RA guard drops an RA-carrying one).
 
 #![deny(
     clippy::indexing_slicing,
