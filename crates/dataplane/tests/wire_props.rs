@@ -1,7 +1,9 @@
 //! The wire parsers (`arp`, `dhcp`) and the option 82 rewriter against real DHCP
 //! messages built with dhcproto, and under proptest: random bytes, random mutations
 //! of valid DHCP and ARP frames, and random DHCP option lists in frames with valid
-//! checksums.
+//! checksums. The IPv6 parsers (`ipv6`, `icmpv6`, `nd`, `dhcpv6`) run on every one
+//! of those inputs too, and on random IPv6-looking bytes (their own cases and
+//! properties are in `ipv6_wire.rs`).
 //!
 //! Invariants: nothing panics; every `Ok` is internally consistent — ranges inside
 //! the buffer, fields equal to an independent (naive) reading of the bytes, and a
@@ -18,6 +20,7 @@ use portcullis_dataplane::arp::{self, ArpOp};
 use portcullis_dataplane::dhcp::{
     self, DhcpMessageType, MAX_OPTION_WALK, WireError, insert_option82, strip_option82,
 };
+use portcullis_dataplane::wire::{dhcpv6, icmpv6, ipv6, nd};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -446,6 +449,43 @@ fn check_everything(f: &[u8], body: usize, circuit: &[u8], remote: &[u8], out_le
 
     check_insert(f, body, circuit, remote, out_len);
     check_strip(f, body, out_len);
+    check_ipv6(l3);
+}
+
+/// The IPv6 parsers on any bytes: no panic, and every answer inside the bytes.
+fn check_ipv6(l3: &[u8]) {
+    let Ok(f) = ipv6::Ipv6Facts::parse(l3) else {
+        assert!(l3.len() < 40 || l3[0] >> 4 != 6);
+        return;
+    };
+    let end = f.end as usize;
+    assert!(end <= l3.len());
+    if let Some((protocol, offset)) = f.upper() {
+        assert!(!ipv6::is_extension_header(protocol));
+        assert!(offset + ipv6::upper_header_len(protocol) <= end);
+    }
+    if let Ok(icmp) = icmpv6::parse(l3, &f) {
+        assert_eq!(icmp.offset + icmp.message.len(), end);
+        if let Ok(v) = nd::parse(&icmp) {
+            assert!({ v.options }.all(|o| o.is_ok()));
+            let _ = v.violation(&f.header);
+        }
+    }
+    let d = dhcpv6::Dhcpv6Facts::classify(l3, &f);
+    if let Some(u) = d.udp {
+        assert_eq!(u.payload().end, end);
+        assert!(u.payload().start <= end);
+        let _ = dhcpv6::udp_checksum_ok(l3, &f, &u);
+        if let Ok((outer, inner, _)) = dhcpv6::innermost(&l3[u.payload()]) {
+            assert!(
+                outer
+                    .raw_options()
+                    .chain(inner.raw_options())
+                    .all(|o| o.is_ok())
+            );
+        }
+    }
+    let _ = dhcpv6::parse(l3);
 }
 
 fn check_dhcp(p: &[u8]) {
@@ -966,6 +1006,20 @@ proptest! {
             p.copy_from_slice(&[0x08, 0x00, 0x45]);
         }
         check_everything(&bytes, body, &circuit, &remote, out_len);
+    }
+
+    /// Random bytes behind an IPv6 EtherType, version nibble and a payload length
+    /// that matches (so the chain walk runs), with a chosen first Next Header.
+    #[test]
+    fn random_ipv6_bytes_never_panic(
+        mut l3 in proptest::collection::vec(any::<u8>(), 40..300),
+        next in prop_oneof![Just(0u8), Just(43u8), Just(44u8), Just(51u8), Just(58u8), Just(60u8), Just(17u8), any::<u8>()],
+    ) {
+        l3[0] = 0x60 | (l3[0] & 0x0f);
+        let plen = (l3.len() - 40) as u16;
+        l3[4..6].copy_from_slice(&plen.to_be_bytes());
+        l3[6] = next;
+        check_ipv6(&l3);
     }
 
     #[test]
