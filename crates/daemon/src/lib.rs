@@ -34,7 +34,7 @@ use binding_log::BindingLog;
 use portcullis_control::ConfigErrors;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::rbac::Authorizer;
-use portcullis_dataplane::{Event, Instant, Switch};
+use portcullis_dataplane::{Event, Switch, Timestamp};
 pub use running::Running;
 use running::{ListenerError, ListenerPlan, TcpListeners, socket_access, syslog_forwarder};
 use runtime::{Command, DataPlane, ToControl};
@@ -578,7 +578,7 @@ fn restore_bindings(
             lease_secs: left,
             source: r.source,
         };
-        match switch.install_binding(new, Instant(0)) {
+        match switch.install_binding(new, Timestamp(0)) {
             Ok(()) => restored += 1,
             Err(portcullis_dataplane::ControlError::BindingTableFull) => {
                 tracing::warn!(ip = %r.ip, "stored binding not restored: the binding table is full");

@@ -15,7 +15,7 @@ use crate::ports::{self, Attachment, CreatedTaps, PortError, PortIo, PortLinks};
 use crate::runtime::ApplyPlan;
 use crate::store::{StateStore, StoreError};
 use portcullis_control::CompiledConfig;
-use portcullis_dataplane::{CarryOver, Instant, PortId, SpecError, Switch};
+use portcullis_dataplane::{CarryOver, PortId, SpecError, Switch, Timestamp};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -29,7 +29,7 @@ pub(crate) struct Current {
     /// Sticky MACs, restored into every configuration prepared.
     pub store: Arc<StateStore>,
     /// The data plane's clock now (the new switch's origin).
-    pub now: Instant,
+    pub now: Timestamp,
 }
 
 impl Current {
@@ -39,7 +39,7 @@ impl Current {
             ports: Vec::new(),
             in_memory,
             store,
-            now: Instant(0),
+            now: Timestamp(0),
         }
     }
 
@@ -48,7 +48,7 @@ impl Current {
         running: &CompiledConfig,
         in_memory: bool,
         store: Arc<StateStore>,
-        now: Instant,
+        now: Timestamp,
     ) -> Self {
         let names = running.spec.ports.iter().map(|p| p.name.clone());
         Self {
@@ -263,7 +263,7 @@ mod tests {
             ("vm2", "m2", false),
             ("vm3", "m3", false),
         ]);
-        let current = Current::running(&old, true, store(&dir), Instant(5));
+        let current = Current::running(&old, true, store(&dir), Timestamp(5));
         // vm1 stays, vm2 moves to another interface, vm3 goes, vm4 is new.
         let new = compiled(&[
             ("vm1", "m1", false),
@@ -295,7 +295,7 @@ mod tests {
     fn the_same_configuration_opens_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let c = compiled(&[("vm1", "m1", false), ("vm2", "m2", false)]);
-        let current = Current::running(&c, true, store(&dir), Instant(0));
+        let current = Current::running(&c, true, store(&dir), Timestamp(0));
         let plan = prepare(c, &current).expect("prepared");
         assert!(plan.opened.is_empty());
         assert!(plan.handles.is_empty());

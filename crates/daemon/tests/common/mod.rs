@@ -24,8 +24,8 @@ use portcullis_daemon::runtime::{Command, DataPlane, LinkState, PortIo, PortLink
 use portcullis_daemon::snapshot::{BindingsView, Snapshot};
 use portcullis_daemon::{MemoryDaemon, start_in_memory};
 use portcullis_dataplane::{
-    DEFAULT_HOST_TABLE_SIZE, DEFAULT_MAX_BINDINGS, Instant, MacAddr, PortRole, PortSpec,
-    SecurityPolicy, Switch, SwitchSpec, Vid, VlanMode, VlanSet,
+    DEFAULT_HOST_TABLE_SIZE, DEFAULT_MAX_BINDINGS, MacAddr, PortRole, PortSpec, SecurityPolicy,
+    Switch, SwitchSpec, Timestamp, Vid, VlanMode, VlanSet,
 };
 use portcullis_io::{MemoryHandle, memory_port};
 use serde_json::Value;
@@ -335,7 +335,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(64);
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataPlane {
-        switch: Switch::new(spec, Instant(0)).unwrap(),
+        switch: Switch::new(spec, Timestamp(0)).unwrap(),
         ports: port_slots(
             ports,
             (0..names.len()).map(|i| format!("mem{i}")).collect(),
