@@ -13,7 +13,7 @@
 
 use crate::ports::{self, Attachment, CreatedTaps, PortError, PortIo, PortLinks};
 use crate::runtime::ApplyPlan;
-use crate::store::{StateStore, StoreError};
+use crate::sticky_store::{StickyMacStore, StickyStoreError};
 use portcullis_control::CompiledConfig;
 use portcullis_dataplane::{CarryOver, PortId, SpecError, Switch, Timestamp};
 use std::sync::Arc;
@@ -27,14 +27,14 @@ pub(crate) struct Current {
     /// Ports are in-memory queues (tests): no interfaces to open.
     pub in_memory: bool,
     /// Sticky MACs, restored into every configuration prepared.
-    pub store: Arc<StateStore>,
+    pub store: Arc<StickyMacStore>,
     /// The data plane's clock now (the new switch's origin).
     pub now: Timestamp,
 }
 
 impl Current {
     /// Nothing running yet: every port is opened.
-    pub(crate) fn nothing(store: Arc<StateStore>, in_memory: bool) -> Self {
+    pub(crate) fn nothing(store: Arc<StickyMacStore>, in_memory: bool) -> Self {
         Self {
             ports: Vec::new(),
             in_memory,
@@ -47,7 +47,7 @@ impl Current {
     pub(crate) fn running(
         running: &CompiledConfig,
         in_memory: bool,
-        store: Arc<StateStore>,
+        store: Arc<StickyMacStore>,
         now: Timestamp,
     ) -> Self {
         let names = running.spec.ports.iter().map(|p| p.name.clone());
@@ -64,7 +64,7 @@ impl Current {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StickyStoreError),
     #[error("the data plane refused the configuration: {0}")]
     Spec(#[from] SpecError),
     #[error("{0}")]
@@ -179,7 +179,10 @@ pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
 
 /// Puts the sticky MACs the store remembers back into the spec; the ones that no
 /// longer fit the configuration are logged and left out.
-fn restore_sticky(store: &StateStore, compiled: &mut CompiledConfig) -> Result<(), StoreError> {
+fn restore_sticky(
+    store: &StickyMacStore,
+    compiled: &mut CompiledConfig,
+) -> Result<(), StickyStoreError> {
     let sticky_ports: Vec<String> = compiled
         .spec
         .ports
@@ -222,8 +225,8 @@ mod tests {
             .expect("compiles")
     }
 
-    fn store(dir: &tempfile::TempDir) -> Arc<StateStore> {
-        Arc::new(StateStore::open(dir.path()).expect("store"))
+    fn store(dir: &tempfile::TempDir) -> Arc<StickyMacStore> {
+        Arc::new(StickyMacStore::open(dir.path()).expect("store"))
     }
 
     /// A state directory, if the test runs as root (TAPs); else `None`, skipped.

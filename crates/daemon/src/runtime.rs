@@ -238,7 +238,7 @@ impl PortCapture {
 
 /// One port as the data-plane thread holds it: its queues and everything the thread
 /// keeps about it beside the switch's own state. An apply renumbers one vector of
-/// these (`DataPlane::apply`), never parallel lists.
+/// these (`DataThread::apply`), never parallel lists.
 #[derive(Debug)]
 pub struct PortSlot {
     pub io: PortIo,
@@ -426,15 +426,37 @@ fn around(ports: &mut [PortSlot], i: usize) -> (&mut [PortSlot], &mut [PortSlot]
     (before, rest.get_mut(1..).unwrap_or_default())
 }
 
+/// The switch's monotonic clock: [`Timestamp`]s are nanoseconds since `origin`, the
+/// moment the daemon started. The data-plane thread reads it once per loop and
+/// passes the time into the switch; the API reads it for what it hands the switch
+/// (an apply's carry-over).
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchClock {
+    origin: std::time::Instant,
+}
+
+impl SwitchClock {
+    /// A clock whose time 0 is now.
+    pub fn start() -> SwitchClock {
+        SwitchClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.origin.elapsed().as_nanos() as u64)
+    }
+}
+
 /// Everything the data-plane thread owns.
-pub struct DataPlane {
+pub struct DataThread {
     pub switch: Switch,
     /// One slot per port of the switch, in port order (see [`PortSlot`]).
     pub ports: Vec<PortSlot>,
     pub commands: mpsc::Receiver<Command>,
     pub events: tokio::sync::mpsc::Sender<ToControl>,
     pub stop: Arc<AtomicBool>,
-    pub epoch: std::time::Instant,
+    pub clock: SwitchClock,
     pub links: Box<dyn PortLinks>,
     /// Held DHCPACKs and the binding store's commits.
     pub held: crate::held::Held,
@@ -446,9 +468,9 @@ pub struct DataPlane {
     pub event_buf: Vec<Event>,
 }
 
-impl std::fmt::Debug for DataPlane {
+impl std::fmt::Debug for DataThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataPlane")
+        f.debug_struct("DataThread")
             .field("ports", &self.ports.len())
             .finish()
     }
@@ -468,9 +490,9 @@ pub struct RuntimeCounters {
     pub batches: u64,
 }
 
-impl DataPlane {
+impl DataThread {
     fn now(&self) -> Timestamp {
-        Timestamp(self.epoch.elapsed().as_nanos() as u64)
+        self.clock.now()
     }
 
     /// Flushes every port frames were queued on since its last flush.
