@@ -19,7 +19,7 @@
 use anyhow::{Context as _, anyhow};
 use portcullis_dataplane::trace::describe_verdict;
 use portcullis_dataplane::{
-    DropReason, FrameView, Instant, MacAddr, PortId, PortRole, RxFrame, Switch, Verdict,
+    DropReason, FrameView, IngressFrame, MacAddr, PortId, PortRole, Switch, Timestamp, Verdict,
 };
 use portcullis_io::pcap::{
     LINKTYPE_ETHERNET, MAX_RECORD_LEN, PcapPacket, PcapReader, PcapWriter, link_type_name,
@@ -109,7 +109,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 pub(crate) struct OfflineSwitch {
     pub sw: Switch,
     /// The latest time given to the switch.
-    pub now: Instant,
+    pub now: Timestamp,
 }
 
 impl OfflineSwitch {
@@ -117,7 +117,7 @@ impl OfflineSwitch {
     pub fn load(config: &Path, host: Option<&Path>) -> Result<OfflineSwitch, Failure> {
         let (_, compiled) =
             portcullis_control::load_compiled(config, host).map_err(|e| bad(anyhow!("{e}")))?;
-        let sw = Switch::new(&compiled.spec, Instant(0)).map_err(|e| {
+        let sw = Switch::new(&compiled.spec, Timestamp(0)).map_err(|e| {
             bad(anyhow!(
                 "{}: the switch cannot be built: {e}",
                 config.display()
@@ -125,7 +125,7 @@ impl OfflineSwitch {
         })?;
         Ok(OfflineSwitch {
             sw,
-            now: Instant(0),
+            now: Timestamp(0),
         })
     }
 
@@ -142,7 +142,7 @@ impl OfflineSwitch {
 
     /// Moves the clock to `t` (never backwards) and does the runtime's
     /// between-batch housekeeping.
-    pub fn advance(&mut self, t: Instant) -> Instant {
+    pub fn advance(&mut self, t: Timestamp) -> Timestamp {
         self.now = self.now.max(t);
         self.sw.tick(self.now);
         self.now
@@ -163,7 +163,7 @@ impl OfflineSwitch {
     /// Processes one frame as the runtime does: a held ACK's binding is taken as
     /// committed (and the frame as sent).
     pub fn process(&mut self, port: PortId, data: &[u8]) -> Verdict {
-        let rx = RxFrame { data, tag: None };
+        let rx = IngressFrame { data, tag: None };
         let v = self.sw.process(self.now, port, &rx);
         if let Verdict::Hold(f, b) = v {
             self.sw
@@ -209,9 +209,9 @@ impl Capture {
     }
 
     /// The switch time of packet `i`: its timestamp less the first packet's.
-    pub fn time(&self, i: usize) -> Instant {
+    pub fn time(&self, i: usize) -> Timestamp {
         let first = self.packets.first().map_or(0, |p| p.ts_ns);
-        Instant(
+        Timestamp(
             self.packets
                 .get(i)
                 .map_or(0, |p| p.ts_ns.saturating_sub(first)),
@@ -223,7 +223,7 @@ impl Capture {
 /// ("52:54:00:00:00:01 → ff:ff:ff:ff:ff:ff ARP who-has 198.18.10.2 tell
 /// 198.18.10.1"). Never fails: what does not parse is said so.
 pub(crate) fn describe_frame(data: &[u8]) -> String {
-    let rx = RxFrame { data, tag: None };
+    let rx = IngressFrame { data, tag: None };
     let Ok(v) = FrameView::parse(&rx) else {
         return format!("malformed frame ({} bytes)", data.len());
     };

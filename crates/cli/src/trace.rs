@@ -18,7 +18,7 @@ use anyhow::anyhow;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
 use dhcproto::{Encodable, Encoder};
 use portcullis_dataplane::trace::{Trace, describe_verdict};
-use portcullis_dataplane::{MacAddr, RxFrame};
+use portcullis_dataplane::{IngressFrame, MacAddr};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -107,7 +107,7 @@ pub(crate) fn trace(args: &TraceArgs, out: &mut dyn Write) -> Result<(), Failure
     let v = sw.sw.process_traced(
         now,
         port,
-        &RxFrame {
+        &IngressFrame {
             data: &frame,
             tag: None,
         },

@@ -635,12 +635,12 @@ fn the_command_line_needs_exactly_one_frame_source() {
 
 #[test]
 fn frame_descriptions_build_the_frames_they_describe() {
-    use portcullis_dataplane::{FrameView, RxFrame};
+    use portcullis_dataplane::{FrameView, IngressFrame};
     let f = trace::build_frame(
         "src=52:54:00:00:00:01 dst=ff:ff:ff:ff:ff:ff vlan=10 pcp=5 type=arp op=reply sender-ip=198.18.10.1 target-ip=198.18.10.2",
     )
     .unwrap();
-    let v = FrameView::parse(&RxFrame {
+    let v = FrameView::parse(&IngressFrame {
         data: &f,
         tag: None,
     })

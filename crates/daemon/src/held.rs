@@ -9,7 +9,7 @@
 
 use crate::binding_log::{BindingCommits, BindingOp, BindingRecord, CommitResult};
 use portcullis_dataplane::bindings::{Binding, BindingHolder, BindingSource, BindingUpdate};
-use portcullis_dataplane::{ControlError, Forward, Instant, MacAddr, PortId, Switch, Vid};
+use portcullis_dataplane::{ControlError, Forward, MacAddr, PortId, Switch, Timestamp, Vid};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::mpsc::Receiver;
@@ -120,7 +120,7 @@ impl Held {
         frame: portcullis_io::RxFrame<'_>,
         fwd: &Forward,
         b: &BindingUpdate,
-        now: Instant,
+        now: Timestamp,
     ) {
         let data = frame.data;
         if self.frames.len() >= MAX_HELD {
@@ -197,7 +197,7 @@ impl Held {
     /// binding took the address while it was being written): the holder's record
     /// is written back, or the key removed. Static bindings are configuration, not
     /// stored. No one waits for it.
-    pub fn resync(&mut self, vid: Vid, ip: IpAddr, current: Option<Binding>, now: Instant) {
+    pub fn resync(&mut self, vid: Vid, ip: IpAddr, current: Option<Binding>, now: Timestamp) {
         let op = match current {
             Some(b) if b.source != BindingSource::Static => {
                 let unix = unix_now();

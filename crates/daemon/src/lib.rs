@@ -25,7 +25,7 @@ pub mod ports;
 pub mod running;
 pub mod runtime;
 pub mod snapshot;
-pub mod store;
+pub mod sticky_store;
 pub mod tls;
 pub mod unix_users;
 
@@ -34,10 +34,10 @@ use binding_log::BindingLog;
 use portcullis_control::ConfigErrors;
 use portcullis_control::audit::{AuditError, AuditLog};
 use portcullis_control::rbac::Authorizer;
-use portcullis_dataplane::{Event, Instant, Switch};
+use portcullis_dataplane::{Event, Switch, Timestamp};
 pub use running::Running;
 use running::{ListenerError, ListenerPlan, TcpListeners, socket_access, syslog_forwarder};
-use runtime::{Command, DataPlane, ToControl};
+use runtime::{Command, DataThread, ToControl};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,7 +85,7 @@ pub enum DaemonError {
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("{0}")]
-    Store(#[from] store::StoreError),
+    Store(#[from] sticky_store::StickyStoreError),
     #[error("{0}")]
     Audit(#[from] AuditError),
     #[error("binding store: {0}")]
@@ -270,9 +270,9 @@ struct Launched {
 }
 
 /// The state directory, made safe, and the sticky-MAC store in it.
-fn open_state(state_dir: &Path) -> Result<Arc<store::StateStore>, DaemonError> {
+fn open_state(state_dir: &Path) -> Result<Arc<sticky_store::StickyMacStore>, DaemonError> {
     prepare_state_dir(state_dir)?;
-    Ok(Arc::new(store::StateStore::open(state_dir)?))
+    Ok(Arc::new(sticky_store::StickyMacStore::open(state_dir)?))
 }
 
 /// Opens the rest of the state (bindings, audit log), starts the data-plane thread
@@ -281,7 +281,7 @@ fn open_state(state_dir: &Path) -> Result<Arc<store::StateStore>, DaemonError> {
 fn launch(
     config: portcullis_control::Config,
     plan: plan::Plan,
-    store: Arc<store::StateStore>,
+    store: Arc<sticky_store::StickyMacStore>,
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
@@ -301,7 +301,7 @@ fn launch(
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
-    let epoch = std::time::Instant::now();
+    let clock = runtime::SwitchClock::start();
     let bstore: Box<dyn BindingLog> = Box::new(
         bindings_store::BindingStore::open(state_dir)
             .map_err(|e| DaemonError::Bindings(e.to_string()))?,
@@ -325,7 +325,7 @@ fn launch(
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<ToControl>(4096);
     let stop = Arc::new(AtomicBool::new(false));
-    let dp = DataPlane {
+    let dp = DataThread {
         switch,
         ports: runtime::port_slots(
             ports,
@@ -335,7 +335,7 @@ fn launch(
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
-        epoch,
+        clock,
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
@@ -384,7 +384,7 @@ fn launch(
             config,
             compiled,
             store,
-            epoch,
+            clock,
             owner_uid,
             in_memory,
             socket: socket.map(Path::to_path_buf),
@@ -578,7 +578,7 @@ fn restore_bindings(
             lease_secs: left,
             source: r.source,
         };
-        match switch.install_binding(new, Instant(0)) {
+        match switch.install_binding(new, Timestamp(0)) {
             Ok(()) => restored += 1,
             Err(portcullis_dataplane::ControlError::BindingTableFull) => {
                 tracing::warn!(ip = %r.ip, "stored binding not restored: the binding table is full");
@@ -599,7 +599,7 @@ fn restore_bindings(
 }
 
 /// Writes what an event means for the state store (sticky MACs).
-fn persist(store: &store::StateStore, ev: &Event, names: &[String]) {
+fn persist(store: &sticky_store::StickyMacStore, ev: &Event, names: &[String]) {
     if let portcullis_dataplane::EventKind::SecureMacLearned {
         port,
         mac,

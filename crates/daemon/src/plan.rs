@@ -13,9 +13,9 @@
 
 use crate::ports::{self, Attachment, CreatedTaps, PortError, PortIo, PortLinks};
 use crate::runtime::ApplyPlan;
-use crate::store::{StateStore, StoreError};
+use crate::sticky_store::{StickyMacStore, StickyStoreError};
 use portcullis_control::CompiledConfig;
-use portcullis_dataplane::{CarryOver, Instant, PortId, SpecError, Switch};
+use portcullis_dataplane::{CarryOver, PortId, SpecError, Switch, Timestamp};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -27,19 +27,19 @@ pub(crate) struct Current {
     /// Ports are in-memory queues (tests): no interfaces to open.
     pub in_memory: bool,
     /// Sticky MACs, restored into every configuration prepared.
-    pub store: Arc<StateStore>,
+    pub store: Arc<StickyMacStore>,
     /// The data plane's clock now (the new switch's origin).
-    pub now: Instant,
+    pub now: Timestamp,
 }
 
 impl Current {
     /// Nothing running yet: every port is opened.
-    pub(crate) fn nothing(store: Arc<StateStore>, in_memory: bool) -> Self {
+    pub(crate) fn nothing(store: Arc<StickyMacStore>, in_memory: bool) -> Self {
         Self {
             ports: Vec::new(),
             in_memory,
             store,
-            now: Instant(0),
+            now: Timestamp(0),
         }
     }
 
@@ -47,8 +47,8 @@ impl Current {
     pub(crate) fn running(
         running: &CompiledConfig,
         in_memory: bool,
-        store: Arc<StateStore>,
-        now: Instant,
+        store: Arc<StickyMacStore>,
+        now: Timestamp,
     ) -> Self {
         let names = running.spec.ports.iter().map(|p| p.name.clone());
         Self {
@@ -64,7 +64,7 @@ impl Current {
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StickyStoreError),
     #[error("the data plane refused the configuration: {0}")]
     Spec(#[from] SpecError),
     #[error("{0}")]
@@ -179,7 +179,10 @@ pub(crate) fn group_names(c: &CompiledConfig) -> Vec<String> {
 
 /// Puts the sticky MACs the store remembers back into the spec; the ones that no
 /// longer fit the configuration are logged and left out.
-fn restore_sticky(store: &StateStore, compiled: &mut CompiledConfig) -> Result<(), StoreError> {
+fn restore_sticky(
+    store: &StickyMacStore,
+    compiled: &mut CompiledConfig,
+) -> Result<(), StickyStoreError> {
     let sticky_ports: Vec<String> = compiled
         .spec
         .ports
@@ -222,8 +225,8 @@ mod tests {
             .expect("compiles")
     }
 
-    fn store(dir: &tempfile::TempDir) -> Arc<StateStore> {
-        Arc::new(StateStore::open(dir.path()).expect("store"))
+    fn store(dir: &tempfile::TempDir) -> Arc<StickyMacStore> {
+        Arc::new(StickyMacStore::open(dir.path()).expect("store"))
     }
 
     /// A state directory, if the test runs as root (TAPs); else `None`, skipped.
@@ -263,7 +266,7 @@ mod tests {
             ("vm2", "m2", false),
             ("vm3", "m3", false),
         ]);
-        let current = Current::running(&old, true, store(&dir), Instant(5));
+        let current = Current::running(&old, true, store(&dir), Timestamp(5));
         // vm1 stays, vm2 moves to another interface, vm3 goes, vm4 is new.
         let new = compiled(&[
             ("vm1", "m1", false),
@@ -295,7 +298,7 @@ mod tests {
     fn the_same_configuration_opens_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let c = compiled(&[("vm1", "m1", false), ("vm2", "m2", false)]);
-        let current = Current::running(&c, true, store(&dir), Instant(0));
+        let current = Current::running(&c, true, store(&dir), Timestamp(0));
         let plan = prepare(c, &current).expect("prepared");
         assert!(plan.opened.is_empty());
         assert!(plan.handles.is_empty());

@@ -14,7 +14,7 @@
 
 use portcullis_control::config::Backend;
 use portcullis_control::{CompiledConfig, ConfigError, ConfigErrors};
-use portcullis_dataplane::{Instant, PortId, PortRole, Switch};
+use portcullis_dataplane::{PortId, PortRole, Switch, Timestamp};
 use portcullis_io::{RxQueue, TxQueue};
 
 /// One port's queues, and the backend they were opened with.
@@ -247,7 +247,7 @@ pub(crate) fn initial_carrier(switch: &mut Switch, attachments: &[Attachment]) {
             && !matches!(a, Attachment::Memory { .. })
             && !portcullis_io::is_link_running(a.interface()).unwrap_or(true)
         {
-            let _ = switch.set_link_up(PortId(i as u16), false, Instant(0));
+            let _ = switch.set_link_up(PortId(i as u16), false, Timestamp(0));
         }
     }
 }

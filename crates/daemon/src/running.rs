@@ -7,7 +7,7 @@
 //! holds the lock is the only one changing the configuration or the listeners.
 
 use crate::runtime::Command;
-use crate::{conns, metrics, store, tls, unix_users};
+use crate::{conns, metrics, sticky_store, tls, unix_users};
 use portcullis_control::CompiledConfig;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -18,9 +18,9 @@ pub struct Running {
     pub config: portcullis_control::Config,
     pub compiled: CompiledConfig,
     /// Sticky MACs (restored into every configuration applied).
-    pub store: Arc<store::StateStore>,
-    /// The data plane's clock origin.
-    pub epoch: std::time::Instant,
+    pub store: Arc<sticky_store::StickyMacStore>,
+    /// The data plane's clock.
+    pub clock: crate::runtime::SwitchClock,
     /// The daemon's own user (always admin, like root).
     pub owner_uid: u32,
     /// Ports are in-memory queues (tests): no interfaces to check or open.

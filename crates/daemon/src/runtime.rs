@@ -20,7 +20,7 @@ use portcullis_dataplane::bindings::{BindingHolder, BindingSource, NewBinding};
 use portcullis_dataplane::egress::{self, Output, TxCopy};
 use portcullis_dataplane::events::BindingRemoval;
 use portcullis_dataplane::{
-    ControlError, DropReason, Event, Instant, MacAddr, PortId, RxFrame, Switch, TagMeta, Verdict,
+    ControlError, DropReason, Event, IngressFrame, MacAddr, PortId, Switch, Timestamp, Verdict,
 };
 use portcullis_dataplane::{EventKind, Vid};
 use portcullis_io::{RxQueue, TxError, TxOptions, TxQueue, VlanTag};
@@ -114,7 +114,7 @@ pub type CaptureReply = oneshot::Sender<Result<Box<PortCapture>, CaptureRefused>
 #[derive(Clone, Debug)]
 pub struct CapturedFrame {
     /// When its batch was received (the data plane's clock: ns since start).
-    pub time: Instant,
+    pub time: Timestamp,
     pub reason: DropReason,
     /// The frame's length on the wire (with its VLAN tag, if it had one).
     pub orig_len: u32,
@@ -135,12 +135,12 @@ pub struct PortCapture {
     count: u64,
     snaplen: usize,
     duration_ns: u64,
-    deadline: Instant,
+    deadline: Timestamp,
     slots: Vec<CapturedFrame>,
     filled: usize,
     seen: u64,
     lost: u64,
-    finished_at: Instant,
+    finished_at: Timestamp,
 }
 
 impl PortCapture {
@@ -153,7 +153,7 @@ impl PortCapture {
         let n = count.min((CAPTURE_MAX_BYTES / snaplen).max(1) as u64) as usize;
         let slots = (0..n)
             .map(|_| CapturedFrame {
-                time: Instant(0),
+                time: Timestamp(0),
                 reason: DropReason::Truncated,
                 orig_len: 0,
                 seq: 0,
@@ -164,12 +164,12 @@ impl PortCapture {
             count,
             snaplen,
             duration_ns,
-            deadline: Instant(u64::MAX),
+            deadline: Timestamp(u64::MAX),
             slots,
             filled: 0,
             seen: 0,
             lost: 0,
-            finished_at: Instant(0),
+            finished_at: Timestamp(0),
         }
     }
 
@@ -189,14 +189,14 @@ impl PortCapture {
     }
 
     /// When the data-plane thread handed it back (its clock).
-    pub fn finished_at(&self) -> Instant {
+    pub fn finished_at(&self) -> Timestamp {
         self.finished_at
     }
 
     /// Copies one dropped frame, or counts it lost when the slots are full; ignores
     /// it once `count` drops were seen (the capture is handed back after the batch).
     #[inline]
-    fn record(&mut self, now: Instant, reason: DropReason, frame: &portcullis_io::RxFrame<'_>) {
+    fn record(&mut self, now: Timestamp, reason: DropReason, frame: &portcullis_io::RxFrame<'_>) {
         if self.seen >= self.count {
             return;
         }
@@ -231,14 +231,14 @@ impl PortCapture {
         }
     }
 
-    fn done(&self, now: Instant) -> bool {
+    fn done(&self, now: Timestamp) -> bool {
         self.seen >= self.count || now >= self.deadline
     }
 }
 
 /// One port as the data-plane thread holds it: its queues and everything the thread
 /// keeps about it beside the switch's own state. An apply renumbers one vector of
-/// these (`DataPlane::apply`), never parallel lists.
+/// these (`DataThread::apply`), never parallel lists.
 #[derive(Debug)]
 pub struct PortSlot {
     pub io: PortIo,
@@ -277,19 +277,19 @@ impl PortSlot {
     }
 
     /// Arms `capture` on the port, or refuses it if one is armed already.
-    fn arm(&mut self, mut capture: Box<PortCapture>, reply: CaptureReply, now: Instant) -> bool {
+    fn arm(&mut self, mut capture: Box<PortCapture>, reply: CaptureReply, now: Timestamp) -> bool {
         if self.capture.is_some() {
             let _ = reply.send(Err(CaptureRefused::Busy));
             return false;
         }
-        capture.deadline = Instant(now.0.saturating_add(capture.duration_ns));
+        capture.deadline = Timestamp(now.0.saturating_add(capture.duration_ns));
         self.capture = Some((capture, reply));
         true
     }
 
     /// Hands back the port's capture if it is done (or `all`), or dropped if its
     /// caller went away; returns whether it did.
-    fn finish_capture(&mut self, now: Instant, all: bool) -> bool {
+    fn finish_capture(&mut self, now: Timestamp, all: bool) -> bool {
         let due = self
             .capture
             .as_ref()
@@ -426,15 +426,37 @@ fn around(ports: &mut [PortSlot], i: usize) -> (&mut [PortSlot], &mut [PortSlot]
     (before, rest.get_mut(1..).unwrap_or_default())
 }
 
+/// The switch's monotonic clock: [`Timestamp`]s are nanoseconds since `origin`, the
+/// moment the daemon started. The data-plane thread reads it once per loop and
+/// passes the time into the switch; the API reads it for what it hands the switch
+/// (an apply's carry-over).
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchClock {
+    origin: std::time::Instant,
+}
+
+impl SwitchClock {
+    /// A clock whose time 0 is now.
+    pub fn start() -> SwitchClock {
+        SwitchClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.origin.elapsed().as_nanos() as u64)
+    }
+}
+
 /// Everything the data-plane thread owns.
-pub struct DataPlane {
+pub struct DataThread {
     pub switch: Switch,
     /// One slot per port of the switch, in port order (see [`PortSlot`]).
     pub ports: Vec<PortSlot>,
     pub commands: mpsc::Receiver<Command>,
     pub events: tokio::sync::mpsc::Sender<ToControl>,
     pub stop: Arc<AtomicBool>,
-    pub epoch: std::time::Instant,
+    pub clock: SwitchClock,
     pub links: Box<dyn PortLinks>,
     /// Held DHCPACKs and the binding store's commits.
     pub held: crate::held::Held,
@@ -446,9 +468,9 @@ pub struct DataPlane {
     pub event_buf: Vec<Event>,
 }
 
-impl std::fmt::Debug for DataPlane {
+impl std::fmt::Debug for DataThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataPlane")
+        f.debug_struct("DataThread")
             .field("ports", &self.ports.len())
             .finish()
     }
@@ -468,9 +490,9 @@ pub struct RuntimeCounters {
     pub batches: u64,
 }
 
-impl DataPlane {
-    fn now(&self) -> Instant {
-        Instant(self.epoch.elapsed().as_nanos() as u64)
+impl DataThread {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Flushes every port frames were queued on since its last flush.
@@ -561,7 +583,7 @@ impl DataPlane {
 
     /// Hands back the captures that are done (all of them with `all`); drops those
     /// whose caller went away.
-    fn finish_captures(&mut self, now: Instant, all: bool, armed: &mut usize) {
+    fn finish_captures(&mut self, now: Timestamp, all: bool, armed: &mut usize) {
         for slot in &mut self.ports {
             if slot.finish_capture(now, all) {
                 *armed -= 1;
@@ -597,7 +619,7 @@ impl DataPlane {
 
     /// Swaps in a new configuration (see [`ApplyPlan`]). Frames already queued for
     /// sending are flushed first; the held ACKs keep waiting, renumbered.
-    fn apply(&mut self, plan: ApplyPlan, now: Instant, stats: &mut RuntimeCounters) {
+    fn apply(&mut self, plan: ApplyPlan, now: Timestamp, stats: &mut RuntimeCounters) {
         self.flush();
         for ev in self.switch.drain_events() {
             if self.events.try_send(ToControl::Event(ev)).is_err() {
@@ -679,7 +701,7 @@ impl DataPlane {
     }
 
     /// Applies the carrier changes the kernel reported to the uplinks they concern.
-    fn link_changes(&mut self, now: Instant) {
+    fn link_changes(&mut self, now: Timestamp) {
         let Some((monitor, uplinks)) = self.link_monitor.as_mut() else {
             return;
         };
@@ -700,7 +722,7 @@ impl DataPlane {
     /// poll(2) flagged port `i`: take the error, and find out whether its interface
     /// went down or away. A port whose interface is gone is no longer polled (its
     /// socket would report the error forever) until [`Self::recheck_links`] reopens it.
-    fn port_error(&mut self, i: usize, now: Instant, pfd: &mut libc::pollfd) {
+    fn port_error(&mut self, i: usize, now: Timestamp, pfd: &mut libc::pollfd) {
         let err = self.ports[i].io.rx.take_error();
         self.port_failed(i, err, now, pfd);
     }
@@ -710,7 +732,7 @@ impl DataPlane {
         &mut self,
         i: usize,
         err: Option<std::io::Error>,
-        now: Instant,
+        now: Timestamp,
         pfd: &mut libc::pollfd,
     ) {
         let id = PortId(i as u16);
@@ -734,7 +756,7 @@ impl DataPlane {
     /// The ports that are up are asked for a pending socket error (one getsockopt
     /// each): an AF_XDP socket records ENETDOWN when its interface vanishes without
     /// poll(2) ever flagging it.
-    fn recheck_links(&mut self, now: Instant, pollfds: &mut [libc::pollfd]) {
+    fn recheck_links(&mut self, now: Timestamp, pollfds: &mut [libc::pollfd]) {
         for (i, pfd) in pollfds.iter_mut().enumerate().take(self.ports.len()) {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
@@ -774,7 +796,7 @@ impl DataPlane {
     fn service_port(
         &mut self,
         i: usize,
-        now: Instant,
+        now: Timestamp,
         verdicts: &mut Vec<Verdict>,
         stats: &mut RuntimeCounters,
     ) {
@@ -795,9 +817,9 @@ impl DataPlane {
             }
             stats.batches += 1;
             this.stats.rx_frames += batch.len() as u64;
-            let frames = batch.iter().map(|f| RxFrame {
+            let frames = batch.iter().map(|f| IngressFrame {
                 data: f.data,
-                tag: f.tag.map(|t| TagMeta {
+                tag: f.tag.map(|t| portcullis_dataplane::VlanTag {
                     tpid: t.tpid,
                     tci: t.tci,
                 }),
@@ -838,7 +860,7 @@ impl DataPlane {
     }
 
     /// Releases the held ACKs whose bindings the store has committed (or failed).
-    fn release_committed(&mut self, now: Instant, stats: &mut RuntimeCounters) {
+    fn release_committed(&mut self, now: Timestamp, stats: &mut RuntimeCounters) {
         for c in self.held.drain() {
             let (h, ok) = match c {
                 Committed::Frame(h, ok) => (h, ok),
@@ -877,7 +899,7 @@ impl DataPlane {
         &mut self,
         b: ApiBinding,
         ok: bool,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Option<BindingHolder>, BindingRefusal> {
         if !ok {
             return Err(BindingRefusal::Unavailable(
@@ -901,7 +923,7 @@ impl DataPlane {
     /// loop's own state must be rebuilt with it).
     fn answer_commands(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         stats: &RuntimeCounters,
         armed: &mut usize,
     ) -> Option<Box<ApplyPlan>> {
@@ -1034,7 +1056,7 @@ fn api_new_binding(b: &ApiBinding) -> NewBinding {
 /// rate-limited in the copy only). The copy shares the binding table (copy-on-write:
 /// a million bindings cost nothing unless the traced frame itself removes one); the
 /// MAC and IP-seen tables, bounded by their configured sizes, are copied.
-fn trace_live(switch: &Switch, now: Instant, port: PortId, frame: &[u8]) -> serde_json::Value {
+fn trace_live(switch: &Switch, now: Timestamp, port: PortId, frame: &[u8]) -> serde_json::Value {
     use portcullis_dataplane::trace::{Trace, describe_verdict};
     let mut copy = switch.clone();
     let _ = copy.drain_events().count();
@@ -1042,7 +1064,7 @@ fn trace_live(switch: &Switch, now: Instant, port: PortId, frame: &[u8]) -> serd
     let v = copy.process_traced(
         now,
         port,
-        &RxFrame {
+        &IngressFrame {
             data: frame,
             tag: None,
         },
@@ -1092,26 +1114,26 @@ mod capture_tests {
         let snaplen = CAPTURE_MAX_BYTES / 3;
         let mut c = PortCapture::new(5, snaplen, 1_000);
         assert_eq!(c.slots.len(), 3);
-        c.deadline = Instant(1_000);
+        c.deadline = Timestamp(1_000);
         let f = [7u8; 60];
         for t in 0..4 {
-            assert!(!c.done(Instant(t)));
-            c.record(Instant(t), DropReason::ForgedTransmit, &rx(&f));
+            assert!(!c.done(Timestamp(t)));
+            c.record(Timestamp(t), DropReason::ForgedTransmit, &rx(&f));
         }
         assert_eq!(c.frames().len(), 3);
         assert_eq!(c.lost(), 1);
         assert_eq!(c.frames()[2].seq, 2);
         assert_eq!(c.frames()[0].data, f);
-        c.record(Instant(5), DropReason::MacAclDeny, &rx(&f));
-        assert!(c.done(Instant(5)), "5 drops seen");
-        c.record(Instant(6), DropReason::MacAclDeny, &rx(&f));
+        c.record(Timestamp(5), DropReason::MacAclDeny, &rx(&f));
+        assert!(c.done(Timestamp(5)), "5 drops seen");
+        c.record(Timestamp(6), DropReason::MacAclDeny, &rx(&f));
         assert_eq!(
             (c.frames().len(), c.lost()),
             (3, 2),
             "past the count: ignored"
         );
         assert!(
-            PortCapture::new(5, 4, 10).done(Instant(u64::MAX)),
+            PortCapture::new(5, 4, 10).done(Timestamp(u64::MAX)),
             "time up"
         );
     }
@@ -1122,7 +1144,7 @@ mod capture_tests {
         let mut c = PortCapture::new(2, 16, 1_000);
         let cap = c.slots[0].data.capacity();
         let f: Vec<u8> = (0..100).collect();
-        c.record(Instant(1), DropReason::Truncated, &rx(&f));
+        c.record(Timestamp(1), DropReason::Truncated, &rx(&f));
         let got = &c.frames()[0];
         assert_eq!(got.data, &f[..16]);
         assert_eq!(got.orig_len, 100);

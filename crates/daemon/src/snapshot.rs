@@ -6,7 +6,7 @@
 //! only here; the views themselves (the response schema) are plain data in
 //! `portcullis_api::views`. It does not depend on the runtime (which calls it).
 
-use portcullis_dataplane::{DropReason, Instant, PortCounters, PortRole, Switch, VlanMode};
+use portcullis_dataplane::{DropReason, PortCounters, PortRole, Switch, Timestamp, VlanMode};
 use std::collections::BTreeMap;
 
 pub use portcullis_api::views::*;
@@ -65,7 +65,7 @@ pub fn build(
     groups: &[String],
     io: &[IoStats],
     (events_lost, batches): (u64, u64),
-    now: Instant,
+    now: Timestamp,
 ) -> Snapshot {
     let name_of =
         |id: portcullis_dataplane::PortId| sw.port(id).map(|p| p.name.clone()).unwrap_or_default();
@@ -253,7 +253,7 @@ pub fn build(
 }
 
 /// The binding table and the hold path's counters.
-pub fn bindings_view(sw: &Switch, now: Instant, held: HeldStats) -> BindingsView {
+pub fn bindings_view(sw: &Switch, now: Timestamp, held: HeldStats) -> BindingsView {
     let bindings = sw
         .bindings()
         .into_iter()
@@ -284,12 +284,12 @@ pub fn bindings_view(sw: &Switch, now: Instant, held: HeldStats) -> BindingsView
 
 /// The hosts behind each VLAN and subnet (of one VLAN only with `vlan`).
 /// Allocates: control path.
-pub fn hosts_view(sw: &Switch, now: Instant, vlan: Option<u16>) -> HostsView {
+pub fn hosts_view(sw: &Switch, now: Timestamp, vlan: Option<u16>) -> HostsView {
     use portcullis_dataplane::MacKind;
     use std::net::IpAddr;
     let name_of =
         |id: portcullis_dataplane::PortId| sw.port(id).map(|p| p.name.clone()).unwrap_or_default();
-    let secs = |t: Instant| now.saturating_since(t) / 1_000_000_000;
+    let secs = |t: Timestamp| now.saturating_since(t) / 1_000_000_000;
     let wanted = |v: u16| vlan.is_none_or(|w| w == v);
     // (vlan) → (ip → hosts), in address order.
     type ByIp = BTreeMap<(u8, u128), (IpAddr, Vec<HostView>)>;

@@ -15,7 +15,7 @@
 //! first 100 s of load removes ~1%: far more churn than real lease times give).
 
 use portcullis_dataplane::bindings::{Binding, BindingSource, BindingTable};
-use portcullis_dataplane::{Instant, MacAddr, PortId, Vid};
+use portcullis_dataplane::{MacAddr, PortId, Timestamp, Vid};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -130,7 +130,7 @@ fn binding(i: usize, rng: &mut Rng) -> Binding {
             n as u8,
         ]),
         port: PortId((i % 1000) as u16),
-        lease_end: Some(Instant::from_millis(1_000 + rng.next() % 100_000)),
+        lease_end: Some(Timestamp::from_millis(1_000 + rng.next() % 100_000)),
         source: BindingSource::Dhcp,
     }
 }
@@ -224,7 +224,7 @@ fn main() {
     for _ in 0..sweeps {
         let start = Clock::now();
         let mut removed = 0usize;
-        b.table.sweep(Instant::from_millis(500), |_| removed += 1);
+        b.table.sweep(Timestamp::from_millis(500), |_| removed += 1);
         scan.push(start.elapsed().as_nanos() as f64);
         assert_eq!(removed, 0);
     }
@@ -233,7 +233,7 @@ fn main() {
     for k in 1..=sweeps as u64 {
         let start = Clock::now();
         b.table
-            .sweep(Instant::from_millis(1_000 + k * 1_000), |_| churned += 1);
+            .sweep(Timestamp::from_millis(1_000 + k * 1_000), |_| churned += 1);
         churn.push(start.elapsed().as_nanos() as f64);
     }
 

@@ -33,14 +33,14 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (label, policy, secure_acl) in runs {
-        let mut sw = Switch::new(&spec(policy, secure_acl), Instant(0)).unwrap();
+        let mut sw = Switch::new(&spec(policy, secure_acl), Timestamp(0)).unwrap();
         let mut t = 0u64;
         group.bench_function(label, |b| {
             b.iter(|| {
                 t += 1000;
-                let now = Instant(t);
+                let now = Timestamp(t);
                 for (port, data) in &frames {
-                    black_box(sw.process(now, *port, &RxFrame { data, tag: None }));
+                    black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
                 }
             })
         });

@@ -112,7 +112,7 @@ fn spec(v: Variant) -> SwitchSpec {
 }
 
 fn switch(v: Variant) -> Switch {
-    let mut sw = Switch::new(&spec(v), Instant(0)).unwrap();
+    let mut sw = Switch::new(&spec(v), Timestamp(0)).unwrap();
     for g in 0..GUESTS {
         sw.install_binding(
             NewBinding {
@@ -123,7 +123,7 @@ fn switch(v: Variant) -> Switch {
                 lease_secs: Some(86_400),
                 source: BindingSource::Dhcp,
             },
-            Instant(0),
+            Timestamp(0),
         )
         .unwrap();
     }
@@ -169,9 +169,9 @@ fn traffic() -> Vec<(PortId, Vec<u8>)> {
 /// One batch through the switch. Never inlined, so that callgrind can count it alone
 /// (`--toggle-collect='*run_batch*'`, see docs/performance.md).
 #[inline(never)]
-fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Instant) {
+fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Timestamp) {
     for (port, data) in frames {
-        black_box(sw.process(now, *port, &RxFrame { data, tag: None }));
+        black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
     }
 }
 
@@ -198,10 +198,10 @@ fn run_batch_daemon(
     frames: &[(PortId, Vec<u8>)],
     ports: &PortBatches,
     verdicts: &mut Vec<Verdict>,
-    now: Instant,
+    now: Timestamp,
 ) {
     for (port, idx) in ports {
-        let rx = idx.iter().map(|&i| RxFrame {
+        let rx = idx.iter().map(|&i| IngressFrame {
             data: &frames[i].1,
             tag: None,
         });
@@ -224,7 +224,7 @@ fn assert_no_drops(sw: &Switch, label: &str) {
 fn check_verdicts(v: Variant, label: &str, frames: &[(PortId, Vec<u8>)]) {
     let mut sw = switch(v);
     for (port, data) in frames {
-        let verdict = sw.process(Instant(1), *port, &RxFrame { data, tag: None });
+        let verdict = sw.process(Timestamp(1), *port, &IngressFrame { data, tag: None });
         assert!(
             matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
             "{label}: {verdict:?}"
@@ -246,7 +246,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(label, |b| {
             b.iter(|| {
                 t += 1000;
-                run_batch(&mut sw, &frames, Instant(t));
+                run_batch(&mut sw, &frames, Timestamp(t));
             })
         });
         assert_no_drops(&sw, label);
@@ -265,7 +265,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(label, |b| {
             b.iter(|| {
                 t += 1000;
-                run_batch_daemon(&mut sw, &frames, &ports, &mut verdicts, Instant(t));
+                run_batch_daemon(&mut sw, &frames, &ports, &mut verdicts, Timestamp(t));
             })
         });
         assert_no_drops(&sw, label);
@@ -391,7 +391,7 @@ fn interleaved(frames: &[(PortId, Vec<u8>)]) {
             let start = Clock::now();
             for _ in 0..batches {
                 t += 1000;
-                run_batch_daemon(sw, frames, &ports, &mut verdicts, Instant(t));
+                run_batch_daemon(sw, frames, &ports, &mut verdicts, Timestamp(t));
             }
             let ns = start.elapsed().as_nanos() as f64;
             ns_per_frame[i].push(ns / (batches * frames.len()) as f64);

@@ -29,15 +29,15 @@ fn run(workers: usize) -> f64 {
                 .collect();
             std::thread::spawn(move || {
                 let mut sw =
-                    Switch::new(&spec(Policy::Reject, Some(10)), Instant(0)).expect("bench spec");
+                    Switch::new(&spec(Policy::Reject, Some(10)), Timestamp(0)).expect("bench spec");
                 let start = Wall::now();
                 let mut n = 0u64;
                 let mut t = 0u64;
                 while start.elapsed() < RUN {
                     t += 1000;
-                    let now = Instant(t);
+                    let now = Timestamp(t);
                     for (port, data) in &mine {
-                        black_box(sw.process(now, *port, &RxFrame { data, tag: None }));
+                        black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
                     }
                     n += mine.len() as u64;
                 }

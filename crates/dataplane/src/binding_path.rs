@@ -15,7 +15,7 @@ use crate::bindings::{
 };
 use crate::events::{BindingRemoval, EventKind};
 use crate::switch::{ControlError, Switch};
-use crate::types::{Instant, PortId, Vid};
+use crate::types::{PortId, Timestamp, Vid};
 use crate::verdict::{DropReason, Forward};
 
 impl Switch {
@@ -40,7 +40,7 @@ impl Switch {
     /// Who holds the address `b` claims, if that is a conflict (the rule:
     /// `bindings::claim`). `None` also when the same client is already bound there by
     /// configuration or the API (`BindingClaim::Covered`).
-    pub fn binding_conflict(&self, b: &NewBinding, now: Instant) -> Option<BindingHolder> {
+    pub fn binding_conflict(&self, b: &NewBinding, now: Timestamp) -> Option<BindingHolder> {
         match self
             .bindings
             .claim(b.vid, b.ip, b.mac, b.port, b.source, now)
@@ -55,7 +55,7 @@ impl Switch {
     /// [`Switch::check_binding`] refuses and one that conflicts with the address's
     /// holder; a learned binding the same client already has by configuration or the
     /// API changes nothing.
-    pub fn install_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
+    pub fn install_binding(&mut self, b: NewBinding, now: Timestamp) -> Result<(), ControlError> {
         match self.checked_claim(&b, now)? {
             BindingClaim::Held(h) => Err(ControlError::BindingHeld(h)),
             BindingClaim::Covered => Ok(()),
@@ -68,7 +68,7 @@ impl Switch {
     pub fn replace_binding(
         &mut self,
         b: NewBinding,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<Option<BindingHolder>, ControlError> {
         match self.checked_claim(&b, now)? {
             BindingClaim::Held(h) => self.put_binding(b, now).map(|_| Some(h)),
@@ -80,7 +80,7 @@ impl Switch {
     /// `b` checked ([`Switch::check_binding`]) and what it would find at its
     /// address ([`crate::bindings::claim`]); a static holder refuses it whatever the
     /// caller (neither a lease nor the API replaces a configured binding).
-    fn checked_claim(&self, b: &NewBinding, now: Instant) -> Result<BindingClaim, ControlError> {
+    fn checked_claim(&self, b: &NewBinding, now: Timestamp) -> Result<BindingClaim, ControlError> {
         self.check_binding(b)?;
         match self
             .bindings
@@ -93,10 +93,10 @@ impl Switch {
         }
     }
 
-    fn put_binding(&mut self, b: NewBinding, now: Instant) -> Result<(), ControlError> {
+    fn put_binding(&mut self, b: NewBinding, now: Timestamp) -> Result<(), ControlError> {
         let lease_end = b
             .lease_secs
-            .map(|s| Instant(now.0.saturating_add(u64::from(s) * 1_000_000_000)));
+            .map(|s| Timestamp(now.0.saturating_add(u64::from(s) * 1_000_000_000)));
         let binding = Binding {
             mac: b.mac,
             port: b.port,
@@ -136,7 +136,7 @@ impl Switch {
         vid: Vid,
         ip: std::net::IpAddr,
         why: BindingRemoval,
-        now: Instant,
+        now: Timestamp,
     ) -> bool {
         let removable = |b: &Binding| match why {
             BindingRemoval::Api => b.source != BindingSource::Static,
@@ -182,7 +182,7 @@ impl Switch {
         binding: &BindingUpdate,
         frame_len: usize,
         committed: bool,
-        now: Instant,
+        now: Timestamp,
     ) -> bool {
         let new = binding.as_new();
         let refused = if committed {
@@ -222,7 +222,12 @@ impl Switch {
     }
 
     /// Reports a learned binding refused because `holder` holds its address.
-    pub(crate) fn binding_refused(&mut self, b: &NewBinding, holder: BindingHolder, now: Instant) {
+    pub(crate) fn binding_refused(
+        &mut self,
+        b: &NewBinding,
+        holder: BindingHolder,
+        now: Timestamp,
+    ) {
         self.events.push(
             now,
             EventKind::BindingRefused {

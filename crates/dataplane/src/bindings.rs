@@ -20,7 +20,7 @@
 //! holder when asked explicitly); the same MAC moving ports with a learned (DHCP)
 //! binding is a migration; an ended lease the sweep has not yet removed is free.
 
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -92,7 +92,7 @@ pub fn claim(
     mac: MacAddr,
     port: PortId,
     source: BindingSource,
-    now: Instant,
+    now: Timestamp,
 ) -> BindingClaim {
     let Some(e) = existing else {
         return BindingClaim::Free;
@@ -187,7 +187,7 @@ pub struct Binding {
     pub mac: MacAddr,
     pub port: PortId,
     /// `None`: never expires (static and API bindings).
-    pub lease_end: Option<Instant>,
+    pub lease_end: Option<Timestamp>,
     pub source: BindingSource,
 }
 
@@ -348,7 +348,7 @@ struct BindingMaps {
     /// Bindings with a lease end, ordered by it: the sweep pops the ended ones
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
-    by_end: BTreeSet<(Instant, u16, u128)>,
+    by_end: BTreeSet<(Timestamp, u16, u128)>,
 }
 
 impl BindingMaps {
@@ -395,7 +395,7 @@ impl BindingTable {
         mac: MacAddr,
         port: PortId,
         source: BindingSource,
-        now: Instant,
+        now: Timestamp,
     ) -> BindingClaim {
         claim(self.lookup(vid, ip), mac, port, source, now)
     }
@@ -480,7 +480,7 @@ impl BindingTable {
 
     /// Removes the bindings whose lease has ended, calling `removed` for each.
     /// O(ended · log n): only the ended leases are visited.
-    pub fn sweep(&mut self, now: Instant, mut removed: impl FnMut(BindingEntry)) {
+    pub fn sweep(&mut self, now: Timestamp, mut removed: impl FnMut(BindingEntry)) {
         if self.maps.by_end.first().is_none_or(|(end, ..)| *end > now) {
             return; // nothing ended: the maps stay shared
         }
@@ -531,7 +531,7 @@ mod tests {
         Binding {
             mac: MacAddr([0x52, 0x54, 0, 0, 0, mac]),
             port: PortId(port),
-            lease_end: end.map(Instant::from_secs),
+            lease_end: end.map(Timestamp::from_secs),
             source: BindingSource::Dhcp,
         }
     }
@@ -548,7 +548,7 @@ mod tests {
         t.upsert(vid(10), ip(1), b(1, 1, Some(100))).unwrap();
         let mut copy = t.clone();
         assert!(Arc::ptr_eq(&t.maps, &copy.maps), "the copy costs no map");
-        copy.sweep(Instant::from_secs(50), |_| panic!("nothing ended"));
+        copy.sweep(Timestamp::from_secs(50), |_| panic!("nothing ended"));
         assert!(
             Arc::ptr_eq(&t.maps, &copy.maps),
             "an empty sweep keeps sharing"
@@ -589,10 +589,10 @@ mod tests {
         let held = |mac, port, end: Option<u64>, source| Binding {
             mac,
             port: PortId(port),
-            lease_end: end.map(Instant::from_secs),
+            lease_end: end.map(Timestamp::from_secs),
             source,
         };
-        let now = Instant::from_secs(50);
+        let now = Timestamp::from_secs(50);
         let c = |e: Binding, mac, port, source| claim(Some(&e), mac, PortId(port), source, now);
         let h = |e: Binding| {
             BindingClaim::Held(BindingHolder {
@@ -645,7 +645,7 @@ mod tests {
         assert!(t.upsert(vid(10), ip, b(1, 3, Some(200))).unwrap().is_some());
         assert_eq!(
             t.remove(vid(10), ip).unwrap().lease_end,
-            Some(Instant::from_secs(200))
+            Some(Timestamp::from_secs(200))
         );
         assert_eq!(t.addresses_of(vid(10), m1).next(), None);
         assert_eq!(t.entries().len(), 1);
@@ -659,11 +659,11 @@ mod tests {
         t.upsert(vid(10), a, b(1, 1, Some(10))).unwrap();
         t.upsert(vid(10), a, b(1, 1, Some(100))).unwrap();
         let mut gone = vec![];
-        t.sweep(Instant::from_secs(50), |e| gone.push(e.ip));
+        t.sweep(Timestamp::from_secs(50), |e| gone.push(e.ip));
         assert!(gone.is_empty(), "renewed to 100 s");
         t.remove(vid(10), a);
         t.upsert(vid(10), a, b(1, 1, None)).unwrap();
-        t.sweep(Instant::from_secs(1_000), |e| gone.push(e.ip));
+        t.sweep(Timestamp::from_secs(1_000), |e| gone.push(e.ip));
         assert!(
             gone.is_empty() && t.len() == 1,
             "a static binding never ends"
@@ -680,10 +680,10 @@ mod tests {
         t.upsert(vid(10), c, b(2, 1, Some(20))).unwrap();
         t.upsert(vid(10), s, b(3, 1, None)).unwrap();
         let mut gone = vec![];
-        t.sweep(Instant::from_secs(10), |e| gone.push(e.ip));
+        t.sweep(Timestamp::from_secs(10), |e| gone.push(e.ip));
         assert_eq!(gone, vec![a]);
         assert_eq!(t.len(), 2);
-        t.sweep(Instant::from_secs(1_000_000), |e| gone.push(e.ip));
+        t.sweep(Timestamp::from_secs(1_000_000), |e| gone.push(e.ip));
         assert_eq!(gone, vec![a, c]);
         assert!(t.lookup(vid(10), s).is_some());
     }
@@ -714,7 +714,7 @@ mod tests {
         t.remove(vid(10), c).unwrap();
         assert_eq!(ips_of(&t, 10, 1), vec![a, six]);
         // The sweep too.
-        t.sweep(Instant::from_secs(35), |_| {});
+        t.sweep(Timestamp::from_secs(35), |_| {});
         assert_eq!(ips_of(&t, 10, 1), vec![a]);
         // Another MAC taking the address takes it out of the first one's entry.
         t.upsert(vid(10), a, b(3, 1, None)).unwrap();
@@ -816,7 +816,7 @@ mod tests {
                 Op::Remove { vid: v, ip } => {
                     t.remove(vid(v), pool(ip));
                 }
-                Op::Sweep(now) => t.sweep(Instant::from_secs(now), |_| {}),
+                Op::Sweep(now) => t.sweep(Timestamp::from_secs(now), |_| {}),
             }
             each(&t, o);
         }

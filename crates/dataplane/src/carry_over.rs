@@ -80,7 +80,7 @@ use crate::mac_table::{MacEntry, MacKind, SecureKind};
 use crate::spec::{PortFeatures, PortRole};
 use crate::switch::{Switch, VlanState};
 use crate::teaming::NO_PIN;
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use serde::Serialize;
 use std::cmp::Reverse;
 
@@ -147,7 +147,7 @@ impl Switch {
     /// from the new spec), matching ports by name. Call on the data-plane thread between
     /// batches, after draining `old`'s events. Never panics; allocation is allowed
     /// (control path). See the module documentation for what moves.
-    pub fn carry_over_from(&mut self, old: Switch, now: Instant) -> CarryOver {
+    pub fn carry_over_from(&mut self, old: Switch, now: Timestamp) -> CarryOver {
         let port_map: Vec<Option<PortId>> =
             self.ports.iter().map(|p| old.port_id(&p.name)).collect();
         let old_to_new = invert(&port_map, old.ports.len());
@@ -241,7 +241,7 @@ impl Switch {
 
     /// Guest entries follow each guest port's carried effective MAC; the initial MAC
     /// moves unless the spec configures one.
-    fn carry_effective_macs(&mut self, old: &Switch, port_map: &[Option<PortId>], now: Instant) {
+    fn carry_effective_macs(&mut self, old: &Switch, port_map: &[Option<PortId>], now: Timestamp) {
         for (n, o) in port_map.iter().enumerate() {
             let id = PortId(n as u16);
             let Some(op) = o.and_then(|o| old.ports.get(o.index())) else {
@@ -283,7 +283,7 @@ impl Switch {
         id: PortId,
         eff: MacAddr,
         configured: Option<MacAddr>,
-        now: Instant,
+        now: Timestamp,
     ) -> bool {
         let p = &self.ports[id.index()];
         let vids = p.vlan.vids();
@@ -358,7 +358,7 @@ impl Switch {
         &mut self,
         old: &Switch,
         old_to_new: &[Option<PortId>],
-        now: Instant,
+        now: Timestamp,
     ) {
         let mut secure = Vec::new();
         let mut learned = Vec::new();
@@ -432,7 +432,7 @@ impl Switch {
         &self,
         old: &Switch,
         old_to_new: &[Option<PortId>],
-        now: Instant,
+        now: Timestamp,
     ) -> (usize, usize) {
         let old_entries = old.macs.entries(now);
         let kept = old_entries
@@ -524,7 +524,7 @@ impl Switch {
         old: &Switch,
         port_map: &[Option<PortId>],
         old_to_new: &[Option<PortId>],
-        now: Instant,
+        now: Timestamp,
     ) {
         let remap_uplink = |pin: u16| -> u16 {
             old_to_new
@@ -564,7 +564,7 @@ impl Switch {
         let events: Vec<Event> = self.events.drain().collect();
         for (k, ev) in events.into_iter().enumerate() {
             if k < before {
-                self.events.push(Instant(ev.at_ns), ev.kind);
+                self.events.push(Timestamp(ev.at_ns), ev.kind);
                 continue;
             }
             match ev.kind {
@@ -647,7 +647,7 @@ mod tests {
     /// and a port moved to another VLAN.
     #[test]
     fn vlan_state_agrees_with_the_carried_ports() {
-        let t0 = Instant::from_secs(1);
+        let t0 = Timestamp::from_secs(1);
         let s = spec(10);
         let mut old = Switch::new(&s, t0).unwrap();
         old.set_link_up(PortId(0), false, t0).unwrap();
@@ -659,7 +659,7 @@ mod tests {
         s2.ports[4].features.storm_control = Some(StormControlSpec::default());
         let mut new = Switch::new(&s2, t0).unwrap();
         let before = snapshot(&new);
-        new.carry_over_from(old, Instant::from_secs(2));
+        new.carry_over_from(old, Timestamp::from_secs(2));
         let carried = snapshot(&new);
         assert_ne!(before, carried, "the carried state changes the sets");
         new.rebuild_vlans();

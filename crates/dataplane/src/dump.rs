@@ -12,7 +12,7 @@ use crate::bindings::BindingSource;
 use crate::errdisable::ErrDisableCause;
 use crate::spec::PortRole;
 use crate::switch::Switch;
-use crate::types::{Instant, MacAddr, PortId};
+use crate::types::{MacAddr, PortId, Timestamp};
 use crate::verdict::DropReason;
 use std::fmt;
 use std::net::IpAddr;
@@ -67,12 +67,12 @@ pub struct BindingRow {
     pub mac: MacAddr,
     pub port: String,
     pub source: BindingSource,
-    pub lease_end: Option<Instant>,
+    pub lease_end: Option<Timestamp>,
 }
 
 /// The state of `switch` as seen at `now` (MAC entries older than their aging time
 /// at `now` are left out, as the table's lookups would).
-pub fn dump(switch: &Switch, now: Instant) -> SwitchState {
+pub fn dump(switch: &Switch, now: Timestamp) -> SwitchState {
     let name = |p: PortId| {
         switch
             .port(p)
@@ -158,7 +158,7 @@ pub fn counter_rows(c: &crate::counters::PortCounters) -> Vec<(String, u64)> {
 }
 
 /// An instant in the coarsest exact unit: `12s`, `1004ms`, `7ns`.
-fn instant(t: Instant) -> String {
+fn instant(t: Timestamp) -> String {
     match t.0 {
         ns if ns % 1_000_000_000 == 0 => format!("{}s", ns / 1_000_000_000),
         ns if ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
@@ -297,7 +297,7 @@ pub fn changes(before: &SwitchState, after: &SwitchState) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::bindings::NewBinding;
-    use crate::frame::RxFrame;
+    use crate::frame::IngressFrame;
     use crate::spec::{PortSpec, SecurityPolicy, SwitchSpec, VlanMode};
     use crate::types::Vid;
 
@@ -330,8 +330,8 @@ mod tests {
 
     #[test]
     fn a_new_switch_dumps_its_ports_and_guest_macs_and_nothing_else() {
-        let sw = Switch::new(&spec(), Instant(0)).unwrap();
-        let text = dump(&sw, Instant(0)).to_string();
+        let sw = Switch::new(&spec(), Timestamp(0)).unwrap();
+        let text = dump(&sw, Timestamp(0)).to_string();
         assert_eq!(
             text,
             "port a: guest, admin up, link up, oper up\n\
@@ -345,19 +345,19 @@ mod tests {
 
     #[test]
     fn changes_lists_exactly_what_a_frame_a_binding_and_admin_down_changed() {
-        let mut sw = Switch::new(&spec(), Instant(0)).unwrap();
-        let before = dump(&sw, Instant(0));
+        let mut sw = Switch::new(&spec(), Timestamp(0)).unwrap();
+        let before = dump(&sw, Timestamp(0));
         assert_eq!(changes(&before, &before), Vec::<String>::new());
 
         let mut frame = vec![0u8; 60];
         frame[..6].copy_from_slice(&mac(2).0);
         frame[6..12].copy_from_slice(&mac(1).0);
         frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let rx = RxFrame {
+        let rx = IngressFrame {
             data: &frame,
             tag: None,
         };
-        sw.process(Instant(1), PortId(0), &rx);
+        sw.process(Timestamp(1), PortId(0), &rx);
         sw.install_binding(
             NewBinding {
                 vid: Vid::new(10).unwrap(),
@@ -367,11 +367,11 @@ mod tests {
                 lease_secs: None,
                 source: BindingSource::Api,
             },
-            Instant(1),
+            Timestamp(1),
         )
         .unwrap();
         sw.set_admin_up(PortId(1), false).unwrap();
-        let after = dump(&sw, Instant(1));
+        let after = dump(&sw, Timestamp(1));
         assert_eq!(
             changes(&before, &after),
             [
@@ -387,9 +387,9 @@ mod tests {
         assert!(!after.port("b").oper_up);
 
         // A value that changes (a counter) is one `~` line.
-        sw.process(Instant(2), PortId(0), &rx);
+        sw.process(Timestamp(2), PortId(0), &rx);
         assert_eq!(
-            changes(&after, &dump(&sw, Instant(2))),
+            changes(&after, &dump(&sw, Timestamp(2))),
             [
                 "~ port a: rx_frames 1 → 2",
                 "~ port a: rx_bytes 60 → 120",

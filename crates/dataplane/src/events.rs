@@ -4,7 +4,7 @@
 //! Invariant: pushing never allocates and never blocks; when the ring is full the
 //! event is dropped and counted in `dropped`.
 
-use crate::types::{Instant, MacAddr, PortId};
+use crate::types::{MacAddr, PortId, Timestamp};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -209,7 +209,7 @@ impl EventRing {
         }
     }
     #[inline]
-    pub fn push(&mut self, now: Instant, kind: EventKind) {
+    pub fn push(&mut self, now: Timestamp, kind: EventKind) {
         if self.q.len() < self.cap {
             self.q.push_back(Event { at_ns: now.0, kind });
         } else {

@@ -17,7 +17,7 @@ use crate::spec::PortRole;
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::switch::{Switch, VlanState};
-use crate::types::{Instant, PortId, PortSet, Vid};
+use crate::types::{PortId, PortSet, Timestamp, Vid};
 use crate::verdict::{DropReason, DropSide};
 
 /// The uplink a frame from guest `ingress` leaves by (teaming, see `teaming.rs`).
@@ -45,7 +45,7 @@ pub(crate) fn uplink_for(
 #[inline(always)]
 pub(crate) fn forward(
     sw: &mut Switch,
-    now: Instant,
+    now: Timestamp,
     ingress: PortId,
     role: PortRole,
     vid: Vid,
@@ -103,7 +103,7 @@ fn acl_out(
 #[inline(always)]
 fn output_ports(
     sw: &mut Switch,
-    now: Instant,
+    now: Timestamp,
     ingress: PortId,
     role: PortRole,
     vid: Vid,

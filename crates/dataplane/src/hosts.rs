@@ -17,7 +17,7 @@
 //!
 //! Addresses are keyed like the binding table: IPv4 as IPv4-mapped IPv6.
 
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -198,8 +198,8 @@ pub struct HostEntry {
     pub port: PortId,
     /// When this MAC was first seen with the address (reset when another MAC
     /// claims it).
-    pub first_seen: Instant,
-    pub last_seen: Instant,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
 }
 
 /// A seen address with its key, as the switch reports it.
@@ -235,7 +235,7 @@ pub struct HostTable {
     seen: Lru<HostEntry>,
     aging_ns: u64,
     /// Last report time per (VLAN, IP).
-    holddown: Lru<Instant>,
+    holddown: Lru<Timestamp>,
     holddown_ns: u64,
     stats: HostStats,
 }
@@ -274,13 +274,13 @@ impl HostTable {
     }
 
     #[inline]
-    fn live(&self, e: &HostEntry, now: Instant) -> bool {
+    fn live(&self, e: &HostEntry, now: Timestamp) -> bool {
         now.saturating_since(e.last_seen) < self.aging_ns
     }
 
     /// The entry of `ip` in `vid`, if it was seen within the aging time.
     #[inline]
-    pub fn lookup(&self, vid: Vid, ip: IpAddr, now: Instant) -> Option<HostEntry> {
+    pub fn lookup(&self, vid: Vid, ip: IpAddr, now: Timestamp) -> Option<HostEntry> {
         self.seen
             .get(&(vid.get(), ip_key(ip)))
             .copied()
@@ -291,7 +291,7 @@ impl HostTable {
     /// (a new MAC, or an entry that had aged, starts a new `first_seen`) and makes it
     /// the most recent. No allocation.
     #[inline]
-    pub(crate) fn saw(&mut self, vid: Vid, ip: IpAddr, mac: MacAddr, port: PortId, now: Instant) {
+    pub(crate) fn saw(&mut self, vid: Vid, ip: IpAddr, mac: MacAddr, port: PortId, now: Timestamp) {
         let key = (vid.get(), ip_key(ip));
         let first_seen = match self.seen.get(&key) {
             Some(e) if e.mac == mac && self.live(e, now) => e.first_seen,
@@ -319,7 +319,7 @@ impl HostTable {
     /// Whether a conflict on `ip` in `vid` may be reported now (nothing reported for
     /// it within the hold-down); if so, the report is recorded. Counts both ways.
     #[inline]
-    pub(crate) fn may_report_conflict(&mut self, vid: Vid, ip: IpAddr, now: Instant) -> bool {
+    pub(crate) fn may_report_conflict(&mut self, vid: Vid, ip: IpAddr, now: Timestamp) -> bool {
         let key = (vid.get(), ip_key(ip));
         if let Some(last) = self.holddown.get(&key)
             && now.saturating_since(*last) < self.holddown_ns
@@ -338,7 +338,7 @@ impl HostTable {
 
     /// Removes the entries that have aged out, and the hold-down entries whose
     /// hold-down has passed. O(removed): both lists are walked from their oldest end.
-    pub(crate) fn sweep(&mut self, now: Instant) {
+    pub(crate) fn sweep(&mut self, now: Timestamp) {
         while let Some((key, e)) = self.seen.oldest() {
             if self.live(&e, now) {
                 break;
@@ -355,7 +355,7 @@ impl HostTable {
     }
 
     /// The live entries, sorted by VLAN and address. Allocates: control path only.
-    pub fn entries(&self, now: Instant) -> Vec<HostSeen> {
+    pub fn entries(&self, now: Timestamp) -> Vec<HostSeen> {
         let mut v: Vec<(Key, HostEntry)> = self
             .seen
             .iter_oldest_first()
@@ -419,7 +419,7 @@ mod tests {
     fn mac(i: u8) -> MacAddr {
         MacAddr([0x52, 0x54, 0, 0, 0, i])
     }
-    fn keys(t: &HostTable, now: Instant) -> Vec<IpAddr> {
+    fn keys(t: &HostTable, now: Timestamp) -> Vec<IpAddr> {
         t.entries(now).into_iter().map(|h| h.ip).collect()
     }
 
@@ -432,67 +432,67 @@ mod tests {
                 ip(i),
                 mac(i),
                 PortId(1),
-                Instant::from_secs(i as u64),
+                Timestamp::from_secs(i as u64),
             );
         }
         // .1 is seen again: .2 is now the least recent.
-        t.saw(vid(10), ip(1), mac(1), PortId(1), Instant::from_secs(4));
-        t.saw(vid(10), ip(4), mac(4), PortId(1), Instant::from_secs(5));
+        t.saw(vid(10), ip(1), mac(1), PortId(1), Timestamp::from_secs(4));
+        t.saw(vid(10), ip(4), mac(4), PortId(1), Timestamp::from_secs(5));
         assert_eq!(t.len(), 3);
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(
-            keys(&t, Instant::from_secs(5)),
+            keys(&t, Timestamp::from_secs(5)),
             vec![ip(1), ip(3), ip(4)],
             ".2 was evicted"
         );
-        let e = t.lookup(vid(10), ip(1), Instant::from_secs(5)).unwrap();
-        assert_eq!(e.first_seen, Instant::from_secs(1));
-        assert_eq!(e.last_seen, Instant::from_secs(4));
-        assert!(t.lookup(vid(20), ip(1), Instant::from_secs(5)).is_none());
+        let e = t.lookup(vid(10), ip(1), Timestamp::from_secs(5)).unwrap();
+        assert_eq!(e.first_seen, Timestamp::from_secs(1));
+        assert_eq!(e.last_seen, Timestamp::from_secs(4));
+        assert!(t.lookup(vid(20), ip(1), Timestamp::from_secs(5)).is_none());
     }
 
     #[test]
     fn entries_age_and_the_sweep_removes_only_aged_ones() {
         let mut t = HostTable::new(8, 10);
-        t.saw(vid(10), ip(1), mac(1), PortId(1), Instant::from_secs(0));
-        t.saw(vid(10), ip(2), mac(2), PortId(2), Instant::from_secs(5));
-        assert!(t.lookup(vid(10), ip(1), Instant::from_secs(10)).is_none());
-        assert!(t.lookup(vid(10), ip(2), Instant::from_secs(10)).is_some());
-        t.sweep(Instant::from_secs(10));
+        t.saw(vid(10), ip(1), mac(1), PortId(1), Timestamp::from_secs(0));
+        t.saw(vid(10), ip(2), mac(2), PortId(2), Timestamp::from_secs(5));
+        assert!(t.lookup(vid(10), ip(1), Timestamp::from_secs(10)).is_none());
+        assert!(t.lookup(vid(10), ip(2), Timestamp::from_secs(10)).is_some());
+        t.sweep(Timestamp::from_secs(10));
         assert_eq!(t.len(), 1);
         assert_eq!(t.stats().aged_out, 1);
         // A MAC seen again after aging starts over.
-        t.saw(vid(10), ip(2), mac(2), PortId(2), Instant::from_secs(30));
-        let e = t.lookup(vid(10), ip(2), Instant::from_secs(30)).unwrap();
-        assert_eq!(e.first_seen, Instant::from_secs(30));
+        t.saw(vid(10), ip(2), mac(2), PortId(2), Timestamp::from_secs(30));
+        let e = t.lookup(vid(10), ip(2), Timestamp::from_secs(30)).unwrap();
+        assert_eq!(e.first_seen, Timestamp::from_secs(30));
     }
 
     #[test]
     fn removal_reuses_slots_and_forget_needs_the_holder() {
         let mut t = HostTable::new(2, 300);
-        t.saw(vid(10), ip(1), mac(1), PortId(1), Instant(0));
-        t.saw(vid(10), ip(2), mac(2), PortId(1), Instant(0));
+        t.saw(vid(10), ip(1), mac(1), PortId(1), Timestamp(0));
+        t.saw(vid(10), ip(2), mac(2), PortId(1), Timestamp(0));
         t.forget(vid(10), ip(1), mac(9));
         assert_eq!(t.len(), 2, "another MAC cannot make the switch forget .1");
         t.forget(vid(10), ip(1), mac(1));
         assert_eq!(t.len(), 1);
-        t.saw(vid(10), ip(3), mac(3), PortId(1), Instant(0));
+        t.saw(vid(10), ip(3), mac(3), PortId(1), Timestamp(0));
         assert_eq!(t.stats().evicted, 0, "the freed slot took .3");
-        assert_eq!(keys(&t, Instant(0)), vec![ip(2), ip(3)]);
+        assert_eq!(keys(&t, Timestamp(0)), vec![ip(2), ip(3)]);
     }
 
     #[test]
     fn a_zero_capacity_table_tracks_nothing() {
         let mut t = HostTable::new(0, 300);
-        t.saw(vid(10), ip(1), mac(1), PortId(1), Instant(0));
+        t.saw(vid(10), ip(1), mac(1), PortId(1), Timestamp(0));
         assert!(t.is_empty());
-        assert!(t.lookup(vid(10), ip(1), Instant(0)).is_none());
+        assert!(t.lookup(vid(10), ip(1), Timestamp(0)).is_none());
     }
 
     #[test]
     fn conflicts_are_reported_once_per_hold_down() {
         let mut t = HostTable::new(4, 300);
-        let s = Instant::from_secs;
+        let s = Timestamp::from_secs;
         assert!(t.may_report_conflict(vid(10), ip(1), s(0)));
         assert!(!t.may_report_conflict(vid(10), ip(1), s(59)));
         assert!(t.may_report_conflict(vid(20), ip(1), s(59)), "another VLAN");
@@ -508,36 +508,36 @@ mod tests {
         let mut t = HostTable::new(4, 300);
         for i in 0..=IP_CONFLICT_TABLE_SIZE {
             let a = IpAddr::from([198, 18, (i >> 8) as u8, i as u8]);
-            assert!(t.may_report_conflict(vid(10), a, Instant(i as u64)));
+            assert!(t.may_report_conflict(vid(10), a, Timestamp(i as u64)));
         }
         assert_eq!(t.holddown.len(), IP_CONFLICT_TABLE_SIZE);
         assert_eq!(t.stats().holddown_evicted, 1);
         // The evicted (first) address may be reported again at once.
-        assert!(t.may_report_conflict(vid(10), IpAddr::from([198, 18, 0, 0]), Instant(5000)));
+        assert!(t.may_report_conflict(vid(10), IpAddr::from([198, 18, 0, 0]), Timestamp(5000)));
     }
 
     #[test]
     fn carry_over_keeps_recency_and_remaps_ports() {
         let mut old = HostTable::new(4, 300);
-        old.saw(vid(10), ip(1), mac(1), PortId(1), Instant(1));
-        old.saw(vid(10), ip(2), mac(2), PortId(2), Instant(2));
-        old.saw(vid(20), ip(3), mac(3), PortId(3), Instant(3));
+        old.saw(vid(10), ip(1), mac(1), PortId(1), Timestamp(1));
+        old.saw(vid(10), ip(2), mac(2), PortId(2), Timestamp(2));
+        old.saw(vid(20), ip(3), mac(3), PortId(3), Timestamp(3));
         let mut new = HostTable::new(2, 300);
         let kept = new.carry_from(&old, |p, v| (v.get() == 10).then_some(PortId(p.0 + 10)));
         assert_eq!(kept, 2);
-        let e = new.lookup(vid(10), ip(2), Instant(3)).unwrap();
+        let e = new.lookup(vid(10), ip(2), Timestamp(3)).unwrap();
         assert_eq!(e.port, PortId(12));
-        assert!(new.lookup(vid(20), ip(3), Instant(3)).is_none());
+        assert!(new.lookup(vid(20), ip(3), Timestamp(3)).is_none());
         // .1 is the least recent in the new table too.
-        new.saw(vid(10), ip(9), mac(9), PortId(1), Instant(4));
-        assert!(new.lookup(vid(10), ip(1), Instant(4)).is_none());
+        new.saw(vid(10), ip(9), mac(9), PortId(1), Timestamp(4));
+        assert!(new.lookup(vid(10), ip(1), Timestamp(4)).is_none());
     }
 
     #[test]
     fn ipv6_addresses_round_trip() {
         let mut t = HostTable::new(4, 300);
         let a: IpAddr = "2001:db8::5".parse().unwrap();
-        t.saw(vid(10), a, mac(1), PortId(1), Instant(0));
-        assert_eq!(t.entries(Instant(0))[0].ip, a);
+        t.saw(vid(10), a, mac(1), PortId(1), Timestamp(0));
+        assert_eq!(t.entries(Timestamp(0))[0].ip, a);
     }
 }

@@ -38,7 +38,7 @@ pub use counters::PortCounters;
 pub use egress::{Emitted, Output, TxCopy};
 pub use errdisable::ErrDisableCause;
 pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind};
-pub use frame::{FrameView, RxFrame, TagMeta};
+pub use frame::{FrameView, IngressFrame, VlanTag};
 pub use hosts::{HostEntry, HostSeen, HostStats, HostTable};
 pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
 pub use render::vid_list;
@@ -51,5 +51,5 @@ pub use spec::{
     Violation, VlanMode,
 };
 pub use switch::{ControlError, ErrDisabled, Port, Switch};
-pub use types::{Instant, MAX_PORTS, MacAddr, PortId, PortSet, Vid, VlanSet};
+pub use types::{MAX_PORTS, MacAddr, PortId, PortSet, Timestamp, Vid, VlanSet};
 pub use verdict::{DropReason, Forward, Rewrite, Verdict};

@@ -16,7 +16,7 @@
 //! physical network cannot keep a guest from being known. A full table refuses the
 //! insert, and the caller drops and counts.
 
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -71,9 +71,9 @@ pub struct MacEntry {
     pub port: PortId,
     pub kind: MacKind,
     /// Last time the MAC was seen as a source (learned and secure entries).
-    pub last_seen: Instant,
+    pub last_seen: Timestamp,
     /// When the entry was made.
-    pub learned_at: Instant,
+    pub learned_at: Timestamp,
 }
 
 /// Why an insert failed.
@@ -106,7 +106,7 @@ pub struct MacTable {
     pub learn_refused: u64,
     /// Learned entries removed by aging.
     pub aged_out: u64,
-    last_sweep: Instant,
+    last_sweep: Timestamp,
 }
 
 impl MacTable {
@@ -120,7 +120,7 @@ impl MacTable {
             aging_ns: aging_secs.saturating_mul(1_000_000_000),
             learn_refused: 0,
             aged_out: 0,
-            last_sweep: Instant(0),
+            last_sweep: Timestamp(0),
         }
     }
 
@@ -142,13 +142,13 @@ impl MacTable {
     /// Learned entries age lazily here; local entries live until removed (the
     /// switch's sweep removes aged dynamic secure MACs, keeping its counts exact).
     #[inline]
-    fn live(&self, e: &MacEntry, now: Instant) -> bool {
+    fn live(&self, e: &MacEntry, now: Timestamp) -> bool {
         e.kind.is_local() || now.saturating_since(e.last_seen) < self.aging_ns
     }
 
     /// The entry for (vid, mac), if present and not aged out.
     #[inline]
-    pub fn lookup(&self, vid: Vid, mac: MacAddr, now: Instant) -> Option<MacEntry> {
+    pub fn lookup(&self, vid: Vid, mac: MacAddr, now: Timestamp) -> Option<MacEntry> {
         self.map
             .get(&key(vid, mac))
             .copied()
@@ -164,7 +164,7 @@ impl MacTable {
         mac: MacAddr,
         port: PortId,
         kind: MacKind,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<(), MacInsertError> {
         debug_assert!(kind.is_local());
         let k = key(vid, mac);
@@ -199,7 +199,7 @@ impl MacTable {
         vid: Vid,
         mac: MacAddr,
         port: PortId,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<(), MacInsertError> {
         self.insert_local(vid, mac, port, MacKind::Guest, now)
     }
@@ -219,7 +219,7 @@ impl MacTable {
 
     /// Notes a local entry's MAC seen as a source again (inactivity aging).
     #[inline]
-    pub fn touch(&mut self, vid: Vid, mac: MacAddr, now: Instant) {
+    pub fn touch(&mut self, vid: Vid, mac: MacAddr, now: Timestamp) {
         if let Some(e) = self.map.get_mut(&key(vid, mac)) {
             e.last_seen = now;
         }
@@ -233,7 +233,7 @@ impl MacTable {
         vid: Vid,
         mac: MacAddr,
         port: PortId,
-        now: Instant,
+        now: Timestamp,
     ) -> Option<MacEntry> {
         let k = key(vid, mac);
         let len = self.map.len();
@@ -265,7 +265,7 @@ impl MacTable {
     }
 
     /// Removes aged-out learned entries. O(capacity).
-    pub fn sweep_learned(&mut self, now: Instant) {
+    pub fn sweep_learned(&mut self, now: Timestamp) {
         self.sweep(now, |_, _, _| false);
     }
 
@@ -273,7 +273,11 @@ impl MacTable {
     /// returns true (it is called for every local entry, and does what removing
     /// one means to its caller). O(capacity): the switch calls it at most once a
     /// second.
-    pub fn sweep(&mut self, now: Instant, mut expire: impl FnMut(Vid, MacAddr, &MacEntry) -> bool) {
+    pub fn sweep(
+        &mut self,
+        now: Timestamp,
+        mut expire: impl FnMut(Vid, MacAddr, &MacEntry) -> bool,
+    ) {
         let aging = self.aging_ns;
         let mut aged = 0;
         self.map.retain(|k, e| {
@@ -292,7 +296,7 @@ impl MacTable {
     }
 
     /// Whether the last sweep is at least a second old.
-    pub fn sweep_due(&self, now: Instant) -> bool {
+    pub fn sweep_due(&self, now: Timestamp) -> bool {
         now.saturating_since(self.last_sweep) >= 1_000_000_000
     }
 
@@ -320,7 +324,7 @@ impl MacTable {
         vid: Vid,
         mac: MacAddr,
         entry: MacEntry,
-        now: Instant,
+        now: Timestamp,
     ) -> bool {
         if !self.live(&entry, now) {
             return false;
@@ -344,7 +348,7 @@ impl MacTable {
     }
 
     /// Every live entry as (vid, mac, entry), sorted. Allocates: control path only.
-    pub fn entries(&self, now: Instant) -> Vec<(Vid, MacAddr, MacEntry)> {
+    pub fn entries(&self, now: Timestamp) -> Vec<(Vid, MacAddr, MacEntry)> {
         let mut v: Vec<_> = self
             .map
             .iter()
@@ -382,7 +386,7 @@ mod tests {
     #[test]
     fn guest_entries_are_exclusive_per_vlan() {
         let mut t = MacTable::new(8, 300);
-        let now = Instant::from_secs(1);
+        let now = Timestamp::from_secs(1);
         t.insert_guest(vid(10), mac(1), PortId(1), now).unwrap();
         assert_eq!(
             t.insert_guest(vid(10), mac(1), PortId(2), now),
@@ -396,10 +400,10 @@ mod tests {
     #[test]
     fn learned_entries_age_and_guest_entries_do_not() {
         let mut t = MacTable::new(8, 10);
-        let t0 = Instant::from_secs(100);
+        let t0 = Timestamp::from_secs(100);
         t.insert_guest(vid(10), mac(1), PortId(1), t0).unwrap();
         assert_eq!(t.learn(vid(10), mac(2), PortId(0), t0), None);
-        let later = Instant::from_secs(111);
+        let later = Timestamp::from_secs(111);
         assert!(
             t.lookup(vid(10), mac(2), later).is_none(),
             "learned entry ages"
@@ -417,7 +421,7 @@ mod tests {
     fn full_table_refuses_and_reserve_protects_guests() {
         let mut t = MacTable::new(3, 300);
         t.set_guest_reserve(1);
-        let now = Instant::from_secs(1);
+        let now = Timestamp::from_secs(1);
         for i in 0..5 {
             t.learn(vid(10), mac(10 + i), PortId(0), now);
         }
@@ -434,7 +438,7 @@ mod tests {
     #[test]
     fn learning_a_guest_mac_reports_it() {
         let mut t = MacTable::new(4, 300);
-        let now = Instant::from_secs(1);
+        let now = Timestamp::from_secs(1);
         t.insert_guest(vid(10), mac(1), PortId(3), now).unwrap();
         assert_eq!(
             t.learn(vid(10), mac(1), PortId(0), now).unwrap().port,
@@ -445,7 +449,7 @@ mod tests {
     #[test]
     fn entries_round_trip() {
         let mut t = MacTable::new(4, 300);
-        let now = Instant::from_secs(1);
+        let now = Timestamp::from_secs(1);
         t.insert_guest(vid(4094), mac(7), PortId(3), now).unwrap();
         let e = t.entries(now);
         assert_eq!(e.len(), 1);

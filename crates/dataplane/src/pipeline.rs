@@ -24,7 +24,7 @@
 
 use crate::bindings::BindingUpdate;
 use crate::forwarding;
-use crate::frame::{FrameView, RxFrame, is_reserved_link_local};
+use crate::frame::{FrameView, IngressFrame, is_reserved_link_local};
 use crate::spec::AclAction;
 use crate::spec::PortRole;
 use crate::stages::dhcp_snooping::DhcpAction;
@@ -40,7 +40,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = crate::wire::ipv6::ETHERTYPE;
 use crate::switch::Switch;
 use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
-use crate::types::{Instant, PortId, PortSet};
+use crate::types::{PortId, PortSet, Timestamp};
 use crate::verdict::{DropReason, Forward, Rewrite, Verdict};
 
 // Re-exported: the public API has named it `pipeline::DropSide`.
@@ -105,7 +105,7 @@ fn storm_control_observed(
     sw: &mut Switch,
     port: PortId,
     class: StormClass,
-    now: Instant,
+    now: Timestamp,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let r = storm_control::check(sw, port, class, now);
@@ -133,7 +133,12 @@ fn storm_control_observed(
 impl Switch {
     /// Decides one frame received on `ingress` at `now`, and counts it.
     #[inline(always)]
-    pub fn process(&mut self, now: Instant, ingress: PortId, frame: &RxFrame<'_>) -> Verdict {
+    pub fn process(
+        &mut self,
+        now: Timestamp,
+        ingress: PortId,
+        frame: &IngressFrame<'_>,
+    ) -> Verdict {
         self.process_observed(now, ingress, frame, &mut NoTrace)
     }
 
@@ -143,9 +148,9 @@ impl Switch {
     /// changing a running switch, trace on a copy of it.
     pub fn process_traced(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         ingress: PortId,
-        frame: &RxFrame<'_>,
+        frame: &IngressFrame<'_>,
         trace: &mut Trace,
     ) -> Verdict {
         trace.clear();
@@ -159,9 +164,9 @@ impl Switch {
     #[inline(always)]
     fn process_observed<O: Observer>(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         ingress: PortId,
-        frame: &RxFrame<'_>,
+        frame: &IngressFrame<'_>,
         t: &mut O,
     ) -> Verdict {
         let Some(counters) = self.counters.get_mut(ingress.index()) else {
@@ -231,9 +236,9 @@ impl Switch {
     /// has grown to the batch size).
     pub fn process_batch<'a>(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         ingress: PortId,
-        frames: impl Iterator<Item = RxFrame<'a>>,
+        frames: impl Iterator<Item = IngressFrame<'a>>,
         verdicts: &mut Vec<Verdict>,
     ) {
         verdicts.clear();
@@ -248,9 +253,9 @@ impl Switch {
     #[inline(always)]
     fn decide<O: Observer>(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         ingress: PortId,
-        frame: &RxFrame<'_>,
+        frame: &IngressFrame<'_>,
         out: &mut PortSet,
         t: &mut O,
     ) -> Result<Decided, (DropReason, DropSide)> {
@@ -422,7 +427,7 @@ impl Switch {
     #[inline(never)]
     fn deliver_to_trusted<O: Observer>(
         &mut self,
-        now: Instant,
+        now: Timestamp,
         vid: crate::types::Vid,
         d: TrustedDelivery,
         out: &mut PortSet,
@@ -452,7 +457,7 @@ impl Switch {
     #[cold]
     fn before_forwarding<O: Observer>(
         &self,
-        now: Instant,
+        now: Timestamp,
         ingress: PortId,
         role: PortRole,
         vid: crate::types::Vid,

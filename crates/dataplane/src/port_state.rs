@@ -13,7 +13,7 @@
 use crate::spec::{
     ArpInspectionSpec, DhcpSnoopingSpec, PortSecuritySpec, SecureAging, StormControlSpec, Violation,
 };
-use crate::types::{Instant, MacAddr, Vid};
+use crate::types::{MacAddr, Timestamp, Vid};
 
 /// Thousandths of a frame, so that low rates refill smoothly in integers.
 const MILLI: u64 = 1000;
@@ -24,12 +24,12 @@ pub struct TokenBucket {
     rate_pps: u64,
     /// Tokens in thousandths of a frame.
     tokens: u64,
-    last: Instant,
+    last: Timestamp,
 }
 
 impl TokenBucket {
     /// A full bucket: `rate_pps` frames of burst.
-    pub fn new(rate_pps: u32, now: Instant) -> TokenBucket {
+    pub fn new(rate_pps: u32, now: Timestamp) -> TokenBucket {
         let rate_pps = rate_pps as u64;
         TokenBucket {
             rate_pps,
@@ -40,7 +40,7 @@ impl TokenBucket {
 
     /// Takes one frame's token; false when the bucket is empty.
     #[inline]
-    pub fn admit(&mut self, now: Instant) -> bool {
+    pub fn admit(&mut self, now: Timestamp) -> bool {
         let cap = self.rate_pps * MILLI;
         let elapsed = now.saturating_since(self.last);
         if elapsed > 0 {
@@ -76,7 +76,7 @@ pub struct StormState {
 }
 
 impl StormState {
-    pub fn new(spec: Option<&StormControlSpec>, now: Instant) -> StormState {
+    pub fn new(spec: Option<&StormControlSpec>, now: Timestamp) -> StormState {
         let Some(s) = spec else {
             return StormState::default();
         };
@@ -90,7 +90,7 @@ impl StormState {
 
     /// Whether a frame of `class` is within its limit (always, without one).
     #[inline]
-    pub fn admit(&mut self, class: StormClass, now: Instant) -> bool {
+    pub fn admit(&mut self, class: StormClass, now: Timestamp) -> bool {
         let bucket = match class {
             StormClass::Broadcast => &mut self.broadcast,
             StormClass::Multicast => &mut self.multicast,
@@ -117,7 +117,7 @@ pub struct DhcpPortState {
 }
 
 impl DhcpPortState {
-    pub fn new(spec: DhcpSnoopingSpec, now: Instant) -> DhcpPortState {
+    pub fn new(spec: DhcpSnoopingSpec, now: Timestamp) -> DhcpPortState {
         DhcpPortState {
             spec,
             bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
@@ -157,7 +157,7 @@ impl SecureState {
 
     /// Whether a dynamic secure MAC learned at `learned_at` and last seen at
     /// `last_seen` has aged out at `now`.
-    pub fn expired(&self, learned_at: Instant, last_seen: Instant, now: Instant) -> bool {
+    pub fn expired(&self, learned_at: Timestamp, last_seen: Timestamp, now: Timestamp) -> bool {
         match self.aging {
             SecureAging::None => false,
             SecureAging::Absolute => now.saturating_since(learned_at) >= self.aging_ns,

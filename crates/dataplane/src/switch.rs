@@ -23,7 +23,7 @@ use crate::spec::{ArpAclSpec, IpSourceGuardSpec, RaGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
-use crate::types::{Instant, MacAddr, PortId, PortSet, Vid};
+use crate::types::{MacAddr, PortId, PortSet, Timestamp, Vid};
 use crate::verdict::DropReason;
 
 // Re-exported: the public API has named it `switch::ErrDisableCause`.
@@ -72,7 +72,7 @@ pub struct Port {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ErrDisabled {
     pub cause: ErrDisableCause,
-    pub since: Instant,
+    pub since: Timestamp,
 }
 
 impl Port {
@@ -198,7 +198,7 @@ pub struct Switch {
     pub(crate) macs: MacTable,
     pub(crate) events: EventRing,
     /// Next time error-disabled ports are checked for automatic recovery.
-    next_recovery_check: Instant,
+    next_recovery_check: Timestamp,
     /// The MAC ACLs, compiled, with their caches and hit counters.
     pub(crate) acls: Vec<BoundAcl>,
     /// Ports with an outbound ACL.
@@ -210,17 +210,17 @@ pub struct Switch {
     pub(crate) arp_acls: Vec<ArpAclSpec>,
     /// Addresses seen on guest ports, and the duplicate-IP hold-down.
     pub(crate) hosts: HostTable,
-    next_binding_sweep: Instant,
+    next_binding_sweep: Timestamp,
     /// The latest time the runtime told the switch (stamps events of control-path
     /// changes).
-    last_now: Instant,
+    last_now: Timestamp,
     /// Rewrite buffers, option-82 ids and the frames the switch originates.
     pub(crate) egress: Egress,
 }
 
 impl Switch {
     /// Builds a switch from a checked spec; `now` stamps the configured MACs.
-    pub fn new(spec: &SwitchSpec, now: Instant) -> Result<Switch, SpecError> {
+    pub fn new(spec: &SwitchSpec, now: Timestamp) -> Result<Switch, SpecError> {
         spec.check()?;
         let ports: Vec<Port> = spec
             .ports
@@ -528,7 +528,7 @@ impl Switch {
     /// (learned entries, and dynamic secure MACs by their port's rule) and recovers
     /// error-disabled ports whose recovery interval has passed. The IP-seen table's
     /// aged entries are removed on every call (O(removed)).
-    pub fn tick(&mut self, now: Instant) {
+    pub fn tick(&mut self, now: Timestamp) {
         self.last_now = now;
         if self.macs.sweep_due(now) {
             let ports = &mut self.ports;
@@ -570,7 +570,7 @@ impl Switch {
         }
         self.hosts.sweep(now);
         if now >= self.next_recovery_check {
-            self.next_recovery_check = Instant(now.0 + 1_000_000_000);
+            self.next_recovery_check = Timestamp(now.0 + 1_000_000_000);
             for i in 0..self.ports.len() {
                 let p = &self.ports[i];
                 if let (Some(ed), Some(after)) = (p.err_disabled, p.recovery_ns)
@@ -582,9 +582,9 @@ impl Switch {
         }
     }
 
-    fn bindings_sweep_due(&mut self, now: Instant) -> bool {
+    fn bindings_sweep_due(&mut self, now: Timestamp) -> bool {
         if now >= self.next_binding_sweep {
-            self.next_binding_sweep = Instant(now.0 + 1_000_000_000);
+            self.next_binding_sweep = Timestamp(now.0 + 1_000_000_000);
             return !self.bindings.is_empty();
         }
         false
@@ -592,7 +592,7 @@ impl Switch {
 
     /// Error-disables a port: nothing in or out until recovery; its dynamic secure
     /// MACs are forgotten.
-    pub(crate) fn err_disable(&mut self, id: PortId, cause: ErrDisableCause, now: Instant) {
+    pub(crate) fn err_disable(&mut self, id: PortId, cause: ErrDisableCause, now: Timestamp) {
         let port = &mut self.ports[id.index()];
         if port.err_disabled.is_some() {
             return;
@@ -609,7 +609,7 @@ impl Switch {
         self.rebuild_vlans();
     }
 
-    fn recover_port(&mut self, id: PortId, now: Instant, by_timer: bool) {
+    fn recover_port(&mut self, id: PortId, now: Timestamp, by_timer: bool) {
         let port = &mut self.ports[id.index()];
         if port.err_disabled.take().is_some() {
             port.storm = StormState::new(port.features.storm_control.as_ref(), now);
@@ -621,7 +621,7 @@ impl Switch {
 
     /// Brings an error-disabled port back (`portcullis port recover`). Returns
     /// whether it was error-disabled.
-    pub fn recover(&mut self, id: PortId, now: Instant) -> Result<bool, ControlError> {
+    pub fn recover(&mut self, id: PortId, now: Timestamp) -> Result<bool, ControlError> {
         let was = self
             .ports
             .get(id.index())
@@ -645,7 +645,12 @@ impl Switch {
     /// Records a port's link state (carrier, or its interface gone and back). A port
     /// whose link is down is left out of every flood, and unicast to it is dropped as
     /// `port_down`. A change is reported as an event.
-    pub fn set_link_up(&mut self, id: PortId, up: bool, now: Instant) -> Result<(), ControlError> {
+    pub fn set_link_up(
+        &mut self,
+        id: PortId,
+        up: bool,
+        now: Timestamp,
+    ) -> Result<(), ControlError> {
         self.last_now = self.last_now.max(now);
         let port = self
             .ports
@@ -667,7 +672,7 @@ impl Switch {
         &mut self,
         id: PortId,
         mac: MacAddr,
-        now: Instant,
+        now: Timestamp,
     ) -> Result<(), ControlError> {
         let port = self.ports.get(id.index()).ok_or(ControlError::NoSuchPort)?;
         if port.role != PortRole::Guest {
@@ -691,7 +696,7 @@ impl Switch {
         &mut self,
         id: PortId,
         new: MacAddr,
-        now: Instant,
+        now: Timestamp,
         source: MacChangeSource,
     ) -> Result<(), MacInsertError> {
         let port = &self.ports[id.index()];
@@ -793,7 +798,7 @@ impl Switch {
 }
 
 impl Port {
-    fn from_spec(id: PortId, s: &PortSpec, now: Instant) -> Port {
+    fn from_spec(id: PortId, s: &PortSpec, now: Timestamp) -> Port {
         let untagged_vid = s.vlan.untagged_vid();
         let f = &s.features;
         Port {

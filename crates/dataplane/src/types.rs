@@ -377,17 +377,17 @@ impl fmt::Debug for VlanSet {
 /// A point in time on the switch's monotonic clock, in nanoseconds. The data plane
 /// never reads a clock; the runtime passes one in with every batch.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash)]
-pub struct Instant(pub u64);
+pub struct Timestamp(pub u64);
 
-impl Instant {
-    pub const fn from_secs(s: u64) -> Instant {
-        Instant(s * 1_000_000_000)
+impl Timestamp {
+    pub const fn from_secs(s: u64) -> Timestamp {
+        Timestamp(s * 1_000_000_000)
     }
-    pub const fn from_millis(ms: u64) -> Instant {
-        Instant(ms * 1_000_000)
+    pub const fn from_millis(ms: u64) -> Timestamp {
+        Timestamp(ms * 1_000_000)
     }
     #[inline]
-    pub fn saturating_since(self, earlier: Instant) -> u64 {
+    pub fn saturating_since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)
     }
 }

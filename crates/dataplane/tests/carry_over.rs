@@ -12,8 +12,8 @@ use std::net::IpAddr;
 mod support;
 use support::*;
 
-fn at(s: u64) -> Instant {
-    Instant::from_secs(s)
+fn at(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
 }
 const ROUTER: MacAddr = MacAddr([0, 0x1b, 0x21, 0xaa, 0xbb, 0xcc]);
 const BCAST: MacAddr = MacAddr::BROADCAST;
@@ -38,14 +38,14 @@ fn capped(mut p: PortSpec, max: u16, sticky: bool) -> PortSpec {
 }
 
 /// A frame from a guest (untagged).
-fn send(sw: &mut Switch, t: Instant, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
+fn send(sw: &mut Switch, t: Timestamp, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
     send_at(sw, t, port, &frame64(dst, src, None))
 }
 
 /// A frame from an uplink, tagged with `v`.
 fn send_tagged(
     sw: &mut Switch,
-    t: Instant,
+    t: Timestamp,
     port: PortId,
     v: u16,
     dst: MacAddr,
@@ -91,8 +91,15 @@ struct PortState {
     uplink: Option<String>,
 }
 
-type MacRow = (u16, MacAddr, String, MacKind, Instant, Instant);
-type BindingRow = (u16, IpAddr, MacAddr, String, Option<Instant>, BindingSource);
+type MacRow = (u16, MacAddr, String, MacKind, Timestamp, Timestamp);
+type BindingRow = (
+    u16,
+    IpAddr,
+    MacAddr,
+    String,
+    Option<Timestamp>,
+    BindingSource,
+);
 
 /// The whole switch state an operator sees (`show ports|counters|mac|bindings|uplinks`).
 #[derive(Debug, PartialEq, Clone)]
@@ -112,7 +119,7 @@ impl State {
     }
 }
 
-fn state(sw: &Switch, now: Instant) -> State {
+fn state(sw: &Switch, now: Timestamp) -> State {
     let mut ports: Vec<PortState> = sw
         .ports()
         .iter()
@@ -419,7 +426,7 @@ fn a_removed_port_takes_its_state_with_it_and_an_added_port_starts_empty() {
             ip("198.18.10.2"),
             mac(2),
             "web2".into(),
-            Some(Instant(at(6).0 + 600_000_000_000)),
+            Some(Timestamp(at(6).0 + 600_000_000_000)),
             BindingSource::Dhcp
         )]
     );
@@ -774,7 +781,7 @@ fn bindings_follow_the_configuration_and_a_smaller_table_keeps_api_bindings_and_
     let mut new = Switch::new(&spec(vec![fixed("198.18.10.2", mac(2), 2)], 3), at(10)).unwrap();
     let report = new.carry_over_from(old, at(10));
     assert_eq!((report.bindings_kept, report.bindings_dropped), (3, 2));
-    let lease_end = |s: u64| Some(Instant(at(6).0 + s * 1_000_000_000));
+    let lease_end = |s: u64| Some(Timestamp(at(6).0 + s * 1_000_000_000));
     assert_eq!(
         state(&new, at(10)).bindings,
         vec![
@@ -1014,7 +1021,7 @@ struct Sent {
     drops: u64,
 }
 
-fn drive(sw: &mut Switch, now: &mut Instant, frames: &[FrameGen]) -> Result<Sent, TestCaseError> {
+fn drive(sw: &mut Switch, now: &mut Timestamp, frames: &[FrameGen]) -> Result<Sent, TestCaseError> {
     let n = sw.ports().len();
     let mut sent = Sent {
         total: 0,
@@ -1022,7 +1029,7 @@ fn drive(sw: &mut Switch, now: &mut Instant, frames: &[FrameGen]) -> Result<Sent
         drops: 0,
     };
     for &(p, src, dst, v, step) in frames {
-        *now = Instant(now.0 + step * 1_000_000);
+        *now = Timestamp(now.0 + step * 1_000_000);
         sw.tick(*now);
         let ingress = PortId((p % n) as u16);
         let uplink = sw.port(ingress).unwrap().role == PortRole::Uplink;
@@ -1030,7 +1037,7 @@ fn drive(sw: &mut Switch, now: &mut Instant, frames: &[FrameGen]) -> Result<Sent
         let verdict = sw.process(
             *now,
             ingress,
-            &RxFrame {
+            &IngressFrame {
                 data: &data,
                 tag: None,
             },
@@ -1071,7 +1078,7 @@ fn totals(sw: &Switch) -> (u64, u64, u64) {
 }
 
 /// The invariants of a switch after an apply (and after any traffic).
-fn check_invariants(sw: &Switch, now: Instant) -> Result<(), TestCaseError> {
+fn check_invariants(sw: &Switch, now: Timestamp) -> Result<(), TestCaseError> {
     let t = sw.mac_table();
     prop_assert!(t.len() <= t.capacity(), "{} > {}", t.len(), t.capacity());
     for (v, m, e) in t.entries(now) {
@@ -1140,9 +1147,9 @@ proptest! {
         after in arb_frames(1..40),
     ) {
         let spec = random_spec(uplinks, &guests, table);
-        let Ok(mut old) = Switch::new(&spec, Instant(0)) else { return Ok(()) };
+        let Ok(mut old) = Switch::new(&spec, Timestamp(0)) else { return Ok(()) };
         let n = spec.ports.len();
-        let mut now = Instant(0);
+        let mut now = Timestamp(0);
         if let Some(u) = link_down {
             let _ = old.set_link_up(PortId((u % uplinks) as u16), false, now);
         }
@@ -1227,8 +1234,8 @@ fn a_carried_secure_mac_taken_as_the_effective_mac_is_counted_once() {
         },
     ];
     let spec = random_spec(1, &guests, 8);
-    let mut old = Switch::new(&spec, Instant(0)).unwrap();
-    let mut now = Instant(0);
+    let mut old = Switch::new(&spec, Timestamp(0)).unwrap();
+    let mut now = Timestamp(0);
     drive(
         &mut old,
         &mut now,
@@ -1260,8 +1267,8 @@ fn a_carried_secure_mac_taken_as_the_effective_mac_is_counted_once() {
             mac(4),
             "g0".into(),
             MacKind::Secure(SecureKind::Dynamic),
-            Instant(0),
-            Instant(0)
+            Timestamp(0),
+            Timestamp(0)
         )]
     );
 

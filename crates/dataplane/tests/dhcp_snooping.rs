@@ -78,7 +78,7 @@ fn switch(rogue_mode: EnforceMode, static_b: bool) -> Switch {
     if static_b {
         spec.static_bindings = vec![static_binding(mac(2), B_IP, 2)];
     }
-    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+    Switch::new(&spec, Timestamp::from_secs(0)).unwrap()
 }
 
 fn ipv4(src: MacAddr, sip: Ipv4Addr, dst: MacAddr, dip: Ipv4Addr) -> Vec<u8> {
@@ -145,7 +145,7 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
         &b,
         ack.len(),
         committed,
-        Instant::from_millis(1004),
+        Timestamp::from_millis(1004),
     );
     assert_eq!(send_it, committed);
     assert_eq!(
@@ -158,13 +158,13 @@ fn lease(sw: &mut Switch, committed: bool) -> Verdict {
 #[test]
 fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     let mut sw = switch(EnforceMode::Enforce, false);
-    let start = dump(&sw, Instant::from_secs(1));
+    let start = dump(&sw, Timestamp::from_secs(1));
     lease(&mut sw, true);
     // The whole switch after the DORA: a's binding, and the four messages counted.
     assert_changed(
         &start,
         &sw,
-        Instant::from_secs(1),
+        Timestamp::from_secs(1),
         &[
             "+ port uplink: rx_frames 2",
             "+ port uplink: rx_bytes 596",
@@ -227,7 +227,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     );
 
     // ARP inspection: a's ARP for the router passes; b claiming a's address does not.
-    let guarded = dump(&sw, Instant::from_secs(2));
+    let guarded = dump(&sw, Timestamp::from_secs(2));
     let who_has = arp(
         MacAddr::BROADCAST,
         mac(1),
@@ -268,7 +268,7 @@ fn a_client_gets_a_lease_and_its_binding_then_guards_its_address() {
     assert_changed(
         &guarded,
         &sw,
-        Instant::from_secs(2),
+        Timestamp::from_secs(2),
         &[
             "~ port uplink: rx_frames 2 → 3",
             "~ port uplink: rx_bytes 596 → 656",
@@ -388,9 +388,9 @@ fn release_only_from_the_binding_port_and_nak_and_expiry_remove_bindings() {
     assert_eq!(sw.binding_count(), 0);
     // And one that simply runs out (3600 s).
     lease(&mut sw, true);
-    sw.tick(Instant::from_secs(3000));
+    sw.tick(Timestamp::from_secs(3000));
     assert_eq!(sw.binding_count(), 1);
-    sw.tick(Instant::from_secs(3606));
+    sw.tick(Timestamp::from_secs(3606));
     assert_eq!(sw.binding_count(), 0);
     assert!(events(&mut sw).iter().any(|e| matches!(
         e,
@@ -458,7 +458,7 @@ fn a_nak_for_a_statically_bound_mac_leaves_its_binding() {
     );
     assert!(b_passes(&mut sw, 3), "b is not cut off");
     // The same for an API binding (a's address, pinned by the operator).
-    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Timestamp::from_secs(1))
         .unwrap();
     let nak = dhcp(MessageType::Nak, SERVER, mac(1), u, u);
     assert!(matches!(
@@ -506,9 +506,9 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
         &held,
         ack.len(),
         true,
-        Instant::from_millis(5)
+        Timestamp::from_millis(5)
     ));
-    sw.install_binding(api_binding(mac(2), B_API, B), Instant::from_millis(6))
+    sw.install_binding(api_binding(mac(2), B_API, B), Timestamp::from_millis(6))
         .unwrap();
     let source = |sw: &Switch, ip| sw.binding(vid(10), IpAddr::V4(ip)).map(|b| b.source);
     let all = |sw: &Switch| [B_IP, B_LEASE, B_API].map(|ip| source(sw, ip));
@@ -554,7 +554,7 @@ fn a_nak_removes_the_clients_lease_and_leaves_its_static_and_api_bindings() {
 #[test]
 fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    sw.install_binding(api_binding(mac(1), A_IP, A), Instant::from_secs(1))
+    sw.install_binding(api_binding(mac(1), A_IP, A), Timestamp::from_secs(1))
         .unwrap();
     for why in [
         BindingRemoval::Release,
@@ -564,7 +564,7 @@ fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
     ] {
         for ip in [A_IP, B_IP] {
             assert!(
-                !sw.remove_binding(vid(10), IpAddr::V4(ip), why, Instant::from_secs(2)),
+                !sw.remove_binding(vid(10), IpAddr::V4(ip), why, Timestamp::from_secs(2)),
                 "{why:?} removed the binding of {ip}"
             );
         }
@@ -574,13 +574,13 @@ fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
         vid(10),
         IpAddr::V4(B_IP),
         BindingRemoval::Api,
-        Instant::from_secs(3)
+        Timestamp::from_secs(3)
     ));
     assert!(sw.remove_binding(
         vid(10),
         IpAddr::V4(A_IP),
         BindingRemoval::Api,
-        Instant::from_secs(3)
+        Timestamp::from_secs(3)
     ));
     assert_eq!(sw.binding_count(), 1);
     // b releases its own statically bound address: it passes, the binding stays.
@@ -590,7 +590,7 @@ fn release_decline_nak_and_expiry_never_remove_static_or_api_bindings() {
         send_ms(&mut sw, 4000, B, &release),
         Verdict::Forward(_)
     ));
-    sw.tick(Instant::from_secs(1_000_000));
+    sw.tick(Timestamp::from_secs(1_000_000));
     assert_eq!(sw.binding_count(), 1);
     assert!(b_passes(&mut sw, 1_000_001_000));
 }
@@ -685,8 +685,8 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
         lease_secs: Some(60),
         source: BindingSource::Dhcp,
     };
-    assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Instant::from_secs(3)));
-    sw.tick(Instant::from_secs(100));
+    assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Timestamp::from_secs(3)));
+    sw.tick(Timestamp::from_secs(100));
     let b = sw.binding(vid(10), IpAddr::V4(B_IP)).unwrap();
     assert_eq!((b.source, b.lease_end), (BindingSource::Static, None));
 }
@@ -706,7 +706,7 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
         panic!("held")
     };
     // The operator binds A_IP to b meanwhile.
-    sw.install_binding(api_binding(mac(2), A_IP, B), Instant::from_millis(3))
+    sw.install_binding(api_binding(mac(2), A_IP, B), Timestamp::from_millis(3))
         .unwrap();
     let _ = events(&mut sw);
     assert!(!sw.release_held(
@@ -715,7 +715,7 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
         &held,
         ack.len(),
         true,
-        Instant::from_millis(4)
+        Timestamp::from_millis(4)
     ));
     assert_eq!(rx_drops(&sw, UPLINK, DropReason::DhcpBindingConflict), 1);
     assert_eq!(rx_drops(&sw, UPLINK, DropReason::BindingTableFull), 0);
@@ -734,7 +734,7 @@ fn an_api_binding_made_while_an_ack_is_held_wins_at_its_release() {
 #[test]
 fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    let t = Instant::from_secs(1);
+    let t = Timestamp::from_secs(1);
     // Validation: what the configuration refuses, the API refuses too.
     let mut bcast = api_binding(MacAddr::BROADCAST, A_IP, A);
     assert_eq!(sw.install_binding(bcast, t), Err(ControlError::InvalidMac));

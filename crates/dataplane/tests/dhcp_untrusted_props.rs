@@ -64,7 +64,7 @@ fn switch(ipsg: bool) -> Switch {
     // The attacker's own address is bound, so IP Source Guard lets its
     // datagrams through to snooping's judgement.
     spec.static_bindings = vec![static_binding(mac(1), ATTACKER_IP, 1)];
-    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+    Switch::new(&spec, Timestamp::from_secs(0)).unwrap()
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -224,7 +224,7 @@ proptest! {
         let mut sw = switch(ipsg);
         let f = frame(&a);
         let rx_before = sw.counters(ATTACKER).unwrap().rx_frames;
-        let v = sw.process(Instant::from_secs(1), ATTACKER, &RxFrame { data: &f, tag: None });
+        let v = sw.process(Timestamp::from_secs(1), ATTACKER, &IngressFrame { data: &f, tag: None });
         let read = sloppy_client_reads(&f[14..]);
         let out = v.out_ports();
         if read == Some(true) {

@@ -50,7 +50,7 @@ fn switch_with(guests: &[(&str, u8, &str)]) -> Switch {
     }
     let mut spec = switch_spec("sw", ports);
     spec.max_bindings = 8;
-    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+    Switch::new(&spec, Timestamp::from_secs(0)).unwrap()
 }
 
 fn snooping(trusted: bool, option82: Option82) -> DhcpSnoopingSpec {
@@ -70,7 +70,11 @@ fn discover(i: u8) -> Vec<u8> {
 }
 
 fn forward(sw: &mut Switch, port: PortId, data: &[u8]) -> Forward {
-    match sw.process(Instant::from_secs(1), port, &RxFrame { data, tag: None }) {
+    match sw.process(
+        Timestamp::from_secs(1),
+        port,
+        &IngressFrame { data, tag: None },
+    ) {
         Verdict::Forward(f) => f,
         v => panic!("not forwarded: {v:?}"),
     }
@@ -187,7 +191,7 @@ fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
     let mut sent = Vec::new();
     sw.drain_emitted(|e| sent.push(e.copy));
     assert!(sent.is_empty());
-    sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    sw.set_link_up(UP1, false, Timestamp::from_secs(2)).unwrap();
     let mut frames = Vec::new();
     sw.drain_emitted(|e| frames.push((e.copy, [e.frame.head, e.frame.body].concat())));
     assert_eq!(frames.len(), 2, "a and b: {frames:?}");
@@ -209,7 +213,7 @@ fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
     }
     sw.drain_emitted(|_| panic!("drained once"));
     // Back to up1, whose VLAN 10 is tagged too; discarded with the events when asked.
-    sw.set_link_up(UP1, true, Instant::from_secs(3)).unwrap();
+    sw.set_link_up(UP1, true, Timestamp::from_secs(3)).unwrap();
     assert_eq!(sw.emitted().count(), 2);
     assert!(sw.emitted().all(|(c, _, _)| c.port == UP1));
     sw.discard_events();
@@ -223,13 +227,14 @@ fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
 #[test]
 fn an_apply_announces_the_guests_it_moves_and_only_those() {
     let mut old = switch();
-    old.set_link_up(UP2, false, Instant::from_secs(1)).unwrap();
-    old.set_link_up(UP2, true, Instant::from_secs(1)).unwrap();
+    old.set_link_up(UP2, false, Timestamp::from_secs(1))
+        .unwrap();
+    old.set_link_up(UP2, true, Timestamp::from_secs(1)).unwrap();
     assert_eq!(old.emitted().count(), 0, "a and b stayed on up1");
     // a moves to up2 (its active uplink now), b stays, c is new.
     let mut new = switch_with(&[("a", 1, "up2"), ("b", 2, "up1"), ("c", 3, "up2")]);
     let c = PortId(4);
-    let report = new.carry_over_from(old, Instant::from_secs(2));
+    let report = new.carry_over_from(old, Timestamp::from_secs(2));
     assert_eq!(report.ports_added, vec!["c".to_string()]);
     let queued: Vec<(TxCopy, PortId)> = new.emitted().map(|(t, _, about)| (t, about)).collect();
     assert_eq!(

@@ -40,7 +40,7 @@ fn switch(guests: u8, table: usize, dai: bool) -> Switch {
     spec.mac_table_size = 256;
     spec.max_bindings = 64;
     spec.host_table_size = table;
-    Switch::new(&spec, Instant(0)).unwrap()
+    Switch::new(&spec, Timestamp(0)).unwrap()
 }
 
 /// An ARP message (RFC 826) from Ethernet source `src`: requests are broadcast,
@@ -77,7 +77,7 @@ fn observed(sw: &Switch, p: PortId) -> u64 {
 
 fn seen(sw: &Switch, addr: Ipv4Addr, secs: u64) -> Option<HostEntry> {
     sw.hosts()
-        .lookup(vid(10), IpAddr::V4(addr), Instant::from_secs(secs))
+        .lookup(vid(10), IpAddr::V4(addr), Timestamp::from_secs(secs))
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn two_guests_claiming_one_address_raise_one_conflict_naming_both() {
     let e = seen(&sw, ip(5), 2).unwrap();
     assert_eq!(
         (e.mac, e.port, e.first_seen),
-        (mac(2), B, Instant::from_secs(2))
+        (mac(2), B, Timestamp::from_secs(2))
     );
     let st = sw.hosts().stats();
     assert_eq!((st.conflicts_reported, st.conflicts_suppressed), (1, 0));
@@ -182,11 +182,11 @@ fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
     assert_eq!(observed(&sw, B), 0);
     assert_eq!(
         seen(&sw, ip(5), 4).unwrap().last_seen,
-        Instant::from_secs(3)
+        Timestamp::from_secs(3)
     );
     assert_eq!(
         seen(&sw, ip(5), 4).unwrap().first_seen,
-        Instant::from_secs(1)
+        Timestamp::from_secs(1)
     );
     // B answers for .5 anyway (an ARP reply): that claims it.
     send_secs(&mut sw, 5, B, &arp(2, mac(2), (mac(2), ip(5)), GATEWAY));
@@ -198,7 +198,7 @@ fn probes_and_own_refreshes_claim_nothing_and_replies_do() {
 fn an_arp_claim_on_a_bound_address_names_the_binding() {
     let mut sw = switch(2, 64, false);
     let b = api_binding(mac(1), ip(7), A);
-    sw.install_binding(b, Instant::from_secs(1)).unwrap();
+    sw.install_binding(b, Timestamp::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(
         seen(&sw, ip(7), 1).is_none(),
@@ -245,7 +245,7 @@ fn lease(sw: &mut Switch, secs: u64, i: u8, port: PortId, addr: Ipv4Addr) -> boo
         lease_secs: Some(3600),
         source: portcullis_dataplane::bindings::BindingSource::Dhcp,
     };
-    sw.release_held(UPLINK, &fwd, &ack, 342, true, Instant::from_secs(secs))
+    sw.release_held(UPLINK, &fwd, &ack, 342, true, Timestamp::from_secs(secs))
 }
 
 #[test]
@@ -308,16 +308,16 @@ fn a_lease_of_an_address_another_mac_answers_for_is_a_conflict() {
 fn a_binding_replacing_another_macs_binding_is_a_conflict() {
     let mut sw = switch(2, 64, false);
     let nb = |m, p| dhcp_binding(m, ip(11), p, 3600);
-    sw.install_binding(nb(mac(1), A), Instant::from_secs(1))
+    sw.install_binding(nb(mac(1), A), Timestamp::from_secs(1))
         .unwrap();
     // Another MAC's live lease holds the address: refused, nothing reported …
     assert!(matches!(
-        sw.install_binding(nb(mac(2), B), Instant::from_secs(2)),
+        sw.install_binding(nb(mac(2), B), Timestamp::from_secs(2)),
         Err(ControlError::BindingHeld(_))
     ));
     assert!(conflicts(&mut sw).is_empty());
     // … unless replaced explicitly (the API's `replace`): that is the conflict.
-    sw.replace_binding(nb(mac(2), B), Instant::from_secs(2))
+    sw.replace_binding(nb(mac(2), B), Timestamp::from_secs(2))
         .unwrap();
     let c = conflicts(&mut sw);
     assert!(
@@ -339,14 +339,14 @@ fn a_binding_replacing_another_macs_binding_is_a_conflict() {
 fn a_released_address_may_be_taken_by_another_host() {
     let mut sw = switch(2, 64, false);
     let b = dhcp_binding(mac(1), ip(12), A, 3600);
-    sw.install_binding(b, Instant::from_secs(1)).unwrap();
+    sw.install_binding(b, Timestamp::from_secs(1)).unwrap();
     send_secs(&mut sw, 2, A, &announce(1, ip(12)));
     assert!(seen(&sw, ip(12), 2).is_some());
     assert!(sw.remove_binding(
         vid(10),
         IpAddr::V4(ip(12)),
         BindingRemoval::Release,
-        Instant::from_secs(3)
+        Timestamp::from_secs(3)
     ));
     assert!(seen(&sw, ip(12), 3).is_none(), "A gave the address up");
     send_secs(&mut sw, 4, B, &announce(2, ip(12)));
@@ -357,7 +357,7 @@ fn a_released_address_may_be_taken_by_another_host() {
 fn a_sighting_older_than_the_aging_time_is_no_conflict() {
     let mut sw = switch(2, 64, false);
     send_secs(&mut sw, 1, A, &who_has(1, ip(5)));
-    sw.tick(Instant::from_secs(301));
+    sw.tick(Timestamp::from_secs(301));
     assert_eq!(sw.hosts().len(), 0);
     assert_eq!(sw.hosts().stats().aged_out, 1);
     send_secs(&mut sw, 302, B, &who_has(2, ip(5)));
@@ -369,7 +369,7 @@ fn a_sighting_older_than_the_aging_time_is_no_conflict() {
 fn dai_drops_the_spoof_before_it_is_seen() {
     let mut sw = switch(2, 64, true);
     let b = api_binding(mac(1), ip(5), A);
-    sw.install_binding(b, Instant::from_secs(1)).unwrap();
+    sw.install_binding(b, Timestamp::from_secs(1)).unwrap();
     let _ = sw.drain_events().count();
     assert!(matches!(
         send_secs(&mut sw, 2, A, &announce(1, ip(5))),
@@ -404,7 +404,7 @@ fn the_table_stays_within_its_capacity_and_counts_evictions() {
     assert_eq!(sw.hosts().stats().evicted, 6);
     let left: Vec<IpAddr> = sw
         .hosts()
-        .entries(Instant::from_secs(10))
+        .entries(Timestamp::from_secs(10))
         .iter()
         .map(|h| h.ip)
         .collect();
@@ -455,14 +455,14 @@ fn the_table_survives_an_apply_with_ports_renumbered() {
         arp_acls: vec![],
         host_table_size: 64,
     };
-    let mut new = Switch::new(&new_spec, Instant::from_secs(4)).unwrap();
-    new.carry_over_from(old, Instant::from_secs(4));
+    let mut new = Switch::new(&new_spec, Timestamp::from_secs(4)).unwrap();
+    new.carry_over_from(old, Timestamp::from_secs(4));
     let e = seen(&new, ip(2), 4).expect("g2's address moved");
     assert_eq!((e.mac, e.port), (mac(2), PortId(1)));
     let e = seen(&new, ip(1), 4).expect("g2's claim on .1 moved");
     assert_eq!(
         (e.mac, e.port, e.first_seen),
-        (mac(2), PortId(1), Instant::from_secs(3))
+        (mac(2), PortId(1), Timestamp::from_secs(3))
     );
     assert!(seen(&new, ip(3), 4).is_none(), "g1's port is gone");
     assert_eq!(new.hosts().len(), 2);

@@ -70,13 +70,13 @@ fn switch() -> Switch {
     );
     spec.mac_table_size = 16;
     spec.mac_acls = acls;
-    Switch::new(&spec, Instant(0)).unwrap()
+    Switch::new(&spec, Timestamp(0)).unwrap()
 }
 
 fn send(sw: &mut Switch, port: PortId, dst: MacAddr, src: MacAddr, ethertype: u16) -> Verdict {
     send_at(
         sw,
-        Instant::from_secs(1),
+        Timestamp::from_secs(1),
         port,
         &eth(dst, src, ethertype, &[]),
     )

@@ -80,7 +80,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         static_bindings: vec![],
         arp_acls: vec![],
     };
-    let mut sw = Switch::new(&spec, Instant(0)).unwrap();
+    let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
 
     let mut batch: Vec<(PortId, Vec<u8>)> = Vec::new();
     for round in 0..4u8 {
@@ -124,7 +124,11 @@ fn the_pipeline_does_not_allocate_per_frame() {
     let mut copies = 0usize;
     let mut run = |sw: &mut Switch, t: u64, arps: &[(PortId, Vec<u8>)]| {
         for (port, data) in batch.iter().chain(arps) {
-            let v = sw.process(Instant::from_secs(t), *port, &RxFrame { data, tag: None });
+            let v = sw.process(
+                Timestamp::from_secs(t),
+                *port,
+                &IngressFrame { data, tag: None },
+            );
             if let Verdict::Forward(fwd) = v {
                 // What leaves: the copies with their tags.
                 let out = sw.output(*port, &fwd, data, false);
@@ -133,7 +137,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
             verdicts.push(v);
         }
         verdicts.clear();
-        sw.tick(Instant::from_secs(t));
+        sw.tick(Timestamp::from_secs(t));
     };
     run(&mut sw, 1, &arps_warm); // warm-up: first-frame learning
     let _ = sw.drain_events().count();
@@ -144,7 +148,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         run(&mut sw, 30, &arps); // the learned uplink MACs age out during the sweep
         run(&mut sw, 400, &arps); // past the hold-downs: conflicts reported again
         let after = sw.hosts().stats();
-        sw.tick(Instant::from_secs(800)); // the IP-seen entries age out
+        sw.tick(Timestamp::from_secs(800)); // the IP-seen entries age out
         after
     });
     assert_eq!(allocs, 0, "allocations on the packet path");

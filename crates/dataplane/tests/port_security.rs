@@ -30,14 +30,14 @@ fn switch(a_security: SecurityPolicy, features: PortFeatures) -> Switch {
         ],
     );
     spec.mac_table_size = 32;
-    Switch::new(&spec, Instant::from_secs(0)).unwrap()
+    Switch::new(&spec, Timestamp::from_secs(0)).unwrap()
 }
 
-fn at(ms: u64) -> Instant {
-    Instant::from_millis(ms)
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
 }
 
-fn send(sw: &mut Switch, t: Instant, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
+fn send(sw: &mut Switch, t: Timestamp, port: PortId, dst: MacAddr, src: MacAddr) -> Verdict {
     send_at(sw, t, port, &frame(dst, src))
 }
 
@@ -221,7 +221,7 @@ fn capped_learning_lets_a_nested_hypervisor_use_n_macs_that_are_then_known() {
         out(&sw.process(
             at(2000),
             UPLINK,
-            &RxFrame {
+            &IngressFrame {
                 data: &tagged,
                 tag: None
             }

@@ -17,17 +17,17 @@ proptest! {
         frames in proptest::collection::vec((0usize..8, arb_frame_with_meta(), 0u64..30), 1..64),
         reports in proptest::collection::vec((0usize..8, 0u8..8), 0..3),
     ) {
-        let Ok(mut sw) = Switch::new(&spec, Instant(0)) else { return Ok(()) };
+        let Ok(mut sw) = Switch::new(&spec, Timestamp(0)) else { return Ok(()) };
         let n = spec.ports.len();
         for (p, m) in reports {
-            let _ = sw.report_effective_mac(PortId((p % n) as u16), MacAddr([0x52, 0x54, 0, 0, 0, m]), Instant(0));
+            let _ = sw.report_effective_mac(PortId((p % n) as u16), MacAddr([0x52, 0x54, 0, 0, 0, m]), Timestamp(0));
         }
         let mut total = 0u64;
         let mut forwarded_copies = 0u64;
         let mut drops = 0u64;
         for (p, (data, tag), t) in frames {
             let ingress = PortId((p % n) as u16);
-            let v = sw.process(Instant::from_secs(t), ingress, &RxFrame { data: &data, tag });
+            let v = sw.process(Timestamp::from_secs(t), ingress, &IngressFrame { data: &data, tag });
             total += 1;
             match v {
                 Verdict::Drop(_) => drops += 1,
@@ -103,10 +103,10 @@ proptest! {
             });
         }
         let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![], max_bindings: DEFAULT_MAX_BINDINGS, static_bindings: vec![], arp_acls: vec![], host_table_size: DEFAULT_HOST_TABLE_SIZE };
-        let mut sw = Switch::new(&spec, Instant(0)).unwrap();
-        let mut now = Instant(0);
+        let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
+        let mut now = Timestamp(0);
         for (p, src, dst, step_ms) in frames {
-            now = Instant(now.0 + step_ms * 1_000_000);
+            now = Timestamp(now.0 + step_ms * 1_000_000);
             sw.tick(now);
             let ingress = PortId(p as u16);
             let disabled_before: Vec<bool> = sw.ports().iter().map(|p| p.err_disabled.is_some()).collect();
@@ -115,7 +115,7 @@ proptest! {
             if p == 0 { f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]); }
             f.extend_from_slice(&[0x08, 0x00]);
             f.resize(60, 0);
-            let v = sw.process(now, ingress, &RxFrame { data: &f, tag: None });
+            let v = sw.process(now, ingress, &IngressFrame { data: &f, tag: None });
             if disabled_before[p] {
                 prop_assert_eq!(v, Verdict::Drop(DropReason::ErrDisabled));
             }

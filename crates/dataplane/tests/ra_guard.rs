@@ -37,7 +37,7 @@ fn switch(attacker_mode: EnforceMode, uplink_trusted: bool) -> Switch {
     a.features.ra_guard = guard(false, attacker_mode);
     let mut v = access("v", 10, Some(mac(3)));
     v.features.ra_guard = guard(false, EnforceMode::Enforce);
-    Switch::new(&switch_spec("ra", vec![up, r, a, v]), Instant(0)).unwrap()
+    Switch::new(&switch_spec("ra", vec![up, r, a, v]), Timestamp(0)).unwrap()
 }
 
 /// Sends the IPv6 packet `l3` from `port` (source MAC `src`) to the all-nodes
@@ -49,7 +49,7 @@ fn send6(
     src: MacAddr,
     l3: &[u8],
 ) -> (Verdict, SwitchState) {
-    let before = dump(sw, Instant::from_secs(secs));
+    let before = dump(sw, Timestamp::from_secs(secs));
     let v = send_secs(sw, secs, port, &eth6(ALL_NODES_MAC, src, l3));
     (v, before)
 }
@@ -82,7 +82,7 @@ fn rogue_ra_is_dropped_plain_behind_extension_headers_and_fragmented() {
     assert_changed(
         &before,
         &sw,
-        Instant::from_secs(1),
+        Timestamp::from_secs(1),
         &strs(&first_drop("a", len, "ra_guard_router_message")),
     );
 
@@ -116,7 +116,7 @@ fn rogue_ra_is_dropped_plain_behind_extension_headers_and_fragmented() {
     assert_changed(
         &before,
         &sw,
-        Instant::from_secs(4),
+        Timestamp::from_secs(4),
         &[
             "~ port a: rx_frames 4 → 5",
             "~ port a: rx_bytes 456 → 534",
@@ -132,13 +132,13 @@ fn rogue_ra_is_dropped_plain_behind_extension_headers_and_fragmented() {
 fn redirect_from_untrusted_port_is_dropped() {
     let mut sw = switch(EnforceMode::Enforce, true);
     let r = redirect(ll(2), ula(3), ll(2), ula(0x99));
-    let before = dump(&sw, Instant::from_secs(1));
+    let before = dump(&sw, Timestamp::from_secs(1));
     let v = send_secs(&mut sw, 1, ATTACKER, &eth6(mac(3), mac(2), &r));
     assert_eq!(v, Verdict::Drop(DropReason::RaGuardRouterMessage));
     assert_changed(
         &before,
         &sw,
-        Instant::from_secs(1),
+        Timestamp::from_secs(1),
         &strs(&first_drop("a", 14 + r.len(), "ra_guard_router_message")),
     );
 }
@@ -190,10 +190,10 @@ fn guests_keep_neighbor_discovery_and_ping() {
     let ping = echo(ula(2), ula(3));
     let dad = with_exts(&ns, &[pad_ext(nh::HOP_BY_HOP, 0)]);
     for (i, l3) in [ns, na, rs, ping, dad].iter().enumerate() {
-        let before = dump(&sw, Instant::from_secs(1));
+        let before = dump(&sw, Timestamp::from_secs(1));
         let v = send_secs(&mut sw, 1, ATTACKER, &eth6(ALL_NODES_MAC, mac(2), l3));
         assert_eq!(out(&v), vec![0, 1, 3], "packet {i}");
-        let after = dump(&sw, Instant::from_secs(1));
+        let after = dump(&sw, Timestamp::from_secs(1));
         assert!(
             !portcullis_dataplane::dump::changes(&before, &after)
                 .iter()
@@ -214,7 +214,7 @@ fn observe_mode_counts_and_forwards() {
     let (v, before) = send6(&mut sw, 1, ATTACKER, mac(2), &plain);
     assert_eq!(out(&v), vec![0, 1, 3]);
     let len = 14 + plain.len();
-    let after = dump(&sw, Instant::from_secs(1));
+    let after = dump(&sw, Timestamp::from_secs(1));
     let changes = portcullis_dataplane::dump::changes(&before, &after);
     assert!(
         changes.contains(&"+ port a: observed.ra_guard_router_message 1".to_owned()),

@@ -38,7 +38,7 @@ fn switch() -> Switch {
     a.features.ra_guard = guard(false);
     let mut v = access("v", 10, Some(mac(3)));
     v.features.ra_guard = guard(false);
-    Switch::new(&switch_spec("ra", vec![up, r, a, v]), Instant(0)).unwrap()
+    Switch::new(&switch_spec("ra", vec![up, r, a, v]), Timestamp(0)).unwrap()
 }
 
 /// Whether a sloppy host could read `l3` as a Router Advertisement or Redirect.
@@ -144,7 +144,7 @@ proptest! {
     fn no_ra_or_redirect_from_an_untrusted_port_is_forwarded(l3 in arb_packet()) {
         let mut sw = switch();
         let f = eth6(ALL_NODES_MAC, mac(2), &l3);
-        let v = sw.process(Instant::from_secs(1), ATTACKER, &RxFrame { data: &f, tag: None });
+        let v = sw.process(Timestamp::from_secs(1), ATTACKER, &IngressFrame { data: &f, tag: None });
         if sloppy_host_reads_router_message(&f[14..]) {
             prop_assert!(v.out_ports().is_empty(), "a router message got out: {v:?}\n{l3:02x?}");
         }

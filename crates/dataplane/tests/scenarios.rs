@@ -36,7 +36,7 @@ fn lab(sniff_security: SecurityPolicy) -> Switch {
             guest("sniff", 10, Some("52:54:00:00:00:04"), sniff_security),
         ],
     );
-    Switch::new(&spec, Instant::from_secs(1)).unwrap()
+    Switch::new(&spec, Timestamp::from_secs(1)).unwrap()
 }
 
 /// A 60-byte frame of `ethertype` between MACs written out.
@@ -76,7 +76,7 @@ const BCAST: &str = "ff:ff:ff:ff:ff:ff";
 #[test]
 fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() {
     let mut sw = lab(SecurityPolicy::default());
-    let start = dump(&sw, Instant::from_secs(2));
+    let start = dump(&sw, Timestamp::from_secs(2));
 
     // web1 ARPs for web2: the broadcast reaches web2, sniff, and one uplink (tagged 10) — not db1.
     let v = send_secs(&mut sw, 2, WEB1, &eth(BCAST, W1, 0x0806));
@@ -108,7 +108,7 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     );
     let learned = sw
         .mac_table()
-        .lookup(vid(10), mac(ROUTER), Instant::from_secs(2))
+        .lookup(vid(10), mac(ROUTER), Timestamp::from_secs(2))
         .unwrap();
     assert_eq!((learned.port, learned.kind), (UPLINK, MacKind::Learned));
 
@@ -131,7 +131,7 @@ fn web_servers_talk_inside_their_vlan_and_reach_the_router_through_the_uplink() 
     assert_changed(
         &start,
         &sw,
-        Instant::from_secs(2),
+        Timestamp::from_secs(2),
         &[
             "+ port uplink1: rx_frames 1",
             "+ port uplink1: rx_bytes 64",
@@ -180,7 +180,7 @@ fn vlans_are_isolated() {
 #[test]
 fn a_guest_forging_another_source_mac_is_dropped_and_counted() {
     let mut sw = lab(SecurityPolicy::default());
-    let start = dump(&sw, Instant::from_secs(2));
+    let start = dump(&sw, Timestamp::from_secs(2));
     let v = send_secs(&mut sw, 2, WEB1, &eth(W2, "52:54:00:66:66:66", 0x0800));
     assert_eq!(v, Verdict::Drop(DropReason::ForgedTransmit));
     // Impersonating web2 itself is forged too.
@@ -197,21 +197,21 @@ fn a_guest_forging_another_source_mac_is_dropped_and_counted() {
     // The MAC table did not move: web2's MAC still belongs to web2.
     assert_eq!(
         sw.mac_table()
-            .lookup(vid(10), mac(W2), Instant::from_secs(2))
+            .lookup(vid(10), mac(W2), Timestamp::from_secs(2))
             .unwrap()
             .port,
         WEB2
     );
     assert!(
         sw.mac_table()
-            .lookup(vid(10), mac("52:54:00:66:66:66"), Instant::from_secs(2))
+            .lookup(vid(10), mac("52:54:00:66:66:66"), Timestamp::from_secs(2))
             .is_none()
     );
     // The whole switch: only web1's counters moved, nothing was learned or moved.
     assert_changed(
         &start,
         &sw,
-        Instant::from_secs(2),
+        Timestamp::from_secs(2),
         &[
             "+ port web1: rx_frames 2",
             "+ port web1: rx_bytes 120",
@@ -237,7 +237,7 @@ fn forged_transmits_accept_lets_any_source_through_without_learning_it() {
     );
     assert!(
         sw.mac_table()
-            .lookup(vid(10), mac("52:54:00:66:66:66"), Instant::from_secs(2))
+            .lookup(vid(10), mac("52:54:00:66:66:66"), Timestamp::from_secs(2))
             .is_none()
     );
     assert_eq!(sw.port(SNIFF).unwrap().effective_mac, Some(mac(SN)));
@@ -298,7 +298,7 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
     );
 
     // The hypervisor reports it.
-    sw.report_effective_mac(WEB2, new, Instant::from_secs(3))
+    sw.report_effective_mac(WEB2, new, Timestamp::from_secs(3))
         .unwrap();
     let p = sw.port(WEB2).unwrap();
     assert!(p.mac_change_blocked());
@@ -335,7 +335,7 @@ fn mac_change_reported_under_reject_blocks_the_port_until_reverted() {
     );
 
     // Reverting to the initial MAC unblocks it.
-    sw.report_effective_mac(WEB2, mac(W2), Instant::from_secs(5))
+    sw.report_effective_mac(WEB2, mac(W2), Timestamp::from_secs(5))
         .unwrap();
     assert!(!sw.port(WEB2).unwrap().mac_change_blocked());
     assert_eq!(
@@ -363,7 +363,7 @@ fn mac_changes_accept_follows_the_guest_and_the_old_mac_becomes_forged() {
     );
     assert!(
         sw.mac_table()
-            .lookup(vid(10), mac(SN), Instant::from_secs(2))
+            .lookup(vid(10), mac(SN), Timestamp::from_secs(2))
             .is_none()
     );
     // Moving onto web1's MAC is a conflict: refused, nothing changes.
@@ -373,7 +373,7 @@ fn mac_changes_accept_follows_the_guest_and_the_old_mac_becomes_forged() {
     );
     assert_eq!(
         sw.mac_table()
-            .lookup(vid(10), mac(W1), Instant::from_secs(3))
+            .lookup(vid(10), mac(W1), Timestamp::from_secs(3))
             .unwrap()
             .port,
         WEB1
@@ -491,7 +491,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
         static_bindings: vec![],
         arp_acls: vec![],
     };
-    let mut sw = Switch::new(&spec, Instant::from_secs(0)).unwrap();
+    let mut sw = Switch::new(&spec, Timestamp::from_secs(0)).unwrap();
     assert_eq!(
         out(&send_secs(&mut sw, 1, PortId(0), &eth(BCAST, W1, 0x0806))),
         vec![1, 2]
@@ -542,14 +542,14 @@ fn an_admin_down_port_neither_sends_nor_receives() {
     assert_eq!(c(&sw, WEB2).rx_drops[DropReason::PortDown as usize], 1);
     assert_eq!(c(&sw, WEB2).tx_drops[DropReason::PortDown as usize], 1);
     // An uplink whose link is down: unknown unicast from a guest has nowhere to go.
-    let before = dump(&sw, Instant::from_secs(2));
-    sw.set_link_up(UPLINK, false, Instant::from_secs(2))
+    let before = dump(&sw, Timestamp::from_secs(2));
+    sw.set_link_up(UPLINK, false, Timestamp::from_secs(2))
         .unwrap();
     // The whole switch: the uplink is down and no guest is pinned to it any more.
     assert_changed(
         &before,
         &sw,
-        Instant::from_secs(2),
+        Timestamp::from_secs(2),
         &[
             "- port uplink1: uplink, admin up, link up, oper up",
             "- port web1: pinned to uplink1",
@@ -564,7 +564,8 @@ fn an_admin_down_port_neither_sends_nor_receives() {
         Verdict::Drop(DropReason::NoUplink)
     );
     // A guest whose interface went away: out of floods, unicast to it dropped as port_down.
-    sw.set_link_up(WEB1, false, Instant::from_secs(3)).unwrap();
+    sw.set_link_up(WEB1, false, Timestamp::from_secs(3))
+        .unwrap();
     assert_eq!(
         out(&send_secs(&mut sw, 3, SNIFF, &eth(BCAST, SN, 0x0806))),
         Vec::<u16>::new()
@@ -588,7 +589,8 @@ fn an_admin_down_port_neither_sends_nor_receives() {
             }
         ]
     );
-    sw.set_link_up(WEB1, false, Instant::from_secs(4)).unwrap();
+    sw.set_link_up(WEB1, false, Timestamp::from_secs(4))
+        .unwrap();
     assert_eq!(sw.drain_events().count(), 0, "no change, no event");
 }
 
@@ -598,7 +600,7 @@ fn learned_uplink_macs_age_out() {
     // The lab as built: every port up, each guest pinned to the one uplink, the guests'
     // MACs in the table, no counter moved.
     assert_eq!(
-        dump(&sw, Instant::from_secs(1)).to_string(),
+        dump(&sw, Timestamp::from_secs(1)).to_string(),
         "port uplink1: uplink, admin up, link up, oper up\n\
          port web1: guest, admin up, link up, oper up\n\
          port web1: initial mac 52:54:00:00:00:01, effective mac 52:54:00:00:00:01\n\
@@ -618,16 +620,16 @@ fn learned_uplink_macs_age_out() {
          mac vlan 20 52:54:00:00:00:03 on db1 (guest)\n"
     );
     send_secs(&mut sw, 10, UPLINK, &tagged(W1, ROUTER, 10));
-    let learned = dump(&sw, Instant::from_secs(10));
+    let learned = dump(&sw, Timestamp::from_secs(10));
     assert!(
         sw.mac_table()
-            .lookup(vid(10), mac(ROUTER), Instant::from_secs(309))
+            .lookup(vid(10), mac(ROUTER), Timestamp::from_secs(309))
             .is_some()
     );
-    sw.tick(Instant::from_secs(311));
+    sw.tick(Timestamp::from_secs(311));
     assert!(
         sw.mac_table()
-            .lookup(vid(10), mac(ROUTER), Instant::from_secs(311))
+            .lookup(vid(10), mac(ROUTER), Timestamp::from_secs(311))
             .is_none()
     );
     assert_eq!(sw.mac_table().len(), 4);
@@ -636,7 +638,7 @@ fn learned_uplink_macs_age_out() {
     assert_changed(
         &learned,
         &sw,
-        Instant::from_secs(311),
+        Timestamp::from_secs(311),
         &["- mac vlan 10 00:1b:21:aa:bb:cc on uplink1 (learned)"],
     );
 }

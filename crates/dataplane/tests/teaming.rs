@@ -24,7 +24,7 @@ fn switch(team: Option<TeamingSpec>, guests: u8) -> Switch {
         p.features.teaming = team.clone();
         ports.push(p);
     }
-    Switch::new(&switch_spec("team", ports), Instant(0)).unwrap()
+    Switch::new(&switch_spec("team", ports), Timestamp(0)).unwrap()
 }
 
 fn guest(i: u8) -> PortId {
@@ -38,7 +38,7 @@ fn ipv4(src: MacAddr, sip: [u8; 4], dip: [u8; 4]) -> Vec<u8> {
 }
 
 fn send(sw: &mut Switch, port: PortId, data: &[u8]) -> Verdict {
-    send_at(sw, Instant::from_secs(1), port, data)
+    send_at(sw, Timestamp::from_secs(1), port, data)
 }
 
 fn uplinks_of(sw: &Switch, n: u8) -> Vec<Option<PortId>> {
@@ -79,13 +79,13 @@ fn originating_port_spreads_eight_guests_and_fails_over_and_back() {
     let _ = sw.drain_events().count();
 
     // uplink1 loses its link: its four guests move to uplink2, each announced.
-    let both_up = dump(&sw, Instant::from_secs(2));
-    sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    let both_up = dump(&sw, Timestamp::from_secs(2));
+    sw.set_link_up(UP1, false, Timestamp::from_secs(2)).unwrap();
     // The whole switch: uplink1 down and its guests re-pinned; nothing else.
     assert_changed(
         &both_up,
         &sw,
-        Instant::from_secs(2),
+        Timestamp::from_secs(2),
         &[
             "- port uplink1: uplink, admin up, link up, oper up",
             "~ port vm0: pinned to uplink1 → uplink2",
@@ -108,7 +108,7 @@ fn originating_port_spreads_eight_guests_and_fails_over_and_back() {
         vec![UP2.0]
     );
     // Back up, failback on: they return.
-    sw.set_link_up(UP1, true, Instant::from_secs(3)).unwrap();
+    sw.set_link_up(UP1, true, Timestamp::from_secs(3)).unwrap();
     assert_eq!(uplinks_of(&sw, 8), pins);
     assert_eq!(moves(&mut sw).len(), 4);
 }
@@ -123,8 +123,8 @@ fn without_failback_moved_guests_stay_on_the_standby() {
     };
     let mut sw = switch(Some(team), 4);
     let pins = uplinks_of(&sw, 4);
-    sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
-    sw.set_link_up(UP1, true, Instant::from_secs(3)).unwrap();
+    sw.set_link_up(UP1, false, Timestamp::from_secs(2)).unwrap();
+    sw.set_link_up(UP1, true, Timestamp::from_secs(3)).unwrap();
     let after = uplinks_of(&sw, 4);
     assert!(
         after.iter().all(|p| *p == Some(UP2)),
@@ -149,9 +149,9 @@ fn explicit_failover_uses_the_standby_only_while_the_active_is_down() {
             "the standby carries nothing"
         );
     }
-    sw.set_link_up(UP1, false, Instant::from_secs(2)).unwrap();
+    sw.set_link_up(UP1, false, Timestamp::from_secs(2)).unwrap();
     assert!(uplinks_of(&sw, 4).iter().all(|p| *p == Some(UP2)));
-    sw.set_link_up(UP1, true, Instant::from_secs(3)).unwrap();
+    sw.set_link_up(UP1, true, Timestamp::from_secs(3)).unwrap();
     assert!(uplinks_of(&sw, 4).iter().all(|p| *p == Some(UP1)));
 }
 
@@ -215,9 +215,9 @@ fn a_flapping_uplink_does_not_wedge_the_switch() {
     let mut sw = switch(None, 8);
     let pins = uplinks_of(&sw, 8);
     for i in 0..50 {
-        sw.set_link_up(UP1, false, Instant::from_millis(1000 + 2 * i))
+        sw.set_link_up(UP1, false, Timestamp::from_millis(1000 + 2 * i))
             .unwrap();
-        sw.set_link_up(UP1, true, Instant::from_millis(1001 + 2 * i))
+        sw.set_link_up(UP1, true, Timestamp::from_millis(1001 + 2 * i))
             .unwrap();
     }
     assert_eq!(uplinks_of(&sw, 8), pins);
@@ -251,13 +251,13 @@ proptest! {
         let mut t = 1u64;
         for ((up, state), (port, bcast, d)) in flaps.iter().cycle().zip(frames.iter()) {
             t += 1;
-            sw.set_link_up(PortId(*up), *state, Instant::from_secs(t)).unwrap();
+            sw.set_link_up(PortId(*up), *state, Timestamp::from_secs(t)).unwrap();
             let ingress = PortId(*port as u16);
             let dst = if *bcast { MacAddr::BROADCAST } else { MacAddr([0, 0x1b, 0x21, 0, 0, *d]) };
             let data = if ingress.0 >= 2 { ipv4(mac(*port - 2), [198, 18, 10, 1], [198, 18, 20, *d]) } else { frame(dst, MacAddr([0, 0x1b, 0x21, 0, 0, 7])) };
             let mut data = data;
             if ingress.0 >= 2 { data[..6].copy_from_slice(&dst.0); }
-            let v = sw.process(Instant::from_secs(t), ingress, &RxFrame { data: &data, tag: None });
+            let v = sw.process(Timestamp::from_secs(t), ingress, &IngressFrame { data: &data, tag: None });
             let o = v.out_ports();
             let ups: Vec<PortId> = o.iter().filter(|p| p.0 < 2).collect();
             if ingress.0 < 2 {

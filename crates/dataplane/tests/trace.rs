@@ -91,15 +91,15 @@ impl Traced {
 /// frame: `process` on one, `process_traced` on the other. Asserts the verdicts are
 /// equal and returns the traced one.
 fn trace(spec: &SwitchSpec, before: &[(PortId, Vec<u8>)], port: PortId, frame: &[u8]) -> Traced {
-    let mut plain = Switch::new(spec, Instant(0)).unwrap();
-    let mut traced = Switch::new(spec, Instant(0)).unwrap();
-    let mut now = Instant::from_secs(1);
+    let mut plain = Switch::new(spec, Timestamp(0)).unwrap();
+    let mut traced = Switch::new(spec, Timestamp(0)).unwrap();
+    let mut now = Timestamp::from_secs(1);
     for (p, f) in before {
-        let rx = RxFrame { data: f, tag: None };
+        let rx = IngressFrame { data: f, tag: None };
         assert_eq!(plain.process(now, *p, &rx), traced.process(now, *p, &rx));
-        now = Instant(now.0 + 1_000_000);
+        now = Timestamp(now.0 + 1_000_000);
     }
-    let rx = RxFrame {
+    let rx = IngressFrame {
         data: frame,
         tag: None,
     };
@@ -626,20 +626,20 @@ fn teaming_names_the_policy_and_the_uplink_chosen() {
         t.sw.port(chosen).unwrap().name
     )));
     // With both uplinks down, the trace says there is none.
-    let mut plain = Switch::new(&spec, Instant(0)).unwrap();
-    let mut traced = Switch::new(&spec, Instant(0)).unwrap();
+    let mut plain = Switch::new(&spec, Timestamp(0)).unwrap();
+    let mut traced = Switch::new(&spec, Timestamp(0)).unwrap();
     for sw in [&mut plain, &mut traced] {
-        sw.set_link_up(UPLINK1, false, Instant(0)).unwrap();
-        sw.set_link_up(UPLINK2, false, Instant(0)).unwrap();
+        sw.set_link_up(UPLINK1, false, Timestamp(0)).unwrap();
+        sw.set_link_up(UPLINK2, false, Timestamp(0)).unwrap();
     }
     let f = udp(mac(0x99), mac(1), ip(1), ip(200), (1, 2));
-    let rx = RxFrame {
+    let rx = IngressFrame {
         data: &f,
         tag: None,
     };
     let mut tr = Trace::new();
-    let v = traced.process_traced(Instant(5), VM1, &rx, &mut tr);
-    assert_eq!(v, plain.process(Instant(5), VM1, &rx));
+    let v = traced.process_traced(Timestamp(5), VM1, &rx, &mut tr);
+    assert_eq!(v, plain.process(Timestamp(5), VM1, &rx));
     assert_eq!(v, Verdict::Drop(DropReason::NoUplink));
     let text = tr
         .explain(&traced)
@@ -709,13 +709,13 @@ fn storm_control_and_early_drops_are_explained() {
         "802.1Q tag VID 20 PCP 0 on an access VLAN 10: refused"
     );
     // Not a port of the switch: one step, never a panic.
-    let mut sw = Switch::new(&spec, Instant(0)).unwrap();
+    let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
     let mut tr = Trace::new();
-    let rx = RxFrame {
+    let rx = IngressFrame {
         data: &bcast,
         tag: None,
     };
-    let v = sw.process_traced(Instant(0), PortId(99), &rx, &mut tr);
+    let v = sw.process_traced(Timestamp(0), PortId(99), &rx, &mut tr);
     assert_eq!(v, Verdict::Drop(DropReason::PortDown));
     assert_eq!(tr.steps().len(), 1);
     assert_eq!(tr.steps()[0].detail, Detail::NoSuchPort);
@@ -724,14 +724,14 @@ fn storm_control_and_early_drops_are_explained() {
 #[test]
 fn a_trace_is_reused_without_leftovers() {
     let spec = lab(|_| {});
-    let mut sw = Switch::new(&spec, Instant(0)).unwrap();
+    let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
     let mut tr = Trace::new();
     let long = eth(mac(2), mac(1), 0x0800, &[]);
     let short = [0u8; 4];
     sw.process_traced(
-        Instant(1),
+        Timestamp(1),
         VM1,
-        &RxFrame {
+        &IngressFrame {
             data: &long,
             tag: None,
         },
@@ -739,9 +739,9 @@ fn a_trace_is_reused_without_leftovers() {
     );
     let n = tr.steps().len();
     sw.process_traced(
-        Instant(2),
+        Timestamp(2),
         VM1,
-        &RxFrame {
+        &IngressFrame {
             data: &short,
             tag: None,
         },
@@ -758,7 +758,7 @@ fn a_trace_is_reused_without_leftovers() {
 // ---------------------------------------------------------------------------------
 
 /// Everything a frame can change, in comparable form.
-fn state(sw: &mut Switch, now: Instant) -> String {
+fn state(sw: &mut Switch, now: Timestamp) -> String {
     let mut s = String::new();
     for p in sw.ports() {
         s += &format!(
@@ -856,16 +856,16 @@ proptest! {
         spec in arb_featured_spec(),
         frames in proptest::collection::vec((0usize..6, arb_stage_frame(), 0u64..400_000_000), 1..40),
     ) {
-        let Ok(mut plain) = Switch::new(&spec, Instant(0)) else {
+        let Ok(mut plain) = Switch::new(&spec, Timestamp(0)) else {
             return Ok(());
         };
-        let mut traced = Switch::new(&spec, Instant(0)).unwrap();
+        let mut traced = Switch::new(&spec, Timestamp(0)).unwrap();
         let mut tr = Trace::new();
-        let mut now = Instant(0);
+        let mut now = Timestamp(0);
         for (p, data, dt) in &frames {
-            now = Instant(now.0 + dt);
+            now = Timestamp(now.0 + dt);
             let port = PortId((*p % spec.ports.len()) as u16);
-            let rx = RxFrame { data, tag: None };
+            let rx = IngressFrame { data, tag: None };
             plain.tick(now);
             traced.tick(now);
             let v = plain.process(now, port, &rx);

@@ -199,7 +199,9 @@ fn vnet_flag(opts: &TapOptions) -> libc::c_int {
 }
 
 /// Attaches to the existing, currently unattached (persistent) TAP `name`. Fails with
-/// [`IoError::NoSuchInterface`] if it does not exist.
+/// [`IoError::NoSuchInterface`] if it does not exist, and with `EBUSY` if another
+/// process holds it (one that holds it for a moment, a child between fork and exec,
+/// is waited for, up to [`ATTACHED_ELSEWHERE_WAIT`]).
 pub fn open_tap(name: &str) -> Result<(TapRx, TapTx), IoError> {
     open_tap_with(name, &TapOptions::default())
 }
@@ -210,7 +212,7 @@ pub fn open_tap_with(name: &str, opts: &TapOptions) -> Result<(TapRx, TapTx), Io
     if !netdev::interface_exists(name) {
         return Err(IoError::NoSuchInterface(name.to_owned()));
     }
-    let fd = tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI | vnet_flag(opts))?;
+    let fd = tun_attach_waiting(name, libc::IFF_TAP | libc::IFF_NO_PI | vnet_flag(opts))?;
     if opts.vnet_hdr {
         tun_set_offloads(&fd, name)?;
     }
@@ -247,6 +249,23 @@ pub fn create_persistent_tap(name: &str, owner: Option<u32>) -> Result<(), IoErr
 /// it only then). Any thread of ours that spawns a program opens that window.
 const ATTACHED_ELSEWHERE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// [`tun_attach`] to a TAP that may be attached elsewhere for a moment: `EBUSY` is
+/// retried every 5 ms for up to [`ATTACHED_ELSEWHERE_WAIT`].
+fn tun_attach_waiting(name: &str, flags: libc::c_int) -> Result<OwnedFd, IoError> {
+    let start = std::time::Instant::now();
+    loop {
+        match tun_attach(name, flags) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && start.elapsed() < ATTACHED_ELSEWHERE_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Removes the persistent TAP `name` (it must not be attached to another process;
 /// one attached for a moment, by a child between fork and exec, is waited for).
 pub fn delete_persistent_tap(name: &str) -> Result<(), IoError> {
@@ -254,18 +273,7 @@ pub fn delete_persistent_tap(name: &str) -> Result<(), IoError> {
     if !netdev::interface_exists(name) {
         return Err(IoError::NoSuchInterface(name.to_owned()));
     }
-    let start = std::time::Instant::now();
-    let fd = loop {
-        match tun_attach(name, libc::IFF_TAP | libc::IFF_NO_PI) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::EBUSY)
-                    && start.elapsed() < ATTACHED_ELSEWHERE_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            r => break r?,
-        }
-    };
+    let fd = tun_attach_waiting(name, libc::IFF_TAP | libc::IFF_NO_PI)?;
     tun_ioctl_int(
         &fd,
         libc::TUNSETPERSIST as libc::c_ulong,

@@ -260,7 +260,7 @@ async fn swap_switch(
     running: &crate::running::Running,
     compiled: portcullis_control::CompiledConfig,
 ) -> Result<(portcullis_control::CompiledConfig, CarryOver), ApiError> {
-    let now = portcullis_dataplane::Instant(running.epoch.elapsed().as_nanos() as u64);
+    let now = running.clock.now();
     let current = Current::running(
         &running.compiled,
         running.in_memory,

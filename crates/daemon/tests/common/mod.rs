@@ -6,7 +6,7 @@
 //!   directory, with its API router called in-process as a given [`Peer`] (the
 //!   `ConnectInfo` the Unix-socket and TCP listeners attach), answers read as JSON,
 //!   and its audit log read back.
-//! - [`Running`]: a bare data-plane thread ([`DataPlane`]) built from a
+//! - [`Running`]: a bare data-plane thread ([`DataThread`]) built from a
 //!   [`SwitchSpec`], driven through its memory-port handles and command channel;
 //!   [`three_port_switch`] is the spec most tests start from.
 //!
@@ -20,12 +20,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use portcullis_control::audit::AuditRecord;
 use portcullis_daemon::api::{self, Peer};
-use portcullis_daemon::runtime::{Command, DataPlane, LinkState, PortIo, PortLinks, port_slots};
+use portcullis_daemon::runtime::{Command, DataThread, LinkState, PortIo, PortLinks, port_slots};
 use portcullis_daemon::snapshot::{BindingsView, Snapshot};
 use portcullis_daemon::{MemoryDaemon, start_in_memory};
 use portcullis_dataplane::{
-    DEFAULT_HOST_TABLE_SIZE, DEFAULT_MAX_BINDINGS, Instant, MacAddr, PortRole, PortSpec,
-    SecurityPolicy, Switch, SwitchSpec, Vid, VlanMode, VlanSet,
+    DEFAULT_HOST_TABLE_SIZE, DEFAULT_MAX_BINDINGS, MacAddr, PortRole, PortSpec, SecurityPolicy,
+    Switch, SwitchSpec, Timestamp, Vid, VlanMode, VlanSet,
 };
 use portcullis_io::{MemoryHandle, memory_port};
 use serde_json::Value;
@@ -334,8 +334,8 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(64);
     let stop = Arc::new(AtomicBool::new(false));
-    let dp = DataPlane {
-        switch: Switch::new(spec, Instant(0)).unwrap(),
+    let dp = DataThread {
+        switch: Switch::new(spec, Timestamp(0)).unwrap(),
         ports: port_slots(
             ports,
             (0..names.len()).map(|i| format!("mem{i}")).collect(),
@@ -350,7 +350,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
-        epoch: WallClock::now(),
+        clock: portcullis_daemon::runtime::SwitchClock::start(),
         links: Box::new(AlwaysUp),
         link_monitor: None,
         event_buf: Vec::new(),

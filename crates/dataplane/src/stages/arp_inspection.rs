@@ -17,7 +17,7 @@ use crate::spec::{AclAction, ArpAclSpec, EnforceMode};
 use crate::stages::refuse;
 use crate::switch::Switch;
 use crate::trace::{ArpCheck, ArpNote, Detail, Observer, Outcome, Stage, Step};
-use crate::types::{Instant, PortId, Vid};
+use crate::types::{PortId, Timestamp, Vid};
 use crate::verdict::DropReason;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -49,7 +49,7 @@ pub fn inspect<O: Observer>(
     vid: Vid,
     view: &FrameView,
     l3: &[u8],
-    now: Instant,
+    now: Timestamp,
     t: &mut O,
 ) -> Result<(), DropReason> {
     let step = |outcome, mode, arp, note| {

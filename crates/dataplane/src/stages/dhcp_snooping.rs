@@ -32,7 +32,7 @@ use crate::spec::{EnforceMode, Option82};
 use crate::stages::refuse;
 use crate::switch::Switch;
 use crate::trace::{Detail, DhcpNote, DhcpSummary, Observer, Outcome, Stage, Step};
-use crate::types::{Instant, PortId, Vid};
+use crate::types::{PortId, Timestamp, Vid};
 use crate::verdict::{DropReason, Rewrite};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -87,7 +87,7 @@ pub fn inspect<O: Observer>(
     view: &FrameView,
     l3: &[u8],
     ip: &dhcp::Ipv4Facts,
-    now: Instant,
+    now: Timestamp,
     t: &mut O,
 ) -> Result<DhcpAction, DropReason> {
     let st = sw.ports[port.index()].dhcp;

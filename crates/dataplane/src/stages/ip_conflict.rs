@@ -28,7 +28,7 @@ use crate::arp;
 use crate::bindings::Binding;
 use crate::events::{EventKind, IpClaimSource};
 use crate::switch::Switch;
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::DropReason;
 use std::net::IpAddr;
 
@@ -37,7 +37,7 @@ use std::net::IpAddr;
 /// sighting. Malformed messages and probes are ignored (DAI, when on, has judged
 /// them already).
 #[inline]
-pub(crate) fn arp_claim(sw: &mut Switch, port: PortId, vid: Vid, l3: &[u8], now: Instant) {
+pub(crate) fn arp_claim(sw: &mut Switch, port: PortId, vid: Vid, l3: &[u8], now: Timestamp) {
     let Ok(a) = arp::parse(l3) else {
         return;
     };
@@ -82,7 +82,7 @@ pub(crate) fn binding_claim(
     mac: MacAddr,
     port: PortId,
     replaced: Option<Binding>,
-    now: Instant,
+    now: Timestamp,
 ) {
     let owner = match replaced {
         Some(b) if b.mac != mac => Some((b.mac, b.port, IpClaimSource::Binding)),
@@ -109,7 +109,7 @@ fn conflict(
     port: PortId,
     claim: IpClaimSource,
     (owner_mac, owner, owner_by): (MacAddr, PortId, IpClaimSource),
-    now: Instant,
+    now: Timestamp,
 ) {
     if let Some(c) = sw.counters.get_mut(port.index()) {
         c.observed[DropReason::IpConflict as usize] += 1;

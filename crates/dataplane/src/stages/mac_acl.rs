@@ -485,7 +485,7 @@ pub fn evaluate_linear(spec: &MacAclSpec, key: &AclKey) -> AclDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FrameView, RxFrame};
+    use crate::frame::{FrameView, IngressFrame};
     use AclAction::{Deny, Permit};
 
     fn mac(s: &str) -> MacAddr {
@@ -527,7 +527,7 @@ mod tests {
     /// The key of a frame given as bytes, received on a port whose untagged VLAN is
     /// `port_vid`: as the pipeline builds it (PCP of the tag, else CoS 0).
     fn key_of(bytes: &[u8], port_vid: u16) -> AclKey {
-        let v = FrameView::parse(&RxFrame {
+        let v = FrameView::parse(&IngressFrame {
             data: bytes,
             tag: None,
         })

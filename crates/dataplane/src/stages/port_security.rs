@@ -19,7 +19,7 @@ use crate::mac_table::{MacInsertError, MacKind, SecureKind};
 use crate::spec::Violation;
 use crate::switch::Switch;
 use crate::trace::{Detail, Observer, Outcome, SecureCheck, Stage, Step};
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::DropReason;
 
 pub use crate::port_state::SecureState;
@@ -36,7 +36,7 @@ pub fn check_source(
     port: PortId,
     vid: Vid,
     src: MacAddr,
-    now: Instant,
+    now: Timestamp,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let note = |t: &mut _, r: &Result<(), DropReason>, check| {
@@ -118,7 +118,7 @@ pub fn admit(
     port: PortId,
     vid: Vid,
     src: MacAddr,
-    now: Instant,
+    now: Timestamp,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let note = |t: &mut _, r: &Result<(), DropReason>, check| {
@@ -230,7 +230,7 @@ pub fn violation(
     vid: Vid,
     mac: MacAddr,
     kind: ViolationKind,
-    now: Instant,
+    now: Timestamp,
 ) -> DropReason {
     let reason = match kind {
         ViolationKind::TooMany => DropReason::SecureMacLimit,

@@ -11,7 +11,7 @@
 
 use crate::errdisable::ErrDisableCause;
 use crate::switch::Switch;
-use crate::types::{Instant, PortId};
+use crate::types::{PortId, Timestamp};
 use crate::verdict::DropReason;
 
 pub use crate::port_state::{StormClass, StormState, TokenBucket};
@@ -23,7 +23,7 @@ pub(crate) fn check(
     sw: &mut Switch,
     port: PortId,
     class: StormClass,
-    now: Instant,
+    now: Timestamp,
 ) -> Result<(), DropReason> {
     let p = &mut sw.ports[port.index()];
     if p.storm.admit(class, now) {
@@ -42,28 +42,28 @@ mod tests {
 
     #[test]
     fn a_full_second_of_burst_then_the_rate() {
-        let t0 = Instant::from_secs(10);
+        let t0 = Timestamp::from_secs(10);
         let mut b = TokenBucket::new(100, t0);
         let burst = (0..1000).filter(|_| b.admit(t0)).count();
         assert_eq!(burst, 100);
         // 10 ms later: one more frame.
-        assert!(b.admit(Instant(t0.0 + 10_000_000)));
-        assert!(!b.admit(Instant(t0.0 + 10_000_000)));
+        assert!(b.admit(Timestamp(t0.0 + 10_000_000)));
+        assert!(!b.admit(Timestamp(t0.0 + 10_000_000)));
         // Two seconds later the bucket is full again, not fuller.
-        let t2 = Instant::from_secs(13);
+        let t2 = Timestamp::from_secs(13);
         assert_eq!((0..1000).filter(|_| b.admit(t2)).count(), 100);
     }
 
     #[test]
     fn zero_pps_blocks_everything_and_low_rates_refill() {
-        let t0 = Instant::from_secs(1);
+        let t0 = Timestamp::from_secs(1);
         let mut b = TokenBucket::new(0, t0);
         assert!(!b.admit(t0));
-        assert!(!b.admit(Instant::from_secs(100)));
+        assert!(!b.admit(Timestamp::from_secs(100)));
         let mut b = TokenBucket::new(1, t0);
         assert!(b.admit(t0));
-        assert!(!b.admit(Instant(t0.0 + 999_000_000)));
-        assert!(b.admit(Instant::from_secs(2)));
+        assert!(!b.admit(Timestamp(t0.0 + 999_000_000)));
+        assert!(b.admit(Timestamp::from_secs(2)));
     }
 
     proptest! {
@@ -72,12 +72,12 @@ mod tests {
             rate in 0u32..5000,
             steps in proptest::collection::vec(0u64..50_000_000, 1..400),
         ) {
-            let mut now = Instant::from_secs(1);
+            let mut now = Timestamp::from_secs(1);
             let start = now;
             let mut b = TokenBucket::new(rate, now);
             let mut admitted = 0u64;
             for s in steps {
-                now = Instant(now.0 + s);
+                now = Timestamp(now.0 + s);
                 for _ in 0..8 {
                     admitted += b.admit(now) as u64;
                 }

@@ -14,7 +14,7 @@ use crate::mac_table::MacInsertError;
 use crate::spec::Policy;
 use crate::switch::Switch;
 use crate::trace::{Detail, Observer, PolicyCheck, Stage, Step};
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::DropReason;
 
 /// Checks (and, where the policy says so, follows) the source MAC of a frame from
@@ -25,7 +25,7 @@ pub fn check_source(
     port: PortId,
     vid: Vid,
     src: MacAddr,
-    now: Instant,
+    now: Timestamp,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let p = &sw.ports[port.index()];
@@ -62,7 +62,7 @@ fn follow(
     sw: &mut Switch,
     port: PortId,
     src: MacAddr,
-    now: Instant,
+    now: Timestamp,
     source: MacChangeSource,
     from: Option<MacAddr>,
 ) -> (Result<(), DropReason>, PolicyCheck) {

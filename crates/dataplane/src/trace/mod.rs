@@ -38,7 +38,7 @@ use crate::mac_table::{MacEntry, MacKind};
 use crate::spec::{AclAction, EnforceMode, PortRole, SourceGuard, TeamingPolicy, Violation};
 use crate::stages::storm_control::StormClass;
 use crate::switch::ErrDisabled;
-use crate::types::{Instant, MacAddr, PortId, Vid};
+use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::{DropReason, Rewrite, Verdict};
 use crate::wire::ipv6::{Chain, FragmentKind};
 use serde::Serialize;
@@ -520,7 +520,7 @@ pub struct Trace {
     lost: usize,
     /// The ingress port and time of the traced frame.
     pub ingress: PortId,
-    pub now: Instant,
+    pub now: Timestamp,
     /// What `process_traced` returned.
     pub verdict: Option<Verdict>,
     pub(crate) watch: AclOutWatch,
@@ -555,7 +555,7 @@ impl Trace {
             len: 0,
             lost: 0,
             ingress: PortId(0),
-            now: Instant(0),
+            now: Timestamp(0),
             verdict: None,
             watch: AclOutWatch {
                 ports: [(PortId(0), 0); ACL_OUT_WATCH],

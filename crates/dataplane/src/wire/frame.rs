@@ -21,7 +21,7 @@ pub fn is_vlan_tpid(ethertype: u16) -> bool {
 /// A VLAN tag as the I/O backend hands it over from packet metadata (the kernel
 /// strips the outer tag on veth; DESIGN.md §9).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct TagMeta {
+pub struct VlanTag {
     pub tpid: u16,
     pub tci: u16,
 }
@@ -29,9 +29,9 @@ pub struct TagMeta {
 /// One received frame: its bytes from the destination MAC on, and the outer tag if
 /// the backend took it out of the bytes.
 #[derive(Clone, Copy, Debug)]
-pub struct RxFrame<'a> {
+pub struct IngressFrame<'a> {
     pub data: &'a [u8],
-    pub tag: Option<TagMeta>,
+    pub tag: Option<VlanTag>,
 }
 
 /// The outer VLAN tag of a frame.
@@ -71,7 +71,7 @@ pub struct FrameView {
 impl FrameView {
     /// Parses the Ethernet header and the outer VLAN tag.
     #[inline]
-    pub fn parse(frame: &RxFrame<'_>) -> Result<FrameView, DropReason> {
+    pub fn parse(frame: &IngressFrame<'_>) -> Result<FrameView, DropReason> {
         let eth =
             Ethernet2HeaderSlice::from_slice(frame.data).map_err(|_| DropReason::Truncated)?;
         let dst = MacAddr(eth.destination());
@@ -139,7 +139,7 @@ mod tests {
     use super::*;
 
     fn frame(bytes: &[u8]) -> Result<FrameView, DropReason> {
-        FrameView::parse(&RxFrame {
+        FrameView::parse(&IngressFrame {
             data: bytes,
             tag: None,
         })
@@ -179,9 +179,9 @@ mod tests {
 
     #[test]
     fn metadata_tag() {
-        let v = FrameView::parse(&RxFrame {
+        let v = FrameView::parse(&IngressFrame {
             data: &UNTAGGED,
-            tag: Some(TagMeta {
+            tag: Some(VlanTag {
                 tpid: 0x8100,
                 tci: 20,
             }),

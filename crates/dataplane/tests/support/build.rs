@@ -274,18 +274,18 @@ pub fn dhcp_broadcast(
 // ---------------------------------------------------------------------------------
 
 /// `data` received untagged on `port` at `now`.
-pub fn send_at(sw: &mut Switch, now: Instant, port: PortId, data: &[u8]) -> Verdict {
-    sw.process(now, port, &RxFrame { data, tag: None })
+pub fn send_at(sw: &mut Switch, now: Timestamp, port: PortId, data: &[u8]) -> Verdict {
+    sw.process(now, port, &IngressFrame { data, tag: None })
 }
 
 /// `data` received untagged on `port`, `secs` seconds after the clock's origin.
 pub fn send_secs(sw: &mut Switch, secs: u64, port: PortId, data: &[u8]) -> Verdict {
-    send_at(sw, Instant::from_secs(secs), port, data)
+    send_at(sw, Timestamp::from_secs(secs), port, data)
 }
 
 /// `data` received untagged on `port`, `ms` milliseconds after the clock's origin.
 pub fn send_ms(sw: &mut Switch, ms: u64, port: PortId, data: &[u8]) -> Verdict {
-    send_at(sw, Instant::from_millis(ms), port, data)
+    send_at(sw, Timestamp::from_millis(ms), port, data)
 }
 
 /// The output ports of a verdict, by number.

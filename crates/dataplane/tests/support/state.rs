@@ -2,7 +2,7 @@
 //! exactly these facts changed — and on failure, the whole state is printed.
 
 use portcullis_dataplane::dump::{SwitchState, changes, dump};
-use portcullis_dataplane::{Instant, Switch};
+use portcullis_dataplane::{Switch, Timestamp};
 
 /// Asserts that from `before` to the state of `sw` at `now`, exactly the lines
 /// `expected` changed (`- fact` gone, `+ fact` new, in dump order, as
@@ -11,7 +11,7 @@ use portcullis_dataplane::{Instant, Switch};
 pub fn assert_changed(
     before: &SwitchState,
     sw: &Switch,
-    now: Instant,
+    now: Timestamp,
     expected: &[&str],
 ) -> SwitchState {
     let after = dump(sw, now);

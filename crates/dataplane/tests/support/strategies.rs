@@ -95,7 +95,7 @@ pub fn arb_vlan_spec() -> impl Strategy<Value = SwitchSpec> {
 
 /// Frames that are mostly well-formed so the interesting paths are reached: random
 /// addresses from a small pool, optional tags, random tails — and some pure noise.
-pub fn arb_frame_with_meta() -> impl Strategy<Value = (Vec<u8>, Option<TagMeta>)> {
+pub fn arb_frame_with_meta() -> impl Strategy<Value = (Vec<u8>, Option<VlanTag>)> {
     let mac = prop_oneof![
         (0u8..8).prop_map(|i| [0x52, 0x54, 0, 0, 0, i]),
         Just([0xff; 6]),
@@ -124,7 +124,7 @@ pub fn arb_frame_with_meta() -> impl Strategy<Value = (Vec<u8>, Option<TagMeta>)
             }
             f.extend_from_slice(&et.to_be_bytes());
             f.extend_from_slice(&tail);
-            (f, meta.map(|(tpid, tci)| TagMeta { tpid, tci }))
+            (f, meta.map(|(tpid, tci)| VlanTag { tpid, tci }))
         });
     prop_oneof![
         4 => structured,

@@ -1,7 +1,7 @@
-//! The daemon's state store: an embedded ACID database (redb) in the state
-//! directory, for state that must survive a restart — today the sticky secure MACs
-//! of port security (keyed by port name, so they follow the port across
-//! configuration changes).
+//! The sticky-MAC store: the sticky secure MACs of port security, in an embedded
+//! ACID database (redb, `state.redb`) in the state directory, so they survive a
+//! restart (keyed by port name, so they follow the port across configuration
+//! changes). Bindings have their own store (`bindings_store.rs`).
 //!
 //! Invariant: a write returns only after its transaction is committed (fsync'd);
 //! the data plane never reads the store, only the runtime does, at start.
@@ -16,14 +16,14 @@ const STICKY: TableDefinition<&str, u64> = TableDefinition::new("sticky_macs");
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {message}")]
-pub struct StoreError {
+pub struct StickyStoreError {
     pub path: PathBuf,
     pub message: String,
 }
 
 /// The open store.
 #[derive(Debug)]
-pub struct StateStore {
+pub struct StickyMacStore {
     db: Database,
     path: PathBuf,
 }
@@ -32,16 +32,16 @@ fn key(port: &str, mac: MacAddr) -> String {
     format!("{port}|{mac}")
 }
 
-impl StateStore {
+impl StickyMacStore {
     /// Opens (or creates) `state.redb` in `dir`.
-    pub fn open(dir: &Path) -> Result<StateStore, StoreError> {
+    pub fn open(dir: &Path) -> Result<StickyMacStore, StickyStoreError> {
         let path = dir.join("state.redb");
-        let err = |e: &dyn std::fmt::Display| StoreError {
+        let err = |e: &dyn std::fmt::Display| StickyStoreError {
             path: path.clone(),
             message: e.to_string(),
         };
         let db = Database::create(&path).map_err(|e| err(&e))?;
-        let store = StateStore {
+        let store = StickyMacStore {
             db,
             path: path.clone(),
         };
@@ -52,15 +52,20 @@ impl StateStore {
         Ok(store)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError {
+    fn err(&self, e: impl std::fmt::Display) -> StickyStoreError {
+        StickyStoreError {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
 
     /// Records a sticky secure MAC of `port`; committed when this returns.
-    pub fn add_sticky(&self, port: &str, mac: MacAddr, at_unix: u64) -> Result<(), StoreError> {
+    pub fn add_sticky(
+        &self,
+        port: &str,
+        mac: MacAddr,
+        at_unix: u64,
+    ) -> Result<(), StickyStoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut t = txn.open_table(STICKY).map_err(|e| self.err(e))?;
@@ -71,7 +76,7 @@ impl StateStore {
     }
 
     /// Forgets the sticky MACs of `port`; returns how many there were.
-    pub fn clear_sticky(&self, port: &str) -> Result<usize, StoreError> {
+    pub fn clear_sticky(&self, port: &str) -> Result<usize, StickyStoreError> {
         let prefix = format!("{port}|");
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let n = {
@@ -92,7 +97,7 @@ impl StateStore {
     }
 
     /// The sticky MACs of `port`, oldest first.
-    pub fn sticky(&self, port: &str) -> Result<Vec<MacAddr>, StoreError> {
+    pub fn sticky(&self, port: &str) -> Result<Vec<MacAddr>, StickyStoreError> {
         let prefix = format!("{port}|");
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(STICKY).map_err(|e| self.err(e))?;
@@ -120,12 +125,12 @@ mod tests {
         let m1: MacAddr = "52:54:00:00:00:01".parse().unwrap();
         let m2: MacAddr = "52:54:00:00:00:02".parse().unwrap();
         {
-            let s = StateStore::open(&dir).unwrap();
+            let s = StickyMacStore::open(&dir).unwrap();
             s.add_sticky("vm1", m2, 20).unwrap();
             s.add_sticky("vm1", m1, 10).unwrap();
             s.add_sticky("vm10", m1, 5).unwrap();
         }
-        let s = StateStore::open(&dir).unwrap();
+        let s = StickyMacStore::open(&dir).unwrap();
         assert_eq!(
             s.sticky("vm1").unwrap(),
             vec![m1, m2],
