@@ -15,8 +15,9 @@ fi
 # python3-scapy (forged frames; for /usr/bin/python3), procps (sysctl), dsniff
 # (macof, arpspoof), dnsmasq-base (DHCP server), udhcpc (DHCP client), nmap (host
 # discovery to compare `portcullis hosts` with), iperf3 (TCP through the switch
-# with offloads on), ethtool (the guests' offload settings).
-packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool)
+# with offloads on), ethtool (the guests' offload settings), radvd (the router of
+# the RA guard lab).
+packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,12 +19,15 @@
 //! Values are written as in TOML, without quotes: `reject`, `10`, `true`, `none`
 //! (an optional setting that is not set), `[10, 20, 100-103]`,
 //! `{ action = permit, ethertype = ipv4 }`.
+//!
+//! RA guard: `<prefix>.ra_guard = off`, or `<prefix>.ra_guard.trusted` and
+//! `<prefix>.ra_guard.mode`; the uplinks' trust is `uplink_policy.ra_trusted`.
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::vlans::vlan_list;
 use crate::config::features::{
-    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, static_bindings,
+    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, ra_guard, static_bindings,
     storm_control, switch_identity, teaming, vlans, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
@@ -33,7 +36,7 @@ pub use crate::config::keys::{key_segment, split_key, unquote_segment};
 pub use crate::config::management::flatten_management;
 use crate::config::{
     AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
-    IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile,
+    IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile, RaGuardOverride,
     StormControlOverride, TeamingOverride, UplinkPolicy,
 };
 use portcullis_dataplane::MacAddr;
@@ -191,6 +194,7 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
     );
     put(f, "uplink_policy.dhcp_trusted", up.dhcp_trusted);
     put(f, "uplink_policy.arp_trusted", up.arp_trusted);
+    put(f, "uplink_policy.ra_trusted", up.ra_trusted);
 }
 
 /// The features of group `g`, with `port`'s overrides applied when given.
@@ -246,6 +250,9 @@ fn features(
         port.and_then(|p| p.ip_source_guard.as_ref()),
     );
     ip_source_guard::flatten(f, prefix, ipsg);
+
+    let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), port.and_then(|p| p.ra_guard.as_ref()));
+    ra_guard::flatten(f, prefix, ra);
 
     let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()));
     teaming::flatten(f, prefix, team, uplinks);

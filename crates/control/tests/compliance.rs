@@ -380,6 +380,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             added("port_group.c.mac_acl_in", "none"),
             added("port_group.c.mac_acl_out", "none"),
             added("port_group.c.port_security", "off"),
+            added("port_group.c.ra_guard", "off"),
             added("port_group.c.security.forged_transmits", "reject"),
             added("port_group.c.security.mac_changes", "reject"),
             added("port_group.c.security.promiscuous", "reject"),
@@ -402,6 +403,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 + port_group.c.mac_acl_in = none
 + port_group.c.mac_acl_out = none
 + port_group.c.port_security = off
++ port_group.c.ra_guard = off
 + port_group.c.security.forged_transmits = reject
 + port_group.c.security.mac_changes = reject
 + port_group.c.security.promiscuous = reject
@@ -791,6 +793,7 @@ port_security = {}
 dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
+ra_guard = {}
 [[host.port]]
 name = "p"
 interface = "tap-p"

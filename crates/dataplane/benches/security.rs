@@ -328,7 +328,40 @@ fn parts(c: &mut Criterion, frames: &[(PortId, Vec<u8>)]) {
             }
         })
     });
+    // RA guard on each IPv6 packet of a guarded untrusted port: the walk of the
+    // extension-header chain and the ICMPv6 type (`stages::ra_guard::judge`), over
+    // an echo request behind a Hop-by-Hop header.
+    let echo6 = echo6_behind_hop_by_hop();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ra_guard_judge(echo6_hbh)", |b| {
+        b.iter(|| black_box(stages::ra_guard::judge(black_box(&echo6))))
+    });
     group.finish();
+}
+
+/// An ICMPv6 echo request (8 bytes of data) behind an 8-byte Hop-by-Hop header.
+fn echo6_behind_hop_by_hop() -> Vec<u8> {
+    use portcullis_dataplane::wire::{icmpv6, ipv6};
+    let (src, dst) = (
+        "fd00:198:18::1".parse().unwrap(),
+        "fd00:198:18::2".parse().unwrap(),
+    );
+    let mut msg = vec![128, 0, 0, 0, 0, 1, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8];
+    icmpv6::fill_checksum(&mut msg, &src, &dst).unwrap();
+    let mut pkt = vec![0; ipv6::HEADER_LEN];
+    let plen = (8 + msg.len()) as u16;
+    ipv6::emit_header(
+        &mut pkt,
+        plen,
+        ipv6::next_header::HOP_BY_HOP,
+        64,
+        &src,
+        &dst,
+    )
+    .unwrap();
+    pkt.extend_from_slice(&[ipv6::next_header::ICMPV6, 0, 1, 4, 0, 0, 0, 0]);
+    pkt.extend_from_slice(&msg);
+    pkt
 }
 
 /// Through `process_batch` (the daemon's path), round-robin over the variants (the

@@ -46,9 +46,9 @@ pub use spec::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_HOST_TABLE_SIZE,
     DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES,
     MAX_HOST_TABLE_SIZE, MacAclRule, MacAclSpec, MacMatch, Option82, Policy, PortFeatures,
-    PortRole, PortSecuritySpec, PortSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
-    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Violation,
-    VlanMode,
+    PortRole, PortSecuritySpec, PortSpec, RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard,
+    SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec,
+    Violation, VlanMode,
 };
 pub use switch::{ControlError, ErrDisabled, Port, Switch};
 pub use types::{MAX_PORTS, MacAddr, PortId, PortSet, Timestamp, Vid, VlanSet};

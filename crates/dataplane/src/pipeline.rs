@@ -6,12 +6,13 @@
 //! multicast) → port security source check (MAC move, limit) → vSwitch policy (forged transmits / MAC
 //! changes) → inbound MAC ACL → port security admission (secure MACs, maximum) →
 //! DHCP snooping and IP Source Guard (IPv4) or ARP inspection, then duplicate-IP
-//! detection and the IP-seen table (ARP; detection only, not traced) →
+//! detection and the IP-seen table (ARP; detection only, not traced), or RA guard
+//! (IPv6) →
 //! forwarding (unknown-unicast storm control; egress filters: down ports, MAC-change
 //! block, promiscuous copies; outbound MAC ACLs).
 //! From an uplink: port up → parse → reserved link-local → source MAC valid → VLAN
 //! classification → storm control → reflection filter (learns the source) → inbound
-//! MAC ACL → forwarding.
+//! MAC ACL → RA guard (IPv6; skipped while the uplinks are trusted) → forwarding.
 //!
 //! Every stage reports what it saw and decided to an observer (`trace.rs`): nothing
 //! on the fast path ([`crate::trace::NoTrace`]), the steps of `portcullis trace`
@@ -30,11 +31,13 @@ use crate::stages::dhcp_snooping::DhcpAction;
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, vswitch_policy,
+    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, ra_guard,
+    vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_IPV6: u16 = crate::wire::ipv6::ETHERTYPE;
 use crate::switch::Switch;
 use crate::trace::{Detail, ForwardingCheck, NoTrace, Observer, Outcome, Stage, Step, Trace};
 use crate::types::{PortId, PortSet, Timestamp};
@@ -392,6 +395,9 @@ impl Switch {
                     // Detection only: never changes the verdict.
                     ip_conflict::arp_claim(self, ingress, vid, l3, now);
                 }
+            }
+            ETHERTYPE_IPV6 => {
+                ra_guard::check(self, ingress, &view, l3, t).map_err(ing)?;
             }
             _ => {}
         }

@@ -143,6 +143,8 @@ pub struct PortFeatures {
     pub arp_inspection: Option<ArpInspectionSpec>,
     /// IP Source Guard on this port.
     pub ip_source_guard: Option<IpSourceGuardSpec>,
+    /// IPv6 RA guard on this port (`None`: off).
+    pub ra_guard: Option<RaGuardSpec>,
     /// NIC teaming: which uplink the port's traffic leaves by (`None`:
     /// originating-port over every uplink, failback on).
     pub teaming: Option<TeamingSpec>,
@@ -242,6 +244,14 @@ pub enum SourceGuard {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct IpSourceGuardSpec {
     pub check: SourceGuard,
+    pub mode: EnforceMode,
+}
+
+/// IPv6 RA guard on a port (Cisco `ipv6 nd raguard`, RFC 6105 with RFC 7113).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RaGuardSpec {
+    /// A router port: its Router Advertisements and Redirects pass, unchecked.
+    pub trusted: bool,
     pub mode: EnforceMode,
 }
 

@@ -19,7 +19,7 @@ use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
 use crate::port_state::{DaiPortState, DhcpPortState, SecureState, StormState, TokenBucket};
 use crate::spec::PortFeatures;
-use crate::spec::{ArpAclSpec, IpSourceGuardSpec};
+use crate::spec::{ArpAclSpec, IpSourceGuardSpec, RaGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
@@ -64,6 +64,7 @@ pub struct Port {
     pub(crate) dhcp: Option<DhcpPortState>,
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
+    pub(crate) ra_guard: Option<RaGuardSpec>,
     pub(crate) untagged_vid: Option<Vid>,
 }
 
@@ -826,6 +827,7 @@ impl Port {
             dhcp: f.dhcp_snooping.map(|d| DhcpPortState::new(d, now)),
             dai: None,
             ipsg: f.ip_source_guard,
+            ra_guard: f.ra_guard,
             untagged_vid,
         }
     }

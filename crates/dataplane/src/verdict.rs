@@ -133,6 +133,18 @@ drop_reasons! {
     /// the client gets no lease IP Source Guard would not honour (see
     /// `bindings::claim`).
     DhcpBindingConflict => "dhcp_binding_conflict",
+    /// RA guard: a Router Advertisement or Redirect (ICMPv6 134, 137) from an
+    /// untrusted port — also behind extension headers or in a first fragment.
+    RaGuardRouterMessage => "ra_guard_router_message",
+    /// RA guard: from an untrusted port, a first fragment whose IPv6 header chain
+    /// does not reach the upper-layer header (RFC 7112, RFC 7113 §3).
+    Ipv6IncompleteChain => "ipv6_incomplete_chain",
+    /// RA guard: from an untrusted port, an extension header the switch does not
+    /// walk (Mobility, HIP, Shim6, experimental): what follows it is unknown.
+    Ipv6UnknownHeader => "ipv6_unknown_header",
+    /// RA guard: from an untrusted port, an IPv6 packet whose header or extension
+    /// header chain does not parse (lengths, order, too many headers).
+    Ipv6Malformed => "ipv6_malformed",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

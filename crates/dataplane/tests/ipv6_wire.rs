@@ -22,6 +22,10 @@ use portcullis_dataplane::wire::nd::{
 use proptest::prelude::*;
 use std::net::Ipv6Addr;
 
+mod support;
+/// Puts extension headers between a packet's fixed header and its upper layer.
+use support::ipv6::with_exts as chain;
+
 const ROUTER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 const HOST: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
 const GLOBAL: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
@@ -133,24 +137,6 @@ fn ah_ext(field: u8) -> (u8, Vec<u8>) {
     h[1] = field;
     h[4..8].copy_from_slice(&0x100u32.to_be_bytes()); // SPI
     (nh::AH, h)
-}
-
-/// Puts `exts` between the fixed header of `pkt` and its upper layer, chaining the
-/// Next Header fields and fixing the payload length.
-fn chain(pkt: &[u8], exts: &[(u8, Vec<u8>)]) -> Vec<u8> {
-    let upper = pkt[6];
-    let mut out = pkt[..40].to_vec();
-    let mut next_at = 6;
-    for (kind, h) in exts {
-        out[next_at] = *kind;
-        next_at = out.len();
-        out.extend_from_slice(h);
-    }
-    out[next_at] = upper;
-    out.extend_from_slice(&pkt[40..]);
-    let plen = (out.len() - 40) as u16;
-    out[4..6].copy_from_slice(&plen.to_be_bytes());
-    out
 }
 
 /// Splits `pkt` (whose fixed header's Next Header starts the fragmentable part) into

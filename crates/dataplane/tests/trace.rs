@@ -785,6 +785,69 @@ fn state(sw: &mut Switch, now: Timestamp) -> String {
     s
 }
 
+#[test]
+fn ra_guard_names_the_router_message_and_the_chain_it_could_not_read() {
+    use portcullis_dataplane::trace::RaGuardNote;
+    use portcullis_dataplane::wire::ipv6::{Chain, next_header as nh};
+    use support::ipv6::*;
+    let spec = lab(|s| {
+        for p in [VM1, VM2] {
+            features(s, p).ra_guard = Some(RaGuardSpec {
+                trusted: p == VM2,
+                mode: EnforceMode::Enforce,
+            });
+        }
+    });
+    let rogue = ra(ll(0xbad), mac(1));
+    let t = trace(&spec, &[], VM1, &eth6(ALL_NODES_MAC, mac(1), &rogue));
+    let drop = Outcome::Drop(DropReason::RaGuardRouterMessage);
+    assert_eq!(t.step(Stage::RaGuard).outcome, drop);
+    assert!(matches!(
+        t.step(Stage::RaGuard).detail,
+        Detail::RaGuard {
+            note: RaGuardNote::Chain {
+                chain: Chain::Upper { protocol: 58, .. },
+                icmp: Some((134, 0)),
+                ..
+            },
+            ..
+        }
+    ));
+    assert_eq!(
+        t.text(Stage::RaGuard),
+        "a Router Advertisement from an untrusted port"
+    );
+    // The first fragment of an RA whose ICMPv6 header is in the second.
+    let dst = with_exts(&rogue, &[pad_ext(nh::DESTINATION_OPTIONS, 0)]);
+    let first = split(&dst, 1, 9).0;
+    let t = trace(&spec, &[], VM1, &eth6(ALL_NODES_MAC, mac(1), &first));
+    assert_eq!(
+        t.step(Stage::RaGuard).outcome,
+        Outcome::Drop(DropReason::Ipv6IncompleteChain)
+    );
+    assert_eq!(
+        t.text(Stage::RaGuard),
+        "a first fragment without the whole header chain (RFC 7112)"
+    );
+    // The router's port is trusted; an uplink without the guard says it is off.
+    let router = ra(ll(2), mac(2));
+    let t = trace(&spec, &[], VM2, &eth6(ALL_NODES_MAC, mac(2), &router));
+    assert_eq!(t.step(Stage::RaGuard).outcome, Outcome::Skip);
+    assert_eq!(t.text(Stage::RaGuard), "a trusted router port: not checked");
+    assert_eq!(
+        t.out(),
+        ["uplink2", "vm1", "vm3"],
+        "vm2 is pinned to uplink2"
+    );
+    let t = trace(
+        &spec,
+        &[],
+        UPLINK1,
+        &eth6(ALL_NODES_MAC, ROUTER_MAC, &router),
+    );
+    assert_eq!(t.text(Stage::RaGuard), "RA guard is off on this port");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

@@ -862,6 +862,7 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
     let dhcp = DhcpSnoopingOverride::merge(g.dhcp_snooping.as_ref(), p.dhcp_snooping.as_ref());
     let arp = ArpInspectionOverride::merge(g.arp_inspection.as_ref(), p.arp_inspection.as_ref());
     let ipsg = IpSourceGuardOverride::merge(g.ip_source_guard.as_ref(), p.ip_source_guard.as_ref());
+    let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), p.ra_guard.as_ref());
     let tables = Tables {
         ps: ps_table.as_ref(),
         sc: sc.as_ref(),
@@ -878,18 +879,20 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         dhcp_snooping: dhcp.and_then(|d| d.resolve()),
         arp_inspection: arp.and_then(|a| a.resolve()),
         ip_source_guard: ipsg.and_then(|i| i.resolve()),
+        ra_guard: ra.and_then(|r| r.resolve()),
         teaming: TeamingOverride::merge(g.teaming.as_ref(), p.teaming.as_ref())
             .map(|t| t.resolve(uplinks)),
     }
 }
 
-/// The features in force on every uplink. `dhcp` and `arp`: the mode of DHCP
-/// snooping and ARP inspection on the uplinks when a port group or port enables
-/// them.
+/// The features in force on every uplink. `dhcp`, `arp` and `ra`: the mode of DHCP
+/// snooping, ARP inspection and RA guard on the uplinks when a port group or port
+/// enables them.
 fn uplink_features(
     up: &UplinkPolicy,
     dhcp: Option<EnforceMode>,
     arp: Option<EnforceMode>,
+    ra: Option<EnforceMode>,
 ) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
@@ -909,6 +912,7 @@ fn uplink_features(
         dhcp_snooping: dhcp.map(|mode| dhcp_snooping::uplink_spec(up.dhcp_trusted, mode)),
         arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
+        ra_guard: ra.map(|mode| ra_guard::uplink_spec(up.ra_trusted, mode)),
         teaming: None,
     }
 }
@@ -989,6 +993,12 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             .iter()
             .filter_map(|g| g.0.features.arp_inspection.clone());
         let arp = uplink_mode(groups_arp.chain(ports_arp).map(|a| a.mode));
+        let groups_ra = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.ra_guard.as_ref()?.resolve());
+        let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
+        let ra = uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode));
         for u in &up.uplinks {
             let binding = host.uplinks.iter().find(|b| &b.uplink == u);
             let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
@@ -998,7 +1008,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up, dhcp, arp),
+                features: uplink_features(up, dhcp, arp, ra),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);

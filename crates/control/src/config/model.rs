@@ -45,6 +45,9 @@ pub struct UplinkPolicy {
     /// The uplinks are trusted ARP-inspection ports (default `true`). Takes effect
     /// when a port group or port enables ARP inspection.
     pub arp_trusted: bool,
+    /// The uplinks are trusted RA-guard ports (default `true`: routers are
+    /// upstream). Takes effect when a port group or port enables RA guard.
+    pub ra_trusted: bool,
 }
 
 /// `[[port_group]]`: where policy lives.
@@ -68,6 +71,8 @@ pub struct PortGroup {
     pub arp_inspection: Option<ArpInspectionOverride>,
     /// `ip_source_guard = "..."` or `{...}`: `None` when the group does not state it.
     pub ip_source_guard: Option<IpSourceGuardOverride>,
+    /// `ra_guard = {...}`: `None` when the group has no such table.
+    pub ra_guard: Option<RaGuardOverride>,
     /// `teaming = {...}`: `None` when the group does not state it (the data plane's
     /// default: originating-port over every uplink, failback on).
     pub teaming: Option<TeamingOverride>,
@@ -130,6 +135,8 @@ pub struct HostPort {
     pub arp_inspection: Option<ArpInspectionOverride>,
     /// Per-port overrides of the group's IP Source Guard, field by field.
     pub ip_source_guard: Option<IpSourceGuardOverride>,
+    /// Per-port overrides of the group's RA guard, field by field.
+    pub ra_guard: Option<RaGuardOverride>,
     /// Per-port overrides of the group's teaming, field by field (`active` and
     /// `standby` replaced whole).
     pub teaming: Option<TeamingOverride>,

@@ -49,6 +49,7 @@ pub(crate) struct RawUplinkPolicy {
     pub mac_acl_out: Option<String>,
     pub dhcp_trusted: Option<bool>,
     pub arp_trusted: Option<bool>,
+    pub ra_trusted: Option<bool>,
     /// Accepted by the shape only to be refused with a precise message: port
     /// security applies to guest ports.
     pub port_security: Option<de::IgnoredAny>,
@@ -57,6 +58,8 @@ pub(crate) struct RawUplinkPolicy {
     pub dhcp_snooping: Option<de::IgnoredAny>,
     pub arp_inspection: Option<de::IgnoredAny>,
     pub ip_source_guard: Option<de::IgnoredAny>,
+    /// Likewise: the uplinks' part in RA guard is `ra_trusted`.
+    pub ra_guard: Option<de::IgnoredAny>,
     /// Likewise: teaming is a guest port's choice among the uplinks.
     pub teaming: Option<de::IgnoredAny>,
 }
@@ -77,6 +80,7 @@ pub(crate) struct RawPortGroup {
     pub dhcp_snooping: Option<RawDhcpSnooping>,
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
+    pub ra_guard: Option<RawRaGuard>,
     pub teaming: Option<RawTeaming>,
 }
 
@@ -115,6 +119,7 @@ pub(crate) struct RawHostPort {
     pub dhcp_snooping: Option<RawDhcpSnooping>,
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
+    pub ra_guard: Option<RawRaGuard>,
     pub teaming: Option<RawTeaming>,
     /// The I/O backend name (`"af_packet"`, `"af_xdp"`), checked in validation.
     pub backend: Option<String>,

@@ -5,9 +5,9 @@ use super::*;
 use portcullis_dataplane::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
     IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    PortFeatures, PortRole, PortSecuritySpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
-    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Vid, Violation,
-    VlanMode, VlanSet,
+    PortFeatures, PortRole, PortSecuritySpec, RaGuardSpec, SecureAging, SecurityPolicy,
+    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy,
+    TeamingSpec, Vid, Violation, VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
@@ -15,6 +15,8 @@ use proptest::prelude::*;
 mod backend;
 /// Port security, storm control and MAC ACLs.
 mod features;
+/// RA guard: its table, the uplinks' trust, its flat keys and errors.
+mod ra_guard;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.
 mod snooping;
 /// NIC teaming: policies, active and standby uplinks, the VLANs the team carries.
@@ -266,8 +268,9 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         },
     );
 
-    // Storm control on every uplink; no ACL there. Trusted for DHCP snooping and
-    // ARP inspection, which groups enable (web enforcing, so the uplinks enforce).
+    // Storm control on every uplink; no ACL there. Trusted for DHCP snooping, ARP
+    // inspection and RA guard, which groups enable (web enforcing, so the uplinks
+    // enforce).
     for p in &spec.ports[..2] {
         assert_eq!(
             p.features,
@@ -294,12 +297,16 @@ fn example_parses_and_compiles_to_the_expected_spec() {
                     acl: None,
                     mode: EnforceMode::Enforce,
                 }),
+                ra_guard: Some(RaGuardSpec {
+                    trusted: true,
+                    mode: EnforceMode::Enforce,
+                }),
                 ..PortFeatures::default()
             }
         );
     }
     // vm1: the web group's port security, storm control, ingress ACL, DHCP
-    // snooping, ARP inspection (default 15 pps) and IP Source Guard.
+    // snooping, ARP inspection (default 15 pps), IP Source Guard and RA guard.
     let web_dhcp = DhcpSnoopingSpec {
         trusted: false,
         rate_limit_pps: Some(20),
@@ -338,6 +345,10 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         }),
         ip_source_guard: Some(IpSourceGuardSpec {
             check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
+        ra_guard: Some(RaGuardSpec {
+            trusted: false,
             mode: EnforceMode::Enforce,
         }),
         teaming: None,
@@ -657,8 +668,13 @@ fn unknown_key_in_inline_table_and_unknown_table() {
     expect(&src, "arp =", "port_group[0].security.arp", "unknown field");
     let src = with("\n[[ip_acl]]\nname = \"x\"\n");
     expect(&src, "[[ip_acl]]", "ip_acl", "unknown field `ip_acl`");
-    let src = with("ra_guard = true\n");
-    expect(&src, "ra_guard", "host.port[0].ra_guard", "unknown field");
+    let src = with("frobnicate = true\n");
+    expect(
+        &src,
+        "frobnicate",
+        "host.port[0].frobnicate",
+        "unknown field",
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ impl<'a> Converter<'a> {
                 ("dhcp_snooping", u.dhcp_snooping.is_some()),
                 ("arp_inspection", u.arp_inspection.is_some()),
                 ("ip_source_guard", u.ip_source_guard.is_some()),
+                ("ra_guard", u.ra_guard.is_some()),
                 ("teaming", u.teaming.is_some()),
             ];
             let why = [
@@ -35,6 +36,7 @@ impl<'a> Converter<'a> {
                 dhcp_snooping::ON_UPLINKS,
                 arp_inspection::ON_UPLINKS,
                 ip_source_guard::ON_UPLINKS,
+                ra_guard::ON_UPLINKS,
                 teaming::ON_UPLINKS,
             ];
             for ((table, _), message) in stated.into_iter().zip(why).filter(|((_, s), _)| *s) {
@@ -58,6 +60,7 @@ impl<'a> Converter<'a> {
                 mac_acl_out: u.mac_acl_out.map(acl_ref),
                 dhcp_trusted: u.dhcp_trusted.unwrap_or(true),
                 arp_trusted: u.arp_trusted.unwrap_or(true),
+                ra_trusted: u.ra_trusted.unwrap_or(true),
             }
         });
         let port_groups = raw
@@ -108,6 +111,7 @@ impl<'a> Converter<'a> {
                 &format!("{key}.ip_source_guard"),
                 g.ip_source_guard.as_ref(),
             ),
+            ra_guard: self.ra_guard(&format!("{key}.ra_guard"), g.ra_guard.as_ref()),
             teaming: self.teaming(&format!("{key}.teaming"), g.teaming.as_ref()),
             mac_acl_in: g.mac_acl_in.map(acl_ref),
             mac_acl_out: g.mac_acl_out.map(acl_ref),
@@ -197,6 +201,7 @@ impl<'a> Converter<'a> {
                         &format!("{key}.ip_source_guard"),
                         p.ip_source_guard.as_ref(),
                     ),
+                    ra_guard: self.ra_guard(&format!("{key}.ra_guard"), p.ra_guard.as_ref()),
                     teaming: self.teaming(&format!("{key}.teaming"), p.teaming.as_ref()),
                     mac_acl_in: p.mac_acl_in.map(acl_ref),
                     mac_acl_out: p.mac_acl_out.map(acl_ref),

@@ -9,6 +9,7 @@ pub mod ip_conflict;
 pub mod ip_source_guard;
 pub mod mac_acl;
 pub mod port_security;
+pub mod ra_guard;
 pub mod storm_control;
 pub mod vswitch_policy;
 

@@ -6,7 +6,7 @@
 
 use super::{
     ArpCheck, ArpNote, Detail, DhcpNote, DhcpSummary, ForwardingCheck, IpsgNote, Outcome,
-    PolicyCheck, SecureCheck, Stage, Step, Trace,
+    PolicyCheck, RaGuardNote, SecureCheck, Stage, Step, Trace,
 };
 use crate::arp::ArpOp;
 use crate::bindings::Binding;
@@ -128,6 +128,56 @@ fn violation_action(v: Violation) -> &'static str {
         Violation::Protect => "protect: drop",
         Violation::Restrict => "restrict: drop and report",
         Violation::Shutdown => "shutdown: error-disable the port",
+    }
+}
+
+/// RA guard's decision in words (`stages/ra_guard.rs` has the rules).
+fn ra_guard_text(note: RaGuardNote) -> String {
+    use crate::wire::icmpv6::msg_type;
+    use crate::wire::ipv6::{Chain, FragmentKind};
+    match note {
+        RaGuardNote::Off => "RA guard is off on this port".into(),
+        RaGuardNote::Trusted => "a trusted router port: not checked".into(),
+        RaGuardNote::BadHeader => "the IPv6 header does not parse".into(),
+        RaGuardNote::Chain {
+            chain,
+            fragment,
+            icmp,
+        } => {
+            let first = if fragment == Some(FragmentKind::First) {
+                " in a first fragment"
+            } else {
+                ""
+            };
+            match (chain, icmp) {
+                (Chain::Upper { .. }, Some((msg_type::ROUTER_ADVERTISEMENT, _))) => {
+                    format!("a Router Advertisement{first} from an untrusted port")
+                }
+                (Chain::Upper { .. }, Some((msg_type::REDIRECT, _))) => {
+                    format!("a Redirect{first} from an untrusted port")
+                }
+                (Chain::Upper { .. }, Some((ty, code))) => {
+                    format!("ICMPv6 type {ty} code {code}{first}: not a router message")
+                }
+                (Chain::Upper { protocol, .. }, None) => {
+                    format!("upper layer {protocol}{first}: not ICMPv6")
+                }
+                (Chain::NoNextHeader { .. }, _) => "no next header: nothing follows".into(),
+                (Chain::Esp { .. }, _) => {
+                    "ESP: the upper layer is encrypted; only a peer with a security association can read it".into()
+                }
+                (Chain::NonFirstFragment, _) => {
+                    "a non-first fragment: its first fragment is the one judged (RFC 7113 §3)".into()
+                }
+                (Chain::IncompleteChain, _) => {
+                    "a first fragment without the whole header chain (RFC 7112)".into()
+                }
+                (Chain::Unknown(n), _) => {
+                    format!("extension header {n} is not walked: what follows it is unknown")
+                }
+                (Chain::Malformed(m), _) => format!("malformed header chain ({m:?})"),
+            }
+        }
     }
 }
 
@@ -691,6 +741,11 @@ impl Names<'_> {
                         }
                     }
                 };
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (_, Detail::RaGuard { mode, note }) => {
+                let mut t = ra_guard_text(note);
                 t.push_str(mode_suffix(mode));
                 t
             }

@@ -40,6 +40,7 @@ use crate::stages::storm_control::StormClass;
 use crate::switch::ErrDisabled;
 use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::{DropReason, Rewrite, Verdict};
+use crate::wire::ipv6::{Chain, FragmentKind};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -119,6 +120,8 @@ pub enum Stage {
     IpSourceGuard,
     /// Dynamic ARP inspection.
     ArpInspection,
+    /// IPv6 RA guard.
+    RaGuard,
     /// The forwarding model: MAC table, flood set, teaming, egress filters.
     Forwarding,
     /// The outbound MAC ACL of one output port.
@@ -146,6 +149,7 @@ impl Stage {
             Stage::DhcpSnooping => "dhcp_snooping",
             Stage::IpSourceGuard => "ip_source_guard",
             Stage::ArpInspection => "arp_inspection",
+            Stage::RaGuard => "ra_guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "mac_acl_out",
             Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
@@ -169,6 +173,7 @@ impl Stage {
             Stage::DhcpSnooping => "DHCP snooping",
             Stage::IpSourceGuard => "IP Source Guard",
             Stage::ArpInspection => "ARP inspection",
+            Stage::RaGuard => "RA guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "MAC ACL out",
             Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
@@ -364,6 +369,23 @@ pub enum IpsgNote {
     },
 }
 
+/// What RA guard concluded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RaGuardNote {
+    Off,
+    /// A trusted (router) port: not checked.
+    Trusted,
+    /// The fixed IPv6 header does not parse (short, or not version 6).
+    BadHeader,
+    /// What the walk of the header chain found, and the ICMPv6 type and code when
+    /// the chain ends in ICMPv6 in this packet (whole or first fragment).
+    Chain {
+        chain: Chain,
+        fragment: Option<FragmentKind>,
+        icmp: Option<(u8, u8)>,
+    },
+}
+
 /// What forwarding looked at: the MAC-table entry of the destination, the uplink
 /// teaming picked (from a guest), and how.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -440,6 +462,10 @@ pub enum Detail {
     Ipsg {
         mode: EnforceMode,
         note: IpsgNote,
+    },
+    RaGuard {
+        mode: EnforceMode,
+        note: RaGuardNote,
     },
     Forwarding(ForwardingCheck),
 }

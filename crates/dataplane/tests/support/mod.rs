@@ -2,6 +2,7 @@
 //! `mod support;`):
 //! - `alloc`: the counting allocator of the no-allocation tests;
 //! - `build`: addresses, port and switch specs, frames, sending and reading results;
+//! - `ipv6`: IPv6 packets (ND, echo, extension headers, fragments);
 //! - `state`: whole-switch-state assertions over `portcullis_dataplane::dump`;
 //! - `strategies`: proptest strategies.
 //!
@@ -11,6 +12,7 @@
 
 pub mod alloc;
 pub mod build;
+pub mod ipv6;
 pub mod state;
 pub mod strategies;
 

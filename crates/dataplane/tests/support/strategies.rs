@@ -191,8 +191,9 @@ pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
         proptest::option::of((any::<bool>(), any::<bool>(), any::<bool>(), arb_mode())),
         proptest::option::of((any::<bool>(), arb_mode())),
         proptest::option::of((0usize..4, any::<bool>())),
+        proptest::option::of((any::<bool>(), arb_mode())),
     )
-        .prop_map(|(ps, storm, acl_in, acl_out, dhcp, dai, ipsg, team)| {
+        .prop_map(|(ps, storm, acl_in, acl_out, dhcp, dai, ipsg, team, ra)| {
             let violation =
                 |v: usize| [Violation::Protect, Violation::Restrict, Violation::Shutdown][v];
             PortFeatures {
@@ -238,6 +239,7 @@ pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
                     },
                     mode,
                 }),
+                ra_guard: ra.map(|(trusted, mode)| RaGuardSpec { trusted, mode }),
                 teaming: team.map(|(p, failback)| TeamingSpec {
                     policy: [
                         TeamingPolicy::OriginatingPort,
@@ -362,7 +364,8 @@ pub fn arb_featured_spec() -> impl Strategy<Value = SwitchSpec> {
         })
 }
 
-/// Frames that reach every stage: plain, ARP, IPv4/UDP and DHCP of every kind, from
+/// Frames that reach every stage: plain, ARP, IPv4/UDP, DHCP of every kind and IPv6
+/// router messages (RA, Redirect, an RA behind Hop-by-Hop), from
 /// a small pool of MACs and addresses; some tagged; some noise.
 pub fn arb_stage_frame() -> impl Strategy<Value = Vec<u8>> {
     let m = prop_oneof![
@@ -408,6 +411,16 @@ pub fn arb_stage_frame() -> impl Strategy<Value = Vec<u8>> {
             &[0; 8]
         )),
         (kind, m.clone(), m.clone(), a.clone()).prop_map(|(k, s, c, y)| dhcp_broadcast(k, s, c, y)),
+        (m.clone(), m.clone(), 0u8..3).prop_map(|(d, s, k)| {
+            use super::ipv6::*;
+            let rogue = ra(ll(1), s);
+            let l3 = match k {
+                0 => rogue,
+                1 => redirect(ll(1), ula(2), ll(1), ula(3)),
+                _ => with_exts(&rogue, &[pad_ext(0, 0)]),
+            };
+            eth6(d, s, &l3)
+        }),
         (m.clone(), m, 1u16..3).prop_map(|(d, s, v)| {
             let mut f = eth(d, s, 0x8100, &[0, v as u8, 8, 0]);
             f.truncate(64);

@@ -15,6 +15,7 @@ pub(crate) mod backend;
 pub(crate) mod dhcp_snooping;
 pub(crate) mod ip_source_guard;
 pub(crate) mod port_security;
+pub(crate) mod ra_guard;
 pub(crate) mod static_bindings;
 pub(crate) mod storm_control;
 pub(crate) mod switch_identity;
@@ -38,6 +39,8 @@ pub use port_security::{
     DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
     SECURE_AGING_SECS_RANGE,
 };
+pub use ra_guard::RaGuardOverride;
+pub(crate) use ra_guard::RawRaGuard;
 pub(crate) use static_bindings::RawStaticBinding;
 pub use static_bindings::StaticBinding;
 pub(crate) use storm_control::RawStormControl;

@@ -1,0 +1,151 @@
+//! IPv6 builders for the first-hop security tests: ND messages written by the
+//! crate's own `nd` emitter, an ICMPv6 echo, extension headers spliced into a
+//! packet, and a packet split into two fragments. All return the L3 bytes (after
+//! the EtherType); `eth6` wraps them in a frame.
+
+use portcullis_dataplane::MacAddr;
+use portcullis_dataplane::wire::icmpv6::{self, msg_type};
+use portcullis_dataplane::wire::ipv6::{self, next_header as nh};
+use portcullis_dataplane::wire::nd::{
+    NdEmit, NdMessage, NdOption, PrefixInfo, RouterAdvertisement,
+};
+use std::net::Ipv6Addr;
+
+/// A link-local address fe80::`last`.
+pub fn ll(last: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last)
+}
+/// An address of the lab's IPv6 prefix fd00:198:18:10::`last`.
+pub fn ula(last: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x198, 0x18, 0x10, 0, 0, 0, last)
+}
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// 33:33:00:00:00:01, the all-nodes group's MAC (RFC 2464 §7).
+pub const ALL_NODES_MAC: MacAddr = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
+
+/// An Ethernet frame carrying the IPv6 packet `l3`.
+pub fn eth6(dst: MacAddr, src: MacAddr, l3: &[u8]) -> Vec<u8> {
+    super::build::eth(dst, src, ipv6::ETHERTYPE, l3)
+}
+
+/// An ND message from `src` to `dst`, as the crate emits it.
+pub fn nd(src: Ipv6Addr, dst: Ipv6Addr, message: NdMessage, options: &[NdOption<'_>]) -> Vec<u8> {
+    let e = NdEmit {
+        src,
+        dst,
+        message,
+        options,
+    };
+    let mut buf = vec![0; e.buffer_len()];
+    assert_eq!(e.emit(&mut buf), Ok(buf.len()));
+    buf
+}
+
+/// A Router Advertisement from `router` (link-local) with `lladdr`, announcing
+/// fd00:198:18:10::/64 for SLAAC and a default route.
+pub fn ra(router: Ipv6Addr, lladdr: MacAddr) -> Vec<u8> {
+    let fields = RouterAdvertisement {
+        cur_hop_limit: 64,
+        flags: 0,
+        router_lifetime: 1800,
+        reachable_time: 0,
+        retrans_timer: 0,
+    };
+    let pio = PrefixInfo {
+        prefix_len: 64,
+        on_link: true,
+        autonomous: true,
+        valid_lifetime: 86_400,
+        preferred_lifetime: 14_400,
+        prefix: ula(0),
+    };
+    nd(
+        router,
+        ALL_NODES,
+        NdMessage::RouterAdvertisement(fields),
+        &[
+            NdOption::SourceLinkLayer(lladdr),
+            NdOption::PrefixInformation(pio),
+            NdOption::Mtu(1500),
+        ],
+    )
+}
+
+/// A Redirect from `router` telling `victim` to reach `destination` by `target`.
+pub fn redirect(
+    router: Ipv6Addr,
+    victim: Ipv6Addr,
+    target: Ipv6Addr,
+    destination: Ipv6Addr,
+) -> Vec<u8> {
+    nd(
+        router,
+        victim,
+        NdMessage::Redirect {
+            target,
+            destination,
+        },
+        &[],
+    )
+}
+
+/// An Echo Request (RFC 4443 §4.1) with 8 bytes of data.
+pub fn echo(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let mut msg = vec![msg_type::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1];
+    msg.extend_from_slice(b"portcull");
+    icmpv6::fill_checksum(&mut msg, &src, &dst).unwrap();
+    let mut pkt = vec![0; ipv6::HEADER_LEN];
+    ipv6::emit_header(&mut pkt, msg.len() as u16, nh::ICMPV6, 64, &src, &dst).unwrap();
+    pkt.extend_from_slice(&msg);
+    pkt
+}
+
+/// An options-style extension header (Hop-by-Hop, Destination Options) of
+/// `units + 1` eight-octet units holding one PadN; `with_exts` fills its Next Header.
+pub fn pad_ext(kind: u8, units: u8) -> (u8, Vec<u8>) {
+    let mut h = vec![0u8; (usize::from(units) + 1) * 8];
+    h[1] = units;
+    h[2] = 1;
+    h[3] = (h.len() - 4) as u8;
+    (kind, h)
+}
+
+/// `pkt` with `exts` between its fixed header and its upper layer, the Next Header
+/// fields chained and the payload length fixed.
+pub fn with_exts(pkt: &[u8], exts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let upper = pkt[6];
+    let mut out = pkt[..40].to_vec();
+    let mut next_at = 6;
+    for (kind, h) in exts {
+        out[next_at] = *kind;
+        next_at = out.len();
+        out.extend_from_slice(h);
+    }
+    out[next_at] = upper;
+    out.extend_from_slice(&pkt[40..]);
+    let plen = (out.len() - 40) as u16;
+    out[4..6].copy_from_slice(&plen.to_be_bytes());
+    out
+}
+
+/// `pkt` split after `first_units` × 8 bytes of everything after its fixed header
+/// (extension headers included) into a first and a last fragment.
+pub fn split(pkt: &[u8], first_units: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
+    let part = &pkt[40..];
+    let cut = first_units * 8;
+    let frag = |offset: usize, more: bool, bytes: &[u8]| {
+        let mut f = pkt[..40].to_vec();
+        f[6] = nh::FRAGMENT;
+        f.extend_from_slice(&[pkt[6], 0]);
+        f.extend_from_slice(&(((offset as u16) << 3) | u16::from(more)).to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(bytes);
+        let plen = (f.len() - 40) as u16;
+        f[4..6].copy_from_slice(&plen.to_be_bytes());
+        f
+    };
+    (
+        frag(0, true, &part[..cut]),
+        frag(first_units, false, &part[cut..]),
+    )
+}
