@@ -3,7 +3,11 @@
 //! Router Advertisements from an untrusted guest — plain, behind Hop-by-Hop and
 //! Destination Options headers, and fragmented with the ICMPv6 header in the second
 //! fragment — are dropped, each counted under its reason, and the victim's routes
-//! and addresses are unchanged. IPv6 only from fd00:198:18::/48 and link-local.
+//! and addresses are unchanged. Rogue ICMPv6 Redirects (plain and behind a
+//! Hop-by-Hop header) are dropped too: the victim keeps routing through the router
+//! and its neighbour cache never maps the router to the rogue's MAC. The victim
+//! pings the router over IPv6 with 0 drops before and after every attack. IPv6
+//! only from fd00:198:18::/48 and link-local.
 
 mod common;
 
@@ -28,6 +32,12 @@ ra_guard = {}
 
 const PREFIX: &str = "fd00:198:18:10::/64";
 const ROGUE_PREFIX: &str = "fd00:198:18:66::";
+/// The router's global address (static, in [`PREFIX`]).
+const ROUTER: &str = "fd00:198:18:10::1";
+/// An off-link destination, reached through the default route.
+const FAR: &str = "fd00:198:18:99::1";
+/// Another, for the Redirect that names the router at the rogue's MAC.
+const FAR2: &str = "fd00:198:18:98::1";
 
 /// Starts radvd in `g` advertising [`PREFIX`] and a default route (tracked by PID).
 fn radvd(lab: &mut Lab, g: &Guest) {
@@ -80,11 +90,25 @@ fn routes(g: &Guest) -> Vec<String> {
         .collect()
 }
 
-/// The victim's SLAAC address and default route, waited for (radvd's first RAs).
+/// The victim's SLAAC address (past DAD) and default route, waited for (radvd's
+/// first RAs).
 fn wait_for_slaac(g: &Guest, sw: &Switchd) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let addrs = text(g, &["-6", "addr", "show", "dev", "eth0", "scope", "global"]);
+        // Past duplicate address detection (a tentative address receives nothing).
+        let addrs = text(
+            g,
+            &[
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+                "scope",
+                "global",
+                "-tentative",
+            ],
+        );
         let default = text(g, &["-6", "route", "show", "default"]);
         if addrs.contains("fd00:198:18:10:") && default.contains("via fe80::") {
             return;
@@ -100,9 +124,10 @@ fn wait_for_slaac(g: &Guest, sw: &Switchd) {
     }
 }
 
-#[test]
-fn radvd_serves_the_guests_and_rogue_ras_are_dropped_with_their_reasons() {
-    let mut lab = lab("raguard", &["radvd", "scapy", "ping"]);
+/// The lab: the router `r` (radvd, trusted) and the guests `a` (the attacker) and
+/// `v` (the victim), untrusted, both with their SLAAC address and default route.
+fn setup(tag: &str) -> (Lab, Vec<Guest>, Switchd) {
+    let mut lab = lab(tag, &["radvd", "scapy", "ping"]);
     let names = [("r", "routers"), ("a", "guests"), ("v", "guests")];
     let g: Vec<Guest> = names
         .iter()
@@ -116,6 +141,63 @@ fn radvd_serves_the_guests_and_rogue_ras_are_dropped_with_their_reasons() {
     radvd(&mut lab, &g[0]);
     wait_for_slaac(&g[2], &sw);
     wait_for_slaac(&g[1], &sw);
+    g[0].run(
+        "ip",
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    )
+    .unwrap();
+    (lab, g, sw)
+}
+
+/// The link-local address of `g`'s eth0.
+fn link_local(g: &Guest) -> String {
+    let out = text(
+        g,
+        &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+    );
+    let addr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}: no link-local address: {out}", g.name));
+    addr.split('/').next().unwrap().to_string()
+}
+
+/// `ping -6 -c 3` from `g` to `dst`, asserting every reply came back.
+fn ping6_all(g: &Guest, dst: &str, when: &str) {
+    assert!(dst.starts_with("fd00:198:18:"), "{dst} is outside the lab");
+    let out = g
+        .command("ping")
+        .args(["-6", "-n", "-c", "3", "-i", "0.2", "-W", "2", dst])
+        .output()
+        .expect("run ping");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r = portcullis_lab::parse_ping_summary(&stdout).unwrap_or_else(|| {
+        panic!(
+            "ping -6 {dst} {when}: no summary
+{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        (r.sent, r.received),
+        (3, 3),
+        "ping -6 {dst} {when}: {stdout}"
+    );
+}
+
+#[test]
+fn radvd_serves_the_guests_and_rogue_ras_are_dropped_with_their_reasons() {
+    let (_lab, g, sw) = setup("raguard");
+    ping6_all(&g[2], ROUTER, "before the rogue RAs");
     let before = routes(&g[2]);
     let attacker_mac = g[1].mac().unwrap();
 
@@ -159,7 +241,92 @@ sendp(e/f2, iface='eth0')
         !text(&g[2], &["-6", "route", "show"]).contains("fe80::bad"),
         "rogue default route installed"
     );
+    ping6_all(&g[2], ROUTER, "after the rogue RAs");
     // The router's RAs still reach everyone: nothing dropped on its port.
+    let r = &sw.port("r")["counters"]["rx_drops"];
+    assert!(
+        r.as_object().is_none_or(|m| m.values().all(|v| v == 0)),
+        "{r}"
+    );
+}
+
+#[test]
+fn rogue_redirects_are_dropped_and_the_victim_keeps_routing_through_the_router() {
+    let (_lab, g, sw) = setup("raredir");
+    let (router, rogue, victim) = (&g[0], &g[1], &g[2]);
+    let router_ll = link_local(router);
+    let rogue_ll = link_local(rogue);
+    let rogue_mac = rogue.mac().unwrap();
+    let via = |when: &str| {
+        let out = text(victim, &["-6", "route", "get", FAR]);
+        assert!(
+            out.contains(&format!("via {router_ll} ")) && !out.contains(&rogue_ll),
+            "{when}: {FAR} not routed via the router {router_ll} (rogue {rogue_ll}): {out}"
+        );
+    };
+    ping6_all(victim, ROUTER, "before the redirects");
+    via("before the redirects");
+    // The victim's global SLAAC address, the redirects' destination.
+    let addrs = text(
+        victim,
+        &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"],
+    );
+    let victim_ip = addrs
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("victim: no global address: {addrs}"))
+        .to_string();
+    let victim_mac = victim.mac().unwrap();
+    let drops = sw.drops("a", "ra_guard_router_message");
+
+    // A Redirect that seems to come from the router (as the kernel requires): send
+    // traffic for FAR to the rogue's link-local, at the rogue's MAC; plain and
+    // behind a Hop-by-Hop header.
+    let redirect = format!(
+        "ICMPv6ND_Redirect(tgt='{rogue_ll}', dst='{FAR}')/ICMPv6NDOptDstLLAddr(lladdr='{rogue_mac}')/ICMPv6NDOptRedirectedHdr(pkt=IPv6(src='{victim_ip}', dst='{FAR}')/ICMPv6EchoRequest())"
+    );
+    // And one naming the router itself as the better hop, at the rogue's MAC (its
+    // target link-layer option would overwrite the victim's entry for the router).
+    let poison = format!(
+        "ICMPv6ND_Redirect(tgt='{router_ll}', dst='{FAR2}')/ICMPv6NDOptDstLLAddr(lladdr='{rogue_mac}')"
+    );
+    let sends: String = [
+        redirect.clone(),
+        format!("IPv6ExtHdrHopByHop()/{redirect}"),
+        poison,
+    ]
+    .iter()
+    .map(|icmp| format!("sendp(e/ip/{icmp}, iface='eth0')\n"))
+    .collect();
+    let script = format!(
+        "e = Ether(src='{rogue_mac}', dst='{victim_mac}')\nip = IPv6(src='{router_ll}', dst='{victim_ip}', hlim=255)\n{sends}"
+    );
+    scapy(rogue, &script);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The victim still routes FAR through the router, and its neighbour cache
+    // maps none of the router's addresses to the rogue's MAC.
+    via("after the redirects");
+    let neigh = text(victim, &["-6", "neigh", "show"]);
+    for l in neigh.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let poisoned = (w.first() == Some(&router_ll.as_str()) || w.first() == Some(&ROUTER))
+            && l.to_ascii_lowercase()
+                .contains(&rogue_mac.to_ascii_lowercase());
+        assert!(
+            !poisoned,
+            "the router's address maps to the rogue's MAC: {neigh}"
+        );
+    }
+    assert_eq!(
+        sw.drops("a", "ra_guard_router_message") - drops,
+        3,
+        "ports: {}",
+        sw.get("/v1/ports")
+    );
+    ping6_all(victim, ROUTER, "after the redirects");
     let r = &sw.port("r")["counters"]["rx_drops"];
     assert!(
         r.as_object().is_none_or(|m| m.values().all(|v| v == 0)),
