@@ -127,12 +127,20 @@ pub trait Override: Clone + Default {
 
 /// `impl Override for T` by `T::over`, for each feature's partial table.
 macro_rules! impl_override {
-    ($($t:ty),*) => {
-        $(impl $crate::config::value::Override for $t {
+    ($t:ident { $($field:ident),* $(,)? }) => {
+        impl $t {
+            /// `self`'s stated fields over `base`'s, field by field.
+            pub fn over(&self, base: &$t) -> $t {
+                $t {
+                    $($field: Clone::clone(&self.$field).or_else(|| Clone::clone(&base.$field)),)*
+                }
+            }
+        }
+        impl $crate::config::value::Override for $t {
             fn over_base(&self, base: &Self) -> Self {
                 self.over(base)
             }
-        })*
+        }
     };
 }
 pub(crate) use impl_override;

@@ -84,19 +84,6 @@ pub struct ArpInspectionOverride {
 }
 
 impl ArpInspectionOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &ArpInspectionOverride) -> ArpInspectionOverride {
-        ArpInspectionOverride {
-            enabled: self.enabled.or(base.enabled),
-            trusted: self.trusted.or(base.trusted),
-            validate: self.validate.or(base.validate),
-            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
-            acl: self.acl.clone().or_else(|| base.acl.clone()),
-            mode: self.mode.or(base.mode),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<ArpInspectionSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -117,7 +104,15 @@ impl ArpInspectionOverride {
     }
 }
 
-crate::config::value::impl_override!(ArpInspectionOverride);
+crate::config::value::impl_override!(ArpInspectionOverride {
+    enabled,
+    trusted,
+    validate,
+    rate_limit_pps,
+    acl,
+    mode,
+    recovery_secs
+});
 
 /// Why `uplink_policy.arp_inspection` is refused.
 pub(crate) const ON_UPLINKS: &str = "ARP inspection is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `arp_trusted = true` (the default) or `false`";

@@ -51,21 +51,6 @@ pub struct DhcpSnoopingOverride {
 }
 
 impl DhcpSnoopingOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &DhcpSnoopingOverride) -> DhcpSnoopingOverride {
-        DhcpSnoopingOverride {
-            enabled: self.enabled.or(base.enabled),
-            trusted: self.trusted.or(base.trusted),
-            rate_limit_pps: self.rate_limit_pps.or(base.rate_limit_pps),
-            option82: self.option82.or(base.option82),
-            drop_untrusted_option82: self
-                .drop_untrusted_option82
-                .or(base.drop_untrusted_option82),
-            mode: self.mode.or(base.mode),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<DhcpSnoopingSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -81,7 +66,15 @@ impl DhcpSnoopingOverride {
     }
 }
 
-crate::config::value::impl_override!(DhcpSnoopingOverride);
+crate::config::value::impl_override!(DhcpSnoopingOverride {
+    enabled,
+    trusted,
+    rate_limit_pps,
+    option82,
+    drop_untrusted_option82,
+    mode,
+    recovery_secs
+});
 
 /// Why `uplink_policy.dhcp_snooping` is refused.
 pub(crate) const ON_UPLINKS: &str = "DHCP snooping is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `dhcp_trusted = true` (the default) or `false`";

@@ -67,15 +67,6 @@ pub struct IpSourceGuardOverride {
 }
 
 impl IpSourceGuardOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &IpSourceGuardOverride) -> IpSourceGuardOverride {
-        IpSourceGuardOverride {
-            enabled: self.enabled.or(base.enabled),
-            check: self.check.or(base.check),
-            mode: self.mode.or(base.mode),
-        }
-    }
-
     /// With the defaults applied; `None` when off.
     pub fn resolve(&self) -> Option<IpSourceGuardSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -88,7 +79,11 @@ impl IpSourceGuardOverride {
     }
 }
 
-crate::config::value::impl_override!(IpSourceGuardOverride);
+crate::config::value::impl_override!(IpSourceGuardOverride {
+    enabled,
+    check,
+    mode
+});
 
 /// Why `uplink_policy.ip_source_guard` is refused.
 pub(crate) const ON_UPLINKS: &str = "IP Source Guard applies to guest ports only: uplinks carry the addresses of the whole network (set it on a [[port_group]] or [[host.port]])";

@@ -68,19 +68,6 @@ pub struct ResolvedPortSecurity {
 }
 
 impl PortSecurityOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &PortSecurityOverride) -> PortSecurityOverride {
-        PortSecurityOverride {
-            enabled: self.enabled.or(base.enabled),
-            max_macs: self.max_macs.or(base.max_macs),
-            violation: self.violation.or(base.violation),
-            sticky: self.sticky.or(base.sticky),
-            aging: self.aging.or(base.aging),
-            aging_secs: self.aging_secs.or(base.aging_secs),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<ResolvedPortSecurity> {
         if !self.enabled.unwrap_or(true) {
@@ -97,7 +84,15 @@ impl PortSecurityOverride {
     }
 }
 
-crate::config::value::impl_override!(PortSecurityOverride);
+crate::config::value::impl_override!(PortSecurityOverride {
+    enabled,
+    max_macs,
+    violation,
+    sticky,
+    aging,
+    aging_secs,
+    recovery_secs
+});
 
 /// Why `uplink_policy.port_security` is refused.
 pub(crate) const ON_UPLINKS: &str = "port security applies to guest ports only: uplinks carry the MACs of the whole network (set it on a [[port_group]] or [[host.port]])";

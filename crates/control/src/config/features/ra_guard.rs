@@ -38,15 +38,6 @@ pub struct RaGuardOverride {
 }
 
 impl RaGuardOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &RaGuardOverride) -> RaGuardOverride {
-        RaGuardOverride {
-            enabled: self.enabled.or(base.enabled),
-            trusted: self.trusted.or(base.trusted),
-            mode: self.mode.or(base.mode),
-        }
-    }
-
     /// With the defaults applied; `None` when `enabled = false`.
     pub fn resolve(&self) -> Option<RaGuardSpec> {
         if !self.enabled.unwrap_or(true) {
@@ -59,7 +50,11 @@ impl RaGuardOverride {
     }
 }
 
-crate::config::value::impl_override!(RaGuardOverride);
+crate::config::value::impl_override!(RaGuardOverride {
+    enabled,
+    trusted,
+    mode
+});
 
 /// Why `uplink_policy.ra_guard` is refused.
 pub(crate) const ON_UPLINKS: &str = "RA guard is enabled per [[port_group]] or [[host.port]]; the uplinks' part is their trust: `ra_trusted = true` (the default: routers are upstream) or `false`";

@@ -56,18 +56,6 @@ pub struct StormControlOverride {
 }
 
 impl StormControlOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &StormControlOverride) -> StormControlOverride {
-        StormControlOverride {
-            enabled: self.enabled.or(base.enabled),
-            broadcast_pps: self.broadcast_pps.or(base.broadcast_pps),
-            multicast_pps: self.multicast_pps.or(base.multicast_pps),
-            unknown_unicast_pps: self.unknown_unicast_pps.or(base.unknown_unicast_pps),
-            action: self.action.or(base.action),
-            recovery_secs: self.recovery_secs.or(base.recovery_secs),
-        }
-    }
-
     /// Whether storm control is on: enabled (by default) and at least one limit.
     pub fn is_active(&self) -> bool {
         self.enabled.unwrap_or(true) && self.has_limit()
@@ -81,7 +69,14 @@ impl StormControlOverride {
     }
 }
 
-crate::config::value::impl_override!(StormControlOverride);
+crate::config::value::impl_override!(StormControlOverride {
+    enabled,
+    broadcast_pps,
+    multicast_pps,
+    unknown_unicast_pps,
+    action,
+    recovery_secs
+});
 
 // ---- conversion ---------------------------------------------------------------------
 

@@ -53,16 +53,6 @@ pub struct TeamingOverride {
 }
 
 impl TeamingOverride {
-    /// `self`'s stated fields over `base`'s.
-    pub fn over(&self, base: &TeamingOverride) -> TeamingOverride {
-        TeamingOverride {
-            policy: self.policy.or(base.policy),
-            active: self.active.clone().or_else(|| base.active.clone()),
-            standby: self.standby.clone().or_else(|| base.standby.clone()),
-            failback: self.failback.or(base.failback),
-        }
-    }
-
     /// With the defaults applied, over the switch's logical `uplinks` (in
     /// `uplink_policy.uplinks` order).
     pub fn resolve(&self, uplinks: &[String]) -> TeamingSpec {
@@ -83,7 +73,12 @@ impl TeamingOverride {
     }
 }
 
-crate::config::value::impl_override!(TeamingOverride);
+crate::config::value::impl_override!(TeamingOverride {
+    policy,
+    active,
+    standby,
+    failback
+});
 
 /// Why `uplink_policy.teaming` is refused.
 pub(crate) const ON_UPLINKS: &str = "teaming is set per [[port_group]] or [[host.port]]: it chooses which uplink a guest's traffic leaves by (the uplinks themselves are `uplinks` here)";
