@@ -1,0 +1,357 @@
+//! The cost of IPv6 first-hop security on the pipeline (issue 15: "the pipeline with
+//! the IPv6 features on, over an IPv6 traffic mix, costs ≤ 15 % against the same
+//! mix with them off, same run"). Same port model as `benches/pipeline.rs` and
+//! `benches/security.rs` — 64 ports (62 guests + 2 uplinks) on 4 VLANs — with an
+//! IPv6 traffic mix in which every guest uses its own addresses and MAC, so every
+//! stage has real work and passes every frame:
+//!
+//! - 60 % UDP and 20 % TCP between guests of the same VLAN (86-byte frames), from a
+//!   global address of the sender's;
+//! - 10 % Neighbor Solicitations (from the sender's address, to the peer's
+//!   solicited-node group, with SLLAO) and 8 % solicited Neighbor Advertisements
+//!   (unicast, S and O flags, TLLAO);
+//! - 2 % DHCPv6 SOLICITs (to ff02::1:2, from the sender's link-local, 546 → 547),
+//!   which DHCPv6 guard delivers to the uplinks (trusted) only.
+//!
+//! Variants, cumulative, in one run: (a) `a_off`: the vSwitch policies (all reject),
+//! no IPv6 feature; (b) `b_ra_guard`: + RA guard on every guest port (untrusted),
+//! uplinks trusted; (c) `c_ipv6_fhs`: + DHCPv6 guard, ND inspection and IPv6 source
+//! guard `ip-mac` — PLACEHOLDER until the DHCPv6 guard and ND inspection stages are
+//! merged (helpers A and B of issue 15): then (c) sets their `PortFeatures` fields
+//! and installs each guest's addresses as `Nd` bindings. Rate limits are off (the
+//! bench sends millions of NS per second per port). Every variant asserts that every
+//! frame is forwarded and nothing dropped or observed, so a broken variant cannot
+//! report the speed of its drops.
+//!
+//! criterion's `ipv6` group calls `Switch::process` in a loop; then the variants run
+//! interleaved through `Switch::process_batch` (round-robin, many short cells, 10th
+//! percentile, as `benches/security.rs` does) and the cost of each against (a) in the
+//! same rounds is printed. Without `--bench` (clippy, `cargo test --benches`) that
+//! pass is tiny.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use portcullis_dataplane::wire::{dhcpv6, nd};
+use portcullis_dataplane::*;
+use std::hint::black_box;
+use std::net::Ipv6Addr;
+use std::time::Instant as Clock;
+
+mod common;
+
+use common::{BATCH, GUESTS, UPLINKS, VLANS, mac};
+
+/// Data frames: 14 + 40 + 8 (UDP) or 20 (TCP) bytes of headers and some payload.
+const DATA_LEN: usize = 86;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Variant {
+    Off,
+    RaGuard,
+}
+
+const VARIANTS: [(Variant, &str); 2] = [(Variant::Off, "a_off"), (Variant::RaGuard, "b_ra_guard")];
+
+fn vid_of(g: usize) -> Vid {
+    Vid::new((g % VLANS as usize + 1) as u16 * 10).unwrap()
+}
+
+/// Guest g's global address: fd00:198:18:<vid>::<g+1>.
+fn global(g: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x198, 0x18, vid_of(g).get(), 0, 0, 0, g as u16 + 1)
+}
+
+/// Guest g's link-local address: fe80::<g+1>.
+fn link_local(g: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, g as u16 + 1)
+}
+
+fn spec(v: Variant) -> SwitchSpec {
+    let security = SecurityPolicy {
+        promiscuous: Policy::Reject,
+        mac_changes: Policy::Reject,
+        forged_transmits: Policy::Reject,
+    };
+    let features = |guest: bool| PortFeatures {
+        ra_guard: (v >= Variant::RaGuard).then_some(RaGuardSpec {
+            trusted: !guest,
+            mode: EnforceMode::Enforce,
+        }),
+        // (c) c_ipv6_fhs, once DHCPv6 guard and ND inspection are merged:
+        // dhcpv6_guard, nd_inspection (trusted on the uplinks, no rate limit) and
+        // ipv6_source_guard (ip-mac, guests) here.
+        ..Default::default()
+    };
+    common::switch_spec(security, security, features, vec![])
+}
+
+fn switch(v: Variant) -> Switch {
+    // (c): install global(g) and link_local(g) as BindingSource::Nd bindings here.
+    Switch::new(&spec(v), Timestamp(0)).unwrap()
+}
+
+fn ethernet(src: MacAddr, dst: MacAddr, l3: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + l3.len());
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(l3);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+/// The multicast MAC of an IPv6 group (RFC 2464 §7).
+fn group_mac(a: Ipv6Addr) -> MacAddr {
+    let o = a.octets();
+    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
+fn nd_frame(
+    src: MacAddr,
+    dst: MacAddr,
+    ip: (Ipv6Addr, Ipv6Addr),
+    m: nd::NdMessage,
+    o: &[nd::NdOption<'_>],
+) -> Vec<u8> {
+    let e = nd::NdEmit {
+        src: ip.0,
+        dst: ip.1,
+        message: m,
+        options: o,
+    };
+    let mut l3 = vec![0; e.buffer_len()];
+    e.emit(&mut l3).unwrap();
+    ethernet(src, dst, &l3)
+}
+
+/// (ingress port, frame): the mix in the module comment, guest g to g+4 (same VLAN).
+fn traffic() -> Vec<(PortId, Vec<u8>)> {
+    (0..BATCH)
+        .map(|i| {
+            let g = i % GUESTS;
+            let peer = (g + VLANS as usize) % GUESTS;
+            let (me, them) = (global(g), global(peer));
+            let f = match i % 50 {
+                0..=29 => {
+                    let mut f = Vec::with_capacity(DATA_LEN);
+                    etherparse::PacketBuilder::ethernet2(mac(g).0, mac(peer).0)
+                        .ipv6(me.octets(), them.octets(), 64)
+                        .udp(40_000 + g as u16, 5001)
+                        .write(&mut f, &[0; DATA_LEN - 62])
+                        .unwrap();
+                    f
+                }
+                30..=39 => {
+                    let mut f = Vec::with_capacity(DATA_LEN);
+                    etherparse::PacketBuilder::ethernet2(mac(g).0, mac(peer).0)
+                        .ipv6(me.octets(), them.octets(), 64)
+                        .tcp(40_000 + g as u16, 443, 1, 1024)
+                        .write(&mut f, &[0; DATA_LEN - 74])
+                        .unwrap();
+                    f
+                }
+                40..=44 => {
+                    let group = nd::solicited_node(&them);
+                    nd_frame(
+                        mac(g),
+                        group_mac(group),
+                        (me, group),
+                        nd::NdMessage::NeighborSolicitation { target: them },
+                        &[nd::NdOption::SourceLinkLayer(mac(g))],
+                    )
+                }
+                45..=48 => nd_frame(
+                    mac(g),
+                    mac(peer),
+                    (me, them),
+                    nd::NdMessage::NeighborAdvertisement {
+                        router: false,
+                        solicited: true,
+                        override_flag: true,
+                        target: me,
+                    },
+                    &[nd::NdOption::TargetLinkLayer(mac(g))],
+                ),
+                _ => {
+                    let duid = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, g as u8];
+                    let opts = [
+                        dhcpv6::Dhcpv6OptionOut::ClientId(&duid),
+                        dhcpv6::Dhcpv6OptionOut::ElapsedTime(0),
+                    ];
+                    let m = dhcpv6::Dhcpv6Emit {
+                        msg_type: dhcpv6::MessageType::Solicit,
+                        transaction_id: i as u32,
+                        options: &opts,
+                    };
+                    let mut payload = vec![0; m.buffer_len()];
+                    m.emit(&mut payload).unwrap();
+                    let all_agents = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+                    let mut l3 = vec![0; 48 + payload.len()];
+                    dhcpv6::emit_udp(&mut l3, &link_local(g), &all_agents, 546, 547, &payload)
+                        .unwrap();
+                    ethernet(mac(g), group_mac(all_agents), &l3)
+                }
+            };
+            (PortId((UPLINKS + g) as u16), f)
+        })
+        .collect()
+}
+
+/// One batch through the switch, `process` in a loop.
+#[inline(never)]
+fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Timestamp) {
+    for (port, data) in frames {
+        black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
+    }
+}
+
+/// Per ingress port, its frames in order (as the daemon hands a batch over).
+type PortBatches = Vec<(PortId, Vec<usize>)>;
+
+fn by_port(frames: &[(PortId, Vec<u8>)]) -> PortBatches {
+    let mut out: PortBatches = Vec::new();
+    for (i, (port, _)) in frames.iter().enumerate() {
+        match out.iter_mut().find(|(p, _)| p == port) {
+            Some((_, v)) => v.push(i),
+            None => out.push((*port, vec![i])),
+        }
+    }
+    out
+}
+
+/// One batch through `Switch::process_batch`, one call per ingress port.
+#[inline(never)]
+fn run_batch_daemon(
+    sw: &mut Switch,
+    frames: &[(PortId, Vec<u8>)],
+    ports: &PortBatches,
+    verdicts: &mut Vec<Verdict>,
+    now: Timestamp,
+) {
+    for (port, idx) in ports {
+        let rx = idx.iter().map(|&i| IngressFrame {
+            data: &frames[i].1,
+            tag: None,
+        });
+        sw.process_batch(now, *port, rx, verdicts);
+        black_box(&verdicts);
+    }
+}
+
+/// Nothing dropped, nothing observe mode would have dropped.
+fn assert_no_drops(sw: &Switch, label: &str) {
+    let mut dropped = 0;
+    for p in sw.ports() {
+        let c = sw.counters(p.id).unwrap();
+        dropped += c.rx_dropped() + c.tx_dropped() + c.observed.iter().sum::<u64>();
+    }
+    assert_eq!(dropped, 0, "{label}: the bench traffic is all legitimate");
+}
+
+/// Every frame of the batch forwarded somewhere, before anything is timed.
+fn check_verdicts(v: Variant, label: &str, frames: &[(PortId, Vec<u8>)]) {
+    let mut sw = switch(v);
+    for (port, data) in frames {
+        let verdict = sw.process(Timestamp(1), *port, &IngressFrame { data, tag: None });
+        assert!(
+            matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
+            "{label}: {verdict:?}"
+        );
+    }
+    assert_no_drops(&sw, label);
+}
+
+fn bench(c: &mut Criterion) {
+    let frames = traffic();
+    for (v, label) in VARIANTS {
+        check_verdicts(v, label, &frames);
+    }
+    let mut group = c.benchmark_group("ipv6");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (v, label) in VARIANTS {
+        let mut sw = switch(v);
+        let mut t = 0u64;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                t += 1000;
+                run_batch(&mut sw, &frames, Timestamp(t));
+            })
+        });
+        assert_no_drops(&sw, label);
+    }
+    group.finish();
+    interleaved(&frames);
+}
+
+/// The variants round-robin through `process_batch`, many short cells; the 10th
+/// percentile per variant and the per-round cost against (a) (median and
+/// interquartile range), as in `benches/security.rs`.
+fn interleaved(frames: &[(PortId, Vec<u8>)]) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--profile-time") {
+        return;
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let (rounds, batches) = if full { (401, 200) } else { (3, 10) };
+    let n = VARIANTS.len();
+    let ports = by_port(frames);
+    let mut verdicts = Vec::with_capacity(BATCH);
+    let mut switches: Vec<Switch> = VARIANTS.iter().map(|(v, _)| switch(*v)).collect();
+    let mut ns: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    let mut t = 0u64;
+    for r in 0..rounds {
+        for k in 0..n {
+            let i = (r + k) % n;
+            let start = Clock::now();
+            for _ in 0..batches {
+                t += 1000;
+                run_batch_daemon(
+                    &mut switches[i],
+                    frames,
+                    &ports,
+                    &mut verdicts,
+                    Timestamp(t),
+                );
+            }
+            ns[i].push(start.elapsed().as_nanos() as f64 / (batches * frames.len()) as f64);
+        }
+    }
+    for (sw, (_, label)) in switches.iter().zip(VARIANTS) {
+        assert_no_drops(sw, label);
+    }
+    let pct = |v: &[f64], p: usize| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() * p / 100]
+    };
+    println!(
+        "\nipv6, interleaved, process_batch: {rounds} rounds x {batches} batches x {} frames per variant",
+        frames.len()
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>9} {:>22}",
+        "variant", "ns p10", "ns p50", "Mpps p10", "vs (a)", "vs (a) per round p50"
+    );
+    let a10 = pct(&ns[0], 10);
+    for (i, (_, label)) in VARIANTS.iter().enumerate() {
+        let cost: Vec<f64> = ns[i]
+            .iter()
+            .zip(&ns[0])
+            .map(|(x, a)| (x / a - 1.0) * 100.0)
+            .collect();
+        let p10 = pct(&ns[i], 10);
+        println!(
+            "{:<12} {:>9.1} {:>9.1} {:>9.2} {:>+8.1}% {:>+7.1}% [{:+.1}..{:+.1}]",
+            label,
+            p10,
+            pct(&ns[i], 50),
+            1e3 / p10,
+            (p10 / a10 - 1.0) * 100.0,
+            pct(&cost, 50),
+            pct(&cost, 25),
+            pct(&cost, 75),
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
