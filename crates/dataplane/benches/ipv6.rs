@@ -25,20 +25,18 @@
 //!
 //! criterion's `ipv6` group calls `Switch::process` in a loop; then the variants run
 //! interleaved through `Switch::process_batch` (round-robin, many short cells, 10th
-//! percentile, as `benches/security.rs` does) and the cost of each against (a) in the
+//! percentile, `common::interleaved`) and the cost of each against (a) in the
 //! same rounds is printed. Without `--bench` (clippy, `cargo test --benches`) that
 //! pass is tiny.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portcullis_dataplane::wire::{dhcpv6, nd};
 use portcullis_dataplane::*;
-use std::hint::black_box;
 use std::net::Ipv6Addr;
-use std::time::Instant as Clock;
 
 mod common;
 
-use common::{BATCH, GUESTS, UPLINKS, VLANS, mac};
+use common::{BATCH, GUESTS, UPLINKS, VLANS, assert_no_drops, mac, run_batch};
 
 /// Data frames: 14 + 40 + 8 (UDP) or 20 (TCP) bytes of headers and some payload.
 const DATA_LEN: usize = 86;
@@ -196,74 +194,10 @@ fn traffic() -> Vec<(PortId, Vec<u8>)> {
         .collect()
 }
 
-/// One batch through the switch, `process` in a loop.
-#[inline(never)]
-fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Timestamp) {
-    for (port, data) in frames {
-        black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
-    }
-}
-
-/// Per ingress port, its frames in order (as the daemon hands a batch over).
-type PortBatches = Vec<(PortId, Vec<usize>)>;
-
-fn by_port(frames: &[(PortId, Vec<u8>)]) -> PortBatches {
-    let mut out: PortBatches = Vec::new();
-    for (i, (port, _)) in frames.iter().enumerate() {
-        match out.iter_mut().find(|(p, _)| p == port) {
-            Some((_, v)) => v.push(i),
-            None => out.push((*port, vec![i])),
-        }
-    }
-    out
-}
-
-/// One batch through `Switch::process_batch`, one call per ingress port.
-#[inline(never)]
-fn run_batch_daemon(
-    sw: &mut Switch,
-    frames: &[(PortId, Vec<u8>)],
-    ports: &PortBatches,
-    verdicts: &mut Vec<Verdict>,
-    now: Timestamp,
-) {
-    for (port, idx) in ports {
-        let rx = idx.iter().map(|&i| IngressFrame {
-            data: &frames[i].1,
-            tag: None,
-        });
-        sw.process_batch(now, *port, rx, verdicts);
-        black_box(&verdicts);
-    }
-}
-
-/// Nothing dropped, nothing observe mode would have dropped.
-fn assert_no_drops(sw: &Switch, label: &str) {
-    let mut dropped = 0;
-    for p in sw.ports() {
-        let c = sw.counters(p.id).unwrap();
-        dropped += c.rx_dropped() + c.tx_dropped() + c.observed.iter().sum::<u64>();
-    }
-    assert_eq!(dropped, 0, "{label}: the bench traffic is all legitimate");
-}
-
-/// Every frame of the batch forwarded somewhere, before anything is timed.
-fn check_verdicts(v: Variant, label: &str, frames: &[(PortId, Vec<u8>)]) {
-    let mut sw = switch(v);
-    for (port, data) in frames {
-        let verdict = sw.process(Timestamp(1), *port, &IngressFrame { data, tag: None });
-        assert!(
-            matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
-            "{label}: {verdict:?}"
-        );
-    }
-    assert_no_drops(&sw, label);
-}
-
 fn bench(c: &mut Criterion) {
     let frames = traffic();
     for (v, label) in VARIANTS {
-        check_verdicts(v, label, &frames);
+        common::check_all_forwarded(switch(v), label, &frames);
     }
     let mut group = c.benchmark_group("ipv6");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -279,78 +213,8 @@ fn bench(c: &mut Criterion) {
         assert_no_drops(&sw, label);
     }
     group.finish();
-    interleaved(&frames);
-}
-
-/// The variants round-robin through `process_batch`, many short cells; the 10th
-/// percentile per variant and the per-round cost against (a) (median and
-/// interquartile range), as in `benches/security.rs`.
-fn interleaved(frames: &[(PortId, Vec<u8>)]) {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--profile-time") {
-        return;
-    }
-    let full = args.iter().any(|a| a == "--bench");
-    let (rounds, batches) = if full { (401, 200) } else { (3, 10) };
-    let n = VARIANTS.len();
-    let ports = by_port(frames);
-    let mut verdicts = Vec::with_capacity(BATCH);
-    let mut switches: Vec<Switch> = VARIANTS.iter().map(|(v, _)| switch(*v)).collect();
-    let mut ns: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
-    let mut t = 0u64;
-    for r in 0..rounds {
-        for k in 0..n {
-            let i = (r + k) % n;
-            let start = Clock::now();
-            for _ in 0..batches {
-                t += 1000;
-                run_batch_daemon(
-                    &mut switches[i],
-                    frames,
-                    &ports,
-                    &mut verdicts,
-                    Timestamp(t),
-                );
-            }
-            ns[i].push(start.elapsed().as_nanos() as f64 / (batches * frames.len()) as f64);
-        }
-    }
-    for (sw, (_, label)) in switches.iter().zip(VARIANTS) {
-        assert_no_drops(sw, label);
-    }
-    let pct = |v: &[f64], p: usize| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() * p / 100]
-    };
-    println!(
-        "\nipv6, interleaved, process_batch: {rounds} rounds x {batches} batches x {} frames per variant",
-        frames.len()
-    );
-    println!(
-        "{:<12} {:>9} {:>9} {:>9} {:>9} {:>22}",
-        "variant", "ns p10", "ns p50", "Mpps p10", "vs (a)", "vs (a) per round p50"
-    );
-    let a10 = pct(&ns[0], 10);
-    for (i, (_, label)) in VARIANTS.iter().enumerate() {
-        let cost: Vec<f64> = ns[i]
-            .iter()
-            .zip(&ns[0])
-            .map(|(x, a)| (x / a - 1.0) * 100.0)
-            .collect();
-        let p10 = pct(&ns[i], 10);
-        println!(
-            "{:<12} {:>9.1} {:>9.1} {:>9.2} {:>+8.1}% {:>+7.1}% [{:+.1}..{:+.1}]",
-            label,
-            p10,
-            pct(&ns[i], 50),
-            1e3 / p10,
-            (p10 / a10 - 1.0) * 100.0,
-            pct(&cost, 50),
-            pct(&cost, 25),
-            pct(&cost, 75),
-        );
-    }
+    let switches = VARIANTS.iter().map(|(v, l)| (*l, switch(*v))).collect();
+    common::interleaved("ipv6", &frames, switches);
 }
 
 criterion_group!(benches, bench);
