@@ -354,20 +354,22 @@ fn nd_spoofing_dad_stealing_and_spoofed_sources_are_dropped_and_the_victim_keeps
     assert!(before.neighbor(w_slaac).is_some_and(|n| n.lladdr.is_some()));
 
     // NA spoofing: the attacker tells the victim that the router's link-local, and
-    // then the bystander's SLAAC address, are at its MAC (unsolicited, Override).
+    // then the bystander's SLAAC address, are at its MAC (unsolicited, Override);
+    // and overrides everyone's entry for an address no one holds.
     attack(
         &l,
         r#"
 e = Ether(src=amac, dst=vmac)
 sendp(e/IPv6(src=a_ll, dst=v_ll, hlim=255)/ICMPv6ND_NA(tgt=r_ll, R=1, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr=amac), iface='eth0')
 sendp(e/IPv6(src=a_ll, dst=v_ll, hlim=255)/ICMPv6ND_NA(tgt=w_slaac, R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr=amac), iface='eth0')
+sendp(Ether(src=amac, dst='33:33:00:00:00:01')/IPv6(src=a_ll, dst='ff02::1', hlim=255)/ICMPv6ND_NA(tgt=rogue, R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr=amac), iface='eth0')
 "#,
     );
     let drops = |r: &str| l.sw.drops("a", r);
     assert_eq!(
-        (drops("nd_unsolicited_override"), drops("nd_address_owned")),
-        (1, 1),
-        "NA spoofing of the router and of the bystander; ports: {}",
+        (drops("nd_address_owned"), drops("nd_unsolicited_override")),
+        (2, 1),
+        "NA spoofing of the router and of the bystander, an unsolicited override; ports: {}",
         l.sw.get("/v1/ports")
     );
     assert_unchanged(&before, &state(&l.v), &amac, "after the spoofed NAs");
@@ -436,7 +438,10 @@ sniff(iface='eth0', stop_filter=steal, timeout=8)
     .unwrap();
 
     // Spoofed sources: echo requests to the bystander from each of the victim's
-    // addresses, and UDP from the victim's link-local.
+    // addresses and UDP from its link-local (addresses bound to the victim: ND
+    // inspection refuses the claim), then UDP and an echo request from `::`, which
+    // only DAD, MLD and DHCPv6 clients may use (IPv6 source guard).
+    let owned = drops("nd_address_owned");
     attack(
         &l,
         r#"
@@ -444,11 +449,16 @@ e = Ether(src=amac, dst=wmac)
 for s in (v_slaac, v_temp, v_dhcp):
     sendp(e/IPv6(src=s, dst=w_slaac)/ICMPv6EchoRequest(), iface='eth0')
 sendp(e/IPv6(src=v_ll, dst=w_ll)/UDP(sport=5000, dport=5000)/Raw(b'spoofed'), iface='eth0')
+sendp(e/IPv6(src='::', dst=w_slaac)/UDP(sport=5000, dport=5000)/Raw(b'spoofed'), iface='eth0')
+sendp(e/IPv6(src='::', dst=w_slaac)/ICMPv6EchoRequest(), iface='eth0')
 "#,
     );
     assert_eq!(
-        drops("ipv6_source_guard"),
-        4,
+        (
+            drops("nd_address_owned") - owned,
+            drops("ipv6_source_guard")
+        ),
+        (4, 2),
         "spoofed sources; ports: {}",
         l.sw.get("/v1/ports")
     );
