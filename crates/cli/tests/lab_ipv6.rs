@@ -230,6 +230,37 @@ fn guests_get_slaac_privacy_and_dhcpv6_addresses_and_ping_with_no_drops() {
         );
     }
     ping_everyone(&l, "benign");
+    // Every address a guest uses is bound to its port and MAC: the DHCPv6 one by
+    // DHCPv6 snooping, the link-local, SLAAC and privacy ones by ND inspection.
+    let bindings = l.sw.get("/v1/bindings");
+    for (port, g) in [("a", &l.a), ("v", &l.v), ("w", &l.w)] {
+        let s = state(g);
+        let mac = g.mac().unwrap();
+        let expect = [
+            (s.find(Addr6::is_dhcpv6).unwrap(), "dhcpv6"),
+            (s.link_local().unwrap(), "nd"),
+            (s.find(Addr6::is_slaac).unwrap(), "nd"),
+            (s.find(Addr6::is_temporary).unwrap(), "nd"),
+        ];
+        for (ip, source) in expect {
+            let found = bindings["bindings"].as_array().and_then(|v| {
+                v.iter()
+                    .find(|b| b["ip"].as_str() == Some(ip.to_string().as_str()))
+            });
+            if source == "dhcpv6" {
+                // Keyed by the client's DUID as well as its MAC.
+                let duid = found.and_then(|b| b["duid"].as_str()).unwrap_or_default();
+                assert!(duid.len() > 8, "{ip}: no DUID: {bindings}");
+            }
+            let got = found.map(|b| (b["source"].clone(), b["port"].clone(), b["mac"].clone()));
+            assert_eq!(
+                got,
+                Some((source.into(), port.into(), mac.clone().into())),
+                "the binding of {ip} ({}): {bindings}",
+                g.name
+            );
+        }
+    }
     for p in ["r", "a", "v", "w"] {
         assert_no_drops(&l.sw, p, "benign traffic");
     }
