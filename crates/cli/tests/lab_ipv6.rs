@@ -53,7 +53,9 @@ const PREFIX: &str = "fd00:198:18:10::/64";
 const ROGUE_ADDR: &str = "fd00:198:18:10::666";
 
 struct Lab6 {
-    _lab: Lab,
+    lab: Lab,
+    /// The DHCPv6 clients' pids: of `a`, `v`, `w`.
+    dhclients: Vec<u32>,
     sw: Switchd,
     router: Router6,
     /// The router (dnsmasq), the attacker, the victim and a bystander.
@@ -98,9 +100,10 @@ fn setup(tag: &str) -> Lab6 {
         guest.ipv6_host(guest.name != "r").unwrap();
     }
     let router = portcullis_lab::start_router6(&mut lab, &g[0], PREFIX).unwrap();
-    for guest in &g[1..] {
-        portcullis_lab::start_dhcp6_client(&mut lab, guest).unwrap();
-    }
+    let dhclients = g[1..]
+        .iter()
+        .map(|guest| portcullis_lab::start_dhcp6_client(&mut lab, guest).unwrap())
+        .collect();
     let dir = lab.scratch_dir().unwrap();
     for guest in &g[1..] {
         if let Err(e) = guest.wait_ipv6(Duration::from_secs(45), "not configured", ready) {
@@ -116,7 +119,8 @@ fn setup(tag: &str) -> Lab6 {
     }
     let [r, a, v, w] = <[Guest; 4]>::try_from(g).unwrap();
     Lab6 {
-        _lab: lab,
+        lab,
+        dhclients,
         sw,
         router,
         r,
@@ -316,7 +320,7 @@ fn attack(l: &Lab6, script: &str) {
 
 #[test]
 fn rogue_dhcpv6_server_messages_are_dropped_and_the_victim_keeps_its_state() {
-    let l = setup("ip6dhcp");
+    let mut l = setup("ip6dhcp");
     ping6(
         &l.v,
         state(&l.v).link_local().unwrap(),
@@ -327,8 +331,8 @@ fn rogue_dhcpv6_server_messages_are_dropped_and_the_victim_keeps_its_state() {
     let amac = l.a.mac().unwrap();
     // A rogue server's ADVERTISE and REPLY to the victim's client, offering an
     // address and a DNS server of its own: plain, from an odd source port (a client
-    // at 546 receives it whatever the source port), and a REPLY in two fragments
-    // (the UDP header in the first).
+    // at 546 receives it whatever the source port), a RECONFIGURE, a RELAY-REPL
+    // carrying a REPLY, and a REPLY in two fragments (the UDP header in the first).
     attack(
         &l,
         r#"
@@ -338,6 +342,8 @@ opts = DHCP6OptServerId(duid=DUID_LL(lladdr=amac))/DHCP6OptClientId(duid=DUID_LL
 sendp(e/ip/UDP(sport=547, dport=546)/DHCP6_Advertise(trid=7)/opts, iface='eth0')
 sendp(e/ip/UDP(sport=547, dport=546)/DHCP6_Reply(trid=7)/opts, iface='eth0')
 sendp(e/ip/UDP(sport=40000, dport=546)/DHCP6_Reply(trid=8)/opts, iface='eth0')
+sendp(e/ip/UDP(sport=547, dport=546)/DHCP6_Reconf(trid=0)/DHCP6OptServerId(duid=DUID_LL(lladdr=amac))/DHCP6OptClientId(duid=DUID_LL(lladdr=vmac))/DHCP6OptReconfMsg(msgtype=5), iface='eth0')
+sendp(e/ip/UDP(sport=547, dport=547)/DHCP6_RelayReply(hopcount=0, linkaddr=rogue, peeraddr=v_ll)/DHCP6OptRelayMsg(message=DHCP6_Reply(trid=10)/opts), iface='eth0')
 whole = bytes(ip/UDP(sport=547, dport=546)/DHCP6_Reply(trid=9)/opts)
 part = whole[40:]
 f1 = IPv6(src=a_ll, dst=v_ll, nh=44)/IPv6ExtHdrFragment(nh=17, m=1, offset=0, id=99)/Raw(part[:16])
@@ -349,7 +355,7 @@ sendp(e/f2, iface='eth0')
     let drops = |r: &str| l.sw.drops("a", r);
     assert_eq!(
         (drops("dhcpv6_server_untrusted"), drops("dhcpv6_fragment")),
-        (3, 1),
+        (5, 1),
         "ports: {}",
         l.sw.get("/v1/ports")
     );
@@ -358,6 +364,36 @@ sendp(e/f2, iface='eth0')
     assert!(
         !after.addrs.iter().any(|a| a.addr.to_string() == ROGUE_ADDR),
         "the victim took the rogue's address"
+    );
+    // The rogue never sees the victim's client messages, so it cannot race the
+    // real server: they go to trusted ports only. The victim's client is restarted
+    // (it asks again for its lease, to ff02::1:2) while the rogue listens.
+    let victim_client = l.dhclients[1];
+    l.lab.kill(victim_client);
+    let seen = std::thread::scope(|s| {
+        let sniffer = s.spawn(|| {
+            scapy_output(
+                &l.a,
+                &format!(
+                    "p = sniff(iface='eth0', timeout=8, lfilter=lambda p: UDP in p and p[UDP].dport == 547 and p[Ether].src == '{}')\nprint(len(p))",
+                    l.v.mac().unwrap()
+                ),
+            )
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        let restarted = portcullis_lab::start_dhcp6_client(&mut l.lab, &l.v).unwrap();
+        let seen = sniffer.join().unwrap();
+        (seen, restarted)
+    });
+    assert_eq!(
+        seen.0.trim(),
+        "0",
+        "the rogue saw the victim's DHCPv6 client messages"
+    );
+    let leases = std::fs::read_to_string(&l.router.leases).unwrap_or_default();
+    assert!(
+        leases.contains(&state(&l.v).find(Addr6::is_dhcpv6).unwrap().to_string()),
+        "{leases}"
     );
     ping_everyone(&l, "after the rogue DHCPv6 server");
     for p in ["r", "v", "w"] {
