@@ -331,7 +331,6 @@ fn rogue_dhcpv6_server_messages_are_dropped_and_the_victim_keeps_its_state() {
         "before",
     );
     let before = state(&l.v);
-    let amac = l.a.mac().unwrap();
     // A rogue server's ADVERTISE and REPLY to the victim's client, offering an
     // address and a DNS server of its own: plain, from an odd source port (a client
     // at 546 receives it whatever the source port), a RECONFIGURE, a RELAY-REPL
@@ -419,7 +418,6 @@ fn nd_spoofing_dad_stealing_and_spoofed_sources_are_dropped_and_the_victim_keeps
         "before",
     );
     let before = state(&l.v);
-    let amac = l.a.mac().unwrap();
     assert!(before.neighbor(r_ll).is_some_and(|n| n.lladdr.is_some()));
     assert!(before.neighbor(w_slaac).is_some_and(|n| n.lladdr.is_some()));
 
