@@ -2,7 +2,7 @@
 //! export, on the documented example configuration and small variants of it.
 
 use portcullis_control::compliance::{
-    ComplianceReport, Expect, FindingKind, Template, check_profile, check_template,
+    ComplianceReport, Expect, FindingKind, Template, check_golden, check_profile, check_template,
 };
 use portcullis_control::diff::{
     Change, Flat, diff, flatten_config, flatten_host, flatten_profile, render,
@@ -1041,4 +1041,80 @@ fn the_exported_profile_has_no_host_keeps_comments_and_reloads() {
     // Exporting the split configuration gives the same two files.
     assert_eq!(export_profile(&again), profile);
     assert_eq!(export_host(&again), host);
+}
+
+// ---- check --profile against a running host --------------------------------------
+
+/// The running configuration as `GET /v1/config` gives it: the profile without its
+/// host binding, and the host binding alone.
+fn running_parts(c: &Config) -> (String, String) {
+    (export_profile(c), export_host(c))
+}
+
+#[test]
+fn a_golden_profile_with_uplinks_teaming_and_every_feature_checks_against_the_running_host() {
+    // The example has two uplinks, VLAN lists, teaming, port security, DHCP
+    // snooping, ARP inspection, IP Source Guard, MAC ACLs and per-port overrides;
+    // its golden export has no [host], so its uplinks have no NIC of their own.
+    let running = example();
+    let (profile, host) = running_parts(&running);
+    let table = profile.parse::<toml::Table>().unwrap();
+    assert!(!table.contains_key("host") && profile.contains("uplinks = ["));
+    assert!(
+        parse_str(&profile, "golden.toml", None).is_err(),
+        "alone, a golden profile with uplinks does not load: the bug this fixes"
+    );
+    let report = check_golden(
+        &profile,
+        "golden.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap();
+    assert!(report.compliant, "{}", report.render());
+    assert!(report.findings.is_empty());
+
+    // The same host drifted by hand: the finding names the key and its ports.
+    let drifted = load(&edit(
+        example_profile(),
+        "port_security = { max_macs = 1,",
+        "port_security = { max_macs = 7,",
+    ));
+    let (drifted_profile, drifted_host) = running_parts(&drifted);
+    let report = check_golden(
+        &profile,
+        "golden.toml",
+        (&drifted_profile, "running.toml"),
+        (&drifted_host, "host.toml"),
+    )
+    .unwrap();
+    assert!(!report.compliant);
+    assert!(
+        keys(&report)
+            .iter()
+            .any(|k| k.ends_with("port_security.max_macs")),
+        "{}",
+        report.render()
+    );
+
+    // A golden file that carries its own [host] (a whole configuration) is used as
+    // written, not given the running host a second time.
+    let report = check_golden(
+        example_profile(),
+        "whole.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap();
+    assert!(report.compliant, "{}", report.render());
+
+    // A golden profile that does not load is an error (exit 2), located.
+    let err = check_golden(
+        &edit(&profile, "vlan = 20", "vlan = 5000"),
+        "golden.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap_err();
+    assert!(err.contains("golden.toml"), "{err}");
 }
