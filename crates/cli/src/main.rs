@@ -30,7 +30,9 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum LogFormat {
+    /// One human-readable line per record.
     Text,
+    /// One JSON object per line, for journald or a log collector.
     Json,
 }
 
@@ -44,16 +46,23 @@ enum Cmd {
         /// The host binding (TOML with a [host] table), if not in --config.
         #[arg(long)]
         host: Option<PathBuf>,
+        /// The Unix socket the API listens on; a caller is known by its uid and groups
+        /// (`[host.management.roles]`).
         #[arg(long, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Where the durable state lives: the binding database, sticky MACs, the
+        /// audit log.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
+        /// The log records' format on standard error.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
     /// Validate a configuration without starting anything.
     Validate {
+        /// The profile (TOML); it may also hold the host binding.
         config: PathBuf,
+        /// The host binding (TOML with a [host] table), if not in CONFIG.
         #[arg(long)]
         host: Option<PathBuf>,
     },
@@ -188,12 +197,16 @@ enum BindingOp {
     /// Add a binding that never expires (DAI and IP Source Guard accept it); it is
     /// committed to the binding store before the command returns.
     Add {
+        /// The client's MAC (aa:bb:cc:dd:ee:ff).
         #[arg(long)]
         mac: String,
+        /// The address bound to it: a unicast IPv4 or IPv6 host address.
         #[arg(long)]
         ip: String,
+        /// The VLAN the binding is in (one the port carries).
         #[arg(long)]
         vlan: u16,
+        /// The guest port the client is behind.
         #[arg(long)]
         port: String,
         /// Take the address from the binding that holds it (DHCP or API; never a
@@ -204,8 +217,10 @@ enum BindingOp {
     },
     /// Remove a binding (DHCP or API; static bindings change with the configuration).
     Remove {
+        /// The binding's VLAN.
         #[arg(long)]
         vlan: u16,
+        /// The binding's address.
         #[arg(long)]
         ip: String,
     },
@@ -380,4 +395,34 @@ fn trace_live(args: &trace::TraceArgs, api: &client::ApiOpts) -> anyhow::Result<
         args.json,
         api,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument and option of every command, as `portcullis … --help` shows it,
+    /// has help text (clap's own `--help`/`--version` aside).
+    #[test]
+    fn every_argument_of_every_command_says_what_it_is() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        walk(&cli, "portcullis", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }
