@@ -226,6 +226,32 @@ enum BindingOp {
     },
 }
 
+/// The interfaces of `compiled` that do not exist on this host and are not TAPs
+/// the daemon creates, each located in the configuration: `validate` warns of them
+/// (the daemon would refuse to start), as the daemon's own check words them.
+fn missing_interfaces(
+    config: &portcullis_control::Config,
+    compiled: &portcullis_control::CompiledConfig,
+) -> Vec<String> {
+    compiled
+        .interfaces
+        .iter()
+        .zip(&compiled.interface_keys)
+        .zip(&compiled.create_tap)
+        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
+        .map(|((ifname, key), _)| {
+            config
+                .error_at(
+                    key,
+                    format!(
+                        "interface {ifname:?} does not exist on this host: the daemon would not start with this configuration here"
+                    ),
+                )
+                .to_string()
+        })
+        .collect()
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| "info".into());
@@ -268,7 +294,12 @@ fn main() -> ExitCode {
         }
         Cmd::Validate { config, host } => {
             portcullis_control::load_compiled(&config, host.as_deref())
-                .map(|(_, c)| {
+                .map(|(loaded, c)| {
+                    // Valid as a configuration; but on this host the daemon would
+                    // refuse an interface that is not there (a TAP it creates aside).
+                    for w in missing_interfaces(&loaded, &c) {
+                        eprintln!("warning: {w}");
+                    }
                     println!("{}: valid ({} ports)", config.display(), c.spec.ports.len())
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))

@@ -45,6 +45,27 @@ fn a_missing_interface_is_a_located_error_and_nothing_starts() {
     let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", a.host_if)).unwrap();
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & 0x100, 0, "IFF_PROMISC must not be set");
+
+    // `validate` finds the same configuration valid, and warns, located, that this
+    // host lacks the interface (exit 0: the file is right; the host is not ready).
+    let out = Command::new(EXE)
+        .arg("validate")
+        .arg(dir.join("bad.toml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("valid (2 ports)"), "{stdout}");
+    assert!(
+        stderr.starts_with("warning: ")
+            && stderr.contains("bad.toml:17:")
+            && stderr.contains("\"pclnosuchif0\" does not exist on this host"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "a's interface exists: {stderr}");
 }
 
 #[test]
