@@ -641,13 +641,9 @@ fn event_record(ev: &Event, names: &[String]) -> EventRecord {
             }
         }
     }
-    let time_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     EventRecord {
         seq: 0, // numbered when it enters the history
-        time_ms,
+        time: portcullis_control::audit::format_rfc3339(SystemTime::now()),
         port,
         event,
         detail,

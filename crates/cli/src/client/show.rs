@@ -332,14 +332,14 @@ pub fn events_table(ev: &[EventRecord]) -> String {
                 o.remove("port");
             }
             vec![
-                e.time_ms.to_string(),
+                e.time.clone(),
                 e.port.clone(),
                 e.event.clone(),
                 d.to_string(),
             ]
         })
         .collect();
-    table(&["TIME(ms)", "PORT", "EVENT", "DETAIL"], &rows)
+    table(&["TIME", "PORT", "EVENT", "DETAIL"], &rows)
 }
 
 /// How often `show events --follow` asks for new events.
@@ -352,7 +352,7 @@ pub fn event_line(e: &EventRecord) -> String {
         o.remove("port");
     }
     let port = if e.port.is_empty() { "-" } else { &e.port };
-    format!("{:<13}  {:<10}  {:<24}  {d}", e.time_ms, port, e.event)
+    format!("{:<24}  {:<10}  {:<24}  {d}", e.time, port, e.event)
 }
 
 /// The events after `after` (all of them without): the records, and the raw JSON
@@ -448,14 +448,14 @@ mod tests {
     fn an_event_line_names_time_port_event_and_the_rest_of_the_detail() {
         let e = EventRecord {
             seq: 7,
-            time_ms: 1_795_733_653_512,
+            time: "2026-11-26T22:14:13.512Z".into(),
             port: "vm2".into(),
             event: "ip_conflict".into(),
             detail: serde_json::json!({"port": "vm2", "ip": "198.18.10.5", "owner": "vm1"}),
         };
         let line = event_line(&e);
         assert!(
-            line.starts_with("1795733653512  vm2         ip_conflict "),
+            line.starts_with("2026-11-26T22:14:13.512Z  vm2         ip_conflict "),
             "{line}"
         );
         assert!(

@@ -1569,9 +1569,11 @@ mod tests {
             sort: SortKey::PktRx,
         };
         let e = run(Path::new("/nonexistent/portcullis.sock"), &args).expect_err("no daemon");
+        let text = format!("{e:#}");
         assert!(
-            format!("{e:#}").contains("cannot reach the daemon"),
-            "{e:#}"
+            text.contains("no daemon listens at /nonexistent/portcullis.sock")
+                && text.matches("os error 2").count() == 1,
+            "{text}"
         );
     }
 

@@ -224,9 +224,7 @@ async fn apply_inner(
         &st.events,
         super::EventRecord {
             seq: 0,
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            time: portcullis_control::audit::format_rfc3339(std::time::SystemTime::now()),
             port: String::new(),
             event: "config_applied".into(),
             detail: serde_json::json!({
