@@ -95,6 +95,67 @@ fn an_unknown_port_group_and_an_unknown_key_are_located_errors() {
 }
 
 #[test]
+fn json_logs_are_one_object_per_line_with_clean_structured_fields() {
+    let mut lab = lab("jsonlog", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let cfg = format!(
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n{}",
+        port("a", &a, "web")
+    );
+    // `sh` execs the daemon with `--log-format json` appended to its arguments.
+    let wrapper = ["sh", "-c", r#"exec "$0" "$@" --log-format json"#];
+    let sw = start_daemon_wrapped(&mut lab, "sw", &cfg, &wrapper);
+    // A switch event with a detail: a binding added through the API.
+    let out = sw.cli(&[
+        "binding",
+        "add",
+        "--mac",
+        "02:00:00:00:00:0a",
+        "--ip",
+        "198.18.10.10",
+        "--vlan",
+        "10",
+        "--port",
+        "a",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("daemon exit status");
+    assert!(status.success(), "{status}");
+    let log = sw.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        for (k, v) in l["fields"].as_object().unwrap() {
+            if let Some(s) = v.as_str() {
+                assert!(
+                    !s.contains("Some(") && !s.contains("Os {") && !s.starts_with('{'),
+                    "field {k} holds Rust debug text or JSON in a string: {l}"
+                );
+            }
+        }
+    }
+    let added = lines
+        .iter()
+        .find(|l| l["fields"]["event"] == "binding_added")
+        .unwrap_or_else(|| panic!("no binding_added event in\n{log}"));
+    let f = &added["fields"];
+    assert_eq!(f["ip"], "198.18.10.10", "{added}");
+    assert_eq!(f["mac"], "02:00:00:00:00:0a", "{added}");
+    assert_eq!(f["vid"], 10, "a number, not a string: {added}");
+    assert_eq!(f["port"], "a", "{added}");
+    assert_eq!(f["source"], "api", "{added}");
+    assert!(
+        f.get("detail").is_none() && f.get("other").is_none(),
+        "{added}"
+    );
+}
+
+#[test]
 fn sigterm_stops_the_daemon_cleanly_and_removes_its_socket() {
     let mut lab = lab("sigterm", &[]);
     let a = lab.add_guest("a").unwrap();

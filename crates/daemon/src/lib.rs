@@ -364,7 +364,7 @@ fn launch(
                 };
                 persist(&store, &ev, &names);
                 let rec = event_record(&ev, &names);
-                tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
+                log_event(&rec);
                 record_event(&history, rec);
             }
         });
@@ -618,6 +618,85 @@ fn persist(store: &sticky_store::StickyMacStore, ev: &Event, names: &[String]) {
     }
 }
 
+/// Logs a switch event with its detail as fields of their own (a JSON log gets
+/// numbers, booleans and strings, not JSON escaped inside a string). A field the
+/// event does not have is left out; a key this list does not know yet goes into
+/// `other` as `key=value` pairs.
+fn log_event(rec: &EventRecord) {
+    let empty = serde_json::Map::new();
+    let d = rec.detail.as_object().unwrap_or(&empty);
+    let s = |k: &str| d.get(k).and_then(serde_json::Value::as_str);
+    let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
+    let b = |k: &str| d.get(k).and_then(serde_json::Value::as_bool);
+    const KNOWN: [&str; 24] = [
+        "port",
+        "mac",
+        "vid",
+        "ip",
+        "old",
+        "new",
+        "source",
+        "blocked",
+        "owner",
+        "up",
+        "sticky",
+        "kind",
+        "action",
+        "cause",
+        "by_timer",
+        "lease_secs",
+        "from",
+        "to",
+        "why",
+        "claim",
+        "owner_mac",
+        "owner_by",
+        "owner_source",
+        "user",
+    ];
+    let other: Vec<String> = d
+        .iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()) && k.as_str() != "changes")
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => format!("{k}={s}"),
+            None => format!("{k}={v}"),
+        })
+        .collect();
+    let other = (!other.is_empty()).then(|| other.join(" "));
+    let port = (!rec.port.is_empty()).then_some(rec.port.as_str());
+    tracing::info!(
+        target: "portcullis::event",
+        event = %rec.event,
+        port,
+        mac = s("mac"),
+        vid = n("vid"),
+        ip = s("ip"),
+        old = s("old"),
+        new = s("new"),
+        source = s("source"),
+        blocked = b("blocked"),
+        owner = s("owner"),
+        up = b("up"),
+        sticky = b("sticky"),
+        kind = s("kind"),
+        action = s("action"),
+        cause = s("cause"),
+        by_timer = b("by_timer"),
+        lease_secs = n("lease_secs"),
+        from = s("from"),
+        to = s("to"),
+        why = s("why"),
+        claim = s("claim"),
+        owner_mac = s("owner_mac"),
+        owner_by = s("owner_by"),
+        owner_source = s("owner_source"),
+        user = s("user"),
+        changes = n("changes"),
+        other,
+        "switch event"
+    );
+}
+
 fn event_record(ev: &Event, names: &[String]) -> EventRecord {
     let mut detail = serde_json::to_value(ev).unwrap_or_default();
     let mut port = String::new();
@@ -628,7 +707,7 @@ fn event_record(ev: &Event, names: &[String]) -> EventRecord {
             .remove("event")
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        for key in ["port", "owner"] {
+        for key in ["port", "owner", "from", "to"] {
             if let Some(id) = obj.get(key).and_then(|v| v.as_u64()) {
                 let name = names
                     .get(id as usize)

@@ -741,12 +741,24 @@ impl DataThread {
         let name = slot.interface.as_str();
         match state {
             LinkState::Gone => {
-                tracing::warn!(interface = name, error = ?err, "interface is gone; the port is down until it returns");
+                let error = err.as_ref().map(tracing::field::display);
+                tracing::warn!(
+                    interface = name,
+                    error,
+                    "interface is gone; the port is down until it returns"
+                );
                 slot.gone = true;
                 pfd.fd = -1;
             }
             LinkState::Down | LinkState::Up => {
-                tracing::info!(interface = name, error = ?err, ?state, "port interface reported an error");
+                let error = err.as_ref().map(tracing::field::display);
+                let link = if state == LinkState::Up { "up" } else { "down" };
+                tracing::info!(
+                    interface = name,
+                    error,
+                    link,
+                    "port interface reported an error"
+                );
             }
         }
         let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
