@@ -87,7 +87,12 @@ fn guests_of_one_vlan_talk_and_other_vlans_stay_isolated() {
     let ports: serde_json::Value =
         serde_json::from_str(&text(&["show", "ports", "--json"])).unwrap();
     assert_eq!(ports.as_array().unwrap().len(), 3);
-    assert_eq!(ports[2]["vlan"], "access 20");
+    assert_eq!(
+        ports[2]["vlan"],
+        serde_json::json!({"mode": "access", "vid": 20}),
+        "structured, for clients"
+    );
+    assert_eq!(ports[2]["port_group"], "db");
 }
 
 /// The upstream "physical switch" is a second Portcullis in the upstream namespace

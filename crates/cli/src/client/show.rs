@@ -81,12 +81,8 @@ pub fn ports_table(ports: &[PortView]) -> String {
                 p.name.clone(),
                 p.role.clone(),
                 p.interface.clone(),
-                if p.port_group.is_empty() {
-                    "-".into()
-                } else {
-                    p.port_group.clone()
-                },
-                p.vlan.clone(),
+                p.port_group.clone().unwrap_or_else(|| "-".into()),
+                p.vlan.to_string(),
                 state,
                 mac,
                 p.uplink.clone().unwrap_or_else(|| "-".into()),
@@ -298,7 +294,7 @@ pub fn uplinks_table(u: &[portcullis_api::UplinkView]) -> String {
                 x.name.clone(),
                 x.interface.clone(),
                 x.state.clone(),
-                x.vlan.clone(),
+                x.vlan.to_string(),
                 x.rx_frames.to_string(),
                 x.tx_frames.to_string(),
                 if x.guests.is_empty() {
