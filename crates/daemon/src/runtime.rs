@@ -700,20 +700,29 @@ impl DataThread {
         let _ = reply.send(report);
     }
 
-    /// Applies the carrier changes the kernel reported to the uplinks they concern.
+    /// Applies the carrier changes the kernel reported to the ports they concern:
+    /// an uplink without carrier fails over; a guest port without carrier (a TAP
+    /// no VM holds, a veth whose peer is down) is link-down, out of the floods.
     fn link_changes(&mut self, now: Timestamp) {
-        let Some((monitor, uplinks)) = self.link_monitor.as_mut() else {
+        let Some((monitor, watched)) = self.link_monitor.as_mut() else {
             return;
         };
         let mut changes: Vec<(PortId, bool)> = Vec::new();
         monitor.read(|c| {
-            if let Some((_, port)) = uplinks.iter().find(|(ix, _)| *ix == c.ifindex) {
+            if let Some((_, port)) = watched.iter().find(|(ix, _)| *ix == c.ifindex) {
                 changes.push((*port, c.up));
             }
         });
         for (port, up) in changes {
-            if self.switch.port(port).is_some_and(|p| p.link_up != up) {
-                tracing::warn!(uplink = %self.ports[port.index()].interface, up, "uplink carrier changed");
+            if let Some(p) = self.switch.port(port)
+                && p.link_up != up
+            {
+                let interface = &self.ports[port.index()].interface;
+                if p.role == portcullis_dataplane::PortRole::Uplink {
+                    tracing::warn!(uplink = %interface, up, "uplink carrier changed");
+                } else {
+                    tracing::info!(port = %p.name, %interface, up, "guest port carrier changed");
+                }
             }
             let _ = self.switch.set_link_up(port, up, now);
         }
@@ -829,6 +838,14 @@ impl DataThread {
             }
             stats.batches += 1;
             this.stats.rx_frames += batch.len() as u64;
+            // A frame from the port's far side proves its link is up (a TAP whose
+            // VM writes has carrier; a veth whose peer sends is up): the kernel's
+            // carrier notice may come later (linkwatch runs it up to a second
+            // after the change), and the guest's first frames must not be lost.
+            if self.switch.port(ingress).is_some_and(|p| !p.link_up) {
+                tracing::info!(interface = %this.interface, "frames from a port marked link-down: its link is up");
+                let _ = self.switch.set_link_up(ingress, true, now);
+            }
             let frames = batch.iter().map(|f| IngressFrame {
                 data: f.data,
                 tag: f.tag.map(|t| portcullis_dataplane::VlanTag {
