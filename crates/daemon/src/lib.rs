@@ -23,6 +23,7 @@ pub mod metrics;
 pub(crate) mod plan;
 pub mod ports;
 pub mod running;
+pub mod running_config;
 pub mod runtime;
 pub mod snapshot;
 pub mod sticky_store;
@@ -142,8 +143,12 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     // First: a service manager's soft limit (1024) is too low to serve from.
     conns::raise_fd_limit();
-    let (config, compiled) = portcullis_control::load_compiled(&opts.config, opts.host.as_deref())
+    let startup = portcullis_control::load_compiled(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
+    // The running configuration saved by the last apply, if the startup files are
+    // the ones it derives from (running_config.rs).
+    let ((config, compiled), persist, from_saved) =
+        running_config::choose(&opts.state_dir, startup);
     ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
@@ -182,7 +187,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         &opts.state_dir,
         Some(&opts.socket),
         &runtime,
-        false,
+        (false, persist, from_saved),
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -285,8 +290,14 @@ fn launch(
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
-    in_memory: bool,
+    (in_memory, saving, from_saved): (bool, running_config::Persist, bool),
 ) -> Result<Launched, DaemonError> {
+    if !from_saved {
+        // What the daemon starts on is the running configuration from now on.
+        saving
+            .save(&config, "startup")
+            .map_err(fs_err(&saving.path))?;
+    }
     let plan::Plan {
         compiled,
         mut switch,
@@ -389,6 +400,7 @@ fn launch(
             in_memory,
             socket: socket.map(Path::to_path_buf),
             listeners: None,
+            persist: saving,
         })),
     };
     runtime.spawn(summarize_refusals(state.clone()));
@@ -443,7 +455,12 @@ async fn summarize_refusals(st: ApiState) {
 
 /// The files of the state directory, each made 0600 once open (redb creates its
 /// files with the umask's mode; the audit log is created 0600).
-const STATE_FILES: [&str; 3] = ["state.redb", bindings_store::BINDINGS_FILE, AUDIT_LOG];
+const STATE_FILES: [&str; 4] = [
+    "state.redb",
+    bindings_store::BINDINGS_FILE,
+    AUDIT_LOG,
+    running_config::FILE,
+];
 
 /// Creates the state directory 0700 (and any missing parent, likewise); refuses
 /// an existing one that is world-writable. An existing directory others may read
@@ -530,6 +547,8 @@ pub fn start_in_memory(
     state_dir: &Path,
 ) -> Result<MemoryDaemon, DaemonError> {
     let compiled = config.compile().map_err(DaemonError::Config)?;
+    let ((config, compiled), persist, from_saved) =
+        running_config::choose(state_dir, (config, compiled));
     let store = open_state(state_dir)?;
     let mut plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), true))?;
     let handles = std::mem::take(&mut plan.handles)
@@ -537,7 +556,15 @@ pub fn start_in_memory(
         .map(|(_, h)| h)
         .collect();
     let runtime = control_runtime()?;
-    let l = launch(config, plan, store, state_dir, None, &runtime, true)?;
+    let l = launch(
+        config,
+        plan,
+        store,
+        state_dir,
+        None,
+        &runtime,
+        (true, persist, from_saved),
+    )?;
     Ok(MemoryDaemon {
         state: l.state,
         handles,

@@ -30,6 +30,8 @@ pub struct Running {
     pub socket: Option<PathBuf>,
     /// The TCP listeners an apply opens, moves and closes; `None` in-memory.
     pub(crate) listeners: Option<TcpListeners>,
+    /// Where an apply saves the configuration it applied (`running_config.rs`).
+    pub persist: crate::running_config::Persist,
 }
 
 /// The TCP listeners — the API over TLS and the metrics endpoint — as an apply
