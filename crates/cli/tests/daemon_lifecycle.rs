@@ -156,6 +156,67 @@ fn json_logs_are_one_object_per_line_with_clean_structured_fields() {
 }
 
 #[test]
+fn under_a_service_manager_it_notifies_readiness_and_sighup_applies_the_file() {
+    let mut lab = lab("notify", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    // Plays systemd's notification socket.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let group = "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n";
+    let cfg = format!("{group}{}", port("a", &a, "web"));
+    let env = format!("NOTIFY_SOCKET={}", notify_path.display());
+    let sw = start_daemon_wrapped(&mut lab, "sw", &cfg, &["env", &env]);
+    assert_eq!(recv(), "READY=1", "ready once the API serves");
+    assert!(sw.get("/v1/ports").as_array().unwrap().len() == 1);
+
+    // `systemctl reload`: the file changed (a second port), SIGHUP applies it.
+    let file = dir.join("sw.toml");
+    std::fs::write(&file, format!("{cfg}{}", port("b", &b, "web"))).unwrap();
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    assert_eq!(unsafe { libc::kill(sw.pid as i32, libc::SIGHUP) }, 0);
+    assert!(recv().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(recv(), "READY=1", "ready again after the reload");
+    assert_eq!(sw.port("b")["name"], "b", "the reload applied the file");
+    let audit = sw.get("/v1/audit?action=config.apply");
+    let records = audit["records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["user"] == "root" && r["result"] == "ok"),
+        "audited as any apply: {audit}"
+    );
+
+    // A bad file: refused, nothing changed, and the daemon goes on.
+    std::fs::write(&file, "[switch]\nname = 7\n").unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(sw.pid as i32, libc::SIGHUP) }, 0);
+    assert!(recv().starts_with("RELOADING=1"));
+    assert_eq!(recv(), "READY=1");
+    assert_eq!(sw.get("/v1/ports").as_array().unwrap().len(), 2);
+    assert!(
+        sw.log_text().contains("reload (SIGHUP) refused"),
+        "{}",
+        sw.log_text()
+    );
+
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("exit status");
+    assert!(status.success());
+    assert_eq!(recv(), "STOPPING=1");
+}
+
+#[test]
 fn sigterm_stops_the_daemon_cleanly_and_removes_its_socket() {
     let mut lab = lab("sigterm", &[]);
     let a = lab.add_guest("a").unwrap();

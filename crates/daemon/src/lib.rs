@@ -25,6 +25,7 @@ pub mod ports;
 pub mod running;
 pub mod running_config;
 pub mod runtime;
+pub mod service;
 pub mod snapshot;
 pub mod sticky_store;
 pub mod tls;
@@ -129,6 +130,10 @@ pub struct RunningDaemon {
     socket: PathBuf,
     /// Port names in port-id order.
     pub port_names: Vec<String>,
+    /// The API, for a reload (SIGHUP) to apply through.
+    app: axum::Router,
+    /// The startup files, which a reload applies.
+    opts: DaemonOptions,
 }
 
 fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -227,7 +232,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
     });
     let mut tcp_listeners = TcpListeners::new(
-        app,
+        app.clone(),
         caps.tls,
         launched.state.commands.clone(),
         control,
@@ -245,6 +250,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
     launched.created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
+    // Every port is open and the API serves: ready (systemd `Type=notify`).
+    service::notify("READY=1");
     Ok(RunningDaemon {
         stop: launched.stop,
         dataplane: Some(launched.dataplane),
@@ -252,6 +259,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         shutdown_api: Some(shutdown_tx),
         socket: opts.socket.clone(),
         port_names: launched.port_names,
+        app,
+        opts: opts.clone(),
     })
 }
 
@@ -762,24 +771,41 @@ impl RunningDaemon {
         &self.socket
     }
 
-    /// Blocks until SIGINT or SIGTERM.
+    /// Blocks until SIGINT or SIGTERM; on SIGHUP applies the startup files
+    /// (`systemctl reload`, [`service::reload`]) and goes on.
     pub fn wait_for_signal(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
         let Some(rt) = &self.runtime else { return };
         rt.block_on(async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
+            let (mut term, mut hup) = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(h)) => (t, h),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM and SIGHUP");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {
+                        tracing::info!("SIGINT: stopping");
+                        break;
                     }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = term.recv() => {
+                        tracing::info!("SIGTERM: stopping");
+                        break;
+                    }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: applying the configuration files");
+                        service::reload(self.app.clone(), &self.opts).await;
+                    }
+                }
             }
         });
+        service::notify("STOPPING=1");
     }
 
     /// Stops the data plane and the API, and removes the socket.
