@@ -5,6 +5,7 @@ mod capture;
 mod check;
 mod client;
 mod demo;
+mod generate;
 mod labtools;
 mod replay;
 mod token;
@@ -38,7 +39,8 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run the switch in the foreground until SIGINT/SIGTERM.
+    /// Run the switch in the foreground until SIGINT/SIGTERM; SIGHUP applies the
+    /// configuration files again (`systemctl reload`).
     Daemon {
         /// The profile (TOML); it may also hold the host binding.
         #[arg(long, short)]
@@ -184,6 +186,11 @@ enum Cmd {
         #[arg(long)]
         hold: bool,
     },
+    /// Write the manual pages or the shell completions (for packagers).
+    Generate {
+        #[command(subcommand)]
+        what: generate::What,
+    },
     /// Traffic tools used inside lab namespaces by the demo and the tests.
     #[command(hide = true)]
     Lab {
@@ -259,9 +266,13 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    // Under systemd the journal stamps every line itself (it sets JOURNAL_STREAM
+    // when standard error is connected to it): no second timestamp.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (format, journal) {
+        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Text, false) => builder.init(),
     }
 }
 
@@ -392,6 +403,7 @@ fn main() -> ExitCode {
         },
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
+        Cmd::Generate { what } => generate::run::<Cli>(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
