@@ -377,8 +377,10 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             added("port_group.c.arp_inspection", "off"),
             added("port_group.c.dhcp_snooping", "off"),
             added("port_group.c.ip_source_guard", "off"),
+            added("port_group.c.ipv6_source_guard", "off"),
             added("port_group.c.mac_acl_in", "none"),
             added("port_group.c.mac_acl_out", "none"),
+            added("port_group.c.nd_inspection", "off"),
             added("port_group.c.port_security", "off"),
             added("port_group.c.ra_guard", "off"),
             added("port_group.c.security.forged_transmits", "reject"),
@@ -400,8 +402,10 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 + port_group.c.arp_inspection = off
 + port_group.c.dhcp_snooping = off
 + port_group.c.ip_source_guard = off
++ port_group.c.ipv6_source_guard = off
 + port_group.c.mac_acl_in = none
 + port_group.c.mac_acl_out = none
++ port_group.c.nd_inspection = off
 + port_group.c.port_security = off
 + port_group.c.ra_guard = off
 + port_group.c.security.forged_transmits = reject
@@ -794,6 +798,8 @@ dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
 ra_guard = {}
+nd_inspection = {}
+ipv6_source_guard = "ip-mac"
 [[host.port]]
 name = "p"
 interface = "tap-p"

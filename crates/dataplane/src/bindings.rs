@@ -112,6 +112,12 @@ pub fn claim(
     if e.mac != mac {
         return holder;
     }
+    if source == BindingSource::Nd && e.port == port {
+        // ND sees the client use an address it already holds here, by whatever
+        // source: nothing to install (an Nd binding is refreshed, not re-claimed;
+        // a DHCPv6, static or API binding is never downgraded to Nd).
+        return BindingClaim::Covered;
+    }
     match (e.source, e.port == port) {
         (s, true) if s == source => BindingClaim::Free,
         (BindingSource::Static, _) => {
@@ -349,9 +355,29 @@ struct BindingMaps {
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
     by_end: BTreeSet<(Timestamp, u16, u128)>,
+    /// Per port (by index): how many [`BindingSource::Nd`] bindings it holds, kept
+    /// by every upsert, removal and sweep, so ND inspection reads a port's count
+    /// against its `max_addresses` in O(1).
+    nd_per_port: Vec<u32>,
 }
 
 impl BindingMaps {
+    /// Counts `b` in (`delta` 1) or out (`delta` -1) of its port's Nd count.
+    fn count_nd(&mut self, b: &Binding, add: bool) {
+        if b.source != BindingSource::Nd {
+            return;
+        }
+        let i = b.port.index();
+        if add {
+            if self.nd_per_port.len() <= i {
+                self.nd_per_port.resize(i + 1, 0);
+            }
+            self.nd_per_port[i] += 1;
+        } else if let Some(n) = self.nd_per_port.get_mut(i) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Drops `ip` from `mac`'s index entry (and the entry once empty).
     fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
         match key_v4(ip) {
@@ -415,7 +441,9 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.insert(k, b);
+        m.count_nd(&b, true);
         if let Some(o) = old {
+            m.count_nd(&o, false);
             if let Some(end) = o.lease_end {
                 m.by_end.remove(&(end, k.0, k.1));
             }
@@ -449,11 +477,42 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.remove(&k)?;
+        m.count_nd(&old, false);
         if let Some(end) = old.lease_end {
             m.by_end.remove(&(end, k.0, k.1));
         }
         m.unindex(k.0, old.mac, k.1);
         Some(old)
+    }
+
+    /// How many [`BindingSource::Nd`] bindings `port` holds. O(1).
+    #[inline]
+    pub fn nd_count(&self, port: PortId) -> u32 {
+        self.maps
+            .nd_per_port
+            .get(port.index())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves the lease end of the binding of `ip` in `vid` to `end` (an Nd binding
+    /// its owner is using). The packet path may call it: no allocation — the
+    /// lease-end order is not touched here; the sweep finds the old entry, sees the
+    /// later end and files it again. Whether there was such a binding.
+    #[inline]
+    pub fn refresh(&mut self, vid: Vid, ip: IpAddr, end: Timestamp) -> bool {
+        let k = (vid.get(), ip_key(ip));
+        if !self.maps.by_ip.contains_key(&k) {
+            return false;
+        }
+        let m = Arc::make_mut(&mut self.maps);
+        match m.by_ip.get_mut(&k) {
+            Some(b) if b.lease_end.is_some() => {
+                b.lease_end = Some(end);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
@@ -490,9 +549,20 @@ impl BindingTable {
                 break;
             }
             m.by_end.pop_first();
+            let Some(b) = m.by_ip.get(&(vid, ip)) else {
+                continue;
+            };
+            if b.lease_end != Some(end) {
+                // Refreshed since it was filed (`refresh`): file it at its new end.
+                if let Some(later) = b.lease_end.filter(|l| *l > end) {
+                    m.by_end.insert((later, vid, ip));
+                }
+                continue;
+            }
             let Some(b) = m.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
+            m.count_nd(&b, false);
             m.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
