@@ -15,6 +15,9 @@ use proptest::prelude::*;
 mod backend;
 /// Port security, storm control and MAC ACLs.
 mod features;
+/// ND inspection and IPv6 Source Guard: their tables, the uplinks' trust, flat keys
+/// and errors.
+mod nd_inspection;
 /// RA guard: its table, the uplinks' trust, its flat keys and errors.
 mod ra_guard;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.
