@@ -1,5 +1,5 @@
-//! The in-memory binding index (DHCP snooping, static and API bindings): (VLAN, IP)
-//! → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
+//! The in-memory binding index (DHCP snooping, ND inspection, static and API
+//! bindings): (VLAN, IP) → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
 //! store; the data plane reads only this index, never the disk. Also owns the
 //! record types that travel to and from it: [`NewBinding`] and [`BindingUpdate`]
 //! (the binding a held DHCPACK creates or renews).
@@ -18,7 +18,14 @@
 //! binding is never shadowed; a live binding of another MAC, or an API binding on
 //! another port, is a conflict the caller refuses (the API may replace a non-static
 //! holder when asked explicitly); the same MAC moving ports with a learned (DHCP)
-//! binding is a migration; an ended lease the sweep has not yet removed is free.
+//! binding is a migration; an ended lease the sweep has not yet removed is free; an
+//! ND claim of an address the same MAC holds on the same port, by any source, is
+//! covered (never a downgrade to Nd).
+//!
+//! The table also keeps, per port, how many Nd bindings it holds (ND inspection's
+//! `max_addresses`, read in O(1)), and lets the packet path move an Nd binding's
+//! lease end without allocating ([`BindingTable::refresh`]): the lease-end order
+//! then holds a stale entry, which the sweep files again at the binding's end.
 
 use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
@@ -697,6 +704,87 @@ mod tests {
         assert_eq!(c(api, m(1), 2, Api), h(api));
         // Configuration is the authority.
         assert_eq!(c(api, m(2), 2, Static), BindingClaim::Free);
+        // ND: the same MAC on the same port holds it already, by any source — never
+        // a downgrade, nor a re-install of its own Nd binding.
+        use BindingSource::{Dhcpv6, Nd};
+        for src in [Dhcp, Dhcpv6, Static, Api, Nd] {
+            let e = held(m(1), 1, (src.is_learned()).then_some(100), src);
+            assert_eq!(c(e, m(1), 1, Nd), BindingClaim::Covered, "{src:?}");
+            assert_eq!(c(e, m(2), 1, Nd), h(e), "another MAC: {src:?}");
+        }
+        // On another port: a learned binding moves (a migrated guest), a
+        // configured or API one is the holder's.
+        let nd = held(m(1), 1, Some(100), Nd);
+        assert_eq!(c(nd, m(1), 2, Nd), BindingClaim::Free);
+        assert_eq!(
+            c(held(m(1), 1, Some(100), Dhcpv6), m(1), 2, Nd),
+            BindingClaim::Free
+        );
+        assert_eq!(c(st, m(1), 2, Nd), h(st));
+        assert_eq!(c(api, m(1), 2, Nd), h(api));
+        // Whoever else claims an Nd binding's address finds it held.
+        assert_eq!(c(nd, m(2), 2, Dhcp), h(nd));
+        assert_eq!(
+            c(nd, m(1), 1, Dhcpv6),
+            BindingClaim::Free,
+            "upgraded by a lease"
+        );
+    }
+
+    fn nd(mac: u8, port: u16, end: u64) -> Binding {
+        Binding {
+            source: BindingSource::Nd,
+            ..b(mac, port, Some(end))
+        }
+    }
+
+    #[test]
+    fn the_nd_count_per_port_follows_every_change() {
+        let v6 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]);
+        let mut t = BindingTable::new(100);
+        let count = |t: &BindingTable, p| t.nd_count(PortId(p));
+        t.upsert(vid(10), v6(1), nd(1, 1, 10)).unwrap();
+        t.upsert(vid(10), v6(2), nd(1, 1, 20)).unwrap();
+        t.upsert(vid(10), v6(3), nd(2, 2, 30)).unwrap();
+        t.upsert(vid(10), v6(4), b(2, 2, Some(30))).unwrap(); // DHCP: not counted
+        assert_eq!((count(&t, 1), count(&t, 2), count(&t, 9)), (2, 1, 0));
+        // A move to another port, a change of source, a removal, the sweep.
+        t.upsert(vid(10), v6(2), nd(1, 2, 20)).unwrap();
+        assert_eq!((count(&t, 1), count(&t, 2)), (1, 2));
+        t.upsert(vid(10), v6(3), b(2, 2, None)).unwrap();
+        assert_eq!(count(&t, 2), 1);
+        t.remove(vid(10), v6(2)).unwrap();
+        assert_eq!(count(&t, 2), 0);
+        t.sweep(Timestamp::from_secs(15), |_| {});
+        assert_eq!(count(&t, 1), 0);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_refreshed_binding_ends_at_its_new_end() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut t = BindingTable::new(10);
+        t.upsert(vid(10), a, nd(1, 1, 10)).unwrap();
+        let before = Arc::as_ptr(&t.maps);
+        assert!(t.refresh(vid(10), a, Timestamp::from_secs(50)));
+        assert_eq!(Arc::as_ptr(&t.maps), before, "in place");
+        assert!(!t.refresh(vid(10), "2001:db8::2".parse().unwrap(), Timestamp(0)));
+        let mut gone = vec![];
+        t.sweep(Timestamp::from_secs(10), |e| gone.push(e.ip));
+        assert!(gone.is_empty(), "the stale end does not remove it");
+        assert_eq!(
+            t.lookup(vid(10), a).unwrap().lease_end,
+            Some(Timestamp::from_secs(50))
+        );
+        t.sweep(Timestamp::from_secs(49), |e| gone.push(e.ip));
+        assert!(gone.is_empty());
+        t.sweep(Timestamp::from_secs(50), |e| gone.push(e.ip));
+        assert_eq!(gone, vec![a]);
+        assert_eq!(t.nd_count(PortId(1)), 0);
+        // A binding without a lease end is never refreshed into one.
+        t.upsert(vid(10), a, b(1, 1, None)).unwrap();
+        assert!(!t.refresh(vid(10), a, Timestamp::from_secs(5)));
+        assert_eq!(t.lookup(vid(10), a).unwrap().lease_end, None);
     }
 
     #[test]

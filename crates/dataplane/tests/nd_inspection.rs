@@ -630,3 +630,59 @@ fn trusted_ports_and_ports_without_the_feature_are_not_inspected() {
     assert_eq!(out(&v), vec![0]);
     assert_eq!(sw.binding_count(), 0);
 }
+
+/// The explanation of each IPv6 stage for `l3` from `port`, traced on a copy of
+/// `sw` (the same verdict as the real pipeline's), and the verdict in words.
+fn explain(sw: &Switch, secs: u64, port: PortId, src: MacAddr, l3: &[u8]) -> (Vec<String>, String) {
+    let f = eth6(ALL_NODES_MAC, src, l3);
+    let rx = IngressFrame {
+        data: &f,
+        tag: None,
+    };
+    let mut copy = sw.clone();
+    let mut plain = sw.clone();
+    let mut tr = trace::Trace::default();
+    let v = copy.process_traced(t(secs), port, &rx, &mut tr);
+    assert_eq!(v, plain.process(t(secs), port, &rx), "trace = pipeline");
+    let lines = tr
+        .explain(&copy)
+        .into_iter()
+        .filter(|e| e.stage == "nd_inspection" || e.stage == "ipv6_source_guard")
+        .map(|e| format!("{} {} {}", e.stage, e.decision, e.text))
+        .collect();
+    (lines, trace::describe_verdict(&copy, &v))
+}
+
+#[test]
+fn the_trace_says_what_nd_inspection_and_the_guard_decided() {
+    let mut sw = switch(EnforceMode::Enforce);
+    let (lines, verdict) = explain(&sw, 1, A, mac(2), &dad(ula(0xa)));
+    assert_eq!(
+        lines,
+        vec![
+            "nd_inspection pass first claim of fd00:198:18:10::a (DAD): bound to 52:54:00:00:00:02 on this port, held until the binding is committed",
+            "ipv6_source_guard skip IPv6 Source Guard is off on this port",
+        ]
+    );
+    assert!(
+        verdict.starts_with(
+            "hold (first claim of fd00:198:18:10::a until its ND binding is committed) → "
+        ),
+        "{verdict}"
+    );
+    let (v, _) = send6(&mut sw, 1, A, mac(2), ALL_NODES_MAC, &dad(ula(0xa)));
+    commit(&mut sw, 1, A, v, 78, claim(ula(0xa), mac(2), A));
+    let (lines, verdict) = explain(&sw, 2, B, mac(3), &dad(ula(0xa)));
+    assert_eq!(
+        lines,
+        vec![
+            "nd_inspection drop claims fd00:198:18:10::a → 52:54:00:00:00:02 on a (ND): another port's or MAC's address"
+        ]
+    );
+    assert_eq!(verdict, "drop: nd_address_owned");
+    let (lines, _) = explain(&sw, 2, ROUTER, mac(1), &ra(ll(1), mac(1)));
+    assert_eq!(
+        lines[0],
+        "nd_inspection skip a trusted port: not inspected; its router's fe80::1 gleaned (held until the binding is committed)"
+    );
+}
