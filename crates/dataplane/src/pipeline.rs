@@ -408,8 +408,11 @@ impl Switch {
                     Err(crate::wire::WireError::NotIpv6)
                 };
                 ra_guard::check(self, ingress, l3, &facts, t).map_err(ing)?;
-                hold = nd_inspection::check(self, ingress, vid, &view, l3, &facts, now, t)
-                    .map_err(ing)?;
+                if let Some(b) = nd_inspection::check(self, ingress, vid, &view, l3, &facts, now, t)
+                    .map_err(ing)?
+                {
+                    hold = Some(b);
+                }
                 ipv6_source_guard::check(self, ingress, vid, &view, l3, &facts, hold.as_ref(), t)
                     .map_err(ing)?;
             }
