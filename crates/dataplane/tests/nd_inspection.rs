@@ -686,3 +686,22 @@ fn the_trace_says_what_nd_inspection_and_the_guard_decided() {
         "nd_inspection skip a trusted port: not inspected; its router's fe80::1 gleaned (held until the binding is committed)"
     );
 }
+
+#[test]
+fn an_apply_carries_the_nd_bindings_and_their_count() {
+    let mut old = switch(EnforceMode::Enforce);
+    for (i, a) in [ll(0xa), ula(0xa), ula(0xaa)].into_iter().enumerate() {
+        let (v, _) = send6(&mut old, 1 + i as u64, A, mac(2), ALL_NODES_MAC, &dad(a));
+        commit(&mut old, 1 + i as u64, A, v, 78, claim(a, mac(2), A));
+    }
+    let mut sw = switch(EnforceMode::Enforce);
+    let report = sw.carry_over_from(old, t(5));
+    assert_eq!(report.bindings_kept, 3);
+    assert_eq!(sw.binding_count(), 3);
+    // The count came along: a fourth address is one too many on a, and b's DAD
+    // for a's address is still refused.
+    let (v, _) = send6(&mut sw, 6, A, mac(2), ALL_NODES_MAC, &dad(ula(0xab)));
+    assert_eq!(v, Verdict::Drop(DropReason::NdMaxAddresses));
+    let (v, _) = send6(&mut sw, 6, B, mac(3), ALL_NODES_MAC, &dad(ula(0xa)));
+    assert_eq!(v, Verdict::Drop(DropReason::NdAddressOwned));
+}
