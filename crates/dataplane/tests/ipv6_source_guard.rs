@@ -12,7 +12,6 @@
 use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::dump::{SwitchState, dump};
 use portcullis_dataplane::wire::ipv6::next_header as nh;
-use portcullis_dataplane::wire::nd::{NdMessage, solicited_node};
 use portcullis_dataplane::*;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -84,15 +83,6 @@ fn send6(
     let before = dump(sw, t(secs));
     let v = send_secs(sw, secs, port, &eth6(dst, src, l3));
     (v, before)
-}
-
-fn dad(target: Ipv6Addr) -> Vec<u8> {
-    nd(
-        Ipv6Addr::UNSPECIFIED,
-        solicited_node(&target),
-        NdMessage::NeighborSolicitation { target },
-        &[],
-    )
 }
 
 /// Releases a held frame as the runtime does once its binding is durable.

@@ -96,16 +96,6 @@ fn commit(sw: &mut Switch, secs: u64, port: PortId, v: Verdict, len: usize, want
     assert!(sw.release_held(port, &fwd, &b, len, true, t(secs)));
 }
 
-/// Duplicate Address Detection for `target` (RFC 4862 §5.4.2).
-fn dad(target: Ipv6Addr) -> Vec<u8> {
-    nd(
-        Ipv6Addr::UNSPECIFIED,
-        solicited_node(&target),
-        NdMessage::NeighborSolicitation { target },
-        &[],
-    )
-}
-
 /// An NA from `src` for `target` with the guest's `lladdr` as TLLAO.
 fn na(src: Ipv6Addr, target: Ipv6Addr, solicited: bool, over: bool, lladdr: MacAddr) -> Vec<u8> {
     let dst = if solicited { ll(0x99) } else { ALL_NODES };

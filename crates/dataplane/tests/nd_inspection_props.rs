@@ -47,15 +47,6 @@ fn t(secs: u64) -> Timestamp {
     Timestamp::from_secs(secs)
 }
 
-fn dad(target: Ipv6Addr) -> Vec<u8> {
-    nd(
-        Ipv6Addr::UNSPECIFIED,
-        solicited_node(&target),
-        NdMessage::NeighborSolicitation { target },
-        &[],
-    )
-}
-
 fn na(src: Ipv6Addr, target: Ipv6Addr, solicited: bool, lladdr: MacAddr) -> Vec<u8> {
     nd(
         src,

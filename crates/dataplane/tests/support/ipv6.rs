@@ -179,3 +179,14 @@ pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {
     pkt.extend_from_slice(&[0, 0, 1, 0x12, 0x34, 0x56, 0, 0, 0, 0]);
     pkt
 }
+
+/// Duplicate Address Detection for `target` (RFC 4862 §5.4.2): an NS from `::` to
+/// the target's solicited-node group, without options.
+pub fn dad(target: Ipv6Addr) -> Vec<u8> {
+    nd(
+        Ipv6Addr::UNSPECIFIED,
+        portcullis_dataplane::wire::nd::solicited_node(&target),
+        NdMessage::NeighborSolicitation { target },
+        &[],
+    )
+}
