@@ -377,8 +377,10 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             added("port_group.c.arp_inspection", "off"),
             added("port_group.c.dhcp_snooping", "off"),
             added("port_group.c.ip_source_guard", "off"),
+            added("port_group.c.ipv6_source_guard", "off"),
             added("port_group.c.mac_acl_in", "none"),
             added("port_group.c.mac_acl_out", "none"),
+            added("port_group.c.nd_inspection", "off"),
             added("port_group.c.port_security", "off"),
             added("port_group.c.ra_guard", "off"),
             added("port_group.c.security.forged_transmits", "reject"),
@@ -400,8 +402,10 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 + port_group.c.arp_inspection = off
 + port_group.c.dhcp_snooping = off
 + port_group.c.ip_source_guard = off
++ port_group.c.ipv6_source_guard = off
 + port_group.c.mac_acl_in = none
 + port_group.c.mac_acl_out = none
++ port_group.c.nd_inspection = off
 + port_group.c.port_security = off
 + port_group.c.ra_guard = off
 + port_group.c.security.forged_transmits = reject
@@ -794,6 +798,8 @@ dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
 ra_guard = {}
+nd_inspection = {}
+ipv6_source_guard = "ip-mac"
 [[host.port]]
 name = "p"
 interface = "tap-p"
@@ -804,6 +810,67 @@ port_group = "g"
     flat.insert("management.audit_syslog".into(), "on".into());
     let report = check_template(&Template::builtin("strict").unwrap(), &flat);
     assert!(report.compliant, "{}", report.render());
+}
+
+/// The strict template requires ND inspection and IPv6 Source Guard, enforcing:
+/// each missing or observing one is a finding on the group and on its port.
+#[test]
+fn strict_finds_missing_or_observing_nd_inspection_and_ipv6_source_guard() {
+    let text = |nd: &str, sg: &str| {
+        format!(
+            r#"
+[switch]
+name = "s"
+[[port_group]]
+name = "g"
+vlan = 10
+port_security = {{}}
+dhcp_snooping = {{}}
+arp_inspection = {{}}
+ip_source_guard = "ip-mac"
+ra_guard = {{}}
+{nd}
+{sg}
+[[host.port]]
+name = "p"
+interface = "tap-p"
+port_group = "g"
+"#
+        )
+    };
+    let rules = |nd: &str, sg: &str| {
+        let mut flat = flatten_config(&load(&text(nd, sg)));
+        flat.insert("management.tls".into(), "on".into());
+        flat.insert("management.audit_syslog".into(), "on".into());
+        let report = check_template(&Template::builtin("strict").unwrap(), &flat);
+        report
+            .findings
+            .iter()
+            .map(|f| (f.key.clone(), f.rule.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let k = |key: &str, rule: &str| (key.to_owned(), rule.to_owned());
+    let on = |key: &str| format!("{key}.ipv6_source_guard");
+    let nd = |key: &str| format!("{key}.nd_inspection");
+    let mut want = vec![];
+    for key in ["port.p", "port_group.g"] {
+        want.push(k(&on(key), "strict-ipv6-source-guard-on"));
+        want.push(k(&nd(key), "strict-nd-inspection-on"));
+    }
+    assert_eq!(rules("", ""), want);
+    let mut want = vec![];
+    for key in ["port.p", "port_group.g"] {
+        want.push(k(&(on(key) + ".mode"), "strict-ipv6-source-guard-enforce"));
+        want.push(k(&(nd(key) + ".mode"), "strict-nd-inspection-enforce"));
+    }
+    assert_eq!(
+        rules(
+            "nd_inspection = { mode = \"observe\" }",
+            "ipv6_source_guard = { mode = \"observe\" }"
+        ),
+        want
+    );
+    assert!(rules("nd_inspection = {}", "ipv6_source_guard = \"ip\"").is_empty());
 }
 
 const USER_TEMPLATE: &str = r#"

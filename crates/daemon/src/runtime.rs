@@ -550,6 +550,14 @@ impl DataThread {
                 {
                     self.held.remove(vid, ip);
                 }
+                // An Nd binding its owner is using: its record is written again
+                // with the new lease end (nothing waits for it).
+                if let EventKind::BindingRefreshed { vid, ip, .. } = ev.kind
+                    && let Some(vid) = Vid::new(vid)
+                {
+                    let current = self.switch.binding(vid, ip);
+                    self.held.resync(vid, ip, current, now);
+                }
                 if let EventKind::UplinkMoved { port, vid, to, .. } = ev.kind {
                     tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid, "guest moved to another uplink; announced");
                 }

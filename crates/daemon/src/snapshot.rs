@@ -431,6 +431,7 @@ mod tests {
             ErrDisableCause::StormControl,
             ErrDisableCause::DhcpRateLimit,
             ErrDisableCause::ArpRateLimit,
+            ErrDisableCause::NdRateLimit,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.name());
         }

@@ -1,5 +1,5 @@
-//! The in-memory binding index (DHCP snooping, static and API bindings): (VLAN, IP)
-//! → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
+//! The in-memory binding index (DHCP snooping, ND inspection, static and API
+//! bindings): (VLAN, IP) → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
 //! store; the data plane reads only this index, never the disk. Also owns the
 //! record types that travel to and from it: [`NewBinding`] and [`BindingUpdate`]
 //! (the binding a held DHCPACK creates or renews).
@@ -18,7 +18,14 @@
 //! binding is never shadowed; a live binding of another MAC, or an API binding on
 //! another port, is a conflict the caller refuses (the API may replace a non-static
 //! holder when asked explicitly); the same MAC moving ports with a learned (DHCP)
-//! binding is a migration; an ended lease the sweep has not yet removed is free.
+//! binding is a migration; an ended lease the sweep has not yet removed is free; an
+//! ND claim of an address the same MAC holds on the same port, by any source, is
+//! covered (never a downgrade to Nd).
+//!
+//! The table also keeps, per port, how many Nd bindings it holds (ND inspection's
+//! `max_addresses`, read in O(1)), and lets the packet path move an Nd binding's
+//! lease end without allocating ([`BindingTable::refresh`]): the lease-end order
+//! then holds a stale entry, which the sweep files again at the binding's end.
 
 use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
@@ -111,6 +118,12 @@ pub fn claim(
     }
     if e.mac != mac {
         return holder;
+    }
+    if source == BindingSource::Nd && e.port == port {
+        // ND sees the client use an address it already holds here, by whatever
+        // source: nothing to install (an Nd binding is refreshed, not re-claimed;
+        // a DHCPv6, static or API binding is never downgraded to Nd).
+        return BindingClaim::Covered;
     }
     match (e.source, e.port == port) {
         (s, true) if s == source => BindingClaim::Free,
@@ -349,9 +362,29 @@ struct BindingMaps {
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
     by_end: BTreeSet<(Timestamp, u16, u128)>,
+    /// Per port (by index): how many [`BindingSource::Nd`] bindings it holds, kept
+    /// by every upsert, removal and sweep, so ND inspection reads a port's count
+    /// against its `max_addresses` in O(1).
+    nd_per_port: Vec<u32>,
 }
 
 impl BindingMaps {
+    /// Counts `b` in (`delta` 1) or out (`delta` -1) of its port's Nd count.
+    fn count_nd(&mut self, b: &Binding, add: bool) {
+        if b.source != BindingSource::Nd {
+            return;
+        }
+        let i = b.port.index();
+        if add {
+            if self.nd_per_port.len() <= i {
+                self.nd_per_port.resize(i + 1, 0);
+            }
+            self.nd_per_port[i] += 1;
+        } else if let Some(n) = self.nd_per_port.get_mut(i) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Drops `ip` from `mac`'s index entry (and the entry once empty).
     fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
         match key_v4(ip) {
@@ -415,7 +448,9 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.insert(k, b);
+        m.count_nd(&b, true);
         if let Some(o) = old {
+            m.count_nd(&o, false);
             if let Some(end) = o.lease_end {
                 m.by_end.remove(&(end, k.0, k.1));
             }
@@ -449,11 +484,42 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.remove(&k)?;
+        m.count_nd(&old, false);
         if let Some(end) = old.lease_end {
             m.by_end.remove(&(end, k.0, k.1));
         }
         m.unindex(k.0, old.mac, k.1);
         Some(old)
+    }
+
+    /// How many [`BindingSource::Nd`] bindings `port` holds. O(1).
+    #[inline]
+    pub fn nd_count(&self, port: PortId) -> u32 {
+        self.maps
+            .nd_per_port
+            .get(port.index())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves the lease end of the binding of `ip` in `vid` to `end` (an Nd binding
+    /// its owner is using). The packet path may call it: no allocation — the
+    /// lease-end order is not touched here; the sweep finds the old entry, sees the
+    /// later end and files it again. Whether there was such a binding.
+    #[inline]
+    pub fn refresh(&mut self, vid: Vid, ip: IpAddr, end: Timestamp) -> bool {
+        let k = (vid.get(), ip_key(ip));
+        if !self.maps.by_ip.contains_key(&k) {
+            return false;
+        }
+        let m = Arc::make_mut(&mut self.maps);
+        match m.by_ip.get_mut(&k) {
+            Some(b) if b.lease_end.is_some() => {
+                b.lease_end = Some(end);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
@@ -490,9 +556,20 @@ impl BindingTable {
                 break;
             }
             m.by_end.pop_first();
+            let Some(b) = m.by_ip.get(&(vid, ip)) else {
+                continue;
+            };
+            if b.lease_end != Some(end) {
+                // Refreshed since it was filed (`refresh`): file it at its new end.
+                if let Some(later) = b.lease_end.filter(|l| *l > end) {
+                    m.by_end.insert((later, vid, ip));
+                }
+                continue;
+            }
             let Some(b) = m.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
+            m.count_nd(&b, false);
             m.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
@@ -627,6 +704,87 @@ mod tests {
         assert_eq!(c(api, m(1), 2, Api), h(api));
         // Configuration is the authority.
         assert_eq!(c(api, m(2), 2, Static), BindingClaim::Free);
+        // ND: the same MAC on the same port holds it already, by any source — never
+        // a downgrade, nor a re-install of its own Nd binding.
+        use BindingSource::{Dhcpv6, Nd};
+        for src in [Dhcp, Dhcpv6, Static, Api, Nd] {
+            let e = held(m(1), 1, (src.is_learned()).then_some(100), src);
+            assert_eq!(c(e, m(1), 1, Nd), BindingClaim::Covered, "{src:?}");
+            assert_eq!(c(e, m(2), 1, Nd), h(e), "another MAC: {src:?}");
+        }
+        // On another port: a learned binding moves (a migrated guest), a
+        // configured or API one is the holder's.
+        let nd = held(m(1), 1, Some(100), Nd);
+        assert_eq!(c(nd, m(1), 2, Nd), BindingClaim::Free);
+        assert_eq!(
+            c(held(m(1), 1, Some(100), Dhcpv6), m(1), 2, Nd),
+            BindingClaim::Free
+        );
+        assert_eq!(c(st, m(1), 2, Nd), h(st));
+        assert_eq!(c(api, m(1), 2, Nd), h(api));
+        // Whoever else claims an Nd binding's address finds it held.
+        assert_eq!(c(nd, m(2), 2, Dhcp), h(nd));
+        assert_eq!(
+            c(nd, m(1), 1, Dhcpv6),
+            BindingClaim::Free,
+            "upgraded by a lease"
+        );
+    }
+
+    fn nd(mac: u8, port: u16, end: u64) -> Binding {
+        Binding {
+            source: BindingSource::Nd,
+            ..b(mac, port, Some(end))
+        }
+    }
+
+    #[test]
+    fn the_nd_count_per_port_follows_every_change() {
+        let v6 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]);
+        let mut t = BindingTable::new(100);
+        let count = |t: &BindingTable, p| t.nd_count(PortId(p));
+        t.upsert(vid(10), v6(1), nd(1, 1, 10)).unwrap();
+        t.upsert(vid(10), v6(2), nd(1, 1, 20)).unwrap();
+        t.upsert(vid(10), v6(3), nd(2, 2, 30)).unwrap();
+        t.upsert(vid(10), v6(4), b(2, 2, Some(30))).unwrap(); // DHCP: not counted
+        assert_eq!((count(&t, 1), count(&t, 2), count(&t, 9)), (2, 1, 0));
+        // A move to another port, a change of source, a removal, the sweep.
+        t.upsert(vid(10), v6(2), nd(1, 2, 20)).unwrap();
+        assert_eq!((count(&t, 1), count(&t, 2)), (1, 2));
+        t.upsert(vid(10), v6(3), b(2, 2, None)).unwrap();
+        assert_eq!(count(&t, 2), 1);
+        t.remove(vid(10), v6(2)).unwrap();
+        assert_eq!(count(&t, 2), 0);
+        t.sweep(Timestamp::from_secs(15), |_| {});
+        assert_eq!(count(&t, 1), 0);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_refreshed_binding_ends_at_its_new_end() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut t = BindingTable::new(10);
+        t.upsert(vid(10), a, nd(1, 1, 10)).unwrap();
+        let before = Arc::as_ptr(&t.maps);
+        assert!(t.refresh(vid(10), a, Timestamp::from_secs(50)));
+        assert_eq!(Arc::as_ptr(&t.maps), before, "in place");
+        assert!(!t.refresh(vid(10), "2001:db8::2".parse().unwrap(), Timestamp(0)));
+        let mut gone = vec![];
+        t.sweep(Timestamp::from_secs(10), |e| gone.push(e.ip));
+        assert!(gone.is_empty(), "the stale end does not remove it");
+        assert_eq!(
+            t.lookup(vid(10), a).unwrap().lease_end,
+            Some(Timestamp::from_secs(50))
+        );
+        t.sweep(Timestamp::from_secs(49), |e| gone.push(e.ip));
+        assert!(gone.is_empty());
+        t.sweep(Timestamp::from_secs(50), |e| gone.push(e.ip));
+        assert_eq!(gone, vec![a]);
+        assert_eq!(t.nd_count(PortId(1)), 0);
+        // A binding without a lease end is never refreshed into one.
+        t.upsert(vid(10), a, b(1, 1, None)).unwrap();
+        assert!(!t.refresh(vid(10), a, Timestamp::from_secs(5)));
+        assert_eq!(t.lookup(vid(10), a).unwrap().lease_end, None);
     }
 
     #[test]

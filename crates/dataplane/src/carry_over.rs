@@ -116,6 +116,9 @@ fn cause_still_configured(f: &PortFeatures, cause: ErrDisableCause) -> bool {
             .arp_inspection
             .as_ref()
             .is_some_and(|a| a.rate_limit_pps.is_some()),
+        ErrDisableCause::NdRateLimit => f
+            .nd_inspection
+            .is_some_and(|n| !n.trusted && n.rate_limit_pps.is_some()),
     }
 }
 

@@ -12,4 +12,6 @@ pub enum ErrDisableCause {
     StormControl,
     DhcpRateLimit,
     ArpRateLimit,
+    /// ND inspection's rate limit (`nd_rate_limit`).
+    NdRateLimit,
 }

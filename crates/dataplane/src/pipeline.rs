@@ -7,12 +7,14 @@
 //! changes) → inbound MAC ACL → port security admission (secure MACs, maximum) →
 //! DHCP snooping and IP Source Guard (IPv4) or ARP inspection, then duplicate-IP
 //! detection and the IP-seen table (ARP; detection only, not traced), or RA guard
-//! (IPv6) →
+//! → ND inspection (may hold the frame with a first claim's binding) → IPv6 Source
+//! Guard (IPv6; the chain walked once for the three) →
 //! forwarding (unknown-unicast storm control; egress filters: down ports, MAC-change
 //! block, promiscuous copies; outbound MAC ACLs).
 //! From an uplink: port up → parse → reserved link-local → source MAC valid → VLAN
 //! classification → storm control → reflection filter (learns the source) → inbound
-//! MAC ACL → RA guard (IPv6; skipped while the uplinks are trusted) → forwarding.
+//! MAC ACL → RA guard, ND inspection (IPv6; while the uplinks are trusted: skipped,
+//! ND inspection gleans their routers' addresses) → forwarding.
 //!
 //! Every stage reports what it saw and decided to an observer (`trace.rs`): nothing
 //! on the fast path ([`crate::trace::NoTrace`]), the steps of `portcullis trace`
@@ -31,8 +33,8 @@ use crate::stages::dhcp_snooping::DhcpAction;
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, ra_guard,
-    vswitch_policy,
+    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_source_guard, nd_inspection,
+    port_security, ra_guard, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -397,7 +399,22 @@ impl Switch {
                 }
             }
             ETHERTYPE_IPV6 => {
-                ra_guard::check(self, ingress, &view, l3, t).map_err(ing)?;
+                // The chain is walked once, for every IPv6 stage, and only when one
+                // of them is on for the port.
+                let p = &self.ports[ingress.index()];
+                let facts = if p.ra_guard.is_some() || p.nd.is_some() || p.ipv6sg.is_some() {
+                    crate::wire::ipv6::Ipv6Facts::parse(l3)
+                } else {
+                    Err(crate::wire::WireError::NotIpv6)
+                };
+                ra_guard::check(self, ingress, l3, &facts, t).map_err(ing)?;
+                if let Some(b) = nd_inspection::check(self, ingress, vid, &view, l3, &facts, now, t)
+                    .map_err(ing)?
+                {
+                    hold = Some(b);
+                }
+                ipv6_source_guard::check(self, ingress, vid, &view, l3, &facts, hold.as_ref(), t)
+                    .map_err(ing)?;
             }
             _ => {}
         }

@@ -17,9 +17,11 @@ use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::hosts::HostTable;
 use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
-use crate::port_state::{DaiPortState, DhcpPortState, SecureState, StormState, TokenBucket};
+use crate::port_state::{
+    DaiPortState, DhcpPortState, NdPortState, SecureState, StormState, TokenBucket,
+};
 use crate::spec::PortFeatures;
-use crate::spec::{ArpAclSpec, IpSourceGuardSpec, RaGuardSpec};
+use crate::spec::{ArpAclSpec, IpSourceGuardSpec, Ipv6SourceGuardSpec, RaGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
@@ -65,6 +67,8 @@ pub struct Port {
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
     pub(crate) ra_guard: Option<RaGuardSpec>,
+    pub(crate) nd: Option<NdPortState>,
+    pub(crate) ipv6sg: Option<Ipv6SourceGuardSpec>,
     pub(crate) untagged_vid: Option<Vid>,
 }
 
@@ -828,6 +832,8 @@ impl Port {
             dai: None,
             ipsg: f.ip_source_guard,
             ra_guard: f.ra_guard,
+            nd: f.nd_inspection.map(|n| NdPortState::new(n, now)),
+            ipv6sg: f.ipv6_source_guard,
             untagged_vid,
         }
     }

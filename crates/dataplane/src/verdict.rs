@@ -145,6 +145,27 @@ drop_reasons! {
     /// RA guard: from an untrusted port, an IPv6 packet whose header or extension
     /// header chain does not parse (lengths, order, too many headers).
     Ipv6Malformed => "ipv6_malformed",
+    /// ND inspection (FCFS-SAVI, RFC 6620): from an untrusted port, a claim of an
+    /// address bound to another port or MAC — DAD for it (DAD stealing), an NA for
+    /// it (NA spoofing), or a packet from it.
+    NdAddressOwned => "nd_address_owned",
+    /// ND inspection: a Source or Target Link-Layer Address option that is not the
+    /// frame's source MAC (RFC 4861 §7.2: the neighbour cache would take it).
+    NdLinkLayerMismatch => "nd_link_layer_mismatch",
+    /// ND inspection: an unsolicited NA with the Override flag for an address the
+    /// sender does not hold (RFC 4861 §7.2.5: it would overwrite a cache entry).
+    NdUnsolicitedOverride => "nd_unsolicited_override",
+    /// ND inspection: a new binding beyond the port's `max_addresses`.
+    NdMaxAddresses => "nd_max_addresses",
+    /// ND inspection: over the port's ND rate (the port is error-disabled in
+    /// enforce mode).
+    NdRateLimit => "nd_rate_limit",
+    /// ND inspection: an NS or NA that fails RFC 4861 §7.1 validity (hop limit,
+    /// code, checksum, options, DAD rules).
+    NdMalformed => "nd_malformed",
+    /// IPv6 Source Guard: the IPv6 source is not bound to the port (or, in `ip-mac`
+    /// mode, is bound to another MAC); `::` other than DAD, MLD or a DHCPv6 client.
+    Ipv6SourceGuard => "ipv6_source_guard",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

@@ -599,6 +599,9 @@ impl Checker<'_> {
         if let Some(t) = &g.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
         }
+        if let Some(t) = &g.nd_inspection {
+            self.nd_table(&format!("{key}.nd_inspection"), t);
+        }
         let tables = Tables {
             ps: g.port_security.as_ref(),
             sc: g.storm_control.as_ref(),
@@ -648,6 +651,9 @@ impl Checker<'_> {
         }
         if let Some(t) = &p.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
+        }
+        if let Some(t) = &p.nd_inspection {
+            self.nd_table(&format!("{key}.nd_inspection"), t);
         }
         // The group's own conflict is reported at the group; a port that states a
         // table of its own is checked with the merged values.
@@ -863,6 +869,9 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
     let arp = ArpInspectionOverride::merge(g.arp_inspection.as_ref(), p.arp_inspection.as_ref());
     let ipsg = IpSourceGuardOverride::merge(g.ip_source_guard.as_ref(), p.ip_source_guard.as_ref());
     let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), p.ra_guard.as_ref());
+    let nd = NdInspectionOverride::merge(g.nd_inspection.as_ref(), p.nd_inspection.as_ref());
+    let ipsg6 =
+        IpSourceGuardOverride::merge(g.ipv6_source_guard.as_ref(), p.ipv6_source_guard.as_ref());
     let tables = Tables {
         ps: ps_table.as_ref(),
         sc: sc.as_ref(),
@@ -880,6 +889,8 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         arp_inspection: arp.and_then(|a| a.resolve()),
         ip_source_guard: ipsg.and_then(|i| i.resolve()),
         ra_guard: ra.and_then(|r| r.resolve()),
+        nd_inspection: nd.and_then(|n| n.resolve()),
+        ipv6_source_guard: ipv6_source_guard::spec(ipsg6),
         teaming: TeamingOverride::merge(g.teaming.as_ref(), p.teaming.as_ref())
             .map(|t| t.resolve(uplinks)),
     }
@@ -893,6 +904,7 @@ fn uplink_features(
     dhcp: Option<EnforceMode>,
     arp: Option<EnforceMode>,
     ra: Option<EnforceMode>,
+    nd: Option<EnforceMode>,
 ) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
@@ -913,6 +925,8 @@ fn uplink_features(
         arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
         ra_guard: ra.map(|mode| ra_guard::uplink_spec(up.ra_trusted, mode)),
+        nd_inspection: nd.map(|mode| nd_inspection::uplink_spec(up.nd_trusted, mode)),
+        ipv6_source_guard: None,
         teaming: None,
     }
 }
@@ -999,6 +1013,12 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             .filter_map(|g| g.ra_guard.as_ref()?.resolve());
         let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
         let ra = uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode));
+        let groups_nd = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.nd_inspection.as_ref()?.resolve());
+        let ports_nd = guests.iter().filter_map(|g| g.0.features.nd_inspection);
+        let nd = uplink_mode(groups_nd.chain(ports_nd).map(|n| n.mode));
         for u in &up.uplinks {
             let binding = host.uplinks.iter().find(|b| &b.uplink == u);
             let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
@@ -1008,7 +1028,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up, dhcp, arp, ra),
+                features: uplink_features(up, dhcp, arp, ra, nd),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);

@@ -180,8 +180,36 @@ pub fn arb_mode() -> impl Strategy<Value = EnforceMode> {
     prop_oneof![Just(EnforceMode::Enforce), Just(EnforceMode::Observe)]
 }
 
-/// Guest features: each one on or off, with small limits so they trigger.
+/// Guest features: each one on or off, with small limits so they trigger — the
+/// IPv6 first-hop ones (ND inspection, IPv6 Source Guard) added to the others.
 pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
+    (
+        arb_guest_features_but_nd(),
+        proptest::option::of((any::<bool>(), 1u16..3, arb_mode())),
+        proptest::option::of((any::<bool>(), arb_mode())),
+    )
+        .prop_map(|(f, nd, ipsg6)| PortFeatures {
+            nd_inspection: nd.map(|(trusted, max, mode)| NdInspectionSpec {
+                trusted,
+                max_addresses: max,
+                rate_limit_pps: Some(5),
+                mode,
+                binding_lifetime_secs: 2,
+            }),
+            ipv6_source_guard: ipsg6.map(|(ip_mac, mode)| Ipv6SourceGuardSpec {
+                check: if ip_mac {
+                    SourceGuard::IpMac
+                } else {
+                    SourceGuard::Ip
+                },
+                mode,
+            }),
+            ..f
+        })
+}
+
+/// Guest features but ND inspection and IPv6 Source Guard.
+fn arb_guest_features_but_nd() -> impl Strategy<Value = PortFeatures> {
     (
         proptest::option::of((1u16..3, 0usize..3, any::<bool>())),
         proptest::option::of((0u32..3, any::<bool>())),
@@ -240,6 +268,8 @@ pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
                     mode,
                 }),
                 ra_guard: ra.map(|(trusted, mode)| RaGuardSpec { trusted, mode }),
+                nd_inspection: None,
+                ipv6_source_guard: None,
                 teaming: team.map(|(p, failback)| TeamingSpec {
                     policy: [
                         TeamingPolicy::OriginatingPort,
