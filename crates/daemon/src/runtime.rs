@@ -1049,6 +1049,7 @@ fn api_new_binding(b: &ApiBinding) -> NewBinding {
         port: b.port,
         lease_secs: None,
         source: BindingSource::Api,
+        duid: None,
     }
 }
 

@@ -441,6 +441,7 @@ mod tests {
             ErrDisableCause::StormControl,
             ErrDisableCause::DhcpRateLimit,
             ErrDisableCause::ArpRateLimit,
+            ErrDisableCause::Dhcpv6RateLimit,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.name());
         }

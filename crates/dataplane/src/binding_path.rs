@@ -102,6 +102,7 @@ impl Switch {
             port: b.port,
             lease_end,
             source: b.source,
+            duid: b.duid,
         };
         let replaced = self
             .bindings
@@ -190,7 +191,11 @@ impl Switch {
                 Ok(()) => None,
                 Err(ControlError::BindingHeld(h) | ControlError::StaticBinding(h)) => {
                     self.binding_refused(&new, h, now);
-                    Some(DropReason::DhcpBindingConflict)
+                    Some(if new.source == BindingSource::Dhcpv6 {
+                        DropReason::Dhcpv6BindingConflict
+                    } else {
+                        DropReason::DhcpBindingConflict
+                    })
                 }
                 Err(ControlError::BindingTableFull) => Some(DropReason::BindingTableFull),
                 // An address or client no binding can hold (the hold decision

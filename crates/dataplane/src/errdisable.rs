@@ -12,4 +12,5 @@ pub enum ErrDisableCause {
     StormControl,
     DhcpRateLimit,
     ArpRateLimit,
+    Dhcpv6RateLimit,
 }

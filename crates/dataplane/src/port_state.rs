@@ -11,7 +11,8 @@
 //! `stages/port_security.rs`).
 
 use crate::spec::{
-    ArpInspectionSpec, DhcpSnoopingSpec, PortSecuritySpec, SecureAging, StormControlSpec, Violation,
+    ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec, PortSecuritySpec, SecureAging,
+    StormControlSpec, Violation,
 };
 use crate::types::{MacAddr, Timestamp, Vid};
 
@@ -119,6 +120,22 @@ pub struct DhcpPortState {
 impl DhcpPortState {
     pub fn new(spec: DhcpSnoopingSpec, now: Timestamp) -> DhcpPortState {
         DhcpPortState {
+            spec,
+            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+        }
+    }
+}
+
+/// DHCPv6 guard state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dhcpv6PortState {
+    pub spec: Dhcpv6GuardSpec,
+    pub bucket: Option<TokenBucket>,
+}
+
+impl Dhcpv6PortState {
+    pub fn new(spec: Dhcpv6GuardSpec, now: Timestamp) -> Dhcpv6PortState {
+        Dhcpv6PortState {
             spec,
             bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
         }

@@ -107,6 +107,7 @@ impl ErrDisableCause {
             ErrDisableCause::StormControl => "storm_control",
             ErrDisableCause::DhcpRateLimit => "dhcp_rate_limit",
             ErrDisableCause::ArpRateLimit => "arp_rate_limit",
+            ErrDisableCause::Dhcpv6RateLimit => "dhcpv6_rate_limit",
         }
     }
 
@@ -117,6 +118,7 @@ impl ErrDisableCause {
             ErrDisableCause::StormControl => "storm control",
             ErrDisableCause::DhcpRateLimit => "the DHCP rate limit",
             ErrDisableCause::ArpRateLimit => "the ARP rate limit",
+            ErrDisableCause::Dhcpv6RateLimit => "the DHCPv6 rate limit",
         }
     }
 }

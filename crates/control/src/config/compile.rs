@@ -599,6 +599,9 @@ impl Checker<'_> {
         if let Some(t) = &g.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
         }
+        if let Some(t) = &g.dhcpv6_guard {
+            self.dhcpv6_table(&format!("{key}.dhcpv6_guard"), t);
+        }
         let tables = Tables {
             ps: g.port_security.as_ref(),
             sc: g.storm_control.as_ref(),
@@ -648,6 +651,9 @@ impl Checker<'_> {
         }
         if let Some(t) = &p.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
+        }
+        if let Some(t) = &p.dhcpv6_guard {
+            self.dhcpv6_table(&format!("{key}.dhcpv6_guard"), t);
         }
         // The group's own conflict is reported at the group; a port that states a
         // table of its own is checked with the merged values.
@@ -863,6 +869,7 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
     let arp = ArpInspectionOverride::merge(g.arp_inspection.as_ref(), p.arp_inspection.as_ref());
     let ipsg = IpSourceGuardOverride::merge(g.ip_source_guard.as_ref(), p.ip_source_guard.as_ref());
     let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), p.ra_guard.as_ref());
+    let dhcpv6 = Dhcpv6GuardOverride::merge(g.dhcpv6_guard.as_ref(), p.dhcpv6_guard.as_ref());
     let tables = Tables {
         ps: ps_table.as_ref(),
         sc: sc.as_ref(),
@@ -880,6 +887,7 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         arp_inspection: arp.and_then(|a| a.resolve()),
         ip_source_guard: ipsg.and_then(|i| i.resolve()),
         ra_guard: ra.and_then(|r| r.resolve()),
+        dhcpv6_guard: dhcpv6.and_then(|d| d.resolve()),
         teaming: TeamingOverride::merge(g.teaming.as_ref(), p.teaming.as_ref())
             .map(|t| t.resolve(uplinks)),
     }
@@ -893,6 +901,7 @@ fn uplink_features(
     dhcp: Option<EnforceMode>,
     arp: Option<EnforceMode>,
     ra: Option<EnforceMode>,
+    dhcpv6: Option<EnforceMode>,
 ) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
@@ -913,6 +922,7 @@ fn uplink_features(
         arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
         ra_guard: ra.map(|mode| ra_guard::uplink_spec(up.ra_trusted, mode)),
+        dhcpv6_guard: dhcpv6.map(|mode| dhcpv6_guard::uplink_spec(up.dhcpv6_trusted, mode)),
         teaming: None,
     }
 }
@@ -999,6 +1009,12 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             .filter_map(|g| g.ra_guard.as_ref()?.resolve());
         let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
         let ra = uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode));
+        let groups_v6 = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.dhcpv6_guard.as_ref()?.resolve());
+        let ports_v6 = guests.iter().filter_map(|g| g.0.features.dhcpv6_guard);
+        let dhcpv6 = uplink_mode(groups_v6.chain(ports_v6).map(|d| d.mode));
         for u in &up.uplinks {
             let binding = host.uplinks.iter().find(|b| &b.uplink == u);
             let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
@@ -1008,7 +1024,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up, dhcp, arp, ra),
+                features: uplink_features(up, dhcp, arp, ra, dhcpv6),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);

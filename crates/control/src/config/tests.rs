@@ -351,6 +351,7 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             trusted: false,
             mode: EnforceMode::Enforce,
         }),
+        dhcpv6_guard: None,
         teaming: None,
     };
     assert_eq!(vm1.features, web_features);
