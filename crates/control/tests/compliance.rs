@@ -376,6 +376,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             ),
             added("port_group.c.arp_inspection", "off"),
             added("port_group.c.dhcp_snooping", "off"),
+            added("port_group.c.dhcpv6_guard", "off"),
             added("port_group.c.ip_source_guard", "off"),
             added("port_group.c.mac_acl_in", "none"),
             added("port_group.c.mac_acl_out", "none"),
@@ -399,6 +400,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 ~ port_group.b.security.promiscuous: accept → reject
 + port_group.c.arp_inspection = off
 + port_group.c.dhcp_snooping = off
++ port_group.c.dhcpv6_guard = off
 + port_group.c.ip_source_guard = off
 + port_group.c.mac_acl_in = none
 + port_group.c.mac_acl_out = none

@@ -13,6 +13,8 @@ use proptest::prelude::*;
 
 /// The I/O backend of ports and uplinks (`backend`, `[host.uplink_backend]`).
 mod backend;
+/// DHCPv6 guard: its table, the uplinks' trust, its flat keys and errors.
+mod dhcpv6_guard;
 /// Port security, storm control and MAC ACLs.
 mod features;
 /// RA guard: its table, the uplinks' trust, its flat keys and errors.
