@@ -273,6 +273,7 @@ pub fn bindings_view(sw: &Switch, now: Timestamp, held: HeldStats) -> BindingsVi
                 .binding
                 .lease_end
                 .map(|end| end.saturating_since(now) / 1_000_000_000),
+            duid: e.binding.duid.map(|d| d.to_string()),
         })
         .collect();
     BindingsView {

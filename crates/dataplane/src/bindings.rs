@@ -634,6 +634,31 @@ mod tests {
         Vid::new(v).unwrap()
     }
 
+    #[test]
+    fn a_duid_key_is_the_duid_up_to_19_bytes_else_a_digest() {
+        let ll = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 2];
+        let k = DuidKey::of(&ll).unwrap();
+        assert!(!k.is_digest());
+        assert_eq!(k.bytes(), &ll[..]);
+        assert_eq!(k.to_string(), "00:03:00:01:52:54:00:00:00:02");
+        let (len, bytes) = k.to_parts();
+        assert_eq!(DuidKey::from_parts(len, bytes), Some(k));
+        // 19 bytes inline, 20 a digest; two long DUIDs differing in the last byte
+        // differ.
+        assert!(!DuidKey::of(&[1; 19]).unwrap().is_digest());
+        let a = DuidKey::of(&[1; 20]).unwrap();
+        let mut other = [1; 20];
+        other[19] = 2;
+        assert!(a.is_digest());
+        assert_ne!(Some(a), DuidKey::of(&other));
+        assert!(a.to_string().starts_with("sha256:"));
+        assert_eq!(DuidKey::of(&[]), None);
+        // Lengths no key has are refused.
+        assert_eq!(DuidKey::from_parts(0, [0; 19]), None);
+        assert_eq!(DuidKey::from_parts(20, [0; 19]), None);
+        assert!(DuidKey::from_parts(255, [0; 19]).is_some());
+    }
+
     /// A copy shares the maps until one side changes them; each side then sees
     /// only its own changes, and the sole holder changes its maps in place.
     #[test]
