@@ -150,10 +150,11 @@ drop_reasons! {
     /// client port 546 — from an untrusted port, whatever its UDP source port.
     Dhcpv6ServerUntrusted => "dhcpv6_server_untrusted",
     /// DHCPv6 guard: from an untrusted port, a fragment of UDP to port 546 or 547
-    /// (or a first fragment too short to show its UDP header).
+    /// (a first fragment without its UDP header is `ipv6_incomplete_chain`).
     Dhcpv6Fragment => "dhcpv6_fragment",
     /// DHCPv6 guard: from an untrusted port, a DHCPv6 candidate that does not parse
-    /// (UDP length, options, relay nesting) or whose upper layer is hidden.
+    /// (UDP length, options, relay nesting). A hidden upper layer is refused under
+    /// the `ipv6_*` reasons.
     Dhcpv6Malformed => "dhcpv6_malformed",
     /// DHCPv6 guard: over the port's DHCPv6 rate (the port is error-disabled).
     Dhcpv6RateLimit => "dhcpv6_rate_limit",

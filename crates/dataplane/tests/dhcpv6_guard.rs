@@ -293,7 +293,7 @@ fn rogue_server_messages_are_dropped_whatever_their_ports_and_wrapping() {
             )
             .0,
             mac(4),
-            DropReason::Dhcpv6Fragment,
+            DropReason::Ipv6IncompleteChain,
         ),
         (
             "a REPLY that does not parse",
@@ -312,7 +312,7 @@ fn rogue_server_messages_are_dropped_whatever_their_ports_and_wrapping() {
                 &[pad_ext(nh::EXPERIMENT_1, 0)],
             ),
             mac(4),
-            DropReason::Dhcpv6Malformed,
+            DropReason::Ipv6UnknownHeader,
         ),
     ];
     for (i, (what, l3, dst, reason)) in cases.into_iter().enumerate() {

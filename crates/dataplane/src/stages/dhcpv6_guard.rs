@@ -10,13 +10,15 @@
 //!   agents send to clients), and a server message — ADVERTISE, REPLY,
 //!   RECONFIGURE, RELAY-REPL, or a relay message whose innermost message is one —
 //!   to 547: `dhcpv6_server_untrusted`;
-//! - a fragment of UDP to 546/547, or a first fragment that does not show its UDP
-//!   header (RFC 7112): `dhcpv6_fragment`;
-//! - a candidate that does not parse, an IPv6 header that does not, or a packet
-//!   whose upper layer is hidden behind an extension header the switch does not
-//!   walk or a malformed chain: `dhcpv6_malformed` (ESP passes: its upper layer is
-//!   encrypted under a security association only a peer can share, as for RA
-//!   guard);
+//! - a fragment of UDP to 546/547: `dhcpv6_fragment`;
+//! - a candidate that does not parse (UDP length, options, relay nesting):
+//!   `dhcpv6_malformed`;
+//! - a packet whose upper layer cannot be seen, under RA guard's IPv6 reasons: a
+//!   first fragment without its UDP header (RFC 7112, `ipv6_incomplete_chain`), an
+//!   extension header the switch does not walk (`ipv6_unknown_header`), a header
+//!   or chain that does not parse (`ipv6_malformed`). ESP passes: its upper layer
+//!   is encrypted under a security association only a peer can share, as for RA
+//!   guard;
 //! - above the port's rate: `dhcpv6_rate_limit`, and the port error-disables
 //!   (enforce mode);
 //! - a RELEASE/DECLINE of an address bound on another port, or to another MAC or
@@ -141,8 +143,9 @@ pub fn inspect<O: Observer>(
         Ok(f) => Dhcpv6Facts::classify(l3, f),
         Err(_) if trusted => return pass,
         Err(_) => {
-            refuse(sw, port, mode, DropReason::Dhcpv6Malformed, t, |o| {
-                step(o, None, Dhcpv6Note::Malformed)
+            // Could be read as anything, DHCPv6 included (RA guard's reason).
+            refuse(sw, port, mode, DropReason::Ipv6Malformed, t, |o| {
+                step(o, None, Dhcpv6Note::Hidden)
             })?;
             return pass;
         }
@@ -176,13 +179,23 @@ pub fn inspect<O: Observer>(
             step(o, None, Dhcpv6Note::RateLimit { pps })
         })?;
     }
+    // What hides the upper layer is refused under RA guard's IPv6 reasons (the
+    // same packets, the same reasons, whichever IPv6 stage meets them first).
+    let hidden = match ip {
+        Ok(f) => match f.chain {
+            Chain::Unknown(_) => DropReason::Ipv6UnknownHeader,
+            _ => DropReason::Ipv6Malformed,
+        },
+        Err(_) => DropReason::Ipv6Malformed,
+    };
     let (reason, note) = match facts.candidate {
         Dhcpv6Candidate::Message => (None, Dhcpv6Note::Forward),
-        Dhcpv6Candidate::Fragment | Dhcpv6Candidate::IncompleteChain => {
-            (Some(DropReason::Dhcpv6Fragment), Dhcpv6Note::Fragment)
+        Dhcpv6Candidate::Fragment => (Some(DropReason::Dhcpv6Fragment), Dhcpv6Note::Fragment),
+        Dhcpv6Candidate::IncompleteChain => {
+            (Some(DropReason::Ipv6IncompleteChain), Dhcpv6Note::Fragment)
         }
         Dhcpv6Candidate::BadUdp => (Some(DropReason::Dhcpv6Malformed), Dhcpv6Note::Malformed),
-        Dhcpv6Candidate::Opaque => (Some(DropReason::Dhcpv6Malformed), Dhcpv6Note::Hidden),
+        Dhcpv6Candidate::Opaque => (Some(hidden), Dhcpv6Note::Hidden),
         Dhcpv6Candidate::No => (None, Dhcpv6Note::Forward),
     };
     if let Some(r) = reason {
