@@ -321,8 +321,8 @@ fn from_trusted<O: Observer>(
     let reply = m.0;
     let addresses = || reply.ia_nas().flat_map(dhcpv6::Ia::into_addresses);
     if outer != MessageType::Reply || !addresses().any(|a| a.valid_lifetime != 0) {
-        // Valid lifetime 0: the server ends these addresses (RFC 8415 §18.3.4,
-        // §21.6) — the client's DHCPv6 bindings of them on its port go.
+        // Valid lifetime 0: the server ends these addresses (RFC 8415) — the
+        // client's DHCPv6 bindings of them on its port go.
         if outer == MessageType::Reply
             && let Some(client) = local_client(sw, vid, view.dst, now)
         {
