@@ -40,6 +40,15 @@ fn guard(trusted: bool, rate: Option<u32>, mode: EnforceMode) -> Option<Dhcpv6Gu
 /// trusted), client c (mac 2), attacker a (mac 3; rate 5 pps, `attacker_mode`),
 /// bystander b (mac 4), all in VLAN 10.
 fn switch(attacker_mode: EnforceMode, uplink_trusted: bool) -> Switch {
+    switch_with(attacker_mode, uplink_trusted, Some(5))
+}
+
+/// [`switch`] with the attacker's rate limit `attacker_rate`.
+fn switch_with(
+    attacker_mode: EnforceMode,
+    uplink_trusted: bool,
+    attacker_rate: Option<u32>,
+) -> Switch {
     let mut up = trunk("uplink", &[10], Some(10));
     up.features.dhcpv6_guard = guard(uplink_trusted, None, EnforceMode::Enforce);
     let mut s = access("s1", 10, Some(mac(1)));
@@ -47,7 +56,7 @@ fn switch(attacker_mode: EnforceMode, uplink_trusted: bool) -> Switch {
     let mut c = access("c", 10, Some(mac(2)));
     c.features.dhcpv6_guard = guard(false, Some(20), EnforceMode::Enforce);
     let mut a = access("a", 10, Some(mac(3)));
-    a.features.dhcpv6_guard = guard(false, Some(5), attacker_mode);
+    a.features.dhcpv6_guard = guard(false, attacker_rate, attacker_mode);
     let mut b = access("b", 10, Some(mac(4)));
     b.features.dhcpv6_guard = guard(false, None, EnforceMode::Enforce);
     Switch::new(&switch_spec("v6", vec![up, s, c, a, b]), Timestamp(0)).unwrap()
@@ -552,4 +561,189 @@ fn a_store_failure_drops_the_held_reply_and_binds_nothing() {
     assert!(!sw.release_held(SERVER, &fwd, &b, 100, false, Timestamp::from_secs(2)));
     assert_eq!(sw.binding_count(), 0);
     assert_eq!(drops(&sw, SERVER, DropReason::BindingStoreFailed), (1, 0));
+}
+
+#[global_allocator]
+static GLOBAL: support::Counting = support::Counting;
+
+/// The guard allocates nothing per frame: client messages, rogue server messages
+/// (relayed, behind headers, fragmented), a held REPLY with a long DUID (the
+/// digest), a REPLY for an unknown client, a foreign RELEASE, and the traced path.
+#[test]
+fn the_guard_allocates_nothing_per_frame() {
+    // No rate limit: every frame goes the whole way through the guard.
+    let mut sw = switch_with(EnforceMode::Enforce, true, None);
+    let long = duid_en(5);
+    let rogue = server(M::Reply, 1, &duid_ll(mac(4)), &[(ula(0xbad), 1800, 3600)]);
+    let to_victim = udp6(ll(3), ll(4), SERVER_PORT, CLIENT_PORT, &rogue);
+    let frames: Vec<(PortId, Vec<u8>)> = vec![
+        (
+            CLIENT,
+            eth6(
+                ALL_DHCP_MAC,
+                mac(2),
+                &to_servers(ll(2), &client(M::Solicit, 1, &long, &[])),
+            ),
+        ),
+        (ATTACKER, eth6(mac(4), mac(3), &to_victim)),
+        (
+            ATTACKER,
+            eth6(
+                ALL_DHCP_MAC,
+                mac(3),
+                &udp6(
+                    ll(3),
+                    ALL_DHCP,
+                    1,
+                    SERVER_PORT,
+                    &relay(M::RelayRepl, &rogue),
+                ),
+            ),
+        ),
+        (
+            ATTACKER,
+            eth6(
+                mac(4),
+                mac(3),
+                &with_exts(&to_victim, &[pad_ext(nh::HOP_BY_HOP, 0)]),
+            ),
+        ),
+        (ATTACKER, eth6(mac(4), mac(3), &split(&to_victim, 2, 9).0)),
+        (
+            SERVER,
+            eth6(
+                mac(2),
+                mac(1),
+                &to_client(
+                    ll(1),
+                    ll(2),
+                    &server(M::Reply, 2, &long, &[(addr(), 1800, 3600)]),
+                ),
+            ),
+        ),
+        (
+            SERVER,
+            eth6(
+                MacAddr([2, 0, 0, 0, 0, 9]),
+                mac(1),
+                &to_client(ll(1), ll(9), &server(M::Reply, 3, &long, &[(ula(9), 1, 2)])),
+            ),
+        ),
+        (
+            ATTACKER,
+            eth6(
+                ALL_DHCP_MAC,
+                mac(3),
+                &to_servers(ll(3), &client(M::Release, 4, &long, &[(ula(0x55), 0, 0)])),
+            ),
+        ),
+    ];
+    // A binding for the foreign RELEASE to find.
+    let held = NewBinding {
+        vid: v10(),
+        ip: IpAddr::V6(ula(0x55)),
+        mac: mac(2),
+        port: CLIENT,
+        lease_secs: Some(3600),
+        source: BindingSource::Dhcpv6,
+        duid: DuidKey::of(&long),
+    };
+    sw.install_binding(held, Timestamp::from_secs(1)).unwrap();
+    let mut trace = portcullis_dataplane::trace::Trace::default();
+    let mut run = |sw: &mut Switch, secs| {
+        let mut n = 0usize;
+        for (p, f) in &frames {
+            let rx = IngressFrame { data: f, tag: None };
+            n += sw
+                .process(Timestamp::from_secs(secs), *p, &rx)
+                .out_ports()
+                .len();
+            n += sw
+                .process_traced(Timestamp::from_secs(secs), *p, &rx, &mut trace)
+                .out_ports()
+                .len();
+        }
+        n
+    };
+    let warm = run(&mut sw, 2);
+    let before = drops(&sw, ATTACKER, DropReason::Dhcpv6ServerUntrusted).0;
+    let (again, allocs) = allocations_in(|| run(&mut sw, 3));
+    assert_eq!(
+        drops(&sw, ATTACKER, DropReason::Dhcpv6ServerUntrusted).0,
+        before + 6,
+        "the rogue messages reached the guard (twice each)"
+    );
+    assert!(sw.port(ATTACKER).unwrap().err_disabled.is_none());
+    assert_eq!(allocs, 0, "the guard allocated per frame");
+    assert_eq!(warm, again);
+    assert!(warm > 0);
+}
+
+/// `portcullis trace` says what the guard saw: the rogue REPLY's type, ports and
+/// why it is dropped; the held REPLY's binding; a client message's delivery.
+#[test]
+fn a_trace_explains_the_guard() {
+    let mut sw = switch(EnforceMode::Enforce, true);
+    let mut trace = portcullis_dataplane::trace::Trace::default();
+    let explain =
+        |sw: &mut Switch, port, f: &[u8], trace: &mut portcullis_dataplane::trace::Trace| {
+            let rx = IngressFrame { data: f, tag: None };
+            sw.process_traced(Timestamp::from_secs(1), port, &rx, trace);
+            trace.explain(sw)
+        };
+    let rogue = server(
+        M::Reply,
+        0x42,
+        &duid_ll(mac(4)),
+        &[(ula(0xbad), 1800, 3600)],
+    );
+    let f = eth6(
+        mac(4),
+        mac(3),
+        &udp6(ll(3), ll(4), 1547, CLIENT_PORT, &rogue),
+    );
+    let steps = explain(&mut sw, ATTACKER, &f, &mut trace);
+    let g = steps
+        .iter()
+        .find(|e| e.stage == "dhcpv6_guard")
+        .expect("a guard step");
+    assert_eq!(
+        (g.decision, g.reason),
+        ("drop", Some("dhcpv6_server_untrusted"))
+    );
+    assert!(
+        g.text.contains("Reply") && g.text.contains("1547 → 546"),
+        "{}",
+        g.text
+    );
+    assert!(g.text.contains("server message"), "{}", g.text);
+
+    let reply = server(M::Reply, 8, &client_duid(), &[(addr(), 1800, 3600)]);
+    let f = eth6(mac(2), mac(1), &to_client(ll(1), ll(2), &reply));
+    let steps = explain(&mut sw, SERVER, &f, &mut trace);
+    let g = steps.iter().find(|e| e.stage == "dhcpv6_guard").unwrap();
+    assert_eq!(g.decision, "pass");
+    assert!(
+        g.text.contains(&format!("binds {}", addr())) && g.text.contains("held"),
+        "{}",
+        g.text
+    );
+
+    let f = eth6(
+        ALL_DHCP_MAC,
+        mac(2),
+        &to_servers(ll(2), &client(M::Solicit, 1, &client_duid(), &[])),
+    );
+    let steps = explain(&mut sw, CLIENT, &f, &mut trace);
+    let g = steps.iter().find(|e| e.stage == "dhcpv6_guard").unwrap();
+    assert!(
+        g.text.contains("trusted ports and uplinks only"),
+        "{}",
+        g.text
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|e| e.stage == "dhcp_trusted_delivery" && e.decision == "pass")
+    );
 }
