@@ -102,6 +102,17 @@ fn commit(sw: &mut Switch, v: Verdict, len: usize, secs: u64) -> Vec<u16> {
     fwd.out.iter().map(|p| p.0).collect()
 }
 
+/// The client bound to `addr()` by a REPLY (valid `valid` seconds) at `secs`,
+/// committed; returns the client's DUID.
+fn bind_client(sw: &mut Switch, secs: u64, valid: u32) -> Vec<u8> {
+    let duid = client_duid();
+    let reply = server(M::Reply, 8, &duid, &[(addr(), valid / 2, valid)]);
+    let v = from_server(sw, secs, &reply);
+    commit(sw, v, 100, secs);
+    assert!(sw.binding(v10(), IpAddr::V6(addr())).is_some());
+    duid
+}
+
 fn observed(sw: &Switch, p: PortId, r: DropReason) -> u64 {
     sw.counters(p).unwrap().observed[r as usize]
 }
@@ -185,24 +196,17 @@ fn a_client_gets_its_address_and_its_binding_renews_and_releases_it() {
 #[test]
 fn a_release_no_server_can_receive_releases_nothing() {
     // No trusted port at all: the uplink is untrusted and the server port down.
-    let mut sw = switch(EnforceMode::Enforce, true);
-    let duid = client_duid();
-    let reply = server(M::Reply, 8, &duid, &[(addr(), 1800, 3600)]);
-    let v = from_server(&mut sw, 2, &reply);
-    commit(&mut sw, v, 100, 2);
-    assert!(sw.binding(v10(), IpAddr::V6(addr())).is_some());
-    let mut sw2 = switch(EnforceMode::Enforce, false);
-    let v = from_server(&mut sw2, 2, &reply);
-    commit(&mut sw2, v, 100, 2);
-    sw2.set_admin_up(SERVER, false).unwrap();
+    let mut sw = switch(EnforceMode::Enforce, false);
+    let duid = bind_client(&mut sw, 2, 3600);
+    sw.set_admin_up(SERVER, false).unwrap();
     let release = client(M::Release, 10, &duid, &[(addr(), 0, 0)]);
-    let v = from_client(&mut sw2, 4, &release);
+    let v = from_client(&mut sw, 4, &release);
     assert_eq!(v, Verdict::Drop(DropReason::Dhcpv6NoTrustedPort));
     assert!(
-        sw2.binding(v10(), IpAddr::V6(addr())).is_some(),
+        sw.binding(v10(), IpAddr::V6(addr())).is_some(),
         "a RELEASE that was not delivered removes nothing"
     );
-    let v = from_client(&mut sw2, 5, &client(M::Solicit, 1, &duid, &[]));
+    let v = from_client(&mut sw, 5, &client(M::Solicit, 1, &duid, &[]));
     assert_eq!(v, Verdict::Drop(DropReason::Dhcpv6NoTrustedPort));
 }
 
@@ -463,11 +467,7 @@ fn a_reply_for_an_address_another_binding_holds_is_dropped() {
 #[test]
 fn valid_lifetime_zero_in_a_reply_removes_the_binding() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    let duid = client_duid();
-    let reply = server(M::Reply, 8, &duid, &[(addr(), 1800, 3600)]);
-    let v = from_server(&mut sw, 2, &reply);
-    commit(&mut sw, v, 100, 2);
-    assert!(sw.binding(v10(), IpAddr::V6(addr())).is_some());
+    let duid = bind_client(&mut sw, 2, 3600);
     let ended = server(M::Reply, 9, &duid, &[(addr(), 0, 0)]);
     let v = from_server(&mut sw, 3, &ended);
     assert_eq!(out(&v), vec![2], "it reaches the client: nothing to hold");
@@ -477,9 +477,7 @@ fn valid_lifetime_zero_in_a_reply_removes_the_binding() {
 #[test]
 fn a_lease_ends_with_its_valid_lifetime() {
     let mut sw = switch(EnforceMode::Enforce, true);
-    let reply = server(M::Reply, 8, &client_duid(), &[(addr(), 30, 60)]);
-    let v = from_server(&mut sw, 2, &reply);
-    commit(&mut sw, v, 100, 2);
+    bind_client(&mut sw, 2, 60);
     sw.tick(Timestamp::from_secs(61));
     assert!(sw.binding(v10(), IpAddr::V6(addr())).is_some());
     sw.tick(Timestamp::from_secs(63));

@@ -5,10 +5,11 @@
 //! bytes overwritten — Next Header fields, lengths, fragment fields, UDP ports,
 //! message types, option lengths — and random truncation.
 //!
-//! The judge is not our parser but a sloppy DHCPv6 stack, written here: it ignores
-//! the IPv6 payload length and the UDP length and checksum, walks every extension
-//! header it can skip by its length field (unknown ones too), follows a first or
-//! atomic fragment, and reads whatever UDP it finds: anything to port 546 is for a
+//! The judge is not our parser but a sloppy DHCPv6 stack, written here over the
+//! sloppy host of `support::ipv6::sloppy_upper`: it ignores the IPv6 payload length
+//! and the UDP length and checksum, walks every extension header it can skip by its
+//! length field (unknown ones too), follows a first or atomic fragment, and reads
+//! whatever UDP it finds: anything to port 546 is for a
 //! client; to 547, the message type, following Relay Message options down through
 //! relay messages.
 //!
@@ -91,62 +92,20 @@ fn innermost_type(mut msg: &[u8]) -> Option<u8> {
     None
 }
 
+/// What the sloppy stack reads: the upper layer as `support::ipv6::sloppy_upper`
+/// finds it, then UDP's destination port and, to 547, the innermost message type.
 fn sloppy_stack_reads(l3: &[u8]) -> Read {
-    if l3.len() < 40 || l3[0] >> 4 != 6 {
+    let Some((nh::UDP, at)) = sloppy_upper(l3) else {
         return Read::Nothing;
+    };
+    let Some([_, _, d0, d1, _, _, _, _, payload @ ..]) = l3.get(at..) else {
+        return Read::Nothing;
+    };
+    match u16::from_be_bytes([*d0, *d1]) {
+        CLIENT_PORT => Read::ToClient,
+        SERVER_PORT => Read::ToServer(innermost_type(payload)),
+        _ => Read::Nothing,
     }
-    let mut next = l3[6];
-    let mut at = 40usize;
-    for _ in 0..64 {
-        let Some(h) = l3.get(at..) else {
-            return Read::Nothing;
-        };
-        match next {
-            nh::UDP => {
-                let [_, _, d0, d1, _, _, _, _, payload @ ..] = h else {
-                    return Read::Nothing;
-                };
-                return match u16::from_be_bytes([*d0, *d1]) {
-                    CLIENT_PORT => Read::ToClient,
-                    SERVER_PORT => Read::ToServer(innermost_type(payload)),
-                    _ => Read::Nothing,
-                };
-            }
-            nh::FRAGMENT => {
-                let [n, _, hi, lo, ..] = h else {
-                    return Read::Nothing;
-                };
-                if u16::from_be_bytes([*hi, *lo]) >> 3 != 0 {
-                    return Read::Nothing;
-                }
-                next = *n;
-                at += 8;
-            }
-            nh::AH => {
-                let [n, len, ..] = h else {
-                    return Read::Nothing;
-                };
-                next = *n;
-                at += (usize::from(*len) + 2) * 4;
-            }
-            nh::HOP_BY_HOP
-            | nh::ROUTING
-            | nh::DESTINATION_OPTIONS
-            | nh::MOBILITY
-            | nh::HIP
-            | nh::SHIM6
-            | nh::EXPERIMENT_1
-            | nh::EXPERIMENT_2 => {
-                let [n, len, ..] = h else {
-                    return Read::Nothing;
-                };
-                next = *n;
-                at += (usize::from(*len) + 1) * 8;
-            }
-            _ => return Read::Nothing,
-        }
-    }
-    Read::Nothing
 }
 
 /// A server message type, or a relay the stack could not see into.
@@ -207,26 +166,7 @@ fn seeds() -> Vec<Vec<u8>> {
 /// A seed, up to 6 bytes overwritten (biased to the first 120: the IPv6, extension
 /// and UDP headers and the message's start), and perhaps a truncation.
 fn arb_packet() -> impl Strategy<Value = Vec<u8>> {
-    let n = seeds().len();
-    (
-        0..n,
-        proptest::collection::vec((0usize..400, any::<u8>(), any::<bool>()), 0..6),
-        proptest::option::of(0usize..400),
-    )
-        .prop_map(|(i, edits, cut)| {
-            let mut p = seeds().swap_remove(i);
-            for (at, byte, header) in edits {
-                let at = if header { at % 120 } else { at };
-                let len = p.len().max(1);
-                if let Some(b) = p.get_mut(at % len) {
-                    *b = byte;
-                }
-            }
-            if let Some(c) = cut {
-                p.truncate(c);
-            }
-            p
-        })
+    arb_mutated(seeds, 120, 400)
 }
 
 /// Checks the invariants for one frame from the attacker; returns its verdict.

@@ -387,21 +387,21 @@ fn from_trusted<O: Observer>(
             })?;
             return Ok(Dhcpv6Action::Forward);
         }
+        let update = BindingUpdate {
+            vid,
+            ip,
+            mac,
+            port: client,
+            lease_secs: lease(a.valid_lifetime),
+            source: BindingSource::Dhcpv6,
+            duid,
+        };
         match sw
             .bindings
             .claim(vid, ip, mac, client, BindingSource::Dhcpv6, now)
         {
             BindingClaim::Held(holder) => {
-                let new = crate::bindings::NewBinding {
-                    vid,
-                    ip,
-                    mac,
-                    port: client,
-                    lease_secs: lease(a.valid_lifetime),
-                    source: BindingSource::Dhcpv6,
-                    duid,
-                };
-                sw.binding_refused(&new, holder, now);
+                sw.binding_refused(&update.as_new(), holder, now);
                 let note = Dhcpv6Note::BindingConflict {
                     ip: a.address,
                     holder,
@@ -416,18 +416,9 @@ fn from_trusted<O: Observer>(
                 let ip = a.address;
                 t.note(|| step(Outcome::Pass, read(), Dhcpv6Note::Covered { ip }));
             }
-            BindingClaim::Free if first.is_none() => {
-                first = Some(BindingUpdate {
-                    vid,
-                    ip,
-                    mac,
-                    port: client,
-                    lease_secs: lease(a.valid_lifetime),
-                    source: BindingSource::Dhcpv6,
-                    duid,
-                });
+            BindingClaim::Free => {
+                first.get_or_insert(update);
             }
-            BindingClaim::Free => {}
         }
     }
     let Some(binding) = first else {

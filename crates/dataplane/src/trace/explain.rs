@@ -181,6 +181,16 @@ fn ra_guard_text(note: RaGuardNote) -> String {
     }
 }
 
+/// "bound to MAC on port N (source)".
+fn holder_text(h: crate::bindings::BindingHolder) -> String {
+    format!(
+        "bound to {} on port {} ({})",
+        h.mac,
+        h.port.0,
+        h.source.name()
+    )
+}
+
 /// A DHCPv6 guard step in words.
 fn dhcpv6_text(
     trusted: bool,
@@ -222,10 +232,8 @@ fn dhcpv6_text(
         N::ReleaseForeign { ip, holder } => {
             let _ = write!(
                 t,
-                "releases {ip}, bound to {} on port {} ({}): not this client's",
-                holder.mac,
-                holder.port.0,
-                holder.source.name()
+                "releases {ip}, {}: not this client's",
+                holder_text(holder)
             );
         }
         N::Releases { why } => {
@@ -255,13 +263,7 @@ fn dhcpv6_text(
         }
         N::TableFull => t.push_str("the binding table is full"),
         N::BindingConflict { ip, holder } => {
-            let _ = write!(
-                t,
-                "{ip} is bound to {} on port {} ({})",
-                holder.mac,
-                holder.port.0,
-                holder.source.name()
-            );
+            let _ = write!(t, "{ip} is {}", holder_text(holder));
         }
         N::Covered { ip } => {
             let _ = write!(

@@ -437,3 +437,33 @@ pub fn arb_stage_frame() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..30),
     ]
 }
+
+/// One of `seeds()`, up to 6 bytes overwritten (those with the bias flag within the
+/// first `header_len` bytes: the headers), and perhaps truncated: the mutations of
+/// the IPv6 guards' property tests.
+pub fn arb_mutated(
+    seeds: fn() -> Vec<Vec<u8>>,
+    header_len: usize,
+    span: usize,
+) -> impl Strategy<Value = Vec<u8>> {
+    let n = seeds().len();
+    (
+        0..n,
+        proptest::collection::vec((0..span, any::<u8>(), any::<bool>()), 0..6),
+        proptest::option::of(0..span),
+    )
+        .prop_map(move |(i, edits, cut)| {
+            let mut p = seeds().swap_remove(i);
+            for (at, byte, header) in edits {
+                let at = if header { at % header_len } else { at };
+                let len = p.len().max(1);
+                if let Some(b) = p.get_mut(at % len) {
+                    *b = byte;
+                }
+            }
+            if let Some(c) = cut {
+                p.truncate(c);
+            }
+            p
+        })
+}
