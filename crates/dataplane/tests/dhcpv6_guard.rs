@@ -464,6 +464,112 @@ fn a_reply_for_an_address_another_binding_holds_is_dropped() {
     assert_eq!(sw.binding(v10(), IpAddr::V6(ula(0x101))), None);
 }
 
+/// A REPLY with several addresses: held on the first; the rest installed when it
+/// is released (the runtime writes them to the store then), each through the claim
+/// rule.
+#[test]
+fn a_reply_with_several_addresses_binds_them_all_once_released() {
+    let mut sw = switch(EnforceMode::Enforce, true);
+    let duid = client_duid();
+    let three = server(
+        M::Reply,
+        8,
+        &duid,
+        &[
+            (addr(), 1800, 3600),
+            (ula(0x101), 900, 1800),
+            (ula(0x102), 1, 0),
+        ],
+    );
+    let frame = eth6(mac(2), mac(1), &to_client(ll(1), ll(2), &three));
+    let v = send_secs(&mut sw, 2, SERVER, &frame);
+    let Verdict::Hold(fwd, b) = v else {
+        panic!("held: {v:?}");
+    };
+    assert_eq!(b.ip, IpAddr::V6(addr()), "held on the first address");
+    assert_eq!(
+        sw.binding(v10(), IpAddr::V6(ula(0x101))),
+        None,
+        "nothing before the commit"
+    );
+    assert!(sw.release_held(SERVER, &fwd, &b, frame.len(), true, Timestamp::from_secs(2)));
+    let mut rest = Vec::new();
+    stages::dhcpv6_guard::install_reply_rest(
+        &mut sw,
+        &fwd,
+        &b,
+        &frame,
+        Timestamp::from_secs(2),
+        |n| rest.push(n),
+    );
+    assert_eq!(rest.len(), 1, "valid lifetime 0 binds nothing: {rest:?}");
+    assert_eq!(rest[0].ip, IpAddr::V6(ula(0x101)));
+    let second = sw.binding(v10(), IpAddr::V6(ula(0x101))).unwrap();
+    assert_eq!(
+        (
+            second.mac,
+            second.port,
+            second.source,
+            second.duid,
+            second.lease_end
+        ),
+        (
+            mac(2),
+            CLIENT,
+            BindingSource::Dhcpv6,
+            DuidKey::of(&duid),
+            Some(Timestamp::from_secs(2 + 1800))
+        )
+    );
+    assert_eq!(sw.binding_count(), 2);
+
+    // An address another binding took while the REPLY was held: refused, with its
+    // event, the holder's binding kept.
+    let mut sw = switch(EnforceMode::Enforce, true);
+    let two = server(
+        M::Reply,
+        9,
+        &duid,
+        &[(addr(), 1800, 3600), (ula(0x101), 900, 1800)],
+    );
+    let frame = eth6(mac(2), mac(1), &to_client(ll(1), ll(2), &two));
+    let Verdict::Hold(fwd, b) = send_secs(&mut sw, 2, SERVER, &frame) else {
+        panic!("held");
+    };
+    let api = NewBinding {
+        vid: v10(),
+        ip: IpAddr::V6(ula(0x101)),
+        mac: mac(4),
+        port: BYSTANDER,
+        lease_secs: None,
+        source: BindingSource::Api,
+        duid: None,
+    };
+    sw.install_binding(api, Timestamp::from_secs(2)).unwrap();
+    assert!(sw.release_held(SERVER, &fwd, &b, frame.len(), true, Timestamp::from_secs(3)));
+    let _ = events(&mut sw);
+    let mut rest = Vec::new();
+    stages::dhcpv6_guard::install_reply_rest(
+        &mut sw,
+        &fwd,
+        &b,
+        &frame,
+        Timestamp::from_secs(3),
+        |n| rest.push(n),
+    );
+    assert!(rest.is_empty());
+    assert_eq!(
+        sw.binding(v10(), IpAddr::V6(ula(0x101))).unwrap().mac,
+        mac(4)
+    );
+    assert!(
+        events(&mut sw)
+            .iter()
+            .any(|e| matches!(e, EventKind::BindingRefused { owner, .. } if *owner == BYSTANDER)),
+        "the refusal is reported"
+    );
+}
+
 #[test]
 fn valid_lifetime_zero_in_a_reply_removes_the_binding() {
     let mut sw = switch(EnforceMode::Enforce, true);

@@ -39,8 +39,9 @@
 //! and carrying its DUID (`bindings::DuidKey`). The REPLY is *held* until the
 //! binding is durable ([`crate::Verdict::Hold`]), as a DHCPACK is. One hold
 //! carries one binding: the first address the claim rule lets the client take;
-//! any address of the REPLY that another binding holds drops the whole REPLY
-//! (`dhcpv6_binding_conflict`, `bindings::claim`). An address with valid lifetime
+//! the REPLY's further addresses are installed when it is released
+//! ([`install_reply_rest`]); any address of the REPLY that another binding holds
+//! drops the whole REPLY (`dhcpv6_binding_conflict`, `bindings::claim`). An address with valid lifetime
 //! 0 removes the client's DHCPv6 binding of it. A REPLY with addresses for a
 //! client the switch does not know goes to trusted ports only
 //! (`dhcpv6_reply_unknown_client`). IA_PD prefixes are not bound (a delegated
@@ -497,6 +498,54 @@ pub fn release_delivered(
         });
         if own {
             sw.remove_binding(vid, key, why, now);
+        }
+    }
+}
+
+/// A held REPLY's other addresses, once the REPLY is released (its binding, `held`,
+/// committed and installed): installs a binding for each further IA_NA address of
+/// the REPLY in `data` (the frame as received; `fwd` its verdict) that the claim
+/// rule lets the same client take, and hands each one installed to `installed`
+/// (the runtime writes them to the store, without holding anything). An address
+/// another binding took meanwhile is refused with its event. Control path: called
+/// by the runtime after [`Switch::release_held`] said to send the REPLY.
+pub fn install_reply_rest(
+    sw: &mut Switch,
+    fwd: &crate::verdict::Forward,
+    held: &BindingUpdate,
+    data: &[u8],
+    now: Timestamp,
+    mut installed: impl FnMut(crate::bindings::NewBinding),
+) {
+    let Some(l3) = data.get(usize::from(fwd.body_offset) + 2..) else {
+        return;
+    };
+    let Ok((_, facts)) = Dhcpv6Facts::parse(l3) else {
+        return;
+    };
+    let Some((_, m)) = read_message(l3, &facts) else {
+        return;
+    };
+    if m.0.msg_type != MessageType::Reply {
+        return;
+    }
+    for a in m.0.ia_nas().flat_map(dhcpv6::Ia::into_addresses) {
+        let ip = IpAddr::V6(a.address);
+        if a.valid_lifetime == 0 || ip == held.ip {
+            continue;
+        }
+        let new = crate::bindings::NewBinding {
+            ip,
+            lease_secs: lease(a.valid_lifetime),
+            ..held.as_new()
+        };
+        match sw.install_binding(new, now) {
+            Ok(()) => installed(new),
+            Err(
+                crate::switch::ControlError::BindingHeld(h)
+                | crate::switch::ControlError::StaticBinding(h),
+            ) => sw.binding_refused(&new, h, now),
+            Err(_) => {}
         }
     }
 }
