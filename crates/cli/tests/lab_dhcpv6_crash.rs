@@ -57,8 +57,8 @@ dhcpv6_guard = {}
 
 /// The DHCPv6 clients: `client6.py N RESULTS SEED WINDOW START_GAP BUDGET`. N distinct
 /// random 02:… MACs; at most WINDOW clients in flight, a new one started every
-/// START_GAP seconds; each does SOLICIT → ADVERTISE → REQUEST → REPLY (IA_NA, IAID
-/// 1) from its link-local address over one raw socket on eth0, retrying (0.5 s per
+/// START_GAP seconds; each does SOLICIT → ADVERTISE → REQUEST → REPLY (an IA_NA of
+/// IAID 1) from its link-local address over one raw socket on eth0, retrying (0.5 s per
 /// step, 3 REQUESTs per ADVERTISE, then a new SOLICIT) until it has its REPLY with
 /// an address, and answers Neighbor Solicitations for its link-local address (the
 /// server's kernel resolves it before sending a REPLY). Every REPLY received is
