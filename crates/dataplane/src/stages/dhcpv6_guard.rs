@@ -11,8 +11,8 @@
 //!   RECONFIGURE, RELAY-REPL, or a relay message whose innermost message is one —
 //!   to 547: `dhcpv6_server_untrusted`;
 //! - a fragment of UDP to 546/547: `dhcpv6_fragment`;
-//! - a candidate that does not parse (UDP length, options, relay nesting):
-//!   `dhcpv6_malformed`;
+//! - a wrong UDP length, or a message to 547 that does not parse (options, relay
+//!   nesting): `dhcpv6_malformed`;
 //! - a packet whose upper layer cannot be seen, under RA guard's IPv6 reasons: a
 //!   first fragment without its UDP header (RFC 7112, `ipv6_incomplete_chain`), an
 //!   extension header the switch does not walk (`ipv6_unknown_header`), a header
