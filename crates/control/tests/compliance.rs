@@ -796,6 +796,7 @@ dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
 ra_guard = {}
+dhcpv6_guard = {}
 [[host.port]]
 name = "p"
 interface = "tap-p"

@@ -3,11 +3,11 @@
 
 use super::*;
 use portcullis_dataplane::{
-    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
-    IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    PortFeatures, PortRole, PortSecuritySpec, RaGuardSpec, SecureAging, SecurityPolicy,
-    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy,
-    TeamingSpec, Vid, Violation, VlanMode, VlanSet,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec,
+    EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch,
+    Option82, Policy, PortFeatures, PortRole, PortSecuritySpec, RaGuardSpec, SecureAging,
+    SecurityPolicy, SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec,
+    TeamingPolicy, TeamingSpec, Vid, Violation, VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
@@ -303,6 +303,11 @@ fn example_parses_and_compiles_to_the_expected_spec() {
                     trusted: true,
                     mode: EnforceMode::Enforce,
                 }),
+                dhcpv6_guard: Some(Dhcpv6GuardSpec {
+                    trusted: true,
+                    rate_limit_pps: None,
+                    mode: EnforceMode::Enforce,
+                }),
                 ..PortFeatures::default()
             }
         );
@@ -353,7 +358,11 @@ fn example_parses_and_compiles_to_the_expected_spec() {
             trusted: false,
             mode: EnforceMode::Enforce,
         }),
-        dhcpv6_guard: None,
+        dhcpv6_guard: Some(Dhcpv6GuardSpec {
+            trusted: false,
+            rate_limit_pps: Some(20),
+            mode: EnforceMode::Enforce,
+        }),
         teaming: None,
     };
     assert_eq!(vm1.features, web_features);
