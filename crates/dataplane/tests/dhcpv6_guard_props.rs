@@ -197,6 +197,9 @@ fn check(sw: &mut Switch, l3: &[u8]) -> Result<Verdict, TestCaseError> {
         ),
         Read::Nothing => {}
     }
+    // Nothing from an untrusted port binds, or is held to bind.
+    prop_assert!(!matches!(v, Verdict::Hold(..)), "held: {v:?}");
+    prop_assert_eq!(sw.binding_count(), 0);
     let c = sw.counters(ATTACKER).unwrap();
     prop_assert_eq!(c.rx_frames, 1);
     let dropped: u64 = c.rx_drops.iter().sum();
@@ -213,6 +216,55 @@ proptest! {
     ) {
         let mut sw = switch(EnforceMode::Enforce);
         check(&mut sw, &l3)?;
+    }
+}
+
+/// REPLYs from the trusted server, to the client c (mac 3), as the mutations start.
+fn reply_seeds() -> Vec<Vec<u8>> {
+    let duid = duid_ll(mac(3));
+    let one = server(M::Reply, 1, &duid, &[(ula(0x100), 1800, 3600)]);
+    let two = server(
+        M::Reply,
+        2,
+        &duid,
+        &[(ula(0x101), 1800, 3600), (ula(0x102), 900, 1800)],
+    );
+    vec![
+        udp6(ll(1), ll(3), SERVER_PORT, CLIENT_PORT, &one),
+        udp6(ll(1), ll(3), SERVER_PORT, CLIENT_PORT, &two),
+        with_exts(
+            &udp6(ll(1), ll(3), SERVER_PORT, CLIENT_PORT, &one),
+            &[pad_ext(nh::HOP_BY_HOP, 0)],
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(many_cases())]
+
+    /// Whatever the server's REPLY has become, a hold binds only a unicast address
+    /// to the frame's destination MAC on the port the MAC table gives it (the
+    /// client's), with the DHCPv6 source, and nothing enters the index before the
+    /// commit.
+    #[test]
+    fn a_trusted_reply_binds_only_its_destination_on_its_port(
+        l3 in arb_mutated(reply_seeds, 120, 400),
+        dst in prop_oneof![Just(mac(3)), Just(mac(4)), Just(MacAddr([2, 0, 0, 0, 0, 9])), Just(ALL_DHCP_MAC)],
+    ) {
+        let mut sw = switch(EnforceMode::Enforce);
+        let f = eth6(dst, mac(1), &l3);
+        let v = sw.process(Timestamp::from_secs(1), PortId(1), &IngressFrame { data: &f, tag: None });
+        prop_assert_eq!(sw.binding_count(), 0);
+        if let Verdict::Hold(fwd, b) = v {
+            let port = match dst {
+                d if d == mac(3) => PortId(3),
+                d if d == mac(4) => PortId(4),
+                _ => return Err(TestCaseError::fail(format!("held for an unknown client: {v:?}"))),
+            };
+            prop_assert_eq!((b.mac, b.port, b.source), (dst, port, bindings::BindingSource::Dhcpv6));
+            prop_assert!(portcullis_dataplane::bindings::check_binding_ip(b.ip).is_ok());
+            prop_assert_eq!(out(&Verdict::Forward(fwd)), vec![port.0]);
+        }
     }
 }
 
@@ -252,4 +304,21 @@ fn the_property_fails_without_enforcement() {
         broken >= 7,
         "only {broken} seeds break the invariant in observe mode"
     );
+}
+
+/// The REPLY property is not vacuous: every unmutated REPLY seed to the client is
+/// held for it; to a MAC the switch does not know, none is.
+#[test]
+fn every_reply_seed_is_held_for_its_client() {
+    for (i, l3) in reply_seeds().iter().enumerate() {
+        let mut sw = switch(EnforceMode::Enforce);
+        let v = send_secs(&mut sw, 1, PortId(1), &eth6(mac(3), mac(1), l3));
+        assert!(
+            matches!(v, Verdict::Hold(_, b) if b.port == PortId(3)),
+            "seed {i}: {v:?}"
+        );
+        let stranger = MacAddr([2, 0, 0, 0, 0, 9]);
+        let v = send_secs(&mut sw, 1, PortId(1), &eth6(stranger, mac(1), l3));
+        assert_eq!(out(&v), vec![0], "seed {i}: the uplink only");
+    }
 }
