@@ -260,6 +260,10 @@ pub struct BindingView {
     pub source: String,
     /// Seconds left on the lease; `None`: no expiry.
     pub lease_left_secs: Option<u64>,
+    /// A DHCPv6 binding's client DUID: hex with colons (`00:03:00:01:…`), or
+    /// `sha256:` and the hex of a long DUID's digest prefix. Absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
 }
 
 /// The binding table and the hold path's counters.

@@ -376,6 +376,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             ),
             added("port_group.c.arp_inspection", "off"),
             added("port_group.c.dhcp_snooping", "off"),
+            added("port_group.c.dhcpv6_guard", "off"),
             added("port_group.c.ip_source_guard", "off"),
             added("port_group.c.ipv6_source_guard", "off"),
             added("port_group.c.mac_acl_in", "none"),
@@ -401,6 +402,7 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 ~ port_group.b.security.promiscuous: accept → reject
 + port_group.c.arp_inspection = off
 + port_group.c.dhcp_snooping = off
++ port_group.c.dhcpv6_guard = off
 + port_group.c.ip_source_guard = off
 + port_group.c.ipv6_source_guard = off
 + port_group.c.mac_acl_in = none
@@ -800,6 +802,7 @@ ip_source_guard = "ip-mac"
 ra_guard = {}
 nd_inspection = {}
 ipv6_source_guard = "ip-mac"
+dhcpv6_guard = {}
 [[host.port]]
 name = "p"
 interface = "tap-p"
@@ -829,6 +832,7 @@ dhcp_snooping = {{}}
 arp_inspection = {{}}
 ip_source_guard = "ip-mac"
 ra_guard = {{}}
+dhcpv6_guard = {{}}
 {nd}
 {sg}
 [[host.port]]

@@ -92,6 +92,7 @@ fn record(i: u64, lease_end: Option<u64>) -> BindingRecord {
             BindingSource::Dhcp
         },
         updated_unix: 1_800_000_000,
+        duid: None,
     }
 }
 

@@ -141,6 +141,7 @@ impl Held {
             lease_end_unix: b.lease_secs.map(|l| unix + u64::from(l)),
             source: b.source,
             updated_unix: unix,
+            duid: b.duid,
         };
         match self.submit(BindingOp::Upsert(record)) {
             Some(ticket) => {
@@ -179,6 +180,7 @@ impl Held {
             lease_end_unix: None,
             source: BindingSource::Api,
             updated_unix: unix,
+            duid: None,
         };
         match self.submit(BindingOp::Upsert(record)) {
             Some(ticket) => {
@@ -215,6 +217,7 @@ impl Held {
                         .map(|end| unix + end.saturating_since(now).div_ceil(1_000_000_000)),
                     source: b.source,
                     updated_unix: unix,
+                    duid: b.duid,
                 })
             }
             _ => BindingOp::Remove {

@@ -613,6 +613,7 @@ fn restore_bindings(
             port,
             lease_secs: left,
             source: r.source,
+            duid: r.duid,
         };
         match switch.install_binding(new, Timestamp(0)) {
             Ok(()) => restored += 1,

@@ -926,6 +926,29 @@ impl DataThread {
                 .output(h.ingress, &h.fwd, &h.data, h.csum_partial);
             let (before, after) = around(&mut self.ports, i);
             send_output(&out, h.csum_partial, None, i, before, after, stats);
+            if h.binding.source == BindingSource::Dhcpv6 {
+                self.install_reply_rest(&h, now);
+            }
+        }
+    }
+
+    /// A released DHCPv6 REPLY's further addresses (the hold carried its first):
+    /// installed now, and written to the store without holding anything — a crash
+    /// before that write leaves the client without those bindings until it renews
+    /// (fail closed; docs/decisions.md).
+    fn install_reply_rest(&mut self, h: &crate::held::HeldFrame, now: Timestamp) {
+        let mut rest = Vec::new();
+        portcullis_dataplane::stages::dhcpv6_guard::install_reply_rest(
+            &mut self.switch,
+            &h.fwd,
+            &h.binding,
+            &h.data,
+            now,
+            |b| rest.push((b.vid, b.ip)),
+        );
+        for (vid, ip) in rest {
+            let current = self.switch.binding(vid, ip);
+            self.held.resync(vid, ip, current, now);
         }
     }
 
@@ -1086,6 +1109,7 @@ fn api_new_binding(b: &ApiBinding) -> NewBinding {
         port: b.port,
         lease_secs: None,
         source: BindingSource::Api,
+        duid: None,
     }
 }
 

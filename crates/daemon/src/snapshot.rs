@@ -263,6 +263,7 @@ pub fn bindings_view(sw: &Switch, now: Timestamp, held: HeldStats) -> BindingsVi
                 .binding
                 .lease_end
                 .map(|end| end.saturating_since(now) / 1_000_000_000),
+            duid: e.binding.duid.map(|d| d.to_string()),
         })
         .collect();
     BindingsView {
@@ -432,6 +433,7 @@ mod tests {
             ErrDisableCause::DhcpRateLimit,
             ErrDisableCause::ArpRateLimit,
             ErrDisableCause::NdRateLimit,
+            ErrDisableCause::Dhcpv6RateLimit,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.name());
         }

@@ -172,6 +172,7 @@ fn switch(on: bool) -> Switch {
                     port: PortId(g as u16 + 1),
                     lease_secs: Some(3600),
                     source: BindingSource::Nd,
+                    duid: None,
                 },
                 Timestamp(0),
             )

@@ -102,6 +102,7 @@ impl Switch {
             port: b.port,
             lease_end,
             source: b.source,
+            duid: b.duid,
         };
         let replaced = self
             .bindings
@@ -200,6 +201,8 @@ impl Switch {
                     self.binding_refused(&new, h, now);
                     Some(if nd {
                         DropReason::NdAddressOwned
+                    } else if new.source == BindingSource::Dhcpv6 {
+                        DropReason::Dhcpv6BindingConflict
                     } else {
                         DropReason::DhcpBindingConflict
                     })

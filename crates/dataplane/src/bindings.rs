@@ -194,6 +194,93 @@ pub fn check_binding_ip(ip: IpAddr) -> Result<(), BadBindingIp> {
     }
 }
 
+/// A DHCPv6 client's DUID (RFC 8415 §11) as a binding keeps it: fixed-size, no
+/// allocation. A DUID of up to [`DuidKey::INLINE`] bytes (DUID-LL, DUID-LLT and
+/// DUID-UUID of an Ethernet client all fit) is kept as it is; a longer one (a
+/// DUID-EN, at most 130 bytes) as the first [`DuidKey::INLINE`] bytes of its
+/// SHA-256 digest, marked by a length of [`DuidKey::DIGEST`] (no DUID is that
+/// long). Two keys are equal exactly when the DUIDs are (up to a 152-bit digest
+/// collision).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DuidKey {
+    /// The DUID's length (1..=19), or [`DuidKey::DIGEST`].
+    len: std::num::NonZeroU8,
+    bytes: [u8; DuidKey::INLINE],
+}
+
+impl DuidKey {
+    /// DUIDs up to this long are kept inline.
+    pub const INLINE: usize = 19;
+    /// The length that marks a digest.
+    pub const DIGEST: u8 = 255;
+
+    /// The key of a DUID; `None` for an empty one.
+    pub fn of(duid: &[u8]) -> Option<DuidKey> {
+        let mut bytes = [0u8; DuidKey::INLINE];
+        if duid.len() <= DuidKey::INLINE {
+            let len = std::num::NonZeroU8::new(duid.len() as u8)?;
+            bytes[..duid.len()].copy_from_slice(duid);
+            return Some(DuidKey { len, bytes });
+        }
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(duid);
+        bytes.copy_from_slice(&d[..DuidKey::INLINE]);
+        let len = std::num::NonZeroU8::new(DuidKey::DIGEST)?;
+        Some(DuidKey { len, bytes })
+    }
+
+    /// Rebuilds a key from [`DuidKey::to_parts`] (the store's form); `None` if it
+    /// is not one.
+    pub fn from_parts(len: u8, bytes: [u8; DuidKey::INLINE]) -> Option<DuidKey> {
+        if usize::from(len) > DuidKey::INLINE && len != DuidKey::DIGEST {
+            return None;
+        }
+        Some(DuidKey {
+            len: std::num::NonZeroU8::new(len)?,
+            bytes,
+        })
+    }
+
+    /// The length byte and the 19 bytes.
+    pub fn to_parts(&self) -> (u8, [u8; DuidKey::INLINE]) {
+        (self.len.get(), self.bytes)
+    }
+
+    /// Whether this is a digest of a long DUID.
+    pub fn is_digest(&self) -> bool {
+        self.len.get() == DuidKey::DIGEST
+    }
+
+    /// The DUID as it was (inline), or the digest's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.is_digest() {
+            &self.bytes
+        } else {
+            &self.bytes[..usize::from(self.len.get())]
+        }
+    }
+}
+
+impl std::fmt::Display for DuidKey {
+    /// Hex with colons (`00:03:00:01:…`); a digest as `sha256:` and hex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_digest() {
+            f.write_str("sha256:")?;
+            for b in self.bytes() {
+                write!(f, "{b:02x}")?;
+            }
+            return Ok(());
+        }
+        for (i, b) in self.bytes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Binding {
@@ -202,6 +289,8 @@ pub struct Binding {
     /// `None`: never expires (static and API bindings).
     pub lease_end: Option<Timestamp>,
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (DHCPv6 bindings; `None` for the others).
+    pub duid: Option<DuidKey>,
 }
 
 /// A binding to install: what DHCP snooping, the store or the API knows of it.
@@ -214,6 +303,8 @@ pub struct NewBinding {
     /// `None`: never expires.
     pub lease_secs: Option<u32>,
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (DHCPv6 bindings only).
+    pub duid: Option<DuidKey>,
 }
 
 /// A binding a held ACK creates or renews.
@@ -227,6 +318,8 @@ pub struct BindingUpdate {
     pub lease_secs: Option<u32>,
     /// Who learned it (DHCP snooping: [`BindingSource::Dhcp`]).
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (a held REPLY's binding).
+    pub duid: Option<DuidKey>,
 }
 
 impl BindingUpdate {
@@ -239,6 +332,7 @@ impl BindingUpdate {
             port: self.port,
             lease_secs: self.lease_secs,
             source: self.source,
+            duid: self.duid,
         }
     }
 }
@@ -610,10 +704,36 @@ mod tests {
             port: PortId(port),
             lease_end: end.map(Timestamp::from_secs),
             source: BindingSource::Dhcp,
+            duid: None,
         }
     }
     fn vid(v: u16) -> Vid {
         Vid::new(v).unwrap()
+    }
+
+    #[test]
+    fn a_duid_key_is_the_duid_up_to_19_bytes_else_a_digest() {
+        let ll = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 2];
+        let k = DuidKey::of(&ll).unwrap();
+        assert!(!k.is_digest());
+        assert_eq!(k.bytes(), &ll[..]);
+        assert_eq!(k.to_string(), "00:03:00:01:52:54:00:00:00:02");
+        let (len, bytes) = k.to_parts();
+        assert_eq!(DuidKey::from_parts(len, bytes), Some(k));
+        // 19 bytes inline, 20 a digest; two long DUIDs differing in the last byte
+        // differ.
+        assert!(!DuidKey::of(&[1; 19]).unwrap().is_digest());
+        let a = DuidKey::of(&[1; 20]).unwrap();
+        let mut other = [1; 20];
+        other[19] = 2;
+        assert!(a.is_digest());
+        assert_ne!(Some(a), DuidKey::of(&other));
+        assert!(a.to_string().starts_with("sha256:"));
+        assert_eq!(DuidKey::of(&[]), None);
+        // Lengths no key has are refused.
+        assert_eq!(DuidKey::from_parts(0, [0; 19]), None);
+        assert_eq!(DuidKey::from_parts(20, [0; 19]), None);
+        assert!(DuidKey::from_parts(255, [0; 19]).is_some());
     }
 
     /// A copy shares the maps until one side changes them; each side then sees
@@ -668,6 +788,7 @@ mod tests {
             port: PortId(port),
             lease_end: end.map(Timestamp::from_secs),
             source,
+            duid: None,
         };
         let now = Timestamp::from_secs(50);
         let c = |e: Binding, mac, port, source| claim(Some(&e), mac, PortId(port), source, now);

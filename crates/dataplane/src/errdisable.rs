@@ -14,4 +14,5 @@ pub enum ErrDisableCause {
     ArpRateLimit,
     /// ND inspection's rate limit (`nd_rate_limit`).
     NdRateLimit,
+    Dhcpv6RateLimit,
 }

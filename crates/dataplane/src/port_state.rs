@@ -11,8 +11,8 @@
 //! `stages/port_security.rs`).
 
 use crate::spec::{
-    ArpInspectionSpec, DhcpSnoopingSpec, NdInspectionSpec, PortSecuritySpec, SecureAging,
-    StormControlSpec, Violation,
+    ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec, NdInspectionSpec, PortSecuritySpec,
+    SecureAging, StormControlSpec, Violation,
 };
 use crate::types::{MacAddr, Timestamp, Vid};
 
@@ -137,6 +137,22 @@ pub struct NdPortState {
 impl NdPortState {
     pub fn new(spec: NdInspectionSpec, now: Timestamp) -> NdPortState {
         NdPortState {
+            spec,
+            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+        }
+    }
+}
+
+/// DHCPv6 guard state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dhcpv6PortState {
+    pub spec: Dhcpv6GuardSpec,
+    pub bucket: Option<TokenBucket>,
+}
+
+impl Dhcpv6PortState {
+    pub fn new(spec: Dhcpv6GuardSpec, now: Timestamp) -> Dhcpv6PortState {
+        Dhcpv6PortState {
             spec,
             bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
         }

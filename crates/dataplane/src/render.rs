@@ -108,6 +108,7 @@ impl ErrDisableCause {
             ErrDisableCause::DhcpRateLimit => "dhcp_rate_limit",
             ErrDisableCause::ArpRateLimit => "arp_rate_limit",
             ErrDisableCause::NdRateLimit => "nd_rate_limit",
+            ErrDisableCause::Dhcpv6RateLimit => "dhcpv6_rate_limit",
         }
     }
 
@@ -119,6 +120,7 @@ impl ErrDisableCause {
             ErrDisableCause::DhcpRateLimit => "the DHCP rate limit",
             ErrDisableCause::ArpRateLimit => "the ARP rate limit",
             ErrDisableCause::NdRateLimit => "the ND rate limit",
+            ErrDisableCause::Dhcpv6RateLimit => "the DHCPv6 rate limit",
         }
     }
 }

@@ -149,6 +149,8 @@ pub struct PortFeatures {
     pub nd_inspection: Option<NdInspectionSpec>,
     /// IPv6 Source Guard on this port (`None`: off).
     pub ipv6_source_guard: Option<Ipv6SourceGuardSpec>,
+    /// DHCPv6 guard and snooping on this port (`None`: not enabled on it).
+    pub dhcpv6_guard: Option<Dhcpv6GuardSpec>,
     /// NIC teaming: which uplink the port's traffic leaves by (`None`:
     /// originating-port over every uplink, failback on).
     pub teaming: Option<TeamingSpec>,
@@ -279,6 +281,18 @@ pub struct NdInspectionSpec {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Ipv6SourceGuardSpec {
     pub check: SourceGuard,
+    pub mode: EnforceMode,
+}
+
+/// DHCPv6 guard and snooping on a port (RFC 7610 DHCPv6-Shield; Cisco `ipv6 dhcp
+/// guard`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dhcpv6GuardSpec {
+    /// A DHCPv6 server or relay port: its server messages pass, its REPLYs bind.
+    pub trusted: bool,
+    /// DHCPv6 messages per second an untrusted port may send; above it the port is
+    /// error-disabled (enforce mode). `None`: no limit.
+    pub rate_limit_pps: Option<u32>,
     pub mode: EnforceMode,
 }
 

@@ -65,6 +65,7 @@ fn switch(mode: EnforceMode, check: SourceGuard) -> Switch {
             port: S,
             lease_secs: None,
             source: BindingSource::Api,
+            duid: None,
         },
         t(0),
     )
@@ -120,7 +121,7 @@ fn from_unspecified_only_dad_mld_and_dhcpv6_clients_pass() {
     let (v, _) = send6(&mut sw, 1, A, mac(2), MLD_MAC, &hidden);
     assert!(matches!(v, Verdict::Hold(..)), "{v:?}");
     // A DHCPv6 client (to 547).
-    let solicit = udp6(
+    let solicit = udp6_probe(
         Ipv6Addr::UNSPECIFIED,
         546,
         Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2),
@@ -131,7 +132,7 @@ fn from_unspecified_only_dad_mld_and_dhcpv6_clients_pass() {
     // Everything else from :: is dropped, each counted once.
     let refused = [
         mld_report(Ipv6Addr::UNSPECIFIED, false),
-        udp6(Ipv6Addr::UNSPECIFIED, 547, ll(3), 546),
+        udp6_probe(Ipv6Addr::UNSPECIFIED, 547, ll(3), 546),
         echo(Ipv6Addr::UNSPECIFIED, ll(3)),
         // A DHCPv6 Solicit in two fragments: none of the uses fragments.
         split(

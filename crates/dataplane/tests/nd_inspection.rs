@@ -82,6 +82,7 @@ fn claim(ip: Ipv6Addr, m: MacAddr, port: PortId) -> BindingUpdate {
         port,
         lease_secs: Some(LIFETIME),
         source: bindings::BindingSource::Nd,
+        duid: None,
     }
 }
 

@@ -146,7 +146,7 @@ fn seeds() -> Vec<Vec<u8>> {
         echo(ll(0xb), ll(0xa)),
         echo(ula(0x77), ll(0xa)),
         mld_report(Ipv6Addr::UNSPECIFIED, true),
-        udp6(
+        udp6_probe(
             Ipv6Addr::UNSPECIFIED,
             546,
             Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2),

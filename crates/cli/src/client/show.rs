@@ -255,11 +255,13 @@ pub fn mac_acl_table(acls: &[portcullis_api::MacAclView]) -> String {
 }
 
 pub fn bindings_table(b: &portcullis_api::BindingsView) -> String {
+    // The DUID column only when some binding (a DHCPv6 one) has a DUID.
+    let duids = b.bindings.iter().any(|e| e.duid.is_some());
     let rows: Vec<Vec<String>> = b
         .bindings
         .iter()
         .map(|e| {
-            vec![
+            let mut row = vec![
                 e.vlan.to_string(),
                 e.ip.clone(),
                 e.mac.clone(),
@@ -267,13 +269,18 @@ pub fn bindings_table(b: &portcullis_api::BindingsView) -> String {
                 e.source.clone(),
                 e.lease_left_secs
                     .map_or("infinite".into(), |s| format!("{s}s")),
-            ]
+            ];
+            if duids {
+                row.push(e.duid.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    let mut out = table(
-        &["VLAN", "IP", "MAC", "PORT", "SOURCE", "LEASE-LEFT"],
-        &rows,
-    );
+    let mut headers = vec!["VLAN", "IP", "MAC", "PORT", "SOURCE", "LEASE-LEFT"];
+    if duids {
+        headers.push("DUID");
+    }
+    let mut out = table(&headers, &rows);
     out.push_str(&format!(
         "\n{} of {} bindings; ACKs held {}, released {}, dropped (store failed or full) {}, waiting {}\n",
         b.bindings.len(),
@@ -466,6 +473,40 @@ mod tests {
             event_line(&no_port).contains("  -  "),
             "{}",
             event_line(&no_port)
+        );
+    }
+
+    #[test]
+    fn the_duid_column_shows_only_when_a_binding_has_one() {
+        let row = |ip: &str, source: &str, duid: Option<&str>| portcullis_api::BindingView {
+            vlan: 10,
+            ip: ip.into(),
+            mac: "52:54:00:00:00:02".into(),
+            port: "vm2".into(),
+            source: source.into(),
+            lease_left_secs: Some(60),
+            duid: duid.map(str::to_owned),
+        };
+        let mut b = portcullis_api::BindingsView {
+            capacity: 100,
+            bindings: vec![row("198.18.10.2", "dhcp", None)],
+            held: portcullis_api::HeldStats::default(),
+        };
+        assert!(!bindings_table(&b).contains("DUID"));
+        let duid = "00:03:00:01:52:54:00:00:00:02";
+        b.bindings
+            .push(row("fd00:198:18:10::100", "dhcpv6", Some(duid)));
+        let t = bindings_table(&b);
+        let header = t.lines().next().unwrap();
+        assert!(header.ends_with("DUID"), "{t}");
+        assert!(
+            t.lines().any(|l| l.contains("dhcpv6") && l.ends_with(duid)),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.contains("198.18.10.2") && l.trim_end().ends_with('-')),
+            "{t}"
         );
     }
 }

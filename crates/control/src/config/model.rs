@@ -52,6 +52,9 @@ pub struct UplinkPolicy {
     /// upstream; their RA sources are gleaned). Takes effect when a port group or
     /// port enables ND inspection.
     pub nd_trusted: bool,
+    /// The uplinks are trusted DHCPv6-guard ports (default `true`: servers are
+    /// upstream). Takes effect when a port group or port enables DHCPv6 guard.
+    pub dhcpv6_trusted: bool,
 }
 
 /// `[[port_group]]`: where policy lives.
@@ -81,6 +84,8 @@ pub struct PortGroup {
     pub nd_inspection: Option<NdInspectionOverride>,
     /// `ipv6_source_guard = "..."` or `{...}`: `None` when the group does not state it.
     pub ipv6_source_guard: Option<IpSourceGuardOverride>,
+    /// `dhcpv6_guard = {...}`: `None` when the group has no such table.
+    pub dhcpv6_guard: Option<Dhcpv6GuardOverride>,
     /// `teaming = {...}`: `None` when the group does not state it (the data plane's
     /// default: originating-port over every uplink, failback on).
     pub teaming: Option<TeamingOverride>,
@@ -149,6 +154,8 @@ pub struct HostPort {
     pub nd_inspection: Option<NdInspectionOverride>,
     /// Per-port overrides of the group's IPv6 Source Guard, field by field.
     pub ipv6_source_guard: Option<IpSourceGuardOverride>,
+    /// Per-port overrides of the group's DHCPv6 guard, field by field.
+    pub dhcpv6_guard: Option<Dhcpv6GuardOverride>,
     /// Per-port overrides of the group's teaming, field by field (`active` and
     /// `standby` replaced whole).
     pub teaming: Option<TeamingOverride>,

@@ -51,6 +51,7 @@ pub(crate) struct RawUplinkPolicy {
     pub arp_trusted: Option<bool>,
     pub ra_trusted: Option<bool>,
     pub nd_trusted: Option<bool>,
+    pub dhcpv6_trusted: Option<bool>,
     /// Accepted by the shape only to be refused with a precise message: port
     /// security applies to guest ports.
     pub port_security: Option<de::IgnoredAny>,
@@ -65,6 +66,8 @@ pub(crate) struct RawUplinkPolicy {
     /// Guard applies to guest ports.
     pub nd_inspection: Option<de::IgnoredAny>,
     pub ipv6_source_guard: Option<de::IgnoredAny>,
+    /// Likewise: the uplinks' part in DHCPv6 guard is `dhcpv6_trusted`.
+    pub dhcpv6_guard: Option<de::IgnoredAny>,
     /// Likewise: teaming is a guest port's choice among the uplinks.
     pub teaming: Option<de::IgnoredAny>,
 }
@@ -88,6 +91,7 @@ pub(crate) struct RawPortGroup {
     pub ra_guard: Option<RawRaGuard>,
     pub nd_inspection: Option<RawNdInspection>,
     pub ipv6_source_guard: Option<RawIpSourceGuard>,
+    pub dhcpv6_guard: Option<RawDhcpv6Guard>,
     pub teaming: Option<RawTeaming>,
 }
 
@@ -129,6 +133,7 @@ pub(crate) struct RawHostPort {
     pub ra_guard: Option<RawRaGuard>,
     pub nd_inspection: Option<RawNdInspection>,
     pub ipv6_source_guard: Option<RawIpSourceGuard>,
+    pub dhcpv6_guard: Option<RawDhcpv6Guard>,
     pub teaming: Option<RawTeaming>,
     /// The I/O backend name (`"af_packet"`, `"af_xdp"`), checked in validation.
     pub backend: Option<String>,

@@ -3,16 +3,19 @@
 
 use super::*;
 use portcullis_dataplane::{
-    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
-    IpSourceGuardSpec, Ipv6SourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr,
-    MacMatch, NdInspectionSpec, Option82, Policy, PortFeatures, PortRole, PortSecuritySpec,
-    RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError, StaticBindingSpec,
-    StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Vid, Violation, VlanMode, VlanSet,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec,
+    EnforceMode, IpSourceGuardSpec, Ipv6SourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule,
+    MacAddr, MacMatch, NdInspectionSpec, Option82, Policy, PortFeatures, PortRole,
+    PortSecuritySpec, RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
+    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Vid, Violation,
+    VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
 /// The I/O backend of ports and uplinks (`backend`, `[host.uplink_backend]`).
 mod backend;
+/// DHCPv6 guard: its table, the uplinks' trust, its flat keys and errors.
+mod dhcpv6_guard;
 /// Port security, storm control and MAC ACLs.
 mod features;
 /// ND inspection and IPv6 Source Guard: their tables, the uplinks' trust, flat keys
@@ -311,6 +314,11 @@ fn example_parses_and_compiles_to_the_expected_spec() {
                     mode: EnforceMode::Enforce,
                     binding_lifetime_secs: 3600,
                 }),
+                dhcpv6_guard: Some(Dhcpv6GuardSpec {
+                    trusted: true,
+                    rate_limit_pps: None,
+                    mode: EnforceMode::Enforce,
+                }),
                 ..PortFeatures::default()
             }
         );
@@ -370,6 +378,11 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         }),
         ipv6_source_guard: Some(Ipv6SourceGuardSpec {
             check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
+        dhcpv6_guard: Some(Dhcpv6GuardSpec {
+            trusted: false,
+            rate_limit_pps: Some(20),
             mode: EnforceMode::Enforce,
         }),
         teaming: None,

@@ -5,6 +5,7 @@
 
 pub mod arp_inspection;
 pub mod dhcp_snooping;
+pub mod dhcpv6_guard;
 pub mod ip_conflict;
 pub mod ip_source_guard;
 pub mod ipv6_source_guard;

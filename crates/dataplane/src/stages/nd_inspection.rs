@@ -368,6 +368,7 @@ fn nd_binding(vid: Vid, a: Ipv6Addr, mac: MacAddr, port: PortId, lifetime: u32) 
         port,
         lease_secs: Some(lifetime),
         source: BindingSource::Nd,
+        duid: None,
     }
 }
 

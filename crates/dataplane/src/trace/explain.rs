@@ -186,6 +186,103 @@ fn ra_guard_text(note: RaGuardNote) -> String {
     }
 }
 
+/// "bound to MAC on port N (source)".
+fn holder_text(h: crate::bindings::BindingHolder) -> String {
+    format!(
+        "bound to {} on port {} ({})",
+        h.mac,
+        h.port.0,
+        h.source.name()
+    )
+}
+
+/// A DHCPv6 guard step in words.
+fn dhcpv6_text(
+    trusted: bool,
+    msg: Option<super::Dhcpv6Summary>,
+    note: super::Dhcpv6Note,
+) -> String {
+    use super::Dhcpv6Note as N;
+    let mut t = String::new();
+    if let Some(m) = msg {
+        let _ = write!(t, "{:?}", m.outer);
+        if m.relays > 0 {
+            let _ = write!(t, " ({} relay layer(s), inner {:?})", m.relays, m.inner);
+        }
+        let _ = write!(
+            t,
+            " xid {:#08x}, UDP {} → {}: ",
+            m.transaction_id, m.ports.0, m.ports.1
+        );
+    }
+    let from = if trusted { "trusted" } else { "untrusted" };
+    match note {
+        N::RateLimit { pps } => {
+            let _ = write!(t, "over the port's DHCPv6 rate ({pps} pps)");
+        }
+        N::Fragment => t.push_str(
+            "a fragment of UDP to 546/547: a fragmented DHCPv6 message cannot be checked",
+        ),
+        N::Malformed => t.push_str("does not parse as DHCPv6"),
+        N::Hidden => t.push_str(
+            "the upper layer is hidden (an extension header not walked, or a malformed chain)",
+        ),
+        N::Encrypted => t.push_str("ESP: the upper layer is encrypted"),
+        N::ServerUntrusted => {
+            let _ = write!(
+                t,
+                "a server message (or UDP to the client port 546) from an {from} port"
+            );
+        }
+        N::ReleaseForeign { ip, holder } => {
+            let _ = write!(
+                t,
+                "releases {ip}, {}: not this client's",
+                holder_text(holder)
+            );
+        }
+        N::Releases { why } => {
+            let _ = write!(
+                t,
+                "{why:?} of the client's own bindings: removed once delivered"
+            );
+        }
+        N::ClientMessage => t.push_str("a client message: trusted ports and uplinks only"),
+        N::Forward => t.push_str("passes"),
+        N::ReplyUnknownClient => {
+            t.push_str("a REPLY for a client the switch does not know: trusted ports only")
+        }
+        N::ReplyClientTrusted { port } => {
+            let _ = write!(
+                t,
+                "a REPLY for a client on trusted port {}: no binding",
+                port.0
+            );
+        }
+        N::Hold(b) => {
+            let _ = write!(
+                t,
+                "binds {} to {} on port {}; the REPLY is held until the binding is durable",
+                b.ip, b.mac, b.port.0
+            );
+        }
+        N::TableFull => t.push_str("the binding table is full"),
+        N::BindingConflict { ip, holder } => {
+            let _ = write!(t, "{ip} is {}", holder_text(holder));
+        }
+        N::Covered { ip } => {
+            let _ = write!(
+                t,
+                "{ip}: the client already holds it by configuration or the API"
+            );
+        }
+        N::BindingRemoved { ip } => {
+            let _ = write!(t, "valid lifetime 0: the binding of {ip} is removed");
+        }
+    }
+    t
+}
+
 fn mode_suffix(mode: EnforceMode) -> &'static str {
     match mode {
         EnforceMode::Enforce => "",
@@ -866,10 +963,23 @@ impl Names<'_> {
                 t.push_str(mode_suffix(mode));
                 t
             }
+            (
+                _,
+                Detail::Dhcpv6 {
+                    trusted,
+                    mode,
+                    msg,
+                    note,
+                },
+            ) => {
+                let mut t = dhcpv6_text(trusted, msg, note);
+                t.push_str(mode_suffix(mode));
+                t
+            }
             (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
             (Stage::DhcpTrustedDelivery, _) => match s.outcome {
                 Outcome::Drop(_) => {
-                    "every output port is untrusted for DHCP: nowhere to deliver it".into()
+                    "every output port is untrusted for DHCP/DHCPv6: nowhere to deliver it".into()
                 }
                 _ => "untrusted ports left out".into(),
             },

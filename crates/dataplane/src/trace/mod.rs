@@ -127,6 +127,8 @@ pub enum Stage {
     NdInspection,
     /// IPv6 Source Guard.
     Ipv6SourceGuard,
+    /// DHCPv6 guard and snooping.
+    Dhcpv6Guard,
     /// The forwarding model: MAC table, flood set, teaming, egress filters.
     Forwarding,
     /// The outbound MAC ACL of one output port.
@@ -157,6 +159,7 @@ impl Stage {
             Stage::RaGuard => "ra_guard",
             Stage::NdInspection => "nd_inspection",
             Stage::Ipv6SourceGuard => "ipv6_source_guard",
+            Stage::Dhcpv6Guard => "dhcpv6_guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "mac_acl_out",
             Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
@@ -183,6 +186,7 @@ impl Stage {
             Stage::RaGuard => "RA guard",
             Stage::NdInspection => "ND inspection",
             Stage::Ipv6SourceGuard => "IPv6 Source Guard",
+            Stage::Dhcpv6Guard => "DHCPv6 guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "MAC ACL out",
             Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
@@ -483,6 +487,65 @@ pub enum Ipv6SgNote {
     },
 }
 
+/// What a trace shows of a DHCPv6 message: the outer message type, the innermost
+/// one (the same without relays) and how many relay layers lie between.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dhcpv6Summary {
+    pub outer: crate::wire::dhcpv6::MessageType,
+    pub inner: crate::wire::dhcpv6::MessageType,
+    pub relays: u8,
+    pub transaction_id: u32,
+    /// The UDP ports (source, destination).
+    pub ports: (u16, u16),
+}
+
+/// What DHCPv6 guard and snooping did with a packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dhcpv6Note {
+    /// Over the port's DHCPv6 rate.
+    RateLimit { pps: u32 },
+    /// A fragment of UDP to 546/547, or a first fragment without its UDP header.
+    Fragment,
+    /// A candidate that does not parse (IPv6 header, UDP length, options, relays).
+    Malformed,
+    /// The upper layer is hidden behind an extension header the switch does not
+    /// walk, or a chain that does not parse.
+    Hidden,
+    /// ESP: the upper layer is encrypted (passes, as for RA guard).
+    Encrypted,
+    /// A server message (or anything to the client port 546) from an untrusted port.
+    ServerUntrusted,
+    /// RELEASE/DECLINE of an address bound on another port, MAC or DUID.
+    ReleaseForeign {
+        ip: Ipv6Addr,
+        holder: crate::bindings::BindingHolder,
+    },
+    /// RELEASE/DECLINE from the binding's port, MAC and DUID: its bindings go once
+    /// the message is delivered.
+    Releases { why: BindingRemoval },
+    /// A client message: delivered to trusted ports and uplinks only.
+    ClientMessage,
+    /// A message that passes.
+    Forward,
+    /// A REPLY with addresses for a client the switch does not know: trusted ports only.
+    ReplyUnknownClient,
+    /// A REPLY for a client on a trusted port: no binding.
+    ReplyClientTrusted { port: PortId },
+    /// A REPLY creating or renewing this binding: held until it is committed.
+    Hold(BindingUpdate),
+    /// The binding table is full: the REPLY is dropped.
+    TableFull,
+    /// A REPLY for an address another binding holds.
+    BindingConflict {
+        ip: Ipv6Addr,
+        holder: crate::bindings::BindingHolder,
+    },
+    /// A REPLY for addresses the client already holds by configuration or the API.
+    Covered { ip: Ipv6Addr },
+    /// A REPLY with valid lifetime 0 removed the client's binding of this address.
+    BindingRemoved { ip: Ipv6Addr },
+}
+
 /// What forwarding looked at: the MAC-table entry of the destination, the uplink
 /// teaming picked (from a guest), and how.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -571,6 +634,12 @@ pub enum Detail {
     Ipv6Sg {
         mode: EnforceMode,
         note: Ipv6SgNote,
+    },
+    Dhcpv6 {
+        trusted: bool,
+        mode: EnforceMode,
+        msg: Option<Dhcpv6Summary>,
+        note: Dhcpv6Note,
     },
     Forwarding(ForwardingCheck),
 }

@@ -170,7 +170,7 @@ pub fn mld_report(src: Ipv6Addr, router_alert: bool) -> Vec<u8> {
 
 /// A UDP datagram from `src`:`sport` to `dst`:`dport` with 8 bytes of payload
 /// (its checksum left zero: no stage here reads it).
-pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {
+pub fn udp6_probe(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {
     let mut pkt = vec![0; ipv6::HEADER_LEN];
     ipv6::emit_header(&mut pkt, 16, nh::UDP, 64, &src, &dst).unwrap();
     pkt.extend_from_slice(&sport.to_be_bytes());
@@ -189,4 +189,50 @@ pub fn dad(target: Ipv6Addr) -> Vec<u8> {
         NdMessage::NeighborSolicitation { target },
         &[],
     )
+}
+
+/// Where a sloppy host finds the upper layer of `l3`: (protocol, offset). It ignores
+/// the payload length (reads to the end of the frame, padding included), walks
+/// every extension header it can skip by its length field — the unknown ones too,
+/// as a host that knows Mobility or HIP would — and follows a first or atomic
+/// fragment. `None`: no IPv6, a non-first fragment, or a header past the end. The
+/// judge of the guards' property tests (never the crate's own parser).
+pub fn sloppy_upper(l3: &[u8]) -> Option<(u8, usize)> {
+    if l3.len() < 40 || l3[0] >> 4 != 6 {
+        return None;
+    }
+    let mut next = l3[6];
+    let mut at = 40usize;
+    for _ in 0..64 {
+        let h = l3.get(at..)?;
+        match next {
+            nh::FRAGMENT => {
+                let [n, _, hi, lo, ..] = h else { return None };
+                if u16::from_be_bytes([*hi, *lo]) >> 3 != 0 {
+                    return None;
+                }
+                next = *n;
+                at += 8;
+            }
+            nh::AH => {
+                let [n, len, ..] = h else { return None };
+                next = *n;
+                at += (usize::from(*len) + 2) * 4;
+            }
+            nh::HOP_BY_HOP
+            | nh::ROUTING
+            | nh::DESTINATION_OPTIONS
+            | nh::MOBILITY
+            | nh::HIP
+            | nh::SHIM6
+            | nh::EXPERIMENT_1
+            | nh::EXPERIMENT_2 => {
+                let [n, len, ..] = h else { return None };
+                next = *n;
+                at += (usize::from(*len) + 1) * 8;
+            }
+            upper => return Some((upper, at)),
+        }
+    }
+    None
 }

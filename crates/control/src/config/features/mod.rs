@@ -13,6 +13,7 @@ pub(crate) mod acls;
 pub(crate) mod arp_inspection;
 pub(crate) mod backend;
 pub(crate) mod dhcp_snooping;
+pub(crate) mod dhcpv6_guard;
 pub(crate) mod ip_source_guard;
 pub(crate) mod ipv6_source_guard;
 pub(crate) mod nd_inspection;
@@ -34,6 +35,8 @@ pub use arp_inspection::{
 pub use backend::Backend;
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
+pub use dhcpv6_guard::Dhcpv6GuardOverride;
+pub(crate) use dhcpv6_guard::RawDhcpv6Guard;
 pub use ip_source_guard::IpSourceGuardOverride;
 pub(crate) use ip_source_guard::RawIpSourceGuard;
 pub(crate) use nd_inspection::RawNdInspection;
