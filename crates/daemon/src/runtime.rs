@@ -918,6 +918,21 @@ impl DataThread {
                     let current = self.switch.binding(h.binding.vid, ip);
                     self.held.resync(h.binding.vid, ip, current, now);
                 }
+                if h.binding.source == BindingSource::Dhcpv6 {
+                    // The REPLY's further bindings may have been written: none of
+                    // them is installed, so the store forgets them again.
+                    let mut rest = Vec::new();
+                    portcullis_dataplane::stages::dhcpv6_guard::reply_rest(
+                        &h.fwd,
+                        &h.binding,
+                        &h.data,
+                        |b| rest.push((b.vid, b.ip)),
+                    );
+                    for (vid, ip) in rest {
+                        let current = self.switch.binding(vid, ip);
+                        self.held.resync(vid, ip, current, now);
+                    }
+                }
                 continue;
             }
             let i = h.ingress.index();
@@ -932,10 +947,10 @@ impl DataThread {
         }
     }
 
-    /// A released DHCPv6 REPLY's further addresses (the hold carried its first):
-    /// installed now, and written to the store without holding anything — a crash
-    /// before that write leaves the client without those bindings until it renews
-    /// (fail closed; docs/decisions.md).
+    /// A released DHCPv6 REPLY's further addresses (the hold carried its first, and
+    /// committed these with it): installed now; the store is then made to say what
+    /// the index says of each (one another binding took meanwhile is refused and
+    /// forgotten again).
     fn install_reply_rest(&mut self, h: &crate::held::HeldFrame, now: Timestamp) {
         let mut rest = Vec::new();
         portcullis_dataplane::stages::dhcpv6_guard::install_reply_rest(

@@ -39,7 +39,8 @@
 //! and carrying its DUID (`bindings::DuidKey`). The REPLY is *held* until the
 //! binding is durable ([`crate::Verdict::Hold`]), as a DHCPACK is. One hold
 //! carries one binding: the first address the claim rule lets the client take;
-//! the REPLY's further addresses are installed when it is released
+//! the hold path commits the REPLY's further addresses ([`reply_rest`]) with it,
+//! before the REPLY leaves, and they are installed when it is released
 //! ([`install_reply_rest`]); any address of the REPLY that another binding holds
 //! drops the whole REPLY (`dhcpv6_binding_conflict`, `bindings::claim`). An address with valid lifetime
 //! 0 removes the client's DHCPv6 binding of it. A REPLY with addresses for a
@@ -502,20 +503,19 @@ pub fn release_delivered(
     }
 }
 
-/// A held REPLY's other addresses, once the REPLY is released (its binding, `held`,
-/// committed and installed): installs a binding for each further IA_NA address of
-/// the REPLY in `data` (the frame as received; `fwd` its verdict) that the claim
-/// rule lets the same client take, and hands each one installed to `installed`
-/// (the runtime writes them to the store, without holding anything). An address
-/// another binding took meanwhile is refused with its event. Control path: called
-/// by the runtime after [`Switch::release_held`] said to send the REPLY.
-pub fn install_reply_rest(
-    sw: &mut Switch,
+/// The further addresses a REPLY carries besides its held one, the most a hold
+/// makes durable with it.
+pub const MAX_REPLY_REST: usize = 8;
+
+/// A held REPLY's further bindings: one per IA_NA address of the REPLY in `data`
+/// (the frame as received; `fwd` its verdict) besides `held`'s, with a valid
+/// lifetime, at most [`MAX_REPLY_REST`] — for the hold path to make durable with
+/// the held one, before the REPLY leaves. Pure: reads the frame only.
+pub fn reply_rest(
     fwd: &crate::verdict::Forward,
     held: &BindingUpdate,
     data: &[u8],
-    now: Timestamp,
-    mut installed: impl FnMut(crate::bindings::NewBinding),
+    mut each: impl FnMut(crate::bindings::NewBinding),
 ) {
     let Some(l3) = data.get(usize::from(fwd.body_offset) + 2..) else {
         return;
@@ -529,23 +529,44 @@ pub fn install_reply_rest(
     if m.0.msg_type != MessageType::Reply {
         return;
     }
-    for a in m.0.ia_nas().flat_map(dhcpv6::Ia::into_addresses) {
-        let ip = IpAddr::V6(a.address);
-        if a.valid_lifetime == 0 || ip == held.ip {
-            continue;
-        }
-        let new = crate::bindings::NewBinding {
-            ip,
+    let rest =
+        m.0.ia_nas()
+            .flat_map(dhcpv6::Ia::into_addresses)
+            .filter(|a| a.valid_lifetime != 0 && IpAddr::V6(a.address) != held.ip)
+            .take(MAX_REPLY_REST);
+    for a in rest {
+        each(crate::bindings::NewBinding {
+            ip: IpAddr::V6(a.address),
             lease_secs: lease(a.valid_lifetime),
             ..held.as_new()
-        };
+        });
+    }
+}
+
+/// A held REPLY's other addresses, once the REPLY is released (its binding, `held`,
+/// committed and installed, and the further ones committed with it by the hold
+/// path, [`reply_rest`]): installs a binding for each that the claim rule lets the
+/// same client take; an address another binding took meanwhile is refused with its
+/// event. Each address is handed to `done`, installed or not, so that the runtime
+/// makes the store say what the index says of it. Control path: called by the
+/// runtime after [`Switch::release_held`] said to send the REPLY.
+pub fn install_reply_rest(
+    sw: &mut Switch,
+    fwd: &crate::verdict::Forward,
+    held: &BindingUpdate,
+    data: &[u8],
+    now: Timestamp,
+    mut done: impl FnMut(crate::bindings::NewBinding),
+) {
+    reply_rest(fwd, held, data, |new| {
         match sw.install_binding(new, now) {
-            Ok(()) => installed(new),
+            Ok(()) => {}
             Err(
                 crate::switch::ControlError::BindingHeld(h)
                 | crate::switch::ControlError::StaticBinding(h),
             ) => sw.binding_refused(&new, h, now),
             Err(_) => {}
         }
-    }
+        done(new);
+    });
 }
