@@ -43,3 +43,5 @@ for f in crates/cli/tests/lab_*.rs; do
   case "$t" in lab_af_xdp | lab_offload) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
+# The Debian package, built and checked in a clean root (docs/install.md).
+scripts/test-package.sh

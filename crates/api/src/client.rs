@@ -22,15 +22,29 @@ use tokio::net::{TcpStream, UnixStream};
 /// How long connecting and the TLS handshake may take together.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a failed connection to the Unix socket means, by what the OS said: no
+/// right to the socket is not a daemon that is not running.
+fn connect_message(path: &Path, error: &std::io::Error) -> String {
+    let p = path.display();
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied on the daemon's socket {p}: connecting needs write access to it (run as root, or give your group access to the socket)"
+        ),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
+            "no daemon listens at {p} ({error}): is `portcullis daemon` running? Another socket: --socket or PORTCULLIS_SOCKET"
+        ),
+        _ => format!("cannot reach the daemon at {p}: {error}"),
+    }
+}
+
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the daemon at {path}: {source} (is `portcullis daemon` running? use --socket)"
-    )]
+    #[error("{}", connect_message(path, error))]
     Connect {
         path: PathBuf,
-        source: std::io::Error,
+        /// Not `#[source]`: the message already says what the OS said, once.
+        error: std::io::Error,
     },
     #[error("HTTP error talking to the daemon: {0}")]
     Http(#[from] hyper::Error),
@@ -166,9 +180,9 @@ pub async fn call(
 ) -> Result<serde_json::Value, ClientError> {
     let stream = UnixStream::connect(socket)
         .await
-        .map_err(|source| ClientError::Connect {
+        .map_err(|error| ClientError::Connect {
             path: socket.to_path_buf(),
-            source,
+            error,
         })?;
     exchange(TokioIo::new(stream), "portcullis", None, method, path, body).await
 }
@@ -363,16 +377,47 @@ pub fn call_blocking(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| ClientError::Connect {
-            path: socket.to_path_buf(),
-            source,
-        })?;
+        .map_err(ClientError::Runtime)?;
     rt.block_on(call(socket, method, path, body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_error_says_what_it_means_and_the_os_error_once() {
+        use std::error::Error as _;
+        let path = Path::new("/run/portcullis/portcullis.sock");
+        let connect = |error| ClientError::Connect {
+            path: path.to_path_buf(),
+            error,
+        };
+        let denied = connect(std::io::Error::from_raw_os_error(13)).to_string();
+        assert!(
+            denied.starts_with("permission denied on the daemon's socket /run/portcullis/")
+                && denied.contains("write access")
+                && !denied.contains("running"),
+            "{denied}"
+        );
+        let gone = connect(std::io::Error::from_raw_os_error(2));
+        let text = gone.to_string();
+        assert!(
+            text.contains("no daemon listens") && text.contains("running?"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            gone.source().is_none(),
+            "a chain would print the OS error twice"
+        );
+        let refused = connect(std::io::Error::from_raw_os_error(111)).to_string();
+        assert!(refused.contains("no daemon listens"), "{refused}");
+    }
 
     #[test]
     fn host_and_port() {

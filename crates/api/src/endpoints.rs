@@ -16,8 +16,9 @@ pub struct EventRecord {
     /// (`GET /v1/events?after_seq=N` answers the events after N).
     #[serde(default)]
     pub seq: u64,
-    /// Wall-clock time, milliseconds since the Unix epoch.
-    pub time_ms: u64,
+    /// Wall-clock time, RFC 3339 in UTC with milliseconds
+    /// (`2026-12-07T06:20:31.512Z`), as the audit log writes it.
+    pub time: String,
     pub port: String,
     pub event: String,
     pub detail: serde_json::Value,

@@ -37,6 +37,77 @@ pub struct IoStats {
     pub rx_truncated: u64,
 }
 
+/// How a port carries VLANs: `{"mode": "access", "vid": 10}`, or
+/// `{"mode": "trunk", "allowed": [{"first": 10, "last": 10}, {"first": 20, "last": 29}],
+/// "native": 1}` (allowed VLANs as ranges, in order; `native` absent when the trunk
+/// has none).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum VlanView {
+    Access {
+        vid: u16,
+    },
+    Trunk {
+        allowed: Vec<VlanRange>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        native: Option<u16>,
+    },
+}
+
+/// VLANs `first` to `last`, both included.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VlanRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl VlanView {
+    /// A trunk carrying `vids` (in any order, repeats allowed), as ranges.
+    pub fn trunk(vids: impl IntoIterator<Item = u16>, native: Option<u16>) -> VlanView {
+        let mut v: Vec<u16> = vids.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        let mut allowed: Vec<VlanRange> = Vec::new();
+        for vid in v {
+            match allowed.last_mut() {
+                Some(r) if r.last + 1 == vid => r.last = vid,
+                _ => allowed.push(VlanRange {
+                    first: vid,
+                    last: vid,
+                }),
+            }
+        }
+        VlanView::Trunk { allowed, native }
+    }
+}
+
+/// As the tables show it: `access 10`, `trunk 10,20-29 native 1`, `trunk -`.
+impl std::fmt::Display for VlanView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VlanView::Access { vid } => write!(f, "access {vid}"),
+            VlanView::Trunk { allowed, native } => {
+                f.write_str("trunk ")?;
+                if allowed.is_empty() {
+                    f.write_str("-")?;
+                }
+                for (i, r) in allowed.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    if r.first == r.last {
+                        write!(f, "{sep}{}", r.first)?;
+                    } else {
+                        write!(f, "{sep}{}-{}", r.first, r.last)?;
+                    }
+                }
+                match native {
+                    Some(n) => write!(f, " native {n}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortView {
     pub id: u16,
@@ -52,9 +123,10 @@ pub struct PortView {
     /// "native, zero-copy" (a NIC driver with zero-copy), "skb, copy".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xdp_mode: Option<String>,
-    pub port_group: String,
-    /// "access 10" or "trunk 10,20 native 1".
-    pub vlan: String,
+    /// The port group of a guest port; `None` for an uplink.
+    pub port_group: Option<String>,
+    /// The VLANs the port carries, and how (see [`VlanView`]).
+    pub vlan: VlanView,
     /// "up", "down" (admin), "link-down", "err-disabled".
     pub state: String,
     /// Why the port is error-disabled (port_security, storm_control), if it is.
@@ -130,7 +202,7 @@ pub struct UplinkView {
     pub interface: String,
     /// "up", "down", "link-down".
     pub state: String,
-    pub vlan: String,
+    pub vlan: VlanView,
     /// Guest ports whose traffic leaves by this uplink now (TEAM-PNIC).
     pub guests: Vec<String>,
     pub rx_frames: u64,
@@ -188,6 +260,10 @@ pub struct BindingView {
     pub source: String,
     /// Seconds left on the lease; `None`: no expiry.
     pub lease_left_secs: Option<u64>,
+    /// A DHCPv6 binding's client DUID: hex with colons (`00:03:00:01:…`), or
+    /// `sha256:` and the hex of a long DUID's digest prefix. Absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<String>,
 }
 
 /// The binding table and the hold path's counters.

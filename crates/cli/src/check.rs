@@ -58,18 +58,15 @@ fn check_inner(
 ) -> anyhow::Result<compliance::ComplianceReport> {
     let v: ConfigView = serde_json::from_value(api.call(Method::GET, "/v1/config", None)?)?;
     if let Some(golden) = &against.profile {
-        let golden = portcullis_control::load(golden, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let running = portcullis_control::parse_str(
-            &v.profile.text,
-            &v.profile.name,
-            Some((&v.host.text, &v.host.name)),
+        let text = std::fs::read_to_string(golden)
+            .with_context(|| format!("cannot read {}", golden.display()))?;
+        return compliance::check_golden(
+            &text,
+            &golden.display().to_string(),
+            (&v.profile.text, &v.profile.name),
+            (&v.host.text, &v.host.name),
         )
-        .map_err(|e| anyhow::anyhow!("the running configuration does not parse: {e}"))?;
-        return Ok(compliance::check_profile(
-            &golden.profile,
-            &running.profile,
-            Some(&running.host),
-        ));
+        .map_err(|e| anyhow::anyhow!(e));
     }
     let Some(name) = &against.template else {
         bail!("give --profile FILE or --template NAME");

@@ -15,23 +15,31 @@ use std::time::{Duration, Instant};
 pub enum Tool {
     /// ICMP echo: prints {"sent":N,"received":M}.
     Ping {
+        /// The address to ping.
         dst: Ipv4Addr,
+        /// Echo requests to send.
         #[arg(long, default_value_t = 3)]
         count: u32,
+        /// How long to wait for each reply.
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
     /// Send raw Ethernet frames (an ARP reply claiming `--ip` for `--src` when
     /// ethertype is ARP; zero payload otherwise).
     SendFrame {
+        /// The interface to send on.
         #[arg(long, default_value = "eth0")]
         iface: String,
+        /// The frames' source MAC.
         #[arg(long)]
         src: MacAddr,
+        /// The frames' destination MAC.
         #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
         dst: MacAddr,
+        /// The address the ARP reply claims.
         #[arg(long, default_value = "198.18.0.1")]
         ip: Ipv4Addr,
+        /// Frames to send.
         #[arg(long, default_value_t = 1)]
         count: u32,
         /// Use a different made-up source MAC for every frame (a MAC flood, as
@@ -52,8 +60,10 @@ pub enum Tool {
     },
     /// Count frames for `secs` seconds: prints {"frames":N,"unicast_to_others":M}.
     Sniff {
+        /// The interface to listen on.
         #[arg(long, default_value = "eth0")]
         iface: String,
+        /// How long to listen, in seconds.
         #[arg(long, default_value_t = 2.0)]
         secs: f64,
     },

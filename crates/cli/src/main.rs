@@ -5,6 +5,7 @@ mod capture;
 mod check;
 mod client;
 mod demo;
+mod generate;
 mod labtools;
 mod replay;
 mod token;
@@ -30,13 +31,16 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum LogFormat {
+    /// One human-readable line per record.
     Text,
+    /// One JSON object per line, for journald or a log collector.
     Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run the switch in the foreground until SIGINT/SIGTERM.
+    /// Run the switch in the foreground until SIGINT/SIGTERM; SIGHUP applies the
+    /// configuration files again (`systemctl reload`).
     Daemon {
         /// The profile (TOML); it may also hold the host binding.
         #[arg(long, short)]
@@ -44,16 +48,23 @@ enum Cmd {
         /// The host binding (TOML with a [host] table), if not in --config.
         #[arg(long)]
         host: Option<PathBuf>,
+        /// The Unix socket the API listens on; a caller is known by its uid and groups
+        /// (`[host.management.roles]`).
         #[arg(long, env = "PORTCULLIS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Where the durable state lives: the binding database, sticky MACs, the
+        /// audit log.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
+        /// The log records' format on standard error.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
     /// Validate a configuration without starting anything.
     Validate {
+        /// The profile (TOML); it may also hold the host binding.
         config: PathBuf,
+        /// The host binding (TOML with a [host] table), if not in CONFIG.
         #[arg(long)]
         host: Option<PathBuf>,
     },
@@ -175,6 +186,11 @@ enum Cmd {
         #[arg(long)]
         hold: bool,
     },
+    /// Write the manual pages or the shell completions (for packagers).
+    Generate {
+        #[command(subcommand)]
+        what: generate::What,
+    },
     /// Traffic tools used inside lab namespaces by the demo and the tests.
     #[command(hide = true)]
     Lab {
@@ -188,12 +204,16 @@ enum BindingOp {
     /// Add a binding that never expires (DAI and IP Source Guard accept it); it is
     /// committed to the binding store before the command returns.
     Add {
+        /// The client's MAC (aa:bb:cc:dd:ee:ff).
         #[arg(long)]
         mac: String,
+        /// The address bound to it: a unicast IPv4 or IPv6 host address.
         #[arg(long)]
         ip: String,
+        /// The VLAN the binding is in (one the port carries).
         #[arg(long)]
         vlan: u16,
+        /// The guest port the client is behind.
         #[arg(long)]
         port: String,
         /// Take the address from the binding that holds it (DHCP or API; never a
@@ -204,11 +224,39 @@ enum BindingOp {
     },
     /// Remove a binding (DHCP or API; static bindings change with the configuration).
     Remove {
+        /// The binding's VLAN.
         #[arg(long)]
         vlan: u16,
+        /// The binding's address.
         #[arg(long)]
         ip: String,
     },
+}
+
+/// The interfaces of `compiled` that do not exist on this host and are not TAPs
+/// the daemon creates, each located in the configuration: `validate` warns of them
+/// (the daemon would refuse to start), as the daemon's own check words them.
+fn missing_interfaces(
+    config: &portcullis_control::Config,
+    compiled: &portcullis_control::CompiledConfig,
+) -> Vec<String> {
+    compiled
+        .interfaces
+        .iter()
+        .zip(&compiled.interface_keys)
+        .zip(&compiled.create_tap)
+        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
+        .map(|((ifname, key), _)| {
+            config
+                .error_at(
+                    key,
+                    format!(
+                        "interface {ifname:?} does not exist on this host: the daemon would not start with this configuration here"
+                    ),
+                )
+                .to_string()
+        })
+        .collect()
 }
 
 fn init_logging(format: LogFormat) {
@@ -218,9 +266,13 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    // Under systemd the journal stamps every line itself (it sets JOURNAL_STREAM
+    // when standard error is connected to it): no second timestamp.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (format, journal) {
+        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Text, false) => builder.init(),
     }
 }
 
@@ -253,7 +305,12 @@ fn main() -> ExitCode {
         }
         Cmd::Validate { config, host } => {
             portcullis_control::load_compiled(&config, host.as_deref())
-                .map(|(_, c)| {
+                .map(|(loaded, c)| {
+                    // Valid as a configuration; but on this host the daemon would
+                    // refuse an interface that is not there (a TAP it creates aside).
+                    for w in missing_interfaces(&loaded, &c) {
+                        eprintln!("warning: {w}");
+                    }
                     println!("{}: valid ({} ports)", config.display(), c.spec.ports.len())
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))
@@ -346,6 +403,7 @@ fn main() -> ExitCode {
         },
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
+        Cmd::Generate { what } => generate::run::<Cli>(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -380,4 +438,34 @@ fn trace_live(args: &trace::TraceArgs, api: &client::ApiOpts) -> anyhow::Result<
         args.json,
         api,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument and option of every command, as `portcullis … --help` shows it,
+    /// has help text (clap's own `--help`/`--version` aside).
+    #[test]
+    fn every_argument_of_every_command_says_what_it_is() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        walk(&cli, "portcullis", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

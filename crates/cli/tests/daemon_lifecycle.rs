@@ -45,6 +45,27 @@ fn a_missing_interface_is_a_located_error_and_nothing_starts() {
     let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", a.host_if)).unwrap();
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & 0x100, 0, "IFF_PROMISC must not be set");
+
+    // `validate` finds the same configuration valid, and warns, located, that this
+    // host lacks the interface (exit 0: the file is right; the host is not ready).
+    let out = Command::new(EXE)
+        .arg("validate")
+        .arg(dir.join("bad.toml"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("valid (2 ports)"), "{stdout}");
+    assert!(
+        stderr.starts_with("warning: ")
+            && stderr.contains("bad.toml:17:")
+            && stderr.contains("\"pclnosuchif0\" does not exist on this host"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "a's interface exists: {stderr}");
 }
 
 #[test]
@@ -71,6 +92,128 @@ fn an_unknown_port_group_and_an_unknown_key_are_located_errors() {
         err.contains("bad.toml:3:") && err.contains("mac_table_sise"),
         "{err}"
     );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_clean_structured_fields() {
+    let mut lab = lab("jsonlog", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let cfg = format!(
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n{}",
+        port("a", &a, "web")
+    );
+    // `sh` execs the daemon with `--log-format json` appended to its arguments.
+    let wrapper = ["sh", "-c", r#"exec "$0" "$@" --log-format json"#];
+    let sw = start_daemon_wrapped(&mut lab, "sw", &cfg, &wrapper);
+    // A switch event with a detail: a binding added through the API.
+    let out = sw.cli(&[
+        "binding",
+        "add",
+        "--mac",
+        "02:00:00:00:00:0a",
+        "--ip",
+        "198.18.10.10",
+        "--vlan",
+        "10",
+        "--port",
+        "a",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("daemon exit status");
+    assert!(status.success(), "{status}");
+    let log = sw.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    for l in &lines {
+        for (k, v) in l["fields"].as_object().unwrap() {
+            if let Some(s) = v.as_str() {
+                assert!(
+                    !s.contains("Some(") && !s.contains("Os {") && !s.starts_with('{'),
+                    "field {k} holds Rust debug text or JSON in a string: {l}"
+                );
+            }
+        }
+    }
+    let added = lines
+        .iter()
+        .find(|l| l["fields"]["event"] == "binding_added")
+        .unwrap_or_else(|| panic!("no binding_added event in\n{log}"));
+    let f = &added["fields"];
+    assert_eq!(f["ip"], "198.18.10.10", "{added}");
+    assert_eq!(f["mac"], "02:00:00:00:00:0a", "{added}");
+    assert_eq!(f["vid"], 10, "a number, not a string: {added}");
+    assert_eq!(f["port"], "a", "{added}");
+    assert_eq!(f["source"], "api", "{added}");
+    assert!(
+        f.get("detail").is_none() && f.get("other").is_none(),
+        "{added}"
+    );
+}
+
+#[test]
+fn under_a_service_manager_it_notifies_readiness_and_sighup_applies_the_file() {
+    let mut lab = lab("notify", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    // Plays systemd's notification socket.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let group = "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n";
+    let cfg = format!("{group}{}", port("a", &a, "web"));
+    let env = format!("NOTIFY_SOCKET={}", notify_path.display());
+    let sw = start_daemon_wrapped(&mut lab, "sw", &cfg, &["env", &env]);
+    assert_eq!(recv(), "READY=1", "ready once the API serves");
+    assert!(sw.get("/v1/ports").as_array().unwrap().len() == 1);
+
+    // `systemctl reload`: the file changed (a second port), SIGHUP applies it.
+    let file = dir.join("sw.toml");
+    std::fs::write(&file, format!("{cfg}{}", port("b", &b, "web"))).unwrap();
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    assert_eq!(unsafe { libc::kill(sw.pid as i32, libc::SIGHUP) }, 0);
+    assert!(recv().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert_eq!(recv(), "READY=1", "ready again after the reload");
+    assert_eq!(sw.port("b")["name"], "b", "the reload applied the file");
+    let audit = sw.get("/v1/audit?action=config.apply");
+    let records = audit["records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["user"] == "root" && r["result"] == "ok"),
+        "audited as any apply: {audit}"
+    );
+
+    // A bad file: refused, nothing changed, and the daemon goes on.
+    std::fs::write(&file, "[switch]\nname = 7\n").unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(sw.pid as i32, libc::SIGHUP) }, 0);
+    assert!(recv().starts_with("RELOADING=1"));
+    assert_eq!(recv(), "READY=1");
+    assert_eq!(sw.get("/v1/ports").as_array().unwrap().len(), 2);
+    assert!(
+        sw.log_text().contains("reload (SIGHUP) refused"),
+        "{}",
+        sw.log_text()
+    );
+
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("exit status");
+    assert!(status.success());
+    assert_eq!(recv(), "STOPPING=1");
 }
 
 #[test]

@@ -284,3 +284,77 @@ fn a_host_drifted_by_hand_is_reported_and_reapplying_the_golden_profile_fixes_it
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Removes a TAP the daemon created for the test, even when the test fails.
+struct TapGuard(String);
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        let _ = portcullis_io::delete_persistent_tap(&self.0);
+    }
+}
+
+#[test]
+fn a_restart_comes_back_with_the_applied_configuration_its_taps_and_bindings() {
+    let mut lab = lab("persist", &[]);
+    let g = guests(&mut lab, &["a", "b", "c"]);
+    let startup = format!("{}{}", profile(1), host(&g, "lab"));
+    let sw = start_daemon(&mut lab, "sw", &startup);
+
+    // Applied at run time: a VM's TAP port the daemon creates, and a binding.
+    let tap = format!("{}t9", lab.id());
+    let _guard = TapGuard(tap.clone());
+    let dir = lab.scratch_dir().unwrap();
+    let applied = dir.join("applied.toml");
+    std::fs::write(
+        &applied,
+        format!(
+            "{startup}\n[[host.port]]\nname = \"vm9\"\ninterface = \"{tap}\"\nport_group = \"web\"\nmac = \"52:54:00:00:00:09\"\ntap = true\n"
+        ),
+    )
+    .unwrap();
+    ok(&sw.cli(&["apply", applied.to_str().unwrap()]), "apply");
+    assert!(portcullis_io::interface_exists(&tap));
+    ok(
+        &sw.cli(&[
+            "binding",
+            "add",
+            "--mac",
+            "52:54:00:00:00:09",
+            "--ip",
+            "198.18.10.9",
+            "--vlan",
+            "10",
+            "--port",
+            "vm9",
+        ]),
+        "binding",
+    );
+
+    // `systemctl restart`: SIGTERM, then the same unit starts on the same file.
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, std::time::Duration::from_secs(5))
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    let sw = start_daemon(&mut lab, "sw", &startup);
+    assert_eq!(
+        sw.port("vm9")["interface"],
+        tap.as_str(),
+        "the applied port"
+    );
+    assert!(portcullis_io::interface_exists(&tap), "its TAP, adopted");
+    let bindings = sw.get("/v1/bindings");
+    assert!(
+        bindings["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["ip"] == "198.18.10.9" && b["port"] == "vm9"),
+        "{bindings}"
+    );
+    assert!(
+        sw.log_text()
+            .contains("starting from the saved running configuration"),
+        "{}",
+        sw.log_text()
+    );
+}

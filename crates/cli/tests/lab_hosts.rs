@@ -254,6 +254,12 @@ fn hosts_per_subnet_match_nmap_and_a_duplicate_ip_is_reported_once_with_both_mac
     );
     assert_eq!(printed[0]["detail"]["mac"], mac2.as_str());
     assert_eq!(printed[0]["detail"]["owner_mac"], mac1.as_str());
+    // Its time is RFC 3339 in UTC, as the audit log writes it.
+    let time = printed[0]["time"].as_str().unwrap();
+    assert!(
+        portcullis_control::audit::parse_rfc3339(time).is_some() && time.ends_with('Z'),
+        "{time}"
+    );
     let seqs: Vec<u64> = lines.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),

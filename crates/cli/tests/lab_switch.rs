@@ -87,7 +87,12 @@ fn guests_of_one_vlan_talk_and_other_vlans_stay_isolated() {
     let ports: serde_json::Value =
         serde_json::from_str(&text(&["show", "ports", "--json"])).unwrap();
     assert_eq!(ports.as_array().unwrap().len(), 3);
-    assert_eq!(ports[2]["vlan"], "access 20");
+    assert_eq!(
+        ports[2]["vlan"],
+        serde_json::json!({"mode": "access", "vid": 20}),
+        "structured, for clients"
+    );
+    assert_eq!(ports[2]["port_group"], "db");
 }
 
 /// The upstream "physical switch" is a second Portcullis in the upstream namespace
@@ -282,7 +287,7 @@ impl Drop for TapGuard {
 }
 
 /// Plays QEMU on `tap`: attaches as `-netdev tap,ifname=…,script=no` does, sends an
-/// ARP request (RFC 826) for 198.18.10.2 from `vm`, and returns the (destination,
+/// ARP request (RFC 826) for 198.18.10.2 from `vm` (again every 250 ms), and returns the (destination,
 /// source) MACs of the ARP reply that comes back through the switch, if any.
 fn arp_through_tap(tap: &str, vm: portcullis_dataplane::MacAddr) -> Option<([u8; 6], [u8; 6])> {
     use portcullis_io::{RxQueue, TxQueue};
@@ -293,10 +298,16 @@ fn arp_through_tap(tap: &str, vm: portcullis_dataplane::MacAddr) -> Option<([u8;
     arp.extend_from_slice(&vm.0);
     arp.extend_from_slice(&[198, 18, 10, 1, 0, 0, 0, 0, 0, 0, 198, 18, 10, 2]);
     arp.resize(60, 0);
-    tx.push(&arp[..12], None, &arp[12..]).unwrap();
-    tx.flush().unwrap();
+    // Resent every 250 ms, as a guest's ARP does: the kernel may drop the first
+    // reply while it brings the TAP's queue up (the carrier change of the attach).
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut next_send = std::time::Instant::now();
     while std::time::Instant::now() < deadline {
+        if std::time::Instant::now() >= next_send {
+            tx.push(&arp[..12], None, &arp[12..]).unwrap();
+            tx.flush().unwrap();
+            next_send += Duration::from_millis(250);
+        }
         for f in rx.recv().unwrap().iter() {
             if f.data.len() >= 42 && f.data[12..14] == [0x08, 0x06] && f.data[20..22] == [0, 2] {
                 let mut dst = [0; 6];
@@ -348,13 +359,76 @@ fn a_qemu_style_tap_port_is_created_and_switched() {
         portcullis_io::interface_exists(&tap),
         "the daemon created the TAP"
     );
+    // No VM holds the TAP yet: no carrier, so the port is link-down (out of the
+    // floods; `portcullis_port_up` is 0, as it follows the state).
+    wait_state(&sw, "vm", "link-down");
     let vm: portcullis_dataplane::MacAddr = VM_MAC.parse().unwrap();
     let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
-    let (dst, src) = arp_through_tap(&tap, vm).expect("b's kernel answered the VM's ARP request");
+    let (dst, src) = arp_through_tap(&tap, vm).unwrap_or_else(|| {
+        panic!(
+            "b's kernel answered the VM's ARP request\n{}\n{}",
+            sw.port("vm"),
+            sw.log_text()
+        )
+    });
     assert_eq!((dst, src), (vm.0, b_mac.0));
     assert!(sw.counter("vm", "rx_frames") >= 1);
     assert!(sw.counter("vm", "tx_frames") >= 1);
     assert_eq!(sw.port("vm")["interface"], tap.as_str());
+    // The VM went away (QEMU closed the TAP): link-down again, and an event says so.
+    wait_state(&sw, "vm", "link-down");
+    let changes: Vec<serde_json::Value> = sw
+        .get("/v1/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "link_state_changed" && e["port"] == "vm")
+        .cloned()
+        .collect();
+    assert!(
+        changes.iter().any(|e| e["detail"]["up"] == true)
+            && changes.last().is_some_and(|e| e["detail"]["up"] == false),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn a_guest_whose_veth_peer_is_down_is_link_down_until_it_comes_back() {
+    let mut lab = lab("carrier", &["ping"]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    a.set_addr("198.18.10.1/16").unwrap();
+    b.set_addr("198.18.10.2/16").unwrap();
+    let cfg = format!("{GROUPS}{}{}", port("a", &a, "web"), port("b", &b, "web"));
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+    wait_state(&sw, "b", "up");
+    assert_eq!(a.ping("198.18.10.2", 3, 1).unwrap().received, 3);
+
+    // The guest's side goes down: the host end loses carrier, and the port with it.
+    b.run("ip", &["link", "set", "dev", &b.guest_if, "down"])
+        .unwrap();
+    wait_state(&sw, "b", "link-down");
+    let changes = |sw: &Switchd| -> Vec<bool> {
+        sw.get("/v1/events")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "link_state_changed" && e["port"] == "b")
+            .map(|e| e["detail"]["up"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(changes(&sw).last(), Some(&false), "an event says so");
+    // Out of the floods: a's ARP for b reaches no one, and nothing is sent to b.
+    let tx_before = sw.counter("b", "tx_frames");
+    assert_eq!(a.ping("198.18.10.2", 1, 1).unwrap().received, 0);
+    assert_eq!(sw.counter("b", "tx_frames"), tx_before);
+
+    // Back up: the port follows, and traffic flows again.
+    b.run("ip", &["link", "set", "dev", &b.guest_if, "up"])
+        .unwrap();
+    wait_state(&sw, "b", "up");
+    assert_eq!(changes(&sw).last(), Some(&true));
+    assert!(a.ping("198.18.10.2", 5, 1).unwrap().received >= 3);
 }
 
 #[test]
@@ -380,10 +454,21 @@ fn a_port_whose_interface_vanishes_goes_link_down_and_is_reattached_when_it_retu
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(sw.counter("vm", "tx_frames"), tx_before);
-    // The VM starts again: same TAP name; the switch reattaches within its recheck.
+    // The VM starts again: same TAP name; the switch reattaches within its recheck
+    // (still link-down until QEMU holds the TAP), and switching resumes at once.
     portcullis_io::create_persistent_tap(&tap, None).unwrap();
-    wait_state(&sw, "vm", "up");
     let b_mac: portcullis_dataplane::MacAddr = b.mac().unwrap().parse().unwrap();
-    let (dst, src) = arp_through_tap(&tap, vm).expect("switching resumes after reattach");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let reply = loop {
+        // Attached on each try, as QEMU does once: the switch may not have
+        // reopened the interface yet.
+        if let Some(r) = arp_through_tap(&tap, vm) {
+            break Some(r);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+    };
+    let (dst, src) = reply.expect("switching resumes after reattach");
     assert_eq!((dst, src), (vm.0, b_mac.0));
 }

@@ -157,6 +157,35 @@ fn section(key: &str) -> (u8, String) {
 
 // ---- golden profile -----------------------------------------------------------
 
+/// `portcullis check --profile`: the golden profile's text (`golden_src`, read from
+/// `golden_name`) against the running configuration (its profile and host binding,
+/// as `GET /v1/config` gives them). A golden profile is host-independent: its
+/// uplinks and ports are given their NICs by the running host binding, unless the
+/// file carries a `[host]` table of its own (a whole configuration), which is then
+/// used as written. Errors: a file that does not load, or a running configuration
+/// that does not parse.
+pub fn check_golden(
+    golden_src: &str,
+    golden_name: &str,
+    running_profile: (&str, &str),
+    running_host: (&str, &str),
+) -> Result<ComplianceReport, String> {
+    let has_host = golden_src
+        .parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("host"));
+    let golden =
+        crate::config::parse_str(golden_src, golden_name, (!has_host).then_some(running_host))
+            .map_err(|e| e.to_string())?;
+    let running =
+        crate::config::parse_str(running_profile.0, running_profile.1, Some(running_host))
+            .map_err(|e| format!("the running configuration does not parse: {e}"))?;
+    Ok(check_profile(
+        &golden.profile,
+        &running.profile,
+        Some(&running.host),
+    ))
+}
+
 /// Golden profile vs running: missing and extra port groups and ACLs (one finding
 /// per group or ACL, not per field), changed fields, and per port (from
 /// `running_host`, when given) which of its effective settings differ from what the

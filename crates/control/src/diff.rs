@@ -22,22 +22,32 @@
 //!
 //! RA guard: `<prefix>.ra_guard = off`, or `<prefix>.ra_guard.trusted` and
 //! `<prefix>.ra_guard.mode`; the uplinks' trust is `uplink_policy.ra_trusted`.
+//!
+//! ND inspection: `<prefix>.nd_inspection = off`, or `<prefix>.nd_inspection.trusted`,
+//! `.max_addresses`, `.rate_limit_pps`, `.mode`, `.binding_lifetime_secs`; the
+//! uplinks' trust is `uplink_policy.nd_trusted`. IPv6 Source Guard:
+//! `<prefix>.ipv6_source_guard = off`, or `<prefix>.ipv6_source_guard.check` and
+//! `.mode`.
+//! DHCPv6 guard likewise: `<prefix>.dhcpv6_guard = off`, or its `trusted`,
+//! `rate_limit_pps` and `mode`; `uplink_policy.dhcpv6_trusted`.
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::vlans::vlan_list;
 use crate::config::features::{
-    acls, arp_inspection, dhcp_snooping, ip_source_guard, port_security, ra_guard, static_bindings,
-    storm_control, switch_identity, teaming, vlans, vswitch_policy,
+    acls, arp_inspection, dhcp_snooping, dhcpv6_guard, ip_source_guard, ipv6_source_guard,
+    nd_inspection, port_security, ra_guard, static_bindings, storm_control, switch_identity,
+    teaming, vlans, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
 pub use crate::config::keys::{key_segment, split_key, unquote_segment};
 pub use crate::config::management::flatten_management;
 use crate::config::{
-    AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, GroupVlan, HostBinding, HostPort,
-    IpSourceGuardOverride, Override, PortGroup, PortSecurityOverride, Profile, RaGuardOverride,
-    StormControlOverride, TeamingOverride, UplinkPolicy,
+    AclRef, ArpInspectionOverride, Config, DhcpSnoopingOverride, Dhcpv6GuardOverride, GroupVlan,
+    HostBinding, HostPort, IpSourceGuardOverride, NdInspectionOverride, Override, PortGroup,
+    PortSecurityOverride, Profile, RaGuardOverride, StormControlOverride, TeamingOverride,
+    UplinkPolicy,
 };
 use portcullis_dataplane::MacAddr;
 use std::fmt::Write as _;
@@ -195,6 +205,8 @@ fn uplink_policy(f: &mut Flat, up: &UplinkPolicy) {
     put(f, "uplink_policy.dhcp_trusted", up.dhcp_trusted);
     put(f, "uplink_policy.arp_trusted", up.arp_trusted);
     put(f, "uplink_policy.ra_trusted", up.ra_trusted);
+    put(f, "uplink_policy.nd_trusted", up.nd_trusted);
+    put(f, "uplink_policy.dhcpv6_trusted", up.dhcpv6_trusted);
 }
 
 /// The features of group `g`, with `port`'s overrides applied when given.
@@ -253,6 +265,22 @@ fn features(
 
     let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), port.and_then(|p| p.ra_guard.as_ref()));
     ra_guard::flatten(f, prefix, ra);
+
+    let nd = NdInspectionOverride::merge(
+        g.nd_inspection.as_ref(),
+        port.and_then(|p| p.nd_inspection.as_ref()),
+    );
+    nd_inspection::flatten(f, prefix, nd);
+    let ipsg6 = IpSourceGuardOverride::merge(
+        g.ipv6_source_guard.as_ref(),
+        port.and_then(|p| p.ipv6_source_guard.as_ref()),
+    );
+    ipv6_source_guard::flatten(f, prefix, ipsg6);
+    let v6 = Dhcpv6GuardOverride::merge(
+        g.dhcpv6_guard.as_ref(),
+        port.and_then(|p| p.dhcpv6_guard.as_ref()),
+    );
+    dhcpv6_guard::flatten(f, prefix, v6);
 
     let team = TeamingOverride::merge(g.teaming.as_ref(), port.and_then(|p| p.teaming.as_ref()));
     teaming::flatten(f, prefix, team, uplinks);

@@ -2,7 +2,7 @@
 //! export, on the documented example configuration and small variants of it.
 
 use portcullis_control::compliance::{
-    ComplianceReport, Expect, FindingKind, Template, check_profile, check_template,
+    ComplianceReport, Expect, FindingKind, Template, check_golden, check_profile, check_template,
 };
 use portcullis_control::diff::{
     Change, Flat, diff, flatten_config, flatten_host, flatten_profile, render,
@@ -376,9 +376,12 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
             ),
             added("port_group.c.arp_inspection", "off"),
             added("port_group.c.dhcp_snooping", "off"),
+            added("port_group.c.dhcpv6_guard", "off"),
             added("port_group.c.ip_source_guard", "off"),
+            added("port_group.c.ipv6_source_guard", "off"),
             added("port_group.c.mac_acl_in", "none"),
             added("port_group.c.mac_acl_out", "none"),
+            added("port_group.c.nd_inspection", "off"),
             added("port_group.c.port_security", "off"),
             added("port_group.c.ra_guard", "off"),
             added("port_group.c.security.forged_transmits", "reject"),
@@ -399,9 +402,12 @@ fn diff_of_a_changed_policy_an_added_group_and_a_removed_rule() {
 ~ port_group.b.security.promiscuous: accept → reject
 + port_group.c.arp_inspection = off
 + port_group.c.dhcp_snooping = off
++ port_group.c.dhcpv6_guard = off
 + port_group.c.ip_source_guard = off
++ port_group.c.ipv6_source_guard = off
 + port_group.c.mac_acl_in = none
 + port_group.c.mac_acl_out = none
++ port_group.c.nd_inspection = off
 + port_group.c.port_security = off
 + port_group.c.ra_guard = off
 + port_group.c.security.forged_transmits = reject
@@ -794,6 +800,9 @@ dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
 ra_guard = {}
+nd_inspection = {}
+ipv6_source_guard = "ip-mac"
+dhcpv6_guard = {}
 [[host.port]]
 name = "p"
 interface = "tap-p"
@@ -804,6 +813,68 @@ port_group = "g"
     flat.insert("management.audit_syslog".into(), "on".into());
     let report = check_template(&Template::builtin("strict").unwrap(), &flat);
     assert!(report.compliant, "{}", report.render());
+}
+
+/// The strict template requires ND inspection and IPv6 Source Guard, enforcing:
+/// each missing or observing one is a finding on the group and on its port.
+#[test]
+fn strict_finds_missing_or_observing_nd_inspection_and_ipv6_source_guard() {
+    let text = |nd: &str, sg: &str| {
+        format!(
+            r#"
+[switch]
+name = "s"
+[[port_group]]
+name = "g"
+vlan = 10
+port_security = {{}}
+dhcp_snooping = {{}}
+arp_inspection = {{}}
+ip_source_guard = "ip-mac"
+ra_guard = {{}}
+dhcpv6_guard = {{}}
+{nd}
+{sg}
+[[host.port]]
+name = "p"
+interface = "tap-p"
+port_group = "g"
+"#
+        )
+    };
+    let rules = |nd: &str, sg: &str| {
+        let mut flat = flatten_config(&load(&text(nd, sg)));
+        flat.insert("management.tls".into(), "on".into());
+        flat.insert("management.audit_syslog".into(), "on".into());
+        let report = check_template(&Template::builtin("strict").unwrap(), &flat);
+        report
+            .findings
+            .iter()
+            .map(|f| (f.key.clone(), f.rule.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let k = |key: &str, rule: &str| (key.to_owned(), rule.to_owned());
+    let on = |key: &str| format!("{key}.ipv6_source_guard");
+    let nd = |key: &str| format!("{key}.nd_inspection");
+    let mut want = vec![];
+    for key in ["port.p", "port_group.g"] {
+        want.push(k(&on(key), "strict-ipv6-source-guard-on"));
+        want.push(k(&nd(key), "strict-nd-inspection-on"));
+    }
+    assert_eq!(rules("", ""), want);
+    let mut want = vec![];
+    for key in ["port.p", "port_group.g"] {
+        want.push(k(&(on(key) + ".mode"), "strict-ipv6-source-guard-enforce"));
+        want.push(k(&(nd(key) + ".mode"), "strict-nd-inspection-enforce"));
+    }
+    assert_eq!(
+        rules(
+            "nd_inspection = { mode = \"observe\" }",
+            "ipv6_source_guard = { mode = \"observe\" }"
+        ),
+        want
+    );
+    assert!(rules("nd_inspection = {}", "ipv6_source_guard = \"ip\"").is_empty());
 }
 
 const USER_TEMPLATE: &str = r#"
@@ -1041,4 +1112,80 @@ fn the_exported_profile_has_no_host_keeps_comments_and_reloads() {
     // Exporting the split configuration gives the same two files.
     assert_eq!(export_profile(&again), profile);
     assert_eq!(export_host(&again), host);
+}
+
+// ---- check --profile against a running host --------------------------------------
+
+/// The running configuration as `GET /v1/config` gives it: the profile without its
+/// host binding, and the host binding alone.
+fn running_parts(c: &Config) -> (String, String) {
+    (export_profile(c), export_host(c))
+}
+
+#[test]
+fn a_golden_profile_with_uplinks_teaming_and_every_feature_checks_against_the_running_host() {
+    // The example has two uplinks, VLAN lists, teaming, port security, DHCP
+    // snooping, ARP inspection, IP Source Guard, MAC ACLs and per-port overrides;
+    // its golden export has no [host], so its uplinks have no NIC of their own.
+    let running = example();
+    let (profile, host) = running_parts(&running);
+    let table = profile.parse::<toml::Table>().unwrap();
+    assert!(!table.contains_key("host") && profile.contains("uplinks = ["));
+    assert!(
+        parse_str(&profile, "golden.toml", None).is_err(),
+        "alone, a golden profile with uplinks does not load: the bug this fixes"
+    );
+    let report = check_golden(
+        &profile,
+        "golden.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap();
+    assert!(report.compliant, "{}", report.render());
+    assert!(report.findings.is_empty());
+
+    // The same host drifted by hand: the finding names the key and its ports.
+    let drifted = load(&edit(
+        example_profile(),
+        "port_security = { max_macs = 1,",
+        "port_security = { max_macs = 7,",
+    ));
+    let (drifted_profile, drifted_host) = running_parts(&drifted);
+    let report = check_golden(
+        &profile,
+        "golden.toml",
+        (&drifted_profile, "running.toml"),
+        (&drifted_host, "host.toml"),
+    )
+    .unwrap();
+    assert!(!report.compliant);
+    assert!(
+        keys(&report)
+            .iter()
+            .any(|k| k.ends_with("port_security.max_macs")),
+        "{}",
+        report.render()
+    );
+
+    // A golden file that carries its own [host] (a whole configuration) is used as
+    // written, not given the running host a second time.
+    let report = check_golden(
+        example_profile(),
+        "whole.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap();
+    assert!(report.compliant, "{}", report.render());
+
+    // A golden profile that does not load is an error (exit 2), located.
+    let err = check_golden(
+        &edit(&profile, "vlan = 20", "vlan = 5000"),
+        "golden.toml",
+        (&profile, "running.toml"),
+        (&host, "host.toml"),
+    )
+    .unwrap_err();
+    assert!(err.contains("golden.toml"), "{err}");
 }

@@ -6,6 +6,9 @@
 //! committer with groups of one op (one fsync'd transaction per binding). Without
 //! `--bench` (as under `cargo test --all-targets`) it runs a small smoke version.
 //!
+//! A quarter of the records are DHCPv6 bindings with their client DUID (store value
+//! format 2), the rest DHCP ones: a held REPLY and a held ACK take the same path.
+//!
 //! Measured in a directory under the target directory (a real disk, not tmpfs:
 //! fsync must cost what it costs in production).
 
@@ -92,6 +95,13 @@ fn record(i: u64, lease_end: Option<u64>) -> BindingRecord {
             BindingSource::Dhcp
         },
         updated_unix: 1_800_000_000,
+        // A DHCPv6 binding carries its client's DUID (a DUID-LLT, 14 bytes, as
+        // dnsmasq's and Windows' clients send): the REPLY's record is the larger one.
+        duid: (i % 4 == 3).then(|| {
+            let mut duid = vec![0, 1, 0, 1, 0x2e, 0x9b, 0x1c, 0x40];
+            duid.extend_from_slice(&[2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, 0x77]);
+            portcullis_dataplane::bindings::DuidKey::of(&duid).expect("a DUID of 14 bytes")
+        }),
     }
 }
 

@@ -48,6 +48,7 @@ mod tests {
             lease_end_unix,
             source: BindingSource::Dhcp,
             updated_unix: 1,
+            duid: None,
         }
     }
 

@@ -29,19 +29,25 @@
 //! in the data plane's binding index: one binding per (VLAN, IP) in both. The value
 //! remembers which form was written, so a record reads back exactly as written.
 //!
-//! Value `&[u8]`, hand-packed (25 bytes + the port name; the same record as JSON is
-//! ~140 bytes):
+//! Value `&[u8]`, hand-packed (45 bytes + the port name; the same record as JSON is
+//! ~140 bytes). Version 2, written since DHCPv6 snooping (issue 15), carries the
+//! client's DUID; version 1 (25 bytes + the port name, no DUID) is still read, as
+//! a record without one:
 //!
 //! | offset | size | field                                                    |
 //! |--------|------|----------------------------------------------------------|
-//! | 0      | 1    | format version, `1`                                      |
+//! | 0      | 1    | format version, `2` (or `1`)                             |
 //! | 1      | 1    | source: 0 dhcp, 1 static, 2 api, 3 dhcpv6, 4 nd          |
 //! | 2      | 1    | flags: bit 0 = the lease has an end, bit 1 = the IP was  |
-//! |        |      | written as IPv4-mapped IPv6                              |
+//! |        |      | written as IPv4-mapped IPv6, bit 2 = a DUID follows (v2) |
 //! | 3      | 6    | MAC                                                      |
 //! | 9      | 8    | lease end, Unix seconds, little-endian (0 if no end)     |
 //! | 17     | 8    | updated, Unix seconds, little-endian                     |
-//! | 25     | rest | port name, UTF-8                                         |
+//! | 25     | 1    | v2 only: DUID length 1..=19, or 255 for a SHA-256 digest |
+//! |        |      | of a longer DUID (`DuidKey`); 0 without a DUID           |
+//! | 26     | 19   | v2 only: the DUID (zero-padded) or the digest's first 19 |
+//! |        |      | bytes; zeros without a DUID                              |
+//! | 45     | rest | port name, UTF-8 (at 25 in version 1)                    |
 //!
 //! A value with an unknown version, source or flag, or a name that is not UTF-8, is
 //! reported as an error rather than skipped: redb checksums every page, so such a
@@ -62,10 +68,14 @@ pub const BINDINGS_FILE: &str = "bindings.redb";
 /// Key width: VLAN (2) + family (1) + address (16).
 const KEY_LEN: usize = 19;
 /// Value header width, before the port name.
-const VALUE_HEADER: usize = 25;
-const FORMAT_VERSION: u8 = 1;
+const VALUE_HEADER: usize = 45;
+/// Version 1's header (no DUID).
+const VALUE_HEADER_V1: usize = 25;
+const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION_1: u8 = 1;
 const FLAG_LEASE_END: u8 = 1;
 const FLAG_V4_MAPPED: u8 = 2;
+const FLAG_DUID: u8 = 4;
 
 /// (VLAN, IP) → the packed binding.
 const BINDINGS: TableDefinition<&[u8; KEY_LEN], &[u8]> = TableDefinition::new("bindings");
@@ -73,6 +83,7 @@ const BINDINGS: TableDefinition<&[u8; KEY_LEN], &[u8]> = TableDefinition::new("b
 /// Where a binding came from: the data plane's own type, so that a record moves
 /// between the binding index and the store unchanged.
 pub use portcullis_dataplane::bindings::BindingSource;
+pub use portcullis_dataplane::bindings::DuidKey;
 
 fn source_code(s: BindingSource) -> u8 {
     match s {
@@ -107,6 +118,10 @@ pub struct BindingRecord {
     pub lease_end_unix: Option<u64>,
     pub source: BindingSource,
     pub updated_unix: u64,
+    /// The DHCPv6 client's DUID (DHCPv6 bindings; `None` for the others and for
+    /// version-1 records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duid: Option<DuidKey>,
 }
 
 impl BindingRecord {
@@ -184,20 +199,35 @@ fn encode_value(r: &BindingRecord, out: &mut Vec<u8>) {
     if matches!(r.ip, IpAddr::V6(a) if a.to_ipv4_mapped().is_some()) {
         flags |= FLAG_V4_MAPPED;
     }
+    if r.duid.is_some() {
+        flags |= FLAG_DUID;
+    }
     out.push(flags);
     out.extend_from_slice(&r.mac.0);
     out.extend_from_slice(&r.lease_end_unix.unwrap_or(0).to_le_bytes());
     out.extend_from_slice(&r.updated_unix.to_le_bytes());
+    let (len, bytes) = r.duid.map_or((0, [0; DuidKey::INLINE]), |d| d.to_parts());
+    out.push(len);
+    out.extend_from_slice(&bytes);
     out.extend_from_slice(r.port.as_bytes());
 }
 
 fn decode_value(vlan: u16, ip: IpAddr, v: &[u8]) -> Option<BindingRecord> {
-    if v.len() < VALUE_HEADER
-        || v[0] != FORMAT_VERSION
-        || v[2] & !(FLAG_LEASE_END | FLAG_V4_MAPPED) != 0
-    {
+    let (header, flags) = match v.first() {
+        Some(&FORMAT_VERSION_1) => (VALUE_HEADER_V1, FLAG_LEASE_END | FLAG_V4_MAPPED),
+        Some(&FORMAT_VERSION) => (VALUE_HEADER, FLAG_LEASE_END | FLAG_V4_MAPPED | FLAG_DUID),
+        _ => return None,
+    };
+    if v.len() < header || v[2] & !flags != 0 {
         return None;
     }
+    let duid = if v[2] & FLAG_DUID != 0 {
+        let mut bytes = [0u8; DuidKey::INLINE];
+        bytes.copy_from_slice(&v[26..26 + DuidKey::INLINE]);
+        Some(DuidKey::from_parts(v[25], bytes)?)
+    } else {
+        None
+    };
     let source = source_from_code(v[1])?;
     let ip = match ip {
         IpAddr::V4(a) if v[2] & FLAG_V4_MAPPED != 0 => IpAddr::V6(a.to_ipv6_mapped()),
@@ -215,10 +245,11 @@ fn decode_value(vlan: u16, ip: IpAddr, v: &[u8]) -> Option<BindingRecord> {
         ip,
         mac: MacAddr(mac),
         vlan,
-        port: std::str::from_utf8(&v[VALUE_HEADER..]).ok()?.to_owned(),
+        port: std::str::from_utf8(&v[header..]).ok()?.to_owned(),
         lease_end_unix: (v[2] & FLAG_LEASE_END != 0).then(|| u64_at(9)),
         source,
         updated_unix: u64_at(17),
+        duid,
     })
 }
 
@@ -666,6 +697,7 @@ mod tests {
                 BindingSource::Dhcp
             },
             updated_unix: 1_000,
+            duid: None,
         }
     }
 
@@ -678,6 +710,7 @@ mod tests {
             lease_end_unix: Some(10_000_000_000 + t),
             source: BindingSource::Dhcp,
             updated_unix: t,
+            duid: None,
         })
     }
 
@@ -705,6 +738,71 @@ mod tests {
         );
         let k = encode_key(7, "10.0.0.1".parse().unwrap());
         assert!(decode(&k, &[9; 30]).is_err(), "unknown version refused");
+    }
+
+    /// Version 2 carries a DHCPv6 binding's DUID: inline up to 19 bytes, else a
+    /// digest; a record without one reads back without one.
+    #[test]
+    fn version_2_round_trips_the_duid() {
+        let ll = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 2];
+        let en: Vec<u8> = [&[0u8, 2, 0, 0, 0x9d, 0x10][..], &[7; 60]].concat();
+        for duid in [DuidKey::of(&ll), DuidKey::of(&en), None] {
+            let r = BindingRecord {
+                duid,
+                ..rec(10, "fd00:198:18:10::100", 2, Some(4_000_000_000))
+            };
+            let mut v = Vec::new();
+            encode_value(&r, &mut v);
+            assert_eq!(v[0], 2, "written as version 2");
+            assert_eq!(v.len(), VALUE_HEADER + r.port.len());
+            assert_eq!(decode(&encode_key(r.vlan, r.ip), &v), Ok(r));
+        }
+        let long = DuidKey::of(&en).unwrap();
+        assert!(long.is_digest());
+        assert_eq!(DuidKey::of(&ll).unwrap().bytes(), &ll[..]);
+        // A digest length that is no DUID's length is refused, not misread.
+        let mut v = Vec::new();
+        let r = BindingRecord {
+            duid: DuidKey::of(&ll),
+            ..rec(10, "fd00:198:18:10::100", 2, None)
+        };
+        encode_value(&r, &mut v);
+        v[25] = 40;
+        assert!(decode(&encode_key(10, r.ip), &v).is_err());
+    }
+
+    /// A version-1 value (before DHCPv6 snooping; 25-byte header, no DUID), as
+    /// that version wrote it, still reads — as a record without a DUID.
+    #[test]
+    fn version_1_records_still_read() {
+        #[rustfmt::skip]
+        let mut v1: Vec<u8> = vec![
+            1,                                   // version 1
+            3,                                   // source dhcpv6
+            FLAG_LEASE_END,                      // flags
+            0x52, 0x54, 0, 0, 0, 2,              // MAC
+        ];
+        v1.extend_from_slice(&4_000_000_000u64.to_le_bytes());
+        v1.extend_from_slice(&1_000u64.to_le_bytes());
+        v1.extend_from_slice(b"vm2");
+        let ip: IpAddr = "fd00:198:18:10::100".parse().unwrap();
+        let got = decode(&encode_key(10, ip), &v1).unwrap();
+        assert_eq!(
+            got,
+            BindingRecord {
+                ip,
+                mac: MacAddr([0x52, 0x54, 0, 0, 0, 2]),
+                vlan: 10,
+                port: "vm2".into(),
+                lease_end_unix: Some(4_000_000_000),
+                source: BindingSource::Dhcpv6,
+                updated_unix: 1_000,
+                duid: None,
+            }
+        );
+        // Version 1 never had the DUID flag.
+        v1[2] |= FLAG_DUID;
+        assert!(decode(&encode_key(10, ip), &v1).is_err());
     }
 
     #[test]

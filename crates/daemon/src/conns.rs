@@ -302,10 +302,12 @@ pub async fn serve(
                     match tls {
                         Ok(Ok(tls)) => serve_connection(tls, peer, app, conn, limits, stop).await,
                         Ok(Err(e)) => {
-                            tracing::warn!(remote = ?peer.tcp, error = %e, "API over TLS: handshake failed");
+                            let remote = peer.tcp.map(tracing::field::display);
+                            tracing::warn!(remote, error = %e, "API over TLS: handshake failed");
                         }
                         Err(_) => {
-                            tracing::warn!(remote = ?peer.tcp, "API over TLS: handshake timed out");
+                            let remote = peer.tcp.map(tracing::field::display);
+                            tracing::warn!(remote, "API over TLS: handshake timed out");
                         }
                     }
                 }
@@ -407,7 +409,8 @@ async fn serve_connection<IO>(
         tokio::select! {
             r = served.as_mut() => {
                 if let Err(e) = r {
-                    tracing::debug!(?peer, error = %e, "API connection ended with an error");
+                    let remote = peer.tcp.map(tracing::field::display);
+                    tracing::debug!(uid = peer.uid, pid = peer.pid, remote, error = %e, "API connection ended with an error");
                 }
                 return;
             }

@@ -75,6 +75,12 @@ pub struct Held {
     results: Option<Receiver<CommitResult>>,
     frames: HashMap<u64, HeldFrame>,
     api: HashMap<u64, (ApiReply, ApiBinding)>,
+    /// A held REPLY's further bindings: their tickets → the held frame's (at most
+    /// `dhcpv6_guard::MAX_REPLY_REST` per held frame).
+    rest: HashMap<u64, u64>,
+    /// Held frames one of whose further bindings did not commit: dropped, not sent,
+    /// whatever their own result.
+    doomed: std::collections::HashSet<u64>,
     next_ticket: u64,
     port_names: Vec<String>,
     pub stats: HeldStats,
@@ -99,6 +105,8 @@ impl Held {
             results,
             frames: HashMap::new(),
             api: HashMap::new(),
+            rest: HashMap::new(),
+            doomed: std::collections::HashSet::new(),
             next_ticket: 1,
             port_names,
             stats: HeldStats::default(),
@@ -129,11 +137,11 @@ impl Held {
             return;
         }
         let unix = unix_now();
-        let record = BindingRecord {
+        let record = |s: &Self, b: &portcullis_dataplane::bindings::NewBinding| BindingRecord {
             ip: b.ip,
             mac: b.mac,
             vlan: b.vid.get(),
-            port: self
+            port: s
                 .port_names
                 .get(b.port.index())
                 .cloned()
@@ -141,9 +149,31 @@ impl Held {
             lease_end_unix: b.lease_secs.map(|l| unix + u64::from(l)),
             source: b.source,
             updated_unix: unix,
+            duid: b.duid,
         };
-        match self.submit(BindingOp::Upsert(record)) {
+        // A REPLY's further addresses are written before its held one, so their
+        // results come back first (the committer reports in submission order):
+        // the REPLY leaves only when every binding it creates is durable.
+        let mut rest = Vec::new();
+        if b.source == BindingSource::Dhcpv6 {
+            portcullis_dataplane::stages::dhcpv6_guard::reply_rest(fwd, b, data, |n| rest.push(n));
+        }
+        let mut rest_tickets = Vec::with_capacity(rest.len());
+        let mut rest_lost = false;
+        for n in &rest {
+            match self.submit(BindingOp::Upsert(record(self, n))) {
+                Some(t) => rest_tickets.push(t),
+                None => rest_lost = true,
+            }
+        }
+        match self.submit(BindingOp::Upsert(record(self, &b.as_new()))) {
             Some(ticket) => {
+                for t in rest_tickets {
+                    self.rest.insert(t, ticket);
+                }
+                if rest_lost {
+                    self.doomed.insert(ticket);
+                }
                 self.stats.held += 1;
                 self.frames.insert(
                     ticket,
@@ -179,6 +209,7 @@ impl Held {
             lease_end_unix: None,
             source: BindingSource::Api,
             updated_unix: unix,
+            duid: None,
         };
         match self.submit(BindingOp::Upsert(record)) {
             Some(ticket) => {
@@ -215,6 +246,7 @@ impl Held {
                         .map(|end| unix + end.saturating_since(now).div_ceil(1_000_000_000)),
                     source: b.source,
                     updated_unix: unix,
+                    duid: b.duid,
                 })
             }
             _ => BindingOp::Remove {
@@ -287,18 +319,235 @@ impl Held {
             return out;
         };
         while let Ok(r) = rx.try_recv() {
+            if let Some(main) = self.rest.remove(&r.ticket) {
+                if !r.ok {
+                    self.doomed.insert(main);
+                }
+                continue;
+            }
+            let doomed = self.doomed.remove(&r.ticket);
             if let Some(h) = self.frames.remove(&r.ticket) {
-                if r.ok {
+                let ok = r.ok && !doomed;
+                if ok {
                     self.stats.released += 1;
                 } else {
                     self.stats.failed += 1;
                 }
-                out.push(Committed::Frame(h, r.ok));
+                out.push(Committed::Frame(h, ok));
             } else if let Some((reply, b)) = self.api.remove(&r.ticket) {
                 out.push(Committed::Api(reply, b, r.ok));
             }
         }
         self.stats.waiting = self.frames.len() as u64;
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings_store::SubmitError;
+    use portcullis_dataplane::wire::dhcpv6::{
+        self, CLIENT_PORT, Dhcpv6Emit, Dhcpv6OptionOut as Opt, MessageType, SERVER_PORT,
+    };
+    use portcullis_dataplane::{IngressFrame, Verdict};
+    use std::net::Ipv6Addr;
+    use std::sync::{Arc, Mutex, mpsc};
+
+    /// A committer that only records what it is given; the test reports results.
+    #[derive(Debug, Default, Clone)]
+    struct Recorder(Arc<Mutex<Vec<(u64, BindingOp)>>>);
+
+    impl BindingCommits for Recorder {
+        fn submit(&self, ticket: u64, op: BindingOp) -> Result<(), SubmitError> {
+            self.0.lock().unwrap().push((ticket, op));
+            Ok(())
+        }
+    }
+
+    const CONFIG: &str = "[switch]\nname = \"held\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\ndhcpv6_guard = {}\n\n[[host.port]]\nname = \"vm1\"\ninterface = \"mem-vm1\"\nport_group = \"web\"\nmac = \"52:54:00:00:00:01\"\n\n[[host.port]]\nname = \"srv\"\ninterface = \"mem-srv\"\nport_group = \"web\"\nmac = \"52:54:00:00:00:02\"\ndhcpv6_guard = { trusted = true }\n";
+    const VM1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+    const SRV: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+
+    fn ll(last: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last)
+    }
+    fn ula(last: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x198, 0x18, 0x10, 0, 0, 0, last)
+    }
+
+    /// An Ethernet frame of a DHCPv6 message from `src_ip`:`sport` to `dst_ip`:`dport`.
+    fn frame(
+        dst: [u8; 6],
+        src: [u8; 6],
+        (src_ip, sport): (Ipv6Addr, u16),
+        (dst_ip, dport): (Ipv6Addr, u16),
+        msg_type: MessageType,
+        options: &[Opt<'_>],
+    ) -> Vec<u8> {
+        let e = Dhcpv6Emit {
+            msg_type,
+            transaction_id: 7,
+            options,
+        };
+        let mut payload = vec![0; e.buffer_len()];
+        e.emit(&mut payload).unwrap();
+        let mut l3 = vec![0; 48 + payload.len()];
+        let n = dhcpv6::emit_udp(&mut l3, &src_ip, &dst_ip, sport, dport, &payload).unwrap();
+        l3.truncate(n);
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x86, 0xdd]);
+        f.extend_from_slice(&l3);
+        f
+    }
+
+    /// A switch that has seen vm1's SOLICIT and holds the server's REPLY giving it
+    /// two addresses; the hold path on a recording committer; the REPLY's frame.
+    fn held_reply() -> (Switch, Held, Recorder, mpsc::Sender<CommitResult>, Vec<u8>) {
+        let spec = portcullis_control::parse_str(CONFIG, "held.toml", None)
+            .unwrap()
+            .compile()
+            .unwrap()
+            .spec;
+        let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
+        let duid = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 1];
+        let none: [(Ipv6Addr, u32, u32); 0] = [];
+        let solicit = frame(
+            [0x33, 0x33, 0, 1, 0, 2],
+            VM1,
+            (ll(1), CLIENT_PORT),
+            (Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2), SERVER_PORT),
+            MessageType::Solicit,
+            &[
+                Opt::ClientId(&duid),
+                Opt::IaNa {
+                    iaid: 1,
+                    t1: 0,
+                    t2: 0,
+                    addresses: &none,
+                },
+            ],
+        );
+        let v = sw.process(
+            Timestamp(1),
+            PortId(0),
+            &IngressFrame {
+                data: &solicit,
+                tag: None,
+            },
+        );
+        assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
+        let sid = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 2];
+        let addresses = [(ula(1), 3600, 7200), (ula(2), 3600, 7200)];
+        let reply = frame(
+            VM1,
+            SRV,
+            (ll(2), SERVER_PORT),
+            (ll(1), CLIENT_PORT),
+            MessageType::Reply,
+            &[
+                Opt::ClientId(&duid),
+                Opt::ServerId(&sid),
+                Opt::IaNa {
+                    iaid: 1,
+                    t1: 1800,
+                    t2: 2880,
+                    addresses: &addresses,
+                },
+            ],
+        );
+        let rec = Recorder::default();
+        let (tx, rx) = mpsc::channel();
+        let mut held = Held::new(
+            Some((Box::new(rec.clone()), rx)),
+            vec!["vm1".into(), "srv".into()],
+        );
+        let v = sw.process(
+            Timestamp(2),
+            PortId(1),
+            &IngressFrame {
+                data: &reply,
+                tag: None,
+            },
+        );
+        let Verdict::Hold(fwd, b) = v else {
+            panic!("the REPLY is held: {v:?}")
+        };
+        let rx_frame = portcullis_io::RxFrame {
+            data: &reply,
+            tag: None,
+            csum_partial: false,
+            vnet: None,
+        };
+        held.hold(&mut sw, PortId(1), rx_frame, &fwd, &b, Timestamp(2));
+        (sw, held, rec, tx, reply)
+    }
+
+    /// The tickets and addresses submitted, in order.
+    fn submitted(rec: &Recorder) -> Vec<(u64, IpAddr)> {
+        rec.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, op)| match op {
+                BindingOp::Upsert(r) => (*t, r.ip),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn result(tx: &mpsc::Sender<CommitResult>, ticket: u64, ok: bool) {
+        let error = (!ok).then(|| "injected".to_string());
+        tx.send(CommitResult { ticket, ok, error }).unwrap();
+    }
+
+    #[test]
+    fn a_reply_with_two_addresses_leaves_only_when_both_bindings_are_durable() {
+        let (_sw, mut held, rec, tx, reply) = held_reply();
+        // The further address is written first, the held one last: the committer
+        // reports in that order, so the REPLY's own result comes after both.
+        let s = submitted(&rec);
+        assert_eq!(
+            s.iter().map(|(_, ip)| *ip).collect::<Vec<_>>(),
+            [IpAddr::V6(ula(2)), IpAddr::V6(ula(1))]
+        );
+        let [(rest, _), (main, _)] = s[..] else {
+            panic!("{s:?}")
+        };
+        for (_, op) in rec.0.lock().unwrap().iter() {
+            let BindingOp::Upsert(r) = op else {
+                unreachable!()
+            };
+            assert_eq!(r.source, BindingSource::Dhcpv6, "{r:?}");
+            assert!(r.duid.is_some(), "keyed by the client's DUID too: {r:?}");
+        }
+        result(&tx, rest, true);
+        assert!(
+            held.drain().is_empty(),
+            "nothing leaves on the further binding alone"
+        );
+        result(&tx, main, true);
+        match &held.drain()[..] {
+            [Committed::Frame(h, true)] => assert_eq!(h.data, reply),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_whose_further_binding_did_not_commit_is_dropped() {
+        let (_sw, mut held, rec, tx, _) = held_reply();
+        let s = submitted(&rec);
+        let [(rest, _), (main, _)] = s[..] else {
+            panic!("{s:?}")
+        };
+        result(&tx, rest, false);
+        result(&tx, main, true);
+        match &held.drain()[..] {
+            [Committed::Frame(_, false)] => {}
+            other => panic!("fail closed: {other:?}"),
+        }
+        assert_eq!(held.stats.failed, 1);
+        assert_eq!(held.stats.released, 0);
     }
 }

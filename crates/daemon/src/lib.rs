@@ -23,7 +23,9 @@ pub mod metrics;
 pub(crate) mod plan;
 pub mod ports;
 pub mod running;
+pub mod running_config;
 pub mod runtime;
+pub mod service;
 pub mod snapshot;
 pub mod sticky_store;
 pub mod tls;
@@ -128,6 +130,10 @@ pub struct RunningDaemon {
     socket: PathBuf,
     /// Port names in port-id order.
     pub port_names: Vec<String>,
+    /// The API, for a reload (SIGHUP) to apply through.
+    app: axum::Router,
+    /// The startup files, which a reload applies.
+    opts: DaemonOptions,
 }
 
 fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -142,8 +148,12 @@ fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
 pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     // First: a service manager's soft limit (1024) is too low to serve from.
     conns::raise_fd_limit();
-    let (config, compiled) = portcullis_control::load_compiled(&opts.config, opts.host.as_deref())
+    let startup = portcullis_control::load_compiled(&opts.config, opts.host.as_deref())
         .map_err(DaemonError::Config)?;
+    // The running configuration saved by the last apply, if the startup files are
+    // the ones it derives from (running_config.rs).
+    let ((config, compiled), persist, from_saved) =
+        running_config::choose(&opts.state_dir, startup);
     ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
@@ -182,7 +192,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         &opts.state_dir,
         Some(&opts.socket),
         &runtime,
-        false,
+        (false, persist, from_saved),
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -222,7 +232,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         }
     });
     let mut tcp_listeners = TcpListeners::new(
-        app,
+        app.clone(),
         caps.tls,
         launched.state.commands.clone(),
         control,
@@ -240,6 +250,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     // Started: the TAPs stay (a VM keeps its NIC across switch restarts).
     launched.created_taps.keep();
     tracing::info!(switch = %switch_name, ports = launched.port_names.len(), socket = %opts.socket.display(), "portcullis is switching");
+    // Every port is open and the API serves: ready (systemd `Type=notify`).
+    service::notify("READY=1");
     Ok(RunningDaemon {
         stop: launched.stop,
         dataplane: Some(launched.dataplane),
@@ -247,6 +259,8 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         shutdown_api: Some(shutdown_tx),
         socket: opts.socket.clone(),
         port_names: launched.port_names,
+        app,
+        opts: opts.clone(),
     })
 }
 
@@ -285,8 +299,14 @@ fn launch(
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
-    in_memory: bool,
+    (in_memory, saving, from_saved): (bool, running_config::Persist, bool),
 ) -> Result<Launched, DaemonError> {
+    if !from_saved {
+        // What the daemon starts on is the running configuration from now on.
+        saving
+            .save(&config, "startup")
+            .map_err(fs_err(&saving.path))?;
+    }
     let plan::Plan {
         compiled,
         mut switch,
@@ -364,7 +384,7 @@ fn launch(
                 };
                 persist(&store, &ev, &names);
                 let rec = event_record(&ev, &names);
-                tracing::info!(target: "portcullis::event", port = %rec.port, event = %rec.event, detail = %rec.detail, "switch event");
+                log_event(&rec);
                 record_event(&history, rec);
             }
         });
@@ -389,6 +409,7 @@ fn launch(
             in_memory,
             socket: socket.map(Path::to_path_buf),
             listeners: None,
+            persist: saving,
         })),
     };
     runtime.spawn(summarize_refusals(state.clone()));
@@ -443,7 +464,12 @@ async fn summarize_refusals(st: ApiState) {
 
 /// The files of the state directory, each made 0600 once open (redb creates its
 /// files with the umask's mode; the audit log is created 0600).
-const STATE_FILES: [&str; 3] = ["state.redb", bindings_store::BINDINGS_FILE, AUDIT_LOG];
+const STATE_FILES: [&str; 4] = [
+    "state.redb",
+    bindings_store::BINDINGS_FILE,
+    AUDIT_LOG,
+    running_config::FILE,
+];
 
 /// Creates the state directory 0700 (and any missing parent, likewise); refuses
 /// an existing one that is world-writable. An existing directory others may read
@@ -530,6 +556,8 @@ pub fn start_in_memory(
     state_dir: &Path,
 ) -> Result<MemoryDaemon, DaemonError> {
     let compiled = config.compile().map_err(DaemonError::Config)?;
+    let ((config, compiled), persist, from_saved) =
+        running_config::choose(state_dir, (config, compiled));
     let store = open_state(state_dir)?;
     let mut plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), true))?;
     let handles = std::mem::take(&mut plan.handles)
@@ -537,7 +565,15 @@ pub fn start_in_memory(
         .map(|(_, h)| h)
         .collect();
     let runtime = control_runtime()?;
-    let l = launch(config, plan, store, state_dir, None, &runtime, true)?;
+    let l = launch(
+        config,
+        plan,
+        store,
+        state_dir,
+        None,
+        &runtime,
+        (true, persist, from_saved),
+    )?;
     Ok(MemoryDaemon {
         state: l.state,
         handles,
@@ -577,6 +613,7 @@ fn restore_bindings(
             port,
             lease_secs: left,
             source: r.source,
+            duid: r.duid,
         };
         match switch.install_binding(new, Timestamp(0)) {
             Ok(()) => restored += 1,
@@ -618,6 +655,85 @@ fn persist(store: &sticky_store::StickyMacStore, ev: &Event, names: &[String]) {
     }
 }
 
+/// Logs a switch event with its detail as fields of their own (a JSON log gets
+/// numbers, booleans and strings, not JSON escaped inside a string). A field the
+/// event does not have is left out; a key this list does not know yet goes into
+/// `other` as `key=value` pairs.
+fn log_event(rec: &EventRecord) {
+    let empty = serde_json::Map::new();
+    let d = rec.detail.as_object().unwrap_or(&empty);
+    let s = |k: &str| d.get(k).and_then(serde_json::Value::as_str);
+    let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64);
+    let b = |k: &str| d.get(k).and_then(serde_json::Value::as_bool);
+    const KNOWN: [&str; 24] = [
+        "port",
+        "mac",
+        "vid",
+        "ip",
+        "old",
+        "new",
+        "source",
+        "blocked",
+        "owner",
+        "up",
+        "sticky",
+        "kind",
+        "action",
+        "cause",
+        "by_timer",
+        "lease_secs",
+        "from",
+        "to",
+        "why",
+        "claim",
+        "owner_mac",
+        "owner_by",
+        "owner_source",
+        "user",
+    ];
+    let other: Vec<String> = d
+        .iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()) && k.as_str() != "changes")
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => format!("{k}={s}"),
+            None => format!("{k}={v}"),
+        })
+        .collect();
+    let other = (!other.is_empty()).then(|| other.join(" "));
+    let port = (!rec.port.is_empty()).then_some(rec.port.as_str());
+    tracing::info!(
+        target: "portcullis::event",
+        event = %rec.event,
+        port,
+        mac = s("mac"),
+        vid = n("vid"),
+        ip = s("ip"),
+        old = s("old"),
+        new = s("new"),
+        source = s("source"),
+        blocked = b("blocked"),
+        owner = s("owner"),
+        up = b("up"),
+        sticky = b("sticky"),
+        kind = s("kind"),
+        action = s("action"),
+        cause = s("cause"),
+        by_timer = b("by_timer"),
+        lease_secs = n("lease_secs"),
+        from = s("from"),
+        to = s("to"),
+        why = s("why"),
+        claim = s("claim"),
+        owner_mac = s("owner_mac"),
+        owner_by = s("owner_by"),
+        owner_source = s("owner_source"),
+        user = s("user"),
+        changes = n("changes"),
+        other,
+        "switch event"
+    );
+}
+
 fn event_record(ev: &Event, names: &[String]) -> EventRecord {
     let mut detail = serde_json::to_value(ev).unwrap_or_default();
     let mut port = String::new();
@@ -628,7 +744,7 @@ fn event_record(ev: &Event, names: &[String]) -> EventRecord {
             .remove("event")
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        for key in ["port", "owner"] {
+        for key in ["port", "owner", "from", "to"] {
             if let Some(id) = obj.get(key).and_then(|v| v.as_u64()) {
                 let name = names
                     .get(id as usize)
@@ -641,13 +757,9 @@ fn event_record(ev: &Event, names: &[String]) -> EventRecord {
             }
         }
     }
-    let time_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     EventRecord {
         seq: 0, // numbered when it enters the history
-        time_ms,
+        time: portcullis_control::audit::format_rfc3339(SystemTime::now()),
         port,
         event,
         detail,
@@ -660,24 +772,41 @@ impl RunningDaemon {
         &self.socket
     }
 
-    /// Blocks until SIGINT or SIGTERM.
+    /// Blocks until SIGINT or SIGTERM; on SIGHUP applies the startup files
+    /// (`systemctl reload`, [`service::reload`]) and goes on.
     pub fn wait_for_signal(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
         let Some(rt) = &self.runtime else { return };
         rt.block_on(async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
+            let (mut term, mut hup) = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(t), Ok(h)) => (t, h),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM and SIGHUP");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {
+                        tracing::info!("SIGINT: stopping");
+                        break;
                     }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = term.recv() => {
+                        tracing::info!("SIGTERM: stopping");
+                        break;
+                    }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: applying the configuration files");
+                        service::reload(self.app.clone(), &self.opts).await;
+                    }
+                }
             }
         });
+        service::notify("STOPPING=1");
     }
 
     /// Stops the data plane and the API, and removes the socket.

@@ -122,6 +122,15 @@ fn escape_label_value(v: &str, out: &mut String) {
     }
 }
 
+/// Every binding source, as the API names it: each is a series of
+/// `portcullis_bindings_by_source` even at 0, so that a dashboard sees it.
+const BINDING_SOURCES: [&str; 5] = ["dhcp", "dhcpv6", "nd", "static", "api"];
+
+/// `ipv4` or `ipv6`, for a binding's address as the API writes it.
+fn binding_family(ip: &str) -> &'static str {
+    if ip.contains(':') { "ipv6" } else { "ipv4" }
+}
+
 fn flag(b: bool) -> u64 {
     u64::from(b)
 }
@@ -279,10 +288,28 @@ pub fn render(s: &Snapshot, b: Option<&BindingsView>, c: &ControlStats) -> Strin
         o,
         "portcullis_bindings",
         MetricType::Gauge,
-        "Entries in the IP binding table (DHCP snooping, static and API bindings).",
+        "Entries in the IP binding table (every source: DHCP and DHCPv6 snooping, ND inspection, static and API bindings).",
     );
     if let Some(b) = b {
         f.sample(&[], b.bindings.len() as u64);
+    }
+    let mut f = family(
+        o,
+        "portcullis_bindings_by_source",
+        MetricType::Gauge,
+        "Entries in the IP binding table by where they came from (dhcp, dhcpv6, nd, static, api) and address family.",
+    );
+    if let Some(b) = b {
+        for source in BINDING_SOURCES {
+            for family in ["ipv4", "ipv6"] {
+                let n = b
+                    .bindings
+                    .iter()
+                    .filter(|x| x.source == source && binding_family(&x.ip) == family)
+                    .count();
+                f.sample(&[("source", source), ("family", family)], n as u64);
+            }
+        }
     }
     let mut f = family(
         o,

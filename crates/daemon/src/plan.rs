@@ -131,7 +131,7 @@ pub(crate) fn prepare(
     ports::initial_carrier(&mut switch, &attachments);
     switch.discard_events();
     let links = ports::links(&compiled, &attachments);
-    let link_monitor = ports::uplink_monitor(&compiled, &attachments);
+    let link_monitor = ports::link_monitor(&compiled, &attachments);
     Ok(Plan {
         compiled,
         switch,

@@ -14,7 +14,7 @@
 
 use portcullis_control::config::Backend;
 use portcullis_control::{CompiledConfig, ConfigError, ConfigErrors};
-use portcullis_dataplane::{PortId, PortRole, Switch, Timestamp};
+use portcullis_dataplane::{PortId, Switch, Timestamp};
 use portcullis_io::{RxQueue, TxQueue};
 
 /// One port's queues, and the backend they were opened with.
@@ -239,12 +239,11 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
     })
 }
 
-/// Uplinks on an interface without carrier start down (teaming uses the others).
+/// Ports on an interface without carrier start link-down: an uplink (teaming uses
+/// the others), a guest's TAP that no VM holds yet, a veth whose peer is down.
 pub(crate) fn initial_carrier(switch: &mut Switch, attachments: &[Attachment]) {
-    let roles: Vec<PortRole> = switch.ports().iter().map(|p| p.role).collect();
-    for (i, (role, a)) in roles.into_iter().zip(attachments).enumerate() {
-        if role == PortRole::Uplink
-            && !matches!(a, Attachment::Memory { .. })
+    for (i, a) in attachments.iter().enumerate().take(switch.ports().len()) {
+        if !matches!(a, Attachment::Memory { .. })
             && !portcullis_io::is_link_running(a.interface()).unwrap_or(true)
         {
             let _ = switch.set_link_up(PortId(i as u16), false, Timestamp(0));
@@ -252,19 +251,19 @@ pub(crate) fn initial_carrier(switch: &mut Switch, attachments: &[Attachment]) {
     }
 }
 
-/// The carrier monitor for the uplinks on interfaces (teaming failover): `None`,
-/// with a warning, if the kernel refuses the subscription.
-pub(crate) fn uplink_monitor(
+/// The carrier monitor for the ports on interfaces (uplink failover, guest link
+/// state): `None`, with a warning, if the kernel refuses the subscription.
+pub(crate) fn link_monitor(
     c: &CompiledConfig,
     attachments: &[Attachment],
 ) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
-    let uplinks: Vec<(u32, PortId)> = c
+    let watched: Vec<(u32, PortId)> = c
         .spec
         .ports
         .iter()
         .zip(attachments)
         .enumerate()
-        .filter(|(_, (p, a))| p.role == PortRole::Uplink && !matches!(a, Attachment::Memory { .. }))
+        .filter(|(_, (_, a))| !matches!(a, Attachment::Memory { .. }))
         .filter_map(|(i, (_, a))| {
             Some((
                 portcullis_io::interface_index(a.interface()).ok()?,
@@ -272,13 +271,13 @@ pub(crate) fn uplink_monitor(
             ))
         })
         .collect();
-    if uplinks.is_empty() {
+    if watched.is_empty() {
         return None;
     }
     match portcullis_io::LinkMonitor::open() {
-        Ok(m) => Some((m, uplinks)),
+        Ok(m) => Some((m, watched)),
         Err(e) => {
-            tracing::warn!(error = %e, "no link-state notifications: uplink failover only on socket errors");
+            tracing::warn!(error = %e, "no link-state notifications: link changes seen only on socket errors and rechecks");
             None
         }
     }
@@ -289,12 +288,6 @@ pub(crate) fn links(c: &CompiledConfig, attachments: &[Attachment]) -> Box<dyn P
     Box::new(AttachedLinks {
         attachments: attachments.to_vec(),
         names: c.spec.ports.iter().map(|p| p.name.clone()).collect(),
-        uplink: c
-            .spec
-            .ports
-            .iter()
-            .map(|p| p.role == PortRole::Uplink)
-            .collect(),
     })
 }
 
@@ -305,10 +298,6 @@ struct AttachedLinks {
     attachments: Vec<Attachment>,
     /// Port names, for the logs.
     names: Vec<String>,
-    /// Uplinks are up only with carrier (a pulled cable fails them over); guest
-    /// ports only need to be administratively up (a TAP has no carrier until its VM
-    /// attaches).
-    uplink: Vec<bool>,
 }
 
 impl PortLinks for AttachedLinks {
@@ -317,13 +306,10 @@ impl PortLinks for AttachedLinks {
         if matches!(a, Attachment::Memory { .. }) {
             return LinkState::Up;
         }
+        // Up only with carrier, whatever the role: a pulled cable fails an uplink
+        // over; a TAP no VM holds, or a veth whose peer is down, carries nothing.
         let name = a.interface();
-        let up = if self.uplink[port] {
-            portcullis_io::is_link_running(name)
-        } else {
-            portcullis_io::is_link_up(name)
-        };
-        match up {
+        match portcullis_io::is_link_running(name) {
             Ok(true) => LinkState::Up,
             Ok(false) => LinkState::Down,
             Err(_) if !portcullis_io::interface_exists(name) => LinkState::Gone,

@@ -30,6 +30,8 @@ pub struct Running {
     pub socket: Option<PathBuf>,
     /// The TCP listeners an apply opens, moves and closes; `None` in-memory.
     pub(crate) listeners: Option<TcpListeners>,
+    /// Where an apply saves the configuration it applied (`running_config.rs`).
+    pub persist: crate::running_config::Persist,
 }
 
 /// The TCP listeners — the API over TLS and the metrics endpoint — as an apply
@@ -101,7 +103,8 @@ impl TcpListeners {
         cfg: Arc<rustls::ServerConfig>,
     ) {
         let (tx, stop) = self.stop_signal();
-        tracing::info!(address = ?listener.local_addr().ok(), "control API on TCP+TLS");
+        let address = listener.local_addr().ok().map(tracing::field::display);
+        tracing::info!(address, "control API on TCP+TLS");
         let limits = conns::Limits::with_cap(self.tls_cap);
         tokio::spawn(tls::serve_tls_with(
             listener,
@@ -117,7 +120,8 @@ impl TcpListeners {
     /// inside the control runtime.
     pub(crate) fn serve_metrics(&mut self, listener: tokio::net::TcpListener) {
         let (tx, stop) = self.stop_signal();
-        tracing::info!(address = ?listener.local_addr().ok(), "Prometheus metrics on /metrics");
+        let address = listener.local_addr().ok().map(tracing::field::display);
+        tracing::info!(address, "Prometheus metrics on /metrics");
         tokio::spawn(metrics::serve(
             listener,
             self.commands.clone(),
@@ -349,7 +353,11 @@ pub(crate) fn syslog_forwarder(
     match SyslogForwarder::new(&dest) {
         Ok(f) => Some(f),
         Err(e) => {
-            tracing::error!(error = %e, ?dest, "cannot forward audit records to syslog");
+            let dest = match &dest {
+                SyslogDest::Unix(p) => p.display().to_string(),
+                SyslogDest::Udp(a) => format!("udp://{a}"),
+            };
+            tracing::error!(error = %e, dest, "cannot forward audit records to syslog");
             None
         }
     }

@@ -550,6 +550,14 @@ impl DataThread {
                 {
                     self.held.remove(vid, ip);
                 }
+                // An Nd binding its owner is using: its record is written again
+                // with the new lease end (nothing waits for it).
+                if let EventKind::BindingRefreshed { vid, ip, .. } = ev.kind
+                    && let Some(vid) = Vid::new(vid)
+                {
+                    let current = self.switch.binding(vid, ip);
+                    self.held.resync(vid, ip, current, now);
+                }
                 if let EventKind::UplinkMoved { port, vid, to, .. } = ev.kind {
                     tracing::info!(port = %self.switch.ports()[port.index()].name, uplink = %self.switch.ports()[to.index()].name, vid, "guest moved to another uplink; announced");
                 }
@@ -700,20 +708,29 @@ impl DataThread {
         let _ = reply.send(report);
     }
 
-    /// Applies the carrier changes the kernel reported to the uplinks they concern.
+    /// Applies the carrier changes the kernel reported to the ports they concern:
+    /// an uplink without carrier fails over; a guest port without carrier (a TAP
+    /// no VM holds, a veth whose peer is down) is link-down, out of the floods.
     fn link_changes(&mut self, now: Timestamp) {
-        let Some((monitor, uplinks)) = self.link_monitor.as_mut() else {
+        let Some((monitor, watched)) = self.link_monitor.as_mut() else {
             return;
         };
         let mut changes: Vec<(PortId, bool)> = Vec::new();
         monitor.read(|c| {
-            if let Some((_, port)) = uplinks.iter().find(|(ix, _)| *ix == c.ifindex) {
+            if let Some((_, port)) = watched.iter().find(|(ix, _)| *ix == c.ifindex) {
                 changes.push((*port, c.up));
             }
         });
         for (port, up) in changes {
-            if self.switch.port(port).is_some_and(|p| p.link_up != up) {
-                tracing::warn!(uplink = %self.ports[port.index()].interface, up, "uplink carrier changed");
+            if let Some(p) = self.switch.port(port)
+                && p.link_up != up
+            {
+                let interface = &self.ports[port.index()].interface;
+                if p.role == portcullis_dataplane::PortRole::Uplink {
+                    tracing::warn!(uplink = %interface, up, "uplink carrier changed");
+                } else {
+                    tracing::info!(port = %p.name, %interface, up, "guest port carrier changed");
+                }
             }
             let _ = self.switch.set_link_up(port, up, now);
         }
@@ -741,12 +758,24 @@ impl DataThread {
         let name = slot.interface.as_str();
         match state {
             LinkState::Gone => {
-                tracing::warn!(interface = name, error = ?err, "interface is gone; the port is down until it returns");
+                let error = err.as_ref().map(tracing::field::display);
+                tracing::warn!(
+                    interface = name,
+                    error,
+                    "interface is gone; the port is down until it returns"
+                );
                 slot.gone = true;
                 pfd.fd = -1;
             }
             LinkState::Down | LinkState::Up => {
-                tracing::info!(interface = name, error = ?err, ?state, "port interface reported an error");
+                let error = err.as_ref().map(tracing::field::display);
+                let link = if state == LinkState::Up { "up" } else { "down" };
+                tracing::info!(
+                    interface = name,
+                    error,
+                    link,
+                    "port interface reported an error"
+                );
             }
         }
         let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
@@ -817,6 +846,14 @@ impl DataThread {
             }
             stats.batches += 1;
             this.stats.rx_frames += batch.len() as u64;
+            // A frame from the port's far side proves its link is up (a TAP whose
+            // VM writes has carrier; a veth whose peer sends is up): the kernel's
+            // carrier notice may come later (linkwatch runs it up to a second
+            // after the change), and the guest's first frames must not be lost.
+            if self.switch.port(ingress).is_some_and(|p| !p.link_up) {
+                tracing::info!(interface = %this.interface, "frames from a port marked link-down: its link is up");
+                let _ = self.switch.set_link_up(ingress, true, now);
+            }
             let frames = batch.iter().map(|f| IngressFrame {
                 data: f.data,
                 tag: f.tag.map(|t| portcullis_dataplane::VlanTag {
@@ -881,6 +918,21 @@ impl DataThread {
                     let current = self.switch.binding(h.binding.vid, ip);
                     self.held.resync(h.binding.vid, ip, current, now);
                 }
+                if h.binding.source == BindingSource::Dhcpv6 {
+                    // The REPLY's further bindings may have been written: none of
+                    // them is installed, so the store forgets them again.
+                    let mut rest = Vec::new();
+                    portcullis_dataplane::stages::dhcpv6_guard::reply_rest(
+                        &h.fwd,
+                        &h.binding,
+                        &h.data,
+                        |b| rest.push((b.vid, b.ip)),
+                    );
+                    for (vid, ip) in rest {
+                        let current = self.switch.binding(vid, ip);
+                        self.held.resync(vid, ip, current, now);
+                    }
+                }
                 continue;
             }
             let i = h.ingress.index();
@@ -889,6 +941,29 @@ impl DataThread {
                 .output(h.ingress, &h.fwd, &h.data, h.csum_partial);
             let (before, after) = around(&mut self.ports, i);
             send_output(&out, h.csum_partial, None, i, before, after, stats);
+            if h.binding.source == BindingSource::Dhcpv6 {
+                self.install_reply_rest(&h, now);
+            }
+        }
+    }
+
+    /// A released DHCPv6 REPLY's further addresses (the hold carried its first, and
+    /// committed these with it): installed now; the store is then made to say what
+    /// the index says of each (one another binding took meanwhile is refused and
+    /// forgotten again).
+    fn install_reply_rest(&mut self, h: &crate::held::HeldFrame, now: Timestamp) {
+        let mut rest = Vec::new();
+        portcullis_dataplane::stages::dhcpv6_guard::install_reply_rest(
+            &mut self.switch,
+            &h.fwd,
+            &h.binding,
+            &h.data,
+            now,
+            |b| rest.push((b.vid, b.ip)),
+        );
+        for (vid, ip) in rest {
+            let current = self.switch.binding(vid, ip);
+            self.held.resync(vid, ip, current, now);
         }
     }
 
@@ -1049,6 +1124,7 @@ fn api_new_binding(b: &ApiBinding) -> NewBinding {
         port: b.port,
         lease_secs: None,
         source: BindingSource::Api,
+        duid: None,
     }
 }
 

@@ -33,24 +33,13 @@ pub fn counters_view(c: &PortCounters) -> CountersView {
     }
 }
 
-fn vlan_text(m: &VlanMode) -> String {
+fn vlan_view(m: &VlanMode) -> portcullis_api::VlanView {
     match m {
-        VlanMode::Access(v) => format!("access {v}"),
-        VlanMode::Trunk { allowed, native } => {
-            let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-            let mut s = format!(
-                "trunk {}",
-                if list.is_empty() {
-                    "-".into()
-                } else {
-                    list.join(",")
-                }
-            );
-            if let Some(n) = native {
-                s.push_str(&format!(" native {n}"));
-            }
-            s
-        }
+        VlanMode::Access(v) => portcullis_api::VlanView::Access { vid: v.get() },
+        VlanMode::Trunk { allowed, native } => portcullis_api::VlanView::trunk(
+            allowed.iter().map(|v| v.get()),
+            native.map(|n| n.get()),
+        ),
     }
 }
 
@@ -113,8 +102,9 @@ pub fn build(
                 interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
                 backend: in_use.map_or("memory", |u| u.backend.name()).to_string(),
                 xdp_mode: in_use.and_then(|u| u.xdp_mode).map(str::to_string),
-                port_group: groups.get(p.id.index()).cloned().unwrap_or_default(),
-                vlan: vlan_text(&p.vlan),
+                port_group: (p.role == PortRole::Guest)
+                    .then(|| groups.get(p.id.index()).cloned().unwrap_or_default()),
+                vlan: vlan_view(&p.vlan),
                 state: state.into(),
                 err_disabled: p.err_disabled.map(|e| e.cause.name().to_string()),
                 initial_mac: p.initial_mac.map(|m| m.to_string()),
@@ -221,7 +211,7 @@ pub fn build(
                 } else {
                     "up".into()
                 },
-                vlan: vlan_text(&u.vlan),
+                vlan: vlan_view(&u.vlan),
                 guests: sw
                     .ports()
                     .iter()
@@ -273,6 +263,7 @@ pub fn bindings_view(sw: &Switch, now: Timestamp, held: HeldStats) -> BindingsVi
                 .binding
                 .lease_end
                 .map(|end| end.saturating_since(now) / 1_000_000_000),
+            duid: e.binding.duid.map(|d| d.to_string()),
         })
         .collect();
     BindingsView {
@@ -441,6 +432,8 @@ mod tests {
             ErrDisableCause::StormControl,
             ErrDisableCause::DhcpRateLimit,
             ErrDisableCause::ArpRateLimit,
+            ErrDisableCause::NdRateLimit,
+            ErrDisableCause::Dhcpv6RateLimit,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.name());
         }

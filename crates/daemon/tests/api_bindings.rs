@@ -255,6 +255,7 @@ fn a_stored_binding_never_shadows_a_configured_static_one_after_a_restart() {
                 lease_end_unix: None,
                 source: BindingSource::Api,
                 updated_unix: 1,
+                duid: None,
             })])
             .unwrap();
     });

@@ -13,7 +13,7 @@
 //! fsync itself; that is `Durability::Immediate` on every commit.
 
 use portcullis_daemon::bindings_store::{
-    BindingOp, BindingRecord, BindingSource, BindingStore, Committer, SubmitError,
+    BindingOp, BindingRecord, BindingSource, BindingStore, Committer, DuidKey, SubmitError,
 };
 use portcullis_dataplane::MacAddr;
 use std::io::{BufRead, BufReader, Write};
@@ -39,7 +39,21 @@ impl Drop for TempDir {
 }
 
 /// Even tickets create a binding; odd tickets renew the one of the ticket before
-/// (same key, later lease and update time). Every other pair is IPv6.
+/// (same key, later lease and update time). Every other pair is IPv6, a DHCPv6
+/// binding with its client's DUID: a DUID-LL (kept inline) for most, a long
+/// DUID-EN (kept as a digest) for every fifth, as the REPLY's hold writes them.
+fn duid(pair: u64) -> DuidKey {
+    let p = pair.to_be_bytes();
+    let duid: Vec<u8> = if pair % 5 == 1 {
+        // DUID-EN: type 2, enterprise number, a 40-byte identifier.
+        [&[0, 2, 0, 0, 0x9d, 0x10][..], &[p[7]; 40], &p[..]].concat()
+    } else {
+        // DUID-LL: type 3, hardware type 1 (Ethernet), the MAC.
+        vec![0, 3, 0, 1, 2, p[3], p[4], p[5], p[6], p[7]]
+    };
+    DuidKey::of(&duid).unwrap()
+}
+
 fn record(ticket: u64) -> BindingRecord {
     let round = ticket / TICKETS_PER_ROUND;
     let pair = (ticket % TICKETS_PER_ROUND) / 2;
@@ -67,6 +81,7 @@ fn record(ticket: u64) -> BindingRecord {
             BindingSource::Dhcpv6
         },
         updated_unix: ticket,
+        duid: (!pair.is_multiple_of(2)).then(|| duid(pair)),
     }
 }
 
@@ -230,7 +245,9 @@ fn sigkill_never_loses_a_released_ack() {
             let want = record(t);
             match store.get(want.vlan, want.ip).unwrap() {
                 // A later renewal of the same key may also have landed.
-                Some(got) if got.updated_unix >= t && got.mac == want.mac => {}
+                // A DHCPv6 binding keeps its client's DUID across the crash.
+                Some(got)
+                    if got.updated_unix >= t && got.mac == want.mac && got.duid == want.duid => {}
                 other => lost.push((t, other)),
             }
         }

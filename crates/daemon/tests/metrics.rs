@@ -324,6 +324,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("portcullis_mac_table_capacity", "gauge"),
     ("portcullis_mac_table_learn_refused_total", "counter"),
     ("portcullis_bindings", "gauge"),
+    ("portcullis_bindings_by_source", "gauge"),
     ("portcullis_binding_table_capacity", "gauge"),
     ("portcullis_held_acks_waiting", "gauge"),
     ("portcullis_uplink_up", "gauge"),
@@ -470,6 +471,14 @@ fn a_known_exchange_renders_its_exact_counters() {
         0.0
     );
     assert_eq!(m.value("portcullis_bindings", &[]), 1.0);
+    let by_source = "portcullis_bindings_by_source";
+    assert_eq!(
+        m.value(by_source, &[("source", "static"), ("family", "ipv4")]),
+        1.0
+    );
+    assert_eq!(m.samples(by_source).len(), 10, "5 sources x 2 families");
+    let total: f64 = m.samples(by_source).iter().map(|s| s.value).sum();
+    assert_eq!(total, 1.0, "the sources add up to the table");
     assert_eq!(m.value("portcullis_binding_table_capacity", &[]), 64.0);
     assert_eq!(m.value("portcullis_held_acks_waiting", &[]), 0.0);
     assert_eq!(m.value("portcullis_events_lost_total", &[]), 0.0);
@@ -493,6 +502,7 @@ fn without_bindings_the_binding_families_have_headers_only() {
     assert_all_families(&m);
     for name in [
         "portcullis_bindings",
+        "portcullis_bindings_by_source",
         "portcullis_binding_table_capacity",
         "portcullis_held_acks_waiting",
     ] {
@@ -514,8 +524,8 @@ fn port(id: u16, name: &str, role: &str) -> PortView {
         interface: format!("if{id}"),
         backend: "af_packet".into(),
         xdp_mode: None,
-        port_group: String::new(),
-        vlan: "access 10".into(),
+        port_group: None,
+        vlan: portcullis_api::VlanView::Access { vid: 10 },
         state: "up".into(),
         err_disabled: None,
         initial_mac: None,
@@ -559,7 +569,7 @@ fn label_values_with_quotes_backslashes_and_newlines_are_escaped() {
         name: "up\"1".into(),
         interface: "eth\\0".into(),
         state: "link-down".into(),
-        vlan: "trunk 10".into(),
+        vlan: portcullis_api::VlanView::trunk([10], None),
         guests: vec![nasty.into()],
         rx_frames: 0,
         tx_frames: 0,

@@ -132,6 +132,7 @@ fn binding(i: usize, rng: &mut Rng) -> Binding {
         port: PortId((i % 1000) as u16),
         lease_end: Some(Timestamp::from_millis(1_000 + rng.next() % 100_000)),
         source: BindingSource::Dhcp,
+        duid: None,
     }
 }
 

@@ -123,6 +123,7 @@ fn switch(v: Variant) -> Switch {
                 port: PortId((UPLINKS + g) as u16),
                 lease_secs: Some(86_400),
                 source: BindingSource::Dhcp,
+                duid: None,
             },
             Timestamp(0),
         )

@@ -102,6 +102,7 @@ impl Switch {
             port: b.port,
             lease_end,
             source: b.source,
+            duid: b.duid,
         };
         let replaced = self
             .bindings
@@ -144,6 +145,7 @@ impl Switch {
             | BindingRemoval::Decline
             | BindingRemoval::Nak
             | BindingRemoval::Expired => b.source.is_learned(),
+            BindingRemoval::Defended => b.source == BindingSource::Nd,
         };
         if !self.bindings.lookup(vid, ip).is_some_and(removable) {
             return false;
@@ -185,20 +187,32 @@ impl Switch {
         now: Timestamp,
     ) -> bool {
         let new = binding.as_new();
-        let refused = if committed {
+        let nd = new.source == BindingSource::Nd;
+        let refused = if !committed {
+            Some(DropReason::BindingStoreFailed)
+        } else if nd && self.nd_over_cap(&new, now) {
+            // Several claims of one port were held at once: the cap holds at
+            // installation too.
+            Some(DropReason::NdMaxAddresses)
+        } else {
             match self.install_binding(new, now) {
                 Ok(()) => None,
                 Err(ControlError::BindingHeld(h) | ControlError::StaticBinding(h)) => {
                     self.binding_refused(&new, h, now);
-                    Some(DropReason::DhcpBindingConflict)
+                    Some(if nd {
+                        DropReason::NdAddressOwned
+                    } else if new.source == BindingSource::Dhcpv6 {
+                        DropReason::Dhcpv6BindingConflict
+                    } else {
+                        DropReason::DhcpBindingConflict
+                    })
                 }
                 Err(ControlError::BindingTableFull) => Some(DropReason::BindingTableFull),
                 // An address or client no binding can hold (the hold decision
                 // refuses these before they are held).
+                Err(_) if nd => Some(DropReason::NdMalformed),
                 Err(_) => Some(DropReason::DhcpMalformed),
             }
-        } else {
-            Some(DropReason::BindingStoreFailed)
         };
         if refused.is_none() {
             // The ACK is a sighting of the client with its address.
@@ -219,6 +233,20 @@ impl Switch {
             c.tx_bytes += body + tag;
         }
         true
+    }
+
+    /// Whether installing the Nd binding `b` would take its port past its
+    /// `max_addresses` (a binding it already holds there is not a new one).
+    fn nd_over_cap(&self, b: &NewBinding, now: Timestamp) -> bool {
+        let Some(nd) = self.ports.get(b.port.index()).and_then(|p| p.nd) else {
+            return false;
+        };
+        let new = !matches!(
+            self.bindings
+                .claim(b.vid, b.ip, b.mac, b.port, b.source, now),
+            BindingClaim::Covered
+        );
+        new && self.bindings.nd_count(b.port) >= u32::from(nd.spec.max_addresses)
     }
 
     /// Reports a learned binding refused because `holder` holds its address.

@@ -1,5 +1,5 @@
-//! The in-memory binding index (DHCP snooping, static and API bindings): (VLAN, IP)
-//! → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
+//! The in-memory binding index (DHCP snooping, ND inspection, static and API
+//! bindings): (VLAN, IP) → (MAC, port, lease end, source). The durable copy lives in the daemon's binding
 //! store; the data plane reads only this index, never the disk. Also owns the
 //! record types that travel to and from it: [`NewBinding`] and [`BindingUpdate`]
 //! (the binding a held DHCPACK creates or renews).
@@ -18,7 +18,14 @@
 //! binding is never shadowed; a live binding of another MAC, or an API binding on
 //! another port, is a conflict the caller refuses (the API may replace a non-static
 //! holder when asked explicitly); the same MAC moving ports with a learned (DHCP)
-//! binding is a migration; an ended lease the sweep has not yet removed is free.
+//! binding is a migration; an ended lease the sweep has not yet removed is free; an
+//! ND claim of an address the same MAC holds on the same port, by any source, is
+//! covered (never a downgrade to Nd).
+//!
+//! The table also keeps, per port, how many Nd bindings it holds (ND inspection's
+//! `max_addresses`, read in O(1)), and lets the packet path move an Nd binding's
+//! lease end without allocating ([`BindingTable::refresh`]): the lease-end order
+//! then holds a stale entry, which the sweep files again at the binding's end.
 
 use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use rustc_hash::FxBuildHasher;
@@ -112,6 +119,12 @@ pub fn claim(
     if e.mac != mac {
         return holder;
     }
+    if source == BindingSource::Nd && e.port == port {
+        // ND sees the client use an address it already holds here, by whatever
+        // source: nothing to install (an Nd binding is refreshed, not re-claimed;
+        // a DHCPv6, static or API binding is never downgraded to Nd).
+        return BindingClaim::Covered;
+    }
     match (e.source, e.port == port) {
         (s, true) if s == source => BindingClaim::Free,
         (BindingSource::Static, _) => {
@@ -181,6 +194,93 @@ pub fn check_binding_ip(ip: IpAddr) -> Result<(), BadBindingIp> {
     }
 }
 
+/// A DHCPv6 client's DUID (RFC 8415 §11) as a binding keeps it: fixed-size, no
+/// allocation. A DUID of up to [`DuidKey::INLINE`] bytes (DUID-LL, DUID-LLT and
+/// DUID-UUID of an Ethernet client all fit) is kept as it is; a longer one (a
+/// DUID-EN, at most 130 bytes) as the first [`DuidKey::INLINE`] bytes of its
+/// SHA-256 digest, marked by a length of [`DuidKey::DIGEST`] (no DUID is that
+/// long). Two keys are equal exactly when the DUIDs are (up to a 152-bit digest
+/// collision).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DuidKey {
+    /// The DUID's length (1..=19), or [`DuidKey::DIGEST`].
+    len: std::num::NonZeroU8,
+    bytes: [u8; DuidKey::INLINE],
+}
+
+impl DuidKey {
+    /// DUIDs up to this long are kept inline.
+    pub const INLINE: usize = 19;
+    /// The length that marks a digest.
+    pub const DIGEST: u8 = 255;
+
+    /// The key of a DUID; `None` for an empty one.
+    pub fn of(duid: &[u8]) -> Option<DuidKey> {
+        let mut bytes = [0u8; DuidKey::INLINE];
+        if duid.len() <= DuidKey::INLINE {
+            let len = std::num::NonZeroU8::new(duid.len() as u8)?;
+            bytes[..duid.len()].copy_from_slice(duid);
+            return Some(DuidKey { len, bytes });
+        }
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(duid);
+        bytes.copy_from_slice(&d[..DuidKey::INLINE]);
+        let len = std::num::NonZeroU8::new(DuidKey::DIGEST)?;
+        Some(DuidKey { len, bytes })
+    }
+
+    /// Rebuilds a key from [`DuidKey::to_parts`] (the store's form); `None` if it
+    /// is not one.
+    pub fn from_parts(len: u8, bytes: [u8; DuidKey::INLINE]) -> Option<DuidKey> {
+        if usize::from(len) > DuidKey::INLINE && len != DuidKey::DIGEST {
+            return None;
+        }
+        Some(DuidKey {
+            len: std::num::NonZeroU8::new(len)?,
+            bytes,
+        })
+    }
+
+    /// The length byte and the 19 bytes.
+    pub fn to_parts(&self) -> (u8, [u8; DuidKey::INLINE]) {
+        (self.len.get(), self.bytes)
+    }
+
+    /// Whether this is a digest of a long DUID.
+    pub fn is_digest(&self) -> bool {
+        self.len.get() == DuidKey::DIGEST
+    }
+
+    /// The DUID as it was (inline), or the digest's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.is_digest() {
+            &self.bytes
+        } else {
+            &self.bytes[..usize::from(self.len.get())]
+        }
+    }
+}
+
+impl std::fmt::Display for DuidKey {
+    /// Hex with colons (`00:03:00:01:…`); a digest as `sha256:` and hex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_digest() {
+            f.write_str("sha256:")?;
+            for b in self.bytes() {
+                write!(f, "{b:02x}")?;
+            }
+            return Ok(());
+        }
+        for (i, b) in self.bytes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Binding {
@@ -189,6 +289,8 @@ pub struct Binding {
     /// `None`: never expires (static and API bindings).
     pub lease_end: Option<Timestamp>,
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (DHCPv6 bindings; `None` for the others).
+    pub duid: Option<DuidKey>,
 }
 
 /// A binding to install: what DHCP snooping, the store or the API knows of it.
@@ -201,6 +303,8 @@ pub struct NewBinding {
     /// `None`: never expires.
     pub lease_secs: Option<u32>,
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (DHCPv6 bindings only).
+    pub duid: Option<DuidKey>,
 }
 
 /// A binding a held ACK creates or renews.
@@ -214,6 +318,8 @@ pub struct BindingUpdate {
     pub lease_secs: Option<u32>,
     /// Who learned it (DHCP snooping: [`BindingSource::Dhcp`]).
     pub source: BindingSource,
+    /// The DHCPv6 client's DUID (a held REPLY's binding).
+    pub duid: Option<DuidKey>,
 }
 
 impl BindingUpdate {
@@ -226,6 +332,7 @@ impl BindingUpdate {
             port: self.port,
             lease_secs: self.lease_secs,
             source: self.source,
+            duid: self.duid,
         }
     }
 }
@@ -349,9 +456,29 @@ struct BindingMaps {
     /// instead of scanning the table (a full scan of a million bindings stalls the
     /// data plane for ~15 ms).
     by_end: BTreeSet<(Timestamp, u16, u128)>,
+    /// Per port (by index): how many [`BindingSource::Nd`] bindings it holds, kept
+    /// by every upsert, removal and sweep, so ND inspection reads a port's count
+    /// against its `max_addresses` in O(1).
+    nd_per_port: Vec<u32>,
 }
 
 impl BindingMaps {
+    /// Counts `b` in (`delta` 1) or out (`delta` -1) of its port's Nd count.
+    fn count_nd(&mut self, b: &Binding, add: bool) {
+        if b.source != BindingSource::Nd {
+            return;
+        }
+        let i = b.port.index();
+        if add {
+            if self.nd_per_port.len() <= i {
+                self.nd_per_port.resize(i + 1, 0);
+            }
+            self.nd_per_port[i] += 1;
+        } else if let Some(n) = self.nd_per_port.get_mut(i) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Drops `ip` from `mac`'s index entry (and the entry once empty).
     fn unindex(&mut self, vid: u16, mac: MacAddr, ip: u128) {
         match key_v4(ip) {
@@ -415,7 +542,9 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.insert(k, b);
+        m.count_nd(&b, true);
         if let Some(o) = old {
+            m.count_nd(&o, false);
             if let Some(end) = o.lease_end {
                 m.by_end.remove(&(end, k.0, k.1));
             }
@@ -449,11 +578,42 @@ impl BindingTable {
         }
         let m = Arc::make_mut(&mut self.maps);
         let old = m.by_ip.remove(&k)?;
+        m.count_nd(&old, false);
         if let Some(end) = old.lease_end {
             m.by_end.remove(&(end, k.0, k.1));
         }
         m.unindex(k.0, old.mac, k.1);
         Some(old)
+    }
+
+    /// How many [`BindingSource::Nd`] bindings `port` holds. O(1).
+    #[inline]
+    pub fn nd_count(&self, port: PortId) -> u32 {
+        self.maps
+            .nd_per_port
+            .get(port.index())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Moves the lease end of the binding of `ip` in `vid` to `end` (an Nd binding
+    /// its owner is using). The packet path may call it: no allocation — the
+    /// lease-end order is not touched here; the sweep finds the old entry, sees the
+    /// later end and files it again. Whether there was such a binding.
+    #[inline]
+    pub fn refresh(&mut self, vid: Vid, ip: IpAddr, end: Timestamp) -> bool {
+        let k = (vid.get(), ip_key(ip));
+        if !self.maps.by_ip.contains_key(&k) {
+            return false;
+        }
+        let m = Arc::make_mut(&mut self.maps);
+        match m.by_ip.get_mut(&k) {
+            Some(b) if b.lease_end.is_some() => {
+                b.lease_end = Some(end);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The addresses bound to `mac` in `vid`, of any source: its IPv4 addresses,
@@ -490,9 +650,20 @@ impl BindingTable {
                 break;
             }
             m.by_end.pop_first();
+            let Some(b) = m.by_ip.get(&(vid, ip)) else {
+                continue;
+            };
+            if b.lease_end != Some(end) {
+                // Refreshed since it was filed (`refresh`): file it at its new end.
+                if let Some(later) = b.lease_end.filter(|l| *l > end) {
+                    m.by_end.insert((later, vid, ip));
+                }
+                continue;
+            }
             let Some(b) = m.by_ip.remove(&(vid, ip)) else {
                 continue;
             };
+            m.count_nd(&b, false);
             m.unindex(vid, b.mac, ip);
             if let Some(vid) = Vid::new(vid) {
                 removed(BindingEntry {
@@ -533,10 +704,36 @@ mod tests {
             port: PortId(port),
             lease_end: end.map(Timestamp::from_secs),
             source: BindingSource::Dhcp,
+            duid: None,
         }
     }
     fn vid(v: u16) -> Vid {
         Vid::new(v).unwrap()
+    }
+
+    #[test]
+    fn a_duid_key_is_the_duid_up_to_19_bytes_else_a_digest() {
+        let ll = [0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 2];
+        let k = DuidKey::of(&ll).unwrap();
+        assert!(!k.is_digest());
+        assert_eq!(k.bytes(), &ll[..]);
+        assert_eq!(k.to_string(), "00:03:00:01:52:54:00:00:00:02");
+        let (len, bytes) = k.to_parts();
+        assert_eq!(DuidKey::from_parts(len, bytes), Some(k));
+        // 19 bytes inline, 20 a digest; two long DUIDs differing in the last byte
+        // differ.
+        assert!(!DuidKey::of(&[1; 19]).unwrap().is_digest());
+        let a = DuidKey::of(&[1; 20]).unwrap();
+        let mut other = [1; 20];
+        other[19] = 2;
+        assert!(a.is_digest());
+        assert_ne!(Some(a), DuidKey::of(&other));
+        assert!(a.to_string().starts_with("sha256:"));
+        assert_eq!(DuidKey::of(&[]), None);
+        // Lengths no key has are refused.
+        assert_eq!(DuidKey::from_parts(0, [0; 19]), None);
+        assert_eq!(DuidKey::from_parts(20, [0; 19]), None);
+        assert!(DuidKey::from_parts(255, [0; 19]).is_some());
     }
 
     /// A copy shares the maps until one side changes them; each side then sees
@@ -591,6 +788,7 @@ mod tests {
             port: PortId(port),
             lease_end: end.map(Timestamp::from_secs),
             source,
+            duid: None,
         };
         let now = Timestamp::from_secs(50);
         let c = |e: Binding, mac, port, source| claim(Some(&e), mac, PortId(port), source, now);
@@ -627,6 +825,87 @@ mod tests {
         assert_eq!(c(api, m(1), 2, Api), h(api));
         // Configuration is the authority.
         assert_eq!(c(api, m(2), 2, Static), BindingClaim::Free);
+        // ND: the same MAC on the same port holds it already, by any source — never
+        // a downgrade, nor a re-install of its own Nd binding.
+        use BindingSource::{Dhcpv6, Nd};
+        for src in [Dhcp, Dhcpv6, Static, Api, Nd] {
+            let e = held(m(1), 1, (src.is_learned()).then_some(100), src);
+            assert_eq!(c(e, m(1), 1, Nd), BindingClaim::Covered, "{src:?}");
+            assert_eq!(c(e, m(2), 1, Nd), h(e), "another MAC: {src:?}");
+        }
+        // On another port: a learned binding moves (a migrated guest), a
+        // configured or API one is the holder's.
+        let nd = held(m(1), 1, Some(100), Nd);
+        assert_eq!(c(nd, m(1), 2, Nd), BindingClaim::Free);
+        assert_eq!(
+            c(held(m(1), 1, Some(100), Dhcpv6), m(1), 2, Nd),
+            BindingClaim::Free
+        );
+        assert_eq!(c(st, m(1), 2, Nd), h(st));
+        assert_eq!(c(api, m(1), 2, Nd), h(api));
+        // Whoever else claims an Nd binding's address finds it held.
+        assert_eq!(c(nd, m(2), 2, Dhcp), h(nd));
+        assert_eq!(
+            c(nd, m(1), 1, Dhcpv6),
+            BindingClaim::Free,
+            "upgraded by a lease"
+        );
+    }
+
+    fn nd(mac: u8, port: u16, end: u64) -> Binding {
+        Binding {
+            source: BindingSource::Nd,
+            ..b(mac, port, Some(end))
+        }
+    }
+
+    #[test]
+    fn the_nd_count_per_port_follows_every_change() {
+        let v6 = |i: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i]);
+        let mut t = BindingTable::new(100);
+        let count = |t: &BindingTable, p| t.nd_count(PortId(p));
+        t.upsert(vid(10), v6(1), nd(1, 1, 10)).unwrap();
+        t.upsert(vid(10), v6(2), nd(1, 1, 20)).unwrap();
+        t.upsert(vid(10), v6(3), nd(2, 2, 30)).unwrap();
+        t.upsert(vid(10), v6(4), b(2, 2, Some(30))).unwrap(); // DHCP: not counted
+        assert_eq!((count(&t, 1), count(&t, 2), count(&t, 9)), (2, 1, 0));
+        // A move to another port, a change of source, a removal, the sweep.
+        t.upsert(vid(10), v6(2), nd(1, 2, 20)).unwrap();
+        assert_eq!((count(&t, 1), count(&t, 2)), (1, 2));
+        t.upsert(vid(10), v6(3), b(2, 2, None)).unwrap();
+        assert_eq!(count(&t, 2), 1);
+        t.remove(vid(10), v6(2)).unwrap();
+        assert_eq!(count(&t, 2), 0);
+        t.sweep(Timestamp::from_secs(15), |_| {});
+        assert_eq!(count(&t, 1), 0);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_refreshed_binding_ends_at_its_new_end() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut t = BindingTable::new(10);
+        t.upsert(vid(10), a, nd(1, 1, 10)).unwrap();
+        let before = Arc::as_ptr(&t.maps);
+        assert!(t.refresh(vid(10), a, Timestamp::from_secs(50)));
+        assert_eq!(Arc::as_ptr(&t.maps), before, "in place");
+        assert!(!t.refresh(vid(10), "2001:db8::2".parse().unwrap(), Timestamp(0)));
+        let mut gone = vec![];
+        t.sweep(Timestamp::from_secs(10), |e| gone.push(e.ip));
+        assert!(gone.is_empty(), "the stale end does not remove it");
+        assert_eq!(
+            t.lookup(vid(10), a).unwrap().lease_end,
+            Some(Timestamp::from_secs(50))
+        );
+        t.sweep(Timestamp::from_secs(49), |e| gone.push(e.ip));
+        assert!(gone.is_empty());
+        t.sweep(Timestamp::from_secs(50), |e| gone.push(e.ip));
+        assert_eq!(gone, vec![a]);
+        assert_eq!(t.nd_count(PortId(1)), 0);
+        // A binding without a lease end is never refreshed into one.
+        t.upsert(vid(10), a, b(1, 1, None)).unwrap();
+        assert!(!t.refresh(vid(10), a, Timestamp::from_secs(5)));
+        assert_eq!(t.lookup(vid(10), a).unwrap().lease_end, None);
     }
 
     #[test]

@@ -116,6 +116,12 @@ fn cause_still_configured(f: &PortFeatures, cause: ErrDisableCause) -> bool {
             .arp_inspection
             .as_ref()
             .is_some_and(|a| a.rate_limit_pps.is_some()),
+        ErrDisableCause::NdRateLimit => f
+            .nd_inspection
+            .is_some_and(|n| !n.trusted && n.rate_limit_pps.is_some()),
+        ErrDisableCause::Dhcpv6RateLimit => {
+            f.dhcpv6_guard.is_some_and(|d| d.rate_limit_pps.is_some())
+        }
     }
 }
 

@@ -366,6 +366,7 @@ mod tests {
                 port: PortId(0),
                 lease_secs: None,
                 source: BindingSource::Api,
+                duid: None,
             },
             Timestamp(1),
         )

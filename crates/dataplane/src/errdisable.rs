@@ -12,4 +12,7 @@ pub enum ErrDisableCause {
     StormControl,
     DhcpRateLimit,
     ArpRateLimit,
+    /// ND inspection's rate limit (`nd_rate_limit`).
+    NdRateLimit,
+    Dhcpv6RateLimit,
 }

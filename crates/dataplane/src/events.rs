@@ -31,6 +31,10 @@ pub enum BindingRemoval {
     Expired,
     /// By the API (an operator or the hypervisor).
     Api,
+    /// ND inspection: the address's owner behind a trusted port (a router, an
+    /// uplink) used or defended it — an NA for it, or an ND message from it — so
+    /// the untrusted port's Nd binding of it goes (`stages/nd_inspection.rs`).
+    Defended,
 }
 
 /// How the switch knows who claims an address, on either side of an
@@ -113,6 +117,16 @@ pub enum EventKind {
         port: PortId,
         source: crate::bindings::BindingSource,
         lease_secs: Option<u32>,
+    },
+    /// ND inspection moved an Nd binding's lease end: its owner is using it
+    /// (`stages/nd_inspection.rs`, at most once per half lifetime). The runtime
+    /// writes the binding's record again; nothing waits for it.
+    BindingRefreshed {
+        vid: u16,
+        ip: std::net::IpAddr,
+        mac: MacAddr,
+        port: PortId,
+        lease_secs: u32,
     },
     /// A guest's traffic in a VLAN moved to another uplink (failover, failback, an
     /// uplink returning); the switch announces its MAC there (RARP, `Switch::drain_emitted`).

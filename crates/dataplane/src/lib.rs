@@ -44,11 +44,11 @@ pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
 pub use render::vid_list;
 pub use spec::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_HOST_TABLE_SIZE,
-    DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec, EnforceMode, IpSourceGuardSpec, MAX_ACL_RULES,
-    MAX_HOST_TABLE_SIZE, MacAclRule, MacAclSpec, MacMatch, Option82, Policy, PortFeatures,
-    PortRole, PortSecuritySpec, PortSpec, RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard,
-    SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec,
-    Violation, VlanMode,
+    DEFAULT_MAX_BINDINGS, DhcpSnoopingSpec, Dhcpv6GuardSpec, EnforceMode, IpSourceGuardSpec,
+    Ipv6SourceGuardSpec, MAX_ACL_RULES, MAX_HOST_TABLE_SIZE, MacAclRule, MacAclSpec, MacMatch,
+    NdInspectionSpec, Option82, Policy, PortFeatures, PortRole, PortSecuritySpec, PortSpec,
+    RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError, StaticBindingSpec,
+    StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Violation, VlanMode,
 };
 pub use switch::{ControlError, ErrDisabled, Port, Switch};
 pub use types::{MAX_PORTS, MacAddr, PortId, PortSet, Timestamp, Vid, VlanSet};

@@ -7,12 +7,15 @@
 //! changes) → inbound MAC ACL → port security admission (secure MACs, maximum) →
 //! DHCP snooping and IP Source Guard (IPv4) or ARP inspection, then duplicate-IP
 //! detection and the IP-seen table (ARP; detection only, not traced), or RA guard
-//! (IPv6) →
+//! (IPv6), then DHCPv6 guard (IPv6, in a VLAN where it is on) → ND inspection (may
+//! hold the frame with a first claim's binding) → IPv6 Source Guard (IPv6; the
+//! chain walked once for the four) →
 //! forwarding (unknown-unicast storm control; egress filters: down ports, MAC-change
 //! block, promiscuous copies; outbound MAC ACLs).
 //! From an uplink: port up → parse → reserved link-local → source MAC valid → VLAN
 //! classification → storm control → reflection filter (learns the source) → inbound
-//! MAC ACL → RA guard (IPv6; skipped while the uplinks are trusted) → forwarding.
+//! MAC ACL → RA guard, ND inspection (IPv6; while the uplinks are trusted: skipped,
+//! ND inspection gleans their routers' addresses) → forwarding.
 //!
 //! Every stage reports what it saw and decided to an observer (`trace.rs`): nothing
 //! on the fast path ([`crate::trace::NoTrace`]), the steps of `portcullis trace`
@@ -28,11 +31,12 @@ use crate::frame::{FrameView, IngressFrame, is_reserved_link_local};
 use crate::spec::AclAction;
 use crate::spec::PortRole;
 use crate::stages::dhcp_snooping::DhcpAction;
+use crate::stages::dhcpv6_guard::{self, Dhcpv6Action};
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, port_security, ra_guard,
-    vswitch_policy,
+    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_source_guard, nd_inspection,
+    port_security, ra_guard, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -56,13 +60,26 @@ struct Decided {
     hold: Option<BindingUpdate>,
 }
 
-/// What DHCP snooping asks of a frame's copies once forwarding has chosen them:
-/// deliver to trusted ports only (dropped as `none_left` if none is left), and a
-/// binding to release once the message is delivered.
+/// What DHCP snooping (or DHCPv6 guard) asks of a frame's copies once forwarding
+/// has chosen them: deliver to ports trusted for that family only (dropped as
+/// `none_left` if none is left), and bindings to release once the message is
+/// delivered.
 #[derive(Clone, Copy)]
 struct TrustedDelivery {
     none_left: DropReason,
-    release: Option<(std::net::Ipv4Addr, crate::events::BindingRemoval)>,
+    release: Release,
+}
+
+/// The bindings a delivered RELEASE/DECLINE removes.
+#[derive(Clone, Copy)]
+enum Release {
+    None,
+    /// DHCP: this address.
+    Dhcp(std::net::Ipv4Addr, crate::events::BindingRemoval),
+    /// DHCPv6 (trusted ports for DHCPv6): the sender's bindings of the message's
+    /// addresses (`dhcpv6_guard::release_delivered`). `v6` alone: a DHCPv6 message
+    /// that releases nothing.
+    Dhcpv6(Option<crate::events::BindingRemoval>),
 }
 
 /// The inbound MAC ACL of `port`, if it has one.
@@ -371,14 +388,14 @@ impl Switch {
                             rewrite = r;
                             trusted_only = Some(TrustedDelivery {
                                 none_left,
-                                release: None,
+                                release: Release::None,
                             });
                         }
                         DhcpAction::Release(r, ip, why) => {
                             rewrite = r;
                             trusted_only = Some(TrustedDelivery {
                                 none_left: DropReason::DhcpNoTrustedPort,
-                                release: Some((ip, why)),
+                                release: Release::Dhcp(ip, why),
                             });
                         }
                         DhcpAction::Hold(b, r) => {
@@ -397,7 +414,48 @@ impl Switch {
                 }
             }
             ETHERTYPE_IPV6 => {
-                ra_guard::check(self, ingress, &view, l3, t).map_err(ing)?;
+                // The chain is walked once, for every IPv6 stage, and only when one
+                // of them is on for the port (DHCPv6 guard: for its VLAN).
+                let p = &self.ports[ingress.index()];
+                let dhcpv6 = self.vlan(vid).is_some_and(|v| v.dhcpv6_guard);
+                let facts =
+                    if dhcpv6 || p.ra_guard.is_some() || p.nd.is_some() || p.ipv6sg.is_some() {
+                        crate::wire::ipv6::Ipv6Facts::parse(l3)
+                    } else {
+                        Err(crate::wire::WireError::NotIpv6)
+                    };
+                ra_guard::check(self, ingress, l3, &facts, t).map_err(ing)?;
+                if dhcpv6 {
+                    match dhcpv6_guard::inspect(self, ingress, vid, &view, l3, &facts, now, t)
+                        .map_err(ing)?
+                    {
+                        Dhcpv6Action::Forward => {}
+                        Dhcpv6Action::ForwardTrustedOnly(none_left) => {
+                            trusted_only = Some(TrustedDelivery {
+                                none_left,
+                                release: Release::Dhcpv6(None),
+                            });
+                        }
+                        Dhcpv6Action::Release(why) => {
+                            trusted_only = Some(TrustedDelivery {
+                                none_left: DropReason::Dhcpv6NoTrustedPort,
+                                release: Release::Dhcpv6(Some(why)),
+                            });
+                        }
+                        Dhcpv6Action::Hold(b) => hold = Some(b),
+                    }
+                }
+                // One hold per frame: a REPLY's binding (DHCPv6 snooping) wins over
+                // an ND claim the same frame would make; the claim is made by the
+                // sender's next packet.
+                if let Some(b) = nd_inspection::check(self, ingress, vid, &view, l3, &facts, now, t)
+                    .map_err(ing)?
+                    && hold.is_none()
+                {
+                    hold = Some(b);
+                }
+                ipv6_source_guard::check(self, ingress, vid, &view, l3, &facts, hold.as_ref(), t)
+                    .map_err(ing)?;
             }
             _ => {}
         }
@@ -409,7 +467,8 @@ impl Switch {
         }
         f?;
         if let Some(d) = trusted_only {
-            self.deliver_to_trusted(now, vid, d, out, t).map_err(ing)?;
+            self.deliver_to_trusted(now, ingress, vid, &view, l3, d, out, t)
+                .map_err(ing)?;
         }
         Ok(Decided {
             vid,
@@ -420,21 +479,28 @@ impl Switch {
         })
     }
 
-    /// DHCP messages only (rare): leaves the untrusted ports out of `out`, and
-    /// releases a binding once its RELEASE/DECLINE is on its way. Out of line, so
-    /// that it costs the other frames nothing.
+    /// DHCP and DHCPv6 messages only (rare): leaves the ports untrusted for the
+    /// message's family out of `out`, and releases bindings once a RELEASE/DECLINE
+    /// is on its way. Out of line, so that it costs the other frames nothing.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn deliver_to_trusted<O: Observer>(
         &mut self,
         now: Timestamp,
+        ingress: PortId,
         vid: crate::types::Vid,
+        view: &FrameView,
+        l3: &[u8],
         d: TrustedDelivery,
         out: &mut PortSet,
         t: &mut O,
     ) -> Result<(), DropReason> {
         if let Some(v) = self.vlan(vid) {
-            out.remove_all(&v.dhcp_untrusted);
+            match d.release {
+                Release::Dhcpv6(_) => out.remove_all(&v.dhcpv6_untrusted),
+                Release::None | Release::Dhcp(..) => out.remove_all(&v.dhcp_untrusted),
+            }
         }
         let r = if out.is_empty() {
             Err(d.none_left)
@@ -443,8 +509,14 @@ impl Switch {
         };
         t.note(|| Step::of(Stage::DhcpTrustedDelivery, &r, Detail::None));
         r?;
-        if let Some((ip, why)) = d.release {
-            self.remove_binding(vid, std::net::IpAddr::V4(ip), why, now);
+        match d.release {
+            Release::Dhcp(ip, why) => {
+                self.remove_binding(vid, std::net::IpAddr::V4(ip), why, now);
+            }
+            Release::Dhcpv6(Some(why)) => {
+                dhcpv6_guard::release_delivered(self, ingress, vid, view.src, l3, why, now);
+            }
+            Release::None | Release::Dhcpv6(None) => {}
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The state the stages keep per port (in `switch::Port`): token buckets (storm
-//! control, DHCP and ARP rate limits), storm-control, DHCP-snooping, ARP-inspection
-//! and port-security state. A leaf: it knows the specs and the clock, not the
+//! control, DHCP, ARP and ND rate limits), storm-control, DHCP-snooping,
+//! ARP-inspection, ND-inspection and port-security state. A leaf: it knows the specs and the clock, not the
 //! switch, so `switch.rs` holds these without depending on the stages that update
 //! them (each stage module re-exports its own).
 //!
@@ -11,7 +11,8 @@
 //! `stages/port_security.rs`).
 
 use crate::spec::{
-    ArpInspectionSpec, DhcpSnoopingSpec, PortSecuritySpec, SecureAging, StormControlSpec, Violation,
+    ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec, NdInspectionSpec, PortSecuritySpec,
+    SecureAging, StormControlSpec, Violation,
 };
 use crate::types::{MacAddr, Timestamp, Vid};
 
@@ -119,6 +120,39 @@ pub struct DhcpPortState {
 impl DhcpPortState {
     pub fn new(spec: DhcpSnoopingSpec, now: Timestamp) -> DhcpPortState {
         DhcpPortState {
+            spec,
+            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+        }
+    }
+}
+
+/// ND inspection state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NdPortState {
+    pub spec: NdInspectionSpec,
+    /// The ND rate limit (untrusted ports with one).
+    pub bucket: Option<TokenBucket>,
+}
+
+impl NdPortState {
+    pub fn new(spec: NdInspectionSpec, now: Timestamp) -> NdPortState {
+        NdPortState {
+            spec,
+            bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
+        }
+    }
+}
+
+/// DHCPv6 guard state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dhcpv6PortState {
+    pub spec: Dhcpv6GuardSpec,
+    pub bucket: Option<TokenBucket>,
+}
+
+impl Dhcpv6PortState {
+    pub fn new(spec: Dhcpv6GuardSpec, now: Timestamp) -> Dhcpv6PortState {
+        Dhcpv6PortState {
             spec,
             bucket: spec.rate_limit_pps.map(|r| TokenBucket::new(r, now)),
         }

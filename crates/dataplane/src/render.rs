@@ -100,13 +100,15 @@ pub fn vid_list(vids: impl IntoIterator<Item = Vid>, sep: &str) -> String {
 
 impl ErrDisableCause {
     /// The stable name the API, metrics and events use (its serde name):
-    /// `port_security`, `storm_control`, `dhcp_rate_limit`, `arp_rate_limit`.
+    /// `port_security`, `storm_control`, `dhcp_rate_limit`, `arp_rate_limit`, `nd_rate_limit`.
     pub const fn name(self) -> &'static str {
         match self {
             ErrDisableCause::PortSecurity => "port_security",
             ErrDisableCause::StormControl => "storm_control",
             ErrDisableCause::DhcpRateLimit => "dhcp_rate_limit",
             ErrDisableCause::ArpRateLimit => "arp_rate_limit",
+            ErrDisableCause::NdRateLimit => "nd_rate_limit",
+            ErrDisableCause::Dhcpv6RateLimit => "dhcpv6_rate_limit",
         }
     }
 
@@ -117,6 +119,8 @@ impl ErrDisableCause {
             ErrDisableCause::StormControl => "storm control",
             ErrDisableCause::DhcpRateLimit => "the DHCP rate limit",
             ErrDisableCause::ArpRateLimit => "the ARP rate limit",
+            ErrDisableCause::NdRateLimit => "the ND rate limit",
+            ErrDisableCause::Dhcpv6RateLimit => "the DHCPv6 rate limit",
         }
     }
 }

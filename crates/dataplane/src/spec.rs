@@ -145,6 +145,12 @@ pub struct PortFeatures {
     pub ip_source_guard: Option<IpSourceGuardSpec>,
     /// IPv6 RA guard on this port (`None`: off).
     pub ra_guard: Option<RaGuardSpec>,
+    /// ND inspection and FCFS-SAVI on this port (`None`: off).
+    pub nd_inspection: Option<NdInspectionSpec>,
+    /// IPv6 Source Guard on this port (`None`: off).
+    pub ipv6_source_guard: Option<Ipv6SourceGuardSpec>,
+    /// DHCPv6 guard and snooping on this port (`None`: not enabled on it).
+    pub dhcpv6_guard: Option<Dhcpv6GuardSpec>,
     /// NIC teaming: which uplink the port's traffic leaves by (`None`:
     /// originating-port over every uplink, failback on).
     pub teaming: Option<TeamingSpec>,
@@ -252,6 +258,41 @@ pub struct IpSourceGuardSpec {
 pub struct RaGuardSpec {
     /// A router port: its Router Advertisements and Redirects pass, unchecked.
     pub trusted: bool,
+    pub mode: EnforceMode,
+}
+
+/// ND inspection and SAVI for SLAAC on a port (RFC 6620 FCFS-SAVI, RFC 4861;
+/// `stages/nd_inspection.rs`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NdInspectionSpec {
+    /// A router (or uplink) port: not inspected; its ND sources are gleaned.
+    pub trusted: bool,
+    /// Nd bindings the port may hold at once; a new one beyond is refused.
+    pub max_addresses: u16,
+    /// ND messages (RS, NS, NA) per second an untrusted port may send; above it
+    /// the port is error-disabled (enforce mode). `None`: no limit.
+    pub rate_limit_pps: Option<u32>,
+    pub mode: EnforceMode,
+    /// An Nd binding ends this long after it was made or last refreshed.
+    pub binding_lifetime_secs: u32,
+}
+
+/// IPv6 Source Guard on a port (`stages/ipv6_source_guard.rs`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Ipv6SourceGuardSpec {
+    pub check: SourceGuard,
+    pub mode: EnforceMode,
+}
+
+/// DHCPv6 guard and snooping on a port (RFC 7610 DHCPv6-Shield; Cisco `ipv6 dhcp
+/// guard`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dhcpv6GuardSpec {
+    /// A DHCPv6 server or relay port: its server messages pass, its REPLYs bind.
+    pub trusted: bool,
+    /// DHCPv6 messages per second an untrusted port may send; above it the port is
+    /// error-disabled (enforce mode). `None`: no limit.
+    pub rate_limit_pps: Option<u32>,
     pub mode: EnforceMode,
 }
 

@@ -17,9 +17,11 @@ use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::hosts::HostTable;
 use crate::mac_table::{MacInsertError, MacTable};
 use crate::mac_table::{MacKind, SecureKind};
-use crate::port_state::{DaiPortState, DhcpPortState, SecureState, StormState, TokenBucket};
+use crate::port_state::{
+    DaiPortState, DhcpPortState, Dhcpv6PortState, NdPortState, SecureState, StormState, TokenBucket,
+};
 use crate::spec::PortFeatures;
-use crate::spec::{ArpAclSpec, IpSourceGuardSpec, RaGuardSpec};
+use crate::spec::{ArpAclSpec, IpSourceGuardSpec, Ipv6SourceGuardSpec, RaGuardSpec};
 use crate::spec::{Policy, PortRole, PortSpec, SecurityPolicy, SpecError, SwitchSpec, VlanMode};
 use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
@@ -65,6 +67,9 @@ pub struct Port {
     pub(crate) dai: Option<DaiPortState>,
     pub(crate) ipsg: Option<IpSourceGuardSpec>,
     pub(crate) ra_guard: Option<RaGuardSpec>,
+    pub(crate) nd: Option<NdPortState>,
+    pub(crate) ipv6sg: Option<Ipv6SourceGuardSpec>,
+    pub(crate) dhcpv6: Option<Dhcpv6PortState>,
     pub(crate) untagged_vid: Option<Vid>,
 }
 
@@ -130,6 +135,10 @@ pub(crate) struct VlanState {
     pub option82_insert: bool,
     /// Ports of the VLAN (guests and uplinks) that are not trusted for DHCP.
     pub dhcp_untrusted: PortSet,
+    /// DHCPv6 guard is on in this VLAN (some guest port of it has it configured).
+    pub dhcpv6_guard: bool,
+    /// Ports of the VLAN (guests and uplinks) that are not trusted for DHCPv6.
+    pub dhcpv6_untrusted: PortSet,
     /// Per port (by index): the uplink it is pinned to in this VLAN, or NO_PIN.
     pub pin: Vec<u16>,
     /// Per port: the uplinks a per-frame policy (source-mac-hash, ip-hash) picks from.
@@ -275,6 +284,7 @@ impl Switch {
                 port: PortId(sb.port as u16),
                 lease_end: None,
                 source: BindingSource::Static,
+                duid: None,
             };
             sw.bindings
                 .upsert(sb.vid, sb.ip, b)
@@ -370,6 +380,12 @@ impl Switch {
                 // snooping would let answer.
                 if !p.dhcp.is_some_and(|d| d.spec.trusted) {
                     v.dhcp_untrusted.insert(p.id);
+                }
+                if p.role == PortRole::Guest && p.dhcpv6.is_some() {
+                    v.dhcpv6_guard = true;
+                }
+                if !p.dhcpv6.is_some_and(|d| d.spec.trusted) {
+                    v.dhcpv6_untrusted.insert(p.id);
                 }
                 if p.dhcp.is_some_and(|d| {
                     !d.spec.trusted && d.spec.option82 == crate::spec::Option82::Insert
@@ -828,6 +844,9 @@ impl Port {
             dai: None,
             ipsg: f.ip_source_guard,
             ra_guard: f.ra_guard,
+            nd: f.nd_inspection.map(|n| NdPortState::new(n, now)),
+            ipv6sg: f.ipv6_source_guard,
+            dhcpv6: f.dhcpv6_guard.map(|d| Dhcpv6PortState::new(d, now)),
             untagged_vid,
         }
     }

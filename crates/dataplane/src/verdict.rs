@@ -145,6 +145,51 @@ drop_reasons! {
     /// RA guard: from an untrusted port, an IPv6 packet whose header or extension
     /// header chain does not parse (lengths, order, too many headers).
     Ipv6Malformed => "ipv6_malformed",
+    /// ND inspection (FCFS-SAVI, RFC 6620): from an untrusted port, a claim of an
+    /// address bound to another port or MAC — DAD for it (DAD stealing), an NA for
+    /// it (NA spoofing), or a packet from it.
+    NdAddressOwned => "nd_address_owned",
+    /// ND inspection: a Source or Target Link-Layer Address option that is not the
+    /// frame's source MAC (RFC 4861 §7.2: the neighbour cache would take it).
+    NdLinkLayerMismatch => "nd_link_layer_mismatch",
+    /// ND inspection: an unsolicited NA with the Override flag for an address the
+    /// sender does not hold (RFC 4861 §7.2.5: it would overwrite a cache entry).
+    NdUnsolicitedOverride => "nd_unsolicited_override",
+    /// ND inspection: a new binding beyond the port's `max_addresses`.
+    NdMaxAddresses => "nd_max_addresses",
+    /// ND inspection: over the port's ND rate (the port is error-disabled in
+    /// enforce mode).
+    NdRateLimit => "nd_rate_limit",
+    /// ND inspection: an NS or NA that fails RFC 4861 §7.1 validity (hop limit,
+    /// code, checksum, options, DAD rules).
+    NdMalformed => "nd_malformed",
+    /// IPv6 Source Guard: the IPv6 source is not bound to the port (or, in `ip-mac`
+    /// mode, is bound to another MAC); `::` other than DAD, MLD or a DHCPv6 client.
+    Ipv6SourceGuard => "ipv6_source_guard",
+    /// DHCPv6 guard: a server message (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL,
+    /// or a relay message whose innermost message is one) — or anything UDP to the
+    /// client port 546 — from an untrusted port, whatever its UDP source port.
+    Dhcpv6ServerUntrusted => "dhcpv6_server_untrusted",
+    /// DHCPv6 guard: from an untrusted port, a fragment of UDP to port 546 or 547
+    /// (a first fragment without its UDP header is `ipv6_incomplete_chain`).
+    Dhcpv6Fragment => "dhcpv6_fragment",
+    /// DHCPv6 guard: from an untrusted port, a DHCPv6 candidate that does not parse
+    /// (UDP length, options, relay nesting). A hidden upper layer is refused under
+    /// the `ipv6_*` reasons.
+    Dhcpv6Malformed => "dhcpv6_malformed",
+    /// DHCPv6 guard: over the port's DHCPv6 rate (the port is error-disabled).
+    Dhcpv6RateLimit => "dhcpv6_rate_limit",
+    /// DHCPv6 guard: a RELEASE/DECLINE for an address bound on another port, to
+    /// another MAC or to another DUID.
+    Dhcpv6ReleaseForeignPort => "dhcpv6_release_foreign_port",
+    /// DHCPv6 snooping: a REPLY for an address another binding holds
+    /// (`bindings::claim`).
+    Dhcpv6BindingConflict => "dhcpv6_binding_conflict",
+    /// DHCPv6 guard: a client message with no trusted port left to deliver it to.
+    Dhcpv6NoTrustedPort => "dhcpv6_no_trusted_port",
+    /// DHCPv6 snooping: a REPLY for a client the switch does not know, which
+    /// would have reached only untrusted ports (an address without a binding).
+    Dhcpv6ReplyUnknownClient => "dhcpv6_reply_unknown_client",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

@@ -197,6 +197,7 @@ fn bind(sw: &mut Switch, v: u16, addr: &str, m: MacAddr, port: PortId, lease: Op
             port,
             lease_secs: lease,
             source,
+            duid: None,
         },
         at(6),
     )
@@ -1165,6 +1166,7 @@ proptest! {
                 port: PortId((p % n) as u16),
                 lease_secs: lease,
                 source: if lease.is_some() { BindingSource::Dhcp } else { BindingSource::Api },
+                duid: None,
             }, now);
         }
         let _ = old.drain_events().count();

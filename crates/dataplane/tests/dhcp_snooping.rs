@@ -684,6 +684,7 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
         port: B,
         lease_secs: Some(60),
         source: BindingSource::Dhcp,
+        duid: None,
     };
     assert!(sw.release_held(UPLINK, &fwd, &upd, ack.len(), true, Timestamp::from_secs(3)));
     sw.tick(Timestamp::from_secs(100));
@@ -794,6 +795,7 @@ fn api_bindings_are_checked_like_configured_ones_and_replace_only_on_request() {
         port,
         lease_secs: Some(60),
         source: BindingSource::Dhcp,
+        duid: None,
     };
     sw.install_binding(lease(A), t).unwrap();
     sw.install_binding(lease(ROGUE), t).unwrap();

@@ -244,6 +244,7 @@ fn lease(sw: &mut Switch, secs: u64, i: u8, port: PortId, addr: Ipv4Addr) -> boo
         port,
         lease_secs: Some(3600),
         source: portcullis_dataplane::bindings::BindingSource::Dhcp,
+        duid: None,
     };
     sw.release_held(UPLINK, &fwd, &ack, 342, true, Timestamp::from_secs(secs))
 }

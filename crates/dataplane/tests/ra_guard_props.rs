@@ -41,49 +41,10 @@ fn switch() -> Switch {
     Switch::new(&switch_spec("ra", vec![up, r, a, v]), Timestamp(0)).unwrap()
 }
 
-/// Whether a sloppy host could read `l3` as a Router Advertisement or Redirect.
+/// Whether a sloppy host (`support::ipv6::sloppy_upper`) could read `l3` as a
+/// Router Advertisement or Redirect.
 fn sloppy_host_reads_router_message(l3: &[u8]) -> bool {
-    if l3.len() < 40 || l3[0] >> 4 != 6 {
-        return false;
-    }
-    let mut next = l3[6];
-    let mut at = 40usize;
-    for _ in 0..64 {
-        let Some(h) = l3.get(at..) else { return false };
-        match next {
-            nh::ICMPV6 => {
-                return matches!(h.first(), Some(134 | 137));
-            }
-            nh::FRAGMENT => {
-                let [n, _, hi, lo, ..] = h else { return false };
-                let offset = u16::from_be_bytes([*hi, *lo]) >> 3;
-                if offset != 0 {
-                    return false;
-                }
-                next = *n;
-                at += 8;
-            }
-            nh::AH => {
-                let [n, len, ..] = h else { return false };
-                next = *n;
-                at += (usize::from(*len) + 2) * 4;
-            }
-            nh::HOP_BY_HOP
-            | nh::ROUTING
-            | nh::DESTINATION_OPTIONS
-            | nh::MOBILITY
-            | nh::HIP
-            | nh::SHIM6
-            | nh::EXPERIMENT_1
-            | nh::EXPERIMENT_2 => {
-                let [n, len, ..] = h else { return false };
-                next = *n;
-                at += (usize::from(*len) + 1) * 8;
-            }
-            _ => return false,
-        }
-    }
-    false
+    matches!(sloppy_upper(l3), Some((nh::ICMPV6, at)) if matches!(l3.get(at), Some(134 | 137)))
 }
 
 /// The real messages the mutations start from.
@@ -115,26 +76,7 @@ fn seeds() -> Vec<Vec<u8>> {
 /// A seed, up to 6 bytes overwritten (biased to the first 80: the headers), and
 /// perhaps a truncation.
 fn arb_packet() -> impl Strategy<Value = Vec<u8>> {
-    let n = seeds().len();
-    (
-        0..n,
-        proptest::collection::vec((0usize..200, any::<u8>(), any::<bool>()), 0..6),
-        proptest::option::of(0usize..200),
-    )
-        .prop_map(|(i, edits, cut)| {
-            let mut p = seeds().swap_remove(i);
-            for (at, byte, header) in edits {
-                let at = if header { at % 80 } else { at };
-                let len = p.len().max(1);
-                if let Some(b) = p.get_mut(at % len) {
-                    *b = byte;
-                }
-            }
-            if let Some(c) = cut {
-                p.truncate(c);
-            }
-            p
-        })
+    arb_mutated(seeds, 80, 200)
 }
 
 proptest! {

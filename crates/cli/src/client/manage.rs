@@ -15,8 +15,11 @@ pub enum ProfileOp {
     /// Write the running profile (golden: without the host binding) to a file or
     /// stdout; `--host-out` also writes the host binding.
     Export {
+        /// Write the profile to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Also write the running host binding (`[host]`: uplink NICs, ports) to
+        /// this file.
         #[arg(long)]
         host_out: Option<PathBuf>,
     },
@@ -27,13 +30,27 @@ pub enum PortCmd {
     /// Report a guest's effective MAC (as a hypervisor hook does when the guest
     /// reprograms its NIC). Under mac_changes = reject a MAC other than the initial
     /// one blocks frames to the port until the initial MAC is reported back.
-    ReportMac { port: String, mac: String },
+    ReportMac {
+        /// The port's name.
+        port: String,
+        /// The MAC the guest now uses (aa:bb:cc:dd:ee:ff).
+        mac: String,
+    },
     /// Bring an error-disabled port back (port security shutdown, storm control).
-    Recover { port: String },
+    Recover {
+        /// The port's name.
+        port: String,
+    },
     /// Administratively shut a port down (nothing in or out).
-    Shutdown { port: String },
+    Shutdown {
+        /// The port's name.
+        port: String,
+    },
     /// Enable a port that was shut down.
-    Enable { port: String },
+    Enable {
+        /// The port's name.
+        port: String,
+    },
 }
 
 fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {

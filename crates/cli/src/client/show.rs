@@ -81,12 +81,8 @@ pub fn ports_table(ports: &[PortView]) -> String {
                 p.name.clone(),
                 p.role.clone(),
                 p.interface.clone(),
-                if p.port_group.is_empty() {
-                    "-".into()
-                } else {
-                    p.port_group.clone()
-                },
-                p.vlan.clone(),
+                p.port_group.clone().unwrap_or_else(|| "-".into()),
+                p.vlan.to_string(),
                 state,
                 mac,
                 p.uplink.clone().unwrap_or_else(|| "-".into()),
@@ -259,11 +255,13 @@ pub fn mac_acl_table(acls: &[portcullis_api::MacAclView]) -> String {
 }
 
 pub fn bindings_table(b: &portcullis_api::BindingsView) -> String {
+    // The DUID column only when some binding (a DHCPv6 one) has a DUID.
+    let duids = b.bindings.iter().any(|e| e.duid.is_some());
     let rows: Vec<Vec<String>> = b
         .bindings
         .iter()
         .map(|e| {
-            vec![
+            let mut row = vec![
                 e.vlan.to_string(),
                 e.ip.clone(),
                 e.mac.clone(),
@@ -271,13 +269,18 @@ pub fn bindings_table(b: &portcullis_api::BindingsView) -> String {
                 e.source.clone(),
                 e.lease_left_secs
                     .map_or("infinite".into(), |s| format!("{s}s")),
-            ]
+            ];
+            if duids {
+                row.push(e.duid.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    let mut out = table(
-        &["VLAN", "IP", "MAC", "PORT", "SOURCE", "LEASE-LEFT"],
-        &rows,
-    );
+    let mut headers = vec!["VLAN", "IP", "MAC", "PORT", "SOURCE", "LEASE-LEFT"];
+    if duids {
+        headers.push("DUID");
+    }
+    let mut out = table(&headers, &rows);
     out.push_str(&format!(
         "\n{} of {} bindings; ACKs held {}, released {}, dropped (store failed or full) {}, waiting {}\n",
         b.bindings.len(),
@@ -298,7 +301,7 @@ pub fn uplinks_table(u: &[portcullis_api::UplinkView]) -> String {
                 x.name.clone(),
                 x.interface.clone(),
                 x.state.clone(),
-                x.vlan.clone(),
+                x.vlan.to_string(),
                 x.rx_frames.to_string(),
                 x.tx_frames.to_string(),
                 if x.guests.is_empty() {
@@ -332,14 +335,14 @@ pub fn events_table(ev: &[EventRecord]) -> String {
                 o.remove("port");
             }
             vec![
-                e.time_ms.to_string(),
+                e.time.clone(),
                 e.port.clone(),
                 e.event.clone(),
                 d.to_string(),
             ]
         })
         .collect();
-    table(&["TIME(ms)", "PORT", "EVENT", "DETAIL"], &rows)
+    table(&["TIME", "PORT", "EVENT", "DETAIL"], &rows)
 }
 
 /// How often `show events --follow` asks for new events.
@@ -352,7 +355,7 @@ pub fn event_line(e: &EventRecord) -> String {
         o.remove("port");
     }
     let port = if e.port.is_empty() { "-" } else { &e.port };
-    format!("{:<13}  {:<10}  {:<24}  {d}", e.time_ms, port, e.event)
+    format!("{:<24}  {:<10}  {:<24}  {d}", e.time, port, e.event)
 }
 
 /// The events after `after` (all of them without): the records, and the raw JSON
@@ -448,14 +451,14 @@ mod tests {
     fn an_event_line_names_time_port_event_and_the_rest_of_the_detail() {
         let e = EventRecord {
             seq: 7,
-            time_ms: 1_795_733_653_512,
+            time: "2026-11-26T22:14:13.512Z".into(),
             port: "vm2".into(),
             event: "ip_conflict".into(),
             detail: serde_json::json!({"port": "vm2", "ip": "198.18.10.5", "owner": "vm1"}),
         };
         let line = event_line(&e);
         assert!(
-            line.starts_with("1795733653512  vm2         ip_conflict "),
+            line.starts_with("2026-11-26T22:14:13.512Z  vm2         ip_conflict "),
             "{line}"
         );
         assert!(
@@ -470,6 +473,40 @@ mod tests {
             event_line(&no_port).contains("  -  "),
             "{}",
             event_line(&no_port)
+        );
+    }
+
+    #[test]
+    fn the_duid_column_shows_only_when_a_binding_has_one() {
+        let row = |ip: &str, source: &str, duid: Option<&str>| portcullis_api::BindingView {
+            vlan: 10,
+            ip: ip.into(),
+            mac: "52:54:00:00:00:02".into(),
+            port: "vm2".into(),
+            source: source.into(),
+            lease_left_secs: Some(60),
+            duid: duid.map(str::to_owned),
+        };
+        let mut b = portcullis_api::BindingsView {
+            capacity: 100,
+            bindings: vec![row("198.18.10.2", "dhcp", None)],
+            held: portcullis_api::HeldStats::default(),
+        };
+        assert!(!bindings_table(&b).contains("DUID"));
+        let duid = "00:03:00:01:52:54:00:00:00:02";
+        b.bindings
+            .push(row("fd00:198:18:10::100", "dhcpv6", Some(duid)));
+        let t = bindings_table(&b);
+        let header = t.lines().next().unwrap();
+        assert!(header.ends_with("DUID"), "{t}");
+        assert!(
+            t.lines().any(|l| l.contains("dhcpv6") && l.ends_with(duid)),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.contains("198.18.10.2") && l.trim_end().ends_with('-')),
+            "{t}"
         );
     }
 }

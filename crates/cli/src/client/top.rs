@@ -992,8 +992,8 @@ mod tests {
             interface: interface.into(),
             backend: "af_packet".into(),
             xdp_mode: None,
-            port_group: String::new(),
-            vlan: "access 10".into(),
+            port_group: None,
+            vlan: portcullis_api::VlanView::Access { vid: 10 },
             state: "up".into(),
             err_disabled: None,
             initial_mac: None,
@@ -1042,7 +1042,7 @@ mod tests {
 
     fn uplink(id: u16, name: &str, c: CountersView) -> PortView {
         let mut p = port(id, name, "uplink", "eth0");
-        p.vlan = "trunk 10 native 1".into();
+        p.vlan = portcullis_api::VlanView::trunk([10], Some(1));
         p.counters = c;
         p
     }
@@ -1569,9 +1569,11 @@ mod tests {
             sort: SortKey::PktRx,
         };
         let e = run(Path::new("/nonexistent/portcullis.sock"), &args).expect_err("no daemon");
+        let text = format!("{e:#}");
         assert!(
-            format!("{e:#}").contains("cannot reach the daemon"),
-            "{e:#}"
+            text.contains("no daemon listens at /nonexistent/portcullis.sock")
+                && text.matches("os error 2").count() == 1,
+            "{text}"
         );
     }
 

@@ -599,6 +599,12 @@ impl Checker<'_> {
         if let Some(t) = &g.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
         }
+        if let Some(t) = &g.nd_inspection {
+            self.nd_table(&format!("{key}.nd_inspection"), t);
+        }
+        if let Some(t) = &g.dhcpv6_guard {
+            self.dhcpv6_table(&format!("{key}.dhcpv6_guard"), t);
+        }
         let tables = Tables {
             ps: g.port_security.as_ref(),
             sc: g.storm_control.as_ref(),
@@ -648,6 +654,12 @@ impl Checker<'_> {
         }
         if let Some(t) = &p.arp_inspection {
             self.arp_table(&format!("{key}.arp_inspection"), t, acls);
+        }
+        if let Some(t) = &p.nd_inspection {
+            self.nd_table(&format!("{key}.nd_inspection"), t);
+        }
+        if let Some(t) = &p.dhcpv6_guard {
+            self.dhcpv6_table(&format!("{key}.dhcpv6_guard"), t);
         }
         // The group's own conflict is reported at the group; a port that states a
         // table of its own is checked with the merged values.
@@ -863,6 +875,10 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
     let arp = ArpInspectionOverride::merge(g.arp_inspection.as_ref(), p.arp_inspection.as_ref());
     let ipsg = IpSourceGuardOverride::merge(g.ip_source_guard.as_ref(), p.ip_source_guard.as_ref());
     let ra = RaGuardOverride::merge(g.ra_guard.as_ref(), p.ra_guard.as_ref());
+    let nd = NdInspectionOverride::merge(g.nd_inspection.as_ref(), p.nd_inspection.as_ref());
+    let ipsg6 =
+        IpSourceGuardOverride::merge(g.ipv6_source_guard.as_ref(), p.ipv6_source_guard.as_ref());
+    let dhcpv6 = Dhcpv6GuardOverride::merge(g.dhcpv6_guard.as_ref(), p.dhcpv6_guard.as_ref());
     let tables = Tables {
         ps: ps_table.as_ref(),
         sc: sc.as_ref(),
@@ -880,6 +896,9 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
         arp_inspection: arp.and_then(|a| a.resolve()),
         ip_source_guard: ipsg.and_then(|i| i.resolve()),
         ra_guard: ra.and_then(|r| r.resolve()),
+        nd_inspection: nd.and_then(|n| n.resolve()),
+        ipv6_source_guard: ipv6_source_guard::spec(ipsg6),
+        dhcpv6_guard: dhcpv6.and_then(|d| d.resolve()),
         teaming: TeamingOverride::merge(g.teaming.as_ref(), p.teaming.as_ref())
             .map(|t| t.resolve(uplinks)),
     }
@@ -893,6 +912,8 @@ fn uplink_features(
     dhcp: Option<EnforceMode>,
     arp: Option<EnforceMode>,
     ra: Option<EnforceMode>,
+    nd: Option<EnforceMode>,
+    dhcpv6: Option<EnforceMode>,
 ) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
@@ -913,6 +934,9 @@ fn uplink_features(
         arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
         ip_source_guard: None,
         ra_guard: ra.map(|mode| ra_guard::uplink_spec(up.ra_trusted, mode)),
+        nd_inspection: nd.map(|mode| nd_inspection::uplink_spec(up.nd_trusted, mode)),
+        ipv6_source_guard: None,
+        dhcpv6_guard: dhcpv6.map(|mode| dhcpv6_guard::uplink_spec(up.dhcpv6_trusted, mode)),
         teaming: None,
     }
 }
@@ -999,6 +1023,18 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             .filter_map(|g| g.ra_guard.as_ref()?.resolve());
         let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
         let ra = uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode));
+        let groups_nd = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.nd_inspection.as_ref()?.resolve());
+        let ports_nd = guests.iter().filter_map(|g| g.0.features.nd_inspection);
+        let nd = uplink_mode(groups_nd.chain(ports_nd).map(|n| n.mode));
+        let groups_v6 = profile
+            .port_groups
+            .iter()
+            .filter_map(|g| g.dhcpv6_guard.as_ref()?.resolve());
+        let ports_v6 = guests.iter().filter_map(|g| g.0.features.dhcpv6_guard);
+        let dhcpv6 = uplink_mode(groups_v6.chain(ports_v6).map(|d| d.mode));
         for u in &up.uplinks {
             let binding = host.uplinks.iter().find(|b| &b.uplink == u);
             let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
@@ -1008,7 +1044,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up, dhcp, arp, ra),
+                features: uplink_features(up, dhcp, arp, ra, nd, dhcpv6),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);

@@ -48,6 +48,13 @@ pub struct UplinkPolicy {
     /// The uplinks are trusted RA-guard ports (default `true`: routers are
     /// upstream). Takes effect when a port group or port enables RA guard.
     pub ra_trusted: bool,
+    /// The uplinks are trusted ND-inspection ports (default `true`: routers are
+    /// upstream; their RA sources are gleaned). Takes effect when a port group or
+    /// port enables ND inspection.
+    pub nd_trusted: bool,
+    /// The uplinks are trusted DHCPv6-guard ports (default `true`: servers are
+    /// upstream). Takes effect when a port group or port enables DHCPv6 guard.
+    pub dhcpv6_trusted: bool,
 }
 
 /// `[[port_group]]`: where policy lives.
@@ -73,6 +80,12 @@ pub struct PortGroup {
     pub ip_source_guard: Option<IpSourceGuardOverride>,
     /// `ra_guard = {...}`: `None` when the group has no such table.
     pub ra_guard: Option<RaGuardOverride>,
+    /// `nd_inspection = {...}`: `None` when the group has no such table.
+    pub nd_inspection: Option<NdInspectionOverride>,
+    /// `ipv6_source_guard = "..."` or `{...}`: `None` when the group does not state it.
+    pub ipv6_source_guard: Option<IpSourceGuardOverride>,
+    /// `dhcpv6_guard = {...}`: `None` when the group has no such table.
+    pub dhcpv6_guard: Option<Dhcpv6GuardOverride>,
     /// `teaming = {...}`: `None` when the group does not state it (the data plane's
     /// default: originating-port over every uplink, failback on).
     pub teaming: Option<TeamingOverride>,
@@ -137,6 +150,12 @@ pub struct HostPort {
     pub ip_source_guard: Option<IpSourceGuardOverride>,
     /// Per-port overrides of the group's RA guard, field by field.
     pub ra_guard: Option<RaGuardOverride>,
+    /// Per-port overrides of the group's ND inspection, field by field.
+    pub nd_inspection: Option<NdInspectionOverride>,
+    /// Per-port overrides of the group's IPv6 Source Guard, field by field.
+    pub ipv6_source_guard: Option<IpSourceGuardOverride>,
+    /// Per-port overrides of the group's DHCPv6 guard, field by field.
+    pub dhcpv6_guard: Option<Dhcpv6GuardOverride>,
     /// Per-port overrides of the group's teaming, field by field (`active` and
     /// `standby` replaced whole).
     pub teaming: Option<TeamingOverride>,

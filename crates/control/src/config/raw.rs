@@ -50,6 +50,8 @@ pub(crate) struct RawUplinkPolicy {
     pub dhcp_trusted: Option<bool>,
     pub arp_trusted: Option<bool>,
     pub ra_trusted: Option<bool>,
+    pub nd_trusted: Option<bool>,
+    pub dhcpv6_trusted: Option<bool>,
     /// Accepted by the shape only to be refused with a precise message: port
     /// security applies to guest ports.
     pub port_security: Option<de::IgnoredAny>,
@@ -60,6 +62,12 @@ pub(crate) struct RawUplinkPolicy {
     pub ip_source_guard: Option<de::IgnoredAny>,
     /// Likewise: the uplinks' part in RA guard is `ra_trusted`.
     pub ra_guard: Option<de::IgnoredAny>,
+    /// Likewise: the uplinks' part in ND inspection is `nd_trusted`; IPv6 Source
+    /// Guard applies to guest ports.
+    pub nd_inspection: Option<de::IgnoredAny>,
+    pub ipv6_source_guard: Option<de::IgnoredAny>,
+    /// Likewise: the uplinks' part in DHCPv6 guard is `dhcpv6_trusted`.
+    pub dhcpv6_guard: Option<de::IgnoredAny>,
     /// Likewise: teaming is a guest port's choice among the uplinks.
     pub teaming: Option<de::IgnoredAny>,
 }
@@ -81,6 +89,9 @@ pub(crate) struct RawPortGroup {
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
     pub ra_guard: Option<RawRaGuard>,
+    pub nd_inspection: Option<RawNdInspection>,
+    pub ipv6_source_guard: Option<RawIpSourceGuard>,
+    pub dhcpv6_guard: Option<RawDhcpv6Guard>,
     pub teaming: Option<RawTeaming>,
 }
 
@@ -120,6 +131,9 @@ pub(crate) struct RawHostPort {
     pub arp_inspection: Option<RawArpInspection>,
     pub ip_source_guard: Option<RawIpSourceGuard>,
     pub ra_guard: Option<RawRaGuard>,
+    pub nd_inspection: Option<RawNdInspection>,
+    pub ipv6_source_guard: Option<RawIpSourceGuard>,
+    pub dhcpv6_guard: Option<RawDhcpv6Guard>,
     pub teaming: Option<RawTeaming>,
     /// The I/O backend name (`"af_packet"`, `"af_xdp"`), checked in validation.
     pub backend: Option<String>,

@@ -3,18 +3,24 @@
 
 use super::*;
 use portcullis_dataplane::{
-    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, EnforceMode,
-    IpSourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule, MacAddr, MacMatch, Option82, Policy,
-    PortFeatures, PortRole, PortSecuritySpec, RaGuardSpec, SecureAging, SecurityPolicy,
-    SourceGuard, SpecError, StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy,
-    TeamingSpec, Vid, Violation, VlanMode, VlanSet,
+    AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DhcpSnoopingSpec, Dhcpv6GuardSpec,
+    EnforceMode, IpSourceGuardSpec, Ipv6SourceGuardSpec, MAX_ACL_RULES, MAX_PORTS, MacAclRule,
+    MacAddr, MacMatch, NdInspectionSpec, Option82, Policy, PortFeatures, PortRole,
+    PortSecuritySpec, RaGuardSpec, SecureAging, SecurityPolicy, SourceGuard, SpecError,
+    StaticBindingSpec, StormControlSpec, SwitchSpec, TeamingPolicy, TeamingSpec, Vid, Violation,
+    VlanMode, VlanSet,
 };
 use proptest::prelude::*;
 
 /// The I/O backend of ports and uplinks (`backend`, `[host.uplink_backend]`).
 mod backend;
+/// DHCPv6 guard: its table, the uplinks' trust, its flat keys and errors.
+mod dhcpv6_guard;
 /// Port security, storm control and MAC ACLs.
 mod features;
+/// ND inspection and IPv6 Source Guard: their tables, the uplinks' trust, flat keys
+/// and errors.
+mod nd_inspection;
 /// RA guard: its table, the uplinks' trust, its flat keys and errors.
 mod ra_guard;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.
@@ -301,6 +307,18 @@ fn example_parses_and_compiles_to_the_expected_spec() {
                     trusted: true,
                     mode: EnforceMode::Enforce,
                 }),
+                nd_inspection: Some(NdInspectionSpec {
+                    trusted: true,
+                    max_addresses: 64,
+                    rate_limit_pps: None,
+                    mode: EnforceMode::Enforce,
+                    binding_lifetime_secs: 3600,
+                }),
+                dhcpv6_guard: Some(Dhcpv6GuardSpec {
+                    trusted: true,
+                    rate_limit_pps: None,
+                    mode: EnforceMode::Enforce,
+                }),
                 ..PortFeatures::default()
             }
         );
@@ -349,6 +367,22 @@ fn example_parses_and_compiles_to_the_expected_spec() {
         }),
         ra_guard: Some(RaGuardSpec {
             trusted: false,
+            mode: EnforceMode::Enforce,
+        }),
+        nd_inspection: Some(NdInspectionSpec {
+            trusted: false,
+            max_addresses: 8,
+            rate_limit_pps: Some(30),
+            mode: EnforceMode::Enforce,
+            binding_lifetime_secs: 3600,
+        }),
+        ipv6_source_guard: Some(Ipv6SourceGuardSpec {
+            check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
+        dhcpv6_guard: Some(Dhcpv6GuardSpec {
+            trusted: false,
+            rate_limit_pps: Some(20),
             mode: EnforceMode::Enforce,
         }),
         teaming: None,

@@ -29,6 +29,9 @@ impl<'a> Converter<'a> {
                 ("arp_inspection", u.arp_inspection.is_some()),
                 ("ip_source_guard", u.ip_source_guard.is_some()),
                 ("ra_guard", u.ra_guard.is_some()),
+                ("nd_inspection", u.nd_inspection.is_some()),
+                ("ipv6_source_guard", u.ipv6_source_guard.is_some()),
+                ("dhcpv6_guard", u.dhcpv6_guard.is_some()),
                 ("teaming", u.teaming.is_some()),
             ];
             let why = [
@@ -37,6 +40,9 @@ impl<'a> Converter<'a> {
                 arp_inspection::ON_UPLINKS,
                 ip_source_guard::ON_UPLINKS,
                 ra_guard::ON_UPLINKS,
+                nd_inspection::ON_UPLINKS,
+                ipv6_source_guard::ON_UPLINKS,
+                dhcpv6_guard::ON_UPLINKS,
                 teaming::ON_UPLINKS,
             ];
             for ((table, _), message) in stated.into_iter().zip(why).filter(|((_, s), _)| *s) {
@@ -61,6 +67,8 @@ impl<'a> Converter<'a> {
                 dhcp_trusted: u.dhcp_trusted.unwrap_or(true),
                 arp_trusted: u.arp_trusted.unwrap_or(true),
                 ra_trusted: u.ra_trusted.unwrap_or(true),
+                nd_trusted: u.nd_trusted.unwrap_or(true),
+                dhcpv6_trusted: u.dhcpv6_trusted.unwrap_or(true),
             }
         });
         let port_groups = raw
@@ -112,6 +120,14 @@ impl<'a> Converter<'a> {
                 g.ip_source_guard.as_ref(),
             ),
             ra_guard: self.ra_guard(&format!("{key}.ra_guard"), g.ra_guard.as_ref()),
+            nd_inspection: self
+                .nd_inspection(&format!("{key}.nd_inspection"), g.nd_inspection.as_ref()),
+            ipv6_source_guard: self.ip_source_guard(
+                &format!("{key}.ipv6_source_guard"),
+                g.ipv6_source_guard.as_ref(),
+            ),
+            dhcpv6_guard: self
+                .dhcpv6_guard(&format!("{key}.dhcpv6_guard"), g.dhcpv6_guard.as_ref()),
             teaming: self.teaming(&format!("{key}.teaming"), g.teaming.as_ref()),
             mac_acl_in: g.mac_acl_in.map(acl_ref),
             mac_acl_out: g.mac_acl_out.map(acl_ref),
@@ -202,6 +218,14 @@ impl<'a> Converter<'a> {
                         p.ip_source_guard.as_ref(),
                     ),
                     ra_guard: self.ra_guard(&format!("{key}.ra_guard"), p.ra_guard.as_ref()),
+                    nd_inspection: self
+                        .nd_inspection(&format!("{key}.nd_inspection"), p.nd_inspection.as_ref()),
+                    ipv6_source_guard: self.ip_source_guard(
+                        &format!("{key}.ipv6_source_guard"),
+                        p.ipv6_source_guard.as_ref(),
+                    ),
+                    dhcpv6_guard: self
+                        .dhcpv6_guard(&format!("{key}.dhcpv6_guard"), p.dhcpv6_guard.as_ref()),
                     teaming: self.teaming(&format!("{key}.teaming"), p.teaming.as_ref()),
                     mac_acl_in: p.mac_acl_in.map(acl_ref),
                     mac_acl_out: p.mac_acl_out.map(acl_ref),

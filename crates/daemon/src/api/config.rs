@@ -219,14 +219,29 @@ async fn apply_inner(
         }
     }
     running.config = config;
+    // Applied is saved: a restart comes back with it (running_config.rs). A save
+    // that fails leaves the apply in force, and says so.
+    let (persist, saved_config, user) = (
+        running.persist.clone(),
+        running.config.clone(),
+        caller.user.clone(),
+    );
+    let saved = tokio::task::spawn_blocking(move || persist.save(&saved_config, &user)).await;
+    if let Err(e) = saved
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::error!(error = %e, "the applied configuration could not be saved: a restart would start from the configuration files");
+        notes.push(format!(
+            "applied, but not saved ({e}): a restart would start from the configuration files"
+        ));
+    }
     tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
     super::record_event(
         &st.events,
         super::EventRecord {
             seq: 0,
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            time: portcullis_control::audit::format_rfc3339(std::time::SystemTime::now()),
             port: String::new(),
             event: "config_applied".into(),
             detail: serde_json::json!({

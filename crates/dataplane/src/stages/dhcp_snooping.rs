@@ -276,6 +276,7 @@ pub fn inspect<O: Observer>(
                 port: e.port,
                 lease_secs: msg.lease_secs.filter(|l| *l != u32::MAX),
                 source: BindingSource::Dhcp,
+                duid: None,
             };
             // Provenance (bindings::claim): a lease never takes an address a static
             // or API binding, or another client's live lease, holds.

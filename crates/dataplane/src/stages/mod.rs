@@ -5,9 +5,12 @@
 
 pub mod arp_inspection;
 pub mod dhcp_snooping;
+pub mod dhcpv6_guard;
 pub mod ip_conflict;
 pub mod ip_source_guard;
+pub mod ipv6_source_guard;
 pub mod mac_acl;
+pub mod nd_inspection;
 pub mod port_security;
 pub mod ra_guard;
 pub mod storm_control;

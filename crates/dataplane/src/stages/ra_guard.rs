@@ -25,13 +25,13 @@
 //! leaves the switch (observe mode aside). Trusted ports (routers; uplinks by
 //! default, `ra_trusted`) are not checked. Other EtherTypes are not this stage's.
 
-use crate::frame::FrameView;
 use crate::spec::EnforceMode;
 use crate::stages::refuse;
 use crate::switch::Switch;
 use crate::trace::{Detail, Observer, Outcome, RaGuardNote, Stage, Step};
 use crate::types::PortId;
 use crate::verdict::DropReason;
+use crate::wire::WireError;
 use crate::wire::icmpv6::{self, msg_type};
 use crate::wire::ipv6::{Chain, Ipv6Facts};
 
@@ -39,10 +39,19 @@ use crate::wire::ipv6::{Chain, Ipv6Facts};
 /// after the EtherType): `None` to pass, else the reason to drop. Pure, for the
 /// stage and its tests.
 pub fn judge(l3: &[u8]) -> (Option<DropReason>, RaGuardNote) {
-    let Ok(facts) = Ipv6Facts::parse(l3) else {
+    judge_facts(l3, &Ipv6Facts::parse(l3))
+}
+
+/// [`judge`] with the packet's chain already walked (`facts`: [`Ipv6Facts::parse`]
+/// of `l3`, as the pipeline does once for every IPv6 stage).
+pub fn judge_facts(
+    l3: &[u8],
+    facts: &Result<Ipv6Facts, WireError>,
+) -> (Option<DropReason>, RaGuardNote) {
+    let Ok(facts) = facts else {
         return (Some(DropReason::Ipv6Malformed), RaGuardNote::BadHeader);
     };
-    let icmp = icmpv6::type_code(l3, &facts);
+    let icmp = icmpv6::type_code(l3, facts);
     let note = RaGuardNote::Chain {
         chain: facts.chain,
         fragment: facts.fragment_kind(),
@@ -70,13 +79,14 @@ pub fn judge(l3: &[u8]) -> (Option<DropReason>, RaGuardNote) {
     (reason, note)
 }
 
-/// Checks an IPv6 frame from `port` (`l3`: its bytes after the EtherType).
+/// Checks an IPv6 frame from `port` (`l3`: its bytes after the EtherType; `facts`:
+/// its chain, walked once by the pipeline).
 #[inline]
 pub fn check(
     sw: &mut Switch,
     port: PortId,
-    _view: &FrameView,
     l3: &[u8],
+    facts: &Result<Ipv6Facts, WireError>,
     t: &mut impl Observer,
 ) -> Result<(), DropReason> {
     let step =
@@ -89,7 +99,7 @@ pub fn check(
         t.note(|| step(Outcome::Skip, g.mode, RaGuardNote::Trusted));
         return Ok(());
     }
-    match judge(l3) {
+    match judge_facts(l3, facts) {
         (None, note) => {
             t.note(|| step(Outcome::Pass, g.mode, note));
             Ok(())

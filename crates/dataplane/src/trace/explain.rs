@@ -5,8 +5,8 @@
 //! ([`super`]); the switch is read for names and configuration, never changed.
 
 use super::{
-    ArpCheck, ArpNote, Detail, DhcpNote, DhcpSummary, ForwardingCheck, IpsgNote, Outcome,
-    PolicyCheck, RaGuardNote, SecureCheck, Stage, Step, Trace,
+    ArpCheck, ArpNote, Detail, DhcpNote, DhcpSummary, ForwardingCheck, IpsgNote, Ipv6SgNote,
+    NdNote, Outcome, PolicyCheck, RaGuardNote, SecureCheck, Stage, Step, Trace, UnspecifiedUse,
 };
 use crate::arp::ArpOp;
 use crate::bindings::Binding;
@@ -98,6 +98,11 @@ pub fn describe_verdict(sw: &Switch, v: &Verdict) -> String {
     match v {
         Verdict::Forward(f) => format!("forward → {}", out(f)),
         Verdict::Drop(r) => format!("drop: {}", r.name()),
+        Verdict::Hold(f, b) if b.source == crate::bindings::BindingSource::Nd => format!(
+            "hold (first claim of {} until its ND binding is committed) → {}",
+            b.ip,
+            out(f)
+        ),
         Verdict::Hold(f, _) => format!(
             "hold (DHCP ACK until its binding is committed) → {}",
             out(f)
@@ -179,6 +184,103 @@ fn ra_guard_text(note: RaGuardNote) -> String {
             }
         }
     }
+}
+
+/// "bound to MAC on port N (source)".
+fn holder_text(h: crate::bindings::BindingHolder) -> String {
+    format!(
+        "bound to {} on port {} ({})",
+        h.mac,
+        h.port.0,
+        h.source.name()
+    )
+}
+
+/// A DHCPv6 guard step in words.
+fn dhcpv6_text(
+    trusted: bool,
+    msg: Option<super::Dhcpv6Summary>,
+    note: super::Dhcpv6Note,
+) -> String {
+    use super::Dhcpv6Note as N;
+    let mut t = String::new();
+    if let Some(m) = msg {
+        let _ = write!(t, "{:?}", m.outer);
+        if m.relays > 0 {
+            let _ = write!(t, " ({} relay layer(s), inner {:?})", m.relays, m.inner);
+        }
+        let _ = write!(
+            t,
+            " xid {:#08x}, UDP {} → {}: ",
+            m.transaction_id, m.ports.0, m.ports.1
+        );
+    }
+    let from = if trusted { "trusted" } else { "untrusted" };
+    match note {
+        N::RateLimit { pps } => {
+            let _ = write!(t, "over the port's DHCPv6 rate ({pps} pps)");
+        }
+        N::Fragment => t.push_str(
+            "a fragment of UDP to 546/547: a fragmented DHCPv6 message cannot be checked",
+        ),
+        N::Malformed => t.push_str("does not parse as DHCPv6"),
+        N::Hidden => t.push_str(
+            "the upper layer is hidden (an extension header not walked, or a malformed chain)",
+        ),
+        N::Encrypted => t.push_str("ESP: the upper layer is encrypted"),
+        N::ServerUntrusted => {
+            let _ = write!(
+                t,
+                "a server message (or UDP to the client port 546) from an {from} port"
+            );
+        }
+        N::ReleaseForeign { ip, holder } => {
+            let _ = write!(
+                t,
+                "releases {ip}, {}: not this client's",
+                holder_text(holder)
+            );
+        }
+        N::Releases { why } => {
+            let _ = write!(
+                t,
+                "{why:?} of the client's own bindings: removed once delivered"
+            );
+        }
+        N::ClientMessage => t.push_str("a client message: trusted ports and uplinks only"),
+        N::Forward => t.push_str("passes"),
+        N::ReplyUnknownClient => {
+            t.push_str("a REPLY for a client the switch does not know: trusted ports only")
+        }
+        N::ReplyClientTrusted { port } => {
+            let _ = write!(
+                t,
+                "a REPLY for a client on trusted port {}: no binding",
+                port.0
+            );
+        }
+        N::Hold(b) => {
+            let _ = write!(
+                t,
+                "binds {} to {} on port {}; the REPLY is held until the binding is durable",
+                b.ip, b.mac, b.port.0
+            );
+        }
+        N::TableFull => t.push_str("the binding table is full"),
+        N::BindingConflict { ip, holder } => {
+            let _ = write!(t, "{ip} is {}", holder_text(holder));
+        }
+        N::Covered { ip } => {
+            let _ = write!(
+                t,
+                "{ip}: the client already holds it by configuration or the API"
+            );
+        }
+        N::BindingRemoved { ip } => {
+            let _ = write!(t, "valid lifetime 0: the binding of {ip} is removed");
+        }
+    }
+    t
 }
 
 fn mode_suffix(mode: EnforceMode) -> &'static str {
@@ -294,6 +396,127 @@ fn binding_text(ip: impl std::fmt::Display, b: &Binding, names: &Names<'_>) -> S
 }
 
 impl Names<'_> {
+    /// ND inspection's decision in words (`stages/nd_inspection.rs` has the rules).
+    fn nd_text(&self, note: NdNote, src: Option<crate::types::MacAddr>) -> String {
+        let src = src.map_or("?".into(), |m| m.to_string());
+        match note {
+            NdNote::Off => "ND inspection is off on this port".into(),
+            NdNote::Trusted { gleaned, defended } => {
+                let mut t = String::from("a trusted port: not inspected");
+                if let Some(a) = defended {
+                    let _ = write!(t, "; it defended {a}: another port's ND binding removed");
+                }
+                if let Some(a) = gleaned {
+                    let _ = write!(
+                        t,
+                        "; its router's {a} gleaned (held until the binding is committed)"
+                    );
+                }
+                t
+            }
+            NdNote::BadHeader => "the IPv6 header does not parse: nothing to bind".into(),
+            NdNote::RateLimit { pps } => {
+                format!("over the port's ND rate of {pps} messages/s")
+            }
+            NdNote::Malformed(Some(v)) => format!("an invalid NS/NA (RFC 4861 §7.1: {v:?})"),
+            NdNote::Malformed(None) => "an NS/NA that does not parse".into(),
+            NdNote::LinkLayer { option } => {
+                format!("the link-layer address option says {option}, the frame comes from {src}")
+            }
+            NdNote::Owned { addr, holder } => format!(
+                "claims {}: another port's or MAC's address",
+                binding_text(addr, &holder, self)
+            ),
+            NdNote::UnsolicitedOverride { target } => format!(
+                "an unsolicited NA with the Override flag for {target}, which the sender does not hold"
+            ),
+            NdNote::MaxAddresses { addr, max } => {
+                format!("a new address {addr}: the port already holds its {max} ND bindings")
+            }
+            NdNote::Claim { addr, dad } => format!(
+                "first claim of {addr} ({}): bound to {src} on this port, held until the binding is committed",
+                if dad { "DAD" } else { "by use" }
+            ),
+            NdNote::Own {
+                addr: Some(a),
+                refreshed,
+            } => format!(
+                "{a} is the sender's own address{}",
+                if refreshed {
+                    "; its binding refreshed"
+                } else {
+                    ""
+                }
+            ),
+            NdNote::Own { addr: None, .. } => "nothing to bind".into(),
+        }
+    }
+
+    /// IPv6 Source Guard's decision in words.
+    fn ipv6sg_text(
+        &self,
+        note: Ipv6SgNote,
+        ingress: PortId,
+        fmac: Option<crate::types::MacAddr>,
+    ) -> String {
+        match note {
+            Ipv6SgNote::Off => "IPv6 Source Guard is off on this port".into(),
+            Ipv6SgNote::Trusted => "the port is trusted for ND inspection: not checked".into(),
+            Ipv6SgNote::BadHeader => "the IPv6 header does not parse".into(),
+            Ipv6SgNote::Unspecified(u) => format!(
+                "from :: — {}: allowed",
+                match u {
+                    UnspecifiedUse::Dad => "Duplicate Address Detection",
+                    UnspecifiedUse::Mld => "MLD with Router Alert",
+                    UnspecifiedUse::Dhcpv6Client => "a DHCPv6 client message",
+                }
+            ),
+            Ipv6SgNote::UnspecifiedRefused => {
+                "from :: but not DAD, MLD or a DHCPv6 client message".into()
+            }
+            Ipv6SgNote::Pending { src } => {
+                format!("{src}: the binding ND inspection holds this frame for")
+            }
+            Ipv6SgNote::Lookup {
+                src,
+                binding,
+                check,
+            } => self.source_lookup(check, src, binding, ingress, fmac),
+        }
+    }
+
+    /// A source guard's look-up (IPv4's or IPv6's): the binding of the source, and
+    /// whether it is this port's (and, `ip-mac`, this MAC's).
+    fn source_lookup(
+        &self,
+        check: SourceGuard,
+        src: impl std::fmt::Display,
+        binding: Option<Binding>,
+        ingress: PortId,
+        fmac: Option<crate::types::MacAddr>,
+    ) -> String {
+        let what = match check {
+            SourceGuard::Ip => "ip",
+            SourceGuard::IpMac => "ip-mac",
+        };
+        let Some(b) = binding else {
+            return format!("check {what}: no binding for source {src} in this VLAN");
+        };
+        let mut t = format!("check {what}: binding {}", binding_text(src, &b, self));
+        if b.port != ingress {
+            t.push_str(": another port's address");
+        } else if check == SourceGuard::IpMac && Some(b.mac) != fmac {
+            let _ = write!(
+                t,
+                ": the frame's source MAC is {}",
+                fmac.map_or("?".into(), |m| m.to_string())
+            );
+        } else {
+            t.push_str(": matches");
+        }
+        t
+    }
+
     fn port(&self, p: PortId) -> &str {
         self.sw.port(p).map_or("?", |p| p.name.as_str())
     }
@@ -708,38 +931,19 @@ impl Names<'_> {
                         "a DHCP client without an address (0.0.0.0 → UDP 67) is exempt".into()
                     }
                     IpsgNote::Lookup {
-                        src,
-                        binding,
-                        check,
+                        src: None, check, ..
                     } => {
                         let what = match check {
                             SourceGuard::Ip => "ip",
                             SourceGuard::IpMac => "ip-mac",
                         };
-                        let fmac = frame.map(|f| f.src);
-                        match (src, binding) {
-                            (None, _) => format!("check {what}: no valid IPv4 header"),
-                            (Some(ip), None) => {
-                                format!("check {what}: no binding for source {ip} in this VLAN")
-                            }
-                            (Some(ip), Some(b)) => {
-                                let mut t =
-                                    format!("check {what}: binding {}", binding_text(ip, &b, self));
-                                if b.port != ingress {
-                                    t.push_str(": another port's address");
-                                } else if check == SourceGuard::IpMac && Some(b.mac) != fmac {
-                                    let _ = write!(
-                                        t,
-                                        ": the frame's source MAC is {}",
-                                        fmac.map_or("?".into(), |m| m.to_string())
-                                    );
-                                } else {
-                                    t.push_str(": matches");
-                                }
-                                t
-                            }
-                        }
+                        format!("check {what}: no valid IPv4 header")
                     }
+                    IpsgNote::Lookup {
+                        src: Some(ip),
+                        binding,
+                        check,
+                    } => self.source_lookup(check, ip, binding, ingress, frame.map(|f| f.src)),
                 };
                 t.push_str(mode_suffix(mode));
                 t
@@ -749,10 +953,33 @@ impl Names<'_> {
                 t.push_str(mode_suffix(mode));
                 t
             }
+            (_, Detail::Nd { mode, note }) => {
+                let mut t = self.nd_text(note, frame.map(|f| f.src));
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (_, Detail::Ipv6Sg { mode, note }) => {
+                let mut t = self.ipv6sg_text(note, ingress, frame.map(|f| f.src));
+                t.push_str(mode_suffix(mode));
+                t
+            }
+            (
+                _,
+                Detail::Dhcpv6 {
+                    trusted,
+                    mode,
+                    msg,
+                    note,
+                },
+            ) => {
+                let mut t = dhcpv6_text(trusted, msg, note);
+                t.push_str(mode_suffix(mode));
+                t
+            }
             (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
             (Stage::DhcpTrustedDelivery, _) => match s.outcome {
                 Outcome::Drop(_) => {
-                    "every output port is untrusted for DHCP: nowhere to deliver it".into()
+                    "every output port is untrusted for DHCP/DHCPv6: nowhere to deliver it".into()
                 }
                 _ => "untrusted ports left out".into(),
             },

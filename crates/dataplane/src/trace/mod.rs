@@ -41,8 +41,9 @@ use crate::switch::ErrDisabled;
 use crate::types::{MacAddr, PortId, Timestamp, Vid};
 use crate::verdict::{DropReason, Rewrite, Verdict};
 use crate::wire::ipv6::{Chain, FragmentKind};
+use crate::wire::nd::NdViolation;
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod explain;
 
@@ -122,6 +123,12 @@ pub enum Stage {
     ArpInspection,
     /// IPv6 RA guard.
     RaGuard,
+    /// IPv6 ND inspection and FCFS-SAVI.
+    NdInspection,
+    /// IPv6 Source Guard.
+    Ipv6SourceGuard,
+    /// DHCPv6 guard and snooping.
+    Dhcpv6Guard,
     /// The forwarding model: MAC table, flood set, teaming, egress filters.
     Forwarding,
     /// The outbound MAC ACL of one output port.
@@ -150,6 +157,9 @@ impl Stage {
             Stage::IpSourceGuard => "ip_source_guard",
             Stage::ArpInspection => "arp_inspection",
             Stage::RaGuard => "ra_guard",
+            Stage::NdInspection => "nd_inspection",
+            Stage::Ipv6SourceGuard => "ipv6_source_guard",
+            Stage::Dhcpv6Guard => "dhcpv6_guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "mac_acl_out",
             Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
@@ -174,6 +184,9 @@ impl Stage {
             Stage::IpSourceGuard => "IP Source Guard",
             Stage::ArpInspection => "ARP inspection",
             Stage::RaGuard => "RA guard",
+            Stage::NdInspection => "ND inspection",
+            Stage::Ipv6SourceGuard => "IPv6 Source Guard",
+            Stage::Dhcpv6Guard => "DHCPv6 guard",
             Stage::Forwarding => "forwarding",
             Stage::MacAclOut => "MAC ACL out",
             Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
@@ -386,6 +399,153 @@ pub enum RaGuardNote {
     },
 }
 
+/// What ND inspection concluded (`stages/nd_inspection.rs` has the rules).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NdNote {
+    Off,
+    /// A trusted port: not inspected. The address it gleaned (its binding held
+    /// with this frame), and the address whose Nd binding on another port it
+    /// defended (removed), if any.
+    Trusted {
+        gleaned: Option<Ipv6Addr>,
+        defended: Option<Ipv6Addr>,
+    },
+    /// The fixed IPv6 header does not parse: nothing to bind (RA guard's drop).
+    BadHeader,
+    /// Over the port's ND rate.
+    RateLimit {
+        pps: u32,
+    },
+    /// An NS or NA that is not valid (RFC 4861 §7.1): the rule, or `None` when
+    /// the message or its options do not parse.
+    Malformed(Option<NdViolation>),
+    /// A link-layer address option that is not the frame's source MAC.
+    LinkLayer {
+        option: MacAddr,
+    },
+    /// A claim of `addr`, which another port or MAC holds.
+    Owned {
+        addr: Ipv6Addr,
+        holder: Binding,
+    },
+    /// An unsolicited NA with the Override flag for `target`, which the sender
+    /// does not hold.
+    UnsolicitedOverride {
+        target: Ipv6Addr,
+    },
+    /// A new binding of `addr` beyond the port's maximum.
+    MaxAddresses {
+        addr: Ipv6Addr,
+        max: u16,
+    },
+    /// The first claim of `addr` (by DAD or by use): bound to the port and MAC,
+    /// the frame held until the binding is durable.
+    Claim {
+        addr: Ipv6Addr,
+        dad: bool,
+    },
+    /// The sender's own address (or `::`, nothing to bind); `refreshed`: its Nd
+    /// binding's lease end was moved.
+    Own {
+        addr: Option<Ipv6Addr>,
+        refreshed: bool,
+    },
+}
+
+/// Why IPv6 Source Guard let a packet from `::` pass.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UnspecifiedUse {
+    /// Duplicate Address Detection (an NS).
+    Dad,
+    /// An MLD message with the Router Alert option.
+    Mld,
+    /// A DHCPv6 client message (UDP to 547).
+    Dhcpv6Client,
+}
+
+/// What IPv6 Source Guard concluded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ipv6SgNote {
+    Off,
+    /// ND inspection trusts the port: exempt.
+    Trusted,
+    /// The fixed IPv6 header does not parse.
+    BadHeader,
+    /// From `::`, one of the uses that need it.
+    Unspecified(UnspecifiedUse),
+    /// From `::`, none of them.
+    UnspecifiedRefused,
+    /// The binding ND inspection holds this frame for (its first packet).
+    Pending {
+        src: Ipv6Addr,
+    },
+    /// The source address and the binding found for it, if any.
+    Lookup {
+        src: Ipv6Addr,
+        binding: Option<Binding>,
+        check: SourceGuard,
+    },
+}
+
+/// What a trace shows of a DHCPv6 message: the outer message type, the innermost
+/// one (the same without relays) and how many relay layers lie between.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dhcpv6Summary {
+    pub outer: crate::wire::dhcpv6::MessageType,
+    pub inner: crate::wire::dhcpv6::MessageType,
+    pub relays: u8,
+    pub transaction_id: u32,
+    /// The UDP ports (source, destination).
+    pub ports: (u16, u16),
+}
+
+/// What DHCPv6 guard and snooping did with a packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dhcpv6Note {
+    /// Over the port's DHCPv6 rate.
+    RateLimit { pps: u32 },
+    /// A fragment of UDP to 546/547, or a first fragment without its UDP header.
+    Fragment,
+    /// A candidate that does not parse (IPv6 header, UDP length, options, relays).
+    Malformed,
+    /// The upper layer is hidden behind an extension header the switch does not
+    /// walk, or a chain that does not parse.
+    Hidden,
+    /// ESP: the upper layer is encrypted (passes, as for RA guard).
+    Encrypted,
+    /// A server message (or anything to the client port 546) from an untrusted port.
+    ServerUntrusted,
+    /// RELEASE/DECLINE of an address bound on another port, MAC or DUID.
+    ReleaseForeign {
+        ip: Ipv6Addr,
+        holder: crate::bindings::BindingHolder,
+    },
+    /// RELEASE/DECLINE from the binding's port, MAC and DUID: its bindings go once
+    /// the message is delivered.
+    Releases { why: BindingRemoval },
+    /// A client message: delivered to trusted ports and uplinks only.
+    ClientMessage,
+    /// A message that passes.
+    Forward,
+    /// A REPLY with addresses for a client the switch does not know: trusted ports only.
+    ReplyUnknownClient,
+    /// A REPLY for a client on a trusted port: no binding.
+    ReplyClientTrusted { port: PortId },
+    /// A REPLY creating or renewing this binding: held until it is committed.
+    Hold(BindingUpdate),
+    /// The binding table is full: the REPLY is dropped.
+    TableFull,
+    /// A REPLY for an address another binding holds.
+    BindingConflict {
+        ip: Ipv6Addr,
+        holder: crate::bindings::BindingHolder,
+    },
+    /// A REPLY for addresses the client already holds by configuration or the API.
+    Covered { ip: Ipv6Addr },
+    /// A REPLY with valid lifetime 0 removed the client's binding of this address.
+    BindingRemoved { ip: Ipv6Addr },
+}
+
 /// What forwarding looked at: the MAC-table entry of the destination, the uplink
 /// teaming picked (from a guest), and how.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -466,6 +626,20 @@ pub enum Detail {
     RaGuard {
         mode: EnforceMode,
         note: RaGuardNote,
+    },
+    Nd {
+        mode: EnforceMode,
+        note: NdNote,
+    },
+    Ipv6Sg {
+        mode: EnforceMode,
+        note: Ipv6SgNote,
+    },
+    Dhcpv6 {
+        trusted: bool,
+        mode: EnforceMode,
+        msg: Option<Dhcpv6Summary>,
+        note: Dhcpv6Note,
     },
     Forwarding(ForwardingCheck),
 }

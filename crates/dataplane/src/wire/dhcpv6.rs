@@ -462,6 +462,14 @@ impl<'a> Ia<'a> {
         })
     }
 
+    /// [`Ia::addresses`], by value (for `flat_map` over a message's IA_NAs).
+    pub fn into_addresses(self) -> impl Iterator<Item = IaAddress<'a>> + 'a {
+        RawOptions::new(self.options).filter_map(|o| match o {
+            Ok((option::IA_ADDR, v)) => read_ia_address(v).ok(),
+            _ => None,
+        })
+    }
+
     /// The IA Prefix options of an IA_PD.
     pub fn prefixes(&self) -> impl Iterator<Item = IaPrefix<'a>> + 'a {
         RawOptions::new(self.options).filter_map(|o| match o {

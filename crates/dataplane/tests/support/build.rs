@@ -314,6 +314,7 @@ pub fn api_binding(m: MacAddr, addr: Ipv4Addr, port: PortId) -> NewBinding {
         port,
         lease_secs: None,
         source: BindingSource::Api,
+        duid: None,
     }
 }
 

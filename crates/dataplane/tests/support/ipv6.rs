@@ -149,3 +149,90 @@ pub fn split(pkt: &[u8], first_units: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
         frag(first_units, false, &part[cut..]),
     )
 }
+
+/// An MLDv2 Report (ICMPv6 143, no records) from `src` to ff02::16, behind a
+/// Hop-by-Hop header with a Router Alert option when `router_alert` (RFC 3810 §5).
+pub fn mld_report(src: Ipv6Addr, router_alert: bool) -> Vec<u8> {
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+    let mut msg = vec![msg_type::MLDV2_REPORT, 0, 0, 0, 0, 0, 0, 0];
+    icmpv6::fill_checksum(&mut msg, &src, &dst).unwrap();
+    let mut pkt = vec![0; ipv6::HEADER_LEN];
+    ipv6::emit_header(&mut pkt, msg.len() as u16, nh::ICMPV6, 1, &src, &dst).unwrap();
+    pkt.extend_from_slice(&msg);
+    // Router Alert (type 5, length 2, value 0: MLD), then a PadN of 2.
+    let hbh = if router_alert {
+        vec![0, 0, 5, 2, 0, 0, 1, 0]
+    } else {
+        vec![0, 0, 1, 4, 0, 0, 0, 0]
+    };
+    with_exts(&pkt, &[(nh::HOP_BY_HOP, hbh)])
+}
+
+/// A UDP datagram from `src`:`sport` to `dst`:`dport` with 8 bytes of payload
+/// (its checksum left zero: no stage here reads it).
+pub fn udp6_probe(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {
+    let mut pkt = vec![0; ipv6::HEADER_LEN];
+    ipv6::emit_header(&mut pkt, 16, nh::UDP, 64, &src, &dst).unwrap();
+    pkt.extend_from_slice(&sport.to_be_bytes());
+    pkt.extend_from_slice(&dport.to_be_bytes());
+    pkt.extend_from_slice(&16u16.to_be_bytes());
+    pkt.extend_from_slice(&[0, 0, 1, 0x12, 0x34, 0x56, 0, 0, 0, 0]);
+    pkt
+}
+
+/// Duplicate Address Detection for `target` (RFC 4862 §5.4.2): an NS from `::` to
+/// the target's solicited-node group, without options.
+pub fn dad(target: Ipv6Addr) -> Vec<u8> {
+    nd(
+        Ipv6Addr::UNSPECIFIED,
+        portcullis_dataplane::wire::nd::solicited_node(&target),
+        NdMessage::NeighborSolicitation { target },
+        &[],
+    )
+}
+
+/// Where a sloppy host finds the upper layer of `l3`: (protocol, offset). It ignores
+/// the payload length (reads to the end of the frame, padding included), walks
+/// every extension header it can skip by its length field — the unknown ones too,
+/// as a host that knows Mobility or HIP would — and follows a first or atomic
+/// fragment. `None`: no IPv6, a non-first fragment, or a header past the end. The
+/// judge of the guards' property tests (never the crate's own parser).
+pub fn sloppy_upper(l3: &[u8]) -> Option<(u8, usize)> {
+    if l3.len() < 40 || l3[0] >> 4 != 6 {
+        return None;
+    }
+    let mut next = l3[6];
+    let mut at = 40usize;
+    for _ in 0..64 {
+        let h = l3.get(at..)?;
+        match next {
+            nh::FRAGMENT => {
+                let [n, _, hi, lo, ..] = h else { return None };
+                if u16::from_be_bytes([*hi, *lo]) >> 3 != 0 {
+                    return None;
+                }
+                next = *n;
+                at += 8;
+            }
+            nh::AH => {
+                let [n, len, ..] = h else { return None };
+                next = *n;
+                at += (usize::from(*len) + 2) * 4;
+            }
+            nh::HOP_BY_HOP
+            | nh::ROUTING
+            | nh::DESTINATION_OPTIONS
+            | nh::MOBILITY
+            | nh::HIP
+            | nh::SHIM6
+            | nh::EXPERIMENT_1
+            | nh::EXPERIMENT_2 => {
+                let [n, len, ..] = h else { return None };
+                next = *n;
+                at += (usize::from(*len) + 1) * 8;
+            }
+            upper => return Some((upper, at)),
+        }
+    }
+    None
+}

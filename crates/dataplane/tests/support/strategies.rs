@@ -180,8 +180,36 @@ pub fn arb_mode() -> impl Strategy<Value = EnforceMode> {
     prop_oneof![Just(EnforceMode::Enforce), Just(EnforceMode::Observe)]
 }
 
-/// Guest features: each one on or off, with small limits so they trigger.
+/// Guest features: each one on or off, with small limits so they trigger — the
+/// IPv6 first-hop ones (ND inspection, IPv6 Source Guard) added to the others.
 pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
+    (
+        arb_guest_features_but_nd(),
+        proptest::option::of((any::<bool>(), 1u16..3, arb_mode())),
+        proptest::option::of((any::<bool>(), arb_mode())),
+    )
+        .prop_map(|(f, nd, ipsg6)| PortFeatures {
+            nd_inspection: nd.map(|(trusted, max, mode)| NdInspectionSpec {
+                trusted,
+                max_addresses: max,
+                rate_limit_pps: Some(5),
+                mode,
+                binding_lifetime_secs: 2,
+            }),
+            ipv6_source_guard: ipsg6.map(|(ip_mac, mode)| Ipv6SourceGuardSpec {
+                check: if ip_mac {
+                    SourceGuard::IpMac
+                } else {
+                    SourceGuard::Ip
+                },
+                mode,
+            }),
+            ..f
+        })
+}
+
+/// Guest features but ND inspection and IPv6 Source Guard.
+fn arb_guest_features_but_nd() -> impl Strategy<Value = PortFeatures> {
     (
         proptest::option::of((1u16..3, 0usize..3, any::<bool>())),
         proptest::option::of((0u32..3, any::<bool>())),
@@ -192,67 +220,77 @@ pub fn arb_guest_features() -> impl Strategy<Value = PortFeatures> {
         proptest::option::of((any::<bool>(), arb_mode())),
         proptest::option::of((0usize..4, any::<bool>())),
         proptest::option::of((any::<bool>(), arb_mode())),
+        proptest::option::of((any::<bool>(), proptest::option::of(1u32..4), arb_mode())),
     )
-        .prop_map(|(ps, storm, acl_in, acl_out, dhcp, dai, ipsg, team, ra)| {
-            let violation =
-                |v: usize| [Violation::Protect, Violation::Restrict, Violation::Shutdown][v];
-            PortFeatures {
-                port_security: ps.map(|(max, v, sticky)| PortSecuritySpec {
-                    max_macs: max,
-                    violation: violation(v),
-                    sticky,
-                    aging: SecureAging::None,
-                    aging_secs: 0,
-                    static_macs: vec![],
-                    sticky_macs: vec![],
-                }),
-                storm_control: storm.map(|(pps, shutdown)| StormControlSpec {
-                    broadcast_pps: Some(pps),
-                    multicast_pps: Some(pps),
-                    unknown_unicast_pps: Some(pps + 1),
-                    shutdown,
-                }),
-                mac_acl_in: acl_in.map(|i| format!("acl{i}")),
-                mac_acl_out: acl_out.map(|i| format!("acl{i}")),
-                errdisable_recovery_secs: Some(1),
-                dhcp_snooping: dhcp.map(|(trusted, rate, mode)| DhcpSnoopingSpec {
-                    trusted,
-                    rate_limit_pps: rate,
-                    option82: Option82::Insert,
-                    drop_untrusted_option82: true,
-                    mode,
-                }),
-                arp_inspection: dai.map(|(trusted, v_src, with_acl, mode)| ArpInspectionSpec {
-                    trusted,
-                    validate_src_mac: v_src,
-                    validate_dst_mac: true,
-                    validate_ip: true,
-                    rate_limit_pps: Some(3),
-                    acl: with_acl.then(|| "arp".to_string()),
-                    mode,
-                }),
-                ip_source_guard: ipsg.map(|(ip_mac, mode)| IpSourceGuardSpec {
-                    check: if ip_mac {
-                        SourceGuard::IpMac
-                    } else {
-                        SourceGuard::Ip
-                    },
-                    mode,
-                }),
-                ra_guard: ra.map(|(trusted, mode)| RaGuardSpec { trusted, mode }),
-                teaming: team.map(|(p, failback)| TeamingSpec {
-                    policy: [
-                        TeamingPolicy::OriginatingPort,
-                        TeamingPolicy::SourceMacHash,
-                        TeamingPolicy::IpHash,
-                        TeamingPolicy::ExplicitFailover,
-                    ][p],
-                    active: vec!["u1".into()],
-                    standby: vec!["u0".into()],
-                    failback,
-                }),
-            }
-        })
+        .prop_map(
+            |(ps, storm, acl_in, acl_out, dhcp, dai, ipsg, team, ra, v6)| {
+                let violation =
+                    |v: usize| [Violation::Protect, Violation::Restrict, Violation::Shutdown][v];
+                PortFeatures {
+                    port_security: ps.map(|(max, v, sticky)| PortSecuritySpec {
+                        max_macs: max,
+                        violation: violation(v),
+                        sticky,
+                        aging: SecureAging::None,
+                        aging_secs: 0,
+                        static_macs: vec![],
+                        sticky_macs: vec![],
+                    }),
+                    storm_control: storm.map(|(pps, shutdown)| StormControlSpec {
+                        broadcast_pps: Some(pps),
+                        multicast_pps: Some(pps),
+                        unknown_unicast_pps: Some(pps + 1),
+                        shutdown,
+                    }),
+                    mac_acl_in: acl_in.map(|i| format!("acl{i}")),
+                    mac_acl_out: acl_out.map(|i| format!("acl{i}")),
+                    errdisable_recovery_secs: Some(1),
+                    dhcp_snooping: dhcp.map(|(trusted, rate, mode)| DhcpSnoopingSpec {
+                        trusted,
+                        rate_limit_pps: rate,
+                        option82: Option82::Insert,
+                        drop_untrusted_option82: true,
+                        mode,
+                    }),
+                    arp_inspection: dai.map(|(trusted, v_src, with_acl, mode)| ArpInspectionSpec {
+                        trusted,
+                        validate_src_mac: v_src,
+                        validate_dst_mac: true,
+                        validate_ip: true,
+                        rate_limit_pps: Some(3),
+                        acl: with_acl.then(|| "arp".to_string()),
+                        mode,
+                    }),
+                    ip_source_guard: ipsg.map(|(ip_mac, mode)| IpSourceGuardSpec {
+                        check: if ip_mac {
+                            SourceGuard::IpMac
+                        } else {
+                            SourceGuard::Ip
+                        },
+                        mode,
+                    }),
+                    ra_guard: ra.map(|(trusted, mode)| RaGuardSpec { trusted, mode }),
+                    dhcpv6_guard: v6.map(|(trusted, rate_limit_pps, mode)| Dhcpv6GuardSpec {
+                        trusted,
+                        rate_limit_pps,
+                        mode,
+                    }),
+                    nd_inspection: None,
+                    ipv6_source_guard: None,
+                    teaming: team.map(|(p, failback)| TeamingSpec {
+                        policy: [
+                            TeamingPolicy::OriginatingPort,
+                            TeamingPolicy::SourceMacHash,
+                            TeamingPolicy::IpHash,
+                            TeamingPolicy::ExplicitFailover,
+                        ][p],
+                        active: vec!["u1".into()],
+                        standby: vec!["u0".into()],
+                        failback,
+                    }),
+                }
+            },
+        )
 }
 
 pub fn arb_featured_spec() -> impl Strategy<Value = SwitchSpec> {
@@ -428,4 +466,34 @@ pub fn arb_stage_frame() -> impl Strategy<Value = Vec<u8>> {
         }),
         proptest::collection::vec(any::<u8>(), 0..30),
     ]
+}
+
+/// One of `seeds()`, up to 6 bytes overwritten (those with the bias flag within the
+/// first `header_len` bytes: the headers), and perhaps truncated: the mutations of
+/// the IPv6 guards' property tests.
+pub fn arb_mutated(
+    seeds: fn() -> Vec<Vec<u8>>,
+    header_len: usize,
+    span: usize,
+) -> impl Strategy<Value = Vec<u8>> {
+    let n = seeds().len();
+    (
+        0..n,
+        proptest::collection::vec((0..span, any::<u8>(), any::<bool>()), 0..6),
+        proptest::option::of(0..span),
+    )
+        .prop_map(move |(i, edits, cut)| {
+            let mut p = seeds().swap_remove(i);
+            for (at, byte, header) in edits {
+                let at = if header { at % header_len } else { at };
+                let len = p.len().max(1);
+                if let Some(b) = p.get_mut(at % len) {
+                    *b = byte;
+                }
+            }
+            if let Some(c) = cut {
+                p.truncate(c);
+            }
+            p
+        })
 }

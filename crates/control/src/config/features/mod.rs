@@ -13,7 +13,10 @@ pub(crate) mod acls;
 pub(crate) mod arp_inspection;
 pub(crate) mod backend;
 pub(crate) mod dhcp_snooping;
+pub(crate) mod dhcpv6_guard;
 pub(crate) mod ip_source_guard;
+pub(crate) mod ipv6_source_guard;
+pub(crate) mod nd_inspection;
 pub(crate) mod port_security;
 pub(crate) mod ra_guard;
 pub(crate) mod static_bindings;
@@ -32,8 +35,16 @@ pub use arp_inspection::{
 pub use backend::Backend;
 pub use dhcp_snooping::DhcpSnoopingOverride;
 pub(crate) use dhcp_snooping::RawDhcpSnooping;
+pub use dhcpv6_guard::Dhcpv6GuardOverride;
+pub(crate) use dhcpv6_guard::RawDhcpv6Guard;
 pub use ip_source_guard::IpSourceGuardOverride;
 pub(crate) use ip_source_guard::RawIpSourceGuard;
+pub(crate) use nd_inspection::RawNdInspection;
+pub use nd_inspection::{
+    DEFAULT_ND_BINDING_LIFETIME_SECS, DEFAULT_ND_MAX_ADDRESSES, DEFAULT_ND_RATE_LIMIT_PPS,
+    ND_BINDING_LIFETIME_SECS_RANGE, ND_MAX_ADDRESSES_RANGE, NdInspectionOverride,
+    UPLINK_MAX_ADDRESSES,
+};
 pub(crate) use port_security::RawPortSecurity;
 pub use port_security::{
     DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
