@@ -16,10 +16,9 @@
 //! Variants, cumulative, in one run: (a) `a_off`: the vSwitch policies (all reject),
 //! no IPv6 feature; (b) `b_ra_guard`: + RA guard on every guest port (untrusted),
 //! uplinks trusted; (c) `c_ipv6_fhs`: + DHCPv6 guard, ND inspection and IPv6 source
-//! guard `ip-mac` — PLACEHOLDER until the DHCPv6 guard and ND inspection stages are
-//! merged (helpers A and B of issue 15): then (c) sets their `PortFeatures` fields
-//! and installs each guest's addresses as `Nd` bindings. Rate limits are off (the
-//! bench sends millions of NS per second per port). Every variant asserts that every
+//! guard `ip-mac` on the guests (uplinks trusted), each guest's global and
+//! link-local address installed as an `Nd` binding of its port and MAC. Rate limits
+//! are off (the bench sends millions of NS per second per port). Every variant asserts that every
 //! frame is forwarded and nothing dropped or observed, so a broken variant cannot
 //! report the speed of its drops.
 //!
@@ -30,9 +29,10 @@
 //! pass is tiny.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::wire::{dhcpv6, nd};
 use portcullis_dataplane::*;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 mod common;
 
@@ -45,9 +45,14 @@ const DATA_LEN: usize = 86;
 enum Variant {
     Off,
     RaGuard,
+    Full,
 }
 
-const VARIANTS: [(Variant, &str); 2] = [(Variant::Off, "a_off"), (Variant::RaGuard, "b_ra_guard")];
+const VARIANTS: [(Variant, &str); 3] = [
+    (Variant::Off, "a_off"),
+    (Variant::RaGuard, "b_ra_guard"),
+    (Variant::Full, "c_ipv6_fhs"),
+];
 
 fn vid_of(g: usize) -> Vid {
     Vid::new((g % VLANS as usize + 1) as u16 * 10).unwrap()
@@ -74,17 +79,52 @@ fn spec(v: Variant) -> SwitchSpec {
             trusted: !guest,
             mode: EnforceMode::Enforce,
         }),
-        // (c) c_ipv6_fhs, once DHCPv6 guard and ND inspection are merged:
-        // dhcpv6_guard, nd_inspection (trusted on the uplinks, no rate limit) and
-        // ipv6_source_guard (ip-mac, guests) here.
+        dhcpv6_guard: (v >= Variant::Full).then_some(Dhcpv6GuardSpec {
+            trusted: !guest,
+            rate_limit_pps: None,
+            mode: EnforceMode::Enforce,
+        }),
+        nd_inspection: (v >= Variant::Full).then_some(NdInspectionSpec {
+            trusted: !guest,
+            max_addresses: 8,
+            rate_limit_pps: None,
+            mode: EnforceMode::Enforce,
+            binding_lifetime_secs: 86_400,
+        }),
+        ipv6_source_guard: (v >= Variant::Full && guest).then_some(Ipv6SourceGuardSpec {
+            check: SourceGuard::IpMac,
+            mode: EnforceMode::Enforce,
+        }),
         ..Default::default()
     };
     common::switch_spec(security, security, features, vec![])
 }
 
+/// The switch of variant `v`; for (c), each guest's two addresses bound to its
+/// port and MAC (`Nd`), as ND inspection would have bound them from their DAD.
 fn switch(v: Variant) -> Switch {
-    // (c): install global(g) and link_local(g) as BindingSource::Nd bindings here.
-    Switch::new(&spec(v), Timestamp(0)).unwrap()
+    let mut sw = Switch::new(&spec(v), Timestamp(0)).unwrap();
+    if v >= Variant::Full {
+        for g in 0..GUESTS {
+            for ip in [global(g), link_local(g)] {
+                sw.install_binding(
+                    NewBinding {
+                        vid: vid_of(g),
+                        ip: IpAddr::V6(ip),
+                        mac: mac(g),
+                        port: PortId((UPLINKS + g) as u16),
+                        lease_secs: Some(86_400),
+                        source: BindingSource::Nd,
+                        duid: None,
+                    },
+                    Timestamp(0),
+                )
+                .unwrap();
+            }
+        }
+        sw.drain_events().for_each(drop);
+    }
+    sw
 }
 
 fn ethernet(src: MacAddr, dst: MacAddr, l3: &[u8]) -> Vec<u8> {
