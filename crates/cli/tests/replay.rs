@@ -951,6 +951,95 @@ fn trace_shows_ra_guard_on_described_ipv6_frames() {
     assert!(out.ends_with("verdict: forward → vm2 (VLAN 10)\n"), "{out}");
 }
 
+#[test]
+fn trace_shows_dhcpv6_guard_and_nd_inspection_on_described_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fhs.toml");
+    let config = RA_GUARD_CONFIG
+        .replace(
+            "ra_guard = {}\n",
+            "ra_guard = {}\ndhcpv6_guard = {}\nnd_inspection = {}\nipv6_source_guard = \"ip-mac\"\n",
+        )
+        .replace(
+            "ra_guard = { trusted = true }\n",
+            "ra_guard = { trusted = true }\ndhcpv6_guard = { trusted = true }\nnd_inspection = { trusted = true }\n",
+        )
+        + "\n[[host.port]]\nname = \"vm3\"\ninterface = \"tap-vm3\"\nport_group = \"guests\"\nmac = \"52:54:00:00:00:03\"\n";
+    std::fs::write(&cfg, config).unwrap();
+    let trace = |frame: &str| {
+        let r = run_trace(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--port",
+            "vm1",
+            "--frame",
+            frame,
+        ]);
+        assert_eq!(r.code, ExitCode::SUCCESS, "{}", r.err);
+        r.out
+    };
+    let vm1 = "src=52:54:00:00:00:01";
+    for (frame, verdict) in [
+        // A rogue server's REPLY, from an odd source port, and its first fragment.
+        (
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=reply src-ip=fe80::1 dst-ip=fe80::2 src-port=40000 ia-addr=fd00:198:18:10::666",
+            "drop: dhcpv6_server_untrusted",
+        ),
+        (
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=advertise src-ip=fe80::1 dst-ip=fe80::2 ext=frag",
+            "drop: dhcpv6_fragment",
+        ),
+        // An NA whose target link-layer option is not the sender's MAC, and an
+        // unsolicited override for an address no one holds.
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fe80::1 tllao=52:54:00:00:00:66",
+            "drop: nd_link_layer_mismatch",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fd00:198:18:10::9",
+            "drop: nd_unsolicited_override",
+        ),
+        // A hop limit other than 255: not a valid NS (RFC 4861 §7.1.1).
+        (
+            "dst=33:33:ff:00:00:09 type=ns src-ip=fe80::1 target=fd00:198:18:10::9 ttl=64",
+            "drop: nd_malformed",
+        ),
+        // UDP from :: is none of DAD, MLD or a DHCPv6 client.
+        (
+            "dst=52:54:00:00:00:02 type=ipv6 src-ip=:: dst-ip=fe80::2 proto=udp",
+            "drop: ipv6_source_guard",
+        ),
+    ] {
+        let out = trace(&format!("{vm1} {frame}"));
+        assert!(
+            out.ends_with(&format!("verdict: {verdict}\n")),
+            "{frame}:\n{out}"
+        );
+    }
+    // A client's SOLICIT reaches the trusted server port vm2 only, not the other
+    // guest vm3 (its link-local
+    // source, first seen, is claimed: held until the binding is durable); a DAD
+    // probe is a first claim too.
+    let out = trace(&format!(
+        "{vm1} dst=33:33:00:01:00:02 type=dhcpv6 msg=solicit src-ip=fe80::1"
+    ));
+    assert!(
+        out.ends_with(
+            "verdict: hold (first claim of fe80::1 until its ND binding is committed) → vm2 (VLAN 10)\n"
+        ),
+        "{out}"
+    );
+    let out = trace(&format!(
+        "{vm1} dst=33:33:ff:00:00:09 type=ns src-ip=:: target=fd00:198:18:10::9"
+    ));
+    assert!(
+        out.ends_with(
+            "verdict: hold (first claim of fd00:198:18:10::9 until its ND binding is committed) → vm2,vm3 (VLAN 10)\n"
+        ),
+        "{out}"
+    );
+}
+
 /// The real binary: exit 2 and one message on bad input.
 #[test]
 fn the_binary_exits_2_on_bad_input() {
