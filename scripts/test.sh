@@ -16,8 +16,8 @@ fi
 # (macof, arpspoof), dnsmasq-base (DHCP server), udhcpc (DHCP client), nmap (host
 # discovery to compare `portcullis hosts` with), iperf3 (TCP through the switch
 # with offloads on), ethtool (the guests' offload settings), radvd (the router of
-# the RA guard lab).
-packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd)
+# the RA guard lab), isc-dhcp-client (dhclient -6, the DHCPv6 client of the IPv6 lab).
+packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd isc-dhcp-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,8 @@
 //! `portcullis demo`: the newcomer's tour. As root, with only the kernel and
 //! iproute2, it builds a lab of network namespaces (six guests on two VLANs and an
 //! "upstream" router behind the uplink), runs the switch on it, sends traffic — pings,
-//! a forged ARP reply, ARP poisoning, a promiscuous listener, a MAC change, a MAC
-//! flood — and prints what passed, what was blocked and why, with the switch's own
+//! a forged ARP reply, ARP poisoning, a rogue IPv6 Router Advertisement, a
+//! promiscuous listener, a MAC change, a MAC flood — and prints what passed, what was blocked and why, with the switch's own
 //! counters. Everything it created is
 //! removed at the end, also on Ctrl-C or failure.
 
@@ -168,6 +168,7 @@ vlan = 10
 security = { promiscuous = "reject", mac_changes = "reject", forged_transmits = "reject" }
 arp_inspection = { validate = ["src-mac"] }
 ip_source_guard = "ip-mac"
+ra_guard = {}
 
 [[port_group]]
 name = "db"
@@ -416,6 +417,8 @@ fn scenario(
         poison == 5,
     );
     check_interrupt()?;
+    rogue_router_advertisement(d, web1, mallory)?;
+    check_interrupt()?;
 
     println!(
         "3. Listening in: mallory (promiscuous reject) and monitor (promiscuous accept) sniff while web1 pings web2"
@@ -486,6 +489,46 @@ fn scenario(
         "2 of 2 answered",
         format!("{n} of 2 answered"),
         n == 2,
+    );
+    Ok(())
+}
+
+/// Mallory poses as an IPv6 router: Router Advertisements of a default route and a
+/// prefix of its own (fd00:198:18:66::/64, for SLAAC). RA guard drops them on its
+/// untrusted port, so web1 — whose kernel accepts RAs, as every guest's does —
+/// keeps its IPv6 routes and addresses.
+fn rogue_router_advertisement(d: &mut Demo, web1: &Guest, mallory: &Guest) -> anyhow::Result<()> {
+    println!(
+        "   … and poses as an IPv6 router: Router Advertisements of a default route and its own prefix"
+    );
+    let before_state = web1.ipv6_state()?;
+    let before = d.port_drops("mallory", "ra_guard_router_message")?;
+    let frame = format!(
+        "src={} dst=33:33:00:00:00:01 type=ra src-ip=fe80::66 router-lifetime=1800 prefix=fd00:198:18:66::/64",
+        mallory.mac()?
+    );
+    mallory
+        .command(d.exe.to_str().context("exe")?)
+        .args(["lab", "send-described", "--frame", &frame, "--count", "3"])
+        .stdout(Stdio::null())
+        .status()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let dropped = d.port_drops("mallory", "ra_guard_router_message")? - before;
+    let after = web1.ipv6_state()?;
+    let unchanged =
+        after.routes == before_state.routes && after.addr_set() == before_state.addr_set();
+    d.record(
+        "rogue IPv6 Router Advertisements from mallory",
+        "3 dropped by RA guard; web1's IPv6 routes and addresses unchanged",
+        format!(
+            "{dropped} dropped as ra_guard_router_message; web1's IPv6 routes and addresses {}",
+            if unchanged {
+                "unchanged".to_string()
+            } else {
+                format!("changed: {:?}", after.routes)
+            }
+        ),
+        dropped == 3 && unchanged,
     );
     Ok(())
 }

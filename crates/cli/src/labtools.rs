@@ -1,6 +1,8 @@
 //! Traffic tools the demo runs inside lab namespaces (`ip netns exec NS portcullis
 //! lab …`), so that the demo needs nothing but the kernel and iproute2: an ICMP
-//! echo client, a raw frame sender (for forged frames) and a sniffer that counts
+//! echo client, raw frame senders (forged ARP replies and MAC floods, and any frame
+//! `portcullis trace --frame` can describe, such as a rogue IPv6 Router
+//! Advertisement) and a sniffer that counts
 //! unicast frames addressed to other stations. Their output is one JSON line.
 
 use anyhow::{Context, bail};
@@ -45,6 +47,17 @@ pub enum Tool {
         #[arg(long)]
         vary_src: bool,
     },
+    /// Send `--count` copies of a frame given as a description, in the language of
+    /// `portcullis trace --frame` (docs/trace.md), e.g. a Router Advertisement:
+    /// "src=… dst=33:33:00:00:00:01 type=ra src-ip=fe80::66 prefix=fd00:198:18:66::/64".
+    SendDescribed {
+        #[arg(long, default_value = "eth0")]
+        iface: String,
+        #[arg(long)]
+        frame: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
     /// Count frames for `secs` seconds: prints {"frames":N,"unicast_to_others":M}.
     Sniff {
         /// The interface to listen on.
@@ -87,6 +100,22 @@ pub fn run(tool: Tool) -> anyhow::Result<()> {
                     src.0[5] = i as u8;
                 }
                 let frame = arp_reply(src, dst, ip);
+                tx.push(&frame[..12], None, &frame[12..])
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                tx.flush()?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            println!("{}", serde_json::json!({ "sent": count }));
+        }
+        Tool::SendDescribed {
+            iface,
+            frame,
+            count,
+        } => {
+            let frame =
+                crate::trace::build_frame(&frame).map_err(|e| anyhow::anyhow!("--frame: {e}"))?;
+            let (_rx, mut tx) = portcullis_io::open_af_packet(&iface, &Default::default())?;
+            for _ in 0..count {
                 tx.push(&frame[..12], None, &frame[12..])
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 tx.flush()?;

@@ -321,7 +321,14 @@ fn describe_transport(t: &Option<etherparse::TransportSlice<'_>>) -> String {
             format!(" TCP {} → {}", t.source_port(), t.destination_port())
         }
         Some(TransportSlice::Icmpv4(_)) => " ICMP".into(),
-        Some(TransportSlice::Icmpv6(_)) => " ICMPv6".into(),
+        Some(TransportSlice::Icmpv6(i)) => match i.type_u8() {
+            133 => " ICMPv6 router solicitation".into(),
+            134 => " ICMPv6 router advertisement".into(),
+            135 => " ICMPv6 neighbor solicitation".into(),
+            136 => " ICMPv6 neighbor advertisement".into(),
+            137 => " ICMPv6 redirect".into(),
+            _ => " ICMPv6".into(),
+        },
         Some(TransportSlice::Igmp(_)) => " IGMP".into(),
         None => String::new(),
     }

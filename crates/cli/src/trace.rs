@@ -5,7 +5,9 @@
 //! the frames before it are replayed first, so the trace sees the MAC table,
 //! bindings, counters and rate limiters they left.
 //!
-//! Owns the frame-description language ([`build_frame`]) and hex input
+//! Owns the frame-description language ([`build_frame`]: Ethernet, ARP, IPv4/UDP/TCP/
+//! ICMP, DHCP, IPv6, ND messages (RFC 4861) and DHCPv6 (RFC 8415) with IPv6
+//! extension headers) and hex input
 //! ([`parse_hex`]); the steps and their wording come from the data plane
 //! (`portcullis_dataplane::trace`), the offline switch from `replay.rs`.
 //!
@@ -18,6 +20,7 @@ use anyhow::anyhow;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
 use dhcproto::{Encodable, Encoder};
 use portcullis_dataplane::trace::{Trace, describe_verdict};
+use portcullis_dataplane::wire::{dhcpv6, icmpv6, nd};
 use portcullis_dataplane::{IngressFrame, MacAddr};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -219,6 +222,16 @@ const KEYS: &[&str] = &[
     "lease",
     "xid",
     "payload",
+    "target",
+    "dest",
+    "flags",
+    "sllao",
+    "tllao",
+    "prefix",
+    "router-lifetime",
+    "client-id",
+    "ia-addr",
+    "ext",
 ];
 
 /// What a description's `type=` asks for.
@@ -228,6 +241,9 @@ enum Kind {
     Ipv4,
     Ipv6,
     Dhcp,
+    /// An ND message (RFC 4861): its ICMPv6 type.
+    Nd(u8),
+    Dhcpv6,
     Raw(u16),
 }
 
@@ -324,6 +340,12 @@ pub(crate) fn build_frame(desc: &str) -> Result<Vec<u8>, String> {
         "ipv4" | "ip" | "udp" | "tcp" | "icmp" => Kind::Ipv4,
         "ipv6" => Kind::Ipv6,
         "dhcp" => Kind::Dhcp,
+        "rs" => Kind::Nd(icmpv6::msg_type::ROUTER_SOLICITATION),
+        "ra" => Kind::Nd(icmpv6::msg_type::ROUTER_ADVERTISEMENT),
+        "ns" => Kind::Nd(icmpv6::msg_type::NEIGHBOR_SOLICITATION),
+        "na" => Kind::Nd(icmpv6::msg_type::NEIGHBOR_ADVERTISEMENT),
+        "redirect" => Kind::Nd(icmpv6::msg_type::REDIRECT),
+        "dhcpv6" => Kind::Dhcpv6,
         "lldp" => Kind::Raw(0x88cc),
         t => {
             let n = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -332,7 +354,7 @@ pub(crate) fn build_frame(desc: &str) -> Result<Vec<u8>, String> {
             };
             Kind::Raw(n.ok_or_else(|| {
                 format!(
-                    "type={t}: not arp, ipv4, udp, tcp, icmp, ipv6, dhcp, lldp or an EtherType (0x88b5)"
+                    "type={t}: not arp, ipv4, udp, tcp, icmp, ipv6, dhcp, rs, ra, ns, na, redirect, dhcpv6, lldp or an EtherType (0x88b5)"
                 )
             })?)
         }
@@ -342,6 +364,8 @@ pub(crate) fn build_frame(desc: &str) -> Result<Vec<u8>, String> {
         Kind::Ipv4 => (0x0800, ipv4_body(&mut f, type_text)?),
         Kind::Ipv6 => (0x86dd, ipv6_body(&mut f)?),
         Kind::Dhcp => (0x0800, dhcp_body(&mut f, src)?),
+        Kind::Nd(t) => (0x86dd, nd_body(&mut f, t, type_text, src)?),
+        Kind::Dhcpv6 => (0x86dd, dhcpv6_body(&mut f, src, dst)?),
         Kind::Raw(t) => {
             let payload = match f.take("payload") {
                 Some(h) => parse_hex(h).map_err(|e| format!("payload={h}: {e}"))?,
@@ -536,4 +560,279 @@ fn dhcp_body(f: &mut Fields<'_>, src: MacAddr) -> Result<Vec<u8>, String> {
         .write(&mut out, &payload)
         .map_err(|e| format!("cannot build the packet: {e}"))?;
     Ok(out)
+}
+
+impl Fields<'_> {
+    fn ip6(&mut self, k: &str) -> Result<Option<Ipv6Addr>, String> {
+        self.get(k, "an IPv6 address", |v| v.parse().ok())
+    }
+
+    /// A link-layer address option's MAC: `k=MAC`, `k=none` (left out), or absent
+    /// (`default`).
+    fn lladdr(&mut self, k: &str, default: Option<MacAddr>) -> Result<Option<MacAddr>, String> {
+        match self.take(k) {
+            None => Ok(default),
+            Some("none") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{k}={v}: not a MAC address or none")),
+        }
+    }
+
+    /// `flags=` as a set of letters from `allowed` (or `none`); `default` if absent.
+    fn flag_letters(&mut self, allowed: &str, default: &str) -> Result<String, String> {
+        match self.take("flags") {
+            None => Ok(default.to_string()),
+            Some("none") => Ok(String::new()),
+            Some(v) if v.chars().all(|c| allowed.contains(c)) => Ok(v.to_string()),
+            Some(v) => Err(format!(
+                "flags={v}: letters from {allowed:?}, or none (e.g. flags={allowed})"
+            )),
+        }
+    }
+}
+
+/// `ext=`: IPv6 extension headers to put before the upper layer, in order:
+/// `hbh` (Hop-by-Hop Options, first only), `dest` (Destination Options), `frag` (a
+/// Fragment header: the first fragment, more fragments to follow).
+fn ext_headers(f: &mut Fields<'_>) -> Result<Vec<u8>, String> {
+    let Some(v) = f.take("ext") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, h) in v.split(',').enumerate() {
+        out.push(match h {
+            "hbh" if i == 0 => 0,
+            "hbh" => return Err(format!("ext={v}: hbh must come first (RFC 8200 §4.1)")),
+            "dest" => 60,
+            "frag" => 44,
+            _ => return Err(format!("ext={v}: {h:?} is not hbh, dest or frag")),
+        });
+    }
+    Ok(out)
+}
+
+/// Puts the extension headers `exts` (next-header numbers, see [`ext_headers`])
+/// between the IPv6 header and the upper layer of `packet`, chaining next headers
+/// and fixing the payload length. The upper layer's checksum stays valid: its
+/// pseudo-header does not cover them (RFC 8200 §8.1).
+fn insert_ext(packet: &[u8], exts: &[u8]) -> Vec<u8> {
+    let (hdr, upper) = packet.split_at(40);
+    let mut out = hdr.to_vec();
+    let upper_nh = hdr[6];
+    if let Some(first) = exts.first() {
+        out[6] = *first;
+    }
+    for (i, e) in exts.iter().enumerate() {
+        let next = exts.get(i + 1).copied().unwrap_or(upper_nh);
+        match e {
+            // Fragment offset 0, M = 1, identification 1.
+            44 => out.extend_from_slice(&[next, 0, 0, 1, 0, 0, 0, 1]),
+            // Hop-by-Hop or Destination Options: one PadN filling 8 octets.
+            _ => out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]),
+        }
+    }
+    out.extend_from_slice(upper);
+    let plen = u16::try_from(out.len() - 40).unwrap_or(u16::MAX);
+    out[4..6].copy_from_slice(&plen.to_be_bytes());
+    out
+}
+
+/// Sets the hop limit of `packet` if `ttl=` is given.
+fn set_hop_limit(f: &mut Fields<'_>, packet: &mut [u8]) -> Result<(), String> {
+    if let Some(h) = f.num::<u8>("ttl", 255)? {
+        packet[7] = h;
+    }
+    Ok(())
+}
+
+/// An ND message (RFC 4861 §4), hop limit 255 and a valid checksum, with its
+/// link-layer address option from the frame's source MAC unless told otherwise.
+fn nd_body(f: &mut Fields<'_>, msg: u8, kind: &str, src: MacAddr) -> Result<Vec<u8>, String> {
+    use icmpv6::msg_type;
+    use nd::{NdMessage, NdOption, PrefixInfo};
+    let sip = need(f.ip6("src-ip")?, "src-ip", kind)?;
+    let unspecified = sip.is_unspecified();
+    let target = |f: &mut Fields<'_>| need(f.ip6("target")?, "target", kind);
+    let mut options = Vec::new();
+    let sllao = |f: &mut Fields<'_>, options: &mut Vec<NdOption<'_>>| -> Result<(), String> {
+        // A DAD probe (from ::) carries no source link-layer address (§7.2.2).
+        if let Some(m) = f.lladdr("sllao", (!unspecified).then_some(src))? {
+            options.push(NdOption::SourceLinkLayer(m));
+        }
+        Ok(())
+    };
+    let (message, default_dst) = match msg {
+        msg_type::ROUTER_SOLICITATION => {
+            sllao(f, &mut options)?;
+            (NdMessage::RouterSolicitation, Some(ALL_ROUTERS))
+        }
+        msg_type::ROUTER_ADVERTISEMENT => {
+            let letters = f.flag_letters("mo", "")?;
+            let lifetime: u16 = f.num("router-lifetime", 65535)?.unwrap_or(1800);
+            sllao(f, &mut options)?;
+            if let Some(p) = f.take("prefix") {
+                let bad = || format!("prefix={p}: not an IPv6 prefix (fd00:198:18:10::/64)");
+                let (a, l) = p.split_once('/').ok_or_else(bad)?;
+                let prefix: Ipv6Addr = a.parse().map_err(|_| bad())?;
+                let prefix_len: u8 = l.parse().ok().filter(|l| *l <= 128).ok_or_else(bad)?;
+                options.push(NdOption::PrefixInformation(PrefixInfo {
+                    prefix_len,
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 86400,
+                    preferred_lifetime: 14400,
+                    prefix,
+                }));
+            }
+            let flags =
+                (u8::from(letters.contains('m')) << 7) | (u8::from(letters.contains('o')) << 6);
+            let ra = nd::RouterAdvertisement {
+                cur_hop_limit: 64,
+                flags,
+                router_lifetime: lifetime,
+                reachable_time: 0,
+                retrans_timer: 0,
+            };
+            (NdMessage::RouterAdvertisement(ra), Some(ALL_NODES))
+        }
+        msg_type::NEIGHBOR_SOLICITATION => {
+            let target = target(f)?;
+            sllao(f, &mut options)?;
+            let dst = nd::solicited_node(&target);
+            (NdMessage::NeighborSolicitation { target }, Some(dst))
+        }
+        msg_type::NEIGHBOR_ADVERTISEMENT => {
+            let target = target(f)?;
+            let letters = f.flag_letters("rso", "o")?;
+            if let Some(m) = f.lladdr("tllao", Some(src))? {
+                options.push(NdOption::TargetLinkLayer(m));
+            }
+            let na = NdMessage::NeighborAdvertisement {
+                router: letters.contains('r'),
+                solicited: letters.contains('s'),
+                override_flag: letters.contains('o'),
+                target,
+            };
+            (na, Some(ALL_NODES))
+        }
+        _ => {
+            let target = target(f)?;
+            let destination = need(f.ip6("dest")?, "dest", kind)?;
+            if let Some(m) = f.lladdr("tllao", None)? {
+                options.push(NdOption::TargetLinkLayer(m));
+            }
+            let r = NdMessage::Redirect {
+                target,
+                destination,
+            };
+            (r, None)
+        }
+    };
+    let dip = match (f.ip6("dst-ip")?, default_dst) {
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) => return Err(format!("type={kind} needs dst-ip=")),
+    };
+    let exts = ext_headers(f)?;
+    let emit = nd::NdEmit {
+        src: sip,
+        dst: dip,
+        message,
+        options: &options,
+    };
+    let mut out = vec![0; emit.buffer_len()];
+    emit.emit(&mut out)
+        .map_err(|e| format!("cannot build the ND message: {}", e.name()))?;
+    set_hop_limit(f, &mut out)?;
+    Ok(insert_ext(&out, &exts))
+}
+
+/// ff02::1, all nodes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// ff02::2, all routers.
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+/// ff02::1:2, All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1).
+const ALL_DHCP_AGENTS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+
+/// A DUID-LL (RFC 8415 §11.4) of `mac`.
+fn duid_ll(mac: MacAddr) -> [u8; 10] {
+    let mut d = [0, 3, 0, 1, 0, 0, 0, 0, 0, 0];
+    d[4..].copy_from_slice(&mac.0);
+    d
+}
+
+/// A DHCPv6 message (RFC 8415) in UDP: a client's from 546 to 547 (to
+/// ff02::1:2 unless `dst-ip=`), a server's from 547 to 546 with its Server
+/// Identifier (DUID-LL of the source MAC); the Client Identifier is a DUID-LL of
+/// `client-id=` (default: the client, i.e. the source MAC of a client message and
+/// the destination MAC of a server message); `ia-addr=` adds an IA_NA with that
+/// address for `lease=` seconds.
+fn dhcpv6_body(f: &mut Fields<'_>, src: MacAddr, dst: MacAddr) -> Result<Vec<u8>, String> {
+    use dhcpv6::{Dhcpv6Emit, Dhcpv6OptionOut, MessageType as M};
+    let msg = need(f.take("msg"), "msg", "dhcpv6")?;
+    let t = match msg {
+        "solicit" => M::Solicit,
+        "advertise" => M::Advertise,
+        "request" => M::Request,
+        "confirm" => M::Confirm,
+        "renew" => M::Renew,
+        "rebind" => M::Rebind,
+        "reply" => M::Reply,
+        "release" => M::Release,
+        "decline" => M::Decline,
+        "reconfigure" => M::Reconfigure,
+        "information-request" => M::InformationRequest,
+        m => {
+            return Err(format!(
+                "msg={m}: not solicit, advertise, request, confirm, renew, rebind, reply, release, decline, reconfigure or information-request"
+            ));
+        }
+    };
+    let server = t.is_server_message();
+    let sip = need(f.ip6("src-ip")?, "src-ip", "dhcpv6")?;
+    let dip = match f.ip6("dst-ip")? {
+        Some(d) => d,
+        None if !server => ALL_DHCP_AGENTS,
+        None => return Err(format!("msg={msg} needs dst-ip= (the client's address)")),
+    };
+    let (sport, dport) = if server { (547, 546) } else { (546, 547) };
+    let sport: u16 = f.num("src-port", 65535)?.unwrap_or(sport);
+    let dport: u16 = f.num("dst-port", 65535)?.unwrap_or(dport);
+    let xid: u32 = f.num("xid", 0xff_ffff)?.unwrap_or(1);
+    let lease: u32 = f.num("lease", u64::from(u32::MAX))?.unwrap_or(3600);
+    let client = f
+        .mac("client-id")?
+        .unwrap_or(if server { dst } else { src });
+    let client_duid = duid_ll(client);
+    let server_duid = duid_ll(src);
+    let ia = f.ip6("ia-addr")?.map(|a| [(a, lease, lease)]);
+    let mut options = vec![Dhcpv6OptionOut::ClientId(&client_duid)];
+    if server {
+        options.push(Dhcpv6OptionOut::ServerId(&server_duid));
+    }
+    if let Some(addresses) = &ia {
+        options.push(Dhcpv6OptionOut::IaNa {
+            iaid: 1,
+            t1: 0,
+            t2: 0,
+            addresses,
+        });
+    }
+    let m = Dhcpv6Emit {
+        msg_type: t,
+        transaction_id: xid,
+        options: &options,
+    };
+    let mut payload = vec![0; m.buffer_len()];
+    let n = m
+        .emit(&mut payload)
+        .map_err(|e| format!("cannot build the DHCPv6 message: {}", e.name()))?;
+    payload.truncate(n);
+    let exts = ext_headers(f)?;
+    let mut out = vec![0; 48 + payload.len()];
+    dhcpv6::emit_udp(&mut out, &sip, &dip, sport, dport, &payload)
+        .map_err(|e| format!("cannot build the packet: {}", e.name()))?;
+    set_hop_limit(f, &mut out)?;
+    Ok(insert_ext(&out, &exts))
 }

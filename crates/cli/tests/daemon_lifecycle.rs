@@ -253,10 +253,16 @@ fn the_demo_runs_end_to_end_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("All 10 checks behaved as a secure switch should."),
+        text.contains("All 11 checks behaved as a secure switch should."),
         "{text}"
     );
     assert!(text.contains("5 dropped as forged_transmit"), "{text}");
+    assert!(
+        text.contains(
+            "3 dropped as ra_guard_router_message; web1's IPv6 routes and addresses unchanged"
+        ),
+        "{text}"
+    );
     assert!(text.contains("Lab removed."));
     // Nothing of the demo's is left: no namespace whose name carries the demo tag.
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();

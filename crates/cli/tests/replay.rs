@@ -708,7 +708,7 @@ fn frame_descriptions_build_the_frames_they_describe() {
         ),
         (
             "src=52:54:00:00:00:01 dst=ff:ff:ff:ff:ff:ff type=gopher",
-            "type=gopher: not arp, ipv4, udp, tcp, icmp, ipv6, dhcp, lldp or an EtherType (0x88b5)",
+            "type=gopher: not arp, ipv4, udp, tcp, icmp, ipv6, dhcp, rs, ra, ns, na, redirect, dhcpv6, lldp or an EtherType (0x88b5)",
         ),
         (
             "src=52:54:00:00:00:01 dst=ff:ff:ff:ff:ff:ff type=lldp len=10",
@@ -717,6 +717,327 @@ fn frame_descriptions_build_the_frames_they_describe() {
     ] {
         assert_eq!(trace::build_frame(desc), Err(err.to_string()), "{desc}");
     }
+}
+
+#[test]
+fn ipv6_descriptions_build_valid_nd_and_dhcpv6_messages() {
+    use portcullis_dataplane::wire::ipv6::{Chain, FragmentKind, Ipv6Facts};
+    use portcullis_dataplane::wire::{dhcpv6, nd};
+    use std::net::Ipv6Addr;
+    let ip = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    let mac = |s: &str| s.parse::<portcullis_dataplane::MacAddr>().unwrap();
+    let build = |d: &str| {
+        let f = trace::build_frame(&format!("src=52:54:00:00:00:01 {d}")).unwrap();
+        assert_eq!(&f[12..14], &[0x86, 0xdd], "{d}");
+        f
+    };
+    // Every ND message is valid by RFC 4861 §6.1/§7.1 (hop limit 255, checksum,
+    // options) and carries what the description says.
+    let nd_of = |d: &str| {
+        let f = build(d);
+        let (facts, v) = nd::parse_l3(&f[14..]).unwrap_or_else(|e| panic!("{d}: {e:?}"));
+        assert_eq!(v.violation(&facts.header), None, "{d}");
+        (facts, v.message, v.source_ll, v.target_ll, f)
+    };
+    let (facts, m, sll, _, f) = nd_of(
+        "dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 flags=mo router-lifetime=600 prefix=fd00:198:18:66::/64",
+    );
+    let nd::NdMessage::RouterAdvertisement(ra) = m else {
+        panic!("{m:?}")
+    };
+    assert!(ra.managed() && ra.other());
+    assert_eq!(ra.router_lifetime, 600);
+    assert_eq!(sll, Some(mac("52:54:00:00:00:01")));
+    assert_eq!(facts.header.dst, ip("ff02::1"));
+    let v = nd::parse_l3(&f[14..]).unwrap().1;
+    let prefixes: Vec<_> = v.prefixes().map(|p| (p.prefix, p.prefix_len)).collect();
+    assert_eq!(prefixes, [(ip("fd00:198:18:66::"), 64)]);
+
+    // A DAD probe: from ::, to the target's solicited-node group, no SLLAO.
+    let (facts, m, sll, _, _) =
+        nd_of("dst=33:33:ff:00:00:02 type=ns src-ip=:: target=fd00:198:18:10::2");
+    assert_eq!(m.target(), Some(ip("fd00:198:18:10::2")));
+    assert_eq!(facts.header.dst, ip("ff02::1:ff00:2"));
+    assert_eq!(sll, None);
+    let (_, m, _, tll, _) = nd_of(
+        "dst=33:33:00:00:00:01 type=na src-ip=fe80::66 target=fe80::1 flags=ro tllao=52:54:00:00:00:66",
+    );
+    assert_eq!(
+        m,
+        nd::NdMessage::NeighborAdvertisement {
+            router: true,
+            solicited: false,
+            override_flag: true,
+            target: ip("fe80::1")
+        }
+    );
+    assert_eq!(tll, Some(mac("52:54:00:00:00:66")));
+    let (_, m, _, tll, _) = nd_of(
+        "dst=52:54:00:00:00:02 type=redirect src-ip=fe80::1 dst-ip=fe80::2 target=fe80::66 dest=fd00:198:18:99::1",
+    );
+    assert_eq!(m.target(), Some(ip("fe80::66")));
+    assert_eq!(tll, None);
+    nd_of("dst=33:33:00:00:00:02 type=rs src-ip=fe80::2");
+
+    // Extension headers before the upper layer, and a first fragment.
+    let f = build("dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 ext=hbh,dest");
+    let facts = Ipv6Facts::parse(&f[14..]).unwrap();
+    assert_eq!(facts.extension_headers, 2);
+    assert!(
+        matches!(facts.chain, Chain::Upper { protocol: 58, .. }),
+        "{:?}",
+        facts.chain
+    );
+    let f = build("dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 ext=frag");
+    let facts = Ipv6Facts::parse(&f[14..]).unwrap();
+    assert_eq!(facts.fragment_kind(), Some(FragmentKind::First));
+    // A hop limit other than 255 makes an invalid ND message.
+    let f = build("dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fe80::1 ttl=64");
+    let (facts, v) = nd::parse_l3(&f[14..]).unwrap();
+    assert!(v.violation(&facts.header).is_some());
+
+    // DHCPv6: a client's SOLICIT to the servers' group; a server's REPLY, from an
+    // odd source port, with an IA_NA; UDP checksums valid.
+    let dhcp = |d: &str| {
+        let f = build(d);
+        let l3 = f[14..].to_vec();
+        let (facts, c) = dhcpv6::Dhcpv6Facts::parse(&l3).unwrap();
+        let udp = c.udp.unwrap_or_else(|| panic!("{d}: {c:?}"));
+        assert!(dhcpv6::udp_checksum_ok(&l3, &facts, &udp), "{d}");
+        let m = dhcpv6::parse(&l3[udp.payload()]).unwrap();
+        (
+            facts.header.dst,
+            udp.sport,
+            udp.dport,
+            m.msg_type,
+            m.ia_na_count,
+            m.server_id.is_some(),
+        )
+    };
+    assert_eq!(
+        dhcp("dst=33:33:00:01:00:02 type=dhcpv6 msg=solicit src-ip=fe80::2"),
+        (
+            ip("ff02::1:2"),
+            546,
+            547,
+            dhcpv6::MessageType::Solicit,
+            0,
+            false
+        )
+    );
+    assert_eq!(
+        dhcp(
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=reply src-ip=fe80::1 dst-ip=fe80::2 src-port=40000 ia-addr=fd00:198:18:10::100 xid=0x1234"
+        ),
+        (
+            ip("fe80::2"),
+            40000,
+            546,
+            dhcpv6::MessageType::Reply,
+            1,
+            true
+        )
+    );
+    let f = build(
+        "dst=52:54:00:00:00:02 type=dhcpv6 msg=advertise src-ip=fe80::1 dst-ip=fe80::2 ext=frag",
+    );
+    let (_, c) = dhcpv6::Dhcpv6Facts::parse(&f[14..]).unwrap();
+    assert_eq!(c.candidate, dhcpv6::Dhcpv6Candidate::Fragment);
+
+    for (desc, err) in [
+        ("dst=33:33:00:00:00:01 type=ra", "type=ra needs src-ip="),
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1",
+            "type=na needs target=",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fe80::1 flags=x",
+            "flags=x: letters from \"rso\", or none (e.g. flags=rso)",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 ext=dest,hbh",
+            "ext=dest,hbh: hbh must come first (RFC 8200 §4.1)",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=redirect src-ip=fe80::1 target=fe80::2 dest=fe80::3",
+            "type=redirect needs dst-ip=",
+        ),
+        (
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=reply src-ip=fe80::1",
+            "msg=reply needs dst-ip= (the client's address)",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 target=fe80::1",
+            "target= does not apply to type=ra",
+        ),
+    ] {
+        assert_eq!(
+            trace::build_frame(&format!("src=52:54:00:00:00:01 {desc}")),
+            Err(err.to_string()),
+            "{desc}"
+        );
+    }
+}
+
+/// An RA guard profile: vm1 untrusted, vm2 a trusted router port.
+const RA_GUARD_CONFIG: &str = r#"
+[switch]
+name = "ra"
+
+[[port_group]]
+name = "guests"
+vlan = 10
+ra_guard = {}
+
+[[port_group]]
+name = "routers"
+vlan = 10
+ra_guard = { trusted = true }
+
+[[host.port]]
+name = "vm1"
+interface = "tap-vm1"
+port_group = "guests"
+mac = "52:54:00:00:00:01"
+
+[[host.port]]
+name = "vm2"
+interface = "tap-vm2"
+port_group = "routers"
+mac = "52:54:00:00:00:02"
+"#;
+
+#[test]
+fn trace_shows_ra_guard_on_described_ipv6_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ra.toml");
+    std::fs::write(&cfg, RA_GUARD_CONFIG).unwrap();
+    let trace = |port: &str, frame: &str| {
+        let r = run_trace(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--port",
+            port,
+            "--frame",
+            frame,
+        ]);
+        assert_eq!(r.code, ExitCode::SUCCESS, "{}", r.err);
+        r.out
+    };
+    let ra = "src=52:54:00:00:00:01 dst=33:33:00:00:00:01 type=ra src-ip=fe80::1 prefix=fd00:198:18:66::/64";
+    let out = trace("vm1", ra);
+    assert!(out.contains("ICMPv6 router advertisement"), "{out}");
+    assert!(
+        out.ends_with("verdict: drop: ra_guard_router_message\n"),
+        "{out}"
+    );
+    let out = trace("vm1", &format!("{ra} ext=hbh,dest"));
+    assert!(
+        out.ends_with("verdict: drop: ra_guard_router_message\n"),
+        "{out}"
+    );
+    // The same RA from the trusted router port is forwarded.
+    let out = trace(
+        "vm2",
+        &ra.replace("src=52:54:00:00:00:01", "src=52:54:00:00:00:02"),
+    );
+    assert!(out.ends_with("verdict: forward → vm1 (VLAN 10)\n"), "{out}");
+    // A neighbour advertisement is not a router message.
+    let out = trace(
+        "vm1",
+        "src=52:54:00:00:00:01 dst=33:33:00:00:00:01 type=na src-ip=fe80::5 target=fe80::5",
+    );
+    assert!(out.contains("ICMPv6 neighbor advertisement"), "{out}");
+    assert!(out.ends_with("verdict: forward → vm2 (VLAN 10)\n"), "{out}");
+}
+
+#[test]
+fn trace_shows_dhcpv6_guard_and_nd_inspection_on_described_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fhs.toml");
+    let config = RA_GUARD_CONFIG
+        .replace(
+            "ra_guard = {}\n",
+            "ra_guard = {}\ndhcpv6_guard = {}\nnd_inspection = {}\nipv6_source_guard = \"ip-mac\"\n",
+        )
+        .replace(
+            "ra_guard = { trusted = true }\n",
+            "ra_guard = { trusted = true }\ndhcpv6_guard = { trusted = true }\nnd_inspection = { trusted = true }\n",
+        )
+        + "\n[[host.port]]\nname = \"vm3\"\ninterface = \"tap-vm3\"\nport_group = \"guests\"\nmac = \"52:54:00:00:00:03\"\n";
+    std::fs::write(&cfg, config).unwrap();
+    let trace = |frame: &str| {
+        let r = run_trace(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--port",
+            "vm1",
+            "--frame",
+            frame,
+        ]);
+        assert_eq!(r.code, ExitCode::SUCCESS, "{}", r.err);
+        r.out
+    };
+    let vm1 = "src=52:54:00:00:00:01";
+    for (frame, verdict) in [
+        // A rogue server's REPLY, from an odd source port, and its first fragment.
+        (
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=reply src-ip=fe80::1 dst-ip=fe80::2 src-port=40000 ia-addr=fd00:198:18:10::666",
+            "drop: dhcpv6_server_untrusted",
+        ),
+        (
+            "dst=52:54:00:00:00:02 type=dhcpv6 msg=advertise src-ip=fe80::1 dst-ip=fe80::2 ext=frag",
+            "drop: dhcpv6_fragment",
+        ),
+        // An NA whose target link-layer option is not the sender's MAC, and an
+        // unsolicited override for an address no one holds.
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fe80::1 tllao=52:54:00:00:00:66",
+            "drop: nd_link_layer_mismatch",
+        ),
+        (
+            "dst=33:33:00:00:00:01 type=na src-ip=fe80::1 target=fd00:198:18:10::9",
+            "drop: nd_unsolicited_override",
+        ),
+        // A hop limit other than 255: not a valid NS (RFC 4861 §7.1.1).
+        (
+            "dst=33:33:ff:00:00:09 type=ns src-ip=fe80::1 target=fd00:198:18:10::9 ttl=64",
+            "drop: nd_malformed",
+        ),
+        // UDP from :: is none of DAD, MLD or a DHCPv6 client.
+        (
+            "dst=52:54:00:00:00:02 type=ipv6 src-ip=:: dst-ip=fe80::2 proto=udp",
+            "drop: ipv6_source_guard",
+        ),
+    ] {
+        let out = trace(&format!("{vm1} {frame}"));
+        assert!(
+            out.ends_with(&format!("verdict: {verdict}\n")),
+            "{frame}:\n{out}"
+        );
+    }
+    // A client's SOLICIT reaches the trusted server port vm2 only, not the other
+    // guest vm3 (its link-local
+    // source, first seen, is claimed: held until the binding is durable); a DAD
+    // probe is a first claim too.
+    let out = trace(&format!(
+        "{vm1} dst=33:33:00:01:00:02 type=dhcpv6 msg=solicit src-ip=fe80::1"
+    ));
+    assert!(
+        out.ends_with(
+            "verdict: hold (first claim of fe80::1 until its ND binding is committed) → vm2 (VLAN 10)\n"
+        ),
+        "{out}"
+    );
+    let out = trace(&format!(
+        "{vm1} dst=33:33:ff:00:00:09 type=ns src-ip=:: target=fd00:198:18:10::9"
+    ));
+    assert!(
+        out.ends_with(
+            "verdict: hold (first claim of fd00:198:18:10::9 until its ND binding is committed) → vm2,vm3 (VLAN 10)\n"
+        ),
+        "{out}"
+    );
 }
 
 /// The real binary: exit 2 and one message on bad input.
@@ -809,6 +1130,23 @@ const DESCRIPTION_TOKENS: &[&str] = &[
     "len=9216",
     "payload=00ff",
     "ttl=1",
+    "type=ra",
+    "type=ns",
+    "type=na",
+    "type=redirect",
+    "type=dhcpv6",
+    "src-ip=fe80::1",
+    "src-ip=::",
+    "target=fe80::2",
+    "dest=fd00:198:18:99::1",
+    "flags=ro",
+    "sllao=none",
+    "tllao=52:54:00:00:00:66",
+    "prefix=fd00:198:18:66::/64",
+    "msg=reply",
+    "ia-addr=fd00:198:18:10::100",
+    "ext=hbh,dest",
+    "ext=frag",
 ];
 
 proptest! {

@@ -37,11 +37,12 @@ use portcullis_dataplane::bindings::{BindingSource, NewBinding};
 use portcullis_dataplane::*;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant as Clock;
 
 mod common;
 
-use common::{BATCH, GUESTS, UPLINKS, VLANS, mac};
+use common::{
+    BATCH, GUESTS, UPLINKS, VLANS, assert_no_drops, by_port, mac, run_batch, run_batch_daemon,
+};
 
 /// Frame length without FCS (a 64-byte frame on the wire).
 const FRAME_LEN: usize = 60;
@@ -167,71 +168,9 @@ fn traffic() -> Vec<(PortId, Vec<u8>)> {
         .collect()
 }
 
-/// One batch through the switch. Never inlined, so that callgrind can count it alone
-/// (`--toggle-collect='*run_batch*'`, see docs/performance.md).
-#[inline(never)]
-fn run_batch(sw: &mut Switch, frames: &[(PortId, Vec<u8>)], now: Timestamp) {
-    for (port, data) in frames {
-        black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
-    }
-}
-
-/// The batch as the daemon hands it over: per ingress port, its frames in order.
-type PortBatches = Vec<(PortId, Vec<usize>)>;
-
-fn by_port(frames: &[(PortId, Vec<u8>)]) -> PortBatches {
-    let mut out: PortBatches = Vec::new();
-    for (i, (port, _)) in frames.iter().enumerate() {
-        match out.iter_mut().find(|(p, _)| p == port) {
-            Some((_, v)) => v.push(i),
-            None => out.push((*port, vec![i])),
-        }
-    }
-    out
-}
-
-/// One batch through `Switch::process_batch`, the daemon's entry point (runtime.rs),
-/// one call per ingress port; `verdicts` is reused, as the daemon does. Never
-/// inlined (callgrind: `--toggle-collect='*run_batch_daemon*'`).
-#[inline(never)]
-fn run_batch_daemon(
-    sw: &mut Switch,
-    frames: &[(PortId, Vec<u8>)],
-    ports: &PortBatches,
-    verdicts: &mut Vec<Verdict>,
-    now: Timestamp,
-) {
-    for (port, idx) in ports {
-        let rx = idx.iter().map(|&i| IngressFrame {
-            data: &frames[i].1,
-            tag: None,
-        });
-        sw.process_batch(now, *port, rx, verdicts);
-        black_box(&verdicts);
-    }
-}
-
-/// Every frame forwarded, nothing dropped, nothing that observe mode would drop.
-fn assert_no_drops(sw: &Switch, label: &str) {
-    let mut dropped = 0;
-    for p in sw.ports() {
-        let c = sw.counters(p.id).unwrap();
-        dropped += c.rx_dropped() + c.tx_dropped() + c.observed.iter().sum::<u64>();
-    }
-    assert_eq!(dropped, 0, "{label}: the bench traffic is all legitimate");
-}
-
 /// Checks the verdicts of one batch before timing anything.
 fn check_verdicts(v: Variant, label: &str, frames: &[(PortId, Vec<u8>)]) {
-    let mut sw = switch(v);
-    for (port, data) in frames {
-        let verdict = sw.process(Timestamp(1), *port, &IngressFrame { data, tag: None });
-        assert!(
-            matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
-            "{label}: {verdict:?}"
-        );
-    }
-    assert_no_drops(&sw, label);
+    common::check_all_forwarded(switch(v), label, frames);
 }
 
 fn bench(c: &mut Criterion) {
@@ -365,76 +304,10 @@ fn echo6_behind_hop_by_hop() -> Vec<u8> {
     pkt
 }
 
-/// Through `process_batch` (the daemon's path), round-robin over the variants (the
-/// starting variant rotates each round), many
-/// short cells of `batches` batches each. On a shared machine most cells of a long
-/// run are preempted at some point; short cells leave most of them clean, and the
-/// 10th percentile per variant estimates the uncontended cost. The cost against (a)
-/// is also given per round (the same few milliseconds of load), as a median with its
-/// interquartile range.
+/// The variants interleaved through `process_batch` (see `common::interleaved`).
 fn interleaved(frames: &[(PortId, Vec<u8>)]) {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--profile-time") {
-        return; // profiling one variant under perf: no comparison wanted
-    }
-    let full = args.iter().any(|a| a == "--bench");
-    let (rounds, batches) = if full { (401, 200) } else { (3, 10) };
-    let n = VARIANTS.len();
-    let ports = by_port(frames);
-    let mut verdicts = Vec::with_capacity(BATCH);
-    let mut switches: Vec<Switch> = VARIANTS.iter().map(|(v, _)| switch(*v)).collect();
-    let mut ns_per_frame: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
-    let mut t = 0u64;
-    for r in 0..rounds {
-        for k in 0..n {
-            let i = (r + k) % n;
-            let sw = &mut switches[i];
-            let start = Clock::now();
-            for _ in 0..batches {
-                t += 1000;
-                run_batch_daemon(sw, frames, &ports, &mut verdicts, Timestamp(t));
-            }
-            let ns = start.elapsed().as_nanos() as f64;
-            ns_per_frame[i].push(ns / (batches * frames.len()) as f64);
-        }
-    }
-    for (sw, (_, label)) in switches.iter().zip(VARIANTS) {
-        assert_no_drops(sw, label);
-    }
-    let pct = |v: &[f64], p: usize| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() * p / 100]
-    };
-    println!();
-    println!(
-        "security, interleaved, process_batch: {rounds} rounds x {batches} batches x {} frames per variant",
-        frames.len()
-    );
-    println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>22}",
-        "variant", "ns p10", "ns p50", "Mpps p10", "vs (a)", "vs (a) per round p50"
-    );
-    let a10 = pct(&ns_per_frame[0], 10);
-    for (i, (_, label)) in VARIANTS.iter().enumerate() {
-        let (p10, p50) = (pct(&ns_per_frame[i], 10), pct(&ns_per_frame[i], 50));
-        let cost: Vec<f64> = ns_per_frame[i]
-            .iter()
-            .zip(&ns_per_frame[0])
-            .map(|(x, a)| (x / a - 1.0) * 100.0)
-            .collect();
-        println!(
-            "{:<20} {:>9.1} {:>9.1} {:>9.2} {:>+8.1}% {:>+7.1}% [{:+.1}..{:+.1}]",
-            label,
-            p10,
-            p50,
-            1e3 / p10,
-            (p10 / a10 - 1.0) * 100.0,
-            pct(&cost, 50),
-            pct(&cost, 25),
-            pct(&cost, 75),
-        );
-    }
+    let switches = VARIANTS.iter().map(|(v, l)| (*l, switch(*v))).collect();
+    common::interleaved("security", frames, switches);
 }
 
 criterion_group!(benches, bench);

@@ -24,7 +24,9 @@ pub enum LabError {
     },
 
     /// An address or network outside 198.18.0.0/15 (or malformed) was refused.
-    #[error("address `{addr}` refused: {reason} (the lab only uses 198.18.0.0/15)")]
+    #[error(
+        "address `{addr}` refused: {reason} (the lab only uses 198.18.0.0/15 and fd00:198:18::/48)"
+    )]
     AddrRejected {
         /// The address as given.
         addr: String,

@@ -147,6 +147,25 @@ pub fn port_on(name: &str, g: &Guest, group: &str, backend: &str) -> String {
     )
 }
 
+/// Runs a scapy script with Debian's /usr/bin/python3 inside `g` and returns what
+/// it printed.
+pub fn scapy_output(g: &Guest, script: &str) -> String {
+    let out = g
+        .command("/usr/bin/python3")
+        .args([
+            "-c",
+            &format!("from scapy.all import *\nconf.verb = 0\n{script}"),
+        ])
+        .output()
+        .expect("run scapy");
+    assert!(
+        out.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs a scapy script with Debian's /usr/bin/python3 inside `g`.
 pub fn scapy(g: &Guest, script: &str) {
     let out = g

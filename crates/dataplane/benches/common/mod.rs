@@ -145,3 +145,145 @@ pub fn traffic() -> Vec<(PortId, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A batch of the bench traffic: (ingress port, frame bytes).
+pub type Frames = [(PortId, Vec<u8>)];
+
+/// One batch through the switch, `process` in a loop. Never inlined, so that
+/// callgrind can count it alone (`--toggle-collect='*run_batch*'`, see
+/// docs/performance.md).
+#[inline(never)]
+pub fn run_batch(sw: &mut Switch, frames: &Frames, now: Timestamp) {
+    for (port, data) in frames {
+        std::hint::black_box(sw.process(now, *port, &IngressFrame { data, tag: None }));
+    }
+}
+
+/// The batch as the daemon hands it over: per ingress port, its frames in order.
+pub type PortBatches = Vec<(PortId, Vec<usize>)>;
+
+pub fn by_port(frames: &Frames) -> PortBatches {
+    let mut out: PortBatches = Vec::new();
+    for (i, (port, _)) in frames.iter().enumerate() {
+        match out.iter_mut().find(|(p, _)| p == port) {
+            Some((_, v)) => v.push(i),
+            None => out.push((*port, vec![i])),
+        }
+    }
+    out
+}
+
+/// One batch through `Switch::process_batch`, the daemon's entry point (runtime.rs),
+/// one call per ingress port; `verdicts` is reused, as the daemon does. Never
+/// inlined (callgrind: `--toggle-collect='*run_batch_daemon*'`).
+#[inline(never)]
+pub fn run_batch_daemon(
+    sw: &mut Switch,
+    frames: &Frames,
+    ports: &PortBatches,
+    verdicts: &mut Vec<Verdict>,
+    now: Timestamp,
+) {
+    for (port, idx) in ports {
+        let rx = idx.iter().map(|&i| IngressFrame {
+            data: &frames[i].1,
+            tag: None,
+        });
+        sw.process_batch(now, *port, rx, verdicts);
+        std::hint::black_box(&verdicts);
+    }
+}
+
+/// Every frame forwarded, nothing dropped, nothing that observe mode would drop.
+pub fn assert_no_drops(sw: &Switch, label: &str) {
+    let mut dropped = 0;
+    for p in sw.ports() {
+        let c = sw.counters(p.id).unwrap();
+        dropped += c.rx_dropped() + c.tx_dropped() + c.observed.iter().sum::<u64>();
+    }
+    assert_eq!(dropped, 0, "{label}: the bench traffic is all legitimate");
+}
+
+/// Checks the verdicts of one batch on `sw` before timing anything: every frame
+/// forwarded somewhere, nothing dropped or observed.
+pub fn check_all_forwarded(mut sw: Switch, label: &str, frames: &Frames) {
+    for (port, data) in frames {
+        let verdict = sw.process(Timestamp(1), *port, &IngressFrame { data, tag: None });
+        assert!(
+            matches!(verdict, Verdict::Forward(ref f) if !f.out.is_empty()),
+            "{label}: {verdict:?}"
+        );
+    }
+    assert_no_drops(&sw, label);
+}
+
+/// Through `process_batch` (the daemon's path), round-robin over the variants (the
+/// starting variant rotates each round), many short cells of `batches` batches
+/// each. On a shared machine most cells of a long run are preempted at some point;
+/// short cells leave most of them clean, and the 10th percentile per variant
+/// estimates the uncontended cost. The cost against the first variant is also given
+/// per round (the same few milliseconds of load), as a median with its
+/// interquartile range. Skipped under `--profile-time`; tiny without `--bench`.
+pub fn interleaved(title: &str, frames: &Frames, mut switches: Vec<(&str, Switch)>) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--profile-time") {
+        return; // profiling one variant under perf: no comparison wanted
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let (rounds, batches) = if full { (401, 200) } else { (3, 10) };
+    let n = switches.len();
+    let ports = by_port(frames);
+    let mut verdicts = Vec::with_capacity(BATCH);
+    let mut ns_per_frame: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    let mut t = 0u64;
+    for r in 0..rounds {
+        for k in 0..n {
+            let i = (r + k) % n;
+            let sw = &mut switches[i].1;
+            let start = std::time::Instant::now();
+            for _ in 0..batches {
+                t += 1000;
+                run_batch_daemon(sw, frames, &ports, &mut verdicts, Timestamp(t));
+            }
+            let ns = start.elapsed().as_nanos() as f64;
+            ns_per_frame[i].push(ns / (batches * frames.len()) as f64);
+        }
+    }
+    for (label, sw) in &switches {
+        assert_no_drops(sw, label);
+    }
+    let pct = |v: &[f64], p: usize| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() * p / 100]
+    };
+    println!();
+    println!(
+        "{title}, interleaved, process_batch: {rounds} rounds x {batches} batches x {} frames per variant",
+        frames.len()
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>22}",
+        "variant", "ns p10", "ns p50", "Mpps p10", "vs (a)", "vs (a) per round p50"
+    );
+    let a10 = pct(&ns_per_frame[0], 10);
+    for (i, (label, _)) in switches.iter().enumerate() {
+        let (p10, p50) = (pct(&ns_per_frame[i], 10), pct(&ns_per_frame[i], 50));
+        let cost: Vec<f64> = ns_per_frame[i]
+            .iter()
+            .zip(&ns_per_frame[0])
+            .map(|(x, a)| (x / a - 1.0) * 100.0)
+            .collect();
+        println!(
+            "{:<20} {:>9.1} {:>9.1} {:>9.2} {:>+8.1}% {:>+7.1}% [{:+.1}..{:+.1}]",
+            label,
+            p10,
+            p50,
+            1e3 / p10,
+            (p10 / a10 - 1.0) * 100.0,
+            pct(&cost, 50),
+            pct(&cost, 25),
+            pct(&cost, 75),
+        );
+    }
+}
