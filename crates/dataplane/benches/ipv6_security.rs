@@ -8,9 +8,10 @@
 //!
 //! Variants, in one run:
 //! (a) `a_off`: no IPv6 feature (the arm walks nothing);
-//! (b) `b_on`: RA guard, ND inspection (no rate limit: the bench sends far more ND
-//!     per port than any real limit would allow) and IPv6 Source Guard `ip-mac` on
-//!     every guest; the uplink trusted.
+//! (b) `b_on`: RA guard, DHCPv6 guard, ND inspection (no rate limits: the bench
+//!     sends far more ND per port than any real limit would allow) and IPv6 Source
+//!     Guard `ip-mac` on every guest — the strict template's IPv6 set; the uplink
+//!     trusted.
 //!
 //! Both assert that no frame was dropped. After criterion's figures, an interleaved
 //! comparison (round-robin cells through `Switch::process_batch`, as
@@ -127,6 +128,11 @@ fn switch(on: bool) -> Switch {
             mode: EnforceMode::Enforce,
         });
         ports[0].features.nd_inspection = Some(nd(true));
+        ports[0].features.dhcpv6_guard = Some(Dhcpv6GuardSpec {
+            trusted: true,
+            rate_limit_pps: None,
+            mode: EnforceMode::Enforce,
+        });
     }
     for g in 0..GUESTS {
         let mut features = PortFeatures::default();
@@ -136,6 +142,11 @@ fn switch(on: bool) -> Switch {
                 mode: EnforceMode::Enforce,
             });
             features.nd_inspection = Some(nd(false));
+            features.dhcpv6_guard = Some(Dhcpv6GuardSpec {
+                trusted: false,
+                rate_limit_pps: None,
+                mode: EnforceMode::Enforce,
+            });
             features.ipv6_source_guard = Some(Ipv6SourceGuardSpec {
                 check: SourceGuard::IpMac,
                 mode: EnforceMode::Enforce,
