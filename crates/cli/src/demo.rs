@@ -232,6 +232,10 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     );
     let mut lab = Lab::new("demo").context("creating the lab")?;
     let upstream = lab.add_guest("upstream")?;
+    // The upstream namespace speaks only through its switch's trunk: its own
+    // kernel's IPv6 (router solicitations, MLD reports on the untagged link) would
+    // reach uplink1 untagged, where no native VLAN takes it (`vlan_not_allowed`).
+    upstream.disable_ipv6()?;
     let guests: Vec<(&str, &str, &str)> = vec![
         ("web1", "web", "198.18.10.1/16"),
         ("web2", "web", "198.18.10.2/16"),
@@ -304,6 +308,9 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         print!(
             "{}",
             show::counters_table(&serde_json::from_value(counters)?)
+        );
+        println!(
+            "\n(The counters cover the whole run; each check above counted its own step, so a\n counter can be higher than its check: later traffic to the same port counts too.)"
         );
         if hold {
             println!(
