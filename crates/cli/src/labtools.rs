@@ -51,10 +51,13 @@ pub enum Tool {
     /// `portcullis trace --frame` (docs/trace.md), e.g. a Router Advertisement:
     /// "src=… dst=33:33:00:00:00:01 type=ra src-ip=fe80::66 prefix=fd00:198:18:66::/64".
     SendDescribed {
+        /// The interface to send on.
         #[arg(long, default_value = "eth0")]
         iface: String,
+        /// The frame, described as `portcullis trace --frame` takes it.
         #[arg(long)]
         frame: String,
+        /// Copies to send.
         #[arg(long, default_value_t = 1)]
         count: u32,
     },

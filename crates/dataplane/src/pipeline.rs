@@ -35,8 +35,8 @@ use crate::stages::dhcpv6_guard::{self, Dhcpv6Action};
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_source_guard, nd_inspection,
-    port_security, ra_guard, vswitch_policy,
+    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_common, ipv6_source_guard,
+    nd_inspection, port_security, ra_guard, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -413,6 +413,18 @@ impl Switch {
                     ip_conflict::arp_claim(self, ingress, vid, l3, now);
                 }
             }
+            ETHERTYPE_IPV6
+                if {
+                    // A guest's ordinary packet from its own bound address passes
+                    // every IPv6 stage untouched: said at once (stages/ipv6_common.rs).
+                    // Traced frames go through the stages, which show their decisions.
+                    let p = &self.ports[ingress.index()];
+                    let guarded = p.ra_guard.is_some()
+                        || p.nd.is_some()
+                        || p.ipv6sg.is_some()
+                        || self.vlan(vid).is_some_and(|v| v.dhcpv6_guard);
+                    !O::ACTIVE && guarded && ipv6_common::passes(self, ingress, vid, &view, l3, now)
+                } => {}
             ETHERTYPE_IPV6 => {
                 // The chain is walked once, for every IPv6 stage, and only when one
                 // of them is on for the port (DHCPv6 guard: for its VLAN).

@@ -555,9 +555,11 @@ fn a_reply_with_several_addresses_binds_them_all_once_released() {
         &b,
         &frame,
         Timestamp::from_secs(3),
-        |n| rest.push(n),
+        |n| rest.push(n.ip),
     );
-    assert!(rest.is_empty());
+    // Handed back all the same: the runtime makes the store say what the index
+    // says of it (its record, committed with the REPLY, is taken back out).
+    assert_eq!(rest, [IpAddr::V6(ula(0x101))]);
     assert_eq!(
         sw.binding(v10(), IpAddr::V6(ula(0x101))).unwrap().mac,
         mac(4)

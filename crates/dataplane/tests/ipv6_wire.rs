@@ -1376,6 +1376,16 @@ proptest! {
         let _ = dhcpv6::parse(&bytes);
         let _ = dhcpv6::innermost(&bytes);
         let _ = nd::NdOptions::new(&bytes).count();
+        // The common case's read (stages/ipv6_common.rs) says exactly what the walk
+        // says of a whole TCP, UDP or ICMPv6 packet without extension headers.
+        let simple = portcullis_dataplane::wire::ipv6::simple_upper(&bytes);
+        let walked = Ipv6Facts::parse(&bytes).ok().and_then(|f| match f.chain {
+            Chain::Upper { protocol: p @ (6 | 17 | 58), offset: 40 } if f.fragment.is_none() => {
+                Some((p, f.header.src))
+            }
+            _ => None,
+        });
+        prop_assert_eq!(simple, walked);
     }
 
     /// Every valid chain: the walk finds the upper layer where etherparse does, and

@@ -8,6 +8,7 @@ pub mod dhcp_snooping;
 pub mod dhcpv6_guard;
 pub mod ip_conflict;
 pub mod ip_source_guard;
+pub mod ipv6_common;
 pub mod ipv6_source_guard;
 pub mod mac_acl;
 pub mod nd_inspection;

@@ -284,6 +284,27 @@ impl Ipv6Facts {
     }
 }
 
+/// The common case, read without the walk: a whole packet whose fixed header is
+/// followed at once by TCP, UDP or ICMPv6 — its protocol and source address.
+/// `Some` exactly when [`Ipv6Facts::parse`] would give `Chain::Upper { protocol,
+/// offset: 40 }` with no fragment and no extension header (`tests/ipv6_wire.rs`
+/// checks it); `None` for everything else, which the full walk then reads.
+#[inline]
+pub fn simple_upper(l3: &[u8]) -> Option<(u8, Ipv6Addr)> {
+    let h = header(l3).ok()?;
+    let declared = HEADER_LEN + usize::from(h.payload_len);
+    if h.payload_len == 0
+        || declared > l3.len()
+        || (declared < l3.len() && l3.len() > MAX_PADDED_L3)
+    {
+        return None;
+    }
+    let p = h.next_header;
+    (matches!(p, next_header::TCP | next_header::UDP | next_header::ICMPV6)
+        && declared - HEADER_LEN >= upper_header_len(p))
+    .then_some((p, h.src))
+}
+
 fn walk(packet: &[u8], first: u8, facts: &mut Ipv6Facts) -> Chain {
     use next_header::*;
     let mut next = first;
