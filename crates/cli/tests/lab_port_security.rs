@@ -179,10 +179,22 @@ fn under_protect_a_flood_is_dropped_and_the_port_stays_up() {
         .run_status("macof", &["-i", "eth0", "-n", "3000"])
         .unwrap();
     assert!(flood.status.success());
-    // macof has sent them all; the switch may still have some in the port's ring.
-    wait_until("the switch received all 3000 flood frames", || {
-        sw.counter("mallory", "rx_frames") >= 3000
-    });
+    // macof has sent them all; the switch may still have some in the port's ring
+    // (and, with other lab tests on the machine, the kernel may have dropped some
+    // when the ring was full: counted apart, `io.rx_kernel_drops`).
+    let kernel_drops = |m: &serde_json::Value| m["io"]["rx_kernel_drops"].as_u64().unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = sw.port("mallory");
+        if m["counters"]["rx_frames"].as_u64().unwrap_or(0) + kernel_drops(&m) >= 3000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the switch never received (nor the kernel dropped) all 3000 flood frames: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let m = sw.port("mallory");
     assert_eq!(m["state"], "up");
     // macof draws random source MACs: about half are group addresses (refused as
@@ -190,7 +202,11 @@ fn under_protect_a_flood_is_dropped_and_the_port_stays_up() {
     let drops = &m["counters"]["rx_drops"];
     let limit = drops["secure_mac_limit"].as_u64().unwrap_or(0);
     let invalid = drops["invalid_source_mac"].as_u64().unwrap_or(0);
-    assert_eq!(limit + invalid, 3000, "every flood frame dropped: {m}");
+    let lost = kernel_drops(&m);
+    assert!(
+        limit + invalid <= 3000 && limit + invalid + lost >= 3000 && lost < 1000,
+        "every flood frame that reached the switch dropped: {m}"
+    );
     assert!(
         limit > 1000,
         "most unicast flood frames are limit violations: {m}"
