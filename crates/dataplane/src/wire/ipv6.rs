@@ -291,18 +291,22 @@ impl Ipv6Facts {
 /// checks it); `None` for everything else, which the full walk then reads.
 #[inline]
 pub fn simple_upper(l3: &[u8]) -> Option<(u8, Ipv6Addr)> {
-    let h = header(l3).ok()?;
-    let declared = HEADER_LEN + usize::from(h.payload_len);
-    if h.payload_len == 0
+    // The fields `header` would read, and only those.
+    let h: &[u8; HEADER_LEN] = l3.first_chunk()?;
+    let payload_len = u16::from_be_bytes([h[4], h[5]]);
+    let declared = HEADER_LEN + usize::from(payload_len);
+    if h[0] >> 4 != 6
+        || payload_len == 0
         || declared > l3.len()
         || (declared < l3.len() && l3.len() > MAX_PADDED_L3)
     {
         return None;
     }
-    let p = h.next_header;
+    let p = h[6];
+    let src: &[u8; 16] = h[8..24].try_into().ok()?;
     (matches!(p, next_header::TCP | next_header::UDP | next_header::ICMPV6)
         && declared - HEADER_LEN >= upper_header_len(p))
-    .then_some((p, h.src))
+    .then(|| (p, Ipv6Addr::from(*src)))
 }
 
 fn walk(packet: &[u8], first: u8, facts: &mut Ipv6Facts) -> Chain {
