@@ -13,11 +13,11 @@
 
 mod common;
 
+use common::crash::{Rng, bindings, leases_held, seed};
 use common::*;
 use portcullis_lab::{Guest, Lab};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -166,63 +166,6 @@ print('replied %d of %d; %s' % (done, n, stats), flush=True)
 sys.exit(0 if done == n else 1)
 "##;
 
-/// xorshift64*: the test's randomness, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn range(&mut self, r: std::ops::Range<u64>) -> u64 {
-        r.start + self.next() % (r.end - r.start)
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("PORTCULLIS_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64 % 1_000_000_007)
-                .unwrap_or(1)
-        })
-}
-
-/// The addresses the clients hold: complete `mac address` lines of the results file.
-fn replied(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-    complete
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            Some((w.next()?.to_string(), w.next()?.to_string()))
-        })
-        .collect()
-}
-
-/// The daemon's bindings, by IP.
-fn bindings(sw: &Switchd) -> (HashMap<String, serde_json::Value>, serde_json::Value) {
-    let v = sw.get("/v1/bindings");
-    let by_ip = v["bindings"]
-        .as_array()
-        .expect("bindings array")
-        .iter()
-        .map(|b| (b["ip"].as_str().unwrap_or_default().to_string(), b.clone()))
-        .collect();
-    (by_ip, v["held"].clone())
-}
-
 /// Asserts that every address in `leases` is bound: same MAC, VLAN 10, the client
 /// port, from DHCPv6, with its client's DUID-LL and lease time left. Returns the
 /// bindings' MACs.
@@ -368,11 +311,11 @@ fn no_dhcpv6_binding_is_lost_when_the_daemon_is_killed_while_200_clients_acquire
     while rounds < MAX_ROUNDS && (rounds < MIN_ROUNDS || client_status.is_none()) {
         std::thread::sleep(Duration::from_millis(rng.range(UPTIME_MS)));
         // While it runs: every REPLY a client got is bound (installed before release).
-        let before = replied(&results);
+        let before = leases_held(&results);
         assert_all_bound(&sw, &before, &format!("round {rounds}, before the kill"));
         sigkill(&mut lab, &sw);
         rounds += 1;
-        let at_kill = replied(&results);
+        let at_kill = leases_held(&results);
         if client_status.is_none() {
             client_status = lab.wait_exit(client, Duration::ZERO).unwrap();
         }
@@ -383,7 +326,8 @@ fn no_dhcpv6_binding_is_lost_when_the_daemon_is_killed_while_200_clients_acquire
         // Restored from disk: every address held when the daemon died is bound.
         let bound = assert_all_bound(&sw, &at_kill, &format!("round {rounds}, after the restart"));
         let (_, held) = bindings(&sw);
-        let now_replied: HashSet<String> = replied(&results).into_iter().map(|(m, _)| m).collect();
+        let now_replied: HashSet<String> =
+            leases_held(&results).into_iter().map(|(m, _)| m).collect();
         let unreplied = bound.difference(&now_replied).count();
         unreplied_bindings.push(unreplied);
         println!(
@@ -403,7 +347,7 @@ fn no_dhcpv6_binding_is_lost_when_the_daemon_is_killed_while_200_clients_acquire
             .unwrap()
             .expect("the client script ends within its budget"),
     };
-    let leases = replied(&results);
+    let leases = leases_held(&results);
     assert!(
         status.success() && leases.len() == CLIENTS,
         "all {CLIENTS} clients get an address: {status}; {} REPLYs\n{}\nserver port: {}\nclient port: {}\n--- dnsmasq log ---\n{}",

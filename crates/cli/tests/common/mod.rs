@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use portcullis_lab::{Guest, Lab};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
