@@ -160,3 +160,98 @@ pub struct CaptureAnswer {
     /// Drops seen but not copied (the capture's slots were full).
     pub lost: u64,
 }
+
+/// Who a runtime port belongs to, as the hypervisor or container runtime that adds
+/// it says (libvirt: domain name and UUID; CNI: container id; ovs-vsctl
+/// `external-ids`). Shown by `show ports` and `top` as USED-BY; never interpreted.
+pub type PortOwner = BTreeMap<String, String>;
+
+/// At most this many owner keys per port, each key ≤ 64 and value ≤ 256 bytes.
+pub const OWNER_MAX_KEYS: usize = 16;
+pub const OWNER_MAX_KEY_LEN: usize = 64;
+pub const OWNER_MAX_VALUE_LEN: usize = 256;
+
+/// `POST /v1/ports/{name}`: a runtime port (host state kept in the state
+/// directory, not configuration; see `docs/runtime-ports.md`).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewPort {
+    /// The Linux interface (TAP, veth) the port attaches to. It need not exist
+    /// yet: the port waits in state `no-interface` and attaches when it appears.
+    pub interface: String,
+    /// The port group. May be left out when `vlan` names the one group with that
+    /// access VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The access VLAN: selects the group (or, with `group`, must be its VLAN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// The guest's initial MAC; without it the port learns it from its first frame
+    /// (and afresh whenever its interface is re-created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Create `interface` as a persistent TAP when it does not exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_tap: bool,
+    /// The owner's metadata (`domain`, `domain_uuid`, `container_id`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owner: PortOwner,
+    /// Succeed without change if a runtime port of this name exists with the same
+    /// interface (`ovs-vsctl --may-exist add-port`); its group, MAC and owner are
+    /// then updated as by `PATCH`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_exist: bool,
+}
+
+/// `PATCH /v1/ports/{name}`: what to change on a runtime port (fields left out
+/// stay).
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// A new initial MAC (`""` forgets it: the port learns it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Owner keys to set; a key with an empty value is removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owner: PortOwner,
+}
+
+/// `DELETE /v1/ports/{name}` query.
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RemovePortQuery {
+    /// Succeed when there is no such port (`ovs-vsctl --if-exists del-port`).
+    #[serde(default)]
+    pub if_exists: bool,
+}
+
+/// A runtime port as kept in the state directory and shown by
+/// `GET /v1/runtime-ports`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimePortView {
+    pub name: String,
+    pub interface: String,
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_tap: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owner: PortOwner,
+}
+
+/// `POST`, `PATCH` and `DELETE /v1/ports/{name}` answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PortChangeAnswer {
+    pub port: String,
+    /// `added`, `removed`, `changed`, `unchanged` or (`if_exists`) `absent`.
+    pub outcome: String,
+    /// The runtime port now (none once removed).
+    pub runtime_port: Option<RuntimePortView>,
+    pub notes: Vec<String>,
+}

@@ -127,7 +127,8 @@ pub struct PortView {
     pub port_group: Option<String>,
     /// The VLANs the port carries, and how (see [`VlanView`]).
     pub vlan: VlanView,
-    /// "up", "down" (admin), "link-down", "err-disabled".
+    /// "up", "down" (admin), "no-interface" (its interface does not exist: it
+    /// attaches when the interface appears), "link-down", "err-disabled".
     pub state: String,
     /// Why the port is error-disabled (port_security, storm_control), if it is.
     pub err_disabled: Option<String>,
@@ -140,6 +141,37 @@ pub struct PortView {
     pub uplink: Option<String>,
     pub counters: CountersView,
     pub io: IoStats,
+    /// Added at run time (`port add`, an integration), not by the configuration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub runtime: bool,
+    /// The owner's metadata of a runtime port (USED-BY).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owner: BTreeMap<String, String>,
+}
+
+impl PortView {
+    /// Who uses a runtime port, in a few characters (USED-BY): the libvirt domain
+    /// (`vm:web1`), the container (`ctr:` and 12 characters of its id), the VM's
+    /// UUID, or the first owner key; `runtime` without an owner; `None` for a
+    /// configured port.
+    pub fn owner_summary(&self) -> Option<String> {
+        if !self.runtime {
+            return None;
+        }
+        let o = &self.owner;
+        let short = |s: &str| s.chars().take(12).collect::<String>();
+        Some(if let Some(d) = o.get("domain") {
+            format!("vm:{d}")
+        } else if let Some(c) = o.get("container_id") {
+            format!("ctr:{}", short(c))
+        } else if let Some(u) = o.get("domain_uuid").or_else(|| o.get("vm-uuid")) {
+            format!("vm:{}", short(u))
+        } else if let Some((k, v)) = o.iter().next() {
+            format!("{k}:{v}")
+        } else {
+            "runtime".into()
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -25,6 +25,7 @@ pub mod ports;
 pub mod running;
 pub mod running_config;
 pub mod runtime;
+pub mod runtime_ports;
 pub mod service;
 pub mod snapshot;
 pub mod sticky_store;
@@ -92,6 +93,8 @@ pub enum DaemonError {
     Audit(#[from] AuditError),
     #[error("binding store: {0}")]
     Bindings(String),
+    #[error("runtime ports: {0}")]
+    RuntimePorts(String),
     #[error("TLS for the API: {0}")]
     Tls(String),
     #[error("the control socket {path}: {message}")]
@@ -155,6 +158,11 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let ((config, compiled), persist, from_saved) =
         running_config::choose(&opts.state_dir, startup);
     ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
+    // The runtime ports (host state) after the configured ones; their interfaces
+    // may not exist yet (they wait).
+    let runtime_ports =
+        runtime_ports::RuntimePorts::load(&opts.state_dir).map_err(DaemonError::RuntimePorts)?;
+    let (compiled, runtime_ports) = with_runtime_ports(&config, compiled, runtime_ports);
     if let Some(dir) = opts.socket.parent() {
         std::fs::create_dir_all(dir).map_err(fs_err(dir))?;
     }
@@ -192,7 +200,12 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         &opts.state_dir,
         Some(&opts.socket),
         &runtime,
-        (false, persist, from_saved),
+        LaunchState {
+            in_memory: false,
+            saving: persist,
+            from_saved,
+            runtime_ports,
+        },
     )?;
     let app = api::router(launched.state.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -289,6 +302,16 @@ fn open_state(state_dir: &Path) -> Result<Arc<sticky_store::StickyMacStore>, Dae
     Ok(Arc::new(sticky_store::StickyMacStore::open(state_dir)?))
 }
 
+/// What a launch starts from besides the plan: memory queues or interfaces, where
+/// applies are saved (and whether the configuration came from that save), and the
+/// runtime ports.
+struct LaunchState {
+    in_memory: bool,
+    saving: running_config::Persist,
+    from_saved: bool,
+    runtime_ports: runtime_ports::RuntimePorts,
+}
+
 /// Opens the rest of the state (bindings, audit log), starts the data-plane thread
 /// on `plan` (prepared against nothing running: every port opened) and the event
 /// task; returns the API's state.
@@ -299,7 +322,12 @@ fn launch(
     state_dir: &Path,
     socket: Option<&Path>,
     runtime: &tokio::runtime::Runtime,
-    (in_memory, saving, from_saved): (bool, running_config::Persist, bool),
+    LaunchState {
+        in_memory,
+        saving,
+        from_saved,
+        runtime_ports,
+    }: LaunchState,
 ) -> Result<Launched, DaemonError> {
     if !from_saved {
         // What the daemon starts on is the running configuration from now on.
@@ -314,10 +342,20 @@ fn launch(
         links,
         link_monitor,
         undo: created_taps,
+        waiting,
         ..
     } = plan;
-    debug_assert!(opened.iter().enumerate().all(|(k, (i, _))| k == *i));
-    let ports: Vec<_> = opened.into_iter().map(|(_, io)| io).collect();
+    // Every port is opened but those waiting for their interface (placeholders,
+    // `gone` until the runtime attaches them).
+    let mut by_index: Vec<Option<ports::PortIo>> =
+        (0..compiled.spec.ports.len()).map(|_| None).collect();
+    for (i, io) in opened {
+        by_index[i] = Some(io);
+    }
+    let ports: Vec<_> = by_index
+        .into_iter()
+        .map(|io| io.unwrap_or_else(ports::PortIo::placeholder))
+        .collect();
     let mut audit_log = AuditLog::open(&state_dir.join(AUDIT_LOG))?;
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
@@ -347,17 +385,24 @@ fn launch(
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataThread {
         switch,
-        ports: runtime::port_slots(
-            ports,
-            compiled.interfaces.clone(),
-            plan::group_names(&compiled),
-        ),
+        ports: {
+            let mut slots = runtime::port_slots(
+                ports,
+                compiled.interfaces.clone(),
+                plan::group_names(&compiled),
+            );
+            for i in waiting {
+                slots[i].gone = true;
+            }
+            slots
+        },
         commands: cmd_rx,
         events: ev_tx,
         stop: stop.clone(),
         clock,
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
+        attach_now: false,
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
     };
@@ -397,6 +442,7 @@ fn launch(
         port_names: Arc::new(tokio::sync::RwLock::new(names)),
         events: history,
         auth: Arc::new(std::sync::RwLock::new(Arc::new(auth))),
+        owners: Arc::new(std::sync::RwLock::new(Arc::new(runtime_ports.owners()))),
         audit,
         applies: Arc::default(),
         refusals: Arc::default(),
@@ -410,6 +456,7 @@ fn launch(
             socket: socket.map(Path::to_path_buf),
             listeners: None,
             persist: saving,
+            runtime_ports,
         })),
     };
     runtime.spawn(summarize_refusals(state.clone()));
@@ -558,6 +605,9 @@ pub fn start_in_memory(
     let compiled = config.compile().map_err(DaemonError::Config)?;
     let ((config, compiled), persist, from_saved) =
         running_config::choose(state_dir, (config, compiled));
+    let runtime_ports =
+        runtime_ports::RuntimePorts::load(state_dir).map_err(DaemonError::RuntimePorts)?;
+    let (compiled, runtime_ports) = with_runtime_ports(&config, compiled, runtime_ports);
     let store = open_state(state_dir)?;
     let mut plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), true))?;
     let handles = std::mem::take(&mut plan.handles)
@@ -572,7 +622,12 @@ pub fn start_in_memory(
         state_dir,
         None,
         &runtime,
-        (true, persist, from_saved),
+        LaunchState {
+            in_memory: true,
+            saving: persist,
+            from_saved,
+            runtime_ports,
+        },
     )?;
     Ok(MemoryDaemon {
         state: l.state,
@@ -581,6 +636,37 @@ pub fn start_in_memory(
         stop: l.stop,
         dataplane: Some(l.dataplane),
     })
+}
+
+/// `compiled` with the runtime ports that fit `config` appended. One that no
+/// longer does (its group was removed from the files, its interface is now a
+/// configured port's) is left out with an error in the log; it leaves the file at
+/// the next port change.
+fn with_runtime_ports(
+    config: &portcullis_control::Config,
+    compiled: portcullis_control::CompiledConfig,
+    mut rp: runtime_ports::RuntimePorts,
+) -> (
+    portcullis_control::CompiledConfig,
+    runtime_ports::RuntimePorts,
+) {
+    if rp.ports.is_empty() {
+        return (compiled, rp);
+    }
+    let mut fit: Vec<runtime_ports::RuntimePort> = Vec::new();
+    let mut last = None;
+    for p in std::mem::take(&mut rp.ports) {
+        fit.push(p);
+        match runtime_ports::compile(config, &fit) {
+            Ok(c) => last = Some(c),
+            Err(e) => {
+                let p = fit.pop().expect("just pushed");
+                tracing::error!(port = %p.name, interface = %p.interface, group = %p.group, error = %e, "runtime port not started: it no longer fits the configuration");
+            }
+        }
+    }
+    rp.ports = fit;
+    (last.unwrap_or(compiled), rp)
 }
 
 /// Puts the bindings the store holds back into the switch's index, with the lease

@@ -87,6 +87,9 @@ pub(crate) struct Plan {
     pub link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
     /// The undo of a failed start or apply: the TAPs this plan created.
     pub undo: CreatedTaps,
+    /// The ports, by index, whose interface does not exist yet: neither opened nor
+    /// kept, they wait (state `no-interface`) until the runtime finds it.
+    pub waiting: Vec<usize>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -116,12 +119,22 @@ pub(crate) fn prepare(
     let mut undo = CreatedTaps::default();
     let mut opened = Vec::new();
     let mut handles = Vec::new();
+    let mut waiting = Vec::new();
     for (i, (spec, a)) in compiled.spec.ports.iter().zip(&attachments).enumerate() {
         let kept = current
             .ports
             .iter()
             .any(|(name, old)| *name == spec.name && a.keeps_io_of(old));
         if kept {
+            continue;
+        }
+        if let Attachment::Netdev { ifname, .. } = a
+            && !portcullis_io::interface_exists(ifname)
+        {
+            // A port whose interface does not exist yet (a runtime port added before
+            // its VM or container started; configured ports were checked before):
+            // it waits in state `no-interface` and attaches when it appears.
+            waiting.push(i);
             continue;
         }
         let (io, handle) = a.open(&spec.name, &mut undo)?;
@@ -141,6 +154,7 @@ pub(crate) fn prepare(
         links,
         link_monitor,
         undo,
+        waiting,
     })
 }
 
@@ -325,22 +339,37 @@ mod tests {
     }
 
     /// A failure opens nothing that stays: the TAP created for the first port is
-    /// removed when the second port cannot be opened. Needs root (TAPs).
+    /// removed when the second port cannot be opened (a TAP the kernel will not
+    /// create: its name has a '/'). Needs root (TAPs).
     #[test]
     fn a_failed_prepare_removes_the_taps_it_created() {
         let Some(dir) = root_and_dir() else { return };
         let tap = format!("pcplan{}", std::process::id() % 100_000);
-        let missing = format!("pcnone{}", std::process::id() % 100_000);
-        let c = compiled(&[("vm1", &tap, true), ("vm2", &missing, false)]);
+        let bad = format!("pc/bad{}", std::process::id() % 100_000);
+        let mut c = compiled(&[("vm1", &tap, true), ("vm2", "placeholder", true)]);
+        // A name the configuration would refuse, so that only the kernel can.
+        c.interfaces[1] = bad.clone();
         let e = prepare(c, &Current::nothing(store(&dir), false)).expect_err("vm2 cannot open");
         assert!(
-            matches!(&e, PrepareError::Port(p) if p.port == "vm2" && p.interface == missing),
+            matches!(&e, PrepareError::Port(p) if p.port == "vm2" && p.interface == bad),
             "{e}"
         );
         assert!(
             !portcullis_io::interface_exists(&tap),
             "the TAP of the failed prepare is removed"
         );
+    }
+
+    /// A port whose interface does not exist yet is neither opened nor an error:
+    /// it waits (`no-interface`) for the runtime to attach it. Needs root.
+    #[test]
+    fn a_port_without_its_interface_waits_instead_of_failing() {
+        let Some(dir) = root_and_dir() else { return };
+        let missing = format!("pcnone{}", std::process::id() % 100_000);
+        let c = compiled(&[("vm1", "lo", false), ("vm2", &missing, false)]);
+        let plan = prepare(c, &Current::nothing(store(&dir), false)).expect("prepared");
+        assert_eq!(opened(&plan), vec![0]);
+        assert_eq!(plan.waiting, vec![1]);
     }
 
     #[test]

@@ -271,7 +271,12 @@ pub(crate) fn link_monitor(
             ))
         })
         .collect();
-    if watched.is_empty() {
+    // Opened for any port on an interface, even one that does not exist yet: its
+    // appearance is what attaches a waiting port.
+    if attachments
+        .iter()
+        .all(|a| matches!(a, Attachment::Memory { .. }))
+    {
         return None;
     }
     match portcullis_io::LinkMonitor::open() {

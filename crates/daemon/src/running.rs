@@ -32,6 +32,9 @@ pub struct Running {
     pub(crate) listeners: Option<TcpListeners>,
     /// Where an apply saves the configuration it applied (`running_config.rs`).
     pub persist: crate::running_config::Persist,
+    /// The runtime ports that run, after the configured ones (`runtime_ports.rs`):
+    /// `compiled` is `config` with them.
+    pub runtime_ports: crate::runtime_ports::RuntimePorts,
 }
 
 /// The TCP listeners — the API over TLS and the metrics endpoint — as an apply

@@ -144,7 +144,7 @@ impl Persist {
 
 /// Replaces `path` with `bytes`: written to a file beside it, fsync'd, renamed over
 /// it, and the directory fsync'd (the rename itself durable).
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("json.new");

@@ -252,8 +252,9 @@ pub struct PortSlot {
     capture: Option<(Box<PortCapture>, CaptureReply)>,
     /// Frames were queued since the last flush.
     dirty: bool,
-    /// The interface is gone: the port is not polled until `recheck_links` reopens it.
-    gone: bool,
+    /// The interface is gone (or does not exist yet: state `no-interface`): the
+    /// port is not polled until `recheck_links` (re)attaches it.
+    pub(crate) gone: bool,
 }
 
 impl PortSlot {
@@ -466,6 +467,9 @@ pub struct DataThread {
     pub link_monitor: Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)>,
     /// Reused between loop iterations (no allocation once grown).
     pub event_buf: Vec<Event>,
+    /// An unwatched interface appeared: probe the waiting ports now rather than at
+    /// the next periodic recheck.
+    pub attach_now: bool,
 }
 
 impl std::fmt::Debug for DataThread {
@@ -535,7 +539,8 @@ impl DataThread {
                 }
             }
             self.flush();
-            if now.saturating_since(last_recheck) >= LINK_RECHECK_NS {
+            if self.attach_now || now.saturating_since(last_recheck) >= LINK_RECHECK_NS {
+                self.attach_now = false;
                 last_recheck = now;
                 self.recheck_links(now, &mut pollfds);
             }
@@ -716,11 +721,19 @@ impl DataThread {
             return;
         };
         let mut changes: Vec<(PortId, bool)> = Vec::new();
+        let mut unknown = false;
         monitor.read(|c| {
             if let Some((_, port)) = watched.iter().find(|(ix, _)| *ix == c.ifindex) {
                 changes.push((*port, c.up));
+            } else if !c.gone {
+                unknown = true;
             }
         });
+        // An interface the switch does not watch appeared or changed: it may be the
+        // one a waiting port (`no-interface`) or a gone one waits for.
+        if unknown && self.ports.iter().any(|p| p.gone) {
+            self.attach_now = true;
+        }
         for (port, up) in changes {
             if let Some(p) = self.switch.port(port)
                 && p.link_up != up
@@ -805,7 +818,19 @@ impl DataThread {
                         let slot = &mut self.ports[i];
                         slot.io = io;
                         slot.gone = false;
-                        tracing::info!(interface = %slot.interface, "interface is back; port reattached");
+                        tracing::info!(interface = %slot.interface, "interface is back; port attached");
+                        // A new interface (a new ifindex): carrier is watched on it,
+                        // and a MAC the port had learned is learned again (a
+                        // restarted guest may come back with a new random MAC).
+                        if let Some((_, watched)) = self.link_monitor.as_mut()
+                            && let Ok(ifindex) = portcullis_io::interface_index(&slot.interface)
+                        {
+                            watched.retain(|(_, p)| *p != id);
+                            watched.push((ifindex, id));
+                        }
+                        if let Ok(Some(mac)) = self.switch.forget_learned_mac(id, now) {
+                            tracing::info!(port = %self.switch.ports()[i].name, %mac, "interface re-created: the learned MAC is learned again");
+                        }
                         let _ = self.switch.set_link_up(id, state == LinkState::Up, now);
                     }
                     Err(e) => {
@@ -1045,7 +1070,7 @@ impl DataThread {
                         self.ports.iter().map(|p| p.interface.clone()).collect();
                     let groups: Vec<String> = self.ports.iter().map(|p| p.group.clone()).collect();
                     let in_use: Vec<_> = self.ports.iter().map(|p| p.io.in_use).collect();
-                    let snap = crate::snapshot::build(
+                    let mut snap = crate::snapshot::build(
                         &self.switch,
                         &interfaces,
                         &in_use,
@@ -1054,6 +1079,12 @@ impl DataThread {
                         (stats.events_lost, stats.batches),
                         now,
                     );
+                    // Without its interface a port is neither up nor down: it waits.
+                    for (view, slot) in snap.ports.iter_mut().zip(&self.ports) {
+                        if slot.gone && view.state != "down" {
+                            view.state = "no-interface".into();
+                        }
+                    }
                     let _ = reply.send(snap);
                 }
                 Command::ReportEffectiveMac { port, mac, reply } => {

@@ -114,6 +114,9 @@ pub fn build(
                 uplink: sw.uplink_of(p.id).map(name_of),
                 counters: counters_view(c),
                 io: io.get(p.id.index()).cloned().unwrap_or_default(),
+                // The control plane's (runtime ports), filled in by the API.
+                runtime: false,
+                owner: BTreeMap::new(),
             }
         })
         .collect();

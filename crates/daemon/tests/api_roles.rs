@@ -92,6 +92,24 @@ fn routes() -> Vec<(
             Some(mac),
             OPS,
         ),
+        (
+            Method::POST,
+            "/v1/ports/rt1".into(),
+            Some(serde_json::json!({ "interface": "mem-rt1", "group": "web", "may_exist": true })),
+            OPS,
+        ),
+        (
+            Method::PATCH,
+            "/v1/ports/rt1".into(),
+            Some(serde_json::json!({ "owner": { "domain": "web9" } })),
+            OPS,
+        ),
+        (
+            Method::DELETE,
+            "/v1/ports/rt1?if_exists=true".into(),
+            None,
+            OPS,
+        ),
         (Method::POST, "/v1/ports/vm1/recover".into(), None, OPS),
         (Method::POST, "/v1/ports/vm2/shutdown".into(), None, OPS),
         (Method::POST, "/v1/ports/vm2/enable".into(), None, OPS),
@@ -181,8 +199,8 @@ fn every_route_times_every_role_is_allowed_or_refused_as_documented() {
     assert_eq!(intents, outcomes, "every intent has its outcome");
     assert_eq!(
         intents,
-        2 * 8 + 1,
-        "8 operator writes × 2 roles + apply by admin"
+        2 * 11 + 1,
+        "11 operator writes × 2 roles + apply by admin"
     );
     assert_eq!(
         portcullis_control::audit::verify(&h.audit_log()).unwrap(),

@@ -535,6 +535,8 @@ fn port(id: u16, name: &str, role: &str) -> PortView {
         uplink: None,
         counters: CountersView::default(),
         io: Default::default(),
+        runtime: false,
+        owner: Default::default(),
     }
 }
 

@@ -63,6 +63,10 @@ pub enum MacChangeSource {
 pub enum EventKind {
     /// A port without a configured MAC learned its initial MAC from its first frame.
     InitialMacLearned { port: PortId, mac: MacAddr },
+    /// The interface behind a port without a configured MAC was re-created (a VM
+    /// or container restarted): the MAC it had learned is forgotten, and the next
+    /// first frame is learned again.
+    LearnedMacForgotten { port: PortId, mac: MacAddr },
     /// A port's effective MAC changed.
     EffectiveMacChanged {
         port: PortId,

@@ -46,6 +46,8 @@ pub struct Port {
     pub initial_mac: Option<MacAddr>,
     /// The MAC the guest uses now (DESIGN.md §3).
     pub effective_mac: Option<MacAddr>,
+    /// The initial MAC is configured (not learned from the first frame).
+    pub configured_mac: bool,
     /// Administratively up (false: every frame in or out is dropped as PortDown).
     pub admin_up: bool,
     /// Link (carrier) up; uplinks only, guests are always up.
@@ -706,6 +708,43 @@ impl Switch {
         Ok(())
     }
 
+    /// The interface behind guest port `id` was re-created (a VM or container
+    /// restarted, perhaps with a new random MAC): a MAC the port learned from its
+    /// first frame is forgotten, with its guest entries, so that the next first
+    /// frame is learned afresh instead of being dropped as a forged transmit. A
+    /// configured MAC stays. Returns the MAC forgotten, if any.
+    pub fn forget_learned_mac(
+        &mut self,
+        id: PortId,
+        now: Timestamp,
+    ) -> Result<Option<MacAddr>, ControlError> {
+        let port = self.ports.get(id.index()).ok_or(ControlError::NoSuchPort)?;
+        if port.role != PortRole::Guest || port.configured_mac {
+            return Ok(None);
+        }
+        let Some(mac) = port.effective_mac else {
+            return Ok(None);
+        };
+        let initial = port.initial_mac;
+        let mut removed = false;
+        for vid in port.vlan.iter_vids() {
+            removed |= self.macs.remove_local(vid, mac, id).is_some();
+            if let Some(initial) = initial.filter(|m| *m != mac) {
+                self.macs.remove_local(vid, initial, id);
+            }
+        }
+        let port = &mut self.ports[id.index()];
+        if let Some(sec) = port.secure.as_mut() {
+            sec.count = sec.count.saturating_sub(u16::from(removed));
+        }
+        port.initial_mac = None;
+        port.effective_mac = None;
+        self.events
+            .push(now, EventKind::LearnedMacForgotten { port: id, mac });
+        self.rebuild_vlans();
+        Ok(Some(mac))
+    }
+
     /// Moves a guest port's MAC table entries from its effective MAC to `new`. On a
     /// conflict nothing changes. Does not rebuild the VLAN sets.
     pub(crate) fn change_effective_mac(
@@ -825,6 +864,7 @@ impl Port {
             security: s.security,
             initial_mac: s.initial_mac,
             effective_mac: s.initial_mac,
+            configured_mac: s.initial_mac.is_some(),
             admin_up: true,
             link_up: true,
             err_disabled: None,

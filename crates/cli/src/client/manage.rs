@@ -51,6 +51,96 @@ pub enum PortCmd {
         /// The port's name.
         port: String,
     },
+    /// Add a runtime port: host state kept in the daemon's state directory across
+    /// restarts, not configuration (docs/runtime-ports.md). Its interface need not
+    /// exist yet: the port waits (state no-interface) and attaches when it appears.
+    Add {
+        /// The port's name (1 to 64 of A-Z a-z 0-9 . _ -).
+        port: String,
+        /// The Linux interface (TAP, veth) it attaches to.
+        #[arg(long)]
+        interface: String,
+        /// The port group (optional when --vlan names the one group with that access VLAN).
+        #[arg(long)]
+        group: Option<String>,
+        /// The access VLAN: selects the group, or must be the group's.
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// The guest's initial MAC; without it the first frame's is learned.
+        #[arg(long)]
+        mac: Option<String>,
+        /// Create the interface as a persistent TAP if it does not exist (removed
+        /// with the port).
+        #[arg(long)]
+        create_tap: bool,
+        /// Owner metadata, KEY=VALUE, repeatable (domain=web1, container_id=…),
+        /// shown as USED-BY.
+        #[arg(long = "owner", value_name = "KEY=VALUE")]
+        owner: Vec<String>,
+        /// Succeed if a runtime port of this name exists on the same interface
+        /// (then changed in place as asked).
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Change a runtime port: its group, initial MAC or owner metadata.
+    Set {
+        /// The port's name.
+        port: String,
+        /// The new port group.
+        #[arg(long)]
+        group: Option<String>,
+        /// The access VLAN: selects the group, or must be the group's.
+        #[arg(long)]
+        vlan: Option<u16>,
+        /// The new initial MAC ("" to learn it from the next first frame).
+        #[arg(long)]
+        mac: Option<String>,
+        /// Owner metadata to set, KEY=VALUE (KEY= removes the key); repeatable.
+        #[arg(long = "owner", value_name = "KEY=VALUE")]
+        owner: Vec<String>,
+    },
+    /// Remove a runtime port (its MAC entries and secure MACs go with it).
+    Remove {
+        /// The port's name.
+        port: String,
+        /// Succeed when there is no such port.
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+/// `KEY=VALUE` pairs as a map.
+fn owner_map(pairs: &[String]) -> anyhow::Result<portcullis_api::PortOwner> {
+    pairs
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--owner {kv:?}: write KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn print_change(v: serde_json::Value) -> anyhow::Result<()> {
+    let a: portcullis_api::PortChangeAnswer = serde_json::from_value(v)?;
+    match &a.runtime_port {
+        Some(p) => println!(
+            "port {}: {} (interface {}, group {}{})",
+            a.port,
+            a.outcome,
+            p.interface,
+            p.group,
+            p.mac
+                .as_deref()
+                .map(|m| format!(", MAC {m}"))
+                .unwrap_or_default()
+        ),
+        None => println!("port {}: {}", a.port, a.outcome),
+    }
+    for n in &a.notes {
+        println!("note: {n}");
+    }
+    Ok(())
 }
 
 fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
@@ -143,6 +233,57 @@ pub fn port(op: PortCmd, api: &ApiOpts) -> anyhow::Result<()> {
         PortCmd::Enable { port } => {
             api.call(Method::POST, &format!("/v1/ports/{port}/enable"), None)?;
             println!("port {port}: enabled");
+        }
+        PortCmd::Add {
+            port,
+            interface,
+            group,
+            vlan,
+            mac,
+            create_tap,
+            owner,
+            may_exist,
+        } => {
+            let body = portcullis_api::NewPort {
+                interface,
+                group,
+                vlan,
+                mac,
+                create_tap,
+                owner: owner_map(&owner)?,
+                may_exist,
+            };
+            let v = api.call(
+                Method::POST,
+                &format!("/v1/ports/{port}"),
+                Some(serde_json::to_value(body)?),
+            )?;
+            print_change(v)?;
+        }
+        PortCmd::Set {
+            port,
+            group,
+            vlan,
+            mac,
+            owner,
+        } => {
+            let body = portcullis_api::PortPatch {
+                group,
+                vlan,
+                mac,
+                owner: owner_map(&owner)?,
+            };
+            let v = api.call(
+                Method::PATCH,
+                &format!("/v1/ports/{port}"),
+                Some(serde_json::to_value(body)?),
+            )?;
+            print_change(v)?;
+        }
+        PortCmd::Remove { port, if_exists } => {
+            let q = if if_exists { "?if_exists=true" } else { "" };
+            let v = api.call(Method::DELETE, &format!("/v1/ports/{port}{q}"), None)?;
+            print_change(v)?;
         }
     }
     Ok(())

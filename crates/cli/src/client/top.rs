@@ -367,10 +367,16 @@ fn io_losses(prev: Option<&IoStats>, cur: &IoStats) -> (u64, u64) {
 }
 
 fn used_by(p: &PortView) -> String {
-    if PortKind::of_role(&p.role) == PortKind::Guest && !p.interface.is_empty() {
+    let base = if PortKind::of_role(&p.role) == PortKind::Guest && !p.interface.is_empty() {
         format!("{}:{}", p.name, p.interface)
     } else {
         p.name.clone()
+    };
+    // A runtime port's owner (the VM or container behind it), as esxtop names the
+    // VM in USED-BY.
+    match p.owner_summary() {
+        Some(owner) => format!("{base} ({owner})"),
+        None => base,
     }
 }
 
@@ -1003,6 +1009,8 @@ mod tests {
             uplink: None,
             counters: CountersView::default(),
             io: IoStats::default(),
+            runtime: false,
+            owner: Default::default(),
         }
     }
 

@@ -160,3 +160,38 @@ pub struct HostPort {
     /// `standby` replaced whole).
     pub teaming: Option<TeamingOverride>,
 }
+
+impl HostPort {
+    /// A guest port with its group's settings and no per-port overrides: what a
+    /// runtime port (`port add`) is.
+    pub fn plain(
+        name: impl Into<String>,
+        interface: impl Into<String>,
+        port_group: impl Into<String>,
+        mac: Option<MacAddr>,
+        tap: bool,
+    ) -> HostPort {
+        HostPort {
+            name: name.into(),
+            interface: interface.into(),
+            port_group: port_group.into(),
+            mac,
+            security: SecurityOverride::default(),
+            tap,
+            backend: Backend::default(),
+            secure_macs: Vec::new(),
+            port_security: None,
+            storm_control: None,
+            mac_acl_in: None,
+            mac_acl_out: None,
+            dhcp_snooping: None,
+            arp_inspection: None,
+            ip_source_guard: None,
+            ra_guard: None,
+            nd_inspection: None,
+            ipv6_source_guard: None,
+            dhcpv6_guard: None,
+            teaming: None,
+        }
+    }
+}

@@ -141,6 +141,17 @@ async fn apply_inner(
     if !running.in_memory {
         crate::ports::check_interfaces(&config, &compiled).map_err(|e| invalid(e.to_string()))?;
     }
+    // The runtime ports stay (they are host state): they must still fit.
+    let compiled = if running.runtime_ports.ports.is_empty() {
+        compiled
+    } else {
+        runtime_ports_fit(&config, &running.runtime_ports.ports)?;
+        crate::runtime_ports::compile(&config, &running.runtime_ports.ports).map_err(|e| {
+            invalid(format!(
+                "the configuration does not fit the runtime ports: {e}"
+            ))
+        })?
+    };
     let changes = diff::diff(&flatten(&running.config), &flatten(&config));
     let rendered = diff::render(&changes);
     let mut notes = Vec::new();
@@ -270,7 +281,7 @@ async fn apply_inner(
 /// sockets, loads BPF and creates TAPs) and has the data-plane thread swap it in
 /// between two batches; the configuration as prepared (sticky MACs restored) and
 /// what the swap carried over. A failure undoes what the plan created.
-async fn swap_switch(
+pub(crate) async fn swap_switch(
     st: &ApiState,
     running: &crate::running::Running,
     compiled: portcullis_control::CompiledConfig,
@@ -308,6 +319,41 @@ async fn swap_switch(
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);
     Ok((compiled, report))
+}
+
+/// Every runtime port's group is in `config`, and no configured port has a runtime
+/// port's name or interface: else the apply is refused, naming them.
+fn runtime_ports_fit(
+    config: &Config,
+    ports: &[crate::runtime_ports::RuntimePort],
+) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for p in ports {
+        if !config.profile.port_groups.iter().any(|g| g.name == p.group) {
+            problems.push(format!(
+                "runtime port {:?} is in port group {:?}, which this configuration removes",
+                p.name, p.group
+            ));
+        }
+        if let Some(c) = config
+            .host
+            .ports
+            .iter()
+            .find(|c| c.name == p.name || c.interface == p.interface)
+        {
+            problems.push(format!(
+                "configured port {:?} (interface {:?}) clashes with runtime port {:?} (interface {:?})",
+                c.name, c.interface, p.name, p.interface
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{}; move or remove those runtime ports first (`portcullis port set|remove`)",
+        problems.join("; ")
+    )))
 }
 
 /// How many of the configuration's static bindings the running switch does not hold

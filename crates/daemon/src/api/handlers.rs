@@ -17,12 +17,22 @@ use portcullis_dataplane::bindings::BindingHolder;
 use portcullis_dataplane::{ControlError, MacAddr, PortId};
 use tokio::sync::oneshot;
 
+/// The switch as the data plane sees it, with what the control plane knows of
+/// its ports (which are runtime ports, and who owns them).
 pub(crate) async fn snapshot(st: &ApiState) -> Result<Snapshot, ApiError> {
     let (tx, rx) = oneshot::channel();
     st.commands
         .send(Command::Snapshot(tx))
         .map_err(|_| ApiError::unavailable())?;
-    rx.await.map_err(|_| ApiError::unavailable())
+    let mut snap = rx.await.map_err(|_| ApiError::unavailable())?;
+    let owners = st.owners.read().map(|o| o.clone()).unwrap_or_default();
+    for p in &mut snap.ports {
+        if let Some(owner) = owners.get(&p.name) {
+            p.runtime = true;
+            p.owner = owner.clone();
+        }
+    }
+    Ok(snap)
 }
 
 pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiError> {

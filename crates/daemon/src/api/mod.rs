@@ -17,6 +17,7 @@
 mod config;
 mod guard;
 mod handlers;
+mod port_changes;
 pub mod refusals;
 
 pub use config::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
@@ -26,7 +27,7 @@ pub use handlers::*;
 use crate::runtime::Command;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 pub use portcullis_api::{ErrorBody, ErrorDetail, EventRecord};
 use portcullis_control::audit::AuditLog;
@@ -90,6 +91,27 @@ pub const ROUTES: &[RouteSpec] = &[
     read("/v1/status", "Switch summary"),
     read("/v1/ports", "Every port with its state and counters"),
     read("/v1/ports/{name}", "One port"),
+    write(
+        Method::POST,
+        "/v1/ports/{name}",
+        Permission::Operate,
+        "port.add",
+        "Add a runtime port (host state, kept across restarts)",
+    ),
+    write(
+        Method::PATCH,
+        "/v1/ports/{name}",
+        Permission::Operate,
+        "port.set",
+        "Change a runtime port's group, MAC or owner",
+    ),
+    write(
+        Method::DELETE,
+        "/v1/ports/{name}",
+        Permission::Operate,
+        "port.remove",
+        "Remove a runtime port",
+    ),
     write(
         Method::PUT,
         "/v1/ports/{name}/effective-mac",
@@ -198,6 +220,9 @@ pub struct ApiState {
     pub events: Arc<Mutex<VecDeque<EventRecord>>>,
     /// Who may do what (rebuilt by an apply).
     pub auth: Arc<RwLock<Arc<Authorizer>>>,
+    /// The runtime ports' owner metadata by port name (USED-BY), replaced on every
+    /// port change.
+    pub owners: Arc<RwLock<Arc<std::collections::BTreeMap<String, portcullis_api::PortOwner>>>>,
     /// The audit log (appends run on the blocking pool).
     pub audit: Arc<Mutex<AuditLog>>,
     /// The running configuration; locked for the whole of an apply (one at a time).
@@ -265,6 +290,9 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/v1/status") => m(get(h::status)),
             ("GET", "/v1/ports") => m(get(h::ports)),
             ("GET", "/v1/ports/{name}") => m(get(h::port)),
+            ("POST", "/v1/ports/{name}") => m(post(port_changes::add_port)),
+            ("PATCH", "/v1/ports/{name}") => m(patch(port_changes::set_port)),
+            ("DELETE", "/v1/ports/{name}") => m(delete(port_changes::remove_port)),
             ("PUT", "/v1/ports/{name}/effective-mac") => m(put(h::report_mac)),
             ("POST", "/v1/ports/{name}/recover") => m(post(h::recover)),
             ("POST", "/v1/ports/{name}/shutdown") => m(post(h::shutdown)),

@@ -354,6 +354,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
         links: Box::new(AlwaysUp),
         link_monitor: None,
         event_buf: Vec::new(),
+        attach_now: false,
         held: portcullis_daemon::held::Held::new(None, names),
     };
     let thread = std::thread::spawn(move || dp.run());

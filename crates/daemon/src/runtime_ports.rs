@@ -1,0 +1,406 @@
+//! Runtime ports: the guest ports that hypervisors, container runtimes and
+//! operators add, change and remove while the switch runs (`POST`, `PATCH` and
+//! `DELETE /v1/ports/{name}`; `portcullis port add|set|remove`; the integrations).
+//! They are host state, like the host binding — never part of a profile — kept in
+//! `runtime-ports.json` in the state directory and merged, after the configured
+//! ports, into every configuration the daemon compiles: at start, on an apply, on a
+//! port change. A port change is therefore an apply of the running configuration
+//! with one port more, less or different (the one reconfiguration path,
+//! `plan::prepare` and the carry-over): every other port keeps its socket and state.
+//!
+//! Invariants: the file lists exactly the runtime ports that run (it is written
+//! after a change is swapped in, and a change whose file cannot be written is taken
+//! back); it is replaced atomically (written beside, fsync'd, renamed, the directory
+//! fsync'd); a runtime port's name and interface are unique among all ports; an
+//! unreadable file stops the start with its path rather than dropping ports.
+
+use portcullis_api::{NewPort, OWNER_MAX_KEY_LEN, OWNER_MAX_KEYS, OWNER_MAX_VALUE_LEN};
+pub use portcullis_api::{PortOwner, RuntimePortView as RuntimePort};
+use portcullis_control::config::HostPort;
+use portcullis_control::{CompiledConfig, Config, ConfigErrors};
+use portcullis_dataplane::MacAddr;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The file in the state directory.
+pub const FILE: &str = "runtime-ports.json";
+
+/// The most runtime ports a switch holds (the data plane numbers ports with a u16;
+/// this leaves room for the configured ones).
+pub const MAX_RUNTIME_PORTS: usize = 4096;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDisk {
+    /// Format version: 1.
+    version: u32,
+    ports: Vec<RuntimePort>,
+}
+
+/// The runtime ports, in the order they were added (their place in the switch's
+/// port numbering, after the configured ports).
+#[derive(Debug, Clone)]
+pub struct RuntimePorts {
+    path: PathBuf,
+    pub ports: Vec<RuntimePort>,
+}
+
+impl RuntimePorts {
+    /// Reads `runtime-ports.json` from `state_dir` (none: no runtime ports).
+    pub fn load(state_dir: &Path) -> Result<RuntimePorts, String> {
+        let path = state_dir.join(FILE);
+        let ports = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let disk: OnDisk = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{}: not a runtime-port file: {e}", path.display()))?;
+                if disk.version != 1 {
+                    return Err(format!(
+                        "{}: format version {} is not one this daemon reads (1)",
+                        path.display(),
+                        disk.version
+                    ));
+                }
+                disk.ports
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(RuntimePorts { path, ports })
+    }
+
+    /// None, kept nowhere (in-memory daemons of the tests).
+    pub fn none(state_dir: &Path) -> RuntimePorts {
+        RuntimePorts {
+            path: state_dir.join(FILE),
+            ports: Vec::new(),
+        }
+    }
+
+    /// Writes the file (blocking: fsync).
+    pub fn save(&self) -> std::io::Result<()> {
+        let disk = OnDisk {
+            version: 1,
+            ports: self.ports.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&disk).map_err(std::io::Error::other)?;
+        crate::running_config::write_atomically(&self.path, &bytes)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RuntimePort> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// Owner metadata by port name, for the API's views.
+    pub fn owners(&self) -> std::collections::BTreeMap<String, PortOwner> {
+        self.ports
+            .iter()
+            .map(|p| (p.name.clone(), p.owner.clone()))
+            .collect()
+    }
+}
+
+/// `config` with the runtime ports appended to its host binding's ports.
+pub fn merged(config: &Config, ports: &[RuntimePort]) -> Result<Config, String> {
+    let mut c = config.clone();
+    for p in ports {
+        let mac = p
+            .mac
+            .as_deref()
+            .map(parse_mac)
+            .transpose()
+            .map_err(|e| format!("runtime port {:?}: {e}", p.name))?;
+        c.host.ports.push(HostPort::plain(
+            &p.name,
+            &p.interface,
+            &p.group,
+            mac,
+            p.create_tap,
+        ));
+    }
+    Ok(c)
+}
+
+/// What the daemon runs: `config` with the runtime ports, compiled.
+pub fn compile(config: &Config, ports: &[RuntimePort]) -> Result<CompiledConfig, String> {
+    merged(config, ports)?
+        .compile()
+        .map_err(|e: ConfigErrors| e.to_string())
+}
+
+/// A MAC as `aa:bb:cc:dd:ee:ff`: a unicast address a guest may use.
+pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    let mac: MacAddr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))?;
+    if !mac.is_valid_source() {
+        return Err(format!(
+            "{s:?} cannot be a guest's MAC (multicast, broadcast or all zeros)"
+        ));
+    }
+    Ok(mac)
+}
+
+/// A Linux interface name: 1..=15 bytes, no '/', ':', whitespace or control
+/// characters, not `.` or `..` (what the kernel's `dev_valid_name` accepts, less ':'
+/// which names aliases).
+pub fn check_interface_name(s: &str) -> Result<(), String> {
+    let bad = s.is_empty()
+        || s.len() > 15
+        || s == "."
+        || s == ".."
+        || s.chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(format!(
+            "{s:?} is not an interface name (1 to 15 bytes, no '/', ':' or whitespace)"
+        ));
+    }
+    Ok(())
+}
+
+/// A port name: 1..=64 characters of `[A-Za-z0-9._-]` (what a URL path carries
+/// without escaping, and what libvirt, Proxmox and CNI name NICs with).
+pub fn check_port_name(s: &str) -> Result<(), String> {
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "{s:?} is not a port name (1 to 64 of A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    Ok(())
+}
+
+/// Owner metadata within its bounds.
+pub fn check_owner(owner: &PortOwner) -> Result<(), String> {
+    if owner.len() > OWNER_MAX_KEYS {
+        return Err(format!("at most {OWNER_MAX_KEYS} owner keys"));
+    }
+    for (k, v) in owner {
+        if k.is_empty() || k.len() > OWNER_MAX_KEY_LEN || k.chars().any(char::is_control) {
+            return Err(format!(
+                "owner key {k:?}: 1 to {OWNER_MAX_KEY_LEN} bytes without control characters"
+            ));
+        }
+        if v.len() > OWNER_MAX_VALUE_LEN || v.chars().any(char::is_control) {
+            return Err(format!(
+                "owner value of {k:?}: at most {OWNER_MAX_VALUE_LEN} bytes without control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The port group a request names: `group`, or the one group whose access VLAN is
+/// `vlan`; with both, the group's VLAN must be `vlan`.
+pub fn resolve_group(
+    config: &Config,
+    group: Option<&str>,
+    vlan: Option<u16>,
+) -> Result<String, String> {
+    use portcullis_control::config::GroupVlan;
+    let access = |g: &portcullis_control::config::PortGroup| match &g.vlan {
+        GroupVlan::Access(v) => Some(v.get()),
+        GroupVlan::Trunk { .. } => None,
+    };
+    let groups = &config.profile.port_groups;
+    match (group, vlan) {
+        (Some(name), vlan) => {
+            let g = groups
+                .iter()
+                .find(|g| g.name == name)
+                .ok_or_else(|| format!("no port group named {name:?}"))?;
+            if let Some(v) = vlan
+                && access(g) != Some(v)
+            {
+                return Err(format!(
+                    "port group {name:?} is not access VLAN {v} (the VLAN comes from the group)"
+                ));
+            }
+            Ok(g.name.clone())
+        }
+        (None, Some(v)) => {
+            let mut with = groups.iter().filter(|g| access(g) == Some(v));
+            match (with.next(), with.next()) {
+                (Some(g), None) => Ok(g.name.clone()),
+                (None, _) => Err(format!(
+                    "no port group has access VLAN {v}: name one with `group`"
+                )),
+                (Some(a), Some(b)) => Err(format!(
+                    "port groups {:?} and {:?} both have access VLAN {v}: name one with `group`",
+                    a.name, b.name
+                )),
+            }
+        }
+        (None, None) => Err("a port needs a group (or an access VLAN that names one)".into()),
+    }
+}
+
+/// The runtime port a request describes, checked on its own (names, MAC, owner,
+/// group); what it conflicts with is the caller's to check against the switch.
+pub fn from_request(config: &Config, name: &str, req: &NewPort) -> Result<RuntimePort, String> {
+    check_port_name(name)?;
+    check_interface_name(&req.interface)?;
+    check_owner(&req.owner)?;
+    let mac = req.mac.as_deref().map(parse_mac).transpose()?;
+    let group = resolve_group(config, req.group.as_deref(), req.vlan)?;
+    Ok(RuntimePort {
+        name: name.to_string(),
+        interface: req.interface.clone(),
+        group,
+        mac: mac.map(|m| m.to_string()),
+        create_tap: req.create_tap,
+        owner: req.owner.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        portcullis_control::parse_str(
+            r#"
+[switch]
+name = "t"
+[[port_group]]
+name = "web"
+vlan = 10
+[[port_group]]
+name = "web-b"
+vlan = 10
+[[port_group]]
+name = "db"
+vlan = 20
+[[port_group]]
+name = "trunk"
+vlans = [10, 20]
+"#,
+            "t.toml",
+            None,
+        )
+        .expect("valid")
+    }
+
+    fn req(interface: &str) -> NewPort {
+        NewPort {
+            interface: interface.into(),
+            group: Some("db".into()),
+            ..NewPort::default()
+        }
+    }
+
+    #[test]
+    fn a_group_is_named_or_found_by_its_access_vlan() {
+        let c = config();
+        assert_eq!(resolve_group(&c, Some("db"), None).unwrap(), "db");
+        assert_eq!(resolve_group(&c, None, Some(20)).unwrap(), "db");
+        assert_eq!(resolve_group(&c, Some("db"), Some(20)).unwrap(), "db");
+        let two = resolve_group(&c, None, Some(10)).unwrap_err();
+        assert!(two.contains("\"web\" and \"web-b\""), "{two}");
+        assert!(
+            resolve_group(&c, None, Some(30))
+                .unwrap_err()
+                .contains("no port group")
+        );
+        assert!(
+            resolve_group(&c, Some("db"), Some(10))
+                .unwrap_err()
+                .contains("not access VLAN 10")
+        );
+        assert!(
+            resolve_group(&c, Some("nope"), None)
+                .unwrap_err()
+                .contains("no port group named")
+        );
+        assert!(resolve_group(&c, None, None).is_err());
+    }
+
+    #[test]
+    fn bad_names_macs_and_owners_are_refused_with_the_reason() {
+        let c = config();
+        for name in ["", "a/b", "a b", &"x".repeat(65), "é"] {
+            assert!(from_request(&c, name, &req("veth0")).is_err(), "{name:?}");
+        }
+        for ifname in ["", "a/b", "eth0:1", "sixteen-bytes-xx", ".", ".."] {
+            let e = from_request(&c, "p", &req(ifname)).unwrap_err();
+            assert!(e.contains("interface name"), "{ifname:?}: {e}");
+        }
+        for mac in [
+            "ff:ff:ff:ff:ff:ff",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "nope",
+        ] {
+            let r = NewPort {
+                mac: Some(mac.into()),
+                ..req("veth0")
+            };
+            assert!(from_request(&c, "p", &r).is_err(), "{mac}");
+        }
+        let mut owner = PortOwner::new();
+        owner.insert("domain".into(), "bad\nvalue".into());
+        let r = NewPort {
+            owner,
+            ..req("veth0")
+        };
+        assert!(
+            from_request(&c, "p", &r)
+                .unwrap_err()
+                .contains("owner value")
+        );
+        let ok = from_request(
+            &c,
+            "vm-1.eth0",
+            &NewPort {
+                mac: Some("52:54:00:AA:bb:01".into()),
+                ..req("vnet0")
+            },
+        )
+        .unwrap();
+        assert_eq!(ok.mac.as_deref(), Some("52:54:00:aa:bb:01"));
+        assert_eq!(ok.group, "db");
+    }
+
+    #[test]
+    fn runtime_ports_compile_after_the_configured_ones_and_clash_like_them() {
+        let c = config();
+        let p = from_request(&c, "vm1", &req("vnet1")).unwrap();
+        let compiled = compile(&c, std::slice::from_ref(&p)).unwrap();
+        let names: Vec<_> = compiled
+            .spec
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names.last(), Some(&"vm1"));
+        // The same interface twice is the configuration's own error.
+        let q = RuntimePort {
+            name: "vm2".into(),
+            ..p.clone()
+        };
+        assert!(compile(&c, &[p, q]).is_err());
+    }
+
+    #[test]
+    fn the_file_round_trips_and_a_foreign_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rp = RuntimePorts::load(dir.path()).unwrap();
+        assert!(rp.ports.is_empty(), "no file: no ports");
+        let c = config();
+        let mut r = req("vnet1");
+        r.owner.insert("domain".into(), "web1".into());
+        rp.ports.push(from_request(&c, "vm1", &r).unwrap());
+        rp.save().unwrap();
+        let back = RuntimePorts::load(dir.path()).unwrap();
+        assert_eq!(back.ports, rp.ports);
+        std::fs::write(dir.path().join(FILE), b"{\"version\": 9, \"ports\": []}").unwrap();
+        let e = RuntimePorts::load(dir.path()).unwrap_err();
+        assert!(e.contains(FILE) && e.contains("version 9"), "{e}");
+        std::fs::write(dir.path().join(FILE), b"garbage").unwrap();
+        assert!(RuntimePorts::load(dir.path()).unwrap_err().contains(FILE));
+    }
+}
