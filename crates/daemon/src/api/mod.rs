@@ -18,6 +18,7 @@ mod config;
 mod guard;
 mod handlers;
 pub mod refusals;
+pub mod web;
 
 pub use config::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
 pub use guard::UNAUTHENTICATED;
@@ -206,6 +207,8 @@ pub struct ApiState {
     pub applies: Arc<ApplyCounters>,
     /// How many refusals reach the audit log (per peer and in all).
     pub refusals: Arc<Mutex<refusals::RefusalLimiter>>,
+    /// Whether the read-only web view is served (`web_view`; set by an apply).
+    pub web_view: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Applies since start.
@@ -254,7 +257,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes of API version 1, behind the guard.
+/// The routes of API version 1, behind the guard, and the web view's static
+/// files (`web`), outside it.
 pub fn router(state: ApiState) -> Router {
     use handlers as h;
     let mut r = Router::new();
@@ -294,6 +298,7 @@ pub fn router(state: ApiState) -> Router {
             guard::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(web::router(state.web_view.clone()))
         .with_state(state)
 }
 
