@@ -2042,6 +2042,7 @@ fn docs_management_example_is_valid() {
     let config = parse_str(&format!("{BASE}{block}"), P, None).unwrap();
     let m = &config.host.management;
     assert!(m.tcp_listen.is_some() && m.tls.is_some() && m.audit_syslog.is_some());
+    assert!(m.web_view);
     assert!(!m.roles.admin.groups.is_empty());
     assert_eq!(m.tokens.len(), 1);
 }
