@@ -139,6 +139,9 @@ fn chromium(dir: &Path, run: &str, mode: &str, url: &str) -> String {
             // address), so nothing can leave the machine.
             "--no-proxy-server",
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            // The page's console messages (a CSP violation among them) to stderr.
+            "--enable-logging=stderr",
+            "--log-level=0",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--window-size={WIDTH},{HEIGHT}"))
@@ -171,10 +174,15 @@ fn chromium(dir: &Path, run: &str, mode: &str, url: &str) -> String {
         std::fs::read_to_string(&err_path).unwrap_or_default()
     );
     let out = std::fs::read_to_string(&out_path).unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     assert!(
         !(mode == "--dump-dom" && out.is_empty()),
-        "chromium ({run}) dumped nothing:\n{}",
-        std::fs::read_to_string(&err_path).unwrap_or_default()
+        "chromium ({run}) dumped nothing:\n{err}"
+    );
+    // The page keeps to its own Content-Security-Policy.
+    assert!(
+        !err.contains("Content Security Policy"),
+        "chromium ({run}) reports a CSP violation:\n{err}"
     );
     out
 }
