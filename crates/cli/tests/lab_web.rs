@@ -3,10 +3,11 @@
 //! TCP+TLS (a test CA) with an auditor's token, forged and honest frames through
 //! the switch. The page, opened as `/ui/#token=…`, must show the ports with their
 //! group and VLAN, the bindings, the uplink picture as the API has it, the
-//! forged-transmit drops in the chart and the caller's role; a wrong token must get
-//! the 401 shown and no data; with `web_view` turned off by an apply (without a new
-//! switch) and over the Unix socket, `/ui/` is the API's 404. The screenshots are
-//! decoded and checked (size, not blank, the drops series' colour in the chart)
+//! forged-transmit drops in the chart and the caller's role, with no CSP violation
+//! in the console; a wrong token must get the 401 shown (and audited by the API)
+//! and no data; with `web_view` turned off by an apply (without a new switch) and
+//! over the Unix socket, `/ui/` is the API's 404. The screenshots are decoded and
+//! checked (size, not blank, the drops series' colour above the chart's baseline)
 //! and kept in `target/lab-web/` for a person to look at.
 //!
 //! Chromium is started with no network beyond 127.0.0.1: no QUIC, no background
@@ -557,6 +558,16 @@ vlan = 30
             "{absent} shown to a refused caller:\n{dom}"
         );
     }
+    // The API audited the refusal, as for any client: the page used the API.
+    let records = portcullis_control::audit::read_records(&dir.join("sw-state").join("audit.log"))
+        .unwrap()
+        .0;
+    assert!(
+        records.iter().any(|r| r.action == "read /v1/whoami"
+            && r.source.starts_with("tcp:127.0.0.1:")
+            && r.result.starts_with("refused:")),
+        "the wrong token's refusal is audited: {records:#?}"
+    );
     let refused_png = shots.join("web-view-refused.png");
     chromium(
         &dir,
