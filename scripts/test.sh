@@ -16,8 +16,10 @@ fi
 # (macof, arpspoof), dnsmasq-base (DHCP server), udhcpc (DHCP client), nmap (host
 # discovery to compare `portcullis hosts` with), iperf3 (TCP through the switch
 # with offloads on), ethtool (the guests' offload settings), radvd (the router of
-# the RA guard lab), isc-dhcp-client (dhclient -6, the DHCPv6 client of the IPv6 lab).
-packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd isc-dhcp-client)
+# the RA guard lab), isc-dhcp-client (dhclient -6, the DHCPv6 client of the IPv6 lab),
+# chromium and fonts-dejavu-core (lab_web opens the web view in a real headless
+# browser and checks its screenshots; without recommends chromium brings no font).
+packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd isc-dhcp-client chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,10 +39,12 @@ cargo test --workspace --locked -- --test-threads=2
 # The lab suite again with every guest port on AF_XDP (the fast path is covered by
 # the same lab tests as the slow one; a port that falls back to AF_PACKET fails).
 # lab_af_xdp and lab_offload choose their backends themselves: they ran above.
+# lab_web's subject is the page, which does not depend on the backend; runtime ports
+# are on AF_PACKET whatever the pass (lab_runtime_ports).
 xdp_pass=()
 for f in crates/cli/tests/lab_*.rs; do
   t=$(basename "$f" .rs)
-  case "$t" in lab_af_xdp | lab_offload) ;; *) xdp_pass+=(--test "$t") ;; esac
+  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).

@@ -446,6 +446,7 @@ fn launch(
         audit,
         applies: Arc::default(),
         refusals: Arc::default(),
+        web_view: Arc::new(AtomicBool::new(config.host.management.web_view)),
         running: Arc::new(tokio::sync::Mutex::new(Running {
             config,
             compiled,

@@ -1,10 +1,10 @@
 //! `[host.management]`, whole: its raw shape, its model (listeners, TLS files, the
-//! syslog copy, the control socket, role members and bearer tokens), the roles
+//! syslog copy, the control socket, the web view, role members and bearer tokens), the roles
 //! themselves, the checks of names, hashes and expiries, and its flattening for
 //! diff. `rbac` builds on this module; this module depends on nothing of `rbac`.
 //!
 //! Invariant: a [`Management`] from a loaded configuration passed every check here
-//! (TCP only with TLS, absolute paths, one role per member, unique token names,
+//! (TCP only with TLS, the web view only with TCP, absolute paths, one role per member, unique token names,
 //! argon2id hashes within the cost bounds); a token's hash never appears in `Debug`
 //! or in the flattened view (only a fingerprint does).
 
@@ -228,6 +228,9 @@ pub struct Management {
     /// `socket_group`: the group that owns the control socket (`None`:
     /// [`DEFAULT_SOCKET_GROUP`], if it exists).
     pub socket_group: Option<String>,
+    /// `web_view`: serve the read-only web page at `/ui/` on the TCP+TLS listener
+    /// (needs `tcp_listen`; off by default).
+    pub web_view: bool,
 }
 
 /// The control socket's mode when `socket_mode` is not set: owner and group may
@@ -340,6 +343,7 @@ pub(crate) struct RawManagement {
     pub audit_syslog: Option<String>,
     pub socket_mode: Option<String>,
     pub socket_group: Option<String>,
+    pub web_view: Option<bool>,
     /// Role name → members; the role names are checked in validation.
     #[serde(default)]
     pub roles: BTreeMap<String, RawMembers>,
@@ -479,6 +483,7 @@ impl Converter<'_> {
             tokens,
             socket_mode,
             socket_group: raw.socket_group,
+            web_view: raw.web_view.unwrap_or(false),
         }
     }
 
@@ -539,11 +544,18 @@ pub(crate) fn parse_socket_mode(s: &str) -> Result<u32, String> {
 // ---- checks ----------------------------------------------------------------------
 
 impl Checker<'_> {
-    /// `[host.management]`: TCP only with TLS (and TLS only for TCP), absolute
-    /// paths, no port 0, distinct listeners; each local user and group under one
-    /// role; token names valid and unique, hashes argon2id PHC strings.
+    /// `[host.management]`: TCP only with TLS (and TLS only for TCP), the web view
+    /// only on the TCP listener, absolute paths, no port 0, distinct listeners; each
+    /// local user and group under one role; token names valid and unique, hashes
+    /// argon2id PHC strings.
     pub(crate) fn management(&mut self, m: &Management, poison: &Poison) {
         const KEY: &str = "host.management";
+        if m.web_view && m.tcp_listen.is_none() && !poison.management_listen {
+            self.error(
+                &format!("{KEY}.web_view"),
+                "the web view is served on the API's TCP+TLS listener only: set tcp_listen, tls_cert and tls_key too, or remove web_view",
+            );
+        }
         match (&m.tcp_listen, &m.tls) {
             (Some(_), None) if !poison.management_tls => self.error(
                 &format!("{KEY}.tcp_listen"),
@@ -666,7 +678,8 @@ impl Checker<'_> {
 /// `[host.management]`, every setting under `management.…`: the listeners
 /// (`management.tcp_listen`, `.tls_cert`, `.tls_key`, `.metrics_listen`), the
 /// syslog copy (`management.audit_syslog_target`), the control socket
-/// (`management.socket_mode`, `.socket_group`), each role's members
+/// (`management.socket_mode`, `.socket_group`), the web view
+/// (`management.web_view`), each role's members
 /// (`management.roles.<role>.users`, `.groups`, sorted) and each token
 /// (`management.token.<name>.role`, `.expires`, `.hash`). A token's hash is shown
 /// as a fingerprint (`sha256:` and the first 16 hex digits of the SHA-256 of its
@@ -701,6 +714,7 @@ pub fn flatten_management(m: &Management) -> Flat {
         "management.socket_group",
         m.socket_group.as_deref().unwrap_or(DEFAULT_SOCKET_GROUP),
     );
+    put(&mut f, "management.web_view", m.web_view);
     for role in ROLES {
         let members = m.roles.of(role);
         for (what, names) in [("users", &members.users), ("groups", &members.groups)] {

@@ -1778,6 +1778,40 @@ fn management_addresses() {
     }
 }
 
+/// `web_view` is a bool, off by default, and only with the TCP listener: the page
+/// is served there and nowhere else.
+#[test]
+fn management_web_view_needs_the_tcp_listener() {
+    let m = with_management();
+    assert!(!parse_str(&m, P, None).unwrap().host.management.web_view);
+    let on = m.replace(
+        "[host.management]\n",
+        "[host.management]\nweb_view = true\n",
+    );
+    assert!(parse_str(&on, P, None).unwrap().host.management.web_view);
+    let flat = crate::config::management::flatten_management(
+        &parse_str(&on, P, None).unwrap().host.management,
+    );
+    assert_eq!(
+        flat.get("management.web_view").map(String::as_str),
+        Some("true")
+    );
+
+    let alone = with("\n[host.management]\nweb_view = true\n");
+    let errs = errors_of(&alone);
+    expect_in(
+        &errs,
+        P,
+        line_of(&alone, "web_view"),
+        "host.management.web_view",
+        "set tcp_listen, tls_cert and tls_key too",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    // Off needs nothing; a word is not a bool.
+    assert!(parse_str(&with("\n[host.management]\nweb_view = false\n"), P, None).is_ok());
+    assert!(parse_str(&with("\n[host.management]\nweb_view = \"yes\"\n"), P, None).is_err());
+}
+
 #[test]
 fn management_syslog_targets() {
     let m = with_management();
@@ -2008,6 +2042,7 @@ fn docs_management_example_is_valid() {
     let config = parse_str(&format!("{BASE}{block}"), P, None).unwrap();
     let m = &config.host.management;
     assert!(m.tcp_listen.is_some() && m.tls.is_some() && m.audit_syslog.is_some());
+    assert!(m.web_view);
     assert!(!m.roles.admin.groups.is_empty());
     assert_eq!(m.tokens.len(), 1);
 }

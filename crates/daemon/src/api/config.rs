@@ -215,6 +215,11 @@ async fn apply_inner(
     if let Ok(mut a) = st.auth.write() {
         *a = Arc::new(Authorizer::new(&config.host.management, running.owner_uid));
     }
+    // So is the web view: its next request is served, or answered 404.
+    st.web_view.store(
+        config.host.management.web_view,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if let Some(socket) = &running.socket {
         let (old_m, new_m) = (&running.config.host.management, &config.host.management);
         if (old_m.socket_mode != new_m.socket_mode || old_m.socket_group != new_m.socket_group)

@@ -19,6 +19,7 @@ mod guard;
 mod handlers;
 mod port_changes;
 pub mod refusals;
+pub mod web;
 
 pub use config::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
 pub use guard::UNAUTHENTICATED;
@@ -231,6 +232,8 @@ pub struct ApiState {
     pub applies: Arc<ApplyCounters>,
     /// How many refusals reach the audit log (per peer and in all).
     pub refusals: Arc<Mutex<refusals::RefusalLimiter>>,
+    /// Whether the read-only web view is served (`web_view`; set by an apply).
+    pub web_view: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Applies since start.
@@ -279,7 +282,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes of API version 1, behind the guard.
+/// The routes of API version 1, behind the guard, and the web view's static
+/// files (`web`), outside it.
 pub fn router(state: ApiState) -> Router {
     use handlers as h;
     let mut r = Router::new();
@@ -322,6 +326,7 @@ pub fn router(state: ApiState) -> Router {
             guard::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(web::router(state.web_view.clone()))
         .with_state(state)
 }
 
