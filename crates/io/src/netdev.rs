@@ -103,6 +103,35 @@ pub fn interface_index(ifname: &str) -> Result<u32, IoError> {
     Ok(index)
 }
 
+/// `SIOCBRADDIF` and `SIOCBRDELIF` (linux/sockios.h): enslave an interface to a
+/// Linux bridge, or release it, by the interface's index in `ifr_ifindex`.
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+const SIOCBRDELIF: libc::c_ulong = 0x89a3;
+
+fn bridge_port(bridge: &str, ifname: &str, add: bool) -> Result<(), IoError> {
+    let index = interface_index(ifname)?;
+    let mut ifr = ifreq_for(bridge)?;
+    ifr.ifr_ifru.ifru_ifindex = index as libc::c_int;
+    let fd = control_socket(bridge)?;
+    let (request, op) = if add {
+        (SIOCBRADDIF, "ioctl(SIOCBRADDIF)")
+    } else {
+        (SIOCBRDELIF, "ioctl(SIOCBRDELIF)")
+    };
+    ifreq_ioctl(&fd, request, &mut ifr, bridge, op)
+}
+
+/// Makes `ifname` a port of the Linux bridge `bridge` (`ip link set IF master BR`).
+pub fn bridge_add_port(bridge: &str, ifname: &str) -> Result<(), IoError> {
+    bridge_port(bridge, ifname, true)
+}
+
+/// Takes `ifname` out of the Linux bridge `bridge` (`ip link set IF nomaster`); the
+/// bridge forgets the MACs it learned on it.
+pub fn bridge_remove_port(bridge: &str, ifname: &str) -> Result<(), IoError> {
+    bridge_port(bridge, ifname, false)
+}
+
 /// Whether an interface named `ifname` exists in the calling thread's network
 /// namespace.
 pub fn interface_exists(ifname: &str) -> bool {
