@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use portcullis_lab::Guest;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// Replies a guest may lose while its own port moves: the move takes tens of
@@ -37,50 +36,17 @@ fn ok(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn start_ping(g: &Guest) -> Child {
-    g.command("ping")
-        .args([
-            "-n",
-            "-q",
-            "-i",
-            "0.01",
-            "-W",
-            "1",
-            "-c",
-            &PINGS.to_string(),
-            "198.18.10.100",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ping")
-}
-
-/// Replies lost by a finished ping.
-fn lost(child: Child) -> u32 {
-    let out = child.wait_with_output().expect("ping ends");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary: {text}"));
-    let n = |word: &str| -> u32 {
-        line.split(',')
-            .find(|p| p.contains(word))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{word} in {line}"))
-    };
-    n("transmitted") - n("received")
-}
-
 /// One phase: a, b and c ping the router while `step` runs 1 s in; the replies
 /// each lost.
 fn phase(guests: [&Guest; 3], step: impl FnOnce()) -> [u32; 3] {
-    let pings = guests.map(start_ping);
+    let pings = guests.map(|g| start_fast_ping(g, "198.18.10.100", PINGS));
     std::thread::sleep(Duration::from_secs(1));
     step();
-    pings.map(lost)
+    pings.map(|p| {
+        let (sent, lost) = ping_lost(p);
+        assert_eq!(sent, PINGS);
+        lost
+    })
 }
 
 #[test]
