@@ -20,8 +20,11 @@ fi
 # chromium and fonts-dejavu-core (lab_web opens the web view in a real headless
 # browser and checks its screenshots; without recommends chromium brings no font).
 packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd isc-dhcp-client chromium fonts-dejavu-core)
-# containernetworking-plugins: host-local, the IPAM plugin lab_cni chains with portcullis-cni.
-packages+=(containernetworking-plugins)
+# containernetworking-plugins: host-local, the IPAM plugin lab_cni chains with
+# portcullis-cni; podman and runc: lab_cni runs a container through the plugin with
+# podman's CNI backend (runc: crun refuses a hybrid cgroup hierarchy); busybox-static:
+# that container's root filesystem (no image registry is needed).
+packages+=(containernetworking-plugins podman runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

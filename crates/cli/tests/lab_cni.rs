@@ -257,7 +257,10 @@ fn containers_attach_through_the_switch_and_every_command_answers_as_the_spec_sa
     let (_c2, ns2) = container(&mut lab, "c2");
     let sw = start_daemon(&mut lab, "sw", CONFIG);
     let cni = Cni::new(&mut lab, &sw);
-    let ids = ["ctr-one", "ctr-two", "ctr-three"];
+    // Container ids unique to this lab (two runs at once make different veths).
+    let id = |n: &str| format!("{}-{n}", lab.id());
+    let owned = [id("one"), id("two"), id("three")];
+    let ids = [owned[0].as_str(), owned[1].as_str(), owned[2].as_str()];
     let _veths = Veths(ids.iter().map(|i| host_veth(i, "eth0")).collect());
     let conf = cni.conf("1.0.0", "198.18.20.10", json!({}));
     let started = std::time::Instant::now();
@@ -330,7 +333,8 @@ fn containers_attach_through_the_switch_and_every_command_answers_as_the_spec_sa
         .unwrap_or_else(|| panic!("no port of {}: {ports}", ids[0]))
         .clone();
     let port1 = p1["name"].as_str().unwrap().to_owned();
-    assert!(port1.starts_with("cni-ctr-one-"), "{port1}");
+    let short: String = ids[0].chars().take(12).collect();
+    assert!(port1.starts_with(&format!("cni-{short}-")), "{port1}");
     assert_eq!(p1["interface"], host1.as_str());
     assert_eq!(p1["initial_mac"], mac1.as_str());
     assert_eq!(p1["runtime"], true);
@@ -488,7 +492,8 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         &format!("{CONFIG}{}", port("peer", &peer, "containers")),
     );
     let cni = Cni::new(&mut lab, &sw);
-    let id = "ctr-bad";
+    let owned = format!("{}-bad", lab.id());
+    let id = owned.as_str();
     let _veths = Veths(vec![host_veth(id, "eth0")]);
     let conf = cni.conf("1.0.0", "198.18.20.10", json!({}));
     let code = |a: &Answer| a.out["code"].as_u64().unwrap_or_else(|| panic!("{a:?}"));
@@ -615,4 +620,170 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     // DEL of an attachment that never was: no error.
     let d = cni.call("DEL", id, Some(&ns), &conf);
     assert!(d.ok, "{d:?}");
+}
+
+/// Removes `/var/lib/cni` (the CNI library's result cache, which podman makes)
+/// when the test ends, if it was not there before: the test leaves the host as it
+/// found it.
+struct CniCache {
+    existed: bool,
+}
+
+const CNI_CACHE: &str = "/var/lib/cni";
+
+impl Drop for CniCache {
+    fn drop(&mut self) {
+        if !self.existed {
+            let _ = std::fs::remove_dir_all(CNI_CACHE);
+        }
+    }
+}
+
+/// A 64-bit ELF without a PT_INTERP program header (no dynamic loader): it runs in
+/// a root filesystem that has no libraries.
+fn is_static_elf(b: &[u8]) -> bool {
+    let u16_at = |at: usize| {
+        b.get(at..at + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u64_at = |at: usize| {
+        b.get(at..at + 8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()) as usize)
+    };
+    let (Some(phoff), Some(size), Some(count)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    b.starts_with(b"\x7fELF\x02")
+        && (0..count).all(|i| b.get(phoff + i * size..phoff + i * size + 4) != Some(&[3, 0, 0, 0]))
+}
+
+#[test]
+fn podman_runs_a_container_from_a_local_root_filesystem_on_the_switch() {
+    let mut lab = lab("cnipod", &["ip", "podman", "runc"]);
+    let busybox = Path::new("/bin/busybox");
+    let elf = std::fs::read(busybox).expect("/bin/busybox: install busybox-static");
+    assert!(
+        is_static_elf(&elf),
+        "/bin/busybox is not static: install busybox-static (scripts/test.sh)"
+    );
+    let _cache = CniCache {
+        existed: Path::new(CNI_CACHE).exists(),
+    };
+    let peer = lab.add_guest("peer").unwrap();
+    peer.set_addr("198.18.20.5/16").unwrap();
+    // The peer is a server of the same VLAN without the guards.
+    let config = format!(
+        "{CONFIG}\n[[port_group]]\nname = \"servers\"\nvlan = 20\n{}",
+        port("peer", &peer, "servers")
+    );
+    let sw = start_daemon(&mut lab, "sw", &config);
+    let cni = Cni::new(&mut lab, &sw);
+    let dir = lab.scratch_dir().unwrap().join("podman");
+
+    // The container's root filesystem: Debian's static busybox and its applets.
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ip", "ping", "sleep"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    // The network: portcullis-cni with host-local, in a private CNI config dir, the
+    // plugin in a private plugin dir (host-local from Debian's).
+    let plugins = dir.join("cni-bin");
+    let netd = dir.join("net.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&netd).unwrap();
+    std::os::unix::fs::symlink(PLUGIN, plugins.join("portcullis-cni")).unwrap();
+    let mut plugin = cni.conf("1.0.0", "198.18.20.10", json!({}));
+    plugin.as_object_mut().unwrap().remove("cniVersion");
+    plugin.as_object_mut().unwrap().remove("name");
+    let conflist = json!({"cniVersion": "1.0.0", "name": "pcnet", "plugins": [plugin]});
+    std::fs::write(netd.join("pcnet.conflist"), conflist.to_string()).unwrap();
+    // podman's settings, all in the test's directory: the CNI backend and its
+    // directories; runc (crun refuses this machine's hybrid cgroup hierarchy); file
+    // locks instead of /dev/shm; ulimits within this sandbox's hard limits.
+    let conf_file = dir.join("containers.conf");
+    std::fs::write(
+        &conf_file,
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n\
+             [network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\", \"{CNI_PATH}\"]\nnetwork_config_dir = \"{}\"\n\n\
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nlock_type = \"file\"\ntmp_dir = \"{}\"\n",
+            plugins.display(),
+            netd.display(),
+            dir.join("tmp").display()
+        ),
+    )
+    .unwrap();
+    let cidfile = dir.join("cid");
+    let started = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("podman")
+        .env("CONTAINERS_CONF", &conf_file)
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "run",
+            "--rm",
+            "--network",
+            "pcnet",
+        ])
+        .arg("--cidfile")
+        .arg(&cidfile)
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args([
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show dev eth0 && ping -c 3 -W 2 198.18.20.5",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run podman");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "podman run in {:?}:\n{stdout}{}",
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "podman run failed\n{}", sw.log_text());
+    assert!(
+        stdout.contains("inet 198.18.20.10/16"),
+        "the container has host-local's address: {stdout}"
+    );
+    assert!(
+        stdout.contains("3 packets transmitted, 3 packets received"),
+        "the container pings the peer through the switch (its binding lets its packets past IP Source Guard): {stdout}"
+    );
+    let cid = std::fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    let events = sw.get("/v1/events");
+    let added: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "port_added")
+        .collect();
+    assert!(
+        added.iter().any(|e| e["port"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("cni-{}", &cid[..12]))),
+        "the container's port was added: {events}"
+    );
+    assert!(sw.counter("peer", "tx_frames") >= 3);
+    // podman's DEL removed the whole attachment (its cleanup may finish just after
+    // `run` returns).
+    let t = std::time::Instant::now();
+    while link_exists(&host_veth(&cid, "eth0")) && t.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_nothing_left(&sw, &cni, &cid, Some("198.18.20.10"));
 }
