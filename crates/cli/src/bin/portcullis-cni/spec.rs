@@ -353,6 +353,25 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_network_example_is_a_valid_configuration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cni.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let block = docs
+            .split("```json\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .find(|b| b.contains("\"plugins\""))
+            .expect("docs/cni.md shows a conflist");
+        let list: Value = serde_json::from_str(block).unwrap();
+        let mut plugin = list["plugins"][0].clone();
+        plugin["cniVersion"] = list["cniVersion"].clone();
+        plugin["name"] = list["name"].clone();
+        let conf = NetConf::parse(plugin.to_string().as_bytes()).unwrap();
+        assert_eq!(conf.kind, "portcullis-cni");
+        assert_eq!(conf.ipam_type().unwrap(), Some("host-local"));
+    }
+
+    #[test]
     fn a_result_round_trips_with_the_spec_keys() {
         let text = r#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"aa:bb:cc:dd:ee:ff","sandbox":"/run/netns/x"}],
             "ips":[{"address":"198.18.5.2/16","gateway":"198.18.0.1","interface":0}],
