@@ -440,9 +440,25 @@ fn containers_attach_through_the_switch_and_every_command_answers_as_the_spec_sa
     assert_nothing_left(&sw, &cni, ids[1], Some(&ip2));
 
     // GC: two attachments, one of them still valid; the stale one goes whole.
+    // (The second by access VLAN instead of group, with an MTU.)
     let a1 = cni.call("ADD", ids[0], Some(&ns1), &conf);
-    let a3 = cni.call("ADD", ids[2], Some(&ns2), &conf);
+    let mut by_vlan = cni.conf("1.0.0", "198.18.20.10", json!({"vlan": 20, "mtu": 1400}));
+    by_vlan.as_object_mut().unwrap().remove("group");
+    let a3 = cni.call("ADD", ids[2], Some(&ns2), &by_vlan);
     assert!(a1.ok && a3.ok, "{a1:?} {a3:?}");
+    assert_eq!(a3.out["interfaces"][1]["mtu"], 1400);
+    let p3 = sw
+        .get("/v1/ports")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["owner"]["container_id"] == ids[2])
+        .cloned()
+        .unwrap();
+    assert_eq!(p3["port_group"], "containers", "vlan 20 picks the group");
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", host_veth(ids[2], "eth0")))
+        .unwrap();
+    assert_eq!(mtu.trim(), "1400");
     let stale_ip = first_ip(&a1.out);
     let gc = cni.conf(
         "1.0.0",
