@@ -590,7 +590,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(b.len(), 1, "{b:?}");
     assert_eq!(b[0]["mac"], peer_mac.as_str());
 
-    // A bad container id or interface name, an unknown command.
+    // An empty stdin, a bad container id, an unknown command.
     let mut cmd = Command::new(PLUGIN);
     let out = cmd
         .env("CNI_COMMAND", "ADD")
