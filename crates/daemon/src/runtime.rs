@@ -898,10 +898,26 @@ impl DataThread {
     /// each): an AF_XDP socket records ENETDOWN when its interface vanishes without
     /// poll(2) ever flagging it.
     fn recheck_links(&mut self, now: Timestamp, pollfds: &mut [libc::pollfd]) {
+        // The interfaces that exist, in one look (a netlink dump), when some ports
+        // wait for theirs: a thousand waiting ports must not cost two thousand
+        // system calls on this thread every second.
+        let present = self
+            .ports
+            .iter()
+            .any(|p| p.gone)
+            .then(portcullis_io::interface_indexes)
+            .and_then(Result::ok);
         for (i, pfd) in pollfds.iter_mut().enumerate().take(self.ports.len()) {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
             let gone = self.ports[i].gone;
+            if gone
+                && present
+                    .as_ref()
+                    .is_some_and(|m| !m.contains_key(&self.ports[i].interface))
+            {
+                continue;
+            }
             if !gone && !down {
                 if let Some(err) = self.ports[i].io.rx.take_error() {
                     self.port_failed(i, Some(err), now, pfd);
