@@ -50,6 +50,10 @@ pub struct ConfigView {
     pub host: SourceText,
     /// Every effective setting as `key = value` (profile and per port).
     pub flat: std::collections::BTreeMap<String, String>,
+    /// The runtime ports: host state kept by the daemon, not part of the profile
+    /// or the host binding (`docs/runtime-ports.md`).
+    #[serde(default)]
+    pub runtime_ports: Vec<crate::endpoints::RuntimePortView>,
 }
 
 /// One difference between two flat views: `before` is `None` for an added key,

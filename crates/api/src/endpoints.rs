@@ -253,5 +253,12 @@ pub struct PortChangeAnswer {
     pub outcome: String,
     /// The runtime port now (none once removed).
     pub runtime_port: Option<RuntimePortView>,
+    /// Bindings of the removed port kept aside for its return
+    /// (`docs/runtime-ports.md`, grace period).
+    #[serde(default)]
+    pub bindings_parked: usize,
+    /// Parked bindings the added port got back (same port name, or its MAC).
+    #[serde(default)]
+    pub bindings_restored: usize,
     pub notes: Vec<String>,
 }

@@ -57,6 +57,19 @@ fn check_inner(
     api: &ApiOpts,
 ) -> anyhow::Result<compliance::ComplianceReport> {
     let v: ConfigView = serde_json::from_value(api.call(Method::GET, "/v1/config", None)?)?;
+    let mut report = check_config(against, &v)?;
+    report.host_state = v
+        .runtime_ports
+        .iter()
+        .map(crate::client::manage::runtime_port_line)
+        .collect();
+    Ok(report)
+}
+
+fn check_config(
+    against: &CheckAgainst,
+    v: &ConfigView,
+) -> anyhow::Result<compliance::ComplianceReport> {
     if let Some(golden) = &against.profile {
         let text = std::fs::read_to_string(golden)
             .with_context(|| format!("cannot read {}", golden.display()))?;

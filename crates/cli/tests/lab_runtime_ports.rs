@@ -119,6 +119,39 @@ fn a_runtime_port_waits_for_its_interface_and_learns_a_recreated_guest_afresh() 
         "show ports: {row}"
     );
 
+    // It is host state: not in the exported profile, listed (as a comment) with
+    // the host binding, and not drift for `check`, which names it apart.
+    let dir = std::env::temp_dir().join(format!("pcl-rtexport-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (golden, host) = (dir.join("golden.toml"), dir.join("host.toml"));
+    ok(&sw.cli(&[
+        "profile",
+        "export",
+        "-o",
+        golden.to_str().unwrap(),
+        "--host-out",
+        host.to_str().unwrap(),
+    ]));
+    let golden_text = std::fs::read_to_string(&golden).unwrap();
+    let host_text = std::fs::read_to_string(&host).unwrap();
+    let checked = sw.cli(&["check", "--profile", golden.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!golden_text.contains("vm-web1"), "{golden_text}");
+    assert!(
+        host_text.contains("# Runtime ports")
+            && host_text.contains(&format!(
+                "#   vm-web1 interface={} group=web owner domain=web1",
+                vm.host_if
+            )),
+        "{host_text}"
+    );
+    let report = ok(&checked);
+    assert!(
+        report.contains("no findings") && report.contains("not checked — runtime ports"),
+        "{report}"
+    );
+    assert!(report.contains("vm-web1 interface="), "{report}");
+
     // The VM starts: its NIC appears and the port attaches by itself.
     replug(&vm, "198.18.10.2/16");
     wait_state(&sw, "vm-web1", "up");

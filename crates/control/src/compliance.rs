@@ -72,6 +72,10 @@ pub struct ComplianceReport {
     pub compliant: bool,
     /// Sorted by key.
     pub findings: Vec<Finding>,
+    /// What runs besides the configuration and is not checked against it (the
+    /// runtime ports: host state, with their group's settings), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_state: Vec<String>,
 }
 
 impl ComplianceReport {
@@ -81,6 +85,7 @@ impl ComplianceReport {
             against,
             compliant: findings.is_empty(),
             findings,
+            host_state: Vec::new(),
         }
     }
 
@@ -88,6 +93,20 @@ impl ComplianceReport {
     /// port group, each port, each ACL, host, management), each finding with its
     /// expected and actual values, the ports it reaches and its fix.
     pub fn render(&self) -> String {
+        let mut out = self.render_findings();
+        if !self.host_state.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nnot checked — runtime ports (host state, with their group's settings):"
+            );
+            for line in &self.host_state {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
+    }
+
+    fn render_findings(&self) -> String {
         let mut out = String::new();
         if self.compliant {
             let _ = writeln!(out, "compliant with {}: no findings", self.against);

@@ -231,23 +231,7 @@ impl Held {
     pub fn resync(&mut self, vid: Vid, ip: IpAddr, current: Option<Binding>, now: Timestamp) {
         let op = match current {
             Some(b) if b.source != BindingSource::Static => {
-                let unix = unix_now();
-                BindingOp::Upsert(BindingRecord {
-                    ip,
-                    mac: b.mac,
-                    vlan: vid.get(),
-                    port: self
-                        .port_names
-                        .get(b.port.index())
-                        .cloned()
-                        .unwrap_or_default(),
-                    lease_end_unix: b
-                        .lease_end
-                        .map(|end| unix + end.saturating_since(now).div_ceil(1_000_000_000)),
-                    source: b.source,
-                    updated_unix: unix,
-                    duid: b.duid,
-                })
+                BindingOp::Upsert(self.record(vid, ip, &b, now))
             }
             _ => BindingOp::Remove {
                 vlan: vid.get(),
@@ -255,6 +239,28 @@ impl Held {
             },
         };
         let _ = self.submit(op);
+    }
+
+    /// The store's record of binding `b` of (`vid`, `ip`), read at `now`: its port
+    /// by name, its lease end in Unix seconds.
+    pub fn record(&self, vid: Vid, ip: IpAddr, b: &Binding, now: Timestamp) -> BindingRecord {
+        let unix = unix_now();
+        BindingRecord {
+            ip,
+            mac: b.mac,
+            vlan: vid.get(),
+            port: self
+                .port_names
+                .get(b.port.index())
+                .cloned()
+                .unwrap_or_default(),
+            lease_end_unix: b
+                .lease_end
+                .map(|end| unix + end.saturating_since(now).div_ceil(1_000_000_000)),
+            source: b.source,
+            updated_unix: unix,
+            duid: b.duid,
+        }
     }
 
     /// Makes a removal durable (no one waits for it: a removal lost in a crash

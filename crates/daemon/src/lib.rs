@@ -410,7 +410,11 @@ fn launch(
     let loaded = bstore
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
-    let refused = restore_bindings(&mut switch, &loaded);
+    let (refused, orphans) = restore_bindings(&mut switch, &loaded);
+    // Stored bindings of ports that are not here (a runtime port removed before the
+    // restart, say) wait for their port, as if it had just been removed.
+    let mut parked = runtime_ports::ParkedBindings::default();
+    let _ = parked.park(orphans, held::unix_now());
     if !refused.is_empty() {
         // Records the switch refuses (a stored binding that would shadow a configured
         // static one, or one no binding may be) are deleted, so that they do not
@@ -501,6 +505,7 @@ fn launch(
             listeners: None,
             persist: saving,
             runtime_ports,
+            parked,
         })),
     };
     runtime.spawn(summarize_refusals(state.clone()));
@@ -714,23 +719,28 @@ fn with_runtime_ports(
 }
 
 /// Puts the bindings the store holds back into the switch's index, with the lease
-/// time they have left; ones whose port or VLAN no longer exists are logged and
-/// skipped (they stay on disk until they expire). The switch's binding rule applies
+/// time they have left; ones whose port is not here are returned (second), to be
+/// parked until it comes back (`runtime_ports::ParkedBindings`). The switch's binding rule applies
 /// as at run time: a stored binding never shadows a configured static one, and one
 /// the configuration would not accept (a group MAC, say) is refused. The refused
 /// ones are returned, as removals for the store.
 fn restore_bindings(
     switch: &mut Switch,
     records: &[bindings_store::BindingRecord],
-) -> Vec<bindings_store::BindingOp> {
+) -> (
+    Vec<bindings_store::BindingOp>,
+    Vec<bindings_store::BindingRecord>,
+) {
     let now = held::unix_now();
     let mut restored = 0usize;
     let mut refused = Vec::new();
+    let mut orphans = Vec::new();
     for r in records {
         let port = switch.port_id(&r.port);
         let vid = portcullis_dataplane::Vid::new(r.vlan);
         let (Some(port), Some(vid)) = (port, vid) else {
-            tracing::warn!(port = %r.port, vlan = r.vlan, ip = %r.ip, "stored binding for a port or VLAN that no longer exists; not restored");
+            tracing::info!(port = %r.port, vlan = r.vlan, ip = %r.ip, "stored binding of a port or VLAN that is not here; parked until its port returns");
+            orphans.push(r.clone());
             continue;
         };
         let left = r
@@ -762,7 +772,7 @@ fn restore_bindings(
     // Loading is not news: keep the event ring for what happens next.
     switch.discard_events();
     tracing::info!(restored, stored = records.len(), "bindings loaded");
-    refused
+    (refused, orphans)
 }
 
 /// Writes what an event means for the state store (sticky MACs).

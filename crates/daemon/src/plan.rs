@@ -142,6 +142,11 @@ pub(crate) fn prepare(
         handles.extend(handle.map(|h| (i, h)));
     }
     ports::initial_carrier(&mut switch, &attachments);
+    // Without an interface there is no link: a waiting port is out of the floods
+    // until the runtime attaches it.
+    for i in &waiting {
+        let _ = switch.set_link_up(PortId(*i as u16), false, current.now);
+    }
     switch.discard_events();
     let links = ports::links(&compiled, &attachments);
     let link_monitor = ports::link_monitor(&compiled, &attachments);
@@ -370,6 +375,10 @@ mod tests {
         let plan = prepare(c, &Current::nothing(store(&dir), false)).expect("prepared");
         assert_eq!(opened(&plan), vec![0]);
         assert_eq!(plan.waiting, vec![1]);
+        assert!(
+            !plan.switch.ports()[1].link_up,
+            "a port without its interface has no link: it is out of the floods"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Running {
     /// The runtime ports that run, after the configured ones (`runtime_ports.rs`):
     /// `compiled` is `config` with them.
     pub runtime_ports: crate::runtime_ports::RuntimePorts,
+    /// Bindings of removed runtime ports, waiting for them to come back.
+    pub parked: crate::runtime_ports::ParkedBindings,
 }
 
 /// The TCP listeners — the API over TLS and the metrics endpoint — as an apply

@@ -36,6 +36,23 @@ const POLL_TIMEOUT_MS: i32 = 10;
 #[derive(Debug)]
 pub enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
+    /// The bindings of a port (not the configured static ones), as the store
+    /// records them: what a removed runtime port leaves parked.
+    PortBindings {
+        port: PortId,
+        reply: oneshot::Sender<Vec<crate::bindings_store::BindingRecord>>,
+    },
+    /// Parked bindings given to `port`: each installed if the switch's binding rule
+    /// accepts it now (the address free, the VLAN carried), and its record written
+    /// again with the port's name. Answers how many were installed.
+    RestoreBindings {
+        port: PortId,
+        records: Vec<crate::bindings_store::BindingRecord>,
+        reply: oneshot::Sender<usize>,
+    },
+    /// Make the store say what the switch holds of these (VLAN, IP) keys: parked
+    /// bindings whose grace ended leave the store unless a port holds them again.
+    ResyncBindings(Vec<(Vid, std::net::IpAddr)>),
     ReportEffectiveMac {
         port: PortId,
         mac: MacAddr,
@@ -1047,6 +1064,56 @@ impl DataThread {
                         }
                     }
                 },
+                Command::PortBindings { port, reply } => {
+                    let records = self
+                        .switch
+                        .bindings()
+                        .into_iter()
+                        .filter(|e| {
+                            e.binding.port == port && e.binding.source != BindingSource::Static
+                        })
+                        .map(|e| self.held.record(e.vid, e.ip, &e.binding, now))
+                        .collect();
+                    let _ = reply.send(records);
+                }
+                Command::RestoreBindings {
+                    port,
+                    records,
+                    reply,
+                } => {
+                    let unix = crate::held::unix_now();
+                    let mut restored = 0;
+                    for r in records {
+                        let Some(vid) = Vid::new(r.vlan) else {
+                            continue;
+                        };
+                        let new = NewBinding {
+                            vid,
+                            ip: r.ip,
+                            mac: r.mac,
+                            port,
+                            lease_secs: r.lease_end_unix.map(|end| {
+                                u32::try_from(end.saturating_sub(unix)).unwrap_or(u32::MAX)
+                            }),
+                            source: r.source,
+                            duid: r.duid,
+                        };
+                        if self.switch.install_binding(new, now).is_ok() {
+                            restored += 1;
+                        }
+                        // The store says what the switch holds now: the binding with
+                        // its new port's name, or whoever took the address meanwhile.
+                        let current = self.switch.binding(vid, r.ip);
+                        self.held.resync(vid, r.ip, current, now);
+                    }
+                    let _ = reply.send(restored);
+                }
+                Command::ResyncBindings(keys) => {
+                    for (vid, ip) in keys {
+                        let current = self.switch.binding(vid, ip);
+                        self.held.resync(vid, ip, current, now);
+                    }
+                }
                 Command::ClearCounters(reply) => {
                     self.switch.clear_counters();
                     let _ = reply.send(());

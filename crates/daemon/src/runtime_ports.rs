@@ -99,6 +99,88 @@ impl RuntimePorts {
     }
 }
 
+/// How long a removed runtime port's bindings wait for the port (or another port
+/// with its MAC) to come back: a VM restarting or migrating back keeps its leases.
+pub const BINDING_GRACE_SECS: u64 = 3600;
+
+/// The most bindings kept parked (the oldest go first).
+pub const MAX_PARKED: usize = 16384;
+
+/// The bindings of removed runtime ports, waiting for their port (by name) or their
+/// guest (by MAC) to come back, for [`BINDING_GRACE_SECS`] at most and never past
+/// their lease. Their records stay in the binding database meanwhile; one whose
+/// grace ends is removed from it (unless a port holds the address again).
+/// Invariant: at most [`MAX_PARKED`] entries, one per (VLAN, IP), oldest first.
+#[derive(Debug, Default)]
+pub struct ParkedBindings {
+    entries: std::collections::VecDeque<(crate::bindings_store::BindingRecord, u64)>,
+}
+
+impl ParkedBindings {
+    /// Parks `records` (their port was removed) at `now_unix`; the oldest parked
+    /// bindings make room, and are returned to be dropped from the store.
+    pub fn park(
+        &mut self,
+        records: Vec<crate::bindings_store::BindingRecord>,
+        now_unix: u64,
+    ) -> Vec<crate::bindings_store::BindingRecord> {
+        let mut evicted = Vec::new();
+        for r in records {
+            self.entries
+                .retain(|(p, _)| !(p.vlan == r.vlan && p.ip == r.ip));
+            if self.entries.len() == MAX_PARKED
+                && let Some((old, _)) = self.entries.pop_front()
+            {
+                evicted.push(old);
+            }
+            self.entries.push_back((r, now_unix));
+        }
+        evicted
+    }
+
+    /// Takes the live parked bindings of port `name`, or of a guest with `mac`.
+    pub fn take_for(
+        &mut self,
+        name: &str,
+        mac: Option<MacAddr>,
+        now_unix: u64,
+    ) -> Vec<crate::bindings_store::BindingRecord> {
+        let mut taken = Vec::new();
+        self.entries.retain(|(r, at)| {
+            let mine = r.port == name || Some(r.mac) == mac;
+            let live = now_unix < at + BINDING_GRACE_SECS && !r.expired_at(now_unix);
+            if mine && live {
+                taken.push(r.clone());
+                false
+            } else {
+                true
+            }
+        });
+        taken
+    }
+
+    /// Removes and returns the bindings whose grace or lease has ended.
+    pub fn expire(&mut self, now_unix: u64) -> Vec<crate::bindings_store::BindingRecord> {
+        let mut gone = Vec::new();
+        self.entries.retain(|(r, at)| {
+            let live = now_unix < at + BINDING_GRACE_SECS && !r.expired_at(now_unix);
+            if !live {
+                gone.push(r.clone());
+            }
+            live
+        });
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// `config` with the runtime ports appended to its host binding's ports.
 pub fn merged(config: &Config, ports: &[RuntimePort]) -> Result<Config, String> {
     let mut c = config.clone();
@@ -383,6 +465,65 @@ vlans = [10, 20]
             ..p.clone()
         };
         assert!(compile(&c, &[p, q]).is_err());
+    }
+
+    fn record(
+        ip: u8,
+        mac: u8,
+        port: &str,
+        lease_end: Option<u64>,
+    ) -> crate::bindings_store::BindingRecord {
+        crate::bindings_store::BindingRecord {
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 10, ip)),
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, mac]),
+            vlan: 10,
+            port: port.into(),
+            lease_end_unix: lease_end,
+            source: portcullis_dataplane::bindings::BindingSource::Dhcp,
+            updated_unix: 0,
+            duid: None,
+        }
+    }
+
+    #[test]
+    fn parked_bindings_come_back_by_port_name_or_mac_within_their_grace() {
+        let mut p = ParkedBindings::default();
+        p.park(
+            vec![
+                record(1, 1, "vnet0", Some(5_000)),
+                record(2, 2, "vnet1", None),
+                record(3, 3, "vnet2", Some(1_500)),
+            ],
+            1_000,
+        );
+        // vnet0 comes back under its name; vnet1's guest comes back on another port.
+        let back = p.take_for("vnet0", None, 1_100);
+        assert_eq!(back, vec![record(1, 1, "vnet0", Some(5_000))]);
+        let moved = p.take_for("vnet7", Some(MacAddr([0x52, 0x54, 0, 0, 0, 2])), 1_100);
+        assert_eq!(moved.len(), 1);
+        assert_eq!(p.len(), 1);
+        // vnet2's lease ends before it returns: it is not given back, and expires.
+        assert!(p.take_for("vnet2", None, 1_600).is_empty());
+        assert_eq!(p.expire(1_600).len(), 1);
+        assert!(p.is_empty());
+        // The grace ends even for a binding that never expires.
+        p.park(vec![record(4, 4, "vnet3", None)], 2_000);
+        assert!(p.expire(2_000 + BINDING_GRACE_SECS - 1).is_empty());
+        assert_eq!(p.expire(2_000 + BINDING_GRACE_SECS).len(), 1);
+        // One entry per address, the newest wins; the table is bounded.
+        p.park(vec![record(5, 5, "a", None)], 3_000);
+        p.park(vec![record(5, 6, "b", None)], 3_001);
+        assert_eq!(p.len(), 1);
+        let many: Vec<_> = (0..MAX_PARKED + 3)
+            .map(|i| {
+                let mut r = record(0, 9, "x", None);
+                r.ip = std::net::IpAddr::V6(std::net::Ipv6Addr::from(i as u128 + 1));
+                r
+            })
+            .collect();
+        let evicted = p.park(many, 4_000);
+        assert_eq!(p.len(), MAX_PARKED);
+        assert_eq!(evicted.len(), 4, "the oldest make room");
     }
 
     #[test]

@@ -308,3 +308,116 @@ fn a_vm_nic_is_added_moved_kept_across_a_restart_and_removed() {
         .collect();
     assert_eq!(names, vec!["port_removed"], "events since the restart");
 }
+
+/// (port, ip, mac, source) of every binding.
+fn bindings(h: &ApiHarness) -> Vec<(String, String, String, String)> {
+    let (s, v) = h.call(ROOT, Method::GET, "/v1/bindings", None, &[]);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut b: Vec<_> = v["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let f = |k: &str| b[k].as_str().unwrap().to_string();
+            (f("port"), f("ip"), f("mac"), f("source"))
+        })
+        .collect();
+    b.sort();
+    b
+}
+
+#[test]
+fn a_removed_port_s_bindings_wait_for_it_by_name_or_by_mac_and_across_a_restart() {
+    let h = ApiHarness::start("rt-parked", &config(), "rt.toml");
+    let mac = "52:54:00:00:0a:01";
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vnet0",
+        json!({ "interface": "mem-vnet0", "group": "web", "mac": mac }),
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let bind = json!({ "mac": mac, "ip": "198.18.10.50", "vlan": 10, "port": "vnet0" });
+    let (s, v) = h.call(OPERATOR, Method::POST, "/v1/bindings", Some(bind), &[]);
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let held = |port: &str| {
+        vec![(
+            port.to_string(),
+            "198.18.10.50".to_string(),
+            mac.to_string(),
+            "api".to_string(),
+        )]
+    };
+    assert_eq!(bindings(&h), held("vnet0"));
+
+    // The VM stops: its port goes, its binding is parked.
+    let (s, v) = h.call(OPERATOR, Method::DELETE, "/v1/ports/vnet0", None, &[]);
+    assert_eq!(
+        (s, v["bindings_parked"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    assert_eq!(bindings(&h), vec![], "no port, no binding in the switch");
+
+    // It restarts under the same name: the binding is back.
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vnet0",
+        json!({ "interface": "mem-vnet0", "group": "web", "mac": mac }),
+    );
+    assert_eq!(
+        (s, v["bindings_restored"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    assert_eq!(bindings(&h), held("vnet0"));
+
+    // It migrates back under another port name, with its MAC: the binding follows.
+    h.call(OPERATOR, Method::DELETE, "/v1/ports/vnet0", None, &[]);
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vnet7",
+        json!({ "interface": "mem-vnet7", "group": "web", "mac": mac }),
+    );
+    assert_eq!(
+        (s, v["bindings_restored"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    assert_eq!(bindings(&h), held("vnet7"));
+
+    // Removed, then the daemon restarts: the stored binding waits for its port,
+    // which comes back after the restart.
+    h.call(OPERATOR, Method::DELETE, "/v1/ports/vnet7", None, &[]);
+    let h = h.restart(&config(), "rt.toml", |_| {});
+    assert_eq!(bindings(&h), vec![]);
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vnet7",
+        json!({ "interface": "mem-vnet7", "group": "web" }),
+    );
+    assert_eq!(
+        (s, v["bindings_restored"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    assert_eq!(bindings(&h), held("vnet7"));
+
+    // A port in another VLAN does not get it: the address is not in its VLAN.
+    h.call(OPERATOR, Method::DELETE, "/v1/ports/vnet7", None, &[]);
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vnet7",
+        json!({ "interface": "mem-vnet7", "group": "db" }),
+    );
+    assert_eq!(
+        (s, v["bindings_restored"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{v}"
+    );
+    assert_eq!(bindings(&h), vec![]);
+}

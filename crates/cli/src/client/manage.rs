@@ -109,6 +109,19 @@ pub enum PortCmd {
     },
 }
 
+/// A runtime port in one line: `vnet0 interface=vnet0 group=web mac=… owner domain=web1`.
+pub fn runtime_port_line(p: &portcullis_api::RuntimePortView) -> String {
+    let mut line = format!("{} interface={} group={}", p.name, p.interface, p.group);
+    if let Some(m) = &p.mac {
+        line.push_str(&format!(" mac={m}"));
+    }
+    if !p.owner.is_empty() {
+        let owner: Vec<String> = p.owner.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        line.push_str(&format!(" owner {}", owner.join(",")));
+    }
+    line
+}
+
 /// `KEY=VALUE` pairs as a map.
 fn owner_map(pairs: &[String]) -> anyhow::Result<portcullis_api::PortOwner> {
     pairs
@@ -160,7 +173,16 @@ pub fn profile(op: ProfileOp, api: &ApiOpts) -> anyhow::Result<()> {
                 serde_json::from_value(api.call(Method::GET, "/v1/config", None)?)?;
             write_out(output.as_deref(), &v.profile.text)?;
             if let Some(h) = host_out {
-                write_out(Some(&h), &v.host.text)?;
+                let mut text = v.host.text.clone();
+                if !v.runtime_ports.is_empty() {
+                    // For the reader: they run, but are host state kept by the
+                    // daemon, not configuration (an apply of this file keeps them).
+                    text.push_str("\n# Runtime ports (host state in the daemon's state directory, not part\n# of this file; `portcullis port add|set|remove` changes them):\n");
+                    for p in &v.runtime_ports {
+                        text.push_str(&format!("#   {}\n", runtime_port_line(p)));
+                    }
+                }
+                write_out(Some(&h), &text)?;
             }
             Ok(())
         }

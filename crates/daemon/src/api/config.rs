@@ -70,6 +70,7 @@ pub async fn get_config(State(st): State<ApiState>) -> Json<ConfigView> {
             text: export::export_host(c),
         },
         flat: flatten(c),
+        runtime_ports: running.runtime_ports.ports.clone(),
     })
 }
 

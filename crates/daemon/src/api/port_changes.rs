@@ -108,6 +108,80 @@ async fn change(
     Ok(report)
 }
 
+/// The bindings runtime port `name` holds now, as the store records them.
+async fn port_bindings(
+    st: &ApiState,
+    running: &Running,
+    name: &str,
+) -> Result<Vec<crate::bindings_store::BindingRecord>, ApiError> {
+    let Some(i) = running
+        .compiled
+        .spec
+        .ports
+        .iter()
+        .position(|p| p.name == name)
+    else {
+        return Ok(Vec::new());
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    st.commands
+        .send(crate::runtime::Command::PortBindings {
+            port: portcullis_dataplane::PortId(i as u16),
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    rx.await.map_err(|_| ApiError::unavailable())
+}
+
+/// Gives port `name` the parked `records`; how many the switch took.
+async fn restore(
+    st: &ApiState,
+    running: &Running,
+    name: &str,
+    records: Vec<crate::bindings_store::BindingRecord>,
+) -> usize {
+    let Some(i) = running
+        .compiled
+        .spec
+        .ports
+        .iter()
+        .position(|p| p.name == name)
+    else {
+        return 0;
+    };
+    if records.is_empty() {
+        return 0;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = st.commands.send(crate::runtime::Command::RestoreBindings {
+        port: portcullis_dataplane::PortId(i as u16),
+        records,
+        reply: tx,
+    });
+    if sent.is_err() {
+        return 0;
+    }
+    rx.await.unwrap_or(0)
+}
+
+/// Parked bindings whose grace ended leave the store (unless held again).
+fn sweep(st: &ApiState, running: &mut Running) {
+    let gone = running.parked.expire(crate::held::unix_now());
+    resync(st, gone);
+}
+
+fn resync(st: &ApiState, records: Vec<crate::bindings_store::BindingRecord>) {
+    let keys: Vec<_> = records
+        .into_iter()
+        .filter_map(|r| portcullis_dataplane::Vid::new(r.vlan).map(|v| (v, r.ip)))
+        .collect();
+    if !keys.is_empty() {
+        let _ = st
+            .commands
+            .send(crate::runtime::Command::ResyncBindings(keys));
+    }
+}
+
 /// Writes the runtime-port file (off the async runtime: it fsyncs).
 async fn save(running: &Running) -> Result<(), String> {
     let file = running.runtime_ports.clone();
@@ -202,6 +276,20 @@ pub async fn add_port(
     let mut ports = running.runtime_ports.ports.clone();
     ports.push(port.clone());
     let report = change(&st, &mut running, ports).await?;
+    let mut notes = notes_of(&report);
+    // The bindings it (or its guest, by MAC) left when it was removed.
+    let mac = port
+        .mac
+        .as_deref()
+        .and_then(|m| runtime_ports::parse_mac(m).ok());
+    let records = running.parked.take_for(&name, mac, crate::held::unix_now());
+    let restored = restore(&st, &running, &name, records).await;
+    if restored > 0 {
+        notes.push(format!(
+            "{restored} binding(s) it had before its removal restored"
+        ));
+    }
+    sweep(&st, &mut running);
     tracing::info!(port = %name, interface = %port.interface, group = %port.group, user = %caller.user, "runtime port added");
     event(
         &st,
@@ -214,7 +302,9 @@ pub async fn add_port(
         port: name,
         outcome: "added".into(),
         runtime_port: Some(port),
-        notes: notes_of(&report),
+        bindings_parked: 0,
+        bindings_restored: restored,
+        notes,
     }))
 }
 
@@ -291,6 +381,8 @@ async fn set_to(
             port: name,
             outcome: "unchanged".into(),
             runtime_port: Some(have),
+            bindings_parked: 0,
+            bindings_restored: 0,
             notes: Vec::new(),
         }));
     }
@@ -342,6 +434,8 @@ async fn set_to(
         port: name,
         outcome: "changed".into(),
         runtime_port: Some(want),
+        bindings_parked: 0,
+        bindings_restored: 0,
         notes,
     }))
 }
@@ -362,6 +456,8 @@ pub async fn remove_port(
                 port: name,
                 outcome: "absent".into(),
                 runtime_port: None,
+                bindings_parked: 0,
+                bindings_restored: 0,
                 notes: Vec::new(),
             }));
         }
@@ -374,8 +470,19 @@ pub async fn remove_port(
         .filter(|p| p.name != name)
         .cloned()
         .collect();
+    let leaving = port_bindings(&st, &running, &name).await?;
     let report = change(&st, &mut running, ports).await?;
     let mut notes = notes_of(&report);
+    let parked = leaving.len();
+    let evicted = running.parked.park(leaving, crate::held::unix_now());
+    resync(&st, evicted);
+    sweep(&st, &mut running);
+    if parked > 0 {
+        notes.push(format!(
+            "{parked} binding(s) kept for {} s in case it returns",
+            runtime_ports::BINDING_GRACE_SECS
+        ));
+    }
     if have.create_tap && !running.in_memory {
         // The TAP this port had the switch create goes with it.
         let ifname = have.interface.clone();
@@ -398,6 +505,8 @@ pub async fn remove_port(
         port: name,
         outcome: "removed".into(),
         runtime_port: None,
+        bindings_parked: parked,
+        bindings_restored: 0,
         notes,
     }))
 }
