@@ -122,6 +122,11 @@ vlan = 20
 name = "vgt"
 vlans = [10, 20]
 
+[[port_group]]
+name = "mixed"
+vlans = [10, 30]
+native_vlan = 10
+
 [host]
 bridge_netdev = true
 {}"#,
@@ -375,6 +380,26 @@ bridge_netdev = true
 
     // Proxmox tap_unplug.
     ok(&sw, &["del-port", ai]);
+
+    // Proxmox $ovs_bridge_add_port with a NIC's trunks (`trunks=10;20` in the VM
+    // config, joined with commas), then with a tag and trunks (native-untagged).
+    for (args, group) in [
+        (vec!["trunks=10,20"], "vgt"),
+        (
+            vec!["tag=10", "trunks=10,30", "vlan_mode=native-untagged"],
+            "mixed",
+        ),
+    ] {
+        let mut argv = vec!["--", "add-port", br.as_str(), ai];
+        argv.extend(args);
+        let mtu_arg = format!("mtu_request={mtu}");
+        argv.extend(["--", "set", "Interface", ai, mtu_arg.as_str()]);
+        ok(&sw, &argv);
+        assert_eq!(sw.port(ai)["port_group"], group, "{argv:?}");
+        ok(&sw, &["del-port", ai]);
+    }
+    let e = fails(&sw, 1, &["--", "add-port", &br, ai, "trunks=10,20,30"]);
+    assert!(e.contains("vgt (trunks=10,20)"), "{e}");
 
     // os-vif create_ovs_vif_port (vsctl interface, with the bridge ensured in the
     // same transaction and a tag), then delete_ovs_vif_port.

@@ -282,3 +282,58 @@ fn print(inv: &Invocation, plan: &Plan) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_come_from_the_flat_view() {
+        let flat: std::collections::BTreeMap<String, String> = [
+            ("port_group.web.vlan", "10"),
+            ("port_group.web.security.promiscuous", "reject"),
+            ("port_group.\"a.b\".vlans", "[10-11, 20]"),
+            ("port_group.\"a.b\".native_vlan", "off"),
+            ("port_group.mixed.vlans", "[10, 30]"),
+            ("port_group.mixed.native_vlan", "10"),
+            ("port.vm1.vlan", "10"),
+            ("switch.name", "vmbr1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut g = groups(&flat);
+        g.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            g,
+            vec![
+                Group {
+                    name: "a.b".into(),
+                    vlan: GroupVlan::Trunk {
+                        vlans: [10, 11, 20].into(),
+                        native: None
+                    }
+                },
+                Group {
+                    name: "mixed".into(),
+                    vlan: GroupVlan::Trunk {
+                        vlans: [10, 30].into(),
+                        native: Some(10)
+                    }
+                },
+                Group {
+                    name: "web".into(),
+                    vlan: GroupVlan::Access(10)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn mtus_are_read_only_for_interface_names() {
+        assert!(read_mtu("lo").is_some_and(|m| m >= 68));
+        assert_eq!(read_mtu("../../etc"), None);
+        assert_eq!(read_mtu(".."), None);
+        assert_eq!(read_mtu("a-name-far-too-long"), None);
+    }
+}
