@@ -62,11 +62,7 @@ fn run(args: &[String]) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(s) = OVSDB_SOCKETS.iter().find(|s| Path::new(s).exists()) {
-        return args::err(format!(
-            "a real Open vSwitch runs on this host ({s} exists): use its ovs-vsctl, not portcullis-ovs-vsctl"
-        ));
-    }
+    real_ovs(OVSDB_SOCKETS)?;
     if let Some(t) = inv.global.timeout.filter(|t| *t > 0) {
         // As ovs-vsctl: past the timeout SIGALRM ends the program.
         // SAFETY: alarm(2) takes an integer and touches no memory.
@@ -82,6 +78,16 @@ fn run(args: &[String]) -> Result<ExitCode, Error> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Refuses when one of `sockets` (a real OVSDB server's) exists.
+fn real_ovs(sockets: &[&str]) -> Result<(), Error> {
+    match sockets.iter().find(|s| Path::new(s).exists()) {
+        Some(s) => args::err(format!(
+            "a real Open vSwitch runs on this host ({s} exists): use its ovs-vsctl, not portcullis-ovs-vsctl"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The daemon's address from the environment, as the `portcullis` CLI reads it.
@@ -327,6 +333,17 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_real_open_vswitch_is_never_answered_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("db.sock");
+        let sock = sock.to_str().unwrap();
+        assert!(real_ovs(&[sock]).is_ok());
+        std::fs::write(sock, "").unwrap();
+        let e = real_ovs(&["/nonexistent/db.sock", sock]).unwrap_err().0;
+        assert!(e.contains("a real Open vSwitch") && e.contains(sock), "{e}");
     }
 
     #[test]

@@ -86,8 +86,11 @@ struct VPort {
     /// Set when a command changed its VLAN columns: the group is resolved from
     /// them at the end.
     vlan: Option<VlanCols>,
-    /// Added by this invocation (`--may-exist` when it may be there already).
+    /// Added by this invocation.
     added: bool,
+    /// Added with `--may-exist`: sent as `may_exist`, so that a port of this name
+    /// and interface made meanwhile (by a concurrent call) is no error.
+    may_exist: bool,
 }
 
 struct Txn<'w> {
@@ -113,6 +116,7 @@ pub fn plan(world: &World, steps: &[Step], global: &args::Global) -> Result<Plan
                         rec: r.clone(),
                         vlan: None,
                         added: false,
+                        may_exist: false,
                     },
                 )
             })
@@ -252,6 +256,7 @@ impl Txn<'_> {
                     },
                     vlan: Some(VlanCols::default()),
                     added: true,
+                    may_exist: s.may_exist,
                 };
                 port_settings(&mut v, settings)?;
                 self.ports.insert(port.clone(), v);
@@ -506,6 +511,7 @@ impl Txn<'_> {
                                 group: Some(group),
                                 mac: v.rec.mac.clone(),
                                 owner: v.rec.owner.clone(),
+                                may_exist: v.may_exist,
                                 ..NewPort::default()
                             },
                         ));
@@ -878,6 +884,7 @@ mod tests {
         assert_eq!(np.owner["iface-id"], "abc");
         assert_eq!(np.owner["vm-id"], "5b2c1d3e-0000-4000-8000-000000000001");
         assert_eq!(np.owner["iface-status"], "active");
+        assert!(np.may_exist, "--may-exist is sent along");
         assert_eq!(p.outputs, vec![""; 6]);
     }
 
