@@ -3,7 +3,8 @@
 //! os-vif run, given to `portcullis-ovs-vsctl` against real veths. After each, the
 //! switch's state is asserted (port, group, MAC, owner keys, USED-BY), traffic
 //! passes between two guests plugged this way, queries print what ovs-vsctl prints,
-//! and refusals change nothing.
+//! and refusals change nothing. A second test: the bridge netdev made by an apply
+//! that turns `bridge_netdev` on, and an existing one left as it is at start.
 //!
 //! The command lines, by source (the argv each builds; names are the lab's):
 //! - libvirt `src/util/virnetdevopenvswitch.c`:
@@ -462,4 +463,54 @@ bridge_netdev = true
         ],
     );
     assert!(!ports(&sw).iter().any(|p| p.contains(ai)));
+}
+
+/// The configuration of [`the_bridge_netdev_comes_with_an_apply_and_an_existing_one_is_left_alone`].
+fn small(br: &str, netdev: bool, g: &portcullis_lab::Guest) -> String {
+    format!(
+        "[switch]\nname = \"{br}\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n[host]\nbridge_netdev = {netdev}\n{}",
+        port("a", g, "web")
+    )
+}
+
+#[test]
+fn the_bridge_netdev_comes_with_an_apply_and_an_existing_one_is_left_alone() {
+    let mut lab = lab("ovsnetdev", &["ip"]);
+    let a = lab.add_guest("a").unwrap();
+    let br = format!("pcnd{}", std::process::id() % 100_000);
+    let sys = format!("/sys/class/net/{br}");
+    assert!(
+        !std::path::Path::new(&sys).exists(),
+        "{br} exists before the test"
+    );
+    let _guard = NetdevGuard(br.clone());
+
+    // Off at start: no netdev; an apply that turns it on makes it.
+    let sw = start_daemon(&mut lab, "sw", &small(&br, false, &a));
+    assert!(!std::path::Path::new(&sys).exists());
+    let file = lab.scratch_dir().unwrap().join("on.toml");
+    std::fs::write(&file, small(&br, true, &a)).unwrap();
+    let out = sw.cli(&["apply", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("host.bridge_netdev"),
+        "{}",
+        text(&out)
+    );
+    assert!(std::path::Path::new(&sys).exists(), "apply made {br}");
+    let before = std::fs::read_to_string(format!("{sys}/ifindex")).unwrap();
+
+    // A daemon started again (the first one ends with its lab) finds it there and
+    // leaves it as it is (same ifindex).
+    drop(sw);
+    drop(lab);
+    let mut lab = common::lab("ovsnetdev2", &["ip"]);
+    let b = lab.add_guest("b").unwrap();
+    let sw = start_daemon(&mut lab, "sw2", &small(&br, true, &b));
+    assert_eq!(
+        std::fs::read_to_string(format!("{sys}/ifindex")).unwrap(),
+        before,
+        "an existing netdev is not re-created"
+    );
+    assert!(sw.log_text().contains("left as it is"), "{}", sw.log_text());
 }
