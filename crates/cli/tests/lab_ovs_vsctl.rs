@@ -16,7 +16,9 @@
 //!   `tap_plug`), the `del-port` of `tap_plug` and `tap_unplug`, `is_ovs_bridge`
 //!   (`br-exists`), `read_bridge_mtu` (`/sys/class/net/<bridge>/mtu`).
 //! - os-vif `vif_plug_ovs/ovsdb/impl_vsctl.py` (`Transaction.opts`) with
-//!   `vif_plug_ovs/ovsdb/ovsdb_lib.py` `BaseOVS.create_ovs_vif_port` and
+//!   `vif_plug_ovs/ovsdb/ovsdb_lib.py` `BaseOVS.ensure_ovs_bridge`,
+//!   `create_ovs_vif_port` (as it builds the transaction without a `qos_type`: the
+//!   QoS rows current os-vif creates on the system datapath are refused) and
 //!   `delete_ovs_vif_port`.
 
 mod common;
@@ -402,8 +404,9 @@ bridge_netdev = true
     let e = fails(&sw, 1, &["--", "add-port", &br, ai, "trunks=10,20,30"]);
     assert!(e.contains("vgt (trunks=10,20)"), "{e}");
 
-    // os-vif create_ovs_vif_port (vsctl interface, with the bridge ensured in the
-    // same transaction and a tag), then delete_ovs_vif_port.
+    // os-vif create_ovs_vif_port (vsctl interface, the bridge ensured in the same
+    // transaction as with a datapath_type, a tag, no qos_type), then
+    // delete_ovs_vif_port.
     let amac = a.mac().unwrap();
     let out = ok(
         &sw,
