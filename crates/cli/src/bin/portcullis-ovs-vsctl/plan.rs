@@ -300,7 +300,9 @@ impl Txn<'_> {
                     return Ok(String::new());
                 }
                 self.configured(record)?;
-                let mtu = world.mtus.get(record).copied();
+                // The MTU of the port's interface (a new port's is its name).
+                let ifname = self.ports.get(record).map(|p| p.rec.interface.as_str());
+                let mtu = world.mtus.get(ifname.unwrap_or(record)).copied();
                 let v = self.port_mut(record, *table)?;
                 match table {
                     Table::Port => port_settings(v, settings)?,
@@ -393,7 +395,7 @@ impl Txn<'_> {
                                 ));
                             }
                         },
-                        (Table::Interface, "mtu", None) => match world.mtus.get(record) {
+                        (Table::Interface, "mtu", None) => match world.mtus.get(&v.rec.interface) {
                             Some(m) => m.to_string(),
                             None => "[]".into(),
                         },
@@ -972,6 +974,7 @@ mod tests {
     fn one_group_needs_no_tag_and_queries_answer_like_ovs_vsctl() {
         let mut w = world();
         w.groups.truncate(1);
+        w.mtus.insert("veth-a".into(), 9000);
         let p = run(&w, &["--", "add-port", "vmbr1", "tap100i0"]).unwrap();
         assert!(matches!(&p.ops[..], [Op::Add(_, np)] if np.group.as_deref() == Some("web")));
         let out = |a: &[&str]| run(&w, a).unwrap().outputs.concat();
@@ -980,6 +983,20 @@ mod tests {
         assert_eq!(out(&["iface-to-br", "veth-a"]), "vmbr1\n");
         assert_eq!(out(&["list-ports", "vmbr1"]), "a\n");
         assert_eq!(out(&["get", "Port", "a", "tag"]), "10\n");
+        // A port's MTU is its interface's (the configured port a is on veth-a).
+        assert_eq!(
+            run(&w, &["get", "Interface", "a", "mtu"])
+                .unwrap()
+                .outputs
+                .concat(),
+            "9000\n"
+        );
+        assert!(
+            run(&w, &["set", "Interface", "a", "mtu_request=9000"])
+                .unwrap_err()
+                .0
+                .contains("configuration files")
+        );
         assert!(!run(&w, &["br-exists", "vmbr1"]).unwrap().exit_2);
         assert!(run(&w, &["br-exists", "vmbr2"]).unwrap().exit_2);
         assert_eq!(
