@@ -335,6 +335,34 @@ mod tests {
         );
     }
 
+    /// The invariant above, checked: this program names no server-side crate
+    /// (it shares a package with the daemon, so the compiler would let it).
+    #[test]
+    fn it_is_an_api_client_only() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/portcullis-ovs-vsctl");
+        let forbidden = [
+            "portcullis_daemon",
+            "portcullis_dataplane",
+            "portcullis_control",
+            "portcullis_io",
+            "portcullis_lab",
+        ];
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // This test names what it forbids: the scan stops at it.
+            let lines = text
+                .lines()
+                .take_while(|l| !l.contains("The invariant above, checked"));
+            for (n, line) in lines.enumerate() {
+                for name in forbidden {
+                    assert!(!line.contains(name), "{}:{}: {line}", path.display(), n + 1);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_real_open_vswitch_is_never_answered_for() {
         let dir = tempfile::tempdir().unwrap();
