@@ -106,7 +106,11 @@ fn api_opts() -> ApiOpts {
 fn api_error(e: ClientError) -> Error {
     match e {
         ClientError::Api { code, message, .. } => Error(format!("{message} (portcullis: {code})")),
-        e => Error(e.to_string()),
+        // This program has no `--socket`: only the environment says where.
+        e => Error(
+            e.to_string()
+                .replace("--socket or PORTCULLIS_SOCKET", "set PORTCULLIS_SOCKET"),
+        ),
     }
 }
 
