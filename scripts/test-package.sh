@@ -52,6 +52,11 @@ size=$(stat -c %s "$bin")
 [ "$size" -lt $((40 * 1024 * 1024)) ] || fail "the binary is $size bytes"
 echo "test-package: binary $((size / 1024 / 1024)) MiB, no debug info"
 
+# The CNI plugin answers VERSION as the CNI spec says.
+CNI_COMMAND=VERSION "$root/usr/lib/cni/portcullis-cni" <<<'{"cniVersion": "1.1.0"}' 2>&1 | grep -q '"supportedVersions":\[.*"1.1.0"' \
+  || fail "portcullis-cni does not answer VERSION"
+[ -e "$root/usr/share/doc/portcullis/cni.md" ] || fail "missing /usr/share/doc/portcullis/cni.md"
+
 # The default configuration is valid for the packaged binary.
 "$bin" validate "$root/etc/portcullis/switch.toml" | grep -q 'valid (0 ports)' \
   || fail "the default configuration does not validate"

@@ -428,6 +428,8 @@ fn launch(
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let wake = runtime::command_wake().map_err(DaemonError::Runtime)?;
+    let cmd_tx = runtime::CommandSender::new(cmd_tx, Some(wake.clone()));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<ToControl>(4096);
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataThread {
@@ -450,6 +452,7 @@ fn launch(
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
         attach_now: false,
+        wake: Some(wake),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
     };

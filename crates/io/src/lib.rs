@@ -76,9 +76,10 @@ pub use gso::{OffloadError, Segmenter};
 pub use linkmon::{LinkChange, LinkMonitor};
 pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
 pub use netdev::{
-    interface_exists, interface_index, interface_mac, interface_mtu, is_link_running, is_link_up,
-    set_link_down, set_link_up, set_tcp_segmentation_offload, set_tx_checksum_offload,
-    tcp_segmentation_offload, tx_checksum_offload,
+    bridge_add_port, bridge_remove_port, interface_exists, interface_index, interface_indexes,
+    interface_mac, interface_mtu, is_link_running, is_link_up, set_link_down, set_link_up,
+    set_tcp_segmentation_offload, set_tx_checksum_offload, tcp_segmentation_offload,
+    tx_checksum_offload,
 };
 pub use tap::{
     TapOptions, TapRx, TapTx, create_persistent_tap, create_tap, create_tap_with,
