@@ -29,7 +29,7 @@ dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/portcullis/
 root="$work/root"
 mkdir -p "$root"
 dpkg-deb -x "$deb" "$root"
-for f in usr/bin/portcullis lib/systemd/system/portcullis.service etc/portcullis/switch.toml \
+for f in usr/bin/portcullis usr/bin/portcullis-ovs-vsctl lib/systemd/system/portcullis.service etc/portcullis/switch.toml \
   usr/share/man/man1/portcullis.1.gz usr/share/man/man1/portcullis-daemon.1.gz \
   usr/share/man/man1/portcullis-show-ports.1.gz \
   usr/share/bash-completion/completions/portcullis usr/share/zsh/vendor-completions/_portcullis \
@@ -44,6 +44,10 @@ fi
 bin="$root/usr/bin/portcullis"
 "$bin" --version | grep -q '^portcullis ' || fail "the binary does not run"
 if readelf -S "$bin" | grep -q '\.debug_info'; then fail "the binary carries debug information"; fi
+# The ovs-vsctl front runs, and the package never installs it as ovs-vsctl.
+"$root/usr/bin/portcullis-ovs-vsctl" --version | grep -q 'portcullis-ovs-vsctl' \
+  || fail "portcullis-ovs-vsctl does not run"
+if dpkg-deb -c "$deb" | grep -q '/ovs-vsctl$'; then fail "the package installs an ovs-vsctl"; fi
 size=$(stat -c %s "$bin")
 [ "$size" -lt $((40 * 1024 * 1024)) ] || fail "the binary is $size bytes"
 echo "test-package: binary $((size / 1024 / 1024)) MiB, no debug info"

@@ -52,6 +52,7 @@ pub mod af_xdp;
 pub mod af_xdp;
 mod af_xdp_options;
 pub mod afpacket;
+pub mod dummy;
 mod error;
 mod frame;
 pub mod gso;
@@ -65,6 +66,7 @@ use std::os::fd::RawFd;
 
 pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpBindMode, XdpMode, open_af_xdp};
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
+pub use dummy::{DummyOutcome, ensure_dummy};
 pub use error::{IoError, TxError};
 pub use frame::{
     ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, VnetHdr,

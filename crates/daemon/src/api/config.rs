@@ -208,6 +208,10 @@ async fn apply_inner(
     } else {
         None
     };
+    // A bridge netdev turned on, or a renamed switch: made now (an old one stays).
+    if let Err(e) = crate::bridge_netdev(&config) {
+        notes.push(e.to_string());
+    }
     if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
         listeners.change(plan, &mut notes).await;
     }
