@@ -436,9 +436,10 @@ fn a_port_whose_interface_vanishes_goes_link_down_and_is_reattached_when_it_retu
     let (_lab, sw, tap, _guard, b) = tap_lab("vanish");
     Lab::require_tools(&["ping"]).unwrap();
     let vm: portcullis_dataplane::MacAddr = VM_MAC.parse().unwrap();
-    // The VM stops: its TAP disappears.
+    // The VM stops: its TAP disappears, and the port waits for it (no link, no
+    // interface).
     portcullis_io::delete_persistent_tap(&tap).unwrap();
-    wait_state(&sw, "vm", "link-down");
+    wait_state(&sw, "vm", "no-interface");
     assert!(
         sw.get("/v1/events")
             .as_array()

@@ -164,6 +164,11 @@ pub(crate) fn prepare(
     }
     switch.discard_events();
     let links = ports::links(&compiled, &attachments);
+    // Looked at again when ports were opened: a TAP created just now has an index.
+    let present = match present {
+        Some(_) if !opened.is_empty() => portcullis_io::interface_indexes().ok(),
+        p => p,
+    };
     let link_monitor = ports::link_monitor(&compiled, &attachments, present.as_ref());
     Ok(Plan {
         compiled,

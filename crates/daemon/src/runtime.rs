@@ -824,13 +824,16 @@ impl DataThread {
         monitor.read(|c| {
             if let Some((_, port)) = watched.iter().find(|(ix, _)| *ix == c.ifindex) {
                 changes.push((*port, c.up));
+                // A watched interface deleted: its port detaches at once.
+                unknown |= c.gone;
             } else if !c.gone {
                 unknown = true;
             }
         });
-        // An interface the switch does not watch appeared or changed: it may be the
-        // one a waiting port (`no-interface`) or a gone one waits for.
-        if unknown && self.ports.iter().any(|p| p.gone) {
+        // An interface the switch does not watch appeared or changed — it may be the
+        // one a waiting port (`no-interface`) waits for — or a watched one was
+        // deleted: the links are checked now rather than at the next recheck.
+        if unknown {
             self.attach_now = true;
         }
         for (port, up) in changes {
@@ -925,6 +928,9 @@ impl DataThread {
                 continue;
             }
             match self.links.state(i) {
+                // Its interface went away (AF_XDP sockets never say so through
+                // poll(2)): the port detaches and waits for it (`no-interface`).
+                LinkState::Gone if !gone => self.port_failed(i, None, now, pfd),
                 LinkState::Gone => {}
                 LinkState::Down if !gone => {}
                 state if gone => match self.links.reopen(i) {
