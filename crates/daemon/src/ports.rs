@@ -228,7 +228,13 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
             ),
         }
     }
-    let (rx, tx) = portcullis_io::open_af_packet(ifname, &Default::default())?;
+    // The interface first: a missing one is reported as such, and costs no rings.
+    portcullis_io::interface_index(ifname)?;
+    let rings = match spare_rings::take() {
+        Some(r) => r,
+        None => portcullis_io::AfPacketRings::new(&Default::default(), ifname)?,
+    };
+    let (rx, tx) = rings.bind(ifname)?;
     Ok(PortIo {
         rx: Box::new(rx),
         tx: Box::new(tx),
@@ -237,6 +243,63 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
             xdp_mode: None,
         }),
     })
+}
+
+/// AF_PACKET sockets with their rings made ahead of time: the slow half of opening a
+/// port (each ring's setup waits for a kernel RCU grace period, ~30 ms for the two),
+/// so that a port added at run time — a VM's TAP, a container's veth — opens in the
+/// fast half (a bind). One is kept (4.5 MiB of ring), made when the first port opens
+/// and again in the background after each one is taken.
+///
+/// Invariant: a spare is never bound before it is taken, and each is taken once.
+mod spare_rings {
+    use portcullis_io::AfPacketRings;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Spares kept ready.
+    const KEEP: usize = 1;
+
+    static SPARES: Mutex<Vec<AfPacketRings>> = Mutex::new(Vec::new());
+    static REFILLING: AtomicBool = AtomicBool::new(false);
+
+    /// A spare, if one is ready; a new one is made in the background either way.
+    pub(super) fn take() -> Option<AfPacketRings> {
+        let spare = SPARES.lock().ok().and_then(|mut s| s.pop());
+        refill();
+        spare
+    }
+
+    fn refill() {
+        if REFILLING.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-rings".into())
+            .spawn(|| {
+                loop {
+                    let have = SPARES.lock().map(|s| s.len()).unwrap_or(KEEP);
+                    if have >= KEEP {
+                        break;
+                    }
+                    match AfPacketRings::new(&Default::default(), "(spare)") {
+                        Ok(r) => {
+                            if let Ok(mut s) = SPARES.lock() {
+                                s.push(r);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no spare AF_PACKET rings");
+                            break;
+                        }
+                    }
+                }
+                REFILLING.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            REFILLING.store(false, Ordering::Release);
+        }
+    }
 }
 
 /// Ports on an interface without carrier start link-down: an uplink (teaming uses

@@ -65,7 +65,7 @@ pub mod tap;
 use std::os::fd::RawFd;
 
 pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpBindMode, XdpMode, open_af_xdp};
-pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
+pub use afpacket::{AfPacketOptions, AfPacketRings, AfPacketRx, AfPacketTx, open_af_packet};
 pub use dummy::{DummyOutcome, ensure_dummy};
 pub use error::{IoError, TxError};
 pub use frame::{

@@ -10,7 +10,7 @@ use portcullis_io::afpacket::{
     AfPacketOptions, interface_exists, interface_mac, interface_mtu, is_link_up, open_af_packet,
     set_link_down, set_link_up, set_tx_checksum_offload, tx_checksum_offload,
 };
-use portcullis_io::{IoError, RxQueue, TxError, TxQueue, VlanTag};
+use portcullis_io::{AfPacketRings, IoError, RxQueue, TxError, TxQueue, VlanTag};
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -402,4 +402,33 @@ fn tx_checksum_offload_off_makes_the_sender_finish_checksums() {
     assert_eq!(got.len(), 1, "UDP datagram not received");
     let d = &got[0].0;
     assert!(udp_checksum_ok(d, udp_to(d, 7002).unwrap()));
+}
+
+/// Rings made before their interface (the daemon's spares) work once bound, as a
+/// socket opened on the interface does: frames pushed reach the namespace, and a
+/// frame from it is received. Bound to a missing interface, they are refused as such.
+#[test]
+fn rings_made_ahead_of_time_switch_frames_once_bound() {
+    let lab = Lab::new("r");
+    let rings = AfPacketRings::new(&AfPacketOptions::default(), "(spare)").unwrap();
+    assert!(matches!(
+        AfPacketRings::new(&AfPacketOptions::default(), "(spare)")
+            .unwrap()
+            .bind("pcl-nosuchif"),
+        Err(IoError::NoSuchInterface(_))
+    ));
+    let (mut rx, mut tx) = rings.bind(&lab.host_if).unwrap();
+    let ns_if = lab.ns_if.clone();
+    let (mut ns_rx, mut ns_tx) = lab.in_ns(move || open(&ns_if));
+    let m = marker(b'r');
+    let (h, b) = test_frame(&m, 1, 60);
+    tx.push(&h, None, &b).unwrap();
+    tx.flush().unwrap();
+    let got = collect(&mut ns_rx, 1, WAIT, |d, _| has_marker(d, &m));
+    assert_eq!(got.len(), 1, "a frame sent on the bound spare arrives");
+    let (h, b) = test_frame(&m, 2, 60);
+    ns_tx.push(&h, None, &b).unwrap();
+    ns_tx.flush().unwrap();
+    let got = collect(&mut rx, 1, WAIT, |d, _| has_marker(d, &m));
+    assert_eq!(got.len(), 1, "a frame from the namespace is received");
 }

@@ -317,234 +317,286 @@ pub fn open_af_packet(
     ifname: &str,
     opts: &AfPacketOptions,
 ) -> Result<(AfPacketRx, AfPacketTx), IoError> {
-    let ifindex = netdev::interface_index(ifname)?;
-    let mtu = netdev::interface_mtu(ifname)? as usize;
-    let geo = Geometry::new(opts, page_size(), ifname)?;
+    // The interface first: a missing one is reported as such before any ring work.
+    netdev::interface_index(ifname)?;
+    AfPacketRings::new(opts, ifname)?.bind(ifname)
+}
 
-    // Protocol 0: the socket receives nothing until it is bound below, after the rings
-    // exist.
-    let fd = netdev::socket(
-        libc::AF_PACKET,
-        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
-        0,
-        ifname,
-        "socket(AF_PACKET, SOCK_RAW)",
-    )?;
-    let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_VERSION,
-        &version,
-        ifname,
-        "setsockopt(PACKET_VERSION=TPACKET_V2)",
-    )?;
-    let one: libc::c_int = 1;
-    // Before the rings: the kernel refuses the option on a socket that has them.
-    let vnet_hdr = opts.vnet_hdr
-        && match setsockopt(
-            &fd,
-            libc::SOL_PACKET,
-            libc::PACKET_VNET_HDR,
-            &one,
-            ifname,
-            "setsockopt(PACKET_VNET_HDR)",
-        ) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(iface = ifname, error = %e, "no virtio-net headers: GSO super-frames will be dropped as too big");
-                false
-            }
-        };
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_IGNORE_OUTGOING,
-        &one,
-        ifname,
-        "setsockopt(PACKET_IGNORE_OUTGOING)",
-    )?;
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_LOSS,
-        &one,
-        ifname,
-        "setsockopt(PACKET_LOSS)",
-    )?;
-    if opts.qdisc_bypass {
-        setsockopt(
-            &fd,
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            &one,
-            ifname,
-            "setsockopt(PACKET_QDISC_BYPASS)",
-        )?;
+/// An AF_PACKET socket with its rings made and mapped but bound to no interface:
+/// the slow half of [`open_af_packet`] (each ring's setsockopt waits for an RCU
+/// grace period in the kernel, ~15 ms), which can be done before the interface is
+/// known; [`AfPacketRings::bind`] is the fast half. Unbound, it receives nothing.
+pub struct AfPacketRings {
+    fd: OwnedFd,
+    map: Mmap,
+    geo: Geometry,
+    vnet_hdr: bool,
+    opts: AfPacketOptions,
+}
+
+impl std::fmt::Debug for AfPacketRings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketRings")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("len", &self.map.len)
+            .finish_non_exhaustive()
     }
-    // Frames too big for a slot take the copy path (see the module docs), into a
-    // receive buffer with room for a few dozen of them (best effort: without it,
-    // bursts of super-frames arrive truncated sooner, and are counted).
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_COPY_THRESH,
-        &one,
-        ifname,
-        "setsockopt(PACKET_COPY_THRESH)",
-    )?;
-    let _ = setsockopt(
-        &fd,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUFFORCE,
-        &rx::COPY_RCVBUF,
-        ifname,
-        "setsockopt(SO_RCVBUFFORCE)",
-    );
-    let rx_req = libc::tpacket_req {
-        tp_block_size: geo.rx_block_size as u32,
-        tp_block_nr: geo.rx_block_count as u32,
-        tp_frame_size: geo.rx_frame_size as u32,
-        tp_frame_nr: geo.rx_frame_count() as u32,
-    };
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_RX_RING,
-        &rx_req,
-        ifname,
-        "setsockopt(PACKET_RX_RING)",
-    )?;
-    let tx_req = libc::tpacket_req {
-        tp_block_size: geo.tx_block_size as u32,
-        tp_block_nr: geo.tx_block_count as u32,
-        tp_frame_size: geo.tx_frame_size as u32,
-        tp_frame_nr: geo.tx_frame_count() as u32,
-    };
-    setsockopt(
-        &fd,
-        libc::SOL_PACKET,
-        libc::PACKET_TX_RING,
-        &tx_req,
-        ifname,
-        "setsockopt(PACKET_TX_RING)",
-    )?;
+}
 
-    let len = geo.rx_len() + geo.tx_len();
-    // SAFETY: a fresh shared mapping of the socket's rings (RX then TX, as the kernel
-    // lays them out); no existing memory is affected.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd.as_raw_fd(),
+impl AfPacketRings {
+    /// The socket and its rings as `opts` asks; `label` names it in errors (the
+    /// interface it is meant for, or any text).
+    pub fn new(opts: &AfPacketOptions, label: &str) -> Result<AfPacketRings, IoError> {
+        let ifname = label;
+        let geo = Geometry::new(opts, page_size(), ifname)?;
+
+        // Protocol 0: the socket receives nothing until it is bound below, after the rings
+        // exist.
+        let fd = netdev::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
             0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(IoError::last_os(ifname, "mmap of the packet rings"));
-    }
-    let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
-        return Err(IoError::os(
             ifname,
-            "mmap of the packet rings",
-            std::io::Error::other("null mapping"),
-        ));
-    };
-    let map = Mmap { ptr, len };
-
-    // SAFETY: `sockaddr_ll` is a plain C struct; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    sll.sll_ifindex = ifindex as libc::c_int;
-    // SAFETY: `sll` is a valid `sockaddr_ll` and the length passed is its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENODEV) {
-            return Err(IoError::NoSuchInterface(ifname.to_owned()));
+            "socket(AF_PACKET, SOCK_RAW)",
+        )?;
+        let version = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &version,
+            ifname,
+            "setsockopt(PACKET_VERSION=TPACKET_V2)",
+        )?;
+        let one: libc::c_int = 1;
+        // Before the rings: the kernel refuses the option on a socket that has them.
+        let vnet_hdr = opts.vnet_hdr
+            && match setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_VNET_HDR,
+                &one,
+                ifname,
+                "setsockopt(PACKET_VNET_HDR)",
+            ) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(iface = ifname, error = %e, "no virtio-net headers: GSO super-frames will be dropped as too big");
+                    false
+                }
+            };
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &one,
+            ifname,
+            "setsockopt(PACKET_IGNORE_OUTGOING)",
+        )?;
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_LOSS,
+            &one,
+            ifname,
+            "setsockopt(PACKET_LOSS)",
+        )?;
+        if opts.qdisc_bypass {
+            setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                &one,
+                ifname,
+                "setsockopt(PACKET_QDISC_BYPASS)",
+            )?;
         }
-        return Err(IoError::os(ifname, "bind(AF_PACKET)", err));
-    }
-    if opts.promiscuous {
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex as libc::c_int,
-            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
-            mr_alen: 0,
-            mr_address: [0; 8],
+        // Frames too big for a slot take the copy path (see the module docs), into a
+        // receive buffer with room for a few dozen of them (best effort: without it,
+        // bursts of super-frames arrive truncated sooner, and are counted).
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_COPY_THRESH,
+            &one,
+            ifname,
+            "setsockopt(PACKET_COPY_THRESH)",
+        )?;
+        let _ = setsockopt(
+            &fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &rx::COPY_RCVBUF,
+            ifname,
+            "setsockopt(SO_RCVBUFFORCE)",
+        );
+        let rx_req = libc::tpacket_req {
+            tp_block_size: geo.rx_block_size as u32,
+            tp_block_nr: geo.rx_block_count as u32,
+            tp_frame_size: geo.rx_frame_size as u32,
+            tp_frame_nr: geo.rx_frame_count() as u32,
         };
         setsockopt(
             &fd,
             libc::SOL_PACKET,
-            libc::PACKET_ADD_MEMBERSHIP,
-            &mreq,
+            libc::PACKET_RX_RING,
+            &rx_req,
             ifname,
-            "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)",
+            "setsockopt(PACKET_RX_RING)",
         )?;
+        let tx_req = libc::tpacket_req {
+            tp_block_size: geo.tx_block_size as u32,
+            tp_block_nr: geo.tx_block_count as u32,
+            tp_frame_size: geo.tx_frame_size as u32,
+            tp_frame_nr: geo.tx_frame_count() as u32,
+        };
+        setsockopt(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_TX_RING,
+            &tx_req,
+            ifname,
+            "setsockopt(PACKET_TX_RING)",
+        )?;
+
+        let len = geo.rx_len() + geo.tx_len();
+        // SAFETY: a fresh shared mapping of the socket's rings (RX then TX, as the kernel
+        // lays them out); no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(IoError::last_os(ifname, "mmap of the packet rings"));
+        }
+        let Some(ptr) = NonNull::new(ptr.cast::<u8>()) else {
+            return Err(IoError::os(
+                ifname,
+                "mmap of the packet rings",
+                std::io::Error::other("null mapping"),
+            ));
+        };
+        let map = Mmap { ptr, len };
+        Ok(AfPacketRings {
+            fd,
+            map,
+            geo,
+            vnet_hdr,
+            opts: opts.clone(),
+        })
     }
 
-    let shared = Arc::new(Shared {
-        map,
-        fd,
-        ifname: ifname.to_owned(),
-        vnet_hdr,
-    });
-    // Super-frames go whole only to an interface that segments (or passes them on:
-    // veth, TAP) — TSO on, re-read while super-frames flow. Elsewhere the switch
-    // cuts them itself.
-    let bulk = if vnet_hdr {
-        match open_bulk_socket(ifname, ifindex, opts.qdisc_bypass) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::warn!(iface = ifname, error = %e, "super-frames will be segmented in software");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    tracing::debug!(
-        iface = ifname,
-        ifindex,
-        mtu,
-        rx_ring = geo.rx_len(),
-        tx_slots = geo.tx_frame_count(),
-        vnet_hdr,
-        "opened AF_PACKET TPACKET_V2 rings"
-    );
-    let rx = AfPacketRx::new(
-        Arc::clone(&shared),
-        RingGeometry {
-            offset: 0,
-            block_size: geo.rx_block_size,
-            frame_size: geo.rx_frame_size,
-            frames_per_block: geo.rx_frames_per_block(),
-            frame_count: geo.rx_frame_count(),
-        },
-    );
+    /// Binds the socket to `ifname` (no grace period: it was never bound) and
+    /// returns its two halves, as [`open_af_packet`] does.
+    pub fn bind(self, ifname: &str) -> Result<(AfPacketRx, AfPacketTx), IoError> {
+        let AfPacketRings {
+            fd,
+            map,
+            geo,
+            vnet_hdr,
+            opts,
+        } = self;
+        let opts = &opts;
+        let ifindex = netdev::interface_index(ifname)?;
+        let mtu = netdev::interface_mtu(ifname)? as usize;
 
-    let tx = AfPacketTx::new(
-        shared,
-        RingGeometry {
-            offset: geo.rx_len(),
-            block_size: geo.tx_block_size,
-            frame_size: geo.tx_frame_size,
-            frames_per_block: geo.tx_frames_per_block,
-            frame_count: geo.tx_frame_count(),
-        },
-        mtu,
-        bulk,
-    );
-    Ok((rx, tx))
+        // SAFETY: `sockaddr_ll` is a plain C struct; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: `sll` is a valid `sockaddr_ll` and the length passed is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENODEV) {
+                return Err(IoError::NoSuchInterface(ifname.to_owned()));
+            }
+            return Err(IoError::os(ifname, "bind(AF_PACKET)", err));
+        }
+        if opts.promiscuous {
+            let mreq = libc::packet_mreq {
+                mr_ifindex: ifindex as libc::c_int,
+                mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+                mr_alen: 0,
+                mr_address: [0; 8],
+            };
+            setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                &mreq,
+                ifname,
+                "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)",
+            )?;
+        }
+
+        let shared = Arc::new(Shared {
+            map,
+            fd,
+            ifname: ifname.to_owned(),
+            vnet_hdr,
+        });
+        // Super-frames go whole only to an interface that segments (or passes them on:
+        // veth, TAP) — TSO on, re-read while super-frames flow. Elsewhere the switch
+        // cuts them itself.
+        let bulk = if vnet_hdr {
+            match open_bulk_socket(ifname, ifindex, opts.qdisc_bypass) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(iface = ifname, error = %e, "super-frames will be segmented in software");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::debug!(
+            iface = ifname,
+            ifindex,
+            mtu,
+            rx_ring = geo.rx_len(),
+            tx_slots = geo.tx_frame_count(),
+            vnet_hdr,
+            "opened AF_PACKET TPACKET_V2 rings"
+        );
+        let rx = AfPacketRx::new(
+            Arc::clone(&shared),
+            RingGeometry {
+                offset: 0,
+                block_size: geo.rx_block_size,
+                frame_size: geo.rx_frame_size,
+                frames_per_block: geo.rx_frames_per_block(),
+                frame_count: geo.rx_frame_count(),
+            },
+        );
+
+        let tx = AfPacketTx::new(
+            shared,
+            RingGeometry {
+                offset: geo.rx_len(),
+                block_size: geo.tx_block_size,
+                frame_size: geo.tx_frame_size,
+                frames_per_block: geo.tx_frames_per_block,
+                frame_count: geo.tx_frame_count(),
+            },
+            mtu,
+            bulk,
+        );
+        Ok((rx, tx))
+    }
 }
 
 /// Socket-buffer size asked for on the send-only socket: room for a few dozen
