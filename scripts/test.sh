@@ -32,10 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # lab_libvirt: a real libvirtd (libvirt-daemon, libvirt-clients,
 # libvirt-daemon-driver-qemu) runs a real QEMU/TCG guest: a Debian kernel
-# (linux-image-amd64) and a busybox-static initramfs the test builds. QEMU comes
+# (linux-image-amd64, unpacked with xz-utils) and a busybox-static initramfs the
+# test builds. QEMU comes
 # from bookworm-backports with its qemu-utils, which this image already has from
 # there: Debian 12's qemu-system-x86 would replace them (DESIGN §10).
-libvirt_packages=(libvirt-daemon libvirt-clients libvirt-daemon-driver-qemu linux-image-amd64 busybox-static)
+libvirt_packages=(libvirt-daemon libvirt-clients libvirt-daemon-driver-qemu linux-image-amd64 busybox-static xz-utils)
 qemu_packages=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
 missing=()
 for p in "${libvirt_packages[@]}" "${qemu_packages[@]}"; do

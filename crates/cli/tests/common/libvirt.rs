@@ -1,5 +1,6 @@
 //! Real libvirt for lab tests: a tiny QEMU guest image built from Debian packages
-//! ([`guest_image`]), a private libvirtd ([`Libvirtd`]) and the guest's serial
+//! ([`guest_image`]: linux-image-amd64's kernel, uncompressed; an initramfs of
+//! busybox-static and the virtio-net modules), a private libvirtd ([`Libvirtd`]) and the guest's serial
 //! console ([`Console`]).
 //!
 //! Invariants: the host's libvirt is never touched — our libvirtd runs in its own
@@ -28,7 +29,8 @@ pub const MODULES: &[&str] = &[
 ];
 
 /// The guest's /init: load virtio-net, bring eth0 up, run udhcpc (its own script;
-/// nothing on the host), then obey the serial console, one shell line at a time.
+/// nothing on the host), then obey the serial console, one shell line at a time
+/// (each in its own `sh -c`: a line that is not valid shell must not end init).
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -42,7 +44,7 @@ ip link set eth0 up
 udhcpc -f -i eth0 -s /dhcp.sh -t 5 -T 1 -A 1 > /dev/null 2>&1 &
 echo PCL-READY > /dev/ttyS0
 while true; do
-  while read -r line; do eval "$line"; done < /dev/ttyS0 > /dev/ttyS0 2>&1
+  while read -r line; do sh -c "$line"; done < /dev/ttyS0 > /dev/ttyS0 2>&1
 done
 "#;
 
@@ -61,6 +63,9 @@ exit 0
 /// The booted kernel and the initramfs built for it.
 #[derive(Debug, Clone)]
 pub struct GuestImage {
+    /// The uncompressed kernel (`vmlinux`, an ELF that QEMU boots through its
+    /// PVH note, without the firmware's real-mode decompression: under TCG that
+    /// halves the boot).
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub kernel_version: String,
@@ -174,12 +179,18 @@ impl Cpio {
 /// and cached under target/ by kernel version and content.
 pub fn guest_image() -> GuestImage {
     let kver = kernel_version();
-    let kernel = PathBuf::from(format!("/boot/vmlinuz-{kver}"));
+    let vmlinuz = PathBuf::from(format!("/boot/vmlinuz-{kver}"));
     assert!(
-        kernel.exists(),
+        vmlinuz.exists(),
         "{} is missing: reinstall linux-image-{kver}",
-        kernel.display()
+        vmlinuz.display()
     );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libvirt-guest");
+    std::fs::create_dir_all(&dir).expect("create the image cache directory");
+    let kernel = dir.join(format!("vmlinux-{kver}"));
+    if !kernel.exists() {
+        extract_vmlinux(&vmlinuz, &kernel);
+    }
     let busybox_path = PathBuf::from("/bin/busybox");
     dpkg_field("busybox-static", "${Version}");
     let busybox = std::fs::read(&busybox_path).expect("read /bin/busybox (busybox-static)");
@@ -198,10 +209,8 @@ pub fn guest_image() -> GuestImage {
     let mut parts: Vec<&[u8]> = vec![init.as_bytes(), DHCP_SCRIPT.as_bytes(), &busybox];
     parts.extend(modules.iter().map(|(_, b)| b.as_slice()));
     let key = fnv(&parts);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libvirt-guest");
     let initrd = dir.join(format!("initrd-{kver}-{key:016x}.img"));
     if !initrd.exists() {
-        std::fs::create_dir_all(&dir).expect("create the image cache directory");
         let mut c = Cpio::new();
         for d in [
             "bin",
@@ -236,6 +245,40 @@ pub fn guest_image() -> GuestImage {
         initrd,
         kernel_version: kver,
     }
+}
+
+/// Writes the ELF kernel inside the bzImage `vmlinuz` (Debian compresses it with
+/// xz) to `out`, as the kernel's scripts/extract-vmlinux does.
+fn extract_vmlinux(vmlinuz: &Path, out: &Path) {
+    let image = std::fs::read(vmlinuz).expect("read the kernel image");
+    let magic = b"\xfd7zXZ\x00";
+    let at = image
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .unwrap_or_else(|| panic!("no xz stream in {}", vmlinuz.display()));
+    let mut xz = Command::new("xz")
+        .args(["-dc", "--single-stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run xz (xz-utils)");
+    let mut stdin = xz.stdin.take().expect("xz stdin");
+    let compressed = image[at..].to_vec();
+    let feeder = std::thread::spawn(move || {
+        // xz stops reading at the end of the stream: a broken pipe is expected.
+        let _ = stdin.write_all(&compressed);
+    });
+    let done = xz.wait_with_output().expect("xz output");
+    let _ = feeder.join();
+    assert!(
+        done.stdout.starts_with(b"\x7fELF"),
+        "{} did not decompress to an ELF kernel",
+        vmlinuz.display()
+    );
+    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &done.stdout).expect("write vmlinux");
+    std::fs::rename(&tmp, out).expect("install vmlinux");
 }
 
 /// The path of module `name` of kernel `kver` (uncompressed, as Debian ships them).
@@ -538,7 +581,7 @@ impl Console {
             }
         };
         stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
+            .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         Console {
             stream,
@@ -547,7 +590,7 @@ impl Console {
         }
     }
 
-    /// Reads what is there (up to 100 ms).
+    /// Reads what is there (up to 20 ms).
     fn pump(&mut self) {
         let mut buf = [0u8; 4096];
         match self.stream.read(&mut buf) {
@@ -559,20 +602,25 @@ impl Console {
     /// Waits until the guest printed `needle` (after byte `from` of [`Self::seen`]).
     pub fn wait_for(&mut self, from: usize, needle: &str, limit: Duration) -> bool {
         let t = Instant::now();
-        while t.elapsed() < limit {
+        loop {
+            self.pump();
             if self.seen.get(from..).is_some_and(|s| s.contains(needle)) {
                 return true;
             }
-            self.pump();
+            if t.elapsed() >= limit {
+                return false;
+            }
         }
-        false
     }
 
-    /// Waits until the guest's command loop answers (it may still be booting).
+    /// Waits until the guest's command loop answers: its /init says PCL-READY
+    /// (unless that was before we connected), then a probe is answered. (A line
+    /// sent while the guest boots waits in its tty, so probe only now and then.)
     pub fn wait_ready(&mut self, limit: Duration) {
         let t = Instant::now();
+        self.wait_for(0, "PCL-READY", limit / 2);
         loop {
-            if self.try_run("true", Duration::from_millis(700)).is_some() {
+            if self.try_run("true", Duration::from_secs(2)).is_some() {
                 return;
             }
             assert!(
