@@ -371,6 +371,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
         err.contains("refused port") && err.contains("nosuch"),
         "virsh says why: {err}"
     );
+    eprintln!("an unknown group: {}", err.trim());
     assert!(lv.qemu_pid(&bad).is_none(), "no QEMU runs");
     assert!(!has_port(&sw, &bad_tap), "no port is left");
     // … and a MAC another port has.
@@ -393,6 +394,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
         "a domain with a MAC in use must not start"
     );
     assert!(err.contains("mac_in_use"), "virsh says why: {err}");
+    eprintln!("a MAC in use: {}", err.trim());
     assert!(!has_port(&sw, &bad_tap), "no port is left");
     assert!(
         has_port(&sw, &tap),
