@@ -6,8 +6,8 @@
 //! frames are dropped and counted by reason; `virsh domif-setlink` stops and
 //! restores its traffic; `virsh domiflist` shows the ethernet TAP; `virsh destroy`
 //! removes the port (its binding parked) and `virsh start` brings it back with its
-//! binding; a domain whose port the switch refuses (unknown group, MAC in use)
-//! does not start.
+//! binding; a libvirtd restart's `reconnect` puts a lost port back; a domain
+//! whose port the switch refuses (unknown group, MAC in use) does not start.
 
 mod common;
 
@@ -346,6 +346,38 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the restarted guest pings: {out}");
     eprintln!("restart to a working guest: {:?}", t1.elapsed());
+
+    // libvirtd restarts while the domain runs, and meanwhile its port was removed
+    // from the switch: the reconnect hook puts it back, with its binding.
+    let out = sw.cli(&["port", "remove", &tap]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lv.restart();
+    assert!(
+        lv.virsh_ok(&["domstate", &dom]).contains("running"),
+        "the domain survived libvirtd's restart"
+    );
+    wait(
+        &sw,
+        &lv,
+        "the reconnect hook re-adds the port",
+        Duration::from_secs(10),
+        || has_port(&sw, &tap),
+    );
+    assert_eq!(sw.port(&tap)["owner"]["domain_uuid"], uuid.as_str());
+    assert_eq!(binding(&sw, &tap), Some((ip.clone(), MAC.to_string())));
+    wait(
+        &sw,
+        &lv,
+        "the port attaches again",
+        Duration::from_secs(5),
+        || sw.port(&tap)["state"] == "up",
+    );
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "the guest talks after the reconnect: {out}");
 
     // Refusals fail the start, and leave nothing behind: an unknown group …
     let bad = format!("{}-bad", lab.id());

@@ -315,6 +315,8 @@ const PRIVATE_DIRS: &[(&str, &str)] = &[
 pub struct Libvirtd {
     pub dir: PathBuf,
     pub uri: String,
+    /// What `unshare -m sh -c` runs: the binds, then libvirtd.
+    script: String,
     child: Option<Child>,
     domains: Vec<String>,
     created_dirs: Vec<PathBuf>,
@@ -419,42 +421,79 @@ impl Libvirtd {
             "exec libvirtd --pid-file '{0}/libvirtd.pid' --config '{0}/etc/libvirtd.conf'\n",
             dir.display()
         ));
-        let log = std::fs::File::create(dir.join("libvirtd.log")).unwrap();
-        // `unshare` execs sh, which execs libvirtd: the child's PID is libvirtd's.
-        let child = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn libvirtd");
         let sock = dir.join("run/libvirt-sock");
         let uri = format!("qemu:///system?socket={}", sock.display());
         let mut d = Libvirtd {
             dir: dir.to_path_buf(),
             uri,
-            child: Some(child),
+            script,
+            child: None,
             domains: Vec::new(),
             created_dirs,
         };
+        d.spawn_daemon();
+        d
+    }
+
+    /// Starts libvirtd and waits until it answers.
+    fn spawn_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("libvirtd.log"))
+            .unwrap();
+        // `unshare` execs sh, which execs libvirtd: the child's PID is libvirtd's.
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c", &self.script])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn libvirtd");
+        self.child = Some(child);
         let t = Instant::now();
         loop {
-            if let Some(c) = d.child.as_mut()
+            if let Some(c) = self.child.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
-                panic!("libvirtd exited ({st}):\n{}", d.log_text());
+                panic!("libvirtd exited ({st}):\n{}", self.log_text());
             }
-            if sock.exists() && d.virsh(&["version"]).status.success() {
+            if self.virsh(&["version"]).status.success() {
                 break;
             }
             assert!(
                 t.elapsed() < Duration::from_secs(20),
                 "libvirtd did not answer within 20 s:\n{}",
-                d.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        d
+    }
+
+    /// Ends libvirtd by its PID (SIGTERM, then SIGKILL after 5 s). Its domains
+    /// keep running, as on a real host.
+    fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGTERM);
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts libvirtd while its domains run: it reconnects to them (the
+    /// `reconnect` hook).
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.spawn_daemon();
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -533,20 +572,7 @@ impl Drop for Libvirtd {
                 }
             }
         }
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), libc::SIGTERM);
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if let Ok(None) = c.try_wait() {
-                let _ = c.kill();
-            }
-            let _ = c.wait();
-        }
+        self.stop_daemon();
         for d in self.created_dirs.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
