@@ -16,6 +16,11 @@ arch=$(dpkg --print-architecture)
 stage=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 install -D -m 0755 "$bin" "$stage/usr/bin/portcullis"
+# The CNI plugin, in Debian's CNI plugin directory (beside host-local; docs/cni.md).
+install -D -m 0755 target/release/portcullis-cni "$stage/usr/lib/cni/portcullis-cni"
+# The ovs-vsctl front, under its own name only: installing it as ovs-vsctl is the
+# operator's choice (docs/ovs-vsctl.md), never the package's.
+install -D -m 0755 target/release/portcullis-ovs-vsctl "$stage/usr/bin/portcullis-ovs-vsctl"
 # libvirt's QEMU hook (docs/libvirt.md); not installed into /etc/libvirt/hooks:
 # the operator opts in there.
 install -D -m 0755 target/release/portcullis-libvirt-hook "$stage/usr/bin/portcullis-libvirt-hook"
@@ -28,7 +33,7 @@ install -D -m 0644 "$stage/tmp-completions/portcullis.bash" "$stage/usr/share/ba
 install -D -m 0644 "$stage/tmp-completions/_portcullis" "$stage/usr/share/zsh/vendor-completions/_portcullis"
 install -D -m 0644 "$stage/tmp-completions/portcullis.fish" "$stage/usr/share/fish/vendor_completions.d/portcullis.fish"
 rm -rf "$stage/tmp-completions"
-for d in README.md docs/install.md docs/config.md docs/api.md docs/decisions.md docs/licences.md docs/libvirt.md; do
+for d in README.md docs/install.md docs/config.md docs/api.md docs/decisions.md docs/licences.md docs/cni.md docs/ovs-vsctl.md docs/libvirt.md; do
     install -D -m 0644 "$d" "$stage/usr/share/doc/portcullis/$(basename "$d")"
 done
 mkdir -p "$stage/DEBIAN"
@@ -43,6 +48,7 @@ Maintainer: Portcullis developers <portcullis@localhost>
 Installed-Size: $size
 Depends: libc6, adduser, iproute2
 Recommends: systemd
+Suggests: containernetworking-plugins
 Section: net
 Priority: optional
 Homepage: https://example.invalid/portcullis

@@ -29,7 +29,7 @@ dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/portcullis/
 root="$work/root"
 mkdir -p "$root"
 dpkg-deb -x "$deb" "$root"
-for f in usr/bin/portcullis lib/systemd/system/portcullis.service etc/portcullis/switch.toml \
+for f in usr/bin/portcullis usr/bin/portcullis-ovs-vsctl lib/systemd/system/portcullis.service etc/portcullis/switch.toml \
   usr/share/man/man1/portcullis.1.gz usr/share/man/man1/portcullis-daemon.1.gz \
   usr/share/man/man1/portcullis-show-ports.1.gz \
   usr/share/bash-completion/completions/portcullis usr/share/zsh/vendor-completions/_portcullis \
@@ -45,6 +45,10 @@ fi
 bin="$root/usr/bin/portcullis"
 "$bin" --version | grep -q '^portcullis ' || fail "the binary does not run"
 if readelf -S "$bin" | grep -q '\.debug_info'; then fail "the binary carries debug information"; fi
+# The ovs-vsctl front runs, and the package never installs it as ovs-vsctl.
+"$root/usr/bin/portcullis-ovs-vsctl" --version | grep -q 'portcullis-ovs-vsctl' \
+  || fail "portcullis-ovs-vsctl does not run"
+if dpkg-deb -c "$deb" | grep -q '/ovs-vsctl$'; then fail "the package installs an ovs-vsctl"; fi
 size=$(stat -c %s "$bin")
 [ "$size" -lt $((40 * 1024 * 1024)) ] || fail "the binary is $size bytes"
 echo "test-package: binary $((size / 1024 / 1024)) MiB, no debug info"
@@ -53,6 +57,11 @@ echo "test-package: binary $((size / 1024 / 1024)) MiB, no debug info"
   || fail "portcullis-libvirt-hook does not run"
 "$root/usr/bin/portcullis-libvirt-hook" vm1 started begin - </dev/null \
   || fail "portcullis-libvirt-hook fails a call it has nothing to do for"
+
+# The CNI plugin answers VERSION as the CNI spec says.
+CNI_COMMAND=VERSION "$root/usr/lib/cni/portcullis-cni" <<<'{"cniVersion": "1.1.0"}' 2>&1 | grep -q '"supportedVersions":\[.*"1.1.0"' \
+  || fail "portcullis-cni does not answer VERSION"
+[ -e "$root/usr/share/doc/portcullis/cni.md" ] || fail "missing /usr/share/doc/portcullis/cni.md"
 
 # The default configuration is valid for the packaged binary.
 "$bin" validate "$root/etc/portcullis/switch.toml" | grep -q 'valid (0 ports)' \

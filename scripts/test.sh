@@ -20,6 +20,11 @@ fi
 # chromium and fonts-dejavu-core (lab_web opens the web view in a real headless
 # browser and checks its screenshots; without recommends chromium brings no font).
 packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base udhcpc nmap iperf3 ethtool radvd isc-dhcp-client chromium fonts-dejavu-core)
+# containernetworking-plugins: host-local, the IPAM plugin lab_cni chains with
+# portcullis-cni; podman and runc: lab_cni runs a container through the plugin with
+# podman's CNI backend (runc: crun refuses a hybrid cgroup hierarchy); busybox-static:
+# that container's root filesystem (no image registry is needed).
+packages+=(containernetworking-plugins podman runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,9 +38,9 @@ fi
 # lab_libvirt: a real libvirtd (libvirt-daemon, libvirt-clients,
 # libvirt-daemon-driver-qemu) runs a real QEMU/TCG guest: a Debian kernel
 # (linux-image-amd64, unpacked with xz-utils) and a busybox-static initramfs the
-# test builds. QEMU comes
-# from bookworm-backports with its qemu-utils, which this image already has from
-# there: Debian 12's qemu-system-x86 would replace them (DESIGN §10).
+# test builds. QEMU comes from bookworm-backports with its qemu-utils, which this
+# image already has from there: Debian 12's qemu-system-x86 would replace them
+# (DESIGN §10).
 libvirt_packages=(libvirt-daemon libvirt-clients libvirt-daemon-driver-qemu linux-image-amd64 busybox-static xz-utils)
 qemu_packages=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
 missing=()
@@ -62,11 +67,13 @@ cargo test --workspace --locked -- --test-threads=2
 # the same lab tests as the slow one; a port that falls back to AF_PACKET fails).
 # lab_af_xdp and lab_offload choose their backends themselves: they ran above.
 # lab_web's subject is the page, which does not depend on the backend; runtime ports
-# are on AF_PACKET whatever the pass (lab_runtime_ports, and lab_libvirt's guest TAP).
+# are on AF_PACKET whatever the pass (lab_runtime_ports, lab_adopt, lab_cni,
+# lab_ovs_vsctl: the ports the ovs-vsctl front adds, and lab_libvirt's guest TAP);
+# lab_port_churn is a measurement run by hand.
 xdp_pass=()
 for f in crates/cli/tests/lab_*.rs; do
   t=$(basename "$f" .rs)
-  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_libvirt) ;; *) xdp_pass+=(--test "$t") ;; esac
+  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).

@@ -152,7 +152,7 @@ pub struct PortView {
 impl PortView {
     /// Who uses a runtime port, in a few characters (USED-BY): the libvirt domain
     /// (`vm:web1`), the container (`ctr:` and 12 characters of its id), the VM's
-    /// UUID, or the first owner key; `runtime` without an owner; `None` for a
+    /// UUID (`domain_uuid`; ovs-vsctl's `vm-uuid` or libvirt's `vm-id`), or the first owner key; `runtime` without an owner; `None` for a
     /// configured port.
     pub fn owner_summary(&self) -> Option<String> {
         if !self.runtime {
@@ -164,7 +164,11 @@ impl PortView {
             format!("vm:{d}")
         } else if let Some(c) = o.get("container_id") {
             format!("ctr:{}", short(c))
-        } else if let Some(u) = o.get("domain_uuid").or_else(|| o.get("vm-uuid")) {
+        } else if let Some(u) = o
+            .get("domain_uuid")
+            .or_else(|| o.get("vm-uuid"))
+            .or_else(|| o.get("vm-id"))
+        {
             format!("vm:{}", short(u))
         } else if let Some((k, v)) = o.iter().next() {
             format!("{k}:{v}")

@@ -1,5 +1,6 @@
 //! `portcullis`: the daemon, the API client commands and the demo.
 
+mod adopt;
 mod audit_file;
 mod capture;
 mod check;
@@ -176,6 +177,14 @@ enum Cmd {
     Audit {
         #[command(subcommand)]
         op: audit::AuditOp,
+        #[command(flatten)]
+        api: client::ApiOpts,
+    },
+    /// Take over a running Linux bridge's guests, one port at a time, hitlessly for
+    /// the others (`--prepare` first; `--back` to roll back): docs/adopt.md.
+    Adopt {
+        #[command(flatten)]
+        args: adopt::AdoptArgs,
         #[command(flatten)]
         api: client::ApiOpts,
     },
@@ -401,6 +410,7 @@ fn main() -> ExitCode {
             Some(_) => audit_file::run(op),
             None => audit::run(op, &api),
         },
+        Cmd::Adopt { args, api } => adopt::run(&args, &api),
         Cmd::Demo { hold } => demo::run(hold),
         Cmd::Lab { tool } => labtools::run(tool),
         Cmd::Generate { what } => generate::run::<Cli>(what),

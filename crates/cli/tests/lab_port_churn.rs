@@ -122,7 +122,20 @@ fn run(idle: usize, cycles: usize) -> Run {
     // a's side: every echo request from b that reaches it, timestamped on arrival.
     let mut dump = a.command("tcpdump");
     dump.args([
-        "-i", "eth0", "-l", "-n", "-U", "-p", "ether", "src", &b_mac, "and", "icmp",
+        // --immediate-mode: each packet as it comes (libpcap otherwise hands them
+        // over a ring block at a time, tens of milliseconds late).
+        "-i",
+        "eth0",
+        "--immediate-mode",
+        "-l",
+        "-n",
+        "-U",
+        "-p",
+        "ether",
+        "src",
+        &b_mac,
+        "and",
+        "icmp",
     ])
     .stdout(Stdio::piped())
     .stderr(Stdio::null());

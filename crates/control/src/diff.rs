@@ -96,6 +96,9 @@ pub fn flatten_host(p: &Profile, h: &HostBinding) -> Flat {
     for port in &h.ports {
         flatten_port(&mut f, p, port);
     }
+    if h.bridge_netdev {
+        put(&mut f, "host.bridge_netdev", "on");
+    }
     // A binding without `vlan` on an access port is in the port's VLAN.
     let access_vlan = |port: &str| {
         let port = h.ports.iter().find(|x| x.name == port)?;

@@ -99,6 +99,11 @@ pub enum DaemonError {
     Tls(String),
     #[error("the control socket {path}: {message}")]
     SocketAccess { path: PathBuf, message: String },
+    #[error("cannot make the bridge netdev {name:?} ([host] bridge_netdev): {source}")]
+    BridgeNetdev {
+        name: String,
+        source: portcullis_io::IoError,
+    },
     #[error(
         "the state directory {0} is world-writable: anyone could replace the audit log or the binding database; make it 0700 (chmod 0700 {0}) or choose another"
     )]
@@ -158,6 +163,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let ((config, compiled), persist, from_saved) =
         running_config::choose(&opts.state_dir, startup);
     ports::check_interfaces(&config, &compiled).map_err(DaemonError::Config)?;
+    bridge_netdev(&config)?;
     // The runtime ports (host state) after the configured ones; their interfaces
     // may not exist yet (they wait).
     let runtime_ports =
@@ -277,6 +283,43 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     })
 }
 
+/// `[host] bridge_netdev = true`: the dummy netdev named after the switch, made
+/// unless an interface of that name exists (a persistent TAP where the kernel has
+/// no dummy driver). Left in place when the daemon stops, like
+/// the TAPs: a hypervisor may read its MTU at any time.
+pub(crate) fn bridge_netdev(config: &portcullis_control::Config) -> Result<(), DaemonError> {
+    if !config.host.bridge_netdev {
+        return Ok(());
+    }
+    let name = &config.profile.switch.name;
+    match portcullis_io::ensure_dummy(name) {
+        Ok(portcullis_io::DummyOutcome::Created) => {
+            tracing::info!(netdev = %name, "made the bridge netdev (dummy)");
+            Ok(())
+        }
+        Ok(portcullis_io::DummyOutcome::Existed) => {
+            tracing::info!(netdev = %name, "the bridge netdev exists: left as it is");
+            Ok(())
+        }
+        // A kernel without the dummy driver (CONFIG_DUMMY): a persistent TAP that
+        // nothing attaches to serves the same purpose (an MTU to read, no bridge).
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            portcullis_io::create_persistent_tap(name, None)
+                .and_then(|()| portcullis_io::set_link_up(name))
+                .map_err(|source| DaemonError::BridgeNetdev {
+                    name: name.clone(),
+                    source,
+                })?;
+            tracing::info!(netdev = %name, "made the bridge netdev as a persistent TAP (this kernel has no dummy driver)");
+            Ok(())
+        }
+        Err(source) => Err(DaemonError::BridgeNetdev {
+            name: name.clone(),
+            source,
+        }),
+    }
+}
+
 fn control_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -385,6 +428,8 @@ fn launch(
     let port_names: Vec<String> = compiled.spec.ports.iter().map(|p| p.name.clone()).collect();
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let wake = runtime::command_wake().map_err(DaemonError::Runtime)?;
+    let cmd_tx = runtime::CommandSender::new(cmd_tx, Some(wake.clone()));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<ToControl>(4096);
     let stop = Arc::new(AtomicBool::new(false));
     let dp = DataThread {
@@ -407,6 +452,7 @@ fn launch(
         link_monitor,
         event_buf: Vec::with_capacity(portcullis_dataplane::switch::EVENT_RING_CAPACITY),
         attach_now: false,
+        wake: Some(wake),
         held: held::Held::new(Some((committer, commit_results)), port_names.clone()),
         links,
     };

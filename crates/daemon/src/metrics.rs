@@ -20,7 +20,6 @@ use axum::routing::get;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 use tokio::sync::{Mutex, oneshot};
 
@@ -414,7 +413,7 @@ pub fn render(s: &Snapshot, b: Option<&BindingsView>, c: &ControlStats) -> Strin
 /// What every request of the endpoint shares.
 #[derive(Clone)]
 struct Endpoint {
-    commands: Sender<Command>,
+    commands: crate::runtime::CommandSender,
     control: Arc<dyn Fn() -> ControlStats + Send + Sync>,
     /// Held while a scrape waits for the data plane: one snapshot at a time.
     data_plane_turn: Arc<Mutex<()>>,
@@ -512,7 +511,7 @@ async fn method_not_allowed() -> Response {
 /// `control` is called on the async runtime: it must be quick and must not block.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    commands: Sender<Command>,
+    commands: crate::runtime::CommandSender,
     control: Arc<dyn Fn() -> ControlStats + Send + Sync>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {

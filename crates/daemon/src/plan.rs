@@ -116,20 +116,33 @@ pub(crate) fn prepare(
     restore_sticky(&current.store, &mut compiled)?;
     let mut switch = Switch::new(&compiled.spec, current.now)?;
     let attachments = Attachment::of(&compiled, current.in_memory);
+    // The namespace's interfaces in one look, not a system call per port (a switch
+    // may hold a thousand ports waiting for theirs).
+    let present = (!current.in_memory)
+        .then(portcullis_io::interface_indexes)
+        .and_then(Result::ok);
+    let exists = |ifname: &str| match &present {
+        Some(m) => m.contains_key(ifname),
+        None => portcullis_io::interface_exists(ifname),
+    };
+    let running: std::collections::HashMap<&str, &Attachment> = current
+        .ports
+        .iter()
+        .map(|(name, a)| (name.as_str(), a))
+        .collect();
     let mut undo = CreatedTaps::default();
     let mut opened = Vec::new();
     let mut handles = Vec::new();
     let mut waiting = Vec::new();
     for (i, (spec, a)) in compiled.spec.ports.iter().zip(&attachments).enumerate() {
-        let kept = current
-            .ports
-            .iter()
-            .any(|(name, old)| *name == spec.name && a.keeps_io_of(old));
+        let kept = running
+            .get(spec.name.as_str())
+            .is_some_and(|old| a.keeps_io_of(old));
         if kept {
             continue;
         }
         if let Attachment::Netdev { ifname, .. } = a
-            && !portcullis_io::interface_exists(ifname)
+            && !exists(ifname)
         {
             // A port whose interface does not exist yet (a runtime port added before
             // its VM or container started; configured ports were checked before):
@@ -141,7 +154,9 @@ pub(crate) fn prepare(
         opened.push((i, io));
         handles.extend(handle.map(|h| (i, h)));
     }
-    ports::initial_carrier(&mut switch, &attachments);
+    // Carrier is probed on the ports opened now; a kept port's link state is the
+    // running switch's (the carry-over moves it).
+    ports::initial_carrier(&mut switch, &attachments, opened.iter().map(|(i, _)| *i));
     // Without an interface there is no link: a waiting port is out of the floods
     // until the runtime attaches it.
     for i in &waiting {
@@ -149,7 +164,7 @@ pub(crate) fn prepare(
     }
     switch.discard_events();
     let links = ports::links(&compiled, &attachments);
-    let link_monitor = ports::link_monitor(&compiled, &attachments);
+    let link_monitor = ports::link_monitor(&compiled, &attachments, present.as_ref());
     Ok(Plan {
         compiled,
         switch,

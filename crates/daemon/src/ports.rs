@@ -241,8 +241,15 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
 
 /// Ports on an interface without carrier start link-down: an uplink (teaming uses
 /// the others), a guest's TAP that no VM holds yet, a veth whose peer is down.
-pub(crate) fn initial_carrier(switch: &mut Switch, attachments: &[Attachment]) {
-    for (i, a) in attachments.iter().enumerate().take(switch.ports().len()) {
+pub(crate) fn initial_carrier(
+    switch: &mut Switch,
+    attachments: &[Attachment],
+    ports: impl Iterator<Item = usize>,
+) {
+    for i in ports {
+        let Some(a) = attachments.get(i).filter(|_| i < switch.ports().len()) else {
+            continue;
+        };
         if !matches!(a, Attachment::Memory { .. })
             && !portcullis_io::is_link_running(a.interface()).unwrap_or(true)
         {
@@ -256,7 +263,12 @@ pub(crate) fn initial_carrier(switch: &mut Switch, attachments: &[Attachment]) {
 pub(crate) fn link_monitor(
     c: &CompiledConfig,
     attachments: &[Attachment],
+    present: Option<&std::collections::HashMap<String, u32>>,
 ) -> Option<(portcullis_io::LinkMonitor, Vec<(u32, PortId)>)> {
+    let index_of = |ifname: &str| match present {
+        Some(m) => m.get(ifname).copied(),
+        None => portcullis_io::interface_index(ifname).ok(),
+    };
     let watched: Vec<(u32, PortId)> = c
         .spec
         .ports
@@ -264,12 +276,7 @@ pub(crate) fn link_monitor(
         .zip(attachments)
         .enumerate()
         .filter(|(_, (_, a))| !matches!(a, Attachment::Memory { .. }))
-        .filter_map(|(i, (_, a))| {
-            Some((
-                portcullis_io::interface_index(a.interface()).ok()?,
-                PortId(i as u16),
-            ))
-        })
+        .filter_map(|(i, (_, a))| Some((index_of(a.interface())?, PortId(i as u16))))
         .collect();
     // Opened for any port on an interface, even one that does not exist yet: its
     // appearance is what attaches a waiting port.

@@ -6,11 +6,10 @@
 //! Invariant: one `Running` per daemon, behind the API's `running` lock: whoever
 //! holds the lock is the only one changing the configuration or the listeners.
 
-use crate::runtime::Command;
 use crate::{conns, metrics, sticky_store, tls, unix_users};
 use portcullis_control::CompiledConfig;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 /// The running configuration, as the API's apply and export see it.
 #[derive(Debug)]
@@ -44,7 +43,7 @@ pub struct Running {
 pub(crate) struct TcpListeners {
     app: axum::Router,
     tls_cap: usize,
-    commands: mpsc::Sender<Command>,
+    commands: crate::runtime::CommandSender,
     control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync>,
     daemon_stop: tokio::sync::watch::Receiver<bool>,
     tls: Option<tokio::sync::watch::Sender<()>>,
@@ -66,7 +65,7 @@ impl TcpListeners {
     pub(crate) fn new(
         app: axum::Router,
         tls_cap: usize,
-        commands: mpsc::Sender<Command>,
+        commands: crate::runtime::CommandSender,
         control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync>,
         daemon_stop: tokio::sync::watch::Receiver<bool>,
     ) -> Self {

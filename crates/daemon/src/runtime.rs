@@ -29,8 +29,64 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// How long the loop sleeps in poll(2) when no frame arrives (bounds command latency).
+/// How long the loop sleeps in poll(2) when no frame arrives (bounds the latency of
+/// timers and of commands sent without a wake-up).
 const POLL_TIMEOUT_MS: i32 = 10;
+
+/// The control plane's way to the data-plane thread: the command queue, and an
+/// eventfd the thread polls beside its ports, so that a command is answered at once
+/// rather than at the next poll timeout (an idle switch sleeps in poll(2)).
+#[derive(Clone, Debug)]
+pub struct CommandSender {
+    tx: mpsc::Sender<Command>,
+    wake: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+impl CommandSender {
+    /// Commands on `tx`, each followed by a write to the eventfd `wake`.
+    pub fn new(tx: mpsc::Sender<Command>, wake: Option<Arc<std::os::fd::OwnedFd>>) -> Self {
+        CommandSender { tx, wake }
+    }
+
+    /// Queues `cmd` and wakes the data-plane thread.
+    pub fn send(&self, cmd: Command) -> Result<(), mpsc::SendError<Command>> {
+        self.tx.send(cmd)?;
+        if let Some(fd) = &self.wake {
+            let one: u64 = 1;
+            // SAFETY: writes the 8 bytes of `one`, alive for the call, to an eventfd
+            // this sender shares ownership of. A full counter (EAGAIN) already
+            // means "wake up".
+            let _ = unsafe {
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(fd.as_ref()),
+                    (&one as *const u64).cast(),
+                    8,
+                )
+            };
+        }
+        Ok(())
+    }
+}
+
+impl From<mpsc::Sender<Command>> for CommandSender {
+    /// Without a wake-up: the thread sees the command at its next poll timeout.
+    fn from(tx: mpsc::Sender<Command>) -> Self {
+        CommandSender { tx, wake: None }
+    }
+}
+
+/// A non-blocking eventfd for [`CommandSender`] and [`DataThread::wake`].
+pub fn command_wake() -> std::io::Result<Arc<std::os::fd::OwnedFd>> {
+    // SAFETY: eventfd(2) takes no pointers.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd(2): open and owned by nobody else.
+    Ok(Arc::new(unsafe {
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    }))
+}
 
 /// Requests from the control plane, answered between batches.
 #[derive(Debug)]
@@ -487,6 +543,9 @@ pub struct DataThread {
     /// An unwatched interface appeared: probe the waiting ports now rather than at
     /// the next periodic recheck.
     pub attach_now: bool,
+    /// Written by [`CommandSender`] with every command: polled, so that commands
+    /// wake the thread (`None`: commands wait for the poll timeout).
+    pub wake: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl std::fmt::Debug for DataThread {
@@ -544,7 +603,23 @@ impl DataThread {
             };
             let now = self.now();
             let n = self.ports.len();
-            if pollfds.get(n).is_some_and(|p| p.revents != 0) {
+            // After the ports: the command wake-up (if any), then the link monitor.
+            let monitor_at = n + usize::from(self.wake.is_some());
+            if let Some(w) = &self.wake
+                && pollfds.get(n).is_some_and(|p| p.revents != 0)
+            {
+                let mut count = [0u8; 8];
+                // SAFETY: reads at most 8 bytes into `count`, alive for the call, from
+                // the eventfd this thread shares; it resets the counter.
+                let _ = unsafe {
+                    libc::read(
+                        std::os::fd::AsRawFd::as_raw_fd(w.as_ref()),
+                        count.as_mut_ptr().cast(),
+                        8,
+                    )
+                };
+            }
+            if pollfds.get(monitor_at).is_some_and(|p| p.revents != 0) {
                 self.link_changes(now);
             }
             for (i, pfd) in pollfds.iter_mut().enumerate().take(n) {
@@ -637,6 +712,13 @@ impl DataThread {
                 revents: 0,
             })
             .collect();
+        if let Some(w) = &self.wake {
+            pollfds.push(libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(w.as_ref()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         if let Some((m, _)) = &self.link_monitor {
             pollfds.push(libc::pollfd {
                 fd: m.fd(),
@@ -816,10 +898,26 @@ impl DataThread {
     /// each): an AF_XDP socket records ENETDOWN when its interface vanishes without
     /// poll(2) ever flagging it.
     fn recheck_links(&mut self, now: Timestamp, pollfds: &mut [libc::pollfd]) {
+        // The interfaces that exist, in one look (a netlink dump), when some ports
+        // wait for theirs: a thousand waiting ports must not cost two thousand
+        // system calls on this thread every second.
+        let present = self
+            .ports
+            .iter()
+            .any(|p| p.gone)
+            .then(portcullis_io::interface_indexes)
+            .and_then(Result::ok);
         for (i, pfd) in pollfds.iter_mut().enumerate().take(self.ports.len()) {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
             let gone = self.ports[i].gone;
+            if gone
+                && present
+                    .as_ref()
+                    .is_some_and(|m| !m.contains_key(&self.ports[i].interface))
+            {
+                continue;
+            }
             if !gone && !down {
                 if let Some(err) = self.ports[i].io.rx.take_error() {
                     self.port_failed(i, Some(err), now, pfd);

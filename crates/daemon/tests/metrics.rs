@@ -778,7 +778,7 @@ async fn start_endpoint(
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let control: Arc<dyn Fn() -> ControlStats + Send + Sync> = Arc::new(|| CONTROL);
-    let task = tokio::spawn(metrics::serve(listener, commands, control, async {
+    let task = tokio::spawn(metrics::serve(listener, commands.into(), control, async {
         let _ = stop_rx.await;
     }));
     (addr, stop_tx, task)

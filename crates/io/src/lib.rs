@@ -52,6 +52,7 @@ pub mod af_xdp;
 pub mod af_xdp;
 mod af_xdp_options;
 pub mod afpacket;
+pub mod dummy;
 mod error;
 mod frame;
 pub mod gso;
@@ -65,6 +66,7 @@ use std::os::fd::RawFd;
 
 pub use af_xdp::{AfXdpOptions, AfXdpRx, AfXdpTx, XdpBindMode, XdpMode, open_af_xdp};
 pub use afpacket::{AfPacketOptions, AfPacketRx, AfPacketTx, open_af_packet};
+pub use dummy::{DummyOutcome, ensure_dummy};
 pub use error::{IoError, TxError};
 pub use frame::{
     ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, VnetHdr,
@@ -74,9 +76,10 @@ pub use gso::{OffloadError, Segmenter};
 pub use linkmon::{LinkChange, LinkMonitor};
 pub use memory::{MemoryHandle, MemoryLimits, MemoryRx, MemoryTx, memory_port, memory_port_with};
 pub use netdev::{
-    interface_exists, interface_index, interface_mac, interface_mtu, is_link_running, is_link_up,
-    set_link_down, set_link_up, set_tcp_segmentation_offload, set_tx_checksum_offload,
-    tcp_segmentation_offload, tx_checksum_offload,
+    bridge_add_port, bridge_remove_port, interface_exists, interface_index, interface_indexes,
+    interface_mac, interface_mtu, is_link_running, is_link_up, set_link_down, set_link_up,
+    set_tcp_segmentation_offload, set_tx_checksum_offload, tcp_segmentation_offload,
+    tx_checksum_offload,
 };
 pub use tap::{
     TapOptions, TapRx, TapTx, create_persistent_tap, create_tap, create_tap_with,

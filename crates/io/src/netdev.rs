@@ -103,6 +103,70 @@ pub fn interface_index(ifname: &str) -> Result<u32, IoError> {
     Ok(index)
 }
 
+/// `SIOCBRADDIF` and `SIOCBRDELIF` (linux/sockios.h): enslave an interface to a
+/// Linux bridge, or release it, by the interface's index in `ifr_ifindex`.
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+const SIOCBRDELIF: libc::c_ulong = 0x89a3;
+
+fn bridge_port(bridge: &str, ifname: &str, add: bool) -> Result<(), IoError> {
+    let index = interface_index(ifname)?;
+    let mut ifr = ifreq_for(bridge)?;
+    ifr.ifr_ifru.ifru_ifindex = index as libc::c_int;
+    let fd = control_socket(bridge)?;
+    let (request, op) = if add {
+        (SIOCBRADDIF, "ioctl(SIOCBRADDIF)")
+    } else {
+        (SIOCBRDELIF, "ioctl(SIOCBRDELIF)")
+    };
+    ifreq_ioctl(&fd, request, &mut ifr, bridge, op)
+}
+
+/// Makes `ifname` a port of the Linux bridge `bridge` (`ip link set IF master BR`).
+pub fn bridge_add_port(bridge: &str, ifname: &str) -> Result<(), IoError> {
+    bridge_port(bridge, ifname, true)
+}
+
+/// Takes `ifname` out of the Linux bridge `bridge` (`ip link set IF nomaster`); the
+/// bridge forgets the MACs it learned on it.
+pub fn bridge_remove_port(bridge: &str, ifname: &str) -> Result<(), IoError> {
+    bridge_port(bridge, ifname, false)
+}
+
+/// Every interface of the calling thread's network namespace, by name, with its
+/// index: one `if_nameindex(3)` call (one netlink dump), for callers that would
+/// otherwise ask about many names one system call each.
+pub fn interface_indexes() -> Result<std::collections::HashMap<String, u32>, IoError> {
+    // SAFETY: if_nameindex takes no arguments; it returns NULL on failure or an
+    // array terminated by an entry with index 0 and a NULL name, which we free with
+    // if_freenameindex below and do not use after.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(IoError::os(
+            "*",
+            "if_nameindex",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut out = std::collections::HashMap::new();
+    let mut i = 0;
+    loop {
+        // SAFETY: `list` is the array if_nameindex returned; every entry up to and
+        // including the terminator is readable, and we stop at the terminator.
+        let entry = unsafe { &*list.add(i) };
+        if entry.if_index == 0 || entry.if_name.is_null() {
+            break;
+        }
+        // SAFETY: a non-terminator entry's name is a NUL-terminated string owned by
+        // the array, alive until if_freenameindex.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.if_name) };
+        out.insert(name.to_string_lossy().into_owned(), entry.if_index);
+        i += 1;
+    }
+    // SAFETY: `list` came from if_nameindex and is freed once, after its last use.
+    unsafe { libc::if_freenameindex(list) };
+    Ok(out)
+}
+
 /// Whether an interface named `ifname` exists in the calling thread's network
 /// namespace.
 pub fn interface_exists(ifname: &str) -> bool {

@@ -211,3 +211,43 @@ pub fn dnsmasq(lab: &mut Lab, g: &Guest, addr: &str, range: &str) {
     lab.spawn(cmd).unwrap();
     std::thread::sleep(Duration::from_millis(300));
 }
+
+/// Starts `ping -i 0.01 -c COUNT DST` in `g` (every 10 ms, quiet), to be read with
+/// [`ping_lost`] when it ends.
+pub fn start_fast_ping(g: &Guest, dst: &str, count: u32) -> std::process::Child {
+    g.command("ping")
+        .args([
+            "-n",
+            "-q",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "-c",
+            &count.to_string(),
+            dst,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ping")
+}
+
+/// Waits for a ping started by [`start_fast_ping`]: (transmitted, lost).
+pub fn ping_lost(child: std::process::Child) -> (u32, u32) {
+    let out = child.wait_with_output().expect("ping ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary: {text}"));
+    let n = |word: &str| -> u32 {
+        line.split(',')
+            .find(|p| p.contains(word))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{word} in {line}"))
+    };
+    let sent = n("transmitted");
+    (sent, sent - n("received"))
+}

@@ -162,6 +162,23 @@ impl Checker<'_> {
             }
         }
 
+        // The bridge netdev: the switch's name, as an interface no port uses.
+        if host.bridge_netdev {
+            let name = &profile.switch.name;
+            if let Err(m) = check_ifname(name) {
+                self.error(
+                    "host.bridge_netdev",
+                    format!("the netdev is named after the switch (`[switch] name`): {m}"),
+                );
+            } else if let Some(first) = interfaces.get(name.as_str()) {
+                let msg = format!(
+                    "the netdev {name:?} (the switch's name) is the interface of {}",
+                    self.sources.describe(first)
+                );
+                self.error("host.bridge_netdev", msg);
+            }
+        }
+
         // Guest ports.
         let mut ports: HashMap<&str, usize> = HashMap::new();
         let mut macs: HashMap<(Vid, MacAddr), MacClaim> = HashMap::new();

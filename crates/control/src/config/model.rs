@@ -104,6 +104,11 @@ pub struct HostBinding {
     /// `[host.management]`: who may use the API, and how it is reached. Never part
     /// of a profile: identities and keys are this host's.
     pub management: Management,
+    /// `bridge_netdev = true`: the daemon makes a dummy netdev named after the
+    /// switch (`[switch] name`) at start, so that tools which look the bridge up in
+    /// `/sys/class/net` (Proxmox, through the ovs-vsctl front) find it. Not a Linux
+    /// bridge: it carries nothing.
+    pub bridge_netdev: bool,
 }
 
 /// One `[host.uplinks]` entry: `uplink = "interface"`, with its backend from

@@ -108,6 +108,9 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub static_binding: Vec<RawStaticBinding>,
     pub management: Option<RawManagement>,
+    /// Make a dummy netdev named after the switch (the ovs-vsctl front's bridge).
+    #[serde(default)]
+    pub bridge_netdev: bool,
 }
 
 #[derive(Deserialize, Debug)]

@@ -2064,3 +2064,34 @@ proptest! {
         let _ = parse_str(&src, P, None);
     }
 }
+
+#[test]
+fn bridge_netdev_is_the_switch_name_as_an_interface_no_port_uses() {
+    let on = "\n[host]\nbridge_netdev = true\n";
+    let c = parse_str(&with(on), P, None).unwrap();
+    assert!(c.host.bridge_netdev);
+    let flat = crate::diff::flatten_config(&c);
+    assert_eq!(
+        flat.get("host.bridge_netdev").map(String::as_str),
+        Some("on")
+    );
+    let off = parse_str(BASE, P, None).unwrap();
+    assert!(!off.host.bridge_netdev);
+    assert!(!crate::diff::flatten_config(&off).contains_key("host.bridge_netdev"));
+
+    // A switch name that cannot be an interface's, and one a port's interface has.
+    let long = with(on).replace("name = \"t\"", "name = \"a-very-long-switch\"");
+    let e = errors_of(&long);
+    assert!(
+        e.iter()
+            .any(|e| e.key == "host.bridge_netdev" && e.message.contains("IFNAMSIZ")),
+        "{e:?}"
+    );
+    let taken = with(on).replace("name = \"t\"", "name = \"tap1\"");
+    let e = errors_of(&taken);
+    assert!(
+        e.iter()
+            .any(|e| e.key == "host.bridge_netdev" && e.message.contains("host.port")),
+        "{e:?}"
+    );
+}

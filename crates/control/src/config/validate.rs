@@ -247,6 +247,7 @@ impl<'a> Converter<'a> {
             ports,
             static_bindings,
             management,
+            bridge_netdev: raw.bridge_netdev,
         }
     }
 }

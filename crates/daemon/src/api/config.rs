@@ -208,6 +208,10 @@ async fn apply_inner(
     } else {
         None
     };
+    // A bridge netdev turned on, or a renamed switch: made now (an old one stays).
+    if let Err(e) = crate::bridge_netdev(&config) {
+        notes.push(e.to_string());
+    }
     if let (Some(listeners), Some(plan)) = (running.listeners.as_mut(), listener_plan) {
         listeners.change(plan, &mut notes).await;
     }
@@ -299,6 +303,7 @@ pub(crate) async fn swap_switch(
         running.store.clone(),
         now,
     );
+    let t0 = std::time::Instant::now();
     let plan = tokio::task::spawn_blocking(move || plan::prepare(compiled, &current))
         .await
         .map_err(|_| ApiError::unavailable())?
@@ -315,12 +320,18 @@ pub(crate) async fn swap_switch(
                 e.to_string(),
             ),
         })?;
+    let prepared_us = t0.elapsed().as_micros() as u64;
     let (plan, answer, compiled, mut undo) = plan.into_apply();
     let mut names = st.port_names.write().await;
     st.commands
         .send(Command::Apply(Box::new(plan)))
         .map_err(|_| ApiError::unavailable())?;
     let report = answer.await.map_err(|_| ApiError::unavailable())?;
+    tracing::debug!(
+        prepared_us,
+        swapped_us = t0.elapsed().as_micros() as u64,
+        "switch swapped"
+    );
     undo.keep();
     *names = Arc::new(compiled.spec.ports.iter().map(|p| p.name.clone()).collect());
     drop(names);

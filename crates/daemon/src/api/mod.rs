@@ -25,7 +25,6 @@ pub use config::{ApplyAnswer, ApplyRequest, ConfigView, SourceText};
 pub use guard::UNAUTHENTICATED;
 pub use handlers::*;
 
-use crate::runtime::Command;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
@@ -34,7 +33,7 @@ pub use portcullis_api::{ErrorBody, ErrorDetail, EventRecord};
 use portcullis_control::audit::AuditLog;
 use portcullis_control::rbac::{Authorizer, Permission};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Events kept for `GET /v1/events`.
 pub const EVENT_HISTORY: usize = 1024;
@@ -213,7 +212,7 @@ pub const ROUTES: &[RouteSpec] = &[
 /// Shared state of the API handlers.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    pub commands: mpsc::Sender<Command>,
+    pub commands: crate::runtime::CommandSender,
     /// Port names in port-id order. Held for reading while a command that names a
     /// port by id is sent, and for writing across an apply, so that no command
     /// carries an id of the other numbering.

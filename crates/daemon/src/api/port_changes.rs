@@ -87,8 +87,16 @@ async fn change(
     running: &mut Running,
     ports: Vec<RuntimePort>,
 ) -> Result<portcullis_dataplane::CarryOver, ApiError> {
+    let t0 = std::time::Instant::now();
     let compiled = runtime_ports::compile(&running.config, &ports).map_err(bad)?;
+    let t1 = std::time::Instant::now();
     let (compiled, report) = swap_switch(st, running, compiled).await?;
+    tracing::debug!(
+        ports = ports.len(),
+        compile_us = (t1 - t0).as_micros() as u64,
+        swap_us = t1.elapsed().as_micros() as u64,
+        "runtime ports changed"
+    );
     running.compiled = compiled;
     let old = std::mem::replace(&mut running.runtime_ports.ports, ports);
     if let Err(e) = save(running).await {

@@ -355,6 +355,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
         link_monitor: None,
         event_buf: Vec::new(),
         attach_now: false,
+        wake: None,
         held: portcullis_daemon::held::Held::new(None, names),
     };
     let thread = std::thread::spawn(move || dp.run());
