@@ -92,23 +92,12 @@ impl Api {
 }
 
 /// Why an API call failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Failure {
+    #[error("the switch did not answer within {}s (--timeout)", .0.as_secs())]
     Timeout(Duration),
+    #[error("{0}")]
     Api(ClientError),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Timeout(t) => write!(
-                f,
-                "the switch did not answer within {}s (--timeout)",
-                t.as_secs()
-            ),
-            Failure::Api(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
@@ -164,13 +153,15 @@ impl Switch for Api {
     }
 }
 
-fn run(args: &Args) -> Result<Vec<String>, String> {
+/// One hook call: `input` is the domain XML libvirt writes on stdin (read only
+/// when the operation needs it). The lines to log, or why the call fails.
+fn run(args: &Args, input: impl Read) -> Result<Vec<String>, String> {
     let action = hook::action(&args.operation, &args.sub_operation);
     if action == Action::Nothing {
         return Ok(Vec::new());
     }
     let mut xml = String::new();
-    std::io::stdin()
+    input
         .take(MAX_XML)
         .read_to_string(&mut xml)
         .map_err(|e| format!("cannot read the domain XML on stdin: {e}"))?;
@@ -219,7 +210,7 @@ fn run(args: &Args) -> Result<Vec<String>, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let what = format!("portcullis-libvirt-hook {} {}", args.domain, args.operation);
-    match run(&args) {
+    match run(&args, std::io::stdin()) {
         Ok(lines) => {
             for l in lines {
                 eprintln!("{what}: {l}");
@@ -230,5 +221,106 @@ fn main() -> ExitCode {
             eprintln!("{what}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREPARE: &str = include_str!("testdata/prepare.xml");
+    const RELEASE: &str = include_str!("testdata/release.xml");
+
+    fn args(socket: &std::path::Path, op: &str, sub: &str, timeout: u64) -> Args {
+        Args::try_parse_from([
+            "portcullis-libvirt-hook",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--timeout",
+            &timeout.to_string(),
+            "pclexp",
+            op,
+            sub,
+            "-",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_hook_is_an_api_client_only() {
+        let sources = [
+            include_str!("main.rs"),
+            include_str!("domain.rs"),
+            include_str!("hook.rs"),
+        ];
+        for krate in ["daemon", "control", "dataplane", "io"] {
+            let name = format!("portcullis_{krate}");
+            assert!(
+                sources.iter().all(|s| !s.contains(&name)),
+                "the hook names {name}: it must use portcullis-api only"
+            );
+        }
+    }
+
+    #[test]
+    fn libvirts_arguments_parse() {
+        let a = Args::try_parse_from(["qemu", "-odd-name", "prepare", "begin", "-"]).unwrap();
+        assert_eq!(
+            (
+                a.domain.as_str(),
+                a.operation.as_str(),
+                a.sub_operation.as_str()
+            ),
+            ("-odd-name", "prepare", "begin")
+        );
+        assert_eq!(a.extra, vec!["-"]);
+        assert_eq!(a.timeout, 10);
+        assert!(Args::try_parse_from(["qemu", "vm1", "prepare"]).is_err());
+        assert!(Args::try_parse_from(["qemu", "--timeout", "0", "vm1", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn without_a_switch_a_start_fails_and_unrelated_calls_do_not_ask() {
+        let nowhere = std::path::Path::new("/nonexistent/portcullis.sock");
+        let e = run(&args(nowhere, "prepare", "begin", 2), PREPARE.as_bytes()).unwrap_err();
+        assert!(e.contains("no daemon listens at /nonexistent"), "{e}");
+        // Operations the hook has nothing to do for never reach the API (nor read
+        // stdin); neither do domains without our metadata, nor migrate's check.
+        assert_eq!(
+            run(&args(nowhere, "started", "begin", 2), &b"not xml"[..]),
+            Ok(vec![])
+        );
+        let foreign = PREPARE.replace("https://portcullis.dev/libvirt/1", "urn:other");
+        assert_eq!(
+            run(&args(nowhere, "prepare", "begin", 2), foreign.as_bytes()),
+            Ok(vec![])
+        );
+        let foreign = RELEASE.replace("https://portcullis.dev/libvirt/1", "urn:other");
+        assert_eq!(
+            run(&args(nowhere, "release", "end", 2), foreign.as_bytes()),
+            Ok(vec![])
+        );
+        assert_eq!(
+            run(&args(nowhere, "migrate", "begin", 2), PREPARE.as_bytes()),
+            Ok(vec![])
+        );
+        let e = run(&args(nowhere, "prepare", "begin", 2), &b"<domain"[..]).unwrap_err();
+        assert!(e.starts_with("domain pclexp: the domain XML"), "{e}");
+    }
+
+    #[test]
+    fn a_switch_that_does_not_answer_fails_the_start_within_the_timeout() {
+        let dir = std::env::temp_dir().join(format!("pcl-hook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("mute.sock");
+        let _ = std::fs::remove_file(&sock);
+        // Connections complete in the backlog; nobody ever answers.
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let t = Instant::now();
+        let e = run(&args(&sock, "prepare", "begin", 1), PREPARE.as_bytes()).unwrap_err();
+        let took = t.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.contains("did not answer within 1s"), "{e}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 }
