@@ -239,12 +239,14 @@ pub fn guest_image() -> GuestImage {
         let tmp = dir.join(format!("initrd.{}.tmp", std::process::id()));
         std::fs::write(&tmp, c.finish()).expect("write the initramfs");
         std::fs::rename(&tmp, &initrd).expect("install the initramfs");
-        // Earlier builds (another kernel, other content) are not needed again.
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("initrd-") && e.path() != initrd {
-                let _ = std::fs::remove_file(e.path());
-            }
+    }
+    // Earlier builds (another kernel, other content) are not needed again.
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old_initrd = name.starts_with("initrd-") && e.path() != initrd;
+        let old_kernel = name.starts_with("vmlinux-") && e.path() != kernel;
+        if old_initrd || old_kernel {
+            let _ = std::fs::remove_file(e.path());
         }
     }
     GuestImage {
