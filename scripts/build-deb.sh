@@ -21,6 +21,9 @@ install -D -m 0755 target/release/portcullis-cni "$stage/usr/lib/cni/portcullis-
 # The ovs-vsctl front, under its own name only: installing it as ovs-vsctl is the
 # operator's choice (docs/ovs-vsctl.md), never the package's.
 install -D -m 0755 target/release/portcullis-ovs-vsctl "$stage/usr/bin/portcullis-ovs-vsctl"
+# libvirt's QEMU hook (docs/libvirt.md); not installed into /etc/libvirt/hooks:
+# the operator opts in there.
+install -D -m 0755 target/release/portcullis-libvirt-hook "$stage/usr/bin/portcullis-libvirt-hook"
 install -D -m 0644 packaging/portcullis.service "$stage/lib/systemd/system/portcullis.service"
 install -D -m 0644 packaging/switch.toml "$stage/etc/portcullis/switch.toml"
 "$bin" generate man "$stage/usr/share/man/man1" >&2
@@ -30,7 +33,7 @@ install -D -m 0644 "$stage/tmp-completions/portcullis.bash" "$stage/usr/share/ba
 install -D -m 0644 "$stage/tmp-completions/_portcullis" "$stage/usr/share/zsh/vendor-completions/_portcullis"
 install -D -m 0644 "$stage/tmp-completions/portcullis.fish" "$stage/usr/share/fish/vendor_completions.d/portcullis.fish"
 rm -rf "$stage/tmp-completions"
-for d in README.md docs/install.md docs/config.md docs/api.md docs/decisions.md docs/licences.md docs/cni.md docs/ovs-vsctl.md; do
+for d in README.md docs/install.md docs/config.md docs/api.md docs/decisions.md docs/licences.md docs/cni.md docs/ovs-vsctl.md docs/libvirt.md; do
     install -D -m 0644 "$d" "$stage/usr/share/doc/portcullis/$(basename "$d")"
 done
 mkdir -p "$stage/DEBIAN"

@@ -33,7 +33,8 @@ for f in usr/bin/portcullis usr/bin/portcullis-ovs-vsctl lib/systemd/system/port
   usr/share/man/man1/portcullis.1.gz usr/share/man/man1/portcullis-daemon.1.gz \
   usr/share/man/man1/portcullis-show-ports.1.gz \
   usr/share/bash-completion/completions/portcullis usr/share/zsh/vendor-completions/_portcullis \
-  usr/share/fish/vendor_completions.d/portcullis.fish usr/share/doc/portcullis/install.md; do
+  usr/share/fish/vendor_completions.d/portcullis.fish usr/share/doc/portcullis/install.md \
+  usr/bin/portcullis-libvirt-hook usr/share/doc/portcullis/libvirt.md; do
   [ -e "$root/$f" ] || fail "missing /$f"
 done
 if dpkg-deb -c "$deb" | awk '{print $2}' | grep -v '^root/root$' | grep -q .; then
@@ -51,6 +52,11 @@ if dpkg-deb -c "$deb" | grep -q '/ovs-vsctl$'; then fail "the package installs a
 size=$(stat -c %s "$bin")
 [ "$size" -lt $((40 * 1024 * 1024)) ] || fail "the binary is $size bytes"
 echo "test-package: binary $((size / 1024 / 1024)) MiB, no debug info"
+# The libvirt hook runs from the root too, and does nothing for an unrelated call.
+"$root/usr/bin/portcullis-libvirt-hook" --version | grep -q '^portcullis-libvirt-hook ' \
+  || fail "portcullis-libvirt-hook does not run"
+"$root/usr/bin/portcullis-libvirt-hook" vm1 started begin - </dev/null \
+  || fail "portcullis-libvirt-hook fails a call it has nothing to do for"
 
 # The CNI plugin answers VERSION as the CNI spec says.
 CNI_COMMAND=VERSION "$root/usr/lib/cni/portcullis-cni" <<<'{"cniVersion": "1.1.0"}' 2>&1 | grep -q '"supportedVersions":\[.*"1.1.0"' \

@@ -35,6 +35,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# lab_libvirt: a real libvirtd (libvirt-daemon, libvirt-clients,
+# libvirt-daemon-driver-qemu) runs a real QEMU/TCG guest: a Debian kernel
+# (linux-image-amd64, unpacked with xz-utils) and a busybox-static initramfs the
+# test builds. QEMU comes from bookworm-backports with its qemu-utils, which this
+# image already has from there: Debian 12's qemu-system-x86 would replace them
+# (DESIGN §10).
+libvirt_packages=(libvirt-daemon libvirt-clients libvirt-daemon-driver-qemu linux-image-amd64 busybox-static xz-utils)
+qemu_packages=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
+missing=()
+for p in "${libvirt_packages[@]}" "${qemu_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing for lab_libvirt: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      >/etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${libvirt_packages[@]}" "${qemu_packages[@]/%//bookworm-backports}"
+fi
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
@@ -45,13 +67,13 @@ cargo test --workspace --locked -- --test-threads=2
 # the same lab tests as the slow one; a port that falls back to AF_PACKET fails).
 # lab_af_xdp and lab_offload choose their backends themselves: they ran above.
 # lab_web's subject is the page, which does not depend on the backend; runtime ports
-# are on AF_PACKET whatever the pass (lab_runtime_ports, lab_adopt, lab_cni, and
-# lab_ovs_vsctl: the ports the ovs-vsctl front adds); lab_port_churn is a measurement
-# run by hand.
+# are on AF_PACKET whatever the pass (lab_runtime_ports, lab_adopt, lab_cni,
+# lab_ovs_vsctl: the ports the ovs-vsctl front adds, and lab_libvirt's guest TAP);
+# lab_port_churn is a measurement run by hand.
 xdp_pass=()
 for f in crates/cli/tests/lab_*.rs; do
   t=$(basename "$f" .rs)
-  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn) ;; *) xdp_pass+=(--test "$t") ;; esac
+  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).

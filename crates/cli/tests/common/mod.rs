@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod crash;
+pub mod libvirt;
 
 use portcullis_lab::{Guest, Lab};
 use std::path::PathBuf;

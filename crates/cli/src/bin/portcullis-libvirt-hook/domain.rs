@@ -1,0 +1,538 @@
+//! The switch ports a libvirt domain asks for, read from the domain XML that
+//! libvirt hands its QEMU hook on stdin (docs/libvirt.md).
+//!
+//! A domain is on the switch when its `<metadata>` holds our element
+//!
+//! ```xml
+//! <pc:ports xmlns:pc="https://portcullis.dev/libvirt/1" group="web">
+//!   <pc:port mac="52:54:00:12:34:56" group="db"/>
+//! </pc:ports>
+//! ```
+//!
+//! Then every `<interface type='ethernet'>` of the domain is a runtime port named
+//! after its `<target dev='…'/>` (the TAP), with the interface's MAC, in the group
+//! (or access VLAN) its `<pc:port>` names by MAC, else the one `<pc:ports>` names.
+//!
+//! Invariant: [`plan`] is a pure function of the XML, and it refuses (rather than
+//! guesses) whatever would leave a guest NIC outside the switch's policy: an
+//! ethernet interface without a target name or MAC or group, a `<pc:port>` that
+//! names no interface of the domain, two entries for one MAC. A domain without our
+//! element is not ours: its plan is empty.
+
+use portcullis_api::endpoints::{NewPort, PortOwner};
+use std::collections::BTreeSet;
+
+/// The XML namespace of our metadata element.
+pub const NAMESPACE: &str = "https://portcullis.dev/libvirt/1";
+
+/// Target names libvirt keeps for the TAPs it names itself: a `<target dev>` with
+/// one of these prefixes is dropped from the inactive definition and replaced at
+/// start by a generated name, which the hook cannot know at `prepare`.
+const RESERVED_PREFIXES: &[&str] = &["vnet", "vif", "macvtap", "macvlan"];
+
+/// One runtime port the domain needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedPort {
+    /// The port's name: the TAP's name (`<target dev>`).
+    pub name: String,
+    /// What `POST /v1/ports/{name}` is sent (without `may_exist`).
+    pub port: NewPort,
+}
+
+/// What the hook does for one domain.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub domain: String,
+    pub uuid: String,
+    /// Empty when the domain has no `<pc:ports>` element: nothing to do.
+    pub ports: Vec<PlannedPort>,
+}
+
+/// Why a domain's XML cannot be put on the switch; the message is what libvirt
+/// shows the user who started the domain.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("the domain XML on stdin is not XML: {0}")]
+    Xml(String),
+    #[error("the XML on stdin is not a libvirt domain (its root is <{0}>)")]
+    NotDomain(String),
+    #[error("the domain has no <{0}>")]
+    Missing(&'static str),
+    #[error(
+        "interface {index} (type ethernet, MAC {mac}) has no <target dev='…'/>: name its TAP (at most 15 characters, not starting with vnet, vif, macvtap or macvlan, which libvirt renames) so that the switch port exists before QEMU opens it"
+    )]
+    NoTarget { index: usize, mac: String },
+    #[error(
+        "interface {target:?}: libvirt replaces target names starting with {prefix:?} by generated ones; choose another name"
+    )]
+    ReservedTarget {
+        target: String,
+        prefix: &'static str,
+    },
+    #[error("interface target {0:?}: a TAP name for the switch is 1 to 15 of A-Z a-z 0-9 . _ -")]
+    BadTarget(String),
+    #[error("interface {index} (type ethernet) has no <mac address='…'/>")]
+    NoMac { index: usize },
+    #[error(
+        "interface {target:?} (MAC {mac}): no group — give <pc:port mac=\"{mac}\" group=\"…\"/> or a group on <pc:ports>"
+    )]
+    NoGroup { target: String, mac: String },
+    #[error("<pc:port mac=\"{0}\">: no ethernet interface of the domain has that MAC")]
+    UnknownMac(String),
+    #[error("<pc:port mac=\"{0}\"> appears twice")]
+    DuplicateMac(String),
+    #[error("{element}: bad {attribute} {value:?}")]
+    BadAttribute {
+        element: &'static str,
+        attribute: &'static str,
+        value: String,
+    },
+    #[error("two ethernet interfaces have the target {0:?}")]
+    DuplicateTarget(String),
+    #[error("the domain has {0} <pc:ports> elements in its metadata; give one")]
+    SeveralPorts(usize),
+}
+
+/// Where a port's group comes from: a group name, an access VLAN, or both (the
+/// switch then checks they agree).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Placement {
+    group: Option<String>,
+    vlan: Option<u16>,
+}
+
+impl Placement {
+    fn of(node: roxmltree::Node, element: &'static str) -> Result<Placement, PlanError> {
+        let group = match node.attribute("group") {
+            Some(g) if g.is_empty() => {
+                return Err(PlanError::BadAttribute {
+                    element,
+                    attribute: "group",
+                    value: g.into(),
+                });
+            }
+            g => g.map(str::to_string),
+        };
+        let vlan = match node.attribute("vlan") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u16>()
+                    .ok()
+                    .filter(|v| (1..=4094).contains(v))
+                    .ok_or_else(|| PlanError::BadAttribute {
+                        element,
+                        attribute: "vlan",
+                        value: v.into(),
+                    })?,
+            ),
+        };
+        Ok(Placement { group, vlan })
+    }
+
+    fn is_some(&self) -> bool {
+        self.group.is_some() || self.vlan.is_some()
+    }
+}
+
+/// A MAC as libvirt writes it, normalised to lower case; anything else refused.
+fn normal_mac(mac: &str) -> Option<String> {
+    let parts: Vec<&str> = mac.split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    ok.then(|| mac.to_ascii_lowercase())
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| {
+        c.is_element() && c.tag_name().name() == name && c.tag_name().namespace().is_none()
+    })
+}
+
+/// A domain's name, UUID and whether its metadata has our element — all that
+/// `release` needs (by then libvirt's XML no longer names the TAPs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub domain: String,
+    pub uuid: String,
+    pub ours: bool,
+}
+
+/// The [`Identity`] of the domain in `xml`.
+pub fn identity(xml: &str) -> Result<Identity, PlanError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| PlanError::Xml(e.to_string()))?;
+    let root = doc.root_element();
+    let (domain, uuid) = names(root)?;
+    Ok(Identity {
+        domain,
+        uuid,
+        ours: !our_elements(root).is_empty(),
+    })
+}
+
+/// The domain's name and UUID.
+fn names(root: roxmltree::Node) -> Result<(String, String), PlanError> {
+    if root.tag_name().name() != "domain" {
+        return Err(PlanError::NotDomain(root.tag_name().name().into()));
+    }
+    let text = |name: &'static str| {
+        child(root, name)
+            .and_then(|n| n.text())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .ok_or(PlanError::Missing(name))
+    };
+    Ok((text("name")?, text("uuid")?))
+}
+
+/// The `<pc:ports>` elements of the domain's `<metadata>`.
+fn our_elements<'a, 'i>(root: roxmltree::Node<'a, 'i>) -> Vec<roxmltree::Node<'a, 'i>> {
+    child(root, "metadata")
+        .map(|m| {
+            m.children()
+                .filter(|c| {
+                    c.is_element()
+                        && c.tag_name().namespace() == Some(NAMESPACE)
+                        && c.tag_name().name() == "ports"
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ports `xml` (a domain definition, as libvirt gives its hooks) asks for.
+pub fn plan(xml: &str) -> Result<Plan, PlanError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| PlanError::Xml(e.to_string()))?;
+    let root = doc.root_element();
+    let (domain, uuid) = names(root)?;
+    let ours = our_elements(root);
+    let meta = match ours.as_slice() {
+        [] => {
+            return Ok(Plan {
+                domain,
+                uuid,
+                ports: Vec::new(),
+            });
+        }
+        [one] => *one,
+        many => return Err(PlanError::SeveralPorts(many.len())),
+    };
+    let default = Placement::of(meta, "<pc:ports>")?;
+    // The per-MAC entries.
+    let mut entries: Vec<(String, Placement)> = Vec::new();
+    for e in meta
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(NAMESPACE))
+        .filter(|c| c.tag_name().name() == "port")
+    {
+        let raw = e.attribute("mac").unwrap_or_default();
+        let mac = normal_mac(raw).ok_or_else(|| PlanError::BadAttribute {
+            element: "<pc:port>",
+            attribute: "mac",
+            value: raw.into(),
+        })?;
+        if entries.iter().any(|(m, _)| *m == mac) {
+            return Err(PlanError::DuplicateMac(mac));
+        }
+        entries.push((mac, Placement::of(e, "<pc:port>")?));
+    }
+    let owner: PortOwner = [
+        ("domain".to_string(), domain.clone()),
+        ("domain_uuid".to_string(), uuid.clone()),
+    ]
+    .into_iter()
+    .collect();
+    let mut ports = Vec::new();
+    let mut used_macs = BTreeSet::new();
+    let devices = child(root, "devices").ok_or(PlanError::Missing("devices"))?;
+    let ethernet = devices.children().filter(|c| {
+        c.is_element()
+            && c.tag_name().name() == "interface"
+            && c.attribute("type") == Some("ethernet")
+    });
+    for (index, iface) in ethernet.enumerate() {
+        let raw_mac = child(iface, "mac")
+            .and_then(|m| m.attribute("address"))
+            .ok_or(PlanError::NoMac { index })?;
+        let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
+            element: "<mac>",
+            attribute: "address",
+            value: raw_mac.into(),
+        })?;
+        let target = child(iface, "target")
+            .and_then(|t| t.attribute("dev"))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| PlanError::NoTarget {
+                index,
+                mac: mac.clone(),
+            })?
+            .to_string();
+        let name_ok = target.len() <= 15
+            && target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !name_ok {
+            return Err(PlanError::BadTarget(target));
+        }
+        if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| target.starts_with(**p)) {
+            return Err(PlanError::ReservedTarget { target, prefix });
+        }
+        if ports.iter().any(|p: &PlannedPort| p.name == target) {
+            return Err(PlanError::DuplicateTarget(target));
+        }
+        let placement = entries
+            .iter()
+            .find(|(m, _)| *m == mac)
+            .map(|(_, p)| p.clone())
+            .filter(Placement::is_some)
+            .or_else(|| Some(default.clone()).filter(Placement::is_some))
+            .ok_or_else(|| PlanError::NoGroup {
+                target: target.clone(),
+                mac: mac.clone(),
+            })?;
+        used_macs.insert(mac.clone());
+        ports.push(PlannedPort {
+            name: target.clone(),
+            port: NewPort {
+                interface: target,
+                group: placement.group,
+                vlan: placement.vlan,
+                mac: Some(mac),
+                owner: owner.clone(),
+                ..NewPort::default()
+            },
+        });
+    }
+    if let Some((mac, _)) = entries.iter().find(|(m, _)| !used_macs.contains(m)) {
+        return Err(PlanError::UnknownMac(mac.clone()));
+    }
+    Ok(Plan {
+        domain,
+        uuid,
+        ports,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What libvirt 9.0 gave the `prepare` hook for the lab's domain.
+    const PREPARE: &str = include_str!("testdata/prepare.xml");
+    /// What it gave the `release` hook of the same domain, after `virsh destroy`.
+    const RELEASE: &str = include_str!("testdata/release.xml");
+
+    fn with_metadata(meta: &str) -> String {
+        let start = PREPARE.find("<metadata>").unwrap();
+        let end = PREPARE.find("</metadata>").unwrap() + "</metadata>".len();
+        format!("{}{meta}{}", &PREPARE[..start], &PREPARE[end..])
+    }
+
+    fn with_interfaces(ifaces: &str) -> String {
+        let start = PREPARE.find("<interface type='ethernet'>").unwrap();
+        let end = PREPARE.find("</interface>").unwrap() + "</interface>".len();
+        format!("{}{ifaces}{}", &PREPARE[..start], &PREPARE[end..])
+    }
+
+    #[test]
+    fn the_released_domain_is_known_by_its_uuid_as_libvirt_forgot_its_taps() {
+        // libvirt 9.0 drops the managed TAP's name before `release`.
+        assert!(!RELEASE.contains("<target dev="));
+        assert!(matches!(plan(RELEASE), Err(PlanError::NoTarget { .. })));
+        assert_eq!(
+            identity(RELEASE).unwrap(),
+            Identity {
+                domain: "pclexp".into(),
+                uuid: "5f869f33-b770-4614-b746-a297d15e0485".into(),
+                ours: true,
+            }
+        );
+        assert!(!identity(&with_metadata("")).unwrap().ours);
+    }
+
+    #[test]
+    fn libvirts_prepare_xml_gives_one_port() {
+        {
+            let xml = PREPARE;
+            let p = plan(xml).unwrap();
+            assert_eq!(p.domain, "pclexp");
+            assert_eq!(p.uuid, "5f869f33-b770-4614-b746-a297d15e0485");
+            assert_eq!(p.ports.len(), 1);
+            let port = &p.ports[0];
+            assert_eq!(port.name, "pclexp0");
+            assert_eq!(port.port.interface, "pclexp0");
+            assert_eq!(port.port.group.as_deref(), Some("web"));
+            assert_eq!(port.port.vlan, None);
+            assert_eq!(port.port.mac.as_deref(), Some("52:54:00:12:34:56"));
+            assert_eq!(port.port.owner["domain"], "pclexp");
+            assert_eq!(
+                port.port.owner["domain_uuid"],
+                "5f869f33-b770-4614-b746-a297d15e0485"
+            );
+            assert!(!port.port.may_exist && !port.port.create_tap);
+        }
+    }
+
+    #[test]
+    fn a_domain_without_our_metadata_is_not_ours() {
+        let xml = with_metadata("<metadata><x:y xmlns:x=\"urn:other\"/></metadata>");
+        assert_eq!(plan(&xml).unwrap().ports, vec![]);
+        let xml = with_metadata("");
+        assert_eq!(plan(&xml).unwrap().ports, vec![]);
+        // Our element's name in another namespace is not ours either.
+        let xml =
+            with_metadata("<metadata><pc:ports xmlns:pc=\"urn:other\" group=\"web\"/></metadata>");
+        assert_eq!(plan(&xml).unwrap().ports, vec![]);
+    }
+
+    #[test]
+    fn the_group_comes_from_the_mac_entry_else_the_default_and_vlans_select_too() {
+        let two = "<interface type='ethernet'><mac address='52:54:00:00:00:01'/><target dev='web1-a'/></interface>\
+                   <interface type='network'><mac address='52:54:00:00:00:09'/><source network='default'/></interface>\
+                   <interface type='ethernet'><mac address='52:54:00:00:00:02'/><target dev='web1-b'/></interface>";
+        let meta = "<metadata><pc:ports xmlns:pc=\"https://portcullis.dev/libvirt/1\" group=\"web\">\
+                    <pc:port mac=\"52:54:00:00:00:02\" vlan=\"20\"/></pc:ports></metadata>";
+        let xml = with_metadata(meta);
+        let start = xml.find("<interface type='ethernet'>").unwrap();
+        let end = xml.find("</interface>").unwrap() + "</interface>".len();
+        let xml = format!("{}{two}{}", &xml[..start], &xml[end..]);
+        let p = plan(&xml).unwrap();
+        let got: Vec<_> = p
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.port.group.as_deref(),
+                    p.port.vlan,
+                    p.port.mac.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("web1-a", Some("web"), None, Some("52:54:00:00:00:01")),
+                ("web1-b", None, Some(20), Some("52:54:00:00:00:02")),
+            ],
+            "the network interface is not ours"
+        );
+    }
+
+    #[test]
+    fn what_would_leave_a_nic_outside_the_policy_is_refused() {
+        let ns = "xmlns:pc=\"https://portcullis.dev/libvirt/1\"";
+        let cases: Vec<(String, PlanError)> = vec![
+            (
+                with_metadata(&format!("<metadata><pc:ports {ns}/></metadata>")),
+                PlanError::NoGroup {
+                    target: "pclexp0".into(),
+                    mac: "52:54:00:12:34:56".into(),
+                },
+            ),
+            (
+                with_metadata(&format!(
+                    "<metadata><pc:ports {ns} group=\"web\"><pc:port mac=\"52:54:00:99:99:99\" group=\"db\"/></pc:ports></metadata>"
+                )),
+                PlanError::UnknownMac("52:54:00:99:99:99".into()),
+            ),
+            (
+                with_metadata(&format!(
+                    "<metadata><pc:ports {ns}><pc:port mac=\"52:54:00:12:34:56\" group=\"a\"/><pc:port mac=\"52:54:00:12:34:56\" group=\"b\"/></pc:ports></metadata>"
+                )),
+                PlanError::DuplicateMac("52:54:00:12:34:56".into()),
+            ),
+            (
+                with_metadata(&format!(
+                    "<metadata><pc:ports {ns} group=\"web\"/><pc:ports {ns} group=\"db\"/></metadata>"
+                )),
+                PlanError::SeveralPorts(2),
+            ),
+            (
+                with_metadata(&format!(
+                    "<metadata><pc:ports {ns} vlan=\"4095\"/></metadata>"
+                )),
+                PlanError::BadAttribute {
+                    element: "<pc:ports>",
+                    attribute: "vlan",
+                    value: "4095".into(),
+                },
+            ),
+            (
+                with_metadata(&format!(
+                    "<metadata><pc:ports {ns}><pc:port mac=\"52-54-00-12-34-56\" group=\"web\"/></pc:ports></metadata>"
+                )),
+                PlanError::BadAttribute {
+                    element: "<pc:port>",
+                    attribute: "mac",
+                    value: "52-54-00-12-34-56".into(),
+                },
+            ),
+            (
+                with_interfaces(
+                    "<interface type='ethernet'><mac address='52:54:00:12:34:56'/></interface>",
+                ),
+                PlanError::NoTarget {
+                    index: 0,
+                    mac: "52:54:00:12:34:56".into(),
+                },
+            ),
+            (
+                with_interfaces(
+                    "<interface type='ethernet'><mac address='52:54:00:12:34:56'/><target dev='vnet3'/></interface>",
+                ),
+                PlanError::ReservedTarget {
+                    target: "vnet3".into(),
+                    prefix: "vnet",
+                },
+            ),
+            (
+                with_interfaces("<interface type='ethernet'><target dev='t0'/></interface>"),
+                PlanError::NoMac { index: 0 },
+            ),
+            (
+                with_interfaces(
+                    "<interface type='ethernet'><mac address='52:54:00:12:34:56'/><target dev='t0'/></interface>\
+                     <interface type='ethernet'><mac address='52:54:00:12:34:57'/><target dev='t0'/></interface>",
+                ),
+                PlanError::DuplicateTarget("t0".into()),
+            ),
+            (
+                with_interfaces(
+                    "<interface type='ethernet'><mac address='52:54:00:12:34:56'/><target dev='a/b'/></interface>",
+                ),
+                PlanError::BadTarget("a/b".into()),
+            ),
+            ("<network/>".into(), PlanError::NotDomain("network".into())),
+        ];
+        for (xml, want) in cases {
+            assert_eq!(plan(&xml), Err(want), "{xml}");
+        }
+        assert!(matches!(plan("<domain"), Err(PlanError::Xml(_))));
+        assert!(matches!(
+            plan("<domain><uuid>u</uuid></domain>"),
+            Err(PlanError::Missing("name"))
+        ));
+    }
+
+    #[test]
+    fn messages_say_what_to_write() {
+        let e = PlanError::NoTarget {
+            index: 0,
+            mac: "52:54:00:12:34:56".into(),
+        }
+        .to_string();
+        assert!(e.contains("<target dev='…'/>") && e.contains("vnet"), "{e}");
+        let e = PlanError::NoGroup {
+            target: "t0".into(),
+            mac: "52:54:00:12:34:56".into(),
+        }
+        .to_string();
+        assert!(
+            e.contains("<pc:port mac=\"52:54:00:12:34:56\" group="),
+            "{e}"
+        );
+    }
+}
