@@ -10,6 +10,7 @@
 #            refused, nothing changed;
 #   restart  back with what was applied through the API (not the file), the
 #            runtime port, the static and the API binding, and both TAPs;
+#   upgrade  (the package over itself) restarts it, the same way back;
 #   remove   / purge leave what docs/install.md says.
 #   scripts/test-systemd.sh [DEB]   (the package to test; default: built now)
 # Needs root and systemd-nspawn (Debian's systemd-container). Fails loudly; removes
@@ -113,6 +114,16 @@ in_guest() {
 }
 prop() { in_ct systemctl show -P "$1" portcullis.service; }
 journal() { in_ct journalctl --no-pager -o cat -u portcullis.service; }
+# Whether the unit's journal has a line matching the pattern within 5 s: the
+# daemon's lines come through its stdout stream, which journald may read after
+# systemd's own message about the same moment ("Reloaded …").
+journal_has() {
+  for _ in $(seq 50); do
+    journal | grep -q -- "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # systemd's bus comes up a moment after PID 1 starts: until then, no state at all.
 state=""
@@ -225,7 +236,7 @@ in_ct ip -d link show tapvm1 | grep -q 'tun type tap' || fail "the switch did no
 in_ct test -S /run/portcullis/portcullis.sock || fail "no control socket"
 [ "$(in_ct stat -c '%a %G' /run/portcullis/portcullis.sock)" = "660 portcullis" ] ||
   fail "the socket is $(in_ct stat -c '%a %G' /run/portcullis/portcullis.sock), not 660 portcullis"
-journal | grep -q 'portcullis is switching' || fail "the daemon's log is not in the journal: $(journal)"
+journal_has 'portcullis is switching' || fail "the daemon's log is not in the journal: $(journal)"
 if journal | grep -E '^[[:space:]]*[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z?' >/dev/null; then
   fail "timestamps doubled in the journal: $(journal | head -5)"
 fi
@@ -251,7 +262,7 @@ grep -q ' 300 received, 0% packet loss' "$work/ping-reload.txt" ||
 c_group() { in_ct portcullis show ports --json | jq -r '.. | objects | select(.name? == "c" and has("port_group")) | .port_group'; }
 [ "$(c_group)" = lab ] || fail "the reload did not apply the file: port c is in '$(c_group)'"
 in_ct portcullis profile export | grep -q '^name = "lab"' || fail "the running profile lacks group lab"
-journal | grep -q 'reload (SIGHUP): the configuration files applied' || fail "no reload in the journal"
+journal_has 'reload (SIGHUP): the configuration files applied' || fail "no reload in the journal"
 in_guest ga ping -n -c 2 -i 0.2 -W 1 198.18.10.3 >/dev/null &&
   fail "a (VLAN 10) reaches c (VLAN 20)"
 say "reloaded: port c in group lab, 300 pings at 100/s across the reload, 0 lost, main PID $pid1"
@@ -259,7 +270,7 @@ say "reloaded: port c in group lab, 300 pings at 100/s across the reload, 0 lost
 # A file that does not validate: the reload is refused, nothing changes.
 in_ct sh -c 'cp /etc/portcullis/switch.toml /root/good.toml; echo "[[port_group]]" >> /etc/portcullis/switch.toml'
 in_ct systemctl reload portcullis.service || fail "systemctl reload (bad file)"
-journal | grep -q 'reload (SIGHUP) refused; nothing changed' || fail "a bad file was not refused: $(journal | tail -5)"
+journal_has 'reload (SIGHUP) refused; nothing changed' || fail "a bad file was not refused: $(journal | tail -5)"
 [ "$(c_group)" = lab ] || fail "a refused reload changed the switch"
 [ "$(prop MainPID)" = "$pid1" ] && [ "$(in_ct systemctl is-active portcullis.service)" = active ] ||
   fail "a refused reload stopped the switch"
@@ -280,7 +291,7 @@ pid2=$(prop MainPID)
 [ "$(in_ct systemctl is-active portcullis.service)" = active ] || fail "not active after restart"
 [ "$pid2" != "$pid1" ] || fail "restart kept main PID $pid1"
 [ "$(prop NRestarts)" = 0 ] || fail "NRestarts $(prop NRestarts): the daemon failed and was restarted"
-journal | grep -q 'starting from the saved running configuration' || fail "not started from the running configuration"
+journal_has 'starting from the saved running configuration' || fail "not started from the running configuration"
 [ "$(c_group)" = db ] || fail "restart lost the applied configuration: port c in '$(c_group)'"
 rt=$(in_ct portcullis show ports --json | jq -c '.. | objects | select(.name? == "rt1" and has("interface"))')
 [ "$(jq -r .interface <<<"$rt")" = taprt1 ] && [ "$(jq -r .runtime <<<"$rt")" = true ] ||
@@ -301,6 +312,19 @@ jq -e '.bindings[] | select(.ip == "198.18.10.1" and .port == "a")' <<<"$binding
   fail "restart lost the static binding: $bindings"
 in_guest ga ping -n -c 3 -i 0.2 -W 1 198.18.10.2 >/dev/null || fail "a cannot ping b after restart"
 say "restarted: main PID $pid1 → $pid2, NRestarts 0; c still in db (the applied configuration), runtime port rt1 on taprt1, TAPs tapvm1 and taprt1 kept, API and static bindings kept"
+
+# Upgrade (docs/install.md): the package installed over itself. dpkg runs the
+# postinst as for an upgrade (`configure OLD-VERSION`): it restarts the running
+# switch, which comes back as it was; the edited conffile stays without a question.
+out=$(in_ct dpkg -i --force-confnew /mnt/portcullis-test/portcullis.deb 2>&1) || fail "dpkg -i (upgrade): $out"
+pid3=$(prop MainPID)
+[ "$(in_ct systemctl is-active portcullis.service)" = active ] || fail "not active after the upgrade"
+[ "$pid3" != "$pid2" ] || fail "the upgrade did not restart the switch"
+in_ct grep -q 'name = "lab"' /etc/portcullis/switch.toml || fail "the upgrade replaced the edited switch.toml"
+[ "$(c_group)" = db ] || fail "the upgrade lost the applied configuration"
+in_ct portcullis show bindings --json | jq -e '.bindings[] | select(.ip == "198.18.10.20" and .port == "rt1")' >/dev/null ||
+  fail "the upgrade lost the API binding"
+say "upgraded (reinstalled): restarted (main PID $pid2 → $pid3), the edited switch.toml, the applied configuration and the bindings kept"
 
 # 6. Remove, then purge (docs/install.md, "Uninstall").
 in_ct dpkg --remove portcullis >/dev/null 2>&1 || fail "dpkg --remove"
