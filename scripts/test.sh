@@ -25,6 +25,10 @@ packages=(iproute2 iputils-ping tcpdump python3-scapy procps dsniff dnsmasq-base
 # podman's CNI backend (runc: crun refuses a hybrid cgroup hierarchy); busybox-static:
 # that container's root filesystem (no image registry is needed).
 packages+=(containernetworking-plugins podman runc busybox-static)
+# systemd-container: systemd-nspawn, which boots this host's Debian with systemd as
+# PID 1 for scripts/test-systemd.sh (the package's unit under a real systemd); jq:
+# that script reads the API's JSON (the container runs this host's programs).
+packages+=(systemd-container jq)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -78,3 +82,5 @@ done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).
 scripts/test-package.sh
+# The package installed and its unit driven under a real systemd (docs/install.md).
+scripts/test-systemd.sh

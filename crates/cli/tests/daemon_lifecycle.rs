@@ -216,6 +216,68 @@ fn under_a_service_manager_it_notifies_readiness_and_sighup_applies_the_file() {
     assert_eq!(recv(), "STOPPING=1");
 }
 
+/// `systemctl reload` then an apply through the API, then `systemctl restart` on
+/// the reloaded file: the restart comes back with the apply. (A reload once left
+/// the saved configuration marked as deriving from the file the daemon started
+/// on, so the restart took the reloaded file for an edit and dropped the apply.)
+#[test]
+fn an_apply_after_a_reload_survives_a_restart_on_the_reloaded_file() {
+    let mut lab = lab("reloadapply", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let b = lab.add_guest("b").unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    let group = "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n";
+    let cfg = format!("{group}{}", port("a", &a, "web"));
+    let sw = start_daemon(&mut lab, "sw", &cfg);
+
+    // The file gains port b; SIGHUP applies it.
+    let reloaded = format!("{cfg}{}", port("b", &b, "web"));
+    std::fs::write(dir.join("sw.toml"), &reloaded).unwrap();
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    assert_eq!(unsafe { libc::kill(sw.pid as i32, libc::SIGHUP) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sw.get("/v1/ports").as_array().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not apply the file:\n{}",
+            sw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Then an apply: b moves to a new group.
+    let applied = dir.join("applied.toml");
+    std::fs::write(
+        &applied,
+        format!(
+            "{group}\n[[port_group]]\nname = \"db\"\nvlan = 30\n{}{}",
+            port("a", &a, "web"),
+            port("b", &b, "db")
+        ),
+    )
+    .unwrap();
+    let out = sw.cli(&["apply", applied.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Restart on the same (reloaded) file: the apply is what runs.
+    let status = lab
+        .kill_with(sw.pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    let sw = start_daemon(&mut lab, "sw", &reloaded);
+    assert_eq!(sw.port("b")["port_group"], "db", "{}", sw.log_text());
+    assert!(
+        sw.log_text()
+            .contains("starting from the saved running configuration"),
+        "{}",
+        sw.log_text()
+    );
+}
+
 #[test]
 fn sigterm_stops_the_daemon_cleanly_and_removes_its_socket() {
     let mut lab = lab("sigterm", &[]);

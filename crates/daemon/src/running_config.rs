@@ -6,6 +6,8 @@
 //! One file in the state directory, [`FILE`] (JSON): the profile and host binding
 //! texts the switch runs (as `profile export` and `--host-out` would write them),
 //! the fingerprint of the startup files they derive from, who saved them and when.
+//! The startup files are those the daemon started on, or those a reload (SIGHUP)
+//! applied since (`service::StartupReload`).
 //!
 //! Invariants: the file is replaced atomically (written beside, fsync'd, renamed,
 //! the directory fsync'd), so a crash leaves the old or the new one, never half of
@@ -50,11 +52,21 @@ pub struct Persist {
 /// The fingerprint of a configuration's source texts (the startup files as read):
 /// SHA-256 of the profile, a NUL, and the host file (if one was given).
 pub fn fingerprint(config: &Config) -> String {
+    fingerprint_texts(
+        &config.sources.profile.text,
+        config.sources.host.as_ref().map(|h| h.text.as_str()),
+    )
+}
+
+/// [`fingerprint`] of the startup files' texts as read (the profile, and the host
+/// file if one was given): what a reload (SIGHUP) records, so that an apply after
+/// it is saved as deriving from the files it reloaded.
+pub fn fingerprint_texts(profile: &str, host: Option<&str>) -> String {
     let mut h = Sha256::new();
-    h.update(config.sources.profile.text.as_bytes());
+    h.update(profile.as_bytes());
     h.update([0]);
-    if let Some(host) = &config.sources.host {
-        h.update(host.text.as_bytes());
+    if let Some(host) = host {
+        h.update(host.as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

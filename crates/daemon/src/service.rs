@@ -3,7 +3,9 @@
 //! around a reload, `STOPPING=1`), and the reload itself — SIGHUP applies the
 //! startup files through the API, as `portcullis apply` would: one path for
 //! reconfiguration, role-checked and audited (the caller is the daemon's own
-//! user, from the process itself).
+//! user, from the process itself). A reload that applies makes the files it read
+//! the startup files the saved running configuration derives from
+//! ([`StartupReload`]), so what is applied after it survives a restart on them.
 //!
 //! Invariants: without `NOTIFY_SOCKET` nothing is sent and nothing fails; a
 //! notification that cannot be sent is logged, never fatal; a reload that is
@@ -55,25 +57,40 @@ fn reloading() -> String {
     format!("RELOADING=1\nMONOTONIC_USEC={usec}")
 }
 
+/// Marks an apply as the reload of the startup files whose fingerprint it holds
+/// (`running_config::fingerprint_texts`): the applied configuration then derives
+/// from those files, and is saved so — a later restart on the same files comes back
+/// with it and with whatever is applied after it. Only the daemon itself sets it
+/// (a request extension: no caller of the API can).
+#[derive(Clone, Debug)]
+pub struct StartupReload(pub String);
+
 /// Applies the startup files (`opts.config`, `opts.host`) through the API `app`,
 /// as the daemon's own user: what SIGHUP (`systemctl reload`) does. The outcome is
 /// logged; the apply is audited like any other.
 pub async fn reload(app: axum::Router, opts: &DaemonOptions) {
     notify(&reloading());
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p)
-            .map(|text| serde_json::json!({ "name": p.display().to_string(), "text": text }))
-    };
-    let body = match (
-        read(&opts.config),
-        opts.host.as_deref().map(read).transpose(),
+    let (body, startup) = match (
+        std::fs::read_to_string(&opts.config),
+        opts.host
+            .as_deref()
+            .map(std::fs::read_to_string)
+            .transpose(),
     ) {
         (Ok(profile), Ok(host)) => {
-            let mut b = serde_json::json!({ "profile": profile });
-            if let Some(h) = host {
-                b["host"] = h;
+            let startup = StartupReload(crate::running_config::fingerprint_texts(
+                &profile,
+                host.as_deref(),
+            ));
+            let source = |p: &std::path::Path, text: String| {
+                let name = p.display().to_string();
+                serde_json::json!({ "name": name, "text": text })
+            };
+            let mut b = serde_json::json!({ "profile": source(&opts.config, profile) });
+            if let (Some(p), Some(h)) = (opts.host.as_deref(), host) {
+                b["host"] = source(p, h);
             }
-            b
+            (b, startup)
         }
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "reload: cannot read the configuration files; nothing changed");
@@ -103,6 +120,7 @@ pub async fn reload(app: axum::Router, opts: &DaemonOptions) {
         }
     };
     req.extensions_mut().insert(ConnectInfo(peer));
+    req.extensions_mut().insert(startup);
     match app.oneshot(req).await {
         Ok(resp) => {
             let status = resp.status();

@@ -92,12 +92,14 @@ fn check_label(s: &SourceText) -> Result<(), ApiError> {
 pub async fn apply(
     State(st): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    reload: Option<Extension<crate::service::StartupReload>>,
     Json(req): Json<ApplyRequest>,
 ) -> Result<Response, ApiError> {
     use std::sync::atomic::Ordering::Relaxed;
     let applies = st.applies.clone();
+    let reload = reload.map(|Extension(r)| r);
     // Counted: applies made, and applies refused (a dry run or "nothing to apply" is neither).
-    match apply_inner(st, caller, req).await {
+    match apply_inner(st, caller, req, reload).await {
         Ok((resp, applied)) => {
             if applied {
                 applies.ok.fetch_add(1, Relaxed);
@@ -115,6 +117,7 @@ async fn apply_inner(
     st: ApiState,
     caller: Caller,
     req: ApplyRequest,
+    reload: Option<crate::service::StartupReload>,
 ) -> Result<(Response, bool), ApiError> {
     check_label(&req.profile)?;
     if let Some(h) = &req.host {
@@ -189,6 +192,12 @@ async fn apply_inner(
         ));
     }
     if req.dry_run || (changes.is_empty() && missing == 0) {
+        // A reload of files that change nothing still makes them the startup
+        // files the running configuration derives from.
+        if let Some(reload) = reload.filter(|r| !req.dry_run && r.0 != running.persist.startup) {
+            running.persist.startup = reload.0;
+            save_running(&running, &caller.user, &mut notes).await;
+        }
         let answer = ApplyAnswer {
             applied: false,
             changes,
@@ -240,23 +249,13 @@ async fn apply_inner(
         }
     }
     running.config = config;
-    // Applied is saved: a restart comes back with it (running_config.rs). A save
-    // that fails leaves the apply in force, and says so.
-    let (persist, saved_config, user) = (
-        running.persist.clone(),
-        running.config.clone(),
-        caller.user.clone(),
-    );
-    let saved = tokio::task::spawn_blocking(move || persist.save(&saved_config, &user)).await;
-    if let Err(e) = saved
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
-        tracing::error!(error = %e, "the applied configuration could not be saved: a restart would start from the configuration files");
-        notes.push(format!(
-            "applied, but not saved ({e}): a restart would start from the configuration files"
-        ));
+    // A reload (SIGHUP) applied the startup files: what runs now derives from them,
+    // so this save, and every apply's after it, is kept by a restart on them.
+    if let Some(reload) = reload {
+        running.persist.startup = reload.0;
     }
+    // Applied is saved: a restart comes back with it (running_config.rs).
+    save_running(&running, &caller.user, &mut notes).await;
     tracing::info!(user = %caller.user, changes = changes.len(), "configuration applied");
     super::record_event(
         &st.events,
@@ -285,6 +284,26 @@ async fn apply_inner(
     let mut resp = Json(answer).into_response();
     resp.extensions_mut().insert(AuditDetail(detail));
     Ok((resp, true))
+}
+
+/// Saves the running configuration (`running_config.rs`), by `user`. A save that
+/// fails leaves the apply in force, and says so in the log and in `notes`.
+async fn save_running(running: &crate::running::Running, user: &str, notes: &mut Vec<String>) {
+    let (persist, saved_config, user) = (
+        running.persist.clone(),
+        running.config.clone(),
+        user.to_string(),
+    );
+    let saved = tokio::task::spawn_blocking(move || persist.save(&saved_config, &user)).await;
+    if let Err(e) = saved
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::error!(error = %e, "the applied configuration could not be saved: a restart would start from the configuration files");
+        notes.push(format!(
+            "applied, but not saved ({e}): a restart would start from the configuration files"
+        ));
+    }
 }
 
 /// Prepares `compiled` against the running ports (off the async runtime: it opens
