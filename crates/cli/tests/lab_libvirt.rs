@@ -8,11 +8,24 @@
 //! removes the port (its binding parked) and `virsh start` brings it back with its
 //! binding; a libvirtd restart's `reconnect` puts a lost port back; a domain
 //! whose port the switch refuses (unknown group, MAC in use) does not start.
+//!
+//! A second test, with no hook: `<interface type='bridge'>` with `<virtualport
+//! type='openvswitch'/>` on the switch (named like the bridge, its netdev made by
+//! `[host] bridge_netdev`), libvirt running `ovs-vsctl` from its `PATH` — a
+//! wrapper recording each command line that execs `portcullis-ovs-vsctl`. It
+//! asserts libvirt 9.0's exact command lines (add-port at start and at a
+//! libvirtd restart, del-port at destroy), the port they make (libvirt's TAP
+//! name, group by `tag=10`, MAC, owner keys, USED-BY), `virsh domiflist`, the
+//! guest's lease, ping and forged frames through it, its binding given back by
+//! MAC when the restarted domain's TAP has another name, and that a missing
+//! bridge fails the start before any add-port.
 
 mod common;
 
 use common::libvirt::{Console, Libvirtd, guest_image};
 use common::*;
+use portcullis_lab::Lab;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"
@@ -36,13 +49,12 @@ ip_source_guard = "ip-mac"
 const SERVER: &str = "198.18.10.1";
 const MAC: &str = "52:54:00:10:0a:01";
 
-/// A TCG domain on our guest image with one ethernet interface `tap` (MAC `mac`)
-/// in group `group`, its serial console on the Unix socket `console`.
+/// A TCG domain on our guest image with the interface `interface` (XML) and
+/// `metadata` (XML, or nothing), its serial console on the Unix socket `console`.
 fn domain_xml(
     name: &str,
-    tap: &str,
-    mac: &str,
-    group: &str,
+    metadata: &str,
+    interface: &str,
     console: &std::path::Path,
     img: &common::libvirt::GuestImage,
 ) -> String {
@@ -51,11 +63,7 @@ fn domain_xml(
   <name>{name}</name>
   <memory unit='MiB'>96</memory>
   <vcpu>1</vcpu>
-  <metadata>
-    <pc:ports xmlns:pc="https://portcullis.dev/libvirt/1">
-      <pc:port mac="{mac}" group="{group}"/>
-    </pc:ports>
-  </metadata>
+  {metadata}
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>{kernel}</kernel>
@@ -68,13 +76,7 @@ fn domain_xml(
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='ethernet'>
-      <mac address='{mac}'/>
-      <target dev='{tap}'/>
-      <model type='virtio'/>
-      <driver name='qemu'/>
-      <rom enabled='no'/>
-    </interface>
+    {interface}
     <serial type='unix'>
       <source mode='bind' path='{console}'/>
       <target port='0'/>
@@ -87,6 +89,35 @@ fn domain_xml(
         initrd = img.initrd.display(),
         console = console.display(),
     )
+}
+
+/// A domain for the hook: one ethernet interface `tap` (MAC `mac`) in group
+/// `group` (the hook's metadata).
+fn hook_domain_xml(
+    name: &str,
+    tap: &str,
+    mac: &str,
+    group: &str,
+    console: &std::path::Path,
+    img: &common::libvirt::GuestImage,
+) -> String {
+    let metadata = format!(
+        r#"<metadata>
+    <pc:ports xmlns:pc="https://portcullis.dev/libvirt/1">
+      <pc:port mac="{mac}" group="{group}"/>
+    </pc:ports>
+  </metadata>"#
+    );
+    let interface = format!(
+        r#"<interface type='ethernet'>
+      <mac address='{mac}'/>
+      <target dev='{tap}'/>
+      <model type='virtio'/>
+      <driver name='qemu'/>
+      <rom enabled='no'/>
+    </interface>"#
+    );
+    domain_xml(name, &metadata, &interface, console, img)
 }
 
 /// The switch's DHCP binding of `port`, if any: (ip, mac).
@@ -135,15 +166,16 @@ fn ping(c: &mut Console, count: u32) -> (i32, String) {
     )
 }
 
-#[test]
-fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
-    let started = Instant::now();
-    let mut lab = lab("libvirt", &["dnsmasq", "ping"]);
+/// A lab with the guest `srv` on the switch (port `srv`, group `servers`)
+/// serving DHCP (dnsmasq, 198.18.10.100–150) at [`SERVER`], and the daemon on
+/// `config`.
+fn lab_with_dhcp_server(tag: &str, config: &str) -> (Lab, Switchd) {
+    let mut lab = lab(tag, &["dnsmasq", "ping"]);
     let srv = lab.add_guest("srv").unwrap();
     let sw = start_daemon(
         &mut lab,
         "sw",
-        &format!("{CONFIG}{}", port_on("srv", &srv, "servers", "af_packet")),
+        &format!("{config}{}", port_on("srv", &srv, "servers", "af_packet")),
     );
     dnsmasq(
         &mut lab,
@@ -151,6 +183,127 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
         &format!("{SERVER}/16"),
         "198.18.10.100,198.18.10.150",
     );
+    (lab, sw)
+}
+
+/// After `virsh start` (at `t0`): waits for the guest's first DHCP lease through
+/// port `port`, bound to `mac`; the console and the leased address.
+fn first_lease(
+    sw: &Switchd,
+    lv: &Libvirtd,
+    port: &str,
+    mac: &str,
+    console_path: &std::path::Path,
+    t0: Instant,
+) -> (Console, String) {
+    let mut console = Console::connect(console_path);
+    let (mut attached, mut booted) = (None, None);
+    wait(
+        sw,
+        lv,
+        "the guest's DHCP lease through the switch",
+        Duration::from_secs(60),
+        || {
+            if attached.is_none() && sw.port(port)["state"] == "up" {
+                attached = Some(t0.elapsed());
+            }
+            if booted.is_none() && console.wait_for(0, "PCL-READY", Duration::ZERO) {
+                booted = Some(t0.elapsed());
+            }
+            binding(sw, port).is_some()
+        },
+    );
+    eprintln!(
+        "port up after {attached:?}, the guest's /init ran after {booted:?}, lease after {:?}",
+        t0.elapsed()
+    );
+    let (ip, bound_mac) = binding(sw, port).unwrap();
+    assert_eq!(bound_mac, mac);
+    assert!(ip.starts_with("198.18.10."), "{ip}");
+    (console, ip)
+}
+
+/// The guest behind `tap` (group `web`: forged transmits rejected, DHCP
+/// snooping, ARP inspection, IP source guard) tries to forge an ARP claim, an IP
+/// source and a MAC source: each is dropped for its reason, and afterwards the
+/// guest talks again.
+fn assert_forgeries_dropped(sw: &Switchd, lv: &Libvirtd, console: &mut Console, tap: &str) {
+    // An ARP claim for an address the guest was not given:
+    let before = sw.drops(tap, "arp_no_binding");
+    console.run(
+        &format!("arping -c 2 -w 3 -U -s 198.18.10.77 -I eth0 {SERVER}"),
+        Duration::from_secs(10),
+    );
+    wait(
+        sw,
+        lv,
+        "arp_no_binding drops",
+        Duration::from_secs(5),
+        || sw.drops(tap, "arp_no_binding") > before,
+    );
+    // IP packets from an address the guest was not given:
+    let before = sw.drops(tap, "ip_source_guard");
+    console.run(
+        &format!(
+            "ip addr add 198.18.10.78/32 dev eth0; ping -c 2 -W 1 -I 198.18.10.78 {SERVER}; ip addr del 198.18.10.78/32 dev eth0"
+        ),
+        Duration::from_secs(10),
+    );
+    wait(
+        sw,
+        lv,
+        "ip_source_guard drops",
+        Duration::from_secs(5),
+        || sw.drops(tap, "ip_source_guard") > before,
+    );
+    // Frames from another MAC than the domain's:
+    let before = sw.drops(tap, "forged_transmit");
+    let (_, out) = console.run(
+        &format!(
+            "ip link set eth0 address 52:54:00:66:66:66; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
+        ),
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "a forged MAC gets nothing through: {out}"
+    );
+    wait(
+        sw,
+        lv,
+        "forged_transmit drops",
+        Duration::from_secs(5),
+        || sw.drops(tap, "forged_transmit") > before,
+    );
+    let (rc, out) = ping(console, 2);
+    assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
+    eprintln!(
+        "drops on {tap}: arp_no_binding {}, ip_source_guard {}, forged_transmit {}",
+        sw.drops(tap, "arp_no_binding"),
+        sw.drops(tap, "ip_source_guard"),
+        sw.drops(tap, "forged_transmit")
+    );
+}
+
+/// After a second `virsh start`: the guest (console at `console_path`) boots,
+/// gets `ip` again and pings; its console.
+fn guest_back(console_path: &std::path::Path, ip: &str) -> Console {
+    let mut console = Console::connect(console_path);
+    console.wait_ready(Duration::from_secs(30));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(30)),
+        "the guest gets its address again: {}",
+        console.seen
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the restarted guest pings: {out}");
+    console
+}
+
+#[test]
+fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
+    let started = Instant::now();
+    let (mut lab, sw) = lab_with_dhcp_server("libvirt", CONFIG);
     let img = guest_image();
     let scratch = lab.scratch_dir().unwrap();
     let dom = format!("{}-vm", lab.id());
@@ -163,7 +316,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     );
     lv.define(
         &dom,
-        &domain_xml(&dom, &tap, MAC, "web", &console_path, &img),
+        &hook_domain_xml(&dom, &tap, MAC, "web", &console_path, &img),
     );
     eprintln!(
         "kernel {}, libvirtd pid {:?}, setup {:?}",
@@ -177,31 +330,11 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     let t0 = Instant::now();
     lv.virsh_ok(&["start", &dom]);
     let start_secs = t0.elapsed();
-    let mut console = Console::connect(&console_path);
-    let (mut attached, mut booted) = (None, None);
-    wait(
-        &sw,
-        &lv,
-        "the guest's DHCP lease through the switch",
-        Duration::from_secs(60),
-        || {
-            if attached.is_none() && sw.port(&tap)["state"] == "up" {
-                attached = Some(t0.elapsed());
-            }
-            if booted.is_none() && console.wait_for(0, "PCL-READY", Duration::ZERO) {
-                booted = Some(t0.elapsed());
-            }
-            binding(&sw, &tap).is_some()
-        },
-    );
-    let lease_time = t0.elapsed();
-    eprintln!("port up after {attached:?}, the guest's /init ran after {booted:?}");
+    let (mut console, ip) = first_lease(&sw, &lv, &tap, MAC, &console_path, t0);
     eprintln!(
-        "BENCH libvirt: `virsh start` returned in {start_secs:?}; VM start through libvirt to its first DHCP lease through the switch: {lease_time:?}"
+        "BENCH libvirt: `virsh start` returned in {start_secs:?}; VM start through libvirt to its first DHCP lease through the switch: {:?}",
+        t0.elapsed()
     );
-    let (ip, bound_mac) = binding(&sw, &tap).unwrap();
-    assert_eq!(bound_mac, MAC);
-    assert!(ip.starts_with("198.18.10."), "{ip}");
 
     // The port: a runtime port of group web, owned by the domain, up, with the
     // domain's MAC.
@@ -240,62 +373,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the guest pings the DHCP server: {out}");
 
-    // Forged frames are dropped, each for its reason. An ARP claim for an
-    // address the guest was not given:
-    let before = sw.drops(&tap, "arp_no_binding");
-    console.run(
-        &format!("arping -c 2 -w 3 -U -s 198.18.10.77 -I eth0 {SERVER}"),
-        Duration::from_secs(10),
-    );
-    wait(
-        &sw,
-        &lv,
-        "arp_no_binding drops",
-        Duration::from_secs(5),
-        || sw.drops(&tap, "arp_no_binding") > before,
-    );
-    // IP packets from an address the guest was not given:
-    let before = sw.drops(&tap, "ip_source_guard");
-    console.run(
-        &format!(
-            "ip addr add 198.18.10.78/32 dev eth0; ping -c 2 -W 1 -I 198.18.10.78 {SERVER}; ip addr del 198.18.10.78/32 dev eth0"
-        ),
-        Duration::from_secs(10),
-    );
-    wait(
-        &sw,
-        &lv,
-        "ip_source_guard drops",
-        Duration::from_secs(5),
-        || sw.drops(&tap, "ip_source_guard") > before,
-    );
-    // Frames from another MAC than the domain's:
-    let before = sw.drops(&tap, "forged_transmit");
-    let (_, out) = console.run(
-        &format!(
-            "ip link set eth0 address 52:54:00:66:66:66; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
-        ),
-        Duration::from_secs(10),
-    );
-    assert!(
-        out.contains("0 packets received"),
-        "a forged MAC gets nothing through: {out}"
-    );
-    wait(
-        &sw,
-        &lv,
-        "forged_transmit drops",
-        Duration::from_secs(5),
-        || sw.drops(&tap, "forged_transmit") > before,
-    );
-    let (rc, out) = ping(&mut console, 2);
-    assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
-    eprintln!(
-        "drops on {tap}: arp_no_binding {}, ip_source_guard {}, forged_transmit {}",
-        sw.drops(&tap, "arp_no_binding"),
-        sw.drops(&tap, "ip_source_guard"),
-        sw.drops(&tap, "forged_transmit")
-    );
+    assert_forgeries_dropped(&sw, &lv, &mut console, &tap);
 
     // `virsh domif-setlink … down` cuts the guest's link inside QEMU: nothing
     // passes until `up`. (libvirt 9.0 leaves the TAP's carrier on, so the
@@ -336,15 +414,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
         Some((ip.clone(), MAC.to_string())),
         "the binding is given back with the port"
     );
-    let mut console = Console::connect(&console_path);
-    console.wait_ready(Duration::from_secs(30));
-    assert!(
-        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(30)),
-        "the guest gets its address again: {}",
-        console.seen
-    );
-    let (rc, out) = ping(&mut console, 3);
-    assert_eq!(rc, 0, "the restarted guest pings: {out}");
+    let mut console = guest_back(&console_path, &ip);
     eprintln!("restart to a working guest: {:?}", t1.elapsed());
 
     // libvirtd restarts while the domain runs, and meanwhile its port was removed
@@ -384,7 +454,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     let bad_tap = format!("{}-t1", lab.id());
     lv.define(
         &bad,
-        &domain_xml(
+        &hook_domain_xml(
             &bad,
             &bad_tap,
             "52:54:00:10:0a:02",
@@ -410,7 +480,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     lv.virsh_ok(&["undefine", &bad]);
     lv.define(
         &bad,
-        &domain_xml(
+        &hook_domain_xml(
             &bad,
             &bad_tap,
             MAC,
@@ -435,4 +505,307 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
     let (rc, out) = ping(&mut console, 2);
     assert_eq!(rc, 0, "the running guest is untouched: {out}");
     eprintln!("whole libvirt lab: {:?}", started.elapsed());
+}
+
+/// The ovs-vsctl front libvirt runs as `ovs-vsctl`.
+const OVS: &str = env!("CARGO_BIN_EXE_portcullis-ovs-vsctl");
+
+/// The switch for libvirt's `<virtualport type='openvswitch'/>`: named like the
+/// bridge `br` (its netdev made by the daemon), the guests' group `web` chosen by
+/// libvirt's `tag=10`, the DHCP server's group `servers` a trunk of VLAN 10 (so
+/// that `tag=10` selects exactly one group).
+fn vport_config(br: &str) -> String {
+    format!(
+        r#"
+[switch]
+name = "{br}"
+
+[[port_group]]
+name = "servers"
+vlans = [10]
+native_vlan = 10
+dhcp_snooping = {{ trusted = true }}
+
+[[port_group]]
+name = "web"
+vlan = 10
+security = {{ forged_transmits = "reject" }}
+dhcp_snooping = {{}}
+arp_inspection = {{}}
+ip_source_guard = "ip-mac"
+
+[host]
+bridge_netdev = true
+"#
+    )
+}
+
+/// A domain with one `<interface type='bridge'>` on bridge `br` with
+/// `<virtualport type='openvswitch'/>` and VLAN tag 10; no metadata, no target
+/// name (libvirt picks the TAP's name).
+fn vport_domain_xml(
+    name: &str,
+    br: &str,
+    mac: &str,
+    console: &Path,
+    img: &common::libvirt::GuestImage,
+) -> String {
+    let interface = format!(
+        r#"<interface type='bridge'>
+      <mac address='{mac}'/>
+      <source bridge='{br}'/>
+      <virtualport type='openvswitch'/>
+      <vlan><tag id='10'/></vlan>
+      <model type='virtio'/>
+      <rom enabled='no'/>
+    </interface>"#
+    );
+    domain_xml(name, "", &interface, console, img)
+}
+
+/// The domain's interface with `mac` as `virsh domiflist` shows it: its
+/// columns (Interface, Type, Source, Model, MAC).
+fn domiflist_row(lv: &Libvirtd, dom: &str, mac: &str) -> Vec<String> {
+    let list = lv.virsh_ok(&["domiflist", dom]);
+    list.lines()
+        .find(|l| l.contains(mac))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_else(|| panic!("no interface with {mac} in domiflist:\n{list}"))
+}
+
+/// Removes the bridge netdev the daemon made for the test, even on failure.
+struct NetdevGuard(String);
+
+impl Drop for NetdevGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", "dev", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn a_libvirt_openvswitch_interface_is_plugged_through_the_ovs_vsctl_front() {
+    let started = Instant::now();
+    let br = format!("pcv{}", std::process::id() % 100_000);
+    let netdev = Path::new("/sys/class/net").join(&br);
+    assert!(!netdev.exists(), "{br} exists before the test");
+    let _netdev = NetdevGuard(br.clone());
+    let (mut lab, sw) = lab_with_dhcp_server("lvovs", &vport_config(&br));
+    assert!(
+        netdev.join("mtu").exists(),
+        "the daemon made the bridge netdev {br}:\n{}",
+        sw.log_text()
+    );
+    let img = guest_image();
+    let scratch = lab.scratch_dir().unwrap();
+    // libvirt runs `ovs-vsctl` from its PATH: ours comes first, and finds the
+    // test's daemon by PORTCULLIS_SOCKET in libvirtd's environment. No hook.
+    // A wrapper records each command line libvirt runs and its exit status.
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = scratch.join("ovs-vsctl.calls");
+    let wrapper = bin.join("ovs-vsctl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}'\n'{OVS}' \"$@\"\nrc=$?\necho \"exit $rc\" >> '{log}'\nexit $rc\n",
+            log = calls.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let calls_text = || std::fs::read_to_string(&calls).unwrap_or_default();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+    );
+    let socket = sw.socket.to_str().unwrap().to_string();
+    let mut lv = Libvirtd::start_with(
+        &scratch.join("libvirt"),
+        None,
+        &[("PATH", &path), ("PORTCULLIS_SOCKET", &socket)],
+    );
+    assert!(!lv.dir.join("etc/hooks/qemu").exists(), "no hook");
+    let dom = format!("{}-vm", lab.id());
+    let console_path = scratch.join("vm.console");
+    lv.define(&dom, &vport_domain_xml(&dom, &br, MAC, &console_path, &img));
+    let uuid = lv.virsh_ok(&["domuuid", &dom]).trim().to_string();
+    eprintln!(
+        "bridge {br}, libvirtd pid {:?}, setup {:?}",
+        lv.pid(),
+        started.elapsed()
+    );
+
+    // Start: libvirt makes the TAP and runs `ovs-vsctl … add-port`; the front adds
+    // the runtime port (group web by tag=10, the MAC, owner keys).
+    let t0 = Instant::now();
+    lv.virsh_ok(&["start", &dom]);
+    let start_secs = t0.elapsed();
+    let row = domiflist_row(&lv, &dom, MAC);
+    eprintln!("domiflist: {row:?}");
+    let tap = row[0].clone();
+    assert_eq!(row[1..4], ["bridge", br.as_str(), "virtio"], "{row:?}");
+    assert!(
+        has_port(&sw, &tap),
+        "libvirt's add-port made the port {tap}:\n{}",
+        lv.log_text()
+    );
+    let p = sw.port(&tap);
+    assert_eq!(p["runtime"], true, "{p}");
+    assert_eq!(p["port_group"], "web", "{p}");
+    assert_eq!(p["interface"], tap.as_str(), "{p}");
+    assert_eq!(p["initial_mac"], MAC, "{p}");
+    assert_eq!(p["owner"]["vm-id"], uuid.as_str(), "{p}");
+    let iface_id = p["owner"]["iface-id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(iface_id.len(), 36, "libvirt's generated interfaceid: {p}");
+    assert_eq!(p["owner"]["iface-status"], "active", "{p}");
+    // What libvirt ran: one add-port with the VLAN, the MAC and the owner keys
+    // (libvirt 9.0 reads the bridge's MTU itself, and sets no QoS without
+    // `<bandwidth>`).
+    let add = |tap: &str| {
+        format!(
+            "--timeout=5 -- --may-exist add-port {br} {tap} tag=10 -- set Interface {tap} external-ids:attached-mac=\"{MAC}\" -- set Interface {tap} external-ids:iface-id=\"{iface_id}\" -- set Interface {tap} external-ids:vm-id=\"{uuid}\" -- set Interface {tap} external-ids:iface-status=active\nexit 0\n"
+        )
+    };
+    let del = |tap: &str| format!("--timeout=5 -- --if-exists del-port {tap}\nexit 0\n");
+    let mut expected = add(&tap);
+    assert_eq!(calls_text(), expected, "libvirt's ovs-vsctl calls");
+    let shown = sw.cli(&["show", "ports"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with(&tap))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("vm:{}", &uuid[..8])),
+        "show ports: {shown}"
+    );
+    eprintln!("show ports: {line}");
+
+    let (mut console, ip) = first_lease(&sw, &lv, &tap, MAC, &console_path, t0);
+    eprintln!(
+        "openvswitch: `virsh start` returned in {start_secs:?}; first DHCP lease through the switch after {:?}",
+        t0.elapsed()
+    );
+    console.wait_ready(Duration::from_secs(30));
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest pings the DHCP server: {out}");
+    assert_forgeries_dropped(&sw, &lv, &mut console, &tap);
+    // `virsh domifstat` reads the TAP's kernel counters (libvirt 9.0 asks
+    // ovs-vsctl only for vhost-user interfaces).
+    let stats = lv.virsh_ok(&["domifstat", &dom, &tap]);
+    let rx: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{tap} rx_packets ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("domifstat: {stats}"));
+    assert!(rx > 0, "domifstat: {stats}");
+    assert_eq!(calls_text(), expected, "domifstat runs no ovs-vsctl");
+
+    // Destroy: libvirt's `--if-exists del-port` removes the port; its binding is
+    // parked.
+    lv.virsh_ok(&["destroy", &dom]);
+    expected.push_str(&del(&tap));
+    assert_eq!(calls_text(), expected, "libvirt's ovs-vsctl calls");
+    assert!(!has_port(&sw, &tap), "the port goes with the domain");
+    assert!(binding(&sw, &tap).is_none(), "its binding left the table");
+    assert!(
+        !Path::new("/sys/class/net").join(&tap).exists(),
+        "libvirt removed the TAP"
+    );
+
+    // Start again: a port (libvirt may pick another TAP name) with the same MAC
+    // gets the binding back at once, and the guest its lease.
+    lv.virsh_ok(&["start", &dom]);
+    let row = domiflist_row(&lv, &dom, MAC);
+    let tap2 = row[0].clone();
+    assert_eq!(row[1..4], ["bridge", br.as_str(), "virtio"], "{row:?}");
+    expected.push_str(&add(&tap2));
+    assert_eq!(calls_text(), expected, "libvirt's ovs-vsctl calls");
+    assert!(has_port(&sw, &tap2), "the port is back as {tap2}");
+    assert_eq!(sw.port(&tap2)["port_group"], "web");
+    assert_eq!(
+        binding(&sw, &tap2),
+        Some((ip.clone(), MAC.to_string())),
+        "the binding is given back by MAC"
+    );
+    eprintln!("after the restart the TAP is {tap2} (was {tap})");
+    let mut console = guest_back(&console_path, &ip);
+
+    // libvirtd restarts while the domain runs, and meanwhile its port was removed
+    // from the switch: at reconnect libvirt runs its `--may-exist add-port`
+    // again, which puts the port back, with its binding.
+    let out = sw.cli(&["port", "remove", &tap2]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lv.restart();
+    assert!(
+        lv.virsh_ok(&["domstate", &dom]).contains("running"),
+        "the domain survived libvirtd's restart"
+    );
+    expected.push_str(&add(&tap2));
+    wait(
+        &sw,
+        &lv,
+        "libvirt's reconnect re-adds the port",
+        Duration::from_secs(10),
+        || has_port(&sw, &tap2),
+    );
+    assert_eq!(calls_text(), expected, "libvirt's ovs-vsctl calls");
+    assert_eq!(binding(&sw, &tap2), Some((ip.clone(), MAC.to_string())));
+    wait(
+        &sw,
+        &lv,
+        "the port attaches again",
+        Duration::from_secs(5),
+        || sw.port(&tap2)["state"] == "up",
+    );
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "the guest talks after libvirtd's restart: {out}");
+    lv.virsh_ok(&["destroy", &dom]);
+    expected.push_str(&del(&tap2));
+    assert_eq!(calls_text(), expected, "libvirt's ovs-vsctl calls");
+    assert!(!has_port(&sw, &tap2), "the port goes with the domain");
+
+    // A bridge that does not exist: libvirt fails reading its MTU before it runs
+    // `add-port` (hence `bridge_netdev`).
+    let nobr = format!("{}-nobr", lab.id());
+    lv.define(
+        &nobr,
+        &vport_domain_xml(
+            &nobr,
+            &format!("{br}x"),
+            "52:54:00:10:0a:02",
+            &scratch.join("nobr.console"),
+            &img,
+        ),
+    );
+    let out = lv.virsh(&["start", &nobr]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a domain on a missing bridge must not start"
+    );
+    eprintln!("a missing bridge: {}", err.trim());
+    assert!(
+        err.contains(&format!("{br}x")),
+        "virsh names the bridge: {err}"
+    );
+    // Its cleanup runs `del-port` without a name (no TAP was made), which
+    // ovs-vsctl refuses too; libvirt ignores that.
+    expected.push_str("--timeout=5 -- --if-exists del-port\nexit 1\n");
+    assert_eq!(calls_text(), expected, "no add-port for it");
+    eprintln!("ovs-vsctl calls:\n{}", calls_text());
+    eprintln!("whole libvirt openvswitch lab: {:?}", started.elapsed());
 }

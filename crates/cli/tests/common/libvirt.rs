@@ -319,13 +319,16 @@ const PRIVATE_DIRS: &[(&str, &str)] = &[
     ("cache", "/var/cache/libvirt"),
 ];
 
-/// Our own libvirtd, in a private mount namespace, with the QEMU hook installed.
+/// Our own libvirtd, in a private mount namespace, with the QEMU hook installed
+/// (or none).
 #[derive(Debug)]
 pub struct Libvirtd {
     pub dir: PathBuf,
     pub uri: String,
     /// What `unshare -m sh -c` runs: the binds, then libvirtd.
     script: String,
+    /// Variables set in libvirtd's environment (beside the test's own).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     domains: Vec<String>,
     created_dirs: Vec<PathBuf>,
@@ -354,6 +357,13 @@ impl Libvirtd {
     /// Starts libvirtd with its directories under `dir` (made here), its QEMU hook
     /// being the executable `hook` run with `hook_args` before libvirt's own.
     pub fn start(dir: &Path, hook: &str, hook_args: &[&str]) -> Libvirtd {
+        Libvirtd::start_with(dir, Some((hook, hook_args)), &[])
+    }
+
+    /// Starts libvirtd with its directories under `dir` (made here), the QEMU hook
+    /// `hook` (executable, arguments) if any, and `env` added to its environment
+    /// (which the programs it runs, such as `ovs-vsctl`, inherit).
+    pub fn start_with(dir: &Path, hook: Option<(&str, &[&str])>, env: &[(&str, &str)]) -> Libvirtd {
         for tool in ["libvirtd", "virsh", "qemu-system-x86_64", "unshare"] {
             assert!(
                 portcullis_lab::Lab::require_tools(&[tool]).is_ok(),
@@ -400,21 +410,23 @@ impl Libvirtd {
         )
         .unwrap();
         std::fs::create_dir_all(etc.join("hooks")).unwrap();
-        let hook_script = etc.join("hooks/qemu");
-        let quoted: Vec<String> = std::iter::once(hook)
-            .chain(hook_args.iter().copied())
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        std::fs::write(
-            &hook_script,
-            format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("755")
-            .arg(&hook_script)
-            .status()
+        if let Some((hook, hook_args)) = hook {
+            let hook_script = etc.join("hooks/qemu");
+            let quoted: Vec<String> = std::iter::once(hook)
+                .chain(hook_args.iter().copied())
+                .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+                .collect();
+            std::fs::write(
+                &hook_script,
+                format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
+            )
             .unwrap();
+            std::process::Command::new("chmod")
+                .arg("755")
+                .arg(&hook_script)
+                .status()
+                .unwrap();
+        }
         let mut script = String::from("set -e\nmount --make-rprivate /\n");
         script.push_str(&format!(
             "mount --bind '{0}/passwd' /etc/passwd\nmount --bind '{0}/group' /etc/group\n",
@@ -436,6 +448,10 @@ impl Libvirtd {
             dir: dir.to_path_buf(),
             uri,
             script,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             domains: Vec::new(),
             created_dirs,
@@ -454,6 +470,7 @@ impl Libvirtd {
         // `unshare` execs sh, which execs libvirtd: the child's PID is libvirtd's.
         let child = Command::new("unshare")
             .args(["-m", "sh", "-c", &self.script])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
