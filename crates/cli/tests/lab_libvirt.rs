@@ -302,6 +302,7 @@ fn guest_back(console_path: &std::path::Path, ip: &str) -> Console {
 
 #[test]
 fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
+    let _turn = common::libvirt::one_at_a_time();
     let started = Instant::now();
     let (mut lab, sw) = lab_with_dhcp_server("libvirt", CONFIG);
     let img = guest_image();
@@ -426,10 +427,7 @@ fn a_libvirt_guest_gets_its_lease_through_the_switch_and_cannot_forge() {
         String::from_utf8_lossy(&out.stderr)
     );
     lv.restart();
-    assert!(
-        lv.virsh_ok(&["domstate", &dom]).contains("running"),
-        "the domain survived libvirtd's restart"
-    );
+    assert_survived_restart(&lv, &dom);
     wait(
         &sw,
         &lv,
@@ -586,6 +584,7 @@ impl Drop for NetdevGuard {
 
 #[test]
 fn a_libvirt_openvswitch_interface_is_plugged_through_the_ovs_vsctl_front() {
+    let _turn = common::libvirt::one_at_a_time();
     let started = Instant::now();
     let br = format!("pcv{}", std::process::id() % 100_000);
     let netdev = Path::new("/sys/class/net").join(&br);
@@ -750,10 +749,7 @@ fn a_libvirt_openvswitch_interface_is_plugged_through_the_ovs_vsctl_front() {
         String::from_utf8_lossy(&out.stderr)
     );
     lv.restart();
-    assert!(
-        lv.virsh_ok(&["domstate", &dom]).contains("running"),
-        "the domain survived libvirtd's restart"
-    );
+    assert_survived_restart(&lv, &dom);
     expected.push_str(&add(&tap2));
     wait(
         &sw,
@@ -808,4 +804,25 @@ fn a_libvirt_openvswitch_interface_is_plugged_through_the_ovs_vsctl_front() {
     assert_eq!(calls_text(), expected, "no add-port for it");
     eprintln!("ovs-vsctl calls:\n{}", calls_text());
     eprintln!("whole libvirt openvswitch lab: {:?}", started.elapsed());
+}
+
+/// After libvirtd's restart the domain runs: libvirt reconnects to its QEMU (and
+/// runs the `reconnect` hook) in the background of its start, so the state is
+/// waited for; a failure shows the state and libvirtd's log.
+fn assert_survived_restart(lv: &Libvirtd, dom: &str) {
+    let t = Instant::now();
+    let mut state = String::new();
+    while t.elapsed() < Duration::from_secs(30) {
+        state = lv.virsh_ok(&["domstate", "--reason", dom]);
+        if state.trim_start().starts_with("running") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = lv.log_text();
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    panic!(
+        "the domain did not survive libvirtd's restart: {state}\n--- libvirtd (last lines) ---\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
 }

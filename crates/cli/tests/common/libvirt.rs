@@ -319,6 +319,16 @@ const PRIVATE_DIRS: &[(&str, &str)] = &[
     ("cache", "/var/cache/libvirt"),
 ];
 
+/// One libvirt lab at a time in a test process: each creates the mount points the
+/// host lacks and removes them when it ends, and both build the same cached guest
+/// image. Held for a whole test (`let _turn = one_at_a_time();`).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked holding it leaves nothing shared half-done: its drops ran.
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Our own libvirtd, in a private mount namespace, with the QEMU hook installed
 /// (or none).
 #[derive(Debug)]
