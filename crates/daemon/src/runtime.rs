@@ -792,6 +792,18 @@ impl DataThread {
             self.ports.push(slot);
         }
         debug_assert_eq!(self.ports.len(), new_n, "one interface per port");
+        // The sockets of removed ports are closed off this thread: closing an
+        // AF_PACKET socket waits for a kernel RCU grace period (tens of ms), which
+        // would stall every other port's frames here.
+        let removed: Vec<PortSlot> = old_slots.into_iter().flatten().collect();
+        if !removed.is_empty() {
+            let closer = std::thread::Builder::new()
+                .name("portcullis-close".into())
+                .spawn(move || drop(removed));
+            if let Err(e) = closer {
+                tracing::debug!(error = %e, "removed ports' sockets closed on the data-plane thread");
+            }
+        }
         self.links = links;
         self.link_monitor = link_monitor;
         let names: Vec<String> = self.switch.ports().iter().map(|p| p.name.clone()).collect();
