@@ -11,71 +11,13 @@
 
 mod common;
 
+use common::tls::{free_port, make_ca, make_server_cert, token};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn make_ca(dir: &Path, name: &str) -> (PathBuf, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("lab CA {name}"));
-    let cert = params.self_signed(&key).unwrap();
-    let path = dir.join(format!("{name}-ca.pem"));
-    std::fs::write(&path, cert.pem()).unwrap();
-    (path, Issuer::new(params, key))
-}
-
-fn make_server_cert(dir: &Path, ca: &Issuer<'_, KeyPair>) -> (PathBuf, PathBuf) {
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    let (c, k) = (dir.join("server.pem"), dir.join("server-key.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c, k)
-}
-
-/// A loopback port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `portcullis token new`: (token, hash).
-fn token(name: &str, role: &str) -> (String, String) {
-    let out = Command::new(EXE)
-        .args(["token", "new", name, "--role", role])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let token = stdout.lines().next().unwrap().trim().to_string();
-    let hash = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("hash = "))
-        .expect("the snippet has the hash")
-        .trim_matches('"')
-        .to_string();
-    (token, hash)
-}
 
 fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -16,11 +16,11 @@
 
 mod common;
 
+use common::tls::{free_port, make_ca, make_server_cert, token};
 use common::*;
 use portcullis_api::Method;
 use portcullis_api::client::{ClientError, Endpoint, call_blocking, call_endpoint_blocking};
 use portcullis_lab::Guest;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,68 +28,6 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 1600;
-
-fn make_ca(dir: &Path) -> (PathBuf, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "lab CA web");
-    let cert = params.self_signed(&key).unwrap();
-    let path = dir.join("web-ca.pem");
-    std::fs::write(&path, cert.pem()).unwrap();
-    (path, Issuer::new(params, key))
-}
-
-fn make_server_cert(dir: &Path, ca: &Issuer<'_, KeyPair>) -> (PathBuf, PathBuf) {
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    let (c, k) = (dir.join("server.pem"), dir.join("server-key.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    (c, k)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `portcullis token new`: (token, hash).
-fn token(name: &str, role: &str) -> (String, String) {
-    let out = Command::new(EXE)
-        .args(["token", "new", name, "--role", role])
-        .output()
-        .unwrap();
-    ok(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let token = stdout.lines().next().unwrap().trim().to_string();
-    let hash = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("hash = "))
-        .expect("the snippet has the hash")
-        .trim_matches('"')
-        .to_string();
-    (token, hash)
-}
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Starts frames from `g` (a lab-tracked scapy process, for at most two minutes):
 /// forged ones (a source MAC not its own) and honest ones, about 400 a second
@@ -281,7 +219,7 @@ fn the_web_view_in_a_headless_browser() {
     let (up1, _) = lab.add_host_veth().unwrap();
     let (up2, _) = lab.add_host_veth().unwrap();
     let dir = lab.scratch_dir().unwrap();
-    let (ca, issuer) = make_ca(&dir);
+    let (ca, issuer) = make_ca(&dir, "web");
     let (cert, key) = make_server_cert(&dir, &issuer);
     let (good, hash) = token("web-view", "auditor");
     let api_port = free_port();

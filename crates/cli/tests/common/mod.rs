@@ -6,6 +6,7 @@
 
 pub mod crash;
 pub mod libvirt;
+pub mod tls;
 
 use portcullis_lab::{Guest, Lab};
 use std::path::PathBuf;
