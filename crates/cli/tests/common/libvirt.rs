@@ -582,6 +582,24 @@ impl Libvirtd {
     }
 }
 
+/// The QEMU processes whose command line runs domain `name` (`-name guest=NAME,…`;
+/// the test's domain names are unique to its lab).
+fn qemu_pids_of(name: &str) -> Vec<u32> {
+    let needle = format!("guest={name},");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            comm.starts_with("qemu") && String::from_utf8_lossy(&cmdline).contains(&needle)
+        })
+        .collect()
+}
+
 fn signal(pid: u32, sig: i32) {
     if let Ok(p) = libc::pid_t::try_from(pid)
         && p > 0
@@ -597,11 +615,15 @@ fn signal(pid: u32, sig: i32) {
 impl Drop for Libvirtd {
     fn drop(&mut self) {
         for d in self.domains.clone() {
-            let qemu = self.qemu_pid(&d);
+            // The pid file's QEMU, and any QEMU running this domain (a libvirtd
+            // that lost the domain, e.g. after a failed reconnect, may have removed
+            // the pid file but not the process).
+            let mut qemu: Vec<u32> = self.qemu_pid(&d).into_iter().collect();
+            qemu.extend(qemu_pids_of(&d));
             let _ = self.virsh(&["destroy", &d]);
             let _ = self.virsh(&["undefine", &d]);
-            if let Some(pid) = qemu {
-                // Only if the pid file's process is still a QEMU (not reused).
+            for pid in qemu {
+                // Only if the process is still a QEMU (not a reused pid).
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 if comm.starts_with("qemu") {
                     signal(pid, libc::SIGKILL);
