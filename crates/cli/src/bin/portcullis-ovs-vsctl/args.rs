@@ -552,6 +552,37 @@ pub fn vid(s: &str, whole: &str) -> Result<u16, Error> {
     }
 }
 
+/// libvirt's src/util/virnetdevopenvswitch.c, virNetDevOpenvswitchUpdateVlan: the
+/// command line both the parser's and the planner's tests take.
+#[cfg(test)]
+pub(crate) const LIBVIRT_UPDATE_VLAN: &[&str] = &[
+    "--timeout=5",
+    "--",
+    "--if-exists",
+    "clear",
+    "Port",
+    "vnet0",
+    "tag",
+    "--",
+    "--if-exists",
+    "clear",
+    "Port",
+    "vnet0",
+    "trunk",
+    "--",
+    "--if-exists",
+    "clear",
+    "Port",
+    "vnet0",
+    "vlan_mode",
+    "--",
+    "--if-exists",
+    "set",
+    "Port",
+    "vnet0",
+    "tag=20",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,35 +747,7 @@ mod tests {
                 }]
             }
         );
-        // virNetDevOpenvswitchUpdateVlan.
-        let inv = parse(&argv(&[
-            "--timeout=5",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "tag",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "trunk",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "vlan_mode",
-            "--",
-            "--if-exists",
-            "set",
-            "Port",
-            "vnet0",
-            "tag=20",
-        ]))
-        .unwrap();
+        let inv = parse(&argv(LIBVIRT_UPDATE_VLAN)).unwrap();
         assert_eq!(inv.steps.len(), 4);
         assert_eq!(
             inv.steps[1].command,

@@ -1036,33 +1036,7 @@ mod tests {
         assert!(e(&["del-port", "a"]).contains("configuration files"));
         assert!(e(&["del-port", "vmbr9", "vnet0"]).contains("no bridge"));
         // libvirt's VLAN update: clear, then set the new tag.
-        let p = ops(&[
-            "--timeout=5",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "tag",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "trunk",
-            "--",
-            "--if-exists",
-            "clear",
-            "Port",
-            "vnet0",
-            "vlan_mode",
-            "--",
-            "--if-exists",
-            "set",
-            "Port",
-            "vnet0",
-            "tag=20",
-        ]);
+        let p = ops(crate::args::LIBVIRT_UPDATE_VLAN);
         assert_eq!(
             p,
             vec![Op::Patch(
