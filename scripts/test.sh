@@ -29,6 +29,10 @@ packages+=(containernetworking-plugins podman runc busybox-static)
 # PID 1 for scripts/test-systemd.sh (the package's unit under a real systemd); jq:
 # that script reads the API's JSON (the container runs this host's programs).
 packages+=(systemd-container jq)
+# protobuf-compiler: protoc, which etcd's client crate needs to build; etcd-server
+# and etcd-client (etcdctl): lab_cluster runs a real etcd in a lab namespace and
+# reads what the hosts wrote to it.
+packages+=(protobuf-compiler etcd-server etcd-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

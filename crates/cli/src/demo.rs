@@ -279,6 +279,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         host: None,
         socket: socket.clone(),
         state_dir: dir.join("state"),
+        cluster: None,
     };
     let daemon: RunningDaemon =
         portcullis_daemon::start(&opts).map_err(|e| anyhow::anyhow!("{e}"))?;

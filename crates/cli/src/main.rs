@@ -5,6 +5,7 @@ mod audit_file;
 mod capture;
 mod check;
 mod client;
+mod cluster;
 mod demo;
 mod generate;
 mod labtools;
@@ -39,6 +40,24 @@ enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+enum ClusterOp {
+    /// Hosts, versions, health, profile generation, port and binding counts.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        etcd: cluster::EtcdArgs,
+    },
+}
+
+/// The machine's name: the default host id in a cluster.
+fn default_host_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the switch in the foreground until SIGINT/SIGTERM; SIGHUP applies the
     /// configuration files again (`systemctl reload`).
@@ -60,6 +79,20 @@ enum Cmd {
         /// The log records' format on standard error.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// A cluster member: etcd's URLs and TLS (docs/cluster.md).
+        #[command(flatten)]
+        etcd: cluster::EtcdArgs,
+        /// This host's id in the cluster (unique among live hosts).
+        #[arg(long, requires = "cluster", default_value_t = default_host_id())]
+        host_id: String,
+        /// The host's lease in etcd: its ports can be claimed elsewhere this long
+        /// after it stops renewing it.
+        #[arg(long, default_value_t = 10)]
+        cluster_lease_secs: u64,
+        /// The longest a DHCP ACK waits for its binding to reach etcd after the
+        /// local commit (decisions.md).
+        #[arg(long, default_value_t = 250)]
+        cluster_commit_wait_ms: u64,
     },
     /// Validate a configuration without starting anything.
     Validate {
@@ -111,6 +144,16 @@ enum Cmd {
         dry_run: bool,
         #[command(flatten)]
         api: client::ApiOpts,
+        /// Store the profile in the cluster instead: every host applies it.
+        #[command(flatten)]
+        etcd: cluster::EtcdArgs,
+        /// With --cluster: apply on this host first, and roll out only if it
+        /// applied and is compliant.
+        #[arg(long, requires = "cluster")]
+        canary: Option<String>,
+        /// With --cluster: how long to wait for the hosts (seconds).
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
     },
     /// Golden profiles: export the running one.
     Profile {
@@ -129,6 +172,14 @@ enum Cmd {
         json: bool,
         #[command(flatten)]
         api: client::ApiOpts,
+        /// Every host of the cluster against the cluster's profile.
+        #[command(flatten)]
+        etcd: cluster::EtcdArgs,
+    },
+    /// The cluster (etcd): hosts, their health, profile generation and ports.
+    Cluster {
+        #[command(subcommand)]
+        op: ClusterOp,
     },
     /// The caller's identity and role, as the daemon sees them.
     Whoami {
@@ -294,13 +345,28 @@ fn main() -> ExitCode {
             socket,
             state_dir,
             log_format,
+            etcd,
+            host_id,
+            cluster_lease_secs,
+            cluster_commit_wait_ms,
         } => {
             init_logging(log_format);
+            let cluster =
+                (!etcd.cluster.is_empty()).then(|| portcullis_daemon::cluster::ClusterOptions {
+                    agent: portcullis_cluster::AgentOptions {
+                        etcd: etcd.options(),
+                        host: host_id,
+                        lease_ttl: std::time::Duration::from_secs(cluster_lease_secs.max(2)),
+                        commit_wait: std::time::Duration::from_millis(cluster_commit_wait_ms),
+                        overlay_endpoint: None,
+                    },
+                });
             let opts = DaemonOptions {
                 config,
                 host,
                 socket,
                 state_dir,
+                cluster,
             };
             match portcullis_daemon::start(&opts) {
                 Ok(d) => {
@@ -359,12 +425,35 @@ fn main() -> ExitCode {
             .map(|_| println!("counters cleared")),
         Cmd::Apply {
             file,
+            etcd,
+            canary,
+            wait_secs,
+            ..
+        } if !etcd.cluster.is_empty() => {
+            return cluster::apply(
+                &file,
+                canary.as_deref(),
+                std::time::Duration::from_secs(wait_secs),
+                &etcd,
+            );
+        }
+        Cmd::Apply {
+            file,
             host,
             dry_run,
             api,
+            ..
         } => manage::apply(&file, host.as_deref(), dry_run, &api),
         Cmd::Profile { op, api } => manage::profile(op, &api),
-        Cmd::Check { against, json, api } => return check::check(&against, json, &api),
+        Cmd::Check { json, etcd, .. } if !etcd.cluster.is_empty() => {
+            return cluster::check(json, &etcd);
+        }
+        Cmd::Check {
+            against, json, api, ..
+        } => return check::check(&against, json, &api),
+        Cmd::Cluster {
+            op: ClusterOp::Status { json, etcd },
+        } => return cluster::status(json, &etcd),
         Cmd::Whoami { api } => api
             .call(portcullis_api::Method::GET, "/v1/whoami", None)
             .map(|v| {

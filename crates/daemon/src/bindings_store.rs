@@ -435,7 +435,14 @@ pub struct CommitterOptions {
     /// Called on the committer thread after each group's results were sent, e.g. to
     /// wake a thread that polls the results (an eventfd write).
     pub notify: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called on the committer thread with each group that committed, before its
+    /// results are sent: a cluster's replica of the log (`cluster.rs`), which may
+    /// delay the results by its own bounded wait.
+    pub after_commit: Option<AfterCommit>,
 }
+
+/// See [`CommitterOptions::after_commit`].
+pub type AfterCommit = Arc<dyn Fn(&[BindingOp]) + Send + Sync>;
 
 impl Default for CommitterOptions {
     fn default() -> Self {
@@ -443,6 +450,7 @@ impl Default for CommitterOptions {
             max_group: 1024,
             queue: 65536,
             notify: None,
+            after_commit: None,
         }
     }
 }
@@ -453,6 +461,7 @@ impl std::fmt::Debug for CommitterOptions {
             .field("max_group", &self.max_group)
             .field("queue", &self.queue)
             .field("notify", &self.notify.is_some())
+            .field("after_commit", &self.after_commit.is_some())
             .finish()
     }
 }
@@ -596,6 +605,11 @@ fn run(
         let error = store.apply(&ops).err().map(|e| e.to_string());
         counters.ops.fetch_add(n, Ordering::Relaxed);
         counters.largest_group.fetch_max(n, Ordering::Relaxed);
+        if error.is_none()
+            && let Some(after) = &options.after_commit
+        {
+            after(&ops);
+        }
         match &error {
             None => counters.commits.fetch_add(1, Ordering::Relaxed),
             Some(e) => {

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod binding_log;
 pub mod bindings_store;
+pub mod cluster;
 /// The API client (moved to `portcullis-api`; kept here for the daemon's users).
 pub use portcullis_api::client;
 pub mod conns;
@@ -63,6 +64,8 @@ pub struct DaemonOptions {
     pub host: Option<PathBuf>,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// A cluster member (`--cluster`); `None`: a single host.
+    pub cluster: Option<cluster::ClusterOptions>,
 }
 
 /// Why the daemon did not start.
@@ -93,6 +96,8 @@ pub enum DaemonError {
     Audit(#[from] AuditError),
     #[error("binding store: {0}")]
     Bindings(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("runtime ports: {0}")]
     RuntimePorts(String),
     #[error("TLS for the API: {0}")]
@@ -142,6 +147,8 @@ pub struct RunningDaemon {
     app: axum::Router,
     /// The startup files, which a reload applies.
     opts: DaemonOptions,
+    /// A cluster member's agent state: the host leaves the cluster on stop.
+    cluster: Option<Arc<portcullis_cluster::Shared>>,
 }
 
 fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -199,6 +206,24 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         });
     }
     let switch_name = plan.compiled.spec.name.clone();
+    // A cluster member registers first: a host id that is live elsewhere is
+    // refused before anything is opened; an etcd that does not answer is not (the
+    // host starts on its local state, fail static).
+    let cluster = match &opts.cluster {
+        None => None,
+        Some(c) => {
+            let record = host_record(c, &config);
+            let lease = runtime
+                .block_on(portcullis_cluster::register_at_start(&c.agent, &record))
+                .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+            Some((
+                c.clone(),
+                record,
+                lease,
+                Arc::new(portcullis_cluster::Shared::default()),
+            ))
+        }
+    };
     let mut launched = launch(
         config,
         plan,
@@ -211,9 +236,28 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             saving: persist,
             from_saved,
             runtime_ports,
+            cluster: cluster
+                .as_ref()
+                .map(|(c, _, _, shared)| (c.clone(), shared.clone())),
         },
     )?;
     let app = api::router(launched.state.clone());
+    let cluster_shared = cluster.as_ref().map(|(_, _, _, shared)| shared.clone());
+    if let Some((c, record, lease, shared)) = cluster {
+        let local = Arc::new(cluster::DaemonLocal {
+            state: launched.state.clone(),
+            app: app.clone(),
+        });
+        let agent = portcullis_cluster::Agent::new(c.agent, record, local, shared.clone(), lease);
+        runtime.spawn(agent.run());
+        let changed = launched.state.ports_changed.clone();
+        runtime.spawn(async move {
+            loop {
+                changed.notified().await;
+                shared.wake.notify_one();
+            }
+        });
+    }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     // The caps, from the descriptors left now that the ports and stores are open.
     let fd_limit = conns::raise_fd_limit();
@@ -280,6 +324,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         port_names: launched.port_names,
         app,
         opts: opts.clone(),
+        cluster: cluster_shared,
     })
 }
 
@@ -329,6 +374,25 @@ fn control_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
         .map_err(DaemonError::Runtime)
 }
 
+/// This host as the cluster lists it.
+fn host_record(
+    c: &cluster::ClusterOptions,
+    config: &portcullis_control::Config,
+) -> portcullis_cluster::HostRecord {
+    let _ = config;
+    portcullis_cluster::HostRecord {
+        format: portcullis_cluster::schema::FORMAT,
+        host: c.agent.host.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        pid: std::process::id(),
+        started_unix: held::unix_now(),
+        overlay_endpoint: c.agent.overlay_endpoint,
+    }
+}
+
 /// A started data plane and the API state that drives it.
 struct Launched {
     state: ApiState,
@@ -353,6 +417,9 @@ struct LaunchState {
     saving: running_config::Persist,
     from_saved: bool,
     runtime_ports: runtime_ports::RuntimePorts,
+    /// A cluster member's options and the agent's shared state: the binding log
+    /// is replicated.
+    cluster: Option<(cluster::ClusterOptions, Arc<portcullis_cluster::Shared>)>,
 }
 
 /// Opens the rest of the state (bindings, audit log), starts the data-plane thread
@@ -370,6 +437,7 @@ fn launch(
         saving,
         from_saved,
         runtime_ports,
+        cluster,
     }: LaunchState,
 ) -> Result<Launched, DaemonError> {
     if !from_saved {
@@ -403,10 +471,17 @@ fn launch(
     audit_log.set_forward(syslog_forwarder(&config.host.management));
     let audit = Arc::new(Mutex::new(audit_log));
     let clock = runtime::SwitchClock::start();
-    let bstore: Box<dyn BindingLog> = Box::new(
-        bindings_store::BindingStore::open(state_dir)
-            .map_err(|e| DaemonError::Bindings(e.to_string()))?,
-    );
+    let local_log = bindings_store::BindingStore::open(state_dir)
+        .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let bstore: Box<dyn BindingLog> = match cluster {
+        None => Box::new(local_log),
+        Some((c, shared)) => Box::new(cluster::ReplicatedLog {
+            local: local_log,
+            shared,
+            runtime: runtime.handle().clone(),
+            options: c.agent,
+        }),
+    };
     let loaded = bstore
         .load_live(held::unix_now())
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
@@ -497,6 +572,7 @@ fn launch(
         applies: Arc::default(),
         refusals: Arc::default(),
         web_view: Arc::new(AtomicBool::new(config.host.management.web_view)),
+        ports_changed: Arc::default(),
         running: Arc::new(tokio::sync::Mutex::new(Running {
             config,
             compiled,
@@ -679,6 +755,7 @@ pub fn start_in_memory(
             saving: persist,
             from_saved,
             runtime_ports,
+            cluster: None,
         },
     )?;
     Ok(MemoryDaemon {
@@ -964,6 +1041,9 @@ impl RunningDaemon {
         }
         if let Some(h) = self.dataplane.take() {
             let _ = h.join();
+        }
+        if let (Some(shared), Some(rt)) = (self.cluster.take(), self.runtime.as_ref()) {
+            rt.block_on(shared.leave(std::time::Duration::from_secs(1)));
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -92,10 +92,11 @@ pub fn command_wake() -> std::io::Result<Arc<std::os::fd::OwnedFd>> {
 #[derive(Debug)]
 pub enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
-    /// The bindings of a port (not the configured static ones), as the store
-    /// records them: what a removed runtime port leaves parked.
+    /// The bindings of a port (of every port with `None`; not the configured
+    /// static ones), as the store records them: what a removed runtime port leaves
+    /// parked, what a cluster host replicates.
     PortBindings {
-        port: PortId,
+        port: Option<PortId>,
         reply: oneshot::Sender<Vec<crate::bindings_store::BindingRecord>>,
     },
     /// Parked bindings given to `port`: each installed if the switch's binding rule
@@ -109,6 +110,12 @@ pub enum Command {
     /// Make the store say what the switch holds of these (VLAN, IP) keys: parked
     /// bindings whose grace ended leave the store unless a port holds them again.
     ResyncBindings(Vec<(Vid, std::net::IpAddr)>),
+    /// RARP announcements of a guest that moved here from another host (on its
+    /// uplinks, `Switch::announce_guest`); answers how many were queued.
+    AnnounceGuest {
+        port: PortId,
+        reply: oneshot::Sender<usize>,
+    },
     ReportEffectiveMac {
         port: PortId,
         mac: MacAddr,
@@ -1180,13 +1187,17 @@ impl DataThread {
                         }
                     }
                 },
+                Command::AnnounceGuest { port, reply } => {
+                    let _ = reply.send(self.switch.announce_guest(port));
+                }
                 Command::PortBindings { port, reply } => {
                     let records = self
                         .switch
                         .bindings()
                         .into_iter()
                         .filter(|e| {
-                            e.binding.port == port && e.binding.source != BindingSource::Static
+                            port.is_none_or(|p| e.binding.port == p)
+                                && e.binding.source != BindingSource::Static
                         })
                         .map(|e| self.held.record(e.vid, e.ip, &e.binding, now))
                         .collect();

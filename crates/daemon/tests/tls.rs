@@ -310,6 +310,7 @@ fn an_apply_opens_moves_and_closes_the_tcp_listeners_at_once() {
         host: None,
         socket: socket.clone(),
         state_dir: dir.path().join("state"),
+        cluster: None,
     })
     .expect("a daemon without ports starts");
     let apply = |text: String| {

@@ -650,6 +650,42 @@ impl Switch {
         Ok(was)
     }
 
+    /// Announces guest port `id`'s MAC with a RARP on the uplink it is pinned to in
+    /// each of its VLANs, as after an uplink failover: its guest has just moved here
+    /// from another host (a cluster claim), and the physical network must learn
+    /// where it is now. Answers how many announcements were queued (none for a port
+    /// without a known MAC or without an uplink up).
+    pub fn announce_guest(&mut self, id: PortId) -> usize {
+        let Some(p) = self.ports.get(id.index()) else {
+            return 0;
+        };
+        let Some(mac) = p.effective_mac else {
+            return 0;
+        };
+        let mut copies: Vec<TxCopy> = Vec::new();
+        for vid in p.vlan.iter_vids() {
+            let Some(v) = self.vlan(vid) else { continue };
+            let Some(&pin) = v.pin.get(id.index()) else {
+                continue;
+            };
+            if pin == NO_PIN {
+                continue;
+            }
+            let to = PortId(pin);
+            if let Some(uplink) = self.ports.get(to.index()) {
+                copies.push(TxCopy {
+                    port: to,
+                    tci: uplink.egress_tci(vid, 0),
+                });
+            }
+        }
+        let n = copies.len();
+        for copy in copies {
+            self.egress.announce(copy, mac, id);
+        }
+        n
+    }
+
     /// Sets a port administratively up or down.
     pub fn set_admin_up(&mut self, id: PortId, up: bool) -> Result<(), ControlError> {
         self.ports

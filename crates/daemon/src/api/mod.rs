@@ -233,6 +233,9 @@ pub struct ApiState {
     pub refusals: Arc<Mutex<refusals::RefusalLimiter>>,
     /// Whether the read-only web view is served (`web_view`; set by an apply).
     pub web_view: Arc<std::sync::atomic::AtomicBool>,
+    /// Woken after every runtime port change (the cluster agent claims or
+    /// releases the port at once).
+    pub ports_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Applies since start.

@@ -113,6 +113,7 @@ async fn change(
         ));
     }
     publish_owners(st, running);
+    st.ports_changed.notify_one();
     Ok(report)
 }
 
@@ -134,7 +135,7 @@ async fn port_bindings(
     let (tx, rx) = tokio::sync::oneshot::channel();
     st.commands
         .send(crate::runtime::Command::PortBindings {
-            port: portcullis_dataplane::PortId(i as u16),
+            port: Some(portcullis_dataplane::PortId(i as u16)),
             reply: tx,
         })
         .map_err(|_| ApiError::unavailable())?;

@@ -1,0 +1,364 @@
+//! The daemon as a cluster member (`--cluster`, docs/cluster.md): the binding log
+//! replicated to etcd after each local commit ([`ReplicatedLog`]), and the
+//! switch as the cluster agent sees it ([`DaemonLocal`], on the API's own
+//! handlers and commands: the agent reconfigures through the one apply path).
+//!
+//! Invariant (durability rule, DESIGN §3, decisions.md): a DHCP ACK that creates
+//! a binding leaves only after the binding is committed to this host's redb and
+//! then written to etcd — or after `commit_wait` has passed, or at once while
+//! etcd is known to be away. The local commit alone makes it durable; etcd
+//! catches up through the agent's reconcile, so an unreachable etcd delays a
+//! lease by at most `commit_wait`, once per outage.
+
+use crate::api::ApiState;
+use crate::binding_log::{BindingCommits, BindingLog};
+use crate::bindings_store::{
+    BindingOp, BindingRecord, BindingStore, BindingStoreError, CommitResult, Committer,
+    CommitterOptions,
+};
+use crate::conns::Peer;
+use crate::runtime::Command;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use portcullis_cluster::{AgentOptions, BindingValue, Local, LocalBinding, LocalPort, Shared};
+use portcullis_dataplane::{PortId, Vid};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+/// What `--cluster` starts.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub agent: AgentOptions,
+}
+
+/// The record of a binding as the cluster stores it, written by `host`.
+pub fn value_of(r: &BindingRecord, host: &str) -> BindingValue {
+    BindingValue {
+        format: portcullis_cluster::schema::FORMAT,
+        mac: r.mac,
+        source: r.source,
+        lease_end_unix: r.lease_end_unix,
+        updated_unix: r.updated_unix,
+        duid: r.duid,
+        written_by: host.to_string(),
+    }
+}
+
+/// The store record of a cluster binding of `port`.
+pub fn record_of(b: &LocalBinding) -> BindingRecord {
+    BindingRecord {
+        ip: b.ip,
+        mac: b.value.mac,
+        vlan: b.vlan,
+        port: b.port.clone(),
+        lease_end_unix: b.value.lease_end_unix,
+        source: b.value.source,
+        updated_unix: b.value.updated_unix,
+        duid: b.value.duid,
+    }
+}
+
+/// This host's redb log, replicated to etcd after each commit.
+#[derive(Debug)]
+pub struct ReplicatedLog {
+    pub local: BindingStore,
+    pub shared: Arc<Shared>,
+    pub runtime: tokio::runtime::Handle,
+    pub options: AgentOptions,
+}
+
+impl BindingLog for ReplicatedLog {
+    fn load_live(&self, now_unix: u64) -> Result<Vec<BindingRecord>, BindingStoreError> {
+        self.local.load_live(now_unix)
+    }
+    fn apply(&self, ops: &[BindingOp]) -> Result<(), BindingStoreError> {
+        self.local.apply(ops)
+    }
+    fn start_commits(self: Box<Self>) -> (Box<dyn BindingCommits>, Receiver<CommitResult>) {
+        // A removal names only (VLAN, address): the port it was of, from the
+        // records seen (bounded by the binding table).
+        let seed: HashMap<(u16, IpAddr), String> = self
+            .local
+            .load_live(crate::held::unix_now())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| ((r.vlan, r.ip), r.port))
+            .collect();
+        let ports = Mutex::new(seed);
+        let shared = self.shared.clone();
+        let rt = self.runtime.clone();
+        let host = self.options.host.clone();
+        let wait = self.options.commit_wait;
+        let after = move |ops: &[BindingOp]| {
+            let Ok(mut ports) = ports.lock() else { return };
+            let changes = ops
+                .iter()
+                .filter_map(|op| match op {
+                    BindingOp::Upsert(r) => {
+                        ports.insert((r.vlan, r.ip), r.port.clone());
+                        Some((r.port.clone(), r.vlan, r.ip, Some(value_of(r, &host))))
+                    }
+                    BindingOp::Remove { vlan, ip } => ports
+                        .remove(&(*vlan, *ip))
+                        .map(|port| (port, *vlan, *ip, None)),
+                })
+                .collect();
+            drop(ports);
+            shared.replicate(&rt, wait, changes);
+        };
+        let (committer, results) = Committer::start_with(
+            self.local,
+            CommitterOptions {
+                after_commit: Some(Arc::new(after)),
+                ..CommitterOptions::default()
+            },
+        );
+        (Box::new(committer), results)
+    }
+}
+
+/// The switch as the cluster agent drives it.
+#[derive(Clone)]
+pub struct DaemonLocal {
+    pub state: ApiState,
+    pub app: axum::Router,
+}
+
+impl std::fmt::Debug for DaemonLocal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonLocal").finish_non_exhaustive()
+    }
+}
+
+/// Calls the API as the daemon's own user (from the process itself), as the
+/// reload does: role-checked and audited like any caller.
+pub(crate) async fn call_as_daemon(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(StatusCode, serde_json::Value), String> {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let peer = Peer {
+        uid: Some(uid),
+        gid: Some(gid),
+        pid: Some(std::process::id() as i32),
+        tcp: None,
+    };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .map_err(|e| e.to_string())?;
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let resp = app.clone().oneshot(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26)
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok((status, v))
+}
+
+impl DaemonLocal {
+    async fn port_id(&self, name: &str) -> Option<PortId> {
+        let names = self.state.port_names.read().await;
+        names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| PortId(i as u16))
+    }
+
+    async fn port_view(&self, name: &str) -> Option<serde_json::Value> {
+        let (status, v) =
+            call_as_daemon(&self.app, Method::GET, &format!("/v1/ports/{name}"), None)
+                .await
+                .ok()?;
+        status.is_success().then_some(v)
+    }
+}
+
+impl Local for DaemonLocal {
+    async fn apply_profile(&self, name: String, text: String) -> Result<(), String> {
+        let body =
+            serde_json::json!({ "profile": { "name": format!("cluster:{name}"), "text": text } });
+        let (status, v) =
+            call_as_daemon(&self.app, Method::POST, "/v1/config/apply", Some(body)).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(v["error"]["message"]
+                .as_str()
+                .map_or_else(|| format!("refused ({status})"), str::to_string))
+        }
+    }
+
+    async fn running(&self) -> Result<(String, String), String> {
+        let (status, v) = call_as_daemon(&self.app, Method::GET, "/v1/config", None).await?;
+        if !status.is_success() {
+            return Err(format!("GET /v1/config: {status}"));
+        }
+        Ok((
+            v["profile"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            v["host"]["text"].as_str().unwrap_or_default().to_string(),
+        ))
+    }
+
+    async fn ports(&self) -> Result<Vec<LocalPort>, String> {
+        let (status, v) = call_as_daemon(&self.app, Method::GET, "/v1/ports", None).await?;
+        if !status.is_success() {
+            return Err(format!("GET /v1/ports: {status}"));
+        }
+        let views: Vec<portcullis_api::PortView> =
+            serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let owners = self
+            .state
+            .owners
+            .read()
+            .map(|o| o.clone())
+            .unwrap_or_default();
+        Ok(views
+            .into_iter()
+            .filter(|p| p.role != "uplink")
+            .map(|p| {
+                let macs = p
+                    .initial_mac
+                    .iter()
+                    .chain(p.effective_mac.iter())
+                    .filter_map(|m| crate::runtime_ports::parse_mac(m).ok())
+                    .fold(Vec::new(), |mut acc, m| {
+                        if !acc.contains(&m) {
+                            acc.push(m);
+                        }
+                        acc
+                    });
+                LocalPort {
+                    metadata: owners.get(&p.name).cloned().unwrap_or_default(),
+                    name: p.name,
+                    macs,
+                    group: p.port_group.unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn bindings(&self) -> Result<Vec<LocalBinding>, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.state
+            .commands
+            .send(Command::PortBindings {
+                port: None,
+                reply: tx,
+            })
+            .map_err(|_| "the data plane is gone".to_string())?;
+        let records = rx.await.map_err(|_| "the data plane is gone".to_string())?;
+        Ok(records
+            .into_iter()
+            .map(|r| LocalBinding {
+                vlan: r.vlan,
+                ip: r.ip,
+                value: value_of(&r, ""),
+                port: r.port,
+            })
+            .collect())
+    }
+
+    async fn restore(&self, port: String, bindings: Vec<LocalBinding>) -> usize {
+        let Some(id) = self.port_id(&port).await else {
+            return 0;
+        };
+        let records = bindings.iter().map(record_of).collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .state
+            .commands
+            .send(Command::RestoreBindings {
+                port: id,
+                records,
+                reply: tx,
+            })
+            .is_err()
+        {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    async fn set_active(&self, port: String, active: bool) {
+        let Some(id) = self.port_id(&port).await else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .state
+            .commands
+            .send(Command::SetAdminUp {
+                port: id,
+                up: active,
+                reply: tx,
+            })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    async fn forget(&self, port: String) {
+        let Ok(all) = self.bindings().await else {
+            return;
+        };
+        for b in all.into_iter().filter(|b| b.port == port) {
+            let Some(vid) = Vid::new(b.vlan) else {
+                continue;
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if self
+                .state
+                .commands
+                .send(Command::RemoveBinding {
+                    vid,
+                    ip: b.ip,
+                    reply: tx,
+                })
+                .is_ok()
+            {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    async fn announce(&self, port: String) {
+        let Some(id) = self.port_id(&port).await else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .state
+            .commands
+            .send(Command::AnnounceGuest {
+                port: id,
+                reply: tx,
+            })
+            .is_ok()
+        {
+            let n = rx.await.unwrap_or(0);
+            tracing::info!(port, announcements = n, "cluster: moved guest announced");
+        }
+    }
+
+    async fn rx_frames(&self, port: String) -> u64 {
+        self.port_view(&port).await.map_or(0, |v| {
+            v["counters"]["rx_frames"].as_u64().unwrap_or(0)
+                + v["counters"]["rx_dropped"].as_u64().unwrap_or(0)
+        })
+    }
+}
