@@ -62,6 +62,8 @@ pub trait Local: Send + Sync + 'static {
     fn ports(&self) -> impl Future<Output = Result<Vec<LocalPort>, String>> + Send;
     /// Every binding held here (static ones excluded: they are configuration).
     fn bindings(&self) -> impl Future<Output = Result<Vec<LocalBinding>, String>> + Send;
+    /// How many bindings the switch holds (for the status).
+    fn binding_count(&self) -> impl Future<Output = usize> + Send;
     /// Installs a moved guest's bindings on `port`; answers how many were taken.
     fn restore(
         &self,
@@ -617,20 +619,21 @@ impl<L: Local> Agent<L> {
                 if was_standby {
                     self.local.set_active(name.to_string(), true).await;
                 }
-                // The port's bindings as the cluster has them (a guest moved here,
-                // or started here after stopping elsewhere).
-                let remote: Vec<LocalBinding> = store
-                    .port_bindings(name)
-                    .await?
-                    .into_iter()
-                    .map(|(vlan, ip, value)| LocalBinding {
-                        port: name.to_string(),
-                        vlan,
-                        ip,
-                        value,
-                    })
-                    .collect();
-                if from.is_some() || !remote.is_empty() {
+                // A guest that comes from another host: its bindings as the cluster
+                // has them. (A port that was already ours keeps this host's own,
+                // which the reconcile writes to etcd.)
+                if from.is_some() {
+                    let remote: Vec<LocalBinding> = store
+                        .port_bindings(name)
+                        .await?
+                        .into_iter()
+                        .map(|(vlan, ip, value)| LocalBinding {
+                            port: name.to_string(),
+                            vlan,
+                            ip,
+                            value,
+                        })
+                        .collect();
                     let n = remote.len();
                     let taken = self.local.restore(name.to_string(), remote).await;
                     tracing::info!(port = name, from = ?from, bindings = n, taken, "cluster: port claimed");
@@ -745,13 +748,20 @@ impl<L: Local> Agent<L> {
         let mut here = HashSet::new();
         for b in local {
             here.insert((b.vlan, b.ip));
+            // Lease ends are recomputed from the switch's clock on every read: a
+            // second either way is the same lease.
             let same = remote.get(&(b.vlan, b.ip)).is_some_and(|r| {
                 r.mac == b.value.mac
                     && r.source == b.value.source
-                    && r.lease_end_unix == b.value.lease_end_unix
+                    && match (r.lease_end_unix, b.value.lease_end_unix) {
+                        (Some(x), Some(y)) => x.abs_diff(y) <= 2,
+                        (x, y) => x == y,
+                    }
             });
             if !same {
-                changes.push((b.vlan, b.ip, Some(b.value.clone())));
+                let mut v = b.value.clone();
+                v.written_by.clone_from(&self.opts.host);
+                changes.push((b.vlan, b.ip, Some(v)));
             }
         }
         for k in remote.keys() {
@@ -780,7 +790,7 @@ impl<L: Local> Agent<L> {
         force: bool,
     ) -> Result<(), ClusterError> {
         let (profile_text, host_text) = self.local.running().await.unwrap_or_default();
-        let bindings = self.local.bindings().await.map_or(0, |b| b.len());
+        let bindings = self.local.binding_count().await;
         let status = HostStatus {
             format: FORMAT,
             host: self.opts.host.clone(),

@@ -190,30 +190,43 @@ impl Store {
     }
 
     /// Every value under `prefix`, each decoded on its own: a value that does not
-    /// decode is answered as its error, and does not hide the others.
+    /// decode is answered as its error, and does not hide the others. Read in
+    /// pages of [`PAGE`] keys at one revision (a large prefix does not exceed the
+    /// client's message limit, and the pages are one consistent snapshot).
     pub async fn list<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<(Vec<(String, Result<Read<T>, SchemaError>)>, i64), ClusterError> {
         let mut c = self.client.clone();
-        let resp = within(
-            self.timeout,
-            c.get(prefix, Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let out = resp
-            .kvs()
-            .iter()
-            .map(|kv| {
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        let mut out = Vec::new();
+        loop {
+            let mut o = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision != 0 {
+                o = o.with_revision(revision);
+            }
+            let resp = within(self.timeout, c.get(from.clone(), Some(o))).await?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
                 let v = schema::decode(&key, kv.value()).map(|value| Read {
                     value,
                     mod_revision: kv.mod_revision(),
                 });
-                (key, v)
-            })
-            .collect();
+                out.push((key, v));
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
         Ok((out, revision))
     }
 
@@ -498,6 +511,22 @@ impl Store {
     }
 }
 
+/// Keys read per request by [`Store::list`].
+pub const PAGE: i64 = 5000;
+
+/// The end of the range of keys starting with `prefix` (etcd's prefix end: the
+/// prefix with its last byte below 0xff incremented).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// Whether a process `pid` runs on this machine (its /proc entry exists).
 fn pid_running(pid: u32) -> bool {
     pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -513,3 +542,15 @@ pub async fn revoke(store: &Store, lease: i64) -> Result<(), ClusterError> {
 /// The most ops in one transaction (etcd's default `--max-txn-ops` is 128; one
 /// is the guard).
 pub const MAX_TXN_OPS: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_byte_below_0xff_is_incremented() {
+        assert_eq!(prefix_end(b"/p/v1/"), b"/p/v10".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+}

@@ -272,6 +272,14 @@ impl Local for DaemonLocal {
             .collect())
     }
 
+    async fn binding_count(&self) -> usize {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.state.commands.send(Command::BindingCount(tx)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     async fn restore(&self, port: String, bindings: Vec<LocalBinding>) -> usize {
         let Some(id) = self.port_id(&port).await else {
             return 0;

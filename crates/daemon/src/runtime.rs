@@ -110,6 +110,8 @@ pub enum Command {
     /// Make the store say what the switch holds of these (VLAN, IP) keys: parked
     /// bindings whose grace ended leave the store unless a port holds them again.
     ResyncBindings(Vec<(Vid, std::net::IpAddr)>),
+    /// How many bindings the switch holds (static ones included).
+    BindingCount(oneshot::Sender<usize>),
     /// RARP announcements of a guest that moved here from another host (on its
     /// uplinks, `Switch::announce_guest`); answers how many were queued.
     AnnounceGuest {
@@ -1187,6 +1189,9 @@ impl DataThread {
                         }
                     }
                 },
+                Command::BindingCount(reply) => {
+                    let _ = reply.send(self.switch.binding_count());
+                }
                 Command::AnnounceGuest { port, reply } => {
                     let _ = reply.send(self.switch.announce_guest(port));
                 }
