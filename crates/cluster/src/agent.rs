@@ -310,8 +310,14 @@ impl<L: Local> Agent<L> {
         tracing::info!(host = %self.opts.host, lease, "cluster: connected to etcd");
 
         self.sync_profile(&store).await?;
-        // Every port is claimed (or re-claimed) and reconciled on (re)connect.
-        let names: Vec<String> = self.served.keys().cloned().collect();
+        // Every port served is claimed again (and reconciled) on (re)connect; a
+        // blocked one still waits for its guest's first frame.
+        let names: Vec<String> = self
+            .served
+            .iter()
+            .filter(|(_, s)| s.standby.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in names {
             self.claim(&store, &name, false).await?;
         }
@@ -446,27 +452,9 @@ impl<L: Local> Agent<L> {
                 } else if p.owner == self.opts.host
                     && let Some(r) = ours
                     && rev > r
+                    && let Ok(mut o) = self.shared.owned.lock()
                 {
-                    if let Ok(mut o) = self.shared.owned.lock() {
-                        o.insert(name, rev);
-                    }
-                } else if p.state == PortState::Away
-                    && self.served.get(&name).is_some_and(|s| s.standby.is_some())
-                {
-                    self.claim(store, &name, false).await?;
-                }
-                Ok(())
-            }
-            Some(Ok(KeyKind::Host(_))) if kind == EventType::Delete => {
-                // A host's lease ended: the ports waiting for it can be claimed.
-                let waiting: Vec<String> = self
-                    .served
-                    .iter()
-                    .filter(|(_, s)| s.standby.is_some())
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                for n in waiting {
-                    self.claim(store, &n, false).await?;
+                    o.insert(name, rev);
                 }
                 Ok(())
             }
