@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ENDPOINT: &str = "http://127.0.0.1:23791";
+const TLS_ENDPOINT: &str = "https://127.0.0.1:23791";
 
 /// One host's switch, in memory: what the agent did to it.
 #[derive(Debug, Default)]
@@ -261,30 +262,47 @@ struct Etcd {
     ns: Guest,
     data: PathBuf,
     pid: Option<u32>,
+    /// With TLS: etcd's (certificate, key) and the CA clients must be signed by.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl Etcd {
-    fn start(lab: Lab, ns: Guest, data: PathBuf) -> Etcd {
+    fn start(lab: Lab, ns: Guest, data: PathBuf, tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Etcd {
         let mut e = Etcd {
             lab,
             ns,
             data,
             pid: None,
+            tls,
         };
         e.restart();
         e
     }
+    fn endpoint(&self) -> &'static str {
+        if self.tls.is_some() {
+            TLS_ENDPOINT
+        } else {
+            ENDPOINT
+        }
+    }
     fn restart(&mut self) {
+        let endpoint = self.endpoint();
         let mut cmd = self.ns.command("etcd");
+        if let Some((cert, key, ca)) = &self.tls {
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+            cmd.arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(ca);
+        }
         cmd.args([
             "--name",
             "t1",
             "--data-dir",
             self.data.to_str().unwrap(),
             "--listen-client-urls",
-            ENDPOINT,
+            endpoint,
             "--advertise-client-urls",
-            ENDPOINT,
+            endpoint,
             "--listen-peer-urls",
             "http://127.0.0.1:23792",
             "--initial-advertise-peer-urls",
@@ -299,12 +317,19 @@ impl Etcd {
         self.pid = Some(pid);
         let t = Instant::now();
         loop {
-            let ok = self
-                .ns
-                .command("etcdctl")
-                .args(["--endpoints", ENDPOINT, "endpoint", "health"])
-                .output()
-                .is_ok_and(|o| o.status.success());
+            let mut probe = self.ns.command("etcdctl");
+            probe.args(["--endpoints", endpoint, "endpoint", "health"]);
+            if let Some((cert, key, ca)) = &self.tls {
+                // etcd's own pair is signed by the same CA: a client it accepts.
+                probe
+                    .arg("--cacert")
+                    .arg(ca)
+                    .arg("--cert")
+                    .arg(cert)
+                    .arg("--key")
+                    .arg(key);
+            }
+            let ok = probe.output().is_ok_and(|o| o.status.success());
             if ok {
                 break;
             }
@@ -334,6 +359,15 @@ where
     F: FnOnce(Arc<Mutex<Etcd>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
+    in_cluster_with(tag, false, body);
+}
+
+/// [`in_cluster`], with etcd on TLS requiring client certificates when `tls`.
+fn in_cluster_with<F, Fut>(tag: &str, tls: bool, body: F)
+where
+    F: FnOnce(Arc<Mutex<Etcd>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     // The agents' log, with RUST_LOG=portcullis_cluster=debug.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -341,8 +375,14 @@ where
         .try_init();
     let mut lab = common::lab(tag, &["etcd", "etcdctl"]);
     let ns = lab.add_guest("etcd").expect("namespace");
-    let data = lab.scratch_dir().unwrap().join("etcd-data");
-    let etcd = Arc::new(Mutex::new(Etcd::start(lab, ns.clone(), data)));
+    let dir = lab.scratch_dir().unwrap();
+    let data = dir.join("etcd-data");
+    let files = tls.then(|| {
+        let (ca, issuer) = common::tls::make_ca(&dir, "etcd");
+        let (cert, key) = common::tls::make_server_cert(&dir, &issuer);
+        (cert, key, ca)
+    });
+    let etcd = Arc::new(Mutex::new(Etcd::start(lab, ns.clone(), data, files)));
     let netns = format!("/run/netns/{}", ns.netns);
     let e = etcd.clone();
     let r = std::thread::spawn(move || {
@@ -748,5 +788,63 @@ fn ports_follow_their_guest_and_revisions_decide() {
         for h in [b, c] {
             h.task.abort();
         }
+    });
+}
+
+#[test]
+fn etcd_over_tls_takes_a_host_with_a_client_certificate_only() {
+    in_cluster_with("cltls", true, |etcd| async move {
+        let (cert, key, ca) = etcd.lock().unwrap().tls.clone().unwrap();
+        let mut etcd_opts = EtcdOptions::new(vec![TLS_ENDPOINT.into()]);
+        etcd_opts.timeout = Duration::from_secs(2);
+        etcd_opts.ca = Some(ca.clone());
+        // Without a client certificate: refused (no host key written).
+        let mut opts = AgentOptions {
+            etcd: etcd_opts.clone(),
+            ..options("t1")
+        };
+        let rec = record("t1", &this_machine(), std::process::id() + 11);
+        let without = portcullis_cluster::register_at_start(&opts, &rec)
+            .await
+            .unwrap();
+        assert_eq!(
+            without, None,
+            "no client certificate: etcd does not answer this host"
+        );
+        // With one signed by etcd's CA: registered, and the CLI reads the cluster.
+        opts.etcd.cert = Some(cert.clone());
+        opts.etcd.key = Some(key.clone());
+        let lease = portcullis_cluster::register_at_start(&opts, &rec)
+            .await
+            .unwrap();
+        assert!(lease.is_some());
+        let st = Store::connect(&opts.etcd).await.unwrap();
+        assert!(st.host_live("t1").await.unwrap());
+        let o = etcd.lock().unwrap().cli(&[
+            "cluster",
+            "status",
+            "--cluster",
+            TLS_ENDPOINT,
+            "--etcd-ca",
+            ca.to_str().unwrap(),
+            "--etcd-cert",
+            cert.to_str().unwrap(),
+            "--etcd-key",
+            key.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", out(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["hosts"][0]["host"], "t1");
+        // A key file without its certificate is a usage error, not a silent downgrade.
+        let o = etcd.lock().unwrap().cli(&[
+            "cluster",
+            "status",
+            "--cluster",
+            TLS_ENDPOINT,
+            "--etcd-key",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     });
 }

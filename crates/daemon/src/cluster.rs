@@ -220,6 +220,18 @@ impl Local for DaemonLocal {
         }
         let views: Vec<portcullis_api::PortView> =
             serde_json::from_value(v).map_err(|e| e.to_string())?;
+        // The logical ports are the runtime ports (what the hypervisors and
+        // container runtimes add, and what moves); the host binding's own ports
+        // are this host's, like its uplinks.
+        let runtime: std::collections::HashSet<String> = {
+            let running = self.state.running.lock().await;
+            running
+                .runtime_ports
+                .ports
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
         let owners = self
             .state
             .owners
@@ -228,7 +240,7 @@ impl Local for DaemonLocal {
             .unwrap_or_default();
         Ok(views
             .into_iter()
-            .filter(|p| p.role != "uplink")
+            .filter(|p| p.role != "uplink" && runtime.contains(&p.name))
             .map(|p| {
                 let macs = p
                     .initial_mac
