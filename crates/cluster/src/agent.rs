@@ -751,7 +751,10 @@ impl<L: Local> Agent<L> {
                     && r.lease_end_unix == b.value.lease_end_unix
             });
             if !same {
-                changes.push((b.vlan, b.ip, Some(b.value.clone())));
+                // Provenance: this host wrote it (the local store does not say).
+                let mut v = b.value.clone();
+                v.written_by = self.opts.host.clone();
+                changes.push((b.vlan, b.ip, Some(v)));
             }
         }
         for k in remote.keys() {
