@@ -58,19 +58,6 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// `sysctl -w` inside a namespace.
-fn sysctl(ns: &str, kv: &str) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sysctl", "-q", "-w", kv])
-        .output()
-        .expect("run sysctl");
-    assert!(
-        out.status.success(),
-        "sysctl {kv} in {ns}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -84,11 +71,7 @@ fn text(out: &Output) -> String {
 fn wait_until(within: Duration, mut f: impl FnMut() -> bool, what: impl Fn() -> String) {
     let t = Instant::now();
     while !f() {
-        assert!(
-            t.elapsed() < within,
-            "not within {within:?}: {}",
-            what()
-        );
+        assert!(t.elapsed() < within, "not within {within:?}: {}", what());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -100,9 +83,10 @@ struct Host {
     sw: Switchd,
 }
 
-/// A guest VM: a namespace whose `eth0` is a veth into one host (`vmNp` there).
+/// A guest VM: a namespace whose `eth0` is a veth into one host (`{port}p`
+/// there), served by the logical port `port`.
 struct Vm {
-    name: String,
+    port: String,
     ns: String,
     mac: String,
 }
@@ -154,12 +138,30 @@ impl Cluster {
             "0",
         ]);
         ip(&["-n", &fabric.netns, "link", "set", "br0", "up"]);
-        ip(&["-n", &fabric.netns, "addr", "add", "198.18.10.1/24", "dev", "br0"]);
+        ip(&[
+            "-n",
+            &fabric.netns,
+            "addr",
+            "add",
+            "198.18.10.1/24",
+            "dev",
+            "br0",
+        ]);
         for (i, g) in hgs.iter().enumerate() {
             let f = format!("f{}", i + 1);
             ip(&[
-                "-n", &g.netns, "link", "add", "up0", "type", "veth", "peer", "name", &f,
-                "netns", &fabric.netns,
+                "-n",
+                &g.netns,
+                "link",
+                "add",
+                "up0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &f,
+                "netns",
+                &fabric.netns,
             ]);
             ip(&["-n", &g.netns, "link", "set", "up0", "up"]);
             ip(&["-n", &fabric.netns, "link", "set", &f, "master", "br0"]);
@@ -292,7 +294,14 @@ impl Cluster {
         self.etcd
             .command("etcdctl")
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", URL, "--dial-timeout", "1s", "--command-timeout", "2s"])
+            .args([
+                "--endpoints",
+                URL,
+                "--dial-timeout",
+                "1s",
+                "--command-timeout",
+                "2s",
+            ])
             .args(args)
             .output()
             .expect("run etcdctl")
@@ -313,7 +322,12 @@ impl Cluster {
 
     /// The keys under `prefix` (under the cluster's prefix).
     fn keys(&self, prefix: &str) -> Vec<String> {
-        let out = self.etcdctl(&["get", "--prefix", "--keys-only", &format!("{PREFIX}{prefix}")]);
+        let out = self.etcdctl(&[
+            "get",
+            "--prefix",
+            "--keys-only",
+            &format!("{PREFIX}{prefix}"),
+        ]);
         assert!(out.status.success(), "etcdctl get {prefix}: {}", text(&out));
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -364,24 +378,25 @@ impl Cluster {
         p.to_str().unwrap().to_string()
     }
 
-    /// A guest VM namespace `name` with its NIC's MAC `mac` (not plugged yet).
-    fn vm(&mut self, name: &str, mac: &str) -> Vm {
+    /// A guest VM namespace `name` for logical port `port`, its NIC's MAC `mac`
+    /// (not plugged yet). Two VMs of one port are the two ends of a migration.
+    fn vm(&mut self, name: &str, port: &str, mac: &str) -> Vm {
         let g = self.lab.add_guest(name).unwrap();
         g.disable_ipv6().unwrap();
         // Its NIC is a veth into a host, not the lab's link to the root namespace.
         ip(&["link", "del", &g.host_if]);
         Vm {
-            name: name.to_string(),
+            port: port.to_string(),
             ns: g.netns,
             mac: mac.to_string(),
         }
     }
 
-    /// Plugs `vm`'s NIC into host `id` (`{vm}p` there), as a hypervisor does
+    /// Plugs `vm`'s NIC into host `id` (`{port}p` there), as a hypervisor does
     /// when the VM starts or arrives: same MAC every time.
     fn plug(&self, vm: &Vm, id: &str) {
         let h = self.host(id);
-        let p = format!("{}p", vm.name);
+        let p = format!("{}p", vm.port);
         ip(&[
             "-n", &vm.ns, "link", "add", "eth0", "address", &vm.mac, "type", "veth", "peer",
             "name", &p, "netns", &h.g.netns,
@@ -392,7 +407,13 @@ impl Cluster {
 
     /// Unplugs `vm`'s NIC from host `id` (the VM stopped or left).
     fn unplug(&self, vm: &Vm, id: &str) {
-        ip(&["-n", &self.host(id).g.netns, "link", "del", &format!("{}p", vm.name)]);
+        ip(&[
+            "-n",
+            &self.host(id).g.netns,
+            "link",
+            "del",
+            &format!("{}p", vm.port),
+        ]);
     }
 
     /// `port add` of `vm`'s port on host `id`, by MAC.
@@ -401,9 +422,9 @@ impl Cluster {
         let out = h.sw.cli(&[
             "port",
             "add",
-            &vm.name,
+            &vm.port,
             "--interface",
-            &format!("{}p", vm.name),
+            &format!("{}p", vm.port),
             "--group",
             "web",
             "--mac",
@@ -412,7 +433,7 @@ impl Cluster {
         assert!(
             out.status.success(),
             "port add {} on {id}: {}\n{}",
-            vm.name,
+            vm.port,
             text(&out),
             h.sw.log_text()
         );
@@ -420,11 +441,11 @@ impl Cluster {
 
     fn port_remove(&self, vm: &Vm, id: &str) {
         let h = self.host(id);
-        let out = h.sw.cli(&["port", "remove", &vm.name]);
+        let out = h.sw.cli(&["port", "remove", &vm.port]);
         assert!(
             out.status.success(),
             "port remove {} on {id}: {}",
-            vm.name,
+            vm.port,
             text(&out)
         );
     }
@@ -447,27 +468,39 @@ impl Cluster {
                 self.logical(port)
                     .is_some_and(|p| p["owner"] == id && p["state"] == "active")
             },
-            || format!("{port} owned by {id}: {:?}\n{}", self.logical(port), self.logs()),
+            || {
+                format!(
+                    "{port} owned by {id}: {:?}\n{}",
+                    self.logical(port),
+                    self.logs()
+                )
+            },
         );
     }
 
     /// Runs udhcpc once in `vm`; answers the leased address.
     fn dhcp(&mut self, vm: &Vm) -> String {
         let script = self.file("udhcpc.sh", UDHCPC_SCRIPT);
-        Command::new("chmod").arg("+x").arg(&script).status().unwrap();
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap();
         let out = Command::new("ip")
-            .args(["netns", "exec", &vm.ns, "udhcpc", "-i", "eth0", "-f", "-q", "-n"])
+            .args([
+                "netns", "exec", &vm.ns, "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+            ])
             .args(["-t", "5", "-T", "1", "-s", &script])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
             "{} gets a lease: {}\n{}",
-            vm.name,
+            vm.ns,
             text(&out),
             self.logs()
         );
-        vm_addr(vm).unwrap_or_else(|| panic!("{} has no address after its lease", vm.name))
+        vm_addr(vm).unwrap_or_else(|| panic!("{} has no address after its lease", vm.ns))
     }
 }
 
@@ -491,7 +524,9 @@ fn ping(vm: &Vm, dst: &str, count: u32) -> u32 {
 
 fn vm_ping(vm: &Vm, extra: &[&str], dst: &str, count: u32) -> u32 {
     let out = Command::new("ip")
-        .args(["netns", "exec", &vm.ns, "ping", "-n", "-q", "-i", "0.2", "-W", "1"])
+        .args([
+            "netns", "exec", &vm.ns, "ping", "-n", "-q", "-i", "0.2", "-W", "1",
+        ])
         .args(["-c", &count.to_string()])
         .args(extra)
         .arg(dst)
@@ -511,12 +546,15 @@ fn wait_ping(c: &Cluster, vm: &Vm, dst: &str) {
     wait_until(
         Duration::from_secs(8),
         || ping(vm, dst, 1) == 1,
-        || format!("{} reaches {dst}\n{}", vm.name, c.logs()),
+        || format!("{} reaches {dst}\n{}", vm.ns, c.logs()),
     );
 }
 
 fn port_state(sw: &Switchd, port: &str) -> String {
-    sw.port(port)["state"].as_str().unwrap_or_default().to_string()
+    sw.port(port)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The bindings of `port` on a daemon.
@@ -537,7 +575,12 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
     // The golden profile, stored once: every host applies it.
     let golden = c.file("golden.toml", PROFILE);
     let out = c.cli(&["apply", "--cluster", URL, &golden, "--wait-secs", "10"]);
-    assert!(out.status.success(), "apply --cluster: {}\n{}", text(&out), c.logs());
+    assert!(
+        out.status.success(),
+        "apply --cluster: {}\n{}",
+        text(&out),
+        c.logs()
+    );
     let st = c.status();
     let generation = st["generation"].as_i64().unwrap();
     assert!(generation > 0, "{st}");
@@ -574,7 +617,10 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
         .split("== ")
         .find(|s| s.starts_with("h2:"))
         .unwrap_or_else(|| panic!("no section for h2: {report}"));
-    assert!(drifted.contains("DRIFT") && drifted.contains("rate_limit_pps"), "{report}");
+    assert!(
+        drifted.contains("DRIFT") && drifted.contains("rate_limit_pps"),
+        "{report}"
+    );
     for other in ["h1:", "h3:"] {
         let s = report.split("== ").find(|s| s.starts_with(other)).unwrap();
         assert!(s.contains("compliant"), "{report}");
@@ -588,7 +634,7 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
 
     // A profile h1 cannot apply: its guest's port is in `web`, which the new
     // profile renames. h1 refuses and says why; h2 and h3 apply it.
-    let vm = c.vm("vm1", "02:00:00:00:01:01");
+    let vm = c.vm("vm1", "vm1", "02:00:00:00:01:01");
     c.plug(&vm, "h1");
     c.port_add(&vm, "h1");
     let renamed = c.file("renamed.toml", &PROFILE.replace("\"web\"", "\"app\""));
@@ -599,11 +645,17 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
         .lines()
         .find(|l| l.trim_start().starts_with("h1"))
         .unwrap_or_else(|| panic!("{said}"));
-    assert!(h1_line.contains("NOT applied") && h1_line.contains("web"), "{said}");
+    assert!(
+        h1_line.contains("NOT applied") && h1_line.contains("web"),
+        "{said}"
+    );
     let bad = c.status()["generation"].as_i64().unwrap();
     assert!(bad > good);
     let h1 = c.host_status("h1");
-    assert_eq!(h1["generation"], good, "h1 keeps its last good generation: {h1}");
+    assert_eq!(
+        h1["generation"], good,
+        "h1 keeps its last good generation: {h1}"
+    );
     assert_eq!(h1["health"], "degraded", "{h1}");
     assert!(h1["error"].as_str().unwrap_or("").contains("web"), "{h1}");
     for id in ["h2", "h3"] {
@@ -621,7 +673,14 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
         .arg(dir.join("dup.sock"))
         .arg("--state-dir")
         .arg(dir.join("dup-state"))
-        .args(["--cluster", URL, "--host-id", "h1", "--cluster-lease-secs", LEASE_SECS])
+        .args([
+            "--cluster",
+            URL,
+            "--host-id",
+            "h1",
+            "--cluster-lease-secs",
+            LEASE_SECS,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("dup.log")).unwrap());
@@ -644,7 +703,7 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
     let key = format!("{PREFIX}ports/x");
     let out = c.etcdctl(&["put", &key, "written by hand"]);
     assert!(out.status.success(), "{}", text(&out));
-    let x = c.vm("x", "02:00:00:00:0a:01");
+    let x = c.vm("x", "x", "02:00:00:00:0a:01");
     c.plug(&x, "h3");
     c.port_add(&x, "h3");
     wait_until(
@@ -661,4 +720,359 @@ fn a_profile_is_applied_on_three_hosts_drift_is_found_and_a_refusal_keeps_the_la
         let _ = h.sw.get("/v1/ports");
     }
     assert_eq!(c.get("ports/x").as_deref(), Some("written by hand"));
+}
+
+/// Sets `addr` (/24) on `vm`'s NIC: a VM keeps its address configuration when it
+/// moves (its NIC here is a new veth).
+fn set_vm_addr(vm: &Vm, addr: &str) {
+    ip(&[
+        "-n",
+        &vm.ns,
+        "addr",
+        "replace",
+        &format!("{addr}/24"),
+        "dev",
+        "eth0",
+    ]);
+}
+
+/// Every drop a daemon counted on `port`, both directions, all reasons.
+fn all_drops(sw: &Switchd, port: &str) -> u64 {
+    let c = &sw.port(port)["counters"];
+    ["rx_drops", "tx_drops"]
+        .iter()
+        .flat_map(|d| c[*d].as_object().into_iter().flatten())
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// A guest (with a lease) on `vm`'s port on host `id`, pinging the router.
+fn guest_with_lease(c: &mut Cluster, vm: &Vm, id: &str) -> String {
+    c.plug(vm, id);
+    c.port_add(vm, id);
+    c.wait_owner(&vm.port, id);
+    let addr = c.dhcp(vm);
+    assert!(addr.starts_with("198.18.10."), "{addr}");
+    wait_ping(c, vm, ROUTER);
+    assert_eq!(ping(vm, ROUTER, 3), 3, "{}", c.logs());
+    // The binding is on the host, and in etcd under the logical port.
+    let b = bindings(&c.host(id).sw, &vm.port);
+    assert!(
+        b.iter()
+            .any(|b| b["ip"] == addr.as_str() && b["source"] == "dhcp"),
+        "{b:?}"
+    );
+    let key = format!("bindings/{}/10/{addr}", vm.port);
+    wait_until(
+        Duration::from_secs(5),
+        || c.get_json(&key).is_some(),
+        || format!("{key} in etcd: {:?}\n{}", c.keys("bindings/"), c.logs()),
+    );
+    let v = c.get_json(&key).unwrap();
+    assert_eq!(v["mac"], vm.mac.as_str(), "{v}");
+    assert_eq!(v["source"], "dhcp", "{v}");
+    assert_eq!(v["written_by"], id, "{v}");
+    addr
+}
+
+#[test]
+fn a_guest_moved_to_another_host_keeps_its_identity_with_no_dhcp_there() {
+    let mut c = Cluster::new("clmove", 2);
+    let vm = c.vm("vm1", "vm1", "02:00:00:00:01:01");
+    let addr = guest_with_lease(&mut c, &vm, "h1");
+
+    // The VM stops on h1: its port is removed there, marked away in etcd.
+    c.port_remove(&vm, "h1");
+    c.unplug(&vm, "h1");
+    wait_until(
+        Duration::from_secs(5),
+        || c.logical("vm1").is_some_and(|p| p["state"] == "away"),
+        || format!("vm1 away: {:?}\n{}", c.logical("vm1"), c.logs()),
+    );
+
+    // It starts on h2 with the same MAC and address. Any DHCP frame on the fabric
+    // or on h2's port would show.
+    let fabric = Capture::start(
+        &mut c.lab,
+        &c.fabric,
+        "br0",
+        &["udp", "port", "67", "or", "udp", "port", "68"],
+    )
+    .unwrap();
+    c.plug(&vm, "h2");
+    let h2g = c.host("h2").g.clone();
+    let on_port = Capture::start(
+        &mut c.lab,
+        &h2g,
+        "vm1p",
+        &["udp", "port", "67", "or", "udp", "port", "68"],
+    )
+    .unwrap();
+    set_vm_addr(&vm, &addr);
+    c.port_add(&vm, "h2");
+    c.wait_owner("vm1", "h2");
+    let h2 = &c.host("h2").sw;
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            bindings(h2, "vm1")
+                .iter()
+                .any(|b| b["ip"] == addr.as_str() && b["source"] == "dhcp")
+        },
+        || {
+            format!(
+                "h2 has vm1's binding: {}\n{}",
+                h2.get("/v1/bindings"),
+                c.logs()
+            )
+        },
+    );
+    assert_eq!(port_state(h2, "vm1"), "up", "{}", h2.port("vm1"));
+    // The guest passes ARP inspection and IP Source Guard on h2 at once.
+    let before = all_drops(h2, "vm1");
+    wait_ping(&c, &vm, ROUTER);
+    assert_eq!(ping(&vm, ROUTER, 5), 5, "{}", c.logs());
+    assert_eq!(all_drops(h2, "vm1"), before, "{}", h2.port("vm1"));
+    let fabric = fabric.stop(&mut c.lab).unwrap();
+    let on_port = on_port.stop(&mut c.lab).unwrap();
+    assert!(
+        fabric.lines.is_empty(),
+        "DHCP on the fabric: {:#?}",
+        fabric.lines
+    );
+    assert!(
+        on_port.lines.is_empty(),
+        "DHCP on h2's port: {:#?}",
+        on_port.lines
+    );
+
+    // Enforcement is on: a forged source address from the guest is dropped.
+    let h2 = &c.host("h2").sw;
+    let (ipsg, dai) = (
+        h2.drops("vm1", "ip_source_guard"),
+        h2.drops("vm1", "arp_inspection"),
+    );
+    ip(&[
+        "-n",
+        &vm.ns,
+        "addr",
+        "add",
+        "198.18.10.77/24",
+        "dev",
+        "eth0",
+    ]);
+    assert_eq!(vm_ping(&vm, &["-I", "198.18.10.77"], ROUTER, 3), 0);
+    assert!(
+        h2.drops("vm1", "ip_source_guard") > ipsg,
+        "IP Source Guard dropped the forged source (arp_inspection {} → {}): {}",
+        dai,
+        h2.drops("vm1", "arp_inspection"),
+        h2.port("vm1")
+    );
+}
+
+#[test]
+fn during_a_migration_the_copies_wait_for_the_guest_and_concurrent_claims_have_one_winner() {
+    let mut c = Cluster::new("clclaim", 3);
+    let mac = "02:00:00:00:01:01";
+    let src = c.vm("vm1", "vm1", mac);
+    let addr = guest_with_lease(&mut c, &src, "h1");
+
+    // Live migration's overlap: the port appears on h2 and h3 (the destination
+    // and a stale copy) while h1 still serves the guest. Both are blocked.
+    let dst = c.vm("vm1b", "vm1", mac);
+    let stale = c.vm("vm1c", "vm1", mac);
+    c.plug(&dst, "h2");
+    c.plug(&stale, "h3");
+    c.port_add(&dst, "h2");
+    c.port_add(&stale, "h3");
+    for id in ["h2", "h3"] {
+        let sw = &c.host(id).sw;
+        wait_until(
+            Duration::from_secs(5),
+            || port_state(sw, "vm1") == "down",
+            || {
+                format!(
+                    "vm1 blocked (admin down) on {id}: {}\n{}",
+                    sw.port("vm1"),
+                    c.logs()
+                )
+            },
+        );
+    }
+    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
+    assert_eq!(ping(&src, ROUTER, 3), 3, "h1 still serves the guest");
+
+    // The guest resumes on h2: its first frame there takes the port.
+    set_vm_addr(&dst, &addr);
+    let _ = ping(&dst, ROUTER, 1);
+    c.wait_owner("vm1", "h2");
+    let (h1, h2) = (&c.host("h1").sw, &c.host("h2").sw);
+    wait_until(
+        Duration::from_secs(5),
+        || port_state(h1, "vm1") == "down" && bindings(h1, "vm1").is_empty(),
+        || {
+            format!(
+                "h1 blocks and forgets vm1: {}\n{}",
+                h1.port("vm1"),
+                c.logs()
+            )
+        },
+    );
+    wait_until(
+        Duration::from_secs(5),
+        || bindings(h2, "vm1").iter().any(|b| b["ip"] == addr.as_str()),
+        || {
+            format!(
+                "h2 has vm1's binding: {}\n{}",
+                h2.get("/v1/bindings"),
+                c.logs()
+            )
+        },
+    );
+    wait_ping(&c, &dst, ROUTER);
+    assert_eq!(ping(&dst, ROUTER, 3), 3, "{}", c.logs());
+    // The stale copy on h3 never saw the guest: still blocked.
+    assert_eq!(port_state(&c.host("h3").sw, "vm1"), "down");
+    assert_eq!(c.owner("vm1").as_deref(), Some("h2"));
+
+    // Two hosts claim a new port at the same moment: one wins, the other blocks.
+    let a = c.vm("vm3a", "vm3", "02:00:00:00:03:01");
+    let b = c.vm("vm3b", "vm3", "02:00:00:00:03:01");
+    c.plug(&a, "h2");
+    c.plug(&b, "h3");
+    std::thread::scope(|s| {
+        s.spawn(|| c.port_add(&a, "h2"));
+        s.spawn(|| c.port_add(&b, "h3"));
+    });
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            c.owner("vm3").is_some()
+                && ["h2", "h3"]
+                    .iter()
+                    .filter(|id| port_state(&c.host(id).sw, "vm3") == "up")
+                    .count()
+                    == 1
+        },
+        || format!("one owner of vm3: {:?}\n{}", c.logical("vm3"), c.logs()),
+    );
+    let winner = c.owner("vm3").unwrap();
+    let loser = if winner == "h2" { "h3" } else { "h2" };
+    assert_eq!(port_state(&c.host(&winner).sw, "vm3"), "up");
+    // And it stays so.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.owner("vm3").as_deref(), Some(winner.as_str()));
+    assert_eq!(port_state(&c.host(loser).sw, "vm3"), "down");
+}
+
+#[test]
+fn etcd_killed_and_restarted_under_traffic_loses_no_frame_and_no_binding() {
+    let mut c = Cluster::new("cletcd", 2);
+    let vm1 = c.vm("vm1", "vm1", "02:00:00:00:01:01");
+    let addr1 = guest_with_lease(&mut c, &vm1, "h1");
+    let vm2 = c.vm("vm2", "vm2", "02:00:00:00:02:01");
+    c.plug(&vm2, "h2");
+    c.port_add(&vm2, "h2");
+    c.wait_owner("vm2", "h2");
+    let drops1 = all_drops(&c.host("h1").sw, "vm1");
+    let drops2 = all_drops(&c.host("h2").sw, "vm2");
+
+    // vm1 pings the router every 10 ms across the whole outage.
+    let pinger = Command::new("ip")
+        .args([
+            "netns", "exec", &vm1.ns, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
+        ])
+        .args(["-c", "600", ROUTER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.kill_etcd();
+    // A new lease during the outage: committed on h2 alone, ACK released.
+    let t = Instant::now();
+    let addr2 = c.dhcp(&vm2);
+    let lease_time = t.elapsed();
+    assert!(
+        !c.etcdctl(&["endpoint", "health"]).status.success(),
+        "etcd was down during the lease"
+    );
+    assert!(
+        bindings(&c.host("h2").sw, "vm2")
+            .iter()
+            .any(|b| b["ip"] == addr2.as_str()),
+        "{}",
+        c.host("h2").sw.get("/v1/bindings")
+    );
+    c.start_etcd();
+    let (sent, lost) = ping_lost(pinger);
+    assert!(sent >= 600, "{sent}");
+    assert_eq!(lost, 0, "pings lost across the etcd outage\n{}", c.logs());
+    assert_eq!(all_drops(&c.host("h1").sw, "vm1"), drops1);
+    assert_eq!(all_drops(&c.host("h2").sw, "vm2"), drops2);
+
+    // etcd is back: the outage's lease is reconciled into it, nothing is lost.
+    let key2 = format!("bindings/vm2/10/{addr2}");
+    wait_until(
+        Duration::from_secs(10),
+        || c.get_json(&key2).is_some(),
+        || format!("{key2} in etcd: {:?}\n{}", c.keys("bindings/"), c.logs()),
+    );
+    assert_eq!(c.get_json(&key2).unwrap()["written_by"], "h2");
+    assert!(c.get_json(&format!("bindings/vm1/10/{addr1}")).is_some());
+    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
+    assert_eq!(c.owner("vm2").as_deref(), Some("h2"));
+    assert_eq!(ping(&vm2, ROUTER, 3), 3, "{}", c.logs());
+    eprintln!("lease during the etcd outage took {lease_time:?}");
+}
+
+#[test]
+fn a_host_killed_with_kill_9_lets_its_guest_be_claimed_elsewhere() {
+    let mut c = Cluster::new("clkill", 2);
+    let vm = c.vm("vm1", "vm1", "02:00:00:00:01:01");
+    let addr = guest_with_lease(&mut c, &vm, "h1");
+
+    let pid = c.host("h1").sw.pid;
+    c.lab
+        .kill_with(pid, libc::SIGKILL, Duration::ZERO)
+        .expect("h1 was running");
+    // Its lease ends within its TTL: the host key goes.
+    let t = Instant::now();
+    wait_until(
+        Duration::from_secs(8),
+        || c.get("hosts/h1").is_none(),
+        || format!("hosts/h1 still there\n{}", c.logs()),
+    );
+    eprintln!("h1's key went {:?} after kill -9", t.elapsed());
+    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
+
+    // The guest restarts on h2: its port is claimed at once, no first frame
+    // needed, with its binding.
+    c.unplug(&vm, "h1");
+    c.plug(&vm, "h2");
+    set_vm_addr(&vm, &addr);
+    c.port_add(&vm, "h2");
+    c.wait_owner("vm1", "h2");
+    let h2 = &c.host("h2").sw;
+    assert_eq!(
+        h2.port("vm1")["counters"]["rx_frames"],
+        0,
+        "{}",
+        h2.port("vm1")
+    );
+    assert_eq!(port_state(h2, "vm1"), "up", "{}", h2.port("vm1"));
+    wait_until(
+        Duration::from_secs(5),
+        || bindings(h2, "vm1").iter().any(|b| b["ip"] == addr.as_str()),
+        || {
+            format!(
+                "h2 has vm1's binding: {}\n{}",
+                h2.get("/v1/bindings"),
+                c.logs()
+            )
+        },
+    );
+    wait_ping(&c, &vm, ROUTER);
+    assert_eq!(ping(&vm, ROUTER, 3), 3, "{}", c.logs());
 }
