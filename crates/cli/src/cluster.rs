@@ -29,6 +29,7 @@ pub struct EtcdArgs {
     /// TLS to etcd: this client's certificate and key (PEM).
     #[arg(long, requires = "etcd_key")]
     pub etcd_cert: Option<PathBuf>,
+    /// TLS to etcd: the private key of --etcd-cert (PEM).
     #[arg(long, requires = "etcd_cert")]
     pub etcd_key: Option<PathBuf>,
     /// The cluster's key prefix in etcd.
@@ -68,10 +69,9 @@ fn profile_text(file: &Path) -> anyhow::Result<String> {
     let name = file.display().to_string();
     // A profile alone names logical uplinks that each host binds to its own NIC:
     // it is validated with a stand-in binding (`nicN` for each), never stored.
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let stand_in = (!table.contains_key("host")).then(|| {
+    // (A file that is not TOML gets the usual located error from the parser.)
+    let table = text.parse::<toml::Table>().ok();
+    let stand_in = table.filter(|t| !t.contains_key("host")).map(|table| {
         let uplinks = table
             .get("uplink_policy")
             .and_then(|u| u.get("uplinks"))
