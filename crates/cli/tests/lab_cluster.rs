@@ -900,7 +900,13 @@ fn during_a_migration_the_copies_wait_for_the_guest_and_concurrent_claims_have_o
             },
         );
     }
-    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
+    assert_eq!(
+        c.owner("vm1").as_deref(),
+        Some("h1"),
+        "{:?}\n{}",
+        c.logical("vm1"),
+        c.logs()
+    );
     assert_eq!(ping(&src, ROUTER, 3), 3, "h1 still serves the guest");
 
     // The guest resumes on h2: its first frame there takes the port.
@@ -933,8 +939,14 @@ fn during_a_migration_the_copies_wait_for_the_guest_and_concurrent_claims_have_o
     wait_ping(&c, &dst, ROUTER);
     assert_eq!(ping(&dst, ROUTER, 3), 3, "{}", c.logs());
     // The stale copy on h3 never saw the guest: still blocked.
-    assert_eq!(port_state(&c.host("h3").sw, "vm1"), "down");
-    assert_eq!(c.owner("vm1").as_deref(), Some("h2"));
+    assert_eq!(port_state(&c.host("h3").sw, "vm1"), "down", "{}", c.logs());
+    assert_eq!(
+        c.owner("vm1").as_deref(),
+        Some("h2"),
+        "{:?}\n{}",
+        c.logical("vm1"),
+        c.logs()
+    );
 
     // Two hosts claim a new port at the same moment: one wins, the other blocks.
     let a = c.vm("vm3a", "vm3", "02:00:00:00:03:01");
@@ -962,8 +974,14 @@ fn during_a_migration_the_copies_wait_for_the_guest_and_concurrent_claims_have_o
     assert_eq!(port_state(&c.host(&winner).sw, "vm3"), "up");
     // And it stays so.
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(c.owner("vm3").as_deref(), Some(winner.as_str()));
-    assert_eq!(port_state(&c.host(loser).sw, "vm3"), "down");
+    assert_eq!(
+        c.owner("vm3").as_deref(),
+        Some(winner.as_str()),
+        "{:?}\n{}",
+        c.logical("vm3"),
+        c.logs()
+    );
+    assert_eq!(port_state(&c.host(loser).sw, "vm3"), "down", "{}", c.logs());
 }
 
 #[test]
@@ -1021,8 +1039,20 @@ fn etcd_killed_and_restarted_under_traffic_loses_no_frame_and_no_binding() {
     );
     assert_eq!(c.get_json(&key2).unwrap()["written_by"], "h2");
     assert!(c.get_json(&format!("bindings/vm1/10/{addr1}")).is_some());
-    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
-    assert_eq!(c.owner("vm2").as_deref(), Some("h2"));
+    assert_eq!(
+        c.owner("vm1").as_deref(),
+        Some("h1"),
+        "{:?}\n{}",
+        c.logical("vm1"),
+        c.logs()
+    );
+    assert_eq!(
+        c.owner("vm2").as_deref(),
+        Some("h2"),
+        "{:?}\n{}",
+        c.logical("vm2"),
+        c.logs()
+    );
     assert_eq!(ping(&vm2, ROUTER, 3), 3, "{}", c.logs());
     eprintln!("lease during the etcd outage took {lease_time:?}");
 }
@@ -1045,7 +1075,13 @@ fn a_host_killed_with_kill_9_lets_its_guest_be_claimed_elsewhere() {
         || format!("hosts/h1 still there\n{}", c.logs()),
     );
     eprintln!("h1's key went {:?} after kill -9", t.elapsed());
-    assert_eq!(c.owner("vm1").as_deref(), Some("h1"));
+    assert_eq!(
+        c.owner("vm1").as_deref(),
+        Some("h1"),
+        "{:?}\n{}",
+        c.logical("vm1"),
+        c.logs()
+    );
 
     // The guest restarts on h2: its port is claimed at once, no first frame
     // needed, with its binding.
