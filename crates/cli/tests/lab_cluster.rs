@@ -799,6 +799,7 @@ fn a_guest_moved_to_another_host_keeps_its_identity_with_no_dhcp_there() {
         &["udp", "port", "67", "or", "udp", "port", "68"],
     )
     .unwrap();
+    let rarp = Capture::start(&mut c.lab, &c.fabric, "br0", &["rarp"]).unwrap();
     c.plug(&vm, "h2");
     let h2g = c.host("h2").g.clone();
     let on_port = Capture::start(
@@ -844,6 +845,14 @@ fn a_guest_moved_to_another_host_keeps_its_identity_with_no_dhcp_there() {
         on_port.lines.is_empty(),
         "DHCP on h2's port: {:#?}",
         on_port.lines
+    );
+    // h2 told the network the guest is behind it now (RARP for its MAC).
+    let rarp = rarp.stop(&mut c.lab).unwrap();
+    assert!(
+        !rarp.lines_containing(&vm.mac).is_empty(),
+        "a RARP for {} on the fabric: {:#?}",
+        vm.mac,
+        rarp.lines
     );
 
     // Enforcement is on: a forged source address from the guest is dropped.
