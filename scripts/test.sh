@@ -76,12 +76,13 @@ cargo test --workspace --locked -- --test-threads=2
 # lab_af_xdp and lab_offload choose their backends themselves: they ran above.
 # lab_web's subject is the page, which does not depend on the backend; runtime ports
 # are on AF_PACKET whatever the pass (lab_runtime_ports, lab_adopt, lab_cni,
-# lab_ovs_vsctl: the ports the ovs-vsctl front adds, and lab_libvirt's guest TAP);
+# lab_ovs_vsctl: the ports the ovs-vsctl front adds, lab_libvirt's guest TAP, and
+# lab_cluster's guests, runtime ports on every host);
 # lab_port_churn is a measurement run by hand.
 xdp_pass=()
 for f in crates/cli/tests/lab_*.rs; do
   t=$(basename "$f" .rs)
-  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt) ;; *) xdp_pass+=(--test "$t") ;; esac
+  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt | lab_cluster) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).

@@ -43,6 +43,7 @@ enum LogFormat {
 enum ClusterOp {
     /// Hosts, versions, health, profile generation, port and binding counts.
     Status {
+        /// The status as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]

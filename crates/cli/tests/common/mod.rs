@@ -75,7 +75,23 @@ pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&G
         Some(g) => g.command(EXE),
         None => Command::new(EXE),
     };
-    start_daemon_cmd(lab, name, config, cmd)
+    start_daemon_cmd(lab, name, config, cmd, &[])
+}
+
+/// Like [`start_daemon_in`], with `extra` daemon arguments after the usual ones
+/// (e.g. `--cluster URL --host-id h1`).
+pub fn start_daemon_in_with(
+    lab: &mut Lab,
+    name: &str,
+    config: &str,
+    guest: Option<&Guest>,
+    extra: &[&str],
+) -> Switchd {
+    let cmd = match guest {
+        Some(g) => g.command(EXE),
+        None => Command::new(EXE),
+    };
+    start_daemon_cmd(lab, name, config, cmd, extra)
 }
 
 /// Starts `portcullis daemon` on `config` through the program `wrapper` (with its
@@ -84,11 +100,17 @@ pub fn start_daemon_in(lab: &mut Lab, name: &str, config: &str, guest: Option<&G
 pub fn start_daemon_wrapped(lab: &mut Lab, name: &str, config: &str, wrapper: &[&str]) -> Switchd {
     let mut cmd = Command::new(wrapper[0]);
     cmd.args(&wrapper[1..]).arg(EXE);
-    start_daemon_cmd(lab, name, config, cmd)
+    start_daemon_cmd(lab, name, config, cmd, &[])
 }
 
 /// Starts the daemon with `cmd` (the daemon's program, or a wrapper that execs it).
-fn start_daemon_cmd(lab: &mut Lab, name: &str, config: &str, mut cmd: Command) -> Switchd {
+fn start_daemon_cmd(
+    lab: &mut Lab,
+    name: &str,
+    config: &str,
+    mut cmd: Command,
+    extra: &[&str],
+) -> Switchd {
     let dir = lab.scratch_dir().expect("scratch dir");
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, config).expect("write config");
@@ -101,6 +123,7 @@ fn start_daemon_cmd(lab: &mut Lab, name: &str, config: &str, mut cmd: Command) -
         .arg(&socket)
         .arg("--state-dir")
         .arg(dir.join(format!("{name}-state")))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
