@@ -848,3 +848,249 @@ fn etcd_over_tls_takes_a_host_with_a_client_certificate_only() {
         assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     });
 }
+
+/// Three etcd members in one lab namespace (client URL 127.0.0.1:2400N).
+struct Members {
+    lab: Lab,
+    ns: Guest,
+    dir: PathBuf,
+    pids: BTreeMap<String, u32>,
+}
+
+fn client_url(n: u8) -> String {
+    format!("http://127.0.0.1:{}", 24000 + u16::from(n))
+}
+
+fn peer_url(n: u8) -> String {
+    format!("http://127.0.0.1:{}", 24100 + u16::from(n))
+}
+
+impl Members {
+    /// Starts member `n` of the cluster `initial` (`existing`: joining one that runs).
+    fn start(&mut self, n: u8, initial: &[u8], existing: bool) {
+        let cluster: Vec<String> = initial
+            .iter()
+            .map(|m| format!("m{m}={}", peer_url(*m)))
+            .collect();
+        let mut cmd = self.ns.command("etcd");
+        cmd.args(["--name", &format!("m{n}")])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("m{n}")))
+            .args(["--listen-client-urls", &client_url(n)])
+            .args(["--advertise-client-urls", &client_url(n)])
+            .args(["--listen-peer-urls", &peer_url(n)])
+            .args(["--initial-advertise-peer-urls", &peer_url(n)])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args([
+                "--initial-cluster-state",
+                if existing { "existing" } else { "new" },
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let pid = self.lab.spawn(cmd).expect("start an etcd member");
+        self.pids.insert(format!("m{n}"), pid);
+    }
+    fn kill(&mut self, n: u8) {
+        if let Some(pid) = self.pids.remove(&format!("m{n}")) {
+            self.lab
+                .kill_with(pid, libc::SIGKILL, Duration::from_secs(1));
+        }
+    }
+    /// `etcdctl` against `endpoints`.
+    fn ctl(&self, endpoints: &[u8], args: &[&str]) -> Output {
+        let eps: Vec<String> = endpoints.iter().map(|n| client_url(*n)).collect();
+        self.ns
+            .command("etcdctl")
+            .args(["--endpoints", &eps.join(",")])
+            .args(args)
+            .output()
+            .expect("run etcdctl")
+    }
+    fn wait_healthy(&self, n: u8) {
+        let t = Instant::now();
+        while !self.ctl(&[n], &["endpoint", "health"]).status.success() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "member m{n} is not healthy"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn an_etcd_member_killed_and_replaced_changes_nothing_for_the_guests() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut lab = common::lab("clmember", &["etcd", "etcdctl"]);
+    let ns = lab.add_guest("etcd").expect("namespace");
+    let dir = lab.scratch_dir().unwrap();
+    let mut m = Members {
+        lab,
+        ns: ns.clone(),
+        dir,
+        pids: BTreeMap::new(),
+    };
+    for n in 1..=3 {
+        m.start(n, &[1, 2, 3], false);
+    }
+    for n in 1..=3 {
+        m.wait_healthy(n);
+    }
+    let m = Arc::new(Mutex::new(m));
+    let netns = format!("/run/netns/{}", ns.netns);
+    let mm = m.clone();
+    let r = std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns).expect("open the namespace");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let endpoints: Vec<String> = (1..=3).map(client_url).collect();
+            let host = |name: &str| {
+                let mut o = options(name);
+                o.etcd.endpoints = endpoints.clone();
+                o.lease_ttl = Duration::from_secs(5);
+                o
+            };
+            let mut hosts = Vec::new();
+            for name in ["a", "b"] {
+                let fake = Arc::new(Fake::default());
+                let shared = Arc::new(Shared::default());
+                let rec = record(
+                    name,
+                    &this_machine(),
+                    std::process::id() + 7 + name.len() as u32,
+                );
+                let lease = portcullis_cluster::register_at_start(&host(name), &rec)
+                    .await
+                    .unwrap();
+                assert!(lease.is_some());
+                let task = tokio::spawn(
+                    Agent::new(host(name), rec, fake.clone(), shared.clone(), lease).run(),
+                );
+                hosts.push(Host {
+                    name: name.into(),
+                    fake,
+                    shared,
+                    task,
+                });
+            }
+            let (a, b) = (&hosts[0], &hosts[1]);
+            let mut eo = EtcdOptions::new(endpoints.clone());
+            eo.timeout = Duration::from_secs(1);
+            let st = Store::connect(&eo).await.unwrap();
+            plug(a, guest_port("vm1", 1));
+            plug(b, guest_port("vm2", 2));
+            until("both ports owned", 10, || async {
+                owner(&st, "vm1").await.is_some_and(|o| o.0 == "a")
+                    && owner(&st, "vm2").await.is_some_and(|o| o.0 == "b")
+            })
+            .await;
+            commit(a, binding("vm1", 1, "a")).await;
+
+            // Member m1 dies: the hosts go on; a lease made now reaches etcd.
+            mm.lock().unwrap().kill(1);
+            commit(b, binding("vm2", 2, "b")).await;
+            let st = {
+                let mut eo = EtcdOptions::new(vec![client_url(2), client_url(3)]);
+                eo.timeout = Duration::from_secs(2);
+                Store::connect(&eo).await.unwrap()
+            };
+            until("vm2's binding in etcd without m1", 20, || async {
+                st.port_bindings("vm2").await.is_ok_and(|v| v.len() == 1)
+            })
+            .await;
+
+            // m1 is replaced by m4 (remove, add, start), then m2 dies too: the
+            // quorum now needs the new member.
+            let list = mm.lock().unwrap().ctl(&[2, 3], &["member", "list"]);
+            let text = String::from_utf8_lossy(&list.stdout).into_owned();
+            let id = text
+                .lines()
+                .find(|l| l.contains(", m1,"))
+                .and_then(|l| l.split(',').next())
+                .expect("m1 listed")
+                .to_string();
+            assert!(
+                mm.lock()
+                    .unwrap()
+                    .ctl(&[2, 3], &["member", "remove", &id])
+                    .status
+                    .success()
+            );
+            // etcd refuses a reconfiguration until its members have been
+            // connected for a while ("unhealthy cluster"): retry.
+            let t = Instant::now();
+            loop {
+                let add = mm.lock().unwrap().ctl(
+                    &[2, 3],
+                    &[
+                        "member",
+                        "add",
+                        "m4",
+                        &format!("--peer-urls={}", peer_url(4)),
+                    ],
+                );
+                if add.status.success() {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "member add: {}",
+                    String::from_utf8_lossy(&add.stderr)
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            {
+                let mut g = mm.lock().unwrap();
+                g.start(4, &[2, 3, 4], true);
+                g.wait_healthy(4);
+                g.kill(2);
+            }
+            commit(a, binding("vm1", 11, "a")).await;
+            let st = {
+                let mut eo = EtcdOptions::new(vec![client_url(3), client_url(4)]);
+                eo.timeout = Duration::from_secs(2);
+                Store::connect(&eo).await.unwrap()
+            };
+            until("a's new binding in etcd (m3 + m4)", 30, || async {
+                st.port_bindings("vm1").await.is_ok_and(|v| v.len() == 2)
+            })
+            .await;
+            // Nothing changed for the guests: owners, hosts, nothing blocked or forgotten.
+            assert_eq!(
+                owner(&st, "vm1").await,
+                Some(("a".into(), PortState::Active))
+            );
+            assert_eq!(
+                owner(&st, "vm2").await,
+                Some(("b".into(), PortState::Active))
+            );
+            assert!(st.host_live("a").await.unwrap() && st.host_live("b").await.unwrap());
+            for h in &hosts {
+                assert!(
+                    h.fake
+                        .with(|s| s.blocked.is_empty() && s.forgotten.is_empty()),
+                    "{} unchanged",
+                    h.name
+                );
+            }
+            for h in hosts {
+                h.task.abort();
+            }
+        });
+        rt.shutdown_timeout(Duration::from_secs(2));
+    })
+    .join();
+    drop(m);
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+}

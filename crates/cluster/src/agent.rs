@@ -399,15 +399,15 @@ impl<L: Local> Agent<L> {
         }
     }
 
+    /// The host's lease: the one it has if etcd says it is still alive (an etcd
+    /// restart keeps leases), else a new registration. An etcd that does not
+    /// answer is an error (the session is retried), never a reason to register
+    /// again.
     async fn ensure_lease(&mut self, store: &Store) -> Result<i64, ClusterError> {
         if let Some(l) = self.lease {
             let mut c = store.client();
-            let alive = c
-                .lease_time_to_live(l, None)
-                .await
-                .map(|r| r.ttl() > 0)
-                .unwrap_or(false);
-            if alive {
+            let ttl = c.lease_time_to_live(l, None).await?.ttl();
+            if ttl > 0 {
                 return Ok(l);
             }
         }

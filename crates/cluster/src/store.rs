@@ -157,7 +157,33 @@ impl Store {
             }
             co = co.with_tls(tls);
         }
-        let client = within(opts.timeout, Client::connect(&opts.endpoints, Some(co))).await?;
+        // One member at a time, the first that answers: a client balanced over
+        // every member keeps sending some requests to a dead one, and each of
+        // those fails. A session on one member fails over by reconnecting (the
+        // next call starts at the next member).
+        let n = opts.endpoints.len();
+        let start = NEXT_ENDPOINT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let mut last = None;
+        let mut client = None;
+        for i in 0..n {
+            let ep = &opts.endpoints[(start + i) % n];
+            let attempt = async {
+                let mut c = Client::connect([ep.as_str()], Some(co.clone())).await?;
+                c.get("/", Some(GetOptions::new().with_count_only()))
+                    .await?;
+                Ok::<Client, etcd_client::Error>(c)
+            };
+            match within(opts.timeout, attempt).await {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(client) = client else {
+            return Err(last.unwrap_or_else(|| ClusterError::Invalid("no etcd endpoint".into())));
+        };
         Ok(Store {
             client,
             keys: opts.keys(),
@@ -232,9 +258,10 @@ impl Store {
 
     /// Registers `host` under a new lease of `ttl`: refused with
     /// [`ClusterError::HostLive`] while another daemon holds that host id — unless
-    /// that daemon's record is this daemon's own predecessor on this machine (same
-    /// machine name, its PID no longer running: a crash or a restart within the
-    /// lease), which is taken over by a transaction on the record's revision.
+    /// that record is this daemon's own (same machine and PID: a lease it lost
+    /// track of) or its predecessor's on this machine (same machine name, its PID
+    /// no longer running: a crash or a restart within the lease), which is taken
+    /// over by a transaction on the record's revision.
     /// Answers the lease id.
     pub async fn register(&self, host: &HostRecord, ttl: Duration) -> Result<i64, ClusterError> {
         let mut c = self.client.clone();
@@ -265,8 +292,7 @@ impl Store {
         let rec: Option<HostRecord> = live.and_then(|v| schema::decode(&key, &v).ok());
         if let (Some(r), Some(rev)) = (&rec, live_rev)
             && r.hostname == host.hostname
-            && r.pid != host.pid
-            && !pid_running(r.pid)
+            && (r.pid == host.pid || !pid_running(r.pid))
         {
             let lease = within(self.timeout, c.lease_grant(ttl_s, None)).await?.id();
             let txn = Txn::new()
@@ -510,6 +536,9 @@ impl Store {
         Ok(self.list(&self.keys.ports()).await?.0)
     }
 }
+
+/// Where the next [`Store::connect`] starts in its list of members.
+static NEXT_ENDPOINT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Keys read per request by [`Store::list`].
 pub const PAGE: i64 = 5000;
