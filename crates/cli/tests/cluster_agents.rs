@@ -41,6 +41,8 @@ struct FakeSwitch {
     rx: BTreeMap<String, u64>,
     announced: Vec<String>,
     forgotten: Vec<String>,
+    /// Sticky secure MACs by port (learned here, or restored from the cluster).
+    secure: BTreeMap<String, Vec<MacAddr>>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +75,16 @@ impl Local for Fake {
     }
     async fn binding_count(&self) -> usize {
         self.with(|s| s.bindings.len())
+    }
+    async fn secure_macs(&self, port: String) -> Vec<MacAddr> {
+        self.with(|s| s.secure.get(&port).cloned().unwrap_or_default())
+    }
+    async fn restore_secure_macs(&self, port: String, macs: Vec<MacAddr>) -> usize {
+        self.with(|s| {
+            let n = macs.len();
+            s.secure.entry(port).or_default().extend(macs);
+            n
+        })
     }
     async fn restore(&self, port: String, bindings: Vec<LocalBinding>) -> usize {
         self.with(|s| {
@@ -611,6 +623,17 @@ fn ports_follow_their_guest_and_revisions_decide() {
         })
         .await;
         commit(&a, binding("vm1", 1, "a")).await;
+        // Port security learns a sticky MAC behind vm1 on a (the daemon marks the
+        // port for the agent): it reaches etcd.
+        a.fake
+            .with(|s| s.secure.insert("vm1".into(), vec![mac(0x21)]));
+        a.shared.mark_dirty("vm1");
+        until("the sticky MAC in etcd", 5, || async {
+            st.port_secure_macs("vm1")
+                .await
+                .is_ok_and(|m| m == vec![mac(0x21)])
+        })
+        .await;
         let in_etcd = st.port_bindings("vm1").await.unwrap();
         assert_eq!(in_etcd.len(), 1);
         assert_eq!(

@@ -64,6 +64,18 @@ pub trait Local: Send + Sync + 'static {
     fn bindings(&self) -> impl Future<Output = Result<Vec<LocalBinding>, String>> + Send;
     /// How many bindings the switch holds (for the status).
     fn binding_count(&self) -> impl Future<Output = usize> + Send;
+    /// The sticky secure MACs port security learned on `port` (this host's store).
+    fn secure_macs(
+        &self,
+        port: String,
+    ) -> impl Future<Output = Vec<portcullis_dataplane::MacAddr>> + Send;
+    /// Gives `port` the sticky secure MACs its guest had on another host (stored
+    /// here, then in force on the port); answers how many it took.
+    fn restore_secure_macs(
+        &self,
+        port: String,
+        macs: Vec<portcullis_dataplane::MacAddr>,
+    ) -> impl Future<Output = usize> + Send;
     /// Installs a moved guest's bindings on `port`; answers how many were taken.
     fn restore(
         &self,
@@ -122,7 +134,9 @@ impl Shared {
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
-    fn mark_dirty(&self, port: &str) {
+    /// Marks `port`'s state (bindings, secure MACs) for the next reconcile: the
+    /// daemon calls it when port security learns a sticky MAC.
+    pub fn mark_dirty(&self, port: &str) {
         if let Ok(mut d) = self.dirty.lock() {
             d.insert(port.to_string());
         }
@@ -624,7 +638,13 @@ impl<L: Local> Agent<L> {
                         .collect();
                     let n = remote.len();
                     let taken = self.local.restore(name.to_string(), remote).await;
-                    tracing::info!(port = name, from = ?from, bindings = n, taken, "cluster: port claimed");
+                    let macs = store.port_secure_macs(name).await?;
+                    let secure = if macs.is_empty() {
+                        0
+                    } else {
+                        self.local.restore_secure_macs(name.to_string(), macs).await
+                    };
+                    tracing::info!(port = name, from = ?from, bindings = n, taken, secure_macs = secure, "cluster: port claimed");
                 }
                 if from.is_some() {
                     self.local.announce(name.to_string()).await;
@@ -755,6 +775,30 @@ impl<L: Local> Agent<L> {
         for k in remote.keys() {
             if !here.contains(k) {
                 changes.push((k.0, k.1, None));
+            }
+        }
+        // Sticky secure MACs: added, never taken away here (port security's own
+        // rules age or clear them).
+        let secure = self.local.secure_macs(port.to_string()).await;
+        if !secure.is_empty() {
+            let known: HashSet<portcullis_dataplane::MacAddr> =
+                store.port_secure_macs(port).await?.into_iter().collect();
+            let new: Vec<_> = secure
+                .into_iter()
+                .filter(|m| !known.contains(m))
+                .map(|m| {
+                    (
+                        m,
+                        schema::SecureMacValue {
+                            format: FORMAT,
+                            learned_unix: schema::unix_now(),
+                            written_by: self.opts.host.clone(),
+                        },
+                    )
+                })
+                .collect();
+            if !new.is_empty() {
+                store.add_secure_macs(port, rev, &new).await?;
             }
         }
         if changes.is_empty() {

@@ -10,6 +10,7 @@
 //! | `status/{host}`                   | [`HostStatus`]   | the host's |
 //! | `ports/{port}`                    | [`LogicalPort`]  | none       |
 //! | `bindings/{port}/{vlan}/{ip}`     | [`BindingValue`] | none       |
+//! | `secure-macs/{port}/{mac}`        | [`SecureMacValue`]| none      |
 //!
 //! The profile's generation is its key's etcd `mod_revision`: every store makes a
 //! new one, and it orders them. A port's owner changes only by a transaction that
@@ -158,6 +159,16 @@ pub struct BindingValue {
     pub written_by: String,
 }
 
+/// A sticky secure MAC of port security learned on a logical port (its port and
+/// MAC are in the key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureMacValue {
+    pub format: u32,
+    pub learned_unix: u64,
+    pub written_by: String,
+}
+
 /// The keys under a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
@@ -173,6 +184,7 @@ pub enum KeyKind {
     Status(String),
     Port(String),
     Binding { port: String, vlan: u16, ip: IpAddr },
+    SecureMac { port: String, mac: MacAddr },
 }
 
 impl Default for Keys {
@@ -227,6 +239,13 @@ impl Keys {
     pub fn binding(&self, port: &str, vlan: u16, ip: IpAddr) -> String {
         format!("{}bindings/{port}/{vlan}/{ip}", self.prefix)
     }
+    /// The secure MACs of one port (a prefix).
+    pub fn port_secure_macs(&self, port: &str) -> String {
+        format!("{}secure-macs/{port}/", self.prefix)
+    }
+    pub fn secure_mac(&self, port: &str, mac: MacAddr) -> String {
+        format!("{}secure-macs/{port}/{mac}", self.prefix)
+    }
 
     /// What `key` names; `None` for a key outside the prefix.
     pub fn kind(&self, key: &str) -> Option<Result<KeyKind, SchemaError>> {
@@ -246,6 +265,10 @@ impl Keys {
                 (Some(port), Ok(vlan), Ok(ip)) if (1..=4094).contains(&vlan) => {
                     Some(KeyKind::Binding { port, vlan, ip })
                 }
+                _ => None,
+            },
+            ["secure-macs", p, mac] => match (name(p), mac.parse::<MacAddr>()) {
+                (Some(port), Ok(mac)) => Some(KeyKind::SecureMac { port, mac }),
                 _ => None,
             },
             _ => None,

@@ -519,6 +519,57 @@ impl Store {
         Ok(true)
     }
 
+    /// The sticky secure MACs of logical port `name`.
+    pub async fn port_secure_macs(
+        &self,
+        name: &str,
+    ) -> Result<Vec<portcullis_dataplane::MacAddr>, ClusterError> {
+        let (list, _) = self
+            .list::<schema::SecureMacValue>(&self.keys.port_secure_macs(name))
+            .await?;
+        let mut out = Vec::with_capacity(list.len());
+        for (key, v) in list {
+            let Some(Ok(schema::KeyKind::SecureMac { mac, .. })) = self.keys.kind(&key) else {
+                return Err(SchemaError::UnknownKey { key }.into());
+            };
+            v?;
+            out.push(mac);
+        }
+        Ok(out)
+    }
+
+    /// Adds sticky secure MACs of port `name`, guarded by the port's
+    /// `owned_revision` like [`Store::write_bindings`]; answers `false` when the
+    /// port is not this host's any more.
+    pub async fn add_secure_macs(
+        &self,
+        name: &str,
+        owned_revision: i64,
+        macs: &[(portcullis_dataplane::MacAddr, schema::SecureMacValue)],
+    ) -> Result<bool, ClusterError> {
+        let mut c = self.client.clone();
+        let key = self.keys.port(name);
+        for chunk in macs.chunks(MAX_TXN_OPS) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|(mac, v)| {
+                    TxnOp::put(self.keys.secure_mac(name, *mac), schema::encode(v), None)
+                })
+                .collect();
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    owned_revision,
+                )])
+                .and_then(ops);
+            if !within(self.timeout, c.txn(txn)).await?.succeeded() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Statuses and hosts, for `cluster status` and `check --cluster`.
     pub async fn hosts(
         &self,

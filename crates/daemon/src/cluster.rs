@@ -292,6 +292,39 @@ impl Local for DaemonLocal {
         rx.await.unwrap_or(0)
     }
 
+    async fn secure_macs(&self, port: String) -> Vec<portcullis_dataplane::MacAddr> {
+        let store = self.state.running.lock().await.store.clone();
+        tokio::task::spawn_blocking(move || store.sticky(&port).unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn restore_secure_macs(
+        &self,
+        port: String,
+        macs: Vec<portcullis_dataplane::MacAddr>,
+    ) -> usize {
+        let mut running = self.state.running.lock().await;
+        let store = running.store.clone();
+        let p = port.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let now = crate::held::unix_now();
+            macs.iter()
+                .filter(|m| store.add_sticky(&p, **m, now).is_ok())
+                .count()
+        })
+        .await
+        .unwrap_or(0);
+        // In force on the port: the port change path compiles the runtime ports
+        // again, which restores every stored sticky MAC (hitless: the swap keeps
+        // everything still valid).
+        let ports = running.runtime_ports.ports.clone();
+        if let Err(e) = crate::api::port_changes::change(&self.state, &mut running, ports).await {
+            tracing::error!(port, error = %e.message, "cluster: the moved guest's secure MACs are stored but not yet in force");
+        }
+        stored
+    }
+
     async fn restore(&self, port: String, bindings: Vec<LocalBinding>) -> usize {
         let Some(id) = self.port_id(&port).await else {
             return 0;

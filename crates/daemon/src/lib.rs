@@ -473,6 +473,7 @@ fn launch(
     let clock = runtime::SwitchClock::start();
     let local_log = bindings_store::BindingStore::open(state_dir)
         .map_err(|e| DaemonError::Bindings(e.to_string()))?;
+    let sticky_dirty = cluster.as_ref().map(|(_, shared)| shared.clone());
     let bstore: Box<dyn BindingLog> = match cluster {
         None => Box::new(local_log),
         Some((c, shared)) => Box::new(cluster::ReplicatedLog {
@@ -553,6 +554,17 @@ fn launch(
                     }
                 };
                 persist(&store, &ev, &names);
+                // A sticky MAC learned: the cluster's copy of the port follows.
+                if let (
+                    Some(shared),
+                    portcullis_dataplane::EventKind::SecureMacLearned {
+                        port, sticky: true, ..
+                    },
+                ) = (&sticky_dirty, &ev.kind)
+                    && let Some(name) = names.get(port.index())
+                {
+                    shared.mark_dirty(name);
+                }
                 let rec = event_record(&ev, &names);
                 log_event(&rec);
                 record_event(&history, rec);

@@ -17,7 +17,7 @@
 mod config;
 mod guard;
 mod handlers;
-mod port_changes;
+pub(crate) mod port_changes;
 pub mod refusals;
 pub mod web;
 

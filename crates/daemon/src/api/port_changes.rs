@@ -82,7 +82,7 @@ async fn mac_user(st: &ApiState, mac: &str, except: &str) -> Result<Option<Strin
 
 /// Runs `ports` as the runtime ports: swapped in, then saved (and swapped back
 /// out if the file cannot be written). The carry-over report.
-async fn change(
+pub(crate) async fn change(
     st: &ApiState,
     running: &mut Running,
     ports: Vec<RuntimePort>,
