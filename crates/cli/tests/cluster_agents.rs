@@ -365,6 +365,28 @@ impl Etcd {
     }
 }
 
+/// Runs the future `f` makes on a thread of its own inside `ns`'s network
+/// namespace (namespaces are per thread), on a runtime whose threads start there.
+fn in_netns<F, Fut>(ns: &Guest, f: F) -> std::thread::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let netns = format!("/run/netns/{}", ns.netns);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns).expect("open the namespace");
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f());
+        rt.shutdown_timeout(Duration::from_secs(2));
+    })
+    .join()
+}
+
 /// Runs `body` on a thread inside the lab namespace with etcd up.
 fn in_cluster<F, Fut>(tag: &str, body: F)
 where
@@ -395,20 +417,8 @@ where
         (cert, key, ca)
     });
     let etcd = Arc::new(Mutex::new(Etcd::start(lab, ns.clone(), data, files)));
-    let netns = format!("/run/netns/{}", ns.netns);
     let e = etcd.clone();
-    let r = std::thread::spawn(move || {
-        let f = std::fs::File::open(&netns).expect("open the namespace");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(body(e));
-        rt.shutdown_timeout(Duration::from_secs(2));
-    })
-    .join();
+    let r = in_netns(&ns, move || body(e));
     // The lab (etcd, the namespace) goes whatever happened.
     drop(etcd);
     if let Err(p) = r {
@@ -660,9 +670,10 @@ fn ports_follow_their_guest_and_revisions_decide() {
             owner(&st, "vm1").await == Some(("b".into(), PortState::Active))
         })
         .await;
-        until("b active with the binding", 5, || async {
+        until("b active with the binding, announced", 5, || async {
             b.fake.with(|s| {
                 !s.blocked.contains("vm1")
+                    && !s.announced.is_empty()
                     && s.bindings
                         .iter()
                         .any(|x| x.ip == IpAddr::from([198, 18, 10, 1]) && x.value.mac == mac(1))
@@ -804,10 +815,11 @@ fn ports_follow_their_guest_and_revisions_decide() {
             owner(&st, "vm4").await == Some(("b".into(), PortState::Active))
         })
         .await;
-        assert!(
+        until("b serves vm4 with its binding", 5, || async {
             b.fake
                 .with(|s| !s.blocked.contains("vm4") && s.bindings.iter().any(|x| x.port == "vm4"))
-        );
+        })
+        .await;
         for h in [b, c] {
             h.task.abort();
         }
@@ -964,17 +976,9 @@ fn an_etcd_member_killed_and_replaced_changes_nothing_for_the_guests() {
         m.wait_healthy(n);
     }
     let m = Arc::new(Mutex::new(m));
-    let netns = format!("/run/netns/{}", ns.netns);
     let mm = m.clone();
-    let r = std::thread::spawn(move || {
-        let f = std::fs::File::open(&netns).expect("open the namespace");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+    let r = in_netns(&ns, move || {
+        async move {
             let endpoints: Vec<String> = (1..=3).map(client_url).collect();
             let host = |name: &str| {
                 let mut o = options(name);
@@ -1108,10 +1112,8 @@ fn an_etcd_member_killed_and_replaced_changes_nothing_for_the_guests() {
             for h in hosts {
                 h.task.abort();
             }
-        });
-        rt.shutdown_timeout(Duration::from_secs(2));
-    })
-    .join();
+        }
+    });
     drop(m);
     if let Err(p) = r {
         std::panic::resume_unwind(p);

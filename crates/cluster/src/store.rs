@@ -452,16 +452,8 @@ impl Store {
         owned_revision: i64,
         port: &LogicalPort,
     ) -> Result<bool, ClusterError> {
-        let mut c = self.client.clone();
-        let key = self.keys.port(name);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                owned_revision,
-            )])
-            .and_then([TxnOp::put(key, schema::encode(port), None)]);
-        Ok(within(self.timeout, c.txn(txn)).await?.succeeded())
+        let op = TxnOp::put(self.keys.port(name), schema::encode(port), None);
+        self.as_owner(name, owned_revision, vec![op]).await
     }
 
     /// The bindings of logical port `name`: (VLAN, address, value).
@@ -492,26 +484,38 @@ impl Store {
         owned_revision: i64,
         changes: &[(u16, IpAddr, Option<BindingValue>)],
     ) -> Result<bool, ClusterError> {
+        let ops = changes
+            .iter()
+            .map(|(vlan, ip, v)| {
+                let k = self.keys.binding(name, *vlan, *ip);
+                match v {
+                    Some(v) => TxnOp::put(k, schema::encode(v), None),
+                    None => TxnOp::delete(k, None),
+                }
+            })
+            .collect();
+        self.as_owner(name, owned_revision, ops).await
+    }
+
+    /// Runs `ops` in transactions of at most [`MAX_TXN_OPS`], each guarded by port
+    /// `name`'s key still being at `owned_revision`; `false` at the first guard
+    /// that fails (what was written before it stays: it was written as owner).
+    async fn as_owner(
+        &self,
+        name: &str,
+        owned_revision: i64,
+        ops: Vec<TxnOp>,
+    ) -> Result<bool, ClusterError> {
         let mut c = self.client.clone();
         let key = self.keys.port(name);
-        for chunk in changes.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk
-                .iter()
-                .map(|(vlan, ip, v)| {
-                    let k = self.keys.binding(name, *vlan, *ip);
-                    match v {
-                        Some(v) => TxnOp::put(k, schema::encode(v), None),
-                        None => TxnOp::delete(k, None),
-                    }
-                })
-                .collect();
+        for chunk in ops.chunks(MAX_TXN_OPS) {
             let txn = Txn::new()
                 .when([Compare::mod_revision(
                     key.clone(),
                     CompareOp::Equal,
                     owned_revision,
                 )])
-                .and_then(ops);
+                .and_then(chunk.to_vec());
             if !within(self.timeout, c.txn(txn)).await?.succeeded() {
                 return Ok(false);
             }
@@ -547,27 +551,11 @@ impl Store {
         owned_revision: i64,
         macs: &[(portcullis_dataplane::MacAddr, schema::SecureMacValue)],
     ) -> Result<bool, ClusterError> {
-        let mut c = self.client.clone();
-        let key = self.keys.port(name);
-        for chunk in macs.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk
-                .iter()
-                .map(|(mac, v)| {
-                    TxnOp::put(self.keys.secure_mac(name, *mac), schema::encode(v), None)
-                })
-                .collect();
-            let txn = Txn::new()
-                .when([Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    owned_revision,
-                )])
-                .and_then(ops);
-            if !within(self.timeout, c.txn(txn)).await?.succeeded() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        let ops = macs
+            .iter()
+            .map(|(mac, v)| TxnOp::put(self.keys.secure_mac(name, *mac), schema::encode(v), None))
+            .collect();
+        self.as_owner(name, owned_revision, ops).await
     }
 
     /// Statuses and hosts, for `cluster status` and `check --cluster`.

@@ -167,6 +167,17 @@ pub(crate) async fn call_as_daemon(
 }
 
 impl DaemonLocal {
+    /// Sends the data plane the command `make` builds around a reply channel and
+    /// waits for the answer (`None`: the data plane is gone).
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.state.commands.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
     async fn port_id(&self, name: &str) -> Option<PortId> {
         let names = self.state.port_names.read().await;
         names
@@ -264,15 +275,10 @@ impl Local for DaemonLocal {
     }
 
     async fn bindings(&self) -> Result<Vec<LocalBinding>, String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.state
-            .commands
-            .send(Command::PortBindings {
-                port: None,
-                reply: tx,
-            })
-            .map_err(|_| "the data plane is gone".to_string())?;
-        let records = rx.await.map_err(|_| "the data plane is gone".to_string())?;
+        let records = self
+            .ask(|reply| Command::PortBindings { port: None, reply })
+            .await
+            .ok_or("the data plane is gone")?;
         Ok(records
             .into_iter()
             .map(|r| LocalBinding {
@@ -285,11 +291,7 @@ impl Local for DaemonLocal {
     }
 
     async fn binding_count(&self) -> usize {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.state.commands.send(Command::BindingCount(tx)).is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+        self.ask(Command::BindingCount).await.unwrap_or(0)
     }
 
     async fn secure_macs(&self, port: String) -> Vec<portcullis_dataplane::MacAddr> {
@@ -330,39 +332,26 @@ impl Local for DaemonLocal {
             return 0;
         };
         let records = bindings.iter().map(record_of).collect();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self
-            .state
-            .commands
-            .send(Command::RestoreBindings {
-                port: id,
-                records,
-                reply: tx,
-            })
-            .is_err()
-        {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+        self.ask(|reply| Command::RestoreBindings {
+            port: id,
+            records,
+            reply,
+        })
+        .await
+        .unwrap_or(0)
     }
 
     async fn set_active(&self, port: String, active: bool) {
         let Some(id) = self.port_id(&port).await else {
             return;
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self
-            .state
-            .commands
-            .send(Command::SetAdminUp {
+        let _ = self
+            .ask(|reply| Command::SetAdminUp {
                 port: id,
                 up: active,
-                reply: tx,
+                reply,
             })
-            .is_ok()
-        {
-            let _ = rx.await;
-        }
+            .await;
     }
 
     async fn forget(&self, port: String) {
@@ -373,19 +362,13 @@ impl Local for DaemonLocal {
             let Some(vid) = Vid::new(b.vlan) else {
                 continue;
             };
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if self
-                .state
-                .commands
-                .send(Command::RemoveBinding {
+            let _ = self
+                .ask(|reply| Command::RemoveBinding {
                     vid,
                     ip: b.ip,
-                    reply: tx,
+                    reply,
                 })
-                .is_ok()
-            {
-                let _ = rx.await;
-            }
+                .await;
         }
     }
 
@@ -393,19 +376,11 @@ impl Local for DaemonLocal {
         let Some(id) = self.port_id(&port).await else {
             return;
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self
-            .state
-            .commands
-            .send(Command::AnnounceGuest {
-                port: id,
-                reply: tx,
-            })
-            .is_ok()
-        {
-            let n = rx.await.unwrap_or(0);
-            tracing::info!(port, announcements = n, "cluster: moved guest announced");
-        }
+        let n = self
+            .ask(|reply| Command::AnnounceGuest { port: id, reply })
+            .await
+            .unwrap_or(0);
+        tracing::info!(port, announcements = n, "cluster: moved guest announced");
     }
 
     async fn rx_frames(&self, port: String) -> u64 {
