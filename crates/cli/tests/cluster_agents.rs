@@ -145,6 +145,7 @@ fn record(host: &str, hostname: &str, pid: u32) -> HostRecord {
         hostname: hostname.into(),
         pid,
         started_unix: schema::unix_now(),
+        api: None,
         overlay_endpoint: None,
     }
 }

@@ -241,6 +241,35 @@ pub async fn register_at_start(
     }
 }
 
+/// The agent's counters, for the daemon's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    pub connected: bool,
+    pub owned_ports: usize,
+    pub dirty_ports: usize,
+    pub writes: u64,
+    pub write_failures: u64,
+    pub reconciles: u64,
+    pub claims: u64,
+    pub claims_lost: u64,
+}
+
+impl Shared {
+    pub fn stats(&self) -> ClusterStats {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClusterStats {
+            connected: self.connected(),
+            owned_ports: self.owned_ports(),
+            dirty_ports: self.dirty_ports(),
+            writes: n(&self.writes),
+            write_failures: n(&self.write_failures),
+            reconciles: n(&self.reconciles),
+            claims: n(&self.claims),
+            claims_lost: n(&self.claims_lost),
+        }
+    }
+}
+
 /// A port this host serves, as the agent tracks it.
 #[derive(Clone, Debug)]
 struct Served {

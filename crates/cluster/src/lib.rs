@@ -11,7 +11,9 @@ pub mod agent;
 pub mod schema;
 pub mod store;
 
-pub use agent::{Agent, AgentOptions, Local, LocalBinding, LocalPort, Shared, register_at_start};
+pub use agent::{
+    Agent, AgentOptions, ClusterStats, Local, LocalBinding, LocalPort, Shared, register_at_start,
+};
 pub use schema::{
     BindingValue, HostRecord, HostStatus, Keys, LogicalPort, PortState, ProfileRecord,
 };

@@ -85,6 +85,9 @@ pub struct HostRecord {
     pub hostname: String,
     pub pid: u32,
     pub started_unix: u64,
+    /// The host's API address (`[host.management] tcp_listen`), if it has one.
+    #[serde(default)]
+    pub api: Option<String>,
     /// The host's overlay tunnel endpoint (`[host.overlay] local_ip`), if any.
     #[serde(default)]
     pub overlay_endpoint: Option<IpAddr>,

@@ -280,6 +280,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         ));
     }
     let st = launched.state.clone();
+    let cluster_stats = cluster_shared.clone();
     let control: Arc<dyn Fn() -> metrics::ControlStats + Send + Sync> = Arc::new(move || {
         use std::sync::atomic::Ordering::Relaxed;
         let (audit_records, audit_forward_failures) = st
@@ -292,6 +293,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
             applies_failed: st.applies.failed.load(Relaxed),
             audit_records,
             audit_forward_failures,
+            cluster: cluster_stats.as_ref().map(|s| s.stats()),
         }
     });
     let mut tcp_listeners = TcpListeners::new(
@@ -379,8 +381,8 @@ fn host_record(
     c: &cluster::ClusterOptions,
     config: &portcullis_control::Config,
 ) -> portcullis_cluster::HostRecord {
-    let _ = config;
     portcullis_cluster::HostRecord {
+        api: config.host.management.tcp_listen.map(|a| a.to_string()),
         format: portcullis_cluster::schema::FORMAT,
         host: c.agent.host.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),

@@ -41,6 +41,8 @@ pub struct ControlStats {
     pub audit_records: u64,
     /// Audit records the syslog forwarder could not deliver.
     pub audit_forward_failures: u64,
+    /// A cluster member's agent (`None` on a single host).
+    pub cluster: Option<portcullis_cluster::ClusterStats>,
 }
 
 /// What a metric family counts: a counter only goes up (until the daemon restarts),
@@ -406,6 +408,59 @@ pub fn render(s: &Snapshot, b: Option<&BindingsView>, c: &ControlStats) -> Strin
         "Audit records that could not be forwarded to syslog.",
     )
     .sample(&[], c.audit_forward_failures);
+
+    if let Some(k) = c.cluster {
+        let gauges: [(&str, &str, u64); 3] = [
+            (
+                "portcullis_cluster_connected",
+                "1 while etcd answers this host's agent, 0 while it forwards on its last state.",
+                u64::from(k.connected),
+            ),
+            (
+                "portcullis_cluster_owned_ports",
+                "Logical ports this host owns.",
+                k.owned_ports as u64,
+            ),
+            (
+                "portcullis_cluster_pending_ports",
+                "Ports whose bindings etcd may not have yet (reconciled when it answers).",
+                k.dirty_ports as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            family(o, name, MetricType::Gauge, help).sample(&[], v);
+        }
+        let counters: [(&str, &str, u64); 5] = [
+            (
+                "portcullis_cluster_binding_writes_total",
+                "Binding changes written to etcd after their local commit.",
+                k.writes,
+            ),
+            (
+                "portcullis_cluster_binding_write_failures_total",
+                "Binding writes etcd did not take in time (left to the reconcile).",
+                k.write_failures,
+            ),
+            (
+                "portcullis_cluster_reconciles_total",
+                "Ports whose bindings were rewritten to etcd by a reconcile.",
+                k.reconciles,
+            ),
+            (
+                "portcullis_cluster_claims_total",
+                "Claims of logical ports by this host.",
+                k.claims,
+            ),
+            (
+                "portcullis_cluster_claims_lost_total",
+                "Claims that lost to a concurrent one.",
+                k.claims_lost,
+            ),
+        ];
+        for (name, help, v) in counters {
+            family(o, name, MetricType::Counter, help).sample(&[], v);
+        }
+    }
 
     out
 }

@@ -91,6 +91,7 @@ const CONTROL: ControlStats = ControlStats {
     applies_failed: 2,
     audit_records: 9,
     audit_forward_failures: 1,
+    cluster: None,
 };
 
 // ---- a strict reader of the text exposition format ----------------------------
@@ -865,4 +866,48 @@ async fn a_data_plane_that_does_not_answer_gets_503() {
     assert!(asked.elapsed() < SCRAPE_TIMEOUT);
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+/// A cluster member's agent adds its families, after the single host's, with the
+/// agent's values; a single host has none of them.
+#[test]
+fn a_cluster_member_adds_the_agents_families() {
+    let sw = start();
+    let snap = run_known_exchange(&sw);
+    let control = ControlStats {
+        cluster: Some(portcullis_cluster::ClusterStats {
+            connected: true,
+            owned_ports: 3,
+            dirty_ports: 1,
+            writes: 40,
+            write_failures: 2,
+            reconciles: 5,
+            claims: 7,
+            claims_lost: 1,
+        }),
+        ..ControlStats::default()
+    };
+    let m = Scrape::parse(&metrics::render(&snap, None, &control));
+    let want = [
+        ("portcullis_cluster_connected", 1.0),
+        ("portcullis_cluster_owned_ports", 3.0),
+        ("portcullis_cluster_pending_ports", 1.0),
+        ("portcullis_cluster_binding_writes_total", 40.0),
+        ("portcullis_cluster_binding_write_failures_total", 2.0),
+        ("portcullis_cluster_reconciles_total", 5.0),
+        ("portcullis_cluster_claims_total", 7.0),
+        ("portcullis_cluster_claims_lost_total", 1.0),
+    ];
+    for (name, v) in want {
+        assert_eq!(m.value(name, &[]), v, "{name}");
+        assert!(m.family(name).help.as_deref().is_some_and(|h| h.len() > 10));
+    }
+    let single = Scrape::parse(&metrics::render(&snap, None, &ControlStats::default()));
+    assert_all_families(&single);
+    assert!(
+        single
+            .0
+            .iter()
+            .all(|f| !f.name.starts_with("portcullis_cluster_"))
+    );
 }
