@@ -711,10 +711,11 @@ fn ports_follow_their_guest_and_revisions_decide() {
             owner(&st, "vm1").await == Some(("c".into(), PortState::Active))
         })
         .await;
-        assert!(
+        until("c serves vm1 with its binding", 5, || async {
             c.fake
                 .with(|s| !s.blocked.contains("vm1") && s.bindings.len() == 1)
-        );
+        })
+        .await;
 
         // Two hosts claim one free port at the same moment: one wins, the other
         // stays blocked.

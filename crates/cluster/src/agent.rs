@@ -478,7 +478,10 @@ impl<L: Local> Agent<L> {
                     return Ok(());
                 };
                 let ours = self.shared.owned_revision(&name);
-                if p.owner != self.opts.host && ours.is_some() {
+                // Only a write after our claim says anything about it: the watch
+                // may still be delivering what happened before (the claim we took
+                // the port from, say).
+                if p.owner != self.opts.host && ours.is_some_and(|r| rev > r) {
                     // Claimed elsewhere: the guest is there now.
                     if let Ok(mut o) = self.shared.owned.lock() {
                         o.remove(&name);
