@@ -368,12 +368,18 @@ impl<L: Local> Agent<L> {
         self.reconcile_all(&store).await?;
         self.publish(&store, lease, true).await?;
 
+        // One watch on the keys a host acts on — `canary`, `hosts/`, `ports/`,
+        // `profile`, which sort together — and not on `bindings/`,
+        // `secure-macs/` or `status/`: a host reads another port's bindings only
+        // when it claims it, so the cluster's lease traffic is not sent to every
+        // host (docs/cluster.md, scaling).
+        let (from, to) = store.keys().watched_range();
         let mut events = client
             .watch(
-                store.keys().prefix(),
+                from,
                 Some(
                     WatchOptions::new()
-                        .with_prefix()
+                        .with_range(to)
                         .with_start_revision(revision + 1),
                 ),
             )

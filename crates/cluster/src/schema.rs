@@ -250,6 +250,13 @@ impl Keys {
         format!("{}secure-macs/{port}/{mac}", self.prefix)
     }
 
+    /// The range of keys a host watches, [from, to): `canary`, `hosts/…`,
+    /// `ports/…` and `profile` (they sort between `canary` and `profile\0`), not
+    /// `bindings/…`, `secure-macs/…` or `status/…`.
+    pub fn watched_range(&self) -> (String, String) {
+        (self.canary(), format!("{}\0", self.profile()))
+    }
+
     /// What `key` names; `None` for a key outside the prefix.
     pub fn kind(&self, key: &str) -> Option<Result<KeyKind, SchemaError>> {
         let rest = key.strip_prefix(&self.prefix)?;
@@ -360,6 +367,25 @@ mod tests {
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn the_watched_range_holds_what_a_host_acts_on_and_no_lease_traffic() {
+        let k = Keys::default();
+        let (from, to) = k.watched_range();
+        let ip: IpAddr = "198.18.10.5".parse().unwrap();
+        let inside = |key: &str| key >= from.as_str() && key < to.as_str();
+        for key in [k.canary(), k.host("h1"), k.port("vm1"), k.profile()] {
+            assert!(inside(&key), "{key}");
+        }
+        for key in [
+            k.binding("vm1", 10, ip),
+            k.secure_mac("vm1", MacAddr([2, 0, 0, 0, 0, 1])),
+            k.status("h1"),
+            "/portcullis/v1/profile-x".to_string(),
+        ] {
+            assert!(!inside(&key), "{key}");
         }
     }
 
