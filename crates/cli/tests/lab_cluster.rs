@@ -799,7 +799,7 @@ fn a_guest_moved_to_another_host_keeps_its_identity_with_no_dhcp_there() {
         &["udp", "port", "67", "or", "udp", "port", "68"],
     )
     .unwrap();
-    let rarp = Capture::start(&mut c.lab, &c.fabric, "br0", &["rarp"]).unwrap();
+    let rarp = Capture::start(&mut c.lab, &c.fabric, "br0", &["rarp", "or", "arp"]).unwrap();
     c.plug(&vm, "h2");
     let h2g = c.host("h2").g.clone();
     let on_port = Capture::start(
@@ -846,12 +846,25 @@ fn a_guest_moved_to_another_host_keeps_its_identity_with_no_dhcp_there() {
         "DHCP on h2's port: {:#?}",
         on_port.lines
     );
-    // h2 told the network the guest is behind it now (RARP for its MAC).
+    // h2 told the network the guest is behind it now: a RARP for its MAC, and a
+    // gratuitous ARP of its address (neighbours' caches follow).
     let rarp = rarp.stop(&mut c.lab).unwrap();
     assert!(
-        !rarp.lines_containing(&vm.mac).is_empty(),
+        rarp.lines
+            .iter()
+            .any(|l| l.contains("Reverse Request who-is"))
+            && !rarp.lines_containing(&vm.mac).is_empty(),
         "a RARP for {} on the fabric: {:#?}",
         vm.mac,
+        rarp.lines
+    );
+    let garp = |l: &&String| {
+        l.contains(&format!("Announcement, {addr}"))
+            || (l.contains(&format!("who-has {addr}")) && l.contains(&format!("tell {addr}")))
+    };
+    assert!(
+        rarp.lines.iter().any(|l| garp(&l)),
+        "a gratuitous ARP of {addr} on the fabric: {:#?}",
         rarp.lines
     );
 

@@ -34,6 +34,12 @@ pub const EMIT_FRAME_MAX: usize = 128;
 pub enum Originated {
     /// A RARP announcement of a guest's MAC (`wire::rarp`).
     Rarp(rarp::Announcement),
+    /// A gratuitous ARP (RFC 5227 §2.3 ARP Announcement) of a guest's bound IPv4
+    /// address, from its MAC (`wire::rarp::Garp`).
+    Garp(rarp::Garp),
+    /// An unsolicited Neighbor Advertisement (RFC 4861 §7.2.6, override set) of a
+    /// guest's bound IPv6 address, from its MAC, to all nodes.
+    UnsolicitedNa(rarp::UnsolicitedNa),
 }
 
 /// One copy of a frame: where it goes and the tag it carries there.
@@ -172,6 +178,12 @@ impl Egress {
         self.originate(copy, frame, guest);
     }
 
+    /// Queues the announcement `frame` (a gratuitous ARP or unsolicited NA) of
+    /// guest `guest` on `copy`'s port.
+    pub(crate) fn announce_address(&mut self, copy: TxCopy, frame: Originated, guest: PortId) {
+        self.originate(copy, frame, guest);
+    }
+
     /// Keeps the queued frames whose port `keep` accepts (an apply forgets those
     /// of the ports it does not carry over).
     pub(crate) fn retain_emitted(&mut self, mut keep: impl FnMut(PortId) -> bool) {
@@ -245,6 +257,8 @@ impl Egress {
         for (copy, frame, _) in self.queue.drain(..) {
             let len = match frame {
                 Originated::Rarp(a) => a.emit(&mut self.emit_buf),
+                Originated::Garp(a) => a.emit(&mut self.emit_buf),
+                Originated::UnsolicitedNa(a) => a.emit(&mut self.emit_buf),
             };
             if let Ok(len) = len {
                 let bytes = &self.emit_buf[..len];

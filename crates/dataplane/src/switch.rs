@@ -11,7 +11,7 @@ use crate::bindings::{
     BadBindingIp, Binding, BindingEntry, BindingHolder, BindingSource, BindingTable,
 };
 use crate::counters::PortCounters;
-use crate::egress::{Egress, TxCopy};
+use crate::egress::{Egress, Originated, TxCopy};
 use crate::events::BindingRemoval;
 use crate::events::{EventKind, EventRing, MacChangeSource};
 use crate::hosts::HostTable;
@@ -27,6 +27,11 @@ use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{MacAddr, PortId, PortSet, Timestamp, Vid};
 use crate::verdict::DropReason;
+use crate::wire::rarp;
+use std::net::IpAddr;
+
+/// The most addresses [`Switch::announce_guest`] announces for one guest.
+pub const ANNOUNCED_ADDRESSES: usize = 16;
 
 // Re-exported: the public API has named it `switch::ErrDisableCause`.
 pub use crate::errdisable::ErrDisableCause;
@@ -650,11 +655,14 @@ impl Switch {
         Ok(was)
     }
 
-    /// Announces guest port `id`'s MAC with a RARP on the uplink it is pinned to in
-    /// each of its VLANs, as after an uplink failover: its guest has just moved here
-    /// from another host (a cluster claim), and the physical network must learn
-    /// where it is now. Answers how many announcements were queued (none for a port
-    /// without a known MAC or without an uplink up).
+    /// Announces guest port `id`'s guest, which has just moved here from another
+    /// host (a cluster claim), on the uplink it is pinned to in each of its VLANs:
+    /// a RARP from its MAC (as after an uplink failover) so that the physical
+    /// network learns where the MAC is now, then a gratuitous ARP of each IPv4
+    /// address and an unsolicited NA of each IPv6 address bound to it in that VLAN
+    /// (at most [`ANNOUNCED_ADDRESSES`] in all), so that neighbours' caches follow.
+    /// Answers how many frames were queued (none for a port without a known MAC or
+    /// without an uplink up). Runs on a command, not per frame: it may allocate.
     pub fn announce_guest(&mut self, id: PortId) -> usize {
         let Some(p) = self.ports.get(id.index()) else {
             return 0;
@@ -662,7 +670,7 @@ impl Switch {
         let Some(mac) = p.effective_mac else {
             return 0;
         };
-        let mut copies: Vec<TxCopy> = Vec::new();
+        let mut copies: Vec<(Vid, TxCopy)> = Vec::new();
         for vid in p.vlan.iter_vids() {
             let Some(v) = self.vlan(vid) else { continue };
             let Some(&pin) = v.pin.get(id.index()) else {
@@ -673,15 +681,37 @@ impl Switch {
             }
             let to = PortId(pin);
             if let Some(uplink) = self.ports.get(to.index()) {
-                copies.push(TxCopy {
-                    port: to,
-                    tci: uplink.egress_tci(vid, 0),
-                });
+                copies.push((
+                    vid,
+                    TxCopy {
+                        port: to,
+                        tci: uplink.egress_tci(vid, 0),
+                    },
+                ));
             }
         }
-        let n = copies.len();
-        for copy in copies {
+        let bound: Vec<BindingEntry> = if copies.is_empty() {
+            Vec::new()
+        } else {
+            self.bindings
+                .entries()
+                .into_iter()
+                .filter(|e| e.binding.port == id && e.binding.mac == mac)
+                .take(ANNOUNCED_ADDRESSES)
+                .collect()
+        };
+        let mut n = 0;
+        for (vid, copy) in copies {
             self.egress.announce(copy, mac, id);
+            n += 1;
+            for e in bound.iter().filter(|e| e.vid == vid) {
+                let frame = match e.ip {
+                    IpAddr::V4(ip) => Originated::Garp(rarp::Garp { mac, ip }),
+                    IpAddr::V6(ip) => Originated::UnsolicitedNa(rarp::UnsolicitedNa { mac, ip }),
+                };
+                self.egress.announce_address(copy, frame, id);
+                n += 1;
+            }
         }
         n
     }

@@ -250,3 +250,64 @@ fn an_apply_announces_the_guests_it_moves_and_only_those() {
     );
     assert!(new.uplink_of(c) == Some(UP2) && new.uplink_of(B) == Some(UP1));
 }
+
+/// A guest moved here from another host (a cluster claim) is announced on the
+/// uplink it is pinned to: a RARP from its MAC, then a gratuitous ARP of its bound
+/// IPv4 address and an unsolicited NA of its bound IPv6 address — not another
+/// port's addresses, and nothing for a port whose uplink is down.
+#[test]
+fn a_guest_moved_from_another_host_is_announced_with_its_addresses() {
+    let mut sw = switch();
+    let now = Timestamp::from_secs(1);
+    let bind = |sw: &mut Switch, port: PortId, m: u8, ip: &str| {
+        sw.install_binding(
+            bindings::NewBinding {
+                vid: Vid::new(10).unwrap(),
+                ip: ip.parse().unwrap(),
+                mac: mac(m),
+                port,
+                lease_secs: Some(600),
+                source: bindings::BindingSource::Dhcp,
+                duid: None,
+            },
+            now,
+        )
+        .unwrap();
+    };
+    bind(&mut sw, A, 1, "198.18.10.1");
+    bind(&mut sw, A, 1, "fd00:198:18::1");
+    bind(&mut sw, B, 2, "198.18.10.2");
+    let _ = sw.drain_events().count();
+    assert_eq!(sw.announce_guest(A), 3);
+    let mut frames = Vec::new();
+    sw.drain_emitted(|e| frames.push((e.copy, [e.frame.head, e.frame.body].concat())));
+    assert!(frames.iter().all(|(c, _)| *c
+        == TxCopy {
+            port: UP1,
+            tci: Some(10)
+        }));
+    let ethertypes: Vec<[u8; 2]> = frames.iter().map(|(_, b)| [b[12], b[13]]).collect();
+    assert_eq!(ethertypes, [[0x80, 0x35], [0x08, 0x06], [0x86, 0xdd]]);
+    let arp = wire::arp::parse(&frames[1].1[14..]).unwrap();
+    assert!(arp.is_gratuitous());
+    assert_eq!(
+        (arp.sender_mac, arp.sender_ip),
+        (mac(1), Ipv4Addr::new(198, 18, 10, 1))
+    );
+    let (_, na) = wire::nd::parse_l3(&frames[2].1[14..]).unwrap();
+    assert_eq!(
+        na.message,
+        wire::nd::NdMessage::NeighborAdvertisement {
+            router: false,
+            solicited: false,
+            override_flag: true,
+            target: "fd00:198:18::1".parse().unwrap()
+        }
+    );
+    // Both uplinks down: nowhere to announce.
+    sw.set_link_up(UP1, false, Timestamp::from_secs(2)).unwrap();
+    sw.set_link_up(UP2, false, Timestamp::from_secs(2)).unwrap();
+    sw.drain_emitted(|_| {});
+    assert_eq!(sw.announce_guest(A), 0);
+    assert_eq!(sw.emit_dropped(), 0);
+}
