@@ -15,7 +15,7 @@
 use crate::events::EVENT_RING_CAPACITY;
 use crate::types::{MacAddr, PortId, PortSet, Vid};
 use crate::verdict::{Forward, Rewrite};
-use crate::wire::{dhcp, rarp};
+use crate::wire::{announce, dhcp};
 
 /// The largest frame the switch rewrites (larger ones go unchanged, counted as a
 /// failed rewrite): a DHCP message fits many times over.
@@ -32,14 +32,14 @@ pub const EMIT_FRAME_MAX: usize = 128;
 /// (emitted into a buffer then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Originated {
-    /// A RARP announcement of a guest's MAC (`wire::rarp`).
-    Rarp(rarp::Announcement),
+    /// A RARP announcement of a guest's MAC (`wire::announce`).
+    Rarp(announce::Announcement),
     /// A gratuitous ARP (RFC 5227 §2.3 ARP Announcement) of a guest's bound IPv4
-    /// address, from its MAC (`wire::rarp::Garp`).
-    Garp(rarp::Garp),
+    /// address, from its MAC (`wire::announce::Garp`).
+    Garp(announce::Garp),
     /// An unsolicited Neighbor Advertisement (RFC 4861 §7.2.6, override set) of a
     /// guest's bound IPv6 address, from its MAC, to all nodes.
-    UnsolicitedNa(rarp::UnsolicitedNa),
+    UnsolicitedNa(announce::UnsolicitedNa),
 }
 
 /// One copy of a frame: where it goes and the tag it carries there.
@@ -174,7 +174,7 @@ impl Egress {
     /// Queues a RARP announcement of guest `guest`'s `mac` on `copy`'s port (the
     /// guest moved there).
     pub(crate) fn announce(&mut self, copy: TxCopy, mac: MacAddr, guest: PortId) {
-        let frame = Originated::Rarp(rarp::Announcement { mac });
+        let frame = Originated::Rarp(announce::Announcement { mac });
         self.originate(copy, frame, guest);
     }
 

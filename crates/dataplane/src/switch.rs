@@ -27,7 +27,7 @@ use crate::stages::mac_acl::BoundAcl;
 use crate::teaming::{self, NO_PIN, Team};
 use crate::types::{MacAddr, PortId, PortSet, Timestamp, Vid};
 use crate::verdict::DropReason;
-use crate::wire::rarp;
+use crate::wire::announce;
 use std::net::IpAddr;
 
 /// The most addresses [`Switch::announce_guest`] announces for one guest.
@@ -706,8 +706,10 @@ impl Switch {
             n += 1;
             for e in bound.iter().filter(|e| e.vid == vid) {
                 let frame = match e.ip {
-                    IpAddr::V4(ip) => Originated::Garp(rarp::Garp { mac, ip }),
-                    IpAddr::V6(ip) => Originated::UnsolicitedNa(rarp::UnsolicitedNa { mac, ip }),
+                    IpAddr::V4(ip) => Originated::Garp(announce::Garp { mac, ip }),
+                    IpAddr::V6(ip) => {
+                        Originated::UnsolicitedNa(announce::UnsolicitedNa { mac, ip })
+                    }
                 };
                 self.egress.announce_address(copy, frame, id);
                 n += 1;

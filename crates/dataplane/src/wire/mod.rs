@@ -2,7 +2,7 @@
 //! one error type ([`WireError`]). Parsers take the bytes as received and return
 //! views (`frame`, `arp`, `dhcp`; for IPv6 first-hop security `ipv6` — the header
 //! and the whole extension-header chain — `icmpv6`, `nd` and `dhcpv6`); the `emit`
-//! side writes the frames the switch builds itself (RARP announcements, `rarp`; ND
+//! side writes the frames the switch builds itself (a moved guest's announcements: RARP, gratuitous ARP, unsolicited NA, `announce`; ND
 //! and DHCPv6 messages, `nd`, `dhcpv6`) and the rewrites it makes (DHCP option 82,
 //! `dhcp`).
 //!
@@ -10,6 +10,7 @@
 //! given, whatever the bytes; every failure is a `Copy` [`WireError`] (the frame
 //! view's, which the pipeline counts directly, is a [`crate::DropReason`]).
 
+pub mod announce;
 pub mod arp;
 pub mod dhcp;
 pub mod dhcpv6;
@@ -17,7 +18,6 @@ pub mod frame;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod nd;
-pub mod rarp;
 
 macro_rules! wire_errors {
     ($( $(#[doc = $doc:expr])* $name:ident => $text:literal, )*) => {
