@@ -286,8 +286,14 @@ in_ct portcullis port add rt1 --interface taprt1 --group web --mac 52:54:00:00:0
   --owner domain=systemd-test >/dev/null || fail "portcullis port add"
 in_ct portcullis binding add --mac 52:54:00:00:00:02 --ip 198.18.10.20 --vlan 10 --port rt1 >/dev/null ||
   fail "portcullis binding add"
+# Extra daemon options come from /etc/default/portcullis (a cluster member's
+# --cluster …, docs/cluster.md): here --log-format json, seen in the journal.
+in_ct sh -c 'echo "PORTCULLIS_DAEMON_ARGS=\"--log-format json\"" > /etc/default/portcullis'
 in_ct systemctl restart portcullis.service || fail "systemctl restart: $(in_ct systemctl status --no-pager -l portcullis.service 2>&1)"
 pid2=$(prop MainPID)
+journal_has '"message":"portcullis is switching"' ||
+  fail "PORTCULLIS_DAEMON_ARGS in /etc/default/portcullis did not reach the daemon: $(journal | tail -3)"
+in_ct rm /etc/default/portcullis
 [ "$(in_ct systemctl is-active portcullis.service)" = active ] || fail "not active after restart"
 [ "$pid2" != "$pid1" ] || fail "restart kept main PID $pid1"
 [ "$(prop NRestarts)" = 0 ] || fail "NRestarts $(prop NRestarts): the daemon failed and was restarted"
