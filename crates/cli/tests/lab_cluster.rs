@@ -39,6 +39,12 @@ vlan = 10
 dhcp_snooping = { rate_limit_pps = 20 }
 arp_inspection = { validate = ["src-mac"] }
 ip_source_guard = "ip-mac"
+
+[[port_group]]
+name = "nested"
+vlan = 10
+security = { forged_transmits = "accept" }
+port_security = { max_macs = 2, sticky = true, violation = "restrict" }
 "#;
 
 /// Every host's binding: its uplink is its veth into the fabric (DHCP-trusted by
@@ -416,8 +422,13 @@ impl Cluster {
         ]);
     }
 
-    /// `port add` of `vm`'s port on host `id`, by MAC.
+    /// `port add` of `vm`'s port on host `id`, by MAC, in group `web`.
     fn port_add(&self, vm: &Vm, id: &str) {
+        self.port_add_in(vm, id, "web");
+    }
+
+    /// `port add` of `vm`'s port on host `id`, by MAC, in `group`.
+    fn port_add_in(&self, vm: &Vm, id: &str, group: &str) {
         let h = self.host(id);
         let out = h.sw.cli(&[
             "port",
@@ -426,7 +437,7 @@ impl Cluster {
             "--interface",
             &format!("{}p", vm.port),
             "--group",
-            "web",
+            group,
             "--mac",
             &vm.mac,
         ]);
@@ -1133,4 +1144,75 @@ fn a_host_killed_with_kill_9_lets_its_guest_be_claimed_elsewhere() {
     );
     wait_ping(&c, &vm, ROUTER);
     assert_eq!(ping(&vm, ROUTER, 3), 3, "{}", c.logs());
+}
+
+/// The sticky secure MACs port security learned on `port` of `sw`.
+fn sticky_macs(sw: &Switchd, port: &str) -> Vec<String> {
+    sw.get("/v1/port-security")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["port"] == port)
+        .flat_map(|p| p["secure_macs"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["kind"] == "sticky")
+        .map(|m| m["mac"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_sticky_mac_learned_on_one_host_follows_its_guest_to_another() {
+    let mut c = Cluster::new("clsticky", 2);
+    let vm = c.vm("n1", "n1", "02:00:00:00:02:01");
+    c.plug(&vm, "h1");
+    c.port_add_in(&vm, "h1", "nested");
+    // A nested guest speaks from a second MAC: port security learns it, sticky.
+    let nested_mac = "02:00:00:00:02:02";
+    let out = Command::new("ip")
+        .args(["netns", "exec", &vm.ns, "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "from scapy.all import *\nconf.verb = 0\nsendp(Ether(src='{nested_mac}', dst='ff:ff:ff:ff:ff:ff')/ARP(hwsrc='{nested_mac}', psrc='198.18.10.222', pdst='198.18.10.1'), iface='eth0', count=3, inter=0.05)"
+        ))
+        .output()
+        .expect("run scapy");
+    assert!(out.status.success(), "scapy: {}", text(&out));
+    let h1 = &c.host("h1").sw;
+    wait_until(
+        Duration::from_secs(5),
+        || sticky_macs(h1, "n1") == [nested_mac],
+        || format!("h1 learns the sticky MAC: {}", h1.get("/v1/port-security")),
+    );
+    // The cluster has it under the logical port.
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            c.keys("secure-macs/n1/")
+                .iter()
+                .any(|k| k.ends_with(nested_mac))
+        },
+        || {
+            format!(
+                "secure-macs/n1/ in etcd: {:?}\n{}",
+                c.keys("secure-macs/"),
+                c.logs()
+            )
+        },
+    );
+    // The VM stops on h1 and starts on h2: its sticky MAC is in force there.
+    c.port_remove(&vm, "h1");
+    c.unplug(&vm, "h1");
+    c.plug(&vm, "h2");
+    c.port_add_in(&vm, "h2", "nested");
+    c.wait_owner("n1", "h2");
+    let h2 = &c.host("h2").sw;
+    wait_until(
+        Duration::from_secs(5),
+        || sticky_macs(h2, "n1") == [nested_mac],
+        || {
+            format!(
+                "h2 has n1's sticky MAC: {}\n{}",
+                h2.get("/v1/port-security"),
+                c.logs()
+            )
+        },
+    );
 }
