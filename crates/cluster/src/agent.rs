@@ -76,7 +76,8 @@ pub trait Local: Send + Sync + 'static {
         port: String,
         macs: Vec<portcullis_dataplane::MacAddr>,
     ) -> impl Future<Output = usize> + Send;
-    /// Installs a moved guest's bindings on `port`; answers how many were taken.
+    /// Gives `port` exactly a moved guest's bindings (the cluster's), in place of
+    /// any it holds here; answers how many were taken.
     fn restore(
         &self,
         port: String,

@@ -331,6 +331,30 @@ impl Local for DaemonLocal {
         let Some(id) = self.port_id(&port).await else {
             return 0;
         };
+        // In place of what the port holds here: bindings parked when the guest
+        // left this host earlier may be stale (an address it released elsewhere,
+        // leased to another guest since), and must not stay usable.
+        let keep: std::collections::HashSet<(u16, IpAddr)> =
+            bindings.iter().map(|b| (b.vlan, b.ip)).collect();
+        let held = self
+            .ask(|reply| Command::PortBindings {
+                port: Some(id),
+                reply,
+            })
+            .await
+            .unwrap_or_default();
+        for r in held.into_iter().filter(|r| !keep.contains(&(r.vlan, r.ip))) {
+            let Some(vid) = Vid::new(r.vlan) else {
+                continue;
+            };
+            let _ = self
+                .ask(|reply| Command::RemoveBinding {
+                    vid,
+                    ip: r.ip,
+                    reply,
+                })
+                .await;
+        }
         let records = bindings.iter().map(record_of).collect();
         self.ask(|reply| Command::RestoreBindings {
             port: id,
