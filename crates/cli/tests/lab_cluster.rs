@@ -561,6 +561,21 @@ fn wait_ping(c: &Cluster, vm: &Vm, dst: &str) {
     );
 }
 
+/// Waits (up to 5 s) until `sw` holds a binding of `addr` on `port`.
+fn wait_binding(c: &Cluster, sw: &Switchd, port: &str, addr: &str) {
+    wait_until(
+        Duration::from_secs(5),
+        || bindings(sw, port).iter().any(|b| b["ip"] == addr),
+        || {
+            format!(
+                "{port}'s binding of {addr}: {}\n{}",
+                sw.get("/v1/bindings"),
+                c.logs()
+            )
+        },
+    );
+}
+
 fn port_state(sw: &Switchd, port: &str) -> String {
     sw.port(port)["state"]
         .as_str()
@@ -958,17 +973,7 @@ fn during_a_migration_the_copies_wait_for_the_guest_and_concurrent_claims_have_o
             )
         },
     );
-    wait_until(
-        Duration::from_secs(5),
-        || bindings(h2, "vm1").iter().any(|b| b["ip"] == addr.as_str()),
-        || {
-            format!(
-                "h2 has vm1's binding: {}\n{}",
-                h2.get("/v1/bindings"),
-                c.logs()
-            )
-        },
-    );
+    wait_binding(&c, h2, "vm1", &addr);
     wait_ping(&c, &dst, ROUTER);
     assert_eq!(ping(&dst, ROUTER, 3), 3, "{}", c.logs());
     // The stale copy on h3 never saw the guest: still blocked.
@@ -1131,17 +1136,7 @@ fn a_host_killed_with_kill_9_lets_its_guest_be_claimed_elsewhere() {
         h2.port("vm1")
     );
     assert_eq!(port_state(h2, "vm1"), "up", "{}", h2.port("vm1"));
-    wait_until(
-        Duration::from_secs(5),
-        || bindings(h2, "vm1").iter().any(|b| b["ip"] == addr.as_str()),
-        || {
-            format!(
-                "h2 has vm1's binding: {}\n{}",
-                h2.get("/v1/bindings"),
-                c.logs()
-            )
-        },
-    );
+    wait_binding(&c, h2, "vm1", &addr);
     wait_ping(&c, &vm, ROUTER);
     assert_eq!(ping(&vm, ROUTER, 3), 3, "{}", c.logs());
 }

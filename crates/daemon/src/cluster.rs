@@ -16,7 +16,6 @@ use crate::bindings_store::{
     BindingOp, BindingRecord, BindingStore, BindingStoreError, CommitResult, Committer,
     CommitterOptions,
 };
-use crate::conns::Peer;
 use crate::runtime::Command;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -142,14 +141,7 @@ pub(crate) async fn call_as_daemon(
     uri: &str,
     body: Option<serde_json::Value>,
 ) -> Result<(StatusCode, serde_json::Value), String> {
-    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let peer = Peer {
-        uid: Some(uid),
-        gid: Some(gid),
-        pid: Some(std::process::id() as i32),
-        tcp: None,
-    };
+    let peer = crate::service::daemon_peer();
     let mut req = Request::builder()
         .method(method)
         .uri(uri)

@@ -57,6 +57,19 @@ fn reloading() -> String {
     format!("RELOADING=1\nMONOTONIC_USEC={usec}")
 }
 
+/// The daemon itself as an API caller (its own user, from its own process): what
+/// a reload and the cluster agent call the API as.
+pub(crate) fn daemon_peer() -> Peer {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    Peer {
+        uid: Some(uid),
+        gid: Some(gid),
+        pid: Some(std::process::id() as i32),
+        tcp: None,
+    }
+}
+
 /// Marks an apply as the reload of the startup files whose fingerprint it holds
 /// (`running_config::fingerprint_texts`): the applied configuration then derives
 /// from those files, and is saved so — a later restart on the same files comes back
@@ -98,14 +111,7 @@ pub async fn reload(app: axum::Router, opts: &DaemonOptions) {
             return;
         }
     };
-    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let peer = Peer {
-        uid: Some(uid),
-        gid: Some(gid),
-        pid: Some(std::process::id() as i32),
-        tcp: None,
-    };
+    let peer = daemon_peer();
     let mut req = match Request::builder()
         .method(Method::POST)
         .uri("/v1/config/apply")
