@@ -11,4 +11,4 @@ if ! command -v protoc >/dev/null; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends protobuf-compiler
 fi
-exec cargo run --release -- demo "$@"
+exec cargo run --release -p portcullis --bin portcullis -- demo "$@"

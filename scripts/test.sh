@@ -89,3 +89,12 @@ PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}"
 scripts/test-package.sh
 # The package installed and its unit driven under a real systemd (docs/install.md).
 scripts/test-systemd.sh
+# The README's first command, exactly (the release build the package test made is
+# reused): the demo runs and reports.
+scripts/demo.sh >/tmp/portcullis-demo.$$.log 2>&1 || {
+  tail -30 /tmp/portcullis-demo.$$.log >&2
+  rm -f /tmp/portcullis-demo.$$.log
+  echo "scripts/test.sh: scripts/demo.sh (the README's first command) failed" >&2
+  exit 1
+}
+rm -f /tmp/portcullis-demo.$$.log
