@@ -438,11 +438,14 @@ impl<L: Local> Agent<L> {
                         store.host_live(&self.opts.host).await?;
                         self.shared.connected.store(true, Ordering::Relaxed);
                     }
-                    self.sync_ports(&store).await?;
                     self.check_standby(&store).await?;
                     self.reconcile_dirty(&store).await?;
                 }
                 _ = publish_tick.tick() => {
+                    // Port changes wake the agent at once; this is the fallback
+                    // (reading the ports builds a view of the whole switch: not
+                    // four times a second).
+                    self.sync_ports(&store).await?;
                     self.publish(&store, lease, false).await?;
                 }
             }
