@@ -171,6 +171,7 @@ fn switch(on: bool) -> Switch {
         arp_acls: vec![],
         static_bindings: vec![],
         host_table_size: DEFAULT_HOST_TABLE_SIZE,
+        overlay: None,
     };
     let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
     for g in 0..GUESTS {

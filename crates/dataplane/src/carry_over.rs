@@ -630,6 +630,7 @@ mod tests {
             mac_acls: vec![],
             max_bindings: 8,
             host_table_size: crate::spec::DEFAULT_HOST_TABLE_SIZE,
+            overlay: None,
             static_bindings: vec![],
             arp_acls: vec![],
         }

@@ -187,6 +187,7 @@ impl SwitchState {
             let role = match p.role {
                 PortRole::Guest => "guest",
                 PortRole::Uplink => "uplink",
+                PortRole::Overlay => "overlay",
             };
             out.push(format!(
                 "port {n}: {role}, admin {}, link {}, oper {}",
@@ -323,6 +324,7 @@ mod tests {
             mac_acls: Vec::new(),
             max_bindings: crate::spec::DEFAULT_MAX_BINDINGS,
             host_table_size: crate::spec::DEFAULT_HOST_TABLE_SIZE,
+            overlay: None,
             static_bindings: vec![],
             arp_acls: vec![],
         }

@@ -13,6 +13,7 @@
 //! ([`Output::rewrite_failed`]), never partial bytes.
 
 use crate::events::EVENT_RING_CAPACITY;
+use crate::overlay::{Overlay, Tunnel};
 use crate::types::{MacAddr, PortId, PortSet, Vid};
 use crate::verdict::{Forward, Rewrite};
 use crate::wire::{announce, dhcp};
@@ -48,6 +49,28 @@ pub struct TxCopy {
     pub port: PortId,
     /// The 802.1Q TCI of the egress tag; `None`: the frame leaves untagged.
     pub tci: Option<u16>,
+    /// A copy to the overlay port: the endpoint it is tunneled to and its VXLAN
+    /// header's VNI (the frame itself leaves untagged inside the tunnel).
+    pub tunnel: Option<TunnelDst>,
+}
+
+impl TxCopy {
+    /// A copy to `port` with egress tag `tci` (not tunneled).
+    pub const fn to(port: PortId, tci: Option<u16>) -> TxCopy {
+        TxCopy {
+            port,
+            tci,
+            tunnel: None,
+        }
+    }
+}
+
+/// Where a copy to the overlay is tunneled: the remote endpoint's UDP address and the
+/// VNI of the VXLAN header the copy is sent behind ([`crate::wire::vxlan::header`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelDst {
+    pub remote: std::net::SocketAddr,
+    pub vni: crate::wire::vxlan::Vni,
 }
 
 /// A frame as it leaves: the bytes are `head`, then the egress tag of each copy (if
@@ -82,6 +105,9 @@ pub struct Output<'a> {
     pub rewrite_failed: bool,
     /// Each port's untagged VLAN.
     untagged: &'a [Option<Vid>],
+    /// The overlay, for the copy to the overlay port.
+    overlay: Option<&'a Overlay>,
+    tunnel: Tunnel,
     out: PortSet,
     ingress: PortId,
     vid: Vid,
@@ -90,18 +116,30 @@ pub struct Output<'a> {
 
 impl Output<'_> {
     /// Each copy, in port order: its port and egress tag (none where the VLAN is the
-    /// port's untagged one). Never the ingress port.
+    /// port's untagged one). Never the ingress port. The overlay port's copy is one
+    /// copy per tunnel destination (head-end replication for a flood), untagged.
     #[inline]
     pub fn copies(&self) -> impl Iterator<Item = TxCopy> + '_ {
         self.out
             .iter()
             .filter(move |p| *p != self.ingress)
-            .filter_map(move |p| {
-                let untagged = *self.untagged.get(p.index())?;
-                Some(TxCopy {
-                    port: p,
-                    tci: egress_tci(untagged, self.vid, self.pcp_dei),
-                })
+            .flat_map(move |p| {
+                let (plain, tunneled) = match self.overlay {
+                    Some(o) if o.port == p => (None, Some(o.destinations(self.tunnel, self.vid))),
+                    _ => {
+                        let plain = self.untagged.get(p.index()).map(|untagged| {
+                            TxCopy::to(p, egress_tci(*untagged, self.vid, self.pcp_dei))
+                        });
+                        (plain, None)
+                    }
+                };
+                plain
+                    .into_iter()
+                    .chain(tunneled.into_iter().flatten().map(move |d| TxCopy {
+                        port: p,
+                        tci: None,
+                        tunnel: Some(d),
+                    }))
             })
     }
 }
@@ -224,6 +262,7 @@ impl Egress {
     #[inline]
     pub(crate) fn output<'a>(
         &'a mut self,
+        overlay: Option<&'a Overlay>,
         ingress: PortId,
         fwd: &Forward,
         data: &'a [u8],
@@ -245,6 +284,8 @@ impl Egress {
             rewritten,
             rewrite_failed,
             untagged: &self.untagged,
+            overlay,
+            tunnel: fwd.tunnel,
             out: fwd.out,
             ingress,
             vid: fwd.vid,

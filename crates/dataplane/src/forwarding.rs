@@ -5,6 +5,11 @@
 //! guest ports of the VLAN and exactly one uplink; unknown unicast → one uplink.
 //! From an uplink: local unicast → that port; broadcast/multicast → the VLAN's guest
 //! ports; unknown unicast → nobody (promiscuous ports still get their copy).
+//! The overlay (`overlay.rs`), in a VLAN it carries: from a guest, a remote guest's
+//! MAC → the overlay, tunneled to its endpoint; broadcast/multicast/unknown unicast
+//! → also the overlay, replicated to every endpoint with members in the VLAN. From
+//! the overlay: like an uplink, but a flood reaches every guest of the VLAN. Split
+//! horizon: nothing goes uplink ↔ overlay or overlay → overlay.
 //! Promiscuous (accept) ports of the VLAN get a copy of every frame.
 //!
 //! Invariants: the output set never contains the ingress port, never an uplink when
@@ -12,6 +17,7 @@
 //! up; MAC-change-blocked ports are skipped and counted.
 
 use crate::frame::FrameView;
+use crate::overlay::Tunnel;
 use crate::spec::AclAction;
 use crate::spec::PortRole;
 use crate::stages::mac_acl::acl_key;
@@ -52,8 +58,9 @@ pub(crate) fn forward(
     view: &FrameView,
     l3: &[u8],
     out: &mut PortSet,
+    tunnel: &mut Tunnel,
 ) -> Result<(), (DropReason, DropSide)> {
-    output_ports(sw, now, ingress, role, vid, view, l3, out)?;
+    output_ports(sw, now, ingress, role, vid, view, l3, out, tunnel)?;
     acl_out(sw, out, vid, view)
 }
 
@@ -110,11 +117,13 @@ fn output_ports(
     view: &FrameView,
     l3: &[u8],
     out: &mut PortSet,
+    tunnel: &mut Tunnel,
 ) -> Result<(), (DropReason, DropSide)> {
     let Some(vlan) = sw.vlan(vid) else {
         return Err((DropReason::NoDestination, DropSide::Ingress));
     };
     let from_guest = role == PortRole::Guest;
+    let overlay = vlan.overlay;
 
     if view.dst.is_group() {
         if from_guest {
@@ -123,6 +132,15 @@ fn output_ports(
             if let Some(up) = uplink_for(sw, vlan, ingress, view, l3) {
                 out.insert(up);
             }
+            if let Some(o) = overlay {
+                // Head-end replication to the endpoints with members in the VLAN.
+                out.insert(o);
+                *tunnel = Tunnel::Flood;
+            }
+        } else if role == PortRole::Overlay {
+            // From a remote guest: every local guest of the VLAN (teaming pins
+            // concern the uplinks only).
+            out.assign(&vlan.guests);
         } else {
             // From the network, a guest accepts broadcasts only on its pinned uplink.
             match vlan.uplinks.iter().position(|u| *u == ingress) {
@@ -166,8 +184,21 @@ fn output_ports(
             Ok(())
         }
         _ => {
+            if from_guest
+                && let Some(o) = overlay
+                && let Some(e) = sw.overlay.as_ref().and_then(|ov| ov.remote(vid, view.dst))
+            {
+                // A remote guest: straight to the endpoint it sits behind.
+                out.insert(o);
+                *tunnel = Tunnel::Endpoint(e);
+                return Ok(());
+            }
             storm_control::check(sw, ingress, StormClass::UnknownUnicast, now)
                 .map_err(|r| (r, DropSide::Ingress))?;
+            if from_guest && let Some(o) = overlay {
+                out.insert(o);
+                *tunnel = Tunnel::Flood;
+            }
             unknown_unicast(from_guest, uplink, out)
         }
     }

@@ -17,6 +17,7 @@ pub mod events;
 pub mod forwarding;
 pub mod hosts;
 pub mod mac_table;
+pub mod overlay;
 pub mod pipeline;
 pub mod port_state;
 mod render;
@@ -35,12 +36,13 @@ pub use wire::{arp, dhcp, frame};
 
 pub use carry_over::CarryOver;
 pub use counters::PortCounters;
-pub use egress::{Emitted, Output, TxCopy};
+pub use egress::{Emitted, Output, TunnelDst, TxCopy};
 pub use errdisable::ErrDisableCause;
 pub use events::{Event, EventKind, IpClaimSource, MacChangeSource, ViolationKind};
 pub use frame::{FrameView, IngressFrame, VlanTag};
 pub use hosts::{HostEntry, HostSeen, HostStats, HostTable};
 pub use mac_table::{MacEntry, MacKind, MacTable, SecureKind};
+pub use overlay::{Overlay, OverlayPeer, OverlaySpec, Tunnel};
 pub use render::vid_list;
 pub use spec::{
     AclAction, ArpAclRule, ArpAclSpec, ArpInspectionSpec, DEFAULT_HOST_TABLE_SIZE,
@@ -53,3 +55,4 @@ pub use spec::{
 pub use switch::{ControlError, ErrDisabled, Port, Switch};
 pub use types::{MAX_PORTS, MacAddr, PortId, PortSet, Timestamp, Vid, VlanSet};
 pub use verdict::{DropReason, Forward, Rewrite, Verdict};
+pub use wire::vxlan::Vni;

@@ -58,6 +58,7 @@ struct Decided {
     body_offset: u16,
     rewrite: Rewrite,
     hold: Option<BindingUpdate>,
+    tunnel: crate::overlay::Tunnel,
 }
 
 /// What DHCP snooping (or DHCPv6 guard) asks of a frame's copies once forwarding
@@ -205,6 +206,7 @@ impl Switch {
                     body_offset: d.body_offset,
                     out,
                     rewrite: d.rewrite,
+                    tunnel: d.tunnel,
                 };
                 if let Some(binding) = d.hold {
                     return Verdict::Hold(fwd, binding);
@@ -215,6 +217,9 @@ impl Switch {
                     let c = &mut self.counters[out.index()];
                     c.tx_frames += 1;
                     c.tx_bytes += body + tag;
+                }
+                if fwd.tunnel != crate::overlay::Tunnel::None {
+                    self.count_tunneled(fwd.tunnel, fwd.vid, body);
                 }
                 Verdict::Forward(fwd)
             }
@@ -245,7 +250,8 @@ impl Switch {
         data: &'a [u8],
         csum_partial: bool,
     ) -> crate::egress::Output<'a> {
-        self.egress.output(ingress, fwd, data, csum_partial)
+        self.egress
+            .output(self.overlay.as_ref(), ingress, fwd, data, csum_partial)
     }
 
     /// Decides a batch of frames received on one port. `verdicts` is cleared and
@@ -346,7 +352,7 @@ impl Switch {
                 acl_in(self, ingress, vid, &view, t).map_err(ing)?;
                 port_security::admit(self, ingress, vid, view.src, now, t).map_err(ing)?;
             }
-            PortRole::Uplink => {
+            PortRole::Uplink | PortRole::Overlay => {
                 let owner = self.macs.learn(vid, view.src, ingress, now);
                 t.note(|| {
                     let r = owner.map_or(Ok(()), |_| Err(DropReason::Reflection));
@@ -473,7 +479,8 @@ impl Switch {
         }
         let check =
             O::ACTIVE.then(|| self.before_forwarding(now, ingress, role, vid, &view, l3, t));
-        let f = forwarding::forward(self, now, ingress, role, vid, &view, l3, out);
+        let mut tunnel = crate::overlay::Tunnel::None;
+        let f = forwarding::forward(self, now, ingress, role, vid, &view, l3, out, &mut tunnel);
         if let Some(check) = check {
             self.after_forwarding(check, vid, &view, &f, out, t);
         }
@@ -482,12 +489,20 @@ impl Switch {
             self.deliver_to_trusted(now, ingress, vid, &view, l3, d, out, t)
                 .map_err(ing)?;
         }
+        if tunnel != crate::overlay::Tunnel::None {
+            // The overlay's copy may have been taken out (outbound ACL, trust).
+            if self.overlay.as_ref().is_none_or(|o| !out.contains(o.port)) {
+                tunnel = crate::overlay::Tunnel::None;
+            }
+            t.note(|| self.tunnel_step(tunnel, vid));
+        }
         Ok(Decided {
             vid,
             pcp_dei: view.outer.map_or(0, |t| t.pcp_dei),
             body_offset: view.body_offset,
             rewrite,
             hold,
+            tunnel,
         })
     }
 

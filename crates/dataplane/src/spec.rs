@@ -5,6 +5,7 @@
 //! Invariant: a [`SwitchSpec`] accepted by [`SwitchSpec::check`] can be loaded into a
 //! [`crate::Switch`] without further errors.
 
+pub use crate::overlay::{OverlayPeer, OverlaySpec};
 use crate::types::{MAX_PORTS, MacAddr, Vid, VlanSet};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -105,6 +106,9 @@ pub enum PortRole {
     Guest,
     /// A logical uplink bound to a host NIC: always an 802.1Q trunk.
     Uplink,
+    /// The VXLAN overlay to the other hosts (`overlay.rs`): a trunk of the VLANs
+    /// mapped to VNIs; at most one per switch.
+    Overlay,
 }
 
 /// One port of the switch.
@@ -443,6 +447,8 @@ pub struct SwitchSpec {
     /// ports, least recently seen evicted first; 0 tracks none. Values above
     /// [`MAX_HOST_TABLE_SIZE`] are taken as that.
     pub host_table_size: usize,
+    /// The VXLAN overlay (with exactly one port of role `Overlay`), if any.
+    pub overlay: Option<OverlaySpec>,
 }
 
 /// Default of `SwitchSpec::max_bindings`.
@@ -456,6 +462,8 @@ pub const MAX_HOST_TABLE_SIZE: usize = 1 << 22;
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum SpecError {
     TooManyPorts(usize),
+    /// The overlay and its port disagree (a second overlay port, a VNI mapped twice …).
+    BadOverlay(String),
     EmptyMacTable,
     DuplicatePortName(String),
     /// Two guest ports claim one initial MAC in one VLAN.
@@ -500,6 +508,7 @@ pub enum SpecError {
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SpecError::BadOverlay(r) => write!(f, "overlay: {r}"),
             SpecError::TooManyPorts(n) => write!(
                 f,
                 "{n} ports configured; the switch holds at most {MAX_PORTS}"
@@ -539,6 +548,50 @@ impl std::error::Error for SpecError {}
 
 impl SwitchSpec {
     /// Checks the invariants the data plane relies on.
+    /// The overlay and its port agree (see [`OverlaySpec`]).
+    fn check_overlay(&self) -> Result<(), SpecError> {
+        let bad = |r: String| Err(SpecError::BadOverlay(r));
+        let ports: Vec<&PortSpec> = self
+            .ports
+            .iter()
+            .filter(|p| p.role == PortRole::Overlay)
+            .collect();
+        let Some(o) = &self.overlay else {
+            return match ports.first() {
+                Some(p) => bad(format!(
+                    "port {} is an overlay port, and there is no overlay",
+                    p.name
+                )),
+                None => Ok(()),
+            };
+        };
+        let [port] = ports[..] else {
+            return bad(format!(
+                "an overlay needs exactly one overlay port, not {}",
+                ports.len()
+            ));
+        };
+        if matches!(port.vlan, VlanMode::Access(_)) {
+            return bad("the overlay port must be a trunk".into());
+        }
+        let (mut vlans, mut vnis) = (
+            std::collections::HashSet::new(),
+            std::collections::HashSet::new(),
+        );
+        for (vid, vni) in &o.vnis {
+            if !vlans.insert(*vid) || !vnis.insert(*vni) {
+                return bad(format!("VLAN {vid} or VNI {vni} is mapped twice"));
+            }
+            if !port.vlan.carries(*vid) {
+                return bad(format!("the overlay port does not carry VLAN {vid}"));
+            }
+        }
+        if o.peers.len() > crate::overlay::MAX_ENDPOINTS {
+            return bad(format!("more than {} peers", crate::overlay::MAX_ENDPOINTS));
+        }
+        Ok(())
+    }
+
     pub fn check(&self) -> Result<(), SpecError> {
         if self.ports.len() > MAX_PORTS {
             return Err(SpecError::TooManyPorts(self.ports.len()));
@@ -569,6 +622,7 @@ impl SwitchSpec {
             }
             self.check_features(p, own.len())?;
         }
+        self.check_overlay()?;
         let mut acl_names = std::collections::HashSet::new();
         for acl in &self.mac_acls {
             let bad = |reason: &str| SpecError::BadAcl {

@@ -152,6 +152,8 @@ pub(crate) struct VlanState {
     pub sets: Vec<Vec<PortId>>,
     /// Per entry of `uplinks`: the guests that accept broadcasts from that uplink.
     pub flood_from: Vec<PortSet>,
+    /// The overlay port, when it carries the VLAN and is up.
+    pub overlay: Option<PortId>,
 }
 
 /// A control-plane request the switch refuses.
@@ -232,6 +234,8 @@ pub struct Switch {
     last_now: Timestamp,
     /// Rewrite buffers, option-82 ids and the frames the switch originates.
     pub(crate) egress: Egress,
+    /// The VXLAN overlay, when the spec has one (`overlay.rs`).
+    pub(crate) overlay: Option<crate::overlay::Overlay>,
 }
 
 impl Switch {
@@ -273,7 +277,13 @@ impl Switch {
                     .iter()
                     .map(|p| (p.name.as_str(), p.vlan.untagged_vid())),
             ),
+            overlay: None,
         };
+        if let Some(o) = &spec.overlay
+            && let Some(i) = spec.ports.iter().position(|p| p.role == PortRole::Overlay)
+        {
+            sw.overlay = Some(crate::overlay::Overlay::new(o, PortId(i as u16)));
+        }
         for (p, ps) in sw.ports.iter_mut().zip(&spec.ports) {
             p.dai = ps.features.arp_inspection.as_ref().map(|d| DaiPortState {
                 spec: d.clone(),
@@ -402,6 +412,8 @@ impl Switch {
                 match p.role {
                     PortRole::Uplink if p.is_up() => v.uplinks.push(p.id),
                     PortRole::Uplink => {}
+                    PortRole::Overlay if p.is_up() => v.overlay = Some(p.id),
+                    PortRole::Overlay => {}
                     PortRole::Guest if !p.is_up() => {}
                     PortRole::Guest if p.mac_change_blocked() => {
                         v.blocked.insert(p.id);
@@ -469,7 +481,7 @@ impl Switch {
                         // vSphere's "notify switches": a RARP from the guest's MAC
                         // on its new uplink, so the physical network relearns it.
                         let tci = uplink.egress_tci(*vid, 0);
-                        self.egress.announce(TxCopy { port: to, tci }, mac, p.id);
+                        self.egress.announce(TxCopy::to(to, tci), mac, p.id);
                     }
                 }
             }
@@ -681,13 +693,7 @@ impl Switch {
             }
             let to = PortId(pin);
             if let Some(uplink) = self.ports.get(to.index()) {
-                copies.push((
-                    vid,
-                    TxCopy {
-                        port: to,
-                        tci: uplink.egress_tci(vid, 0),
-                    },
-                ));
+                copies.push((vid, TxCopy::to(to, uplink.egress_tci(vid, 0))));
             }
         }
         let bound: Vec<BindingEntry> = if copies.is_empty() {

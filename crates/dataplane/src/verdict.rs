@@ -190,6 +190,14 @@ drop_reasons! {
     /// DHCPv6 snooping: a REPLY for a client the switch does not know, which
     /// would have reached only untrusted ports (an address without a binding).
     Dhcpv6ReplyUnknownClient => "dhcpv6_reply_unknown_client",
+    /// A VXLAN datagram from an address that is not a tunnel endpoint of the overlay.
+    OverlayUnknownEndpoint => "overlay_unknown_endpoint",
+    /// A VXLAN datagram without the I flag, with a VNI this host does not map, or
+    /// whose inner frame is short or 802.1Q-tagged (RFC 7348 §5, §6.1).
+    OverlayBadHeader => "overlay_bad_header",
+    /// A frame from a tunnel endpoint whose source MAC is not a guest MAC behind
+    /// that endpoint (spoofing through the overlay).
+    OverlayForgedSource => "overlay_forged_source",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.
@@ -207,6 +215,8 @@ pub struct Forward {
     pub out: PortSet,
     /// A change to the copies' bytes (DHCP option 82), made by [`crate::Switch::output`].
     pub rewrite: Rewrite,
+    /// Where the copy to the overlay port (if `out` has it) is tunneled to.
+    pub tunnel: crate::overlay::Tunnel,
 }
 
 /// A change to a forwarded frame's bytes. Only DHCP snooping asks for one;

@@ -676,6 +676,7 @@ fn an_ack_for_the_clients_own_static_address_passes_and_keeps_it_static() {
         body_offset: 12,
         out: PortSet::single(B),
         rewrite: Rewrite::None,
+        tunnel: Default::default(),
     };
     let upd = stages::dhcp_snooping::BindingUpdate {
         vid: vid(10),

@@ -105,13 +105,7 @@ fn a_plain_frame_leaves_as_received_with_each_ports_tag() {
     let copies: Vec<TxCopy> = o.copies().collect();
     assert_eq!(
         copies,
-        vec![
-            TxCopy {
-                port: UP1,
-                tci: Some(10)
-            },
-            TxCopy { port: B, tci: None },
-        ]
+        vec![TxCopy::to(UP1, Some(10)), TxCopy::to(B, None),]
     );
     assert_eq!(wire(&o, copies[1]), f);
     // The frame from up1 tagged 10 reaches a untagged, its priority bits kept on
@@ -124,7 +118,7 @@ fn a_plain_frame_leaves_as_received_with_each_ports_tag() {
     let o = sw.output(UP1, &fwd, &t, false);
     assert_eq!(
         o.copies().collect::<Vec<_>>(),
-        vec![TxCopy { port: A, tci: None }, TxCopy { port: B, tci: None }]
+        vec![TxCopy::to(A, None), TxCopy::to(B, None)]
     );
     assert_eq!(o.frame.body, &t[16..], "the ingress tag is cut out");
     // A copy is never listed on its ingress port, whatever `out` says.
@@ -148,10 +142,7 @@ fn option_82_is_inserted_with_the_specs_ids_and_a_partial_checksum_completed() {
     let copies: Vec<TxCopy> = o.copies().collect();
     assert_eq!(
         copies,
-        vec![TxCopy {
-            port: UP1,
-            tci: Some(10)
-        }],
+        vec![TxCopy::to(UP1, Some(10))],
         "trusted ports only"
     );
     let out = wire(&o, copies[0]);
@@ -196,13 +187,7 @@ fn a_guest_moved_to_another_uplink_is_announced_there_with_its_tag() {
     sw.drain_emitted(|e| frames.push((e.copy, [e.frame.head, e.frame.body].concat())));
     assert_eq!(frames.len(), 2, "a and b: {frames:?}");
     for ((copy, bytes), i) in frames.iter().zip([1, 2]) {
-        assert_eq!(
-            *copy,
-            TxCopy {
-                port: UP2,
-                tci: Some(10)
-            }
-        );
+        assert_eq!(*copy, TxCopy::to(UP2, Some(10)));
         let mut want = [0u8; 60];
         want[..6].copy_from_slice(&[0xff; 6]);
         want[6..12].copy_from_slice(&mac(i).0);
@@ -239,13 +224,7 @@ fn an_apply_announces_the_guests_it_moves_and_only_those() {
     let queued: Vec<(TxCopy, PortId)> = new.emitted().map(|(t, _, about)| (t, about)).collect();
     assert_eq!(
         queued,
-        vec![(
-            TxCopy {
-                port: UP2,
-                tci: Some(10)
-            },
-            A
-        )],
+        vec![(TxCopy::to(UP2, Some(10)), A)],
         "a announced on up2; c, new, not"
     );
     assert!(new.uplink_of(c) == Some(UP2) && new.uplink_of(B) == Some(UP1));
@@ -281,11 +260,7 @@ fn a_guest_moved_from_another_host_is_announced_with_its_addresses() {
     assert_eq!(sw.announce_guest(A), 3);
     let mut frames = Vec::new();
     sw.drain_emitted(|e| frames.push((e.copy, [e.frame.head, e.frame.body].concat())));
-    assert!(frames.iter().all(|(c, _)| *c
-        == TxCopy {
-            port: UP1,
-            tci: Some(10)
-        }));
+    assert!(frames.iter().all(|(c, _)| *c == TxCopy::to(UP1, Some(10))));
     let ethertypes: Vec<[u8; 2]> = frames.iter().map(|(_, b)| [b[12], b[13]]).collect();
     assert_eq!(ethertypes, [[0x80, 0x35], [0x08, 0x06], [0x86, 0xdd]]);
     let arp = wire::arp::parse(&frames[1].1[14..]).unwrap();

@@ -236,6 +236,7 @@ fn lease(sw: &mut Switch, secs: u64, i: u8, port: PortId, addr: Ipv4Addr) -> boo
         body_offset: 12,
         out: PortSet::single(port),
         rewrite: Rewrite::None,
+        tunnel: Default::default(),
     };
     let ack = portcullis_dataplane::stages::dhcp_snooping::BindingUpdate {
         vid: vid(10),
@@ -455,6 +456,7 @@ fn the_table_survives_an_apply_with_ports_renumbered() {
         static_bindings: vec![],
         arp_acls: vec![],
         host_table_size: 64,
+        overlay: None,
     };
     let mut new = Switch::new(&new_spec, Timestamp::from_secs(4)).unwrap();
     new.carry_over_from(old, Timestamp::from_secs(4));

@@ -77,6 +77,7 @@ fn the_pipeline_does_not_allocate_per_frame() {
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: 4,
+        overlay: None,
         static_bindings: vec![],
         arp_acls: vec![],
     };

@@ -102,7 +102,7 @@ proptest! {
                 features: f,
             });
         }
-        let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![], max_bindings: DEFAULT_MAX_BINDINGS, static_bindings: vec![], arp_acls: vec![], host_table_size: DEFAULT_HOST_TABLE_SIZE };
+        let spec = SwitchSpec { name: "p".into(), mac_table_size: 24, mac_aging_secs: 10, ports, mac_acls: vec![], max_bindings: DEFAULT_MAX_BINDINGS, static_bindings: vec![], arp_acls: vec![], host_table_size: DEFAULT_HOST_TABLE_SIZE, overlay: None };
         let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
         let mut now = Timestamp(0);
         for (p, src, dst, step_ms) in frames {

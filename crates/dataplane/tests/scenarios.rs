@@ -488,6 +488,7 @@ fn a_port_without_a_configured_mac_learns_it_from_its_first_frame() {
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: DEFAULT_HOST_TABLE_SIZE,
+        overlay: None,
         static_bindings: vec![],
         arp_acls: vec![],
     };

@@ -989,6 +989,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             mac_acls: acls::mac_acl_specs(&profile.mac_acls),
             max_bindings: usize::try_from(profile.switch.max_bindings).unwrap_or(usize::MAX),
             host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
+            overlay: None,
             static_bindings: Vec::new(),
             arp_acls: acls::arp_acl_specs(&profile.arp_acls),
         },

@@ -46,6 +46,7 @@ pub(super) fn spec_error(
     };
     let key = match e {
         SpecError::TooManyPorts(_) => "host.port".to_owned(),
+        SpecError::BadOverlay(_) => "overlay".to_owned(),
         SpecError::EmptyMacTable | SpecError::MacTableTooSmall { .. } => {
             "switch.mac_table_size".to_owned()
         }

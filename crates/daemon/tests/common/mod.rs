@@ -296,6 +296,7 @@ pub fn three_port_switch() -> SwitchSpec {
         mac_acls: Vec::new(),
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: DEFAULT_HOST_TABLE_SIZE,
+        overlay: None,
         static_bindings: vec![],
         arp_acls: vec![],
     }
@@ -342,7 +343,7 @@ pub fn start_data_plane(spec: &SwitchSpec) -> Running {
             spec.ports
                 .iter()
                 .map(|p| match p.role {
-                    PortRole::Uplink => String::new(),
+                    PortRole::Uplink | PortRole::Overlay => String::new(),
                     PortRole::Guest => "web".into(),
                 })
                 .collect(),

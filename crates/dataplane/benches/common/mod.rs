@@ -121,6 +121,7 @@ pub fn switch_spec(
         mac_acls,
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: portcullis_dataplane::DEFAULT_HOST_TABLE_SIZE,
+        overlay: None,
         static_bindings: vec![],
         arp_acls: vec![],
     }

@@ -558,6 +558,7 @@ impl Names<'_> {
                 let role = match role {
                     PortRole::Guest => "guest",
                     PortRole::Uplink => "uplink",
+                    PortRole::Overlay => "overlay",
                 };
                 let mut t = format!(
                     "{} ({role}): admin {}, link {}",
@@ -977,6 +978,25 @@ impl Names<'_> {
                 t
             }
             (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
+            (
+                _,
+                Detail::Tunnel {
+                    vid,
+                    vni,
+                    endpoint,
+                    copies,
+                },
+            ) => {
+                let vni = vni.map_or("?".to_string(), |v| v.to_string());
+                match endpoint {
+                    Some(e) => format!(
+                        "VLAN {vid} is VNI {vni}: the destination is a remote guest behind endpoint {e}; encapsulated in VXLAN to {e}"
+                    ),
+                    None => format!(
+                        "VLAN {vid} is VNI {vni}: head-end replication, one VXLAN copy to each of {copies} endpoint(s) with members in VLAN {vid}"
+                    ),
+                }
+            }
             (Stage::DhcpTrustedDelivery, _) => match s.outcome {
                 Outcome::Drop(_) => {
                     "every output port is untrusted for DHCP/DHCPv6: nowhere to deliver it".into()

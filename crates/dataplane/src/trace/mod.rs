@@ -131,6 +131,8 @@ pub enum Stage {
     Dhcpv6Guard,
     /// The forwarding model: MAC table, flood set, teaming, egress filters.
     Forwarding,
+    /// The overlay's encapsulation: the endpoint(s) a copy is tunneled to.
+    Overlay,
     /// The outbound MAC ACL of one output port.
     MacAclOut,
     /// A DHCP client message, or an ACK for a client the switch does not know,
@@ -161,6 +163,7 @@ impl Stage {
             Stage::Ipv6SourceGuard => "ipv6_source_guard",
             Stage::Dhcpv6Guard => "dhcpv6_guard",
             Stage::Forwarding => "forwarding",
+            Stage::Overlay => "overlay",
             Stage::MacAclOut => "mac_acl_out",
             Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
         }
@@ -188,6 +191,7 @@ impl Stage {
             Stage::Ipv6SourceGuard => "IPv6 Source Guard",
             Stage::Dhcpv6Guard => "DHCPv6 guard",
             Stage::Forwarding => "forwarding",
+            Stage::Overlay => "VXLAN overlay",
             Stage::MacAclOut => "MAC ACL out",
             Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
         }
@@ -642,6 +646,15 @@ pub enum Detail {
         note: Dhcpv6Note,
     },
     Forwarding(ForwardingCheck),
+    /// The overlay's encapsulation of the copy to the overlay port.
+    Tunnel {
+        vid: Vid,
+        vni: Option<crate::wire::vxlan::Vni>,
+        /// Unicast: the remote guest's endpoint.
+        endpoint: Option<std::net::IpAddr>,
+        /// The copies made (1 for unicast; head-end replication: one per endpoint).
+        copies: u16,
+    },
 }
 
 /// One record of a trace.

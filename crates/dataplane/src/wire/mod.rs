@@ -18,6 +18,7 @@ pub mod frame;
 pub mod icmpv6;
 pub mod ipv6;
 pub mod nd;
+pub mod vxlan;
 
 macro_rules! wire_errors {
     ($( $(#[doc = $doc:expr])* $name:ident => $text:literal, )*) => {

@@ -78,6 +78,7 @@ pub fn switch_spec(name: &str, ports: Vec<PortSpec>) -> SwitchSpec {
         mac_acls: vec![],
         max_bindings: DEFAULT_MAX_BINDINGS,
         host_table_size: DEFAULT_HOST_TABLE_SIZE,
+        overlay: None,
         static_bindings: vec![],
         arp_acls: vec![],
     }

@@ -87,6 +87,7 @@ pub fn arb_vlan_spec() -> impl Strategy<Value = SwitchSpec> {
             mac_acls: Vec::new(),
             max_bindings: DEFAULT_MAX_BINDINGS,
             host_table_size: DEFAULT_HOST_TABLE_SIZE,
+            overlay: None,
             static_bindings: vec![],
             arp_acls: vec![],
         })
@@ -379,6 +380,7 @@ pub fn arb_featured_spec() -> impl Strategy<Value = SwitchSpec> {
                 mac_acls: vec![acl("acl0", 0x86dd), acl("acl1", 0x0806)],
                 max_bindings: 4,
                 host_table_size: DEFAULT_HOST_TABLE_SIZE,
+                overlay: None,
                 static_bindings: bindings
                     .into_iter()
                     .map(|(m, i, p)| StaticBindingSpec {
