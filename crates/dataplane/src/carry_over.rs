@@ -178,6 +178,9 @@ impl Switch {
         let (macs_kept, macs_dropped) = self.count_carried_macs(&old, &old_to_new, now);
         self.recount_secure_macs();
         let (bindings_kept, bindings_dropped) = self.carry_bindings(&old, &old_to_new);
+        if let (Some(new), Some(prev)) = (self.overlay.as_mut(), old.overlay.as_ref()) {
+            new.carry_from(prev);
+        }
         let ports = &self.ports;
         self.hosts.carry_from(&old.hosts, |p, vid| {
             let n = (*old_to_new.get(p.index())?)?;

@@ -270,6 +270,19 @@ impl Overlay {
         self.rebuild()
     }
 
+    /// Takes the control plane's peers and every endpoint's counters from the
+    /// overlay of the switch this one replaces (an apply).
+    pub(crate) fn carry_from(&mut self, old: &Overlay) {
+        self.dynamic = old.dynamic.clone();
+        self.rebuild();
+        for e in &mut self.endpoints {
+            if let Some(i) = old.endpoint_at(e.address) {
+                e.counters = old.endpoints[i as usize].counters;
+            }
+        }
+        self.unknown_endpoint = old.unknown_endpoint;
+    }
+
     fn rebuild(&mut self) -> PeersInstalled {
         let old: HashMap<IpAddr, EndpointCounters> = self
             .endpoints
