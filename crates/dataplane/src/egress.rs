@@ -41,6 +41,8 @@ pub enum Originated {
     /// An unsolicited Neighbor Advertisement (RFC 4861 §7.2.6, override set) of a
     /// guest's bound IPv6 address, from its MAC, to all nodes.
     UnsolicitedNa(announce::UnsolicitedNa),
+    /// The overlay's ARP proxy's answer to a guest's request (`stages/arp_proxy.rs`).
+    ArpReply(announce::ProxyReply),
 }
 
 /// One copy of a frame: where it goes and the tag it carries there.
@@ -300,6 +302,7 @@ impl Egress {
                 Originated::Rarp(a) => a.emit(&mut self.emit_buf),
                 Originated::Garp(a) => a.emit(&mut self.emit_buf),
                 Originated::UnsolicitedNa(a) => a.emit(&mut self.emit_buf),
+                Originated::ArpReply(a) => a.emit(&mut self.emit_buf),
             };
             if let Ok(len) = len {
                 let bytes = &self.emit_buf[..len];

@@ -70,6 +70,9 @@ pub struct OverlayPeer {
     pub address: IpAddr,
     /// (VLAN, MAC) of every guest MAC behind the endpoint.
     pub macs: Vec<(Vid, MacAddr)>,
+    /// (VLAN, address, MAC) of the IPv4 addresses bound to those guests, for the
+    /// ARP proxy (only addresses whose MAC is one of `macs` are taken).
+    pub addresses: Vec<(Vid, std::net::Ipv4Addr, MacAddr)>,
 }
 
 /// What a tunneled frame's copy needs besides its port: the endpoint it goes to
@@ -127,6 +130,8 @@ pub struct Overlay {
     endpoints: Vec<Endpoint>,
     by_address: HashMap<IpAddr, u16, FxBuildHasher>,
     remote: HashMap<(Vid, MacAddr), u16, FxBuildHasher>,
+    /// Remote guests' bound IPv4 addresses (ARP proxy), as many as remote MACs.
+    remote_ips: HashMap<(Vid, std::net::Ipv4Addr), MacAddr, FxBuildHasher>,
     max_remote_macs: usize,
     refused_macs: u64,
     refused_endpoints: u64,
@@ -168,6 +173,7 @@ impl Overlay {
             endpoints: Vec::new(),
             by_address: HashMap::with_capacity_and_hasher(MAX_ENDPOINTS, FxBuildHasher),
             remote: HashMap::with_capacity_and_hasher(max_remote_macs, FxBuildHasher),
+            remote_ips: HashMap::with_hasher(FxBuildHasher),
             max_remote_macs,
             refused_macs: 0,
             refused_endpoints: 0,
@@ -242,6 +248,15 @@ impl Overlay {
         }
         self.remote.get(&(vid, mac)).copied()
     }
+    /// The MAC of a remote guest's bound address `ip` in `vid` (ARP proxy).
+    #[inline]
+    pub fn remote_address(&self, vid: Vid, ip: std::net::Ipv4Addr) -> Option<MacAddr> {
+        if self.remote_ips.is_empty() {
+            return None;
+        }
+        self.remote_ips.get(&(vid, ip)).copied()
+    }
+
     /// The index of the endpoint at `address`.
     #[inline]
     pub fn endpoint_at(&self, address: IpAddr) -> Option<u16> {
@@ -295,6 +310,7 @@ impl Overlay {
         self.endpoints.clear();
         self.by_address.clear();
         self.remote.clear();
+        self.remote_ips.clear();
         let mut r = PeersInstalled::default();
         let peers = self
             .configured
@@ -336,6 +352,12 @@ impl Overlay {
                 ep.vlans.insert(*vid);
                 ep.macs += 1;
                 r.macs += 1;
+            }
+            for (vid, ip, mac) in &peer.addresses {
+                let behind = self.remote.get(&(*vid, *mac)) == Some(&e);
+                if behind && self.remote_ips.len() < self.max_remote_macs {
+                    self.remote_ips.insert((*vid, *ip), *mac);
+                }
             }
         }
         r.endpoints = self.endpoints.len();

@@ -35,8 +35,8 @@ use crate::stages::dhcpv6_guard::{self, Dhcpv6Action};
 use crate::stages::mac_acl::acl_key;
 use crate::stages::storm_control::{self, StormClass};
 use crate::stages::{
-    arp_inspection, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_common, ipv6_source_guard,
-    nd_inspection, port_security, ra_guard, vswitch_policy,
+    arp_inspection, arp_proxy, dhcp_snooping, ip_conflict, ip_source_guard, ipv6_common,
+    ipv6_source_guard, nd_inspection, port_security, ra_guard, vswitch_policy,
 };
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -417,6 +417,7 @@ impl Switch {
                 if role == PortRole::Guest {
                     // Detection only: never changes the verdict.
                     ip_conflict::arp_claim(self, ingress, vid, l3, now);
+                    arp_proxy::answer(self, ingress, vid, &view, l3, t).map_err(ing)?;
                 }
             }
             ETHERTYPE_IPV6

@@ -198,6 +198,9 @@ drop_reasons! {
     /// A frame from a tunnel endpoint whose source MAC is not a guest MAC behind
     /// that endpoint (spoofing through the overlay).
     OverlayForgedSource => "overlay_forged_source",
+    /// An ARP request the overlay's ARP proxy answered from the binding table (the
+    /// switch sent the reply; the request was not flooded). Not an attack.
+    ArpProxyAnswered => "arp_proxy_answered",
 }
 
 /// Where a forwarded frame goes and how it is encapsulated.

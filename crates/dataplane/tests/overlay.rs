@@ -66,10 +66,12 @@ fn switch() -> Switch {
             OverlayPeer {
                 address: addr(E1),
                 macs: vec![(vid(10), r1())],
+                addresses: vec![],
             },
             OverlayPeer {
                 address: addr(E2),
                 macs: vec![(vid(10), r2()), (vid(20), r3())],
+                addresses: vec![],
             },
         ],
         max_remote_macs: 16,
@@ -252,6 +254,7 @@ fn the_control_plane_moves_a_guest_to_another_endpoint_and_a_claimed_mac_stays_p
     let peer = |e: &str, macs: Vec<(Vid, MacAddr)>| OverlayPeer {
         address: addr(e),
         macs,
+        addresses: vec![],
     };
     let r = sw
         .set_overlay_peers(vec![peer("198.18.100.4", vec![(vid(10), moving)])])
@@ -297,6 +300,7 @@ fn the_remote_mac_table_is_bounded_and_refuses_what_does_not_fit() {
         .set_overlay_peers(vec![OverlayPeer {
             address: addr("198.18.100.7"),
             macs,
+            addresses: vec![],
         }])
         .unwrap();
     // 16 entries, 3 of them configured.
@@ -367,4 +371,89 @@ fn an_overlay_port_without_an_overlay_or_two_overlay_ports_are_refused() {
         Err(SpecError::BadOverlay(_))
     ));
     let _ = SocketAddr::new(addr(E1), 4789);
+}
+
+#[test]
+fn the_arp_proxy_answers_for_bound_and_remote_addresses_and_floods_the_rest() {
+    // The switch of `switch()` with arp_proxy on and b's address bound.
+    let mut sw = {
+        let mut overlay_port = trunk(overlay::PORT_NAME, &[10, 20], None);
+        overlay_port.role = PortRole::Overlay;
+        let mut spec = switch_spec(
+            "sw",
+            vec![
+                trunk("up", &[10, 20], None),
+                overlay_port,
+                access("a", 10, Some(mac(1))),
+                access("b", 10, Some(mac(2))),
+                access("c", 20, Some(mac(3))),
+            ],
+        );
+        spec.static_bindings = vec![static_binding(mac(2), ip(2), B.index())];
+        spec.overlay = Some(OverlaySpec {
+            vnis: vec![(vid(10), vni(10010)), (vid(20), vni(10020))],
+            udp_port: 4789,
+            arp_proxy: true,
+            local_ip: addr("198.18.100.1"),
+            interface: None,
+            fragment: false,
+            peers: vec![],
+            max_remote_macs: 16,
+        });
+        Switch::new(&spec, Timestamp(0)).unwrap()
+    };
+    sw.set_overlay_peers(vec![OverlayPeer {
+        address: addr(E1),
+        macs: vec![(vid(10), r1())],
+        // r1's address, and one claimed for a MAC that is not behind E1 (ignored).
+        addresses: vec![(vid(10), ip(50), r1()), (vid(10), ip(51), mac(2))],
+    }]);
+    let who_has = |target| {
+        arp(
+            MacAddr::BROADCAST,
+            mac(1),
+            1,
+            (mac(1), ip(1)),
+            (MacAddr([0; 6]), target),
+        )
+    };
+    let mut answers = |sw: &mut Switch| {
+        let mut got = Vec::new();
+        sw.drain_emitted(|e| {
+            let f = [e.frame.head, e.frame.body].concat();
+            got.push((e.copy.port, f));
+        });
+        got
+    };
+    // b's bound address (a local guest) and r1's (remote): answered, not flooded.
+    for (target, owner) in [(ip(2), mac(2)), (ip(50), r1())] {
+        let v = send_secs(&mut sw, 1, A, &who_has(target));
+        assert_eq!(v, Verdict::Drop(DropReason::ArpProxyAnswered));
+        let got = answers(&mut sw);
+        assert_eq!(got.len(), 1);
+        let (port, f) = &got[0];
+        assert_eq!(*port, A);
+        let reply = arp(mac(1), owner, 2, (owner, target), (mac(1), ip(1)));
+        assert_eq!(f, &reply, "the reply the owner would send");
+    }
+    // An address nobody bound (and the one claimed for a MAC not behind E1):
+    // flooded as usual, replicated to E1.
+    for target in [ip(9), ip(51)] {
+        let v = send_secs(&mut sw, 1, A, &who_has(target));
+        assert_eq!(out(&v), vec![UP.0, OVERLAY.0, B.0]);
+        assert!(answers(&mut sw).is_empty());
+    }
+    // A probe and a gratuitous ARP are never answered.
+    let probe = arp(
+        MacAddr::BROADCAST,
+        mac(1),
+        1,
+        (mac(1), std::net::Ipv4Addr::UNSPECIFIED),
+        (MacAddr([0; 6]), ip(2)),
+    );
+    assert!(matches!(
+        send_secs(&mut sw, 1, A, &probe),
+        Verdict::Forward(_)
+    ));
+    assert_eq!(drops(&sw, A, DropReason::ArpProxyAnswered).0, 2);
 }

@@ -4,6 +4,7 @@
 //! observe mode count it and let it pass.
 
 pub mod arp_inspection;
+pub mod arp_proxy;
 pub mod dhcp_snooping;
 pub mod dhcpv6_guard;
 pub mod ip_conflict;

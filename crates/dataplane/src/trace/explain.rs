@@ -978,6 +978,9 @@ impl Names<'_> {
                 t
             }
             (_, Detail::Forwarding(f)) => self.forwarding(ingress, frame, s.outcome, &f),
+            (_, Detail::ArpProxy { ip, mac }) => format!(
+                "ARP proxy: {ip} is at {mac} (binding table); the switch answered, the request is not flooded"
+            ),
             (
                 _,
                 Detail::Tunnel {

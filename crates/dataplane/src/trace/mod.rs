@@ -133,6 +133,8 @@ pub enum Stage {
     Forwarding,
     /// The overlay's encapsulation: the endpoint(s) a copy is tunneled to.
     Overlay,
+    /// The overlay's ARP proxy answered the request.
+    ArpProxy,
     /// The outbound MAC ACL of one output port.
     MacAclOut,
     /// A DHCP client message, or an ACK for a client the switch does not know,
@@ -164,6 +166,7 @@ impl Stage {
             Stage::Dhcpv6Guard => "dhcpv6_guard",
             Stage::Forwarding => "forwarding",
             Stage::Overlay => "overlay",
+            Stage::ArpProxy => "arp_proxy",
             Stage::MacAclOut => "mac_acl_out",
             Stage::DhcpTrustedDelivery => "dhcp_trusted_delivery",
         }
@@ -192,6 +195,7 @@ impl Stage {
             Stage::Dhcpv6Guard => "DHCPv6 guard",
             Stage::Forwarding => "forwarding",
             Stage::Overlay => "VXLAN overlay",
+            Stage::ArpProxy => "ARP proxy",
             Stage::MacAclOut => "MAC ACL out",
             Stage::DhcpTrustedDelivery => "DHCP delivery to trusted ports",
         }
@@ -646,6 +650,11 @@ pub enum Detail {
         note: Dhcpv6Note,
     },
     Forwarding(ForwardingCheck),
+    /// The ARP proxy answered for `ip` with `mac`.
+    ArpProxy {
+        ip: std::net::Ipv4Addr,
+        mac: crate::types::MacAddr,
+    },
     /// The overlay's encapsulation of the copy to the overlay port.
     Tunnel {
         vid: Vid,

@@ -90,6 +90,34 @@ impl Garp {
     }
 }
 
+/// The ARP proxy's reply to `request`: `request.target_ip` is at `mac`, sent to the
+/// requester from `mac` (RFC 826's reply, as the owner would send it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ProxyReply {
+    pub request: ArpView,
+    pub mac: MacAddr,
+}
+
+impl ProxyReply {
+    /// Writes the frame (60 bytes, padded) into the start of `buf`.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        let f: &mut [u8; ANNOUNCEMENT_LEN] = buf.first_chunk_mut().ok_or(WireError::NoRoom)?;
+        f.fill(0);
+        f[..6].copy_from_slice(&self.request.sender_mac.0);
+        f[6..12].copy_from_slice(&self.mac.0);
+        f[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+        ArpView {
+            oper: ArpOp::Reply,
+            sender_mac: self.mac,
+            sender_ip: self.request.target_ip,
+            target_mac: self.request.sender_mac,
+            target_ip: self.request.sender_ip,
+        }
+        .emit(&mut f[14..])?;
+        Ok(ANNOUNCEMENT_LEN)
+    }
+}
+
 /// An unsolicited Neighbor Advertisement of `ip` from `mac` to all nodes
 /// (ff02::1), override flag set, with the target link-layer address option.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
