@@ -417,7 +417,7 @@ fn the_arp_proxy_answers_for_bound_and_remote_addresses_and_floods_the_rest() {
             (MacAddr([0; 6]), target),
         )
     };
-    let mut answers = |sw: &mut Switch| {
+    let answers = |sw: &mut Switch| {
         let mut got = Vec::new();
         sw.drain_emitted(|e| {
             let f = [e.frame.head, e.frame.body].concat();
