@@ -149,7 +149,7 @@ impl ComplianceReport {
 }
 
 /// The section a key is reported under, with its rank (switch first, then the
-/// uplink policy, port groups, ports, ACLs, host, anything else).
+/// uplink policy, port groups, ports, ACLs, the overlay, host, anything else).
 fn section(key: &str) -> (u8, String) {
     let segs = split_key(key);
     let named = |what: &str| {
@@ -169,8 +169,9 @@ fn section(key: &str) -> (u8, String) {
         "port" => (3, named("port")),
         "mac_acl" => (4, named("MAC ACL")),
         "arp_acl" => (5, named("ARP ACL")),
-        "host" => (6, "host binding".into()),
-        other => (7, other.split('[').next().unwrap_or(other).to_owned()),
+        "overlay" => (6, "overlay".into()),
+        "host" => (7, "host binding".into()),
+        other => (8, other.split('[').next().unwrap_or(other).to_owned()),
     }
 }
 
