@@ -60,7 +60,7 @@ pub type ApiReply = oneshot::Sender<Result<Option<BindingHolder>, BindingRefusal
 #[derive(Debug)]
 pub enum Committed {
     /// A held ACK and whether its binding is durable.
-    Frame(HeldFrame, bool),
+    Frame(Box<HeldFrame>, bool),
     /// An API request and whether its binding is durable.
     Api(ApiReply, ApiBinding, bool),
 }
@@ -339,7 +339,7 @@ impl Held {
                 } else {
                     self.stats.failed += 1;
                 }
-                out.push(Committed::Frame(h, ok));
+                out.push(Committed::Frame(Box::new(h), ok));
             } else if let Some((reply, b)) = self.api.remove(&r.ticket) {
                 out.push(Committed::Api(reply, b, r.ok));
             }
@@ -485,6 +485,7 @@ mod tests {
             tag: None,
             csum_partial: false,
             vnet: None,
+            peer: None,
         };
         held.hold(&mut sw, PortId(1), rx_frame, &fwd, &b, Timestamp(2));
         (sw, held, rec, tx, reply)

@@ -14,7 +14,7 @@
 
 use portcullis_control::config::Backend;
 use portcullis_control::{CompiledConfig, ConfigError, ConfigErrors};
-use portcullis_dataplane::{PortId, Switch, Timestamp};
+use portcullis_dataplane::{PortId, PortRole, Switch, Timestamp};
 use portcullis_io::{RxQueue, TxQueue};
 
 /// One port's queues, and the backend they were opened with.
@@ -86,6 +86,12 @@ pub enum Attachment {
     Tap { ifname: String, backend: Backend },
     /// An in-memory queue pair (tests, `start_in_memory`); `ifname` only labels it.
     Memory { ifname: String },
+    /// The overlay's tunnel port: a UDP socket on the underlay (`ifname`: the
+    /// underlay interface, or empty for any).
+    Overlay {
+        ifname: String,
+        options: portcullis_io::VxlanOptions,
+    },
 }
 
 impl Attachment {
@@ -97,8 +103,21 @@ impl Attachment {
             .iter()
             .zip(&compiled.create_tap)
             .zip(&compiled.backends)
-            .map(|((ifname, tap), backend)| {
+            .zip(&compiled.spec.ports)
+            .map(|(((ifname, tap), backend), port)| {
                 let (ifname, backend) = (ifname.clone(), *backend);
+                if let (false, PortRole::Overlay, Some(o)) =
+                    (in_memory, port.role, &compiled.spec.overlay)
+                {
+                    return Attachment::Overlay {
+                        ifname: o.interface.clone().unwrap_or_default(),
+                        options: portcullis_io::VxlanOptions {
+                            local: std::net::SocketAddr::new(o.local_ip, o.udp_port),
+                            interface: o.interface.clone(),
+                            fragment: o.fragment,
+                        },
+                    };
+                }
                 match (in_memory, tap) {
                     (true, _) => Attachment::Memory { ifname },
                     (false, true) => Attachment::Tap { ifname, backend },
@@ -113,7 +132,8 @@ impl Attachment {
         match self {
             Attachment::Netdev { ifname, .. }
             | Attachment::Tap { ifname, .. }
-            | Attachment::Memory { ifname } => ifname,
+            | Attachment::Memory { ifname }
+            | Attachment::Overlay { ifname, .. } => ifname,
         }
     }
 
@@ -121,7 +141,10 @@ impl Attachment {
     /// same interface (a change of backend alone takes effect when the interface
     /// is next reopened).
     pub fn keeps_io_of(&self, other: &Attachment) -> bool {
-        self.interface() == other.interface()
+        match (self, other) {
+            (Attachment::Overlay { .. }, _) | (_, Attachment::Overlay { .. }) => self == other,
+            _ => self.interface() == other.interface(),
+        }
     }
 
     /// Opens the port `port` on this attachment (creating its TAP if configured and
@@ -136,6 +159,15 @@ impl Attachment {
             Attachment::Memory { .. } => {
                 let (rx, tx, h) = portcullis_io::memory_port();
                 return Ok((PortIo::new(Box::new(rx), Box::new(tx)), Some(h)));
+            }
+            Attachment::Overlay { ifname, options } => {
+                let (rx, tx) = portcullis_io::open_vxlan(options).map_err(|source| PortError {
+                    port: port.to_string(),
+                    interface: ifname.clone(),
+                    source,
+                })?;
+                tracing::info!(port, local = %options.local, "overlay tunnel endpoint open");
+                return Ok((PortIo::new(Box::new(rx), Box::new(tx)), None));
             }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname.as_str(), *backend)
@@ -378,7 +410,7 @@ struct AttachedLinks {
 impl PortLinks for AttachedLinks {
     fn state(&self, port: usize) -> LinkState {
         let a = &self.attachments[port];
-        if matches!(a, Attachment::Memory { .. }) {
+        if matches!(a, Attachment::Memory { .. }) || a.interface().is_empty() {
             return LinkState::Up;
         }
         // Up only with carrier, whatever the role: a pulled cable fails an uplink
@@ -395,6 +427,10 @@ impl PortLinks for AttachedLinks {
     fn reopen(&self, port: usize) -> Result<PortIo, String> {
         let (name, backend) = match &self.attachments[port] {
             Attachment::Memory { .. } => return Err("memory ports do not go away".into()),
+            Attachment::Overlay { options, .. } => {
+                let (rx, tx) = portcullis_io::open_vxlan(options).map_err(|e| e.to_string())?;
+                return Ok(PortIo::new(Box::new(rx), Box::new(tx)));
+            }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname, *backend)
             }

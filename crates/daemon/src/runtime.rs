@@ -442,6 +442,14 @@ const LINK_RECHECK_NS: u64 = 1_000_000_000;
 fn push_copy(slot: &mut PortSlot, copy: TxCopy, frame: egress::Frame<'_>, opts: TxOptions) -> bool {
     let tx = slot.io.tx.as_mut();
     let tag = copy.tci.map(|tci| VlanTag { tpid: 0x8100, tci });
+    // A copy to the overlay: the data plane's VXLAN header, to its endpoint.
+    let opts = TxOptions {
+        tunnel: copy.tunnel.map(|t| portcullis_io::Tunnel {
+            remote: t.remote,
+            header: portcullis_dataplane::wire::vxlan::header(t.vni),
+        }),
+        ..opts
+    };
     let gso = opts.offload.is_some_and(|v| v.is_gso());
     let segments_before = if gso { tx.tx_stats().gso_segments } else { 0 };
     let result = tx.push_with(frame.head, tag, frame.body, opts);
@@ -460,6 +468,7 @@ fn push_copy(slot: &mut PortSlot, copy: TxCopy, frame: egress::Frame<'_>, opts: 
         Err(TxError::RingFull) => slot.stats.tx_ring_full += 1,
         Err(TxError::TooBig) => slot.stats.tx_too_big += 1,
         Err(TxError::BadOffload(_)) => slot.stats.tx_bad_offload += 1,
+        Err(TxError::NoTunnel) => slot.stats.tx_errors += 1,
     }
     false
 }
@@ -488,6 +497,7 @@ fn send_output(
         TxOptions {
             complete_checksum: csum_partial,
             offload: vnet,
+            tunnel: None,
         }
     };
     for copy in out.copies() {
@@ -1021,15 +1031,38 @@ impl DataThread {
                 tracing::info!(interface = %this.interface, "frames from a port marked link-down: its link is up");
                 let _ = self.switch.set_link_up(ingress, true, now);
             }
-            let frames = batch.iter().map(|f| IngressFrame {
-                data: f.data,
-                tag: f.tag.map(|t| portcullis_dataplane::VlanTag {
-                    tpid: t.tpid,
-                    tci: t.tci,
-                }),
-            });
-            self.switch.process_batch(now, ingress, frames, verdicts);
+            // The overlay port: datagrams, checked and decapsulated by the switch.
+            let tunnel = self.switch.overlay().is_some_and(|o| o.port() == ingress);
+            if tunnel {
+                verdicts.clear();
+                for f in batch.iter() {
+                    let peer = f.peer.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                    verdicts.push(self.switch.process_tunneled(now, ingress, peer, f.data));
+                }
+            } else {
+                let frames = batch.iter().map(|f| IngressFrame {
+                    data: f.data,
+                    tag: f.tag.map(|t| portcullis_dataplane::VlanTag {
+                        tpid: t.tpid,
+                        tci: t.tci,
+                    }),
+                });
+                self.switch.process_batch(now, ingress, frames, verdicts);
+            }
             for (frame, verdict) in batch.iter().zip(verdicts.iter()) {
+                // A tunneled frame goes on as its inner frame (the header is cut).
+                let frame = if tunnel {
+                    let hlen = portcullis_dataplane::wire::vxlan::HEADER_LEN;
+                    portcullis_io::RxFrame {
+                        data: frame.data.get(hlen..).unwrap_or_default(),
+                        tag: None,
+                        csum_partial: false,
+                        vnet: None,
+                        peer: frame.peer,
+                    }
+                } else {
+                    frame
+                };
                 if frame.is_gso() {
                     this.stats.rx_gso_frames += 1;
                 }
@@ -1410,6 +1443,7 @@ mod capture_tests {
             tag: None,
             csum_partial: false,
             vnet: None,
+            peer: None,
         }
     }
 

@@ -55,6 +55,9 @@ pub struct OverlaySpec {
     pub local_ip: IpAddr,
     /// The underlay interface the endpoint sends and receives on (`None`: any).
     pub interface: Option<String>,
+    /// Datagrams above the underlay's path MTU are fragmented by the kernel
+    /// (`true`) or refused and counted (`false`).
+    pub fragment: bool,
     /// Endpoints given in the configuration, with the MACs behind each.
     pub peers: Vec<OverlayPeer>,
     /// Capacity of the remote-MAC table.

@@ -998,6 +998,7 @@ impl RxQueue for AfXdpRx {
                 tag,
                 csum_partial,
                 vnet: None,
+                peer: None,
             });
             at += n;
         }

@@ -80,4 +80,7 @@ pub enum TxError {
     /// does not fit its headers, so it can be neither segmented nor handed on.
     #[error("offload request refused: {0}")]
     BadOffload(crate::gso::OffloadError),
+    /// A copy to a tunnel port without a tunnel destination (`TxOptions::tunnel`).
+    #[error("no tunnel destination for a copy to a tunnel port")]
+    NoTunnel,
 }

@@ -75,6 +75,9 @@ pub struct RxFrame<'a> {
     /// segmentation request and/or a partial checksum. Pass it on with
     /// [`TxOptions::offload`]. Its offsets are the sender's claims, not checked.
     pub vnet: Option<VnetHdr>,
+    /// A tunnel port ([`crate::vxlan`]): the address the datagram came from; `data`
+    /// is the UDP payload (tunnel header, then the inner frame). `None` elsewhere.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl RxFrame<'_> {
@@ -182,6 +185,8 @@ pub(crate) struct FrameDesc {
     pub(crate) tag: Option<VlanTag>,
     pub(crate) csum_partial: bool,
     pub(crate) vnet: Option<VnetHdr>,
+    /// The datagram's sender (tunnel ports only).
+    pub(crate) peer: Option<std::net::IpAddr>,
 }
 
 impl FrameDesc {
@@ -263,6 +268,7 @@ fn frame_at(base: &[u8], d: FrameDesc) -> RxFrame<'_> {
         tag: d.tag,
         csum_partial: d.csum_partial,
         vnet: d.vnet,
+        peer: d.peer,
     }
 }
 
@@ -405,6 +411,7 @@ mod tests {
                 tag: None,
                 csum_partial: false,
                 vnet: None,
+                peer: None,
             },
             FrameDesc {
                 offset: 4,
@@ -412,6 +419,7 @@ mod tests {
                 tag: Some(VlanTag::dot1q(7, 0)),
                 csum_partial: false,
                 vnet: None,
+                peer: None,
             },
             FrameDesc {
                 offset: 10,
@@ -419,6 +427,7 @@ mod tests {
                 tag: None,
                 csum_partial: false,
                 vnet: None,
+                peer: None,
             },
         ];
         let batch = RxBatch::new(base, &descs);
@@ -452,6 +461,17 @@ pub struct TxOptions {
     /// any other port gets it segmented ([`crate::gso`]) and/or checksummed in
     /// software. `None` or a header asking for nothing: a plain frame.
     pub offload: Option<VnetHdr>,
+    /// A tunnel port ([`crate::vxlan`]) only: where the copy goes and the tunnel
+    /// header it goes behind. Other ports ignore it.
+    pub tunnel: Option<Tunnel>,
+}
+
+/// A copy's tunnel: the remote endpoint's UDP address and the header (the data
+/// plane's, `wire::vxlan::header`) put in front of the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub remote: std::net::SocketAddr,
+    pub header: [u8; 8],
 }
 
 /// RFC 1071 one's-complement sum of `data`, added to `sum`.

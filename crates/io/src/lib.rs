@@ -35,6 +35,8 @@
 //! - [`tap`]: the character-device side of a TAP interface (`/dev/net/tun`), with or
 //!   without virtio-net headers ([`TapOptions`]).
 //! - [`memory`]: an in-memory port for tests.
+//! - [`vxlan`]: the overlay's tunnel port, a UDP socket on the underlay (frames
+//!   are UDP payloads with their sender; copies go to their tunnel's endpoint).
 //! - [`gso`]: software segmentation and checksum completion for ports that cannot
 //!   take a frame's offloads along.
 //!
@@ -61,6 +63,7 @@ pub mod memory;
 mod netdev;
 pub mod pcap;
 pub mod tap;
+pub mod vxlan;
 
 use std::os::fd::RawFd;
 
@@ -69,7 +72,7 @@ pub use afpacket::{AfPacketOptions, AfPacketRings, AfPacketRx, AfPacketTx, open_
 pub use dummy::{DummyOutcome, ensure_dummy};
 pub use error::{IoError, TxError};
 pub use frame::{
-    ETH_HLEN, RxBatch, RxBatchIter, RxFrame, TxOptions, VLAN_HLEN, VlanTag, VnetHdr,
+    ETH_HLEN, RxBatch, RxBatchIter, RxFrame, Tunnel, TxOptions, VLAN_HLEN, VlanTag, VnetHdr,
     complete_l4_checksum,
 };
 pub use gso::{OffloadError, Segmenter};
@@ -85,6 +88,7 @@ pub use tap::{
     TapOptions, TapRx, TapTx, create_persistent_tap, create_tap, create_tap_with,
     delete_persistent_tap, open_tap, open_tap_with,
 };
+pub use vxlan::{VxlanOptions, VxlanRx, VxlanTx, open_vxlan};
 
 /// The receiving side of a port.
 pub trait RxQueue: Send {

@@ -195,6 +195,7 @@ impl RxQueue for MemoryRx {
                     tag,
                     csum_partial: vnet.is_some_and(VnetHdr::needs_csum),
                     vnet,
+                    peer: None,
                 });
                 if vnet.is_some_and(VnetHdr::is_gso) {
                     self.stats.gso_frames += 1;

@@ -344,6 +344,7 @@ impl RxQueue for TapRx {
                         tag: None,
                         csum_partial: hdr.is_some_and(VnetHdr::needs_csum),
                         vnet: hdr,
+                        peer: None,
                     });
                     if hdr.is_some_and(VnetHdr::is_gso) {
                         self.stats.gso_frames += 1;

@@ -120,6 +120,7 @@ pub(crate) fn parse_slot(slot: &[u8], vnet: bool) -> Slot {
         tag,
         csum_partial,
         vnet,
+        peer: None,
     })
 }
 
@@ -263,6 +264,7 @@ impl AfPacketRx {
             tag,
             csum_partial,
             vnet,
+            peer: None,
         })
     }
 }

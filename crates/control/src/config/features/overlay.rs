@@ -507,6 +507,7 @@ pub(crate) fn spec(o: &OverlaySettings, h: &HostOverlay) -> OverlaySpec {
         arp_proxy: o.arp_proxy,
         local_ip: h.local_ip,
         interface: h.interface.clone(),
+        fragment: false,
         peers: h
             .peers
             .iter()

@@ -51,6 +51,7 @@ fn both_tables_compile_to_the_exact_overlay_and_port() {
             arp_proxy: false,
             local_ip: ip("198.18.100.1"),
             interface: Some("eth1".into()),
+            fragment: false,
             peers: vec![OverlayPeer {
                 address: ip("198.18.100.2"),
                 macs: vec![(vid(10), mac("52:54:00:00:00:02"))],
