@@ -33,7 +33,7 @@
 //!
 //! Overlay: `overlay = off`, or `overlay.vni.<vlan>` (one key per mapped VLAN),
 //! `overlay.udp_port`, `overlay.arp_proxy`, `overlay.max_remote_macs`; the host's
-//! `host.overlay.local_ip`, `host.overlay.interface` and one
+//! `host.overlay.local_ip`, `host.overlay.interface`, `host.overlay.fragment` and one
 //! `host.overlay.peer."<address>"` per static peer (`[VLAN MAC, …]`, sorted).
 
 use crate::config::features::acls::acl_name;

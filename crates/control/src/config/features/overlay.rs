@@ -72,6 +72,7 @@ impl<'de> Deserialize<'de> for RawVniMap {
 pub(crate) struct RawHostOverlay {
     pub local_ip: String,
     pub interface: Option<String>,
+    pub fragment: Option<bool>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,
     /// Accepted by the shape only to be refused with a precise message: the VLAN
@@ -154,6 +155,9 @@ pub struct HostOverlay {
     pub local_ip: IpAddr,
     /// The underlay interface (`None`: any, as routing chooses).
     pub interface: Option<String>,
+    /// Let the kernel fragment datagrams above the underlay's path MTU (default
+    /// `false`: refused and counted; RFC 7348 §4.3: VTEPs must not fragment).
+    pub fragment: bool,
     /// Static endpoints, in file order (converted ones).
     pub peers: Vec<StaticPeer>,
 }
@@ -308,6 +312,7 @@ impl Converter<'_> {
         HostOverlay {
             local_ip,
             interface: raw.interface,
+            fragment: raw.fragment.unwrap_or(false),
             peers,
         }
     }
@@ -507,7 +512,7 @@ pub(crate) fn spec(o: &OverlaySettings, h: &HostOverlay) -> OverlaySpec {
         arp_proxy: o.arp_proxy,
         local_ip: h.local_ip,
         interface: h.interface.clone(),
-        fragment: false,
+        fragment: h.fragment,
         peers: h
             .peers
             .iter()
@@ -537,7 +542,7 @@ pub(crate) fn flatten(f: &mut Flat, o: Option<&OverlaySettings>) {
     put(f, "overlay.max_remote_macs", o.max_remote_macs);
 }
 
-/// `host.overlay.local_ip`, `host.overlay.interface` and one
+/// `host.overlay.local_ip`, `host.overlay.interface`, `host.overlay.fragment` and one
 /// `host.overlay.peer.<address>` per static peer (its MACs sorted, as
 /// `[VLAN MAC, …]`: their order has no meaning); nothing without `[host.overlay]`.
 pub(crate) fn flatten_host(f: &mut Flat, h: Option<&HostOverlay>) {
@@ -546,6 +551,7 @@ pub(crate) fn flatten_host(f: &mut Flat, h: Option<&HostOverlay>) {
     };
     put(f, "host.overlay.local_ip", h.local_ip);
     put(f, "host.overlay.interface", opt(h.interface.as_deref()));
+    put(f, "host.overlay.fragment", h.fragment);
     for p in &h.peers {
         let mut macs: Vec<(Vid, MacAddr)> = p.macs.clone();
         macs.sort();

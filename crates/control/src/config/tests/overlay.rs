@@ -97,6 +97,7 @@ fn stated_settings_and_ipv6_endpoints_compile() {
         "vni = { 20 = 0, 10 = 16777215 }\nudp_port = 8472\narp_proxy = true\nmax_remote_macs = 1048576",
         Some(
             r#"local_ip = "2001:db8::1"
+fragment = true
 peers = [
   { address = "2001:db8::3", macs = [ { vlan = 20, mac = "52:54:00:00:00:03" }, { vlan = 10, mac = "52:54:00:00:00:04" } ] },
   { address = "2001:db8::2" },
@@ -110,6 +111,7 @@ peers = [
     assert!(o.arp_proxy);
     assert_eq!(o.max_remote_macs, 1_048_576);
     assert_eq!(o.interface, None);
+    assert!(o.fragment);
     // Peers and their MACs in file order; a peer may have no MAC yet.
     assert_eq!(
         o.peers,
@@ -601,6 +603,7 @@ fn the_overlay_flattens_to_its_keys() {
     assert_eq!(get("overlay"), None);
     assert_eq!(get("host.overlay.local_ip"), Some("198.18.100.1"));
     assert_eq!(get("host.overlay.interface"), Some("eth1"));
+    assert_eq!(get("host.overlay.fragment"), Some("false"));
     assert_eq!(
         get("host.overlay.peer.\"198.18.100.2\""),
         Some("[10 52:54:00:00:00:02]")
