@@ -149,7 +149,7 @@ impl ComplianceReport {
 }
 
 /// The section a key is reported under, with its rank (switch first, then the
-/// uplink policy, port groups, ports, ACLs, host, anything else).
+/// uplink policy, port groups, ports, ACLs, the overlay, host, anything else).
 fn section(key: &str) -> (u8, String) {
     let segs = split_key(key);
     let named = |what: &str| {
@@ -169,8 +169,9 @@ fn section(key: &str) -> (u8, String) {
         "port" => (3, named("port")),
         "mac_acl" => (4, named("MAC ACL")),
         "arp_acl" => (5, named("ARP ACL")),
-        "host" => (6, "host binding".into()),
-        other => (7, other.split('[').next().unwrap_or(other).to_owned()),
+        "overlay" => (6, "overlay".into()),
+        "host" => (7, "host binding".into()),
+        other => (8, other.split('[').next().unwrap_or(other).to_owned()),
     }
 }
 
@@ -189,12 +190,19 @@ pub fn check_golden(
     running_profile: (&str, &str),
     running_host: (&str, &str),
 ) -> Result<ComplianceReport, String> {
-    let has_host = golden_src
-        .parse::<toml::Table>()
-        .is_ok_and(|t| t.contains_key("host"));
-    let golden =
-        crate::config::parse_str(golden_src, golden_name, (!has_host).then_some(running_host))
-            .map_err(|e| e.to_string())?;
+    let table = golden_src.parse::<toml::Table>().ok();
+    let has_host = table.as_ref().is_some_and(|t| t.contains_key("host"));
+    let has_overlay = table.as_ref().is_some_and(|t| t.contains_key("overlay"));
+    // The overlay's endpoint is host data: the golden profile is compiled with the
+    // running binding's, fitted to whether the golden profile has an overlay, so
+    // that an overlay on one side only is drift, not an error.
+    let fitted = (!has_host).then(|| host_for_golden(running_host.0, has_overlay));
+    let golden = crate::config::parse_str(
+        golden_src,
+        golden_name,
+        fitted.as_deref().map(|h| (h, running_host.1)),
+    )
+    .map_err(|e| e.to_string())?;
     let running =
         crate::config::parse_str(running_profile.0, running_profile.1, Some(running_host))
             .map_err(|e| format!("the running configuration does not parse: {e}"))?;
@@ -203,6 +211,33 @@ pub fn check_golden(
         &running.profile,
         Some(&running.host),
     ))
+}
+
+/// The running host binding `host` (a `[host]` file) with its `[host.overlay]`
+/// replaced by a stand-in endpoint when the golden profile has an `[overlay]`
+/// (its peers name VLANs of the running map, not necessarily the golden one's),
+/// and removed when it has none.
+fn host_for_golden(host: &str, overlay: bool) -> String {
+    let Ok(mut doc) = host.parse::<toml_edit::DocumentMut>() else {
+        return host.to_owned();
+    };
+    let Some(table) = doc
+        .entry("host")
+        .or_insert(toml_edit::table())
+        .as_table_like_mut()
+    else {
+        return host.to_owned();
+    };
+    table.remove("overlay");
+    if overlay {
+        let mut stand_in = toml_edit::Table::new();
+        stand_in.insert(
+            "local_ip",
+            toml_edit::value(crate::config::STAND_IN_LOCAL_IP),
+        );
+        table.insert("overlay", toml_edit::Item::Table(stand_in));
+    }
+    doc.to_string()
 }
 
 /// Golden profile vs running: missing and extra port groups and ACLs (one finding

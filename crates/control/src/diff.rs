@@ -30,14 +30,19 @@
 //! `.mode`.
 //! DHCPv6 guard likewise: `<prefix>.dhcpv6_guard = off`, or its `trusted`,
 //! `rate_limit_pps` and `mode`; `uplink_policy.dhcpv6_trusted`.
+//!
+//! Overlay: `overlay = off`, or `overlay.vni.<vlan>` (one key per mapped VLAN),
+//! `overlay.udp_port`, `overlay.arp_proxy`, `overlay.max_remote_macs`; the host's
+//! `host.overlay.local_ip`, `host.overlay.interface`, `host.overlay.fragment` and one
+//! `host.overlay.peer."<address>"` per static peer (`[VLAN MAC, …]`, sorted).
 
 use crate::config::features::acls::acl_name;
 pub use crate::config::features::acls::{arp_acl_rule, mac_acl_rule};
 use crate::config::features::vlans::vlan_list;
 use crate::config::features::{
     acls, arp_inspection, dhcp_snooping, dhcpv6_guard, ip_source_guard, ipv6_source_guard,
-    nd_inspection, port_security, ra_guard, static_bindings, storm_control, switch_identity,
-    teaming, vlans, vswitch_policy,
+    nd_inspection, overlay, port_security, ra_guard, static_bindings, storm_control,
+    switch_identity, teaming, vlans, vswitch_policy,
 };
 pub use crate::config::flat::{Flat, NONE, OFF};
 use crate::config::flat::{list, opt, put};
@@ -53,7 +58,7 @@ use portcullis_dataplane::MacAddr;
 use std::fmt::Write as _;
 
 /// The profile's settings: `switch.…`, `uplink_policy.…`, `port_group.<name>.…`,
-/// `mac_acl.<name>.…`, `arp_acl.<name>.…`.
+/// `mac_acl.<name>.…`, `arp_acl.<name>.…`, `overlay.…`.
 pub fn flatten_profile(p: &Profile) -> Flat {
     let mut f = Flat::new();
     switch_identity::flatten(&mut f, &p.switch);
@@ -73,6 +78,7 @@ pub fn flatten_profile(p: &Profile) -> Flat {
     for a in &p.arp_acls {
         acls::flatten_arp_acl(&mut f, a);
     }
+    overlay::flatten(&mut f, p.overlay.as_ref());
     f
 }
 
@@ -99,6 +105,7 @@ pub fn flatten_host(p: &Profile, h: &HostBinding) -> Flat {
     if h.bridge_netdev {
         put(&mut f, "host.bridge_netdev", "on");
     }
+    overlay::flatten_host(&mut f, h.overlay.as_ref());
     // A binding without `vlan` on an access port is in the port's VLAN.
     let access_vlan = |port: &str| {
         let port = h.ports.iter().find(|x| x.name == port)?;

@@ -16,5 +16,5 @@ pub mod syslog;
 
 pub use config::{
     CompiledConfig, Config, ConfigError, ConfigErrors, HostBinding, Profile, StickyRefused,
-    example_profile, load, load_compiled, parse_str, parse_str_compiled,
+    example_profile, load, load_compiled, parse_profile_alone, parse_str, parse_str_compiled,
 };

@@ -1189,3 +1189,59 @@ fn a_golden_profile_with_uplinks_teaming_and_every_feature_checks_against_the_ru
     .unwrap_err();
     assert!(err.contains("golden.toml"), "{err}");
 }
+
+#[test]
+fn an_overlay_on_one_side_only_is_drift_not_an_error() {
+    // The endpoint is host data: a golden profile with [overlay] checks against a
+    // running host without one, and the other way round, as drift on `overlay`.
+    let plain = example();
+    let (plain_profile, plain_host) = running_parts(&plain);
+    let overlay = "\n[overlay]\nvni = { 10 = 10010, 20 = 10020 }\n";
+    let golden = format!("{plain_profile}{overlay}");
+    let report = check_golden(
+        &golden,
+        "golden.toml",
+        (&plain_profile, "running.toml"),
+        (&plain_host, "host.toml"),
+    )
+    .unwrap();
+    assert_eq!(keys(&report), ["overlay"], "{}", report.render());
+
+    // A running host with an overlay (peers in a VLAN the golden map lacks).
+    let running_host = format!(
+        "{plain_host}\n[host.overlay]\nlocal_ip = \"198.18.100.1\"\npeers = [ {{ address = \"198.18.100.2\", macs = [ {{ vlan = 20, mac = \"52:54:00:00:00:02\" }} ] }} ]\n"
+    );
+    let running_profile = golden.clone();
+    parse_str(
+        &running_profile,
+        "running.toml",
+        Some((&running_host, "host.toml")),
+    )
+    .unwrap();
+    let report = check_golden(
+        &plain_profile,
+        "golden.toml",
+        (&running_profile, "running.toml"),
+        (&running_host, "host.toml"),
+    )
+    .unwrap();
+    assert_eq!(keys(&report), ["overlay"], "{}", report.render());
+    let narrower = golden.replace(", 20 = 10020", "");
+    let report = check_golden(
+        &narrower,
+        "golden.toml",
+        (&running_profile, "running.toml"),
+        (&running_host, "host.toml"),
+    )
+    .unwrap();
+    assert_eq!(keys(&report), ["overlay.vni.20"], "{}", report.render());
+    // Same overlay on both sides: compliant.
+    let report = check_golden(
+        &golden,
+        "golden.toml",
+        (&running_profile, "running.toml"),
+        (&running_host, "host.toml"),
+    )
+    .unwrap();
+    assert!(report.compliant, "{}", report.render());
+}

@@ -16,7 +16,7 @@ use super::spec_error::spec_error;
 use super::value::*;
 use portcullis_dataplane::{
     EnforceMode, MAX_PORTS, MacAddr, PortFeatures, PortRole, PortSpec, SecurityPolicy, SwitchSpec,
-    TeamingSpec, Vid, VlanMode,
+    TeamingSpec, Vid, VlanMode, VlanSet,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,7 +31,12 @@ pub(crate) fn compile(
         sources,
         errors: Vec::new(),
     };
-    c.check(profile, host, poison);
+    // A profile checked on its own (no host binding given, none in the profile)
+    // needs no `[host.overlay]`; a host binding does when the profile has `[overlay]`.
+    let host_given = sources.host.is_some()
+        || sources.profile.offset_exact("host").is_some()
+        || *host != HostBinding::default();
+    c.check(profile, host, host_given, poison);
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -48,8 +53,12 @@ pub(crate) fn compile(
 }
 
 impl Checker<'_> {
-    fn check(&mut self, profile: &Profile, host: &HostBinding, poison: &Poison) {
+    fn check(&mut self, profile: &Profile, host: &HostBinding, host_given: bool, poison: &Poison) {
         self.switch(&profile.switch);
+        if let Some(o) = &profile.overlay {
+            self.overlay(o, poison.overlay_vnis);
+        }
+        let overlay_on = profile.overlay.is_some();
 
         // Port groups.
         let mut groups: HashMap<&str, usize> = HashMap::new();
@@ -110,6 +119,9 @@ impl Checker<'_> {
                 continue;
             }
             uplinks.insert(u, i);
+            if overlay_on && u == overlay::PORT_NAME {
+                self.error(&key, overlay::NAME_TAKEN);
+            }
             if !host.uplinks.iter().any(|b| &b.uplink == u) {
                 let msg = format!(
                     "uplink {u:?} has no NIC on this host: add `{} = \"<nic>\"` under [host.uplinks]",
@@ -194,6 +206,9 @@ impl Checker<'_> {
                 self.error(&format!("{key}.name"), msg);
             } else {
                 ports.insert(&p.name, i);
+            }
+            if overlay_on && p.name == overlay::PORT_NAME {
+                self.error(&format!("{key}.name"), overlay::NAME_TAKEN);
             }
             if uplinks.contains_key(p.name.as_str())
                 || host.uplinks.iter().any(|b| b.uplink == p.name)
@@ -319,12 +334,54 @@ impl Checker<'_> {
         self.teaming(profile, host, &groups, poison);
         self.management(&host.management, poison);
 
-        let total = listed.len() + host.ports.len();
+        // The overlay: both halves, or neither (a profile checked alone aside).
+        match (&profile.overlay, &host.overlay) {
+            (Some(o), Some(h)) => {
+                if let Some(ifname) = &h.interface {
+                    let key = "host.overlay.interface";
+                    match check_ifname(ifname) {
+                        Err(m) => self.error(key, m),
+                        Ok(()) => {
+                            if let Some(first) = interfaces
+                                .get(ifname.as_str())
+                                .filter(|k| k.starts_with("host.port"))
+                            {
+                                let msg = format!(
+                                    "interface {ifname:?} is the guest port interface of {}; the underlay is a host NIC",
+                                    self.sources.describe(first)
+                                );
+                                self.error(key, msg);
+                            }
+                        }
+                    }
+                }
+                let poisoned = poison.overlay_vnis || poison.overlay_host;
+                self.host_overlay(o, h, poisoned, |vid, mac| {
+                    macs.get(&(vid, mac)).map(|c| c.key.clone())
+                });
+            }
+            (None, Some(_)) => self.error("host.overlay", overlay::HOST_WITHOUT_PROFILE),
+            (Some(_), None) if host_given => {
+                self.error("host.overlay", overlay::PROFILE_WITHOUT_HOST)
+            }
+            _ => {}
+        }
+        let overlay_ports = usize::from(profile.overlay.is_some() && host.overlay.is_some());
+
+        let total = listed.len() + overlay_ports + host.ports.len();
         if total > MAX_PORTS {
+            let with_overlay = if overlay_ports == 1 {
+                " + the overlay port"
+            } else {
+                ""
+            };
             self.error(
-                &format!("host.port[{}]", MAX_PORTS.saturating_sub(listed.len())),
+                &format!(
+                    "host.port[{}]",
+                    MAX_PORTS.saturating_sub(listed.len() + overlay_ports)
+                ),
                 format!(
-                    "{total} ports ({} uplinks + {} guest ports): a switch holds at most {MAX_PORTS}",
+                    "{total} ports ({} uplinks{with_overlay} + {} guest ports): a switch holds at most {MAX_PORTS}",
                     listed.len(),
                     host.ports.len()
                 ),
@@ -921,20 +978,48 @@ fn guest_features(g: &PortGroup, p: &HostPort, uplinks: &[String]) -> PortFeatur
     }
 }
 
-/// The features in force on every uplink. `dhcp`, `arp` and `ra`: the mode of DHCP
-/// snooping, ARP inspection and RA guard on the uplinks when a port group or port
-/// enables them.
-fn uplink_features(
-    up: &UplinkPolicy,
+/// The mode of each first-hop feature on the switch-facing ports (uplinks, the
+/// overlay port): `None` when no port group or guest port enables it.
+#[derive(Clone, Copy, Default)]
+struct LinkModes {
     dhcp: Option<EnforceMode>,
     arp: Option<EnforceMode>,
     ra: Option<EnforceMode>,
     nd: Option<EnforceMode>,
     dhcpv6: Option<EnforceMode>,
-) -> PortFeatures {
+}
+
+/// The trust part of a switch-facing port's features: DHCP snooping, ARP
+/// inspection, RA guard, ND inspection and DHCPv6 guard, each in its mode when a
+/// group or port enables it, trusted as `[uplink_policy]` says (trusted when there
+/// is no `[uplink_policy]`). The uplinks and the overlay port share it.
+fn link_trust(up: Option<&UplinkPolicy>, m: LinkModes) -> PortFeatures {
+    let trusted = |f: fn(&UplinkPolicy) -> bool| up.is_none_or(f);
+    PortFeatures {
+        dhcp_snooping: m
+            .dhcp
+            .map(|mode| dhcp_snooping::uplink_spec(trusted(|u| u.dhcp_trusted), mode)),
+        arp_inspection: m
+            .arp
+            .map(|mode| arp_inspection::uplink_spec(trusted(|u| u.arp_trusted), mode)),
+        ra_guard: m
+            .ra
+            .map(|mode| ra_guard::uplink_spec(trusted(|u| u.ra_trusted), mode)),
+        nd_inspection: m
+            .nd
+            .map(|mode| nd_inspection::uplink_spec(trusted(|u| u.nd_trusted), mode)),
+        dhcpv6_guard: m
+            .dhcpv6
+            .map(|mode| dhcpv6_guard::uplink_spec(trusted(|u| u.dhcpv6_trusted), mode)),
+        ..PortFeatures::default()
+    }
+}
+
+/// The features in force on every uplink: the shared trust ([`link_trust`]), and
+/// the uplinks' own storm control and MAC ACLs.
+fn uplink_features(up: &UplinkPolicy, m: LinkModes) -> PortFeatures {
     let sc = up.storm_control.filter(StormControlOverride::is_active);
     PortFeatures {
-        port_security: None,
         storm_control: sc.as_ref().map(storm_control::spec),
         mac_acl_in: up
             .mac_acl_in
@@ -947,14 +1032,7 @@ fn uplink_features(
             .and_then(AclRef::name)
             .map(str::to_owned),
         errdisable_recovery_secs: sc.and_then(|s| s.recovery_secs),
-        dhcp_snooping: dhcp.map(|mode| dhcp_snooping::uplink_spec(up.dhcp_trusted, mode)),
-        arp_inspection: arp.map(|mode| arp_inspection::uplink_spec(up.arp_trusted, mode)),
-        ip_source_guard: None,
-        ra_guard: ra.map(|mode| ra_guard::uplink_spec(up.ra_trusted, mode)),
-        nd_inspection: nd.map(|mode| nd_inspection::uplink_spec(up.nd_trusted, mode)),
-        ipv6_source_guard: None,
-        dhcpv6_guard: dhcpv6.map(|mode| dhcpv6_guard::uplink_spec(up.dhcpv6_trusted, mode)),
-        teaming: None,
+        ..link_trust(Some(up), m)
     }
 }
 
@@ -1000,7 +1078,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         interface_keys: Vec::new(),
     };
     // Guest ports first (the uplinks' features depend on them), placed after the
-    // uplinks.
+    // uplinks and the overlay port.
     let uplinks: &[String] = profile
         .uplink_policy
         .as_ref()
@@ -1020,39 +1098,41 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         };
         guests.push((spec, p, g, i));
     }
+    let groups_dhcp = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| g.dhcp_snooping.as_ref()?.resolve());
+    let ports_dhcp = guests.iter().filter_map(|g| g.0.features.dhcp_snooping);
+    let groups_arp = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| g.arp_inspection.as_ref()?.resolve());
+    let ports_arp = guests
+        .iter()
+        .filter_map(|g| g.0.features.arp_inspection.clone());
+    let groups_ra = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| g.ra_guard.as_ref()?.resolve());
+    let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
+    let groups_nd = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| g.nd_inspection.as_ref()?.resolve());
+    let ports_nd = guests.iter().filter_map(|g| g.0.features.nd_inspection);
+    let groups_v6 = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| g.dhcpv6_guard.as_ref()?.resolve());
+    let ports_v6 = guests.iter().filter_map(|g| g.0.features.dhcpv6_guard);
+    let modes = LinkModes {
+        dhcp: uplink_mode(groups_dhcp.chain(ports_dhcp).map(|d| d.mode)),
+        arp: uplink_mode(groups_arp.chain(ports_arp).map(|a| a.mode)),
+        ra: uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode)),
+        nd: uplink_mode(groups_nd.chain(ports_nd).map(|n| n.mode)),
+        dhcpv6: uplink_mode(groups_v6.chain(ports_v6).map(|d| d.mode)),
+    };
     if let Some(up) = &profile.uplink_policy {
-        let groups_dhcp = profile
-            .port_groups
-            .iter()
-            .filter_map(|g| g.dhcp_snooping.as_ref()?.resolve());
-        let ports_dhcp = guests.iter().filter_map(|g| g.0.features.dhcp_snooping);
-        let dhcp = uplink_mode(groups_dhcp.chain(ports_dhcp).map(|d| d.mode));
-        let groups_arp = profile
-            .port_groups
-            .iter()
-            .filter_map(|g| g.arp_inspection.as_ref()?.resolve());
-        let ports_arp = guests
-            .iter()
-            .filter_map(|g| g.0.features.arp_inspection.clone());
-        let arp = uplink_mode(groups_arp.chain(ports_arp).map(|a| a.mode));
-        let groups_ra = profile
-            .port_groups
-            .iter()
-            .filter_map(|g| g.ra_guard.as_ref()?.resolve());
-        let ports_ra = guests.iter().filter_map(|g| g.0.features.ra_guard);
-        let ra = uplink_mode(groups_ra.chain(ports_ra).map(|r| r.mode));
-        let groups_nd = profile
-            .port_groups
-            .iter()
-            .filter_map(|g| g.nd_inspection.as_ref()?.resolve());
-        let ports_nd = guests.iter().filter_map(|g| g.0.features.nd_inspection);
-        let nd = uplink_mode(groups_nd.chain(ports_nd).map(|n| n.mode));
-        let groups_v6 = profile
-            .port_groups
-            .iter()
-            .filter_map(|g| g.dhcpv6_guard.as_ref()?.resolve());
-        let ports_v6 = guests.iter().filter_map(|g| g.0.features.dhcpv6_guard);
-        let dhcpv6 = uplink_mode(groups_v6.chain(ports_v6).map(|d| d.mode));
         for u in &up.uplinks {
             let binding = host.uplinks.iter().find(|b| &b.uplink == u);
             let interface = binding.map(|b| b.interface.clone()).unwrap_or_default();
@@ -1062,7 +1142,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
                 vlan: uplink_vlan_mode(up),
                 security: SecurityPolicy::default(),
                 initial_mac: None,
-                features: uplink_features(up, dhcp, arp, ra, nd, dhcpv6),
+                features: uplink_features(up, modes),
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);
@@ -1071,6 +1151,37 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             out.groups.push(None);
             out.interface_keys.push(join_key("host.uplinks", u));
         }
+    }
+    // The overlay port, right after the uplinks: a trunk of the mapped VLANs,
+    // trusted like the uplinks (a switch-to-switch link whose far end ran its
+    // guests' checks under the same profile), without their storm control or ACLs.
+    if let (Some(o), Some(h)) = (&profile.overlay, &host.overlay) {
+        out.spec.overlay = Some(overlay::spec(o, h));
+        out.spec.ports.push(PortSpec {
+            name: overlay::PORT_NAME.to_owned(),
+            role: PortRole::Overlay,
+            vlan: VlanMode::Trunk {
+                allowed: VlanSet::from_vids(o.vnis.iter().map(|(v, _)| *v)),
+                native: None,
+            },
+            security: SecurityPolicy::default(),
+            initial_mac: None,
+            features: link_trust(profile.uplink_policy.as_ref(), modes),
+        });
+        // No NIC of its own: the underlay interface when one is named, for the
+        // runtime to find (and to check that it exists).
+        out.interfaces.push(h.interface.clone().unwrap_or_default());
+        out.create_tap.push(false);
+        out.backends.push(Backend::default());
+        out.groups.push(None);
+        out.interface_keys.push(
+            if h.interface.is_some() {
+                "host.overlay.interface"
+            } else {
+                "host.overlay.local_ip"
+            }
+            .to_owned(),
+        );
     }
     for (spec, p, g, i) in guests {
         out.spec.ports.push(spec);

@@ -135,6 +135,52 @@ pub fn parse_str_compiled(
     )
 }
 
+/// The name errors give the stand-in host binding of [`parse_profile_alone`].
+pub const STAND_IN_HOST_NAME: &str =
+    "(a stand-in host binding for the profile's uplinks and overlay)";
+
+/// The stand-in endpoint [`parse_profile_alone`] gives an `[overlay]`
+/// (TEST-NET-1, RFC 5737: never a real host).
+pub const STAND_IN_LOCAL_IP: &str = "192.0.2.1";
+
+/// A profile validated on its own, as a cluster distributes it (each host keeps
+/// its own binding): a text with a `[host]` table is a whole configuration,
+/// validated as written; otherwise each logical uplink is bound to a stand-in NIC
+/// (`nic0`, `nic1`, …) and an `[overlay]` gets a stand-in `[host.overlay]`
+/// ([`STAND_IN_LOCAL_IP`], no peers), so that only the profile's own content is
+/// judged. The stand-in is never stored: export the profile with
+/// [`crate::export::export_profile`].
+pub fn parse_profile_alone(
+    profile_src: &str,
+    profile_name: &str,
+) -> Result<(Config, CompiledConfig), ConfigErrors> {
+    // A text that is not TOML gets the usual located error from the parser.
+    let table = profile_src.parse::<toml::Table>().ok();
+    let stand_in = table.filter(|t| !t.contains_key("host")).map(|t| {
+        let uplinks: String = t
+            .get("uplink_policy")
+            .and_then(|u| u.get("uplinks"))
+            .and_then(|u| u.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str())
+            .enumerate()
+            .map(|(i, u)| format!("{} = \"nic{i}\"\n", toml::Value::from(u)))
+            .collect();
+        let overlay = if t.contains_key("overlay") {
+            format!("\n[host.overlay]\nlocal_ip = \"{STAND_IN_LOCAL_IP}\"\n")
+        } else {
+            String::new()
+        };
+        format!("[host.uplinks]\n{uplinks}{overlay}")
+    });
+    parse_str_compiled(
+        profile_src,
+        profile_name,
+        stand_in.as_deref().map(|h| (h, STAND_IN_HOST_NAME)),
+    )
+}
+
 fn parse_inner(
     profile_src: &str,
     profile_name: &Path,

@@ -12,7 +12,8 @@ use portcullis_dataplane::{MacAddr, Vid};
 /// The longest Linux interface name, in bytes (IFNAMSIZ 16 less the NUL).
 pub const MAX_IFNAME_LEN: usize = 15;
 
-/// The golden, host-independent part: `[switch]`, `[uplink_policy]`, `[[port_group]]`.
+/// The golden, host-independent part: `[switch]`, `[uplink_policy]`, `[[port_group]]`,
+/// the ACLs and `[overlay]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     pub switch: SwitchSettings,
@@ -24,6 +25,8 @@ pub struct Profile {
     pub mac_acls: Vec<MacAcl>,
     /// `[[arp_acl]]`, in file order.
     pub arp_acls: Vec<ArpAcl>,
+    /// `[overlay]`: `None` when the profile has none (no VXLAN overlay).
+    pub overlay: Option<OverlaySettings>,
 }
 
 /// `[uplink_policy]`: every logical uplink is an 802.1Q trunk with this policy.
@@ -92,7 +95,7 @@ pub struct PortGroup {
 }
 
 /// The host-specific part: `[host.uplinks]`, `[[host.port]]`,
-/// `[[host.static_binding]]` and `[host.management]`.
+/// `[[host.static_binding]]`, `[host.management]` and `[host.overlay]`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct HostBinding {
     /// In file order.
@@ -109,6 +112,9 @@ pub struct HostBinding {
     /// `/sys/class/net` (Proxmox, through the ovs-vsctl front) find it. Not a Linux
     /// bridge: it carries nothing.
     pub bridge_netdev: bool,
+    /// `[host.overlay]`: this host's tunnel endpoint and static peers; needed when
+    /// the profile has an `[overlay]`.
+    pub overlay: Option<HostOverlay>,
 }
 
 /// One `[host.uplinks]` entry: `uplink = "interface"`, with its backend from

@@ -23,6 +23,7 @@ pub(crate) struct RawProfileFile {
     pub mac_acl: Vec<RawMacAcl>,
     #[serde(default)]
     pub arp_acl: Vec<RawArpAcl>,
+    pub overlay: Option<RawOverlay>,
     pub host: Option<RawHost>,
     /// Accepted by the shape only to be refused with a precise message: static
     /// bindings name ports, so they belong to the host binding.
@@ -111,6 +112,8 @@ pub(crate) struct RawHost {
     /// Make a dummy netdev named after the switch (the ovs-vsctl front's bridge).
     #[serde(default)]
     pub bridge_netdev: bool,
+    /// `[host.overlay]`: this host's tunnel endpoint.
+    pub overlay: Option<RawHostOverlay>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -21,6 +21,8 @@ mod features;
 /// ND inspection and IPv6 Source Guard: their tables, the uplinks' trust, flat keys
 /// and errors.
 mod nd_inspection;
+/// The VXLAN overlay: `[overlay]`, `[host.overlay]`, the overlay port.
+mod overlay;
 /// RA guard: its table, the uplinks' trust, its flat keys and errors.
 mod ra_guard;
 /// DHCP snooping, ARP inspection, IP Source Guard, static bindings and ARP ACLs.

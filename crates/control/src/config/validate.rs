@@ -89,12 +89,14 @@ impl<'a> Converter<'a> {
             .enumerate()
             .map(|(i, a)| self.arp_acl(i, a))
             .collect();
+        let overlay = raw.overlay.map(|o| self.overlay(o));
         Profile {
             switch,
             uplink_policy,
             port_groups,
             mac_acls,
             arp_acls,
+            overlay,
         }
     }
 
@@ -242,12 +244,14 @@ impl<'a> Converter<'a> {
             Some(m) => self.management(m),
             None => Management::default(),
         };
+        let overlay = raw.overlay.map(|o| self.host_overlay(o));
         HostBinding {
             uplinks,
             ports,
             static_bindings,
             management,
             bridge_netdev: raw.bridge_netdev,
+            overlay,
         }
     }
 }

@@ -223,6 +223,12 @@ pub(crate) struct Poison {
     pub management_listen: bool,
     /// Only one of `tls_cert` and `tls_key` is present (already an error).
     pub management_tls: bool,
+    /// An `[overlay] vni` entry could not be converted: which VLANs are mapped is
+    /// unknown, so "no VLAN mapped" and the peers' VLANs are not judged.
+    pub overlay_vnis: bool,
+    /// A `[host.overlay]` value could not be converted: the peers' indices and the
+    /// endpoint are not the file's, so the peers are not judged.
+    pub overlay_host: bool,
 }
 
 impl Poison {

@@ -17,6 +17,7 @@ pub(crate) mod dhcpv6_guard;
 pub(crate) mod ip_source_guard;
 pub(crate) mod ipv6_source_guard;
 pub(crate) mod nd_inspection;
+pub(crate) mod overlay;
 pub(crate) mod port_security;
 pub(crate) mod ra_guard;
 pub(crate) mod static_bindings;
@@ -45,6 +46,11 @@ pub use nd_inspection::{
     ND_BINDING_LIFETIME_SECS_RANGE, ND_MAX_ADDRESSES_RANGE, NdInspectionOverride,
     UPLINK_MAX_ADDRESSES,
 };
+pub use overlay::{
+    HostOverlay, MAX_REMOTE_MACS_RANGE, OVERLAY_UDP_PORT_RANGE, OverlaySettings, StaticPeer,
+    VNI_RANGE,
+};
+pub(crate) use overlay::{RawHostOverlay, RawOverlay};
 pub(crate) use port_security::RawPortSecurity;
 pub use port_security::{
     DEFAULT_MAX_MACS, MAX_MACS_RANGE, PortSecurityOverride, ResolvedPortSecurity,
