@@ -238,7 +238,8 @@ pub struct ApiState {
     /// Whether the read-only web view is served (`web_view`; set by an apply).
     pub web_view: Arc<std::sync::atomic::AtomicBool>,
     /// Woken after every runtime port change (the cluster agent claims or
-    /// releases the port at once).
+    /// releases the port at once) and every apply (the agent reads the ports and
+    /// gives the overlay its peers again).
     pub ports_changed: Arc<tokio::sync::Notify>,
 }
 
