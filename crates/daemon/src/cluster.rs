@@ -127,8 +127,11 @@ pub struct DaemonLocal {
     pub app: axum::Router,
     /// The overlay peers last installed, with the count of applies then: the same
     /// peers again change nothing unless an apply rebuilt the switch since.
-    overlay_peers: Arc<Mutex<Option<(u64, Vec<OverlayPeer>)>>>,
+    overlay_peers: Arc<Mutex<Option<Installed>>>,
 }
+
+/// Overlay peers installed, and the count of applies when they were.
+type Installed = (u64, Vec<OverlayPeer>);
 
 impl DaemonLocal {
     pub fn new(state: ApiState, app: axum::Router) -> DaemonLocal {
@@ -455,25 +458,22 @@ impl Local for DaemonLocal {
             return;
         }
         let sent = peers.clone();
-        match self
+        let answer = self
             .ask(|reply| Command::SetOverlayPeers { peers: sent, reply })
-            .await
-        {
-            Some(Some(installed)) => {
-                tracing::info!(
-                    endpoints = installed.endpoints,
-                    macs = installed.macs,
-                    refused_macs = installed.refused_macs,
-                    refused_endpoints = installed.refused_endpoints,
-                    "cluster: overlay peers installed"
-                );
-                if let Ok(mut l) = self.overlay_peers.lock() {
-                    *l = Some((applies, peers));
-                }
+            .await;
+        // No overlay (not remembered: an apply may add one), or the data plane is
+        // gone: nothing installed.
+        if let Some(Some(installed)) = answer {
+            tracing::info!(
+                endpoints = installed.endpoints,
+                macs = installed.macs,
+                refused_macs = installed.refused_macs,
+                refused_endpoints = installed.refused_endpoints,
+                "cluster: overlay peers installed"
+            );
+            if let Ok(mut l) = self.overlay_peers.lock() {
+                *l = Some((applies, peers));
             }
-            // No overlay (not remembered: an apply may add one), or the data plane
-            // is gone.
-            Some(None) | None => {}
         }
     }
 
