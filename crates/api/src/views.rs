@@ -1,5 +1,6 @@
 //! The views of the running switch that the API serves as JSON: ports, counters,
-//! the MAC table, port security, MAC ACLs, uplinks, bindings and hosts. Plain
+//! the MAC table, port security, MAC ACLs, uplinks, bindings, hosts and the
+//! overlay. Plain
 //! data: the daemon fills them from the switch (`portcullis_daemon::snapshot`),
 //! clients read them.
 //!
@@ -398,4 +399,87 @@ pub fn subnet_of(ip: std::net::IpAddr) -> String {
             format!("{}/64", std::net::Ipv6Addr::from(n))
         }
     }
+}
+
+/// `GET /v1/overlay`: the VXLAN overlay (RFC 7348) of the switch — its VLAN → VNI
+/// map, this host's tunnel endpoint, the remote endpoints with their counters and
+/// the remote MACs the control plane placed behind them. The overlay port's drops
+/// by reason are in its port counters (`GET /v1/counters`, port `port`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OverlayView {
+    /// The overlay port's name (`overlay`).
+    pub port: String,
+    /// This host's tunnel endpoint address.
+    pub local_ip: String,
+    /// The UDP port of the tunnels (4789).
+    pub udp_port: u16,
+    /// The underlay interface the endpoint uses (`None`: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// ARP for addresses bound behind the overlay is answered locally.
+    pub arp_proxy: bool,
+    /// VLAN → VNI, by VLAN.
+    pub vnis: Vec<VniView>,
+    pub endpoints: Vec<OverlayEndpointView>,
+    /// Remote MACs installed (the length of `remote_macs` when it is filled).
+    pub remote_mac_count: usize,
+    /// Every remote MAC, by VLAN and MAC (left empty where only the counts were
+    /// asked for: the metrics).
+    #[serde(default)]
+    pub remote_macs: Vec<RemoteMacView>,
+    /// MACs the control plane gave that were not installed (the table full, or
+    /// another endpoint had the MAC in that VLAN), since the switch was built.
+    pub refused_macs: u64,
+    /// Endpoints not installed (more than the most endpoints, or this host's own).
+    pub refused_endpoints: u64,
+    /// Datagrams from addresses that are not endpoints (dropped).
+    pub unknown_endpoint: u64,
+}
+
+/// One VLAN the overlay carries, and its VNI.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VniView {
+    pub vlan: u16,
+    pub vni: u32,
+}
+
+/// One remote tunnel endpoint (another host).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OverlayEndpointView {
+    pub address: String,
+    /// `configured` (a static peer of the configuration) or `cluster` (from the
+    /// cluster's port records).
+    pub source: String,
+    /// The VLANs it has guest MACs in (where floods are replicated to it).
+    pub vlans: Vec<u16>,
+    /// Guest MACs behind it.
+    pub macs: usize,
+    pub counters: OverlayEndpointCounters,
+}
+
+/// The counters of one remote endpoint.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OverlayEndpointCounters {
+    /// Frames received from it that passed the overlay's checks, and their bytes
+    /// (the UDP payload: VXLAN header and inner frame).
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    /// Frames sent to it (a flood counts once per endpoint), and their bytes (the
+    /// inner frame).
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames from it whose inner source MAC is not one placed behind it (dropped).
+    pub forged_source: u64,
+    /// Frames from it with a bad VXLAN header, an unmapped VNI or an inner 802.1Q
+    /// tag (dropped).
+    pub bad_header: u64,
+}
+
+/// One remote guest MAC and the endpoint it sits behind.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteMacView {
+    pub vlan: u16,
+    pub mac: String,
+    /// The endpoint's address.
+    pub endpoint: String,
 }

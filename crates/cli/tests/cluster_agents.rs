@@ -43,6 +43,8 @@ struct FakeSwitch {
     forgotten: Vec<String>,
     /// Sticky secure MACs by port (learned here, or restored from the cluster).
     secure: BTreeMap<String, Vec<MacAddr>>,
+    /// The overlay's peers the agent gave last (`None`: none yet).
+    overlay_peers: Option<portcullis_cluster::OverlayPeers>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +117,9 @@ impl Local for Fake {
     async fn rx_frames(&self, port: String) -> u64 {
         self.with(|s| s.rx.get(&port).copied().unwrap_or(0))
     }
+    async fn set_overlay_peers(&self, peers: portcullis_cluster::OverlayPeers) {
+        self.with(|s| s.overlay_peers = Some(peers));
+    }
 }
 
 /// A host: its switch, the agent's shared state, the agent task.
@@ -158,16 +163,22 @@ fn this_machine() -> String {
 }
 
 async fn start_host(name: &str, refuse: Option<&str>) -> Host {
+    start_host_at(name, refuse, None).await
+}
+
+/// A host whose record publishes `overlay_endpoint`.
+async fn start_host_at(name: &str, refuse: Option<&str>, overlay_endpoint: Option<IpAddr>) -> Host {
     let fake = Arc::new(Fake::default());
     fake.with(|s| s.refuse = refuse.map(str::to_string));
     let shared = Arc::new(Shared::default());
     let opts = options(name);
     // Each host a PID of its own: the stand-ins share this process.
-    let rec = record(
+    let mut rec = record(
         name,
         &this_machine(),
         std::process::id() + 1 + name.len() as u32 * 7919,
     );
+    rec.overlay_endpoint = overlay_endpoint;
     let lease = portcullis_cluster::register_at_start(&opts, &rec)
         .await
         .expect("registers");
@@ -823,6 +834,85 @@ fn ports_follow_their_guest_and_revisions_decide() {
         })
         .await;
         for h in [b, c] {
+            h.task.abort();
+        }
+    });
+}
+
+/// The overlay's peers follow the port records: every host's switch gets the
+/// guests of the other hosts that publish an overlay endpoint, behind that
+/// endpoint; a guest that moves from a to b moves to b's endpoint on every other
+/// host (pushed on the port record's change, not polled); a host that dies takes
+/// its guests away with its lease.
+#[test]
+fn overlay_peers_follow_the_port_records() {
+    in_cluster("clovl", |_etcd| async move {
+        let st = store().await;
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let (ip_a, ip_b, ip_c) = (ip("198.18.100.1"), ip("198.18.100.2"), ip("198.18.100.3"));
+        let a = start_host_at("a", None, Some(ip_a)).await;
+        let b = start_host_at("b", None, Some(ip_b)).await;
+        let c = start_host_at("c", None, Some(ip_c)).await;
+        // d has no endpoint (no overlay): it sees the others', and its own guests
+        // are no one's peers.
+        let d = start_host("d", None).await;
+        let peers = |h: &Host| h.fake.with(|s| s.overlay_peers.clone());
+        let web = |m: u8| ("web".to_string(), mac(m));
+
+        plug(&a, guest_port("vm1", 1));
+        plug(&d, guest_port("vm9", 9));
+        until("vm1 on a, vm9 on d", 5, || async {
+            owner(&st, "vm1").await == Some(("a".into(), PortState::Active))
+                && owner(&st, "vm9").await == Some(("d".into(), PortState::Active))
+        })
+        .await;
+        let want = |at: IpAddr| -> Vec<(IpAddr, Vec<(String, MacAddr)>)> {
+            [ip_a, ip_b, ip_c]
+                .into_iter()
+                .map(|e| (e, if e == at { vec![web(1)] } else { vec![] }))
+                .collect()
+        };
+        let without = |me: IpAddr, mut v: Vec<(IpAddr, Vec<(String, MacAddr)>)>| {
+            v.retain(|(e, _)| *e != me);
+            Some(v)
+        };
+        until("every host has vm1 behind a", 5, || async {
+            peers(&b) == without(ip_b, want(ip_a))
+                && peers(&c) == without(ip_c, want(ip_a))
+                && peers(&d) == Some(want(ip_a))
+                && peers(&a) == without(ip_a, want(ip_a))
+        })
+        .await;
+        // a's own guest is not its peer; d's guest is no one's.
+        assert_eq!(peers(&a), Some(vec![(ip_b, vec![]), (ip_c, vec![])]));
+
+        // vm1 migrates to b: blocked there until it speaks, then b claims it.
+        plug(&b, guest_port("vm1", 1));
+        until("b blocks its vm1", 5, || async {
+            b.fake.with(|s| s.blocked.contains("vm1"))
+        })
+        .await;
+        assert_eq!(peers(&c), without(ip_c, want(ip_a)), "still at a");
+        b.fake.with(|s| *s.rx.entry("vm1".into()).or_default() += 1);
+        until("b owns vm1", 5, || async {
+            owner(&st, "vm1").await == Some(("b".into(), PortState::Active))
+        })
+        .await;
+        until("every host has vm1 behind b", 5, || async {
+            peers(&a) == without(ip_a, want(ip_b))
+                && peers(&c) == without(ip_c, want(ip_b))
+                && peers(&d) == Some(want(ip_b))
+                && peers(&b) == without(ip_b, want(ip_b))
+        })
+        .await;
+
+        // b dies without leaving: its record goes with its lease, and vm1 with it.
+        b.task.abort();
+        until("b's guests gone from the overlay", 10, || async {
+            peers(&c) == Some(vec![(ip_a, vec![])]) && peers(&a) == Some(vec![(ip_c, vec![])])
+        })
+        .await;
+        for h in [a, c, d] {
             h.task.abort();
         }
     });

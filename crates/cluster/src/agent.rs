@@ -1,8 +1,10 @@
 //! A host's cluster agent: keeps this host registered (its key under a lease),
 //! applies the cluster's profile (or a canary meant for it) through the host's own
-//! apply path, claims the logical ports it serves, replicates its bindings, and
-//! gives up a port another host claimed. It acts on the switch only through
-//! [`Local`] — the daemon's API, the one reconfiguration path.
+//! apply path, claims the logical ports it serves, replicates its bindings, gives
+//! up a port another host claimed, and gives the switch's overlay the guests
+//! behind the other hosts' tunnel endpoints (`overlay.rs`) as their port records
+//! change. It acts on the switch only through [`Local`] — the daemon's API, the
+//! one reconfiguration path.
 //!
 //! Invariants:
 //! - **Fail static.** Losing etcd changes nothing on the switch: the agent only
@@ -11,10 +13,15 @@
 //! - **Nothing lost.** The host's own binding store (redb) is the durable truth
 //!   for the ports it owns; after any failed write the port is marked dirty and
 //!   reconciled (etcd made equal to the host) when etcd answers again.
+//! - **The overlay follows the records.** The overlay's peers are recomputed from
+//!   the watched host and port records and pushed to the switch in the same turn
+//!   as the watch event that changed them (no polling); losing etcd keeps the
+//!   last ones (fail static).
 //! - **Revisions decide.** Every write about a port is guarded by the revision of
 //!   this host's claim (`store.rs`), so a host that comes back from a partition
 //!   after its port moved writes nothing about it, and forgets it instead.
 
+use crate::overlay::{ClusterView, OverlayPeers, overlay_peers};
 use crate::schema::{
     self, BindingValue, CanaryRecord, FORMAT, HostRecord, HostStatus, KeyKind, LogicalPort,
     PortState, ProfileRecord,
@@ -94,6 +101,12 @@ pub trait Local: Send + Sync + 'static {
     /// The frames received on `port` so far (a blocked port counts what it drops):
     /// the guest's first frame activates a port another host still owns.
     fn rx_frames(&self, port: String) -> impl Future<Output = u64> + Send;
+    /// The overlay's peers from the cluster (each other host's tunnel endpoint with
+    /// the (port group, MAC) of the guests it serves), in place of the last ones;
+    /// the switch maps each group to its VLAN. Called on every change of the
+    /// records, after a profile apply and when the agent is woken: the same peers
+    /// may come again.
+    fn set_overlay_peers(&self, peers: OverlayPeers) -> impl Future<Output = ()> + Send;
 }
 
 /// How the agent runs.
@@ -296,6 +309,11 @@ pub struct Agent<L: Local> {
     last_status: Option<HostStatus>,
     /// A profile was applied or refused: publish the status at once.
     publish_now: bool,
+    /// The host and port records as the watch delivered them (the overlay's
+    /// source).
+    view: ClusterView,
+    /// The view changed (or a profile was applied): push the overlay's peers.
+    peers_stale: bool,
 }
 
 impl<L: Local> Agent<L> {
@@ -319,6 +337,8 @@ impl<L: Local> Agent<L> {
             error: None,
             last_status: None,
             publish_now: false,
+            view: ClusterView::default(),
+            peers_stale: false,
         }
     }
 
@@ -343,10 +363,22 @@ impl<L: Local> Agent<L> {
         self.shared.lease.store(lease, Ordering::Relaxed);
         let mut client = store.client();
         let (mut keeper, mut keep_stream) = client.lease_keep_alive(lease).await?;
-        // The snapshot the watch continues from.
-        let (_, revision) = store
-            .list::<serde_json::Value>(&store.keys().hosts())
-            .await?;
+        // The snapshot the watch continues from: the live hosts, then the ports
+        // (read later: the watch replays what changed in between, and the view
+        // ends where etcd is).
+        let (hosts, revision) = store.list::<HostRecord>(&store.keys().hosts()).await?;
+        let (ports, _) = store.list::<LogicalPort>(&store.keys().ports()).await?;
+        self.view = ClusterView::default();
+        for (key, h) in hosts {
+            if let (Some(Ok(KeyKind::Host(name))), Ok(h)) = (store.keys().kind(&key), h) {
+                self.view.hosts.insert(name, h.value.overlay_endpoint);
+            }
+        }
+        for (key, p) in ports {
+            if let (Some(Ok(KeyKind::Port(name))), Ok(p)) = (store.keys().kind(&key), p) {
+                self.view.ports.insert(name, p.value);
+            }
+        }
         if let Ok(mut s) = self.shared.store.lock() {
             *s = Some(store.clone());
         }
@@ -368,6 +400,7 @@ impl<L: Local> Agent<L> {
         self.sync_ports(&store).await?;
         self.reconcile_all(&store).await?;
         self.publish(&store, lease, true).await?;
+        self.push_overlay_peers().await;
 
         // One watch on the keys a host acts on — `canary`, `hosts/`, `ports/`,
         // `profile`, which sort together — and not on `bindings/`,
@@ -404,6 +437,9 @@ impl<L: Local> Agent<L> {
                         let key = String::from_utf8_lossy(kv.key()).into_owned();
                         self.on_event(&store, &key, ev.event_type(), kv.value(), kv.mod_revision()).await?;
                     }
+                    if std::mem::take(&mut self.peers_stale) {
+                        self.push_overlay_peers().await;
+                    }
                     if std::mem::take(&mut self.publish_now) {
                         self.publish(&store, lease, false).await?;
                     }
@@ -427,6 +463,10 @@ impl<L: Local> Agent<L> {
                     self.sync_ports(&store).await?;
                     self.reconcile_dirty(&store).await?;
                     self.publish(&store, lease, false).await?;
+                    // The daemon wakes the agent after its own applies too: the
+                    // groups' VLANs may have changed (the switch skips peers it
+                    // already has).
+                    self.push_overlay_peers().await;
                 }
                 _ = tick.tick() => {
                     if last_keep.elapsed() > self.opts.lease_ttl {
@@ -479,14 +519,31 @@ impl<L: Local> Agent<L> {
     ) -> Result<(), ClusterError> {
         match store.keys().kind(key) {
             Some(Ok(KeyKind::Profile | KeyKind::Canary)) => self.sync_profile(store).await,
+            Some(Ok(KeyKind::Host(name))) => {
+                // A host joined, left, or its lease ended: its guests come or go
+                // from the overlay.
+                if kind == EventType::Delete {
+                    self.view.hosts.remove(&name);
+                } else if let Ok(h) = schema::decode::<HostRecord>(key, value) {
+                    self.view.hosts.insert(name, h.overlay_endpoint);
+                } else {
+                    tracing::warn!(key, "cluster: a host key in an unknown format; ignored");
+                    return Ok(());
+                }
+                self.peers_stale = true;
+                Ok(())
+            }
             Some(Ok(KeyKind::Port(name))) => {
                 if kind == EventType::Delete {
+                    self.peers_stale |= self.view.ports.remove(&name).is_some();
                     return Ok(());
                 }
                 let Ok(p) = schema::decode::<LogicalPort>(key, value) else {
                     tracing::warn!(key, "cluster: a port key in an unknown format; ignored");
                     return Ok(());
                 };
+                self.view.ports.insert(name.clone(), p.clone());
+                self.peers_stale = true;
                 let ours = self.shared.owned_revision(&name);
                 // Only a write after our claim says anything about it: the watch
                 // may still be delivering what happened before (the claim we took
@@ -541,6 +598,7 @@ impl<L: Local> Agent<L> {
                     .apply_profile(c.value.name.clone(), c.value.text.clone())
                     .await;
                 self.canary_generation = Some(c.mod_revision);
+                self.peers_stale |= r.is_ok();
                 self.error = r.err();
                 self.publish_now = true;
             }
@@ -569,6 +627,7 @@ impl<L: Local> Agent<L> {
             Ok(()) => {
                 self.generation = p.mod_revision;
                 self.error = None;
+                self.peers_stale = true;
                 tracing::info!(generation = p.mod_revision, "cluster: profile applied");
             }
             Err(e) => {
@@ -577,6 +636,13 @@ impl<L: Local> Agent<L> {
             }
         }
         Ok(())
+    }
+
+    /// Gives the switch the overlay's peers the records give now.
+    async fn push_overlay_peers(&mut self) {
+        self.peers_stale = false;
+        let peers = overlay_peers(&self.opts.host, &self.view);
+        self.local.set_overlay_peers(peers).await;
     }
 
     fn logical(&self, p: &LocalPort, state: PortState) -> LogicalPort {

@@ -21,7 +21,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use portcullis_cluster::{AgentOptions, BindingValue, Local, LocalBinding, LocalPort, Shared};
-use portcullis_dataplane::{PortId, Vid};
+use portcullis_dataplane::{OverlayPeer, PortId, Vid};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::mpsc::Receiver;
@@ -125,6 +125,50 @@ impl BindingLog for ReplicatedLog {
 pub struct DaemonLocal {
     pub state: ApiState,
     pub app: axum::Router,
+    /// The overlay peers last installed, with the count of applies then: the same
+    /// peers again change nothing unless an apply rebuilt the switch since.
+    overlay_peers: Arc<Mutex<Option<Installed>>>,
+}
+
+/// Overlay peers installed, and the count of applies when they were.
+type Installed = (u64, Vec<OverlayPeer>);
+
+impl DaemonLocal {
+    pub fn new(state: ApiState, app: axum::Router) -> DaemonLocal {
+        DaemonLocal {
+            state,
+            app,
+            overlay_peers: Arc::default(),
+        }
+    }
+}
+
+/// The cluster's overlay peers with each port group named by its VLAN in
+/// `profile` (an access group's; a trunk group's guests, and a group this host
+/// does not know, are left out: their frames carry no one VLAN the overlay could
+/// place them in).
+pub fn overlay_peers_in(
+    profile: &portcullis_control::Profile,
+    peers: portcullis_cluster::OverlayPeers,
+) -> Vec<OverlayPeer> {
+    let vlan: HashMap<&str, Vid> = profile
+        .port_groups
+        .iter()
+        .filter_map(|g| match g.vlan {
+            portcullis_control::config::GroupVlan::Access(v) => Some((g.name.as_str(), v)),
+            portcullis_control::config::GroupVlan::Trunk { .. } => None,
+        })
+        .collect();
+    peers
+        .into_iter()
+        .map(|(address, macs)| OverlayPeer {
+            address,
+            macs: macs
+                .into_iter()
+                .filter_map(|(group, mac)| Some((*vlan.get(group.as_str())?, mac)))
+                .collect(),
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for DaemonLocal {
@@ -399,10 +443,95 @@ impl Local for DaemonLocal {
         tracing::info!(port, announcements = n, "cluster: moved guest announced");
     }
 
+    async fn set_overlay_peers(&self, peers: portcullis_cluster::OverlayPeers) {
+        let (peers, applies) = {
+            let running = self.state.running.lock().await;
+            let applies = self
+                .state
+                .applies
+                .ok
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (overlay_peers_in(&running.config.profile, peers), applies)
+        };
+        let last = self.overlay_peers.lock().ok().and_then(|l| l.clone());
+        if last.is_some_and(|(a, p)| a == applies && p == peers) {
+            return;
+        }
+        let sent = peers.clone();
+        let answer = self
+            .ask(|reply| Command::SetOverlayPeers { peers: sent, reply })
+            .await;
+        // No overlay (not remembered: an apply may add one), or the data plane is
+        // gone: nothing installed.
+        if let Some(Some(installed)) = answer {
+            tracing::info!(
+                endpoints = installed.endpoints,
+                macs = installed.macs,
+                refused_macs = installed.refused_macs,
+                refused_endpoints = installed.refused_endpoints,
+                "cluster: overlay peers installed"
+            );
+            if let Ok(mut l) = self.overlay_peers.lock() {
+                *l = Some((applies, peers));
+            }
+        }
+    }
+
     async fn rx_frames(&self, port: String) -> u64 {
         self.port_view(&port).await.map_or(0, |v| {
             v["counters"]["rx_frames"].as_u64().unwrap_or(0)
                 + v["counters"]["rx_dropped"].as_u64().unwrap_or(0)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_dataplane::MacAddr;
+
+    #[test]
+    fn the_clusters_groups_become_this_hosts_vlans_and_trunk_or_unknown_groups_are_left_out() {
+        let profile = portcullis_control::parse_str(
+            "[switch]\nname = \"cl\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n\
+             [[port_group]]\nname = \"db\"\nvlan = 20\n\n\
+             [[port_group]]\nname = \"vgt\"\nvlans = [\"5-6\"]\n",
+            "p.toml",
+            None,
+        )
+        .unwrap()
+        .profile;
+        let mac = |last: u8| MacAddr([0x52, 0x54, 0, 0, 0, last]);
+        let a: IpAddr = "198.18.100.2".parse().unwrap();
+        let b: IpAddr = "198.18.100.3".parse().unwrap();
+        let peers = overlay_peers_in(
+            &profile,
+            vec![
+                (
+                    a,
+                    vec![
+                        ("db".into(), mac(1)),
+                        ("vgt".into(), mac(2)),
+                        ("web".into(), mac(3)),
+                        ("gone".into(), mac(4)),
+                    ],
+                ),
+                (b, vec![]),
+            ],
+        );
+        let vid = |v| Vid::new(v).unwrap();
+        assert_eq!(
+            peers,
+            vec![
+                OverlayPeer {
+                    address: a,
+                    macs: vec![(vid(20), mac(1)), (vid(10), mac(3))],
+                },
+                OverlayPeer {
+                    address: b,
+                    macs: vec![],
+                },
+            ]
+        );
     }
 }

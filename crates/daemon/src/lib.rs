@@ -212,7 +212,9 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let cluster = match &opts.cluster {
         None => None,
         Some(c) => {
-            let record = host_record(c, &config);
+            // The overlay endpoint: the one the switch is built with.
+            let endpoint = plan.compiled.spec.overlay.as_ref().map(|o| o.local_ip);
+            let record = host_record(c, &config, endpoint);
             let lease = runtime
                 .block_on(portcullis_cluster::register_at_start(&c.agent, &record))
                 .map_err(|e| DaemonError::Cluster(e.to_string()))?;
@@ -244,10 +246,10 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let app = api::router(launched.state.clone());
     let cluster_shared = cluster.as_ref().map(|(_, _, _, shared)| shared.clone());
     if let Some((c, record, lease, shared)) = cluster {
-        let local = Arc::new(cluster::DaemonLocal {
-            state: launched.state.clone(),
-            app: app.clone(),
-        });
+        let local = Arc::new(cluster::DaemonLocal::new(
+            launched.state.clone(),
+            app.clone(),
+        ));
         let agent = portcullis_cluster::Agent::new(c.agent, record, local, shared.clone(), lease);
         runtime.spawn(agent.run());
         let changed = launched.state.ports_changed.clone();
@@ -376,10 +378,12 @@ fn control_runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
         .map_err(DaemonError::Runtime)
 }
 
-/// This host as the cluster lists it.
+/// This host as the cluster lists it; `overlay_endpoint`: its switch's overlay
+/// endpoint (`[host.overlay] local_ip`), unless the options name one.
 fn host_record(
     c: &cluster::ClusterOptions,
     config: &portcullis_control::Config,
+    overlay_endpoint: Option<std::net::IpAddr>,
 ) -> portcullis_cluster::HostRecord {
     portcullis_cluster::HostRecord {
         api: config.host.management.tcp_listen.map(|a| a.to_string()),
@@ -391,7 +395,7 @@ fn host_record(
             .unwrap_or_default(),
         pid: std::process::id(),
         started_unix: held::unix_now(),
-        overlay_endpoint: c.agent.overlay_endpoint,
+        overlay_endpoint: c.agent.overlay_endpoint.or(overlay_endpoint),
     }
 }
 

@@ -1,14 +1,17 @@
 //! Prometheus metrics: the text exposition format 0.0.4 of one scrape, built from a
-//! data-plane [`Snapshot`], the [`BindingsView`] and the control plane's
-//! [`ControlStats`], and the HTTP endpoint that serves it (`GET /metrics`, nothing
-//! else). The families and their labels are documented in `docs/metrics.md`.
+//! data-plane [`Snapshot`], the [`BindingsView`], the control plane's
+//! [`ControlStats`] and, on a switch with an overlay, the overlay's view; and the
+//! HTTP endpoint that serves it (`GET /metrics`, nothing else). The families and
+//! their labels are documented in `docs/metrics.md`.
 //!
-//! Invariants: [`render`] is a pure function of its inputs (no clock, no I/O); every
-//! family is written as one block — `# HELP`, `# TYPE`, then its samples — appears
-//! once per scrape even when it has no samples, and every label value is escaped as
-//! the format requires. [`serve`] asks the data plane for at most one snapshot at a
-//! time (a burst of scrapes queues instead of piling work on the data-plane
-//! thread), and never waits for one longer than [`SCRAPE_TIMEOUT`].
+//! Invariants: [`render`] and [`render_overlay`] are pure functions of their inputs
+//! (no clock, no I/O); every family is written as one block — `# HELP`, `# TYPE`,
+//! then its samples — appears once per scrape even when it has no samples (the
+//! cluster's families on a cluster member only, the overlay's on a switch with an
+//! overlay only), and every label value is escaped as the format requires.
+//! [`serve`] asks the data plane for at most one snapshot at a time (a burst of
+//! scrapes queues instead of piling work on the data-plane thread), and never
+//! waits for one longer than [`SCRAPE_TIMEOUT`].
 
 use crate::runtime::Command;
 use crate::snapshot::{BindingsView, Snapshot};
@@ -465,6 +468,113 @@ pub fn render(s: &Snapshot, b: Option<&BindingsView>, c: &ControlStats) -> Strin
     out
 }
 
+/// The overlay's families (docs/metrics.md, "The overlay"), for a switch that has
+/// one: appended to [`render`]'s text, after the single host's families. One series
+/// per remote endpoint (at most [`portcullis_dataplane::overlay::MAX_ENDPOINTS`]),
+/// labelled by its address.
+pub fn render_overlay(v: &portcullis_api::OverlayView) -> String {
+    let mut out = String::with_capacity(1024 + 512 * v.endpoints.len());
+    let o = &mut out;
+    let mut f = family(
+        o,
+        "portcullis_overlay_endpoints",
+        MetricType::Gauge,
+        "Remote tunnel endpoints installed, by where they come from (configured: the configuration's peers; cluster: the cluster's port records).",
+    );
+    for source in ["configured", "cluster"] {
+        let n = v.endpoints.iter().filter(|e| e.source == source).count();
+        f.sample(&[("source", source)], n as u64);
+    }
+    family(
+        o,
+        "portcullis_overlay_remote_macs",
+        MetricType::Gauge,
+        "Guest MACs installed behind remote endpoints (the remote-MAC table).",
+    )
+    .sample(&[], v.remote_mac_count as u64);
+    let refused: [(&str, &str, u64); 3] = [
+        (
+            "portcullis_overlay_refused_macs_total",
+            "Remote MACs not installed: the table was full, or another endpoint had the MAC in that VLAN.",
+            v.refused_macs,
+        ),
+        (
+            "portcullis_overlay_refused_endpoints_total",
+            "Remote endpoints not installed: beyond the most endpoints, or this host's own address.",
+            v.refused_endpoints,
+        ),
+        (
+            "portcullis_overlay_unknown_endpoint_datagrams_total",
+            "VXLAN datagrams dropped because their source address is not an endpoint.",
+            v.unknown_endpoint,
+        ),
+    ];
+    for (name, help, n) in refused {
+        family(o, name, MetricType::Counter, help).sample(&[], n);
+    }
+    let mut f = family(
+        o,
+        "portcullis_overlay_endpoint_macs",
+        MetricType::Gauge,
+        "Guest MACs installed behind the remote endpoint.",
+    );
+    for e in &v.endpoints {
+        f.sample(&[("endpoint", &e.address)], e.macs as u64);
+    }
+    let mut f = family(
+        o,
+        "portcullis_overlay_endpoint_frames_total",
+        MetricType::Counter,
+        "Frames received from the endpoint that passed the overlay's checks (rx), or sent to it (tx; a flood counts once per endpoint).",
+    );
+    for e in &v.endpoints {
+        f.sample(
+            &[("endpoint", &e.address), ("direction", "rx")],
+            e.counters.rx_frames,
+        );
+        f.sample(
+            &[("endpoint", &e.address), ("direction", "tx")],
+            e.counters.tx_frames,
+        );
+    }
+    let mut f = family(
+        o,
+        "portcullis_overlay_endpoint_bytes_total",
+        MetricType::Counter,
+        "Bytes of the frames in portcullis_overlay_endpoint_frames_total (rx: the VXLAN payload, header and inner frame; tx: the inner frame).",
+    );
+    for e in &v.endpoints {
+        f.sample(
+            &[("endpoint", &e.address), ("direction", "rx")],
+            e.counters.rx_bytes,
+        );
+        f.sample(
+            &[("endpoint", &e.address), ("direction", "tx")],
+            e.counters.tx_bytes,
+        );
+    }
+    let mut f = family(
+        o,
+        "portcullis_overlay_endpoint_drops_total",
+        MetricType::Counter,
+        "Frames from the endpoint dropped by the overlay, by reason (overlay_forged_source: the inner source MAC is not behind it; overlay_bad_header: a bad VXLAN header, an unmapped VNI or an inner 802.1Q tag).",
+    );
+    for e in &v.endpoints {
+        f.sample(
+            &[
+                ("endpoint", &e.address),
+                ("reason", "overlay_forged_source"),
+            ],
+            e.counters.forged_source,
+        );
+        f.sample(
+            &[("endpoint", &e.address), ("reason", "overlay_bad_header")],
+            e.counters.bad_header,
+        );
+    }
+    out
+}
+
 /// What every request of the endpoint shares.
 #[derive(Clone)]
 struct Endpoint {
@@ -473,6 +583,9 @@ struct Endpoint {
     /// Held while a scrape waits for the data plane: one snapshot at a time.
     data_plane_turn: Arc<Mutex<()>>,
 }
+
+/// What one scrape asks the data plane for.
+type Answers = (Snapshot, BindingsView, Option<portcullis_api::OverlayView>);
 
 /// Why a scrape got no snapshot.
 enum ScrapeFailure {
@@ -483,25 +596,35 @@ enum ScrapeFailure {
 }
 
 impl Endpoint {
-    /// The snapshot and the bindings, asked for in one turn of the data plane.
-    async fn ask_data_plane(&self) -> Result<(Snapshot, BindingsView), ScrapeFailure> {
+    /// The snapshot, the bindings and the overlay's counts, asked for in one turn
+    /// of the data plane.
+    async fn ask_data_plane(&self) -> Result<Answers, ScrapeFailure> {
         let asked = async {
             let _turn = self.data_plane_turn.lock().await;
             let (snapshot_tx, snapshot_rx) = oneshot::channel();
             let (bindings_tx, bindings_rx) = oneshot::channel();
+            let (overlay_tx, overlay_rx) = oneshot::channel();
+            let gone = |_| ScrapeFailure::DataPlaneGone;
             self.commands
                 .send(Command::Snapshot(snapshot_tx))
-                .map_err(|_| ScrapeFailure::DataPlaneGone)?;
+                .map_err(gone)?;
             self.commands
                 .send(Command::Bindings(bindings_tx))
-                .map_err(|_| ScrapeFailure::DataPlaneGone)?;
+                .map_err(gone)?;
+            self.commands
+                .send(Command::Overlay {
+                    remote_macs: false,
+                    reply: overlay_tx,
+                })
+                .map_err(gone)?;
             let snapshot = snapshot_rx
                 .await
                 .map_err(|_| ScrapeFailure::DataPlaneGone)?;
             let bindings = bindings_rx
                 .await
                 .map_err(|_| ScrapeFailure::DataPlaneGone)?;
-            Ok((snapshot, bindings))
+            let overlay = overlay_rx.await.map_err(|_| ScrapeFailure::DataPlaneGone)?;
+            Ok((snapshot, bindings, overlay))
         };
         tokio::time::timeout(SCRAPE_TIMEOUT, asked)
             .await
@@ -511,13 +634,13 @@ impl Endpoint {
 
 async fn scrape(State(endpoint): State<Endpoint>) -> Response {
     match endpoint.ask_data_plane().await {
-        Ok((snapshot, bindings)) => {
+        Ok((snapshot, bindings, overlay)) => {
             let control = (endpoint.control)();
-            (
-                [(header::CONTENT_TYPE, CONTENT_TYPE)],
-                render(&snapshot, Some(&bindings), &control),
-            )
-                .into_response()
+            let mut text = render(&snapshot, Some(&bindings), &control);
+            if let Some(o) = &overlay {
+                text.push_str(&render_overlay(o));
+            }
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
         }
         Err(ScrapeFailure::DataPlaneGone) => {
             tracing::warn!("metrics scrape: the data plane is not running");

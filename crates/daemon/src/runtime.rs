@@ -162,6 +162,19 @@ pub enum Command {
         up: bool,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
+    /// Replace the overlay's peers from the control plane (the cluster's port
+    /// records; the configured peers stay): answers what was installed, `None`
+    /// when the switch has no overlay.
+    SetOverlayPeers {
+        peers: Vec<portcullis_dataplane::OverlayPeer>,
+        reply: oneshot::Sender<Option<portcullis_dataplane::overlay::PeersInstalled>>,
+    },
+    /// The overlay's view (`None`: no overlay), built on request; the remote MACs
+    /// listed only with `remote_macs` (the metrics take the counts).
+    Overlay {
+        remote_macs: bool,
+        reply: oneshot::Sender<Option<portcullis_api::OverlayView>>,
+    },
     /// Zero every port's counters.
     ClearCounters(oneshot::Sender<()>),
     /// Swap in a new configuration between two batches (hitless apply).
@@ -1334,6 +1347,12 @@ impl DataThread {
                 }
                 Command::Trace { port, frame, reply } => {
                     let _ = reply.send(trace_live(&self.switch, now, port, &frame));
+                }
+                Command::SetOverlayPeers { peers, reply } => {
+                    let _ = reply.send(self.switch.set_overlay_peers(peers));
+                }
+                Command::Overlay { remote_macs, reply } => {
+                    let _ = reply.send(crate::snapshot::overlay_view(&self.switch, remote_macs));
                 }
                 Command::Hosts { vlan, reply } => {
                     let _ = reply.send(crate::snapshot::hosts_view(&self.switch, now, vlan));

@@ -401,6 +401,79 @@ pub fn hosts_view(sw: &Switch, now: Timestamp, vlan: Option<u16>) -> HostsView {
 }
 
 /// The host tables' counters as the API shows them.
+/// The overlay's view (`None`: the switch has no overlay); the remote MACs listed
+/// only with `remote_macs` (there may be 65 536 of them: the metrics take counts).
+pub fn overlay_view(sw: &Switch, remote_macs: bool) -> Option<OverlayView> {
+    let o = sw.overlay()?;
+    let endpoints = o.endpoints();
+    let address = |e: u16| {
+        endpoints
+            .get(e as usize)
+            .map(|e| e.address.to_string())
+            .unwrap_or_default()
+    };
+    let (refused_macs, refused_endpoints) = o.refused();
+    Some(OverlayView {
+        port: sw
+            .port(o.port())
+            .map(|p| p.name.clone())
+            .unwrap_or_default(),
+        local_ip: o.local_ip().to_string(),
+        udp_port: o.udp_port(),
+        interface: o.interface().map(str::to_string),
+        arp_proxy: o.arp_proxy(),
+        vnis: o
+            .vnis()
+            .map(|(vid, vni)| VniView {
+                vlan: vid.get(),
+                vni: vni.get(),
+            })
+            .collect(),
+        endpoints: endpoints
+            .iter()
+            .map(|e| {
+                let c = e.counters;
+                OverlayEndpointView {
+                    address: e.address.to_string(),
+                    source: if e.configured {
+                        "configured"
+                    } else {
+                        "cluster"
+                    }
+                    .into(),
+                    vlans: e.vlans.iter().map(|v| v.get()).collect(),
+                    macs: e.macs,
+                    counters: OverlayEndpointCounters {
+                        rx_frames: c.rx_frames,
+                        rx_bytes: c.rx_bytes,
+                        tx_frames: c.tx_frames,
+                        tx_bytes: c.tx_bytes,
+                        forged_source: c.forged_source,
+                        bad_header: c.bad_header,
+                    },
+                }
+            })
+            .collect(),
+        // Every installed MAC is counted on its endpoint.
+        remote_mac_count: endpoints.iter().map(|e| e.macs).sum(),
+        remote_macs: if remote_macs {
+            o.remote_macs()
+                .into_iter()
+                .map(|(vid, mac, e)| RemoteMacView {
+                    vlan: vid.get(),
+                    mac: mac.to_string(),
+                    endpoint: address(e),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        refused_macs,
+        refused_endpoints,
+        unknown_endpoint: o.unknown_endpoint,
+    })
+}
+
 fn host_table_stats(s: portcullis_dataplane::HostStats) -> HostTableStats {
     let portcullis_dataplane::HostStats {
         entries,

@@ -128,6 +128,7 @@ fn routes() -> Vec<(
         (Method::GET, "/v1/uplinks".into(), None, ALL),
         (Method::GET, "/v1/bindings".into(), None, ALL),
         (Method::GET, "/v1/hosts".into(), None, ALL),
+        (Method::GET, "/v1/overlay".into(), None, ALL),
         (Method::POST, "/v1/bindings".into(), Some(binding), OPS),
         (
             Method::DELETE,

@@ -95,10 +95,7 @@ fn a_moved_guest_gets_its_bindings_and_secure_macs_and_a_claimed_port_forgets_th
         &[],
     );
     assert_eq!(s, StatusCode::OK, "{v}");
-    let local = DaemonLocal {
-        state: h.daemon.state.clone(),
-        app: h.app.clone(),
-    };
+    let local = DaemonLocal::new(h.daemon.state.clone(), h.app.clone());
     let rt = &h.daemon.runtime;
 
     // Only the runtime port is a logical port (mgmt0 is this host's own).

@@ -911,3 +911,111 @@ fn a_cluster_member_adds_the_agents_families() {
             .all(|f| !f.name.starts_with("portcullis_cluster_"))
     );
 }
+
+/// A switch with an overlay adds the overlay's families after the others: a
+/// series per remote endpoint (labelled by its address) with its frames, bytes
+/// and drops by reason, and the table's counts; the whole scrape is still valid
+/// (each family once).
+#[test]
+fn an_overlay_adds_its_families_with_a_series_per_endpoint() {
+    use portcullis_api::{OverlayEndpointCounters, OverlayEndpointView, OverlayView};
+    let sw = start();
+    let snap = run_known_exchange(&sw);
+    let endpoint = |address: &str, source: &str, macs: usize, n: u64| OverlayEndpointView {
+        address: address.into(),
+        source: source.into(),
+        vlans: vec![10],
+        macs,
+        counters: OverlayEndpointCounters {
+            rx_frames: n,
+            rx_bytes: 100 * n,
+            tx_frames: n + 1,
+            tx_bytes: 100 * (n + 1),
+            forged_source: n + 2,
+            bad_header: n + 3,
+        },
+    };
+    let overlay = OverlayView {
+        port: "overlay".into(),
+        local_ip: "198.18.100.1".into(),
+        udp_port: 4789,
+        interface: None,
+        arp_proxy: false,
+        vnis: Vec::new(),
+        endpoints: vec![
+            endpoint("198.18.100.2", "configured", 1, 10),
+            endpoint("fd00:198:18:100::3", "cluster", 2, 20),
+        ],
+        remote_mac_count: 3,
+        remote_macs: Vec::new(),
+        refused_macs: 4,
+        refused_endpoints: 5,
+        unknown_endpoint: 6,
+    };
+    let text =
+        metrics::render(&snap, None, &ControlStats::default()) + &metrics::render_overlay(&overlay);
+    let m = Scrape::parse(&text);
+    let names: Vec<&str> = m.0.iter().map(|f| f.name.as_str()).collect();
+    let (single, added) = names.split_at(FAMILIES.len());
+    assert_eq!(single, FAMILIES.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    assert!(added.iter().all(|n| n.starts_with("portcullis_overlay_")));
+    assert_eq!(m.value("portcullis_overlay_remote_macs", &[]), 3.0);
+    assert_eq!(
+        m.value("portcullis_overlay_endpoints", &[("source", "configured")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("portcullis_overlay_endpoints", &[("source", "cluster")]),
+        1.0
+    );
+    assert_eq!(m.value("portcullis_overlay_refused_macs_total", &[]), 4.0);
+    assert_eq!(
+        m.value("portcullis_overlay_refused_endpoints_total", &[]),
+        5.0
+    );
+    assert_eq!(
+        m.value("portcullis_overlay_unknown_endpoint_datagrams_total", &[]),
+        6.0
+    );
+    let v6 = "fd00:198:18:100::3";
+    assert_eq!(
+        m.value("portcullis_overlay_endpoint_macs", &[("endpoint", v6)]),
+        2.0
+    );
+    for (direction, frames, bytes) in [("rx", 20.0, 2000.0), ("tx", 21.0, 2100.0)] {
+        let l = [("endpoint", v6), ("direction", direction)];
+        assert_eq!(
+            m.value("portcullis_overlay_endpoint_frames_total", &l),
+            frames
+        );
+        assert_eq!(
+            m.value("portcullis_overlay_endpoint_bytes_total", &l),
+            bytes
+        );
+    }
+    for (reason, n) in [
+        ("overlay_forged_source", 12.0),
+        ("overlay_bad_header", 13.0),
+    ] {
+        assert_eq!(
+            m.value(
+                "portcullis_overlay_endpoint_drops_total",
+                &[("endpoint", "198.18.100.2"), ("reason", reason)]
+            ),
+            n
+        );
+    }
+    for name in added {
+        let f = m.family(name);
+        assert!(f.help.as_deref().is_some_and(|h| h.len() > 10), "{name}");
+        assert_eq!(
+            f.kind.as_deref(),
+            Some(if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            }),
+            "{name}"
+        );
+    }
+}

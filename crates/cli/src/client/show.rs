@@ -28,6 +28,9 @@ pub enum What {
     Bindings,
     /// Uplinks: state, VLANs, and the guests whose traffic each carries now.
     Uplinks,
+    /// The VXLAN overlay: VNIs, remote tunnel endpoints with their counters, and
+    /// the remote MACs behind each.
+    Overlay,
 }
 
 /// Prints rows as aligned columns.
@@ -328,6 +331,106 @@ pub fn uplinks_table(u: &[portcullis_api::UplinkView]) -> String {
     )
 }
 
+/// A list of VLANs as ranges (`10,20-29`), `-` when empty.
+fn vlan_list(vids: &[u16]) -> String {
+    match portcullis_api::VlanView::trunk(vids.iter().copied(), None) {
+        portcullis_api::VlanView::Trunk { allowed, .. } if !allowed.is_empty() => allowed
+            .iter()
+            .map(|r| {
+                if r.first == r.last {
+                    r.first.to_string()
+                } else {
+                    format!("{}-{}", r.first, r.last)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "-".into(),
+    }
+}
+
+/// `show overlay`: the local endpoint and VNIs, a table of remote endpoints with
+/// their counters, a table of remote MACs, and what was refused.
+pub fn overlay_table(o: &portcullis_api::OverlayView) -> String {
+    let mut out = format!(
+        "local endpoint {} udp {} interface {}, port {}, arp proxy {}\n",
+        o.local_ip,
+        o.udp_port,
+        o.interface.as_deref().unwrap_or("any"),
+        o.port,
+        if o.arp_proxy { "on" } else { "off" }
+    );
+    let vnis: Vec<String> = o
+        .vnis
+        .iter()
+        .map(|v| format!("{}={}", v.vlan, v.vni))
+        .collect();
+    out.push_str(&format!(
+        "VNIs (VLAN=VNI): {}\n\n",
+        if vnis.is_empty() {
+            "-".to_string()
+        } else {
+            vnis.join(" ")
+        }
+    ));
+    let rows: Vec<Vec<String>> = o
+        .endpoints
+        .iter()
+        .map(|e| {
+            let c = &e.counters;
+            vec![
+                e.address.clone(),
+                e.source.clone(),
+                vlan_list(&e.vlans),
+                e.macs.to_string(),
+                c.rx_frames.to_string(),
+                c.rx_bytes.to_string(),
+                c.tx_frames.to_string(),
+                c.tx_bytes.to_string(),
+                c.forged_source.to_string(),
+                c.bad_header.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("no remote endpoints\n");
+    } else {
+        out.push_str(&table(
+            &[
+                "ENDPOINT",
+                "SOURCE",
+                "VLANS",
+                "MACS",
+                "RX-FRAMES",
+                "RX-BYTES",
+                "TX-FRAMES",
+                "TX-BYTES",
+                "FORGED-SOURCE",
+                "BAD-HEADER",
+            ],
+            &rows,
+        ));
+    }
+    if !o.remote_macs.is_empty() {
+        let rows: Vec<Vec<String>> = o
+            .remote_macs
+            .iter()
+            .map(|m| vec![m.vlan.to_string(), m.mac.clone(), m.endpoint.clone()])
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["VLAN", "MAC", "ENDPOINT"], &rows));
+    }
+    out.push_str(&format!(
+        "\n{} remote MACs on {} endpoints; refused: {} MACs, {} endpoints; datagrams from unknown endpoints: {}\n",
+        o.remote_mac_count,
+        o.endpoints.len(),
+        o.refused_macs,
+        o.refused_endpoints,
+        o.unknown_endpoint
+    ));
+    out
+}
+
 pub fn events_table(ev: &[EventRecord]) -> String {
     let rows: Vec<Vec<String>> = ev
         .iter()
@@ -425,6 +528,7 @@ pub fn run(what: What, json: bool, api: &super::ApiOpts) -> anyhow::Result<()> {
         What::MacAcl => "/v1/mac-acls",
         What::Bindings => "/v1/bindings",
         What::Uplinks => "/v1/uplinks",
+        What::Overlay => "/v1/overlay",
     };
     let v = api.call(portcullis_api::Method::GET, path, None)?;
     if json {
@@ -440,6 +544,7 @@ pub fn run(what: What, json: bool, api: &super::ApiOpts) -> anyhow::Result<()> {
         What::MacAcl => mac_acl_table(&serde_json::from_value::<Vec<_>>(v)?),
         What::Bindings => bindings_table(&serde_json::from_value(v)?),
         What::Uplinks => uplinks_table(&serde_json::from_value::<Vec<_>>(v)?),
+        What::Overlay => overlay_table(&serde_json::from_value(v)?),
     };
     print!("{text}");
     Ok(())
@@ -510,5 +615,92 @@ mod tests {
                 .any(|l| l.contains("198.18.10.2") && l.trim_end().ends_with('-')),
             "{t}"
         );
+    }
+
+    #[test]
+    fn the_overlay_shows_endpoints_with_counters_and_remote_macs() {
+        use portcullis_api::{
+            OverlayEndpointCounters, OverlayEndpointView, OverlayView, RemoteMacView, VniView,
+        };
+        let mut o = OverlayView {
+            port: "overlay".into(),
+            local_ip: "198.18.100.1".into(),
+            udp_port: 4789,
+            interface: None,
+            arp_proxy: true,
+            vnis: vec![
+                VniView {
+                    vlan: 10,
+                    vni: 5010,
+                },
+                VniView {
+                    vlan: 20,
+                    vni: 5020,
+                },
+            ],
+            endpoints: vec![OverlayEndpointView {
+                address: "198.18.100.2".into(),
+                source: "cluster".into(),
+                vlans: vec![10, 11, 12, 20],
+                macs: 4,
+                counters: OverlayEndpointCounters {
+                    rx_frames: 7,
+                    rx_bytes: 700,
+                    tx_frames: 9,
+                    tx_bytes: 900,
+                    forged_source: 2,
+                    bad_header: 1,
+                },
+            }],
+            remote_mac_count: 1,
+            remote_macs: vec![RemoteMacView {
+                vlan: 10,
+                mac: "52:54:00:00:01:03".into(),
+                endpoint: "198.18.100.2".into(),
+            }],
+            refused_macs: 3,
+            refused_endpoints: 0,
+            unknown_endpoint: 5,
+        };
+        let t = overlay_table(&o);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "local endpoint 198.18.100.1 udp 4789 interface any, port overlay, arp proxy on"
+        );
+        assert_eq!(lines[1], "VNIs (VLAN=VNI): 10=5010 20=5020");
+        assert!(lines[3].starts_with("ENDPOINT"), "{t}");
+        let row: Vec<&str> = lines[4].split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "198.18.100.2",
+                "cluster",
+                "10-12,20",
+                "4",
+                "7",
+                "700",
+                "9",
+                "900",
+                "2",
+                "1"
+            ]
+        );
+        assert!(
+            t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["10", "52:54:00:00:01:03", "198.18.100.2"]),
+            "{t}"
+        );
+        assert!(
+            t.ends_with(
+                "1 remote MACs on 1 endpoints; refused: 3 MACs, 0 endpoints; datagrams from unknown endpoints: 5\n"
+            ),
+            "{t}"
+        );
+        o.endpoints.clear();
+        o.remote_macs.clear();
+        let t = overlay_table(&o);
+        assert!(t.contains("no remote endpoints\n"), "{t}");
+        assert!(!t.contains("ENDPOINT"), "{t}");
     }
 }

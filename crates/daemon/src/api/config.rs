@@ -97,12 +97,16 @@ pub async fn apply(
 ) -> Result<Response, ApiError> {
     use std::sync::atomic::Ordering::Relaxed;
     let applies = st.applies.clone();
+    let changed = st.ports_changed.clone();
     let reload = reload.map(|Extension(r)| r);
     // Counted: applies made, and applies refused (a dry run or "nothing to apply" is neither).
     match apply_inner(st, caller, req, reload).await {
         Ok((resp, applied)) => {
             if applied {
                 applies.ok.fetch_add(1, Relaxed);
+                // The switch was rebuilt: the cluster agent reads the ports again
+                // and gives the overlay its peers in the new groups' VLANs.
+                changed.notify_one();
             }
             Ok(resp)
         }

@@ -234,6 +234,27 @@ pub async fn hosts(
     Ok(Json(rx.await.map_err(|_| ApiError::unavailable())?))
 }
 
+/// `GET /v1/overlay`: 404 `no_overlay` when the switch has none.
+pub async fn overlay(
+    State(st): State<ApiState>,
+) -> Result<Json<portcullis_api::OverlayView>, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    st.commands
+        .send(Command::Overlay {
+            remote_macs: true,
+            reply: tx,
+        })
+        .map_err(|_| ApiError::unavailable())?;
+    match rx.await.map_err(|_| ApiError::unavailable())? {
+        Some(v) => Ok(Json(v)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_overlay",
+            "the switch has no overlay (the profile has no [overlay] section)",
+        )),
+    }
+}
+
 fn bad(code: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }

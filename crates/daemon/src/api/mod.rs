@@ -168,6 +168,10 @@ pub const ROUTES: &[RouteSpec] = &[
         "/v1/hosts",
         "Hosts per VLAN and subnet: bindings, addresses seen by ARP, MACs without an address",
     ),
+    read(
+        "/v1/overlay",
+        "The VXLAN overlay: VNIs, remote tunnel endpoints with their counters, remote MACs",
+    ),
     write(
         Method::POST,
         "/v1/bindings",
@@ -234,7 +238,8 @@ pub struct ApiState {
     /// Whether the read-only web view is served (`web_view`; set by an apply).
     pub web_view: Arc<std::sync::atomic::AtomicBool>,
     /// Woken after every runtime port change (the cluster agent claims or
-    /// releases the port at once).
+    /// releases the port at once) and every apply (the agent reads the ports and
+    /// gives the overlay its peers again).
     pub ports_changed: Arc<tokio::sync::Notify>,
 }
 
@@ -313,6 +318,7 @@ pub fn router(state: ApiState) -> Router {
             ("GET", "/v1/uplinks") => m(get(h::uplinks)),
             ("GET", "/v1/bindings") => m(get(h::bindings)),
             ("GET", "/v1/hosts") => m(get(h::hosts)),
+            ("GET", "/v1/overlay") => m(get(h::overlay)),
             ("POST", "/v1/trace") => m(post(h::trace)),
             ("POST", "/v1/bindings") => m(post(h::add_binding)),
             ("DELETE", "/v1/bindings/{vlan}/{ip}") => m(delete(h::remove_binding)),
