@@ -67,27 +67,9 @@ fn profile_text(file: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
-    // A profile alone names logical uplinks that each host binds to its own NIC:
-    // it is validated with a stand-in binding (`nicN` for each), never stored.
-    // (A file that is not TOML gets the usual located error from the parser.)
-    let table = text.parse::<toml::Table>().ok();
-    let stand_in = table.filter(|t| !t.contains_key("host")).map(|table| {
-        let uplinks = table
-            .get("uplink_policy")
-            .and_then(|u| u.get("uplinks"))
-            .and_then(|u| u.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|u| u.as_str())
-            .enumerate()
-            .map(|(i, u)| format!("{} = \"nic{i}\"\n", toml::Value::from(u)))
-            .collect::<String>();
-        format!("[host.uplinks]\n{uplinks}")
-    });
-    let host = stand_in
-        .as_deref()
-        .map(|h| (h, "(a stand-in host binding for the profile's uplinks)"));
-    let config = portcullis_control::config::parse_str(&text, &name, host)
+    // A profile alone names logical uplinks (and an overlay endpoint) that each
+    // host binds itself: validated with a stand-in binding, never stored.
+    let (config, _) = portcullis_control::config::parse_profile_alone(&text, &name)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(portcullis_control::export::export_profile(&config))
 }

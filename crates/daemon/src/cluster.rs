@@ -167,6 +167,7 @@ pub fn overlay_peers_in(
                 .into_iter()
                 .filter_map(|(group, mac)| Some((*vlan.get(group.as_str())?, mac)))
                 .collect(),
+            addresses: Vec::new(),
         })
         .collect()
 }
@@ -526,10 +527,12 @@ mod tests {
                 OverlayPeer {
                     address: a,
                     macs: vec![(vid(20), mac(1)), (vid(10), mac(3))],
+                    addresses: Vec::new(),
                 },
                 OverlayPeer {
                     address: b,
                     macs: vec![],
+                    addresses: Vec::new(),
                 },
             ]
         );

@@ -209,7 +209,10 @@ pub(crate) fn check_interfaces(
         .iter()
         .zip(&compiled.interface_keys)
         .zip(&compiled.create_tap)
-        .filter(|((ifname, _), tap)| !**tap && !portcullis_io::interface_exists(ifname))
+        .filter(|((ifname, _), tap)| {
+            // "": the overlay's endpoint on any interface.
+            !**tap && !ifname.is_empty() && !portcullis_io::interface_exists(ifname)
+        })
         .map(|((ifname, key), _)| {
             config.error_at(
                 key,

@@ -47,9 +47,11 @@ fn overlay_switch() -> SwitchSpec {
         arp_proxy: false,
         local_ip: ip(LOCAL),
         interface: Some("eth9".into()),
+        fragment: false,
         peers: vec![OverlayPeer {
             address: ip(STATIC_PEER),
             macs: vec![(vid(10), mac(2))],
+            addresses: Vec::new(),
         }],
         max_remote_macs: 100,
     });
@@ -101,10 +103,12 @@ fn the_control_planes_peers_are_installed_beside_the_configured_ones_and_shown()
             OverlayPeer {
                 address: ip(CLUSTER_PEER),
                 macs: vec![(vid(10), mac(3)), (vid(10), mac(2)), (vid(20), mac(4))],
+                addresses: Vec::new(),
             },
             OverlayPeer {
                 address: ip(LOCAL),
                 macs: vec![(vid(10), mac(5))],
+                addresses: Vec::new(),
             },
         ],
     )
@@ -183,6 +187,7 @@ fn a_switch_without_an_overlay_answers_none() {
             vec![OverlayPeer {
                 address: ip(CLUSTER_PEER),
                 macs: vec![(vid(10), mac(3))],
+                addresses: Vec::new(),
             }]
         ),
         None

@@ -519,6 +519,7 @@ pub(crate) fn spec(o: &OverlaySettings, h: &HostOverlay) -> OverlaySpec {
             .map(|p| OverlayPeer {
                 address: p.address,
                 macs: p.macs.clone(),
+                addresses: Vec::new(),
             })
             .collect(),
         max_remote_macs: usize::try_from(o.max_remote_macs).unwrap_or(DEFAULT_MAX_REMOTE_MACS),

@@ -55,6 +55,7 @@ fn both_tables_compile_to_the_exact_overlay_and_port() {
             peers: vec![OverlayPeer {
                 address: ip("198.18.100.2"),
                 macs: vec![(vid(10), mac("52:54:00:00:00:02"))],
+                addresses: Vec::new(),
             }],
             max_remote_macs: DEFAULT_MAX_REMOTE_MACS,
         })
@@ -122,10 +123,12 @@ peers = [
                     (vid(20), mac("52:54:00:00:00:03")),
                     (vid(10), mac("52:54:00:00:00:04"))
                 ],
+                addresses: Vec::new(),
             },
             OverlayPeer {
                 address: ip("2001:db8::2"),
                 macs: vec![],
+                addresses: Vec::new(),
             },
         ]
     );
