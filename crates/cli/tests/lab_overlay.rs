@@ -110,16 +110,29 @@ impl Overlay {
         let g = self.lab.add_guest(name).unwrap();
         g.disable_ipv6().unwrap();
         ip(&["link", "del", &g.host_if]);
+        let vm = Vm {
+            g,
+            port: port.to_string(),
+            mac: mac.to_string(),
+            addr: addr.to_string(),
+        };
+        self.plug(&vm, h);
+        vm
+    }
+
+    /// Plugs `vm`'s NIC into host `h` (`{port}p` there), as a hypervisor does when
+    /// the VM starts or arrives: same MAC and address every time.
+    fn plug(&self, vm: &Vm, h: usize) {
         let host = &self.hosts[h].g;
-        let p = format!("{port}p");
+        let p = format!("{}p", vm.port);
         ip(&[
             "-n",
-            &g.netns,
+            &vm.g.netns,
             "link",
             "add",
             "eth0",
             "address",
-            mac,
+            &vm.mac,
             "type",
             "veth",
             "peer",
@@ -129,19 +142,63 @@ impl Overlay {
             &host.netns,
         ]);
         ip(&["-n", &host.netns, "link", "set", &p, "up"]);
-        ip(&["-n", &g.netns, "link", "set", "eth0", "up"]);
-        g.set_addr(&format!("{addr}/24")).unwrap();
-        Vm {
-            g,
-            port: port.to_string(),
-            mac: mac.to_string(),
-            addr: addr.to_string(),
-        }
+        ip(&["-n", &vm.g.netns, "link", "set", "eth0", "up"]);
+        vm.g.set_addr(&format!("{}/24", vm.addr)).unwrap();
+    }
+
+    /// Unplugs `vm`'s NIC from host `h` (the VM left).
+    fn unplug(&self, vm: &Vm, h: usize) {
+        ip(&[
+            "-n",
+            &self.hosts[h].g.netns,
+            "link",
+            "del",
+            &format!("{}p", vm.port),
+        ]);
+    }
+
+    /// `port add` of `vm`'s port on host `h` in `group`, by MAC.
+    fn port_add(&self, vm: &Vm, h: usize, group: &str) {
+        let p = format!("{}p", vm.port);
+        let args = [
+            "port",
+            "add",
+            &vm.port,
+            "--interface",
+            &p,
+            "--group",
+            group,
+            "--mac",
+            &vm.mac,
+        ];
+        let out = self.sw(h).cli(&args);
+        assert!(
+            out.status.success(),
+            "port add on h{}: {out:?}\n{}",
+            h + 1,
+            self.logs()
+        );
+    }
+
+    fn port_remove(&self, vm: &Vm, h: usize) {
+        let out = self.sw(h).cli(&["port", "remove", &vm.port]);
+        assert!(out.status.success(), "port remove on h{}: {out:?}", h + 1);
     }
 
     /// Starts host `h`'s daemon: the profile, its VMs' ports `(vm, group)`, its
     /// endpoint and the static `peers` (address, [(vlan, mac)]).
     fn start(&mut self, h: usize, ports: &[(&Vm, &str)], peers: &[(&str, Vec<(u16, &str)>)]) {
+        self.start_with(h, ports, peers, &[]);
+    }
+
+    /// [`Overlay::start`] with `extra` daemon arguments (a cluster member's).
+    fn start_with(
+        &mut self,
+        h: usize,
+        ports: &[(&Vm, &str)],
+        peers: &[(&str, Vec<(u16, &str)>)],
+        extra: &[&str],
+    ) {
         let mut cfg = PROFILE.to_string();
         let host = &self.hosts[h];
         cfg += &format!(
@@ -166,7 +223,7 @@ impl Overlay {
             );
         }
         let g = host.g.clone();
-        let sw = start_daemon_in(&mut self.lab, &format!("h{}", h + 1), &cfg, Some(&g));
+        let sw = start_daemon_in_with(&mut self.lab, &format!("h{}", h + 1), &cfg, Some(&g), extra);
         self.hosts[h].sw = Some(sw);
     }
 
@@ -353,7 +410,10 @@ fn broadcast_reaches_each_member_once_and_forged_vxlan_is_dropped() {
         .into_iter()
         .map(|c| {
             let c = c.stop(&mut o.lab).unwrap();
-            (seen_from(&c, 0x88b5, &vm1.mac), seen_from(&c, 0x88b5, &vm3.mac))
+            (
+                seen_from(&c, 0x88b5, &vm1.mac),
+                seen_from(&c, 0x88b5, &vm3.mac),
+            )
         })
         .collect();
     // (from vm1, from vm3) on vm2, vm3, vm4: vm1's 5 reach vm2 only (VLAN 10);
@@ -466,4 +526,154 @@ fn a_linux_vxlan_device_and_a_guest_behind_portcullis_talk_both_ways() {
     assert!(e["counters"]["rx_frames"].as_u64().unwrap() >= 10, "{e}");
     assert!(e["counters"]["tx_frames"].as_u64().unwrap() >= 10, "{e}");
     assert_eq!(e["counters"]["forged_source"], 0);
+}
+
+/// Starts etcd (Debian's etcd-server) in `g` at `url`, and waits until it answers.
+fn start_etcd(lab: &mut Lab, g: &Guest, url: &str) {
+    let dir = lab.scratch_dir().unwrap().join("etcd-data");
+    let mut cmd = g.command("etcd");
+    cmd.args(["--name", "e1", "--data-dir"])
+        .arg(&dir)
+        .args(["--listen-client-urls", url, "--advertise-client-urls", url])
+        .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+        .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
+        .args(["--initial-cluster", "e1=http://127.0.0.1:2380"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    lab.spawn(cmd).unwrap();
+    let t = Instant::now();
+    loop {
+        let out = g
+            .command("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                url,
+                "--dial-timeout",
+                "1s",
+                "endpoint",
+                "health",
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "etcd does not answer: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (up to `secs`) until `f` holds, showing `what()` if it never does.
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "not within {secs} s: {}",
+            what()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The endpoint host `h`'s overlay places `mac` behind, if any.
+fn endpoint_of(o: &Overlay, h: usize, mac: &str) -> Option<String> {
+    o.overlay(h)["remote_macs"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mac"] == mac)
+        .and_then(|m| m["endpoint"].as_str().map(str::to_string))
+}
+
+#[test]
+fn cluster_hosts_find_each_others_guests_in_etcd_and_a_migrated_guest_is_reached_at_its_new_host() {
+    const URL: &str = "http://198.18.100.250:2379";
+    let (mut o, extra) = Overlay::new("ovlc", 3, &[("etcd", "198.18.100.250")]);
+    Lab::require_tools(&["etcd", "etcdctl"]).expect("scripts/test.sh installs etcd");
+    start_etcd(&mut o.lab, &extra[0], URL);
+    let vm1 = o.vm("vm1", 0, "vm1", "52:54:00:00:07:01", "198.18.10.71");
+    let vm2 = o.vm("vm2", 1, "vm2", "52:54:00:00:07:02", "198.18.10.72");
+    let vm3 = o.vm("vm3", 2, "vm3", "52:54:00:00:07:03", "198.18.20.73");
+    for h in 0..3 {
+        let id = format!("h{}", h + 1);
+        let args = [
+            "--cluster",
+            URL,
+            "--host-id",
+            &id,
+            "--cluster-lease-secs",
+            "3",
+        ];
+        o.start_with(h, &[], &[], &args);
+    }
+    o.port_add(&vm1, 0, "web");
+    o.port_add(&vm2, 1, "web");
+    o.port_add(&vm3, 2, "db");
+
+    // No peers configured: each host learns the others' endpoints and guests from
+    // the cluster's host and port records.
+    wait_until(
+        10,
+        || endpoint_of(&o, 0, &vm2.mac).as_deref() == Some("198.18.100.2"),
+        || format!("h1 places vm2 behind h2: {}\n{}", o.overlay(0), o.logs()),
+    );
+    wait_until(
+        10,
+        || endpoint_of(&o, 1, &vm1.mac).as_deref() == Some("198.18.100.1"),
+        || format!("h2 places vm1 behind h1: {}\n{}", o.overlay(1), o.logs()),
+    );
+    wait_ping(&o, &vm1.g, &vm2.addr);
+    assert_eq!(ping(&vm1.g, &vm2.addr, 5), 5, "{}", o.logs());
+    let e3 = o.endpoint(0, "198.18.100.3");
+    assert_eq!(
+        e3["vlans"],
+        serde_json::json!([20]),
+        "h3 has VLAN 20 guests only: {e3}"
+    );
+    assert_eq!(e3["source"], "cluster");
+
+    // vm2 migrates from h2 to h3: its port goes from h2, it arrives on h3.
+    o.port_remove(&vm2, 1);
+    o.unplug(&vm2, 1);
+    o.plug(&vm2, 2);
+    let moved = Instant::now();
+    o.port_add(&vm2, 2, "web");
+    loop {
+        // One echo request at a time, each given 100 ms.
+        let mut echo = vm1.g.command("ping");
+        echo.args(["-n", "-q", "-c", "1", "-W", "0.1", &vm2.addr]);
+        if echo.output().is_ok_and(|out| out.status.success()) {
+            break;
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(10),
+            "vm2 unreachable at h3: {}\n{}",
+            o.overlay(0),
+            o.logs()
+        );
+    }
+    println!(
+        "vm2 reachable at its new host {:.0} ms after `port add` there began",
+        moved.elapsed().as_secs_f64() * 1000.0
+    );
+    assert_eq!(
+        endpoint_of(&o, 0, &vm2.mac).as_deref(),
+        Some("198.18.100.3")
+    );
+    assert_eq!(ping(&vm1.g, &vm2.addr, 5), 5, "{}", o.logs());
+    let e3 = o.endpoint(0, "198.18.100.3");
+    assert_eq!(e3["vlans"], serde_json::json!([10, 20]), "{e3}");
+    // And h2, which has no guest left, gets no VLAN 10 copy from h1 any more.
+    let e2 = o.overlay(0)["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == "198.18.100.2")
+        .cloned();
+    assert!(e2.is_none_or(|e| e["macs"] == 0), "{}", o.overlay(0));
 }
