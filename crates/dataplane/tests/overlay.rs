@@ -4,7 +4,6 @@
 //! checks where the copies go — which port, which endpoint, which VNI — and what
 //! the switch counted.
 
-use portcullis_dataplane::wire::vxlan;
 use portcullis_dataplane::*;
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,15 +20,12 @@ const E1: &str = "198.18.100.2";
 const E2: &str = "198.18.100.3";
 const STRANGER: &str = "198.18.100.99";
 
-/// Remote guests: r1 behind E1 (VLAN 10); r2 (VLAN 10) and r3 (VLAN 20) behind E2.
+/// Remote guests: r1 behind E1 (VLAN 10); r2 (VLAN 10) behind E2.
 fn r1() -> MacAddr {
     mac(0x21)
 }
 fn r2() -> MacAddr {
     mac(0x31)
-}
-fn r3() -> MacAddr {
-    mac(0x32)
 }
 
 fn addr(s: &str) -> IpAddr {
@@ -40,43 +36,9 @@ fn vni(v: u32) -> Vni {
     Vni::new(v).unwrap()
 }
 
-/// Uplink `up` (trunk 10, 20), the overlay (10 → VNI 10010, 20 → 10020), guests a
-/// and b in VLAN 10, c in VLAN 20; E1 and E2 configured with their MACs.
+/// The overlay lab of `support::overlay_spec`, without the ARP proxy.
 fn switch() -> Switch {
-    let mut overlay_port = trunk(overlay::PORT_NAME, &[10, 20], None);
-    overlay_port.role = PortRole::Overlay;
-    let mut spec = switch_spec(
-        "sw",
-        vec![
-            trunk("up", &[10, 20], None),
-            overlay_port,
-            access("a", 10, Some(mac(1))),
-            access("b", 10, Some(mac(2))),
-            access("c", 20, Some(mac(3))),
-        ],
-    );
-    spec.overlay = Some(OverlaySpec {
-        vnis: vec![(vid(10), vni(10010)), (vid(20), vni(10020))],
-        udp_port: vxlan::DEFAULT_UDP_PORT,
-        arp_proxy: false,
-        local_ip: addr("198.18.100.1"),
-        interface: None,
-        fragment: false,
-        peers: vec![
-            OverlayPeer {
-                address: addr(E1),
-                macs: vec![(vid(10), r1())],
-                addresses: vec![],
-            },
-            OverlayPeer {
-                address: addr(E2),
-                macs: vec![(vid(10), r2()), (vid(20), r3())],
-                addresses: vec![],
-            },
-        ],
-        max_remote_macs: 16,
-    });
-    Switch::new(&spec, Timestamp(0)).unwrap()
+    Switch::new(&overlay_spec(false), Timestamp(0)).unwrap()
 }
 
 /// A copy as the tests compare it: port, egress tag, tunnel endpoint and VNI.
@@ -99,11 +61,8 @@ fn copies(sw: &mut Switch, from: PortId, data: &[u8], v: &Verdict) -> Vec<Copy> 
         .collect()
 }
 
-/// A VXLAN datagram of `vni` carrying `inner`.
 fn datagram(vni_: u32, inner: &[u8]) -> Vec<u8> {
-    let mut d = vxlan::header(vni(vni_)).to_vec();
-    d.extend_from_slice(inner);
-    d
+    vxlan_datagram(vni_, inner)
 }
 
 fn from_endpoint(sw: &mut Switch, e: &str, payload: &[u8]) -> Verdict {
@@ -376,32 +335,9 @@ fn an_overlay_port_without_an_overlay_or_two_overlay_ports_are_refused() {
 #[test]
 fn the_arp_proxy_answers_for_bound_and_remote_addresses_and_floods_the_rest() {
     // The switch of `switch()` with arp_proxy on and b's address bound.
-    let mut sw = {
-        let mut overlay_port = trunk(overlay::PORT_NAME, &[10, 20], None);
-        overlay_port.role = PortRole::Overlay;
-        let mut spec = switch_spec(
-            "sw",
-            vec![
-                trunk("up", &[10, 20], None),
-                overlay_port,
-                access("a", 10, Some(mac(1))),
-                access("b", 10, Some(mac(2))),
-                access("c", 20, Some(mac(3))),
-            ],
-        );
-        spec.static_bindings = vec![static_binding(mac(2), ip(2), B.index())];
-        spec.overlay = Some(OverlaySpec {
-            vnis: vec![(vid(10), vni(10010)), (vid(20), vni(10020))],
-            udp_port: 4789,
-            arp_proxy: true,
-            local_ip: addr("198.18.100.1"),
-            interface: None,
-            fragment: false,
-            peers: vec![],
-            max_remote_macs: 16,
-        });
-        Switch::new(&spec, Timestamp(0)).unwrap()
-    };
+    let mut spec = overlay_spec(true);
+    spec.static_bindings = vec![static_binding(mac(2), ip(2), B.index())];
+    let mut sw = Switch::new(&spec, Timestamp(0)).unwrap();
     sw.set_overlay_peers(vec![OverlayPeer {
         address: addr(E1),
         macs: vec![(vid(10), r1())],

@@ -328,3 +328,57 @@ pub fn dhcp_binding(m: MacAddr, addr: Ipv4Addr, port: PortId, lease_secs: u32) -
         ..api_binding(m, addr, port)
     }
 }
+
+// ---------------------------------------------------------------------------------
+// The overlay
+// ---------------------------------------------------------------------------------
+
+/// The overlay lab of the overlay tests: ports `up` (trunk 10, 20), `overlay`
+/// (VLAN 10 → VNI 10010, 20 → 10020, endpoint 198.18.100.1), guests `a` and `b` in
+/// VLAN 10 (MACs 1, 2), `c` in VLAN 20 (MAC 3); endpoint 198.18.100.2 has MAC 0x21
+/// in VLAN 10, 198.18.100.3 has 0x31 in VLAN 10 and 0x32 in VLAN 20.
+pub fn overlay_spec(arp_proxy: bool) -> SwitchSpec {
+    let mut overlay_port = trunk(overlay::PORT_NAME, &[10, 20], None);
+    overlay_port.role = PortRole::Overlay;
+    let mut spec = switch_spec(
+        "sw",
+        vec![
+            trunk("up", &[10, 20], None),
+            overlay_port,
+            access("a", 10, Some(mac(1))),
+            access("b", 10, Some(mac(2))),
+            access("c", 20, Some(mac(3))),
+        ],
+    );
+    let addr = |s: &str| s.parse::<IpAddr>().unwrap();
+    let vni = |v| Vni::new(v).unwrap();
+    spec.overlay = Some(OverlaySpec {
+        vnis: vec![(vid(10), vni(10010)), (vid(20), vni(10020))],
+        udp_port: wire::vxlan::DEFAULT_UDP_PORT,
+        arp_proxy,
+        local_ip: addr("198.18.100.1"),
+        interface: None,
+        fragment: false,
+        peers: vec![
+            OverlayPeer {
+                address: addr("198.18.100.2"),
+                macs: vec![(vid(10), mac(0x21))],
+                addresses: vec![],
+            },
+            OverlayPeer {
+                address: addr("198.18.100.3"),
+                macs: vec![(vid(10), mac(0x31)), (vid(20), mac(0x32))],
+                addresses: vec![],
+            },
+        ],
+        max_remote_macs: 16,
+    });
+    spec
+}
+
+/// A VXLAN datagram (header and `inner`) of VNI `vni`.
+pub fn vxlan_datagram(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut d = wire::vxlan::header(Vni::new(vni).unwrap()).to_vec();
+    d.extend_from_slice(inner);
+    d
+}
