@@ -54,6 +54,8 @@ struct Host {
     g: Guest,
     addr: String,
     sw: Option<Switchd>,
+    /// `[host.overlay] fragment = true`.
+    fragment: bool,
 }
 
 struct Overlay {
@@ -74,6 +76,7 @@ impl Overlay {
                 addr: format!("198.18.100.{i}"),
                 g: g.clone(),
                 sw: None,
+                fragment: false,
             });
             members.push((g, format!("198.18.100.{i}")));
         }
@@ -202,8 +205,8 @@ impl Overlay {
         let mut cfg = PROFILE.to_string();
         let host = &self.hosts[h];
         cfg += &format!(
-            "\n[host.overlay]\nlocal_ip = \"{}\"\ninterface = \"eth0\"\npeers = [\n",
-            host.addr
+            "\n[host.overlay]\nlocal_ip = \"{}\"\ninterface = \"eth0\"\nfragment = {}\npeers = [\n",
+            host.addr, host.fragment
         );
         for (addr, macs) in peers {
             let macs: Vec<String> = macs
@@ -676,4 +679,72 @@ fn cluster_hosts_find_each_others_guests_in_etcd_and_a_migrated_guest_is_reached
         .find(|e| e["address"] == "198.18.100.2")
         .cloned();
     assert!(e2.is_none_or(|e| e["macs"] == 0), "{}", o.overlay(0));
+}
+
+#[test]
+fn a_datagram_above_the_underlay_mtu_is_refused_and_counted_unless_the_host_fragments() {
+    let (mut o, _) = Overlay::new("ovlmtu", 2, &[]);
+    let vm1 = o.vm("vm1", 0, "vm1", "52:54:00:00:09:01", "198.18.10.91");
+    let vm2 = o.vm("vm2", 1, "vm2", "52:54:00:00:09:02", "198.18.10.92");
+    // The underlay is back at 1500 on both hosts: a full-size guest frame (1514
+    // bytes) needs 1550. h1 refuses (the default), h2 fragments.
+    for h in &o.hosts {
+        ip(&[
+            "-n", &h.g.netns, "link", "set", "dev", "eth0", "mtu", "1500",
+        ]);
+    }
+    o.hosts[1].fragment = true;
+    o.start(
+        0,
+        &[(&vm1, "web")],
+        &[("198.18.100.2", vec![(10, &vm2.mac)])],
+    );
+    o.start(
+        1,
+        &[(&vm2, "web")],
+        &[("198.18.100.1", vec![(10, &vm1.mac)])],
+    );
+    wait_ping(&o, &vm2.g, &vm1.addr);
+    // Frames that fit go both ways.
+    let big = |g: &Guest, dst: &str, size: &str| {
+        let out = g
+            .command("ping")
+            .args([
+                "-n", "-q", "-c", "3", "-W", "1", "-M", "do", "-s", size, dst,
+            ])
+            .output()
+            .unwrap();
+        portcullis_lab::parse_ping_summary(&String::from_utf8_lossy(&out.stdout))
+            .map_or(0, |r| r.received)
+    };
+    assert_eq!(big(&vm2.g, &vm1.addr, "1400"), 3, "{}", o.logs());
+    // 1472-byte echoes: h2 sends each request in fragments, h1 reassembles and
+    // delivers it; h1 refuses each reply (above its path MTU) and counts it.
+    let rx_before = o.endpoint(0, "198.18.100.2")["counters"]["rx_frames"]
+        .as_u64()
+        .unwrap();
+    let refused_before = o.sw(0).port("overlay")["io"]["tx_too_big"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(big(&vm2.g, &vm1.addr, "1472"), 0);
+    let rx = o.endpoint(0, "198.18.100.2")["counters"]["rx_frames"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        rx >= rx_before + 3,
+        "h1 got the fragmented requests: {rx_before} → {rx}"
+    );
+    let refused = o.sw(0).port("overlay")["io"]["tx_too_big"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        refused >= refused_before + 3,
+        "h1 refused the replies: {refused_before} → {refused}\n{}",
+        o.sw(0).port("overlay")
+    );
+    assert_eq!(
+        o.sw(1).port("overlay")["io"]["tx_too_big"],
+        0,
+        "h2 fragments"
+    );
 }

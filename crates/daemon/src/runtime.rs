@@ -367,9 +367,19 @@ impl PortSlot {
 
     /// Hands the frames queued since the last flush to the kernel.
     fn flush(&mut self) {
-        if std::mem::take(&mut self.dirty) && self.io.tx.flush().is_err() {
-            self.stats.tx_errors += 1;
+        if !std::mem::take(&mut self.dirty) {
+            return;
         }
+        // A backend that sends at flush time (the overlay's tunnel socket) counts
+        // what the kernel refused there: carried into the port's counters.
+        let before = self.io.tx.tx_stats();
+        if self.io.tx.flush().is_err() {
+            self.stats.tx_errors += 1;
+            return;
+        }
+        let after = self.io.tx.tx_stats();
+        self.stats.tx_too_big += after.too_big.saturating_sub(before.too_big);
+        self.stats.tx_errors += after.send_errors.saturating_sub(before.send_errors);
     }
 
     /// Arms `capture` on the port, or refuses it if one is armed already.
