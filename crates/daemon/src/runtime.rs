@@ -1080,7 +1080,8 @@ impl DataThread {
                         data: frame.data.get(hlen..).unwrap_or_default(),
                         tag: None,
                         csum_partial: false,
-                        vnet: None,
+                        // A train of TCP segments the tunnel merged back.
+                        vnet: frame.vnet,
                         peer: frame.peer,
                     }
                 } else {

@@ -20,17 +20,24 @@
 //! (the arena and descriptors are allocated at open); a full queue is flushed to
 //! the kernel first, never dropped silently; failures are counted in [`TxStats`].
 
-use crate::frame::{FrameDesc, RxBatch, TxOptions, VlanTag, complete_l4_checksum, write_frame};
+use crate::frame::{
+    FrameDesc, RxBatch, TxOptions, VlanTag, VnetHdr, complete_l4_checksum, write_frame,
+};
 use crate::gso::{Segmenter, SoftwareOffload};
 use crate::{IoError, RxLosses, RxQueue, TxError, TxQueue, TxStats};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-/// Datagrams taken per `recv`.
-pub const RX_BATCH: usize = 64;
-/// The largest datagram received whole (jumbo frames and their header fit).
-pub const RX_SLOT: usize = 16 * 1024;
+/// Receive buffers per `recv` (each a datagram, or a train of them through UDP GRO).
+pub const RX_BATCH: usize = 32;
+/// A receive buffer: a train of datagrams the kernel coalesced (UDP GRO), at most
+/// 64 KiB, or one datagram (jumbo frames and their header fit).
+pub const RX_SLOT: usize = 64 * 1024;
+/// The largest single datagram sent (larger copies are refused as too big).
+pub const TX_DATAGRAM_MAX: usize = 16 * 1024;
+/// `UDP_GRO` (linux/udp.h).
+const UDP_GRO: libc::c_int = 104;
 /// Bytes of datagrams queued before a push flushes them to the kernel.
 const TX_ARENA: usize = 4 * 1024 * 1024;
 /// Datagrams queued before a push flushes them.
@@ -61,6 +68,10 @@ pub struct VxlanRx {
     names: Box<[libc::sockaddr_storage]>,
     descs: Vec<FrameDesc>,
     truncated: u64,
+    /// The control messages of each buffer (the UDP GRO segment size).
+    cmsgs: Box<[[u64; 8]]>,
+    /// Trains of TCP segments merged back into super-frames.
+    pub merged: u64,
 }
 
 /// The sending side of a tunnel port.
@@ -169,9 +180,15 @@ pub fn open_vxlan(opts: &VxlanOptions) -> Result<(VxlanRx, VxlanTx), IoError> {
         buf: vec![0; RX_BATCH * RX_SLOT].into(),
         // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
         names: vec![unsafe { std::mem::zeroed::<libc::sockaddr_storage>() }; RX_BATCH].into(),
-        descs: Vec::with_capacity(RX_BATCH),
+        descs: Vec::with_capacity(RX_BATCH * 64),
         truncated: 0,
+        cmsgs: vec![[0u64; 8]; RX_BATCH].into(),
+        merged: 0,
     };
+    // Trains of datagrams from one sender arrive as one buffer (the kernel's UDP
+    // GRO), cut apart — and TCP segments merged back — in `recv`. Optional: without
+    // it every datagram is its own buffer.
+    let _ = setsockopt_int(rx.sock.as_raw_fd(), libc::SOL_UDP, UDP_GRO, 1);
     let tx = VxlanTx {
         sock,
         arena: Vec::with_capacity(TX_ARENA),
@@ -240,6 +257,8 @@ impl RxQueue for VxlanRx {
             m.msg_hdr.msg_iovlen = 1;
             m.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
             m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            m.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+            m.msg_hdr.msg_controllen = std::mem::size_of::<[u64; 8]>();
         }
         // SAFETY: every msghdr points at a live iovec over its own slot of `buf` and
         // at its own sockaddr_storage, all alive for the call; the kernel writes at
@@ -267,14 +286,33 @@ impl RxQueue for VxlanRx {
                 self.truncated += 1;
                 continue;
             }
-            self.descs.push(FrameDesc {
-                offset: (i * RX_SLOT) as u32,
-                len: m.msg_len.min(RX_SLOT as u32),
-                tag: None,
-                csum_partial: false,
-                vnet: None,
-                peer: peer_ip(&self.names[i]),
-            });
+            let len = (m.msg_len as usize).min(RX_SLOT);
+            let peer = peer_ip(&self.names[i]);
+            let train = gro_segment_size(&m.msg_hdr).filter(|g| *g > 0 && *g < len);
+            let slot = &mut self.buf[i * RX_SLOT..i * RX_SLOT + len];
+            match train {
+                None => self.descs.push(FrameDesc {
+                    offset: (i * RX_SLOT) as u32,
+                    len: len as u32,
+                    tag: None,
+                    csum_partial: false,
+                    vnet: None,
+                    peer,
+                }),
+                Some(size) => {
+                    let base = (i * RX_SLOT) as u32;
+                    for (off, len, vnet) in split_train(slot, size, &mut self.merged) {
+                        self.descs.push(FrameDesc {
+                            offset: base + off as u32,
+                            len: len as u32,
+                            tag: None,
+                            csum_partial: false,
+                            vnet,
+                            peer,
+                        });
+                    }
+                }
+            }
         }
         Ok(RxBatch::new(&self.buf, &self.descs))
     }
@@ -289,6 +327,205 @@ impl RxQueue for VxlanRx {
             truncated: self.truncated,
         }
     }
+}
+
+/// The UDP GRO segment size the kernel reported with a buffer, if it is a train.
+fn gro_segment_size(hdr: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the kernel filled the control buffer and set msg_controllen; the
+    // CMSG_* macros walk only within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(v).ok();
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    None
+}
+
+/// Offsets in a VXLAN datagram (header, inner Ethernet, IPv4 without options, TCP)
+/// of a TCP segment a train may merge: (IPv4 header, TCP header, payload). Checks
+/// the headers only, not the IPv4 total length.
+fn tcp4_headers(d: &[u8]) -> Option<(usize, usize, usize)> {
+    const IP: usize = 8 + 14;
+    if d.get(IP - 2..IP)? != [0x08, 0x00] || *d.get(IP)? != 0x45 || *d.get(IP + 9)? != 6 {
+        return None;
+    }
+    // Not a fragment (MF clear, offset 0).
+    if u16::from_be_bytes([d[IP + 6], d[IP + 7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let tcp = IP + 20;
+    let doff = (*d.get(tcp + 12)? >> 4) as usize * 4;
+    let payload = tcp + doff;
+    (doff >= 20 && payload <= d.len()).then_some((IP, tcp, payload))
+}
+
+/// [`tcp4_headers`] of a whole datagram: its IPv4 length is exactly the rest, and it
+/// carries payload.
+fn tcp4_segment(d: &[u8]) -> Option<(usize, usize, usize)> {
+    let (ip, tcp, pay) = tcp4_headers(d)?;
+    let total = u16::from_be_bytes([d[ip + 2], d[ip + 3]]) as usize;
+    (ip + total == d.len() && pay < d.len()).then_some((ip, tcp, pay))
+}
+
+fn seq_of(d: &[u8], tcp: usize) -> u32 {
+    u32::from_be_bytes([d[tcp + 4], d[tcp + 5], d[tcp + 6], d[tcp + 7]])
+}
+
+/// Whether segment `next` continues the train whose first segment's headers are
+/// `first` (through the TCP options): the same VXLAN, Ethernet and IPv4 headers but
+/// for the length, id and checksum; the same TCP header but for the sequence number
+/// (`seq`, the train's next) and the checksum; flags ACK, or ACK|PSH; at most `mss`
+/// bytes of payload.
+fn continues(first: &[u8], next: &[u8], seq: u32, mss: usize) -> bool {
+    let Some((ip, tcp, pay)) = tcp4_segment(next) else {
+        return false;
+    };
+    if pay != first.len() || next.len() - pay > mss {
+        return false;
+    }
+    let same = |r: std::ops::Range<usize>| first.get(r.clone()) == next.get(r);
+    same(0..ip + 2)
+        && same(ip + 6..ip + 10)
+        && same(ip + 12..ip + 20)
+        && same(tcp..tcp + 4)
+        && same(tcp + 8..tcp + 13)
+        && same(tcp + 14..tcp + 16)
+        && same(tcp + 18..pay)
+        && seq_of(next, tcp) == seq
+        && matches!(next[tcp + 13], 0x10 | 0x18)
+}
+
+/// A frame cut from a train: offset, length, the GSO header of a merged one.
+type TrainFrame = (usize, usize, Option<VnetHdr>);
+
+/// A super-frame being merged from a train: where it is in the buffer, its MSS,
+/// the next sequence number, how many segments it holds.
+#[derive(Clone, Copy)]
+struct Merging {
+    start: usize,
+    end: usize,
+    hdrs: usize,
+    mss: usize,
+    seq: u32,
+    count: u32,
+}
+
+/// Cuts a UDP GRO train (`buf`: datagrams of `size` bytes, the last maybe shorter)
+/// into its datagrams, merging runs of TCP/IPv4 segments of one flow back into
+/// super-frames in place — the first segment's headers, then every payload; IPv4
+/// length and checksum fixed — each with the virtio-net header of a GSO frame
+/// (offsets from the inner frame, which starts after the VXLAN header). Frames only
+/// move towards the start of `buf`. Returns (offset, length, header) of each datagram
+/// or super-frame, VXLAN header first, in order.
+fn split_train(buf: &mut [u8], size: usize, merged: &mut u64) -> Vec<TrainFrame> {
+    let mut out = Vec::with_capacity(buf.len() / size.max(1) + 1);
+    let mut cur: Option<Merging> = None;
+    let mut write_at = 0;
+    let mut at = 0;
+    while at < buf.len() {
+        let len = size.min(buf.len() - at);
+        let (ds, de) = (at, at + len);
+        at = de;
+        if let Some(m) = cur.as_mut() {
+            let (head, tail) = buf.split_at(ds);
+            let next = &tail[..len];
+            let fits = m.end - m.start + len - m.hdrs <= 8 + 14 + usize::from(u16::MAX);
+            if fits && continues(&head[m.start..m.start + m.hdrs], next, m.seq, m.mss) {
+                let n = len - m.hdrs;
+                let push = next[8 + 14 + 20 + 13] == 0x18;
+                buf.copy_within(ds + m.hdrs..de, m.end);
+                m.end += n;
+                m.seq = m.seq.wrapping_add(n as u32);
+                m.count += 1;
+                if push || n < m.mss {
+                    // The train ends with this segment (PSH kept on the whole).
+                    if push {
+                        buf[m.start + 8 + 14 + 20 + 13] = 0x18;
+                    }
+                    write_at = finish(buf, cur.take(), &mut out, merged);
+                }
+                continue;
+            }
+            write_at = finish(buf, cur.take(), &mut out, merged);
+        }
+        // This datagram starts a frame of its own, moved down behind the last.
+        buf.copy_within(ds..de, write_at);
+        let d = &buf[write_at..write_at + len];
+        match tcp4_segment(d) {
+            Some((_, tcp, pay)) if d[tcp + 13] == 0x10 => {
+                let mss = len - pay;
+                cur = Some(Merging {
+                    start: write_at,
+                    end: write_at + len,
+                    hdrs: pay,
+                    mss,
+                    seq: seq_of(d, tcp).wrapping_add(mss as u32),
+                    count: 1,
+                });
+            }
+            _ => {
+                out.push((write_at, len, None));
+                write_at += len;
+            }
+        }
+    }
+    finish(buf, cur, &mut out, merged);
+    out
+}
+
+/// Ends the super-frame `m` (one segment stays as it is): fixes its IPv4 length and
+/// checksum and records it with its GSO header. Returns where the next frame goes.
+fn finish(
+    buf: &mut [u8],
+    m: Option<Merging>,
+    out: &mut Vec<TrainFrame>,
+    merged: &mut u64,
+) -> usize {
+    let Some(m) = m else {
+        return out.last().map_or(0, |(o, l, _)| o + l);
+    };
+    if m.count < 2 {
+        out.push((m.start, m.end - m.start, None));
+        return m.end;
+    }
+    let f = &mut buf[m.start..m.end];
+    let ip = 8 + 14;
+    let total = (f.len() - ip) as u16;
+    f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+    f[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+    let sum = ipv4_header_checksum(&f[ip..ip + 20]);
+    f[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    *merged += 1;
+    out.push((
+        m.start,
+        m.end - m.start,
+        Some(VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_TCPV4,
+            hdr_len: (m.hdrs - 8) as u16,
+            gso_size: m.mss as u16,
+            csum_start: (ip + 20 - 8) as u16,
+            csum_offset: 16,
+        }),
+    ));
+    m.end
+}
+
+/// The RFC 791 header checksum of `h` (its checksum field zero).
+fn ipv4_header_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 impl VxlanTx {
@@ -454,7 +691,7 @@ impl SoftwareOffload for VxlanTx {
         };
         let frame_len = crate::frame::frame_len(head, tag, body);
         let len = t.header.len() + frame_len;
-        if frame_len < crate::ETH_HLEN || len > RX_SLOT {
+        if frame_len < crate::ETH_HLEN || len > TX_DATAGRAM_MAX {
             self.stats.too_big += 1;
             return Err(TxError::TooBig);
         }
@@ -625,6 +862,126 @@ mod tests {
             assert_eq!(d[8], i as u8, "datagram {i} in order, whole");
         }
         assert_eq!(a_tx.tx_stats().sent, 10);
+    }
+
+    /// A train of `n` TCP/IPv4 segments of one flow, `mss` bytes each (the last
+    /// `last`), in VXLAN datagrams: (the datagrams, the whole payload).
+    fn train(n: usize, mss: usize, last: usize, seq0: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut all = Vec::new();
+        let mut dgs = Vec::new();
+        let mut seq = seq0;
+        for k in 0..n {
+            let len = if k + 1 == n { last } else { mss };
+            let payload: Vec<u8> = (0..len).map(|i| (i + k * 7) as u8).collect();
+            let mut f = vec![0x08, 0, 0, 0, 0, 0x27, 0x1a, 0];
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+            let builder = etherparse::PacketBuilder::ipv4([198, 18, 10, 1], [198, 18, 10, 2], 64)
+                .tcp(40000, 5201, seq, 512)
+                .ack(77);
+            let mut ip = Vec::new();
+            builder.write(&mut ip, &payload).unwrap();
+            ip[4..6].copy_from_slice(&(k as u16 + 100).to_be_bytes()); // the IPv4 id
+            f.extend_from_slice(&ip);
+            all.extend_from_slice(&payload);
+            seq = seq.wrapping_add(len as u32);
+            dgs.push(f);
+        }
+        (dgs, all)
+    }
+
+    fn run(dgs: &[Vec<u8>], size: usize) -> (Vec<u8>, Vec<TrainFrame>) {
+        let mut buf: Vec<u8> = dgs.concat();
+        let mut merged = 0;
+        let out = split_train(&mut buf, size, &mut merged);
+        (buf, out)
+    }
+
+    #[test]
+    fn a_train_of_one_flow_becomes_one_gso_super_frame() {
+        let (dgs, payload) = train(5, 1000, 300, u32::MAX - 1500);
+        let size = dgs[0].len();
+        let (buf, out) = run(&dgs, size);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (off, len, vnet) = out[0];
+        let f = &buf[off..off + len];
+        let inner = &f[8..];
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&inner[14..]).unwrap();
+        assert_eq!(ip.total_len() as usize, inner.len() - 14);
+        assert_eq!(ip.to_header().calc_header_checksum(), ip.header_checksum());
+        assert_eq!(&inner[14 + 20 + 20..], &payload[..]);
+        let v = vnet.unwrap();
+        assert_eq!(
+            (
+                v.gso_type,
+                v.gso_size,
+                v.hdr_len,
+                v.csum_start,
+                v.csum_offset
+            ),
+            (VnetHdr::GSO_TCPV4, 1000, 54, 34, 16)
+        );
+        // Cut again by the switch's own segmenter: the same segments' payloads.
+        let mut seg = Segmenter::new();
+        let mut again = Vec::new();
+        seg.segment(&inner[..12], None, &inner[12..], v, |s| {
+            again.extend_from_slice(&s[54..]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(again, payload);
+    }
+
+    #[test]
+    fn another_flow_a_push_or_other_traffic_ends_the_train() {
+        let (mut dgs, _) = train(4, 1000, 1000, 1);
+        // Segment 3 is of another flow (its source port).
+        let (other, _) = train(1, 1000, 1000, 9);
+        let mut o = other[0].clone();
+        o[8 + 14 + 20] ^= 1;
+        dgs.insert(2, o);
+        let size = dgs[0].len();
+        let (_, out) = run(&dgs, size);
+        let lens: Vec<(usize, bool)> = out.iter().map(|(_, l, v)| (*l, v.is_some())).collect();
+        // [1+2 merged], [the other flow's segment], [3+4 merged]: a train ends at
+        // the first segment that does not continue it, and that one starts the next.
+        assert_eq!(lens[0], (8 + 14 + 40 + 2000, true), "{lens:?}");
+        assert_eq!(lens[1], (size, false));
+        assert_eq!(lens.len(), 3);
+
+        // A PSH ends the train it closes; what follows starts another.
+        let (mut dgs, _) = train(4, 1000, 1000, 1);
+        dgs[1][8 + 14 + 20 + 13] = 0x18;
+        let (buf, out) = run(&dgs, size);
+        assert_eq!(out.len(), 2);
+        let first = &buf[out[0].0..out[0].0 + out[0].1];
+        assert_eq!(first[8 + 14 + 20 + 13], 0x18, "PSH kept");
+        assert!(out[1].2.is_some());
+
+        // Not TCP, or a fragment: as they came.
+        let mut udp = dgs[0].clone();
+        udp[8 + 14 + 9] = 17;
+        let (_, out) = run(&[udp.clone(), udp], size);
+        assert!(out.iter().all(|(_, l, v)| *l == size && v.is_none()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_train_splits_without_panic_and_keeps_every_byte_of_payload(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            size in 1usize..700,
+        ) {
+            let mut buf = bytes.clone();
+            let mut merged = 0;
+            let out = split_train(&mut buf, size, &mut merged);
+            let total: usize = out.iter().map(|(_, l, _)| l).sum();
+            proptest::prop_assert!(total <= bytes.len());
+            for (o, l, _) in &out {
+                proptest::prop_assert!(o + l <= buf.len());
+            }
+            if merged == 0 {
+                proptest::prop_assert_eq!(total, bytes.len());
+            }
+        }
     }
 
     #[test]
