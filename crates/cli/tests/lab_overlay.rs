@@ -194,6 +194,20 @@ impl Overlay {
         self.start_with(h, ports, peers, &[]);
     }
 
+    /// Hosts 1 and 2 with one guest each in `web`, each the other's static peer.
+    fn start_pair(&mut self, vm1: &Vm, vm2: &Vm) {
+        self.start(
+            0,
+            &[(vm1, "web")],
+            &[("198.18.100.2", vec![(10, &vm2.mac)])],
+        );
+        self.start(
+            1,
+            &[(vm2, "web")],
+            &[("198.18.100.1", vec![(10, &vm1.mac)])],
+        );
+    }
+
     /// [`Overlay::start`] with `extra` daemon arguments (a cluster member's).
     fn start_with(
         &mut self,
@@ -321,16 +335,7 @@ fn guests_on_two_hosts_ping_and_run_tcp_with_offloads_over_the_overlay() {
     let (mut o, _) = Overlay::new("ovl2", 2, &[]);
     let vm1 = o.vm("vm1", 0, "vm1", "52:54:00:00:01:01", "198.18.10.11");
     let vm2 = o.vm("vm2", 1, "vm2", "52:54:00:00:01:02", "198.18.10.12");
-    o.start(
-        0,
-        &[(&vm1, "web")],
-        &[("198.18.100.2", vec![(10, &vm2.mac)])],
-    );
-    o.start(
-        1,
-        &[(&vm2, "web")],
-        &[("198.18.100.1", vec![(10, &vm1.mac)])],
-    );
+    o.start_pair(&vm1, &vm2);
 
     wait_ping(&o, &vm1.g, &vm2.addr);
     assert_eq!(ping(&vm1.g, &vm2.addr, 5), 5, "{}", o.logs());
@@ -694,16 +699,7 @@ fn a_datagram_above_the_underlay_mtu_is_refused_and_counted_unless_the_host_frag
         ]);
     }
     o.hosts[1].fragment = true;
-    o.start(
-        0,
-        &[(&vm1, "web")],
-        &[("198.18.100.2", vec![(10, &vm2.mac)])],
-    );
-    o.start(
-        1,
-        &[(&vm2, "web")],
-        &[("198.18.100.1", vec![(10, &vm1.mac)])],
-    );
+    o.start_pair(&vm1, &vm2);
     wait_ping(&o, &vm2.g, &vm1.addr);
     // Frames that fit go both ways.
     let big = |g: &Guest, dst: &str, size: &str| {

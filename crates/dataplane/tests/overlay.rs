@@ -267,36 +267,26 @@ fn the_remote_mac_table_is_bounded_and_refuses_what_does_not_fit() {
     assert_eq!(sw.overlay().unwrap().remote_macs().len(), 16);
 }
 
+/// What `portcullis trace` would say of `frame` from guest `a`.
+fn explained(sw: &mut Switch, frame: &[u8]) -> String {
+    let mut t = trace::Trace::default();
+    let f = IngressFrame {
+        data: frame,
+        tag: None,
+    };
+    sw.process_traced(Timestamp(1), A, &f, &mut t);
+    t.explain(sw).into_iter().map(|e| e.text + "\n").collect()
+}
+
 #[test]
 fn the_trace_shows_the_encapsulation_decision() {
     let mut sw = switch();
-    let f = frame(r1(), mac(1));
-    let mut t = trace::Trace::default();
-    sw.process_traced(
-        Timestamp(1),
-        A,
-        &IngressFrame {
-            data: &f,
-            tag: None,
-        },
-        &mut t,
-    );
-    let text: String = t.explain(&sw).into_iter().map(|e| e.text + "\n").collect();
+    let text = explained(&mut sw, &frame(r1(), mac(1)));
     assert!(
         text.contains("remote guest behind endpoint 198.18.100.2; encapsulated in VXLAN"),
         "{text}"
     );
-    let f = frame(MacAddr::BROADCAST, mac(1));
-    sw.process_traced(
-        Timestamp(1),
-        A,
-        &IngressFrame {
-            data: &f,
-            tag: None,
-        },
-        &mut t,
-    );
-    let text: String = t.explain(&sw).into_iter().map(|e| e.text + "\n").collect();
+    let text = explained(&mut sw, &frame(MacAddr::BROADCAST, mac(1)));
     assert!(
         text.contains("head-end replication, one VXLAN copy to each of 2 endpoint(s)"),
         "{text}"
