@@ -475,6 +475,16 @@ fn broadcast_reaches_each_member_once_and_forged_vxlan_is_dropped() {
     assert_eq!(o.overlay(0)["unknown_endpoint"], 5);
     // Traffic still flows.
     assert_eq!(ping(&vm1.g, &vm2.addr, 3), 3);
+    // What an operator reads: `show overlay` lists both endpoints and the refusals.
+    let out = o.sw(0).cli(&["show", "overlay"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for needle in ["198.18.100.2", "198.18.100.3", "10010", &vm2.mac] {
+        assert!(
+            text.contains(needle),
+            "show overlay lacks {needle}:\n{text}"
+        );
+    }
 }
 
 #[test]
