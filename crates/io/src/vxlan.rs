@@ -346,30 +346,41 @@ fn gro_segment_size(hdr: &libc::msghdr) -> Option<usize> {
     None
 }
 
-/// Offsets in a VXLAN datagram (header, inner Ethernet, IPv4 without options, TCP)
-/// of a TCP segment a train may merge: (IPv4 header, TCP header, payload). Checks
-/// the headers only, not the IPv4 total length.
-fn tcp4_headers(d: &[u8]) -> Option<(usize, usize, usize)> {
-    const IP: usize = 8 + 14;
-    if d.get(IP - 2..IP)? != [0x08, 0x00] || *d.get(IP)? != 0x45 || *d.get(IP + 9)? != 6 {
-        return None;
-    }
-    // Not a fragment (MF clear, offset 0).
-    if u16::from_be_bytes([d[IP + 6], d[IP + 7]]) & 0x3fff != 0 {
-        return None;
-    }
-    let tcp = IP + 20;
+/// The inner IP header offset (after the VXLAN and Ethernet headers).
+const INNER_IP: usize = 8 + 14;
+
+/// Offsets in a VXLAN datagram of a TCP segment a train may merge — IPv4 without
+/// options, or IPv6 whose next header is TCP: (TCP header, payload, IPv6?). Checks
+/// the headers only, not the IP length field.
+fn tcp_headers(d: &[u8]) -> Option<(usize, usize, bool)> {
+    const IP: usize = INNER_IP;
+    let (tcp, v6) = match d.get(IP - 2..IP)? {
+        [0x08, 0x00] if *d.get(IP)? == 0x45 && *d.get(IP + 9)? == 6 => {
+            // Not a fragment (MF clear, offset 0).
+            if u16::from_be_bytes([d[IP + 6], d[IP + 7]]) & 0x3fff != 0 {
+                return None;
+            }
+            (IP + 20, false)
+        }
+        [0x86, 0xdd] if *d.get(IP)? >> 4 == 6 && *d.get(IP + 6)? == 6 => (IP + 40, true),
+        _ => return None,
+    };
     let doff = (*d.get(tcp + 12)? >> 4) as usize * 4;
     let payload = tcp + doff;
-    (doff >= 20 && payload <= d.len()).then_some((IP, tcp, payload))
+    (doff >= 20 && payload <= d.len()).then_some((tcp, payload, v6))
 }
 
-/// [`tcp4_headers`] of a whole datagram: its IPv4 length is exactly the rest, and it
+/// [`tcp_headers`] of a whole datagram: its IP length says exactly the rest, and it
 /// carries payload.
-fn tcp4_segment(d: &[u8]) -> Option<(usize, usize, usize)> {
-    let (ip, tcp, pay) = tcp4_headers(d)?;
-    let total = u16::from_be_bytes([d[ip + 2], d[ip + 3]]) as usize;
-    (ip + total == d.len() && pay < d.len()).then_some((ip, tcp, pay))
+fn tcp_segment(d: &[u8]) -> Option<(usize, usize, bool)> {
+    let (tcp, pay, v6) = tcp_headers(d)?;
+    let ip = INNER_IP;
+    let field = u16::from_be_bytes([
+        d[ip + if v6 { 4 } else { 2 }],
+        d[ip + if v6 { 5 } else { 3 }],
+    ]);
+    let end = ip + usize::from(field) + if v6 { 40 } else { 0 };
+    (end == d.len() && pay < d.len()).then_some((tcp, pay, v6))
 }
 
 fn seq_of(d: &[u8], tcp: usize) -> u32 {
@@ -377,21 +388,25 @@ fn seq_of(d: &[u8], tcp: usize) -> u32 {
 }
 
 /// Whether segment `next` continues the train whose first segment's headers are
-/// `first` (through the TCP options): the same VXLAN, Ethernet and IPv4 headers but
-/// for the length, id and checksum; the same TCP header but for the sequence number
-/// (`seq`, the train's next) and the checksum; flags ACK, or ACK|PSH; at most `mss`
-/// bytes of payload.
+/// `first` (through the TCP options): the same VXLAN and Ethernet headers, the same
+/// IP header but for the length (and IPv4's id and checksum), the same TCP header but
+/// for the sequence number (`seq`, the train's next) and the checksum; flags ACK, or
+/// ACK|PSH; at most `mss` bytes of payload.
 fn continues(first: &[u8], next: &[u8], seq: u32, mss: usize) -> bool {
-    let Some((ip, tcp, pay)) = tcp4_segment(next) else {
+    let Some((tcp, pay, v6)) = tcp_segment(next) else {
         return false;
     };
     if pay != first.len() || next.len() - pay > mss {
         return false;
     }
+    let ip = INNER_IP;
     let same = |r: std::ops::Range<usize>| first.get(r.clone()) == next.get(r);
-    same(0..ip + 2)
-        && same(ip + 6..ip + 10)
-        && same(ip + 12..ip + 20)
+    let ip_same = if v6 {
+        same(0..ip + 4) && same(ip + 6..tcp)
+    } else {
+        same(0..ip + 2) && same(ip + 6..ip + 10) && same(ip + 12..tcp)
+    };
+    ip_same
         && same(tcp..tcp + 4)
         && same(tcp + 8..tcp + 13)
         && same(tcp + 14..tcp + 16)
@@ -409,16 +424,19 @@ type TrainFrame = (usize, usize, Option<VnetHdr>);
 struct Merging {
     start: usize,
     end: usize,
+    /// The TCP header's offset, and the payload's (the headers' length).
+    tcp: usize,
     hdrs: usize,
+    v6: bool,
     mss: usize,
     seq: u32,
     count: u32,
 }
 
 /// Cuts a UDP GRO train (`buf`: datagrams of `size` bytes, the last maybe shorter)
-/// into its datagrams, merging runs of TCP/IPv4 segments of one flow back into
-/// super-frames in place — the first segment's headers, then every payload; IPv4
-/// length and checksum fixed — each with the virtio-net header of a GSO frame
+/// into its datagrams, merging runs of TCP segments (IPv4 or IPv6) of one flow back
+/// into super-frames in place — the first segment's headers, then every payload; the
+/// IP length (and IPv4's checksum) fixed — each with the virtio-net header of a GSO frame
 /// (offsets from the inner frame, which starts after the VXLAN header). Frames only
 /// move towards the start of `buf`. Returns (offset, length, header) of each datagram
 /// or super-frame, VXLAN header first, in order.
@@ -434,10 +452,11 @@ fn split_train(buf: &mut [u8], size: usize, merged: &mut u64) -> Vec<TrainFrame>
         if let Some(m) = cur.as_mut() {
             let (head, tail) = buf.split_at(ds);
             let next = &tail[..len];
-            let fits = m.end - m.start + len - m.hdrs <= 8 + 14 + usize::from(u16::MAX);
+            let limit = INNER_IP + usize::from(u16::MAX) + if m.v6 { 40 } else { 0 };
+            let fits = m.end - m.start + len - m.hdrs <= limit;
             if fits && continues(&head[m.start..m.start + m.hdrs], next, m.seq, m.mss) {
                 let n = len - m.hdrs;
-                let push = next[8 + 14 + 20 + 13] == 0x18;
+                let push = next[m.tcp + 13] == 0x18;
                 buf.copy_within(ds + m.hdrs..de, m.end);
                 m.end += n;
                 m.seq = m.seq.wrapping_add(n as u32);
@@ -445,7 +464,7 @@ fn split_train(buf: &mut [u8], size: usize, merged: &mut u64) -> Vec<TrainFrame>
                 if push || n < m.mss {
                     // The train ends with this segment (PSH kept on the whole).
                     if push {
-                        buf[m.start + 8 + 14 + 20 + 13] = 0x18;
+                        buf[m.start + m.tcp + 13] = 0x18;
                     }
                     write_at = finish(buf, cur.take(), &mut out, merged);
                 }
@@ -456,13 +475,15 @@ fn split_train(buf: &mut [u8], size: usize, merged: &mut u64) -> Vec<TrainFrame>
         // This datagram starts a frame of its own, moved down behind the last.
         buf.copy_within(ds..de, write_at);
         let d = &buf[write_at..write_at + len];
-        match tcp4_segment(d) {
-            Some((_, tcp, pay)) if d[tcp + 13] == 0x10 => {
+        match tcp_segment(d) {
+            Some((tcp, pay, v6)) if d[tcp + 13] == 0x10 => {
                 let mss = len - pay;
                 cur = Some(Merging {
                     start: write_at,
                     end: write_at + len,
+                    tcp,
                     hdrs: pay,
+                    v6,
                     mss,
                     seq: seq_of(d, tcp).wrapping_add(mss as u32),
                     count: 1,
@@ -494,22 +515,29 @@ fn finish(
         return m.end;
     }
     let f = &mut buf[m.start..m.end];
-    let ip = 8 + 14;
-    let total = (f.len() - ip) as u16;
-    f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
-    f[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-    let sum = ipv4_header_checksum(&f[ip..ip + 20]);
-    f[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    let ip = INNER_IP;
+    let gso_type = if m.v6 {
+        let payload_len = (f.len() - ip - 40) as u16;
+        f[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
+        VnetHdr::GSO_TCPV6
+    } else {
+        let total = (f.len() - ip) as u16;
+        f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        f[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let sum = ipv4_header_checksum(&f[ip..ip + 20]);
+        f[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+        VnetHdr::GSO_TCPV4
+    };
     *merged += 1;
     out.push((
         m.start,
         m.end - m.start,
         Some(VnetHdr {
             flags: VnetHdr::F_NEEDS_CSUM,
-            gso_type: VnetHdr::GSO_TCPV4,
+            gso_type,
             hdr_len: (m.hdrs - 8) as u16,
             gso_size: m.mss as u16,
-            csum_start: (ip + 20 - 8) as u16,
+            csum_start: (m.tcp - 8) as u16,
             csum_offset: 16,
         }),
     ));
@@ -867,6 +895,10 @@ mod tests {
     /// A train of `n` TCP/IPv4 segments of one flow, `mss` bytes each (the last
     /// `last`), in VXLAN datagrams: (the datagrams, the whole payload).
     fn train(n: usize, mss: usize, last: usize, seq0: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
+        train_of(false, n, mss, last, seq0)
+    }
+
+    fn train_of(v6: bool, n: usize, mss: usize, last: usize, seq0: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
         let mut all = Vec::new();
         let mut dgs = Vec::new();
         let mut seq = seq0;
@@ -874,13 +906,27 @@ mod tests {
             let len = if k + 1 == n { last } else { mss };
             let payload: Vec<u8> = (0..len).map(|i| (i + k * 7) as u8).collect();
             let mut f = vec![0x08, 0, 0, 0, 0, 0x27, 0x1a, 0];
-            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
-            let builder = etherparse::PacketBuilder::ipv4([198, 18, 10, 1], [198, 18, 10, 2], 64)
-                .tcp(40000, 5201, seq, 512)
-                .ack(77);
+            let et = if v6 { 0x86dd_u16 } else { 0x0800 }.to_be_bytes();
+            f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, et[0], et[1]]);
             let mut ip = Vec::new();
-            builder.write(&mut ip, &payload).unwrap();
-            ip[4..6].copy_from_slice(&(k as u16 + 100).to_be_bytes()); // the IPv4 id
+            if v6 {
+                let (a, b) = (
+                    [0xfd, 0, 0, 0xc6, 0, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    [0xfd; 16],
+                );
+                etherparse::PacketBuilder::ipv6(a, b, 64)
+                    .tcp(40000, 5201, seq, 512)
+                    .ack(77)
+                    .write(&mut ip, &payload)
+                    .unwrap();
+            } else {
+                etherparse::PacketBuilder::ipv4([198, 18, 10, 1], [198, 18, 10, 2], 64)
+                    .tcp(40000, 5201, seq, 512)
+                    .ack(77)
+                    .write(&mut ip, &payload)
+                    .unwrap();
+                ip[4..6].copy_from_slice(&(k as u16 + 100).to_be_bytes()); // the IPv4 id
+            }
             f.extend_from_slice(&ip);
             all.extend_from_slice(&payload);
             seq = seq.wrapping_add(len as u32);
@@ -928,6 +974,31 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        assert_eq!(again, payload);
+    }
+
+    #[test]
+    fn a_train_of_tcp_over_ipv6_becomes_one_gso_super_frame() {
+        let (dgs, payload) = train_of(true, 4, 1200, 10, 5);
+        let (buf, out) = run(&dgs, dgs[0].len());
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (off, len, vnet) = out[0];
+        let inner = &buf[off + 8..off + len];
+        let ip = etherparse::Ipv6HeaderSlice::from_slice(&inner[14..]).unwrap();
+        assert_eq!(ip.payload_length() as usize, inner.len() - 14 - 40);
+        assert_eq!(&inner[14 + 40 + 20..], &payload[..]);
+        let v = vnet.unwrap();
+        assert_eq!(
+            (v.gso_type, v.gso_size, v.hdr_len, v.csum_start),
+            (VnetHdr::GSO_TCPV6, 1200, 74, 54)
+        );
+        let mut again = Vec::new();
+        Segmenter::new()
+            .segment(&inner[..12], None, &inner[12..], v, |s| {
+                again.extend_from_slice(&s[74..]);
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(again, payload);
     }
 
