@@ -413,3 +413,53 @@ fn ctrl_c_in_the_middle_of_the_demo_removes_the_lab_and_fails() {
         "an interrupted demo reports failure: {out}"
     );
 }
+
+#[test]
+fn a_sighup_the_moment_the_socket_appears_reloads_and_does_not_kill() {
+    // The daemon listens for its signals before it creates its socket: a service
+    // manager (or anyone) that signals as soon as the socket exists must not meet
+    // the default action (SIGHUP ends a process).
+    let mut lab = lab("hupearly", &[]);
+    let a = lab.add_guest("a").unwrap();
+    let dir = lab.scratch_dir().unwrap();
+    let cfg = format!(
+        "[switch]\nname = \"s\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n{}",
+        port("a", &a, "web")
+    );
+    std::fs::write(dir.join("early.toml"), &cfg).unwrap();
+    let socket = dir.join("early.sock");
+    let log = dir.join("early.log");
+    let mut cmd = Command::new(EXE);
+    cmd.args(["daemon", "--config"])
+        .arg(dir.join("early.toml"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join("early-state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let pid = lab.spawn(cmd).unwrap();
+    let t = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no socket");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    let t = std::time::Instant::now();
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    while !text().contains("SIGHUP") {
+        assert!(
+            lab.wait_exit(pid, Duration::ZERO).unwrap().is_none(),
+            "the daemon died of an early SIGHUP:\n{}",
+            text()
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = lab
+        .kill_with(pid, libc::SIGTERM, Duration::from_secs(5))
+        .expect("exit status");
+    assert!(status.success(), "{status}\n{}", text());
+}

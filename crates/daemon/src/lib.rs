@@ -149,6 +149,16 @@ pub struct RunningDaemon {
     opts: DaemonOptions,
     /// A cluster member's agent state: the host leaves the cluster on stop.
     cluster: Option<Arc<portcullis_cluster::Shared>>,
+    /// SIGTERM and SIGHUP, listened for from before the socket existed.
+    signals: std::sync::Mutex<Option<Signals>>,
+}
+
+/// The signals the daemon answers, listened for from its start.
+#[derive(Debug)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
 fn fs_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
@@ -194,6 +204,28 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
     let store = open_state(&opts.state_dir)?;
     let plan = plan::prepare(compiled, &plan::Current::nothing(store.clone(), false))?;
     let runtime = control_runtime()?;
+    // The signals first: once the socket exists a client (a service manager, a
+    // test) may send SIGHUP or SIGTERM, whose default action would end the daemon
+    // without a reload or a clean stop.
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _rt = runtime.enter();
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(t), Ok(h), Ok(i)) => Some(Signals {
+                term: t,
+                hup: h,
+                int: i,
+            }),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM, SIGHUP and SIGINT");
+                None
+            }
+        }
+    };
     let listener = {
         let _guard = runtime.enter();
         tokio::net::UnixListener::bind(&opts.socket).map_err(fs_err(&opts.socket))?
@@ -329,6 +361,7 @@ pub fn start(opts: &DaemonOptions) -> Result<RunningDaemon, DaemonError> {
         app,
         opts: opts.clone(),
         cluster: cluster_shared,
+        signals: std::sync::Mutex::new(signals),
     })
 }
 
@@ -1013,23 +1046,21 @@ impl RunningDaemon {
     /// Blocks until SIGINT or SIGTERM; on SIGHUP applies the startup files
     /// (`systemctl reload`, [`service::reload`]) and goes on.
     pub fn wait_for_signal(&self) {
-        use tokio::signal::unix::{SignalKind, signal};
         let Some(rt) = &self.runtime else { return };
+        let signals = self.signals.lock().ok().and_then(|mut s| s.take());
         rt.block_on(async {
-            let (mut term, mut hup) = match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::hangup()),
-            ) {
-                (Ok(t), Ok(h)) => (t, h),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM and SIGHUP");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
+            let Some(Signals {
+                mut term,
+                mut hup,
+                mut int,
+            }) = signals
+            else {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
             };
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {
+                    _ = int.recv() => {
                         tracing::info!("SIGINT: stopping");
                         break;
                     }
