@@ -162,12 +162,78 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     assert_eq!(mac, MAC);
     assert!(ip.starts_with("198.18.10."), "{ip}");
     console.wait_ready(Duration::from_secs(30));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(10)),
+        "the guest configured its lease: {}",
+        console.seen
+    );
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(
         rc, 0,
         "the guest pings the veth guest through the switch: {out}"
     );
     assert!(sw.counter("vm", "rx_frames") > 0 && sw.counter("vm", "tx_frames") > 0);
+
+    // TCP both ways with offloads: the guest's TSO super-frames reach the switch
+    // whole (its virtio-net header), and the veth guest's reach the guest whole.
+    let io = |key: &str| sw.port("vm")["io"][key].as_u64().unwrap_or(0);
+    // Guest → veth guest: the veth guest fetches 8 MiB the guest's busybox httpd
+    // serves.
+    let (rc, out) = console.run(
+        "dd if=/dev/zero of=/tmp/z bs=65536 count=128 2>/dev/null && httpd -p 8080 -h /tmp",
+        Duration::from_secs(20),
+    );
+    assert_eq!(rc, 0, "httpd in the guest: {out}");
+    let fetched = srv
+        .command("busybox")
+        .args([
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            &format!("http://{ip}:8080/z"),
+        ])
+        .output()
+        .expect("wget from the guest");
+    assert!(
+        fetched.status.success(),
+        "8 MiB of TCP from the guest: {fetched:?}"
+    );
+    let guest_gso = io("rx_gso_frames");
+    // Veth guest → guest: the guest fetches 8 MiB from busybox httpd in srv.
+    let www = scratch.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("z"), vec![0u8; 8 << 20]).unwrap();
+    let mut httpd = srv.command("busybox");
+    httpd
+        .args(["httpd", "-f", "-p", "8080", "-h"])
+        .arg(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    lab.spawn(httpd).expect("httpd in srv");
+    std::thread::sleep(Duration::from_millis(300));
+    let (rc, out) = console.run(
+        &format!("wget -q -O /dev/null http://{SERVER}:8080/z"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(rc, 0, "8 MiB of TCP to the guest: {out}");
+    let srv_gso = sw.port("srv")["io"]["rx_gso_frames"].as_u64().unwrap_or(0);
+    eprintln!(
+        "TCP: {guest_gso} super-frames from the guest; {srv_gso} from the veth guest, {} segments cut in software towards the guest",
+        io("tx_gso_segments")
+    );
+    assert!(
+        guest_gso > 0,
+        "super-frames from the guest crossed whole: {}",
+        sw.port("vm")
+    );
+    if srv_gso > 0 {
+        assert_eq!(
+            io("tx_gso_segments"),
+            0,
+            "the guest took super-frames whole"
+        );
+    }
 
     // Frames from another MAC than the port's: dropped and counted.
     let before = sw.drops("vm", "forged_transmit");
