@@ -173,6 +173,7 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
         "the guest pings the veth guest through the switch: {out}"
     );
     assert!(sw.counter("vm", "rx_frames") > 0 && sw.counter("vm", "tx_frames") > 0);
+    assert_eq!(sw.port("vm")["backend"], "vhost_user");
 
     // TCP both ways with offloads: the guest's TSO super-frames reach the switch
     // whole (its virtio-net header), and the veth guest's reach the guest whole.

@@ -54,8 +54,29 @@ impl std::fmt::Debug for PortIo {
 /// "native, zero-copy" (a NIC whose driver supports it) or "skb, copy".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendInUse {
+    /// For a port on an interface; AF_PACKET (unused) on a vhost-user port.
     pub backend: Backend,
     pub xdp_mode: Option<&'static str>,
+    /// A vhost-user port: no interface, the guest's rings served from a socket.
+    pub vhost_user: bool,
+}
+
+impl BackendInUse {
+    /// A vhost-user port's.
+    pub const VHOST_USER: BackendInUse = BackendInUse {
+        backend: Backend::AfPacket,
+        xdp_mode: None,
+        vhost_user: true,
+    };
+
+    /// The name the port view shows: the backend's, or "vhost_user".
+    pub fn name(&self) -> &'static str {
+        if self.vhost_user {
+            "vhost_user"
+        } else {
+            self.backend.name()
+        }
+    }
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -191,7 +212,12 @@ impl Attachment {
                         source,
                     })?;
                 tracing::info!(port, socket = %options.socket.display(), mode = ?options.mode, "vhost-user port open");
-                return Ok((PortIo::new(Box::new(rx), Box::new(tx)), None));
+                let io = PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                    in_use: Some(BackendInUse::VHOST_USER),
+                };
+                return Ok((io, None));
             }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname.as_str(), *backend)
@@ -290,6 +316,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
                     in_use: Some(BackendInUse {
                         backend: Backend::AfXdp,
                         xdp_mode: Some(xdp),
+                        vhost_user: false,
                     }),
                 });
             }
@@ -314,6 +341,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
         in_use: Some(BackendInUse {
             backend: Backend::AfPacket,
             xdp_mode: None,
+            vhost_user: false,
         }),
     })
 }
@@ -480,7 +508,11 @@ impl PortLinks for AttachedLinks {
                 let port_name = self.names.get(port).map_or("", String::as_str);
                 let (rx, tx) = portcullis_io::open_vhost_user(port_name, options)
                     .map_err(|e| e.to_string())?;
-                return Ok(PortIo::new(Box::new(rx), Box::new(tx)));
+                return Ok(PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                    in_use: Some(BackendInUse::VHOST_USER),
+                });
             }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname, *backend)
@@ -590,6 +622,7 @@ mod tests {
         let mut created = CreatedTaps::default();
         let (io, handle) = a[0].open("vm9", &mut created).expect("socket bound");
         assert!(handle.is_none() && io.rx.fd().is_some());
+        assert_eq!(io.in_use.map(|u| u.name()), Some("vhost_user"));
         assert!(std::path::Path::new("/tmp/pcl-vu-unit.sock").exists());
         drop(io);
         assert!(
