@@ -279,6 +279,11 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
 
     // The daemon killed and started again while the guest runs: QEMU reconnects
     // (reconnect-ms) and the guest talks again without a reboot.
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "every request of QEMU's was handled:\n{}",
+        sw.log_text()
+    );
     lab.kill(sw.pid);
     let t2 = Instant::now();
     sw = start_daemon(&mut lab, "sw", &config);
@@ -292,4 +297,9 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the guest talks through the restarted daemon: {out}");
     eprintln!("daemon restarted: pinging again after {:?}", t2.elapsed());
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "every request of QEMU's was handled:\n{}",
+        sw.log_text()
+    );
 }

@@ -934,7 +934,7 @@ impl Inner {
             };
             if !ok {
                 self.stats.bad_messages += 1;
-                tracing::debug!(port = %self.name, request, "vhost-user request refused");
+                tracing::warn!(port = %self.name, request, "vhost-user request refused");
             }
             let wants_ack = flags & FLAG_NEED_REPLY != 0
                 && conn.protocol & PROTOCOL_F_REPLY_ACK != 0

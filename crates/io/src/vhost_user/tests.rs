@@ -478,6 +478,29 @@ fn client_mode_connects_to_a_listening_frontend() {
         calls: [new_eventfd("t").unwrap(), new_eventfd("t").unwrap()],
     };
     fe.start(&mut rx, ALL);
+    // The frontend goes away and comes back: the port connects again by itself.
+    drop(fe);
+    assert!(rx.recv().unwrap().is_empty());
+    assert_eq!(rx.vhost_stats().disconnects, 1);
+    l.set_nonblocking(true).unwrap();
+    let t = std::time::Instant::now();
+    let s = loop {
+        let _ = rx.recv();
+        if let Ok((s, _)) = l.accept() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "reconnected");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_nonblocking(false).unwrap();
+    let mut fe = Frontend {
+        s,
+        mem: memfd(),
+        kicks: [new_eventfd("t").unwrap(), new_eventfd("t").unwrap()],
+        calls: [new_eventfd("t").unwrap(), new_eventfd("t").unwrap()],
+    };
+    fe.start(&mut rx, ALL);
+    assert_eq!(rx.vhost_stats().connections, 2);
     let _ = std::fs::remove_file(&path);
 }
 
