@@ -5,7 +5,9 @@
 //! from dnsmasq on a veth guest through the switch, pings it, and its frames from a
 //! forged MAC are dropped and counted; QEMU killed and started again reconnects
 //! (the port serves the new connection from scratch); the daemon killed and
-//! started again while the guest runs reconnects (QEMU's `reconnect-ms`).
+//! started again while the guest runs reconnects (QEMU's `reconnect-ms`). A second
+//! test runs the port in client mode against a listening QEMU: lease, ping, and a
+//! daemon restart that connects again.
 
 mod common;
 
@@ -40,6 +42,18 @@ const MAC: &str = "52:54:00:10:0b:01";
 /// Starts QEMU (TCG) on the guest image, its NIC a vhost-user client of `sock`
 /// (reconnecting every second), its console served on `console`; the pid.
 fn start_qemu(lab: &mut Lab, img: &GuestImage, sock: &Path, console: &Path) -> u32 {
+    start_qemu_with(lab, img, sock, console, "reconnect-ms=1000")
+}
+
+/// [`start_qemu`] with the vhost-user chardev's options (`server=on,wait=off`: QEMU
+/// listens, for a port in client mode).
+fn start_qemu_with(
+    lab: &mut Lab,
+    img: &GuestImage,
+    sock: &Path,
+    console: &Path,
+    chardev: &str,
+) -> u32 {
     let _ = std::fs::remove_file(console);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -66,10 +80,7 @@ fn start_qemu(lab: &mut Lab, img: &GuestImage, sock: &Path, console: &Path) -> u
     ))
     .args(["-serial", "chardev:ser"])
     .arg("-chardev")
-    .arg(format!(
-        "socket,id=c0,path={},reconnect-ms=1000",
-        sock.display()
-    ))
+    .arg(format!("socket,id=c0,path={},{chardev}", sock.display()))
     .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
     .args([
         "-device",
@@ -300,6 +311,72 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     assert!(
         !sw.log_text().contains("vhost-user request refused"),
         "every request of QEMU's was handled:\n{}",
+        sw.log_text()
+    );
+}
+
+#[test]
+fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
+    let _turn = common::libvirt::one_at_a_time();
+    let mut lab = lab("vhostcli", &["dnsmasq", "ping", "qemu-system-x86_64"]);
+    let img = guest_image();
+    let srv = lab.add_guest("srv").unwrap();
+    let scratch = lab.scratch_dir().unwrap();
+    let sock = scratch.join("vm.vhost");
+    let console_path = scratch.join("vm.console");
+    let qemu_log = sock.with_extension("qemu.log");
+    // QEMU first: it listens on the socket the port connects to.
+    let _qemu = start_qemu_with(&mut lab, &img, &sock, &console_path, "server=on,wait=off");
+    let mut console = Console::connect(&console_path);
+    let config = format!(
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        port_on("srv", &srv, "servers", "af_packet"),
+        sock.display()
+    );
+    let mut sw = start_daemon(&mut lab, "sw", &config);
+    dnsmasq(
+        &mut lab,
+        &srv,
+        &format!("{SERVER}/16"),
+        "198.18.10.100,198.18.10.150",
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "the guest's DHCP lease",
+        Duration::from_secs(90),
+        || binding(&sw, "vm").is_some(),
+    );
+    let (ip, _) = binding(&sw, "vm").unwrap();
+    console.wait_ready(Duration::from_secs(30));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(10)),
+        "the guest configured its lease: {}",
+        console.seen
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest pings through a client-mode port: {out}");
+
+    // The daemon killed and started again: it connects to QEMU again.
+    lab.kill(sw.pid);
+    let t = Instant::now();
+    sw = start_daemon(&mut lab, "sw", &config);
+    wait(
+        &sw,
+        &qemu_log,
+        "the port reconnects",
+        Duration::from_secs(20),
+        || sw.log_text().contains("vhost-user frontend connected"),
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest talks through the restarted daemon: {out}");
+    eprintln!(
+        "client mode, daemon restarted: pinging again after {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "{}",
         sw.log_text()
     );
 }
