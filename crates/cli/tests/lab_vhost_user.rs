@@ -2,8 +2,9 @@
 //! TCG (QEMU 10; a Debian kernel and a busybox initramfs, DESIGN §10): its
 //! virtio-net device is served by the daemon over `vhost_user = { socket }`
 //! (server mode, guest memory shared through a memfd). The guest gets its lease
-//! from dnsmasq on a veth guest through the switch, pings it, and its frames from a
-//! forged MAC are dropped and counted; QEMU killed and started again reconnects
+//! from dnsmasq on a veth guest through the switch, pings it, moves TCP both ways
+//! with TSO super-frames crossing whole, and its forged ARP claims, IP sources and
+//! MAC sources are dropped and counted by reason; QEMU killed and started again reconnects
 //! (the port serves the new connection from scratch); the daemon killed and
 //! started again while the guest runs reconnects (QEMU's `reconnect-ms`). A second
 //! test runs the port in client mode against a listening QEMU: lease, ping, and a
@@ -247,6 +248,35 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
         );
     }
 
+    // An ARP claim and IP packets for addresses the guest was not given: dropped
+    // by ARP inspection and IP Source Guard, as on any port.
+    let before = sw.drops("vm", "arp_no_binding");
+    console.run(
+        &format!("arping -c 2 -w 3 -U -s 198.18.10.77 -I eth0 {SERVER}"),
+        Duration::from_secs(10),
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "arp_no_binding drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "arp_no_binding") > before,
+    );
+    let before = sw.drops("vm", "ip_source_guard");
+    console.run(
+        &format!(
+            "ip addr add 198.18.10.78/32 dev eth0; ping -c 2 -W 1 -I 198.18.10.78 {SERVER}; ip addr del 198.18.10.78/32 dev eth0"
+        ),
+        Duration::from_secs(10),
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "ip_source_guard drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "ip_source_guard") > before,
+    );
+
     // Frames from another MAC than the port's: dropped and counted.
     let before = sw.drops("vm", "forged_transmit");
     let (_, out) = console.run(
@@ -269,7 +299,9 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     let (rc, out) = ping(&mut console, 2);
     assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
     eprintln!(
-        "forged_transmit drops: {}",
+        "drops: arp_no_binding {}, ip_source_guard {}, forged_transmit {}",
+        sw.drops("vm", "arp_no_binding"),
+        sw.drops("vm", "ip_source_guard"),
         sw.drops("vm", "forged_transmit")
     );
 
