@@ -42,7 +42,9 @@
 //! no frontend is connected), the connection, the TX queue's kick eventfd, a retry
 //! timer (client mode) and an internal eventfd that keeps it readable while guest
 //! frames remain after a full batch. `recv` handles every control message waiting,
-//! then takes the guest's frames.
+//! then takes the guest's frames. A message that has started to arrive must arrive
+//! whole within 500 ms, replies must be taken as fast, else the connection is dropped:
+//! a stalling frontend cannot hold the data-plane thread longer.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -833,8 +835,8 @@ impl Drop for Inner {
 impl Inner {
     fn connected(&mut self, stream: UnixStream) {
         let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.set_read_timeout(Some(MESSAGE_DEADLINE));
+        let _ = stream.set_write_timeout(Some(MESSAGE_DEADLINE));
         epoll_add(&self.epoll, stream.as_raw_fd(), TOKEN_CONN);
         if let Some(l) = &self.listener
             && self.listening
@@ -908,7 +910,7 @@ impl Inner {
             match recv_with_fds(&conn.stream, &mut hdr, &mut fds) {
                 Ok(0) => return self.disconnect("closed by the frontend"),
                 Ok(n) if n < HDR_LEN => {
-                    if conn.stream.read_exact(&mut hdr[n..]).is_err() {
+                    if read_rest(&mut conn.stream, &mut hdr[n..]).is_none() {
                         return self.disconnect("short message");
                     }
                 }
@@ -925,7 +927,7 @@ impl Inner {
                 return self.disconnect("malformed message header");
             }
             let mut payload = vec![0u8; size];
-            if conn.stream.read_exact(&mut payload).is_err() {
+            if read_rest(&mut conn.stream, &mut payload).is_none() {
                 return self.disconnect("short message");
             }
             let ok = match conn.handle(request, &payload, &mut fds, &self.epoll) {
@@ -949,6 +951,31 @@ impl Inner {
         // More may wait: come back.
         eventfd_write(&self.pending);
     }
+}
+
+/// The most a message that has started to arrive may take to arrive whole: the
+/// data-plane thread waits for it, so a frontend that trickles bytes is dropped.
+const MESSAGE_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Reads the rest of a message that has started to arrive, within
+/// [`MESSAGE_DEADLINE`] (the stream's read timeout bounds each read); `None` on
+/// EOF, error or a missed deadline.
+fn read_rest(stream: &mut UnixStream, buf: &mut [u8]) -> Option<()> {
+    let deadline = std::time::Instant::now() + MESSAGE_DEADLINE;
+    let mut off = 0;
+    while off < buf.len() {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match stream.read(&mut buf[off..]) {
+            Ok(0) => return None,
+            Ok(n) => off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(())
 }
 
 fn set_timer(t: &OwnedFd, every: Option<Duration>) {
@@ -1087,10 +1114,12 @@ pub fn open_vhost_user(
         }
     }
     tracing::debug!(port = name, socket = %path, mode = ?opts.mode, "vhost-user port open");
+    let epoll_fd = inner.epoll.as_raw_fd();
     let shared = Arc::new(Mutex::new(inner));
     Ok((
         VhostUserRx {
             shared: Arc::clone(&shared),
+            epoll_fd,
             buf: vec![0; RX_BUF],
             descs: Vec::with_capacity(RX_BATCH),
             segs: Vec::with_capacity(64),
@@ -1120,6 +1149,8 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 #[derive(Debug)]
 pub struct VhostUserRx {
     shared: Arc<Mutex<Inner>>,
+    /// The port's epoll fd (owned by `shared`, open as long as it is).
+    epoll_fd: RawFd,
     buf: Vec<u8>,
     descs: Vec<FrameDesc>,
     segs: Vec<(u64, u32)>,
@@ -1148,7 +1179,7 @@ impl VhostUserRx {
 
 impl RxQueue for VhostUserRx {
     fn fd(&self) -> Option<RawFd> {
-        Some(lock(&self.shared).epoll.as_raw_fd())
+        Some(self.epoll_fd)
     }
 
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {

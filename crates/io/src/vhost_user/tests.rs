@@ -462,6 +462,49 @@ fn a_new_frontend_after_a_disconnect_is_served_from_scratch() {
 }
 
 #[test]
+fn a_frontend_that_stalls_or_sends_garbage_is_dropped_without_holding_the_port() {
+    let path = socket_path();
+    let opts = VhostUserOptions {
+        socket: path.clone(),
+        mode: VhostUserMode::Server,
+    };
+    let (mut rx, _tx) = open_vhost_user("vm", &opts).expect("open");
+    // Half a header, then nothing: dropped within the message deadline.
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.write_all(&[1, 0, 0, 0, 1, 0]).unwrap();
+    let t = std::time::Instant::now();
+    assert!(rx.recv().unwrap().is_empty());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(rx.vhost_stats().disconnects, 1);
+    // A header of another protocol version, then one announcing a huge payload.
+    for hdr in [
+        [1u8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+        [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1],
+    ] {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(&hdr).unwrap();
+        assert!(rx.recv().unwrap().is_empty());
+    }
+    let st = rx.vhost_stats();
+    assert_eq!((st.disconnects, st.bad_messages), (3, 2));
+    // An unknown request is refused (acknowledged as failed), the connection kept.
+    let mut fe = Frontend::connect(&path);
+    fe.send(GET_PROTOCOL_FEATURES, 0, &[], &[]);
+    rx.recv().unwrap();
+    fe.reply();
+    fe.send(
+        SET_PROTOCOL_FEATURES,
+        0,
+        &PROTOCOL_F_REPLY_ACK.to_le_bytes(),
+        &[],
+    );
+    fe.send(99, FLAG_NEED_REPLY, &[0; 8], &[]);
+    rx.recv().unwrap();
+    assert_eq!(fe.reply(), 1u64.to_le_bytes());
+    assert_eq!(rx.vhost_stats().disconnects, 3);
+}
+
+#[test]
 fn client_mode_connects_to_a_listening_frontend() {
     let path = socket_path();
     let l = UnixListener::bind(&path).unwrap();
