@@ -48,7 +48,7 @@ fi
 # (linux-image-amd64, unpacked with xz-utils) and a busybox-static initramfs the
 # test builds. QEMU comes from bookworm-backports with its qemu-utils, which this
 # image already has from there: Debian 12's qemu-system-x86 would replace them
-# (DESIGN §10).
+# (DESIGN §10). lab_vhost_user boots the same guest with QEMU 10 directly.
 libvirt_packages=(libvirt-daemon libvirt-clients libvirt-daemon-driver-qemu linux-image-amd64 busybox-static xz-utils)
 qemu_packages=(qemu-system-x86 qemu-utils qemu-system-common qemu-system-data seabios)
 missing=()
@@ -77,12 +77,13 @@ cargo test --workspace --locked -- --test-threads=2
 # lab_web's subject is the page, which does not depend on the backend; runtime ports
 # are on AF_PACKET whatever the pass (lab_runtime_ports, lab_adopt, lab_cni,
 # lab_ovs_vsctl: the ports the ovs-vsctl front adds, lab_libvirt's guest TAP, and
-# lab_cluster's guests, runtime ports on every host);
+# lab_cluster's guests, runtime ports on every host); lab_vhost_user's subject is
+# the vhost-user port (its veth guest is on AF_PACKET by choice);
 # lab_port_churn is a measurement run by hand.
 xdp_pass=()
 for f in crates/cli/tests/lab_*.rs; do
   t=$(basename "$f" .rs)
-  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt | lab_cluster) ;; *) xdp_pass+=(--test "$t") ;; esac
+  case "$t" in lab_af_xdp | lab_offload | lab_web | lab_runtime_ports | lab_adopt | lab_cni | lab_ovs_vsctl | lab_port_churn | lab_libvirt | lab_cluster | lab_vhost_user) ;; *) xdp_pass+=(--test "$t") ;; esac
 done
 PORTCULLIS_LAB_BACKEND=af_xdp cargo test -p portcullis --locked "${xdp_pass[@]}" --test daemon_lifecycle -- --test-threads=2
 # The Debian package, built and checked in a clean root (docs/install.md).

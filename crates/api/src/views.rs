@@ -116,8 +116,8 @@ pub struct PortView {
     pub role: String,
     pub interface: String,
     /// The I/O backend actually in use: "af_packet", "af_xdp" (an AF_XDP port that
-    /// could not be opened falls back to "af_packet"), or "memory" (in-memory
-    /// ports).
+    /// could not be opened falls back to "af_packet"), "vhost_user" (a vhost-user
+    /// socket), or "memory" (in-memory ports).
     #[serde(default)]
     pub backend: String,
     /// For an AF_XDP port, how the kernel runs its socket: "native, copy" (veth),

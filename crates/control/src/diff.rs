@@ -168,6 +168,13 @@ pub(crate) fn flatten_port(f: &mut Flat, p: &Profile, port: &HostPort) {
     let prefix = format!("port.{}", key_segment(&port.name));
     put(f, &format!("{prefix}.port_group"), &port.port_group);
     put(f, &format!("{prefix}.interface"), &port.interface);
+    if let Some(v) = &port.vhost_user {
+        put(
+            f,
+            &format!("{prefix}.vhost_user"),
+            format!("{} ({})", v.socket, v.mode.name()),
+        );
+    }
     put(f, &format!("{prefix}.mac"), opt(port.mac));
     put(f, &format!("{prefix}.tap"), port.tap);
     let mut secure: Vec<String> = port.secure_macs.iter().map(MacAddr::to_string).collect();

@@ -54,8 +54,29 @@ impl std::fmt::Debug for PortIo {
 /// "native, zero-copy" (a NIC whose driver supports it) or "skb, copy".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendInUse {
+    /// For a port on an interface; AF_PACKET (unused) on a vhost-user port.
     pub backend: Backend,
     pub xdp_mode: Option<&'static str>,
+    /// A vhost-user port: no interface, the guest's rings served from a socket.
+    pub vhost_user: bool,
+}
+
+impl BackendInUse {
+    /// A vhost-user port's.
+    pub const VHOST_USER: BackendInUse = BackendInUse {
+        backend: Backend::AfPacket,
+        xdp_mode: None,
+        vhost_user: true,
+    };
+
+    /// The name the port view shows: the backend's, or "vhost_user".
+    pub fn name(&self) -> &'static str {
+        if self.vhost_user {
+            "vhost_user"
+        } else {
+            self.backend.name()
+        }
+    }
 }
 
 /// What the runtime can learn about, and do with, a port's interface.
@@ -74,8 +95,8 @@ pub trait PortLinks: Send {
     fn reopen(&self, port: usize) -> Result<PortIo, String>;
 }
 
-/// What a port is attached to. A vhost-user socket or a cluster-owned remote port
-/// would be further variants.
+/// What a port is attached to. A cluster-owned remote port would be a further
+/// variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attachment {
     /// An existing network interface, opened with `backend` (AF_XDP falls back to
@@ -92,6 +113,12 @@ pub enum Attachment {
         ifname: String,
         options: portcullis_io::VxlanOptions,
     },
+    /// A vhost-user socket (`vhost_user`): a QEMU guest's virtio-net rings served
+    /// by the switch. No interface (`interface()` is ""): always up for the
+    /// runtime; the frontend connects, disconnects and reconnects inside the port.
+    VhostUser {
+        options: portcullis_io::VhostUserOptions,
+    },
 }
 
 impl Attachment {
@@ -104,8 +131,14 @@ impl Attachment {
             .zip(&compiled.create_tap)
             .zip(&compiled.backends)
             .zip(&compiled.spec.ports)
-            .map(|(((ifname, tap), backend), port)| {
+            .zip(&compiled.vhost_user)
+            .map(|((((ifname, tap), backend), port), vhost_user)| {
                 let (ifname, backend) = (ifname.clone(), *backend);
+                if let (false, Some(v)) = (in_memory, vhost_user) {
+                    return Attachment::VhostUser {
+                        options: vhost_user_options(v),
+                    };
+                }
                 if let (false, PortRole::Overlay, Some(o)) =
                     (in_memory, port.role, &compiled.spec.overlay)
                 {
@@ -134,6 +167,7 @@ impl Attachment {
             | Attachment::Tap { ifname, .. }
             | Attachment::Memory { ifname }
             | Attachment::Overlay { ifname, .. } => ifname,
+            Attachment::VhostUser { .. } => "",
         }
     }
 
@@ -142,7 +176,8 @@ impl Attachment {
     /// is next reopened).
     pub fn keeps_io_of(&self, other: &Attachment) -> bool {
         match (self, other) {
-            (Attachment::Overlay { .. }, _) | (_, Attachment::Overlay { .. }) => self == other,
+            (Attachment::Overlay { .. } | Attachment::VhostUser { .. }, _)
+            | (_, Attachment::Overlay { .. } | Attachment::VhostUser { .. }) => self == other,
             _ => self.interface() == other.interface(),
         }
     }
@@ -169,6 +204,21 @@ impl Attachment {
                 tracing::info!(port, local = %options.local, "overlay tunnel endpoint open");
                 return Ok((PortIo::new(Box::new(rx), Box::new(tx)), None));
             }
+            Attachment::VhostUser { options } => {
+                let (rx, tx) =
+                    portcullis_io::open_vhost_user(port, options).map_err(|source| PortError {
+                        port: port.to_string(),
+                        interface: options.socket.display().to_string(),
+                        source,
+                    })?;
+                tracing::info!(port, socket = %options.socket.display(), mode = ?options.mode, "vhost-user port open");
+                let io = PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                    in_use: Some(BackendInUse::VHOST_USER),
+                };
+                return Ok((io, None));
+            }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname.as_str(), *backend)
             }
@@ -186,6 +236,20 @@ impl Attachment {
         portcullis_io::set_link_up(ifname).map_err(port_err)?;
         let io = open_io(port, ifname, backend).map_err(port_err)?;
         Ok((io, None))
+    }
+}
+
+/// The I/O backend's options for a configured vhost-user socket.
+fn vhost_user_options(
+    v: &portcullis_control::config::VhostUser,
+) -> portcullis_io::VhostUserOptions {
+    use portcullis_control::config::VhostUserMode as M;
+    portcullis_io::VhostUserOptions {
+        socket: v.socket.clone().into(),
+        mode: match v.mode {
+            M::Server => portcullis_io::VhostUserMode::Server,
+            M::Client => portcullis_io::VhostUserMode::Client,
+        },
     }
 }
 
@@ -252,6 +316,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
                     in_use: Some(BackendInUse {
                         backend: Backend::AfXdp,
                         xdp_mode: Some(xdp),
+                        vhost_user: false,
                     }),
                 });
             }
@@ -276,6 +341,7 @@ fn open_io(port: &str, ifname: &str, backend: Backend) -> Result<PortIo, portcul
         in_use: Some(BackendInUse {
             backend: Backend::AfPacket,
             xdp_mode: None,
+            vhost_user: false,
         }),
     })
 }
@@ -348,7 +414,7 @@ pub(crate) fn initial_carrier(
         let Some(a) = attachments.get(i).filter(|_| i < switch.ports().len()) else {
             continue;
         };
-        if !matches!(a, Attachment::Memory { .. })
+        if !matches!(a, Attachment::Memory { .. } | Attachment::VhostUser { .. })
             && !portcullis_io::is_link_running(a.interface()).unwrap_or(true)
         {
             let _ = switch.set_link_up(PortId(i as u16), false, Timestamp(0));
@@ -373,14 +439,16 @@ pub(crate) fn link_monitor(
         .iter()
         .zip(attachments)
         .enumerate()
-        .filter(|(_, (_, a))| !matches!(a, Attachment::Memory { .. }))
+        .filter(|(_, (_, a))| {
+            !matches!(a, Attachment::Memory { .. } | Attachment::VhostUser { .. })
+        })
         .filter_map(|(i, (_, a))| Some((index_of(a.interface())?, PortId(i as u16))))
         .collect();
     // Opened for any port on an interface, even one that does not exist yet: its
     // appearance is what attaches a waiting port.
     if attachments
         .iter()
-        .all(|a| matches!(a, Attachment::Memory { .. }))
+        .all(|a| matches!(a, Attachment::Memory { .. } | Attachment::VhostUser { .. }))
     {
         return None;
     }
@@ -413,7 +481,9 @@ struct AttachedLinks {
 impl PortLinks for AttachedLinks {
     fn state(&self, port: usize) -> LinkState {
         let a = &self.attachments[port];
-        if matches!(a, Attachment::Memory { .. }) || a.interface().is_empty() {
+        if matches!(a, Attachment::Memory { .. } | Attachment::VhostUser { .. })
+            || a.interface().is_empty()
+        {
             return LinkState::Up;
         }
         // Up only with carrier, whatever the role: a pulled cable fails an uplink
@@ -433,6 +503,16 @@ impl PortLinks for AttachedLinks {
             Attachment::Overlay { options, .. } => {
                 let (rx, tx) = portcullis_io::open_vxlan(options).map_err(|e| e.to_string())?;
                 return Ok(PortIo::new(Box::new(rx), Box::new(tx)));
+            }
+            Attachment::VhostUser { options } => {
+                let port_name = self.names.get(port).map_or("", String::as_str);
+                let (rx, tx) = portcullis_io::open_vhost_user(port_name, options)
+                    .map_err(|e| e.to_string())?;
+                return Ok(PortIo {
+                    rx: Box::new(rx),
+                    tx: Box::new(tx),
+                    in_use: Some(BackendInUse::VHOST_USER),
+                });
             }
             Attachment::Netdev { ifname, backend } | Attachment::Tap { ifname, backend } => {
                 (ifname, *backend)
@@ -510,6 +590,44 @@ mod tests {
                     ifname: "tap2".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_vhost_user_port_is_attached_to_its_socket_and_always_up() {
+        let text = "[switch]\nname = \"p\"\n\n[[port_group]]\nname = \"web\"\nvlan = 10\n\n[[host.port]]\nname = \"vm9\"\nvhost_user = { socket = \"/tmp/pcl-vu-unit.sock\" }\nport_group = \"web\"\n";
+        let c = portcullis_control::parse_str(text, "p.toml", None)
+            .expect("valid")
+            .compile()
+            .expect("compiles");
+        let a = Attachment::of(&c, false);
+        let options = portcullis_io::VhostUserOptions {
+            socket: "/tmp/pcl-vu-unit.sock".into(),
+            mode: portcullis_io::VhostUserMode::Server,
+        };
+        assert_eq!(a, vec![Attachment::VhostUser { options }]);
+        assert!(matches!(
+            Attachment::of(&c, true)[0],
+            Attachment::Memory { .. }
+        ));
+        assert_eq!(links(&c, &a).state(0), LinkState::Up);
+        let other = Attachment::VhostUser {
+            options: portcullis_io::VhostUserOptions {
+                socket: "/tmp/other.sock".into(),
+                mode: portcullis_io::VhostUserMode::Server,
+            },
+        };
+        assert!(a[0].keeps_io_of(&a[0].clone()));
+        assert!(!a[0].keeps_io_of(&other));
+        let mut created = CreatedTaps::default();
+        let (io, handle) = a[0].open("vm9", &mut created).expect("socket bound");
+        assert!(handle.is_none() && io.rx.fd().is_some());
+        assert_eq!(io.in_use.map(|u| u.name()), Some("vhost_user"));
+        assert!(std::path::Path::new("/tmp/pcl-vu-unit.sock").exists());
+        drop(io);
+        assert!(
+            !std::path::Path::new("/tmp/pcl-vu-unit.sock").exists(),
+            "removed"
         );
     }
 

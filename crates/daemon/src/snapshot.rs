@@ -100,7 +100,7 @@ pub fn build(
                 name: p.name.clone(),
                 role: format!("{:?}", p.role).to_lowercase(),
                 interface: interfaces.get(p.id.index()).cloned().unwrap_or_default(),
-                backend: in_use.map_or("memory", |u| u.backend.name()).to_string(),
+                backend: in_use.map_or("memory", |u| u.name()).to_string(),
                 xdp_mode: in_use.and_then(|u| u.xdp_mode).map(str::to_string),
                 port_group: (p.role == PortRole::Guest)
                     .then(|| groups.get(p.id.index()).cloned().unwrap_or_default()),

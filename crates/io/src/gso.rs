@@ -438,7 +438,7 @@ pub(crate) trait SoftwareOffload {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A TCP/IPv4 or TCP/IPv6 super-frame with `payload` bytes (pattern), as a

@@ -63,6 +63,7 @@ pub mod memory;
 mod netdev;
 pub mod pcap;
 pub mod tap;
+pub mod vhost_user;
 pub mod vxlan;
 
 use std::os::fd::RawFd;
@@ -87,6 +88,9 @@ pub use netdev::{
 pub use tap::{
     TapOptions, TapRx, TapTx, create_persistent_tap, create_tap, create_tap_with,
     delete_persistent_tap, open_tap, open_tap_with,
+};
+pub use vhost_user::{
+    VhostUserMode, VhostUserOptions, VhostUserRx, VhostUserStats, VhostUserTx, open_vhost_user,
 };
 pub use vxlan::{VxlanOptions, VxlanRx, VxlanTx, open_vxlan};
 

@@ -157,6 +157,7 @@ impl Checker<'_> {
             .ports
             .iter()
             .enumerate()
+            .filter(|(_, p)| p.vhost_user.is_none())
             .map(|(i, p)| (format!("host.port[{i}].interface"), &p.interface));
         for (key, ifname) in uplink_ifs.chain(port_ifs) {
             if let Err(m) = check_ifname(ifname) {
@@ -171,6 +172,23 @@ impl Checker<'_> {
                 self.error(&key, msg);
             } else {
                 interfaces.insert(ifname, key);
+            }
+        }
+
+        // vhost-user sockets: each used once.
+        let mut sockets: HashMap<&str, String> = HashMap::new();
+        for (i, p) in host.ports.iter().enumerate() {
+            let Some(v) = &p.vhost_user else { continue };
+            let key = format!("host.port[{i}].vhost_user.socket");
+            if let Some(first) = sockets.get(v.socket.as_str()) {
+                let msg = format!(
+                    "vhost-user socket {:?} is already used by {}",
+                    v.socket,
+                    self.sources.describe(first)
+                );
+                self.error(&key, msg);
+            } else {
+                sockets.insert(&v.socket, key);
             }
         }
 
@@ -1076,6 +1094,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         backends: Vec::new(),
         groups: Vec::new(),
         interface_keys: Vec::new(),
+        vhost_user: Vec::new(),
     };
     // Guest ports first (the uplinks' features depend on them), placed after the
     // uplinks and the overlay port.
@@ -1146,6 +1165,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
             });
             out.interfaces.push(interface);
             out.create_tap.push(false);
+            out.vhost_user.push(None);
             out.backends
                 .push(binding.map(|b| b.backend).unwrap_or_default());
             out.groups.push(None);
@@ -1172,6 +1192,7 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         // runtime to find (and to check that it exists).
         out.interfaces.push(h.interface.clone().unwrap_or_default());
         out.create_tap.push(false);
+        out.vhost_user.push(None);
         out.backends.push(Backend::default());
         out.groups.push(None);
         out.interface_keys.push(
@@ -1189,7 +1210,11 @@ fn build(profile: &Profile, host: &HostBinding) -> CompiledConfig {
         out.create_tap.push(p.tap);
         out.backends.push(p.backend);
         out.groups.push(Some(g.name.clone()));
-        out.interface_keys.push(format!("host.port[{i}].interface"));
+        out.interface_keys.push(match p.vhost_user {
+            Some(_) => format!("host.port[{i}].vhost_user.socket"),
+            None => format!("host.port[{i}].interface"),
+        });
+        out.vhost_user.push(p.vhost_user.clone());
     }
     let vlans: Vec<(&str, &VlanMode)> = out
         .spec

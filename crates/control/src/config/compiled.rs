@@ -31,6 +31,9 @@ pub struct CompiledConfig {
     /// `host.port[3].interface`), for [`Config::error_at`] when the daemon finds
     /// that an interface does not exist.
     pub interface_keys: Vec<String>,
+    /// For each port: its vhost-user socket (`vhost_user`), instead of an interface
+    /// (`interfaces` holds "" for it).
+    pub vhost_user: Vec<Option<super::features::VhostUser>>,
 }
 
 /// Why [`CompiledConfig::restore_sticky`] did not restore a MAC.

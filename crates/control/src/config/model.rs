@@ -131,8 +131,11 @@ pub struct UplinkBinding {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPort {
     pub name: String,
-    /// The Linux interface (TAP, veth) the port attaches to.
+    /// The Linux interface (TAP, veth) the port attaches to; empty for a vhost-user
+    /// port.
     pub interface: String,
+    /// A vhost-user port (`vhost_user`): its socket, instead of an interface.
+    pub vhost_user: Option<VhostUser>,
     pub port_group: String,
     /// The guest's initial MAC; `None` → learned from its first frame.
     pub mac: Option<MacAddr>,
@@ -189,6 +192,7 @@ impl HostPort {
             mac,
             security: SecurityOverride::default(),
             tap,
+            vhost_user: None,
             backend: Backend::default(),
             secure_macs: Vec::new(),
             port_security: None,

@@ -120,7 +120,10 @@ pub(crate) struct RawHost {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHostPort {
     pub name: String,
-    pub interface: String,
+    /// The Linux interface; absent on a vhost-user port.
+    pub interface: Option<String>,
+    /// `vhost_user = { socket, mode }`: a vhost-user port instead of an interface.
+    pub vhost_user: Option<RawVhostUser>,
     pub port_group: String,
     pub mac: Option<String>,
     #[serde(default)]

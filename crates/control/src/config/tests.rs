@@ -29,6 +29,7 @@ mod ra_guard;
 mod snooping;
 /// NIC teaming: policies, active and standby uplinks, the VLANs the team carries.
 mod teaming;
+mod vhost_user;
 
 const P: &str = "profile.toml";
 

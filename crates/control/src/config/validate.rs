@@ -184,6 +184,38 @@ impl<'a> Converter<'a> {
             .enumerate()
             .map(|(i, p)| {
                 let key = format!("host.port[{i}]");
+                let vhost_user = match (p.interface.is_some(), p.vhost_user) {
+                    (true, Some(_)) => {
+                        self.error(
+                            &format!("{key}.vhost_user"),
+                            "a port has either `interface` or `vhost_user`, not both",
+                        );
+                        None
+                    }
+                    (false, None) => {
+                        self.error(
+                            &format!("{key}.interface"),
+                            "missing field `interface` (a TAP, veth or NIC), or `vhost_user` (a socket)",
+                        );
+                        None
+                    }
+                    (_, Some(v)) => {
+                        if p.tap {
+                            self.error(
+                                &format!("{key}.tap"),
+                                "a vhost-user port has no TAP: `tap` takes an interface",
+                            );
+                        }
+                        if p.backend.is_some() {
+                            self.error(
+                                &format!("{key}.backend"),
+                                "a vhost-user port has no I/O backend to choose: `backend` takes an interface",
+                            );
+                        }
+                        Some(self.vhost_user(&format!("{key}.vhost_user"), v))
+                    }
+                    (true, None) => None,
+                };
                 let backend = match &p.backend {
                     Some(b) => self
                         .backend(&format!("{key}.backend"), b)
@@ -232,7 +264,8 @@ impl<'a> Converter<'a> {
                     mac_acl_in: p.mac_acl_in.map(acl_ref),
                     mac_acl_out: p.mac_acl_out.map(acl_ref),
                     name: p.name,
-                    interface: p.interface,
+                    interface: p.interface.unwrap_or_default(),
+                    vhost_user,
                     port_group: p.port_group,
                     tap: p.tap,
                     backend,

@@ -24,6 +24,7 @@ pub(crate) mod static_bindings;
 pub(crate) mod storm_control;
 pub(crate) mod switch_identity;
 pub(crate) mod teaming;
+pub(crate) mod vhost_user;
 pub(crate) mod vlans;
 pub(crate) mod vswitch_policy;
 
@@ -69,6 +70,8 @@ pub use switch_identity::{
 };
 pub(crate) use teaming::RawTeaming;
 pub use teaming::{TEAMING_POLICY_WORDS, TeamingOverride};
+pub(crate) use vhost_user::RawVhostUser;
+pub use vhost_user::{VhostUser, VhostUserMode};
 pub use vlans::GroupVlan;
 pub(crate) use vswitch_policy::RawSecurity;
 pub use vswitch_policy::SecurityOverride;

@@ -1,0 +1,414 @@
+//! Lab test of vhost-user ports (issue 20, phase 1) with a real QEMU guest under
+//! TCG (QEMU 10; a Debian kernel and a busybox initramfs, DESIGN §10): its
+//! virtio-net device is served by the daemon over `vhost_user = { socket }`
+//! (server mode, guest memory shared through a memfd). The guest gets its lease
+//! from dnsmasq on a veth guest through the switch, pings it, moves TCP both ways
+//! with TSO super-frames crossing whole, and its forged ARP claims, IP sources and
+//! MAC sources are dropped and counted by reason; QEMU killed and started again reconnects
+//! (the port serves the new connection from scratch); the daemon killed and
+//! started again while the guest runs reconnects (QEMU's `reconnect-ms`). A second
+//! test runs the port in client mode against a listening QEMU: lease, ping, and a
+//! daemon restart that connects again.
+
+mod common;
+
+use common::libvirt::{Console, GuestImage, guest_image};
+use common::*;
+use portcullis_lab::Lab;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+[switch]
+name = "vu"
+
+[[port_group]]
+name = "servers"
+vlan = 10
+dhcp_snooping = { trusted = true }
+
+[[port_group]]
+name = "web"
+vlan = 10
+security = { forged_transmits = "reject" }
+dhcp_snooping = {}
+arp_inspection = {}
+ip_source_guard = "ip-mac"
+"#;
+
+const SERVER: &str = "198.18.10.1";
+const MAC: &str = "52:54:00:10:0b:01";
+
+/// Starts QEMU (TCG) on the guest image, its NIC a vhost-user client of `sock`
+/// (reconnecting every second), its console served on `console`; the pid.
+fn start_qemu(lab: &mut Lab, img: &GuestImage, sock: &Path, console: &Path) -> u32 {
+    start_qemu_with(lab, img, sock, console, "reconnect-ms=1000")
+}
+
+/// [`start_qemu`] with the vhost-user chardev's options (`server=on,wait=off`: QEMU
+/// listens, for a port in client mode).
+fn start_qemu_with(
+    lab: &mut Lab,
+    img: &GuestImage,
+    sock: &Path,
+    console: &Path,
+    chardev: &str,
+) -> u32 {
+    let _ = std::fs::remove_file(console);
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine",
+        "q35,accel=tcg,memory-backend=mem0",
+        "-object",
+        "memory-backend-memfd,id=mem0,size=128M,share=on",
+        "-m",
+        "128M",
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-kernel",
+    ])
+    .arg(&img.kernel)
+    .arg("-initrd")
+    .arg(&img.initrd)
+    .args(["-append", "console=ttyS0 panic=-1 quiet"])
+    .arg("-chardev")
+    .arg(format!(
+        "socket,id=ser,path={},server=on,wait=off",
+        console.display()
+    ))
+    .args(["-serial", "chardev:ser"])
+    .arg("-chardev")
+    .arg(format!("socket,id=c0,path={},{chardev}", sock.display()))
+    .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
+    .args([
+        "-device",
+        &format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    let log = sock.with_extension("qemu.log");
+    cmd.stderr(std::fs::File::create(log).expect("qemu log"));
+    lab.spawn(cmd).expect("spawn qemu")
+}
+
+/// The switch's DHCP binding of `port`, if any: (ip, mac).
+fn binding(sw: &Switchd, port: &str) -> Option<(String, String)> {
+    sw.get("/v1/bindings")["bindings"]
+        .as_array()?
+        .iter()
+        .find(|b| b["port"] == port)
+        .map(|b| {
+            (
+                b["ip"].as_str().unwrap_or_default().to_string(),
+                b["mac"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+fn wait(
+    sw: &Switchd,
+    qemu_log: &Path,
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < limit,
+            "{what} (within {limit:?})\nport: {}\n--- daemon ---\n{}\n--- qemu ---\n{}",
+            sw.port("vm"),
+            sw.log_text(),
+            std::fs::read_to_string(qemu_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ping(c: &mut Console, count: u32) -> (i32, String) {
+    c.run(
+        &format!("ping -c {count} -W 2 -w {} {SERVER}", count * 2 + 4),
+        Duration::from_secs(u64::from(count) * 2 + 15),
+    )
+}
+
+#[test]
+fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconnects() {
+    let _turn = common::libvirt::one_at_a_time();
+    let mut lab = lab("vhostuser", &["dnsmasq", "ping", "qemu-system-x86_64"]);
+    let img = guest_image();
+    let srv = lab.add_guest("srv").unwrap();
+    let scratch = lab.scratch_dir().unwrap();
+    let sock = scratch.join("vm.vhost");
+    let console_path = scratch.join("vm.console");
+    let qemu_log = sock.with_extension("qemu.log");
+    let config = format!(
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"server\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        port_on("srv", &srv, "servers", "af_packet"),
+        sock.display()
+    );
+    let mut sw = start_daemon(&mut lab, "sw", &config);
+    dnsmasq(
+        &mut lab,
+        &srv,
+        &format!("{SERVER}/16"),
+        "198.18.10.100,198.18.10.150",
+    );
+
+    // Boot: the guest's lease from dnsmasq through the switch, then a ping.
+    let t0 = Instant::now();
+    let qemu = start_qemu(&mut lab, &img, &sock, &console_path);
+    let mut console = Console::connect(&console_path);
+    wait(
+        &sw,
+        &qemu_log,
+        "the guest's DHCP lease",
+        Duration::from_secs(90),
+        || binding(&sw, "vm").is_some(),
+    );
+    let (ip, mac) = binding(&sw, "vm").unwrap();
+    eprintln!("lease {ip} after {:?}", t0.elapsed());
+    assert_eq!(mac, MAC);
+    assert!(ip.starts_with("198.18.10."), "{ip}");
+    console.wait_ready(Duration::from_secs(30));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(10)),
+        "the guest configured its lease: {}",
+        console.seen
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(
+        rc, 0,
+        "the guest pings the veth guest through the switch: {out}"
+    );
+    assert!(sw.counter("vm", "rx_frames") > 0 && sw.counter("vm", "tx_frames") > 0);
+    assert_eq!(sw.port("vm")["backend"], "vhost_user");
+
+    // TCP both ways with offloads: the guest's TSO super-frames reach the switch
+    // whole (its virtio-net header), and the veth guest's reach the guest whole.
+    let io = |key: &str| sw.port("vm")["io"][key].as_u64().unwrap_or(0);
+    // Guest → veth guest: the veth guest fetches 8 MiB the guest's busybox httpd
+    // serves.
+    let (rc, out) = console.run(
+        "dd if=/dev/zero of=/tmp/z bs=65536 count=128 2>/dev/null && httpd -p 8080 -h /tmp",
+        Duration::from_secs(20),
+    );
+    assert_eq!(rc, 0, "httpd in the guest: {out}");
+    let fetched = srv
+        .command("busybox")
+        .args([
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            &format!("http://{ip}:8080/z"),
+        ])
+        .output()
+        .expect("wget from the guest");
+    assert!(
+        fetched.status.success(),
+        "8 MiB of TCP from the guest: {fetched:?}"
+    );
+    let guest_gso = io("rx_gso_frames");
+    // Veth guest → guest: the guest fetches 8 MiB from busybox httpd in srv.
+    let www = scratch.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("z"), vec![0u8; 8 << 20]).unwrap();
+    let mut httpd = srv.command("busybox");
+    httpd
+        .args(["httpd", "-f", "-p", "8080", "-h"])
+        .arg(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    lab.spawn(httpd).expect("httpd in srv");
+    std::thread::sleep(Duration::from_millis(300));
+    let (rc, out) = console.run(
+        &format!("wget -q -O /dev/null http://{SERVER}:8080/z"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(rc, 0, "8 MiB of TCP to the guest: {out}");
+    let srv_gso = sw.port("srv")["io"]["rx_gso_frames"].as_u64().unwrap_or(0);
+    eprintln!(
+        "TCP: {guest_gso} super-frames from the guest; {srv_gso} from the veth guest, {} segments cut in software towards the guest",
+        io("tx_gso_segments")
+    );
+    assert!(
+        guest_gso > 0,
+        "super-frames from the guest crossed whole: {}",
+        sw.port("vm")
+    );
+    if srv_gso > 0 {
+        assert_eq!(
+            io("tx_gso_segments"),
+            0,
+            "the guest took super-frames whole"
+        );
+    }
+
+    // An ARP claim and IP packets for addresses the guest was not given: dropped
+    // by ARP inspection and IP Source Guard, as on any port.
+    let before = sw.drops("vm", "arp_no_binding");
+    console.run(
+        &format!("arping -c 2 -w 3 -U -s 198.18.10.77 -I eth0 {SERVER}"),
+        Duration::from_secs(10),
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "arp_no_binding drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "arp_no_binding") > before,
+    );
+    let before = sw.drops("vm", "ip_source_guard");
+    console.run(
+        &format!(
+            "ip addr add 198.18.10.78/32 dev eth0; ping -c 2 -W 1 -I 198.18.10.78 {SERVER}; ip addr del 198.18.10.78/32 dev eth0"
+        ),
+        Duration::from_secs(10),
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "ip_source_guard drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "ip_source_guard") > before,
+    );
+
+    // Frames from another MAC than the port's: dropped and counted.
+    let before = sw.drops("vm", "forged_transmit");
+    let (_, out) = console.run(
+        &format!(
+            "ip link set eth0 address 52:54:00:66:66:66; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
+        ),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "a forged MAC gets nothing through: {out}"
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "forged_transmit drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "forged_transmit") > before,
+    );
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
+    eprintln!(
+        "drops: arp_no_binding {}, ip_source_guard {}, forged_transmit {}",
+        sw.drops("vm", "arp_no_binding"),
+        sw.drops("vm", "ip_source_guard"),
+        sw.drops("vm", "forged_transmit")
+    );
+
+    // QEMU killed and started again: a new connection, served from scratch.
+    lab.kill(qemu);
+    let t1 = Instant::now();
+    let _qemu = start_qemu(&mut lab, &img, &sock, &console_path);
+    let mut console = Console::connect(&console_path);
+    console.wait_ready(Duration::from_secs(60));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(30)),
+        "the restarted guest gets its address again: {}",
+        console.seen
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the restarted guest pings: {out}");
+    eprintln!("QEMU restarted: pinging again after {:?}", t1.elapsed());
+
+    // The daemon killed and started again while the guest runs: QEMU reconnects
+    // (reconnect-ms) and the guest talks again without a reboot.
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "every request of QEMU's was handled:\n{}",
+        sw.log_text()
+    );
+    lab.kill(sw.pid);
+    let t2 = Instant::now();
+    sw = start_daemon(&mut lab, "sw", &config);
+    wait(
+        &sw,
+        &qemu_log,
+        "the frontend reconnects",
+        Duration::from_secs(20),
+        || sw.log_text().contains("vhost-user frontend connected"),
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest talks through the restarted daemon: {out}");
+    eprintln!("daemon restarted: pinging again after {:?}", t2.elapsed());
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "every request of QEMU's was handled:\n{}",
+        sw.log_text()
+    );
+}
+
+#[test]
+fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
+    let _turn = common::libvirt::one_at_a_time();
+    let mut lab = lab("vhostcli", &["dnsmasq", "ping", "qemu-system-x86_64"]);
+    let img = guest_image();
+    let srv = lab.add_guest("srv").unwrap();
+    let scratch = lab.scratch_dir().unwrap();
+    let sock = scratch.join("vm.vhost");
+    let console_path = scratch.join("vm.console");
+    let qemu_log = sock.with_extension("qemu.log");
+    // QEMU first: it listens on the socket the port connects to.
+    let _qemu = start_qemu_with(&mut lab, &img, &sock, &console_path, "server=on,wait=off");
+    let mut console = Console::connect(&console_path);
+    let config = format!(
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        port_on("srv", &srv, "servers", "af_packet"),
+        sock.display()
+    );
+    let mut sw = start_daemon(&mut lab, "sw", &config);
+    dnsmasq(
+        &mut lab,
+        &srv,
+        &format!("{SERVER}/16"),
+        "198.18.10.100,198.18.10.150",
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "the guest's DHCP lease",
+        Duration::from_secs(90),
+        || binding(&sw, "vm").is_some(),
+    );
+    let (ip, _) = binding(&sw, "vm").unwrap();
+    console.wait_ready(Duration::from_secs(30));
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(10)),
+        "the guest configured its lease: {}",
+        console.seen
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest pings through a client-mode port: {out}");
+
+    // The daemon killed and started again: it connects to QEMU again.
+    lab.kill(sw.pid);
+    let t = Instant::now();
+    sw = start_daemon(&mut lab, "sw", &config);
+    wait(
+        &sw,
+        &qemu_log,
+        "the port reconnects",
+        Duration::from_secs(20),
+        || sw.log_text().contains("vhost-user frontend connected"),
+    );
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(rc, 0, "the guest talks through the restarted daemon: {out}");
+    eprintln!(
+        "client mode, daemon restarted: pinging again after {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !sw.log_text().contains("vhost-user request refused"),
+        "{}",
+        sw.log_text()
+    );
+}
