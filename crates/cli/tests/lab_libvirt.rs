@@ -220,6 +220,13 @@ fn first_lease(
     let (ip, bound_mac) = binding(sw, port).unwrap();
     assert_eq!(bound_mac, mac);
     assert!(ip.starts_with("198.18.10."), "{ip}");
+    // The switch binds the address when it forwards the ACK; the guest has it only
+    // once udhcpc's script has run (it says so on the console). A slow (loaded) TCG
+    // guest can be a second behind.
+    assert!(
+        console.wait_for(0, &format!("PCL-LEASE {ip}"), Duration::from_secs(30)),
+        "the guest did not configure {ip}"
+    );
     (console, ip)
 }
 
