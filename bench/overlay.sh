@@ -151,7 +151,9 @@ interface = "g${i}p"
 port_group = "web"
 mac = "$own"
 EOF
-    in_ns "$TAG-h$i" "$PORTCULLIS" daemon --config "$WORK/h$i.toml" --socket "$WORK/h$i.sock" \
+    # Started by `ip netns exec` directly (it execs the daemon), not through a shell
+    # function: `$!` must be the daemon's PID, which cleanup ends.
+    ip netns exec "$TAG-h$i" "$PORTCULLIS" daemon --config "$WORK/h$i.toml" --socket "$WORK/h$i.sock" \
       --state-dir "$WORK/h$i-state" >"$WORK/h$i.log" 2>&1 &
     STARTED+=($!)
   done
@@ -162,6 +164,9 @@ EOF
     done
     [ -S "$WORK/h$i.sock" ] || die "daemon h$i did not start: $(cat "$WORK/h$i.log")"
   done
+  for p in "${STARTED[@]}"; do
+    grep -q "portcullis" "/proc/$p/cmdline" 2>/dev/null || die "PID $p is not the daemon started"
+  done
 }
 portcullis_down() {
   local p
@@ -171,7 +176,7 @@ portcullis_down() {
 
 # ---- measurements ----------------------------------------------------------------------
 tcp_mbps() {
-  in_ns "$G2" iperf3 -s -1 -B 198.18.10.2 >/dev/null 2>&1 &
+  ip netns exec "$G2" iperf3 -s -1 -B 198.18.10.2 >/dev/null 2>&1 &
   local s=$!
   sleep 0.3
   in_ns "$G1" iperf3 -c 198.18.10.2 -t "$SECS" -O 1 -J >"$WORK/tcp.json" || true
@@ -179,7 +184,7 @@ tcp_mbps() {
   python3 -c 'import json,sys; print("%.0f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$WORK/tcp.json"
 }
 udp_kpps() {
-  in_ns "$G2" iperf3 -s -1 -B 198.18.10.2 -J >"$WORK/udp-server.json" 2>/dev/null &
+  ip netns exec "$G2" iperf3 -s -1 -B 198.18.10.2 -J >"$WORK/udp-server.json" 2>/dev/null &
   local s=$!
   sleep 0.3
   in_ns "$G1" iperf3 -c 198.18.10.2 -u -b 0 -l 18 -t "$SECS" >/dev/null 2>&1 || true
