@@ -302,6 +302,17 @@ for mode in tap vhost; do
   for p in srv vm; do
     curl -sf --unix-socket "$SOCK" "http://portcullis/v1/ports/$p" >"$WORK/$mode.$p.json" || true
   done
+  # Where the frames the guest could not take went: the vm port's non-zero counters.
+  say "$mode: port vm after the runs: $(python3 -c '
+import json, sys
+def leaves(v, path=""):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from leaves(x, path + "." + k if path else k)
+    elif isinstance(v, int) and not isinstance(v, bool) and v:
+        yield "%s=%d" % (path, v)
+p = json.load(open(sys.argv[1]))
+print(" ".join(l for k in ("counters", "io") for l in leaves(p.get(k, {}), k)))' "$WORK/$mode.vm.json" 2>&1)"
   down
 done
 
