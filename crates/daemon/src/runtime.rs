@@ -968,6 +968,15 @@ impl DataThread {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
             let gone = self.ports[i].gone;
+            // A port without an interface whose backend knows its link (vhost-user:
+            // a frontend connected with running rings) follows it.
+            if !gone && let Some(up) = self.ports[i].io.rx.link_up() {
+                if up == down {
+                    tracing::info!(port = %self.switch.ports()[i].name, socket = %self.ports[i].interface, up, "vhost-user frontend link changed");
+                    let _ = self.switch.set_link_up(id, up, now);
+                }
+                continue;
+            }
             if gone
                 && present
                     .as_ref()

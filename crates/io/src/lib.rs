@@ -110,6 +110,14 @@ pub trait RxQueue: Send {
         None
     }
 
+    /// The port's link as the backend itself knows it, for a port without a
+    /// network interface to ask: a vhost-user port is up while a frontend is
+    /// connected and its rings run. `None`: the backend has no such notion (the
+    /// interface's carrier tells).
+    fn link_up(&self) -> Option<bool> {
+        None
+    }
+
     /// Frames this queue lost before the switch saw them, since it was opened: for a
     /// status view, not the frame path (it may ask the kernel). Backends without
     /// such counters report none.
@@ -166,6 +174,9 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
     }
     fn take_error(&mut self) -> Option<std::io::Error> {
         (**self).take_error()
+    }
+    fn link_up(&self) -> Option<bool> {
+        (**self).link_up()
     }
 }
 
