@@ -178,6 +178,9 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
     fn link_up(&self) -> Option<bool> {
         (**self).link_up()
     }
+    fn losses(&self) -> RxLosses {
+        (**self).losses()
+    }
 }
 
 impl<T: TxQueue + ?Sized> TxQueue for Box<T> {
@@ -232,4 +235,45 @@ pub struct RxStats {
     pub kernel_drops: u64,
     /// GSO super-frames among `frames`.
     pub gso_frames: u64,
+}
+
+#[cfg(test)]
+mod box_tests {
+    use super::*;
+
+    /// A queue that knows its link and its losses.
+    struct Knows;
+
+    impl RxQueue for Knows {
+        fn fd(&self) -> Option<RawFd> {
+            None
+        }
+        fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
+            Ok(RxBatch::empty())
+        }
+        fn link_up(&self) -> Option<bool> {
+            Some(false)
+        }
+        fn losses(&self) -> RxLosses {
+            RxLosses {
+                kernel_drops: 3,
+                truncated: 1,
+            }
+        }
+    }
+
+    #[test]
+    fn a_boxed_queue_answers_as_the_queue_inside() {
+        // The runtime holds `Box<dyn RxQueue>`: method calls resolve to the Box's
+        // impl, which must not fall back to the trait's defaults.
+        let b: Box<dyn RxQueue> = Box::new(Knows);
+        assert_eq!(RxQueue::link_up(&b), Some(false));
+        assert_eq!(
+            RxQueue::losses(&b),
+            RxLosses {
+                kernel_drops: 3,
+                truncated: 1
+            }
+        );
+    }
 }
