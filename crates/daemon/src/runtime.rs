@@ -922,7 +922,13 @@ impl DataThread {
         pfd: &mut libc::pollfd,
     ) {
         let id = PortId(i as u16);
-        let state = self.links.state(i);
+        // A backend that knows its own link (vhost-user) is asked; else the
+        // interface's carrier.
+        let state = match self.ports[i].io.rx.link_up() {
+            Some(true) => LinkState::Up,
+            Some(false) => LinkState::Down,
+            None => self.links.state(i),
+        };
         let slot = &mut self.ports[i];
         let name = slot.interface.as_str();
         match state {
