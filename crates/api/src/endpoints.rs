@@ -178,7 +178,12 @@ pub const OWNER_MAX_VALUE_LEN: usize = 256;
 pub struct NewPort {
     /// The Linux interface (TAP, veth) the port attaches to. It need not exist
     /// yet: the port waits in state `no-interface` and attaches when it appears.
+    /// Exactly one of `interface` and `vhost_user` is given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub interface: String,
+    /// A vhost-user socket instead of an interface (docs/vhost-user.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost_user: Option<VhostUserSocket>,
     /// The port group. May be left out when `vlan` names the one group with that
     /// access VLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,13 +234,31 @@ pub struct RemovePortQuery {
     pub if_exists: bool,
 }
 
+/// A runtime port's vhost-user socket (`vhost_user` of `NewPort` and
+/// `RuntimePortView`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VhostUserSocket {
+    /// The Unix socket's absolute path.
+    pub socket: String,
+    /// `server` (the switch listens, QEMU connects; the default) or `client`
+    /// (QEMU listens with `server=on`, the switch connects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
 /// A runtime port as kept in the state directory and shown by
 /// `GET /v1/runtime-ports`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimePortView {
     pub name: String,
+    /// Its interface; empty for a vhost-user port.
+    #[serde(default)]
     pub interface: String,
+    /// Its vhost-user socket (mode always given), instead of an interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost_user: Option<VhostUserSocket>,
     pub group: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,

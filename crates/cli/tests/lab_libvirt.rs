@@ -833,3 +833,65 @@ fn assert_survived_restart(lv: &Libvirtd, dom: &str) {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// A domain with `<interface type='vhostuser'>` on the switch: the hook adds a
+/// vhost-user runtime port named after the socket (libvirt's `mode='client'`: the
+/// port in server mode), the guest takes its lease through it and pings, and the
+/// port goes with the domain.
+#[test]
+fn a_libvirt_vhostuser_interface_becomes_a_vhost_user_port() {
+    let _turn = common::libvirt::one_at_a_time();
+    let (mut lab, sw) = lab_with_dhcp_server("libvirtvu", CONFIG);
+    let img = guest_image();
+    let scratch = lab.scratch_dir().unwrap();
+    let dom = format!("{}-vu", lab.id());
+    let port = format!("{}-vu0", lab.id());
+    let sock = scratch.join(format!("{port}.sock"));
+    let console_path = scratch.join("vu.console");
+    let mut lv = Libvirtd::start(
+        &scratch.join("libvirt"),
+        env!("CARGO_BIN_EXE_portcullis-libvirt-hook"),
+        &["--socket", sw.socket.to_str().unwrap(), "--timeout", "10"],
+    );
+    let metadata = r#"<metadata>
+    <pc:ports xmlns:pc="https://portcullis.dev/libvirt/1" group="web"/>
+  </metadata>
+  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"#;
+    let interface = format!(
+        r#"<interface type='vhostuser'>
+      <mac address='{MAC}'/>
+      <source type='unix' path='{}' mode='client'>
+        <reconnect enabled='yes' timeout='1'/>
+      </source>
+      <model type='virtio'/>
+      <rom enabled='no'/>
+    </interface>"#,
+        sock.display()
+    );
+    lv.define(
+        &dom,
+        &domain_xml(&dom, metadata, &interface, &console_path, &img),
+    );
+    let t0 = Instant::now();
+    lv.virsh_ok(&["start", &dom]);
+    let (mut console, ip) = first_lease(&sw, &lv, &port, MAC, &console_path, t0);
+    let p = sw.port(&port);
+    assert_eq!(p["backend"], "vhost_user", "{p}");
+    assert_eq!(p["interface"], sock.display().to_string(), "{p}");
+    assert_eq!(p["owner"]["domain"], dom.as_str(), "{p}");
+    assert_eq!(p["state"], "up", "{p}");
+    console.wait_ready(Duration::from_secs(30));
+    let (rc, out) = ping(&mut console, 3);
+    assert_eq!(
+        rc, 0,
+        "the libvirt guest {ip} pings through its vhost-user port: {out}"
+    );
+    lv.virsh_ok(&["destroy", &dom]);
+    wait(
+        &sw,
+        &lv,
+        "the port goes with the domain",
+        Duration::from_secs(20),
+        || !has_port(&sw, &port),
+    );
+}

@@ -8,7 +8,11 @@
 //! (the port serves the new connection from scratch); the daemon killed and
 //! started again while the guest runs reconnects (QEMU's `reconnect-ms`). A second
 //! test runs the port in client mode against a listening QEMU: lease, ping, and a
-//! daemon restart that connects again.
+//! daemon restart that connects again. The port's link follows QEMU (link-down
+//! before it connects and after it is killed, frames for it then dropped as
+//! `port_down`; up with its rings), and a second guest on a TAP port (`-netdev
+//! tap`, the switch's `tap = true`) gets a lease and is pinged by the vhost-user
+//! guest.
 
 mod common;
 
@@ -55,6 +59,27 @@ fn start_qemu_with(
     console: &Path,
     chardev: &str,
 ) -> u32 {
+    let net = [
+        "-chardev".to_string(),
+        format!("socket,id=c0,path={},{chardev}", sock.display()),
+        "-netdev".into(),
+        "vhost-user,id=n0,chardev=c0".into(),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
+    ];
+    start_qemu_net(lab, img, console, &sock.with_extension("qemu.log"), &net)
+}
+
+/// Starts QEMU (TCG) on the guest image with the NIC `net` (its -chardev, -netdev
+/// and -device arguments), its console served on `console`, its stderr in `log`;
+/// the pid.
+fn start_qemu_net(
+    lab: &mut Lab,
+    img: &GuestImage,
+    console: &Path,
+    log: &Path,
+    net: &[String],
+) -> u32 {
     let _ = std::fs::remove_file(console);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -80,18 +105,30 @@ fn start_qemu_with(
         console.display()
     ))
     .args(["-serial", "chardev:ser"])
-    .arg("-chardev")
-    .arg(format!("socket,id=c0,path={},{chardev}", sock.display()))
-    .args(["-netdev", "vhost-user,id=n0,chardev=c0"])
-    .args([
-        "-device",
-        &format!("virtio-net-pci,netdev=n0,mac={MAC},romfile="),
-    ])
+    .args(net)
     .stdin(Stdio::null())
     .stdout(Stdio::null());
-    let log = sock.with_extension("qemu.log");
     cmd.stderr(std::fs::File::create(log).expect("qemu log"));
     lab.spawn(cmd).expect("spawn qemu")
+}
+
+/// The MAC of the guest on the TAP port.
+const TAP_MAC: &str = "52:54:00:10:0b:02";
+
+/// Removes the TAP the daemon created for the test, even when the test fails.
+struct TapGuard(String);
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        let _ = portcullis_io::delete_persistent_tap(&self.0);
+    }
+}
+
+/// The port's state as `GET /v1/ports/NAME` shows it.
+fn state(sw: &Switchd, port: &str) -> String {
+    sw.port(port)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The switch's DHCP binding of `port`, if any: (ip, mac).
@@ -145,8 +182,11 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     let sock = scratch.join("vm.vhost");
     let console_path = scratch.join("vm.console");
     let qemu_log = sock.with_extension("qemu.log");
+    // A second guest, on a TAP port the switch creates (QEMU's `-netdev tap`).
+    let tap = format!("{}t0", lab.id());
+    let _tap_guard = TapGuard(tap.clone());
     let config = format!(
-        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"server\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"server\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n\n[[host.port]]\nname = \"tapvm\"\ninterface = \"{tap}\"\ntap = true\nport_group = \"web\"\nmac = \"{TAP_MAC}\"\n",
         port_on("srv", &srv, "servers", "af_packet"),
         sock.display()
     );
@@ -156,6 +196,17 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
         &srv,
         &format!("{SERVER}/16"),
         "198.18.10.100,198.18.10.150",
+    );
+
+    // No QEMU yet: the port is link-down, and shows its socket as its interface.
+    let view = sw.port("vm");
+    assert_eq!(view["interface"], sock.display().to_string(), "{view}");
+    wait(
+        &sw,
+        &qemu_log,
+        "link-down without a frontend",
+        Duration::from_secs(5),
+        || state(&sw, "vm") == "link-down",
     );
 
     // Boot: the guest's lease from dnsmasq through the switch, then a ping.
@@ -186,6 +237,46 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     );
     assert!(sw.counter("vm", "rx_frames") > 0 && sw.counter("vm", "tx_frames") > 0);
     assert_eq!(sw.port("vm")["backend"], "vhost_user");
+    assert_eq!(state(&sw, "vm"), "up", "the frontend runs its rings");
+
+    // A guest on a TAP port: it gets its own lease, and the vhost-user guest pings
+    // it through the switch (then it stops, to leave the CPU to the rest).
+    let tap_console = scratch.join("tapvm.console");
+    let tap_log = scratch.join("tapvm.qemu.log");
+    let tap_net = [
+        "-netdev".to_string(),
+        format!("tap,id=t0,ifname={tap},script=no,downscript=no,vhost=off"),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=t0,mac={TAP_MAC},romfile="),
+    ];
+    let tap_qemu = start_qemu_net(&mut lab, &img, &tap_console, &tap_log, &tap_net);
+    let mut tap_c = Console::connect(&tap_console);
+    wait(
+        &sw,
+        &tap_log,
+        "the TAP guest's DHCP lease",
+        Duration::from_secs(90),
+        || binding(&sw, "tapvm").is_some(),
+    );
+    let (tap_ip, tap_mac) = binding(&sw, "tapvm").unwrap();
+    assert_eq!(tap_mac, TAP_MAC);
+    tap_c.wait_ready(Duration::from_secs(30));
+    assert!(
+        tap_c.wait_for(0, &format!("PCL-LEASE {tap_ip}"), Duration::from_secs(10)),
+        "the TAP guest configured its lease: {}",
+        tap_c.seen
+    );
+    let (rc, out) = console.run(
+        &format!("ping -c 3 -W 2 -w 10 {tap_ip}"),
+        Duration::from_secs(25),
+    );
+    assert_eq!(
+        rc, 0,
+        "the vhost-user guest pings the TAP guest through the switch: {out}"
+    );
+    assert!(sw.counter("tapvm", "rx_frames") > 0 && sw.counter("tapvm", "tx_frames") > 0);
+    eprintln!("vhost-user guest {ip} pinged TAP guest {tap_ip}");
+    lab.kill(tap_qemu);
 
     // TCP both ways with offloads: the guest's TSO super-frames reach the switch
     // whole (its virtio-net header), and the veth guest's reach the guest whole.
@@ -305,9 +396,31 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
         sw.drops("vm", "forged_transmit")
     );
 
-    // QEMU killed and started again: a new connection, served from scratch.
+    // QEMU killed and started again: a new connection, served from scratch. While
+    // no QEMU runs the port is link-down, and frames for the guest are dropped as
+    // port_down.
     lab.kill(qemu);
     let t1 = Instant::now();
+    wait(
+        &sw,
+        &qemu_log,
+        "link-down once QEMU is gone",
+        Duration::from_secs(5),
+        || state(&sw, "vm") == "link-down",
+    );
+    eprintln!("QEMU killed: link-down after {:?}", t1.elapsed());
+    let before = sw.drops("vm", "port_down");
+    let _ = srv
+        .command("ping")
+        .args(["-c", "2", "-W", "1", &ip])
+        .output();
+    wait(
+        &sw,
+        &qemu_log,
+        "port_down drops while QEMU is gone",
+        Duration::from_secs(5),
+        || sw.drops("vm", "port_down") > before,
+    );
     let _qemu = start_qemu(&mut lab, &img, &sock, &console_path);
     let mut console = Console::connect(&console_path);
     console.wait_ready(Duration::from_secs(60));
@@ -319,6 +432,7 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the restarted guest pings: {out}");
     eprintln!("QEMU restarted: pinging again after {:?}", t1.elapsed());
+    assert_eq!(state(&sw, "vm"), "up", "up again with the new frontend");
 
     // The daemon killed and started again while the guest runs: QEMU reconnects
     // (reconnect-ms) and the guest talks again without a reboot.

@@ -552,7 +552,7 @@ fn launch(
         ports: {
             let mut slots = runtime::port_slots(
                 ports,
-                compiled.interfaces.clone(),
+                crate::ports::port_labels(&compiled),
                 plan::group_names(&compiled),
             );
             for i in waiting {

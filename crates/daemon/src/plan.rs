@@ -196,7 +196,7 @@ impl Plan {
     ) {
         let (reply, answer) = oneshot::channel();
         let apply = ApplyPlan {
-            interfaces: self.compiled.interfaces.clone(),
+            interfaces: crate::ports::port_labels(&self.compiled),
             groups: group_names(&self.compiled),
             switch: self.switch,
             new_io: self.opened,

@@ -262,6 +262,20 @@ pub struct PortError {
     pub source: portcullis_io::IoError,
 }
 
+/// What each port is attached to, as its views show it (`interface`): its
+/// interface, or a vhost-user port's socket path.
+pub fn port_labels(compiled: &CompiledConfig) -> Vec<String> {
+    compiled
+        .interfaces
+        .iter()
+        .zip(&compiled.vhost_user)
+        .map(|(ifname, v)| match v {
+            Some(v) => v.socket.clone(),
+            None => ifname.clone(),
+        })
+        .collect()
+}
+
 /// Every interface must exist (or be a TAP the daemon may create), each missing one
 /// a located error.
 pub(crate) fn check_interfaces(

@@ -922,7 +922,13 @@ impl DataThread {
         pfd: &mut libc::pollfd,
     ) {
         let id = PortId(i as u16);
-        let state = self.links.state(i);
+        // A backend that knows its own link (vhost-user) is asked; else the
+        // interface's carrier.
+        let state = match self.ports[i].io.rx.link_up() {
+            Some(true) => LinkState::Up,
+            Some(false) => LinkState::Down,
+            None => self.links.state(i),
+        };
         let slot = &mut self.ports[i];
         let name = slot.interface.as_str();
         match state {
@@ -968,6 +974,15 @@ impl DataThread {
             let id = PortId(i as u16);
             let down = !self.switch.ports()[i].link_up;
             let gone = self.ports[i].gone;
+            // A port without an interface whose backend knows its link (vhost-user:
+            // a frontend connected with running rings) follows it.
+            if !gone && let Some(up) = self.ports[i].io.rx.link_up() {
+                if up == down {
+                    tracing::info!(port = %self.switch.ports()[i].name, socket = %self.ports[i].interface, up, "vhost-user frontend link changed");
+                    let _ = self.switch.set_link_up(id, up, now);
+                }
+                continue;
+            }
             if gone
                 && present
                     .as_ref()

@@ -14,9 +14,11 @@
 //! fsync'd); a runtime port's name and interface are unique among all ports; an
 //! unreadable file stops the start with its path rather than dropping ports.
 
-use portcullis_api::{NewPort, OWNER_MAX_KEY_LEN, OWNER_MAX_KEYS, OWNER_MAX_VALUE_LEN};
+use portcullis_api::{
+    NewPort, OWNER_MAX_KEY_LEN, OWNER_MAX_KEYS, OWNER_MAX_VALUE_LEN, VhostUserSocket,
+};
 pub use portcullis_api::{PortOwner, RuntimePortView as RuntimePort};
-use portcullis_control::config::HostPort;
+use portcullis_control::config::{HostPort, VhostUser, VhostUserMode};
 use portcullis_control::{CompiledConfig, Config, ConfigErrors};
 use portcullis_dataplane::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -191,13 +193,12 @@ pub fn merged(config: &Config, ports: &[RuntimePort]) -> Result<Config, String> 
             .map(parse_mac)
             .transpose()
             .map_err(|e| format!("runtime port {:?}: {e}", p.name))?;
-        c.host.ports.push(HostPort::plain(
-            &p.name,
-            &p.interface,
-            &p.group,
-            mac,
-            p.create_tap,
-        ));
+        let mut port = HostPort::plain(&p.name, &p.interface, &p.group, mac, p.create_tap);
+        if let Some(v) = &p.vhost_user {
+            port.vhost_user =
+                Some(vhost_user(v).map_err(|e| format!("runtime port {:?}: {e}", p.name))?);
+        }
+        c.host.ports.push(port);
     }
     Ok(c)
 }
@@ -321,17 +322,68 @@ pub fn resolve_group(
     }
 }
 
+/// The most bytes of a vhost-user socket path (what `sockaddr_un` holds, less its
+/// terminating NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// A runtime port's vhost-user socket as the configuration's: an absolute path
+/// that fits a Unix socket address, and a known mode (`server` when left out).
+pub fn vhost_user(v: &VhostUserSocket) -> Result<VhostUser, String> {
+    let s = &v.socket;
+    if !s.starts_with('/')
+        || s.len() > MAX_SOCKET_PATH
+        || s.chars().any(|c| c == '\0' || c.is_control())
+        || s.ends_with('/')
+    {
+        return Err(format!(
+            "{s:?} is not a vhost-user socket path (absolute, at most {MAX_SOCKET_PATH} bytes, no control characters)"
+        ));
+    }
+    let mode = match v.mode.as_deref() {
+        None => VhostUserMode::Server,
+        Some(m) => VhostUserMode::from_name(m)
+            .ok_or_else(|| format!("unknown vhost-user mode {m:?}; modes: server, client"))?,
+    };
+    Ok(VhostUser {
+        socket: s.clone(),
+        mode,
+    })
+}
+
 /// The runtime port a request describes, checked on its own (names, MAC, owner,
-/// group); what it conflicts with is the caller's to check against the switch.
+/// group; exactly one of an interface and a vhost-user socket); what it conflicts
+/// with is the caller's to check against the switch.
 pub fn from_request(config: &Config, name: &str, req: &NewPort) -> Result<RuntimePort, String> {
     check_port_name(name)?;
-    check_interface_name(&req.interface)?;
+    let vhost_user = match (&req.vhost_user, req.interface.is_empty()) {
+        (Some(_), false) => {
+            return Err("a port has an interface or a vhost-user socket, not both".into());
+        }
+        (None, true) => {
+            return Err("a port needs an interface or a vhost-user socket".into());
+        }
+        (Some(v), true) => {
+            let v = vhost_user(v)?;
+            if req.create_tap {
+                return Err("a vhost-user port has no TAP to create".into());
+            }
+            Some(VhostUserSocket {
+                socket: v.socket,
+                mode: Some(v.mode.name().to_string()),
+            })
+        }
+        (None, false) => {
+            check_interface_name(&req.interface)?;
+            None
+        }
+    };
     check_owner(&req.owner)?;
     let mac = req.mac.as_deref().map(parse_mac).transpose()?;
     let group = resolve_group(config, req.group.as_deref(), req.vlan)?;
     Ok(RuntimePort {
         name: name.to_string(),
         interface: req.interface.clone(),
+        vhost_user,
         group,
         mac: mac.map(|m| m.to_string()),
         create_tap: req.create_tap,
@@ -407,7 +459,8 @@ vlans = [10, 20]
         for name in ["", "a/b", "a b", &"x".repeat(65), "é"] {
             assert!(from_request(&c, name, &req("veth0")).is_err(), "{name:?}");
         }
-        for ifname in ["", "a/b", "eth0:1", "sixteen-bytes-xx", ".", ".."] {
+        // (No interface at all is refused as neither an interface nor a socket.)
+        for ifname in ["a/b", "eth0:1", "sixteen-bytes-xx", ".", ".."] {
             let e = from_request(&c, "p", &req(ifname)).unwrap_err();
             assert!(e.contains("interface name"), "{ifname:?}: {e}");
         }
@@ -465,6 +518,92 @@ vlans = [10, 20]
             ..p.clone()
         };
         assert!(compile(&c, &[p, q]).is_err());
+    }
+
+    fn vhost(socket: &str, mode: Option<&str>) -> NewPort {
+        NewPort {
+            vhost_user: Some(VhostUserSocket {
+                socket: socket.into(),
+                mode: mode.map(str::to_string),
+            }),
+            group: Some("db".into()),
+            ..NewPort::default()
+        }
+    }
+
+    #[test]
+    fn a_vhost_user_port_needs_exactly_one_of_interface_and_socket() {
+        let c = config();
+        let both = NewPort {
+            interface: "vnet0".into(),
+            ..vhost("/run/vm1.sock", None)
+        };
+        let e = from_request(&c, "p", &both).unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = from_request(&c, "p", &req("")).unwrap_err();
+        assert!(e.contains("an interface or a vhost-user socket"), "{e}");
+        let long = format!("/{}", "s".repeat(MAX_SOCKET_PATH));
+        for bad in ["run/vm1.sock", "", "/run/a\nb", "/run/", long.as_str()] {
+            let e = from_request(&c, "p", &vhost(bad, None)).unwrap_err();
+            assert!(e.contains("socket path"), "{bad:?}: {e}");
+        }
+        let e = from_request(&c, "p", &vhost("/run/vm1.sock", Some("both"))).unwrap_err();
+        assert!(e.contains("unknown vhost-user mode \"both\""), "{e}");
+        let tap = NewPort {
+            create_tap: true,
+            ..vhost("/run/vm1.sock", None)
+        };
+        assert!(from_request(&c, "p", &tap).unwrap_err().contains("TAP"));
+        // The mode is kept named: server when left out.
+        let p = from_request(&c, "vm1", &vhost("/run/vm1.sock", None)).unwrap();
+        assert_eq!(p.interface, "");
+        assert_eq!(
+            p.vhost_user,
+            Some(VhostUserSocket {
+                socket: "/run/vm1.sock".into(),
+                mode: Some("server".into())
+            })
+        );
+        let q = from_request(&c, "vm2", &vhost("/run/vm2.sock", Some("client"))).unwrap();
+        assert_eq!(
+            q.vhost_user.as_ref().unwrap().mode.as_deref(),
+            Some("client")
+        );
+    }
+
+    #[test]
+    fn vhost_user_runtime_ports_compile_to_their_sockets_and_clash_on_one() {
+        let c = config();
+        let p = from_request(&c, "vm1", &vhost("/run/vm1.sock", None)).unwrap();
+        let q = from_request(&c, "vm2", &vhost("/run/vm2.sock", Some("client"))).unwrap();
+        let compiled = compile(&c, &[p.clone(), q.clone()]).unwrap();
+        let n = compiled.spec.ports.len();
+        assert_eq!(compiled.spec.ports[n - 2].name, "vm1");
+        assert_eq!(
+            compiled.vhost_user[n - 2],
+            Some(VhostUser {
+                socket: "/run/vm1.sock".into(),
+                mode: VhostUserMode::Server
+            })
+        );
+        assert_eq!(
+            compiled.vhost_user[n - 1].as_ref().map(|v| v.mode),
+            Some(VhostUserMode::Client)
+        );
+        // Two vhost-user ports have no interface, and do not clash for it; one
+        // socket twice is the configuration's own error.
+        let same = RuntimePort {
+            name: "vm3".into(),
+            ..p.clone()
+        };
+        let e = compile(&c, &[p.clone(), same]).unwrap_err();
+        assert!(e.contains("/run/vm1.sock"), "{e}");
+        // Kept across restarts: the file round-trips it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut rp = RuntimePorts::load(dir.path()).unwrap();
+        rp.ports = vec![p, q];
+        rp.save().unwrap();
+        assert_eq!(RuntimePorts::load(dir.path()).unwrap().ports, rp.ports);
     }
 
     fn record(

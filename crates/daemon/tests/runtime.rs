@@ -88,3 +88,58 @@ fn frames_leave_with_the_right_encapsulation() {
     );
     sw.assert_no_stray_copies();
 }
+
+/// A port whose backend knows its own link (as a vhost-user port does: up while a
+/// frontend runs its rings), switched from the test.
+struct OwnLink {
+    inner: Box<dyn portcullis_io::RxQueue>,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl portcullis_io::RxQueue for OwnLink {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.fd()
+    }
+    fn recv(&mut self) -> Result<portcullis_io::RxBatch<'_>, portcullis_io::IoError> {
+        self.inner.recv()
+    }
+    fn link_up(&self) -> Option<bool> {
+        Some(self.up.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+#[test]
+fn a_port_whose_backend_knows_its_link_follows_it_and_frames_to_it_drop_as_port_down() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = std::sync::Arc::new(AtomicBool::new(false));
+    let sw = common::start_data_plane_wrapped(&three_port_switch(), |i, rx| {
+        if i == 2 {
+            Box::new(OwnLink {
+                inner: rx,
+                up: up.clone(),
+            })
+        } else {
+            rx
+        }
+    });
+    let state = |s: &portcullis_daemon::snapshot::Snapshot| s.ports[2].state.clone();
+    // No frontend: g2 goes link-down at the next link check (at most a second).
+    sw.snapshot_when(|s| state(s) == "link-down");
+    let payload = [0xabu8; 46];
+    let to_g2 = eth(G2, G1, None, IPV4, &payload);
+    sw.handles[1].inject(&to_g2, None);
+    let s = sw.snapshot_when(|s| s.ports[2].counters.tx_drops.get("port_down") == Some(&1));
+    assert_eq!(s.ports[2].counters.tx_frames, 0);
+    sw.assert_no_stray_copies();
+    // The frontend's rings run: up, and frames reach it.
+    up.store(true, Ordering::Relaxed);
+    sw.snapshot_when(|s| state(s) == "up");
+    sw.handles[1].inject(&to_g2, None);
+    assert_eq!(sw.next_tx(2), to_g2);
+    // It goes away again: down again.
+    up.store(false, Ordering::Relaxed);
+    sw.snapshot_when(|s| state(s) == "link-down");
+    sw.handles[1].inject(&to_g2, None);
+    sw.snapshot_when(|s| s.ports[2].counters.tx_drops.get("port_down") == Some(&2));
+    sw.assert_no_stray_copies();
+}

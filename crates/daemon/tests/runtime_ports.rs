@@ -421,3 +421,109 @@ fn a_removed_port_s_bindings_wait_for_it_by_name_or_by_mac_and_across_a_restart(
     );
     assert_eq!(bindings(&h), vec![]);
 }
+
+#[test]
+fn a_vhost_user_nic_is_added_by_socket_kept_across_a_restart_and_refused_with_both_or_neither() {
+    let h = ApiHarness::start("rt-vhost", &config(), "rt.toml");
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vm2",
+        json!({ "vhost_user": { "socket": "/run/portcullis/vm2.sock" }, "group": "web",
+                "owner": { "domain": "vm2" } }),
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let want = json!({ "socket": "/run/portcullis/vm2.sock", "mode": "server" });
+    assert_eq!(v["runtime_port"]["vhost_user"], want, "the mode is named");
+    assert_eq!(file(&h)["ports"][0]["vhost_user"], want, "persisted");
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vm3",
+        json!({ "vhost_user": { "socket": "/run/portcullis/vm3.sock", "mode": "client" }, "group": "db" }),
+    );
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "two vhost-user ports, no interface clash: {v}"
+    );
+
+    let before = (ports(&h), file(&h));
+    let refusals: Vec<(&str, Value, StatusCode, &str)> = vec![
+        (
+            "vm4",
+            json!({ "interface": "mem-vm4", "vhost_user": { "socket": "/run/vm4.sock" }, "group": "web" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_port",
+        ),
+        (
+            "vm4",
+            json!({ "group": "web" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_port",
+        ),
+        (
+            "vm4",
+            json!({ "vhost_user": { "socket": "run/vm4.sock" }, "group": "web" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_port",
+        ),
+        (
+            "vm4",
+            json!({ "vhost_user": { "socket": "/run/vm4.sock", "mode": "both" }, "group": "web" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_port",
+        ),
+        (
+            "vm4",
+            json!({ "vhost_user": { "socket": "/run/portcullis/vm2.sock" }, "group": "web" }),
+            StatusCode::CONFLICT,
+            "socket_in_use",
+        ),
+        (
+            "vm2",
+            json!({ "vhost_user": { "socket": "/run/portcullis/other.sock" }, "group": "web", "may_exist": true }),
+            StatusCode::CONFLICT,
+            "port_exists",
+        ),
+        (
+            "vm2",
+            json!({ "interface": "mem-vm2", "group": "web", "may_exist": true }),
+            StatusCode::CONFLICT,
+            "port_exists",
+        ),
+    ];
+    for (name, body, status, code) in refusals {
+        let (s, v) = add(&h, OPERATOR, name, body.clone());
+        assert_eq!(s, status, "{name} {body}: {v}");
+        assert_eq!(v["error"]["code"], code, "{name} {body}: {v}");
+    }
+    assert_eq!((ports(&h), file(&h)), before, "no refusal changed anything");
+    // libvirt re-plugging the same socket: no error.
+    let (s, v) = add(
+        &h,
+        OPERATOR,
+        "vm2",
+        json!({ "vhost_user": { "socket": "/run/portcullis/vm2.sock", "mode": "server" },
+                "group": "web", "owner": { "domain": "vm2" }, "may_exist": true }),
+    );
+    assert_eq!(
+        (s, v["outcome"].clone()),
+        (StatusCode::OK, json!("unchanged")),
+        "{v}"
+    );
+
+    let h = h.restart(&config(), "rt.toml", |_| {});
+    assert_eq!(
+        ports(&h),
+        before.0,
+        "the vhost-user ports survive the restart"
+    );
+    assert_eq!(file(&h), before.1, "and its file as it was");
+    let (s, v) = h.call(OPERATOR, Method::DELETE, "/v1/ports/vm2", None, &[]);
+    assert_eq!(
+        (s, v["outcome"].clone()),
+        (StatusCode::OK, json!("removed")),
+        "{v}"
+    );
+}

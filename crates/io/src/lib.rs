@@ -110,6 +110,14 @@ pub trait RxQueue: Send {
         None
     }
 
+    /// The port's link as the backend itself knows it, for a port without a
+    /// network interface to ask: a vhost-user port is up while a frontend is
+    /// connected and its rings run. `None`: the backend has no such notion (the
+    /// interface's carrier tells).
+    fn link_up(&self) -> Option<bool> {
+        None
+    }
+
     /// Frames this queue lost before the switch saw them, since it was opened: for a
     /// status view, not the frame path (it may ask the kernel). Backends without
     /// such counters report none.
@@ -167,6 +175,12 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
     fn take_error(&mut self) -> Option<std::io::Error> {
         (**self).take_error()
     }
+    fn link_up(&self) -> Option<bool> {
+        (**self).link_up()
+    }
+    fn losses(&self) -> RxLosses {
+        (**self).losses()
+    }
 }
 
 impl<T: TxQueue + ?Sized> TxQueue for Box<T> {
@@ -221,4 +235,45 @@ pub struct RxStats {
     pub kernel_drops: u64,
     /// GSO super-frames among `frames`.
     pub gso_frames: u64,
+}
+
+#[cfg(test)]
+mod box_tests {
+    use super::*;
+
+    /// A queue that knows its link and its losses.
+    struct Knows;
+
+    impl RxQueue for Knows {
+        fn fd(&self) -> Option<RawFd> {
+            None
+        }
+        fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
+            Ok(RxBatch::empty())
+        }
+        fn link_up(&self) -> Option<bool> {
+            Some(false)
+        }
+        fn losses(&self) -> RxLosses {
+            RxLosses {
+                kernel_drops: 3,
+                truncated: 1,
+            }
+        }
+    }
+
+    #[test]
+    fn a_boxed_queue_answers_as_the_queue_inside() {
+        // The runtime holds `Box<dyn RxQueue>`: method calls resolve to the Box's
+        // impl, which must not fall back to the trait's defaults.
+        let b: Box<dyn RxQueue> = Box::new(Knows);
+        assert_eq!(RxQueue::link_up(&b), Some(false));
+        assert_eq!(
+            RxQueue::losses(&b),
+            RxLosses {
+                kernel_drops: 3,
+                truncated: 1
+            }
+        );
+    }
 }

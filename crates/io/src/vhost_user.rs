@@ -1182,6 +1182,10 @@ impl RxQueue for VhostUserRx {
         Some(self.epoll_fd)
     }
 
+    fn link_up(&self) -> Option<bool> {
+        Some(self.is_running())
+    }
+
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         self.descs.clear();
         let mut g = lock(&self.shared);

@@ -54,12 +54,26 @@ pub enum PortCmd {
     /// Add a runtime port: host state kept in the daemon's state directory across
     /// restarts, not configuration (docs/runtime-ports.md). Its interface need not
     /// exist yet: the port waits (state no-interface) and attaches when it appears.
+    /// A vhost-user port (--vhost-user SOCKET) serves a QEMU guest's virtio-net
+    /// instead (docs/vhost-user.md).
     Add {
         /// The port's name (1 to 64 of A-Z a-z 0-9 . _ -).
         port: String,
         /// The Linux interface (TAP, veth) it attaches to.
-        #[arg(long)]
-        interface: String,
+        #[arg(
+            long,
+            required_unless_present = "vhost_user",
+            conflicts_with = "vhost_user"
+        )]
+        interface: Option<String>,
+        /// A vhost-user port on this Unix socket (absolute path) instead of an
+        /// interface.
+        #[arg(long, value_name = "SOCKET")]
+        vhost_user: Option<String>,
+        /// server: the switch listens on the socket and QEMU connects (the
+        /// default); client: QEMU listens (server=on) and the switch connects.
+        #[arg(long, requires = "vhost_user", conflicts_with = "interface", value_parser = ["server", "client"])]
+        vhost_user_mode: Option<String>,
         /// The port group (optional when --vlan names the one group with that access VLAN).
         #[arg(long)]
         group: Option<String>,
@@ -111,7 +125,7 @@ pub enum PortCmd {
 
 /// A runtime port in one line: `vnet0 interface=vnet0 group=web mac=… owner domain=web1`.
 pub fn runtime_port_line(p: &portcullis_api::RuntimePortView) -> String {
-    let mut line = format!("{} interface={} group={}", p.name, p.interface, p.group);
+    let mut line = format!("{} {} group={}", p.name, attachment(p), p.group);
     if let Some(m) = &p.mac {
         line.push_str(&format!(" mac={m}"));
     }
@@ -120,6 +134,18 @@ pub fn runtime_port_line(p: &portcullis_api::RuntimePortView) -> String {
         line.push_str(&format!(" owner {}", owner.join(",")));
     }
     line
+}
+
+/// `interface=vnet0`, or `vhost-user=/run/vm1.sock mode=server`.
+fn attachment(p: &portcullis_api::RuntimePortView) -> String {
+    match &p.vhost_user {
+        Some(v) => format!(
+            "vhost-user={} mode={}",
+            v.socket,
+            v.mode.as_deref().unwrap_or("server")
+        ),
+        None => format!("interface={}", p.interface),
+    }
 }
 
 /// `KEY=VALUE` pairs as a map.
@@ -138,10 +164,10 @@ fn print_change(v: serde_json::Value) -> anyhow::Result<()> {
     let a: portcullis_api::PortChangeAnswer = serde_json::from_value(v)?;
     match &a.runtime_port {
         Some(p) => println!(
-            "port {}: {} (interface {}, group {}{})",
+            "port {}: {} ({}, group {}{})",
             a.port,
             a.outcome,
-            p.interface,
+            attachment(p).replacen('=', " ", 1),
             p.group,
             p.mac
                 .as_deref()
@@ -259,6 +285,8 @@ pub fn port(op: PortCmd, api: &ApiOpts) -> anyhow::Result<()> {
         PortCmd::Add {
             port,
             interface,
+            vhost_user,
+            vhost_user_mode,
             group,
             vlan,
             mac,
@@ -267,7 +295,11 @@ pub fn port(op: PortCmd, api: &ApiOpts) -> anyhow::Result<()> {
             may_exist,
         } => {
             let body = portcullis_api::NewPort {
-                interface,
+                interface: interface.unwrap_or_default(),
+                vhost_user: vhost_user.map(|socket| portcullis_api::VhostUserSocket {
+                    socket,
+                    mode: vhost_user_mode,
+                }),
                 group,
                 vlan,
                 mac,

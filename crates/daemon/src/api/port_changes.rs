@@ -65,6 +65,17 @@ fn interface_user(running: &Running, interface: &str, except: &str) -> Option<St
         .map(|(_, p)| p.name.clone())
 }
 
+/// Another port (configured or runtime) already on vhost-user socket `socket`.
+fn socket_user(running: &Running, socket: &str, except: &str) -> Option<String> {
+    running
+        .compiled
+        .vhost_user
+        .iter()
+        .zip(&running.compiled.spec.ports)
+        .find(|(v, p)| v.as_ref().is_some_and(|v| v.socket == socket) && p.name != except)
+        .map(|(_, p)| p.name.clone())
+}
+
 /// Another port whose initial or effective MAC is `mac` (a guest's MAC is its
 /// identity: two ports with one MAC would black-hole one of them).
 async fn mac_user(st: &ApiState, mac: &str, except: &str) -> Result<Option<String>, ApiError> {
@@ -243,13 +254,15 @@ pub async fn add_port(
         return Err(e);
     }
     if let Some(have) = running.runtime_ports.get(&name).cloned() {
-        if !req.may_exist || have.interface != req.interface {
+        if !req.may_exist || have.interface != port.interface || have.vhost_user != port.vhost_user
+        {
+            let on = match &have.vhost_user {
+                Some(v) => format!("on vhost-user socket {:?}", v.socket),
+                None => format!("on interface {:?}", have.interface),
+            };
             return Err(conflict(
                 "port_exists",
-                format!(
-                    "runtime port {name:?} exists (on interface {:?}); remove it first, or set it",
-                    have.interface
-                ),
+                format!("runtime port {name:?} exists ({on}); remove it first, or set it"),
             ));
         }
         // `--may-exist`: the port as asked for, changed in place if it differs.
@@ -268,10 +281,20 @@ pub async fn add_port(
             format!("the switch holds at most {MAX_RUNTIME_PORTS} runtime ports"),
         ));
     }
-    if let Some(user) = interface_user(&running, &port.interface, &name) {
+    if !port.interface.is_empty()
+        && let Some(user) = interface_user(&running, &port.interface, &name)
+    {
         return Err(conflict(
             "interface_in_use",
             format!("interface {:?} is port {user:?}'s", port.interface),
+        ));
+    }
+    if let Some(v) = &port.vhost_user
+        && let Some(user) = socket_user(&running, &v.socket, &name)
+    {
+        return Err(conflict(
+            "socket_in_use",
+            format!("vhost-user socket {:?} is port {user:?}'s", v.socket),
         ));
     }
     if let Some(mac) = &port.mac
@@ -305,7 +328,7 @@ pub async fn add_port(
         &caller,
         &name,
         "port_added",
-        serde_json::json!({ "interface": port.interface, "group": port.group, "owner": port.owner }),
+        serde_json::json!({ "interface": port.interface, "vhost_user": port.vhost_user, "group": port.group, "owner": port.owner }),
     );
     Ok(answer(PortChangeAnswer {
         port: name,

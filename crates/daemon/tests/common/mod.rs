@@ -27,7 +27,7 @@ use portcullis_dataplane::{
     DEFAULT_HOST_TABLE_SIZE, DEFAULT_MAX_BINDINGS, MacAddr, PortRole, PortSpec, SecurityPolicy,
     Switch, SwitchSpec, Timestamp, Vid, VlanMode, VlanSet,
 };
-use portcullis_io::{MemoryHandle, memory_port};
+use portcullis_io::{MemoryHandle, RxQueue, memory_port};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -324,11 +324,20 @@ impl Drop for Running {
 /// `i` on interface `mem{i}` with the circuit ID `mem/{name}`; guests in the port
 /// group `web`, uplinks in none.
 pub fn start_data_plane(spec: &SwitchSpec) -> Running {
+    start_data_plane_wrapped(spec, |_, rx| rx)
+}
+
+/// [`start_data_plane`] with each port's receive queue passed through `wrap`
+/// (port index, memory queue): a test backend around the memory queue.
+pub fn start_data_plane_wrapped(
+    spec: &SwitchSpec,
+    mut wrap: impl FnMut(usize, Box<dyn RxQueue>) -> Box<dyn RxQueue>,
+) -> Running {
     let mut ports = Vec::new();
     let mut handles = Vec::new();
-    for _ in &spec.ports {
+    for i in 0..spec.ports.len() {
         let (rx, tx, h) = memory_port();
-        ports.push(PortIo::new(Box::new(rx), Box::new(tx)));
+        ports.push(PortIo::new(wrap(i, Box::new(rx)), Box::new(tx)));
         handles.push(h);
     }
     let names: Vec<String> = spec.ports.iter().map(|p| p.name.clone()).collect();

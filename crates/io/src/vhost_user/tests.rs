@@ -462,6 +462,39 @@ fn a_new_frontend_after_a_disconnect_is_served_from_scratch() {
 }
 
 #[test]
+fn the_link_is_up_only_while_a_frontend_runs_both_rings() {
+    let path = socket_path();
+    let opts = VhostUserOptions {
+        socket: path.clone(),
+        mode: VhostUserMode::Server,
+    };
+    let (mut rx, _tx) = open_vhost_user("vm", &opts).expect("open");
+    rx.recv().unwrap();
+    assert_eq!(rx.link_up(), Some(false), "nobody connected");
+    let mut fe = Frontend::connect(&path);
+    rx.recv().unwrap();
+    assert_eq!(rx.link_up(), Some(false), "connected, no rings yet");
+    fe.start(&mut rx, ALL);
+    assert_eq!(rx.link_up(), Some(true), "both rings run");
+    // The guest's driver stops one ring (a reset, an `ip link set down`).
+    fe.call(&mut rx, SET_VRING_ENABLE, &pair(0, 0), &[]);
+    assert_eq!(rx.link_up(), Some(false), "one ring stopped");
+    fe.call(&mut rx, SET_VRING_ENABLE, &pair(0, 1), &[]);
+    assert_eq!(rx.link_up(), Some(true));
+    // QEMU goes away.
+    drop(fe);
+    rx.recv().unwrap();
+    assert_eq!(rx.link_up(), Some(false), "the frontend is gone");
+    let mut fe = Frontend::connect(&path);
+    fe.start(&mut rx, ALL);
+    assert_eq!(
+        rx.link_up(),
+        Some(true),
+        "a new frontend brings it up again"
+    );
+}
+
+#[test]
 fn a_frontend_that_stalls_or_sends_garbage_is_dropped_without_holding_the_port() {
     let path = socket_path();
     let opts = VhostUserOptions {

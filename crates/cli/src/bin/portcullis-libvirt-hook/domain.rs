@@ -12,6 +12,12 @@
 //! Then every `<interface type='ethernet'>` of the domain is a runtime port named
 //! after its `<target dev='…'/>` (the TAP), with the interface's MAC, in the group
 //! (or access VLAN) its `<pc:port>` names by MAC, else the one `<pc:ports>` names.
+//! Every `<interface type='vhostuser'>` with `<source type='unix' path='…'
+//! mode='…'/>` is a vhost-user runtime port on that socket, named after the
+//! socket's file name less `.sock` (`/run/portcullis/web1-eth0.sock` → port
+//! `web1-eth0`), placed the same way; libvirt's `mode` is QEMU's side, so
+//! `mode='client'` makes a port in server mode and `mode='server'` one in client
+//! mode.
 //!
 //! Invariant: [`plan`] is a pure function of the XML, and it refuses (rather than
 //! guesses) whatever would leave a guest NIC outside the switch's policy: an
@@ -19,7 +25,7 @@
 //! names no interface of the domain, two entries for one MAC. A domain without our
 //! element is not ours: its plan is empty.
 
-use portcullis_api::endpoints::{NewPort, PortOwner};
+use portcullis_api::endpoints::{NewPort, PortOwner, VhostUserSocket};
 use std::collections::BTreeSet;
 
 /// The XML namespace of our metadata element.
@@ -87,8 +93,16 @@ pub enum PlanError {
         attribute: &'static str,
         value: String,
     },
-    #[error("two ethernet interfaces have the target {0:?}")]
+    #[error("two interfaces of the domain make the port {0:?}")]
     DuplicateTarget(String),
+    #[error(
+        "vhostuser interface {index} (MAC {mac}) has no <source type='unix' path='…' mode='client|server'/>"
+    )]
+    NoSource { index: usize, mac: String },
+    #[error(
+        "vhostuser interface socket {0:?}: the switch needs an absolute path whose file name (less a .sock suffix) names its port: 1 to 64 of A-Z a-z 0-9 . _ -"
+    )]
+    BadSocket(String),
     #[error("the domain has {0} <pc:ports> elements in its metadata; give one")]
     SeveralPorts(usize),
 }
@@ -305,6 +319,75 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
             },
         });
     }
+    let vhostuser = devices.children().filter(|c| {
+        c.is_element()
+            && c.tag_name().name() == "interface"
+            && c.attribute("type") == Some("vhostuser")
+    });
+    for (index, iface) in vhostuser.enumerate() {
+        let raw_mac = child(iface, "mac")
+            .and_then(|m| m.attribute("address"))
+            .ok_or(PlanError::NoMac { index })?;
+        let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
+            element: "<mac>",
+            attribute: "address",
+            value: raw_mac.into(),
+        })?;
+        let source = child(iface, "source")
+            .filter(|s| s.attribute("type") == Some("unix"))
+            .ok_or_else(|| PlanError::NoSource {
+                index,
+                mac: mac.clone(),
+            })?;
+        let path = source
+            .attribute("path")
+            .ok_or_else(|| PlanError::NoSource {
+                index,
+                mac: mac.clone(),
+            })?;
+        let name = vhost_user_port_name(path).ok_or_else(|| PlanError::BadSocket(path.into()))?;
+        // libvirt's mode is QEMU's side of the socket: QEMU as client connects to
+        // the switch's listening port, and the other way round.
+        let mode = match source.attribute("mode") {
+            Some("client") => "server",
+            Some("server") => "client",
+            other => {
+                return Err(PlanError::BadAttribute {
+                    element: "<source type='unix'>",
+                    attribute: "mode",
+                    value: other.unwrap_or_default().into(),
+                });
+            }
+        };
+        if ports.iter().any(|p: &PlannedPort| p.name == name) {
+            return Err(PlanError::DuplicateTarget(name));
+        }
+        let placement = entries
+            .iter()
+            .find(|(m, _)| *m == mac)
+            .map(|(_, p)| p.clone())
+            .filter(Placement::is_some)
+            .or_else(|| Some(default.clone()).filter(Placement::is_some))
+            .ok_or_else(|| PlanError::NoGroup {
+                target: name.clone(),
+                mac: mac.clone(),
+            })?;
+        used_macs.insert(mac.clone());
+        ports.push(PlannedPort {
+            name,
+            port: NewPort {
+                vhost_user: Some(VhostUserSocket {
+                    socket: path.into(),
+                    mode: Some(mode.into()),
+                }),
+                group: placement.group,
+                vlan: placement.vlan,
+                mac: Some(mac),
+                owner: owner.clone(),
+                ..NewPort::default()
+            },
+        });
+    }
     if let Some((mac, _)) = entries.iter().find(|(m, _)| !used_macs.contains(m)) {
         return Err(PlanError::UnknownMac(mac.clone()));
     }
@@ -313,6 +396,22 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
         uuid,
         ports,
     })
+}
+
+/// The port a vhost-user socket makes: its file name less a `.sock` suffix, when
+/// the path is absolute and that is a port name.
+fn vhost_user_port_name(path: &str) -> Option<String> {
+    if !path.starts_with('/') || path.ends_with('/') {
+        return None;
+    }
+    let file = path.rsplit('/').next()?;
+    let name = file.strip_suffix(".sock").unwrap_or(file);
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    ok.then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -515,6 +614,138 @@ mod tests {
             plan("<domain><uuid>u</uuid></domain>"),
             Err(PlanError::Missing("name"))
         ));
+    }
+
+    const NS: &str = "xmlns:pc=\"https://portcullis.dev/libvirt/1\"";
+
+    fn vhostuser(path: &str, mode: &str, mac: &str) -> String {
+        format!(
+            "<interface type='vhostuser'><mac address='{mac}'/><source type='unix' path='{path}' mode='{mode}'/><model type='virtio'/></interface>"
+        )
+    }
+
+    #[test]
+    fn a_vhostuser_interface_is_a_vhost_user_port_in_the_opposite_mode() {
+        let ifaces = format!(
+            "{}{}<interface type='ethernet'><mac address='52:54:00:12:34:56'/><target dev='pclexp0'/></interface>",
+            vhostuser(
+                "/run/portcullis/web1-eth0.sock",
+                "client",
+                "52:54:00:00:00:11"
+            ),
+            vhostuser("/run/qemu/web1-eth1", "server", "52:54:00:00:00:12"),
+        );
+        let xml = with_interfaces(&ifaces);
+        let meta = format!(
+            "<metadata><pc:ports {NS} group=\"db\"><pc:port mac=\"52:54:00:00:00:11\" group=\"web\"/></pc:ports></metadata>"
+        );
+        let start = xml.find("<metadata>").unwrap();
+        let end = xml.find("</metadata>").unwrap() + "</metadata>".len();
+        let xml = format!("{}{meta}{}", &xml[..start], &xml[end..]);
+        let p = plan(&xml).unwrap();
+        let got: Vec<_> = p
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.port.interface.as_str(),
+                    p.port.vhost_user.as_ref().map(|v| v.socket.as_str()),
+                    p.port.vhost_user.as_ref().and_then(|v| v.mode.as_deref()),
+                    p.port.group.as_deref(),
+                    p.port.mac.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "pclexp0",
+                    "pclexp0",
+                    None,
+                    None,
+                    Some("db"),
+                    Some("52:54:00:12:34:56")
+                ),
+                (
+                    "web1-eth0",
+                    "",
+                    Some("/run/portcullis/web1-eth0.sock"),
+                    Some("server"),
+                    Some("web"),
+                    Some("52:54:00:00:00:11")
+                ),
+                (
+                    "web1-eth1",
+                    "",
+                    Some("/run/qemu/web1-eth1"),
+                    Some("client"),
+                    Some("db"),
+                    Some("52:54:00:00:00:12")
+                ),
+            ],
+            "QEMU client → switch server, QEMU server → switch client"
+        );
+        assert_eq!(p.ports[1].port.owner["domain"], "pclexp");
+        assert!(!p.ports[1].port.create_tap);
+    }
+
+    #[test]
+    fn a_vhostuser_interface_the_switch_cannot_serve_is_refused() {
+        let ok_mac = "52:54:00:12:34:56";
+        let cases: Vec<(String, PlanError)> = vec![
+            (
+                vhostuser("relative.sock", "client", ok_mac),
+                PlanError::BadSocket("relative.sock".into()),
+            ),
+            (
+                vhostuser("/run/bad name.sock", "client", ok_mac),
+                PlanError::BadSocket("/run/bad name.sock".into()),
+            ),
+            (
+                vhostuser("/run/.sock", "client", ok_mac),
+                PlanError::BadSocket("/run/.sock".into()),
+            ),
+            (
+                vhostuser("/run/vm.sock", "both", ok_mac),
+                PlanError::BadAttribute {
+                    element: "<source type='unix'>",
+                    attribute: "mode",
+                    value: "both".into(),
+                },
+            ),
+            (
+                format!("<interface type='vhostuser'><mac address='{ok_mac}'/><model type='virtio'/></interface>"),
+                PlanError::NoSource {
+                    index: 0,
+                    mac: ok_mac.into(),
+                },
+            ),
+            (
+                format!("<interface type='vhostuser'><mac address='{ok_mac}'/><source type='unix' mode='client'/></interface>"),
+                PlanError::NoSource {
+                    index: 0,
+                    mac: ok_mac.into(),
+                },
+            ),
+            (
+                "<interface type='vhostuser'><source type='unix' path='/run/vm.sock' mode='client'/></interface>".into(),
+                PlanError::NoMac { index: 0 },
+            ),
+            (
+                format!(
+                    "{}{}",
+                    vhostuser("/a/vm.sock", "client", ok_mac),
+                    vhostuser("/b/vm.sock", "client", "52:54:00:12:34:57")
+                ),
+                PlanError::DuplicateTarget("vm".into()),
+            ),
+        ];
+        for (ifaces, want) in cases {
+            let xml = with_interfaces(&ifaces);
+            assert_eq!(plan(&xml), Err(want), "{ifaces}");
+        }
     }
 
     #[test]
