@@ -29,7 +29,11 @@
 #
 # Usage (root; not part of CI):
 #   cargo build --release -p portcullis && sudo bench/vhost_user.sh
-# Environment (optional): VU_RUNS=3, VU_SECS=10, PORTCULLIS=target/release/portcullis
+# Environment (optional): VU_RUNS=3, VU_SECS=10, PORTCULLIS=target/release/portcullis,
+#   VU_TESTS="udp-out udp-in tcp-out tcp-in" (a subset to run),
+#   VU_STRACE=1 (attach `strace -c -f` to the daemon over each measured window and
+#   print its summary to stderr: where the switch's CPU goes, by system call; it
+#   slows the daemon, so the table of such a run is not a measurement).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -262,7 +266,21 @@ measure() { # TEST
   f0=$(counter $port rx_frames)
   t0=$(ticks)
   w0=$(date +%s%N)
+  local tracer=
+  if [ "${VU_STRACE:-0}" = 1 ]; then
+    strace -c -f -o "$WORK/strace.$test" -p "$DAEMON_PID" 2>/dev/null &
+    tracer=$!
+    sleep 0.5
+  fi
   in_ns "$G1" timeout $((SECS + 30)) iperf3 -c $VM_IP -t "$SECS" -J "${args[@]}" >"$WORK/iperf.json" 2>&1 || true
+  if [ -n "$tracer" ]; then
+    kill -INT "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+    {
+      echo "strace -c -f of the daemon, $test:"
+      head -n 20 "$WORK/strace.$test"
+    } >&2
+  fi
   w1=$(date +%s%N)
   t1=$(ticks)
   f1=$(counter $port rx_frames)
@@ -281,7 +299,7 @@ print(sys.argv[2], sys.argv[3], "%.3f" % (int(sys.argv[4]) / 1000), mbps)
 EOF
 }
 
-TESTS="udp-out udp-in tcp-out tcp-in"
+TESTS=${VU_TESTS:-udp-out udp-in tcp-out tcp-in}
 RES=$WORK/results
 : >"$RES"
 for mode in tap vhost; do

@@ -1036,8 +1036,19 @@ impl DataThread {
     }
 
     /// Drains the RX queue of port `i` (a bounded number of batches) and queues the
-    /// forwarded copies.
+    /// forwarded copies; then ends the queue's turn ([`RxQueue::end_turn`]).
     fn service_port(
+        &mut self,
+        i: usize,
+        now: Timestamp,
+        verdicts: &mut Vec<Verdict>,
+        stats: &mut RuntimeCounters,
+    ) {
+        self.drain_port(i, now, verdicts, stats);
+        self.ports[i].io.rx.end_turn();
+    }
+
+    fn drain_port(
         &mut self,
         i: usize,
         now: Timestamp,

@@ -103,6 +103,13 @@ pub trait RxQueue: Send {
     /// the frames that arrived since (possibly none). Never blocks.
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError>;
 
+    /// The worker is done with this queue for this turn of its loop (it calls this
+    /// after the last `recv` of the turn, with the frames of that call handled). A
+    /// backend that owes its peer a notification for the frames taken sends it now,
+    /// once per turn rather than once per `recv`, and makes its fd wake the worker
+    /// again if frames remain.
+    fn end_turn(&mut self) {}
+
     /// Takes (and clears) the error the kernel flagged on the port — poll(2) reports
     /// it as POLLERR, e.g. ENETDOWN when the interface went down or away. `None` when
     /// there is none or the backend has no such notion.
@@ -171,6 +178,9 @@ impl<T: RxQueue + ?Sized> RxQueue for Box<T> {
     }
     fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
         (**self).recv()
+    }
+    fn end_turn(&mut self) {
+        (**self).end_turn()
     }
     fn take_error(&mut self) -> Option<std::io::Error> {
         (**self).take_error()

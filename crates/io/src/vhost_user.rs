@@ -4,10 +4,11 @@
 //! Phase 1 scope, and what it is:
 //! - **One queue pair** (queue 0: RX, to the guest; queue 1: TX, from the guest).
 //!   Multiqueue (`VHOST_USER_PROTOCOL_F_MQ`) is not offered, so QEMU uses one pair.
-//! - **Split rings** only; no indirect descriptors, no `EVENT_IDX`, no packed rings,
-//!   no dirty-page logging (so no live migration yet).
+//! - **Split rings** only; no indirect descriptors, no packed rings, no dirty-page
+//!   logging (so no live migration yet).
 //! - Features offered: `VIRTIO_F_VERSION_1`, `VIRTIO_NET_F_MRG_RXBUF`, `CSUM`,
-//!   `GUEST_CSUM`, `HOST_TSO4/6`, `HOST_ECN`, `GUEST_TSO4/6`, `GUEST_ECN`, and
+//!   `GUEST_CSUM`, `HOST_TSO4/6`, `HOST_ECN`, `GUEST_TSO4/6`, `GUEST_ECN`,
+//!   `VIRTIO_RING_F_EVENT_IDX`, and
 //!   `VHOST_USER_F_PROTOCOL_FEATURES` with `REPLY_ACK`. A GSO super-frame from the guest
 //!   reaches the switch whole with its [`VnetHdr`] (as on a TAP with virtio-net
 //!   headers); one sent to a guest that took GUEST_TSO goes whole, else it is cut in
@@ -38,13 +39,25 @@
 //! guest that stops taking its RX buffers makes sends fail with
 //! [`TxError::RingFull`] (counted by the caller); nothing waits for it.
 //!
-//! Polling: [`RxQueue::fd`] is an epoll fd that gathers the listening socket (while
-//! no frontend is connected), the connection, the TX queue's kick eventfd, a retry
-//! timer (client mode) and an internal eventfd that keeps it readable while guest
-//! frames remain after a full batch. `recv` handles every control message waiting,
-//! then takes the guest's frames. A message that has started to arrive must arrive
-//! whole within 500 ms, replies must be taken as fast, else the connection is dropped:
-//! a stalling frontend cannot hold the data-plane thread longer.
+//! Threads: each port has a **control thread** that owns the socket, the connection
+//! and the retry timer (client mode), and handles every message; the data path
+//! (the daemon's worker calling `recv`/`push`) never reads the connection. The two
+//! share the device state (features, guest memory, rings) under one lock, which the
+//! control thread takes only to apply a message (no I/O under it). A message that
+//! has started to arrive must arrive whole within 500 ms, a reply must be taken as
+//! fast, else the frontend is dropped; either way only the control thread waits.
+//!
+//! Notifications: [`RxQueue::fd`] is an epoll fd holding the TX queue's kick eventfd
+//! (edge-triggered: never read) and an internal eventfd that keeps it readable while
+//! guest frames remain after a full batch or when a ring (re)starts. `recv` takes
+//! the guest's frames straight from shared memory; only when it finds none does it
+//! consume the wake-ups (one `epoll_wait`) and look once more. With
+//! `VIRTIO_RING_F_EVENT_IDX` (virtio 1.1 §2.6.7–8), the backend writes `avail_event`
+//! after each pass (the guest kicks only for the chain after the last one taken)
+//! and signals the call eventfd only when the used index crosses the guest's
+//! `used_event`; without it, `VRING_AVAIL_F_NO_INTERRUPT` is honoured. The guest's
+//! TX buffers returned during a turn of the worker are signalled once, at
+//! [`RxQueue::end_turn`].
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -107,6 +120,7 @@ const VIRTIO_NET_F_HOST_TSO4: u64 = 1 << 11;
 const VIRTIO_NET_F_HOST_TSO6: u64 = 1 << 12;
 const VIRTIO_NET_F_HOST_ECN: u64 = 1 << 13;
 const VIRTIO_NET_F_MRG_RXBUF: u64 = 1 << 15;
+const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 const VHOST_USER_F_PROTOCOL_FEATURES: u64 = 1 << 30;
 const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 
@@ -120,6 +134,7 @@ const OFFERED_FEATURES: u64 = VIRTIO_NET_F_CSUM
     | VIRTIO_NET_F_HOST_TSO6
     | VIRTIO_NET_F_HOST_ECN
     | VIRTIO_NET_F_MRG_RXBUF
+    | VIRTIO_RING_F_EVENT_IDX
     | VHOST_USER_F_PROTOCOL_FEATURES
     | VIRTIO_F_VERSION_1;
 
@@ -154,8 +169,6 @@ const HDR_LEN: usize = 12;
 const MAX_PAYLOAD: usize = 4096;
 /// Most regions (and fds) in one memory table.
 const MAX_REGIONS: usize = 8;
-/// Most control messages handled per `recv`.
-const MAX_MESSAGES: usize = 64;
 
 // ---------------------------------------------------------------------------
 // Guest memory.
@@ -484,6 +497,9 @@ struct Vring {
     broken: bool,
     /// Used entries were published since the guest was last notified.
     to_notify: bool,
+    /// The used index when the guest was last considered for a notification
+    /// (`EVENT_IDX`); `None` until the first, which always signals.
+    signalled_used: Option<u16>,
 }
 
 /// The ring is unusable: stop reading it.
@@ -540,18 +556,36 @@ impl Vring {
         Ok(())
     }
 
-    /// Signals the call eventfd if used entries were published and the guest did not
-    /// suppress interrupts.
-    fn notify(&mut self, mem: &GuestMemory) {
+    /// Signals the call eventfd if used entries were published and the guest wants
+    /// to hear of them: with `EVENT_IDX`, when the used index crossed the guest's
+    /// `used_event` since the last signal (virtio 1.1 §2.6.7.2); without, unless the
+    /// guest set `VRING_AVAIL_F_NO_INTERRUPT`.
+    fn notify(&mut self, mem: &GuestMemory, event_idx: bool) {
         if !self.to_notify {
             return;
         }
         self.to_notify = false;
+        // The used index is visible before the guest's suppression is read.
         fence(Ordering::SeqCst);
-        let suppressed = mem.load_u16(self.avail).is_some_and(|f| f & 1 != 0);
-        if let (false, Some(call)) = (suppressed, &self.call) {
+        let wanted = if event_idx {
+            let used_event = mem.load_u16(self.avail + 4 + 2 * u64::from(self.size));
+            let old = self.signalled_used.replace(self.used_idx);
+            match (used_event, old) {
+                (Some(e), Some(old)) => need_event(e, self.used_idx, old),
+                _ => true,
+            }
+        } else {
+            mem.load_u16(self.avail).is_none_or(|f| f & 1 == 0)
+        };
+        if let (true, Some(call)) = (wanted, &self.call) {
             eventfd_write(call);
         }
+    }
+
+    /// Tells the guest (`EVENT_IDX`) to kick when it makes the chain at `idx`
+    /// available: the used ring's `avail_event`, after its last element.
+    fn set_avail_event(&self, mem: &GuestMemory, idx: u16) {
+        let _ = mem.store_u16(self.used + 4 + 8 * u64::from(self.size), idx);
     }
 
     /// Ready for frames: set up, kicked off, enabled (when that applies), not broken.
@@ -562,6 +596,12 @@ impl Vring {
             && !self.broken
             && (self.enabled || !protocol_acked)
     }
+}
+
+/// Whether moving an index from `old` to `new` crossed `event` (virtio's
+/// `vring_need_event`, in wrapping 16-bit arithmetic).
+fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 fn eventfd_write(fd: &OwnedFd) {
@@ -593,22 +633,22 @@ fn new_eventfd(what: &str) -> Result<OwnedFd, IoError> {
 const RX_Q: usize = 0;
 const TX_Q: usize = 1;
 
-#[derive(Debug)]
+/// The device as the connected frontend set it up.
+#[derive(Debug, Default)]
 struct Conn {
-    stream: UnixStream,
     features: u64,
     protocol: u64,
     mem: GuestMemory,
     rings: [Vring; 2],
 }
 
-/// The connection must be dropped.
-#[derive(Debug)]
-struct Disconnect(&'static str);
-
 impl Conn {
     fn protocol_acked(&self) -> bool {
         self.features & VHOST_USER_F_PROTOCOL_FEATURES != 0
+    }
+
+    fn event_idx(&self) -> bool {
+        self.features & VIRTIO_RING_F_EVENT_IDX != 0
     }
 
     /// Length of the virtio-net header on this connection's frames.
@@ -620,25 +660,27 @@ impl Conn {
         }
     }
 
-    fn reply(&mut self, request: u32, payload: &[u8]) -> Result<(), Disconnect> {
-        let mut msg = Vec::with_capacity(HDR_LEN + payload.len());
-        msg.extend_from_slice(&request.to_le_bytes());
-        msg.extend_from_slice(&(FLAG_VERSION | FLAG_REPLY).to_le_bytes());
-        msg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        msg.extend_from_slice(payload);
-        self.stream
-            .write_all(&msg)
-            .map_err(|_| Disconnect("reply failed"))
+    /// Forgets ring `q`'s kick, taking it out of the data path's epoll first (the
+    /// frontend keeps its end open, so closing ours would not).
+    fn drop_kick(&mut self, q: usize, epoll: &OwnedFd) {
+        if let Some(k) = self.rings[q].kick.take()
+            && q == TX_Q
+        {
+            epoll_del(epoll, k.as_raw_fd());
+        }
     }
 
-    /// Handles one request; `Ok(true)` if it was accepted (for REPLY_ACK).
+    /// Handles one request; `true` if it was accepted (for REPLY_ACK). A request
+    /// that answers puts its payload in `reply`. `epoll` is the data path's: the TX
+    /// queue's kick is watched there, edge-triggered (nothing reads the eventfd).
     fn handle(
         &mut self,
         request: u32,
         payload: &[u8],
         fds: &mut Vec<OwnedFd>,
         epoll: &OwnedFd,
-    ) -> Result<bool, Disconnect> {
+        reply: &mut Option<[u8; 8]>,
+    ) -> bool {
         let u32_at = |i: usize| -> Option<u32> {
             Some(u32::from_le_bytes(payload.get(i..i + 4)?.try_into().ok()?))
         };
@@ -647,30 +689,27 @@ impl Conn {
         };
         let ring_of = |i: Option<u32>| i.filter(|&i| i < 2).map(|i| i as usize);
         match request {
-            GET_FEATURES => {
-                self.reply(request, &OFFERED_FEATURES.to_le_bytes())?;
-            }
+            GET_FEATURES => *reply = Some(OFFERED_FEATURES.to_le_bytes()),
             SET_FEATURES => {
-                let Some(f) = u64_at(0) else { return Ok(false) };
+                let Some(f) = u64_at(0) else { return false };
                 self.features = f & OFFERED_FEATURES;
             }
-            GET_PROTOCOL_FEATURES => {
-                self.reply(request, &OFFERED_PROTOCOL.to_le_bytes())?;
-            }
+            GET_PROTOCOL_FEATURES => *reply = Some(OFFERED_PROTOCOL.to_le_bytes()),
             SET_PROTOCOL_FEATURES => {
-                let Some(f) = u64_at(0) else { return Ok(false) };
+                let Some(f) = u64_at(0) else { return false };
                 self.protocol = f & OFFERED_PROTOCOL;
             }
             SET_OWNER => {}
             RESET_OWNER => {
+                self.drop_kick(TX_Q, epoll);
                 self.rings = Default::default();
             }
             SET_MEM_TABLE => {
                 let Some(n) = u32_at(0).map(|n| n as usize) else {
-                    return Ok(false);
+                    return false;
                 };
                 if n == 0 || n > MAX_REGIONS || n != fds.len() {
-                    return Ok(false);
+                    return false;
                 }
                 let mut regions = Vec::with_capacity(n);
                 for (k, fd) in fds.iter().enumerate() {
@@ -681,10 +720,10 @@ impl Conn {
                         u64_at(base + 16),
                         u64_at(base + 24),
                     ) else {
-                        return Ok(false);
+                        return false;
                     };
                     let Some(r) = GuestMemory::map_region(fd, gpa, len, uva, off) else {
-                        return Ok(false);
+                        return false;
                     };
                     regions.push(r);
                 }
@@ -694,10 +733,10 @@ impl Conn {
             }
             SET_VRING_NUM => {
                 let (Some(q), Some(num)) = (ring_of(u32_at(0)), u32_at(4)) else {
-                    return Ok(false);
+                    return false;
                 };
                 if num == 0 || num > 32768 || !num.is_power_of_two() {
-                    return Ok(false);
+                    return false;
                 }
                 self.rings[q].size = num as u16;
             }
@@ -705,11 +744,11 @@ impl Conn {
                 let (Some(q), Some(desc), Some(used), Some(avail)) =
                     (ring_of(u32_at(0)), u64_at(8), u64_at(16), u64_at(24))
                 else {
-                    return Ok(false);
+                    return false;
                 };
                 let tr = |a| self.mem.uva_to_gpa(a);
                 let (Some(desc), Some(used), Some(avail)) = (tr(desc), tr(used), tr(avail)) else {
-                    return Ok(false);
+                    return false;
                 };
                 let r = &mut self.rings[q];
                 r.desc = desc;
@@ -720,73 +759,78 @@ impl Conn {
             }
             SET_VRING_BASE => {
                 let (Some(q), Some(num)) = (ring_of(u32_at(0)), u32_at(4)) else {
-                    return Ok(false);
+                    return false;
                 };
                 let r = &mut self.rings[q];
                 r.last_avail = num as u16;
                 r.used_idx = num as u16;
+                r.signalled_used = None;
             }
             GET_VRING_BASE => {
                 let Some(q) = ring_of(u32_at(0)) else {
-                    return Ok(false);
+                    return false;
                 };
+                self.drop_kick(q, epoll);
                 let r = &mut self.rings[q];
                 r.started = false;
-                r.kick = None;
                 let mut out = [0u8; 8];
                 out[..4].copy_from_slice(&(q as u32).to_le_bytes());
                 out[4..].copy_from_slice(&u32::from(r.last_avail).to_le_bytes());
-                self.reply(request, &out)?;
+                *reply = Some(out);
             }
             SET_VRING_KICK | SET_VRING_CALL | SET_VRING_ERR => {
-                let Some(v) = u64_at(0) else { return Ok(false) };
+                let Some(v) = u64_at(0) else { return false };
                 let q = (v & 0xff) as usize;
                 let no_fd = v & 0x100 != 0;
                 if q >= 2 {
-                    return Ok(false);
+                    return false;
                 }
                 let fd = if no_fd { None } else { fds.pop() };
                 if !no_fd && fd.is_none() {
-                    return Ok(false);
+                    return false;
                 }
-                let r = &mut self.rings[q];
                 match request {
                     SET_VRING_KICK => {
+                        self.drop_kick(q, epoll);
+                        let r = &mut self.rings[q];
                         r.kick = fd;
                         r.started = true;
                         r.broken = false;
                         if let (TX_Q, Some(k)) = (q, &r.kick) {
-                            epoll_add(epoll, k.as_raw_fd(), TOKEN_KICK);
+                            epoll_add(epoll, k.as_raw_fd(), TOKEN_KICK, true);
                         }
                     }
-                    SET_VRING_CALL => r.call = fd,
+                    SET_VRING_CALL => self.rings[q].call = fd,
                     _ => {}
                 }
             }
             SET_VRING_ENABLE => {
                 let (Some(q), Some(num)) = (ring_of(u32_at(0)), u32_at(4)) else {
-                    return Ok(false);
+                    return false;
                 };
                 self.rings[q].enabled = num != 0;
             }
-            _ => return Ok(false),
+            _ => return false,
         }
-        Ok(true)
+        true
     }
 }
 
 // ---------------------------------------------------------------------------
 // The port's shared state.
 
-const TOKEN_LISTEN: u64 = 1;
-const TOKEN_CONN: u64 = 2;
-const TOKEN_KICK: u64 = 3;
-const TOKEN_PENDING: u64 = 4;
+/// Data-path epoll tokens.
+const TOKEN_KICK: u64 = 1;
+const TOKEN_PENDING: u64 = 2;
+/// Control-thread epoll tokens.
+const TOKEN_LISTEN: u64 = 3;
+const TOKEN_CONN: u64 = 4;
 const TOKEN_TIMER: u64 = 5;
+const TOKEN_STOP: u64 = 6;
 
-fn epoll_add(epoll: &OwnedFd, fd: RawFd, token: u64) {
+fn epoll_add(epoll: &OwnedFd, fd: RawFd, token: u64, edge: bool) {
     let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
+        events: libc::EPOLLIN as u32 | if edge { libc::EPOLLET as u32 } else { 0 },
         u64: token,
     };
     // SAFETY: epoll_ctl reads one `epoll_event`; both fds are open.
@@ -805,23 +849,82 @@ fn epoll_del(epoll: &OwnedFd, fd: RawFd) {
     };
 }
 
+fn new_epoll(what: &str) -> Result<OwnedFd, IoError> {
+    // SAFETY: epoll_create1 takes no pointers.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(IoError::last_os(what, "epoll_create1"));
+    }
+    // SAFETY: `ep` was just returned by epoll_create1 and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(ep) })
+}
+
+/// What the control thread sets up and the data path uses, under one lock.
 #[derive(Debug)]
-struct Inner {
-    opts: VhostUserOptions,
-    name: String,
-    epoll: OwnedFd,
-    pending: OwnedFd,
-    timer: Option<OwnedFd>,
-    listener: Option<UnixListener>,
-    /// The socket file we bound (device, inode): removed on drop if still ours.
-    bound: Option<(u64, u64)>,
-    listening: bool,
+struct State {
     conn: Option<Conn>,
     stats: VhostUserStats,
 }
 
-impl Drop for Inner {
+#[derive(Debug)]
+struct Shared {
+    /// The port's name, for logs.
+    name: String,
+    state: Mutex<State>,
+    /// The data path's epoll ([`RxQueue::fd`]): the TX queue's kick
+    /// (edge-triggered) and `pending`.
+    epoll: OwnedFd,
+    /// Readable while guest frames remain after a full batch.
+    pending: OwnedFd,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The port's control thread: it ends (and is joined) when the last of the two
+/// queue halves holding this goes.
+#[derive(Debug)]
+struct ControlThread {
+    stop: OwnedFd,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ControlThread {
     fn drop(&mut self) {
+        eventfd_write(&self.stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The control thread: the socket, the connection, the messages.
+
+/// Owns the listening socket (server mode) or the retry timer (client mode) and
+/// the connection; handles every message on its own thread, so that a frontend
+/// that is slow, stalls or floods never holds the data path longer than one
+/// message's handling under the lock (no I/O is done under it).
+#[derive(Debug)]
+struct Control {
+    opts: VhostUserOptions,
+    name: String,
+    shared: Arc<Shared>,
+    epoll: OwnedFd,
+    timer: Option<OwnedFd>,
+    listener: Option<UnixListener>,
+    /// The socket file we bound (device, inode): removed at the end if still ours.
+    bound: Option<(u64, u64)>,
+    listening: bool,
+    stream: Option<UnixStream>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.disconnect("port closed");
         if let Some((dev, ino)) = self.bound
             && let Ok(m) = std::fs::symlink_metadata(&self.opts.socket)
             && m.dev() == dev
@@ -832,12 +935,38 @@ impl Drop for Inner {
     }
 }
 
-impl Inner {
+impl Control {
+    fn run(mut self) {
+        if self.opts.mode == VhostUserMode::Client {
+            self.connect();
+        }
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        loop {
+            // SAFETY: epoll_wait writes at most `evs.len()` events into `evs`.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    evs.as_mut_ptr(),
+                    evs.len() as i32,
+                    -1,
+                )
+            };
+            for ev in evs.iter().take(n.max(0) as usize) {
+                match ev.u64 {
+                    TOKEN_STOP => return,
+                    TOKEN_LISTEN | TOKEN_TIMER => self.connect(),
+                    TOKEN_CONN => self.message(),
+                    _ => {}
+                }
+            }
+        }
+    }
+
     fn connected(&mut self, stream: UnixStream) {
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(MESSAGE_DEADLINE));
         let _ = stream.set_write_timeout(Some(MESSAGE_DEADLINE));
-        epoll_add(&self.epoll, stream.as_raw_fd(), TOKEN_CONN);
+        epoll_add(&self.epoll, stream.as_raw_fd(), TOKEN_CONN, false);
         if let Some(l) = &self.listener
             && self.listening
         {
@@ -847,115 +976,139 @@ impl Inner {
         if let Some(t) = &self.timer {
             set_timer(t, None);
         }
-        self.stats.connections += 1;
+        {
+            let mut st = self.shared.lock();
+            st.stats.connections += 1;
+            st.conn = Some(Conn::default());
+        }
         tracing::info!(port = %self.name, socket = %self.opts.socket.display(), "vhost-user frontend connected");
-        self.conn = Some(Conn {
-            stream,
-            features: 0,
-            protocol: 0,
-            mem: GuestMemory::default(),
-            rings: Default::default(),
-        });
+        self.stream = Some(stream);
     }
 
     fn disconnect(&mut self, why: &str) {
-        let Some(c) = self.conn.take() else { return };
-        epoll_del(&self.epoll, c.stream.as_raw_fd());
-        if let Some(k) = &c.rings[TX_Q].kick {
-            epoll_del(&self.epoll, k.as_raw_fd());
-        }
-        drop(c);
-        self.stats.disconnects += 1;
+        let Some(s) = self.stream.take() else { return };
+        epoll_del(&self.epoll, s.as_raw_fd());
+        drop(s);
+        let conn = {
+            let mut st = self.shared.lock();
+            st.stats.disconnects += 1;
+            let mut c = st.conn.take();
+            if let Some(c) = c.as_mut() {
+                c.drop_kick(TX_Q, &self.shared.epoll);
+            }
+            c
+        };
+        // The guest's memory is unmapped here, outside the lock.
+        drop(conn);
         tracing::info!(port = %self.name, reason = why, "vhost-user frontend disconnected");
         if let Some(l) = &self.listener {
-            epoll_add(&self.epoll, l.as_raw_fd(), TOKEN_LISTEN);
+            epoll_add(&self.epoll, l.as_raw_fd(), TOKEN_LISTEN, false);
             self.listening = true;
         }
         if let Some(t) = &self.timer {
-            set_timer(t, Some(Duration::from_millis(500)));
+            set_timer(t, Some(RECONNECT_EVERY));
         }
     }
 
     /// Accepts or makes a connection if there is none.
     fn connect(&mut self) {
-        if self.conn.is_some() {
+        if let Some(t) = &self.timer {
+            eventfd_drain(t);
+        }
+        if self.stream.is_some() {
             return;
         }
-        match self.opts.mode {
-            VhostUserMode::Server => {
-                let Some(l) = &self.listener else { return };
-                if let Ok((s, _)) = l.accept() {
-                    self.connected(s);
-                }
-            }
-            VhostUserMode::Client => {
-                if let Some(t) = &self.timer {
-                    eventfd_drain(t);
-                }
-                if let Ok(s) = UnixStream::connect(&self.opts.socket) {
-                    self.connected(s);
-                }
-            }
+        let stream = match self.opts.mode {
+            VhostUserMode::Server => self
+                .listener
+                .as_ref()
+                .and_then(|l| l.accept().ok())
+                .map(|(s, _)| s),
+            VhostUserMode::Client => UnixStream::connect(&self.opts.socket).ok(),
+        };
+        if let Some(s) = stream {
+            self.connected(s);
         }
     }
 
-    /// Handles the control messages waiting (up to [`MAX_MESSAGES`]).
-    fn control(&mut self) {
-        for _ in 0..MAX_MESSAGES {
-            let Some(conn) = self.conn.as_mut() else {
-                return;
-            };
-            let mut hdr = [0u8; HDR_LEN];
-            let mut fds = Vec::new();
-            match recv_with_fds(&conn.stream, &mut hdr, &mut fds) {
-                Ok(0) => return self.disconnect("closed by the frontend"),
-                Ok(n) if n < HDR_LEN => {
-                    if read_rest(&mut conn.stream, &mut hdr[n..]).is_none() {
-                        return self.disconnect("short message");
-                    }
+    /// Handles the message that has started to arrive on the connection.
+    fn message(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let mut hdr = [0u8; HDR_LEN];
+        let mut fds = Vec::new();
+        match recv_with_fds(stream, &mut hdr, &mut fds) {
+            Ok(0) => return self.disconnect("closed by the frontend"),
+            Ok(n) if n < HDR_LEN => {
+                if read_rest(stream, &mut hdr[n..]).is_none() {
+                    return self.disconnect("short message");
                 }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.disconnect("socket error"),
             }
-            let request = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-            let flags = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-            let size = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
-            if flags & 0x3 != FLAG_VERSION || size > MAX_PAYLOAD {
-                self.stats.bad_messages += 1;
-                return self.disconnect("malformed message header");
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                return;
             }
-            let mut payload = vec![0u8; size];
-            if read_rest(&mut conn.stream, &mut payload).is_none() {
-                return self.disconnect("short message");
-            }
-            let ok = match conn.handle(request, &payload, &mut fds, &self.epoll) {
-                Ok(ok) => ok,
-                Err(Disconnect(why)) => return self.disconnect(why),
-            };
+            Err(_) => return self.disconnect("socket error"),
+        }
+        let request = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let flags = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+        let size = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+        if flags & 0x3 != FLAG_VERSION || size > MAX_PAYLOAD {
+            self.shared.lock().stats.bad_messages += 1;
+            return self.disconnect("malformed message header");
+        }
+        let mut payload = vec![0u8; size];
+        if read_rest(stream, &mut payload).is_none() {
+            return self.disconnect("short message");
+        }
+        let mut reply = None;
+        let (ok, protocol) = {
+            let mut st = self.shared.lock();
+            let st = &mut *st;
+            let Some(conn) = st.conn.as_mut() else { return };
+            let ok = conn.handle(request, &payload, &mut fds, &self.shared.epoll, &mut reply);
             if !ok {
-                self.stats.bad_messages += 1;
-                tracing::warn!(port = %self.name, request, "vhost-user request refused");
+                st.stats.bad_messages += 1;
             }
-            let wants_ack = flags & FLAG_NEED_REPLY != 0
-                && conn.protocol & PROTOCOL_F_REPLY_ACK != 0
-                && !matches!(
-                    request,
-                    GET_FEATURES | GET_PROTOCOL_FEATURES | GET_VRING_BASE
-                );
-            if wants_ack && conn.reply(request, &u64::from(!ok).to_le_bytes()).is_err() {
-                return self.disconnect("reply failed");
+            (ok, conn.protocol)
+        };
+        if !ok {
+            tracing::warn!(port = %self.name, request, "vhost-user request refused");
+        }
+        if matches!(request, SET_VRING_KICK | SET_VRING_ENABLE) {
+            // A ring (re)started may hold chains the guest kicked for while nobody
+            // served it: the data path looks without waiting for the next kick.
+            eventfd_write(&self.shared.pending);
+        }
+        let ack = (flags & FLAG_NEED_REPLY != 0
+            && protocol & PROTOCOL_F_REPLY_ACK != 0
+            && reply.is_none())
+        .then(|| u64::from(!ok).to_le_bytes());
+        if let Some(payload) = reply.or(ack) {
+            let mut msg = [0u8; HDR_LEN + 8];
+            msg[..4].copy_from_slice(&request.to_le_bytes());
+            msg[4..8].copy_from_slice(&(FLAG_VERSION | FLAG_REPLY).to_le_bytes());
+            msg[8..12].copy_from_slice(&8u32.to_le_bytes());
+            msg[12..].copy_from_slice(&payload);
+            if stream.write_all(&msg).is_err() {
+                self.disconnect("reply failed");
             }
         }
-        // More may wait: come back.
-        eventfd_write(&self.pending);
     }
 }
 
-/// The most a message that has started to arrive may take to arrive whole: the
-/// data-plane thread waits for it, so a frontend that trickles bytes is dropped.
+/// The most a message that has started to arrive may take to arrive whole, and a
+/// reply to be taken: a frontend that trickles bytes or stops reading is dropped.
 const MESSAGE_DEADLINE: Duration = Duration::from_millis(500);
+
+/// How often a port in client mode tries to connect while it has no frontend.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// Reads the rest of a message that has started to arrive, within
 /// [`MESSAGE_DEADLINE`] (the stream's read timeout bounds each read); `None` on
@@ -1045,33 +1198,38 @@ fn recv_with_fds(s: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std:
 // Opening.
 
 /// Opens a vhost-user port: binds the socket (server mode; a stale socket file is
-/// replaced) or starts connecting (client mode). No frontend needs to be there yet.
+/// replaced) or starts connecting (client mode), and starts its control thread. No
+/// frontend needs to be there yet.
 pub fn open_vhost_user(
     name: &str,
     opts: &VhostUserOptions,
 ) -> Result<(VhostUserRx, VhostUserTx), IoError> {
     let path = opts.socket.display().to_string();
-    // SAFETY: epoll_create1 takes no pointers.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(IoError::last_os(&path, "epoll_create1"));
-    }
-    // SAFETY: `ep` was just returned by epoll_create1 and is owned by nobody else.
-    let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+    let data_epoll = new_epoll(&path)?;
     let pending = new_eventfd(&path)?;
-    epoll_add(&epoll, pending.as_raw_fd(), TOKEN_PENDING);
-    let mut inner = Inner {
+    epoll_add(&data_epoll, pending.as_raw_fd(), TOKEN_PENDING, false);
+    let shared = Arc::new(Shared {
+        name: name.to_owned(),
+        state: Mutex::new(State {
+            conn: None,
+            stats: VhostUserStats::default(),
+        }),
+        epoll: data_epoll,
+        pending,
+    });
+    let stop = new_eventfd(&path)?;
+    let mut control = Control {
         opts: opts.clone(),
         name: name.to_owned(),
-        epoll,
-        pending,
+        shared: Arc::clone(&shared),
+        epoll: new_epoll(&path)?,
         timer: None,
         listener: None,
         bound: None,
         listening: false,
-        conn: None,
-        stats: VhostUserStats::default(),
+        stream: None,
     };
+    epoll_add(&control.epoll, stop.as_raw_fd(), TOKEN_STOP, false);
     match opts.mode {
         VhostUserMode::Server => {
             if let Ok(m) = std::fs::symlink_metadata(&opts.socket) {
@@ -1087,12 +1245,12 @@ pub fn open_vhost_user(
             let l = UnixListener::bind(&opts.socket).map_err(|e| IoError::os(&path, "bind", e))?;
             l.set_nonblocking(true)
                 .map_err(|e| IoError::os(&path, "fcntl(O_NONBLOCK)", e))?;
-            inner.bound = std::fs::symlink_metadata(&opts.socket)
+            control.bound = std::fs::symlink_metadata(&opts.socket)
                 .ok()
                 .map(|m| (m.dev(), m.ino()));
-            epoll_add(&inner.epoll, l.as_raw_fd(), TOKEN_LISTEN);
-            inner.listening = true;
-            inner.listener = Some(l);
+            epoll_add(&control.epoll, l.as_raw_fd(), TOKEN_LISTEN, false);
+            control.listening = true;
+            control.listener = Some(l);
         }
         VhostUserMode::Client => {
             // SAFETY: timerfd_create takes no pointers.
@@ -1107,26 +1265,33 @@ pub fn open_vhost_user(
             }
             // SAFETY: `t` was just returned by timerfd_create, owned by nobody else.
             let t = unsafe { OwnedFd::from_raw_fd(t) };
-            epoll_add(&inner.epoll, t.as_raw_fd(), TOKEN_TIMER);
-            set_timer(&t, Some(Duration::from_millis(500)));
-            inner.timer = Some(t);
-            inner.connect();
+            epoll_add(&control.epoll, t.as_raw_fd(), TOKEN_TIMER, false);
+            set_timer(&t, Some(RECONNECT_EVERY));
+            control.timer = Some(t);
         }
     }
+    let thread = std::thread::Builder::new()
+        .name("vhost-user-ctl".into())
+        .spawn(move || control.run())
+        .map_err(|e| IoError::os(&path, "spawn the control thread", e))?;
+    let control = Arc::new(ControlThread {
+        stop,
+        thread: Some(thread),
+    });
     tracing::debug!(port = name, socket = %path, mode = ?opts.mode, "vhost-user port open");
-    let epoll_fd = inner.epoll.as_raw_fd();
-    let shared = Arc::new(Mutex::new(inner));
     Ok((
         VhostUserRx {
             shared: Arc::clone(&shared),
-            epoll_fd,
+            _control: Arc::clone(&control),
             buf: vec![0; RX_BUF],
             descs: Vec::with_capacity(RX_BATCH),
             segs: Vec::with_capacity(64),
+            pending_set: false,
             stats: RxStats::default(),
         },
         VhostUserTx {
             shared,
+            _control: control,
             scratch: Vec::with_capacity(MAX_GSO_FRAME + 12),
             segs: Vec::with_capacity(64),
             chains: Vec::with_capacity(64),
@@ -1141,19 +1306,16 @@ const RX_BATCH: usize = 64;
 /// RX buffer: a batch of ordinary frames plus room for one maximal chain.
 const RX_BUF: usize = 512 * 1024;
 
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Receiving half: the frames the guest transmits (its TX virtqueue).
 #[derive(Debug)]
 pub struct VhostUserRx {
-    shared: Arc<Mutex<Inner>>,
-    /// The port's epoll fd (owned by `shared`, open as long as it is).
-    epoll_fd: RawFd,
+    shared: Arc<Shared>,
+    _control: Arc<ControlThread>,
     buf: Vec<u8>,
     descs: Vec<FrameDesc>,
     segs: Vec<(u64, u32)>,
+    /// `pending` was written and not drained yet.
+    pending_set: bool,
     stats: RxStats,
 }
 
@@ -1165,59 +1327,57 @@ impl VhostUserRx {
 
     /// The port's vhost-user counters.
     pub fn vhost_stats(&self) -> VhostUserStats {
-        lock(&self.shared).stats
+        self.shared.lock().stats
     }
 
     /// Whether a frontend is connected and both rings run.
     pub fn is_running(&self) -> bool {
-        let g = lock(&self.shared);
+        let g = self.shared.lock();
         g.conn.as_ref().is_some_and(|c| {
             c.rings[RX_Q].ready(c.protocol_acked()) && c.rings[TX_Q].ready(c.protocol_acked())
         })
     }
-}
 
-impl RxQueue for VhostUserRx {
-    fn fd(&self) -> Option<RawFd> {
-        Some(self.epoll_fd)
-    }
-
-    fn link_up(&self) -> Option<bool> {
-        Some(self.is_running())
-    }
-
-    fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
-        self.descs.clear();
-        let mut g = lock(&self.shared);
-        let inner = &mut *g;
-        // Clear what woke us (level-triggered sources are re-checked below).
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    /// Consumes what woke the data path: edge-triggered kicks need no reading, the
+    /// `pending` eventfd is drained if it fired.
+    fn consume_wakeups(&mut self) {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
         // SAFETY: epoll_wait writes at most `evs.len()` events into `evs`.
-        let n = unsafe { libc::epoll_wait(inner.epoll.as_raw_fd(), evs.as_mut_ptr(), 8, 0) };
-        let mut kicked = false;
-        for ev in evs.iter().take(n.max(0) as usize) {
-            match ev.u64 {
-                TOKEN_PENDING => eventfd_drain(&inner.pending),
-                TOKEN_KICK => kicked = true,
-                _ => {}
-            }
-        }
-        inner.connect();
-        inner.control();
-        let Some(conn) = inner.conn.as_mut() else {
-            return Ok(RxBatch::empty());
+        let n = unsafe {
+            libc::epoll_wait(
+                self.shared.epoll.as_raw_fd(),
+                evs.as_mut_ptr(),
+                evs.len() as i32,
+                0,
+            )
         };
-        if kicked && let Some(k) = &conn.rings[TX_Q].kick {
-            eventfd_drain(k);
+        if evs
+            .iter()
+            .take(n.max(0) as usize)
+            .any(|e| e.u64 == TOKEN_PENDING)
+        {
+            eventfd_drain(&self.shared.pending);
+            self.pending_set = false;
         }
+    }
+
+    /// Takes up to a batch of the guest's frames into `buf`; the bytes used.
+    fn take_frames(&mut self) -> usize {
+        let mut g = self.shared.lock();
+        let st = &mut *g;
+        let Some(conn) = st.conn.as_mut() else {
+            return 0;
+        };
         let protocol = conn.protocol_acked();
+        let event_idx = conn.event_idx();
         let hdr_len = conn.hdr_len();
         let (mem, ring) = (&conn.mem, &mut conn.rings[TX_Q]);
         if !ring.ready(protocol) {
-            return Ok(RxBatch::empty());
+            return 0;
         }
         let mut off = 0usize;
         let mut broken = false;
+        let used_before = ring.used_idx;
         while self.descs.len() < RX_BATCH && self.buf.len() - off >= hdr_len + MAX_GSO_FRAME {
             let head = match ring.avail_at(mem, ring.last_avail) {
                 Ok(Some(h)) => h,
@@ -1260,24 +1420,69 @@ impl RxQueue for VhostUserRx {
                     off += len;
                 }
                 _ => {
-                    inner.stats.bad_chains += 1;
+                    st.stats.bad_chains += 1;
                     self.stats.truncated += 1;
                 }
             }
         }
-        if ring.publish(mem).is_err() {
+        if ring.used_idx != used_before && ring.publish(mem).is_err() {
             broken = true;
         }
-        ring.notify(mem);
         if broken {
             ring.broken = true;
-            inner.stats.broken_rings += 1;
-            tracing::warn!(port = %inner.name, "vhost-user TX ring broken by the guest; ignored until set up again");
-        } else if ring.has_avail(mem) {
-            // A full batch: come back for the rest without waiting for a kick.
-            eventfd_write(&inner.pending);
+            st.stats.broken_rings += 1;
+            tracing::warn!(port = %self.shared.name, "vhost-user TX ring broken by the guest; ignored until set up again");
+        } else if event_idx {
+            // Kick when the next chain comes; it may have come already (the guest
+            // read the old value): `end_turn` looks, after a fence.
+            ring.set_avail_event(mem, ring.last_avail);
         }
-        drop(g);
+        off
+    }
+}
+
+impl RxQueue for VhostUserRx {
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.shared.epoll.as_raw_fd())
+    }
+
+    fn link_up(&self) -> Option<bool> {
+        Some(self.is_running())
+    }
+
+    /// Signals the guest once for the buffers returned this turn (if it wants to
+    /// hear), and keeps the fd readable if chains remain — a full batch, or one
+    /// offered after the last look, whose kick the guest may have skipped.
+    fn end_turn(&mut self) {
+        let mut g = self.shared.lock();
+        let Some(conn) = g.conn.as_mut() else {
+            return;
+        };
+        let (protocol, event_idx) = (conn.protocol_acked(), conn.event_idx());
+        let (mem, ring) = (&conn.mem, &mut conn.rings[TX_Q]);
+        ring.notify(mem, event_idx);
+        if !ring.ready(protocol) {
+            return;
+        }
+        // `avail_event` (written by the last pass) is visible before the avail
+        // index is read; the guest orders the other way round.
+        fence(Ordering::SeqCst);
+        if !self.pending_set && ring.has_avail(mem) {
+            eventfd_write(&self.shared.pending);
+            self.pending_set = true;
+        }
+    }
+
+    /// Takes the guest's frames from shared memory without a system call; only when
+    /// there are none are the wake-ups consumed (one `epoll_wait`), and the ring
+    /// looked at once more, so that a chain made available meanwhile is not missed.
+    fn recv(&mut self) -> Result<RxBatch<'_>, IoError> {
+        self.descs.clear();
+        let mut off = self.take_frames();
+        if self.descs.is_empty() {
+            self.consume_wakeups();
+            off = self.take_frames();
+        }
         if !self.descs.is_empty() {
             self.stats.batches += 1;
             self.stats.frames += self.descs.len() as u64;
@@ -1296,7 +1501,8 @@ impl RxQueue for VhostUserRx {
 /// Sending half: frames go straight into the guest's RX virtqueue.
 #[derive(Debug)]
 pub struct VhostUserTx {
-    shared: Arc<Mutex<Inner>>,
+    shared: Arc<Shared>,
+    _control: Arc<ControlThread>,
     /// `[virtio-net header][frame]` being delivered.
     scratch: Vec<u8>,
     segs: Vec<(u64, u32)>,
@@ -1315,7 +1521,7 @@ impl VhostUserTx {
     /// The offloads the connected guest takes, as (csum, tso4, tso6); `None` when no
     /// guest can take frames.
     fn guest_offloads(&self) -> Option<(bool, bool, bool)> {
-        let g = lock(&self.shared);
+        let g = self.shared.lock();
         let c = g.conn.as_ref()?;
         c.rings[RX_Q].ready(c.protocol_acked()).then_some((
             c.features & VIRTIO_NET_F_GUEST_CSUM != 0,
@@ -1327,7 +1533,7 @@ impl VhostUserTx {
     /// Delivers `self.scratch` (a 12-byte header slot, then the frame; the first
     /// 10 header bytes filled in) into the guest's RX ring.
     fn deliver(&mut self) -> Result<(), TxError> {
-        let mut g = lock(&self.shared);
+        let mut g = self.shared.lock();
         let inner = &mut *g;
         let Some(conn) = inner.conn.as_mut() else {
             self.stats.ring_full += 1;
@@ -1504,10 +1710,11 @@ impl TxQueue for VhostUserTx {
 
     /// Notifies the guest of the frames delivered since the last flush.
     fn flush(&mut self) -> Result<(), IoError> {
-        let mut g = lock(&self.shared);
+        let mut g = self.shared.lock();
         if let Some(c) = g.conn.as_mut() {
+            let event_idx = c.event_idx();
             let (mem, ring) = (&c.mem, &mut c.rings[RX_Q]);
-            ring.notify(mem);
+            ring.notify(mem, event_idx);
         }
         Ok(())
     }
