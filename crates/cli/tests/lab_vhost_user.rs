@@ -26,7 +26,9 @@
 //!   dropped as `port_down`; up with its rings).
 //!
 //! A second test runs the port in client mode against a listening QEMU: lease,
-//! ping, and a daemon restart that connects again.
+//! ping, port security (`max_macs = 1`, `restrict`: a second MAC the guest takes is
+//! dropped as `secure_mac_limit`, judged before the forged-transmit policy, and the
+//! port stays up), and a daemon restart that connects again.
 
 mod common;
 
@@ -704,7 +706,7 @@ fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
     let _qemu = start_qemu_with(&mut lab, &img, &sock, &console_path, "server=on,wait=off");
     let mut console = Console::connect(&console_path);
     let config = format!(
-        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\nport_security = {{ max_macs = 1, violation = \"restrict\" }}\n",
         port_on("srv", &srv, "servers", "af_packet"),
         sock.display()
     );
@@ -731,6 +733,43 @@ fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
     );
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the guest pings through a client-mode port: {out}");
+
+    // Port security (max_macs = 1, restrict): a second MAC the guest takes is a
+    // limit violation, judged before the forged-transmit policy; the port stays up
+    // and the guest talks again from its own MAC.
+    let tps = Instant::now();
+    let limited = sw.drops("vm", "secure_mac_limit");
+    let (_, out) = console.run(
+        &format!(
+            "ip link set eth0 address 52:54:00:66:66:67; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
+        ),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "a second MAC gets nothing through: {out}"
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "secure_mac_limit drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "secure_mac_limit") > limited,
+    );
+    assert_eq!(
+        sw.drops("vm", "forged_transmit"),
+        0,
+        "port security judged first: {}",
+        sw.port("vm")
+    );
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
+    assert_eq!(state(&sw, "vm"), "up", "restrict does not disable the port");
+    eprintln!(
+        "port security: secure_mac_limit {} ({:?})",
+        sw.drops("vm", "secure_mac_limit"),
+        tps.elapsed()
+    );
 
     // The daemon killed and started again: it connects to QEMU again.
     let took = restart_and_reconnect(&mut lab, &mut sw, &config, &qemu_log, &mut console);
