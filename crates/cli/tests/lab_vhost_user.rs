@@ -1,24 +1,40 @@
-//! Lab test of vhost-user ports (issue 20, phase 1) with a real QEMU guest under
-//! TCG (QEMU 10; a Debian kernel and a busybox initramfs, DESIGN §10): its
-//! virtio-net device is served by the daemon over `vhost_user = { socket }`
-//! (server mode, guest memory shared through a memfd). The guest gets its lease
-//! from dnsmasq on a veth guest through the switch, pings it, moves TCP both ways
-//! with TSO super-frames crossing whole, and its forged ARP claims, IP sources and
-//! MAC sources are dropped and counted by reason; QEMU killed and started again reconnects
-//! (the port serves the new connection from scratch); the daemon killed and
-//! started again while the guest runs reconnects (QEMU's `reconnect-ms`). A second
-//! test runs the port in client mode against a listening QEMU: lease, ping, and a
-//! daemon restart that connects again. The port's link follows QEMU (link-down
-//! before it connects and after it is killed, frames for it then dropped as
-//! `port_down`; up with its rings), and a second guest on a TAP port (`-netdev
-//! tap`, the switch's `tap = true`) gets a lease and is pinged by the vhost-user
-//! guest.
+//! Lab test of vhost-user ports (issue 20) with a real QEMU guest under TCG (QEMU
+//! 10; a Debian kernel and a busybox initramfs, DESIGN §10): its virtio-net device
+//! is served by the daemon over `vhost_user = { socket }` (server mode, guest
+//! memory shared through a memfd). The lab suite's guest-side checks, run on the
+//! vhost-user guest — each asserting the effect and the drop counter by reason:
+//!
+//! - the guest gets its lease from dnsmasq on a veth guest through the switch,
+//!   pings it, and moves TCP both ways with TSO super-frames crossing whole;
+//! - a second guest on a TAP port (`-netdev tap`, the switch's `tap = true`) gets a
+//!   lease and is pinged by the vhost-user guest;
+//! - dynamic ARP inspection, IP Source Guard, forged transmits: an ARP claim and
+//!   IP packets for addresses it was not given, and frames from another MAC, are
+//!   dropped (`arp_no_binding`, `ip_source_guard`, `forged_transmit`);
+//! - IPv6 (ND inspection, IPv6 Source Guard): its address is bound by ND
+//!   inspection and it pings the veth guest over IPv6; it claims the veth guest's
+//!   address (DAD, then packets from it): refused as `nd_address_owned`, the owner
+//!   keeps its binding, and nothing claiming the address reaches another veth guest;
+//! - DHCP snooping: a rogue `udhcpd` in the guest, on its untrusted port, never
+//!   hears a veth client, which takes its lease from dnsmasq; made to answer (the
+//!   guest's own client renews with it), its ACK is dropped as
+//!   `dhcp_server_untrusted`, and no DHCP frame of its reaches the client;
+//! - reconnection: QEMU killed and started again reconnects (the port serves the
+//!   new connection from scratch); the daemon killed and started again while the
+//!   guest runs reconnects (QEMU's `reconnect-ms`). The port's link follows QEMU
+//!   (link-down before it connects and after it is killed, frames for it then
+//!   dropped as `port_down`; up with its rings).
+//!
+//! A second test runs the port in client mode against a listening QEMU: lease,
+//! ping, port security (`max_macs = 1`, `restrict`: a second MAC the guest takes is
+//! dropped as `secure_mac_limit`, judged before the forged-transmit policy, and the
+//! port stays up), and a daemon restart that connects again.
 
 mod common;
 
 use common::libvirt::{Console, GuestImage, guest_image};
 use common::*;
-use portcullis_lab::Lab;
+use portcullis_lab::{Capture, Guest, Lab};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +47,7 @@ name = "vu"
 name = "servers"
 vlan = 10
 dhcp_snooping = { trusted = true }
+nd_inspection = { trusted = true }
 
 [[port_group]]
 name = "web"
@@ -39,6 +56,8 @@ security = { forged_transmits = "reject" }
 dhcp_snooping = {}
 arp_inspection = {}
 ip_source_guard = "ip-mac"
+nd_inspection = {}
+ipv6_source_guard = "ip-mac"
 "#;
 
 const SERVER: &str = "198.18.10.1";
@@ -136,13 +155,54 @@ fn binding(sw: &Switchd, port: &str) -> Option<(String, String)> {
     sw.get("/v1/bindings")["bindings"]
         .as_array()?
         .iter()
-        .find(|b| b["port"] == port)
+        .find(|b| b["port"] == port && b["source"] == "dhcp")
         .map(|b| {
             (
                 b["ip"].as_str().unwrap_or_default().to_string(),
                 b["mac"].as_str().unwrap_or_default().to_string(),
             )
         })
+}
+
+/// The port the binding of `ip` (any source) is on, if there is one.
+fn bound_to(sw: &Switchd, ip: &str) -> Option<String> {
+    sw.get("/v1/bindings")["bindings"]
+        .as_array()?
+        .iter()
+        .find(|b| b["ip"] == ip)
+        .map(|b| b["port"].as_str().unwrap_or_default().to_string())
+}
+
+/// Runs busybox udhcpc once in `g` (its own script: nothing of the host's is
+/// written); the lease's address and server identifier, if it got one.
+fn udhcpc_lease(lab: &mut Lab, g: &Guest) -> Option<(String, String)> {
+    let dir = lab.scratch_dir().unwrap();
+    let record = dir.join(format!("{}.lease", g.name));
+    let script = dir.join(format!("{}-udhcpc.sh", g.name));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  bound|renew) echo \"$ip $serverid\" > {} ;;\nesac\nexit 0\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args = ["-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-s"];
+    g.run_status("udhcpc", &[&args[..], &[script.to_str().unwrap()]].concat())
+        .ok()?;
+    let text = std::fs::read_to_string(&record).ok()?;
+    let mut words = text.split_whitespace().map(str::to_owned);
+    Some((words.next()?, words.next().unwrap_or_default()))
+}
+
+/// A guest shell line that waits (up to 20 s) until `addr` is on eth0 and no
+/// longer tentative (duplicate address detection done), then shows eth0's IPv6
+/// addresses.
+fn await_dad(addr: &str) -> String {
+    format!(
+        "for i in $(seq 80); do ip -6 addr show dev eth0 | grep -q '{addr}/.*tentative' || break; sleep 0.25; done; ip -6 addr show dev eth0"
+    )
 }
 
 fn wait(
@@ -175,9 +235,14 @@ fn ping(c: &mut Console, count: u32) -> (i32, String) {
 #[test]
 fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconnects() {
     let _turn = common::libvirt::one_at_a_time();
-    let mut lab = lab("vhostuser", &["dnsmasq", "ping", "qemu-system-x86_64"]);
+    let mut lab = lab(
+        "vhostuser",
+        &["dnsmasq", "ping", "qemu-system-x86_64", "udhcpc", "tcpdump"],
+    );
     let img = guest_image();
     let srv = lab.add_guest("srv").unwrap();
+    // A DHCP client (and IPv6 neighbour) on a veth port of the guest's group.
+    let cl = lab.add_guest("cl").unwrap();
     let scratch = lab.scratch_dir().unwrap();
     let sock = scratch.join("vm.vhost");
     let console_path = scratch.join("vm.console");
@@ -186,8 +251,9 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     let tap = format!("{}t0", lab.id());
     let _tap_guard = TapGuard(tap.clone());
     let config = format!(
-        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"server\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n\n[[host.port]]\nname = \"tapvm\"\ninterface = \"{tap}\"\ntap = true\nport_group = \"web\"\nmac = \"{TAP_MAC}\"\n",
+        "{CONFIG}{}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"server\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n\n[[host.port]]\nname = \"tapvm\"\ninterface = \"{tap}\"\ntap = true\nport_group = \"web\"\nmac = \"{TAP_MAC}\"\n",
         port_on("srv", &srv, "servers", "af_packet"),
+        port_on("cl", &cl, "web", "af_packet"),
         sock.display()
     );
     let mut sw = start_daemon(&mut lab, "sw", &config);
@@ -396,6 +462,187 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
         sw.drops("vm", "forged_transmit")
     );
 
+    // IPv6 through the same pipeline: the guest's address is bound by ND
+    // inspection (FCFS) and it pings the veth guest; an address it does not own —
+    // the veth guest's, bound to that (trusted) port — is refused: its DAD and its
+    // packets are dropped as nd_address_owned, and nothing claiming it from the
+    // guest reaches the other veth guest.
+    let t6 = Instant::now();
+    let (srv6, vm6, cl6) = (
+        "fd00:198:18:10::1",
+        "fd00:198:18:10::2",
+        "fd00:198:18:10::3",
+    );
+    srv.add_addr6(&format!("{srv6}/64"), true).unwrap();
+    cl.add_addr6(&format!("{cl6}/64"), false).unwrap();
+    let (rc, out) = console.run(
+        &format!(
+            "echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6 && ip -6 addr add {vm6}/64 dev eth0 && {}",
+            await_dad(vm6)
+        ),
+        Duration::from_secs(30),
+    );
+    // (The console echoes the command line first: look at `ip`'s lines only.)
+    let vm6_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("inet6 {vm6}/")));
+    assert!(
+        rc == 0 && vm6_line.is_some_and(|l| !l.contains("tentative")),
+        "the guest has its IPv6 address, DAD done: {out}"
+    );
+    let (rc, out) = console.run(
+        &format!("ping6 -c 3 -W 2 -w 10 {srv6}"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(rc, 0, "the guest pings the veth guest over IPv6: {out}");
+    wait(
+        &sw,
+        &qemu_log,
+        "the guest's and the veth guest's IPv6 bindings",
+        Duration::from_secs(5),
+        || {
+            bound_to(&sw, vm6).as_deref() == Some("vm")
+                && bound_to(&sw, srv6).as_deref() == Some("srv")
+        },
+    );
+    let owned = sw.drops("vm", "nd_address_owned");
+    let cap6 = Capture::start(&mut lab, &cl, "eth0", &["ip6"]).unwrap();
+    let (_, out) = console.run(
+        &format!(
+            "ip -6 addr add {srv6}/128 dev eth0; {}; ping6 -c 2 -W 1 -w 4 -I {srv6} {cl6}; ip -6 addr del {srv6}/128 dev eth0",
+            await_dad(srv6)
+        ),
+        Duration::from_secs(40),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "nothing from a stolen IPv6 address gets through: {out}"
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "nd_address_owned drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "nd_address_owned") >= owned + 2,
+    );
+    let seen6 = cap6.stop(&mut lab).unwrap();
+    let claims: Vec<&str> = seen6
+        .lines_containing(MAC)
+        .into_iter()
+        .filter(|l| l.contains(srv6))
+        .collect();
+    assert!(
+        claims.is_empty(),
+        "no frame of the guest's with the stolen address reached the other guest: {claims:#?}"
+    );
+    assert_eq!(
+        bound_to(&sw, srv6).as_deref(),
+        Some("srv"),
+        "the owner keeps its address"
+    );
+    let (rc, out) = console.run(
+        &format!("ping6 -c 2 -W 2 -w 8 {srv6}"),
+        Duration::from_secs(15),
+    );
+    assert_eq!(rc, 0, "from its own address the guest still talks: {out}");
+    eprintln!(
+        "IPv6: nd_address_owned {}, ipv6_source_guard {} ({:?})",
+        sw.drops("vm", "nd_address_owned"),
+        sw.drops("vm", "ipv6_source_guard"),
+        t6.elapsed()
+    );
+
+    let t4 = Instant::now();
+    // DHCP snooping: a rogue DHCP server (busybox udhcpd) in the guest, on its
+    // untrusted port. A client on a veth port gets its lease from dnsmasq on the
+    // trusted port; the rogue never even hears it (client messages reach trusted
+    // ports only), and nothing of the rogue's reaches the client.
+    let (rc, out) = console.run(
+        &format!(
+            "printf 'interface eth0\\nstart 198.18.10.200\\nend 198.18.10.210\\nlease_file /tmp/rogue.leases\\noption subnet 255.255.0.0\\noption router {ip}\\nstatic_lease {MAC} {ip}\\n' > /tmp/rogue.conf && touch /tmp/rogue.leases && (udhcpd -f /tmp/rogue.conf </dev/null >/tmp/rogue.log 2>&1 &) && sleep 1 && pidof udhcpd"
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(rc, 0, "udhcpd runs in the guest: {out}");
+    let cap = Capture::start(
+        &mut lab,
+        &cl,
+        "eth0",
+        &["udp", "port", "67", "or", "udp", "port", "68"],
+    )
+    .unwrap();
+    let (cl_ip, server_id) = udhcpc_lease(&mut lab, &cl).unwrap_or_else(|| {
+        panic!(
+            "the veth client gets a lease; ports: {}\nbindings: {}",
+            sw.get("/v1/ports"),
+            sw.get("/v1/bindings")
+        )
+    });
+    assert_eq!(server_id, SERVER, "the lease is dnsmasq's, not the rogue's");
+    let last: u8 = cl_ip
+        .strip_prefix("198.18.10.")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (100..=150).contains(&last),
+        "an address of dnsmasq's range: {cl_ip}"
+    );
+    // The rogue speaks anyway: the guest's own DHCP client renews with it (the
+    // guest holds the server's address for a moment, so the unicast renewal is
+    // delivered inside the guest), and its ACK, out of the guest, is a server
+    // message from an untrusted port.
+    let refused = sw.drops("vm", "dhcp_server_untrusted");
+    let mark = console.seen.len();
+    let (_, out) = console.run(
+        &format!(
+            "ip addr add {SERVER}/32 dev eth0 && kill -USR1 $(pidof udhcpc); for i in $(seq 80); do grep -q 'sending ACK' /tmp/rogue.log && break; sleep 0.25; done; ip addr del {SERVER}/32 dev eth0"
+        ),
+        Duration::from_secs(40),
+    );
+    let (_, rogue_log) = console.run("cat /tmp/rogue.log", Duration::from_secs(5));
+    assert!(
+        !rogue_log.contains("OFFER"),
+        "the rogue never heard the veth client: {rogue_log}"
+    );
+    assert!(
+        rogue_log
+            .lines()
+            .any(|l| l.starts_with("udhcpd: sending ACK")),
+        "the rogue answered the guest's renewal: {rogue_log}\n{out}"
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "dhcp_server_untrusted drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "dhcp_server_untrusted") > refused,
+    );
+    let seen = cap.stop(&mut lab).unwrap();
+    assert!(
+        seen.lines_containing(MAC).is_empty(),
+        "no DHCP frame of the rogue's reached the client: {:#?}",
+        seen.lines
+    );
+    assert_eq!(
+        bound_to(&sw, &cl_ip).as_deref(),
+        Some("cl"),
+        "the client's lease is bound to its port"
+    );
+    // The guest's client gets its renewal from dnsmasq (broadcast, as it rebinds).
+    assert!(
+        console.wait_for(mark, &format!("PCL-LEASE {ip}"), Duration::from_secs(30)),
+        "the guest renews its own lease with dnsmasq: {}",
+        console.seen
+    );
+    console.run("kill $(pidof udhcpd)", Duration::from_secs(5));
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "the guest talks after the rogue's attempt: {out}");
+    eprintln!(
+        "DHCP: client {cl_ip} from {server_id}; dhcp_server_untrusted {} ({:?})",
+        sw.drops("vm", "dhcp_server_untrusted"),
+        t4.elapsed()
+    );
+
     // QEMU killed and started again: a new connection, served from scratch. While
     // no QEMU runs the port is link-down, and frames for the guest are dropped as
     // port_down.
@@ -459,7 +706,7 @@ fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
     let _qemu = start_qemu_with(&mut lab, &img, &sock, &console_path, "server=on,wait=off");
     let mut console = Console::connect(&console_path);
     let config = format!(
-        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\n",
+        "{CONFIG}{}\n[[host.port]]\nname = \"vm\"\nvhost_user = {{ socket = \"{}\", mode = \"client\" }}\nport_group = \"web\"\nmac = \"{MAC}\"\nport_security = {{ max_macs = 1, violation = \"restrict\" }}\n",
         port_on("srv", &srv, "servers", "af_packet"),
         sock.display()
     );
@@ -486,6 +733,43 @@ fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
     );
     let (rc, out) = ping(&mut console, 3);
     assert_eq!(rc, 0, "the guest pings through a client-mode port: {out}");
+
+    // Port security (max_macs = 1, restrict): a second MAC the guest takes is a
+    // limit violation, judged before the forged-transmit policy; the port stays up
+    // and the guest talks again from its own MAC.
+    let tps = Instant::now();
+    let limited = sw.drops("vm", "secure_mac_limit");
+    let (_, out) = console.run(
+        &format!(
+            "ip link set eth0 address 52:54:00:66:66:67; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
+        ),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "a second MAC gets nothing through: {out}"
+    );
+    wait(
+        &sw,
+        &qemu_log,
+        "secure_mac_limit drops",
+        Duration::from_secs(5),
+        || sw.drops("vm", "secure_mac_limit") > limited,
+    );
+    assert_eq!(
+        sw.drops("vm", "forged_transmit"),
+        0,
+        "port security judged first: {}",
+        sw.port("vm")
+    );
+    let (rc, out) = ping(&mut console, 2);
+    assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
+    assert_eq!(state(&sw, "vm"), "up", "restrict does not disable the port");
+    eprintln!(
+        "port security: secure_mac_limit {} ({:?})",
+        sw.drops("vm", "secure_mac_limit"),
+        tps.elapsed()
+    );
 
     // The daemon killed and started again: it connects to QEMU again.
     let took = restart_and_reconnect(&mut lab, &mut sw, &config, &qemu_log, &mut console);

@@ -21,9 +21,10 @@
 //!
 //! Invariant: [`plan`] is a pure function of the XML, and it refuses (rather than
 //! guesses) whatever would leave a guest NIC outside the switch's policy: an
-//! ethernet interface without a target name or MAC or group, a `<pc:port>` that
-//! names no interface of the domain, two entries for one MAC. A domain without our
-//! element is not ours: its plan is empty.
+//! ethernet interface without a target name or MAC or group, a vhostuser
+//! interface without a Unix socket source (whose file name makes a port name) or
+//! MAC or group, a `<pc:port>` that names no interface of the domain, two entries
+//! for one MAC. A domain without our element is not ours: its plan is empty.
 
 use portcullis_api::endpoints::{NewPort, PortOwner, VhostUserSocket};
 use std::collections::BTreeSet;
@@ -39,7 +40,8 @@ const RESERVED_PREFIXES: &[&str] = &["vnet", "vif", "macvtap", "macvlan"];
 /// One runtime port the domain needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedPort {
-    /// The port's name: the TAP's name (`<target dev>`).
+    /// The port's name: the TAP's name (`<target dev>`) for an ethernet
+    /// interface, the socket's file name less `.sock` for a vhostuser one.
     pub name: String,
     /// What `POST /v1/ports/{name}` is sent (without `may_exist`).
     pub port: NewPort,
@@ -77,13 +79,13 @@ pub enum PlanError {
     },
     #[error("interface target {0:?}: a TAP name for the switch is 1 to 15 of A-Z a-z 0-9 . _ -")]
     BadTarget(String),
-    #[error("interface {index} (type ethernet) has no <mac address='…'/>")]
-    NoMac { index: usize },
+    #[error("{kind} interface {index} has no <mac address='…'/>")]
+    NoMac { kind: &'static str, index: usize },
     #[error(
         "interface {target:?} (MAC {mac}): no group — give <pc:port mac=\"{mac}\" group=\"…\"/> or a group on <pc:ports>"
     )]
     NoGroup { target: String, mac: String },
-    #[error("<pc:port mac=\"{0}\">: no ethernet interface of the domain has that MAC")]
+    #[error("<pc:port mac=\"{0}\">: no ethernet or vhostuser interface of the domain has that MAC")]
     UnknownMac(String),
     #[error("<pc:port mac=\"{0}\"> appears twice")]
     DuplicateMac(String),
@@ -165,7 +167,8 @@ fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree:
 }
 
 /// A domain's name, UUID and whether its metadata has our element — all that
-/// `release` needs (by then libvirt's XML no longer names the TAPs).
+/// `release` needs (by then libvirt's XML no longer names the TAPs; the ports'
+/// owner finds them, vhost-user ones too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub domain: String,
@@ -269,7 +272,10 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
     for (index, iface) in ethernet.enumerate() {
         let raw_mac = child(iface, "mac")
             .and_then(|m| m.attribute("address"))
-            .ok_or(PlanError::NoMac { index })?;
+            .ok_or(PlanError::NoMac {
+                kind: "ethernet",
+                index,
+            })?;
         let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
             element: "<mac>",
             attribute: "address",
@@ -327,7 +333,10 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
     for (index, iface) in vhostuser.enumerate() {
         let raw_mac = child(iface, "mac")
             .and_then(|m| m.attribute("address"))
-            .ok_or(PlanError::NoMac { index })?;
+            .ok_or(PlanError::NoMac {
+                kind: "vhostuser",
+                index,
+            })?;
         let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
             element: "<mac>",
             attribute: "address",
@@ -589,7 +598,10 @@ mod tests {
             ),
             (
                 with_interfaces("<interface type='ethernet'><target dev='t0'/></interface>"),
-                PlanError::NoMac { index: 0 },
+                PlanError::NoMac {
+                    kind: "ethernet",
+                    index: 0,
+                },
             ),
             (
                 with_interfaces(
@@ -731,7 +743,10 @@ mod tests {
             ),
             (
                 "<interface type='vhostuser'><source type='unix' path='/run/vm.sock' mode='client'/></interface>".into(),
-                PlanError::NoMac { index: 0 },
+                PlanError::NoMac {
+                    kind: "vhostuser",
+                    index: 0,
+                },
             ),
             (
                 format!(

@@ -3,7 +3,8 @@
 //!
 //! Invariants: a port is only ever added or removed for the domain that owns it
 //! (its owner `domain_uuid`), so the `release` of a domain whose start failed
-//! cannot remove the ports of the running domain that holds those TAP names; and
+//! cannot remove the ports of the running domain that holds those port names (TAP
+//! names, or vhost-user socket names); and
 //! an `ensure` that fails leaves no port it added behind (each one it added is
 //! removed again) — the domain then does not start.
 
@@ -62,17 +63,28 @@ pub struct Report {
     pub lines: Vec<String>,
 }
 
+/// What names a planned port, for messages: its TAP (an ethernet interface's
+/// `<target dev>`) or its vhost-user socket (a vhostuser interface's source).
+fn named_by(p: &PlannedPort) -> (&'static str, &'static str) {
+    if p.port.vhost_user.is_some() {
+        ("vhost-user socket name", "socket file name")
+    } else {
+        ("TAP name", "<target dev>")
+    }
+}
+
 /// Checks that `p` is this domain's to change: a runtime port owned by the same
 /// domain UUID (or absent).
 fn owned(plan: &Plan, p: &PlannedPort, have: &Option<Existing>) -> Result<bool, String> {
+    let (name_kind, rename) = named_by(p);
     match have {
         None => Ok(false),
         Some(e) if !e.runtime => Err(format!(
-            "port {:?} is a port of the switch's configuration, not a runtime port: domain {} cannot use the TAP name {:?}",
+            "port {:?} is a port of the switch's configuration, not a runtime port: domain {} cannot use the {name_kind} {:?}",
             p.name, plan.domain, p.name
         )),
         Some(e) if e.domain_uuid.as_deref() != Some(plan.uuid.as_str()) => Err(format!(
-            "port {:?} belongs to {} on the switch, not to domain {} ({}): give this domain's interface another <target dev>",
+            "port {:?} belongs to {} on the switch, not to domain {} ({}): give this domain's interface another {rename}",
             p.name,
             e.domain_uuid
                 .as_deref()
@@ -150,8 +162,8 @@ pub fn ensure(sw: &dyn Switch, plan: &Plan) -> Result<Report, String> {
 
 /// Removes every runtime port the switch shows as owned by the domain `uuid`.
 /// The released domain's XML no longer names its TAPs (libvirt has forgotten
-/// them by then), so the owner is what identifies them — and never another
-/// domain's port. Every port is tried; the errors are joined.
+/// them by then), so the owner is what identifies its ports — TAPs and vhost-user
+/// sockets alike — and never another domain's port. Every port is tried; the errors are joined.
 pub fn release(sw: &dyn Switch, uuid: &str) -> Result<Report, String> {
     let mut report = Report::default();
     let mut errors = Vec::new();
@@ -317,6 +329,38 @@ mod tests {
         let e = ensure(&sw, &plan(TWO).unwrap()).unwrap_err();
         assert!(e.contains("port of the switch's configuration"), "{e}");
         assert!(sw.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_vhost_user_port_name_taken_asks_for_another_socket_not_a_tap() {
+        let vhost = r#"<domain type='qemu'><name>web1</name><uuid>u-1</uuid>
+          <metadata><pc:ports xmlns:pc="https://portcullis.dev/libvirt/1" group="web"/></metadata>
+          <devices>
+            <interface type='vhostuser'><mac address='52:54:00:00:00:03'/>
+              <source type='unix' path='/run/portcullis/web1-v.sock' mode='client'/></interface>
+          </devices></domain>"#;
+        let p = plan(vhost).unwrap();
+        let sw = Fake::default();
+        let taken = |runtime, uuid: Option<&str>| {
+            sw.ports.borrow_mut().insert(
+                "web1-v".into(),
+                Existing {
+                    runtime,
+                    domain_uuid: uuid.map(str::to_string),
+                },
+            );
+            ensure(&sw, &p).unwrap_err()
+        };
+        let e = taken(true, Some("u-2"));
+        assert!(
+            e.contains("belongs to domain u-2") && e.ends_with("another socket file name"),
+            "{e}"
+        );
+        let e = taken(false, None);
+        assert!(
+            e.contains("cannot use the vhost-user socket name \"web1-v\"") && !e.contains("TAP"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `portcullis-libvirt-hook`: libvirt's QEMU hook (`/etc/libvirt/hooks/qemu`) for
 //! Portcullis. libvirt runs it as `qemu DOMAIN OPERATION SUB-OPERATION EXTRA` with
 //! the domain XML on stdin; it puts the domain's `<interface type='ethernet'>`
-//! TAPs on the switch as runtime ports before QEMU starts, and removes them when
-//! libvirt releases the domain (docs/libvirt.md).
+//! TAPs and `<interface type='vhostuser'>` sockets on the switch as runtime ports
+//! before QEMU starts, and removes them when libvirt releases the domain
+//! (docs/libvirt.md).
 //!
 //! Invariants: a pure API client with no state of its own (the switch keeps the
 //! ports); every API call is bounded by `--timeout` in all, so libvirt is never
@@ -31,8 +32,8 @@ const MAX_XML: u64 = 16 << 20;
 #[command(
     name = "portcullis-libvirt-hook",
     version,
-    about = "libvirt QEMU hook: puts a domain's ethernet interfaces on the Portcullis switch",
-    long_about = "libvirt QEMU hook: puts a domain's <interface type='ethernet'> TAPs on the Portcullis switch as runtime ports before QEMU starts (prepare, start, reconnect, attach) and removes them when libvirt releases the domain (release). Install it as /etc/libvirt/hooks/qemu, or call it from that script with \"$@\" and the domain XML on stdin. See docs/libvirt.md."
+    about = "libvirt QEMU hook: puts a domain's ethernet and vhostuser interfaces on the Portcullis switch",
+    long_about = "libvirt QEMU hook: puts a domain's <interface type='ethernet'> TAPs and <interface type='vhostuser'> sockets on the Portcullis switch as runtime ports before QEMU starts (prepare, start, reconnect, attach) and removes them when libvirt releases the domain (release). Install it as /etc/libvirt/hooks/qemu, or call it from that script with \"$@\" and the domain XML on stdin. See docs/libvirt.md."
 )]
 struct Args {
     /// The daemon's Unix socket (libvirt gives hooks a clean environment: set it
@@ -167,7 +168,8 @@ fn run(args: &Args, input: impl Read) -> Result<Vec<String>, String> {
         .map_err(|e| format!("cannot read the domain XML on stdin: {e}"))?;
     let in_domain = |e: domain::PlanError| format!("domain {}: {e}", args.domain);
     // `release` needs only the domain's identity: its XML no longer names the
-    // TAPs. The others need the whole plan (and `migrate`/`restore` only that).
+    // TAPs, and the ports' owner finds them all, vhost-user ones included. The
+    // others need the whole plan (and `migrate`/`restore` only that).
     let (plan, uuid) = if action == Action::Release {
         let id = domain::identity(&xml).map_err(in_domain)?;
         if !id.ours {
