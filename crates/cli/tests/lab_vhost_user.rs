@@ -164,6 +164,31 @@ fn binding(sw: &Switchd, port: &str) -> Option<(String, String)> {
         })
 }
 
+/// The guest takes `mac` for a moment and pings the server from it: nothing gets
+/// through, and port `vm` counts more `reason` drops. It takes its own MAC back.
+fn another_mac_is_dropped(
+    sw: &Switchd,
+    qemu_log: &Path,
+    console: &mut Console,
+    mac: &str,
+    reason: &str,
+) {
+    let before = sw.drops("vm", reason);
+    let (_, out) = console.run(
+        &format!(
+            "ip link set eth0 address {mac}; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
+        ),
+        Duration::from_secs(15),
+    );
+    assert!(
+        out.contains("0 packets received"),
+        "from {mac} nothing gets through: {out}"
+    );
+    wait(sw, qemu_log, reason, Duration::from_secs(5), || {
+        sw.drops("vm", reason) > before
+    });
+}
+
 /// The port the binding of `ip` (any source) is on, if there is one.
 fn bound_to(sw: &Switchd, ip: &str) -> Option<String> {
     sw.get("/v1/bindings")["bindings"]
@@ -435,23 +460,12 @@ fn a_qemu_guest_on_a_vhost_user_port_gets_a_lease_pings_cannot_forge_and_reconne
     );
 
     // Frames from another MAC than the port's: dropped and counted.
-    let before = sw.drops("vm", "forged_transmit");
-    let (_, out) = console.run(
-        &format!(
-            "ip link set eth0 address 52:54:00:66:66:66; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
-        ),
-        Duration::from_secs(15),
-    );
-    assert!(
-        out.contains("0 packets received"),
-        "a forged MAC gets nothing through: {out}"
-    );
-    wait(
+    another_mac_is_dropped(
         &sw,
         &qemu_log,
-        "forged_transmit drops",
-        Duration::from_secs(5),
-        || sw.drops("vm", "forged_transmit") > before,
+        &mut console,
+        "52:54:00:66:66:66",
+        "forged_transmit",
     );
     let (rc, out) = ping(&mut console, 2);
     assert_eq!(rc, 0, "back on its own MAC the guest talks again: {out}");
@@ -738,23 +752,12 @@ fn a_port_in_client_mode_connects_to_qemu_and_again_after_a_daemon_restart() {
     // limit violation, judged before the forged-transmit policy; the port stays up
     // and the guest talks again from its own MAC.
     let tps = Instant::now();
-    let limited = sw.drops("vm", "secure_mac_limit");
-    let (_, out) = console.run(
-        &format!(
-            "ip link set eth0 address 52:54:00:66:66:67; ping -c 2 -W 1 {SERVER}; ip link set eth0 address {MAC}"
-        ),
-        Duration::from_secs(15),
-    );
-    assert!(
-        out.contains("0 packets received"),
-        "a second MAC gets nothing through: {out}"
-    );
-    wait(
+    another_mac_is_dropped(
         &sw,
         &qemu_log,
-        "secure_mac_limit drops",
-        Duration::from_secs(5),
-        || sw.drops("vm", "secure_mac_limit") > limited,
+        &mut console,
+        "52:54:00:66:66:67",
+        "secure_mac_limit",
     );
     assert_eq!(
         sw.drops("vm", "forged_transmit"),

@@ -394,7 +394,8 @@ fn need_event_is_virtios_index_crossing_with_wraparound() {
     assert!(!need_event(65533, 2, 65534));
 }
 
-/// Offers `n` one-descriptor frames on the guest's TX queue from avail index `from`.
+/// Offers `n` one-descriptor frames (each [`frame`]`(60)` behind a zero header) on
+/// the guest's TX queue from avail index `from`.
 fn offer_frames(fe: &Frontend, from: u16, n: u16) {
     let f = frame(60);
     let heads: Vec<u16> = (0..n).map(|k| (from + k) % Q).collect();
@@ -566,19 +567,7 @@ fn a_new_frontend_after_a_disconnect_is_served_from_scratch() {
     let mut fe = Frontend::connect(&path);
     fe.start(&mut rx, ALL);
     assert_eq!(rx.vhost_stats().connections, 2);
-    fe.w(BUF, &[0; 12]);
-    fe.w(BUF + 12, &f);
-    fe.desc(
-        1,
-        0,
-        Desc {
-            addr: BUF,
-            len: 72,
-            flags: 0,
-            next: 0,
-        },
-    );
-    fe.offer(1, 0, &[0]);
+    offer_frames(&fe, 0, 1);
     assert_eq!(rx.recv().unwrap().get(0).data, &f[..]);
 }
 
