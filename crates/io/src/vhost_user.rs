@@ -1270,8 +1270,13 @@ pub fn open_vhost_user(
             control.timer = Some(t);
         }
     }
+    // `vhu:PORT` (what `top -H` shows), cut to the kernel's 15 bytes.
+    let mut thread_name = format!("vhu:{name}").replace('\0', "");
+    while thread_name.len() > 15 {
+        thread_name.pop();
+    }
     let thread = std::thread::Builder::new()
-        .name("vhost-user-ctl".into())
+        .name(thread_name)
         .spawn(move || control.run())
         .map_err(|e| IoError::os(&path, "spawn the control thread", e))?;
     let control = Arc::new(ControlThread {

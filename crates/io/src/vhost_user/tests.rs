@@ -662,6 +662,43 @@ fn a_frontend_that_stalls_or_sends_garbage_is_dropped_without_holding_the_port()
 }
 
 #[test]
+fn closing_the_port_ends_its_control_thread_the_connection_and_the_socket_file() {
+    let path = socket_path();
+    let opts = VhostUserOptions {
+        socket: path.clone(),
+        mode: VhostUserMode::Server,
+    };
+    let (mut rx, tx) = open_vhost_user("closing", &opts).expect("open");
+    let mut fe = Frontend::connect(&path);
+    fe.start(&mut rx, ALL);
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.trim() == "vhu:closing")
+            .count()
+    };
+    assert_eq!(
+        threads(),
+        1,
+        "the port has its control thread, named after it"
+    );
+    // Both halves gone: the thread is stopped and joined before the drop returns.
+    drop(rx);
+    assert!(path.exists(), "the TX half still holds the port");
+    drop(tx);
+    assert_eq!(threads(), 0, "the control thread ended");
+    assert!(!path.exists(), "the socket file removed");
+    let mut b = [0u8; 1];
+    fe.s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(
+        fe.s.read(&mut b).unwrap(),
+        0,
+        "the frontend sees the connection end"
+    );
+}
+
+#[test]
 fn client_mode_connects_to_a_listening_frontend() {
     let path = socket_path();
     let l = UnixListener::bind(&path).unwrap();
