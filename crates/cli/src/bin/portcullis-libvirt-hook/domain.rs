@@ -261,26 +261,16 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
     ]
     .into_iter()
     .collect();
-    let mut ports = Vec::new();
-    let mut used_macs = BTreeSet::new();
+    let mut planner = Planner {
+        entries: &entries,
+        default: &default,
+        owner,
+        ports: Vec::new(),
+        used_macs: BTreeSet::new(),
+    };
     let devices = child(root, "devices").ok_or(PlanError::Missing("devices"))?;
-    let ethernet = devices.children().filter(|c| {
-        c.is_element()
-            && c.tag_name().name() == "interface"
-            && c.attribute("type") == Some("ethernet")
-    });
-    for (index, iface) in ethernet.enumerate() {
-        let raw_mac = child(iface, "mac")
-            .and_then(|m| m.attribute("address"))
-            .ok_or(PlanError::NoMac {
-                kind: "ethernet",
-                index,
-            })?;
-        let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
-            element: "<mac>",
-            attribute: "address",
-            value: raw_mac.into(),
-        })?;
+    for (index, iface) in interfaces(devices, "ethernet").enumerate() {
+        let mac = interface_mac(iface, "ethernet", index)?;
         let target = child(iface, "target")
             .and_then(|t| t.attribute("dev"))
             .filter(|t| !t.is_empty())
@@ -299,49 +289,14 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
         if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| target.starts_with(**p)) {
             return Err(PlanError::ReservedTarget { target, prefix });
         }
-        if ports.iter().any(|p: &PlannedPort| p.name == target) {
-            return Err(PlanError::DuplicateTarget(target));
-        }
-        let placement = entries
-            .iter()
-            .find(|(m, _)| *m == mac)
-            .map(|(_, p)| p.clone())
-            .filter(Placement::is_some)
-            .or_else(|| Some(default.clone()).filter(Placement::is_some))
-            .ok_or_else(|| PlanError::NoGroup {
-                target: target.clone(),
-                mac: mac.clone(),
-            })?;
-        used_macs.insert(mac.clone());
-        ports.push(PlannedPort {
-            name: target.clone(),
-            port: NewPort {
-                interface: target,
-                group: placement.group,
-                vlan: placement.vlan,
-                mac: Some(mac),
-                owner: owner.clone(),
-                ..NewPort::default()
-            },
-        });
+        let port = NewPort {
+            interface: target.clone(),
+            ..NewPort::default()
+        };
+        planner.add(target, mac, port)?;
     }
-    let vhostuser = devices.children().filter(|c| {
-        c.is_element()
-            && c.tag_name().name() == "interface"
-            && c.attribute("type") == Some("vhostuser")
-    });
-    for (index, iface) in vhostuser.enumerate() {
-        let raw_mac = child(iface, "mac")
-            .and_then(|m| m.attribute("address"))
-            .ok_or(PlanError::NoMac {
-                kind: "vhostuser",
-                index,
-            })?;
-        let mac = normal_mac(raw_mac).ok_or_else(|| PlanError::BadAttribute {
-            element: "<mac>",
-            attribute: "address",
-            value: raw_mac.into(),
-        })?;
+    for (index, iface) in interfaces(devices, "vhostuser").enumerate() {
+        let mac = interface_mac(iface, "vhostuser", index)?;
         let source = child(iface, "source")
             .filter(|s| s.attribute("type") == Some("unix"))
             .ok_or_else(|| PlanError::NoSource {
@@ -368,35 +323,18 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
                 });
             }
         };
-        if ports.iter().any(|p: &PlannedPort| p.name == name) {
-            return Err(PlanError::DuplicateTarget(name));
-        }
-        let placement = entries
-            .iter()
-            .find(|(m, _)| *m == mac)
-            .map(|(_, p)| p.clone())
-            .filter(Placement::is_some)
-            .or_else(|| Some(default.clone()).filter(Placement::is_some))
-            .ok_or_else(|| PlanError::NoGroup {
-                target: name.clone(),
-                mac: mac.clone(),
-            })?;
-        used_macs.insert(mac.clone());
-        ports.push(PlannedPort {
-            name,
-            port: NewPort {
-                vhost_user: Some(VhostUserSocket {
-                    socket: path.into(),
-                    mode: Some(mode.into()),
-                }),
-                group: placement.group,
-                vlan: placement.vlan,
-                mac: Some(mac),
-                owner: owner.clone(),
-                ..NewPort::default()
-            },
-        });
+        let port = NewPort {
+            vhost_user: Some(VhostUserSocket {
+                socket: path.into(),
+                mode: Some(mode.into()),
+            }),
+            ..NewPort::default()
+        };
+        planner.add(name, mac, port)?;
     }
+    let Planner {
+        ports, used_macs, ..
+    } = planner;
     if let Some((mac, _)) = entries.iter().find(|(m, _)| !used_macs.contains(m)) {
         return Err(PlanError::UnknownMac(mac.clone()));
     }
@@ -405,6 +343,74 @@ pub fn plan(xml: &str) -> Result<Plan, PlanError> {
         uuid,
         ports,
     })
+}
+
+/// The `<interface type='KIND'>` elements of `<devices>`, in order.
+fn interfaces<'a, 'i>(
+    devices: roxmltree::Node<'a, 'i>,
+    kind: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    devices.children().filter(move |c| {
+        c.is_element() && c.tag_name().name() == "interface" && c.attribute("type") == Some(kind)
+    })
+}
+
+/// The normalised `<mac address>` of interface `index` of type `kind`.
+fn interface_mac(
+    iface: roxmltree::Node,
+    kind: &'static str,
+    index: usize,
+) -> Result<String, PlanError> {
+    let raw = child(iface, "mac")
+        .and_then(|m| m.attribute("address"))
+        .ok_or(PlanError::NoMac { kind, index })?;
+    normal_mac(raw).ok_or_else(|| PlanError::BadAttribute {
+        element: "<mac>",
+        attribute: "address",
+        value: raw.into(),
+    })
+}
+
+/// The ports planned so far, and what places them: a `<pc:port>` entry for the
+/// interface's MAC, else the domain's default.
+struct Planner<'e> {
+    entries: &'e [(String, Placement)],
+    default: &'e Placement,
+    owner: PortOwner,
+    ports: Vec<PlannedPort>,
+    used_macs: BTreeSet<String>,
+}
+
+impl Planner<'_> {
+    /// Adds port `name` for the interface of `mac`; `port` says how it attaches.
+    fn add(&mut self, name: String, mac: String, port: NewPort) -> Result<(), PlanError> {
+        if self.ports.iter().any(|p| p.name == name) {
+            return Err(PlanError::DuplicateTarget(name));
+        }
+        let placement = self
+            .entries
+            .iter()
+            .find(|(m, _)| *m == mac)
+            .map(|(_, p)| p.clone())
+            .filter(Placement::is_some)
+            .or_else(|| Some(self.default.clone()).filter(Placement::is_some))
+            .ok_or_else(|| PlanError::NoGroup {
+                target: name.clone(),
+                mac: mac.clone(),
+            })?;
+        self.used_macs.insert(mac.clone());
+        self.ports.push(PlannedPort {
+            name,
+            port: NewPort {
+                group: placement.group,
+                vlan: placement.vlan,
+                mac: Some(mac),
+                owner: self.owner.clone(),
+                ..port
+            },
+        });
+        Ok(())
+    }
 }
 
 /// The port a vhost-user socket makes: its file name less a `.sock` suffix, when
