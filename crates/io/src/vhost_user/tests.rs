@@ -234,13 +234,19 @@ fn frame(len: usize) -> Vec<u8> {
     f
 }
 
-fn setup(features: u64) -> (PathBuf, VhostUserRx, VhostUserTx, Frontend) {
+/// A port named `name` in server mode on a fresh socket path, nobody connected.
+fn server_port(name: &str) -> (PathBuf, VhostUserRx, VhostUserTx) {
     let path = socket_path();
     let opts = VhostUserOptions {
         socket: path.clone(),
         mode: VhostUserMode::Server,
     };
-    let (mut rx, tx) = open_vhost_user("vm", &opts).expect("open");
+    let (rx, tx) = open_vhost_user(name, &opts).expect("open");
+    (path, rx, tx)
+}
+
+fn setup(features: u64) -> (PathBuf, VhostUserRx, VhostUserTx, Frontend) {
+    let (path, mut rx, tx) = server_port("vm");
     assert!(rx.recv().unwrap().is_empty(), "nobody connected");
     let mut fe = Frontend::connect(&path);
     fe.start(&mut rx, features);
@@ -573,12 +579,7 @@ fn a_new_frontend_after_a_disconnect_is_served_from_scratch() {
 
 #[test]
 fn the_link_is_up_only_while_a_frontend_runs_both_rings() {
-    let path = socket_path();
-    let opts = VhostUserOptions {
-        socket: path.clone(),
-        mode: VhostUserMode::Server,
-    };
-    let (mut rx, _tx) = open_vhost_user("vm", &opts).expect("open");
+    let (path, mut rx, _tx) = server_port("vm");
     rx.recv().unwrap();
     assert_eq!(rx.link_up(), Some(false), "nobody connected");
     let mut fe = Frontend::connect(&path);
@@ -605,12 +606,7 @@ fn the_link_is_up_only_while_a_frontend_runs_both_rings() {
 
 #[test]
 fn a_frontend_that_stalls_or_sends_garbage_is_dropped_without_holding_the_port() {
-    let path = socket_path();
-    let opts = VhostUserOptions {
-        socket: path.clone(),
-        mode: VhostUserMode::Server,
-    };
-    let (mut rx, _tx) = open_vhost_user("vm", &opts).expect("open");
+    let (path, mut rx, _tx) = server_port("vm");
     // Half a header, then nothing: the control thread waits for the rest, the data
     // path does not (it never reads the connection), and the frontend is dropped
     // within the message deadline.
@@ -663,12 +659,7 @@ fn a_frontend_that_stalls_or_sends_garbage_is_dropped_without_holding_the_port()
 
 #[test]
 fn closing_the_port_ends_its_control_thread_the_connection_and_the_socket_file() {
-    let path = socket_path();
-    let opts = VhostUserOptions {
-        socket: path.clone(),
-        mode: VhostUserMode::Server,
-    };
-    let (mut rx, tx) = open_vhost_user("closing", &opts).expect("open");
+    let (path, mut rx, tx) = server_port("closing");
     let mut fe = Frontend::connect(&path);
     fe.start(&mut rx, ALL);
     let threads = || {
